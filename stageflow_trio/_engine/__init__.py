@@ -1,0 +1,1 @@
+"""The private trio kernel both graphs share."""

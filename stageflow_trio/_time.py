@@ -1,0 +1,77 @@
+"""The clock seam and the id helpers every other module uses.
+
+Engine timing (timeouts, backoff, guard-retry windows, TTLs) reads
+:func:`monotonic`, which is ``trio.current_time()`` inside a trio run, so
+``trio.testing.MockClock`` drives it in tests, and ``time.monotonic()``
+outside one. Timestamps that get serialized stay wall-clock UTC, in exactly the
+form of ``datetime.now(UTC).isoformat()``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+import trio
+
+__all__ = [
+    "monotonic",
+    "parse_uuid",
+    "utc_now",
+    "utc_now_iso",
+    "uuid4",
+    "uuid7",
+]
+
+
+def monotonic() -> float:
+    """Seconds on the engine clock: trio's clock inside a run, else ``time.monotonic()``."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def utc_now() -> datetime:
+    """The current wall-clock time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def utc_now_iso() -> str:
+    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``."""
+    return datetime.now(UTC).isoformat()
+
+
+def uuid4() -> uuid.UUID:
+    """A random (version 4) UUID."""
+    return uuid.uuid4()
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered (version 7, RFC 9562) UUID: 48 bits of Unix milliseconds, then random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= (rand >> 68) << 64  # 12 bits rand_a
+    value |= 0b10 << 62  # RFC 4122 variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # 62 bits rand_b
+    return uuid.UUID(int=value)
+
+
+def parse_uuid(value: object, field: str) -> uuid.UUID | None:
+    """Coerce ``value`` to a UUID for the field named ``field``.
+
+    ``None`` stays ``None``; a ``UUID`` passes through; a string must be a valid
+    UUID. Anything else raises ``ValueError``/``TypeError`` naming the field.
+    """
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise ValueError(f"{field} must be a UUID string, got {value!r}") from None
+    raise TypeError(f"{field} must be a UUID, a UUID string or None, got {type(value).__name__}")

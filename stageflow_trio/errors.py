@@ -1,0 +1,15 @@
+"""The single error root of stageflow_trio.
+
+Every error class the library defines derives from :class:`StageflowError`,
+which derives from ``Exception`` as all of the reference's errors do, so
+``except Exception`` code ported from stageflow keeps working and
+``except StageflowError`` catches everything the library raises on purpose.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StageflowError"]
+
+
+class StageflowError(Exception):
+    """Base class of every error stageflow_trio raises on purpose."""

@@ -1,0 +1,1 @@
+"""stageflow_trio.helpers."""
