@@ -1,0 +1,216 @@
+"""Structured cancellation of graph runs: siblings, tokens, deadlines, interrupts, cleanup."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.pipeline.cancellation import CancellationToken
+from stageflow_trio.pipeline.dag import (
+    UnifiedPipelineCancelled,
+    UnifiedStageExecutionError,
+    UnifiedStageGraph,
+)
+from stageflow_trio.testing import RecordingEventSink
+
+from .graph_helpers import spec, stage_ctx
+
+
+class Probe:
+    """Records how blocked stages ended."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def blocker(self, name: str):  # type: ignore[no-untyped-def]
+        async def run(ctx: StageContext) -> StageOutput:
+            self.events.append(f"{name}:start")
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                self.events.append(f"{name}:cancelled")
+                raise
+            finally:
+                self.events.append(f"{name}:exit")
+
+        return run
+
+
+async def test_stage_failure_cancels_running_siblings_and_error_comes_out_unwrapped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    probe = Probe()
+
+    async def failing(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        raise KeyError("missing")
+
+    graph = UnifiedStageGraph(
+        [spec("slow1", probe.blocker("slow1")), spec("slow2", probe.blocker("slow2")), spec("bad", failing)]
+    )
+    with pytest.raises(UnifiedStageExecutionError) as info:
+        await graph.run(stage_ctx())
+    assert type(info.value) is UnifiedStageExecutionError
+    assert type(info.value.original) is KeyError
+    assert sorted(probe.events) == sorted(
+        ["slow1:start", "slow2:start", "slow1:cancelled", "slow1:exit", "slow2:cancelled", "slow2:exit"]
+    )
+    assert trio.current_time() == 1
+
+
+async def test_fail_output_cancels_siblings(autojump_clock: trio.abc.Clock) -> None:
+    probe = Probe()
+
+    async def failing(ctx: StageContext) -> StageOutput:
+        return StageOutput.fail(error="no")
+
+    graph = UnifiedStageGraph([spec("slow", probe.blocker("slow")), spec("bad", failing)])
+    with pytest.raises(UnifiedStageExecutionError, match=r"^Stage 'bad' failed: no$"):
+        await graph.run(stage_ctx())
+    assert "slow:cancelled" in probe.events
+
+
+async def test_cancel_output_stops_the_other_branches(autojump_clock: trio.abc.Clock) -> None:
+    probe = Probe()
+
+    async def stopper(ctx: StageContext) -> StageOutput:
+        await trio.sleep(2)
+        return StageOutput.cancel(reason="enough")
+
+    graph = UnifiedStageGraph([spec("slow", probe.blocker("slow")), spec("stop", stopper)])
+    with pytest.raises(UnifiedPipelineCancelled) as info:
+        await graph.run(stage_ctx())
+    assert info.value.stage == "stop"
+    assert probe.events == ["slow:start", "slow:cancelled", "slow:exit"]
+
+
+async def test_token_cancel_mid_run_interrupts_a_blocked_stage(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    probe = Probe()
+    sink = RecordingEventSink()
+    token = CancellationToken()
+    graph = UnifiedStageGraph([spec("a"), spec("blocked", probe.blocker("blocked"), ["a"])])
+
+    async def cancel_later() -> None:
+        await trio.sleep(5)
+        token.cancel("user hung up")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_later)
+        with pytest.raises(UnifiedPipelineCancelled) as info:
+            await graph.run(stage_ctx(event_sink=sink), cancel_token=token)
+    assert info.value.stage == "<external>"
+    assert info.value.reason == "user hung up"
+    assert set(info.value.results) == {"a"}
+    assert probe.events == ["blocked:start", "blocked:cancelled", "blocked:exit"]
+    assert trio.current_time() == 5
+    assert sink.of_type("pipeline_cancelled")[0]["stage"] == "<external>"
+
+
+async def test_a_token_cancelled_before_the_run_starts_no_stage() -> None:
+    token = CancellationToken()
+    token.cancel("early")
+    ran: list[str] = []
+
+    async def stage(ctx: StageContext) -> StageOutput:
+        ran.append("x")
+        return StageOutput.ok()
+
+    with pytest.raises(UnifiedPipelineCancelled, match=r"^Pipeline cancelled by stage '<external>': early$"):
+        await UnifiedStageGraph([spec("x", stage)]).run(stage_ctx(), cancel_token=token)
+    assert ran == []
+
+
+async def test_graph_token_property_reaches_the_running_run(autojump_clock: trio.abc.Clock) -> None:
+    probe = Probe()
+    graph = UnifiedStageGraph([spec("blocked", probe.blocker("blocked"))])
+
+    async def cancel_later() -> None:
+        await trio.sleep(1)
+        assert graph.cancel_token is not None
+        graph.cancel_token.cancel("via property")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_later)
+        with pytest.raises(UnifiedPipelineCancelled, match="via property"):
+            await graph.run(stage_ctx())
+
+
+async def test_move_on_after_stops_at_the_deadline_and_cleanup_runs_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    probe = Probe()
+    cleanups: list[float] = []
+    graph = UnifiedStageGraph([spec("blocked", probe.blocker("blocked"))])
+
+    async def cleanup() -> None:
+        await trio.sleep(0.5)  # runs shielded even though the run was cancelled
+        cleanups.append(trio.current_time())
+
+    async def register_then_block(ctx: StageContext) -> StageOutput:
+        graph.register_cleanup(cleanup, name="release")
+        return await probe.blocker("blocked")(ctx)
+
+    graph = UnifiedStageGraph([spec("blocked", register_then_block)])
+    with trio.move_on_after(3) as scope:
+        await graph.run(stage_ctx())
+    assert scope.cancelled_caught
+    assert cleanups == [3.5]
+    assert probe.events == ["blocked:start", "blocked:cancelled", "blocked:exit"]
+
+
+async def test_keyboard_interrupt_in_a_stage_still_runs_cleanup() -> None:
+    cleaned: list[str] = []
+    graph: UnifiedStageGraph
+
+    async def cleanup() -> None:
+        cleaned.append("done")
+
+    async def interrupted(ctx: StageContext) -> StageOutput:
+        graph.register_cleanup(cleanup)
+        raise KeyboardInterrupt
+
+    graph = UnifiedStageGraph([spec("k", interrupted)])
+    with pytest.raises(KeyboardInterrupt):
+        await graph.run(stage_ctx())
+    assert cleaned == ["done"]
+
+
+async def test_nothing_started_by_a_run_is_alive_after_it_raises(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    probe = Probe()
+
+    async def failing(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        raise RuntimeError("x")
+
+    graph = UnifiedStageGraph(
+        [spec(f"b{i}", probe.blocker(f"b{i}")) for i in range(10)] + [spec("f", failing)]
+    )
+    before = len(trio.lowlevel.current_task().child_nurseries)
+    with pytest.raises(UnifiedStageExecutionError):
+        await graph.run(stage_ctx())
+    # Every stage task had exited (its finally ran) before run() raised.
+    assert all(probe.events.count(f"b{i}:exit") == 1 for i in range(10))
+    assert len(trio.lowlevel.current_task().child_nurseries) == before
+
+
+async def test_outer_cancellation_is_not_swallowed(autojump_clock: trio.abc.Clock) -> None:
+    probe = Probe()
+    graph = UnifiedStageGraph([spec("blocked", probe.blocker("blocked"))])
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def cancel_soon() -> None:
+                await trio.sleep(1)
+                scope.cancel()
+
+            nursery.start_soon(cancel_soon)
+            await graph.run(stage_ctx())
+            pytest.fail("run returned although its scope was cancelled")  # pragma: no cover
+    assert scope.cancelled_caught

@@ -1,0 +1,232 @@
+"""The legacy StageGraph: runs (unlike the reference's PipelineBuilder graph), events, cancel flag."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import trio
+
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.pipeline.dag import StageExecutionError, StageGraph, StageSpec
+from stageflow_trio.pipeline.interceptors import (
+    BaseInterceptor,
+    CriticalInterceptorError,
+    InterceptorResult,
+)
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.result import StageResult
+from stageflow_trio.testing import RecordingEventSink
+
+RUN_ID = uuid.UUID("33333333-3333-4333-8333-333333333333")
+
+
+def pipeline_ctx(sink: Any = None) -> PipelineContext:
+    return PipelineContext(
+        pipeline_run_id=RUN_ID,
+        request_id=None,
+        session_id=None,
+        user_id=None,
+        org_id=None,
+        interaction_id=None,
+        topology="legacy_topology",
+        execution_mode="practice",
+        event_sink=sink or RecordingEventSink(),
+    )
+
+
+def fn(name: str, log: list[str], result: Any = None):  # type: ignore[no-untyped-def]
+    async def run(ctx: PipelineContext) -> Any:
+        log.append(name)
+        return result
+
+    return run
+
+
+async def test_chain_runs_and_returns_stage_results() -> None:
+    log: list[str] = []
+    graph = StageGraph(
+        [
+            StageSpec(name="a", runner=fn("a", log, {"x": 1})),
+            StageSpec(name="b", runner=fn("b", log, StageOutput.ok(y=2)), dependencies=("a",)),
+            StageSpec(name="c", runner=fn("c", log), dependencies=("b",)),
+        ]
+    )
+    results = await graph.run(pipeline_ctx())
+    assert log == ["a", "b", "c"]
+    assert {name: r.status for name, r in results.items()} == {
+        "a": "completed",
+        "b": "completed",
+        "c": "completed",
+    }
+    assert results["a"].data == {"x": 1}
+    assert results["b"].data == {"y": 2}
+    assert isinstance(results["c"], StageResult)
+
+
+async def test_class_and_instance_runners() -> None:
+    class Stage:
+        instances = 0
+
+        def __init__(self) -> None:
+            Stage.instances += 1
+
+        async def execute(self, ctx: PipelineContext) -> StageOutput:
+            return StageOutput.ok(n=Stage.instances)
+
+    instance = Stage()
+    graph = StageGraph(
+        [StageSpec(name="cls", runner=Stage), StageSpec(name="obj", runner=instance)]
+    )
+    results = await graph.run(pipeline_ctx())
+    assert results["cls"].data == {"n": 2}  # a fresh instance per run
+    assert results["obj"].status == "completed"
+
+
+async def test_conditional_is_ignored() -> None:
+    log: list[str] = []
+    graph = StageGraph(
+        [
+            StageSpec(name="router", runner=fn("router", log, {"skip_reason": "x"})),
+            StageSpec(name="branch", runner=fn("branch", log), dependencies=("router",), conditional=True),
+        ]
+    )
+    await graph.run(pipeline_ctx())
+    assert log == ["router", "branch"]
+
+
+async def test_a_failed_stage_does_not_stop_the_others() -> None:
+    log: list[str] = []
+
+    async def boom(ctx: PipelineContext) -> None:
+        raise ValueError("boom")
+
+    graph = StageGraph(
+        [
+            StageSpec(name="bad", runner=boom),
+            StageSpec(name="after", runner=fn("after", log), dependencies=("bad",)),
+            StageSpec(name="other", runner=fn("other", log)),
+        ]
+    )
+    results = await graph.run(pipeline_ctx())
+    assert results["bad"].status == "failed"
+    assert results["bad"].error == "boom"
+    assert sorted(log) == ["after", "other"]
+
+
+async def test_fail_output_is_a_failed_result() -> None:
+    async def failing(ctx: PipelineContext) -> StageOutput:
+        return StageOutput.fail(error="nope")
+
+    results = await StageGraph([StageSpec(name="f", runner=failing)]).run(pipeline_ctx())
+    assert results["f"].status == "failed"
+    assert results["f"].error == "nope"
+
+
+async def test_lifecycle_events_payloads() -> None:
+    sink = RecordingEventSink()
+
+    async def boom(ctx: PipelineContext) -> None:
+        raise ValueError("boom")
+
+    graph = StageGraph([StageSpec(name="ok", runner=fn("ok", [])), StageSpec(name="bad", runner=boom)])
+    await graph.run(pipeline_ctx(sink))
+    assert sorted(sink.types()) == sorted(
+        ["stage.ok.started", "stage.ok.completed", "stage.bad.started", "stage.bad.failed"]
+    )
+    completed = sink.of_type("stage.ok.completed")[0]
+    assert set(completed) == {
+        "request_id",
+        "session_id",
+        "user_id",
+        "org_id",
+        "service",
+        "stage",
+        "status",
+        "timestamp",
+        "topology",
+        "execution_mode",
+        "duration_ms",
+        "pipeline_run_id",
+    }
+    assert completed["pipeline_run_id"] == str(RUN_ID)
+    failed = sink.of_type("stage.bad.failed")[0]
+    assert failed["error"] == "boom"
+    assert failed["status"] == "failed"
+
+
+async def test_mark_canceled_fails_the_remaining_stages(autojump_clock: trio.abc.Clock) -> None:
+    log: list[str] = []
+
+    async def cancelling(ctx: PipelineContext) -> None:
+        ctx.mark_canceled()
+
+    async def slow(ctx: PipelineContext) -> None:
+        await trio.sleep(10)
+        log.append("slow")
+
+    graph = StageGraph(
+        [
+            StageSpec(name="cancel", runner=cancelling),
+            StageSpec(name="slow", runner=slow),
+            StageSpec(name="after", runner=fn("after", log), dependencies=("cancel",)),
+        ]
+    )
+    results = await graph.run(pipeline_ctx())
+    assert log == []
+    assert results["cancel"].status == "completed"
+    assert results["slow"].status == "failed"
+    assert results["slow"].error == "Pipeline canceled"
+    assert results["after"].error == "Pipeline canceled"
+    assert trio.current_time() == 0
+
+
+async def test_critical_interceptor_error_stops_the_run_as_stage_execution_error(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cancelled: list[str] = []
+
+    class Gate(BaseInterceptor):
+        name = "gate"
+        priority = 1
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+            if stage_name == "guarded":
+                await trio.sleep(1)
+                raise CriticalInterceptorError("denied", self.name)
+            return None
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            return None
+
+    async def slow(ctx: PipelineContext) -> None:
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            cancelled.append("slow")
+            raise
+
+    graph = StageGraph(
+        [StageSpec(name="guarded", runner=fn("g", [])), StageSpec(name="slow", runner=slow)],
+        interceptors=[Gate()],
+    )
+    with pytest.raises(StageExecutionError, match=r"^Stage guarded failed: denied$") as info:
+        await graph.run(pipeline_ctx())
+    assert info.value.stage == "guarded"
+    assert isinstance(info.value.original, CriticalInterceptorError)
+    assert cancelled == ["slow"]
+
+
+def test_runner_that_cannot_be_called_is_rejected() -> None:
+    with pytest.raises(TypeError, match=r"^stage 'x': runner must be"):
+        StageGraph([StageSpec(name="x", runner=42)])
+
+
+async def test_unsupported_result_type_is_a_failed_result() -> None:
+    async def bad(ctx: PipelineContext) -> int:
+        return 5
+
+    results = await StageGraph([StageSpec(name="bad", runner=bad)]).run(pipeline_ctx())
+    assert results["bad"].status == "failed"
+    assert results["bad"].error == "Stage bad returned unsupported result type <class 'int'>"

@@ -1,0 +1,289 @@
+"""UnifiedStageGraph: ordering, inputs, outputs, skips, failures and events."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_enums import StageStatus
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.pipeline.dag import (
+    UnifiedPipelineCancelled,
+    UnifiedStageExecutionError,
+    UnifiedStageGraph,
+)
+from stageflow_trio.stages.inputs import UndeclaredDependencyError
+from stageflow_trio.testing import RecordingEventSink
+
+from .graph_helpers import RUN_ID, spec, stage_ctx
+
+
+async def test_chain_runs_in_dependency_order_and_returns_every_output() -> None:
+    order: list[str] = []
+
+    def recorder(name: str):  # type: ignore[no-untyped-def]
+        async def run(ctx: StageContext) -> StageOutput:
+            order.append(name)
+            return StageOutput.ok(value=name)
+
+        return run
+
+    graph = UnifiedStageGraph(
+        [spec("c", recorder("c"), ["b"]), spec("a", recorder("a")), spec("b", recorder("b"), ["a"])]
+    )
+    results = await graph.run(stage_ctx())
+    assert order == ["a", "b", "c"]
+    assert set(results) == {"a", "b", "c"}
+    assert results["b"].data == {"value": "b"}
+    assert all(out.status is StageStatus.OK for out in results.values())
+
+
+async def test_inputs_hold_only_declared_completed_dependencies() -> None:
+    seen: dict[str, object] = {}
+
+    async def a(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(x=1)
+
+    async def b(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(y=2)
+
+    async def c(ctx: StageContext) -> StageOutput:
+        seen["x"] = ctx.inputs.get_from("a", "x")
+        seen["has_b"] = "b" in ctx.inputs.prior_outputs
+        with pytest.raises(UndeclaredDependencyError):
+            ctx.inputs.get_from("b", "y")
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph([spec("a", a), spec("b", b, ["a"]), spec("c", c, ["a"])])
+    await graph.run(stage_ctx())
+    assert seen == {"x": 1, "has_b": False}
+
+
+async def test_fan_out_runs_branches_concurrently(autojump_clock: trio.abc.Clock) -> None:
+    def sleeper(seconds: float):  # type: ignore[no-untyped-def]
+        async def run(ctx: StageContext) -> StageOutput:
+            await trio.sleep(seconds)
+            return StageOutput.ok()
+
+        return run
+
+    graph = UnifiedStageGraph(
+        [
+            spec("root", sleeper(1)),
+            *(spec(f"w{i}", sleeper(2), ["root"]) for i in range(5)),
+            spec("join", sleeper(1), [f"w{i}" for i in range(5)]),
+        ]
+    )
+    start = trio.current_time()
+    results = await graph.run(stage_ctx())
+    assert trio.current_time() - start == 4
+    assert results["w3"].duration_ms == 2000
+    assert results["join"].duration_ms == 1000
+
+
+async def test_none_and_dict_results_are_normalized() -> None:
+    async def none(ctx: StageContext) -> None:
+        return None
+
+    async def mapping(ctx: StageContext) -> dict[str, int]:
+        return {"k": 1}
+
+    results = await UnifiedStageGraph([spec("a", none), spec("b", mapping)]).run(stage_ctx())
+    assert results["a"].status is StageStatus.OK
+    assert results["a"].data == {}
+    assert results["b"].data == {"k": 1}
+
+
+async def test_unsupported_result_type_fails_the_stage() -> None:
+    async def bad(ctx: StageContext) -> int:
+        return 3
+
+    with pytest.raises(UnifiedStageExecutionError) as info:
+        await UnifiedStageGraph([spec("bad", bad)]).run(stage_ctx())
+    assert str(info.value) == "Stage 'bad' failed: Stage bad returned unsupported result type <class 'int'>"
+    assert isinstance(info.value.original, TypeError)
+
+
+async def test_fail_output_raises_with_runtime_error() -> None:
+    async def failing(ctx: StageContext) -> StageOutput:
+        return StageOutput.fail(error="boom")
+
+    with pytest.raises(UnifiedStageExecutionError, match=r"^Stage 'f' failed: boom$") as info:
+        await UnifiedStageGraph([spec("f", failing)]).run(stage_ctx())
+    assert info.value.stage == "f"
+    assert isinstance(info.value.original, RuntimeError)
+    assert not isinstance(info.value, BaseExceptionGroup)
+
+
+async def test_exception_is_wrapped_not_grouped() -> None:
+    async def raising(ctx: StageContext) -> StageOutput:
+        raise ValueError("bad value")
+
+    with pytest.raises(UnifiedStageExecutionError, match=r"^Stage 'r' failed: bad value$") as info:
+        await UnifiedStageGraph([spec("r", raising)]).run(stage_ctx())
+    assert type(info.value.original) is ValueError
+    assert info.value.__cause__ is info.value.original
+
+
+async def test_conditional_stage_skips_on_skip_reason_and_emits_event() -> None:
+    sink = RecordingEventSink()
+    ran: list[str] = []
+
+    async def router(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(skip_reason="not needed")
+
+    async def branch(ctx: StageContext) -> StageOutput:
+        ran.append("branch")
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph(
+        [spec("router", router), spec("branch", branch, ["router"], conditional=True)]
+    )
+    results = await graph.run(stage_ctx(event_sink=sink))
+    assert ran == []
+    assert results["branch"].status is StageStatus.SKIP
+    assert results["branch"].data == {"reason": "not needed"}
+    assert sink.of_type("stage.branch.skipped") == [
+        {
+            "stage": "branch",
+            "reason": "not needed",
+            "pipeline_run_id": str(RUN_ID),
+            "request_id": "22222222-2222-4222-8222-222222222222",
+        }
+    ]
+
+
+async def test_non_conditional_stage_ignores_skip_reason() -> None:
+    ran: list[str] = []
+
+    async def router(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(skip_reason="x")
+
+    async def after(ctx: StageContext) -> StageOutput:
+        ran.append("after")
+        return StageOutput.ok()
+
+    await UnifiedStageGraph([spec("router", router), spec("after", after, ["router"])]).run(
+        stage_ctx()
+    )
+    assert ran == ["after"]
+
+
+async def test_returned_skip_emits_skip_event_with_duration(autojump_clock: trio.abc.Clock) -> None:
+    sink = RecordingEventSink()
+
+    async def skipper(ctx: StageContext) -> StageOutput:
+        await trio.sleep(0.25)
+        return StageOutput.skip(reason="nothing to do")
+
+    await UnifiedStageGraph([spec("s", skipper)]).run(stage_ctx(event_sink=sink))
+    assert sink.of_type("stage.s.skipped") == [
+        {
+            "stage": "s",
+            "reason": "nothing to do",
+            "duration_ms": 250,
+            "pipeline_run_id": str(RUN_ID),
+            "request_id": "22222222-2222-4222-8222-222222222222",
+        }
+    ]
+
+
+async def test_lifecycle_events_have_the_legacy_payload_shape() -> None:
+    sink = RecordingEventSink()
+    await UnifiedStageGraph([spec("a"), spec("b", deps=["a"])]).run(stage_ctx(event_sink=sink))
+    assert sink.types() == [
+        "stage.a.started",
+        "stage.a.completed",
+        "stage.b.started",
+        "stage.b.completed",
+    ]
+    completed = sink.of_type("stage.b.completed")[0]
+    assert set(completed) == {
+        "request_id",
+        "session_id",
+        "user_id",
+        "org_id",
+        "service",
+        "stage",
+        "status",
+        "timestamp",
+        "topology",
+        "execution_mode",
+        "duration_ms",
+        "pipeline_run_id",
+    }
+    assert completed["status"] == "completed"
+    assert completed["pipeline_run_id"] == str(RUN_ID)
+    assert completed["session_id"] is None
+    assert completed["topology"] == "test_topology"
+
+
+async def test_failed_event_carries_error() -> None:
+    sink = RecordingEventSink()
+
+    async def failing(ctx: StageContext) -> StageOutput:
+        return StageOutput.fail(error="nope")
+
+    with pytest.raises(UnifiedStageExecutionError):
+        await UnifiedStageGraph([spec("f", failing)]).run(stage_ctx(event_sink=sink))
+    failed = sink.of_type("stage.f.failed")[0]
+    assert failed["error"] == "nope"
+    assert failed["status"] == "failed"
+
+
+async def test_cancel_output_raises_with_results_and_emits_pipeline_cancelled() -> None:
+    sink = RecordingEventSink()
+
+    async def stopper(ctx: StageContext) -> StageOutput:
+        return StageOutput.cancel(reason="user left")
+
+    graph = UnifiedStageGraph([spec("a"), spec("stop", stopper, ["a"]), spec("c", deps=["stop"])])
+    with pytest.raises(
+        UnifiedPipelineCancelled, match=r"^Pipeline cancelled by stage 'stop': user left$"
+    ) as info:
+        await graph.run(stage_ctx(event_sink=sink))
+    assert info.value.stage == "stop"
+    assert info.value.reason == "user left"
+    assert set(info.value.results) == {"a", "stop"}
+    [event] = sink.of_type("pipeline_cancelled")
+    assert event["stage"] == "stop"
+    assert event["reason"] == "user left"
+    assert event["pipeline_run_id"] == str(RUN_ID)
+
+
+async def test_one_graph_runs_concurrently_without_sharing_state(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def echo(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        return StageOutput.ok(topology=ctx.snapshot.topology)
+
+    async def read(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(seen=ctx.inputs.get_from("echo", "topology"))
+
+    graph = UnifiedStageGraph([spec("echo", echo), spec("read", read, ["echo"])])
+    results: dict[str, str] = {}
+
+    async def one(topology: str) -> None:
+        from .graph_helpers import snapshot
+
+        out = await graph.run(stage_ctx(snap=snapshot(topology=topology)))
+        results[topology] = out["read"].data["seen"]
+
+    async with trio.open_nursery() as nursery:
+        for name in ("t1", "t2", "t3"):
+            nursery.start_soon(one, name)
+    assert results == {"t1": "t1", "t2": "t2", "t3": "t3"}
+    assert graph.cancel_token is None
+
+
+def test_empty_graph_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"^UnifiedStageGraph requires at least one UnifiedStageSpec$"):
+        UnifiedStageGraph([])
+
+
+async def test_run_is_a_checkpoint() -> None:
+    graph = UnifiedStageGraph([spec("a")])
+    with trio.testing.assert_checkpoints():
+        await graph.run(stage_ctx())
