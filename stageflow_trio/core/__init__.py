@@ -1,1 +1,25 @@
-"""stageflow_trio.core."""
+"""Stage primitives: kinds, statuses, outputs, the stage context and protocol, the timer."""
+
+from __future__ import annotations
+
+from .stage_context import StageContext as StageContext
+from .stage_context import create_stage_context as create_stage_context
+from .stage_enums import StageKind as StageKind
+from .stage_enums import StageStatus as StageStatus
+from .stage_output import StageArtifact as StageArtifact
+from .stage_output import StageEvent as StageEvent
+from .stage_output import StageOutput as StageOutput
+from .stage_protocol import Stage as Stage
+from .timer import PipelineTimer as PipelineTimer
+
+__all__ = [
+    "PipelineTimer",
+    "Stage",
+    "StageArtifact",
+    "StageContext",
+    "StageEvent",
+    "StageKind",
+    "StageOutput",
+    "StageStatus",
+    "create_stage_context",
+]

@@ -214,3 +214,64 @@ async def test_outer_cancellation_is_not_swallowed(autojump_clock: trio.abc.Cloc
             await graph.run(stage_ctx())
             pytest.fail("run returned although its scope was cancelled")  # pragma: no cover
     assert scope.cancelled_caught
+
+
+def _chain_of(n: int, body):  # type: ignore[no-untyped-def]
+    specs = []
+    for i in range(n):
+
+        async def run(ctx: StageContext) -> StageOutput:
+            body(ctx.stage_name)
+            return StageOutput.ok()
+
+        specs.append(spec(f"s{i}", run, [f"s{i - 1}"] if i else []))
+    return UnifiedStageGraph(specs)
+
+
+async def test_a_chain_that_never_awaits_stops_right_after_a_token_cancel() -> None:
+    token = CancellationToken()
+    ran: list[str] = []
+
+    def body(name: str) -> None:
+        ran.append(name)
+        if name == "s3":
+            token.cancel("stop here")
+
+    with pytest.raises(UnifiedPipelineCancelled, match="stop here"):
+        await _chain_of(10, body).run(stage_ctx(), cancel_token=token)
+    assert ran == ["s0", "s1", "s2", "s3"]
+
+
+async def test_a_chain_that_never_awaits_sees_an_outer_cancel_between_stages() -> None:
+    ran: list[str] = []
+    with trio.CancelScope() as scope:
+
+        def body(name: str) -> None:
+            ran.append(name)
+            if name == "s2":
+                scope.cancel()
+
+        await _chain_of(10, body).run(stage_ctx())
+    assert scope.cancelled_caught
+    assert ran == ["s0", "s1", "s2"]
+
+
+async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
+    from stageflow_trio._engine._scheduler import YIELD_EVERY
+
+    ran: list[str] = []
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            seen.append(len(ran))
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.lowlevel.checkpoint()
+        await _chain_of(5 * YIELD_EVERY, ran.append).run(stage_ctx())
+        nursery.cancel_scope.cancel()
+    progress = sorted(set(seen))
+    assert progress[-1] >= 4 * YIELD_EVERY
+    assert max(b - a for a, b in zip(progress, progress[1:])) <= YIELD_EVERY
