@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     here = Path(__file__).parent
     modules = sorted(
-        info.name
-        for info in pkgutil.iter_modules([str(here)])
-        if info.name.startswith("bench_")
+        info.name for info in pkgutil.iter_modules([str(here)]) if info.name.startswith("bench_")
     )
     if args.names:
         modules = [m for m in modules if m in args.names or m.removeprefix("bench_") in args.names]

@@ -147,8 +147,8 @@ def _graph_rows(smoke: bool) -> list[Row]:
         rctx = _ref_ctx()
         reps = max(1, (200 if not smoke else 2) * 10 // n) if n < 10000 else 1
         ref_s, trio_s = _interleaved(
-            (lambda r=ref: r.run(rctx)) if ref is not None and n <= 10000 else None,
-            lambda: ours.run(tctx),
+            (lambda r=ref, c=rctx: r.run(c)) if ref is not None else None,
+            lambda g=ours, c=tctx: g.run(c),
             reps,
             rounds if n < 10000 else max(1, rounds // 2),
         )
@@ -164,8 +164,12 @@ def _graph_rows(smoke: bool) -> list[Row]:
         ours, tctx = _trio_graph(deps), _trio_ctx()
         ref, rctx = _ref_graph(deps), _ref_ctx()
         reps = max(1, (2 if smoke else 200) * 10 // w)
-        ref_s, trio_s = _interleaved(lambda r=ref: r.run(rctx), lambda: ours.run(tctx), reps, rounds)
-        rows.append({"workload": f"fan-out W={w} (per run)", "reference_s": ref_s, "trio_s": trio_s})
+        ref_s, trio_s = _interleaved(
+            lambda r=ref, c=rctx: r.run(c), lambda g=ours, c=tctx: g.run(c), reps, rounds
+        )
+        rows.append(
+            {"workload": f"fan-out W={w} (per run)", "reference_s": ref_s, "trio_s": trio_s}
+        )
     return rows
 
 
@@ -202,10 +206,16 @@ def _realistic_trio() -> tuple[Any, Callable[[], Any]]:
         [
             UnifiedStageSpec(name="guard", runner=guard, kind=StageKind.GUARD),
             UnifiedStageSpec(
-                name="enrich_profile", runner=enrich_profile, kind=StageKind.ENRICH, dependencies=("guard",)
+                name="enrich_profile",
+                runner=enrich_profile,
+                kind=StageKind.ENRICH,
+                dependencies=("guard",),
             ),
             UnifiedStageSpec(
-                name="enrich_memory", runner=enrich_memory, kind=StageKind.ENRICH, dependencies=("guard",)
+                name="enrich_memory",
+                runner=enrich_memory,
+                kind=StageKind.ENRICH,
+                dependencies=("guard",),
             ),
             UnifiedStageSpec(
                 name="transform",
@@ -213,7 +223,9 @@ def _realistic_trio() -> tuple[Any, Callable[[], Any]]:
                 kind=StageKind.TRANSFORM,
                 dependencies=("enrich_profile", "enrich_memory"),
             ),
-            UnifiedStageSpec(name="work", runner=work, kind=StageKind.WORK, dependencies=("transform",)),
+            UnifiedStageSpec(
+                name="work", runner=work, kind=StageKind.WORK, dependencies=("transform",)
+            ),
         ]
     )
     ctx = _trio_ctx()
@@ -250,10 +262,16 @@ def _realistic_ref() -> Callable[[], Any]:
         [
             UnifiedStageSpec(name="guard", runner=guard, kind=StageKind.GUARD),
             UnifiedStageSpec(
-                name="enrich_profile", runner=enrich_profile, kind=StageKind.ENRICH, dependencies=("guard",)
+                name="enrich_profile",
+                runner=enrich_profile,
+                kind=StageKind.ENRICH,
+                dependencies=("guard",),
             ),
             UnifiedStageSpec(
-                name="enrich_memory", runner=enrich_memory, kind=StageKind.ENRICH, dependencies=("guard",)
+                name="enrich_memory",
+                runner=enrich_memory,
+                kind=StageKind.ENRICH,
+                dependencies=("guard",),
             ),
             UnifiedStageSpec(
                 name="transform",
@@ -261,7 +279,9 @@ def _realistic_ref() -> Callable[[], Any]:
                 kind=StageKind.TRANSFORM,
                 dependencies=("enrich_profile", "enrich_memory"),
             ),
-            UnifiedStageSpec(name="work", runner=work, kind=StageKind.WORK, dependencies=("transform",)),
+            UnifiedStageSpec(
+                name="work", runner=work, kind=StageKind.WORK, dependencies=("transform",)
+            ),
         ]
     )
     ctx = _ref_ctx()
@@ -345,7 +365,11 @@ def _realistic_rows(smoke: bool) -> list[Row]:
     ref_s, trio_s = _interleaved(ref, ours, runs, rounds)
     _, hand_s = _interleaved(None, _hand_written_trio, runs, rounds)
     rows: list[Row] = [
-        {"workload": "realistic 5-stage, sequential (per run)", "reference_s": ref_s, "trio_s": trio_s},
+        {
+            "workload": "realistic 5-stage, sequential (per run)",
+            "reference_s": ref_s,
+            "trio_s": trio_s,
+        },
         {
             "workload": "realistic 5-stage, hand-written trio (per run)",
             "reference_s": None,

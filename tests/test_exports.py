@@ -108,10 +108,14 @@ def test_checklist_names_match_the_reference(module: ModuleType) -> None:
         for name in ref_all
         if name in CHECKLIST_NAMES
         and hasattr(reference, name)
-        and _ported(getattr(getattr(reference, name), "__module__", reference_name) or reference_name)
+        and _ported(
+            getattr(getattr(reference, name), "__module__", reference_name) or reference_name
+        )
     }
     our_names = set(getattr(module, "__all__", ())) & CHECKLIST_NAMES
-    assert our_names >= ref_names, f"missing from {module.__name__}: {sorted(ref_names - our_names)}"
+    assert our_names >= ref_names, (
+        f"missing from {module.__name__}: {sorted(ref_names - our_names)}"
+    )
     extra = our_names - set(ref_all)
     assert extra <= _ALLOWED_EXTRA.get(module.__name__, set())
 

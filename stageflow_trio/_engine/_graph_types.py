@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -11,6 +10,8 @@ from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages.result import StageError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
     from stageflow_trio.core.stage_context import StageContext
     from stageflow_trio.core.stage_enums import StageKind
     from stageflow_trio.core.stage_output import StageOutput
@@ -31,7 +32,7 @@ def _to_dependencies(value: object) -> tuple[str, ...]:
         # A bare string is one dependency, not its characters.
         return (value,)
     try:
-        return tuple(value)  # type: ignore[call-overload]
+        return tuple(cast("Iterable[str]", value))
     except TypeError:
         raise TypeError(
             f"dependencies must be a sequence of stage names, got {type(value).__name__}"
@@ -43,7 +44,9 @@ def _check_name(_: object, attribute: attrs.Attribute[str], value: object) -> No
         raise ValueError(f"stage {attribute.name} must be a non-blank str, got {value!r}")
 
 
-def _check_dependencies(instance: Any, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+def _check_dependencies(
+    instance: Any, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
     for dep in value:
         if not isinstance(dep, str):
             raise TypeError(

@@ -24,7 +24,9 @@ class GuardRetryState:
         self.last_hash: str | None = None
         self.started_at: float | None = None
 
-    def record_failure(self, policy: GuardRetryPolicy, output: StageOutput, now: float) -> str | None:
+    def record_failure(
+        self, policy: GuardRetryPolicy, output: StageOutput, now: float
+    ) -> str | None:
         """Count one guard failure at time ``now``.
 
         Returns:

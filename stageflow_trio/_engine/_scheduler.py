@@ -25,9 +25,12 @@ then.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["YIELD_EVERY", "DagRun", "Topology"]
 
@@ -74,7 +77,7 @@ class DagRun(ABC):
     async def run_stage(self, name: str) -> Sequence[str]:
         """Run stage ``name`` and record its completion; return the stages now ready."""
 
-    def on_started(self) -> None:
+    def on_started(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Called inside the nursery before the roots start (bind tokens here)."""
 
     async def drive(self) -> None:
@@ -114,7 +117,7 @@ class DagRun(ABC):
         while True:
             try:
                 ready = await self.run_stage(name)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded, re-raised by the graph
                 self.fail(exc)
                 return
             if self.stopped or not ready:

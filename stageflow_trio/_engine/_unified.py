@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from trio import current_time
 
 from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._graph_types import (
@@ -15,18 +16,18 @@ from stageflow_trio._engine._graph_types import (
 from stageflow_trio._engine._guard_retry import GuardRetryState
 from stageflow_trio._engine._scheduler import DagRun, Topology
 from stageflow_trio._engine._stage_call import run_with_interceptors
-from stageflow_trio._time import monotonic, utc_now, utc_now_iso
+from stageflow_trio._time import utc_now, utc_now_iso
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind, StageStatus
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.pipeline._validation import validate_dependencies
 from stageflow_trio.pipeline.cancellation import CancellationToken, CleanupRegistry
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.stages.result import StageResult
+from stageflow_trio.utils.frozen import _freeze_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
     from stageflow_trio.pipeline.interceptors import BaseInterceptor
@@ -85,7 +86,9 @@ class UnifiedStageGraph:
         self._specs: dict[str, UnifiedStageSpec] = {}
         for spec in specs:
             if not isinstance(spec, UnifiedStageSpec):
-                raise TypeError(f"specs must be UnifiedStageSpec instances, got {type(spec).__name__}")
+                raise TypeError(
+                    f"specs must be UnifiedStageSpec instances, got {type(spec).__name__}"
+                )
             self._specs[spec.name] = spec
         if not self._specs:
             raise ValueError("UnifiedStageGraph requires at least one UnifiedStageSpec")
@@ -121,7 +124,9 @@ class UnifiedStageGraph:
         """The cleanup registry of the most recently started run still in progress."""
         return self._runs[-1].registry if self._runs else None
 
-    def register_cleanup(self, callback: Callable[[], Awaitable[Any]], *, name: str | None = None) -> None:
+    def register_cleanup(
+        self, callback: Callable[[], Awaitable[Any]], *, name: str | None = None
+    ) -> None:
         """Register ``callback`` with the most recent run in progress (no-op when idle)."""
         if self._runs:
             self._runs[-1].registry.register(callback, name=name)
@@ -195,9 +200,9 @@ class _UnifiedRun(DagRun):
         self.token = token
         self.registry = registry
         self.snapshot = ctx.snapshot
-        self.timer = ctx.timer or PipelineTimer()
+        self.timer = ctx.timer
         self.event_sink = ctx.event_sink
-        self.ports = ctx.inputs.ports if ctx.inputs is not None else None
+        self.ports = ctx.inputs.ports
         self.completed: dict[str, StageOutput] = {}
         self.finalized: set[str] = set()
         self.guard_states: dict[str, GuardRetryState] = {}
@@ -223,7 +228,9 @@ class _UnifiedRun(DagRun):
         if self.token.is_cancelled:
             reason = self.token.reason or "Cancelled via token"
             self._emit_pipeline_cancelled("<external>", reason)
-            raise UnifiedPipelineCancelled(stage="<external>", reason=reason, results=self.completed)
+            raise UnifiedPipelineCancelled(
+                stage="<external>", reason=reason, results=self.completed
+            )
         if len(self.finalized) < len(self.topology.names):
             pending = sorted(set(self.topology.names) - set(self.completed))
             raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
@@ -234,14 +241,9 @@ class _UnifiedRun(DagRun):
     async def run_stage(self, name: str) -> Sequence[str]:
         spec = self.graph._specs[name]
         completed = self.completed
-        prior = {dep: completed[dep] for dep in spec.dependencies if dep in completed}
-        inputs = StageInputs(
-            snapshot=self.snapshot,
-            prior_outputs=prior,
-            ports=self.ports,
-            declared_deps=self.topology.dep_sets[name],
-            stage_name=name,
-            strict=True,
+        prior = _freeze_dict({dep: completed[dep] for dep in spec.dependencies if dep in completed})
+        inputs = StageInputs._trusted(
+            self.snapshot, prior, self.ports, self.topology.dep_sets[name], name
         )
         stage_ctx = StageContext(
             snapshot=self.snapshot,
@@ -265,7 +267,7 @@ class _UnifiedRun(DagRun):
         sink = self.event_sink
         if sink is not None:
             self._emit_lifecycle(name, "started", None)
-        started = monotonic()
+        started = current_time()
         try:
             if self.graph._interceptors is None:
                 output = _normalize(name, await spec.runner(stage_ctx))
@@ -278,11 +280,11 @@ class _UnifiedRun(DagRun):
                 self._emit_lifecycle(
                     name,
                     "failed",
-                    {"duration_ms": int((monotonic() - started) * 1000), "error": str(exc)},
+                    {"duration_ms": int((current_time() - started) * 1000), "error": str(exc)},
                 )
             logger.debug("Stage %s raised %r", name, exc)
             raise UnifiedStageExecutionError(name, exc) from exc
-        duration_ms = int((monotonic() - started) * 1000)
+        duration_ms = int((current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
         if sink is not None:
             status = output.status
@@ -292,7 +294,9 @@ class _UnifiedRun(DagRun):
                 )
             elif status is _FAIL:
                 self._emit_lifecycle(
-                    name, "failed", {"duration_ms": duration_ms, "error": output.error or "Stage failed"}
+                    name,
+                    "failed",
+                    {"duration_ms": duration_ms, "error": output.error or "Stage failed"},
                 )
             else:
                 self._emit_lifecycle(name, "completed", {"duration_ms": duration_ms})
@@ -327,7 +331,9 @@ class _UnifiedRun(DagRun):
             return result
 
         assert self.graph._interceptors is not None
-        result = await run_with_interceptors(name, stage_run, pipeline_ctx, self.graph._interceptors)
+        result = await run_with_interceptors(
+            name, stage_run, pipeline_ctx, self.graph._interceptors
+        )
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A short-circuit, a timeout or a stage error turned into a failed result.
@@ -341,15 +347,16 @@ class _UnifiedRun(DagRun):
         status = output.status
         if status is _FAIL:
             policy = self.graph._policies.get(name)
-            if policy is not None:
-                if self._guard_failed(name, policy, output):
-                    return self._schedule_retry(name, policy)
+            if policy is not None and self._guard_failed(name, policy, output):
+                return self._schedule_retry(name, policy)
             raise UnifiedStageExecutionError(
                 stage=name, original=RuntimeError(output.error or "Stage failed")
             )
         if status is _CANCEL:
             reason = output.data.get("cancel_reason", "Pipeline cancelled")
-            self.cancelled = UnifiedPipelineCancelled(stage=name, reason=reason, results=self.completed)
+            self.cancelled = UnifiedPipelineCancelled(
+                stage=name, reason=reason, results=self.completed
+            )
             self._emit_pipeline_cancelled(name, reason)
             self.token.cancel(f"Cancelled by stage {name}")
             self.stop()
@@ -374,7 +381,7 @@ class _UnifiedRun(DagRun):
         state = self.guard_states.get(name)
         if state is None:
             state = self.guard_states[name] = GuardRetryState()
-        reason = state.record_failure(policy, output, monotonic())
+        reason = state.record_failure(policy, output, current_time())
         self._emit_guard(
             "attempt",
             {
@@ -389,7 +396,10 @@ class _UnifiedRun(DagRun):
         if reason is None:
             return True
         logger.error(
-            "Guard retry limits exceeded for %s after %d attempts (%s)", name, state.attempts, reason
+            "Guard retry limits exceeded for %s after %d attempts (%s)",
+            name,
+            state.attempts,
+            reason,
         )
         self._emit_guard(
             "exhausted",
@@ -449,7 +459,7 @@ class _UnifiedRun(DagRun):
         data["request_id"] = _id(stage_ctx.request_id)
         try:
             sink.try_emit(type=f"stage.{name}.skipped", data=data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.skipped: %s", name, exc)
 
     def _emit_lifecycle(self, name: str, status: str, extra: Mapping[str, Any] | None) -> None:
@@ -482,5 +492,5 @@ class _UnifiedRun(DagRun):
             data["pipeline_run_id"] = str(run_id)
         try:
             sink.try_emit(type=f"stage.{name}.{status}", data=data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)

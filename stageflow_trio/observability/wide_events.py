@@ -7,7 +7,6 @@ block a stage. Ids are strings or ``None``; timestamps ISO 8601.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,6 +14,7 @@ import attrs
 from stageflow_trio._time import utc_now
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from stageflow_trio.stages.context import PipelineContext

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -18,6 +17,8 @@ import attrs
 from stageflow_trio.core.stage_enums import StageKind
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from stageflow_trio.core.stage_output import StageOutput
 
 __all__ = ["GuardRetryPolicy", "GuardRetryStrategy", "hash_retry_payload"]
@@ -30,17 +31,17 @@ def _check_at_least_one(_: object, attribute: attrs.Attribute[int], value: int) 
         raise ValueError(f"{attribute.name} must be >= 1")
 
 
-def _check_timeout(_: object, attribute: attrs.Attribute[float | None], value: float | None) -> None:
+def _check_timeout(_: object, __: attrs.Attribute[float | None], value: float | None) -> None:
     if value is not None and value <= 0:
         raise ValueError("timeout_seconds must be positive when provided")
 
 
-def _to_fields(value: object) -> tuple[str, ...] | None:
+def _to_fields(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
         return (value,)
-    return tuple(value)  # type: ignore[call-overload]
+    return tuple(value)
 
 
 @attrs.frozen

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["StageInputs", "UndeclaredDependencyError", "create_stage_inputs"]
 
 _EMPTY_OUTPUTS: FrozenDict[str, StageOutput] = FrozenDict()
+_new = object.__new__
+_setattr = object.__setattr__
 _NO_DEPS: frozenset[str] = frozenset()
 
 
@@ -127,6 +129,28 @@ class StageInputs:
     declared_deps: frozenset[str] = attrs.field(factory=frozenset, converter=_convert_deps)
     stage_name: str | None = attrs.field(default=None, validator=_validate_stage_name)
     strict: bool = attrs.field(default=True, validator=_validate_strict)
+
+    @classmethod
+    def _trusted(
+        cls,
+        snapshot: ContextSnapshot[Any],
+        prior_outputs: FrozenDict[str, StageOutput],
+        ports: CorePorts | LLMPorts | AudioPorts | None,
+        declared_deps: frozenset[str],
+        stage_name: str,
+    ) -> StageInputs:
+        """Strict inputs from arguments the engine already built with the right types.
+
+        Skips the converters and validators: one of these is made per stage run.
+        """
+        inputs: StageInputs = _new(cls)
+        _setattr(inputs, "snapshot", snapshot)
+        _setattr(inputs, "prior_outputs", prior_outputs)
+        _setattr(inputs, "ports", ports)
+        _setattr(inputs, "declared_deps", declared_deps)
+        _setattr(inputs, "stage_name", stage_name)
+        _setattr(inputs, "strict", True)
+        return inputs
 
     def _validate_dependency(self, stage_name: str) -> None:
         if self.strict and self.declared_deps and stage_name not in self.declared_deps:

@@ -18,9 +18,7 @@ from tests.pipeline.strategies import Graph, shuffled_dags
 @st.composite
 def timed_dags(draw: st.DrawFn) -> tuple[Graph, dict[str, float]]:
     graph = draw(shuffled_dags(max_stages=10))
-    delays = {
-        name: draw(st.sampled_from([0.0, 0.0, 0.001, 0.5, 1.0, 2.5])) for name in graph
-    }
+    delays = {name: draw(st.sampled_from([0.0, 0.0, 0.001, 0.5, 1.0, 2.5])) for name in graph}
     return graph, delays
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 import trio.testing
@@ -49,14 +51,25 @@ async def test_stage_failure_cancels_running_siblings_and_error_comes_out_unwrap
         raise KeyError("missing")
 
     graph = UnifiedStageGraph(
-        [spec("slow1", probe.blocker("slow1")), spec("slow2", probe.blocker("slow2")), spec("bad", failing)]
+        [
+            spec("slow1", probe.blocker("slow1")),
+            spec("slow2", probe.blocker("slow2")),
+            spec("bad", failing),
+        ]
     )
     with pytest.raises(UnifiedStageExecutionError) as info:
         await graph.run(stage_ctx())
     assert type(info.value) is UnifiedStageExecutionError
     assert type(info.value.original) is KeyError
     assert sorted(probe.events) == sorted(
-        ["slow1:start", "slow2:start", "slow1:cancelled", "slow1:exit", "slow2:cancelled", "slow2:exit"]
+        [
+            "slow1:start",
+            "slow2:start",
+            "slow1:cancelled",
+            "slow1:exit",
+            "slow2:cancelled",
+            "slow2:exit",
+        ]
     )
     assert trio.current_time() == 1
 
@@ -120,7 +133,9 @@ async def test_a_token_cancelled_before_the_run_starts_no_stage() -> None:
         ran.append("x")
         return StageOutput.ok()
 
-    with pytest.raises(UnifiedPipelineCancelled, match=r"^Pipeline cancelled by stage '<external>': early$"):
+    with pytest.raises(
+        UnifiedPipelineCancelled, match=r"^Pipeline cancelled by stage '<external>': early$"
+    ):
         await UnifiedStageGraph([spec("x", stage)]).run(stage_ctx(), cancel_token=token)
     assert ran == []
 
@@ -274,4 +289,6 @@ async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
         nursery.cancel_scope.cancel()
     progress = sorted(set(seen))
     assert progress[-1] >= 4 * YIELD_EVERY
-    assert max(b - a for a, b in zip(progress, progress[1:])) <= YIELD_EVERY
+    # The chain yields every YIELD_EVERY stages; trio shuffles the order of the tasks
+    # within one scheduling batch, so the ticker may see two such steps at once.
+    assert max(b - a for a, b in itertools.pairwise(progress)) <= 2 * YIELD_EVERY

@@ -20,7 +20,11 @@ from stageflow_trio.testing import RecordingEventSink
 
 from .graph_helpers import RUN_ID, spec, stage_ctx
 
-IDS = {"pipeline_run_id": str(RUN_ID), "request_id": "22222222-2222-4222-8222-222222222222", "execution_mode": "test"}
+IDS = {
+    "pipeline_run_id": str(RUN_ID),
+    "request_id": "22222222-2222-4222-8222-222222222222",
+    "execution_mode": "test",
+}
 
 
 def build(
@@ -131,7 +135,9 @@ async def test_exhausted_by_max_attempts_raises() -> None:
 async def test_identical_payloads_exhaust_by_stagnation() -> None:
     sink = RecordingEventSink()
     same = StageOutput.fail(error="same", data={"issue": "identical"})
-    graph = build([same], GuardRetryPolicy(retry_stage="draft", max_attempts=10, stagnation_limit=2))
+    graph = build(
+        [same], GuardRetryPolicy(retry_stage="draft", max_attempts=10, stagnation_limit=2)
+    )
     with pytest.raises(UnifiedStageExecutionError):
         await graph.run(stage_ctx(event_sink=sink))
     [exhausted] = sink.of_type("guard_retry.exhausted")
@@ -185,13 +191,22 @@ def test_policy_validation() -> None:
 @pytest.mark.parametrize(
     ("policies", "message"),
     [
-        ({"nope": GuardRetryPolicy("draft")}, "Guard retry policy references unknown guard stage 'nope'"),
-        ({"draft": GuardRetryPolicy("guard")}, "Guard retry policy requires 'draft' to be a GUARD stage"),
+        (
+            {"nope": GuardRetryPolicy("draft")},
+            "Guard retry policy references unknown guard stage 'nope'",
+        ),
+        (
+            {"draft": GuardRetryPolicy("guard")},
+            "Guard retry policy requires 'draft' to be a GUARD stage",
+        ),
         (
             {"guard": GuardRetryPolicy("ghost")},
             "Guard retry policy for 'guard' references unknown retry stage 'ghost'",
         ),
-        ({"guard": GuardRetryPolicy("guard")}, "Guard retry policy for 'guard' cannot target itself"),
+        (
+            {"guard": GuardRetryPolicy("guard")},
+            "Guard retry policy for 'guard' cannot target itself",
+        ),
         (
             {"guard": GuardRetryPolicy("other")},
             "Guard 'guard' must declare retry stage 'other' as a dependency to enable guard retries",

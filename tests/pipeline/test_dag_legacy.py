@@ -89,7 +89,9 @@ async def test_conditional_is_ignored() -> None:
     graph = StageGraph(
         [
             StageSpec(name="router", runner=fn("router", log, {"skip_reason": "x"})),
-            StageSpec(name="branch", runner=fn("branch", log), dependencies=("router",), conditional=True),
+            StageSpec(
+                name="branch", runner=fn("branch", log), dependencies=("router",), conditional=True
+            ),
         ]
     )
     await graph.run(pipeline_ctx())
@@ -130,7 +132,9 @@ async def test_lifecycle_events_payloads() -> None:
     async def boom(ctx: PipelineContext) -> None:
         raise ValueError("boom")
 
-    graph = StageGraph([StageSpec(name="ok", runner=fn("ok", [])), StageSpec(name="bad", runner=boom)])
+    graph = StageGraph(
+        [StageSpec(name="ok", runner=fn("ok", [])), StageSpec(name="bad", runner=boom)]
+    )
     await graph.run(pipeline_ctx(sink))
     assert sorted(sink.types()) == sorted(
         ["stage.ok.started", "stage.ok.completed", "stage.bad.started", "stage.bad.failed"]

@@ -101,7 +101,10 @@ async def test_unsupported_result_type_fails_the_stage() -> None:
 
     with pytest.raises(UnifiedStageExecutionError) as info:
         await UnifiedStageGraph([spec("bad", bad)]).run(stage_ctx())
-    assert str(info.value) == "Stage 'bad' failed: Stage bad returned unsupported result type <class 'int'>"
+    assert (
+        str(info.value)
+        == "Stage 'bad' failed: Stage bad returned unsupported result type <class 'int'>"
+    )
     assert isinstance(info.value.original, TypeError)
 
 
@@ -279,7 +282,9 @@ async def test_one_graph_runs_concurrently_without_sharing_state(
 
 
 def test_empty_graph_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"^UnifiedStageGraph requires at least one UnifiedStageSpec$"):
+    with pytest.raises(
+        ValueError, match=r"^UnifiedStageGraph requires at least one UnifiedStageSpec$"
+    ):
         UnifiedStageGraph([])
 
 

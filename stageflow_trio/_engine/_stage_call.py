@@ -1,0 +1,257 @@
+"""The interceptor chain around one legacy stage call.
+
+Order of a call:
+
+1. ``before`` on each interceptor in ascending priority. The first result with
+   ``stage_ran=False`` short-circuits: the stage counts as "completed" with the
+   result's data (even when it carries an error: parity with the reference).
+   When that data is a :class:`StageResult` (a cached result), its ``data``
+   and ``error`` are used.
+2. The stage, under a cancel scope of ``ctx.data["_timeout.{stage}"]`` ms
+   (default 30000; ``<= 0`` means none). A timeout, or a ``TimeoutError`` the
+   stage raises itself, becomes the builtin ``TimeoutError("Stage timed out
+   after {ms}ms")``.
+3. On an exception (a timeout included), ``on_error`` in descending priority:
+   the first action other than FAIL wins. RETRY runs the stage again (without
+   the before hooks) and asks again if it fails again, up to
+   :data:`MAX_CHAIN_RETRIES` times; FALLBACK counts as FAIL.
+4. ``after`` on every interceptor, in descending priority.
+
+Interceptor errors are logged and swallowed, except
+:class:`CriticalInterceptorError` from ``before``/``after``, which escapes.
+
+Aborted calls. ``trio.Cancelled`` is never caught, so a cancelled call skips
+``after`` (as in the reference). So that interceptors holding per-call
+resources (the idempotency in-flight claim, a tracing span, the retry state)
+can release them, the chain calls the optional hook ``on_abort(stage_name,
+ctx)`` whenever the call ends by an exception (cancellation, a
+CriticalInterceptorError, anything else) on every interceptor whose ``before``
+returned and whose ``after`` has not been called, in descending priority.
+The hooks run shielded from cancellation, under :data:`ABORT_HOOKS_TIMEOUT`
+seconds in total; their own errors are logged and swallowed; then the original
+exception propagates unchanged. An interceptor whose ``before`` is interrupted
+must clean up after itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stageflow_trio._time import utc_now
+from stageflow_trio.stages.result import StageResult
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from stageflow_trio.pipeline.interceptors import BaseInterceptor, InterceptorResult
+    from stageflow_trio.stages.context import PipelineContext
+
+__all__ = [
+    "ABORT_HOOKS_TIMEOUT",
+    "DEFAULT_TIMEOUT_MS",
+    "MAX_CHAIN_RETRIES",
+    "run_with_interceptors",
+]
+
+logger = logging.getLogger("stageflow_trio.interceptors")
+
+DEFAULT_TIMEOUT_MS = 30000
+"""Stage timeout used when no TimeoutInterceptor set one (milliseconds)."""
+
+MAX_CHAIN_RETRIES = 100
+"""How many times one call re-runs a stage on RETRY before treating it as FAIL."""
+
+ABORT_HOOKS_TIMEOUT = 5.0
+"""Seconds the ``on_abort`` hooks of one aborted call may take together."""
+
+
+def _sorted(interceptors: Sequence[BaseInterceptor]) -> Sequence[BaseInterceptor]:
+    # The graphs pass lists sorted once at construction; checking is cheaper than sorting.
+    for i in range(1, len(interceptors)):
+        if interceptors[i - 1].priority > interceptors[i].priority:
+            return sorted(interceptors, key=_priority)
+    return interceptors
+
+
+def _priority(interceptor: BaseInterceptor) -> int:
+    return interceptor.priority
+
+
+def _log_hook_error(interceptor: BaseInterceptor, hook: str, exc: Exception) -> None:
+    logger.error(
+        "Interceptor %s %s() failed: %s",
+        interceptor.name,
+        hook,
+        exc,
+        extra={"interceptor": interceptor.name, "error": str(exc)},
+    )
+
+
+async def run_with_interceptors(
+    stage_name: str,
+    stage_run: Callable[[], Awaitable[StageResult]],
+    ctx: PipelineContext,
+    interceptors: Sequence[BaseInterceptor],
+) -> StageResult:
+    """Run ``stage_run`` wrapped by ``interceptors`` (see the module docstring).
+
+    A checkpoint (also when every hook and the stage return without awaiting).
+
+    Raises:
+        CriticalInterceptorError: raised by a ``before`` or ``after`` hook.
+        trio.Cancelled: the enclosing scope was cancelled.
+    """
+    from stageflow_trio.pipeline.interceptors import CriticalInterceptorError
+
+    await trio.lowlevel.checkpoint()
+    ordered = _sorted(interceptors)
+    started_at = utc_now()
+    # entered: how many befores returned; after_from: after has been called on
+    # ordered[after_from:]. On an abort, ordered[:min(entered, after_from)] get on_abort.
+    entered = 0
+    after_from = len(ordered)
+    try:
+        short_circuit: InterceptorResult | None = None
+        for interceptor in ordered:
+            try:
+                outcome = await interceptor.before(stage_name, ctx)
+            except CriticalInterceptorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - hook errors are isolated
+                _log_hook_error(interceptor, "before", exc)
+                entered += 1
+                continue
+            entered += 1
+            if outcome is not None and not outcome.stage_ran:
+                short_circuit = outcome
+                logger.debug(
+                    "Interceptor %s short-circuited stage %s", interceptor.name, stage_name
+                )
+                break
+
+        if short_circuit is not None:
+            result = _short_circuit_result(stage_name, short_circuit, started_at)
+        else:
+            result = await _run_stage(stage_name, stage_run, ctx, ordered, started_at)
+
+        for index in range(len(ordered) - 1, -1, -1):
+            interceptor = ordered[index]
+            after_from = index
+            try:
+                await interceptor.after(stage_name, result, ctx)
+            except CriticalInterceptorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - hook errors are isolated
+                _log_hook_error(interceptor, "after", exc)
+    except BaseException:
+        pending = min(entered, after_from)
+        if pending:
+            await _abort(ordered[:pending], stage_name, ctx)
+        raise
+    return result
+
+
+def _short_circuit_result(
+    stage_name: str, short_circuit: InterceptorResult, started_at: Any
+) -> StageResult:
+    data = short_circuit.result
+    error = short_circuit.error
+    if isinstance(data, StageResult):
+        # A replayed result: use its payload (the reference put the object itself in data).
+        if error is None:
+            error = data.error
+        data = data.data
+    return StageResult(
+        name=stage_name,
+        status="completed",
+        started_at=started_at,
+        ended_at=utc_now(),
+        data=data or {},
+        error=error,
+    )
+
+
+async def _run_stage(
+    stage_name: str,
+    stage_run: Callable[[], Awaitable[StageResult]],
+    ctx: PipelineContext,
+    ordered: Sequence[BaseInterceptor],
+    started_at: Any,
+) -> StageResult:
+    from stageflow_trio.pipeline.interceptors import ErrorAction
+
+    timeout_ms = ctx.data.get(f"_timeout.{stage_name}", DEFAULT_TIMEOUT_MS)
+    timeout_s = timeout_ms / 1000.0
+    retries = 0
+    while True:
+        error: Exception
+        try:
+            if timeout_s <= 0:
+                return await stage_run()
+            with trio.move_on_after(timeout_s):
+                return await stage_run()
+            # Only reached when the cancel scope fired.
+            error = _timed_out(stage_name, timeout_ms)
+        except TimeoutError:
+            error = _timed_out(stage_name, timeout_ms)
+        except Exception as exc:  # noqa: BLE001 - any stage error goes to on_error
+            error = exc
+        action = await _ask_on_error(ordered, stage_name, error, ctx)
+        if action is ErrorAction.RETRY and retries < MAX_CHAIN_RETRIES:
+            retries += 1
+            continue
+        return StageResult(
+            name=stage_name,
+            status="failed",
+            started_at=started_at,
+            ended_at=utc_now(),
+            error=str(error),
+        )
+
+
+def _timed_out(stage_name: str, timeout_ms: Any) -> TimeoutError:
+    logger.warning(
+        "Stage %s timed out after %sms",
+        stage_name,
+        timeout_ms,
+        extra={"stage": stage_name, "timeout_ms": timeout_ms},
+    )
+    return TimeoutError(f"Stage timed out after {timeout_ms}ms")
+
+
+async def _ask_on_error(
+    ordered: Sequence[BaseInterceptor], stage_name: str, error: Exception, ctx: PipelineContext
+) -> Any:
+    from stageflow_trio.pipeline.interceptors import ErrorAction
+
+    for interceptor in reversed(ordered):
+        try:
+            action = await interceptor.on_error(stage_name, error, ctx)
+        except Exception as exc:  # noqa: BLE001 - hook errors are isolated
+            _log_hook_error(interceptor, "on_error", exc)
+            continue
+        if action is not ErrorAction.FAIL:
+            return action
+    return ErrorAction.FAIL
+
+
+async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: PipelineContext) -> None:
+    # Shielded: the call is usually being cancelled, yet the hooks must run to the end.
+    with trio.CancelScope(shield=True), trio.move_on_after(ABORT_HOOKS_TIMEOUT) as bound:
+        for interceptor in reversed(pending):
+            hook = getattr(interceptor, "on_abort", None)
+            if hook is None:
+                continue
+            try:
+                await hook(stage_name, ctx)
+            except Exception as exc:  # noqa: BLE001 - hook errors are isolated
+                _log_hook_error(interceptor, "on_abort", exc)
+    if bound.cancelled_caught:
+        logger.warning(
+            "on_abort hooks for stage %s did not finish within %ss",
+            stage_name,
+            ABORT_HOOKS_TIMEOUT,
+        )
