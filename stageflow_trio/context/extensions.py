@@ -1,0 +1,102 @@
+"""ExtensionBundle: the base class of typed, user-defined snapshot extensions.
+
+Subclass it as a frozen attrs class or a frozen dataclass and put the
+instance in ``ContextSnapshot.extensions``::
+
+    @attrs.frozen
+    class SalesExtensions(ExtensionBundle):
+        deal_id: str | None = None
+        competitors: tuple[str, ...] = ()
+
+    snapshot = ContextSnapshot(extensions=SalesExtensions(deal_id="D-1"))
+    data = snapshot.to_dict()  # extensions_type == "SalesExtensions"
+    ContextSnapshot.from_dict(data, extension_types={"SalesExtensions": SalesExtensions})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from stageflow_trio.utils.frozen import FrozenList
+
+__all__ = ["ExtensionBundle", "T"]
+
+T = TypeVar("T", bound="ExtensionBundle")
+
+_PLAIN = frozenset({str, int, float, bool})
+# Stringified with str() (not isoformat()), exactly as stageflow does.
+_STRINGIFIED = frozenset({"UUID", "datetime", "date", "time"})
+
+
+def _field_names(value: object) -> tuple[str, ...] | None:
+    """The field names of a dataclass or attrs instance, or None for anything else."""
+    cls = type(value)
+    # Dataclass first: a dataclass subclass of an attrs base inherits the base's
+    # (empty) __attrs_attrs__, which would hide its own fields.
+    if dataclasses.is_dataclass(cls):
+        return tuple(f.name for f in dataclasses.fields(cls))
+    if attrs.has(cls):
+        return tuple(a.name for a in attrs.fields(cls))
+    return None
+
+
+def _serialize_value(value: Any) -> Any:
+    """A JSON-ready copy of an extension value.
+
+    Dataclass and attrs instances use their own ``to_dict`` if they have one,
+    else become dicts of their fields; dicts and lists (frozen or not) become
+    fresh plain ones; UUIDs, datetimes, dates and times become ``str(value)``;
+    anything else is kept as given.
+    """
+    if value is None or type(value) in _PLAIN:
+        return value
+    names = _field_names(value)
+    if names is not None:
+        to_dict = getattr(value, "to_dict", None)
+        if callable(to_dict):
+            return to_dict()
+        return {name: _serialize_value(getattr(value, name)) for name in names}
+    if isinstance(value, Mapping):
+        return {k: _serialize_value(v) for k, v in value.items()}
+    if isinstance(value, (list, FrozenList)):
+        return [_serialize_value(v) for v in value]
+    # stageflow matches these by class name, so subclasses with other names pass through.
+    if type(value).__name__ in _STRINGIFIED:
+        return str(value)
+    return value
+
+
+# Not slotted: subclasses may be dataclasses, which keep their fields in
+# __dict__, and a slotted attrs base would pickle and copy only its own (no) fields.
+@attrs.frozen(slots=False)
+class ExtensionBundle:
+    """Base class for typed snapshot extensions.
+
+    ``to_dict`` serializes the subclass's fields (see :func:`_serialize_value`);
+    ``from_dict`` calls the class with the dict's items as keyword arguments, so
+    subclasses with nested structured fields should override it.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: one key per field of the subclass.
+
+        Raises:
+            TypeError: The subclass is neither an attrs class nor a dataclass.
+        """
+        names = _field_names(self)
+        if names is None:  # pragma: no cover - attrs.has() holds for every subclass
+            raise TypeError(f"{type(self).__name__} must be an attrs class or a dataclass")
+        return {name: _serialize_value(getattr(self, name)) for name in names}
+
+    @classmethod
+    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+        """Build the bundle with ``data``'s items as keyword arguments.
+
+        Raises:
+            TypeError: ``data`` has a key the class does not accept, or lacks a required one.
+        """
+        return cls(**data)
