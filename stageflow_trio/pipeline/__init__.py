@@ -1,1 +1,90 @@
-"""stageflow_trio.pipeline."""
+"""Pipelines: specs and builders, the DAG executors, guard retries, cancellation, interceptors.
+
+Beyond the reference's ``stageflow.pipeline``, this facade also exports the
+unified graph and its errors, the cancellation primitives and the interceptor
+base classes, so ``from stageflow_trio.pipeline import ...`` reaches everything a
+pipeline author needs. Subpipelines (checklist Phase 7) are not ported yet.
+"""
+
+from __future__ import annotations
+
+from stageflow_trio.core.stage_protocol import Stage as Stage
+from stageflow_trio.stages.context import PipelineContext as PipelineContext
+from stageflow_trio.stages.result import StageError as StageError
+from stageflow_trio.stages.result import StageResult as StageResult
+
+from .builder import PipelineBuilder as PipelineBuilder
+from .builder_helpers import FluentPipelineBuilder as FluentPipelineBuilder
+from .builder_helpers import with_conditional_branch as with_conditional_branch
+from .builder_helpers import with_fan_out_fan_in as with_fan_out_fan_in
+from .builder_helpers import with_linear_chain as with_linear_chain
+from .builder_helpers import with_parallel_stages as with_parallel_stages
+from .cancellation import CancellationToken as CancellationToken
+from .cancellation import CleanupRegistry as CleanupRegistry
+from .cancellation import StructuredTaskGroup as StructuredTaskGroup
+from .cancellation import cleanup_on_cancel as cleanup_on_cancel
+from .cancellation import run_with_cleanup as run_with_cleanup
+from .dag import StageExecutionError as StageExecutionError
+from .dag import StageGraph as StageGraph
+from .dag import StageSpec as StageSpec
+from .dag import UnifiedPipelineCancelled as UnifiedPipelineCancelled
+from .dag import UnifiedStageExecutionError as UnifiedStageExecutionError
+from .dag import UnifiedStageGraph as UnifiedStageGraph
+from .guard_retry import GuardRetryPolicy as GuardRetryPolicy
+from .guard_retry import GuardRetryStrategy as GuardRetryStrategy
+from .guard_retry import hash_retry_payload as hash_retry_payload
+from .interceptors import BaseInterceptor as BaseInterceptor
+from .interceptors import CriticalInterceptorError as CriticalInterceptorError
+from .interceptors import ErrorAction as ErrorAction
+from .interceptors import InterceptorContext as InterceptorContext
+from .interceptors import InterceptorError as InterceptorError
+from .interceptors import InterceptorResult as InterceptorResult
+from .interceptors import get_default_interceptors as get_default_interceptors
+from .interceptors import run_with_interceptors as run_with_interceptors
+from .pipeline import Pipeline as Pipeline
+from .pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .spec import CycleDetectedError as CycleDetectedError
+from .spec import PipelineSpec as PipelineSpec
+from .spec import PipelineValidationError as PipelineValidationError
+from .spec import StageRunner as StageRunner
+
+__all__ = [
+    "BaseInterceptor",
+    "CancellationToken",
+    "CleanupRegistry",
+    "CriticalInterceptorError",
+    "CycleDetectedError",
+    "ErrorAction",
+    "FluentPipelineBuilder",
+    "GuardRetryPolicy",
+    "GuardRetryStrategy",
+    "InterceptorContext",
+    "InterceptorError",
+    "InterceptorResult",
+    "Pipeline",
+    "PipelineBuilder",
+    "PipelineContext",
+    "PipelineSpec",
+    "PipelineValidationError",
+    "Stage",
+    "StageError",
+    "StageExecutionError",
+    "StageGraph",
+    "StageResult",
+    "StageRunner",
+    "StageSpec",
+    "StructuredTaskGroup",
+    "UnifiedPipelineCancelled",
+    "UnifiedStageExecutionError",
+    "UnifiedStageGraph",
+    "UnifiedStageSpec",
+    "cleanup_on_cancel",
+    "get_default_interceptors",
+    "hash_retry_payload",
+    "run_with_cleanup",
+    "run_with_interceptors",
+    "with_conditional_branch",
+    "with_fan_out_fan_in",
+    "with_linear_chain",
+    "with_parallel_stages",
+]

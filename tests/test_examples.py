@@ -1,0 +1,41 @@
+"""Every example runs, as a module inside trio and as a script from the command line."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import trio
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_quickstart_runs_every_stage(autojump_clock: trio.abc.Clock) -> None:
+    results = await load("quickstart").main()
+    assert list(results) == ["guard", "profile", "memory", "compose", "save"]
+    assert results["compose"].data["reply"] == (
+        "Hello Ada! Last time: engines. You said: tell me about trio"
+    )
+    assert results["save"].data == {"saved": True, "length": 59}
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_example_runs_from_the_command_line(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
