@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from stageflow_trio.errors import StageflowError
+from stageflow_trio.pipeline._validation import (
+    StageDefinitionTypeError,
+    check_name,
+    check_names,
+    check_runner,
+)
 from stageflow_trio.stages.result import StageError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from stageflow_trio.core.stage_context import StageContext
     from stageflow_trio.core.stage_enums import StageKind
@@ -25,33 +31,14 @@ __all__ = [
 ]
 
 
-def _to_dependencies(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        # A bare string is one dependency, not its characters.
-        return (value,)
-    try:
-        return tuple(cast("Iterable[str]", value))
-    except TypeError:
-        raise TypeError(
-            f"dependencies must be a sequence of stage names, got {type(value).__name__}"
-        ) from None
+def _check_name(instance: object, _: attrs.Attribute[str], value: object) -> None:
+    check_name(type(instance).__name__, value)
 
 
-def _check_name(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"stage {attribute.name} must be a non-blank str, got {value!r}")
-
-
-def _check_dependencies(
-    instance: Any, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
-) -> None:
-    for dep in value:
-        if not isinstance(dep, str):
-            raise TypeError(
-                f"stage '{instance.name}': dependencies must be stage names (str), got {dep!r}"
-            )
+def _normalize_dependencies(spec: Any) -> None:
+    # Runs after the name is checked, so errors can name the stage.
+    names = check_names(type(spec).__name__, spec.name, "dependencies", spec.dependencies)
+    object.__setattr__(spec, "dependencies", names)
 
 
 @attrs.frozen(kw_only=True)
@@ -66,10 +53,12 @@ class StageSpec:
 
     name: str = attrs.field(validator=_check_name)
     runner: Any
-    dependencies: tuple[str, ...] = attrs.field(
-        default=(), converter=_to_dependencies, validator=_check_dependencies
-    )
+    dependencies: tuple[str, ...] = ()
     conditional: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _normalize_dependencies(self)
+        check_runner(type(self).__name__, self.name, self.runner)
 
 
 @attrs.frozen(kw_only=True)
@@ -79,10 +68,16 @@ class UnifiedStageSpec:
     name: str = attrs.field(validator=_check_name)
     runner: Callable[[StageContext], Awaitable[StageOutput | Mapping[str, Any] | None]]
     kind: StageKind | None = None
-    dependencies: tuple[str, ...] = attrs.field(
-        default=(), converter=_to_dependencies, validator=_check_dependencies
-    )
+    dependencies: tuple[str, ...] = ()
     conditional: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _normalize_dependencies(self)
+        if not callable(self.runner):
+            raise StageDefinitionTypeError(
+                f"UnifiedStageSpec {self.name!r}: runner must be an async callable"
+                f" (StageContext) -> StageOutput; got {type(self.runner).__name__}"
+            )
 
 
 class StageExecutionError(StageError):

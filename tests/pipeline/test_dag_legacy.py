@@ -222,9 +222,24 @@ async def test_critical_interceptor_error_stops_the_run_as_stage_execution_error
     assert cancelled == ["slow"]
 
 
-def test_runner_that_cannot_be_called_is_rejected() -> None:
-    with pytest.raises(TypeError, match=r"^stage 'x': runner must be"):
-        StageGraph([StageSpec(name="x", runner=42)])
+def test_specs_are_validated_with_errors_naming_the_stage() -> None:
+    with pytest.raises(TypeError, match=r"^StageSpec 'x': runner must be a stage class"):
+        StageSpec(name="x", runner=42)
+    with pytest.raises(TypeError, match=r"^StageSpec 'x': dependencies must be a tuple or list"):
+        StageSpec(name="x", runner=fn("x", []), dependencies="a")
+    with pytest.raises(ValueError, match=r"^StageSpec name cannot be whitespace-only$"):
+        StageSpec(name="  ", runner=fn("x", []))
+
+
+def test_missing_dependency_is_reported_when_the_graph_is_built() -> None:
+    from stageflow_trio.pipeline.spec import PipelineValidationError
+
+    with pytest.raises(
+        PipelineValidationError, match=r"^Stage 'a' depends on 'ghost' which does not exist$"
+    ) as info:
+        StageGraph([StageSpec(name="a", runner=fn("a", []), dependencies=("ghost",))])
+    assert info.value.error_info is not None
+    assert info.value.error_info.code == "CONTRACT-004-MISSING_DEP"
 
 
 async def test_unsupported_result_type_is_a_failed_result() -> None:

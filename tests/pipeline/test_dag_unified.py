@@ -292,3 +292,28 @@ async def test_run_is_a_checkpoint() -> None:
     graph = UnifiedStageGraph([spec("a")])
     with trio.testing.assert_checkpoints():
         await graph.run(stage_ctx())
+
+
+def test_cycles_and_missing_dependencies_fail_at_construction() -> None:
+    from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineValidationError
+
+    with pytest.raises(
+        CycleDetectedError, match=r"^Pipeline contains a cycle: a -> b -> a$"
+    ) as info:
+        UnifiedStageGraph([spec("a", deps=["b"]), spec("b", deps=["a"])])
+    assert info.value.cycle_path == ["a", "b", "a"]
+    with pytest.raises(PipelineValidationError) as missing:
+        UnifiedStageGraph([spec("a", deps=["ghost"])])
+    assert missing.value.error_info is not None
+    assert missing.value.error_info.code == "CONTRACT-004-MISSING_DEP"
+
+
+def test_spec_errors_name_the_stage() -> None:
+    from stageflow_trio.pipeline.dag import UnifiedStageSpec
+
+    with pytest.raises(TypeError, match=r"^UnifiedStageSpec 'x': runner must be an async callable"):
+        UnifiedStageSpec(name="x", runner=3)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^UnifiedStageSpec 'x': dependencies must contain only str"
+    ):
+        UnifiedStageSpec(name="x", runner=spec("y").runner, dependencies=(1,))  # type: ignore[arg-type]
