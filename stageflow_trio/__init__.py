@@ -1,9 +1,118 @@
-"""stageflow_trio: the stageflow pipeline framework, native on trio."""
+"""stageflow_trio: the stageflow pipeline framework, native on trio.
+
+The names below are the reference's top-level ``stageflow`` checklist names (the
+wide-event helpers included: the reference lists them but cannot import them).
+Subpipeline names (``SubpipelineSpawner``...) come with their module, not yet ported.
+"""
 
 from __future__ import annotations
 
+from .core.stage_context import StageContext as StageContext
+from .core.stage_context import create_stage_context as create_stage_context
+from .core.stage_enums import StageKind as StageKind
+from .core.stage_enums import StageStatus as StageStatus
+from .core.stage_output import StageArtifact as StageArtifact
+from .core.stage_output import StageEvent as StageEvent
+from .core.stage_output import StageOutput as StageOutput
+from .core.stage_protocol import Stage as Stage
+from .core.timer import PipelineTimer as PipelineTimer
 from .errors import StageflowError as StageflowError
+from .events.sink import EventSink as EventSink
+from .events.sink import LoggingEventSink as LoggingEventSink
+from .events.sink import NoOpEventSink as NoOpEventSink
+from .events.sink import clear_event_sink as clear_event_sink
+from .events.sink import get_event_sink as get_event_sink
+from .events.sink import set_event_sink as set_event_sink
+from .extensions import ExtensionHelper as ExtensionHelper
+from .extensions import ExtensionRegistry as ExtensionRegistry
+from .extensions import TypedExtension as TypedExtension
+from .observability.wide_events import WideEventEmitter as WideEventEmitter
+from .observability.wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
+from .observability.wide_events import emit_stage_wide_event as emit_stage_wide_event
+from .pipeline.dag import StageExecutionError as StageExecutionError
+from .pipeline.dag import StageGraph as StageGraph
+from .pipeline.dag import StageSpec as StageSpec
+from .pipeline.interceptors import BaseInterceptor as BaseInterceptor
+from .pipeline.interceptors import ChildTrackerMetricsInterceptor as ChildTrackerMetricsInterceptor
+from .pipeline.interceptors import CircuitBreakerInterceptor as CircuitBreakerInterceptor
+from .pipeline.interceptors import ErrorAction as ErrorAction
+from .pipeline.interceptors import InterceptorContext as InterceptorContext
+from .pipeline.interceptors import InterceptorResult as InterceptorResult
+from .pipeline.interceptors import LoggingInterceptor as LoggingInterceptor
+from .pipeline.interceptors import MetricsInterceptor as MetricsInterceptor
+from .pipeline.interceptors import TimeoutInterceptor as TimeoutInterceptor
+from .pipeline.interceptors import TracingInterceptor as TracingInterceptor
+from .pipeline.interceptors import get_default_interceptors as get_default_interceptors
+from .pipeline.interceptors import run_with_interceptors as run_with_interceptors
+from .pipeline.pipeline import Pipeline as Pipeline
+from .pipeline.pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .pipeline.spec import CycleDetectedError as CycleDetectedError
+from .pipeline.spec import PipelineValidationError as PipelineValidationError
+from .stages.context import PipelineContext as PipelineContext
+from .stages.inputs import StageInputs as StageInputs
+from .stages.inputs import create_stage_inputs as create_stage_inputs
+from .stages.ports import AudioPorts as AudioPorts
+from .stages.ports import CorePorts as CorePorts
+from .stages.ports import LLMPorts as LLMPorts
+from .stages.ports import create_audio_ports as create_audio_ports
+from .stages.ports import create_core_ports as create_core_ports
+from .stages.ports import create_llm_ports as create_llm_ports
+from .stages.result import StageError as StageError
+from .stages.result import StageResult as StageResult
 
 __version__ = "0.1.0"
 
-__all__ = ["StageflowError", "__version__"]
+__all__ = [
+    "AudioPorts",
+    "BaseInterceptor",
+    "ChildTrackerMetricsInterceptor",
+    "CircuitBreakerInterceptor",
+    "CorePorts",
+    "CycleDetectedError",
+    "ErrorAction",
+    "EventSink",
+    "ExtensionHelper",
+    "ExtensionRegistry",
+    "InterceptorContext",
+    "InterceptorResult",
+    "LLMPorts",
+    "LoggingEventSink",
+    "LoggingInterceptor",
+    "MetricsInterceptor",
+    "NoOpEventSink",
+    "Pipeline",
+    "PipelineContext",
+    "PipelineTimer",
+    "PipelineValidationError",
+    "Stage",
+    "StageArtifact",
+    "StageContext",
+    "StageError",
+    "StageEvent",
+    "StageExecutionError",
+    "StageGraph",
+    "StageInputs",
+    "StageKind",
+    "StageOutput",
+    "StageResult",
+    "StageSpec",
+    "StageStatus",
+    "StageflowError",
+    "TimeoutInterceptor",
+    "TracingInterceptor",
+    "TypedExtension",
+    "UnifiedStageSpec",
+    "WideEventEmitter",
+    "clear_event_sink",
+    "create_audio_ports",
+    "create_core_ports",
+    "create_llm_ports",
+    "create_stage_context",
+    "create_stage_inputs",
+    "emit_pipeline_wide_event",
+    "emit_stage_wide_event",
+    "get_default_interceptors",
+    "get_event_sink",
+    "run_with_interceptors",
+    "set_event_sink",
+]

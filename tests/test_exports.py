@@ -78,6 +78,17 @@ def test_every_name_in_all_imports(module: ModuleType) -> None:
     assert missing == []
 
 
+# Constants carry no __module__ of their own: where the reference defines them.
+_CONSTANT_HOMES = {"DEFAULT_MAX_SUBPIPELINE_DEPTH": "stageflow.pipeline.subpipeline"}
+
+
+def _home(reference: ModuleType, name: str) -> str:
+    if name in _CONSTANT_HOMES:
+        return _CONSTANT_HOMES[name]
+    module = getattr(getattr(reference, name), "__module__", None)
+    return module if isinstance(module, str) else reference.__name__
+
+
 def _ported(reference_module: str) -> bool:
     ours = reference_module.replace("stageflow", "stageflow_trio", 1)
     try:
