@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
 from trio import current_time
 
 from stageflow_trio._engine._errors import unwrap_group
@@ -163,7 +164,10 @@ class UnifiedStageGraph:
         finally:
             self._runs.remove(run)
             if run.registry.pending_count:
-                await run.registry.run_all(timeout=self._cleanup_timeout)
+                # Shielded as a whole (each callback is bounded by its share of the
+                # timeout), so a pending outer cancel cannot replace the run's outcome.
+                with trio.CancelScope(shield=True):
+                    await run.registry.run_all(timeout=self._cleanup_timeout)
         return run.outcome()
 
 

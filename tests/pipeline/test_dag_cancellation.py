@@ -292,3 +292,26 @@ async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
     # The chain yields every YIELD_EVERY stages; trio shuffles the order of the tasks
     # within one scheduling batch, so the ticker may see two such steps at once.
     assert max(b - a for a, b in itertools.pairwise(progress)) <= 2 * YIELD_EVERY
+
+
+async def test_keyboard_interrupt_survives_a_pending_outer_cancel_during_cleanup() -> None:
+    graph: UnifiedStageGraph
+    cleaned: list[str] = []
+    interrupt_seen = False
+
+    async def cleanup() -> None:
+        cleaned.append("done")
+
+    with trio.CancelScope() as scope:
+
+        async def interrupted(ctx: StageContext) -> StageOutput:
+            graph.register_cleanup(cleanup)
+            scope.cancel()  # a cancel is pending while the run unwinds
+            raise KeyboardInterrupt
+
+        graph = UnifiedStageGraph([spec("k", interrupted)])
+        with pytest.raises(KeyboardInterrupt):
+            await graph.run(stage_ctx())
+        interrupt_seen = True
+    assert interrupt_seen, "the pending cancel replaced the KeyboardInterrupt"
+    assert cleaned == ["done"]
