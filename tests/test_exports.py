@@ -89,6 +89,17 @@ def _home(reference: ModuleType, name: str) -> str:
     return module if isinstance(module, str) else reference.__name__
 
 
+# Constants carry no __module__ of their own: where the reference defines them.
+_CONSTANT_HOMES = {"DEFAULT_MAX_SUBPIPELINE_DEPTH": "stageflow.pipeline.subpipeline"}
+
+
+def _home(reference: ModuleType, name: str) -> str:
+    if name in _CONSTANT_HOMES:
+        return _CONSTANT_HOMES[name]
+    module = getattr(getattr(reference, name), "__module__", None)
+    return module if isinstance(module, str) else reference.__name__
+
+
 def _ported(reference_module: str) -> bool:
     ours = reference_module.replace("stageflow", "stageflow_trio", 1)
     try:
@@ -117,11 +128,7 @@ def test_checklist_names_match_the_reference(module: ModuleType) -> None:
     ref_names = {
         name
         for name in ref_all
-        if name in CHECKLIST_NAMES
-        and hasattr(reference, name)
-        and _ported(
-            getattr(getattr(reference, name), "__module__", reference_name) or reference_name
-        )
+        if name in CHECKLIST_NAMES and hasattr(reference, name) and _ported(_home(reference, name))
     }
     our_names = set(getattr(module, "__all__", ())) & CHECKLIST_NAMES
     assert our_names >= ref_names, (
