@@ -221,13 +221,15 @@ def test_guard_retry_exhaustion(policy: dict[str, Any], fail_data: str) -> None:
         data = {"attempt": attempt} if fail_data == "varying" else {"issue": "same"}
         return "fail", data, "still bad"
 
-    assert_same(
+    out = assert_same(
         [
             ("draft", (), "transform", False, ok(text="t")),
             ("guard", ("draft",), "guard", False, guard),
         ],
         {"guard": policy},
     )
+    [exhausted] = [data for kind, data in out["events"] if kind == "guard_retry.exhausted"]
+    assert exhausted["reason"] == expected_reason
 
 
 def test_fail_output() -> None:
