@@ -40,10 +40,10 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    async def emit(self, *, type: str, data: dict[str, Any]) -> None:
+    async def emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
         self.events.append((type, dict(data)))
 
-    def try_emit(self, *, type: str, data: dict[str, Any]) -> None:
+    def try_emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
         self.events.append((type, dict(data)))
 
 
