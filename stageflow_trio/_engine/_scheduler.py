@@ -82,12 +82,19 @@ class DagRun(ABC):
 
     async def drive(self) -> None:
         """Run every stage to completion or until :meth:`stop`. A checkpoint."""
+        # Stages may never await and the first root runs in the nursery body, so
+        # the run's own checkpoint is explicit.
+        await trio.lowlevel.checkpoint()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             self.on_started()
             if not self.stopped:
-                for root in self.topology.roots:
+                first, *others = self.topology.roots
+                for root in others:
                     nursery.start_soon(self._stage_task, root)
+                # The first root runs in the nursery's own body: one task spawn less
+                # per run, and still inside the run's cancel scope.
+                await self._stage_task(first)
 
     def stop(self) -> None:
         """Stop the run: no new stage starts, running ones are cancelled. Idempotent."""

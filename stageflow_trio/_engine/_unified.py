@@ -317,7 +317,11 @@ class _UnifiedRun(DagRun):
         name = spec.name
         pipeline_ctx = self.pipeline_ctx
         if pipeline_ctx is None:
-            pipeline_ctx = self.pipeline_ctx = self.base_ctx.as_pipeline_context()
+            # The snapshot goes into the view's data, where the hardening
+            # interceptors look for it (a PipelineContext has no snapshot).
+            pipeline_ctx = self.pipeline_ctx = self.base_ctx.as_pipeline_context(
+                data={"snapshot": self.snapshot}
+            )
         produced: list[tuple[StageResult, StageOutput]] = []
 
         async def stage_run() -> StageResult:

@@ -43,12 +43,19 @@ from .interceptors import get_default_interceptors as get_default_interceptors
 from .interceptors import run_with_interceptors as run_with_interceptors
 from .pipeline import Pipeline as Pipeline
 from .pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .retry import BackoffStrategy as BackoffStrategy
+from .retry import JitterStrategy as JitterStrategy
+from .retry import RateLimitError as RateLimitError
+from .retry import RetryInterceptor as RetryInterceptor
+from .retry import ServiceUnavailableError as ServiceUnavailableError
+from .retry import TransientError as TransientError
 from .spec import CycleDetectedError as CycleDetectedError
 from .spec import PipelineSpec as PipelineSpec
 from .spec import PipelineValidationError as PipelineValidationError
 from .spec import StageRunner as StageRunner
 
 __all__ = [
+    "BackoffStrategy",
     "BaseInterceptor",
     "CancellationToken",
     "CleanupRegistry",
@@ -61,11 +68,15 @@ __all__ = [
     "InterceptorContext",
     "InterceptorError",
     "InterceptorResult",
+    "JitterStrategy",
     "Pipeline",
     "PipelineBuilder",
     "PipelineContext",
     "PipelineSpec",
     "PipelineValidationError",
+    "RateLimitError",
+    "RetryInterceptor",
+    "ServiceUnavailableError",
     "Stage",
     "StageError",
     "StageExecutionError",
@@ -74,6 +85,7 @@ __all__ = [
     "StageRunner",
     "StageSpec",
     "StructuredTaskGroup",
+    "TransientError",
     "UnifiedPipelineCancelled",
     "UnifiedStageExecutionError",
     "UnifiedStageGraph",

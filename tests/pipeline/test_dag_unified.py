@@ -317,3 +317,97 @@ def test_spec_errors_name_the_stage() -> None:
         TypeError, match=r"^UnifiedStageSpec 'x': dependencies must contain only str"
     ):
         UnifiedStageSpec(name="x", runner=spec("y").runner, dependencies=(1,))  # type: ignore[arg-type]
+
+
+class _Recorder:
+    """A minimal interceptor recording hook calls."""
+
+    name = "recorder"
+    priority = 30
+
+    def __init__(self, short_circuit: str | None = None, retry: bool = False) -> None:
+        self.calls: list[str] = []
+        self.short_circuit = short_circuit
+        self.retry = retry
+
+    async def before(self, stage_name: str, ctx: object) -> object:
+        from stageflow_trio.pipeline.interceptors import InterceptorResult
+
+        self.calls.append(f"before:{stage_name}:{ctx.pipeline_run_id}")  # type: ignore[attr-defined]
+        if stage_name == self.short_circuit:
+            return InterceptorResult(stage_ran=False, result={"cached": True})
+        return None
+
+    async def after(self, stage_name: str, result: object, ctx: object) -> None:
+        self.calls.append(f"after:{stage_name}:{result.status}")  # type: ignore[attr-defined]
+
+    async def on_error(self, stage_name: str, error: Exception, ctx: object) -> object:
+        from stageflow_trio.pipeline.interceptors import ErrorAction
+
+        self.calls.append(f"on_error:{stage_name}")
+        return ErrorAction.RETRY if self.retry else ErrorAction.FAIL
+
+    async def on_abort(self, stage_name: str, ctx: object) -> None:
+        self.calls.append(f"on_abort:{stage_name}")
+
+
+async def test_interceptors_wrap_every_stage_with_a_pipeline_context_view() -> None:
+    recorder = _Recorder()
+    graph = UnifiedStageGraph([spec("a"), spec("b", deps=["a"])], interceptors=[recorder])
+    results = await graph.run(stage_ctx())
+    assert recorder.calls == [
+        f"before:a:{RUN_ID}",
+        "after:a:completed",
+        f"before:b:{RUN_ID}",
+        "after:b:completed",
+    ]
+    assert results["b"].data == {"stage": "b"}
+
+
+async def test_an_interceptor_can_short_circuit_a_unified_stage() -> None:
+    ran: list[str] = []
+
+    async def stage_a(ctx: StageContext) -> StageOutput:
+        ran.append("a")
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph([spec("a", stage_a)], interceptors=[_Recorder(short_circuit="a")])
+    results = await graph.run(stage_ctx())
+    assert ran == []
+    assert results["a"].status is StageStatus.OK
+    assert results["a"].data == {"cached": True}
+
+
+async def test_an_interceptor_can_retry_a_raising_unified_stage() -> None:
+    attempts: list[int] = []
+
+    async def flaky(ctx: StageContext) -> StageOutput:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) < 3:
+            raise ConnectionError("down")
+        return StageOutput.ok(attempt=len(attempts))
+
+    recorder = _Recorder(retry=True)
+    results = await UnifiedStageGraph([spec("f", flaky)], interceptors=[recorder]).run(stage_ctx())
+    assert results["f"].data == {"attempt": 3}
+    assert recorder.calls.count("on_error:f") == 2
+
+
+async def test_an_error_through_the_chain_fails_the_run_with_its_message() -> None:
+    async def broken(ctx: StageContext) -> StageOutput:
+        raise ValueError("broken stage")
+
+    with pytest.raises(UnifiedStageExecutionError, match=r"^Stage 'x' failed: broken stage$"):
+        await UnifiedStageGraph([spec("x", broken)], interceptors=[_Recorder()]).run(stage_ctx())
+
+
+async def test_a_cancelled_unified_stage_calls_on_abort(autojump_clock: trio.abc.Clock) -> None:
+    recorder = _Recorder()
+
+    async def forever(ctx: StageContext) -> StageOutput:
+        await trio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    with trio.move_on_after(1):
+        await UnifiedStageGraph([spec("x", forever)], interceptors=[recorder]).run(stage_ctx())
+    assert recorder.calls == [f"before:x:{RUN_ID}", "on_abort:x"]

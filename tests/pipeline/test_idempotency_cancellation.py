@@ -1,0 +1,208 @@
+"""Cancellation and aborts never leave an idempotency key blocked."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from stageflow_trio._time import utc_now
+from stageflow_trio.pipeline.dag import StageExecutionError, StageGraph, StageSpec
+from stageflow_trio.pipeline.idempotency import (
+    CachedStageResult,
+    IdempotencyInterceptor,
+    InMemoryIdempotencyStore,
+)
+from stageflow_trio.pipeline.interceptors import (
+    BaseInterceptor,
+    CriticalInterceptorError,
+    InterceptorResult,
+    run_with_interceptors,
+)
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.result import StageResult
+from stageflow_trio.testing import RecordingEventSink
+
+
+def make_ctx(key: str = "req-1") -> PipelineContext:
+    ctx = PipelineContext(
+        pipeline_run_id=uuid.uuid4(),
+        request_id=None,
+        session_id=None,
+        user_id=None,
+        org_id=None,
+        interaction_id=None,
+        event_sink=RecordingEventSink(),
+    )
+    ctx.data["idempotency_key"] = key
+    return ctx
+
+
+class Stage:
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    async def __call__(self) -> StageResult:
+        self.calls += 1
+        await trio.sleep(self.delay)
+        now = utc_now()
+        return StageResult(
+            name="charge", status="completed", started_at=now, ended_at=now, data={"n": self.calls}
+        )
+
+
+async def test_a_cancelled_owner_releases_its_key(autojump_clock: trio.abc.Clock) -> None:
+    interceptor = IdempotencyInterceptor()
+    stage = Stage(delay=10)
+    with trio.move_on_after(1) as scope:
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert scope.cancelled_caught
+    assert not interceptor.in_flight("req-1", "charge")
+    stage.delay = 0
+    result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert result.status == "completed"
+    assert result.data == {"n": 2}
+    assert stage.calls == 2
+    replay = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert replay.data == {"n": 2}
+    assert stage.calls == 2
+
+
+async def test_a_waiter_takes_over_when_the_owner_is_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    interceptor = IdempotencyInterceptor()
+    stage = Stage(delay=10)
+    results: list[StageResult] = []
+
+    async def waiter() -> None:
+        results.append(await run_with_interceptors("charge", stage, make_ctx(), [interceptor]))
+
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as owner_scope:
+            async with trio.open_nursery() as owner:
+                owner.start_soon(run_with_interceptors, "charge", stage, make_ctx(), [interceptor])
+                await trio.testing.wait_all_tasks_blocked()
+                assert interceptor.in_flight("req-1", "charge")
+                nursery.start_soon(waiter)
+                await trio.sleep(3)
+                owner_scope.cancel()
+    # The owner was cancelled at t=3; the waiter ran the stage itself from t=3 to t=13.
+    assert stage.calls == 2
+    assert [r.data for r in results] == [{"n": 2}]
+    assert trio.current_time() == 13.0
+    assert not interceptor.in_flight("req-1", "charge")
+
+
+async def test_a_cancelled_waiter_leaves_the_owner_alone(autojump_clock: trio.abc.Clock) -> None:
+    interceptor = IdempotencyInterceptor()
+    stage = Stage(delay=5)
+    owner_results: list[StageResult] = []
+
+    async def owner() -> None:
+        owner_results.append(
+            await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(owner)
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.move_on_after(1):
+            await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+        assert interceptor.in_flight("req-1", "charge")
+    assert [r.data for r in owner_results] == [{"n": 1}]
+    assert stage.calls == 1
+    assert not interceptor.in_flight("req-1", "charge")
+
+
+class SlowStore(InMemoryIdempotencyStore):
+    """A store whose second ``get`` of a key hangs (the re-check after the claim)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    async def get(self, key: str) -> CachedStageResult | None:
+        self.gets += 1
+        if self.gets == 2:
+            await trio.sleep_forever()
+        return await super().get(key)
+
+
+async def test_cancellation_while_claiming_releases_the_claim(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = SlowStore()
+    interceptor = IdempotencyInterceptor(store=store)
+    stage = Stage(delay=0)
+    with trio.move_on_after(1) as scope:
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert scope.cancelled_caught
+    assert stage.calls == 0
+    assert not interceptor.in_flight("req-1", "charge")
+    await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
+
+
+class CriticalBefore(BaseInterceptor):
+    name = "critical_before"
+    priority = 30
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        raise CriticalInterceptorError("denied", self.name)
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        return None
+
+
+async def test_a_critical_error_after_the_claim_releases_the_key() -> None:
+    interceptor = IdempotencyInterceptor()
+    stage = Stage(delay=0)
+    with pytest.raises(CriticalInterceptorError, match=r"^denied$"):
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor, CriticalBefore()])
+    assert not interceptor.in_flight("req-1", "charge")
+    await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
+
+
+async def test_a_cancelled_legacy_run_releases_the_key(autojump_clock: trio.abc.Clock) -> None:
+    store = InMemoryIdempotencyStore()
+    interceptor = IdempotencyInterceptor(store=store)
+    calls: list[str] = []
+
+    async def slow(ctx: PipelineContext) -> dict[str, Any]:
+        calls.append("slow")
+        await trio.sleep(100)
+        return {"done": True}
+
+    async def fails(ctx: PipelineContext) -> dict[str, Any]:
+        await trio.sleep(1)
+        raise CriticalInterceptorError("stop the run", "test")
+
+    class Abort(BaseInterceptor):
+        name = "abort"
+        priority = 60
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+            return None
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            if stage_name == "fails":
+                raise CriticalInterceptorError("abort", self.name)
+
+    graph = StageGraph(
+        [StageSpec(name="slow", runner=slow), StageSpec(name="fails", runner=fails)],
+        [interceptor, Abort()],
+    )
+    with pytest.raises(StageExecutionError):
+        await graph.run(make_ctx())
+    # "fails" aborted the run at t=1, which cancelled "slow" while it held its claim.
+    assert trio.current_time() == 1.0
+    assert not interceptor.in_flight("req-1", "slow")
+    assert not interceptor.in_flight("req-1", "fails")
+    result = await run_with_interceptors("slow", Stage(delay=0), make_ctx(), [interceptor])
+    assert result.data == {"n": 1}

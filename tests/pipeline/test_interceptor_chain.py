@@ -1,0 +1,418 @@
+"""The interceptor chain: order, short-circuit, errors, retries, timeouts, after-hooks."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import trio
+
+from stageflow_trio._engine._stage_call import ABORT_HOOKS_TIMEOUT, MAX_CHAIN_RETRIES
+from stageflow_trio._time import utc_now
+from stageflow_trio.pipeline.interceptors import (
+    BaseInterceptor,
+    CircuitBreakerInterceptor,
+    CriticalInterceptorError,
+    ErrorAction,
+    InterceptorResult,
+    TimeoutInterceptor,
+    get_default_interceptors,
+    run_with_interceptors,
+)
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.result import StageResult
+from stageflow_trio.testing import RecordingEventSink
+
+
+def make_ctx() -> PipelineContext:
+    return PipelineContext(
+        pipeline_run_id=uuid.uuid4(),
+        request_id=None,
+        session_id=None,
+        user_id=None,
+        org_id=None,
+        interaction_id=None,
+        event_sink=RecordingEventSink(),
+    )
+
+
+class Recorder(BaseInterceptor):
+    def __init__(
+        self,
+        name: str,
+        priority: int,
+        log: list[str],
+        *,
+        before_result: InterceptorResult | None = None,
+        action: ErrorAction = ErrorAction.FAIL,
+        raise_in: str | None = None,
+        critical: bool = False,
+    ) -> None:
+        self.name = name
+        self.priority = priority
+        self.log = log
+        self.before_result = before_result
+        self.action = action
+        self.raise_in = raise_in
+        self.critical = critical
+
+    def _maybe_raise(self, hook: str) -> None:
+        if self.raise_in == hook:
+            if self.critical:
+                raise CriticalInterceptorError(f"{self.name} {hook}", self.name)
+            raise RuntimeError(f"{self.name} {hook}")
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        self.log.append(f"before:{self.name}")
+        self._maybe_raise("before")
+        return self.before_result
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        self.log.append(f"after:{self.name}:{result.status}")
+        self._maybe_raise("after")
+
+    async def on_error(
+        self, stage_name: str, error: Exception, ctx: PipelineContext
+    ) -> ErrorAction:
+        self.log.append(f"on_error:{self.name}:{type(error).__name__}")
+        self._maybe_raise("on_error")
+        return self.action
+
+
+def stage(log: list[str], *, fail_times: int = 0, exc: Exception | None = None):  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+
+    async def run() -> StageResult:
+        calls["n"] += 1
+        log.append("stage")
+        if calls["n"] <= fail_times:
+            raise exc or ValueError("flaky")
+        now = utc_now()
+        return StageResult(
+            name="s", status="completed", started_at=now, ended_at=now, data={"ok": 1}
+        )
+
+    return run
+
+
+async def test_hooks_run_in_priority_order_and_after_in_reverse() -> None:
+    log: list[str] = []
+    chain = [Recorder("late", 30, log), Recorder("early", 1, log), Recorder("mid", 10, log)]
+    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    assert result.status == "completed"
+    assert log == [
+        "before:early",
+        "before:mid",
+        "before:late",
+        "stage",
+        "after:late:completed",
+        "after:mid:completed",
+        "after:early:completed",
+    ]
+
+
+async def test_short_circuit_skips_the_stage_and_later_befores() -> None:
+    log: list[str] = []
+    chain = [
+        Recorder("a", 1, log),
+        Recorder(
+            "b",
+            2,
+            log,
+            before_result=InterceptorResult(stage_ran=False, result={"cached": 1}, error="e"),
+        ),
+        Recorder("c", 3, log),
+    ]
+    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    assert result.status == "completed"
+    assert result.data == {"cached": 1}
+    assert result.error == "e"
+    assert "stage" not in log
+    assert "before:c" not in log
+    assert log[-3:] == ["after:c:completed", "after:b:completed", "after:a:completed"]
+
+
+async def test_errors_in_hooks_are_isolated() -> None:
+    log: list[str] = []
+    chain = [Recorder("a", 1, log, raise_in="before"), Recorder("b", 2, log, raise_in="after")]
+    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    assert result.status == "completed"
+    assert log == ["before:a", "before:b", "stage", "after:b:completed", "after:a:completed"]
+
+
+@pytest.mark.parametrize("hook", ["before", "after"])
+async def test_critical_errors_escape(hook: str) -> None:
+    log: list[str] = []
+    chain = [Recorder("a", 1, log, raise_in=hook, critical=True)]
+    with pytest.raises(CriticalInterceptorError, match=f"^a {hook}$"):
+        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+
+
+async def test_stage_error_asks_on_error_in_reverse_and_fails() -> None:
+    log: list[str] = []
+    chain = [Recorder("a", 1, log), Recorder("b", 2, log)]
+    result = await run_with_interceptors("s", stage(log, fail_times=1), make_ctx(), chain)
+    assert result.status == "failed"
+    assert result.error == "flaky"
+    assert log[3:5] == ["on_error:b:ValueError", "on_error:a:ValueError"]
+
+
+async def test_retry_reruns_until_the_stage_succeeds() -> None:
+    log: list[str] = []
+    chain = [Recorder("retry", 1, log, action=ErrorAction.RETRY)]
+    result = await run_with_interceptors("s", stage(log, fail_times=3), make_ctx(), chain)
+    assert result.status == "completed"
+    assert log.count("stage") == 4
+    assert log.count("before:retry") == 1
+
+
+async def test_endless_retry_is_capped() -> None:
+    log: list[str] = []
+    chain = [Recorder("retry", 1, log, action=ErrorAction.RETRY)]
+    result = await run_with_interceptors("s", stage(log, fail_times=10**6), make_ctx(), chain)
+    assert result.status == "failed"
+    assert log.count("stage") == MAX_CHAIN_RETRIES + 1
+
+
+async def test_fallback_counts_as_fail() -> None:
+    log: list[str] = []
+    chain = [Recorder("fb", 1, log, action=ErrorAction.FALLBACK)]
+    result = await run_with_interceptors("s", stage(log, fail_times=1), make_ctx(), chain)
+    assert result.status == "failed"
+    assert log.count("stage") == 1
+
+
+async def test_timeout_uses_a_cancel_scope_on_the_trio_clock(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+    ctx = make_ctx()
+    ctx.data["_timeout_ms"] = 1500
+
+    async def slow() -> StageResult:
+        await trio.sleep(60)
+        raise AssertionError("not reached")  # pragma: no cover
+
+    chain = [TimeoutInterceptor(), Recorder("r", 50, log)]
+    start = trio.current_time()
+    result = await run_with_interceptors("s", slow, ctx, chain)
+    assert trio.current_time() - start == 1.5
+    assert result.status == "failed"
+    assert result.error == "Stage timed out after 1500ms"
+    assert "on_error:r:TimeoutError" in log
+    assert "_timeout.s" not in ctx.data
+
+
+async def test_timeout_error_raised_by_the_stage_maps_to_the_timeout_result() -> None:
+    log: list[str] = []
+    result = await run_with_interceptors(
+        "s", stage(log, fail_times=1, exc=TimeoutError("inner")), make_ctx(), []
+    )
+    assert result.error == "Stage timed out after 30000ms"
+
+
+async def test_non_positive_timeout_means_none(autojump_clock: trio.abc.Clock) -> None:
+    ctx = make_ctx()
+    ctx.data["_timeout.s"] = 0
+
+    async def slow() -> StageResult:
+        await trio.sleep(86_000)  # far beyond the default 30 s timeout
+        now = utc_now()
+        return StageResult(name="s", status="completed", started_at=now, ended_at=now)
+
+    result = await run_with_interceptors("s", slow, ctx, [])
+    assert result.status == "completed"
+
+
+async def test_cancellation_is_not_caught_and_skips_after(autojump_clock: trio.abc.Clock) -> None:
+    log: list[str] = []
+
+    async def forever() -> StageResult:
+        await trio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    with trio.move_on_after(1) as scope:
+        await run_with_interceptors("s", forever, make_ctx(), [Recorder("r", 1, log)])
+    assert scope.cancelled_caught
+    assert log == ["before:r"]
+
+
+async def test_circuit_breaker_opens_after_five_failures_and_half_opens_after_30s(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+    breaker = CircuitBreakerInterceptor()
+    ctx = make_ctx()
+    for _ in range(5):
+        result = await run_with_interceptors("s", stage(log, fail_times=1), ctx, [breaker])
+        assert result.status == "failed"
+    before = log.count("stage")
+    result = await run_with_interceptors("s", stage(log), ctx, [breaker])
+    assert log.count("stage") == before
+    assert result.status == "completed"
+    assert result.error == "Circuit breaker open for s"
+    await trio.sleep(30.5)
+    result = await run_with_interceptors("s", stage(log), ctx, [breaker])
+    assert log.count("stage") == before + 1
+    assert result.error is None
+
+
+def test_default_interceptors_are_sorted_by_priority() -> None:
+    chain = get_default_interceptors(include_idempotency=False)
+    assert [(i.name, i.priority) for i in chain] == [
+        ("timeout", 5),
+        ("circuit_breaker", 10),
+        ("tracing", 20),
+        ("metrics", 40),
+        ("child_tracker_metrics", 45),
+        ("logging", 50),
+    ]
+
+
+# --- aborted calls: on_abort --------------------------------------------------------------
+
+
+class Aborting(Recorder):
+    """A Recorder that also records on_abort (optionally awaiting or raising there)."""
+
+    def __init__(
+        self, *args: object, abort_sleep: float = 0, abort_raises: bool = False, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.abort_sleep = abort_sleep
+        self.abort_raises = abort_raises
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        self.log.append(f"on_abort:{self.name}")
+        if self.abort_sleep:
+            await trio.sleep(self.abort_sleep)
+            self.log.append(f"on_abort_done:{self.name}")
+        if self.abort_raises:
+            raise RuntimeError("abort hook failed")
+
+
+async def forever() -> StageResult:
+    await trio.sleep_forever()
+    raise AssertionError  # pragma: no cover
+
+
+async def test_a_cancelled_call_gets_on_abort_in_reverse_order(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+    chain = [Aborting("a", 1, log), Aborting("b", 2, log)]
+    with trio.move_on_after(1):
+        await run_with_interceptors("s", forever, make_ctx(), chain)
+    assert log == ["before:a", "before:b", "on_abort:b", "on_abort:a"]
+
+
+async def test_on_abort_runs_shielded_and_its_errors_are_swallowed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+    chain = [Aborting("a", 1, log, abort_sleep=2), Aborting("b", 2, log, abort_raises=True)]
+    with trio.move_on_after(1) as scope:
+        await run_with_interceptors("s", forever, make_ctx(), chain)
+    assert scope.cancelled_caught
+    assert log == ["before:a", "before:b", "on_abort:b", "on_abort:a", "on_abort_done:a"]
+    assert trio.current_time() == 3.0
+
+
+async def test_on_abort_hooks_are_bounded(autojump_clock: trio.abc.Clock) -> None:
+    log: list[str] = []
+    chain = [Aborting("a", 1, log, abort_sleep=10**6)]
+    with trio.move_on_after(1):
+        await run_with_interceptors("s", forever, make_ctx(), chain)
+    assert trio.current_time() == 1 + ABORT_HOOKS_TIMEOUT
+    assert log == ["before:a", "on_abort:a"]
+
+
+async def test_a_critical_before_aborts_only_the_earlier_interceptors() -> None:
+    log: list[str] = []
+    chain = [
+        Aborting("a", 1, log),
+        Aborting("b", 2, log, raise_in="before", critical=True),
+        Aborting("c", 3, log),
+    ]
+    with pytest.raises(CriticalInterceptorError, match=r"^b before$"):
+        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    assert log == ["before:a", "before:b", "on_abort:a"]
+
+
+async def test_a_critical_after_aborts_the_interceptors_whose_after_did_not_run() -> None:
+    log: list[str] = []
+    chain = [
+        Aborting("a", 1, log),
+        Aborting("b", 2, log, raise_in="after", critical=True),
+        Aborting("c", 3, log),
+    ]
+    with pytest.raises(CriticalInterceptorError, match=r"^b after$"):
+        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    assert log == [
+        "before:a",
+        "before:b",
+        "before:c",
+        "stage",
+        "after:c:completed",
+        "after:b:completed",
+        "on_abort:a",
+    ]
+
+
+async def test_a_short_circuited_call_aborts_only_the_entered_interceptors(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+
+    class SlowAfter(Aborting):
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            await super().after(stage_name, result, ctx)
+            await trio.sleep_forever()
+
+    chain = [
+        Aborting("a", 1, log),
+        Aborting("b", 2, log, before_result=InterceptorResult(stage_ran=False)),
+        SlowAfter("c", 3, log),
+    ]
+    with trio.move_on_after(1):
+        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    # c's before never ran; c's after was called (and hung); a and b get on_abort.
+    assert log == ["before:a", "before:b", "after:c:completed", "on_abort:b", "on_abort:a"]
+
+
+async def test_interceptors_without_on_abort_are_skipped(autojump_clock: trio.abc.Clock) -> None:
+    class Minimal:
+        name = "minimal"
+        priority = 1
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+            return None
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            return None
+
+    with trio.move_on_after(1) as scope:
+        await run_with_interceptors("s", forever, make_ctx(), [Minimal()])  # type: ignore[list-item]
+    assert scope.cancelled_caught
+
+
+async def test_a_short_circuit_with_a_stage_result_uses_its_payload() -> None:
+    now = utc_now()
+    cached = StageResult(name="s", status="completed", started_at=now, ended_at=now, data={"v": 1})
+    log: list[str] = []
+    chain = [
+        Recorder("cache", 1, log, before_result=InterceptorResult(stage_ran=False, result=cached))
+    ]
+    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    assert result.data == {"v": 1}
+    assert result.error is None
+    assert "stage" not in log
+
+
+async def test_a_stage_error_is_passed_to_on_error_and_the_result_keeps_its_message() -> None:
+    log: list[str] = []
+    result = await run_with_interceptors(
+        "s", stage(log, fail_times=1, exc=KeyError("k")), make_ctx(), [Recorder("r", 1, log)]
+    )
+    assert "on_error:r:KeyError" in log
+    assert result.error == "'k'"
