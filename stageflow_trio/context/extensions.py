@@ -16,12 +16,14 @@ instance in ``ContextSnapshot.extensions``::
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import attrs
+import cattrs
 
-from stageflow_trio.utils.frozen import FrozenList
+from stageflow_trio._serialization import converter
 
 __all__ = ["ExtensionBundle", "T"]
 
@@ -48,8 +50,8 @@ def _serialize_value(value: Any) -> Any:
     """A JSON-ready copy of an extension value.
 
     Dataclass and attrs instances use their own ``to_dict`` if they have one,
-    else become dicts of their fields; dicts and lists (frozen or not) become
-    fresh plain ones; UUIDs, datetimes, dates and times become ``str(value)``;
+    else become dicts of their fields; dicts, lists and tuples (frozen or not)
+    become fresh plain dicts and lists; enums their values; UUIDs, datetimes, dates and times become ``str(value)``;
     anything else is kept as given.
     """
     if value is None or type(value) in _PLAIN:
@@ -62,8 +64,12 @@ def _serialize_value(value: Any) -> Any:
         return {name: _serialize_value(getattr(value, name)) for name in names}
     if isinstance(value, Mapping):
         return {k: _serialize_value(v) for k, v in value.items()}
-    if isinstance(value, (list, FrozenList)):
+    if isinstance(value, (list, tuple)):  # FrozenList is a list
+        # Tuples too (the reference keeps them, nested objects unserialized):
+        # frozen bundles hold tuples, and JSON has only lists.
         return [_serialize_value(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
     # stageflow matches these by class name, so subclasses with other names pass through.
     if type(value).__name__ in _STRINGIFIED:
         return str(value)
@@ -94,9 +100,27 @@ class ExtensionBundle:
 
     @classmethod
     def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
-        """Build the bundle with ``data``'s items as keyword arguments.
+        """Build the bundle from :meth:`to_dict` output, typed by the class's annotations.
+
+        Structured with the package's cattrs converter: nested attrs classes and
+        dataclasses, UUIDs, datetimes, enums and tuples come back as their types,
+        so ``from_dict(to_dict(x)) == x``. A class whose annotations cannot be
+        resolved falls back to ``cls(**data)``, the reference's behaviour.
 
         Raises:
-            TypeError: ``data`` has a key the class does not accept, or lacks a required one.
+            TypeError: ``data`` is not a mapping, has a key the class does not
+                accept, lacks a required one, or holds a value of the wrong type;
+                the message names the field.
         """
-        return cls(**data)
+        if not isinstance(data, Mapping):
+            raise TypeError(
+                f"{cls.__name__}.from_dict: data must be a mapping; got {type(data).__name__}"
+            )
+        try:
+            return converter.structure(dict(data), cls)
+        except cattrs.BaseValidationError as exc:
+            problems = "; ".join(cattrs.transform_error(exc, path=cls.__name__))
+            raise TypeError(f"{cls.__name__}.from_dict: {problems}") from None
+        except (NameError, cattrs.errors.StructureHandlerNotFoundError):
+            # Annotations that name types not importable from the class's module.
+            return cls(**data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import enum
 import pickle
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 import attrs
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from stageflow_trio.context import extensions as extensions_module
 from stageflow_trio.context.context_snapshot import ContextSnapshot
@@ -86,8 +88,7 @@ def test_values_serialize_like_stageflow() -> None:
         date(2026, 1, 2),
         time(3, 4),
         [ID, {"k": WHEN}],
-        {"a": [1, (2, 3)]},
-        (ID,),
+        {"a": [1, [2, 3]]},
         Nested("n", WHEN),
         NestedWithToDict("x"),
         {"deep": [Nested("m")]},
@@ -105,6 +106,18 @@ def test_values_serialize_like_stageflow() -> None:
         assert Mine(value).to_dict() == Theirs(value).to_dict()
 
 
+def test_tuples_and_enums_serialize_to_json_ready_values() -> None:
+    """Divergence (docs/parity.md): the reference keeps tuples and enums as they are."""
+
+    @dataclass(frozen=True)
+    class Mine(ExtensionBundle):
+        value: Any = None
+
+    assert Mine((ID, Nested("n"))).to_dict() == {"value": [str(ID), {"label": "n", "at": None}]}
+    assert Mine({"a": (1, (2, 3))}).to_dict() == {"value": {"a": [1, [2, 3]]}}
+    assert Mine(Tier.SILVER).to_dict() == {"value": "silver"}
+
+
 def test_frozen_containers_serialize_as_plain_ones() -> None:
     @dataclass(frozen=True)
     class Holder(ExtensionBundle):
@@ -116,10 +129,73 @@ def test_frozen_containers_serialize_as_plain_ones() -> None:
     assert type(data["value"]["a"]) is list
 
 
-def test_from_dict_passes_the_items_as_keywords() -> None:
+def test_from_dict_rejects_unknown_keys_and_wrong_types_naming_the_field() -> None:
     assert SalesExtensions.from_dict({"competitors": ["b"]}) == SalesExtensions(competitors=["b"])
-    with pytest.raises(TypeError, match=r"unexpected keyword argument 'nope'$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^SalesExtensions.from_dict: extra fields found \(nope\) @ SalesExtensions$",
+    ):
         SalesExtensions.from_dict({"nope": 1})
+    with pytest.raises(
+        TypeError, match=r"^TypedBundle.from_dict: .*expected UUID @ TypedBundle.id$"
+    ):
+        TypedBundle.from_dict({"id": "not-a-uuid"})
+    with pytest.raises(
+        TypeError, match=r"^TypedBundle.from_dict: data must be a mapping; got list$"
+    ):
+        TypedBundle.from_dict([])  # type: ignore[arg-type]
+
+
+class Tier(enum.Enum):
+    GOLD = "gold"
+    SILVER = "silver"
+
+
+@attrs.frozen
+class Visit:
+    at: datetime
+    note: str = ""
+
+
+@attrs.frozen
+class TypedBundle(ExtensionBundle):
+    """Typed fields the reference's cls(**data) cannot restore from to_dict()."""
+
+    id: uuid.UUID
+    tier: Tier = Tier.GOLD
+    visits: tuple[Visit, ...] = ()
+    last: Visit | None = None
+
+
+@given(
+    st.uuids(),
+    st.sampled_from(Tier),
+    st.lists(
+        st.builds(
+            Visit,
+            at=st.datetimes(timezones=st.just(UTC)),
+            note=st.text(max_size=5),
+        ),
+        max_size=3,
+    ),
+)
+def test_typed_bundles_round_trip_through_the_converter(
+    ident: uuid.UUID, tier: Tier, visits: list[Visit]
+) -> None:
+    bundle = TypedBundle(
+        id=ident, tier=tier, visits=tuple(visits), last=visits[-1] if visits else None
+    )
+    data = bundle.to_dict()
+    assert data["id"] == str(ident)
+    assert TypedBundle.from_dict(data) == bundle
+
+
+def test_a_bundle_with_unresolvable_annotations_falls_back_to_keywords() -> None:
+    @attrs.frozen
+    class Local(ExtensionBundle):
+        ref: NotImportable | None = None  # type: ignore[name-defined]  # noqa: F821
+
+    assert Local.from_dict({"ref": "kept as given"}) == Local(ref="kept as given")
 
 
 @given(bundles)
