@@ -2,7 +2,8 @@
 
 Each module ``benchmarks/bench_*.py`` exposes ``run(smoke: bool) -> list[dict]`` whose
 rows carry ``workload``, ``reference_s`` and ``trio_s`` (median seconds per
-operation, measured interleaved in this one process) and optionally ``note``.
+operation, measured interleaved in this one process) and optionally ``note``
+and ``unit`` (``"B"`` for byte counts).
 The ratio column is trio / reference: below 1.0 means stageflow_trio is faster.
 """
 
@@ -16,9 +17,11 @@ import time
 from pathlib import Path
 
 
-def _fmt(seconds: object) -> str:
+def _fmt(seconds: object, unit: object = "s") -> str:
     if not isinstance(seconds, int | float):
         return "-"
+    if unit == "B":
+        return f"{seconds:,.0f} B"
     if seconds >= 1:
         return f"{seconds:.3f} s"
     if seconds >= 1e-3:
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             else "-"
         )
         print(
-            f"{row['workload']!s:<{width}}  {_fmt(ref):>12}  {_fmt(ours):>12}  {ratio:>6}"
+            f"{row['workload']!s:<{width}}  {_fmt(ref, row.get('unit', 's')):>12}"
+            f"  {_fmt(ours, row.get('unit', 's')):>12}  {ratio:>6}"
             f"  {row.get('note', '')}"
         )
     for failure in failed:
