@@ -44,7 +44,7 @@ __all__ = [
     "wait_for_event_sink_tasks",
 ]
 
-logger = logging.getLogger("stageflow.events")
+logger = logging.getLogger("stageflow_trio.events")
 
 _Event = tuple[str, "dict[str, Any] | None"]
 
@@ -226,7 +226,7 @@ class BackpressureAwareEventSink:
         self._send_nowait = self._send.send_nowait
         self._metrics = BackpressureMetrics()
         self._on_drop = on_drop
-        self._logger = logging.getLogger("stageflow.events.backpressure")
+        self._logger = logging.getLogger("stageflow_trio.events.backpressure")
         # Worker state. ``_in_flight``: an event whose delivery started but has
         # not finished; if the worker dies holding one, ``start`` or ``stop``
         # counts it as undelivered (re-sending could duplicate it). ``_held``: an

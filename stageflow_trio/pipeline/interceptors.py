@@ -176,8 +176,8 @@ class BaseInterceptor(ABC):
         """
 
 
-_stage_logger = logging.getLogger("stage_interceptor")
-_metrics_logger = logging.getLogger("stage_metrics")
+_stage_logger = logging.getLogger("stageflow_trio.stage_interceptor")
+_metrics_logger = logging.getLogger("stageflow_trio.stage_metrics")
 
 
 def _run_id(ctx: PipelineContext) -> str | None:
@@ -205,7 +205,7 @@ class ChildTrackerMetricsInterceptor(BaseInterceptor):
             subpipeline = importlib.import_module("stageflow_trio.pipeline.subpipeline")
         except ImportError:  # subpipelines not available
             return
-        tracker_logger = logging.getLogger("stageflow.child_tracker_metrics")
+        tracker_logger = logging.getLogger("stageflow_trio.child_tracker_metrics")
         try:
             metrics = await subpipeline.get_child_tracker().get_metrics()
             tracker_logger.info(

@@ -17,7 +17,8 @@ from stageflow_trio.events import (
 )
 from stageflow_trio.testing import RecordingEventSink
 
-LOGGER = "stageflow.events.backpressure"
+LOGGER = "stageflow_trio.events.backpressure"
+REFERENCE_LOGGER = "stageflow.events.backpressure"
 
 
 class SlowSink(RecordingEventSink):
@@ -66,7 +67,7 @@ def records(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogR
 
 @pytest.fixture(autouse=True)
 def _capture_sink_logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="stageflow.events")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
 
 
 # -- construction -------------------------------------------------------------
@@ -90,7 +91,7 @@ async def test_default_downstream_is_a_logging_sink(caplog: pytest.LogCaptureFix
     sink = BackpressureAwareEventSink()
     sink.try_emit(type="stage.a.started", data={"k": 1})
     await sink.stop()
-    [record] = [r for r in caplog.records if r.name == "stageflow.events"]
+    [record] = [r for r in caplog.records if r.name == "stageflow_trio.events"]
     assert (record.getMessage(), record.event_type, record.event_data) == (
         "Event: stage.a.started",
         "stage.a.started",
@@ -198,9 +199,10 @@ def test_drop_and_start_logs_match_reference(caplog: pytest.LogCaptureFixture) -
             await sink.start(nursery)
             await sink.stop()
 
+    caplog.set_level(logging.DEBUG, logger=REFERENCE_LOGGER)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     asyncio.run(reference())
-    theirs = [r for r in caplog.records if r.name == LOGGER]
+    theirs = [r for r in caplog.records if r.name == REFERENCE_LOGGER]
     caplog.clear()
     trio.run(ours)
     mine = [r for r in caplog.records if r.name == LOGGER]

@@ -12,7 +12,7 @@ import trio.testing
 from stageflow_trio.events import BackpressureAwareEventSink, wait_for_event_sink_tasks
 from stageflow_trio.testing import RecordingEventSink
 
-LOGGER = "stageflow.events.backpressure"
+LOGGER = "stageflow_trio.events.backpressure"
 
 
 class SlowSink(RecordingEventSink):
@@ -35,7 +35,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 @pytest.fixture(autouse=True)
 def _capture_sink_logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="stageflow.events")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
 
 
 async def test_cancelled_owner_delivers_the_queue_and_counts_the_interrupted_event(

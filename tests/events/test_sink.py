@@ -36,7 +36,7 @@ from stageflow_trio.testing import RecordingEventSink, reset_globals
 
 
 def test_events_all_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.events")
+    ref = pytest.importorskip("stageflow_trio.events")
     assert sorted(stageflow_trio.events.__all__) == sorted(ref.__all__)
     for name in stageflow_trio.events.__all__:
         assert hasattr(stageflow_trio.events, name), name
@@ -141,9 +141,9 @@ def _records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRec
 
 
 def test_logging_try_emit_record_fields(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="stageflow.events")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
     LoggingEventSink().try_emit(type="stage.a.started", data={"k": 1})
-    [record] = _records(caplog, "stageflow.events")
+    [record] = _records(caplog, "stageflow_trio.events")
     assert record.levelno == logging.INFO
     assert record.msg == "Event: %s"
     assert record.getMessage() == "Event: stage.a.started"
@@ -154,11 +154,11 @@ def test_logging_try_emit_record_fields(caplog: pytest.LogCaptureFixture) -> Non
 async def test_logging_emit_uses_the_given_level_and_accepts_none(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="stageflow.events")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
     sink = LoggingEventSink(level=logging.DEBUG)
     with trio.testing.assert_checkpoints():
         await sink.emit(type="x", data=None)
-    [record] = _records(caplog, "stageflow.events")
+    [record] = _records(caplog, "stageflow_trio.events")
     assert (record.levelno, record.getMessage(), record.event_type, record.event_data) == (
         logging.DEBUG,
         "Event: x",
@@ -168,20 +168,23 @@ async def test_logging_emit_uses_the_given_level_and_accepts_none(
 
 
 async def test_logging_emit_cancelled_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="stageflow.events")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
     with trio.CancelScope() as scope:
         scope.cancel()
         await LoggingEventSink().emit(type="x", data=None)
     assert scope.cancelled_caught
-    assert _records(caplog, "stageflow.events") == []
+    assert _records(caplog, "stageflow_trio.events") == []
 
 
 def test_logging_record_matches_reference(caplog: pytest.LogCaptureFixture) -> None:
     ref = pytest.importorskip("stageflow.events.sink")
     caplog.set_level(logging.DEBUG, logger="stageflow.events")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
     ref.LoggingEventSink(level=logging.WARNING).try_emit(type="t", data={"a": [1]})
     LoggingEventSink(level=logging.WARNING).try_emit(type="t", data={"a": [1]})
-    theirs, ours = _records(caplog, "stageflow.events")
+    # Same record under the renamed logger (docs/parity.md: logger names).
+    [theirs] = _records(caplog, "stageflow.events")
+    [ours] = _records(caplog, "stageflow_trio.events")
     for attr in ("levelno", "msg", "args", "event_type", "event_data"):
         assert getattr(ours, attr) == getattr(theirs, attr), attr
 
@@ -287,7 +290,7 @@ async def test_emit_event_propagates_sink_errors() -> None:
 
 
 def test_emit_event_signature_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.events")
+    ref = pytest.importorskip("stageflow_trio.events")
 
     async def main() -> list[tuple[str, dict[str, Any] | None]]:
         recorded: list[tuple[str, dict[str, Any] | None]] = []

@@ -393,13 +393,13 @@ async def test_tracing_in_a_legacy_graph() -> None:
 async def test_metrics_keeps_the_start_time_while_the_stage_runs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stage_metrics")
+    caplog.set_level(logging.INFO, logger="stageflow_trio.stage_metrics")
     ctx = make_ctx()
     seen: list[dict[str, Any]] = []
     await run_with_interceptors("s", ok_stage(seen, ctx), ctx, [MetricsInterceptor()])
     assert isinstance(seen[0]["_metrics.stage_start_time"], datetime)
     assert ctx.data == {}
-    [record] = [r for r in caplog.records if r.name == "stage_metrics"]
+    [record] = [r for r in caplog.records if r.name == "stageflow_trio.stage_metrics"]
     assert record.getMessage() == "Stage metrics: s"
     assert record.__dict__["status"] == "completed"
     assert record.__dict__["pipeline_run_id"] == str(RUN_ID)
@@ -407,24 +407,24 @@ async def test_metrics_keeps_the_start_time_while_the_stage_runs(
 
 
 async def test_logging_logs_start_and_completion(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="stage_interceptor")
+    caplog.set_level(logging.INFO, logger="stageflow_trio.stage_interceptor")
     await run_with_interceptors("s", failing_stage(), make_ctx(), [LoggingInterceptor()])
-    assert [r.getMessage() for r in caplog.records if r.name == "stage_interceptor"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stage_interceptor"] == [
         "Stage starting: s",
         "Stage completed: s - failed",
     ]
 
 
 async def test_logging_is_silent_above_info(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="stage_interceptor")
+    caplog.set_level(logging.WARNING, logger="stageflow_trio.stage_interceptor")
     await run_with_interceptors("s", ok_stage(), make_ctx(), [LoggingInterceptor()])
-    assert [r for r in caplog.records if r.name == "stage_interceptor"] == []
+    assert [r for r in caplog.records if r.name == "stageflow_trio.stage_interceptor"] == []
 
 
 async def test_child_tracker_metrics_is_quiet_without_subpipelines(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="stageflow.child_tracker_metrics")
+    caplog.set_level(logging.DEBUG, logger="stageflow_trio.child_tracker_metrics")
     child = make_ctx(parent_run_id=uuid.uuid4())
     assert child.is_child_run
     for ctx in (make_ctx(), child):
@@ -435,7 +435,7 @@ async def test_child_tracker_metrics_is_quiet_without_subpipelines(
     try:
         import stageflow_trio.pipeline.subpipeline  # noqa: F401
     except ImportError:
-        assert [r for r in caplog.records if r.name == "stageflow.child_tracker_metrics"] == []
+        assert [r for r in caplog.records if r.name == "stageflow_trio.child_tracker_metrics"] == []
 
 
 # --- docs/interceptors.md -----------------------------------------------------------------
