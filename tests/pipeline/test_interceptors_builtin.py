@@ -409,7 +409,9 @@ async def test_metrics_keeps_the_start_time_while_the_stage_runs(
 async def test_logging_logs_start_and_completion(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="stageflow_trio.stage_interceptor")
     await run_with_interceptors("s", failing_stage(), make_ctx(), [LoggingInterceptor()])
-    assert [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stage_interceptor"] == [
+    assert [
+        r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stage_interceptor"
+    ] == [
         "Stage starting: s",
         "Stage completed: s - failed",
     ]
