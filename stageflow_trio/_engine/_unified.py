@@ -184,6 +184,7 @@ class _UnifiedRun(DagRun):
         "guard_states",
         "pending_guards",
         "pipeline_ctx",
+        "plain",
         "ports",
         "registry",
         "snapshot",
@@ -215,6 +216,7 @@ class _UnifiedRun(DagRun):
         self.cancelled: UnifiedPipelineCancelled | None = None
         self.event_base: dict[str, Any] | None = None
         self.pipeline_ctx: PipelineContext | None = None
+        self.plain = self.event_sink is None and graph._interceptors is None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -263,7 +265,20 @@ class _UnifiedRun(DagRun):
                 self._emit_skipped(stage_ctx, name, skip_reason, None)
                 output = StageOutput.skip(reason=skip_reason)
         if output is None:
-            output = await self._execute(spec, stage_ctx)
+            if self.plain:
+                # The common case (no sink, no interceptors), without a further
+                # coroutine frame between the stage task and the stage.
+                started = current_time()
+                try:
+                    raw = await spec.runner(stage_ctx)
+                    output = raw if type(raw) is StageOutput else _normalize(name, raw)
+                except UnifiedStageExecutionError:
+                    raise
+                except Exception as exc:
+                    raise UnifiedStageExecutionError(name, exc) from exc
+                output = output.with_duration(int((current_time() - started) * 1000))
+            else:
+                output = await self._execute(spec, stage_ctx)
         return self._complete(spec, output)
 
     async def _execute(self, spec: UnifiedStageSpec, stage_ctx: StageContext) -> StageOutput:
