@@ -1,7 +1,8 @@
 """stageflow_trio: the stageflow pipeline framework, native on trio.
 
-The names below are the reference's top-level ``stageflow`` checklist names (the
-wide-event helpers included: the reference lists them but cannot import them).
+The names below are the reference's top-level ``stageflow`` checklist names, plus
+the names it lists but cannot import (d1): the wide-event helpers and
+``create_test_pipeline_context``.
 Subpipeline names (``SubpipelineSpawner``...) come with their module, not yet ported.
 """
 
@@ -59,6 +60,7 @@ from .stages.ports import create_core_ports as create_core_ports
 from .stages.ports import create_llm_ports as create_llm_ports
 from .stages.result import StageError as StageError
 from .stages.result import StageResult as StageResult
+from .testing import create_test_pipeline_context as create_test_pipeline_context
 
 __version__ = "0.1.0"
 
@@ -109,6 +111,7 @@ __all__ = [
     "create_llm_ports",
     "create_stage_context",
     "create_stage_inputs",
+    "create_test_pipeline_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
     "get_default_interceptors",
