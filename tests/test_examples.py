@@ -39,3 +39,26 @@ def test_example_runs_from_the_command_line(script: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+async def test_cancellation_example_shows_each_scenario(autojump_clock: trio.abc.Clock) -> None:
+    log = await load("cancellation").main()
+    text = "\n".join(log)
+    assert "[t= 1.50s] lookup: cancelled" in text
+    assert "run raised UnifiedStageExecutionError: Stage 'call' failed: upstream refused" in text
+    assert "run raised UnifiedPipelineCancelled('caller hung up'); kept ['fetch']" in text
+    assert text.count("cleanup: connection released") == 1
+    assert log[-1].endswith("deadline reached: cancelled_caught=True")
+
+
+async def test_guard_retry_example_recovers_on_the_third_draft() -> None:
+    out = await load("guard_retry").main()
+    assert out["drafts"] == 3
+    assert out["results"]["publish"].data == {"published": "This answer is finally long enough."}
+    assert [t for t in out["events"] if t.startswith("guard_retry.")] == [
+        "guard_retry.attempt",
+        "guard_retry.scheduled",
+        "guard_retry.attempt",
+        "guard_retry.scheduled",
+        "guard_retry.recovered",
+    ]
