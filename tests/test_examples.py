@@ -62,3 +62,14 @@ async def test_guard_retry_example_recovers_on_the_third_draft() -> None:
         "guard_retry.scheduled",
         "guard_retry.recovered",
     ]
+
+
+def test_readme_python_blocks_run() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    assert blocks
+    for block in blocks:
+        namespace: dict[str, object] = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+        graph = namespace["graph"]
+        assert type(graph).__name__ == "UnifiedStageGraph"
