@@ -62,7 +62,9 @@ def test_stage_context_records_what_a_stage_emits() -> None:
 
 
 def test_stage_context_rejects_snapshot_fields_next_to_a_snapshot() -> None:
-    with pytest.raises(TypeError, match=r"^create_test_stage_context: snapshot fields \(input_text\)"):
+    with pytest.raises(
+        TypeError, match=r"^create_test_stage_context: snapshot fields \(input_text\)"
+    ):
         create_test_stage_context(snapshot=create_test_snapshot(), input_text="x")
 
 

@@ -634,18 +634,25 @@ class BackpressureAwareEventSink:
 _event_sink_var: ContextVar[EventSink | None] = ContextVar("event_sink", default=None)
 
 
-class _Registry:
-    """Per trio run: the sinks whose worker runs, and tasks waiting for them to idle.
+class _OwnedWork(Protocol):
+    """Anything with background emit work owned by a nursery (sinks, AnalyticsSink)."""
 
-    wait_for_event_sink_tasks waits until none of the sinks has queued,
-    held or in-flight events. Workers wake the waiters when they go idle or
-    exit, so no per-event bookkeeping is needed.
+    def _has_owned_pending(self) -> bool: ...
+
+
+class _Registry:
+    """Per trio run: the sinks with owned background work, and tasks waiting for it.
+
+    wait_for_event_sink_tasks waits until none of the registered objects has
+    queued, held or in-flight events. Backpressure workers register while they
+    run; an AnalyticsSink while it has exports in flight. Each wakes the waiters
+    when it goes idle or exits, so no per-event bookkeeping is needed.
     """
 
     __slots__ = ("idle_waiters", "sinks")
 
     def __init__(self) -> None:
-        self.sinks: set[BackpressureAwareEventSink] = set()
+        self.sinks: set[_OwnedWork] = set()
         self.idle_waiters = trio.lowlevel.ParkingLot()
 
     def wake_waiters(self) -> None:

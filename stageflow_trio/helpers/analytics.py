@@ -34,6 +34,7 @@ import trio
 
 from stageflow_trio._engine._errors import unwrapping_groups
 from stageflow_trio._time import parse_uuid, utc_now
+from stageflow_trio.events.sink import _run_registry
 from stageflow_trio.utils.frozen import FrozenDict
 
 if TYPE_CHECKING:
@@ -590,7 +591,8 @@ class AnalyticsSink:
     one opened by ``async with AnalyticsSink(...)`` or the one passed as
     ``nursery=``. **Without a nursery it holds the event** (its return value says
     so) until :meth:`flush_pending` is awaited; ``async with`` also flushes on
-    exit. Export errors in those tasks are logged, not raised into the nursery;
+    exit. Exports in flight count as owned work for
+    :func:`~stageflow_trio.events.sink.wait_for_event_sink_tasks`. Export errors in those tasks are logged, not raised into the nursery;
     an export cancelled before it finished goes back to the pending events.
 
     Args:
@@ -613,6 +615,7 @@ class AnalyticsSink:
         self._exclude = exclude_patterns or []
         self._nursery = nursery
         self._pending: deque[AnalyticsEvent] = deque()
+        self._in_flight = 0
         self._entered = False
         self._lifetime: AbstractAsyncContextManager[AnalyticsSink] | None = None
 
@@ -671,7 +674,14 @@ class AnalyticsSink:
                 "AnalyticsSink.try_emit: the nursery it exports in has already exited; "
                 "keep the sink inside its nursery block or use `async with AnalyticsSink(...)`"
             ) from exc
+        if not self._in_flight:
+            # Owned background work: wait_for_event_sink_tasks() waits for it.
+            _run_registry().sinks.add(self)
+        self._in_flight += 1
         return True
+
+    def _has_owned_pending(self) -> bool:
+        return self._in_flight > 0
 
     async def _export_owned(self, event: AnalyticsEvent) -> None:
         try:
@@ -682,6 +692,12 @@ class AnalyticsSink:
             # Cancelled before the exporter confirmed it: keep it for flush_pending().
             self._pending.append(event)
             raise
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                registry = _run_registry()
+                registry.sinks.discard(self)
+                registry.wake_waiters()
 
     async def flush_pending(self) -> int:
         """Export the held events in order. A checkpoint.

@@ -189,3 +189,38 @@ async def test_chunk_queue_close_in_cancelled_scope_still_closes() -> None:
     assert scope.cancelled_caught
     assert queue.is_closed
     assert [item async for item in queue] == [1]
+
+
+async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    from stageflow_trio.events.sink import wait_for_event_sink_tasks
+    from stageflow_trio.helpers.analytics import AnalyticsSink
+
+    exported: list[str] = []
+
+    class SlowExporter:
+        async def export(self, event: object) -> None:
+            await trio.sleep(2)
+            exported.append(event.event_type)  # type: ignore[attr-defined]
+
+        async def export_batch(self, events: object) -> None:
+            await trio.lowlevel.checkpoint()
+
+        async def flush(self) -> None:
+            await trio.lowlevel.checkpoint()
+
+        async def close(self) -> None:
+            await trio.lowlevel.checkpoint()
+
+    async with AnalyticsSink(SlowExporter()) as sink:  # type: ignore[arg-type]
+        assert sink.try_emit(type="a", data=None)
+        await trio.sleep(1)
+        assert sink.try_emit(type="b", data=None)
+        start = trio.current_time()
+        await wait_for_event_sink_tasks()
+        # "a" finishes at t=2 and "b" at t=3: the wait ends when the last export does.
+        assert trio.current_time() - start == 2
+        assert exported == ["a", "b"]
+        await wait_for_event_sink_tasks()  # nothing in flight: returns at once
+        assert trio.current_time() - start == 2
