@@ -13,6 +13,13 @@ TracingInterceptor (20), MetricsInterceptor (40),
 ChildTrackerMetricsInterceptor (45), LoggingInterceptor (50); the
 idempotency (4), retry (15) and hardening (10, 42) interceptors live in
 their own modules.
+
+Checkpoints: :func:`run_with_interceptors` is always a checkpoint. The hooks
+are callbacks the chain awaits, not calls an application makes, and the
+built-in hooks that do no I/O are not checkpoints of their own: with six
+interceptors a stage calls twelve hooks, and a schedule point in each would
+cost more than the whole rest of the chain (2.5 µs each on a 2-core machine).
+Hooks that wait (idempotency, retry backoff) checkpoint as usual.
 """
 
 # Hooks implement a fixed interface, so unused hook arguments are expected.
