@@ -19,6 +19,20 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import attrs
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.context._codec import (
+    _EMPTY_DICT,
+    _EMPTY_LIST,
+    _check_mapping,
+    _datetime_or_none,
+    _freeze_mapping,
+    _is_mapping,
+    _iso_text,
+    _mapping_or_none,
+    _metadata_field,
+    _new,
+    _set,
+    _slot_setters,
+)
 from stageflow_trio.context.conversation import (
     Conversation,
     _conversation_from_dict,
@@ -44,19 +58,7 @@ from stageflow_trio.context.identity import (
     _run_identity_from_flat,
 )
 from stageflow_trio.context.types import (
-    _EMPTY_DICT,
-    _EMPTY_LIST,
     RoutingDecision,
-    _check_mapping,
-    _datetime_or_none,
-    _freeze_mapping,
-    _is_mapping,
-    _iso_text,
-    _mapping_or_none,
-    _metadata_field,
-    _new,
-    _set,
-    _slot_setters,
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 

@@ -7,20 +7,22 @@ from typing import Any
 
 import attrs
 
-from stageflow_trio.context.types import (
+from stageflow_trio.context._codec import (
     _EMPTY_LIST,
-    Message,
-    RoutingDecision,
     _check_mapping,
     _fill_list,
     _freeze_list,
     _list_or_empty,
-    _message_from_dict,
     _name,
     _new,
     _new_list,
-    _routing_from_dict,
     _slot_setters,
+)
+from stageflow_trio.context.types import (
+    Message,
+    RoutingDecision,
+    _message_from_dict,
+    _routing_from_dict,
 )
 from stageflow_trio.utils.frozen import FrozenList
 

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from stageflow_trio._time import parse_uuid
-from stageflow_trio.context.types import (
+from stageflow_trio.context._codec import (
     _EMPTY_LIST,
     _blocks_field,
     _check_mapping,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio._time import parse_uuid, utc_now
-from stageflow_trio.context.types import (
+from stageflow_trio.context._codec import (
     _SAFE_UNKNOWN,
     _UUID,
     _check_mapping,
