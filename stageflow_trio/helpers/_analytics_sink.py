@@ -1,0 +1,250 @@
+"""CompositeExporter and AnalyticsSink: fanning events out to exporters."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio.events.sink import _run_registry
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
+    from types import TracebackType
+
+
+from stageflow_trio.helpers._exporters import AnalyticsEvent, AnalyticsExporter
+
+logger = logging.getLogger("stageflow_trio.helpers.analytics")
+
+
+class CompositeExporter:
+    """Sends every call to several exporters concurrently.
+
+    Every exporter is called even if another fails; once all have finished,
+    the first error raised is re-raised as itself (never an exception group).
+
+    Args:
+        exporters: The exporters to fan out to.
+    """
+
+    def __init__(self, exporters: list[AnalyticsExporter]) -> None:
+        self._exporters = exporters
+
+    async def _fan_out(self, call: Callable[[AnalyticsExporter], Awaitable[None]]) -> None:
+        if not self._exporters:
+            # An empty nursery is not a checkpoint.
+            await trio.lowlevel.checkpoint()
+            return
+        errors: list[Exception] = []
+
+        async def run_one(exporter: AnalyticsExporter) -> None:
+            try:
+                await call(exporter)
+            except Exception as exc:  # noqa: BLE001 - re-raised once every exporter has finished
+                errors.append(exc)
+
+        with unwrapping_groups():
+            async with trio.open_nursery() as nursery:
+                for exporter in self._exporters:
+                    nursery.start_soon(run_one, exporter)
+        if errors:
+            raise errors[0]
+
+    async def export(self, event: AnalyticsEvent) -> None:
+        """Export to every exporter. A checkpoint; raises the first exporter error."""
+        await self._fan_out(lambda exporter: exporter.export(event))
+
+    async def export_batch(self, events: list[AnalyticsEvent]) -> None:
+        """Export a batch to every exporter. A checkpoint; raises the first exporter error."""
+        await self._fan_out(lambda exporter: exporter.export_batch(events))
+
+    async def flush(self) -> None:
+        """Flush every exporter. A checkpoint; raises the first exporter error."""
+        await self._fan_out(lambda exporter: exporter.flush())
+
+    async def close(self) -> None:
+        """Close every exporter. A checkpoint; raises the first exporter error."""
+        await self._fan_out(lambda exporter: exporter.close())
+
+
+class AnalyticsSink:
+    """An event sink (``emit`` / ``try_emit``) that exports events as analytics.
+
+    An event is exported unless its type contains one of ``exclude_patterns``;
+    if ``include_patterns`` is given, its type must also contain one of them.
+    ``data`` becomes the event's data, and its ``pipeline_run_id`` (as given),
+    ``stage`` and ``duration_ms`` entries fill those fields.
+
+    ``try_emit`` is synchronous. It starts the export in the sink's nursery: the
+    one opened by ``async with AnalyticsSink(...)`` or the one passed as
+    ``nursery=``. **Without a nursery it holds the event** (its return value says
+    so) until :meth:`flush_pending` is awaited; ``async with`` also flushes on
+    exit. Exports in flight count as owned work for
+    :func:`~stageflow_trio.events.sink.wait_for_event_sink_tasks`. Export errors in those tasks are logged, not raised into the nursery;
+    an export cancelled before it finished goes back to the pending events.
+
+    Args:
+        exporter: Where events go.
+        include_patterns: Substrings of event types to keep (default: all).
+        exclude_patterns: Substrings of event types to drop.
+        nursery: Where ``try_emit`` starts exports.
+    """
+
+    def __init__(
+        self,
+        exporter: AnalyticsExporter,
+        *,
+        include_patterns: list[str] | None = None,
+        exclude_patterns: list[str] | None = None,
+        nursery: trio.Nursery | None = None,
+    ) -> None:
+        self._exporter = exporter
+        self._include = include_patterns
+        self._exclude = exclude_patterns or []
+        self._nursery = nursery
+        self._pending: deque[AnalyticsEvent] = deque()
+        self._in_flight = 0
+        self._entered = False
+        self._lifetime: AbstractAsyncContextManager[AnalyticsSink] | None = None
+
+    @property
+    def pending_count(self) -> int:
+        """Events held by ``try_emit`` (or returned by a cancelled export) and not yet exported."""
+        return len(self._pending)
+
+    def _should_export(self, event_type: str) -> bool:
+        if any(pattern in event_type for pattern in self._exclude):
+            return False
+        if self._include:
+            return any(pattern in event_type for pattern in self._include)
+        return True
+
+    @staticmethod
+    def _to_event(event_type: str, data: dict[str, Any] | None) -> AnalyticsEvent:
+        return AnalyticsEvent(
+            event_type=event_type,
+            data=data or {},
+            pipeline_run_id=data.get("pipeline_run_id") if data else None,
+            stage_name=data.get("stage") if data else None,
+            duration_ms=data.get("duration_ms") if data else None,
+        )
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        """Export the event now (unless filtered out). A checkpoint.
+
+        Raises:
+            Exception: Whatever the exporter raises.
+        """
+        await trio.lowlevel.checkpoint()
+        if self._should_export(type):
+            await self._exporter.export(self._to_event(type, data))
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> bool:  # noqa: A002
+        """Start exporting the event in the sink's nursery, or hold it.
+
+        Returns:
+            ``True`` if an export task was started; ``False`` if the event was
+            filtered out or, with no nursery, held for :meth:`flush_pending`.
+
+        Raises:
+            RuntimeError: The nursery passed as ``nursery=`` has exited.
+        """
+        if not self._should_export(type):
+            return False
+        event = self._to_event(type, data)
+        if self._nursery is None:
+            self._pending.append(event)
+            return False
+        try:
+            self._nursery.start_soon(self._export_owned, event)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                "AnalyticsSink.try_emit: the nursery it exports in has already exited; "
+                "keep the sink inside its nursery block or use `async with AnalyticsSink(...)`"
+            ) from exc
+        if not self._in_flight:
+            # Owned background work: wait_for_event_sink_tasks() waits for it.
+            _run_registry().sinks.add(self)
+        self._in_flight += 1
+        return True
+
+    def _has_owned_pending(self) -> bool:
+        return self._in_flight > 0
+
+    async def _export_owned(self, event: AnalyticsEvent) -> None:
+        try:
+            await self._exporter.export(event)
+        except Exception:
+            logger.warning("AnalyticsSink export of %s failed", event.event_type, exc_info=True)
+        except BaseException:
+            # Cancelled before the exporter confirmed it: keep it for flush_pending().
+            self._pending.append(event)
+            raise
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                registry = _run_registry()
+                registry.sinks.discard(self)
+                registry.wake_waiters()
+
+    async def flush_pending(self) -> int:
+        """Export the held events in order. A checkpoint.
+
+        An event leaves the pending list only once its export returned, so a
+        failure or cancellation leaves it (and those after it) pending.
+
+        Returns:
+            How many events were exported.
+
+        Raises:
+            Exception: Whatever the exporter raises.
+        """
+        await trio.lowlevel.checkpoint()
+        exported = 0
+        while self._pending:
+            await self._exporter.export(self._pending[0])
+            self._pending.popleft()
+            exported += 1
+        return exported
+
+    @asynccontextmanager
+    async def _owned(self) -> AsyncIterator[AnalyticsSink]:
+        if self._nursery is not None:
+            yield self
+        else:
+            try:
+                with unwrapping_groups():
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        yield self
+            finally:
+                self._nursery = None
+        await self.flush_pending()
+
+    async def __aenter__(self) -> AnalyticsSink:
+        """Own the exports ``try_emit`` starts (a new nursery unless ``nursery=`` was given).
+
+        Raises:
+            RuntimeError: The sink was already entered (single use).
+        """
+        if self._entered:
+            raise RuntimeError("AnalyticsSink: `async with` can be entered only once")
+        self._entered = True
+        self._lifetime = self._owned()
+        return await self._lifetime.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Wait for started exports, then export what is still pending."""
+        assert self._lifetime is not None
+        return await self._lifetime.__aexit__(exc_type, exc, tb)

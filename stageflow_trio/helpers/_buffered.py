@@ -1,0 +1,259 @@
+"""BufferedExporter: batches events in front of another exporter."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stageflow_trio._engine._errors import unwrapping_groups
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager
+    from types import TracebackType
+
+    from stageflow_trio.helpers._exporters import (
+        AnalyticsEvent,
+        AnalyticsExporter,
+        OverflowCallback,
+    )
+
+
+logger = logging.getLogger("stageflow_trio.helpers.analytics")
+
+
+class BufferedExporter:
+    """Collects events and hands them to another exporter in batches.
+
+    A batch goes out when ``batch_size`` events are buffered, on ``flush()``, on
+    ``close()``, and every ``flush_interval_seconds`` while a timed flush runs.
+
+    **The timed flush needs an owner.** Use ``async with BufferedExporter(...)``
+    (the block owns it and closes the exporter on exit) or pass ``nursery=``
+    (then call ``close()`` before that nursery's block ends). It starts on the
+    first export. Without an owner there is no timed flush: only batch size,
+    ``flush()`` and ``close()`` write.
+
+    When the buffer holds ``max_buffer_size`` events, the oldest is dropped and
+    ``on_overflow(dropped_count, buffer_size)`` is called. When an export leaves
+    the buffer at least ``high_water_mark`` full, ``on_overflow(-1, buffer_size)``
+    is called once; the warning re-arms after an export that leaves it below
+    half that ratio. Callback errors are logged and ignored.
+
+    Buffering never waits for a write in progress. Every exported event is
+    either handed to the underlying exporter, still buffered, or counted in
+    ``dropped_count``: a batch whose hand-off raises or is cancelled is counted
+    as dropped, and so is what is still buffered when ``close()`` is cancelled.
+
+    Args:
+        exporter: Where batches go.
+        batch_size: Buffered events that trigger a write.
+        flush_interval_seconds: Period of the timed flush.
+        max_buffer_size: Capacity (at least 1); the oldest event is dropped beyond it.
+        on_overflow: ``(dropped_count, buffer_size) -> None``; ``-1`` means high water.
+        high_water_mark: Fill ratio (0-1) that triggers the high-water warning.
+        nursery: Owner of the timed flush, instead of ``async with``.
+
+    Raises:
+        ValueError: ``max_buffer_size`` is less than 1.
+    """
+
+    def __init__(
+        self,
+        exporter: AnalyticsExporter,
+        *,
+        batch_size: int = 100,
+        flush_interval_seconds: float = 10.0,
+        max_buffer_size: int = 10000,
+        on_overflow: OverflowCallback | None = None,
+        high_water_mark: float = 0.8,
+        nursery: trio.Nursery | None = None,
+    ) -> None:
+        if max_buffer_size < 1:
+            raise ValueError(f"max_buffer_size must be at least 1, got {max_buffer_size}")
+        self._exporter = exporter
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval_seconds
+        self._max_buffer = max_buffer_size
+        self._on_overflow = on_overflow
+        self._high_water_mark = high_water_mark
+        self._nursery = nursery
+        self._buffer: deque[AnalyticsEvent] = deque()
+        # Serializes hand-offs so batches reach the exporter in order; buffering
+        # never takes it (the reference held its lock across the write, d25).
+        self._write_lock = trio.Lock()
+        self._stop = trio.Event()
+        self._loop_started = False
+        self._closed = False
+        self._entered = False
+        self._lifetime: AbstractAsyncContextManager[BufferedExporter] | None = None
+        self._dropped_count = 0
+        self._high_water_warned = False
+
+    @property
+    def buffer_size(self) -> int:
+        """Events waiting in the buffer."""
+        return len(self._buffer)
+
+    @property
+    def dropped_count(self) -> int:
+        """Events dropped: overflow, plus failed or cancelled hand-offs."""
+        return self._dropped_count
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """buffer_size, max_buffer_size, dropped_count, fill_ratio, high_water_warned."""
+        return {
+            "buffer_size": len(self._buffer),
+            "max_buffer_size": self._max_buffer,
+            "dropped_count": self._dropped_count,
+            "fill_ratio": len(self._buffer) / self._max_buffer,
+            "high_water_warned": self._high_water_warned,
+        }
+
+    def _notify(self, dropped: int) -> None:
+        if self._on_overflow is None:
+            return
+        try:
+            self._on_overflow(dropped, len(self._buffer))
+        except Exception:
+            logger.warning("BufferedExporter on_overflow callback failed", exc_info=True)
+
+    def _start_flush_loop(self, nursery: trio.Nursery) -> None:
+        try:
+            nursery.start_soon(self._flush_loop)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                "BufferedExporter: the nursery that owns its timed flush has already "
+                "exited; close() the exporter before its nursery block ends, or use "
+                "`async with BufferedExporter(...)`"
+            ) from exc
+        self._loop_started = True
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with trio.move_on_after(self._flush_interval):
+                await self._stop.wait()
+            if self._closed:
+                return
+            try:
+                await self._flush()
+            except Exception:
+                # The batch is already counted as dropped; keep the timer alive.
+                logger.warning("BufferedExporter timed flush failed", exc_info=True)
+
+    async def export(self, event: AnalyticsEvent) -> None:
+        """Buffer one event; write a batch if ``batch_size`` is reached.
+
+        A checkpoint. If cancelled, the event was not buffered.
+
+        Raises:
+            RuntimeError: The ``nursery=`` owner has exited (timed flush cannot start).
+            Exception: Whatever the underlying exporter raises on a batch write.
+        """
+        await trio.lowlevel.checkpoint()
+        if not self._loop_started and not self._closed and self._nursery is not None:
+            self._start_flush_loop(self._nursery)
+        buffer = self._buffer
+        if len(buffer) >= self._max_buffer:
+            buffer.popleft()
+            self._dropped_count += 1
+            self._notify(self._dropped_count)
+        buffer.append(event)
+        fill_ratio = len(buffer) / self._max_buffer
+        if fill_ratio >= self._high_water_mark and not self._high_water_warned:
+            self._high_water_warned = True
+            self._notify(-1)
+        elif fill_ratio < self._high_water_mark * 0.5:
+            self._high_water_warned = False
+        if len(buffer) >= self._batch_size:
+            await self._flush()
+
+    async def export_batch(self, events: list[AnalyticsEvent]) -> None:
+        """Buffer several events, one :meth:`export` each. A checkpoint (one per event)."""
+        if not events:
+            await trio.lowlevel.checkpoint()
+        for event in events:
+            await self.export(event)
+
+    async def _flush(self) -> None:
+        async with self._write_lock:
+            if not self._buffer:
+                return
+            batch = list(self._buffer)
+            self._buffer.clear()
+            try:
+                await self._exporter.export_batch(batch)
+            except BaseException:
+                self._dropped_count += len(batch)
+                raise
+
+    async def flush(self) -> None:
+        """Write everything buffered, after any write already in progress. A checkpoint.
+
+        Raises:
+            Exception: Whatever the underlying exporter raises (the batch is then
+                counted in ``dropped_count``).
+        """
+        await self._flush()
+
+    async def close(self) -> None:
+        """Stop the timed flush, write what is buffered, close the underlying exporter.
+
+        A checkpoint. The underlying exporter is closed even if the final write
+        fails or is cancelled; events that could not be handed over are counted
+        in ``dropped_count``.
+        """
+        self._closed = True
+        self._stop.set()
+        try:
+            await self._flush()
+        except BaseException:
+            self._dropped_count += len(self._buffer)
+            self._buffer.clear()
+            raise
+        finally:
+            await self._exporter.close()
+
+    @asynccontextmanager
+    async def _owned(self) -> AsyncIterator[BufferedExporter]:
+        if self._nursery is not None:
+            try:
+                yield self
+            finally:
+                await self.close()
+            return
+        with unwrapping_groups():
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    yield self
+                finally:
+                    # close() also stops the timed flush, so the nursery can exit.
+                    await self.close()
+
+    async def __aenter__(self) -> BufferedExporter:
+        """Own the timed flush (in a new nursery unless ``nursery=`` was given).
+
+        Raises:
+            RuntimeError: The exporter was already entered (single use).
+        """
+        if self._entered:
+            raise RuntimeError("BufferedExporter: `async with` can be entered only once")
+        self._entered = True
+        self._lifetime = self._owned()
+        return await self._lifetime.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Close the exporter, then wait for the timed flush to end."""
+        assert self._lifetime is not None
+        return await self._lifetime.__aexit__(exc_type, exc, tb)
