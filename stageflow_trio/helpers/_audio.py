@@ -1,0 +1,309 @@
+"""Audio values, the StreamingBuffer jitter buffer, and the telemetry helper they share."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any, TypeVar
+
+import attrs
+
+from stageflow_trio.utils.frozen import FrozenDict
+
+logger = logging.getLogger("stageflow_trio.helpers.streaming")
+
+EventEmitter = Callable[[str, dict[str, Any]], None]
+"""Telemetry callback: ``emitter(event_type, data)``; its errors are logged, never raised."""
+
+T = TypeVar("T")
+
+# Bytes per sample StreamingBuffer assumes (PCM_16), and the size of one drop step.
+_PCM16_BYTES = 2
+_DROP_STEP_MS = 50
+
+
+def _emit(emitter: EventEmitter | None, event_type: str, data: dict[str, Any]) -> None:
+    """Call ``emitter``; a failing emitter is logged so that the stream keeps working."""
+    if emitter is None:
+        return
+    try:
+        emitter(event_type, data)
+    except Exception:
+        logger.warning("stream telemetry emitter failed on %s", event_type, exc_info=True)
+
+
+def _freeze(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
+    return value if type(value) is FrozenDict else FrozenDict(value)
+
+
+def _to_bytes(value: bytes | bytearray | memoryview) -> bytes:
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"AudioChunk.data must be bytes, got {type(value).__name__}")
+
+
+class AudioFormat(Enum):
+    """Audio encodings a chunk can carry."""
+
+    PCM_16 = "pcm_16"
+    PCM_24 = "pcm_24"
+    PCM_32 = "pcm_32"
+    FLOAT_32 = "float_32"
+    MP3 = "mp3"
+    OGG_OPUS = "ogg_opus"
+    WAV = "wav"
+    WEBM = "webm"
+
+
+@attrs.frozen
+class StreamConfig:
+    """Default stream parameters.
+
+    Attributes:
+        chunk_size: Chunk size in bytes.
+        sample_rate: Sample rate in Hz.
+        channels: Number of channels.
+        format: Audio encoding.
+        buffer_duration_ms: Target buffer length in milliseconds.
+    """
+
+    chunk_size: int = 4096
+    sample_rate: int = 16000
+    channels: int = 1
+    format: AudioFormat = AudioFormat.PCM_16
+    buffer_duration_ms: int = 100
+
+
+@attrs.frozen
+class AudioChunk:
+    """One immutable chunk of audio.
+
+    Attributes:
+        data: Raw audio bytes (a bytearray or memoryview is copied to bytes).
+        sample_rate: Sample rate in Hz.
+        channels: Number of channels.
+        format: Audio encoding.
+        timestamp_ms: Offset from the start of the stream in milliseconds.
+        sequence: Position of the chunk in its stream.
+        is_final: Whether this is the last chunk of the stream.
+        metadata: Extra data, held read-only.
+    """
+
+    data: bytes = attrs.field(converter=_to_bytes)
+    sample_rate: int = 16000
+    channels: int = 1
+    format: AudioFormat = AudioFormat.PCM_16
+    timestamp_ms: float = 0.0
+    sequence: int = 0
+    is_final: bool = False
+    metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_freeze)
+
+    @property
+    def duration_ms(self) -> float:
+        """Length in milliseconds: 2 bytes per sample for PCM_16, 4 for every other format."""
+        bytes_per_sample = 2 if self.format == AudioFormat.PCM_16 else 4
+        samples = len(self.data) / (bytes_per_sample * self.channels)
+        return (samples / self.sample_rate) * 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``data`` becomes base64 ASCII text."""
+        return {
+            "data": base64.b64encode(self.data).decode("ascii"),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "format": self.format.value,
+            "timestamp_ms": self.timestamp_ms,
+            "sequence": self.sequence,
+            "is_final": self.is_final,
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AudioChunk:
+        """Rebuild a chunk from :meth:`to_dict` output.
+
+        Missing keys take the defaults (16000 Hz, 1 channel, ``pcm_16``, ...).
+
+        Raises:
+            KeyError: ``data`` has no ``"data"`` key.
+            binascii.Error: ``"data"`` is not valid base64.
+            ValueError: ``"format"`` is not an :class:`AudioFormat` value.
+        """
+        if "data" not in data:
+            raise KeyError("AudioChunk.from_dict: missing required key 'data'")
+        try:
+            raw = base64.b64decode(data["data"])
+        except binascii.Error as exc:
+            raise binascii.Error(
+                f"AudioChunk.from_dict: 'data' must be base64 text ({exc})"
+            ) from None
+        return cls(
+            data=raw,
+            sample_rate=data.get("sample_rate", 16000),
+            channels=data.get("channels", 1),
+            format=AudioFormat(data.get("format", "pcm_16")),
+            timestamp_ms=data.get("timestamp_ms", 0.0),
+            sequence=data.get("sequence", 0),
+            is_final=data.get("is_final", False),
+            metadata=data.get("metadata", {}),
+        )
+
+
+class StreamingBuffer:
+    """A jitter buffer for PCM_16 audio.
+
+    Chunks are appended as bytes. When a chunk would push the buffer past
+    ``max_duration_ms``, the oldest audio is dropped in 50 ms steps (while more
+    than one step is buffered) and ``stream.buffer_overflow`` is emitted with
+    ``{bytes_dropped, buffer_duration_ms, max_duration_ms}``. A read that gets
+    less than it asked for emits ``stream.buffer_underrun``
+    (``{bytes_requested, bytes_available, buffer_duration_ms}``) once; the next
+    full read emits ``stream.buffer_recovered`` (``{buffer_duration_ms}``).
+
+    Args:
+        target_duration_ms: Level at which :meth:`is_ready` turns true.
+        max_duration_ms: Capacity in milliseconds.
+        sample_rate: Sample rate in Hz.
+        channels: Number of channels.
+        event_emitter: Optional telemetry callback.
+    """
+
+    def __init__(
+        self,
+        *,
+        target_duration_ms: float = 200,
+        max_duration_ms: float = 2000,
+        sample_rate: int = 16000,
+        channels: int = 1,
+        event_emitter: EventEmitter | None = None,
+    ) -> None:
+        self._target_ms = target_duration_ms
+        self._max_ms = max_duration_ms
+        self._sample_rate = sample_rate
+        self._channels = channels
+        self._buffer = bytearray()
+        self._total_received = 0
+        self._total_read = 0
+        self._total_dropped = 0
+        self._event_emitter = event_emitter
+        self._underrun_active = False
+        self._bytes_per_ms = (sample_rate * channels * _PCM16_BYTES) / 1000
+
+    @property
+    def duration_ms(self) -> float:
+        """Buffered audio in milliseconds."""
+        samples = len(self._buffer) / (_PCM16_BYTES * self._channels)
+        return (samples / self._sample_rate) * 1000
+
+    def is_ready(self) -> bool:
+        """Whether at least ``target_duration_ms`` is buffered."""
+        return self.duration_ms >= self._target_ms
+
+    def is_full(self) -> bool:
+        """Whether at least ``max_duration_ms`` is buffered."""
+        return self.duration_ms >= self._max_ms
+
+    def add_chunk(self, chunk: AudioChunk) -> int:
+        """Append ``chunk.data``, first dropping old audio if it would not fit.
+
+        Returns:
+            Bytes dropped to make room (0 if none).
+        """
+        dropped = 0
+        step = int(self._bytes_per_ms * _DROP_STEP_MS)
+        incoming_ms = chunk.duration_ms
+        # step < 1 (sample rates below 10 Hz) could never make room: stop instead of spinning.
+        while step >= 1 and self.duration_ms + incoming_ms > self._max_ms:
+            if len(self._buffer) <= step:
+                break
+            del self._buffer[:step]
+            dropped += step
+        if dropped > 0:
+            self._total_dropped += dropped
+            _emit(
+                self._event_emitter,
+                "stream.buffer_overflow",
+                {
+                    "bytes_dropped": dropped,
+                    "buffer_duration_ms": self.duration_ms,
+                    "max_duration_ms": self._max_ms,
+                },
+            )
+        self._buffer.extend(chunk.data)
+        self._total_received += len(chunk.data)
+        return dropped
+
+    def read(self, duration_ms: float = 20) -> bytes:
+        """Take up to ``duration_ms`` of audio from the front (less if not buffered)."""
+        requested = int(self._bytes_per_ms * duration_ms)
+        available = min(requested, len(self._buffer))
+        if available < requested:
+            if not self._underrun_active:
+                self._underrun_active = True
+                _emit(
+                    self._event_emitter,
+                    "stream.buffer_underrun",
+                    {
+                        "bytes_requested": requested,
+                        "bytes_available": available,
+                        "buffer_duration_ms": self.duration_ms,
+                    },
+                )
+        elif self._underrun_active:
+            self._underrun_active = False
+            _emit(
+                self._event_emitter,
+                "stream.buffer_recovered",
+                {"buffer_duration_ms": self.duration_ms},
+            )
+        data = bytes(self._buffer[:available])
+        del self._buffer[:available]
+        self._total_read += available
+        return data
+
+    def clear(self) -> None:
+        """Drop everything buffered (counters are kept)."""
+        self._buffer.clear()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Level and counters: duration_ms, bytes_buffered, total_received,
+        total_read, total_dropped, is_ready, underrun_active."""
+        return {
+            "duration_ms": self.duration_ms,
+            "bytes_buffered": len(self._buffer),
+            "total_received": self._total_received,
+            "total_read": self._total_read,
+            "total_dropped": self._total_dropped,
+            "is_ready": self.is_ready(),
+            "underrun_active": self._underrun_active,
+        }
+
+
+def encode_audio_for_logging(data: bytes, max_bytes: int = 100) -> str:
+    """A log-safe summary of audio bytes.
+
+    Returns:
+        ``<audio:{n}B,data:{base64}>`` when ``len(data) <= max_bytes``, else
+        ``<audio:{n}B,sample:{base64 of the first max_bytes}...>``.
+    """
+    encoded = base64.b64encode(data[:max_bytes]).decode("ascii")
+    if len(data) > max_bytes:
+        return f"<audio:{len(data)}B,sample:{encoded}...>"
+    return f"<audio:{len(data)}B,data:{encoded}>"
+
+
+def calculate_audio_duration_ms(
+    byte_count: int,
+    sample_rate: int = 16000,
+    channels: int = 1,
+    bytes_per_sample: int = 2,
+) -> float:
+    """Milliseconds of audio in ``byte_count`` bytes of raw samples."""
+    samples = byte_count / (bytes_per_sample * channels)
+    return (samples / sample_rate) * 1000
