@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from trio import current_time
 
+from stageflow_trio._engine._cleanup import CleanupRegistry
 from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._graph_types import (
     UnifiedPipelineCancelled,
@@ -17,12 +18,12 @@ from stageflow_trio._engine._graph_types import (
 from stageflow_trio._engine._guard_retry import GuardRetryState
 from stageflow_trio._engine._scheduler import DagRun, Topology
 from stageflow_trio._engine._stage_call import run_with_interceptors
+from stageflow_trio._engine._token import CancellationToken
 from stageflow_trio._time import utc_now, utc_now_iso
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind, StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline._validation import validate_dependencies
-from stageflow_trio.pipeline.cancellation import CancellationToken, CleanupRegistry
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.utils.frozen import _freeze_dict

@@ -1,0 +1,115 @@
+"""CancellationToken: a run's stop flag that also cancels bound cancel scopes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+logger = logging.getLogger("stageflow_trio.cancellation")
+
+
+def _noop() -> None:
+    """An unbind function for a binding that never happened."""
+
+
+class CancellationToken:
+    """A cooperative cancellation flag that can also drive trio cancel scopes.
+
+    ``cancel`` is synchronous and cheap; the first reason given wins. Callbacks run
+    synchronously inside the first ``cancel`` call, in registration order; an
+    ``Exception`` from one is logged and the rest still run.
+    """
+
+    __slots__ = ("_callbacks", "_cancelled", "_event", "_reason")
+
+    def __init__(self) -> None:
+        self._cancelled = False
+        self._reason: str | None = None
+        self._callbacks: list[Callable[[], object]] = []
+        self._event: trio.Event | None = None  # created only if someone waits
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether :meth:`cancel` has been called."""
+        return self._cancelled
+
+    @property
+    def reason(self) -> str | None:
+        """The reason given to the first :meth:`cancel` call, or ``None``."""
+        return self._reason
+
+    def cancel(self, reason: str = "Cancellation requested") -> None:
+        """Request cancellation; later calls are ignored (the first reason wins).
+
+        Runs the registered callbacks (bound scopes are cancelled with ``reason``), wakes
+        every :meth:`wait`. Not a checkpoint; safe to call from sync code in a trio task.
+        """
+        if self._cancelled:
+            return
+        self._cancelled = True
+        self._reason = reason
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("Error in cancellation callback")
+        if self._event is not None:
+            self._event.set()
+
+    def on_cancel(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` on cancellation; at once if the token is already cancelled.
+
+        When called at once, an error from ``callback`` propagates to the caller (as in
+        the reference); callbacks run later by :meth:`cancel` have their errors logged.
+        """
+        if self._cancelled:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def bind_scope(self, scope: trio.CancelScope) -> Callable[[], None]:
+        """Make :meth:`cancel` also cancel ``scope``, with the token's reason.
+
+        If the token is already cancelled, ``scope`` is cancelled now.
+
+        Returns:
+            A function that undoes the binding (call it once the scope has exited so the
+            token does not keep it alive); calling it more than once is harmless.
+        """
+
+        def cancel_scope() -> None:
+            scope.cancel(reason=self._reason)
+
+        if self._cancelled:
+            cancel_scope()
+            return _noop
+
+        self._callbacks.append(cancel_scope)
+
+        def unbind() -> None:
+            with contextlib.suppress(ValueError):  # already unbound, or cancel() ran
+                self._callbacks.remove(cancel_scope)
+
+        return unbind
+
+    async def wait(self) -> None:
+        """Block until the token is cancelled.
+
+        A checkpoint, even when already cancelled.
+
+        Raises:
+            trio.Cancelled: If the surrounding scope is cancelled first.
+        """
+        if self._cancelled:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
