@@ -88,7 +88,7 @@ class DagRun(ABC):
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             self.on_started()
-            if not self.stopped:
+            if not (self.stopped or nursery.cancel_scope.cancel_called):
                 first, *others = self.topology.roots
                 for root in others:
                     nursery.start_soon(self._stage_task, root)
@@ -127,10 +127,12 @@ class DagRun(ABC):
             except Exception as exc:  # noqa: BLE001 - recorded, re-raised by the graph
                 self.fail(exc)
                 return
-            if self.stopped or not ready:
-                return
             nursery = self.nursery
             assert nursery is not None
+            # Stopped by the run itself, or its scope cancelled from outside (a
+            # token bound to it): start nothing more.
+            if self.stopped or not ready or nursery.cancel_scope.cancel_called:
+                return
             for other in ready[1:]:
                 nursery.start_soon(self._stage_task, other)
             name = ready[0]

@@ -164,6 +164,8 @@ class UnifiedStageGraph:
                 unwrap_group(group)
         finally:
             self._runs.remove(run)
+            if run.unbind_token is not None:
+                run.unbind_token()
             if run.registry.pending_count:
                 # Shielded as a whole (each callback is bounded by its share of the
                 # timeout), so a pending outer cancel cannot replace the run's outcome.
@@ -191,6 +193,7 @@ class _UnifiedRun(DagRun):
         "snapshot",
         "timer",
         "token",
+        "unbind_token",
     )
 
     def __init__(
@@ -218,14 +221,15 @@ class _UnifiedRun(DagRun):
         self.event_base: dict[str, Any] | None = None
         self.pipeline_ctx: PipelineContext | None = None
         self.plain = self.event_sink is None and graph._interceptors is None
+        self.unbind_token: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------
 
     def on_started(self) -> None:
-        self.token.on_cancel(self._token_cancelled)
-
-    def _token_cancelled(self) -> None:
-        self.stop()
+        assert self.nursery is not None
+        # Bound, not subscribed: the binding is undone when the run ends, so a
+        # long-lived token passed to many runs keeps no reference to old ones.
+        self.unbind_token = self.token.bind_scope(self.nursery.cancel_scope)
 
     def outcome(self) -> dict[str, StageOutput]:
         if self.error is not None:

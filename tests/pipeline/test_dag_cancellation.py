@@ -315,3 +315,16 @@ async def test_keyboard_interrupt_survives_a_pending_outer_cancel_during_cleanup
         interrupt_seen = True
     assert interrupt_seen, "the pending cancel replaced the KeyboardInterrupt"
     assert cleaned == ["done"]
+
+
+async def test_a_token_reused_across_runs_keeps_no_binding_to_finished_runs() -> None:
+    token = CancellationToken()
+    graph = UnifiedStageGraph([spec("a"), spec("b", deps=["a"])])
+    for _ in range(3):
+        await graph.run(stage_ctx(), cancel_token=token)
+    assert token._callbacks == []  # white box: every run unbound its scope
+    token.cancel("later")  # cancelling after the runs touches nothing
+    with pytest.raises(
+        UnifiedPipelineCancelled, match=r"^Pipeline cancelled by stage '<external>': later$"
+    ):
+        await graph.run(stage_ctx(), cancel_token=token)
