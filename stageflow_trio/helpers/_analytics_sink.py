@@ -14,11 +14,10 @@ from stageflow_trio.events.sink import _run_registry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
-    from contextlib import AbstractAsyncContextManager
-    from types import TracebackType
 
 
 from stageflow_trio.helpers._exporters import AnalyticsEvent, AnalyticsExporter
+from stageflow_trio.helpers._lifetime import SingleUseLifetime
 
 logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
@@ -73,7 +72,7 @@ class CompositeExporter:
         await self._fan_out(lambda exporter: exporter.close())
 
 
-class AnalyticsSink:
+class AnalyticsSink(SingleUseLifetime):
     """An event sink (``emit`` / ``try_emit``) that exports events as analytics.
 
     An event is exported unless its type contains one of ``exclude_patterns``;
@@ -110,8 +109,7 @@ class AnalyticsSink:
         self._nursery = nursery
         self._pending: deque[AnalyticsEvent] = deque()
         self._in_flight = 0
-        self._entered = False
-        self._lifetime: AbstractAsyncContextManager[AnalyticsSink] | None = None
+        self._init_lifetime()
 
     @property
     def pending_count(self) -> int:
@@ -226,25 +224,3 @@ class AnalyticsSink:
             finally:
                 self._nursery = None
         await self.flush_pending()
-
-    async def __aenter__(self) -> AnalyticsSink:
-        """Own the exports ``try_emit`` starts (a new nursery unless ``nursery=`` was given).
-
-        Raises:
-            RuntimeError: The sink was already entered (single use).
-        """
-        if self._entered:
-            raise RuntimeError("AnalyticsSink: `async with` can be entered only once")
-        self._entered = True
-        self._lifetime = self._owned()
-        return await self._lifetime.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        """Wait for started exports, then export what is still pending."""
-        assert self._lifetime is not None
-        return await self._lifetime.__aexit__(exc_type, exc, tb)

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio.helpers._lifetime import SingleUseLifetime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from contextlib import AbstractAsyncContextManager
-    from types import TracebackType
 
     from stageflow_trio.helpers._exporters import (
         AnalyticsEvent,
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
 
-class BufferedExporter:
+class BufferedExporter(SingleUseLifetime):
     """Collects events and hands them to another exporter in batches.
 
     A batch goes out when ``batch_size`` events are buffered, on ``flush()``, on
@@ -89,8 +88,7 @@ class BufferedExporter:
         self._stop = trio.Event()
         self._loop_started = False
         self._closed = False
-        self._entered = False
-        self._lifetime: AbstractAsyncContextManager[BufferedExporter] | None = None
+        self._init_lifetime()
         self._dropped_count = 0
         self._high_water_warned = False
 
@@ -235,25 +233,3 @@ class BufferedExporter:
                 finally:
                     # close() also stops the timed flush, so the nursery can exit.
                     await self.close()
-
-    async def __aenter__(self) -> BufferedExporter:
-        """Own the timed flush (in a new nursery unless ``nursery=`` was given).
-
-        Raises:
-            RuntimeError: The exporter was already entered (single use).
-        """
-        if self._entered:
-            raise RuntimeError("BufferedExporter: `async with` can be entered only once")
-        self._entered = True
-        self._lifetime = self._owned()
-        return await self._lifetime.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        """Close the exporter, then wait for the timed flush to end."""
-        assert self._lifetime is not None
-        return await self._lifetime.__aexit__(exc_type, exc, tb)
