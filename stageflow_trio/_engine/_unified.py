@@ -23,6 +23,7 @@ from stageflow_trio._time import utc_now, utc_now_iso
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind, StageStatus
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.pipeline._validation import validate_dependencies
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.stages.result import StageResult
@@ -209,7 +210,9 @@ class _UnifiedRun(DagRun):
         self.token = token
         self.registry = registry
         self.snapshot = ctx.snapshot
-        self.timer = ctx.timer
+        # As the reference: a context without a timer gets one for the run.
+        timer = getattr(ctx, "timer", None)  # typed as required, but None is accepted
+        self.timer = timer if timer is not None else PipelineTimer()
         self.event_sink = ctx.event_sink
         self.ports = ctx.inputs.ports
         self.completed: dict[str, StageOutput] = {}

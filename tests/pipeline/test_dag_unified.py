@@ -411,3 +411,23 @@ async def test_a_cancelled_unified_stage_calls_on_abort(autojump_clock: trio.abc
     with trio.move_on_after(1):
         await UnifiedStageGraph([spec("x", forever)], interceptors=[recorder]).run(stage_ctx())
     assert recorder.calls == [f"before:x:{RUN_ID}", "on_abort:x"]
+
+
+async def test_a_context_without_a_timer_gets_one_for_the_run() -> None:
+    from stageflow_trio.core.timer import PipelineTimer
+
+    seen: list[object] = []
+
+    async def stage_a(ctx: StageContext) -> StageOutput:
+        seen.append(ctx.timer)
+        return StageOutput.ok()
+
+    base = stage_ctx()
+    no_timer = StageContext(
+        snapshot=base.snapshot,
+        inputs=base.inputs,
+        stage_name="pipeline",
+        timer=None,  # type: ignore[arg-type]
+    )
+    await UnifiedStageGraph([spec("a", stage_a)]).run(no_timer)
+    assert isinstance(seen[0], PipelineTimer)
