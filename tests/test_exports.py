@@ -167,3 +167,14 @@ def test_star_import_works() -> None:
     namespace: dict[str, object] = {}
     exec("from stageflow_trio import *", namespace)
     assert "StageflowError" in namespace
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_public_names_carry_a_public_module_path(module: ModuleType) -> None:
+    private = []
+    for name in getattr(module, "__all__", ()):
+        home = getattr(getattr(module, name), "__module__", None)
+        if isinstance(home, str) and home.startswith("stageflow_trio."):
+            if any(part.startswith("_") for part in home.split(".")):
+                private.append(f"{name} ({home})")
+    assert private == []

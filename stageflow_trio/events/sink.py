@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from stageflow_trio._public import fix_module_paths
 from stageflow_trio.events._backpressure import (
     BackpressureAwareEventSink as BackpressureAwareEventSink,
 )
@@ -69,3 +70,5 @@ def _reset() -> None:
 
 
 register_global_reset(_reset)
+
+fix_module_paths(__name__, globals())
