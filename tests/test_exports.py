@@ -174,7 +174,10 @@ def test_public_names_carry_a_public_module_path(module: ModuleType) -> None:
     private = []
     for name in getattr(module, "__all__", ()):
         home = getattr(getattr(module, name), "__module__", None)
-        if isinstance(home, str) and home.startswith("stageflow_trio."):
-            if any(part.startswith("_") for part in home.split(".")):
-                private.append(f"{name} ({home})")
+        if (
+            isinstance(home, str)
+            and home.startswith("stageflow_trio.")
+            and any(part.startswith("_") for part in home.split("."))
+        ):
+            private.append(f"{name} ({home})")
     assert private == []

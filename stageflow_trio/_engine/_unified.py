@@ -31,10 +31,13 @@ from stageflow_trio.utils.frozen import _freeze_dict
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+    from datetime import datetime
 
+    from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
     from stageflow_trio.pipeline.interceptors import BaseInterceptor
     from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import LegacyStageStatus
 
 __all__ = ["UnifiedStageGraph"]
 
@@ -76,6 +79,11 @@ class UnifiedStageGraph:
         guard_retry_strategy: Guard-retry policies (validated here).
         interceptors: Optional interceptors; when given, each stage call goes
             through the chain with a PipelineContext view of the run.
+        wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``
+            (a default one when either flag is set).
+        emit_stage_wide_events: Emit ``stage.wide`` after each stage.
+        emit_pipeline_wide_event: Emit ``pipeline.wide`` when the run ends
+            (completed, failed or cancelled by a stage or token).
     """
 
     def __init__(
@@ -85,6 +93,9 @@ class UnifiedStageGraph:
         cleanup_timeout: float = 10.0,
         guard_retry_strategy: GuardRetryStrategy | None = None,
         interceptors: Sequence[BaseInterceptor] | None = None,
+        wide_event_emitter: WideEventEmitter | None = None,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
     ) -> None:
         self._specs: dict[str, UnifiedStageSpec] = {}
         for spec in specs:
@@ -110,6 +121,13 @@ class UnifiedStageGraph:
         self._interceptors = (
             sorted(interceptors, key=lambda i: i.priority) if interceptors else None
         )
+        if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
+            from stageflow_trio.observability.wide_events import WideEventEmitter
+
+            wide_event_emitter = WideEventEmitter()
+        self._wide_event_emitter = wide_event_emitter
+        self._emit_stage_wide = emit_stage_wide_events
+        self._emit_pipeline_wide = emit_pipeline_wide_event
         self._runs: list[_UnifiedRun] = []
 
     @property
@@ -156,6 +174,7 @@ class UnifiedStageGraph:
             UnifiedPipelineCancelled: a stage returned CANCEL, or the token was
                 cancelled.
         """
+        started_at, started = utc_now(), current_time()
         run = _UnifiedRun(self, ctx, cancel_token or CancellationToken(), CleanupRegistry())
         self._runs.append(run)
         try:
@@ -172,6 +191,8 @@ class UnifiedStageGraph:
                 # timeout), so a pending outer cancel cannot replace the run's outcome.
                 with trio.CancelScope(shield=True):
                     await run.registry.run_all(timeout=self._cleanup_timeout)
+        if self._emit_pipeline_wide:
+            run.emit_pipeline_wide(started_at, started)
         return run.outcome()
 
 
@@ -195,6 +216,7 @@ class _UnifiedRun(DagRun):
         "timer",
         "token",
         "unbind_token",
+        "wide_results",
     )
 
     def __init__(
@@ -223,7 +245,9 @@ class _UnifiedRun(DagRun):
         self.cancelled: UnifiedPipelineCancelled | None = None
         self.event_base: dict[str, Any] | None = None
         self.pipeline_ctx: PipelineContext | None = None
-        self.plain = self.event_sink is None and graph._interceptors is None
+        wide = graph._emit_stage_wide or graph._emit_pipeline_wide
+        self.wide_results: dict[str, StageResult] | None = {} if wide else None
+        self.plain = self.event_sink is None and graph._interceptors is None and not wide
         self.unbind_token: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -295,6 +319,7 @@ class _UnifiedRun(DagRun):
         if sink is not None:
             self._emit_lifecycle(name, "started", None)
         started = current_time()
+        started_at = utc_now() if self.wide_results is not None else None
         try:
             if self.graph._interceptors is None:
                 output = _normalize(name, await spec.runner(stage_ctx))
@@ -303,6 +328,8 @@ class _UnifiedRun(DagRun):
         except UnifiedStageExecutionError:
             raise
         except Exception as exc:
+            if started_at is not None:
+                self._record_wide(name, "failed", started_at, {}, str(exc))
             if sink is not None:
                 self._emit_lifecycle(
                     name,
@@ -313,6 +340,11 @@ class _UnifiedRun(DagRun):
             raise UnifiedStageExecutionError(name, exc) from exc
         duration_ms = int((current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
+        if started_at is not None:
+            failed = output.status is _FAIL
+            self._record_wide(
+                name, "failed" if failed else "completed", started_at, output.data, output.error
+            )
         if sink is not None:
             status = output.status
             if status is _SKIP:
@@ -338,13 +370,7 @@ class _UnifiedRun(DagRun):
         stages as they do in the legacy graph.
         """
         name = spec.name
-        pipeline_ctx = self.pipeline_ctx
-        if pipeline_ctx is None:
-            # The snapshot goes into the view's data, where the hardening
-            # interceptors look for it (a PipelineContext has no snapshot).
-            pipeline_ctx = self.pipeline_ctx = self.base_ctx.as_pipeline_context(
-                data={"snapshot": self.snapshot}
-            )
+        pipeline_ctx = self._view()
         produced: list[tuple[StageResult, StageOutput]] = []
 
         async def stage_run() -> StageResult:
@@ -464,6 +490,57 @@ class _UnifiedRun(DagRun):
             return ()
         self.active_retry_targets.add(target)
         return (target,)
+
+    # -- wide events -----------------------------------------------------
+
+    def _view(self) -> PipelineContext:
+        """The run's PipelineContext view (interceptors and wide events share it)."""
+        view = self.pipeline_ctx
+        if view is None:
+            # The snapshot goes into the view's data, where the hardening
+            # interceptors look for it (a PipelineContext has no snapshot).
+            view = self.pipeline_ctx = self.base_ctx.as_pipeline_context(
+                data={"snapshot": self.snapshot}
+            )
+        return view
+
+    def _record_wide(
+        self,
+        name: str,
+        status: LegacyStageStatus,
+        started_at: datetime,
+        data: Mapping[str, Any],
+        error: str | None,
+    ) -> None:
+        result = StageResult(
+            name=name,
+            status=status,
+            started_at=started_at,
+            ended_at=utc_now(),
+            data=dict(data),
+            error=error,
+        )
+        assert self.wide_results is not None
+        self.wide_results[name] = result
+        emitter = self.graph._wide_event_emitter
+        if self.graph._emit_stage_wide and emitter is not None:
+            emitter.emit_stage_event(ctx=self._view(), result=result)
+
+    def emit_pipeline_wide(self, started_at: datetime, started: float) -> None:
+        """``pipeline.wide`` for this run: ``cancelled`` when a stage or the token stopped it."""
+        emitter = self.graph._wide_event_emitter
+        if emitter is None or self.wide_results is None:
+            return
+        cancelled = self.error is None and (self.cancelled is not None or self.token.is_cancelled)
+        view = self._view()
+        emitter.emit_pipeline_event(
+            ctx=view,
+            stage_results=self.wide_results,
+            pipeline_name=view.topology,
+            status="cancelled" if cancelled else None,
+            duration_ms=int((current_time() - started) * 1000),
+            started_at=started_at,
+        )
 
     # -- events ----------------------------------------------------------
 
