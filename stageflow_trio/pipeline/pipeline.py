@@ -22,7 +22,6 @@ from stageflow_trio.pipeline._validation import (
     check_name,
     check_names,
     check_runner,
-    validate_dependencies,
 )
 from stageflow_trio.pipeline.builder import StageTable
 from stageflow_trio.pipeline.spec import RunnerLike, as_async_runner
@@ -191,12 +190,19 @@ class Pipeline:
         merged.update(other._stages.items())
         return Pipeline._from_table(self._name, StageTable.from_items(merged.items()))
 
-    def build(self, *, guard_retry_strategy: GuardRetryStrategy | None = None) -> UnifiedStageGraph:
+    def build(
+        self,
+        *,
+        guard_retry_strategy: GuardRetryStrategy | None = None,
+        **graph_options: Any,
+    ) -> UnifiedStageGraph:
         """Validate the stages and return a UnifiedStageGraph that runs them.
 
         Each runner becomes ``async (ctx) -> output``: a class is instantiated with its
         ``config`` for every execution, an instance's ``execute(ctx)`` is awaited, and
-        an async callable is used as is.
+        an async callable is used as is. ``graph_options`` go to the graph:
+        ``cleanup_timeout``, ``interceptors``, ``wide_event_emitter``,
+        ``emit_stage_wide_events``, ``emit_pipeline_wide_event``.
 
         Raises:
             EmptyPipelineError: (a ValueError) "UnifiedStageGraph requires at least one
@@ -206,7 +212,7 @@ class Pipeline:
         """
         if not self._stages:
             raise EmptyPipelineError("UnifiedStageGraph requires at least one UnifiedStageSpec")
-        validate_dependencies({name: spec.dependencies for name, spec in self._stages.items()})
+        # The graph validates the dependencies (missing ones, then cycles) itself.
         from stageflow_trio.pipeline.dag import UnifiedStageGraph
         from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
 
@@ -220,7 +226,7 @@ class Pipeline:
             )
             for spec in self._stages.values()
         ]
-        return UnifiedStageGraph(specs, guard_retry_strategy=guard_retry_strategy)
+        return UnifiedStageGraph(specs, guard_retry_strategy=guard_retry_strategy, **graph_options)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pipeline) or type(other) is not type(self):

@@ -274,3 +274,23 @@ def _doc_blocks() -> list[str]:
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
     assert len(blocks) == 4
     return blocks
+
+
+async def test_build_passes_graph_options_through() -> None:
+    from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
+
+    async def stage_a(ctx: object) -> StageOutput:
+        return StageOutput.ok(x=1)
+
+    graph = (
+        Pipeline()
+        .with_stage("a", stage_a, StageKind.TRANSFORM)
+        .build(emit_pipeline_wide_event=True, cleanup_timeout=2.0)
+    )
+    sink = RecordingEventSink()
+    await graph.run(create_test_stage_context(event_sink=sink))
+    [wide] = sink.of_type("pipeline.wide")
+    assert wide is not None
+    assert wide["stage_counts"] == {"completed": 1}
+    with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
+        Pipeline().with_stage("a", stage_a, StageKind.TRANSFORM).build(no_such_option=1)
