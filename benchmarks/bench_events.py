@@ -37,26 +37,16 @@ FULL_REPEATS = 7
 SMOKE_N = 200
 
 
-class _AsyncioCounter:
-    def __init__(self, target: int) -> None:
+class _Counter:
+    """A downstream sink that counts events and sets ``done`` at the target count.
+
+    ``event`` is the event class of the loop it runs under (asyncio's or trio's).
+    """
+
+    def __init__(self, target: int, event: type[asyncio.Event] | type[trio.Event]) -> None:
         self.count = 0
         self.target = target
-        self.done = asyncio.Event()
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.count += 1
-        if self.count == self.target:
-            self.done.set()
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.count += 1
-
-
-class _TrioCounter:
-    def __init__(self, target: int) -> None:
-        self.count = 0
-        self.target = target
-        self.done = trio.Event()
+        self.done = event()
 
     async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
         self.count += 1
@@ -87,7 +77,7 @@ _DATA = {"stage": "s", "n": 1}
 async def _ref_burst_worker(n: int) -> float:
     from stageflow.events.sink import BackpressureAwareEventSink as RefSink
 
-    counter = _AsyncioCounter(n)
+    counter = _Counter(n, asyncio.Event)
     sink = RefSink(counter, max_queue_size=n)
     await sink.start()
     start = time.perf_counter()
@@ -103,7 +93,7 @@ async def _ref_burst_worker(n: int) -> float:
 async def _ref_burst_stop_drain(n: int) -> float:
     from stageflow.events.sink import BackpressureAwareEventSink as RefSink
 
-    counter = _AsyncioCounter(n)
+    counter = _Counter(n, asyncio.Event)
     sink = RefSink(counter, max_queue_size=n)
     await sink.start()
     start = time.perf_counter()
@@ -118,7 +108,7 @@ async def _ref_burst_stop_drain(n: int) -> float:
 async def _ref_emit_stream(n: int) -> float:
     from stageflow.events.sink import BackpressureAwareEventSink as RefSink
 
-    counter = _AsyncioCounter(n)
+    counter = _Counter(n, asyncio.Event)
     sink = RefSink(counter, max_queue_size=1000)
     await sink.start()
     start = time.perf_counter()
@@ -144,7 +134,7 @@ async def _ref_floor(n: int) -> float:
 
 
 async def _trio_burst_worker(n: int) -> float:
-    counter = _TrioCounter(n)
+    counter = _Counter(n, trio.Event)
     async with BackpressureAwareEventSink(counter, max_queue_size=n) as sink:
         start = time.perf_counter()
         for _ in range(n):
@@ -157,7 +147,7 @@ async def _trio_burst_worker(n: int) -> float:
 
 
 async def _trio_burst_stop_drain(n: int) -> float:
-    counter = _TrioCounter(n)
+    counter = _Counter(n, trio.Event)
     async with BackpressureAwareEventSink(counter, max_queue_size=n) as sink:
         start = time.perf_counter()
         for _ in range(n):
@@ -169,7 +159,7 @@ async def _trio_burst_stop_drain(n: int) -> float:
 
 
 async def _trio_emit_stream(n: int) -> float:
-    counter = _TrioCounter(n)
+    counter = _Counter(n, trio.Event)
     async with BackpressureAwareEventSink(counter, max_queue_size=1000) as sink:
         start = time.perf_counter()
         for _ in range(n):
