@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from stageflow_trio._public import fix_module_paths
 from stageflow_trio.events._backpressure import (
     BackpressureAwareEventSink as BackpressureAwareEventSink,
 )
@@ -70,5 +69,3 @@ def _reset() -> None:
 
 
 register_global_reset(_reset)
-
-fix_module_paths(__name__, globals())

@@ -21,8 +21,6 @@ Example::
 
 from __future__ import annotations
 
-from stageflow_trio._public import fix_module_paths
-
 from ._analytics_sink import AnalyticsSink as AnalyticsSink
 from ._analytics_sink import CompositeExporter as CompositeExporter
 from ._buffered import BufferedExporter as BufferedExporter
@@ -41,5 +39,3 @@ __all__ = [
     "ConsoleExporter",
     "JSONFileExporter",
 ]
-
-fix_module_paths(__name__, globals())

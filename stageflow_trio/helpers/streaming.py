@@ -27,8 +27,6 @@ Example::
 
 from __future__ import annotations
 
-from stageflow_trio._public import fix_module_paths
-
 from ._audio import AudioChunk as AudioChunk
 from ._audio import AudioFormat as AudioFormat
 from ._audio import EventEmitter as EventEmitter
@@ -54,5 +52,3 @@ __all__ = [
     "calculate_audio_duration_ms",
     "encode_audio_for_logging",
 ]
-
-fix_module_paths(__name__, globals())

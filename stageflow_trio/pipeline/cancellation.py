@@ -22,7 +22,6 @@ from stageflow_trio._engine._cleanup import run_with_cleanup as run_with_cleanup
 from stageflow_trio._engine._task_group import StructuredTaskGroup as StructuredTaskGroup
 from stageflow_trio._engine._task_group import TaskHandle as TaskHandle
 from stageflow_trio._engine._token import CancellationToken as CancellationToken
-from stageflow_trio._public import fix_module_paths
 
 __all__ = [
     "CancellationToken",
@@ -31,5 +30,3 @@ __all__ = [
     "cleanup_on_cancel",
     "run_with_cleanup",
 ]
-
-fix_module_paths(__name__, globals())

@@ -19,7 +19,6 @@ from stageflow_trio._engine._graph_types import (
 )
 from stageflow_trio._engine._legacy import StageGraph as StageGraph
 from stageflow_trio._engine._unified import UnifiedStageGraph as UnifiedStageGraph
-from stageflow_trio._public import fix_module_paths
 
 __all__ = [
     "StageExecutionError",
@@ -30,5 +29,3 @@ __all__ = [
     "UnifiedStageGraph",
     "UnifiedStageSpec",
 ]
-
-fix_module_paths(__name__, globals())

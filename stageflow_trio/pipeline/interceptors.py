@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS, run_with_interceptors
-from stageflow_trio._public import fix_module_paths
 from stageflow_trio._time import monotonic
 from stageflow_trio.errors import StageflowError
 
@@ -528,6 +527,3 @@ def get_default_interceptors(
     if include_idempotency:
         interceptors.insert(0, IdempotencyInterceptor(store=idempotency_store))
     return interceptors
-
-
-fix_module_paths(__name__, globals())
