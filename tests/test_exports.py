@@ -170,14 +170,31 @@ def test_star_import_works() -> None:
     assert "StageflowError" in namespace
 
 
-def test_annotations_of_exported_values_resolve() -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "stageflow_trio.core.StageOutput",
+        "stageflow_trio.core.StageArtifact",
+        "stageflow_trio.core.StageEvent",
+        "stageflow_trio.stages.StageResult",
+        "stageflow_trio.context.ContextSnapshot",
+        "stageflow_trio.context.RunIdentity",
+        "stageflow_trio.context.Conversation",
+        "stageflow_trio.context.Enrichments",
+        "stageflow_trio.helpers.streaming.AudioChunk",
+        "stageflow_trio.helpers.streaming.StreamConfig",
+        "stageflow_trio.helpers.streaming.BackpressureStats",
+        "stageflow_trio.events.BackpressureMetrics",
+        "stageflow_trio.pipeline.GuardRetryPolicy",
+        "stageflow_trio.pipeline.PipelineSpec",
+        "stageflow_trio.contracts.ContractErrorInfo",
+    ],
+)
+def test_annotations_of_exported_values_resolve(path: str) -> None:
     """Values users may hand to cattrs or typing.get_type_hints resolve their hints.
 
-    (Rewriting ``__module__`` to the public facade, as trio does, breaks this:
+    (Rewriting ``__module__`` to the public facade, as trio does, would break this:
     the hints would then be resolved in the facade's namespace.)
     """
-    from stageflow_trio.helpers.analytics import AnalyticsEvent
-    from stageflow_trio.helpers.streaming import AudioChunk
-
-    for cls in (AnalyticsEvent, AudioChunk):
-        assert typing.get_type_hints(cls)
+    module, _, name = path.rpartition(".")
+    assert typing.get_type_hints(getattr(importlib.import_module(module), name))
