@@ -16,16 +16,14 @@ protocol here; this package keeps a single class under both names).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID  # noqa: TC003 - field annotations are resolved at runtime
 
 import attrs
 
 from stageflow_trio._time import parse_uuid
 from stageflow_trio.events.sink import EventSink as EventSink
 from stageflow_trio.utils.frozen import FrozenDict
-
-if TYPE_CHECKING:
-    from uuid import UUID
 
 __all__ = [
     "ConfigProvider",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime  # noqa: TC003 - field annotations are resolved at runtime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,7 +27,6 @@ from stageflow_trio.utils.frozen import FrozenDict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from datetime import datetime
 
 __all__ = ["Message", "RoutingDecision"]
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID  # noqa: TC003 - field annotations are resolved at runtime
 
 import attrs
 import trio
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     import io
     import os
     from collections.abc import Mapping
-    from uuid import UUID
 
     from trio._file_io import AsyncIOWrapper
 
