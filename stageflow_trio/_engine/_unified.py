@@ -19,7 +19,7 @@ from stageflow_trio._engine._guard_retry import GuardRetryState
 from stageflow_trio._engine._scheduler import DagRun, Topology
 from stageflow_trio._engine._stage_call import run_with_interceptors
 from stageflow_trio._engine._token import CancellationToken
-from stageflow_trio._time import utc_now, utc_now_iso
+from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind, StageStatus
 from stageflow_trio.core.stage_output import StageOutput
@@ -202,7 +202,6 @@ class _UnifiedRun(DagRun):
         "base_ctx",
         "cancelled",
         "completed",
-        "event_base",
         "event_sink",
         "finalized",
         "graph",
@@ -243,7 +242,6 @@ class _UnifiedRun(DagRun):
         self.pending_guards: dict[str, list[str]] = {}
         self.active_retry_targets: set[str] = set()
         self.cancelled: UnifiedPipelineCancelled | None = None
-        self.event_base: dict[str, Any] | None = None
         self.pipeline_ctx: PipelineContext | None = None
         wide = graph._emit_stage_wide or graph._emit_pipeline_wide
         self.wide_results: dict[str, StageResult] | None = {} if wide else None
@@ -571,34 +569,12 @@ class _UnifiedRun(DagRun):
             logger.warning("Failed to emit stage.%s.skipped: %s", name, exc)
 
     def _emit_lifecycle(self, name: str, status: str, extra: Mapping[str, Any] | None) -> None:
-        """``stage.{name}.{status}`` with the legacy graph's payload shape."""
-        sink = self.event_sink
-        if sink is None:
+        """``stage.{name}.{status}``, built by the legacy graph's own ``record_stage_event``."""
+        if self.event_sink is None:
             return
-        base = self.event_base
-        if base is None:
-            snap = self.snapshot
-            base = self.event_base = {
-                "request_id": _id(snap.request_id),
-                "session_id": _id(snap.session_id),
-                "user_id": _id(snap.user_id),
-                "org_id": _id(snap.org_id),
-                "service": "pipeline",
-            }
-        data = {
-            **base,
-            "stage": name,
-            "status": status,
-            "timestamp": utc_now_iso(),
-            "topology": self.snapshot.topology,
-            "execution_mode": self.snapshot.execution_mode,
-        }
-        if extra:
-            data.update(extra)
-        run_id = self.snapshot.pipeline_run_id
-        if run_id:
-            data["pipeline_run_id"] = str(run_id)
         try:
-            sink.try_emit(type=f"stage.{name}.{status}", data=data)
+            self._view().record_stage_event(
+                stage=name, status=status, payload=dict(extra) if extra else None
+            )
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)
