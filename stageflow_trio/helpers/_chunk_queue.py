@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, Generic
 
 import attrs
 import trio
+from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
+from stageflow_trio._budget import schedule_point_due
 from stageflow_trio._time import monotonic
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.helpers._audio import EventEmitter, T, _emit
@@ -182,6 +184,8 @@ class ChunkQueue(Generic[T]):
         self._monitor = BackpressureMonitor()
         self._event_emitter = event_emitter
         self._throttle_active = False
+        # Kept by hand: the channel's statistics() builds an object per call.
+        self._size = 0
 
     @property
     def monitor(self) -> BackpressureMonitor:
@@ -194,19 +198,30 @@ class ChunkQueue(Generic[T]):
         return self._closed
 
     def __len__(self) -> int:
-        """Items waiting in the queue (the end marker included)."""
-        return self._send.statistics().current_buffer_used
+        """Items put and not yet taken (the end marker included).
+
+        As with ``asyncio.Queue.qsize``, an item handed straight to a waiting
+        ``get`` counts until that ``get`` returns, and an item whose ``put``
+        waited for room counts once that ``put`` returns.
+        """
+        return self._size
 
     async def put(self, item: T) -> bool:
         """Add ``item``, waiting for room unless the queue drops on overflow.
 
-        Always a checkpoint. If cancelled, the item was not added.
+        A checkpoint under the checkpoint budget (:mod:`stageflow_trio.lowlevel`):
+        cancellation is checked on every call, and a cancelled put has not added
+        its item; a schedule point comes when one is due, and always when the
+        put waits for room.
 
         Returns:
             ``True`` if the item was queued; ``False`` if the queue is closed (also
             when it closes while this put waits for room) or the item was dropped.
         """
-        await trio.lowlevel.checkpoint()
+        if schedule_point_due():
+            await checkpoint()
+        else:
+            await checkpoint_if_cancelled()
         if self._closed:
             return False
         try:
@@ -221,6 +236,7 @@ class ChunkQueue(Generic[T]):
                     await self._send.send(item)
                 except trio.ClosedResourceError:
                     return False
+                self._size += 1
                 elapsed_ms = (monotonic() - start) * 1000
                 if elapsed_ms > 1:
                     self._monitor.record_blocked(elapsed_ms)
@@ -228,8 +244,10 @@ class ChunkQueue(Generic[T]):
                         _emit(
                             self._event_emitter,
                             "stream.producer_blocked",
-                            {"blocked_ms": elapsed_ms, "queue_size": len(self)},
+                            {"blocked_ms": elapsed_ms, "queue_size": self._size},
                         )
+        else:
+            self._size += 1
         self._after_put()
         return True
 
@@ -239,12 +257,14 @@ class ChunkQueue(Generic[T]):
         except (trio.WouldBlock, trio.EndOfChannel):
             pass
         else:
+            self._size -= 1
             self._record_drop("overflow")
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
             self._record_drop("queue_full")
             return False
+        self._size += 1
         return True
 
     def _record_drop(self, reason: str) -> None:
@@ -253,11 +273,11 @@ class ChunkQueue(Generic[T]):
             _emit(
                 self._event_emitter,
                 "stream.chunk_dropped",
-                {"queue_size": len(self), "max_size": self._max_size, "reason": reason},
+                {"queue_size": self._size, "max_size": self._max_size, "reason": reason},
             )
 
     def _after_put(self) -> None:
-        size = len(self)
+        size = self._size
         monitor = self._monitor
         monitor.record_put(size, self._max_size)
         throttling = monitor.should_throttle()
@@ -274,18 +294,29 @@ class ChunkQueue(Generic[T]):
     async def get(self) -> T | None:
         """Take the next item, waiting for one if the queue is open and empty.
 
-        Always a checkpoint. If cancelled, no item was taken.
+        A checkpoint under the checkpoint budget, like :meth:`put`: a cancelled
+        get has taken no item; it always yields when it has to wait.
 
         Returns:
             The next item, or ``None`` once the queue is closed and drained (or
             when the end marker queued by :meth:`close` comes out).
         """
+        if schedule_point_due():
+            await checkpoint()
+        else:
+            await checkpoint_if_cancelled()
+        receive = self._receive
         try:
-            return await self._receive.receive()
+            item = receive.receive_nowait()
+        except trio.WouldBlock:
+            try:
+                item = await receive.receive()
+            except trio.EndOfChannel:
+                return None
         except trio.EndOfChannel:
-            # receive() raises EndOfChannel without a schedule point.
-            await trio.lowlevel.checkpoint()
             return None
+        self._size -= 1
+        return item
 
     def get_nowait(self) -> T | None:
         """Take the next item without waiting.
@@ -297,9 +328,11 @@ class ChunkQueue(Generic[T]):
             QueueEmpty: No item is waiting.
         """
         try:
-            return self._receive.receive_nowait()
+            item = self._receive.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             raise QueueEmpty("ChunkQueue is empty") from None
+        self._size -= 1
+        return item
 
     async def close(self) -> None:
         """Close the queue; see the class docstring. A checkpoint.
@@ -323,8 +356,9 @@ class ChunkQueue(Generic[T]):
         # Full: consumers see the channel end instead. Closed: a second close().
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
             self._send.send_nowait(None)
+            self._size += 1
         self._send.close()
-        await trio.lowlevel.checkpoint()
+        await checkpoint()
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self

@@ -19,6 +19,7 @@ from stageflow_trio.context.output_bag import OutputBag, OutputConflictError, Ou
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageArtifact, StageOutput
 from stageflow_trio.errors import StageflowError
+from stageflow_trio.lowlevel import DEFAULT_CALLS, checkpoint_budget
 
 _CONFLICT = r"^Stage 's' already has output \(attempt {n}\)\. Use allow_overwrite=True for retry scenarios\.$"
 
@@ -132,12 +133,25 @@ async def test_to_dict() -> None:
     assert json.loads(json.dumps(dumped)) == dumped
 
 
-async def test_write_is_a_checkpoint() -> None:
+async def test_write_is_a_checkpoint_under_a_one_call_budget() -> None:
     bag = OutputBag()
-    with trio.testing.assert_checkpoints():
-        await bag.write("s", StageOutput.ok())
+    with checkpoint_budget(calls=1):
+        for name in ("a", "b", "c"):
+            with trio.testing.assert_checkpoints():
+                await bag.write(name, StageOutput.ok())
     with trio.testing.assert_no_checkpoints():
         bag.write_sync("t", StageOutput.ok())
+
+
+async def test_every_write_is_a_cancellation_point_under_the_default_budget() -> None:
+    bag = OutputBag()
+    for i in range(2 * DEFAULT_CALLS):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await bag.write(f"cancelled{i}", StageOutput.ok())
+        assert scope.cancelled_caught
+        await bag.write(f"s{i}", StageOutput.ok())
+    assert bag.keys() == [f"s{i}" for i in range(2 * DEFAULT_CALLS)]
 
 
 async def test_cancelled_write_stores_nothing() -> None:

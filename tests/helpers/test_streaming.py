@@ -29,6 +29,7 @@ from stageflow_trio.helpers.streaming import (
     calculate_audio_duration_ms,
     encode_audio_for_logging,
 )
+from stageflow_trio.lowlevel import DEFAULT_CALLS, checkpoint_budget
 
 Event = tuple[str, dict[str, Any]]
 
@@ -512,22 +513,40 @@ async def test_emitter_errors_never_break_the_queue(caplog: pytest.LogCaptureFix
     assert all(record.exc_info is not None for record in caplog.records)
 
 
-async def test_every_queue_call_is_a_checkpoint() -> None:
-    queue: ChunkQueue[int] = ChunkQueue(max_size=1, drop_on_overflow=True)
-    with trio.testing.assert_checkpoints():
-        await queue.put(1)
-    with trio.testing.assert_checkpoints():
-        await queue.put(2)  # overflow path
-    with trio.testing.assert_checkpoints():
-        await queue.get()
-    with trio.testing.assert_checkpoints():
-        await queue.close()
-    with trio.testing.assert_checkpoints():
-        assert await queue.get() is None  # the end marker
-    with trio.testing.assert_checkpoints():
-        assert await queue.get() is None  # closed and drained
-    with trio.testing.assert_checkpoints():
-        assert await queue.put(3) is False  # closed
+async def test_every_queue_call_is_a_cancellation_point_under_the_default_budget() -> None:
+    queue: ChunkQueue[int] = ChunkQueue(max_size=4)
+    for i in range(2 * DEFAULT_CALLS):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await queue.put(-1)
+        assert scope.cancelled_caught
+        await queue.put(i)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await queue.get()
+        assert scope.cancelled_caught
+        assert len(queue) == 1
+        assert await queue.get() == i
+    assert queue.monitor.stats.total_items == 2 * DEFAULT_CALLS
+
+
+async def test_every_queue_call_is_a_checkpoint_under_a_one_call_budget() -> None:
+    with checkpoint_budget(calls=1):
+        queue: ChunkQueue[int] = ChunkQueue(max_size=1, drop_on_overflow=True)
+        with trio.testing.assert_checkpoints():
+            await queue.put(1)
+        with trio.testing.assert_checkpoints():
+            await queue.put(2)  # overflow path
+        with trio.testing.assert_checkpoints():
+            await queue.get()
+        with trio.testing.assert_checkpoints():
+            await queue.close()
+        with trio.testing.assert_checkpoints():
+            assert await queue.get() is None  # the end marker
+        with trio.testing.assert_checkpoints():
+            assert await queue.get() is None  # closed and drained
+        with trio.testing.assert_checkpoints():
+            assert await queue.put(3) is False  # closed
 
 
 async def test_cancelled_put_and_get_leave_the_queue_unchanged(

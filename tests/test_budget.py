@@ -1,0 +1,224 @@
+"""The checkpoint budget: a cancellation point on every call, a schedule point when due."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stageflow_trio import _budget
+from stageflow_trio.context.output_bag import OutputBag
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.helpers.streaming import ChunkQueue
+from stageflow_trio.lowlevel import (
+    DEFAULT_CALLS,
+    DEFAULT_SECONDS,
+    checkpoint_budget,
+    cooperative_checkpoint,
+)
+from stageflow_trio.testing import reset_globals
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of one task: each new step follows a schedule point."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def yield_pattern(call: Callable[[], Awaitable[object]], n: int) -> list[bool]:
+    """Whether each of ``n`` calls of ``call`` let the scheduler switch."""
+    counter = StepCounter(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    try:
+        pattern = []
+        for _ in range(n):
+            before = counter.steps
+            await call()
+            pattern.append(counter.steps != before)
+        return pattern
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+
+
+def every(calls: int, n: int) -> list[bool]:
+    return [i % calls == 0 for i in range(n)]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
+    monkeypatch.setattr(_budget, "_perf_counter", clock)
+    return clock
+
+
+async def test_defaults_are_64_calls_and_1_ms() -> None:
+    assert (DEFAULT_CALLS, DEFAULT_SECONDS) == (64, 0.001)
+
+
+async def test_first_call_and_then_every_calls_th_call_yield() -> None:
+    with checkpoint_budget(calls=4, seconds=math.inf):
+        assert await yield_pattern(cooperative_checkpoint, 10) == every(4, 10)
+
+
+@given(calls=st.integers(min_value=1, max_value=20), n=st.integers(min_value=1, max_value=60))
+async def test_yield_pattern_property(calls: int, n: int) -> None:
+    with checkpoint_budget(calls=calls, seconds=math.inf):
+        assert await yield_pattern(cooperative_checkpoint, n) == every(calls, n)
+
+
+async def test_default_budget_yields_at_least_every_64_calls(fake_clock: FakeClock) -> None:
+    pattern = await yield_pattern(cooperative_checkpoint, 200)
+    assert pattern == every(64, 200)
+
+
+async def test_a_call_yields_once_the_time_budget_is_spent(fake_clock: FakeClock) -> None:
+    with checkpoint_budget(calls=1000, seconds=0.001):
+        results = []
+        for advance in (0.0, 0.0005, 0.0004, 0.0001, 0.0002, 0.0009):
+            fake_clock.now += advance
+            results += await yield_pattern(cooperative_checkpoint, 1)
+    # Yields at t=0 (fresh budget), then at t=1 ms, not at 1.2 ms, then at 2.1 ms.
+    assert results == [True, False, False, True, False, True]
+
+
+async def test_seconds_zero_or_calls_one_yield_every_time() -> None:
+    with checkpoint_budget(calls=1, seconds=math.inf):
+        assert await yield_pattern(cooperative_checkpoint, 5) == [True] * 5
+    with checkpoint_budget(calls=1000, seconds=0):
+        assert await yield_pattern(cooperative_checkpoint, 5) == [True] * 5
+
+
+async def test_every_call_is_a_cancellation_point() -> None:
+    with checkpoint_budget(calls=1000, seconds=math.inf):
+        await cooperative_checkpoint()  # the fresh budget's schedule point
+        for _ in range(10):
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await cooperative_checkpoint()
+                pytest.fail("cooperative_checkpoint did not raise Cancelled")  # pragma: no cover
+            assert scope.cancelled_caught
+
+
+async def test_budgeted_calls_are_full_checkpoints_under_calls_one() -> None:
+    bag = OutputBag()
+    queue: ChunkQueue[int] = ChunkQueue(max_size=10)
+    with checkpoint_budget(calls=1):
+        for i in range(3):
+            with trio.testing.assert_checkpoints():
+                await cooperative_checkpoint()
+            with trio.testing.assert_checkpoints():
+                await bag.write(f"s{i}", StageOutput.ok())
+            with trio.testing.assert_checkpoints():
+                await queue.put(i)
+            with trio.testing.assert_checkpoints():
+                assert await queue.get() == i
+
+
+async def test_a_tight_loop_of_budgeted_calls_does_not_starve_other_tasks() -> None:
+    bag = OutputBag()
+    done = trio.Event()
+    writes = 0
+
+    async def other() -> None:
+        done.set()
+
+    await cooperative_checkpoint()  # spend the fresh budget's schedule point
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        while not done.is_set():
+            await bag.write("s", StageOutput.ok(), allow_overwrite=True)
+            writes += 1
+    # Our first schedule point puts `other` in the next batch; trio may run us
+    # first in that batch, for at most one more budget.
+    assert 1 <= writes <= 2 * DEFAULT_CALLS
+
+
+async def test_budget_block_restores_the_previous_policy() -> None:
+    state = _budget._thread_state()
+    with checkpoint_budget(calls=3, seconds=2.0):
+        assert (state.calls, state.seconds) == (3, 2.0)
+        inner: list[tuple[int, float]] = []
+
+        def fail_inside() -> None:
+            with checkpoint_budget(calls=1, seconds=0):
+                inner.append((state.calls, state.seconds))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match=r"^boom$"):
+            fail_inside()
+        assert inner == [(1, 0.0)]
+        assert (state.calls, state.seconds) == (3, 2.0)
+    assert (state.calls, state.seconds) == (DEFAULT_CALLS, DEFAULT_SECONDS)
+
+
+async def test_opening_and_closing_a_budget_block_starts_a_fresh_budget() -> None:
+    with checkpoint_budget(calls=100, seconds=math.inf):
+        assert await yield_pattern(cooperative_checkpoint, 2) == [True, False]
+        with checkpoint_budget(calls=100, seconds=math.inf):
+            assert await yield_pattern(cooperative_checkpoint, 2) == [True, False]
+        assert await yield_pattern(cooperative_checkpoint, 2) == [True, False]
+
+
+async def test_reset_globals_restores_the_default_fresh_budget() -> None:
+    with checkpoint_budget(calls=5, seconds=9.0):
+        reset_globals()
+        state = _budget._thread_state()
+        assert (state.calls, state.seconds, state.calls_left) == (64, 0.001, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"calls": 0}, ValueError, "calls must be >= 1, got 0"),
+        ({"calls": 2.0}, TypeError, "calls must be an int, got float"),
+        ({"calls": True}, TypeError, "calls must be an int, got bool"),
+        ({"seconds": -1}, ValueError, "seconds must be >= 0, got -1"),
+        ({"seconds": math.nan}, ValueError, "seconds must be >= 0, got nan"),
+        ({"seconds": "1"}, TypeError, "seconds must be a real number, got str"),
+    ],
+)
+def test_bad_budget_arguments_name_the_parameter(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=rf"^{message}$"):
+        checkpoint_budget(**kwargs)  # type: ignore[arg-type]
+
+
+def test_checkpoint_budget_is_not_a_decorator() -> None:
+    with pytest.raises(TypeError, match="not callable"):
+        checkpoint_budget(calls=1)(test_the_budget_is_per_thread)  # type: ignore[operator]
+
+
+def test_the_budget_is_per_thread() -> None:
+    seen: list[bool] = []
+
+    def in_other_thread() -> None:
+        seen.extend(_budget.schedule_point_due() for _ in range(3))
+
+    with checkpoint_budget(calls=1):
+        thread = threading.Thread(target=in_other_thread)
+        thread.start()
+        thread.join()
+        # This thread's policy: every call; the other thread's: the default.
+        assert [_budget.schedule_point_due() for _ in range(3)] == [True] * 3
+    assert seen == [True, False, False]
