@@ -785,3 +785,30 @@ def test_utilities_match_reference(data: bytes, max_bytes: int) -> None:
     assert calculate_audio_duration_ms(len(data), 22050, 2, 2) == (
         ref.calculate_audio_duration_ms(len(data), 22050, 2, 2)
     )
+
+
+async def test_len_counts_items_put_and_not_yet_taken() -> None:
+    queue: ChunkQueue[int] = ChunkQueue(max_size=1)
+    taken: list[int | None] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _take(queue, taken))
+        await trio.testing.wait_all_tasks_blocked()
+        await queue.put(1)  # handed straight to the waiting get
+        assert len(queue) == 1
+        await trio.testing.wait_all_tasks_blocked()
+        assert taken == [1]
+        assert len(queue) == 0
+        await queue.put(2)
+        assert len(queue) == 1
+        nursery.start_soon(queue.put, 3)  # waits for room
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(queue) == 1
+        assert queue.get_nowait() == 2
+        assert len(queue) == 0  # 3 is in the channel, its put has not returned
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(queue) == 1
+        assert queue.monitor.stats.total_items == 3
+
+
+async def _take(queue: ChunkQueue[int], taken: list[int | None]) -> None:
+    taken.append(await queue.get())
