@@ -1,13 +1,12 @@
-"""BackpressureAwareEventSink, its metrics, and the per-run registry of owned sink work."""
+"""BackpressureAwareEventSink: a bounded queue in front of a sink, drained by an owned worker."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 if TYPE_CHECKING:
@@ -15,6 +14,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
+from stageflow_trio.events._metrics import BackpressureMetrics
+from stageflow_trio.events._registry import _run_registry
 from stageflow_trio.events._sinks import EventSink, LoggingEventSink
 
 _Event = tuple[str, "dict[str, Any] | None"]
@@ -22,69 +23,6 @@ _Event = tuple[str, "dict[str, Any] | None"]
 # The worker yields to the scheduler after this many deliveries in a row, so a
 # downstream that never checkpoints cannot starve the rest of the program.
 _FAIR_SHARE = 128
-
-
-@attrs.define
-class BackpressureMetrics:
-    """Counters of a :class:`BackpressureAwareEventSink`.
-
-    Attributes:
-        emitted: Events accepted into the queue.
-        dropped: Events that will never reach the downstream sink: refused
-            because the queue was full, plus those given up at ``stop``.
-        queue_full_count: Events refused because the queue was full.
-        last_emit_time: ``time.monotonic()`` of the last accepted event, 0.0 if none.
-        last_drop_time: ``time.monotonic()`` of the last dropped event, 0.0 if none.
-
-    The times are ``time.monotonic()``, as in the reference, not the trio clock:
-    users compare them with ``time.monotonic()`` to spot a stalled producer, and
-    trio's clock has an arbitrary offset (and stands still under ``MockClock``).
-        undelivered: Events accepted but given up at ``stop`` or after the
-            worker was cancelled mid-delivery (``dropped - queue_full_count``).
-    """
-
-    emitted: int = 0
-    dropped: int = 0
-    queue_full_count: int = 0
-    last_emit_time: float = 0.0
-    last_drop_time: float = 0.0
-    undelivered: int = 0
-
-    def record_emit(self) -> None:
-        """Count one accepted event."""
-        self.emitted += 1
-        self.last_emit_time = time.monotonic()
-
-    def record_drop(self) -> None:
-        """Count one event refused because the queue was full."""
-        self.dropped += 1
-        self.queue_full_count += 1
-        self.last_drop_time = time.monotonic()
-
-    def record_undelivered(self, count: int = 1) -> None:
-        """Count ``count`` accepted events that the sink gave up delivering."""
-        self.dropped += count
-        self.undelivered += count
-        self.last_drop_time = time.monotonic()
-
-    @property
-    def drop_rate(self) -> float:
-        """``dropped / (emitted + dropped)`` in percent; 0.0 before any event."""
-        total = self.emitted + self.dropped
-        if total == 0:
-            return 0.0
-        return self.dropped / total * 100.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The counters as a dict (the reference's keys; ``drop_rate_percent`` to 2 decimals)."""
-        return {
-            "emitted": self.emitted,
-            "dropped": self.dropped,
-            "queue_full_count": self.queue_full_count,
-            "drop_rate_percent": round(self.drop_rate, 2),
-            "last_emit_time": self.last_emit_time,
-            "last_drop_time": self.last_drop_time,
-        }
 
 
 class BackpressureAwareEventSink:
@@ -540,54 +478,3 @@ class BackpressureAwareEventSink:
         # A send to a parked receiver hands the event straight to the worker,
         # bypassing the buffer: the worker is then no longer in the wait queue.
         return self._idle and stats.tasks_waiting_receive == 0
-
-
-class _OwnedWork(Protocol):
-    """Anything with background emit work owned by a nursery (sinks, AnalyticsSink)."""
-
-    def _has_owned_pending(self) -> bool: ...
-
-
-class _Registry:
-    """Per trio run: the sinks with owned background work, and tasks waiting for it.
-
-    wait_for_event_sink_tasks waits until none of the registered objects has
-    queued, held or in-flight events. Backpressure workers register while they
-    run; an AnalyticsSink while it has exports in flight. Each wakes the waiters
-    when it goes idle or exits, so no per-event bookkeeping is needed.
-    """
-
-    __slots__ = ("idle_waiters", "sinks")
-
-    def __init__(self) -> None:
-        self.sinks: set[_OwnedWork] = set()
-        self.idle_waiters = trio.lowlevel.ParkingLot()
-
-    def wake_waiters(self) -> None:
-        if self.idle_waiters:
-            self.idle_waiters.unpark_all()
-
-
-_registry_var: trio.lowlevel.RunVar[_Registry] = trio.lowlevel.RunVar("stageflow_event_sinks")
-
-
-def _run_registry() -> _Registry:
-    try:
-        return _registry_var.get()
-    except LookupError:
-        registry = _Registry()
-        _registry_var.set(registry)
-        return registry
-
-
-async def wait_for_event_sink_tasks() -> None:
-    """Wait until every running backpressure worker has delivered what it has queued.
-
-    Only owned work counts: events queued in a sink with no running worker
-    would never finish, so they are not waited for. A checkpoint, also when
-    nothing is pending.
-    """
-    await trio.lowlevel.checkpoint()
-    registry = _run_registry()
-    while any(sink._has_owned_pending() for sink in registry.sinks):
-        await registry.idle_waiters.park()

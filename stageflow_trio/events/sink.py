@@ -21,9 +21,9 @@ from contextvars import ContextVar
 from stageflow_trio.events._backpressure import (
     BackpressureAwareEventSink as BackpressureAwareEventSink,
 )
-from stageflow_trio.events._backpressure import BackpressureMetrics as BackpressureMetrics
-from stageflow_trio.events._backpressure import _run_registry as _run_registry
-from stageflow_trio.events._backpressure import (
+from stageflow_trio.events._metrics import BackpressureMetrics as BackpressureMetrics
+from stageflow_trio.events._registry import _run_registry as _run_registry
+from stageflow_trio.events._registry import (
     wait_for_event_sink_tasks as wait_for_event_sink_tasks,
 )
 from stageflow_trio.events._sinks import EventSink as EventSink

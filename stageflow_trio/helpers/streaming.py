@@ -34,10 +34,10 @@ from ._audio import StreamConfig as StreamConfig
 from ._audio import StreamingBuffer as StreamingBuffer
 from ._audio import calculate_audio_duration_ms as calculate_audio_duration_ms
 from ._audio import encode_audio_for_logging as encode_audio_for_logging
-from ._chunk_queue import BackpressureMonitor as BackpressureMonitor
-from ._chunk_queue import BackpressureStats as BackpressureStats
 from ._chunk_queue import ChunkQueue as ChunkQueue
 from ._chunk_queue import QueueEmpty as QueueEmpty
+from ._monitor import BackpressureMonitor as BackpressureMonitor
+from ._monitor import BackpressureStats as BackpressureStats
 
 __all__ = [
     "AudioChunk",
