@@ -4,8 +4,8 @@ A trio checkpoint is two things: a point where cancellation is delivered and a
 point where the scheduler may switch tasks. trio currently switches at every
 checkpoint, which costs one pass of its run loop (about 2.5 us in CPython) even
 when nothing else is runnable. trio's docs say this policy "might change", and
-trio issue #1757 (open, agreed by its maintainers as "a pure optimization")
-proposes skipping the switch when the task switched recently.
+trio issue #1757 (open; a maintainer calls it "a pure optimization") proposes
+skipping the switch when the task switched recently.
 
 This module applies that policy to the library's hottest data-path calls
 (``OutputBag.write``, ``ChunkQueue.put`` and ``get``). Each call:

@@ -142,8 +142,9 @@ class OutputBag:
 
         A checkpoint under the checkpoint budget: cancellation is checked on
         every call, before anything is stored, so a cancelled write stores
-        nothing; a schedule point comes at least every 64 writes or 1 ms in a
-        row (see :class:`stageflow_trio.lowlevel.checkpoint_budget`).
+        nothing. A schedule point comes at least once every 64 budgeted calls,
+        and on the first call 1 ms or more after the last one (see
+        :class:`stageflow_trio.lowlevel.checkpoint_budget`).
 
         Args:
             stage_name: The stage that produced the output.
