@@ -6,6 +6,8 @@ repeat) and report the median seconds per operation:
 - ``OutputBag.write``: the async write, awaited in a loop by one task (trio for
   stageflow_trio, asyncio for the reference), and by 50 concurrent tasks.
 - ``OutputBag.write_sync``: the same store without the async layer.
+- A floor for the async write: the least any write that checks cancellation on
+  every call can do (:class:`_WriteFloor`), against the reference's ``write``.
 - ``StageOutput`` factories and ``with_duration``.
 - Two floors for reading the async rows: one scheduling point
   (``trio.lowlevel.checkpoint()`` against ``asyncio.sleep(0)``), and one budgeted
@@ -45,6 +47,9 @@ _NOTES = {
     "OutputBag.write (1 task)": _CHECKPOINT_NOTE,
     f"OutputBag.write ({_CONCURRENT_TASKS} tasks)": _CHECKPOINT_NOTE,
     "OutputBag.write_sync": "the store itself, no async layer on either side",
+    "floor: async write with a cancellation check, 1 task": (
+        "a lower bound for any async write that checks cancellation on every call"
+    ),
     "schedule point (asyncio.sleep(0) vs trio checkpoint)": "the floor of one yield",
     "budgeted checkpoint (an empty coroutine vs cooperative_checkpoint)": (
         "the floor of a budgeted call: what asyncio pays nothing for"
@@ -65,11 +70,40 @@ def _timed(fn: Callable[[], float]) -> float:
 # --- OutputBag.write ------------------------------------------------------------
 
 
-def _trio_write_sequential(names: list[str]) -> float:
+class _WriteFloor:
+    """A lower bound for any async write that checks cancellation on every call.
+
+    It checks no arguments, counts calls for its schedule points (no clock read),
+    stores a tuple with a float timestamp instead of an OutputEntry, and keeps the
+    conflict rule. A real ``OutputBag.write`` does all this and more, so it
+    cannot beat this row.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Any, int, float, str]] = {}
+        self._calls_left = 0
+
+    async def write(self, stage_name: str, output: Any, *, allow_overwrite: bool = False) -> Any:
+        left = self._calls_left
+        if left <= 1:
+            self._calls_left = 64
+            await trio.lowlevel.checkpoint()
+        else:
+            self._calls_left = left - 1
+            await trio.lowlevel.checkpoint_if_cancelled()
+        existing = self._entries.get(stage_name)
+        if existing is not None and not allow_overwrite:
+            raise RuntimeError(stage_name)
+        entry = (output, 1 if existing is None else existing[1] + 1, time.time(), stage_name)
+        self._entries[stage_name] = entry
+        return entry
+
+
+def _trio_write_sequential(names: list[str], bag_cls: Callable[[], Any] = OutputBag) -> float:
     output = StageOutput.ok({"a": 1})
 
     async def main() -> float:
-        bag = OutputBag()
+        bag = bag_cls()
         start = time.perf_counter()
         for name in names:
             await bag.write(name, output)
@@ -223,6 +257,10 @@ def run(smoke: bool = False) -> list[dict[str, object]]:
         f"OutputBag.write ({_CONCURRENT_TASKS} tasks)": (
             lambda: _ref_write_concurrent(_Ref, names),
             lambda: _trio_write_concurrent(names),
+        ),
+        "floor: async write with a cancellation check, 1 task": (
+            lambda: _ref_write_sequential(_Ref, names),
+            lambda: _trio_write_sequential(names, _WriteFloor),
         ),
         "OutputBag.write_sync": (
             lambda: _write_sync(_Ref.OutputBag, _Ref.StageOutput.ok({"a": 1}), names),
