@@ -8,7 +8,8 @@ trio issue #1757 (open; a maintainer calls it "a pure optimization") proposes
 skipping the switch when the task switched recently.
 
 This module applies that policy to the library's hottest data-path calls
-(``OutputBag.write``, ``ChunkQueue.put`` and ``get``). Each call:
+(``OutputBag.write``, ``ChunkQueue.put`` and ``get``) and to the engine between
+two stages that run in one task. Each call:
 
 - always checks for cancellation (``trio.lowlevel.checkpoint_if_cancelled``), so
   a cancelled call raises ``Cancelled`` before it changes anything;

@@ -10,10 +10,11 @@ hands the completion to :meth:`DagRun.run_stage` (synchronously, in the same
 task) which returns the stages that became ready. The first of those runs next
 in the same task, after a checkpoint; the others get tasks of their own. A
 chain therefore costs no task spawn per stage, and a fan-out spawns exactly one
-task per extra branch. Between two inline stages the task checks for
-cancellation (``checkpoint_if_cancelled``, no scheduler pass) and it yields
-fully every :data:`YIELD_EVERY` stages, so stages that never await cannot
-starve other tasks for long.
+task per extra branch. Between two inline stages the task passes a checkpoint
+under the library's checkpoint budget (:mod:`stageflow_trio._budget`): it always
+checks for cancellation, and it lets the scheduler switch at least every 64
+stages and after any stretch of 1 ms, so stages that never await cannot starve
+other tasks for long.
 
 Stopping a run (a failure, a CANCEL output, a cancelled token) records the
 outcome on the run and cancels the nursery's scope: running stages are
@@ -29,13 +30,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from stageflow_trio._budget import schedule_point_due
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["YIELD_EVERY", "DagRun", "Topology"]
-
-YIELD_EVERY = 16
-"""A run's task yields to the scheduler at least once per this many inline stages."""
+__all__ = ["DagRun", "Topology"]
 
 
 class Topology:
@@ -120,7 +120,6 @@ class DagRun(ABC):
         return ready
 
     async def _stage_task(self, name: str) -> None:
-        inline = 0
         while True:
             try:
                 ready = await self.run_stage(name)
@@ -137,10 +136,9 @@ class DagRun(ABC):
                 nursery.start_soon(self._stage_task, other)
             name = ready[0]
             # Continuing inline costs no scheduler pass. Cancellation is still seen
-            # between any two stages, and a chain of stages that never await yields
-            # to other tasks at least every YIELD_EVERY stages.
-            inline += 1
-            if inline % YIELD_EVERY:
-                await trio.lowlevel.checkpoint_if_cancelled()
-            else:
+            # between any two stages, and the budget makes a chain of stages that
+            # never await yield to other tasks.
+            if schedule_point_due():
                 await trio.lowlevel.checkpoint()
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()

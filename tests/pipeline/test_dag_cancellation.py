@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import trio
@@ -10,6 +11,7 @@ import trio.testing
 
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.pipeline.cancellation import CancellationToken
 from stageflow_trio.pipeline.dag import (
     UnifiedPipelineCancelled,
@@ -272,8 +274,6 @@ async def test_a_chain_that_never_awaits_sees_an_outer_cancel_between_stages() -
 
 
 async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
-    from stageflow_trio._engine._scheduler import YIELD_EVERY
-
     ran: list[str] = []
     seen: list[int] = []
 
@@ -282,16 +282,38 @@ async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
             seen.append(len(ran))
             await trio.lowlevel.checkpoint()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(ticker)
-        await trio.lowlevel.checkpoint()
-        await _chain_of(5 * YIELD_EVERY, ran.append).run(stage_ctx())
-        nursery.cancel_scope.cancel()
+    calls = 8
+    with checkpoint_budget(calls=calls, seconds=math.inf):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            await _chain_of(5 * calls, ran.append).run(stage_ctx())
+            nursery.cancel_scope.cancel()
     progress = sorted(set(seen))
-    assert progress[-1] >= 4 * YIELD_EVERY
-    # The chain yields every YIELD_EVERY stages; trio shuffles the order of the tasks
+    assert progress[-1] >= 4 * calls
+    # The chain yields every `calls` stages; trio shuffles the order of the tasks
     # within one scheduling batch, so the ticker may see two such steps at once.
-    assert max(b - a for a, b in itertools.pairwise(progress)) <= 2 * YIELD_EVERY
+    assert max(b - a for a, b in itertools.pairwise(progress)) <= 2 * calls
+
+
+async def test_a_one_call_budget_yields_between_every_two_stages() -> None:
+    ran: list[str] = []
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            seen.append(len(ran))
+            await trio.lowlevel.checkpoint()
+
+    with checkpoint_budget(calls=1):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            await _chain_of(20, ran.append).run(stage_ctx())
+            nursery.cancel_scope.cancel()
+    progress = sorted(set(seen))
+    assert progress[-1] >= 19
+    assert max(b - a for a, b in itertools.pairwise(progress)) <= 2
 
 
 async def test_keyboard_interrupt_survives_a_pending_outer_cancel_during_cleanup() -> None:
