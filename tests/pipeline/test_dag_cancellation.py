@@ -273,7 +273,8 @@ async def test_a_chain_that_never_awaits_sees_an_outer_cancel_between_stages() -
     assert ran == ["s0", "s1", "s2"]
 
 
-async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
+async def _progress_seen_by_another_task(stages: int) -> list[int]:
+    """Run a chain of stages that never await; the distinct stage counts a ticker saw."""
     ran: list[str] = []
     seen: list[int] = []
 
@@ -282,14 +283,18 @@ async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
             seen.append(len(ran))
             await trio.lowlevel.checkpoint()
 
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.lowlevel.checkpoint()
+        await _chain_of(stages, ran.append).run(stage_ctx())
+        nursery.cancel_scope.cancel()
+    return sorted(set(seen))
+
+
+async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
     calls = 8
     with checkpoint_budget(calls=calls, seconds=math.inf):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            await trio.lowlevel.checkpoint()
-            await _chain_of(5 * calls, ran.append).run(stage_ctx())
-            nursery.cancel_scope.cancel()
-    progress = sorted(set(seen))
+        progress = await _progress_seen_by_another_task(5 * calls)
     assert progress[-1] >= 4 * calls
     # The chain yields every `calls` stages; trio shuffles the order of the tasks
     # within one scheduling batch, so the ticker may see two such steps at once.
@@ -297,21 +302,8 @@ async def test_a_long_chain_that_never_awaits_yields_to_other_tasks() -> None:
 
 
 async def test_a_one_call_budget_yields_between_every_two_stages() -> None:
-    ran: list[str] = []
-    seen: list[int] = []
-
-    async def ticker() -> None:
-        while True:
-            seen.append(len(ran))
-            await trio.lowlevel.checkpoint()
-
     with checkpoint_budget(calls=1):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            await trio.lowlevel.checkpoint()
-            await _chain_of(20, ran.append).run(stage_ctx())
-            nursery.cancel_scope.cancel()
-    progress = sorted(set(seen))
+        progress = await _progress_seen_by_another_task(20)
     assert progress[-1] >= 19
     assert max(b - a for a, b in itertools.pairwise(progress)) <= 2
 
