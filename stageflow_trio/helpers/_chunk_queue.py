@@ -75,8 +75,16 @@ class ChunkQueue(Generic[T]):
         self._monitor = BackpressureMonitor()
         self._event_emitter = event_emitter
         self._throttle_active = False
-        # Kept by hand: the channel's statistics() builds an object per call.
+        # The channel's buffer length, mirrored: its statistics() builds an object
+        # per call, too slow for every put. The mirror moves by one on the fast
+        # paths and is re-read from statistics() whenever a task of ours may be
+        # parked on the other side (a send can then hand its item straight to a
+        # parked get, and a receive can pull a parked put's item into the buffer).
+        # The parked counts are upper bounds: raised before a task parks, and set
+        # from statistics() on every re-read.
         self._size = 0
+        self._gets_parked = 0
+        self._puts_parked = 0
 
     @property
     def monitor(self) -> BackpressureMonitor:
@@ -89,13 +97,33 @@ class ChunkQueue(Generic[T]):
         return self._closed
 
     def __len__(self) -> int:
-        """Items put and not yet taken (the end marker included).
+        """Items waiting in the queue (the end marker included), ``0..max_size``.
 
-        As with ``asyncio.Queue.qsize``, an item handed straight to a waiting
-        ``get`` counts until that ``get`` returns, and an item whose ``put``
-        waited for room counts once that ``put`` returns.
+        An item handed straight to a waiting ``get`` never waits in the queue, so
+        it is not counted; an item whose ``put`` waited for room counts from the
+        moment a ``get`` made room for it.
         """
         return self._size
+
+    def _resync(self) -> None:
+        stats = self._send.statistics()
+        self._size = stats.current_buffer_used
+        self._gets_parked = stats.tasks_waiting_receive
+        self._puts_parked = stats.tasks_waiting_send
+
+    def _sent(self) -> None:
+        # After a send_nowait: buffered, unless it went to a parked get.
+        if self._gets_parked:
+            self._resync()
+        else:
+            self._size += 1
+
+    def _received(self) -> None:
+        # After a receive_nowait: one out, unless a parked put's item moved in.
+        if self._puts_parked:
+            self._resync()
+        else:
+            self._size -= 1
 
     async def put(self, item: T) -> bool:
         """Add ``item``, waiting for room unless the queue drops on overflow.
@@ -123,11 +151,13 @@ class ChunkQueue(Generic[T]):
                     return False
             else:
                 start = monotonic()
+                self._puts_parked += 1
                 try:
                     await self._send.send(item)
                 except trio.ClosedResourceError:
                     return False
-                self._size += 1
+                finally:
+                    self._resync()
                 elapsed_ms = (monotonic() - start) * 1000
                 if elapsed_ms > 1:
                     self._monitor.record_blocked(elapsed_ms)
@@ -137,8 +167,11 @@ class ChunkQueue(Generic[T]):
                             "stream.producer_blocked",
                             {"blocked_ms": elapsed_ms, "queue_size": self._size},
                         )
-        else:
-            self._size += 1
+        else:  # self._sent(), inlined on the hot path
+            if self._gets_parked:
+                self._resync()
+            else:
+                self._size += 1
         self._after_put()
         return True
 
@@ -148,14 +181,14 @@ class ChunkQueue(Generic[T]):
         except (trio.WouldBlock, trio.EndOfChannel):
             pass
         else:
-            self._size -= 1
+            self._received()
             self._record_drop("overflow")
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
             self._record_drop("queue_full")
             return False
-        self._size += 1
+        self._sent()
         return True
 
     def _record_drop(self, reason: str) -> None:
@@ -200,13 +233,20 @@ class ChunkQueue(Generic[T]):
         try:
             item = receive.receive_nowait()
         except trio.WouldBlock:
+            self._gets_parked += 1
             try:
-                item = await receive.receive()
+                return await receive.receive()
             except trio.EndOfChannel:
                 return None
+            finally:
+                self._resync()
         except trio.EndOfChannel:
             return None
-        self._size -= 1
+        # self._received(), inlined on the hot path.
+        if self._puts_parked:
+            self._resync()
+        else:
+            self._size -= 1
         return item
 
     def get_nowait(self) -> T | None:
@@ -222,7 +262,7 @@ class ChunkQueue(Generic[T]):
             item = self._receive.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             raise QueueEmpty("ChunkQueue is empty") from None
-        self._size -= 1
+        self._received()
         return item
 
     async def close(self) -> None:
@@ -247,7 +287,7 @@ class ChunkQueue(Generic[T]):
         # Full: consumers see the channel end instead. Closed: a second close().
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
             self._send.send_nowait(None)
-            self._size += 1
+            self._sent()
         self._send.close()
         await checkpoint()
 

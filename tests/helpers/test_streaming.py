@@ -787,28 +787,129 @@ def test_utilities_match_reference(data: bytes, max_bytes: int) -> None:
     )
 
 
-async def test_len_counts_items_put_and_not_yet_taken() -> None:
+def _buffer_used(queue: ChunkQueue[int]) -> int:
+    return queue._send.statistics().current_buffer_used
+
+
+async def test_len_counts_items_waiting_in_the_queue() -> None:
     queue: ChunkQueue[int] = ChunkQueue(max_size=1)
     taken: list[int | None] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: _take(queue, taken))
+        nursery.start_soon(_take, queue, taken)
         await trio.testing.wait_all_tasks_blocked()
-        await queue.put(1)  # handed straight to the waiting get
-        assert len(queue) == 1
-        await trio.testing.wait_all_tasks_blocked()
-        assert taken == [1]
+        await queue.put(1)  # handed straight to the waiting get: never waits
         assert len(queue) == 0
         await queue.put(2)
         assert len(queue) == 1
-        nursery.start_soon(queue.put, 3)  # waits for room
-        await trio.testing.wait_all_tasks_blocked()
+        for value in (3, 4):  # each waits for room, in this order
+            nursery.start_soon(queue.put, value)
+            await trio.testing.wait_all_tasks_blocked()
         assert len(queue) == 1
-        assert queue.get_nowait() == 2
-        assert len(queue) == 0  # 3 is in the channel, its put has not returned
-        await trio.testing.wait_all_tasks_blocked()
-        assert len(queue) == 1
-        assert queue.monitor.stats.total_items == 3
+        # Each get makes room and pulls a waiting put's item in, before that put
+        # has returned; two gets in a row without a yield.
+        with checkpoint_budget(calls=1000, seconds=math.inf):
+            assert queue.get_nowait() == 2
+            assert len(queue) == 1
+            assert await queue.get() == 3
+            assert len(queue) == 1
+            assert await queue.get() == 4
+            assert len(queue) == 0
+    assert taken == [1]
+    assert queue.monitor.stats.max_queue_size == 1
 
 
 async def _take(queue: ChunkQueue[int], taken: list[int | None]) -> None:
     taken.append(await queue.get())
+
+
+_QUEUE_OPS = st.lists(
+    st.sampled_from(["put", "put", "get", "get_nowait", "cancel", "step", "settle", "close"]),
+    max_size=30,
+)
+
+
+@given(
+    ops=_QUEUE_OPS,
+    max_size=st.integers(min_value=1, max_value=3),
+    drop=st.booleans(),
+    calls=st.sampled_from([1, 2, 64]),
+)
+async def test_len_mirrors_the_channel_and_nothing_is_lost(
+    ops: list[str], max_size: int, drop: bool, calls: int
+) -> None:
+    """Under any interleaving, len(queue) is the channel's buffer length, and
+    every item whose put returned True is taken, still queued, or dropped as the
+    oldest on overflow."""
+    overflow_drops: list[int] = []
+
+    def emitter(event_type: str, data: dict[str, Any]) -> None:
+        if event_type == "stream.chunk_dropped":
+            assert data["reason"] == "overflow"
+            overflow_drops.append(1)
+
+    queue: ChunkQueue[int] = ChunkQueue(
+        max_size=max_size, drop_on_overflow=drop, event_emitter=emitter
+    )
+    accepted: list[int] = []
+    taken: list[int] = []
+    scopes: list[trio.CancelScope] = []
+
+    def check() -> None:
+        assert len(queue) == _buffer_used(queue)
+        assert 0 <= len(queue) <= max_size
+
+    async def putter(value: int, scope: trio.CancelScope) -> None:
+        with scope:
+            if await queue.put(value):
+                accepted.append(value)
+        check()
+
+    async def getter(scope: trio.CancelScope) -> None:
+        with scope:
+            item = await queue.get()
+            if item is not None:
+                taken.append(item)
+        check()
+
+    with checkpoint_budget(calls=calls, seconds=math.inf):
+        async with trio.open_nursery() as nursery:
+            for value, op in enumerate(ops):
+                if op == "put":
+                    scopes.append(trio.CancelScope())
+                    nursery.start_soon(putter, value, scopes[-1])
+                elif op == "get":
+                    scopes.append(trio.CancelScope())
+                    nursery.start_soon(getter, scopes[-1])
+                elif op == "get_nowait":
+                    try:
+                        item = queue.get_nowait()
+                    except QueueEmpty:
+                        pass
+                    else:
+                        if item is not None:
+                            taken.append(item)
+                elif op == "cancel" and scopes:
+                    scopes.pop(0).cancel()
+                elif op == "step":
+                    await trio.lowlevel.checkpoint()
+                elif op == "settle":
+                    await trio.testing.wait_all_tasks_blocked()
+                elif op == "close":
+                    await queue.close()
+                check()
+            await trio.testing.wait_all_tasks_blocked()
+            for scope in scopes:
+                scope.cancel()
+        check()
+    left: list[int] = []
+    while True:
+        try:
+            item = queue.get_nowait()
+        except QueueEmpty:
+            break
+        if item is not None:
+            left.append(item)
+    assert len(queue) == 0
+    assert sorted(taken + left) == sorted(set(taken + left))
+    assert set(taken + left) <= set(accepted)
+    assert len(taken) + len(left) + len(overflow_drops) == len(accepted)
