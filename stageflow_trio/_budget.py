@@ -17,11 +17,18 @@ two stages that run in one task. Each call:
   on the first budgeted call of a thread, after ``calls`` budgeted calls in a
   row without one, or once ``seconds`` of real time have passed since the last.
 
-The state is per thread, so per trio run: while a task runs, only it can spend
-the budget, so no task makes more than ``calls`` budgeted calls without letting
-the scheduler switch. :class:`checkpoint_budget` changes the policy for a block;
+The state is per thread (trio runs one at a time in a thread, and a new run
+carries on the thread's budget): while a task runs, only it can spend the
+budget, so no task makes more than ``calls`` budgeted calls without letting the
+scheduler switch. :class:`checkpoint_budget` changes the policy for a block;
 ``checkpoint_budget(calls=1)`` restores trio's switch-every-time behaviour (what
 ``trio.testing.assert_checkpoints`` checks).
+
+One thing a budgeted call does not see at once: an expired *deadline*. trio
+turns a passed deadline into a cancellation when its run loop runs, that is at
+a schedule point, so a deadline that passes during a run of budgeted calls takes
+effect at the next schedule point (within ``calls`` calls or ``seconds``). An
+explicit ``cancel()`` is seen by the very next call.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ _perf_counter = time.perf_counter
 
 
 class _BudgetState:
-    __slots__ = ("calls", "calls_left", "deadline", "seconds")
+    __slots__ = ("blocks", "calls", "calls_left", "deadline", "seconds")
 
     def __init__(self) -> None:
         self.calls = DEFAULT_CALLS
@@ -61,10 +68,21 @@ class _BudgetState:
         # 0 makes the first budgeted call of a thread a schedule point.
         self.calls_left = 0
         self.deadline = 0.0
+        # Open checkpoint_budget blocks, oldest first: (entry token, calls, seconds).
+        self.blocks: list[tuple[object, int, float]] = []
+
+    def apply_blocks(self) -> None:
+        """Use the policy of the newest open block (the default if none); start fresh."""
+        if self.blocks:
+            _, self.calls, self.seconds = self.blocks[-1]
+        else:
+            self.calls, self.seconds = DEFAULT_CALLS, DEFAULT_SECONDS
+        self.calls_left = 0
 
 
-# One state per thread (so per trio run); a plain object behind one thread-local
-# lookup is faster than a threading.local subclass's attributes.
+# One state per thread, shared by the trio runs of that thread; a plain object
+# behind one thread-local lookup is faster than a threading.local subclass's
+# attributes.
 _local = threading.local()
 
 
@@ -121,12 +139,14 @@ async def cooperative_checkpoint() -> None:
 
 
 class checkpoint_budget:
-    """Use another budget in this thread (so in this trio run) for a ``with`` block.
+    """Use another budget in this thread (so in its trio run) for a ``with`` block.
 
-    The budget starts fresh when the block opens and when it closes: the next
-    budgeted call is a schedule point. The previous policy comes back on exit.
-    It is a plain context manager, not a decorator (a decorated ``async def``
-    would run after the block had closed).
+    While blocks are open, the newest one still open decides, also when blocks
+    opened by different tasks close out of order; when none is open, the
+    defaults apply. The budget starts fresh when a block opens and when it
+    closes: the next budgeted call is a schedule point. It is a plain context
+    manager, not a decorator (a decorated ``async def`` would run after the
+    block had closed).
 
     Args:
         calls: A schedule point at least every ``calls`` budgeted calls; ``1``
@@ -146,7 +166,7 @@ class checkpoint_budget:
                 await bag.write("stage", output)
     """
 
-    __slots__ = ("_calls", "_saved", "_seconds")
+    __slots__ = ("_calls", "_entries", "_seconds")
 
     def __init__(self, calls: int = DEFAULT_CALLS, seconds: float = DEFAULT_SECONDS) -> None:
         if isinstance(calls, bool) or not isinstance(calls, int):
@@ -159,15 +179,20 @@ class checkpoint_budget:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
         self._calls = calls
         self._seconds = float(seconds)
-        self._saved: list[tuple[int, float]] = []
+        # One token per entry, so the same object can be entered more than once.
+        self._entries: list[object] = []
 
     def __enter__(self) -> None:
+        token = object()
+        self._entries.append(token)
         state = _thread_state()
-        self._saved.append((state.calls, state.seconds))
-        state.calls, state.seconds = self._calls, self._seconds
-        state.calls_left = 0
+        state.blocks.append((token, self._calls, self._seconds))
+        state.apply_blocks()
 
     def __exit__(self, *exc_info: object) -> None:
+        token = self._entries.pop()
         state = _thread_state()
-        state.calls, state.seconds = self._saved.pop()
-        state.calls_left = 0
+        # Blocks opened by two tasks may close in either order: drop this one
+        # wherever it is, and the newest block still open decides.
+        state.blocks = [block for block in state.blocks if block[0] is not token]
+        state.apply_blocks()

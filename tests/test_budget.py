@@ -209,7 +209,7 @@ def test_checkpoint_budget_is_not_a_decorator() -> None:
         checkpoint_budget(calls=1)(test_the_budget_is_per_thread)  # type: ignore[operator]
 
 
-def test_the_budget_is_per_thread() -> None:
+def test_the_budget_is_per_thread(fake_clock: FakeClock) -> None:
     seen: list[bool] = []
 
     def in_other_thread() -> None:
@@ -222,3 +222,64 @@ def test_the_budget_is_per_thread() -> None:
         # This thread's policy: every call; the other thread's: the default.
         assert [_budget.schedule_point_due() for _ in range(3)] == [True] * 3
     assert seen == [True, False, False]
+
+
+async def test_blocks_of_two_tasks_closing_out_of_order_leave_the_default() -> None:
+    state = _budget._thread_state()
+    a_open, b_open, a_closed = trio.Event(), trio.Event(), trio.Event()
+    seen: list[tuple[int, float]] = []
+
+    async def task_a() -> None:
+        with checkpoint_budget(calls=1):
+            a_open.set()
+            await b_open.wait()
+        a_closed.set()
+
+    async def task_b() -> None:
+        await a_open.wait()
+        with checkpoint_budget(calls=5, seconds=2.0):
+            b_open.set()
+            await a_closed.wait()
+            seen.append((state.calls, state.seconds))  # B's block is still open
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task_a)
+        nursery.start_soon(task_b)
+    assert seen == [(5, 2.0)]
+    assert (state.calls, state.seconds, state.blocks) == (DEFAULT_CALLS, DEFAULT_SECONDS, [])
+
+
+async def test_one_budget_object_can_be_entered_twice() -> None:
+    state = _budget._thread_state()
+    budget = checkpoint_budget(calls=3)
+    with budget:
+        with budget:
+            assert state.calls == 3
+        assert state.calls == 3
+    assert state.calls == DEFAULT_CALLS
+
+
+async def test_an_expired_deadline_takes_effect_at_the_next_schedule_point(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    bag = OutputBag()
+    with checkpoint_budget(calls=4, seconds=math.inf), trio.move_on_after(1) as scope:
+        await cooperative_checkpoint()  # the fresh budget's schedule point
+        mock_clock.jump(2)  # the deadline passes while this task runs
+        for i in range(10):
+            await bag.write(f"s{i}", StageOutput.ok())
+    assert scope.cancelled_caught
+    # Calls 2-4 of the budget are cancellation checks only; call 5 is the
+    # schedule point where trio turns the passed deadline into Cancelled.
+    assert bag.keys() == ["s0", "s1", "s2"]
+
+
+async def test_an_explicit_cancel_is_seen_by_the_next_call() -> None:
+    bag = OutputBag()
+    with checkpoint_budget(calls=1000, seconds=math.inf), trio.CancelScope() as scope:
+        await cooperative_checkpoint()
+        await bag.write("before", StageOutput.ok())
+        scope.cancel()
+        await bag.write("after", StageOutput.ok())
+    assert scope.cancelled_caught
+    assert bag.keys() == ["before"]
