@@ -1,0 +1,246 @@
+"""The built-in interceptors other than tracing, and the default chain."""
+
+# Hooks implement a fixed interface, so unused hook arguments are expected.
+# ruff: noqa: ARG002
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING
+
+from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS
+from stageflow_trio._time import monotonic
+from stageflow_trio.pipeline._interceptor_base import (
+    BaseInterceptor,
+    InterceptorResult,
+    _duration_ms,
+    _run_id,
+)
+from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
+
+if TYPE_CHECKING:
+    from stageflow_trio.pipeline.idempotency import IdempotencyStore
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
+
+__all__ = [
+    "ChildTrackerMetricsInterceptor",
+    "CircuitBreakerInterceptor",
+    "LoggingInterceptor",
+    "MetricsInterceptor",
+    "TimeoutInterceptor",
+    "get_default_interceptors",
+]
+
+
+_stage_logger = logging.getLogger("stageflow_trio.stage_interceptor")
+_metrics_logger = logging.getLogger("stageflow_trio.stage_metrics")
+
+
+class ChildTrackerMetricsInterceptor(BaseInterceptor):
+    """Logs ChildRunTracker metrics after stages of child runs."""
+
+    name: str = "child_tracker_metrics"
+    priority: int = 45
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        return None
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        if not getattr(ctx, "is_child_run", False):
+            return
+        try:
+            # Looked up at call time: the subpipeline module imports this one.
+            subpipeline = importlib.import_module("stageflow_trio.pipeline.subpipeline")
+        except ImportError:  # subpipelines not available
+            return
+        tracker_logger = logging.getLogger("stageflow_trio.child_tracker_metrics")
+        try:
+            metrics = await subpipeline.get_child_tracker().get_metrics()
+            tracker_logger.info(
+                "ChildRunTracker metrics",
+                extra={
+                    "component": "ChildRunTracker",
+                    "pipeline_run_id": _run_id(ctx),
+                    "is_child_run": True,
+                    **metrics,
+                },
+            )
+        except Exception as exc:  # noqa: BLE001 - metrics must never break a stage
+            tracker_logger.warning("Failed to log ChildRunTracker metrics: %s", exc)
+
+
+class LoggingInterceptor(BaseInterceptor):
+    """Structured log lines when a stage starts and completes."""
+
+    name: str = "logging"
+    priority: int = 50
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        if _stage_logger.isEnabledFor(logging.INFO):
+            _stage_logger.info(
+                "Stage starting: %s",
+                stage_name,
+                extra={
+                    "stage": stage_name,
+                    "pipeline_run_id": _run_id(ctx),
+                    "topology": ctx.topology,
+                },
+            )
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        if _stage_logger.isEnabledFor(logging.INFO):
+            _stage_logger.info(
+                "Stage completed: %s - %s",
+                stage_name,
+                result.status,
+                extra={
+                    "stage": stage_name,
+                    "status": result.status,
+                    "duration_ms": _duration_ms(result),
+                },
+            )
+
+
+class MetricsInterceptor(BaseInterceptor):
+    """Records the stage start time and logs the stage's duration."""
+
+    name: str = "metrics"
+    priority: int = 40
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        ctx.data["_metrics.stage_start_time"] = ctx.now()
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        ctx.data.pop("_metrics.stage_start_time", None)
+        if _metrics_logger.isEnabledFor(logging.INFO):
+            _metrics_logger.info(
+                "Stage metrics: %s",
+                stage_name,
+                extra={
+                    "stage": stage_name,
+                    "status": result.status,
+                    "duration_ms": _duration_ms(result),
+                    "pipeline_run_id": _run_id(ctx),
+                },
+            )
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        ctx.data.pop("_metrics.stage_start_time", None)
+
+
+class CircuitBreakerInterceptor(BaseInterceptor):
+    """Opens a per-stage breaker after 5 failed calls; it half-opens 30 s later.
+
+    While open, the stage is short-circuited as "completed" with the error
+    "Circuit breaker open for {stage}" (parity with the reference). A failed
+    call counts once (the reference counted a raised exception twice, in
+    ``on_error`` and in ``after``), and the breaker stays open until the reset
+    time has passed (the reference closed it again in the ``after`` of the
+    very call it had short-circuited). A success closes it and resets the
+    count. Time is read on the trio clock, so ``MockClock`` drives the reset.
+    """
+
+    name: str = "circuit_breaker"
+    priority: int = 10
+
+    FAILURE_THRESHOLD: int = 5
+    RESET_SECONDS: float = 30.0
+
+    def __init__(self) -> None:
+        self._breaker_states: dict[str, str] = {}
+        self._failure_counts: dict[str, int] = {}
+        self._last_failure: dict[str, float] = {}
+
+    def state(self, stage_name: str) -> str:
+        """The breaker state of ``stage_name``: ``"closed"``, ``"open"`` or ``"half_open"``."""
+        return self._breaker_states.get(stage_name, "closed")
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        if self._breaker_states.get(stage_name, "closed") == "open":
+            if monotonic() - self._last_failure.get(stage_name, 0.0) > self.RESET_SECONDS:
+                self._breaker_states[stage_name] = "half_open"
+            else:
+                return InterceptorResult(
+                    stage_ran=False, result=None, error=f"Circuit breaker open for {stage_name}"
+                )
+        return None
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        if self._breaker_states.get(stage_name) == "open":
+            # A call the breaker short-circuited, or one that started before it opened.
+            return
+        if result.status == "failed":
+            self._record_failure(stage_name)
+        else:
+            self._breaker_states[stage_name] = "closed"
+            self._failure_counts[stage_name] = 0
+
+    def _record_failure(self, stage_name: str) -> None:
+        count = self._failure_counts.get(stage_name, 0) + 1
+        self._failure_counts[stage_name] = count
+        self._last_failure[stage_name] = monotonic()
+        if count >= self.FAILURE_THRESHOLD:
+            self._breaker_states[stage_name] = "open"
+
+
+class TimeoutInterceptor(BaseInterceptor):
+    """Sets each stage's timeout from ``ctx.data["_timeout_ms"]`` (default 30000 ms).
+
+    The chain enforces it with a cancel scope; a timed-out stage raises the
+    builtin ``TimeoutError("Stage timed out after {ms}ms")`` into ``on_error``
+    (so a RetryInterceptor can retry it) and, unless retried, fails with that
+    message. ``<= 0`` means no timeout.
+    """
+
+    name: str = "timeout"
+    priority: int = 5
+
+    DEFAULT_TIMEOUT_MS: int = DEFAULT_TIMEOUT_MS
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        ctx.data[f"_timeout.{stage_name}"] = ctx.data.get("_timeout_ms", self.DEFAULT_TIMEOUT_MS)
+        return None
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        ctx.data.pop(f"_timeout.{stage_name}", None)
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        ctx.data.pop(f"_timeout.{stage_name}", None)
+
+
+def get_default_interceptors(
+    *,
+    include_auth: bool = False,
+    include_idempotency: bool = True,
+    idempotency_store: IdempotencyStore | None = None,
+) -> list[BaseInterceptor]:
+    """The default chain, sorted by priority.
+
+    Idempotency (4, unless ``include_idempotency=False``; with
+    ``idempotency_store`` when given), Timeout (5), CircuitBreaker (10),
+    Tracing (20), Metrics (40), ChildTrackerMetrics (45), Logging (50).
+
+    Raises:
+        ValueError: ``include_auth=True``: the auth interceptors are not part of
+            stageflow_trio yet (the reference raises ImportError here).
+    """
+    # Imported here: the idempotency module builds on this one.
+    from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
+
+    if include_auth:
+        raise ValueError(
+            "include_auth=True: auth interceptors are not available in stageflow_trio yet"
+        )
+    interceptors: list[BaseInterceptor] = [
+        TimeoutInterceptor(),
+        CircuitBreakerInterceptor(),
+        TracingInterceptor(),
+        MetricsInterceptor(),
+        ChildTrackerMetricsInterceptor(),
+        LoggingInterceptor(),
+    ]
+    if include_idempotency:
+        interceptors.insert(0, IdempotencyInterceptor(store=idempotency_store))
+    return interceptors

@@ -1,0 +1,159 @@
+"""Interceptor base types: the hook result and action, the errors, the context view, the ABC."""
+
+# Hooks implement a fixed interface, so unused hook arguments are expected.
+# ruff: noqa: ARG002
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import Enum, auto
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stageflow_trio.errors import StageflowError
+
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
+
+__all__ = [
+    "BaseInterceptor",
+    "CriticalInterceptorError",
+    "ErrorAction",
+    "InterceptorContext",
+    "InterceptorError",
+    "InterceptorResult",
+]
+
+
+class ErrorAction(Enum):
+    """What ``on_error`` asks the chain to do with a failed stage."""
+
+    RETRY = auto()
+    FALLBACK = auto()
+    FAIL = auto()
+
+
+@attrs.define(kw_only=True)
+class InterceptorResult:
+    """What ``before`` returns to change the call; ``stage_ran=False`` short-circuits."""
+
+    stage_ran: bool = True
+    result: Any = None
+    error: str | None = None
+
+
+class InterceptorError(StageflowError):
+    """An interceptor failed."""
+
+    def __init__(self, message: str, interceptor_name: str) -> None:
+        super().__init__(message)
+        self.interceptor_name = interceptor_name
+
+
+class CriticalInterceptorError(InterceptorError):
+    """An interceptor error that aborts the stage instead of being logged."""
+
+
+@attrs.define
+class InterceptorContext:
+    """A read-only view of a PipelineContext, namespaced for one interceptor."""
+
+    _ctx: PipelineContext
+    _interceptor_name: str
+    _observations: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The owning interceptor's name."""
+        return self._interceptor_name
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """A copy of the pipeline data."""
+        return dict(self._ctx.data)
+
+    @property
+    def pipeline_run_id(self) -> Any:
+        return self._ctx.pipeline_run_id
+
+    @property
+    def request_id(self) -> Any:
+        return self._ctx.request_id
+
+    @property
+    def session_id(self) -> Any:
+        return self._ctx.session_id
+
+    @property
+    def user_id(self) -> Any:
+        return self._ctx.user_id
+
+    @property
+    def org_id(self) -> Any:
+        return self._ctx.org_id
+
+    @property
+    def topology(self) -> str | None:
+        return self._ctx.topology
+
+    @property
+    def execution_mode(self) -> str | None:
+        return self._ctx.execution_mode
+
+    def add_observation(self, key: str, value: Any) -> None:
+        """Record ``value`` under this interceptor's namespace in the pipeline data."""
+        self._ctx.data.setdefault(f"_interceptor.{self._interceptor_name}", {})[key] = value
+
+    def get_observation(self, key: str) -> Any:
+        """Read an observation recorded under this interceptor's namespace."""
+        return self._ctx.data.get(f"_interceptor.{self._interceptor_name}", {}).get(key)
+
+
+class BaseInterceptor(ABC):
+    """Base class of stage interceptors; lower ``priority`` wraps further out.
+
+    Hooks are called by :func:`run_with_interceptors`; see its module
+    docstring for the exact order. Besides the reference's three hooks there
+    is :meth:`on_abort`, for interceptors that hold per-call resources.
+    """
+
+    name: str = "base_interceptor"
+    priority: int = 100
+
+    @abstractmethod
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        """Before the stage: ``None`` to go on, ``InterceptorResult(stage_ran=False)`` to skip it."""
+
+    @abstractmethod
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        """After the stage finished (completed or failed)."""
+
+    async def on_error(
+        self, stage_name: str, error: Exception, ctx: PipelineContext
+    ) -> ErrorAction:
+        """When the stage raised: FAIL (the default) passes the error on."""
+        return ErrorAction.FAIL
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:  # noqa: B027 - optional hook
+        """The call ended by an exception after :meth:`before` returned, so :meth:`after` won't run.
+
+        Called for a cancelled call, or when a CriticalInterceptorError or
+        another exception escapes the chain. It runs shielded from
+        cancellation (under a short time bound), so it may await to release
+        what :meth:`before` acquired. Errors it raises are logged and
+        swallowed. The default does nothing. Not in the reference, whose
+        interceptors leak per-call state on cancellation.
+        """
+
+
+# Helpers the built-in interceptors share.
+
+
+def _run_id(ctx: PipelineContext) -> str | None:
+    return str(ctx.pipeline_run_id) if ctx.pipeline_run_id else None
+
+
+def _duration_ms(result: StageResult) -> int:
+    return int((result.ended_at - result.started_at).total_seconds() * 1000)

@@ -1,0 +1,139 @@
+"""TracingInterceptor: one OpenTelemetry span per stage call, and its OpenTelemetry helpers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stageflow_trio.pipeline._interceptor_base import BaseInterceptor, _duration_ms, _run_id
+
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
+
+__all__ = ["TracingInterceptor"]
+
+
+_NO_TRACER: Any = object()
+_otel_tracer: Any = _NO_TRACER
+
+
+def _default_tracer() -> Any:
+    """The OpenTelemetry tracer when ``opentelemetry-api`` is installed, else None (looked up once)."""
+    global _otel_tracer  # a process-wide cache of one import attempt
+    if _otel_tracer is _NO_TRACER:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            _otel_tracer = None
+        else:
+            _otel_tracer = trace.get_tracer("stageflow_trio")
+    return _otel_tracer
+
+
+def _otel_api() -> tuple[Any, Any] | None:
+    """``(opentelemetry.trace, opentelemetry.context)`` when installed, else None."""
+    try:
+        from opentelemetry import context, trace
+    except ImportError:
+        return None
+    return trace, context
+
+
+class TracingInterceptor(BaseInterceptor):
+    """One OpenTelemetry span per stage call, when a tracer is available.
+
+    Like the reference, it keeps ``_tracing.span_name`` and
+    ``_tracing.span_start`` in the pipeline data while the stage runs. When
+    ``opentelemetry-api`` is installed (the ``otel`` extra), or a ``tracer`` is
+    passed, it also starts a span ``stage.{name}`` in ``before`` (made current
+    while the stage runs, when the OpenTelemetry API is importable), records
+    the status, duration and error in ``after`` and ends it; a cancelled or
+    aborted call ends its span with status ``"aborted"``. Without a tracer it
+    only keeps the two keys (the reference's behaviour).
+
+    Args:
+        tracer: An object with ``start_span(name, attributes=...)`` returning
+            a span with ``set_attribute``, ``set_status`` and ``end``; default:
+            ``opentelemetry.trace.get_tracer("stageflow_trio")`` when installed.
+    """
+
+    name: str = "tracing"
+    priority: int = 20
+
+    def __init__(self, tracer: Any = None) -> None:
+        self._tracer = tracer if tracer is not None else _default_tracer()
+        # (id(ctx), stage) -> (span, context token or None) for calls in flight.
+        self._spans: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+    @property
+    def tracer(self) -> Any:
+        """The tracer spans are started on, or None (no spans)."""
+        return self._tracer
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        data = ctx.data
+        data["_tracing.span_name"] = stage_name
+        data["_tracing.span_start"] = ctx.now()
+        if self._tracer is None:
+            return
+        attributes = {
+            key: value
+            for key, value in (
+                ("stageflow.stage", stage_name),
+                ("stageflow.pipeline_run_id", _run_id(ctx)),
+                ("stageflow.request_id", str(ctx.request_id) if ctx.request_id else None),
+                ("stageflow.topology", ctx.topology),
+                ("stageflow.execution_mode", ctx.execution_mode),
+            )
+            if value is not None
+        }
+        span = self._tracer.start_span(f"stage.{stage_name}", attributes=attributes)
+        token = None
+        api = _otel_api()
+        if api is not None:
+            trace, context = api
+            token = context.attach(trace.set_span_in_context(span))
+        self._spans[(id(ctx), stage_name)] = (span, token)
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        data = ctx.data
+        data.pop("_tracing.span_name", None)
+        data.pop("_tracing.span_start", None)
+        entry = self._spans.pop((id(ctx), stage_name), None)
+        if entry is None:
+            return
+        span, token = entry
+        span.set_attribute("stageflow.stage.status", result.status)
+        span.set_attribute("stageflow.stage.duration_ms", _duration_ms(result))
+        if result.error is not None:
+            span.set_attribute("stageflow.stage.error", result.error)
+        if result.status == "failed":
+            _set_error_status(span, result.error)
+        _finish(span, token)
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        data = ctx.data
+        data.pop("_tracing.span_name", None)
+        data.pop("_tracing.span_start", None)
+        entry = self._spans.pop((id(ctx), stage_name), None)
+        if entry is None:
+            return
+        span, token = entry
+        span.set_attribute("stageflow.stage.status", "aborted")
+        _finish(span, token)
+
+
+def _set_error_status(span: Any, description: str | None) -> None:
+    api = _otel_api()
+    if api is None:
+        return
+    trace = api[0]
+    span.set_status(trace.Status(trace.StatusCode.ERROR, description))
+
+
+def _finish(span: Any, token: Any) -> None:
+    if token is not None:
+        api = _otel_api()
+        if api is not None:
+            api[1].detach(token)
+    span.end()
