@@ -73,3 +73,31 @@ def test_readme_python_blocks_run() -> None:
         exec(compile(block, "README.md", "exec"), namespace)
         graph = namespace["graph"]
         assert type(graph).__name__ == "UnifiedStageGraph"
+
+
+async def test_streaming_example_shows_waiting_and_dropping(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    out = await load("streaming").main()
+    waiting, dropping = out["waiting"], out["dropping"]
+    # Waiting for room loses nothing but finishes late: 50 chunks at 30 ms each.
+    assert waiting == {
+        "heard": 50,
+        "last_heard": 49,
+        "finished_at": 1.5,
+        "dropped": 0,
+        "blocked_puts": 19,
+    }
+    # Dropping the oldest keeps up: every chunk is heard or counted as dropped.
+    assert dropping["heard"] + dropping["dropped"] == 50
+    assert dropping["dropped"] > 0
+    assert dropping["last_heard"] == 49
+    assert dropping["blocked_puts"] == 0
+    assert dropping["finished_at"] < waiting["finished_at"]
+    assert out["events"] == {
+        "stream.producer_blocked": 19,
+        "stream.chunk_dropped": dropping["dropped"],
+        "stream.throttle_started": 2,
+        "stream.queue_closed": 2,
+    }
+    assert out["sink_dropped"] == 0
