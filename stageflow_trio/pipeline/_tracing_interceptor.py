@@ -95,11 +95,15 @@ class TracingInterceptor(BaseInterceptor):
             token = context.attach(trace.set_span_in_context(span))
         self._spans[(id(ctx), stage_name)] = (span, token)
 
-    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+    def _take_span(self, stage_name: str, ctx: PipelineContext) -> tuple[Any, Any] | None:
+        """Forget the call's span (and its markers in ``ctx.data``); return it if any."""
         data = ctx.data
         data.pop("_tracing.span_name", None)
         data.pop("_tracing.span_start", None)
-        entry = self._spans.pop((id(ctx), stage_name), None)
+        return self._spans.pop((id(ctx), stage_name), None)
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        entry = self._take_span(stage_name, ctx)
         if entry is None:
             return
         span, token = entry
@@ -112,10 +116,7 @@ class TracingInterceptor(BaseInterceptor):
         _finish(span, token)
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
-        data = ctx.data
-        data.pop("_tracing.span_name", None)
-        data.pop("_tracing.span_start", None)
-        entry = self._spans.pop((id(ctx), stage_name), None)
+        entry = self._take_span(stage_name, ctx)
         if entry is None:
             return
         span, token = entry
