@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import trio
 import trio.testing
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from stageflow_trio._engine._scheduler import Topology
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.pipeline.dag import UnifiedStageGraph, UnifiedStageSpec
 from tests.pipeline.graph_helpers import stage_ctx
 from tests.pipeline.strategies import Graph, shuffled_dags
@@ -22,10 +25,11 @@ def timed_dags(draw: st.DrawFn) -> tuple[Graph, dict[str, float]]:
     return graph, delays
 
 
-@given(timed_dags())
+@given(timed_dags(), st.sampled_from([1, 2, 64]))
 def test_every_stage_runs_once_after_all_its_dependencies(
-    case: tuple[Graph, dict[str, float]],
+    case: tuple[Graph, dict[str, float]], calls: int
 ) -> None:
+    """Whatever the checkpoint budget: yielding between every two stages or rarely."""
     graph, delays = case
     started: dict[str, float] = {}
     finished: dict[str, float] = {}
@@ -51,7 +55,8 @@ def test_every_stage_runs_once_after_all_its_dependencies(
     async def main() -> dict[str, StageOutput]:
         return await UnifiedStageGraph(specs).run(stage_ctx())
 
-    results = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    with checkpoint_budget(calls=calls, seconds=math.inf):
+        results = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert sorted(runs) == sorted(graph)
     assert set(results) == set(graph)
     for name, deps in graph.items():

@@ -8,6 +8,8 @@ holds exactly the stages that had finished.
 
 from __future__ import annotations
 
+import math
+
 import trio
 import trio.testing
 from hypothesis import given
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.pipeline.cancellation import CancellationToken
 from stageflow_trio.pipeline.dag import (
     UnifiedPipelineCancelled,
@@ -26,6 +29,8 @@ from tests.pipeline.graph_helpers import stage_ctx
 from tests.pipeline.strategies import Graph, shuffled_dags
 
 DURATIONS = st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0])
+# The checkpoint budget must not matter: a yield between every two stages, or rarely.
+BUDGET_CALLS = st.sampled_from([1, 2, 64])
 
 
 class Trace:
@@ -80,7 +85,8 @@ def test_a_token_cancel_stops_the_run_exactly_there(graph: Graph, data: st.DataO
             finally:
                 nursery.cancel_scope.cancel()
 
-    outcome = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    with checkpoint_budget(calls=data.draw(BUDGET_CALLS), seconds=math.inf):
+        outcome = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     # Times are multiples of 0.5 and the cancel lands between them: no ties.
     if isinstance(outcome, UnifiedPipelineCancelled):
         assert set(outcome.results) == set(trace.finished)
@@ -107,7 +113,8 @@ def test_a_failing_stage_stops_the_run_exactly_there(graph: Graph, data: st.Data
             return exc
         raise AssertionError("the failing stage did not fail the run")
 
-    error = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    with checkpoint_budget(calls=data.draw(BUDGET_CALLS), seconds=math.inf):
+        error = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert error.stage == failing
     failed_at = trace.started[failing] + delays[failing]
     # Stages finishing at the very same instant may or may not have completed.
