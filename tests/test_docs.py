@@ -23,5 +23,5 @@ def test_doc_block_runs(name: str, index: int) -> None:
     exec(compile(_blocks(name)[index], f"docs/{name}", "exec"), {"__name__": "__doc__"})
 
 
-def test_testing_guide_has_its_three_examples() -> None:
-    assert len(_blocks("testing.md")) == 3
+def test_testing_guide_has_its_four_examples() -> None:
+    assert len(_blocks("testing.md")) == 4
