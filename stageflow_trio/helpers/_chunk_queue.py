@@ -97,7 +97,7 @@ class ChunkQueue(Generic[T]):
         return self._closed
 
     def __len__(self) -> int:
-        """Items waiting in the queue (the end marker included), ``0..max_size``.
+        """Items waiting in the queue (the end marker included); never above a bounded ``max_size``.
 
         An item handed straight to a waiting ``get`` never waits in the queue, so
         it is not counted; an item whose ``put`` waited for room counts from the
