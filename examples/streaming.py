@@ -12,7 +12,7 @@ chunks between them:
 The queues' telemetry goes through a BackpressureAwareEventSink whose worker an
 ``async with`` block owns; the example prints the events it delivered. The run
 uses trio.testing.MockClock with autojump, so the second of audio passes
-instantly and the printed times are exact. Run it: ``python examples/streaming.py``.
+instantly and every run prints the same. Run it: ``python examples/streaming.py``.
 """
 
 from __future__ import annotations

@@ -14,13 +14,15 @@ two stages that run in one task. Each call:
 - always checks for cancellation (``trio.lowlevel.checkpoint_if_cancelled``), so
   a cancelled call raises ``Cancelled`` before it changes anything;
 - makes a full schedule point (``trio.lowlevel.checkpoint``) when one is due:
-  on the first budgeted call of a thread, after ``calls`` budgeted calls in a
-  row without one, or once ``seconds`` of real time have passed since the last.
+  on the first budgeted call of a thread, on every ``calls``-th budgeted call
+  after a schedule point (so at most ``calls - 1`` in a row without one), or
+  once ``seconds`` of real time have passed since the last.
 
 The state is per thread (trio runs one at a time in a thread, and a new run
 carries on the thread's budget): while a task runs, only it can spend the
-budget, so no task makes more than ``calls`` budgeted calls without letting the
-scheduler switch. :class:`checkpoint_budget` changes the policy for a block;
+budget, so no task makes more than ``calls - 1`` budgeted calls in a row without
+a schedule point. (At a schedule point trio may run the same task again first
+in its next batch, so another task can wait for up to about two budgets.) :class:`checkpoint_budget` changes the policy for a block;
 ``checkpoint_budget(calls=1)`` restores trio's switch-every-time behaviour (what
 ``trio.testing.assert_checkpoints`` checks).
 
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_CALLS = 64
-"""Budgeted calls in a row after which a schedule point is forced."""
+"""Every this-many-th budgeted call after a schedule point is a schedule point."""
 
 DEFAULT_SECONDS = 0.001
 """Real time after which the next budgeted call makes a schedule point (1 ms,
@@ -123,6 +125,14 @@ def schedule_point_due() -> bool:
     return False
 
 
+def _current_owner() -> object:
+    """The calling trio task, or None outside a trio run."""
+    try:
+        return trio.lowlevel.current_task()
+    except RuntimeError:
+        return None
+
+
 async def cooperative_checkpoint() -> None:
     """A checkpoint under the budget: always a cancellation point, a schedule point when due.
 
@@ -179,18 +189,24 @@ class checkpoint_budget:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
         self._calls = calls
         self._seconds = float(seconds)
-        # One token per entry, so the same object can be entered more than once.
-        self._entries: list[object] = []
+        # One (task, token) per entry: the same object may be entered again, by
+        # this task or another one, and each exit must close its own entry.
+        self._entries: list[tuple[object, object]] = []
 
     def __enter__(self) -> None:
         token = object()
-        self._entries.append(token)
+        self._entries.append((_current_owner(), token))
         state = _thread_state()
         state.blocks.append((token, self._calls, self._seconds))
         state.apply_blocks()
 
     def __exit__(self, *exc_info: object) -> None:
-        token = self._entries.pop()
+        owner = _current_owner()
+        entries = self._entries
+        index = len(entries) - 1
+        while index > 0 and entries[index][0] is not owner:
+            index -= 1
+        _, token = entries.pop(index)
         state = _thread_state()
         # Blocks opened by two tasks may close in either order: drop this one
         # wherever it is, and the newest block still open decides.

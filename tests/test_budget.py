@@ -283,3 +283,40 @@ async def test_an_explicit_cancel_is_seen_by_the_next_call() -> None:
         await bag.write("after", StageOutput.ok())
     assert scope.cancelled_caught
     assert bag.keys() == ["before"]
+
+
+async def test_one_budget_object_entered_by_two_tasks_closes_each_entry() -> None:
+    state = _budget._thread_state()
+    shared = checkpoint_budget(calls=1)
+    other = checkpoint_budget(calls=7)
+    steps = [trio.Event() for _ in range(4)]
+    seen: list[int] = []
+
+    async def task_a() -> None:
+        with shared:  # entry 1 of `shared`
+            steps[0].set()
+            await steps[2].wait()
+        steps[3].set()  # A left while B's entry of `shared` is still open
+
+    async def task_c() -> None:
+        await steps[0].wait()
+        with other:
+            steps[1].set()
+            await trio.sleep_forever()
+
+    async def task_b() -> None:
+        await steps[1].wait()
+        with shared:  # entry 2 of `shared`, the newest block
+            steps[2].set()
+            await steps[3].wait()
+            seen.append(state.calls)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task_a)
+        nursery.start_soon(task_b)
+        nursery.start_soon(task_c)
+        await steps[3].wait()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert seen == [1]
+    assert (state.calls, state.blocks) == (DEFAULT_CALLS, [])

@@ -88,7 +88,7 @@ async def test_streaming_example_shows_waiting_and_dropping(
         "dropped": 0,
         "blocked_puts": 19,
     }
-    # Dropping the oldest keeps up: every chunk is heard or counted as dropped.
+    # Dropping the oldest loses chunks but finishes sooner: each is heard or counted as dropped.
     assert dropping["heard"] + dropping["dropped"] == 50
     assert dropping["dropped"] > 0
     assert dropping["last_heard"] == 49
