@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.utils.frozen import FrozenDict, _freeze_dict
+from stageflow_trio.utils._frozen import FrozenDict, _freeze_dict
 
 if TYPE_CHECKING:
     from stageflow_trio.context.context_snapshot import ContextSnapshot

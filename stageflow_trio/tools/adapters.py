@@ -14,7 +14,7 @@ from uuid import UUID
 
 import attrs
 
-from stageflow_trio.core.stage_context import _log_extra
+from stageflow_trio.core._stage_context import _log_extra
 
 if TYPE_CHECKING:
     from stageflow_trio.protocols import ExecutionContext

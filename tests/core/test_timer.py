@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from stageflow_trio.core import _timer
 from stageflow_trio.core import timer as timer_module
 from stageflow_trio.core.timer import PipelineTimer
 
@@ -21,7 +22,7 @@ class _FakeWallClock:
 @pytest.fixture
 def wall_clock(monkeypatch: pytest.MonkeyPatch) -> _FakeWallClock:
     clock = _FakeWallClock(1_700_000_000.25)
-    monkeypatch.setattr(timer_module, "_wall_clock", clock)
+    monkeypatch.setattr(_timer, "_wall_clock", clock)
     return clock
 
 

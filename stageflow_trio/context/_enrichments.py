@@ -1,0 +1,483 @@
+"""The enrichment values, behind :mod:`stageflow_trio.context.enrichments`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping  # noqa: TC003 - signatures are resolved at runtime
+from typing import Any
+
+import attrs
+
+from stageflow_trio._time import parse_uuid
+from stageflow_trio.context._codec import (
+    _EMPTY_LIST,
+    _blocks_field,
+    _check_mapping,
+    _fill_list,
+    _freeze_list,
+    _freeze_mapping,
+    _goals_field,
+    _key_facts_field,
+    _list_or_empty,
+    _mapping_or_none,
+    _metadata_field,
+    _name,
+    _new,
+    _new_list,
+    _parse_uuid,
+    _path,
+    _preferences_field,
+    _recent_topics_field,
+    _set,
+    _slot_setters,
+    _uuid_text,
+    _web_results_field,
+)
+from stageflow_trio.utils.frozen import FrozenDict, FrozenList
+
+__all__ = ["DocumentEnrichment", "Enrichments", "MemoryEnrichment", "ProfileEnrichment"]
+
+logger = logging.getLogger("stageflow_trio.context.enrichments")
+
+
+def _to_user_id(value: uuid.UUID | str | None) -> uuid.UUID | None:
+    """attrs converter: a UUID string is parsed; a malformed one names ``user_id``."""
+    if value is None or type(value) is uuid.UUID:
+        return value
+    return parse_uuid(value, "user_id")
+
+
+@attrs.frozen
+class ProfileEnrichment:
+    """What the pipeline knows about the user.
+
+    Attributes:
+        user_id: The user's id.
+        display_name: How to address the user.
+        preferences: Free-form preferences, e.g. ``{"theme": "dark"}``.
+        goals: The user's goals.
+    """
+
+    user_id: uuid.UUID | None = attrs.field(default=None, converter=_to_user_id)
+    display_name: str | None = None
+    preferences: FrozenDict[str, Any] = attrs.field(
+        factory=FrozenDict, converter=_preferences_field
+    )
+    goals: FrozenList[str] = attrs.field(factory=FrozenList, converter=_goals_field)
+    # str(user_id) once computed; before that, possibly a 1-tuple holding the
+    # text it was parsed from, to be checked on first use.
+    _user_id_str: str | tuple[str] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False, hash=False
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``user_id`` (str or None), ``display_name``, ``preferences``, ``goals``.
+
+        ``preferences`` and ``goals`` are the profile's own read-only containers
+        (stageflow hands out its own there too); copy them before changing them.
+        """
+        user_id = self._user_id_str
+        if type(user_id) is not str:
+            user_id = None
+            if self.user_id is not None:
+                cached = self._user_id_str
+                user_id = _uuid_text(self.user_id, cached[0] if cached is not None else None)
+                _set(self, "_user_id_str", user_id)
+        return {
+            "user_id": user_id,
+            "display_name": self.display_name,
+            "preferences": self.preferences,
+            "goals": self.goals,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProfileEnrichment:
+        """Build a profile from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: ``user_id`` is not a UUID string.
+            TypeError: ``data`` or one of its containers has the wrong type.
+        """
+        return _profile_from_dict(data, None)
+
+
+@attrs.frozen(init=False)
+class MemoryEnrichment:
+    """What the pipeline remembers from earlier interactions.
+
+    The legacy keyword names ``short_term``, ``long_term`` and ``summary`` are
+    still accepted (with a logged deprecation warning) for ``recent_topics``,
+    ``key_facts`` and ``interaction_history_summary``.
+
+    Attributes:
+        recent_topics: Topics of recent interactions.
+        key_facts: Facts learned about the user.
+        interaction_history_summary: A prose summary of the history.
+    """
+
+    recent_topics: FrozenList[str] = attrs.field(converter=_recent_topics_field)
+    key_facts: FrozenList[str] = attrs.field(converter=_key_facts_field)
+    interaction_history_summary: str | None
+
+    def __init__(
+        self,
+        *,
+        recent_topics: Iterable[str] | None = None,
+        key_facts: Iterable[str] | None = None,
+        interaction_history_summary: str | None = None,
+        short_term: Iterable[str] | None = None,
+        long_term: Iterable[str] | None = None,
+        summary: str | None = None,
+        **extra: Any,
+    ) -> None:
+        """Build a memory enrichment; see the class docstring for the legacy names.
+
+        Raises:
+            TypeError: An unknown keyword was given (the message lists them, sorted).
+        """
+        if extra:
+            raise TypeError(f"Unexpected MemoryEnrichment arguments: {', '.join(sorted(extra))}")
+        if short_term is not None and recent_topics is None:
+            logger.warning("MemoryEnrichment.short_term is deprecated; use recent_topics instead")
+            recent_topics = short_term
+        if long_term is not None and key_facts is None:
+            logger.warning("MemoryEnrichment.long_term is deprecated; use key_facts instead")
+            key_facts = long_term
+        if summary is not None and interaction_history_summary is None:
+            logger.warning(
+                "MemoryEnrichment.summary is deprecated; use interaction_history_summary instead"
+            )
+            interaction_history_summary = summary
+        self.__attrs_init__(recent_topics, key_facts, interaction_history_summary)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``recent_topics``, ``key_facts``, ``interaction_history_summary``."""
+        return {
+            "recent_topics": self.recent_topics,
+            "key_facts": self.key_facts,
+            "interaction_history_summary": self.interaction_history_summary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MemoryEnrichment:
+        """Build a memory enrichment from :meth:`to_dict` output.
+
+        Raises:
+            TypeError: ``data`` or one of its lists has the wrong type.
+        """
+        return _memory_from_dict(data, None)
+
+
+@attrs.frozen(init=False)
+class DocumentEnrichment:
+    """One document the pipeline is working with.
+
+    Legacy keywords still accepted (each with a logged deprecation warning):
+    ``doc_id`` and ``doc_type`` for ``document_id`` and ``document_type``;
+    ``content`` (a single text block) when no ``blocks`` are given; and
+    ``documents``, a list whose first entry fills in the id (``id`` or
+    ``document_id``), type, blocks (or a text block from ``content``) and
+    metadata that were not given directly.
+
+    Attributes:
+        document_id: The document's id.
+        document_type: Its type, e.g. ``"pdf"`` or ``"markdown"``.
+        blocks: Structured content blocks, deep-frozen.
+        metadata: Free-form document metadata, deep-frozen.
+    """
+
+    document_id: str | None
+    document_type: str | None
+    blocks: FrozenList[FrozenDict[str, Any]] = attrs.field(converter=_blocks_field)
+    metadata: FrozenDict[str, Any] = attrs.field(converter=_metadata_field)
+
+    def __init__(
+        self,
+        *,
+        document_id: str | None = None,
+        document_type: str | None = None,
+        blocks: Iterable[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        doc_id: str | None = None,
+        doc_type: str | None = None,
+        documents: list[Mapping[str, Any]] | None = None,
+        content: str | None = None,
+        **extra: Any,
+    ) -> None:
+        """Build a document enrichment; see the class docstring for the legacy names.
+
+        Raises:
+            TypeError: An unknown keyword was given (the message lists them, sorted).
+        """
+        if extra:
+            raise TypeError(f"Unexpected DocumentEnrichment arguments: {', '.join(sorted(extra))}")
+        if doc_id is not None and document_id is None:
+            logger.warning("DocumentEnrichment.doc_id is deprecated; use document_id instead")
+            document_id = doc_id
+        if doc_type is not None and document_type is None:
+            logger.warning("DocumentEnrichment.doc_type is deprecated; use document_type instead")
+            document_type = doc_type
+        resolved_blocks: Any = blocks
+        resolved_metadata: dict[str, Any] = dict(metadata or {})
+        if documents:
+            logger.warning(
+                "Passing 'documents' to DocumentEnrichment is deprecated; "
+                "pass a single document via keyword arguments"
+            )
+            first = documents[0]
+            document_id = document_id or first.get("id") or first.get("document_id")
+            document_type = document_type or first.get("document_type")
+            # Empty blocks count as "not given" here, as they did in stageflow.
+            resolved_blocks = resolved_blocks or first.get("blocks")
+            if resolved_blocks is None and "content" in first:
+                resolved_blocks = [{"type": "text", "content": first["content"]}]
+            resolved_metadata.update(first.get("metadata", {}))
+        if content is not None and resolved_blocks is None:
+            logger.warning(
+                "DocumentEnrichment.content is deprecated; provide structured blocks instead"
+            )
+            resolved_blocks = [{"type": "text", "content": content}]
+        self.__attrs_init__(document_id, document_type, resolved_blocks, resolved_metadata)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``document_id``, ``document_type``, ``blocks``, ``metadata``."""
+        return {
+            "document_id": self.document_id,
+            "document_type": self.document_type,
+            "blocks": self.blocks,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DocumentEnrichment:
+        """Build a document enrichment from :meth:`to_dict` output.
+
+        Raises:
+            TypeError: ``data`` or one of its containers has the wrong type.
+        """
+        return _document_from_dict(data, None)
+
+
+def _documents_field(
+    value: Iterable[DocumentEnrichment] | None,
+) -> FrozenList[DocumentEnrichment]:
+    return _freeze_list(value, "documents")
+
+
+@attrs.frozen
+class Enrichments:
+    """The enrichment bundle of a snapshot: profile, memory, documents and web results.
+
+    Attributes:
+        profile: The user profile, if one was loaded.
+        memory: The memory view, if one was loaded.
+        documents: Document enrichments.
+        web_results: Web search results (deep-frozen mappings).
+    """
+
+    profile: ProfileEnrichment | None = None
+    memory: MemoryEnrichment | None = None
+    documents: FrozenList[DocumentEnrichment] = attrs.field(
+        factory=FrozenList, converter=_documents_field
+    )
+    web_results: FrozenList[FrozenDict[str, Any]] = attrs.field(
+        factory=FrozenList, converter=_web_results_field
+    )
+
+    @property
+    def has_any(self) -> bool:
+        """Whether any enrichment is present."""
+        return (
+            self.profile is not None
+            or self.memory is not None
+            or len(self.documents) > 0
+            or len(self.web_results) > 0
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``profile``, ``memory`` (dicts or None), ``documents``, ``web_results``."""
+        profile = self.profile
+        memory = self.memory
+        return {
+            "profile": None if profile is None else profile.to_dict(),
+            "memory": None if memory is None else memory.to_dict(),
+            "documents": [d.to_dict() for d in self.documents],
+            "web_results": self.web_results,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Enrichments:
+        """Build enrichments from :meth:`to_dict` output; an empty profile or memory counts as absent.
+
+        Raises:
+            ValueError: A nested id is not a UUID string.
+            TypeError: ``data`` or one of its parts has the wrong type.
+        """
+        return _enrichments_from_dict(data, None)
+
+
+# The parsers below carry ``where``, the path of the value in the document
+# being read, so that errors name e.g. ``enrichments.documents[0].blocks``.
+# They build objects slot by slot from values they have parsed and frozen
+# themselves (see types._slot_setters).
+
+(
+    _set_profile_user_id,
+    _set_profile_display_name,
+    _set_profile_preferences,
+    _set_profile_goals,
+    _set_profile_user_id_str,
+) = _slot_setters(
+    ProfileEnrichment, "user_id", "display_name", "preferences", "goals", "_user_id_str"
+)
+_set_memory_recent_topics, _set_memory_key_facts, _set_memory_summary = _slot_setters(
+    MemoryEnrichment, "recent_topics", "key_facts", "interaction_history_summary"
+)
+_set_document_id, _set_document_type, _set_document_blocks, _set_document_metadata = _slot_setters(
+    DocumentEnrichment, "document_id", "document_type", "blocks", "metadata"
+)
+(
+    _set_enrichments_profile,
+    _set_enrichments_memory,
+    _set_enrichments_documents,
+    _set_enrichments_web_results,
+) = _slot_setters(Enrichments, "profile", "memory", "documents", "web_results")
+
+
+def _frozen_list_field(value: Any, key: str, where: str | None) -> FrozenList[Any]:
+    """A serialized list field, checked (errors name ``where.key``) and deep-frozen."""
+    if isinstance(value, list):
+        return _freeze_list(value)
+    return _freeze_list(_list_or_empty(value, key, where))
+
+
+def _frozen_mapping_field(value: Any, key: str, where: str | None) -> FrozenDict[Any, Any]:
+    """A serialized mapping field, checked (errors name ``where.key``) and deep-frozen."""
+    if isinstance(value, dict):
+        return _freeze_mapping(value)
+    return _freeze_mapping(_mapping_or_none(value, key, where))
+
+
+def _profile_from_dict(data: Any, where: str | None, key: str | None = None) -> ProfileEnrichment:
+    if not isinstance(data, dict):
+        _check_mapping(data, _path(where, key))
+    get = data.get
+    value = get("user_id")
+    user_id_str = None
+    if not value:
+        user_id = None
+    else:
+        user_id = _parse_uuid(value, "user_id", _path(where, key))
+        user_id_str = (value,)  # checked on first to_dict(), if any
+    preferences = get("preferences")
+    goals = get("goals")
+    profile: ProfileEnrichment = _new(ProfileEnrichment)
+    _set_profile_user_id(profile, user_id)
+    _set_profile_display_name(profile, get("display_name"))
+    _set_profile_preferences(
+        profile,
+        _freeze_mapping(preferences)
+        if isinstance(preferences, dict)
+        else _frozen_mapping_field(preferences, "preferences", _path(where, key)),
+    )
+    _set_profile_goals(
+        profile,
+        _freeze_list(goals)
+        if isinstance(goals, list)
+        else _frozen_list_field(goals, "goals", _path(where, key)),
+    )
+    _set_profile_user_id_str(profile, user_id_str)
+    return profile
+
+
+def _memory_from_dict(data: Any, where: str | None, key: str | None = None) -> MemoryEnrichment:
+    if not isinstance(data, dict):
+        _check_mapping(data, _path(where, key))
+    get = data.get
+    recent_topics = get("recent_topics")
+    key_facts = get("key_facts")
+    memory: MemoryEnrichment = _new(MemoryEnrichment)
+    _set_memory_recent_topics(
+        memory,
+        _freeze_list(recent_topics)
+        if isinstance(recent_topics, list)
+        else _frozen_list_field(recent_topics, "recent_topics", _path(where, key)),
+    )
+    _set_memory_key_facts(
+        memory,
+        _freeze_list(key_facts)
+        if isinstance(key_facts, list)
+        else _frozen_list_field(key_facts, "key_facts", _path(where, key)),
+    )
+    _set_memory_summary(memory, get("interaction_history_summary"))
+    return memory
+
+
+def _document_from_dict(
+    data: Any, where: str | None, index: int | None = None
+) -> DocumentEnrichment:
+    if not isinstance(data, dict):
+        _check_mapping(data, _path(where, index))
+    get = data.get
+    blocks = get("blocks")
+    metadata = get("metadata")
+    document: DocumentEnrichment = _new(DocumentEnrichment)
+    _set_document_id(document, get("document_id"))
+    _set_document_type(document, get("document_type"))
+    _set_document_blocks(
+        document,
+        _freeze_list(blocks)
+        if isinstance(blocks, list)
+        else _frozen_list_field(blocks, "blocks", _path(where, index)),
+    )
+    _set_document_metadata(
+        document,
+        _freeze_mapping(metadata)
+        if isinstance(metadata, dict)
+        else _frozen_mapping_field(metadata, "metadata", _path(where, index)),
+    )
+    return document
+
+
+def _documents_from_list(value: Any, key: str, where: str | None) -> FrozenList[DocumentEnrichment]:
+    if not value:
+        _list_or_empty(value, key, where)  # rejects e.g. "" or {}
+        return _EMPTY_LIST
+    prefix = _name(key, where)
+    if not isinstance(value, list):
+        value = _list_or_empty(value, key, where)
+    documents: FrozenList[DocumentEnrichment] = _new_list(FrozenList)
+    _fill_list(documents, [_document_from_dict(d, prefix, i) for i, d in enumerate(value)])
+    return documents
+
+
+def _enrichments_from_dict(data: Any, where: str | None) -> Enrichments:
+    if not isinstance(data, dict):
+        _check_mapping(data, where)
+    get = data.get
+    profile = get("profile")
+    memory = get("memory")
+    web_results = get("web_results")
+    return _make_enrichments(
+        _profile_from_dict(profile, where, "profile") if profile else None,
+        _memory_from_dict(memory, where, "memory") if memory else None,
+        _documents_from_list(get("documents"), "documents", where),
+        _freeze_list(web_results)
+        if isinstance(web_results, list)
+        else _frozen_list_field(web_results, "web_results", where),
+    )
+
+
+def _make_enrichments(
+    profile: ProfileEnrichment | None,
+    memory: MemoryEnrichment | None,
+    documents: FrozenList[DocumentEnrichment],
+    web_results: FrozenList[Any],
+) -> Enrichments:
+    enrichments: Enrichments = _new(Enrichments)
+    _set_enrichments_profile(enrichments, profile)
+    _set_enrichments_memory(enrichments, memory)
+    _set_enrichments_documents(enrichments, documents)
+    _set_enrichments_web_results(enrichments, web_results)
+    return enrichments
