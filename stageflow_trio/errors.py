@@ -8,8 +8,6 @@ which derives from ``Exception`` as all of the reference's errors do, so
 
 from __future__ import annotations
 
+from ._errors import StageflowError as StageflowError
+
 __all__ = ["StageflowError"]
-
-
-class StageflowError(Exception):
-    """Base class of every error stageflow_trio raises on purpose."""

@@ -16,20 +16,19 @@ with ``nursery.start_soon`` sees its parent's sink and a child's
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-
 from stageflow_trio.events._backpressure import (
     BackpressureAwareEventSink as BackpressureAwareEventSink,
 )
+from stageflow_trio.events._global_sink import clear_event_sink as clear_event_sink
+from stageflow_trio.events._global_sink import get_event_sink as get_event_sink
+from stageflow_trio.events._global_sink import set_event_sink as set_event_sink
 from stageflow_trio.events._metrics import BackpressureMetrics as BackpressureMetrics
-from stageflow_trio.events._registry import _run_registry as _run_registry
 from stageflow_trio.events._registry import (
     wait_for_event_sink_tasks as wait_for_event_sink_tasks,
 )
 from stageflow_trio.events._sinks import EventSink as EventSink
 from stageflow_trio.events._sinks import LoggingEventSink as LoggingEventSink
 from stageflow_trio.events._sinks import NoOpEventSink as NoOpEventSink
-from stageflow_trio.testing import register_global_reset
 
 __all__ = [
     "BackpressureAwareEventSink",
@@ -42,30 +41,3 @@ __all__ = [
     "set_event_sink",
     "wait_for_event_sink_tasks",
 ]
-
-# -- the global sink --------------------------------------------------------
-
-_event_sink_var: ContextVar[EventSink | None] = ContextVar("event_sink", default=None)
-
-
-def set_event_sink(sink: EventSink) -> None:
-    """Make ``sink`` the current context's global event sink."""
-    _event_sink_var.set(sink)
-
-
-def clear_event_sink() -> None:
-    """Unset the current context's global event sink."""
-    _event_sink_var.set(None)
-
-
-def get_event_sink() -> EventSink:
-    """The current global sink, or a new :class:`NoOpEventSink` if none is set."""
-    sink = _event_sink_var.get()
-    return NoOpEventSink() if sink is None else sink
-
-
-def _reset() -> None:
-    clear_event_sink()
-
-
-register_global_reset(_reset)

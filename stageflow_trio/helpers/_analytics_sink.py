@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stageflow_trio._engine._errors import unwrapping_groups
-from stageflow_trio.events.sink import _run_registry
+from stageflow_trio.events._registry import _run_registry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -1,0 +1,9 @@
+"""StageflowError, behind :mod:`stageflow_trio.errors`."""
+
+from __future__ import annotations
+
+__all__ = ["StageflowError"]
+
+
+class StageflowError(Exception):
+    """Base class of every error stageflow_trio raises on purpose."""
