@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping  # noqa: TC003 - annotations are resolved at runtime
 from datetime import datetime  # noqa: TC003 - field annotations are resolved at runtime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from stageflow_trio._time import utc_now
-from stageflow_trio.context._codec import (
-    _EMPTY_DICT,
-    _EMPTY_LIST,
-    _check_mapping,
-    _datetime_or_none,
-    _freeze_mapping,
-    _is_mapping,
-    _iso_text,
-    _mapping_or_none,
-    _metadata_field,
-    _new,
-    _set,
-    _slot_setters,
-)
-from stageflow_trio.context._conversation import (
-    Conversation,
-    _conversation_from_dict,
-    _make_conversation,
-    _messages_from_list,
-)
-from stageflow_trio.context._enrichments import (
+from stageflow_trio.context._codec import _EMPTY_LIST, _metadata_field, _new, _set, _slot_setters
+from stageflow_trio.context._conversation import Conversation  # noqa: TC001 - as above
+from stageflow_trio.context._enrichments import (  # noqa: TC001 - as above
     DocumentEnrichment,
     Enrichments,
     MemoryEnrichment,
     ProfileEnrichment,
-    _documents_from_list,
-    _enrichments_from_dict,
-    _frozen_list_field,
-    _make_enrichments,
-    _memory_from_dict,
-    _profile_from_dict,
 )
-from stageflow_trio.context._extensions import ExtensionBundle, _serialize_value
-from stageflow_trio.context._identity import (
-    RunIdentity,
-    _run_identity_from_dict,
-    _run_identity_from_flat,
-)
-from stageflow_trio.context.types import (
-    RoutingDecision,
-)
+from stageflow_trio.context._extensions import ExtensionBundle, _normalize_extensions
+from stageflow_trio.context._identity import RunIdentity
+from stageflow_trio.context._snapshot_codec import _snapshot_fields_from_dict, _snapshot_to_dict
+from stageflow_trio.context.types import RoutingDecision  # noqa: TC001 - as above
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 if TYPE_CHECKING:
@@ -65,10 +36,6 @@ class _SupportsToDict(Protocol):
 
 
 T = TypeVar("T", bound="_SupportsToDict | Mapping[str, Any]")
-
-# The ``extensions_type`` written for mapping extensions (what type(x).__name__
-# gives for a plain dict); ``from_dict`` restores them without a registry.
-_MAPPING_EXTENSIONS_TYPE = "dict"
 
 _FIELDS = (
     "run_id",
@@ -247,72 +214,7 @@ class ContextSnapshot(Generic[T]):
         Copy one before changing it. A mapping extension is serialized into new
         plain containers.
         """
-        run_id = self.run_id.to_dict()
-        enrichments = self.enrichments
-        conversation = self.conversation
-        extensions = self.extensions
-        if extensions is None:
-            extensions_data = extensions_type = None
-        elif isinstance(extensions, Mapping):
-            extensions_data = _serialize_value(extensions)
-            extensions_type = _MAPPING_EXTENSIONS_TYPE
-        else:
-            extensions_data = extensions.to_dict()
-            extensions_type = type(extensions).__name__
-        # As in stageflow, the flat legacy keys get their own object-level dicts
-        # and lists but share the free-form containers (metadata, preferences,
-        # blocks, web results, ...) with the composed ones; here those are the
-        # snapshot's own read-only FrozenDicts/FrozenLists, so sharing is safe.
-        if conversation is None:
-            conversation_data = routing_data = None
-            messages: list[dict[str, Any]] = []
-        else:
-            conversation_data = conversation.to_dict()
-            messages = [m.to_dict() for m in conversation.messages]
-            routing = conversation.routing_decision
-            routing_data = None if routing is None else routing.to_dict()
-        if enrichments is None:
-            enrichments_data = profile_data = memory_data = None
-            documents: list[dict[str, Any]] = []
-            web_results: FrozenList[Any] = _EMPTY_LIST
-        else:
-            enrichments_data = enrichments.to_dict()
-            profile = enrichments.profile
-            profile_data = None if profile is None else profile.to_dict()
-            memory = enrichments.memory
-            memory_data = None if memory is None else memory.to_dict()
-            documents = [d.to_dict() for d in enrichments.documents]
-            web_results = enrichments.web_results
-        created_at = self._created_at_iso
-        if type(created_at) is not str:
-            created_at = _iso_text(self.created_at, created_at[0] if created_at else None)
-            _set(self, "_created_at_iso", created_at)
-        return {
-            "run_id": run_id,
-            "enrichments": enrichments_data,
-            "conversation": conversation_data,
-            "extensions": extensions_data,
-            "extensions_type": extensions_type,
-            "input_text": self.input_text,
-            "input_audio_duration_ms": self.input_audio_duration_ms,
-            "topology": self.topology,
-            "execution_mode": self.execution_mode,
-            "created_at": created_at,
-            "metadata": self.metadata,
-            # Id strings are immutable, so the flat copies can share them.
-            "pipeline_run_id": run_id["pipeline_run_id"],
-            "request_id": run_id["request_id"],
-            "session_id": run_id["session_id"],
-            "user_id": run_id["user_id"],
-            "org_id": run_id["org_id"],
-            "interaction_id": run_id["interaction_id"],
-            "messages": messages,
-            "routing_decision": routing_data,
-            "profile": profile_data,
-            "memory": memory_data,
-            "documents": documents,
-            "web_results": web_results,
-        }
+        return _snapshot_to_dict(self)
 
     @classmethod
     def from_dict(
@@ -336,90 +238,26 @@ class ContextSnapshot(Generic[T]):
                 names the path, e.g. ``run_id.user_id``).
             TypeError: ``data`` or one of its parts has the wrong type.
         """
-        if not isinstance(data, dict):
-            _check_mapping(data, None)
-        get = data.get
-
-        # Each bundle: the composed key if it holds a non-empty mapping, else the flat keys.
-        run_data = get("run_id")
-        if run_data and (isinstance(run_data, dict) or _is_mapping(run_data)):
-            run_id = _run_identity_from_dict(run_data, None, "run_id")
-        else:
-            run_id = _run_identity_from_flat(data)
-        enrichments_data = get("enrichments")
-        enrichments: Enrichments | None
-        if enrichments_data and (
-            isinstance(enrichments_data, dict) or _is_mapping(enrichments_data)
-        ):
-            enrichments = _enrichments_from_dict(enrichments_data, "enrichments")
-        else:
-            enrichments = _enrichments_from_flat(get)
-        conversation_data = get("conversation")
-        conversation: Conversation | None
-        if conversation_data and (
-            isinstance(conversation_data, dict) or _is_mapping(conversation_data)
-        ):
-            conversation = _conversation_from_dict(conversation_data, "conversation")
-        else:
-            conversation = _conversation_from_flat(get)
-
-        extensions = None
-        extensions_type = get("extensions_type")
-        if extensions_type:
-            extensions_data = get("extensions")
-            if extensions_data is None:
-                pass
-            elif extension_types and extensions_type in extension_types:
-                extensions = _normalize_extensions(
-                    extension_types[extensions_type].from_dict(extensions_data)
-                )
-            elif extensions_type == _MAPPING_EXTENSIONS_TYPE and _is_mapping(extensions_data):
-                extensions = _freeze_mapping(extensions_data)
-            # Any other extension type is dropped, as stageflow does.
-
-        text = get("created_at")
-        iso = None
-        if not text:
-            created_at = utc_now()
-        else:
-            created_at = _datetime_or_none(text, "created_at")  # type: ignore[assignment]
-            iso = (text,)  # checked on first to_dict(), if any
-        metadata = get("metadata")
-        if metadata is None:
-            metadata = _EMPTY_DICT
-        elif isinstance(metadata, dict):
-            metadata = _freeze_mapping(metadata)
-        else:
-            metadata = _freeze_mapping(_mapping_or_none(metadata, "metadata"))
-
+        # The field values in _FIELDS order, then the _created_at_iso cache.
+        fields = _snapshot_fields_from_dict(data, extension_types)
         snapshot: ContextSnapshot[T]
         if cls is not ContextSnapshot:
             # A subclass may add fields or validation: go through its __init__.
-            snapshot = cls(
-                run_id,
-                enrichments,
-                conversation,
-                extensions,
-                get("input_text"),
-                get("input_audio_duration_ms"),
-                get("topology"),
-                get("execution_mode"),
-                created_at,
-                metadata,
-            )
+            snapshot = cls(*fields[:-1])
+            _set_created_at_iso(snapshot, fields[-1])
         else:
             snapshot = _new(ContextSnapshot)
-            _set_run_id(snapshot, run_id)
-            _set_enrichments(snapshot, enrichments)
-            _set_conversation(snapshot, conversation)
-            _set_extensions(snapshot, extensions)
-            _set_input_text(snapshot, get("input_text"))
-            _set_input_audio_duration_ms(snapshot, get("input_audio_duration_ms"))
-            _set_topology(snapshot, get("topology"))
-            _set_execution_mode(snapshot, get("execution_mode"))
-            _set_created_at(snapshot, created_at)
-            _set_metadata(snapshot, metadata)
-        _set_created_at_iso(snapshot, iso)
+            _set_run_id(snapshot, fields[0])
+            _set_enrichments(snapshot, fields[1])
+            _set_conversation(snapshot, fields[2])
+            _set_extensions(snapshot, fields[3])
+            _set_input_text(snapshot, fields[4])
+            _set_input_audio_duration_ms(snapshot, fields[5])
+            _set_topology(snapshot, fields[6])
+            _set_execution_mode(snapshot, fields[7])
+            _set_created_at(snapshot, fields[8])
+            _set_metadata(snapshot, fields[9])
+            _set_created_at_iso(snapshot, fields[10])
         return snapshot
 
 
@@ -436,53 +274,3 @@ class ContextSnapshot(Generic[T]):
     _set_metadata,
     _set_created_at_iso,
 ) = _slot_setters(ContextSnapshot, *_FIELDS, "_created_at_iso")
-
-
-def _normalize_extensions(extensions: Any) -> Any:
-    """The stored form of an extension: bundles as given, mappings deep-frozen.
-
-    Raises:
-        TypeError: ``extensions`` is neither a mapping nor has ``to_dict()``.
-    """
-    if extensions is None or isinstance(extensions, ExtensionBundle):
-        return extensions
-    if _is_mapping(extensions):
-        # Checked before to_dict: a mapping type with a to_dict method is still a mapping.
-        return _freeze_mapping(extensions)
-    if callable(getattr(extensions, "to_dict", None)):
-        return extensions
-    raise TypeError(
-        "extensions must be an ExtensionBundle (or an object with to_dict()), "
-        f"a mapping or None, got {type(extensions).__name__}"
-    )
-
-
-def _enrichments_from_flat(get: Any) -> Enrichments | None:
-    """The enrichments spelled out in the flat keys, or None if there are none."""
-    profile_data = get("profile")
-    memory_data = get("memory")
-    profile = _profile_from_dict(profile_data, None, "profile") if profile_data else None
-    memory = _memory_from_dict(memory_data, None, "memory") if memory_data else None
-    documents = _documents_from_list(get("documents"), "documents", None)
-    web_results = _frozen_list_field(get("web_results"), "web_results", None)
-    if profile is None and memory is None and not documents and not web_results:
-        return None
-    return _make_enrichments(profile, memory, documents, web_results)
-
-
-def _conversation_from_flat(get: Any) -> Conversation | None:
-    """The conversation spelled out in the flat keys, or None if there is none."""
-    messages = _messages_from_list(get("messages"), "messages", None)
-    routing_data = get("routing_decision")
-    routing = None
-    if routing_data and _is_mapping(routing_data):
-        # The flat shape is lenient: missing routing keys become None, as in stageflow.
-        routing = RoutingDecision(
-            routing_data.get("agent_id"),
-            routing_data.get("pipeline_name"),
-            routing_data.get("topology"),
-            routing_data.get("reason"),
-        )
-    if not messages and routing is None:
-        return None
-    return _make_conversation(messages, routing)

@@ -12,6 +12,7 @@ from stageflow_trio.context._codec import (
     _check_mapping,
     _fill_list,
     _freeze_list,
+    _is_mapping,
     _list_or_empty,
     _name,
     _new,
@@ -128,3 +129,21 @@ def _conversation_from_dict(data: Any, where: str | None) -> Conversation:
         _messages_from_list(get("messages"), "messages", where),
         _routing_from_dict(routing, where, "routing_decision") if routing else None,
     )
+
+
+def _conversation_from_flat(get: Any) -> Conversation | None:
+    """The conversation spelled out in the flat keys, or None if there is none."""
+    messages = _messages_from_list(get("messages"), "messages", None)
+    routing_data = get("routing_decision")
+    routing = None
+    if routing_data and _is_mapping(routing_data):
+        # The flat shape is lenient: missing routing keys become None, as in stageflow.
+        routing = RoutingDecision(
+            routing_data.get("agent_id"),
+            routing_data.get("pipeline_name"),
+            routing_data.get("topology"),
+            routing_data.get("reason"),
+        )
+    if not messages and routing is None:
+        return None
+    return _make_conversation(messages, routing)

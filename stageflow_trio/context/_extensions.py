@@ -11,6 +11,7 @@ import attrs
 import cattrs
 
 from stageflow_trio._serialization import converter
+from stageflow_trio.context._codec import _freeze_mapping, _is_mapping
 
 __all__ = ["ExtensionBundle", "T"]
 
@@ -111,3 +112,22 @@ class ExtensionBundle:
         except (NameError, cattrs.errors.StructureHandlerNotFoundError):
             # Annotations that name types not importable from the class's module.
             return cls(**data)
+
+
+def _normalize_extensions(extensions: Any) -> Any:
+    """The stored form of an extension: bundles as given, mappings deep-frozen.
+
+    Raises:
+        TypeError: ``extensions`` is neither a mapping nor has ``to_dict()``.
+    """
+    if extensions is None or isinstance(extensions, ExtensionBundle):
+        return extensions
+    if _is_mapping(extensions):
+        # Checked before to_dict: a mapping type with a to_dict method is still a mapping.
+        return _freeze_mapping(extensions)
+    if callable(getattr(extensions, "to_dict", None)):
+        return extensions
+    raise TypeError(
+        "extensions must be an ExtensionBundle (or an object with to_dict()), "
+        f"a mapping or None, got {type(extensions).__name__}"
+    )

@@ -10,8 +10,8 @@ and ``json.dumps(out.data)`` work as with the reference, while mutation raises
 
 from __future__ import annotations
 
-from ._stage_output import StageArtifact as StageArtifact
-from ._stage_output import StageEvent as StageEvent
 from ._stage_output import StageOutput as StageOutput
+from ._stage_parts import StageArtifact as StageArtifact
+from ._stage_parts import StageEvent as StageEvent
 
 __all__ = ["StageArtifact", "StageEvent", "StageOutput"]

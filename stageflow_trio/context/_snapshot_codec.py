@@ -1,0 +1,200 @@
+"""The bodies of ContextSnapshot's ``to_dict`` and ``from_dict``: its dict form, both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from stageflow_trio._time import utc_now
+from stageflow_trio.context._codec import (
+    _EMPTY_DICT,
+    _EMPTY_LIST,
+    _check_mapping,
+    _datetime_or_none,
+    _freeze_mapping,
+    _is_mapping,
+    _iso_text,
+    _mapping_or_none,
+    _set,
+)
+from stageflow_trio.context._conversation import _conversation_from_dict, _conversation_from_flat
+from stageflow_trio.context._enrichments_parse import (
+    _enrichments_from_dict,
+    _enrichments_from_flat,
+)
+from stageflow_trio.context._extensions import _normalize_extensions, _serialize_value
+from stageflow_trio.context._identity import _run_identity_from_dict, _run_identity_from_flat
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from stageflow_trio.context._context_snapshot import ContextSnapshot
+    from stageflow_trio.context._conversation import Conversation
+    from stageflow_trio.context._enrichments import Enrichments
+    from stageflow_trio.context._identity import RunIdentity
+    from stageflow_trio.utils.frozen import FrozenDict, FrozenList
+
+__all__ = ["_snapshot_fields_from_dict", "_snapshot_to_dict"]
+
+# The ``extensions_type`` written for mapping extensions (what type(x).__name__
+# gives for a plain dict); ``from_dict`` restores them without a registry.
+_MAPPING_EXTENSIONS_TYPE = "dict"
+
+
+def _snapshot_to_dict(snapshot: ContextSnapshot[Any]) -> dict[str, Any]:
+    """What ``ContextSnapshot.to_dict`` returns (see its docstring)."""
+    run_id = snapshot.run_id.to_dict()
+    enrichments = snapshot.enrichments
+    conversation = snapshot.conversation
+    extensions = snapshot.extensions
+    if extensions is None:
+        extensions_data = extensions_type = None
+    elif isinstance(extensions, Mapping):
+        extensions_data = _serialize_value(extensions)
+        extensions_type = _MAPPING_EXTENSIONS_TYPE
+    else:
+        extensions_data = extensions.to_dict()
+        extensions_type = type(extensions).__name__
+    # As in stageflow, the flat legacy keys get their own object-level dicts
+    # and lists but share the free-form containers (metadata, preferences,
+    # blocks, web results, ...) with the composed ones; here those are the
+    # snapshot's own read-only FrozenDicts/FrozenLists, so sharing is safe.
+    if conversation is None:
+        conversation_data = routing_data = None
+        messages: list[dict[str, Any]] = []
+    else:
+        conversation_data = conversation.to_dict()
+        messages = [m.to_dict() for m in conversation.messages]
+        routing = conversation.routing_decision
+        routing_data = None if routing is None else routing.to_dict()
+    if enrichments is None:
+        enrichments_data = profile_data = memory_data = None
+        documents: list[dict[str, Any]] = []
+        web_results: FrozenList[Any] = _EMPTY_LIST
+    else:
+        enrichments_data = enrichments.to_dict()
+        profile = enrichments.profile
+        profile_data = None if profile is None else profile.to_dict()
+        memory = enrichments.memory
+        memory_data = None if memory is None else memory.to_dict()
+        documents = [d.to_dict() for d in enrichments.documents]
+        web_results = enrichments.web_results
+    created_at = snapshot._created_at_iso
+    if type(created_at) is not str:
+        created_at = _iso_text(snapshot.created_at, created_at[0] if created_at else None)
+        _set(snapshot, "_created_at_iso", created_at)
+    return {
+        "run_id": run_id,
+        "enrichments": enrichments_data,
+        "conversation": conversation_data,
+        "extensions": extensions_data,
+        "extensions_type": extensions_type,
+        "input_text": snapshot.input_text,
+        "input_audio_duration_ms": snapshot.input_audio_duration_ms,
+        "topology": snapshot.topology,
+        "execution_mode": snapshot.execution_mode,
+        "created_at": created_at,
+        "metadata": snapshot.metadata,
+        # Id strings are immutable, so the flat copies can share them.
+        "pipeline_run_id": run_id["pipeline_run_id"],
+        "request_id": run_id["request_id"],
+        "session_id": run_id["session_id"],
+        "user_id": run_id["user_id"],
+        "org_id": run_id["org_id"],
+        "interaction_id": run_id["interaction_id"],
+        "messages": messages,
+        "routing_decision": routing_data,
+        "profile": profile_data,
+        "memory": memory_data,
+        "documents": documents,
+        "web_results": web_results,
+    }
+
+
+def _snapshot_fields_from_dict(
+    data: Mapping[str, Any], extension_types: Mapping[str, type[Any]] | None
+) -> tuple[
+    RunIdentity,
+    Enrichments | None,
+    Conversation | None,
+    Any,
+    Any,
+    Any,
+    Any,
+    Any,
+    datetime,
+    FrozenDict[str, Any],
+    tuple[str] | None,
+]:
+    """The field values ``ContextSnapshot.from_dict`` builds a snapshot from, in field order.
+
+    The last item is the ``_created_at_iso`` cache: the text ``created_at`` was
+    parsed from, in a 1-tuple, or None. Errors are those of ``from_dict``.
+    """
+    if not isinstance(data, dict):
+        _check_mapping(data, None)
+    get = data.get
+
+    # Each bundle: the composed key if it holds a non-empty mapping, else the flat keys.
+    run_data = get("run_id")
+    if run_data and (isinstance(run_data, dict) or _is_mapping(run_data)):
+        run_id = _run_identity_from_dict(run_data, None, "run_id")
+    else:
+        run_id = _run_identity_from_flat(data)
+    enrichments_data = get("enrichments")
+    enrichments: Enrichments | None
+    if enrichments_data and (isinstance(enrichments_data, dict) or _is_mapping(enrichments_data)):
+        enrichments = _enrichments_from_dict(enrichments_data, "enrichments")
+    else:
+        enrichments = _enrichments_from_flat(get)
+    conversation_data = get("conversation")
+    conversation: Conversation | None
+    if conversation_data and (
+        isinstance(conversation_data, dict) or _is_mapping(conversation_data)
+    ):
+        conversation = _conversation_from_dict(conversation_data, "conversation")
+    else:
+        conversation = _conversation_from_flat(get)
+
+    extensions = None
+    extensions_type = get("extensions_type")
+    if extensions_type:
+        extensions_data = get("extensions")
+        if extensions_data is None:
+            pass
+        elif extension_types and extensions_type in extension_types:
+            extensions = _normalize_extensions(
+                extension_types[extensions_type].from_dict(extensions_data)
+            )
+        elif extensions_type == _MAPPING_EXTENSIONS_TYPE and _is_mapping(extensions_data):
+            extensions = _freeze_mapping(extensions_data)
+        # Any other extension type is dropped, as stageflow does.
+
+    text = get("created_at")
+    iso = None
+    if not text:
+        created_at = utc_now()
+    else:
+        created_at = _datetime_or_none(text, "created_at")  # type: ignore[assignment]
+        iso = (text,)  # checked on first to_dict(), if any
+    metadata = get("metadata")
+    if metadata is None:
+        metadata = _EMPTY_DICT
+    elif isinstance(metadata, dict):
+        metadata = _freeze_mapping(metadata)
+    else:
+        metadata = _freeze_mapping(_mapping_or_none(metadata, "metadata"))
+
+    return (
+        run_id,
+        enrichments,
+        conversation,
+        extensions,
+        get("input_text"),
+        get("input_audio_duration_ms"),
+        get("topology"),
+        get("execution_mode"),
+        created_at,
+        metadata,
+        iso,
+    )
