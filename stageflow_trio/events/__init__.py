@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import trio
-
+from stageflow_trio.events._global_sink import emit_event as emit_event
+from stageflow_trio.events._global_sink import register_event_sink as register_event_sink
 from stageflow_trio.events.sink import BackpressureAwareEventSink as BackpressureAwareEventSink
 from stageflow_trio.events.sink import BackpressureMetrics as BackpressureMetrics
 from stageflow_trio.events.sink import EventSink as EventSink
@@ -33,21 +31,3 @@ __all__ = [
     "set_event_sink",
     "wait_for_event_sink_tasks",
 ]
-
-
-async def emit_event(*, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-    """Emit one event through the current global sink (see :func:`get_event_sink`).
-
-    A checkpoint (the sink's ``emit`` is one; an object without ``emit`` set as
-    the sink is skipped, as in the reference, after a plain checkpoint).
-    Exceptions from the sink's ``emit`` propagate.
-    """
-    sink = get_event_sink()
-    if hasattr(sink, "emit"):
-        await sink.emit(type=type, data=data)
-    else:
-        await trio.lowlevel.checkpoint()
-
-
-register_event_sink = set_event_sink
-"""Older name of :func:`set_event_sink`, kept for compatibility."""

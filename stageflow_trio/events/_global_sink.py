@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
+
+import trio
 
 from stageflow_trio.events._sinks import EventSink, NoOpEventSink
 from stageflow_trio.testing import register_global_reset
 
-__all__ = ["clear_event_sink", "get_event_sink", "set_event_sink"]
+__all__ = [
+    "clear_event_sink",
+    "emit_event",
+    "get_event_sink",
+    "register_event_sink",
+    "set_event_sink",
+]
 
 _event_sink_var: ContextVar[EventSink | None] = ContextVar("event_sink", default=None)
 
@@ -26,6 +35,24 @@ def get_event_sink() -> EventSink:
     """The current global sink, or a new :class:`NoOpEventSink` if none is set."""
     sink = _event_sink_var.get()
     return NoOpEventSink() if sink is None else sink
+
+
+async def emit_event(*, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+    """Emit one event through the current global sink (see :func:`get_event_sink`).
+
+    A checkpoint (the sink's ``emit`` is one; an object without ``emit`` set as
+    the sink is skipped, as in the reference, after a plain checkpoint).
+    Exceptions from the sink's ``emit`` propagate.
+    """
+    sink = get_event_sink()
+    if hasattr(sink, "emit"):
+        await sink.emit(type=type, data=data)
+    else:
+        await trio.lowlevel.checkpoint()
+
+
+register_event_sink = set_event_sink
+"""Older name of :func:`set_event_sink`, kept for compatibility."""
 
 
 def _reset() -> None:
