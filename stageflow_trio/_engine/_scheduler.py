@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from stageflow_trio._budget import schedule_point_due
+from stageflow_trio._budget import cooperative_checkpoint
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -138,7 +138,4 @@ class DagRun(ABC):
             # Continuing inline costs no scheduler pass. Cancellation is still seen
             # between any two stages, and the budget makes a chain of stages that
             # never await yield to other tasks.
-            if schedule_point_due():
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.lowlevel.checkpoint_if_cancelled()
+            await cooperative_checkpoint()
