@@ -58,7 +58,11 @@ DEFAULT_SECONDS = 0.001
 """Real time after which the next budgeted call makes a schedule point (1 ms,
 inside the 0.5-5 ms range trio issue #1757 discusses)."""
 
-_perf_counter = time.perf_counter
+# The wall clock, not perf_counter: OutputBag.write reads it once per call for
+# both its budget and its entry's timestamp. A clock step moves at most one
+# schedule point: a step forward brings one early, a step back delays the time
+# trigger, and the calls bound still holds.
+_clock = time.time
 
 
 class _BudgetState:
@@ -104,18 +108,23 @@ def _reset() -> None:
 register_global_reset(_reset)
 
 
-def schedule_point_due() -> bool:
+def schedule_point_due(now: float | None = None) -> bool:
     """Spend one call of the budget; whether this call must be a schedule point.
 
     Synchronous, so the hot paths can inline the decision and then await either
     ``trio.lowlevel.checkpoint()`` or ``trio.lowlevel.checkpoint_if_cancelled()``.
     A ``True`` answer starts a fresh budget.
+
+    Args:
+        now: ``time.time()`` if the caller has just read it (so one clock read
+            serves both); read here when omitted.
     """
     try:
         state: _BudgetState = _local.state
     except AttributeError:
         state = _thread_state()
-    now = _perf_counter()
+    if now is None:
+        now = _clock()
     left = state.calls_left
     if left <= 1 or now >= state.deadline:
         state.calls_left = state.calls

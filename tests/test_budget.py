@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 import trio
@@ -13,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio import _budget
+from stageflow_trio._budget import schedule_point_due
+from stageflow_trio.context import _output_bag
 from stageflow_trio.context.output_bag import OutputBag
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.helpers.streaming import ChunkQueue
@@ -67,7 +70,7 @@ class FakeClock:
 @pytest.fixture
 def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock()
-    monkeypatch.setattr(_budget, "_perf_counter", clock)
+    monkeypatch.setattr(_budget, "_clock", clock)
     return clock
 
 
@@ -99,6 +102,33 @@ async def test_a_call_yields_once_the_time_budget_is_spent(fake_clock: FakeClock
             results += await yield_pattern(cooperative_checkpoint, 1)
     # Yields at t=0 (fresh budget), then at t=1 ms, not at 1.2 ms, then at 2.1 ms.
     assert results == [True, False, False, True, False, True]
+
+
+async def test_a_reading_passed_in_replaces_the_clock(fake_clock: FakeClock) -> None:
+    # OutputBag.write shares its timestamp's clock reading with the budget.
+    with checkpoint_budget(calls=1000, seconds=0.001):
+        assert schedule_point_due(now=5.0) is True
+        assert schedule_point_due(now=5.0005) is False
+        fake_clock.now = 5.0009
+        assert schedule_point_due() is False
+        assert schedule_point_due(now=5.001) is True
+        assert schedule_point_due() is False  # the fresh budget runs from 5.001
+
+
+async def test_output_bag_write_spends_the_budget_at_its_own_reading(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_output_bag, "_wall_clock", fake_clock)
+    bag = OutputBag()
+    with checkpoint_budget(calls=1000, seconds=0.001):
+        results = []
+        for i, advance in enumerate((0.0, 0.0005, 0.0006)):
+            fake_clock.now += advance
+            results += await yield_pattern(lambda i=i: bag.write(f"s{i}", StageOutput.ok()), 1)
+    assert results == [True, False, True]
+    last = bag.get("s2")
+    assert last is not None
+    assert last.timestamp == datetime.fromtimestamp(fake_clock.now, UTC)
 
 
 async def test_seconds_zero_or_calls_one_yield_every_time() -> None:

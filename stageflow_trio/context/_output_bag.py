@@ -6,6 +6,7 @@ no checkpoint, so no other task can interleave (spec README, decision 10).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,15 +101,48 @@ class OutputEntry:
         }
 
 
-_new = object.__new__
-# datetime.now(UTC), as stageflow_trio._time.utc_now, without the extra call.
-_now = datetime.now
+class _RecordedAt:
+    """``OutputEntry.timestamp``: the attrs slot, read through a lazy conversion.
+
+    ``OutputBag`` stores the ``time.time()`` float it has already read for its
+    checkpoint budget, and the first read turns it into the
+    ``datetime.now(UTC)``-equivalent datetime, stored back in place. Building a
+    datetime on every write cost about a sixth of an async write; most entries'
+    timestamps are never read. Entries built by the public constructor hold a
+    datetime from the start; every read returns one either way.
+    """
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self._slot = slot
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = self._slot.__get__(instance, owner)
+        if type(value) is float:
+            value = _fromtimestamp(value, UTC)
+            self._slot.__set__(instance, value)
+        return value
+
+    def __set__(self, instance: object, value: object) -> None:
+        self._slot.__set__(instance, value)
+
+    def __delete__(self, instance: object) -> None:
+        self._slot.__delete__(instance)
+
+
+_fromtimestamp = datetime.fromtimestamp
 _slots = OutputEntry.__dict__
 _set_output = _slots["output"].__set__
 _set_attempt = _slots["attempt"].__set__
 _set_timestamp = _slots["timestamp"].__set__
 _set_stage_name = _slots["stage_name"].__set__
+type.__setattr__(OutputEntry, "timestamp", _RecordedAt(_slots["timestamp"]))
 del _slots
+_new = object.__new__
+_wall_clock = time.time
 
 
 class OutputBag:
@@ -159,12 +193,13 @@ class OutputBag:
             _check_stage_name(stage_name)
         if type(output) is not StageOutput:
             _check_output(output)
-        if schedule_point_due():
+        now = _wall_clock()
+        if schedule_point_due(now):
             await checkpoint()
         else:
             await checkpoint_if_cancelled()
         # No checkpoint from here on: the conflict check and the store are atomic.
-        return self._store(stage_name, output, allow_overwrite)
+        return self._store(stage_name, output, allow_overwrite, now)
 
     def write_sync(
         self,
@@ -184,9 +219,11 @@ class OutputBag:
             _check_stage_name(stage_name)
         if type(output) is not StageOutput:
             _check_output(output)
-        return self._store(stage_name, output, allow_overwrite)
+        return self._store(stage_name, output, allow_overwrite, _wall_clock())
 
-    def _store(self, stage_name: str, output: StageOutput, allow_overwrite: bool) -> OutputEntry:
+    def _store(
+        self, stage_name: str, output: StageOutput, allow_overwrite: bool, now: float
+    ) -> OutputEntry:
         entries = self._entries
         existing = entries.get(stage_name)
         if existing is None:
@@ -196,10 +233,11 @@ class OutputBag:
         else:
             raise OutputConflictError(stage_name, existing.attempt)
         # Arguments are validated; build the entry without re-running validators.
+        # The timestamp slot takes the float; the first read makes it a datetime.
         entry: OutputEntry = _new(OutputEntry)
         _set_output(entry, output)
         _set_attempt(entry, attempt)
-        _set_timestamp(entry, _now(UTC))
+        _set_timestamp(entry, now)
         _set_stage_name(entry, stage_name)
         entries[stage_name] = entry
         return entry

@@ -66,6 +66,53 @@ async def test_overwrite_bumps_the_attempt() -> None:
     assert bag.get_retry_stages() == ["s"]
 
 
+async def test_a_stored_timestamp_is_a_datetime_in_every_view() -> None:
+    # The bag stores time.time() and the first read converts it (_RecordedAt):
+    # nothing a user can reach may see the float.
+    bag = OutputBag()
+    written = [await bag.write("a", StageOutput.ok()), bag.write_sync("b", StageOutput.ok())]
+    for entry in written:
+        dumped = attrs.asdict(entry, recurse=False)
+        assert type(dumped["timestamp"]) is datetime
+        assert dumped["timestamp"].tzinfo is UTC
+        assert entry.timestamp is entry.timestamp  # converted once, then kept
+        assert "timestamp=datetime.datetime(" in repr(entry)
+        clone = pickle.loads(pickle.dumps(entry))
+        assert type(clone.timestamp) is datetime
+        assert clone == entry
+        public = OutputEntry(entry.output, entry.attempt, entry.timestamp, entry.stage_name)
+        assert public == entry
+        assert hash(public) == hash(entry)
+        assert attrs.evolve(entry, attempt=2).timestamp == entry.timestamp
+    # A fresh entry compares and hashes by its datetime before anything read it.
+    fresh = bag.write_sync("c", StageOutput.ok())
+    twin = bag.write_sync("c", StageOutput.ok(), allow_overwrite=True)
+    assert (fresh == twin) is False  # attempts differ
+    assert attrs.evolve(fresh, attempt=2, timestamp=twin.timestamp) == twin
+    json.dumps(fresh.to_dict())
+
+
+async def test_stored_timestamps_are_utc_to_the_microsecond() -> None:
+    bag = OutputBag()
+    stamps = []
+    for i in range(50):
+        before = datetime.now(UTC)
+        entry = await bag.write(f"s{i}", StageOutput.ok())
+        after = datetime.now(UTC)
+        stamps.append(entry.timestamp)
+        assert before <= entry.timestamp <= after
+        assert entry.timestamp.isoformat().endswith("+00:00")
+    assert stamps == sorted(stamps)
+
+
+def test_output_entry_timestamp_descriptor_on_the_class() -> None:
+    # Class access gives the descriptor (as a member slot would), not a crash.
+    assert OutputEntry.timestamp is not None
+    now = datetime.now(UTC)
+    entry = OutputEntry(StageOutput.ok(), 1, now, "s")
+    assert entry.timestamp is now
+
+
 def test_write_sync_matches_write() -> None:
     bag = OutputBag()
     entry = bag.write_sync("a", StageOutput.ok())
