@@ -58,22 +58,34 @@ DEFAULT_SECONDS = 0.001
 """Real time after which the next budgeted call makes a schedule point (1 ms,
 inside the 0.5-5 ms range trio issue #1757 discusses)."""
 
-# The wall clock, not perf_counter: OutputBag.write reads it once per call for
-# both its budget and its entry's timestamp. A clock step moves at most one
-# schedule point: a step forward brings one early, a step back delays the time
-# trigger, and the calls bound still holds.
-_clock = time.time
+# The wall clock in integer nanoseconds, not perf_counter: OutputBag.write reads
+# it once per call for both its budget and its entry's timestamp (exact to the
+# microsecond, as datetime.now() is). A clock step moves at most one schedule
+# point: a step forward brings one early, a step back delays the time trigger,
+# and the calls bound still holds.
+_clock = time.time_ns
+
+
+# Far beyond any clock reading: what seconds=math.inf becomes.
+_NEVER = 1 << 100
+
+
+def _nanoseconds(seconds: float) -> int:
+    return _NEVER if seconds == math.inf else round(seconds * 1e9)
 
 
 class _BudgetState:
-    __slots__ = ("blocks", "calls", "calls_left", "deadline", "seconds")
+    __slots__ = ("blocks", "calls", "calls_left", "deadline", "seconds", "span")
 
     def __init__(self) -> None:
         self.calls = DEFAULT_CALLS
         self.seconds = DEFAULT_SECONDS
+        # The same in the clock's integer nanoseconds (int with int is the
+        # fastest arithmetic and comparison on the hot path).
+        self.span = _nanoseconds(DEFAULT_SECONDS)
         # 0 makes the first budgeted call of a thread a schedule point.
         self.calls_left = 0
-        self.deadline = 0.0
+        self.deadline = 0
         # Open checkpoint_budget blocks, oldest first: (entry token, calls, seconds).
         self.blocks: list[tuple[object, int, float]] = []
 
@@ -83,6 +95,7 @@ class _BudgetState:
             _, self.calls, self.seconds = self.blocks[-1]
         else:
             self.calls, self.seconds = DEFAULT_CALLS, DEFAULT_SECONDS
+        self.span = _nanoseconds(self.seconds)
         self.calls_left = 0
 
 
@@ -108,7 +121,7 @@ def _reset() -> None:
 register_global_reset(_reset)
 
 
-def schedule_point_due(now: float | None = None) -> bool:
+def schedule_point_due(now: int | None = None) -> bool:
     """Spend one call of the budget; whether this call must be a schedule point.
 
     Synchronous, so the hot paths can inline the decision and then await either
@@ -116,8 +129,8 @@ def schedule_point_due(now: float | None = None) -> bool:
     A ``True`` answer starts a fresh budget.
 
     Args:
-        now: ``time.time()`` if the caller has just read it (so one clock read
-            serves both); read here when omitted.
+        now: ``time.time_ns()`` if the caller has just read it (so one clock
+            read serves both); read here when omitted.
     """
     try:
         state: _BudgetState = _local.state
@@ -128,7 +141,7 @@ def schedule_point_due(now: float | None = None) -> bool:
     left = state.calls_left
     if left <= 1 or now >= state.deadline:
         state.calls_left = state.calls
-        state.deadline = now + state.seconds
+        state.deadline = now + state.span
         return True
     state.calls_left = left - 1
     return False

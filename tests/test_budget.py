@@ -60,11 +60,13 @@ def every(calls: int, n: int) -> list[bool]:
 
 
 class FakeClock:
+    """Seconds in ``now``; read as ``time.time_ns()`` would give them."""
+
     def __init__(self) -> None:
         self.now = 1000.0
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> int:
+        return round(self.now * 1e9)
 
 
 @pytest.fixture
@@ -107,12 +109,12 @@ async def test_a_call_yields_once_the_time_budget_is_spent(fake_clock: FakeClock
 async def test_a_reading_passed_in_replaces_the_clock(fake_clock: FakeClock) -> None:
     # OutputBag.write shares its timestamp's clock reading with the budget.
     with checkpoint_budget(calls=1000, seconds=0.001):
-        assert schedule_point_due(now=5.0) is True
-        assert schedule_point_due(now=5.0005) is False
+        assert schedule_point_due(now=5_000_000_000) is True
+        assert schedule_point_due(now=5_000_500_000) is False
         fake_clock.now = 5.0009
         assert schedule_point_due() is False
-        assert schedule_point_due(now=5.001) is True
-        assert schedule_point_due() is False  # the fresh budget runs from 5.001
+        assert schedule_point_due(now=5_001_000_000) is True
+        assert schedule_point_due() is False  # the fresh budget runs from 5.001 s
 
 
 async def test_output_bag_write_spends_the_budget_at_its_own_reading(
@@ -128,7 +130,8 @@ async def test_output_bag_write_spends_the_budget_at_its_own_reading(
     assert results == [True, False, True]
     last = bag.get("s2")
     assert last is not None
-    assert last.timestamp == datetime.fromtimestamp(fake_clock.now, UTC)
+    # 1000.0011 s after the epoch, cut to the microsecond.
+    assert last.timestamp == datetime(1970, 1, 1, 0, 16, 40, 1100, tzinfo=UTC)
 
 
 async def test_seconds_zero_or_calls_one_yield_every_time() -> None:

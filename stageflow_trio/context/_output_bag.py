@@ -7,7 +7,7 @@ no checkpoint, so no other task can interleave (spec README, decision 10).
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -104,9 +104,10 @@ class OutputEntry:
 class _RecordedAt:
     """``OutputEntry.timestamp``: the attrs slot, read through a lazy conversion.
 
-    ``OutputBag`` stores the ``time.time()`` float it has already read for its
-    checkpoint budget, and the first read turns it into the
-    ``datetime.now(UTC)``-equivalent datetime, stored back in place. Building a
+    ``OutputBag`` stores the ``time.time_ns()`` reading it has already taken
+    for its checkpoint budget, and the first read turns it into the datetime
+    ``datetime.now(UTC)`` would have given (the same clock, cut to the
+    microsecond), stored back in place. Building a
     datetime on every write cost about a sixth of an async write; most entries'
     timestamps are never read. Entries built by the public constructor hold a
     datetime from the start; every read returns one either way.
@@ -121,8 +122,8 @@ class _RecordedAt:
         if instance is None:
             return self
         value = self._slot.__get__(instance, owner)
-        if type(value) is float:
-            value = _fromtimestamp(value, UTC)
+        if type(value) is int:
+            value = _EPOCH + timedelta(microseconds=value // 1000)
             self._slot.__set__(instance, value)
         return value
 
@@ -133,7 +134,7 @@ class _RecordedAt:
         self._slot.__delete__(instance)
 
 
-_fromtimestamp = datetime.fromtimestamp
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _slots = OutputEntry.__dict__
 _set_output = _slots["output"].__set__
 _set_attempt = _slots["attempt"].__set__
@@ -142,7 +143,7 @@ _set_stage_name = _slots["stage_name"].__set__
 type.__setattr__(OutputEntry, "timestamp", _RecordedAt(_slots["timestamp"]))
 del _slots
 _new = object.__new__
-_wall_clock = time.time
+_wall_clock = time.time_ns
 
 
 class OutputBag:
@@ -222,7 +223,7 @@ class OutputBag:
         return self._store(stage_name, output, allow_overwrite, _wall_clock())
 
     def _store(
-        self, stage_name: str, output: StageOutput, allow_overwrite: bool, now: float
+        self, stage_name: str, output: StageOutput, allow_overwrite: bool, now: int
     ) -> OutputEntry:
         entries = self._entries
         existing = entries.get(stage_name)
@@ -233,7 +234,7 @@ class OutputBag:
         else:
             raise OutputConflictError(stage_name, existing.attempt)
         # Arguments are validated; build the entry without re-running validators.
-        # The timestamp slot takes the float; the first read makes it a datetime.
+        # The timestamp slot takes the clock reading; the first read makes it a datetime.
         entry: OutputEntry = _new(OutputEntry)
         _set_output(entry, output)
         _set_attempt(entry, attempt)
