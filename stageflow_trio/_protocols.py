@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
-from uuid import UUID  # noqa: TC003 - field annotations are resolved at runtime
+from uuid import UUID
 
 import attrs
 

@@ -13,6 +13,7 @@ import pkgutil
 import typing
 from types import ModuleType
 
+import attrs
 import pytest
 
 import stageflow_trio
@@ -207,3 +208,27 @@ def test_annotations_of_exported_values_resolve(path: str) -> None:
     """
     module, _, name = path.rpartition(".")
     assert typing.get_type_hints(getattr(importlib.import_module(module), name))
+
+
+def _exported_classes() -> list[tuple[str, type]]:
+    found: dict[type, str] = {}
+    for module in _our_modules():
+        for name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            if isinstance(value, type) and value.__module__.startswith("stageflow_trio"):
+                found.setdefault(value, f"{module.__name__}.{name}")
+    return sorted(((path, cls) for cls, path in found.items()), key=lambda item: item[0])
+
+
+@pytest.mark.parametrize(("path", "cls"), _exported_classes(), ids=lambda value: str(value))
+def test_every_exported_class_resolves_its_type_hints(path: str, cls: type) -> None:
+    """No exported class keeps an annotation that only resolves under TYPE_CHECKING.
+
+    ruff's TC rules would move such imports out of the runtime; pyproject names
+    attrs' decorators as runtime-evaluated, and plain classes carry a noqa.
+    """
+    hints = typing.get_type_hints(cls)
+    assert all(hint is not None for hint in hints.values())
+    if attrs.has(cls):
+        attrs.resolve_types(cls)
+        assert all(not isinstance(field.type, str) for field in attrs.fields(cls))

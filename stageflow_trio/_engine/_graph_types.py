@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import attrs
 
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_enums import StageKind
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.pipeline._validation import (
     StageDefinitionTypeError,
@@ -14,13 +18,6 @@ from stageflow_trio.pipeline._validation import (
     check_runner,
 )
 from stageflow_trio.stages.result import StageError
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
-
-    from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.stage_enums import StageKind
-    from stageflow_trio.core.stage_output import StageOutput
 
 __all__ = [
     "StageExecutionError",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping  # noqa: TC003 - annotations are resolved at runtime
-from datetime import datetime  # noqa: TC003 - field annotations are resolved at runtime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from stageflow_trio._time import utc_now
 from stageflow_trio.context._codec import _EMPTY_LIST, _metadata_field, _new, _set, _slot_setters
-from stageflow_trio.context._conversation import Conversation  # noqa: TC001 - as above
-from stageflow_trio.context._enrichments import (  # noqa: TC001 - as above
+from stageflow_trio.context._conversation import Conversation
+from stageflow_trio.context._enrichments import (
     DocumentEnrichment,
     Enrichments,
     MemoryEnrichment,

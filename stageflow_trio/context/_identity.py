@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime  # noqa: TC003 - field annotations are resolved at runtime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 - field annotations are resolved at runtime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs

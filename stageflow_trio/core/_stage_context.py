@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio.context.context_snapshot import ContextSnapshot
+from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.events.sink import EventSink
+from stageflow_trio.stages.inputs import StageInputs
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from uuid import UUID
 
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
-    from stageflow_trio.core.timer import PipelineTimer
-    from stageflow_trio.events.sink import EventSink
     from stageflow_trio.stages.context import PipelineContext
-    from stageflow_trio.stages.inputs import StageInputs
 
 __all__ = ["StageContext", "create_stage_context"]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from stageflow_trio.core.stage_enums import StageKind  # noqa: TC001 - typing.get_type_hints
+
 if TYPE_CHECKING:
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.stage_enums import StageKind
     from stageflow_trio.core.stage_output import StageOutput
 
 __all__ = ["Stage"]

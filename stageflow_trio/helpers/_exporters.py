@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-from uuid import UUID  # noqa: TC003 - field annotations are resolved at runtime
+from uuid import UUID
 
 import attrs
 import trio

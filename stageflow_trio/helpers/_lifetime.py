@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager  # noqa: TC003 - typing.get_type_hints
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
 

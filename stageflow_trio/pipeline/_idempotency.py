@@ -26,12 +26,12 @@ from stageflow_trio.pipeline.interceptors import (
     ErrorAction,
     InterceptorResult,
 )
+from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from stageflow_trio.stages.context import PipelineContext
-    from stageflow_trio.stages.result import StageResult
 
 __all__ = [
     "CachedStageResult",

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio.errors import StageflowError
+from stageflow_trio.stages.context import PipelineContext
 
 if TYPE_CHECKING:
-    from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
 __all__ = [

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.pipeline._builder import StageTable
 from stageflow_trio.pipeline._spec import RunnerLike, as_async_runner
 from stageflow_trio.pipeline._validation import (
@@ -21,7 +22,6 @@ from stageflow_trio.pipeline._validation import (
 )
 
 if TYPE_CHECKING:
-    from stageflow_trio.core.stage_enums import StageKind
     from stageflow_trio.pipeline.dag import UnifiedStageGraph
     from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
 

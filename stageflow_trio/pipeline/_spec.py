@@ -107,7 +107,7 @@ class StageRunner(Protocol):
 AsyncRunner: TypeAlias = Callable[[Any], Awaitable[Any]]
 """A plain async callable used directly as a stage runner."""
 
-RunnerLike: TypeAlias = "type[StageRunner] | StageRunner | AsyncRunner"
+RunnerLike: TypeAlias = type[StageRunner] | StageRunner | AsyncRunner
 """What a builder accepts as a runner: a stage class, a stage instance, or an async callable."""
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 import attrs
 
 from stageflow_trio._time import parse_uuid
+from stageflow_trio.core.stage_output import StageArtifact
 from stageflow_trio.events.sink import EventSink, get_event_sink
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from stageflow_trio.context.context_snapshot import ContextSnapshot
     from stageflow_trio.context.output_bag import OutputBag
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.stage_output import StageArtifact
     from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 
 __all__ = ["PipelineContext", "extract_service"]

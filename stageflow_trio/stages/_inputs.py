@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from stageflow_trio.context.context_snapshot import ContextSnapshot
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
+from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 from stageflow_trio.utils._frozen import FrozenDict, _freeze_dict
-
-if TYPE_CHECKING:
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
-    from stageflow_trio.core.stage_output import StageOutput
-    from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 
 __all__ = ["StageInputs", "UndeclaredDependencyError", "create_stage_inputs"]
 
