@@ -9,20 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio.events._metrics import BackpressureMetrics
+from stageflow_trio.events._sink_worker import _Event, _SinkWorker
+from stageflow_trio.events._sinks import EventSink, LoggingEventSink
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
-
-from stageflow_trio.events._metrics import BackpressureMetrics
-from stageflow_trio.events._registry import _run_registry
-from stageflow_trio.events._sinks import EventSink, LoggingEventSink
-
-_Event = tuple[str, "dict[str, Any] | None"]
-
-# The worker yields to the scheduler after this many deliveries in a row, so a
-# downstream that never checkpoints cannot starve the rest of the program.
-_FAIR_SHARE = 128
 
 
 class BackpressureAwareEventSink:
@@ -69,27 +63,21 @@ class BackpressureAwareEventSink:
             raise TypeError(
                 f"max_queue_size must be an int (<= 0 for unbounded), got {type(max_queue_size).__name__}"
             )
-        self._downstream: EventSink = LoggingEventSink() if downstream is None else downstream
         self._max_queue_size = max_queue_size
-        self._send, self._receive = trio.open_memory_channel[_Event](
+        self._send, receive = trio.open_memory_channel[_Event](
             math.inf if max_queue_size <= 0 else max_queue_size
         )
         self._send_nowait = self._send.send_nowait
         self._metrics = BackpressureMetrics()
-        self._on_drop = on_drop
         self._logger = logging.getLogger("stageflow_trio.events.backpressure")
-        # Worker state. ``_in_flight``: an event whose delivery started but has
-        # not finished; if the worker dies holding one, ``start`` or ``stop``
-        # counts it as undelivered (re-sending could duplicate it). ``_held``: an
-        # event taken off the channel whose delivery has not started; whoever
-        # delivers next (a new worker, or stop's drain) delivers it first.
-        self._running = False
-        self._worker_exited: trio.Event | None = None
-        self._worker_scope: trio.CancelScope | None = None
-        self._idle = False
-        self._stopping = False
-        self._in_flight: _Event | None = None
-        self._held: _Event | None = None
+        # The delivery side: the worker task, its in-flight event, giving up.
+        self._worker = _SinkWorker(
+            receive,
+            LoggingEventSink() if downstream is None else downstream,
+            self._metrics,
+            on_drop,
+            self._logger,
+        )
         self._stop_done: trio.Event | None = None
         self._owner: AbstractAsyncContextManager[trio.Nursery] | None = None
 
@@ -106,7 +94,7 @@ class BackpressureAwareEventSink:
     @property
     def is_running(self) -> bool:
         """True while the worker task is running."""
-        return self._running
+        return self._worker.running
 
     # -- ownership -----------------------------------------------------------
 
@@ -123,17 +111,18 @@ class BackpressureAwareEventSink:
         Raises:
             RuntimeError: If ``nursery`` is closed (from ``nursery.start``).
         """
-        if self._worker_exited is not None:
+        worker = self._worker
+        if worker.exited is not None:
             await trio.lowlevel.checkpoint()
             return
-        self._give_up_in_flight()
-        exited = self._worker_exited = trio.Event()
+        worker.give_up_in_flight()
+        exited = worker.exited = trio.Event()
         try:
-            await nursery.start(self._run_worker, exited)
+            await nursery.start(worker.run, exited)
         except BaseException:
             # The worker never ran (closed nursery, or cancelled first).
-            if self._worker_exited is exited and not self._running:
-                self._worker_exited = None
+            if worker.exited is exited and not worker.running:
+                worker.exited = None
             raise
         self._logger.info(
             "BackpressureAwareEventSink started", extra={"max_queue_size": self._max_queue_size}
@@ -205,10 +194,11 @@ class BackpressureAwareEventSink:
         if self._stop_done is not None:
             await self._stop_done.wait()
             return
+        worker = self._worker
         if (
-            self._worker_exited is None
-            and self._in_flight is None
-            and self._held is None
+            worker.exited is None
+            and worker.in_flight is None
+            and worker.held is None
             and self.queue_size == 0
         ):
             await trio.lowlevel.checkpoint()
@@ -225,25 +215,26 @@ class BackpressureAwareEventSink:
     async def _stop_shielded(self, drain: bool, timeout: float) -> None:
         timed_out = False
         leftovers: list[_Event] = []
-        self._stopping = True
+        worker = self._worker
+        worker.stopping = True
         try:
             if drain:
                 with trio.move_on_after(timeout) as budget:
-                    await self._wait_worker_idle_exit()
+                    await worker.wait_idle_exit()
                     # An event the worker was cancelled in the middle of.
-                    self._set_aside_in_flight(leftovers)
-                    await self._drain_here()
+                    worker.set_aside_in_flight(leftovers)
+                    await worker.drain_here()
                 timed_out = budget.cancelled_caught
-            await self._halt_worker()
+            await worker.halt()
         finally:
-            self._stopping = False
-        self._set_aside_in_flight(leftovers)
-        if self._held is not None:
-            leftovers.append(self._held)
-            self._held = None
-        leftovers.extend(self._take_all())
+            worker.stopping = False
+        worker.set_aside_in_flight(leftovers)
+        if worker.held is not None:
+            leftovers.append(worker.held)
+            worker.held = None
+        leftovers.extend(worker.take_all())
         if leftovers:
-            self._give_up(leftovers)
+            worker.give_up(leftovers)
             message = (
                 "Drain timeout, some events may be lost"
                 if timed_out
@@ -256,171 +247,6 @@ class BackpressureAwareEventSink:
         self._logger.info(
             "BackpressureAwareEventSink stopped", extra={"metrics": self._metrics.to_dict()}
         )
-
-    async def _wait_worker_idle_exit(self) -> None:
-        """Ask the worker to exit after its current event, and wait for that."""
-        exited = self._worker_exited
-        if exited is None:
-            return
-        if self._idle and self._worker_scope is not None:
-            # An idle worker holds nothing: wake it by cancelling its scope. If an
-            # event reached it first, it keeps that event in ``_held`` for us.
-            self._worker_scope.cancel()
-        await exited.wait()
-
-    async def _halt_worker(self) -> None:
-        """Cancel the worker wherever it is and wait for it to exit."""
-        exited = self._worker_exited
-        if exited is None:
-            return
-        if self._worker_scope is not None:
-            self._worker_scope.cancel()
-        await exited.wait()
-
-    async def _drain_here(self) -> None:
-        """Deliver the queue from the calling task (the worker has exited)."""
-        receive_nowait = self._receive.receive_nowait
-        emit = self._downstream.emit
-        count = 0
-        while True:
-            event = self._held
-            if event is None:
-                try:
-                    event = receive_nowait()
-                except trio.WouldBlock:
-                    return
-            else:
-                self._held = None
-            self._in_flight = event
-            try:
-                await emit(type=event[0], data=event[1])
-            except Exception as exc:  # noqa: BLE001 - a broken downstream must not stop the drain
-                self._log_downstream_error(event[0], exc)
-            self._in_flight = None
-            count += 1
-            if count == _FAIR_SHARE:
-                count = 0
-                await trio.lowlevel.checkpoint()
-
-    # -- the worker ----------------------------------------------------------
-
-    async def _run_worker(
-        self,
-        exited: trio.Event,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        registry = _run_registry()
-        registry.sinks.add(self)
-        try:
-            with trio.CancelScope() as scope:
-                self._worker_scope = scope
-                self._running = True
-                task_status.started()
-                await self._deliver_forever()
-        finally:
-            self._running = False
-            self._worker_scope = None
-            self._idle = False
-            self._worker_exited = None
-            registry.sinks.discard(self)
-            exited.set()
-            registry.wake_waiters()
-
-    async def _deliver_forever(self) -> None:
-        # Hot loop: take everything that is queued with receive_nowait and only
-        # park in receive() when the queue is empty, so a burst costs one
-        # wake-up, not one scheduler round trip per event. Going idle costs two
-        # flag writes (no cancel scope per wait): events often trickle in one by
-        # one, so the idle path is hot too.
-        receive = self._receive
-        receive_nowait = receive.receive_nowait
-        emit = self._downstream.emit
-        idle_waiters = _run_registry().idle_waiters
-        count = 0
-        while True:
-            event = self._held
-            if event is None:
-                try:
-                    event = receive_nowait()
-                except trio.WouldBlock:
-                    self._in_flight = None
-                    if self._stopping:
-                        return
-                    if idle_waiters:
-                        idle_waiters.unpark_all()
-                    self._idle = True
-                    try:
-                        event = await receive.receive()
-                    finally:
-                        self._idle = False
-                    if trio.current_effective_deadline() == -math.inf:
-                        # Cancelled (by stop, or the owner) after the event was
-                        # handed over: delivering it would be cut at the first
-                        # checkpoint, so keep it for whoever delivers next.
-                        self._held = event
-                        return
-            else:
-                self._held = None
-            self._in_flight = event
-            try:
-                await emit(type=event[0], data=event[1])
-            except Exception as exc:  # noqa: BLE001 - a broken downstream must not kill the worker
-                self._log_downstream_error(event[0], exc)
-            if self._stopping:
-                self._in_flight = None
-                return
-            count += 1
-            if count == _FAIR_SHARE:
-                self._in_flight = None
-                count = 0
-                await trio.lowlevel.checkpoint()
-
-    def _log_downstream_error(self, event_type: str, exc: Exception) -> None:
-        self._logger.error(
-            "Failed to emit event to downstream: %s",
-            exc,
-            extra={"event_type": event_type, "error": str(exc)},
-        )
-
-    # -- giving up -----------------------------------------------------------
-
-    def _set_aside_in_flight(self, events: list[_Event]) -> None:
-        if self._in_flight is not None:
-            events.append(self._in_flight)
-            self._in_flight = None
-
-    def _take_all(self) -> list[_Event]:
-        taken: list[_Event] = []
-        while True:
-            try:
-                taken.append(self._receive.receive_nowait())
-            except trio.WouldBlock:
-                return taken
-
-    def _give_up_in_flight(self) -> None:
-        event = self._in_flight
-        if event is None:
-            return
-        self._in_flight = None
-        self._give_up([event])
-        self._logger.warning(
-            "Event delivery was interrupted by cancellation",
-            extra={"event_type": event[0], "dropped_total": self._metrics.dropped},
-        )
-
-    def _give_up(self, events: list[_Event]) -> None:
-        self._metrics.record_undelivered(len(events))
-        for event_type, data in events:
-            self._call_on_drop(event_type, data)
-
-    def _call_on_drop(self, event_type: str, data: dict[str, Any] | None) -> None:
-        if self._on_drop is None:
-            return
-        try:
-            self._on_drop(event_type, data)
-        except Exception:
-            self._logger.exception("on_drop callback failed", extra={"event_type": event_type})
 
     # -- producers -----------------------------------------------------------
 
@@ -459,22 +285,10 @@ class BackpressureAwareEventSink:
                     "dropped_total": self._metrics.dropped,
                 },
             )
-            self._call_on_drop(type, data)
+            self._worker.call_on_drop(type, data)
             return False
         # record_emit() inlined: this is the per-event hot path.
         metrics = self._metrics
         metrics.emitted += 1
         metrics.last_emit_time = time.monotonic()
         return True
-
-    def _has_owned_pending(self) -> bool:
-        if not self._running:
-            return False
-        if self._in_flight is not None or self._held is not None:
-            return True
-        stats = self._send.statistics()
-        if stats.current_buffer_used:
-            return True
-        # A send to a parked receiver hands the event straight to the worker,
-        # bypassing the buffer: the worker is then no longer in the wait queue.
-        return self._idle and stats.tasks_waiting_receive == 0

@@ -10,7 +10,7 @@ __all__ = ["wait_for_event_sink_tasks"]
 
 
 class _OwnedWork(Protocol):
-    """Anything with background emit work owned by a nursery (sinks, AnalyticsSink)."""
+    """Anything with background emit work owned by a nursery (a backpressure sink's worker, an AnalyticsSink)."""
 
     def _has_owned_pending(self) -> bool: ...
 

@@ -1,0 +1,269 @@
+"""The delivery side of BackpressureAwareEventSink: its worker task and the events it gives up."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stageflow_trio.events._registry import _run_registry
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+    from stageflow_trio.events._metrics import BackpressureMetrics
+    from stageflow_trio.events._sinks import EventSink
+
+_Event = tuple[str, "dict[str, Any] | None"]
+
+# The worker yields to the scheduler after this many deliveries in a row, so a
+# downstream that never checkpoints cannot starve the rest of the program.
+_FAIR_SHARE = 128
+
+
+class _SinkWorker:
+    """Delivers a sink's queued events downstream and accounts for those it gives up.
+
+    The sink owns one for its lifetime and decides when it runs: ``run`` is the
+    worker task, and the sink's ``stop`` sets ``stopping``, calls
+    ``wait_idle_exit``, ``drain_here`` and ``halt``, then gives up what is left.
+
+    State. ``exited``: while a worker task is starting or running, the Event it
+    sets when it exits; None otherwise. ``in_flight``: an event whose delivery
+    started but has not finished; if the worker dies holding one, the sink's
+    ``start`` or ``stop`` counts it as undelivered (re-sending could duplicate
+    it). ``held``: an event taken off the channel whose delivery has not
+    started; whoever delivers next (a new worker, or stop's drain) delivers it
+    first.
+
+    Args:
+        receive: The receiving end of the sink's queue.
+        downstream: Where events are delivered.
+        metrics: The sink's counters; events given up are recorded there.
+        on_drop: The sink's ``on_drop`` callback, or None.
+        logger: The sink's logger.
+    """
+
+    __slots__ = (
+        "_downstream",
+        "_idle",
+        "_logger",
+        "_metrics",
+        "_on_drop",
+        "_receive",
+        "_scope",
+        "exited",
+        "held",
+        "in_flight",
+        "running",
+        "stopping",
+    )
+
+    def __init__(
+        self,
+        receive: trio.MemoryReceiveChannel[_Event],
+        downstream: EventSink,
+        metrics: BackpressureMetrics,
+        on_drop: Callable[[str, dict[str, Any] | None], None] | None,
+        logger: logging.Logger,
+    ) -> None:
+        self._receive = receive
+        self._downstream = downstream
+        self._metrics = metrics
+        self._on_drop = on_drop
+        self._logger = logger
+        self.running = False
+        self.exited: trio.Event | None = None
+        self._scope: trio.CancelScope | None = None
+        self._idle = False
+        self.stopping = False
+        self.in_flight: _Event | None = None
+        self.held: _Event | None = None
+
+    # -- the worker task -----------------------------------------------------
+
+    async def run(
+        self,
+        exited: trio.Event,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The worker task: deliver until stopped or cancelled, then set ``exited``."""
+        registry = _run_registry()
+        registry.sinks.add(self)
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                self.running = True
+                task_status.started()
+                await self._deliver_forever()
+        finally:
+            self.running = False
+            self._scope = None
+            self._idle = False
+            self.exited = None
+            registry.sinks.discard(self)
+            exited.set()
+            registry.wake_waiters()
+
+    async def _deliver_forever(self) -> None:
+        # Hot loop: take everything that is queued with receive_nowait and only
+        # park in receive() when the queue is empty, so a burst costs one
+        # wake-up, not one scheduler round trip per event. Going idle costs two
+        # flag writes (no cancel scope per wait): events often trickle in one by
+        # one, so the idle path is hot too.
+        receive = self._receive
+        receive_nowait = receive.receive_nowait
+        emit = self._downstream.emit
+        idle_waiters = _run_registry().idle_waiters
+        count = 0
+        while True:
+            event = self.held
+            if event is None:
+                try:
+                    event = receive_nowait()
+                except trio.WouldBlock:
+                    self.in_flight = None
+                    if self.stopping:
+                        return
+                    if idle_waiters:
+                        idle_waiters.unpark_all()
+                    self._idle = True
+                    try:
+                        event = await receive.receive()
+                    finally:
+                        self._idle = False
+                    if trio.current_effective_deadline() == -math.inf:
+                        # Cancelled (by stop, or the owner) after the event was
+                        # handed over: delivering it would be cut at the first
+                        # checkpoint, so keep it for whoever delivers next.
+                        self.held = event
+                        return
+            else:
+                self.held = None
+            self.in_flight = event
+            try:
+                await emit(type=event[0], data=event[1])
+            except Exception as exc:  # noqa: BLE001 - a broken downstream must not kill the worker
+                self._log_downstream_error(event[0], exc)
+            if self.stopping:
+                self.in_flight = None
+                return
+            count += 1
+            if count == _FAIR_SHARE:
+                self.in_flight = None
+                count = 0
+                await trio.lowlevel.checkpoint()
+
+    def _has_owned_pending(self) -> bool:
+        """For wait_for_event_sink_tasks: ``run`` registers this worker while it runs."""
+        if not self.running:
+            return False
+        if self.in_flight is not None or self.held is not None:
+            return True
+        stats = self._receive.statistics()
+        if stats.current_buffer_used:
+            return True
+        # A send to a parked receiver hands the event straight to the worker,
+        # bypassing the buffer: the worker is then no longer in the wait queue.
+        return self._idle and stats.tasks_waiting_receive == 0
+
+    # -- stopping ------------------------------------------------------------
+
+    async def wait_idle_exit(self) -> None:
+        """Ask the worker to exit after its current event, and wait for that."""
+        exited = self.exited
+        if exited is None:
+            return
+        if self._idle and self._scope is not None:
+            # An idle worker holds nothing: wake it by cancelling its scope. If an
+            # event reached it first, it keeps that event in ``held`` for us.
+            self._scope.cancel()
+        await exited.wait()
+
+    async def halt(self) -> None:
+        """Cancel the worker wherever it is and wait for it to exit."""
+        exited = self.exited
+        if exited is None:
+            return
+        if self._scope is not None:
+            self._scope.cancel()
+        await exited.wait()
+
+    async def drain_here(self) -> None:
+        """Deliver the queue from the calling task (the worker has exited)."""
+        receive_nowait = self._receive.receive_nowait
+        emit = self._downstream.emit
+        count = 0
+        while True:
+            event = self.held
+            if event is None:
+                try:
+                    event = receive_nowait()
+                except trio.WouldBlock:
+                    return
+            else:
+                self.held = None
+            self.in_flight = event
+            try:
+                await emit(type=event[0], data=event[1])
+            except Exception as exc:  # noqa: BLE001 - a broken downstream must not stop the drain
+                self._log_downstream_error(event[0], exc)
+            self.in_flight = None
+            count += 1
+            if count == _FAIR_SHARE:
+                count = 0
+                await trio.lowlevel.checkpoint()
+
+    def _log_downstream_error(self, event_type: str, exc: Exception) -> None:
+        self._logger.error(
+            "Failed to emit event to downstream: %s",
+            exc,
+            extra={"event_type": event_type, "error": str(exc)},
+        )
+
+    # -- giving up -----------------------------------------------------------
+
+    def set_aside_in_flight(self, events: list[_Event]) -> None:
+        """Move the in-flight event, if any, to ``events``."""
+        if self.in_flight is not None:
+            events.append(self.in_flight)
+            self.in_flight = None
+
+    def take_all(self) -> list[_Event]:
+        """Remove and return every queued event, without blocking."""
+        taken: list[_Event] = []
+        while True:
+            try:
+                taken.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                return taken
+
+    def give_up_in_flight(self) -> None:
+        """Give up the event a cancelled worker left half-delivered, if any."""
+        event = self.in_flight
+        if event is None:
+            return
+        self.in_flight = None
+        self.give_up([event])
+        self._logger.warning(
+            "Event delivery was interrupted by cancellation",
+            extra={"event_type": event[0], "dropped_total": self._metrics.dropped},
+        )
+
+    def give_up(self, events: list[_Event]) -> None:
+        """Count ``events`` as undelivered and pass each to ``on_drop``."""
+        self._metrics.record_undelivered(len(events))
+        for event_type, data in events:
+            self.call_on_drop(event_type, data)
+
+    def call_on_drop(self, event_type: str, data: dict[str, Any] | None) -> None:
+        """Call ``on_drop``; its exceptions are logged and suppressed."""
+        if self._on_drop is None:
+            return
+        try:
+            self._on_drop(event_type, data)
+        except Exception:
+            self._logger.exception("on_drop callback failed", extra={"event_type": event_type})
