@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stageflow_trio._serialization import converter
 from stageflow_trio.context import output_bag as output_bag_module
 from stageflow_trio.context.output_bag import OutputBag, OutputConflictError, OutputEntry
 from stageflow_trio.core.stage_enums import StageStatus
@@ -84,6 +86,13 @@ async def test_a_stored_timestamp_is_a_datetime_in_every_view() -> None:
         assert public == entry
         assert hash(public) == hash(entry)
         assert attrs.evolve(entry, attempt=2).timestamp == entry.timestamp
+    for fresh_view in (
+        lambda e: copy.deepcopy(e).timestamp,
+        lambda e: attrs.astuple(e, recurse=False)[2],
+        lambda e: datetime.fromisoformat(converter.unstructure(e)["timestamp"]),
+    ):
+        entry = bag.write_sync("v", StageOutput.ok(), allow_overwrite=True)
+        assert type(fresh_view(entry)) is datetime
     # A fresh entry compares and hashes by its datetime before anything read it.
     fresh = bag.write_sync("c", StageOutput.ok())
     twin = bag.write_sync("c", StageOutput.ok(), allow_overwrite=True)
