@@ -9,16 +9,14 @@ import attrs
 
 from stageflow_trio.context._codec import (
     _EMPTY_LIST,
-    _check_mapping,
     _fill_list,
     _freeze_list,
     _is_mapping,
-    _list_or_empty,
-    _name,
     _new,
     _new_list,
     _slot_setters,
 )
+from stageflow_trio.context._parse import _check_mapping, _list_or_empty, _name
 from stageflow_trio.context._types import (
     Message,
     RoutingDecision,

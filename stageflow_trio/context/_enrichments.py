@@ -23,9 +23,9 @@ from stageflow_trio.context._codec import (
     _preferences_field,
     _recent_topics_field,
     _set,
-    _uuid_text,
     _web_results_field,
 )
+from stageflow_trio.context._parse import _uuid_text
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 __all__ = ["DocumentEnrichment", "Enrichments", "MemoryEnrichment", "ProfileEnrichment"]

@@ -6,17 +6,11 @@ from typing import Any
 
 from stageflow_trio.context._codec import (
     _EMPTY_LIST,
-    _check_mapping,
     _fill_list,
     _freeze_list,
     _freeze_mapping,
-    _list_or_empty,
-    _mapping_or_none,
-    _name,
     _new,
     _new_list,
-    _parse_uuid,
-    _path,
     _slot_setters,
 )
 from stageflow_trio.context._enrichments import (
@@ -24,6 +18,14 @@ from stageflow_trio.context._enrichments import (
     Enrichments,
     MemoryEnrichment,
     ProfileEnrichment,
+)
+from stageflow_trio.context._parse import (
+    _check_mapping,
+    _list_or_empty,
+    _mapping_or_none,
+    _name,
+    _parse_uuid,
+    _path,
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 

@@ -9,19 +9,17 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio._time import parse_uuid, utc_now
-from stageflow_trio.context._codec import (
+from stageflow_trio.context._codec import _new, _set, _slot_setters
+from stageflow_trio.context._parse import (
     _SAFE_UNKNOWN,
     _UUID,
     _check_mapping,
     _datetime_or_none,
     _iso_text,
-    _new,
     _parse_uuid,
     _path,
-    _set,
     _set_uuid_int,
     _set_uuid_safe,
-    _slot_setters,
     _uuid_or_none,
     _uuid_text,
 )

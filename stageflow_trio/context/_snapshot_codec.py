@@ -9,12 +9,8 @@ from stageflow_trio._time import utc_now
 from stageflow_trio.context._codec import (
     _EMPTY_DICT,
     _EMPTY_LIST,
-    _check_mapping,
-    _datetime_or_none,
     _freeze_mapping,
     _is_mapping,
-    _iso_text,
-    _mapping_or_none,
     _set,
 )
 from stageflow_trio.context._conversation import _conversation_from_dict, _conversation_from_flat
@@ -24,6 +20,12 @@ from stageflow_trio.context._enrichments_parse import (
 )
 from stageflow_trio.context._extensions import _normalize_extensions, _serialize_value
 from stageflow_trio.context._identity import _run_identity_from_dict, _run_identity_from_flat
+from stageflow_trio.context._parse import (
+    _check_mapping,
+    _datetime_or_none,
+    _iso_text,
+    _mapping_or_none,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime

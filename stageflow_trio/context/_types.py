@@ -9,19 +9,21 @@ import attrs
 
 from stageflow_trio.context._codec import (
     _EMPTY_DICT,
-    _check_mapping,
-    _datetime_or_none,
     _deeply_frozen,
     _freeze_mapping,
+    _metadata_field,
+    _new,
+    _set,
+    _slot_setters,
+)
+from stageflow_trio.context._parse import (
+    _check_mapping,
+    _datetime_or_none,
     _fromisoformat,
     _iso_text,
     _mapping_or_none,
-    _metadata_field,
     _missing_key,
-    _new,
     _path,
-    _set,
-    _slot_setters,
 )
 from stageflow_trio.utils.frozen import FrozenDict
 

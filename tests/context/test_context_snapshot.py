@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio.context import context_snapshot as snapshot_module
-from stageflow_trio.context._codec import _iso_is_canonical, _parse_uuid, _uuid_text
+from stageflow_trio.context._parse import _iso_is_canonical, _parse_uuid, _uuid_text
 from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.enrichments import (
