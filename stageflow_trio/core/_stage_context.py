@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.events.sink import EventSink
 from stageflow_trio.stages.inputs import StageInputs
 
 if TYPE_CHECKING:
+    # Lazy on purpose: at runtime it would pull the context package (and
+    # cattrs) into `import stageflow_trio`, about 30 ms; see test_exports.
     from collections.abc import Mapping
     from uuid import UUID
 
+    from stageflow_trio.context.context_snapshot import ContextSnapshot  # noqa: TC004
     from stageflow_trio.stages.context import PipelineContext
 
 __all__ = ["StageContext", "create_stage_context"]

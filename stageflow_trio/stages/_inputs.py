@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 from stageflow_trio.utils._frozen import FrozenDict, _freeze_dict
+
+if TYPE_CHECKING:
+    # Lazy on purpose: at runtime it would pull the context package (and
+    # cattrs) into `import stageflow_trio`, about 30 ms; see test_exports.
+    from stageflow_trio.context.context_snapshot import ContextSnapshot  # noqa: TC004
 
 __all__ = ["StageInputs", "UndeclaredDependencyError", "create_stage_inputs"]
 
