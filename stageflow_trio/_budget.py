@@ -60,9 +60,10 @@ inside the 0.5-5 ms range trio issue #1757 discusses)."""
 
 # The wall clock in integer nanoseconds, not perf_counter: OutputBag.write reads
 # it once per call for both its budget and its entry's timestamp (exact to the
-# microsecond, as datetime.now() is). A clock step moves at most one schedule
-# point: a step forward brings one early, a step back delays the time trigger,
-# and the calls bound still holds.
+# microsecond, as datetime.now() is). A step forward brings one schedule point
+# early; a step back holds the time trigger off for as long as the step, and
+# the calls bound still holds. (On Windows before Python 3.13 this clock ticks
+# every ~15.6 ms, so the time trigger is that coarse there.)
 _clock = time.time_ns
 
 
@@ -71,7 +72,9 @@ _NEVER = 1 << 100
 
 
 def _nanoseconds(seconds: float) -> int:
-    return _NEVER if seconds == math.inf else round(seconds * 1e9)
+    """``seconds`` in the clock's nanoseconds; inf and anything beyond ``_NEVER`` is ``_NEVER``."""
+    span = seconds * 1e9
+    return _NEVER if span >= _NEVER else round(span)
 
 
 class _BudgetState:

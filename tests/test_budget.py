@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -132,6 +133,15 @@ async def test_output_bag_write_spends_the_budget_at_its_own_reading(
     assert last is not None
     # 1000.0011 s after the epoch, cut to the microsecond.
     assert last.timestamp == datetime(1970, 1, 1, 0, 16, 40, 1100, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("seconds", [math.inf, 1e300, sys.float_info.max, 2e21])
+async def test_a_huge_time_budget_leaves_only_the_calls_bound(seconds: float) -> None:
+    with checkpoint_budget(calls=3, seconds=seconds):
+        assert await yield_pattern(cooperative_checkpoint, 7) == every(3, 7)
+    assert _budget._thread_state().blocks == []
+    with checkpoint_budget(calls=2):  # nothing left behind that breaks the next block
+        assert await yield_pattern(cooperative_checkpoint, 4) == every(2, 4)
 
 
 async def test_seconds_zero_or_calls_one_yield_every_time() -> None:

@@ -122,7 +122,9 @@ class _RecordedAt:
         if instance is None:
             return self
         value = self._slot.__get__(instance, owner)
-        if type(value) is int:
+        # Only OutputBag's own entries hold a reading (a subclass that redeclares
+        # the field inherits this descriptor, and its ints are its own).
+        if type(value) is int and type(instance) is OutputEntry:
             value = _EPOCH + timedelta(microseconds=value // 1000)
             self._slot.__set__(instance, value)
         return value
@@ -197,6 +199,8 @@ class OutputBag:
         now = _wall_clock()
         if schedule_point_due(now):
             await checkpoint()
+            # Other tasks ran: the entry is stamped when it is stored.
+            now = _wall_clock()
         else:
             await checkpoint_if_cancelled()
         # No checkpoint from here on: the conflict check and the store are atomic.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio._serialization import converter
+from stageflow_trio.context import _output_bag as output_bag_impl
 from stageflow_trio.context import output_bag as output_bag_module
 from stageflow_trio.context.output_bag import OutputBag, OutputConflictError, OutputEntry
 from stageflow_trio.core.stage_enums import StageStatus
@@ -112,6 +114,33 @@ async def test_stored_timestamps_are_utc_to_the_microsecond() -> None:
         assert before <= entry.timestamp <= after
         assert entry.timestamp.isoformat().endswith("+00:00")
     assert stamps == sorted(stamps)
+
+
+async def test_a_write_that_yields_is_stamped_when_it_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Other tasks run during a write's schedule point (one may even store an
+    # earlier attempt), so the reading taken before it must not stamp the entry.
+    readings = iter(range(1_000_000_000, 10**12, 1_000_000_000))  # 1 s, 2 s, 3 s, ...
+    monkeypatch.setattr(output_bag_impl, "_wall_clock", lambda: next(readings))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    bag = OutputBag()
+    with checkpoint_budget(calls=1):
+        yielded = await bag.write("a", StageOutput.ok())  # reads 1 s, yields, reads 2 s
+    with checkpoint_budget(calls=2, seconds=math.inf):
+        await bag.write("b", StageOutput.ok())  # a fresh budget's first call yields: 3 s, 4 s
+        plain = await bag.write("c", StageOutput.ok())  # no yield: one reading, 5 s
+    assert yielded.timestamp == epoch + timedelta(seconds=2)
+    assert plain.timestamp == epoch + timedelta(seconds=5)
+
+
+def test_a_subclass_that_redeclares_timestamp_keeps_its_values() -> None:
+    @attrs.frozen
+    class EpochEntry(OutputEntry):
+        timestamp: int = attrs.field(default=0)  # type: ignore[assignment]
+
+    entry = EpochEntry(output=StageOutput.ok(), attempt=1, stage_name="x", timestamp=17)
+    assert entry.timestamp == 17
 
 
 def test_output_entry_timestamp_descriptor_on_the_class() -> None:
