@@ -17,7 +17,7 @@ import trio.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-RUNNABLE = ["analytics.md", "engine.md", "streaming.md", "testing.md"]
+RUNNABLE = ["analytics.md", "context.md", "engine.md", "streaming.md", "testing.md"]
 RUN_ELSEWHERE = {
     "builders.md": "tests/pipeline/test_pipeline.py",
     "cancellation.md": "tests/pipeline/test_cleanup_helpers.py",
@@ -55,7 +55,13 @@ def test_every_guide_with_python_blocks_is_run() -> None:
 
 @pytest.mark.parametrize(
     ("name", "count"),
-    [("testing.md", 4), ("engine.md", 2), ("analytics.md", 1), ("streaming.md", 1)],
+    [
+        ("testing.md", 4),
+        ("engine.md", 2),
+        ("context.md", 7),
+        ("analytics.md", 1),
+        ("streaming.md", 1),
+    ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:
     assert len(_blocks(name)) == count
