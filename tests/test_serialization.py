@@ -61,3 +61,13 @@ def test_bad_values_and_unknown_keys_are_errors() -> None:
     assert any("$.id" in m for m in messages)
     assert any("$.at" in m for m in messages)
     assert any("extra fields found (extra)" in m for m in messages)
+
+
+def test_live_values_pass_through_and_wrong_types_name_what_they_got() -> None:
+    ident, when = uuid.UUID(int=7), datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+    assert converter.structure(ident, uuid.UUID) is ident
+    assert converter.structure(when, datetime) is when
+    with pytest.raises(TypeError, match=r"^expected a UUID string, got int$"):
+        converter.structure(7, uuid.UUID)
+    with pytest.raises(TypeError, match=r"^expected an ISO 8601 string, got float$"):
+        converter.structure(1.5, datetime)

@@ -572,6 +572,52 @@ def test_from_dict_does_not_share_the_input() -> None:
             r"^messages\[0\] is missing the required key 'content'$",
         ),
         ({"profile": {"goals": 1}}, TypeError, r"^profile\.goals must be a list, got int$"),
+        (
+            {"enrichments": {"memory": 5}},
+            TypeError,
+            r"^enrichments\.memory must be a mapping, got int$",
+        ),
+        (
+            {"enrichments": {"documents": "d"}},
+            TypeError,
+            r"^enrichments\.documents must be a list, got str$",
+        ),
+        (
+            {"enrichments": {"profile": {"preferences": [1]}}},
+            TypeError,
+            r"^enrichments\.profile\.preferences must be a mapping, got list$",
+        ),
+        (
+            {"conversation": {"routing_decision": "r"}},
+            TypeError,
+            r"^conversation\.routing_decision must be a mapping, got str$",
+        ),
+        (
+            {"conversation": {"messages": ["hi"]}},
+            TypeError,
+            r"^conversation\.messages\[0\] must be a mapping, got str$",
+        ),
+        (
+            {"conversation": {"messages": [{"role": "u", "content": "c", "timestamp": "noon"}]}},
+            ValueError,
+            r"^conversation\.messages\[0\]\.timestamp must be an ISO 8601 string, got 'noon'$",
+        ),
+        (
+            {"conversation": {"messages": [{"role": "u", "content": "c", "timestamp": 5}]}},
+            TypeError,
+            r"^conversation\.messages\[0\]\.timestamp must be an ISO 8601 string or None, got int$",
+        ),
+        (
+            {"run_id": {"user_id": "g" * 32}},  # the right length, not hex
+            ValueError,
+            r"^run_id\.user_id must be a UUID string, got 'g{32}'$",
+        ),
+        (
+            {"memory": {"recent_topics": {"a": 1}}},
+            TypeError,
+            r"^memory\.recent_topics must be a list, got dict$",
+        ),
+        ({"web_results": 3}, TypeError, r"^web_results must be a list, got int$"),
     ],
 )
 def test_bad_input_names_the_path(data: Any, error: type[Exception], message: str) -> None:

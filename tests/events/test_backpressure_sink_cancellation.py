@@ -198,3 +198,33 @@ async def test_body_cancelled_while_worker_idle_loses_nothing(
             await trio.sleep_forever()
     assert downstream.types() == ["a", "b"]
     assert sink.metrics.dropped == 0
+
+
+async def test_a_failed_start_leaves_the_sink_startable() -> None:
+    downstream = RecordingEventSink()
+    sink = BackpressureAwareEventSink(downstream)
+    async with trio.open_nursery() as closed:
+        pass
+    with pytest.raises(RuntimeError, match=r"^Nursery is closed to new arrivals$"):
+        await sink.start(closed)
+    assert not sink.is_running
+    sink.try_emit(type="kept", data=None)
+    async with trio.open_nursery() as nursery:
+        await sink.start(nursery)  # not a no-op: the failed start left nothing behind
+        assert sink.is_running
+        await sink.stop()
+    assert downstream.types() == ["kept"]
+
+
+async def test_an_async_with_cancelled_on_entry_leaves_the_sink_usable() -> None:
+    downstream = RecordingEventSink()
+    sink = BackpressureAwareEventSink(downstream)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async with sink:
+            raise AssertionError("the body must not run")  # pragma: no cover
+    assert scope.cancelled_caught
+    assert not sink.is_running
+    async with sink:  # neither "already used in an async with" nor a stale worker
+        sink.try_emit(type="after", data=None)
+    assert downstream.types() == ["after"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 import trio
 
@@ -431,3 +434,26 @@ async def test_a_context_without_a_timer_gets_one_for_the_run() -> None:
     )
     await UnifiedStageGraph([spec("a", stage_a)]).run(no_timer)
     assert isinstance(seen[0], PipelineTimer)
+
+
+async def test_a_broken_sink_is_logged_and_never_fails_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BrokenSink(RecordingEventSink):
+        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+            raise OSError("sink down")
+
+    async def router(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(skip_reason="not needed")
+
+    graph = UnifiedStageGraph(
+        [spec("router", router), spec("branch", router, ["router"], conditional=True)]
+    )
+    with caplog.at_level(logging.WARNING, logger="stageflow_trio.dag"):
+        results = await graph.run(stage_ctx(event_sink=BrokenSink()))
+    assert results["router"].status is StageStatus.OK
+    assert results["branch"].status is StageStatus.SKIP
+    messages = [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"]
+    assert "Failed to emit stage.branch.skipped: sink down" in messages
+    assert "Failed to emit stage.router.started: sink down" in messages
+    assert "Failed to emit stage.router.completed: sink down" in messages
