@@ -14,6 +14,7 @@ from stageflow_trio.pipeline.interceptors import (
     CircuitBreakerInterceptor,
     CriticalInterceptorError,
     ErrorAction,
+    InterceptorContext,
     InterceptorResult,
     TimeoutInterceptor,
     get_default_interceptors,
@@ -416,3 +417,30 @@ async def test_a_stage_error_is_passed_to_on_error_and_the_result_keeps_its_mess
     )
     assert "on_error:r:KeyError" in log
     assert result.error == "'k'"
+
+
+def test_interceptor_context_is_a_namespaced_view_of_the_pipeline_context() -> None:
+    ids = [uuid.uuid4() for _ in range(5)]
+    ctx = PipelineContext(
+        pipeline_run_id=ids[0],
+        request_id=ids[1],
+        session_id=ids[2],
+        user_id=ids[3],
+        org_id=ids[4],
+        interaction_id=None,
+        topology="chat_fast",
+        execution_mode="practice",
+        data={"lang": "en"},
+    )
+    view = InterceptorContext(ctx, "timing")
+    assert view.name == "timing"
+    assert (view.pipeline_run_id, view.request_id, view.session_id) == tuple(ids[:3])
+    assert (view.user_id, view.org_id) == tuple(ids[3:])
+    assert (view.topology, view.execution_mode) == ("chat_fast", "practice")
+    copy = view.data
+    copy["lang"] = "fr"  # a copy: the pipeline's data is untouched
+    assert ctx.data["lang"] == "en"
+    view.add_observation("started", 1.5)
+    assert view.get_observation("started") == 1.5
+    assert InterceptorContext(ctx, "other").get_observation("started") is None
+    assert ctx.data["_interceptor.timing"] == {"started": 1.5}
