@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 
+from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline.dag import StageExecutionError, StageGraph, StageSpec
 from stageflow_trio.pipeline.interceptors import (
@@ -249,3 +250,36 @@ async def test_unsupported_result_type_is_a_failed_result() -> None:
     results = await StageGraph([StageSpec(name="bad", runner=bad)]).run(pipeline_ctx())
     assert results["bad"].status == "failed"
     assert results["bad"].error == "Stage bad returned unsupported result type <class 'int'>"
+
+
+def test_graph_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"^StageGraph requires at least one StageSpec$"):
+        StageGraph([])
+    with pytest.raises(TypeError, match=r"^specs must be StageSpec instances, got int$"):
+        StageGraph([5])  # type: ignore[list-item]
+
+
+async def test_a_context_canceled_before_the_run_fails_every_stage() -> None:
+    log: list[str] = []
+    ctx = pipeline_ctx()
+    ctx.mark_canceled()
+    graph = StageGraph(
+        [
+            StageSpec(name="a", runner=fn("a", log)),
+            StageSpec(name="b", runner=fn("b", log), dependencies=("a",)),
+        ]
+    )
+    results = await graph.run(ctx)
+    assert log == []
+    assert {name: (r.status, r.error) for name, r in results.items()} == {
+        "a": ("failed", "Pipeline canceled"),
+        "b": ("failed", "Pipeline canceled"),
+    }
+
+
+async def test_a_returned_stage_result_is_kept_as_it_is() -> None:
+    made = StageResult(
+        name="a", status="completed", started_at=utc_now(), ended_at=utc_now(), data={"v": 1}
+    )
+    results = await StageGraph([StageSpec(name="a", runner=fn("a", [], made))]).run(pipeline_ctx())
+    assert results["a"] is made
