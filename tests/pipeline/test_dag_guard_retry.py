@@ -186,6 +186,24 @@ def test_policy_validation() -> None:
         GuardRetryPolicy(retry_stage="x", stagnation_limit=0)
     with pytest.raises(ValueError, match=r"^timeout_seconds must be positive when provided$"):
         GuardRetryPolicy(retry_stage="x", timeout_seconds=0)
+    with pytest.raises(TypeError, match=r"^max_attempts must be an int, got bool$"):
+        GuardRetryPolicy(retry_stage="x", max_attempts=True)
+    with pytest.raises(TypeError, match=r"^stagnation_limit must be an int, got str$"):
+        GuardRetryPolicy(retry_stage="x", stagnation_limit="2")  # type: ignore[arg-type]
+    # One field name is a one-field tuple, not its characters.
+    assert GuardRetryPolicy(retry_stage="x", hash_fields="issue").hash_fields == ("issue",)
+
+
+def test_payload_hash_with_keys_that_cannot_be_sorted() -> None:
+    # json.dumps(sort_keys=True) cannot order 1 and "a": the hash falls back to repr.
+    mixed = StageOutput.fail("x", data={1: "a", "a": 1})
+    assert hash_retry_payload(mixed) == hash_retry_payload(
+        StageOutput.fail("x", data={1: "a", "a": 1})
+    )
+    assert hash_retry_payload(mixed) != hash_retry_payload(
+        StageOutput.fail("x", data={1: "b", "a": 1})
+    )
+    assert hash_retry_payload(None) is None
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
+import types
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ import trio
 import trio.testing
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.pipeline import _tracing_interceptor as tracing_impl
 from stageflow_trio.pipeline import interceptors as interceptors_module
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
@@ -466,3 +469,67 @@ def test_docs_example_runs(example: str, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(trio, "run", virtual_run)
     exec(compile(example, str(DOCS), "exec"), {"__name__": "__doc__"})
     assert len(runs) == 1
+
+
+class FakeOtel:
+    """Just enough of opentelemetry-api (trace + context) to watch the span's context."""
+
+    def __init__(self) -> None:
+        self.tracer = FakeTracer()
+        self.attached: list[Any] = []
+        self.detached: list[Any] = []
+        self.trace = types.ModuleType("opentelemetry.trace")
+        self.trace.get_tracer = lambda name: self.tracer  # type: ignore[attr-defined]
+        self.trace.set_span_in_context = lambda span: ("context-of", span)  # type: ignore[attr-defined]
+        self.trace.StatusCode = types.SimpleNamespace(ERROR="ERROR")  # type: ignore[attr-defined]
+        self.trace.Status = lambda code, description: (code, description)  # type: ignore[attr-defined]
+        self.context = types.ModuleType("opentelemetry.context")
+        self.context.attach = self._attach  # type: ignore[attr-defined]
+        self.context.detach = self.detached.append  # type: ignore[attr-defined]
+        self.package = types.ModuleType("opentelemetry")
+        self.package.trace = self.trace  # type: ignore[attr-defined]
+        self.package.context = self.context  # type: ignore[attr-defined]
+
+    def _attach(self, context: Any) -> str:
+        self.attached.append(context)
+        return f"token-{len(self.attached)}"
+
+
+@pytest.fixture
+def fake_otel(monkeypatch: pytest.MonkeyPatch) -> FakeOtel:
+    otel = FakeOtel()
+    monkeypatch.setitem(sys.modules, "opentelemetry", otel.package)
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", otel.trace)
+    monkeypatch.setitem(sys.modules, "opentelemetry.context", otel.context)
+    monkeypatch.setattr(tracing_impl, "_otel_tracer", tracing_impl._NO_TRACER)
+    return otel
+
+
+async def test_with_opentelemetry_the_span_is_current_while_the_stage_runs(
+    fake_otel: FakeOtel,
+) -> None:
+    tracing = TracingInterceptor()
+    assert tracing.tracer is fake_otel.tracer  # the default tracer comes from opentelemetry
+    ctx = make_ctx()
+    during: list[int] = []
+
+    async def stage() -> StageResult:
+        during.append(len(fake_otel.attached) - len(fake_otel.detached))
+        raise RuntimeError("boom")
+
+    await run_with_interceptors("s", stage, ctx, [tracing])
+    [span] = fake_otel.tracer.spans
+    assert during == [1]  # attached around the stage call
+    assert fake_otel.attached == [("context-of", span)]
+    assert fake_otel.detached == ["token-1"]
+    assert span.statuses == [("ERROR", "boom")]
+    assert span.ended == 1
+
+
+async def test_with_opentelemetry_an_aborted_call_detaches_its_context(
+    fake_otel: FakeOtel, autojump_clock: trio.abc.Clock
+) -> None:
+    with trio.move_on_after(1):
+        await run_with_interceptors("s", hanging_stage, make_ctx(), [TracingInterceptor()])
+    assert fake_otel.detached == ["token-1"]
+    assert fake_otel.tracer.spans[0].ended == 1

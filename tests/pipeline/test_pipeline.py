@@ -294,3 +294,27 @@ async def test_build_passes_graph_options_through() -> None:
     assert wide["stage_counts"] == {"completed": 1}
     with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
         Pipeline().with_stage("a", stage_a, StageKind.TRANSFORM).build(no_such_option=1)
+
+
+def test_a_stages_mapping_is_checked_key_by_key() -> None:
+    async def run(ctx: Any) -> None:
+        return None
+
+    spec = UnifiedStageSpec(name="a", runner=run, kind=StageKind.TRANSFORM)
+    assert list(Pipeline(stages={"a": spec}).stages) == ["a"]
+    with pytest.raises(
+        StageDefinitionTypeError,
+        match=r"^Pipeline stages must be a mapping of stage name to UnifiedStageSpec; got list$",
+    ):
+        Pipeline(stages=[spec])  # type: ignore[arg-type]
+    with pytest.raises(
+        StageDefinitionTypeError,
+        match=r"^Pipeline stages\['a'\] must be a UnifiedStageSpec; got int$",
+    ):
+        Pipeline(stages={"a": 5})  # type: ignore[dict-item]
+    with pytest.raises(
+        StageDefinitionError,
+        match=r"^Pipeline stages\['b'\] holds stage 'a'; each key must be its spec's name$",
+    ):
+        Pipeline(stages={"b": spec})
+    assert Pipeline().__eq__(5) is NotImplemented
