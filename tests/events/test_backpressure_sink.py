@@ -508,3 +508,40 @@ async def test_metrics_queue_size_and_is_running() -> None:
     sink.try_emit(type="a", data=None)
     assert (sink.queue_size, sink.metrics.emitted) == (1, 1)
     assert before <= sink.metrics.last_emit_time <= time.monotonic()
+
+
+async def test_a_drain_without_a_worker_survives_a_failing_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No worker was ever started: stop() delivers the queue from the calling task.
+    downstream = FailingSink("e7")
+    sink = BackpressureAwareEventSink(downstream, max_queue_size=1000)
+    for i in range(300):
+        assert sink.try_emit(type=f"e{i}", data=None)
+    await sink.stop()
+    assert len(downstream.events) == 299
+    assert "e7" not in downstream.types()
+    assert len(records(caplog, "Failed to emit event to downstream: boom")) == 1
+
+
+async def test_a_drain_yields_every_128_deliveries_to_a_downstream_that_never_does() -> None:
+    downstream = CountingSink()
+    sink = BackpressureAwareEventSink(downstream, max_queue_size=1000)
+    for i in range(300):
+        assert sink.try_emit(type=f"e{i}", data=None)
+    seen_mid_drain: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            seen_mid_drain.append(downstream.count)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.lowlevel.checkpoint()  # the ticker runs once: it saw 0
+        await sink.stop()
+        nursery.cancel_scope.cancel()
+    assert downstream.count == 300
+    # Without the yields the ticker would only see 0 and 300. (Which of 128 and 256
+    # it sees depends on trio's order within a batch.)
+    assert any(0 < n < 300 for n in seen_mid_drain)

@@ -206,3 +206,34 @@ async def test_a_cancelled_legacy_run_releases_the_key(autojump_clock: trio.abc.
     assert not interceptor.in_flight("req-1", "fails")
     result = await run_with_interceptors("slow", Stage(delay=0), make_ctx(), [interceptor])
     assert result.data == {"n": 1}
+
+
+class RacingStore(InMemoryIdempotencyStore):
+    """The first ``get`` misses; another owner caches its result before the re-check."""
+
+    def __init__(self, cached: CachedStageResult) -> None:
+        super().__init__()
+        self.gets = 0
+        self.cached = cached
+
+    async def get(self, key: str) -> CachedStageResult | None:
+        self.gets += 1
+        if self.gets == 1:
+            await trio.lowlevel.checkpoint()
+            return None
+        return self.cached
+
+
+async def test_a_result_cached_during_the_claim_is_replayed_and_the_claim_released() -> None:
+    now = utc_now()
+    done = StageResult(
+        name="charge", status="completed", started_at=now, ended_at=now, data={"n": 7}
+    )
+    store = RacingStore(CachedStageResult(result=done))
+    interceptor = IdempotencyInterceptor(store=store)
+    stage = Stage(delay=0)
+    result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 0
+    assert result.data == {"n": 7}
+    assert store.gets == 2
+    assert not interceptor.in_flight("req-1", "charge")
