@@ -11,6 +11,7 @@ import trio
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.pipeline.cancellation import CancellationToken, CleanupRegistry
 from stageflow_trio.pipeline.dag import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
@@ -457,3 +458,25 @@ async def test_a_broken_sink_is_logged_and_never_fails_the_run(
     assert "Failed to emit stage.branch.skipped: sink down" in messages
     assert "Failed to emit stage.router.started: sink down" in messages
     assert "Failed to emit stage.router.completed: sink down" in messages
+
+
+async def test_run_scoped_properties_follow_the_runs_in_progress() -> None:
+    graph: UnifiedStageGraph
+    seen: list[object] = []
+
+    async def look(ctx: StageContext) -> StageOutput:
+        seen.extend([graph.cancel_token, graph.cleanup_registry])
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph([spec("look", look)])
+    assert (graph.cancel_token, graph.cleanup_registry) == (None, None)
+    await graph.run(stage_ctx())
+    token, registry = seen
+    assert isinstance(token, CancellationToken)
+    assert isinstance(registry, CleanupRegistry)
+    assert (graph.cancel_token, graph.cleanup_registry) == (None, None)
+
+
+def test_specs_must_be_unified_stage_specs() -> None:
+    with pytest.raises(TypeError, match=r"^specs must be UnifiedStageSpec instances, got int$"):
+        UnifiedStageGraph([5])  # type: ignore[list-item]
