@@ -107,10 +107,10 @@ class _RecordedAt:
     ``OutputBag`` stores the ``time.time_ns()`` reading it has already taken
     for its checkpoint budget, and the first read turns it into the datetime
     ``datetime.now(UTC)`` would have given (the same clock, cut to the
-    microsecond), stored back in place. Building a
-    datetime on every write cost about a sixth of an async write; most entries'
-    timestamps are never read. Entries built by the public constructor hold a
-    datetime from the start; every read returns one either way.
+    microsecond), stored back in place. Building a datetime on every write cost
+    about a sixth of an async write, and most entries' timestamps are never
+    read. Entries built by the public constructor hold a datetime from the
+    start; every read returns one either way.
     """
 
     __slots__ = ("_slot",)
