@@ -34,8 +34,12 @@ def _blocks(name: str) -> list[str]:
     ("name", "index"),
     [(name, i) for name in RUNNABLE for i in range(len(_blocks(name)))],
 )
-def test_doc_block_runs(name: str, index: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each block runs in virtual time: ``trio.run`` gets an autojump clock unless it has one."""
+def test_doc_block_runs(
+    name: str, index: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each block runs in virtual time (``trio.run`` gets an autojump clock unless it
+    has one), in a temporary directory (the analytics guide writes a file)."""
+    monkeypatch.chdir(tmp_path)
     real_run = trio.run
 
     def virtual_run(fn: Any, *args: object, **kwargs: Any) -> object:
