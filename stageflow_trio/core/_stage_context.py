@@ -18,11 +18,11 @@ from stageflow_trio.events.sink import EventSink
 from stageflow_trio.stages.inputs import StageInputs
 
 if TYPE_CHECKING:
-    # Lazy on purpose: at runtime it would pull the context package (and
-    # cattrs) into `import stageflow_trio`, about 30 ms; see test_exports.
     from collections.abc import Mapping
     from uuid import UUID
 
+    # Lazy on purpose: at runtime it would pull the context package (and
+    # cattrs) into `import stageflow_trio`, about 30 ms; see test_exports.
     from stageflow_trio.context.context_snapshot import ContextSnapshot  # noqa: TC004
     from stageflow_trio.stages.context import PipelineContext
 
