@@ -7,16 +7,13 @@ with Python blocks is left out.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
-import trio.testing
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+from tests.doc_blocks import DOCS, python_blocks, run_in_virtual_time
+
+ROOT = DOCS.parent
 RUNNABLE = ["analytics.md", "context.md", "engine.md", "streaming.md", "testing.md"]
 RUN_ELSEWHERE = {
     "builders.md": "tests/pipeline/test_pipeline.py",
@@ -27,7 +24,7 @@ RUN_ELSEWHERE = {
 
 
 def _blocks(name: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(), flags=re.DOTALL)
+    return python_blocks(DOCS / name)
 
 
 @pytest.mark.parametrize(
@@ -40,14 +37,7 @@ def test_doc_block_runs(
     """Each block runs in virtual time (``trio.run`` gets an autojump clock unless it
     has one), in a temporary directory (the analytics guide writes a file)."""
     monkeypatch.chdir(tmp_path)
-    real_run = trio.run
-
-    def virtual_run(fn: Any, *args: object, **kwargs: Any) -> object:
-        kwargs.setdefault("clock", trio.testing.MockClock(autojump_threshold=0))
-        return real_run(fn, *args, **kwargs)
-
-    monkeypatch.setattr(trio, "run", virtual_run)
-    exec(compile(_blocks(name)[index], f"docs/{name}", "exec"), {"__name__": "__doc__"})
+    run_in_virtual_time(_blocks(name)[index], f"docs/{name}", monkeypatch)
 
 
 def test_every_guide_with_python_blocks_is_run() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 import pathlib
-import re
 import time
 from typing import Any
 
@@ -31,6 +30,7 @@ from stageflow_trio.events import (
     set_event_sink,
 )
 from stageflow_trio.testing import RecordingEventSink, reset_globals
+from tests.doc_blocks import python_blocks
 
 # -- public surface -----------------------------------------------------------
 
@@ -346,7 +346,7 @@ _DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 
 def _doc_examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", _DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    return python_blocks(_DOCS)
 
 
 def test_docs_have_examples() -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from stageflow_trio.pipeline.cancellation import cleanup_on_cancel, run_with_cleanup
+from tests.doc_blocks import python_blocks, run_in_virtual_time
 
 LOGGER = "stageflow_trio.cancellation"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cancellation.md"
@@ -194,7 +193,7 @@ async def test_cancelled_work_is_cleaned_up_and_stays_cancelled(
 
 
 def _doc_examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
+    return python_blocks(DOCS)
 
 
 def test_the_docs_have_examples() -> None:
@@ -204,13 +203,4 @@ def test_the_docs_have_examples() -> None:
 @pytest.mark.parametrize("example", _doc_examples())
 def test_docs_example_runs(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each example ends with ``trio.run(main)``; it runs here on a virtual clock."""
-    real_run = trio.run
-    runs: list[object] = []
-
-    def virtual_run(fn: Any, *args: object) -> object:
-        runs.append(fn)
-        return real_run(fn, *args, clock=trio.testing.MockClock(autojump_threshold=0))
-
-    monkeypatch.setattr(trio, "run", virtual_run)
-    exec(compile(example, str(DOCS), "exec"), {"__name__": "__doc__"})
-    assert len(runs) == 1
+    assert run_in_virtual_time(example, str(DOCS), monkeypatch) == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 import types
 import uuid
@@ -34,6 +33,7 @@ from stageflow_trio.pipeline.interceptors import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.doc_blocks import python_blocks, run_in_virtual_time
 
 RUN_ID = uuid.UUID("88888888-8888-4888-8888-888888888888")
 
@@ -449,7 +449,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "interceptors.md"
 
 
 def _doc_examples() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.DOTALL)
+    return python_blocks(DOCS)
 
 
 def test_the_docs_have_examples() -> None:
@@ -459,16 +459,7 @@ def test_the_docs_have_examples() -> None:
 @pytest.mark.parametrize("example", _doc_examples())
 def test_docs_example_runs(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each example ends with ``trio.run(main)``; it runs here on a virtual clock."""
-    real_run = trio.run
-    runs: list[object] = []
-
-    def virtual_run(fn: Any, *args: object) -> object:
-        runs.append(fn)
-        return real_run(fn, *args, clock=trio.testing.MockClock(autojump_threshold=0))
-
-    monkeypatch.setattr(trio, "run", virtual_run)
-    exec(compile(example, str(DOCS), "exec"), {"__name__": "__doc__"})
-    assert len(runs) == 1
+    assert run_in_virtual_time(example, str(DOCS), monkeypatch) == 1
 
 
 class FakeOtel:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.pipeline import Pipeline, UnifiedStageSpec
 from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineValidationError
+from tests.doc_blocks import python_blocks
 
 from .strategies import Graph, dags_with_back_edge, is_cycle, shuffled_dags
 
@@ -271,7 +271,7 @@ def test_docs_examples_run(index: int) -> None:
 
 
 def _doc_blocks() -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
+    blocks = python_blocks(DOCS)
     assert len(blocks) == 4
     return blocks
 
