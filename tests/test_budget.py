@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from stageflow_trio import _budget
 from stageflow_trio._budget import schedule_point_due
-from stageflow_trio.context import _output_bag
+from stageflow_trio.context import output_bag as _output_bag
 from stageflow_trio.context.output_bag import OutputBag
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.helpers.streaming import ChunkQueue

@@ -80,23 +80,6 @@ def test_every_name_in_all_imports(module: ModuleType) -> None:
     assert missing == []
 
 
-# Module-level functions a facade may define: a lazy re-export (PEP 562).
-_FACADE_HOOKS = frozenset({"__getattr__", "__dir__"})
-
-
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
-def test_public_modules_are_facades(module: ModuleType) -> None:
-    """STYLE rule 1: a public module only re-exports; the code lives in private modules."""
-    defined_here = sorted(
-        name
-        for name, value in vars(module).items()
-        if (isinstance(value, type) or callable(value))
-        and getattr(value, "__module__", None) == module.__name__
-        and name not in _FACADE_HOOKS
-    )
-    assert defined_here == []
-
-
 # Constants carry no __module__ of their own: where the reference defines them.
 _CONSTANT_HOMES = {"DEFAULT_MAX_SUBPIPELINE_DEPTH": "stageflow.pipeline.subpipeline"}
 

@@ -22,7 +22,7 @@ from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.utils._frozen import _freeze_dict
+from stageflow_trio.utils.frozen import _freeze_dict
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

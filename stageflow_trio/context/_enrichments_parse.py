@@ -13,12 +13,6 @@ from stageflow_trio.context._codec import (
     _new_list,
     _slot_setters,
 )
-from stageflow_trio.context._enrichments import (
-    DocumentEnrichment,
-    Enrichments,
-    MemoryEnrichment,
-    ProfileEnrichment,
-)
 from stageflow_trio.context._parse import (
     _check_mapping,
     _list_or_empty,
@@ -26,6 +20,12 @@ from stageflow_trio.context._parse import (
     _name,
     _parse_uuid,
     _path,
+)
+from stageflow_trio.context.enrichments import (
+    DocumentEnrichment,
+    Enrichments,
+    MemoryEnrichment,
+    ProfileEnrichment,
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 

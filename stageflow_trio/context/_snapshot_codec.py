@@ -13,27 +13,27 @@ from stageflow_trio.context._codec import (
     _is_mapping,
     _set,
 )
-from stageflow_trio.context._conversation import _conversation_from_dict, _conversation_from_flat
 from stageflow_trio.context._enrichments_parse import (
     _enrichments_from_dict,
     _enrichments_from_flat,
 )
-from stageflow_trio.context._extensions import _normalize_extensions, _serialize_value
-from stageflow_trio.context._identity import _run_identity_from_dict, _run_identity_from_flat
 from stageflow_trio.context._parse import (
     _check_mapping,
     _datetime_or_none,
     _iso_text,
     _mapping_or_none,
 )
+from stageflow_trio.context.conversation import _conversation_from_dict, _conversation_from_flat
+from stageflow_trio.context.extensions import _normalize_extensions, _serialize_value
+from stageflow_trio.context.identity import _run_identity_from_dict, _run_identity_from_flat
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from stageflow_trio.context._context_snapshot import ContextSnapshot
-    from stageflow_trio.context._conversation import Conversation
-    from stageflow_trio.context._enrichments import Enrichments
-    from stageflow_trio.context._identity import RunIdentity
+    from stageflow_trio.context.context_snapshot import ContextSnapshot
+    from stageflow_trio.context.conversation import Conversation
+    from stageflow_trio.context.enrichments import Enrichments
+    from stageflow_trio.context.identity import RunIdentity
     from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 __all__ = ["_snapshot_fields_from_dict", "_snapshot_to_dict"]

@@ -2,7 +2,192 @@
 
 from __future__ import annotations
 
-from ._types import Message as Message
-from ._types import RoutingDecision as RoutingDecision
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stageflow_trio.context._codec import (
+    _EMPTY_DICT,
+    _deeply_frozen,
+    _freeze_mapping,
+    _metadata_field,
+    _new,
+    _set,
+    _slot_setters,
+)
+from stageflow_trio.context._parse import (
+    _check_mapping,
+    _datetime_or_none,
+    _fromisoformat,
+    _iso_text,
+    _mapping_or_none,
+    _missing_key,
+    _path,
+)
+from stageflow_trio.utils.frozen import FrozenDict
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["Message", "RoutingDecision"]
+
+
+@attrs.frozen
+class Message:
+    """One message of a conversation.
+
+    Attributes:
+        role: Who spoke: ``"user"``, ``"assistant"`` or ``"system"``.
+        content: The message text.
+        timestamp: When it was said, if known.
+        metadata: Free-form data, deep-frozen.
+    """
+
+    role: str
+    content: str
+    timestamp: datetime | None = None
+    metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_metadata_field)
+    # isoformat() of timestamp once computed; before that, possibly a 1-tuple
+    # holding the text it was parsed from, to be checked on first use.
+    _timestamp_iso: str | tuple[str] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False, hash=False
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``role``, ``content``, ``timestamp`` (ISO or None), ``metadata``.
+
+        ``metadata`` is the message's own read-only FrozenDict (stageflow hands
+        out its own dict there too); copy it before changing it.
+        """
+        timestamp = self._timestamp_iso
+        if type(timestamp) is not str:
+            timestamp = _timestamp_text(self)
+        return {
+            "role": self.role,
+            "content": self.content,
+            "timestamp": timestamp,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """Build a message from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: ``role`` or ``content`` is missing, or the timestamp is not ISO 8601.
+            TypeError: ``data`` or ``metadata`` is not a mapping.
+        """
+        return _message_from_dict(data, None)
+
+
+def _timestamp_text(message: Message) -> str | None:
+    """Fill ``message``'s timestamp-text cache and return it."""
+    timestamp = message.timestamp
+    if timestamp is None:
+        return None
+    cached = message._timestamp_iso
+    text = _iso_text(timestamp, cached[0] if cached is not None else None)
+    _set(message, "_timestamp_iso", text)
+    return text
+
+
+(
+    _set_message_role,
+    _set_message_content,
+    _set_message_timestamp,
+    _set_message_metadata,
+    _set_message_timestamp_iso,
+) = _slot_setters(Message, "role", "content", "timestamp", "metadata", "_timestamp_iso")
+
+
+def _message_from_dict(data: Any, where: str | None, index: int | None = None) -> Message:
+    """Parse a serialized message; errors name ``where[index]`` (or ``where``)."""
+    try:
+        role = data["role"]
+        content = data["content"]
+        get = data.get
+    except KeyError as exc:
+        _missing_key(exc, _path(where, index))
+    except (TypeError, AttributeError):
+        # Not a mapping (a str, a list, None, ...): say so, naming the path.
+        _check_mapping(data, _path(where, index))
+        raise
+    text = get("timestamp")
+    iso = None
+    if not text:
+        timestamp = None
+    elif type(text) is str:
+        try:
+            timestamp = _fromisoformat(text)
+        except ValueError:
+            _datetime_or_none(text, "timestamp", _path(where, index))  # raises, naming the path
+            raise
+        iso = (text,)  # checked on first to_dict(), if any
+    else:
+        timestamp = _datetime_or_none(text, "timestamp", _path(where, index))
+    metadata = get("metadata")
+    if metadata is None:
+        metadata = _EMPTY_DICT
+    elif type(metadata) is FrozenDict:
+        if not _deeply_frozen(metadata.values()):
+            metadata = _freeze_mapping(metadata)
+    elif isinstance(metadata, dict):
+        metadata = _freeze_mapping(metadata)
+    else:
+        metadata = _freeze_mapping(_mapping_or_none(metadata, "metadata", _path(where, index)))
+    message: Message = _new(Message)
+    _set_message_role(message, role)
+    _set_message_content(message, content)
+    _set_message_timestamp(message, timestamp)
+    _set_message_metadata(message, metadata)
+    _set_message_timestamp_iso(message, iso)
+    return message
+
+
+@attrs.frozen
+class RoutingDecision:
+    """Which agent, pipeline and topology the router chose, and why.
+
+    Attributes:
+        agent_id: The chosen agent.
+        pipeline_name: The chosen pipeline.
+        topology: The chosen topology.
+        reason: Why, if the router said.
+    """
+
+    agent_id: str
+    pipeline_name: str
+    topology: str
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ``agent_id``, ``pipeline_name``, ``topology``, ``reason``."""
+        return {
+            "agent_id": self.agent_id,
+            "pipeline_name": self.pipeline_name,
+            "topology": self.topology,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoutingDecision:
+        """Build a routing decision from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: ``agent_id``, ``pipeline_name`` or ``topology`` is missing.
+            TypeError: ``data`` is not a mapping.
+        """
+        return _routing_from_dict(data, None)
+
+
+def _routing_from_dict(data: Any, where: str | None, key: str | None = None) -> RoutingDecision:
+    """Parse a serialized routing decision; errors name ``where.key`` (or ``where``)."""
+    if not isinstance(data, dict):
+        _check_mapping(data, _path(where, key))
+    try:
+        return RoutingDecision(
+            data["agent_id"], data["pipeline_name"], data["topology"], data.get("reason")
+        )
+    except KeyError as exc:
+        _missing_key(exc, _path(where, key))

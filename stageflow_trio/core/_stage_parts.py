@@ -10,7 +10,7 @@ import attrs
 
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_enums import StageStatus
-from stageflow_trio.utils._frozen import FrozenDict, FrozenList, _freeze_dict
+from stageflow_trio.utils.frozen import FrozenDict, FrozenList, _freeze_dict
 
 __all__ = ["StageArtifact", "StageEvent"]
 

@@ -5,11 +5,194 @@ A :class:`StageContext` is a frozen per-stage view of a run: the immutable
 :class:`~stageflow_trio.stages.inputs.StageInputs` (the outputs of its declared
 dependencies), its name, the run's timer and an optional event sink. Stages do
 not mutate it; they return a ``StageOutput``.
+
+The engine builds one per stage run, so construction only stores five
+references: no copies and no validation (it costs the same as the reference's
+frozen dataclass).
 """
 
 from __future__ import annotations
 
-from ._stage_context import StageContext as StageContext
-from ._stage_context import create_stage_context as create_stage_context
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.events.sink import EventSink
+from stageflow_trio.stages.inputs import StageInputs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from uuid import UUID
+
+    # Lazy on purpose: at runtime it would pull the context package (and
+    # cattrs) into `import stageflow_trio`, about 30 ms; see test_exports.
+    from stageflow_trio.context.context_snapshot import ContextSnapshot  # noqa: TC004
+    from stageflow_trio.stages.context import PipelineContext
 
 __all__ = ["StageContext", "create_stage_context"]
+
+logger = logging.getLogger("stageflow_trio.core.stage_context")
+
+# Attributes every LogRecord has (plus the two that logging reserves); an
+# ``extra=`` key equal to one of them makes Logger.makeRecord raise KeyError.
+_RESERVED_LOG_KEYS = frozenset(
+    logging.LogRecord("", logging.DEBUG, "", 0, "", None, None).__dict__
+) | {"message", "asctime"}
+
+
+def _log_extra(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` without the keys that ``logging`` refuses in ``extra=``.
+
+    The reference passes event payloads straight to ``extra=``, so a payload
+    key such as ``"name"`` makes ``try_emit_event`` raise KeyError whenever
+    DEBUG logging is on. Dropping those keys from the log record keeps the
+    event methods from raising.
+    """
+    if _RESERVED_LOG_KEYS.isdisjoint(payload):
+        return dict(payload)
+    return {k: v for k, v in payload.items() if k not in _RESERVED_LOG_KEYS}
+
+
+@attrs.frozen
+class StageContext:
+    """The frozen execution context of one stage run.
+
+    Implements :class:`~stageflow_trio.protocols.ExecutionContext`.
+
+    Args:
+        snapshot: The run's immutable input snapshot.
+        inputs: The stage's view of prior outputs and ports.
+        stage_name: The name of the stage being run.
+        timer: The run's shared timer.
+        event_sink: Where :meth:`try_emit_event` sends events; None logs them at DEBUG.
+    """
+
+    snapshot: ContextSnapshot[Any]
+    inputs: StageInputs
+    stage_name: str
+    timer: PipelineTimer
+    event_sink: EventSink | None = None
+
+    @property
+    def pipeline_run_id(self) -> UUID | None:
+        """The snapshot's pipeline run id."""
+        return self.snapshot.pipeline_run_id
+
+    @property
+    def request_id(self) -> UUID | None:
+        """The snapshot's request id."""
+        return self.snapshot.request_id
+
+    @property
+    def execution_mode(self) -> str | None:
+        """The snapshot's execution mode."""
+        return self.snapshot.execution_mode
+
+    @property
+    def started_at(self) -> datetime:
+        """When the run's timer started (UTC)."""
+        return self.timer.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """The snapshot's ``to_dict()`` plus ``stage_name`` and ``started_at`` (ISO string)."""
+        result = self.snapshot.to_dict()
+        result["stage_name"] = self.stage_name
+        result["started_at"] = self.started_at.isoformat()
+        return result
+
+    def try_emit_event(self, type: str, data: dict[str, Any]) -> None:  # noqa: A002
+        """Emit ``type`` through the event sink, fire-and-forget; never raises for sink errors.
+
+        The payload is ``{"pipeline_run_id", "request_id", "execution_mode", **data}``
+        (ids as strings or None; keys in ``data`` win). An exception from the
+        sink's ``try_emit`` is logged as a warning and suppressed. Without a
+        sink the event is logged at DEBUG.
+        """
+        run_id = self.snapshot.pipeline_run_id
+        request_id = self.snapshot.request_id
+        enriched = {
+            "pipeline_run_id": str(run_id) if run_id else None,
+            "request_id": str(request_id) if request_id else None,
+            "execution_mode": self.snapshot.execution_mode,
+            **data,
+        }
+        sink = self.event_sink
+        if sink is None:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("Event (no sink): %s", type, extra=_log_extra(enriched))
+            return
+        try:
+            sink.try_emit(type=type, data=enriched)
+        except Exception as exc:  # noqa: BLE001 - emission is best-effort by contract
+            logger.warning("Failed to emit event %s: %s", type, exc)
+
+    def record_stage_event(self, stage: str, status: str, **kwargs: Any) -> None:
+        """Emit ``stage.{status}`` with ``{stage, status, stage_name, **kwargs}`` via :meth:`try_emit_event`."""
+        self.try_emit_event(
+            f"stage.{status}",
+            {"stage": stage, "status": status, "stage_name": self.stage_name, **kwargs},
+        )
+
+    def as_pipeline_context(
+        self,
+        *,
+        data: dict[str, Any] | None = None,
+        configuration: dict[str, Any] | None = None,
+        service: str | None = None,
+        db: Any = None,
+    ) -> PipelineContext:
+        """A new mutable :class:`~stageflow_trio.stages.context.PipelineContext` for this run.
+
+        It carries the snapshot's ids, topology and execution mode, shallow
+        copies of ``data`` and ``configuration`` (empty when not given),
+        ``service`` (default ``"pipeline"``), ``db``, and this context's event
+        sink (the global sink when this context has none). Use it to call APIs
+        that need the orchestration context, such as spawning a subpipeline.
+        """
+        # Imported here: stages.context imports this module.
+        from stageflow_trio.stages.context import PipelineContext
+
+        snapshot = self.snapshot
+        extra: dict[str, Any] = {}
+        if self.event_sink is not None:
+            extra["event_sink"] = self.event_sink
+        return PipelineContext(
+            pipeline_run_id=snapshot.pipeline_run_id,
+            request_id=snapshot.request_id,
+            session_id=snapshot.session_id,
+            user_id=snapshot.user_id,
+            org_id=snapshot.org_id,
+            interaction_id=snapshot.interaction_id,
+            topology=snapshot.topology,
+            configuration=configuration.copy() if configuration else {},
+            execution_mode=snapshot.execution_mode,
+            service=service or "pipeline",
+            data=data.copy() if data else {},
+            db=db,
+            **extra,
+        )
+
+    @classmethod
+    def now(cls) -> datetime:
+        """The current UTC time (a timezone-aware datetime)."""
+        return datetime.now(UTC)
+
+
+def create_stage_context(
+    snapshot: ContextSnapshot[Any],
+    inputs: StageInputs,
+    stage_name: str,
+    timer: PipelineTimer,
+    event_sink: EventSink | None = None,
+) -> StageContext:
+    """Build a :class:`StageContext` (same arguments as the constructor)."""
+    return StageContext(
+        snapshot=snapshot,
+        inputs=inputs,
+        stage_name=stage_name,
+        timer=timer,
+        event_sink=event_sink,
+    )

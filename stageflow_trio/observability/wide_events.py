@@ -6,8 +6,179 @@ block a stage. Ids are strings or ``None``; timestamps ISO 8601.
 
 from __future__ import annotations
 
-from ._wide_events import WideEventEmitter as WideEventEmitter
-from ._wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
-from ._wide_events import emit_stage_wide_event as emit_stage_wide_event
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stageflow_trio._time import utc_now
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
 
 __all__ = ["WideEventEmitter", "emit_pipeline_wide_event", "emit_stage_wide_event"]
+
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _context_metadata(ctx: PipelineContext) -> dict[str, Any]:
+    return {
+        "pipeline_run_id": _str_or_none(ctx.pipeline_run_id),
+        "request_id": _str_or_none(ctx.request_id),
+        "session_id": _str_or_none(ctx.session_id),
+        "user_id": _str_or_none(ctx.user_id),
+        "org_id": _str_or_none(ctx.org_id),
+        "topology": ctx.topology,
+        "execution_mode": ctx.execution_mode,
+        "service": ctx.service,
+    }
+
+
+def _millis(started_at: datetime, ended_at: datetime) -> int:
+    return int((ended_at - started_at).total_seconds() * 1000)
+
+
+def _summary(result: StageResult) -> dict[str, Any]:
+    return {
+        "stage": result.name,
+        "status": result.status,
+        "started_at": result.started_at.isoformat(),
+        "ended_at": result.ended_at.isoformat(),
+        "duration_ms": _millis(result.started_at, result.ended_at),
+        "error": result.error,
+        "data_keys": sorted(result.data.keys()),
+    }
+
+
+@attrs.define
+class WideEventEmitter:
+    """Builds and emits wide events; one instance may be shared by many graphs.
+
+    Args:
+        stage_event_type: Event type of per-stage events.
+        pipeline_event_type: Event type of per-run events.
+    """
+
+    stage_event_type: str = "stage.wide"
+    pipeline_event_type: str = "pipeline.wide"
+
+    def emit_stage_event(
+        self,
+        *,
+        ctx: PipelineContext,
+        result: StageResult,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Emit ``stage.wide`` for ``result`` through ``ctx.event_sink.try_emit``."""
+        payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
+        ctx.event_sink.try_emit(type=self.stage_event_type, data=payload)
+
+    def emit_pipeline_event(
+        self,
+        *,
+        ctx: PipelineContext,
+        stage_results: Mapping[str, StageResult],
+        pipeline_name: str | None = None,
+        status: str | None = None,
+        duration_ms: int | None = None,
+        started_at: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Emit ``pipeline.wide`` summarizing ``stage_results``."""
+        payload = self.build_pipeline_payload(
+            ctx=ctx,
+            stage_results=stage_results,
+            pipeline_name=pipeline_name,
+            status=status,
+            duration_ms=duration_ms,
+            started_at=started_at,
+            extra=extra,
+        )
+        ctx.event_sink.try_emit(type=self.pipeline_event_type, data=payload)
+
+    @staticmethod
+    def build_stage_payload(
+        *,
+        ctx: PipelineContext,
+        result: StageResult,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The ``stage.wide`` payload: context metadata, the stage summary, ``extra``."""
+        payload = {**_context_metadata(ctx), **_summary(result)}
+        if extra:
+            payload["extra"] = dict(extra)
+        return payload
+
+    @staticmethod
+    def build_pipeline_payload(
+        *,
+        ctx: PipelineContext,
+        stage_results: Mapping[str, StageResult],
+        pipeline_name: str | None = None,
+        status: str | None = None,
+        duration_ms: int | None = None,
+        started_at: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The ``pipeline.wide`` payload.
+
+        ``pipeline_name`` falls back to ``ctx.topology``, then ``"pipeline"``;
+        ``status`` to ``"failed"`` when any stage failed, else ``"completed"``;
+        ``duration_ms`` is measured from ``started_at`` when not given.
+        """
+        if duration_ms is None and started_at is not None:
+            duration_ms = _millis(started_at, utc_now())
+        details = [_summary(result) for result in stage_results.values()]
+        if not status:
+            status = "failed" if any(d["status"] == "failed" for d in details) else "completed"
+        payload: dict[str, Any] = {
+            **_context_metadata(ctx),
+            "pipeline_name": pipeline_name or ctx.topology or "pipeline",
+            "status": status,
+            "duration_ms": duration_ms,
+            "stage_counts": dict(Counter(result.status for result in stage_results.values())),
+            "stage_details": details,
+        }
+        if extra:
+            payload["extra"] = dict(extra)
+        return payload
+
+
+def emit_stage_wide_event(
+    *,
+    ctx: PipelineContext,
+    result: StageResult,
+    emitter: WideEventEmitter | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Emit ``stage.wide`` with ``emitter`` (a default one when omitted)."""
+    (emitter or WideEventEmitter()).emit_stage_event(ctx=ctx, result=result, extra=extra)
+
+
+def emit_pipeline_wide_event(
+    *,
+    ctx: PipelineContext,
+    stage_results: Mapping[str, StageResult],
+    emitter: WideEventEmitter | None = None,
+    pipeline_name: str | None = None,
+    status: str | None = None,
+    duration_ms: int | None = None,
+    started_at: datetime | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Emit ``pipeline.wide`` with ``emitter`` (a default one when omitted)."""
+    (emitter or WideEventEmitter()).emit_pipeline_event(
+        ctx=ctx,
+        stage_results=stage_results,
+        pipeline_name=pipeline_name,
+        status=status,
+        duration_ms=duration_ms,
+        started_at=started_at,
+        extra=extra,
+    )

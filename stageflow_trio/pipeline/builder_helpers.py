@@ -1,15 +1,22 @@
 """Shortcuts for common DAG shapes on top of :class:`PipelineBuilder`.
 
 Every helper returns a new builder (builders are immutable).
+
+Stages are added in dependency order, so each ``with_stage`` call validates
+only the new stage.
 """
 
 from __future__ import annotations
 
-from ._builder_helpers import FluentPipelineBuilder as FluentPipelineBuilder
-from ._builder_helpers import with_conditional_branch as with_conditional_branch
-from ._builder_helpers import with_fan_out_fan_in as with_fan_out_fan_in
-from ._builder_helpers import with_linear_chain as with_linear_chain
-from ._builder_helpers import with_parallel_stages as with_parallel_stages
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from stageflow_trio.pipeline._validation import StageDefinitionTypeError
+from stageflow_trio.pipeline.builder import PipelineBuilder
+
+if TYPE_CHECKING:
+    from stageflow_trio.pipeline.dag import StageGraph
+    from stageflow_trio.pipeline.spec import RunnerLike
 
 __all__ = [
     "FluentPipelineBuilder",
@@ -18,3 +25,273 @@ __all__ = [
     "with_linear_chain",
     "with_parallel_stages",
 ]
+
+StageFactory = Callable[[int], tuple[str, "RunnerLike"]]
+"""``factory(index) -> (stage name, runner)``."""
+
+
+def _check_count(helper: str, param: str, count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise StageDefinitionTypeError(f"{helper}: {param} must be an int; got {count!r}")
+    return count
+
+
+def _check_factory(helper: str, param: str, factory: object) -> None:
+    if not callable(factory):
+        raise StageDefinitionTypeError(
+            f"{helper}: {param} must be a callable index -> (name, runner); "
+            f"got {type(factory).__name__}"
+        )
+
+
+def _pair(helper: str, what: str, value: object) -> tuple[str, RunnerLike]:
+    # The reference unpacks blindly; a wrong shape should say which argument it was.
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise StageDefinitionTypeError(
+            f"{helper}: {what} must be a (name, runner) pair; got {value!r}"
+        )
+    name, runner = value
+    return name, runner
+
+
+def _chain(
+    helper: str,
+    builder: PipelineBuilder,
+    count: int,
+    stage_factory: StageFactory,
+    first_depends_on: tuple[str, ...] | None,
+) -> tuple[PipelineBuilder, str | None]:
+    count = _check_count(helper, "count", count)
+    if count <= 0:
+        return builder, None
+    _check_factory(helper, "stage_factory", stage_factory)
+    result = builder
+    previous: str | None = None
+    for index in range(count):
+        name, runner = _pair(helper, f"stage_factory({index})", stage_factory(index))
+        deps = (first_depends_on or ()) if previous is None else (previous,)
+        result = result.with_stage(name=name, runner=runner, dependencies=deps)
+        previous = name
+    return result, previous
+
+
+def with_linear_chain(
+    builder: PipelineBuilder,
+    count: int,
+    stage_factory: StageFactory,
+    *,
+    first_depends_on: tuple[str, ...] | None = None,
+) -> PipelineBuilder:
+    """Add ``count`` stages where each depends on the one before it.
+
+    The first stage depends on ``first_depends_on`` (or nothing). ``count <= 0``
+    returns ``builder`` unchanged.
+
+    Raises:
+        StageDefinitionTypeError: ``count`` is not an int, the factory is not callable
+            or returns something other than a ``(name, runner)`` pair.
+        PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
+    """
+    result, _ = _chain("with_linear_chain", builder, count, stage_factory, first_depends_on)
+    return result
+
+
+def with_parallel_stages(
+    builder: PipelineBuilder,
+    count: int,
+    stage_factory: StageFactory,
+    *,
+    depends_on: tuple[str, ...] | None = None,
+    _prefix: str = "parallel",
+) -> PipelineBuilder:
+    """Add ``count`` independent stages that all depend on ``depends_on`` (or nothing).
+
+    ``count <= 0`` returns ``builder`` unchanged. ``_prefix`` is accepted for
+    compatibility and unused (the factory names the stages).
+
+    Raises:
+        StageDefinitionTypeError: as :func:`with_linear_chain`.
+        PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
+    """
+    helper = "with_parallel_stages"
+    count = _check_count(helper, "count", count)
+    if count <= 0:
+        return builder
+    _check_factory(helper, "stage_factory", stage_factory)
+    deps = depends_on or ()
+    result = builder
+    for index in range(count):
+        name, runner = _pair(helper, f"stage_factory({index})", stage_factory(index))
+        result = result.with_stage(name=name, runner=runner, dependencies=deps)
+    return result
+
+
+def with_fan_out_fan_in(
+    builder: PipelineBuilder,
+    fan_out_stage: tuple[str, RunnerLike],
+    parallel_count: int,
+    parallel_factory: StageFactory,
+    fan_in_stage: tuple[str, RunnerLike],
+    *,
+    fan_out_depends_on: tuple[str, ...] | None = None,
+) -> PipelineBuilder:
+    """Add a fan-out stage, ``parallel_count`` workers depending on it, and a fan-in stage.
+
+    The fan-out stage depends on ``fan_out_depends_on`` (or nothing); the fan-in stage
+    depends on every worker (on nothing when ``parallel_count <= 0``).
+
+    Raises:
+        StageDefinitionTypeError: a stage argument is not a ``(name, runner)`` pair,
+            ``parallel_count`` is not an int, or the factory is not callable.
+        PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
+    """
+    helper = "with_fan_out_fan_in"
+    fan_out_name, fan_out_runner = _pair(helper, "fan_out_stage", fan_out_stage)
+    fan_in_name, fan_in_runner = _pair(helper, "fan_in_stage", fan_in_stage)
+    count = _check_count(helper, "parallel_count", parallel_count)
+    if count > 0:
+        _check_factory(helper, "parallel_factory", parallel_factory)
+    result = builder.with_stage(
+        name=fan_out_name, runner=fan_out_runner, dependencies=fan_out_depends_on or ()
+    )
+    workers: list[str] = []
+    for index in range(count):
+        name, runner = _pair(helper, f"parallel_factory({index})", parallel_factory(index))
+        workers.append(name)
+        result = result.with_stage(name=name, runner=runner, dependencies=(fan_out_name,))
+    return result.with_stage(name=fan_in_name, runner=fan_in_runner, dependencies=tuple(workers))
+
+
+def with_conditional_branch(
+    builder: PipelineBuilder,
+    router_stage: tuple[str, RunnerLike],
+    branches: dict[str, tuple[str, RunnerLike]],
+    merge_stage: tuple[str, RunnerLike] | None = None,
+    *,
+    router_depends_on: tuple[str, ...] | None = None,
+) -> PipelineBuilder:
+    """Add a router, one conditional stage per branch depending on it, and an optional merge.
+
+    ``branches`` maps a branch label to its ``(stage name, runner)``; each branch stage
+    is ``conditional=True``. The merge stage, if given, depends on every branch stage.
+
+    Raises:
+        StageDefinitionTypeError: a stage argument is not a ``(name, runner)`` pair, or
+            ``branches`` is not a mapping.
+        PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
+    """
+    helper = "with_conditional_branch"
+    router_name, router_runner = _pair(helper, "router_stage", router_stage)
+    if not isinstance(branches, Mapping):
+        raise StageDefinitionTypeError(
+            f"{helper}: branches must be a mapping of branch label to (name, runner); "
+            f"got {type(branches).__name__}"
+        )
+    result = builder.with_stage(
+        name=router_name, runner=router_runner, dependencies=router_depends_on or ()
+    )
+    branch_names: list[str] = []
+    for label, branch in branches.items():
+        name, runner = _pair(helper, f"branches[{label!r}]", branch)
+        branch_names.append(name)
+        result = result.with_stage(
+            name=name, runner=runner, dependencies=(router_name,), conditional=True
+        )
+    if merge_stage:
+        merge_name, merge_runner = _pair(helper, "merge_stage", merge_stage)
+        result = result.with_stage(
+            name=merge_name, runner=merge_runner, dependencies=tuple(branch_names)
+        )
+    return result
+
+
+class FluentPipelineBuilder:
+    """A mutable, chainable front end to :class:`PipelineBuilder` and the helpers.
+
+    It remembers the last stage added (``_last_stage``): ``linear_chain``,
+    ``parallel`` and ``fan_out_fan_in`` hang off it when no dependencies are given.
+    ``stage()`` adds exactly the dependencies it is given, none by default.
+    After ``parallel`` there is no single last stage, so it is cleared.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._builder = PipelineBuilder(name=name)
+        self._last_stage: str | None = None
+
+    def stage(
+        self,
+        name: str,
+        runner: RunnerLike,
+        *,
+        depends_on: tuple[str, ...] | list[str] | None = None,
+        conditional: bool = False,
+    ) -> FluentPipelineBuilder:
+        """Add one stage depending on ``depends_on`` only; it becomes the last stage."""
+        self._builder = self._builder.with_stage(
+            name=name, runner=runner, dependencies=depends_on, conditional=conditional
+        )
+        self._last_stage = name
+        return self
+
+    def linear_chain(
+        self,
+        count: int,
+        factory: StageFactory,
+        *,
+        first_depends_on: tuple[str, ...] | None = None,
+    ) -> FluentPipelineBuilder:
+        """Add a chain; without ``first_depends_on`` it starts after the last stage."""
+        deps = first_depends_on
+        if deps is None and self._last_stage:
+            deps = (self._last_stage,)
+        builder, last = _chain("linear_chain", self._builder, count, factory, deps)
+        self._builder = builder
+        if last is not None:
+            self._last_stage = last
+        return self
+
+    def parallel(
+        self,
+        count: int,
+        factory: StageFactory,
+        *,
+        depends_on: tuple[str, ...] | None = None,
+    ) -> FluentPipelineBuilder:
+        """Add parallel stages; without ``depends_on`` they depend on the last stage."""
+        deps = depends_on
+        if deps is None and self._last_stage:
+            deps = (self._last_stage,)
+        self._builder = with_parallel_stages(
+            self._builder, count=count, stage_factory=factory, depends_on=deps
+        )
+        self._last_stage = None
+        return self
+
+    def fan_out_fan_in(
+        self,
+        fan_out: tuple[str, RunnerLike],
+        parallel_count: int,
+        parallel_factory: StageFactory,
+        fan_in: tuple[str, RunnerLike],
+    ) -> FluentPipelineBuilder:
+        """Add fan-out/fan-in after the last stage; the fan-in stage becomes the last."""
+        deps = (self._last_stage,) if self._last_stage else None
+        self._builder = with_fan_out_fan_in(
+            self._builder,
+            fan_out_stage=fan_out,
+            parallel_count=parallel_count,
+            parallel_factory=parallel_factory,
+            fan_in_stage=fan_in,
+            fan_out_depends_on=deps,
+        )
+        self._last_stage = fan_in[0]
+        return self
+
+    def build(self, **kwargs: Any) -> StageGraph:
+        """Build the graph (:meth:`PipelineBuilder.build` with the same keywords)."""
+        return self._builder.build(**kwargs)
+
+    @property
+    def builder(self) -> PipelineBuilder:
+        """The immutable builder accumulated so far."""
+        return self._builder

@@ -10,13 +10,23 @@ to its stages). The reference read ``ctx.snapshot`` only, which a
 PipelineContext does not have, so its checks never ran.
 """
 
+# Hooks implement a fixed interface, so unused hook arguments are expected.
+# ruff: noqa: ARG002
+
 from __future__ import annotations
 
-from ._interceptors_hardening import SNAPSHOT_DATA_KEY as SNAPSHOT_DATA_KEY
-from ._interceptors_hardening import ContextSizeInterceptor as ContextSizeInterceptor
-from ._interceptors_hardening import ContextSizeMetric as ContextSizeMetric
-from ._interceptors_hardening import ImmutabilityInterceptor as ImmutabilityInterceptor
-from ._interceptors_hardening import ImmutabilityViolationError as ImmutabilityViolationError
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
+
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
 
 __all__ = [
     "SNAPSHOT_DATA_KEY",
@@ -25,3 +35,231 @@ __all__ = [
     "ImmutabilityInterceptor",
     "ImmutabilityViolationError",
 ]
+
+logger = logging.getLogger("stageflow_trio.hardening")
+
+SNAPSHOT_DATA_KEY = "snapshot"
+"""The pipeline-data key the hardening interceptors read the snapshot from on a PipelineContext."""
+
+SnapshotGetter = Callable[[Any], Any]
+
+
+def _default_snapshot(ctx: Any) -> Any:
+    snapshot = getattr(ctx, "snapshot", None)
+    if snapshot is None:
+        data = getattr(ctx, "data", None)
+        if isinstance(data, Mapping):
+            snapshot = data.get(SNAPSHOT_DATA_KEY)
+    return snapshot
+
+
+def _as_payload(snapshot: Any) -> Any:
+    serializer = getattr(snapshot, "to_dict", None)
+    return serializer() if callable(serializer) else snapshot
+
+
+class ImmutabilityViolationError(CriticalInterceptorError, RuntimeError):
+    """A stage mutated the snapshot it was given.
+
+    The message is ``"Immutability violation: Stage '{stage}' mutated the
+    input ContextSnapshot."``. A critical interceptor error, so it escapes the
+    chain (the legacy graph raises it as StageExecutionError); also a
+    RuntimeError, what the reference raised (and then swallowed).
+    """
+
+    def __init__(self, stage_name: str) -> None:
+        super().__init__(
+            f"Immutability violation: Stage '{stage_name}' mutated the input ContextSnapshot.",
+            "immutability_check",
+        )
+        self.stage_name = stage_name
+
+
+class ImmutabilityInterceptor(BaseInterceptor):
+    """Fails (or logs) a stage that changed the snapshot's serialized form.
+
+    Compares the sorted JSON of the snapshot's ``to_dict()`` before and after
+    the stage. Priority 10.
+
+    Args:
+        crash_on_violation: Raise :class:`ImmutabilityViolationError` from
+            ``after``; when False, log the violation as an error instead.
+        snapshot_getter: ``ctx -> snapshot or None``; see the module docstring
+            for the default.
+    """
+
+    name: str = "immutability_check"
+    priority: int = 10
+
+    def __init__(
+        self, crash_on_violation: bool = True, *, snapshot_getter: SnapshotGetter | None = None
+    ) -> None:
+        self.crash_on_violation = crash_on_violation
+        self._snapshot_getter = snapshot_getter or _default_snapshot
+        # (id(ctx), stage) -> the snapshot's JSON before the stage.
+        self._before: dict[tuple[int, str], str] = {}
+
+    def _serialize(self, stage_name: str, ctx: Any) -> str | None:
+        try:
+            snapshot = self._snapshot_getter(ctx)
+            if snapshot is None:
+                return None
+            return json.dumps(_as_payload(snapshot), sort_keys=True, default=str)
+        except Exception as exc:  # noqa: BLE001 - a check must never break the stage
+            logger.warning(
+                "Immutability check could not serialize the snapshot of stage %s: %s",
+                stage_name,
+                exc,
+                extra={"stage": stage_name, "error": str(exc)},
+            )
+            return None
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        """Record the snapshot's JSON (nothing when there is no snapshot)."""
+        serialized = self._serialize(stage_name, ctx)
+        if serialized is None:
+            logger.debug("Immutability check: no snapshot before stage %s", stage_name)
+            return
+        self._before[(id(ctx), stage_name)] = serialized
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        """Compare with the recorded JSON.
+
+        Raises:
+            ImmutabilityViolationError: the snapshot changed and ``crash_on_violation``.
+        """
+        if self._changed(stage_name, ctx):
+            error = ImmutabilityViolationError(stage_name)
+            if self.crash_on_violation:
+                raise error
+            logger.error(str(error), extra={"stage": stage_name})
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        """Check a cancelled or aborted call too, but only log a violation."""
+        if self._changed(stage_name, ctx):
+            logger.error(str(ImmutabilityViolationError(stage_name)), extra={"stage": stage_name})
+
+    def _changed(self, stage_name: str, ctx: Any) -> bool:
+        before = self._before.pop((id(ctx), stage_name), None)
+        if before is None:
+            return False
+        after = self._serialize(stage_name, ctx)
+        return after is not None and after != before
+
+
+@attrs.frozen
+class ContextSizeMetric:
+    """The context size measured after one call of a stage.
+
+    Attributes:
+        stage: The stage name.
+        size_bytes: Length of the JSON of the snapshot plus the pipeline data.
+        growth_bytes: ``size_bytes`` minus the size measured before the stage.
+    """
+
+    stage: str
+    size_bytes: int
+    growth_bytes: int
+
+
+class ContextSizeInterceptor(BaseInterceptor):
+    """Warns when the context is large or a stage grows it a lot, and records the sizes.
+
+    The size is the length of the JSON (``default=str``) of the snapshot's
+    ``to_dict()`` (when there is a snapshot) plus that of the pipeline data.
+    Before a stage it warns when the size exceeds ``max_size_bytes``; after it,
+    when the stage added more than ``warn_on_growth_bytes``. After each stage
+    it records a :class:`ContextSizeMetric` (see :attr:`metrics`) and calls
+    ``ctx.record_metric("context_size_bytes", size, {"stage": name})`` when the
+    context has that method. Priority 42.
+
+    Args:
+        max_size_bytes: Size above which it warns (default 1 MiB).
+        warn_on_growth_bytes: Growth within one stage above which it warns (default 100 KiB).
+        snapshot_getter: ``ctx -> snapshot or None``; see the module docstring.
+    """
+
+    name: str = "context_size"
+    priority: int = 42
+
+    def __init__(
+        self,
+        max_size_bytes: int = 1024 * 1024,
+        warn_on_growth_bytes: int = 100 * 1024,
+        *,
+        snapshot_getter: SnapshotGetter | None = None,
+    ) -> None:
+        self.max_size_bytes = max_size_bytes
+        self.warn_on_growth_bytes = warn_on_growth_bytes
+        self._snapshot_getter = snapshot_getter or _default_snapshot
+        self._sizes: dict[tuple[int, str], int] = {}
+        self._metrics: dict[str, ContextSizeMetric] = {}
+
+    @property
+    def metrics(self) -> dict[str, ContextSizeMetric]:
+        """The latest measurement of each stage, by stage name (a copy)."""
+        return dict(self._metrics)
+
+    def _estimate_size(self, ctx: Any) -> int:
+        snapshot = self._snapshot_getter(ctx)
+        snapshot_payload = {} if snapshot is None else _as_payload(snapshot)
+        data = getattr(ctx, "data", None)
+        if data is None:
+            data = {}
+        elif snapshot is not None and data.get(SNAPSHOT_DATA_KEY) is snapshot:
+            # Counted once, as the snapshot, not again as a data value.
+            data = {key: value for key, value in data.items() if key != SNAPSHOT_DATA_KEY}
+        return len(json.dumps(snapshot_payload, default=str)) + len(json.dumps(data, default=str))
+
+    def _measure(self, stage_name: str, ctx: Any) -> int | None:
+        try:
+            return self._estimate_size(ctx)
+        except Exception as exc:  # noqa: BLE001 - monitoring must never break the stage
+            logger.debug("Context size of stage %s could not be measured: %s", stage_name, exc)
+            return None
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        """Measure, and warn when the context is over ``max_size_bytes``."""
+        size = self._measure(stage_name, ctx)
+        if size is None:
+            return
+        self._sizes[(id(ctx), stage_name)] = size
+        if size > self.max_size_bytes:
+            logger.warning(
+                "Context size warning: %.1fKB exceeds limit %.1fKB before stage '%s'",
+                size / 1024,
+                self.max_size_bytes / 1024,
+                stage_name,
+                extra={"stage": stage_name, "size_bytes": size},
+            )
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        """Measure again, warn on large growth, record the metric."""
+        previous = self._sizes.pop((id(ctx), stage_name), None)
+        if previous is None:
+            return
+        size = self._measure(stage_name, ctx)
+        if size is None:
+            return
+        growth = size - previous
+        if growth > self.warn_on_growth_bytes:
+            logger.warning(
+                "Significant context growth: Stage '%s' added %.1fKB (Total: %.1fKB)",
+                stage_name,
+                growth / 1024,
+                size / 1024,
+                extra={"stage": stage_name, "size_bytes": size, "growth_bytes": growth},
+            )
+        self._metrics[stage_name] = ContextSizeMetric(
+            stage=stage_name, size_bytes=size, growth_bytes=growth
+        )
+        record_metric = getattr(ctx, "record_metric", None)
+        if callable(record_metric):
+            try:
+                record_metric("context_size_bytes", size, {"stage": stage_name})
+            except Exception as exc:  # noqa: BLE001 - monitoring must never break the stage
+                logger.debug("record_metric failed for stage %s: %s", stage_name, exc)
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        """Forget the measurement of a cancelled or aborted call."""
+        self._sizes.pop((id(ctx), stage_name), None)

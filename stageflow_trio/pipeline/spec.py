@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from ._spec import CycleDetectedError as CycleDetectedError
-from ._spec import PipelineSpec as PipelineSpec
-from ._spec import PipelineValidationError as PipelineValidationError
-from ._spec import StageRunner as StageRunner
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+from stageflow_trio.contracts.errors import ContractErrorInfo
+from stageflow_trio.errors import StageflowError
+from stageflow_trio.pipeline._validation import (
+    StageDefinitionError,
+    check_bool,
+    check_kwargs,
+    check_name,
+    check_names,
+    check_runner,
+)
+
+if TYPE_CHECKING:
+    from stageflow_trio.core.stage_output import StageOutput
+    from stageflow_trio.stages.context import PipelineContext
 
 __all__ = [
     "CycleDetectedError",
@@ -13,3 +28,186 @@ __all__ = [
     "PipelineValidationError",
     "StageRunner",
 ]
+
+
+class PipelineValidationError(StageflowError):
+    """A pipeline definition is invalid (missing dependency, cycle, conflict, empty).
+
+    Attributes:
+        stages: The stages the problem involves (a list; empty when none apply).
+        error_info: Structured details, or None; ``error_info.code`` is the stable code.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        stages: list[str] | None = None,
+        *,
+        error_info: ContractErrorInfo | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stages: list[str] = list(stages) if stages else []
+        self.error_info = error_info
+
+    def with_context(self, **context: Any) -> PipelineValidationError:
+        """Merge ``context`` into ``error_info.context`` (no-op without info); return self."""
+        if self.error_info is not None:
+            self.error_info = self.error_info.with_context(**context)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize as ``{"message", "stages", "error_info"}`` (error_info may be None)."""
+        return {
+            "message": str(self),
+            "stages": list(self.stages),
+            "error_info": self.error_info.to_dict() if self.error_info is not None else None,
+        }
+
+
+class CycleDetectedError(PipelineValidationError):
+    """The pipeline's dependencies form a cycle (code ``CONTRACT-004-CYCLE``).
+
+    Attributes:
+        cycle_path: The cycle as a path, first stage repeated at the end
+            (``["a", "b", "a"]``: a depends on b, b depends on a).
+        stages: The stages of the cycle, in path order, each once.
+    """
+
+    def __init__(self, cycle_path: list[str], stages: list[str] | None = None) -> None:
+        self.cycle_path = list(cycle_path)
+        info = ContractErrorInfo(
+            code="CONTRACT-004-CYCLE",
+            summary="Pipeline contains a dependency cycle",
+            fix_hint="Break the cycle by removing one dependency in the loop.",
+            doc_url=(
+                "https://github.com/stageflow/stageflow/blob/main/docs/guides/stages.md"
+                "#contract-troubleshooting"
+            ),
+            context={"cycle_path": list(self.cycle_path)},
+        )
+        super().__init__(
+            f"Pipeline contains a cycle: {' -> '.join(self.cycle_path)}",
+            stages=stages or self.cycle_path,
+            error_info=info,
+        )
+
+    def __repr__(self) -> str:
+        return f"CycleDetectedError(cycle_path={self.cycle_path})"
+
+
+@runtime_checkable
+class StageRunner(Protocol):
+    """Anything with ``async execute(ctx: PipelineContext) -> StageOutput`` is a stage runner."""
+
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        """Run the stage against ``ctx`` and report its outcome."""
+        ...
+
+
+AsyncRunner: TypeAlias = Callable[[Any], Awaitable[Any]]
+"""A plain async callable used directly as a stage runner."""
+
+RunnerLike: TypeAlias = type[StageRunner] | StageRunner | AsyncRunner
+"""What a builder accepts as a runner: a stage class, a stage instance, or an async callable."""
+
+
+@attrs.frozen(init=False, hash=False)
+class PipelineSpec:
+    """One stage of a :class:`~stageflow_trio.pipeline.builder.PipelineBuilder` pipeline.
+
+    Immutable; the collections are normalized to tuples and a read-only ``args``.
+
+    Attributes:
+        name: Stage name, unique within the pipeline.
+        runner: A stage class (instantiated with ``args`` for every execution), a stage
+            instance (its ``execute`` is called), or an async callable taking the context.
+        dependencies: Names of the stages that must finish first.
+        inputs: Context keys the stage reads (informational).
+        outputs: Context keys the stage writes (informational).
+        conditional: Whether the stage may be skipped.
+        args: Keyword arguments for a class runner's constructor.
+
+    Raises:
+        StageDefinitionError: (a ValueError) the name is empty or whitespace-only, or
+            the stage depends on itself.
+        StageDefinitionTypeError: (a TypeError) a field has the wrong type.
+    """
+
+    name: str
+    runner: RunnerLike
+    dependencies: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    conditional: bool
+    args: Mapping[str, Any]
+
+    def __init__(
+        self,
+        name: str,
+        runner: RunnerLike,
+        dependencies: Iterable[str] | None = (),
+        inputs: Iterable[str] | None = (),
+        outputs: Iterable[str] | None = (),
+        conditional: bool = False,
+        args: Mapping[str, Any] | None = None,
+    ) -> None:
+        name = check_name("PipelineSpec", name)
+        deps = check_names("PipelineSpec", name, "dependencies", dependencies)
+        if name in deps:
+            raise StageDefinitionError(f"PipelineSpec '{name}' cannot depend on itself")
+        check_runner("PipelineSpec", name, runner)
+        self.__attrs_init__(
+            name,
+            runner,
+            deps,
+            check_names("PipelineSpec", name, "inputs", inputs),
+            check_names("PipelineSpec", name, "outputs", outputs),
+            check_bool("PipelineSpec", name, "conditional", conditional),
+            check_kwargs("PipelineSpec", name, "args", args),
+        )
+
+    def __hash__(self) -> int:
+        # By runner identity and without args, as the reference does: runners and
+        # args need not be hashable.
+        return hash(
+            (
+                self.name,
+                id(self.runner),
+                self.dependencies,
+                self.inputs,
+                self.outputs,
+                self.conditional,
+            )
+        )
+
+
+@attrs.frozen
+class _ClassRunner:
+    """Instantiates a stage class (with its config) for every execution, then runs it."""
+
+    stage_class: type[Any]
+    config: Mapping[str, Any]
+
+    async def __call__(self, ctx: Any) -> Any:
+        stage = self.stage_class(**self.config)
+        return await stage.execute(ctx)
+
+
+@attrs.frozen
+class _InstanceRunner:
+    """Runs the same stage instance's ``execute`` for every execution."""
+
+    stage: Any
+
+    async def __call__(self, ctx: Any) -> Any:
+        return await self.stage.execute(ctx)
+
+
+def as_async_runner(runner: object, config: Mapping[str, Any]) -> AsyncRunner:
+    """Turn a checked runner (class, instance or async callable) into ``async (ctx) -> out``."""
+    if isinstance(runner, type):
+        return _ClassRunner(runner, config)
+    if callable(getattr(runner, "execute", None)):
+        return _InstanceRunner(runner)
+    # check_runner let it through, so it is callable.
+    return runner  # type: ignore[return-value]

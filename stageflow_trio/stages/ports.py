@@ -12,12 +12,11 @@ uses an ``asyncio.Lock``).
 
 from __future__ import annotations
 
-from ._ports import AudioPorts as AudioPorts
-from ._ports import CorePorts as CorePorts
-from ._ports import LLMPorts as LLMPorts
-from ._ports import create_audio_ports as create_audio_ports
-from ._ports import create_core_ports as create_core_ports
-from ._ports import create_llm_ports as create_llm_ports
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
 
 __all__ = [
     "AudioPorts",
@@ -27,3 +26,137 @@ __all__ = [
     "create_core_ports",
     "create_llm_ports",
 ]
+
+_SendStatus = Callable[[str, str, dict[str, Any] | None], Awaitable[None]]
+_SendToken = Callable[[str], Awaitable[None]]
+_SendAudioChunk = Callable[[bytes, str, int, bool], Awaitable[None]]
+_SendTranscript = Callable[[Any, str, float, int], Awaitable[None]]
+
+
+def _check_db_lock(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    # An asyncio.Lock would fail only at first use, inside a stage; catch it here.
+    if value is not None and not isinstance(value, trio.Lock):
+        raise TypeError(f"db_lock must be a trio.Lock or None, got {type(value).__name__}")
+
+
+@attrs.frozen
+class CorePorts:
+    """Capabilities most stages need.
+
+    Attributes:
+        db: A database session, of whatever type the application uses.
+        db_lock: A :class:`trio.Lock` serializing access to ``db``.
+        call_logger_db: A database session for logging provider calls.
+        send_status: ``await send_status(stage, status, data)`` reports progress.
+        call_logger: A logger of provider API calls.
+        retry_fn: A retry helper for failed operations.
+    """
+
+    db: Any = None
+    db_lock: trio.Lock | None = attrs.field(default=None, validator=_check_db_lock)
+    call_logger_db: Any = None
+    send_status: _SendStatus | None = None
+    call_logger: Any = None
+    retry_fn: Any = None
+
+
+@attrs.frozen
+class LLMPorts:
+    """Capabilities of stages that call language models.
+
+    Attributes:
+        llm_provider: The provider that generates text.
+        chat_service: A service that builds chat context and runs the model.
+        llm_chunk_queue: Where streamed model chunks go.
+        send_token: ``await send_token(token)`` streams one token out.
+    """
+
+    llm_provider: Any = None
+    chat_service: Any = None
+    llm_chunk_queue: Any = None
+    send_token: _SendToken | None = None
+
+
+@attrs.frozen
+class AudioPorts:
+    """Capabilities of stages that process speech and audio.
+
+    Attributes:
+        tts_provider: The text-to-speech provider.
+        stt_provider: The speech-to-text provider.
+        send_audio_chunk: ``await send_audio_chunk(chunk, format, sequence, is_final)``.
+        send_transcript: ``await send_transcript(message_id, text, confidence, duration_ms)``.
+        audio_data: Raw input audio.
+        audio_format: The format of ``audio_data`` (e.g. ``"wav"``).
+        tts_text_queue: Where text chunks to synthesize go.
+        recording: Recording metadata.
+    """
+
+    tts_provider: Any = None
+    stt_provider: Any = None
+    send_audio_chunk: _SendAudioChunk | None = None
+    send_transcript: _SendTranscript | None = None
+    audio_data: bytes | None = None
+    audio_format: str | None = None
+    tts_text_queue: Any = None
+    recording: Any = None
+
+
+def create_core_ports(
+    *,
+    db: Any = None,
+    db_lock: trio.Lock | None = None,
+    call_logger_db: Any = None,
+    send_status: _SendStatus | None = None,
+    call_logger: Any = None,
+    retry_fn: Any = None,
+) -> CorePorts:
+    """Build :class:`CorePorts`; every argument defaults to None."""
+    return CorePorts(
+        db=db,
+        db_lock=db_lock,
+        call_logger_db=call_logger_db,
+        send_status=send_status,
+        call_logger=call_logger,
+        retry_fn=retry_fn,
+    )
+
+
+def create_llm_ports(
+    *,
+    llm_provider: Any = None,
+    chat_service: Any = None,
+    llm_chunk_queue: Any = None,
+    send_token: _SendToken | None = None,
+) -> LLMPorts:
+    """Build :class:`LLMPorts`; every argument defaults to None."""
+    return LLMPorts(
+        llm_provider=llm_provider,
+        chat_service=chat_service,
+        llm_chunk_queue=llm_chunk_queue,
+        send_token=send_token,
+    )
+
+
+def create_audio_ports(
+    *,
+    tts_provider: Any = None,
+    stt_provider: Any = None,
+    send_audio_chunk: _SendAudioChunk | None = None,
+    send_transcript: _SendTranscript | None = None,
+    audio_data: bytes | None = None,
+    audio_format: str | None = None,
+    tts_text_queue: Any = None,
+    recording: Any = None,
+) -> AudioPorts:
+    """Build :class:`AudioPorts`; every argument defaults to None."""
+    return AudioPorts(
+        tts_provider=tts_provider,
+        stt_provider=stt_provider,
+        send_audio_chunk=send_audio_chunk,
+        send_transcript=send_transcript,
+        audio_data=audio_data,
+        audio_format=audio_format,
+        tts_text_queue=tts_text_queue,
+        recording=recording,
+    )

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio._serialization import converter
-from stageflow_trio.context import _output_bag as output_bag_impl
+from stageflow_trio.context import output_bag as output_bag_impl
 from stageflow_trio.context import output_bag as output_bag_module
 from stageflow_trio.context.output_bag import OutputBag, OutputConflictError, OutputEntry
 from stageflow_trio.core.stage_enums import StageStatus

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio.contracts import ContractErrorInfo
-from stageflow_trio.contracts._errors import ContractInfoError
+from stageflow_trio.contracts.errors import ContractInfoError
 from stageflow_trio.errors import StageflowError
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=10)

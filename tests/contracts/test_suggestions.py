@@ -9,7 +9,7 @@ from stageflow_trio.contracts import (
     get_contract_suggestion,
     register_suggestion,
 )
-from stageflow_trio.contracts._suggestions import ContractSuggestionError
+from stageflow_trio.contracts.suggestions import ContractSuggestionError
 from stageflow_trio.testing import reset_globals
 
 DEFAULT_CODES = [

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stageflow_trio.core import _timer
+from stageflow_trio.core import timer as _timer
 from stageflow_trio.core import timer as timer_module
 from stageflow_trio.core.timer import PipelineTimer
 

@@ -9,13 +9,13 @@ import pytest
 
 from stageflow_trio.contracts import ContractErrorInfo
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.pipeline._spec import as_async_runner
 from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.spec import (
     CycleDetectedError,
     PipelineSpec,
     PipelineValidationError,
     StageRunner,
+    as_async_runner,
 )
 
 
