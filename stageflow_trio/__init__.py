@@ -8,6 +8,8 @@ Subpipeline names (``SubpipelineSpawner``...) come with their module, not yet po
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .core.stage_context import StageContext as StageContext
 from .core.stage_context import create_stage_context as create_stage_context
 from .core.stage_enums import StageKind as StageKind
@@ -60,7 +62,9 @@ from .stages.ports import create_core_ports as create_core_ports
 from .stages.ports import create_llm_ports as create_llm_ports
 from .stages.result import StageError as StageError
 from .stages.result import StageResult as StageResult
-from .testing import create_test_pipeline_context as create_test_pipeline_context
+
+if TYPE_CHECKING:
+    from .testing import create_test_pipeline_context as create_test_pipeline_context
 
 __version__ = "0.1.0"
 
@@ -119,3 +123,13 @@ __all__ = [
     "run_with_interceptors",
     "set_event_sink",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The testing helpers pull in the snapshot codec and cattrs (about 30 ms);
+    # load them when this name is first used, not on `import stageflow_trio`.
+    if name == "create_test_pipeline_context":
+        from .testing import create_test_pipeline_context
+
+        return create_test_pipeline_context
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

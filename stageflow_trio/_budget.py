@@ -41,15 +41,7 @@ import time
 
 import trio
 
-from stageflow_trio.testing import register_global_reset
-
-__all__ = [
-    "DEFAULT_CALLS",
-    "DEFAULT_SECONDS",
-    "checkpoint_budget",
-    "cooperative_checkpoint",
-    "schedule_point_due",
-]
+from stageflow_trio._globals import register_global_reset
 
 DEFAULT_CALLS = 64
 """Every this-many-th budgeted call after a schedule point is a schedule point."""

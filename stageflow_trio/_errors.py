@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__all__ = ["StageflowError"]
-
 
 class StageflowError(Exception):
     """Base class of every error stageflow_trio raises on purpose."""

@@ -24,8 +24,6 @@ from typing import Any
 
 import cattrs
 
-__all__ = ["converter"]
-
 converter = cattrs.Converter(forbid_extra_keys=True)
 
 

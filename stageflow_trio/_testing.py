@@ -1,8 +1,4 @@
-"""The test fakes, context builders and global-reset registry, behind :mod:`stageflow_trio.testing`.
-
-Most modules import :func:`register_global_reset` at import time, so the
-builders import the rest of the library lazily (or only for type checking).
-"""
+"""The test fakes and context builders that :mod:`stageflow_trio.testing` gathers."""
 
 from __future__ import annotations
 
@@ -10,39 +6,23 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._time import uuid4
+from stageflow_trio.context.context_snapshot import ContextSnapshot
+from stageflow_trio.context.conversation import Conversation
+from stageflow_trio.context.identity import RunIdentity
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.inputs import create_stage_inputs
+
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
     from stageflow_trio.context.types import Message
-    from stageflow_trio.core.stage_context import StageContext
     from stageflow_trio.core.stage_output import StageOutput
-    from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.inputs import StageInputs
     from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
-
-__all__ = [
-    "RecordingEventSink",
-    "create_test_pipeline_context",
-    "create_test_snapshot",
-    "create_test_stage_context",
-    "register_global_reset",
-    "reset_globals",
-]
-
-_resets: list[Callable[[], None]] = []
-
-
-def register_global_reset(reset: Callable[[], None]) -> None:
-    """Register a function that puts one of the library's singletons back to its default."""
-    _resets.append(reset)
-
-
-def reset_globals() -> None:
-    """Reset every process-wide singleton the library keeps (event sink, registries, ...)."""
-    for reset in _resets:
-        reset()
 
 
 class RecordingEventSink:
@@ -101,10 +81,6 @@ def create_test_snapshot(
     when given, become the snapshot's conversation. Other keyword arguments go
     to ``ContextSnapshot``.
     """
-    from stageflow_trio._time import uuid4
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
-    from stageflow_trio.context.conversation import Conversation
-    from stageflow_trio.context.identity import RunIdentity
 
     run_id = RunIdentity(
         pipeline_run_id=pipeline_run_id or uuid4(),
@@ -145,9 +121,6 @@ def create_test_stage_context(
     stage emitted from ``ctx.event_sink.events``. Other keyword arguments go
     to :func:`create_test_snapshot` when no ``snapshot`` is given.
     """
-    from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.timer import PipelineTimer
-    from stageflow_trio.stages.inputs import create_stage_inputs
 
     if snapshot is None:
         snapshot = create_test_snapshot(**snapshot_kwargs)
@@ -196,8 +169,6 @@ def create_test_pipeline_context(
     Every id but ``org_id`` defaults to a new random UUID; the event sink to a
     :class:`RecordingEventSink`. Other keyword arguments go to PipelineContext.
     """
-    from stageflow_trio._time import uuid4
-    from stageflow_trio.stages.context import PipelineContext
 
     return PipelineContext(
         pipeline_run_id=pipeline_run_id or uuid4(),

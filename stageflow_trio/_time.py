@@ -16,15 +16,6 @@ from datetime import UTC, datetime
 
 import trio
 
-__all__ = [
-    "monotonic",
-    "parse_uuid",
-    "utc_now",
-    "utc_now_iso",
-    "uuid4",
-    "uuid7",
-]
-
 
 def monotonic() -> float:
     """Seconds on the engine clock: trio's clock inside a run, else ``time.monotonic()``."""

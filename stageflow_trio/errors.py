@@ -8,6 +8,10 @@ which derives from ``Exception`` as all of the reference's errors do, so
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
+
 from ._errors import StageflowError as StageflowError
 
 __all__ = ["StageflowError"]
+
+publish(__name__)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from stageflow_trio.testing import register_global_reset
+from stageflow_trio._globals import register_global_reset
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 __all__ = [

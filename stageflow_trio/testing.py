@@ -13,12 +13,13 @@ test with pytest-trio's ``autojump_clock`` fixture can assert exact times.
 
 from __future__ import annotations
 
+from ._exports import publish
+from ._globals import register_global_reset as register_global_reset
+from ._globals import reset_globals as reset_globals
 from ._testing import RecordingEventSink as RecordingEventSink
 from ._testing import create_test_pipeline_context as create_test_pipeline_context
 from ._testing import create_test_snapshot as create_test_snapshot
 from ._testing import create_test_stage_context as create_test_stage_context
-from ._testing import register_global_reset as register_global_reset
-from ._testing import reset_globals as reset_globals
 
 __all__ = [
     "RecordingEventSink",
@@ -28,3 +29,5 @@ __all__ = [
     "register_global_reset",
     "reset_globals",
 ]
+
+publish(__name__)

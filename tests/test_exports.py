@@ -80,6 +80,68 @@ def test_every_name_in_all_imports(module: ModuleType) -> None:
     assert missing == []
 
 
+def _all_modules() -> list[ModuleType]:
+    """Every module of the package, private ones included."""
+    names = [
+        info.name for info in pkgutil.walk_packages(stageflow_trio.__path__, "stageflow_trio.")
+    ]
+    return [stageflow_trio, *(importlib.import_module(name) for name in names)]
+
+
+def _is_private(module_name: str) -> bool:
+    return any(part.startswith("_") for part in module_name.split(".")[1:])
+
+
+def _exported_objects() -> list[tuple[str, object]]:
+    found: dict[int, tuple[str, object]] = {}
+    for module in MODULES:
+        for name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            home = getattr(value, "__module__", None)
+            if (
+                (isinstance(value, type) or callable(value))
+                and isinstance(home, str)
+                and home.startswith("stageflow_trio")
+            ):
+                found.setdefault(id(value), (f"{module.__name__}.{name}", value))
+    return sorted(found.values(), key=lambda item: item[0])
+
+
+@pytest.mark.parametrize(("path", "value"), _exported_objects(), ids=lambda value: str(value))
+def test_module_is_the_public_path(path: str, value: object) -> None:
+    """STYLE rule 1: ``__module__`` names a public module that exports the object.
+
+    So reprs, tracebacks and pickles show the path users import, never a private one.
+    """
+    home = value.__module__  # type: ignore[attr-defined]
+    assert not _is_private(home), f"{path} reports the private module {home}"
+    module = importlib.import_module(home)
+    name = value.__name__  # type: ignore[attr-defined]
+    assert name in module.__all__
+    assert getattr(module, name) is value
+
+
+def test_no_module_repeats_another_modules_all() -> None:
+    """A one-to-one re-export pair (``x.py`` over ``_x.py``) would show as two equal lists.
+
+    A package may gather exactly what its one ported submodule exports
+    (``observability`` and ``observability.wide_events``, as in the reference).
+    """
+    seen: dict[frozenset[str], str] = {}
+    for module in _all_modules():
+        names = getattr(module, "__all__", None)
+        if not names:
+            continue
+        key = frozenset(names)
+        other = seen.get(key)
+        assert (
+            other is None
+            or other.startswith(f"{module.__name__}.")
+            or module.__name__.startswith(f"{other}.")
+        ), f"{module.__name__} repeats the __all__ of {other}"
+        seen[key] = module.__name__
+
+
 # Constants carry no __module__ of their own: where the reference defines them.
 _CONSTANT_HOMES = {"DEFAULT_MAX_SUBPIPELINE_DEPTH": "stageflow.pipeline.subpipeline"}
 
@@ -186,8 +248,8 @@ def test_star_import_works() -> None:
 def test_annotations_of_exported_values_resolve(path: str) -> None:
     """Values users may hand to cattrs or typing.get_type_hints resolve their hints.
 
-    (Rewriting ``__module__`` to the public facade, as trio does, would break this:
-    the hints would then be resolved in the facade's namespace.)
+    Classes a gathering facade publishes report the facade as ``__module__``;
+    their annotations were resolved against the defining module first.
     """
     module, _, name = path.rpartition(".")
     assert typing.get_type_hints(getattr(importlib.import_module(module), name))

@@ -50,8 +50,6 @@ import trio
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["first_leaf", "unwrap_group", "unwrapping_groups"]
-
 _PLAIN_GROUPS = (BaseExceptionGroup, ExceptionGroup)
 
 

@@ -19,14 +19,6 @@ from stageflow_trio.pipeline._validation import (
 )
 from stageflow_trio.stages.result import StageError
 
-__all__ = [
-    "StageExecutionError",
-    "StageSpec",
-    "UnifiedPipelineCancelled",
-    "UnifiedStageExecutionError",
-    "UnifiedStageSpec",
-]
-
 
 def _check_name(instance: object, _: attrs.Attribute[str], value: object) -> None:
     check_name(type(instance).__name__, value)

@@ -10,8 +10,6 @@ if TYPE_CHECKING:
     from stageflow_trio.core.stage_output import StageOutput
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy
 
-__all__ = ["GuardRetryState"]
-
 
 class GuardRetryState:
     """Per-run, per-guard retry bookkeeping."""

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from stageflow_trio.pipeline.interceptors import BaseInterceptor
     from stageflow_trio.stages.context import PipelineContext
 
-__all__ = ["StageGraph"]
-
 logger = logging.getLogger("stageflow_trio.dag")
 
 _Invoke = Callable[["PipelineContext"], Awaitable[Any]]

@@ -35,8 +35,6 @@ from stageflow_trio._budget import cooperative_checkpoint
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["DagRun", "Topology"]
-
 
 class Topology:
     """The static shape of a graph: computed once, shared by every run."""

@@ -49,13 +49,6 @@ if TYPE_CHECKING:
     from stageflow_trio.pipeline.interceptors import BaseInterceptor, InterceptorResult
     from stageflow_trio.stages.context import PipelineContext
 
-__all__ = [
-    "ABORT_HOOKS_TIMEOUT",
-    "DEFAULT_TIMEOUT_MS",
-    "MAX_CHAIN_RETRIES",
-    "run_with_interceptors",
-]
-
 logger = logging.getLogger("stageflow_trio.interceptors")
 
 DEFAULT_TIMEOUT_MS = 30000

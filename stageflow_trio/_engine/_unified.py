@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
     from stageflow_trio.pipeline.interceptors import BaseInterceptor
 
-__all__ = ["UnifiedStageGraph"]
-
 
 class UnifiedStageGraph:
     """Runs :class:`UnifiedStageSpec` stages as a DAG under trio.

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import LegacyStageStatus
 
-__all__ = ["_RunEvents"]
-
 logger = logging.getLogger("stageflow_trio.dag")
 
 

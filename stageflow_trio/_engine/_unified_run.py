@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy
     from stageflow_trio.stages.context import PipelineContext
 
-__all__ = ["_UnifiedRun"]
-
 logger = logging.getLogger("stageflow_trio.dag")
 
 _SKIP = StageStatus.SKIP

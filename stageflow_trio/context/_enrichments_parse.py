@@ -29,14 +29,6 @@ from stageflow_trio.context.enrichments import (
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
-__all__ = [
-    "_document_from_dict",
-    "_enrichments_from_dict",
-    "_enrichments_from_flat",
-    "_memory_from_dict",
-    "_profile_from_dict",
-]
-
 # The parsers below carry ``where``, the path of the value in the document
 # being read, so that errors name e.g. ``enrichments.documents[0].blocks``.
 # They build objects slot by slot from values they have parsed and frozen

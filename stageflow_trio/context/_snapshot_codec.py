@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from stageflow_trio.context.identity import RunIdentity
     from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
-__all__ = ["_snapshot_fields_from_dict", "_snapshot_to_dict"]
-
 # The ``extensions_type`` written for mapping extensions (what type(x).__name__
 # gives for a plain dict); ``from_dict`` restores them without a registry.
 _MAPPING_EXTENSIONS_TYPE = "dict"

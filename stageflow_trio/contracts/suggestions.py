@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._globals import register_global_reset
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.testing import register_global_reset
 
 __all__ = ["ContractSuggestion", "get_contract_suggestion", "register_suggestion"]
 

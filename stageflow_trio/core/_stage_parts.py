@@ -12,8 +12,6 @@ from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList, _freeze_dict
 
-__all__ = ["StageArtifact", "StageEvent"]
-
 _EMPTY_DATA: FrozenDict[str, Any] = FrozenDict()
 _EMPTY_LIST: FrozenList[Any] = FrozenList()
 _STATUS_VALUES = ", ".join(repr(member.value) for member in StageStatus)

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._exports import publish
 from stageflow_trio.core._stage_parts import (
     _EMPTY_DATA,
     _EMPTY_LIST,
@@ -314,3 +315,5 @@ _set_error = _slots["error"].__set__
 _set_duration = _slots["duration_ms"].__set__
 _set_version = _slots["version"].__set__
 del _slots
+
+publish(__name__)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
 from stageflow_trio.events._global_sink import emit_event as emit_event
 from stageflow_trio.events._global_sink import register_event_sink as register_event_sink
 from stageflow_trio.events.sink import BackpressureAwareEventSink as BackpressureAwareEventSink
@@ -31,3 +32,5 @@ __all__ = [
     "set_event_sink",
     "wait_for_event_sink_tasks",
 ]
+
+publish(__name__)

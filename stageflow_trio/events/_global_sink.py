@@ -7,16 +7,8 @@ from typing import Any
 
 import trio
 
+from stageflow_trio._globals import register_global_reset
 from stageflow_trio.events._sinks import EventSink, NoOpEventSink
-from stageflow_trio.testing import register_global_reset
-
-__all__ = [
-    "clear_event_sink",
-    "emit_event",
-    "get_event_sink",
-    "register_event_sink",
-    "set_event_sink",
-]
 
 _event_sink_var: ContextVar[EventSink | None] = ContextVar("event_sink", default=None)
 

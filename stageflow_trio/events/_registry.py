@@ -6,8 +6,6 @@ from typing import Protocol
 
 import trio
 
-__all__ = ["wait_for_event_sink_tasks"]
-
 
 class _OwnedWork(Protocol):
     """Anything with background emit work owned by a nursery (a backpressure sink's worker, an AnalyticsSink)."""

@@ -16,6 +16,7 @@ with ``nursery.start_soon`` sees its parent's sink and a child's
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
 from stageflow_trio.events._backpressure import (
     BackpressureAwareEventSink as BackpressureAwareEventSink,
 )
@@ -41,3 +42,5 @@ __all__ = [
     "set_event_sink",
     "wait_for_event_sink_tasks",
 ]
+
+publish(__name__)

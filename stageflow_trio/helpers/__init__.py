@@ -7,6 +7,7 @@ memory_tracker modules; those are added here as their modules land.
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
 from stageflow_trio.helpers.analytics import AnalyticsEvent as AnalyticsEvent
 from stageflow_trio.helpers.analytics import AnalyticsExporter as AnalyticsExporter
 from stageflow_trio.helpers.analytics import BufferedExporter as BufferedExporter
@@ -32,3 +33,5 @@ __all__ = [
     "StreamConfig",
     "StreamingBuffer",
 ]
+
+publish(__name__)

@@ -6,8 +6,6 @@ from typing import Any
 
 import attrs
 
-__all__ = ["BackpressureMonitor", "BackpressureStats"]
-
 
 @attrs.frozen
 class BackpressureStats:

@@ -21,6 +21,8 @@ Example::
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
+
 from ._analytics_sink import AnalyticsSink as AnalyticsSink
 from ._analytics_sink import CompositeExporter as CompositeExporter
 from ._buffered import BufferedExporter as BufferedExporter
@@ -39,3 +41,5 @@ __all__ = [
     "ConsoleExporter",
     "JSONFileExporter",
 ]
+
+publish(__name__)

@@ -27,6 +27,8 @@ Example::
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
+
 from ._audio import AudioChunk as AudioChunk
 from ._audio import AudioFormat as AudioFormat
 from ._audio import EventEmitter as EventEmitter
@@ -52,3 +54,5 @@ __all__ = [
     "calculate_audio_duration_ms",
     "encode_audio_for_logging",
 ]
+
+publish(__name__)

@@ -8,6 +8,7 @@ pipeline author needs. Subpipelines (checklist Phase 7) are not ported yet.
 
 from __future__ import annotations
 
+from stageflow_trio._exports import publish
 from stageflow_trio.core.stage_protocol import Stage as Stage
 from stageflow_trio.stages.context import PipelineContext as PipelineContext
 from stageflow_trio.stages.result import StageError as StageError
@@ -100,3 +101,5 @@ __all__ = [
     "with_linear_chain",
     "with_parallel_stages",
 ]
+
+publish(__name__)

@@ -24,15 +24,6 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
-__all__ = [
-    "ChildTrackerMetricsInterceptor",
-    "CircuitBreakerInterceptor",
-    "LoggingInterceptor",
-    "MetricsInterceptor",
-    "TimeoutInterceptor",
-    "get_default_interceptors",
-]
-
 
 _stage_logger = logging.getLogger("stageflow_trio.stage_interceptor")
 _metrics_logger = logging.getLogger("stageflow_trio.stage_metrics")

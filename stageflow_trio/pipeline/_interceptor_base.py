@@ -17,15 +17,6 @@ from stageflow_trio.stages.context import PipelineContext
 if TYPE_CHECKING:
     from stageflow_trio.stages.result import StageResult
 
-__all__ = [
-    "BaseInterceptor",
-    "CriticalInterceptorError",
-    "ErrorAction",
-    "InterceptorContext",
-    "InterceptorError",
-    "InterceptorResult",
-]
-
 
 class ErrorAction(Enum):
     """What ``on_error`` asks the chain to do with a failed stage."""

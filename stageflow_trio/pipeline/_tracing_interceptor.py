@@ -10,8 +10,6 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
-__all__ = ["TracingInterceptor"]
-
 
 _NO_TRACER: Any = object()
 _otel_tracer: Any = _NO_TRACER

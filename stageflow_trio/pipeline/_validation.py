@@ -22,21 +22,6 @@ if TYPE_CHECKING:
     from stageflow_trio.core.stage_enums import StageKind
     from stageflow_trio.pipeline.spec import PipelineValidationError
 
-__all__ = [
-    "StageDefinitionError",
-    "StageDefinitionTypeError",
-    "check_bool",
-    "check_kind",
-    "check_kwargs",
-    "check_name",
-    "check_names",
-    "check_runner",
-    "conflict_error",
-    "empty_pipeline_error",
-    "missing_dependency_error",
-    "validate_dependencies",
-]
-
 _DOCS = "https://github.com/stageflow/stageflow/blob/main/docs/advanced/error-messages.md"
 
 

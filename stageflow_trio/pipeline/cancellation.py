@@ -22,6 +22,7 @@ from stageflow_trio._engine._cleanup import run_with_cleanup as run_with_cleanup
 from stageflow_trio._engine._task_group import StructuredTaskGroup as StructuredTaskGroup
 from stageflow_trio._engine._task_group import TaskHandle as TaskHandle
 from stageflow_trio._engine._token import CancellationToken as CancellationToken
+from stageflow_trio._exports import publish
 
 __all__ = [
     "CancellationToken",
@@ -30,3 +31,5 @@ __all__ = [
     "cleanup_on_cancel",
     "run_with_cleanup",
 ]
+
+publish(__name__)

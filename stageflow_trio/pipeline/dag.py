@@ -19,6 +19,7 @@ from stageflow_trio._engine._graph_types import (
 )
 from stageflow_trio._engine._legacy import StageGraph as StageGraph
 from stageflow_trio._engine._unified import UnifiedStageGraph as UnifiedStageGraph
+from stageflow_trio._exports import publish
 
 __all__ = [
     "StageExecutionError",
@@ -29,3 +30,5 @@ __all__ = [
     "UnifiedStageGraph",
     "UnifiedStageSpec",
 ]
+
+publish(__name__)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS
 from stageflow_trio._engine._stage_call import run_with_interceptors as run_with_interceptors
+from stageflow_trio._exports import publish
 
 from ._builtin_interceptors import ChildTrackerMetricsInterceptor as ChildTrackerMetricsInterceptor
 from ._builtin_interceptors import CircuitBreakerInterceptor as CircuitBreakerInterceptor
@@ -58,3 +59,5 @@ __all__ = [
     "get_default_interceptors",
     "run_with_interceptors",
 ]
+
+publish(__name__)
