@@ -222,7 +222,7 @@ def _hand_written_same_stages() -> Callable[[], Awaitable[Any]]:
     from stageflow_trio.stages import StageInputs
 
     runners = _realistic_runners(OURS)
-    snap = ContextSnapshot(topology="bench", execution_mode="bench")
+    snap: ContextSnapshot[Any] = ContextSnapshot(topology="bench", execution_mode="bench")
     timer = PipelineTimer()
 
     def ctx_for(name: str, outputs: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import trio
@@ -175,7 +175,11 @@ async def _trio_floor(n: int) -> float:
 
 
 _WORKLOADS: list[
-    tuple[str, Callable[[int], Awaitable[float]], Callable[[int], Awaitable[float]]]
+    tuple[
+        str,
+        Callable[[int], Coroutine[Any, Any, float]],
+        Callable[[int], Coroutine[Any, Any, float]],
+    ]
 ] = [
     ("burst_worker", _ref_burst_worker, _trio_burst_worker),
     ("burst_stop_drain", _ref_burst_stop_drain, _trio_burst_stop_drain),

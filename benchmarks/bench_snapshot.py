@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+# The context_snapshot, context and types modules of one side.
+_Modules = tuple[ModuleType, ModuleType, ModuleType]
+
 
 def _build(
     snapshot_mod: ModuleType,
@@ -94,7 +97,7 @@ def _build(
     )
 
 
-def _modules() -> tuple[tuple[ModuleType, ...], tuple[ModuleType, ...]]:
+def _modules() -> tuple[_Modules, _Modules]:
     import stageflow.context as ref_context
     import stageflow.context.context_snapshot as ref_snapshot
     import stageflow.context.types as ref_types
@@ -127,7 +130,7 @@ def _timer(body: Callable[[int], None], loops: int) -> Callable[[], float]:
     return run
 
 
-def _workloads(mods: tuple[ModuleType, ...], loops: int) -> dict[str, Callable[[], float]]:
+def _workloads(mods: _Modules, loops: int) -> dict[str, Callable[[], float]]:
     ids = [uuid.UUID(int=0x1234_5678_9ABC_DEF0 * (i + 1)) for i in range(6)]
     now = datetime(2026, 11, 26, 14, 4, 50, 123456, tzinfo=UTC)
     snapshot = _build(*mods, ids, now)

@@ -25,6 +25,9 @@ DRAFTS = ["Too short.", "Still short!", "This answer is finally long enough."]
 class Drafter:
     """A stage instance: it is reused for every attempt, so it can count them."""
 
+    name = "draft"
+    kind = StageKind.TRANSFORM
+
     def __init__(self) -> None:
         self.calls = 0
 

@@ -9,6 +9,8 @@ Run it with ``python examples/quickstart.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 from stageflow_trio.context import ContextSnapshot
@@ -34,6 +36,9 @@ class PrintingSink:
 
 class Guard:
     """Refuses empty input."""
+
+    name = "guard"
+    kind = StageKind.GUARD
 
     async def execute(self, ctx: StageContext) -> StageOutput:
         text = ctx.snapshot.input_text or ""
@@ -79,7 +84,9 @@ def build_pipeline() -> Pipeline:
 
 async def main() -> dict[str, StageOutput]:
     graph = build_pipeline().build()
-    snapshot = ContextSnapshot(input_text="  tell me about trio  ", topology="quickstart")
+    snapshot: ContextSnapshot[Any] = ContextSnapshot(
+        input_text="  tell me about trio  ", topology="quickstart"
+    )
     ctx = StageContext(
         snapshot=snapshot,
         inputs=StageInputs(snapshot=snapshot),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 from stageflow_trio.contracts.errors import ContractErrorInfo
+from stageflow_trio.core.stage_protocol import Stage
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.pipeline._validation import (
     StageDefinitionError,
@@ -107,7 +108,9 @@ class StageRunner(Protocol):
 AsyncRunner: TypeAlias = Callable[[Any], Awaitable[Any]]
 """A plain async callable used directly as a stage runner."""
 
-RunnerLike: TypeAlias = type[StageRunner] | StageRunner | AsyncRunner
+# Stage (execute takes a StageContext) is what Pipeline.with_stage documents, as the
+# reference does; StageRunner (a PipelineContext) is the builder protocol's.
+RunnerLike: TypeAlias = type[Stage] | Stage | type[StageRunner] | StageRunner | AsyncRunner
 """What a builder accepts as a runner: a stage class, a stage instance, or an async callable."""
 
 
