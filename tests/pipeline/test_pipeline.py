@@ -11,9 +11,13 @@ from hypothesis import given
 
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.pipeline import Pipeline, UnifiedStageSpec
-from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineValidationError
+from stageflow_trio.pipeline.spec import (
+    CycleDetectedError,
+    PipelineValidationError,
+    StageDefinitionError,
+    StageDefinitionTypeError,
+)
 from tests.doc_blocks import python_blocks
 
 from .strategies import Graph, dags_with_back_edge, is_cycle, shuffled_dags
