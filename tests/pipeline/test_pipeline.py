@@ -269,14 +269,14 @@ async def test_docs_example_pipeline_runs() -> None:
     assert results["shout"].data == {"text": "HI, WORLD"}
 
 
-@pytest.mark.parametrize("index", range(1, 4))
+@pytest.mark.parametrize("index", range(1, 5))
 def test_docs_examples_run(index: int) -> None:
     exec(compile(_doc_blocks()[index], str(DOCS), "exec"), {})
 
 
 def _doc_blocks() -> list[str]:
     blocks = python_blocks(DOCS)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     return blocks
 
 
