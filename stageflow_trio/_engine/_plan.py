@@ -12,6 +12,7 @@ spelled out by the protocols here and in ``_guard_retry.py``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -19,7 +20,6 @@ import attrs
 from stageflow_trio._engine._guard_retry import GuardPolicy
 from stageflow_trio._engine._interceptors import BaseInterceptor
 from stageflow_trio._engine._scheduler import Topology
-from stageflow_trio.utils.frozen import FrozenDict
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -77,16 +77,21 @@ def _optional_by_priority(
     return _by_priority(interceptors) if interceptors else None
 
 
-def _frozen_specs(specs: Mapping[str, UnifiedStage]) -> FrozenDict[str, UnifiedStage]:
-    return FrozenDict(specs)
+# Read-only views of private copies. A mappingproxy, not a FrozenDict: runs look
+# a stage up in these on every stage, and subscripting a dict subclass misses
+# the interpreter's fast path for exact dicts.
 
 
-def _frozen_policies(policies: Mapping[str, GuardPolicy]) -> FrozenDict[str, GuardPolicy]:
-    return FrozenDict(policies)
+def _frozen_specs(specs: Mapping[str, UnifiedStage]) -> Mapping[str, UnifiedStage]:
+    return MappingProxyType(dict(specs))
 
 
-def _frozen_invokers(invokers: Mapping[str, LegacyInvoke]) -> FrozenDict[str, LegacyInvoke]:
-    return FrozenDict(invokers)
+def _frozen_policies(policies: Mapping[str, GuardPolicy]) -> Mapping[str, GuardPolicy]:
+    return MappingProxyType(dict(policies))
+
+
+def _frozen_invokers(invokers: Mapping[str, LegacyInvoke]) -> Mapping[str, LegacyInvoke]:
+    return MappingProxyType(dict(invokers))
 
 
 @attrs.frozen(kw_only=True)
@@ -106,9 +111,7 @@ class UnifiedPlan:
 
     specs: Mapping[str, UnifiedStage] = attrs.field(converter=_frozen_specs)
     topology: Topology
-    policies: Mapping[str, GuardPolicy] = attrs.field(
-        converter=_frozen_policies, factory=FrozenDict
-    )
+    policies: Mapping[str, GuardPolicy] = attrs.field(converter=_frozen_policies, factory=dict)
     interceptors: tuple[BaseInterceptor, ...] | None = attrs.field(
         default=None, converter=_optional_by_priority
     )

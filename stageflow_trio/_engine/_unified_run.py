@@ -156,7 +156,9 @@ class UnifiedRun(DagRun):
                 # stage task and the stage.
                 started = current_time()
                 try:
-                    output = _as_output(name, await spec.runner(stage_ctx))
+                    raw = await spec.runner(stage_ctx)
+                    # The exact type, what nearly every stage returns, skips the call.
+                    output = raw if type(raw) is StageOutput else _as_output(name, raw)
                 except UnifiedStageExecutionError:
                     raise
                 except Exception as exc:
