@@ -14,10 +14,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import datetime
 
-    from stageflow_trio._engine._plan import UnifiedPlan, WideEvents
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
+    from stageflow_trio._engine._plan import UnifiedPlan
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.events.sink import EventSink
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import LegacyStageStatus
 
@@ -39,14 +37,11 @@ class RunReporter:
         ctx: The run's StageContext.
     """
 
-    __slots__ = ("_view", "base_ctx", "emitter", "event_sink", "snapshot", "stage_wide", "wide")
+    __slots__ = ("_view", "base_ctx", "plan", "wide")
 
     def __init__(self, plan: UnifiedPlan, ctx: StageContext) -> None:
+        self.plan = plan
         self.base_ctx = ctx
-        self.snapshot: ContextSnapshot[Any] = ctx.snapshot
-        self.event_sink: EventSink | None = ctx.event_sink
-        self.emitter: WideEvents | None = plan.emitter
-        self.stage_wide = plan.emit_stage_wide
         # Kept only when a wide event will need them: the stage results so far.
         self.wide: dict[str, StageResult] | None = (
             {} if plan.emit_stage_wide or plan.emit_pipeline_wide else None
@@ -59,7 +54,8 @@ class RunReporter:
         if view is None:
             # The snapshot goes into the view's data, where the hardening
             # interceptors look for it (a PipelineContext has no snapshot).
-            view = self._view = self.base_ctx.as_pipeline_context(data={"snapshot": self.snapshot})
+            ctx = self.base_ctx
+            view = self._view = ctx.as_pipeline_context(data={"snapshot": ctx.snapshot})
         return view
 
     # -- wide events -----------------------------------------------------
@@ -83,13 +79,13 @@ class RunReporter:
         )
         assert self.wide is not None
         self.wide[name] = result
-        emitter = self.emitter
-        if self.stage_wide and emitter is not None:
+        emitter = self.plan.emitter
+        if self.plan.emit_stage_wide and emitter is not None:
             emitter.emit_stage_event(ctx=self.view(), result=result)
 
     def emit_pipeline_wide(self, started_at: datetime, started: float, *, cancelled: bool) -> None:
         """``pipeline.wide`` for the run; ``cancelled`` when a stage or the token stopped it."""
-        emitter = self.emitter
+        emitter = self.plan.emitter
         if emitter is None or self.wide is None:
             return
         view = self.view()
@@ -120,7 +116,7 @@ class RunReporter:
         self, stage_ctx: StageContext, name: str, reason: Any, duration_ms: int | None
     ) -> None:
         """``stage.{name}.skipped`` (nothing without a sink)."""
-        sink = self.event_sink
+        sink = self.base_ctx.event_sink
         if sink is None:
             return
         data: dict[str, Any] = {"stage": name, "reason": reason}
@@ -135,7 +131,7 @@ class RunReporter:
 
     def lifecycle(self, name: str, status: str, extra: Mapping[str, Any] | None) -> None:
         """``stage.{name}.{status}``, built by the legacy graph's own ``record_stage_event``."""
-        if self.event_sink is None:
+        if self.base_ctx.event_sink is None:
             return
         try:
             self.view().record_stage_event(
