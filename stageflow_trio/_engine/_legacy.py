@@ -1,36 +1,39 @@
-"""The legacy StageGraph: PipelineContext in, ``dict[name, StageResult]`` out."""
+"""Running a LegacyPlan: PipelineContext in, ``dict[name, StageResult]`` out.
+
+:class:`~stageflow_trio.pipeline.dag.StageGraph` builds the plan once (with
+:func:`legacy_invoker` for each stage) and calls :func:`run_legacy` for each run.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stageflow_trio._engine._errors import unwrap_group
-from stageflow_trio._engine._graph_types import StageExecutionError, StageSpec
-from stageflow_trio._engine._scheduler import DagRun, Topology
+from stageflow_trio._engine._graph_errors import StageExecutionError
+from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_with_interceptors
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.pipeline._validation import validate_dependencies
 from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
-    from stageflow_trio.observability.wide_events import WideEventEmitter
-    from stageflow_trio.pipeline.interceptors import BaseInterceptor
+    from stageflow_trio._engine._plan import LegacyInvoke, LegacyPlan
     from stageflow_trio.stages.context import PipelineContext
 
 logger = logging.getLogger("stageflow_trio.dag")
 
-_Invoke = Callable[["PipelineContext"], Awaitable[Any]]
 
+def legacy_invoker(name: str, runner: Any) -> LegacyInvoke:
+    """How to call a legacy runner: a class, an object with ``execute``, or a callable.
 
-def _invoker(spec: StageSpec) -> _Invoke:
-    """How to call a legacy runner: a class, an object with ``execute``, or a callable."""
-    runner = spec.runner
+    Raises:
+        TypeError: ``runner`` is none of these.
+    """
     if isinstance(runner, type):
         return lambda ctx: runner().execute(ctx)
     execute = getattr(runner, "execute", None)
@@ -39,7 +42,7 @@ def _invoker(spec: StageSpec) -> _Invoke:
     if callable(runner):
         return runner  # type: ignore[no-any-return]
     raise TypeError(
-        f"stage '{spec.name}': runner must be a stage class, an object with async execute(ctx)"
+        f"stage '{name}': runner must be a stage class, an object with async execute(ctx)"
         f" or an async callable, got {type(runner).__name__}"
     )
 
@@ -64,124 +67,91 @@ def _normalize(name: str, raw: Any, started_at: datetime) -> StageResult:
     )
 
 
-class StageGraph:
-    """Runs legacy :class:`StageSpec` stages as a DAG, each through the interceptor chain.
+async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageResult]:
+    """Run ``plan`` once; see ``StageGraph.run``. A checkpoint.
 
-    Legacy semantics (kept for parity): ``conditional`` is ignored; a stage that
-    fails produces a "failed" StageResult and the other stages go on; only a
-    :class:`CriticalInterceptorError` stops the run, as
-    :class:`StageExecutionError`. Setting ``ctx.canceled`` (``mark_canceled``)
-    stops the run at the next stage completion: the stages that did not
-    complete get a "failed" result with the error "Pipeline canceled", and
-    ``run`` returns normally.
-
-    Args:
-        specs: The stages (dependencies checked here, with the builder's errors).
-        interceptors: The chain; ``get_default_interceptors()`` when omitted.
-        wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``.
-        emit_stage_wide_events: Emit ``stage.wide`` after each stage.
-        emit_pipeline_wide_event: Emit ``pipeline.wide`` at the end of a run.
+    Raises:
+        StageExecutionError: an interceptor raised CriticalInterceptorError;
+            the running stages are cancelled first.
     """
+    started_at = utc_now()
+    started = monotonic()
+    run = _LegacyRun(plan, ctx)
+    try:
+        await run.drive()
+    except BaseExceptionGroup as group:
+        unwrap_group(group)
+    if run.error is not None:
+        raise run.error
+    completed = run.completed
+    if run.canceled:
+        now = utc_now()
+        for name in plan.topology.names:
+            if name not in completed:
+                completed[name] = StageResult(
+                    name=name,
+                    status="failed",
+                    started_at=now,
+                    ended_at=now,
+                    error="Pipeline canceled",
+                )
+    if plan.emit_pipeline_wide and plan.emitter is not None:
+        plan.emitter.emit_pipeline_event(
+            ctx=ctx,
+            stage_results=completed,
+            pipeline_name=ctx.topology,
+            status=None,
+            duration_ms=int((monotonic() - started) * 1000),
+            started_at=started_at,
+        )
+    return completed
 
-    def __init__(
-        self,
-        specs: Iterable[StageSpec],
-        interceptors: Sequence[BaseInterceptor] | None = None,
-        *,
-        wide_event_emitter: WideEventEmitter | None = None,
-        emit_stage_wide_events: bool = False,
-        emit_pipeline_wide_event: bool = False,
-    ) -> None:
-        self._specs: dict[str, StageSpec] = {}
-        for spec in specs:
-            if not isinstance(spec, StageSpec):
-                raise TypeError(f"specs must be StageSpec instances, got {type(spec).__name__}")
-            self._specs[spec.name] = spec
-        if not self._specs:
-            raise ValueError("StageGraph requires at least one StageSpec")
-        deps = {name: spec.dependencies for name, spec in self._specs.items()}
-        validate_dependencies(deps)
-        self._topology = Topology(deps)
-        self._invokers = {name: _invoker(spec) for name, spec in self._specs.items()}
-        if interceptors is None:
-            from stageflow_trio.pipeline.interceptors import get_default_interceptors
 
-            interceptors = get_default_interceptors()
-        self._interceptors = sorted(interceptors, key=lambda i: i.priority)
-        if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
-            from stageflow_trio.observability.wide_events import WideEventEmitter
+class _LegacyRun(DagRun):
+    __slots__ = ("canceled", "completed", "ctx", "plan")
 
-            wide_event_emitter = WideEventEmitter()
-        self._wide_event_emitter = wide_event_emitter
-        self._emit_stage_wide = emit_stage_wide_events and wide_event_emitter is not None
-        self._emit_pipeline_wide = emit_pipeline_wide_event and wide_event_emitter is not None
+    def __init__(self, plan: LegacyPlan, ctx: PipelineContext) -> None:
+        super().__init__(plan.topology)
+        self.plan = plan
+        self.ctx = ctx
+        self.completed: dict[str, StageResult] = {}
+        self.canceled = False
 
-    @property
-    def stage_specs(self) -> list[StageSpec]:
-        """The stage specs, in insertion order."""
-        return list(self._specs.values())
+    def on_started(self) -> None:
+        if self.ctx.canceled:
+            self.canceled = True
+            self.stop()
 
-    async def run(self, ctx: PipelineContext) -> dict[str, StageResult]:
-        """Run the graph once. A checkpoint.
+    async def run_stage(self, name: str) -> Sequence[str]:
+        ctx = self.ctx
+        self.completed[name] = await self._call(name, ctx)
+        if ctx.canceled:
+            self.canceled = True
+            self.stop()
+            return ()
+        return self.release_children(name)
 
-        Returns:
-            Each stage's StageResult by name ("completed" or "failed").
-
-        Raises:
-            StageExecutionError: an interceptor raised CriticalInterceptorError;
-                the running stages are cancelled first.
-        """
-        started_at = utc_now()
-        started = monotonic()
-        run = _LegacyRun(self, ctx)
-        try:
-            await run.drive()
-        except BaseExceptionGroup as group:
-            unwrap_group(group)
-        if run.error is not None:
-            raise run.error
-        completed = run.completed
-        if run.canceled:
-            now = utc_now()
-            for name in self._topology.names:
-                if name not in completed:
-                    completed[name] = StageResult(
-                        name=name,
-                        status="failed",
-                        started_at=now,
-                        ended_at=now,
-                        error="Pipeline canceled",
-                    )
-        if self._emit_pipeline_wide and self._wide_event_emitter is not None:
-            self._wide_event_emitter.emit_pipeline_event(
-                ctx=ctx,
-                stage_results=completed,
-                pipeline_name=ctx.topology,
-                status=None,
-                duration_ms=int((monotonic() - started) * 1000),
-                started_at=started_at,
-            )
-        return completed
-
-    async def _run_stage(self, name: str, ctx: PipelineContext) -> StageResult:
+    async def _call(self, name: str, ctx: PipelineContext) -> StageResult:
+        plan = self.plan
         started_at = utc_now()
         started = monotonic()
         ctx.record_stage_event(stage=name, status="started")
-        invoke = self._invokers[name]
+        invoke = plan.invokers[name]
 
         async def stage_run() -> StageResult:
             return _normalize(name, await invoke(ctx), started_at)
 
+        emitter = plan.emitter if plan.emit_stage_wide else None
         try:
-            result = await run_with_interceptors(name, stage_run, ctx, self._interceptors)
+            result = await run_with_interceptors(name, stage_run, ctx, plan.interceptors)
         except Exception as exc:
             ctx.record_stage_event(
                 stage=name,
                 status="failed",
                 payload={"duration_ms": int((monotonic() - started) * 1000), "error": str(exc)},
             )
-            if self._emit_stage_wide and self._wide_event_emitter is not None:
-                self._wide_event_emitter.emit_stage_event(
+            if emitter is not None:
+                emitter.emit_stage_event(
                     ctx=ctx,
                     result=StageResult(
                         name=name,
@@ -206,30 +176,6 @@ class StageGraph:
             ctx.record_stage_event(
                 stage=name, status="completed", payload={"duration_ms": duration_ms}
             )
-        if self._emit_stage_wide and self._wide_event_emitter is not None:
-            self._wide_event_emitter.emit_stage_event(ctx=ctx, result=result)
+        if emitter is not None:
+            emitter.emit_stage_event(ctx=ctx, result=result)
         return result
-
-
-class _LegacyRun(DagRun):
-    __slots__ = ("canceled", "completed", "ctx", "graph")
-
-    def __init__(self, graph: StageGraph, ctx: PipelineContext) -> None:
-        super().__init__(graph._topology)
-        self.graph = graph
-        self.ctx = ctx
-        self.completed: dict[str, StageResult] = {}
-        self.canceled = False
-
-    def on_started(self) -> None:
-        if self.ctx.canceled:
-            self.canceled = True
-            self.stop()
-
-    async def run_stage(self, name: str) -> Sequence[str]:
-        self.completed[name] = await self.graph._run_stage(name, self.ctx)
-        if self.ctx.canceled:
-            self.canceled = True
-            self.stop()
-            return ()
-        return self.release_children(name)

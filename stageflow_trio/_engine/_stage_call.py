@@ -40,13 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from stageflow_trio.pipeline.interceptors import BaseInterceptor, InterceptorResult
+    from stageflow_trio._engine._interceptors import BaseInterceptor, InterceptorResult
     from stageflow_trio.stages.context import PipelineContext
 
 logger = logging.getLogger("stageflow_trio.interceptors")
@@ -97,8 +98,6 @@ async def run_with_interceptors(
         CriticalInterceptorError: raised by a ``before`` or ``after`` hook.
         trio.Cancelled: the enclosing scope was cancelled.
     """
-    from stageflow_trio.pipeline.interceptors import CriticalInterceptorError
-
     await trio.lowlevel.checkpoint()
     ordered = _sorted(interceptors)
     started_at = utc_now()
@@ -174,8 +173,6 @@ async def _run_stage(
     ordered: Sequence[BaseInterceptor],
     started_at: Any,
 ) -> StageResult:
-    from stageflow_trio.pipeline.interceptors import ErrorAction
-
     timeout_ms = ctx.data.get(f"_timeout.{stage_name}", DEFAULT_TIMEOUT_MS)
     timeout_s = timeout_ms / 1000.0
     retries = 0
@@ -217,9 +214,7 @@ def _timed_out(stage_name: str, timeout_ms: Any) -> TimeoutError:
 
 async def _ask_on_error(
     ordered: Sequence[BaseInterceptor], stage_name: str, error: Exception, ctx: PipelineContext
-) -> Any:
-    from stageflow_trio.pipeline.interceptors import ErrorAction
-
+) -> ErrorAction:
     for interceptor in reversed(ordered):
         try:
             action = await interceptor.on_error(stage_name, error, ctx)

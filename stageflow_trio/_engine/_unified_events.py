@@ -7,21 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from trio import current_time
 
-from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
-    from stageflow_trio._engine._graph_types import UnifiedPipelineCancelled
-    from stageflow_trio._engine._token import CancellationToken
-    from stageflow_trio._engine._unified import UnifiedStageGraph
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
+    from stageflow_trio._engine._plan import UnifiedPlan
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.stage_output import StageOutput
-    from stageflow_trio.events.sink import EventSink
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import LegacyStageStatus
 
@@ -32,37 +26,41 @@ def _id(value: object) -> str | None:
     return str(value) if value else None
 
 
-class _RunEvents(DagRun):
-    """The reporting half of a unified run; ``_UnifiedRun`` holds the state below."""
+class RunReporter:
+    """The events and wide events of one unified run; the run holds one.
 
-    # The view is built here on first use; the rest belongs to _UnifiedRun.
-    __slots__ = ("pipeline_ctx",)
+    Every emit goes through the run's context (``try_emit``): a slow or broken
+    sink never blocks or fails a stage.
 
-    graph: UnifiedStageGraph
-    base_ctx: StageContext
-    snapshot: ContextSnapshot[Any]
-    event_sink: EventSink | None
-    token: CancellationToken
-    cancelled: UnifiedPipelineCancelled | None
-    completed: dict[str, StageOutput]
-    finalized: set[str]
-    pipeline_ctx: PipelineContext | None
-    wide_results: dict[str, StageResult] | None
+    Args:
+        plan: The graph's plan (emitter and wide-event flags).
+        ctx: The run's StageContext.
+    """
 
-    # -- wide events -----------------------------------------------------
+    __slots__ = ("_view", "base_ctx", "plan", "wide")
 
-    def _view(self) -> PipelineContext:
+    def __init__(self, plan: UnifiedPlan, ctx: StageContext) -> None:
+        self.plan = plan
+        self.base_ctx = ctx
+        # Kept only when a wide event will need them: the stage results so far.
+        self.wide: dict[str, StageResult] | None = (
+            {} if plan.emit_stage_wide or plan.emit_pipeline_wide else None
+        )
+        self._view: PipelineContext | None = None
+
+    def view(self) -> PipelineContext:
         """The run's PipelineContext view (interceptors and wide events share it)."""
-        view = self.pipeline_ctx
+        view = self._view
         if view is None:
             # The snapshot goes into the view's data, where the hardening
             # interceptors look for it (a PipelineContext has no snapshot).
-            view = self.pipeline_ctx = self.base_ctx.as_pipeline_context(
-                data={"snapshot": self.snapshot}
-            )
+            ctx = self.base_ctx
+            view = self._view = ctx.as_pipeline_context(data={"snapshot": ctx.snapshot})
         return view
 
-    def _record_wide(
+    # -- wide events -----------------------------------------------------
+
+    def record_wide(
         self,
         name: str,
         status: LegacyStageStatus,
@@ -70,6 +68,7 @@ class _RunEvents(DagRun):
         data: Mapping[str, Any],
         error: str | None,
     ) -> None:
+        """Keep stage ``name``'s result for ``pipeline.wide``; emit ``stage.wide`` if asked."""
         result = StageResult(
             name=name,
             status=status,
@@ -78,22 +77,21 @@ class _RunEvents(DagRun):
             data=dict(data),
             error=error,
         )
-        assert self.wide_results is not None
-        self.wide_results[name] = result
-        emitter = self.graph._wide_event_emitter
-        if self.graph._emit_stage_wide and emitter is not None:
-            emitter.emit_stage_event(ctx=self._view(), result=result)
+        assert self.wide is not None
+        self.wide[name] = result
+        emitter = self.plan.emitter
+        if self.plan.emit_stage_wide and emitter is not None:
+            emitter.emit_stage_event(ctx=self.view(), result=result)
 
-    def emit_pipeline_wide(self, started_at: datetime, started: float) -> None:
-        """``pipeline.wide`` for this run: ``cancelled`` when a stage or the token stopped it."""
-        emitter = self.graph._wide_event_emitter
-        if emitter is None or self.wide_results is None:
+    def emit_pipeline_wide(self, started_at: datetime, started: float, *, cancelled: bool) -> None:
+        """``pipeline.wide`` for the run; ``cancelled`` when a stage or the token stopped it."""
+        emitter = self.plan.emitter
+        if emitter is None or self.wide is None:
             return
-        cancelled = self.error is None and (self.cancelled is not None or self.token.is_cancelled)
-        view = self._view()
+        view = self.view()
         emitter.emit_pipeline_event(
             ctx=view,
-            stage_results=self.wide_results,
+            stage_results=self.wide,
             pipeline_name=view.topology,
             status="cancelled" if cancelled else None,
             duration_ms=int((current_time() - started) * 1000),
@@ -102,20 +100,23 @@ class _RunEvents(DagRun):
 
     # -- events ----------------------------------------------------------
 
-    def _emit_guard(self, event: str, payload: dict[str, Any]) -> None:
+    def guard(self, event: str, payload: dict[str, Any]) -> None:
+        """``guard_retry.{event}``."""
         self.base_ctx.try_emit_event(type=f"guard_retry.{event}", data=payload)
 
-    def _emit_pipeline_cancelled(self, stage: str, reason: str) -> None:
+    def pipeline_cancelled(self, stage: str, reason: str, finalized: Iterable[str]) -> None:
+        """``pipeline_cancelled``, listing the stages that had finished."""
         logger.info("Pipeline cancelled by %s: %s", stage, reason)
         self.base_ctx.try_emit_event(
             type="pipeline_cancelled",
-            data={"stage": stage, "reason": reason, "stages_completed": sorted(self.finalized)},
+            data={"stage": stage, "reason": reason, "stages_completed": sorted(finalized)},
         )
 
-    def _emit_skipped(
+    def skipped(
         self, stage_ctx: StageContext, name: str, reason: Any, duration_ms: int | None
     ) -> None:
-        sink = self.event_sink
+        """``stage.{name}.skipped`` (nothing without a sink)."""
+        sink = self.base_ctx.event_sink
         if sink is None:
             return
         data: dict[str, Any] = {"stage": name, "reason": reason}
@@ -128,12 +129,12 @@ class _RunEvents(DagRun):
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.skipped: %s", name, exc)
 
-    def _emit_lifecycle(self, name: str, status: str, extra: Mapping[str, Any] | None) -> None:
+    def lifecycle(self, name: str, status: str, extra: Mapping[str, Any] | None) -> None:
         """``stage.{name}.{status}``, built by the legacy graph's own ``record_stage_event``."""
-        if self.event_sink is None:
+        if self.base_ctx.event_sink is None:
             return
         try:
-            self._view().record_stage_event(
+            self.view().record_stage_event(
                 stage=name, status=status, payload=dict(extra) if extra else None
             )
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage

@@ -1,4 +1,8 @@
-"""One run of a UnifiedStageGraph: stage contexts, outcomes, guard retries."""
+"""One run of a UnifiedStageGraph: stage contexts, outcomes, guard retries.
+
+A run reads its graph's :class:`~stageflow_trio._engine._plan.UnifiedPlan` and
+reports through a :class:`~stageflow_trio._engine._unified_events.RunReporter`.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from trio import current_time
 
-from stageflow_trio._engine._graph_types import (
+from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
-    UnifiedStageSpec,
 )
-from stageflow_trio._engine._guard_retry import GuardRetryState
+from stageflow_trio._engine._guard_retry import GuardRetries
+from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_with_interceptors
-from stageflow_trio._engine._unified_events import _RunEvents
+from stageflow_trio._engine._unified_events import RunReporter
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageStatus
@@ -28,10 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from stageflow_trio._engine._cleanup import CleanupRegistry
+    from stageflow_trio._engine._plan import UnifiedPlan, UnifiedStage
     from stageflow_trio._engine._token import CancellationToken
-    from stageflow_trio._engine._unified import UnifiedStageGraph
-    from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy
-    from stageflow_trio.stages.context import PipelineContext
 
 logger = logging.getLogger("stageflow_trio.dag")
 
@@ -40,7 +42,8 @@ _FAIL = StageStatus.FAIL
 _CANCEL = StageStatus.CANCEL
 
 
-def _normalize(name: str, raw: object) -> StageOutput:
+def _as_output(name: str, raw: object) -> StageOutput:
+    """What a runner returned, as a StageOutput (None and dicts are accepted)."""
     if isinstance(raw, StageOutput):
         return raw
     if raw is None:
@@ -50,39 +53,38 @@ def _normalize(name: str, raw: object) -> StageOutput:
     raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
 
 
-class _UnifiedRun(_RunEvents):
+class UnifiedRun(DagRun):
+    """One run of a plan: its stage outputs, guard-retry state and outcome."""
+
     __slots__ = (
-        "active_retry_targets",
-        "base_ctx",
         "cancelled",
         "completed",
         "event_sink",
         "finalized",
-        "graph",
-        "guard_states",
-        "pending_guards",
         "plain",
+        "plan",
         "ports",
         "registry",
+        "report",
+        "retries",
         "snapshot",
         "timer",
         "token",
         "unbind_token",
-        "wide_results",
     )
 
     def __init__(
         self,
-        graph: UnifiedStageGraph,
+        plan: UnifiedPlan,
         ctx: StageContext,
         token: CancellationToken,
         registry: CleanupRegistry,
     ) -> None:
-        super().__init__(graph._topology)
-        self.graph = graph
-        self.base_ctx = ctx
+        super().__init__(plan.topology)
+        self.plan = plan
         self.token = token
         self.registry = registry
+        self.report = report = RunReporter(plan, ctx)
         self.snapshot = ctx.snapshot
         # As the reference: a context without a timer gets one for the run.
         timer = getattr(ctx, "timer", None)  # typed as required, but None is accepted
@@ -91,14 +93,10 @@ class _UnifiedRun(_RunEvents):
         self.ports = ctx.inputs.ports
         self.completed: dict[str, StageOutput] = {}
         self.finalized: set[str] = set()
-        self.guard_states: dict[str, GuardRetryState] = {}
-        self.pending_guards: dict[str, list[str]] = {}
-        self.active_retry_targets: set[str] = set()
+        self.retries = GuardRetries(report.guard) if plan.policies else None
         self.cancelled: UnifiedPipelineCancelled | None = None
-        self.pipeline_ctx: PipelineContext | None = None
-        wide = graph._emit_stage_wide or graph._emit_pipeline_wide
-        self.wide_results: dict[str, StageResult] | None = {} if wide else None
-        self.plain = self.event_sink is None and graph._interceptors is None and not wide
+        # No sink, no interceptors, no wide events: nothing to report per stage.
+        self.plain = self.event_sink is None and plan.interceptors is None and report.wide is None
         self.unbind_token: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -109,6 +107,11 @@ class _UnifiedRun(_RunEvents):
         # long-lived token passed to many runs keeps no reference to old ones.
         self.unbind_token = self.token.bind_scope(self.nursery.cancel_scope)
 
+    @property
+    def was_cancelled(self) -> bool:
+        """Stopped by a CANCEL output or the token (rather than failed or completed)."""
+        return self.error is None and (self.cancelled is not None or self.token.is_cancelled)
+
     def outcome(self) -> dict[str, StageOutput]:
         if self.error is not None:
             raise self.error
@@ -116,7 +119,7 @@ class _UnifiedRun(_RunEvents):
             raise self.cancelled
         if self.token.is_cancelled:
             reason = self.token.reason or "Cancelled via token"
-            self._emit_pipeline_cancelled("<external>", reason)
+            self.report.pipeline_cancelled("<external>", reason, self.finalized)
             raise UnifiedPipelineCancelled(
                 stage="<external>", reason=reason, results=self.completed
             )
@@ -128,7 +131,7 @@ class _UnifiedRun(_RunEvents):
     # -- one stage -------------------------------------------------------
 
     async def run_stage(self, name: str) -> Sequence[str]:
-        spec = self.graph._specs[name]
+        spec = self.plan.specs[name]
         completed = self.completed
         prior = _freeze_dict({dep: completed[dep] for dep in spec.dependencies if dep in completed})
         inputs = StageInputs._trusted(
@@ -145,16 +148,17 @@ class _UnifiedRun(_RunEvents):
         if spec.conditional:
             skip_reason = inputs.get("skip_reason")
             if skip_reason:
-                self._emit_skipped(stage_ctx, name, skip_reason, None)
+                self.report.skipped(stage_ctx, name, skip_reason, None)
                 output = StageOutput.skip(reason=skip_reason)
         if output is None:
             if self.plain:
-                # The common case (no sink, no interceptors), without a further
-                # coroutine frame between the stage task and the stage.
+                # The common case, without a further coroutine frame between the
+                # stage task and the stage.
                 started = current_time()
                 try:
                     raw = await spec.runner(stage_ctx)
-                    output = raw if type(raw) is StageOutput else _normalize(name, raw)
+                    # The exact type, what nearly every stage returns, skips the call.
+                    output = raw if type(raw) is StageOutput else _as_output(name, raw)
                 except UnifiedStageExecutionError:
                     raise
                 except Exception as exc:
@@ -162,27 +166,29 @@ class _UnifiedRun(_RunEvents):
                 output = output.with_duration(int((current_time() - started) * 1000))
             else:
                 output = await self._execute(spec, stage_ctx)
-        return self._complete(spec, output)
+        return self._complete(name, output)
 
-    async def _execute(self, spec: UnifiedStageSpec, stage_ctx: StageContext) -> StageOutput:
+    async def _execute(self, spec: UnifiedStage, stage_ctx: StageContext) -> StageOutput:
+        """Run one stage and report it: lifecycle events, wide events, the chain."""
         name = spec.name
+        report = self.report
         sink = self.event_sink
         if sink is not None:
-            self._emit_lifecycle(name, "started", None)
+            report.lifecycle(name, "started", None)
         started = current_time()
-        started_at = utc_now() if self.wide_results is not None else None
+        started_at = utc_now() if report.wide is not None else None
         try:
-            if self.graph._interceptors is None:
-                output = _normalize(name, await spec.runner(stage_ctx))
+            if self.plan.interceptors is None:
+                output = _as_output(name, await spec.runner(stage_ctx))
             else:
                 output = await self._execute_intercepted(spec, stage_ctx)
         except UnifiedStageExecutionError:
             raise
         except Exception as exc:
             if started_at is not None:
-                self._record_wide(name, "failed", started_at, {}, str(exc))
+                report.record_wide(name, "failed", started_at, {}, str(exc))
             if sink is not None:
-                self._emit_lifecycle(
+                report.lifecycle(
                     name,
                     "failed",
                     {"duration_ms": int((current_time() - started) * 1000), "error": str(exc)},
@@ -193,27 +199,27 @@ class _UnifiedRun(_RunEvents):
         output = output.with_duration(duration_ms)
         if started_at is not None:
             failed = output.status is _FAIL
-            self._record_wide(
+            report.record_wide(
                 name, "failed" if failed else "completed", started_at, output.data, output.error
             )
         if sink is not None:
             status = output.status
             if status is _SKIP:
-                self._emit_skipped(
+                report.skipped(
                     stage_ctx, name, output.data.get("reason", "Stage returned skip"), duration_ms
                 )
             elif status is _FAIL:
-                self._emit_lifecycle(
+                report.lifecycle(
                     name,
                     "failed",
                     {"duration_ms": duration_ms, "error": output.error or "Stage failed"},
                 )
             else:
-                self._emit_lifecycle(name, "completed", {"duration_ms": duration_ms})
+                report.lifecycle(name, "completed", {"duration_ms": duration_ms})
         return output
 
     async def _execute_intercepted(
-        self, spec: UnifiedStageSpec, stage_ctx: StageContext
+        self, spec: UnifiedStage, stage_ctx: StageContext
     ) -> StageOutput:
         """Run the stage through the interceptor chain with a PipelineContext view.
 
@@ -221,12 +227,13 @@ class _UnifiedRun(_RunEvents):
         stages as they do in the legacy graph.
         """
         name = spec.name
-        pipeline_ctx = self._view()
+        interceptors = self.plan.interceptors
+        assert interceptors is not None
         produced: list[tuple[StageResult, StageOutput]] = []
 
         async def stage_run() -> StageResult:
             started_at = utc_now()
-            output = _normalize(name, await spec.runner(stage_ctx))
+            output = _as_output(name, await spec.runner(stage_ctx))
             result = StageResult(
                 name=name,
                 status="failed" if output.status is _FAIL else "completed",
@@ -238,10 +245,7 @@ class _UnifiedRun(_RunEvents):
             produced.append((result, output))
             return result
 
-        assert self.graph._interceptors is not None
-        result = await run_with_interceptors(
-            name, stage_run, pipeline_ctx, self.graph._interceptors
-        )
+        result = await run_with_interceptors(name, stage_run, self.report.view(), interceptors)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A short-circuit, a timeout or a stage error turned into a failed result.
@@ -249,14 +253,18 @@ class _UnifiedRun(_RunEvents):
             raise UnifiedStageExecutionError(name, RuntimeError(result.error or "Stage failed"))
         return StageOutput.ok(data=dict(result.data or {}))
 
-    def _complete(self, spec: UnifiedStageSpec, output: StageOutput) -> Sequence[str]:
-        name = spec.name
+    def _complete(self, name: str, output: StageOutput) -> Sequence[str]:
         self.completed[name] = output
         status = output.status
         if status is _FAIL:
-            policy = self.graph._policies.get(name)
-            if policy is not None and self._guard_failed(name, policy, output):
-                return self._schedule_retry(name, policy)
+            retries = self.retries
+            if retries is not None:
+                policy = self.plan.policies.get(name)
+                if policy is not None:
+                    retry = retries.failed(name, policy, output, current_time())
+                    if retry is not None:
+                        return retry
+                    self.finalized.add(name)
             raise UnifiedStageExecutionError(
                 stage=name, original=RuntimeError(output.error or "Stage failed")
             )
@@ -265,79 +273,13 @@ class _UnifiedRun(_RunEvents):
             self.cancelled = UnifiedPipelineCancelled(
                 stage=name, reason=reason, results=self.completed
             )
-            self._emit_pipeline_cancelled(name, reason)
+            self.report.pipeline_cancelled(name, reason, self.finalized)
             self.token.cancel(f"Cancelled by stage {name}")
             self.stop()
             return ()
-        if self.guard_states:
-            state = self.guard_states.pop(name, None)
-            if state is not None and state.attempts:
-                self._emit_guard("recovered", {"guard": name, "attempts": state.attempts})
-        ready: list[str] = []
-        if self.active_retry_targets:
-            self.active_retry_targets.discard(name)
-            ready.extend(self.pending_guards.pop(name, ()))
+        # Guards waiting on this stage as their retry stage run again first.
+        ready = self.retries.completed(name) if self.retries is not None else []
         if name not in self.finalized:
             self.finalized.add(name)
             ready.extend(self.release_children(name))
         return ready
-
-    # -- guard retries ---------------------------------------------------
-
-    def _guard_failed(self, name: str, policy: GuardRetryPolicy, output: StageOutput) -> bool:
-        """Record a guard failure; True when a retry is to be scheduled."""
-        state = self.guard_states.get(name)
-        if state is None:
-            state = self.guard_states[name] = GuardRetryState()
-        reason = state.record_failure(policy, output, current_time())
-        self._emit_guard(
-            "attempt",
-            {
-                "guard": name,
-                "attempt": state.attempts,
-                "retry_stage": policy.retry_stage,
-                "max_attempts": policy.max_attempts,
-                "stagnation_hits": state.stagnation_hits,
-                "timeout_seconds": policy.timeout_seconds,
-            },
-        )
-        if reason is None:
-            return True
-        logger.error(
-            "Guard retry limits exceeded for %s after %d attempts (%s)",
-            name,
-            state.attempts,
-            reason,
-        )
-        self._emit_guard(
-            "exhausted",
-            {
-                "guard": name,
-                "attempts": state.attempts,
-                "stagnation_hits": state.stagnation_hits,
-                "retry_stage": policy.retry_stage,
-                "timeout_seconds": policy.timeout_seconds,
-                "reason": reason,
-            },
-        )
-        self.finalized.add(name)
-        return False
-
-    def _schedule_retry(self, name: str, policy: GuardRetryPolicy) -> Sequence[str]:
-        state = self.guard_states[name]
-        self._emit_guard(
-            "scheduled",
-            {
-                "guard": name,
-                "attempt": state.attempts,
-                "retry_stage": policy.retry_stage,
-                "stagnation_hits": state.stagnation_hits,
-                "timeout_seconds": policy.timeout_seconds,
-            },
-        )
-        target = policy.retry_stage
-        self.pending_guards.setdefault(target, []).append(name)
-        if target in self.active_retry_targets:
-            return ()
-        self.active_retry_targets.add(target)
-        return (target,)

@@ -9,14 +9,14 @@ import importlib
 import logging
 from typing import TYPE_CHECKING
 
-from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS
-from stageflow_trio._time import monotonic
-from stageflow_trio.pipeline._interceptor_base import (
+from stageflow_trio._engine._interceptors import (
     BaseInterceptor,
     InterceptorResult,
     _duration_ms,
     _run_id,
 )
+from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS
+from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stageflow_trio.pipeline._interceptor_base import BaseInterceptor, _duration_ms, _run_id
+from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id
 
 if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext

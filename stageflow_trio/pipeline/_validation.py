@@ -1,166 +1,92 @@
-"""Stage-definition checks and dependency-graph validation shared by the builders and graphs.
+"""Dependency-graph validation shared by the builders and the graphs, and its errors.
 
 :func:`validate_dependencies` is the one place that decides whether a stage graph
 is well formed: every dependency names a stage, and there is no cycle. It takes
 a plain ``{stage: dependencies}`` mapping, keeps no state, and runs in
 O(stages + edges), so the builders and the graph constructors can all call it.
-
-The ``check_*`` helpers turn wrong-typed stage fields into errors that name the
-stage and the rule, instead of failures deep inside a run.
+The errors and the function are public at :mod:`stageflow_trio.pipeline.spec`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from stageflow_trio.contracts.errors import ContractErrorInfo
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.utils.frozen import FrozenDict
 
 if TYPE_CHECKING:
-    from stageflow_trio.core.stage_enums import StageKind
-    from stageflow_trio.pipeline.spec import PipelineValidationError
+    from collections.abc import Mapping, Sequence
 
 _DOCS = "https://github.com/stageflow/stageflow/blob/main/docs/advanced/error-messages.md"
 
 
-class StageDefinitionError(StageflowError, ValueError):
-    """A stage definition has an invalid value (empty name, self-dependency, ...)."""
+class PipelineValidationError(StageflowError):
+    """A pipeline definition is invalid (missing dependency, cycle, conflict, empty).
 
-
-class StageDefinitionTypeError(StageflowError, TypeError):
-    """A stage definition field has the wrong type (runner, dependencies, kind, ...)."""
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def check_name(owner: str, name: object) -> str:
-    """Return ``name`` if it is a usable stage name.
-
-    Raises:
-        StageDefinitionTypeError: ``name`` is not a str.
-        StageDefinitionError: ``name`` is empty or whitespace-only.
+    Attributes:
+        stages: The stages the problem involves (a list; empty when none apply).
+        error_info: Structured details, or None; ``error_info.code`` is the stable code.
     """
-    if not isinstance(name, str):
-        raise StageDefinitionTypeError(f"{owner} name must be a str; got {_type_name(name)}")
-    if not name:
-        raise StageDefinitionError(f"{owner} name cannot be empty")
-    if not name.strip():
-        raise StageDefinitionError(f"{owner} name cannot be whitespace-only")
-    return name
+
+    def __init__(
+        self,
+        message: str,
+        stages: list[str] | None = None,
+        *,
+        error_info: ContractErrorInfo | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stages: list[str] = list(stages) if stages else []
+        self.error_info = error_info
+
+    def with_context(self, **context: Any) -> PipelineValidationError:
+        """Merge ``context`` into ``error_info.context`` (no-op without info); return self."""
+        if self.error_info is not None:
+            self.error_info = self.error_info.with_context(**context)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize as ``{"message", "stages", "error_info"}`` (error_info may be None)."""
+        return {
+            "message": str(self),
+            "stages": list(self.stages),
+            "error_info": self.error_info.to_dict() if self.error_info is not None else None,
+        }
 
 
-def check_names(owner: str, stage: str, field: str, value: object) -> tuple[str, ...]:
-    """Normalize a collection of stage names (``None`` means none) to a tuple.
+class CycleDetectedError(PipelineValidationError):
+    """The pipeline's dependencies form a cycle (code ``CONTRACT-004-CYCLE``).
 
-    Raises:
-        StageDefinitionTypeError: ``value`` is a lone str/bytes (a classic typo for a
-            one-element tuple), is not iterable, or holds something other than str.
+    Attributes:
+        cycle_path: The cycle as a path, first stage repeated at the end
+            (``["a", "b", "a"]``: a depends on b, b depends on a).
+        stages: The stages of the cycle, in path order, each once.
     """
-    if value is None:
-        return ()
-    # Tuples and lists first: the Iterable ABC check is the slow part of adding a stage.
-    if not isinstance(value, tuple | list) and (
-        isinstance(value, str | bytes) or not isinstance(value, Iterable)
-    ):
-        raise StageDefinitionTypeError(
-            f"{owner} {stage!r}: {field} must be a tuple or list of stage names; "
-            f"got {_type_name(value)} {value!r}"
+
+    def __init__(self, cycle_path: list[str], stages: list[str] | None = None) -> None:
+        self.cycle_path = list(cycle_path)
+        info = ContractErrorInfo(
+            code="CONTRACT-004-CYCLE",
+            summary="Pipeline contains a dependency cycle",
+            fix_hint="Break the cycle by removing one dependency in the loop.",
+            doc_url=(
+                "https://github.com/stageflow/stageflow/blob/main/docs/guides/stages.md"
+                "#contract-troubleshooting"
+            ),
+            context={"cycle_path": list(self.cycle_path)},
         )
-    names = tuple(value)
-    for item in names:
-        if not isinstance(item, str):
-            raise StageDefinitionTypeError(
-                f"{owner} {stage!r}: {field} must contain only str stage names; "
-                f"got {_type_name(item)} {item!r}"
-            )
-    return names
-
-
-def check_runner(owner: str, stage: str, runner: object) -> None:
-    """Accept a stage class, an object with ``execute``, or an async callable.
-
-    Raises:
-        StageDefinitionTypeError: a class without ``execute``, or a non-callable object
-            without ``execute``.
-    """
-    if isinstance(runner, type):
-        if not callable(getattr(runner, "execute", None)):
-            raise StageDefinitionTypeError(
-                f"{owner} {stage!r}: runner class {runner.__name__} has no execute() method"
-            )
-        return
-    if callable(getattr(runner, "execute", None)) or callable(runner):
-        return
-    raise StageDefinitionTypeError(
-        f"{owner} {stage!r}: runner must be a stage class, a stage instance with an "
-        f"execute() method, or an async callable; got {_type_name(runner)}"
-    )
-
-
-def check_bool(owner: str, stage: str, field: str, value: object) -> bool:
-    """Return ``value`` if it is a bool.
-
-    Raises:
-        StageDefinitionTypeError: ``value`` is not a bool.
-    """
-    if not isinstance(value, bool):
-        raise StageDefinitionTypeError(
-            f"{owner} {stage!r}: {field} must be a bool; got {_type_name(value)}"
+        super().__init__(
+            f"Pipeline contains a cycle: {' -> '.join(self.cycle_path)}",
+            stages=stages or self.cycle_path,
+            error_info=info,
         )
-    return value
 
-
-def check_kwargs(owner: str, stage: str, field: str, value: object) -> Mapping[str, Any]:
-    """Copy keyword arguments for a stage constructor into a read-only mapping.
-
-    Raises:
-        StageDefinitionTypeError: ``value`` is not a mapping with str keys.
-    """
-    if value is None:
-        return FrozenDict()
-    if not isinstance(value, Mapping):
-        raise StageDefinitionTypeError(
-            f"{owner} {stage!r}: {field} must be a mapping of keyword arguments; "
-            f"got {_type_name(value)}"
-        )
-    for key in value:
-        if not isinstance(key, str):
-            raise StageDefinitionTypeError(
-                f"{owner} {stage!r}: {field} keys must be str keyword names; got {key!r}"
-            )
-    return FrozenDict(value)
-
-
-def check_kind(owner: str, stage: str, kind: object) -> StageKind:
-    """Return ``kind`` as a StageKind (its string value is accepted too).
-
-    Raises:
-        StageDefinitionTypeError: ``kind`` is neither a StageKind nor one of its values.
-    """
-    # Imported here: core is written independently and must not be needed to import this module.
-    from stageflow_trio.core.stage_enums import StageKind
-
-    if isinstance(kind, StageKind):
-        return kind
-    if isinstance(kind, str):
-        try:
-            return StageKind(kind)
-        except ValueError:
-            pass
-    allowed = ", ".join(member.value for member in StageKind)
-    raise StageDefinitionTypeError(
-        f"{owner} {stage!r}: kind must be a StageKind (one of {allowed}); got {kind!r}"
-    )
+    def __repr__(self) -> str:
+        return f"CycleDetectedError(cycle_path={self.cycle_path})"
 
 
 def missing_dependency_error(stage: str, dependency: str) -> PipelineValidationError:
     """The CONTRACT-004-MISSING_DEP error for ``stage`` depending on an absent ``dependency``."""
-    from stageflow_trio.pipeline.spec import PipelineValidationError
-
     info = ContractErrorInfo(
         code="CONTRACT-004-MISSING_DEP",
         summary="Stage depends on an undefined dependency",
@@ -177,8 +103,6 @@ def missing_dependency_error(stage: str, dependency: str) -> PipelineValidationE
 
 def conflict_error(stage: str, existing: object, incoming: object) -> PipelineValidationError:
     """The CONTRACT-004-CONFLICT error for two different definitions of ``stage``."""
-    from stageflow_trio.pipeline.spec import PipelineValidationError
-
     info = ContractErrorInfo(
         code="CONTRACT-004-CONFLICT",
         summary="Stage defined multiple times with conflicting specs",
@@ -201,8 +125,6 @@ def conflict_error(stage: str, existing: object, incoming: object) -> PipelineVa
 
 def empty_pipeline_error() -> PipelineValidationError:
     """The CONTRACT-004-EMPTY error for building a pipeline with no stages."""
-    from stageflow_trio.pipeline.spec import PipelineValidationError
-
     info = ContractErrorInfo(
         code="CONTRACT-004-EMPTY",
         summary="Cannot build a pipeline with zero stages",
@@ -213,8 +135,6 @@ def empty_pipeline_error() -> PipelineValidationError:
 
 
 def _raise_cycle(cycle_path: list[str]) -> NoReturn:
-    from stageflow_trio.pipeline.spec import CycleDetectedError
-
     # The path's nodes are distinct apart from the repeated first one, so this
     # is the ordered set of stages in the cycle.
     raise CycleDetectedError(cycle_path=cycle_path, stages=cycle_path[:-1])

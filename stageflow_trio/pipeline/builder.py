@@ -8,19 +8,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from stageflow_trio.pipeline._checks import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline._validation import (
-    StageDefinitionError,
-    StageDefinitionTypeError,
     conflict_error,
     empty_pipeline_error,
     missing_dependency_error,
     validate_dependencies,
 )
+from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.spec import PipelineSpec, RunnerLike, as_async_runner
 
 if TYPE_CHECKING:
     from stageflow_trio.observability.wide_events import WideEventEmitter
-    from stageflow_trio.pipeline.dag import StageGraph
 
 __all__ = ["PipelineBuilder"]
 
@@ -253,9 +252,6 @@ class PipelineBuilder:
         """
         if not self._stages:
             raise empty_pipeline_error()
-        # Imported here: the engine imports this package's validation module.
-        from stageflow_trio.pipeline.dag import StageGraph, StageSpec
-
         specs = [
             StageSpec(
                 name=spec.name,

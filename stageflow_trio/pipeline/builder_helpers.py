@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stageflow_trio.pipeline._validation import StageDefinitionTypeError
+from stageflow_trio.pipeline._checks import StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 
 if TYPE_CHECKING:

@@ -1,25 +1,50 @@
-"""The DAG executors: the legacy :class:`StageGraph` and :class:`UnifiedStageGraph`."""
+"""The DAG executors: the legacy :class:`StageGraph` and :class:`UnifiedStageGraph`.
+
+A graph checks its specs and options once, resolves the defaults that live in
+this layer (the default interceptor chain, a default ``WideEventEmitter``, the
+guard-retry policies) and freezes them into a plan; the engine
+(:mod:`stageflow_trio._engine`) runs the plan and never sees the graph.
+"""
 
 from __future__ import annotations
 
-from stageflow_trio._engine._graph_types import (
-    StageExecutionError as StageExecutionError,
-)
-from stageflow_trio._engine._graph_types import (
-    StageSpec as StageSpec,
-)
-from stageflow_trio._engine._graph_types import (
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stageflow_trio._engine._graph_errors import StageExecutionError as StageExecutionError
+from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled as UnifiedPipelineCancelled,
 )
-from stageflow_trio._engine._graph_types import (
+from stageflow_trio._engine._graph_errors import (
     UnifiedStageExecutionError as UnifiedStageExecutionError,
 )
-from stageflow_trio._engine._graph_types import (
-    UnifiedStageSpec as UnifiedStageSpec,
-)
-from stageflow_trio._engine._legacy import StageGraph as StageGraph
-from stageflow_trio._engine._unified import UnifiedStageGraph as UnifiedStageGraph
+from stageflow_trio._engine._legacy import legacy_invoker, run_legacy
+from stageflow_trio._engine._plan import LegacyPlan, UnifiedPlan
+from stageflow_trio._engine._scheduler import Topology
+from stageflow_trio._engine._token import CancellationToken
+from stageflow_trio._engine._unified import run_unified
 from stageflow_trio._exports import publish
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_enums import StageKind
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.observability.wide_events import WideEventEmitter
+from stageflow_trio.pipeline._checks import (
+    StageDefinitionTypeError,
+    check_name,
+    check_names,
+    check_runner,
+)
+from stageflow_trio.pipeline._validation import validate_dependencies
+from stageflow_trio.pipeline.interceptors import BaseInterceptor, get_default_interceptors
+
+if TYPE_CHECKING:
+    from stageflow_trio._engine._cleanup import CleanupRegistry
+    from stageflow_trio._engine._unified_run import UnifiedRun
+    from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
 
 __all__ = [
     "StageExecutionError",
@@ -30,5 +55,239 @@ __all__ = [
     "UnifiedStageGraph",
     "UnifiedStageSpec",
 ]
+
+
+def _check_name(instance: object, _: attrs.Attribute[str], value: object) -> None:
+    check_name(type(instance).__name__, value)
+
+
+def _normalize_dependencies(spec: Any) -> None:
+    # Runs after the name is checked, so errors can name the stage.
+    names = check_names(type(spec).__name__, spec.name, "dependencies", spec.dependencies)
+    object.__setattr__(spec, "dependencies", names)
+
+
+@attrs.frozen(kw_only=True)
+class StageSpec:
+    """A stage of the legacy :class:`StageGraph`.
+
+    ``runner`` is a stage class (instantiated for each run, then
+    ``execute(ctx)`` is awaited), an object with an async ``execute(ctx)``, or an
+    async callable ``runner(ctx)``; it returns a StageResult, a StageOutput, a
+    dict or None.
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    runner: Any
+    dependencies: tuple[str, ...] = ()
+    conditional: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _normalize_dependencies(self)
+        check_runner(type(self).__name__, self.name, self.runner)
+
+
+@attrs.frozen(kw_only=True)
+class UnifiedStageSpec:
+    """A stage of :class:`UnifiedStageGraph`: ``runner`` is ``async (StageContext) -> StageOutput``."""
+
+    name: str = attrs.field(validator=_check_name)
+    runner: Callable[[StageContext], Awaitable[StageOutput | Mapping[str, Any] | None]]
+    kind: StageKind | None = None
+    dependencies: tuple[str, ...] = ()
+    conditional: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _normalize_dependencies(self)
+        if not callable(self.runner):
+            raise StageDefinitionTypeError(
+                f"UnifiedStageSpec {self.name!r}: runner must be an async callable"
+                f" (StageContext) -> StageOutput; got {type(self.runner).__name__}"
+            )
+
+
+def _by_name(specs: Iterable[Any], spec_type: type[Any], graph: str) -> dict[str, Any]:
+    """``{name: spec}``, after checking the specs' type, that there is one, and the dependencies."""
+    by_name: dict[str, Any] = {}
+    for spec in specs:
+        if not isinstance(spec, spec_type):
+            raise TypeError(
+                f"specs must be {spec_type.__name__} instances, got {type(spec).__name__}"
+            )
+        by_name[spec.name] = spec
+    if not by_name:
+        raise ValueError(f"{graph} requires at least one {spec_type.__name__}")
+    validate_dependencies({name: spec.dependencies for name, spec in by_name.items()})
+    return by_name
+
+
+def _topology(specs: Mapping[str, Any]) -> Topology:
+    return Topology({name: spec.dependencies for name, spec in specs.items()})
+
+
+class StageGraph:
+    """Runs legacy :class:`StageSpec` stages as a DAG, each through the interceptor chain.
+
+    Legacy semantics (kept for parity): ``conditional`` is ignored; a stage that
+    fails produces a "failed" StageResult and the other stages go on; only a
+    :class:`CriticalInterceptorError` stops the run, as
+    :class:`StageExecutionError`. Setting ``ctx.canceled`` (``mark_canceled``)
+    stops the run at the next stage completion: the stages that did not
+    complete get a "failed" result with the error "Pipeline canceled", and
+    ``run`` returns normally.
+
+    Args:
+        specs: The stages (dependencies checked here, with the builder's errors).
+        interceptors: The chain; ``get_default_interceptors()`` when omitted.
+        wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``.
+        emit_stage_wide_events: Emit ``stage.wide`` after each stage.
+        emit_pipeline_wide_event: Emit ``pipeline.wide`` at the end of a run.
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[StageSpec],
+        interceptors: Sequence[BaseInterceptor] | None = None,
+        *,
+        wide_event_emitter: WideEventEmitter | None = None,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
+    ) -> None:
+        by_name: dict[str, StageSpec] = _by_name(specs, StageSpec, "StageGraph")
+        if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
+            wide_event_emitter = WideEventEmitter()
+        self._specs = by_name
+        self._plan = LegacyPlan(
+            invokers={name: legacy_invoker(name, spec.runner) for name, spec in by_name.items()},
+            topology=_topology(by_name),
+            interceptors=get_default_interceptors() if interceptors is None else interceptors,
+            emitter=wide_event_emitter,
+            emit_stage_wide=emit_stage_wide_events and wide_event_emitter is not None,
+            emit_pipeline_wide=emit_pipeline_wide_event and wide_event_emitter is not None,
+        )
+
+    @property
+    def stage_specs(self) -> list[StageSpec]:
+        """The stage specs, in insertion order."""
+        return list(self._specs.values())
+
+    async def run(self, ctx: PipelineContext) -> dict[str, StageResult]:
+        """Run the graph once. A checkpoint.
+
+        Returns:
+            Each stage's StageResult by name ("completed" or "failed").
+
+        Raises:
+            StageExecutionError: an interceptor raised CriticalInterceptorError;
+                the running stages are cancelled first.
+        """
+        return await run_legacy(self._plan, ctx)
+
+
+class UnifiedStageGraph:
+    """Runs :class:`UnifiedStageSpec` stages as a DAG under trio.
+
+    Each stage starts as soon as all its dependencies have completed and
+    receives a :class:`StageContext` whose inputs hold exactly the outputs of its
+    declared dependencies (strict). The graph keeps no per-run state, so one
+    graph may run many times concurrently.
+
+    Args:
+        specs: The stages. Names must be unique; every dependency must name a
+            stage of the graph and the graph must be acyclic (checked here,
+            raising the builder's contract errors).
+        cleanup_timeout: Seconds that the run's cleanup callbacks share.
+        guard_retry_strategy: Guard-retry policies (validated here).
+        interceptors: Optional interceptors; when given, each stage call goes
+            through the chain with a PipelineContext view of the run.
+        wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``
+            (a default one when either flag is set).
+        emit_stage_wide_events: Emit ``stage.wide`` after each stage.
+        emit_pipeline_wide_event: Emit ``pipeline.wide`` when the run ends
+            (completed, failed or cancelled by a stage or token).
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[UnifiedStageSpec],
+        *,
+        cleanup_timeout: float = 10.0,
+        guard_retry_strategy: GuardRetryStrategy | None = None,
+        interceptors: Sequence[BaseInterceptor] | None = None,
+        wide_event_emitter: WideEventEmitter | None = None,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
+    ) -> None:
+        by_name: dict[str, UnifiedStageSpec] = _by_name(
+            specs, UnifiedStageSpec, "UnifiedStageGraph"
+        )
+        policies: dict[str, GuardRetryPolicy] = {}
+        if guard_retry_strategy is not None:
+            guard_retry_strategy.validate(by_name)
+            for name, spec in by_name.items():
+                policy = guard_retry_strategy.get_policy(name)
+                if policy is not None and spec.kind == StageKind.GUARD:
+                    policies[name] = policy
+        if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
+            wide_event_emitter = WideEventEmitter()
+        self._specs = by_name
+        self._plan = UnifiedPlan(
+            specs=by_name,
+            topology=_topology(by_name),
+            policies=policies,
+            interceptors=interceptors,
+            emitter=wide_event_emitter,
+            emit_stage_wide=emit_stage_wide_events,
+            emit_pipeline_wide=emit_pipeline_wide_event,
+            cleanup_timeout=cleanup_timeout,
+        )
+        self._runs: list[UnifiedRun] = []
+
+    @property
+    def stage_specs(self) -> list[UnifiedStageSpec]:
+        """The stage specs, in insertion order."""
+        return list(self._specs.values())
+
+    @property
+    def cancel_token(self) -> CancellationToken | None:
+        """The token of the most recently started run still in progress, else ``None``."""
+        return self._runs[-1].token if self._runs else None
+
+    @property
+    def cleanup_registry(self) -> CleanupRegistry | None:
+        """The cleanup registry of the most recently started run still in progress."""
+        return self._runs[-1].registry if self._runs else None
+
+    def register_cleanup(
+        self, callback: Callable[[], Awaitable[Any]], *, name: str | None = None
+    ) -> None:
+        """Register ``callback`` with the most recent run in progress (no-op when idle)."""
+        if self._runs:
+            self._runs[-1].registry.register(callback, name=name)
+
+    async def run(
+        self, ctx: StageContext, *, cancel_token: CancellationToken | None = None
+    ) -> dict[str, StageOutput]:
+        """Run the graph once. A checkpoint.
+
+        Args:
+            ctx: The run's StageContext (snapshot, timer, event sink).
+            cancel_token: Cancelling it stops the run: running stages are
+                interrupted at their next checkpoint and
+                :class:`UnifiedPipelineCancelled` is raised with stage
+                ``"<external>"``. A fresh token is used when omitted.
+
+        Returns:
+            Each stage's output by name.
+
+        Raises:
+            UnifiedStageExecutionError: a stage raised or returned FAIL (also
+                when guard retries are exhausted). Its running siblings are
+                cancelled first.
+            UnifiedPipelineCancelled: a stage returned CANCEL, or the token was
+                cancelled.
+        """
+        return await run_unified(self._plan, ctx, cancel_token or CancellationToken(), self._runs)
+
 
 publish(__name__)

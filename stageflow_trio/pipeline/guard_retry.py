@@ -8,18 +8,16 @@ and again) and by time on the trio clock.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING
 
 import attrs
 
+from stageflow_trio._engine._guard_retry import hash_retry_payload as hash_retry_payload
+from stageflow_trio._exports import publish
 from stageflow_trio.core.stage_enums import StageKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-
-    from stageflow_trio.core.stage_output import StageOutput
 
 __all__ = ["GuardRetryPolicy", "GuardRetryStrategy", "hash_retry_payload"]
 
@@ -107,22 +105,4 @@ class GuardRetryStrategy:
                 )
 
 
-def hash_retry_payload(
-    output: StageOutput | None, fields: tuple[str, ...] | None = None
-) -> str | None:
-    """A stable sha256 of a guard output's data (or of ``fields`` of it).
-
-    Used to detect stagnation: the same hash twice in a row means the retry
-    changed nothing the guard looks at. ``None`` for no output.
-    """
-    if output is None:
-        return None
-    payload: Mapping[str, object] = output.data
-    if fields:
-        payload = {name: payload.get(name) for name in fields}
-    try:
-        serialized = json.dumps(payload, sort_keys=True, default=str)
-    except TypeError:
-        # Keys of mixed types cannot be sorted; fall back to a repr, as the reference does.
-        serialized = repr(payload)
-    return hashlib.sha256(serialized.encode("utf-8")).hexdigest()
+publish(__name__)

@@ -24,6 +24,14 @@ Hooks that wait (idempotency, retry backoff) checkpoint as usual.
 
 from __future__ import annotations
 
+from stageflow_trio._engine._interceptors import BaseInterceptor as BaseInterceptor
+from stageflow_trio._engine._interceptors import (
+    CriticalInterceptorError as CriticalInterceptorError,
+)
+from stageflow_trio._engine._interceptors import ErrorAction as ErrorAction
+from stageflow_trio._engine._interceptors import InterceptorContext as InterceptorContext
+from stageflow_trio._engine._interceptors import InterceptorError as InterceptorError
+from stageflow_trio._engine._interceptors import InterceptorResult as InterceptorResult
 from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS as DEFAULT_TIMEOUT_MS
 from stageflow_trio._engine._stage_call import run_with_interceptors as run_with_interceptors
 from stageflow_trio._exports import publish
@@ -34,14 +42,7 @@ from ._builtin_interceptors import LoggingInterceptor as LoggingInterceptor
 from ._builtin_interceptors import MetricsInterceptor as MetricsInterceptor
 from ._builtin_interceptors import TimeoutInterceptor as TimeoutInterceptor
 from ._builtin_interceptors import get_default_interceptors as get_default_interceptors
-from ._interceptor_base import BaseInterceptor as BaseInterceptor
-from ._interceptor_base import CriticalInterceptorError as CriticalInterceptorError
-from ._interceptor_base import ErrorAction as ErrorAction
-from ._interceptor_base import InterceptorContext as InterceptorContext
-from ._interceptor_base import InterceptorError as InterceptorError
-from ._interceptor_base import InterceptorResult as InterceptorResult
 from ._tracing_interceptor import TracingInterceptor as TracingInterceptor
-from ._tracing_interceptor import _default_tracer as _default_tracer
 
 __all__ = [
     "BaseInterceptor",

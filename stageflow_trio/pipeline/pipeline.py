@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from stageflow_trio.core.stage_enums import StageKind
-from stageflow_trio.pipeline._validation import (
+from stageflow_trio.pipeline._checks import (
     StageDefinitionError,
     StageDefinitionTypeError,
     check_bool,
@@ -25,19 +25,16 @@ from stageflow_trio.pipeline._validation import (
     check_runner,
 )
 from stageflow_trio.pipeline.builder import StageTable
-from stageflow_trio.pipeline.spec import RunnerLike, as_async_runner
+from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
+from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
+from stageflow_trio.pipeline.spec import PipelineConfigError, RunnerLike, as_async_runner
 
 if TYPE_CHECKING:
-    from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
     from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
 
 __all__ = ["Pipeline", "UnifiedStageGraph", "UnifiedStageSpec"]
 
 _CONFIG_NEEDS_CLASS = "config can only be used with stage classes"
-
-
-class PipelineConfigError(StageDefinitionError):
-    """``config`` was given for a runner that is not a class (a ValueError)."""
 
 
 class EmptyPipelineError(StageDefinitionError):
@@ -203,9 +200,6 @@ class Pipeline:
         if not self._stages:
             raise EmptyPipelineError("UnifiedStageGraph requires at least one UnifiedStageSpec")
         # The graph validates the dependencies (missing ones, then cycles) itself.
-        from stageflow_trio.pipeline.dag import UnifiedStageGraph
-        from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
-
         specs = [
             GraphStageSpec(
                 name=spec.name,
@@ -246,13 +240,3 @@ def _table_from_mapping(stages: object) -> StageTable[UnifiedStageSpec]:
                 "each key must be its spec's name"
             )
     return StageTable.from_items(stages.items())
-
-
-def __getattr__(name: str) -> Any:
-    # The graph class lives in the engine module, which imports this package's
-    # validation code; resolve it on first use instead of at import time.
-    if name == "UnifiedStageGraph":
-        from stageflow_trio.pipeline.dag import UnifiedStageGraph
-
-        return UnifiedStageGraph
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

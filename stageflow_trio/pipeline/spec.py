@@ -1,4 +1,9 @@
-"""Stage specifications for code-defined pipelines, and the errors validation raises."""
+"""Stage specifications for code-defined pipelines, and the errors validation raises.
+
+The errors, the field checks' errors and :func:`validate_dependencies` are
+defined in the private validation modules, which the graphs share, and are
+public here.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,20 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
-from stageflow_trio.contracts.errors import ContractErrorInfo
+from stageflow_trio._exports import publish
 from stageflow_trio.core.stage_protocol import Stage
-from stageflow_trio.errors import StageflowError
-from stageflow_trio.pipeline._validation import (
-    StageDefinitionError,
+from stageflow_trio.pipeline._checks import StageDefinitionError as StageDefinitionError
+from stageflow_trio.pipeline._checks import StageDefinitionTypeError as StageDefinitionTypeError
+from stageflow_trio.pipeline._checks import (
     check_bool,
     check_kwargs,
     check_name,
     check_names,
     check_runner,
 )
+from stageflow_trio.pipeline._validation import CycleDetectedError as CycleDetectedError
+from stageflow_trio.pipeline._validation import PipelineValidationError as PipelineValidationError
+from stageflow_trio.pipeline._validation import validate_dependencies as validate_dependencies
 
 if TYPE_CHECKING:
     from stageflow_trio.core.stage_output import StageOutput
@@ -25,75 +33,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CycleDetectedError",
+    "PipelineConfigError",
     "PipelineSpec",
     "PipelineValidationError",
+    "StageDefinitionError",
+    "StageDefinitionTypeError",
     "StageRunner",
+    "validate_dependencies",
 ]
 
 
-class PipelineValidationError(StageflowError):
-    """A pipeline definition is invalid (missing dependency, cycle, conflict, empty).
-
-    Attributes:
-        stages: The stages the problem involves (a list; empty when none apply).
-        error_info: Structured details, or None; ``error_info.code`` is the stable code.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        stages: list[str] | None = None,
-        *,
-        error_info: ContractErrorInfo | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.stages: list[str] = list(stages) if stages else []
-        self.error_info = error_info
-
-    def with_context(self, **context: Any) -> PipelineValidationError:
-        """Merge ``context`` into ``error_info.context`` (no-op without info); return self."""
-        if self.error_info is not None:
-            self.error_info = self.error_info.with_context(**context)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize as ``{"message", "stages", "error_info"}`` (error_info may be None)."""
-        return {
-            "message": str(self),
-            "stages": list(self.stages),
-            "error_info": self.error_info.to_dict() if self.error_info is not None else None,
-        }
-
-
-class CycleDetectedError(PipelineValidationError):
-    """The pipeline's dependencies form a cycle (code ``CONTRACT-004-CYCLE``).
-
-    Attributes:
-        cycle_path: The cycle as a path, first stage repeated at the end
-            (``["a", "b", "a"]``: a depends on b, b depends on a).
-        stages: The stages of the cycle, in path order, each once.
-    """
-
-    def __init__(self, cycle_path: list[str], stages: list[str] | None = None) -> None:
-        self.cycle_path = list(cycle_path)
-        info = ContractErrorInfo(
-            code="CONTRACT-004-CYCLE",
-            summary="Pipeline contains a dependency cycle",
-            fix_hint="Break the cycle by removing one dependency in the loop.",
-            doc_url=(
-                "https://github.com/stageflow/stageflow/blob/main/docs/guides/stages.md"
-                "#contract-troubleshooting"
-            ),
-            context={"cycle_path": list(self.cycle_path)},
-        )
-        super().__init__(
-            f"Pipeline contains a cycle: {' -> '.join(self.cycle_path)}",
-            stages=stages or self.cycle_path,
-            error_info=info,
-        )
-
-    def __repr__(self) -> str:
-        return f"CycleDetectedError(cycle_path={self.cycle_path})"
+class PipelineConfigError(StageDefinitionError):
+    """``config`` was given for a runner that is not a class (a ValueError)."""
 
 
 @runtime_checkable
@@ -214,3 +165,6 @@ def as_async_runner(runner: object, config: Mapping[str, Any]) -> AsyncRunner:
         return _InstanceRunner(runner)
     # check_runner let it through, so it is callable.
     return runner  # type: ignore[return-value]
+
+
+publish(__name__)

@@ -9,9 +9,14 @@ import pytest
 from hypothesis import given
 
 from stageflow_trio.contracts import get_contract_suggestion
-from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
-from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineSpec, PipelineValidationError
+from stageflow_trio.pipeline.spec import (
+    CycleDetectedError,
+    PipelineSpec,
+    PipelineValidationError,
+    StageDefinitionError,
+    StageDefinitionTypeError,
+)
 
 from .strategies import Graph, dags, dags_with_back_edge, is_cycle
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageflow_trio.pipeline._validation import StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 from stageflow_trio.pipeline.builder_helpers import (
     FluentPipelineBuilder,
@@ -17,7 +16,7 @@ from stageflow_trio.pipeline.builder_helpers import (
     with_linear_chain,
     with_parallel_stages,
 )
-from stageflow_trio.pipeline.spec import PipelineValidationError
+from stageflow_trio.pipeline.spec import PipelineValidationError, StageDefinitionTypeError
 
 
 class S:

@@ -17,7 +17,6 @@ import trio.testing
 
 from stageflow_trio._time import utc_now
 from stageflow_trio.pipeline import _tracing_interceptor as tracing_impl
-from stageflow_trio.pipeline import interceptors as interceptors_module
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
 from stageflow_trio.pipeline.interceptors import (
@@ -336,7 +335,7 @@ async def test_tracing_without_opentelemetry_only_keeps_the_reference_keys() -> 
     assert isinstance(seen[0]["_tracing.span_start"], datetime)
     assert seen[0]["_tracing.span_start"].tzinfo is UTC
     assert ctx.data == {}
-    assert interceptors_module._default_tracer() is None
+    assert tracing_impl._default_tracer() is None
 
 
 async def test_tracing_records_a_span_per_stage_call() -> None:

@@ -11,9 +11,13 @@ from hypothesis import given
 
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.pipeline import Pipeline, UnifiedStageSpec
-from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineValidationError
+from stageflow_trio.pipeline.spec import (
+    CycleDetectedError,
+    PipelineValidationError,
+    StageDefinitionError,
+    StageDefinitionTypeError,
+)
 from tests.doc_blocks import python_blocks
 
 from .strategies import Graph, dags_with_back_edge, is_cycle, shuffled_dags
@@ -265,14 +269,14 @@ async def test_docs_example_pipeline_runs() -> None:
     assert results["shout"].data == {"text": "HI, WORLD"}
 
 
-@pytest.mark.parametrize("index", range(1, 4))
+@pytest.mark.parametrize("index", range(1, 5))
 def test_docs_examples_run(index: int) -> None:
     exec(compile(_doc_blocks()[index], str(DOCS), "exec"), {})
 
 
 def _doc_blocks() -> list[str]:
     blocks = python_blocks(DOCS)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     return blocks
 
 

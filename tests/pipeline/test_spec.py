@@ -9,11 +9,12 @@ import pytest
 
 from stageflow_trio.contracts import ContractErrorInfo
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.spec import (
     CycleDetectedError,
     PipelineSpec,
     PipelineValidationError,
+    StageDefinitionError,
+    StageDefinitionTypeError,
     StageRunner,
     as_async_runner,
 )

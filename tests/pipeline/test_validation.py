@@ -9,18 +9,21 @@ import pytest
 from hypothesis import given
 
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.pipeline._validation import (
-    StageDefinitionError,
-    StageDefinitionTypeError,
+from stageflow_trio.pipeline._checks import (
     check_bool,
     check_kind,
     check_kwargs,
     check_name,
     check_names,
     check_runner,
+)
+from stageflow_trio.pipeline.spec import (
+    CycleDetectedError,
+    PipelineValidationError,
+    StageDefinitionError,
+    StageDefinitionTypeError,
     validate_dependencies,
 )
-from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineValidationError
 
 from .strategies import Graph, dags, dags_with_back_edge, graphs, is_cycle, shuffled_dags
 

@@ -1,4 +1,8 @@
-"""Interceptor base types: the hook result and action, the errors, the context view, the ABC."""
+"""Interceptor base types: the hook result and action, the errors, the context view, the ABC.
+
+They live in the engine because the chain (``_stage_call.py``) needs them;
+:mod:`stageflow_trio.pipeline.interceptors` is their public path.
+"""
 
 # Hooks implement a fixed interface, so unused hook arguments are expected.
 # ruff: noqa: ARG002

@@ -1,0 +1,42 @@
+"""The errors the graph runs raise (public at :mod:`stageflow_trio.pipeline.dag`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stageflow_trio.errors import StageflowError
+from stageflow_trio.stages.result import StageError
+
+if TYPE_CHECKING:
+    from stageflow_trio.core.stage_output import StageOutput
+
+
+class StageExecutionError(StageError):
+    """A stage of a legacy :class:`StageGraph` failed in a way that stops the run."""
+
+    def __init__(self, stage: str, original: Exception, recoverable: bool = False) -> None:
+        super().__init__(stage=stage, original=original)
+        self.recoverable = recoverable
+
+
+class UnifiedStageExecutionError(StageflowError):
+    """A stage of a :class:`UnifiedStageGraph` raised or returned FAIL."""
+
+    def __init__(self, stage: str, original: Exception, recoverable: bool = False) -> None:
+        super().__init__(f"Stage '{stage}' failed: {original}")
+        self.stage = stage
+        self.original = original
+        self.recoverable = recoverable
+
+
+class UnifiedPipelineCancelled(StageflowError):
+    """A stage returned CANCEL or the run's token was cancelled: a graceful stop.
+
+    ``results`` holds the outputs of the stages that completed.
+    """
+
+    def __init__(self, stage: str, reason: str, results: dict[str, StageOutput]) -> None:
+        super().__init__(f"Pipeline cancelled by stage '{stage}': {reason}")
+        self.stage = stage
+        self.reason = reason
+        self.results = results
