@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stageflow_trio._time import utc_now
 from stageflow_trio.context._codec import (
@@ -13,10 +13,6 @@ from stageflow_trio.context._codec import (
     _is_mapping,
     _set,
 )
-from stageflow_trio.context._enrichments_parse import (
-    _enrichments_from_dict,
-    _enrichments_from_flat,
-)
 from stageflow_trio.context._parse import (
     _check_mapping,
     _datetime_or_none,
@@ -24,6 +20,10 @@ from stageflow_trio.context._parse import (
     _mapping_or_none,
 )
 from stageflow_trio.context.conversation import _conversation_from_dict, _conversation_from_flat
+from stageflow_trio.context.enrichments import (
+    _enrichments_from_dict,
+    _enrichments_from_flat,
+)
 from stageflow_trio.context.extensions import _normalize_extensions, _serialize_value
 from stageflow_trio.context.identity import _run_identity_from_dict, _run_identity_from_flat
 
@@ -111,26 +111,27 @@ def _snapshot_to_dict(snapshot: ContextSnapshot[Any]) -> dict[str, Any]:
     }
 
 
+class _SnapshotFields(NamedTuple):
+    """What ``ContextSnapshot.from_dict`` builds a snapshot from: its fields, in order, then a cache."""
+
+    run_id: RunIdentity
+    enrichments: Enrichments | None
+    conversation: Conversation | None
+    extensions: Any
+    input_text: Any
+    input_audio_duration_ms: Any
+    topology: Any
+    execution_mode: Any
+    created_at: datetime
+    metadata: FrozenDict[str, Any]
+    # The text created_at was parsed from, in a 1-tuple, or None (see ContextSnapshot).
+    created_at_iso: tuple[str] | None
+
+
 def _snapshot_fields_from_dict(
     data: Mapping[str, Any], extension_types: Mapping[str, type[Any]] | None
-) -> tuple[
-    RunIdentity,
-    Enrichments | None,
-    Conversation | None,
-    Any,
-    Any,
-    Any,
-    Any,
-    Any,
-    datetime,
-    FrozenDict[str, Any],
-    tuple[str] | None,
-]:
-    """The field values ``ContextSnapshot.from_dict`` builds a snapshot from, in field order.
-
-    The last item is the ``_created_at_iso`` cache: the text ``created_at`` was
-    parsed from, in a 1-tuple, or None. Errors are those of ``from_dict``.
-    """
+) -> _SnapshotFields:
+    """The values ``ContextSnapshot.from_dict`` builds a snapshot from; its errors are raised here."""
     if not isinstance(data, dict):
         _check_mapping(data, None)
     get = data.get
@@ -185,7 +186,7 @@ def _snapshot_fields_from_dict(
     else:
         metadata = _freeze_mapping(_mapping_or_none(metadata, "metadata"))
 
-    return (
+    return _SnapshotFields(
         run_id,
         enrichments,
         conversation,

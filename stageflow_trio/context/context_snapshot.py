@@ -248,26 +248,35 @@ class ContextSnapshot(Generic[T]):
                 names the path, e.g. ``run_id.user_id``).
             TypeError: ``data`` or one of its parts has the wrong type.
         """
-        # The field values in _FIELDS order, then the _created_at_iso cache.
         fields = _snapshot_fields_from_dict(data, extension_types)
         snapshot: ContextSnapshot[T]
         if cls is not ContextSnapshot:
             # A subclass may add fields or validation: go through its __init__.
-            snapshot = cls(*fields[:-1])
-            _set_created_at_iso(snapshot, fields[-1])
+            snapshot = cls(
+                run_id=fields.run_id,
+                enrichments=fields.enrichments,
+                conversation=fields.conversation,
+                extensions=fields.extensions,
+                input_text=fields.input_text,
+                input_audio_duration_ms=fields.input_audio_duration_ms,
+                topology=fields.topology,
+                execution_mode=fields.execution_mode,
+                created_at=fields.created_at,
+                metadata=fields.metadata,
+            )
         else:
             snapshot = _new(ContextSnapshot)
-            _set_run_id(snapshot, fields[0])
-            _set_enrichments(snapshot, fields[1])
-            _set_conversation(snapshot, fields[2])
-            _set_extensions(snapshot, fields[3])
-            _set_input_text(snapshot, fields[4])
-            _set_input_audio_duration_ms(snapshot, fields[5])
-            _set_topology(snapshot, fields[6])
-            _set_execution_mode(snapshot, fields[7])
-            _set_created_at(snapshot, fields[8])
-            _set_metadata(snapshot, fields[9])
-            _set_created_at_iso(snapshot, fields[10])
+            _set_run_id(snapshot, fields.run_id)
+            _set_enrichments(snapshot, fields.enrichments)
+            _set_conversation(snapshot, fields.conversation)
+            _set_extensions(snapshot, fields.extensions)
+            _set_input_text(snapshot, fields.input_text)
+            _set_input_audio_duration_ms(snapshot, fields.input_audio_duration_ms)
+            _set_topology(snapshot, fields.topology)
+            _set_execution_mode(snapshot, fields.execution_mode)
+            _set_created_at(snapshot, fields.created_at)
+            _set_metadata(snapshot, fields.metadata)
+        _set_created_at_iso(snapshot, fields.created_at_iso)
         return snapshot
 
 
