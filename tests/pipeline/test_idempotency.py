@@ -478,8 +478,48 @@ async def test_a_chain_run_inside_a_short_circuited_calls_after_still_caches() -
     assert stage.calls == 1
 
 
-def test_short_circuit_marker_is_false_outside_after_hooks() -> None:
+async def test_the_short_circuit_marker_is_set_only_in_a_short_circuited_calls_after() -> None:
+    seen: list[bool] = []
+
+    class Seer(Placeholder):
+        priority = 60
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+            seen.append(stage_short_circuited())
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            seen.append(stage_short_circuited())
+            if stage_name == "critical":
+                raise CriticalInterceptorError("stop", "seer")
+
+    placeholder = Placeholder()
+    await run_with_interceptors("s", CountingStage(), make_ctx(), [placeholder, Seer()])
+    assert seen == [True]  # inside the placeholder: no before, but after runs on every hook
+    seen.clear()
+    outer = Seer()
+    outer.priority = 1
+    await run_with_interceptors("s", CountingStage(), make_ctx(), [outer, placeholder])
+    assert seen == [False, True]
     assert stage_short_circuited() is False
+    placeholder.active = False
+    seen.clear()
+    await run_with_interceptors("s", CountingStage(), make_ctx(), [outer, placeholder])
+    assert seen == [False, False]
+    placeholder.active = True
+    with pytest.raises(CriticalInterceptorError):
+        await run_with_interceptors("critical", CountingStage(), make_ctx(), [outer, placeholder])
+    assert stage_short_circuited() is False
+
+
+async def test_an_unhashable_cache_only_store_gets_claims_of_its_own() -> None:
+    class Unhashable(CacheOnlyStore):
+        __hash__ = None  # type: ignore[assignment]
+
+    interceptor = IdempotencyInterceptor(store=Unhashable())  # type: ignore[arg-type]
+    stage = CountingStage()
+    for _ in range(2):
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
 
 
 # --- claims live in the store (defect 5) -----------------------------------------------------
