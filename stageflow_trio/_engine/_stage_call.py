@@ -15,7 +15,8 @@ Order of a call:
    the first action other than FAIL wins. RETRY runs the stage again (without
    the before hooks) and asks again if it fails again, up to
    :data:`MAX_CHAIN_RETRIES` times; FALLBACK counts as FAIL.
-4. ``after`` on every interceptor, in descending priority.
+4. ``after`` on every interceptor, in descending priority. After a
+   short-circuit, :func:`stage_short_circuited` is True while they run.
 
 Interceptor errors are logged and swallowed, except
 :class:`CriticalInterceptorError` from ``before``/``after``, which escapes.
@@ -36,6 +37,7 @@ must clean up after itself.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -46,6 +48,7 @@ from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from contextvars import Token
 
     from stageflow_trio._engine._interceptors import BaseInterceptor, InterceptorResult
     from stageflow_trio.stages.context import PipelineContext
@@ -60,6 +63,19 @@ MAX_CHAIN_RETRIES = 100
 
 ABORT_HOOKS_TIMEOUT = 5.0
 """Seconds the ``on_abort`` hooks of one aborted call may take together."""
+
+# True while the after hooks of a short-circuited call run (set only on that rare path).
+_short_circuited: ContextVar[bool] = ContextVar("stageflow_trio_short_circuited", default=False)
+
+
+def stage_short_circuited() -> bool:
+    """Whether the ``after`` hook calling this belongs to a call whose stage did not run.
+
+    True when a ``before`` hook short-circuited the call, so the result handed
+    to ``after`` is that interceptor's, not the stage's (the idempotency
+    interceptor must not cache it).
+    """
+    return _short_circuited.get()
 
 
 def _sorted(interceptors: Sequence[BaseInterceptor]) -> Sequence[BaseInterceptor]:
@@ -105,6 +121,7 @@ async def run_with_interceptors(
     # ordered[after_from:]. On an abort, ordered[:min(entered, after_from)] get on_abort.
     entered = 0
     after_from = len(ordered)
+    marked: Token[bool] | None = None
     try:
         short_circuit: InterceptorResult | None = None
         for interceptor in ordered:
@@ -126,8 +143,11 @@ async def run_with_interceptors(
 
         if short_circuit is not None:
             result = _short_circuit_result(stage_name, short_circuit, started_at)
+            marked = _short_circuited.set(True)
         else:
             result = await _run_stage(stage_name, stage_run, ctx, ordered, started_at)
+            if _short_circuited.get():  # a chain run inside a short-circuited call's after
+                marked = _short_circuited.set(False)
 
         for index in range(len(ordered) - 1, -1, -1):
             interceptor = ordered[index]
@@ -139,10 +159,14 @@ async def run_with_interceptors(
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "after", exc)
     except BaseException:
+        if marked is not None:
+            _short_circuited.reset(marked)
         pending = min(entered, after_from)
         if pending:
             await _abort(ordered[:pending], stage_name, ctx)
         raise
+    if marked is not None:
+        _short_circuited.reset(marked)
     return result
 
 

@@ -37,9 +37,11 @@ class BackpressureAwareEventSink:
     returns True while there is room) but nothing delivers them until a worker
     starts or :meth:`stop` drains them; nothing is started behind your back.
 
-    Every accepted event is either delivered downstream or, if :meth:`stop`
-    gives up on it, counted in ``metrics.dropped`` / ``metrics.undelivered``,
-    logged, and passed to ``on_drop``.
+    Every accepted event is either delivered downstream or counted in
+    ``metrics.dropped`` / ``metrics.undelivered``, logged, and passed to
+    ``on_drop``: when the downstream rejects it (its ``emit`` raises; also
+    counted in ``metrics.downstream_errors``) and when :meth:`stop` gives up
+    on it.
 
     Args:
         downstream: Where events are delivered; ``None`` means a
@@ -49,7 +51,8 @@ class BackpressureAwareEventSink:
             sink gives up on. Its exceptions are logged and suppressed.
 
     Raises:
-        TypeError: If ``max_queue_size`` is not an int.
+        TypeError: If ``downstream`` has no ``emit`` method, ``max_queue_size``
+            is not an int, or ``on_drop`` is not callable.
     """
 
     def __init__(
@@ -59,6 +62,13 @@ class BackpressureAwareEventSink:
         max_queue_size: int = 1000,
         on_drop: Callable[[str, dict[str, Any] | None], None] | None = None,
     ) -> None:
+        if downstream is not None and not callable(getattr(downstream, "emit", None)):
+            raise TypeError(
+                "downstream must be an EventSink (with async emit(*, type, data)) or None,"
+                f" got {type(downstream).__name__}"
+            )
+        if on_drop is not None and not callable(on_drop):
+            raise TypeError(f"on_drop must be callable or None, got {type(on_drop).__name__}")
         if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int):
             raise TypeError(
                 f"max_queue_size must be an int (<= 0 for unbounded), got {type(max_queue_size).__name__}"

@@ -19,8 +19,11 @@ class BackpressureMetrics:
         queue_full_count: Events refused because the queue was full.
         last_emit_time: ``time.monotonic()`` of the last accepted event, 0.0 if none.
         last_drop_time: ``time.monotonic()`` of the last dropped event, 0.0 if none.
-        undelivered: Events accepted but given up at ``stop`` or after the
-            worker was cancelled mid-delivery (``dropped - queue_full_count``).
+        undelivered: Events accepted but not delivered: given up at ``stop``,
+            cut mid-delivery by cancellation, or rejected by the downstream
+            (``dropped - queue_full_count``).
+        downstream_errors: Events the downstream rejected: its ``emit``
+            raised (also counted in ``undelivered`` and ``dropped``).
 
     The times are ``time.monotonic()``, as in the reference, not the trio clock:
     users compare them with ``time.monotonic()`` to spot a stalled producer, and
@@ -33,6 +36,7 @@ class BackpressureMetrics:
     last_emit_time: float = 0.0
     last_drop_time: float = 0.0
     undelivered: int = 0
+    downstream_errors: int = 0
 
     def record_emit(self) -> None:
         """Count one accepted event."""
@@ -50,6 +54,11 @@ class BackpressureMetrics:
         self.dropped += count
         self.undelivered += count
         self.last_drop_time = time.monotonic()
+
+    def record_downstream_error(self) -> None:
+        """Count one accepted event whose delivery the downstream rejected."""
+        self.downstream_errors += 1
+        self.record_undelivered()
 
     @property
     def drop_rate(self) -> float:

@@ -147,7 +147,7 @@ class _SinkWorker:
             try:
                 await emit(type=event[0], data=event[1])
             except Exception as exc:  # noqa: BLE001 - a broken downstream must not kill the worker
-                self._log_downstream_error(event[0], exc)
+                self._downstream_failed(event, exc)
             if self.stopping:
                 self.in_flight = None
                 return
@@ -210,19 +210,22 @@ class _SinkWorker:
             try:
                 await emit(type=event[0], data=event[1])
             except Exception as exc:  # noqa: BLE001 - a broken downstream must not stop the drain
-                self._log_downstream_error(event[0], exc)
+                self._downstream_failed(event, exc)
             self.in_flight = None
             count += 1
             if count == _FAIR_SHARE:
                 count = 0
                 await trio.lowlevel.checkpoint()
 
-    def _log_downstream_error(self, event_type: str, exc: Exception) -> None:
+    def _downstream_failed(self, event: _Event, exc: Exception) -> None:
+        """The downstream rejected ``event``: log it, count it, pass it to ``on_drop``."""
+        self._metrics.record_downstream_error()
         self._logger.error(
             "Failed to emit event to downstream: %s",
             exc,
-            extra={"event_type": event_type, "error": str(exc)},
+            extra={"event_type": event[0], "error": str(exc)},
         )
+        self.call_on_drop(event[0], event[1])
 
     # -- giving up -----------------------------------------------------------
 

@@ -1,11 +1,15 @@
 """Wide events: one structured event per stage (``stage.wide``) or per run (``pipeline.wide``).
 
 Both are emitted with the context's ``event_sink.try_emit``, so they never
-block a stage. Ids are strings or ``None``; timestamps ISO 8601.
+block a stage, and never fail one: an error while building or emitting a wide
+event (a sink whose ``try_emit`` raises) is logged as a warning on the
+``stageflow_trio.wide_events`` logger and the run goes on. Ids are strings or
+``None``; timestamps ISO 8601.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.result import StageResult
 
 __all__ = ["WideEventEmitter", "emit_pipeline_wide_event", "emit_stage_wide_event"]
+
+logger = logging.getLogger("stageflow_trio.wide_events")
 
 
 def _str_or_none(value: object) -> str | None:
@@ -75,9 +81,15 @@ class WideEventEmitter:
         result: StageResult,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Emit ``stage.wide`` for ``result`` through ``ctx.event_sink.try_emit``."""
-        payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
-        ctx.event_sink.try_emit(type=self.stage_event_type, data=payload)
+        """Emit ``stage.wide`` for ``result`` through ``ctx.event_sink.try_emit``.
+
+        Never raises an ``Exception``: a failure is logged (see the module docstring).
+        """
+        try:
+            payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
+            ctx.event_sink.try_emit(type=self.stage_event_type, data=payload)
+        except Exception as exc:  # noqa: BLE001 - observability must not fail the run
+            _log_failure(self.stage_event_type, result.name, exc)
 
     def emit_pipeline_event(
         self,
@@ -90,17 +102,23 @@ class WideEventEmitter:
         started_at: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Emit ``pipeline.wide`` summarizing ``stage_results``."""
-        payload = self.build_pipeline_payload(
-            ctx=ctx,
-            stage_results=stage_results,
-            pipeline_name=pipeline_name,
-            status=status,
-            duration_ms=duration_ms,
-            started_at=started_at,
-            extra=extra,
-        )
-        ctx.event_sink.try_emit(type=self.pipeline_event_type, data=payload)
+        """Emit ``pipeline.wide`` summarizing ``stage_results``.
+
+        Never raises an ``Exception``: a failure is logged (see the module docstring).
+        """
+        try:
+            payload = self.build_pipeline_payload(
+                ctx=ctx,
+                stage_results=stage_results,
+                pipeline_name=pipeline_name,
+                status=status,
+                duration_ms=duration_ms,
+                started_at=started_at,
+                extra=extra,
+            )
+            ctx.event_sink.try_emit(type=self.pipeline_event_type, data=payload)
+        except Exception as exc:  # noqa: BLE001 - observability must not fail the run
+            _log_failure(self.pipeline_event_type, None, exc)
 
     @staticmethod
     def build_stage_payload(
@@ -148,6 +166,15 @@ class WideEventEmitter:
         if extra:
             payload["extra"] = dict(extra)
         return payload
+
+
+def _log_failure(event_type: str, stage: str | None, exc: Exception) -> None:
+    logger.warning(
+        "Failed to emit %s: %s",
+        event_type,
+        exc,
+        extra={"event_type": event_type, "stage": stage, "error": str(exc)},
+    )
 
 
 def emit_stage_wide_event(

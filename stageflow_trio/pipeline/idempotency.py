@@ -9,15 +9,21 @@ short-circuited with the cached data.
 Scoping and concurrency (fixes of the reference, see docs/interceptors.md):
 
 - Results are cached per ``(key, stage)``, so the stages of one run do not
-  replay each other's results (the reference used one pipeline-wide slot).
-- Duplicate calls that arrive while the first one is running wait for it
-  (an in-flight :class:`trio.Event` per ``(key, stage)``), then replay its
-  result: the stage runs once. When the first call fails, one of the waiters
-  runs the stage instead.
+  replay each other's results (the reference used one pipeline-wide slot). A
+  stage that the engine runs again within one run (a guard retry) is a new
+  attempt with a key of its own (:data:`STAGE_ATTEMPT_KEY`).
+- The store holds the in-flight claims too (:meth:`IdempotencyStore.claim`),
+  so every interceptor sharing a store sees them: a duplicate call that
+  arrives while the first one runs waits for it, then replays its result.
+  When the first call fails or is cancelled, one of the waiters runs the
+  stage instead.
+- Only a result the stage itself produced is cached: not a failure, not a
+  replay, not another interceptor's short-circuit.
 
-The in-flight claim is released in ``after``, and in ``on_abort`` when the
-call is cancelled or aborted (see ``stageflow_trio._engine._stage_call``),
-so a cancelled call never leaves its key blocked.
+A claim is released synchronously (no checkpoint), in ``after`` whatever
+caching did, and in ``on_abort`` when the call is cancelled or aborted, so a
+cancelled call never leaves its key blocked, even when the abort hooks run out
+of time.
 """
 
 # Hooks implement a fixed interface, so unused hook arguments are expected.
@@ -29,11 +35,15 @@ import copy
 import hashlib
 import json
 import logging
+import uuid
+import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
 
+from stageflow_trio._engine._stage_call import stage_short_circuited
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline.interceptors import (
     BaseInterceptor,
@@ -49,7 +59,10 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
 
 __all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "STAGE_ATTEMPT_KEY",
     "CachedStageResult",
+    "IdempotencyClaim",
     "IdempotencyError",
     "IdempotencyInterceptor",
     "IdempotencyParamMismatch",
@@ -58,6 +71,19 @@ __all__ = [
 ]
 
 logger = logging.getLogger("stageflow_trio.idempotency")
+
+DEFAULT_MAX_ENTRIES = 10_000
+"""How many results an :class:`InMemoryIdempotencyStore` holds by default."""
+
+STAGE_ATTEMPT_KEY = "_stage_attempt.{stage}"
+"""``ctx.data`` key (format with ``stage=``) of the number of this run of a stage within one
+pipeline run: 2 for the first re-run, and so on; absent (or 1) for the first run.
+
+The engine sets it when it runs a stage again in the same run (a guard retry
+re-runs the retry stage and the guard). The interceptor makes it part of the
+store key, so a re-run is a new attempt instead of a replay of the attempt
+the guard just rejected.
+"""
 
 
 class IdempotencyError(CriticalInterceptorError):
@@ -99,21 +125,90 @@ class CachedStageResult:
     expires_at: float | None = None
 
 
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@attrs.frozen
+class IdempotencyClaim:
+    """The right to run the stage behind one store key, granted by :meth:`IdempotencyStore.claim`.
+
+    Args:
+        key: The store key claimed.
+        token: Unique to this grant, so a store shared between processes can
+            tell the current holder's release from a stale one (a release
+            after the claim expired and was granted again).
+    """
+
+    key: str
+    token: str = attrs.field(factory=_new_token)
+
+
 class IdempotencyStore(Protocol):
-    """Where cached results live. Every method is a checkpoint."""
+    """Where cached results and in-flight claims live. Every async method is a checkpoint.
+
+    Results: ``get``, ``set`` and ``delete`` (the reference's three methods).
+    Claims: ``claim`` and ``release``, which make "one call runs the stage,
+    duplicates wait for its result" hold for every interceptor that shares the
+    store (two chains, two workers). A claim is not a result: ``get`` never
+    returns one and ``delete`` does not release one.
+
+    Cancellation. A caller cancelled inside ``claim`` holds nothing. A holder
+    releases its claim however its call ends; for a cancelled holder that is a
+    cleanup path that must not wait, hence a synchronous ``release``. A store
+    shared between processes should also give its claims a lease (set on the
+    store), since a process can die holding one; the in-memory store needs
+    none, its claims die with the process.
+
+    Stores written for the reference (only ``get``/``set``/``delete``) still
+    work with :class:`IdempotencyInterceptor`: it keeps their claims in the
+    process, shared by every interceptor using the same store object.
+    """
 
     async def get(self, key: str) -> CachedStageResult | None:
-        """The live entry for ``key``, or None."""
+        """The live entry for ``key``, or None. A checkpoint."""
         ...
 
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
     ) -> None:
-        """Store ``entry`` under ``key``, expiring after ``ttl_seconds`` (None or 0: never)."""
+        """Store ``entry`` under ``key``, expiring after ``ttl_seconds`` (None or 0: never).
+
+        A checkpoint.
+        """
         ...
 
     async def delete(self, key: str) -> None:
-        """Forget ``key`` (no error when absent)."""
+        """Forget the entry of ``key`` (no error when absent). A checkpoint."""
+        ...
+
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
+        """Claim ``key`` if it is free, else wait for the holder's result or its release.
+
+        Atomically: if a live entry is cached under ``key``, return it; else if
+        no claim on ``key`` is held, grant one and return it; else wait until
+        the holder releases its claim (or its lease expires) and start over.
+        So after a holder that cached its result releases, its waiters get the
+        result; after one that did not, one waiter gets the claim.
+
+        A checkpoint, also when it returns at once. Cancelled while waiting,
+        it raises ``trio.Cancelled`` and no claim is held.
+
+        Returns:
+            The cached entry, or a claim the caller now holds and must pass to
+            :meth:`release` exactly once, however its call ends.
+        """
+        ...
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """Give up ``claim`` and wake the callers waiting for its key.
+
+        Synchronous: never blocks, never checkpoints, so a cancelled call can
+        always release (a store that needs I/O to release hands it to a task
+        of its own and relies on its lease if that fails). A claim that is no
+        longer held (released already, or expired and granted again) is
+        ignored. Does not raise.
+        """
         ...
 
 
@@ -122,52 +217,253 @@ def _clone(result: StageResult) -> StageResult:
     return attrs.evolve(result, data=copy.deepcopy(dict(result.data)))
 
 
-class InMemoryIdempotencyStore:
-    """An in-process :class:`IdempotencyStore`.
+class _Held:
+    """One held claim and the Event its waiters wait on."""
 
-    Entries are deep-copied in and out, and expire on the engine clock, so
-    ``trio.testing.MockClock`` drives the TTL in tests. Task-safe under trio
-    (no method holds state across a checkpoint).
-    """
+    __slots__ = ("claim", "released")
+
+    def __init__(self, claim: IdempotencyClaim) -> None:
+        self.claim = claim
+        self.released = trio.Event()
+
+
+class _ClaimTable:
+    """In-process claims: store key -> the held claim. No method checkpoints."""
+
+    __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self._entries: dict[str, CachedStageResult] = {}
+        self._held: dict[str, _Held] = {}
+
+    def holder(self, key: str) -> _Held | None:
+        return self._held.get(key)
+
+    def grant(self, key: str) -> IdempotencyClaim:
+        claim = IdempotencyClaim(key)
+        self._held[key] = _Held(claim)
+        return claim
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        held = self._held.get(claim.key)
+        if held is not None and held.claim.token == claim.token:
+            del self._held[claim.key]
+            held.released.set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._held
+
+
+class InMemoryIdempotencyStore:
+    """An in-process :class:`IdempotencyStore`, bounded in time and size.
+
+    Entries are deep-copied in and out and expire on the engine clock, so
+    ``trio.testing.MockClock`` drives the TTL in tests. Expired entries are
+    removed as the store is written to: every ``set`` drops the expired
+    entries at the oldest end (with one TTL, the interceptor's, that is all of
+    them), and a full pass every so many writes catches the others, so the
+    cost stays constant per write. A store nobody writes to keeps its entries
+    until :meth:`purge_expired` is called. When a write takes the store over
+    ``max_entries``, the oldest entries (least recently written) are evicted,
+    expired or not; a duplicate of an evicted request runs its stage again,
+    so size the cap for the number of keys written per TTL.
+
+    Task-safe under trio: no method holds state across a checkpoint.
+
+    Args:
+        max_entries: The most results held (claims do not count); default
+            :data:`DEFAULT_MAX_ENTRIES`.
+
+    Raises:
+        TypeError: ``max_entries`` is not an int.
+        ValueError: ``max_entries`` is below 1.
+    """
+
+    # A full expiry pass runs after max(len(store), this) writes: amortized O(1).
+    _FULL_SWEEP_MIN_WRITES = 64
+
+    def __init__(self, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int):
+            raise TypeError(f"max_entries must be an int, got {type(max_entries).__name__}")
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self._max_entries = max_entries
+        # Oldest write first: a write moves its key to the end.
+        self._entries: OrderedDict[str, CachedStageResult] = OrderedDict()
+        self._claims = _ClaimTable()
+        self._writes_since_sweep = 0
+        self._warned_full = False
+
+    @property
+    def max_entries(self) -> int:
+        """The most results held."""
+        return self._max_entries
+
+    def __len__(self) -> int:
+        """How many results are held (expired ones not removed yet included)."""
+        return len(self._entries)
+
+    def is_claimed(self, key: str) -> bool:
+        """Whether a claim on ``key`` is held now."""
+        return key in self._claims
 
     async def get(self, key: str) -> CachedStageResult | None:
         """The live entry for ``key`` (a deep copy), or None. A checkpoint."""
         await trio.lowlevel.checkpoint()
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.expires_at is not None and entry.expires_at <= monotonic():
-            del self._entries[key]
-            return None
-        return attrs.evolve(entry, result=_clone(entry.result))
+        entry = self._live(key, monotonic())
+        return None if entry is None else _copy_entry(entry)
 
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
     ) -> None:
-        """Store a deep copy of ``entry``; ``ttl_seconds`` (if truthy) sets its expiry. A checkpoint."""
+        """Store a deep copy of ``entry``; ``ttl_seconds`` (if truthy) sets its expiry.
+
+        A checkpoint (taken first: a cancelled call stores nothing). Then
+        removes expired entries and evicts the oldest over ``max_entries``.
+        """
         await trio.lowlevel.checkpoint()
-        expires_at = monotonic() + ttl_seconds if ttl_seconds else None
-        self._entries[key] = CachedStageResult(
-            result=_clone(entry.result), params_hash=entry.params_hash, expires_at=expires_at
+        now = monotonic()
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = CachedStageResult(
+            result=_clone(entry.result),
+            params_hash=entry.params_hash,
+            expires_at=now + ttl_seconds if ttl_seconds else None,
         )
+        self._after_write(now)
 
     async def delete(self, key: str) -> None:
-        """Forget ``key``. A checkpoint."""
+        """Forget the entry of ``key``. A checkpoint."""
         await trio.lowlevel.checkpoint()
         self._entries.pop(key, None)
 
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
+        """See :meth:`IdempotencyStore.claim`. A checkpoint; the entry returned is a deep copy."""
+        await trio.lowlevel.checkpoint()
+        while True:
+            # No checkpoint between this look-up and the grant: claiming is atomic.
+            entry = self._live(key, monotonic())
+            if entry is not None:
+                return _copy_entry(entry)
+            held = self._claims.holder(key)
+            if held is None:
+                return self._claims.grant(key)
+            await held.released.wait()
 
-@attrs.define
-class _Claim:
-    """The in-flight claim of the call that runs a stage for one key."""
+    def release(self, claim: IdempotencyClaim) -> None:
+        """See :meth:`IdempotencyStore.release`."""
+        self._claims.release(claim)
 
+    def purge_expired(self) -> int:
+        """Remove every expired entry now; returns how many were removed. Not a checkpoint."""
+        self._writes_since_sweep = 0
+        now = monotonic()
+        entries = self._entries
+        expired = [
+            key
+            for key, entry in entries.items()
+            if entry.expires_at is not None and entry.expires_at <= now
+        ]
+        for key in expired:
+            del entries[key]
+        return len(expired)
+
+    def _live(self, key: str, now: float) -> CachedStageResult | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= now:
+            del self._entries[key]
+            return None
+        return entry
+
+    def _after_write(self, now: float) -> None:
+        entries = self._entries
+        # The oldest end: O(1) per write when every entry has the same TTL.
+        while entries:
+            key, entry = next(iter(entries.items()))
+            if entry.expires_at is None or entry.expires_at > now:
+                break
+            del entries[key]
+        # Mixed TTLs can hide an expired entry behind a live, older one.
+        self._writes_since_sweep += 1
+        if self._writes_since_sweep >= max(len(entries), self._FULL_SWEEP_MIN_WRITES):
+            self.purge_expired()
+        if len(entries) > self._max_entries:
+            if not self._warned_full:
+                self._warned_full = True
+                logger.warning(
+                    "InMemoryIdempotencyStore is full (max_entries=%d): evicting the oldest"
+                    " results; duplicates of evicted requests will run their stages again",
+                    self._max_entries,
+                )
+            while len(entries) > self._max_entries:
+                entries.popitem(last=False)
+
+
+def _copy_entry(entry: CachedStageResult) -> CachedStageResult:
+    return attrs.evolve(entry, result=_clone(entry.result))
+
+
+class _Claims(Protocol):
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult: ...
+
+    def release(self, claim: IdempotencyClaim) -> None: ...
+
+
+# Claims of stores that only cache (the reference's three methods), per store object.
+_LOCAL_CLAIMS: weakref.WeakKeyDictionary[Any, _ClaimTable] = weakref.WeakKeyDictionary()
+
+
+class _LocalClaims:
+    """Claims kept in this process for a store without ``claim``/``release``."""
+
+    __slots__ = ("_store", "_table")
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        try:
+            table = _LOCAL_CLAIMS.get(store)
+            if table is None:
+                table = _LOCAL_CLAIMS[store] = _ClaimTable()
+        except TypeError:
+            # Not weak-referenceable or not hashable: claims private to this interceptor.
+            table = _ClaimTable()
+        self._table = table
+
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
+        store, table = self._store, self._table
+        while True:
+            cached: CachedStageResult | None = await store.get(key)
+            if cached is not None:
+                return cached
+            held = table.holder(key)
+            if held is None:
+                break
+            await held.released.wait()
+        # No checkpoint since the holder check: the grant is race-free.
+        claim = table.grant(key)
+        try:
+            # The previous holder may have cached its result between our read and its release.
+            cached = await store.get(key)
+        except BaseException:
+            table.release(claim)
+            raise
+        if cached is not None:
+            table.release(claim)
+            return cached
+        return claim
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        self._table.release(claim)
+
+
+@attrs.frozen
+class _Owned:
+    """What a call that holds a claim needs in ``after``."""
+
+    claim: IdempotencyClaim
     key: str
-    store_key: str
     params_hash: str | None
-    done: trio.Event = attrs.field(factory=trio.Event)
 
 
 class IdempotencyInterceptor(BaseInterceptor):
@@ -177,7 +473,10 @@ class IdempotencyInterceptor(BaseInterceptor):
     (``key_extractor`` returns a falsy value) it does nothing.
 
     Args:
-        store: Where results are cached; a fresh :class:`InMemoryIdempotencyStore` by default.
+        store: Where results and claims live; a fresh
+            :class:`InMemoryIdempotencyStore` by default. Share one store
+            between interceptors (chains, graphs) that must not run a stage
+            twice for one key.
         key_extractor: ``ctx -> key | None``; default ``str(ctx.data["idempotency_key"])``
             when set and truthy.
         params_extractor: ``ctx -> dict``; default ``ctx.data["idempotency_params"]``
@@ -186,8 +485,14 @@ class IdempotencyInterceptor(BaseInterceptor):
         validate_params: Raise :class:`IdempotencyParamMismatch` when a replayed
             result was cached with a different parameter hash.
 
-    Only "completed" results without an error, produced by the call that ran
-    the stage, are cached. The store key is ``json.dumps([stage, key])``.
+    Only "completed" results without an error that the stage itself produced,
+    in the call that held the claim, are cached. The store key is
+    ``json.dumps([stage, key])``, or ``json.dumps([stage, key, attempt])``
+    for a re-run of the stage within one pipeline run (see
+    :data:`STAGE_ATTEMPT_KEY`).
+
+    Raises:
+        TypeError: ``store`` lacks ``get``/``set``/``delete``.
     """
 
     name = "idempotency"
@@ -202,15 +507,26 @@ class IdempotencyInterceptor(BaseInterceptor):
         ttl_seconds: int | None = 24 * 60 * 60,
         validate_params: bool = True,
     ) -> None:
-        self._store: IdempotencyStore = store if store is not None else InMemoryIdempotencyStore()
+        if store is None:
+            store = InMemoryIdempotencyStore()
+        missing = [m for m in ("get", "set", "delete") if not callable(getattr(store, m, None))]
+        if missing:
+            raise TypeError(
+                "store must be an IdempotencyStore (async get, set, delete; claim and release),"
+                f" got {type(store).__name__} without {', '.join(missing)}"
+            )
+        self._store: IdempotencyStore = store
+        self._claims: _Claims = (
+            store
+            if callable(getattr(store, "claim", None)) and callable(getattr(store, "release", None))
+            else _LocalClaims(store)
+        )
         self._key_extractor = key_extractor or self._default_key_extractor
         self._params_extractor = params_extractor or self._default_params_extractor
         self._ttl_seconds = ttl_seconds
         self._validate_params = validate_params
-        # (key, stage) -> the claim of the call running that stage for that key.
-        self._in_flight: dict[tuple[str, str], _Claim] = {}
-        # (id(ctx), stage) -> the claim this call owns; ctx is alive while the call runs.
-        self._owned: dict[tuple[int, str], _Claim] = {}
+        # (id(ctx), stage) -> the claim this call holds; ctx is alive while the call runs.
+        self._owned: dict[tuple[int, str], _Owned] = {}
 
     @property
     def store(self) -> IdempotencyStore:
@@ -218,8 +534,10 @@ class IdempotencyInterceptor(BaseInterceptor):
         return self._store
 
     def in_flight(self, key: str, stage_name: str) -> bool:
-        """Whether a call of ``stage_name`` for ``key`` is running now."""
-        return (key, stage_name) in self._in_flight
+        """Whether a call through this interceptor holds the claim of ``stage_name`` for ``key``."""
+        return any(
+            stage == stage_name and owned.key == key for (_, stage), owned in self._owned.items()
+        )
 
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
         """Replay a cached result, wait for a running duplicate, or claim the key.
@@ -230,51 +548,42 @@ class IdempotencyInterceptor(BaseInterceptor):
         key = self._key_extractor(ctx)
         if not key:
             return None
-        store_key = json.dumps([stage_name, key])
         params_hash = self._hash_params(self._params_extractor(ctx))
-        flight = (key, stage_name)
-        while True:
-            cached = await self._store.get(store_key)
-            if cached is not None:
-                return self._replay(stage_name, key, cached, params_hash)
-            running = self._in_flight.get(flight)
-            if running is None:
-                break
-            await running.done.wait()
-        # No checkpoint since the in-flight check: claiming here is race-free.
-        claim = _Claim(key=key, store_key=store_key, params_hash=params_hash)
-        self._in_flight[flight] = claim
-        try:
-            # The previous owner may have cached its result between our read and its release.
-            cached = await self._store.get(store_key)
-        except BaseException:
-            self._release(flight, claim)
-            raise
-        if cached is not None:
-            self._release(flight, claim)
-            return self._replay(stage_name, key, cached, params_hash)
-        self._owned[(id(ctx), stage_name)] = claim
+        outcome = await self._claims.claim(_store_key(stage_name, key, ctx))
+        if isinstance(outcome, CachedStageResult):
+            return self._replay(stage_name, key, outcome, params_hash)
+        # No checkpoint between the grant and this line: the claim cannot leak.
+        self._owned[(id(ctx), stage_name)] = _Owned(outcome, key, params_hash)
         return None
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
-        """Cache the owner's completed result, then release its claim. A checkpoint when caching."""
-        claim = self._owned.pop((id(ctx), stage_name), None)
-        if claim is None:
+        """Cache the result the stage produced, then release the claim.
+
+        A checkpoint when caching. The claim is released whatever ``set`` does
+        (cancelled, raising), without a checkpoint.
+        """
+        owned = self._owned.pop((id(ctx), stage_name), None)
+        if owned is None:
             return
         try:
-            if result.status == "completed" and result.error is None:
-                entry = CachedStageResult(result=_clone(result), params_hash=claim.params_hash)
-                await self._store.set(claim.store_key, entry, ttl_seconds=self._ttl_seconds)
+            if (
+                result.status == "completed"
+                and result.error is None
+                # Another interceptor's short-circuit is not the stage's answer.
+                and not stage_short_circuited()
+            ):
+                entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
+                await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
                 logger.info(
                     "Stored idempotent result",
                     extra={
                         "stage": stage_name,
-                        "idempotency_key": claim.key,
-                        "params_hash": claim.params_hash,
+                        "idempotency_key": owned.key,
+                        "params_hash": owned.params_hash,
                     },
                 )
         finally:
-            self._release((claim.key, stage_name), claim)
+            self._claims.release(owned.claim)
 
     async def on_error(
         self, stage_name: str, error: Exception, ctx: PipelineContext
@@ -283,15 +592,14 @@ class IdempotencyInterceptor(BaseInterceptor):
         return ErrorAction.FAIL
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
-        """Release the claim of a cancelled or aborted call, caching nothing."""
-        claim = self._owned.pop((id(ctx), stage_name), None)
-        if claim is not None:
-            self._release((claim.key, stage_name), claim)
+        """Release the claim of a cancelled or aborted call, caching nothing.
 
-    def _release(self, flight: tuple[str, str], claim: _Claim) -> None:
-        if self._in_flight.get(flight) is claim:
-            del self._in_flight[flight]
-        claim.done.set()
+        Never checkpoints, so it completes even when called after the abort
+        hooks' time budget ran out.
+        """
+        owned = self._owned.pop((id(ctx), stage_name), None)
+        if owned is not None:
+            self._claims.release(owned.claim)
 
     def _replay(
         self, stage_name: str, key: str, cached: CachedStageResult, params_hash: str | None
@@ -325,3 +633,10 @@ class IdempotencyInterceptor(BaseInterceptor):
         except TypeError:
             payload = repr(params)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _store_key(stage_name: str, key: str, ctx: PipelineContext) -> str:
+    attempt = ctx.data.get(STAGE_ATTEMPT_KEY.format(stage=stage_name))
+    if type(attempt) is int and attempt > 1:
+        return json.dumps([stage_name, key, attempt])
+    return json.dumps([stage_name, key])

@@ -36,8 +36,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -102,20 +103,27 @@ class RetryInterceptor(BaseInterceptor):
     Args:
         max_attempts: Calls of the stage in total, the first included
             (at most ``MAX_CHAIN_RETRIES + 1``; 0 or 1 means no retry).
-        base_delay_ms: The base delay (>= 0).
-        max_delay_ms: The cap on every delay (>= 0).
-        backoff_strategy: How delays grow.
-        jitter_strategy: How delays are randomized.
-        retryable_errors: Exception types that are retried; default
-            :attr:`DEFAULT_RETRYABLE`.
+        base_delay_ms: The base delay, whole milliseconds (>= 0).
+        max_delay_ms: The cap on every delay, whole milliseconds (>= 0).
+        backoff_strategy: How delays grow: a :class:`BackoffStrategy`, or its
+            value as a string (``"linear"``), converted to the member.
+        jitter_strategy: How delays are randomized: a :class:`JitterStrategy`,
+            or its value as a string (``"full"``).
+        retryable_errors: The exception classes that are retried (a tuple or
+            another iterable of them, or a single class); None means
+            :attr:`DEFAULT_RETRYABLE`. An empty collection is rejected: to
+            retry nothing, leave the interceptor out.
         retry_on_status: Kept for API compatibility. Legacy results are only
             "completed" or "failed" and the chain cannot re-run a stage from
             ``after``, so it has no effect.
-        rng: Where jitter comes from; a new ``random.Random()`` by default.
-            Pass a seeded one for reproducible delays.
+        rng: Where jitter comes from (a ``random.Random``); a new
+            ``random.Random()`` by default. Pass a seeded one for
+            reproducible delays.
 
     Raises:
-        ValueError: a parameter is out of range (the message names it).
+        TypeError: a parameter has the wrong type (the message names it).
+        ValueError: a parameter is out of range or not a known strategy
+            (the message names it).
     """
 
     name = "retry"
@@ -134,28 +142,33 @@ class RetryInterceptor(BaseInterceptor):
         max_attempts: int = 3,
         base_delay_ms: int = 1000,
         max_delay_ms: int = 30000,
-        backoff_strategy: BackoffStrategy = BackoffStrategy.EXPONENTIAL,
-        jitter_strategy: JitterStrategy = JitterStrategy.FULL,
-        retryable_errors: tuple[type[Exception], ...] | None = None,
+        backoff_strategy: BackoffStrategy | str = BackoffStrategy.EXPONENTIAL,
+        jitter_strategy: JitterStrategy | str = JitterStrategy.FULL,
+        retryable_errors: tuple[type[Exception], ...] | type[Exception] | None = None,
         retry_on_status: tuple[str, ...] = ("retry",),
         *,
         rng: random.Random | None = None,
     ) -> None:
+        _check_int("max_attempts", max_attempts)
+        if max_attempts < 0:
+            raise ValueError(f"max_attempts must be >= 0, got {max_attempts}")
         if max_attempts > MAX_CHAIN_RETRIES + 1:
             raise ValueError(
                 f"max_attempts must be at most {MAX_CHAIN_RETRIES + 1}"
                 f" (the chain's retry limit), got {max_attempts}"
             )
-        if base_delay_ms < 0:
-            raise ValueError(f"base_delay_ms must be >= 0, got {base_delay_ms}")
-        if max_delay_ms < 0:
-            raise ValueError(f"max_delay_ms must be >= 0, got {max_delay_ms}")
+        for label, delay in (("base_delay_ms", base_delay_ms), ("max_delay_ms", max_delay_ms)):
+            _check_int(label, delay, " (whole milliseconds)")
+            if delay < 0:
+                raise ValueError(f"{label} must be >= 0, got {delay}")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random or None, got {type(rng).__name__}")
         self.max_attempts = max_attempts
         self.base_delay_ms = base_delay_ms
         self.max_delay_ms = max_delay_ms
-        self.backoff_strategy = backoff_strategy
-        self.jitter_strategy = jitter_strategy
-        self.retryable_errors = retryable_errors or self.DEFAULT_RETRYABLE
+        self.backoff_strategy = _strategy("backoff_strategy", BackoffStrategy, backoff_strategy)
+        self.jitter_strategy = _strategy("jitter_strategy", JitterStrategy, jitter_strategy)
+        self.retryable_errors = _retryable(retryable_errors, self.DEFAULT_RETRYABLE)
         self.retry_on_status = retry_on_status
         self._rng = rng if rng is not None else random.Random()
 
@@ -284,6 +297,57 @@ class RetryInterceptor(BaseInterceptor):
             half = delay // 2
             return half + self._rng.randint(0, half)
         return delay
+
+
+def _check_int(name: str, value: object, unit: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int{unit}, got {type(value).__name__}")
+
+
+_E = TypeVar("_E", BackoffStrategy, JitterStrategy)
+
+
+def _strategy(name: str, enum: type[_E], value: object) -> _E:
+    if isinstance(value, enum):
+        return value
+    values = [member.value for member in enum]
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a {enum.__name__} or one of {values}, got {value!r}"
+            ) from None
+    raise TypeError(
+        f"{name} must be a {enum.__name__} or one of {values}, got {type(value).__name__}"
+    )
+
+
+def _retryable(value: object, default: tuple[type[Exception], ...]) -> tuple[type[Exception], ...]:
+    if value is None:
+        return default
+    if isinstance(value, type):
+        entries: tuple[object, ...] = (value,)
+    elif isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(
+            "retryable_errors must be exception classes (a tuple of them, or one) or None,"
+            f" got {type(value).__name__}"
+        )
+    else:
+        entries = tuple(value)
+    if not entries:
+        raise ValueError(
+            "retryable_errors must name at least one exception class (None means the"
+            " defaults; to retry nothing, leave the interceptor out), got an empty collection"
+        )
+    checked: list[type[Exception]] = []
+    for entry in entries:
+        if isinstance(entry, type) and issubclass(entry, Exception):
+            checked.append(entry)
+            continue
+        shown = entry.__name__ if isinstance(entry, type) else f"{entry!r} ({type(entry).__name__})"
+        raise TypeError(f"retryable_errors must contain Exception subclasses, got {shown}")
+    return tuple(checked)
 
 
 def _emit(ctx: Any, event_type: str, data: dict[str, Any]) -> None:

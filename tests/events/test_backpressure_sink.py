@@ -80,6 +80,22 @@ def test_max_queue_size_must_be_an_int() -> None:
         BackpressureAwareEventSink(max_queue_size="10")  # type: ignore[arg-type]
 
 
+# Issue 13, defect 15: these were accepted, then the worker died with an ExceptionGroup.
+@pytest.mark.parametrize("downstream", [42, "sink", object()])
+def test_downstream_must_be_a_sink(downstream: object) -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^downstream must be an EventSink \(with async emit\(\*, type, data\)\) or None,"
+        rf" got {type(downstream).__name__}$",
+    ):
+        BackpressureAwareEventSink(downstream=downstream)  # type: ignore[arg-type]
+
+
+def test_on_drop_must_be_callable() -> None:
+    with pytest.raises(TypeError, match=r"^on_drop must be callable or None, got int$"):
+        BackpressureAwareEventSink(on_drop=42)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("size", [0, -1])
 def test_non_positive_max_queue_size_is_unbounded(size: int) -> None:
     sink = BackpressureAwareEventSink(RecordingEventSink(), max_queue_size=size)
@@ -309,6 +325,26 @@ async def test_worker_survives_downstream_errors(caplog: pytest.LogCaptureFixtur
     assert (record.levelno, record.event_type, record.error) == (logging.ERROR, "bad", "boom")
 
 
+async def test_an_event_the_downstream_rejects_is_counted_and_passed_to_on_drop() -> None:
+    # Issue 13, defect 12: every accepted event is delivered or counted.
+    downstream = FailingSink("bad")
+    dropped: list[tuple[str, Any]] = []
+    async with BackpressureAwareEventSink(
+        downstream, on_drop=lambda t, d: dropped.append((t, d))
+    ) as sink:
+        for event_type in ("ok1", "bad", "ok2", "bad"):
+            sink.try_emit(type=event_type, data={"t": event_type})
+        await wait_for_event_sink_tasks()
+    metrics = sink.metrics
+    assert downstream.types() == ["ok1", "ok2"]
+    assert dropped == [("bad", {"t": "bad"}), ("bad", {"t": "bad"})]
+    assert (metrics.emitted, metrics.dropped, metrics.queue_full_count) == (4, 2, 0)
+    assert (metrics.undelivered, metrics.downstream_errors) == (2, 2)
+    assert metrics.drop_rate == 2 / 6 * 100
+    assert len(downstream.events) + metrics.undelivered == metrics.emitted
+    assert metrics.last_drop_time > 0.0
+
+
 async def test_emit_blocks_until_the_worker_makes_room(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -522,6 +558,11 @@ async def test_a_drain_without_a_worker_survives_a_failing_event(
     assert len(downstream.events) == 299
     assert "e7" not in downstream.types()
     assert len(records(caplog, "Failed to emit event to downstream: boom")) == 1
+    assert (sink.metrics.dropped, sink.metrics.undelivered, sink.metrics.downstream_errors) == (
+        1,
+        1,
+        1,
+    )
 
 
 async def test_a_drain_yields_every_128_deliveries_to_a_downstream_that_never_does() -> None:

@@ -225,6 +225,15 @@ def test_record_undelivered_counts_as_dropped_not_queue_full() -> None:
     assert metrics.last_emit_time == 0.0
 
 
+def test_record_downstream_error_counts_as_undelivered() -> None:
+    metrics = BackpressureMetrics()
+    metrics.record_downstream_error()
+    assert (metrics.dropped, metrics.undelivered, metrics.downstream_errors) == (1, 1, 1)
+    assert metrics.queue_full_count == 0
+    assert metrics.last_drop_time > 0.0
+    assert "downstream_errors" not in metrics.to_dict()
+
+
 def test_drop_rate_is_a_rounded_percentage() -> None:
     metrics = BackpressureMetrics(emitted=2, dropped=1)
     assert metrics.drop_rate == pytest.approx(100 / 3)

@@ -17,10 +17,11 @@ from stageflow_trio.observability.wide_events import (
     emit_pipeline_wide_event,
     emit_stage_wide_event,
 )
-from stageflow_trio.pipeline.dag import StageGraph, StageSpec
+from stageflow_trio.pipeline.dag import StageGraph, StageSpec, UnifiedStageGraph
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.pipeline.graph_helpers import spec, stage_ctx
 
 RUN_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
 REQUEST_ID = uuid.UUID("55555555-5555-4555-8555-555555555555")
@@ -485,3 +486,90 @@ async def test_legacy_graph_wide_events_match_the_reference() -> None:
         return {"stage": stage, "run": run}
 
     assert wide(sink.events) == wide(ref_sink.events)
+
+
+# --- a broken sink never fails a run (issue 13, defect 11) -----------------------------------
+
+
+class WideEventsFail(RecordingEventSink):
+    """Records every event except wide ones, whose ``try_emit`` raises."""
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        if type.endswith(".wide"):
+            raise RuntimeError("sink down")
+        super().try_emit(type=type, data=data)
+
+
+def wide_warnings(caplog: pytest.LogCaptureFixture) -> list[tuple[str, Any]]:
+    return [
+        (r.getMessage(), getattr(r, "stage", None))
+        for r in caplog.records
+        if r.name == "stageflow_trio.wide_events"
+    ]
+
+
+async def test_a_legacy_run_survives_a_sink_that_rejects_wide_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = WideEventsFail()
+    graph = StageGraph(_stages(), emit_stage_wide_events=True, emit_pipeline_wide_event=True)
+    results = await graph.run(make_ctx(sink))
+    assert {name: r.status for name, r in results.items()} == {
+        "first": "completed",
+        "second": "failed",
+        "third": "failed",
+    }
+    assert sorted(wide_warnings(caplog)) == [
+        ("Failed to emit pipeline.wide: sink down", None),
+        ("Failed to emit stage.wide: sink down", "first"),
+        ("Failed to emit stage.wide: sink down", "second"),
+        ("Failed to emit stage.wide: sink down", "third"),
+    ]
+    assert sorted(sink.types()) == [
+        "stage.first.completed",
+        "stage.first.started",
+        "stage.second.failed",
+        "stage.second.started",
+        "stage.third.failed",
+        "stage.third.started",
+    ]
+
+
+async def test_a_unified_run_survives_a_sink_that_rejects_wide_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph = UnifiedStageGraph(
+        [spec("a"), spec("b", deps=["a"])],
+        emit_stage_wide_events=True,
+        emit_pipeline_wide_event=True,
+    )
+    results = await graph.run(stage_ctx(event_sink=WideEventsFail()))
+    assert {name: dict(out.data) for name, out in results.items()} == {
+        "a": {"stage": "a"},
+        "b": {"stage": "b"},
+    }
+    assert wide_warnings(caplog) == [
+        ("Failed to emit stage.wide: sink down", "a"),
+        ("Failed to emit stage.wide: sink down", "b"),
+        ("Failed to emit pipeline.wide: sink down", None),
+    ]
+
+
+def test_a_payload_that_cannot_be_built_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = RecordingEventSink()
+    broken = result("odd", data={1: "int key", "b": 2})  # data_keys cannot be sorted
+    WideEventEmitter().emit_stage_event(ctx=make_ctx(sink), result=broken)
+    emit_pipeline_wide_event(ctx=make_ctx(sink), stage_results={"odd": broken})
+    assert sink.events == []
+    assert wide_warnings(caplog) == [
+        (
+            "Failed to emit stage.wide: '<' not supported between instances of 'str' and 'int'",
+            "odd",
+        ),
+        (
+            "Failed to emit pipeline.wide: '<' not supported between instances of 'str' and 'int'",
+            None,
+        ),
+    ]

@@ -12,24 +12,41 @@ import pytest
 import trio
 import trio.testing
 
+from stageflow_trio._engine._stage_call import stage_short_circuited
 from stageflow_trio._time import utc_now
-from stageflow_trio.pipeline.dag import StageExecutionError, StageGraph, StageSpec
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_enums import StageKind
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.pipeline.dag import (
+    StageExecutionError,
+    StageGraph,
+    StageSpec,
+    UnifiedStageGraph,
+)
+from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
 from stageflow_trio.pipeline.idempotency import (
+    DEFAULT_MAX_ENTRIES,
+    STAGE_ATTEMPT_KEY,
     CachedStageResult,
+    IdempotencyClaim,
     IdempotencyError,
     IdempotencyInterceptor,
     IdempotencyParamMismatch,
     InMemoryIdempotencyStore,
 )
 from stageflow_trio.pipeline.interceptors import (
+    BaseInterceptor,
     CircuitBreakerInterceptor,
     CriticalInterceptorError,
+    InterceptorResult,
     get_default_interceptors,
     run_with_interceptors,
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+
+from .graph_helpers import spec, stage_ctx
 
 
 def make_ctx(key: str | None = "req-1", params: Any = None) -> PipelineContext:
@@ -404,3 +421,467 @@ def test_default_chain_uses_the_given_store() -> None:
     assert chain[0].name == "idempotency"
     assert isinstance(chain[0], IdempotencyInterceptor)
     assert chain[0].store is store
+
+
+# --- only the stage's own result is cached (issue 13, defect 4) ------------------------------
+
+
+class Placeholder(BaseInterceptor):
+    """Short-circuits with a placeholder (no error) while ``active``, like a deferral."""
+
+    name = "placeholder"
+    priority = 30
+
+    def __init__(self) -> None:
+        self.active = True
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        if self.active:
+            return InterceptorResult(stage_ran=False, result={"deferred": True})
+        return None
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        return None
+
+
+async def test_another_interceptors_placeholder_is_not_cached() -> None:
+    interceptor = IdempotencyInterceptor()
+    placeholder = Placeholder()
+    stage = CountingStage()
+    deferred = await run_with_interceptors("charge", stage, make_ctx(), [interceptor, placeholder])
+    assert deferred.data == {"deferred": True}
+    assert deferred.error is None
+    assert await interceptor.store.get(json.dumps(["charge", "req-1"])) is None
+    placeholder.active = False
+    real = await run_with_interceptors("charge", stage, make_ctx(), [interceptor, placeholder])
+    assert stage.calls == 1
+    assert real.data == {"call": 1, "nested": {"items": [1]}}
+    replay = await run_with_interceptors("charge", stage, make_ctx(), [interceptor, placeholder])
+    assert stage.calls == 1
+    assert replay.data == real.data
+
+
+async def test_a_chain_run_inside_a_short_circuited_calls_after_still_caches() -> None:
+    # The short-circuit marker belongs to the outer call only.
+    inner = IdempotencyInterceptor()
+    stage = CountingStage()
+
+    class RunsAChainInAfter(Placeholder):
+        priority = 60
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            await run_with_interceptors("charge", stage, make_ctx(), [inner])
+
+    await run_with_interceptors("outer", CountingStage("outer"), make_ctx(), [RunsAChainInAfter()])
+    assert stage.calls == 1
+    await run_with_interceptors("charge", stage, make_ctx(), [inner])
+    assert stage.calls == 1
+
+
+async def test_the_short_circuit_marker_is_set_only_in_a_short_circuited_calls_after() -> None:
+    seen: list[bool] = []
+
+    class Seer(Placeholder):
+        priority = 60
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+            seen.append(stage_short_circuited())
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            seen.append(stage_short_circuited())
+            if stage_name == "critical":
+                raise CriticalInterceptorError("stop", "seer")
+
+    placeholder = Placeholder()
+    await run_with_interceptors("s", CountingStage(), make_ctx(), [placeholder, Seer()])
+    assert seen == [True]  # inside the placeholder: no before, but after runs on every hook
+    seen.clear()
+    outer = Seer()
+    outer.priority = 1
+    await run_with_interceptors("s", CountingStage(), make_ctx(), [outer, placeholder])
+    assert seen == [False, True]
+    assert stage_short_circuited() is False
+    placeholder.active = False
+    seen.clear()
+    await run_with_interceptors("s", CountingStage(), make_ctx(), [outer, placeholder])
+    assert seen == [False, False]
+    placeholder.active = True
+    with pytest.raises(CriticalInterceptorError):
+        await run_with_interceptors("critical", CountingStage(), make_ctx(), [outer, placeholder])
+    assert stage_short_circuited() is False
+
+
+async def test_an_unhashable_cache_only_store_gets_claims_of_its_own() -> None:
+    class Unhashable(CacheOnlyStore):
+        __hash__ = None  # type: ignore[assignment]
+
+    interceptor = IdempotencyInterceptor(store=Unhashable())  # type: ignore[arg-type]
+    stage = CountingStage()
+    for _ in range(2):
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
+
+
+# --- claims live in the store (defect 5) -----------------------------------------------------
+
+
+async def test_two_interceptors_sharing_a_store_run_the_stage_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = InMemoryIdempotencyStore()
+    first, second = IdempotencyInterceptor(store=store), IdempotencyInterceptor(store=store)
+    stage = CountingStage(delay=1.0)
+    results: list[StageResult] = []
+
+    async def call(interceptor: IdempotencyInterceptor) -> None:
+        results.append(await run_with_interceptors("charge", stage, make_ctx(), [interceptor]))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call, first)
+        await trio.testing.wait_all_tasks_blocked()
+        assert store.is_claimed(json.dumps(["charge", "req-1"]))
+        nursery.start_soon(call, second)
+    assert stage.calls == 1
+    assert [r.data["call"] for r in results] == [1, 1]
+    assert trio.current_time() == 1.0
+    assert not store.is_claimed(json.dumps(["charge", "req-1"]))
+
+
+async def test_two_legacy_graphs_sharing_a_store_charge_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    charges: list[float] = []
+
+    async def charge(ctx: PipelineContext) -> dict[str, int]:
+        charges.append(trio.current_time())
+        await trio.sleep(2)
+        return {"charged": 10}
+
+    store = InMemoryIdempotencyStore()
+    graphs = [
+        StageGraph(
+            [StageSpec(name="charge", runner=charge)],
+            get_default_interceptors(idempotency_store=store),
+        )
+        for _ in range(2)
+    ]
+    results: list[dict[str, StageResult]] = []
+
+    async def submit(graph: StageGraph) -> None:
+        results.append(await graph.run(make_ctx()))
+
+    async with trio.open_nursery() as nursery:
+        for graph in graphs:
+            nursery.start_soon(submit, graph)
+    assert charges == [0.0]
+    assert [dict(r["charge"].data) for r in results] == [{"charged": 10}] * 2
+    assert trio.current_time() == 2.0
+
+
+class CacheOnlyStore:
+    """A store written for the reference: get, set and delete only."""
+
+    def __init__(self) -> None:
+        self.inner = InMemoryIdempotencyStore()
+
+    async def get(self, key: str) -> CachedStageResult | None:
+        return await self.inner.get(key)
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+    ) -> None:
+        await self.inner.set(key, entry, ttl_seconds=ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+async def test_a_cache_only_store_shared_by_two_interceptors_runs_the_stage_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = CacheOnlyStore()
+    interceptors = [IdempotencyInterceptor(store=store) for _ in range(2)]  # type: ignore[arg-type]
+    stage = CountingStage(delay=1.0)
+
+    async with trio.open_nursery() as nursery:
+        for interceptor in interceptors:
+            nursery.start_soon(run_with_interceptors, "charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
+    assert trio.current_time() == 1.0
+
+
+def test_a_store_without_the_result_methods_is_rejected() -> None:
+    class NotAStore:
+        async def get(self, key: str) -> None:
+            return None
+
+    with pytest.raises(
+        TypeError,
+        match=r"^store must be an IdempotencyStore \(async get, set, delete; claim and release\),"
+        r" got NotAStore without set, delete$",
+    ):
+        IdempotencyInterceptor(store=NotAStore())  # type: ignore[arg-type]
+
+
+async def test_claim_grants_a_free_key_and_returns_a_cached_entry() -> None:
+    store = InMemoryIdempotencyStore()
+    claim = await store.claim("k")
+    assert isinstance(claim, IdempotencyClaim)
+    assert claim.key == "k"
+    assert store.is_claimed("k")
+    await store.set("k", _entry({"list": [1]}))
+    store.release(claim)
+    assert not store.is_claimed("k")
+    cached = await store.claim("k")
+    assert isinstance(cached, CachedStageResult)
+    assert cached.result.data == {"list": [1]}
+    cached.result.data["list"].append(2)  # a copy
+    again = await store.claim("k")
+    assert isinstance(again, CachedStageResult)
+    assert again.result.data == {"list": [1]}
+    assert not store.is_claimed("k")
+
+
+async def test_claim_waits_for_the_holder_then_takes_its_result_or_the_claim(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = InMemoryIdempotencyStore()
+    holder = await store.claim("k")
+    assert isinstance(holder, IdempotencyClaim)
+    got: list[tuple[float, object]] = []
+
+    async def wait() -> None:
+        outcome = await store.claim("k")
+        got.append((trio.current_time(), outcome))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait)
+        await trio.sleep(3)
+        assert got == []
+        store.release(holder)  # no result: the waiter gets the claim
+    assert len(got) == 1
+    assert got[0][0] == 3.0
+    second = got[0][1]
+    assert isinstance(second, IdempotencyClaim)
+    assert second.token != holder.token
+    assert store.is_claimed("k")
+    store.release(holder)  # stale: ignored, the new holder keeps its claim
+    assert store.is_claimed("k")
+    got.clear()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait)
+        await trio.sleep(2)
+        await store.set("k", _entry({"n": 1}))
+        store.release(second)
+        store.release(second)  # twice: ignored
+    assert got[0][0] == 5.0
+    result = got[0][1]
+    assert isinstance(result, CachedStageResult)
+    assert result.result.data == {"n": 1}
+
+
+async def test_claim_is_a_checkpoint_and_release_is_not() -> None:
+    store = InMemoryIdempotencyStore()
+    with trio.testing.assert_checkpoints():
+        claim = await store.claim("k")
+    assert isinstance(claim, IdempotencyClaim)
+    with trio.testing.assert_no_checkpoints():
+        store.release(claim)
+    await store.set("k", _entry({}))
+    with trio.testing.assert_checkpoints():
+        await store.claim("k")
+
+
+async def test_claim_cancelled_while_waiting_holds_nothing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = InMemoryIdempotencyStore()
+    holder = await store.claim("k")
+    assert isinstance(holder, IdempotencyClaim)
+    with trio.move_on_after(1) as scope:
+        await store.claim("k")
+    assert scope.cancelled_caught
+    store.release(holder)
+    assert not store.is_claimed("k")
+
+
+async def test_a_cancelled_claim_call_takes_nothing_even_on_a_free_key() -> None:
+    store = InMemoryIdempotencyStore()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await store.claim("k")
+    assert not store.is_claimed("k")
+
+
+# --- a guard retry is a new attempt (defect 18) ----------------------------------------------
+
+
+async def test_a_re_run_of_a_stage_in_one_run_is_a_new_attempt() -> None:
+    interceptor = IdempotencyInterceptor()
+    stage = CountingStage()
+    ctx = make_ctx()
+    first = await run_with_interceptors("charge", stage, ctx, [interceptor])
+    ctx.data[STAGE_ATTEMPT_KEY.format(stage="charge")] = 2
+    second = await run_with_interceptors("charge", stage, ctx, [interceptor])
+    assert stage.calls == 2
+    assert (first.data["call"], second.data["call"]) == (1, 2)
+    assert await interceptor.store.get(json.dumps(["charge", "req-1", 2])) is not None
+    # A duplicate request replays each attempt as it was.
+    duplicate = make_ctx()
+    assert (await run_with_interceptors("charge", stage, duplicate, [interceptor])).data[
+        "call"
+    ] == 1
+    duplicate.data["_stage_attempt.charge"] = 2
+    assert (await run_with_interceptors("charge", stage, duplicate, [interceptor])).data[
+        "call"
+    ] == 2
+    assert stage.calls == 2
+
+
+@pytest.mark.parametrize("attempt", [1, None, "2", True])
+async def test_a_first_attempt_or_a_malformed_one_uses_the_plain_key(attempt: object) -> None:
+    interceptor = IdempotencyInterceptor()
+    stage = CountingStage()
+    await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    ctx = make_ctx()
+    ctx.data["_stage_attempt.charge"] = attempt
+    replay = await run_with_interceptors("charge", stage, ctx, [interceptor])
+    assert stage.calls == 1
+    assert replay.data["call"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the engine to set ctx.data['_stage_attempt.{stage}'] on guard-retry re-runs",
+)
+async def test_a_guard_retry_re_runs_an_idempotent_stage() -> None:
+    calls: dict[str, int] = {}
+
+    async def draft(ctx: StageContext) -> StageOutput:
+        calls["draft"] = calls.get("draft", 0) + 1
+        return StageOutput.ok(text=f"draft {calls['draft']}")
+
+    async def guard(ctx: StageContext) -> StageOutput:
+        if ctx.inputs.get_from("draft", "text") == "draft 1":
+            return StageOutput.fail(error="too short")
+        return StageOutput.ok(passed=True)
+
+    graph = UnifiedStageGraph(
+        [spec("draft", draft), spec("guard", guard, ["draft"], kind=StageKind.GUARD)],
+        guard_retry_strategy=GuardRetryStrategy(
+            {"guard": GuardRetryPolicy(retry_stage="draft", max_attempts=3)}
+        ),
+        interceptors=[IdempotencyInterceptor(key_extractor=lambda ctx: "req-1")],
+    )
+    results = await graph.run(stage_ctx())
+    assert calls == {"draft": 2}
+    assert results["guard"].data == {"passed": True}
+
+
+# --- bounded in time and size (defect 6) -----------------------------------------------------
+
+
+async def test_expired_entries_are_swept_as_the_store_is_written(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = InMemoryIdempotencyStore()
+    for n in range(500):
+        await trio.sleep(1 if n else 0)
+        await store.set(f"k{n}", _entry({}), ttl_seconds=60)
+    # Written at t=0..499; at t=499 those written before t=440 had expired.
+    assert trio.current_time() == 499
+    assert len(store) == 60
+    assert await store.get("k439") is None
+    assert await store.get("k440") is not None
+
+
+async def test_legacy_runs_with_a_ttl_hold_a_bounded_number_of_results(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def stage(ctx: PipelineContext) -> dict[str, int]:
+        return {"ok": 1}
+
+    store = InMemoryIdempotencyStore()
+    interceptors = get_default_interceptors(idempotency_store=store)
+    interceptors[0] = IdempotencyInterceptor(store=store, ttl_seconds=60)
+    graph = StageGraph(
+        [StageSpec(name="a", runner=stage), StageSpec(name="b", runner=stage)], interceptors
+    )
+    for n in range(300):
+        await graph.run(make_ctx(key=f"request-{n}"))
+        await trio.sleep(1)
+    assert len(store) == 2 * 60
+
+
+async def test_an_entry_without_expiry_does_not_shield_expired_ones_behind_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = InMemoryIdempotencyStore()
+    await store.set("forever", _entry({}))
+    for n in range(10):
+        await store.set(f"short{n}", _entry({}), ttl_seconds=1)
+    await trio.sleep(2)
+    # The front sweep stops at "forever", so the expired entries stay until the
+    # full pass, which runs at the 64th write (64 entries held by then).
+    for n in range(52):
+        await store.set(f"long{n}", _entry({}), ttl_seconds=3600)
+    assert len(store) == 1 + 10 + 52
+    await store.set("long52", _entry({}), ttl_seconds=3600)
+    assert len(store) == 1 + 53
+    for n in range(10):
+        assert await store.get(f"short{n}") is None
+
+
+async def test_purge_expired_removes_every_expired_entry(autojump_clock: trio.abc.Clock) -> None:
+    store = InMemoryIdempotencyStore()
+    await store.set("forever", _entry({}))
+    await store.set("a", _entry({}), ttl_seconds=1)
+    await store.set("b", _entry({}), ttl_seconds=5)
+    await trio.sleep(2)
+    with trio.testing.assert_no_checkpoints():
+        assert store.purge_expired() == 1
+    assert len(store) == 2
+    await trio.sleep(3)
+    assert store.purge_expired() == 1
+    assert store.purge_expired() == 0
+    assert len(store) == 1
+
+
+async def test_the_size_cap_evicts_the_least_recently_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = InMemoryIdempotencyStore(max_entries=3)
+    for key in ("a", "b", "c"):
+        await store.set(key, _entry({}))
+    await store.set("a", _entry({"again": True}))  # "a" is now the newest
+    await store.set("d", _entry({}))
+    assert len(store) == 3
+    assert await store.get("b") is None
+    for key in ("a", "c", "d"):
+        assert await store.get(key) is not None
+    await store.set("e", _entry({}))
+    assert await store.get("c") is None
+    warnings = [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.idempotency"]
+    assert warnings == [
+        "InMemoryIdempotencyStore is full (max_entries=3): evicting the oldest results;"
+        " duplicates of evicted requests will run their stages again"
+    ]
+
+
+def test_the_default_size_cap() -> None:
+    assert DEFAULT_MAX_ENTRIES == 10_000
+    assert InMemoryIdempotencyStore().max_entries == 10_000
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("10", TypeError, r"^max_entries must be an int, got str$"),
+        (True, TypeError, r"^max_entries must be an int, got bool$"),
+        (1.5, TypeError, r"^max_entries must be an int, got float$"),
+        (0, ValueError, r"^max_entries must be >= 1, got 0$"),
+    ],
+)
+def test_the_size_cap_is_validated(value: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        InMemoryIdempotencyStore(max_entries=value)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import uuid
 from typing import Any
@@ -529,6 +530,107 @@ async def test_sink_errors_do_not_break_the_retry(autojump_clock: trio.abc.Clock
 def test_invalid_parameters_are_rejected(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=rf"^{message}$"):
         RetryInterceptor(**kwargs)
+
+
+# Issue 13, defects 14 and 15: nonsense was accepted, then the interceptor never retried.
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"max_attempts": "3"}, TypeError, r"max_attempts must be an int, got str"),
+        ({"max_attempts": 2.0}, TypeError, r"max_attempts must be an int, got float"),
+        ({"max_attempts": True}, TypeError, r"max_attempts must be an int, got bool"),
+        ({"max_attempts": -1}, ValueError, r"max_attempts must be >= 0, got -1"),
+        (
+            {"base_delay_ms": math.nan},
+            TypeError,
+            r"base_delay_ms must be an int \(whole milliseconds\), got float",
+        ),
+        (
+            {"max_delay_ms": "30000"},
+            TypeError,
+            r"max_delay_ms must be an int \(whole milliseconds\), got str",
+        ),
+        ({"rng": "seed"}, TypeError, r"rng must be a random.Random or None, got str"),
+        ({"rng": 42}, TypeError, r"rng must be a random.Random or None, got int"),
+        (
+            {"backoff_strategy": "quadratic"},
+            ValueError,
+            r"backoff_strategy must be a BackoffStrategy or one of"
+            r" \['exponential', 'linear', 'constant'\], got 'quadratic'",
+        ),
+        (
+            {"backoff_strategy": "LINEAR"},
+            ValueError,
+            r"backoff_strategy must be a BackoffStrategy or one of"
+            r" \['exponential', 'linear', 'constant'\], got 'LINEAR'",
+        ),
+        (
+            {"backoff_strategy": JitterStrategy.FULL},
+            TypeError,
+            r"backoff_strategy must be a BackoffStrategy or one of"
+            r" \['exponential', 'linear', 'constant'\], got JitterStrategy",
+        ),
+        (
+            {"jitter_strategy": 1},
+            TypeError,
+            r"jitter_strategy must be a JitterStrategy or one of"
+            r" \['none', 'full', 'equal', 'decorrelated'\], got int",
+        ),
+        (
+            {"retryable_errors": ("ConnectionError",)},
+            TypeError,
+            r"retryable_errors must contain Exception subclasses, got 'ConnectionError' \(str\)",
+        ),
+        (
+            {"retryable_errors": (ConnectionError, KeyboardInterrupt)},
+            TypeError,
+            r"retryable_errors must contain Exception subclasses, got KeyboardInterrupt",
+        ),
+        (
+            {"retryable_errors": "ConnectionError"},
+            TypeError,
+            r"retryable_errors must be exception classes \(a tuple of them, or one\) or None,"
+            r" got str",
+        ),
+        (
+            {"retryable_errors": ()},
+            ValueError,
+            r"retryable_errors must name at least one exception class \(None means the"
+            r" defaults; to retry nothing, leave the interceptor out\), got an empty collection",
+        ),
+    ],
+)
+def test_nonsense_is_rejected_at_construction(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=rf"^{message}$"):
+        RetryInterceptor(**kwargs)
+
+
+async def test_strategies_given_by_value_are_the_members(autojump_clock: trio.abc.Clock) -> None:
+    sink = RecordingEventSink()
+    retry = RetryInterceptor(
+        max_attempts=3, base_delay_ms=100, backoff_strategy="linear", jitter_strategy="none"
+    )
+    assert retry.backoff_strategy is BackoffStrategy.LINEAR
+    assert retry.jitter_strategy is JitterStrategy.NONE
+    stage = Flaky(failures=2)
+    result = await run_with_interceptors("s", stage, make_ctx(sink), [retry])
+    assert result.status == "completed"
+    assert stage.times == [0.0, 0.1, 0.1 + 0.2]  # linear: 100 ms, then 200 ms
+    assert [e["backoff_strategy"] for e in sink.of_type("stage.retry_scheduled")] == ["linear"] * 2
+
+
+@pytest.mark.parametrize("given", [[ValueError], {ValueError}, ValueError, (ValueError,)], ids=repr)
+async def test_retryable_errors_accepts_one_class_or_a_collection(
+    given: Any, autojump_clock: trio.abc.Clock
+) -> None:
+    retry = RetryInterceptor(retryable_errors=given, jitter_strategy=JitterStrategy.NONE)
+    assert retry.retryable_errors == (ValueError,)
+    stage = Flaky(failures=1, error=ValueError("flaky"))
+    result = await run_with_interceptors("s", stage, make_ctx(), [retry])
+    assert result.status == "completed"
+    assert len(stage.times) == 2
 
 
 def test_defaults_and_errors_match_the_reference() -> None:
