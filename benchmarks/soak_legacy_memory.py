@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
+from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor, InMemoryIdempotencyStore
 from stageflow_trio.pipeline.interceptors import get_default_interceptors
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.testing import RecordingEventSink
@@ -84,11 +85,13 @@ async def soak(
     if max_entries is None:
         interceptors = get_default_interceptors()
     else:
-        from stageflow_trio.pipeline.idempotency import InMemoryIdempotencyStore
-
-        store = InMemoryIdempotencyStore(max_entries=max_entries)
-        interceptors = get_default_interceptors(idempotency_store=store)
-    store = interceptors[0].store  # the default IdempotencyInterceptor's store
+        interceptors = get_default_interceptors(
+            idempotency_store=InMemoryIdempotencyStore(max_entries=max_entries)
+        )
+    first = interceptors[0]  # the default chain starts with the IdempotencyInterceptor
+    assert isinstance(first, IdempotencyInterceptor)
+    store = first.store
+    assert isinstance(store, InMemoryIdempotencyStore)
     graph = StageGraph(
         [
             StageSpec(name="a", runner=_stage_a),
@@ -103,7 +106,7 @@ async def soak(
     def sample(done: int) -> None:
         gc.collect()
         traced, _peak = tracemalloc.get_traced_memory()
-        held = len(store) if hasattr(store, "__len__") else len(getattr(store, "_entries", ()))
+        held = len(store)
         samples.append((done, traced / 1e6, _rss_mb(), held))
         print(
             f"{done:>8,} runs  traced {traced / 1e6:8.2f} MB  RSS {samples[-1][2]:8.1f} MB"
