@@ -44,6 +44,8 @@ from .interceptors import get_default_interceptors as get_default_interceptors
 from .interceptors import run_with_interceptors as run_with_interceptors
 from .pipeline import Pipeline as Pipeline
 from .pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .registry import PipelineRegistry as PipelineRegistry
+from .registry import pipeline_registry as pipeline_registry
 from .retry import BackoffStrategy as BackoffStrategy
 from .retry import JitterStrategy as JitterStrategy
 from .retry import RateLimitError as RateLimitError
@@ -94,6 +96,7 @@ __all__ = [
     "PipelineChildCompletedEvent",
     "PipelineChildFailedEvent",
     "PipelineContext",
+    "PipelineRegistry",
     "PipelineSpawnedChildEvent",
     "PipelineSpec",
     "PipelineValidationError",
@@ -122,6 +125,7 @@ __all__ = [
     "get_default_interceptors",
     "get_subpipeline_spawner",
     "hash_retry_payload",
+    "pipeline_registry",
     "run_with_cleanup",
     "run_with_interceptors",
     "set_child_tracker",
