@@ -66,6 +66,58 @@ def _id_str(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
+# The payload builders are shared by the event classes' to_dict and the spawner,
+# which builds the payloads directly (no event object per spawn).
+
+
+def _spawned_payload(
+    parent_run_id: UUID,
+    child_run_id: UUID,
+    parent_stage_id: str,
+    pipeline_name: str,
+    correlation_id: UUID | None,
+    timestamp: str,
+) -> dict[str, Any]:
+    return {
+        "parent_run_id": str(parent_run_id),
+        "child_run_id": str(child_run_id),
+        "parent_stage_id": parent_stage_id,
+        "pipeline_name": pipeline_name,
+        "correlation_id": None if correlation_id is None else str(correlation_id),
+        "timestamp": timestamp,
+    }
+
+
+def _completed_payload(
+    parent_run_id: UUID, child_run_id: UUID, pipeline_name: str, duration_ms: float, timestamp: str
+) -> dict[str, Any]:
+    return {
+        "parent_run_id": str(parent_run_id),
+        "child_run_id": str(child_run_id),
+        "pipeline_name": pipeline_name,
+        "duration_ms": duration_ms,
+        "timestamp": timestamp,
+    }
+
+
+def _failed_payload(
+    parent_run_id: UUID,
+    child_run_id: UUID,
+    pipeline_name: str,
+    error_message: str,
+    duration_ms: float,
+    timestamp: str,
+) -> dict[str, Any]:
+    return {
+        "parent_run_id": str(parent_run_id),
+        "child_run_id": str(child_run_id),
+        "pipeline_name": pipeline_name,
+        "error_message": error_message,
+        "duration_ms": duration_ms,
+        "timestamp": timestamp,
+    }
+
+
 class MaxDepthExceededError(StageflowError):
     """A spawn would nest subpipelines deeper than the spawner's ``max_depth``.
 
@@ -104,14 +156,14 @@ class PipelineSpawnedChildEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings; keys in the reference's order."""
-        return {
-            "parent_run_id": _id_str(self.parent_run_id),
-            "child_run_id": _id_str(self.child_run_id),
-            "parent_stage_id": self.parent_stage_id,
-            "pipeline_name": self.pipeline_name,
-            "correlation_id": _id_str(self.correlation_id),
-            "timestamp": self.timestamp,
-        }
+        return _spawned_payload(
+            self.parent_run_id,
+            self.child_run_id,
+            self.parent_stage_id,
+            self.pipeline_name,
+            self.correlation_id,
+            self.timestamp,
+        )
 
 
 @attrs.frozen
@@ -126,13 +178,13 @@ class PipelineChildCompletedEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings; keys in the reference's order."""
-        return {
-            "parent_run_id": _id_str(self.parent_run_id),
-            "child_run_id": _id_str(self.child_run_id),
-            "pipeline_name": self.pipeline_name,
-            "duration_ms": self.duration_ms,
-            "timestamp": self.timestamp,
-        }
+        return _completed_payload(
+            self.parent_run_id,
+            self.child_run_id,
+            self.pipeline_name,
+            self.duration_ms,
+            self.timestamp,
+        )
 
 
 @attrs.frozen
@@ -148,14 +200,14 @@ class PipelineChildFailedEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings; keys in the reference's order."""
-        return {
-            "parent_run_id": _id_str(self.parent_run_id),
-            "child_run_id": _id_str(self.child_run_id),
-            "pipeline_name": self.pipeline_name,
-            "error_message": self.error_message,
-            "duration_ms": self.duration_ms,
-            "timestamp": self.timestamp,
-        }
+        return _failed_payload(
+            self.parent_run_id,
+            self.child_run_id,
+            self.pipeline_name,
+            self.error_message,
+            self.duration_ms,
+            self.timestamp,
+        )
 
 
 @attrs.frozen
@@ -409,6 +461,7 @@ class _ChildRun:
         "cancel_reason",
         "correlation_id",
         "ctx",
+        "depth",
         "parent_run_id",
         "parent_stage_id",
         "pipeline_name",
@@ -424,8 +477,10 @@ class _ChildRun:
         parent_stage_id: str,
         pipeline_name: str,
         correlation_id: UUID | None,
+        depth: int,
     ) -> None:
         self.run_id = run_id
+        self.depth = depth
         self.ctx = ctx
         self.parent_run_id = parent_run_id
         self.parent_stage_id = parent_stage_id
@@ -505,8 +560,7 @@ class SubpipelineSpawner:
         self._emit_events = emit_events
         self._max_depth = max_depth
         self._canceled_runs: dict[UUID, str] = {}  # run id -> reason
-        self._run_depths: dict[UUID, int] = {}
-        self._running: dict[UUID, _ChildRun] = {}
+        self._running: dict[UUID, _ChildRun] = {}  # also gives each running child's depth
 
     @property
     def max_depth(self) -> int:
@@ -677,9 +731,14 @@ class SubpipelineSpawner:
                 f"runner must be an async callable taking the child PipelineContext, "
                 f"got {type(runner).__name__}"
             )
-        data = _child_data(ctx, inherit_data, data_overrides)
+        data = (
+            None
+            if inherit_data is False and data_overrides is None
+            else _child_data(ctx, inherit_data, data_overrides)
+        )
         parent_run_id = ctx.pipeline_run_id
-        depth = self._run_depths.get(parent_run_id, 0) if parent_run_id is not None else 0
+        running_parent = self._running.get(parent_run_id) if parent_run_id is not None else None
+        depth = 0 if running_parent is None else running_parent.depth
         if depth >= self._max_depth:
             logger.error(
                 "Max subpipeline depth exceeded: %d >= %d",
@@ -722,8 +781,8 @@ class SubpipelineSpawner:
             parent_stage_id,
             pipeline_name,
             child_ctx.correlation_id,
+            depth + 1,
         )
-        self._run_depths[child_run_id] = depth + 1
         self._running[child_run_id] = child
         if parent_run_id is not None:
             self._tracker._register(parent_run_id, child_run_id)
@@ -732,7 +791,6 @@ class SubpipelineSpawner:
     def _finish(self, child: _ChildRun) -> None:
         if child.parent_run_id is not None:
             self._tracker._unregister(child.parent_run_id, child.run_id)
-        self._run_depths.pop(child.run_id, None)
         self._running.pop(child.run_id, None)
 
     def _events_on(self, child: _ChildRun) -> bool:
@@ -741,14 +799,15 @@ class SubpipelineSpawner:
     async def _emit_spawned(self, child: _ChildRun) -> None:
         if self._events_on(child):
             assert child.parent_run_id is not None
-            event = PipelineSpawnedChildEvent(
-                parent_run_id=child.parent_run_id,
-                child_run_id=child.run_id,
-                parent_stage_id=child.parent_stage_id,
-                pipeline_name=child.pipeline_name,
-                correlation_id=child.correlation_id,
+            payload = _spawned_payload(
+                child.parent_run_id,
+                child.run_id,
+                child.parent_stage_id,
+                child.pipeline_name,
+                child.correlation_id,
+                _timestamp(),
             )
-            await emit_event(type="pipeline.spawned_child", data=event.to_dict())
+            await emit_event(type="pipeline.spawned_child", data=payload)
 
     async def _run(self, child: _ChildRun, runner: SubpipelineRunner) -> SubpipelineResult:
         """Run the child in its scope and report the outcome (the caller calls _finish)."""
@@ -780,13 +839,14 @@ class SubpipelineSpawner:
         if error is None:
             if self._events_on(child):
                 assert child.parent_run_id is not None
-                completed = PipelineChildCompletedEvent(
-                    parent_run_id=child.parent_run_id,
-                    child_run_id=child.run_id,
-                    pipeline_name=child.pipeline_name,
-                    duration_ms=duration_ms,
+                payload = _completed_payload(
+                    child.parent_run_id,
+                    child.run_id,
+                    child.pipeline_name,
+                    duration_ms,
+                    _timestamp(),
                 )
-                await emit_event(type="pipeline.child_completed", data=completed.to_dict())
+                await emit_event(type="pipeline.child_completed", data=payload)
             return SubpipelineResult(
                 success=True,
                 child_run_id=child.run_id,
@@ -798,14 +858,15 @@ class SubpipelineSpawner:
         logger.error("Child pipeline %s failed: %s", child.run_id, message)
         if self._events_on(child):
             assert child.parent_run_id is not None
-            failed = PipelineChildFailedEvent(
-                parent_run_id=child.parent_run_id,
-                child_run_id=child.run_id,
-                pipeline_name=child.pipeline_name,
-                error_message=message,
-                duration_ms=duration_ms,
+            payload = _failed_payload(
+                child.parent_run_id,
+                child.run_id,
+                child.pipeline_name,
+                message,
+                duration_ms,
+                _timestamp(),
             )
-            await emit_event(type="pipeline.child_failed", data=failed.to_dict())
+            await emit_event(type="pipeline.child_failed", data=payload)
         return SubpipelineResult(
             success=False, child_run_id=child.run_id, error=message, duration_ms=duration_ms
         )

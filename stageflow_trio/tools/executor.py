@@ -261,7 +261,6 @@ class ToolExecutor:
             KeyError: no pipeline is registered as ``pipeline_name``.
             MaxDepthExceededError: spawning would exceed the nesting limit.
         """
-        await trio.lowlevel.checkpoint()
         started = monotonic()
         parent_run_id = ctx.pipeline_run_id
         parent = str(parent_run_id) if parent_run_id else None
@@ -293,6 +292,7 @@ class ToolExecutor:
                     "correlation_id": str(correlation_id),
                 },
             )
+            await trio.lowlevel.checkpoint()  # a checkpoint on this path too (spawn is one)
             raise
         graph = pipeline.build()
 

@@ -296,3 +296,20 @@ async def test_the_defaults_are_the_global_spawner_and_registry(
         "global_child", create_test_pipeline_context(), CORRELATION
     )
     assert result.data == {"work": {"value": 5, "mode": "test"}}
+
+
+async def test_spawn_subpipeline_is_a_checkpoint_on_both_paths() -> None:
+    registry = PipelineRegistry()
+    registry.register("child", Pipeline().with_stage("work", _instant, StageKind.WORK))
+    executor = ToolExecutor(
+        spawner=SubpipelineSpawner(child_tracker=ChildRunTracker(), emit_events=False),
+        registry=registry,
+    )
+    with trio.testing.assert_checkpoints():
+        await executor.spawn_subpipeline("child", create_test_pipeline_context(), CORRELATION)
+    with trio.testing.assert_checkpoints(), pytest.raises(KeyError):
+        await executor.spawn_subpipeline("nope", create_test_pipeline_context(), CORRELATION)
+
+
+async def _instant(ctx: StageContext) -> StageOutput:
+    return StageOutput.ok()
