@@ -252,7 +252,7 @@ class SubpipelineResult:
     Attributes:
         success: True when the child's runner returned.
         child_run_id: The child run's id.
-        data: What the runner returned (a mapping as is, anything else under
+        data: What the runner returned (a dict as is, anything else under
             ``"result"``), read-only; None when the child did not succeed.
         error: Why the child did not succeed, else None.
         duration_ms: How long the child ran, on the trio clock.
@@ -604,7 +604,7 @@ class SubpipelineSpawner:
         ``pipeline.child_failed`` after it ends, all to the global event sink.
 
         Returns:
-            ``success=True`` and the runner's return value as ``data`` (a mapping
+            ``success=True`` and the runner's return value as ``data`` (a dict
             as is, anything else as ``{"result": value}``); ``success=False`` with
             ``error`` when the runner raised an exception (the first leaf of an
             exception group), when :meth:`cancel_with_children` stopped the child
