@@ -3,7 +3,6 @@
 The names below are the reference's top-level ``stageflow`` checklist names, plus
 the names it lists but cannot import (d1): the wide-event helpers and
 ``create_test_pipeline_context``.
-Subpipeline names (``SubpipelineSpawner``...) come with their module, not yet ported.
 """
 
 from __future__ import annotations
@@ -51,6 +50,12 @@ from .pipeline.pipeline import Pipeline as Pipeline
 from .pipeline.pipeline import UnifiedStageSpec as UnifiedStageSpec
 from .pipeline.spec import CycleDetectedError as CycleDetectedError
 from .pipeline.spec import PipelineValidationError as PipelineValidationError
+from .pipeline.subpipeline import ChildRunTracker as ChildRunTracker
+from .pipeline.subpipeline import MaxDepthExceededError as MaxDepthExceededError
+from .pipeline.subpipeline import SubpipelineResult as SubpipelineResult
+from .pipeline.subpipeline import SubpipelineSpawner as SubpipelineSpawner
+from .pipeline.subpipeline import get_child_tracker as get_child_tracker
+from .pipeline.subpipeline import get_subpipeline_spawner as get_subpipeline_spawner
 from .stages.context import PipelineContext as PipelineContext
 from .stages.inputs import StageInputs as StageInputs
 from .stages.inputs import create_stage_inputs as create_stage_inputs
@@ -71,6 +76,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioPorts",
     "BaseInterceptor",
+    "ChildRunTracker",
     "ChildTrackerMetricsInterceptor",
     "CircuitBreakerInterceptor",
     "CorePorts",
@@ -84,6 +90,7 @@ __all__ = [
     "LLMPorts",
     "LoggingEventSink",
     "LoggingInterceptor",
+    "MaxDepthExceededError",
     "MetricsInterceptor",
     "NoOpEventSink",
     "Pipeline",
@@ -104,6 +111,8 @@ __all__ = [
     "StageSpec",
     "StageStatus",
     "StageflowError",
+    "SubpipelineResult",
+    "SubpipelineSpawner",
     "TimeoutInterceptor",
     "TracingInterceptor",
     "TypedExtension",
@@ -118,8 +127,10 @@ __all__ = [
     "create_test_pipeline_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
+    "get_child_tracker",
     "get_default_interceptors",
     "get_event_sink",
+    "get_subpipeline_spawner",
     "run_with_interceptors",
     "set_event_sink",
 ]

@@ -14,7 +14,14 @@ import pytest
 from tests.doc_blocks import DOCS, python_blocks, run_in_virtual_time
 
 ROOT = DOCS.parent
-RUNNABLE = ["analytics.md", "context.md", "engine.md", "streaming.md", "testing.md"]
+RUNNABLE = [
+    "analytics.md",
+    "context.md",
+    "engine.md",
+    "streaming.md",
+    "subpipelines.md",
+    "testing.md",
+]
 RUN_ELSEWHERE = {
     "builders.md": "tests/pipeline/test_pipeline.py",
     "cancellation.md": "tests/pipeline/test_cleanup_helpers.py",
@@ -55,6 +62,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("context.md", 7),
         ("analytics.md", 1),
         ("streaming.md", 1),
+        ("subpipelines.md", 6),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:

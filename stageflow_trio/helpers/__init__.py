@@ -1,8 +1,8 @@
 """Reusable helpers for common pipeline patterns (streaming, analytics, ...).
 
 The reference's ``stageflow.helpers`` also re-exports names from its memory,
-guardrails, mocks, providers, run_utils, timestamps, uuid_utils and
-memory_tracker modules; those are added here as their modules land.
+guardrails, mocks, providers, timestamps, uuid_utils and memory_tracker modules,
+and the rest of run_utils; those are added here as their modules land.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from stageflow_trio.helpers.analytics import AnalyticsExporter as AnalyticsExpor
 from stageflow_trio.helpers.analytics import BufferedExporter as BufferedExporter
 from stageflow_trio.helpers.analytics import ConsoleExporter as ConsoleExporter
 from stageflow_trio.helpers.analytics import JSONFileExporter as JSONFileExporter
+from stageflow_trio.helpers.run_utils import ObservableEventSink as ObservableEventSink
 from stageflow_trio.helpers.streaming import AudioChunk as AudioChunk
 from stageflow_trio.helpers.streaming import BackpressureMonitor as BackpressureMonitor
 from stageflow_trio.helpers.streaming import ChunkQueue as ChunkQueue
 from stageflow_trio.helpers.streaming import StreamConfig as StreamConfig
 from stageflow_trio.helpers.streaming import StreamingBuffer as StreamingBuffer
 
-# The memory, guardrails, mocks, run_utils, providers, timestamp and runtime
-# helper names come with their modules.
+# The memory, guardrails, mocks, providers, timestamp and runtime helper names (and
+# the rest of run_utils) come with their modules.
 __all__ = [
     "AnalyticsEvent",
     "AnalyticsExporter",
@@ -30,6 +31,7 @@ __all__ = [
     "ChunkQueue",
     "ConsoleExporter",
     "JSONFileExporter",
+    "ObservableEventSink",
     "StreamConfig",
     "StreamingBuffer",
 ]

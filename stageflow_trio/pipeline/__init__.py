@@ -3,7 +3,7 @@
 Beyond the reference's ``stageflow.pipeline``, this facade also exports the
 unified graph and its errors, the cancellation primitives and the interceptor
 base classes, so ``from stageflow_trio.pipeline import ...`` reaches everything a
-pipeline author needs. Subpipelines (checklist Phase 7) are not ported yet.
+pipeline author needs.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from .interceptors import get_default_interceptors as get_default_interceptors
 from .interceptors import run_with_interceptors as run_with_interceptors
 from .pipeline import Pipeline as Pipeline
 from .pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .registry import PipelineRegistry as PipelineRegistry
+from .registry import pipeline_registry as pipeline_registry
 from .retry import BackoffStrategy as BackoffStrategy
 from .retry import JitterStrategy as JitterStrategy
 from .retry import RateLimitError as RateLimitError
@@ -54,11 +56,28 @@ from .spec import CycleDetectedError as CycleDetectedError
 from .spec import PipelineSpec as PipelineSpec
 from .spec import PipelineValidationError as PipelineValidationError
 from .spec import StageRunner as StageRunner
+from .subpipeline import DEFAULT_MAX_SUBPIPELINE_DEPTH as DEFAULT_MAX_SUBPIPELINE_DEPTH
+from .subpipeline import ChildRunTracker as ChildRunTracker
+from .subpipeline import MaxDepthExceededError as MaxDepthExceededError
+from .subpipeline import PipelineCanceledEvent as PipelineCanceledEvent
+from .subpipeline import PipelineChildCompletedEvent as PipelineChildCompletedEvent
+from .subpipeline import PipelineChildFailedEvent as PipelineChildFailedEvent
+from .subpipeline import PipelineSpawnedChildEvent as PipelineSpawnedChildEvent
+from .subpipeline import SubpipelineResult as SubpipelineResult
+from .subpipeline import SubpipelineSpawner as SubpipelineSpawner
+from .subpipeline import clear_child_tracker as clear_child_tracker
+from .subpipeline import clear_subpipeline_spawner as clear_subpipeline_spawner
+from .subpipeline import get_child_tracker as get_child_tracker
+from .subpipeline import get_subpipeline_spawner as get_subpipeline_spawner
+from .subpipeline import set_child_tracker as set_child_tracker
+from .subpipeline import set_subpipeline_spawner as set_subpipeline_spawner
 
 __all__ = [
+    "DEFAULT_MAX_SUBPIPELINE_DEPTH",
     "BackoffStrategy",
     "BaseInterceptor",
     "CancellationToken",
+    "ChildRunTracker",
     "CleanupRegistry",
     "CriticalInterceptorError",
     "CycleDetectedError",
@@ -70,9 +89,15 @@ __all__ = [
     "InterceptorError",
     "InterceptorResult",
     "JitterStrategy",
+    "MaxDepthExceededError",
     "Pipeline",
     "PipelineBuilder",
+    "PipelineCanceledEvent",
+    "PipelineChildCompletedEvent",
+    "PipelineChildFailedEvent",
     "PipelineContext",
+    "PipelineRegistry",
+    "PipelineSpawnedChildEvent",
     "PipelineSpec",
     "PipelineValidationError",
     "RateLimitError",
@@ -86,16 +111,25 @@ __all__ = [
     "StageRunner",
     "StageSpec",
     "StructuredTaskGroup",
+    "SubpipelineResult",
+    "SubpipelineSpawner",
     "TransientError",
     "UnifiedPipelineCancelled",
     "UnifiedStageExecutionError",
     "UnifiedStageGraph",
     "UnifiedStageSpec",
     "cleanup_on_cancel",
+    "clear_child_tracker",
+    "clear_subpipeline_spawner",
+    "get_child_tracker",
     "get_default_interceptors",
+    "get_subpipeline_spawner",
     "hash_retry_payload",
+    "pipeline_registry",
     "run_with_cleanup",
     "run_with_interceptors",
+    "set_child_tracker",
+    "set_subpipeline_spawner",
     "with_conditional_branch",
     "with_fan_out_fan_in",
     "with_linear_chain",

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from stageflow_trio._engine._interceptors import (
 from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
+from stageflow_trio.pipeline.subpipeline import get_child_tracker
 
 if TYPE_CHECKING:
     from stageflow_trio.pipeline.idempotency import IdempotencyStore
@@ -41,14 +41,9 @@ class ChildTrackerMetricsInterceptor(BaseInterceptor):
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         if not getattr(ctx, "is_child_run", False):
             return
-        try:
-            # Looked up at call time: the subpipeline module imports this one.
-            subpipeline = importlib.import_module("stageflow_trio.pipeline.subpipeline")
-        except ImportError:  # subpipelines not available
-            return
         tracker_logger = logging.getLogger("stageflow_trio.child_tracker_metrics")
         try:
-            metrics = await subpipeline.get_child_tracker().get_metrics()
+            metrics = await get_child_tracker().get_metrics()
             tracker_logger.info(
                 "ChildRunTracker metrics",
                 extra={

@@ -1,6 +1,7 @@
-"""Tools. So far: the adapter that gives a plain dict the ExecutionContext API.
+"""Tools. So far: the adapter that gives a plain dict the ExecutionContext API, and the
+v1 :class:`ToolExecutor` (with ``spawn_subpipeline``).
 
-The tool registry, executor, approval and undo subsystem (checklist Phase 8) are not
+The tool registry, the v2 executor, approval and undo (checklist Phase 8) are not
 ported yet.
 """
 
@@ -8,5 +9,6 @@ from __future__ import annotations
 
 from .adapters import DictContextAdapter as DictContextAdapter
 from .adapters import adapt_context as adapt_context
+from .executor import ToolExecutor as ToolExecutor
 
-__all__ = ["DictContextAdapter", "adapt_context"]
+__all__ = ["DictContextAdapter", "ToolExecutor", "adapt_context"]

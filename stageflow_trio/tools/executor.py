@@ -1,0 +1,381 @@
+"""ToolExecutor (v1): run a plan's actions through a tool registry; spawn subpipelines.
+
+The reference's legacy executor. Its :meth:`ToolExecutor.spawn_subpipeline` is
+how tools run a registered pipeline as a child run: it looks the pipeline up in
+a :class:`~stageflow_trio.pipeline.registry.PipelineRegistry`, builds it, and runs
+it through a :class:`~stageflow_trio.pipeline.subpipeline.SubpipelineSpawner`.
+
+The tool registry of Phase 8 is not part of stageflow_trio yet: until it is,
+:attr:`ToolExecutor.tool_registry` is None, which behaves as the reference's
+empty global registry (every action fails with "No tool registered for action
+type: t"). Assign any object with ``async execute(action, ctx_dict)`` returning
+an output with ``success``, ``error`` and ``artifacts`` (or None) to run tools.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import trio
+
+from stageflow_trio._time import monotonic
+from stageflow_trio.pipeline.registry import PipelineRegistry
+from stageflow_trio.pipeline.subpipeline import (
+    MaxDepthExceededError,
+    SubpipelineResult,
+    SubpipelineSpawner,
+    get_subpipeline_spawner,
+)
+from stageflow_trio.utils.frozen import FrozenList
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from uuid import UUID
+
+    from stageflow_trio.stages.context import PipelineContext
+
+__all__ = ["ToolExecutor", "ToolExecutorResult"]
+
+logger = logging.getLogger("stageflow_trio.tools.executor")
+
+_SUBPIPELINE_ROOT = "__subpipeline_root__"
+
+
+class ActionProtocol(Protocol):
+    """An action of a plan: a type that names the tool, and a payload."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+class PlanProtocol(Protocol):
+    """A plan: the actions to execute, in order."""
+
+    @property
+    def actions(self) -> Sequence[ActionProtocol]: ...
+
+
+class ToolOutputLike(Protocol):
+    """What a tool registry returns for an action."""
+
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]] | None: ...
+
+
+class ToolRegistryLike(Protocol):
+    """What :class:`ToolExecutor` needs of a tool registry."""
+
+    async def execute(
+        self, action: ActionProtocol, ctx: dict[str, Any]
+    ) -> ToolOutputLike | None: ...
+
+
+class _Observer(Protocol):
+    """The UUID collision monitor and the memory tracker, as the executor uses them."""
+
+    def observe(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def _dict_list(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
+    return value if isinstance(value, FrozenList) else FrozenList(value)
+
+
+@attrs.frozen
+class ToolExecutorResult:
+    """What :meth:`ToolExecutor.execute` did with a plan.
+
+    Attributes:
+        actions_executed: Actions whose tool succeeded.
+        actions_failed: Actions with no tool, a failed output, or an error.
+        artifacts_produced: The artifacts of the successful actions, in order.
+        requires_reentry: An action asked for re-entry, or one failed.
+        error: Not set by ``execute`` (kept for parity).
+        subpipeline_runs: Not filled by ``execute`` (kept for parity).
+    """
+
+    actions_executed: int = 0
+    actions_failed: int = 0
+    artifacts_produced: FrozenList[dict[str, Any]] = attrs.field(
+        factory=FrozenList, converter=_dict_list
+    )
+    requires_reentry: bool = False
+    error: str | None = None
+    subpipeline_runs: FrozenList[dict[str, Any]] = attrs.field(
+        factory=FrozenList, converter=_dict_list
+    )
+
+
+def _check_observer(name: str, value: object) -> None:
+    if value is not None and not callable(getattr(value, "observe", None)):
+        raise TypeError(
+            f"{name} must have an observe() method or be None, got {type(value).__name__}"
+        )
+
+
+class ToolExecutor:
+    """A stage-like executor of agent plans that can also spawn subpipelines.
+
+    Args:
+        spawner: The spawner for :meth:`spawn_subpipeline`; the global one
+            (:func:`~stageflow_trio.pipeline.subpipeline.get_subpipeline_spawner`)
+            when None, looked up on first use.
+        registry: Where :meth:`spawn_subpipeline` finds pipelines; the global
+            :data:`~stageflow_trio.pipeline.registry.pipeline_registry` when None.
+        uuid_monitor: Anything with ``observe(uuid)``, told each correlation id.
+        memory_tracker: Anything with ``observe(label=...)``, told when a
+            subpipeline starts and how it ends.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+    """
+
+    id = "stage.tool_executor"
+
+    def __init__(
+        self,
+        *,
+        spawner: SubpipelineSpawner | None = None,
+        registry: PipelineRegistry | None = None,
+        uuid_monitor: _Observer | None = None,
+        memory_tracker: _Observer | None = None,
+    ) -> None:
+        if spawner is not None and not isinstance(spawner, SubpipelineSpawner):
+            raise TypeError(
+                f"spawner must be a SubpipelineSpawner or None, got {type(spawner).__name__}"
+            )
+        if registry is not None and not isinstance(registry, PipelineRegistry):
+            raise TypeError(
+                f"registry must be a PipelineRegistry or None, got {type(registry).__name__}"
+            )
+        _check_observer("uuid_monitor", uuid_monitor)
+        _check_observer("memory_tracker", memory_tracker)
+        self.tool_registry: ToolRegistryLike | None = None
+        self._spawner = spawner
+        self._pipeline_registry = registry
+        self._uuid_monitor = uuid_monitor
+        self._memory_tracker = memory_tracker
+
+    @property
+    def spawner(self) -> SubpipelineSpawner:
+        """The subpipeline spawner (the global one unless one was given)."""
+        if self._spawner is None:
+            self._spawner = get_subpipeline_spawner()
+        return self._spawner
+
+    @property
+    def pipeline_registry(self) -> PipelineRegistry:
+        """The pipeline registry (the global one unless one was given)."""
+        if self._pipeline_registry is None:
+            from stageflow_trio.pipeline.registry import pipeline_registry
+
+            self._pipeline_registry = pipeline_registry
+        return self._pipeline_registry
+
+    async def execute(
+        self, ctx: PipelineContext, plan: PlanProtocol | None = None
+    ) -> ToolExecutorResult:
+        """Execute each action of ``plan`` through :attr:`tool_registry`, in order.
+
+        A checkpoint. An action fails when no tool handles it, when its output
+        is not successful, or when executing it raises an ``Exception`` (logged;
+        the next action still runs). Any failure sets ``requires_reentry``, as
+        does a successful action whose payload has a truthy ``"requires_reentry"``.
+
+        Returns:
+            The counts and artifacts; an empty result when ``plan`` is None.
+        """
+        await trio.lowlevel.checkpoint()
+        if plan is None:
+            return ToolExecutorResult()
+        executed = failed = 0
+        artifacts: list[dict[str, Any]] = []
+        reentry = False
+        for action in plan.actions:
+            try:
+                if self.tool_registry is None:
+                    failed += 1
+                    logger.error(
+                        "Action %s failed: No tool registered for action type: %s",
+                        action.type,
+                        action.type,
+                    )
+                    continue
+                output = await self.tool_registry.execute(action, ctx.to_dict())
+                if output is None:
+                    failed += 1
+                    logger.warning("No tool available for action type: %s", action.type)
+                elif output.success:
+                    executed += 1
+                    if output.artifacts:
+                        artifacts.extend(output.artifacts)
+                    if action.payload.get("requires_reentry"):
+                        reentry = True
+                else:
+                    failed += 1
+                    logger.error("Action %s failed: %s", action.type, output.error)
+            except Exception as exc:  # one failing tool must not stop the plan
+                failed += 1
+                # The reference's message repeats the error; kept.
+                logger.exception("Error executing action %s: %s", action.type, exc)  # noqa: TRY401
+        return ToolExecutorResult(
+            actions_executed=executed,
+            actions_failed=failed,
+            artifacts_produced=artifacts,
+            requires_reentry=reentry or failed > 0,
+        )
+
+    async def spawn_subpipeline(
+        self,
+        pipeline_name: str,
+        ctx: PipelineContext,
+        correlation_id: UUID,
+        *,
+        topology_override: str | None = None,
+        execution_mode_override: str | None = None,
+    ) -> SubpipelineResult:
+        """Run the registered pipeline ``pipeline_name`` as a child run of ``ctx``'s run.
+
+        A checkpoint. The pipeline is built once and run, through
+        :meth:`SubpipelineSpawner.spawn
+        <stageflow_trio.pipeline.subpipeline.SubpipelineSpawner.spawn>` (parent
+        stage ``"stage.tool_executor"``), with a StageContext made from the child
+        context's ids, topology, execution mode and event sink. The child's
+        stages' failures come back in the result.
+
+        Returns:
+            The spawner's result; on success ``data`` maps each stage to its
+            output data.
+
+        Raises:
+            KeyError: no pipeline is registered as ``pipeline_name``.
+            MaxDepthExceededError: spawning would exceed the nesting limit.
+        """
+        started = monotonic()
+        parent_run_id = ctx.pipeline_run_id
+        parent = str(parent_run_id) if parent_run_id else None
+        if self._uuid_monitor is not None:
+            self._uuid_monitor.observe(correlation_id)
+        if self._memory_tracker is not None:
+            self._memory_tracker.observe(label="subpipeline:start")
+        logger.info(
+            "Spawning subpipeline",
+            extra={
+                "pipeline_name": pipeline_name,
+                "parent_run_id": parent,
+                "correlation_id": str(correlation_id),
+                "parent_stage_id": self.id,
+                "topology_override": topology_override,
+                "execution_mode_override": execution_mode_override,
+            },
+        )
+        try:
+            pipeline = self.pipeline_registry.get(pipeline_name)
+        except KeyError:
+            # Re-raised: the traceback is the caller's to log.
+            logger.error(  # noqa: TRY400
+                "Pipeline '%s' not found in registry",
+                pipeline_name,
+                extra={
+                    "pipeline_name": pipeline_name,
+                    "parent_run_id": parent,
+                    "correlation_id": str(correlation_id),
+                },
+            )
+            await trio.lowlevel.checkpoint()  # a checkpoint on this path too (spawn is one)
+            raise
+        graph = pipeline.build()
+
+        async def runner(child_ctx: PipelineContext) -> dict[str, Any]:
+            # Imported here: the context package pulls in the snapshot codec, which
+            # `import stageflow_trio.tools` should not pay for.
+            from stageflow_trio.context.context_snapshot import ContextSnapshot
+            from stageflow_trio.context.identity import RunIdentity
+            from stageflow_trio.core.stage_context import StageContext
+            from stageflow_trio.core.timer import PipelineTimer
+            from stageflow_trio.stages.inputs import create_stage_inputs
+
+            snapshot: ContextSnapshot[Any] = ContextSnapshot(
+                run_id=RunIdentity(
+                    pipeline_run_id=child_ctx.pipeline_run_id,
+                    request_id=child_ctx.request_id,
+                    session_id=child_ctx.session_id,
+                    user_id=child_ctx.user_id,
+                    org_id=child_ctx.org_id,
+                    interaction_id=child_ctx.interaction_id,
+                ),
+                topology=child_ctx.topology,
+                execution_mode=child_ctx.execution_mode,
+            )
+            stage_ctx = StageContext(
+                snapshot=snapshot,
+                inputs=create_stage_inputs(snapshot, stage_name=_SUBPIPELINE_ROOT),
+                stage_name=_SUBPIPELINE_ROOT,
+                timer=PipelineTimer(),
+                event_sink=child_ctx.event_sink,
+            )
+            results = await graph.run(stage_ctx)
+            return {name: output.data for name, output in results.items()}
+
+        try:
+            result = await self.spawner.spawn(
+                pipeline_name=pipeline_name,
+                ctx=ctx,
+                correlation_id=correlation_id,
+                parent_stage_id=self.id,
+                runner=runner,
+                topology=topology_override,
+                execution_mode=execution_mode_override,
+            )
+        except MaxDepthExceededError:
+            if self._memory_tracker is not None:
+                self._memory_tracker.observe(label="subpipeline:depth_exceeded")
+            logger.error(  # noqa: TRY400 - re-raised; the caller logs the traceback
+                "Subpipeline spawn rejected: max depth exceeded",
+                extra={
+                    "pipeline_name": pipeline_name,
+                    "parent_run_id": parent,
+                    "correlation_id": str(correlation_id),
+                    "duration_ms": (monotonic() - started) * 1000,
+                },
+            )
+            raise
+        except Exception as exc:
+            if self._memory_tracker is not None:
+                self._memory_tracker.observe(label="subpipeline:error")
+            logger.exception(
+                "Subpipeline spawn failed: %s",
+                exc,  # noqa: TRY401 - the reference's message repeats the error
+                extra={
+                    "pipeline_name": pipeline_name,
+                    "parent_run_id": parent,
+                    "correlation_id": str(correlation_id),
+                    "duration_ms": (monotonic() - started) * 1000,
+                    "error_type": type(exc).__name__,
+                },
+            )
+            raise
+        if self._memory_tracker is not None:
+            self._memory_tracker.observe(label="subpipeline:end")
+        logger.info(
+            "Subpipeline completed",
+            extra={
+                "pipeline_name": pipeline_name,
+                "child_run_id": str(result.child_run_id),
+                "parent_run_id": parent,
+                "correlation_id": str(correlation_id),
+                "success": result.success,
+                "duration_ms": (monotonic() - started) * 1000,
+            },
+        )
+        return result
