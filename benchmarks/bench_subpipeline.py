@@ -20,7 +20,7 @@ import importlib
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import trio
@@ -65,7 +65,7 @@ class Side:
             (lambda: asyncio.sleep(0)) if ref else trio.lowlevel.checkpoint
         )
 
-    def run(self, main: Callable[[], Awaitable[Any]]) -> Any:
+    def run(self, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         return asyncio.run(main()) if self.ref else trio.run(main)
 
     def parent(self) -> Any:
