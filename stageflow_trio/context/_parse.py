@@ -1,8 +1,11 @@
-"""Reading and writing the scalars of a serialized context: ids, timestamps, paths.
+"""Reading the fields of a serialized context: ids, timestamps, text, typed lists, shapes.
 
 Fast id and timestamp parsing (the same results as ``uuid.UUID`` and
 ``datetime.fromisoformat``), the cached canonical texts ``to_dict`` reuses, and
-the checks whose error messages name the path of the bad value.
+the checks whose error messages name the path of the bad value. Parsers test
+the common case inline (``type(x) is str``) and call the ``_optional_*`` /
+``_required_*`` functions here only when it fails; those accept subclasses
+(a ``StrEnum`` is text) and raise a TypeError naming the path for anything else.
 """
 
 from __future__ import annotations
@@ -13,7 +16,22 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from stageflow_trio._time import parse_uuid
-from stageflow_trio.context._codec import _is_mapping, _new, _slot_setters
+from stageflow_trio.context._codec import (
+    _EMPTY_LIST,
+    _MAX_DEPTH,
+    _deeply_frozen,
+    _fill_list,
+    _frozen_dict,
+    _is_mapping,
+    _name,
+    _nesting_error,
+    _new,
+    _new_list,
+    _path,
+    _slot_setters,
+    _TooDeep,
+)
+from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 _UUID = uuid.UUID
 # uuid.UUID is slotted and blocks __setattr__; its own __init__ sets these two
@@ -23,27 +41,8 @@ _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 _fromisoformat = datetime.fromisoformat
 
 
-def _name(key: str, where: str | None) -> str:
-    """The path of ``key`` inside ``where``, for error messages."""
-    return key if where is None else f"{where}.{key}"
-
-
-def _path(where: str | None, key: str | int | None) -> str | None:
-    """The path of ``key`` (a field name or a list index) inside ``where``, for error messages.
-
-    Parsers take their parent's path and their key, and only join them when
-    they have an error to report: formatting every path up front costs ~3% of
-    a snapshot's from_dict.
-    """
-    if key is None:
-        return where
-    if type(key) is int:
-        return f"{where}[{key}]"
-    return key if where is None else f"{where}.{key}"  # type: ignore[return-value]
-
-
-def _parse_uuid(value: Any, key: str, where: str | None = None) -> uuid.UUID:
-    """Parse a serialized id (not None, not empty); errors name ``where.key``.
+def _parse_uuid(value: Any, key: str, where: str | None = None, index: Any = None) -> uuid.UUID:
+    """Parse a serialized id (not None, not empty); errors name ``where[index].key``.
 
     The same result as ``uuid.UUID(value)`` (which also just drops the hyphens
     and reads 32 hex digits), about twice as fast; braces, ``urn:uuid:`` and
@@ -61,16 +60,25 @@ def _parse_uuid(value: Any, key: str, where: str | None = None) -> uuid.UUID:
                 _set_uuid_int(result, number)
                 _set_uuid_safe(result, _SAFE_UNKNOWN)
                 return result
-    parsed = parse_uuid(value, _name(key, where))
+    parsed = parse_uuid(value, _name(key, _path(where, index)))
     assert parsed is not None  # value is not None
     return parsed
 
 
-def _uuid_or_none(value: Any, key: str, where: str | None = None) -> uuid.UUID | None:
-    """Parse a serialized id: falsy means None, else a UUID (errors name ``where.key``)."""
+def _uuid_or_none(
+    value: Any, key: str, where: str | None = None, index: Any = None
+) -> uuid.UUID | None:
+    """Parse a serialized id: None or ``""`` means None, else a UUID (errors name ``where.key``)."""
     if not value:
+        _no_id(value, key, where, index)
         return None
-    return _parse_uuid(value, key, where)
+    return _parse_uuid(value, key, where, index)
+
+
+def _no_id(value: Any, key: str, where: str | None, index: Any = None) -> None:
+    """Check a falsy id: None and ``""`` mean "no id"; ``[]``, ``0`` or ``False`` are TypeErrors."""
+    if value is not None and not isinstance(value, str):
+        parse_uuid(value, _name(key, _path(where, index)))  # raises, naming the type
 
 
 def _uuid_text(value: uuid.UUID, candidate: object) -> str:
@@ -132,8 +140,8 @@ def _iso_is_canonical(text: Any, parsed: datetime) -> bool:
 
 
 def _datetime_or_none(value: Any, key: str, where: str | None = None) -> datetime | None:
-    """Parse a serialized timestamp: falsy means None, else ``datetime.fromisoformat``."""
-    if not value:
+    """Parse a serialized timestamp: None or ``""`` means None, else ``datetime.fromisoformat``."""
+    if not value and (value is None or isinstance(value, str)):
         return None
     if type(value) is str:
         try:
@@ -147,6 +155,113 @@ def _datetime_or_none(value: Any, key: str, where: str | None = None) -> datetim
     raise TypeError(
         f"{_name(key, where)} must be an ISO 8601 string or None, got {type(value).__name__}"
     )
+
+
+# --- typed fields (the slow paths; parsers check the common case inline) -----
+
+
+def _optional_str(value: Any, key: str, where: str | None = None, index: Any = None) -> str | None:
+    """A text field that may be None: ``value``, or a TypeError naming ``where[index].key``."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(
+        f"{_name(key, _path(where, index))} must be a str or None, got {type(value).__name__}"
+    )
+
+
+def _required_str(value: Any, key: str, where: str | None = None, index: Any = None) -> str:
+    """A text field that must be present: ``value``, or a TypeError naming ``where[index].key``."""
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{_name(key, _path(where, index))} must be a str, got {type(value).__name__}")
+
+
+def _optional_int(value: Any, key: str) -> int | None:
+    """An integer field that may be None; ``True`` is not a duration."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"{key} must be an int or None, got {type(value).__name__}")
+
+
+def _str_list(value: Any, key: str, where: str | None = None, index: Any = None) -> FrozenList[str]:
+    """A serialized list of text (goals, topics, facts): checked and frozen; shared if already so.
+
+    Raises:
+        TypeError: ``value`` is not a list, or an item is not a str (the message
+            names it, e.g. ``profile.goals[1]``).
+    """
+    kind = type(value)
+    if kind is list or kind is FrozenList:
+        for item in value:
+            if type(item) is not str:
+                break
+        else:
+            if kind is FrozenList:
+                return value  # type: ignore[no-any-return]
+            if not value:
+                return _EMPTY_LIST
+            result: FrozenList[str] = _new_list(FrozenList)
+            _fill_list(result, value)
+            return result
+    elif value is None:
+        return _EMPTY_LIST
+    name = _name(key, _path(where, index))
+    items = list(_list_or_empty(value, name))
+    for position, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{position}] must be a str, got {type(item).__name__}")
+    result = _new_list(FrozenList)
+    _fill_list(result, items)
+    return result
+
+
+def _mapping_list(
+    value: Any, key: str, where: str | None = None, index: Any = None
+) -> FrozenList[FrozenDict[str, Any]]:
+    """A serialized list of free-form mappings (blocks, web results): checked and deep-frozen.
+
+    The list is the field's first level of nesting (see ``_MAX_DEPTH``).
+
+    Raises:
+        TypeError: ``value`` is not a list, or an item is not a mapping.
+        ValueError: An item nests too deep or contains itself.
+    """
+    kind = type(value)
+    try:
+        if kind is FrozenList:
+            # What to_dict hands out: shared as it is if every item is a deep-frozen FrozenDict.
+            for item in value:
+                if type(item) is not FrozenDict or not _deeply_frozen(
+                    item.values(), _MAX_DEPTH - 2
+                ):
+                    break
+            else:
+                return value  # type: ignore[no-any-return]
+        if kind is list or kind is FrozenList:
+            for item in value:
+                if not isinstance(item, dict):  # FrozenDict is a dict
+                    break
+            else:
+                if not value:
+                    return _EMPTY_LIST
+                result: FrozenList[FrozenDict[str, Any]] = _new_list(FrozenList)
+                _fill_list(result, [_frozen_dict(item, _MAX_DEPTH - 1) for item in value])
+                return result
+    except _TooDeep:
+        raise _nesting_error(value, _name(key, _path(where, index))) from None
+    if value is None:
+        return _EMPTY_LIST
+    name = _name(key, _path(where, index))
+    items = list(_list_or_empty(value, name))
+    for position, item in enumerate(items):
+        if not _is_mapping(item):
+            raise TypeError(f"{name}[{position}] must be a mapping, got {type(item).__name__}")
+    try:
+        result = _new_list(FrozenList)
+        _fill_list(result, [_frozen_dict(item, _MAX_DEPTH - 1) for item in items])
+    except _TooDeep:
+        raise _nesting_error(value, name) from None
+    return result
 
 
 # --- shape checks (called on the slow path, or once per document) -----------
@@ -166,6 +281,15 @@ def _mapping_or_none(value: Any, key: str, where: str | None = None) -> Mapping[
     if value is None or _is_mapping(value):
         return value  # type: ignore[no-any-return]
     raise TypeError(f"{_name(key, where)} must be a mapping, got {type(value).__name__}")
+
+
+def _absent(value: Any, key: str, where: str | None = None) -> Any:  # always None
+    """None, after checking a falsy value where a mapping may be: None or ``{}`` is absent, ``[]`` an error.
+
+    Parsers write ``parse(value) if value else _absent(value, ...)``: no cost for a present value.
+    """
+    _mapping_or_none(value, key, where)
+    return None
 
 
 def _check_mapping(data: Any, where: str | None) -> Mapping[str, Any]:

@@ -6,18 +6,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stageflow_trio._time import utc_now
-from stageflow_trio.context._codec import (
-    _EMPTY_DICT,
-    _EMPTY_LIST,
-    _freeze_mapping,
-    _is_mapping,
-    _set,
-)
+from stageflow_trio.context._codec import _EMPTY_LIST, _freeze_mapping, _set
 from stageflow_trio.context._parse import (
+    _absent,
     _check_mapping,
     _datetime_or_none,
+    _fromisoformat,
     _iso_text,
-    _mapping_or_none,
+    _optional_int,
+    _optional_str,
 )
 from stageflow_trio.context.conversation import _conversation_from_dict, _conversation_from_flat
 from stageflow_trio.context.enrichments import (
@@ -118,10 +115,10 @@ class _SnapshotFields(NamedTuple):
     enrichments: Enrichments | None
     conversation: Conversation | None
     extensions: Any
-    input_text: Any
-    input_audio_duration_ms: Any
-    topology: Any
-    execution_mode: Any
+    input_text: str | None
+    input_audio_duration_ms: int | None
+    topology: str | None
+    execution_mode: str | None
     created_at: datetime
     metadata: FrozenDict[str, Any]
     # The text created_at was parsed from, in a 1-tuple, or None (see ContextSnapshot).
@@ -136,29 +133,33 @@ def _snapshot_fields_from_dict(
         _check_mapping(data, None)
     get = data.get
 
-    # Each bundle: the composed key if it holds a non-empty mapping, else the flat keys.
+    # Each bundle: the composed key if it holds a non-empty mapping, else the
+    # flat keys; anything but a mapping or None there is an error.
     run_data = get("run_id")
-    if run_data and (isinstance(run_data, dict) or _is_mapping(run_data)):
+    if run_data:
         run_id = _run_identity_from_dict(run_data, None, "run_id")
     else:
+        _absent(run_data, "run_id")
         run_id = _run_identity_from_flat(data)
     enrichments_data = get("enrichments")
     enrichments: Enrichments | None
-    if enrichments_data and (isinstance(enrichments_data, dict) or _is_mapping(enrichments_data)):
+    if enrichments_data:
         enrichments = _enrichments_from_dict(enrichments_data, "enrichments")
     else:
+        _absent(enrichments_data, "enrichments")
         enrichments = _enrichments_from_flat(get)
     conversation_data = get("conversation")
     conversation: Conversation | None
-    if conversation_data and (
-        isinstance(conversation_data, dict) or _is_mapping(conversation_data)
-    ):
+    if conversation_data:
         conversation = _conversation_from_dict(conversation_data, "conversation")
     else:
+        _absent(conversation_data, "conversation")
         conversation = _conversation_from_flat(get)
 
     extensions = None
     extensions_type = get("extensions_type")
+    if type(extensions_type) is not str and extensions_type is not None:
+        extensions_type = _optional_str(extensions_type, "extensions_type")
     if extensions_type:
         extensions_data = get("extensions")
         if extensions_data is None:
@@ -167,35 +168,46 @@ def _snapshot_fields_from_dict(
             extensions = _normalize_extensions(
                 extension_types[extensions_type].from_dict(extensions_data)
             )
-        elif extensions_type == _MAPPING_EXTENSIONS_TYPE and _is_mapping(extensions_data):
-            extensions = _freeze_mapping(extensions_data)
+        elif extensions_type == _MAPPING_EXTENSIONS_TYPE:
+            extensions = _freeze_mapping(extensions_data, "extensions")
         # Any other extension type is dropped, as stageflow does.
 
     text = get("created_at")
     iso = None
-    if not text:
-        created_at = utc_now()
-    else:
-        created_at = _datetime_or_none(text, "created_at")  # type: ignore[assignment]
+    if text and type(text) is str:
+        try:
+            created_at = _fromisoformat(text)
+        except ValueError:
+            _datetime_or_none(text, "created_at")  # raises, naming the field
+            raise
         iso = (text,)  # checked on first to_dict(), if any
-    metadata = get("metadata")
-    if metadata is None:
-        metadata = _EMPTY_DICT
-    elif isinstance(metadata, dict):
-        metadata = _freeze_mapping(metadata)
-    else:
-        metadata = _freeze_mapping(_mapping_or_none(metadata, "metadata"))
+    else:  # None or "" means now; a datetime is kept; anything else is an error
+        created_at = _datetime_or_none(text, "created_at") or utc_now()
+
+    # The scalars: the common case (a str, or None) checked inline.
+    input_text = get("input_text")
+    if type(input_text) is not str and input_text is not None:
+        input_text = _optional_str(input_text, "input_text")
+    duration = get("input_audio_duration_ms")
+    if type(duration) is not int and duration is not None:
+        duration = _optional_int(duration, "input_audio_duration_ms")
+    topology = get("topology")
+    if type(topology) is not str and topology is not None:
+        topology = _optional_str(topology, "topology")
+    execution_mode = get("execution_mode")
+    if type(execution_mode) is not str and execution_mode is not None:
+        execution_mode = _optional_str(execution_mode, "execution_mode")
 
     return _SnapshotFields(
         run_id,
         enrichments,
         conversation,
         extensions,
-        get("input_text"),
-        get("input_audio_duration_ms"),
-        get("topology"),
-        get("execution_mode"),
+        input_text,
+        duration,
+        topology,
+        execution_mode,
         created_at,
-        metadata,
+        _freeze_mapping(get("metadata"), "metadata"),
         iso,
     )

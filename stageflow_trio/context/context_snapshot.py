@@ -242,11 +242,18 @@ class ContextSnapshot(Generic[T]):
         extension type is dropped without error, as in stageflow. A missing
         ``created_at`` becomes now.
 
+        Every field is checked against its type, and free-form values (metadata,
+        preferences, blocks, web results, a mapping extension) may nest at most
+        100 levels of dicts and lists: the result is immutable throughout, so it
+        hashes (see docs/context.md for the rules).
+
         Raises:
-            ValueError: An id is not a UUID string, a timestamp is not ISO 8601, or
-                a message or routing decision lacks a required key (the message
-                names the path, e.g. ``run_id.user_id``).
-            TypeError: ``data`` or one of its parts has the wrong type.
+            ValueError: An id is not a UUID string, a timestamp is not ISO 8601, a
+                message or routing decision lacks a required key, or a free-form
+                value nests too deep or contains itself (the message names the
+                path, e.g. ``run_id.user_id``).
+            TypeError: ``data`` or one of its parts has the wrong type, e.g.
+                ``conversation.messages[2].content must be a str, got int``.
         """
         fields = _snapshot_fields_from_dict(data, extension_types)
         snapshot: ContextSnapshot[T]

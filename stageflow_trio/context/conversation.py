@@ -11,12 +11,18 @@ from stageflow_trio.context._codec import (
     _EMPTY_LIST,
     _fill_list,
     _freeze_list,
-    _is_mapping,
+    _name,
     _new,
     _new_list,
     _slot_setters,
 )
-from stageflow_trio.context._parse import _check_mapping, _list_or_empty, _name
+from stageflow_trio.context._parse import (
+    _absent,
+    _check_mapping,
+    _list_or_empty,
+    _mapping_or_none,
+    _optional_str,
+)
 from stageflow_trio.context.types import (
     Message,
     RoutingDecision,
@@ -125,23 +131,24 @@ def _conversation_from_dict(data: Any, where: str | None) -> Conversation:
     routing = get("routing_decision")
     return _make_conversation(
         _messages_from_list(get("messages"), "messages", where),
-        _routing_from_dict(routing, where, "routing_decision") if routing else None,
+        _routing_from_dict(routing, where, "routing_decision")
+        if routing
+        else _absent(routing, "routing_decision", where),
     )
 
 
 def _conversation_from_flat(get: Any) -> Conversation | None:
     """The conversation spelled out in the flat keys, or None if there is none."""
     messages = _messages_from_list(get("messages"), "messages", None)
-    routing_data = get("routing_decision")
+    routing_data = _mapping_or_none(get("routing_decision"), "routing_decision")
     routing = None
-    if routing_data and _is_mapping(routing_data):
+    if routing_data:
         # The flat shape is lenient: missing routing keys become None, as in stageflow.
-        routing = RoutingDecision(
-            routing_data.get("agent_id"),
-            routing_data.get("pipeline_name"),
-            routing_data.get("topology"),
-            routing_data.get("reason"),
-        )
+        fields: list[Any] = [
+            _optional_str(routing_data.get(key), key, "routing_decision")
+            for key in ("agent_id", "pipeline_name", "topology", "reason")
+        ]
+        routing = RoutingDecision(*fields)
     if not messages and routing is None:
         return None
     return _make_conversation(messages, routing)

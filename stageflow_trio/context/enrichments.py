@@ -29,8 +29,10 @@ from stageflow_trio.context._codec import (
     _goals_field,
     _key_facts_field,
     _metadata_field,
+    _name,
     _new,
     _new_list,
+    _path,
     _preferences_field,
     _recent_topics_field,
     _set,
@@ -38,12 +40,14 @@ from stageflow_trio.context._codec import (
     _web_results_field,
 )
 from stageflow_trio.context._parse import (
+    _absent,
     _check_mapping,
     _list_or_empty,
-    _mapping_or_none,
-    _name,
+    _mapping_list,
+    _optional_str,
     _parse_uuid,
-    _path,
+    _str_list,
+    _uuid_or_none,
     _uuid_text,
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
@@ -108,8 +112,9 @@ class ProfileEnrichment:
         """Build a profile from :meth:`to_dict` output.
 
         Raises:
-            ValueError: ``user_id`` is not a UUID string.
-            TypeError: ``data`` or one of its containers has the wrong type.
+            ValueError: ``user_id`` is not a UUID string, or ``preferences`` nests
+                too deep or contains itself.
+            TypeError: ``data`` or one of its fields has the wrong type.
         """
         return _profile_from_dict(data, None)
 
@@ -176,7 +181,8 @@ class MemoryEnrichment:
         """Build a memory enrichment from :meth:`to_dict` output.
 
         Raises:
-            TypeError: ``data`` or one of its lists has the wrong type.
+            TypeError: ``data`` or one of its fields has the wrong type (the lists
+                hold str).
         """
         return _memory_from_dict(data, None)
 
@@ -266,7 +272,9 @@ class DocumentEnrichment:
         """Build a document enrichment from :meth:`to_dict` output.
 
         Raises:
-            TypeError: ``data`` or one of its containers has the wrong type.
+            ValueError: ``blocks`` or ``metadata`` nests too deep or contains itself.
+            TypeError: ``data`` or one of its fields has the wrong type (``blocks``
+                holds mappings).
         """
         return _document_from_dict(data, None)
 
@@ -323,7 +331,8 @@ class Enrichments:
         """Build enrichments from :meth:`to_dict` output; an empty profile or memory counts as absent.
 
         Raises:
-            ValueError: A nested id is not a UUID string.
+            ValueError: A nested id is not a UUID string, or a free-form value nests
+                too deep or contains itself.
             TypeError: ``data`` or one of its parts has the wrong type.
         """
         return _enrichments_from_dict(data, None)
@@ -331,8 +340,9 @@ class Enrichments:
 
 # The parsers below carry ``where``, the path of the value in the document
 # being read, so that errors name e.g. ``enrichments.documents[0].blocks``.
-# They build objects slot by slot from values they have parsed and frozen
-# themselves (see _codec._slot_setters).
+# They check each field's type (the common case inline), and build objects
+# slot by slot from values they have parsed and frozen themselves (see
+# _codec._slot_setters).
 
 (
     _set_profile_user_id,
@@ -357,20 +367,6 @@ _set_document_id, _set_document_type, _set_document_blocks, _set_document_metada
 ) = _slot_setters(Enrichments, "profile", "memory", "documents", "web_results")
 
 
-def _frozen_list_field(value: Any, key: str, where: str | None) -> FrozenList[Any]:
-    """A serialized list field, checked (errors name ``where.key``) and deep-frozen."""
-    if isinstance(value, list):
-        return _freeze_list(value)
-    return _freeze_list(_list_or_empty(value, key, where))
-
-
-def _frozen_mapping_field(value: Any, key: str, where: str | None) -> FrozenDict[Any, Any]:
-    """A serialized mapping field, checked (errors name ``where.key``) and deep-frozen."""
-    if isinstance(value, dict):
-        return _freeze_mapping(value)
-    return _freeze_mapping(_mapping_or_none(value, key, where))
-
-
 def _profile_from_dict(data: Any, where: str | None, key: str | None = None) -> ProfileEnrichment:
     if not isinstance(data, dict):
         _check_mapping(data, _path(where, key))
@@ -378,27 +374,20 @@ def _profile_from_dict(data: Any, where: str | None, key: str | None = None) -> 
     value = get("user_id")
     user_id_str = None
     if not value:
-        user_id = None
+        user_id = _uuid_or_none(value, "user_id", where, key)  # None, or an error
     else:
-        user_id = _parse_uuid(value, "user_id", _path(where, key))
+        user_id = _parse_uuid(value, "user_id", where, key)
         user_id_str = (value,)  # checked on first to_dict(), if any
-    preferences = get("preferences")
-    goals = get("goals")
+    display_name = get("display_name")
+    if type(display_name) is not str and display_name is not None:
+        display_name = _optional_str(display_name, "display_name", where, key)
     profile: ProfileEnrichment = _new(ProfileEnrichment)
     _set_profile_user_id(profile, user_id)
-    _set_profile_display_name(profile, get("display_name"))
+    _set_profile_display_name(profile, display_name)
     _set_profile_preferences(
-        profile,
-        _freeze_mapping(preferences)
-        if isinstance(preferences, dict)
-        else _frozen_mapping_field(preferences, "preferences", _path(where, key)),
+        profile, _freeze_mapping(get("preferences"), "preferences", where, key)
     )
-    _set_profile_goals(
-        profile,
-        _freeze_list(goals)
-        if isinstance(goals, list)
-        else _frozen_list_field(goals, "goals", _path(where, key)),
-    )
+    _set_profile_goals(profile, _str_list(get("goals"), "goals", where, key))
     _set_profile_user_id_str(profile, user_id_str)
     return profile
 
@@ -407,22 +396,13 @@ def _memory_from_dict(data: Any, where: str | None, key: str | None = None) -> M
     if not isinstance(data, dict):
         _check_mapping(data, _path(where, key))
     get = data.get
-    recent_topics = get("recent_topics")
-    key_facts = get("key_facts")
+    summary = get("interaction_history_summary")
+    if type(summary) is not str and summary is not None:
+        summary = _optional_str(summary, "interaction_history_summary", where, key)
     memory: MemoryEnrichment = _new(MemoryEnrichment)
-    _set_memory_recent_topics(
-        memory,
-        _freeze_list(recent_topics)
-        if isinstance(recent_topics, list)
-        else _frozen_list_field(recent_topics, "recent_topics", _path(where, key)),
-    )
-    _set_memory_key_facts(
-        memory,
-        _freeze_list(key_facts)
-        if isinstance(key_facts, list)
-        else _frozen_list_field(key_facts, "key_facts", _path(where, key)),
-    )
-    _set_memory_summary(memory, get("interaction_history_summary"))
+    _set_memory_recent_topics(memory, _str_list(get("recent_topics"), "recent_topics", where, key))
+    _set_memory_key_facts(memory, _str_list(get("key_facts"), "key_facts", where, key))
+    _set_memory_summary(memory, summary)
     return memory
 
 
@@ -432,23 +412,17 @@ def _document_from_dict(
     if not isinstance(data, dict):
         _check_mapping(data, _path(where, index))
     get = data.get
-    blocks = get("blocks")
-    metadata = get("metadata")
+    document_id = get("document_id")
+    if type(document_id) is not str and document_id is not None:
+        document_id = _optional_str(document_id, "document_id", where, index)
+    document_type = get("document_type")
+    if type(document_type) is not str and document_type is not None:
+        document_type = _optional_str(document_type, "document_type", where, index)
     document: DocumentEnrichment = _new(DocumentEnrichment)
-    _set_document_id(document, get("document_id"))
-    _set_document_type(document, get("document_type"))
-    _set_document_blocks(
-        document,
-        _freeze_list(blocks)
-        if isinstance(blocks, list)
-        else _frozen_list_field(blocks, "blocks", _path(where, index)),
-    )
-    _set_document_metadata(
-        document,
-        _freeze_mapping(metadata)
-        if isinstance(metadata, dict)
-        else _frozen_mapping_field(metadata, "metadata", _path(where, index)),
-    )
+    _set_document_id(document, document_id)
+    _set_document_type(document, document_type)
+    _set_document_blocks(document, _mapping_list(get("blocks"), "blocks", where, index))
+    _set_document_metadata(document, _freeze_mapping(get("metadata"), "metadata", where, index))
     return document
 
 
@@ -470,14 +444,13 @@ def _enrichments_from_dict(data: Any, where: str | None) -> Enrichments:
     get = data.get
     profile = get("profile")
     memory = get("memory")
-    web_results = get("web_results")
     return _make_enrichments(
-        _profile_from_dict(profile, where, "profile") if profile else None,
-        _memory_from_dict(memory, where, "memory") if memory else None,
+        _profile_from_dict(profile, where, "profile")
+        if profile
+        else _absent(profile, "profile", where),
+        _memory_from_dict(memory, where, "memory") if memory else _absent(memory, "memory", where),
         _documents_from_list(get("documents"), "documents", where),
-        _freeze_list(web_results)
-        if isinstance(web_results, list)
-        else _frozen_list_field(web_results, "web_results", where),
+        _mapping_list(get("web_results"), "web_results", where),
     )
 
 
@@ -485,7 +458,7 @@ def _make_enrichments(
     profile: ProfileEnrichment | None,
     memory: MemoryEnrichment | None,
     documents: FrozenList[DocumentEnrichment],
-    web_results: FrozenList[Any],
+    web_results: FrozenList[FrozenDict[str, Any]],
 ) -> Enrichments:
     enrichments: Enrichments = _new(Enrichments)
     _set_enrichments_profile(enrichments, profile)
@@ -497,12 +470,14 @@ def _make_enrichments(
 
 def _enrichments_from_flat(get: Any) -> Enrichments | None:
     """The enrichments spelled out in the flat keys, or None if there are none."""
-    profile_data = get("profile")
-    memory_data = get("memory")
-    profile = _profile_from_dict(profile_data, None, "profile") if profile_data else None
-    memory = _memory_from_dict(memory_data, None, "memory") if memory_data else None
+    profile = get("profile")
+    profile = (
+        _profile_from_dict(profile, None, "profile") if profile else _absent(profile, "profile")
+    )
+    memory = get("memory")
+    memory = _memory_from_dict(memory, None, "memory") if memory else _absent(memory, "memory")
     documents = _documents_from_list(get("documents"), "documents", None)
-    web_results = _frozen_list_field(get("web_results"), "web_results", None)
+    web_results = _mapping_list(get("web_results"), "web_results", None)
     if profile is None and memory is None and not documents and not web_results:
         return None
     return _make_enrichments(profile, memory, documents, web_results)

@@ -132,12 +132,13 @@ def _normalize_extensions(extensions: Any) -> Any:
 
     Raises:
         TypeError: ``extensions`` is neither a mapping nor has ``to_dict()``.
+        ValueError: A mapping nests too deep or contains itself (see ``_freeze_mapping``).
     """
     if extensions is None or isinstance(extensions, ExtensionBundle):
         return extensions
     if _is_mapping(extensions):
         # Checked before to_dict: a mapping type with a to_dict method is still a mapping.
-        return _freeze_mapping(extensions)
+        return _freeze_mapping(extensions, "extensions")
     if callable(getattr(extensions, "to_dict", None)):
         return extensions
     raise TypeError(

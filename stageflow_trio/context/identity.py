@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio._time import parse_uuid, utc_now
-from stageflow_trio.context._codec import _new, _set, _slot_setters
+from stageflow_trio.context._codec import _new, _path, _set, _slot_setters
 from stageflow_trio.context._parse import (
     _SAFE_UNKNOWN,
     _UUID,
     _check_mapping,
     _datetime_or_none,
+    _fromisoformat,
     _iso_text,
+    _no_id,
     _parse_uuid,
-    _path,
     _set_uuid_int,
     _set_uuid_safe,
     _uuid_or_none,
@@ -147,6 +148,8 @@ def _run_identity_from_dict(data: Any, where: str | None, key: str | None = None
         value = get(id_key)
         texts.append(value)
         if not value:
+            if value is not None:
+                _no_id(value, id_key, where, key)  # "" is no id; [] or 0 is an error
             set_slot(identity, None)
             continue
         # _parse_uuid()'s fast path, inlined: six ids per identity.
@@ -163,11 +166,16 @@ def _run_identity_from_dict(data: Any, where: str | None, key: str | None = None
                     _set_uuid_safe(parsed, _SAFE_UNKNOWN)
                     set_slot(identity, parsed)
                     continue
-        set_slot(identity, _parse_uuid(value, id_key, _path(where, key)))
+        set_slot(identity, _parse_uuid(value, id_key, where, key))
     text = get("created_at")
-    created_at = _datetime_or_none(text, "created_at", _path(where, key))
-    if created_at is None:
-        created_at = utc_now()
+    if text and type(text) is str:
+        try:
+            created_at = _fromisoformat(text)
+        except ValueError:
+            _datetime_or_none(text, "created_at", _path(where, key))  # raises, naming the path
+            raise
+    else:  # None or "" means now; a datetime is kept; anything else is an error
+        created_at = _datetime_or_none(text, "created_at", _path(where, key)) or utc_now()
     texts.append(text)
     _set_created_at(identity, created_at)
     _set_serialized(identity, tuple(texts))  # checked on first to_dict(), if any

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio.context._codec import (
-    _EMPTY_DICT,
-    _deeply_frozen,
     _freeze_mapping,
     _metadata_field,
     _new,
+    _path,
     _set,
     _slot_setters,
 )
@@ -21,9 +20,9 @@ from stageflow_trio.context._parse import (
     _datetime_or_none,
     _fromisoformat,
     _iso_text,
-    _mapping_or_none,
     _missing_key,
-    _path,
+    _optional_str,
+    _required_str,
 )
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -75,8 +74,10 @@ class Message:
         """Build a message from :meth:`to_dict` output.
 
         Raises:
-            ValueError: ``role`` or ``content`` is missing, or the timestamp is not ISO 8601.
-            TypeError: ``data`` or ``metadata`` is not a mapping.
+            ValueError: ``role`` or ``content`` is missing, the timestamp is not ISO
+                8601, or ``metadata`` nests too deep or contains itself.
+            TypeError: ``data`` or ``metadata`` is not a mapping, or ``role`` or
+                ``content`` is not a str.
         """
         return _message_from_dict(data, None)
 
@@ -113,10 +114,17 @@ def _message_from_dict(data: Any, where: str | None, index: int | None = None) -
         # Not a mapping (a str, a list, None, ...): say so, naming the path.
         _check_mapping(data, _path(where, index))
         raise
+    if type(role) is not str:
+        role = _required_str(role, "role", where, index)
+    if type(content) is not str:
+        content = _required_str(content, "content", where, index)
     text = get("timestamp")
     iso = None
     if not text:
-        timestamp = None
+        # None or "" is no timestamp; another falsy value ([], 0) is an error.
+        timestamp = (
+            None if text is None else _datetime_or_none(text, "timestamp", _path(where, index))
+        )
     elif type(text) is str:
         try:
             timestamp = _fromisoformat(text)
@@ -126,16 +134,7 @@ def _message_from_dict(data: Any, where: str | None, index: int | None = None) -
         iso = (text,)  # checked on first to_dict(), if any
     else:
         timestamp = _datetime_or_none(text, "timestamp", _path(where, index))
-    metadata = get("metadata")
-    if metadata is None:
-        metadata = _EMPTY_DICT
-    elif type(metadata) is FrozenDict:
-        if not _deeply_frozen(metadata.values()):
-            metadata = _freeze_mapping(metadata)
-    elif isinstance(metadata, dict):
-        metadata = _freeze_mapping(metadata)
-    else:
-        metadata = _freeze_mapping(_mapping_or_none(metadata, "metadata", _path(where, index)))
+    metadata = _freeze_mapping(get("metadata"), "metadata", where, index)
     message: Message = _new(Message)
     _set_message_role(message, role)
     _set_message_content(message, content)
@@ -176,9 +175,18 @@ class RoutingDecision:
 
         Raises:
             ValueError: ``agent_id``, ``pipeline_name`` or ``topology`` is missing.
-            TypeError: ``data`` is not a mapping.
+            TypeError: ``data`` is not a mapping, or a field is not a str (``reason``
+                may be None).
         """
         return _routing_from_dict(data, None)
+
+
+(
+    _set_routing_agent_id,
+    _set_routing_pipeline_name,
+    _set_routing_topology,
+    _set_routing_reason,
+) = _slot_setters(RoutingDecision, "agent_id", "pipeline_name", "topology", "reason")
 
 
 def _routing_from_dict(data: Any, where: str | None, key: str | None = None) -> RoutingDecision:
@@ -186,8 +194,23 @@ def _routing_from_dict(data: Any, where: str | None, key: str | None = None) -> 
     if not isinstance(data, dict):
         _check_mapping(data, _path(where, key))
     try:
-        return RoutingDecision(
-            data["agent_id"], data["pipeline_name"], data["topology"], data.get("reason")
-        )
+        agent_id = data["agent_id"]
+        pipeline_name = data["pipeline_name"]
+        topology = data["topology"]
     except KeyError as exc:
         _missing_key(exc, _path(where, key))
+    reason = data.get("reason")
+    if type(agent_id) is not str:
+        agent_id = _required_str(agent_id, "agent_id", where, key)
+    if type(pipeline_name) is not str:
+        pipeline_name = _required_str(pipeline_name, "pipeline_name", where, key)
+    if type(topology) is not str:
+        topology = _required_str(topology, "topology", where, key)
+    if reason is not None and type(reason) is not str:
+        reason = _optional_str(reason, "reason", where, key)
+    routing: RoutingDecision = _new(RoutingDecision)
+    _set_routing_agent_id(routing, agent_id)
+    _set_routing_pipeline_name(routing, pipeline_name)
+    _set_routing_topology(routing, topology)
+    _set_routing_reason(routing, reason)
+    return routing
