@@ -175,8 +175,10 @@ class RoutingDecision:
 
         Raises:
             ValueError: ``agent_id``, ``pipeline_name`` or ``topology`` is missing.
-            TypeError: ``data`` is not a mapping, or a field is not a str (``reason``
-                may be None).
+            TypeError: ``data`` is not a mapping, or a field is neither a str nor
+                None. A present ``None`` is kept, as the reference keeps it: the
+                snapshot's flat legacy shape turns missing routing keys into None, and
+                the decision it builds must read back from its own ``to_dict``.
         """
         return _routing_from_dict(data, None)
 
@@ -200,11 +202,11 @@ def _routing_from_dict(data: Any, where: str | None, key: str | None = None) -> 
     except KeyError as exc:
         _missing_key(exc, _path(where, key))
     reason = data.get("reason")
-    if type(agent_id) is not str:
+    if agent_id is not None and type(agent_id) is not str:
         agent_id = _required_str(agent_id, "agent_id", where, key)
-    if type(pipeline_name) is not str:
+    if pipeline_name is not None and type(pipeline_name) is not str:
         pipeline_name = _required_str(pipeline_name, "pipeline_name", where, key)
-    if type(topology) is not str:
+    if topology is not None and type(topology) is not str:
         topology = _required_str(topology, "topology", where, key)
     if reason is not None and type(reason) is not str:
         reason = _optional_str(reason, "reason", where, key)

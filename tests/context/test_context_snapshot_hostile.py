@@ -502,3 +502,17 @@ def test_any_json_gives_a_hashable_snapshot_or_a_type_or_value_error(data: Any) 
         return
     hash(snapshot)
     assert ContextSnapshot.from_dict(snapshot.to_dict(), EXTENSION_TYPES) == snapshot
+
+
+def test_a_lenient_flat_routing_decision_reads_back_from_its_own_to_dict() -> None:
+    """The flat shape turns missing routing keys into None; the bundle must read that back.
+
+    (Found by the property above: the bundle reader refused the None it was given.)
+    """
+    snapshot = ContextSnapshot.from_dict({"routing_decision": {"reason": "r"}})
+    assert snapshot.conversation is not None
+    assert snapshot.conversation.routing_decision == RoutingDecision(None, None, None, "r")  # type: ignore[arg-type]
+    assert ContextSnapshot.from_dict(snapshot.to_dict()) == snapshot
+    assert RoutingDecision.from_dict(
+        {"agent_id": None, "pipeline_name": "p", "topology": "t"}
+    ) == RoutingDecision(None, "p", "t")  # type: ignore[arg-type]
