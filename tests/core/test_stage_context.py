@@ -23,6 +23,7 @@ from stageflow_trio.events.sink import set_event_sink
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import FailingSink, RefRecorder
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -40,22 +41,6 @@ IDS: dict[str, uuid.UUID | None] = {
 }
 NO_IDS: dict[str, uuid.UUID | None] = dict.fromkeys(IDS)
 LOGGER = "stageflow_trio.core.stage_context"
-
-
-class RefRecorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any] | None]] = []
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-
-class FailingSink:
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        raise RuntimeError("sink down")
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        raise RuntimeError("sink down")
 
 
 def snapshot_of(ids: dict[str, Any], **kwargs: Any) -> ContextSnapshot[Any]:

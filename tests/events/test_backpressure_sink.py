@@ -16,36 +16,10 @@ from stageflow_trio.events import (
     wait_for_event_sink_tasks,
 )
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import EmptyIsFalsy, FailingSink, SlowSink
 
 LOGGER = "stageflow_trio.events.backpressure"
 REFERENCE_LOGGER = "stageflow.events.backpressure"
-
-
-class SlowSink(RecordingEventSink):
-    """Records each event after ``delay`` seconds of (virtual) time."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-        self.times: list[float] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        await trio.sleep(self.delay)
-        self.events.append((type, data))
-        self.times.append(trio.current_time())
-
-
-class FailingSink(RecordingEventSink):
-    """Raises RuntimeError("boom") for the event types in ``failing``."""
-
-    def __init__(self, *failing: str) -> None:
-        super().__init__()
-        self.failing = set(failing)
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        if type in self.failing:
-            raise RuntimeError("boom")
-        await super().emit(type=type, data=data)
 
 
 class CountingSink:
@@ -100,10 +74,6 @@ async def test_default_downstream_is_a_logging_sink(caplog: pytest.LogCaptureFix
 
 
 async def test_a_falsy_downstream_is_kept() -> None:
-    class EmptyIsFalsy(RecordingEventSink):
-        def __len__(self) -> int:
-            return len(self.events)
-
     downstream = EmptyIsFalsy()
     sink = BackpressureAwareEventSink(downstream)
     sink.try_emit(type="a", data=None)
@@ -298,7 +268,7 @@ async def test_start_needs_a_nursery() -> None:
 
 
 async def test_worker_survives_downstream_errors(caplog: pytest.LogCaptureFixture) -> None:
-    downstream = FailingSink("bad")
+    downstream = FailingSink("bad", message="boom")
     async with BackpressureAwareEventSink(downstream) as sink:
         for event_type in ("ok1", "bad", "ok2"):
             sink.try_emit(type=event_type, data=None)
@@ -514,7 +484,7 @@ async def test_a_drain_without_a_worker_survives_a_failing_event(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # No worker was ever started: stop() delivers the queue from the calling task.
-    downstream = FailingSink("e7")
+    downstream = FailingSink("e7", message="boom")
     sink = BackpressureAwareEventSink(downstream, max_queue_size=1000)
     for i in range(300):
         assert sink.try_emit(type=f"e{i}", data=None)

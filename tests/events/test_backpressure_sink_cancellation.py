@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 import trio
@@ -11,22 +10,9 @@ import trio.testing
 
 from stageflow_trio.events import BackpressureAwareEventSink, wait_for_event_sink_tasks
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import SlowSink
 
 LOGGER = "stageflow_trio.events.backpressure"
-
-
-class SlowSink(RecordingEventSink):
-    """Records each event after ``delay`` seconds of (virtual) time."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-        self.times: list[float] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        await trio.sleep(self.delay)
-        self.events.append((type, data))
-        self.times.append(trio.current_time())
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -31,6 +31,7 @@ from stageflow_trio.events import (
 )
 from stageflow_trio.testing import RecordingEventSink, reset_globals
 from tests.doc_blocks import python_blocks
+from tests.fakes import EmptyIsFalsy, FailingSink, RefRecorder, TryEmitOnlySink
 
 # -- public surface -----------------------------------------------------------
 
@@ -90,10 +91,6 @@ def test_set_get_and_clear_event_sink() -> None:
 
 
 def test_a_falsy_sink_is_still_returned() -> None:
-    class EmptyIsFalsy(RecordingEventSink):
-        def __len__(self) -> int:
-            return len(self.events)
-
     sink = EmptyIsFalsy()
     set_event_sink(sink)
     assert get_event_sink() is sink
@@ -265,26 +262,15 @@ async def test_emit_event_without_a_sink_checkpoints() -> None:
 
 
 async def test_emit_event_skips_a_sink_without_emit() -> None:
-    class OnlyTryEmit:
-        def __init__(self) -> None:
-            self.calls = 0
-
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            self.calls += 1
-
-    sink = OnlyTryEmit()
+    sink = TryEmitOnlySink()
     set_event_sink(sink)  # type: ignore[arg-type]
     with trio.testing.assert_checkpoints():
         await emit_event(type="a", data=None)
-    assert sink.calls == 0
+    assert sink.events == []
 
 
 async def test_emit_event_propagates_sink_errors() -> None:
-    class Broken(RecordingEventSink):
-        async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            raise RuntimeError("sink is down")
-
-    set_event_sink(Broken())
+    set_event_sink(FailingSink(message="sink is down"))
     with pytest.raises(RuntimeError, match=r"^sink is down$"):
         await emit_event(type="a", data=None)
 
@@ -293,18 +279,10 @@ def test_emit_event_signature_matches_reference() -> None:
     ref = pytest.importorskip("stageflow_trio.events")
 
     async def main() -> list[tuple[str, dict[str, Any] | None]]:
-        recorded: list[tuple[str, dict[str, Any] | None]] = []
-
-        class Sink:
-            async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-                recorded.append((type, data))
-
-            def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-                pass
-
-        ref.set_event_sink(Sink())
+        recorder = RefRecorder()
+        ref.set_event_sink(recorder)
         await ref.emit_event(type="a", data={"k": "v"})
-        return recorded
+        return recorder.events
 
     theirs = asyncio.run(main())
     ours = RecordingEventSink()

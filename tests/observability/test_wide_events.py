@@ -21,6 +21,7 @@ from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import RefRecorder, TryEmitOnlySink
 
 RUN_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
 REQUEST_ID = uuid.UUID("55555555-5555-4555-8555-555555555555")
@@ -184,18 +185,11 @@ def test_data_keys_are_always_sorted(data: dict[str, int]) -> None:
 
 
 def test_emit_stage_event_goes_through_try_emit() -> None:
-    class TryEmitOnly:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, dict[str, Any] | None]] = []
-
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            self.calls.append((type, data))
-
-    sink = TryEmitOnly()
+    sink = TryEmitOnlySink()
     ctx = make_ctx(sink)
     WideEventEmitter().emit_stage_event(ctx=ctx, result=result())
-    assert [t for t, _ in sink.calls] == ["stage.wide"]
-    assert sink.calls[0][1] == WideEventEmitter.build_stage_payload(ctx=ctx, result=result())
+    assert [t for t, _ in sink.events] == ["stage.wide"]
+    assert sink.events[0][1] == WideEventEmitter.build_stage_payload(ctx=ctx, result=result())
 
 
 def test_emitter_event_types_can_be_renamed() -> None:
@@ -366,17 +360,6 @@ async def test_a_shared_emitter_enables_only_the_requested_events() -> None:
 # --- differential against the reference ---------------------------------------------------
 
 
-class _RefSink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any] | None]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-
 def _ref_ctx(ref_context: Any, sink: Any) -> Any:
     return ref_context.PipelineContext(
         pipeline_run_id=RUN_ID,
@@ -396,7 +379,7 @@ def test_payloads_equal_the_reference() -> None:
     ref_wide = pytest.importorskip("stageflow.observability.wide_events")
     ref_context = pytest.importorskip("stageflow.stages.context")
     ref_result = pytest.importorskip("stageflow.stages.result")
-    ref_ctx = _ref_ctx(ref_context, _RefSink())
+    ref_ctx = _ref_ctx(ref_context, RefRecorder())
     cases = [
         ("a", "completed", {"z": 1, "a": 2}, None, 250),
         ("b", "failed", {}, "bad", 10),
@@ -469,7 +452,7 @@ async def test_legacy_graph_wide_events_match_the_reference() -> None:
         emit_stage_wide_events=True,
         emit_pipeline_wide_event=True,
     )
-    ref_sink = _RefSink()
+    ref_sink = RefRecorder()
     asyncio.run(ref_graph.run(_ref_ctx(ref_context, ref_sink)))
 
     sink = RecordingEventSink()

@@ -28,23 +28,13 @@ from stageflow_trio import core as our_core  # noqa: E402
 from stageflow_trio import stages as our_stages  # noqa: E402
 from stageflow_trio.pipeline import dag as our_dag  # noqa: E402
 from stageflow_trio.pipeline import guard_retry as our_guard  # noqa: E402
+from tests.fakes import RefRecorder  # noqa: E402
 
 RUN_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
 REQUEST_ID = uuid.UUID("55555555-5555-4555-8555-555555555555")
 
 # A stage body: (inputs-reader, attempt number) -> (status, data, error)
 Body = Callable[[Callable[[str, str], Any], int], tuple[str, dict[str, Any], str | None]]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
-
-    def try_emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
 
 
 def _runner(core: Any, body: Body, calls: dict[str, int], name: str, checkpoint: Any) -> Any:
@@ -92,7 +82,7 @@ def _run_side(
         else None
     )
     graph = dag.UnifiedStageGraph(specs, guard_retry_strategy=strategy)
-    sink = Sink()
+    sink = RefRecorder()
     snapshot = context.ContextSnapshot(
         run_id=context.RunIdentity(pipeline_run_id=RUN_ID, request_id=REQUEST_ID),
         topology="diff",

@@ -22,19 +22,9 @@ ref_stages = pytest.importorskip("stageflow.stages")
 from stageflow_trio import core as our_core  # noqa: E402
 from stageflow_trio import stages as our_stages  # noqa: E402
 from stageflow_trio.pipeline import dag as our_dag  # noqa: E402
+from tests.fakes import RefRecorder  # noqa: E402
 
 RUN_ID = uuid.UUID("66666666-6666-4666-8666-666666666666")
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
-
-    def try_emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
 
 
 def _stage_class(core: Any, behaviour: str, pause: Any) -> type:
@@ -65,7 +55,7 @@ def _run(side: str, stages: list[tuple[str, tuple[str, ...], str]]) -> dict[str,
             for name, deps, behaviour in stages
         ]
     )
-    sink = Sink()
+    sink = RefRecorder()
     ctx = stages_mod.PipelineContext(
         pipeline_run_id=RUN_ID,
         request_id=None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 import trio
@@ -19,6 +18,7 @@ from stageflow_trio.pipeline.dag import (
 )
 from stageflow_trio.stages.inputs import UndeclaredDependencyError
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import FailingSink
 
 from .graph_helpers import RUN_ID, spec, stage_ctx
 
@@ -440,10 +440,6 @@ async def test_a_context_without_a_timer_gets_one_for_the_run() -> None:
 async def test_a_broken_sink_is_logged_and_never_fails_the_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    class BrokenSink(RecordingEventSink):
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            raise OSError("sink down")
-
     async def router(ctx: StageContext) -> StageOutput:
         return StageOutput.ok(skip_reason="not needed")
 
@@ -451,7 +447,7 @@ async def test_a_broken_sink_is_logged_and_never_fails_the_run(
         [spec("router", router), spec("branch", router, ["router"], conditional=True)]
     )
     with caplog.at_level(logging.WARNING, logger="stageflow_trio.dag"):
-        results = await graph.run(stage_ctx(event_sink=BrokenSink()))
+        results = await graph.run(stage_ctx(event_sink=FailingSink(error=OSError)))
     assert results["router"].status is StageStatus.OK
     assert results["branch"].status is StageStatus.SKIP
     messages = [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"]

@@ -30,6 +30,7 @@ from stageflow_trio.pipeline.interceptors import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import CountingStage
 
 
 def make_ctx(key: str | None = "req-1", params: Any = None) -> PipelineContext:
@@ -47,40 +48,6 @@ def make_ctx(key: str | None = "req-1", params: Any = None) -> PipelineContext:
     if params is not None:
         ctx.data["idempotency_params"] = params
     return ctx
-
-
-class CountingStage:
-    """A stage that counts its calls; optionally waits, fails, or returns a failed result."""
-
-    def __init__(
-        self,
-        name: str = "charge",
-        *,
-        delay: float = 0,
-        raise_error: Exception | None = None,
-        status: Any = "completed",
-    ) -> None:
-        self.name = name
-        self.calls = 0
-        self.delay = delay
-        self.raise_error = raise_error
-        self.status = status
-
-    async def __call__(self) -> StageResult:
-        self.calls += 1
-        call = self.calls
-        await trio.sleep(self.delay)
-        if self.raise_error is not None:
-            raise self.raise_error
-        now = utc_now()
-        return StageResult(
-            name=self.name,
-            status=self.status,
-            started_at=now,
-            ended_at=now,
-            data={"call": call, "nested": {"items": [call]}},
-            error="failed" if self.status == "failed" else None,
-        )
 
 
 async def test_a_duplicate_replays_the_cached_result() -> None:

@@ -25,6 +25,7 @@ from stageflow_trio.pipeline.interceptors import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import CountingStage
 
 
 def make_ctx(key: str = "req-1") -> PipelineContext:
@@ -41,23 +42,9 @@ def make_ctx(key: str = "req-1") -> PipelineContext:
     return ctx
 
 
-class Stage:
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.calls = 0
-
-    async def __call__(self) -> StageResult:
-        self.calls += 1
-        await trio.sleep(self.delay)
-        now = utc_now()
-        return StageResult(
-            name="charge", status="completed", started_at=now, ended_at=now, data={"n": self.calls}
-        )
-
-
 async def test_a_cancelled_owner_releases_its_key(autojump_clock: trio.abc.Clock) -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=10)
+    stage = CountingStage(delay=10)
     with trio.move_on_after(1) as scope:
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert scope.cancelled_caught
@@ -65,10 +52,10 @@ async def test_a_cancelled_owner_releases_its_key(autojump_clock: trio.abc.Clock
     stage.delay = 0
     result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert result.status == "completed"
-    assert result.data == {"n": 2}
+    assert result.data == {"call": 2, "nested": {"items": [2]}}
     assert stage.calls == 2
     replay = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
-    assert replay.data == {"n": 2}
+    assert replay.data == {"call": 2, "nested": {"items": [2]}}
     assert stage.calls == 2
 
 
@@ -76,7 +63,7 @@ async def test_a_waiter_takes_over_when_the_owner_is_cancelled(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=10)
+    stage = CountingStage(delay=10)
     results: list[StageResult] = []
 
     async def waiter() -> None:
@@ -93,14 +80,14 @@ async def test_a_waiter_takes_over_when_the_owner_is_cancelled(
                 owner_scope.cancel()
     # The owner was cancelled at t=3; the waiter ran the stage itself from t=3 to t=13.
     assert stage.calls == 2
-    assert [r.data for r in results] == [{"n": 2}]
+    assert [r.data for r in results] == [{"call": 2, "nested": {"items": [2]}}]
     assert trio.current_time() == 13.0
     assert not interceptor.in_flight("req-1", "charge")
 
 
 async def test_a_cancelled_waiter_leaves_the_owner_alone(autojump_clock: trio.abc.Clock) -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=5)
+    stage = CountingStage(delay=5)
     owner_results: list[StageResult] = []
 
     async def owner() -> None:
@@ -114,7 +101,7 @@ async def test_a_cancelled_waiter_leaves_the_owner_alone(autojump_clock: trio.ab
         with trio.move_on_after(1):
             await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
         assert interceptor.in_flight("req-1", "charge")
-    assert [r.data for r in owner_results] == [{"n": 1}]
+    assert [r.data for r in owner_results] == [{"call": 1, "nested": {"items": [1]}}]
     assert stage.calls == 1
     assert not interceptor.in_flight("req-1", "charge")
 
@@ -138,7 +125,7 @@ async def test_cancellation_while_claiming_releases_the_claim(
 ) -> None:
     store = SlowStore()
     interceptor = IdempotencyInterceptor(store=store)
-    stage = Stage(delay=0)
+    stage = CountingStage(delay=0)
     with trio.move_on_after(1) as scope:
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert scope.cancelled_caught
@@ -161,7 +148,7 @@ class CriticalBefore(BaseInterceptor):
 
 async def test_a_critical_error_after_the_claim_releases_the_key() -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=0)
+    stage = CountingStage(delay=0)
     with pytest.raises(CriticalInterceptorError, match=r"^denied$"):
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor, CriticalBefore()])
     assert not interceptor.in_flight("req-1", "charge")
@@ -204,8 +191,8 @@ async def test_a_cancelled_legacy_run_releases_the_key(autojump_clock: trio.abc.
     assert trio.current_time() == 1.0
     assert not interceptor.in_flight("req-1", "slow")
     assert not interceptor.in_flight("req-1", "fails")
-    result = await run_with_interceptors("slow", Stage(delay=0), make_ctx(), [interceptor])
-    assert result.data == {"n": 1}
+    result = await run_with_interceptors("slow", CountingStage(delay=0), make_ctx(), [interceptor])
+    assert result.data == {"call": 1, "nested": {"items": [1]}}
 
 
 class RacingStore(InMemoryIdempotencyStore):
@@ -231,7 +218,7 @@ async def test_a_result_cached_during_the_claim_is_replayed_and_the_claim_releas
     )
     store = RacingStore(CachedStageResult(result=done))
     interceptor = IdempotencyInterceptor(store=store)
-    stage = Stage(delay=0)
+    stage = CountingStage(delay=0)
     result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert stage.calls == 0
     assert result.data == {"n": 7}

@@ -30,6 +30,7 @@ from stageflow_trio.pipeline.retry import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import FailingSink
 
 RUN_ID = uuid.UUID("77777777-7777-4777-8777-777777777777")
 ENRICHMENT_KEYS = ["pipeline_run_id", "request_id", "execution_mode", "topology", "service"]
@@ -504,13 +505,9 @@ async def test_retry_on_status_has_no_effect_on_returned_failures() -> None:
 
 
 async def test_sink_errors_do_not_break_the_retry(autojump_clock: trio.abc.Clock) -> None:
-    class Broken(RecordingEventSink):
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            raise RuntimeError("sink down")
-
     retry = RetryInterceptor(base_delay_ms=1, jitter_strategy=JitterStrategy.NONE)
     stage = Flaky(failures=1)
-    result = await run_with_interceptors("s", stage, make_ctx(Broken()), [retry])
+    result = await run_with_interceptors("s", stage, make_ctx(FailingSink()), [retry])
     assert result.status == "completed"
 
 

@@ -23,6 +23,7 @@ from stageflow_trio.stages.inputs import UndeclaredDependencyError
 from stageflow_trio.stages.ports import CorePorts
 from stageflow_trio.testing import RecordingEventSink
 from stageflow_trio.utils.frozen import FrozenDict
+from tests.fakes import FailingSink, RefRecorder
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -43,27 +44,6 @@ IDS: dict[str, Any] = {
 }
 NO_IDS: dict[str, Any] = dict.fromkeys(IDS)
 UUID_FIELDS = [*IDS, "parent_run_id", "correlation_id"]
-
-
-class RefRecorder:
-    """A duck-typed sink for the reference contexts."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any] | None]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-
-class FailingSink:
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        raise RuntimeError("sink down")
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        raise RuntimeError("sink down")
 
 
 def make(sink: Any = None, **overrides: Any) -> PipelineContext:

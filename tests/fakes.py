@@ -1,0 +1,125 @@
+"""Fakes shared by the tests: event sinks that are slow, broken, falsy or trio-free, and a
+stage that counts its calls.
+
+The public fakes (``RecordingEventSink`` and the context builders) live in
+:mod:`stageflow_trio.testing`; these are the ones only this test suite needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from stageflow_trio._time import utc_now
+from stageflow_trio.stages.result import StageResult
+from stageflow_trio.testing import RecordingEventSink
+
+
+class SlowSink(RecordingEventSink):
+    """Records each event after ``delay`` seconds of (virtual) time, and when it arrived."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.times: list[float] = []
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        await trio.sleep(self.delay)
+        self.events.append((type, data))
+        self.times.append(trio.current_time())
+
+
+class FailingSink(RecordingEventSink):
+    """A sink that is down: ``emit`` and ``try_emit`` raise ``error(message)``.
+
+    Given event types, only those fail and every other event is recorded.
+    """
+
+    def __init__(
+        self, *failing: str, error: type[Exception] = RuntimeError, message: str = "sink down"
+    ) -> None:
+        super().__init__()
+        self.failing = frozenset(failing)
+        self.error = error
+        self.message = message
+
+    def _check(self, event_type: str) -> None:
+        if not self.failing or event_type in self.failing:
+            raise self.error(self.message)
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        self._check(type)
+        await super().emit(type=type, data=data)
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        self._check(type)
+        super().try_emit(type=type, data=data)
+
+
+class EmptyIsFalsy(RecordingEventSink):
+    """A recording sink that is falsy until it holds an event (code must test ``is None``)."""
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class TryEmitOnlySink:
+    """Has ``try_emit`` but no ``emit``: records what arrives through ``try_emit``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any] | None]] = []
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        self.events.append((type, data))
+
+
+class RefRecorder:
+    """A recording sink that never calls trio, so the reference's asyncio code can use it too.
+
+    Each payload is copied (shallowly) on arrival, so what the emitter does to
+    its dict afterwards does not show in ``events``.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any] | None]] = []
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        self.try_emit(type=type, data=data)
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        self.events.append((type, dict(data) if data is not None else None))
+
+
+class CountingStage:
+    """A stage that counts its calls; optionally waits, fails, or returns a failed result."""
+
+    def __init__(
+        self,
+        name: str = "charge",
+        *,
+        delay: float = 0,
+        raise_error: Exception | None = None,
+        status: Any = "completed",
+    ) -> None:
+        self.name = name
+        self.calls = 0
+        self.delay = delay
+        self.raise_error = raise_error
+        self.status = status
+
+    async def __call__(self) -> StageResult:
+        self.calls += 1
+        call = self.calls
+        await trio.sleep(self.delay)
+        if self.raise_error is not None:
+            raise self.raise_error
+        now = utc_now()
+        return StageResult(
+            name=self.name,
+            status=self.status,
+            started_at=now,
+            ended_at=now,
+            data={"call": call, "nested": {"items": [call]}},
+            error="failed" if self.status == "failed" else None,
+        )
