@@ -1,5 +1,5 @@
-"""Fakes shared by the tests: event sinks that are slow, broken, falsy or trio-free, and a
-stage that counts its calls.
+"""Fakes shared by the tests: event sinks that are slow, broken, falsy or trio-free, a
+stage that counts its calls, and a context builder for golden payloads.
 
 The public fakes (``RecordingEventSink`` and the context builders) live in
 :mod:`stageflow_trio.testing`; these are the ones only this test suite needs.
@@ -7,13 +7,18 @@ The public fakes (``RecordingEventSink`` and the context builders) live in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+
+_IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
 
 
 class SlowSink(RecordingEventSink):
@@ -123,3 +128,18 @@ class CountingStage:
             data={"call": call, "nested": {"items": [call]}},
             error="failed" if self.status == "failed" else None,
         )
+
+
+def pipeline_context(*, service: str = "pipeline", **kwargs: Any) -> PipelineContext:
+    """:func:`~stageflow_trio.testing.create_test_pipeline_context`, with the ids left out None.
+
+    The public builder gives every id but ``org_id`` a random UUID and labels
+    events ``service="test"``; golden payloads and comparisons with the
+    reference need the ids a test does not give to be None, and the
+    constructor's own ``service="pipeline"``.
+    """
+    ctx = create_test_pipeline_context(service=service, **kwargs)
+    for name in _IDS:
+        if name not in kwargs:
+            setattr(ctx, name, None)
+    return ctx

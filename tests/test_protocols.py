@@ -11,10 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio import protocols
-from stageflow_trio.context.context_snapshot import ContextSnapshot
-from stageflow_trio.context.identity import RunIdentity
-from stageflow_trio.core.stage_context import StageContext
-from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.events import sink as sink_module
 from stageflow_trio.protocols import (
     ConfigProvider,
@@ -23,8 +19,7 @@ from stageflow_trio.protocols import (
     ExecutionContext,
     RunStore,
 )
-from stageflow_trio.stages.context import PipelineContext
-from stageflow_trio.stages.inputs import StageInputs
+from stageflow_trio.testing import create_test_pipeline_context, create_test_stage_context
 from stageflow_trio.tools.adapters import DictContextAdapter
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -32,31 +27,14 @@ RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
 
 
-def _pipeline_context() -> PipelineContext:
-    return PipelineContext(
-        pipeline_run_id=RUN,
-        request_id=REQ,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        execution_mode="practice",
-    )
-
-
-def _stage_context() -> StageContext:
-    snapshot: ContextSnapshot[Any] = ContextSnapshot(
-        run_id=RunIdentity(pipeline_run_id=RUN, request_id=REQ), execution_mode="practice"
-    )
-    return StageContext(
-        snapshot=snapshot, inputs=StageInputs(snapshot), stage_name="s", timer=PipelineTimer()
-    )
-
-
 # --- mypy checks these assignments (run mypy on this file): every context satisfies the protocol.
 def _as_execution_contexts() -> list[ExecutionContext]:
-    pipeline_ctx: ExecutionContext = _pipeline_context()
-    stage_ctx: ExecutionContext = _stage_context()
+    pipeline_ctx: ExecutionContext = create_test_pipeline_context(
+        pipeline_run_id=RUN, request_id=REQ, execution_mode="practice"
+    )
+    stage_ctx: ExecutionContext = create_test_stage_context(
+        pipeline_run_id=RUN, request_id=REQ, execution_mode="practice", stage_name="s"
+    )
     dict_ctx: ExecutionContext = DictContextAdapter({"pipeline_run_id": str(RUN)})
     return [pipeline_ctx, stage_ctx, dict_ctx]
 

@@ -21,7 +21,7 @@ from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
-from tests.fakes import RefRecorder, TryEmitOnlySink
+from tests.fakes import RefRecorder, TryEmitOnlySink, pipeline_context
 
 RUN_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
 REQUEST_ID = uuid.UUID("55555555-5555-4555-8555-555555555555")
@@ -59,17 +59,14 @@ PIPELINE_WIDE_KEYS = [
 
 
 def make_ctx(sink: Any = None, *, topology: str | None = "chat_fast") -> PipelineContext:
-    return PipelineContext(
+    return pipeline_context(
         pipeline_run_id=RUN_ID,
         request_id=REQUEST_ID,
-        session_id=None,
         user_id=USER_ID,
-        org_id=None,
-        interaction_id=None,
         topology=topology,
         execution_mode="practice",
         service="chat",
-        event_sink=sink if sink is not None else RecordingEventSink(),
+        event_sink=sink,
     )
 
 
@@ -156,15 +153,7 @@ def test_empty_extra_adds_no_key() -> None:
 
 
 def test_ids_are_null_when_unset() -> None:
-    ctx = PipelineContext(
-        pipeline_run_id=None,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = pipeline_context(topology=None, execution_mode=None)
     payload = WideEventEmitter.build_stage_payload(ctx=ctx, result=result())
     assert [payload[key] for key in CONTEXT_KEYS] == [
         None,

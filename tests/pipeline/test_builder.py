@@ -12,6 +12,7 @@ from stageflow_trio.contracts import get_contract_suggestion
 from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineSpec, PipelineValidationError
+from stageflow_trio.testing import create_test_pipeline_context
 
 from .strategies import Graph, dags, dags_with_back_edge, is_cycle
 
@@ -348,19 +349,6 @@ def test_ten_thousand_stages_build_well_under_a_second() -> None:
     assert elapsed < 1.0
 
 
-def _pipeline_ctx() -> Any:
-    from stageflow_trio.stages.context import PipelineContext
-
-    return PipelineContext(
-        pipeline_run_id=None,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-    )
-
-
 class Configured:
     instances = 0
 
@@ -398,8 +386,8 @@ async def test_built_graph_runs_every_runner_kind() -> None:
     )
     assert isinstance(graph, StageGraph)
     Configured.instances = 0
-    first = await graph.run(_pipeline_ctx())
-    second = await graph.run(_pipeline_ctx())
+    first = await graph.run(create_test_pipeline_context())
+    second = await graph.run(create_test_pipeline_context())
     assert {name: result.status for name, result in first.items()} == dict.fromkeys(
         ["cls", "inst", "fn"], "completed"
     )

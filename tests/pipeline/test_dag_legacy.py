@@ -18,22 +18,17 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 
 RUN_ID = uuid.UUID("33333333-3333-4333-8333-333333333333")
 
 
 def pipeline_ctx(sink: Any = None) -> PipelineContext:
-    return PipelineContext(
+    return create_test_pipeline_context(
         pipeline_run_id=RUN_ID,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
         topology="legacy_topology",
         execution_mode="practice",
-        event_sink=sink or RecordingEventSink(),
+        event_sink=sink,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from typing import Any
 
 import attrs
@@ -29,20 +28,12 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import create_test_pipeline_context
 from tests.fakes import CountingStage
 
 
 def make_ctx(key: str | None = "req-1", params: Any = None) -> PipelineContext:
-    ctx = PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = create_test_pipeline_context()
     if key is not None:
         ctx.data["idempotency_key"] = key
     if params is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -24,20 +23,12 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import create_test_pipeline_context
 from tests.fakes import CountingStage
 
 
 def make_ctx(key: str = "req-1") -> PipelineContext:
-    ctx = PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = create_test_pipeline_context()
     ctx.data["idempotency_key"] = key
     return ctx
 

@@ -32,23 +32,17 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
 from tests.doc_blocks import python_blocks, run_in_virtual_time
+from tests.fakes import pipeline_context
 
 RUN_ID = uuid.UUID("88888888-8888-4888-8888-888888888888")
 
 
 def make_ctx(**kwargs: Any) -> PipelineContext:
-    return PipelineContext(
+    return pipeline_context(
         pipeline_run_id=kwargs.pop("pipeline_run_id", RUN_ID),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
         topology="topo",
         execution_mode="practice",
-        event_sink=RecordingEventSink(),
         **kwargs,
     )
 

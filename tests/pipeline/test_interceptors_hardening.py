@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from stageflow_trio.pipeline.interceptors_hardening import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import create_test_pipeline_context, create_test_snapshot
 
 HARDENING_LOGGER = "stageflow_trio.hardening"
 
@@ -44,19 +43,11 @@ class Cart:
 
 
 def snapshot() -> ContextSnapshot[Cart]:
-    return ContextSnapshot(extensions=Cart(items=["apple"]), topology="shop")
+    return create_test_snapshot(extensions=Cart(items=["apple"]), topology="shop")
 
 
 def make_ctx(snap: Any = None) -> PipelineContext:
-    ctx = PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = create_test_pipeline_context()
     if snap is not None:
         ctx.data[SNAPSHOT_DATA_KEY] = snap
     return ctx

@@ -30,7 +30,7 @@ from stageflow_trio.pipeline.retry import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
-from tests.fakes import FailingSink
+from tests.fakes import FailingSink, pipeline_context
 
 RUN_ID = uuid.UUID("77777777-7777-4777-8777-777777777777")
 ENRICHMENT_KEYS = ["pipeline_run_id", "request_id", "execution_mode", "topology", "service"]
@@ -39,16 +39,11 @@ EXHAUSTED_KEYS = ["stage", "attempts", "error", "reason"]
 
 
 def make_ctx(sink: RecordingEventSink | None = None) -> PipelineContext:
-    return PipelineContext(
+    return pipeline_context(
         pipeline_run_id=RUN_ID,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
         topology="retry_topology",
         execution_mode="practice",
-        event_sink=sink if sink is not None else RecordingEventSink(),
+        event_sink=sink,
     )
 
 

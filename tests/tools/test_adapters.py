@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio.protocols import ExecutionContext
-from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.testing import create_test_pipeline_context
 from stageflow_trio.tools import adapters
 from stageflow_trio.tools.adapters import DictContextAdapter, adapt_context
 
@@ -137,14 +137,7 @@ def test_adapt_context_wraps_dicts() -> None:
 
 
 def test_adapt_context_passes_contexts_through() -> None:
-    ctx = PipelineContext(
-        pipeline_run_id=RUN,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-    )
+    ctx = create_test_pipeline_context(pipeline_run_id=RUN)
     assert adapt_context(ctx) is ctx
     adapter = DictContextAdapter({})
     assert adapt_context(adapter) is adapter
