@@ -1,5 +1,5 @@
 """Fakes shared by the tests: event sinks that are slow, broken, falsy or trio-free, a
-stage that counts its calls, and a context builder for golden payloads.
+stage that counts its calls, a context builder for golden payloads, and the reference.
 
 The public fakes (``RecordingEventSink`` and the context builders) live in
 :mod:`stageflow_trio.testing`; these are the ones only this test suite needs.
@@ -7,8 +7,10 @@ The public fakes (``RecordingEventSink`` and the context builders) live in
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import trio
 
 from stageflow_trio._time import utc_now
@@ -16,6 +18,8 @@ from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from stageflow_trio.stages.context import PipelineContext
 
 _IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
@@ -143,3 +147,36 @@ def pipeline_context(*, service: str = "pipeline", **kwargs: Any) -> PipelineCon
         if name not in kwargs:
             setattr(ctx, name, None)
     return ctx
+
+
+REFERENCE_MISSING = (
+    "the reference stageflow-core 0.9.1 is not installed; the differential tests need it "
+    "(pip install -e '.[test]')"
+)
+# The reference modules the tests read that ``import stageflow`` does not load itself.
+_REFERENCE_SUBMODULES = (
+    "stageflow.helpers.analytics",
+    "stageflow.helpers.streaming",
+    "stageflow.pipeline.idempotency",
+    "stageflow.pipeline.interceptors_hardening",
+    "stageflow.tools.adapters",
+    "stageflow.utils.frozen",
+)
+
+
+def import_reference() -> ModuleType:
+    """The reference ``stageflow`` package, with every module the tests read imported.
+
+    Skips the calling test (or, at import time, the whole module) when the
+    reference is not installed. An error inside an installed reference is
+    raised, not turned into a skip.
+    """
+    try:
+        reference = importlib.import_module("stageflow")
+    except ModuleNotFoundError as exc:
+        if exc.name != "stageflow":
+            raise
+        pytest.skip(REFERENCE_MISSING, allow_module_level=True)
+    for name in _REFERENCE_SUBMODULES:
+        importlib.import_module(name)
+    return reference

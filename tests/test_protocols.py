@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -39,8 +40,8 @@ def _as_execution_contexts() -> list[ExecutionContext]:
     return [pipeline_ctx, stage_ctx, dict_ctx]
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.protocols
     assert sorted(protocols.__all__) == sorted(ref.__all__)
     for name in protocols.__all__:
         assert getattr(protocols, name) is not None
@@ -105,8 +106,8 @@ def test_run_store_and_config_provider_are_runtime_checkable() -> None:
     assert not isinstance(object(), ConfigProvider)
 
 
-def test_protocol_members_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+def test_protocol_members_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.protocols
     import inspect
 
     for name, members in [
@@ -206,6 +207,7 @@ _maybe_uuid = st.none() | st.uuids()
     ),
 )
 def test_correlation_ids_to_dict_matches_the_reference(
+    reference: ModuleType,
     run_id: uuid.UUID | None,
     request_id: uuid.UUID | None,
     trace_id: str | None,
@@ -214,7 +216,7 @@ def test_correlation_ids_to_dict_matches_the_reference(
     org_id: uuid.UUID | None,
     extra: dict[str, int],
 ) -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+    ref = reference.protocols
     kwargs: dict[str, Any] = {
         "run_id": run_id,
         "request_id": request_id,
@@ -295,7 +297,7 @@ def test_mypy_accepts_every_context_as_an_execution_context(tmp_path: Any) -> No
     assert errors[0].startswith(f"{snippet}:{last_line}: error: Incompatible types in assignment")
 
 
-def test_our_contexts_satisfy_the_reference_protocol_too() -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+def test_our_contexts_satisfy_the_reference_protocol_too(reference: ModuleType) -> None:
+    ref = reference.protocols
     for ctx in _as_execution_contexts():
         assert isinstance(ctx, ref.ExecutionContext)

@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ from stageflow_trio.context.enrichments import (
 )
 from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.context.types import Message, RoutingDecision
+from tests.fakes import import_reference
 
 from .strategies import EXTENSION_TYPES, SampleExtensions, bundles, datetimes, snapshots
 
@@ -91,7 +93,7 @@ def _full_snapshot() -> ContextSnapshot[Any]:
 
 @functools.cache
 def _reference_extension_class() -> type[Any]:
-    ref = pytest.importorskip("stageflow.context.extensions")
+    ref = import_reference().context.extensions
     # Named like ours, so that extensions_type matches.
     namespace = {"__annotations__": {"deal_id": "str | None", "stage": "int"}, "stage": 0}
     namespace["deal_id"] = None
@@ -100,8 +102,8 @@ def _reference_extension_class() -> type[Any]:
 
 def _to_reference(snapshot: ContextSnapshot[Any]) -> Any:
     """The same snapshot built with stageflow's classes and plain containers."""
-    ref = pytest.importorskip("stageflow.context")
-    ref_types = pytest.importorskip("stageflow.context.types")
+    ref = import_reference().context
+    ref_types = ref.types
     run = snapshot.run_id
     enrichments, conversation = snapshot.enrichments, snapshot.conversation
     ref_enrichments = None
@@ -192,8 +194,8 @@ def _freeze_created_at(data: dict[str, Any]) -> dict[str, Any]:
 # --- the module ----------------------------------------------------------------------
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.context.context_snapshot")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.context.context_snapshot
     assert snapshot_module.__all__ == ref.__all__
 
 
@@ -295,8 +297,10 @@ def test_to_dict_matches_stageflow(snapshot: ContextSnapshot[Any]) -> None:
 
 
 @given(snapshots(extensions=st.none() | bundles))
-def test_reads_stageflows_output_back_to_the_same_output(snapshot: ContextSnapshot[Any]) -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_reads_stageflows_output_back_to_the_same_output(
+    reference: ModuleType, snapshot: ContextSnapshot[Any]
+) -> None:
+    ref = reference.context
     reference = _to_reference(snapshot)
     ref_types = {"SampleExtensions": type(reference.extensions)} if reference.extensions else None
     theirs = ref.ContextSnapshot.from_dict(reference.to_dict(), ref_types)
@@ -307,9 +311,9 @@ def test_reads_stageflows_output_back_to_the_same_output(snapshot: ContextSnapsh
 
 @given(snapshots(extensions=st.none() | bundles), st.data())
 def test_reads_the_flat_legacy_shape_like_stageflow(
-    snapshot: ContextSnapshot[Any], data: st.DataObject
+    reference: ModuleType, snapshot: ContextSnapshot[Any], data: st.DataObject
 ) -> None:
-    ref = pytest.importorskip("stageflow.context")
+    ref = reference.context
     full = snapshot.to_dict()
     # Drop some composed keys, so those bundles come from the flat keys.
     dropped = data.draw(st.sets(st.sampled_from(["run_id", "enrichments", "conversation"])))
@@ -319,8 +323,8 @@ def test_reads_the_flat_legacy_shape_like_stageflow(
     assert _freeze_created_at(mine) == _freeze_created_at(theirs)
 
 
-def test_legacy_flat_routing_decision_may_lack_keys_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_legacy_flat_routing_decision_may_lack_keys_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context
     legacy = {"routing_decision": {"agent_id": "a"}, "created_at": WHEN.isoformat()}
     mine = ContextSnapshot.from_dict(legacy)
     assert mine.routing_decision == RoutingDecision("a", None, None)  # type: ignore[arg-type]
@@ -328,8 +332,8 @@ def test_legacy_flat_routing_decision_may_lack_keys_like_stageflow() -> None:
     assert _freeze_created_at(mine.to_dict()) == _freeze_created_at(theirs.to_dict())
 
 
-def test_odd_spellings_serialize_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_odd_spellings_serialize_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context
     data = {
         "run_id": {
             "pipeline_run_id": str(IDS[0]).upper(),
@@ -350,8 +354,8 @@ def test_odd_spellings_serialize_like_stageflow() -> None:
     )
 
 
-def test_unknown_extension_types_are_dropped_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_unknown_extension_types_are_dropped_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context
     data = _full_snapshot().to_dict()
     assert ContextSnapshot.from_dict(data).extensions is None
     assert ContextSnapshot.from_dict(data, {"Other": SampleExtensions}).extensions is None
@@ -374,8 +378,8 @@ def test_from_dict_with_a_missing_created_at_uses_now() -> None:
 # --- d15: mapping extensions ---------------------------------------------------------
 
 
-def test_mapping_extensions_serialize_where_stageflow_crashes() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_mapping_extensions_serialize_where_stageflow_crashes(reference: ModuleType) -> None:
+    ref = reference.context
     extensions = {"skills": {"ids": ["python"], "level": 2}}
     with pytest.raises(AttributeError):
         ref.ContextSnapshot(extensions=extensions).to_dict()

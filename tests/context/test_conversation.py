@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import ModuleType
 
 import attrs
 import pytest
@@ -13,6 +14,7 @@ from stageflow_trio.context import conversation as conversation_module
 from stageflow_trio.context import types as types_module
 from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.types import Message, RoutingDecision
+from tests.fakes import import_reference
 
 from .strategies import conversations, messages, routing_decisions
 
@@ -21,8 +23,8 @@ WHEN = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 def _to_reference(conversation: Conversation) -> object:
     """The same conversation built with stageflow's classes (plain containers)."""
-    ref_conversation = pytest.importorskip("stageflow.context.conversation")
-    ref_types = pytest.importorskip("stageflow.context.types")
+    reference = import_reference()
+    ref_conversation, ref_types = reference.context.conversation, reference.context.types
     routing = conversation.routing_decision
     return ref_conversation.Conversation(
         messages=[
@@ -45,8 +47,8 @@ def _to_reference(conversation: Conversation) -> object:
     )
 
 
-def test_all_matches_the_reference() -> None:
-    ref_conversation = pytest.importorskip("stageflow.context.conversation")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref_conversation = reference.context.conversation
     assert conversation_module.__all__ == ref_conversation.__all__
     assert set(types_module.__all__) == {"Message", "RoutingDecision"}
 
@@ -98,8 +100,8 @@ def test_routing_decision_from_dict_inverts_to_dict(routing: RoutingDecision) ->
 
 
 @given(conversations)
-def test_matches_stageflow(conversation: Conversation) -> None:
-    ref_conversation = pytest.importorskip("stageflow.context.conversation")
+def test_matches_stageflow(reference: ModuleType, conversation: Conversation) -> None:
+    ref_conversation = reference.context.conversation
     reference = _to_reference(conversation)
     assert conversation.to_dict() == reference.to_dict()  # type: ignore[attr-defined]
     theirs = ref_conversation.Conversation.from_dict(conversation.to_dict())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from types import ModuleType
 
 import attrs
 import pytest
@@ -17,6 +18,7 @@ from stageflow_trio.context.enrichments import (
     MemoryEnrichment,
     ProfileEnrichment,
 )
+from tests.fakes import import_reference
 
 from .strategies import documents, enrichments, memories, profiles
 
@@ -27,7 +29,7 @@ def _plain(value: object) -> object:
 
 def _to_reference(bundle: Enrichments) -> object:
     """The same enrichments built with stageflow's classes (plain containers)."""
-    ref = pytest.importorskip("stageflow.context.enrichments")
+    ref = import_reference().context.enrichments
     profile, memory = bundle.profile, bundle.memory
     return ref.Enrichments(
         profile=None
@@ -58,8 +60,8 @@ def _to_reference(bundle: Enrichments) -> object:
     )
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.context.enrichments")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.context.enrichments
     assert sorted(enrichments_module.__all__) == sorted(
         name for name in dir(ref) if name.endswith("Enrichment") or name == "Enrichments"
     )
@@ -93,8 +95,8 @@ def test_document_round_trip(document: DocumentEnrichment) -> None:
 
 
 @given(enrichments)
-def test_matches_stageflow(bundle: Enrichments) -> None:
-    ref = pytest.importorskip("stageflow.context.enrichments")
+def test_matches_stageflow(reference: ModuleType, bundle: Enrichments) -> None:
+    ref = reference.context.enrichments
     reference = _to_reference(bundle)
     assert bundle.to_dict() == reference.to_dict()  # type: ignore[attr-defined]
     theirs = ref.Enrichments.from_dict(bundle.to_dict())
@@ -147,8 +149,8 @@ def test_memory_prefers_the_current_names() -> None:
     assert memory.recent_topics == ["new"]
 
 
-def test_document_accepts_the_legacy_names_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context.enrichments")
+def test_document_accepts_the_legacy_names_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context.enrichments
     cases: list[dict[str, object]] = [
         {"doc_id": "d", "doc_type": "pdf"},
         {"content": "text"},

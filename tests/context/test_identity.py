@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from types import ModuleType
 
 import attrs
 import pytest
@@ -20,8 +21,8 @@ ID_FIELDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id",
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.context.identity")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.context.identity
     assert identity_module.__all__ == ref.__all__
 
 
@@ -118,8 +119,8 @@ def test_is_immutable() -> None:
 
 
 @given(run_identities)
-def test_matches_stageflow(identity: RunIdentity) -> None:
-    ref = pytest.importorskip("stageflow.context.identity")
+def test_matches_stageflow(reference: ModuleType, identity: RunIdentity) -> None:
+    ref = reference.context.identity
     reference = ref.RunIdentity(
         **{name: getattr(identity, name) for name in ID_FIELDS}, created_at=identity.created_at
     )

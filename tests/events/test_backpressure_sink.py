@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -81,10 +82,10 @@ async def test_a_falsy_downstream_is_kept() -> None:
     assert downstream.types() == ["a"]
 
 
-def test_signature_matches_reference() -> None:
+def test_signature_matches_reference(reference: ModuleType) -> None:
     import inspect
 
-    ref = pytest.importorskip("stageflow.events.sink")
+    ref = reference.events.sink
     for name in ("__init__", "stop", "emit", "try_emit"):
         ours = inspect.signature(getattr(BackpressureAwareEventSink, name))
         theirs = inspect.signature(getattr(ref.BackpressureAwareEventSink, name))
@@ -149,10 +150,12 @@ async def test_on_drop_errors_are_logged_and_suppressed(caplog: pytest.LogCaptur
     assert isinstance(record.exc_info[1], ValueError)
 
 
-def test_drop_and_start_logs_match_reference(caplog: pytest.LogCaptureFixture) -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_drop_and_start_logs_match_reference(
+    reference: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = reference.events.sink
 
-    async def reference() -> None:
+    async def theirs_run() -> None:
         sink = ref.BackpressureAwareEventSink(ref.NoOpEventSink(), max_queue_size=1)
         await sink.start()
         sink.try_emit(type="a", data=None)
@@ -171,7 +174,7 @@ def test_drop_and_start_logs_match_reference(caplog: pytest.LogCaptureFixture) -
 
     caplog.set_level(logging.DEBUG, logger=REFERENCE_LOGGER)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    asyncio.run(reference())
+    asyncio.run(theirs_run())
     theirs = [r for r in caplog.records if r.name == REFERENCE_LOGGER]
     caplog.clear()
     trio.run(ours)

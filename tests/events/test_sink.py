@@ -7,6 +7,7 @@ import functools
 import logging
 import pathlib
 import time
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -36,15 +37,15 @@ from tests.fakes import EmptyIsFalsy, FailingSink, RefRecorder, TryEmitOnlySink
 # -- public surface -----------------------------------------------------------
 
 
-def test_events_all_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow_trio.events")
+def test_events_all_matches_reference(reference: ModuleType) -> None:
+    ref = reference.events
     assert sorted(stageflow_trio.events.__all__) == sorted(ref.__all__)
     for name in stageflow_trio.events.__all__:
         assert hasattr(stageflow_trio.events, name), name
 
 
-def test_sink_module_all_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_sink_module_all_matches_reference(reference: ModuleType) -> None:
+    ref = reference.events.sink
     assert sorted(stageflow_trio.events.sink.__all__) == sorted(ref.__all__)
     for name in stageflow_trio.events.sink.__all__:
         assert hasattr(stageflow_trio.events.sink, name), name
@@ -173,8 +174,10 @@ async def test_logging_emit_cancelled_logs_nothing(caplog: pytest.LogCaptureFixt
     assert _records(caplog, "stageflow_trio.events") == []
 
 
-def test_logging_record_matches_reference(caplog: pytest.LogCaptureFixture) -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_logging_record_matches_reference(
+    reference: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = reference.events.sink
     caplog.set_level(logging.DEBUG, logger="stageflow.events")
     caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
     ref.LoggingEventSink(level=logging.WARNING).try_emit(type="t", data={"a": [1]})
@@ -233,8 +236,10 @@ def test_drop_rate_is_a_rounded_percentage() -> None:
     dropped=st.integers(min_value=0, max_value=10**6),
     full=st.integers(min_value=0, max_value=10**6),
 )
-def test_metrics_to_dict_matches_reference(emitted: int, dropped: int, full: int) -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_metrics_to_dict_matches_reference(
+    reference: ModuleType, emitted: int, dropped: int, full: int
+) -> None:
+    ref = reference.events.sink
     theirs = ref.BackpressureMetrics(
         emitted=emitted, dropped=dropped, queue_full_count=full, last_emit_time=1.0
     )
@@ -275,8 +280,8 @@ async def test_emit_event_propagates_sink_errors() -> None:
         await emit_event(type="a", data=None)
 
 
-def test_emit_event_signature_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow_trio.events")
+def test_emit_event_signature_matches_reference(reference: ModuleType) -> None:
+    ref = reference.events
 
     async def main() -> list[tuple[str, dict[str, Any] | None]]:
         recorder = RefRecorder()

@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -183,8 +184,8 @@ def test_event_round_trip(event: AnalyticsEvent) -> None:
 
 
 @given(events)
-def test_event_to_dict_matches_reference(event: AnalyticsEvent) -> None:
-    ref = pytest.importorskip("stageflow.helpers.analytics")
+def test_event_to_dict_matches_reference(reference: ModuleType, event: AnalyticsEvent) -> None:
+    ref = reference.helpers.analytics
     theirs = ref.AnalyticsEvent(
         event_type=event.event_type,
         timestamp=event.timestamp,
@@ -281,8 +282,8 @@ async def test_json_exporter_calls_are_checkpoints(tmp_path: Path) -> None:
     await exporter.close()
 
 
-def test_json_exporter_lines_match_reference(tmp_path: Path) -> None:
-    ref = pytest.importorskip("stageflow.helpers.analytics")
+def test_json_exporter_lines_match_reference(reference: ModuleType, tmp_path: Path) -> None:
+    ref = reference.helpers.analytics
     fields: dict[str, Any] = {
         "event_type": "stage.completed",
         "timestamp": TS,
@@ -364,6 +365,7 @@ async def test_console_prints_and_counts(capsys: pytest.CaptureFixture[str]) -> 
     st.booleans(),
 )
 def test_console_format_matches_reference(
+    reference: ModuleType,
     event_type: str,
     stage: str | None,
     duration: float | None,
@@ -371,7 +373,7 @@ def test_console_format_matches_reference(
     colorize: bool,
     verbose: bool,
 ) -> None:
-    ref = pytest.importorskip("stageflow.helpers.analytics")
+    ref = reference.helpers.analytics
     fields: dict[str, Any] = {
         "event_type": event_type,
         "timestamp": TS,
@@ -522,8 +524,8 @@ async def test_buffered_callback_errors_are_logged(caplog: pytest.LogCaptureFixt
     assert buffered.dropped_count == 1
 
 
-def test_buffered_overflow_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.helpers.analytics")
+def test_buffered_overflow_matches_reference(reference: ModuleType) -> None:
+    ref = reference.helpers.analytics
     plan = [("export", i) for i in range(14)] + [("flush", 0)] + [("export", i) for i in range(6)]
 
     async def drive(buffered: Any, make: Any) -> None:
@@ -779,14 +781,14 @@ async def test_composite_empty_is_a_checkpoint() -> None:
     ],
 )
 async def test_sink_filters(
-    include: list[str] | None, exclude: list[str] | None, kept: list[str]
+    reference: ModuleType, include: list[str] | None, exclude: list[str] | None, kept: list[str]
 ) -> None:
     inner = RecordingExporter()
     sink = AnalyticsSink(inner, include_patterns=include, exclude_patterns=exclude)
     for event_type in ["stage.started", "stage.completed", "pipeline.failed", "tool.debug"]:
         await sink.emit(type=event_type, data=None)
     assert inner.types() == kept
-    ref = pytest.importorskip("stageflow.helpers.analytics")
+    ref = reference.helpers.analytics
     theirs = ref.AnalyticsSink(inner, include_patterns=include, exclude_patterns=exclude)
     assert [t for t in inner.types() if theirs._should_export(t)] == kept
 
@@ -809,8 +811,8 @@ async def test_sink_converts_events() -> None:
     )
 
 
-def test_sink_conversion_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.helpers.analytics")
+def test_sink_conversion_matches_reference(reference: ModuleType) -> None:
+    ref = reference.helpers.analytics
     inputs: list[dict[str, Any] | None] = [
         {"pipeline_run_id": str(RUN_ID), "stage": "a", "duration_ms": 1.0},
         {"pipeline_run_id": RUN_ID, "other": [1]},

@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 import math
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -180,8 +181,8 @@ def test_audio_chunk_round_trip(chunk: AudioChunk) -> None:
 
 
 @given(audio_chunks)
-def test_audio_chunk_matches_reference(chunk: AudioChunk) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_audio_chunk_matches_reference(reference: ModuleType, chunk: AudioChunk) -> None:
+    ref = reference.helpers.streaming
     ref_chunk = ref.AudioChunk(
         data=chunk.data,
         sample_rate=chunk.sample_rate,
@@ -265,8 +266,8 @@ def test_stats_snapshot_is_frozen_and_drop_rate_guards_zero() -> None:
         max_size=30,
     )
 )
-def test_monitor_matches_reference(ops: list[tuple[Any, ...]]) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_monitor_matches_reference(reference: ModuleType, ops: list[tuple[Any, ...]]) -> None:
+    ref = reference.helpers.streaming
     ours, theirs = BackpressureMonitor(), ref.BackpressureMonitor()
     for op in ops:
         for monitor in (ours, theirs):
@@ -588,8 +589,8 @@ async def test_producer_consumer_pair_preserves_order(
     assert queue.monitor.stats.total_items == 50
 
 
-def test_drop_queue_events_match_reference() -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_drop_queue_events_match_reference(reference: ModuleType) -> None:
+    ref = reference.helpers.streaming
     ops = ["put"] * 12 + ["get"] * 8 + ["put"] * 3 + ["close"]
 
     async def drive(queue: Any, checkpoint: Any) -> list[Any]:
@@ -731,8 +732,10 @@ def test_buffer_emitter_errors_are_logged(caplog: pytest.LogCaptureFixture) -> N
     ),
     st.sampled_from([(8000, 1), (16000, 1), (16000, 2), (44100, 2)]),
 )
-def test_buffer_matches_reference(ops: list[tuple[Any, ...]], layout: tuple[int, int]) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_buffer_matches_reference(
+    reference: ModuleType, ops: list[tuple[Any, ...]], layout: tuple[int, int]
+) -> None:
+    ref = reference.helpers.streaming
     rate, channels = layout
     ours_rec, ref_rec = Recorder(), Recorder()
     kwargs: dict[str, Any] = {
@@ -777,8 +780,8 @@ def test_calculate_audio_duration_ms() -> None:
 
 
 @given(st.binary(max_size=300), st.integers(0, 200))
-def test_utilities_match_reference(data: bytes, max_bytes: int) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_utilities_match_reference(reference: ModuleType, data: bytes, max_bytes: int) -> None:
+    ref = reference.helpers.streaming
     assert encode_audio_for_logging(data, max_bytes) == ref.encode_audio_for_logging(
         data, max_bytes
     )

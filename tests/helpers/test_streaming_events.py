@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -84,8 +85,8 @@ def test_buffer_events_golden() -> None:
     assert_golden(events, BUFFER_EVENTS)
 
 
-def test_buffer_events_reference_shape() -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_buffer_events_reference_shape(reference: ModuleType) -> None:
+    ref = reference.helpers.streaming
     events: Events = []
     drive_buffer(
         ref.StreamingBuffer(max_duration_ms=100, event_emitter=lambda t, d: events.append((t, d))),
@@ -135,8 +136,10 @@ class _SteppingDatetime(datetime):
         return cls.current  # type: ignore[return-value]
 
 
-def test_queue_events_reference_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_queue_events_reference_shape(
+    reference: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = reference.helpers.streaming
     monkeypatch.setattr(ref, "datetime", _SteppingDatetime)
     events: Events = []
 
@@ -177,8 +180,10 @@ async def test_queue_full_event_golden(monkeypatch: pytest.MonkeyPatch) -> None:
     assert_golden(events[-1:], {"stream.chunk_dropped"})
 
 
-def test_queue_full_event_reference_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_queue_full_event_reference_shape(
+    reference: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = reference.helpers.streaming
     events: Events = []
 
     async def main() -> bool:

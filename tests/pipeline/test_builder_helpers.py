@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -99,9 +100,9 @@ def test_conditional_branch_shape(count: int, merge: bool, anchored: bool) -> No
     assert shape(built) == expected
 
 
-def test_helpers_match_the_reference() -> None:
-    ref_builder = pytest.importorskip("stageflow.pipeline.builder")
-    ref = pytest.importorskip("stageflow.pipeline.builder_helpers")
+def test_helpers_match_the_reference(reference: ModuleType) -> None:
+    ref_builder = reference.pipeline.builder
+    ref = reference.pipeline.builder_helpers
 
     def both(fn_name: str, *args: Any, **kwargs: Any) -> None:
         ours = OURS[fn_name](BASE, *args, **kwargs)

@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 import trio
 
-ref_core = pytest.importorskip("stageflow.core")
-ref_dag = pytest.importorskip("stageflow.pipeline.dag")
-ref_guard = pytest.importorskip("stageflow.pipeline.guard_retry")
-ref_context = pytest.importorskip("stageflow.context")
-ref_stages = pytest.importorskip("stageflow.stages")
+from tests.fakes import import_reference
+
+reference = import_reference()
+ref_core = reference.core
+ref_dag = reference.pipeline.dag
+ref_guard = reference.pipeline.guard_retry
+ref_context = reference.context
+ref_stages = reference.stages
 
 from stageflow_trio import context as our_context  # noqa: E402
 from stageflow_trio import core as our_core  # noqa: E402

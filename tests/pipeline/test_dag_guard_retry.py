@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -250,9 +251,9 @@ def test_hash_retry_payload_is_stable_and_field_limited() -> None:
     assert hash_retry_payload(None) is None
 
 
-def test_hash_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.guard_retry")
-    ref_core = pytest.importorskip("stageflow.core")
+def test_hash_matches_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.guard_retry
+    ref_core = reference.core
     data: dict[str, Any] = {"b": [1, 2], "a": {"z": None}}
     assert hash_retry_payload(StageOutput.ok(data)) == ref.hash_retry_payload(
         ref_core.StageOutput.ok(data)

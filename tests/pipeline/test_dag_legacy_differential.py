@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 import trio
 
-ref_core = pytest.importorskip("stageflow.core")
-ref_dag = pytest.importorskip("stageflow.pipeline.dag")
-ref_stages = pytest.importorskip("stageflow.stages")
+from tests.fakes import import_reference
+
+reference = import_reference()
+ref_core = reference.core
+ref_dag = reference.pipeline.dag
+ref_stages = reference.stages
 
 from stageflow_trio import core as our_core  # noqa: E402
 from stageflow_trio import stages as our_stages  # noqa: E402

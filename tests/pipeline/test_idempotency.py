@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -219,8 +220,8 @@ async def test_parameter_mismatch_raises_the_critical_error() -> None:
     assert same.data["call"] == 1
 
 
-def test_mismatch_message_equals_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.idempotency")
+def test_mismatch_message_equals_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.idempotency
     ours = IdempotencyParamMismatch("k", expected="h1", actual="h2")
     theirs = ref.IdempotencyParamMismatch("k", expected="h1", actual="h2")
     assert str(ours) == str(theirs)
@@ -347,8 +348,8 @@ def test_cached_stage_result_is_frozen() -> None:
         entry.params_hash = "other"  # type: ignore[misc]
 
 
-def test_defaults_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.idempotency")
+def test_defaults_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.idempotency
     ours, theirs = IdempotencyInterceptor(), ref.IdempotencyInterceptor()
     assert (ours.name, ours.priority) == (theirs.name, theirs.priority)
     assert ours._ttl_seconds == theirs._ttl_seconds == 86400

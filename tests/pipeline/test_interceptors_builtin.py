@@ -9,6 +9,7 @@ import types
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -96,8 +97,8 @@ def test_default_chain_has_the_reference_priorities() -> None:
     ]
 
 
-def test_default_chain_equals_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.interceptors")
+def test_default_chain_equals_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.interceptors
     assert [(i.name, i.priority) for i in get_default_interceptors()] == [
         (i.name, i.priority) for i in ref.get_default_interceptors()
     ]
@@ -254,10 +255,12 @@ async def test_failed_results_and_timeouts_count_once(autojump_clock: trio.abc.C
     assert breaker.state("s") == "open"
 
 
-def test_reference_breaker_counts_a_raised_error_twice_and_closes_itself() -> None:
+def test_reference_breaker_counts_a_raised_error_twice_and_closes_itself(
+    reference: ModuleType,
+) -> None:
     # The two reference bugs behind our parity rows: opens after 3 raises; one short-circuit closes it.
-    ref = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
+    ref = reference.pipeline.interceptors
+    ref_context = reference.stages.context
     ctx = ref_context.PipelineContext(
         pipeline_run_id=None,
         request_id=None,

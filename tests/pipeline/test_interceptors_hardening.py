@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -174,12 +175,12 @@ async def test_a_cancelled_mutating_stage_is_logged_not_raised(
     assert len([r for r in caplog.records if "Immutability violation" in r.getMessage()]) == 1
 
 
-def test_the_reference_check_never_fires() -> None:
+def test_the_reference_check_never_fires(reference: ModuleType) -> None:
     # d9: the reference reads ctx.snapshot, which PipelineContext lacks, so nothing is checked.
-    ref_hardening = pytest.importorskip("stageflow.pipeline.interceptors_hardening")
-    ref_interceptors = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
-    ref_result = pytest.importorskip("stageflow.stages.result")
+    ref_hardening = reference.pipeline.interceptors_hardening
+    ref_interceptors = reference.pipeline.interceptors
+    ref_context = reference.stages.context
+    ref_result = reference.stages.result
     ctx = ref_context.PipelineContext(
         pipeline_run_id=None,
         request_id=None,
@@ -299,8 +300,8 @@ async def test_an_aborted_call_forgets_its_measurement(autojump_clock: trio.abc.
     assert size.metrics == {}
 
 
-def test_priorities_and_names_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.interceptors_hardening")
+def test_priorities_and_names_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.interceptors_hardening
     for ours, theirs in (
         (ImmutabilityInterceptor(), ref.ImmutabilityInterceptor()),
         (ContextSizeInterceptor(), ref.ContextSizeInterceptor()),

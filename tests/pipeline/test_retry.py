@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -173,8 +174,10 @@ def test_jitter_bounds(rng: random.Random, jitter: JitterStrategy, expected: lis
 
 
 @pytest.mark.parametrize(("backoff", "jitter"), COMBINATIONS, ids=lambda v: v.value)
-def test_delays_equal_the_reference(backoff: BackoffStrategy, jitter: JitterStrategy) -> None:
-    ref = pytest.importorskip("stageflow.pipeline.retry")
+def test_delays_equal_the_reference(
+    reference: ModuleType, backoff: BackoffStrategy, jitter: JitterStrategy
+) -> None:
+    ref = reference.pipeline.retry
     seed = 99
     theirs = ref.RetryInterceptor(
         base_delay_ms=120,
@@ -217,11 +220,11 @@ async def test_max_attempts_is_honoured_exactly(
     assert len(stage.times) == max(max_attempts, 1)
 
 
-def test_reference_stops_after_one_retry() -> None:
+def test_reference_stops_after_one_retry(reference: ModuleType) -> None:
     # Why the chain loops on RETRY: the reference makes 2 calls whatever max_attempts says.
-    ref_retry = pytest.importorskip("stageflow.pipeline.retry")
-    ref_interceptors = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
+    ref_retry = reference.pipeline.retry
+    ref_interceptors = reference.pipeline.interceptors
+    ref_context = reference.stages.context
     calls: list[int] = []
 
     async def always_fails() -> Any:
@@ -375,12 +378,12 @@ async def test_retry_events_have_golden_payloads(autojump_clock: trio.abc.Clock)
     assert list(exhausted) == ENRICHMENT_KEYS + EXHAUSTED_KEYS
 
 
-def test_payload_keys_cover_the_reference_keys() -> None:
+def test_payload_keys_cover_the_reference_keys(reference: ModuleType) -> None:
     # The reference passes its payloads positionally, so keyword-only sinks lose them (d8).
     # A sink that accepts positional arguments reveals what it meant to send.
-    ref_retry = pytest.importorskip("stageflow.pipeline.retry")
-    ref_interceptors = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
+    ref_retry = reference.pipeline.retry
+    ref_interceptors = reference.pipeline.interceptors
+    ref_context = reference.stages.context
 
     class PositionalSink:
         def __init__(self) -> None:
@@ -523,8 +526,8 @@ def test_invalid_parameters_are_rejected(kwargs: dict[str, int], message: str) -
         RetryInterceptor(**kwargs)
 
 
-def test_defaults_and_errors_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.retry")
+def test_defaults_and_errors_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.retry
     ours = RetryInterceptor()
     theirs = ref.RetryInterceptor()
     for attr in ("max_attempts", "base_delay_ms", "max_delay_ms", "retry_on_status"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -361,8 +362,8 @@ async def test_a_group_cannot_be_entered_twice() -> None:
             pass
 
 
-def test_reasons_and_error_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.cancellation")
+def test_reasons_and_error_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.cancellation
 
     def scenario(
         group: Any, sleep: Callable[[float], Awaitable[None]], body_error: bool

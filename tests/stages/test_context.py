@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -23,7 +24,7 @@ from stageflow_trio.stages.inputs import UndeclaredDependencyError
 from stageflow_trio.stages.ports import CorePorts
 from stageflow_trio.testing import RecordingEventSink
 from stageflow_trio.utils.frozen import FrozenDict
-from tests.fakes import FailingSink, RefRecorder
+from tests.fakes import FailingSink, RefRecorder, import_reference
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -56,7 +57,7 @@ def make(sink: Any = None, **overrides: Any) -> PipelineContext:
 
 def both(**kwargs: Any) -> tuple[PipelineContext, RecordingEventSink, Any, RefRecorder]:
     """The same context built in stageflow_trio and in the reference, each with a recorder."""
-    ref = pytest.importorskip("stageflow.stages.context")
+    ref = import_reference().stages.context
     ours_sink, ref_sink = RecordingEventSink(), RefRecorder()
     return (
         PipelineContext(**kwargs, event_sink=ours_sink),
@@ -78,8 +79,8 @@ def _params(func: Any) -> list[tuple[str, Any, Any]]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
 
 
-def test_all_and_public_methods_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.stages.context")
+def test_all_and_public_methods_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.stages.context
     assert sorted(context_module.__all__) == sorted(ref.__all__)
     public = {n for n in dir(ref.PipelineContext) if not n.startswith("_")}
     assert public <= set(dir(PipelineContext))
@@ -92,8 +93,8 @@ def test_all_and_public_methods_match_the_reference() -> None:
     assert checked == 10
 
 
-def test_constructor_parameters_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.stages.context")
+def test_constructor_parameters_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.stages.context
     ours = inspect.signature(PipelineContext).parameters
     theirs = inspect.signature(ref.PipelineContext).parameters
     assert list(ours) == list(theirs)
@@ -605,6 +606,6 @@ def test_extract_service(topology: str | None, expected: str | None) -> None:
 
 
 @given(st.none() | st.text(alphabet="ab_kernl", max_size=12))
-def test_extract_service_matches_the_reference(topology: str | None) -> None:
-    ref = pytest.importorskip("stageflow.stages.context")
+def test_extract_service_matches_the_reference(reference: ModuleType, topology: str | None) -> None:
+    ref = reference.stages.context
     assert extract_service(topology) == ref.extract_service(topology)

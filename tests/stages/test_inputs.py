@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -242,10 +243,15 @@ _keys = st.sampled_from(["transcript", "lang", "intent", "missing", "", None, 3]
     key=_keys,
 )
 def test_matches_reference(
-    deps: list[str] | None, strict: bool, stage_name: str | None, target: str, key: Any
+    reference: ModuleType,
+    deps: list[str] | None,
+    strict: bool,
+    stage_name: str | None,
+    target: str,
+    key: Any,
 ) -> None:
-    ref_inputs = pytest.importorskip("stageflow.stages.inputs")
-    ref_core = pytest.importorskip("stageflow.core")
+    ref_inputs = reference.stages.inputs
+    ref_core = reference.core
     raw = {"stt": {"transcript": "hi", "lang": "en"}, "nlu": {"intent": "greet", "lang": "fr"}}
     ours = create_stage_inputs(
         SNAPSHOT,  # type: ignore[arg-type]

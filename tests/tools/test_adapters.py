@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,8 +21,8 @@ REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
 LOGGER = "stageflow_trio.tools.adapters"
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.tools.adapters
     assert sorted(adapters.__all__) == sorted(ref.__all__)
 
 
@@ -71,8 +72,10 @@ _id_values = (
 
 
 @given(run_id=_id_values, request_id=_id_values)
-def test_id_parsing_matches_the_reference(run_id: object, request_id: object) -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_id_parsing_matches_the_reference(
+    reference: ModuleType, run_id: object, request_id: object
+) -> None:
+    ref = reference.tools.adapters
     data = {"pipeline_run_id": run_id, "request_id": request_id}
     ours, theirs = DictContextAdapter(data), ref.DictContextAdapter(data)
     assert ours.pipeline_run_id == theirs.pipeline_run_id
@@ -165,8 +168,8 @@ def test_adapt_context_rejects_other_types(value: object, name: str) -> None:
 
 
 @pytest.mark.parametrize("value", [None, [("a", 1)], "ctx", 3, object()])
-def test_adapt_context_errors_match_the_reference(value: object) -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_adapt_context_errors_match_the_reference(reference: ModuleType, value: object) -> None:
+    ref = reference.tools.adapters
     with pytest.raises(TypeError) as ours:
         adapt_context(value)
     with pytest.raises(TypeError) as theirs:
@@ -174,8 +177,10 @@ def test_adapt_context_errors_match_the_reference(value: object) -> None:
     assert str(ours.value) == str(theirs.value)
 
 
-def test_logged_event_matches_the_reference(caplog: pytest.LogCaptureFixture) -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_logged_event_matches_the_reference(
+    reference: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = reference.tools.adapters
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     caplog.set_level(logging.DEBUG, logger="stageflow.tools.adapters")
     data = {"pipeline_run_id": RUN.hex, "request_id": str(REQ), "execution_mode": "m"}

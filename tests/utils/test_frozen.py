@@ -6,6 +6,7 @@ import copy
 import json
 import pickle
 import re
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -185,13 +186,13 @@ def test_frozen_dict_equals_plain_dict_property(source: dict[str, Any]) -> None:
 
 
 @given(st.dictionaries(st.text(max_size=5), st.integers(), max_size=6))
-def test_frozen_dict_hash_matches_reference(source: dict[str, int]) -> None:
-    ref = pytest.importorskip("stageflow.utils.frozen")
+def test_frozen_dict_hash_matches_reference(reference: ModuleType, source: dict[str, int]) -> None:
+    ref = reference.utils.frozen
     assert hash(FrozenDict(source)) == hash(ref.FrozenDict(source))
 
 
-def test_frozen_dict_differential_against_reference() -> None:
-    ref = pytest.importorskip("stageflow.utils.frozen")
+def test_frozen_dict_differential_against_reference(reference: ModuleType) -> None:
+    ref = reference.utils.frozen
     source = {"a": 1, "b": "two"}
     ours, theirs = FrozenDict(source), ref.FrozenDict(source)
     assert repr(ours) == repr(theirs)
@@ -322,8 +323,8 @@ def test_frozen_list_equals_plain_list_property(source: list[Any]) -> None:
     assert fl == source
 
 
-def test_frozen_list_differential_against_reference() -> None:
-    ref = pytest.importorskip("stageflow.utils.frozen")
+def test_frozen_list_differential_against_reference(reference: ModuleType) -> None:
+    ref = reference.utils.frozen
     ours, theirs = FrozenList([1, 2]), ref.FrozenList([1, 2])
     assert repr(ours) == repr(theirs)
     assert hash(ours) == hash(theirs)
