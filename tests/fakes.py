@@ -1,5 +1,6 @@
 """Fakes shared by the tests: event sinks that are slow, broken, falsy or trio-free, a
-stage that counts its calls, a context builder for golden payloads, and the reference.
+stage that counts its calls, an analytics exporter, streaming event emitters, a context
+builder for golden payloads, and the reference.
 
 The public fakes (``RecordingEventSink`` and the context builders) live in
 :mod:`stageflow_trio.testing`; these are the ones only this test suite needs.
@@ -8,12 +9,15 @@ The public fakes (``RecordingEventSink`` and the context builders) live in
 from __future__ import annotations
 
 import importlib
+import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.helpers.analytics import AnalyticsEvent
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 
@@ -22,7 +26,8 @@ if TYPE_CHECKING:
 
     from stageflow_trio.stages.context import PipelineContext
 
-_IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
+
+# --- event sinks ----------------------------------------------------------------------
 
 
 class SlowSink(RecordingEventSink):
@@ -100,6 +105,9 @@ class RefRecorder:
         self.events.append((type, dict(data) if data is not None else None))
 
 
+# --- stages ---------------------------------------------------------------------------
+
+
 class CountingStage:
     """A stage that counts its calls; optionally waits, fails, or returns a failed result."""
 
@@ -134,6 +142,89 @@ class CountingStage:
         )
 
 
+# --- analytics ------------------------------------------------------------------------
+
+EVENT_TIME = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
+EVENT_RUN_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+def ev(n: int | str, **kwargs: Any) -> AnalyticsEvent:
+    """An AnalyticsEvent of type ``f"e{n}"`` at :data:`EVENT_TIME`."""
+    return AnalyticsEvent(event_type=f"e{n}", timestamp=EVENT_TIME, **kwargs)
+
+
+class RecordingExporter:
+    """An AnalyticsExporter fake: records calls and the time of each hand-off.
+
+    ``gate`` (if set) must be set before export_batch completes; ``delay`` is
+    virtual time per call; ``failures`` exceptions are raised by the next calls.
+    """
+
+    def __init__(self, *, delay: float = 0.0, gate: trio.Event | None = None) -> None:
+        self.delay = delay
+        self.gate = gate
+        self.failures: list[Exception] = []
+        self.events: list[AnalyticsEvent] = []
+        self.batches: list[list[str]] = []
+        self.batch_times: list[float] = []
+        self.flushes = 0
+        self.closes = 0
+
+    async def _step(self) -> None:
+        await trio.sleep(self.delay)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def export(self, event: AnalyticsEvent) -> None:
+        await self._step()
+        self.events.append(event)
+
+    async def export_batch(self, events: list[AnalyticsEvent]) -> None:
+        await self._step()
+        self.events.extend(events)
+        self.batches.append([event.event_type for event in events])
+        self.batch_times.append(trio.current_time())
+
+    async def flush(self) -> None:
+        await self._step()
+        self.flushes += 1
+
+    async def close(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self.closes += 1
+
+    def types(self) -> list[str]:
+        return [event.event_type for event in self.events]
+
+
+# --- streaming ------------------------------------------------------------------------
+
+
+class RecordingEmitter:
+    """An event_emitter that records (event_type, data) pairs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, event_type: str, data: dict[str, Any]) -> None:
+        self.events.append((event_type, data))
+
+    def types(self) -> list[str]:
+        return [event_type for event_type, _ in self.events]
+
+
+def failing_emitter(event_type: str, data: dict[str, Any]) -> None:
+    """A streaming event_emitter that is down."""
+    raise RuntimeError("emitter down")
+
+
+# --- contexts -------------------------------------------------------------------------
+
+_IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
+
+
 def pipeline_context(*, service: str = "pipeline", **kwargs: Any) -> PipelineContext:
     """:func:`~stageflow_trio.testing.create_test_pipeline_context`, with the ids left out None.
 
@@ -148,6 +239,8 @@ def pipeline_context(*, service: str = "pipeline", **kwargs: Any) -> PipelineCon
             setattr(ctx, name, None)
     return ctx
 
+
+# --- the reference --------------------------------------------------------------------
 
 REFERENCE_MISSING = (
     "the reference stageflow-core 0.9.1 is not installed; the differential tests need it "

@@ -15,8 +15,7 @@ from stageflow_trio.helpers.analytics import (
     CompositeExporter,
     JSONFileExporter,
 )
-from stageflow_trio.helpers.streaming import ChunkQueue
-from tests.helpers.test_analytics import RecordingExporter, ev
+from tests.fakes import RecordingExporter, ev
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -178,17 +177,6 @@ async def test_sink_flush_pending_cancelled_keeps_the_rest(
         await sink.flush_pending()
     assert inner.types() == ["e0"]
     assert sink.pending_count == 2
-
-
-async def test_chunk_queue_close_in_cancelled_scope_still_closes() -> None:
-    queue: ChunkQueue[int] = ChunkQueue()
-    await queue.put(1)
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        await queue.close()
-    assert scope.cancelled_caught
-    assert queue.is_closed
-    assert [item async for item in queue] == [1]
 
 
 async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
