@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 # --- event sinks ----------------------------------------------------------------------
 
 
+def payload(data: dict[str, Any] | None) -> dict[str, Any]:
+    """A recorded event's payload, which the test expects to be there (fails on None)."""
+    assert data is not None
+    return data
+
+
 class SlowSink(RecordingEventSink):
     """Records each event after ``delay`` seconds of (virtual) time, and when it arrived."""
 

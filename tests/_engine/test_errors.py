@@ -23,7 +23,7 @@ async def a_cancelled() -> trio.Cancelled:
     return caught
 
 
-class CustomGroup(ExceptionGroup):  # type: ignore[type-arg]
+class CustomGroup(ExceptionGroup[Exception]):
     """A user-defined group type: must be treated as a leaf."""
 
 

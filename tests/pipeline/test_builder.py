@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
 
 from stageflow_trio.contracts import get_contract_suggestion
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineSpec, PipelineValidationError
@@ -17,15 +19,18 @@ from stageflow_trio.testing import create_test_pipeline_context
 
 from .strategies import Graph, dags, dags_with_back_edge, is_cycle
 
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+
 
 class A:
-    async def execute(self, ctx: Any) -> dict[str, Any]:
-        return {"stage": "A"}
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok(stage="A")
 
 
 class B:
-    async def execute(self, ctx: Any) -> dict[str, Any]:
-        return {"stage": "B"}
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok(stage="B")
 
 
 def chain(n: int, name: str = "p") -> PipelineBuilder:
@@ -185,7 +190,7 @@ def test_build_empty() -> None:
 
 def _errors() -> list[PipelineValidationError]:
     found: list[PipelineValidationError] = []
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: chain(1).with_stage("x", A, ["nope"]),
         lambda: chain(2).with_stage("s0", A, ["s1"]),
         lambda: (
@@ -319,7 +324,7 @@ def test_same_errors_as_the_reference(reference: ModuleType) -> None:
             builder = builder.with_stage(f"s{i}", A, (f"s{i - 1}",) if i else ())
         return builder
 
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: ref_chain(1).with_stage("x", A, ["nope"]),
         lambda: ref_chain(2).with_stage("s0", A, ["s1"]),
         lambda: (
@@ -357,17 +362,17 @@ class Configured:
         self.label = label
         Configured.instances += 1
 
-    async def execute(self, ctx: Any) -> dict[str, Any]:
-        return {"label": self.label}
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok(label=self.label)
 
 
 class Counter:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def execute(self, ctx: Any) -> dict[str, Any]:
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
         self.calls += 1
-        return {"calls": self.calls}
+        return StageOutput.ok(calls=self.calls)
 
 
 async def test_built_graph_runs_every_runner_kind() -> None:

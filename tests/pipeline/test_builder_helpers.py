@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline._validation import StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 from stageflow_trio.pipeline.builder_helpers import (
@@ -20,10 +21,14 @@ from stageflow_trio.pipeline.builder_helpers import (
 )
 from stageflow_trio.pipeline.spec import PipelineValidationError
 
+if TYPE_CHECKING:
+    from stageflow_trio.pipeline.spec import RunnerLike
+    from stageflow_trio.stages.context import PipelineContext
+
 
 class S:
-    async def execute(self, ctx: Any) -> None:
-        return None
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok()
 
 
 def shape(builder: Any) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -58,7 +63,7 @@ def test_non_positive_counts_return_the_builder_unchanged(count: int) -> None:
 def test_linear_chain_shape(count: int, anchored: bool) -> None:
     first = ("in",) if anchored else None
     built = with_linear_chain(BASE, count, named("c"), first_depends_on=first)
-    expected = {"in": ((), False)}
+    expected: dict[str, tuple[tuple[str, ...], bool]] = {"in": ((), False)}
     for i in range(count):
         expected[f"c{i}"] = ((f"c{i - 1}",) if i else (first or ()), False)
     assert shape(built) == expected
@@ -79,7 +84,10 @@ def test_fan_out_fan_in_shape(count: int, anchored: bool) -> None:
         BASE, ("split", S), count, named("w"), ("join", S), fan_out_depends_on=deps
     )
     workers = tuple(f"w{i}" for i in range(max(count, 0)))
-    expected = {"in": ((), False), "split": (deps or (), False)}
+    expected: dict[str, tuple[tuple[str, ...], bool]] = {
+        "in": ((), False),
+        "split": (deps or (), False),
+    }
     expected |= dict.fromkeys(workers, (("split",), False))
     expected["join"] = (workers, False)
     assert shape(built) == expected
@@ -88,12 +96,15 @@ def test_fan_out_fan_in_shape(count: int, anchored: bool) -> None:
 @given(st.integers(min_value=0, max_value=5), st.booleans(), st.booleans())
 def test_conditional_branch_shape(count: int, merge: bool, anchored: bool) -> None:
     deps = ("in",) if anchored else None
-    branches = {f"label{i}": (f"b{i}", S) for i in range(count)}
+    branches: dict[str, tuple[str, RunnerLike]] = {f"label{i}": (f"b{i}", S) for i in range(count)}
     built = with_conditional_branch(
         BASE, ("route", S), branches, ("merge", S) if merge else None, router_depends_on=deps
     )
     names = tuple(f"b{i}" for i in range(count))
-    expected = {"in": ((), False), "route": (deps or (), False)}
+    expected: dict[str, tuple[tuple[str, ...], bool]] = {
+        "in": ((), False),
+        "route": (deps or (), False),
+    }
     expected |= dict.fromkeys(names, (("route",), True))
     if merge:
         expected["merge"] = (names, False)
@@ -169,15 +180,17 @@ def test_fluent_stage_adds_no_dependency_unless_given() -> None:
 
 def test_fluent_tracks_the_last_stage() -> None:
     fluent = FluentPipelineBuilder("f")
-    assert fluent._last_stage is None
+    # Collected, then compared: asserting each step would narrow _last_stage for mypy.
+    last = [fluent._last_stage]
     fluent.linear_chain(2, named("c"))
-    assert fluent._last_stage == "c1"
+    last.append(fluent._last_stage)
     fluent.linear_chain(0, named("z"))
-    assert fluent._last_stage == "c1"
+    last.append(fluent._last_stage)
     fluent.fan_out_fan_in(("split", S), 2, named("w"), ("join", S))
-    assert fluent._last_stage == "join"
+    last.append(fluent._last_stage)
     fluent.parallel(2, named("p"))
-    assert fluent._last_stage is None
+    last.append(fluent._last_stage)
+    assert last == [None, "c1", "c1", "join", None]
     fluent.linear_chain(1, named("tail"), first_depends_on=("p0", "p1"))
     assert shape(fluent.builder) == {
         "c0": ((), False),

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.fakes import import_reference
+from tests.fakes import import_reference, payload
 
 reference = import_reference()
 ref_core = reference.core
@@ -115,7 +115,7 @@ def _run_side(
 
     outcome = asyncio.run(main()) if side == "ref" else trio.run(main)
     comparable = [
-        (kind, {k: v for k, v in data.items() if k != "duration_ms"})
+        (kind, {k: v for k, v in payload(data).items() if k != "duration_ms"})
         for kind, data in sink.events
         if kind.startswith("guard_retry.") or kind.endswith(".skipped")
     ]

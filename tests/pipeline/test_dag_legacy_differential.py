@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.fakes import import_reference
+from tests.fakes import import_reference, payload
 
 reference = import_reference()
 ref_core = reference.core
@@ -77,7 +77,7 @@ def _run(side: str, stages: list[tuple[str, tuple[str, ...], str]]) -> dict[str,
     results = asyncio.run(main()) if side == "ref" else trio.run(main)
     by_stage: dict[str, list[tuple[str, list[str]]]] = {}
     for kind, data in sink.events:
-        by_stage.setdefault(data["stage"], []).append((kind, sorted(data)))
+        by_stage.setdefault(payload(data)["stage"], []).append((kind, sorted(payload(data))))
     return {
         "results": {name: (r.status, dict(r.data), r.error) for name, r in sorted(results.items())},
         "events": by_stage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
@@ -81,7 +82,7 @@ async def test_stages_of_one_legacy_run_do_not_replay_each_other() -> None:
     # d7: the reference's pipeline-wide key made every later stage replay the first one.
     calls: list[str] = []
 
-    def runner(name: str):  # type: ignore[no-untyped-def]
+    def runner(name: str) -> Callable[[PipelineContext], Awaitable[dict[str, str]]]:
         async def run(ctx: PipelineContext) -> dict[str, str]:
             calls.append(name)
             return {"from": name}

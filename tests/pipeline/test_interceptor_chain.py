@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -68,7 +69,9 @@ class Recorder(BaseInterceptor):
         return self.action
 
 
-def stage(log: list[str], *, fail_times: int = 0, exc: Exception | None = None):  # type: ignore[no-untyped-def]
+def stage(
+    log: list[str], *, fail_times: int = 0, exc: Exception | None = None
+) -> Callable[[], Awaitable[StageResult]]:
     calls = {"n": 0}
 
     async def run() -> StageResult:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 import types
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -48,7 +50,9 @@ def make_ctx(**kwargs: Any) -> PipelineContext:
     )
 
 
-def ok_stage(seen: list[dict[str, Any]] | None = None, ctx: PipelineContext | None = None):  # type: ignore[no-untyped-def]
+def ok_stage(
+    seen: list[dict[str, Any]] | None = None, ctx: PipelineContext | None = None
+) -> Callable[[], Awaitable[StageResult]]:
     async def run() -> StageResult:
         if seen is not None and ctx is not None:
             seen.append(dict(ctx.data))
@@ -60,7 +64,7 @@ def ok_stage(seen: list[dict[str, Any]] | None = None, ctx: PipelineContext | No
     return run
 
 
-def failing_stage(error: Exception | None = None):  # type: ignore[no-untyped-def]
+def failing_stage(error: Exception | None = None) -> Callable[[], Awaitable[StageResult]]:
     async def run() -> StageResult:
         raise error or ValueError("boom")
 
@@ -435,7 +439,7 @@ async def test_child_tracker_metrics_is_quiet_without_subpipelines(
         )
         assert result.status == "completed"
     try:
-        import stageflow_trio.pipeline.subpipeline  # noqa: F401
+        importlib.import_module("stageflow_trio.pipeline.subpipeline")
     except ImportError:
         assert [r for r in caplog.records if r.name == "stageflow_trio.child_tracker_metrics"] == []
 

@@ -521,7 +521,7 @@ async def test_sink_errors_do_not_break_the_retry(autojump_clock: trio.abc.Clock
         ({"max_delay_ms": -5}, r"max_delay_ms must be >= 0, got -5"),
     ],
 )
-def test_invalid_parameters_are_rejected(kwargs: dict[str, int], message: str) -> None:
+def test_invalid_parameters_are_rejected(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=rf"^{message}$"):
         RetryInterceptor(**kwargs)
 

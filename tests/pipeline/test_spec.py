@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
 
 from stageflow_trio.contracts import ContractErrorInfo
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.spec import (
@@ -19,10 +20,13 @@ from stageflow_trio.pipeline.spec import (
     as_async_runner,
 )
 
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+
 
 class Stage:
-    async def execute(self, ctx: Any) -> str:
-        return f"ran {ctx}"
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok()
 
 
 def test_defaults_and_normalization() -> None:

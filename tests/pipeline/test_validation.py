@@ -95,7 +95,9 @@ def test_cycle_path_follows_mapping_then_declaration_order() -> None:
 
 def test_deep_graph_in_reverse_order_does_not_recurse() -> None:
     n = 20_000
-    graph = {f"s{i}": ((f"s{i - 1}",) if i else ()) for i in reversed(range(n))}
+    graph: dict[str, tuple[str, ...]] = {
+        f"s{i}": ((f"s{i - 1}",) if i else ()) for i in reversed(range(n))
+    }
     validate_dependencies(graph)
     graph["s0"] = (f"s{n - 1}",)
     err = _error(graph)
