@@ -9,6 +9,7 @@ The public fakes (``RecordingEventSink`` and the context builders) live in
 from __future__ import annotations
 
 import importlib
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from stageflow_trio.stages.context import PipelineContext
+
+
+def extra(record: logging.LogRecord, name: str) -> Any:
+    """A field the logging call put on ``record`` through ``extra=``."""
+    return record.__dict__[name]
+
+
+def extras(record: logging.LogRecord, *names: str) -> tuple[Any, ...]:
+    """Several ``extra=`` fields of ``record``, in the order named."""
+    return tuple(record.__dict__[name] for name in names)
 
 
 # --- event sinks ----------------------------------------------------------------------

@@ -113,10 +113,10 @@ def test_module_is_the_public_path(path: str, value: object) -> None:
 
     So reprs, tracebacks and pickles show the path users import, never a private one.
     """
-    home = value.__module__  # type: ignore[attr-defined]
+    home = value.__module__
     assert not _is_private(home), f"{path} reports the private module {home}"
     module = importlib.import_module(home)
-    name = value.__name__  # type: ignore[attr-defined]
+    name = value.__name__  # type: ignore[attr-defined]  # a class or function (see above)
     assert name in module.__all__
     assert getattr(module, name) is value
 

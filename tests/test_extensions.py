@@ -101,7 +101,7 @@ def test_helper_matches_stageflow_on_plain_data(reference: ModuleType) -> None:
     ref = reference.extensions
     data = {"skills": {"active_skill_ids": ["a"]}, "plain": {"level": 1}, "raw": 5}
     for key, ext_type in [("skills", SkillsExtension), ("plain", PlainExtension), ("raw", int)]:
-        mine = ExtensionHelper.get(data, key, ext_type)  # type: ignore[arg-type]
+        mine = ExtensionHelper.get(data, key, ext_type)
         assert mine == ref.ExtensionHelper.get(data, key, ext_type)
 
 

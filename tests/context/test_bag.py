@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Coroutine
 from types import ModuleType
+from typing import Any
 
 import pytest
 import trio
@@ -141,10 +143,10 @@ async def test_differential_conflict_message(reference: ModuleType) -> None:
     assert ours.get_writer("k") == theirs.get_writer("k")
 
 
-def _drive(coro: object) -> None:
+def _drive(coro: Coroutine[Any, Any, Any]) -> None:
     """Run a coroutine that never suspends (an uncontended asyncio.Lock) to completion."""
     try:
-        coro.send(None)  # type: ignore[attr-defined]
+        coro.send(None)
     except StopIteration:
         return
     raise AssertionError("the reference coroutine suspended")

@@ -53,7 +53,7 @@ class SalesExtensions(ExtensionBundle):
 @attrs.frozen
 class AttrsExtensions(ExtensionBundle):
     deal_id: str | None = None
-    tags: FrozenList[str] = attrs.field(factory=FrozenList, converter=FrozenList)
+    tags: FrozenList[str] = attrs.field(factory=FrozenList, converter=FrozenList[str])
 
 
 def test_all_matches_the_reference(reference: ModuleType) -> None:
@@ -208,7 +208,9 @@ def test_bundles_round_trip_through_a_snapshot() -> None:
     snapshot = ContextSnapshot(extensions=SalesExtensions(competitors=["c"]), created_at=WHEN)
     data = snapshot.to_dict()
     assert data["extensions_type"] == "SalesExtensions"
-    restored = ContextSnapshot.from_dict(data, extension_types={"SalesExtensions": SalesExtensions})
+    restored: ContextSnapshot[Any] = ContextSnapshot.from_dict(
+        data, extension_types={"SalesExtensions": SalesExtensions}
+    )
     assert restored == snapshot
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import ModuleType
 
@@ -77,8 +78,10 @@ def test_from_dict_inverts_to_dict_through_json(identity: RunIdentity) -> None:
 @given(
     st.uuids(), st.sampled_from([str.upper, lambda s: "{" + s + "}", lambda s: s.replace("-", "")])
 )
-def test_non_canonical_id_spellings_serialize_canonically(value: uuid.UUID, spell: object) -> None:
-    text = spell(str(value))  # type: ignore[operator]
+def test_non_canonical_id_spellings_serialize_canonically(
+    value: uuid.UUID, spell: Callable[[str], str]
+) -> None:
+    text = spell(str(value))
     restored = RunIdentity.from_dict({"session_id": text, "created_at": WHEN.isoformat()})
     assert restored.session_id == value
     assert restored.to_dict()["session_id"] == str(value)
@@ -121,11 +124,11 @@ def test_is_immutable() -> None:
 @given(run_identities)
 def test_matches_stageflow(reference: ModuleType, identity: RunIdentity) -> None:
     ref = reference.context.identity
-    reference = ref.RunIdentity(
+    ref_identity = ref.RunIdentity(
         **{name: getattr(identity, name) for name in ID_FIELDS}, created_at=identity.created_at
     )
-    assert identity.to_dict() == reference.to_dict()
-    mine = RunIdentity.from_dict(reference.to_dict())
+    assert identity.to_dict() == ref_identity.to_dict()
+    mine = RunIdentity.from_dict(ref_identity.to_dict())
     theirs = ref.RunIdentity.from_dict(identity.to_dict())
     for name in (*ID_FIELDS, "created_at"):
         assert getattr(mine, name) == getattr(theirs, name)

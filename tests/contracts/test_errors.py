@@ -6,6 +6,7 @@ import copy
 import json
 import pickle
 from types import ModuleType
+from typing import Any
 
 import attrs
 import pytest
@@ -47,7 +48,7 @@ def test_to_dict_has_the_reference_shape() -> None:
 
 def test_to_dict_matches_the_reference(reference: ModuleType) -> None:
     ref = reference.contracts
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "code": "CONTRACT-004-X",
         "summary": "s",
         "fix_hint": None,

@@ -24,7 +24,7 @@ from stageflow_trio.events.sink import set_event_sink
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.testing import RecordingEventSink
-from tests.fakes import FailingSink, RefRecorder, import_reference
+from tests.fakes import FailingSink, RefRecorder, extra, import_reference
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -207,9 +207,9 @@ def test_try_emit_event_without_a_sink_only_debug_logs(caplog: pytest.LogCapture
     [record] = caplog.records
     assert record.levelno == logging.DEBUG
     assert record.getMessage() == "Event (no sink): tool.invoked"
-    assert record.pipeline_run_id == str(RUN)  # type: ignore[attr-defined]
-    assert record.execution_mode == "practice"  # type: ignore[attr-defined]
-    assert record.tool == "t"  # type: ignore[attr-defined]
+    assert extra(record, "pipeline_run_id") == str(RUN)
+    assert extra(record, "execution_mode") == "practice"
+    assert extra(record, "tool") == "t"
     # The global sink is not a fallback for a StageContext.
     assert global_sink.events == []
 
@@ -231,7 +231,7 @@ def test_try_emit_event_without_a_sink_tolerates_reserved_log_keys(
     [record] = caplog.records
     assert record.name == LOGGER
     assert record.getMessage() == "Event (no sink): e"
-    assert record.tool == "t"  # type: ignore[attr-defined]
+    assert extra(record, "tool") == "t"
 
 
 @pytest.mark.parametrize(

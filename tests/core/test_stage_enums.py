@@ -33,7 +33,8 @@ def test_values() -> None:
 
 
 def test_members_are_strings() -> None:
-    assert StageStatus.OK == "ok"
+    as_str: str = StageStatus.OK  # compared as the str it is, not as an enum member
+    assert as_str == "ok"
     assert isinstance(StageKind.GUARD, str)
     assert StageStatus("fail") is StageStatus.FAIL
     assert StageKind("work") is StageKind.WORK

@@ -255,7 +255,7 @@ def test_outputs_are_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         out.status = StageStatus.FAIL  # type: ignore[misc]
     with pytest.raises(TypeError, match=r"^FrozenDict is immutable: item assignment"):
-        out.data["a"] = 2  # type: ignore[index]
+        out.data["a"] = 2
     with pytest.raises(TypeError, match=r"^FrozenList is immutable: 'append'"):
         out.artifacts.append(StageArtifact("t", {}))
     assert out.data == {"a": 1}
@@ -341,7 +341,7 @@ def test_subclass_factories_return_the_subclass() -> None:
 
 
 def test_status_accepts_string_values() -> None:
-    assert StageOutput("fail").status is StageStatus.FAIL  # type: ignore[arg-type]
+    assert StageOutput("fail").status is StageStatus.FAIL
 
 
 def test_constructor_validation_messages() -> None:
@@ -349,7 +349,7 @@ def test_constructor_validation_messages() -> None:
         ValueError,
         match=r"^status must be a StageStatus or one of 'ok', 'skip', 'cancel', 'fail', 'retry', got 'done'$",
     ):
-        StageOutput("done")  # type: ignore[arg-type]
+        StageOutput("done")
     with pytest.raises(TypeError, match=r"^status must be a StageStatus, got int$"):
         StageOutput(1)  # type: ignore[arg-type]
     with pytest.raises(
@@ -385,7 +385,7 @@ def test_factory_validation_messages() -> None:
     with pytest.raises(
         TypeError, match=r"^artifacts must be a list \(or other iterable\) or None, got dict$"
     ):
-        StageOutput.ok(artifacts={"a": 1})  # type: ignore[arg-type]
+        StageOutput.ok(artifacts={"a": 1})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match=r"^reason must be a str, got NoneType$"):
         StageOutput.skip(None)  # type: ignore[arg-type]
     with pytest.raises(

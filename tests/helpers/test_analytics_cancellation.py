@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from stageflow_trio.helpers.analytics import (
+    AnalyticsEvent,
     AnalyticsSink,
     BufferedExporter,
     CompositeExporter,
@@ -183,16 +184,15 @@ async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     from stageflow_trio.events.sink import wait_for_event_sink_tasks
-    from stageflow_trio.helpers.analytics import AnalyticsSink
 
     exported: list[str] = []
 
     class SlowExporter:
-        async def export(self, event: object) -> None:
+        async def export(self, event: AnalyticsEvent) -> None:
             await trio.sleep(2)
-            exported.append(event.event_type)  # type: ignore[attr-defined]
+            exported.append(event.event_type)
 
-        async def export_batch(self, events: object) -> None:
+        async def export_batch(self, events: list[AnalyticsEvent]) -> None:
             await trio.lowlevel.checkpoint()
 
         async def flush(self) -> None:
@@ -201,7 +201,7 @@ async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
         async def close(self) -> None:
             await trio.lowlevel.checkpoint()
 
-    async with AnalyticsSink(SlowExporter()) as sink:  # type: ignore[arg-type]
+    async with AnalyticsSink(SlowExporter()) as sink:
         assert sink.try_emit(type="a", data=None)
         await trio.sleep(1)
         assert sink.try_emit(type="b", data=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
@@ -128,12 +128,15 @@ async def test_queue_events_golden(autojump_clock: trio.testing.MockClock) -> No
 class _SteppingDatetime(datetime):
     """A datetime whose now() advances 5 ms per call: every reference put looks blocked."""
 
-    current = datetime(2026, 1, 1, tzinfo=UTC)
+    current: ClassVar[_SteppingDatetime]
 
     @classmethod
     def now(cls, tz: Any = None) -> _SteppingDatetime:
-        cls.current += timedelta(milliseconds=5)
-        return cls.current  # type: ignore[return-value]
+        cls.current += timedelta(milliseconds=5)  # a subclass instance, since Python 3.8
+        return cls.current
+
+
+_SteppingDatetime.current = _SteppingDatetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_queue_events_reference_shape(

@@ -395,11 +395,19 @@ def test_payloads_equal_the_reference(reference: ModuleType) -> None:
         ) == ref_wide.WideEventEmitter.build_stage_payload(
             ctx=ref_ctx, result=theirs[name], extra={"x": 1}
         )
-    for name, status in [(None, None), ("named", "weird")]:
+    for pipeline_name, status in [(None, None), ("named", "weird")]:
         assert WideEventEmitter.build_pipeline_payload(
-            ctx=make_ctx(), stage_results=ours, pipeline_name=name, status=status, duration_ms=3
+            ctx=make_ctx(),
+            stage_results=ours,
+            pipeline_name=pipeline_name,
+            status=status,
+            duration_ms=3,
         ) == ref_wide.WideEventEmitter.build_pipeline_payload(
-            ctx=ref_ctx, stage_results=theirs, pipeline_name=name, status=status, duration_ms=3
+            ctx=ref_ctx,
+            stage_results=theirs,
+            pipeline_name=pipeline_name,
+            status=status,
+            duration_ms=3,
         )
 
 

@@ -278,9 +278,20 @@ class Aborting(Recorder):
     """A Recorder that also records on_abort (optionally awaiting or raising there)."""
 
     def __init__(
-        self, *args: object, abort_sleep: float = 0, abort_raises: bool = False, **kwargs: object
+        self,
+        name: str,
+        priority: int,
+        log: list[str],
+        *,
+        abort_sleep: float = 0,
+        abort_raises: bool = False,
+        before_result: InterceptorResult | None = None,
+        raise_in: str | None = None,
+        critical: bool = False,
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            name, priority, log, before_result=before_result, raise_in=raise_in, critical=critical
+        )
         self.abort_sleep = abort_sleep
         self.abort_raises = abort_raises
 
@@ -394,7 +405,9 @@ async def test_interceptors_without_on_abort_are_skipped(autojump_clock: trio.ab
             return None
 
     with trio.move_on_after(1) as scope:
-        await run_with_interceptors("s", forever, create_test_pipeline_context(), [Minimal()])  # type: ignore[list-item]
+        # A duck interceptor without on_abort, on purpose.
+        chain = [Minimal()]
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)  # type: ignore[arg-type]
     assert scope.cancelled_caught
 
 

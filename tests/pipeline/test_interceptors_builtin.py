@@ -463,6 +463,12 @@ def test_docs_example_runs(example: str, monkeypatch: pytest.MonkeyPatch) -> Non
     assert run_in_virtual_time(example, str(DOCS), monkeypatch) == 1
 
 
+def _fake_module(name: str, **members: object) -> types.ModuleType:
+    module = types.ModuleType(name)
+    vars(module).update(members)
+    return module
+
+
 class FakeOtel:
     """Just enough of opentelemetry-api (trace + context) to watch the span's context."""
 
@@ -470,17 +476,17 @@ class FakeOtel:
         self.tracer = FakeTracer()
         self.attached: list[Any] = []
         self.detached: list[Any] = []
-        self.trace = types.ModuleType("opentelemetry.trace")
-        self.trace.get_tracer = lambda name: self.tracer  # type: ignore[attr-defined]
-        self.trace.set_span_in_context = lambda span: ("context-of", span)  # type: ignore[attr-defined]
-        self.trace.StatusCode = types.SimpleNamespace(ERROR="ERROR")  # type: ignore[attr-defined]
-        self.trace.Status = lambda code, description: (code, description)  # type: ignore[attr-defined]
-        self.context = types.ModuleType("opentelemetry.context")
-        self.context.attach = self._attach  # type: ignore[attr-defined]
-        self.context.detach = self.detached.append  # type: ignore[attr-defined]
-        self.package = types.ModuleType("opentelemetry")
-        self.package.trace = self.trace  # type: ignore[attr-defined]
-        self.package.context = self.context  # type: ignore[attr-defined]
+        self.trace = _fake_module(
+            "opentelemetry.trace",
+            get_tracer=lambda name: self.tracer,
+            set_span_in_context=lambda span: ("context-of", span),
+            StatusCode=types.SimpleNamespace(ERROR="ERROR"),
+            Status=lambda code, description: (code, description),
+        )
+        self.context = _fake_module(
+            "opentelemetry.context", attach=self._attach, detach=self.detached.append
+        )
+        self.package = _fake_module("opentelemetry", trace=self.trace, context=self.context)
 
     def _attach(self, context: Any) -> str:
         self.attached.append(context)

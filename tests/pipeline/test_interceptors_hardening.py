@@ -111,20 +111,26 @@ async def test_the_snapshot_attribute_and_a_custom_getter_are_used() -> None:
             self.data: dict[str, Any] = {}
 
     snap = snapshot()
+    cart = snap.extensions
+    assert cart is not None
 
     async def mutate() -> StageResult:
-        snap.extensions.items.clear()  # type: ignore[union-attr]
+        cart.items.clear()
         now = utc_now()
         return StageResult(name="s", status="completed", started_at=now, ended_at=now)
 
+    # Any context with a ``snapshot`` attribute will do, not only a PipelineContext.
+    ctx = CtxWithSnapshot(snap)
     with pytest.raises(ImmutabilityViolationError):
-        await run_with_interceptors("s", mutate, CtxWithSnapshot(snap), [ImmutabilityInterceptor()])  # type: ignore[arg-type]
+        await run_with_interceptors("s", mutate, ctx, [ImmutabilityInterceptor()])  # type: ignore[arg-type]
 
     other = snapshot()
+    other_cart = other.extensions
+    assert other_cart is not None
     checker = ImmutabilityInterceptor(snapshot_getter=lambda ctx: other)
 
     async def mutate_other() -> StageResult:
-        other.extensions.items.append("x")  # type: ignore[union-attr]
+        other_cart.items.append("x")
         now = utc_now()
         return StageResult(name="s", status="completed", started_at=now, ended_at=now)
 
@@ -243,7 +249,7 @@ async def test_growth_warns_and_metrics_are_recorded(caplog: pytest.LogCaptureFi
         now = utc_now()
         return StageResult(name="grow", status="completed", started_at=now, ended_at=now)
 
-    await run_with_interceptors("grow", grow, ctx, [size])  # type: ignore[arg-type]
+    await run_with_interceptors("grow", grow, ctx, [size])  # type: ignore[arg-type]  # a duck context
     total = len("{}") + len('{"blob": "' + "y" * 2000 + '"}')
     assert size.metrics == {
         "grow": ContextSizeMetric(stage="grow", size_bytes=total, growth_bytes=total - 4)

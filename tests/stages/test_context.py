@@ -549,6 +549,8 @@ def test_fork_matches_the_reference(
 
 
 class FakeOutputBag:
+    """Only what derive_for_stage reads from an OutputBag (passed where an OutputBag is typed)."""
+
     def __init__(self, outputs: dict[str, StageOutput]) -> None:
         self._outputs = outputs
 

@@ -15,6 +15,7 @@ from stageflow_trio.protocols import ExecutionContext
 from stageflow_trio.testing import create_test_pipeline_context
 from stageflow_trio.tools import adapters
 from stageflow_trio.tools.adapters import DictContextAdapter, adapt_context
+from tests.fakes import extra
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -97,10 +98,10 @@ def test_try_emit_event_logs_the_enriched_event_at_debug(
     assert record.name == LOGGER
     assert record.levelno == logging.DEBUG
     assert record.getMessage() == "Event (dict context): tool.completed"
-    assert record.pipeline_run_id == str(RUN)  # type: ignore[attr-defined]
-    assert record.request_id is None  # type: ignore[attr-defined]
-    assert record.execution_mode == "mine"  # type: ignore[attr-defined]
-    assert record.tool == "t"  # type: ignore[attr-defined]
+    assert extra(record, "pipeline_run_id") == str(RUN)
+    assert extra(record, "request_id") is None
+    assert extra(record, "execution_mode") == "mine"
+    assert extra(record, "tool") == "t"
 
 
 def test_try_emit_event_is_silent_above_debug(caplog: pytest.LogCaptureFixture) -> None:
@@ -123,7 +124,7 @@ def test_try_emit_event_never_raises(caplog: pytest.LogCaptureFixture, level: in
             (logging.DEBUG, "Event (dict context): e"),
             (logging.WARNING, "Failed to log event e: 'list' object is not a mapping"),
         ]
-        assert caplog.records[0].tool == "t"  # type: ignore[attr-defined]
+        assert extra(caplog.records[0], "tool") == "t"
     else:
         assert messages == []
 

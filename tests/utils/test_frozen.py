@@ -71,7 +71,7 @@ def test_frozen_dict_rejects_non_mapping_data(bad: object) -> None:
 
 def test_frozen_dict_rejects_pairs_of_wrong_length() -> None:
     with pytest.raises(TypeError, match=r"^FrozenDict data must be .* got list$"):
-        FrozenDict([("a", 1, 2)])  # type: ignore[list-item]
+        FrozenDict([("a", 1, 2)])  # type: ignore[arg-type]
 
 
 _DICT_MUTATIONS: list[tuple[str, Callable[[Any], object]]] = [
@@ -115,7 +115,7 @@ def test_frozen_dict_operator_forms_are_refused() -> None:
 
 def test_frozen_dict_copies() -> None:
     fd = FrozenDict({"a": [1]})
-    plain = dict(fd)
+    plain: dict[str, object] = dict(fd)
     plain["b"] = 2
     assert fd == {"a": [1]}
     assert type(plain) is dict
@@ -217,7 +217,8 @@ def test_frozen_list_is_a_list_equal_to_its_source() -> None:
     assert isinstance(fl, list)
     assert fl == [1, 2, 3]
     assert [1, 2, 3] == fl  # noqa: SIM300 (the reflected comparison is the point)
-    assert fl != (1, 2, 3)
+    same_items_as_a_tuple: object = (1, 2, 3)
+    assert fl != same_items_as_a_tuple
     assert fl[0] == 1
     assert fl[-1] == 3
     assert 2 in fl
