@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.helpers.analytics import AnalyticsEvent
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
@@ -123,6 +124,13 @@ class RefRecorder:
 
 
 # --- stages ---------------------------------------------------------------------------
+
+
+class NoopStage:
+    """A stage class for graphs that are built, never run: returns an empty ok output."""
+
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok()
 
 
 class CountingStage:

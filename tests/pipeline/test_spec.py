@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pytest
 
 from stageflow_trio.contracts import ContractErrorInfo
-from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.pipeline._validation import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.spec import (
@@ -19,23 +18,16 @@ from stageflow_trio.pipeline.spec import (
     StageRunner,
     as_async_runner,
 )
-
-if TYPE_CHECKING:
-    from stageflow_trio.stages.context import PipelineContext
-
-
-class Stage:
-    async def execute(self, ctx: PipelineContext) -> StageOutput:
-        return StageOutput.ok()
+from tests.fakes import NoopStage
 
 
 def test_defaults_and_normalization() -> None:
     deps = ["a", "b"]
-    spec = PipelineSpec("s", Stage, deps, inputs=["i"], outputs=("o",), args={"k": 1})
+    spec = PipelineSpec("s", NoopStage, deps, inputs=["i"], outputs=("o",), args={"k": 1})
     deps.append("c")
     assert spec.dependencies == ("a", "b")
     assert (spec.inputs, spec.outputs, dict(spec.args)) == (("i",), ("o",), {"k": 1})
-    bare = PipelineSpec("t", Stage)
+    bare = PipelineSpec("t", NoopStage)
     assert (bare.dependencies, bare.inputs, bare.outputs, bare.conditional, dict(bare.args)) == (
         (),
         (),
@@ -43,11 +35,11 @@ def test_defaults_and_normalization() -> None:
         False,
         {},
     )
-    assert PipelineSpec("u", Stage, None).dependencies == ()
+    assert PipelineSpec("u", NoopStage, None).dependencies == ()
 
 
 def test_is_frozen() -> None:
-    spec = PipelineSpec("s", Stage, args={"k": 1})
+    spec = PipelineSpec("s", NoopStage, args={"k": 1})
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         spec.name = "t"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -66,10 +58,10 @@ def test_invalid_values_match_the_reference(
     reference: ModuleType, name: str, deps: tuple[str, ...], message: str
 ) -> None:
     with pytest.raises(StageDefinitionError, match=f"^{message}$"):
-        PipelineSpec(name, Stage, deps)
+        PipelineSpec(name, NoopStage, deps)
     ref = reference.pipeline.spec
     with pytest.raises(ValueError, match=f"^{message}$"):
-        ref.PipelineSpec(name, Stage, deps)
+        ref.PipelineSpec(name, NoopStage, deps)
 
 
 @pytest.mark.parametrize(
@@ -97,23 +89,23 @@ def test_invalid_values_match_the_reference(
     ],
 )
 def test_wrong_types_name_the_stage_and_the_rule(kwargs: dict[str, Any], message: str) -> None:
-    arguments: dict[str, Any] = {"name": "s", "runner": Stage, **kwargs}
+    arguments: dict[str, Any] = {"name": "s", "runner": NoopStage, **kwargs}
     with pytest.raises(StageDefinitionTypeError, match=f"^{message}$"):
         PipelineSpec(**arguments)
 
 
 def test_hash_uses_runner_identity_and_ignores_args() -> None:
-    a = PipelineSpec("s", Stage, ("x",), args={"k": 1})
-    b = PipelineSpec("s", Stage, ("x",), args={"k": 2})
+    a = PipelineSpec("s", NoopStage, ("x",), args={"k": 1})
+    b = PipelineSpec("s", NoopStage, ("x",), args={"k": 2})
     assert hash(a) == hash(b)
     assert a != b
-    assert a == PipelineSpec("s", Stage, ["x"], args={"k": 1})
-    assert hash(PipelineSpec("s", Stage())) != hash(PipelineSpec("s", Stage()))
-    assert len({a, PipelineSpec("s", Stage, ("x",), args={"k": 1})}) == 1
+    assert a == PipelineSpec("s", NoopStage, ["x"], args={"k": 1})
+    assert hash(PipelineSpec("s", NoopStage())) != hash(PipelineSpec("s", NoopStage()))
+    assert len({a, PipelineSpec("s", NoopStage, ("x",), args={"k": 1})}) == 1
 
 
 def test_stage_runner_protocol() -> None:
-    assert isinstance(Stage(), StageRunner)
+    assert isinstance(NoopStage(), StageRunner)
     assert not isinstance(object(), StageRunner)
 
 

@@ -22,13 +22,9 @@ from stageflow_trio.pipeline._validation import (
     validate_dependencies,
 )
 from stageflow_trio.pipeline.spec import CycleDetectedError, PipelineValidationError
+from tests.fakes import NoopStage
 
 from .strategies import Graph, dags, dags_with_back_edge, graphs, is_cycle, shuffled_dags
-
-
-class Stage:
-    async def execute(self, ctx: object) -> None:
-        return None
 
 
 def _error(graph: Graph) -> PipelineValidationError:
@@ -134,7 +130,7 @@ def test_a_back_edge_is_reported_as_a_real_cycle(case: tuple[Graph, str, str]) -
 def test_same_error_as_the_reference_builder(reference: ModuleType, graph: Graph) -> None:
     ref_builder = reference.pipeline.builder
     ref_spec = reference.pipeline.spec
-    specs = {name: ref_spec.PipelineSpec(name, Stage, deps) for name, deps in graph.items()}
+    specs = {name: ref_spec.PipelineSpec(name, NoopStage, deps) for name, deps in graph.items()}
     try:
         ref_builder.PipelineBuilder("p", stages=specs)
     except ref_spec.PipelineValidationError as exc:
@@ -189,8 +185,8 @@ async def _callable(ctx: object) -> None:
 
 
 def test_check_runner() -> None:
-    check_runner("Spec", "s", Stage)
-    check_runner("Spec", "s", Stage())
+    check_runner("Spec", "s", NoopStage)
+    check_runner("Spec", "s", NoopStage())
     check_runner("Spec", "s", _callable)
 
     class NoExecute:
