@@ -1,12 +1,18 @@
-"""Shared test set-up: Hypothesis profiles and a clean slate for global singletons."""
+"""Shared test set-up: Hypothesis profiles, a clean slate for global singletons, the reference."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.fakes import import_reference
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -23,3 +29,9 @@ def _clean_globals() -> Iterator[None]:
     reset_globals()
     yield
     reset_globals()
+
+
+@pytest.fixture(scope="session")
+def reference() -> ModuleType:
+    """The reference ``stageflow`` package (stageflow-core 0.9.1); skips when not installed."""
+    return import_reference()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import threading
@@ -127,7 +128,8 @@ async def test_output_bag_write_spends_the_budget_at_its_own_reading(
         results = []
         for i, advance in enumerate((0.0, 0.0005, 0.0006)):
             fake_clock.now += advance
-            results += await yield_pattern(lambda i=i: bag.write(f"s{i}", StageOutput.ok()), 1)
+            write = functools.partial(bag.write, f"s{i}", StageOutput.ok())
+            results += await yield_pattern(write, 1)
     assert results == [True, False, True]
     last = bag.get("s2")
     assert last is not None

@@ -113,10 +113,10 @@ def test_module_is_the_public_path(path: str, value: object) -> None:
 
     So reprs, tracebacks and pickles show the path users import, never a private one.
     """
-    home = value.__module__  # type: ignore[attr-defined]
+    home = value.__module__
     assert not _is_private(home), f"{path} reports the private module {home}"
     module = importlib.import_module(home)
-    name = value.__name__  # type: ignore[attr-defined]
+    name = value.__name__  # type: ignore[attr-defined]  # a class or function (see above)
     assert name in module.__all__
     assert getattr(module, name) is value
 
@@ -162,26 +162,26 @@ def _ported(reference_module: str) -> bool:
     return True
 
 
+@pytest.mark.usefixtures("reference")
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_checklist_names_match_the_reference(module: ModuleType) -> None:
     reference_name = module.__name__.replace("stageflow_trio", "stageflow", 1)
-    pytest.importorskip("stageflow")
     try:
-        reference = importlib.import_module(reference_name)
+        theirs = importlib.import_module(reference_name)
     except ImportError:
         pytest.skip(f"{reference_name} does not exist in the reference")
-    ref_all = getattr(reference, "__all__", None)
+    ref_all = getattr(theirs, "__all__", None)
     if ref_all is None:  # a reference module without __all__ exports its public names
         ref_all = [
             name
-            for name in dir(reference)
+            for name in dir(theirs)
             if not name.startswith("_")
-            and getattr(getattr(reference, name), "__module__", None) == reference_name
+            and getattr(getattr(theirs, name), "__module__", None) == reference_name
         ]
     ref_names = {
         name
         for name in ref_all
-        if name in CHECKLIST_NAMES and hasattr(reference, name) and _ported(_home(reference, name))
+        if name in CHECKLIST_NAMES and hasattr(theirs, name) and _ported(_home(theirs, name))
     }
     our_names = set(getattr(module, "__all__", ())) & CHECKLIST_NAMES
     assert our_names >= ref_names, (

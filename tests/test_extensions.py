@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -40,8 +41,8 @@ class PlainExtension:
     level: int = 0
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.extensions")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.extensions
     assert sorted(extensions_module.__all__) == sorted(ref.__all__)
 
 
@@ -96,11 +97,11 @@ def test_helper_reads_a_snapshots_frozen_extensions_as_plain_data() -> None:
     assert snapshot.extensions["skills"]["active_skill_ids"] == ["python"]
 
 
-def test_helper_matches_stageflow_on_plain_data() -> None:
-    ref = pytest.importorskip("stageflow.extensions")
+def test_helper_matches_stageflow_on_plain_data(reference: ModuleType) -> None:
+    ref = reference.extensions
     data = {"skills": {"active_skill_ids": ["a"]}, "plain": {"level": 1}, "raw": 5}
     for key, ext_type in [("skills", SkillsExtension), ("plain", PlainExtension), ("raw", int)]:
-        mine = ExtensionHelper.get(data, key, ext_type)  # type: ignore[arg-type]
+        mine = ExtensionHelper.get(data, key, ext_type)
         assert mine == ref.ExtensionHelper.get(data, key, ext_type)
 
 
@@ -111,8 +112,8 @@ def test_helper_rejects_a_non_mapping() -> None:
         ExtensionHelper.get([], "skills", SkillsExtension)  # type: ignore[arg-type]
 
 
-def test_create_skills_extension_matches_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.extensions")
+def test_create_skills_extension_matches_stageflow(reference: ModuleType) -> None:
+    ref = reference.extensions
     assert create_skills_extension() == {
         "active_skill_ids": [],
         "current_level": None,

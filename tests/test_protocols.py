@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -11,10 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio import protocols
-from stageflow_trio.context.context_snapshot import ContextSnapshot
-from stageflow_trio.context.identity import RunIdentity
-from stageflow_trio.core.stage_context import StageContext
-from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.events import sink as sink_module
 from stageflow_trio.protocols import (
     ConfigProvider,
@@ -23,8 +20,7 @@ from stageflow_trio.protocols import (
     ExecutionContext,
     RunStore,
 )
-from stageflow_trio.stages.context import PipelineContext
-from stageflow_trio.stages.inputs import StageInputs
+from stageflow_trio.testing import create_test_pipeline_context, create_test_stage_context
 from stageflow_trio.tools.adapters import DictContextAdapter
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -32,37 +28,20 @@ RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
 
 
-def _pipeline_context() -> PipelineContext:
-    return PipelineContext(
-        pipeline_run_id=RUN,
-        request_id=REQ,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        execution_mode="practice",
-    )
-
-
-def _stage_context() -> StageContext:
-    snapshot: ContextSnapshot[Any] = ContextSnapshot(
-        run_id=RunIdentity(pipeline_run_id=RUN, request_id=REQ), execution_mode="practice"
-    )
-    return StageContext(
-        snapshot=snapshot, inputs=StageInputs(snapshot), stage_name="s", timer=PipelineTimer()
-    )
-
-
 # --- mypy checks these assignments (run mypy on this file): every context satisfies the protocol.
 def _as_execution_contexts() -> list[ExecutionContext]:
-    pipeline_ctx: ExecutionContext = _pipeline_context()
-    stage_ctx: ExecutionContext = _stage_context()
+    pipeline_ctx: ExecutionContext = create_test_pipeline_context(
+        pipeline_run_id=RUN, request_id=REQ, execution_mode="practice"
+    )
+    stage_ctx: ExecutionContext = create_test_stage_context(
+        pipeline_run_id=RUN, request_id=REQ, execution_mode="practice", stage_name="s"
+    )
     dict_ctx: ExecutionContext = DictContextAdapter({"pipeline_run_id": str(RUN)})
     return [pipeline_ctx, stage_ctx, dict_ctx]
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.protocols
     assert sorted(protocols.__all__) == sorted(ref.__all__)
     for name in protocols.__all__:
         assert getattr(protocols, name) is not None
@@ -127,8 +106,8 @@ def test_run_store_and_config_provider_are_runtime_checkable() -> None:
     assert not isinstance(object(), ConfigProvider)
 
 
-def test_protocol_members_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+def test_protocol_members_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.protocols
     import inspect
 
     for name, members in [
@@ -228,6 +207,7 @@ _maybe_uuid = st.none() | st.uuids()
     ),
 )
 def test_correlation_ids_to_dict_matches_the_reference(
+    reference: ModuleType,
     run_id: uuid.UUID | None,
     request_id: uuid.UUID | None,
     trace_id: str | None,
@@ -236,7 +216,7 @@ def test_correlation_ids_to_dict_matches_the_reference(
     org_id: uuid.UUID | None,
     extra: dict[str, int],
 ) -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+    ref = reference.protocols
     kwargs: dict[str, Any] = {
         "run_id": run_id,
         "request_id": request_id,
@@ -317,7 +297,7 @@ def test_mypy_accepts_every_context_as_an_execution_context(tmp_path: Any) -> No
     assert errors[0].startswith(f"{snippet}:{last_line}: error: Incompatible types in assignment")
 
 
-def test_our_contexts_satisfy_the_reference_protocol_too() -> None:
-    ref = pytest.importorskip("stageflow.protocols")
+def test_our_contexts_satisfy_the_reference_protocol_too(reference: ModuleType) -> None:
+    ref = reference.protocols
     for ctx in _as_execution_contexts():
         assert isinstance(ctx, ref.ExecutionContext)

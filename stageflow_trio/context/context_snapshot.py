@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping  # noqa: TC003 - annotations are resolved at runtime
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 import attrs
+from typing_extensions import TypeVar
 
 from stageflow_trio._time import utc_now
 from stageflow_trio.context._codec import _EMPTY_LIST, _metadata_field, _new, _set, _slot_setters
@@ -45,7 +46,11 @@ class _SupportsToDict(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-T = TypeVar("T", bound="_SupportsToDict | Mapping[str, Any]")
+# The default lets `ContextSnapshot(...)` and `from_dict(...)` type-check without an
+# annotation when the extension type cannot be inferred (strict mypy asked for one).
+T = TypeVar(
+    "T", bound="_SupportsToDict | Mapping[str, Any]", default="_SupportsToDict | Mapping[str, Any]"
+)
 
 _FIELDS = (
     "run_id",

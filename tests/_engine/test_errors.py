@@ -23,7 +23,7 @@ async def a_cancelled() -> trio.Cancelled:
     return caught
 
 
-class CustomGroup(ExceptionGroup):  # type: ignore[type-arg]
+class CustomGroup(ExceptionGroup[Exception]):
     """A user-defined group type: must be treated as a leaf."""
 
 
@@ -136,7 +136,9 @@ async def test_an_all_cancelled_group_is_caught_by_the_cancelled_scope() -> None
     assert type(escaped[0]) is trio.Cancelled
 
 
-async def test_unwrapping_groups_unwraps_a_failing_nursery() -> None:
+async def test_unwrapping_groups_unwraps_a_failing_nursery(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     async def fail() -> None:
         await trio.sleep(1)
         raise ValueError("task failed")
@@ -150,6 +152,7 @@ async def test_unwrapping_groups_unwraps_a_failing_nursery() -> None:
     with pytest.raises(ValueError, match=r"^task failed$") as info:
         await run()
     assert info.value.__context__ is None
+    assert trio.current_time() == 1.0  # virtual: the task failed after its one-second sleep
 
 
 def test_unwrapping_groups_passes_other_exceptions_through() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 import trio
 import trio.testing
@@ -35,7 +36,7 @@ def test_every_stage_runs_once_after_all_its_dependencies(
     finished: dict[str, float] = {}
     runs: list[str] = []
 
-    def runner(name: str):  # type: ignore[no-untyped-def]
+    def runner(name: str) -> Callable[[StageContext], Awaitable[StageOutput]]:
         async def run(ctx: StageContext) -> StageOutput:
             started[name] = trio.current_time()
             runs.append(name)

@@ -9,6 +9,7 @@ holds exactly the stages that had finished.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 import trio
 import trio.testing
@@ -43,7 +44,7 @@ class Trace:
 def _graph(
     graph: Graph, delays: dict[str, float], trace: Trace, failing: str | None
 ) -> UnifiedStageGraph:
-    def runner(name: str):  # type: ignore[no-untyped-def]
+    def runner(name: str) -> Callable[[StageContext], Awaitable[StageOutput]]:
         async def run(ctx: StageContext) -> StageOutput:
             trace.started[name] = trio.current_time()
             try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Coroutine
+from types import ModuleType
+from typing import Any
 
 import pytest
 import trio
@@ -123,8 +126,8 @@ async def test_bad_input(
     assert bag.keys() == []
 
 
-async def test_differential_conflict_message() -> None:
-    ref = pytest.importorskip("stageflow.context.bag")
+async def test_differential_conflict_message(reference: ModuleType) -> None:
+    ref = reference.context.bag
     ours, theirs = ContextBag(), ref.ContextBag()
     await ours.write("k", 1, "a")
     # The reference's write never suspends, so driving its coroutine by hand is enough.
@@ -140,10 +143,10 @@ async def test_differential_conflict_message() -> None:
     assert ours.get_writer("k") == theirs.get_writer("k")
 
 
-def _drive(coro: object) -> None:
+def _drive(coro: Coroutine[Any, Any, Any]) -> None:
     """Run a coroutine that never suspends (an uncontended asyncio.Lock) to completion."""
     try:
-        coro.send(None)  # type: ignore[attr-defined]
+        coro.send(None)
     except StopIteration:
         return
     raise AssertionError("the reference coroutine suspended")

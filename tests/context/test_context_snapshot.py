@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ from stageflow_trio.context.enrichments import (
 )
 from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.context.types import Message, RoutingDecision
+from tests.fakes import import_reference
 
 from .strategies import EXTENSION_TYPES, SampleExtensions, bundles, datetimes, snapshots
 
@@ -65,7 +67,15 @@ def _plain(value: Any) -> Any:
 
 def _full_snapshot() -> ContextSnapshot[Any]:
     return ContextSnapshot(
-        run_id=RunIdentity(*IDS, created_at=WHEN),
+        run_id=RunIdentity(
+            pipeline_run_id=IDS[0],
+            request_id=IDS[1],
+            session_id=IDS[2],
+            user_id=IDS[3],
+            org_id=IDS[4],
+            interaction_id=IDS[5],
+            created_at=WHEN,
+        ),
         enrichments=Enrichments(
             profile=ProfileEnrichment(user_id=IDS[3], display_name="Al", goals=["g"]),
             memory=MemoryEnrichment(recent_topics=["t"]),
@@ -91,7 +101,7 @@ def _full_snapshot() -> ContextSnapshot[Any]:
 
 @functools.cache
 def _reference_extension_class() -> type[Any]:
-    ref = pytest.importorskip("stageflow.context.extensions")
+    ref = import_reference().context.extensions
     # Named like ours, so that extensions_type matches.
     namespace = {"__annotations__": {"deal_id": "str | None", "stage": "int"}, "stage": 0}
     namespace["deal_id"] = None
@@ -100,8 +110,8 @@ def _reference_extension_class() -> type[Any]:
 
 def _to_reference(snapshot: ContextSnapshot[Any]) -> Any:
     """The same snapshot built with stageflow's classes and plain containers."""
-    ref = pytest.importorskip("stageflow.context")
-    ref_types = pytest.importorskip("stageflow.context.types")
+    ref = import_reference().context
+    ref_types = ref.types
     run = snapshot.run_id
     enrichments, conversation = snapshot.enrichments, snapshot.conversation
     ref_enrichments = None
@@ -192,8 +202,8 @@ def _freeze_created_at(data: dict[str, Any]) -> dict[str, Any]:
 # --- the module ----------------------------------------------------------------------
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.context.context_snapshot")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.context.context_snapshot
     assert snapshot_module.__all__ == ref.__all__
 
 
@@ -271,7 +281,9 @@ def test_from_dict_inverts_to_dict(snapshot: ContextSnapshot[Any]) -> None:
 
 @given(snapshots())
 def test_from_dict_inverts_to_dict_through_json(snapshot: ContextSnapshot[Any]) -> None:
-    restored = ContextSnapshot.from_dict(_plain(snapshot.to_dict()), EXTENSION_TYPES)
+    restored: ContextSnapshot[Any] = ContextSnapshot.from_dict(
+        _plain(snapshot.to_dict()), EXTENSION_TYPES
+    )
     assert restored == snapshot
     assert restored.to_dict() == snapshot.to_dict()
 
@@ -280,7 +292,7 @@ def test_from_dict_inverts_to_dict_through_json(snapshot: ContextSnapshot[Any]) 
 def test_to_dict_is_stable_across_calls_and_round_trips(snapshot: ContextSnapshot[Any]) -> None:
     first = snapshot.to_dict()
     assert snapshot.to_dict() == first
-    again = ContextSnapshot.from_dict(first, EXTENSION_TYPES)
+    again: ContextSnapshot[Any] = ContextSnapshot.from_dict(first, EXTENSION_TYPES)
     assert again.to_dict() == first
     assert ContextSnapshot.from_dict(again.to_dict(), EXTENSION_TYPES).to_dict() == first
 
@@ -290,26 +302,28 @@ def test_to_dict_is_stable_across_calls_and_round_trips(snapshot: ContextSnapsho
 
 @given(snapshots(extensions=st.none() | bundles))
 def test_to_dict_matches_stageflow(snapshot: ContextSnapshot[Any]) -> None:
-    reference = _to_reference(snapshot)
-    assert snapshot.to_dict() == reference.to_dict()
+    converted = _to_reference(snapshot)
+    assert snapshot.to_dict() == converted.to_dict()
 
 
 @given(snapshots(extensions=st.none() | bundles))
-def test_reads_stageflows_output_back_to_the_same_output(snapshot: ContextSnapshot[Any]) -> None:
-    ref = pytest.importorskip("stageflow.context")
-    reference = _to_reference(snapshot)
-    ref_types = {"SampleExtensions": type(reference.extensions)} if reference.extensions else None
-    theirs = ref.ContextSnapshot.from_dict(reference.to_dict(), ref_types)
-    mine = ContextSnapshot.from_dict(reference.to_dict(), EXTENSION_TYPES)
-    assert mine.to_dict() == reference.to_dict()
+def test_reads_stageflows_output_back_to_the_same_output(
+    reference: ModuleType, snapshot: ContextSnapshot[Any]
+) -> None:
+    ref = reference.context
+    converted = _to_reference(snapshot)
+    ref_types = {"SampleExtensions": type(converted.extensions)} if converted.extensions else None
+    theirs = ref.ContextSnapshot.from_dict(converted.to_dict(), ref_types)
+    mine: ContextSnapshot[Any] = ContextSnapshot.from_dict(converted.to_dict(), EXTENSION_TYPES)
+    assert mine.to_dict() == converted.to_dict()
     assert mine.to_dict() == theirs.to_dict()
 
 
 @given(snapshots(extensions=st.none() | bundles), st.data())
 def test_reads_the_flat_legacy_shape_like_stageflow(
-    snapshot: ContextSnapshot[Any], data: st.DataObject
+    reference: ModuleType, snapshot: ContextSnapshot[Any], data: st.DataObject
 ) -> None:
-    ref = pytest.importorskip("stageflow.context")
+    ref = reference.context
     full = snapshot.to_dict()
     # Drop some composed keys, so those bundles come from the flat keys.
     dropped = data.draw(st.sets(st.sampled_from(["run_id", "enrichments", "conversation"])))
@@ -319,17 +333,17 @@ def test_reads_the_flat_legacy_shape_like_stageflow(
     assert _freeze_created_at(mine) == _freeze_created_at(theirs)
 
 
-def test_legacy_flat_routing_decision_may_lack_keys_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_legacy_flat_routing_decision_may_lack_keys_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context
     legacy = {"routing_decision": {"agent_id": "a"}, "created_at": WHEN.isoformat()}
-    mine = ContextSnapshot.from_dict(legacy)
+    mine: ContextSnapshot[Any] = ContextSnapshot.from_dict(legacy)
     assert mine.routing_decision == RoutingDecision("a", None, None)  # type: ignore[arg-type]
     theirs = ref.ContextSnapshot.from_dict(legacy)
     assert _freeze_created_at(mine.to_dict()) == _freeze_created_at(theirs.to_dict())
 
 
-def test_odd_spellings_serialize_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_odd_spellings_serialize_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context
     data = {
         "run_id": {
             "pipeline_run_id": str(IDS[0]).upper(),
@@ -350,8 +364,8 @@ def test_odd_spellings_serialize_like_stageflow() -> None:
     )
 
 
-def test_unknown_extension_types_are_dropped_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_unknown_extension_types_are_dropped_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context
     data = _full_snapshot().to_dict()
     assert ContextSnapshot.from_dict(data).extensions is None
     assert ContextSnapshot.from_dict(data, {"Other": SampleExtensions}).extensions is None
@@ -359,13 +373,15 @@ def test_unknown_extension_types_are_dropped_like_stageflow() -> None:
 
 
 def test_registered_extension_types_are_rebuilt() -> None:
-    snapshot = ContextSnapshot.from_dict(_full_snapshot().to_dict(), EXTENSION_TYPES)
+    snapshot: ContextSnapshot[Any] = ContextSnapshot.from_dict(
+        _full_snapshot().to_dict(), EXTENSION_TYPES
+    )
     assert snapshot.extensions == SampleExtensions(deal_id="D-1", stage=2)
 
 
 def test_from_dict_with_a_missing_created_at_uses_now() -> None:
     before = datetime.now(UTC)
-    snapshot = ContextSnapshot.from_dict({})
+    snapshot: ContextSnapshot[Any] = ContextSnapshot.from_dict({})
     assert snapshot.created_at >= before
     assert snapshot.created_at.tzinfo is UTC
     assert snapshot == ContextSnapshot(run_id=snapshot.run_id, created_at=snapshot.created_at)
@@ -374,8 +390,8 @@ def test_from_dict_with_a_missing_created_at_uses_now() -> None:
 # --- d15: mapping extensions ---------------------------------------------------------
 
 
-def test_mapping_extensions_serialize_where_stageflow_crashes() -> None:
-    ref = pytest.importorskip("stageflow.context")
+def test_mapping_extensions_serialize_where_stageflow_crashes(reference: ModuleType) -> None:
+    ref = reference.context
     extensions = {"skills": {"ids": ["python"], "level": 2}}
     with pytest.raises(AttributeError):
         ref.ContextSnapshot(extensions=extensions).to_dict()
@@ -414,7 +430,7 @@ def test_extensions_of_another_kind_are_rejected_early() -> None:
         r"a mapping or None, got int$"
     )
     with pytest.raises(TypeError, match=message):
-        ContextSnapshot(extensions=5)  # type: ignore[type-var]
+        ContextSnapshot(extensions=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=message):
         ContextSnapshot().with_extensions(5)  # type: ignore[arg-type]
 
@@ -449,7 +465,9 @@ def test_with_methods_return_new_snapshots() -> None:
 
 
 def test_with_methods_serialize_the_new_values() -> None:
-    snapshot = ContextSnapshot.from_dict(_full_snapshot().to_dict(), EXTENSION_TYPES)
+    snapshot: ContextSnapshot[Any] = ContextSnapshot.from_dict(
+        _full_snapshot().to_dict(), EXTENSION_TYPES
+    )
     new_run = RunIdentity(user_id=IDS[0], created_at=WHEN + timedelta(days=1))
     data = snapshot.with_run_id(new_run).to_dict()
     assert data["user_id"] == str(IDS[0])
@@ -476,7 +494,7 @@ def test_flat_accessors() -> None:
     assert snapshot.memory == snapshot.enrichments.memory
     assert snapshot.documents == snapshot.enrichments.documents
     assert snapshot.web_results == [{"url": "u"}]
-    empty = ContextSnapshot()
+    empty: ContextSnapshot[Any] = ContextSnapshot()
     assert (empty.messages, empty.documents, empty.web_results) == ([], [], [])
     assert (empty.routing_decision, empty.profile, empty.memory) == (None, None, None)
 
@@ -500,7 +518,7 @@ def test_is_immutable() -> None:
 
 def test_from_dict_does_not_share_the_input() -> None:
     data = _plain(_full_snapshot().to_dict())
-    snapshot = ContextSnapshot.from_dict(data, EXTENSION_TYPES)
+    snapshot: ContextSnapshot[Any] = ContextSnapshot.from_dict(data, EXTENSION_TYPES)
     data["metadata"]["trace"]["span"] = "changed"
     data["conversation"]["messages"][0]["metadata"]["n"] = 2
     data["enrichments"]["web_results"].append({"url": "v"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
 import attrs
 import pytest
@@ -13,16 +15,17 @@ from stageflow_trio.context import conversation as conversation_module
 from stageflow_trio.context import types as types_module
 from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.types import Message, RoutingDecision
+from tests.fakes import import_reference
 
 from .strategies import conversations, messages, routing_decisions
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
-def _to_reference(conversation: Conversation) -> object:
+def _to_reference(conversation: Conversation) -> Any:
     """The same conversation built with stageflow's classes (plain containers)."""
-    ref_conversation = pytest.importorskip("stageflow.context.conversation")
-    ref_types = pytest.importorskip("stageflow.context.types")
+    reference = import_reference()
+    ref_conversation, ref_types = reference.context.conversation, reference.context.types
     routing = conversation.routing_decision
     return ref_conversation.Conversation(
         messages=[
@@ -45,8 +48,8 @@ def _to_reference(conversation: Conversation) -> object:
     )
 
 
-def test_all_matches_the_reference() -> None:
-    ref_conversation = pytest.importorskip("stageflow.context.conversation")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref_conversation = reference.context.conversation
     assert conversation_module.__all__ == ref_conversation.__all__
     assert set(types_module.__all__) == {"Message", "RoutingDecision"}
 
@@ -98,12 +101,12 @@ def test_routing_decision_from_dict_inverts_to_dict(routing: RoutingDecision) ->
 
 
 @given(conversations)
-def test_matches_stageflow(conversation: Conversation) -> None:
-    ref_conversation = pytest.importorskip("stageflow.context.conversation")
-    reference = _to_reference(conversation)
-    assert conversation.to_dict() == reference.to_dict()  # type: ignore[attr-defined]
+def test_matches_stageflow(reference: ModuleType, conversation: Conversation) -> None:
+    ref_conversation = reference.context.conversation
+    converted = _to_reference(conversation)
+    assert conversation.to_dict() == converted.to_dict()
     theirs = ref_conversation.Conversation.from_dict(conversation.to_dict())
-    assert Conversation.from_dict(reference.to_dict()).to_dict() == theirs.to_dict()  # type: ignore[attr-defined]
+    assert Conversation.from_dict(converted.to_dict()).to_dict() == theirs.to_dict()
 
 
 def test_properties_find_the_last_message_of_each_role() -> None:
@@ -136,7 +139,7 @@ def test_containers_are_immutable() -> None:
     message = Message(role="user", content="hi", metadata={"tags": ["a"], "n": {"k": 1}})
     conversation = Conversation(messages=[message])
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        conversation.messages = []  # type: ignore[misc]
+        conversation.messages = []  # type: ignore[misc,assignment]
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         message.content = "changed"  # type: ignore[misc]
     with pytest.raises(TypeError, match=r"^FrozenList is immutable: 'append'"):

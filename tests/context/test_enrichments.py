@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from types import ModuleType
+from typing import Any
 
 import attrs
 import pytest
@@ -17,17 +19,18 @@ from stageflow_trio.context.enrichments import (
     MemoryEnrichment,
     ProfileEnrichment,
 )
+from tests.fakes import import_reference
 
 from .strategies import documents, enrichments, memories, profiles
 
 
-def _plain(value: object) -> object:
+def _plain(value: object) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _to_reference(bundle: Enrichments) -> object:
+def _to_reference(bundle: Enrichments) -> Any:
     """The same enrichments built with stageflow's classes (plain containers)."""
-    ref = pytest.importorskip("stageflow.context.enrichments")
+    ref = import_reference().context.enrichments
     profile, memory = bundle.profile, bundle.memory
     return ref.Enrichments(
         profile=None
@@ -58,8 +61,8 @@ def _to_reference(bundle: Enrichments) -> object:
     )
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.context.enrichments")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.context.enrichments
     assert sorted(enrichments_module.__all__) == sorted(
         name for name in dir(ref) if name.endswith("Enrichment") or name == "Enrichments"
     )
@@ -72,34 +75,34 @@ def test_from_dict_inverts_to_dict(bundle: Enrichments) -> None:
 
 @given(enrichments)
 def test_from_dict_inverts_to_dict_through_json(bundle: Enrichments) -> None:
-    restored = Enrichments.from_dict(_plain(bundle.to_dict()))  # type: ignore[arg-type]
+    restored = Enrichments.from_dict(_plain(bundle.to_dict()))
     assert restored == bundle
     assert restored.to_dict() == bundle.to_dict()
 
 
 @given(profiles)
 def test_profile_round_trip(profile: ProfileEnrichment) -> None:
-    assert ProfileEnrichment.from_dict(_plain(profile.to_dict())) == profile  # type: ignore[arg-type]
+    assert ProfileEnrichment.from_dict(_plain(profile.to_dict())) == profile
 
 
 @given(memories)
 def test_memory_round_trip(memory: MemoryEnrichment) -> None:
-    assert MemoryEnrichment.from_dict(_plain(memory.to_dict())) == memory  # type: ignore[arg-type]
+    assert MemoryEnrichment.from_dict(_plain(memory.to_dict())) == memory
 
 
 @given(documents)
 def test_document_round_trip(document: DocumentEnrichment) -> None:
-    assert DocumentEnrichment.from_dict(_plain(document.to_dict())) == document  # type: ignore[arg-type]
+    assert DocumentEnrichment.from_dict(_plain(document.to_dict())) == document
 
 
 @given(enrichments)
-def test_matches_stageflow(bundle: Enrichments) -> None:
-    ref = pytest.importorskip("stageflow.context.enrichments")
-    reference = _to_reference(bundle)
-    assert bundle.to_dict() == reference.to_dict()  # type: ignore[attr-defined]
+def test_matches_stageflow(reference: ModuleType, bundle: Enrichments) -> None:
+    ref = reference.context.enrichments
+    converted = _to_reference(bundle)
+    assert bundle.to_dict() == converted.to_dict()
     theirs = ref.Enrichments.from_dict(bundle.to_dict())
-    assert Enrichments.from_dict(reference.to_dict()).to_dict() == theirs.to_dict()  # type: ignore[attr-defined]
-    assert bundle.has_any == reference.has_any  # type: ignore[attr-defined]
+    assert Enrichments.from_dict(converted.to_dict()).to_dict() == theirs.to_dict()
+    assert bundle.has_any == converted.has_any
 
 
 def test_profile_to_dict_shape() -> None:
@@ -118,7 +121,7 @@ def test_profile_user_id_serializes_canonically_whatever_its_input_spelling() ->
     text = "12345678-1234-5678-1234-567812345678"
     profile = ProfileEnrichment.from_dict({"user_id": text.upper()})
     assert profile.to_dict()["user_id"] == text
-    assert ProfileEnrichment(user_id=text).user_id == uuid.UUID(text)  # type: ignore[arg-type]
+    assert ProfileEnrichment(user_id=text).user_id == uuid.UUID(text)
 
 
 def test_has_any() -> None:
@@ -147,8 +150,8 @@ def test_memory_prefers_the_current_names() -> None:
     assert memory.recent_topics == ["new"]
 
 
-def test_document_accepts_the_legacy_names_like_stageflow() -> None:
-    ref = pytest.importorskip("stageflow.context.enrichments")
+def test_document_accepts_the_legacy_names_like_stageflow(reference: ModuleType) -> None:
+    ref = reference.context.enrichments
     cases: list[dict[str, object]] = [
         {"doc_id": "d", "doc_type": "pdf"},
         {"content": "text"},
@@ -175,18 +178,19 @@ def test_containers_are_immutable() -> None:
         documents=[DocumentEnrichment(blocks=[{"type": "text"}])],
         web_results=[{"url": "u"}],
     )
-    assert bundle.profile is not None
-    assert bundle.memory is not None
+    profile, memory = bundle.profile, bundle.memory
+    assert profile is not None
+    assert memory is not None
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         bundle.profile = None  # type: ignore[misc]
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         bundle.documents[0].document_id = "x"  # type: ignore[misc]
     with pytest.raises(TypeError, match=r"^FrozenList is immutable: 'append'"):
-        bundle.profile.goals.append("h")
+        profile.goals.append("h")
     with pytest.raises(TypeError, match=r"^FrozenDict is immutable: item assignment"):
-        bundle.profile.preferences["nested"]["a"] = 2
+        profile.preferences["nested"]["a"] = 2
     with pytest.raises(TypeError, match=r"^FrozenList is immutable: 'clear'"):
-        bundle.memory.recent_topics.clear()
+        memory.recent_topics.clear()
     with pytest.raises(TypeError, match=r"^FrozenDict is immutable: item assignment"):
         bundle.documents[0].blocks[0]["type"] = "image"
     with pytest.raises(TypeError, match=r"^FrozenDict is immutable: item assignment"):
@@ -230,12 +234,12 @@ def test_bad_shapes_name_the_path() -> None:
 
 def test_constructor_rejects_non_container_fields() -> None:
     with pytest.raises(TypeError, match=r"^goals must be a list, got str$"):
-        ProfileEnrichment(goals="fluency")  # type: ignore[arg-type]
+        ProfileEnrichment(goals="fluency")
     with pytest.raises(TypeError, match=r"^preferences must be a mapping, got int$"):
         ProfileEnrichment(preferences=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^blocks must be a list, got int$"):
         DocumentEnrichment(blocks=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^web_results must be a list, got dict$"):
-        Enrichments(web_results={"u": 1})  # type: ignore[arg-type]
+        Enrichments(web_results={"u": 1})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match=r"^user_id must be a UUID string, got 'me'$"):
-        ProfileEnrichment(user_id="me")  # type: ignore[arg-type]
+        ProfileEnrichment(user_id="me")

@@ -7,6 +7,7 @@ import json
 import math
 import pickle
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -386,9 +387,11 @@ def test_attempt_sequences_follow_the_model(ops: list[tuple[str, bool]]) -> None
 
 
 @given(_ops)
-def test_attempt_sequences_match_reference(ops: list[tuple[str, bool]]) -> None:
-    ref_bag = pytest.importorskip("stageflow.context.output_bag")
-    ref_core = pytest.importorskip("stageflow.core")
+def test_attempt_sequences_match_reference(
+    reference: ModuleType, ops: list[tuple[str, bool]]
+) -> None:
+    ref_bag = reference.context.output_bag
+    ref_core = reference.core
     ours = _apply_sync(OutputBag(), StageOutput.ok(), ops, OutputConflictError)
     theirs = _apply_sync(
         ref_bag.OutputBag(), ref_core.StageOutput.ok(), ops, ref_bag.OutputConflictError
@@ -396,9 +399,9 @@ def test_attempt_sequences_match_reference(ops: list[tuple[str, bool]]) -> None:
     assert ours == theirs
 
 
-async def test_async_write_matches_reference() -> None:
-    ref_bag = pytest.importorskip("stageflow.context.output_bag")
-    ref_core = pytest.importorskip("stageflow.core")
+async def test_async_write_matches_reference(reference: ModuleType) -> None:
+    ref_bag = reference.context.output_bag
+    ref_core = reference.core
     ours, theirs = OutputBag(), ref_bag.OutputBag()
     our_out = StageOutput.fail("boom", {"k": [1]}).with_duration(3)
     their_out = ref_core.StageOutput.fail("boom", {"k": [1]}).with_duration(3)

@@ -7,6 +7,7 @@ import inspect
 import json
 import pickle
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -85,8 +86,8 @@ def test_ok_artifacts_events_metadata() -> None:
     assert StageOutput.ok(metadata={"m": 1}).data == {"metadata": {"m": 1}}
 
 
-def test_ok_artifacts_keyword_diverges_from_reference() -> None:
-    ref = pytest.importorskip("stageflow.core.stage_output")
+def test_ok_artifacts_keyword_diverges_from_reference(reference: ModuleType) -> None:
+    ref = reference.core.stage_output
     art = StageArtifact("t", {})
     # The reference treats artifacts= as keyword data; here it fills the field (parity row).
     assert ref.StageOutput.ok(artifacts=[art]).data == {"artifacts": [art]}
@@ -149,8 +150,8 @@ def test_retry() -> None:
         StageOutput.retry()
 
 
-def test_factory_signatures_extend_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.core.stage_output")
+def test_factory_signatures_extend_the_reference(reference: ModuleType) -> None:
+    ref = reference.core.stage_output
     for name in ("ok", "skip", "cancel", "fail", "retry"):
         ours = inspect.signature(getattr(StageOutput, name)).parameters
         theirs = inspect.signature(getattr(ref.StageOutput, name)).parameters
@@ -189,9 +190,9 @@ _DIFFERENTIAL_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("factory", "args", "kwargs"), _DIFFERENTIAL_CALLS)
 def test_factories_match_reference(
-    factory: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    reference: ModuleType, factory: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    ref = pytest.importorskip("stageflow.core.stage_output")
+    ref = reference.core.stage_output
     ours = getattr(StageOutput, factory)(*args, **kwargs)
     theirs = getattr(ref.StageOutput, factory)(*args, **kwargs)
     assert _fields(ours) == _fields(theirs)
@@ -200,8 +201,10 @@ def test_factories_match_reference(
 
 
 @given(data_dicts, st.none() | st.text(max_size=4))
-def test_ok_matches_reference_property(data: dict[str, Any], version: str | None) -> None:
-    ref = pytest.importorskip("stageflow.core.stage_output")
+def test_ok_matches_reference_property(
+    reference: ModuleType, data: dict[str, Any], version: str | None
+) -> None:
+    ref = reference.core.stage_output
     assert _fields(StageOutput.ok(data, version=version)) == _fields(
         ref.StageOutput.ok(data, version=version)
     )
@@ -212,9 +215,9 @@ def test_ok_matches_reference_property(data: dict[str, Any], version: str | None
 
 @given(st.text(max_size=10), st.none() | data_dicts)
 def test_reason_factories_match_reference_property(
-    reason: str, data: dict[str, Any] | None
+    reference: ModuleType, reason: str, data: dict[str, Any] | None
 ) -> None:
-    ref = pytest.importorskip("stageflow.core.stage_output")
+    ref = reference.core.stage_output
     for factory in ("skip", "cancel", "fail", "retry"):
         assert _fields(getattr(StageOutput, factory)(reason, data)) == _fields(
             getattr(ref.StageOutput, factory)(reason, data)
@@ -252,7 +255,7 @@ def test_outputs_are_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         out.status = StageStatus.FAIL  # type: ignore[misc]
     with pytest.raises(TypeError, match=r"^FrozenDict is immutable: item assignment"):
-        out.data["a"] = 2  # type: ignore[index]
+        out.data["a"] = 2
     with pytest.raises(TypeError, match=r"^FrozenList is immutable: 'append'"):
         out.artifacts.append(StageArtifact("t", {}))
     assert out.data == {"a": 1}
@@ -338,7 +341,7 @@ def test_subclass_factories_return_the_subclass() -> None:
 
 
 def test_status_accepts_string_values() -> None:
-    assert StageOutput("fail").status is StageStatus.FAIL  # type: ignore[arg-type]
+    assert StageOutput("fail").status is StageStatus.FAIL
 
 
 def test_constructor_validation_messages() -> None:
@@ -346,7 +349,7 @@ def test_constructor_validation_messages() -> None:
         ValueError,
         match=r"^status must be a StageStatus or one of 'ok', 'skip', 'cancel', 'fail', 'retry', got 'done'$",
     ):
-        StageOutput("done")  # type: ignore[arg-type]
+        StageOutput("done")
     with pytest.raises(TypeError, match=r"^status must be a StageStatus, got int$"):
         StageOutput(1)  # type: ignore[arg-type]
     with pytest.raises(
@@ -382,7 +385,7 @@ def test_factory_validation_messages() -> None:
     with pytest.raises(
         TypeError, match=r"^artifacts must be a list \(or other iterable\) or None, got dict$"
     ):
-        StageOutput.ok(artifacts={"a": 1})  # type: ignore[arg-type]
+        StageOutput.ok(artifacts={"a": 1})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match=r"^reason must be a str, got NoneType$"):
         StageOutput.skip(None)  # type: ignore[arg-type]
     with pytest.raises(
@@ -430,8 +433,8 @@ def test_artifact_and_event(cls: Any, second: str) -> None:
     assert pickle.loads(pickle.dumps(cls("t", {"a": 1}, fixed))) == cls("t", {"a": 1}, fixed)
 
 
-def test_artifact_and_event_match_reference_fields() -> None:
-    ref = pytest.importorskip("stageflow.core.stage_output")
+def test_artifact_and_event_match_reference_fields(reference: ModuleType) -> None:
+    ref = reference.core.stage_output
     fixed = datetime(2024, 1, 1, tzinfo=UTC)
     for ours_cls, ref_cls in ((StageArtifact, ref.StageArtifact), (StageEvent, ref.StageEvent)):
         ours, theirs = ours_cls("t", {"a": 1}, fixed), ref_cls("t", {"a": 1}, fixed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import ModuleType
 
 import pytest
 
@@ -63,9 +64,9 @@ def test_real_clock_is_epoch_based() -> None:
 
 
 def test_differential_against_reference(
-    monkeypatch: pytest.MonkeyPatch, wall_clock: _FakeWallClock
+    reference: ModuleType, monkeypatch: pytest.MonkeyPatch, wall_clock: _FakeWallClock
 ) -> None:
-    ref = pytest.importorskip("stageflow.core.timer")
+    ref = reference.core.timer
     monkeypatch.setattr(ref, "time", wall_clock)
     ours, theirs = PipelineTimer(), ref.PipelineTimer()
     wall_clock.now += 0.123

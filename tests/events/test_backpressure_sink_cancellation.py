@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 import trio
@@ -11,22 +10,9 @@ import trio.testing
 
 from stageflow_trio.events import BackpressureAwareEventSink, wait_for_event_sink_tasks
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import SlowSink, extra, extras
 
 LOGGER = "stageflow_trio.events.backpressure"
-
-
-class SlowSink(RecordingEventSink):
-    """Records each event after ``delay`` seconds of (virtual) time."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-        self.times: list[float] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        await trio.sleep(self.delay)
-        self.events.append((type, data))
-        self.times.append(trio.current_time())
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -61,7 +47,10 @@ async def test_cancelled_owner_delivers_the_queue_and_counts_the_interrupted_eve
     assert (sink.metrics.emitted, sink.metrics.undelivered, sink.metrics.dropped) == (4, 1, 1)
     assert not sink.is_running
     [warning] = warnings(caplog)
-    assert (warning.getMessage(), warning.remaining) == ("Stopped before delivering all events", 1)
+    assert (warning.getMessage(), extra(warning, "remaining")) == (
+        "Stopped before delivering all events",
+        1,
+    )
 
 
 async def test_cancelled_owner_with_more_than_the_budget_counts_the_rest(
@@ -135,7 +124,7 @@ async def test_cancelled_worker_is_accounted_for_on_restart(
     assert sink.queue_size == 1
     async with sink:
         [warning] = warnings(caplog)
-        assert (warning.getMessage(), warning.event_type, warning.dropped_total) == (
+        assert (warning.getMessage(), *extras(warning, "event_type", "dropped_total")) == (
             "Event delivery was interrupted by cancellation",
             "e0",
             1,
@@ -207,11 +196,11 @@ async def test_a_failed_start_leaves_the_sink_startable() -> None:
         pass
     with pytest.raises(RuntimeError, match=r"^Nursery is closed to new arrivals$"):
         await sink.start(closed)
-    assert not sink.is_running
+    assert (sink.is_running, sink.queue_size) == (False, 0)
     sink.try_emit(type="kept", data=None)
     async with trio.open_nursery() as nursery:
         await sink.start(nursery)  # not a no-op: the failed start left nothing behind
-        assert sink.is_running
+        assert (sink.is_running, len(nursery.child_tasks)) == (True, 1)
         await sink.stop()
     assert downstream.types() == ["kept"]
 

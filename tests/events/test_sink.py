@@ -7,6 +7,7 @@ import functools
 import logging
 import pathlib
 import time
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,19 +32,20 @@ from stageflow_trio.events import (
 )
 from stageflow_trio.testing import RecordingEventSink, reset_globals
 from tests.doc_blocks import python_blocks
+from tests.fakes import EmptyIsFalsy, FailingSink, RefRecorder, TryEmitOnlySink, extra, extras
 
 # -- public surface -----------------------------------------------------------
 
 
-def test_events_all_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow_trio.events")
+def test_events_all_matches_reference(reference: ModuleType) -> None:
+    ref = reference.events
     assert sorted(stageflow_trio.events.__all__) == sorted(ref.__all__)
     for name in stageflow_trio.events.__all__:
         assert hasattr(stageflow_trio.events, name), name
 
 
-def test_sink_module_all_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_sink_module_all_matches_reference(reference: ModuleType) -> None:
+    ref = reference.events.sink
     assert sorted(stageflow_trio.events.sink.__all__) == sorted(ref.__all__)
     for name in stageflow_trio.events.sink.__all__:
         assert hasattr(stageflow_trio.events.sink, name), name
@@ -90,10 +92,6 @@ def test_set_get_and_clear_event_sink() -> None:
 
 
 def test_a_falsy_sink_is_still_returned() -> None:
-    class EmptyIsFalsy(RecordingEventSink):
-        def __len__(self) -> int:
-            return len(self.events)
-
     sink = EmptyIsFalsy()
     set_event_sink(sink)
     assert get_event_sink() is sink
@@ -128,7 +126,7 @@ async def test_child_tasks_inherit_the_sink_and_do_not_leak_theirs_back() -> Non
 async def test_noop_emit_returns_none_and_checkpoints() -> None:
     sink = NoOpEventSink()
     with trio.testing.assert_checkpoints():
-        result = await sink.emit(type=None, data=None)  # type: ignore[arg-type]
+        result = await sink.emit(type=None, data=None)  # type: ignore[arg-type,func-returns-value]
     assert result is None
     assert sink.try_emit(type=None, data=None) is None  # type: ignore[arg-type,func-returns-value]
 
@@ -147,8 +145,8 @@ def test_logging_try_emit_record_fields(caplog: pytest.LogCaptureFixture) -> Non
     assert record.levelno == logging.INFO
     assert record.msg == "Event: %s"
     assert record.getMessage() == "Event: stage.a.started"
-    assert record.event_type == "stage.a.started"
-    assert record.event_data == {"k": 1}
+    assert extra(record, "event_type") == "stage.a.started"
+    assert extra(record, "event_data") == {"k": 1}
 
 
 async def test_logging_emit_uses_the_given_level_and_accepts_none(
@@ -159,7 +157,7 @@ async def test_logging_emit_uses_the_given_level_and_accepts_none(
     with trio.testing.assert_checkpoints():
         await sink.emit(type="x", data=None)
     [record] = _records(caplog, "stageflow_trio.events")
-    assert (record.levelno, record.getMessage(), record.event_type, record.event_data) == (
+    assert (record.levelno, record.getMessage(), *extras(record, "event_type", "event_data")) == (
         logging.DEBUG,
         "Event: x",
         "x",
@@ -176,8 +174,10 @@ async def test_logging_emit_cancelled_logs_nothing(caplog: pytest.LogCaptureFixt
     assert _records(caplog, "stageflow_trio.events") == []
 
 
-def test_logging_record_matches_reference(caplog: pytest.LogCaptureFixture) -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_logging_record_matches_reference(
+    reference: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = reference.events.sink
     caplog.set_level(logging.DEBUG, logger="stageflow.events")
     caplog.set_level(logging.DEBUG, logger="stageflow_trio.events")
     ref.LoggingEventSink(level=logging.WARNING).try_emit(type="t", data={"a": [1]})
@@ -245,8 +245,10 @@ def test_drop_rate_is_a_rounded_percentage() -> None:
     dropped=st.integers(min_value=0, max_value=10**6),
     full=st.integers(min_value=0, max_value=10**6),
 )
-def test_metrics_to_dict_matches_reference(emitted: int, dropped: int, full: int) -> None:
-    ref = pytest.importorskip("stageflow.events.sink")
+def test_metrics_to_dict_matches_reference(
+    reference: ModuleType, emitted: int, dropped: int, full: int
+) -> None:
+    ref = reference.events.sink
     theirs = ref.BackpressureMetrics(
         emitted=emitted, dropped=dropped, queue_full_count=full, last_emit_time=1.0
     )
@@ -274,46 +276,27 @@ async def test_emit_event_without_a_sink_checkpoints() -> None:
 
 
 async def test_emit_event_skips_a_sink_without_emit() -> None:
-    class OnlyTryEmit:
-        def __init__(self) -> None:
-            self.calls = 0
-
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            self.calls += 1
-
-    sink = OnlyTryEmit()
+    sink = TryEmitOnlySink()
     set_event_sink(sink)  # type: ignore[arg-type]
     with trio.testing.assert_checkpoints():
         await emit_event(type="a", data=None)
-    assert sink.calls == 0
+    assert sink.events == []
 
 
 async def test_emit_event_propagates_sink_errors() -> None:
-    class Broken(RecordingEventSink):
-        async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            raise RuntimeError("sink is down")
-
-    set_event_sink(Broken())
+    set_event_sink(FailingSink(message="sink is down"))
     with pytest.raises(RuntimeError, match=r"^sink is down$"):
         await emit_event(type="a", data=None)
 
 
-def test_emit_event_signature_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow_trio.events")
+def test_emit_event_signature_matches_reference(reference: ModuleType) -> None:
+    ref = reference.events
 
     async def main() -> list[tuple[str, dict[str, Any] | None]]:
-        recorded: list[tuple[str, dict[str, Any] | None]] = []
-
-        class Sink:
-            async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-                recorded.append((type, data))
-
-            def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-                pass
-
-        ref.set_event_sink(Sink())
+        recorder = RefRecorder()
+        ref.set_event_sink(recorder)
         await ref.emit_event(type="a", data={"k": "v"})
-        return recorded
+        return recorder.events
 
     theirs = asyncio.run(main())
     ours = RecordingEventSink()

@@ -10,13 +10,13 @@ import trio
 import trio.testing
 
 from stageflow_trio.helpers.analytics import (
+    AnalyticsEvent,
     AnalyticsSink,
     BufferedExporter,
     CompositeExporter,
     JSONFileExporter,
 )
-from stageflow_trio.helpers.streaming import ChunkQueue
-from tests.helpers.test_analytics import RecordingExporter, ev
+from tests.fakes import RecordingExporter, ev
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -180,31 +180,19 @@ async def test_sink_flush_pending_cancelled_keeps_the_rest(
     assert sink.pending_count == 2
 
 
-async def test_chunk_queue_close_in_cancelled_scope_still_closes() -> None:
-    queue: ChunkQueue[int] = ChunkQueue()
-    await queue.put(1)
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        await queue.close()
-    assert scope.cancelled_caught
-    assert queue.is_closed
-    assert [item async for item in queue] == [1]
-
-
 async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     from stageflow_trio.events.sink import wait_for_event_sink_tasks
-    from stageflow_trio.helpers.analytics import AnalyticsSink
 
     exported: list[str] = []
 
     class SlowExporter:
-        async def export(self, event: object) -> None:
+        async def export(self, event: AnalyticsEvent) -> None:
             await trio.sleep(2)
-            exported.append(event.event_type)  # type: ignore[attr-defined]
+            exported.append(event.event_type)
 
-        async def export_batch(self, events: object) -> None:
+        async def export_batch(self, events: list[AnalyticsEvent]) -> None:
             await trio.lowlevel.checkpoint()
 
         async def flush(self) -> None:
@@ -213,7 +201,7 @@ async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
         async def close(self) -> None:
             await trio.lowlevel.checkpoint()
 
-    async with AnalyticsSink(SlowExporter()) as sink:  # type: ignore[arg-type]
+    async with AnalyticsSink(SlowExporter()) as sink:
         assert sink.try_emit(type="a", data=None)
         await trio.sleep(1)
         assert sink.try_emit(type="b", data=None)

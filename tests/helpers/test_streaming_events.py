@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 import pytest
 import trio
@@ -84,8 +85,8 @@ def test_buffer_events_golden() -> None:
     assert_golden(events, BUFFER_EVENTS)
 
 
-def test_buffer_events_reference_shape() -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_buffer_events_reference_shape(reference: ModuleType) -> None:
+    ref = reference.helpers.streaming
     events: Events = []
     drive_buffer(
         ref.StreamingBuffer(max_duration_ms=100, event_emitter=lambda t, d: events.append((t, d))),
@@ -127,16 +128,21 @@ async def test_queue_events_golden(autojump_clock: trio.testing.MockClock) -> No
 class _SteppingDatetime(datetime):
     """A datetime whose now() advances 5 ms per call: every reference put looks blocked."""
 
-    current = datetime(2026, 1, 1, tzinfo=UTC)
+    current: ClassVar[_SteppingDatetime]
 
     @classmethod
     def now(cls, tz: Any = None) -> _SteppingDatetime:
-        cls.current += timedelta(milliseconds=5)
-        return cls.current  # type: ignore[return-value]
+        cls.current += timedelta(milliseconds=5)  # a subclass instance, since Python 3.8
+        return cls.current
 
 
-def test_queue_events_reference_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+_SteppingDatetime.current = _SteppingDatetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_queue_events_reference_shape(
+    reference: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = reference.helpers.streaming
     monkeypatch.setattr(ref, "datetime", _SteppingDatetime)
     events: Events = []
 
@@ -177,8 +183,10 @@ async def test_queue_full_event_golden(monkeypatch: pytest.MonkeyPatch) -> None:
     assert_golden(events[-1:], {"stream.chunk_dropped"})
 
 
-def test_queue_full_event_reference_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = pytest.importorskip("stageflow.helpers.streaming")
+def test_queue_full_event_reference_shape(
+    reference: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = reference.helpers.streaming
     events: Events = []
 
     async def main() -> bool:

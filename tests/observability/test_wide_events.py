@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from stageflow_trio.pipeline.dag import StageGraph, StageSpec, UnifiedStageGraph
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import RefRecorder, TryEmitOnlySink, pipeline_context
 from tests.pipeline.graph_helpers import spec, stage_ctx
 
 RUN_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
@@ -59,17 +61,14 @@ PIPELINE_WIDE_KEYS = [
 
 
 def make_ctx(sink: Any = None, *, topology: str | None = "chat_fast") -> PipelineContext:
-    return PipelineContext(
+    return pipeline_context(
         pipeline_run_id=RUN_ID,
         request_id=REQUEST_ID,
-        session_id=None,
         user_id=USER_ID,
-        org_id=None,
-        interaction_id=None,
         topology=topology,
         execution_mode="practice",
         service="chat",
-        event_sink=sink if sink is not None else RecordingEventSink(),
+        event_sink=sink,
     )
 
 
@@ -156,15 +155,7 @@ def test_empty_extra_adds_no_key() -> None:
 
 
 def test_ids_are_null_when_unset() -> None:
-    ctx = PipelineContext(
-        pipeline_run_id=None,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = pipeline_context(topology=None, execution_mode=None)
     payload = WideEventEmitter.build_stage_payload(ctx=ctx, result=result())
     assert [payload[key] for key in CONTEXT_KEYS] == [
         None,
@@ -185,18 +176,11 @@ def test_data_keys_are_always_sorted(data: dict[str, int]) -> None:
 
 
 def test_emit_stage_event_goes_through_try_emit() -> None:
-    class TryEmitOnly:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, dict[str, Any] | None]] = []
-
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            self.calls.append((type, data))
-
-    sink = TryEmitOnly()
+    sink = TryEmitOnlySink()
     ctx = make_ctx(sink)
     WideEventEmitter().emit_stage_event(ctx=ctx, result=result())
-    assert [t for t, _ in sink.calls] == ["stage.wide"]
-    assert sink.calls[0][1] == WideEventEmitter.build_stage_payload(ctx=ctx, result=result())
+    assert [t for t, _ in sink.events] == ["stage.wide"]
+    assert sink.events[0][1] == WideEventEmitter.build_stage_payload(ctx=ctx, result=result())
 
 
 def test_emitter_event_types_can_be_renamed() -> None:
@@ -367,17 +351,6 @@ async def test_a_shared_emitter_enables_only_the_requested_events() -> None:
 # --- differential against the reference ---------------------------------------------------
 
 
-class _RefSink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any] | None]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-
 def _ref_ctx(ref_context: Any, sink: Any) -> Any:
     return ref_context.PipelineContext(
         pipeline_run_id=RUN_ID,
@@ -393,11 +366,11 @@ def _ref_ctx(ref_context: Any, sink: Any) -> Any:
     )
 
 
-def test_payloads_equal_the_reference() -> None:
-    ref_wide = pytest.importorskip("stageflow.observability.wide_events")
-    ref_context = pytest.importorskip("stageflow.stages.context")
-    ref_result = pytest.importorskip("stageflow.stages.result")
-    ref_ctx = _ref_ctx(ref_context, _RefSink())
+def test_payloads_equal_the_reference(reference: ModuleType) -> None:
+    ref_wide = reference.observability.wide_events
+    ref_context = reference.stages.context
+    ref_result = reference.stages.result
+    ref_ctx = _ref_ctx(ref_context, RefRecorder())
     cases = [
         ("a", "completed", {"z": 1, "a": 2}, None, 250),
         ("b", "failed", {}, "bad", 10),
@@ -423,11 +396,19 @@ def test_payloads_equal_the_reference() -> None:
         ) == ref_wide.WideEventEmitter.build_stage_payload(
             ctx=ref_ctx, result=theirs[name], extra={"x": 1}
         )
-    for name, status in [(None, None), ("named", "weird")]:
+    for pipeline_name, status in [(None, None), ("named", "weird")]:
         assert WideEventEmitter.build_pipeline_payload(
-            ctx=make_ctx(), stage_results=ours, pipeline_name=name, status=status, duration_ms=3
+            ctx=make_ctx(),
+            stage_results=ours,
+            pipeline_name=pipeline_name,
+            status=status,
+            duration_ms=3,
         ) == ref_wide.WideEventEmitter.build_pipeline_payload(
-            ctx=ref_ctx, stage_results=theirs, pipeline_name=name, status=status, duration_ms=3
+            ctx=ref_ctx,
+            stage_results=theirs,
+            pipeline_name=pipeline_name,
+            status=status,
+            duration_ms=3,
         )
 
 
@@ -444,10 +425,10 @@ def _shape(payload: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-async def test_legacy_graph_wide_events_match_the_reference() -> None:
-    ref_dag = pytest.importorskip("stageflow.pipeline.dag")
-    ref_context = pytest.importorskip("stageflow.stages.context")
-    ref_core = pytest.importorskip("stageflow.core")
+async def test_legacy_graph_wide_events_match_the_reference(reference: ModuleType) -> None:
+    ref_dag = reference.pipeline.dag
+    ref_context = reference.stages.context
+    ref_core = reference.core
 
     class Ok:
         async def execute(self, ctx: Any) -> Any:
@@ -470,7 +451,7 @@ async def test_legacy_graph_wide_events_match_the_reference() -> None:
         emit_stage_wide_events=True,
         emit_pipeline_wide_event=True,
     )
-    ref_sink = _RefSink()
+    ref_sink = RefRecorder()
     asyncio.run(ref_graph.run(_ref_ctx(ref_context, ref_sink)))
 
     sink = RecordingEventSink()
@@ -559,7 +540,7 @@ def test_a_payload_that_cannot_be_built_is_logged_not_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sink = RecordingEventSink()
-    broken = result("odd", data={1: "int key", "b": 2})  # data_keys cannot be sorted
+    broken = result("odd", data={1: "int key", "b": 2})  # type: ignore[dict-item]  # data_keys cannot be sorted
     WideEventEmitter().emit_stage_event(ctx=make_ctx(sink), result=broken)
     emit_pipeline_wide_event(ctx=make_ctx(sink), stage_results={"odd": broken})
     assert sink.events == []

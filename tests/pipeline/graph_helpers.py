@@ -7,13 +7,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from stageflow_trio.context.context_snapshot import ContextSnapshot
-from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.events.sink import EventSink
 from stageflow_trio.pipeline.dag import UnifiedStageSpec
-from stageflow_trio.stages.inputs import StageInputs
+from stageflow_trio.testing import create_test_snapshot, create_test_stage_context
 
 RUN_ID = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQUEST_ID = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -21,21 +20,17 @@ REQUEST_ID = uuid.UUID("22222222-2222-4222-8222-222222222222")
 Runner = Callable[[StageContext], Awaitable[Any]]
 
 
-def snapshot(**kwargs: Any) -> ContextSnapshot:
-    ids = RunIdentity(pipeline_run_id=RUN_ID, request_id=REQUEST_ID)
+def snapshot(**kwargs: Any) -> ContextSnapshot[Any]:
     kwargs.setdefault("topology", "test_topology")
-    kwargs.setdefault("execution_mode", "test")
-    return ContextSnapshot(run_id=ids, **kwargs)
+    return create_test_snapshot(pipeline_run_id=RUN_ID, request_id=REQUEST_ID, **kwargs)
 
 
-def stage_ctx(event_sink: Any = None, snap: ContextSnapshot | None = None) -> StageContext:
-    snap = snap or snapshot()
-    return StageContext(
-        snapshot=snap,
-        inputs=StageInputs(snapshot=snap),
-        stage_name="pipeline",
-        timer=PipelineTimer(),
-        event_sink=event_sink,
+def stage_ctx(
+    event_sink: EventSink | None = None, snap: ContextSnapshot[Any] | None = None
+) -> StageContext:
+    """The root context a graph run starts from (the graph makes each stage's own)."""
+    return create_test_stage_context(
+        snapshot=snap or snapshot(), stage_name="pipeline", event_sink=event_sink
     )
 
 

@@ -13,6 +13,8 @@ in insertion order.
 
 from __future__ import annotations
 
+import functools
+import operator
 import string
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -101,7 +103,8 @@ def graphs(draw: st.DrawFn, max_stages: int = 8, missing: bool = True) -> Graph:
     pool = st.sampled_from(names * 4 + (["missing_x", "missing_y"] if missing else []))
     graph: Graph = {}
     for name in names:
-        deps = draw(st.lists(pool.filter(lambda dep, name=name: dep != name), max_size=3))
+        not_itself = functools.partial(operator.ne, name)
+        deps = draw(st.lists(pool.filter(not_itself), max_size=3))
         graph[name] = tuple(deps)
     return graph
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
 
 from stageflow_trio.contracts import get_contract_suggestion
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline.builder import PipelineBuilder
 from stageflow_trio.pipeline.spec import (
     CycleDetectedError,
@@ -17,18 +20,22 @@ from stageflow_trio.pipeline.spec import (
     StageDefinitionError,
     StageDefinitionTypeError,
 )
+from stageflow_trio.testing import create_test_pipeline_context
 
 from .strategies import Graph, dags, dags_with_back_edge, is_cycle
 
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+
 
 class A:
-    async def execute(self, ctx: Any) -> dict[str, Any]:
-        return {"stage": "A"}
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok(stage="A")
 
 
 class B:
-    async def execute(self, ctx: Any) -> dict[str, Any]:
-        return {"stage": "B"}
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok(stage="B")
 
 
 def chain(n: int, name: str = "p") -> PipelineBuilder:
@@ -188,7 +195,7 @@ def test_build_empty() -> None:
 
 def _errors() -> list[PipelineValidationError]:
     found: list[PipelineValidationError] = []
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: chain(1).with_stage("x", A, ["nope"]),
         lambda: chain(2).with_stage("s0", A, ["s1"]),
         lambda: (
@@ -302,8 +309,8 @@ def test_a_back_edge_is_a_cycle_at_init_and_on_replacement(case: tuple[Graph, st
 
 
 @given(dags())
-def test_stage_names_matches_the_reference(graph: Graph) -> None:
-    ref = pytest.importorskip("stageflow.pipeline.builder")
+def test_stage_names_matches_the_reference(reference: ModuleType, graph: Graph) -> None:
+    ref = reference.pipeline.builder
     ref_builder = ref.PipelineBuilder("p")
     for name, deps in graph.items():
         ref_builder = ref_builder.with_stage(name, A, deps)
@@ -312,9 +319,9 @@ def test_stage_names_matches_the_reference(graph: Graph) -> None:
     assert repr(ours) == repr(ref_builder)
 
 
-def test_same_errors_as_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.builder")
-    ref_spec = pytest.importorskip("stageflow.pipeline.spec")
+def test_same_errors_as_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.builder
+    ref_spec = reference.pipeline.spec
 
     def ref_chain(n: int) -> Any:
         builder = ref.PipelineBuilder("p")
@@ -322,7 +329,7 @@ def test_same_errors_as_the_reference() -> None:
             builder = builder.with_stage(f"s{i}", A, (f"s{i - 1}",) if i else ())
         return builder
 
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: ref_chain(1).with_stage("x", A, ["nope"]),
         lambda: ref_chain(2).with_stage("s0", A, ["s1"]),
         lambda: (
@@ -353,19 +360,6 @@ def test_ten_thousand_stages_build_well_under_a_second() -> None:
     assert elapsed < 1.0
 
 
-def _pipeline_ctx() -> Any:
-    from stageflow_trio.stages.context import PipelineContext
-
-    return PipelineContext(
-        pipeline_run_id=None,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-    )
-
-
 class Configured:
     instances = 0
 
@@ -373,17 +367,17 @@ class Configured:
         self.label = label
         Configured.instances += 1
 
-    async def execute(self, ctx: Any) -> dict[str, Any]:
-        return {"label": self.label}
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
+        return StageOutput.ok(label=self.label)
 
 
 class Counter:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def execute(self, ctx: Any) -> dict[str, Any]:
+    async def execute(self, ctx: PipelineContext) -> StageOutput:
         self.calls += 1
-        return {"calls": self.calls}
+        return StageOutput.ok(calls=self.calls)
 
 
 async def test_built_graph_runs_every_runner_kind() -> None:
@@ -403,8 +397,8 @@ async def test_built_graph_runs_every_runner_kind() -> None:
     )
     assert isinstance(graph, StageGraph)
     Configured.instances = 0
-    first = await graph.run(_pipeline_ctx())
-    second = await graph.run(_pipeline_ctx())
+    first = await graph.run(create_test_pipeline_context())
+    second = await graph.run(create_test_pipeline_context())
     assert {name: result.status for name, result in first.items()} == dict.fromkeys(
         ["cls", "inst", "fn"], "completed"
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -17,11 +18,10 @@ from stageflow_trio.pipeline.builder_helpers import (
     with_parallel_stages,
 )
 from stageflow_trio.pipeline.spec import PipelineValidationError, StageDefinitionTypeError
+from tests.fakes import NoopStage
 
-
-class S:
-    async def execute(self, ctx: Any) -> None:
-        return None
+if TYPE_CHECKING:
+    from stageflow_trio.pipeline.spec import RunnerLike
 
 
 def shape(builder: Any) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -30,10 +30,10 @@ def shape(builder: Any) -> dict[str, tuple[tuple[str, ...], bool]]:
 
 
 def named(prefix: str) -> Any:
-    return lambda i: (f"{prefix}{i}", S)
+    return lambda i: (f"{prefix}{i}", NoopStage)
 
 
-BASE = PipelineBuilder("p").with_stage("in", S)
+BASE = PipelineBuilder("p").with_stage("in", NoopStage)
 OURS: dict[str, Any] = {
     fn.__name__: fn
     for fn in (
@@ -56,7 +56,7 @@ def test_non_positive_counts_return_the_builder_unchanged(count: int) -> None:
 def test_linear_chain_shape(count: int, anchored: bool) -> None:
     first = ("in",) if anchored else None
     built = with_linear_chain(BASE, count, named("c"), first_depends_on=first)
-    expected = {"in": ((), False)}
+    expected: dict[str, tuple[tuple[str, ...], bool]] = {"in": ((), False)}
     for i in range(count):
         expected[f"c{i}"] = ((f"c{i - 1}",) if i else (first or ()), False)
     assert shape(built) == expected
@@ -74,10 +74,13 @@ def test_parallel_shape(count: int, anchored: bool) -> None:
 def test_fan_out_fan_in_shape(count: int, anchored: bool) -> None:
     deps = ("in",) if anchored else None
     built = with_fan_out_fan_in(
-        BASE, ("split", S), count, named("w"), ("join", S), fan_out_depends_on=deps
+        BASE, ("split", NoopStage), count, named("w"), ("join", NoopStage), fan_out_depends_on=deps
     )
     workers = tuple(f"w{i}" for i in range(max(count, 0)))
-    expected = {"in": ((), False), "split": (deps or (), False)}
+    expected: dict[str, tuple[tuple[str, ...], bool]] = {
+        "in": ((), False),
+        "split": (deps or (), False),
+    }
     expected |= dict.fromkeys(workers, (("split",), False))
     expected["join"] = (workers, False)
     assert shape(built) == expected
@@ -86,35 +89,62 @@ def test_fan_out_fan_in_shape(count: int, anchored: bool) -> None:
 @given(st.integers(min_value=0, max_value=5), st.booleans(), st.booleans())
 def test_conditional_branch_shape(count: int, merge: bool, anchored: bool) -> None:
     deps = ("in",) if anchored else None
-    branches = {f"label{i}": (f"b{i}", S) for i in range(count)}
+    branches: dict[str, tuple[str, RunnerLike]] = {
+        f"label{i}": (f"b{i}", NoopStage) for i in range(count)
+    }
     built = with_conditional_branch(
-        BASE, ("route", S), branches, ("merge", S) if merge else None, router_depends_on=deps
+        BASE,
+        ("route", NoopStage),
+        branches,
+        ("merge", NoopStage) if merge else None,
+        router_depends_on=deps,
     )
     names = tuple(f"b{i}" for i in range(count))
-    expected = {"in": ((), False), "route": (deps or (), False)}
+    expected: dict[str, tuple[tuple[str, ...], bool]] = {
+        "in": ((), False),
+        "route": (deps or (), False),
+    }
     expected |= dict.fromkeys(names, (("route",), True))
     if merge:
         expected["merge"] = (names, False)
     assert shape(built) == expected
 
 
-def test_helpers_match_the_reference() -> None:
-    ref_builder = pytest.importorskip("stageflow.pipeline.builder")
-    ref = pytest.importorskip("stageflow.pipeline.builder_helpers")
+def test_helpers_match_the_reference(reference: ModuleType) -> None:
+    ref_builder = reference.pipeline.builder
+    ref = reference.pipeline.builder_helpers
 
     def both(fn_name: str, *args: Any, **kwargs: Any) -> None:
         ours = OURS[fn_name](BASE, *args, **kwargs)
         theirs = getattr(ref, fn_name)(
-            ref_builder.PipelineBuilder("p").with_stage("in", S), *args, **kwargs
+            ref_builder.PipelineBuilder("p").with_stage("in", NoopStage), *args, **kwargs
         )
         assert shape(ours) == shape(theirs)
 
     both("with_linear_chain", 3, named("c"), first_depends_on=("in",))
     both("with_parallel_stages", 3, named("w"), depends_on=("in",))
-    both("with_fan_out_fan_in", ("f", S), 2, named("w"), ("j", S), fan_out_depends_on=("in",))
-    both("with_fan_out_fan_in", ("f", S), 0, named("w"), ("j", S))
-    both("with_conditional_branch", ("r", S), {"x": ("bx", S), "y": ("by", S)}, ("m", S))
-    both("with_conditional_branch", ("r", S), {"x": ("bx", S)}, None, router_depends_on=("in",))
+    both(
+        "with_fan_out_fan_in",
+        ("f", NoopStage),
+        2,
+        named("w"),
+        ("j", NoopStage),
+        fan_out_depends_on=("in",),
+    )
+    both("with_fan_out_fan_in", ("f", NoopStage), 0, named("w"), ("j", NoopStage))
+    both(
+        "with_conditional_branch",
+        ("r", NoopStage),
+        {"x": ("bx", NoopStage), "y": ("by", NoopStage)},
+        ("m", NoopStage),
+    )
+    both(
+        "with_conditional_branch",
+        ("r", NoopStage),
+        {"x": ("bx", NoopStage)},
+        None,
+        router_depends_on=("in",),
+    )
 
 
 def test_missing_dependency_surfaces_from_the_helpers() -> None:
@@ -143,39 +173,41 @@ def test_bad_helper_arguments_name_the_helper_and_rule() -> None:
         StageDefinitionTypeError,
         match=r"^with_fan_out_fan_in: fan_in_stage must be a \(name, runner\) pair; got 'join'$",
     ):
-        with_fan_out_fan_in(BASE, ("f", S), 1, named("w"), "join")  # type: ignore[arg-type]
+        with_fan_out_fan_in(BASE, ("f", NoopStage), 1, named("w"), "join")  # type: ignore[arg-type]
     with pytest.raises(
         StageDefinitionTypeError,
         match=r"^with_conditional_branch: branches must be a mapping of branch label to \(name, runner\); got list$",
     ):
-        with_conditional_branch(BASE, ("r", S), [("b", S)])  # type: ignore[arg-type]
+        with_conditional_branch(BASE, ("r", NoopStage), [("b", NoopStage)])  # type: ignore[arg-type]
     with pytest.raises(
         StageDefinitionTypeError,
         match=r"^with_conditional_branch: branches\['x'\] must be a \(name, runner\) pair; got 'bx'$",
     ):
-        with_conditional_branch(BASE, ("r", S), {"x": "bx"})  # type: ignore[dict-item]
+        with_conditional_branch(BASE, ("r", NoopStage), {"x": "bx"})  # type: ignore[dict-item]
 
 
 def test_fluent_stage_adds_no_dependency_unless_given() -> None:
-    fluent = FluentPipelineBuilder("f").stage("a", S).stage("b", S)
+    fluent = FluentPipelineBuilder("f").stage("a", NoopStage).stage("b", NoopStage)
     assert shape(fluent.builder) == {"a": ((), False), "b": ((), False)}
     assert fluent._last_stage == "b"
-    fluent.stage("c", S, depends_on=["a", "b"], conditional=True)
+    fluent.stage("c", NoopStage, depends_on=["a", "b"], conditional=True)
     assert shape(fluent.builder)["c"] == (("a", "b"), True)
     assert fluent.builder.name == "f"
 
 
 def test_fluent_tracks_the_last_stage() -> None:
     fluent = FluentPipelineBuilder("f")
-    assert fluent._last_stage is None
+    # Collected, then compared: asserting each step would narrow _last_stage for mypy.
+    last = [fluent._last_stage]
     fluent.linear_chain(2, named("c"))
-    assert fluent._last_stage == "c1"
+    last.append(fluent._last_stage)
     fluent.linear_chain(0, named("z"))
-    assert fluent._last_stage == "c1"
-    fluent.fan_out_fan_in(("split", S), 2, named("w"), ("join", S))
-    assert fluent._last_stage == "join"
+    last.append(fluent._last_stage)
+    fluent.fan_out_fan_in(("split", NoopStage), 2, named("w"), ("join", NoopStage))
+    last.append(fluent._last_stage)
     fluent.parallel(2, named("p"))
-    assert fluent._last_stage is None
+    last.append(fluent._last_stage)
+    assert last == [None, "c1", "c1", "join", None]
     fluent.linear_chain(1, named("tail"), first_depends_on=("p0", "p1"))
     assert shape(fluent.builder) == {
         "c0": ((), False),
@@ -191,8 +223,8 @@ def test_fluent_tracks_the_last_stage() -> None:
 
 
 def test_fluent_explicit_dependencies_override_the_last_stage() -> None:
-    fluent = FluentPipelineBuilder("f").stage("a", S).stage("b", S)
-    fluent.parallel(1, named("p"), depends_on=("a",)).stage("x", S)
+    fluent = FluentPipelineBuilder("f").stage("a", NoopStage).stage("b", NoopStage)
+    fluent.parallel(1, named("p"), depends_on=("a",)).stage("x", NoopStage)
     fluent.linear_chain(1, named("c"), first_depends_on=())
     assert shape(fluent.builder)["p0"] == (("a",), False)
     assert shape(fluent.builder)["c0"] == ((), False)
@@ -203,7 +235,7 @@ def test_fluent_calls_the_chain_factory_once_per_stage() -> None:
 
     def factory(i: int) -> tuple[str, Any]:
         calls.append(i)
-        return f"c{len(calls)}", S
+        return f"c{len(calls)}", NoopStage
 
     fluent = FluentPipelineBuilder("f").linear_chain(3, factory)
     assert calls == [0, 1, 2]
@@ -216,12 +248,12 @@ def test_fluent_stage_rejects_a_bare_string_dependency() -> None:
         StageDefinitionTypeError,
         match=r"^PipelineSpec 'b': dependencies must be a tuple or list of stage names; got str 'a'$",
     ):
-        FluentPipelineBuilder("f").stage("a", S).stage("b", S, depends_on="a")  # type: ignore[arg-type]
+        FluentPipelineBuilder("f").stage("a", NoopStage).stage("b", NoopStage, depends_on="a")  # type: ignore[arg-type]
 
 
 def test_fluent_build_returns_a_stage_graph() -> None:
     from stageflow_trio.pipeline.dag import StageGraph
 
-    graph = FluentPipelineBuilder("f").stage("a", S).linear_chain(2, named("c")).build()
+    graph = FluentPipelineBuilder("f").stage("a", NoopStage).linear_chain(2, named("c")).build()
     assert isinstance(graph, StageGraph)
     assert [spec.name for spec in graph.stage_specs] == ["a", "c0", "c1"]

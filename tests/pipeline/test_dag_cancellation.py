@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -17,8 +18,10 @@ from stageflow_trio.pipeline.dag import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
     UnifiedStageGraph,
+    UnifiedStageSpec,
 )
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import payload
 
 from .graph_helpers import spec, stage_ctx
 
@@ -29,7 +32,7 @@ class Probe:
     def __init__(self) -> None:
         self.events: list[str] = []
 
-    def blocker(self, name: str):  # type: ignore[no-untyped-def]
+    def blocker(self, name: str) -> Callable[[StageContext], Awaitable[StageOutput]]:
         async def run(ctx: StageContext) -> StageOutput:
             self.events.append(f"{name}:start")
             try:
@@ -123,7 +126,7 @@ async def test_token_cancel_mid_run_interrupts_a_blocked_stage(
     assert set(info.value.results) == {"a"}
     assert probe.events == ["blocked:start", "blocked:cancelled", "blocked:exit"]
     assert trio.current_time() == 5
-    assert sink.of_type("pipeline_cancelled")[0]["stage"] == "<external>"
+    assert payload(sink.of_type("pipeline_cancelled")[0])["stage"] == "<external>"
 
 
 async def test_a_token_cancelled_before_the_run_starts_no_stage() -> None:
@@ -233,8 +236,8 @@ async def test_outer_cancellation_is_not_swallowed(autojump_clock: trio.abc.Cloc
     assert scope.cancelled_caught
 
 
-def _chain_of(n: int, body):  # type: ignore[no-untyped-def]
-    specs = []
+def _chain_of(n: int, body: Callable[[str], object]) -> UnifiedStageGraph:
+    specs: list[UnifiedStageSpec] = []
     for i in range(n):
 
         async def run(ctx: StageContext) -> StageOutput:

@@ -17,34 +17,27 @@ from typing import Any
 import pytest
 import trio
 
-ref_core = pytest.importorskip("stageflow.core")
-ref_dag = pytest.importorskip("stageflow.pipeline.dag")
-ref_guard = pytest.importorskip("stageflow.pipeline.guard_retry")
-ref_context = pytest.importorskip("stageflow.context")
-ref_stages = pytest.importorskip("stageflow.stages")
+from tests.fakes import import_reference, payload
+
+reference = import_reference()
+ref_core = reference.core
+ref_dag = reference.pipeline.dag
+ref_guard = reference.pipeline.guard_retry
+ref_context = reference.context
+ref_stages = reference.stages
 
 from stageflow_trio import context as our_context  # noqa: E402
 from stageflow_trio import core as our_core  # noqa: E402
 from stageflow_trio import stages as our_stages  # noqa: E402
 from stageflow_trio.pipeline import dag as our_dag  # noqa: E402
 from stageflow_trio.pipeline import guard_retry as our_guard  # noqa: E402
+from tests.fakes import RefRecorder  # noqa: E402
 
 RUN_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
 REQUEST_ID = uuid.UUID("55555555-5555-4555-8555-555555555555")
 
 # A stage body: (inputs-reader, attempt number) -> (status, data, error)
 Body = Callable[[Callable[[str, str], Any], int], tuple[str, dict[str, Any], str | None]]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
-
-    def try_emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
 
 
 def _runner(core: Any, body: Body, calls: dict[str, int], name: str, checkpoint: Any) -> Any:
@@ -92,7 +85,7 @@ def _run_side(
         else None
     )
     graph = dag.UnifiedStageGraph(specs, guard_retry_strategy=strategy)
-    sink = Sink()
+    sink = RefRecorder()
     snapshot = context.ContextSnapshot(
         run_id=context.RunIdentity(pipeline_run_id=RUN_ID, request_id=REQUEST_ID),
         topology="diff",
@@ -122,7 +115,7 @@ def _run_side(
 
     outcome = asyncio.run(main()) if side == "ref" else trio.run(main)
     comparable = [
-        (kind, {k: v for k, v in data.items() if k != "duration_ms"})
+        (kind, {k: v for k, v in payload(data).items() if k != "duration_ms"})
         for kind, data in sink.events
         if kind.startswith("guard_retry.") or kind.endswith(".skipped")
     ]

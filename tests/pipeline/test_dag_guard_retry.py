@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from stageflow_trio.pipeline.guard_retry import (
     hash_retry_payload,
 )
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import payload
 
 from .graph_helpers import RUN_ID, spec, stage_ctx
 
@@ -118,7 +120,7 @@ async def test_exhausted_by_max_attempts_raises() -> None:
     with pytest.raises(UnifiedStageExecutionError, match=r"^Stage 'guard' failed: bad$"):
         await graph.run(stage_ctx(event_sink=sink))
     assert calls == {"draft": 3, "guard": 3}
-    assert [e["attempt"] for e in sink.of_type("guard_retry.attempt")] == [1, 2, 3]
+    assert [payload(e)["attempt"] for e in sink.of_type("guard_retry.attempt")] == [1, 2, 3]
     assert sink.of_type("guard_retry.exhausted") == [
         {
             **IDS,
@@ -140,7 +142,7 @@ async def test_identical_payloads_exhaust_by_stagnation() -> None:
     )
     with pytest.raises(UnifiedStageExecutionError):
         await graph.run(stage_ctx(event_sink=sink))
-    [exhausted] = sink.of_type("guard_retry.exhausted")
+    [exhausted] = map(payload, sink.of_type("guard_retry.exhausted"))
     assert exhausted["reason"] == "stagnation"
     assert exhausted["attempts"] == 3
     assert exhausted["stagnation_hits"] == 2
@@ -157,7 +159,7 @@ async def test_hash_fields_limit_what_counts_as_progress() -> None:
     )
     with pytest.raises(UnifiedStageExecutionError):
         await graph.run(stage_ctx(event_sink=sink))
-    assert sink.of_type("guard_retry.exhausted")[0]["attempts"] == 2
+    assert payload(sink.of_type("guard_retry.exhausted")[0])["attempts"] == 2
 
 
 async def test_timeout_on_the_trio_clock(autojump_clock: trio.abc.Clock) -> None:
@@ -173,7 +175,7 @@ async def test_timeout_on_the_trio_clock(autojump_clock: trio.abc.Clock) -> None
         await graph.run(stage_ctx(event_sink=sink))
     # First failure at t=1 starts the window; retries at t=2, 3, 4: the one at 4 is past 2.5 s.
     assert trio.current_time() - start == 4
-    [exhausted] = sink.of_type("guard_retry.exhausted")
+    [exhausted] = map(payload, sink.of_type("guard_retry.exhausted"))
     assert exhausted["reason"] == "timeout"
     assert exhausted["attempts"] == 4
     assert exhausted["timeout_seconds"] == 2.5
@@ -196,13 +198,12 @@ def test_policy_validation() -> None:
 
 def test_payload_hash_with_keys_that_cannot_be_sorted() -> None:
     # json.dumps(sort_keys=True) cannot order 1 and "a": the hash falls back to repr.
-    mixed = StageOutput.fail("x", data={1: "a", "a": 1})
-    assert hash_retry_payload(mixed) == hash_retry_payload(
-        StageOutput.fail("x", data={1: "a", "a": 1})
-    )
-    assert hash_retry_payload(mixed) != hash_retry_payload(
-        StageOutput.fail("x", data={1: "b", "a": 1})
-    )
+    # (Typed dict[Any, Any]: StageOutput.data is declared with str keys; these break that.)
+    first: dict[Any, Any] = {1: "a", "a": 1}
+    other: dict[Any, Any] = {1: "b", "a": 1}
+    mixed = StageOutput.fail("x", data=first)
+    assert hash_retry_payload(mixed) == hash_retry_payload(StageOutput.fail("x", data=dict(first)))
+    assert hash_retry_payload(mixed) != hash_retry_payload(StageOutput.fail("x", data=other))
     assert hash_retry_payload(None) is None
 
 
@@ -250,9 +251,9 @@ def test_hash_retry_payload_is_stable_and_field_limited() -> None:
     assert hash_retry_payload(None) is None
 
 
-def test_hash_matches_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.guard_retry")
-    ref_core = pytest.importorskip("stageflow.core")
+def test_hash_matches_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.guard_retry
+    ref_core = reference.core
     data: dict[str, Any] = {"b": [1, 2], "a": {"z": None}}
     assert hash_retry_payload(StageOutput.ok(data)) == ref.hash_retry_payload(
         ref_core.StageOutput.ok(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,26 +19,24 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+from tests.fakes import payload
 
 RUN_ID = uuid.UUID("33333333-3333-4333-8333-333333333333")
 
 
 def pipeline_ctx(sink: Any = None) -> PipelineContext:
-    return PipelineContext(
+    return create_test_pipeline_context(
         pipeline_run_id=RUN_ID,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
         topology="legacy_topology",
         execution_mode="practice",
-        event_sink=sink or RecordingEventSink(),
+        event_sink=sink,
     )
 
 
-def fn(name: str, log: list[str], result: Any = None):  # type: ignore[no-untyped-def]
+def fn(
+    name: str, log: list[str], result: Any = None
+) -> Callable[[PipelineContext], Awaitable[Any]]:
     async def run(ctx: PipelineContext) -> Any:
         log.append(name)
         return result
@@ -140,7 +139,7 @@ async def test_lifecycle_events_payloads() -> None:
     assert sorted(sink.types()) == sorted(
         ["stage.ok.started", "stage.ok.completed", "stage.bad.started", "stage.bad.failed"]
     )
-    completed = sink.of_type("stage.ok.completed")[0]
+    completed = payload(sink.of_type("stage.ok.completed")[0])
     assert set(completed) == {
         "request_id",
         "session_id",
@@ -156,7 +155,7 @@ async def test_lifecycle_events_payloads() -> None:
         "pipeline_run_id",
     }
     assert completed["pipeline_run_id"] == str(RUN_ID)
-    failed = sink.of_type("stage.bad.failed")[0]
+    failed = payload(sink.of_type("stage.bad.failed")[0])
     assert failed["error"] == "boom"
     assert failed["status"] == "failed"
 
@@ -227,7 +226,7 @@ def test_specs_are_validated_with_errors_naming_the_stage() -> None:
     with pytest.raises(TypeError, match=r"^StageSpec 'x': runner must be a stage class"):
         StageSpec(name="x", runner=42)
     with pytest.raises(TypeError, match=r"^StageSpec 'x': dependencies must be a tuple or list"):
-        StageSpec(name="x", runner=fn("x", []), dependencies="a")
+        StageSpec(name="x", runner=fn("x", []), dependencies="a")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^StageSpec name cannot be whitespace-only$"):
         StageSpec(name="  ", runner=fn("x", []))
 

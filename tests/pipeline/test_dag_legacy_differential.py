@@ -15,26 +15,19 @@ from typing import Any
 import pytest
 import trio
 
-ref_core = pytest.importorskip("stageflow.core")
-ref_dag = pytest.importorskip("stageflow.pipeline.dag")
-ref_stages = pytest.importorskip("stageflow.stages")
+from tests.fakes import import_reference, payload
+
+reference = import_reference()
+ref_core = reference.core
+ref_dag = reference.pipeline.dag
+ref_stages = reference.stages
 
 from stageflow_trio import core as our_core  # noqa: E402
 from stageflow_trio import stages as our_stages  # noqa: E402
 from stageflow_trio.pipeline import dag as our_dag  # noqa: E402
+from tests.fakes import RefRecorder  # noqa: E402
 
 RUN_ID = uuid.UUID("66666666-6666-4666-8666-666666666666")
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
-
-    def try_emit(self, *, type: str, data: dict[str, Any]) -> None:  # noqa: A002
-        self.events.append((type, dict(data)))
 
 
 def _stage_class(core: Any, behaviour: str, pause: Any) -> type:
@@ -65,7 +58,7 @@ def _run(side: str, stages: list[tuple[str, tuple[str, ...], str]]) -> dict[str,
             for name, deps, behaviour in stages
         ]
     )
-    sink = Sink()
+    sink = RefRecorder()
     ctx = stages_mod.PipelineContext(
         pipeline_run_id=RUN_ID,
         request_id=None,
@@ -84,7 +77,7 @@ def _run(side: str, stages: list[tuple[str, tuple[str, ...], str]]) -> dict[str,
     results = asyncio.run(main()) if side == "ref" else trio.run(main)
     by_stage: dict[str, list[tuple[str, list[str]]]] = {}
     for kind, data in sink.events:
-        by_stage.setdefault(data["stage"], []).append((kind, sorted(data)))
+        by_stage.setdefault(payload(data)["stage"], []).append((kind, sorted(payload(data))))
     return {
         "results": {name: (r.status, dict(r.data), r.error) for name, r in sorted(results.items())},
         "events": by_stage,

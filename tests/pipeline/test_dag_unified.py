@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -17,16 +18,22 @@ from stageflow_trio.pipeline.dag import (
     UnifiedStageExecutionError,
     UnifiedStageGraph,
 )
+from stageflow_trio.pipeline.interceptors import BaseInterceptor, ErrorAction, InterceptorResult
 from stageflow_trio.stages.inputs import UndeclaredDependencyError
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import FailingSink, payload
 
 from .graph_helpers import RUN_ID, spec, stage_ctx
+
+if TYPE_CHECKING:
+    from stageflow_trio.stages.context import PipelineContext
+    from stageflow_trio.stages.result import StageResult
 
 
 async def test_chain_runs_in_dependency_order_and_returns_every_output() -> None:
     order: list[str] = []
 
-    def recorder(name: str):  # type: ignore[no-untyped-def]
+    def recorder(name: str) -> Callable[[StageContext], Awaitable[StageOutput]]:
         async def run(ctx: StageContext) -> StageOutput:
             order.append(name)
             return StageOutput.ok(value=name)
@@ -65,7 +72,7 @@ async def test_inputs_hold_only_declared_completed_dependencies() -> None:
 
 
 async def test_fan_out_runs_branches_concurrently(autojump_clock: trio.abc.Clock) -> None:
-    def sleeper(seconds: float):  # type: ignore[no-untyped-def]
+    def sleeper(seconds: float) -> Callable[[StageContext], Awaitable[StageOutput]]:
         async def run(ctx: StageContext) -> StageOutput:
             await trio.sleep(seconds)
             return StageOutput.ok()
@@ -205,7 +212,7 @@ async def test_lifecycle_events_have_the_legacy_payload_shape() -> None:
         "stage.b.started",
         "stage.b.completed",
     ]
-    completed = sink.of_type("stage.b.completed")[0]
+    completed = payload(sink.of_type("stage.b.completed")[0])
     assert set(completed) == {
         "request_id",
         "session_id",
@@ -234,7 +241,7 @@ async def test_failed_event_carries_error() -> None:
 
     with pytest.raises(UnifiedStageExecutionError):
         await UnifiedStageGraph([spec("f", failing)]).run(stage_ctx(event_sink=sink))
-    failed = sink.of_type("stage.f.failed")[0]
+    failed = payload(sink.of_type("stage.f.failed")[0])
     assert failed["error"] == "nope"
     assert failed["status"] == "failed"
 
@@ -253,7 +260,7 @@ async def test_cancel_output_raises_with_results_and_emits_pipeline_cancelled() 
     assert info.value.stage == "stop"
     assert info.value.reason == "user left"
     assert set(info.value.results) == {"a", "stop"}
-    [event] = sink.of_type("pipeline_cancelled")
+    [event] = map(payload, sink.of_type("pipeline_cancelled"))
     assert event["stage"] == "stop"
     assert event["reason"] == "user left"
     assert event["pipeline_run_id"] == str(RUN_ID)
@@ -323,7 +330,7 @@ def test_spec_errors_name_the_stage() -> None:
         UnifiedStageSpec(name="x", runner=spec("y").runner, dependencies=(1,))  # type: ignore[arg-type]
 
 
-class _Recorder:
+class _Recorder(BaseInterceptor):
     """A minimal interceptor recording hook calls."""
 
     name = "recorder"
@@ -334,24 +341,22 @@ class _Recorder:
         self.short_circuit = short_circuit
         self.retry = retry
 
-    async def before(self, stage_name: str, ctx: object) -> object:
-        from stageflow_trio.pipeline.interceptors import InterceptorResult
-
-        self.calls.append(f"before:{stage_name}:{ctx.pipeline_run_id}")  # type: ignore[attr-defined]
+    async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        self.calls.append(f"before:{stage_name}:{ctx.pipeline_run_id}")
         if stage_name == self.short_circuit:
             return InterceptorResult(stage_ran=False, result={"cached": True})
         return None
 
-    async def after(self, stage_name: str, result: object, ctx: object) -> None:
-        self.calls.append(f"after:{stage_name}:{result.status}")  # type: ignore[attr-defined]
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        self.calls.append(f"after:{stage_name}:{result.status}")
 
-    async def on_error(self, stage_name: str, error: Exception, ctx: object) -> object:
-        from stageflow_trio.pipeline.interceptors import ErrorAction
-
+    async def on_error(
+        self, stage_name: str, error: Exception, ctx: PipelineContext
+    ) -> ErrorAction:
         self.calls.append(f"on_error:{stage_name}")
         return ErrorAction.RETRY if self.retry else ErrorAction.FAIL
 
-    async def on_abort(self, stage_name: str, ctx: object) -> None:
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
         self.calls.append(f"on_abort:{stage_name}")
 
 
@@ -440,10 +445,6 @@ async def test_a_context_without_a_timer_gets_one_for_the_run() -> None:
 async def test_a_broken_sink_is_logged_and_never_fails_the_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    class BrokenSink(RecordingEventSink):
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            raise OSError("sink down")
-
     async def router(ctx: StageContext) -> StageOutput:
         return StageOutput.ok(skip_reason="not needed")
 
@@ -451,7 +452,7 @@ async def test_a_broken_sink_is_logged_and_never_fails_the_run(
         [spec("router", router), spec("branch", router, ["router"], conditional=True)]
     )
     with caplog.at_level(logging.WARNING, logger="stageflow_trio.dag"):
-        results = await graph.run(stage_ctx(event_sink=BrokenSink()))
+        results = await graph.run(stage_ctx(event_sink=FailingSink(error=OSError)))
     assert results["router"].status is StageStatus.OK
     assert results["branch"].status is StageStatus.SKIP
     messages = [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -44,60 +45,19 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import create_test_pipeline_context
+from tests.fakes import CountingStage
 
 from .graph_helpers import spec, stage_ctx
 
 
 def make_ctx(key: str | None = "req-1", params: Any = None) -> PipelineContext:
-    ctx = PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = create_test_pipeline_context()
     if key is not None:
         ctx.data["idempotency_key"] = key
     if params is not None:
         ctx.data["idempotency_params"] = params
     return ctx
-
-
-class CountingStage:
-    """A stage that counts its calls; optionally waits, fails, or returns a failed result."""
-
-    def __init__(
-        self,
-        name: str = "charge",
-        *,
-        delay: float = 0,
-        raise_error: Exception | None = None,
-        status: Any = "completed",
-    ) -> None:
-        self.name = name
-        self.calls = 0
-        self.delay = delay
-        self.raise_error = raise_error
-        self.status = status
-
-    async def __call__(self) -> StageResult:
-        self.calls += 1
-        call = self.calls
-        await trio.sleep(self.delay)
-        if self.raise_error is not None:
-            raise self.raise_error
-        now = utc_now()
-        return StageResult(
-            name=self.name,
-            status=self.status,
-            started_at=now,
-            ended_at=now,
-            data={"call": call, "nested": {"items": [call]}},
-            error="failed" if self.status == "failed" else None,
-        )
 
 
 async def test_a_duplicate_replays_the_cached_result() -> None:
@@ -139,7 +99,7 @@ async def test_stages_of_one_legacy_run_do_not_replay_each_other() -> None:
     # d7: the reference's pipeline-wide key made every later stage replay the first one.
     calls: list[str] = []
 
-    def runner(name: str):  # type: ignore[no-untyped-def]
+    def runner(name: str) -> Callable[[PipelineContext], Awaitable[dict[str, str]]]:
         async def run(ctx: PipelineContext) -> dict[str, str]:
             calls.append(name)
             return {"from": name}
@@ -278,8 +238,8 @@ async def test_parameter_mismatch_raises_the_critical_error() -> None:
     assert same.data["call"] == 1
 
 
-def test_mismatch_message_equals_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.idempotency")
+def test_mismatch_message_equals_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.idempotency
     ours = IdempotencyParamMismatch("k", expected="h1", actual="h2")
     theirs = ref.IdempotencyParamMismatch("k", expected="h1", actual="h2")
     assert str(ours) == str(theirs)
@@ -406,8 +366,8 @@ def test_cached_stage_result_is_frozen() -> None:
         entry.params_hash = "other"  # type: ignore[misc]
 
 
-def test_defaults_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.idempotency")
+def test_defaults_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.idempotency
     ours, theirs = IdempotencyInterceptor(), ref.IdempotencyInterceptor()
     assert (ours.name, ours.priority) == (theirs.name, theirs.priority)
     assert ours._ttl_seconds == theirs._ttl_seconds == 86400

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -24,40 +23,19 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import create_test_pipeline_context
+from tests.fakes import CountingStage
 
 
 def make_ctx(key: str = "req-1") -> PipelineContext:
-    ctx = PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = create_test_pipeline_context()
     ctx.data["idempotency_key"] = key
     return ctx
 
 
-class Stage:
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.calls = 0
-
-    async def __call__(self) -> StageResult:
-        self.calls += 1
-        await trio.sleep(self.delay)
-        now = utc_now()
-        return StageResult(
-            name="charge", status="completed", started_at=now, ended_at=now, data={"n": self.calls}
-        )
-
-
 async def test_a_cancelled_owner_releases_its_key(autojump_clock: trio.abc.Clock) -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=10)
+    stage = CountingStage(delay=10)
     with trio.move_on_after(1) as scope:
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert scope.cancelled_caught
@@ -65,10 +43,10 @@ async def test_a_cancelled_owner_releases_its_key(autojump_clock: trio.abc.Clock
     stage.delay = 0
     result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert result.status == "completed"
-    assert result.data == {"n": 2}
+    assert result.data == {"call": 2, "nested": {"items": [2]}}
     assert stage.calls == 2
     replay = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
-    assert replay.data == {"n": 2}
+    assert replay.data == {"call": 2, "nested": {"items": [2]}}
     assert stage.calls == 2
 
 
@@ -76,7 +54,7 @@ async def test_a_waiter_takes_over_when_the_owner_is_cancelled(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=10)
+    stage = CountingStage(delay=10)
     results: list[StageResult] = []
 
     async def waiter() -> None:
@@ -93,14 +71,14 @@ async def test_a_waiter_takes_over_when_the_owner_is_cancelled(
                 owner_scope.cancel()
     # The owner was cancelled at t=3; the waiter ran the stage itself from t=3 to t=13.
     assert stage.calls == 2
-    assert [r.data for r in results] == [{"n": 2}]
+    assert [r.data for r in results] == [{"call": 2, "nested": {"items": [2]}}]
     assert trio.current_time() == 13.0
     assert not interceptor.in_flight("req-1", "charge")
 
 
 async def test_a_cancelled_waiter_leaves_the_owner_alone(autojump_clock: trio.abc.Clock) -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=5)
+    stage = CountingStage(delay=5)
     owner_results: list[StageResult] = []
 
     async def owner() -> None:
@@ -114,7 +92,7 @@ async def test_a_cancelled_waiter_leaves_the_owner_alone(autojump_clock: trio.ab
         with trio.move_on_after(1):
             await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
         assert interceptor.in_flight("req-1", "charge")
-    assert [r.data for r in owner_results] == [{"n": 1}]
+    assert [r.data for r in owner_results] == [{"call": 1, "nested": {"items": [1]}}]
     assert stage.calls == 1
     assert not interceptor.in_flight("req-1", "charge")
 
@@ -153,8 +131,8 @@ async def test_cancellation_while_claiming_releases_the_claim(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     store = SlowStore()
-    interceptor = IdempotencyInterceptor(store=store)
-    stage = Stage(delay=0)
+    interceptor = IdempotencyInterceptor(store=store)  # type: ignore[arg-type]  # get/set/delete only, as a reference store
+    stage = CountingStage(delay=0)
     with trio.move_on_after(1) as scope:
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert scope.cancelled_caught
@@ -177,7 +155,7 @@ class CriticalBefore(BaseInterceptor):
 
 async def test_a_critical_error_after_the_claim_releases_the_key() -> None:
     interceptor = IdempotencyInterceptor()
-    stage = Stage(delay=0)
+    stage = CountingStage(delay=0)
     with pytest.raises(CriticalInterceptorError, match=r"^denied$"):
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor, CriticalBefore()])
     assert not interceptor.in_flight("req-1", "charge")
@@ -220,8 +198,8 @@ async def test_a_cancelled_legacy_run_releases_the_key(autojump_clock: trio.abc.
     assert trio.current_time() == 1.0
     assert not interceptor.in_flight("req-1", "slow")
     assert not interceptor.in_flight("req-1", "fails")
-    result = await run_with_interceptors("slow", Stage(delay=0), make_ctx(), [interceptor])
-    assert result.data == {"n": 1}
+    result = await run_with_interceptors("slow", CountingStage(delay=0), make_ctx(), [interceptor])
+    assert result.data == {"call": 1, "nested": {"items": [1]}}
 
 
 class RacingStore(CacheOnlyStore):
@@ -243,8 +221,8 @@ async def test_a_result_cached_during_the_claim_is_replayed_and_the_claim_releas
         name="charge", status="completed", started_at=now, ended_at=now, data={"n": 7}
     )
     store = RacingStore(CachedStageResult(result=done))
-    interceptor = IdempotencyInterceptor(store=store)
-    stage = Stage(delay=0)
+    interceptor = IdempotencyInterceptor(store=store)  # type: ignore[arg-type]  # get/set/delete only, as a reference store
+    stage = CountingStage(delay=0)
     result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert stage.calls == 0
     assert result.data == {"n": 7}
@@ -281,7 +259,7 @@ async def test_a_call_cancelled_while_caching_releases_its_claim(
 ) -> None:
     store = HangingSetStore()
     interceptor = IdempotencyInterceptor(store=store)
-    stage = Stage(delay=1)
+    stage = CountingStage(delay=1)
     with trio.move_on_after(2) as scope:
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert scope.cancelled_caught
@@ -294,7 +272,7 @@ async def test_a_waiter_in_another_chain_takes_over_from_a_cancelled_holder(
 ) -> None:
     store = InMemoryIdempotencyStore()
     holder, waiter = IdempotencyInterceptor(store=store), IdempotencyInterceptor(store=store)
-    stage = Stage(delay=10)
+    stage = CountingStage(delay=10)
     results: list[StageResult] = []
 
     async def hold() -> None:
@@ -311,7 +289,7 @@ async def test_a_waiter_in_another_chain_takes_over_from_a_cancelled_holder(
         nursery.start_soon(wait)
     # The holder was cancelled at t=3; the waiter ran the stage from t=3 to t=13.
     assert stage.calls == 2
-    assert [r.data for r in results] == [{"n": 2}]
+    assert [r.data for r in results] == [{"call": 2, "nested": {"items": [2]}}]
     assert trio.current_time() == 13.0
 
 
@@ -343,6 +321,6 @@ async def test_a_slow_abort_hook_does_not_starve_the_release(
     interceptor = IdempotencyInterceptor(store=store)
     with trio.move_on_after(1):
         await run_with_interceptors(
-            "charge", Stage(delay=100), make_ctx(), [interceptor, SlowAbort()]
+            "charge", CountingStage(delay=100), make_ctx(), [interceptor, SlowAbort()]
         )
     assert not store.is_claimed('["charge", "req-1"]')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -22,19 +23,7 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
-
-
-def make_ctx() -> PipelineContext:
-    return PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+from stageflow_trio.testing import create_test_pipeline_context
 
 
 class Recorder(BaseInterceptor):
@@ -80,7 +69,9 @@ class Recorder(BaseInterceptor):
         return self.action
 
 
-def stage(log: list[str], *, fail_times: int = 0, exc: Exception | None = None):  # type: ignore[no-untyped-def]
+def stage(
+    log: list[str], *, fail_times: int = 0, exc: Exception | None = None
+) -> Callable[[], Awaitable[StageResult]]:
     calls = {"n": 0}
 
     async def run() -> StageResult:
@@ -99,7 +90,7 @@ def stage(log: list[str], *, fail_times: int = 0, exc: Exception | None = None):
 async def test_hooks_run_in_priority_order_and_after_in_reverse() -> None:
     log: list[str] = []
     chain = [Recorder("late", 30, log), Recorder("early", 1, log), Recorder("mid", 10, log)]
-    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    result = await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     assert result.status == "completed"
     assert log == [
         "before:early",
@@ -124,7 +115,7 @@ async def test_short_circuit_skips_the_stage_and_later_befores() -> None:
         ),
         Recorder("c", 3, log),
     ]
-    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    result = await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     assert result.status == "completed"
     assert result.data == {"cached": 1}
     assert result.error == "e"
@@ -136,7 +127,7 @@ async def test_short_circuit_skips_the_stage_and_later_befores() -> None:
 async def test_errors_in_hooks_are_isolated() -> None:
     log: list[str] = []
     chain = [Recorder("a", 1, log, raise_in="before"), Recorder("b", 2, log, raise_in="after")]
-    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    result = await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     assert result.status == "completed"
     assert log == ["before:a", "before:b", "stage", "after:b:completed", "after:a:completed"]
 
@@ -146,13 +137,15 @@ async def test_critical_errors_escape(hook: str) -> None:
     log: list[str] = []
     chain = [Recorder("a", 1, log, raise_in=hook, critical=True)]
     with pytest.raises(CriticalInterceptorError, match=f"^a {hook}$"):
-        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+        await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
 
 
 async def test_stage_error_asks_on_error_in_reverse_and_fails() -> None:
     log: list[str] = []
     chain = [Recorder("a", 1, log), Recorder("b", 2, log)]
-    result = await run_with_interceptors("s", stage(log, fail_times=1), make_ctx(), chain)
+    result = await run_with_interceptors(
+        "s", stage(log, fail_times=1), create_test_pipeline_context(), chain
+    )
     assert result.status == "failed"
     assert result.error == "flaky"
     assert log[3:5] == ["on_error:b:ValueError", "on_error:a:ValueError"]
@@ -161,7 +154,9 @@ async def test_stage_error_asks_on_error_in_reverse_and_fails() -> None:
 async def test_retry_reruns_until_the_stage_succeeds() -> None:
     log: list[str] = []
     chain = [Recorder("retry", 1, log, action=ErrorAction.RETRY)]
-    result = await run_with_interceptors("s", stage(log, fail_times=3), make_ctx(), chain)
+    result = await run_with_interceptors(
+        "s", stage(log, fail_times=3), create_test_pipeline_context(), chain
+    )
     assert result.status == "completed"
     assert log.count("stage") == 4
     assert log.count("before:retry") == 1
@@ -170,7 +165,9 @@ async def test_retry_reruns_until_the_stage_succeeds() -> None:
 async def test_endless_retry_is_capped() -> None:
     log: list[str] = []
     chain = [Recorder("retry", 1, log, action=ErrorAction.RETRY)]
-    result = await run_with_interceptors("s", stage(log, fail_times=10**6), make_ctx(), chain)
+    result = await run_with_interceptors(
+        "s", stage(log, fail_times=10**6), create_test_pipeline_context(), chain
+    )
     assert result.status == "failed"
     assert log.count("stage") == MAX_CHAIN_RETRIES + 1
 
@@ -178,7 +175,9 @@ async def test_endless_retry_is_capped() -> None:
 async def test_fallback_counts_as_fail() -> None:
     log: list[str] = []
     chain = [Recorder("fb", 1, log, action=ErrorAction.FALLBACK)]
-    result = await run_with_interceptors("s", stage(log, fail_times=1), make_ctx(), chain)
+    result = await run_with_interceptors(
+        "s", stage(log, fail_times=1), create_test_pipeline_context(), chain
+    )
     assert result.status == "failed"
     assert log.count("stage") == 1
 
@@ -187,7 +186,7 @@ async def test_timeout_uses_a_cancel_scope_on_the_trio_clock(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     log: list[str] = []
-    ctx = make_ctx()
+    ctx = create_test_pipeline_context()
     ctx.data["_timeout_ms"] = 1500
 
     async def slow() -> StageResult:
@@ -207,13 +206,13 @@ async def test_timeout_uses_a_cancel_scope_on_the_trio_clock(
 async def test_timeout_error_raised_by_the_stage_maps_to_the_timeout_result() -> None:
     log: list[str] = []
     result = await run_with_interceptors(
-        "s", stage(log, fail_times=1, exc=TimeoutError("inner")), make_ctx(), []
+        "s", stage(log, fail_times=1, exc=TimeoutError("inner")), create_test_pipeline_context(), []
     )
     assert result.error == "Stage timed out after 30000ms"
 
 
 async def test_non_positive_timeout_means_none(autojump_clock: trio.abc.Clock) -> None:
-    ctx = make_ctx()
+    ctx = create_test_pipeline_context()
     ctx.data["_timeout.s"] = 0
 
     async def slow() -> StageResult:
@@ -233,7 +232,9 @@ async def test_cancellation_is_not_caught_and_skips_after(autojump_clock: trio.a
         raise AssertionError  # pragma: no cover
 
     with trio.move_on_after(1) as scope:
-        await run_with_interceptors("s", forever, make_ctx(), [Recorder("r", 1, log)])
+        await run_with_interceptors(
+            "s", forever, create_test_pipeline_context(), [Recorder("r", 1, log)]
+        )
     assert scope.cancelled_caught
     assert log == ["before:r"]
 
@@ -243,7 +244,7 @@ async def test_circuit_breaker_opens_after_five_failures_and_half_opens_after_30
 ) -> None:
     log: list[str] = []
     breaker = CircuitBreakerInterceptor()
-    ctx = make_ctx()
+    ctx = create_test_pipeline_context()
     for _ in range(5):
         result = await run_with_interceptors("s", stage(log, fail_times=1), ctx, [breaker])
         assert result.status == "failed"
@@ -277,9 +278,20 @@ class Aborting(Recorder):
     """A Recorder that also records on_abort (optionally awaiting or raising there)."""
 
     def __init__(
-        self, *args: object, abort_sleep: float = 0, abort_raises: bool = False, **kwargs: object
+        self,
+        name: str,
+        priority: int,
+        log: list[str],
+        *,
+        abort_sleep: float = 0,
+        abort_raises: bool = False,
+        before_result: InterceptorResult | None = None,
+        raise_in: str | None = None,
+        critical: bool = False,
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            name, priority, log, before_result=before_result, raise_in=raise_in, critical=critical
+        )
         self.abort_sleep = abort_sleep
         self.abort_raises = abort_raises
 
@@ -303,7 +315,7 @@ async def test_a_cancelled_call_gets_on_abort_in_reverse_order(
     log: list[str] = []
     chain = [Aborting("a", 1, log), Aborting("b", 2, log)]
     with trio.move_on_after(1):
-        await run_with_interceptors("s", forever, make_ctx(), chain)
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)
     assert log == ["before:a", "before:b", "on_abort:b", "on_abort:a"]
 
 
@@ -313,7 +325,7 @@ async def test_on_abort_runs_shielded_and_its_errors_are_swallowed(
     log: list[str] = []
     chain = [Aborting("a", 1, log, abort_sleep=2), Aborting("b", 2, log, abort_raises=True)]
     with trio.move_on_after(1) as scope:
-        await run_with_interceptors("s", forever, make_ctx(), chain)
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)
     assert scope.cancelled_caught
     assert log == ["before:a", "before:b", "on_abort:b", "on_abort:a", "on_abort_done:a"]
     assert trio.current_time() == 3.0
@@ -323,7 +335,7 @@ async def test_on_abort_hooks_are_bounded(autojump_clock: trio.abc.Clock) -> Non
     log: list[str] = []
     chain = [Aborting("a", 1, log, abort_sleep=10**6)]
     with trio.move_on_after(1):
-        await run_with_interceptors("s", forever, make_ctx(), chain)
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)
     assert trio.current_time() == 1 + ABORT_HOOKS_TIMEOUT
     assert log == ["before:a", "on_abort:a"]
 
@@ -336,7 +348,7 @@ async def test_a_critical_before_aborts_only_the_earlier_interceptors() -> None:
         Aborting("c", 3, log),
     ]
     with pytest.raises(CriticalInterceptorError, match=r"^b before$"):
-        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+        await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     assert log == ["before:a", "before:b", "on_abort:a"]
 
 
@@ -348,7 +360,7 @@ async def test_a_critical_after_aborts_the_interceptors_whose_after_did_not_run(
         Aborting("c", 3, log),
     ]
     with pytest.raises(CriticalInterceptorError, match=r"^b after$"):
-        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+        await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     assert log == [
         "before:a",
         "before:b",
@@ -376,7 +388,7 @@ async def test_a_short_circuited_call_aborts_only_the_entered_interceptors(
         SlowAfter("c", 3, log),
     ]
     with trio.move_on_after(1):
-        await run_with_interceptors("s", stage(log), make_ctx(), chain)
+        await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     # c's before never ran; c's after was called (and hung); a and b get on_abort.
     assert log == ["before:a", "before:b", "after:c:completed", "on_abort:b", "on_abort:a"]
 
@@ -393,7 +405,9 @@ async def test_interceptors_without_on_abort_are_skipped(autojump_clock: trio.ab
             return None
 
     with trio.move_on_after(1) as scope:
-        await run_with_interceptors("s", forever, make_ctx(), [Minimal()])  # type: ignore[list-item]
+        # A duck interceptor without on_abort, on purpose.
+        chain = [Minimal()]
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)  # type: ignore[arg-type]
     assert scope.cancelled_caught
 
 
@@ -404,7 +418,7 @@ async def test_a_short_circuit_with_a_stage_result_uses_its_payload() -> None:
     chain = [
         Recorder("cache", 1, log, before_result=InterceptorResult(stage_ran=False, result=cached))
     ]
-    result = await run_with_interceptors("s", stage(log), make_ctx(), chain)
+    result = await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
     assert result.data == {"v": 1}
     assert result.error is None
     assert "stage" not in log
@@ -413,7 +427,10 @@ async def test_a_short_circuit_with_a_stage_result_uses_its_payload() -> None:
 async def test_a_stage_error_is_passed_to_on_error_and_the_result_keeps_its_message() -> None:
     log: list[str] = []
     result = await run_with_interceptors(
-        "s", stage(log, fail_times=1, exc=KeyError("k")), make_ctx(), [Recorder("r", 1, log)]
+        "s",
+        stage(log, fail_times=1, exc=KeyError("k")),
+        create_test_pipeline_context(),
+        [Recorder("r", 1, log)],
     )
     assert "on_error:r:KeyError" in log
     assert result.error == "'k'"
@@ -421,13 +438,12 @@ async def test_a_stage_error_is_passed_to_on_error_and_the_result_keeps_its_mess
 
 def test_interceptor_context_is_a_namespaced_view_of_the_pipeline_context() -> None:
     ids = [uuid.uuid4() for _ in range(5)]
-    ctx = PipelineContext(
+    ctx = create_test_pipeline_context(
         pipeline_run_id=ids[0],
         request_id=ids[1],
         session_id=ids[2],
         user_id=ids[3],
         org_id=ids[4],
-        interaction_id=None,
         topology="chat_fast",
         execution_mode="practice",
         data={"lang": "en"},

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 import types
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,28 +34,24 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
 from tests.doc_blocks import python_blocks, run_in_virtual_time
+from tests.fakes import pipeline_context
 
 RUN_ID = uuid.UUID("88888888-8888-4888-8888-888888888888")
 
 
 def make_ctx(**kwargs: Any) -> PipelineContext:
-    return PipelineContext(
+    return pipeline_context(
         pipeline_run_id=kwargs.pop("pipeline_run_id", RUN_ID),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
         topology="topo",
         execution_mode="practice",
-        event_sink=RecordingEventSink(),
         **kwargs,
     )
 
 
-def ok_stage(seen: list[dict[str, Any]] | None = None, ctx: PipelineContext | None = None):  # type: ignore[no-untyped-def]
+def ok_stage(
+    seen: list[dict[str, Any]] | None = None, ctx: PipelineContext | None = None
+) -> Callable[[], Awaitable[StageResult]]:
     async def run() -> StageResult:
         if seen is not None and ctx is not None:
             seen.append(dict(ctx.data))
@@ -64,7 +63,7 @@ def ok_stage(seen: list[dict[str, Any]] | None = None, ctx: PipelineContext | No
     return run
 
 
-def failing_stage(error: Exception | None = None):  # type: ignore[no-untyped-def]
+def failing_stage(error: Exception | None = None) -> Callable[[], Awaitable[StageResult]]:
     async def run() -> StageResult:
         raise error or ValueError("boom")
 
@@ -101,8 +100,8 @@ def test_default_chain_has_the_reference_priorities() -> None:
     ]
 
 
-def test_default_chain_equals_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.interceptors")
+def test_default_chain_equals_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.interceptors
     assert [(i.name, i.priority) for i in get_default_interceptors()] == [
         (i.name, i.priority) for i in ref.get_default_interceptors()
     ]
@@ -259,10 +258,12 @@ async def test_failed_results_and_timeouts_count_once(autojump_clock: trio.abc.C
     assert breaker.state("s") == "open"
 
 
-def test_reference_breaker_counts_a_raised_error_twice_and_closes_itself() -> None:
+def test_reference_breaker_counts_a_raised_error_twice_and_closes_itself(
+    reference: ModuleType,
+) -> None:
     # The two reference bugs behind our parity rows: opens after 3 raises; one short-circuit closes it.
-    ref = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
+    ref = reference.pipeline.interceptors
+    ref_context = reference.stages.context
     ctx = ref_context.PipelineContext(
         pipeline_run_id=None,
         request_id=None,
@@ -437,7 +438,7 @@ async def test_child_tracker_metrics_is_quiet_without_subpipelines(
         )
         assert result.status == "completed"
     try:
-        import stageflow_trio.pipeline.subpipeline  # noqa: F401
+        importlib.import_module("stageflow_trio.pipeline.subpipeline")
     except ImportError:
         assert [r for r in caplog.records if r.name == "stageflow_trio.child_tracker_metrics"] == []
 
@@ -461,6 +462,12 @@ def test_docs_example_runs(example: str, monkeypatch: pytest.MonkeyPatch) -> Non
     assert run_in_virtual_time(example, str(DOCS), monkeypatch) == 1
 
 
+def _fake_module(name: str, **members: object) -> types.ModuleType:
+    module = types.ModuleType(name)
+    vars(module).update(members)
+    return module
+
+
 class FakeOtel:
     """Just enough of opentelemetry-api (trace + context) to watch the span's context."""
 
@@ -468,17 +475,17 @@ class FakeOtel:
         self.tracer = FakeTracer()
         self.attached: list[Any] = []
         self.detached: list[Any] = []
-        self.trace = types.ModuleType("opentelemetry.trace")
-        self.trace.get_tracer = lambda name: self.tracer  # type: ignore[attr-defined]
-        self.trace.set_span_in_context = lambda span: ("context-of", span)  # type: ignore[attr-defined]
-        self.trace.StatusCode = types.SimpleNamespace(ERROR="ERROR")  # type: ignore[attr-defined]
-        self.trace.Status = lambda code, description: (code, description)  # type: ignore[attr-defined]
-        self.context = types.ModuleType("opentelemetry.context")
-        self.context.attach = self._attach  # type: ignore[attr-defined]
-        self.context.detach = self.detached.append  # type: ignore[attr-defined]
-        self.package = types.ModuleType("opentelemetry")
-        self.package.trace = self.trace  # type: ignore[attr-defined]
-        self.package.context = self.context  # type: ignore[attr-defined]
+        self.trace = _fake_module(
+            "opentelemetry.trace",
+            get_tracer=lambda name: self.tracer,
+            set_span_in_context=lambda span: ("context-of", span),
+            StatusCode=types.SimpleNamespace(ERROR="ERROR"),
+            Status=lambda code, description: (code, description),
+        )
+        self.context = _fake_module(
+            "opentelemetry.context", attach=self._attach, detach=self.detached.append
+        )
+        self.package = _fake_module("opentelemetry", trace=self.trace, context=self.context)
 
     def _attach(self, context: Any) -> str:
         self.attached.append(context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from stageflow_trio.pipeline.interceptors_hardening import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.testing import create_test_pipeline_context, create_test_snapshot
 
 HARDENING_LOGGER = "stageflow_trio.hardening"
 
@@ -44,19 +44,11 @@ class Cart:
 
 
 def snapshot() -> ContextSnapshot[Cart]:
-    return ContextSnapshot(extensions=Cart(items=["apple"]), topology="shop")
+    return create_test_snapshot(extensions=Cart(items=["apple"]), topology="shop")
 
 
 def make_ctx(snap: Any = None) -> PipelineContext:
-    ctx = PipelineContext(
-        pipeline_run_id=uuid.uuid4(),
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-        event_sink=RecordingEventSink(),
-    )
+    ctx = create_test_pipeline_context()
     if snap is not None:
         ctx.data[SNAPSHOT_DATA_KEY] = snap
     return ctx
@@ -119,20 +111,26 @@ async def test_the_snapshot_attribute_and_a_custom_getter_are_used() -> None:
             self.data: dict[str, Any] = {}
 
     snap = snapshot()
+    cart = snap.extensions
+    assert cart is not None
 
     async def mutate() -> StageResult:
-        snap.extensions.items.clear()  # type: ignore[union-attr]
+        cart.items.clear()
         now = utc_now()
         return StageResult(name="s", status="completed", started_at=now, ended_at=now)
 
+    # Any context with a ``snapshot`` attribute will do, not only a PipelineContext.
+    ctx = CtxWithSnapshot(snap)
     with pytest.raises(ImmutabilityViolationError):
-        await run_with_interceptors("s", mutate, CtxWithSnapshot(snap), [ImmutabilityInterceptor()])  # type: ignore[arg-type]
+        await run_with_interceptors("s", mutate, ctx, [ImmutabilityInterceptor()])  # type: ignore[arg-type]
 
     other = snapshot()
+    other_cart = other.extensions
+    assert other_cart is not None
     checker = ImmutabilityInterceptor(snapshot_getter=lambda ctx: other)
 
     async def mutate_other() -> StageResult:
-        other.extensions.items.append("x")  # type: ignore[union-attr]
+        other_cart.items.append("x")
         now = utc_now()
         return StageResult(name="s", status="completed", started_at=now, ended_at=now)
 
@@ -183,12 +181,12 @@ async def test_a_cancelled_mutating_stage_is_logged_not_raised(
     assert len([r for r in caplog.records if "Immutability violation" in r.getMessage()]) == 1
 
 
-def test_the_reference_check_never_fires() -> None:
+def test_the_reference_check_never_fires(reference: ModuleType) -> None:
     # d9: the reference reads ctx.snapshot, which PipelineContext lacks, so nothing is checked.
-    ref_hardening = pytest.importorskip("stageflow.pipeline.interceptors_hardening")
-    ref_interceptors = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
-    ref_result = pytest.importorskip("stageflow.stages.result")
+    ref_hardening = reference.pipeline.interceptors_hardening
+    ref_interceptors = reference.pipeline.interceptors
+    ref_context = reference.stages.context
+    ref_result = reference.stages.result
     ctx = ref_context.PipelineContext(
         pipeline_run_id=None,
         request_id=None,
@@ -251,7 +249,7 @@ async def test_growth_warns_and_metrics_are_recorded(caplog: pytest.LogCaptureFi
         now = utc_now()
         return StageResult(name="grow", status="completed", started_at=now, ended_at=now)
 
-    await run_with_interceptors("grow", grow, ctx, [size])  # type: ignore[arg-type]
+    await run_with_interceptors("grow", grow, ctx, [size])  # type: ignore[arg-type]  # a duck context
     total = len("{}") + len('{"blob": "' + "y" * 2000 + '"}')
     assert size.metrics == {
         "grow": ContextSizeMetric(stage="grow", size_bytes=total, growth_bytes=total - 4)
@@ -308,8 +306,8 @@ async def test_an_aborted_call_forgets_its_measurement(autojump_clock: trio.abc.
     assert size.metrics == {}
 
 
-def test_priorities_and_names_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.interceptors_hardening")
+def test_priorities_and_names_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.interceptors_hardening
     for ours, theirs in (
         (ImmutabilityInterceptor(), ref.ImmutabilityInterceptor()),
         (ContextSizeInterceptor(), ref.ContextSizeInterceptor()),

@@ -6,6 +6,7 @@ import asyncio
 import math
 import random
 import uuid
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ from stageflow_trio.pipeline.retry import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.fakes import FailingSink, pipeline_context
+from tests.fakes import payload as event_payload
 
 RUN_ID = uuid.UUID("77777777-7777-4777-8777-777777777777")
 ENRICHMENT_KEYS = ["pipeline_run_id", "request_id", "execution_mode", "topology", "service"]
@@ -39,16 +42,11 @@ EXHAUSTED_KEYS = ["stage", "attempts", "error", "reason"]
 
 
 def make_ctx(sink: RecordingEventSink | None = None) -> PipelineContext:
-    return PipelineContext(
+    return pipeline_context(
         pipeline_run_id=RUN_ID,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
         topology="retry_topology",
         execution_mode="practice",
-        event_sink=sink if sink is not None else RecordingEventSink(),
+        event_sink=sink,
     )
 
 
@@ -178,8 +176,10 @@ def test_jitter_bounds(rng: random.Random, jitter: JitterStrategy, expected: lis
 
 
 @pytest.mark.parametrize(("backoff", "jitter"), COMBINATIONS, ids=lambda v: v.value)
-def test_delays_equal_the_reference(backoff: BackoffStrategy, jitter: JitterStrategy) -> None:
-    ref = pytest.importorskip("stageflow.pipeline.retry")
+def test_delays_equal_the_reference(
+    reference: ModuleType, backoff: BackoffStrategy, jitter: JitterStrategy
+) -> None:
+    ref = reference.pipeline.retry
     seed = 99
     theirs = ref.RetryInterceptor(
         base_delay_ms=120,
@@ -222,11 +222,11 @@ async def test_max_attempts_is_honoured_exactly(
     assert len(stage.times) == max(max_attempts, 1)
 
 
-def test_reference_stops_after_one_retry() -> None:
+def test_reference_stops_after_one_retry(reference: ModuleType) -> None:
     # Why the chain loops on RETRY: the reference makes 2 calls whatever max_attempts says.
-    ref_retry = pytest.importorskip("stageflow.pipeline.retry")
-    ref_interceptors = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
+    ref_retry = reference.pipeline.retry
+    ref_interceptors = reference.pipeline.interceptors
+    ref_context = reference.stages.context
     calls: list[int] = []
 
     async def always_fails() -> Any:
@@ -380,12 +380,12 @@ async def test_retry_events_have_golden_payloads(autojump_clock: trio.abc.Clock)
     assert list(exhausted) == ENRICHMENT_KEYS + EXHAUSTED_KEYS
 
 
-def test_payload_keys_cover_the_reference_keys() -> None:
+def test_payload_keys_cover_the_reference_keys(reference: ModuleType) -> None:
     # The reference passes its payloads positionally, so keyword-only sinks lose them (d8).
     # A sink that accepts positional arguments reveals what it meant to send.
-    ref_retry = pytest.importorskip("stageflow.pipeline.retry")
-    ref_interceptors = pytest.importorskip("stageflow.pipeline.interceptors")
-    ref_context = pytest.importorskip("stageflow.stages.context")
+    ref_retry = reference.pipeline.retry
+    ref_interceptors = reference.pipeline.interceptors
+    ref_context = reference.stages.context
 
     class PositionalSink:
         def __init__(self) -> None:
@@ -505,13 +505,9 @@ async def test_retry_on_status_has_no_effect_on_returned_failures() -> None:
 
 
 async def test_sink_errors_do_not_break_the_retry(autojump_clock: trio.abc.Clock) -> None:
-    class Broken(RecordingEventSink):
-        def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-            raise RuntimeError("sink down")
-
     retry = RetryInterceptor(base_delay_ms=1, jitter_strategy=JitterStrategy.NONE)
     stage = Flaky(failures=1)
-    result = await run_with_interceptors("s", stage, make_ctx(Broken()), [retry])
+    result = await run_with_interceptors("s", stage, make_ctx(FailingSink()), [retry])
     assert result.status == "completed"
 
 
@@ -527,7 +523,7 @@ async def test_sink_errors_do_not_break_the_retry(autojump_clock: trio.abc.Clock
         ({"max_delay_ms": -5}, r"max_delay_ms must be >= 0, got -5"),
     ],
 )
-def test_invalid_parameters_are_rejected(kwargs: dict[str, int], message: str) -> None:
+def test_invalid_parameters_are_rejected(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=rf"^{message}$"):
         RetryInterceptor(**kwargs)
 
@@ -618,7 +614,9 @@ async def test_strategies_given_by_value_are_the_members(autojump_clock: trio.ab
     result = await run_with_interceptors("s", stage, make_ctx(sink), [retry])
     assert result.status == "completed"
     assert stage.times == [0.0, 0.1, 0.1 + 0.2]  # linear: 100 ms, then 200 ms
-    assert [e["backoff_strategy"] for e in sink.of_type("stage.retry_scheduled")] == ["linear"] * 2
+    assert [
+        event_payload(e)["backoff_strategy"] for e in sink.of_type("stage.retry_scheduled")
+    ] == ["linear"] * 2
 
 
 @pytest.mark.parametrize("given", [[ValueError], {ValueError}, ValueError, (ValueError,)], ids=repr)
@@ -633,8 +631,8 @@ async def test_retryable_errors_accepts_one_class_or_a_collection(
     assert len(stage.times) == 2
 
 
-def test_defaults_and_errors_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.retry")
+def test_defaults_and_errors_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.retry
     ours = RetryInterceptor()
     theirs = ref.RetryInterceptor()
     for attr in ("max_attempts", "base_delay_ms", "max_delay_ms", "retry_on_status"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +18,7 @@ from stageflow_trio.pipeline.cancellation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
 
 class Journal:
@@ -266,7 +267,7 @@ async def test_nothing_started_outlives_the_block(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     journal = Journal()
-    handles = []
+    handles: list[TaskHandle[Any]] = []
     with trio.move_on_after(1.0):
         async with StructuredTaskGroup() as tg:
 
@@ -347,7 +348,7 @@ async def test_a_coroutine_with_arguments_is_refused() -> None:
             match=r"^StructuredTaskGroup.create_task\(\) takes either a coroutine object or "
             r"an async function and its arguments, not a coroutine and arguments$",
         ):
-            tg.create_task(work(1), 2)  # type: ignore[call-arg]
+            tg.create_task(work(1), 2)
 
 
 async def test_a_group_cannot_be_entered_twice() -> None:
@@ -361,12 +362,12 @@ async def test_a_group_cannot_be_entered_twice() -> None:
             pass
 
 
-def test_reasons_and_error_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.pipeline.cancellation")
+def test_reasons_and_error_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.pipeline.cancellation
 
     def scenario(
         group: Any, sleep: Callable[[float], Awaitable[None]], body_error: bool
-    ) -> Callable[[], Awaitable[tuple[object, ...]]]:
+    ) -> Callable[[], Coroutine[Any, Any, tuple[object, ...]]]:
         async def boom() -> None:
             await sleep(0.01)
             raise ValueError("task boom")

@@ -339,7 +339,7 @@ async def test_a_sink_error_on_spawned_child_leaves_nothing_registered() -> None
         def try_emit(self, *, type: str, data: Any) -> None:  # noqa: A002
             raise OSError("sink down")
 
-    set_event_sink(Broken())  # type: ignore[arg-type]
+    set_event_sink(Broken())
     tracker = ChildRunTracker()
     spawn = SubpipelineSpawner(child_tracker=tracker)
     called = []
@@ -736,7 +736,7 @@ async def test_event_payloads_golden(
         assert is_iso_utc(data.pop("timestamp"))
         stripped.append((event_type, data))
     good, bad_id = (str(i) for i in ids)
-    expected = [
+    expected: list[tuple[str, dict[str, Any]]] = [
         (
             "pipeline.spawned_child",
             {

@@ -146,7 +146,7 @@ def run_scenario(side: Side, scenario: Callable[[Side, Any], Any]) -> dict[str, 
 
 
 def result_dict(result: Any) -> dict[str, Any]:
-    data = result.to_dict()
+    data: dict[str, Any] = result.to_dict()
     assert type(data.pop("duration_ms")) is float
     return data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -23,6 +24,7 @@ from stageflow_trio.stages.inputs import UndeclaredDependencyError
 from stageflow_trio.stages.ports import CorePorts
 from stageflow_trio.testing import RecordingEventSink
 from stageflow_trio.utils.frozen import FrozenDict
+from tests.fakes import FailingSink, RefRecorder, import_reference
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
@@ -45,27 +47,6 @@ NO_IDS: dict[str, Any] = dict.fromkeys(IDS)
 UUID_FIELDS = [*IDS, "parent_run_id", "correlation_id"]
 
 
-class RefRecorder:
-    """A duck-typed sink for the reference contexts."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any] | None]] = []
-
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        self.events.append((type, data))
-
-
-class FailingSink:
-    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        raise RuntimeError("sink down")
-
-    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
-        raise RuntimeError("sink down")
-
-
 def make(sink: Any = None, **overrides: Any) -> PipelineContext:
     kwargs: dict[str, Any] = {**IDS, "topology": "chat_fast", "execution_mode": "practice"}
     kwargs.update(overrides)
@@ -76,7 +57,7 @@ def make(sink: Any = None, **overrides: Any) -> PipelineContext:
 
 def both(**kwargs: Any) -> tuple[PipelineContext, RecordingEventSink, Any, RefRecorder]:
     """The same context built in stageflow_trio and in the reference, each with a recorder."""
-    ref = pytest.importorskip("stageflow.stages.context")
+    ref = import_reference().stages.context
     ours_sink, ref_sink = RecordingEventSink(), RefRecorder()
     return (
         PipelineContext(**kwargs, event_sink=ours_sink),
@@ -98,8 +79,8 @@ def _params(func: Any) -> list[tuple[str, Any, Any]]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
 
 
-def test_all_and_public_methods_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.stages.context")
+def test_all_and_public_methods_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.stages.context
     assert sorted(context_module.__all__) == sorted(ref.__all__)
     public = {n for n in dir(ref.PipelineContext) if not n.startswith("_")}
     assert public <= set(dir(PipelineContext))
@@ -112,8 +93,8 @@ def test_all_and_public_methods_match_the_reference() -> None:
     assert checked == 10
 
 
-def test_constructor_parameters_match_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.stages.context")
+def test_constructor_parameters_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.stages.context
     ours = inspect.signature(PipelineContext).parameters
     theirs = inspect.signature(ref.PipelineContext).parameters
     assert list(ours) == list(theirs)
@@ -568,6 +549,8 @@ def test_fork_matches_the_reference(
 
 
 class FakeOutputBag:
+    """Only what derive_for_stage reads from an OutputBag (passed where an OutputBag is typed)."""
+
     def __init__(self, outputs: dict[str, StageOutput]) -> None:
         self._outputs = outputs
 
@@ -625,6 +608,6 @@ def test_extract_service(topology: str | None, expected: str | None) -> None:
 
 
 @given(st.none() | st.text(alphabet="ab_kernl", max_size=12))
-def test_extract_service_matches_the_reference(topology: str | None) -> None:
-    ref = pytest.importorskip("stageflow.stages.context")
+def test_extract_service_matches_the_reference(reference: ModuleType, topology: str | None) -> None:
+    ref = reference.stages.context
     assert extract_service(topology) == ref.extract_service(topology)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages import inputs as inputs_module
@@ -21,7 +24,7 @@ from stageflow_trio.stages.inputs import (
 )
 from stageflow_trio.utils.frozen import FrozenDict
 
-SNAPSHOT = object()  # StageInputs never looks inside its snapshot.
+SNAPSHOT: ContextSnapshot[Any] = ContextSnapshot()
 
 
 def _inputs(**kwargs: Any) -> StageInputs:
@@ -29,7 +32,7 @@ def _inputs(**kwargs: Any) -> StageInputs:
         "stt": StageOutput.ok({"transcript": "hi", "lang": "en"}),
         "nlu": StageOutput.ok({"intent": "greet", "lang": "fr"}),
     }
-    return create_stage_inputs(SNAPSHOT, prior_outputs=outputs, **kwargs)  # type: ignore[arg-type]
+    return create_stage_inputs(SNAPSHOT, prior_outputs=outputs, **kwargs)
 
 
 def test_exports() -> None:
@@ -41,7 +44,7 @@ def test_exports() -> None:
 
 
 def test_defaults() -> None:
-    inputs = StageInputs(SNAPSHOT)  # type: ignore[arg-type]
+    inputs = StageInputs(SNAPSHOT)
     assert inputs.snapshot is SNAPSHOT
     assert inputs.prior_outputs == {}
     assert inputs.ports is None
@@ -59,11 +62,12 @@ def test_defaults() -> None:
 
 
 def test_create_stage_inputs_normalizes() -> None:
+    # The tuple is outside declared_deps's declared type; it is accepted all the same.
     for deps in (["a", "b"], {"a", "b"}, frozenset({"a", "b"}), ("a", "b")):
         assert create_stage_inputs(SNAPSHOT, declared_deps=deps).declared_deps == frozenset(  # type: ignore[arg-type]
             {"a", "b"}
         )
-    inputs = create_stage_inputs(SNAPSHOT, stage_name="me", strict=False, ports=None)  # type: ignore[arg-type]
+    inputs = create_stage_inputs(SNAPSHOT, stage_name="me", strict=False, ports=None)
     assert inputs.stage_name == "me"
     assert inputs.strict is False
     assert inputs.prior_outputs == {}
@@ -71,12 +75,12 @@ def test_create_stage_inputs_normalizes() -> None:
 
 def test_immutable_view() -> None:
     source = {"stt": StageOutput.ok({"t": 1})}
-    inputs = create_stage_inputs(SNAPSHOT, prior_outputs=source)  # type: ignore[arg-type]
+    inputs = create_stage_inputs(SNAPSHOT, prior_outputs=source)
     source["late"] = StageOutput.ok()
     assert list(inputs.prior_outputs) == ["stt"]
     assert type(inputs.prior_outputs) is FrozenDict
     with pytest.raises(TypeError, match=r"^FrozenDict is immutable"):
-        inputs.prior_outputs["x"] = StageOutput.ok()  # type: ignore[index]
+        inputs.prior_outputs["x"] = StageOutput.ok()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         inputs.strict = False  # type: ignore[misc]
 
@@ -172,13 +176,14 @@ def test_require_from_missing() -> None:
 )
 def test_key_validation(key: Any, error: type[Exception], message: str) -> None:
     inputs = _inputs(declared_deps=["stt"])
-    for call in (
+    calls: tuple[Callable[[], object], ...] = (
         lambda: inputs.get(key),
         lambda: inputs.get_from("stt", key),
         lambda: inputs.require_from("stt", key),
         # The key is checked before the dependency.
         lambda: inputs.get_from("undeclared", key),
-    ):
+    )
+    for call in calls:
         with pytest.raises(error, match=message):
             call()
 
@@ -214,7 +219,7 @@ def test_error_class_and_pickling() -> None:
 )
 def test_bad_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(TypeError, match=message):
-        create_stage_inputs(SNAPSHOT, **kwargs)  # type: ignore[arg-type]
+        create_stage_inputs(SNAPSHOT, **kwargs)
 
 
 # --- differential against the reference -----------------------------------------
@@ -242,13 +247,18 @@ _keys = st.sampled_from(["transcript", "lang", "intent", "missing", "", None, 3]
     key=_keys,
 )
 def test_matches_reference(
-    deps: list[str] | None, strict: bool, stage_name: str | None, target: str, key: Any
+    reference: ModuleType,
+    deps: list[str] | None,
+    strict: bool,
+    stage_name: str | None,
+    target: str,
+    key: Any,
 ) -> None:
-    ref_inputs = pytest.importorskip("stageflow.stages.inputs")
-    ref_core = pytest.importorskip("stageflow.core")
+    ref_inputs = reference.stages.inputs
+    ref_core = reference.core
     raw = {"stt": {"transcript": "hi", "lang": "en"}, "nlu": {"intent": "greet", "lang": "fr"}}
     ours = create_stage_inputs(
-        SNAPSHOT,  # type: ignore[arg-type]
+        SNAPSHOT,
         prior_outputs={k: StageOutput.ok(v) for k, v in raw.items()},
         declared_deps=deps,
         stage_name=stage_name,

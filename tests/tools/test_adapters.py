@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -11,17 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio.protocols import ExecutionContext
-from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.testing import create_test_pipeline_context
 from stageflow_trio.tools import adapters
 from stageflow_trio.tools.adapters import DictContextAdapter, adapt_context
+from tests.fakes import extra
 
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
 REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
 LOGGER = "stageflow_trio.tools.adapters"
 
 
-def test_all_matches_the_reference() -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    ref = reference.tools.adapters
     assert sorted(adapters.__all__) == sorted(ref.__all__)
 
 
@@ -71,8 +73,10 @@ _id_values = (
 
 
 @given(run_id=_id_values, request_id=_id_values)
-def test_id_parsing_matches_the_reference(run_id: object, request_id: object) -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_id_parsing_matches_the_reference(
+    reference: ModuleType, run_id: object, request_id: object
+) -> None:
+    ref = reference.tools.adapters
     data = {"pipeline_run_id": run_id, "request_id": request_id}
     ours, theirs = DictContextAdapter(data), ref.DictContextAdapter(data)
     assert ours.pipeline_run_id == theirs.pipeline_run_id
@@ -94,10 +98,10 @@ def test_try_emit_event_logs_the_enriched_event_at_debug(
     assert record.name == LOGGER
     assert record.levelno == logging.DEBUG
     assert record.getMessage() == "Event (dict context): tool.completed"
-    assert record.pipeline_run_id == str(RUN)  # type: ignore[attr-defined]
-    assert record.request_id is None  # type: ignore[attr-defined]
-    assert record.execution_mode == "mine"  # type: ignore[attr-defined]
-    assert record.tool == "t"  # type: ignore[attr-defined]
+    assert extra(record, "pipeline_run_id") == str(RUN)
+    assert extra(record, "request_id") is None
+    assert extra(record, "execution_mode") == "mine"
+    assert extra(record, "tool") == "t"
 
 
 def test_try_emit_event_is_silent_above_debug(caplog: pytest.LogCaptureFixture) -> None:
@@ -120,7 +124,7 @@ def test_try_emit_event_never_raises(caplog: pytest.LogCaptureFixture, level: in
             (logging.DEBUG, "Event (dict context): e"),
             (logging.WARNING, "Failed to log event e: 'list' object is not a mapping"),
         ]
-        assert caplog.records[0].tool == "t"  # type: ignore[attr-defined]
+        assert extra(caplog.records[0], "tool") == "t"
     else:
         assert messages == []
 
@@ -137,14 +141,7 @@ def test_adapt_context_wraps_dicts() -> None:
 
 
 def test_adapt_context_passes_contexts_through() -> None:
-    ctx = PipelineContext(
-        pipeline_run_id=RUN,
-        request_id=None,
-        session_id=None,
-        user_id=None,
-        org_id=None,
-        interaction_id=None,
-    )
+    ctx = create_test_pipeline_context(pipeline_run_id=RUN)
     assert adapt_context(ctx) is ctx
     adapter = DictContextAdapter({})
     assert adapt_context(adapter) is adapter
@@ -172,8 +169,8 @@ def test_adapt_context_rejects_other_types(value: object, name: str) -> None:
 
 
 @pytest.mark.parametrize("value", [None, [("a", 1)], "ctx", 3, object()])
-def test_adapt_context_errors_match_the_reference(value: object) -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_adapt_context_errors_match_the_reference(reference: ModuleType, value: object) -> None:
+    ref = reference.tools.adapters
     with pytest.raises(TypeError) as ours:
         adapt_context(value)
     with pytest.raises(TypeError) as theirs:
@@ -181,8 +178,10 @@ def test_adapt_context_errors_match_the_reference(value: object) -> None:
     assert str(ours.value) == str(theirs.value)
 
 
-def test_logged_event_matches_the_reference(caplog: pytest.LogCaptureFixture) -> None:
-    ref = pytest.importorskip("stageflow.tools.adapters")
+def test_logged_event_matches_the_reference(
+    reference: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = reference.tools.adapters
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     caplog.set_level(logging.DEBUG, logger="stageflow.tools.adapters")
     data = {"pipeline_run_id": RUN.hex, "request_id": str(REQ), "execution_mode": "m"}

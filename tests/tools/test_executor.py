@@ -25,7 +25,7 @@ from stageflow_trio.pipeline.subpipeline import (
 )
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 from stageflow_trio.tools import ToolExecutor as FacadeToolExecutor
-from stageflow_trio.tools.executor import ToolExecutor, ToolExecutorResult
+from stageflow_trio.tools.executor import ActionProtocol, ToolExecutor, ToolExecutorResult
 from stageflow_trio.utils.frozen import FrozenList
 
 CORRELATION = uuid.UUID("cccccccc-0000-4000-8000-000000000002")
@@ -56,7 +56,7 @@ class FakeRegistry:
         self.tools = tools
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def execute(self, action: Action, ctx: dict[str, Any]) -> Output | None:
+    async def execute(self, action: ActionProtocol, ctx: dict[str, Any]) -> Output | None:
         self.calls.append((action.type, ctx))
         await trio.lowlevel.checkpoint()
         tool = self.tools.get(action.type)
@@ -136,7 +136,7 @@ async def test_execute_without_a_plan_is_an_empty_result_and_a_checkpoint() -> N
 
 async def test_execute_does_not_swallow_cancellation(autojump_clock: trio.abc.Clock) -> None:
     class Blocking:
-        async def execute(self, action: Action, ctx: dict[str, Any]) -> Output:
+        async def execute(self, action: ActionProtocol, ctx: dict[str, Any]) -> Output:
             await trio.sleep_forever()
             raise AssertionError("unreachable")
 
