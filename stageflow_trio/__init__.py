@@ -1,7 +1,7 @@
 """stageflow_trio: the stageflow pipeline framework, native on trio.
 
-The names below are the reference's top-level ``stageflow`` checklist names, plus
-the names it lists but cannot import (d1): the wide-event helpers and
+The names below are the reference's top-level ``stageflow`` names, plus the
+names its ``__all__`` lists but cannot import: the wide-event helpers and
 ``create_test_pipeline_context``.
 """
 

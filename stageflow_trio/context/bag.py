@@ -3,7 +3,8 @@
 Legacy: neither graph uses it, as in the reference.
 
 Under trio no lock is needed: a write has no checkpoint between its conflict
-check and its store, so no other task can interleave (spec README, decision 10).
+check and its store, so no other task can interleave; trio switches tasks only
+at checkpoints.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ the library's checkpoint budget (:mod:`stageflow_trio.lowlevel`): a
 cancellation point on every call, a schedule point when one is due.
 
 Under trio no lock is needed: between the conflict check and the store there is
-no checkpoint, so no other task can interleave (spec README, decision 10).
+no checkpoint, so no other task can interleave; trio switches tasks only at
+checkpoints.
 """
 
 from __future__ import annotations

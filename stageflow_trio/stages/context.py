@@ -282,7 +282,7 @@ class PipelineContext:
             _parent_data=FrozenDict(self.data),
         )
 
-    # The checklist's name for fork (CL12); the same method.
+    # The name the stageflow docs use for fork; the same method.
     fork_for_subpipeline = fork
 
     def mark_canceled(self) -> None:

@@ -1,8 +1,8 @@
 """Tools. So far: the adapter that gives a plain dict the ExecutionContext API, and the
 v1 :class:`ToolExecutor` (with ``spawn_subpipeline``).
 
-The tool registry, the v2 executor, approval and undo (checklist Phase 8) are not
-ported yet.
+The tool registry, the v2 executor, approval and undo are not ported
+yet (docs/parity.md lists them).
 """
 
 from __future__ import annotations

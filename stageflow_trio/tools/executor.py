@@ -5,7 +5,7 @@ how tools run a registered pipeline as a child run: it looks the pipeline up in
 a :class:`~stageflow_trio.pipeline.registry.PipelineRegistry`, builds it, and runs
 it through a :class:`~stageflow_trio.pipeline.subpipeline.SubpipelineSpawner`.
 
-The tool registry of Phase 8 is not part of stageflow_trio yet: until it is,
+The tool registry is not part of stageflow_trio yet: until it is,
 :attr:`ToolExecutor.tool_registry` is None, which behaves as the reference's
 empty global registry (every action fails with "No tool registered for action
 type: t"). Assign any object with ``async execute(action, ctx_dict)`` returning
