@@ -57,6 +57,9 @@ class ChunkQueue(Generic[T]):
         max_size: Capacity; ``<= 0`` means unbounded.
         drop_on_overflow: Drop the oldest item instead of waiting when full.
         event_emitter: Optional telemetry callback.
+
+    Raises:
+        TypeError: an argument has the wrong type (``max_size`` is not an int, ...).
     """
 
     def __init__(
@@ -66,6 +69,17 @@ class ChunkQueue(Generic[T]):
         drop_on_overflow: bool = False,
         event_emitter: EventEmitter | None = None,
     ) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int):
+            raise TypeError(f"ChunkQueue: max_size must be an int; got {type(max_size).__name__}")
+        if not isinstance(drop_on_overflow, bool):
+            raise TypeError(
+                f"ChunkQueue: drop_on_overflow must be a bool; got {type(drop_on_overflow).__name__}"
+            )
+        if event_emitter is not None and not callable(event_emitter):
+            raise TypeError(
+                "ChunkQueue: event_emitter must be a callable or None; "
+                f"got {type(event_emitter).__name__}"
+            )
         # trio's 0 is a rendezvous channel; asyncio's 0 meant unbounded.
         capacity: float = max_size if max_size > 0 else math.inf
         self._send, self._receive = trio.open_memory_channel[T | None](capacity)

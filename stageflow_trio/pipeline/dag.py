@@ -32,18 +32,32 @@ from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.observability.wide_events import WideEventEmitter
 from stageflow_trio.pipeline._checks import (
     StageDefinitionTypeError,
+    check_bool,
+    check_kind,
     check_name,
     check_names,
     check_runner,
 )
+from stageflow_trio.pipeline._entry_checks import (
+    check_cancel_token,
+    check_flag,
+    check_instance,
+    check_interceptors,
+    check_optional,
+    check_positive_seconds,
+    check_specs,
+    expected_name,
+    type_name,
+)
 from stageflow_trio.pipeline._validation import validate_dependencies
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, get_default_interceptors
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.inputs import StageInputs
 
 if TYPE_CHECKING:
     from stageflow_trio._engine._cleanup import CleanupRegistry
     from stageflow_trio._engine._unified_run import UnifiedRun
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
-    from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
 __all__ = [
@@ -85,6 +99,7 @@ class StageSpec:
     def __attrs_post_init__(self) -> None:
         _normalize_dependencies(self)
         check_runner(type(self).__name__, self.name, self.runner)
+        check_bool(type(self).__name__, self.name, "conditional", self.conditional)
 
 
 @attrs.frozen(kw_only=True)
@@ -104,21 +119,63 @@ class UnifiedStageSpec:
                 f"UnifiedStageSpec {self.name!r}: runner must be an async callable"
                 f" (StageContext) -> StageOutput; got {type(self.runner).__name__}"
             )
+        if self.kind is not None:
+            object.__setattr__(self, "kind", check_kind("UnifiedStageSpec", self.name, self.kind))
+        check_bool("UnifiedStageSpec", self.name, "conditional", self.conditional)
 
 
 def _by_name(specs: Iterable[Any], spec_type: type[Any], graph: str) -> dict[str, Any]:
     """``{name: spec}``, after checking the specs' type, that there is one, and the dependencies."""
+    check_specs(graph, specs)
     by_name: dict[str, Any] = {}
-    for spec in specs:
+    for index, spec in enumerate(specs):
         if not isinstance(spec, spec_type):
             raise TypeError(
-                f"specs must be {spec_type.__name__} instances, got {type(spec).__name__}"
+                f"{graph}: specs[{index}] must be a {expected_name(spec, spec_type)}; "
+                f"got {type_name(spec, spec_type)}{_hint(spec)}"
             )
         by_name[spec.name] = spec
     if not by_name:
         raise ValueError(f"{graph} requires at least one {spec_type.__name__}")
     validate_dependencies({name: spec.dependencies for name, spec in by_name.items()})
     return by_name
+
+
+def _check_options(
+    graph: str,
+    interceptors: object,
+    wide_event_emitter: object,
+    emit_stage_wide_events: object,
+    emit_pipeline_wide_event: object,
+) -> None:
+    """The options both graphs take: TypeError naming the parameter, at construction."""
+    check_interceptors(graph, interceptors)
+    check_optional(graph, "wide_event_emitter", wide_event_emitter, WideEventEmitter)
+    check_flag(graph, "emit_stage_wide_events", emit_stage_wide_events)
+    check_flag(graph, "emit_pipeline_wide_event", emit_pipeline_wide_event)
+
+
+def _checked_context(ctx: object) -> StageContext:
+    """``UnifiedStageGraph.run``'s ctx, checked; one without inputs gets empty ones.
+
+    The reference runs a context whose ``inputs`` is None (its stages see no
+    ports), so this does too, instead of failing on ``None.ports``.
+    """
+    check_instance("UnifiedStageGraph.run", "ctx", ctx, StageContext)
+    assert isinstance(ctx, StageContext)
+    inputs: StageInputs | None = (
+        ctx.inputs
+    )  # typed as required; None is accepted, as in the reference
+    if inputs is None:
+        return attrs.evolve(ctx, inputs=StageInputs(snapshot=ctx.snapshot))
+    return ctx
+
+
+def _hint(spec: object) -> str:
+    # The Pipeline's spec shares the graph spec's name; say how to get from one to the other.
+    if type(spec).__module__ == "stageflow_trio.pipeline.pipeline":
+        return " (a Pipeline stage: build the graph with Pipeline.build())"
+    return ""
 
 
 def _topology(specs: Mapping[str, Any]) -> Topology:
@@ -153,6 +210,13 @@ class StageGraph:
         emit_stage_wide_events: bool = False,
         emit_pipeline_wide_event: bool = False,
     ) -> None:
+        _check_options(
+            "StageGraph",
+            interceptors,
+            wide_event_emitter,
+            emit_stage_wide_events,
+            emit_pipeline_wide_event,
+        )
         by_name: dict[str, StageSpec] = _by_name(specs, StageSpec, "StageGraph")
         if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
             wide_event_emitter = WideEventEmitter()
@@ -181,6 +245,8 @@ class StageGraph:
             StageExecutionError: an interceptor raised CriticalInterceptorError;
                 the running stages are cancelled first.
         """
+        if type(ctx) is not PipelineContext:
+            check_instance("StageGraph.run", "ctx", ctx, PipelineContext)
         return await run_legacy(self._plan, ctx)
 
 
@@ -218,6 +284,21 @@ class UnifiedStageGraph:
         emit_stage_wide_events: bool = False,
         emit_pipeline_wide_event: bool = False,
     ) -> None:
+        _check_options(
+            "UnifiedStageGraph",
+            interceptors,
+            wide_event_emitter,
+            emit_stage_wide_events,
+            emit_pipeline_wide_event,
+        )
+        check_positive_seconds("UnifiedStageGraph", "cleanup_timeout", cleanup_timeout)
+        # Imported here: guard_retry imports nothing of the graphs, but its policies
+        # are only needed by graphs that use them.
+        from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
+
+        check_optional(
+            "UnifiedStageGraph", "guard_retry_strategy", guard_retry_strategy, GuardRetryStrategy
+        )
         by_name: dict[str, UnifiedStageSpec] = _by_name(
             specs, UnifiedStageSpec, "UnifiedStageGraph"
         )
@@ -287,7 +368,13 @@ class UnifiedStageGraph:
             UnifiedPipelineCancelled: a stage returned CANCEL, or the token was
                 cancelled.
         """
-        return await run_unified(self._plan, ctx, cancel_token or CancellationToken(), self._runs)
+        if type(ctx) is not StageContext or ctx.inputs is None:
+            ctx = _checked_context(ctx)
+        if cancel_token is None:
+            cancel_token = CancellationToken()
+        elif type(cancel_token) is not CancellationToken:
+            check_cancel_token("UnifiedStageGraph.run", cancel_token)
+        return await run_unified(self._plan, ctx, cancel_token, self._runs)
 
 
 publish(__name__)

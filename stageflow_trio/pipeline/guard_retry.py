@@ -8,16 +8,14 @@ and again) and by time on the trio clock.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Iterable, Mapping
 
 import attrs
 
 from stageflow_trio._engine._guard_retry import hash_retry_payload as hash_retry_payload
 from stageflow_trio._exports import publish
 from stageflow_trio.core.stage_enums import StageKind
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
 
 __all__ = ["GuardRetryPolicy", "GuardRetryStrategy", "hash_retry_payload"]
 
@@ -30,8 +28,25 @@ def _check_at_least_one(_: object, attribute: attrs.Attribute[int], value: int) 
 
 
 def _check_timeout(_: object, __: attrs.Attribute[float | None], value: float | None) -> None:
-    if value is not None and value <= 0:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"timeout_seconds must be a number of seconds or None, got {type(value).__name__}"
+        )
+    # NaN compares false with everything, so `value <= 0` alone let it through
+    # (and a NaN deadline never fires). Infinity means "no time limit", as in trio.
+    if math.isnan(value):
+        raise ValueError("timeout_seconds must be a number of seconds, got nan")
+    if value <= 0:
         raise ValueError("timeout_seconds must be positive when provided")
+
+
+def _check_retry_stage(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"retry_stage must be a stage name (str), got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("retry_stage must be a non-empty stage name")
 
 
 def _to_fields(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
@@ -39,7 +54,34 @@ def _to_fields(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
         return None
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if not isinstance(value, Iterable):
+        raise TypeError(
+            f"hash_fields must be a str, an iterable of str or None, got {type(value).__name__}"
+        )
+    fields = tuple(value)
+    for field in fields:
+        if not isinstance(field, str):
+            raise TypeError(f"hash_fields must contain only str keys, got {type(field).__name__}")
+    return fields
+
+
+def _check_policies(
+    _: object, __: attrs.Attribute[dict[str, GuardRetryPolicy]], value: object
+) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            "policies must be a mapping of guard stage name to GuardRetryPolicy,"
+            f" got {type(value).__name__}"
+        )
+    for name, policy in value.items():
+        if not isinstance(name, str):
+            raise TypeError(
+                f"policies keys must be guard stage names (str), got {type(name).__name__}"
+            )
+        if not isinstance(policy, GuardRetryPolicy):
+            raise TypeError(
+                f"policies[{name!r}] must be a GuardRetryPolicy, got {type(policy).__name__}"
+            )
 
 
 @attrs.frozen
@@ -58,7 +100,7 @@ class GuardRetryPolicy:
             since the guard's first failure.
     """
 
-    retry_stage: str
+    retry_stage: str = attrs.field(validator=_check_retry_stage)
     max_attempts: int = attrs.field(default=2, validator=_check_at_least_one)
     stagnation_limit: int = attrs.field(default=2, validator=_check_at_least_one)
     hash_fields: tuple[str, ...] | None = attrs.field(default=None, converter=_to_fields)
@@ -69,7 +111,7 @@ class GuardRetryPolicy:
 class GuardRetryStrategy:
     """Guard-retry policies keyed by guard stage name."""
 
-    policies: dict[str, GuardRetryPolicy] = attrs.field(factory=dict)
+    policies: dict[str, GuardRetryPolicy] = attrs.field(factory=dict, validator=_check_policies)
 
     def get_policy(self, guard_stage: str) -> GuardRetryPolicy | None:
         """The policy for ``guard_stage``, or ``None``."""

@@ -254,7 +254,7 @@ async def test_unsupported_result_type_is_a_failed_result() -> None:
 def test_graph_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match=r"^StageGraph requires at least one StageSpec$"):
         StageGraph([])
-    with pytest.raises(TypeError, match=r"^specs must be StageSpec instances, got int$"):
+    with pytest.raises(TypeError, match=r"^StageGraph: specs\[0\] must be a StageSpec; got int$"):
         StageGraph([5])  # type: ignore[list-item]
 
 

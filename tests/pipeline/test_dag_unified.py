@@ -479,5 +479,7 @@ async def test_run_scoped_properties_follow_the_runs_in_progress() -> None:
 
 
 def test_specs_must_be_unified_stage_specs() -> None:
-    with pytest.raises(TypeError, match=r"^specs must be UnifiedStageSpec instances, got int$"):
+    with pytest.raises(
+        TypeError, match=r"^UnifiedStageGraph: specs\[0\] must be a UnifiedStageSpec; got int$"
+    ):
         UnifiedStageGraph([5])  # type: ignore[list-item]
