@@ -1,0 +1,523 @@
+"""SubpipelineSpawner, gathered by :mod:`stageflow_trio.pipeline.subpipeline`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stageflow_trio._engine._errors import first_leaf
+from stageflow_trio._time import utc_now_iso as _timestamp
+from stageflow_trio._time import uuid4
+from stageflow_trio.events import emit_event, get_event_sink
+from stageflow_trio.pipeline._child_tracker import ChildRunTracker, get_child_tracker
+from stageflow_trio.pipeline._subpipeline_values import (
+    DEFAULT_MAX_SUBPIPELINE_DEPTH,
+    MaxDepthExceededError,
+    PipelineCanceledEvent,
+    SubpipelineResult,
+    SubpipelineRunner,
+    _completed_payload,
+    _failed_payload,
+    _id_str,
+    _spawned_payload,
+    logger,
+)
+from stageflow_trio.stages.context import PipelineContext
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+
+class _ChildRun:
+    """A child run in progress: its context, its cancel scope, who spawned it."""
+
+    __slots__ = (
+        "cancel_reason",
+        "correlation_id",
+        "ctx",
+        "depth",
+        "parent_run_id",
+        "parent_stage_id",
+        "pipeline_name",
+        "run_id",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        run_id: UUID,
+        ctx: PipelineContext,
+        parent_run_id: UUID | None,
+        parent_stage_id: str,
+        pipeline_name: str,
+        correlation_id: UUID | None,
+        depth: int,
+    ) -> None:
+        self.run_id = run_id
+        self.depth = depth
+        self.ctx = ctx
+        self.parent_run_id = parent_run_id
+        self.parent_stage_id = parent_stage_id
+        self.pipeline_name = pipeline_name
+        self.correlation_id = correlation_id
+        self.scope = trio.CancelScope()
+        self.cancel_reason: str | None = None
+
+
+def _child_data(
+    parent: PipelineContext,
+    inherit_data: bool | Iterable[str],
+    data_overrides: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The child's starting ``data`` (1.2.0's ``fork`` rules), or None for the default ``{}``."""
+    if isinstance(inherit_data, str) or not isinstance(inherit_data, bool | Iterable):
+        raise TypeError(
+            f"inherit_data must be a bool or an iterable of keys, got {type(inherit_data).__name__}"
+        )
+    if data_overrides is not None and not isinstance(data_overrides, Mapping):
+        raise TypeError(
+            f"data_overrides must be a mapping or None, got {type(data_overrides).__name__}"
+        )
+    if inherit_data is True:
+        data = parent.data.copy()
+    elif inherit_data is False:
+        data = {}
+    else:
+        data = {key: parent.data[key] for key in inherit_data if key in parent.data}
+    if data_overrides:
+        data.update(data_overrides)
+    return data or None
+
+
+def _check_ctx(ctx: object) -> None:
+    if not isinstance(ctx, PipelineContext):
+        hint = (
+            " (a StageContext gives one with ctx.as_pipeline_context())"
+            if hasattr(ctx, "as_pipeline_context")
+            else ""
+        )
+        raise TypeError(f"ctx must be a PipelineContext{hint}, got {type(ctx).__name__}")
+
+
+class SubpipelineSpawner:
+    """Spawns child pipeline runs, limits their nesting, and cancels them as a tree.
+
+    Args:
+        child_tracker: Where parent/child links are kept; the global tracker
+            (:func:`get_child_tracker`, read now) when None.
+        emit_events: Emit the ``pipeline.*`` events to the global event sink.
+        max_depth: How deep children may nest: a run spawned at depth
+            ``max_depth`` cannot spawn. Runs this spawner did not start are depth 0.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: ``max_depth`` is negative.
+    """
+
+    def __init__(
+        self,
+        child_tracker: ChildRunTracker | None = None,
+        emit_events: bool = True,
+        max_depth: int = DEFAULT_MAX_SUBPIPELINE_DEPTH,
+    ) -> None:
+        if child_tracker is not None and not isinstance(child_tracker, ChildRunTracker):
+            raise TypeError(
+                f"child_tracker must be a ChildRunTracker or None, got {type(child_tracker).__name__}"
+            )
+        if not isinstance(emit_events, bool):
+            raise TypeError(f"emit_events must be a bool, got {type(emit_events).__name__}")
+        if isinstance(max_depth, bool) or not isinstance(max_depth, int):
+            raise TypeError(f"max_depth must be an int, got {type(max_depth).__name__}")
+        if max_depth < 0:
+            raise ValueError(f"max_depth must be >= 0, got {max_depth}")
+        self._tracker = child_tracker if child_tracker is not None else get_child_tracker()
+        self._emit_events = emit_events
+        self._max_depth = max_depth
+        self._canceled_runs: dict[UUID, str] = {}  # run id -> reason
+        self._running: dict[UUID, _ChildRun] = {}  # also gives each running child's depth
+
+    @property
+    def max_depth(self) -> int:
+        """How deep children may nest."""
+        return self._max_depth
+
+    @property
+    def child_tracker(self) -> ChildRunTracker:
+        """The tracker that holds this spawner's parent/child links."""
+        return self._tracker
+
+    @property
+    def running_children(self) -> frozenset[UUID]:
+        """The ids of the child runs this spawner has started and not yet finished."""
+        return frozenset(self._running)
+
+    async def spawn(
+        self,
+        pipeline_name: str,
+        ctx: PipelineContext,
+        correlation_id: UUID,
+        parent_stage_id: str,
+        runner: SubpipelineRunner,
+        *,
+        topology: str | None = None,
+        execution_mode: str | None = None,
+        inherit_data: bool | Iterable[str] = False,
+        data_overrides: Mapping[str, Any] | None = None,
+    ) -> SubpipelineResult:
+        """Run ``runner`` on a fork of ``ctx`` as a child run, in this task, and wait for it.
+
+        A checkpoint. The child context is ``ctx.fork(...)`` with a new run id
+        (parent linkage kept), ``topology`` and ``execution_mode`` when given, and
+        ``data`` from ``inherit_data`` (True: a copy of the parent's data; keys: those
+        keys) updated with ``data_overrides``. The child runs inside its own cancel
+        scope, which :meth:`cancel_with_children` cancels.
+
+        When ``ctx`` has a run id, the child is registered with the tracker while
+        it runs, and (with events on) ``pipeline.spawned_child`` is emitted
+        before the runner starts and ``pipeline.child_completed`` or
+        ``pipeline.child_failed`` after it ends, all to the global event sink.
+
+        Returns:
+            ``success=True`` and the runner's return value as ``data`` (a dict
+            as is, anything else as ``{"result": value}``); ``success=False`` with
+            ``error`` when the runner raised an exception (the first leaf of an
+            exception group), when :meth:`cancel_with_children` stopped the child
+            (``"Child pipeline canceled: {reason}"``, no ``child_failed`` event:
+            ``pipeline.canceled`` reports it), or when the parent run was already
+            cancelled, in which case nothing was started and no event is emitted.
+
+        Raises:
+            MaxDepthExceededError: ``ctx``'s run is at ``max_depth``; nothing started.
+            TypeError: an argument has the wrong type.
+            trio.Cancelled: this task was cancelled (the child with it).
+        """
+        await trio.lowlevel.checkpoint()
+        child = self._begin(
+            pipeline_name,
+            ctx,
+            correlation_id,
+            parent_stage_id,
+            runner,
+            topology,
+            execution_mode,
+            inherit_data,
+            data_overrides,
+        )
+        if isinstance(child, SubpipelineResult):
+            return child
+        try:
+            await self._emit_spawned(child)
+            return await self._run(child, runner)
+        finally:
+            self._finish(child)
+
+    async def spawn_detached(
+        self,
+        pipeline_name: str,
+        ctx: PipelineContext,
+        correlation_id: UUID,
+        parent_stage_id: str,
+        runner: SubpipelineRunner,
+        *,
+        nursery: trio.Nursery | None = None,
+        topology: str | None = None,
+        execution_mode: str | None = None,
+        inherit_data: bool | Iterable[str] = False,
+        data_overrides: Mapping[str, Any] | None = None,
+    ) -> UUID | None:
+        """Start a child run in ``nursery`` and return its id without waiting for it.
+
+        The trio form of the reference's fire-and-forget spawn
+        (``asyncio.create_task(spawner.spawn(...))``): the child belongs to
+        ``nursery``, whose block waits for it and whose cancellation cancels it. A
+        checkpoint. When this returns, the child is registered and its
+        ``pipeline.spawned_child`` event emitted; its outcome is reported only by
+        the ``child_completed`` / ``child_failed`` events. Arguments as for
+        :meth:`spawn`.
+
+        Returns:
+            The child run id, or None when the parent run was already cancelled
+            (nothing started).
+
+        Raises:
+            TypeError: ``nursery`` is missing or not a ``trio.Nursery``.
+            MaxDepthExceededError: as for :meth:`spawn`; nothing started.
+        """
+        if nursery is None:
+            raise TypeError(
+                "spawn_detached() needs nursery=: a detached child run must be owned by a "
+                "nursery the caller opens (async with trio.open_nursery() as nursery); "
+                "to run the child in this task, await spawn(...) instead"
+            )
+        if not isinstance(nursery, trio.Nursery):
+            raise TypeError(f"nursery must be a trio.Nursery, got {type(nursery).__name__}")
+        await trio.lowlevel.checkpoint()
+        child = self._begin(
+            pipeline_name,
+            ctx,
+            correlation_id,
+            parent_stage_id,
+            runner,
+            topology,
+            execution_mode,
+            inherit_data,
+            data_overrides,
+        )
+        if isinstance(child, SubpipelineResult):
+            return None
+        try:
+            await self._emit_spawned(child)
+            nursery.start_soon(self._run_detached, child, runner)
+        except BaseException:
+            self._finish(child)
+            raise
+        return child.run_id
+
+    async def _run_detached(self, child: _ChildRun, runner: SubpipelineRunner) -> None:
+        try:
+            await self._run(child, runner)
+        finally:
+            self._finish(child)
+
+    def _begin(
+        self,
+        pipeline_name: str,
+        ctx: PipelineContext,
+        correlation_id: UUID,
+        parent_stage_id: str,
+        runner: SubpipelineRunner,
+        topology: str | None,
+        execution_mode: str | None,
+        inherit_data: bool | Iterable[str],
+        data_overrides: Mapping[str, Any] | None,
+    ) -> _ChildRun | SubpipelineResult:
+        """Check, fork and register a child; no checkpoint, so nothing can slip in between.
+
+        Returns the failed result to hand back when the parent is already cancelled.
+        """
+        if not isinstance(pipeline_name, str):
+            raise TypeError(f"pipeline_name must be a str, got {type(pipeline_name).__name__}")
+        _check_ctx(ctx)
+        if not isinstance(parent_stage_id, str):
+            raise TypeError(f"parent_stage_id must be a str, got {type(parent_stage_id).__name__}")
+        if not callable(runner):
+            raise TypeError(
+                f"runner must be an async callable taking the child PipelineContext, "
+                f"got {type(runner).__name__}"
+            )
+        data = (
+            None
+            if inherit_data is False and data_overrides is None
+            else _child_data(ctx, inherit_data, data_overrides)
+        )
+        parent_run_id = ctx.pipeline_run_id
+        running_parent = self._running.get(parent_run_id) if parent_run_id is not None else None
+        depth = 0 if running_parent is None else running_parent.depth
+        if depth >= self._max_depth:
+            logger.error(
+                "Max subpipeline depth exceeded: %d >= %d",
+                depth,
+                self._max_depth,
+                extra={
+                    "parent_run_id": _id_str(parent_run_id),
+                    "current_depth": depth,
+                    "max_depth": self._max_depth,
+                },
+            )
+            raise MaxDepthExceededError(depth, self._max_depth, parent_run_id)
+        child_run_id = uuid4()
+        if ctx.canceled or (parent_run_id is not None and parent_run_id in self._canceled_runs):
+            logger.info(
+                "Parent run %s is canceled; child pipeline %s not started",
+                parent_run_id,
+                pipeline_name,
+            )
+            return SubpipelineResult(
+                success=False,
+                child_run_id=child_run_id,
+                error=f"Parent run {parent_run_id} was canceled; the child pipeline was not started",
+            )
+        child_ctx = ctx.fork(
+            child_run_id,
+            parent_stage_id,
+            correlation_id,
+            topology=topology,
+            execution_mode=execution_mode,
+        )
+        if data is not None:
+            child_ctx.data.update(data)
+        # No checkpoint from here until the caller's try block: the state below is
+        # undone by _finish.
+        child = _ChildRun(
+            child_run_id,
+            child_ctx,
+            parent_run_id,
+            parent_stage_id,
+            pipeline_name,
+            child_ctx.correlation_id,
+            depth + 1,
+        )
+        self._running[child_run_id] = child
+        if parent_run_id is not None:
+            self._tracker._register(parent_run_id, child_run_id)
+        return child
+
+    def _finish(self, child: _ChildRun) -> None:
+        if child.parent_run_id is not None:
+            self._tracker._unregister(child.parent_run_id, child.run_id)
+        self._running.pop(child.run_id, None)
+
+    def _events_on(self, child: _ChildRun) -> bool:
+        return self._emit_events and child.parent_run_id is not None
+
+    async def _emit_spawned(self, child: _ChildRun) -> None:
+        if self._events_on(child):
+            assert child.parent_run_id is not None
+            payload = _spawned_payload(
+                child.parent_run_id,
+                child.run_id,
+                child.parent_stage_id,
+                child.pipeline_name,
+                child.correlation_id,
+                _timestamp(),
+            )
+            await emit_event(type="pipeline.spawned_child", data=payload)
+
+    async def _run(self, child: _ChildRun, runner: SubpipelineRunner) -> SubpipelineResult:
+        """Run the child in its scope and report the outcome (the caller calls _finish)."""
+        started = trio.current_time()
+        value: Any = None
+        error: Exception | None = None
+        ran = False
+        try:
+            # The scope catches only its own cancellation (cancel_with_children); a
+            # cancellation of this task passes through it to the parent.
+            with child.scope:
+                if not child.scope.cancel_called:  # cancelled before it started: run nothing
+                    value = await runner(child.ctx)
+                    ran = True
+        except Exception as exc:  # noqa: BLE001 - a child failure becomes the result
+            error = exc
+        except BaseException:
+            child.ctx.mark_canceled()
+            raise
+        duration_ms = (trio.current_time() - started) * 1000
+        if error is None and not ran:
+            child.ctx.mark_canceled()
+            return SubpipelineResult(
+                success=False,
+                child_run_id=child.run_id,
+                error=f"Child pipeline canceled: {child.cancel_reason}",
+                duration_ms=duration_ms,
+            )
+        if error is None:
+            if self._events_on(child):
+                assert child.parent_run_id is not None
+                payload = _completed_payload(
+                    child.parent_run_id,
+                    child.run_id,
+                    child.pipeline_name,
+                    duration_ms,
+                    _timestamp(),
+                )
+                await emit_event(type="pipeline.child_completed", data=payload)
+            return SubpipelineResult(
+                success=True,
+                child_run_id=child.run_id,
+                data=value if isinstance(value, dict) else {"result": value},
+                duration_ms=duration_ms,
+            )
+        message = str(first_leaf(error))
+        del error  # no reference cycle through this frame
+        logger.error("Child pipeline %s failed: %s", child.run_id, message)
+        if self._events_on(child):
+            assert child.parent_run_id is not None
+            payload = _failed_payload(
+                child.parent_run_id,
+                child.run_id,
+                child.pipeline_name,
+                message,
+                duration_ms,
+                _timestamp(),
+            )
+            await emit_event(type="pipeline.child_failed", data=payload)
+        return SubpipelineResult(
+            success=False, child_run_id=child.run_id, error=message, duration_ms=duration_ms
+        )
+
+    async def cancel_with_children(
+        self,
+        run_id: UUID,
+        reason: str = "user_requested",
+        contexts: Mapping[UUID, PipelineContext] | None = None,
+    ) -> list[UUID]:
+        """Cancel ``run_id`` and every run below it, deepest first.
+
+        A checkpoint, then, without another one: the subtree is read from the
+        tracker, each run not cancelled before is marked (:meth:`is_canceled`, its
+        context in ``contexts`` and the context this spawner forked for it get
+        ``mark_canceled()``), and the cancel scope of each child run this spawner
+        is running is cancelled, so those children stop at their next checkpoint
+        (their owners wait for them to unwind) and no new child starts under any of
+        them. Then, with events on, ``pipeline.canceled`` is emitted per newly
+        cancelled run, deepest first (``cascade_depth`` 0 for ``run_id``). If this
+        task is itself inside the cancelled subtree, the events not yet emitted
+        when its cancellation arrives go out through the sink's ``try_emit``.
+
+        A run this spawner did not start (the root of a tree, or a child of another
+        spawner) is marked and reported, not stopped.
+
+        Returns:
+            The newly cancelled run ids, in the order of their events.
+        """
+        await trio.lowlevel.checkpoint()
+        # No checkpoint from here to the events: the tree is cancelled as one.
+        canceled: list[tuple[UUID, UUID | None, int]] = []
+        for current, parent, depth in self._tracker._subtree(run_id):
+            if current in self._canceled_runs:
+                continue
+            self._canceled_runs[current] = reason
+            canceled.append((current, parent, depth))
+            if contexts is not None and current in contexts:
+                contexts[current].mark_canceled()
+            child = self._running.get(current)
+            if child is not None:
+                child.cancel_reason = reason
+                child.ctx.mark_canceled()
+                child.scope.cancel(reason=f"cancel_with_children: {reason}")
+        if self._emit_events:
+            self._tracker._lookup_count += len(canceled)  # the reference's get_parent calls
+            payloads = [
+                PipelineCanceledEvent(
+                    pipeline_run_id=current,
+                    parent_run_id=parent,
+                    reason=reason,
+                    cascade_depth=depth,
+                ).to_dict()
+                for current, parent, depth in canceled
+            ]
+            await _emit_all("pipeline.canceled", payloads)
+        return [current for current, _, _ in canceled]
+
+    async def is_canceled(self, run_id: UUID) -> bool:
+        """Whether :meth:`cancel_with_children` has cancelled ``run_id``. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return run_id in self._canceled_runs
+
+
+async def _emit_all(event_type: str, payloads: list[dict[str, Any]]) -> None:
+    """Emit each payload in order; after a cancellation, hand the rest to ``try_emit``."""
+    for index, data in enumerate(payloads):
+        try:
+            await emit_event(type=event_type, data=data)
+        except trio.Cancelled:
+            # A cancelled emit delivered nothing (the sink contract), so it and the
+            # rest go out without waiting; then the cancellation goes on.
+            sink = get_event_sink()
+            try_emit = getattr(sink, "try_emit", None)
+            if try_emit is not None:
+                for rest in payloads[index:]:
+                    try_emit(type=event_type, data=rest)
+            raise
