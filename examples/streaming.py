@@ -64,8 +64,10 @@ async def transcriber(queue: ChunkQueue[AudioChunk], heard: list[int]) -> None:
 async def stream(drop_on_overflow: bool, sink: BackpressureAwareEventSink) -> dict[str, Any]:
     """One second of audio through a ChunkQueue of 10; what the transcriber heard."""
 
-    def emit(type_: str, data: dict[str, Any]) -> None:
-        sink.try_emit(type=type_, data=data)  # False when full; the sink counts the drop
+    def emit(type_: str, data: dict[str, Any]) -> bool:
+        # An EventEmitter may return anything (it is ignored): here try_emit's False when
+        # the sink is full, which the sink counts as a drop.
+        return sink.try_emit(type=type_, data=data)
 
     queue: ChunkQueue[AudioChunk] = ChunkQueue(
         max_size=10, drop_on_overflow=drop_on_overflow, event_emitter=emit

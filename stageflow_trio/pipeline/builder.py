@@ -16,7 +16,7 @@ from stageflow_trio.pipeline._validation import (
     validate_dependencies,
 )
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
-from stageflow_trio.pipeline.spec import PipelineSpec, RunnerLike, as_async_runner
+from stageflow_trio.pipeline.spec import LegacyRunnerLike, PipelineSpec, as_async_runner
 
 if TYPE_CHECKING:
     from stageflow_trio.observability.wide_events import WideEventEmitter
@@ -177,7 +177,7 @@ class PipelineBuilder:
     def with_stage(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: LegacyRunnerLike,
         dependencies: tuple[str, ...] | list[str] | None = None,
         inputs: tuple[str, ...] | list[str] | None = None,
         outputs: tuple[str, ...] | list[str] | None = None,

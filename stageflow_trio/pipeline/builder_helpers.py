@@ -16,7 +16,7 @@ from stageflow_trio.pipeline.builder import PipelineBuilder
 
 if TYPE_CHECKING:
     from stageflow_trio.pipeline.dag import StageGraph
-    from stageflow_trio.pipeline.spec import RunnerLike
+    from stageflow_trio.pipeline.spec import LegacyRunnerLike
 
 __all__ = [
     "FluentPipelineBuilder",
@@ -26,7 +26,7 @@ __all__ = [
     "with_parallel_stages",
 ]
 
-StageFactory = Callable[[int], tuple[str, "RunnerLike"]]
+StageFactory = Callable[[int], tuple[str, "LegacyRunnerLike"]]
 """``factory(index) -> (stage name, runner)``."""
 
 
@@ -44,7 +44,7 @@ def _check_factory(helper: str, param: str, factory: object) -> None:
         )
 
 
-def _pair(helper: str, what: str, value: object) -> tuple[str, RunnerLike]:
+def _pair(helper: str, what: str, value: object) -> tuple[str, LegacyRunnerLike]:
     # The reference unpacks blindly; a wrong shape should say which argument it was.
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise StageDefinitionTypeError(
@@ -128,10 +128,10 @@ def with_parallel_stages(
 
 def with_fan_out_fan_in(
     builder: PipelineBuilder,
-    fan_out_stage: tuple[str, RunnerLike],
+    fan_out_stage: tuple[str, LegacyRunnerLike],
     parallel_count: int,
     parallel_factory: StageFactory,
-    fan_in_stage: tuple[str, RunnerLike],
+    fan_in_stage: tuple[str, LegacyRunnerLike],
     *,
     fan_out_depends_on: tuple[str, ...] | None = None,
 ) -> PipelineBuilder:
@@ -164,9 +164,9 @@ def with_fan_out_fan_in(
 
 def with_conditional_branch(
     builder: PipelineBuilder,
-    router_stage: tuple[str, RunnerLike],
-    branches: dict[str, tuple[str, RunnerLike]],
-    merge_stage: tuple[str, RunnerLike] | None = None,
+    router_stage: tuple[str, LegacyRunnerLike],
+    branches: dict[str, tuple[str, LegacyRunnerLike]],
+    merge_stage: tuple[str, LegacyRunnerLike] | None = None,
     *,
     router_depends_on: tuple[str, ...] | None = None,
 ) -> PipelineBuilder:
@@ -221,7 +221,7 @@ class FluentPipelineBuilder:
     def stage(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: LegacyRunnerLike,
         *,
         depends_on: tuple[str, ...] | list[str] | None = None,
         conditional: bool = False,
@@ -269,10 +269,10 @@ class FluentPipelineBuilder:
 
     def fan_out_fan_in(
         self,
-        fan_out: tuple[str, RunnerLike],
+        fan_out: tuple[str, LegacyRunnerLike],
         parallel_count: int,
         parallel_factory: StageFactory,
-        fan_in: tuple[str, RunnerLike],
+        fan_in: tuple[str, LegacyRunnerLike],
     ) -> FluentPipelineBuilder:
         """Add fan-out/fan-in after the last stage; the fan-in stage becomes the last."""
         deps = (self._last_stage,) if self._last_stage else None
