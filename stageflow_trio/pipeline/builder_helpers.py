@@ -9,12 +9,13 @@ only the new stage.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stageflow_trio.pipeline._checks import StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 
 if TYPE_CHECKING:
+    from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.dag import StageGraph
     from stageflow_trio.pipeline.spec import LegacyRunnerLike
 
@@ -287,9 +288,19 @@ class FluentPipelineBuilder:
         self._last_stage = fan_in[0]
         return self
 
-    def build(self, **kwargs: Any) -> StageGraph:
+    def build(
+        self,
+        *,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
+        wide_event_emitter: WideEventEmitter | None = None,
+    ) -> StageGraph:
         """Build the graph (:meth:`PipelineBuilder.build` with the same keywords)."""
-        return self._builder.build(**kwargs)
+        return self._builder.build(
+            emit_stage_wide_events=emit_stage_wide_events,
+            emit_pipeline_wide_event=emit_pipeline_wide_event,
+            wide_event_emitter=wide_event_emitter,
+        )
 
     @property
     def builder(self) -> PipelineBuilder:
