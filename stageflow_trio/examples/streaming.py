@@ -12,7 +12,7 @@ chunks between them:
 The queues' telemetry goes through a BackpressureAwareEventSink whose worker an
 ``async with`` block owns; the example prints the events it delivered. The run
 uses trio.testing.MockClock with autojump, so the second of audio passes
-instantly and every run prints the same. Run it: ``python examples/streaming.py``.
+instantly and every run prints the same. Run it: ``python -m stageflow_trio.examples streaming``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import trio.testing
 
 from stageflow_trio.events import BackpressureAwareEventSink
 from stageflow_trio.helpers.streaming import AudioChunk, ChunkQueue
+
+__all__ = ["main", "stream"]
 
 CHUNK_MS = 20
 CHUNKS = 50
