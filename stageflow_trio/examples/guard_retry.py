@@ -31,7 +31,7 @@ class Drafter:
     kind = StageKind.TRANSFORM
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls: int = 0
 
     async def execute(self, ctx: StageContext) -> StageOutput:
         self.calls += 1

@@ -13,7 +13,7 @@ import attrs
 
 from stageflow_trio.utils.frozen import FrozenDict
 
-logger = logging.getLogger("stageflow_trio.helpers.streaming")
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.streaming")
 
 EventEmitter = Callable[[str, dict[str, Any]], object]
 """Telemetry callback: ``emitter(event_type, data)``; its return value is ignored (a sink's

@@ -32,11 +32,11 @@ class _Log(Generic[_S]):
     __slots__ = ("index", "lock", "names", "specs")
 
     def __init__(self, names: list[str], specs: list[_S]) -> None:
-        self.names = names
-        self.specs = specs
-        self.index = {name: position for position, name in enumerate(names)}
+        self.names: list[str] = names
+        self.specs: list[_S] = specs
+        self.index: dict[str, int] = {name: position for position, name in enumerate(names)}
         # Guards the "am I still the newest table?" check against appends from threads.
-        self.lock = threading.Lock()
+        self.lock: threading.Lock = threading.Lock()
 
 
 class StageTable(Mapping[str, _S]):

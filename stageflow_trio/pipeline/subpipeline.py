@@ -54,7 +54,7 @@ __all__ = [
     "set_subpipeline_spawner",
 ]
 
-logger = logging.getLogger("stageflow_trio.subpipeline")
+logger: logging.Logger = logging.getLogger("stageflow_trio.subpipeline")
 
 DEFAULT_MAX_SUBPIPELINE_DEPTH: Final = 5
 """How deeply subpipelines may nest by default: a run at depth 5 cannot spawn."""
