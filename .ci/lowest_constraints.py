@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _normalize(name: str) -> str:
-    # PEP 503: trio-util, trio_util and Trio.Util are one project.
+    # PEP 503: typing-extensions, typing_extensions and Typing.Extensions are one project.
     return re.sub(r"[-_.]+", "-", name).lower()
 
 

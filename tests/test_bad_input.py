@@ -114,7 +114,7 @@ ROWS: list[Row] = [
     ),
     (
         "unified-specs-pipeline-spec",
-        lambda: UnifiedStageGraph([UnifiedStageSpec("a", NoopStage, StageKind.WORK)]),  # type: ignore[list-item]
+        lambda: UnifiedStageGraph([UnifiedStageSpec("a", NoopStage, StageKind.WORK)]),  # type: ignore[arg-type, list-item]
         TypeError,
         r"^UnifiedStageGraph: specs\[0\] must be a stageflow_trio\.pipeline\.dag\.UnifiedStageSpec; got stageflow_trio\.pipeline\.pipeline\.UnifiedStageSpec \(a Pipeline stage: build the graph with Pipeline\.build\(\)\)$",
     ),
@@ -444,43 +444,43 @@ ROWS: list[Row] = [
     ),
     (
         "pipeline-with-stage-name-int",
-        lambda: Pipeline().with_stage(5, NoopStage, StageKind.WORK),  # type: ignore[arg-type]
+        lambda: Pipeline().with_stage(5, NoopStage, StageKind.WORK),  # type: ignore[call-overload]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec name must be a str; got int$",
     ),
     (
         "pipeline-with-stage-runner-int",
-        lambda: Pipeline().with_stage("a", 5, StageKind.WORK),  # type: ignore[arg-type]
+        lambda: Pipeline().with_stage("a", 5, StageKind.WORK),  # type: ignore[call-overload]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec 'a': runner must be a stage class, a stage instance with an execute\(\) method, or an async callable; got int$",
     ),
     (
         "pipeline-with-stage-kind-junk",
-        lambda: Pipeline().with_stage("a", NoopStage, "junk"),  # type: ignore[arg-type]
+        lambda: Pipeline().with_stage("a", NoopStage, "junk"),  # type: ignore[call-overload]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec 'a': kind must be a StageKind \(one of transform, enrich, route, guard, work, agent\); got 'junk'$",
     ),
     (
         "pipeline-with-stage-deps-str",
-        lambda: Pipeline().with_stage("a", NoopStage, StageKind.WORK, dependencies="b"),  # type: ignore[arg-type]
+        lambda: Pipeline().with_stage("a", NoopStage, StageKind.WORK, dependencies="b"),  # type: ignore[call-overload]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec 'a': dependencies must be a tuple or list of stage names; got str 'b'$",
     ),
     (
         "pipeline-with-stage-config-list",
-        lambda: Pipeline().with_stage("a", NoopStage, StageKind.WORK, config=[1]),  # type: ignore[arg-type]
+        lambda: Pipeline().with_stage("a", NoopStage, StageKind.WORK, config=[1]),  # type: ignore[call-overload]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec 'a': config must be a mapping of keyword arguments; got list$",
     ),
     (
         "pipeline-with-stage-config-instance",
-        lambda: Pipeline().with_stage("a", NoopStage(), StageKind.WORK, config={"x": 1}),
+        lambda: Pipeline().with_stage("a", NoopStage(), StageKind.WORK, config={"x": 1}),  # type: ignore[call-overload]
         PipelineConfigError,
         r"^config can only be used with stage classes$",
     ),
     (
         "pipeline-with-stage-conditional-str",
-        lambda: Pipeline().with_stage("a", NoopStage, StageKind.WORK, conditional="x"),  # type: ignore[arg-type]
+        lambda: Pipeline().with_stage("a", NoopStage, StageKind.WORK, conditional="x"),  # type: ignore[call-overload]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec 'a': conditional must be a bool; got str$",
     ),

@@ -1,8 +1,8 @@
-"""Every example runs, as a module inside trio and as a script from the command line."""
+"""Every example runs, as a module inside trio and from the command line (``python -m``)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +11,42 @@ from types import ModuleType
 import pytest
 import trio
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from stageflow_trio.examples import list_examples, run_example
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "stageflow_trio" / "examples"
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"stageflow_trio.examples.{name}")
+
+
+def test_the_examples_are_listed() -> None:
+    assert list_examples() == ["cancellation", "guard_retry", "quickstart", "streaming"]
+    assert list_examples() == sorted(
+        p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")
+    )
+
+
+def test_listing_and_usage_from_the_command_line() -> None:
+    command = [sys.executable, "-m", "stageflow_trio.examples"]
+    listed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert listed.stdout.split() == list_examples()
+    wrong = subprocess.run([*command, "nope"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2
+    assert wrong.stderr == (
+        "usage: python -m stageflow_trio.examples [cancellation|guard_retry|quickstart|streaming]\n"
+    )
+
+
+def test_run_example_names_an_unknown_example() -> None:
+    with pytest.raises(ValueError, match=r"^run_example: unknown example 'nope'; choose one of "):
+        run_example("nope")
+
+
+def test_run_example_runs_it(capsys: pytest.CaptureFixture[str]) -> None:
+    run_example("guard_retry")
+    assert capsys.readouterr().out.strip()
 
 
 async def test_quickstart_runs_every_stage(autojump_clock: trio.abc.Clock) -> None:
@@ -32,10 +58,13 @@ async def test_quickstart_runs_every_stage(autojump_clock: trio.abc.Clock) -> No
     assert results["save"].data == {"saved": True, "length": 59}
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
-def test_example_runs_from_the_command_line(script: str) -> None:
+@pytest.mark.parametrize("name", list_examples())
+def test_example_runs_from_the_command_line(name: str) -> None:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "stageflow_trio.examples", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
@@ -65,7 +94,7 @@ async def test_guard_retry_example_recovers_on_the_third_draft() -> None:
 
 
 def test_readme_python_blocks_run() -> None:
-    readme = (EXAMPLES.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
     assert blocks
     for block in blocks:

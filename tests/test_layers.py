@@ -53,6 +53,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools"}),
     frozenset({"helpers", "testing", "_testing"}),
+    frozenset({"examples"}),
 )
 TOP = len(LAYERS)  # the package's __init__
 

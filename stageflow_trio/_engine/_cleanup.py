@@ -9,7 +9,7 @@ from typing import TypeVar, TypeVarTuple
 
 import trio
 
-logger = logging.getLogger("stageflow_trio.cancellation")
+logger: logging.Logger = logging.getLogger("stageflow_trio.cancellation")
 
 T = TypeVar("T")
 _Ts = TypeVarTuple("_Ts")

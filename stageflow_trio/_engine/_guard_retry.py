@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from stageflow_trio.core.stage_output import StageOutput
 
-logger = logging.getLogger("stageflow_trio.dag")
+logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 
 class GuardPolicy(Protocol):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._plan import LegacyInvoke, LegacyPlan
     from stageflow_trio.stages.context import PipelineContext
 
-logger = logging.getLogger("stageflow_trio.dag")
+logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 
 def legacy_invoker(name: str, runner: Any) -> LegacyInvoke:

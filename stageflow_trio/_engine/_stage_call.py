@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._interceptors import BaseInterceptor, InterceptorResult
     from stageflow_trio.stages.context import PipelineContext
 
-logger = logging.getLogger("stageflow_trio.interceptors")
+logger: logging.Logger = logging.getLogger("stageflow_trio.interceptors")
 
 DEFAULT_TIMEOUT_MS = 30000
 """Stage timeout used when no TimeoutInterceptor set one (milliseconds)."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
-logger = logging.getLogger("stageflow_trio.cancellation")
+logger: logging.Logger = logging.getLogger("stageflow_trio.cancellation")
 
 T = TypeVar("T")
 _Ts = TypeVarTuple("_Ts")

@@ -11,7 +11,7 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-logger = logging.getLogger("stageflow_trio.cancellation")
+logger: logging.Logger = logging.getLogger("stageflow_trio.cancellation")
 
 
 def _noop() -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import LegacyStageStatus
 
-logger = logging.getLogger("stageflow_trio.dag")
+logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 
 def _id(value: object) -> str | None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._plan import UnifiedPlan, UnifiedStage
     from stageflow_trio._engine._token import CancellationToken
 
-logger = logging.getLogger("stageflow_trio.dag")
+logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 _SKIP = StageStatus.SKIP
 _FAIL = StageStatus.FAIL

@@ -54,7 +54,7 @@ from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 __all__ = ["DocumentEnrichment", "Enrichments", "MemoryEnrichment", "ProfileEnrichment"]
 
-logger = logging.getLogger("stageflow_trio.context.enrichments")
+logger: logging.Logger = logging.getLogger("stageflow_trio.context.enrichments")
 
 
 def _to_user_id(value: uuid.UUID | str | None) -> uuid.UUID | None:

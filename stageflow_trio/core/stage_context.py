@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StageContext", "create_stage_context"]
 
-logger = logging.getLogger("stageflow_trio.core.stage_context")
+logger: logging.Logger = logging.getLogger("stageflow_trio.core.stage_context")
 
 # Attributes every LogRecord has (plus the two that logging reserves); an
 # ``extra=`` key equal to one of them makes Logger.makeRecord raise KeyError.

@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import trio
 
-logger = logging.getLogger("stageflow_trio.events")
+logger: logging.Logger = logging.getLogger("stageflow_trio.events")
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 from stageflow_trio.helpers._exporters import AnalyticsEvent, AnalyticsExporter
 from stageflow_trio.helpers._lifetime import SingleUseLifetime
 
-logger = logging.getLogger("stageflow_trio.helpers.analytics")
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
 
 class CompositeExporter:

@@ -13,10 +13,11 @@ import attrs
 
 from stageflow_trio.utils.frozen import FrozenDict
 
-logger = logging.getLogger("stageflow_trio.helpers.streaming")
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.streaming")
 
-EventEmitter = Callable[[str, dict[str, Any]], None]
-"""Telemetry callback: ``emitter(event_type, data)``; its errors are logged, never raised."""
+EventEmitter = Callable[[str, dict[str, Any]], object]
+"""Telemetry callback: ``emitter(event_type, data)``; its return value is ignored (a sink's
+``try_emit`` returns a bool) and its errors are logged, never raised."""
 
 T = TypeVar("T")
 

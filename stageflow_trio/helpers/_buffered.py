@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     )
 
 
-logger = logging.getLogger("stageflow_trio.helpers.analytics")
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
 
 class BufferedExporter(SingleUseLifetime):

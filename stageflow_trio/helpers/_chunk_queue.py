@@ -19,7 +19,7 @@ from stageflow_trio.helpers._monitor import BackpressureMonitor
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-logger = logging.getLogger("stageflow_trio.helpers.streaming")
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.streaming")
 
 
 class QueueEmpty(trio.WouldBlock, StageflowError):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from trio._file_io import AsyncIOWrapper
 
-logger = logging.getLogger("stageflow_trio.helpers.analytics")
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
 OverflowCallback = Callable[[int, int], None]
 """``on_overflow(dropped_count, buffer_size)``; ``dropped_count == -1`` signals high water."""

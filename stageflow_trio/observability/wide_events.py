@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WideEventEmitter", "emit_pipeline_wide_event", "emit_stage_wide_event"]
 
-logger = logging.getLogger("stageflow_trio.wide_events")
+logger: logging.Logger = logging.getLogger("stageflow_trio.wide_events")
 
 
 def _str_or_none(value: object) -> str | None:

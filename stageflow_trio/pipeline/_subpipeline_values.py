@@ -17,7 +17,7 @@ from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.utils.frozen import FrozenDict
 
-logger = logging.getLogger("stageflow_trio.subpipeline")
+logger: logging.Logger = logging.getLogger("stageflow_trio.subpipeline")
 
 DEFAULT_MAX_SUBPIPELINE_DEPTH: Final = 5
 """How deeply subpipelines may nest by default: a run at depth 5 cannot spawn."""

@@ -64,7 +64,7 @@ class CycleDetectedError(PipelineValidationError):
     """
 
     def __init__(self, cycle_path: list[str], stages: list[str] | None = None) -> None:
-        self.cycle_path = list(cycle_path)
+        self.cycle_path: list[str] = list(cycle_path)
         info = ContractErrorInfo(
             code="CONTRACT-004-CYCLE",
             summary="Pipeline contains a dependency cycle",

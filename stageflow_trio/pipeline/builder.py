@@ -16,7 +16,7 @@ from stageflow_trio.pipeline._validation import (
     validate_dependencies,
 )
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
-from stageflow_trio.pipeline.spec import PipelineSpec, RunnerLike, as_async_runner
+from stageflow_trio.pipeline.spec import LegacyRunnerLike, PipelineSpec, as_async_runner
 
 if TYPE_CHECKING:
     from stageflow_trio.observability.wide_events import WideEventEmitter
@@ -32,11 +32,11 @@ class _Log(Generic[_S]):
     __slots__ = ("index", "lock", "names", "specs")
 
     def __init__(self, names: list[str], specs: list[_S]) -> None:
-        self.names = names
-        self.specs = specs
-        self.index = {name: position for position, name in enumerate(names)}
+        self.names: list[str] = names
+        self.specs: list[_S] = specs
+        self.index: dict[str, int] = {name: position for position, name in enumerate(names)}
         # Guards the "am I still the newest table?" check against appends from threads.
-        self.lock = threading.Lock()
+        self.lock: threading.Lock = threading.Lock()
 
 
 class StageTable(Mapping[str, _S]):
@@ -177,7 +177,7 @@ class PipelineBuilder:
     def with_stage(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: LegacyRunnerLike,
         dependencies: tuple[str, ...] | list[str] | None = None,
         inputs: tuple[str, ...] | list[str] | None = None,
         outputs: tuple[str, ...] | list[str] | None = None,

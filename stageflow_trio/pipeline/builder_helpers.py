@@ -9,14 +9,15 @@ only the new stage.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stageflow_trio.pipeline._checks import StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 
 if TYPE_CHECKING:
+    from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.dag import StageGraph
-    from stageflow_trio.pipeline.spec import RunnerLike
+    from stageflow_trio.pipeline.spec import LegacyRunnerLike
 
 __all__ = [
     "FluentPipelineBuilder",
@@ -26,7 +27,7 @@ __all__ = [
     "with_parallel_stages",
 ]
 
-StageFactory = Callable[[int], tuple[str, "RunnerLike"]]
+StageFactory = Callable[[int], tuple[str, "LegacyRunnerLike"]]
 """``factory(index) -> (stage name, runner)``."""
 
 
@@ -44,7 +45,7 @@ def _check_factory(helper: str, param: str, factory: object) -> None:
         )
 
 
-def _pair(helper: str, what: str, value: object) -> tuple[str, RunnerLike]:
+def _pair(helper: str, what: str, value: object) -> tuple[str, LegacyRunnerLike]:
     # The reference unpacks blindly; a wrong shape should say which argument it was.
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise StageDefinitionTypeError(
@@ -128,10 +129,10 @@ def with_parallel_stages(
 
 def with_fan_out_fan_in(
     builder: PipelineBuilder,
-    fan_out_stage: tuple[str, RunnerLike],
+    fan_out_stage: tuple[str, LegacyRunnerLike],
     parallel_count: int,
     parallel_factory: StageFactory,
-    fan_in_stage: tuple[str, RunnerLike],
+    fan_in_stage: tuple[str, LegacyRunnerLike],
     *,
     fan_out_depends_on: tuple[str, ...] | None = None,
 ) -> PipelineBuilder:
@@ -164,9 +165,9 @@ def with_fan_out_fan_in(
 
 def with_conditional_branch(
     builder: PipelineBuilder,
-    router_stage: tuple[str, RunnerLike],
-    branches: dict[str, tuple[str, RunnerLike]],
-    merge_stage: tuple[str, RunnerLike] | None = None,
+    router_stage: tuple[str, LegacyRunnerLike],
+    branches: dict[str, tuple[str, LegacyRunnerLike]],
+    merge_stage: tuple[str, LegacyRunnerLike] | None = None,
     *,
     router_depends_on: tuple[str, ...] | None = None,
 ) -> PipelineBuilder:
@@ -221,7 +222,7 @@ class FluentPipelineBuilder:
     def stage(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: LegacyRunnerLike,
         *,
         depends_on: tuple[str, ...] | list[str] | None = None,
         conditional: bool = False,
@@ -269,10 +270,10 @@ class FluentPipelineBuilder:
 
     def fan_out_fan_in(
         self,
-        fan_out: tuple[str, RunnerLike],
+        fan_out: tuple[str, LegacyRunnerLike],
         parallel_count: int,
         parallel_factory: StageFactory,
-        fan_in: tuple[str, RunnerLike],
+        fan_in: tuple[str, LegacyRunnerLike],
     ) -> FluentPipelineBuilder:
         """Add fan-out/fan-in after the last stage; the fan-in stage becomes the last."""
         deps = (self._last_stage,) if self._last_stage else None
@@ -287,9 +288,19 @@ class FluentPipelineBuilder:
         self._last_stage = fan_in[0]
         return self
 
-    def build(self, **kwargs: Any) -> StageGraph:
+    def build(
+        self,
+        *,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
+        wide_event_emitter: WideEventEmitter | None = None,
+    ) -> StageGraph:
         """Build the graph (:meth:`PipelineBuilder.build` with the same keywords)."""
-        return self._builder.build(**kwargs)
+        return self._builder.build(
+            emit_stage_wide_events=emit_stage_wide_events,
+            emit_pipeline_wide_event=emit_pipeline_wide_event,
+            wide_event_emitter=wide_event_emitter,
+        )
 
     @property
     def builder(self) -> PipelineBuilder:

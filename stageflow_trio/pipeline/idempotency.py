@@ -70,7 +70,7 @@ __all__ = [
     "InMemoryIdempotencyStore",
 ]
 
-logger = logging.getLogger("stageflow_trio.idempotency")
+logger: logging.Logger = logging.getLogger("stageflow_trio.idempotency")
 
 DEFAULT_MAX_ENTRIES = 10_000
 """How many results an :class:`InMemoryIdempotencyStore` holds by default."""

@@ -36,7 +36,7 @@ __all__ = [
     "ImmutabilityViolationError",
 ]
 
-logger = logging.getLogger("stageflow_trio.hardening")
+logger: logging.Logger = logging.getLogger("stageflow_trio.hardening")
 
 SNAPSHOT_DATA_KEY = "snapshot"
 """The pipeline-data key the hardening interceptors read the snapshot from on a PipelineContext."""

@@ -8,8 +8,8 @@ any order; the dependencies are validated once, by :meth:`Pipeline.build`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
 
 import attrs
 
@@ -27,10 +27,19 @@ from stageflow_trio.pipeline._checks import (
 from stageflow_trio.pipeline.builder import StageTable
 from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
-from stageflow_trio.pipeline.spec import PipelineConfigError, RunnerLike, as_async_runner
+from stageflow_trio.pipeline.spec import (
+    PipelineConfigError,
+    UnifiedRunnerLike,
+    UnifiedStageResult,
+    UnifiedStageRunner,
+    as_async_runner,
+)
 
 if TYPE_CHECKING:
+    from stageflow_trio.core.stage_context import StageContext
+    from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
+    from stageflow_trio.pipeline.interceptors import BaseInterceptor
 
 __all__ = ["Pipeline", "UnifiedStageGraph", "UnifiedStageSpec"]
 
@@ -62,7 +71,7 @@ class UnifiedStageSpec:
     """
 
     name: str
-    runner: RunnerLike
+    runner: UnifiedRunnerLike
     kind: StageKind
     dependencies: tuple[str, ...]
     conditional: bool
@@ -71,7 +80,7 @@ class UnifiedStageSpec:
     def __init__(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: UnifiedRunnerLike,
         kind: StageKind,
         dependencies: Iterable[str] | None = (),
         conditional: bool = False,
@@ -139,16 +148,46 @@ class Pipeline:
         """Read-only ``{stage name: UnifiedStageSpec}`` in insertion order."""
         return self._stages
 
+    # A class may take ``config`` (its constructor's keywords); an instance or a
+    # callable may not, which the second overload states: only an empty mapping (the
+    # runtime accepts ``{}``) or None.
+    @overload
     def with_stage(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: type[UnifiedStageRunner],
         kind: StageKind,
         dependencies: tuple[str, ...] | None = None,
         conditional: bool = False,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> Pipeline: ...
+
+    @overload
+    def with_stage(
+        self,
+        name: str,
+        runner: UnifiedStageRunner | Callable[[StageContext], Awaitable[UnifiedStageResult]],
+        kind: StageKind,
+        dependencies: tuple[str, ...] | None = None,
+        conditional: bool = False,
+        config: Mapping[str, Never] | None = None,
+    ) -> Pipeline: ...
+
+    def with_stage(
+        self,
+        name: str,
+        runner: UnifiedRunnerLike,
+        kind: StageKind,
+        dependencies: tuple[str, ...] | None = None,
+        conditional: bool = False,
+        config: Mapping[str, Any] | None = None,
     ) -> Pipeline:
         """Return a new pipeline with this stage added (or replaced in place, if it exists).
+
+        ``runner`` is a stage class (instantiated with ``config`` for every execution),
+        a stage instance, or an async callable; its ``execute`` (or the callable) takes a
+        :class:`~stageflow_trio.core.StageContext`. A PipelineContext stage belongs to
+        :class:`~stageflow_trio.pipeline.builder.PipelineBuilder` instead.
 
         Raises:
             PipelineConfigError: (a ValueError) "config can only be used with stage
@@ -181,15 +220,28 @@ class Pipeline:
         self,
         *,
         guard_retry_strategy: GuardRetryStrategy | None = None,
-        **graph_options: Any,
+        cleanup_timeout: float = 10.0,
+        interceptors: Sequence[BaseInterceptor] | None = None,
+        wide_event_emitter: WideEventEmitter | None = None,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
     ) -> UnifiedStageGraph:
         """Validate the stages and return a UnifiedStageGraph that runs them.
 
         Each runner becomes ``async (ctx) -> output``: a class is instantiated with its
         ``config`` for every execution, an instance's ``execute(ctx)`` is awaited, and
-        an async callable is used as is. ``graph_options`` go to the graph:
-        ``cleanup_timeout``, ``interceptors``, ``wide_event_emitter``,
-        ``emit_stage_wide_events``, ``emit_pipeline_wide_event``.
+        an async callable is used as is. The keywords go to the graph unchanged (an
+        unknown one is a TypeError naming it, as for any Python call).
+
+        Args:
+            guard_retry_strategy: Guard-retry policies for GUARD stages.
+            cleanup_timeout: Seconds that a run's cleanup callbacks share.
+            interceptors: The interceptor chain; none when omitted (unlike the legacy
+                graph, the unified graph has no default chain).
+            wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide`` (a default
+                one when either flag below is set).
+            emit_stage_wide_events: Emit ``stage.wide`` after each stage.
+            emit_pipeline_wide_event: Emit ``pipeline.wide`` when a run ends.
 
         Raises:
             EmptyPipelineError: (a ValueError) "UnifiedStageGraph requires at least one
@@ -210,7 +262,15 @@ class Pipeline:
             )
             for spec in self._stages.values()
         ]
-        return UnifiedStageGraph(specs, guard_retry_strategy=guard_retry_strategy, **graph_options)
+        return UnifiedStageGraph(
+            specs,
+            cleanup_timeout=cleanup_timeout,
+            guard_retry_strategy=guard_retry_strategy,
+            interceptors=interceptors,
+            wide_event_emitter=wide_event_emitter,
+            emit_stage_wide_events=emit_stage_wide_events,
+            emit_pipeline_wide_event=emit_pipeline_wide_event,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pipeline) or type(other) is not type(self):

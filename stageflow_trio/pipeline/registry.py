@@ -70,7 +70,7 @@ class PipelineRegistry:
         return name in self._pipelines
 
 
-pipeline_registry = PipelineRegistry()
+pipeline_registry: PipelineRegistry = PipelineRegistry()
 """The process-wide registry."""
 
 

@@ -59,7 +59,7 @@ __all__ = [
     "TransientError",
 ]
 
-logger = logging.getLogger("stageflow_trio.pipeline.retry")
+logger: logging.Logger = logging.getLogger("stageflow_trio.pipeline.retry")
 
 
 class BackoffStrategy(Enum):
@@ -166,9 +166,15 @@ class RetryInterceptor(BaseInterceptor):
         self.max_attempts = max_attempts
         self.base_delay_ms = base_delay_ms
         self.max_delay_ms = max_delay_ms
-        self.backoff_strategy = _strategy("backoff_strategy", BackoffStrategy, backoff_strategy)
-        self.jitter_strategy = _strategy("jitter_strategy", JitterStrategy, jitter_strategy)
-        self.retryable_errors = _retryable(retryable_errors, self.DEFAULT_RETRYABLE)
+        self.backoff_strategy: BackoffStrategy = _strategy(
+            "backoff_strategy", BackoffStrategy, backoff_strategy
+        )
+        self.jitter_strategy: JitterStrategy = _strategy(
+            "jitter_strategy", JitterStrategy, jitter_strategy
+        )
+        self.retryable_errors: tuple[type[Exception], ...] = _retryable(
+            retryable_errors, self.DEFAULT_RETRYABLE
+        )
         self.retry_on_status = retry_on_status
         self._rng = rng if rng is not None else random.Random()
 

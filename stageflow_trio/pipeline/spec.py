@@ -8,12 +8,16 @@ public here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
 from stageflow_trio._exports import publish
-from stageflow_trio.core.stage_protocol import Stage
+
+# Imported at runtime (not under TYPE_CHECKING): the runner aliases below are real
+# objects, which typing.get_type_hints and the docs can resolve.
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline._checks import StageDefinitionError as StageDefinitionError
 from stageflow_trio.pipeline._checks import StageDefinitionTypeError as StageDefinitionTypeError
 from stageflow_trio.pipeline._checks import (
@@ -26,19 +30,22 @@ from stageflow_trio.pipeline._checks import (
 from stageflow_trio.pipeline._validation import CycleDetectedError as CycleDetectedError
 from stageflow_trio.pipeline._validation import PipelineValidationError as PipelineValidationError
 from stageflow_trio.pipeline._validation import validate_dependencies as validate_dependencies
-
-if TYPE_CHECKING:
-    from stageflow_trio.core.stage_output import StageOutput
-    from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.result import StageResult
 
 __all__ = [
     "CycleDetectedError",
+    "LegacyRunnerLike",
+    "LegacyStageResult",
     "PipelineConfigError",
     "PipelineSpec",
     "PipelineValidationError",
     "StageDefinitionError",
     "StageDefinitionTypeError",
     "StageRunner",
+    "UnifiedRunnerLike",
+    "UnifiedStageResult",
+    "UnifiedStageRunner",
     "validate_dependencies",
 ]
 
@@ -47,11 +54,35 @@ class PipelineConfigError(StageDefinitionError):
     """``config`` was given for a runner that is not a class (a ValueError)."""
 
 
+UnifiedStageResult: TypeAlias = StageOutput | Mapping[str, Any] | None
+"""What a unified stage returns: a StageOutput, a mapping (its data, status ok) or None."""
+
+LegacyStageResult: TypeAlias = StageResult | StageOutput | dict[str, Any] | None
+"""What a legacy stage returns: a StageResult, a StageOutput, a dict (its data) or None."""
+
+
+class UnifiedStageRunner(Protocol):
+    """A stage for :class:`~stageflow_trio.pipeline.pipeline.Pipeline`: ``execute`` takes a StageContext.
+
+    Any class with this method matches (``name`` and ``kind`` attributes, which
+    :class:`~stageflow_trio.core.Stage` also declares, are not required); an ``async def
+    execute`` returning a StageOutput is the usual shape.
+    """
+
+    def execute(self, ctx: StageContext, /) -> Awaitable[UnifiedStageResult]:
+        """Run the stage against ``ctx`` and report its outcome."""
+        ...
+
+
 @runtime_checkable
 class StageRunner(Protocol):
-    """Anything with ``async execute(ctx: PipelineContext) -> StageOutput`` is a stage runner."""
+    """A stage for :class:`~stageflow_trio.pipeline.builder.PipelineBuilder`: ``execute`` takes a PipelineContext.
 
-    async def execute(self, ctx: PipelineContext) -> StageOutput:
+    An ``async def execute(self, ctx: PipelineContext)`` returning a StageResult, a
+    StageOutput, a dict or None matches.
+    """
+
+    def execute(self, ctx: PipelineContext, /) -> Awaitable[LegacyStageResult]:
         """Run the stage against ``ctx`` and report its outcome."""
         ...
 
@@ -59,10 +90,22 @@ class StageRunner(Protocol):
 AsyncRunner: TypeAlias = Callable[[Any], Awaitable[Any]]
 """A plain async callable used directly as a stage runner."""
 
-# Stage (execute takes a StageContext) is what Pipeline.with_stage documents, as the
-# reference does; StageRunner (a PipelineContext) is the builder protocol's.
-RunnerLike: TypeAlias = type[Stage] | Stage | type[StageRunner] | StageRunner | AsyncRunner
-"""What a builder accepts as a runner: a stage class, a stage instance, or an async callable."""
+UnifiedRunnerLike: TypeAlias = (
+    type[UnifiedStageRunner]
+    | UnifiedStageRunner
+    | Callable[[StageContext], Awaitable[UnifiedStageResult]]
+)
+"""What :meth:`Pipeline.with_stage <stageflow_trio.pipeline.pipeline.Pipeline.with_stage>` accepts:
+a stage class, a stage instance, or an async callable, each taking a StageContext."""
+
+LegacyRunnerLike: TypeAlias = (
+    type[StageRunner] | StageRunner | Callable[[PipelineContext], Awaitable[LegacyStageResult]]
+)
+"""What :meth:`PipelineBuilder.with_stage <stageflow_trio.pipeline.builder.PipelineBuilder.with_stage>`
+accepts: a stage class, a stage instance, or an async callable, each taking a PipelineContext."""
+
+RunnerLike: TypeAlias = UnifiedRunnerLike | LegacyRunnerLike
+"""Either builder's runner (what a spec stores; the builders take the precise aliases)."""
 
 
 @attrs.frozen(init=False, hash=False)
@@ -88,7 +131,7 @@ class PipelineSpec:
     """
 
     name: str
-    runner: RunnerLike
+    runner: LegacyRunnerLike
     dependencies: tuple[str, ...]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -98,7 +141,7 @@ class PipelineSpec:
     def __init__(
         self,
         name: str,
-        runner: RunnerLike,
+        runner: LegacyRunnerLike,
         dependencies: Iterable[str] | None = (),
         inputs: Iterable[str] | None = (),
         outputs: Iterable[str] | None = (),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DictContextAdapter", "adapt_context"]
 
-logger = logging.getLogger("stageflow_trio.tools.adapters")
+logger: logging.Logger = logging.getLogger("stageflow_trio.tools.adapters")
 
 
 def _lenient_uuid(value: object) -> UUID | None:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ToolExecutor", "ToolExecutorResult"]
 
-logger = logging.getLogger("stageflow_trio.tools.executor")
+logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
 
 _SUBPIPELINE_ROOT = "__subpipeline_root__"
 

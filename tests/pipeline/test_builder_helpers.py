@@ -21,7 +21,7 @@ from stageflow_trio.pipeline.spec import PipelineValidationError, StageDefinitio
 from tests.fakes import NoopStage
 
 if TYPE_CHECKING:
-    from stageflow_trio.pipeline.spec import RunnerLike
+    from stageflow_trio.pipeline.spec import LegacyRunnerLike
 
 
 def shape(builder: Any) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -89,7 +89,7 @@ def test_fan_out_fan_in_shape(count: int, anchored: bool) -> None:
 @given(st.integers(min_value=0, max_value=5), st.booleans(), st.booleans())
 def test_conditional_branch_shape(count: int, merge: bool, anchored: bool) -> None:
     deps = ("in",) if anchored else None
-    branches: dict[str, tuple[str, RunnerLike]] = {
+    branches: dict[str, tuple[str, LegacyRunnerLike]] = {
         f"label{i}": (f"b{i}", NoopStage) for i in range(count)
     }
     built = with_conditional_branch(

@@ -52,7 +52,7 @@ def pipeline_from(graph: Graph) -> Pipeline:
 def test_with_stage_returns_a_copy_and_stores_the_spec() -> None:
     empty = Pipeline()
     # A kind's value and a list of dependencies, as the reference's callers pass them: coerced.
-    one = empty.with_stage("a", Tagged, "enrich", ["x"], True, {"tag": "t"})  # type: ignore[arg-type]
+    one: Pipeline = empty.with_stage("a", Tagged, "enrich", ["x"], True, {"tag": "t"})  # type: ignore[call-overload]
     assert (empty.name, len(empty.stages), list(one.stages)) == ("pipeline", 0, ["a"])
     spec = one.stages["a"]
     assert spec == UnifiedStageSpec("a", Tagged, StageKind.ENRICH, ("x",), True, {"tag": "t"})
@@ -72,10 +72,10 @@ def test_replacing_keeps_the_position() -> None:
 def test_config_needs_a_stage_class(reference: ModuleType) -> None:
     message = r"^config can only be used with stage classes$"
     with pytest.raises(ValueError, match=message) as caught:
-        Pipeline().with_stage("a", Tagged(), T, config={"tag": "x"})
+        Pipeline().with_stage("a", Tagged(), T, config={"tag": "x"})  # type: ignore[dict-item]
     assert isinstance(caught.value, StageDefinitionError)
     with pytest.raises(ValueError, match=message):
-        Pipeline().with_stage("", noop, T, config={"tag": "x"})
+        Pipeline().with_stage("", noop, T, config={"tag": "x"})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match=message):
         UnifiedStageSpec("a", noop, T, config={"k": 1})
     assert Pipeline().with_stage("a", Tagged(), T, config={}).stages["a"].config == {}
@@ -299,7 +299,7 @@ async def test_build_passes_graph_options_through() -> None:
     assert wide is not None
     assert wide["stage_counts"] == {"completed": 1}
     with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
-        Pipeline().with_stage("a", stage_a, StageKind.TRANSFORM).build(no_such_option=1)
+        Pipeline().with_stage("a", stage_a, StageKind.TRANSFORM).build(no_such_option=1)  # type: ignore[call-arg]
 
 
 def test_a_stages_mapping_is_checked_key_by_key() -> None:

@@ -9,7 +9,7 @@ Three scenarios, each printing what every stage saw:
    its cleanup callbacks run exactly once.
 
 The run uses trio.testing.MockClock with autojump, so the "seconds" below pass
-instantly and the printed times are exact. Run it: ``python examples/cancellation.py``.
+instantly and the printed times are exact. Run it: ``python -m stageflow_trio.examples cancellation``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ from stageflow_trio.pipeline import (
     UnifiedStageExecutionError,
 )
 from stageflow_trio.testing import create_test_stage_context
+
+__all__ = [
+    "deadline_stops_the_run",
+    "failure_cancels_siblings",
+    "main",
+    "token_interrupts_a_blocked_stage",
+]
 
 log: list[str] = []
 

@@ -12,7 +12,7 @@ chunks between them:
 The queues' telemetry goes through a BackpressureAwareEventSink whose worker an
 ``async with`` block owns; the example prints the events it delivered. The run
 uses trio.testing.MockClock with autojump, so the second of audio passes
-instantly and every run prints the same. Run it: ``python examples/streaming.py``.
+instantly and every run prints the same. Run it: ``python -m stageflow_trio.examples streaming``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import trio.testing
 
 from stageflow_trio.events import BackpressureAwareEventSink
 from stageflow_trio.helpers.streaming import AudioChunk, ChunkQueue
+
+__all__ = ["main", "stream"]
 
 CHUNK_MS = 20
 CHUNKS = 50
@@ -64,8 +66,10 @@ async def transcriber(queue: ChunkQueue[AudioChunk], heard: list[int]) -> None:
 async def stream(drop_on_overflow: bool, sink: BackpressureAwareEventSink) -> dict[str, Any]:
     """One second of audio through a ChunkQueue of 10; what the transcriber heard."""
 
-    def emit(type_: str, data: dict[str, Any]) -> None:
-        sink.try_emit(type=type_, data=data)  # False when full; the sink counts the drop
+    def emit(type_: str, data: dict[str, Any]) -> bool:
+        # An EventEmitter may return anything (it is ignored): here try_emit's False when
+        # the sink is full, which the sink counts as a drop.
+        return sink.try_emit(type=type_, data=data)
 
     queue: ChunkQueue[AudioChunk] = ChunkQueue(
         max_size=10, drop_on_overflow=drop_on_overflow, event_emitter=emit

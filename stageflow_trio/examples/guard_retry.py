@@ -5,7 +5,7 @@ and a GuardRetryPolicy makes a failing guard re-run ``draft`` (at most 4 times,
 giving up early if the guard keeps failing the same way). ``publish`` waits for
 the guard's final verdict. Every guard_retry.* event is printed.
 
-Run it: ``python examples/guard_retry.py``.
+Run it: ``python -m stageflow_trio.examples guard_retry``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from stageflow_trio.core import StageContext, StageKind, StageOutput
 from stageflow_trio.pipeline import GuardRetryPolicy, GuardRetryStrategy, Pipeline
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
 
+__all__ = ["Drafter", "main"]
+
 DRAFTS = ["Too short.", "Still short!", "This answer is finally long enough."]
 
 
@@ -29,7 +31,7 @@ class Drafter:
     kind = StageKind.TRANSFORM
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls: int = 0
 
     async def execute(self, ctx: StageContext) -> StageOutput:
         self.calls += 1

@@ -4,7 +4,7 @@ A guard checks the input, two enrich stages run in parallel, a transform
 combines them and a work stage "saves" the result. Every stage event is
 printed as it happens.
 
-Run it with ``python examples/quickstart.py``.
+Run it with ``python -m stageflow_trio.examples quickstart``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from stageflow_trio.context import ContextSnapshot
 from stageflow_trio.core import PipelineTimer, StageContext, StageKind, StageOutput
 from stageflow_trio.pipeline import Pipeline
 from stageflow_trio.stages import StageInputs
+
+__all__ = ["build_pipeline", "main"]
 
 
 class PrintingSink:
