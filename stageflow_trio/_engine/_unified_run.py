@@ -108,25 +108,33 @@ class UnifiedRun(DagRun):
         self.unbind_token = self.token.bind_scope(self.nursery.cancel_scope)
 
     @property
+    def finished(self) -> bool:
+        """Every stage has its final output (a token cancelled after that changes nothing)."""
+        return len(self.finalized) == len(self.topology.names)
+
+    @property
     def was_cancelled(self) -> bool:
         """Stopped by a CANCEL output or the token (rather than failed or completed)."""
-        return self.error is None and (self.cancelled is not None or self.token.is_cancelled)
+        if self.error is not None:
+            return False
+        return self.cancelled is not None or (self.token.is_cancelled and not self.finished)
 
     def outcome(self) -> dict[str, StageOutput]:
         if self.error is not None:
             raise self.error
         if self.cancelled is not None:
             raise self.cancelled
+        if self.finished:
+            # Complete results stand, even if the token was cancelled during cleanup.
+            return self.completed
         if self.token.is_cancelled:
             reason = self.token.reason or "Cancelled via token"
             self.report.pipeline_cancelled("<external>", reason, self.finalized)
             raise UnifiedPipelineCancelled(
                 stage="<external>", reason=reason, results=self.completed
             )
-        if len(self.finalized) < len(self.topology.names):
-            pending = sorted(set(self.topology.names) - set(self.completed))
-            raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
-        return self.completed
+        pending = sorted(set(self.topology.names) - set(self.completed))
+        raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
 
     # -- one stage -------------------------------------------------------
 
@@ -274,7 +282,9 @@ class UnifiedRun(DagRun):
                 stage=name, reason=reason, results=self.completed
             )
             self.report.pipeline_cancelled(name, reason, self.finalized)
-            self.token.cancel(f"Cancelled by stage {name}")
+            # Only this run's scope stops: the caller's token may be shared with other
+            # runs, and cancelling it is the caller's decision (the reference owned a
+            # token per run, so it could cancel it).
             self.stop()
             return ()
         # Guards waiting on this stage as their retry stage run again first.
