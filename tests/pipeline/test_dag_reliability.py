@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
 
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.pipeline.cancellation import CancellationToken
+from stageflow_trio.pipeline.cancellation import (
+    CancellationToken,
+    StructuredTaskGroup,
+    run_with_cleanup,
+)
 from stageflow_trio.pipeline.dag import (
     UnifiedPipelineCancelled,
     UnifiedStageGraph,
@@ -67,3 +74,53 @@ async def test_a_token_cancelled_during_cleanup_keeps_the_complete_results(
     assert token.is_cancelled
     assert results["a"].data == {"a": 1}
     assert trio.current_time() == 1
+
+
+BAD_TIMEOUTS = [
+    ("10", TypeError, "cleanup_timeout must be a number of seconds (int or float), got str"),
+    (None, TypeError, "cleanup_timeout must be a number of seconds (int or float), got NoneType"),
+    (float("nan"), ValueError, "cleanup_timeout must be a non-negative number of seconds, got nan"),
+    (-0.5, ValueError, "cleanup_timeout must be a non-negative number of seconds, got -0.5"),
+]
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+def test_a_graph_refuses_a_bad_cleanup_timeout(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        UnifiedStageGraph([spec("a")], cleanup_timeout=timeout)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+def test_a_task_group_refuses_a_bad_cleanup_timeout(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        StructuredTaskGroup(cleanup_timeout=timeout)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+async def test_run_with_cleanup_refuses_a_bad_cleanup_timeout(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    log: list[str] = []
+
+    async def work() -> int:
+        log.append("work")
+        return 1
+
+    async def cleanup() -> None:
+        log.append("cleanup")
+
+    with pytest.raises(error) as info:
+        await run_with_cleanup(work(), cleanup, cleanup_timeout=timeout)
+    assert str(info.value) == message
+    assert log == []
+
+
+def test_an_infinite_or_zero_cleanup_timeout_is_accepted() -> None:
+    UnifiedStageGraph([spec("a")], cleanup_timeout=math.inf)
+    StructuredTaskGroup(cleanup_timeout=0)
