@@ -8,6 +8,7 @@ wide events go through its ``RunReporter`` (``_unified_events.py``).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import trio
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._token import CancellationToken
     from stageflow_trio.core.stage_context import StageContext
     from stageflow_trio.core.stage_output import StageOutput
+
+
+# The unified runs the current task is inside, innermost last: a stage's tasks inherit
+# it, so a graph finds the run a stage belongs to even with several runs in progress.
+_active_runs: ContextVar[tuple[UnifiedRun, ...]] = ContextVar(
+    "stageflow_trio_active_runs", default=()
+)
+
+
+def current_run(plan: UnifiedPlan) -> UnifiedRun | None:
+    """The innermost run of ``plan`` the calling task belongs to, or ``None``."""
+    for run in reversed(_active_runs.get()):
+        if run.plan is plan:
+            return run
+    return None
 
 
 async def run_unified(
@@ -47,6 +63,7 @@ async def run_unified(
     started_at, started = utc_now(), current_time()
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
     in_progress.append(run)
+    active = _active_runs.set((*_active_runs.get(), run))
     try:
         try:
             await run.drive()
@@ -61,6 +78,7 @@ async def run_unified(
             # timeout), so a pending outer cancel cannot replace the run's outcome.
             with trio.CancelScope(shield=True):
                 await run.registry.run_all(timeout=plan.cleanup_timeout)
+        _active_runs.reset(active)
     if plan.emit_pipeline_wide:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
     return run.outcome()

@@ -151,6 +151,7 @@ class UnifiedRun(DagRun):
             stage_name=name,
             timer=self.timer,
             event_sink=self.event_sink,
+            cleanup_registry=self.registry,
         )
         output: StageOutput | None = None
         if spec.conditional:

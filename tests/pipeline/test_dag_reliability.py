@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,10 +19,11 @@ from stageflow_trio.pipeline.cancellation import (
 )
 from stageflow_trio.pipeline.dag import (
     UnifiedPipelineCancelled,
+    UnifiedStageExecutionError,
     UnifiedStageGraph,
 )
 
-from .graph_helpers import spec, stage_ctx
+from .graph_helpers import snapshot, spec, stage_ctx
 
 
 async def test_a_cancel_output_stops_its_run_and_leaves_the_callers_token_alone(
@@ -124,3 +126,75 @@ async def test_run_with_cleanup_refuses_a_bad_cleanup_timeout(
 def test_an_infinite_or_zero_cleanup_timeout_is_accepted() -> None:
     UnifiedStageGraph([spec("a")], cleanup_timeout=math.inf)
     StructuredTaskGroup(cleanup_timeout=0)
+
+
+async def test_register_cleanup_attaches_to_the_run_of_the_calling_stage(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[tuple[str, float]] = []
+    graph: UnifiedStageGraph
+
+    def cleanup_for(label: str) -> Callable[[], Awaitable[None]]:
+        async def cleanup() -> None:
+            log.append((label, trio.current_time()))
+
+        return cleanup
+
+    async def stage(ctx: StageContext) -> StageOutput:
+        label = ctx.snapshot.metadata["label"]
+        delay = ctx.snapshot.metadata["delay"]
+        graph.register_cleanup(cleanup_for(f"graph:{label}"))
+        ctx.register_cleanup(cleanup_for(f"ctx:{label}"))
+        await trio.sleep(delay)
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph([spec("a", stage)])
+
+    async def run(label: str, delay: float) -> None:
+        await graph.run(stage_ctx(snap=snapshot(metadata={"label": label, "delay": delay})))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "short", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(run, "long", 5)
+    # Each run's cleanups run when that run ends (LIFO), whatever started last.
+    assert log == [("ctx:short", 1), ("graph:short", 1), ("ctx:long", 5), ("graph:long", 5)]
+
+
+async def test_register_cleanup_outside_a_run_of_the_graph_is_an_error() -> None:
+    graph = UnifiedStageGraph([spec("a")])
+    other = UnifiedStageGraph([spec("b")])
+
+    async def cleanup() -> None:
+        raise AssertionError  # pragma: no cover
+
+    message = (
+        "UnifiedStageGraph.register_cleanup() was called outside any run of this graph;"
+        " call it from one of its stages, or use ctx.register_cleanup()"
+    )
+    with pytest.raises(RuntimeError) as info:
+        graph.register_cleanup(cleanup)
+    assert str(info.value) == message
+
+    async def registers_with_the_wrong_graph(ctx: StageContext) -> StageOutput:
+        graph.register_cleanup(cleanup)
+        return StageOutput.ok()
+
+    other = UnifiedStageGraph([spec("b", registers_with_the_wrong_graph)])
+    with pytest.raises(UnifiedStageExecutionError) as failed:
+        await other.run(stage_ctx())
+    assert str(failed.value.original) == message
+
+
+def test_a_context_outside_a_run_has_no_cleanup_registry() -> None:
+    ctx = stage_ctx()
+
+    async def cleanup() -> None:
+        raise AssertionError  # pragma: no cover
+
+    with pytest.raises(RuntimeError) as info:
+        ctx.register_cleanup(cleanup)
+    assert str(info.value) == (
+        "StageContext for stage 'pipeline' has no cleanup_registry:"
+        " register_cleanup() needs a context made by a UnifiedStageGraph run"
+    )
