@@ -16,6 +16,7 @@ from trio import current_time
 
 from stageflow_trio._engine._cleanup import CleanupRegistry
 from stageflow_trio._engine._errors import unwrap_group
+from stageflow_trio._engine._unified_events import cancel_reason
 from stageflow_trio._engine._unified_run import UnifiedRun
 from stageflow_trio._time import utc_now
 
@@ -69,6 +70,13 @@ async def run_unified(
             await run.drive()
         except BaseExceptionGroup as group:
             unwrap_group(group)
+    except trio.Cancelled as cancelled:
+        # Interrupted from outside (an outer deadline or scope): the run still gets
+        # its terminal events. Both emits are synchronous, so they cannot block.
+        run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
+        if plan.emit_pipeline_wide:
+            run.report.emit_pipeline_wide(started_at, started, cancelled=True)
+        raise
     finally:
         in_progress.remove(run)
         if run.unbind_token is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import trio
 from trio import current_time
 
 from stageflow_trio._engine._graph_errors import (
@@ -18,7 +19,7 @@ from stageflow_trio._engine._graph_errors import (
 from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_with_interceptors
-from stageflow_trio._engine._unified_events import RunReporter
+from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageStatus
@@ -193,6 +194,19 @@ class UnifiedRun(DagRun):
                 output = await self._execute_intercepted(spec, stage_ctx)
         except UnifiedStageExecutionError:
             raise
+        except trio.Cancelled as cancelled:
+            # Interrupted: a terminal event still records that the stage ended. The
+            # emit is synchronous (try_emit), so it needs no shield and cannot block.
+            if sink is not None:
+                report.lifecycle(
+                    name,
+                    "cancelled",
+                    {
+                        "duration_ms": int((current_time() - started) * 1000),
+                        "reason": cancel_reason(cancelled),
+                    },
+                )
+            raise
         except Exception as exc:
             if started_at is not None:
                 report.record_wide(name, "failed", started_at, {}, str(exc))
@@ -286,7 +300,7 @@ class UnifiedRun(DagRun):
             # Only this run's scope stops: the caller's token may be shared with other
             # runs, and cancelling it is the caller's decision (the reference owned a
             # token per run, so it could cancel it).
-            self.stop()
+            self.stop(f"Cancelled by stage {name}")
             return ()
         # Guards waiting on this stage as their retry stage run again first.
         ready = self.retries.completed(name) if self.retries is not None else []

@@ -18,10 +18,15 @@ from stageflow_trio.pipeline.cancellation import (
     run_with_cleanup,
 )
 from stageflow_trio.pipeline.dag import (
+    StageGraph,
+    StageSpec,
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
     UnifiedStageGraph,
 )
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+from tests.fakes import FailingSink, payload
 
 from .graph_helpers import snapshot, spec, stage_ctx
 
@@ -198,3 +203,109 @@ def test_a_context_outside_a_run_has_no_cleanup_registry() -> None:
         "StageContext for stage 'pipeline' has no cleanup_registry:"
         " register_cleanup() needs a context made by a UnifiedStageGraph run"
     )
+
+
+# --- terminal events for interrupted stages and runs -------------------------------------
+
+
+async def sleeper(ctx: StageContext) -> StageOutput:
+    await trio.sleep(10)
+    return StageOutput.ok()
+
+
+async def test_an_outer_deadline_gives_each_interrupted_stage_and_the_run_a_terminal_event(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("a"), spec("s1", sleeper, ["a"]), spec("s2", sleeper, ["a"])])
+    with trio.move_on_after(2):
+        await graph.run(stage_ctx(sink))
+    assert sink.types() == [
+        "stage.a.started",
+        "stage.a.completed",
+        "stage.s1.started",
+        "stage.s2.started",
+        "stage.s1.cancelled",
+        "stage.s2.cancelled",
+        "pipeline_cancelled",
+    ]
+    for stage in ("s1", "s2"):
+        data = payload(sink.of_type(f"stage.{stage}.cancelled")[0])
+        assert (data["duration_ms"], data["reason"]) == (2000, "deadline exceeded")
+    data = payload(sink.of_type("pipeline_cancelled")[0])
+    assert (data["stage"], data["reason"], data["stages_completed"]) == (
+        "<external>",
+        "deadline exceeded",
+        ["a"],
+    )
+
+
+async def test_stages_interrupted_by_a_token_or_a_sibling_say_why(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    token = CancellationToken()
+
+    async def cancel_soon() -> None:
+        await trio.sleep(1)
+        token.cancel("user left")
+
+    graph = UnifiedStageGraph([spec("s", sleeper)])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_soon)
+        with pytest.raises(UnifiedPipelineCancelled):
+            await graph.run(stage_ctx(sink), cancel_token=token)
+    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "user left"
+
+    async def fails(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        raise KeyError("boom")
+
+    sink.clear()
+    graph = UnifiedStageGraph([spec("s", sleeper), spec("bad", fails)])
+    with pytest.raises(UnifiedStageExecutionError):
+        await graph.run(stage_ctx(sink))
+    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "another stage failed"
+
+
+async def test_an_outer_deadline_still_emits_pipeline_wide_as_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("s", sleeper)], emit_pipeline_wide_event=True)
+    with trio.move_on_after(1):
+        await graph.run(stage_ctx(sink))
+    [pipeline] = sink.of_type("pipeline.wide")
+    assert (payload(pipeline)["status"], payload(pipeline)["duration_ms"]) == ("cancelled", 1000)
+
+
+async def test_a_legacy_stage_interrupted_from_outside_emits_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+
+    async def slow(ctx: PipelineContext) -> dict[str, Any]:
+        await trio.sleep(10)
+        return {}
+
+    graph = StageGraph([StageSpec(name="s", runner=slow)], interceptors=[])
+    with trio.move_on_after(3):
+        await graph.run(create_test_pipeline_context(event_sink=sink))
+    assert sink.types() == ["stage.s.started", "stage.s.cancelled", "pipeline_cancelled"]
+    data = payload(sink.of_type("stage.s.cancelled")[0])
+    assert (data["duration_ms"], data["reason"]) == (3000, "deadline exceeded")
+
+
+async def test_a_broken_sink_never_fails_a_legacy_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def ok(ctx: PipelineContext) -> dict[str, Any]:
+        return {"x": 1}
+
+    graph = StageGraph([StageSpec(name="s", runner=ok)], interceptors=[])
+    results = await graph.run(create_test_pipeline_context(event_sink=FailingSink()))
+    assert (results["s"].status, results["s"].data) == ("completed", {"x": 1})
+    assert [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"] == [
+        "Failed to emit stage.s.started: sink down",
+        "Failed to emit stage.s.completed: sink down",
+    ]
