@@ -65,6 +65,15 @@ MAX_CHAIN_RETRIES = 100
 ABORT_HOOK_TIMEOUT = 5.0
 """Seconds each ``on_abort`` hook of an aborted call may take (every hook has its own slot)."""
 
+STAGE_ATTEMPT_KEY = "_stage_attempt.{stage}"
+"""``ctx.data`` key (format with ``stage=``) of the number of this run of a stage within one
+pipeline run: 2 for the first re-run, and so on; absent for the first run.
+
+The unified graph sets it when it runs a stage again in the same run (a guard
+retry re-runs the retry stage and the guard), so interceptors can tell a new
+attempt from a repeat (``pipeline.idempotency`` makes it part of its store key).
+"""
+
 # True while the after hooks of a short-circuited call run (set only on that rare path).
 _short_circuited: ContextVar[bool] = ContextVar("stageflow_trio_short_circuited", default=False)
 

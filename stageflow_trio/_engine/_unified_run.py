@@ -18,7 +18,7 @@ from stageflow_trio._engine._graph_errors import (
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
-from stageflow_trio._engine._stage_call import run_with_interceptors
+from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_with_interceptors
 from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
@@ -58,6 +58,7 @@ class UnifiedRun(DagRun):
     """One run of a plan: its stage outputs, guard-retry state and outcome."""
 
     __slots__ = (
+        "attempts",
         "cancelled",
         "completed",
         "event_sink",
@@ -99,6 +100,8 @@ class UnifiedRun(DagRun):
         # No sink, no interceptors, no wide events: nothing to report per stage.
         self.plain = self.event_sink is None and plan.interceptors is None and report.wide is None
         self.unbind_token: Callable[[], None] | None = None
+        # How many times each stage has gone through the interceptor chain in this run.
+        self.attempts: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------
 
@@ -253,6 +256,12 @@ class UnifiedRun(DagRun):
         interceptors = self.plan.interceptors
         assert interceptors is not None
         produced: list[tuple[StageResult, StageOutput]] = []
+        view = self.report.view()
+        # A guard retry runs a stage again in this run: mark it as a new attempt for
+        # the interceptors (the idempotency one keys on it, so it does not replay).
+        attempt = self.attempts[name] = self.attempts.get(name, 0) + 1
+        if attempt > 1:
+            view.data[STAGE_ATTEMPT_KEY.format(stage=name)] = attempt
 
         async def stage_run() -> StageResult:
             started_at = utc_now()
@@ -268,7 +277,7 @@ class UnifiedRun(DagRun):
             produced.append((result, output))
             return result
 
-        result = await run_with_interceptors(name, stage_run, self.report.view(), interceptors)
+        result = await run_with_interceptors(name, stage_run, view, interceptors)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A short-circuit, a timeout or a stage error turned into a failed result.
