@@ -34,10 +34,15 @@ _active_runs: ContextVar[tuple[UnifiedRun, ...]] = ContextVar(
 )
 
 
-def current_run(plan: UnifiedPlan) -> UnifiedRun | None:
-    """The innermost run of ``plan`` the calling task belongs to, or ``None``."""
+def current_run(plan: UnifiedPlan, in_progress: list[UnifiedRun]) -> UnifiedRun | None:
+    """The innermost run of ``plan`` the calling task belongs to, or ``None``.
+
+    Only a run still in ``in_progress`` counts: a task that outlived its run (started
+    by a stage in an outside nursery) still sees it in its context, but its cleanup
+    callbacks have run.
+    """
     for run in reversed(_active_runs.get()):
-        if run.plan is plan:
+        if run.plan is plan and run in in_progress:
             return run
     return None
 
@@ -78,15 +83,18 @@ async def run_unified(
             run.report.emit_pipeline_wide(started_at, started, cancelled=True)
         raise
     finally:
-        in_progress.remove(run)
         if run.unbind_token is not None:
             run.unbind_token()
-        if run.registry.pending_count:
-            # Shielded as a whole (each callback is bounded by its share of the
-            # timeout), so a pending outer cancel cannot replace the run's outcome.
-            with trio.CancelScope(shield=True):
-                await run.registry.run_all(timeout=plan.cleanup_timeout)
-        _active_runs.reset(active)
+        try:
+            if run.registry.pending_count:
+                # Shielded as a whole (each callback is bounded by its share of the
+                # timeout), so a pending outer cancel cannot replace the run's outcome.
+                with trio.CancelScope(shield=True):
+                    await run.registry.run_all(timeout=plan.cleanup_timeout)
+        finally:
+            # Only now: a cleanup callback may still register another one.
+            in_progress.remove(run)
+            _active_runs.reset(active)
     if plan.emit_pipeline_wide:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
     return run.outcome()

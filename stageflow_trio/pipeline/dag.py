@@ -250,7 +250,7 @@ class UnifiedStageGraph:
 
     def _run_here(self) -> UnifiedRun | None:
         """The caller's run of this graph, else the most recently started one in progress."""
-        run = current_run(self._plan)
+        run = current_run(self._plan, self._runs)
         if run is None and self._runs:
             run = self._runs[-1]
         return run
@@ -284,7 +284,7 @@ class UnifiedStageGraph:
         Raises:
             RuntimeError: The caller is in no run of this graph.
         """
-        run = current_run(self._plan)
+        run = current_run(self._plan, self._runs)
         if run is None:
             raise RuntimeError(
                 "UnifiedStageGraph.register_cleanup() was called outside any run of this"
