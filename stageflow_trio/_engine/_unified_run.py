@@ -41,6 +41,7 @@ logger = logging.getLogger("stageflow_trio.dag")
 _SKIP = StageStatus.SKIP
 _FAIL = StageStatus.FAIL
 _CANCEL = StageStatus.CANCEL
+_NO_ATTEMPTS: dict[str, int] = {}  # never written: runs without a chain share it
 
 
 def _as_output(name: str, raw: object) -> StageOutput:
@@ -100,8 +101,9 @@ class UnifiedRun(DagRun):
         # No sink, no interceptors, no wide events: nothing to report per stage.
         self.plain = self.event_sink is None and plan.interceptors is None and report.wide is None
         self.unbind_token: Callable[[], None] | None = None
-        # How many times each stage has gone through the interceptor chain in this run.
-        self.attempts: dict[str, int] = {}
+        # How many times each stage has gone through the interceptor chain in this run
+        # (only the chain reads it).
+        self.attempts: dict[str, int] = {} if plan.interceptors is not None else _NO_ATTEMPTS
 
     # -- lifecycle -------------------------------------------------------
 
