@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar, TypeVarTuple
@@ -16,6 +18,25 @@ _Ts = TypeVarTuple("_Ts")
 CleanupCallback = Callable[[], Awaitable[None]]
 
 _MIN_CALLBACK_TIMEOUT = 0.01
+
+
+def check_cleanup_timeout(parameter: str, value: object) -> float:
+    """``value`` as a cleanup timeout in seconds, checked where it is taken.
+
+    A cleanup timeout is read only once the work is over, so a bad one found then would
+    skip the cleanup; it is refused up front instead.
+
+    Raises:
+        TypeError: ``value`` is not an int or a float (``bool`` included).
+        ValueError: ``value`` is NaN or negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{parameter} must be a number of seconds (int or float), got {type(value).__name__}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{parameter} must be a non-negative number of seconds, got {value!r}")
+    return float(value)
 
 
 def _callback_name(callback: CleanupCallback) -> str:
@@ -85,7 +106,9 @@ class CleanupRegistry:
         """Run every callback, last registered first, then empty the registry.
 
         Each callback runs shielded from outside cancellation, limited to
-        ``max(timeout / n, 0.01)`` seconds (``n`` callbacks). A callback that overruns
+        ``max(timeout / n, 0.01)`` seconds (``n`` callbacks when it starts). A callback
+        registered while it runs is run too, next (last registered first), with the
+        same limit; one unregistered before its turn does not run. A callback that overruns
         is cancelled and reported as ``TimeoutError("Cleanup timed out: <name>")``; one
         that raises is reported with its exception; either way the next one runs.
 
@@ -96,16 +119,23 @@ class CleanupRegistry:
             ``(completed names, [(name, exception), ...])``, in the order they ran.
 
         Raises:
+            TypeError: ``timeout`` is not a number (nothing runs).
+            ValueError: ``timeout`` is NaN or negative (nothing runs).
             trio.Cancelled: If the surrounding scope was cancelled; raised only once
                 every callback has had its turn and the registry is empty.
         """
+        timeout = check_cleanup_timeout("timeout", timeout)
         completed: list[str] = []
         failed: list[tuple[str, Exception]] = []
-        if self._entries:
-            share = max(timeout / len(self._entries), _MIN_CALLBACK_TIMEOUT)
-            for callback, name in reversed(list(self._entries)):
+        entries = self._entries
+        if entries:
+            share = max(timeout / len(entries), _MIN_CALLBACK_TIMEOUT)
+            # Popped one at a time, so a callback registered while this runs (by a
+            # callback, or by a task still running) is the last registered and runs
+            # next, with the same share, instead of being dropped.
+            while entries:
+                callback, name = entries.pop()
                 await _run_one(callback, name, share, completed, failed)
-            self._entries.clear()
         await trio.lowlevel.checkpoint()
         return completed, failed
 
@@ -170,9 +200,18 @@ async def run_with_cleanup(
     or the cleanup raising, is logged and never raised. A checkpoint.
 
     Raises:
+        TypeError: ``cleanup_timeout`` is not a number (checked before ``coro`` runs).
+        ValueError: ``cleanup_timeout`` is NaN or negative.
         BaseException: Whatever ``coro`` raises (including ``trio.Cancelled``), after
             the cleanup.
     """
+    try:
+        cleanup_timeout = check_cleanup_timeout("cleanup_timeout", cleanup_timeout)
+    except BaseException:
+        # Never awaited: close it, so Python does not warn about it.
+        if inspect.iscoroutine(coro):
+            coro.close()
+        raise
     try:
         result = await coro
     finally:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_with_interceptors
+from stageflow_trio._engine._unified_events import cancel_reason
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
@@ -78,9 +81,24 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
     started = monotonic()
     run = _LegacyRun(plan, ctx)
     try:
-        await run.drive()
-    except BaseExceptionGroup as group:
-        unwrap_group(group)
+        try:
+            await run.drive()
+        except BaseExceptionGroup as group:
+            unwrap_group(group)
+    except trio.Cancelled as cancelled:
+        # Interrupted from outside: record that the run ended (synchronous emits).
+        _emit(
+            ctx,
+            "pipeline_cancelled",
+            {
+                "stage": "<external>",
+                "reason": cancel_reason(cancelled),
+                "stages_completed": sorted(run.completed),
+            },
+        )
+        if plan.emit_pipeline_wide and plan.emitter is not None:
+            _emit_pipeline_wide(plan, ctx, run.completed, started, started_at, "cancelled")
+        raise
     if run.error is not None:
         raise run.error
     completed = run.completed
@@ -96,15 +114,46 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
                     error="Pipeline canceled",
                 )
     if plan.emit_pipeline_wide and plan.emitter is not None:
-        plan.emitter.emit_pipeline_event(
-            ctx=ctx,
-            stage_results=completed,
-            pipeline_name=ctx.topology,
-            status=None,
-            duration_ms=int((monotonic() - started) * 1000),
-            started_at=started_at,
-        )
+        _emit_pipeline_wide(plan, ctx, completed, started, started_at, None)
     return completed
+
+
+def _emit_pipeline_wide(
+    plan: LegacyPlan,
+    ctx: PipelineContext,
+    completed: dict[str, StageResult],
+    started: float,
+    started_at: datetime,
+    status: str | None,
+) -> None:
+    assert plan.emitter is not None
+    plan.emitter.emit_pipeline_event(
+        ctx=ctx,
+        stage_results=completed,
+        pipeline_name=ctx.topology,
+        status=status,
+        duration_ms=int((monotonic() - started) * 1000),
+        started_at=started_at,
+    )
+
+
+def _emit(ctx: PipelineContext, event_type: str, data: dict[str, Any]) -> None:
+    """``ctx.try_emit_event``, which already logs sink errors."""
+    ctx.try_emit_event(type=event_type, data=data)
+
+
+def _record(
+    ctx: PipelineContext, name: str, status: str, payload: dict[str, Any] | None = None
+) -> None:
+    """``stage.{name}.{status}`` through ``record_stage_event``; a broken sink is only logged.
+
+    ``record_stage_event`` lets sink errors through (as in the reference); here they
+    must never fail the run or lose its results.
+    """
+    try:
+        ctx.record_stage_event(stage=name, status=status, payload=payload)
+    except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the run
+        logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)
 
 
 class _LegacyRun(DagRun):
@@ -135,7 +184,7 @@ class _LegacyRun(DagRun):
         plan = self.plan
         started_at = utc_now()
         started = monotonic()
-        ctx.record_stage_event(stage=name, status="started")
+        _record(ctx, name, "started")
         invoke = plan.invokers[name]
 
         async def stage_run() -> StageResult:
@@ -144,11 +193,23 @@ class _LegacyRun(DagRun):
         emitter = plan.emitter if plan.emit_stage_wide else None
         try:
             result = await run_with_interceptors(name, stage_run, ctx, plan.interceptors)
+        except trio.Cancelled as cancelled:
+            _record(
+                ctx,
+                name,
+                "cancelled",
+                {
+                    "duration_ms": int((monotonic() - started) * 1000),
+                    "reason": cancel_reason(cancelled),
+                },
+            )
+            raise
         except Exception as exc:
-            ctx.record_stage_event(
-                stage=name,
-                status="failed",
-                payload={"duration_ms": int((monotonic() - started) * 1000), "error": str(exc)},
+            _record(
+                ctx,
+                name,
+                "failed",
+                {"duration_ms": int((monotonic() - started) * 1000), "error": str(exc)},
             )
             if emitter is not None:
                 emitter.emit_stage_event(
@@ -164,18 +225,17 @@ class _LegacyRun(DagRun):
             raise StageExecutionError(name, exc) from exc
         duration_ms = int((monotonic() - started) * 1000)
         if result.status == "failed":
-            ctx.record_stage_event(
-                stage=name,
-                status="failed",
-                payload={
+            _record(
+                ctx,
+                name,
+                "failed",
+                {
                     "duration_ms": duration_ms,
                     "error": result.error or "Stage returned failed status",
                 },
             )
         else:
-            ctx.record_stage_event(
-                stage=name, status="completed", payload={"duration_ms": duration_ms}
-            )
+            _record(ctx, name, "completed", {"duration_ms": duration_ms})
         if emitter is not None:
             emitter.emit_stage_event(ctx=ctx, result=result)
         return result

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from stageflow_trio._engine._cleanup import check_cleanup_timeout
 from stageflow_trio._engine._guard_retry import GuardPolicy
 from stageflow_trio._engine._interceptors import BaseInterceptor
 from stageflow_trio._engine._scheduler import Topology
@@ -94,6 +95,10 @@ def _frozen_invokers(invokers: Mapping[str, LegacyInvoke]) -> Mapping[str, Legac
     return MappingProxyType(dict(invokers))
 
 
+def _cleanup_timeout(value: object) -> float:
+    return check_cleanup_timeout("cleanup_timeout", value)
+
+
 @attrs.frozen(kw_only=True)
 class UnifiedPlan:
     """Everything a ``UnifiedStageGraph`` run needs, checked and resolved.
@@ -118,7 +123,7 @@ class UnifiedPlan:
     emitter: WideEvents | None = None
     emit_stage_wide: bool = False
     emit_pipeline_wide: bool = False
-    cleanup_timeout: float = 10.0
+    cleanup_timeout: float = attrs.field(default=10.0, converter=_cleanup_timeout)
 
 
 @attrs.frozen(kw_only=True)

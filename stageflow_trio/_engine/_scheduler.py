@@ -94,17 +94,20 @@ class DagRun(ABC):
                 # per run, and still inside the run's cancel scope.
                 await self._stage_task(first)
 
-    def stop(self) -> None:
-        """Stop the run: no new stage starts, running ones are cancelled. Idempotent."""
+    def stop(self, reason: str | None = None) -> None:
+        """Stop the run: no new stage starts, running ones are cancelled. Idempotent.
+
+        ``reason`` becomes the cancel reason the interrupted stages see.
+        """
         self.stopped = True
         if self.nursery is not None:
-            self.nursery.cancel_scope.cancel()
+            self.nursery.cancel_scope.cancel(reason=reason)
 
     def fail(self, error: Exception) -> None:
         """Record ``error`` as the run's outcome (the first one wins) and stop."""
         if self.error is None:
             self.error = error
-        self.stop()
+        self.stop("another stage failed")
 
     def release_children(self, name: str) -> list[str]:
         """Count ``name`` as done for its dependants; return those now ready."""

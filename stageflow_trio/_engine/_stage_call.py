@@ -28,9 +28,10 @@ can release them, the chain calls the optional hook ``on_abort(stage_name,
 ctx)`` whenever the call ends by an exception (cancellation, a
 CriticalInterceptorError, anything else) on every interceptor whose ``before``
 returned and whose ``after`` has not been called, in descending priority.
-The hooks run shielded from cancellation, under :data:`ABORT_HOOKS_TIMEOUT`
-seconds in total; their own errors are logged and swallowed; then the original
-exception propagates unchanged. An interceptor whose ``before`` is interrupted
+Each hook runs shielded from cancellation in a slot of its own of at most
+:data:`ABORT_HOOK_TIMEOUT` seconds, so a slow hook cannot starve the ones after
+it (the idempotency interceptor's release among them); their own errors are
+logged and swallowed; then the original exception propagates unchanged. An interceptor whose ``before`` is interrupted
 must clean up after itself.
 """
 
@@ -61,8 +62,17 @@ DEFAULT_TIMEOUT_MS = 30000
 MAX_CHAIN_RETRIES = 100
 """How many times one call re-runs a stage on RETRY before treating it as FAIL."""
 
-ABORT_HOOKS_TIMEOUT = 5.0
-"""Seconds the ``on_abort`` hooks of one aborted call may take together."""
+ABORT_HOOK_TIMEOUT = 5.0
+"""Seconds each ``on_abort`` hook of an aborted call may take (every hook has its own slot)."""
+
+STAGE_ATTEMPT_KEY = "_stage_attempt.{stage}"
+"""``ctx.data`` key (format with ``stage=``) of the number of this run of a stage within one
+pipeline run: 2 for the first re-run, and so on; absent for the first run.
+
+The unified graph sets it when it runs a stage again in the same run (a guard
+retry re-runs the retry stage and the guard), so interceptors can tell a new
+attempt from a repeat (``pipeline.idempotency`` makes it part of its store key).
+"""
 
 # True while the after hooks of a short-circuited call run (set only on that rare path).
 _short_circuited: ContextVar[bool] = ContextVar("stageflow_trio_short_circuited", default=False)
@@ -251,19 +261,21 @@ async def _ask_on_error(
 
 
 async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: PipelineContext) -> None:
-    # Shielded: the call is usually being cancelled, yet the hooks must run to the end.
-    with trio.CancelScope(shield=True), trio.move_on_after(ABORT_HOOKS_TIMEOUT) as bound:
-        for interceptor in reversed(pending):
-            hook = getattr(interceptor, "on_abort", None)
-            if hook is None:
-                continue
+    for interceptor in reversed(pending):
+        hook = getattr(interceptor, "on_abort", None)
+        if hook is None:
+            continue
+        # Shielded: the call is usually being cancelled, yet each hook must run to
+        # its end. Bounded one by one: a hook that overruns loses only its own slot.
+        with trio.CancelScope(shield=True), trio.move_on_after(ABORT_HOOK_TIMEOUT) as bound:
             try:
                 await hook(stage_name, ctx)
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "on_abort", exc)
-    if bound.cancelled_caught:
-        logger.warning(
-            "on_abort hooks for stage %s did not finish within %ss",
-            stage_name,
-            ABORT_HOOKS_TIMEOUT,
-        )
+        if bound.cancelled_caught:
+            logger.warning(
+                "Interceptor %s on_abort() for stage %s did not finish within %ss",
+                interceptor.name,
+                stage_name,
+                ABORT_HOOK_TIMEOUT,
+            )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, cast
 
 import trio
 
-from stageflow_trio._engine._cleanup import CleanupRegistry
+from stageflow_trio._engine._cleanup import CleanupRegistry, check_cleanup_timeout
 from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._token import CancellationToken, _noop
 
@@ -132,7 +132,7 @@ class StructuredTaskGroup:
         cancel_token: CancellationToken | None = None,
         cleanup_registry: CleanupRegistry | None = None,
     ) -> None:
-        self._cleanup_timeout = cleanup_timeout
+        self._cleanup_timeout = check_cleanup_timeout("cleanup_timeout", cleanup_timeout)
         self._cancel_token = CancellationToken() if cancel_token is None else cancel_token
         self._cleanup_registry = CleanupRegistry() if cleanup_registry is None else cleanup_registry
         self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None

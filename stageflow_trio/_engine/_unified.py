@@ -8,6 +8,7 @@ wide events go through its ``RunReporter`` (``_unified_events.py``).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import trio
@@ -15,6 +16,7 @@ from trio import current_time
 
 from stageflow_trio._engine._cleanup import CleanupRegistry
 from stageflow_trio._engine._errors import unwrap_group
+from stageflow_trio._engine._unified_events import cancel_reason
 from stageflow_trio._engine._unified_run import UnifiedRun
 from stageflow_trio._time import utc_now
 
@@ -23,6 +25,26 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._token import CancellationToken
     from stageflow_trio.core.stage_context import StageContext
     from stageflow_trio.core.stage_output import StageOutput
+
+
+# The unified runs the current task is inside, innermost last: a stage's tasks inherit
+# it, so a graph finds the run a stage belongs to even with several runs in progress.
+_active_runs: ContextVar[tuple[UnifiedRun, ...]] = ContextVar(
+    "stageflow_trio_active_runs", default=()
+)
+
+
+def current_run(plan: UnifiedPlan, in_progress: list[UnifiedRun]) -> UnifiedRun | None:
+    """The innermost run of ``plan`` the calling task belongs to, or ``None``.
+
+    Only a run still in ``in_progress`` counts: a task that outlived its run (started
+    by a stage in an outside nursery) still sees it in its context, but its cleanup
+    callbacks have run.
+    """
+    for run in reversed(_active_runs.get()):
+        if run.plan is plan and run in in_progress:
+            return run
+    return None
 
 
 async def run_unified(
@@ -47,20 +69,32 @@ async def run_unified(
     started_at, started = utc_now(), current_time()
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
     in_progress.append(run)
+    active = _active_runs.set((*_active_runs.get(), run))
     try:
         try:
             await run.drive()
         except BaseExceptionGroup as group:
             unwrap_group(group)
+    except trio.Cancelled as cancelled:
+        # Interrupted from outside (an outer deadline or scope): the run still gets
+        # its terminal events. Both emits are synchronous, so they cannot block.
+        run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
+        if plan.emit_pipeline_wide:
+            run.report.emit_pipeline_wide(started_at, started, cancelled=True)
+        raise
     finally:
-        in_progress.remove(run)
         if run.unbind_token is not None:
             run.unbind_token()
-        if run.registry.pending_count:
-            # Shielded as a whole (each callback is bounded by its share of the
-            # timeout), so a pending outer cancel cannot replace the run's outcome.
-            with trio.CancelScope(shield=True):
-                await run.registry.run_all(timeout=plan.cleanup_timeout)
+        try:
+            if run.registry.pending_count:
+                # Shielded as a whole (each callback is bounded by its share of the
+                # timeout), so a pending outer cancel cannot replace the run's outcome.
+                with trio.CancelScope(shield=True):
+                    await run.registry.run_all(timeout=plan.cleanup_timeout)
+        finally:
+            # Only now: a cleanup callback may still register another one.
+            in_progress.remove(run)
+            _active_runs.reset(active)
     if plan.emit_pipeline_wide:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
     return run.outcome()

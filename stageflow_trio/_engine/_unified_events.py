@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 
+def cancel_reason(cancelled: BaseException) -> str:
+    """What interrupted a stage or a run: the cancel scope's reason, else how it was cancelled."""
+    reason = getattr(cancelled, "reason", None)
+    if reason:
+        return str(reason)
+    if getattr(cancelled, "source", None) == "deadline":
+        return "deadline exceeded"
+    return "cancelled"
+
+
 def _id(value: object) -> str | None:
     return str(value) if value else None
 

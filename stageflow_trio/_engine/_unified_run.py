@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import trio
 from trio import current_time
 
 from stageflow_trio._engine._graph_errors import (
@@ -17,8 +18,8 @@ from stageflow_trio._engine._graph_errors import (
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
-from stageflow_trio._engine._stage_call import run_with_interceptors
-from stageflow_trio._engine._unified_events import RunReporter
+from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_with_interceptors
+from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageStatus
@@ -40,6 +41,7 @@ logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 _SKIP = StageStatus.SKIP
 _FAIL = StageStatus.FAIL
 _CANCEL = StageStatus.CANCEL
+_NO_ATTEMPTS: dict[str, int] = {}  # never written: runs without a chain share it
 
 
 def _as_output(name: str, raw: object) -> StageOutput:
@@ -57,6 +59,7 @@ class UnifiedRun(DagRun):
     """One run of a plan: its stage outputs, guard-retry state and outcome."""
 
     __slots__ = (
+        "attempts",
         "cancelled",
         "completed",
         "event_sink",
@@ -98,6 +101,9 @@ class UnifiedRun(DagRun):
         # No sink, no interceptors, no wide events: nothing to report per stage.
         self.plain = self.event_sink is None and plan.interceptors is None and report.wide is None
         self.unbind_token: Callable[[], None] | None = None
+        # How many times each stage has gone through the interceptor chain in this run
+        # (only the chain reads it).
+        self.attempts: dict[str, int] = {} if plan.interceptors is not None else _NO_ATTEMPTS
 
     # -- lifecycle -------------------------------------------------------
 
@@ -108,25 +114,33 @@ class UnifiedRun(DagRun):
         self.unbind_token = self.token.bind_scope(self.nursery.cancel_scope)
 
     @property
+    def finished(self) -> bool:
+        """Every stage has its final output (a token cancelled after that changes nothing)."""
+        return len(self.finalized) == len(self.topology.names)
+
+    @property
     def was_cancelled(self) -> bool:
         """Stopped by a CANCEL output or the token (rather than failed or completed)."""
-        return self.error is None and (self.cancelled is not None or self.token.is_cancelled)
+        if self.error is not None:
+            return False
+        return self.cancelled is not None or (self.token.is_cancelled and not self.finished)
 
     def outcome(self) -> dict[str, StageOutput]:
         if self.error is not None:
             raise self.error
         if self.cancelled is not None:
             raise self.cancelled
+        if self.finished:
+            # Complete results stand, even if the token was cancelled during cleanup.
+            return self.completed
         if self.token.is_cancelled:
             reason = self.token.reason or "Cancelled via token"
             self.report.pipeline_cancelled("<external>", reason, self.finalized)
             raise UnifiedPipelineCancelled(
                 stage="<external>", reason=reason, results=self.completed
             )
-        if len(self.finalized) < len(self.topology.names):
-            pending = sorted(set(self.topology.names) - set(self.completed))
-            raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
-        return self.completed
+        pending = sorted(set(self.topology.names) - set(self.completed))
+        raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
 
     # -- one stage -------------------------------------------------------
 
@@ -143,6 +157,7 @@ class UnifiedRun(DagRun):
             stage_name=name,
             timer=self.timer,
             event_sink=self.event_sink,
+            cleanup_registry=self.registry,
         )
         output: StageOutput | None = None
         if spec.conditional:
@@ -183,6 +198,19 @@ class UnifiedRun(DagRun):
             else:
                 output = await self._execute_intercepted(spec, stage_ctx)
         except UnifiedStageExecutionError:
+            raise
+        except trio.Cancelled as cancelled:
+            # Interrupted: a terminal event still records that the stage ended. The
+            # emit is synchronous (try_emit), so it needs no shield and cannot block.
+            if sink is not None:
+                report.lifecycle(
+                    name,
+                    "cancelled",
+                    {
+                        "duration_ms": int((current_time() - started) * 1000),
+                        "reason": cancel_reason(cancelled),
+                    },
+                )
             raise
         except Exception as exc:
             if started_at is not None:
@@ -230,6 +258,12 @@ class UnifiedRun(DagRun):
         interceptors = self.plan.interceptors
         assert interceptors is not None
         produced: list[tuple[StageResult, StageOutput]] = []
+        view = self.report.view()
+        # A guard retry runs a stage again in this run: mark it as a new attempt for
+        # the interceptors (the idempotency one keys on it, so it does not replay).
+        attempt = self.attempts[name] = self.attempts.get(name, 0) + 1
+        if attempt > 1:
+            view.data[STAGE_ATTEMPT_KEY.format(stage=name)] = attempt
 
         async def stage_run() -> StageResult:
             started_at = utc_now()
@@ -245,7 +279,7 @@ class UnifiedRun(DagRun):
             produced.append((result, output))
             return result
 
-        result = await run_with_interceptors(name, stage_run, self.report.view(), interceptors)
+        result = await run_with_interceptors(name, stage_run, view, interceptors)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A short-circuit, a timeout or a stage error turned into a failed result.
@@ -274,8 +308,10 @@ class UnifiedRun(DagRun):
                 stage=name, reason=reason, results=self.completed
             )
             self.report.pipeline_cancelled(name, reason, self.finalized)
-            self.token.cancel(f"Cancelled by stage {name}")
-            self.stop()
+            # Only this run's scope stops: the caller's token may be shared with other
+            # runs, and cancelling it is the caller's decision (the reference owned a
+            # token per run, so it could cancel it).
+            self.stop(f"Cancelled by stage {name}")
             return ()
         # Guards waiting on this stage as their retry stage run again first.
         ready = self.retries.completed(name) if self.retries is not None else []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -24,7 +24,7 @@ from stageflow_trio.events.sink import EventSink
 from stageflow_trio.stages.inputs import StageInputs
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from uuid import UUID
 
     # Lazy on purpose: at runtime it would pull the context package (and
@@ -56,6 +56,13 @@ def _log_extra(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k not in _RESERVED_LOG_KEYS}
 
 
+class CleanupTarget(Protocol):
+    """Where a run keeps its cleanup callbacks (a ``CleanupRegistry``)."""
+
+    def register(self, callback: Callable[[], Awaitable[None]], *, name: str | None = None) -> None:
+        """Add ``callback``, run when the run ends."""
+
+
 @attrs.frozen
 class StageContext:
     """The frozen execution context of one stage run.
@@ -68,6 +75,9 @@ class StageContext:
         stage_name: The name of the stage being run.
         timer: The run's shared timer.
         event_sink: Where :meth:`try_emit_event` sends events; None logs them at DEBUG.
+        cleanup_registry: The cleanup registry of the run this stage belongs to (set by
+            ``UnifiedStageGraph``; ``None`` outside a graph run). Not in the
+            reference; left out of equality and the repr.
     """
 
     snapshot: ContextSnapshot[Any]
@@ -75,6 +85,9 @@ class StageContext:
     stage_name: str
     timer: PipelineTimer
     event_sink: EventSink | None = None
+    cleanup_registry: CleanupTarget | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True
+    )
 
     @property
     def pipeline_run_id(self) -> UUID | None:
@@ -128,6 +141,22 @@ class StageContext:
             sink.try_emit(type=type, data=enriched)
         except Exception as exc:  # noqa: BLE001 - emission is best-effort by contract
             logger.warning("Failed to emit event %s: %s", type, exc)
+
+    def register_cleanup(
+        self, callback: Callable[[], Awaitable[None]], *, name: str | None = None
+    ) -> None:
+        """Register ``callback`` with this stage's run; it runs when the run ends.
+
+        Raises:
+            RuntimeError: This context belongs to no graph run (no ``cleanup_registry``).
+        """
+        registry = self.cleanup_registry
+        if registry is None:
+            raise RuntimeError(
+                f"StageContext for stage {self.stage_name!r} has no cleanup_registry:"
+                " register_cleanup() needs a context made by a UnifiedStageGraph run"
+            )
+        registry.register(callback, name=name)
 
     def record_stage_event(self, stage: str, status: str, **kwargs: Any) -> None:
         """Emit ``stage.{status}`` with ``{stage, status, stage_name, **kwargs}`` via :meth:`try_emit_event`."""

@@ -24,7 +24,7 @@ from stageflow_trio._engine._legacy import legacy_invoker, run_legacy
 from stageflow_trio._engine._plan import LegacyPlan, UnifiedPlan
 from stageflow_trio._engine._scheduler import Topology
 from stageflow_trio._engine._token import CancellationToken
-from stageflow_trio._engine._unified import run_unified
+from stageflow_trio._engine._unified import current_run, run_unified
 from stageflow_trio._exports import publish
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
@@ -329,22 +329,49 @@ class UnifiedStageGraph:
         """The stage specs, in insertion order."""
         return list(self._specs.values())
 
+    def _run_here(self) -> UnifiedRun | None:
+        """The caller's run of this graph, else the most recently started one in progress."""
+        run = current_run(self._plan, self._runs)
+        if run is None and self._runs:
+            run = self._runs[-1]
+        return run
+
     @property
     def cancel_token(self) -> CancellationToken | None:
-        """The token of the most recently started run still in progress, else ``None``."""
-        return self._runs[-1].token if self._runs else None
+        """The token of the run the caller belongs to.
+
+        Called from a stage (or a task it started): that stage's run. Elsewhere: the
+        most recently started run still in progress, else ``None``.
+        """
+        run = self._run_here()
+        return run.token if run is not None else None
 
     @property
     def cleanup_registry(self) -> CleanupRegistry | None:
-        """The cleanup registry of the most recently started run still in progress."""
-        return self._runs[-1].registry if self._runs else None
+        """The cleanup registry of the run the caller belongs to (as :attr:`cancel_token`)."""
+        run = self._run_here()
+        return run.registry if run is not None else None
 
     def register_cleanup(
         self, callback: Callable[[], Awaitable[Any]], *, name: str | None = None
     ) -> None:
-        """Register ``callback`` with the most recent run in progress (no-op when idle)."""
-        if self._runs:
-            self._runs[-1].registry.register(callback, name=name)
+        """Register ``callback`` with the run of this graph the caller belongs to.
+
+        Call it from a stage (or a task the stage started, or a cleanup callback of
+        the run): the callback runs when that run ends, even with other runs of the
+        graph in progress. ``StageContext.register_cleanup`` does the same from the
+        stage's context.
+
+        Raises:
+            RuntimeError: The caller is in no run of this graph.
+        """
+        run = current_run(self._plan, self._runs)
+        if run is None:
+            raise RuntimeError(
+                "UnifiedStageGraph.register_cleanup() was called outside any run of this"
+                " graph; call it from one of its stages, or use ctx.register_cleanup()"
+            )
+        run.registry.register(callback, name=name)
 
     async def run(
         self, ctx: StageContext, *, cancel_token: CancellationToken | None = None

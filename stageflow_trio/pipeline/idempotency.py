@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
 from stageflow_trio._engine._stage_call import stage_short_circuited
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline.interceptors import (
@@ -75,15 +76,10 @@ logger: logging.Logger = logging.getLogger("stageflow_trio.idempotency")
 DEFAULT_MAX_ENTRIES = 10_000
 """How many results an :class:`InMemoryIdempotencyStore` holds by default."""
 
-STAGE_ATTEMPT_KEY = "_stage_attempt.{stage}"
-"""``ctx.data`` key (format with ``stage=``) of the number of this run of a stage within one
-pipeline run: 2 for the first re-run, and so on; absent (or 1) for the first run.
-
-The engine sets it when it runs a stage again in the same run (a guard retry
-re-runs the retry stage and the guard). The interceptor makes it part of the
-store key, so a re-run is a new attempt instead of a replay of the attempt
-the guard just rejected.
-"""
+# STAGE_ATTEMPT_KEY (public here, defined in the engine that sets it): the ``ctx.data``
+# key of a stage's attempt number within one run. The interceptor makes it part of the
+# store key, so a guard-retry re-run is a new attempt instead of a replay of the attempt
+# the guard just rejected.
 
 
 class IdempotencyError(CriticalInterceptorError):

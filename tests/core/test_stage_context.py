@@ -91,7 +91,11 @@ def _params(func: Any) -> list[tuple[str, Any, Any]]:
 def test_all_and_signatures_match_the_reference(reference: ModuleType) -> None:
     ref = reference.core.stage_context
     assert sorted(stage_context_module.__all__) == ["StageContext", "create_stage_context"]
-    assert _params(StageContext) == _params(ref.StageContext)
+    # One addition, keyword-only (docs/parity.md): the run's cleanup registry.
+    assert _params(StageContext) == [
+        *_params(ref.StageContext),
+        ("cleanup_registry", inspect.Parameter.KEYWORD_ONLY, None),
+    ]
     assert _params(create_stage_context) == _params(ref.create_stage_context)
     public = {n for n in dir(ref.StageContext) if not n.startswith("_")}
     assert public <= set(dir(StageContext))

@@ -275,3 +275,44 @@ def test_report_matches_the_reference(reference: ModuleType) -> None:
     assert our_result == ref_result
     assert our_log == ref_log == ["ok_b", "ok_a"]
     assert ours.pending_count == ref_registry.pending_count == 0
+
+
+async def test_a_callback_registered_during_run_all_runs_next(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    registry = CleanupRegistry()
+    log: list[str] = []
+
+    async def registers_late() -> None:
+        registry.register(recorder(log, "late", delay=1))
+        log.append("first")
+
+    registry.register(recorder(log, "last"))
+    registry.register(registers_late)
+    completed, failed = await registry.run_all(timeout=4)
+    assert log == ["first", "late", "last"]
+    assert (completed, failed) == (["registers_late", "late", "last"], [])
+    assert registry.pending_count == 0
+    assert trio.current_time() == 1
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error", "message"),
+    [
+        ("10", TypeError, "timeout must be a number of seconds (int or float), got str"),
+        (None, TypeError, "timeout must be a number of seconds (int or float), got NoneType"),
+        (True, TypeError, "timeout must be a number of seconds (int or float), got bool"),
+        (float("nan"), ValueError, "timeout must be a non-negative number of seconds, got nan"),
+        (-1, ValueError, "timeout must be a non-negative number of seconds, got -1"),
+    ],
+)
+async def test_a_bad_timeout_is_refused_before_any_callback_runs(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    registry = CleanupRegistry()
+    log: list[str] = []
+    registry.register(recorder(log, "a"))
+    with pytest.raises(error) as info:
+        await registry.run_all(timeout=timeout)
+    assert str(info.value) == message
+    assert (log, registry.pending_count) == ([], 1)

@@ -710,10 +710,6 @@ async def test_a_first_attempt_or_a_malformed_one_uses_the_plain_key(attempt: ob
     assert replay.data["call"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the engine to set ctx.data['_stage_attempt.{stage}'] on guard-retry re-runs",
-)
 async def test_a_guard_retry_re_runs_an_idempotent_stage() -> None:
     calls: dict[str, int] = {}
 

@@ -309,11 +309,6 @@ class SlowAbort(BaseInterceptor):
         await trio.sleep(60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine stops calling on_abort hooks once one of them exhausts the shared"
-    " abort budget (engine rework of the on_abort slots)",
-)
 async def test_a_slow_abort_hook_does_not_starve_the_release(
     autojump_clock: trio.abc.Clock,
 ) -> None:

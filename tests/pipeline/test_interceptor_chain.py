@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-from stageflow_trio._engine._stage_call import ABORT_HOOKS_TIMEOUT, MAX_CHAIN_RETRIES
+from stageflow_trio._engine._stage_call import ABORT_HOOK_TIMEOUT, MAX_CHAIN_RETRIES
 from stageflow_trio._time import utc_now
 from stageflow_trio.pipeline.interceptors import (
     BaseInterceptor,
@@ -336,8 +336,21 @@ async def test_on_abort_hooks_are_bounded(autojump_clock: trio.abc.Clock) -> Non
     chain = [Aborting("a", 1, log, abort_sleep=10**6)]
     with trio.move_on_after(1):
         await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)
-    assert trio.current_time() == 1 + ABORT_HOOKS_TIMEOUT
+    assert trio.current_time() == 1 + ABORT_HOOK_TIMEOUT
     assert log == ["before:a", "on_abort:a"]
+
+
+async def test_each_on_abort_hook_has_its_own_slot(autojump_clock: trio.abc.Clock) -> None:
+    log: list[str] = []
+    chain = [
+        Aborting("a", 1, log, abort_sleep=1),
+        Aborting("b", 2, log, abort_sleep=10**6),
+    ]
+    with trio.move_on_after(1):
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)
+    # b overran its slot; a still got a whole slot of its own afterwards.
+    assert log == ["before:a", "before:b", "on_abort:b", "on_abort:a", "on_abort_done:a"]
+    assert trio.current_time() == 1 + ABORT_HOOK_TIMEOUT + 1
 
 
 async def test_a_critical_before_aborts_only_the_earlier_interceptors() -> None:

@@ -1,0 +1,344 @@
+"""Reliability at the edges (issue 13): tokens, cleanup, abort hooks, terminal events."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.pipeline.cancellation import (
+    CancellationToken,
+    StructuredTaskGroup,
+    run_with_cleanup,
+)
+from stageflow_trio.pipeline.dag import (
+    StageGraph,
+    StageSpec,
+    UnifiedPipelineCancelled,
+    UnifiedStageExecutionError,
+    UnifiedStageGraph,
+)
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+from tests.fakes import FailingSink, payload
+
+from .graph_helpers import snapshot, spec, stage_ctx
+
+
+async def test_a_cancel_output_stops_its_run_and_leaves_the_callers_token_alone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def cancel(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        return StageOutput.cancel(reason="enough")
+
+    async def slow(ctx: StageContext) -> StageOutput:
+        await trio.sleep(5)
+        return StageOutput.ok(done=True)
+
+    canceller = UnifiedStageGraph([spec("c", cancel)])
+    other = UnifiedStageGraph([spec("s", slow)])
+    token = CancellationToken()
+    outcomes: dict[str, object] = {}
+
+    async def run_other() -> None:
+        outcomes["other"] = await other.run(stage_ctx(), cancel_token=token)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_other)
+        with pytest.raises(UnifiedPipelineCancelled) as info:
+            await canceller.run(stage_ctx(), cancel_token=token)
+    assert (info.value.stage, info.value.reason) == ("c", "enough")
+    assert not token.is_cancelled
+    assert outcomes == {"other": {"s": StageOutput.ok(done=True).with_duration(5000)}}
+    # A later run with the same token starts normally.
+    assert (await other.run(stage_ctx(), cancel_token=token))["s"].data == {"done": True}
+    assert trio.current_time() == 10
+
+
+async def test_a_token_cancelled_during_cleanup_keeps_the_complete_results(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    token = CancellationToken()
+    graph = UnifiedStageGraph([spec("a")])
+
+    async def cancel_late() -> None:
+        await trio.sleep(1)
+        token.cancel("too late")
+
+    async def stage(ctx: StageContext) -> StageOutput:
+        graph.register_cleanup(cancel_late)
+        return StageOutput.ok(a=1)
+
+    graph = UnifiedStageGraph([spec("a", stage)])
+    results = await graph.run(stage_ctx(), cancel_token=token)
+    assert token.is_cancelled
+    assert results["a"].data == {"a": 1}
+    assert trio.current_time() == 1
+
+
+BAD_TIMEOUTS = [
+    ("10", TypeError, "cleanup_timeout must be a number of seconds (int or float), got str"),
+    (None, TypeError, "cleanup_timeout must be a number of seconds (int or float), got NoneType"),
+    (float("nan"), ValueError, "cleanup_timeout must be a non-negative number of seconds, got nan"),
+    (-0.5, ValueError, "cleanup_timeout must be a non-negative number of seconds, got -0.5"),
+]
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+def test_a_graph_refuses_a_bad_cleanup_timeout(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        UnifiedStageGraph([spec("a")], cleanup_timeout=timeout)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+def test_a_task_group_refuses_a_bad_cleanup_timeout(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        StructuredTaskGroup(cleanup_timeout=timeout)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("timeout", "error", "message"), BAD_TIMEOUTS)
+async def test_run_with_cleanup_refuses_a_bad_cleanup_timeout(
+    timeout: Any, error: type[Exception], message: str
+) -> None:
+    log: list[str] = []
+
+    async def work() -> int:
+        log.append("work")
+        return 1
+
+    async def cleanup() -> None:
+        log.append("cleanup")
+
+    with pytest.raises(error) as info:
+        await run_with_cleanup(work(), cleanup, cleanup_timeout=timeout)
+    assert str(info.value) == message
+    assert log == []
+
+
+def test_an_infinite_or_zero_cleanup_timeout_is_accepted() -> None:
+    UnifiedStageGraph([spec("a")], cleanup_timeout=math.inf)
+    StructuredTaskGroup(cleanup_timeout=0)
+
+
+async def test_register_cleanup_attaches_to_the_run_of_the_calling_stage(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[tuple[str, float]] = []
+    graph: UnifiedStageGraph
+
+    def cleanup_for(label: str) -> Callable[[], Awaitable[None]]:
+        async def cleanup() -> None:
+            log.append((label, trio.current_time()))
+
+        return cleanup
+
+    async def stage(ctx: StageContext) -> StageOutput:
+        label = ctx.snapshot.metadata["label"]
+        delay = ctx.snapshot.metadata["delay"]
+        graph.register_cleanup(cleanup_for(f"graph:{label}"))
+        ctx.register_cleanup(cleanup_for(f"ctx:{label}"))
+        await trio.sleep(delay)
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph([spec("a", stage)])
+
+    async def run(label: str, delay: float) -> None:
+        await graph.run(stage_ctx(snap=snapshot(metadata={"label": label, "delay": delay})))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "short", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(run, "long", 5)
+    # Each run's cleanups run when that run ends (LIFO), whatever started last.
+    assert log == [("ctx:short", 1), ("graph:short", 1), ("ctx:long", 5), ("graph:long", 5)]
+
+
+async def test_register_cleanup_outside_a_run_of_the_graph_is_an_error() -> None:
+    graph = UnifiedStageGraph([spec("a")])
+    other = UnifiedStageGraph([spec("b")])
+
+    async def cleanup() -> None:
+        raise AssertionError  # pragma: no cover
+
+    message = (
+        "UnifiedStageGraph.register_cleanup() was called outside any run of this graph;"
+        " call it from one of its stages, or use ctx.register_cleanup()"
+    )
+    with pytest.raises(RuntimeError) as info:
+        graph.register_cleanup(cleanup)
+    assert str(info.value) == message
+
+    async def registers_with_the_wrong_graph(ctx: StageContext) -> StageOutput:
+        graph.register_cleanup(cleanup)
+        return StageOutput.ok()
+
+    other = UnifiedStageGraph([spec("b", registers_with_the_wrong_graph)])
+    with pytest.raises(UnifiedStageExecutionError) as failed:
+        await other.run(stage_ctx())
+    assert str(failed.value.original) == message
+
+
+def test_a_context_outside_a_run_has_no_cleanup_registry() -> None:
+    ctx = stage_ctx()
+
+    async def cleanup() -> None:
+        raise AssertionError  # pragma: no cover
+
+    with pytest.raises(RuntimeError) as info:
+        ctx.register_cleanup(cleanup)
+    assert str(info.value) == (
+        "StageContext for stage 'pipeline' has no cleanup_registry:"
+        " register_cleanup() needs a context made by a UnifiedStageGraph run"
+    )
+
+
+# --- terminal events for interrupted stages and runs -------------------------------------
+
+
+async def sleeper(ctx: StageContext) -> StageOutput:
+    await trio.sleep(10)
+    return StageOutput.ok()
+
+
+async def test_an_outer_deadline_gives_each_interrupted_stage_and_the_run_a_terminal_event(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("a"), spec("s1", sleeper, ["a"]), spec("s2", sleeper, ["a"])])
+    with trio.move_on_after(2):
+        await graph.run(stage_ctx(sink))
+    types = sink.types()
+    # s1 and s2 run in either order (trio schedules ready tasks in no fixed order).
+    assert types[:2] == ["stage.a.started", "stage.a.completed"]
+    assert sorted(types[2:4]) == ["stage.s1.started", "stage.s2.started"]
+    assert sorted(types[4:6]) == ["stage.s1.cancelled", "stage.s2.cancelled"]
+    assert types[6:] == ["pipeline_cancelled"]
+    for stage in ("s1", "s2"):
+        data = payload(sink.of_type(f"stage.{stage}.cancelled")[0])
+        assert (data["duration_ms"], data["reason"]) == (2000, "deadline exceeded")
+    data = payload(sink.of_type("pipeline_cancelled")[0])
+    assert (data["stage"], data["reason"], data["stages_completed"]) == (
+        "<external>",
+        "deadline exceeded",
+        ["a"],
+    )
+
+
+async def test_stages_interrupted_by_a_token_or_a_sibling_say_why(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    token = CancellationToken()
+
+    async def cancel_soon() -> None:
+        await trio.sleep(1)
+        token.cancel("user left")
+
+    graph = UnifiedStageGraph([spec("s", sleeper)])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_soon)
+        with pytest.raises(UnifiedPipelineCancelled):
+            await graph.run(stage_ctx(sink), cancel_token=token)
+    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "user left"
+
+    async def fails(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        raise KeyError("boom")
+
+    sink.clear()
+    graph = UnifiedStageGraph([spec("s", sleeper), spec("bad", fails)])
+    with pytest.raises(UnifiedStageExecutionError):
+        await graph.run(stage_ctx(sink))
+    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "another stage failed"
+
+
+async def test_an_outer_deadline_still_emits_pipeline_wide_as_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("s", sleeper)], emit_pipeline_wide_event=True)
+    with trio.move_on_after(1):
+        await graph.run(stage_ctx(sink))
+    [pipeline] = sink.of_type("pipeline.wide")
+    assert (payload(pipeline)["status"], payload(pipeline)["duration_ms"]) == ("cancelled", 1000)
+
+
+async def test_a_legacy_stage_interrupted_from_outside_emits_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+
+    async def slow(ctx: PipelineContext) -> dict[str, Any]:
+        await trio.sleep(10)
+        return {}
+
+    graph = StageGraph([StageSpec(name="s", runner=slow)], interceptors=[])
+    with trio.move_on_after(3):
+        await graph.run(create_test_pipeline_context(event_sink=sink))
+    assert sink.types() == ["stage.s.started", "stage.s.cancelled", "pipeline_cancelled"]
+    data = payload(sink.of_type("stage.s.cancelled")[0])
+    assert (data["duration_ms"], data["reason"]) == (3000, "deadline exceeded")
+
+
+async def test_a_broken_sink_never_fails_a_legacy_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def ok(ctx: PipelineContext) -> dict[str, Any]:
+        return {"x": 1}
+
+    graph = StageGraph([StageSpec(name="s", runner=ok)], interceptors=[])
+    results = await graph.run(create_test_pipeline_context(event_sink=FailingSink()))
+    assert (results["s"].status, results["s"].data) == ("completed", {"x": 1})
+    assert [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"] == [
+        "Failed to emit stage.s.started: sink down",
+        "Failed to emit stage.s.completed: sink down",
+    ]
+
+
+async def test_a_cleanup_may_register_another_and_a_task_outliving_its_run_may_not(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+    errors: list[str] = []
+    graph: UnifiedStageGraph
+
+    async def second() -> None:
+        log.append("second")
+
+    async def first() -> None:
+        log.append("first")
+        graph.register_cleanup(second)
+
+    async def straggler() -> None:
+        await trio.sleep(1)
+        try:
+            graph.register_cleanup(second)
+        except RuntimeError as exc:
+            errors.append(str(exc).split(";")[0])
+
+    async with trio.open_nursery() as outside:
+
+        async def stage(ctx: StageContext) -> StageOutput:
+            graph.register_cleanup(first)
+            outside.start_soon(straggler)  # inherits the stage's context, outlives the run
+            return StageOutput.ok()
+
+        graph = UnifiedStageGraph([spec("a", stage)])
+        await graph.run(stage_ctx())
+        assert log == ["first", "second"]
+    assert errors == [
+        "UnifiedStageGraph.register_cleanup() was called outside any run of this graph"
+    ]
