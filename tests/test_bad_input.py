@@ -128,43 +128,31 @@ ROWS: list[Row] = [
         "unified-cleanup-str",
         lambda: UnifiedStageGraph(spec(), cleanup_timeout="x"),  # type: ignore[arg-type]
         TypeError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a number of seconds; got str$",
+        r"^cleanup_timeout must be a number of seconds \(int or float\), got str$",
     ),
     (
         "unified-cleanup-none",
         lambda: UnifiedStageGraph(spec(), cleanup_timeout=None),  # type: ignore[arg-type]
         TypeError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a number of seconds; got NoneType$",
+        r"^cleanup_timeout must be a number of seconds \(int or float\), got NoneType$",
     ),
     (
         "unified-cleanup-bool",
         lambda: UnifiedStageGraph(spec(), cleanup_timeout=True),
         TypeError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a number of seconds; got bool$",
+        r"^cleanup_timeout must be a number of seconds \(int or float\), got bool$",
     ),
     (
         "unified-cleanup-nan",
         lambda: UnifiedStageGraph(spec(), cleanup_timeout=math.nan),
         ValueError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a finite number > 0; got nan$",
-    ),
-    (
-        "unified-cleanup-inf",
-        lambda: UnifiedStageGraph(spec(), cleanup_timeout=math.inf),
-        ValueError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a finite number > 0; got inf$",
-    ),
-    (
-        "unified-cleanup-zero",
-        lambda: UnifiedStageGraph(spec(), cleanup_timeout=0),
-        ValueError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a finite number > 0; got 0$",
+        r"^cleanup_timeout must be a non-negative number of seconds, got nan$",
     ),
     (
         "unified-cleanup-negative",
         lambda: UnifiedStageGraph(spec(), cleanup_timeout=-1.0),
         ValueError,
-        r"^UnifiedStageGraph: cleanup_timeout must be a finite number > 0; got \-1\.0$",
+        r"^cleanup_timeout must be a non-negative number of seconds, got \-1\.0$",
     ),
     (
         "unified-guard-int",

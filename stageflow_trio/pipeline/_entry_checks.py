@@ -9,7 +9,6 @@ here only when that fails, so the hot path pays one identity test per argument.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -63,19 +62,6 @@ def check_flag(owner: str, param: str, value: object) -> None:
     """Raise TypeError unless ``value`` is a bool (a truthy string is a typo, not a yes)."""
     if not isinstance(value, bool):
         raise TypeError(f"{owner}: {param} must be a bool; got {type(value).__name__}")
-
-
-def check_positive_seconds(owner: str, param: str, value: object) -> None:
-    """Raise unless ``value`` is a finite number of seconds above zero.
-
-    Raises:
-        TypeError: ``value`` is not an int or float (a bool is refused too).
-        ValueError: ``value`` is zero, negative, NaN or infinite.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{owner}: {param} must be a number of seconds; got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{owner}: {param} must be a finite number > 0; got {value!r}")
 
 
 def check_specs(owner: str, specs: object) -> None:

@@ -44,7 +44,6 @@ from stageflow_trio.pipeline._entry_checks import (
     check_instance,
     check_interceptors,
     check_optional,
-    check_positive_seconds,
     check_specs,
     expected_name,
     type_name,
@@ -291,7 +290,6 @@ class UnifiedStageGraph:
             emit_stage_wide_events,
             emit_pipeline_wide_event,
         )
-        check_positive_seconds("UnifiedStageGraph", "cleanup_timeout", cleanup_timeout)
         # Imported here: guard_retry imports nothing of the graphs, but its policies
         # are only needed by graphs that use them.
         from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
