@@ -130,3 +130,19 @@ async def test_streaming_example_shows_waiting_and_dropping(
         "stream.queue_closed": 2,
     }
     assert out["sink_dropped"] == 0
+
+
+def test_the_command_line_entry_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same three answers as from a shell, in this process (so coverage sees them)."""
+    from stageflow_trio.examples.__main__ import main
+
+    assert main([]) == 0
+    assert capsys.readouterr().out.split() == list_examples()
+    assert main(["nope"]) == 2
+    assert main(["guard_retry", "quickstart"]) == 2
+    usage = (
+        "usage: python -m stageflow_trio.examples [cancellation|guard_retry|quickstart|streaming]\n"
+    )
+    assert capsys.readouterr().err == usage * 2
+    assert main(["guard_retry"]) == 0
+    assert capsys.readouterr().out.strip()

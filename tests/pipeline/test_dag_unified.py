@@ -483,3 +483,45 @@ def test_specs_must_be_unified_stage_specs() -> None:
         TypeError, match=r"^UnifiedStageGraph: specs\[0\] must be a UnifiedStageSpec; got int$"
     ):
         UnifiedStageGraph([5])  # type: ignore[list-item]
+
+
+def _sinkless_ctx() -> StageContext:
+    """A root context without an event sink: the run takes its plain fast path."""
+    ctx = stage_ctx()
+    return StageContext(
+        snapshot=ctx.snapshot, inputs=ctx.inputs, stage_name=ctx.stage_name, timer=ctx.timer
+    )
+
+
+async def test_the_sinkless_fast_path_normalizes_and_times_outputs(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def slow_dict(ctx: StageContext) -> dict[str, int]:
+        await trio.sleep(0.25)
+        return {"n": 1}
+
+    graph = UnifiedStageGraph([spec("a"), spec("b", slow_dict, ["a"])])
+    results = await graph.run(_sinkless_ctx())
+    assert results["a"] == StageOutput.ok(stage="a").with_duration(0)
+    assert results["b"].status is StageStatus.OK
+    assert results["b"].data == {"n": 1}
+    assert results["b"].duration_ms == 250
+
+
+async def test_the_sinkless_fast_path_wraps_a_stage_error_once() -> None:
+    boom = ValueError("boom")
+    already = UnifiedStageExecutionError("elsewhere", KeyError("k"))
+
+    async def raises(ctx: StageContext) -> StageOutput:
+        raise boom
+
+    async def raises_wrapped(ctx: StageContext) -> StageOutput:
+        raise already
+
+    with pytest.raises(UnifiedStageExecutionError) as info:
+        await UnifiedStageGraph([spec("a", raises)]).run(_sinkless_ctx())
+    assert (info.value.stage, info.value.original) == ("a", boom)
+    assert info.value.__cause__ is boom
+    with pytest.raises(UnifiedStageExecutionError) as info:
+        await UnifiedStageGraph([spec("a", raises_wrapped)]).run(_sinkless_ctx())
+    assert info.value is already
