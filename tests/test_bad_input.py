@@ -30,7 +30,14 @@ from stageflow_trio import (
     UnifiedStageSpec,
 )
 from stageflow_trio.helpers import (
+    AudioChunk,
+    BackpressureMonitor,
+    BufferedExporter,
     ChunkQueue,
+    ConsoleExporter,
+    JSONFileExporter,
+    StreamConfig,
+    StreamingBuffer,
 )
 from stageflow_trio.pipeline import (
     GuardRetryPolicy,
@@ -783,6 +790,198 @@ ROWS: list[Row] = [
         lambda: StageOutput.ok(data=[1]),  # type: ignore[arg-type]
         TypeError,
         r"^data must be a mapping \(e\.g\. a dict\) or None, got list$",
+    ),
+    (
+        "monitor-high-str",
+        lambda: BackpressureMonitor(high_water_mark="80"),  # type: ignore[arg-type]
+        TypeError,
+        r"^BackpressureMonitor:\ high_water_mark\ must\ be\ a\ number;\ got\ str$",
+    ),
+    (
+        "monitor-low-above-high",
+        lambda: BackpressureMonitor(high_water_mark=10, low_water_mark=20),
+        ValueError,
+        r"^BackpressureMonitor:\ low_water_mark\ must\ be\ <=\ high_water_mark;\ got\ 20\ >\ 10$",
+    ),
+    (
+        "monitor-low-nan",
+        lambda: BackpressureMonitor(low_water_mark=math.nan),
+        ValueError,
+        r"^BackpressureMonitor:\ low_water_mark\ must\ be\ a\ finite\ number;\ got\ nan$",
+    ),
+    (
+        "streaming-buffer-target-str",
+        lambda: StreamingBuffer(target_duration_ms="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamingBuffer:\ target_duration_ms\ must\ be\ a\ number;\ got\ str$",
+    ),
+    (
+        "streaming-buffer-rate-zero",
+        lambda: StreamingBuffer(sample_rate=0),
+        ValueError,
+        r"^StreamingBuffer:\ sample_rate\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "streaming-buffer-channels-zero",
+        lambda: StreamingBuffer(channels=0),
+        ValueError,
+        r"^StreamingBuffer:\ channels\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "streaming-buffer-max-zero",
+        lambda: StreamingBuffer(max_duration_ms=0),
+        ValueError,
+        r"^StreamingBuffer:\ max_duration_ms\ must\ be\ >\ 0;\ got\ 0$",
+    ),
+    (
+        "streaming-buffer-emitter-int",
+        lambda: StreamingBuffer(event_emitter=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamingBuffer:\ event_emitter\ must\ be\ a\ callable\ or\ None;\ got\ int$",
+    ),
+    (
+        "buffered-exporter-none",
+        lambda: BufferedExporter(None),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter:\ exporter\ must\ be\ an\ AnalyticsExporter\ \(with\ async\ export_batch\(\)\ and\ close\(\)\);\ got\ NoneType$",
+    ),
+    (
+        "buffered-exporter-batch-str",
+        lambda: BufferedExporter(ConsoleExporter(), batch_size="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter:\ batch_size\ must\ be\ an\ int;\ got\ str$",
+    ),
+    (
+        "buffered-exporter-batch-zero",
+        lambda: BufferedExporter(ConsoleExporter(), batch_size=0),
+        ValueError,
+        r"^BufferedExporter:\ batch_size\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "buffered-exporter-interval-zero",
+        lambda: BufferedExporter(ConsoleExporter(), flush_interval_seconds=0),
+        ValueError,
+        r"^BufferedExporter:\ flush_interval_seconds\ must\ be\ >\ 0;\ got\ 0$",
+    ),
+    (
+        "buffered-exporter-high-water-percent",
+        lambda: BufferedExporter(ConsoleExporter(), high_water_mark=80),
+        ValueError,
+        r"^BufferedExporter:\ high_water_mark\ must\ be\ a\ fill\ ratio\ <=\ 1;\ got\ 80$",
+    ),
+    (
+        "buffered-exporter-overflow-int",
+        lambda: BufferedExporter(ConsoleExporter(), on_overflow=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter:\ on_overflow\ must\ be\ a\ callable\ or\ None;\ got\ int$",
+    ),
+    (
+        "buffered-exporter-nursery-int",
+        lambda: BufferedExporter(ConsoleExporter(), nursery=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter:\ nursery\ must\ be\ a\ trio\.Nursery\ or\ None;\ got\ int$",
+    ),
+    (
+        "console-exporter-colorize-str",
+        lambda: ConsoleExporter(colorize="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^ConsoleExporter:\ colorize\ must\ be\ a\ bool;\ got\ str$",
+    ),
+    (
+        "console-exporter-verbose-int",
+        lambda: ConsoleExporter(verbose=1),  # type: ignore[arg-type]
+        TypeError,
+        r"^ConsoleExporter:\ verbose\ must\ be\ a\ bool;\ got\ int$",
+    ),
+    (
+        "audio-chunk-rate-zero",
+        lambda: AudioChunk(b"", sample_rate=0),
+        ValueError,
+        r"^AudioChunk:\ sample_rate\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "audio-chunk-rate-str",
+        lambda: AudioChunk(b"", sample_rate="16000"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk:\ sample_rate\ must\ be\ an\ int;\ got\ str$",
+    ),
+    (
+        "audio-chunk-channels-zero",
+        lambda: AudioChunk(b"", channels=0),
+        ValueError,
+        r"^AudioChunk:\ channels\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "audio-chunk-format-str",
+        lambda: AudioChunk(b"", format="pcm_16"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk:\ format\ must\ be\ an\ AudioFormat\ \(PCM_16,\ PCM_24,\ PCM_32,\ FLOAT_32,\ MP3,\ OGG_OPUS,\ WAV,\ WEBM\);\ got\ str\ 'pcm_16'$",
+    ),
+    (
+        "audio-chunk-timestamp-str",
+        lambda: AudioChunk(b"", timestamp_ms="0"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk:\ timestamp_ms\ must\ be\ a\ number;\ got\ str$",
+    ),
+    (
+        "audio-chunk-sequence-float",
+        lambda: AudioChunk(b"", sequence=1.5),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk:\ sequence\ must\ be\ an\ int;\ got\ float$",
+    ),
+    (
+        "audio-chunk-final-str",
+        lambda: AudioChunk(b"", is_final="no"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk:\ is_final\ must\ be\ a\ bool;\ got\ str$",
+    ),
+    (
+        "audio-chunk-metadata-int",
+        lambda: AudioChunk(b"", metadata=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk:\ metadata\ must\ be\ a\ mapping;\ got\ int$",
+    ),
+    (
+        "stream-config-chunk-zero",
+        lambda: StreamConfig(chunk_size=0),
+        ValueError,
+        r"^StreamConfig:\ chunk_size\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "stream-config-rate-zero",
+        lambda: StreamConfig(sample_rate=0),
+        ValueError,
+        r"^StreamConfig:\ sample_rate\ must\ be\ at\ least\ 1;\ got\ 0$",
+    ),
+    (
+        "stream-config-format-str",
+        lambda: StreamConfig(format="wav"),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamConfig:\ format\ must\ be\ an\ AudioFormat\ \(PCM_16,\ PCM_24,\ PCM_32,\ FLOAT_32,\ MP3,\ OGG_OPUS,\ WAV,\ WEBM\);\ got\ str\ 'wav'$",
+    ),
+    (
+        "stream-config-duration-str",
+        lambda: StreamConfig(buffer_duration_ms="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamConfig:\ buffer_duration_ms\ must\ be\ an\ int;\ got\ str$",
+    ),
+    (
+        "json-exporter-path-int",
+        lambda: JSONFileExporter(5),  # type: ignore[arg-type]
+        TypeError,
+        r"^JSONFileExporter:\ file_path\ must\ be\ a\ str\ or\ os\.PathLike;\ got\ int$",
+    ),
+    (
+        "json-exporter-path-empty",
+        lambda: JSONFileExporter(""),
+        ValueError,
+        r"^JSONFileExporter:\ file_path\ must\ not\ be\ empty$",
+    ),
+    (
+        "json-exporter-append-str",
+        lambda: JSONFileExporter("out.jsonl", append="no"),  # type: ignore[arg-type]
+        TypeError,
+        r"^JSONFileExporter:\ append\ must\ be\ a\ bool;\ got\ str$",
     ),
 ]
 
