@@ -70,6 +70,8 @@ class StageContext:
         event_sink: Where :meth:`try_emit_event` sends events; None logs them at DEBUG.
     """
 
+    # No field checks, on purpose: the engine builds one per stage run (a hot path)
+    # from values it has already checked, and the reference checks none either.
     snapshot: ContextSnapshot[Any]
     inputs: StageInputs
     stage_name: str
