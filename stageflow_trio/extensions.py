@@ -61,7 +61,20 @@ class ExtensionRegistry:
 
     @classmethod
     def register(cls, key: str, extension_type: type) -> None:
-        """Record ``extension_type`` as the type stored under ``key`` (replacing any earlier one)."""
+        """Record ``extension_type`` as the type stored under ``key`` (replacing any earlier one).
+
+        Raises:
+            TypeError: ``key`` is not a str or ``extension_type`` is not a class.
+        """
+        if not isinstance(key, str):
+            raise TypeError(
+                f"ExtensionRegistry.register: key must be a str; got {type(key).__name__}"
+            )
+        if not isinstance(extension_type, type):
+            raise TypeError(
+                "ExtensionRegistry.register: extension_type must be a class; "
+                f"got {type(extension_type).__name__}"
+            )
         cls._extensions[key] = extension_type
 
     @classmethod
@@ -108,8 +121,13 @@ class ExtensionHelper:
             The extension, or None when ``key`` holds nothing.
 
         Raises:
-            TypeError: ``data`` is neither a mapping nor None.
+            TypeError: ``data`` is neither a mapping nor None, or ``ext_type`` is
+                not callable (checked whether or not ``key`` holds data).
         """
+        if not callable(ext_type):
+            raise TypeError(
+                f"ExtensionHelper.get: ext_type must be a class; got {type(ext_type).__name__}"
+            )
         if data is None:
             return None
         if not isinstance(data, Mapping):

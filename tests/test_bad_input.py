@@ -29,9 +29,18 @@ from stageflow_trio import (
     SubpipelineSpawner,
     UnifiedStageSpec,
 )
+from stageflow_trio.extensions import ExtensionHelper, ExtensionRegistry
 from stageflow_trio.helpers import (
+    AudioChunk,
+    BackpressureMonitor,
+    BufferedExporter,
     ChunkQueue,
+    ConsoleExporter,
+    JSONFileExporter,
+    StreamConfig,
+    StreamingBuffer,
 )
+from stageflow_trio.observability.wide_events import WideEventEmitter
 from stageflow_trio.pipeline import (
     GuardRetryPolicy,
     GuardRetryStrategy,
@@ -40,6 +49,7 @@ from stageflow_trio.pipeline import (
     UnifiedStageGraph,
     run_with_interceptors,
 )
+from stageflow_trio.pipeline.cancellation import CancellationToken, CleanupRegistry
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphSpec
 from stageflow_trio.pipeline.pipeline import EmptyPipelineError
 from stageflow_trio.pipeline.spec import (
@@ -48,6 +58,8 @@ from stageflow_trio.pipeline.spec import (
     StageDefinitionError,
     StageDefinitionTypeError,
 )
+from stageflow_trio.pipeline.subpipeline import ChildRunTracker
+from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import create_test_pipeline_context, create_test_stage_context
 from tests.fakes import NoopStage
@@ -771,6 +783,314 @@ ROWS: list[Row] = [
         lambda: StageOutput.ok(data=[1]),  # type: ignore[arg-type]
         TypeError,
         r"^data must be a mapping \(e\.g\. a dict\) or None, got list$",
+    ),
+    (
+        "monitor-high-str",
+        lambda: BackpressureMonitor(high_water_mark="80"),  # type: ignore[arg-type]
+        TypeError,
+        r"^BackpressureMonitor: high_water_mark must be a number; got str$",
+    ),
+    (
+        "monitor-low-above-high",
+        lambda: BackpressureMonitor(high_water_mark=10, low_water_mark=20),
+        ValueError,
+        r"^BackpressureMonitor: low_water_mark must be <= high_water_mark; got 20 > 10$",
+    ),
+    (
+        "monitor-low-nan",
+        lambda: BackpressureMonitor(low_water_mark=math.nan),
+        ValueError,
+        r"^BackpressureMonitor: low_water_mark must be a finite number; got nan$",
+    ),
+    (
+        "streaming-buffer-target-str",
+        lambda: StreamingBuffer(target_duration_ms="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamingBuffer: target_duration_ms must be a number; got str$",
+    ),
+    (
+        "streaming-buffer-rate-zero",
+        lambda: StreamingBuffer(sample_rate=0),
+        ValueError,
+        r"^StreamingBuffer: sample_rate must be at least 1; got 0$",
+    ),
+    (
+        "streaming-buffer-channels-zero",
+        lambda: StreamingBuffer(channels=0),
+        ValueError,
+        r"^StreamingBuffer: channels must be at least 1; got 0$",
+    ),
+    (
+        "streaming-buffer-max-zero",
+        lambda: StreamingBuffer(max_duration_ms=0),
+        ValueError,
+        r"^StreamingBuffer: max_duration_ms must be > 0; got 0$",
+    ),
+    (
+        "streaming-buffer-emitter-int",
+        lambda: StreamingBuffer(event_emitter=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamingBuffer: event_emitter must be a callable or None; got int$",
+    ),
+    (
+        "buffered-exporter-none",
+        lambda: BufferedExporter(None),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter: exporter must be an AnalyticsExporter \(with async export_batch\(\) and close\(\)\); got NoneType$",
+    ),
+    (
+        "buffered-exporter-batch-str",
+        lambda: BufferedExporter(ConsoleExporter(), batch_size="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter: batch_size must be an int; got str$",
+    ),
+    (
+        "buffered-exporter-batch-zero",
+        lambda: BufferedExporter(ConsoleExporter(), batch_size=0),
+        ValueError,
+        r"^BufferedExporter: batch_size must be at least 1; got 0$",
+    ),
+    (
+        "buffered-exporter-interval-zero",
+        lambda: BufferedExporter(ConsoleExporter(), flush_interval_seconds=0),
+        ValueError,
+        r"^BufferedExporter: flush_interval_seconds must be > 0; got 0$",
+    ),
+    (
+        "buffered-exporter-high-water-percent",
+        lambda: BufferedExporter(ConsoleExporter(), high_water_mark=80),
+        ValueError,
+        r"^BufferedExporter: high_water_mark must be a fill ratio <= 1; got 80$",
+    ),
+    (
+        "buffered-exporter-overflow-int",
+        lambda: BufferedExporter(ConsoleExporter(), on_overflow=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter: on_overflow must be a callable or None; got int$",
+    ),
+    (
+        "buffered-exporter-nursery-int",
+        lambda: BufferedExporter(ConsoleExporter(), nursery=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter: nursery must be a trio\.Nursery or None; got int$",
+    ),
+    (
+        "console-exporter-colorize-str",
+        lambda: ConsoleExporter(colorize="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^ConsoleExporter: colorize must be a bool; got str$",
+    ),
+    (
+        "console-exporter-verbose-int",
+        lambda: ConsoleExporter(verbose=1),  # type: ignore[arg-type]
+        TypeError,
+        r"^ConsoleExporter: verbose must be a bool; got int$",
+    ),
+    (
+        "audio-chunk-rate-zero",
+        lambda: AudioChunk(b"", sample_rate=0),
+        ValueError,
+        r"^AudioChunk: sample_rate must be at least 1; got 0$",
+    ),
+    (
+        "audio-chunk-rate-str",
+        lambda: AudioChunk(b"", sample_rate="16000"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk: sample_rate must be an int; got str$",
+    ),
+    (
+        "audio-chunk-channels-zero",
+        lambda: AudioChunk(b"", channels=0),
+        ValueError,
+        r"^AudioChunk: channels must be at least 1; got 0$",
+    ),
+    (
+        "audio-chunk-format-str",
+        lambda: AudioChunk(b"", format="pcm_16"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk: format must be an AudioFormat \(PCM_16, PCM_24, PCM_32, FLOAT_32, MP3, OGG_OPUS, WAV, WEBM\); got str 'pcm_16'$",
+    ),
+    (
+        "audio-chunk-timestamp-str",
+        lambda: AudioChunk(b"", timestamp_ms="0"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk: timestamp_ms must be a number; got str$",
+    ),
+    (
+        "audio-chunk-sequence-float",
+        lambda: AudioChunk(b"", sequence=1.5),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk: sequence must be an int; got float$",
+    ),
+    (
+        "audio-chunk-final-str",
+        lambda: AudioChunk(b"", is_final="no"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk: is_final must be a bool; got str$",
+    ),
+    (
+        "audio-chunk-metadata-int",
+        lambda: AudioChunk(b"", metadata=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioChunk: metadata must be a mapping; got int$",
+    ),
+    (
+        "stream-config-chunk-zero",
+        lambda: StreamConfig(chunk_size=0),
+        ValueError,
+        r"^StreamConfig: chunk_size must be at least 1; got 0$",
+    ),
+    (
+        "stream-config-rate-zero",
+        lambda: StreamConfig(sample_rate=0),
+        ValueError,
+        r"^StreamConfig: sample_rate must be at least 1; got 0$",
+    ),
+    (
+        "stream-config-format-str",
+        lambda: StreamConfig(format="wav"),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamConfig: format must be an AudioFormat \(PCM_16, PCM_24, PCM_32, FLOAT_32, MP3, OGG_OPUS, WAV, WEBM\); got str 'wav'$",
+    ),
+    (
+        "stream-config-duration-str",
+        lambda: StreamConfig(buffer_duration_ms="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^StreamConfig: buffer_duration_ms must be an int; got str$",
+    ),
+    (
+        "json-exporter-path-int",
+        lambda: JSONFileExporter(5),  # type: ignore[arg-type]
+        TypeError,
+        r"^JSONFileExporter: file_path must be a str or os\.PathLike; got int$",
+    ),
+    (
+        "json-exporter-path-empty",
+        lambda: JSONFileExporter(""),
+        ValueError,
+        r"^JSONFileExporter: file_path must not be empty$",
+    ),
+    (
+        "json-exporter-append-str",
+        lambda: JSONFileExporter("out.jsonl", append="no"),  # type: ignore[arg-type]
+        TypeError,
+        r"^JSONFileExporter: append must be a bool; got str$",
+    ),
+    (
+        "token-cancel-reason-int",
+        lambda: CancellationToken().cancel(5),  # type: ignore[arg-type]
+        TypeError,
+        r"^CancellationToken\.cancel: reason must be a str; got int$",
+    ),
+    (
+        "cleanup-register-int",
+        lambda: CleanupRegistry().register(5),  # type: ignore[arg-type]
+        TypeError,
+        r"^CleanupRegistry\.register: callback must be a callable; got int$",
+    ),
+    (
+        "tracker-register-str-ids",
+        lambda: ChildRunTracker().register_child("a", "b"),  # type: ignore[arg-type]
+        TypeError,
+        r"^ChildRunTracker\.register_child: parent_id must be a UUID; got str$",
+    ),
+    (
+        "tracker-unregister-str-ids",
+        lambda: ChildRunTracker().unregister_child(uuid.uuid4(), "b"),  # type: ignore[arg-type]
+        TypeError,
+        r"^ChildRunTracker\.unregister_child: child_id must be a UUID; got str$",
+    ),
+    (
+        "spawner-spawn-topology-int",
+        lambda: SubpipelineSpawner().spawn(
+            "child",
+            create_test_pipeline_context(),
+            uuid.uuid4(),
+            "s",
+            ok,
+            topology=5,  # type: ignore[arg-type]
+        ),
+        TypeError,
+        r"^topology must be a str or None, got int$",
+    ),
+    (
+        "spawner-spawn-mode-int",
+        lambda: SubpipelineSpawner().spawn(
+            "child",
+            create_test_pipeline_context(),
+            uuid.uuid4(),
+            "s",
+            ok,
+            execution_mode=5,  # type: ignore[arg-type]
+        ),
+        TypeError,
+        r"^execution_mode must be a str or None, got int$",
+    ),
+    (
+        "logging-sink-level-str",
+        lambda: LoggingEventSink(level="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^LoggingEventSink: level must be an int \(e\.g\. logging\.INFO\); got str$",
+    ),
+    (
+        "wide-emitter-stage-type-int",
+        lambda: WideEventEmitter(stage_event_type=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^WideEventEmitter: stage_event_type must be a str; got int$",
+    ),
+    (
+        "wide-emitter-pipeline-type-empty",
+        lambda: WideEventEmitter(pipeline_event_type=""),
+        ValueError,
+        r"^WideEventEmitter: pipeline_event_type must not be empty$",
+    ),
+    (
+        "core-ports-send-status-int",
+        lambda: CorePorts(send_status=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^CorePorts: send_status must be an async callable or None; got int$",
+    ),
+    (
+        "llm-ports-send-token-str",
+        lambda: LLMPorts(send_token="x"),  # type: ignore[arg-type]
+        TypeError,
+        r"^LLMPorts: send_token must be an async callable or None; got str$",
+    ),
+    (
+        "audio-ports-send-chunk-int",
+        lambda: AudioPorts(send_audio_chunk=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioPorts: send_audio_chunk must be an async callable or None; got int$",
+    ),
+    (
+        "audio-ports-data-str",
+        lambda: AudioPorts(audio_data="abc"),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioPorts: audio_data must be bytes or None; got str$",
+    ),
+    (
+        "audio-ports-format-int",
+        lambda: AudioPorts(audio_format=5),  # type: ignore[arg-type]
+        TypeError,
+        r"^AudioPorts: audio_format must be a str or None; got int$",
+    ),
+    (
+        "extension-register-key-int",
+        lambda: ExtensionRegistry.register(5, dict),  # type: ignore[arg-type]
+        TypeError,
+        r"^ExtensionRegistry\.register: key must be a str; got int$",
+    ),
+    (
+        "extension-register-type-int",
+        lambda: ExtensionRegistry.register("k", 5),  # type: ignore[arg-type]
+        TypeError,
+        r"^ExtensionRegistry\.register: extension_type must be a class; got int$",
+    ),
+    (
+        "extension-helper-type-int",
+        lambda: ExtensionHelper.get({}, "k", 5),  # type: ignore[arg-type]
+        TypeError,
+        r"^ExtensionHelper\.get: ext_type must be a class; got int$",
     ),
 ]
 

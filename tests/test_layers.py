@@ -36,7 +36,17 @@ ROOT = Path(__file__).parents[1] / PACKAGE
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
-        {"_globals", "_errors", "errors", "_time", "_exports", "utils", "_budget", "lowlevel"}
+        {
+            "_globals",
+            "_errors",
+            "errors",
+            "_time",
+            "_exports",
+            "utils",
+            "_budget",
+            "lowlevel",
+            "_args",
+        }
     ),
     frozenset(
         {

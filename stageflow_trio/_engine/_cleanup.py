@@ -66,7 +66,14 @@ class CleanupRegistry:
 
         Without a name (or with an empty one) the report uses the callback's
         ``__cleanup_name__``, ``__name__`` or ``repr``.
+
+        Raises:
+            TypeError: ``callback`` is not callable (it would fail only in :meth:`run_all`).
         """
+        if not callable(callback):
+            raise TypeError(
+                f"CleanupRegistry.register: callback must be a callable; got {type(callback).__name__}"
+            )
         self._entries.append((callback, name or _callback_name(callback)))
 
     def unregister(self, callback: CleanupCallback) -> bool:

@@ -49,7 +49,14 @@ class CancellationToken:
 
         Runs the registered callbacks (bound scopes are cancelled with ``reason``), wakes
         every :meth:`wait`. Not a checkpoint; safe to call from sync code in a trio task.
+
+        Raises:
+            TypeError: ``reason`` is not a str (it becomes the scopes' cancel reason).
         """
+        if type(reason) is not str and not isinstance(reason, str):
+            raise TypeError(
+                f"CancellationToken.cancel: reason must be a str; got {type(reason).__name__}"
+            )
         if self._cancelled:
             return
         self._cancelled = True

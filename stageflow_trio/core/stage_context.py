@@ -80,6 +80,8 @@ class StageContext:
             reference; left out of equality and the repr.
     """
 
+    # No field checks, on purpose: the engine builds one per stage run (a hot path)
+    # from values it has already checked, and the reference checks none either.
     snapshot: ContextSnapshot[Any]
     inputs: StageInputs
     stage_name: str

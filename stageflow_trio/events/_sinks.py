@@ -50,9 +50,17 @@ class LoggingEventSink:
 
     Args:
         level: The logging level of the records (default ``logging.INFO``).
+
+    Raises:
+        TypeError: ``level`` is not an int (``Logger.log`` would refuse it at the
+            first event, inside a run).
     """
 
     def __init__(self, *, level: int = logging.INFO) -> None:
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise TypeError(
+                f"LoggingEventSink: level must be an int (e.g. logging.INFO); got {type(level).__name__}"
+            )
         self._level = level
         self._logger = logger
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from stageflow_trio._args import check_callable, check_flag, check_int, check_number, type_of
 from stageflow_trio.utils.frozen import FrozenDict
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.streaming")
@@ -37,7 +38,11 @@ def _emit(emitter: EventEmitter | None, event_type: str, data: dict[str, Any]) -
 
 
 def _freeze(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
-    return value if type(value) is FrozenDict else FrozenDict(value)
+    if type(value) is FrozenDict:
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"AudioChunk: metadata must be a mapping; got {type_of(value)}")
+    return FrozenDict(value)
 
 
 def _to_bytes(value: bytes | bytearray | memoryview) -> bytes:
@@ -46,6 +51,20 @@ def _to_bytes(value: bytes | bytearray | memoryview) -> bytes:
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     raise TypeError(f"AudioChunk.data must be bytes, got {type(value).__name__}")
+
+
+def _check_format(owner: str, value: object) -> None:
+    if not isinstance(value, AudioFormat):
+        allowed = ", ".join(member.name for member in AudioFormat)
+        raise TypeError(
+            f"{owner}: format must be an AudioFormat ({allowed}); got {type_of(value)} {value!r}"
+        )
+
+
+def _check_layout(owner: str, sample_rate: object, channels: object) -> None:
+    # Both divide the duration maths: 0 would fail later with ZeroDivisionError.
+    check_int(owner, "sample_rate", sample_rate, minimum=1)
+    check_int(owner, "channels", channels, minimum=1)
 
 
 class AudioFormat(Enum):
@@ -79,6 +98,13 @@ class StreamConfig:
     format: AudioFormat = AudioFormat.PCM_16
     buffer_duration_ms: int = 100
 
+    def __attrs_post_init__(self) -> None:
+        owner = "StreamConfig"
+        check_int(owner, "chunk_size", self.chunk_size, minimum=1)
+        _check_layout(owner, self.sample_rate, self.channels)
+        _check_format(owner, self.format)
+        check_int(owner, "buffer_duration_ms", self.buffer_duration_ms, minimum=0)
+
 
 @attrs.frozen
 class AudioChunk:
@@ -103,6 +129,26 @@ class AudioChunk:
     sequence: int = 0
     is_final: bool = False
     metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_freeze)
+
+    def __attrs_post_init__(self) -> None:
+        # Chunks are made per frame: the usual types pass on identity tests alone.
+        if (
+            type(self.sample_rate) is int
+            and self.sample_rate > 0
+            and type(self.channels) is int
+            and self.channels > 0
+            and type(self.format) is AudioFormat
+            and (type(self.timestamp_ms) is float or type(self.timestamp_ms) is int)
+            and type(self.sequence) is int
+            and type(self.is_final) is bool
+        ):
+            return
+        owner = "AudioChunk"
+        _check_layout(owner, self.sample_rate, self.channels)
+        _check_format(owner, self.format)
+        check_number(owner, "timestamp_ms", self.timestamp_ms)
+        check_int(owner, "sequence", self.sequence)
+        check_flag(owner, "is_final", self.is_final)
 
     @property
     def duration_ms(self) -> float:
@@ -172,6 +218,11 @@ class StreamingBuffer:
         sample_rate: Sample rate in Hz.
         channels: Number of channels.
         event_emitter: Optional telemetry callback.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: a duration is negative or not finite, ``max_duration_ms`` is
+            not above 0, or ``sample_rate`` / ``channels`` is below 1.
     """
 
     def __init__(
@@ -183,6 +234,11 @@ class StreamingBuffer:
         channels: int = 1,
         event_emitter: EventEmitter | None = None,
     ) -> None:
+        owner = "StreamingBuffer"
+        check_number(owner, "target_duration_ms", target_duration_ms, minimum=0)
+        check_number(owner, "max_duration_ms", max_duration_ms, minimum=0, above=True)
+        _check_layout(owner, sample_rate, channels)
+        check_callable(owner, "event_emitter", event_emitter, optional=True)
         self._target_ms = target_duration_ms
         self._max_ms = max_duration_ms
         self._sample_rate = sample_rate

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._args import check_callable, check_int, check_number, type_of
 from stageflow_trio._engine._errors import unwrapping_groups
 from stageflow_trio.helpers._lifetime import SingleUseLifetime
 
@@ -58,7 +59,11 @@ class BufferedExporter(SingleUseLifetime):
         nursery: Owner of the timed flush, instead of ``async with``.
 
     Raises:
-        ValueError: ``max_buffer_size`` is less than 1.
+        TypeError: an argument has the wrong type (``exporter`` lacks async
+            ``export_batch()`` / ``close()``, ``batch_size`` is not an int, ...).
+        ValueError: ``batch_size`` or ``max_buffer_size`` is less than 1,
+            ``flush_interval_seconds`` is not a finite number > 0, or
+            ``high_water_mark`` is not in (0, 1].
     """
 
     def __init__(
@@ -72,8 +77,29 @@ class BufferedExporter(SingleUseLifetime):
         high_water_mark: float = 0.8,
         nursery: trio.Nursery | None = None,
     ) -> None:
-        if max_buffer_size < 1:
-            raise ValueError(f"max_buffer_size must be at least 1, got {max_buffer_size}")
+        owner = "BufferedExporter"
+        # A wrong exporter would otherwise fail only at the first batch write.
+        if not (
+            callable(getattr(exporter, "export_batch", None))
+            and callable(getattr(exporter, "close", None))
+        ):
+            raise TypeError(
+                f"{owner}: exporter must be an AnalyticsExporter (with async export_batch() "
+                f"and close()); got {type_of(exporter)}"
+            )
+        check_int(owner, "batch_size", batch_size, minimum=1)
+        check_number(owner, "flush_interval_seconds", flush_interval_seconds, minimum=0, above=True)
+        check_int(owner, "max_buffer_size", max_buffer_size, minimum=1)
+        check_callable(owner, "on_overflow", on_overflow, optional=True)
+        check_number(owner, "high_water_mark", high_water_mark, minimum=0, above=True)
+        if high_water_mark > 1:
+            raise ValueError(
+                f"{owner}: high_water_mark must be a fill ratio <= 1; got {high_water_mark!r}"
+            )
+        if nursery is not None and not isinstance(nursery, trio.Nursery):
+            raise TypeError(
+                f"{owner}: nursery must be a trio.Nursery or None; got {type_of(nursery)}"
+            )
         self._exporter = exporter
         self._batch_size = batch_size
         self._flush_interval = flush_interval_seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -12,12 +13,12 @@ from uuid import UUID
 import attrs
 import trio
 
+from stageflow_trio._args import check_flag, type_of
 from stageflow_trio._time import parse_uuid, utc_now
 from stageflow_trio.utils.frozen import FrozenDict
 
 if TYPE_CHECKING:
     import io
-    import os
     from collections.abc import Mapping
 
     from trio._file_io import AsyncIOWrapper
@@ -142,9 +143,21 @@ class JSONFileExporter:
     Args:
         file_path: Where to write.
         append: Append to an existing file (True) or overwrite it (False).
+
+    Raises:
+        TypeError: ``file_path`` is not a str or path, or ``append`` is not a bool.
+        ValueError: ``file_path`` is empty.
     """
 
     def __init__(self, file_path: str | os.PathLike[str], *, append: bool = True) -> None:
+        path: object = file_path
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(
+                f"JSONFileExporter: file_path must be a str or os.PathLike; got {type_of(path)}"
+            )
+        if path == "":
+            raise ValueError("JSONFileExporter: file_path must not be empty")
+        check_flag("JSONFileExporter", "append", append)
         self._path = trio.Path(file_path)
         self._append = append
         self._file: AsyncIOWrapper[io.TextIOWrapper] | None = None
@@ -204,9 +217,14 @@ class ConsoleExporter:
         colorize: Color the header by event type: red for error/fail, green for
             complete/success, blue for start, cyan otherwise.
         verbose: Also print ``data`` as JSON.
+
+    Raises:
+        TypeError: ``colorize`` or ``verbose`` is not a bool.
     """
 
     def __init__(self, *, colorize: bool = True, verbose: bool = False) -> None:
+        check_flag("ConsoleExporter", "colorize", colorize)
+        check_flag("ConsoleExporter", "verbose", verbose)
         self._colorize = colorize
         self._verbose = verbose
         self._event_count = 0

@@ -6,6 +6,8 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._args import check_number
+
 
 @attrs.frozen
 class BackpressureStats:
@@ -47,6 +49,11 @@ class BackpressureMonitor:
     Args:
         high_water_mark: Fill percentage that starts throttling.
         low_water_mark: Fill percentage that ends throttling.
+
+    Raises:
+        TypeError: a mark is not a number.
+        ValueError: a mark is negative or not finite, or ``low_water_mark`` is
+            above ``high_water_mark``.
     """
 
     __slots__ = (
@@ -61,7 +68,14 @@ class BackpressureMonitor:
         "_total_items",
     )
 
-    def __init__(self, *, high_water_mark: int = 80, low_water_mark: int = 20) -> None:
+    def __init__(self, *, high_water_mark: float = 80, low_water_mark: float = 20) -> None:
+        check_number("BackpressureMonitor", "high_water_mark", high_water_mark, minimum=0)
+        check_number("BackpressureMonitor", "low_water_mark", low_water_mark, minimum=0)
+        if low_water_mark > high_water_mark:
+            raise ValueError(
+                "BackpressureMonitor: low_water_mark must be <= high_water_mark; "
+                f"got {low_water_mark!r} > {high_water_mark!r}"
+            )
         self._high_water = high_water_mark
         self._low_water = low_water_mark
         self._total_items = 0

@@ -62,6 +62,16 @@ def _summary(result: StageResult) -> dict[str, Any]:
     }
 
 
+def _event_type(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    # Checked at construction and on assignment: a sink sees it only at the first event.
+    if type(value) is not str:
+        raise TypeError(
+            f"WideEventEmitter: {attribute.name} must be a str; got {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError(f"WideEventEmitter: {attribute.name} must not be empty")
+
+
 @attrs.define
 class WideEventEmitter:
     """Builds and emits wide events; one instance may be shared by many graphs.
@@ -69,10 +79,14 @@ class WideEventEmitter:
     Args:
         stage_event_type: Event type of per-stage events.
         pipeline_event_type: Event type of per-run events.
+
+    Raises:
+        TypeError: an event type is not a str.
+        ValueError: an event type is empty.
     """
 
-    stage_event_type: str = "stage.wide"
-    pipeline_event_type: str = "pipeline.wide"
+    stage_event_type: str = attrs.field(default="stage.wide", validator=_event_type)
+    pipeline_event_type: str = attrs.field(default="pipeline.wide", validator=_event_type)
 
     def emit_stage_event(
         self,

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from uuid import UUID
 
 import trio
 
-if TYPE_CHECKING:
-    from uuid import UUID
+
+def _check_ids(method: str, parent_id: object, child_id: object) -> None:
+    for param, value in (("parent_id", parent_id), ("child_id", child_id)):
+        if type(value) is not UUID and not isinstance(value, UUID):
+            raise TypeError(
+                f"ChildRunTracker.{method}: {param} must be a UUID; got {type(value).__name__}"
+            )
 
 
 class ChildRunTracker:
@@ -73,12 +79,23 @@ class ChildRunTracker:
         return order
 
     async def register_child(self, parent_id: UUID, child_id: UUID) -> None:
-        """Record ``child_id`` as a child of ``parent_id``. A checkpoint."""
+        """Record ``child_id`` as a child of ``parent_id``. A checkpoint.
+
+        Raises:
+            TypeError: an id is not a UUID (a string id would never match the
+                UUIDs the spawner records, so the link could not be found again).
+        """
+        _check_ids("register_child", parent_id, child_id)
         await trio.lowlevel.checkpoint()
         self._register(parent_id, child_id)
 
     async def unregister_child(self, parent_id: UUID, child_id: UUID) -> None:
-        """Forget that ``child_id`` is a child of ``parent_id``. A checkpoint."""
+        """Forget that ``child_id`` is a child of ``parent_id``. A checkpoint.
+
+        Raises:
+            TypeError: an id is not a UUID.
+        """
+        _check_ids("unregister_child", parent_id, child_id)
         await trio.lowlevel.checkpoint()
         self._unregister(parent_id, child_id)
 

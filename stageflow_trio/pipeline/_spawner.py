@@ -109,7 +109,10 @@ class SubpipelineSpawner:
             (:func:`get_child_tracker`, read now) when None.
         emit_events: Emit the ``pipeline.*`` events to the global event sink.
         max_depth: How deep children may nest: a run spawned at depth
-            ``max_depth`` cannot spawn. Runs this spawner did not start are depth 0.
+            ``max_depth`` cannot spawn. Runs this spawner did not start are depth 0,
+            so ``max_depth=0`` makes a spawner whose every spawn raises
+            :class:`MaxDepthExceededError` (as in the reference: a way to forbid
+            subpipelines).
 
     Raises:
         TypeError: an argument has the wrong type.
@@ -306,6 +309,13 @@ class SubpipelineSpawner:
             raise TypeError(
                 f"runner must be an async callable taking the child PipelineContext, "
                 f"got {type(runner).__name__}"
+            )
+        # The child context would carry them as given, into every event and snapshot.
+        if topology is not None and type(topology) is not str:
+            raise TypeError(f"topology must be a str or None, got {type(topology).__name__}")
+        if execution_mode is not None and type(execution_mode) is not str:
+            raise TypeError(
+                f"execution_mode must be a str or None, got {type(execution_mode).__name__}"
             )
         data = (
             None

@@ -106,7 +106,9 @@ class Pipeline:
     """An immutable set of :class:`UnifiedStageSpec` stages that builds a UnifiedStageGraph.
 
     ``with_stage`` and ``compose`` return new pipelines. Nothing is checked about
-    dependencies until :meth:`build`, so stages may be added in any order.
+    dependencies until :meth:`build`, so stages may be added in any order; a stage
+    that depends on itself is accepted too (a later ``with_stage`` may replace it)
+    and :meth:`build` reports it as the cycle ``a -> a``, as 1.2.0 does.
 
     Args:
         name: Pipeline name.

@@ -7,7 +7,8 @@ audio streaming). Every field defaults to None. The ``create_*_ports``
 factories are keyword-only spellings of the constructors.
 
 Under trio, :attr:`CorePorts.db_lock` is a :class:`trio.Lock` (the reference
-uses an ``asyncio.Lock``).
+uses an ``asyncio.Lock``). The callbacks must be callable and ``audio_data`` /
+``audio_format`` bytes / str (or None): TypeError at construction otherwise.
 """
 
 from __future__ import annotations
@@ -39,6 +40,28 @@ def _check_db_lock(_: object, __: attrs.Attribute[Any], value: object) -> None:
         raise TypeError(f"db_lock must be a trio.Lock or None, got {type(value).__name__}")
 
 
+def _check_callback(ports: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # A stage would find out only when it first awaits the callback.
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"{type(ports).__name__}: {attribute.name} must be an async callable or None; "
+            f"got {type(value).__name__}"
+        )
+
+
+def _check_optional(
+    rule: str, *classes: type[Any]
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(ports: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, classes):
+            raise TypeError(
+                f"{type(ports).__name__}: {attribute.name} must be {rule} or None; "
+                f"got {type(value).__name__}"
+            )
+
+    return check
+
+
 @attrs.frozen
 class CorePorts:
     """Capabilities most stages need.
@@ -55,7 +78,7 @@ class CorePorts:
     db: Any = None
     db_lock: trio.Lock | None = attrs.field(default=None, validator=_check_db_lock)
     call_logger_db: Any = None
-    send_status: _SendStatus | None = None
+    send_status: _SendStatus | None = attrs.field(default=None, validator=_check_callback)
     call_logger: Any = None
     retry_fn: Any = None
 
@@ -74,7 +97,7 @@ class LLMPorts:
     llm_provider: Any = None
     chat_service: Any = None
     llm_chunk_queue: Any = None
-    send_token: _SendToken | None = None
+    send_token: _SendToken | None = attrs.field(default=None, validator=_check_callback)
 
 
 @attrs.frozen
@@ -94,10 +117,12 @@ class AudioPorts:
 
     tts_provider: Any = None
     stt_provider: Any = None
-    send_audio_chunk: _SendAudioChunk | None = None
-    send_transcript: _SendTranscript | None = None
-    audio_data: bytes | None = None
-    audio_format: str | None = None
+    send_audio_chunk: _SendAudioChunk | None = attrs.field(default=None, validator=_check_callback)
+    send_transcript: _SendTranscript | None = attrs.field(default=None, validator=_check_callback)
+    audio_data: bytes | None = attrs.field(
+        default=None, validator=_check_optional("bytes", bytes, bytearray, memoryview)
+    )
+    audio_format: str | None = attrs.field(default=None, validator=_check_optional("a str", str))
     tts_text_queue: Any = None
     recording: Any = None
 

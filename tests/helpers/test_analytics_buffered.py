@@ -190,7 +190,9 @@ def test_buffered_overflow_matches_reference(reference: ModuleType) -> None:
 
 
 async def test_buffered_rejects_empty_capacity() -> None:
-    with pytest.raises(ValueError, match=r"^max_buffer_size must be at least 1, got 0$"):
+    with pytest.raises(
+        ValueError, match=r"^BufferedExporter: max_buffer_size must be at least 1; got 0$"
+    ):
         BufferedExporter(RecordingExporter(), max_buffer_size=0)
 
 

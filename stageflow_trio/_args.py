@@ -1,0 +1,78 @@
+"""Argument checks for public constructors and calls outside the graphs.
+
+Each raises a TypeError or ValueError of the form ``"Owner: param must be
+<rule>; got <what>"`` at the call, instead of letting a wrong value fail later
+in a run, a flush or a background task. They run once per constructor or
+registration; a caller on a hot path tests the common type with ``type(x) is``
+first and calls in here only when that fails.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def type_of(value: object) -> str:
+    """The name of ``value``'s type, as the messages show it."""
+    return type(value).__name__
+
+
+def check_flag(owner: str, param: str, value: object) -> None:
+    """Raise TypeError unless ``value`` is a bool (a truthy string is a typo, not a yes)."""
+    if type(value) is not bool:
+        raise TypeError(f"{owner}: {param} must be a bool; got {type_of(value)}")
+
+
+def check_int(owner: str, param: str, value: object, *, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an int (not a bool) at least ``minimum``.
+
+    Raises:
+        TypeError: ``value`` is not an int.
+        ValueError: ``value`` is below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {param} must be an int; got {type_of(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner}: {param} must be at least {minimum}; got {value!r}")
+    return value
+
+
+def check_number(
+    owner: str, param: str, value: object, *, minimum: float | None = None, above: bool = False
+) -> float:
+    """Return ``value`` if it is a finite int or float (not a bool) within bounds.
+
+    ``minimum`` is inclusive, or exclusive with ``above=True``.
+
+    Raises:
+        TypeError: ``value`` is not an int or float.
+        ValueError: ``value`` is NaN, infinite, or out of bounds.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{owner}: {param} must be a number; got {type_of(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {param} must be a finite number; got {value!r}")
+    if minimum is not None and (value <= minimum if above else value < minimum):
+        rule = f"> {minimum}" if above else f">= {minimum}"
+        raise ValueError(f"{owner}: {param} must be {rule}; got {value!r}")
+    return value
+
+
+def check_str(owner: str, param: str, value: object) -> str:
+    """Return ``value`` if it is a str.
+
+    Raises:
+        TypeError: ``value`` is not a str.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
+    return value
+
+
+def check_callable(owner: str, param: str, value: object, *, optional: bool = False) -> None:
+    """Raise TypeError unless ``value`` is callable (or None, with ``optional=True``)."""
+    if optional and value is None:
+        return
+    if not callable(value):
+        rule = "a callable or None" if optional else "a callable"
+        raise TypeError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
