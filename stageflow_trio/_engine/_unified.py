@@ -82,6 +82,12 @@ async def run_unified(
         if plan.emit_pipeline_wide:
             run.report.emit_pipeline_wide(started_at, started, cancelled=True)
         raise
+    except BaseException as error:
+        # Not a stage's error (those are recorded on the run): KeyboardInterrupt
+        # or SystemExit reaching the run.
+        if run.event_sink is not None:
+            run.report.pipeline_failed(error, run.finalized, started)
+        raise
     finally:
         if run.unbind_token is not None:
             run.unbind_token()
@@ -97,4 +103,7 @@ async def run_unified(
             _active_runs.reset(active)
     if plan.emit_pipeline_wide:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
-    return run.outcome()
+    if run.event_sink is None:
+        # Nothing was reported per stage, so no pipeline-level terminal event either.
+        return run.outcome()
+    return run.reported_outcome(started)

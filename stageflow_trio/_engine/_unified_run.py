@@ -142,6 +142,23 @@ class UnifiedRun(DagRun):
         pending = sorted(set(self.topology.names) - set(self.completed))
         raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
 
+    def reported_outcome(self, started: float) -> dict[str, StageOutput]:
+        """:meth:`outcome`, after the run's pipeline-level terminal event.
+
+        A cancelled run has had its ``pipeline_cancelled`` already; a completed
+        one gets ``pipeline_completed``, a failed one ``pipeline_failed``.
+        ``started`` is the run's start on the trio clock.
+        """
+        try:
+            results = self.outcome()
+        except UnifiedPipelineCancelled:
+            raise
+        except Exception as error:
+            self.report.pipeline_failed(error, self.finalized, started)
+            raise
+        self.report.pipeline_completed(self.finalized, started)
+        return results
+
     # -- one stage -------------------------------------------------------
 
     async def run_stage(self, name: str) -> Sequence[str]:

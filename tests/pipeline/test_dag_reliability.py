@@ -305,6 +305,7 @@ async def test_a_broken_sink_never_fails_a_legacy_run(
     assert [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"] == [
         "Failed to emit stage.s.started: sink down",
         "Failed to emit stage.s.completed: sink down",
+        "Failed to emit pipeline_completed: sink down",
     ]
 
 
