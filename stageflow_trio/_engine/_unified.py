@@ -78,7 +78,11 @@ async def run_unified(
     except trio.Cancelled as cancelled:
         # Interrupted from outside (an outer deadline or scope): the run still gets
         # its terminal events. Both emits are synchronous, so they cannot block.
-        run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
+        by_stage = run.cancelled  # a stage's cancel, then the scope: the stage's is the cause
+        if by_stage is not None:
+            run.report.pipeline_cancelled(by_stage.stage, by_stage.reason, run.finalized)
+        else:
+            run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
         if plan.emit_pipeline_wide:
             run.report.emit_pipeline_wide(started_at, started, cancelled=True)
         raise
