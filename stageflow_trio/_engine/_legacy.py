@@ -15,7 +15,7 @@ from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_with_interceptors
-from stageflow_trio._engine._unified_events import cancel_reason
+from stageflow_trio._engine._unified_events import cancel_reason, failure
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
@@ -99,10 +99,26 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
         if plan.emit_pipeline_wide and plan.emitter is not None:
             _emit_pipeline_wide(plan, ctx, run.completed, started, started_at, "cancelled")
         raise
+    except BaseException as error:
+        # Not a stage's error (those are recorded on the run): KeyboardInterrupt
+        # or SystemExit reaching the run.
+        _emit(ctx, "pipeline_failed", failure(error, run.completed, _ms_since(started)))
+        raise
     if run.error is not None:
+        _emit(ctx, "pipeline_failed", failure(run.error, run.completed, _ms_since(started)))
         raise run.error
     completed = run.completed
     if run.canceled:
+        # ctx.mark_canceled(): the run ends normally, the stages not run count as failed.
+        _emit(
+            ctx,
+            "pipeline_cancelled",
+            {
+                "stage": run.canceled_after or "<external>",
+                "reason": "Pipeline canceled",
+                "stages_completed": sorted(completed),
+            },
+        )
         now = utc_now()
         for name in plan.topology.names:
             if name not in completed:
@@ -113,9 +129,22 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
                     ended_at=now,
                     error="Pipeline canceled",
                 )
+    else:
+        _emit(
+            ctx,
+            "pipeline_completed",
+            {
+                "stages_completed": sorted(completed),
+                "duration_ms": _ms_since(started),
+            },
+        )
     if plan.emit_pipeline_wide and plan.emitter is not None:
         _emit_pipeline_wide(plan, ctx, completed, started, started_at, None)
     return completed
+
+
+def _ms_since(started: float) -> int:
+    return int((monotonic() - started) * 1000)
 
 
 def _emit_pipeline_wide(
@@ -138,8 +167,15 @@ def _emit_pipeline_wide(
 
 
 def _emit(ctx: PipelineContext, event_type: str, data: dict[str, Any]) -> None:
-    """``ctx.try_emit_event``, which already logs sink errors."""
-    ctx.try_emit_event(type=event_type, data=data)
+    """``ctx.try_emit_event``; a broken sink is only logged.
+
+    ``PipelineContext.try_emit_event`` lets sink errors through (as in the
+    reference); here they must never fail the run or replace its outcome.
+    """
+    try:
+        ctx.try_emit_event(type=event_type, data=data)
+    except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the run
+        logger.warning("Failed to emit %s: %s", event_type, exc)
 
 
 def _record(
@@ -157,7 +193,7 @@ def _record(
 
 
 class _LegacyRun(DagRun):
-    __slots__ = ("canceled", "completed", "ctx", "plan")
+    __slots__ = ("canceled", "canceled_after", "completed", "ctx", "plan")
 
     def __init__(self, plan: LegacyPlan, ctx: PipelineContext) -> None:
         super().__init__(plan.topology)
@@ -165,6 +201,8 @@ class _LegacyRun(DagRun):
         self.ctx = ctx
         self.completed: dict[str, StageResult] = {}
         self.canceled = False
+        # The stage after which ctx.canceled was seen (None: before any stage ran).
+        self.canceled_after: str | None = None
 
     def on_started(self) -> None:
         if self.ctx.canceled:
@@ -175,7 +213,9 @@ class _LegacyRun(DagRun):
         ctx = self.ctx
         self.completed[name] = await self._call(name, ctx)
         if ctx.canceled:
-            self.canceled = True
+            if not self.canceled:
+                self.canceled = True
+                self.canceled_after = name
             self.stop()
             return ()
         return self.release_children(name)

@@ -78,9 +78,19 @@ async def run_unified(
     except trio.Cancelled as cancelled:
         # Interrupted from outside (an outer deadline or scope): the run still gets
         # its terminal events. Both emits are synchronous, so they cannot block.
-        run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
+        by_stage = run.cancelled  # a stage's cancel, then the scope: the stage's is the cause
+        if by_stage is not None:
+            run.report.pipeline_cancelled(by_stage.stage, by_stage.reason, run.finalized)
+        else:
+            run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
         if plan.emit_pipeline_wide:
             run.report.emit_pipeline_wide(started_at, started, cancelled=True)
+        raise
+    except BaseException as error:
+        # Not a stage's error (those are recorded on the run): KeyboardInterrupt
+        # or SystemExit reaching the run.
+        if run.event_sink is not None:
+            run.report.pipeline_failed(error, run.finalized, started)
         raise
     finally:
         if run.unbind_token is not None:
@@ -97,4 +107,7 @@ async def run_unified(
             _active_runs.reset(active)
     if plan.emit_pipeline_wide:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
-    return run.outcome()
+    if run.event_sink is None:
+        # Nothing was reported per stage, so no pipeline-level terminal event either.
+        return run.outcome()
+    return run.reported_outcome(started)

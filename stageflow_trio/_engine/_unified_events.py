@@ -32,6 +32,27 @@ def cancel_reason(cancelled: BaseException) -> str:
     return "cancelled"
 
 
+def failure(error: BaseException, finalized: Iterable[str], duration_ms: int) -> dict[str, Any]:
+    """The ``pipeline_failed`` payload for the error a run raises; both graphs use it.
+
+    A stage's error (it has ``stage`` and ``original``) names that stage and the
+    original error; anything else (``KeyboardInterrupt`` reaching the run) is
+    ``"<external>"``, like a cancel from outside.
+    """
+    stage = getattr(error, "stage", None)
+    original = getattr(error, "original", None)
+    if isinstance(stage, str) and isinstance(original, BaseException):
+        cause: BaseException = original
+    else:
+        stage, cause = "<external>", error
+    return {
+        "stage": stage,
+        "error": str(cause) or type(cause).__name__,
+        "stages_completed": sorted(finalized),
+        "duration_ms": duration_ms,
+    }
+
+
 def _id(value: object) -> str | None:
     return str(value) if value else None
 
@@ -47,7 +68,7 @@ class RunReporter:
         ctx: The run's StageContext.
     """
 
-    __slots__ = ("_view", "base_ctx", "plan", "wide")
+    __slots__ = ("_view", "base_ctx", "ended", "plan", "wide")
 
     def __init__(self, plan: UnifiedPlan, ctx: StageContext) -> None:
         self.plan = plan
@@ -57,6 +78,9 @@ class RunReporter:
             {} if plan.emit_stage_wide or plan.emit_pipeline_wide else None
         )
         self._view: PipelineContext | None = None
+        # Set by the run's pipeline-level terminal event, so there is exactly one
+        # (a stage's cancel and an outer deadline can both end the same run).
+        self.ended = False
 
     def view(self) -> PipelineContext:
         """The run's PipelineContext view (interceptors and wide events share it)."""
@@ -116,10 +140,38 @@ class RunReporter:
 
     def pipeline_cancelled(self, stage: str, reason: str, finalized: Iterable[str]) -> None:
         """``pipeline_cancelled``, listing the stages that had finished."""
+        if self.ended:
+            return
+        self.ended = True
         logger.info("Pipeline cancelled by %s: %s", stage, reason)
         self.base_ctx.try_emit_event(
             type="pipeline_cancelled",
             data={"stage": stage, "reason": reason, "stages_completed": sorted(finalized)},
+        )
+
+    def pipeline_completed(self, finalized: Iterable[str], started: float) -> None:
+        """``pipeline_completed``; ``started`` is the run's start on the trio clock."""
+        if self.ended:
+            return
+        self.ended = True
+        self.base_ctx.try_emit_event(
+            type="pipeline_completed",
+            data={
+                "stages_completed": sorted(finalized),
+                "duration_ms": int((current_time() - started) * 1000),
+            },
+        )
+
+    def pipeline_failed(
+        self, error: BaseException, finalized: Iterable[str], started: float
+    ) -> None:
+        """``pipeline_failed`` for the error the run raises (a stage's, or one from outside)."""
+        if self.ended:
+            return
+        self.ended = True
+        duration_ms = int((current_time() - started) * 1000)
+        self.base_ctx.try_emit_event(
+            type="pipeline_failed", data=failure(error, finalized, duration_ms)
         )
 
     def skipped(

@@ -128,8 +128,10 @@ class UnifiedRun(DagRun):
     def outcome(self) -> dict[str, StageOutput]:
         if self.error is not None:
             raise self.error
-        if self.cancelled is not None:
-            raise self.cancelled
+        cancelled = self.cancelled
+        if cancelled is not None:
+            self.report.pipeline_cancelled(cancelled.stage, cancelled.reason, self.finalized)
+            raise cancelled
         if self.finished:
             # Complete results stand, even if the token was cancelled during cleanup.
             return self.completed
@@ -141,6 +143,23 @@ class UnifiedRun(DagRun):
             )
         pending = sorted(set(self.topology.names) - set(self.completed))
         raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
+
+    def reported_outcome(self, started: float) -> dict[str, StageOutput]:
+        """:meth:`outcome`, after the run's pipeline-level terminal event.
+
+        A cancelled run has had its ``pipeline_cancelled`` already; a completed
+        one gets ``pipeline_completed``, a failed one ``pipeline_failed``.
+        ``started`` is the run's start on the trio clock.
+        """
+        try:
+            results = self.outcome()
+        except UnifiedPipelineCancelled:
+            raise
+        except Exception as error:
+            self.report.pipeline_failed(error, self.finalized, started)
+            raise
+        self.report.pipeline_completed(self.finalized, started)
+        return results
 
     # -- one stage -------------------------------------------------------
 
@@ -307,8 +326,8 @@ class UnifiedRun(DagRun):
             self.cancelled = UnifiedPipelineCancelled(
                 stage=name, reason=reason, results=self.completed
             )
-            self.report.pipeline_cancelled(name, reason, self.finalized)
-            # Only this run's scope stops: the caller's token may be shared with other
+            # pipeline_cancelled waits for the run's end (outcome), after the
+            # interrupted stages' own terminal events. Only this run's scope stops: the caller's token may be shared with other
             # runs, and cancelling it is the caller's decision (the reference owned a
             # token per run, so it could cancel it).
             self.stop(f"Cancelled by stage {name}")

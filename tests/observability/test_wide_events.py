@@ -507,6 +507,7 @@ async def test_a_legacy_run_survives_a_sink_that_rejects_wide_events(
         ("Failed to emit stage.wide: sink down", "third"),
     ]
     assert sorted(sink.types()) == [
+        "pipeline_completed",
         "stage.first.completed",
         "stage.first.started",
         "stage.second.failed",

@@ -87,6 +87,7 @@ async def test_guard_recovers_after_retry_and_dependants_wait_for_final_output()
         "guard_retry.recovered",
         "stage.publish.started",
         "stage.publish.completed",
+        "pipeline_completed",
     ]
     assert sink.of_type("guard_retry.attempt") == [
         {

@@ -137,7 +137,13 @@ async def test_lifecycle_events_payloads() -> None:
     )
     await graph.run(pipeline_ctx(sink))
     assert sorted(sink.types()) == sorted(
-        ["stage.ok.started", "stage.ok.completed", "stage.bad.started", "stage.bad.failed"]
+        [
+            "stage.ok.started",
+            "stage.ok.completed",
+            "stage.bad.started",
+            "stage.bad.failed",
+            "pipeline_completed",
+        ]
     )
     completed = payload(sink.of_type("stage.ok.completed")[0])
     assert set(completed) == {

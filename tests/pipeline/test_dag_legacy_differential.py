@@ -77,6 +77,8 @@ def _run(side: str, stages: list[tuple[str, tuple[str, ...], str]]) -> dict[str,
     results = asyncio.run(main()) if side == "ref" else trio.run(main)
     by_stage: dict[str, list[tuple[str, list[str]]]] = {}
     for kind, data in sink.events:
+        if kind.startswith("pipeline_"):
+            continue  # only stageflow_trio emits pipeline-level terminal events (parity.md)
         by_stage.setdefault(payload(data)["stage"], []).append((kind, sorted(payload(data))))
     return {
         "results": {name: (r.status, dict(r.data), r.error) for name, r in sorted(results.items())},

@@ -18,17 +18,20 @@ from stageflow_trio.pipeline.cancellation import (
     run_with_cleanup,
 )
 from stageflow_trio.pipeline.dag import (
+    StageExecutionError,
     StageGraph,
     StageSpec,
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
     UnifiedStageGraph,
 )
+from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
 from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 from tests.fakes import FailingSink, payload
 
-from .graph_helpers import snapshot, spec, stage_ctx
+from .graph_helpers import REQUEST_ID, RUN_ID, snapshot, spec, stage_ctx
 
 
 async def test_a_cancel_output_stops_its_run_and_leaves_the_callers_token_alone(
@@ -305,6 +308,7 @@ async def test_a_broken_sink_never_fails_a_legacy_run(
     assert [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.dag"] == [
         "Failed to emit stage.s.started: sink down",
         "Failed to emit stage.s.completed: sink down",
+        "Failed to emit pipeline_completed: sink down",
     ]
 
 
@@ -342,3 +346,223 @@ async def test_a_cleanup_may_register_another_and_a_task_outliving_its_run_may_n
     assert errors == [
         "UnifiedStageGraph.register_cleanup() was called outside any run of this graph"
     ]
+
+
+# --- pipeline-level terminal events (issue 13, defect 10) ---------------------------------
+
+UNIFIED_IDS = {
+    "pipeline_run_id": str(RUN_ID),
+    "request_id": str(REQUEST_ID),
+    "execution_mode": "test",
+}
+
+
+def pipeline_events(sink: RecordingEventSink) -> list[tuple[str, dict[str, Any]]]:
+    """The run's pipeline-level events (``pipeline_*``; ``pipeline.wide`` is not one)."""
+    return [(kind, payload(data)) for kind, data in sink.events if kind.startswith("pipeline_")]
+
+
+def ends_with_one(sink: RecordingEventSink, kind: str) -> dict[str, Any]:
+    """The payload of the run's one pipeline-level event, which must be its last event."""
+    [(only, data)] = pipeline_events(sink)
+    assert (only, sink.types()[-1]) == (kind, kind)
+    return data
+
+
+async def test_a_completed_unified_run_ends_with_pipeline_completed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+
+    async def one_second(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph([spec("b", one_second), spec("a", one_second, ["b"])])
+    await graph.run(stage_ctx(sink))
+    assert ends_with_one(sink, "pipeline_completed") == {
+        **UNIFIED_IDS,
+        "stages_completed": ["a", "b"],
+        "duration_ms": 2000,
+    }
+
+
+@pytest.mark.parametrize("how", ["raises", "returns_fail"])
+async def test_a_failed_unified_run_ends_with_pipeline_failed(
+    autojump_clock: trio.abc.Clock, how: str
+) -> None:
+    sink = RecordingEventSink()
+
+    async def bad(ctx: StageContext) -> StageOutput:
+        await trio.sleep(3)
+        if how == "raises":
+            raise KeyError("boom")
+        return StageOutput.fail(error="no good")
+
+    graph = UnifiedStageGraph([spec("a"), spec("bad", bad, ["a"]), spec("s", sleeper)])
+    with pytest.raises(UnifiedStageExecutionError):
+        await graph.run(stage_ctx(sink))
+    assert ends_with_one(sink, "pipeline_failed") == {
+        **UNIFIED_IDS,
+        "stage": "bad",
+        "error": "'boom'" if how == "raises" else "no good",
+        "stages_completed": ["a"],
+        "duration_ms": 3000,
+    }
+
+
+async def test_a_unified_run_cancelled_by_a_stage_the_token_or_a_deadline_has_one_terminal_event(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+
+    async def cancel(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        return StageOutput.cancel(reason="enough")
+
+    graph = UnifiedStageGraph([spec("a"), spec("c", cancel, ["a"]), spec("s", sleeper)])
+    with pytest.raises(UnifiedPipelineCancelled):
+        await graph.run(stage_ctx(sink))
+    data = ends_with_one(sink, "pipeline_cancelled")
+    assert (data["stage"], data["reason"], data["stages_completed"]) == ("c", "enough", ["a"])
+
+    sink.clear()
+    token = CancellationToken()
+
+    async def cancel_soon() -> None:
+        await trio.sleep(1)
+        token.cancel("user left")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_soon)
+        with pytest.raises(UnifiedPipelineCancelled):
+            await graph.run(stage_ctx(sink), cancel_token=token)
+    data = ends_with_one(sink, "pipeline_cancelled")
+    assert (data["stage"], data["reason"]) == ("<external>", "user left")
+
+    sink.clear()
+    with trio.move_on_after(0.5):
+        await graph.run(stage_ctx(sink))
+    data = ends_with_one(sink, "pipeline_cancelled")
+    assert (data["stage"], data["reason"]) == ("<external>", "deadline exceeded")
+
+
+async def test_a_stage_cancel_and_an_outer_cancel_together_give_one_terminal_event(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    outer: list[trio.CancelScope] = []
+
+    async def cancel_everything(ctx: StageContext) -> StageOutput:
+        # The outer scope is cancelled too, so the run ends by cancellation from
+        # outside after the stage's own cancel was reported.
+        outer[0].cancel()
+        return StageOutput.cancel(reason="enough")
+
+    graph = UnifiedStageGraph([spec("c", cancel_everything), spec("s", sleeper)])
+    with trio.CancelScope() as scope:
+        outer.append(scope)
+        await graph.run(stage_ctx(sink))
+    assert scope.cancelled_caught
+    assert ends_with_one(sink, "pipeline_cancelled")["stage"] == "c"
+
+
+class Deny(BaseInterceptor):
+    """Fails the legacy run at ``stage`` (a critical error) after ``delay`` seconds."""
+
+    name = "deny"
+    priority = 1
+
+    def __init__(self, stage: str, delay: float) -> None:
+        self.stage = stage
+        self.delay = delay
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        if stage_name == self.stage:
+            await trio.sleep(self.delay)
+            raise CriticalInterceptorError("bad", self.name)
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        return None
+
+
+async def test_a_broken_sink_never_fails_a_run_through_its_terminal_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph = UnifiedStageGraph([spec("a")])
+    results = await graph.run(stage_ctx(FailingSink("pipeline_completed")))
+    assert results["a"].data == {"stage": "a"}
+    assert "Failed to emit event pipeline_completed: sink down" in caplog.messages
+
+    async def fine(ctx: PipelineContext) -> dict[str, Any]:
+        return {}
+
+    legacy = StageGraph([StageSpec(name="s", runner=fine)], interceptors=[Deny("s", 0)])
+    sink = FailingSink("pipeline_failed")
+    # The stage's error, not the sink's, comes out of the run.
+    with pytest.raises(StageExecutionError) as info:
+        await legacy.run(create_test_pipeline_context(event_sink=sink))
+    assert str(info.value.original) == "bad"
+    assert "Failed to emit pipeline_failed: sink down" in caplog.messages
+
+
+async def test_legacy_runs_end_with_one_terminal_event(autojump_clock: trio.abc.Clock) -> None:
+    sink = RecordingEventSink()
+
+    async def one_second(ctx: PipelineContext) -> dict[str, Any]:
+        await trio.sleep(1)
+        return {}
+
+    async def marks_canceled(ctx: PipelineContext) -> dict[str, Any]:
+        ctx.mark_canceled()
+        return {}
+
+    ctx = create_test_pipeline_context(event_sink=sink)
+    ids = {
+        "pipeline_run_id": str(ctx.pipeline_run_id),
+        "request_id": str(ctx.request_id),
+        "execution_mode": "test",
+        "topology": "test",
+        "service": "test",
+    }
+    ok = StageSpec(name="ok", runner=one_second)
+    after = StageSpec(name="after", runner=one_second, dependencies=("ok",))
+    await StageGraph([ok, after], interceptors=[]).run(ctx)
+    assert ends_with_one(sink, "pipeline_completed") == {
+        **ids,
+        "stages_completed": ["after", "ok"],
+        "duration_ms": 2000,
+    }
+
+    sink.clear()
+    bad = StageSpec(name="bad", runner=one_second, dependencies=("ok",))
+    with pytest.raises(StageExecutionError):
+        await StageGraph([ok, bad], interceptors=[Deny("bad", 1)]).run(ctx)
+    assert ends_with_one(sink, "pipeline_failed") == {
+        **ids,
+        "stage": "bad",
+        "error": "bad",
+        "stages_completed": ["ok"],
+        "duration_ms": 2000,
+    }
+
+    sink.clear()
+    with trio.move_on_after(1.5):
+        await StageGraph([ok, after], interceptors=[]).run(ctx)
+    data = ends_with_one(sink, "pipeline_cancelled")
+    assert (data["stage"], data["reason"], data["stages_completed"]) == (
+        "<external>",
+        "deadline exceeded",
+        ["ok"],
+    )
+
+    sink.clear()
+    mark = StageSpec(name="mark", runner=marks_canceled)
+    results = await StageGraph([mark, after, ok], interceptors=[]).run(ctx)
+    assert results["after"].error == "Pipeline canceled"
+    assert ends_with_one(sink, "pipeline_cancelled") == {
+        **ids,
+        "stage": "mark",
+        "reason": "Pipeline canceled",
+        "stages_completed": ["mark"],
+    }

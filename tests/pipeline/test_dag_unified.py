@@ -211,6 +211,7 @@ async def test_lifecycle_events_have_the_legacy_payload_shape() -> None:
         "stage.a.completed",
         "stage.b.started",
         "stage.b.completed",
+        "pipeline_completed",
     ]
     completed = payload(sink.of_type("stage.b.completed")[0])
     assert set(completed) == {
