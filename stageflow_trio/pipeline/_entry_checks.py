@@ -58,12 +58,6 @@ def check_optional(owner: str, param: str, value: object, cls: type[Any]) -> Non
         )
 
 
-def check_flag(owner: str, param: str, value: object) -> None:
-    """Raise TypeError unless ``value`` is a bool (a truthy string is a typo, not a yes)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {param} must be a bool; got {type(value).__name__}")
-
-
 def check_specs(owner: str, specs: object) -> None:
     """Raise TypeError unless ``specs`` is an iterable of specs (not a lone str or spec)."""
     if isinstance(specs, str | bytes | dict) or not isinstance(specs, Iterable):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._args import check_flag
 from stageflow_trio._engine._graph_errors import StageExecutionError as StageExecutionError
 from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled as UnifiedPipelineCancelled,
@@ -40,7 +41,6 @@ from stageflow_trio.pipeline._checks import (
 )
 from stageflow_trio.pipeline._entry_checks import (
     check_cancel_token,
-    check_flag,
     check_instance,
     check_interceptors,
     check_optional,
