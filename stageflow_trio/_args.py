@@ -58,17 +58,6 @@ def check_number(
     return value
 
 
-def check_str(owner: str, param: str, value: object) -> str:
-    """Return ``value`` if it is a str.
-
-    Raises:
-        TypeError: ``value`` is not a str.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
-    return value
-
-
 def check_callable(owner: str, param: str, value: object, *, optional: bool = False) -> None:
     """Raise TypeError unless ``value`` is callable (or None, with ``optional=True``)."""
     if optional and value is None:

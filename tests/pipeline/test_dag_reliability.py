@@ -568,3 +568,75 @@ async def test_legacy_runs_end_with_one_terminal_event(autojump_clock: trio.abc.
         "reason": "Pipeline canceled",
         "stages_completed": ["mark"],
     }
+
+
+async def test_an_interrupt_reaching_a_run_ends_it_with_pipeline_failed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """KeyboardInterrupt is not a stage failure, but the run still says it ended."""
+
+    async def legacy_stage(ctx: PipelineContext) -> dict[str, Any]:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    async def unified_stage(ctx: StageContext) -> StageOutput:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    sink = RecordingEventSink()
+    ok = StageSpec(name="ok", runner=legacy_stage)
+    with pytest.raises(KeyboardInterrupt):
+        await StageGraph([ok], interceptors=[]).run(create_test_pipeline_context(event_sink=sink))
+    data = ends_with_one(sink, "pipeline_failed")
+    assert (data["stage"], data["error"], data["stages_completed"], data["duration_ms"]) == (
+        "<external>",
+        "KeyboardInterrupt",
+        [],
+        1000,
+    )
+
+    sink.clear()
+    with pytest.raises(KeyboardInterrupt):
+        await UnifiedStageGraph([spec("k", unified_stage)]).run(stage_ctx(sink))
+    data = ends_with_one(sink, "pipeline_failed")
+    assert (data["stage"], data["error"], data["stages_completed"]) == (
+        "<external>",
+        "KeyboardInterrupt",
+        [],
+    )
+
+
+async def test_a_legacy_run_with_wide_events_reports_a_failure_and_a_cancel(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def fails(ctx: PipelineContext) -> dict[str, Any]:
+        raise ValueError("bad input")
+
+    async def one_second(ctx: PipelineContext) -> dict[str, Any]:
+        await trio.sleep(1)
+        return {}
+
+    sink = RecordingEventSink()
+    # A legacy stage's exception is recorded as a failed result (the run goes on).
+    graph = StageGraph(
+        [StageSpec(name="f", runner=fails)],
+        interceptors=[],
+        emit_stage_wide_events=True,
+        emit_pipeline_wide_event=True,
+    )
+    results = await graph.run(create_test_pipeline_context(event_sink=sink))
+    assert results["f"].status == "failed"
+    [stage_wide] = sink.of_type("stage.wide")
+    assert (payload(stage_wide)["stage"], payload(stage_wide)["status"]) == ("f", "failed")
+
+    sink.clear()
+    with trio.move_on_after(0.5):
+        await StageGraph(
+            [StageSpec(name="slow", runner=one_second)],
+            interceptors=[],
+            emit_stage_wide_events=True,
+            emit_pipeline_wide_event=True,
+        ).run(create_test_pipeline_context(event_sink=sink))
+    [pipeline_wide] = sink.of_type("pipeline.wide")
+    assert payload(pipeline_wide)["status"] == "cancelled"
+    assert sink.types()[-2:] == ["pipeline_cancelled", "pipeline.wide"]
