@@ -60,6 +60,35 @@ class StageTable(Mapping[str, _S]):
         entries = dict(items)
         return cls(_Log(list(entries), list(entries.values())), len(entries))
 
+    @classmethod
+    def from_mapping(cls, stages: object, owner: str, spec_type: type[_S]) -> StageTable[_S]:
+        """The table a builder's ``stages=`` argument gives (None: an empty one).
+
+        Raises:
+            StageDefinitionTypeError: ``stages`` is not a mapping, or holds a value that
+                is not a ``spec_type``.
+            StageDefinitionError: a key differs from its spec's name.
+        """
+        if stages is None:
+            return cls.from_items(())
+        if not isinstance(stages, Mapping):
+            raise StageDefinitionTypeError(
+                f"{owner} stages must be a mapping of stage name to {spec_type.__name__}; "
+                f"got {type(stages).__name__}"
+            )
+        for key, spec in stages.items():
+            if not isinstance(spec, spec_type):
+                raise StageDefinitionTypeError(
+                    f"{owner} stages[{key!r}] must be a {spec_type.__name__}; "
+                    f"got {type(spec).__name__}"
+                )
+            name = spec.name  # type: ignore[attr-defined]  # both spec types have one
+            if key != name:
+                raise StageDefinitionError(
+                    f"{owner} stages[{key!r}] holds stage {name!r}; each key must be its spec's name"
+                )
+        return cls.from_items(stages.items())
+
     def __getitem__(self, name: str) -> _S:
         position = self._log.index.get(name)
         if position is None or position >= self._length:
@@ -101,27 +130,6 @@ def _dependency_map(stages: Mapping[str, PipelineSpec]) -> dict[str, tuple[str, 
     return {name: spec.dependencies for name, spec in stages.items()}
 
 
-def _table_from_mapping(stages: object) -> StageTable[PipelineSpec]:
-    if stages is None:
-        return StageTable.from_items(())
-    if not isinstance(stages, Mapping):
-        raise StageDefinitionTypeError(
-            f"PipelineBuilder stages must be a mapping of stage name to PipelineSpec; "
-            f"got {type(stages).__name__}"
-        )
-    for key, spec in stages.items():
-        if not isinstance(spec, PipelineSpec):
-            raise StageDefinitionTypeError(
-                f"PipelineBuilder stages[{key!r}] must be a PipelineSpec; got {type(spec).__name__}"
-            )
-        if key != spec.name:
-            raise StageDefinitionError(
-                f"PipelineBuilder stages[{key!r}] holds stage {spec.name!r}; "
-                "each key must be its spec's name"
-            )
-    return StageTable.from_items(stages.items())
-
-
 class PipelineBuilder:
     """An immutable pipeline of :class:`PipelineSpec` stages, validated as it grows.
 
@@ -151,7 +159,7 @@ class PipelineBuilder:
             raise StageDefinitionTypeError(
                 f"PipelineBuilder name must be a str; got {type(name).__name__}"
             )
-        table = _table_from_mapping(stages)
+        table = StageTable.from_mapping(stages, "PipelineBuilder", PipelineSpec)
         if table:
             validate_dependencies(_dependency_map(table))
         self._name = name

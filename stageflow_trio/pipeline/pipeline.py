@@ -131,7 +131,9 @@ class Pipeline:
                 f"Pipeline name must be a str; got {type(name).__name__}"
             )
         self._name = name
-        self._stages: StageTable[UnifiedStageSpec] = _table_from_mapping(stages)
+        self._stages: StageTable[UnifiedStageSpec] = StageTable.from_mapping(
+            stages, "Pipeline", UnifiedStageSpec
+        )
 
     @classmethod
     def _from_table(cls, name: str, stages: StageTable[UnifiedStageSpec]) -> Pipeline:
@@ -281,24 +283,3 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self._name!r}, stages={list(self._stages)})"
-
-
-def _table_from_mapping(stages: object) -> StageTable[UnifiedStageSpec]:
-    if stages is None:
-        return StageTable.from_items(())
-    if not isinstance(stages, Mapping):
-        raise StageDefinitionTypeError(
-            f"Pipeline stages must be a mapping of stage name to UnifiedStageSpec; "
-            f"got {type(stages).__name__}"
-        )
-    for key, spec in stages.items():
-        if not isinstance(spec, UnifiedStageSpec):
-            raise StageDefinitionTypeError(
-                f"Pipeline stages[{key!r}] must be a UnifiedStageSpec; got {type(spec).__name__}"
-            )
-        if key != spec.name:
-            raise StageDefinitionError(
-                f"Pipeline stages[{key!r}] holds stage {spec.name!r}; "
-                "each key must be its spec's name"
-            )
-    return StageTable.from_items(stages.items())
