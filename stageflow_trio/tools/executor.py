@@ -28,6 +28,7 @@ from stageflow_trio.pipeline.subpipeline import (
     SubpipelineSpawner,
     get_subpipeline_spawner,
 )
+from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
 from stageflow_trio.utils.frozen import FrozenList
 
 if TYPE_CHECKING:
@@ -41,16 +42,6 @@ __all__ = ["ToolExecutor", "ToolExecutorResult"]
 logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
 
 _SUBPIPELINE_ROOT = "__subpipeline_root__"
-
-
-class ActionProtocol(Protocol):
-    """An action of a plan: a type that names the tool, and a payload."""
-
-    @property
-    def type(self) -> str: ...
-
-    @property
-    def payload(self) -> dict[str, Any]: ...
 
 
 class PlanProtocol(Protocol):
