@@ -165,7 +165,7 @@ class ToolRegistry:
         """Whether a tool or a factory is registered for ``action_type``."""
         return action_type in self._tools or action_type in self._factories
 
-    async def execute(self, action: ActionProtocol, ctx: dict[str, Any]) -> ToolOutput | None:
+    async def execute(self, action: ActionProtocol, ctx: dict[str, Any]) -> ToolOutput:
         """Execute ``action`` with the tool registered for its type.
 
         A checkpoint. Without a tool the result is a failed output, "No tool
