@@ -24,6 +24,7 @@ from uuid import UUID
 import attrs
 
 from stageflow_trio._args import type_of
+from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import parse_uuid, utc_now, uuid4
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -35,6 +36,15 @@ _trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
 _span_id: ContextVar[str | None] = ContextVar("span_id", default=None)
 _parent_span_id: ContextVar[str | None] = ContextVar("parent_span_id", default=None)
 _correlation_id: ContextVar[UUID | None] = ContextVar("correlation_id", default=None)
+
+
+def _clear_ids() -> None:
+    # Outside a trio run (a sync test, a script) the variables are process-wide.
+    for var in (_trace_id, _span_id, _parent_span_id, _correlation_id):
+        var.set(None)
+
+
+register_global_reset(_clear_ids)
 
 OTEL_AVAILABLE: Final[bool] = otel_api() is not None
 """Whether ``opentelemetry-api`` could be imported when this module was loaded."""
