@@ -71,6 +71,7 @@ def test_defaults() -> None:
     assert ctx.baggage == {}
     assert before <= ctx.created_at <= after
     assert ctx.created_at.tzinfo is UTC
+    assert TraceContext(baggage=None).baggage == {}
 
 
 def test_uuid_strings_are_parsed() -> None:
@@ -298,6 +299,8 @@ def test_nested_activation() -> None:
         with TraceContext(trace_id="b" * 32, span_id="c" * 16).activate():
             assert (get_trace_id(), get_span_id()) == ("b" * 32, "c" * 16)
         assert (get_trace_id(), get_span_id()) == ("a" * 32, None)
+        with TraceContext(span_id="d" * 16).activate():
+            assert (get_trace_id(), get_span_id()) == ("a" * 32, "d" * 16)
 
 
 def test_trace_context_dict_matches_the_reference(reference: ModuleType) -> None:
