@@ -39,7 +39,7 @@ _correlation_id: ContextVar[UUID | None] = ContextVar("correlation_id", default=
 
 
 def _clear_ids() -> None:
-    # Outside a trio run (a sync test, a script) the variables are process-wide.
+    # In synchronous code (a test, a script) the ids live in the thread's one context.
     for var in (_trace_id, _span_id, _parent_span_id, _correlation_id):
         var.set(None)
 
