@@ -28,6 +28,14 @@ from .events.sink import set_event_sink as set_event_sink
 from .extensions import ExtensionHelper as ExtensionHelper
 from .extensions import ExtensionRegistry as ExtensionRegistry
 from .extensions import TypedExtension as TypedExtension
+from .observability import CircuitBreaker as CircuitBreaker
+from .observability import CircuitBreakerOpenError as CircuitBreakerOpenError
+from .observability import PipelineRunLogger as PipelineRunLogger
+from .observability import ProviderCallLogger as ProviderCallLogger
+from .observability import error_summary_to_stages_patch as error_summary_to_stages_patch
+from .observability import error_summary_to_string as error_summary_to_string
+from .observability import get_circuit_breaker as get_circuit_breaker
+from .observability import summarize_pipeline_error as summarize_pipeline_error
 from .observability.wide_events import WideEventEmitter as WideEventEmitter
 from .observability.wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
 from .observability.wide_events import emit_stage_wide_event as emit_stage_wide_event
@@ -56,6 +64,7 @@ from .pipeline.subpipeline import SubpipelineResult as SubpipelineResult
 from .pipeline.subpipeline import SubpipelineSpawner as SubpipelineSpawner
 from .pipeline.subpipeline import get_child_tracker as get_child_tracker
 from .pipeline.subpipeline import get_subpipeline_spawner as get_subpipeline_spawner
+from .protocols import CorrelationIds as CorrelationIds
 from .stages.context import PipelineContext as PipelineContext
 from .stages.inputs import StageInputs as StageInputs
 from .stages.inputs import create_stage_inputs as create_stage_inputs
@@ -78,8 +87,11 @@ __all__ = [
     "BaseInterceptor",
     "ChildRunTracker",
     "ChildTrackerMetricsInterceptor",
+    "CircuitBreaker",
     "CircuitBreakerInterceptor",
+    "CircuitBreakerOpenError",
     "CorePorts",
+    "CorrelationIds",
     "CycleDetectedError",
     "ErrorAction",
     "EventSink",
@@ -95,8 +107,10 @@ __all__ = [
     "NoOpEventSink",
     "Pipeline",
     "PipelineContext",
+    "PipelineRunLogger",
     "PipelineTimer",
     "PipelineValidationError",
+    "ProviderCallLogger",
     "Stage",
     "StageArtifact",
     "StageContext",
@@ -127,12 +141,16 @@ __all__ = [
     "create_test_pipeline_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
+    "error_summary_to_stages_patch",
+    "error_summary_to_string",
     "get_child_tracker",
+    "get_circuit_breaker",
     "get_default_interceptors",
     "get_event_sink",
     "get_subpipeline_spawner",
     "run_with_interceptors",
     "set_event_sink",
+    "summarize_pipeline_error",
 ]
 
 

@@ -22,6 +22,7 @@ RUNNABLE = [
     "subpipelines.md",
     "testing.md",
     "tools.md",
+    "tracing.md",
 ]
 RUN_ELSEWHERE = {
     "builders.md": "tests/pipeline/test_pipeline.py",
@@ -60,11 +61,12 @@ def test_every_guide_with_python_blocks_is_run() -> None:
     [
         ("testing.md", 4),
         ("engine.md", 2),
-        ("context.md", 7),
+        ("context.md", 9),
         ("analytics.md", 1),
         ("streaming.md", 1),
         ("subpipelines.md", 6),
         ("tools.md", 3),
+        ("tracing.md", 5),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:

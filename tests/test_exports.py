@@ -126,8 +126,7 @@ def test_module_is_the_public_path(path: str, value: object) -> None:
 def test_no_module_repeats_another_modules_all() -> None:
     """A one-to-one re-export pair (``x.py`` over ``_x.py``) would show as two equal lists.
 
-    A package may gather exactly what its one ported submodule exports
-    (``observability`` and ``observability.wide_events``, as in the reference).
+    A package may gather exactly what its one ported submodule exports.
     """
     seen: dict[frozenset[str], str] = {}
     for module in _all_modules():

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.observability import _otel as otel_cache
 from stageflow_trio.pipeline import _tracing_interceptor as tracing_impl
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
@@ -499,6 +500,7 @@ def fake_otel(monkeypatch: pytest.MonkeyPatch) -> FakeOtel:
     monkeypatch.setitem(sys.modules, "opentelemetry.trace", otel.trace)
     monkeypatch.setitem(sys.modules, "opentelemetry.context", otel.context)
     monkeypatch.setattr(tracing_impl, "_otel_tracer", tracing_impl._NO_TRACER)
+    monkeypatch.setattr(otel_cache, "_api", otel_cache._UNSET)
     return otel
 
 
