@@ -508,7 +508,7 @@ class MockSTTProvider:
         self._call_count = 0
 
     async def transcribe(
-        self, audio: bytes, *, language: str = "en", **_kwargs: Any
+        self, audio: bytes | bytearray | memoryview, *, language: str = "en", **_kwargs: Any
     ) -> MockTranscription:
         """Transcribe ``audio``. A checkpoint (the latency sleep).
 

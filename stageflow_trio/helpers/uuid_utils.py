@@ -84,8 +84,10 @@ def generate_uuid7() -> uuid.UUID:
     _last_uuid7_ms = ms
     rand = int.from_bytes(os.urandom(10), "big")
     rand_a, rand_b = (rand >> 62) & 0xFFF, rand & 0x3FFF_FFFF_FFFF_FFFF
-    # UUID(version=7) sets the version and variant bits.
-    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80 | rand_a << 64 | rand_b, version=7)
+    # Layout: 48 bits of ms, version 7, 12 random bits, variant 0b10, 62 random bits
+    # (Python before 3.14 refuses UUID(version=7), so the bits are set here).
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)
 
 
 class ClockSkewDetector:
