@@ -18,6 +18,7 @@ RUNNABLE = [
     "analytics.md",
     "context.md",
     "engine.md",
+    "runner.md",
     "streaming.md",
     "subpipelines.md",
     "testing.md",
@@ -59,6 +60,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
     [
         ("testing.md", 4),
         ("engine.md", 2),
+        ("runner.md", 6),
         ("context.md", 7),
         ("analytics.md", 1),
         ("streaming.md", 1),
