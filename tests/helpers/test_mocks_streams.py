@@ -19,9 +19,8 @@ from stageflow_trio.helpers.mocks import (
 
 
 async def timed(stream: MockStream[Any]) -> list[tuple[float, Any]]:
-    """Each chunk with the virtual time it arrived, relative to the start."""
-    start = trio.current_time()
-    return [(trio.current_time() - start, chunk) async for chunk in stream]
+    """Each chunk with the virtual time it arrived."""
+    return [(trio.current_time(), chunk) async for chunk in stream]
 
 
 async def test_llm_stream_yields_chunk_size_pieces_10_ms_apart(autojump_clock: Any) -> None:
@@ -29,12 +28,11 @@ async def test_llm_stream_yields_chunk_size_pieces_10_ms_apart(autojump_clock: A
     start = trio.current_time()
     chunks = [(trio.current_time(), chunk) async for chunk in llm.stream("x", chunk_size=6)]
     assert [chunk for _, chunk in chunks] == ["Hello,", " strea", "ming w", "orld"]
-    assert [t - start for t, _ in chunks] == [
-        0.2,
-        pytest.approx(0.21, abs=1e-12),
-        pytest.approx(0.22, abs=1e-12),
-        pytest.approx(0.23, abs=1e-12),
-    ]
+    # Each sleep ends exactly at its deadline: the previous time plus 10 ms.
+    expected = [start + 0.2]
+    for _ in range(3):
+        expected.append(expected[-1] + 0.01)
+    assert [t for t, _ in chunks] == expected
     # The iteration ends 10 ms after the last chunk, as the reference's generator does.
     assert trio.current_time() == chunks[-1][0] + 0.01
     assert llm.call_count == 0  # streams are not counted, as in the reference
@@ -107,8 +105,9 @@ async def test_tts_stream_chunks_by_duration_and_sleeps_between(autojump_clock: 
         MockAudioChunk(data=audio[:320], sample_rate=8000),
         MockAudioChunk(data=audio[320:], sample_rate=8000),
     ]
-    assert [t for t, _ in received] == [0.03, pytest.approx(0.05, abs=1e-12)]
-    assert trio.current_time() == pytest.approx(start + 0.07, abs=1e-12)
+    first = start + 0.03
+    assert [t for t, _ in received] == [first, first + 0.02]
+    assert trio.current_time() == first + 0.02 + 0.02
     assert tts.call_count == 1  # only synthesize counts
 
 
