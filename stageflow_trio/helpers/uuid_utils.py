@@ -41,6 +41,10 @@ __all__ = [
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.uuid")
 
+HAS_UUID7 = True
+"""Whether UUIDv7s can be made and checked. Always True here: the reference needs the
+``uuid6`` package for it, this module does it itself."""
+
 
 @attrs.frozen
 class UuidEvent:

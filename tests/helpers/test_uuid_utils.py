@@ -49,6 +49,7 @@ def test_all_is_the_references() -> None:
 
 
 def test_generate_uuid7_is_version_7_now_and_strictly_increasing() -> None:
+    assert module.HAS_UUID7 is True
     before = datetime.now(UTC)
     ids = [generate_uuid7() for _ in range(200)]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
