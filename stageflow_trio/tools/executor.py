@@ -125,9 +125,11 @@ class ToolExecutor:
             when None, looked up on first use.
         registry: Where :meth:`spawn_subpipeline` finds pipelines; the global
             :data:`~stageflow_trio.pipeline.registry.pipeline_registry` when None.
-        uuid_monitor: Anything with ``observe(uuid)``, told each correlation id.
+        uuid_monitor: Anything with ``observe(uuid)``, told each correlation id,
+            e.g. a :class:`~stageflow_trio.helpers.uuid_utils.UuidCollisionMonitor`.
         memory_tracker: Anything with ``observe(label=...)``, told when a
-            subpipeline starts and how it ends.
+            subpipeline starts and how it ends, e.g. a
+            :class:`~stageflow_trio.helpers.memory_tracker.MemoryTracker`.
 
     Raises:
         TypeError: an argument has the wrong type.
