@@ -71,11 +71,6 @@ class _Absent:
     def __ne__(self, other: object) -> bool:
         return True
 
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    __hash__ = object.__hash__
-
 
 _ABSENT = _Absent()
 

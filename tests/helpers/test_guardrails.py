@@ -152,6 +152,10 @@ def test_pii_redaction() -> None:
         ("ssn", (0, 10)),
     ]
     assert overlapping.transformed_content == "***************-38"
+    # An IP address (5-13) inside an email address (3-16).
+    nested = PIIDetector(redact=True).check("to x@10.0.0.1.io now")
+    assert [v.location for v in nested.violations] == [(3, 16), (5, 13)]
+    assert nested.transformed_content == "to ************* now"
     assert PIIDetector(redact=True).check("clean").transformed_content == "clean"
 
 
@@ -414,6 +418,7 @@ fragments = st.sampled_from(
         "$",
         "+1 555.123.4567",
         "742.534200-5317-38",
+        "x@10.0.0.1.io",
     ]
 )
 texts = st.lists(fragments, max_size=12).map(" ".join)
