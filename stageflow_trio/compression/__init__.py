@@ -84,7 +84,8 @@ def compute_delta(base: Mapping[str, Any], current: Mapping[str, Any]) -> dict[s
     """The shallow delta that turns ``base`` into ``current``.
 
     ``"set"`` holds the keys of ``current`` that are new or whose value differs
-    (``base[key] != value``), in ``current``'s order; ``"remove"`` the keys of
+    (``base[key] != value``, where a value that is the same object in both is
+    equal, as in ``dict.__eq__``), in ``current``'s order; ``"remove"`` the keys of
     ``base`` missing from ``current``, in ``base``'s order. Empty parts are left out,
     so equal payloads give ``{}``.
 
@@ -97,8 +98,14 @@ def compute_delta(base: Mapping[str, Any], current: Mapping[str, Any]) -> dict[s
         _check_mapping("compute_delta", "current", current)
     get = base.get
     # One lookup per key (the sentinel differs from every value) instead of
-    # ``key in base`` then ``base[key]``.
-    set_ops = {key: value for key, value in current.items() if get(key, _ABSENT) != value}
+    # ``key in base`` then ``base[key]``; a value that is the very object base
+    # holds is unchanged without a comparison, as in ``dict.__eq__`` (so the
+    # delta is empty exactly when ``base == current``).
+    set_ops = {
+        key: value
+        for key, value in current.items()
+        if (old := get(key, _ABSENT)) is not value and old != value
+    }
     remove_ops = [key for key in base if key not in current]
     delta: dict[str, Any] = {}
     if set_ops:

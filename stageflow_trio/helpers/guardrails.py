@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -69,7 +69,73 @@ _LEET_TRANSLATION = str.maketrans(
     }
 )
 
-_WORD = re.compile(r"\b\w+\b")
+_WORD_CHAR = re.compile(r"\w")
+_WORD_ONLY = re.compile(r"\w+")
+
+# Where a match of a default PII pattern can start. Every default pattern except
+# the email one starts with "+", "(" or a digit; the email pattern has exactly
+# one "@" and a local part of these characters before it.
+_DIGIT_START = re.compile(r"[+(\d]")
+_EMAIL_LOCAL_CHAR = re.compile(r"[A-Za-z0-9._%+-]", re.IGNORECASE)
+
+Finder = Callable[["re.Pattern[str]", str, "list[int] | None"], "list[re.Match[str]]"]
+
+
+def _find_all(
+    pattern: re.Pattern[str], content: str, _starts: list[int] | None
+) -> list[re.Match[str]]:
+    return list(pattern.finditer(content))
+
+
+def _find_from(
+    pattern: re.Pattern[str], content: str, starts: list[int] | None
+) -> list[re.Match[str]]:
+    """``pattern.finditer(content)`` for a pattern whose matches begin at one of ``starts``.
+
+    Tries only those positions, left to right, skipping the ones inside the
+    previous match, as finditer would; ``match(content, pos)`` sees the text
+    before ``pos``, so the leading ``\\b`` behaves the same.
+    """
+    matches: list[re.Match[str]] = []
+    end = 0
+    match_at = pattern.match
+    for start in starts or ():
+        if start >= end:
+            found = match_at(content, start)
+            if found is not None:
+                matches.append(found)
+                end = found.end()
+    return matches
+
+
+def _find_emails(
+    pattern: re.Pattern[str], content: str, _starts: list[int] | None
+) -> list[re.Match[str]]:
+    """``pattern.finditer(content)`` for the default email pattern, tried only near an "@".
+
+    A match holds exactly one "@" and only local-part characters before it, so
+    the match holding a given "@" (if any) starts in the run of local-part
+    characters just before it; the leftmost position that matches is the one
+    finditer would find.
+    """
+    matches: list[re.Match[str]] = []
+    end = 0
+    find = content.find
+    local_char = _EMAIL_LOCAL_CHAR.match
+    match_at = pattern.match
+    at = find("@")
+    while at != -1:
+        start = at
+        while start > end and local_char(content, start - 1) is not None:
+            start -= 1
+        for position in range(start, at):
+            found = match_at(content, position)
+            if found is not None:
+                matches.append(found)
+                end = found.end()
+                break
+        at = find("@", at + 1)
+    return matches
 
 
 def _normalize_leetspeak(text: str) -> str:
@@ -230,6 +296,23 @@ class GuardrailConfig:
         check_number(owner, "violation_threshold", self.violation_threshold)
 
 
+_DEFAULT_PII_PATTERNS: FrozenDict[str, tuple[str, str]] = FrozenDict(
+    {
+        "email": (
+            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b",
+            "Email address detected",
+        ),
+        "phone": (
+            r"\b(?:\+?1[-.\s]?)?\(?[0-9]{3}\)?[-.\s]?[0-9]{3}[-.\s]?[0-9]{4}\b",
+            "Phone number detected",
+        ),
+        "ssn": (r"\b\d{3}[-.\s]?\d{2}[-.\s]?\d{4}\b", "SSN detected"),
+        "credit_card": (r"\b(?:\d{4}[-.\s]?){3}\d{4}\b", "Credit card number detected"),
+        "ip_address": (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", "IP address detected"),
+    }
+)
+
+
 class PIIDetector:
     """Finds (and optionally redacts) email addresses, phone numbers, SSNs, card numbers, IPs.
 
@@ -248,21 +331,7 @@ class PIIDetector:
             ``detect_types`` names an unknown type.
     """
 
-    PATTERNS: ClassVar[Mapping[str, tuple[str, str]]] = FrozenDict(
-        {
-            "email": (
-                r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b",
-                "Email address detected",
-            ),
-            "phone": (
-                r"\b(?:\+?1[-.\s]?)?\(?[0-9]{3}\)?[-.\s]?[0-9]{3}[-.\s]?[0-9]{4}\b",
-                "Phone number detected",
-            ),
-            "ssn": (r"\b\d{3}[-.\s]?\d{2}[-.\s]?\d{4}\b", "SSN detected"),
-            "credit_card": (r"\b(?:\d{4}[-.\s]?){3}\d{4}\b", "Credit card number detected"),
-            "ip_address": (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", "IP address detected"),
-        }
-    )
+    PATTERNS: ClassVar[Mapping[str, tuple[str, str]]] = _DEFAULT_PII_PATTERNS
 
     def __init__(
         self,
@@ -290,16 +359,35 @@ class PIIDetector:
         chosen = set(types) or set(self.PATTERNS)
         self._types = [name for name in self.PATTERNS if name in chosen]
         self._compiled = [
-            (name, re.compile(self.PATTERNS[name][0], re.IGNORECASE), self.PATTERNS[name][1])
+            (
+                name,
+                re.compile(self.PATTERNS[name][0], re.IGNORECASE),
+                self.PATTERNS[name][1],
+                self._finder(name),
+            )
             for name in self._types
         ]
+        self._needs_starts = any(finder is _find_from for *_, finder in self._compiled)
+
+    def _finder(self, name: str) -> Finder:
+        # The shortcuts hold for the default patterns only; a subclass's own
+        # patterns are searched in full.
+        default = _DEFAULT_PII_PATTERNS.get(name)
+        if default is None or self.PATTERNS[name][0] != default[0]:
+            return _find_all
+        return _find_emails if name == "email" else _find_from
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
         """The PII found in ``content``; metadata ``pii_types_checked``."""
         violations: list[PolicyViolation] = []
         spans: list[tuple[int, int]] = []
-        for pii_type, pattern, message in self._compiled:
-            for match in pattern.finditer(content):
+        starts = (
+            [found.start() for found in _DIGIT_START.finditer(content)]
+            if self._needs_starts
+            else None
+        )
+        for pii_type, pattern, message, finder in self._compiled:
+            for match in finder(pattern, content, starts):
                 span = match.span()
                 violations.append(
                     PolicyViolation(
@@ -375,10 +463,35 @@ class ContentFilter:
         check_number(owner, "max_severity", max_severity)
         self._block_profanity = block_profanity
         self._profanity = frozenset(words) or self.DEFAULT_PROFANITY
+        # A word of the content is a maximal run of \w characters, so a listed
+        # word is found where it occurs with no \w character on either side; an
+        # entry that is not all \w characters can never equal such a word.
+        candidates = sorted(
+            (word for word in self._profanity if _WORD_ONLY.fullmatch(word)),
+            key=lambda word: (-len(word), word),
+        )
+        self._profanity_pattern = (
+            re.compile("(?:" + "|".join(map(re.escape, candidates)) + r")(?!\w)")
+            if candidates
+            else None
+        )
         self._patterns = list(
             zip(patterns, _compile(owner, "blocked_patterns", patterns, re.IGNORECASE), strict=True)
         )
         self._max_severity = max_severity
+
+    def _profane_words(self, text: str) -> set[str]:
+        found: set[str] = set()
+        if self._profanity_pattern is None:
+            return found
+        word_char = _WORD_CHAR.match
+        for match in self._profanity_pattern.finditer(text):
+            start = match.start()
+            # A match inside a longer word ("shell") is not the word; finditer
+            # resumes after it, where no word can start mid-run either.
+            if start == 0 or word_char(text, start - 1) is None:
+                found.add(match.group())
+        return found
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
         """The profanity and blocked topics in ``content``; metadata ``profanity_checked``."""
@@ -386,9 +499,9 @@ class ContentFilter:
         normalized = _normalize_leetspeak(content)
         changed = normalized != content
         if self._block_profanity:
-            words = set(_WORD.findall(content.lower()))
+            words = self._profane_words(content.lower())
             if changed:
-                words.update(_WORD.findall(normalized.lower()))
+                words |= self._profane_words(normalized.lower())
             violations.extend(
                 PolicyViolation(
                     type=ViolationType.PROFANITY,
@@ -396,7 +509,7 @@ class ContentFilter:
                     severity=self._max_severity,
                     metadata={"word": word},
                 )
-                for word in sorted(words & self._profanity)
+                for word in sorted(words)
             )
         for source, pattern in self._patterns:
             original = pattern.search(content) is not None

@@ -71,11 +71,34 @@ def test_delta_orders_follow_the_payloads() -> None:
 def test_delta_compares_with_not_equal() -> None:
     # 1 == 1.0 == True: an equal value of another type is not a change.
     assert compute_delta({"a": 1, "b": 0}, {"a": 1.0, "b": False}) == {}
+    # The same object in both is unchanged, as in dict.__eq__: even a NaN (the
+    # reference sends that one). Two NaN objects differ.
     nan = math.nan
-    # NaN differs from itself, so it is always sent (as in the reference).
-    delta = compute_delta({"a": nan}, {"a": nan})
-    assert list(delta) == ["set"]
-    assert math.isnan(delta["set"]["a"])
+    assert {"a": nan} == {"a": nan}
+    assert compute_delta({"a": nan}, {"a": nan}) == {}
+    other_nan = float("nan")
+    delta = compute_delta({"a": nan}, {"a": other_nan})
+    assert delta["set"]["a"] is other_nan
+
+
+def test_identical_values_are_not_compared() -> None:
+    class Explodes:
+        def __ne__(self, other: object) -> bool:
+            raise AssertionError("compared")
+
+        __hash__ = object.__hash__
+
+    value = Explodes()
+    assert compute_delta({"a": value}, {"a": value}) == {}
+
+
+@given(payloads, payloads, st.booleans())
+def test_delta_is_empty_exactly_when_equal(
+    base: dict[str, Any], current: dict[str, Any], same: bool
+) -> None:
+    if same:
+        current = dict(base)
+    assert (compute_delta(base, current) == {}) == (base == current)
 
 
 def test_delta_never_compares_a_new_key_with_anything() -> None:

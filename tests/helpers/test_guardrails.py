@@ -4,8 +4,9 @@ ContentLengthCheck."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -474,3 +475,68 @@ def test_injection_and_length_match_reference(ref_guardrails: ModuleType, text: 
         ContentLengthCheck(**limits).check(text).to_dict()
         == ref_guardrails.ContentLengthCheck(**limits).check(text).to_dict()
     )
+
+
+# Characters that stress the shortcuts: Unicode digits (\d but not [0-9]), letters
+# that case-fold into [A-Za-z] under IGNORECASE (Kelvin sign, long s, dotted and
+# dotless i), word characters outside the email classes ("é", "_"), "|" (in the
+# email pattern's TLD class), and the separators of every pattern.
+_LONG_S, _DOTTED_I, _DOTLESS_I, _KELVIN, _ARABIC_3 = (
+    "\u017f",
+    "\u0130",
+    "\u0131",
+    "\u212a",
+    "\u0663",
+)
+tricky = st.lists(
+    st.sampled_from(
+        [
+            *"0123456789@.-+() |_abcdehlmnosxzK\u00e9\n",
+            _LONG_S,
+            _DOTTED_I,
+            _DOTLESS_I,
+            _KELVIN,
+            _ARABIC_3,
+            "hell",
+            "d@mn",
+            "x@y.io",
+            "555-123-4567",
+            "1-800-555-0199",
+            "a.b@c.de",
+            f"{_ARABIC_3 * 3}-{_ARABIC_3 * 2}-{_ARABIC_3 * 4}",
+            "10.0.0.1",
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@given(tricky)
+def test_pii_shortcuts_match_a_full_search(ref_guardrails: ModuleType, text: str) -> None:
+    ours = PIIDetector(redact=True).check(text)
+    theirs = ref_guardrails.PIIDetector(redact=True).check(text)
+    assert [v.to_dict() for v in ours.violations] == [v.to_dict() for v in theirs.violations]
+    assert ours.transformed_content == theirs.transformed_content
+
+
+@given(tricky)
+def test_profanity_search_matches_word_sets(ref_guardrails: ModuleType, text: str) -> None:
+    words = {"hell", "damn", "he", "hello", "a-b", "", "k", _LONG_S, "Hell", "_x", _ARABIC_3, "x@y"}
+    ours = ContentFilter(profanity_list=set(words)).check(text)
+    theirs = ref_guardrails.ContentFilter(profanity_list=set(words)).check(text)
+    assert _comparable(ours) == _comparable(theirs)
+
+
+class CustomPII(PIIDetector):
+    PATTERNS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        **PIIDetector.PATTERNS,
+        "phone": (r"\d{2}-\d{2}", "Short number"),
+    }
+
+
+def test_a_subclass_pattern_is_searched_in_full() -> None:
+    result = CustomPII(detect_types={"phone", "email"}).check("call 12-34 or a@b.io")
+    assert [(v.message, v.location) for v in result.violations] == [
+        ("Email address detected", (14, 20)),
+        ("Short number", (5, 10)),
+    ]
