@@ -18,6 +18,7 @@ RUNNABLE = [
     "analytics.md",
     "context.md",
     "engine.md",
+    "helpers.md",
     "streaming.md",
     "subpipelines.md",
     "testing.md",
@@ -63,6 +64,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("analytics.md", 1),
         ("streaming.md", 1),
         ("subpipelines.md", 6),
+        ("helpers.md", 6),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:
