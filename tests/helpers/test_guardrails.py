@@ -242,6 +242,13 @@ def test_profanity_list_and_switch() -> None:
     assert off.metadata == {"profanity_checked": False}
 
 
+def test_profanity_entries_that_are_not_words_never_match() -> None:
+    # A word of the text is a run of \w characters, so "a-b" or "" can never be one.
+    content_filter = ContentFilter(profanity_list={"a-b", ""})
+    assert content_filter.check("a-b a b").passed
+    assert content_filter.check("a-b").violations == []
+
+
 def test_blocked_patterns() -> None:
     content_filter = ContentFilter(
         block_profanity=False, blocked_patterns=[r"competitor\s+product", r"secret"]
