@@ -287,10 +287,10 @@ class MemoryFetchStage:
         self._config = config or MemoryConfig()
 
     async def execute(self, ctx: StageContext) -> StageOutput:
-        """Fetch the session's memory. A checkpoint (the store's fetch)."""
+        """Fetch the session's memory. A checkpoint, whatever the store does."""
         session_id = ctx.snapshot.session_id
+        await trio.lowlevel.checkpoint()
         if session_id is None:
-            await trio.lowlevel.checkpoint()
             return StageOutput.skip(reason="No session_id in context")
         entries = await self._store.fetch(session_id, self._config)
         return StageOutput.ok(
@@ -329,7 +329,7 @@ class MemoryWriteStage:
         self._response_key = response_key
 
     async def execute(self, ctx: StageContext) -> StageOutput:
-        """Write the exchange. A checkpoint.
+        """Write the exchange. A checkpoint, whatever the store does.
 
         Raises:
             UndeclaredDependencyError: strict inputs and ``response_stage`` is not

@@ -356,6 +356,26 @@ async def test_fetch_stage_outputs_entries_count_and_tokens() -> None:
     }
 
 
+class SilentStore:
+    """A store whose methods never checkpoint."""
+
+    async def fetch(self, session_id: UUID, config: MemoryConfig) -> list[MemoryEntry]:
+        return []
+
+    async def write(self, entry: MemoryEntry) -> None:
+        return None
+
+    async def clear(self, session_id: UUID) -> int:
+        return 0
+
+
+async def test_stages_are_checkpoints_whatever_the_store() -> None:
+    ctx = create_test_stage_context(session_id=SESSION, input_text="hi")
+    for stage in (MemoryFetchStage(SilentStore()), MemoryWriteStage(SilentStore())):
+        with trio.testing.assert_checkpoints():
+            await stage.execute(ctx)
+
+
 async def test_stages_skip_without_a_session() -> None:
     ctx = create_test_stage_context(session_id=None)
     for stage in (MemoryFetchStage(InMemoryStore()), MemoryWriteStage(InMemoryStore())):
