@@ -19,6 +19,7 @@ RUNNABLE = [
     "context.md",
     "engine.md",
     "runner.md",
+    "helpers.md",
     "streaming.md",
     "subpipelines.md",
     "testing.md",
@@ -69,6 +70,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("subpipelines.md", 6),
         ("tools.md", 3),
         ("tracing.md", 5),
+        ("helpers.md", 6),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:
