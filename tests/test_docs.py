@@ -23,6 +23,7 @@ RUNNABLE = [
     "testing.md",
 ]
 RUN_ELSEWHERE = {
+    "auth.md": "tests/auth/test_guide.py",
     "builders.md": "tests/pipeline/test_pipeline.py",
     "cancellation.md": "tests/pipeline/test_cleanup_helpers.py",
     "events.md": "tests/events/test_sink.py",
