@@ -55,7 +55,7 @@ def _signature(value: Any) -> list[tuple[str, Any, Any]]:
 
 
 def _callables(module: ModuleType) -> list[tuple[str, Any]]:
-    found = []
+    found: list[tuple[str, Any]] = []
     for name in module.__all__:
         value = getattr(module, name)
         if inspect.isfunction(value):
