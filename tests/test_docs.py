@@ -27,6 +27,7 @@ RUNNABLE = [
     "tracing.md",
 ]
 RUN_ELSEWHERE = {
+    "auth.md": "tests/auth/test_guide.py",
     "builders.md": "tests/pipeline/test_pipeline.py",
     "cancellation.md": "tests/pipeline/test_cleanup_helpers.py",
     "events.md": "tests/events/test_sink.py",

@@ -7,7 +7,7 @@ Every module of the package belongs to a layer, named by its first component:
 1. contexts and events: ``core``, ``context``, ``stages``, ``contracts``, ``extensions``,
    ``_serialization``, ``protocols``, ``events``, ``compression``
 2. the engine: ``_engine``
-3. ``pipeline``, ``observability``, ``tools``
+3. ``pipeline``, ``observability``, ``tools``, ``auth``
 4. ``helpers``, ``testing``, ``_testing``
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
@@ -62,7 +62,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         }
     ),
     frozenset({"_engine"}),
-    frozenset({"pipeline", "observability", "tools"}),
+    frozenset({"pipeline", "observability", "tools", "auth"}),
     frozenset({"helpers", "testing", "_testing"}),
     frozenset({"examples"}),
 )

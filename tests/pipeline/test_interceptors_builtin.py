@@ -111,7 +111,9 @@ def test_default_chain_equals_the_reference(reference: ModuleType) -> None:
 def test_include_auth_is_rejected() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^include_auth=True: auth interceptors are not available in stageflow_trio yet$",
+        match=r"^include_auth=True: the reference's auth chain \(OrganizationInterceptor, "
+        r"RegionInterceptor, RateLimitInterceptor, PolicyGatewayInterceptor\) does not exist; "
+        r"add stageflow_trio\.auth's AuthInterceptor and OrgEnforcementInterceptor instead$",
     ):
         get_default_interceptors(include_auth=True)
 
