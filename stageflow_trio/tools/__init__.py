@@ -1,14 +1,103 @@
-"""Tools. So far: the adapter that gives a plain dict the ExecutionContext API, and the
-v1 :class:`ToolExecutor` (with ``spawn_subpipeline``).
+"""Tools: capability units that agents' actions run through.
 
-The tool registry, the v2 executor, approval and undo are not ported
-yet (docs/parity.md lists them).
+- :mod:`~stageflow_trio.tools.definitions`: :class:`ToolDefinition` (handler,
+  behavior gating, approval, undo), :class:`ToolInput`, :class:`ToolOutput`,
+  :class:`UndoMetadata`.
+- :mod:`~stageflow_trio.tools.executor_v2`: :class:`AdvancedToolExecutor`, which
+  runs actions with gating, human approval, lifecycle events and undo.
+- :mod:`~stageflow_trio.tools.approval` and :mod:`~stageflow_trio.tools.undo`:
+  the approval service and the undo store, with process-wide singletons.
+- :mod:`~stageflow_trio.tools.errors` and :mod:`~stageflow_trio.tools.events`:
+  the error classes and the typed event payloads.
+- :mod:`~stageflow_trio.tools.executor`: the v1 :class:`ToolExecutor` (with
+  ``spawn_subpipeline``); :mod:`~stageflow_trio.tools.adapters`: a plain dict as
+  an execution context.
 """
 
 from __future__ import annotations
 
 from .adapters import DictContextAdapter as DictContextAdapter
 from .adapters import adapt_context as adapt_context
+from .approval import ApprovalDecision as ApprovalDecision
+from .approval import ApprovalRequest as ApprovalRequest
+from .approval import ApprovalService as ApprovalService
+from .approval import ApprovalStatus as ApprovalStatus
+from .approval import clear_approval_service as clear_approval_service
+from .approval import get_approval_service as get_approval_service
+from .approval import set_approval_service as set_approval_service
+from .definitions import Action as Action
+from .definitions import ToolDefinition as ToolDefinition
+from .definitions import ToolHandler as ToolHandler
+from .definitions import ToolInput as ToolInput
+from .definitions import ToolOutput as ToolOutput
+from .definitions import UndoHandler as UndoHandler
+from .definitions import UndoMetadata as UndoMetadata
+from .errors import ToolApprovalDeniedError as ToolApprovalDeniedError
+from .errors import ToolApprovalTimeoutError as ToolApprovalTimeoutError
+from .errors import ToolDeniedError as ToolDeniedError
+from .errors import ToolError as ToolError
+from .errors import ToolExecutionError as ToolExecutionError
+from .errors import ToolNotFoundError as ToolNotFoundError
+from .errors import ToolUndoError as ToolUndoError
+from .events import ApprovalDecidedEvent as ApprovalDecidedEvent
+from .events import ApprovalRequestedEvent as ApprovalRequestedEvent
+from .events import ToolCompletedEvent as ToolCompletedEvent
+from .events import ToolDeniedEvent as ToolDeniedEvent
+from .events import ToolEventBase as ToolEventBase
+from .events import ToolFailedEvent as ToolFailedEvent
+from .events import ToolInvokedEvent as ToolInvokedEvent
+from .events import ToolStartedEvent as ToolStartedEvent
+from .events import ToolUndoFailedEvent as ToolUndoFailedEvent
+from .events import ToolUndoneEvent as ToolUndoneEvent
 from .executor import ToolExecutor as ToolExecutor
+from .executor_v2 import AdvancedToolExecutor as AdvancedToolExecutor
+from .executor_v2 import ExecutionResult as ExecutionResult
+from .executor_v2 import ToolExecutorConfig as ToolExecutorConfig
+from .undo import UndoStore as UndoStore
+from .undo import clear_undo_store as clear_undo_store
+from .undo import get_undo_store as get_undo_store
+from .undo import set_undo_store as set_undo_store
 
-__all__ = ["DictContextAdapter", "ToolExecutor", "adapt_context"]
+__all__ = [
+    "Action",
+    "AdvancedToolExecutor",
+    "ApprovalDecidedEvent",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "ApprovalRequestedEvent",
+    "ApprovalService",
+    "ApprovalStatus",
+    "DictContextAdapter",
+    "ExecutionResult",
+    "ToolApprovalDeniedError",
+    "ToolApprovalTimeoutError",
+    "ToolCompletedEvent",
+    "ToolDefinition",
+    "ToolDeniedError",
+    "ToolDeniedEvent",
+    "ToolError",
+    "ToolEventBase",
+    "ToolExecutionError",
+    "ToolExecutor",
+    "ToolExecutorConfig",
+    "ToolFailedEvent",
+    "ToolHandler",
+    "ToolInput",
+    "ToolInvokedEvent",
+    "ToolNotFoundError",
+    "ToolOutput",
+    "ToolStartedEvent",
+    "ToolUndoError",
+    "ToolUndoFailedEvent",
+    "ToolUndoneEvent",
+    "UndoHandler",
+    "UndoMetadata",
+    "UndoStore",
+    "adapt_context",
+    "clear_approval_service",
+    "clear_undo_store",
+    "get_approval_service",
+    "get_undo_store",
+    "set_approval_service",
+    "set_undo_store",
+]
