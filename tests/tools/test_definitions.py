@@ -61,7 +61,7 @@ def test_tool_definition_to_dict_leaves_out_the_handlers() -> None:
         handler,
         description="Edit a doc",
         input_schema={"type": "object"},
-        allowed_behaviors=["doc_edit", "practice"],  # type: ignore[arg-type]  # any iterable
+        allowed_behaviors=["doc_edit", "practice"],  # any iterable
         requires_approval=True,
         approval_message="Edit it?",
         undoable=True,
@@ -93,7 +93,9 @@ def test_tool_definition_to_dict_leaves_out_the_handlers() -> None:
         (("doc_edit",), "doc", False),
     ],
 )
-def test_is_behavior_allowed(allowed: tuple[str, ...], behavior: str | None, expected: bool) -> None:
+def test_is_behavior_allowed(
+    allowed: tuple[str, ...], behavior: str | None, expected: bool
+) -> None:
     tool = ToolDefinition("t", "T", handler, allowed_behaviors=allowed)
     assert tool.is_behavior_allowed(behavior) is expected
 
@@ -102,9 +104,17 @@ def test_is_behavior_allowed(allowed: tuple[str, ...], behavior: str | None, exp
     ("kwargs", "error", "message"),
     [
         ({"name": 1}, TypeError, "ToolDefinition: name must be a str; got int"),
-        ({"action_type": None}, TypeError, "ToolDefinition: action_type must be a str; got NoneType"),
+        (
+            {"action_type": None},
+            TypeError,
+            "ToolDefinition: action_type must be a str; got NoneType",
+        ),
         ({"handler": "h"}, TypeError, "ToolDefinition: handler must be a callable; got str"),
-        ({"description": None}, TypeError, "ToolDefinition: description must be a str; got NoneType"),
+        (
+            {"description": None},
+            TypeError,
+            "ToolDefinition: description must be a str; got NoneType",
+        ),
         (
             {"allowed_behaviors": "doc_edit"},
             TypeError,
@@ -210,7 +220,9 @@ def test_tool_output_ok_and_fail() -> None:
         ),
     ],
 )
-def test_tool_output_to_dict_omits_absent_fields(output: ToolOutput, expected: dict[str, Any]) -> None:
+def test_tool_output_to_dict_omits_absent_fields(
+    output: ToolOutput, expected: dict[str, Any]
+) -> None:
     assert output.to_dict() == expected
 
 
@@ -238,9 +250,9 @@ def test_undo_metadata_created_at_defaults_to_now() -> None:
 
 
 def test_undo_metadata_from_dict_bad_input() -> None:
-    with pytest.raises(KeyError, match="^'tool_name'$"):
+    with pytest.raises(KeyError, match=r"^'tool_name'$"):
         UndoMetadata.from_dict({"action_id": str(ACTION), "undo_data": {}})
-    with pytest.raises(ValueError, match="^badly formed hexadecimal UUID string$"):
+    with pytest.raises(ValueError, match=r"^badly formed hexadecimal UUID string$"):
         UndoMetadata.from_dict({"action_id": "x", "tool_name": "e", "undo_data": {}})
 
 

@@ -126,7 +126,9 @@ def test_all_matches_the_reference(reference: ModuleType) -> None:
 
 
 @pytest.mark.parametrize(("name", "args", "expected"), CASES)
-def test_to_dict_has_stable_keys(name: str, args: tuple[Any, ...], expected: dict[str, Any]) -> None:
+def test_to_dict_has_stable_keys(
+    name: str, args: tuple[Any, ...], expected: dict[str, Any]
+) -> None:
     error = getattr(errors, name)(*args)
     assert error.to_dict() == expected
     assert list(error.to_dict()) == list(expected)

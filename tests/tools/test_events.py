@@ -289,8 +289,9 @@ def test_payload_matches_the_reference(
 )
 def test_timestamp_defaults_to_now_utc(event: Any) -> None:
     stamp = datetime.fromisoformat(event.to_dict()["timestamp"])
-    assert stamp.utcoffset() is not None
-    assert stamp.utcoffset().total_seconds() == 0
+    offset = stamp.utcoffset()
+    assert offset is not None
+    assert offset.total_seconds() == 0
     assert abs((datetime.now(stamp.tzinfo) - stamp).total_seconds()) < 60
 
 
