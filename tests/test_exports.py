@@ -50,6 +50,8 @@ CHECKLIST_NAMES = frozenset(
     wait_for_event_sink_tasks
     WideEventEmitter emit_stage_wide_event emit_pipeline_wide_event
     DictContextAdapter adapt_context
+    Tool BaseTool ToolRegistry get_tool_registry clear_tool_registry register_tool tool
+    ResolvedToolCall UnresolvedToolCall
     AnalyticsEvent AnalyticsExporter JSONFileExporter ConsoleExporter BufferedExporter
     CompositeExporter AnalyticsSink AudioChunk AudioFormat BackpressureMonitor BackpressureStats
     ChunkQueue StreamingBuffer encode_audio_for_logging calculate_audio_duration_ms

@@ -16,13 +16,15 @@ copied: a handler sees the action's own payload dict, as in the reference.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
 
 import attrs
 
 from stageflow_trio._args import check_callable, check_flag, type_of
+from stageflow_trio._exports import publish
 from stageflow_trio._time import utc_now_iso
+from stageflow_trio.tools._action import Action as Action
 
 if TYPE_CHECKING:
     from stageflow_trio.protocols import ExecutionContext
@@ -36,25 +38,6 @@ __all__ = [
     "UndoHandler",
     "UndoMetadata",
 ]
-
-
-class Action(Protocol):
-    """An identified action: what the v2 tool definitions and executor take."""
-
-    @property
-    def id(self) -> UUID:
-        """The action's unique id."""
-        ...
-
-    @property
-    def type(self) -> str:
-        """The action type; tools are looked up by it."""
-        ...
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        """The tool's input."""
-        ...
 
 
 def _id_str(value: UUID | None) -> str | None:
@@ -291,3 +274,6 @@ class ToolDefinition:
             "undoable": self.undoable,
             "artifact_type": self.artifact_type,
         }
+
+
+publish(__name__)
