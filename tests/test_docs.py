@@ -21,6 +21,7 @@ RUNNABLE = [
     "streaming.md",
     "subpipelines.md",
     "testing.md",
+    "tools_execution.md",
 ]
 RUN_ELSEWHERE = {
     "builders.md": "tests/pipeline/test_pipeline.py",
