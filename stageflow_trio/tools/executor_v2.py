@@ -74,6 +74,9 @@ logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
 
 _SUMMARY_MAX_LENGTH = 200
 
+_CANCEL_REQUEST_TIMEOUT = 5.0
+"""How long an interrupted call waits for its approval request to be cancelled."""
+
 
 def _check_config_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     check_seconds("ToolExecutorConfig", attribute.name, value)
@@ -328,19 +331,19 @@ class AdvancedToolExecutor:
             payload_summary=_summarize_payload(tool_input.payload),
         )
         emit = self.config.emit_events
-        if emit:
-            await self._emit(
-                "approval.requested",
-                ApprovalRequestedEvent(
-                    request_id=request.id,
-                    tool_name=tool.name,
-                    action_id=tool_input.action_id,
-                    pipeline_run_id=ctx.pipeline_run_id,
-                    approval_message=message,
-                ).to_dict(),
-            )
         timeout = self.config.approval_timeout_seconds
         try:
+            if emit:
+                await self._emit(
+                    "approval.requested",
+                    ApprovalRequestedEvent(
+                        request_id=request.id,
+                        tool_name=tool.name,
+                        action_id=tool_input.action_id,
+                        pipeline_run_id=ctx.pipeline_run_id,
+                        approval_message=message,
+                    ).to_dict(),
+                )
             decision = await self._approval_service.await_decision(
                 request.id, timeout_seconds=timeout
             )
@@ -350,6 +353,19 @@ class AdvancedToolExecutor:
             raise ToolApprovalTimeoutError(
                 tool=tool.name, request_id=request.id, timeout_seconds=timeout
             ) from exc
+        except BaseException:
+            # Interrupted before a decision (cancelled while emitting or waiting): no request
+            # may stay PENDING for a call that no longer waits. Shielded, and bounded in case
+            # a replacement service blocks.
+            with trio.move_on_after(_CANCEL_REQUEST_TIMEOUT, shield=True) as scope:
+                await self._approval_service.cancel_request(request.id)
+            if scope.cancelled_caught:
+                logger.warning(
+                    "Gave up cancelling approval request %s after %s s",
+                    request.id,
+                    _CANCEL_REQUEST_TIMEOUT,
+                )
+            raise
         if emit:
             await self._emit(
                 "approval.decided",

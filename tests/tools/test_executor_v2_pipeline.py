@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import pytest
@@ -159,4 +161,56 @@ async def test_a_decision_after_the_cancel_changes_nothing_that_ran(
     assert await setup.service.cancel_request(request.id) is False  # already cancelled
     await setup.service.record_decision(request.id, True)  # too late: nothing runs
     await trio.sleep(100)
+    assert setup.doc.calls == []
+
+
+class BlockingSink(RecordingEventSink):
+    """Records events; ``approval.requested`` never finishes emitting."""
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        await super().emit(type=type, data=data)
+        if type == "approval.requested":
+            await trio.sleep_forever()
+
+
+async def test_cancelled_while_emitting_approval_requested_cancels_the_request(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    setup = Setup()
+    set_event_sink(BlockingSink())
+    with trio.move_on_after(2):
+        await setup.tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), setup.ctx)
+    [request] = setup.service._requests.values()
+    assert request.status is ApprovalStatus.CANCELLED
+    assert await setup.service.get_pending_requests() == []
+    assert trio.current_time() == 2
+
+
+class StuckApprovals(ApprovalService):
+    """A replacement service whose waits fail and whose cancel never returns."""
+
+    async def await_decision(
+        self, request_id: uuid.UUID, timeout_seconds: float | None = None
+    ) -> Any:
+        raise ConnectionError("approvals backend down")
+
+    async def cancel_request(self, request_id: uuid.UUID) -> bool:
+        await trio.sleep_forever()
+
+
+async def test_a_blocking_cancel_is_bounded_and_logged(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = Setup()
+    tools = AdvancedToolExecutor(undo_store=UndoStore(), approval_service=StuckApprovals())
+    tools.register(edit_tool(setup.doc, requires_approval=True))
+    with (
+        caplog.at_level(logging.WARNING, logger="stageflow_trio.tools.executor"),
+        pytest.raises(ConnectionError, match=r"^approvals backend down$"),
+    ):
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), setup.ctx)
+    assert trio.current_time() == 5.0
+    [record] = caplog.records
+    assert record.getMessage().startswith("Gave up cancelling approval request ")
+    assert record.getMessage().endswith(" after 5.0 s")
     assert setup.doc.calls == []
