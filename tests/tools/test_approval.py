@@ -416,7 +416,7 @@ def test_expiry_matches_the_reference(reference: ModuleType) -> None:
         request = await service.request_approval(ACTION, "a")
         outcome: list[Any] = []
         try:
-            await service.await_decision(request.id, timeout_seconds=0.01)
+            await service.await_decision(request.id, timeout_seconds=0)
         except TimeoutError as exc:
             outcome.extend([type(exc).__name__, str(exc)])
         outcome.append(request.status.value)
