@@ -19,9 +19,12 @@ import outcome
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 import stageflow_trio.events
 import stageflow_trio.tools
+from stageflow_trio.tools import executor_v2
 from stageflow_trio.tools.adapters import DictContextAdapter
 from tests.fakes import RefRecorder
 
@@ -269,3 +272,22 @@ def test_undo_of_a_tool_named_unlike_its_action_type_diverges(reference: ModuleT
 
     assert asyncio.run(run(reference.tools)) == (False, "final")
     assert trio.run(run, stageflow_trio.tools) == (True, "draft")
+
+
+# Strings and containers on both sides of the 200-character summary limit.
+_strings = st.integers(0, 260).map(lambda n: "x" * n) | st.text(max_size=5)
+_values = (
+    st.none()
+    | st.integers()
+    | _strings
+    | st.lists(st.integers(0, 10**12), max_size=40)
+    | st.dictionaries(st.text(max_size=3), st.integers(0, 10**6), max_size=30)
+)
+
+
+@given(payload=st.dictionaries(st.text(max_size=10), _values, max_size=6))
+def test_payload_summary_matches_the_reference(
+    reference: ModuleType, payload: dict[str, Any]
+) -> None:
+    theirs = reference.tools.executor_v2._summarize_payload(payload)
+    assert executor_v2._summarize_payload(payload) == theirs
