@@ -21,6 +21,7 @@ RUNNABLE = [
     "streaming.md",
     "subpipelines.md",
     "testing.md",
+    "tools.md",
     "tools_execution.md",
 ]
 RUN_ELSEWHERE = {
@@ -64,6 +65,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("analytics.md", 1),
         ("streaming.md", 1),
         ("subpipelines.md", 6),
+        ("tools.md", 3),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:

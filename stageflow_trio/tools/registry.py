@@ -17,17 +17,15 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
 
 from stageflow_trio._args import check_callable, type_of
 from stageflow_trio._globals import register_global_reset
+from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
 from stageflow_trio.tools.base import Tool, ToolInput, ToolOutput
-
-if TYPE_CHECKING:
-    from stageflow_trio.tools._action import ActionProtocol
 
 __all__ = [
     "ResolvedToolCall",
@@ -165,7 +163,7 @@ class ToolRegistry:
         """Whether a tool or a factory is registered for ``action_type``."""
         return action_type in self._tools or action_type in self._factories
 
-    async def execute(self, action: ActionProtocol, ctx: dict[str, Any]) -> ToolOutput | None:
+    async def execute(self, action: ActionProtocol, ctx: dict[str, Any]) -> ToolOutput:
         """Execute ``action`` with the tool registered for its type.
 
         A checkpoint. Without a tool the result is a failed output, "No tool

@@ -502,6 +502,17 @@ def test_parse_and_resolve_sorts_every_call_into_exactly_one_list(
         )
 
 
+@given(tool_calls=JSON_VALUES | st.lists(CALLS | JSON_VALUES, max_size=4))
+def test_parse_and_resolve_raises_only_the_documented_type_error(tool_calls: Any) -> None:
+    if isinstance(tool_calls, list) and all(isinstance(call, dict) for call in tool_calls):
+        resolved, unresolved = ToolRegistry().parse_and_resolve(tool_calls)
+        assert resolved == []
+        assert len(unresolved) == len(tool_calls)
+    else:
+        with pytest.raises(TypeError, match=r"^ToolRegistry.parse_and_resolve: tool_calls"):
+            ToolRegistry().parse_and_resolve(tool_calls)
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 
