@@ -8,6 +8,8 @@
   plus the run's correlation ids and execution mode.
 - :class:`ToolOutput` is what a handler returns; :class:`UndoMetadata` is what
   the undo store keeps for a reversible call.
+- :class:`Action` is the shape of an action: any object with ``id`` (a UUID),
+  ``type`` (the action type) and ``payload`` (a dict).
 
 The dict fields (payloads, output data, artifacts) are held as given, not
 copied: a handler sees the action's own payload dict, as in the reference.
