@@ -20,11 +20,12 @@ HERE = Path(__file__).parent
 SCENARIOS = HERE / "agent_scenarios.json"
 GOLDEN = HERE / "golden" / "agent_loop.json"
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def load_scenarios() -> list[dict[str, Any]]:
-    return json.loads(SCENARIOS.read_text(encoding="utf-8"))
+    scenarios: list[dict[str, Any]] = json.loads(SCENARIOS.read_text(encoding="utf-8"))
+    return scenarios
 
 
 class ScriptedClient:
@@ -117,7 +118,8 @@ def build(scenario: dict[str, Any], agent: ModuleType, tools: ModuleType) -> tup
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
-    return value.model_dump() if hasattr(value, "model_dump") else value.to_dict()
+    data: dict[str, Any] = value.model_dump() if hasattr(value, "model_dump") else value.to_dict()
+    return data
 
 
 async def run(scenario: dict[str, Any], agent: ModuleType, tools: ModuleType) -> dict[str, Any]:
@@ -144,7 +146,7 @@ async def run(scenario: dict[str, Any], agent: ModuleType, tools: ModuleType) ->
 def normalize(outcome: Any) -> Any:
     """Blank what legitimately differs: uuids, schema descriptions, validator wording."""
     text = json.dumps(outcome, sort_keys=True, ensure_ascii=False)
-    text = _UUID.sub("<uuid>", text)
+    text = UUID.sub("<uuid>", text)
     # Descriptions come from each library's docstrings, inside the JSON schemas
     # embedded in the prompts: indented (system prompt) and compact (retry prompt).
     text = re.sub(r'\\n *\\"description\\": \\"[^"\\]*\\",', "", text)
