@@ -303,9 +303,10 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = {"properties": properties, "title": cls.__name__, "type": "object"}
     if required:
         schema["required"] = required
-    doc = inspect.getdoc(cls)
+    # The class's own docstring (not a base's), its first paragraph.
+    doc = cls.__dict__.get("__doc__")
     if doc:
-        schema["description"] = doc.split("\n\n", 1)[0]
+        schema["description"] = inspect.cleandoc(doc).split("\n\n", 1)[0]
     return schema
 
 
