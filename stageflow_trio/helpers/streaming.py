@@ -86,8 +86,8 @@ class RealtimeStageBus:
 
     The bus starts no task. Producers and consumers are the caller's own tasks,
     in a nursery the caller opens; ``async with bus:`` closes every channel on
-    exit, so consumers still iterating end their loops (a channel's ``close`` is
-    :meth:`ChunkQueue.close`).
+    exit, which ends the consumers' ``async for`` loops. Open the bus inside the
+    nursery, so it closes before the nursery waits for its consumers.
 
     Args:
         default_max_size: Capacity of new channels (``<= 0``: unbounded).
@@ -99,10 +99,10 @@ class RealtimeStageBus:
 
     Example::
 
-        async with RealtimeStageBus() as bus, trio.open_nursery() as nursery:
-            nursery.start_soon(speak, bus)            # async for t in bus.subscribe("tokens")
+        async with trio.open_nursery() as nursery, RealtimeStageBus() as bus:
+            nursery.start_soon(speak, bus)  # async for token in bus.subscribe("tokens")
             await bus.publish("tokens", "Hello")
-            await bus.close_channel("tokens")
+        # Leaving the bus closed "tokens"; speak() ended; the nursery is done.
     """
 
     def __init__(
