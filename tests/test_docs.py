@@ -15,6 +15,7 @@ from tests.doc_blocks import DOCS, python_blocks, run_in_virtual_time
 
 ROOT = DOCS.parent
 RUNNABLE = [
+    "agent.md",
     "analytics.md",
     "context.md",
     "engine.md",
