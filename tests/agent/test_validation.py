@@ -416,3 +416,23 @@ def test_normalize_cached_tokens_and_missing_usage() -> None:
     assert _norm({"usage": {"prompt_tokens_details": {}}}).cached_tokens == 0
     assert _norm({"usage": {"prompt_tokens": -3}}).input_tokens == 0
     assert _norm({"content": "x"}).input_tokens == 0
+
+
+def test_validate_response_tries_identical_text_and_tool_calls_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    call = {"name": "t", "arguments": {}, "call_id": "c"}
+    text = json.dumps({"tool_calls": [call]}, ensure_ascii=False)
+    response = LLMResponse(content=text, model="m", provider="p", tool_calls=[call])
+    out = TypedLLMOutput(Verdict)
+    tried: list[str] = []
+    real = out.validate_text
+
+    def counting(candidate: str) -> Verdict:
+        tried.append(candidate)
+        return real(candidate)
+
+    monkeypatch.setattr(out, "validate_text", counting)
+    with pytest.raises(Exception, match=r"While structuring Verdict"):
+        out.validate_response(response)
+    assert tried == [text]
