@@ -17,6 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio.agent import Agent, AgentStage
+from stageflow_trio.core import StageKind
+from stageflow_trio.helpers import PipelineRunner
+from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
 from stageflow_trio.tools.registry import ToolRegistry
 
@@ -136,3 +139,16 @@ def test_any_deadline_stops_at_that_instant_with_each_started_tool_cleaned_once(
         assert client.cancelled == (1 if in_model_call else 0)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_pipeline_run_deadline_reaches_the_tool_in_progress(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _, first, second, agent = _two_tools_then_answer()
+    pipeline = Pipeline("assistant").with_stage("agent", AgentStage(agent), StageKind.AGENT)
+    start = trio.current_time()
+    with trio.move_on_after(2) as scope:
+        await PipelineRunner(verbose=False).run(pipeline, input_text="go")
+    assert scope.cancelled_caught
+    assert trio.current_time() - start == 2
+    assert (first.started, first.finished, first.cleanups, second.started) == (1, 0, 1, 0)
