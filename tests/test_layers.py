@@ -63,7 +63,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools"}),
     frozenset({"helpers", "testing", "_testing"}),
-    frozenset({"examples"}),
+    # The command line lists and runs the examples, so it sits beside them.
+    frozenset({"examples", "cli", "__main__"}),
 )
 TOP = len(LAYERS)  # the package's __init__
 
