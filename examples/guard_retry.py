@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from stageflow_trio.examples import run_example
 from stageflow_trio.examples.guard_retry import Drafter as Drafter
+from stageflow_trio.examples.guard_retry import build_graph as build_graph
 
 if __name__ == "__main__":
     run_example("guard_retry")

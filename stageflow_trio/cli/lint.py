@@ -304,7 +304,7 @@ def contract_issues(pipelines: Iterable[tuple[str, Pipeline]]) -> list[ContractI
     for name, pipeline in pipelines:
         try:
             pipeline.build()
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever build() raises is the verdict
             info: ContractErrorInfo | None = getattr(exc, "error_info", None)
             if info is None:
                 found.append(ContractIssue(name, None, str(exc)))

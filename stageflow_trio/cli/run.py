@@ -243,12 +243,15 @@ class LiveView:
                 timing = f"{state.duration_ms:5d}ms"
             else:
                 timing = ""
-            line = f"  {colour}{state.status:<9}{self._RESET} {name}  {timing}"
+            parts = [f"  {colour}{state.status:<9}{self._RESET} {name}"]
+            if timing:
+                parts.append(timing)
             if state.attempts > 1:
-                line += f"  (attempt {state.attempts})"
+                parts.append(f"(attempt {state.attempts})")
             if state.error is not None:
-                line += f"  {state.error}"
-            lines.append(line.rstrip())
+                parts.append(state.error)
+            line = "  ".join(parts)
+            lines.append(line)
         return lines
 
     def redraw(self, recorder: RunRecorder) -> None:
@@ -317,14 +320,12 @@ async def _on_sigint(
 ) -> None:
     """Turn Ctrl-C into a cancelled token (the run's own graceful stop).
 
-    A second Ctrl-C, for a run whose stages do not stop, raises KeyboardInterrupt
-    here, which cancels the whole nursery.
+    Later Ctrl-Cs change nothing: the run is already stopping, and its cleanup is
+    bounded by the graph's ``cleanup_timeout``.
     """
     with trio.open_signal_receiver(signal.SIGINT) as signals:
         task_status.started()
         async for _ in signals:
-            if interrupted:
-                raise KeyboardInterrupt
             interrupted.append(True)
             token.cancel("interrupted (Ctrl-C)")
 

@@ -4,8 +4,8 @@ A target is ``path/to/file.py[:NAME]`` or ``package.module[:NAME]``. ``NAME`` (a
 attribute path) may be a :class:`~stageflow_trio.pipeline.Pipeline`, a built
 :class:`~stageflow_trio.pipeline.UnifiedStageGraph`, or a function that takes no
 arguments and returns one of the two. Without ``NAME`` the module must define exactly
-one candidate: a module-level Pipeline or graph, or a function named ``build_pipeline``,
-``build_graph``, ``create_*`` or ``*_pipeline``.
+one candidate: a module-level Pipeline or graph, a function named ``build_pipeline`` or
+``build_graph``, or a function of its own named ``create_*`` or ``*_pipeline``.
 
 Every problem is a :class:`TargetError` whose message is one line for the user; the
 exception it came from, if any, is its ``__cause__`` (shown with ``--debug``).
@@ -79,25 +79,30 @@ def load_module(source: str) -> ModuleType:
         raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
 
 
-def _is_factory_name(name: str) -> bool:
-    return (
-        name in {"build_pipeline", "build_graph"}
-        or name.startswith("create_")
-        or name.endswith("_pipeline")
+def _is_factory(module: ModuleType, name: str, value: object) -> bool:
+    """A function named like a pipeline factory.
+
+    ``build_pipeline`` and ``build_graph`` count wherever they were defined (a launcher
+    re-exports them); ``create_*`` and ``*_pipeline`` only when defined in the module
+    itself, so that imported helpers (``create_test_stage_context``) are not taken.
+    """
+    if not inspect.isfunction(value):
+        return False
+    if name in {"build_pipeline", "build_graph"}:
+        return True
+    return value.__module__ == module.__name__ and (
+        name.startswith("create_") or name.endswith("_pipeline")
     )
 
 
 def _candidates(module: ModuleType) -> list[str]:
     """The module's public names that look like a pipeline, in definition order."""
-    found = []
-    for name, value in vars(module).items():
-        if name.startswith("_"):
-            continue
-        if isinstance(value, PipelineLike) or (
-            inspect.isfunction(value) and _is_factory_name(name)
-        ):
-            found.append(name)
-    return found
+    return [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (isinstance(value, PipelineLike) or _is_factory(module, name, value))
+    ]
 
 
 def _lookup(module: ModuleType, source: str, attribute: str) -> object:

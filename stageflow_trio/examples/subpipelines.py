@@ -54,8 +54,7 @@ async def main() -> dict[str, Any]:
             try:
                 if child is not None:
                     await spawner.spawn(child, ctx, CORRELATION, name, slow_work(child, None))
-                await trio.sleep(10)  # slow work that will not finish
-                return {"found": name}
+                await trio.sleep_forever()  # slow work that will not finish
             finally:
                 note(f"{name}: stopped, its resources released")
 
