@@ -4,7 +4,8 @@ Every problem with the input (no such file, an attribute that is not a pipeline,
 pipeline file that raises on import, an unknown format) is one line on stderr and a
 non-zero exit status; ``--debug`` adds the traceback. Exit statuses: 0 success; 1 a
 stage failed, or ``lint`` found errors (as the reference's linter); 2 bad input; 3 a
-stage cancelled the run; 124 ``--timeout`` passed; 130 interrupted (Ctrl-C).
+stage cancelled the run; 124 ``--timeout`` passed; 130 interrupted (Ctrl-C); 141 the
+reader of the output went away (``| head``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import traceback
 import uuid
@@ -40,10 +42,11 @@ from stageflow_trio.pipeline import Pipeline
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["EXIT_BAD_INPUT", "PROG", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "PROG", "main"]
 
 PROG = "stageflow-trio"
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it
 _IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
 
 
@@ -278,3 +281,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`stageflow-trio graph X | head -1`): stop quietly.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null, so the flush at exit cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import pty
@@ -215,3 +216,65 @@ def test_the_main_modules_in_process(
     assert capsys.readouterr().out.startswith("cancellation  ")
     # Imported, not run: it does nothing.
     assert importlib.import_module(f"{module}.__main__").main is main
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``stageflow-trio graph X | head -1``: exit 141 (SIGPIPE), nothing on stderr.
+
+    The drawing is larger than a pipe's buffer, so the command is still writing when the
+    reader closes its end: the broken pipe cannot be missed.
+    """
+    source = (
+        "from stageflow_trio.core import StageKind\n"
+        "from stageflow_trio.pipeline import Pipeline\n"
+        "from stageflow_trio.pipeline.pipeline import UnifiedStageSpec\n"
+        "async def run(ctx): ...\n"
+        "pipeline = Pipeline(stages={f'stage_{i:05d}_with_a_long_name': UnifiedStageSpec("
+        "f'stage_{i:05d}_with_a_long_name', run, StageKind.WORK) for i in range(3000)})\n"
+    )
+    path = write(tmp_path, "big.py", source)
+    with subprocess.Popen(
+        [*COMMAND, "graph", str(path), "--format", "text"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.readline() == b"pipeline: 3000 stages\n"
+        process.stdout.close()
+        err = process.stderr.read()
+        assert process.wait(timeout=60) == 141
+    assert err == b""
+
+
+def test_a_broken_pipe_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    assert main(["examples"]) == 141
+
+
+def test_a_broken_pipe_points_stdout_at_devnull(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT)
+
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+        def fileno(self) -> int:
+            return fd
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    try:
+        assert main(["examples"]) == 141
+        os.write(fd, b"after")  # now goes to /dev/null
+        assert os.fstat(fd).st_rdev == os.stat(os.devnull).st_rdev
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b""
