@@ -9,6 +9,7 @@ Every module of the package belongs to a layer, named by its first component:
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``
 4. ``helpers``, ``testing``, ``_testing``
+5. ``examples``, and the command line (``cli``, ``__main__``), which lists and runs them
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
 import from its own layer and the layers below, never from one above.
