@@ -16,6 +16,7 @@ from tests.doc_blocks import DOCS, python_blocks, run_in_virtual_time
 ROOT = DOCS.parent
 RUNNABLE = [
     "analytics.md",
+    "cli.md",
     "context.md",
     "engine.md",
     "runner.md",

@@ -9,6 +9,7 @@ Every module of the package belongs to a layer, named by its first component:
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``, ``auth``
 4. ``helpers``, ``testing``, ``_testing``
+5. ``examples``, and the command line (``cli``, ``__main__``), which lists and runs them
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
 import from its own layer and the layers below, never from one above.
@@ -64,7 +65,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
     frozenset({"helpers", "testing", "_testing"}),
-    frozenset({"examples"}),
+    # The command line lists and runs the examples, so it sits beside them.
+    frozenset({"examples", "cli", "__main__"}),
 )
 TOP = len(LAYERS)  # the package's __init__
 
