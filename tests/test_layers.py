@@ -46,6 +46,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_budget",
             "lowlevel",
             "_args",
+            "_frozen",
         }
     ),
     frozenset(
