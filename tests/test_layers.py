@@ -5,7 +5,7 @@ Every module of the package belongs to a layer, named by its first component:
 0. values: ``_globals``, ``_errors``, ``errors``, ``_time``, ``_exports``, ``utils``,
    ``_budget``, ``lowlevel``
 1. contexts and events: ``core``, ``context``, ``stages``, ``contracts``, ``extensions``,
-   ``_serialization``, ``protocols``, ``events``
+   ``_serialization``, ``protocols``, ``events``, ``agent``, ``projector``, ``route``
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``
 4. ``helpers``, ``testing``, ``_testing``
@@ -59,6 +59,9 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_serialization",
             "protocols",
             "events",
+            "agent",
+            "projector",
+            "route",
         }
     ),
     frozenset({"_engine"}),
