@@ -175,7 +175,9 @@ def test_summary_counts_rate_and_freezes(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_empty_summary_rate_is_zero() -> None:
-    summary = FailureSummary(0, 0, 0, [], {})
+    results: FrozenDict[str, Any] = FrozenDict()
+    summary = FailureSummary(0, 0, 0, [], results)
+    assert summary.partial_results is results
     assert summary.success_rate == 0.0
     assert summary.has_failures is False
 

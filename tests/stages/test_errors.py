@@ -278,7 +278,9 @@ async def test_other_errors_become_stage_execution_errors(
     error = ConnectionError("down")
     with caplog.at_level(logging.ERROR, logger="stageflow_trio.stage_errors"):
         with pytest.raises(StageExecutionError) as caught:
-            await with_error_handling("s", "Fetching")(Stage.run)(Stage(error), ctx=ctx)
+            await with_error_handling("s", "Fetching", lambda e, p: {"keys": sorted(p)})(Stage.run)(
+                Stage(error), ctx=ctx
+            )
     assert caught.value.original is error
     assert caught.value.__cause__ is error
     assert caught.value.recoverable is True
