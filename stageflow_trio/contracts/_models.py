@@ -18,19 +18,19 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import functools
 import math
 import sys
 import types
 import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence, Set
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
-import cattrs
-import cattrs.v
 
-from stageflow_trio._serialization import converter
+if TYPE_CHECKING:
+    import cattrs
 
 # Primitive fields follow pydantic's conversion table, so one payload validates
 # the same against an attrs class and against the equivalent pydantic model.
@@ -112,25 +112,35 @@ def _strict(expected: type, accepted: tuple[type, ...], convert: Callable[[Any],
     return structure
 
 
-# Extra keys are ignored, as by a pydantic model's default configuration.
-_lax_converter = converter.copy(forbid_extra_keys=False)
-_strict_converter = converter.copy(forbid_extra_keys=False)
-for _kind, _lax in (
-    (str, _lax_str),
-    (int, _lax_int),
-    (float, _lax_float),
-    (bool, _lax_bool),
-    (bytes, _lax_bytes),
-):
-    _lax_converter.register_structure_hook(_kind, _lax)
-for _kind, _accepted, _convert in (
-    (str, (str,), str),
-    (int, (int,), int),
-    (float, (int, float), float),
-    (bool, (bool,), bool),
-    (bytes, (bytes,), bytes),
-):
-    _strict_converter.register_structure_hook(_kind, _strict(_kind, _accepted, _convert))
+@functools.cache
+def _converters() -> tuple[cattrs.Converter, cattrs.Converter, cattrs.Converter]:
+    """The package converter and its lax and strict validating copies.
+
+    Built on first use: cattrs costs about 30 ms to import, and importing
+    :mod:`stageflow_trio` must not pay it.
+    """
+    from stageflow_trio._serialization import converter
+
+    # Extra keys are ignored, as by a pydantic model's default configuration.
+    lax = converter.copy(forbid_extra_keys=False)
+    strict = converter.copy(forbid_extra_keys=False)
+    for kind, hook in (
+        (str, _lax_str),
+        (int, _lax_int),
+        (float, _lax_float),
+        (bool, _lax_bool),
+        (bytes, _lax_bytes),
+    ):
+        lax.register_structure_hook(kind, hook)
+    for kind, accepted, convert in (
+        (str, (str,), str),
+        (int, (int,), int),
+        (float, (int, float), float),
+        (bool, (bool,), bool),
+        (bytes, (bytes,), bytes),
+    ):
+        strict.register_structure_hook(kind, _strict(kind, accepted, convert))
+    return converter, lax, strict
 
 
 def _pydantic_base() -> type | None:
@@ -180,8 +190,12 @@ def validate(
     """
     if is_pydantic_model(model):
         return model.model_validate(data, strict=strict, context=context)
+    import cattrs
+    import cattrs.v
+
+    _, lax, strict_converter = _converters()
     try:
-        return (_strict_converter if strict else _lax_converter).structure(dict(data), model)
+        return (strict_converter if strict else lax).structure(dict(data), model)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         problems = (
             cattrs.transform_error(exc, format_exception=_describe)
@@ -196,13 +210,15 @@ def _describe(exc: BaseException, expected: type | None) -> str:
     # generic "invalid value"; a missing key has no message of its own.
     if isinstance(exc, TypeError | ValueError) and str(exc):
         return str(exc)
+    import cattrs.v
+
     return cattrs.v.format_exception(exc, expected)
 
 
 def dump(instance: Any) -> dict[str, Any]:
     """The instance as a dict: ``model_dump()`` for pydantic, the converter's for attrs."""
     if attrs.has(type(instance)):
-        data: dict[str, Any] = converter.unstructure(instance)
+        data: dict[str, Any] = _converters()[0].unstructure(instance)
         return data
     dumped: dict[str, Any] = instance.model_dump()
     return dumped
@@ -229,7 +245,7 @@ def _class_schema(cls: type[Any], defs: dict[str, Any]) -> dict[str, Any]:
         if field.default is attrs.NOTHING:
             required.append(name)
         elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            prop["default"] = _json_value(converter.unstructure(field.default))
+            prop["default"] = _json_value(_converters()[0].unstructure(field.default))
         properties[name] = dict(sorted(prop.items()))
     schema: dict[str, Any] = {"properties": properties}
     if required:

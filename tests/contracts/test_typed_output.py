@@ -374,3 +374,15 @@ def test_ok_returns_a_stage_output() -> None:
     assert output == StageOutput.ok(
         data={"text": "t", "confidence": 1.0, "count": 0, "final": False}
     )
+
+
+def test_importing_the_package_loads_neither_cattrs_nor_pydantic() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stageflow_trio, stageflow_trio.contracts; "
+        "print(sorted({'cattrs', 'pydantic'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
