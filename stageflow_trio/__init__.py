@@ -28,6 +28,14 @@ from .events.sink import set_event_sink as set_event_sink
 from .extensions import ExtensionHelper as ExtensionHelper
 from .extensions import ExtensionRegistry as ExtensionRegistry
 from .extensions import TypedExtension as TypedExtension
+from .observability import CircuitBreaker as CircuitBreaker
+from .observability import CircuitBreakerOpenError as CircuitBreakerOpenError
+from .observability import PipelineRunLogger as PipelineRunLogger
+from .observability import ProviderCallLogger as ProviderCallLogger
+from .observability import error_summary_to_stages_patch as error_summary_to_stages_patch
+from .observability import error_summary_to_string as error_summary_to_string
+from .observability import get_circuit_breaker as get_circuit_breaker
+from .observability import summarize_pipeline_error as summarize_pipeline_error
 from .observability.wide_events import WideEventEmitter as WideEventEmitter
 from .observability.wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
 from .observability.wide_events import emit_stage_wide_event as emit_stage_wide_event
@@ -92,7 +100,9 @@ __all__ = [
     "BaseInterceptor",
     "ChildRunTracker",
     "ChildTrackerMetricsInterceptor",
+    "CircuitBreaker",
     "CircuitBreakerInterceptor",
+    "CircuitBreakerOpenError",
     "ConfigProvider",
     "CorePorts",
     "CorrelationIds",
@@ -112,9 +122,11 @@ __all__ = [
     "Pipeline",
     "PipelineContext",
     "PipelineRegistry",
+    "PipelineRunLogger",
     "PipelineTimer",
     "PipelineValidationError",
     "ProjectorService",
+    "ProviderCallLogger",
     "RunStore",
     "Stage",
     "StageArtifact",
@@ -153,14 +165,18 @@ __all__ = [
     "create_test_stage_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
+    "error_summary_to_stages_patch",
+    "error_summary_to_string",
     "extract_service",
     "get_child_tracker",
+    "get_circuit_breaker",
     "get_default_interceptors",
     "get_event_sink",
     "get_subpipeline_spawner",
     "pipeline_registry",
     "run_with_interceptors",
     "set_event_sink",
+    "summarize_pipeline_error",
 ]
 
 
