@@ -2,7 +2,7 @@
 
 The names below are the reference's top-level ``stageflow`` names, plus the
 names its ``__all__`` lists but cannot import: the wide-event helpers and
-``create_test_pipeline_context``. The test helpers load on first use.
+``create_test_pipeline_context``. The test helpers and the linter load on first use.
 """
 
 from __future__ import annotations
@@ -89,6 +89,11 @@ from .stages.result import StageError as StageError
 from .stages.result import StageResult as StageResult
 
 if TYPE_CHECKING:
+    from .cli.lint import DependencyIssue as DependencyIssue
+    from .cli.lint import DependencyLintResult as DependencyLintResult
+    from .cli.lint import IssueSeverity as IssueSeverity
+    from .cli.lint import lint_pipeline as lint_pipeline
+    from .cli.lint import lint_pipeline_file as lint_pipeline_file
     from .testing import create_test_pipeline_context as create_test_pipeline_context
     from .testing import create_test_snapshot as create_test_snapshot
     from .testing import create_test_stage_context as create_test_stage_context
@@ -107,12 +112,15 @@ __all__ = [
     "CorePorts",
     "CorrelationIds",
     "CycleDetectedError",
+    "DependencyIssue",
+    "DependencyLintResult",
     "ErrorAction",
     "EventSink",
     "ExtensionHelper",
     "ExtensionRegistry",
     "InterceptorContext",
     "InterceptorResult",
+    "IssueSeverity",
     "LLMPorts",
     "LoggingEventSink",
     "LoggingInterceptor",
@@ -173,6 +181,8 @@ __all__ = [
     "get_default_interceptors",
     "get_event_sink",
     "get_subpipeline_spawner",
+    "lint_pipeline",
+    "lint_pipeline_file",
     "pipeline_registry",
     "run_with_interceptors",
     "set_event_sink",
@@ -185,6 +195,18 @@ _LAZY_TESTING = frozenset(
 )
 
 
+# The linter pulls in argparse and ast; load it on first use too.
+_LAZY_LINT = frozenset(
+    {
+        "DependencyIssue",
+        "DependencyLintResult",
+        "IssueSeverity",
+        "lint_pipeline",
+        "lint_pipeline_file",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
     # The testing helpers pull in the snapshot codec and cattrs (about 30 ms);
     # load them when this name is first used, not on `import stageflow_trio`.
@@ -192,4 +214,8 @@ def __getattr__(name: str) -> Any:
         from . import testing
 
         return getattr(testing, name)
+    if name in _LAZY_LINT:
+        from .cli import lint
+
+        return getattr(lint, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
