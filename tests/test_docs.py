@@ -17,6 +17,7 @@ ROOT = DOCS.parent
 RUNNABLE = [
     "analytics.md",
     "context.md",
+    "contracts.md",
     "engine.md",
     "streaming.md",
     "subpipelines.md",
