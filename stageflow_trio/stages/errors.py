@@ -189,7 +189,8 @@ def with_error_handling(
     ``record_payload_fn(exc, payload)``) on the PipelineContext found among the
     arguments (or ``ctx=``), and re-raised; any other Exception is logged,
     recorded with ``error_type`` too, and raised as a StageExecutionError
-    (``recoverable`` per :func:`_is_recoverable_error`) chained to it.
+    (``recoverable`` per :func:`_is_recoverable_error`) chained to it. The
+    wrapper is a checkpoint when the function returns.
 
     Example::
 
@@ -205,6 +206,8 @@ def with_error_handling(
             started_at = utc_now()
             try:
                 result = await func(*args, **kwargs)
+                # The stage may have returned without yielding; the wrapper still checkpoints.
+                await trio.lowlevel.checkpoint()
             except StageError as exc:
                 logger.warning(
                     str(exc) or error_message or f"{stage_name} error",
@@ -300,8 +303,8 @@ class StageRunner:
             result = run_fn()
             if hasattr(result, "__await__"):
                 result = await result
-            else:
-                await trio.lowlevel.checkpoint()
+            # A checkpoint whether or not run_fn's awaitable yielded.
+            await trio.lowlevel.checkpoint()
             data = (on_success and on_success(result)) or (
                 result if isinstance(result, dict) else {}
             )

@@ -235,7 +235,8 @@ def _decorated(stage: Stage, **options: Any) -> Any:
 
 async def test_a_dict_becomes_a_completed_result() -> None:
     ctx, sink = _ctx()
-    result = await _decorated(Stage({"a": 1}))(Stage({"a": 1}), ctx)
+    with trio.testing.assert_checkpoints():
+        result = await _decorated(Stage({"a": 1}))(Stage({"a": 1}), ctx)
     assert (result.name, result.status, dict(result.data)) == ("s", "completed", {"a": 1})
     assert result.started_at <= result.ended_at
     assert sink.events == []
@@ -362,10 +363,10 @@ async def test_runner_runs_sync_and_async_functions() -> None:
         result = await runner.run(lambda: {"a": 1})
 
     async def produce() -> dict[str, int]:
-        await trio.lowlevel.checkpoint()
-        return {"b": 2}
+        return {"b": 2}  # returns without yielding
 
-    second = await runner.run(produce)
+    with trio.testing.assert_checkpoints():
+        second = await runner.run(produce)
     assert (result.status, dict(result.data), dict(second.data)) == (
         "completed",
         {"a": 1},
