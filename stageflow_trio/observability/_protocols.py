@@ -109,8 +109,8 @@ class CircuitBreakerOpenError(StageflowError):
 
     def __init__(self, operation: str, provider: str) -> None:
         super().__init__(f"Circuit breaker open for {operation}/{provider}")
-        self.operation = operation
-        self.provider = provider
+        self.operation: str = operation
+        self.provider: str = provider
 
 
 def summarize_pipeline_error(exc: Exception) -> dict[str, Any]:

@@ -161,7 +161,7 @@ class FailureCollector:
     def __init__(self, mode: FailureMode = FailureMode.FAIL_FAST) -> None:
         if not isinstance(mode, FailureMode):
             raise TypeError(f"FailureCollector: mode must be a FailureMode; got {type_of(mode)}")
-        self.mode = mode
+        self.mode: FailureMode = mode
         self._failures: list[FailureRecord] = []
         self._failed_stages: set[str] = set()
         self._completed_stages: set[str] = set()
@@ -295,7 +295,7 @@ class BackpressureMonitor:
             raise TypeError(
                 f"BackpressureMonitor: config must be a BackpressureConfig or None; got {type_of(config)}"
             )
-        self.config = config or BackpressureConfig()
+        self.config: BackpressureConfig = config or BackpressureConfig()
         self._semaphore = trio.Semaphore(self.config.max_active_stages)
         self._active_count = 0
         self._queued_count = 0

@@ -278,9 +278,9 @@ class StageRunner:
             )
         if not isinstance(ctx, PipelineContext):
             raise TypeError(f"StageRunner: ctx must be a PipelineContext; got {type(ctx).__name__}")
-        self.stage_name = stage_name
-        self.ctx = ctx
-        self.error_message = error_message or stage_name
+        self.stage_name: str = stage_name
+        self.ctx: PipelineContext = ctx
+        self.error_message: str = error_message or stage_name
 
     async def run(
         self,
