@@ -19,11 +19,16 @@ RUNNABLE = [
     "context.md",
     "contracts.md",
     "engine.md",
+    "runner.md",
+    "helpers.md",
     "streaming.md",
     "subpipelines.md",
     "testing.md",
+    "tools.md",
+    "tracing.md",
 ]
 RUN_ELSEWHERE = {
+    "auth.md": "tests/auth/test_guide.py",
     "builders.md": "tests/pipeline/test_pipeline.py",
     "cancellation.md": "tests/pipeline/test_cleanup_helpers.py",
     "events.md": "tests/events/test_sink.py",
@@ -60,10 +65,14 @@ def test_every_guide_with_python_blocks_is_run() -> None:
     [
         ("testing.md", 4),
         ("engine.md", 2),
-        ("context.md", 7),
+        ("context.md", 9),
+        ("runner.md", 6),
         ("analytics.md", 1),
         ("streaming.md", 1),
         ("subpipelines.md", 6),
+        ("tools.md", 3),
+        ("tracing.md", 5),
+        ("helpers.md", 6),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:

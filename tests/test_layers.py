@@ -5,9 +5,10 @@ Every module of the package belongs to a layer, named by its first component:
 0. values: ``_globals``, ``_errors``, ``errors``, ``_time``, ``_exports``, ``utils``,
    ``_budget``, ``lowlevel``
 1. contexts and events: ``core``, ``context``, ``stages``, ``contracts``, ``extensions``,
-   ``_serialization``, ``protocols``, ``events``, ``agent``, ``projector``, ``route``
+   ``_serialization``, ``protocols``, ``events``, ``compression``, ``agent``, ``projector``,
+   ``route``
 2. the engine: ``_engine``
-3. ``pipeline``, ``observability``, ``tools``
+3. ``pipeline``, ``observability``, ``tools``, ``auth``
 4. ``helpers``, ``testing``, ``_testing``, ``cli``
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
@@ -59,13 +60,14 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_serialization",
             "protocols",
             "events",
+            "compression",
             "agent",
             "projector",
             "route",
         }
     ),
     frozenset({"_engine"}),
-    frozenset({"pipeline", "observability", "tools"}),
+    frozenset({"pipeline", "observability", "tools", "auth"}),
     frozenset({"helpers", "testing", "_testing", "cli"}),
     frozenset({"examples"}),
 )

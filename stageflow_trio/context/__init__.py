@@ -1,4 +1,4 @@
-"""Immutable run context (snapshot, identity, conversation, enrichments) and output bags."""
+"""Immutable run context (snapshot, identity, conversation, enrichments), output bags, ENRICH helpers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ from .bag import ContextBag as ContextBag
 from .bag import DataConflictError as DataConflictError
 from .context_snapshot import ContextSnapshot as ContextSnapshot
 from .conversation import Conversation as Conversation
+from .enrich import ConflictDetector as ConflictDetector
+from .enrich import ConflictResolution as ConflictResolution
+from .enrich import ContextUtilization as ContextUtilization
+from .enrich import TruncationEvent as TruncationEvent
+from .enrich import TruncationTracker as TruncationTracker
+from .enrich import VersionMetadata as VersionMetadata
 from .enrichments import DocumentEnrichment as DocumentEnrichment
 from .enrichments import Enrichments as Enrichments
 from .enrichments import MemoryEnrichment as MemoryEnrichment
@@ -19,8 +25,11 @@ from .types import Message as Message
 from .types import RoutingDecision as RoutingDecision
 
 __all__ = [
+    "ConflictDetector",
+    "ConflictResolution",
     "ContextBag",
     "ContextSnapshot",
+    "ContextUtilization",
     "Conversation",
     "DataConflictError",
     "DocumentEnrichment",
@@ -34,4 +43,7 @@ __all__ = [
     "ProfileEnrichment",
     "RoutingDecision",
     "RunIdentity",
+    "TruncationEvent",
+    "TruncationTracker",
+    "VersionMetadata",
 ]

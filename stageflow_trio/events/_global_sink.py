@@ -23,6 +23,17 @@ def clear_event_sink() -> None:
     _event_sink_var.set(None)
 
 
+def swap_event_sink(sink: EventSink | None) -> EventSink | None:
+    """Set the current context's global sink to ``sink`` (None unsets it); return the one it replaces.
+
+    The previous value comes back as it was, None when no sink was set, so a
+    caller that installs a sink for a while can put back exactly what it found.
+    """
+    previous = _event_sink_var.get()
+    _event_sink_var.set(sink)
+    return previous
+
+
 def get_event_sink() -> EventSink:
     """The current global sink, or a new :class:`NoOpEventSink` if none is set."""
     sink = _event_sink_var.get()

@@ -1,8 +1,7 @@
-"""Reusable helpers for common pipeline patterns (streaming, analytics, ...).
+"""Reusable helpers for common pipeline patterns: streaming, analytics, guardrails,
+memory, mock providers, provider responses, timestamps, runners and runtime monitors.
 
-The reference's ``stageflow.helpers`` also re-exports names from its memory,
-guardrails, mocks, providers, timestamps, uuid_utils and memory_tracker modules,
-and the rest of run_utils; those are added here as their modules land.
+The same names as the reference's ``stageflow.helpers``.
 """
 
 from __future__ import annotations
@@ -13,15 +12,48 @@ from stageflow_trio.helpers.analytics import AnalyticsExporter as AnalyticsExpor
 from stageflow_trio.helpers.analytics import BufferedExporter as BufferedExporter
 from stageflow_trio.helpers.analytics import ConsoleExporter as ConsoleExporter
 from stageflow_trio.helpers.analytics import JSONFileExporter as JSONFileExporter
+from stageflow_trio.helpers.guardrails import ContentFilter as ContentFilter
+from stageflow_trio.helpers.guardrails import GuardrailConfig as GuardrailConfig
+from stageflow_trio.helpers.guardrails import GuardrailResult as GuardrailResult
+from stageflow_trio.helpers.guardrails import GuardrailStage as GuardrailStage
+from stageflow_trio.helpers.guardrails import PIIDetector as PIIDetector
+from stageflow_trio.helpers.guardrails import PolicyViolation as PolicyViolation
+from stageflow_trio.helpers.memory import InMemoryStore as InMemoryStore
+from stageflow_trio.helpers.memory import MemoryConfig as MemoryConfig
+from stageflow_trio.helpers.memory import MemoryEntry as MemoryEntry
+from stageflow_trio.helpers.memory import MemoryFetchStage as MemoryFetchStage
+from stageflow_trio.helpers.memory import MemoryStore as MemoryStore
+from stageflow_trio.helpers.memory import MemoryWriteStage as MemoryWriteStage
+from stageflow_trio.helpers.memory_tracker import MemorySample as MemorySample
+from stageflow_trio.helpers.memory_tracker import MemoryTracker as MemoryTracker
+from stageflow_trio.helpers.memory_tracker import track_memory as track_memory
+from stageflow_trio.helpers.mocks import MockAuthProvider as MockAuthProvider
+from stageflow_trio.helpers.mocks import MockLLMProvider as MockLLMProvider
+from stageflow_trio.helpers.mocks import MockSTTProvider as MockSTTProvider
+from stageflow_trio.helpers.mocks import MockToolExecutor as MockToolExecutor
+from stageflow_trio.helpers.mocks import MockTTSProvider as MockTTSProvider
+from stageflow_trio.helpers.providers import LLMResponse as LLMResponse
+from stageflow_trio.helpers.providers import STTResponse as STTResponse
+from stageflow_trio.helpers.providers import TTSResponse as TTSResponse
 from stageflow_trio.helpers.run_utils import ObservableEventSink as ObservableEventSink
+from stageflow_trio.helpers.run_utils import PipelineRunner as PipelineRunner
+from stageflow_trio.helpers.run_utils import RunResult as RunResult
+from stageflow_trio.helpers.run_utils import run_simple_pipeline as run_simple_pipeline
+from stageflow_trio.helpers.run_utils import setup_logging as setup_logging
 from stageflow_trio.helpers.streaming import AudioChunk as AudioChunk
 from stageflow_trio.helpers.streaming import BackpressureMonitor as BackpressureMonitor
 from stageflow_trio.helpers.streaming import ChunkQueue as ChunkQueue
 from stageflow_trio.helpers.streaming import StreamConfig as StreamConfig
 from stageflow_trio.helpers.streaming import StreamingBuffer as StreamingBuffer
+from stageflow_trio.helpers.timestamps import detect_unix_precision as detect_unix_precision
+from stageflow_trio.helpers.timestamps import normalize_to_utc as normalize_to_utc
+from stageflow_trio.helpers.timestamps import parse_timestamp as parse_timestamp
+from stageflow_trio.helpers.uuid_utils import ClockSkewDetector as ClockSkewDetector
+from stageflow_trio.helpers.uuid_utils import UuidCollisionMonitor as UuidCollisionMonitor
+from stageflow_trio.helpers.uuid_utils import UuidEvent as UuidEvent
+from stageflow_trio.helpers.uuid_utils import UuidEventListener as UuidEventListener
+from stageflow_trio.helpers.uuid_utils import generate_uuid7 as generate_uuid7
 
-# The memory, guardrails, mocks, providers, timestamp and runtime helper names (and
-# the rest of run_utils) come with their modules.
 __all__ = [
     "AnalyticsEvent",
     "AnalyticsExporter",
@@ -29,11 +61,46 @@ __all__ = [
     "BackpressureMonitor",
     "BufferedExporter",
     "ChunkQueue",
+    "ClockSkewDetector",
     "ConsoleExporter",
+    "ContentFilter",
+    "GuardrailConfig",
+    "GuardrailResult",
+    "GuardrailStage",
+    "InMemoryStore",
     "JSONFileExporter",
+    "LLMResponse",
+    "MemoryConfig",
+    "MemoryEntry",
+    "MemoryFetchStage",
+    "MemorySample",
+    "MemoryStore",
+    "MemoryTracker",
+    "MemoryWriteStage",
+    "MockAuthProvider",
+    "MockLLMProvider",
+    "MockSTTProvider",
+    "MockTTSProvider",
+    "MockToolExecutor",
     "ObservableEventSink",
+    "PIIDetector",
+    "PipelineRunner",
+    "PolicyViolation",
+    "RunResult",
+    "STTResponse",
     "StreamConfig",
     "StreamingBuffer",
+    "TTSResponse",
+    "UuidCollisionMonitor",
+    "UuidEvent",
+    "UuidEventListener",
+    "detect_unix_precision",
+    "generate_uuid7",
+    "normalize_to_utc",
+    "parse_timestamp",
+    "run_simple_pipeline",
+    "setup_logging",
+    "track_memory",
 ]
 
 publish(__name__)

@@ -1,41 +1,290 @@
-"""Observability: wide events, back-end protocols with no-op defaults, error summaries."""
+"""Observability: the protocols an application implements, error summaries, tracing, wide events.
+
+The library ships no logging back end: :class:`PipelineRunLogger`,
+:class:`ProviderCallLogger` and :class:`CircuitBreaker` are the shapes an
+application's own implementations take (Datadog, a database table, ...), and
+the no-op implementations here stand in until it provides them.
+"""
 
 from __future__ import annotations
 
-from stageflow_trio._exports import publish
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+from uuid import UUID
 
-from ._protocols import CircuitBreaker as CircuitBreaker
-from ._protocols import CircuitBreakerOpenError as CircuitBreakerOpenError
-from ._protocols import NoOpPipelineRunLogger as NoOpPipelineRunLogger
-from ._protocols import NoOpProviderCallLogger as NoOpProviderCallLogger
-from ._protocols import PipelineRunLogger as PipelineRunLogger
-from ._protocols import ProviderCallLogger as ProviderCallLogger
-from ._protocols import error_summary_to_stages_patch as error_summary_to_stages_patch
-from ._protocols import error_summary_to_string as error_summary_to_string
-from ._protocols import get_circuit_breaker as get_circuit_breaker
-from ._protocols import pipeline_run_logger as pipeline_run_logger
-from ._protocols import provider_call_logger as provider_call_logger
-from ._protocols import summarize_pipeline_error as summarize_pipeline_error
+import trio
+
+from stageflow_trio._args import type_of
+from stageflow_trio._errors import StageflowError
+
+from .tracing import OTEL_AVAILABLE as OTEL_AVAILABLE
+from .tracing import NoOpSpan as NoOpSpan
+from .tracing import StageflowTracer as StageflowTracer
+from .tracing import TraceContext as TraceContext
+from .tracing import clear_correlation_id as clear_correlation_id
+from .tracing import ensure_correlation_id as ensure_correlation_id
+from .tracing import get_correlation_id as get_correlation_id
+from .tracing import get_span_id as get_span_id
+from .tracing import get_trace_context_dict as get_trace_context_dict
+from .tracing import get_trace_id as get_trace_id
+from .tracing import set_correlation_id as set_correlation_id
 from .wide_events import WideEventEmitter as WideEventEmitter
 from .wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
 from .wide_events import emit_stage_wide_event as emit_stage_wide_event
 
+_MESSAGE_LIMIT: Final = 500
+_NIL_UUID: Final = UUID(int=0)
+
+
+class PipelineRunLogger(Protocol):
+    """Logs the start and the end of pipeline runs to the application's back end."""
+
+    async def log_run_started(
+        self,
+        *,
+        pipeline_run_id: UUID,
+        pipeline_name: str,
+        topology: str | None,
+        execution_mode: str | None,
+        user_id: UUID | None,
+        **kwargs: Any,
+    ) -> None:
+        """A run started."""
+        ...
+
+    async def log_run_completed(
+        self,
+        *,
+        pipeline_run_id: UUID,
+        pipeline_name: str,
+        duration_ms: int,
+        status: str,
+        stage_results: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        """A run ended with ``status``."""
+        ...
+
+    async def log_run_failed(
+        self,
+        *,
+        pipeline_run_id: UUID,
+        pipeline_name: str,
+        error: str,
+        stage: str | None,
+        **kwargs: Any,
+    ) -> None:
+        """A run failed, in ``stage`` when known."""
+        ...
+
+
+class ProviderCallLogger(Protocol):
+    """Logs calls to external providers (LLM, STT, TTS, ...) for cost tracking and debugging."""
+
+    async def log_call_start(
+        self,
+        *,
+        operation: str,
+        provider: str,
+        model_id: str | None,
+        **_context: Any,
+    ) -> UUID:
+        """A call started; returns the id that :meth:`log_call_end` takes."""
+        ...
+
+    async def log_call_end(
+        self,
+        call_id: UUID,
+        *,
+        success: bool,
+        latency_ms: int,
+        error: str | None = None,
+        **metrics: Any,
+    ) -> None:
+        """Call ``call_id`` ended."""
+        ...
+
+
+class CircuitBreaker(Protocol):
+    """Stops calls to an (operation, provider) pair that keeps failing.
+
+    An application implements it (:func:`get_circuit_breaker` returns one that
+    never opens); read time from ``trio.current_time()`` so tests can drive
+    the open period with ``trio.testing.MockClock``.
+    """
+
+    async def is_open(self, *, operation: str, provider: str) -> bool:
+        """Whether calls to the pair should be refused now."""
+        ...
+
+    async def record_success(self, *, operation: str, provider: str) -> None:
+        """A call to the pair succeeded."""
+        ...
+
+    async def record_failure(self, *, operation: str, provider: str, reason: str) -> None:
+        """A call to the pair failed because of ``reason``."""
+        ...
+
+
+class CircuitBreakerOpenError(StageflowError):
+    """A call was refused because the breaker of its (operation, provider) pair is open.
+
+    Attributes:
+        operation: The refused operation.
+        provider: Its provider.
+    """
+
+    def __init__(self, operation: str, provider: str) -> None:
+        super().__init__(f"Circuit breaker open for {operation}/{provider}")
+        self.operation = operation
+        self.provider = provider
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.operation, self.provider))
+
+
+def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
+    """A small dict describing ``exc`` for logs and run records.
+
+    Returns:
+        ``code`` (``"TIMEOUT"`` for a ``TimeoutError`` or ``trio.TooSlowError``,
+        ``"CIRCUIT_OPEN"`` when the message mentions a circuit breaker, else
+        ``"UNKNOWN"``), ``type`` (the class name), ``message`` (``str(exc)``,
+        at most 500 characters) and ``retryable`` (True for the two known codes).
+
+    Raises:
+        TypeError: ``exc`` is not an exception.
+    """
+    if not isinstance(exc, BaseException):
+        raise TypeError(f"summarize_pipeline_error: exc must be an exception; got {type_of(exc)}")
+    message = str(exc)
+    code = "UNKNOWN"
+    retryable = False
+    if isinstance(exc, TimeoutError | trio.TooSlowError):
+        code = "TIMEOUT"
+        retryable = True
+    elif "circuit breaker" in message.lower():
+        code = "CIRCUIT_OPEN"
+        retryable = True
+    return {
+        "code": code,
+        "type": type(exc).__name__,
+        "message": message[:_MESSAGE_LIMIT],
+        "retryable": retryable,
+    }
+
+
+def _check_summary(owner: str, error_summary: object) -> None:
+    if not isinstance(error_summary, Mapping):
+        raise TypeError(f"{owner}: error_summary must be a mapping; got {type_of(error_summary)}")
+
+
+def error_summary_to_string(error_summary: Mapping[str, Any]) -> str:
+    """``"CODE: message"``, stripped; a missing or empty code reads ``UNKNOWN``.
+
+    Raises:
+        TypeError: ``error_summary`` is not a mapping.
+    """
+    _check_summary("error_summary_to_string", error_summary)
+    code = error_summary.get("code") or "UNKNOWN"
+    message = error_summary.get("message") or ""
+    return f"{code}: {message}".strip()
+
+
+def error_summary_to_stages_patch(error_summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"failure": {"error": error_summary}}`` (the summary itself, not a copy).
+
+    Raises:
+        TypeError: ``error_summary`` is not a mapping.
+    """
+    _check_summary("error_summary_to_stages_patch", error_summary)
+    return {"failure": {"error": error_summary}}
+
+
+class NoOpPipelineRunLogger:
+    """A :class:`PipelineRunLogger` that logs nothing; each call is a checkpoint."""
+
+    async def log_run_started(self, **_kwargs: Any) -> None:
+        """Nothing is logged."""
+        await trio.lowlevel.checkpoint()
+
+    async def log_run_completed(self, **_kwargs: Any) -> None:
+        """Nothing is logged."""
+        await trio.lowlevel.checkpoint()
+
+    async def log_run_failed(self, **_kwargs: Any) -> None:
+        """Nothing is logged."""
+        await trio.lowlevel.checkpoint()
+
+
+class NoOpProviderCallLogger:
+    """A :class:`ProviderCallLogger` that logs nothing; each call is a checkpoint."""
+
+    async def log_call_start(self, **_kwargs: Any) -> UUID:
+        """Nothing is logged; returns the nil UUID ``00000000-0000-0000-0000-000000000000``."""
+        await trio.lowlevel.checkpoint()
+        return _NIL_UUID
+
+    async def log_call_end(self, call_id: UUID, **_kwargs: Any) -> None:
+        """Nothing is logged."""
+        _ = call_id
+        await trio.lowlevel.checkpoint()
+
+
+class _NoOpCircuitBreaker:
+    """The breaker :func:`get_circuit_breaker` returns: never open, keeps no state."""
+
+    async def is_open(self, **_kwargs: Any) -> bool:
+        await trio.lowlevel.checkpoint()
+        return False
+
+    async def record_success(self, **_kwargs: Any) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def record_failure(self, **_kwargs: Any) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+pipeline_run_logger: PipelineRunLogger = NoOpPipelineRunLogger()
+"""The default run logger: a :class:`NoOpPipelineRunLogger`."""
+
+provider_call_logger: ProviderCallLogger = NoOpProviderCallLogger()
+"""The default provider call logger: a :class:`NoOpProviderCallLogger`."""
+
+
+def get_circuit_breaker() -> CircuitBreaker:
+    """A circuit breaker that never opens (a new one per call; it keeps no state).
+
+    Each of its methods accepts any keyword arguments and is a checkpoint.
+    """
+    return _NoOpCircuitBreaker()
+
+
 __all__ = [
+    "OTEL_AVAILABLE",
     "CircuitBreaker",
     "CircuitBreakerOpenError",
     "NoOpPipelineRunLogger",
     "NoOpProviderCallLogger",
+    "NoOpSpan",
     "PipelineRunLogger",
     "ProviderCallLogger",
+    "StageflowTracer",
+    "TraceContext",
     "WideEventEmitter",
+    "clear_correlation_id",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
+    "ensure_correlation_id",
     "error_summary_to_stages_patch",
     "error_summary_to_string",
     "get_circuit_breaker",
+    "get_correlation_id",
+    "get_span_id",
+    "get_trace_context_dict",
+    "get_trace_id",
     "pipeline_run_logger",
     "provider_call_logger",
+    "set_correlation_id",
     "summarize_pipeline_error",
 ]
-
-publish(__name__)

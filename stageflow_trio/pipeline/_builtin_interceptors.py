@@ -209,15 +209,18 @@ def get_default_interceptors(
     Tracing (20), Metrics (40), ChildTrackerMetrics (45), Logging (50).
 
     Raises:
-        ValueError: ``include_auth=True``: the auth interceptors are not part of
-            stageflow_trio yet (the reference raises ImportError here).
+        ValueError: ``include_auth=True``: the reference's default auth chain
+            names interceptors that do not exist (it raises ImportError); list
+            :mod:`stageflow_trio.auth`'s interceptors yourself.
     """
     # Imported here: the idempotency module builds on this one.
     from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
 
     if include_auth:
         raise ValueError(
-            "include_auth=True: auth interceptors are not available in stageflow_trio yet"
+            "include_auth=True: the reference's auth chain (OrganizationInterceptor, "
+            "RegionInterceptor, RateLimitInterceptor, PolicyGatewayInterceptor) does not exist; "
+            "add stageflow_trio.auth's AuthInterceptor and OrgEnforcementInterceptor instead"
         )
     interceptors: list[BaseInterceptor] = [
         TimeoutInterceptor(),

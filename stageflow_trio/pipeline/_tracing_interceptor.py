@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id
+from stageflow_trio.observability._otel import otel_api
 
 if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
@@ -17,24 +18,11 @@ _otel_tracer: Any = _NO_TRACER
 
 def _default_tracer() -> Any:
     """The OpenTelemetry tracer when ``opentelemetry-api`` is installed, else None (looked up once)."""
-    global _otel_tracer  # a process-wide cache of one import attempt
+    global _otel_tracer  # a process-wide cache of one lookup
     if _otel_tracer is _NO_TRACER:
-        try:
-            from opentelemetry import trace
-        except ImportError:
-            _otel_tracer = None
-        else:
-            _otel_tracer = trace.get_tracer("stageflow_trio")
+        api = otel_api()
+        _otel_tracer = None if api is None else api[0].get_tracer("stageflow_trio")
     return _otel_tracer
-
-
-def _otel_api() -> tuple[Any, Any] | None:
-    """``(opentelemetry.trace, opentelemetry.context)`` when installed, else None."""
-    try:
-        from opentelemetry import context, trace
-    except ImportError:
-        return None
-    return trace, context
 
 
 class TracingInterceptor(BaseInterceptor):
@@ -87,7 +75,7 @@ class TracingInterceptor(BaseInterceptor):
         }
         span = self._tracer.start_span(f"stage.{stage_name}", attributes=attributes)
         token = None
-        api = _otel_api()
+        api = otel_api()
         if api is not None:
             trace, context = api
             token = context.attach(trace.set_span_in_context(span))
@@ -123,7 +111,7 @@ class TracingInterceptor(BaseInterceptor):
 
 
 def _set_error_status(span: Any, description: str | None) -> None:
-    api = _otel_api()
+    api = otel_api()
     if api is None:
         return
     trace = api[0]
@@ -132,7 +120,7 @@ def _set_error_status(span: Any, description: str | None) -> None:
 
 def _finish(span: Any, token: Any) -> None:
     if token is not None:
-        api = _otel_api()
+        api = otel_api()
         if api is not None:
             api[1].detach(token)
     span.end()

@@ -5,11 +5,12 @@ how tools run a registered pipeline as a child run: it looks the pipeline up in
 a :class:`~stageflow_trio.pipeline.registry.PipelineRegistry`, builds it, and runs
 it through a :class:`~stageflow_trio.pipeline.subpipeline.SubpipelineSpawner`.
 
-The tool registry is not part of stageflow_trio yet: until it is,
-:attr:`ToolExecutor.tool_registry` is None, which behaves as the reference's
-empty global registry (every action fails with "No tool registered for action
-type: t"). Assign any object with ``async execute(action, ctx_dict)`` returning
-an output with ``success``, ``error`` and ``artifacts`` (or None) to run tools.
+:meth:`ToolExecutor.execute` runs each action of a plan through
+:attr:`ToolExecutor.tool_registry`: the process-wide
+:func:`~stageflow_trio.tools.registry.get_tool_registry` as it is when the
+executor is made. Assign any object with ``async execute(action, ctx_dict)``
+returning an output with ``success``, ``error`` and ``artifacts`` (or None) to
+use another.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from stageflow_trio.pipeline.subpipeline import (
     SubpipelineSpawner,
     get_subpipeline_spawner,
 )
+from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
+from stageflow_trio.tools.registry import get_tool_registry
 from stageflow_trio.utils.frozen import FrozenList
 
 if TYPE_CHECKING:
@@ -42,16 +45,6 @@ __all__ = ["ToolExecutor", "ToolExecutorResult"]
 logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
 
 _SUBPIPELINE_ROOT = "__subpipeline_root__"
-
-
-class ActionProtocol(Protocol):
-    """An action of a plan: a type that names the tool, and a payload."""
-
-    @property
-    def type(self) -> str: ...
-
-    @property
-    def payload(self) -> dict[str, Any]: ...
 
 
 class PlanProtocol(Protocol):
@@ -134,9 +127,11 @@ class ToolExecutor:
             when None, looked up on first use.
         registry: Where :meth:`spawn_subpipeline` finds pipelines; the global
             :data:`~stageflow_trio.pipeline.registry.pipeline_registry` when None.
-        uuid_monitor: Anything with ``observe(uuid)``, told each correlation id.
+        uuid_monitor: Anything with ``observe(uuid)``, told each correlation id,
+            e.g. a :class:`~stageflow_trio.helpers.uuid_utils.UuidCollisionMonitor`.
         memory_tracker: Anything with ``observe(label=...)``, told when a
-            subpipeline starts and how it ends.
+            subpipeline starts and how it ends, e.g. a
+            :class:`~stageflow_trio.helpers.memory_tracker.MemoryTracker`.
 
     Raises:
         TypeError: an argument has the wrong type.
@@ -162,7 +157,7 @@ class ToolExecutor:
             )
         _check_observer("uuid_monitor", uuid_monitor)
         _check_observer("memory_tracker", memory_tracker)
-        self.tool_registry: ToolRegistryLike | None = None
+        self.tool_registry: ToolRegistryLike = get_tool_registry()
         self._spawner = spawner
         self._pipeline_registry = registry
         self._uuid_monitor = uuid_monitor
@@ -205,14 +200,6 @@ class ToolExecutor:
         reentry = False
         for action in plan.actions:
             try:
-                if self.tool_registry is None:
-                    failed += 1
-                    logger.error(
-                        "Action %s failed: No tool registered for action type: %s",
-                        action.type,
-                        action.type,
-                    )
-                    continue
                 output = await self.tool_registry.execute(action, ctx.to_dict())
                 if output is None:
                     failed += 1

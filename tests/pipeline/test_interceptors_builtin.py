@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.observability import _otel as otel_cache
 from stageflow_trio.pipeline import _tracing_interceptor as tracing_impl
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
@@ -110,7 +111,9 @@ def test_default_chain_equals_the_reference(reference: ModuleType) -> None:
 def test_include_auth_is_rejected() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^include_auth=True: auth interceptors are not available in stageflow_trio yet$",
+        match=r"^include_auth=True: the reference's auth chain \(OrganizationInterceptor, "
+        r"RegionInterceptor, RateLimitInterceptor, PolicyGatewayInterceptor\) does not exist; "
+        r"add stageflow_trio\.auth's AuthInterceptor and OrgEnforcementInterceptor instead$",
     ):
         get_default_interceptors(include_auth=True)
 
@@ -499,6 +502,7 @@ def fake_otel(monkeypatch: pytest.MonkeyPatch) -> FakeOtel:
     monkeypatch.setitem(sys.modules, "opentelemetry.trace", otel.trace)
     monkeypatch.setitem(sys.modules, "opentelemetry.context", otel.context)
     monkeypatch.setattr(tracing_impl, "_otel_tracer", tracing_impl._NO_TRACER)
+    monkeypatch.setattr(otel_cache, "_api", otel_cache._UNSET)
     return otel
 
 

@@ -25,7 +25,9 @@ from stageflow_trio.pipeline.subpipeline import (
 )
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 from stageflow_trio.tools import ToolExecutor as FacadeToolExecutor
+from stageflow_trio.tools.base import BaseTool, ToolInput, ToolOutput
 from stageflow_trio.tools.executor import ActionProtocol, ToolExecutor, ToolExecutorResult
+from stageflow_trio.tools.registry import clear_tool_registry, get_tool_registry, tool
 from stageflow_trio.utils.frozen import FrozenList
 
 CORRELATION = uuid.UUID("cccccccc-0000-4000-8000-000000000002")
@@ -116,14 +118,44 @@ async def test_reentry_only_when_asked_or_on_failure() -> None:
     assert (result.actions_executed, result.requires_reentry) == (1, False)
 
 
-async def test_execute_without_a_registry_fails_every_action_as_an_empty_registry(
+async def test_execute_with_the_empty_global_registry_fails_every_action(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     executor = ToolExecutor()
-    assert executor.tool_registry is None
+    assert executor.tool_registry is get_tool_registry()
     result = await executor.execute(create_test_pipeline_context(), Plan((Action("a"),)))
     assert (result.actions_executed, result.actions_failed, result.requires_reentry) == (0, 1, True)
     assert "Action a failed: No tool registered for action type: a" in caplog.messages
+
+
+async def test_execute_runs_the_tools_of_the_global_registry() -> None:
+    seen: list[tuple[str, dict[str, Any], str | None]] = []
+
+    @tool("echo")
+    class Echo(BaseTool):
+        async def execute(self, input: ToolInput, ctx: dict[str, Any]) -> ToolOutput:  # noqa: A002
+            await trio.lowlevel.checkpoint()
+            seen.append((input.action.type, dict(input.action.payload), ctx["execution_mode"]))
+            return ToolOutput(success=True, artifacts=[{"echo": input.action.payload["x"]}])
+
+    executor = ToolExecutor()
+    ctx = create_test_pipeline_context(execution_mode="practice")
+    plan = Plan((Action("echo", {"x": 1}), Action("echo", {"x": 2, "requires_reentry": True})))
+    result = await executor.execute(ctx, plan)
+    assert result == ToolExecutorResult(
+        actions_executed=2, artifacts_produced=[{"echo": 1}, {"echo": 2}], requires_reentry=True
+    )
+    assert seen == [
+        ("echo", {"x": 1}, "practice"),
+        ("echo", {"x": 2, "requires_reentry": True}, "practice"),
+    ]
+
+
+def test_the_executor_takes_the_global_registry_as_it_is_when_made() -> None:
+    executor = ToolExecutor()
+    clear_tool_registry()
+    assert executor.tool_registry is not get_tool_registry()
+    assert ToolExecutor().tool_registry is get_tool_registry()
 
 
 async def test_execute_without_a_plan_is_an_empty_result_and_a_checkpoint() -> None:

@@ -1,0 +1,515 @@
+"""Correlation and trace ids in context variables, and spans with or without OpenTelemetry.
+
+The ids live in :class:`contextvars.ContextVar` objects. Trio gives every task
+a copy of its spawner's context, so a task sees the ids that were set when it
+was started, its own writes stay its own, and concurrent tasks never see each
+other's ids. :class:`TraceContext` carries them across boundaries trio cannot
+see (a thread, a queue, an HTTP call).
+
+OpenTelemetry is optional (the ``otel`` extra, ``opentelemetry-api``). Without
+it :class:`StageflowTracer` hands out :class:`NoOpSpan` objects and the ids are
+only what the application sets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar, Token
+from datetime import datetime
+from typing import Any, Final, cast
+from uuid import UUID
+
+import attrs
+
+from stageflow_trio._args import type_of
+from stageflow_trio._frozen import frozen_compat
+from stageflow_trio._globals import register_global_reset
+from stageflow_trio._time import parse_uuid, utc_now, uuid4
+from stageflow_trio.utils.frozen import FrozenDict
+
+from ._otel import otel_api
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.observability.tracing")
+
+_trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
+_span_id: ContextVar[str | None] = ContextVar("span_id", default=None)
+_parent_span_id: ContextVar[str | None] = ContextVar("parent_span_id", default=None)
+_correlation_id: ContextVar[UUID | None] = ContextVar("correlation_id", default=None)
+
+
+def _clear_ids() -> None:
+    # In synchronous code (a test, a script) the ids live in the thread's one context.
+    for var in (_trace_id, _span_id, _parent_span_id, _correlation_id):
+        var.set(None)
+
+
+register_global_reset(_clear_ids)
+
+OTEL_AVAILABLE: Final[bool] = otel_api() is not None
+"""Whether ``opentelemetry-api`` could be imported when this module was loaded."""
+
+_BAGGAGE_PREFIX: Final = "x-baggage-"
+
+
+# attrs' mypy plugin only understands converters that are named functions, hence one per field.
+def _text(field: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"TraceContext: {field} must be a str or None; got {type_of(value)}")
+
+
+def _trace_id_field(value: str | None) -> str | None:
+    return _text("trace_id", value)
+
+
+def _span_id_field(value: str | None) -> str | None:
+    return _text("span_id", value)
+
+
+def _parent_span_id_field(value: str | None) -> str | None:
+    return _text("parent_span_id", value)
+
+
+def _correlation_id_field(value: UUID | str | None) -> UUID | None:
+    return parse_uuid(value, "correlation_id")
+
+
+def _pipeline_run_id_field(value: UUID | str | None) -> UUID | None:
+    return parse_uuid(value, "pipeline_run_id")
+
+
+def _request_id_field(value: UUID | str | None) -> UUID | None:
+    return parse_uuid(value, "request_id")
+
+
+def _org_id_field(value: UUID | str | None) -> UUID | None:
+    return parse_uuid(value, "org_id")
+
+
+def _baggage_field(value: Mapping[str, str] | None) -> FrozenDict[str, str]:
+    if value is None:
+        return FrozenDict()
+    if not isinstance(value, Mapping):
+        raise TypeError(f"TraceContext: baggage must be a mapping; got {type_of(value)}")
+    entries = cast("Mapping[object, object]", value)  # checked here: the annotation is a promise
+    for key, item in entries.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(
+                "TraceContext: baggage keys and values must be str; "
+                f"got {type_of(key)} -> {type_of(item)}"
+            )
+    return value if isinstance(value, FrozenDict) else FrozenDict(value)
+
+
+def _check_created_at(_: object, __: object, value: object) -> None:
+    if not isinstance(value, datetime):
+        raise TypeError(f"TraceContext: created_at must be a datetime; got {type_of(value)}")
+
+
+def _otel_ids(span: Any) -> tuple[str, str] | None:
+    """The span's ``(trace_id, span_id)`` in W3C hex form, or None for an invalid context."""
+    span_ctx = span.get_span_context()
+    if not span_ctx.is_valid:
+        return None
+    return format(span_ctx.trace_id, "032x"), format(span_ctx.span_id, "016x")
+
+
+def _id_str(value: UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+@frozen_compat
+@attrs.frozen
+class TraceContext:
+    """The correlation and trace ids of one piece of work, to carry across a boundary.
+
+    Capture it where the work starts, hand it over (to a thread, a queue
+    message, an HTTP request as headers), and :meth:`activate` it on the other
+    side, so logs and events there carry the same ids::
+
+        ctx = TraceContext.capture()
+
+        def worker() -> None:  # e.g. in trio.to_thread.run_sync(worker)
+            with ctx.activate():
+                ...
+
+    A trio task started with ``start_soon`` needs none of this: it already
+    inherits the ids of the task that started it.
+
+    UUID fields accept a ``UUID``, a UUID string (parsed) or None; anything
+    else raises ``ValueError``/``TypeError`` naming the field. ``baggage`` is
+    a read-only mapping of str to str.
+    """
+
+    trace_id: str | None = attrs.field(default=None, converter=_trace_id_field)
+    span_id: str | None = attrs.field(default=None, converter=_span_id_field)
+    parent_span_id: str | None = attrs.field(default=None, converter=_parent_span_id_field)
+    correlation_id: UUID | None = attrs.field(default=None, converter=_correlation_id_field)
+    pipeline_run_id: UUID | None = attrs.field(default=None, converter=_pipeline_run_id_field)
+    request_id: UUID | None = attrs.field(default=None, converter=_request_id_field)
+    org_id: UUID | None = attrs.field(default=None, converter=_org_id_field)
+    baggage: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_baggage_field)
+    created_at: datetime = attrs.field(factory=utc_now, validator=_check_created_at)
+
+    @classmethod
+    def capture(cls) -> TraceContext:
+        """The ids of the current context (task).
+
+        When OpenTelemetry is installed and a recording span is current, its
+        trace and span ids replace the context variables' ones.
+        """
+        trace_id = _trace_id.get()
+        span_id = _span_id.get()
+        api = otel_api()
+        if api is not None:
+            span = api[0].get_current_span()
+            if span and span.is_recording():
+                ids = _otel_ids(span)
+                if ids is not None:
+                    trace_id, span_id = ids
+        return cls(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=_parent_span_id.get(),
+            correlation_id=_correlation_id.get(),
+        )
+
+    @contextmanager
+    def activate(self) -> Iterator[None]:
+        """Set this context's ids in the current context for the ``with`` block.
+
+        Only the ids that are set (non-empty) are written; on exit each
+        variable gets back the value it had before, also when the block raises.
+        """
+        tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
+        if self.trace_id:
+            tokens.append((_trace_id, _trace_id.set(self.trace_id)))
+        if self.span_id:
+            tokens.append((_span_id, _span_id.set(self.span_id)))
+        if self.parent_span_id:
+            tokens.append((_parent_span_id, _parent_span_id.set(self.parent_span_id)))
+        if self.correlation_id:
+            tokens.append((_correlation_id, _correlation_id.set(self.correlation_id)))
+        try:
+            yield
+        finally:
+            for var, token in reversed(tokens):
+                var.reset(token)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, ids as strings (None when unset), ``created_at`` in ISO form."""
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "correlation_id": _id_str(self.correlation_id),
+            "pipeline_run_id": _id_str(self.pipeline_run_id),
+            "request_id": _id_str(self.request_id),
+            "org_id": _id_str(self.org_id),
+            "baggage": dict(self.baggage),
+            "created_at": self.created_at.isoformat(),
+        }
+
+    def to_headers(self) -> dict[str, str]:
+        """HTTP headers that carry this context; :meth:`from_headers` reads them back.
+
+        ``traceparent`` (W3C Trace Context, version 00, sampled; a zero span
+        id when none is set) when there is a trace id; ``x-correlation-id``,
+        ``x-pipeline-run-id``, ``x-request-id``, ``x-org-id`` for the set ids;
+        ``x-baggage-{key}`` for each baggage item.
+        """
+        headers: dict[str, str] = {}
+        if self.trace_id:
+            headers["traceparent"] = f"00-{self.trace_id}-{self.span_id or '0' * 16}-01"
+        if self.correlation_id:
+            headers["x-correlation-id"] = str(self.correlation_id)
+        if self.pipeline_run_id:
+            headers["x-pipeline-run-id"] = str(self.pipeline_run_id)
+        if self.request_id:
+            headers["x-request-id"] = str(self.request_id)
+        if self.org_id:
+            headers["x-org-id"] = str(self.org_id)
+        for key, value in self.baggage.items():
+            headers[_BAGGAGE_PREFIX + key] = value
+        return headers
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> TraceContext:
+        """The context carried by ``headers`` (keys as :meth:`to_headers` writes them).
+
+        A ``traceparent`` gives the trace id if its second part has 32
+        characters and the span id if its third has 16; an id header that is
+        not a UUID is ignored. ``parent_span_id`` is never read.
+
+        Raises:
+            TypeError: ``headers`` is not a mapping.
+        """
+        if not isinstance(headers, Mapping):
+            raise TypeError(
+                f"TraceContext.from_headers: headers must be a mapping; got {type_of(headers)}"
+            )
+        trace_id: str | None = None
+        span_id: str | None = None
+        traceparent = headers.get("traceparent")
+        if traceparent:
+            parts = traceparent.split("-")
+            if len(parts) >= 3:
+                trace_id = parts[1] if len(parts[1]) == 32 else None
+                span_id = parts[2] if len(parts[2]) == 16 else None
+        baggage = {
+            key[len(_BAGGAGE_PREFIX) :]: value
+            for key, value in headers.items()
+            if key.startswith(_BAGGAGE_PREFIX)
+        }
+        return cls(
+            trace_id=trace_id,
+            span_id=span_id,
+            correlation_id=_header_uuid(headers, "x-correlation-id"),
+            pipeline_run_id=_header_uuid(headers, "x-pipeline-run-id"),
+            request_id=_header_uuid(headers, "x-request-id"),
+            org_id=_header_uuid(headers, "x-org-id"),
+            baggage=baggage,
+        )
+
+
+def _header_uuid(headers: Mapping[str, str], name: str) -> UUID | None:
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+class StageflowTracer:
+    """Spans on OpenTelemetry when it is installed, :class:`NoOpSpan` objects otherwise.
+
+    Example::
+
+        tracer = StageflowTracer("my_service")
+        with tracer.start_span("process_request", attributes={"user": "u1"}) as span:
+            span.set_attribute("result_size", 3)
+
+    Args:
+        name: The instrumentation name passed to ``opentelemetry.trace.get_tracer``.
+    """
+
+    def __init__(self, name: str = "stageflow") -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"StageflowTracer: name must be a str; got {type_of(name)}")
+        self._name = name
+        self._api = otel_api()
+        self._tracer: Any = None if self._api is None else self._api[0].get_tracer(name)
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether spans go to OpenTelemetry (False: they are :class:`NoOpSpan` objects)."""
+        return self._tracer is not None
+
+    def start_span(
+        self,
+        name: str,
+        *,
+        kind: Any = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> AbstractContextManager[Any]:
+        """A span for the ``with`` block, current while the block runs.
+
+        With OpenTelemetry the span is started with ``start_as_current_span``
+        (``kind`` defaults to ``SpanKind.INTERNAL``) and, while the block runs,
+        :func:`get_trace_id` and :func:`get_span_id` return its ids. Without
+        it the block gets a :class:`NoOpSpan` and the ids are left alone.
+
+        Raises:
+            TypeError: ``name`` is not a str or ``attributes`` not a mapping (at the call).
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"StageflowTracer.start_span: name must be a str; got {type_of(name)}")
+        if attributes is not None and not isinstance(attributes, Mapping):
+            raise TypeError(
+                "StageflowTracer.start_span: attributes must be a mapping or None; "
+                f"got {type_of(attributes)}"
+            )
+        if self._tracer is None:
+            return nullcontext(NoOpSpan(name, attributes=attributes))
+        return self._otel_span(name, kind, attributes)
+
+    @contextmanager
+    def _otel_span(
+        self, name: str, kind: Any, attributes: Mapping[str, Any] | None
+    ) -> Iterator[Any]:
+        assert self._api is not None  # a tracer comes from the API
+        span_kind = self._api[0].SpanKind.INTERNAL if kind is None else kind
+        with self._tracer.start_as_current_span(
+            name, kind=span_kind, attributes=attributes
+        ) as span:
+            ids = _otel_ids(span)
+            if ids is None:
+                yield span
+                return
+            trace_token = _trace_id.set(ids[0])
+            span_token = _span_id.set(ids[1])
+            try:
+                yield span
+            finally:
+                _span_id.reset(span_token)
+                _trace_id.reset(trace_token)
+
+    def inject_context(self, carrier: MutableMapping[str, str]) -> None:
+        """Write the current context into ``carrier`` (e.g. outgoing HTTP headers).
+
+        With OpenTelemetry its W3C propagator writes first; then
+        :meth:`TraceContext.to_headers` of :meth:`TraceContext.capture` is
+        merged in (its ``traceparent`` wins).
+
+        Raises:
+            TypeError: ``carrier`` is not a mutable mapping.
+        """
+        if not isinstance(carrier, MutableMapping):
+            raise TypeError(
+                "StageflowTracer.inject_context: carrier must be a mutable mapping; "
+                f"got {type_of(carrier)}"
+            )
+        if otel_api() is not None:
+            try:
+                from opentelemetry.trace.propagation.tracecontext import (
+                    TraceContextTextMapPropagator,
+                )
+            except ImportError:  # an API too old or too partial to propagate
+                logger.debug("OpenTelemetry has no TraceContextTextMapPropagator")
+            else:
+                TraceContextTextMapPropagator().inject(carrier)
+        carrier.update(TraceContext.capture().to_headers())
+
+    def extract_context(self, carrier: Mapping[str, str]) -> TraceContext:
+        """The context carried by ``carrier``: :meth:`TraceContext.from_headers`."""
+        return TraceContext.from_headers(carrier)
+
+
+class NoOpSpan:
+    """The span :class:`StageflowTracer` gives without OpenTelemetry: it records, exports nothing.
+
+    It keeps what is set on it, readable through :attr:`name`,
+    :attr:`attributes` and :attr:`events`, so tests can check instrumentation
+    without an OpenTelemetry SDK.
+    """
+
+    def __init__(self, name: str, *, attributes: Mapping[str, Any] | None = None) -> None:
+        self._name = name
+        # A copy: the caller's dict is not the span's to change.
+        self._attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self._events: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def name(self) -> str:
+        """The span's name."""
+        return self._name
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """A read-only copy of the attributes (``_status`` and ``_status_description`` included)."""
+        return FrozenDict(self._attributes)
+
+    @property
+    def events(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """The ``(name, attributes)`` of each added event, oldest first."""
+        return tuple(self._events)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set attribute ``key``."""
+        self._attributes[key] = value
+
+    def add_event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Record event ``name``."""
+        self._events.append((name, attributes or {}))
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        """Keep ``str(status)`` as the ``_status`` attribute, a description as ``_status_description``."""
+        self._attributes["_status"] = str(status)
+        if description:
+            self._attributes["_status_description"] = description
+
+    def record_exception(self, exception: BaseException) -> None:
+        """Add an ``exception`` event with ``exception.type`` and ``exception.message``."""
+        self.add_event(
+            "exception",
+            {"exception.type": type(exception).__name__, "exception.message": str(exception)},
+        )
+
+    def is_recording(self) -> bool:
+        """False: nothing is exported."""
+        return False
+
+    def get_span_context(self) -> Any:
+        """None: a no-op span has no span context."""
+        return None
+
+
+def set_correlation_id(correlation_id: UUID) -> None:
+    """Set the current context's correlation id (a UUID string is parsed).
+
+    The current task and the tasks it starts from now on see it; its parent
+    and its siblings do not.
+
+    Raises:
+        ValueError: a string that is not a UUID.
+        TypeError: neither a UUID, a str nor None.
+    """
+    _correlation_id.set(parse_uuid(correlation_id, "correlation_id"))
+
+
+def get_correlation_id() -> UUID | None:
+    """The current context's correlation id, or None."""
+    return _correlation_id.get()
+
+
+def ensure_correlation_id() -> UUID:
+    """The current correlation id; a new random one is set first when there is none."""
+    cid = _correlation_id.get()
+    if cid is None:
+        cid = uuid4()
+        _correlation_id.set(cid)
+    return cid
+
+
+def clear_correlation_id() -> None:
+    """Set the current context's correlation id to None."""
+    _correlation_id.set(None)
+
+
+def get_trace_id() -> str | None:
+    """The current context's trace id (32 hex characters with OpenTelemetry), or None."""
+    return _trace_id.get()
+
+
+def get_span_id() -> str | None:
+    """The current context's span id (16 hex characters with OpenTelemetry), or None."""
+    return _span_id.get()
+
+
+def get_trace_context_dict() -> dict[str, Any]:
+    """``trace_id``, ``span_id``, ``parent_span_id`` and ``correlation_id`` (a str), for logs."""
+    return {
+        "trace_id": _trace_id.get(),
+        "span_id": _span_id.get(),
+        "parent_span_id": _parent_span_id.get(),
+        "correlation_id": _id_str(_correlation_id.get()),
+    }
+
+
+__all__ = [
+    "OTEL_AVAILABLE",
+    "NoOpSpan",
+    "StageflowTracer",
+    "TraceContext",
+    "clear_correlation_id",
+    "ensure_correlation_id",
+    "get_correlation_id",
+    "get_span_id",
+    "get_trace_context_dict",
+    "get_trace_id",
+    "set_correlation_id",
+]

@@ -1,0 +1,166 @@
+"""The v1 tool shape: a named capability that executes one action type.
+
+:class:`Tool` is the structural protocol the legacy
+:class:`~stageflow_trio.tools.registry.ToolRegistry` works with; :class:`BaseTool`
+is a base class to subclass instead. A tool receives its action wrapped in a
+:class:`ToolInput` and answers with a :class:`ToolOutput`.
+
+These are the legacy (v1) input and output; the v2 executor uses the richer
+``ToolInput`` / ``ToolOutput`` of :mod:`stageflow_trio.tools.definitions`, which
+the package's namespace exports under these names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import trio
+
+from stageflow_trio._frozen import frozen_compat
+from stageflow_trio.tools._action import ActionProtocol
+from stageflow_trio.utils.frozen import FrozenDict, FrozenList
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["BaseTool", "Tool", "ToolInput", "ToolOutput"]
+
+
+def _freeze_data(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None:
+    if value is None or isinstance(value, FrozenDict):
+        return value
+    return FrozenDict(value)
+
+
+def _freeze_artifacts(
+    value: list[dict[str, Any]] | None,
+) -> FrozenList[dict[str, Any]] | None:
+    if value is None or isinstance(value, FrozenList):
+        return value
+    return FrozenList(value)
+
+
+@frozen_compat
+@attrs.frozen
+class ToolInput:
+    """What a v1 tool receives: the action it executes.
+
+    Attributes:
+        action: The action (its ``type`` named this tool; its ``payload`` is the input).
+    """
+
+    action: ActionProtocol
+
+
+@frozen_compat
+@attrs.frozen
+class ToolOutput:
+    """What a v1 tool returns.
+
+    ``data`` and ``artifacts`` are kept as read-only copies (one level deep).
+
+    Attributes:
+        success: Whether the tool did its job.
+        data: The tool's result data, if any.
+        error: Why it failed, if it did.
+        artifacts: Artifacts the tool produced (collected by the executor).
+    """
+
+    success: bool
+    data: FrozenDict[str, Any] | None = attrs.field(default=None, converter=_freeze_data)
+    error: str | None = None
+    artifacts: FrozenList[dict[str, Any]] | None = attrs.field(
+        default=None, converter=_freeze_artifacts
+    )
+
+
+class Tool(Protocol):
+    """A self-describing capability: a name, a description, and the action type it handles.
+
+    Any object with these three attributes and an ``async execute`` method is a
+    Tool; :class:`BaseTool` is an optional base class.
+    """
+
+    @property
+    def name(self) -> str:
+        """The tool's unique name."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What the tool does, for people and models."""
+        ...
+
+    @property
+    def action_type(self) -> str:
+        """The action type this tool executes (the registry's key)."""
+        ...
+
+    async def execute(self, input: ToolInput, ctx: dict[str, Any]) -> ToolOutput:  # noqa: A002 - the reference's parameter name
+        """Execute ``input``'s action with the pipeline context ``ctx`` (a dict)."""
+        ...
+
+
+def _metadata(tool: BaseTool, attribute: str, what: str) -> str:
+    value = getattr(type(tool), attribute, None)
+    if value is None:
+        raise NotImplementedError(
+            f"{type(tool).__name__} must define {what} (or be decorated with @tool)"
+        )
+    return str(value)
+
+
+class BaseTool:
+    """A base class for tools.
+
+    Subclasses override :attr:`name`, :attr:`description` and :attr:`action_type`
+    (or get them from the :func:`~stageflow_trio.tools.registry.tool` decorator)
+    and :meth:`execute`. Not an ABC, as in the reference: an incomplete subclass
+    can still be instantiated, and fails when the missing part is used.
+    """
+
+    @property
+    def name(self) -> str:
+        """The tool's unique name: the ``@tool`` name (default: the class name).
+
+        Raises:
+            NotImplementedError: not overridden and the class is not decorated.
+        """
+        return _metadata(self, "_tool_name", "name")
+
+    @property
+    def description(self) -> str:
+        """What the tool does: the ``@tool`` description (default ``""``).
+
+        Raises:
+            NotImplementedError: not overridden and the class is not decorated.
+        """
+        return _metadata(self, "_tool_description", "description")
+
+    @property
+    def action_type(self) -> str:
+        """The action type this tool executes: the ``@tool`` action type.
+
+        Raises:
+            NotImplementedError: not overridden and the class is not decorated.
+        """
+        return _metadata(self, "_tool_action_type", "action_type")
+
+    async def execute(self, input: ToolInput, ctx: dict[str, Any]) -> ToolOutput:  # noqa: A002, ARG002 - the reference's signature
+        """Execute the action; subclasses override this.
+
+        A checkpoint.
+
+        Raises:
+            NotImplementedError: always, here.
+        """
+        await trio.lowlevel.checkpoint()
+        raise NotImplementedError(f"Tool {self.name} must implement execute()")
+
+    def __repr__(self) -> str:
+        try:
+            name = self.name
+        except NotImplementedError:
+            name = type(self).__name__
+        return f"<Tool: {name}>"

@@ -1,0 +1,231 @@
+"""UuidCollisionMonitor (window in virtual time), UUIDv7 generation and clock-skew detection."""
+
+from __future__ import annotations
+
+import logging
+import tracemalloc
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+import stageflow_trio.helpers as helpers_package
+from stageflow_trio.core import StageContext, StageKind, StageOutput
+from stageflow_trio.helpers import uuid_utils as module
+from stageflow_trio.helpers.memory_tracker import MemoryTracker
+from stageflow_trio.helpers.uuid_utils import (
+    ClockSkewDetector,
+    UuidCollisionMonitor,
+    UuidEvent,
+    generate_uuid7,
+)
+from stageflow_trio.pipeline.pipeline import Pipeline
+from stageflow_trio.pipeline.registry import PipelineRegistry
+from stageflow_trio.pipeline.subpipeline import ChildRunTracker, SubpipelineSpawner
+from stageflow_trio.testing import create_test_pipeline_context
+from stageflow_trio.tools.executor import ToolExecutor
+
+A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))
+
+
+def uuid7_at(when: datetime) -> uuid.UUID:
+    ms = int(when.timestamp() * 1000)
+    return uuid.UUID(int=ms << 80 | 0x7 << 76 | 0xABC << 64 | 0b10 << 62 | 0x1234)
+
+
+def test_all_is_the_references() -> None:
+    assert sorted(module.__all__) == [
+        "ClockSkewDetector",
+        "UuidCollisionMonitor",
+        "UuidEvent",
+        "UuidEventListener",
+        "generate_uuid7",
+    ]
+    for name in module.__all__:
+        assert getattr(helpers_package, name) is getattr(module, name)
+
+
+def test_generate_uuid7_is_version_7_now_and_strictly_increasing() -> None:
+    assert module.HAS_UUID7 is True
+    before = datetime.now(UTC)
+    ids = [generate_uuid7() for _ in range(200)]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 200
+    stamps = [u.int >> 80 for u in ids]
+    assert stamps == sorted(set(stamps))  # one millisecond apart at least
+    first = datetime.fromtimestamp(stamps[0] / 1000, tz=UTC)
+    assert before - timedelta(milliseconds=1) <= first <= before + timedelta(seconds=5)
+
+
+async def test_collision_within_the_window(autojump_clock: Any) -> None:
+    events: list[UuidEvent] = []
+    monitor = UuidCollisionMonitor(ttl_seconds=10, category="pipeline", listeners=[events.append])
+    assert monitor.category == "pipeline"
+    assert monitor.observe(A) is False
+    assert monitor.observe(B) is False
+    await trio.sleep(9.5)
+    assert monitor.observe(A) is True
+    assert [(e.value, e.collision, e.category, e.skew_ms) for e in events] == [
+        (A, False, "pipeline", None),
+        (B, False, "pipeline", None),
+        (A, True, "pipeline", None),
+    ]
+    assert all(e.observed_at.tzinfo is UTC for e in events)
+
+
+async def test_ids_leave_the_window_after_ttl_seconds(autojump_clock: Any) -> None:
+    monitor = UuidCollisionMonitor(ttl_seconds=10)
+    monitor.observe(A)
+    await trio.sleep(10)
+    assert monitor.observe(A) is True  # exactly ttl old: still inside
+    await trio.sleep(10.001)
+    assert monitor.observe(A) is False  # the last sighting is now older than the window
+
+
+async def test_ttl_below_one_second_is_raised_to_one(autojump_clock: Any) -> None:
+    monitor = UuidCollisionMonitor(ttl_seconds=0.01)
+    monitor.observe(A)
+    await trio.sleep(0.5)
+    assert monitor.observe(A) is True
+    await trio.sleep(1.5)
+    assert monitor.observe(A) is False
+
+
+def test_max_entries_caps_the_window_oldest_first() -> None:
+    monitor = UuidCollisionMonitor(max_entries=2)
+    monitor.observe(A)
+    monitor.observe(B)
+    monitor.observe(C)  # A leaves
+    assert monitor.observe(A) is False
+    assert monitor.observe(C) is True
+
+
+def test_an_id_with_a_live_duplicate_stays_indexed() -> None:
+    """The reference un-indexed A when its oldest entry left, though a newer one remained."""
+    monitor = UuidCollisionMonitor(max_entries=2)
+    monitor.observe(A)
+    assert monitor.observe(A) is True
+    monitor.observe(B)  # the first A leaves; the second stays
+    assert monitor.observe(A) is True
+
+
+def test_max_entries_below_one_is_raised_to_one() -> None:
+    monitor = UuidCollisionMonitor(max_entries=0)
+    monitor.observe(A)
+    assert monitor.observe(A) is True
+    monitor.observe(B)
+    assert monitor.observe(A) is False
+
+
+def test_listeners_added_later_and_their_errors_propagate() -> None:
+    monitor = UuidCollisionMonitor()
+    seen: list[bool] = []
+    monitor.add_listener(lambda event: seen.append(event.collision))
+    monitor.observe(A)
+    monitor.observe(A)
+    assert seen == [False, True]
+
+    def broken(_event: UuidEvent) -> None:
+        raise RuntimeError("listener")
+
+    monitor.add_listener(broken)
+    with pytest.raises(RuntimeError, match=r"^listener$"):
+        monitor.observe(B)
+
+
+def test_event_is_frozen() -> None:
+    event = UuidEvent(value=A, collision=False, category="c", observed_at=datetime.now(UTC))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.collision = True  # type: ignore[misc]
+
+
+def test_skew_detector_reports_only_v7_beyond_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(module, "utc_now", lambda: now)
+    detector = ClockSkewDetector(max_skew_ms=1000)
+    assert detector.check(uuid7_at(now - timedelta(milliseconds=1500))) == 1500.0
+    assert detector.check(uuid7_at(now + timedelta(seconds=2))) == 2000.0
+    assert detector.check(uuid7_at(now - timedelta(milliseconds=1000))) is None
+    assert detector.check(uuid.UUID(int=1 << 80 | 1, version=4)) is None
+    assert ClockSkewDetector().max_skew_ms == 5000.0
+
+
+def test_monitor_logs_skew_and_puts_it_in_the_event(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(module, "utc_now", lambda: now)
+    events: list[UuidEvent] = []
+    monitor = UuidCollisionMonitor(check_skew=True, listeners=[events.append])
+    skewed = uuid7_at(now - timedelta(seconds=6))
+    with caplog.at_level(logging.WARNING, logger="stageflow_trio.helpers.uuid"):
+        monitor.observe(skewed)
+        monitor.observe(uuid7_at(now))
+    assert [e.skew_ms for e in events] == [6000.0, None]
+    (record,) = caplog.records
+    assert record.getMessage() == f"Clock skew detected for UUID {skewed}: 6000.0ms"
+    assert (record.uuid, record.skew_ms) == (str(skewed), 6000.0)  # type: ignore[attr-defined]
+
+
+def test_observe_works_outside_trio() -> None:
+    monitor = UuidCollisionMonitor()
+    assert monitor.observe(A) is False
+    assert monitor.observe(A) is True
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: UuidCollisionMonitor(ttl_seconds="5"), TypeError, r"^UuidCollisionMonitor: ttl_seconds must be a number; got str$"),  # type: ignore[arg-type]
+        (lambda: UuidCollisionMonitor(max_entries=2.5), TypeError, r"^UuidCollisionMonitor: max_entries must be an int; got float$"),  # type: ignore[arg-type]
+        (lambda: UuidCollisionMonitor(max_entries=True), TypeError, r"^UuidCollisionMonitor: max_entries must be an int; got bool$"),
+        (lambda: UuidCollisionMonitor(category=None), TypeError, r"^UuidCollisionMonitor: category must be a str; got NoneType$"),  # type: ignore[arg-type]
+        (lambda: UuidCollisionMonitor(check_skew="yes"), TypeError, r"^UuidCollisionMonitor: check_skew must be a bool; got str$"),  # type: ignore[arg-type]
+        (lambda: UuidCollisionMonitor(listeners=[1]), TypeError, r"^UuidCollisionMonitor: listeners must be a callable; got int$"),  # type: ignore[list-item]
+        (lambda: UuidCollisionMonitor().add_listener(None), TypeError, r"^UuidCollisionMonitor.add_listener: listener must be a callable; got NoneType$"),  # type: ignore[arg-type]
+        (lambda: UuidCollisionMonitor().observe(str(A)), TypeError, r"^UuidCollisionMonitor.observe: value must be a UUID; got str$"),  # type: ignore[arg-type]
+        (lambda: ClockSkewDetector(max_skew_ms=-1), ValueError, r"^ClockSkewDetector: max_skew_ms must be >= 0; got -1$"),
+    ],
+)  # fmt: skip
+def test_bad_arguments(make: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        make()
+
+
+async def test_monitor_and_tracker_plug_into_the_v1_tool_executor(
+    autojump_clock: Any,
+) -> None:
+    """ToolExecutor (a lower layer) takes them through a protocol; the real classes fit it."""
+
+    async def work(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(mode=ctx.snapshot.execution_mode)
+
+    registry = PipelineRegistry()
+    registry.register("child", Pipeline().with_stage("work", work, StageKind.WORK))
+    events: list[UuidEvent] = []
+    monitor = UuidCollisionMonitor(category="tool", listeners=[events.append])
+    tracker = MemoryTracker()
+    try:
+        executor = ToolExecutor(
+            spawner=SubpipelineSpawner(child_tracker=ChildRunTracker()),
+            registry=registry,
+            uuid_monitor=monitor,
+            memory_tracker=tracker,
+        )
+        correlation = uuid.UUID(int=77)
+        for _ in range(2):
+            result = await executor.spawn_subpipeline(
+                "child", create_test_pipeline_context(), correlation
+            )
+            assert result.success
+    finally:
+        tracemalloc.stop()
+    assert [(e.value, e.collision, e.category) for e in events] == [
+        (correlation, False, "tool"),
+        (correlation, True, "tool"),
+    ]
+    assert [s.label for s in tracker.samples] == ["subpipeline:start", "subpipeline:end"] * 2
