@@ -18,6 +18,7 @@ RUNNABLE = [
     "analytics.md",
     "cli.md",
     "context.md",
+    "contracts.md",
     "engine.md",
     "runner.md",
     "helpers.md",

@@ -5,7 +5,8 @@ Every module of the package belongs to a layer, named by its first component:
 0. values: ``_globals``, ``_errors``, ``errors``, ``_time``, ``_exports``, ``utils``,
    ``_budget``, ``lowlevel``
 1. contexts and events: ``core``, ``context``, ``stages``, ``contracts``, ``extensions``,
-   ``_serialization``, ``protocols``, ``events``, ``compression``
+   ``_serialization``, ``protocols``, ``events``, ``compression``, ``agent``, ``projector``,
+   ``route``
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``, ``auth``
 4. ``helpers``, ``testing``, ``_testing``
@@ -47,6 +48,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_budget",
             "lowlevel",
             "_args",
+            "_frozen",
         }
     ),
     frozenset(
@@ -60,6 +62,9 @@ LAYERS: tuple[frozenset[str], ...] = (
             "protocols",
             "events",
             "compression",
+            "agent",
+            "projector",
+            "route",
         }
     ),
     frozenset({"_engine"}),
