@@ -8,7 +8,7 @@ Every module of the package belongs to a layer, named by its first component:
    ``_serialization``, ``protocols``, ``events``
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``
-4. ``helpers``, ``testing``, ``_testing``
+4. ``helpers``, ``testing``
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
 import from its own layer and the layers below, never from one above.
@@ -62,7 +62,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools"}),
-    frozenset({"helpers", "testing", "_testing"}),
+    frozenset({"helpers", "testing"}),
     frozenset({"examples"}),
 )
 TOP = len(LAYERS)  # the package's __init__
