@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ import trio
 
 from stageflow_trio._args import check_callable, check_int, check_number
 from stageflow_trio.events.sink import BackpressureAwareEventSink
+from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.testing._builders import RecordingEventSink
 from stageflow_trio.testing.orphans import TaskWatcher
 
@@ -347,19 +349,23 @@ async def _one_run(
     _seed_scheduler(record.seed)
     trio.lowlevel.add_instrument(watcher)
     try:
-        with trio.CancelScope() as scope:
+        # Every budgeted call a schedule point: the library's own schedule points
+        # then depend on the run alone, not on how much real time has passed, and
+        # the explorer can cancel at each of them.
+        with checkpoint_budget(calls=1), trio.CancelScope() as scope:
             watcher.scope = scope
-            if cancel_at_time is not None:
-                watcher.cancel_at_time = trio.current_time() + cancel_at_time
-            watcher.active = True
-            try:
-                record.result = await run_fn()
-                record.outcome = RETURNED
-            except Exception as exc:  # noqa: BLE001 - the outcome is what is checked
-                record.outcome = type(exc).__name__
-                record.error = exc
-            finally:
-                watcher.active = False
+            if cancel_at_time is None:
+                await _call(run_fn, record, watcher)
+            else:
+                # A task of the explorer's (spawned before the watcher is active, so
+                # not counted) cancels at the deadline, as an expiring deadline would.
+                deadline = trio.current_time() + cancel_at_time
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_cancel_at, watcher, deadline, f"deadline +{cancel_at_time}")
+                    try:
+                        await _call(run_fn, record, watcher)
+                    finally:
+                        nursery.cancel_scope.cancel()
         if scope.cancelled_caught:
             record.outcome = CANCELLED
     finally:
@@ -368,10 +374,38 @@ async def _one_run(
     record.checkpoints = watcher.steps
     record.interrupted = watcher.interrupted
     record.orphans = watcher.orphans()
+    record.times = watcher.times
     if watcher.cancelled_at is not None:
         record.checkpoint = watcher.cancelled_at
-    record.deadline = cancel_at_time
-    record.times = watcher.times
+
+
+async def _call(
+    run_fn: Callable[[], Awaitable[Any]], record: RunRecord, watcher: TaskWatcher
+) -> None:
+    watcher.active = True
+    try:
+        record.result = await run_fn()
+        record.outcome = RETURNED
+    except Exception as exc:  # noqa: BLE001 - the outcome is what is checked
+        record.outcome = type(exc).__name__
+        record.error = exc
+    finally:
+        watcher.active = False
+
+
+async def _cancel_at(watcher: TaskWatcher, deadline: float, where: str) -> None:
+    await trio.sleep_until(deadline)
+    watcher.cancel(where)
+
+
+def _between(times: Sequence[float]) -> tuple[float, ...]:
+    # Halfway between two moments at which the run's tasks ran: every task is
+    # blocked then (asleep or waiting), which is what a deadline interrupts.
+    if not times:
+        return ()
+    start = times[0]
+    moments = sorted({start, *times})
+    return tuple((a + b) / 2 - start for a, b in itertools.pairwise(moments))
 
 
 def _spread(count: int, limit: int | None) -> list[int]:
@@ -431,7 +465,10 @@ async def explore_cancellation(
     to the run's contexts and wrap cleanups with :func:`tracked_cleanup`.
 
     Call it from a trio task; on a virtual clock (``autojump_clock``) the runs'
-    sleeps pass instantly. A checkpoint is a schedule point of a task the run
+    sleeps pass instantly. Every run is under ``checkpoint_budget(calls=1)``, so
+    the library's budgeted calls (between stages, ``OutputBag.write``,
+    ``ChunkQueue.put``/``get``) are all schedule points, reached the same way in
+    every run. A checkpoint is a schedule point of a task the run
     started (the caller's task included, while in ``run_fn``); the explorer
     cancels a :class:`trio.CancelScope` around ``run_fn`` right after it.
 
@@ -439,9 +476,10 @@ async def explore_cancellation(
         run_fn: Performs one run; called ``1 + explored`` times.
         invariants: Checked after every run (:data:`DEFAULT_INVARIANTS`).
         deadlines: Offsets from the run's start (trio clock seconds) at which to
-            cancel a run too. Default: every distinct time at which the
-            uncancelled run passed a checkpoint after its start (its sleeps'
-            ends); ``()`` for none.
+            cancel a run too. Default: halfway between every two successive
+            moments at which the uncancelled run's tasks ran (so every task is
+            blocked at the deadline: a stage asleep, a queue waiting); ``()`` for
+            none.
         seed: Seeds trio's scheduling before every run (reproduction).
         at: Explore only these checkpoint indices (default: all).
         max_checkpoints: Explore at most this many checkpoints, evenly spread
@@ -486,9 +524,7 @@ async def explore_cancellation(
                     f"explore_cancellation: at holds {index}; the run has {total} checkpoints"
                 )
     if deadlines is None:
-        times = baseline.times
-        start = times[0] if times else 0.0
-        offsets = tuple(sorted({t - start for t in times if t > start}))
+        offsets = _between(baseline.times)
     else:
         offsets = tuple(
             float(check_number("explore_cancellation", "deadlines", value, minimum=0))
@@ -501,7 +537,7 @@ async def explore_cancellation(
         outcomes[record.outcome] += 1
         _check(run_fn, record, checks, total)
     for offset in offsets:
-        record = RunRecord(f"deadline +{offset}", None, offset, seed, baseline=baseline)
+        record = RunRecord(f"deadline +{offset:g}", None, offset, seed, baseline=baseline)
         await _one_run(run_fn, record, None, offset)
         outcomes[record.outcome] += 1
         _check(run_fn, record, checks, total)

@@ -33,11 +33,10 @@ class TaskWatcher(trio.abc.Instrument):
     the trio clock at each.
 
     With ``scope`` set, the watcher cancels it once: after step ``cancel_at_step``
-    (0-based), or before the first tracked step at or after ``cancel_at_time`` on
-    the trio clock. It cancels from the run loop, outside any task, which is where
-    trio itself expires deadlines. ``interrupted`` then names the blocked tasks the
-    cancellation woke (those that received ``trio.Cancelled`` at once) and
-    ``cancelled_at`` the index of the last step before it.
+    (0-based), from the run loop, outside any task (where trio itself expires
+    deadlines), or when :meth:`cancel` is called. ``interrupted`` then names the
+    blocked tasks the cancellation woke (those that received ``trio.Cancelled`` at
+    once) and ``cancelled_at`` the index of the last step before it.
     """
 
     def __init__(self, root: trio.lowlevel.Task) -> None:
@@ -49,7 +48,6 @@ class TaskWatcher(trio.abc.Instrument):
         self.times: list[float] = []
         self.scope: trio.CancelScope | None = None
         self.cancel_at_step: int | None = None
-        self.cancel_at_time: float | None = None
         self.cancelled_at: int | None = None
         self.on_cancel: Callable[[], None] | None = None
         self.interrupted: list[str] = []
@@ -73,15 +71,6 @@ class TaskWatcher(trio.abc.Instrument):
         if self._cancelling and task in self.tracked:
             self.interrupted.append(task.name)
 
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if (
-            self.cancel_at_time is not None
-            and self.active
-            and task in self.tracked
-            and trio.current_time() >= self.cancel_at_time
-        ):
-            self._cancel(f"deadline at {self.cancel_at_time}")
-
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         if not self.active or task not in self.tracked:
             return
@@ -89,9 +78,10 @@ class TaskWatcher(trio.abc.Instrument):
         self.steps += 1
         self.times.append(trio.current_time())
         if index == self.cancel_at_step:
-            self._cancel(f"checkpoint {index}")
+            self.cancel(f"checkpoint {index}")
 
-    def _cancel(self, where: str) -> None:
+    def cancel(self, where: str) -> None:
+        """Cancel ``scope`` (once), noting which tasks that interrupted."""
         scope = self.scope
         if scope is None or self.cancelled_at is not None:
             return
