@@ -58,7 +58,7 @@ class TaskWatcher(trio.abc.Instrument):
             return
         try:
             spawner = trio.lowlevel.current_task()
-        except RuntimeError:  # spawned by the run loop itself: not ours
+        except RuntimeError:  # pragma: no cover - spawned by the run loop itself: not ours
             return
         if spawner in self.tracked:
             self.tracked.add(task)

@@ -23,7 +23,7 @@ from stageflow_trio.testing import (
     invariant,
     tracked_cleanup,
 )
-from stageflow_trio.testing.explore import CANCELLED, RETURNED
+from stageflow_trio.testing.explore import CANCELLED, RETURNED, stages_terminated
 
 
 async def fetch(ctx: StageContext) -> StageOutput:
@@ -326,6 +326,10 @@ async def test_max_checkpoints_spreads_the_explored_checkpoints(
     none = await explore_cancellation(correct_run, deadlines=(), max_checkpoints=0)
     assert none.explored == ()
     assert none.runs == 1
+    deadlines = await explore_cancellation(
+        correct_run, max_checkpoints=0, deadlines=[0.1, 0.2, 0.3, 0.4], max_deadlines=2
+    )
+    assert deadlines.deadlines == (0.1, 0.4)
 
 
 async def test_a_user_invariant_runs_after_every_run(virtual_clock: trio.testing.MockClock) -> None:
@@ -440,10 +444,6 @@ async def test_bad_arguments_are_named(virtual_clock: trio.testing.MockClock) ->
 
     with pytest.raises(TypeError, match=r"^explore_cancellation: run_fn must be a callable"):
         await explore_cancellation(42)  # type: ignore[arg-type]
-    coroutine = correct_run()
-    with pytest.raises(TypeError, match=r"^explore_cancellation: run_fn must be a callable"):
-        await explore_cancellation(coroutine)  # type: ignore[arg-type]
-    coroutine.close()
     with pytest.raises(
         TypeError, match=r"^explore_cancellation: invariants must hold Invariant objects; got str$"
     ):
@@ -452,6 +452,8 @@ async def test_bad_arguments_are_named(virtual_clock: trio.testing.MockClock) ->
         await explore_cancellation(correct_run, seed=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^explore_cancellation: max_checkpoints must be"):
         await explore_cancellation(correct_run, max_checkpoints=-1)
+    with pytest.raises(ValueError, match=r"^explore_cancellation: max_deadlines must be"):
+        await explore_cancellation(correct_run, max_deadlines=-1)
     with pytest.raises(
         ValueError, match=r"^explore_cancellation: at holds 5; the run has 1 checkpoints$"
     ):
@@ -466,3 +468,30 @@ async def test_bad_arguments_are_named(virtual_clock: trio.testing.MockClock) ->
         tracked_cleanup(None, name="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^tracked_cleanup: name must be a str; got int$"):
         tracked_cleanup(correct_run, name=1)  # type: ignore[arg-type]
+
+
+def test_stages_terminated_reads_only_stage_lifecycle_events() -> None:
+    record = RunRecord("r", None, None, 0)
+    for event_type in (
+        "stage.a.completed",  # no start: ignored
+        "stage.a.started",
+        "stage.a.progress",  # not terminal
+        "pipeline_started",
+        "stage.b.c.started",  # a dotted stage name
+    ):
+        record.sink.try_emit(type=event_type, data=None)
+    assert stages_terminated.check(record) == (
+        "stage(s) 'a', 'b.c' emitted stage.*.started and no terminal event"
+    )
+    record.sink.try_emit(type="stage.a.skipped", data=None)
+    record.sink.try_emit(type="stage.b.c.failed", data=None)
+    assert stages_terminated.check(record) is None
+
+
+async def test_a_run_without_checkpoints(virtual_clock: trio.testing.MockClock) -> None:
+    async def instant() -> int:
+        return 42
+
+    report = await explore_cancellation(instant)
+    assert (report.checkpoints, report.explored, report.deadlines) == (0, (), ())
+    assert report.outcomes == {RETURNED: 1}
