@@ -328,25 +328,29 @@ class ExplorationReport:
         return 1 + len(self.explored) + len(self.deadlines)
 
 
+_STAND_IN = random.Random()
+
+
 def _seed_scheduler(seed: int) -> None:
     # trio picks the order of each batch of runnable tasks with this private
     # Random (hypothesis seeds it the same way, through register_random).
     # Without it (a future trio), seeding a stand-in changes nothing.
-    getattr(trio._core._run, "_r", random.Random()).seed(seed)
+    getattr(trio._core._run, "_r", _STAND_IN).seed(seed)
 
 
 async def _one_run(
     run_fn: Callable[[], Awaitable[Any]],
     record: RunRecord,
+    watcher: TaskWatcher,
     cancel_at_step: int | None,
     cancel_at_time: float | None,
 ) -> None:
-    watcher = TaskWatcher(trio.lowlevel.current_task())
+    """One run of ``run_fn``, watched by ``watcher`` (an installed instrument), into ``record``."""
+    watcher.reset(trio.lowlevel.current_task())
     watcher.cancel_at_step = cancel_at_step
     watcher.on_cancel = lambda: setattr(record, "events_at_cancel", len(record.sink.events))
     token = _current.set(record)
     _seed_scheduler(record.seed)
-    trio.lowlevel.add_instrument(watcher)
     try:
         # Every budgeted call a schedule point: the library's own schedule points
         # then depend on the run alone, not on how much real time has passed, and
@@ -368,7 +372,6 @@ async def _one_run(
         if scope.cancelled_caught:
             record.outcome = CANCELLED
     finally:
-        trio.lowlevel.remove_instrument(watcher)
         _current.reset(token)
     record.checkpoints = watcher.steps
     record.interrupted = watcher.interrupted
@@ -507,42 +510,55 @@ async def explore_cancellation(
         check_int("explore_cancellation", "max_checkpoints", max_checkpoints, minimum=0)
     if max_deadlines is not None:
         check_int("explore_cancellation", "max_deadlines", max_deadlines, minimum=0)
-    await trio.lowlevel.checkpoint()
 
-    baseline = RunRecord("the uncancelled run", None, None, seed)
-    await _one_run(run_fn, baseline, None, None)
-    _check(run_fn, baseline, checks, baseline.checkpoints)
-    total = baseline.checkpoints
-    outcomes: Counter[str] = Counter([baseline.outcome])
-
-    if at is None:
-        indices = _spread(total, max_checkpoints)
-    else:
-        indices = [check_int("explore_cancellation", "at", index, minimum=0) for index in at]
-        for index in indices:
-            if index >= total:
-                raise ValueError(
-                    f"explore_cancellation: at holds {index}; the run has {total} checkpoints"
-                )
-    if deadlines is None:
-        offsets = _between(baseline.times)
-    else:
-        offsets = tuple(
+    requested = (
+        None
+        if deadlines is None
+        else tuple(
             float(check_number("explore_cancellation", "deadlines", value, minimum=0))
             for value in deadlines
         )
-    offsets = tuple(offsets[i] for i in _spread(len(offsets), max_deadlines))
+    )
+    wanted = (
+        None
+        if at is None
+        else [check_int("explore_cancellation", "at", index, minimum=0) for index in at]
+    )
+    await trio.lowlevel.checkpoint()
 
-    for index in indices:
-        record = RunRecord(f"checkpoint {index}", index, None, seed, baseline=baseline)
-        await _one_run(run_fn, record, index, None)
-        outcomes[record.outcome] += 1
-        _check(run_fn, record, checks, total)
-    for offset in offsets:
-        record = RunRecord(f"deadline +{offset:g}", None, offset, seed, baseline=baseline)
-        await _one_run(run_fn, record, None, offset)
-        outcomes[record.outcome] += 1
-        _check(run_fn, record, checks, total)
+    # One instrument for the whole exploration: installing one costs more than a run.
+    watcher = TaskWatcher(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(watcher)
+    try:
+        baseline = RunRecord("the uncancelled run", None, None, seed)
+        await _one_run(run_fn, baseline, watcher, None, None)
+        _check(run_fn, baseline, checks, baseline.checkpoints)
+        total = baseline.checkpoints
+        outcomes: Counter[str] = Counter([baseline.outcome])
+        if wanted is None:
+            indices = _spread(total, max_checkpoints)
+        else:
+            indices = wanted
+            for index in indices:
+                if index >= total:
+                    raise ValueError(
+                        f"explore_cancellation: at holds {index}; the run has {total} checkpoints"
+                    )
+        offsets = _between(baseline.times) if requested is None else requested
+        offsets = tuple(offsets[i] for i in _spread(len(offsets), max_deadlines))
+
+        for index in indices:
+            record = RunRecord(f"checkpoint {index}", index, None, seed, baseline=baseline)
+            await _one_run(run_fn, record, watcher, index, None)
+            outcomes[record.outcome] += 1
+            _check(run_fn, record, checks, total)
+        for offset in offsets:
+            record = RunRecord(f"deadline +{offset:g}", None, offset, seed, baseline=baseline)
+            await _one_run(run_fn, record, watcher, None, offset)
+            outcomes[record.outcome] += 1
+            _check(run_fn, record, checks, total)
+    finally:
+        trio.lowlevel.remove_instrument(watcher)
     return ExplorationReport(
         checkpoints=total,
         explored=tuple(indices),

@@ -40,6 +40,10 @@ class TaskWatcher(trio.abc.Instrument):
     """
 
     def __init__(self, root: trio.lowlevel.Task) -> None:
+        self.reset(root)
+
+    def reset(self, root: trio.lowlevel.Task) -> None:
+        """Forget everything and watch a new run of ``root`` (installing an instrument costs more)."""
         self.root = root
         self.active = False
         self.tracked: set[trio.lowlevel.Task] = {root}
