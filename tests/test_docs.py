@@ -58,7 +58,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
 @pytest.mark.parametrize(
     ("name", "count"),
     [
-        ("testing.md", 4),
+        ("testing.md", 8),
         ("engine.md", 2),
         ("context.md", 7),
         ("analytics.md", 1),
