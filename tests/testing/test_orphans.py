@@ -85,11 +85,18 @@ async def test_an_error_from_the_block_wins(virtual_clock: trio.testing.MockCloc
         outside.cancel_scope.cancel()
 
 
-async def test_tasks_spawned_before_the_block_are_not_watched() -> None:
+async def test_tasks_from_outside_the_block_are_not_watched(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    async def spawns_later(nursery: trio.Nursery) -> None:
+        await trio.sleep(1)
+        nursery.start_soon(trio.sleep_forever, name="spawned by an outside task")
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(trio.sleep_forever, name="before")
+        nursery.start_soon(spawns_later, nursery)
         with assert_no_orphans() as watch:
-            await trio.lowlevel.checkpoint()
+            await trio.sleep(2)
         assert watch.orphans == []
         nursery.cancel_scope.cancel()
 

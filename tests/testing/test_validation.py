@@ -37,7 +37,9 @@ def test_a_default_snapshot_lacks_only_the_run_id() -> None:
 def test_required_ids_and_warnings() -> None:
     snapshot = ContextSnapshot(
         run_id=RunIdentity(pipeline_run_id=RUN),
-        conversation=Conversation(messages=[Message(role="", content="hi")]),
+        conversation=Conversation(
+            messages=[Message(role="user", content="fine"), Message(role="", content="hi")]
+        ),
         topology=None,
         execution_mode="practice",
     )
@@ -46,15 +48,15 @@ def test_required_ids_and_warnings() -> None:
     )
     assert [e.field for e in result.errors] == ["request_id", "user_id", "org_id"]
     assert [(w.field, w.message) for w in result.warnings] == [
-        ("messages[0].role", "Message role is empty"),
+        ("messages[1].role", "Message role is empty"),
         ("topology", "execution_mode is set but topology is None"),
     ]
     strict = validate_snapshot(snapshot, strict=True)
-    assert [e.field for e in strict.errors] == ["messages[0].role", "topology"]
+    assert [e.field for e in strict.errors] == ["messages[1].role", "topology"]
     assert strict.warnings == ()
     with pytest.raises(
         ValueError,
-        match=r"^ContextSnapshot validation failed: messages\[0\]\.role: Message role is empty;"
+        match=r"^ContextSnapshot validation failed: messages\[1\]\.role: Message role is empty;"
         r" topology: execution_mode is set but topology is None$",
     ):
         validate_snapshot_strict(snapshot)
