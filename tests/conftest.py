@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 # The library's own pytest plugin: reset_globals around every test (its autouse
-# reset_stageflow_globals fixture), virtual_clock, recording_sink and the builders.
-pytest_plugins = ["stageflow_trio.testing.plugin"]
+# reset_stageflow_globals fixture), virtual_clock, recording_sink and the builders;
+# pytest's pytester, to run the plugin in a project of its own (tests/testing/test_plugin.py).
+pytest_plugins = ["stageflow_trio.testing.plugin", "pytester"]
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

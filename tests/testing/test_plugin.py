@@ -10,19 +10,12 @@ import trio.testing
 
 from stageflow_trio.context import ContextSnapshot
 from stageflow_trio.core import StageContext
-from stageflow_trio.events import get_event_sink, set_event_sink
-from stageflow_trio.events.sink import NoOpEventSink
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.testing import RecordingEventSink
 
 
-def test_reset_runs_around_every_test(request: pytest.FixtureRequest) -> None:
+def test_reset_is_autouse(request: pytest.FixtureRequest) -> None:
     assert "reset_stageflow_globals" in request.fixturenames
-    set_event_sink(RecordingEventSink())  # the next test starts without it
-
-
-def test_the_global_sink_was_reset() -> None:
-    assert isinstance(get_event_sink(), NoOpEventSink)
 
 
 async def test_virtual_clock_runs_the_test_in_virtual_time(
@@ -53,3 +46,28 @@ def test_builders_record_into_the_recording_sink(
     other = RecordingEventSink()
     assert make_stage_context(event_sink=other).event_sink is other
     assert make_pipeline_context(event_sink=other).event_sink is other
+
+
+def test_one_line_enables_it_in_a_project(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makeconftest('pytest_plugins = ["stageflow_trio.testing.plugin"]\n')
+    pytester.makepyfile(
+        test_user="""
+        import trio
+        from stageflow_trio.events import get_event_sink, set_event_sink
+        from stageflow_trio.events.sink import NoOpEventSink
+
+        def test_first(recording_sink):
+            set_event_sink(recording_sink)
+
+        def test_second_starts_clean():
+            assert isinstance(get_event_sink(), NoOpEventSink)
+
+        async def test_a_day_passes_at_once(virtual_clock, make_stage_context):
+            await trio.sleep(86400)
+            assert trio.current_time() == 86400
+            assert make_stage_context().event_sink is not None
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
