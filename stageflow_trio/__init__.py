@@ -70,6 +70,8 @@ from .stages.result import StageResult as StageResult
 
 if TYPE_CHECKING:
     from .testing import create_test_pipeline_context as create_test_pipeline_context
+    from .testing import create_test_snapshot as create_test_snapshot
+    from .testing import create_test_stage_context as create_test_stage_context
 
 __version__ = "0.1.0"
 
@@ -125,6 +127,8 @@ __all__ = [
     "create_stage_context",
     "create_stage_inputs",
     "create_test_pipeline_context",
+    "create_test_snapshot",
+    "create_test_stage_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
     "get_child_tracker",
@@ -136,11 +140,16 @@ __all__ = [
 ]
 
 
+_TEST_BUILDERS = frozenset(
+    {"create_test_pipeline_context", "create_test_snapshot", "create_test_stage_context"}
+)
+
+
 def __getattr__(name: str) -> Any:
     # The testing helpers pull in the snapshot codec and cattrs (about 30 ms);
     # load them when this name is first used, not on `import stageflow_trio`.
-    if name == "create_test_pipeline_context":
-        from .testing import create_test_pipeline_context
+    if name in _TEST_BUILDERS:
+        from . import testing
 
-        return create_test_pipeline_context
+        return getattr(testing, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
