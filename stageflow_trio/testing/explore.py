@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -26,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+import trio.testing
 
 from stageflow_trio._args import check_callable, check_int, check_number
 from stageflow_trio.events.sink import BackpressureAwareEventSink
 from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.testing._builders import RecordingEventSink
 from stageflow_trio.testing.orphans import TaskWatcher
+from stageflow_trio.utils import FrozenDict
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable, Sequence
@@ -101,7 +104,7 @@ class RunRecord:
         cleanups: For each name given to :func:`tracked_cleanup`, how many times
             it was registered and how many times it ran.
         baseline: The uncancelled run's record (``None`` on that run itself).
-        times: The trio clock at each checkpoint the run passed.
+        times: When the run passed each checkpoint: seconds on the trio clock since it started.
     """
 
     label: str
@@ -312,7 +315,8 @@ class ExplorationReport:
         checkpoints: How many checkpoints the uncancelled run passed.
         explored: The checkpoint indices the explorer cancelled a run after.
         deadlines: The deadlines (offsets from the run's start) it tried.
-        outcomes: How many runs ended each way, the uncancelled one included.
+        outcomes: How many runs ended each way, the uncancelled one included
+            (read-only).
         seed: The scheduler seed every run used.
     """
 
@@ -329,6 +333,24 @@ class ExplorationReport:
 
 
 _STAND_IN = random.Random()
+
+# Every run starts at a whole second in [2**20, 2**21) of virtual time: there every
+# float has the same spacing (2**-32 s), so a run's times relative to its start,
+# and with them the order of timers that are equal on paper (6 x 0.02 s against
+# 4 x 0.03 s), come out the same in every run. Starting at other times, rounding
+# differs from run to run and long runs of such timers stop retracing each other.
+_ALIGNED_FROM = float(2**20)
+_ALIGNED_UNTIL = float(2**21)
+
+
+def _align_clock() -> None:
+    clock = trio.lowlevel.current_clock()
+    if not isinstance(clock, trio.testing.MockClock):
+        return
+    now = clock.current_time()
+    target = max(float(math.ceil(now)), _ALIGNED_FROM)
+    if target < _ALIGNED_UNTIL:
+        clock.jump(target - now)
 
 
 def _seed_scheduler(seed: int) -> None:
@@ -351,6 +373,7 @@ async def _one_run(
     watcher.on_cancel = lambda: setattr(record, "events_at_cancel", len(record.sink.events))
     token = _current.set(record)
     _seed_scheduler(record.seed)
+    _align_clock()
     try:
         # Every budgeted call a schedule point: the library's own schedule points
         # then depend on the run alone, not on how much real time has passed, and
@@ -384,6 +407,7 @@ async def _one_run(
 async def _call(
     run_fn: Callable[[], Awaitable[Any]], record: RunRecord, watcher: TaskWatcher
 ) -> None:
+    watcher.start = trio.current_time()
     watcher.active = True
     try:
         record.result = await run_fn()
@@ -403,11 +427,8 @@ async def _cancel_at(watcher: TaskWatcher, deadline: float, where: str) -> None:
 def _between(times: Sequence[float]) -> tuple[float, ...]:
     # Halfway between two moments at which the run's tasks ran: every task is
     # blocked then (asleep or waiting), which is what a deadline interrupts.
-    if not times:
-        return ()
-    start = times[0]
-    moments = sorted({start, *times})
-    return tuple((a + b) / 2 - start for a, b in itertools.pairwise(moments))
+    moments = sorted({0.0, *times})
+    return tuple(round((a + b) / 2, 9) for a, b in itertools.pairwise(moments))
 
 
 def _spread(count: int, limit: int | None) -> list[int]:
@@ -417,6 +438,20 @@ def _spread(count: int, limit: int | None) -> list[int]:
         return [0]
     # Evenly spaced, first and last included, so a cap still reaches both ends.
     return sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)})
+
+
+def _check_reached(run_fn: Callable[..., Any], record: RunRecord, total: int) -> None:
+    # A run that ended before its checkpoint was never cancelled: without this,
+    # every invariant would pass on it and the checkpoint would go unexplored.
+    if record.cancelled:
+        return
+    name = getattr(run_fn, "__qualname__", repr(run_fn))
+    raise AssertionError(
+        f"explore_cancellation({name}): the run to cancel at checkpoint {record.checkpoint} ended"
+        f" after {record.checkpoints} checkpoints; the uncancelled run passed {total}: run_fn must"
+        " take the same path every time (run it on a virtual clock, and keep wall-clock time,"
+        " randomness and state left by an earlier run out of its choices)"
+    )
 
 
 def _check(
@@ -468,7 +503,11 @@ async def explore_cancellation(
     to the run's contexts and wrap cleanups with :func:`tracked_cleanup`.
 
     Call it from a trio task; on a virtual clock (``autojump_clock``) the runs'
-    sleeps pass instantly. Every run is under ``checkpoint_budget(calls=1)``, so
+    sleeps pass instantly. On a ``MockClock`` the explorer jumps the clock forward
+    before each run, to the next whole second and at least to 2**20 s (about 12
+    days): there float times round the same way in every run, so every run retraces
+    the uncancelled one checkpoint for checkpoint. Deadlines the caller set around
+    the exploration see that jump. Every run is under ``checkpoint_budget(calls=1)``, so
     the library's budgeted calls (between stages, ``OutputBag.write``,
     ``ChunkQueue.put``/``get``) are all schedule points, reached the same way in
     every run. A checkpoint is a schedule point of a task the run
@@ -550,6 +589,7 @@ async def explore_cancellation(
         for index in indices:
             record = RunRecord(f"checkpoint {index}", index, None, seed, baseline=baseline)
             await _one_run(run_fn, record, watcher, index, None)
+            _check_reached(run_fn, record, total)
             outcomes[record.outcome] += 1
             _check(run_fn, record, checks, total)
         for offset in offsets:
@@ -563,6 +603,6 @@ async def explore_cancellation(
         checkpoints=total,
         explored=tuple(indices),
         deadlines=offsets,
-        outcomes=dict(outcomes),
+        outcomes=FrozenDict(outcomes),
         seed=seed,
     )

@@ -495,3 +495,63 @@ async def test_a_run_without_checkpoints(virtual_clock: trio.testing.MockClock) 
     report = await explore_cancellation(instant)
     assert (report.checkpoints, report.explored, report.deadlines) == (0, (), ())
     assert report.outcomes == {RETURNED: 1}
+
+
+async def test_a_run_that_takes_another_path_each_time_is_refused(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    runs: list[int] = []
+
+    async def shrinking_run() -> None:
+        runs.append(len(runs))
+        for _ in range(5 - len(runs)):  # state left by earlier runs changes the path
+            await trio.sleep(1)
+
+    with pytest.raises(
+        AssertionError,
+        match=r"^explore_cancellation\(.*shrinking_run\): the run to cancel at checkpoint 3 ended"
+        r" after 3 checkpoints; the uncancelled run passed 4: run_fn must take the same path"
+        r" every time \(",
+    ):
+        await explore_cancellation(shrinking_run, at=[3])
+
+
+async def test_runs_start_on_the_aligned_virtual_clock(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    starts: list[float] = []
+
+    async def ties() -> None:
+        # 6 x 0.02 s and 4 x 0.03 s end together on paper; in floats, which comes
+        # first depends on where the run starts, unless every run starts alike.
+        starts.append(trio.current_time())
+        async with trio.open_nursery() as nursery:
+            for step in (0.02, 0.03):
+
+                async def ticks(step: float = step) -> None:
+                    for _ in range(6):
+                        await trio.sleep(step)
+
+                nursery.start_soon(ticks)
+
+    await trio.sleep(0.37)  # an arbitrary, non-integer start
+    first = await explore_cancellation(ties)
+    await trio.sleep(1234.567)
+    second = await explore_cancellation(ties)
+    assert first == second
+    assert all(start == int(start) and 2**20 <= start < 2**21 for start in starts)
+    virtual_clock.jump(2**21)  # past the aligned span: runs start where they are
+    late = trio.current_time()
+    third = await explore_cancellation(ties, at=[0], deadlines=())
+    assert starts[-2] == late  # the uncancelled run started at once, unaligned
+    assert third.checkpoints == first.checkpoints
+
+
+async def test_a_real_clock_is_not_jumped() -> None:
+    async def quick() -> None:
+        await trio.lowlevel.checkpoint()
+
+    start = trio.current_time()
+    report = await explore_cancellation(quick)
+    assert report.checkpoints == 1
+    assert trio.current_time() - start < 60
