@@ -49,6 +49,7 @@ __all__ = [
     "cleanups_ran_once",
     "current_run",
     "explore_cancellation",
+    "interrupted_stages_end_cancelled",
     "invariant",
     "no_orphans",
     "outcome_is_documented",
@@ -67,6 +68,37 @@ _TERMINAL = ("completed", "failed", "cancelled", "skipped")
 _current: contextvars.ContextVar[RunRecord | None] = contextvars.ContextVar(
     "stageflow_trio_exploration_run", default=None
 )
+
+
+class _TaskNotingSink(RecordingEventSink):
+    """A RecordingEventSink that also notes which task emitted each event.
+
+    The engines emit ``stage.X.started`` from the task that runs stage X, so this
+    tells which stage a task was running when the explorer cancelled the run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[trio.lowlevel.Task | None] = []
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        """Record the event and its task. A checkpoint; a call cancelled there records nothing."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self.try_emit(type=type, data=data)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        """Record the event and its task."""
+        super().try_emit(type=type, data=data)
+        try:
+            self.tasks.append(trio.lowlevel.current_task())
+        except RuntimeError:  # emitted outside trio
+            self.tasks.append(None)
+
+    def clear(self) -> None:
+        """Forget every recorded event."""
+        super().clear()
+        self.tasks.clear()
 
 
 @attrs.define(eq=False)
@@ -98,6 +130,8 @@ class RunRecord:
         result: What ``run_fn`` returned, if it did.
         interrupted: Names of the tasks that received ``trio.Cancelled`` at once
             when the run was cancelled (those blocked at that moment).
+        interrupted_stages: The stages those tasks were running (each engine
+            emits ``stage.X.started`` from the task that runs X).
         events_at_cancel: How many events ``sink`` held when the run was cancelled.
         checkpoints: How many checkpoints the run passed.
         orphans: Names of tasks the run started that were alive when it ended.
@@ -111,11 +145,12 @@ class RunRecord:
     checkpoint: int | None
     deadline: float | None
     seed: int
-    sink: RecordingEventSink = attrs.field(factory=RecordingEventSink)
+    sink: RecordingEventSink = attrs.field(factory=_TaskNotingSink)
     outcome: str = ""
     error: Exception | None = None
     result: Any = None
     interrupted: list[str] = attrs.field(factory=list)
+    interrupted_stages: list[str] = attrs.field(factory=list)
     events_at_cancel: int | None = None
     checkpoints: int = 0
     orphans: list[str] = attrs.field(factory=list)
@@ -234,6 +269,38 @@ def outcome_is_documented(run: RunRecord) -> str | None:
     )
 
 
+@invariant("an interrupted stage ends cancelled")
+def interrupted_stages_end_cancelled(run: RunRecord) -> str | None:
+    """A stage whose task received ``trio.Cancelled`` reports ``stage.X.cancelled``.
+
+    Reporting ``completed`` means the stage swallowed the cancellation (a later
+    checkpoint of the engine usually re-raises it, so the run's outcome alone
+    would not show it); ``failed`` means it replaced it with an error.
+    """
+    if run.events_at_cancel is None:
+        return None
+    after = run.sink.events[run.events_at_cancel :]
+    for stage in run.interrupted_stages:
+        for event_type, _ in after:
+            name, status = _stage_event(event_type)
+            if name != stage or status not in _TERMINAL:
+                continue
+            if status == "completed":
+                return (
+                    f"stage {stage!r} was blocked when the run was cancelled (its task received"
+                    f" trio.Cancelled) and then reported stage.{stage}.completed: it swallowed"
+                    " the cancellation"
+                )
+            if status == "failed":
+                return (
+                    f"stage {stage!r} was blocked when the run was cancelled (its task received"
+                    f" trio.Cancelled) and then reported stage.{stage}.failed: it replaced the"
+                    " cancellation with an error"
+                )
+            break
+    return None
+
+
 @invariant("cleanup ran exactly once")
 def cleanups_ran_once(run: RunRecord) -> str | None:
     """Every registration made through :func:`tracked_cleanup` ran exactly once."""
@@ -286,6 +353,7 @@ def queued_events_accounted(run: RunRecord) -> str | None:
 
 DEFAULT_INVARIANTS: tuple[Invariant, ...] = (
     outcome_is_documented,
+    interrupted_stages_end_cancelled,
     cleanups_ran_once,
     no_orphans,
     stages_terminated,
@@ -294,12 +362,33 @@ DEFAULT_INVARIANTS: tuple[Invariant, ...] = (
 """What :func:`explore_cancellation` checks when not told otherwise."""
 
 
+def _stages_of(record: RunRecord, tasks: set[trio.lowlevel.Task]) -> list[str]:
+    if record.events_at_cancel is None or not tasks:
+        return []
+    noted: list[trio.lowlevel.Task | None] = getattr(record.sink, "tasks", [])
+    running: dict[str, trio.lowlevel.Task | None] = {}
+    for (event_type, _), task in zip(
+        record.sink.events[: record.events_at_cancel], noted, strict=False
+    ):
+        stage, status = _stage_event(event_type)
+        if status == "started":
+            running[stage] = task
+        elif status in _TERMINAL:
+            running.pop(stage, None)
+    return [stage for stage, task in running.items() if task in tasks]
+
+
+def _stage_event(event_type: str) -> tuple[str, str]:
+    if not event_type.startswith("stage."):
+        return "", ""
+    stage, _, status = event_type[len("stage.") :].rpartition(".")
+    return stage, status
+
+
 def _unfinished(events: Sequence[tuple[str, Any]]) -> list[str]:
     running: dict[str, int] = {}
     for event_type, _ in events:
-        if not event_type.startswith("stage."):
-            continue
-        stage, _, status = event_type[len("stage.") :].rpartition(".")
+        stage, status = _stage_event(event_type)
         if status == "started":
             running[stage] = running.get(stage, 0) + 1
         elif status in _TERMINAL and running.get(stage):
@@ -397,7 +486,8 @@ async def _one_run(
     finally:
         _current.reset(token)
     record.checkpoints = watcher.steps
-    record.interrupted = watcher.interrupted
+    record.interrupted = [task.name for task in watcher.interrupted]
+    record.interrupted_stages = _stages_of(record, set(watcher.interrupted))
     record.orphans = watcher.orphans()
     record.times = watcher.times
     if watcher.cancelled_at is not None:

@@ -34,7 +34,7 @@ class TaskWatcher(trio.abc.Instrument):
 
     With ``scope`` set, the watcher cancels it once: after step ``cancel_at_step``
     (0-based), from the run loop, outside any task (where trio itself expires
-    deadlines), or when :meth:`cancel` is called. ``interrupted`` then names the
+    deadlines), or when :meth:`cancel` is called. ``interrupted`` then holds the
     blocked tasks the cancellation woke (those that received ``trio.Cancelled`` at
     once) and ``cancelled_at`` the index of the last step before it.
     """
@@ -55,7 +55,7 @@ class TaskWatcher(trio.abc.Instrument):
         self.cancel_at_step: int | None = None
         self.cancelled_at: int | None = None
         self.on_cancel: Callable[[], None] | None = None
-        self.interrupted: list[str] = []
+        self.interrupted: list[trio.lowlevel.Task] = []
         self._cancelling = False
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
@@ -74,7 +74,7 @@ class TaskWatcher(trio.abc.Instrument):
 
     def task_scheduled(self, task: trio.lowlevel.Task) -> None:
         if self._cancelling and task in self.tracked:
-            self.interrupted.append(task.name)
+            self.interrupted.append(task)
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         if not self.active or task not in self.tracked:

@@ -23,7 +23,12 @@ from stageflow_trio.testing import (
     invariant,
     tracked_cleanup,
 )
-from stageflow_trio.testing.explore import CANCELLED, RETURNED, stages_terminated
+from stageflow_trio.testing.explore import (
+    CANCELLED,
+    RETURNED,
+    interrupted_stages_end_cancelled,
+    stages_terminated,
+)
 
 
 async def fetch(ctx: StageContext) -> StageOutput:
@@ -59,7 +64,7 @@ async def caught(run_fn: Any, **kwargs: Any) -> re.Match[str]:
     found = FAILURE.match(message)
     assert found is not None, message
     with pytest.raises(AssertionError) as again:
-        await explore_cancellation(run_fn, seed=0, at=[int(found["index"])], deadlines=())
+        await explore_cancellation(run_fn, seed=0, at=[int(found["index"])], deadlines=(), **kwargs)
     assert str(again.value) == message
     return found
 
@@ -84,6 +89,55 @@ async def test_a_stage_that_swallows_cancelled_is_caught(
     assert found["invariant"] == "outcome is documented"
     assert found["stages"] == "'save'"
     assert "received trio.Cancelled but the run returned normally" in found["what"]
+
+
+def three_stages(middle: Any) -> Pipeline:
+    return two_stages(middle).with_stage("publish", fetch, StageKind.WORK, dependencies=("save",))
+
+
+async def test_a_stage_that_swallows_cancelled_mid_chain_is_caught(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    """The next stage's checkpoint re-raises, so the outcome is right; the stage is not."""
+
+    async def save(ctx: StageContext) -> StageOutput:
+        ctx.try_emit_event(type="save.waiting", data={})  # not a lifecycle event
+        try:
+            await trio.sleep(1)
+        except trio.Cancelled:
+            return StageOutput.ok(saved=False)  # the bug
+        return StageOutput.ok(saved=True)
+
+    async def swallowing_run() -> dict[str, StageOutput]:
+        return await run(three_stages(save))
+
+    found = await caught(swallowing_run)
+    assert found["invariant"] == "an interrupted stage ends cancelled"
+    assert found["what"] == (
+        "stage 'save' was blocked when the run was cancelled (its task received trio.Cancelled)"
+        " and then reported stage.save.completed: it swallowed the cancellation"
+    )
+    assert found["stages"] == "'save'"
+
+
+async def test_a_stage_that_replaces_cancelled_with_an_error_is_named(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    async def save(ctx: StageContext) -> StageOutput:
+        try:
+            await trio.sleep(1)
+        except trio.Cancelled:
+            raise RuntimeError("translated") from None  # the bug
+        return StageOutput.ok()
+
+    async def translating_run() -> dict[str, StageOutput]:
+        return await run(three_stages(save))
+
+    found = await caught(translating_run, invariants=[interrupted_stages_end_cancelled])
+    assert found["what"] == (
+        "stage 'save' was blocked when the run was cancelled (its task received trio.Cancelled)"
+        " and then reported stage.save.failed: it replaced the cancellation with an error"
+    )
 
 
 async def test_a_cleanup_that_runs_twice_is_caught(virtual_clock: trio.testing.MockClock) -> None:
@@ -555,3 +609,27 @@ async def test_a_real_clock_is_not_jumped() -> None:
     report = await explore_cancellation(quick)
     assert report.checkpoints == 1
     assert trio.current_time() - start < 60
+
+
+async def test_the_record_sink_notes_the_emitting_task() -> None:
+    record = RunRecord("r", None, None, 0)
+    sink = record.sink
+    await sink.emit(type="stage.a.started", data=None)
+    sink.try_emit(type="stage.a.progress", data=None)
+    assert sink.types() == ["stage.a.started", "stage.a.progress"]
+    assert getattr(sink, "tasks") == [trio.lowlevel.current_task()] * 2  # noqa: B009
+    sink.clear()
+    assert (sink.events, getattr(sink, "tasks")) == ([], [])  # noqa: B009
+
+
+def test_an_interrupted_stage_without_a_terminal_event_is_left_to_another_invariant() -> None:
+    record = RunRecord("r", 0, None, 0)
+    record.sink.try_emit(type="stage.a.started", data=None)
+    record.events_at_cancel = 1
+    record.interrupted_stages = ["a"]
+    record.sink.try_emit(type="stage.a.progress", data=None)
+    record.sink.try_emit(type="pipeline_cancelled", data=None)
+    assert interrupted_stages_end_cancelled.check(record) is None
+    assert stages_terminated.check(record) == (
+        "stage(s) 'a' emitted stage.*.started and no terminal event"
+    )
