@@ -9,7 +9,7 @@ Every module of the package belongs to a layer, named by its first component:
    ``route``
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``, ``auth``
-4. ``helpers``, ``testing``, ``_testing``
+4. ``helpers``, ``testing``
 5. ``examples``, and the command line (``cli``, ``__main__``), which lists and runs them
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
@@ -69,7 +69,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
-    frozenset({"helpers", "testing", "_testing"}),
+    frozenset({"helpers", "testing"}),
     # The command line lists and runs the examples, so it sits beside them.
     frozenset({"examples", "cli", "__main__"}),
 )

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
-from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import uuid4
 from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.identity import RunIdentity
-from stageflow_trio.context.types import Message
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import create_stage_inputs
-from stageflow_trio.utils.frozen import FrozenList
 
 if TYPE_CHECKING:
     import uuid
     from collections.abc import Iterable, Mapping
 
+    from stageflow_trio.context.types import Message
     from stageflow_trio.core.stage_output import StageOutput
     from stageflow_trio.stages.inputs import StageInputs
     from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
@@ -187,122 +184,3 @@ def create_test_pipeline_context(
         event_sink=event_sink if event_sink is not None else RecordingEventSink(),
         **kwargs,
     )
-
-
-# --- snapshot validation ------------------------------------------------------------------
-
-
-def _problems(value: Iterable[SnapshotValidationError]) -> FrozenList[SnapshotValidationError]:
-    return value if isinstance(value, FrozenList) else FrozenList(value)
-
-
-@frozen_compat
-@attrs.frozen
-class SnapshotValidationError:
-    """One problem :func:`validate_snapshot` found: the field, a message, the offending value."""
-
-    field: str
-    message: str
-    value: Any = None
-
-
-@frozen_compat
-@attrs.frozen
-class SnapshotValidationResult:
-    """What :func:`validate_snapshot` found; true when ``valid``.
-
-    Attributes:
-        valid: No errors.
-        errors: The errors (read-only list).
-        warnings: The warnings (read-only list).
-    """
-
-    valid: bool
-    errors: FrozenList[SnapshotValidationError] = attrs.field(
-        factory=FrozenList, converter=_problems
-    )
-    warnings: FrozenList[SnapshotValidationError] = attrs.field(
-        factory=FrozenList, converter=_problems
-    )
-
-    def __bool__(self) -> bool:
-        return self.valid
-
-
-def validate_snapshot(
-    snapshot: ContextSnapshot[Any],
-    *,
-    require_user_id: bool = False,
-    require_org_id: bool = False,
-    require_pipeline_run_id: bool = True,
-    require_request_id: bool = False,
-    strict: bool = False,
-) -> SnapshotValidationResult:
-    """Check a snapshot for missing ids and suspicious content.
-
-    Errors: a required id that is None (``pipeline_run_id`` by default), a
-    conversation entry that is not a :class:`~stageflow_trio.context.types.Message`.
-    Warnings: a message with an empty role, an ``execution_mode`` without a
-    ``topology``. With ``strict``, warnings count as errors.
-    """
-    errors: list[SnapshotValidationError] = []
-    warnings: list[SnapshotValidationError] = []
-    for name, required in (
-        ("pipeline_run_id", require_pipeline_run_id),
-        ("request_id", require_request_id),
-        ("user_id", require_user_id),
-        ("org_id", require_org_id),
-    ):
-        if required and getattr(snapshot, name) is None:
-            errors.append(
-                SnapshotValidationError(field=name, message=f"{name} is required but not set")
-            )
-    # Typed as Messages, but a Conversation also keeps plain dicts as they are.
-    entries: Iterable[object] = snapshot.messages
-    for index, message in enumerate(entries):
-        if not isinstance(message, Message):
-            errors.append(
-                SnapshotValidationError(
-                    field=f"messages[{index}]",
-                    message=f"Expected Message, got {type(message).__name__}",
-                    value=message,
-                )
-            )
-        elif not message.role:
-            warnings.append(
-                SnapshotValidationError(
-                    field=f"messages[{index}].role",
-                    message="Message role is empty",
-                    value=message,
-                )
-            )
-    if snapshot.topology is None and snapshot.execution_mode is not None:
-        warnings.append(
-            SnapshotValidationError(
-                field="topology", message="execution_mode is set but topology is None"
-            )
-        )
-    if strict:
-        errors.extend(warnings)
-        warnings = []
-    return SnapshotValidationResult(valid=not errors, errors=errors, warnings=warnings)
-
-
-def validate_snapshot_strict(snapshot: ContextSnapshot[Any], **kwargs: Any) -> ContextSnapshot[Any]:
-    """Return ``snapshot`` if :func:`validate_snapshot` (strict) finds nothing.
-
-    Raises:
-        ValueError: ``"ContextSnapshot validation failed: {field}: {message}; ..."``.
-    """
-    result = validate_snapshot(snapshot, strict=True, **kwargs)
-    if not result:
-        details = "; ".join(f"{error.field}: {error.message}" for error in result.errors)
-        raise ValueError(f"ContextSnapshot validation failed: {details}")
-    return snapshot
-
-
-def snapshot_from_dict_strict(
-    data: dict[str, Any], **validation_kwargs: Any
-) -> ContextSnapshot[Any]:
-    """``ContextSnapshot.from_dict(data)``, checked by :func:`validate_snapshot_strict`."""
-    return validate_snapshot_strict(ContextSnapshot.from_dict(data), **validation_kwargs)
