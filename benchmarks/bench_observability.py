@@ -14,7 +14,8 @@ process, and each row is the median seconds per operation:
 - ``realistic 5-stage + collecting sink, 1,000 concurrent``: per run, with
   1,000 runs of one graph at once (a nursery / ``gather``).
 - ``ContextBag.write``: a fresh key per write, one task.
-- ``snapshot round trip, 10 messages``: ``from_dict(s.to_dict())`` of a snapshot
+- ``snapshot round trip, 10 messages``: ``from_dict(s.to_dict())`` of
+  ``bench_snapshot``'s realistic snapshot (ids, enrichments, routing, metadata)
   with a 10-message conversation (CPU time).
 
 The legacy StageGraph with the default interceptors and the default sink is
@@ -26,7 +27,6 @@ Run ``python -m benchmarks observability`` (``--smoke`` for a quick pass).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import statistics
 import sys
 import time
@@ -38,6 +38,8 @@ from typing import Any
 import trio
 
 from benchmarks.bench_engine import OURS, REALISTIC, REF, Side, _realistic_runners
+from benchmarks.bench_snapshot import _build as _build_snapshot
+from benchmarks.bench_snapshot import _modules as _snapshot_modules
 
 Row = dict[str, object]
 _IDS = {
@@ -176,30 +178,12 @@ def _bag_writes(side: Side, n: int) -> float:
     return float(side.run(main))
 
 
-def _snapshot_timer(side: Side, messages: int, loops: int) -> float:
-    core = side.context
-    types_mod = importlib.import_module(
-        "stageflow.context.types" if side is REF else "stageflow_trio.context.types"
-    )
+def _snapshot_timer(modules: Any, messages: int, loops: int) -> float:
+    """CPU seconds per ``from_dict(s.to_dict())`` of bench_snapshot's realistic snapshot."""
+    ids = [uuid.UUID(int=0x1234_5678_9ABC_DEF0 * (i + 1)) for i in range(6)]
     now = datetime(2026, 12, 6, 7, 0, 0, 123456, tzinfo=UTC)
-    snap = core.ContextSnapshot(
-        run_id=core.RunIdentity(**_IDS, created_at=now),
-        conversation=core.Conversation(
-            messages=[
-                types_mod.Message(
-                    role="user" if i % 2 == 0 else "assistant",
-                    content=f"message number {i}",
-                    timestamp=now,
-                    metadata={"turn": i},
-                )
-                for i in range(messages)
-            ]
-        ),
-        input_text="hello",
-        topology="bench",
-        execution_mode="bench",
-        created_at=now,
-    )
+    snapshot_mod, context_mod, types_mod = modules
+    snap = _build_snapshot(snapshot_mod, context_mod, types_mod, ids, now, messages)
     cls = type(snap)
     start = time.process_time()
     for _ in range(loops):
@@ -257,8 +241,11 @@ def run(smoke: bool = False) -> list[Row]:
         lambda: _bag_writes(REF, writes), lambda: _bag_writes(OURS, writes), rounds
     )
     rows.append({"workload": "ContextBag.write (1 task)", "reference_s": ref_s, "trio_s": trio_s})
+    ref_mods, trio_mods = _snapshot_modules()
     ref_s, trio_s = _pair(
-        lambda: _snapshot_timer(REF, 10, loops), lambda: _snapshot_timer(OURS, 10, loops), rounds
+        lambda: _snapshot_timer(ref_mods, 10, loops),
+        lambda: _snapshot_timer(trio_mods, 10, loops),
+        rounds,
     )
     rows.append(
         {
