@@ -30,9 +30,30 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The ISO text of the last whole second formatted: events come many per second, and
+# only the microseconds change between them.
+_iso_second: list[object] = [None, ""]
+
+# The wall clock utc_now_iso reads, in integer nanoseconds (a seam for tests).
+_wall_ns = time.time_ns
+
+
 def utc_now_iso() -> str:
-    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``."""
-    return datetime.now(UTC).isoformat()
+    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``.
+
+    One clock read (``time.time_ns()``, floored to the microsecond as
+    ``datetime.now`` does); the date and time of day are formatted once per
+    second, the microseconds per call (left out when zero, as ``isoformat`` does).
+    """
+    seconds, nanoseconds = divmod(_wall_ns(), 1_000_000_000)
+    cached = _iso_second
+    if cached[0] != seconds:
+        cached[1] = datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]
+        cached[0] = seconds
+    micros = nanoseconds // 1000
+    if micros:
+        return f"{cached[1]}.{micros:06d}+00:00"
+    return f"{cached[1]}+00:00"
 
 
 def uuid4() -> uuid.UUID:
