@@ -56,9 +56,23 @@ def utc_now_iso() -> str:
     return f"{cached[1]}+00:00"
 
 
+# Version 4 and the RFC 4122 variant, as uuid.UUID(bytes=..., version=4) sets them.
+_V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_V4_SET = (0x8000 << 48) | (4 << 76)
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+
+
 def uuid4() -> uuid.UUID:
-    """A random (version 4) UUID."""
-    return uuid.uuid4()
+    """A random (version 4) UUID, as ``uuid.uuid4()`` makes it.
+
+    Built from its integer directly: ``uuid.UUID.__init__`` checks and converts
+    its arguments in Python, and a subpipeline spawn makes one per child.
+    """
+    value = (int.from_bytes(os.urandom(16)) & _V4_CLEAR) | _V4_SET
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
+    return made
 
 
 def uuid7() -> uuid.UUID:

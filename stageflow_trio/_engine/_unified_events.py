@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from trio import current_time
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.context.identity import id_texts
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.stages.context import StageEventTemplate, discards_events, stage_event_key
 from stageflow_trio.stages.result import StageResult
@@ -160,8 +161,8 @@ class RunReporter:
             return
         ids = self._ids
         if ids is None:
-            snapshot = ctx.snapshot
-            ids = self._ids = (_id(snapshot.pipeline_run_id), _id(snapshot.request_id))
+            texts = id_texts(ctx.snapshot.run_id)
+            ids = self._ids = (texts["pipeline_run_id"], texts["request_id"])
         enriched = {
             "pipeline_run_id": ids[0],
             "request_id": ids[1],
@@ -228,6 +229,35 @@ class RunReporter:
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.skipped: %s", name, exc)
 
+    def _prime(self) -> tuple[object, ...]:
+        """The view's event fields, as as_pipeline_context makes them (service "pipeline").
+
+        The ids' strings come from the snapshot's identity, which keeps them: a
+        snapshot run many times makes them once.
+        """
+        snapshot = self.base_ctx.snapshot
+        identity = snapshot.run_id
+        key = (
+            identity.request_id,
+            identity.session_id,
+            identity.user_id,
+            identity.org_id,
+            "pipeline",
+            snapshot.topology,
+            snapshot.execution_mode,
+            identity.pipeline_run_id,
+        )
+        texts = id_texts(identity)
+        self.events.prime(
+            key,
+            texts["request_id"],
+            texts["session_id"],
+            texts["user_id"],
+            texts["org_id"],
+            texts["pipeline_run_id"],
+        )
+        return key
+
     def lifecycle(self, name: str, status: str, extra: dict[str, Any] | None) -> None:
         """``stage.{name}.{status}``: the data the view's ``record_stage_event`` would send.
 
@@ -240,18 +270,7 @@ class RunReporter:
             if view is None:
                 key = self._key
                 if key is None:
-                    snapshot = self.base_ctx.snapshot
-                    # As as_pipeline_context makes them: service "pipeline".
-                    key = self._key = (
-                        snapshot.request_id,
-                        snapshot.session_id,
-                        snapshot.user_id,
-                        snapshot.org_id,
-                        "pipeline",
-                        snapshot.topology,
-                        snapshot.execution_mode,
-                        snapshot.pipeline_run_id,
-                    )
+                    key = self._key = self._prime()
                 sink = self.base_ctx.event_sink
             else:
                 key = stage_event_key(view)

@@ -123,6 +123,32 @@ class StageEventTemplate:
         self._template: dict[str, Any] = {}
         self._run_id: str | None = None
 
+    def prime(
+        self,
+        key: tuple[object, ...],
+        request_id: str | None,
+        session_id: str | None,
+        user_id: str | None,
+        org_id: str | None,
+        run_id: str | None,
+    ) -> None:
+        """Make the template of ``key`` from its ids' strings, made elsewhere already."""
+        _, _, _, _, service, topology, mode, _ = key
+        self._template = {
+            "request_id": request_id,
+            "session_id": session_id,
+            "user_id": user_id,
+            "org_id": org_id,
+            "service": service,
+            "stage": None,
+            "status": None,
+            "timestamp": None,
+            "topology": topology,
+            "execution_mode": mode,
+        }
+        self._run_id = run_id
+        self._key = key
+
     def data(
         self,
         key: tuple[object, ...],
@@ -139,21 +165,15 @@ class StageEventTemplate:
         # The tuple comparison checks identity first, so the same objects compare
         # without calling UUID.__eq__.
         if key != self._key:
-            request_id, session_id, user_id, org_id, service, topology, mode, run_id = key
-            self._template = {
-                "request_id": _id_str(request_id),  # type: ignore[arg-type]
-                "session_id": _id_str(session_id),  # type: ignore[arg-type]
-                "user_id": _id_str(user_id),  # type: ignore[arg-type]
-                "org_id": _id_str(org_id),  # type: ignore[arg-type]
-                "service": service,
-                "stage": None,
-                "status": None,
-                "timestamp": None,
-                "topology": topology,
-                "execution_mode": mode,
-            }
-            self._run_id = str(run_id) if run_id else None
-            self._key = key
+            request_id, session_id, user_id, org_id, _, _, _, run_id = key
+            self.prime(
+                key,
+                _id_str(request_id),  # type: ignore[arg-type]
+                _id_str(session_id),  # type: ignore[arg-type]
+                _id_str(user_id),  # type: ignore[arg-type]
+                _id_str(org_id),  # type: ignore[arg-type]
+                str(run_id) if run_id else None,
+            )
         data = self._template.copy()
         data["stage"] = stage
         data["status"] = status
