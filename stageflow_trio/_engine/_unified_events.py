@@ -69,8 +69,8 @@ class RunReporter:
     sink never blocks or fails a stage. Nothing is built for a sink that discards
     every event (a :class:`~stageflow_trio.events.NoOpEventSink`). The stage
     lifecycle events are those of the view's ``record_stage_event``, made from a
-    per-run template (the ids are turned into strings once per run), without
-    making the view when nothing else needs it.
+    per-run template (the id strings come from the snapshot identity's cache),
+    without making the view when nothing else needs it.
 
     Args:
         plan: The graph's plan (emitter and wide-event flags).
@@ -152,7 +152,7 @@ class RunReporter:
     # -- events ----------------------------------------------------------
 
     def _emit(self, event_type: str, data: dict[str, Any]) -> None:
-        """``base_ctx.try_emit_event``; the ids' strings are made once per run."""
+        """``base_ctx.try_emit_event``, with the id strings from the snapshot identity's cache."""
         ctx = self.base_ctx
         if type(ctx).try_emit_event is not _TRY_EMIT_EVENT or ctx.event_sink is None:
             ctx.try_emit_event(type=event_type, data=data)
