@@ -30,9 +30,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# The ISO text of the last whole second formatted: events come many per second, and
-# only the microseconds change between them.
-_iso_second: list[object] = [None, ""]
+# The last whole second formatted and its ISO text, in one tuple so that threads
+# replacing it never pair one second with another's text: events come many per
+# second, and only the microseconds change between them.
+_iso_second: tuple[int, str] = (-1, "")
 
 # The wall clock utc_now_iso reads, in integer nanoseconds (a seam for tests).
 _wall_ns = time.time_ns
@@ -45,15 +46,16 @@ def utc_now_iso() -> str:
     ``datetime.now`` does); the date and time of day are formatted once per
     second, the microseconds per call (left out when zero, as ``isoformat`` does).
     """
+    global _iso_second  # a one-entry cache, replaced whole
     seconds, nanoseconds = divmod(_wall_ns(), 1_000_000_000)
-    cached = _iso_second
-    if cached[0] != seconds:
-        cached[1] = datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]
-        cached[0] = seconds
+    cached_seconds, text = _iso_second
+    if cached_seconds != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]
+        _iso_second = (seconds, text)
     micros = nanoseconds // 1000
     if micros:
-        return f"{cached[1]}.{micros:06d}+00:00"
-    return f"{cached[1]}+00:00"
+        return f"{text}.{micros:06d}+00:00"
+    return f"{text}+00:00"
 
 
 # Version 4 and the RFC 4122 variant, as uuid.UUID(bytes=..., version=4) sets them.
