@@ -111,7 +111,7 @@ class StageEventTemplate:
     strings for every event; a graph run holds one of these instead and copies
     its template per event. The template belongs to the fields it was made
     from (the four ids, the run id, service, topology and execution mode): when
-    any of them is another object than before (a stage may assign to its
+    one of them no longer equals what it was (a stage may assign to its
     context), :meth:`data` makes a new one, so the events always carry the
     context's current values.
     """
