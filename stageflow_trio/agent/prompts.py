@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from stageflow_trio._args import type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenDict
 
 __all__ = [
@@ -51,6 +52,7 @@ def _check_variables(owner: str, value: object) -> None:
         raise TypeError(f"{owner}: variables must be a mapping or None; got {type_of(value)}")
 
 
+@frozen_compat
 @attrs.frozen
 class RenderedPrompt:
     """A rendered prompt with the name and version of its template.
@@ -70,6 +72,7 @@ class RenderedPrompt:
     metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_dict)
 
 
+@frozen_compat
 @attrs.frozen
 class PromptTemplate:
     """A named, versioned ``str.format_map`` template.

@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_int, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.tools.registry import ToolRegistry, get_tool_registry
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -69,6 +70,7 @@ def _check_str(owner: str, param: str, value: object, *, optional: bool = False)
         raise TypeError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
 
 
+@frozen_compat
 @attrs.frozen
 class AgentConfig:
     """How the loop calls the model.
@@ -120,6 +122,7 @@ def _reports(values: Iterable[Mapping[str, Any]]) -> tuple[FrozenDict[str, Any],
     return tuple(_frozen_dict(value) for value in values)
 
 
+@frozen_compat
 @attrs.frozen
 class AgentToolCall:
     """A tool call the model asked for.
@@ -139,6 +142,7 @@ class AgentToolCall:
         return {"name": self.name, "arguments": dict(self.arguments), "call_id": self.call_id}
 
 
+@frozen_compat
 @attrs.frozen
 class AgentTurn:
     """One decision of the model: tool calls or a final answer, never both.
@@ -170,6 +174,7 @@ class AgentTurn:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class AgentToolResult:
     """What one tool call gave.
@@ -199,6 +204,7 @@ class AgentToolResult:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class AgentRunResult:
     """The outcome of a run that reached a final answer.
@@ -235,6 +241,7 @@ class AgentRunResult:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class _AgentAction:
     """The action handed to the registry for one tool call."""

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from stageflow_trio._args import check_flag, check_int, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.guardrails import GuardrailResult, InjectionDetector
 
 __all__ = [
@@ -42,6 +43,7 @@ _CONTROL_TOKENS = (
 )
 
 
+@frozen_compat
 @attrs.frozen
 class PromptSecurityReport:
     """What the policy found in one piece of user or tool text.

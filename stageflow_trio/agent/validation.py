@@ -36,6 +36,7 @@ import cattrs
 import trio
 
 from stageflow_trio._args import check_flag, check_int, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._serialization import converter as _package_converter
 from stageflow_trio.helpers.providers import LLMResponse
 
@@ -108,6 +109,7 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+@frozen_compat
 @attrs.frozen
 class TypedLLMResult(Generic[_T]):
     """A validated reply.
