@@ -2,7 +2,8 @@
 
 :class:`TypedLLMOutput` validates a model's reply against a class: an attrs class
 (structured with the package's cattrs converter) or, when pydantic is installed, a
-pydantic model (``model_validate``). :meth:`TypedLLMOutput.generate` calls the
+pydantic model (``model_validate``), exactly as typed stage outputs are (one model
+layer, :mod:`stageflow_trio.contracts`). :meth:`TypedLLMOutput.generate` calls the
 client, and on invalid output appends the bad reply and a correction request
 (with the class's JSON schema and the error) and calls again, up to
 ``max_retries`` more times.
@@ -25,19 +26,15 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import sys
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
-import cattrs
 import trio
 
 from stageflow_trio._args import check_flag, check_int, type_of
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._serialization import converter as _package_converter
+from stageflow_trio.contracts import _models
 from stageflow_trio.helpers.providers import LLMResponse
 
 __all__ = [
@@ -48,43 +45,6 @@ __all__ = [
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
-
-
-def _strict_primitive(kind: type) -> Any:
-    # cattrs would call str()/int() on anything; a model that answers an object
-    # where a string belongs gave a wrong answer, not a string.
-    def structure(value: Any, _: type) -> Any:
-        if kind is float and type(value) is int:
-            return float(value)
-        if type(value) is not kind:
-            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-        return value
-
-    return structure
-
-
-def _agent_converter(*, forbid_extra_keys: bool) -> cattrs.Converter:
-    result = _package_converter.copy(forbid_extra_keys=forbid_extra_keys)
-    for kind in (str, int, float, bool):
-        result.register_structure_hook(kind, _strict_primitive(kind))
-    return result
-
-
-# strict=True forbids unknown keys, as the package's converter does; the lax one
-# ignores them, as a pydantic model does by default.
-_STRICT = _agent_converter(forbid_extra_keys=True)
-_LAX = _agent_converter(forbid_extra_keys=False)
-
-
-def _pydantic_base() -> type | None:
-    # Lazy: a pydantic model can only exist if pydantic is already imported.
-    module = sys.modules.get("pydantic")
-    return None if module is None else typing.cast("type", module.BaseModel)
-
-
-def _is_pydantic_model(model: type) -> bool:
-    base = _pydantic_base()
-    return base is not None and issubclass(model, base)
 
 
 class LLMOutputValidationError(ValueError):
@@ -132,8 +92,9 @@ class TypedLLMOutput(Generic[_T]):
 
     Args:
         model: An attrs class, or a pydantic model class.
-        strict: For a pydantic model, pydantic's strict mode; for an attrs class,
-            unknown keys are errors (they are ignored otherwise).
+        strict: Strict validation: no conversions (``"1"`` is not an int). Lax by
+            default, with pydantic's conversions for attrs classes too. Unknown
+            keys are ignored either way, as by a default pydantic model.
 
     Raises:
         TypeError: ``model`` is neither, or ``strict`` is not a bool.
@@ -141,9 +102,7 @@ class TypedLLMOutput(Generic[_T]):
 
     def __init__(self, model: type[_T], *, strict: bool = False) -> None:
         owner = "TypedLLMOutput"
-        # Callers without type checking pass instances or plain dicts.
-        known = isinstance(model, type) and (attrs.has(model) or _is_pydantic_model(model))  # type: ignore[redundant-expr]
-        if not known:
+        if not _models.is_model_class(model):
             raise TypeError(
                 f"{owner}: model must be an attrs class or a pydantic model; got {model!r}"
             )
@@ -157,18 +116,17 @@ class TypedLLMOutput(Generic[_T]):
         return self._model
 
     def json_schema(self) -> dict[str, Any]:
-        """The class's JSON schema (pydantic's own for a pydantic model)."""
-        if attrs.has(self._model):
-            return _attrs_json_schema(self._model)
-        return typing.cast("dict[str, Any]", self._model.model_json_schema())  # type: ignore[attr-defined]
+        """The class's JSON schema: pydantic's own, or one in its shape for an attrs class."""
+        return _models.json_schema(self._model)
 
     def validate_text(self, text: str) -> _T:
         """Find a JSON object in ``text`` and validate it.
 
         Raises:
             ValueError: no candidate decodes to a JSON object.
-            Exception: the validation error of the first decodable object
-                (cattrs' ClassValidationError or pydantic's ValidationError).
+            ValueError: the first decodable object does not validate ("Model
+                validation failed: ..." for an attrs class, pydantic's
+                ValidationError for a pydantic model).
         """
         last_error: Exception | None = None
         for candidate in _json_candidates(text):
@@ -180,7 +138,8 @@ class TypedLLMOutput(Generic[_T]):
             if not isinstance(payload, dict):
                 last_error = TypeError("LLM output JSON must decode to an object")
                 continue
-            return self._structure(payload)
+            parsed: _T = _models.validate(self._model, payload, strict=self._strict, context=None)
+            return parsed
         if last_error is not None:
             raise ValueError(f"Could not parse valid JSON object from LLM output: {last_error}")
         raise ValueError("Could not find a JSON object in LLM output")
@@ -231,7 +190,7 @@ class TypedLLMOutput(Generic[_T]):
             try:
                 parsed = self.validate_response(response)
             except Exception as exc:  # noqa: BLE001 - a bad reply is fed back to the model
-                error = _error_text(exc)
+                error = str(exc)
                 errors.append(error)
                 working.append({"role": "assistant", "content": response.content})
                 working.append({"role": "user", "content": self._retry_prompt(error)})
@@ -241,104 +200,12 @@ class TypedLLMOutput(Generic[_T]):
             )
         raise LLMOutputValidationError(self._model, errors, response)
 
-    def _structure(self, payload: dict[str, Any]) -> _T:
-        if attrs.has(self._model):
-            chosen = _STRICT if self._strict else _LAX
-            return typing.cast("_T", chosen.structure(payload, self._model))
-        return typing.cast(
-            "_T",
-            self._model.model_validate(payload, strict=self._strict),  # type: ignore[attr-defined]
-        )
-
     def _retry_prompt(self, error: str) -> str:
         schema = json.dumps(self.json_schema(), sort_keys=True)
         return (
             "Your previous response was invalid. Return ONLY a valid JSON object, with no "
             f"markdown, that matches this schema: {schema}. Validation error: {error}"
         )
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, cattrs.ClassValidationError):
-        # One line per leaf: "invalid value for type, expected int @ $.y[1]".
-        return "; ".join(cattrs.transform_error(exc, format_exception=_leaf_text))
-    return str(exc)
-
-
-def _leaf_text(exc: BaseException, tp: type | None) -> str:
-    # The class's own check ("Provide either tool_calls or final_answer") says
-    # more than cattrs' generic "invalid value".
-    if isinstance(exc, ValueError) and str(exc):
-        return str(exc)
-    return cattrs.v.format_exception(exc, tp)
-
-
-# --- JSON schemas of attrs classes -------------------------------------------------
-
-
-def _attrs_json_schema(cls: type) -> dict[str, Any]:
-    """A JSON schema for an attrs class, in the shape pydantic gives its models.
-
-    Nested attrs classes go under ``$defs``; ``X | None`` is an ``anyOf`` with
-    null; a field with a plain default shows it; titles are the names in
-    title case ("call_id" -> "Call Id"). A type it does not know is ``{}``.
-    """
-    defs: dict[str, Any] = {}
-    schema = _class_schema(cls, defs)
-    if defs:
-        schema["$defs"] = defs
-    return schema
-
-
-def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for field in attrs.fields(cls):
-        prop = _type_schema(hints[field.name], defs)
-        prop["title"] = field.name.replace("_", " ").title()
-        if field.default is attrs.NOTHING:
-            required.append(field.name)
-        elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            prop["default"] = field.default
-        properties[field.name] = prop
-    schema: dict[str, Any] = {"properties": properties, "title": cls.__name__, "type": "object"}
-    if required:
-        schema["required"] = required
-    # The class's own docstring (not a base's), its first paragraph.
-    doc = cls.__dict__.get("__doc__")
-    if doc:
-        schema["description"] = inspect.cleandoc(doc).split("\n\n", 1)[0]
-    return schema
-
-
-_SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
-
-
-def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp in _SCALARS:
-        return {"type": _SCALARS[tp]}
-    if tp is type(None):
-        return {"type": "null"}
-    if isinstance(tp, type) and attrs.has(tp):
-        if tp.__name__ not in defs:
-            defs[tp.__name__] = {}  # a placeholder stops recursion
-            defs[tp.__name__] = _class_schema(tp, defs)
-        return {"$ref": f"#/$defs/{tp.__name__}"}
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_type_schema(arg, defs) for arg in args]}
-    if origin in (list, tuple, Sequence) and args:
-        return {"items": _type_schema(args[0], defs), "type": "array"}
-    mapping = origin if origin is not None else tp
-    if isinstance(mapping, type) and issubclass(mapping, Mapping):
-        value = args[1] if len(args) == 2 else Any
-        return {
-            "additionalProperties": True if value is Any else _type_schema(value, defs),
-            "type": "object",
-        }
-    return {}
 
 
 # --- calling a client and normalising its reply -------------------------------------
