@@ -298,11 +298,23 @@ class UnifiedRun(DagRun):
             produced.append((result, output))
             return result
 
-        result = await run_with_interceptors(name, stage_run, view, interceptors)
+        # No timeout unless an interceptor sets one: the chain's 30 s fallback is the
+        # legacy graph's (0.9.1) and would silently limit every stage here.
+        timeout_key = f"_timeout.{name}"
+        data = view.data
+        unset = timeout_key not in data
+        if unset:
+            data[timeout_key] = 0
+        try:
+            result = await run_with_interceptors(name, stage_run, view, interceptors)
+        finally:
+            if unset:
+                data.pop(timeout_key, None)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
-        # A short-circuit, a timeout or a stage error turned into a failed result.
-        if result.status == "failed":
+        # A timeout or a stage error turned into a failed result, or a short-circuit
+        # with an error (an open circuit breaker): the stage did not produce an OK.
+        if result.status == "failed" or result.error is not None:
             raise UnifiedStageExecutionError(name, RuntimeError(result.error or "Stage failed"))
         return StageOutput.ok(data=dict(result.data or {}))
 
