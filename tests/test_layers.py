@@ -64,7 +64,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
-    frozenset({"helpers", "testing", "_testing"}),
+    frozenset({"helpers", "testing", "_testing", "api", "advanced"}),
     # The command line lists and runs the examples, so it sits beside them.
     frozenset({"examples", "cli", "__main__"}),
 )
