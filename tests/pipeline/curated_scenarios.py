@@ -34,11 +34,12 @@ def _output(output: Any) -> dict[str, Any]:
     }
 
 
-def _results(results: Any) -> dict[str, Any]:
+def _results(results: Any, *, ordered: bool = True) -> dict[str, Any]:
+    # Stages that run side by side finish in a scheduling-dependent order.
     return {
         "type": type(results).__name__,
         "is_dict": isinstance(results, dict),
-        "order": list(results),
+        "order": list(results) if ordered else sorted(results),
         "outputs": {name: _output(out) for name, out in results.items()},
     }
 
@@ -226,7 +227,7 @@ async def results_helpers(api: ModuleType) -> Any:
     results = await pipeline.run(input_text="r")
     missing_data = _sync_error(lambda: results.data("missing"))
     return {
-        "results": _results(results),
+        "results": _results(results, ordered=False),
         "require": _output(results.require("echo")),
         "require_missing": _sync_error(lambda: results.require("missing")),
         "require_ok_skip": _sync_error(lambda: results.require_ok("skipper")),
