@@ -300,16 +300,14 @@ class UnifiedRun(DagRun):
 
         # No timeout unless an interceptor sets one: the chain's 30 s fallback is the
         # legacy graph's (0.9.1) and would silently limit every stage here.
+        # (A TimeoutInterceptor overwrites the 0 in ``before`` and pops it in ``after``.)
         timeout_key = f"_timeout.{name}"
         data = view.data
-        unset = timeout_key not in data
-        if unset:
-            data[timeout_key] = 0
+        data.setdefault(timeout_key, 0)
         try:
             result = await run_with_interceptors(name, stage_run, view, interceptors)
         finally:
-            if unset:
-                data.pop(timeout_key, None)
+            data.pop(timeout_key, None)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A timeout or a stage error turned into a failed result, or a short-circuit

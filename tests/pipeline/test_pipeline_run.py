@@ -35,6 +35,7 @@ from stageflow_trio.pipeline.pipeline import (
 )
 from stageflow_trio.pipeline.results import PipelineResults
 from stageflow_trio.pipeline.spec import PipelineConfigError
+from stageflow_trio.stages.ports import CorePorts
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
 
@@ -95,6 +96,13 @@ async def test_run_builds_the_context_from_keywords() -> None:
         "metadata": {"k": 1},
         "ports": None,
     }
+
+
+async def test_run_passes_ports_and_leaves_none_fields_at_their_defaults() -> None:
+    ports = CorePorts()
+    results = await echo_pipeline().run(ports=ports, input_text=None, metadata=None)
+    assert results.data("echo")["ports"] is ports
+    assert (results.data("echo")["text"], results.data("echo")["metadata"]) == (None, {})
 
 
 async def test_run_topology_defaults_to_the_pipeline_name() -> None:
