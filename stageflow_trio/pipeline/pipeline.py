@@ -10,6 +10,7 @@ any order; the dependencies are validated once, by :meth:`Pipeline.build`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
 
@@ -34,7 +35,13 @@ from stageflow_trio.pipeline._checks import (
 from stageflow_trio.pipeline.builder import StageTable
 from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
-from stageflow_trio.pipeline.interceptors import TimeoutInterceptor, get_default_interceptors
+from stageflow_trio.pipeline.interceptors import (
+    ChildTrackerMetricsInterceptor,
+    LoggingInterceptor,
+    MetricsInterceptor,
+    TimeoutInterceptor,
+    TracingInterceptor,
+)
 from stageflow_trio.pipeline.results import PipelineResults
 from stageflow_trio.pipeline.spec import (
     PipelineConfigError,
@@ -140,7 +147,9 @@ class Pipeline:
         StageDefinitionError: a key of ``stages`` differs from its spec's name.
     """
 
-    __slots__ = ("_name", "_stages")
+    # _run_graph: the graph run() builds for its default options, kept because the
+    # pipeline never changes (a graph holds no per-run state).
+    __slots__ = ("_name", "_run_graph", "_stages")
     __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def __init__(
@@ -151,6 +160,7 @@ class Pipeline:
                 f"Pipeline name must be a str; got {type(name).__name__}"
             )
         self._name = name
+        self._run_graph: UnifiedStageGraph | None = None
         self._stages: StageTable[UnifiedStageSpec] = StageTable.from_mapping(
             stages, "Pipeline", UnifiedStageSpec
         )
@@ -160,6 +170,7 @@ class Pipeline:
         pipeline = cls.__new__(cls)
         pipeline._name = name
         pipeline._stages = stages
+        pipeline._run_graph = None
         return pipeline
 
     @property
@@ -370,10 +381,12 @@ class Pipeline:
         ``enrichments=``, ``extensions=``, ``metadata=``, ``created_at=``,
         ``input_audio_duration_ms=``, ``event_sink=``, ``ports=``), not both.
 
-        ``interceptors=None`` uses :func:`get_default_interceptors`, except that no
-        stage gets a timeout unless one is configured (``ctx.data["_timeout_ms"]``
-        or a TimeoutInterceptor passed in ``interceptors``); ``interceptors=[]``
-        runs the stages with no chain. The other keywords go to :meth:`build` and
+        ``interceptors=None`` uses the default interceptors that act within one run
+        (timeout, tracing, metrics, child-tracker metrics, logging) and sets no
+        stage timeout unless one is configured (``ctx.data["_timeout_ms"]`` or a
+        TimeoutInterceptor passed in ``interceptors``); ``interceptors=[]`` runs
+        the stages with no chain. With the default options the built graph is
+        kept and reused by later runs of this pipeline. The other keywords go to :meth:`build` and
         ``UnifiedStageGraph.run``.
 
         Returns:
@@ -393,14 +406,26 @@ class Pipeline:
             ctx = _context_from_kwargs("Pipeline.run", context_kwargs)
         elif context_kwargs:
             raise ValueError("Pass either ctx or PipelineContext keyword fields, not both")
-        graph = self.build(
-            guard_retry_strategy=guard_retry_strategy,
-            cleanup_timeout=cleanup_timeout,
-            interceptors=_default_chain() if interceptors is None else interceptors,
-            wide_event_emitter=wide_event_emitter,
-            emit_stage_wide_events=emit_stage_wide_events,
-            emit_pipeline_wide_event=emit_pipeline_wide_event,
-        )
+        if (
+            interceptors is None
+            and guard_retry_strategy is None
+            and wide_event_emitter is None
+            and cleanup_timeout == 10.0
+            and emit_stage_wide_events is False
+            and emit_pipeline_wide_event is False
+        ):
+            graph = self._run_graph
+            if graph is None:
+                graph = self._run_graph = self.build(interceptors=_default_chain())
+        else:
+            graph = self.build(
+                guard_retry_strategy=guard_retry_strategy,
+                cleanup_timeout=cleanup_timeout,
+                interceptors=_default_chain() if interceptors is None else interceptors,
+                wide_event_emitter=wide_event_emitter,
+                emit_stage_wide_events=emit_stage_wide_events,
+                emit_pipeline_wide_event=emit_pipeline_wide_event,
+            )
         # The graph checks ctx (a PipelineContext is accepted where the graph runs one).
         return PipelineResults(await graph.run(ctx, cancel_token=cancel_token))  # type: ignore[arg-type]
 
@@ -587,17 +612,27 @@ async def run_stage(
     return results.require(name)
 
 
-def _default_chain() -> list[BaseInterceptor]:
-    """The default interceptors, with no timeout unless ``ctx.data["_timeout_ms"]`` sets one.
+@functools.cache
+def _default_chain() -> tuple[BaseInterceptor, ...]:
+    """The chain of ``run(interceptors=None)``: the default interceptors that act within a run.
 
-    1.2.0 gives every stage a silent 30 s limit here; a limit is a decision for the
-    caller, so this chain only enforces one that is configured.
+    These hold no state between calls, so one chain serves every run. Two members
+    of ``get_default_interceptors()`` are left out: a circuit breaker and an
+    idempotency store made for one run (as 1.2.0 makes them) can never act, since
+    their state would last a single run in which each stage runs once; pass
+    long-lived instances in ``interceptors`` to use them. The timeout interceptor
+    sets no limit unless ``ctx.data["_timeout_ms"]`` asks for one: 1.2.0 gives
+    every stage a silent 30 s limit here, and a limit is the caller's decision.
     """
-    chain = get_default_interceptors()
-    for interceptor in chain:
-        if isinstance(interceptor, TimeoutInterceptor):
-            interceptor.DEFAULT_TIMEOUT_MS = 0  # 0: no timeout
-    return chain
+    timeout = TimeoutInterceptor()
+    timeout.DEFAULT_TIMEOUT_MS = 0  # 0: no timeout
+    return (
+        timeout,
+        TracingInterceptor(),
+        MetricsInterceptor(),
+        ChildTrackerMetricsInterceptor(),
+        LoggingInterceptor(),
+    )
 
 
 # The identity fields go to RunIdentity; the rest of ContextSnapshot's fields by name.

@@ -204,21 +204,59 @@ async def test_run_cancel_token_stops_the_run(autojump_clock: trio.abc.Clock) ->
 # --- interceptors: defaults, opting out, timeouts, circuit breaker ------------------
 
 
-def test_default_chain_is_get_default_interceptors_without_a_timeout() -> None:
+def test_default_chain_is_the_per_run_defaults_without_a_timeout() -> None:
     chain = _default_chain()
     assert [i.name for i in chain] == [
-        "idempotency",
         "timeout",
-        "circuit_breaker",
         "tracing",
         "metrics",
         "child_tracker_metrics",
         "logging",
     ]
-    timeout = chain[1]
+    timeout = chain[0]
     assert isinstance(timeout, TimeoutInterceptor)
     assert timeout.DEFAULT_TIMEOUT_MS == 0
     assert TimeoutInterceptor.DEFAULT_TIMEOUT_MS == 30000  # the class is untouched
+    assert _default_chain() is chain  # stateless: one chain for every run
+
+
+async def test_run_keeps_the_graph_of_its_default_options() -> None:
+    pipeline = echo_pipeline()
+    await pipeline.run()
+    graph = pipeline._run_graph
+    assert graph is not None
+    await pipeline.run(input_text="again")
+    assert pipeline._run_graph is graph
+    await pipeline.run(interceptors=[])  # other options build a graph for the call
+    assert pipeline._run_graph is graph
+    assert pipeline.with_stage("x", snapshot_fields, "work")._run_graph is None
+
+
+async def test_a_timeout_from_context_data_applies(autojump_clock: trio.abc.Clock) -> None:
+    async def slow(ctx: StageContext) -> None:
+        await trio.sleep(100)
+
+    class SetTimeout(BaseInterceptor):
+        # Stands in for a PipelineContext run whose data holds _timeout_ms.
+        name = "set_timeout"
+        priority = 1
+
+        async def before(self, stage_name: str, ctx: Any) -> None:
+            ctx.data["_timeout_ms"] = 2500
+
+        async def after(self, stage_name: str, result: StageResult, ctx: Any) -> None:
+            return None
+
+    start = trio.current_time()
+    with pytest.raises(
+        UnifiedStageExecutionError, match=r"^Stage 'slow' failed: Stage timed out after 2500ms$"
+    ):
+        await (
+            Pipeline()
+            .with_stage("slow", slow, "work")
+            .run(interceptors=[SetTimeout(), *_default_chain()])
+        )
+    assert trio.current_time() - start == 2.5
 
 
 def _stage_log(caplog: pytest.LogCaptureFixture) -> list[str]:
