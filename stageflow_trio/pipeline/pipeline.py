@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
 
 import attrs
 
 from stageflow_trio._args import type_of
+from stageflow_trio._globals import register_global_reset
 from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.core.stage_context import StageContext
@@ -596,8 +598,8 @@ async def run_stage(
             output). Otherwise as :func:`stage` and :meth:`Pipeline.run`.
     """
     topology = context_kwargs.get("topology")
-    pipeline = Pipeline(str(topology or f"{name}_pipeline")).with_stages(
-        stage(name, runner, kind, conditional=conditional, config=config)
+    pipeline = _one_stage_pipeline(
+        str(topology or f"{name}_pipeline"), name, runner, kind, conditional, config
     )
     results = await pipeline.run(
         interceptors=interceptors,
@@ -610,6 +612,42 @@ async def run_stage(
         **context_kwargs,
     )
     return results.require(name)
+
+
+# run_stage's one-stage pipelines, so that repeated calls reuse the built graph
+# (Pipeline.run keeps it). Only for function, method and class runners without
+# config: their equality is identity (a method: the same function of the same
+# object), so an entry can never stand for a different stage. Bounded; the
+# oldest entry goes first.
+_ONE_STAGE_PIPELINES: dict[tuple[Any, ...], Pipeline] = {}
+_ONE_STAGE_PIPELINES_MAX = 256
+register_global_reset(_ONE_STAGE_PIPELINES.clear)
+
+
+def _one_stage_pipeline(
+    pipeline_name: str,
+    name: str,
+    runner: UnifiedRunnerLike,
+    kind: StageKind | str | None,
+    conditional: bool,
+    config: Mapping[str, Any] | None,
+) -> Pipeline:
+    if config or not isinstance(runner, type | FunctionType | MethodType):
+        return Pipeline(pipeline_name).with_stages(
+            stage(name, runner, kind, conditional=conditional, config=config)
+        )
+    # The types are part of the key: True == 1 and "work" == StageKind.WORK, but only
+    # a bool is a valid conditional (the kinds resolve to the same member).
+    key = (pipeline_name, name, runner, kind, conditional, type(conditional))
+    pipeline = _ONE_STAGE_PIPELINES.get(key)
+    if pipeline is None:
+        pipeline = Pipeline(pipeline_name).with_stages(
+            stage(name, runner, kind, conditional=conditional)
+        )
+        if len(_ONE_STAGE_PIPELINES) >= _ONE_STAGE_PIPELINES_MAX:
+            del _ONE_STAGE_PIPELINES[next(iter(_ONE_STAGE_PIPELINES))]
+        _ONE_STAGE_PIPELINES[key] = pipeline
+    return pipeline
 
 
 @functools.cache

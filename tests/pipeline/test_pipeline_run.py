@@ -18,6 +18,7 @@ from stageflow_trio.pipeline import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
 )
+from stageflow_trio.pipeline import pipeline as pipeline_module
 from stageflow_trio.pipeline._checks import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.interceptors import (
     BaseInterceptor,
@@ -27,6 +28,7 @@ from stageflow_trio.pipeline.interceptors import (
     TimeoutInterceptor,
 )
 from stageflow_trio.pipeline.pipeline import (
+    _ONE_STAGE_PIPELINES,
     Pipeline,
     UnifiedStageSpec,
     _default_chain,
@@ -37,7 +39,7 @@ from stageflow_trio.pipeline.results import PipelineResults
 from stageflow_trio.pipeline.spec import PipelineConfigError
 from stageflow_trio.stages.ports import CorePorts
 from stageflow_trio.stages.result import StageResult
-from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
+from stageflow_trio.testing import RecordingEventSink, create_test_stage_context, reset_globals
 
 USER = uuid.UUID("6f1c2f0e-54b1-4a9e-9a59-2b3a2f6f0c11")
 
@@ -524,3 +526,52 @@ def test_results_is_a_mapping_of_outputs() -> None:
     results = PipelineResults(a=StageOutput.ok(x=1))
     assert isinstance(results, Mapping)
     assert results == {"a": StageOutput.ok(x=1)}
+
+
+# --- run_stage's pipeline cache -------------------------------------------------
+
+
+async def test_run_stage_reuses_the_pipeline_of_a_function_or_class() -> None:
+    _ONE_STAGE_PIPELINES.clear()
+    await run_stage("echo", snapshot_fields, "transform")
+    await run_stage("echo", snapshot_fields, StageKind.TRANSFORM)  # the same key: "x" == X
+    await run_stage("g", Greeter)
+    assert list(_ONE_STAGE_PIPELINES) == [
+        ("echo_pipeline", "echo", snapshot_fields, "transform", False, bool),
+        ("g_pipeline", "g", Greeter, None, False, bool),
+    ]
+    (first, *_) = _ONE_STAGE_PIPELINES.values()
+    await run_stage("echo", snapshot_fields, "transform", input_text="again")
+    assert len(_ONE_STAGE_PIPELINES) == 2
+    assert next(iter(_ONE_STAGE_PIPELINES.values())) is first
+
+
+async def test_run_stage_does_not_keep_instances_or_configured_classes() -> None:
+    _ONE_STAGE_PIPELINES.clear()
+    await run_stage("g", Greeter(), input_text="x")
+    await run_stage("g", Greeter, config={"greeting": "hey"})
+    assert _ONE_STAGE_PIPELINES == {}
+
+
+async def test_run_stage_cache_keys_on_the_conditional_type() -> None:
+    _ONE_STAGE_PIPELINES.clear()
+    await run_stage("c", snapshot_fields, "work", conditional=True)
+    with pytest.raises(
+        StageDefinitionTypeError,
+        match=r"^UnifiedStageSpec 'c': conditional must be a bool; got int$",
+    ):
+        await run_stage("c", snapshot_fields, "work", conditional=1)  # type: ignore[arg-type]
+
+
+async def test_run_stage_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    _ONE_STAGE_PIPELINES.clear()
+    monkeypatch.setattr(pipeline_module, "_ONE_STAGE_PIPELINES_MAX", 2)
+    for name in ("a", "b", "c"):
+        await run_stage(name, snapshot_fields, "work")
+    assert [key[1] for key in _ONE_STAGE_PIPELINES] == ["b", "c"]
+
+
+def test_reset_globals_clears_the_run_stage_cache() -> None:
+    _ONE_STAGE_PIPELINES[("k",)] = Pipeline()
+    reset_globals()
+    assert _ONE_STAGE_PIPELINES == {}
