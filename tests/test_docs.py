@@ -19,6 +19,7 @@ RUNNABLE = [
     "cli.md",
     "context.md",
     "engine.md",
+    "getting_started.md",
     "runner.md",
     "helpers.md",
     "streaming.md",
