@@ -13,6 +13,7 @@ from .core.stage_context import StageContext as StageContext
 from .core.stage_context import create_stage_context as create_stage_context
 from .core.stage_enums import StageKind as StageKind
 from .core.stage_enums import StageStatus as StageStatus
+from .core.stage_metadata import stage_metadata as stage_metadata
 from .core.stage_output import StageArtifact as StageArtifact
 from .core.stage_output import StageEvent as StageEvent
 from .core.stage_output import StageOutput as StageOutput
@@ -56,8 +57,11 @@ from .pipeline.interceptors import get_default_interceptors as get_default_inter
 from .pipeline.interceptors import run_with_interceptors as run_with_interceptors
 from .pipeline.pipeline import Pipeline as Pipeline
 from .pipeline.pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .pipeline.pipeline import run_stage as run_stage
+from .pipeline.pipeline import stage as stage
 from .pipeline.registry import PipelineRegistry as PipelineRegistry
 from .pipeline.registry import pipeline_registry as pipeline_registry
+from .pipeline.results import PipelineResults as PipelineResults
 from .pipeline.spec import CycleDetectedError as CycleDetectedError
 from .pipeline.spec import PipelineValidationError as PipelineValidationError
 from .pipeline.subpipeline import ChildRunTracker as ChildRunTracker
@@ -130,6 +134,7 @@ __all__ = [
     "Pipeline",
     "PipelineContext",
     "PipelineRegistry",
+    "PipelineResults",
     "PipelineRunLogger",
     "PipelineTimer",
     "PipelineValidationError",
@@ -184,8 +189,11 @@ __all__ = [
     "lint_pipeline",
     "lint_pipeline_file",
     "pipeline_registry",
+    "run_stage",
     "run_with_interceptors",
     "set_event_sink",
+    "stage",
+    "stage_metadata",
     "summarize_pipeline_error",
 ]
 

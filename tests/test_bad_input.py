@@ -456,7 +456,7 @@ ROWS: list[Row] = [
     ),
     (
         "pipeline-with-stage-kind-junk",
-        lambda: Pipeline().with_stage("a", NoopStage, "junk"),  # type: ignore[call-overload]
+        lambda: Pipeline().with_stage("a", NoopStage, "junk"),  # type: ignore[arg-type]
         StageDefinitionTypeError,
         r"^UnifiedStageSpec 'a': kind must be a StageKind \(one of transform, enrich, route, guard, work, agent\); got 'junk'$",
     ),

@@ -21,6 +21,7 @@ RUNNABLE = [
     "context.md",
     "contracts.md",
     "engine.md",
+    "getting_started.md",
     "runner.md",
     "helpers.md",
     "streaming.md",

@@ -299,11 +299,21 @@ class UnifiedRun(DagRun):
             produced.append((result, output))
             return result
 
-        result = await run_chain(name, stage_run, view, chain)
+        # No timeout unless an interceptor sets one: the chain's 30 s fallback is the
+        # legacy graph's (0.9.1) and would silently limit every stage here.
+        # (A TimeoutInterceptor overwrites the 0 in ``before`` and pops it in ``after``.)
+        timeout_key = f"_timeout.{name}"
+        data = view.data
+        data.setdefault(timeout_key, 0)
+        try:
+            result = await run_chain(name, stage_run, view, chain)
+        finally:
+            data.pop(timeout_key, None)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
-        # A short-circuit, a timeout or a stage error turned into a failed result.
-        if result.status == "failed":
+        # A timeout or a stage error turned into a failed result, or a short-circuit
+        # with an error (an open circuit breaker): the stage did not produce an OK.
+        if result.status == "failed" or result.error is not None:
             raise UnifiedStageExecutionError(name, RuntimeError(result.error or "Stage failed"))
         return StageOutput.ok(data=dict(result.data or {}))
 

@@ -6,6 +6,7 @@ from .stage_context import StageContext as StageContext
 from .stage_context import create_stage_context as create_stage_context
 from .stage_enums import StageKind as StageKind
 from .stage_enums import StageStatus as StageStatus
+from .stage_metadata import stage_metadata as stage_metadata
 from .stage_output import StageArtifact as StageArtifact
 from .stage_output import StageEvent as StageEvent
 from .stage_output import StageOutput as StageOutput
@@ -22,4 +23,5 @@ __all__ = [
     "StageOutput",
     "StageStatus",
     "create_stage_context",
+    "stage_metadata",
 ]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["StageKind", "StageStatus"]
 
 
-# (str, Enum) rather than StrEnum: str() and format() must match the reference.
-class StageKind(str, Enum):  # noqa: UP042
+# StrEnum as in 1.2.0: str() and format() give the value ("guard"), where 0.9.1's
+# (str, Enum) gave "StageKind.GUARD"; equality, hashing, repr and JSON are unchanged.
+class StageKind(StrEnum):
     """The role a stage plays in a pipeline; every stage has exactly one.
 
     Members compare equal to their string values (``StageKind.GUARD == "guard"``),
-    and ``str()``/``format()`` behave as for any ``(str, Enum)`` mix-in, exactly as
-    in the reference.
+    and ``str()``/``format()`` give the value, as in stageflow 1.2.0.
     """
 
     TRANSFORM = "transform"
@@ -30,7 +30,7 @@ class StageKind(str, Enum):  # noqa: UP042
     """The main interactor of the pipeline."""
 
 
-class StageStatus(str, Enum):  # noqa: UP042
+class StageStatus(StrEnum):
     """The outcome of one stage run, carried by :class:`StageOutput`."""
 
     OK = "ok"

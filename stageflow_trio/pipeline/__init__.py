@@ -51,8 +51,11 @@ from .interceptors import get_default_interceptors as get_default_interceptors
 from .interceptors import run_with_interceptors as run_with_interceptors
 from .pipeline import Pipeline as Pipeline
 from .pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .pipeline import run_stage as run_stage
+from .pipeline import stage as stage
 from .registry import PipelineRegistry as PipelineRegistry
 from .registry import pipeline_registry as pipeline_registry
+from .results import PipelineResults as PipelineResults
 from .retry import BackoffStrategy as BackoffStrategy
 from .retry import JitterStrategy as JitterStrategy
 from .retry import RateLimitError as RateLimitError
@@ -111,6 +114,7 @@ __all__ = [
     "PipelineChildFailedEvent",
     "PipelineContext",
     "PipelineRegistry",
+    "PipelineResults",
     "PipelineSpawnedChildEvent",
     "PipelineSpec",
     "PipelineValidationError",
@@ -140,10 +144,12 @@ __all__ = [
     "get_subpipeline_spawner",
     "hash_retry_payload",
     "pipeline_registry",
+    "run_stage",
     "run_with_cleanup",
     "run_with_interceptors",
     "set_child_tracker",
     "set_subpipeline_spawner",
+    "stage",
     "with_conditional_branch",
     "with_fan_out_fan_in",
     "with_linear_chain",

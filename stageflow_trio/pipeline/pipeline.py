@@ -1,20 +1,30 @@
 """Pipeline: the immutable builder of unified stage graphs (``Stage`` classes and StageKind).
 
 ``Pipeline().with_stage("a", StageA, StageKind.TRANSFORM).build()`` returns a
-:class:`~stageflow_trio.pipeline.dag.UnifiedStageGraph`. Unlike
+:class:`~stageflow_trio.pipeline.dag.UnifiedStageGraph`; ``await pipeline.run(input_text=...)``
+builds and runs it in one step and returns :class:`PipelineResults`, and
+:func:`run_stage` does the same for a single stage. Unlike
 :class:`~stageflow_trio.pipeline.builder.PipelineBuilder`, stages may be added in
 any order; the dependencies are validated once, by :meth:`Pipeline.build`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
 
 import attrs
 
+from stageflow_trio._args import type_of
 from stageflow_trio._frozen import frozen_compat
+from stageflow_trio._globals import register_global_reset
+from stageflow_trio.context.context_snapshot import ContextSnapshot
+from stageflow_trio.context.identity import RunIdentity
+from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
+from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.pipeline._checks import (
     StageDefinitionError,
     StageDefinitionTypeError,
@@ -28,6 +38,14 @@ from stageflow_trio.pipeline._checks import (
 from stageflow_trio.pipeline.builder import StageTable
 from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
+from stageflow_trio.pipeline.interceptors import (
+    ChildTrackerMetricsInterceptor,
+    LoggingInterceptor,
+    MetricsInterceptor,
+    TimeoutInterceptor,
+    TracingInterceptor,
+)
+from stageflow_trio.pipeline.results import PipelineResults
 from stageflow_trio.pipeline.spec import (
     PipelineConfigError,
     UnifiedRunnerLike,
@@ -35,14 +53,25 @@ from stageflow_trio.pipeline.spec import (
     UnifiedStageRunner,
     as_async_runner,
 )
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.inputs import StageInputs
 
 if TYPE_CHECKING:
-    from stageflow_trio.core.stage_context import StageContext
+    from stageflow_trio.core.stage_output import StageOutput
+    from stageflow_trio.events.sink import EventSink
     from stageflow_trio.observability.wide_events import WideEventEmitter
+    from stageflow_trio.pipeline.cancellation import CancellationToken
     from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
     from stageflow_trio.pipeline.interceptors import BaseInterceptor
 
-__all__ = ["Pipeline", "UnifiedStageGraph", "UnifiedStageSpec"]
+__all__ = [
+    "Pipeline",
+    "PipelineResults",
+    "UnifiedStageGraph",
+    "UnifiedStageSpec",
+    "run_stage",
+    "stage",
+]
 
 _CONFIG_NEEDS_CLASS = "config can only be used with stage classes"
 
@@ -122,7 +151,9 @@ class Pipeline:
         StageDefinitionError: a key of ``stages`` differs from its spec's name.
     """
 
-    __slots__ = ("_name", "_stages")
+    # _run_graph: the graph run() builds for its default options, kept because the
+    # pipeline never changes (a graph holds no per-run state).
+    __slots__ = ("_name", "_run_graph", "_stages")
     __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     def __init__(
@@ -133,6 +164,7 @@ class Pipeline:
                 f"Pipeline name must be a str; got {type(name).__name__}"
             )
         self._name = name
+        self._run_graph: UnifiedStageGraph | None = None
         self._stages: StageTable[UnifiedStageSpec] = StageTable.from_mapping(
             stages, "Pipeline", UnifiedStageSpec
         )
@@ -142,6 +174,7 @@ class Pipeline:
         pipeline = cls.__new__(cls)
         pipeline._name = name
         pipeline._stages = stages
+        pipeline._run_graph = None
         return pipeline
 
     @property
@@ -154,16 +187,46 @@ class Pipeline:
         """Read-only ``{stage name: UnifiedStageSpec}`` in insertion order."""
         return self._stages
 
-    # A class may take ``config`` (its constructor's keywords); an instance or a
-    # callable may not, which the second overload states: only an empty mapping (the
-    # runtime accepts ``{}``) or None.
+    @classmethod
+    def from_stages(cls, *specs: UnifiedStageSpec, name: str = "pipeline") -> Pipeline:
+        """A pipeline named ``name`` holding ``specs`` (made by :func:`stage`), in order.
+
+        Raises:
+            StageDefinitionTypeError: a spec is not a UnifiedStageSpec, or ``name`` is
+                not a str.
+        """
+        return cls(name).with_stages(*specs)
+
+    def with_stages(self, *specs: UnifiedStageSpec) -> Pipeline:
+        """A new pipeline with ``specs`` (made by :func:`stage`) added in order.
+
+        Raises:
+            StageDefinitionTypeError: a spec is not a UnifiedStageSpec.
+        """
+        stages = self._stages
+        for index, spec in enumerate(specs):
+            if not isinstance(spec, UnifiedStageSpec):
+                raise StageDefinitionTypeError(
+                    f"Pipeline.with_stages: specs[{index}] must be a UnifiedStageSpec "
+                    f"(made by stage(...)); got {type_of(spec)}"
+                )
+            stages = stages.with_entry(spec.name, spec)
+        return Pipeline._from_table(self._name, stages)
+
+    # The typed forms are 1.2.0's: ``kind`` optional (read from the runner's ``kind``),
+    # ``after=`` for dependencies, ``conditional`` and ``config`` by keyword. A class
+    # may take ``config`` (its constructor's keywords); an instance or a callable may
+    # not (only an empty mapping, which the runtime accepts, or None). The last
+    # overload is 0.9.1's positional form, which keeps working.
     @overload
     def with_stage(
         self,
         name: str,
         runner: type[UnifiedStageRunner],
-        kind: StageKind,
-        dependencies: tuple[str, ...] | None = None,
+        kind: StageKind | str | None = None,
+        dependencies: tuple[str, ...] | list[str] | None = None,
+        *,
+        after: str | tuple[str, ...] | list[str] | None = None,
         conditional: bool = False,
         config: Mapping[str, Any] | None = None,
     ) -> Pipeline: ...
@@ -173,38 +236,60 @@ class Pipeline:
         self,
         name: str,
         runner: UnifiedStageRunner | Callable[[StageContext], Awaitable[UnifiedStageResult]],
-        kind: StageKind,
-        dependencies: tuple[str, ...] | None = None,
+        kind: StageKind | str | None = None,
+        dependencies: tuple[str, ...] | list[str] | None = None,
+        *,
+        after: str | tuple[str, ...] | list[str] | None = None,
         conditional: bool = False,
         config: Mapping[str, Never] | None = None,
+    ) -> Pipeline: ...
+
+    @overload
+    def with_stage(
+        self,
+        name: str,
+        runner: UnifiedRunnerLike,
+        kind: StageKind | str | None,
+        dependencies: tuple[str, ...] | list[str] | None,
+        conditional: bool,
+        config: Mapping[str, Any] | None = None,
     ) -> Pipeline: ...
 
     def with_stage(
         self,
         name: str,
         runner: UnifiedRunnerLike,
-        kind: StageKind,
-        dependencies: tuple[str, ...] | None = None,
+        kind: StageKind | str | None = None,
+        dependencies: tuple[str, ...] | list[str] | None = None,
         conditional: bool = False,
         config: Mapping[str, Any] | None = None,
+        *,
+        after: str | tuple[str, ...] | list[str] | None = None,
     ) -> Pipeline:
         """Return a new pipeline with this stage added (or replaced in place, if it exists).
 
         ``runner`` is a stage class (instantiated with ``config`` for every execution),
         a stage instance, or an async callable; its ``execute`` (or the callable) takes a
         :class:`~stageflow_trio.core.StageContext`. A PipelineContext stage belongs to
-        :class:`~stageflow_trio.pipeline.builder.PipelineBuilder` instead.
+        :class:`~stageflow_trio.pipeline.builder.PipelineBuilder` instead. Arguments are
+        those of :func:`stage`; ``conditional`` and ``config`` may also be passed
+        positionally, as in 0.9.1.
 
         Raises:
             PipelineConfigError: (a ValueError) "config can only be used with stage
                 classes".
-            StageDefinitionError / StageDefinitionTypeError: see :class:`UnifiedStageSpec`.
+            StageDefinitionError / StageDefinitionTypeError: see :func:`stage`.
         """
-        # Checked first, as the reference does, so this message wins over the others.
-        if config and not isinstance(runner, type):
-            raise PipelineConfigError(_CONFIG_NEEDS_CLASS)
-        spec = UnifiedStageSpec(name, runner, kind, dependencies, conditional, config)
-        return Pipeline._from_table(self._name, self._stages.with_entry(name, spec))
+        spec = stage(
+            name,
+            runner,
+            kind,
+            dependencies,
+            after=after,
+            conditional=conditional,
+            config=config,
+        )
+        return Pipeline._from_table(self._name, self._stages.with_entry(spec.name, spec))
 
     def compose(self, other: Pipeline) -> Pipeline:
         """Merge ``other``'s stages into a new pipeline that keeps this one's name.
@@ -278,6 +363,125 @@ class Pipeline:
             emit_pipeline_wide_event=emit_pipeline_wide_event,
         )
 
+    async def run(
+        self,
+        ctx: StageContext | PipelineContext | None = None,
+        /,
+        *,
+        interceptors: Sequence[BaseInterceptor] | None = None,
+        guard_retry_strategy: GuardRetryStrategy | None = None,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
+        wide_event_emitter: WideEventEmitter | None = None,
+        cleanup_timeout: float = 10.0,
+        cancel_token: CancellationToken | None = None,
+        **context_kwargs: Any,
+    ) -> PipelineResults:
+        """Build this pipeline and run it once; a checkpoint.
+
+        Pass a context as ``ctx``, or its fields as keywords (``input_text=``,
+        ``topology=`` (default: the pipeline's name), the run ids such as
+        ``pipeline_run_id=``, ``execution_mode=``, ``conversation=``,
+        ``enrichments=``, ``extensions=``, ``metadata=``, ``created_at=``,
+        ``input_audio_duration_ms=``, ``event_sink=``, ``ports=``), not both.
+
+        ``interceptors=None`` uses the default interceptors that act within one run
+        (timeout, tracing, metrics, child-tracker metrics, logging) and sets no
+        stage timeout unless one is configured (``ctx.data["_timeout_ms"]`` or a
+        TimeoutInterceptor passed in ``interceptors``); ``interceptors=[]`` runs
+        the stages with no chain. With the default options the built graph is
+        kept and reused by later runs of this pipeline. The other keywords go to :meth:`build` and
+        ``UnifiedStageGraph.run``.
+
+        Returns:
+            The stages' outputs by name (every stage that finished).
+
+        Raises:
+            TypeError: an unknown keyword, a keyword that needs a PipelineContext
+                (``data=``, ``configuration=``, ...), or a bad argument type.
+            ValueError: both ``ctx`` and context keywords.
+            UnifiedStageExecutionError: a stage failed.
+            UnifiedPipelineCancelled: a stage asked to cancel the run.
+            EmptyPipelineError, PipelineValidationError, CycleDetectedError: see
+                :meth:`build`.
+        """
+        if ctx is None:
+            context_kwargs.setdefault("topology", self._name)
+            ctx = _context_from_kwargs("Pipeline.run", context_kwargs)
+        elif context_kwargs:
+            raise ValueError("Pass either ctx or PipelineContext keyword fields, not both")
+        if (
+            interceptors is None
+            and guard_retry_strategy is None
+            and wide_event_emitter is None
+            and cleanup_timeout == 10.0
+            and emit_stage_wide_events is False
+            and emit_pipeline_wide_event is False
+        ):
+            graph = self._run_graph
+            if graph is None:
+                graph = self._run_graph = self.build(interceptors=_default_chain())
+        else:
+            graph = self.build(
+                guard_retry_strategy=guard_retry_strategy,
+                cleanup_timeout=cleanup_timeout,
+                interceptors=_default_chain() if interceptors is None else interceptors,
+                wide_event_emitter=wide_event_emitter,
+                emit_stage_wide_events=emit_stage_wide_events,
+                emit_pipeline_wide_event=emit_pipeline_wide_event,
+            )
+        # The graph checks ctx (a PipelineContext is accepted where the graph runs one).
+        return PipelineResults(await graph.run(ctx, cancel_token=cancel_token))  # type: ignore[arg-type]
+
+    async def invoke(
+        self,
+        input_text_or_ctx: str | StageContext | PipelineContext | None = None,
+        /,
+        *,
+        interceptors: Sequence[BaseInterceptor] | None = None,
+        guard_retry_strategy: GuardRetryStrategy | None = None,
+        emit_stage_wide_events: bool = False,
+        emit_pipeline_wide_event: bool = False,
+        wide_event_emitter: WideEventEmitter | None = None,
+        cleanup_timeout: float = 10.0,
+        cancel_token: CancellationToken | None = None,
+        **context_kwargs: Any,
+    ) -> PipelineResults:
+        """:meth:`run`, with the input text (or the context) as the positional argument.
+
+        Raises:
+            TypeError: the positional argument is neither a str, a context nor None;
+                or as :meth:`run`.
+            ValueError: ``input_text`` twice, or a context with context keywords.
+        """
+        if isinstance(input_text_or_ctx, str):
+            if "input_text" in context_kwargs:
+                raise ValueError("input_text provided twice")
+            context_kwargs["input_text"] = input_text_or_ctx
+            ctx = None
+        elif input_text_or_ctx is None or isinstance(
+            input_text_or_ctx, StageContext | PipelineContext
+        ):
+            if input_text_or_ctx is not None and "input_text" in context_kwargs:
+                raise ValueError("Do not pass input_text when invoke() receives a context object")
+            ctx = input_text_or_ctx
+        else:
+            raise TypeError(
+                "Pipeline.invoke: input_text_or_ctx must be a str, a StageContext, a "
+                f"PipelineContext or None; got {type_of(input_text_or_ctx)}"
+            )
+        return await self.run(
+            ctx,
+            interceptors=interceptors,
+            guard_retry_strategy=guard_retry_strategy,
+            emit_stage_wide_events=emit_stage_wide_events,
+            emit_pipeline_wide_event=emit_pipeline_wide_event,
+            wide_event_emitter=wide_event_emitter,
+            cleanup_timeout=cleanup_timeout,
+            cancel_token=cancel_token,
+            **context_kwargs,
+        )
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pipeline) or type(other) is not type(self):
             return NotImplemented
@@ -285,3 +489,242 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self._name!r}, stages={list(self._stages)})"
+
+
+def _resolve_kind(name: str, runner: object, kind: object) -> StageKind:
+    if kind is not None:
+        return check_kind("UnifiedStageSpec", name, kind)
+    # Read from the runner: a class or instance attribute (``@stage_metadata`` sets it).
+    candidate = getattr(runner, "kind", None)
+    if isinstance(candidate, StageKind):
+        return candidate
+    if isinstance(candidate, str):
+        try:
+            return StageKind(candidate)
+        except ValueError:
+            raise StageDefinitionError(
+                f"Unsupported stage kind value on runner: {candidate!r}"
+            ) from None
+    raise StageDefinitionError(
+        "kind is required unless the runner exposes a valid `.kind` attribute"
+    )
+
+
+def _resolve_dependencies(
+    name: str,
+    dependencies: tuple[str, ...] | list[str] | None,
+    after: str | tuple[str, ...] | list[str] | None,
+) -> tuple[str, ...] | list[str] | None:
+    if after is None:
+        return dependencies
+    if dependencies is not None:
+        raise StageDefinitionError("Use either dependencies=... or after=..., not both")
+    if isinstance(after, str):
+        return (after,)
+    if isinstance(after, tuple | list):
+        return after
+    raise StageDefinitionTypeError(
+        f"Pipeline {name!r}: after must be a stage name or a tuple or list of them; "
+        f"got {type_of(after)}"
+    )
+
+
+def stage(
+    name: str,
+    runner: UnifiedRunnerLike,
+    kind: StageKind | str | None = None,
+    dependencies: tuple[str, ...] | list[str] | None = None,
+    *,
+    after: str | tuple[str, ...] | list[str] | None = None,
+    conditional: bool = False,
+    config: Mapping[str, Any] | None = None,
+) -> UnifiedStageSpec:
+    """A stage for :meth:`Pipeline.from_stages` / :meth:`Pipeline.with_stages`.
+
+    Args:
+        name: Stage name, unique within the pipeline.
+        runner: A stage class, a stage instance or an async callable taking a
+            StageContext.
+        kind: The StageKind (or its value); when omitted, the runner's ``kind``
+            attribute (a class decorated with ``@stage_metadata`` has one).
+        dependencies: Names of the stages that must finish first.
+        after: The same as ``dependencies``, as one name or several; not both.
+        conditional: Whether the stage may be skipped.
+        config: Keyword arguments for a class runner's constructor.
+
+    Raises:
+        PipelineConfigError: (a ValueError) ``config`` with a runner that is not a class.
+        StageDefinitionError: (a ValueError) no ``kind`` and no usable ``runner.kind``,
+            both ``dependencies`` and ``after``, or a blank name.
+        StageDefinitionTypeError: (a TypeError) an argument has the wrong type.
+    """
+    # Checked first, as the reference does, so this message wins over the others.
+    if config and not isinstance(runner, type):
+        raise PipelineConfigError(_CONFIG_NEEDS_CLASS)
+    name = check_name("UnifiedStageSpec", name)
+    return UnifiedStageSpec(
+        name,
+        runner,
+        _resolve_kind(name, runner, kind),
+        _resolve_dependencies(name, dependencies, after),
+        conditional,
+        config,
+    )
+
+
+async def run_stage(
+    name: str,
+    runner: UnifiedRunnerLike,
+    kind: StageKind | str | None = None,
+    /,
+    *,
+    interceptors: Sequence[BaseInterceptor] | None = None,
+    guard_retry_strategy: GuardRetryStrategy | None = None,
+    emit_stage_wide_events: bool = False,
+    emit_pipeline_wide_event: bool = False,
+    wide_event_emitter: WideEventEmitter | None = None,
+    cleanup_timeout: float = 10.0,
+    cancel_token: CancellationToken | None = None,
+    conditional: bool = False,
+    config: Mapping[str, Any] | None = None,
+    **context_kwargs: Any,
+) -> StageOutput:
+    """Run one stage as a pipeline of its own and return its output; a checkpoint.
+
+    The pipeline is named after ``topology=`` when given, else ``"{name}_pipeline"``
+    (also the run's topology). The other arguments are those of :func:`stage` and
+    :meth:`Pipeline.run`.
+
+    Raises:
+        UnifiedStageExecutionError: the stage failed (also when it returns a FAIL
+            output). Otherwise as :func:`stage` and :meth:`Pipeline.run`.
+    """
+    topology = context_kwargs.get("topology")
+    pipeline = _one_stage_pipeline(
+        str(topology or f"{name}_pipeline"), name, runner, kind, conditional, config
+    )
+    results = await pipeline.run(
+        interceptors=interceptors,
+        guard_retry_strategy=guard_retry_strategy,
+        emit_stage_wide_events=emit_stage_wide_events,
+        emit_pipeline_wide_event=emit_pipeline_wide_event,
+        wide_event_emitter=wide_event_emitter,
+        cleanup_timeout=cleanup_timeout,
+        cancel_token=cancel_token,
+        **context_kwargs,
+    )
+    return results.require(name)
+
+
+# run_stage's one-stage pipelines, so that repeated calls reuse the built graph
+# (Pipeline.run keeps it). Only for function, method and class runners without
+# config: their equality is identity (a method: the same function of the same
+# object), so an entry can never stand for a different stage. Bounded; the
+# oldest entry goes first.
+_ONE_STAGE_PIPELINES: dict[tuple[Any, ...], Pipeline] = {}
+_ONE_STAGE_PIPELINES_MAX = 256
+register_global_reset(_ONE_STAGE_PIPELINES.clear)
+
+
+def _one_stage_pipeline(
+    pipeline_name: str,
+    name: str,
+    runner: UnifiedRunnerLike,
+    kind: StageKind | str | None,
+    conditional: bool,
+    config: Mapping[str, Any] | None,
+) -> Pipeline:
+    if config or not isinstance(runner, type | FunctionType | MethodType):
+        return Pipeline(pipeline_name).with_stages(
+            stage(name, runner, kind, conditional=conditional, config=config)
+        )
+    # The types are part of the key: True == 1 and "work" == StageKind.WORK, but only
+    # a bool is a valid conditional (the kinds resolve to the same member).
+    key = (pipeline_name, name, runner, kind, conditional, type(conditional))
+    pipeline = _ONE_STAGE_PIPELINES.get(key)
+    if pipeline is None:
+        pipeline = Pipeline(pipeline_name).with_stages(
+            stage(name, runner, kind, conditional=conditional)
+        )
+        if len(_ONE_STAGE_PIPELINES) >= _ONE_STAGE_PIPELINES_MAX:
+            del _ONE_STAGE_PIPELINES[next(iter(_ONE_STAGE_PIPELINES))]
+        _ONE_STAGE_PIPELINES[key] = pipeline
+    return pipeline
+
+
+@functools.cache
+def _default_chain() -> tuple[BaseInterceptor, ...]:
+    """The chain of ``run(interceptors=None)``: the default interceptors that act within a run.
+
+    These hold no state between calls, so one chain serves every run. Two members
+    of ``get_default_interceptors()`` are left out: a circuit breaker and an
+    idempotency store made for one run (as 1.2.0 makes them) can never act, since
+    their state would last a single run in which each stage runs once; pass
+    long-lived instances in ``interceptors`` to use them. The timeout interceptor
+    sets no limit unless ``ctx.data["_timeout_ms"]`` asks for one: 1.2.0 gives
+    every stage a silent 30 s limit here, and a limit is the caller's decision.
+    """
+    timeout = TimeoutInterceptor()
+    timeout.DEFAULT_TIMEOUT_MS = 0  # 0: no timeout
+    return (
+        timeout,
+        TracingInterceptor(),
+        MetricsInterceptor(),
+        ChildTrackerMetricsInterceptor(),
+        LoggingInterceptor(),
+    )
+
+
+# The identity fields go to RunIdentity; the rest of ContextSnapshot's fields by name.
+_ID_FIELDS = frozenset(
+    {"pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id"}
+)
+_SNAPSHOT_FIELDS = frozenset(
+    {
+        "input_text",
+        "input_audio_duration_ms",
+        "topology",
+        "execution_mode",
+        "conversation",
+        "enrichments",
+        "extensions",
+        "metadata",
+        "created_at",
+    }
+)
+# PipelineContext.create's fields that a StageContext run cannot carry.
+_PIPELINE_CONTEXT_FIELDS = frozenset(
+    {"configuration", "service", "data", "db", "canceled", "artifacts"}
+)
+
+
+def _context_from_kwargs(owner: str, kwargs: dict[str, Any]) -> StageContext:
+    """The run's root StageContext from ``PipelineContext.create``-style keywords."""
+    ids: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    event_sink: EventSink | None = None
+    ports: Any = None
+    for key, value in kwargs.items():
+        if key in _ID_FIELDS:
+            ids[key] = value
+        elif key in _SNAPSHOT_FIELDS:
+            if value is not None:
+                fields[key] = value
+        elif key == "event_sink":
+            event_sink = value
+        elif key == "ports":
+            ports = value
+        elif key in _PIPELINE_CONTEXT_FIELDS:
+            raise TypeError(
+                f"{owner}: {key}= belongs to a PipelineContext; build one and pass it as ctx"
+            )
+        else:
+            raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
+    snapshot: ContextSnapshot[Any] = ContextSnapshot(run_id=RunIdentity(**ids), **fields)
+    return StageContext(
+        snapshot=snapshot,
+        inputs=StageInputs(snapshot, ports=ports),
+        stage_name="__pipeline_root__",
+        timer=PipelineTimer(),
+        event_sink=event_sink,
+    )

@@ -20,7 +20,7 @@ methods run in the task that calls them (there is no background task).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-class ApprovalStatus(str, Enum):  # noqa: UP042 - str() and format() as the reference's
+class ApprovalStatus(StrEnum):  # str() and format() give the value, as in 1.2.0
     """Where an approval request stands."""
 
     PENDING = "pending"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 
 import pytest
@@ -48,7 +49,12 @@ def test_differential_against_reference(reference: ModuleType, name: str) -> Non
     ours, theirs = getattr(stage_enums, name), getattr(ref, name)
     assert [(m.name, m.value) for m in ours] == [(m.name, m.value) for m in theirs]
     for mine, other in zip(ours, theirs, strict=True):
-        assert str(mine) == str(other)
-        assert f"{mine}" == f"{other}"
+        # StrEnum since the 1.2.0 port: str() and format() give the value, where
+        # 0.9.1's (str, Enum) gives "StageKind.GUARD"; everything else is unchanged.
+        assert str(mine) == other.value
+        assert f"{mine}" == other.value
+        assert str(other) == f"{name}.{other.name}"
         assert repr(mine) == repr(other)
         assert mine == other.value
+        assert hash(mine) == hash(other)
+        assert json.dumps({"k": mine}) == json.dumps({"k": other})

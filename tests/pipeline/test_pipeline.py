@@ -52,7 +52,7 @@ def pipeline_from(graph: Graph) -> Pipeline:
 def test_with_stage_returns_a_copy_and_stores_the_spec() -> None:
     empty = Pipeline()
     # A kind's value and a list of dependencies, as the reference's callers pass them: coerced.
-    one: Pipeline = empty.with_stage("a", Tagged, "enrich", ["x"], True, {"tag": "t"})  # type: ignore[call-overload]
+    one: Pipeline = empty.with_stage("a", Tagged, "enrich", ["x"], True, {"tag": "t"})
     assert (empty.name, len(empty.stages), list(one.stages)) == ("pipeline", 0, ["a"])
     spec = one.stages["a"]
     assert spec == UnifiedStageSpec("a", Tagged, StageKind.ENRICH, ("x",), True, {"tag": "t"})

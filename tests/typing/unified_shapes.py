@@ -131,7 +131,7 @@ p.with_stage("sync execute", SyncExecute, StageKind.WORK)  # type: ignore[arg-ty
 p.with_stage("sync function", sync_function, StageKind.WORK)  # type: ignore[arg-type]
 p.with_stage("wrong result", WrongResult, StageKind.WORK)  # type: ignore[arg-type]
 p.with_stage("no execute", NoExecute, StageKind.WORK)  # type: ignore[arg-type]
-p.with_stage("kind as str", Bare, "transform")  # type: ignore[call-overload]
+p.with_stage("kind as str", Bare, "transform")  # a kind's value is typed since 1.2.0
 # config is only for classes (the runtime raises PipelineConfigError too).
 p.with_stage("config on instance", Bare(), StageKind.WORK, config={"x": 1})  # type: ignore[dict-item]
 p.with_stage("config on function", function, StageKind.WORK, config={"x": 1})  # type: ignore[dict-item]
