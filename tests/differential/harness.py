@@ -137,19 +137,25 @@ class Scenario:
     phase: str
     body: Callable[[Side], Awaitable[Any]]
     divergences: tuple[Divergence, ...] = ()
+    raises: str | None = None  # the exception the scenario is meant to end with
 
 
 SCENARIOS: list[Scenario] = []
 
 
 def scenario(
-    phase: str, *divergences: Divergence
+    phase: str, *divergences: Divergence, raises: str | None = None
 ) -> Callable[[Callable[[Side], Awaitable[Any]]], Callable[[Side], Awaitable[Any]]]:
-    """Register the decorated ``async def (side)`` as a scenario of ``phase``."""
+    """Register the decorated ``async def (side)`` as a scenario of ``phase``.
+
+    ``raises`` names the exception class the scenario ends with on the reference; any
+    other exception there means the scenario is broken (a typo fails on both sides alike,
+    which would otherwise compare equal).
+    """
     assert phase in PHASES, phase
 
     def register(body: Callable[[Side], Awaitable[Any]]) -> Callable[[Side], Awaitable[Any]]:
-        SCENARIOS.append(Scenario(body.__name__, phase, body, divergences))
+        SCENARIOS.append(Scenario(body.__name__, phase, body, divergences, raises))
         return body
 
     return register

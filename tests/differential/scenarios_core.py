@@ -210,7 +210,7 @@ async def unified_guard_retry_recovers(side: Side) -> Any:
     return outputs(await graph.run(stage_ctx(side)))
 
 
-@scenario("engine", UNIFIED_LIFECYCLE)
+@scenario("engine", UNIFIED_LIFECYCLE, raises="UnifiedStageExecutionError")
 async def unified_guard_retry_exhausted(side: Side) -> Any:
     guard = side.mod("pipeline.guard_retry")
     calls = {"n": 0}
@@ -249,12 +249,13 @@ EARLY_VALIDATION = "Missing dependency or cycle in `UnifiedStageGraph(...)` / `S
             },
         ),
     ),
+    raises="RuntimeError",
 )
 async def unified_missing_dependency(side: Side) -> Any:
     return await unified(side, [("a", ("ghost",), ok())]).run(stage_ctx(side))
 
 
-@scenario("engine", UNIFIED_LIFECYCLE)
+@scenario("engine", UNIFIED_LIFECYCLE, raises="UnifiedStageExecutionError")
 async def unified_undeclared_input_reads_none(side: Side) -> Any:
     graph = unified(side, [("a", (), ok(n=1)), ("b", (), add_one("a"))])
     return await graph.run(stage_ctx(side))

@@ -134,7 +134,7 @@ IDEMPOTENT_REPLAY = Divergence(
 )
 
 
-@scenario("interceptors", IDEMPOTENT_REPLAY)
+@scenario("interceptors", IDEMPOTENT_REPLAY, raises="TypeError")
 async def idempotency_interceptor_replays(side: Side) -> Any:
     ic, idem = side.mod("pipeline.interceptors"), side.mod("pipeline.idempotency")
     calls = {"n": 0}

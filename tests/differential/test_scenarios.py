@@ -7,6 +7,7 @@ listed divergences are applied; each divergence must point at a parity.md row.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,11 @@ PARITY = (Path(__file__).resolve().parent.parent.parent / "docs" / "parity.md").
 @pytest.mark.parametrize("item", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_same_outcome_and_events(item: Scenario) -> None:
     ref, ours = compare(item)
+    raised = ref["outcome"].get("raised") if isinstance(ref["outcome"], dict) else None
+    assert raised == item.raises, ref["outcome"]
+    # Plain data only: an object left in would compare by identity, or not at all.
+    json.dumps(ref)
+    json.dumps(ours)
     assert ours == ref
 
 
