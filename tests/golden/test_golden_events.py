@@ -1,0 +1,77 @@
+"""Golden payloads of every event type the package emits (tests/golden/events/*.json).
+
+Fails when a payload changes (keys, key order, value types, exact values other than ids,
+timestamps and durations), when an emit site in the package sends a type that has no golden
+file, or when a golden file is left without a producer. After an intended change, run
+``python -m tests.golden --update`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.golden import golden
+from tests.golden.producers import SOURCES
+
+RECORDS = golden.produce_all()
+
+
+@pytest.mark.parametrize("golden_type", sorted(SOURCES))
+def test_payload_matches_its_golden_file(golden_type: str) -> None:
+    path = golden.path_of(golden_type)
+    assert path.is_file(), f"no golden file for {golden_type}: run python -m tests.golden --update"
+    assert json.loads(path.read_text(encoding="utf-8")) == RECORDS[golden_type]
+    # Byte for byte too, so the files stay in the form --update writes.
+    assert path.read_text(encoding="utf-8") == golden.dump(RECORDS[golden_type])
+
+
+def test_every_golden_file_has_a_producer() -> None:
+    on_disk = {p.name.removesuffix(".json") for p in golden.EVENTS_DIR.glob("*.json")}
+    assert on_disk == set(SOURCES)
+
+
+def test_every_emitted_event_type_has_a_golden_file() -> None:
+    typed, dynamic = golden.emit_sites()
+    missing = []
+    for text, where in sorted(typed.items()):
+        covers = golden.PATTERN_SITES.get(text, (text,) if "{" not in text else ())
+        if not covers or not set(covers) <= set(SOURCES):
+            missing.append((text, where))
+    assert missing == []
+    assert set(dynamic) == set(golden.DYNAMIC_SITES), "an emit site whose type is not literal"
+    for covers in golden.DYNAMIC_SITES.values():
+        assert set(covers) <= set(SOURCES)
+    assert set(golden.PATTERN_SITES) <= set(typed)
+
+
+def test_ids_are_str_or_null_and_timestamps_iso() -> None:
+    for golden_type, record in RECORDS.items():
+        payload: dict[str, Any] = record["payload"]
+        for key, value in payload.items():
+            if key.endswith("_id"):
+                assert record["value_types"][key] in ("str", "null"), (golden_type, key)
+            if key in ("timestamp", "started_at", "ended_at"):
+                assert value == "<timestamp>", (golden_type, key)
+
+
+def test_data_keys_are_sorted() -> None:
+    payload = RECORDS["stage.wide"]["payload"]
+    assert payload["data_keys"] == sorted(payload["data_keys"]) == ["a", "z"]
+
+
+def test_pick_skips_types_with_their_own_file() -> None:
+    events = [("stage.retry_scheduled", {}), ("stage.checkpoint", {"n": 1})]
+    assert golden.pick("stage.{status}", events) == ("stage.checkpoint", {"n": 1})
+    with pytest.raises(AssertionError, match="emitted no such event"):
+        golden.pick("stage.{status}", events[:1])
+
+
+def test_update_rewrites_the_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(golden, "EVENTS_DIR", tmp_path)
+    (tmp_path / "gone.event.json").write_text("{}", encoding="utf-8")
+    written = golden.write_all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
+    assert len(written) == len(SOURCES)
