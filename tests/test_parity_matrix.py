@@ -9,6 +9,7 @@ done only when every other row is.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -52,17 +53,18 @@ def parse(text: str) -> list[Row]:
 ROWS = parse(MATRIX.read_text(encoding="utf-8"))
 
 
-def _top_level_tests(path: Path) -> set[str]:
+@functools.cache
+def _top_level_tests(path: Path) -> frozenset[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return {
+    return frozenset(
         node.name
         for node in tree.body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         and node.name.startswith(("test_", "Test"))
-    }
+    )
 
 
-def problems_of(row: Row) -> list[str]:
+def problems_of(row: Row, root: Path = ROOT) -> list[str]:
     """What is wrong with one row's test references and status (empty when it is sound)."""
     found = []
     if row.status not in STATUSES:
@@ -73,11 +75,13 @@ def problems_of(row: Row) -> list[str]:
         found.append(f"CL{row.number}: {row.status} needs a word why")
     for ref in row.tests:
         path_text, _, name = ref.partition("::")
-        path = ROOT / path_text
+        path = root / path_text
         if not (path_text.startswith("tests/") and path.name.startswith("test_")):
             found.append(f"CL{row.number}: {ref} is not a test module pytest collects")
         elif not path.is_file():
             found.append(f"CL{row.number}: {path_text} does not exist")
+        elif not _top_level_tests(path):
+            found.append(f"CL{row.number}: {path_text} defines no test")
         elif name and name.split("::")[0] not in _top_level_tests(path):
             found.append(f"CL{row.number}: {path_text} defines no test {name!r}")
     return found
@@ -103,13 +107,20 @@ def test_completion_follows_the_rows() -> None:
 
 
 def test_the_checks_catch_bad_rows(tmp_path: Path) -> None:
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "fakes.py").write_text("def test_not_collected(): pass\n", encoding="utf-8")
+    (tests / "test_ok.py").write_text("def test_a(): pass\n", encoding="utf-8")
+    (tests / "test_empty.py").write_text("def helper(): pass\n", encoding="utf-8")
     text = (
         "| CL1 | a | `m.py` | | done | |\n"
         "| CL2 | b | `m.py` | `tests/nowhere/test_x.py` | done | |\n"
         "| CL3 | c | `m.py` | `tests/fakes.py` | maybe | |\n"
-        "| CL4 | d | `m.py` | `tests/test_parity_matrix.py::test_missing` | partial | |\n"
+        "| CL4 | d | `m.py` | `tests/test_ok.py::test_missing` | partial | |\n"
+        "| CL5 | e | `m.py` | `tests/test_empty.py` | not done | no tests |\n"
+        "| CL6 | f | `m.py` | `tests/test_ok.py::test_a`, `tests/test_ok.py` | done | |\n"
     )
-    problems = [problem for row in parse(text) for problem in problems_of(row)]
+    problems = [problem for row in parse(text) for problem in problems_of(row, tmp_path)]
     assert problems == [
         "CL1: done but names no test",
         "CL2: tests/nowhere/test_x.py does not exist",
@@ -117,5 +128,6 @@ def test_the_checks_catch_bad_rows(tmp_path: Path) -> None:
         "CL3: maybe needs a word why",
         "CL3: tests/fakes.py is not a test module pytest collects",
         "CL4: partial needs a word why",
-        "CL4: tests/test_parity_matrix.py defines no test 'test_missing'",
+        "CL4: tests/test_ok.py defines no test 'test_missing'",
+        "CL5: tests/test_empty.py defines no test",
     ]
