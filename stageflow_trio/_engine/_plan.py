@@ -21,6 +21,7 @@ from stageflow_trio._engine._cleanup import check_cleanup_timeout
 from stageflow_trio._engine._guard_retry import GuardPolicy
 from stageflow_trio._engine._interceptors import BaseInterceptor
 from stageflow_trio._engine._scheduler import Topology
+from stageflow_trio._frozen import frozen_compat
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -99,6 +100,7 @@ def _cleanup_timeout(value: object) -> float:
     return check_cleanup_timeout("cleanup_timeout", value)
 
 
+@frozen_compat
 @attrs.frozen(kw_only=True)
 class UnifiedPlan:
     """Everything a ``UnifiedStageGraph`` run needs, checked and resolved.
@@ -126,6 +128,7 @@ class UnifiedPlan:
     cleanup_timeout: float = attrs.field(default=10.0, converter=_cleanup_timeout)
 
 
+@frozen_compat
 @attrs.frozen(kw_only=True)
 class LegacyPlan:
     """Everything a legacy ``StageGraph`` run needs, checked and resolved.

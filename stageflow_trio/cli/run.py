@@ -25,6 +25,7 @@ from typing import IO, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.context import ContextSnapshot, RunIdentity
 from stageflow_trio.core import PipelineTimer, StageContext, StageOutput
 from stageflow_trio.pipeline import (
@@ -74,6 +75,7 @@ def output_dict(output: StageOutput) -> dict[str, Any]:
     }
 
 
+@frozen_compat
 @attrs.frozen
 class RunOptions:
     """What ``run`` was asked for, besides the pipeline.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid, utc_now
 from stageflow_trio.context._codec import _new, _path, _set, _slot_setters
 from stageflow_trio.context._parse import (
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["RunIdentity"]
 
 
+@frozen_compat
 @attrs.frozen
 class RunIdentity:
     """The correlation ids of one pipeline run; every field is optional.

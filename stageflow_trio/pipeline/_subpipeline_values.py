@@ -13,6 +13,7 @@ from uuid import UUID
 import attrs
 
 from stageflow_trio._errors import StageflowError
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.utils.frozen import FrozenDict
@@ -106,6 +107,7 @@ class MaxDepthExceededError(StageflowError):
 # -- events ------------------------------------------------------------------
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineSpawnedChildEvent:
     """The payload of ``pipeline.spawned_child``: a child run is about to start."""
@@ -129,6 +131,7 @@ class PipelineSpawnedChildEvent:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineChildCompletedEvent:
     """The payload of ``pipeline.child_completed``: a child run returned."""
@@ -150,6 +153,7 @@ class PipelineChildCompletedEvent:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineChildFailedEvent:
     """The payload of ``pipeline.child_failed``: a child run raised an exception."""
@@ -173,6 +177,7 @@ class PipelineChildFailedEvent:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineCanceledEvent:
     """The payload of ``pipeline.canceled``: a run was cancelled by ``cancel_with_children``.
@@ -208,6 +213,7 @@ def _freeze_data(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None
     return FrozenDict(value)
 
 
+@frozen_compat
 @attrs.frozen
 class SubpipelineResult:
     """The outcome of one child run.
