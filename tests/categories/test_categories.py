@@ -4,8 +4,8 @@ The reference (stageflow-core 0.9.1 sdist, ``tests/``) groups its tests in ten c
 configuration, context, contract, execution, fault, framework, integration, pipeline,
 property and unit (``benchmarks`` and ``websearch`` are left out: benchmarks/ covers the
 first, the second is an unported module). ``ANALOGS`` maps each of its test modules to
-ours; a module whose subject is not ported yet maps to a ``Pending`` with the reason and the
-parity.md section that records it. A new analog is one more entry.
+ours. A module whose subject is not ported yet would map to a ``Pending`` with the reason and
+the parity.md section that records it (none is pending now). A new analog is one more entry.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ ANALOGS: dict[str, Analog] = {
     ),
     # fault: injected timeouts, errors, slow stages and a circuit breaker
     "fault/test_fault_injection.py": (
+        "tests/testing/test_faults.py",
         "tests/pipeline/test_dag_reliability.py",
         "tests/pipeline/test_interceptors_builtin.py",
         "tests/events/test_backpressure_sink.py",
@@ -97,10 +98,7 @@ ANALOGS: dict[str, Analog] = {
     ),
     # pipeline: builder helpers, failure tolerance, the retry interceptor
     "pipeline/test_builder_helpers.py": ("tests/pipeline/test_builder_helpers.py",),
-    "pipeline/test_failure_tolerance.py": Pending(
-        "stageflow.pipeline.failure_tolerance is being ported by another helper",
-        "Package surface and test helpers",
-    ),
+    "pipeline/test_failure_tolerance.py": ("tests/pipeline/test_failure_tolerance.py",),
     "pipeline/test_retry_interceptor.py": ("tests/pipeline/test_retry.py",),
     # property: Hypothesis over the bag, the DAG and event sequences
     "property/test_context_bag_properties.py": ("tests/categories/test_property_context_bag.py",),
@@ -145,27 +143,19 @@ ANALOGS: dict[str, Analog] = {
         "tests/tools/test_executor_v2_differential.py",
     ),
     "unit/test_child_tracker_metrics.py": ("tests/pipeline/test_subpipeline.py",),
-    "unit/test_cli_lint.py": Pending(
-        "stageflow.cli (lint) is being ported by another helper", "Package surface and test helpers"
-    ),
+    "unit/test_cli_lint.py": ("tests/cli/test_lint.py",),
     "unit/test_context_fork.py": ("tests/stages/test_context.py",),
     "unit/test_contracts_errors.py": ("tests/contracts/test_errors.py",),
-    "unit/test_contracts_registry.py": Pending(
-        "stageflow.contracts.registry needs pydantic; being ported by another helper",
-        "Specs, contracts and builders",
-    ),
+    "unit/test_contracts_registry.py": ("tests/contracts/test_registry.py",),
     "unit/test_contracts_suggestions.py": ("tests/contracts/test_suggestions.py",),
-    "unit/test_contracts_typed_output.py": Pending(
-        "stageflow.contracts.typed_output needs pydantic; being ported by another helper",
-        "Specs, contracts and builders",
-    ),
+    "unit/test_contracts_typed_output.py": ("tests/contracts/test_typed_output.py",),
     "unit/test_core_stages.py": (
         "tests/core/test_stage_output.py",
         "tests/core/test_stage_context.py",
     ),
     "unit/test_events.py": ("tests/events/test_sink.py",),
     "unit/test_execution_context.py": ("tests/test_protocols.py", "tests/tools/test_adapters.py"),
-    "unit/test_frozen.py": ("tests/utils/test_frozen.py",),
+    "unit/test_frozen.py": ("tests/utils/test_frozen.py", "tests/test_frozen.py"),
     "unit/test_hardening_helpers.py": (
         "tests/compression/test_compression.py",
         "tests/helpers/test_memory_tracker.py",
@@ -208,7 +198,10 @@ ANALOGS: dict[str, Analog] = {
     ),
     "unit/test_helpers_timestamps.py": ("tests/helpers/test_timestamps.py",),
     "unit/test_ports_inputs.py": ("tests/stages/test_ports.py", "tests/stages/test_inputs.py"),
-    "unit/test_snapshot.py": ("tests/context/test_context_snapshot.py",),
+    "unit/test_snapshot.py": (
+        "tests/context/test_context_snapshot.py",
+        "tests/test_snapshot_validation.py",
+    ),
     "unit/test_subpipeline.py": (
         "tests/pipeline/test_subpipeline.py",
         "tests/pipeline/test_subpipeline_cancellation.py",

@@ -76,6 +76,13 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/pipeline/retry.py:ctx.event_sink.try_emit": FORWARDS,
     "stageflow_trio/pipeline/retry.py:emit": FORWARDS,
     "stageflow_trio/stages/context.py:self.event_sink.try_emit": FORWARDS,
+    "stageflow_trio/stages/errors.py:ctx.record_stage_event": ("stage.{stage}.failed",),
+    "stageflow_trio/stages/errors.py:self.ctx.record_stage_event": (
+        "stage.{stage}.completed",
+        "stage.{stage}.failed",
+    ),
+    "stageflow_trio/testing/explore.py:self.try_emit": FORWARDS,
+    "stageflow_trio/testing/explore.py:super().try_emit": FORWARDS,
     "stageflow_trio/tools/executor_v2.py:sink.emit": FORWARDS,
 }
 
