@@ -358,3 +358,122 @@ async def observability_tracing_ids(side: Side) -> Any:
     observability = side.mod("observability")
     names = sorted(n for n in observability.__all__ if not n.startswith("_"))
     return names
+
+
+@scenario("beyond")
+async def failure_collector_modes(side: Side) -> Any:
+    ft = side.mod("pipeline.failure_tolerance")
+    views = []
+    for mode in ft.FailureMode:
+        collector = ft.FailureCollector(mode=mode)
+        collector.record_completion("a")
+        collector.record_failure("b", ValueError("bad"), recoverable=True, context={"k": 1})
+        summary = collector.get_summary(3, {"a": {"x": 1}})
+        data = summary.to_dict()
+        for failure in data.get("failures", []):
+            failure.pop("timestamp", None)
+        views.append(
+            [
+                mode.name,
+                collector.should_continue("c", {"b"}),
+                collector.should_continue("d", {"a"}),
+                sorted(collector.failed_stages),
+                data,
+                summary.success_rate,
+            ]
+        )
+    return views
+
+
+@scenario("beyond")
+async def conditional_dependency_predicates(side: Side) -> Any:
+    ft = side.mod("pipeline.failure_tolerance")
+    dep = ft.ConditionalDependency(stage="s", predicate="score > 0.5")
+    outputs = [{"score": 0.7}, {"score": 0.2}, {}]
+    return [dep.evaluate(o) for o in outputs]
+
+
+@scenario("beyond")
+async def failure_tolerance_backpressure(side: Side) -> Any:
+    ft = side.mod("pipeline.failure_tolerance")
+    monitor = ft.BackpressureMonitor(ft.BackpressureConfig(max_active_stages=2))
+    taken = [await monitor.acquire() for _ in range(2)]
+    view = [taken, monitor.utilization, monitor.is_overloaded]
+    monitor.release(latency_ms=10.0)
+    metrics = monitor.get_metrics()
+    return [*view, monitor.utilization, {k: v for k, v in metrics.items() if "latency" not in k}]
+
+
+@scenario("beyond")
+async def contract_registry_diff(side: Side) -> Any:
+    import pydantic
+
+    contracts = side.mod("contracts")
+
+    class V1(pydantic.BaseModel):
+        text: str
+        score: float = 0.0
+
+    class V2(pydantic.BaseModel):
+        text: str
+        label: str
+
+    registry = contracts.ContractRegistry()
+    registry.register(stage="llm", version="1", model=V1, description="first")
+    registry.register(stage="llm", version="2", model=V2)
+    report = registry.diff("llm", "1", "2")
+    return [
+        [m.version for m in registry.list("llm")],
+        [
+            report.stage,
+            report.from_version,
+            report.to_version,
+            report.is_compatible,
+            list(report.breaking_changes),
+            list(report.warnings),
+            report.summary(),
+        ],
+    ]
+
+
+@scenario("beyond")
+async def typed_stage_output(side: Side) -> Any:
+    import pydantic
+
+    contracts = side.mod("contracts")
+
+    class Answer(pydantic.BaseModel):
+        text: str
+        n: int = 1
+
+    typed = contracts.TypedStageOutput(Answer)
+    out = typed.ok(text="hi")
+    try:
+        typed.ok(n="many")
+    except Exception as exc:
+        return [out.status.value, dict(out.data), type(exc).__name__]
+    raise AssertionError("accepted")
+
+
+@scenario("beyond")
+async def projector_messages(side: Side) -> Any:
+    projector = side.mod("projector").WSMessageProjector()
+    messages = [
+        {"type": "status", "payload": {"requestId": str(REQUEST_ID), "stage": "llm"}},
+        {"type": "status", "payload": "text", "metadata": {"request_id": "not-a-uuid"}},
+        {"type": "done", "payload": {"metadata": {"request_id": str(REQUEST_ID)}}},
+    ]
+    out = []
+    for message in messages:
+        try:
+            out.append(
+                projector.project(
+                    message,
+                    connection_org_id=SESSION_ID,
+                    context_request_id=None,
+                    context_pipeline_run_id=RUN_ID,
+                )
+            )
+        except Exception as exc:
+            out.append({"raised": type(exc).__name__, "message": str(exc)})
+    return out
