@@ -586,3 +586,56 @@ async def contract_error_info(side: Side) -> Any:
         info.with_context(b=2).to_dict(),
         [suggestion.code, suggestion.title, suggestion.summary, list(suggestion.fix_steps)],
     ]
+
+
+# --- the legacy StageGraph ------------------------------------------------------------------
+
+
+def legacy(side: Side, stages: list[tuple[str, tuple[str, ...], str]]) -> Any:
+    """A legacy StageGraph of (name, deps, behaviour) stage classes."""
+    dag, core = side.mod("pipeline.dag"), side.mod("core")
+
+    def stage_class(behaviour: str) -> type:
+        class Stage:
+            async def execute(self, ctx: Any) -> Any:
+                await side.checkpoint()
+                if behaviour == "raise":
+                    raise ValueError("exploded")
+                if behaviour == "fail":
+                    return core.StageOutput.fail(error="refused")
+                return core.StageOutput.ok(value=behaviour)
+
+        return Stage
+
+    return dag.StageGraph(
+        [
+            dag.StageSpec(name=name, runner=stage_class(behaviour), dependencies=deps)
+            for name, deps, behaviour in stages
+        ]
+    )
+
+
+def legacy_results(results: Any) -> Any:
+    return {name: [r.status, dict(r.data), r.error] for name, r in sorted(results.items())}
+
+
+TERMINAL_EVENTS = Divergence(
+    ENGINE,
+    "Pipeline-level terminal events (issue 13, defect 10)",
+    drop_event_types(r"pipeline_(completed|failed|cancelled)"),
+)
+
+
+@scenario("engine", TERMINAL_EVENTS)
+async def legacy_graph_chain(side: Side) -> Any:
+    graph = legacy(side, [("a", (), "one"), ("b", ("a",), "two")])
+    return legacy_results(await graph.run(pipeline_ctx(side)))
+
+
+@scenario("engine", TERMINAL_EVENTS)
+async def legacy_graph_stage_fails(side: Side) -> Any:
+    graph = legacy(side, [("a", (), "one"), ("b", ("a",), "fail"), ("c", ("b",), "three")])
+    try:
+        return legacy_results(await graph.run(pipeline_ctx(side)))
+    except side.mod("pipeline.dag").StageExecutionError as exc:
+        return {"stage": exc.stage, "message": str(exc)}

@@ -38,9 +38,11 @@ EVENTS_DIR = Path(__file__).resolve().parent / "events"
 EMITTERS = frozenset(
     {"emit", "try_emit", "_emit", "emit_event", "try_emit_event", "_emit_all", "record_stage_event"}
 )
+# Calls that emit ``stage.{stage}.{status}`` with the status as a literal argument.
+STATUS_EMITTERS = frozenset({"_record", "lifecycle", "record_stage_event"})
+STATUS_RE = re.compile(r"^[a-z_]+$")
 EVENT_TYPE_RE = re.compile(r"^(?:[a-z][a-z_]*(?:\.[a-z_{}]+)+|pipeline_[a-z]+)$")
 
-LIFECYCLE = ("stage.{stage}.started", "stage.{stage}.completed", "stage.{stage}.failed")
 GUARD_RETRY = tuple(f"guard_retry.{e}" for e in ("attempt", "scheduled", "exhausted", "recovered"))
 FORWARDS: tuple[str, ...] = ()  # the site passes on a type its own caller chose
 
@@ -48,7 +50,10 @@ FORWARDS: tuple[str, ...] = ()  # the site passes on a type its own caller chose
 PATTERN_SITES: dict[str, tuple[str, ...]] = {
     "guard_retry.{event}": GUARD_RETRY,
     "stage.{name}.skipped": ("stage.{stage}.skipped",),
-    "stage.{stage}.{status}": LIFECYCLE,
+    # record_stage_event's own f-string; its callers' statuses are scanned as calls.
+    "stage.{stage}.{status}": tuple(
+        f"stage.{{stage}}.{status}" for status in ("started", "completed", "failed", "cancelled")
+    ),
     "stage.{status}": ("stage.{status}",),
 }
 
@@ -56,12 +61,13 @@ PATTERN_SITES: dict[str, tuple[str, ...]] = {
 # they emit, or FORWARDS.
 DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/_engine/_guard_retry.py:self._emit": GUARD_RETRY,
-    "stageflow_trio/_engine/_legacy.py:ctx.record_stage_event": LIFECYCLE,
+    "stageflow_trio/_engine/_legacy.py:ctx.record_stage_event": FORWARDS,
     "stageflow_trio/_engine/_legacy.py:ctx.try_emit_event": FORWARDS,
-    "stageflow_trio/_engine/_unified_events.py:self.view().record_stage_event": LIFECYCLE,
+    "stageflow_trio/_engine/_unified_events.py:self.view().record_stage_event": FORWARDS,
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
     "stageflow_trio/events/_global_sink.py:sink.emit": FORWARDS,
+    "stageflow_trio/helpers/run_utils.py:self._record": FORWARDS,
     "stageflow_trio/events/_sink_worker.py:emit": FORWARDS,
     "stageflow_trio/events/_sinks.py:self.try_emit": FORWARDS,
     "stageflow_trio/examples/quickstart.py:self.try_emit": FORWARDS,
@@ -76,11 +82,6 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/pipeline/retry.py:ctx.event_sink.try_emit": FORWARDS,
     "stageflow_trio/pipeline/retry.py:emit": FORWARDS,
     "stageflow_trio/stages/context.py:self.event_sink.try_emit": FORWARDS,
-    "stageflow_trio/stages/errors.py:ctx.record_stage_event": ("stage.{stage}.failed",),
-    "stageflow_trio/stages/errors.py:self.ctx.record_stage_event": (
-        "stage.{stage}.completed",
-        "stage.{stage}.failed",
-    ),
     "stageflow_trio/testing/explore.py:self.try_emit": FORWARDS,
     "stageflow_trio/testing/explore.py:super().try_emit": FORWARDS,
     "stageflow_trio/tools/executor_v2.py:sink.emit": FORWARDS,
@@ -177,11 +178,20 @@ def write_all() -> list[Path]:
 def _callee(call: ast.Call) -> str | None:
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    return name if name in EMITTERS else None
+    return name if name in EMITTERS | STATUS_EMITTERS else None
 
 
 def _event_strings(call: ast.Call) -> list[str]:
     """Event-type strings written in the call's arguments (f-strings as ``{name}``)."""
+    if _callee(call) in STATUS_EMITTERS:
+        statuses = [*call.args, *(kw.value for kw in call.keywords if kw.arg == "status")]
+        return [
+            f"stage.{{stage}}.{arg.value}"
+            for arg in statuses
+            if isinstance(arg, ast.Constant)
+            and isinstance(arg.value, str)
+            and STATUS_RE.match(arg.value)
+        ]
     args = [*call.args, *(kw.value for kw in call.keywords if kw.arg in ("type", "event_type"))]
     found = []
     for arg in args:
@@ -202,20 +212,26 @@ def _event_strings(call: ast.Call) -> list[str]:
     return found
 
 
+def sites_in(
+    source: str, rel: str, typed: dict[str, list[str]], dynamic: dict[str, list[str]]
+) -> None:
+    """Add the emit sites of one module's ``source`` (at path ``rel``) to the two maps."""
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and _callee(node)):
+            continue
+        where = f"{rel}:{node.lineno}"
+        strings = _event_strings(node)
+        for text in strings:
+            typed.setdefault(text, []).append(where)
+        if not strings:
+            dynamic.setdefault(f"{rel}:{ast.unparse(node.func)}", []).append(where)
+
+
 def emit_sites() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(literal or f-string type -> where, dynamic site key -> where) over the package."""
     typed: dict[str, list[str]] = {}
     dynamic: dict[str, list[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and _callee(node)):
-                continue
-            where = f"{rel}:{node.lineno}"
-            strings = _event_strings(node)
-            for text in strings:
-                typed.setdefault(text, []).append(where)
-            if not strings:
-                dynamic.setdefault(f"{rel}:{ast.unparse(node.func)}", []).append(where)
+        sites_in(path.read_text(encoding="utf-8"), rel, typed, dynamic)
     return typed, dynamic

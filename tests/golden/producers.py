@@ -191,6 +191,43 @@ async def stage_context_status_event(sink: RefRecorder) -> None:
     await trio.lowlevel.checkpoint()
 
 
+async def interrupted_stage(sink: RefRecorder) -> None:
+    """A stage fails while its sibling waits: the sibling is cancelled and says so."""
+    from stageflow_trio.context import ContextSnapshot, RunIdentity
+    from stageflow_trio.core import PipelineTimer, StageContext, StageKind, StageOutput
+    from stageflow_trio.pipeline.dag import UnifiedStageGraph, UnifiedStageSpec
+    from stageflow_trio.stages import StageInputs
+
+    async def waits(ctx: Any) -> StageOutput:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def fails(ctx: Any) -> StageOutput:
+        await trio.sleep(1)
+        return StageOutput.fail(error="refused")
+
+    graph = UnifiedStageGraph(
+        [
+            UnifiedStageSpec(name="waits", runner=waits, kind=StageKind.WORK),
+            UnifiedStageSpec(name="fails", runner=fails, kind=StageKind.WORK),
+        ]
+    )
+    snapshot = ContextSnapshot(
+        run_id=RunIdentity(pipeline_run_id=RUN_ID, request_id=REQUEST_ID),
+        topology="golden",
+        execution_mode="practice",
+    )
+    ctx = StageContext(
+        snapshot=snapshot,
+        inputs=StageInputs(snapshot=snapshot),
+        stage_name="root",
+        timer=PipelineTimer(),
+        event_sink=sink,
+    )
+    with contextlib.suppress(Exception):
+        await graph.run(ctx)
+
+
 def from_scenario(name: str) -> Producer:
     """A producer that runs differential scenario ``name`` on our side."""
 
@@ -211,6 +248,7 @@ SOURCES: dict[str, Producer] = {
     "stage.{stage}.completed": from_scenario("unified_chain"),
     "stage.{stage}.failed": from_scenario("unified_stage_fails"),
     "stage.{stage}.skipped": from_scenario("unified_conditional_skip"),
+    "stage.{stage}.cancelled": interrupted_stage,
     "stage.{status}": stage_context_status_event,
     "pipeline_completed": from_scenario("unified_chain"),
     "pipeline_failed": from_scenario("unified_stage_fails"),
