@@ -73,6 +73,9 @@ def problems_of(row: Row, root: Path = ROOT) -> list[str]:
         found.append(f"CL{row.number}: done but names no test")
     if row.status != "done" and not row.note:
         found.append(f"CL{row.number}: {row.status} needs a word why")
+    for module in row.modules:
+        if not (root / module).exists():
+            found.append(f"CL{row.number}: {module} does not exist")
     for ref in row.tests:
         path_text, _, name = ref.partition("::")
         path = root / path_text
@@ -100,6 +103,18 @@ def test_done_rows_name_their_modules() -> None:
     assert [row.number for row in ROWS if row.status == "done" and not row.modules] == []
 
 
+def test_ci_formats_lints_types_and_tests() -> None:
+    """The workspace item: CI runs the formatter, the linter, strict mypy and the suite."""
+    lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    for command in (".venv/bin/ruff format --check .", ".venv/bin/ruff check .", ".venv/bin/mypy"):
+        assert any(step.endswith(command) for step in steps), command
+    assert any(
+        "coverage run -m pytest" in line for line in lines if not line.lstrip().startswith("#")
+    )
+    assert "strict = true" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
 def test_completion_follows_the_rows() -> None:
     open_items = [row.number for row in ROWS[:-1] if row.status != "done"]
     completion = ROWS[-1]
@@ -112,6 +127,7 @@ def test_the_checks_catch_bad_rows(tmp_path: Path) -> None:
     (tests / "fakes.py").write_text("def test_not_collected(): pass\n", encoding="utf-8")
     (tests / "test_ok.py").write_text("def test_a(): pass\n", encoding="utf-8")
     (tests / "test_empty.py").write_text("def helper(): pass\n", encoding="utf-8")
+    (tmp_path / "m.py").write_text("", encoding="utf-8")
     text = (
         "| CL1 | a | `m.py` | | done | |\n"
         "| CL2 | b | `m.py` | `tests/nowhere/test_x.py` | done | |\n"
@@ -119,6 +135,7 @@ def test_the_checks_catch_bad_rows(tmp_path: Path) -> None:
         "| CL4 | d | `m.py` | `tests/test_ok.py::test_missing` | partial | |\n"
         "| CL5 | e | `m.py` | `tests/test_empty.py` | not done | no tests |\n"
         "| CL6 | f | `m.py` | `tests/test_ok.py::test_a`, `tests/test_ok.py` | done | |\n"
+        "| CL7 | g | `gone.py` | `tests/test_ok.py` | done | |\n"
     )
     problems = [problem for row in parse(text) for problem in problems_of(row, tmp_path)]
     assert problems == [
@@ -130,4 +147,5 @@ def test_the_checks_catch_bad_rows(tmp_path: Path) -> None:
         "CL4: partial needs a word why",
         "CL4: tests/test_ok.py defines no test 'test_missing'",
         "CL5: tests/test_empty.py defines no test",
+        "CL7: gone.py does not exist",
     ]
