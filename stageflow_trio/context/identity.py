@@ -139,6 +139,18 @@ def _serialize(identity: RunIdentity) -> dict[str, Any]:
     return serialized
 
 
+def id_texts(identity: RunIdentity) -> Mapping[str, Any]:
+    """``identity.to_dict()`` without the copy: the cached dict itself. Read it, never change it.
+
+    The graphs' events carry the run's ids as strings; a snapshot run many times
+    (or a child run of one) makes them once.
+    """
+    serialized = identity._serialized
+    if type(serialized) is not dict:
+        serialized = _serialize(identity)
+    return serialized
+
+
 def _run_identity_from_dict(data: Any, where: str | None, key: str | None = None) -> RunIdentity:
     """Parse a serialized identity; errors name ``where.key.<field>`` (or the bare field)."""
     if not isinstance(data, dict):

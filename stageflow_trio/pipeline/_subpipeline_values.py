@@ -31,12 +31,13 @@ def _id_str(value: UUID | None) -> str | None:
 
 
 # The payload builders are shared by the event classes' to_dict and the spawner,
-# which builds the payloads directly (no event object per spawn).
+# which builds the payloads directly (no event object per spawn) and passes the
+# run ids as the strings it made once per child.
 
 
 def _spawned_payload(
-    parent_run_id: UUID,
-    child_run_id: UUID,
+    parent_run_id: UUID | str,
+    child_run_id: UUID | str,
     parent_stage_id: str,
     pipeline_name: str,
     correlation_id: UUID | None,
@@ -53,7 +54,11 @@ def _spawned_payload(
 
 
 def _completed_payload(
-    parent_run_id: UUID, child_run_id: UUID, pipeline_name: str, duration_ms: float, timestamp: str
+    parent_run_id: UUID | str,
+    child_run_id: UUID | str,
+    pipeline_name: str,
+    duration_ms: float,
+    timestamp: str,
 ) -> dict[str, Any]:
     return {
         "parent_run_id": str(parent_run_id),
@@ -65,8 +70,8 @@ def _completed_payload(
 
 
 def _failed_payload(
-    parent_run_id: UUID,
-    child_run_id: UUID,
+    parent_run_id: UUID | str,
+    child_run_id: UUID | str,
     pipeline_name: str,
     error_message: str,
     duration_ms: float,

@@ -48,8 +48,8 @@ class TaskWatcher(trio.abc.Instrument):
         self.active = False
         self.tracked: set[trio.lowlevel.Task] = {root}
         self.alive: dict[trio.lowlevel.Task, None] = {}  # insertion-ordered set
-        self.steps = 0
-        self.start = 0.0
+        self.steps: int = 0
+        self.start: float = 0.0
         self.times: list[float] = []
         self.scope: trio.CancelScope | None = None
         self.cancel_at_step: int | None = None

@@ -146,7 +146,7 @@ class ApprovalService:
     """
 
     def __init__(self, default_timeout_seconds: float = 60.0) -> None:
-        self.default_timeout_seconds = check_seconds(
+        self.default_timeout_seconds: float = check_seconds(
             "ApprovalService", "default_timeout_seconds", default_timeout_seconds
         )
         self._requests: dict[UUID, ApprovalRequest] = {}

@@ -43,6 +43,9 @@ STATUS_EMITTERS = frozenset({"_record", "lifecycle", "record_stage_event"})
 STATUS_RE = re.compile(r"^[a-z_]+$")
 EVENT_TYPE_RE = re.compile(r"^(?:[a-z][a-z_]*(?:\.[a-z_{}]+)+|pipeline_[a-z]+)$")
 
+LIFECYCLE = tuple(
+    f"stage.{{stage}}.{status}" for status in ("started", "completed", "failed", "cancelled")
+)
 GUARD_RETRY = tuple(f"guard_retry.{e}" for e in ("attempt", "scheduled", "exhausted", "recovered"))
 FORWARDS: tuple[str, ...] = ()  # the site passes on a type its own caller chose
 
@@ -50,10 +53,9 @@ FORWARDS: tuple[str, ...] = ()  # the site passes on a type its own caller chose
 PATTERN_SITES: dict[str, tuple[str, ...]] = {
     "guard_retry.{event}": GUARD_RETRY,
     "stage.{name}.skipped": ("stage.{stage}.skipped",),
-    # record_stage_event's own f-string; its callers' statuses are scanned as calls.
-    "stage.{stage}.{status}": tuple(
-        f"stage.{{stage}}.{status}" for status in ("started", "completed", "failed", "cancelled")
-    ),
+    # The lifecycle builders' own f-strings; their callers' statuses are scanned as calls.
+    "stage.{stage}.{status}": LIFECYCLE,
+    "stage.{name}.{status}": LIFECYCLE,
     "stage.{status}": ("stage.{status}",),
 }
 
@@ -63,7 +65,8 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/_engine/_guard_retry.py:self._emit": GUARD_RETRY,
     "stageflow_trio/_engine/_legacy.py:ctx.record_stage_event": FORWARDS,
     "stageflow_trio/_engine/_legacy.py:ctx.try_emit_event": FORWARDS,
-    "stageflow_trio/_engine/_unified_events.py:self.view().record_stage_event": FORWARDS,
+    "stageflow_trio/_engine/_unified_events.py:ctx.event_sink.try_emit": FORWARDS,
+    "stageflow_trio/_engine/_unified_events.py:ctx.try_emit_event": FORWARDS,
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
     "stageflow_trio/events/_global_sink.py:sink.emit": FORWARDS,
