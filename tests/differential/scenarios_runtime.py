@@ -400,3 +400,82 @@ async def pipeline_context_records_stage_events(side: Side) -> Any:
     ctx.record_stage_event(stage="s", status="started")
     ctx.record_stage_event(stage="s", status="completed", payload={"k": 1})
     return None
+
+
+async def _spawn_with_events(side: Side, fail: bool) -> Any:
+    pipeline, events = side.mod("pipeline"), side.mod("events")
+    spawner = pipeline.SubpipelineSpawner(child_tracker=pipeline.ChildRunTracker())
+
+    async def runner(child: Any) -> Any:
+        await side.checkpoint()
+        if fail:
+            raise RuntimeError("child broke")
+        return {"n": 1}
+
+    events.set_event_sink(side.sink)
+    try:
+        res = await spawner.spawn("kid", pipeline_ctx(side), USER_ID, "tool_stage", runner)
+    finally:
+        events.clear_event_sink()
+    return [res.success, res.data, res.error]
+
+
+@scenario("subpipelines")
+async def spawner_events_on_success(side: Side) -> Any:
+    return await _spawn_with_events(side, fail=False)
+
+
+@scenario("subpipelines")
+async def spawner_events_on_failure(side: Side) -> Any:
+    return await _spawn_with_events(side, fail=True)
+
+
+@scenario("subpipelines")
+async def spawner_cancel_with_children_marks_runs(side: Side) -> Any:
+    pipeline, events = side.mod("pipeline"), side.mod("events")
+    tracker = pipeline.ChildRunTracker()
+    await tracker.register_child(RUN_ID, SESSION_ID)
+    await tracker.register_child(SESSION_ID, USER_ID)
+    spawner = pipeline.SubpipelineSpawner(child_tracker=tracker)
+    events.set_event_sink(side.sink)
+    try:
+        await spawner.cancel_with_children(RUN_ID, reason="user_requested")
+    finally:
+        events.clear_event_sink()
+    return sorted(map(str, await tracker.get_all_descendants(RUN_ID)))
+
+
+@scenario("cancellation")
+async def cancellation_token_callbacks_once(side: Side) -> Any:
+    token = side.mod("pipeline.cancellation").CancellationToken()
+    calls: list[int] = []
+    token.on_cancel(lambda: calls.append(1))
+    token.cancel("a")
+    token.cancel("b")
+    return [calls, token.reason]
+
+
+_DOWN = ["s", "failed", {}, "down"]
+_OPEN = ["s", "completed", {}, "Circuit breaker open for s"]
+
+
+@scenario(
+    "interceptors",
+    Divergence(
+        "Differential harness findings",
+        "`CircuitBreakerInterceptor` failure count",
+        swap_outcome([_DOWN] * 5 + [_OPEN] * 2, [_DOWN] * 3 + [_OPEN] + [_DOWN] * 3),
+    ),
+)
+async def circuit_breaker_opens(side: Side) -> Any:
+    ic = side.mod("pipeline.interceptors")
+
+    async def run() -> Any:
+        raise RuntimeError("down")
+
+    breaker = ic.CircuitBreakerInterceptor()
+    ctx = pipeline_ctx(side)
+    seen = [
+        _result_view(await ic.run_with_interceptors("s", run, ctx, [breaker])) for _ in range(7)
+    ]
+    return seen
