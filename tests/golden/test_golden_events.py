@@ -46,8 +46,14 @@ def test_every_emitted_event_type_has_a_golden_file() -> None:
         covers = (text,) if text in SOURCES else golden.PATTERN_SITES.get(text, ())
         if not covers or not set(covers) <= set(SOURCES):
             missing.append((text, where))
-    assert missing == []
-    assert set(dynamic) == set(golden.DYNAMIC_SITES), "an emit site whose type is not literal"
+    assert missing == [], (
+        "event types without a golden file: add a producer to SOURCES in"
+        " tests/golden/producers.py, run python -m tests.golden --update, review the new file"
+    )
+    assert set(dynamic) == set(golden.DYNAMIC_SITES), (
+        "an emit site whose type is not written at the call: list it in DYNAMIC_SITES"
+        " (tests/golden/golden.py) with the golden types it emits, or FORWARDS"
+    )
     for covers in golden.DYNAMIC_SITES.values():
         assert set(covers) <= set(SOURCES)
     assert set(golden.PATTERN_SITES) <= set(typed)
