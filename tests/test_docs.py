@@ -15,6 +15,7 @@ from tests.doc_blocks import DOCS, python_blocks, run_in_virtual_time
 
 ROOT = DOCS.parent
 RUNNABLE = [
+    "agent.md",
     "analytics.md",
     "cli.md",
     "context.md",
@@ -70,7 +71,8 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("context.md", 9),
         ("runner.md", 6),
         ("analytics.md", 1),
-        ("streaming.md", 1),
+        ("streaming.md", 2),
+        ("agent.md", 7),
         ("subpipelines.md", 6),
         ("tools.md", 3),
         ("tracing.md", 5),

@@ -5,11 +5,11 @@ Every module of the package belongs to a layer, named by its first component:
 0. values: ``_globals``, ``_errors``, ``errors``, ``_time``, ``_exports``, ``utils``,
    ``_budget``, ``lowlevel``
 1. contexts and events: ``core``, ``context``, ``stages``, ``contracts``, ``extensions``,
-   ``_serialization``, ``protocols``, ``events``, ``compression``, ``agent``, ``projector``,
-   ``route``
+   ``_serialization``, ``protocols``, ``events``, ``compression``, ``projector``, ``route``
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``, ``auth``
-4. ``helpers``, ``testing``
+4. ``helpers``, ``testing``, ``agent`` (the agent runtime drives tools and reads
+   the guardrails and provider responses of ``helpers``)
 5. ``examples``, and the command line (``cli``, ``__main__``), which lists and runs them
 
 and the package's ``__init__`` gathers them all, above every layer. A module may
@@ -62,14 +62,13 @@ LAYERS: tuple[frozenset[str], ...] = (
             "protocols",
             "events",
             "compression",
-            "agent",
             "projector",
             "route",
         }
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
-    frozenset({"helpers", "testing"}),
+    frozenset({"helpers", "testing", "agent"}),
     # The command line lists and runs the examples, so it sits beside them.
     frozenset({"examples", "cli", "__main__"}),
 )

@@ -309,7 +309,8 @@ def _type_schema(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return schema
     if origin is not None and isinstance(origin, type):
         if issubclass(origin, Mapping):
-            value = _type_schema(args[1], defs) if len(args) == 2 else True
+            # pydantic writes an Any value as ``true``, as for a bare dict.
+            value = _type_schema(args[1], defs) if len(args) == 2 and args[1] is not Any else True
             return {"additionalProperties": value, "type": "object"}
         if issubclass(origin, tuple) and not (len(args) == 2 and args[1] is Ellipsis):
             items = [_type_schema(arg, defs) for arg in args]

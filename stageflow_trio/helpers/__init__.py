@@ -43,8 +43,12 @@ from stageflow_trio.helpers.run_utils import setup_logging as setup_logging
 from stageflow_trio.helpers.streaming import AudioChunk as AudioChunk
 from stageflow_trio.helpers.streaming import BackpressureMonitor as BackpressureMonitor
 from stageflow_trio.helpers.streaming import ChunkQueue as ChunkQueue
+from stageflow_trio.helpers.streaming import RealtimeStageBus as RealtimeStageBus
 from stageflow_trio.helpers.streaming import StreamConfig as StreamConfig
 from stageflow_trio.helpers.streaming import StreamingBuffer as StreamingBuffer
+from stageflow_trio.helpers.streaming import (
+    create_realtime_stage_context as create_realtime_stage_context,
+)
 from stageflow_trio.helpers.timestamps import detect_unix_precision as detect_unix_precision
 from stageflow_trio.helpers.timestamps import normalize_to_utc as normalize_to_utc
 from stageflow_trio.helpers.timestamps import parse_timestamp as parse_timestamp
@@ -86,6 +90,7 @@ __all__ = [
     "PIIDetector",
     "PipelineRunner",
     "PolicyViolation",
+    "RealtimeStageBus",
     "RunResult",
     "STTResponse",
     "StreamConfig",
@@ -94,6 +99,7 @@ __all__ = [
     "UuidCollisionMonitor",
     "UuidEvent",
     "UuidEventListener",
+    "create_realtime_stage_context",
     "detect_unix_precision",
     "generate_uuid7",
     "normalize_to_utc",

@@ -8,6 +8,9 @@
 - :class:`AudioChunk`, :class:`AudioFormat`, :class:`StreamConfig`: values.
 - :class:`BackpressureMonitor` / :class:`BackpressureStats`: fill-level latch and
   counters.
+- :class:`RealtimeStageBus`: named ChunkQueue channels for stage-to-stage
+  streaming (an LLM stage publishing tokens, a TTS stage subscribing), and
+  :func:`create_realtime_stage_context`, a stage context whose ports carry one.
 
 Telemetry goes through an optional ``event_emitter(event_type, data)`` callback.
 An emitter that raises is logged and ignored: telemetry never breaks a stream.
@@ -27,7 +30,16 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stageflow_trio._args import check_flag, check_int, type_of
 from stageflow_trio._exports import publish
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.stages.inputs import create_stage_inputs
+from stageflow_trio.stages.ports import create_core_ports
 
 from ._audio import AudioChunk as AudioChunk
 from ._audio import AudioFormat as AudioFormat
@@ -41,6 +53,12 @@ from ._chunk_queue import QueueEmpty as QueueEmpty
 from ._monitor import BackpressureMonitor as BackpressureMonitor
 from ._monitor import BackpressureStats as BackpressureStats
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from types import TracebackType
+
+    from stageflow_trio.context.context_snapshot import ContextSnapshot
+
 __all__ = [
     "AudioChunk",
     "AudioFormat",
@@ -49,10 +67,206 @@ __all__ = [
     "ChunkQueue",
     "EventEmitter",
     "QueueEmpty",
+    "RealtimeStageBus",
     "StreamConfig",
     "StreamingBuffer",
     "calculate_audio_duration_ms",
+    "create_realtime_stage_context",
     "encode_audio_for_logging",
 ]
+
+
+class RealtimeStageBus:
+    """Named :class:`ChunkQueue` channels, for stages that stream to each other.
+
+    A channel is created on first use (by :meth:`channel`, :meth:`publish` or
+    :meth:`subscribe`) with the bus's defaults, and lives until the bus is
+    dropped. Each channel is one queue: several subscribers share its items,
+    they do not each get a copy.
+
+    The bus starts no task. Producers and consumers are the caller's own tasks,
+    in a nursery the caller opens; ``async with bus:`` closes every channel on
+    exit, which ends the consumers' ``async for`` loops. Open the bus inside the
+    nursery, so it closes before the nursery waits for its consumers.
+
+    Args:
+        default_max_size: Capacity of new channels (``<= 0``: unbounded).
+        default_drop_on_overflow: Whether new channels drop their oldest item when full.
+        event_emitter: Telemetry callback handed to every channel.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+
+    Example::
+
+        async with trio.open_nursery() as nursery, RealtimeStageBus() as bus:
+            nursery.start_soon(speak, bus)  # async for token in bus.subscribe("tokens")
+            await bus.publish("tokens", "Hello")
+        # Leaving the bus closed "tokens"; speak() ended; the nursery is done.
+    """
+
+    def __init__(
+        self,
+        *,
+        default_max_size: int = 100,
+        default_drop_on_overflow: bool = False,
+        event_emitter: EventEmitter | None = None,
+    ) -> None:
+        owner = "RealtimeStageBus"
+        check_int(owner, "default_max_size", default_max_size)
+        check_flag(owner, "default_drop_on_overflow", default_drop_on_overflow)
+        if event_emitter is not None and not callable(event_emitter):
+            raise TypeError(
+                f"{owner}: event_emitter must be a callable or None; got {type_of(event_emitter)}"
+            )
+        self._default_max_size = default_max_size
+        self._default_drop_on_overflow = default_drop_on_overflow
+        self._event_emitter = event_emitter
+        # No lock: lookups and inserts never await, so no other task runs between them.
+        self._channels: dict[str, ChunkQueue[Any]] = {}
+
+    def _get_or_create(
+        self, name: str, max_size: int | None, drop_on_overflow: bool | None
+    ) -> ChunkQueue[Any]:
+        if type(name) is not str:
+            raise TypeError(f"RealtimeStageBus: channel name must be a str; got {type_of(name)}")
+        if not name:
+            raise ValueError("RealtimeStageBus channel name cannot be empty")
+        queue = self._channels.get(name)
+        if queue is None:
+            queue = ChunkQueue(
+                max_size=self._default_max_size if max_size is None else max_size,
+                drop_on_overflow=self._default_drop_on_overflow
+                if drop_on_overflow is None
+                else drop_on_overflow,
+                event_emitter=self._event_emitter,
+            )
+            self._channels[name] = queue
+        return queue
+
+    async def channel(
+        self, name: str, *, max_size: int | None = None, drop_on_overflow: bool | None = None
+    ) -> ChunkQueue[Any]:
+        """The channel ``name``, created with these settings if it does not exist yet.
+
+        A checkpoint. Settings given for an existing channel are ignored.
+
+        Raises:
+            ValueError: ``name`` is empty.
+            TypeError: ``name`` is not a str, or a setting has the wrong type.
+        """
+        queue = self._get_or_create(name, max_size, drop_on_overflow)
+        await trio.lowlevel.checkpoint()
+        return queue
+
+    async def publish(self, channel: str, item: Any) -> bool:
+        """Put ``item`` on ``channel``: :meth:`ChunkQueue.put`'s result (False once closed).
+
+        A checkpoint; waits for room on a full blocking channel.
+        """
+        return await self._get_or_create(channel, None, None).put(item)
+
+    async def close_channel(self, channel: str) -> None:
+        """Close ``channel`` if it exists; its subscribers end after draining it. A checkpoint."""
+        queue = self._channels.get(channel)
+        if queue is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await queue.close()
+
+    async def close_all(self) -> None:
+        """Close every channel. A checkpoint.
+
+        Every channel is closed even if the caller is cancelled meanwhile;
+        ``Cancelled`` is raised afterwards.
+        """
+        with trio.CancelScope(shield=True):
+            for queue in list(self._channels.values()):
+                await queue.close()
+        await trio.lowlevel.checkpoint()
+
+    def subscribe(self, channel: str) -> AsyncIterator[Any]:
+        """Iterate ``channel``'s items until it is closed and drained.
+
+        ``async for item in bus.subscribe("tokens")``; each step is a checkpoint.
+        The channel is created on the first step if needed.
+        """
+        return _Subscription(lambda: self._get_or_create(channel, None, None))
+
+    async def stats(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"size", "closed", "backpressure"}}`` for every channel. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return {
+            name: {
+                "size": len(queue),
+                "closed": queue.is_closed,
+                "backpressure": queue.monitor.stats.to_dict(),
+            }
+            for name, queue in self._channels.items()
+        }
+
+    async def __aenter__(self) -> RealtimeStageBus:
+        await trio.lowlevel.checkpoint()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close_all()
+
+
+class _Subscription:
+    """``RealtimeStageBus.subscribe``'s iterator: no async generator, so nothing to finalize."""
+
+    def __init__(self, resolve: Callable[[], ChunkQueue[Any]]) -> None:
+        self._resolve = resolve
+        self._queue: ChunkQueue[Any] | None = None
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._queue is None:
+            self._queue = self._resolve()
+        return await self._queue.__anext__()
+
+
+def create_realtime_stage_context(
+    snapshot: ContextSnapshot[Any],
+    *,
+    bus: RealtimeStageBus | None = None,
+    bus_max_size: int = 100,
+    bus_drop_on_overflow: bool = False,
+) -> tuple[StageContext, RealtimeStageBus]:
+    """A stage context whose ``inputs.ports.realtime_bus`` is a bus, and that bus.
+
+    The context is named ``"pipeline_entry"``, with non-strict inputs and a new
+    timer. Without ``bus`` a new one is made with the given defaults.
+
+    Returns:
+        ``(ctx, bus)``: a stage publishes with
+        ``await ctx.inputs.ports.realtime_bus.publish("llm_to_tts", token)``.
+
+    Raises:
+        TypeError: ``bus`` is not a RealtimeStageBus, or a default has the wrong type.
+    """
+    if bus is None:
+        bus = RealtimeStageBus(
+            default_max_size=bus_max_size, default_drop_on_overflow=bus_drop_on_overflow
+        )
+    elif not isinstance(bus, RealtimeStageBus):
+        raise TypeError(
+            f"create_realtime_stage_context: bus must be a RealtimeStageBus or None; "
+            f"got {type_of(bus)}"
+        )
+    inputs = create_stage_inputs(snapshot, ports=create_core_ports(realtime_bus=bus), strict=False)
+    ctx = StageContext(
+        snapshot=snapshot, inputs=inputs, stage_name="pipeline_entry", timer=PipelineTimer()
+    )
+    return ctx, bus
+
 
 publish(__name__)

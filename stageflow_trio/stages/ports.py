@@ -76,6 +76,8 @@ class CorePorts:
         send_status: ``await send_status(stage, status, data)`` reports progress.
         call_logger: A logger of provider API calls.
         retry_fn: A retry helper for failed operations.
+        realtime_bus: Named channels for stage-to-stage streaming, e.g. a
+            :class:`~stageflow_trio.helpers.streaming.RealtimeStageBus`.
     """
 
     db: Any = None
@@ -84,6 +86,7 @@ class CorePorts:
     send_status: _SendStatus | None = attrs.field(default=None, validator=_check_callback)
     call_logger: Any = None
     retry_fn: Any = None
+    realtime_bus: Any = None
 
 
 @frozen_compat
@@ -140,6 +143,7 @@ def create_core_ports(
     send_status: _SendStatus | None = None,
     call_logger: Any = None,
     retry_fn: Any = None,
+    realtime_bus: Any = None,
 ) -> CorePorts:
     """Build :class:`CorePorts`; every argument defaults to None."""
     return CorePorts(
@@ -149,6 +153,7 @@ def create_core_ports(
         send_status=send_status,
         call_logger=call_logger,
         retry_fn=retry_fn,
+        realtime_bus=realtime_bus,
     )
 
 

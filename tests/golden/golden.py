@@ -67,6 +67,7 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/_engine/_legacy.py:ctx.try_emit_event": FORWARDS,
     "stageflow_trio/_engine/_unified_events.py:ctx.event_sink.try_emit": FORWARDS,
     "stageflow_trio/_engine/_unified_events.py:ctx.try_emit_event": FORWARDS,
+    "stageflow_trio/agent/runtime.py:emit": FORWARDS,
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
     "stageflow_trio/events/_global_sink.py:sink.emit": FORWARDS,

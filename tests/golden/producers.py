@@ -228,6 +228,20 @@ async def interrupted_stage(sink: RefRecorder) -> None:
         await graph.run(ctx)
 
 
+async def agent_turns(sink: RefRecorder) -> None:
+    """One tool call, then a final answer, with a stage context to emit through."""
+    from stageflow_trio.agent import Agent
+    from stageflow_trio.testing import create_test_stage_context
+    from stageflow_trio.tools.registry import ToolRegistry
+
+    from tests.agent.fakes import ScriptedChat, SlowTool, answer, calls
+
+    registry = ToolRegistry()
+    registry.register(SlowTool("t", 0))
+    agent = Agent(llm_client=ScriptedChat(calls("t"), answer("done")), tool_registry=registry)
+    await agent.run("now", stage_context=create_test_stage_context(event_sink=sink))
+
+
 def from_scenario(name: str) -> Producer:
     """A producer that runs differential scenario ``name`` on our side."""
 
@@ -288,4 +302,7 @@ SOURCES: dict[str, Producer] = {
     "auth.failure": auth_events,
     "tenant.access_denied": auth_events,
     "context.truncation": truncation_event,
+    "agent.turn.started": agent_turns,
+    "agent.tool.executed": agent_turns,
+    "agent.completed": agent_turns,
 }

@@ -22,6 +22,10 @@ from stageflow_trio.stages.ports import (
     create_llm_ports,
 )
 
+# stageflow 1.2.0 added the realtime bus port (after the 0.9.1 fields); the
+# agent/realtime port follows 1.2.0 there.
+ADDED_IN_1_2 = {"CorePorts": ["realtime_bus"]}
+
 PAIRS = [
     (CorePorts, create_core_ports),
     (LLMPorts, create_llm_ports),
@@ -40,11 +44,16 @@ def test_fields_and_factory_signatures_match_the_reference(
 ) -> None:
     ref = reference.stages.ports
     ref_cls = getattr(ref, cls.__name__)
-    assert [f.name for f in attrs.fields(cls)] == [f.name for f in dataclasses.fields(ref_cls)]
+    added = ADDED_IN_1_2.get(cls.__name__, [])
+    assert [f.name for f in attrs.fields(cls)] == [
+        *(f.name for f in dataclasses.fields(ref_cls)),
+        *added,
+    ]
     ours = inspect.signature(factory)
     theirs = inspect.signature(getattr(ref, factory.__name__))
     assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
-        (p.name, p.kind, p.default) for p in theirs.parameters.values()
+        *((p.name, p.kind, p.default) for p in theirs.parameters.values()),
+        *((name, inspect.Parameter.KEYWORD_ONLY, None) for name in added),
     ]
     # Positional construction works as for the reference's dataclass.
     assert cls(*[None] * len(attrs.fields(cls))) == cls()
