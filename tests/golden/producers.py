@@ -233,7 +233,6 @@ async def agent_turns(sink: RefRecorder) -> None:
     from stageflow_trio.agent import Agent
     from stageflow_trio.testing import create_test_stage_context
     from stageflow_trio.tools.registry import ToolRegistry
-
     from tests.agent.fakes import ScriptedChat, SlowTool, answer, calls
 
     registry = ToolRegistry()
