@@ -63,7 +63,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
-    frozenset({"helpers", "testing", "_testing"}),
+    frozenset({"helpers", "testing", "_testing", "stores"}),
     frozenset({"examples"}),
 )
 TOP = len(LAYERS)  # the package's __init__

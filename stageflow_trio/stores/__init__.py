@@ -1,0 +1,101 @@
+"""Durable and shared stores: one backend for idempotency, approvals, undo and memory.
+
+A pipeline service that runs as several worker processes needs its state
+shared and kept across restarts. :func:`open_stores` opens every store of one
+backend, chosen by one URL (or the ``STAGEFLOW_STORE_URL`` environment variable):
+
+- ``memory://`` (the default): this process's memory; nothing shared, nothing kept.
+- ``sqlite:///path/to/file.db``: one file, shared by the processes of one
+  machine (:mod:`stageflow_trio.stores.sqlite`).
+- ``redis://host:port/db`` (or ``rediss://``): a Redis server, shared by every
+  machine; needs the ``redis`` extra (:mod:`stageflow_trio.stores.redis`).
+
+Configuration is checked when the stores open (an unreachable server, an
+unwritable file, a malformed URL raise :class:`StoreConfigError` there), never
+at the first request. See docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import trio
+
+from stageflow_trio.helpers.memory import InMemoryStore
+from stageflow_trio.pipeline.idempotency import InMemoryIdempotencyStore
+
+from ._common import STORE_URL_ENV as STORE_URL_ENV
+from ._common import StoreConfigError as StoreConfigError
+from ._common import Stores as Stores
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["STORE_URL_ENV", "StoreConfigError", "Stores", "open_stores"]
+
+
+@asynccontextmanager
+async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
+    """Open the stores of the backend ``url`` names; close them on exit.
+
+    Args:
+        url: ``memory://``, ``sqlite:///path`` or ``redis://host:port/db``;
+            None reads :data:`STORE_URL_ENV`, and ``memory://`` when unset.
+
+    Raises:
+        StoreConfigError: The URL is malformed or names an unknown scheme, or
+            the backend cannot be reached or written (raised on entry).
+        TypeError: ``url`` is not a str or None.
+    """
+    setting = "url"
+    if url is None:
+        url = os.environ.get(STORE_URL_ENV) or "memory://"
+        setting = STORE_URL_ENV
+    elif not isinstance(url, str):
+        raise TypeError(f"open_stores: url must be a str or None; got {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StoreConfigError(setting, f"malformed store URL {url!r}: {exc}") from exc
+    scheme = parts.scheme
+    if scheme == "memory":
+        if parts.netloc or parts.path or parts.query:
+            raise StoreConfigError(
+                setting, f"memory store URL takes nothing after memory://; got {url!r}"
+            )
+        await trio.lowlevel.checkpoint()
+        yield Stores(
+            url="memory://", idempotency=InMemoryIdempotencyStore(), memory=InMemoryStore()
+        )
+    elif scheme == "sqlite":
+        if parts.netloc or not parts.path or parts.path == "/":
+            raise StoreConfigError(
+                setting, f"SQLite store URL must be sqlite:///path/to/file.db; got {url!r}"
+            )
+        from .sqlite import open_sqlite_stores
+
+        async with open_sqlite_stores(parts.path, setting=setting) as stores:
+            yield stores
+    elif scheme in ("redis", "rediss"):
+        try:
+            from .redis import open_redis_stores
+        except ImportError as exc:
+            raise StoreConfigError(
+                setting,
+                f"{url!r} needs the Redis client: pip install 'stageflow-trio[redis]' ({exc})",
+            ) from exc
+        async with open_redis_stores(url, setting=setting) as stores:
+            yield stores
+    else:
+        raise StoreConfigError(
+            setting,
+            f"unknown store URL {url!r}: expected memory://, sqlite:///path or redis://host:port/db",
+        )
+
+
+from stageflow_trio._exports import publish  # noqa: E402
+
+publish(__name__)

@@ -1,0 +1,390 @@
+"""Redis stores: shared by every worker process of every machine (the ``redis`` extra).
+
+:func:`open_redis_stores` connects to one Redis server with coredis (which
+runs on trio through anyio) and yields a :class:`~stageflow_trio.stores.Stores`
+whose stores all live there, under one key prefix (``stageflow:``).
+
+- Times to live are Redis's own (``SET ... PX``, ``PEXPIRE``): an entry is
+  gone for every process at once, whoever wrote it.
+- An idempotency claim is one atomic Lua script (the cached result, else
+  ``SET NX PX`` of the claim), with a lease (``claim_lease_seconds``, 30 s)
+  renewed every third of it while this process holds the claim: a process
+  that dies holding one blocks its key for at most one lease.
+- Changes that waiters wait for (a released claim, a decided approval) are
+  published on Redis pub/sub and pushed to every process's waiters; nothing
+  polls. A waiter also looks again every ``resync_interval`` (5 s), a safety
+  net for a pub/sub connection that was lost and re-established.
+- Redis Cluster: the scripts touch several keys, so they must hash to one
+  slot: give a prefix with a hash tag, e.g. ``prefix="{stageflow}:"`` (all the
+  keys on one shard). Sentinel: build the client yourself
+  (``coredis.sentinel.Sentinel(...).primary_for("name")``) and pass it as
+  ``client`` to :func:`open_redis_stores`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import coredis
+import coredis.exceptions
+import trio
+
+from stageflow_trio._args import check_number, type_of
+from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
+from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
+
+from ._common import (
+    DEFAULT_CLAIM_LEASE_SECONDS,
+    StoreConfigError,
+    Wakeups,
+    entry_from_json,
+    entry_to_json,
+    memory_from_json,
+    memory_to_json,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from uuid import UUID
+
+    from ._common import Stores
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "RedisIdempotencyStore",
+    "RedisMemoryStore",
+    "open_redis_stores",
+]
+
+SCHEMA_VERSION = 1
+"""The layout of the keys this version writes (kept under ``{prefix}schema``)."""
+
+DEFAULT_PREFIX = "stageflow:"
+DEFAULT_RESYNC_INTERVAL_SECONDS = 5.0
+
+_CLAIM = """
+local entry = redis.call('GET', KEYS[1])
+if entry then return {1, entry, tostring(redis.call('PTTL', KEYS[1]))} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, '', ''} end
+return {0, '', tostring(redis.call('PTTL', KEYS[2]))}
+"""
+
+_GET = """
+local entry = redis.call('GET', KEYS[1])
+if not entry then return {false, -2} end
+return {entry, redis.call('PTTL', KEYS[1])}
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    redis.call('PUBLISH', ARGV[2], ARGV[3])
+    return 1
+end
+return 0
+"""
+
+_RENEW = """
+local renewed = 0
+for i, key in ipairs(KEYS) do
+    if redis.call('GET', key) == ARGV[i + 1] then
+        redis.call('PEXPIRE', key, ARGV[1])
+        renewed = renewed + 1
+    end
+end
+return renewed
+"""
+
+_CLEAR = """
+local n = redis.call('LLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return n
+"""
+
+_SCHEMA = """
+local version = redis.call('GET', KEYS[1])
+if not version then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
+return tonumber(version)
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBackend:
+    """One connected Redis client and the pub/sub listener its stores share.
+
+    Made by :func:`open_redis_stores`.
+
+    Attributes:
+        client: The coredis client.
+        prefix: Prepended to every key and channel.
+        resync_interval: How often a waiter looks again without a notification.
+    """
+
+    def __init__(self, client: Any, *, prefix: str, resync_interval: float) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.resync_interval = resync_interval
+        self.wakeups = Wakeups()
+        self.channel = f"{prefix}changed"
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def listen(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Wake this process's waiters for every change published on :attr:`channel`."""
+        async with self.client.pubsub(
+            channels=[self.channel], ignore_subscribe_messages=True
+        ) as pubsub:
+            task_status.started()
+            async for message in pubsub:
+                self.wakeups.wake(_text(message["data"]))
+
+    async def publish(self, topic: str) -> None:
+        await self.client.publish(self.channel, topic)
+
+
+@asynccontextmanager
+async def open_redis_stores(
+    url: str | None = None,
+    *,
+    client: Any = None,
+    prefix: str = DEFAULT_PREFIX,
+    claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
+    resync_interval: float = DEFAULT_RESYNC_INTERVAL_SECONDS,
+    connect_timeout: float = 5.0,
+    setting: str = "url",
+) -> AsyncIterator[Stores]:
+    """Connect to Redis and yield its stores; disconnect on exit.
+
+    Args:
+        url: ``redis://[user:password@]host:port/db`` or ``rediss://...``.
+        client: A coredis client to use instead of ``url`` (Sentinel, Cluster,
+            custom TLS); entered here, so not entered already.
+        prefix: Prepended to every key and channel.
+        claim_lease_seconds: The lease of an idempotency claim.
+        resync_interval: How often a waiter looks again without a notification.
+        connect_timeout: Seconds to reach the server at open.
+        setting: The setting named in errors (``url``, or the environment variable).
+
+    Raises:
+        StoreConfigError: The URL is malformed, the server cannot be reached
+            within ``connect_timeout``, or it holds a newer key layout.
+        TypeError, ValueError: A bad argument.
+    """
+    from ._common import Stores
+
+    if (url is None) == (client is None):
+        raise TypeError("open_redis_stores: give exactly one of url and client")
+    if not isinstance(prefix, str):
+        raise TypeError(f"open_redis_stores: prefix must be a str; got {type_of(prefix)}")
+    lease = check_number(
+        "open_redis_stores", "claim_lease_seconds", claim_lease_seconds, minimum=0, above=True
+    )
+    resync_interval = check_number(
+        "open_redis_stores", "resync_interval", resync_interval, minimum=0, above=True
+    )
+    connect_timeout = check_number(
+        "open_redis_stores", "connect_timeout", connect_timeout, minimum=0, above=True
+    )
+    where = url if url is not None else repr(client)
+    if url is not None:
+        try:
+            client = coredis.Redis.from_url(
+                url, decode_responses=False, connect_timeout=connect_timeout
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {exc}") from exc
+    backend = RedisBackend(client, prefix=prefix, resync_interval=resync_interval)
+    try:
+        async with client:
+            with trio.fail_after(connect_timeout):
+                version = int(
+                    await client.eval(
+                        _SCHEMA, keys=[backend.key("schema")], args=[str(SCHEMA_VERSION)]
+                    )
+                )
+            if version > SCHEMA_VERSION:
+                raise StoreConfigError(
+                    setting,
+                    f"Redis at {where} holds key layout version {version}, newer than this"
+                    f" library's {SCHEMA_VERSION}",
+                )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.listen)
+                idempotency = RedisIdempotencyStore(backend, claim_lease_seconds=lease)
+                await nursery.start(idempotency._serve)
+                try:
+                    yield Stores(
+                        url=url if url is not None else where,
+                        idempotency=idempotency,
+                        memory=RedisMemoryStore(backend),
+                    )
+                finally:
+                    idempotency._close()
+                    nursery.cancel_scope.cancel()
+    except* (coredis.exceptions.ConnectionError, TimeoutError, OSError) as group:
+        raise StoreConfigError(
+            setting, f"cannot reach Redis at {where}: {group.exceptions[0]!r}"
+        ) from group
+
+
+class RedisIdempotencyStore:
+    """An :class:`~stageflow_trio.pipeline.idempotency.IdempotencyStore` in Redis.
+
+    Results expire by Redis's ``PX``; ``get`` returns them with ``expires_at``
+    in epoch seconds (this machine's clock plus the ``PTTL`` Redis reports). :meth:`release` hands the deletion to the store's
+    background task (it must not block); the release is published, which wakes
+    every process's waiters at once.
+    """
+
+    def __init__(self, backend: RedisBackend, *, claim_lease_seconds: float) -> None:
+        self._backend = backend
+        self._client = backend.client
+        self._lease_ms = max(1, round(claim_lease_seconds * 1000))
+        self._held: dict[str, IdempotencyClaim] = {}
+        self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
+
+    def _keys(self, key: str) -> list[str]:
+        return [self._backend.key("idem", "result", key), self._backend.key("idem", "claim", key)]
+
+    async def get(self, key: str) -> CachedStageResult | None:
+        """The live entry for ``key``, or None. A checkpoint."""
+        value, ttl = await self._client.eval(_GET, keys=[self._keys(key)[0]], args=[])
+        return None if value is None else entry_from_json(value, _expires(ttl))
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+    ) -> None:
+        """Store ``entry`` under ``key``, expiring (by Redis) after ``ttl_seconds`` (if truthy)."""
+        text = entry_to_json(entry)
+        if ttl_seconds:
+            await self._client.set(self._keys(key)[0], text, px=round(ttl_seconds * 1000))
+        else:
+            await self._client.set(self._keys(key)[0], text)
+
+    async def delete(self, key: str) -> None:
+        """Forget the entry of ``key``. A checkpoint."""
+        await self._client.delete([self._keys(key)[0]])
+
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
+        """See :meth:`IdempotencyStore.claim`; woken by the holder's published release."""
+        keys = self._keys(key)
+        wakeups = self._backend.wakeups
+        topic = "idem:" + key
+        while True:
+            event = wakeups.event(topic)
+            claim = IdempotencyClaim(key)
+            # Shielded: a grant whose reply a cancellation discarded would hold the key
+            # for a whole lease.
+            with trio.CancelScope(shield=True):
+                kind, value, ttl = await self._client.eval(
+                    _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
+                )
+            if kind == 2:
+                self._held[claim.token] = claim
+                wakeups.forget(topic, event)
+                return claim
+            if kind == 1:
+                wakeups.forget(topic, event)
+                await trio.lowlevel.checkpoint()
+                return entry_from_json(value, _expires(ttl))
+            # Held by someone: its release is published; an expired lease is not, so
+            # look again when it runs out.
+            wait = min(self._backend.resync_interval, max(int(ttl), 1) / 1000)
+            with trio.move_on_after(wait):
+                await event.wait()
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here."""
+        if self._held.pop(claim.token, None) is None:
+            return
+        # A closed store: the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError):
+            self._send.send_nowait(claim)
+
+    def _close(self) -> None:
+        self._send.close()
+
+    async def _serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._renew_leases)
+            task_status.started()
+            async with self._receive:
+                async for claim in self._receive:
+                    await self._client.eval(
+                        _RELEASE,
+                        keys=[self._keys(claim.key)[1]],
+                        args=[claim.token, self._backend.channel, "idem:" + claim.key],
+                    )
+            nursery.cancel_scope.cancel()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await trio.sleep(self._lease_ms / 3000)
+            held = list(self._held.values())
+            if held:
+                await self._client.eval(
+                    _RENEW,
+                    keys=[self._keys(claim.key)[1] for claim in held],
+                    args=[str(self._lease_ms), *(claim.token for claim in held)],
+                )
+
+
+def _expires(ttl: Any) -> float | None:
+    # Epoch seconds, as the SQLite store reports them: now plus what Redis says is left.
+    ms = int(ttl)
+    return None if ms < 0 else time.time() + ms / 1000
+
+
+class RedisMemoryStore:
+    """A :class:`~stageflow_trio.helpers.memory.MemoryStore` in Redis: one list per session.
+
+    ``fetch`` selects exactly as :class:`~stageflow_trio.helpers.memory.InMemoryStore`
+    does, over the session's entries in write order.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+
+    def _key(self, session_id: UUID) -> str:
+        return self._backend.key("memory", str(session_id))
+
+    async def fetch(self, session_id: UUID, config: MemoryConfig) -> list[MemoryEntry]:
+        """The session's entries that ``config`` selects, oldest first. A checkpoint.
+
+        Raises:
+            TypeError: ``config`` is not a MemoryConfig.
+        """
+        if type(config) is not MemoryConfig:
+            raise TypeError(
+                f"RedisMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
+            )
+        values = await self._backend.client.lrange(self._key(session_id), 0, -1)
+        return _select([memory_from_json(value) for value in values], config)
+
+    async def write(self, entry: MemoryEntry) -> None:
+        """Append ``entry`` to its session. A checkpoint.
+
+        Raises:
+            TypeError: ``entry`` is not a MemoryEntry.
+        """
+        if not isinstance(entry, MemoryEntry):
+            raise TypeError(
+                f"RedisMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
+            )
+        await self._backend.client.rpush(self._key(entry.session_id), [memory_to_json(entry)])
+
+    async def clear(self, session_id: UUID) -> int:
+        """Forget the session; return how many entries it had. A checkpoint."""
+        return int(await self._backend.client.eval(_CLEAR, keys=[self._key(session_id)], args=[]))
