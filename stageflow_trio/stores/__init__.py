@@ -5,7 +5,7 @@ shared and kept across restarts. :func:`open_stores` opens every store of one
 backend, chosen by one URL (or the ``STAGEFLOW_STORE_URL`` environment variable):
 
 - ``memory://`` (the default): this process's memory; nothing shared, nothing kept.
-- ``sqlite:///path/to/file.db``: one file, shared by the processes of one
+- ``sqlite:///relative/file.db`` or ``sqlite:////absolute/file.db``: one file, shared by the processes of one
   machine (:mod:`stageflow_trio.stores.sqlite`).
 - ``redis://host:port/db`` (or ``rediss://``): a Redis server, shared by every
   machine; needs the ``redis`` extra (:mod:`stageflow_trio.stores.redis`).
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trio
 
@@ -32,9 +32,43 @@ from ._common import StoreConfigError as StoreConfigError
 from ._common import Stores as Stores
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
 __all__ = ["STORE_URL_ENV", "StoreConfigError", "Stores", "open_stores"]
+
+
+_SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "claim_lease_seconds": float,
+    "poll_interval": float,
+}
+_REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "claim_lease_seconds": float,
+    "resync_interval": float,
+    "prefix": str,
+}
+
+
+def _options(
+    setting: str, url: str, query: str, known: dict[str, Callable[[str], Any]], *, strict: bool
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The store options in the URL's query, and the other query parameters."""
+    options: dict[str, Any] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        convert = known.get(name)
+        if convert is None:
+            if strict:
+                raise StoreConfigError(
+                    setting,
+                    f"unknown option {name!r} in {url!r}; known: {', '.join(sorted(known))}",
+                )
+            rest.append((name, value))
+            continue
+        try:
+            options[name] = convert(value)
+        except ValueError as exc:
+            raise StoreConfigError(setting, f"option {name}={value!r} in {url!r}: {exc}") from exc
+    return options, rest
 
 
 @asynccontextmanager
@@ -44,6 +78,9 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
     Args:
         url: ``memory://``, ``sqlite:///path`` or ``redis://host:port/db``;
             None reads :data:`STORE_URL_ENV`, and ``memory://`` when unset.
+            Options go in the query: ``claim_lease_seconds`` (SQLite, Redis),
+            ``poll_interval`` (SQLite), ``prefix`` and ``resync_interval``
+            (Redis; other Redis parameters are the client's).
 
     Raises:
         StoreConfigError: The URL is malformed or names an unknown scheme, or
@@ -77,7 +114,9 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
             )
         from .sqlite import open_sqlite_stores
 
-        async with open_sqlite_stores(parts.path, setting=setting) as stores:
+        options = _options(setting, url, parts.query, _SQLITE_OPTIONS, strict=True)[0]
+        # As SQLAlchemy's: sqlite:///relative/file.db, sqlite:////absolute/file.db.
+        async with open_sqlite_stores(parts.path[1:], setting=setting, **options) as stores:
             yield stores
     elif scheme in ("redis", "rediss"):
         try:
@@ -87,7 +126,9 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
                 setting,
                 f"{url!r} needs the Redis client: pip install 'stageflow-trio[redis]' ({exc})",
             ) from exc
-        async with open_redis_stores(url, setting=setting) as stores:
+        options, rest = _options(setting, url, parts.query, _REDIS_OPTIONS, strict=False)
+        client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+        async with open_redis_stores(client_url, setting=setting, **options) as stores:
             yield stores
     else:
         raise StoreConfigError(

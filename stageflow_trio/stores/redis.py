@@ -28,12 +28,14 @@ import math
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import coredis
 import coredis.exceptions
 import trio
 
 from stageflow_trio._args import check_number, type_of
+from stageflow_trio._engine._errors import unwrapping_groups
 from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 
@@ -204,14 +206,20 @@ async def open_redis_stores(
         except (ValueError, TypeError) as exc:
             raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {exc}") from exc
     backend = RedisBackend(client, prefix=prefix, resync_interval=resync_interval)
-    try:
-        async with client:
-            with trio.fail_after(connect_timeout):
-                version = int(
-                    await client.eval(
-                        _SCHEMA, keys=[backend.key("schema")], args=[str(SCHEMA_VERSION)]
+    with unwrapping_groups():
+        if url is not None:
+            await _check_reachable(url, setting, connect_timeout)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(client)
+                with trio.fail_after(connect_timeout):
+                    version = int(
+                        await client.eval(
+                            _SCHEMA, keys=[backend.key("schema")], args=[str(SCHEMA_VERSION)]
+                        )
                     )
-                )
+            except (coredis.exceptions.RedisError, TimeoutError, OSError) as exc:
+                raise StoreConfigError(setting, f"cannot use Redis at {where}: {exc!r}") from exc
             if version > SCHEMA_VERSION:
                 raise StoreConfigError(
                     setting,
@@ -229,12 +237,30 @@ async def open_redis_stores(
                         memory=RedisMemoryStore(backend),
                     )
                 finally:
+                    # Let the queued releases reach Redis (bounded), then stop listening.
                     idempotency._close()
+                    with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout):
+                        await idempotency._drained.wait()
                     nursery.cancel_scope.cancel()
-    except* (coredis.exceptions.ConnectionError, TimeoutError, OSError) as group:
+
+
+async def _check_reachable(url: str, setting: str, timeout: float) -> None:
+    """Fail fast, and without the client's retries, when nothing listens at the URL's address."""
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port or 6379
+    except ValueError as exc:
+        raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {exc}") from exc
+    if parts.scheme not in ("redis", "rediss") or host is None:
+        return
+    try:
+        with trio.fail_after(timeout):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, TimeoutError) as exc:
         raise StoreConfigError(
-            setting, f"cannot reach Redis at {where}: {group.exceptions[0]!r}"
-        ) from group
+            setting, f"cannot reach Redis at {url}: {type(exc).__name__}: {exc}"
+        ) from exc
+    await stream.aclose()
 
 
 class RedisIdempotencyStore:
@@ -252,6 +278,7 @@ class RedisIdempotencyStore:
         self._lease_ms = max(1, round(claim_lease_seconds * 1000))
         self._held: dict[str, IdempotencyClaim] = {}
         self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
+        self._drained = trio.Event()
 
     def _keys(self, key: str) -> list[str]:
         return [self._backend.key("idem", "result", key), self._backend.key("idem", "claim", key)]
@@ -262,7 +289,7 @@ class RedisIdempotencyStore:
         return None if value is None else entry_from_json(value, _expires(ttl))
 
     async def set(
-        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
         """Store ``entry`` under ``key``, expiring (by Redis) after ``ttl_seconds`` (if truthy)."""
         text = entry_to_json(entry)
@@ -327,6 +354,7 @@ class RedisIdempotencyStore:
                         keys=[self._keys(claim.key)[1]],
                         args=[claim.token, self._backend.channel, "idem:" + claim.key],
                     )
+            self._drained.set()
             nursery.cancel_scope.cancel()
 
     async def _renew_leases(self) -> None:

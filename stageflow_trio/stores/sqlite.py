@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from stageflow_trio._args import check_number, type_of
+from stageflow_trio._engine._errors import unwrapping_groups
 from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 
@@ -225,15 +226,19 @@ async def open_sqlite_stores(
     connection = await trio.to_thread.run_sync(_connect, path, setting)
     try:
         db = SqliteDatabase(connection, path, clock=clock, poll_interval=poll_interval)
-        async with trio.open_nursery() as nursery:
-            idempotency = SqliteIdempotencyStore(db, claim_lease_seconds=claim_lease_seconds)
-            await nursery.start(idempotency._serve)
-            try:
-                yield Stores(
-                    url=f"sqlite:///{path}", idempotency=idempotency, memory=SqliteMemoryStore(db)
-                )
-            finally:
-                idempotency._close()
+        with unwrapping_groups():
+            async with trio.open_nursery() as nursery:
+                idempotency = SqliteIdempotencyStore(db, claim_lease_seconds=claim_lease_seconds)
+                await nursery.start(idempotency._serve)
+                try:
+                    yield Stores(
+                        url=f"sqlite:///{path}",
+                        idempotency=idempotency,
+                        memory=SqliteMemoryStore(db),
+                    )
+                finally:
+                    # The background task ends once it has written the queued releases.
+                    idempotency._close()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(connection.close)
@@ -272,7 +277,7 @@ class SqliteIdempotencyStore:
         return None if row is None else entry_from_json(*row)
 
     async def set(
-        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
         """Store ``entry`` under ``key`` for ``ttl_seconds`` (None or 0: never expires)."""
         text = entry_to_json(entry)
