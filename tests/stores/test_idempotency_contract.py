@@ -8,17 +8,9 @@ import pytest
 import trio
 
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
-from stageflow_trio.stages.result import StageResult
 from stageflow_trio.stores import open_stores
 
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def _entry(value: int, params_hash: str | None = "h") -> CachedStageResult:
-    result = StageResult(
-        name="charge", status="completed", started_at=T0, ended_at=T0, data={"n": value, "l": [1]}
-    )
-    return CachedStageResult(result=result, params_hash=params_hash)
+from ._worker import entry as _entry
 
 
 def _same(got: CachedStageResult | IdempotencyClaim | None, want: CachedStageResult) -> None:

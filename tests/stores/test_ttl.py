@@ -15,7 +15,8 @@ from stageflow_trio.stores import open_stores
 from stageflow_trio.stores.redis import RedisIdempotencyStore
 from stageflow_trio.stores.sqlite import open_sqlite_stores
 
-from .test_idempotency_contract import _entry, _same
+from ._worker import entry as _entry
+from .test_idempotency_contract import _same
 
 
 class FakeWallClock:
