@@ -3,8 +3,9 @@
 :func:`open_sqlite_stores` opens (creating if needed) one database file and
 yields a :class:`~stageflow_trio.stores.Stores` whose stores all live in it.
 
-- The file is in WAL mode, so readers do not block the writer, and several
-  processes can use it at once; a writer waits up to ``busy_timeout`` (5 s) for
+- The file is in WAL mode with ``synchronous=NORMAL``: a committed write
+  survives the death of its process, though a power loss may lose the last
+  few; readers do not block the writer, and several processes can use it at once; a writer waits up to ``busy_timeout`` (5 s) for
   another process's write transaction.
 - Every statement runs in a worker thread (``trio.to_thread.run_sync``), one
   at a time per opened database: the trio loop never blocks on the disk.
@@ -158,6 +159,9 @@ def _connect(path: str, setting: str) -> sqlite3.Connection:
     try:
         connection.execute("PRAGMA busy_timeout = 5000")
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        # In WAL mode: a commit survives the process's death (SIGKILL), and is synced to
+        # disk at the next checkpoint; a power loss may lose the last transactions.
+        connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("BEGIN IMMEDIATE")
         try:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
