@@ -65,3 +65,17 @@ def check_callable(owner: str, param: str, value: object, *, optional: bool = Fa
     if not callable(value):
         rule = "a callable or None" if optional else "a callable"
         raise TypeError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
+
+
+def check_seconds(owner: str, param: str, value: object) -> float:
+    """Return ``value`` if it is a duration: an int or float >= 0, ``math.inf`` included.
+
+    Raises:
+        TypeError: ``value`` is not an int or float (or is a bool).
+        ValueError: ``value`` is NaN or negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{owner}: {param} must be a number; got {type_of(value)}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
+    return value

@@ -25,6 +25,7 @@ RUNNABLE = [
     "testing.md",
     "tools.md",
     "tracing.md",
+    "tools_execution.md",
 ]
 RUN_ELSEWHERE = {
     "auth.md": "tests/auth/test_guide.py",

@@ -52,6 +52,14 @@ CHECKLIST_NAMES = frozenset(
     DictContextAdapter adapt_context
     Tool BaseTool ToolRegistry get_tool_registry clear_tool_registry register_tool tool
     ResolvedToolCall UnresolvedToolCall
+    ToolDefinition ToolHandler UndoHandler Action ToolInput ToolOutput UndoMetadata ToolError
+    ToolNotFoundError ToolDeniedError ToolApprovalDeniedError ToolApprovalTimeoutError
+    ToolUndoError ToolExecutionError ApprovalStatus ApprovalRequest ApprovalDecision
+    ApprovalService get_approval_service set_approval_service clear_approval_service UndoStore
+    get_undo_store set_undo_store clear_undo_store AdvancedToolExecutor ToolExecutorConfig
+    ExecutionResult ToolEventBase ToolInvokedEvent ToolStartedEvent ToolCompletedEvent
+    ToolFailedEvent ToolDeniedEvent ApprovalRequestedEvent ApprovalDecidedEvent ToolUndoneEvent
+    ToolUndoFailedEvent
     AnalyticsEvent AnalyticsExporter JSONFileExporter ConsoleExporter BufferedExporter
     CompositeExporter AnalyticsSink AudioChunk AudioFormat BackpressureMonitor BackpressureStats
     ChunkQueue StreamingBuffer encode_audio_for_logging calculate_audio_duration_ms

@@ -1,0 +1,363 @@
+"""Human-in-the-loop approval: a tool call waits until someone approves or denies it.
+
+The flow: :meth:`ApprovalService.request_approval` creates a PENDING
+:class:`ApprovalRequest`; the caller waits in
+:meth:`ApprovalService.await_decision` while another task (a UI handler, a
+chat command) calls :meth:`~ApprovalService.record_decision` or
+:meth:`~ApprovalService.cancel_request`, which wakes the waiter at once.
+
+The trio design: each request has a ``trio.Event``; the wait is
+``event.wait()`` under ``trio.move_on_after`` on the trio clock, so
+``MockClock`` drives timeouts in tests. When the wait times out the request
+becomes EXPIRED and the builtin ``TimeoutError`` is raised. When the waiter is
+cancelled by its caller (a cancel scope, a failing sibling) a request still
+PENDING becomes CANCELLED before ``Cancelled`` propagates, so nothing is left
+waiting for a decision nobody will read.
+
+The service is in memory, for tests and single-process deployments; all its
+methods run in the task that calls them (there is no background task).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import attrs
+import trio
+
+from stageflow_trio._args import check_seconds
+from stageflow_trio._globals import register_global_reset
+from stageflow_trio._time import utc_now_iso, uuid4
+
+__all__ = [
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "ApprovalService",
+    "ApprovalStatus",
+    "clear_approval_service",
+    "get_approval_service",
+    "set_approval_service",
+]
+
+
+class ApprovalStatus(str, Enum):  # noqa: UP042 - str() and format() as the reference's
+    """Where an approval request stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+def _id_str(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@attrs.define
+class ApprovalRequest:
+    """An approval request. Mutable: the service updates ``status``,
+    ``decided_by`` and ``decided_at`` in place, so a caller holding the
+    request sees its progress.
+
+    Attributes:
+        id: The request's id.
+        action_id: The action waiting for approval.
+        tool_name: The tool's name.
+        pipeline_run_id: The run's id, or None.
+        approval_message: What the approver is asked.
+        status: Where the request stands.
+        decided_by: Who decided, or None.
+        decided_at: When the decision was recorded (ISO 8601, UTC), or None.
+        created_at: When the request was made (ISO 8601, UTC).
+        payload_summary: A summary of the action's payload for the approver.
+    """
+
+    id: UUID
+    action_id: UUID
+    tool_name: str
+    pipeline_run_id: UUID | None = None
+    approval_message: str = ""
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: UUID | None = None
+    decided_at: str | None = None
+    created_at: str = attrs.field(factory=utc_now_iso)
+    payload_summary: dict[str, Any] = attrs.field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields; ids as strings or None, ``status`` as its value."""
+        return {
+            "id": str(self.id),
+            "action_id": str(self.action_id),
+            "tool_name": self.tool_name,
+            "pipeline_run_id": _id_str(self.pipeline_run_id),
+            "approval_message": self.approval_message,
+            "status": self.status.value,
+            "decided_by": _id_str(self.decided_by),
+            "decided_at": self.decided_at,
+            "created_at": self.created_at,
+            "payload_summary": self.payload_summary,
+        }
+
+
+@attrs.frozen
+class ApprovalDecision:
+    """The decision on an approval request.
+
+    Attributes:
+        request_id: The request decided.
+        granted: Whether the call may run.
+        decided_by: Who decided, or None.
+        reason: Why, or None (``"cancelled"`` and ``"no_decision"`` come from the service).
+    """
+
+    request_id: UUID
+    granted: bool
+    decided_by: UUID | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """All four fields; ids as strings or None."""
+        return {
+            "request_id": str(self.request_id),
+            "granted": self.granted,
+            "decided_by": _id_str(self.decided_by),
+            "reason": self.reason,
+        }
+
+
+def _not_found(request_id: UUID) -> KeyError:
+    return KeyError(f"Approval request {request_id} not found")
+
+
+class ApprovalService:
+    """In-memory approval requests and decisions.
+
+    Args:
+        default_timeout_seconds: How long :meth:`await_decision` waits when
+            given no timeout (60 s; ``math.inf`` waits for ever).
+
+    Raises:
+        TypeError, ValueError: ``default_timeout_seconds`` is not a number >= 0.
+    """
+
+    def __init__(self, default_timeout_seconds: float = 60.0) -> None:
+        self.default_timeout_seconds = check_seconds(
+            "ApprovalService", "default_timeout_seconds", default_timeout_seconds
+        )
+        self._requests: dict[UUID, ApprovalRequest] = {}
+        self._events: dict[UUID, trio.Event] = {}
+        self._decisions: dict[UUID, ApprovalDecision] = {}
+
+    async def request_approval(
+        self,
+        action_id: UUID,
+        tool_name: str,
+        pipeline_run_id: UUID | None = None,
+        approval_message: str = "",
+        payload_summary: dict[str, Any] | None = None,
+    ) -> ApprovalRequest:
+        """Create a PENDING request (with a new id) and return it.
+
+        A checkpoint, taken before the request exists: a cancelled call creates nothing.
+        """
+        await trio.lowlevel.checkpoint()
+        request = ApprovalRequest(
+            id=uuid4(),
+            action_id=action_id,
+            tool_name=tool_name,
+            pipeline_run_id=pipeline_run_id,
+            approval_message=approval_message,
+            payload_summary=payload_summary or {},
+        )
+        self._requests[request.id] = request
+        self._events[request.id] = trio.Event()
+        return request
+
+    async def request(self, request: ApprovalRequest) -> ApprovalRequest:
+        """Create a PENDING request from ``request``'s action, tool, run, message and summary.
+
+        The new request gets its own id; ``request`` itself is not stored.
+        """
+        return await self.request_approval(
+            action_id=request.action_id,
+            tool_name=request.tool_name,
+            pipeline_run_id=request.pipeline_run_id,
+            approval_message=request.approval_message,
+            payload_summary=request.payload_summary,
+        )
+
+    async def await_decision(
+        self, request_id: UUID, timeout_seconds: float | None = None
+    ) -> ApprovalDecision:
+        """Wait until request ``request_id`` is decided or cancelled, at most ``timeout_seconds``.
+
+        Returns at once when the request was already decided or cancelled. A
+        checkpoint on every path. ``timeout_seconds`` None means
+        :attr:`default_timeout_seconds`; time is the trio clock.
+
+        Returns:
+            The recorded decision; ``granted=False, reason="cancelled"`` for a
+            cancelled request; ``granted=False, reason="no_decision"`` if the
+            request was removed by :meth:`cleanup` after its event fired.
+
+        Raises:
+            KeyError: ``"Approval request {id} not found"``.
+            TimeoutError: No decision within the timeout; a PENDING request
+                becomes EXPIRED.
+            TypeError, ValueError: ``timeout_seconds`` is not a number >= 0.
+            trio.Cancelled: The caller was cancelled; a PENDING request becomes
+                CANCELLED first (its other waiters wake with the cancelled decision).
+        """
+        timeout = (
+            self.default_timeout_seconds
+            if timeout_seconds is None
+            else check_seconds("ApprovalService.await_decision", "timeout_seconds", timeout_seconds)
+        )
+        event = self._events.get(request_id)
+        if event is None:
+            await trio.lowlevel.checkpoint()
+            raise _not_found(request_id)
+        try:
+            with trio.move_on_after(timeout) as scope:
+                await event.wait()
+        except BaseException:
+            # Cancelled from outside: nobody will read a decision for this wait.
+            self._cancel_pending(request_id)
+            raise
+        if scope.cancelled_caught:
+            request = self._requests.get(request_id)
+            if request is not None and request.status is ApprovalStatus.PENDING:
+                request.status = ApprovalStatus.EXPIRED
+            raise TimeoutError
+        decision = self._decisions.get(request_id)
+        if decision is None:
+            return ApprovalDecision(request_id=request_id, granted=False, reason="no_decision")
+        return decision
+
+    async def record_decision(
+        self,
+        request_id: UUID,
+        granted: bool,
+        decided_by: UUID | None = None,
+        reason: str | None = None,
+    ) -> ApprovalDecision:
+        """Record a decision on request ``request_id`` and wake its waiters.
+
+        The request becomes APPROVED or DENIED whatever its status was (an
+        expired or cancelled request can still be decided). A checkpoint,
+        taken before anything changes.
+
+        Raises:
+            KeyError: ``"Approval request {id} not found"``.
+        """
+        await trio.lowlevel.checkpoint()
+        request = self._requests.get(request_id)
+        if request is None:
+            raise _not_found(request_id)
+        decision = ApprovalDecision(
+            request_id=request_id, granted=granted, decided_by=decided_by, reason=reason
+        )
+        request.status = ApprovalStatus.APPROVED if granted else ApprovalStatus.DENIED
+        request.decided_by = decided_by
+        request.decided_at = utc_now_iso()
+        self._decisions[request_id] = decision
+        self._events[request_id].set()
+        return decision
+
+    def _cancel_pending(self, request_id: UUID) -> bool:
+        request = self._requests.get(request_id)
+        if request is None or request.status is not ApprovalStatus.PENDING:
+            return False
+        request.status = ApprovalStatus.CANCELLED
+        self._decisions[request_id] = ApprovalDecision(
+            request_id=request_id, granted=False, reason="cancelled"
+        )
+        self._events[request_id].set()
+        return True
+
+    async def cancel_request(self, request_id: UUID) -> bool:
+        """Cancel request ``request_id`` if it is PENDING, and wake its waiters.
+
+        Its waiters get ``ApprovalDecision(granted=False, reason="cancelled")``.
+        A checkpoint, taken before anything changes.
+
+        Returns:
+            True if it was cancelled; False if it is unknown or no longer PENDING.
+        """
+        await trio.lowlevel.checkpoint()
+        return self._cancel_pending(request_id)
+
+    async def get_request(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request with id ``request_id``, or None. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return self._requests.get(request_id)
+
+    async def get_status(self, request_or_action_id: UUID) -> ApprovalStatus | None:
+        """The status of the request with this id, else of the newest request for
+        the action with this id, else None. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        request = self._requests.get(request_or_action_id)
+        if request is not None:
+            return request.status
+        for candidate in reversed(self._requests.values()):
+            if candidate.action_id == request_or_action_id:
+                return candidate.status
+        return None
+
+    async def get_pending_requests(
+        self, pipeline_run_id: UUID | None = None
+    ) -> list[ApprovalRequest]:
+        """The PENDING requests (of run ``pipeline_run_id`` when given), oldest first.
+        A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return [
+            request
+            for request in self._requests.values()
+            if request.status is ApprovalStatus.PENDING
+            and (pipeline_run_id is None or request.pipeline_run_id == pipeline_run_id)
+        ]
+
+    async def cleanup(self, request_id: UUID) -> None:
+        """Forget request ``request_id`` and its decision (no error if unknown).
+
+        Does not wake waiters: one still waiting keeps waiting until its timeout.
+        A checkpoint, taken before anything changes.
+        """
+        await trio.lowlevel.checkpoint()
+        self._requests.pop(request_id, None)
+        self._events.pop(request_id, None)
+        self._decisions.pop(request_id, None)
+
+
+# -- the process-wide instance ------------------------------------------------
+#
+# One instance for the whole process (not per task): the task that approves a
+# call is usually not a child of the task waiting for it.
+
+_approval_service: ApprovalService | None = None
+
+
+def get_approval_service() -> ApprovalService:
+    """The process-wide approval service, created on first use."""
+    global _approval_service
+    if _approval_service is None:
+        _approval_service = ApprovalService()
+    return _approval_service
+
+
+def set_approval_service(service: ApprovalService) -> None:
+    """Make ``service`` the process-wide approval service (a replacement need not subclass it)."""
+    global _approval_service
+    _approval_service = service
+
+
+def clear_approval_service() -> None:
+    """Forget the process-wide approval service; the next get creates a new one."""
+    global _approval_service
+    _approval_service = None
+
+
+register_global_reset(clear_approval_service)

@@ -1,0 +1,476 @@
+"""The v2 tool executor: behavior gating, human approval, lifecycle events and undo.
+
+:meth:`AdvancedToolExecutor.execute` runs one action through the tool
+registered for its type:
+
+1. ``tool.invoked``;
+2. gating on the run's execution mode: ``tool.denied`` (reason
+   ``behavior_not_allowed``) and :class:`~stageflow_trio.tools.errors.ToolDeniedError`;
+3. approval, when the tool requires it: ``approval.requested``, a wait for the
+   decision (``approval.decided``; a denial raises
+   :class:`~stageflow_trio.tools.errors.ToolApprovalDeniedError`), or on timeout
+   ``tool.denied`` (reason ``approval_timeout``) and
+   :class:`~stageflow_trio.tools.errors.ToolApprovalTimeoutError`;
+4. ``tool.started``, the handler, then ``tool.completed`` (and the undo data
+   stored, for an undoable tool whose successful output carries some) or
+   ``tool.failed`` and :class:`~stageflow_trio.tools.errors.ToolExecutionError`.
+
+:meth:`AdvancedToolExecutor.undo_action` reverses a stored action
+(``tool.undone``, or ``tool.undo_failed`` and
+:class:`~stageflow_trio.tools.errors.ToolUndoError`).
+
+Events go to the global event sink (:func:`~stageflow_trio.events.get_event_sink`);
+a sink error is logged and the call goes on. Durations are measured on the trio
+clock. Cancelling a call while it waits for approval cancels its approval
+request (it leaves no PENDING request behind) and emits nothing more; the
+executor starts no task of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from stageflow_trio._args import check_flag, check_int, check_seconds, type_of
+from stageflow_trio._time import monotonic
+from stageflow_trio.events import get_event_sink
+
+from .approval import ApprovalService, get_approval_service
+from .definitions import ToolDefinition, ToolInput, ToolOutput
+from .errors import (
+    ToolApprovalDeniedError,
+    ToolApprovalTimeoutError,
+    ToolDeniedError,
+    ToolExecutionError,
+    ToolNotFoundError,
+    ToolUndoError,
+)
+from .events import (
+    ApprovalDecidedEvent,
+    ApprovalRequestedEvent,
+    ToolCompletedEvent,
+    ToolDeniedEvent,
+    ToolFailedEvent,
+    ToolInvokedEvent,
+    ToolStartedEvent,
+    ToolUndoFailedEvent,
+    ToolUndoneEvent,
+)
+from .undo import UndoStore, get_undo_store
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from stageflow_trio.protocols import ExecutionContext
+
+    from .definitions import Action, UndoMetadata
+
+__all__ = ["AdvancedToolExecutor", "ExecutionResult", "ToolExecutorConfig"]
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
+
+_SUMMARY_MAX_LENGTH = 200
+
+_CANCEL_REQUEST_TIMEOUT = 5.0
+"""How long an interrupted call waits for its approval request to be cancelled."""
+
+
+def _check_config_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_seconds("ToolExecutorConfig", attribute.name, value)
+
+
+def _check_config_flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_flag("ToolExecutorConfig", attribute.name, value)
+
+
+def _check_config_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_int("ToolExecutorConfig", attribute.name, value)
+
+
+@attrs.frozen
+class ToolExecutorConfig:
+    """How an :class:`AdvancedToolExecutor` behaves.
+
+    Attributes:
+        approval_timeout_seconds: How long a call waits for an approval decision.
+        undo_ttl_seconds: How long stored undo data stays valid.
+        emit_events: Whether the executor emits its events.
+        log_level: Kept for compatibility; the executor does not read it.
+
+    Raises:
+        TypeError, ValueError: A field has the wrong type or a negative duration.
+    """
+
+    approval_timeout_seconds: float = attrs.field(default=60.0, validator=_check_config_seconds)
+    undo_ttl_seconds: float = attrs.field(default=3600.0, validator=_check_config_seconds)
+    emit_events: bool = attrs.field(default=True, validator=_check_config_flag)
+    log_level: int = attrs.field(default=logging.INFO, validator=_check_config_int)
+
+
+@attrs.frozen
+class ExecutionResult:
+    """The outcome of one tool call, for callers that report calls as values.
+
+    Attributes:
+        success: Whether the call succeeded.
+        output: The tool's output, or None.
+        error: An error message, or None.
+        duration_ms: How long the call took.
+        was_approved: Whether an approval was granted.
+        was_denied: Whether the call was denied.
+        denial_reason: Why it was denied, or None.
+    """
+
+    success: bool
+    output: ToolOutput | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+    was_approved: bool = False
+    was_denied: bool = False
+    denial_reason: str | None = None
+
+
+def _summarize_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with strings over 200 characters cut (``"..."`` appended) and
+    lists or dicts whose ``str()`` is over 200 characters replaced by ``"<list with n items>"``."""
+    summary: dict[str, Any] = {}
+    for key, value in payload.items():
+        if isinstance(value, str) and len(value) > _SUMMARY_MAX_LENGTH:
+            summary[key] = value[:_SUMMARY_MAX_LENGTH] + "..."
+        elif isinstance(value, list | dict) and len(str(value)) > _SUMMARY_MAX_LENGTH:
+            summary[key] = f"<{type(value).__name__} with {len(value)} items>"
+        else:
+            summary[key] = value
+    return summary
+
+
+def _summarize_output(output: ToolOutput) -> dict[str, Any]:
+    return {
+        "success": output.success,
+        "has_data": output.data is not None,
+        "has_error": output.error is not None,
+        "has_artifacts": bool(output.artifacts),
+        "has_undo_metadata": output.undo_metadata is not None,
+    }
+
+
+def _elapsed_ms(start: float) -> float:
+    return (monotonic() - start) * 1000
+
+
+class AdvancedToolExecutor:
+    """Runs actions through registered :class:`~stageflow_trio.tools.definitions.ToolDefinition` s.
+
+    Args:
+        config: The executor's settings (default ``ToolExecutorConfig()``).
+        undo_store: Where undo data goes (default: the process-wide store).
+        approval_service: Where approval requests go (default: the process-wide service).
+
+    Raises:
+        TypeError: ``config`` is not a ToolExecutorConfig.
+    """
+
+    def __init__(
+        self,
+        config: ToolExecutorConfig | None = None,
+        undo_store: UndoStore | None = None,
+        approval_service: ApprovalService | None = None,
+    ) -> None:
+        if config is not None and not isinstance(config, ToolExecutorConfig):
+            raise TypeError(
+                f"AdvancedToolExecutor: config must be a ToolExecutorConfig or None;"
+                f" got {type_of(config)}"
+            )
+        self.config = ToolExecutorConfig() if config is None else config
+        self._tools: dict[str, ToolDefinition] = {}
+        # tool name -> the action type it was registered under, so undo finds the tool
+        # from the name the undo data records.
+        self._keys_by_name: dict[str, str] = {}
+        # `is None`, not `or`: an empty UndoStore is falsy (it has __len__).
+        self._undo_store = get_undo_store() if undo_store is None else undo_store
+        self._approval_service = (
+            get_approval_service() if approval_service is None else approval_service
+        )
+
+    def register(self, tool: ToolDefinition) -> None:
+        """Register ``tool`` for its action type (replacing any tool registered for it).
+
+        Raises:
+            TypeError: ``tool`` is not a ToolDefinition.
+        """
+        if not isinstance(tool, ToolDefinition):
+            raise TypeError(
+                f"AdvancedToolExecutor.register: tool must be a ToolDefinition; got {type_of(tool)}"
+            )
+        self._tools[tool.action_type] = tool
+        self._keys_by_name[tool.name] = tool.action_type
+        logger.debug("Registered tool: %s for action type: %s", tool.name, tool.action_type)
+
+    def get_tool(self, action_type: str) -> ToolDefinition | None:
+        """The tool registered for ``action_type``, or None."""
+        return self._tools.get(action_type)
+
+    def can_execute(self, action_type: str) -> bool:
+        """Whether a tool is registered for ``action_type``."""
+        return action_type in self._tools
+
+    async def execute(self, action: Action, ctx: ExecutionContext) -> ToolOutput:
+        """Run ``action`` through its tool: gating, approval, the handler, events and undo data.
+
+        A checkpoint on every path. ``ctx`` supplies the run ids and the
+        execution mode the tool is gated on.
+
+        Returns:
+            The handler's output (a failed output is returned, not raised).
+
+        Raises:
+            ToolNotFoundError: No tool is registered for ``action.type``.
+            ToolDeniedError: The run's execution mode may not use the tool.
+            ToolApprovalDeniedError: The approval was denied or cancelled.
+            ToolApprovalTimeoutError: No decision within ``approval_timeout_seconds``.
+            ToolExecutionError: The handler (or storing its undo data) raised;
+                the exception is its ``__cause__``.
+        """
+        await trio.lowlevel.checkpoint()
+        tool = self._tools.get(action.type)
+        if tool is None:
+            raise ToolNotFoundError(action.type)
+        tool_input = ToolInput.from_action(action, tool.name, ctx)
+        emit = self.config.emit_events
+
+        if emit:
+            await self._emit(
+                "tool.invoked",
+                ToolInvokedEvent(
+                    tool_name=tool.name,
+                    action_id=tool_input.action_id,
+                    pipeline_run_id=ctx.pipeline_run_id,
+                    request_id=ctx.request_id,
+                    payload_summary=_summarize_payload(tool_input.payload),
+                    behavior=ctx.execution_mode,
+                ).to_dict(),
+            )
+
+        if not tool.is_behavior_allowed(ctx.execution_mode):
+            if emit:
+                await self._emit_denied(tool, tool_input, ctx, "behavior_not_allowed")
+            raise ToolDeniedError(
+                tool=tool.name,
+                behavior=ctx.execution_mode,
+                allowed_behaviors=tool.allowed_behaviors,
+            )
+
+        if tool.requires_approval and not await self._approve(tool, tool_input, ctx):
+            raise ToolApprovalDeniedError(tool=tool.name)
+
+        start = monotonic()
+        if emit:
+            await self._emit(
+                "tool.started",
+                ToolStartedEvent(
+                    tool_name=tool.name,
+                    action_id=tool_input.action_id,
+                    pipeline_run_id=ctx.pipeline_run_id,
+                    request_id=ctx.request_id,
+                ).to_dict(),
+            )
+        try:
+            output = await tool.handler(tool_input)
+            if emit:
+                await self._emit(
+                    "tool.completed",
+                    ToolCompletedEvent(
+                        tool_name=tool.name,
+                        action_id=tool_input.action_id,
+                        pipeline_run_id=ctx.pipeline_run_id,
+                        request_id=ctx.request_id,
+                        duration_ms=_elapsed_ms(start),
+                        output_summary=_summarize_output(output),
+                        artifacts_count=len(output.artifacts) if output.artifacts else 0,
+                    ).to_dict(),
+                )
+            # An empty undo_metadata dict stores nothing, as in the reference.
+            if tool.undoable and output.success and output.undo_metadata:
+                await self._undo_store.store(
+                    action_id=tool_input.action_id,
+                    tool_name=tool.name,
+                    undo_data=output.undo_metadata,
+                    ttl_seconds=self.config.undo_ttl_seconds,
+                )
+                logger.debug("Stored undo metadata for action %s", tool_input.action_id)
+        except Exception as exc:
+            if emit:
+                await self._emit(
+                    "tool.failed",
+                    ToolFailedEvent(
+                        tool_name=tool.name,
+                        action_id=tool_input.action_id,
+                        pipeline_run_id=ctx.pipeline_run_id,
+                        request_id=ctx.request_id,
+                        duration_ms=_elapsed_ms(start),
+                        error_code=type(exc).__name__,
+                        error_message=str(exc),
+                    ).to_dict(),
+                )
+            raise ToolExecutionError(tool=tool.name, action_id=action.id, cause=exc) from exc
+        return output
+
+    async def _approve(
+        self, tool: ToolDefinition, tool_input: ToolInput, ctx: ExecutionContext
+    ) -> bool:
+        """Request approval and wait for the decision; True if granted."""
+        message = tool.approval_message or f"Approve {tool.name}?"
+        request = await self._approval_service.request_approval(
+            action_id=tool_input.action_id,
+            tool_name=tool.name,
+            pipeline_run_id=ctx.pipeline_run_id,
+            approval_message=message,
+            payload_summary=_summarize_payload(tool_input.payload),
+        )
+        emit = self.config.emit_events
+        timeout = self.config.approval_timeout_seconds
+        try:
+            if emit:
+                await self._emit(
+                    "approval.requested",
+                    ApprovalRequestedEvent(
+                        request_id=request.id,
+                        tool_name=tool.name,
+                        action_id=tool_input.action_id,
+                        pipeline_run_id=ctx.pipeline_run_id,
+                        approval_message=message,
+                    ).to_dict(),
+                )
+            decision = await self._approval_service.await_decision(
+                request.id, timeout_seconds=timeout
+            )
+        except TimeoutError as exc:
+            if emit:
+                await self._emit_denied(tool, tool_input, ctx, "approval_timeout")
+            raise ToolApprovalTimeoutError(
+                tool=tool.name, request_id=request.id, timeout_seconds=timeout
+            ) from exc
+        except BaseException:
+            # Interrupted before a decision (cancelled while emitting or waiting): no request
+            # may stay PENDING for a call that no longer waits. Shielded, and bounded in case
+            # a replacement service blocks.
+            with trio.move_on_after(_CANCEL_REQUEST_TIMEOUT, shield=True) as scope:
+                await self._approval_service.cancel_request(request.id)
+            if scope.cancelled_caught:
+                logger.warning(
+                    "Gave up cancelling approval request %s after %s s",
+                    request.id,
+                    _CANCEL_REQUEST_TIMEOUT,
+                )
+            raise
+        if emit:
+            await self._emit(
+                "approval.decided",
+                ApprovalDecidedEvent(
+                    request_id=request.id,
+                    tool_name=tool.name,
+                    action_id=tool_input.action_id,
+                    pipeline_run_id=ctx.pipeline_run_id,
+                    decision="approved" if decision.granted else "denied",
+                ).to_dict(),
+            )
+        return decision.granted
+
+    def _tool_named(self, name: str) -> ToolDefinition | None:
+        """The registered tool called ``name``, found under the key it was registered with."""
+        key = self._keys_by_name.get(name)
+        tool = None if key is None else self._tools.get(key)
+        # The key may since hold another tool (a later register for the same action type).
+        return tool if tool is not None and tool.name == name else None
+
+    async def undo_action(self, action_id: UUID, ctx: ExecutionContext) -> bool:
+        """Reverse action ``action_id`` with its tool's undo handler.
+
+        A checkpoint on every path. On success emits ``tool.undone`` and
+        deletes the undo data.
+
+        Returns:
+            True if it was undone; False if there is no (unexpired) undo data or
+            the registered tool of that name has no undo handler (a warning is logged).
+
+        Raises:
+            ToolUndoError: The undo handler raised (after ``tool.undo_failed``);
+                the exception is its ``__cause__``. The undo data is kept.
+        """
+        await trio.lowlevel.checkpoint()
+        metadata = await self._undo_store.get(action_id)
+        if metadata is None:
+            logger.warning("No undo metadata found for action %s", action_id)
+            return False
+        tool = self._tool_named(metadata.tool_name)
+        if tool is None or tool.undo_handler is None:
+            logger.warning("No undo handler for tool %s", metadata.tool_name)
+            return False
+        start = monotonic()
+        try:
+            await tool.undo_handler(metadata)
+            if self.config.emit_events:
+                await self._emit_undone(tool, action_id, ctx, metadata, _elapsed_ms(start))
+            await self._undo_store.delete(action_id)
+        except Exception as exc:
+            if self.config.emit_events:
+                await self._emit(
+                    "tool.undo_failed",
+                    ToolUndoFailedEvent(
+                        tool_name=tool.name,
+                        action_id=action_id,
+                        pipeline_run_id=ctx.pipeline_run_id,
+                        request_id=ctx.request_id,
+                        error_message=str(exc),
+                        reason=type(exc).__name__,
+                    ).to_dict(),
+                )
+            raise ToolUndoError(tool=tool.name, action_id=action_id, reason=str(exc)) from exc
+        return True
+
+    async def _emit_undone(
+        self,
+        tool: ToolDefinition,
+        action_id: UUID,
+        ctx: ExecutionContext,
+        metadata: UndoMetadata,
+        duration_ms: float,
+    ) -> None:
+        await self._emit(
+            "tool.undone",
+            ToolUndoneEvent(
+                tool_name=tool.name,
+                action_id=action_id,
+                pipeline_run_id=ctx.pipeline_run_id,
+                request_id=ctx.request_id,
+                duration_ms=duration_ms,
+                original_action_timestamp=metadata.created_at,
+            ).to_dict(),
+        )
+
+    async def _emit_denied(
+        self, tool: ToolDefinition, tool_input: ToolInput, ctx: ExecutionContext, reason: str
+    ) -> None:
+        await self._emit(
+            "tool.denied",
+            ToolDeniedEvent(
+                tool_name=tool.name,
+                action_id=tool_input.action_id,
+                pipeline_run_id=ctx.pipeline_run_id,
+                request_id=ctx.request_id,
+                reason=reason,
+                behavior=ctx.execution_mode,
+                allowed_behaviors=tool.allowed_behaviors,
+            ).to_dict(),
+        )
+
+    async def _emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Emit through the global sink; a sink error is logged, never raised."""
+        sink = get_event_sink()
+        try:
+            await sink.emit(type=event_type, data=data)
+        except Exception as exc:  # noqa: BLE001 - events are best-effort; the call goes on
+            logger.warning("Failed to emit event %s: %s", event_type, exc)

@@ -1,0 +1,151 @@
+"""The undo store: what is needed to reverse a tool call, kept for a limited time.
+
+:class:`UndoStore` keeps one :class:`~stageflow_trio.tools.definitions.UndoMetadata`
+per action id, each with its own time to live. Expiry is measured on the trio
+clock (``trio.current_time()`` inside a run), so ``MockClock`` drives it in
+tests: an entry is valid up to and including its expiry instant, and the first
+:meth:`UndoStore.get` after that removes it and returns None.
+
+The store is in memory, for tests and single-process deployments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from stageflow_trio._args import check_seconds
+from stageflow_trio._globals import register_global_reset
+from stageflow_trio._time import monotonic
+
+from .definitions import UndoMetadata
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+__all__ = ["UndoEntry", "UndoStore", "clear_undo_store", "get_undo_store", "set_undo_store"]
+
+
+@attrs.frozen
+class UndoEntry:
+    """A stored entry.
+
+    Attributes:
+        metadata: The undo metadata.
+        expires_at: When it expires, in seconds on the trio clock.
+    """
+
+    metadata: UndoMetadata
+    expires_at: float
+
+
+class UndoStore:
+    """In-memory undo metadata with a time to live per entry.
+
+    Args:
+        default_ttl_seconds: How long entries live when :meth:`store` is given
+            no TTL (3600 s; ``math.inf`` keeps them until deleted).
+
+    Raises:
+        TypeError, ValueError: ``default_ttl_seconds`` is not a number >= 0.
+    """
+
+    def __init__(self, default_ttl_seconds: float = 3600.0) -> None:
+        self.default_ttl_seconds = check_seconds(
+            "UndoStore", "default_ttl_seconds", default_ttl_seconds
+        )
+        self._entries: dict[UUID, UndoEntry] = {}
+
+    async def store(
+        self,
+        action_id: UUID,
+        tool_name: str,
+        undo_data: dict[str, Any],
+        ttl_seconds: float | None = None,
+    ) -> UndoMetadata:
+        """Store undo data for ``action_id`` (replacing any), valid for ``ttl_seconds``.
+
+        ``ttl_seconds`` None means :attr:`default_ttl_seconds`. A checkpoint,
+        taken before anything changes.
+
+        Returns:
+            The stored metadata (``created_at`` now).
+
+        Raises:
+            TypeError, ValueError: ``ttl_seconds`` is not a number >= 0.
+        """
+        ttl = (
+            self.default_ttl_seconds
+            if ttl_seconds is None
+            else check_seconds("UndoStore.store", "ttl_seconds", ttl_seconds)
+        )
+        await trio.lowlevel.checkpoint()
+        metadata = UndoMetadata(action_id=action_id, tool_name=tool_name, undo_data=undo_data)
+        self._entries[action_id] = UndoEntry(metadata=metadata, expires_at=monotonic() + ttl)
+        return metadata
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The metadata for ``action_id``; None if there is none or it expired
+        (an expired entry is removed). A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        entry = self._entries.get(action_id)
+        if entry is None:
+            return None
+        if monotonic() > entry.expires_at:
+            del self._entries[action_id]
+            return None
+        return entry.metadata
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry for ``action_id``; True if there was one. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return self._entries.pop(action_id, None) is not None
+
+    async def cleanup_expired(self) -> int:
+        """Remove every expired entry and return how many. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        now = monotonic()
+        expired = [key for key, entry in self._entries.items() if now > entry.expires_at]
+        for key in expired:
+            del self._entries[key]
+        return len(expired)
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """The metadata of every entry not expired, oldest stored first. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        now = monotonic()
+        return [entry.metadata for entry in self._entries.values() if now <= entry.expires_at]
+
+    def __len__(self) -> int:
+        """How many entries are held, expired ones not yet removed included."""
+        return len(self._entries)
+
+
+# -- the process-wide instance ------------------------------------------------
+
+_undo_store: UndoStore | None = None
+
+
+def get_undo_store() -> UndoStore:
+    """The process-wide undo store, created on first use."""
+    global _undo_store
+    if _undo_store is None:
+        _undo_store = UndoStore()
+    return _undo_store
+
+
+def set_undo_store(store: UndoStore) -> None:
+    """Make ``store`` the process-wide undo store (a replacement need not subclass UndoStore)."""
+    global _undo_store
+    _undo_store = store
+
+
+def clear_undo_store() -> None:
+    """Forget the process-wide undo store; the next get creates a new one."""
+    global _undo_store
+    _undo_store = None
+
+
+register_global_reset(clear_undo_store)

@@ -1,0 +1,665 @@
+"""Tests for stageflow_trio.tools.executor_v2: the event sequence, gating, approval, undo."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from stageflow_trio.events import set_event_sink
+from stageflow_trio.testing import RecordingEventSink
+from stageflow_trio.tools import executor_v2
+from stageflow_trio.tools.adapters import DictContextAdapter
+from stageflow_trio.tools.approval import ApprovalService, ApprovalStatus, get_approval_service
+from stageflow_trio.tools.definitions import ToolDefinition, ToolInput, ToolOutput, UndoMetadata
+from stageflow_trio.tools.errors import (
+    ToolApprovalDeniedError,
+    ToolApprovalTimeoutError,
+    ToolDeniedError,
+    ToolExecutionError,
+    ToolNotFoundError,
+    ToolUndoError,
+)
+from stageflow_trio.tools.executor_v2 import (
+    AdvancedToolExecutor,
+    ExecutionResult,
+    ToolExecutorConfig,
+)
+from stageflow_trio.tools.undo import UndoStore, get_undo_store
+from tests.fakes import FailingSink
+
+ACTION = uuid.UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
+RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
+REQ = uuid.UUID("22222222-2222-4222-8222-222222222222")
+LOGGER = "stageflow_trio.tools.executor"
+
+
+@attrs.frozen
+class Act:
+    id: uuid.UUID
+    type: str
+    payload: dict[str, Any]
+
+
+def make_ctx(mode: str | None = "doc_edit") -> DictContextAdapter:
+    return DictContextAdapter(
+        {"pipeline_run_id": str(RUN), "request_id": str(REQ), "execution_mode": mode}
+    )
+
+
+IDS: dict[str, Any] = {
+    "tool_name": "edit_document",
+    "action_id": str(ACTION),
+    "pipeline_run_id": str(RUN),
+    "request_id": str(REQ),
+}
+
+
+class Document:
+    """The state a tool changes and its undo restores."""
+
+    def __init__(self) -> None:
+        self.text = "draft"
+        self.calls: list[tuple[float, str]] = []
+
+    async def edit(self, tool_input: ToolInput) -> ToolOutput:
+        self.calls.append((trio.current_time(), "edit"))
+        await trio.sleep(1.5)
+        before, self.text = self.text, tool_input.payload["text"]
+        return ToolOutput.ok(data={"text": self.text}, undo_metadata={"before": before})
+
+    async def undo(self, metadata: UndoMetadata) -> None:
+        await trio.sleep(0.25)
+        self.calls.append((trio.current_time(), "undo"))
+        self.text = metadata.undo_data["before"]
+
+
+def edit_tool(doc: Document, **kwargs: Any) -> ToolDefinition:
+    fields: dict[str, Any] = {
+        "name": "edit_document",
+        "action_type": "EDIT_DOCUMENT",
+        "handler": doc.edit,
+        "undoable": True,
+        "undo_handler": doc.undo,
+        **kwargs,
+    }
+    return ToolDefinition(**fields)
+
+
+@pytest.fixture
+def sink() -> RecordingEventSink:
+    recorder = RecordingEventSink()
+    set_event_sink(recorder)
+    return recorder
+
+
+def payloads(sink: RecordingEventSink) -> list[tuple[str, dict[str, Any]]]:
+    """The recorded events with their timestamps checked (ISO 8601, UTC) and removed."""
+    result = []
+    for event_type, data in sink.events:
+        assert data is not None
+        rest = dict(data)
+        offset = datetime.fromisoformat(rest.pop("timestamp")).utcoffset()
+        assert offset is not None
+        assert offset.total_seconds() == 0
+        result.append((event_type, rest))
+    return result
+
+
+def executor(**config: Any) -> AdvancedToolExecutor:
+    return AdvancedToolExecutor(
+        ToolExecutorConfig(**config), undo_store=UndoStore(), approval_service=ApprovalService()
+    )
+
+
+def test_all_matches_the_reference(reference: ModuleType) -> None:
+    assert sorted(executor_v2.__all__) == sorted(reference.tools.executor_v2.__all__)
+
+
+def test_config_and_result_defaults_match_the_reference(reference: ModuleType) -> None:
+    ref = reference.tools.executor_v2
+    assert attrs.asdict(ToolExecutorConfig()) == vars(ref.ToolExecutorConfig())
+    assert attrs.asdict(ExecutionResult(True), recurse=False) == vars(ref.ExecutionResult(True))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"approval_timeout_seconds": -1},
+            ValueError,
+            "ToolExecutorConfig: approval_timeout_seconds must be >= 0; got -1",
+        ),
+        (
+            {"undo_ttl_seconds": "1"},
+            TypeError,
+            "ToolExecutorConfig: undo_ttl_seconds must be a number; got str",
+        ),
+        ({"emit_events": 1}, TypeError, "ToolExecutorConfig: emit_events must be a bool; got int"),
+        ({"log_level": 1.0}, TypeError, "ToolExecutorConfig: log_level must be an int; got float"),
+    ],
+)
+def test_config_rejects_bad_values(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=f"^{message}$"):
+        ToolExecutorConfig(**kwargs)
+
+
+def test_constructor_and_register_reject_bad_input() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^AdvancedToolExecutor: config must be a ToolExecutorConfig or None; got dict$",
+    ):
+        AdvancedToolExecutor({})  # type: ignore[arg-type]  # the wrong type on purpose
+    with pytest.raises(
+        TypeError,
+        match=r"^AdvancedToolExecutor.register: tool must be a ToolDefinition; got str$",
+    ):
+        executor().register("edit")  # type: ignore[arg-type]  # the wrong type on purpose
+
+
+async def test_defaults_are_the_process_wide_store_and_service() -> None:
+    tools = AdvancedToolExecutor()
+    assert tools.config == ToolExecutorConfig()
+    assert tools._undo_store is get_undo_store()
+    assert tools._approval_service is get_approval_service()
+    # An empty store is falsy (it has __len__): it is still the one used.
+    mine = UndoStore()
+    assert AdvancedToolExecutor(undo_store=mine)._undo_store is mine
+
+
+def test_register_get_tool_and_can_execute() -> None:
+    doc = Document()
+    tools = executor()
+    first = edit_tool(doc)
+    tools.register(first)
+    assert tools.get_tool("EDIT_DOCUMENT") is first
+    assert tools.can_execute("EDIT_DOCUMENT")
+    assert not tools.can_execute("edit_document")  # keyed by action type
+    assert tools.get_tool("nope") is None
+    second = edit_tool(doc, name="other")
+    tools.register(second)
+    assert tools.get_tool("EDIT_DOCUMENT") is second
+
+
+async def test_success_emits_invoked_started_completed(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    doc = Document()
+    tools = executor()
+    tools.register(edit_tool(doc))
+    output = await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "final"}), make_ctx())
+    assert output == ToolOutput.ok(data={"text": "final"}, undo_metadata={"before": "draft"})
+    assert payloads(sink) == [
+        ("tool.invoked", {**IDS, "payload_summary": {"text": "final"}, "behavior": "doc_edit"}),
+        ("tool.started", IDS),
+        (
+            "tool.completed",
+            {
+                **IDS,
+                "duration_ms": 1500.0,
+                "output_summary": {
+                    "success": True,
+                    "has_data": True,
+                    "has_error": False,
+                    "has_artifacts": False,
+                    "has_undo_metadata": True,
+                },
+                "artifacts_count": 0,
+            },
+        ),
+    ]
+
+
+async def test_unknown_action_type(sink: RecordingEventSink) -> None:
+    with (
+        trio.testing.assert_checkpoints(),
+        pytest.raises(ToolNotFoundError, match=r"^No tool registered for action type: NOPE$"),
+    ):
+        await executor().execute(Act(ACTION, "NOPE", {}), make_ctx())
+    assert sink.events == []
+
+
+async def test_behavior_gating_denies(sink: RecordingEventSink) -> None:
+    doc = Document()
+    tools = executor()
+    tools.register(edit_tool(doc, allowed_behaviors=("doc_edit", "review")))
+    with pytest.raises(ToolDeniedError) as info:
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), make_ctx("practice"))
+    assert info.value.to_dict() == {
+        "error_type": "ToolDeniedError",
+        "message": "Tool 'edit_document' denied: current behavior 'practice' not in allowed"
+        " behaviors ('doc_edit', 'review')",
+        "tool": "edit_document",
+        "behavior": "practice",
+        "allowed_behaviors": ["doc_edit", "review"],
+    }
+    assert doc.calls == []
+    assert payloads(sink) == [
+        ("tool.invoked", {**IDS, "payload_summary": {"text": "x"}, "behavior": "practice"}),
+        (
+            "tool.denied",
+            {
+                **IDS,
+                "reason": "behavior_not_allowed",
+                "behavior": "practice",
+                "allowed_behaviors": ["doc_edit", "review"],
+            },
+        ),
+    ]
+
+
+async def approve_when_asked(service: ApprovalService, granted: bool, after: float) -> None:
+    """Another task: waits ``after`` seconds, then decides the one pending request."""
+    await trio.sleep(after)
+    [request] = await service.get_pending_requests()
+    await service.record_decision(request.id, granted)
+
+
+async def test_approval_granted_by_another_task(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    doc = Document()
+    service = ApprovalService()
+    tools = AdvancedToolExecutor(undo_store=UndoStore(), approval_service=service)
+    tools.register(edit_tool(doc, requires_approval=True))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(approve_when_asked, service, True, 4)
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "final"}), make_ctx())
+    assert doc.calls == [(4.0, "edit")]  # ran at the moment of the decision
+    events = payloads(sink)
+    assert [event_type for event_type, _ in events] == [
+        "tool.invoked",
+        "approval.requested",
+        "approval.decided",
+        "tool.started",
+        "tool.completed",
+    ]
+    request_id = events[1][1]["request_id"]
+    assert events[1][1] == {
+        "request_id": request_id,
+        "tool_name": "edit_document",
+        "action_id": str(ACTION),
+        "pipeline_run_id": str(RUN),
+        "approval_message": "Approve edit_document?",
+    }
+    assert events[2][1] == {
+        "request_id": request_id,
+        "tool_name": "edit_document",
+        "action_id": str(ACTION),
+        "decision": "approved",
+        "decided_by": None,
+        "pipeline_run_id": str(RUN),
+    }
+    request = await service.get_request(uuid.UUID(request_id))
+    assert request is not None
+    assert request.status is ApprovalStatus.APPROVED
+    assert request.payload_summary == {"text": "final"}
+
+
+async def test_approval_denied(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    doc = Document()
+    service = ApprovalService()
+    tools = AdvancedToolExecutor(undo_store=UndoStore(), approval_service=service)
+    tools.register(edit_tool(doc, requires_approval=True, approval_message="Overwrite the doc?"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(approve_when_asked, service, False, 1)
+        with pytest.raises(ToolApprovalDeniedError) as info:
+            await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), make_ctx())
+    assert type(info.value) is ToolApprovalDeniedError
+    assert (info.value.request_id, info.value.reason) == (None, "user_denied")
+    assert doc.calls == []
+    events = payloads(sink)
+    assert [event_type for event_type, _ in events] == [
+        "tool.invoked",
+        "approval.requested",
+        "approval.decided",
+    ]
+    assert events[1][1]["approval_message"] == "Overwrite the doc?"
+    assert events[2][1]["decision"] == "denied"
+
+
+async def test_approval_timeout_at_exactly_the_configured_second(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    doc = Document()
+    service = ApprovalService()
+    tools = AdvancedToolExecutor(
+        ToolExecutorConfig(approval_timeout_seconds=30), UndoStore(), service
+    )
+    tools.register(edit_tool(doc, requires_approval=True))
+    with pytest.raises(ToolApprovalTimeoutError) as info:
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), make_ctx())
+    assert trio.current_time() == 30.0
+    events = payloads(sink)
+    request_id = uuid.UUID(events[1][1]["request_id"])
+    assert info.value.to_dict() == {
+        "error_type": "ToolApprovalTimeoutError",
+        "message": "Tool 'edit_document' approval denied: timeout",
+        "tool": "edit_document",
+        "request_id": str(request_id),
+        "reason": "timeout",
+        "timeout_seconds": 30,
+    }
+    assert type(info.value.__cause__) is TimeoutError
+    assert [event_type for event_type, _ in events] == [
+        "tool.invoked",
+        "approval.requested",
+        "tool.denied",
+    ]
+    assert events[2][1] == {
+        **IDS,
+        "reason": "approval_timeout",
+        "behavior": "doc_edit",
+        "allowed_behaviors": [],
+    }
+    request = await service.get_request(request_id)
+    assert request is not None
+    assert request.status is ApprovalStatus.EXPIRED
+    assert doc.calls == []
+
+
+async def test_handler_exception_emits_failed_and_raises(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    async def broken(tool_input: ToolInput) -> ToolOutput:
+        await trio.sleep(0.5)
+        raise ValueError("disk full")
+
+    tools = executor()
+    tools.register(ToolDefinition("edit_document", "EDIT_DOCUMENT", broken))
+    with pytest.raises(ToolExecutionError) as info:
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {}), make_ctx())
+    assert str(info.value) == "Tool 'edit_document' execution failed: disk full"
+    assert info.value.action_id == ACTION
+    assert isinstance(info.value.cause, ValueError)
+    assert info.value.__cause__ is info.value.cause
+    assert payloads(sink)[1:] == [
+        ("tool.started", IDS),
+        (
+            "tool.failed",
+            {**IDS, "duration_ms": 500.0, "error_code": "ValueError", "error_message": "disk full"},
+        ),
+    ]
+
+
+async def test_a_failed_output_is_returned_and_stores_no_undo(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    async def refuses(tool_input: ToolInput) -> ToolOutput:
+        return ToolOutput(success=False, error="no", undo_metadata={"x": 1}, artifacts=[{"a": 1}])
+
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    tools.register(ToolDefinition("edit_document", "EDIT_DOCUMENT", refuses, undoable=True))
+    output = await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {}), make_ctx())
+    assert output.error == "no"
+    assert len(store) == 0
+    assert payloads(sink)[-1] == (
+        "tool.completed",
+        {
+            **IDS,
+            "duration_ms": 0.0,
+            "output_summary": {
+                "success": False,
+                "has_data": False,
+                "has_error": True,
+                "has_artifacts": True,
+                "has_undo_metadata": True,
+            },
+            "artifacts_count": 1,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("undoable", "success", "undo_metadata", "stored"),
+    [
+        (True, True, {"before": 1}, True),
+        (False, True, {"before": 1}, False),
+        (True, False, {"before": 1}, False),
+        (True, True, None, False),
+        (True, True, {}, False),  # empty: nothing to store, as in the reference
+    ],
+)
+async def test_undo_metadata_is_stored_only_when_undoable_successful_and_present(
+    autojump_clock: trio.testing.MockClock,
+    undoable: bool,
+    success: bool,
+    undo_metadata: dict[str, Any] | None,
+    stored: bool,
+) -> None:
+    async def run(tool_input: ToolInput) -> ToolOutput:
+        return ToolOutput(success=success, undo_metadata=undo_metadata)
+
+    store = UndoStore()
+    tools = AdvancedToolExecutor(
+        ToolExecutorConfig(undo_ttl_seconds=20),
+        undo_store=store,
+        approval_service=ApprovalService(),
+    )
+    tools.register(ToolDefinition("edit_document", "EDIT_DOCUMENT", run, undoable=undoable))
+    await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {}), make_ctx())
+    metadata = await store.get(ACTION)
+    assert (metadata is not None) is stored
+    if metadata is not None:
+        assert (metadata.tool_name, metadata.undo_data) == ("edit_document", undo_metadata)
+        await trio.sleep(20.001)  # the configured TTL
+        assert await store.get(ACTION) is None
+
+
+async def test_undo_restores_and_emits_undone(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    doc = Document()
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    # Name and action type differ: the reference never finds such a tool to undo.
+    tools.register(edit_tool(doc))
+    await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "final"}), make_ctx())
+    metadata = await store.get(ACTION)
+    assert metadata is not None
+    sink.events.clear()
+    assert await tools.undo_action(ACTION, make_ctx()) is True
+    assert doc.text == "draft"
+    assert await store.get(ACTION) is None
+    assert payloads(sink) == [
+        (
+            "tool.undone",
+            {**IDS, "duration_ms": 250.0, "original_action_timestamp": metadata.created_at},
+        )
+    ]
+    assert await tools.undo_action(ACTION, make_ctx()) is False  # already undone
+
+
+async def test_undo_without_metadata_or_handler_returns_false(
+    sink: RecordingEventSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    with caplog.at_level(logging.WARNING, logger=LOGGER), trio.testing.assert_checkpoints():
+        assert await tools.undo_action(ACTION, make_ctx()) is False
+    await store.store(ACTION, "edit_document", {"before": 1})
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert await tools.undo_action(ACTION, make_ctx()) is False  # no such tool
+        tools.register(edit_tool(Document(), undo_handler=None))
+        assert await tools.undo_action(ACTION, make_ctx()) is False  # no undo handler
+    assert [r.getMessage() for r in caplog.records] == [
+        f"No undo metadata found for action {ACTION}",
+        "No undo handler for tool edit_document",
+        "No undo handler for tool edit_document",
+    ]
+    assert sink.events == []
+    assert await store.get(ACTION) is not None
+
+
+async def test_undo_looks_the_tool_up_under_its_registration(sink: RecordingEventSink) -> None:
+    doc = Document()
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    tools.register(edit_tool(doc))
+    await store.store(ACTION, "edit_document", {"before": "old"})
+    # Another tool now holds the action type: the undo data's tool is gone.
+    tools.register(edit_tool(doc, name="replacement"))
+    assert await tools.undo_action(ACTION, make_ctx()) is False
+    # A tool whose name equals another tool's action type is not confused with it.
+    tools.register(edit_tool(doc, name="EDIT_DOCUMENT", action_type="edit_document"))
+    assert await tools.undo_action(ACTION, make_ctx()) is False
+
+
+async def test_undo_failure_emits_undo_failed_and_raises(sink: RecordingEventSink) -> None:
+    async def broken_undo(metadata: UndoMetadata) -> None:
+        raise OSError("read-only")
+
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    tools.register(edit_tool(Document(), undo_handler=broken_undo))
+    await store.store(ACTION, "edit_document", {"before": "old"})
+    with pytest.raises(ToolUndoError) as info:
+        await tools.undo_action(ACTION, make_ctx())
+    assert info.value.to_dict() == {
+        "error_type": "ToolUndoError",
+        "message": f"Failed to undo action '{ACTION}' for tool 'edit_document': read-only",
+        "tool": "edit_document",
+        "action_id": str(ACTION),
+        "reason": "read-only",
+    }
+    assert isinstance(info.value.__cause__, OSError)
+    assert payloads(sink) == [
+        ("tool.undo_failed", {**IDS, "error_message": "read-only", "reason": "OSError"})
+    ]
+    assert await store.get(ACTION) is not None  # kept for another try
+
+
+async def test_emit_events_false_emits_nothing(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    async def broken_undo(metadata: UndoMetadata) -> None:
+        raise OSError("read-only")
+
+    async def broken(tool_input: ToolInput) -> ToolOutput:
+        raise ValueError("x")
+
+    doc = Document()
+    tools = AdvancedToolExecutor(
+        ToolExecutorConfig(emit_events=False, approval_timeout_seconds=1),
+        undo_store=UndoStore(),
+        approval_service=ApprovalService(),
+    )
+    tools.register(edit_tool(doc))
+    await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "t"}), make_ctx())
+    assert await tools.undo_action(ACTION, make_ctx()) is True
+    tools.register(edit_tool(doc, allowed_behaviors=("other",)))
+    with pytest.raises(ToolDeniedError):
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "t"}), make_ctx())
+    tools.register(edit_tool(doc, requires_approval=True))
+    with pytest.raises(ToolApprovalTimeoutError):
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "t"}), make_ctx())
+    tools.register(ToolDefinition("b", "B", broken))
+    with pytest.raises(ToolExecutionError):
+        await tools.execute(Act(ACTION, "B", {}), make_ctx())
+    tools.register(edit_tool(doc, undo_handler=broken_undo))
+    await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "u"}), make_ctx())
+    with pytest.raises(ToolUndoError):
+        await tools.undo_action(ACTION, make_ctx())
+    assert sink.events == []
+
+
+async def test_approval_denial_without_events_still_raises(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    service = ApprovalService()
+    tools = AdvancedToolExecutor(
+        ToolExecutorConfig(emit_events=False), UndoStore(), approval_service=service
+    )
+    tools.register(edit_tool(Document(), requires_approval=True))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(approve_when_asked, service, False, 1)
+        with pytest.raises(ToolApprovalDeniedError):
+            await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), make_ctx())
+    assert sink.events == []
+
+
+async def test_a_broken_sink_is_logged_and_the_call_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    set_event_sink(FailingSink("tool.started"))
+    doc = Document()
+    tools = executor()
+    tools.register(edit_tool(doc))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        await tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "t"}), make_ctx())
+    assert doc.text == "t"
+    assert [r.getMessage() for r in caplog.records] == [
+        "Failed to emit event tool.started: sink down"
+    ]
+
+
+async def test_a_sink_without_emit_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    set_event_sink(object())  # type: ignore[arg-type]  # not a sink, on purpose
+    tools = executor()
+    tools.register(ToolDefinition("t", "T", _ok))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        await tools.execute(Act(ACTION, "T", {}), make_ctx())
+    assert len(caplog.records) == 3
+    assert caplog.records[0].getMessage().startswith("Failed to emit event tool.invoked: ")
+
+
+async def _ok(tool_input: ToolInput) -> ToolOutput:
+    return ToolOutput.ok()
+
+
+async def test_payload_summary_shortens_long_values(sink: RecordingEventSink) -> None:
+    tools = executor()
+    tools.register(ToolDefinition("t", "T", _ok))
+    payload = {
+        "short": "s",
+        "long": "x" * 201,
+        "edge": "y" * 200,
+        "items": list(range(100)),
+        "few": [1, 2],
+        "mapping": {str(i): i for i in range(50)},
+        "number": 7,
+    }
+    await tools.execute(Act(ACTION, "T", payload), make_ctx())
+    assert payloads(sink)[0][1]["payload_summary"] == {
+        "short": "s",
+        "long": "x" * 200 + "...",
+        "edge": "y" * 200,
+        "items": "<list with 100 items>",
+        "few": [1, 2],
+        "mapping": "<dict with 50 items>",
+        "number": 7,
+    }
+
+
+async def test_execute_and_undo_are_checkpoints() -> None:
+    tools = executor(emit_events=False)
+    tools.register(ToolDefinition("t", "T", _ok, allowed_behaviors=("x",)))
+    with trio.testing.assert_checkpoints(), pytest.raises(ToolDeniedError):
+        await tools.execute(Act(ACTION, "T", {}), make_ctx())
+
+
+async def test_a_cancelled_handler_propagates_without_failed_event(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    async def slow(tool_input: ToolInput) -> ToolOutput:
+        await trio.sleep(100)
+        return ToolOutput.ok()
+
+    tools = executor()
+    tools.register(ToolDefinition("t", "T", slow))
+    with trio.move_on_after(3) as scope:
+        await tools.execute(Act(ACTION, "T", {}), make_ctx())
+    assert scope.cancelled_caught
+    assert sink.types() == ["tool.invoked", "tool.started"]
