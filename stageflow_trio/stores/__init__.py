@@ -26,6 +26,8 @@ import trio
 
 from stageflow_trio.helpers.memory import InMemoryStore
 from stageflow_trio.pipeline.idempotency import InMemoryIdempotencyStore
+from stageflow_trio.tools.approval import InMemoryApprovalBackend
+from stageflow_trio.tools.undo import InMemoryUndoBackend
 
 from ._common import STORE_URL_ENV as STORE_URL_ENV
 from ._common import StoreConfigError as StoreConfigError
@@ -105,7 +107,11 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
             )
         await trio.lowlevel.checkpoint()
         yield Stores(
-            url="memory://", idempotency=InMemoryIdempotencyStore(), memory=InMemoryStore()
+            url="memory://",
+            idempotency=InMemoryIdempotencyStore(),
+            memory=InMemoryStore(),
+            approvals=InMemoryApprovalBackend(),
+            undo=InMemoryUndoBackend(),
         )
     elif scheme == "sqlite":
         if parts.netloc or not parts.path or parts.path == "/":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import attrs
 import trio
@@ -12,6 +14,18 @@ import trio
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyStore
 from stageflow_trio.stages.result import StageResult
+from stageflow_trio.tools.approval import (
+    ApprovalBackend,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalService,
+    ApprovalStatus,
+)
+from stageflow_trio.tools.definitions import UndoMetadata
+from stageflow_trio.tools.undo import UndoBackend, UndoStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 STORE_URL_ENV = "STAGEFLOW_STORE_URL"
 """The environment variable :func:`stageflow_trio.stores.open_stores` reads when given no URL."""
@@ -76,37 +90,46 @@ def memory_from_json(text: str | bytes) -> MemoryEntry:
     return MemoryEntry.from_dict(json.loads(text))
 
 
+class _Watched:
+    __slots__ = ("event", "watchers")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.watchers = 0
+
+
 class Wakeups:
     """Per-key events that wake this process's waiters when something changes.
 
-    A waiter calls :meth:`event` *before* it looks at the shared state, then
-    waits on the event: a change made after the look-up sets it, so no wake-up
-    is lost. :meth:`wake` sets and forgets the key's event; the next waiter
-    gets a fresh one. Synchronous, no checkpoint.
+    A waiter enters :meth:`watch` *before* it looks at the shared state, then
+    waits on the event it got: a change made after the look-up sets it, so no
+    wake-up is lost. :meth:`wake` sets the key's event and forgets it; later
+    watchers get a fresh one. An event is dropped when its last watcher leaves.
+    Synchronous, no checkpoint.
     """
 
     __slots__ = ("_events",)
 
     def __init__(self) -> None:
-        self._events: dict[str, trio.Event] = {}
+        self._events: dict[str, _Watched] = {}
 
-    def event(self, key: str) -> trio.Event:
-        event = self._events.get(key)
-        if event is None:
-            event = self._events[key] = trio.Event()
-        return event
+    @contextlib.contextmanager
+    def watch(self, key: str) -> Iterator[trio.Event]:
+        watched = self._events.get(key)
+        if watched is None:
+            watched = self._events[key] = _Watched()
+        watched.watchers += 1
+        try:
+            yield watched.event
+        finally:
+            watched.watchers -= 1
+            if not watched.watchers and self._events.get(key) is watched:
+                del self._events[key]
 
     def wake(self, key: str) -> None:
-        event = self._events.pop(key, None)
-        if event is not None:
-            event.set()
-
-    def forget(self, key: str, event: trio.Event) -> None:
-        """Drop ``event`` (a waiter is done) unless another waiter may still need it."""
-        # Nobody is woken by dropping it: a waiter blocked on it re-registers after
-        # its poll interval at worst. Only drop an event nobody waits on.
-        if self._events.get(key) is event and not event.statistics().tasks_waiting:
-            del self._events[key]
+        watched = self._events.pop(key, None)
+        if watched is not None:
+            watched.event.set()
 
     def __len__(self) -> int:
         return len(self._events)
@@ -120,8 +143,78 @@ class Stores:
         url: The backend's URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``).
         idempotency: Cached stage results and in-flight claims.
         memory: Conversation memory.
+        approvals: Approval requests and decisions (behind an ApprovalService).
+        undo: Undo metadata (behind an UndoStore).
     """
 
     url: str
     idempotency: IdempotencyStore
     memory: MemoryStore
+    approvals: ApprovalBackend
+    undo: UndoBackend
+
+    def approval_service(self, default_timeout_seconds: float = 60.0) -> ApprovalService:
+        """An :class:`~stageflow_trio.tools.approval.ApprovalService` over :attr:`approvals`."""
+        return ApprovalService(default_timeout_seconds, backend=self.approvals)
+
+    def undo_store(self, default_ttl_seconds: float = 3600.0) -> UndoStore:
+        """An :class:`~stageflow_trio.tools.undo.UndoStore` over :attr:`undo`."""
+        return UndoStore(default_ttl_seconds, backend=self.undo)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+def request_to_json(request: ApprovalRequest) -> str:
+    """An approval request as JSON (its payload summary must be JSON-serializable)."""
+    return json.dumps(request.to_dict(), separators=(",", ":"))
+
+
+def request_from_json(text: str | bytes) -> ApprovalRequest:
+    """The inverse of :func:`request_to_json`."""
+    raw: dict[str, Any] = json.loads(text)
+    return ApprovalRequest(
+        id=UUID(raw["id"]),
+        action_id=UUID(raw["action_id"]),
+        tool_name=raw["tool_name"],
+        pipeline_run_id=_uuid(raw["pipeline_run_id"]),
+        approval_message=raw["approval_message"],
+        status=ApprovalStatus(raw["status"]),
+        decided_by=_uuid(raw["decided_by"]),
+        decided_at=raw["decided_at"],
+        created_at=raw["created_at"],
+        payload_summary=raw["payload_summary"],
+    )
+
+
+def decision_to_json(decision: ApprovalDecision) -> str:
+    return json.dumps(decision.to_dict(), separators=(",", ":"))
+
+
+def decision_from_json(text: str | bytes) -> ApprovalDecision:
+    raw: dict[str, Any] = json.loads(text)
+    request_id = _uuid(raw["request_id"])
+    assert request_id is not None
+    return ApprovalDecision(
+        request_id=request_id,
+        granted=raw["granted"],
+        decided_by=_uuid(raw["decided_by"]),
+        reason=raw["reason"],
+    )
+
+
+def decided(request: ApprovalRequest, decision: ApprovalDecision, decided_at: str) -> None:
+    """Apply ``decision`` to ``request`` in place, as :meth:`ApprovalService.record_decision` does."""
+    request.status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
+    request.decided_by = decision.decided_by
+    request.decided_at = decided_at
+
+
+def undo_to_json(metadata: UndoMetadata) -> str:
+    """Undo metadata as JSON (its undo data must be JSON-serializable)."""
+    return json.dumps(metadata.to_dict(), separators=(",", ":"))
+
+
+def undo_from_json(text: str | bytes) -> UndoMetadata:
+    return UndoMetadata.from_dict(json.loads(text))

@@ -29,6 +29,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import coredis
 import coredis.exceptions
@@ -38,27 +39,38 @@ from stageflow_trio._args import check_number, type_of
 from stageflow_trio._engine._errors import unwrapping_groups
 from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
+from stageflow_trio.tools.approval import ApprovalStatus
 
 from ._common import (
     DEFAULT_CLAIM_LEASE_SECONDS,
     StoreConfigError,
     Wakeups,
+    decision_from_json,
+    decision_to_json,
     entry_from_json,
     entry_to_json,
     memory_from_json,
     memory_to_json,
+    request_from_json,
+    request_to_json,
+    undo_from_json,
+    undo_to_json,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from uuid import UUID
+
+    from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest
+    from stageflow_trio.tools.definitions import UndoMetadata
 
     from ._common import Stores
 
 __all__ = [
     "SCHEMA_VERSION",
+    "RedisApprovalBackend",
     "RedisIdempotencyStore",
     "RedisMemoryStore",
+    "RedisUndoBackend",
     "open_redis_stores",
 ]
 
@@ -235,6 +247,8 @@ async def open_redis_stores(
                         url=url if url is not None else where,
                         idempotency=idempotency,
                         memory=RedisMemoryStore(backend),
+                        approvals=RedisApprovalBackend(backend),
+                        undo=RedisUndoBackend(backend),
                     )
                 finally:
                     # Let the queued releases reach Redis (bounded), then stop listening.
@@ -308,27 +322,25 @@ class RedisIdempotencyStore:
         wakeups = self._backend.wakeups
         topic = "idem:" + key
         while True:
-            event = wakeups.event(topic)
             claim = IdempotencyClaim(key)
-            # Shielded: a grant whose reply a cancellation discarded would hold the key
-            # for a whole lease.
-            with trio.CancelScope(shield=True):
-                kind, value, ttl = await self._client.eval(
-                    _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
-                )
-            if kind == 2:
-                self._held[claim.token] = claim
-                wakeups.forget(topic, event)
-                return claim
-            if kind == 1:
-                wakeups.forget(topic, event)
-                await trio.lowlevel.checkpoint()
-                return entry_from_json(value, _expires(ttl))
-            # Held by someone: its release is published; an expired lease is not, so
-            # look again when it runs out.
-            wait = min(self._backend.resync_interval, max(int(ttl), 1) / 1000)
-            with trio.move_on_after(wait):
-                await event.wait()
+            with wakeups.watch(topic) as event:
+                # Shielded: a grant whose reply a cancellation discarded would hold the key
+                # for a whole lease.
+                with trio.CancelScope(shield=True):
+                    kind, value, ttl = await self._client.eval(
+                        _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
+                    )
+                if kind == 2:
+                    self._held[claim.token] = claim
+                    return claim
+                if kind == 1:
+                    await trio.lowlevel.checkpoint()
+                    return entry_from_json(value, _expires(ttl))
+                # Held by someone: its release is published; an expired lease is not, so
+                # look again when it runs out.
+                wait = min(self._backend.resync_interval, max(int(ttl), 1) / 1000)
+                with trio.move_on_after(wait):
+                    await event.wait()
 
     def release(self, claim: IdempotencyClaim) -> None:
         """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here."""
@@ -416,3 +428,280 @@ class RedisMemoryStore:
     async def clear(self, session_id: UUID) -> int:
         """Forget the session; return how many entries it had. A checkpoint."""
         return int(await self._backend.client.eval(_CLEAR, keys=[self._key(session_id)], args=[]))
+
+
+_APPROVAL_FIELDS = ("request", "status", "decided_by", "decided_at")
+
+_APPROVAL_ADD = """
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], 'request', ARGV[1], 'status', ARGV[2], 'decided_by', '',
+    'decided_at', '', 'action_id', ARGV[4])
+redis.call('ZADD', KEYS[2], seq, ARGV[3])
+redis.call('ZADD', KEYS[4], seq, ARGV[3])
+if ARGV[2] == 'pending' then redis.call('ZADD', KEYS[5], seq, ARGV[3]) end
+return seq
+"""
+
+_APPROVAL_LATEST = """
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, 0)
+if #ids == 0 then return false end
+return redis.call('HMGET', ARGV[1] .. ids[1], 'request', 'status', 'decided_by', 'decided_at')
+"""
+
+_APPROVAL_PENDING = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local fields = redis.call('HMGET', ARGV[1] .. id, 'request', 'status', 'decided_by', 'decided_at')
+    if fields[1] then for _, value in ipairs(fields) do table.insert(out, value) end end
+end
+return out
+"""
+
+_APPROVAL_DECIDE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2], 'decided_at', ARGV[3],
+    'decision', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[7])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return redis.call('HMGET', KEYS[1], 'request', 'status', 'decided_by', 'decided_at')
+"""
+
+_APPROVAL_CLOSE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[5])
+if ARGV[2] ~= '' then
+    redis.call('HSET', KEYS[1], 'decision', ARGV[2])
+    redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
+return 1
+"""
+
+_APPROVAL_REMOVE = """
+local action = redis.call('HGET', KEYS[1], 'action_id')
+if action then redis.call('ZREM', ARGV[2] .. action, ARGV[1]) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 0
+"""
+
+
+class RedisApprovalBackend:
+    """An :class:`~stageflow_trio.tools.approval.ApprovalBackend` in Redis.
+
+    One hash per request, a creation-ordered index, one per action, and one of
+    the pending requests. A decision (or a cancellation) is published, and
+    every process's waiters wake at once. Requests come back as copies: a
+    caller holding one does not see later changes (read it again).
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._client = backend.client
+
+    def _key(self, request_id: UUID | str) -> str:
+        return self._backend.key("approval", str(request_id))
+
+    @staticmethod
+    def _request(fields: list[Any]) -> ApprovalRequest:
+        request_text, status, decided_by, decided_at = fields
+        request = request_from_json(request_text)
+        request.status = ApprovalStatus(_text(status))
+        request.decided_by = UUID(_text(decided_by)) if decided_by else None
+        request.decided_at = _text(decided_at) if decided_at else None
+        return request
+
+    async def add(self, request: ApprovalRequest) -> None:
+        """Store a new request. A checkpoint."""
+        key = self._backend.key
+        await self._client.eval(
+            _APPROVAL_ADD,
+            keys=[
+                self._key(request.id),
+                key("approvals"),
+                key("approvals", "seq"),
+                key("approvals", "action", str(request.action_id)),
+                key("approvals", "pending"),
+            ],
+            args=[
+                request_to_json(request),
+                request.status.value,
+                str(request.id),
+                str(request.action_id),
+            ],
+        )
+
+    async def get(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request, or None. A checkpoint."""
+        fields = await self._client.hmget(self._key(request_id), list(_APPROVAL_FIELDS))
+        return None if fields[0] is None else self._request(list(fields))
+
+    async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
+        """The newest request for the action, or None. A checkpoint."""
+        fields = await self._client.eval(
+            _APPROVAL_LATEST,
+            keys=[self._backend.key("approvals", "action", str(action_id))],
+            args=[self._key("")],
+        )
+        return None if not fields or fields[0] is None else self._request(list(fields))
+
+    async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
+        """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
+        flat = await self._client.eval(
+            _APPROVAL_PENDING,
+            keys=[self._backend.key("approvals", "pending")],
+            args=[self._key("")],
+        )
+        requests = [self._request(list(flat[i : i + 4])) for i in range(0, len(flat), 4)]
+        return [
+            request
+            for request in requests
+            if pipeline_run_id is None or request.pipeline_run_id == pipeline_run_id
+        ]
+
+    async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
+        """Record ``decision`` (whatever the status) and publish it; None if unknown."""
+        status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
+        request_id = str(decision.request_id)
+        fields = await self._client.eval(
+            _APPROVAL_DECIDE,
+            keys=[self._key(request_id), self._backend.key("approvals", "pending")],
+            args=[
+                status.value,
+                "" if decision.decided_by is None else str(decision.decided_by),
+                decided_at,
+                decision_to_json(decision),
+                self._backend.channel,
+                "approval:" + request_id,
+                request_id,
+            ],
+        )
+        return None if not fields else self._request(list(fields))
+
+    async def close_pending(
+        self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
+    ) -> bool:
+        """A PENDING request becomes ``status``; with ``decision``, its waiters get it."""
+        closed = await self._client.eval(
+            _APPROVAL_CLOSE,
+            keys=[self._key(request_id), self._backend.key("approvals", "pending")],
+            args=[
+                status.value,
+                "" if decision is None else decision_to_json(decision),
+                self._backend.channel,
+                f"approval:{request_id}",
+                str(request_id),
+            ],
+        )
+        return bool(closed)
+
+    async def decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """The recorded decision, or None. A checkpoint."""
+        text = await self._client.hget(self._key(request_id), "decision")
+        return None if text is None else decision_from_json(text)
+
+    async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """Wait until the request has a decision and return it (never None here)."""
+        topic = f"approval:{request_id}"
+        wakeups = self._backend.wakeups
+        while True:
+            with wakeups.watch(topic) as event:
+                decision = await self.decision(request_id)
+                if decision is not None:
+                    return decision
+                with trio.move_on_after(self._backend.resync_interval):
+                    await event.wait()
+
+    async def remove(self, request_id: UUID) -> None:
+        """Forget the request and its decision (no error if unknown). A checkpoint."""
+        key = self._backend.key
+        await self._client.eval(
+            _APPROVAL_REMOVE,
+            keys=[self._key(request_id), key("approvals"), key("approvals", "pending")],
+            args=[str(request_id), key("approvals", "action", "")],
+        )
+
+
+_UNDO_PUT = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[3]) then
+    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[3])
+end
+if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 0
+"""
+
+_UNDO_GET = """
+local value = redis.call('GET', KEYS[1])
+if not value then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return value
+"""
+
+_UNDO_DELETE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+_UNDO_SWEEP = """
+local live, gone = {}, 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local value = redis.call('GET', ARGV[1] .. id)
+    if value then table.insert(live, value)
+    else redis.call('ZREM', KEYS[1], id) gone = gone + 1 end
+end
+if ARGV[2] == 'count' then return gone end
+return live
+"""
+
+
+class RedisUndoBackend:
+    """An :class:`~stageflow_trio.tools.undo.UndoBackend` in Redis.
+
+    Each entry is a key with Redis's own ``PX`` expiry, listed in a
+    write-ordered index that the reads prune of the keys Redis expired.
+    :meth:`cleanup_expired` counts the entries it prunes that way.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._client = backend.client
+
+    def _keys(self, action_id: UUID) -> list[str]:
+        return [self._backend.key("undo", str(action_id)), self._backend.key("undos")]
+
+    async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
+        """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint."""
+        px = "" if math.isinf(ttl_seconds) else str(max(1, round(ttl_seconds * 1000)))
+        await self._client.eval(
+            _UNDO_PUT,
+            keys=[*self._keys(metadata.action_id), self._backend.key("undos", "seq")],
+            args=[undo_to_json(metadata), px, str(metadata.action_id)],
+        )
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live metadata, or None. A checkpoint."""
+        text = await self._client.eval(_UNDO_GET, keys=self._keys(action_id), args=[str(action_id)])
+        return None if text is None else undo_from_json(text)
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry; True if there was one. A checkpoint."""
+        removed = await self._client.eval(
+            _UNDO_DELETE, keys=self._keys(action_id), args=[str(action_id)]
+        )
+        return bool(removed)
+
+    async def _sweep(self, what: str) -> Any:
+        return await self._client.eval(
+            _UNDO_SWEEP,
+            keys=[self._backend.key("undos")],
+            args=[self._backend.key("undo", ""), what],
+        )
+
+    async def cleanup_expired(self) -> int:
+        """Prune the index of the entries Redis expired; return how many. A checkpoint."""
+        return int(await self._sweep("count"))
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """Every live entry's metadata, oldest stored first. A checkpoint."""
+        return [undo_from_json(text) for text in await self._sweep("live")]

@@ -46,23 +46,35 @@ from ._common import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     StoreConfigError,
     Wakeups,
+    decided,
+    decision_from_json,
+    decision_to_json,
     entry_from_json,
     entry_to_json,
     memory_from_json,
     memory_to_json,
+    request_from_json,
+    request_to_json,
+    undo_from_json,
+    undo_to_json,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from uuid import UUID
 
+    from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest, ApprovalStatus
+    from stageflow_trio.tools.definitions import UndoMetadata
+
     from ._common import Stores
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SqliteApprovalBackend",
     "SqliteDatabase",
     "SqliteIdempotencyStore",
     "SqliteMemoryStore",
+    "SqliteUndoBackend",
     "open_sqlite_stores",
 ]
 
@@ -239,6 +251,8 @@ async def open_sqlite_stores(
                         url=f"sqlite:///{path}",
                         idempotency=idempotency,
                         memory=SqliteMemoryStore(db),
+                        approvals=SqliteApprovalBackend(db),
+                        undo=SqliteUndoBackend(db),
                     )
                 finally:
                     # The background task ends once it has written the queued releases.
@@ -302,21 +316,19 @@ class SqliteIdempotencyStore:
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
         """See :meth:`IdempotencyStore.claim`. Waits for another process by polling."""
         while True:
-            event = self._wakeups.event(key)
             token = IdempotencyClaim(key).token
-            now = self._db.clock()
-            outcome = await self._db.transaction(
-                functools.partial(self._try_claim, key=key, token=token, now=now)
-            )
-            if isinstance(outcome, IdempotencyClaim):
-                self._held[outcome.token] = outcome
-                self._wakeups.forget(key, event)
-                return outcome
-            if isinstance(outcome, CachedStageResult):
-                self._wakeups.forget(key, event)
-                return outcome
-            with trio.move_on_after(min(self._db.poll_interval, max(outcome - now, 0.0))):
-                await event.wait()
+            with self._wakeups.watch(key) as event:
+                now = self._db.clock()
+                outcome = await self._db.transaction(
+                    functools.partial(self._try_claim, key=key, token=token, now=now)
+                )
+                if isinstance(outcome, IdempotencyClaim):
+                    self._held[outcome.token] = outcome
+                    return outcome
+                if isinstance(outcome, CachedStageResult):
+                    return outcome
+                with trio.move_on_after(min(self._db.poll_interval, max(outcome - now, 0.0))):
+                    await event.wait()
 
     def _try_claim(
         self, connection: sqlite3.Connection, *, key: str, token: str, now: float
@@ -432,3 +444,205 @@ class SqliteMemoryStore:
             lambda c: c.execute("DELETE FROM memory WHERE session_id = ?", (str(session_id),))
         )
         return cursor.rowcount
+
+
+def _id(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class SqliteApprovalBackend:
+    """An :class:`~stageflow_trio.tools.approval.ApprovalBackend` in a SQLite file.
+
+    Requests come back as copies: a caller holding one does not see later
+    changes (read it again). A waiter is woken at once by a decision recorded
+    through the same opened database, and polls every ``poll_interval`` for
+    one recorded by another process.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._wakeups = Wakeups()
+
+    async def add(self, request: ApprovalRequest) -> None:
+        """Store a new request. A checkpoint."""
+        await self._db.execute(
+            "INSERT INTO approvals (id, action_id, pipeline_run_id, status, request)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                str(request.id),
+                str(request.action_id),
+                _id(request.pipeline_run_id),
+                request.status.value,
+                request_to_json(request),
+            ),
+        )
+
+    async def _one(self, sql: str, parameters: tuple[object, ...]) -> ApprovalRequest | None:
+        row = await self._db.run(lambda c: c.execute(sql, parameters).fetchone())
+        return None if row is None else request_from_json(row[0])
+
+    async def get(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request, or None. A checkpoint."""
+        return await self._one("SELECT request FROM approvals WHERE id = ?", (str(request_id),))
+
+    async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
+        """The newest request for the action, or None. A checkpoint."""
+        return await self._one(
+            "SELECT request FROM approvals WHERE action_id = ? ORDER BY seq DESC LIMIT 1",
+            (str(action_id),),
+        )
+
+    async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
+        """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
+        sql = "SELECT request FROM approvals WHERE status = 'pending'"
+        parameters: tuple[object, ...] = ()
+        if pipeline_run_id is not None:
+            sql += " AND pipeline_run_id = ?"
+            parameters = (str(pipeline_run_id),)
+        rows = await self._db.run(lambda c: c.execute(sql + " ORDER BY seq", parameters).fetchall())
+        return [request_from_json(row[0]) for row in rows]
+
+    async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
+        """Record ``decision`` (whatever the status) and wake the waiters; None if unknown."""
+
+        def update(connection: sqlite3.Connection) -> ApprovalRequest | None:
+            row = connection.execute(
+                "SELECT request FROM approvals WHERE id = ?", (str(decision.request_id),)
+            ).fetchone()
+            if row is None:
+                return None
+            request = request_from_json(row[0])
+            decided(request, decision, decided_at)
+            connection.execute(
+                "UPDATE approvals SET status = ?, request = ?, decision = ? WHERE id = ?",
+                (
+                    request.status.value,
+                    request_to_json(request),
+                    decision_to_json(decision),
+                    str(request.id),
+                ),
+            )
+            return request
+
+        request = await self._db.transaction(update)
+        self._wakeups.wake(str(decision.request_id))
+        return request
+
+    async def close_pending(
+        self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
+    ) -> bool:
+        """A PENDING request becomes ``status``; with ``decision``, its waiters get it."""
+
+        def update(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT request FROM approvals WHERE id = ? AND status = 'pending'",
+                (str(request_id),),
+            ).fetchone()
+            if row is None:
+                return False
+            request = request_from_json(row[0])
+            request.status = status
+            connection.execute(
+                "UPDATE approvals SET status = ?, request = ?,"
+                " decision = coalesce(?, decision) WHERE id = ?",
+                (
+                    status.value,
+                    request_to_json(request),
+                    None if decision is None else decision_to_json(decision),
+                    str(request_id),
+                ),
+            )
+            return True
+
+        closed = await self._db.transaction(update)
+        if closed and decision is not None:
+            self._wakeups.wake(str(request_id))
+        return closed
+
+    async def decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """The recorded decision, or None. A checkpoint."""
+        row = await self._db.run(
+            lambda c: c.execute(
+                "SELECT decision FROM approvals WHERE id = ? AND decision IS NOT NULL",
+                (str(request_id),),
+            ).fetchone()
+        )
+        return None if row is None else decision_from_json(row[0])
+
+    async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """Wait until the request has a decision and return it (never None here)."""
+        while True:
+            with self._wakeups.watch(str(request_id)) as event:
+                decision = await self.decision(request_id)
+                if decision is not None:
+                    return decision
+                with trio.move_on_after(self._db.poll_interval):
+                    await event.wait()
+
+    async def remove(self, request_id: UUID) -> None:
+        """Forget the request and its decision (no error if unknown). A checkpoint."""
+        await self._db.execute("DELETE FROM approvals WHERE id = ?", (str(request_id),))
+
+
+class SqliteUndoBackend:
+    """An :class:`~stageflow_trio.tools.undo.UndoBackend` in a SQLite file.
+
+    Expiry is on the database's wall clock: an entry is valid up to and
+    including its expiry instant. Replacing an entry keeps its place in
+    :meth:`get_all`'s order, as the in-memory backend does.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
+        """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint."""
+        expires_at = None if math.isinf(ttl_seconds) else self._db.clock() + ttl_seconds
+        await self._db.execute(
+            "INSERT INTO undo (action_id, metadata, expires_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (action_id) DO UPDATE"
+            " SET metadata = excluded.metadata, expires_at = excluded.expires_at",
+            (str(metadata.action_id), undo_to_json(metadata), expires_at),
+        )
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live metadata, or None (an expired entry is removed). A checkpoint."""
+        now = self._db.clock()
+
+        def read(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute(
+                "SELECT metadata, expires_at FROM undo WHERE action_id = ?", (str(action_id),)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[1] is not None and now > row[1]:
+                connection.execute("DELETE FROM undo WHERE action_id = ?", (str(action_id),))
+                return None
+            text: str = row[0]
+            return text
+
+        text = await self._db.transaction(read)
+        return None if text is None else undo_from_json(text)
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry; True if there was one. A checkpoint."""
+        cursor = await self._db.execute("DELETE FROM undo WHERE action_id = ?", (str(action_id),))
+        return cursor.rowcount > 0
+
+    async def cleanup_expired(self) -> int:
+        """Remove every expired entry; return how many. A checkpoint."""
+        cursor = await self._db.execute(
+            "DELETE FROM undo WHERE expires_at IS NOT NULL AND expires_at < ?", (self._db.clock(),)
+        )
+        return cursor.rowcount
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """Every live entry's metadata, oldest stored first. A checkpoint."""
+        rows = await self._db.run(
+            lambda c: c.execute(
+                "SELECT metadata FROM undo WHERE expires_at IS NULL OR expires_at >= ?"
+                " ORDER BY seq",
+                (self._db.clock(),),
+            ).fetchall()
+        )
+        return [undo_from_json(row[0]) for row in rows]
