@@ -5,6 +5,8 @@ Modes:
 - ``race URL FILE``: print ``ready``, wait for a line on stdin, then run a graph whose
   ``charge`` stage (idempotent, key ``order-1``) appends a line to FILE and takes 0.3 s;
   print the charge stage's data as JSON.
+- ``await URL``: for each request id read from stdin, print ``waiting``, wait for its
+  decision, and print the wall-clock time it woke (JSON).
 - ``hold URL``: commit a result under ``committed`` and a memory entry, claim ``held``,
   print ``claimed``, then sleep until killed.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -88,10 +91,22 @@ async def hold(url: str) -> None:
         await trio.sleep_forever()
 
 
+async def await_decisions(url: str) -> None:
+    async with open_stores(url) as stores:
+        service = stores.approval_service()
+        while line := (await trio.to_thread.run_sync(sys.stdin.readline)).strip():
+            _say("waiting")
+            decision = await service.await_decision(uuid.UUID(line), timeout_seconds=10)
+            woke = time.time()
+            _say(json.dumps({"woke": woke, "granted": decision.granted}))
+
+
 def main() -> None:
     mode, url, *rest = sys.argv[1:]
     if mode == "race":
         trio.run(race, url, rest[0])
+    elif mode == "await":
+        trio.run(await_decisions, url)
     else:
         trio.run(hold, url)
 

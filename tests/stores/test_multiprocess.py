@@ -11,6 +11,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,32 @@ async def test_a_killed_worker_blocks_its_key_one_lease_and_loses_nothing_commit
         memory = await stores.memory.fetch(SESSION, MemoryConfig())
         assert [(m.id, m.content) for m in memory] == [("kept", "hello")]
         stores.idempotency.release(claim)
+
+
+@pytest.mark.parametrize(("backend", "bound"), [("sqlite", 0.2), ("redis", 0.1)])
+async def test_a_decision_in_one_process_wakes_the_waiter_in_another(
+    store_url: str, bound: float
+) -> None:
+    """Redis pushes the decision (bound 100 ms); SQLite's waiter polls every 50 ms."""
+    latencies = []
+    worker = await _spawn("await", store_url)
+    try:
+        async with open_stores(store_url) as stores:
+            service = stores.approval_service()
+            assert worker.stdin is not None
+            with trio.fail_after(30):
+                for granted in (True, False, True):
+                    request = await service.request_approval(uuid.uuid4(), "edit")
+                    await worker.stdin.send_all(f"{request.id}\n".encode())
+                    assert await _line(worker) == "waiting"
+                    await trio.sleep(0.1)  # let it reach the wait
+                    decided_at = time.time()
+                    await service.record_decision(request.id, granted)
+                    woke = json.loads(await _line(worker))
+                    assert woke["granted"] is granted
+                    latencies.append(woke["woke"] - decided_at)
+                await worker.stdin.aclose()
+                assert await worker.wait() == 0
+    finally:
+        worker.kill()
+    assert sorted(latencies)[1] < bound, latencies  # the median
