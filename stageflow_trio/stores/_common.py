@@ -131,9 +131,6 @@ class Wakeups:
         if watched is not None:
             watched.event.set()
 
-    def __len__(self) -> int:
-        return len(self._events)
-
 
 @attrs.frozen
 class Stores:

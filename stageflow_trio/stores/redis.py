@@ -162,9 +162,6 @@ class RedisBackend:
             async for message in pubsub:
                 self.wakeups.wake(_text(message["data"]))
 
-    async def publish(self, topic: str) -> None:
-        await self.client.publish(self.channel, topic)
-
 
 @asynccontextmanager
 async def open_redis_stores(
@@ -261,10 +258,7 @@ async def open_redis_stores(
 async def _check_reachable(url: str, setting: str, timeout: float) -> None:
     """Fail fast, and without the client's retries, when nothing listens at the URL's address."""
     parts = urlsplit(url)
-    try:
-        host, port = parts.hostname, parts.port or 6379
-    except ValueError as exc:
-        raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {exc}") from exc
+    host, port = parts.hostname, parts.port or 6379  # the client has validated the URL
     if parts.scheme not in ("redis", "rediss") or host is None:
         return
     try:

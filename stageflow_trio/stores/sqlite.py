@@ -191,7 +191,7 @@ def _connect(path: str, setting: str) -> sqlite3.Connection:
         connection.close()
         raise StoreConfigError(setting, f"cannot use SQLite database {path!r}: {exc}") from exc
     problem = None
-    if path != ":memory:" and mode != "wal":
+    if mode != "wal":  # ":memory:" cannot be: nor would it be shared
         problem = f"SQLite database {path!r} cannot use WAL mode (journal_mode={mode})"
     elif version > SCHEMA_VERSION:
         problem = (

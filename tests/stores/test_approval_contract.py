@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from stageflow_trio.stores import open_stores
-from stageflow_trio.tools.approval import ApprovalDecision, ApprovalStatus
+from stageflow_trio.tools.approval import ApprovalDecision, ApprovalStatus, InMemoryApprovalBackend
 
 ACTION = uuid.UUID(int=10)
 RUN = uuid.UUID(int=20)
@@ -131,3 +131,17 @@ async def test_a_decision_through_another_opening_wakes_the_waiter(store_url: st
                 await trio.sleep(0.02)
                 await decider.approval_service().record_decision(request.id, False, USER)
         assert got == [ApprovalDecision(request.id, False, USER)]
+
+
+async def test_the_backend_reads_a_decision(store_url: str) -> None:
+    async with open_stores(store_url) as stores:
+        request = await stores.approval_service().request_approval(ACTION, "edit")
+        assert await stores.approvals.decision(request.id) is None
+        await stores.approval_service().record_decision(request.id, True)
+        assert await stores.approvals.decision(request.id) == ApprovalDecision(request.id, True)
+
+
+async def test_the_in_memory_backend_waits_for_nothing_on_an_unknown_request() -> None:
+    # Reachable when cleanup() runs between await_decision's look-up and its wait.
+    with trio.testing.assert_checkpoints():
+        assert await InMemoryApprovalBackend().wait_decision(uuid.uuid4()) is None

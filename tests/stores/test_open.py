@@ -3,7 +3,10 @@ configuration failing at open with an error that names the setting."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -161,4 +164,93 @@ async def test_redis_bad_arguments(
 async def test_open_stores_rejects_a_non_string_url() -> None:
     with pytest.raises(TypeError, match=r"open_stores: url must be a str or None; got int"):
         async with open_stores(3):  # type: ignore[arg-type]
+            pytest.fail("opened")
+
+
+async def test_an_in_memory_sqlite_database_is_refused() -> None:
+    with pytest.raises(StoreConfigError, match=r"path: .* cannot use WAL mode"):
+        async with open_sqlite_stores(":memory:"):
+            pytest.fail("opened")
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.db").write_bytes(b"not a database, not at all" * 100)
+    with pytest.raises(
+        StoreConfigError, match=r"path: cannot use SQLite database .*not a database"
+    ):
+        async with open_sqlite_stores(str(tmp_path / "s.db")):
+            pytest.fail("opened")
+
+
+async def test_a_clashing_schema_is_rolled_back_and_refused(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "s.db") as connection:
+        connection.execute("CREATE TABLE memory (x)")
+    with pytest.raises(StoreConfigError, match=r"table memory already exists"):
+        async with open_sqlite_stores(str(tmp_path / "s.db")):
+            pytest.fail("opened")
+    with sqlite3.connect(tmp_path / "s.db") as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (0,)
+        tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert tables.fetchall() == [("memory",)]
+
+
+async def test_a_failed_transaction_is_rolled_back(tmp_path: Path) -> None:
+    async with open_sqlite_stores(str(tmp_path / "s.db")) as stores:
+        assert isinstance(stores.idempotency, SqliteIdempotencyStore)
+        db = stores.idempotency._db
+
+        def fail(connection: sqlite3.Connection) -> None:
+            connection.execute("INSERT INTO undo (action_id, metadata) VALUES ('a', '{}')")
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await db.transaction(fail)
+        assert (await db.execute("SELECT count(*) FROM undo")).fetchone() == (0,)
+
+
+async def test_a_client_can_be_given(redis_url: str) -> None:
+    import coredis
+
+    client = coredis.Redis.from_url(redis_url)
+    async with open_redis_stores(client=client, prefix="given:") as stores:
+        await stores.memory.clear(uuid.uuid4())
+        assert stores.url.startswith("Redis<")
+
+
+# coredis 6.9 leaves the memory streams of a connection that failed to connect unclosed;
+# collected here, so that their ResourceWarnings land in this test and nowhere else.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_given_client_that_cannot_connect_fails_at_open(tmp_path: Path) -> None:
+    import coredis
+
+    client = coredis.Redis(unix_socket_path=str(tmp_path / "none.sock"))
+    with pytest.raises(StoreConfigError, match=r"url: cannot use Redis at "):
+        async with open_redis_stores(client=client, connect_timeout=2):
+            pytest.fail("opened")
+    del client
+    gc.collect()
+
+
+# coredis 6.9 leaves the memory streams of a connection that failed to connect unclosed;
+# collected here, so that their ResourceWarnings land in this test and nowhere else.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_unix_socket_url_skips_the_tcp_check(tmp_path: Path) -> None:
+    with pytest.raises(StoreConfigError, match=r"url: cannot use Redis at unix://"):
+        async with open_redis_stores(f"unix://{tmp_path}/none.sock", connect_timeout=2):
+            pytest.fail("opened")
+    gc.collect()
+
+
+async def test_other_query_parameters_go_to_the_redis_client(redis_url: str) -> None:
+    async with open_stores(f"{redis_url}?max_connections=4&prefix=p:") as stores:
+        assert stores.url == f"{redis_url}?max_connections=4"
+        assert stores.idempotency._client.connection_pool.max_connections == 4  # type: ignore[attr-defined]
+
+
+async def test_a_redis_url_without_the_client_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "stageflow_trio.stores.redis", None)
+    with pytest.raises(StoreConfigError, match=r"url: 'redis://x' needs the Redis client: pip"):
+        async with open_stores("redis://x"):
             pytest.fail("opened")
