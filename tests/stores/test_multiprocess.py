@@ -8,6 +8,7 @@ can fail (nothing is shared between processes there).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,6 +29,13 @@ from ._worker import entry as _entry
 from .test_idempotency_contract import _same
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Each test starts Python processes (about 1 s of CPU each): CI runs them in its first
+# suite run only.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("STAGEFLOW_TEST_MULTIPROCESS") == "off",
+    reason="STAGEFLOW_TEST_MULTIPROCESS=off: the multi-process tests ran in CI's first run",
+)
 
 
 async def _spawn(*args: str) -> trio.Process:
