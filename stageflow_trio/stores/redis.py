@@ -24,6 +24,7 @@ whose stores all live there, under one key prefix (``stageflow:``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from contextlib import asynccontextmanager
@@ -73,6 +74,10 @@ __all__ = [
     "RedisUndoBackend",
     "open_redis_stores",
 ]
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
+
+_REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
 
 SCHEMA_VERSION = 1
 """The layout of the keys this version writes (kept under ``{prefix}schema``)."""
@@ -355,11 +360,15 @@ class RedisIdempotencyStore:
             task_status.started()
             async with self._receive:
                 async for claim in self._receive:
-                    await self._client.eval(
-                        _RELEASE,
-                        keys=[self._keys(claim.key)[1]],
-                        args=[claim.token, self._backend.channel, "idem:" + claim.key],
-                    )
+                    try:
+                        await self._client.eval(
+                            _RELEASE,
+                            keys=[self._keys(claim.key)[1]],
+                            args=[claim.token, self._backend.channel, "idem:" + claim.key],
+                        )
+                    except _REDIS_ERRORS:
+                        # The lease frees the key; the store goes on.
+                        logger.warning("could not release claim %r", claim.key, exc_info=True)
             self._drained.set()
             nursery.cancel_scope.cancel()
 
@@ -368,11 +377,15 @@ class RedisIdempotencyStore:
             await trio.sleep(self._lease_ms / 3000)
             held = list(self._held.values())
             if held:
-                await self._client.eval(
-                    _RENEW,
-                    keys=[self._keys(claim.key)[1] for claim in held],
-                    args=[str(self._lease_ms), *(claim.token for claim in held)],
-                )
+                try:
+                    await self._client.eval(
+                        _RENEW,
+                        keys=[self._keys(claim.key)[1] for claim in held],
+                        args=[str(self._lease_ms), *(claim.token for claim in held)],
+                    )
+                except _REDIS_ERRORS:
+                    # A lease not renewed this time may be renewed next time.
+                    logger.warning("could not renew %d claims", len(held), exc_info=True)
 
 
 def _expires(ttl: Any) -> float | None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import sqlite3
 import time
@@ -77,6 +78,8 @@ __all__ = [
     "SqliteUndoBackend",
     "open_sqlite_stores",
 ]
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
 
 SCHEMA_VERSION = 1
 """The schema this version writes (``PRAGMA user_version``)."""
@@ -371,10 +374,14 @@ class SqliteIdempotencyStore:
             task_status.started()
             async with self._receive:
                 async for claim in self._receive:
-                    await self._db.execute(
-                        "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
-                        (claim.key, claim.token),
-                    )
+                    try:
+                        await self._db.execute(
+                            "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
+                            (claim.key, claim.token),
+                        )
+                    except sqlite3.Error:
+                        # The lease frees the key; the store goes on.
+                        logger.warning("could not release claim %r", claim.key, exc_info=True)
                     self._wakeups.wake(claim.key)
             nursery.cancel_scope.cancel()
 
@@ -384,13 +391,17 @@ class SqliteIdempotencyStore:
             held = list(self._held.values())
             if held:
                 expires_at = self._db.clock() + self._lease
-                await self._db.run(
-                    functools.partial(
-                        _executemany,
-                        "UPDATE idempotency_claims SET expires_at = ? WHERE key = ? AND token = ?",
-                        [(expires_at, claim.key, claim.token) for claim in held],
+                try:
+                    await self._db.run(
+                        functools.partial(
+                            _executemany,
+                            "UPDATE idempotency_claims SET expires_at = ? WHERE key = ? AND token = ?",
+                            [(expires_at, claim.key, claim.token) for claim in held],
+                        )
                     )
-                )
+                except sqlite3.Error:
+                    # A lease not renewed this time may be renewed next time.
+                    logger.warning("could not renew %d claims", len(held), exc_info=True)
 
 
 class SqliteMemoryStore:
