@@ -147,11 +147,11 @@ class RedisBackend:
     """
 
     def __init__(self, client: Any, *, prefix: str, resync_interval: float) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.resync_interval = resync_interval
-        self.wakeups = Wakeups()
-        self.channel = f"{prefix}changed"
+        self.client: Any = client
+        self.prefix: str = prefix
+        self.resync_interval: float = resync_interval
+        self.wakeups: Wakeups = Wakeups()
+        self.channel: str = f"{prefix}changed"
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)

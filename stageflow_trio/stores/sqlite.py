@@ -125,9 +125,9 @@ class SqliteDatabase:
     ) -> None:
         self._connection = connection
         self._limiter = trio.CapacityLimiter(1)
-        self.path = path
-        self.clock = clock
-        self.poll_interval = poll_interval
+        self.path: str = path
+        self.clock: Callable[[], float] = clock
+        self.poll_interval: float = poll_interval
 
     async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn(connection)`` in a worker thread; one at a time. A checkpoint.

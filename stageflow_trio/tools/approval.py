@@ -299,7 +299,7 @@ class ApprovalService:
     def __init__(
         self, default_timeout_seconds: float = 60.0, *, backend: ApprovalBackend | None = None
     ) -> None:
-        self.default_timeout_seconds = check_seconds(
+        self.default_timeout_seconds: float = check_seconds(
             "ApprovalService", "default_timeout_seconds", default_timeout_seconds
         )
         self._backend: ApprovalBackend = InMemoryApprovalBackend() if backend is None else backend

@@ -184,7 +184,7 @@ class AdvancedToolExecutor:
                 f"AdvancedToolExecutor: config must be a ToolExecutorConfig or None;"
                 f" got {type_of(config)}"
             )
-        self.config = ToolExecutorConfig() if config is None else config
+        self.config: ToolExecutorConfig = ToolExecutorConfig() if config is None else config
         self._tools: dict[str, ToolDefinition] = {}
         # tool name -> the action type it was registered under, so undo finds the tool
         # from the name the undo data records.

@@ -142,7 +142,7 @@ class UndoStore:
     def __init__(
         self, default_ttl_seconds: float = 3600.0, *, backend: UndoBackend | None = None
     ) -> None:
-        self.default_ttl_seconds = check_seconds(
+        self.default_ttl_seconds: float = check_seconds(
             "UndoStore", "default_ttl_seconds", default_ttl_seconds
         )
         self._backend: UndoBackend = InMemoryUndoBackend() if backend is None else backend
