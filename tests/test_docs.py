@@ -16,7 +16,9 @@ from tests.doc_blocks import DOCS, python_blocks, run_in_virtual_time
 ROOT = DOCS.parent
 RUNNABLE = [
     "analytics.md",
+    "cli.md",
     "context.md",
+    "contracts.md",
     "engine.md",
     "runner.md",
     "helpers.md",
@@ -64,7 +66,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
 @pytest.mark.parametrize(
     ("name", "count"),
     [
-        ("testing.md", 4),
+        ("testing.md", 8),
         ("engine.md", 2),
         ("context.md", 9),
         ("runner.md", 6),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,16 @@ def load(name: str) -> ModuleType:
 
 
 def test_the_examples_are_listed() -> None:
-    assert list_examples() == ["cancellation", "guard_retry", "quickstart", "streaming"]
+    assert list_examples() == [
+        "cancellation",
+        "deadline",
+        "flaky_retry",
+        "guard_retry",
+        "many_runs",
+        "quickstart",
+        "streaming",
+        "subpipelines",
+    ]
     assert list_examples() == sorted(
         p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")
     )
@@ -34,8 +44,8 @@ def test_listing_and_usage_from_the_command_line() -> None:
     assert listed.stdout.split() == list_examples()
     wrong = subprocess.run([*command, "nope"], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2
-    assert wrong.stderr == (
-        "usage: python -m stageflow_trio.examples [cancellation|guard_retry|quickstart|streaming]\n"
+    assert (
+        wrong.stderr == f"usage: python -m stageflow_trio.examples [{'|'.join(list_examples())}]\n"
     )
 
 
@@ -140,9 +150,97 @@ def test_the_command_line_entry_in_process(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out.split() == list_examples()
     assert main(["nope"]) == 2
     assert main(["guard_retry", "quickstart"]) == 2
-    usage = (
-        "usage: python -m stageflow_trio.examples [cancellation|guard_retry|quickstart|streaming]\n"
-    )
+    usage = f"usage: python -m stageflow_trio.examples [{'|'.join(list_examples())}]\n"
     assert capsys.readouterr().err == usage * 2
     assert main(["guard_retry"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize("name", list_examples())
+def test_each_example_has_a_launcher_at_the_top_that_runs_it(name: str) -> None:
+    """``python examples/NAME.py`` from a checkout runs the package's example."""
+    launcher = ROOT / "examples" / f"{name}.py"
+    assert launcher.is_file()
+    # The checkout first on the path: this worktree's package, whatever the venv points at.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(launcher)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+
+def test_no_launcher_without_an_example() -> None:
+    assert sorted(p.stem for p in (ROOT / "examples").glob("*.py")) == list_examples()
+
+
+async def test_flaky_retry_backs_off_100_then_200_ms(autojump_clock: trio.abc.Clock) -> None:
+    out = await load("flaky_retry").main()
+    # Each call takes 50 ms; the retries wait 100 ms, then 200 ms.
+    assert out["calls"] == [0.0, 0.15, 0.4]
+    assert [(r["attempt"], r["delay_ms"]) for r in out["retries"]] == [(1, 100), (2, 200)]
+    assert out["results"]["ask"].data == {"text": "answer to 'what is trio?'"}
+
+
+async def test_deadline_example_stops_cleanly_on_the_deadline_and_on_ctrl_c(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log = await load("deadline").main()
+    assert log == [
+        "[t=0.00s] fetch: connection opened",
+        "[t=2.00s] summarize: cancelled",
+        "[t=2.00s] cleanup: connection released",
+        "1. deadline of 2.0s reached",
+        "[t=2.00s] fetch: connection opened",
+        "[t=2.50s] summarize: cancelled",
+        "[t=2.50s] cleanup: connection released",
+        "2. cancelled (Ctrl-C); finished: ['fetch'] after 0.50s",
+    ]
+
+
+async def test_deadline_example_completes_within_a_long_deadline(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    deadline = load("deadline")
+    log: list[str] = []
+    assert await deadline.run_safely(deadline.build_graph(log), 10.0) == "completed"
+    assert log[-1] == "[t=5.20s] cleanup: connection released"
+
+
+async def test_many_runs_example_answers_every_request_in_its_nursery(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    out = await load("many_runs").main()
+    assert out["replies"] == [
+        ("why?", "4 facts", 0.45),
+        ("how so?", "7 facts", 0.75),
+        ("statement", "error: not a question: 'statement'", 0.9),
+        ("ok?", "3 facts", 1.1),
+        ("what is a nursery?", "18 facts", 2.3),
+    ]
+    assert out["finished_at"] == 2.3
+
+
+async def test_subpipelines_example_cancels_the_whole_tree(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    out = await load("subpipelines").main()
+    log = out["log"]
+    # Every run of the tree started at once and was stopped by the watchdog at 1 s.
+    assert sorted(line for line in log if "started" in line) == sorted(
+        f"[t=0.00s] {name}: started"
+        for name in ("search_web", "search_docs", "fetch_page", "fetch_page")
+    )
+    stopped = [line for line in log if "stopped" in line]
+    assert len(stopped) == 4
+    assert all(line.startswith("[t=1.00s]") for line in stopped)
+    # Each search stops only after its own grandchild (its finally runs last).
+    for search in ("search_web", "search_docs"):
+        assert log.index(f"[t=1.00s] {search}: stopped, its resources released") > log.index(
+            "[t=1.00s] watchdog: the user has gone; cancelling the tree"
+        )
+    assert out["depths"] == [2, 2, 1, 1, 0]
+    assert out["results"]["research"].data == {
+        "children": ["Child pipeline canceled: user hung up"] * 2
+    }
+    assert out["results"]["watchdog"].data == {"cancelled": 5}

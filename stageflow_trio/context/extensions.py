@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._serialization import converter
 from stageflow_trio.context._codec import _freeze_mapping, _is_mapping
 
@@ -79,6 +80,7 @@ def _serialize_value(value: Any) -> Any:
 
 # Not slotted: subclasses may be dataclasses, which keep their fields in
 # __dict__, and a slotted attrs base would pickle and copy only its own (no) fields.
+@frozen_compat
 @attrs.frozen(slots=False)
 class ExtensionBundle:
     """Base class for typed snapshot extensions.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.events.sink import EventSink
 from stageflow_trio.stages.inputs import StageInputs
@@ -63,6 +64,7 @@ class CleanupTarget(Protocol):
         """Add ``callback``, run when the run ends."""
 
 
+@frozen_compat
 @attrs.frozen
 class StageContext:
     """The frozen execution context of one stage run.

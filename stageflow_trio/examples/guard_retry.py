@@ -5,7 +5,8 @@ and a GuardRetryPolicy makes a failing guard re-run ``draft`` (at most 4 times,
 giving up early if the guard keeps failing the same way). ``publish`` waits for
 the guard's final verdict. Every guard_retry.* event is printed.
 
-Run it: ``python -m stageflow_trio.examples guard_retry``.
+Run it: ``python -m stageflow_trio.examples guard_retry``, or through the command line
+with a live view: ``stageflow-trio run stageflow_trio.examples.guard_retry``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import trio
 import trio.lowlevel
 
 from stageflow_trio.core import StageContext, StageKind, StageOutput
-from stageflow_trio.pipeline import GuardRetryPolicy, GuardRetryStrategy, Pipeline
+from stageflow_trio.pipeline import (
+    GuardRetryPolicy,
+    GuardRetryStrategy,
+    Pipeline,
+    UnifiedStageGraph,
+)
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
 
-__all__ = ["Drafter", "main"]
+__all__ = ["Drafter", "build_graph", "main"]
 
 DRAFTS = ["Too short.", "Still short!", "This answer is finally long enough."]
 
@@ -50,11 +56,11 @@ async def publish(ctx: StageContext) -> StageOutput:
     return StageOutput.ok(published=ctx.inputs.get_from("draft", "text"))
 
 
-async def main() -> dict[str, Any]:
-    drafter = Drafter()
-    graph = (
+def build_graph(drafter: Drafter | None = None) -> UnifiedStageGraph:
+    """draft -> guard -> publish, the guard sending failures back to ``draft``."""
+    return (
         Pipeline(name="answer")
-        .with_stage("draft", drafter, StageKind.TRANSFORM)
+        .with_stage("draft", drafter if drafter is not None else Drafter(), StageKind.TRANSFORM)
         .with_stage("guard", guard, StageKind.GUARD, dependencies=("draft",))
         .with_stage("publish", publish, StageKind.WORK, dependencies=("draft", "guard"))
         .build(
@@ -63,6 +69,11 @@ async def main() -> dict[str, Any]:
             )
         )
     )
+
+
+async def main() -> dict[str, Any]:
+    drafter = Drafter()
+    graph = build_graph(drafter)
     sink = RecordingEventSink()
     results = await graph.run(create_test_stage_context(event_sink=sink))
     for event_type, data in sink.events:

@@ -31,6 +31,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_seconds
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import utc_now_iso, uuid4
 
@@ -105,6 +106,7 @@ class ApprovalRequest:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ApprovalDecision:
     """The decision on an approval request.

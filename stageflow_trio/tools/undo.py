@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_seconds
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import monotonic
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["UndoEntry", "UndoStore", "clear_undo_store", "get_undo_store", "set_undo_store"]
 
 
+@frozen_compat
 @attrs.frozen
 class UndoEntry:
     """A stored entry.

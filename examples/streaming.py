@@ -1,0 +1,14 @@
+"""Streaming audio with backpressure, shown in virtual time.
+
+A launcher: the example's code is ``stageflow_trio/examples/streaming.py``, inside the
+package, so that an installed wheel has it too (``stageflow-trio examples run streaming``).
+Run it from a checkout with ``python examples/streaming.py``.
+"""
+
+from __future__ import annotations
+
+from stageflow_trio.examples import run_example
+from stageflow_trio.examples.streaming import stream as stream
+
+if __name__ == "__main__":
+    run_example("streaming")

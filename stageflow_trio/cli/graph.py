@@ -1,0 +1,116 @@
+"""Draw a pipeline's DAG: Mermaid, Graphviz dot, or plain text.
+
+Each stage shows its kind; a conditional stage (one that may be skipped) is drawn
+dashed in Mermaid and dot, and marked ``conditional`` in text. Edges point from a
+dependency to the stage that waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import attrs
+
+from stageflow_trio._frozen import frozen_compat
+from stageflow_trio.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from stageflow_trio.cli.targets import PipelineLike
+
+__all__ = ["FORMATS", "StageNode", "render_graph", "stage_nodes"]
+
+FORMATS = ("mermaid", "dot", "text")
+
+
+@frozen_compat
+@attrs.frozen
+class StageNode:
+    """One stage as drawn: its name, kind (``None`` when the graph has none), dependencies."""
+
+    name: str
+    kind: str | None
+    dependencies: tuple[str, ...]
+    conditional: bool
+
+
+def stage_nodes(target: PipelineLike) -> list[StageNode]:
+    """The stages of a Pipeline (unbuilt) or a built graph, in insertion order."""
+    specs = list(target.stages.values()) if isinstance(target, Pipeline) else target.stage_specs
+    return [
+        StageNode(
+            spec.name,
+            None if spec.kind is None else spec.kind.value,
+            tuple(spec.dependencies),
+            spec.conditional,
+        )
+        for spec in specs
+    ]
+
+
+def _label(node: StageNode) -> str:
+    return node.name if node.kind is None else f"{node.name} ({node.kind})"
+
+
+def _mermaid(nodes: list[StageNode]) -> str:
+    ids = {node.name: f"s{index}" for index, node in enumerate(nodes)}
+    lines = ["flowchart TD"]
+    for node in nodes:
+        # &quot; is Mermaid's escape for a double quote inside a quoted label.
+        label = _label(node).replace('"', "&quot;")
+        lines.append(f'    {ids[node.name]}["{label}"]')
+    lines.extend(
+        f"    {ids[dep]} --> {ids[node.name]}"
+        for node in nodes
+        for dep in node.dependencies
+        if dep in ids
+    )
+    conditional = [ids[node.name] for node in nodes if node.conditional]
+    if conditional:
+        lines.append("    classDef conditional stroke-dasharray: 5 5")
+        lines.append(f"    class {','.join(conditional)} conditional")
+    return "\n".join(lines)
+
+
+def _dot(nodes: list[StageNode], title: str) -> str:
+    # json.dumps quotes and escapes a string as a dot ID (both use C-style escapes).
+    lines = [f"digraph {json.dumps(title)} {{", "    node [shape=box];"]
+    for node in nodes:
+        style = ", style=dashed" if node.conditional else ""
+        lines.append(f"    {json.dumps(node.name)} [label={json.dumps(_label(node))}{style}];")
+    lines.extend(
+        f"    {json.dumps(dep)} -> {json.dumps(node.name)};"
+        for node in nodes
+        for dep in node.dependencies
+    )
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _text(nodes: list[StageNode], title: str) -> str:
+    width = max((len(node.name) for node in nodes), default=0)
+    kind_width = max((len(node.kind or "-") for node in nodes), default=0)
+    lines = [f"{title}: {len(nodes)} stage{'s' if len(nodes) != 1 else ''}"]
+    for node in nodes:
+        after = f"after {', '.join(node.dependencies)}" if node.dependencies else "first"
+        flag = "  conditional" if node.conditional else ""
+        lines.append(f"  {node.name:<{width}}  {node.kind or '-':<{kind_width}}  {after}{flag}")
+    return "\n".join(lines)
+
+
+def render_graph(target: PipelineLike, format: str = "mermaid", *, title: str = "pipeline") -> str:
+    """``target``'s DAG in ``format`` (one of :data:`FORMATS`), without a final newline.
+
+    Raises:
+        ValueError: ``format`` is not one of :data:`FORMATS`.
+    """
+    if format not in FORMATS:
+        raise ValueError(
+            f"render_graph: format must be one of {', '.join(FORMATS)}; got {format!r}"
+        )
+    nodes = stage_nodes(target)
+    if format == "mermaid":
+        return _mermaid(nodes)
+    if format == "dot":
+        return _dot(nodes, title)
+    return _text(nodes, title)

@@ -1,0 +1,298 @@
+"""The ``stageflow-trio`` command: ``run``, ``graph``, ``lint``, ``timeline``, ``examples``.
+
+Every problem with the input (no such file, an attribute that is not a pipeline, a
+pipeline file that raises on import, an unknown format) is one line on stderr and a
+non-zero exit status; ``--debug`` adds the traceback. Exit statuses: 0 success; 1 a
+stage failed, or ``lint`` found errors (as the reference's linter); 2 bad input; 3 a
+stage cancelled the run; 124 ``--timeout`` passed; 130 interrupted (Ctrl-C); 141 the
+reader of the output went away (``| head``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+import uuid
+from functools import partial
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, NoReturn
+
+import trio
+
+from stageflow_trio.cli.graph import FORMATS, render_graph
+from stageflow_trio.cli.lint import DependencyLintResult, IssueSeverity, lint_file
+from stageflow_trio.cli.run import (
+    EXIT_INTERRUPTED,
+    JsonView,
+    LiveView,
+    PlainView,
+    RunOptions,
+    View,
+    run_graph,
+)
+from stageflow_trio.cli.targets import TargetError, build_target, load_target
+from stageflow_trio.cli.timeline import read_events, render_timeline
+from stageflow_trio.examples import list_examples, run_example
+from stageflow_trio.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "PROG", "main"]
+
+PROG = "stageflow-trio"
+EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it
+_IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
+
+
+class _BadInput(Exception):
+    """A one-line message for the user; ``__cause__`` is what ``--debug`` shows."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (``PROG CMD: error: ...``), not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Run, draw, lint and trace stageflow_trio pipelines.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run a pipeline once, with a live view")
+    run.add_argument("target", help="path/file.py[:NAME] or module:NAME")
+    run.add_argument("--input", dest="input_text", help="the snapshot's input_text")
+    for field in _IDS:
+        run.add_argument(f"--{field.replace('_', '-')}", dest=field, metavar="UUID")
+    run.add_argument("--topology", help="the snapshot's topology (default: the pipeline's name)")
+    run.add_argument("--execution-mode", help="the snapshot's execution mode")
+    run.add_argument("--timeout", type=float, metavar="S", help="cancel the run after S seconds")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="write events and result as JSON lines")
+    shown.add_argument(
+        "--plain", action="store_true", help="one line per event, even on a terminal"
+    )
+    run.add_argument("--events", metavar="FILE", help="also write every event to FILE (JSON lines)")
+
+    graph = commands.add_parser("graph", help="draw a pipeline's DAG")
+    graph.add_argument("target", help="path/file.py[:NAME] or module:NAME")
+    graph.add_argument("--format", choices=FORMATS, default="mermaid")
+
+    lint = commands.add_parser("lint", help="check a pipeline file's dependencies")
+    lint.add_argument("file", help="Python file defining the pipeline(s)")
+    lint.add_argument("--verbose", "-v", action="store_true", help="include info-level issues")
+    lint.add_argument("--json", action="store_true", help="output JSON")
+    lint.add_argument("--strict", action="store_true", help="treat warnings as errors")
+
+    timeline = commands.add_parser("timeline", help="render a run's events as an HTML timeline")
+    timeline.add_argument("events", help="a JSON-lines file from run --events or run --json")
+    timeline.add_argument("-o", "--output", help="the HTML file (default: EVENTS with .html)")
+
+    examples = commands.add_parser("examples", help="list the bundled examples, or run one")
+    actions = examples.add_subparsers(dest="action", parser_class=_Parser)
+    actions.add_parser("list", help="list them, one a line (the default)")
+    example_run = actions.add_parser("run", help="run one")
+    example_run.add_argument("name")
+    return parser
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    ids = {}
+    for field in _IDS:
+        value = getattr(args, field)
+        if value is not None:
+            try:
+                ids[field] = uuid.UUID(value)
+            except ValueError:
+                option = "--" + field.replace("_", "-")
+                raise _BadInput(f"{option}: not a UUID: {value!r}") from None
+    if args.timeout is not None and not args.timeout > 0:
+        raise _BadInput(f"--timeout: must be a positive number of seconds; got {args.timeout:g}")
+    return RunOptions(
+        input_text=args.input_text,
+        ids=ids,
+        topology=args.topology,
+        execution_mode=args.execution_mode,
+        timeout=args.timeout,
+    )
+
+
+def _title(target: object, fallback: str) -> str:
+    return target.name if isinstance(target, Pipeline) else fallback
+
+
+def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
+    options = _run_options(args)
+    target = load_target(args.target)
+    title = _title(target, args.target)
+    graph = build_target(target, args.target)
+    view: View
+    if args.json:
+        view = JsonView(out)
+    elif out.isatty() and not args.plain:
+        view = LiveView(out, title)
+    else:
+        view = PlainView(out)
+    events_file = None
+    if args.events is not None:
+        try:
+            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _BadInput(f"--events: cannot write {args.events}: {exc.strerror}") from exc
+    try:
+        return trio.run(
+            partial(run_graph, graph, options, view, title=title, events_file=events_file)
+        )
+    finally:
+        if events_file is not None:
+            events_file.close()
+
+
+def _command_graph(args: argparse.Namespace, out: IO[str]) -> int:
+    target = load_target(args.target)
+    print(render_graph(target, args.format, title=_title(target, args.target)), file=out)
+    return 0
+
+
+def _lint_json(
+    result: DependencyLintResult, verbose: bool, contracts: Sequence[Mapping[str, str | None]]
+) -> str:
+    return json.dumps(
+        {
+            "valid": result.valid,
+            "stage_count": result.stage_count,
+            "dependency_count": result.dependency_count,
+            "issues": [
+                {
+                    "stage_name": issue.stage_name,
+                    "message": issue.message,
+                    "severity": issue.severity.value,
+                    "accessed_stage": issue.accessed_stage,
+                    "suggestion": issue.suggestion,
+                    "line_number": issue.line_number,
+                }
+                for issue in result.issues
+                if verbose or issue.severity is not IssueSeverity.INFO
+            ],
+            "contract_errors": contracts,
+        },
+        indent=2,
+    )
+
+
+def _command_lint(args: argparse.Namespace, out: IO[str]) -> int:
+    # The reference's statuses and messages: 1 for a missing or failing file.
+    try:
+        result, contracts = lint_file(args.file)
+    except FileNotFoundError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"Error importing file: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        return 1
+    if args.strict and result.warnings:
+        result.valid = False
+    if args.json:
+        print(_lint_json(result, args.verbose, [c.to_dict() for c in contracts]), file=out)
+    else:
+        if not args.verbose:
+            result = DependencyLintResult(
+                valid=result.valid,
+                issues=[i for i in result.issues if i.severity is not IssueSeverity.INFO],
+                stage_count=result.stage_count,
+                dependency_count=result.dependency_count,
+            )
+        print(result, file=out)
+        if contracts:
+            print("\nContract errors (from build()):", file=out)
+            for contract in contracts:
+                print(f"  {contract}".replace("\n", "\n  "), file=out)
+    return 0 if result.valid else 1
+
+
+def _command_timeline(args: argparse.Namespace, out: IO[str]) -> int:
+    source = Path(args.events)
+    try:
+        records = read_events(source)
+    except OSError as exc:
+        raise _BadInput(f"cannot read {args.events}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise _BadInput(str(exc)) from exc
+    if not records:
+        raise _BadInput(f"{args.events} holds no events (write some with run --events FILE)")
+    target = Path(args.output) if args.output is not None else source.with_suffix(".html")
+    try:
+        target.write_text(render_timeline(records, title=source.name), encoding="utf-8")
+    except OSError as exc:
+        raise _BadInput(f"cannot write {target}: {exc.strerror}") from exc
+    print(f"wrote {target}", file=out)
+    return 0
+
+
+def _summary(name: str) -> str:
+    doc = importlib.import_module(f"stageflow_trio.examples.{name}").__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _command_examples(args: argparse.Namespace, out: IO[str]) -> int:
+    names = list_examples()
+    if args.action == "run":
+        if args.name not in names:
+            raise _BadInput(f"no example named {args.name!r}; choose one of {', '.join(names)}")
+        run_example(args.name)
+        return 0
+    width = max(len(name) for name in names)
+    for name in names:
+        print(f"{name:<{width}}  {_summary(name)}", file=out)
+    return 0
+
+
+_COMMANDS = {
+    "run": _command_run,
+    "graph": _command_graph,
+    "lint": _command_lint,
+    "timeline": _command_timeline,
+    "examples": _command_examples,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (``sys.argv[1:]`` by default); the exit status.
+
+    Usage errors exit through argparse (SystemExit with status 2).
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args, sys.stdout)
+    except (_BadInput, TargetError, ValueError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`stageflow-trio graph X | head -1`): stop quietly.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null, so the flush at exit cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

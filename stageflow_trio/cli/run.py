@@ -1,0 +1,406 @@
+"""``stageflow-trio run``: run a built graph once and show its progress.
+
+Three views of the same events: :class:`LiveView` redraws a block of lines on a
+terminal (stages done / total, a progress bar, what is running and for how long,
+durations and failures); :class:`PlainView` prints one line per event when the
+output is not a terminal; :class:`JsonView` writes every event, then the result,
+as JSON lines. ``--events FILE`` writes the JSON event lines to a file as well.
+
+The run is one nursery: the graph, the view's clock and a SIGINT receiver. The
+first Ctrl-C cancels the run's :class:`~stageflow_trio.pipeline.CancellationToken`,
+so running stages are interrupted, the run's cleanup callbacks run and the events
+so far are written; the exit status is then 130. ``--timeout`` is a
+``trio.move_on_after`` around the run (exit status 124, as ``timeout(1)``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import IO, Any, Protocol
+
+import attrs
+import trio
+
+from stageflow_trio._frozen import frozen_compat
+from stageflow_trio.context import ContextSnapshot, RunIdentity
+from stageflow_trio.core import PipelineTimer, StageContext, StageOutput
+from stageflow_trio.pipeline import (
+    CancellationToken,
+    UnifiedPipelineCancelled,
+    UnifiedStageExecutionError,
+    UnifiedStageGraph,
+)
+from stageflow_trio.stages import StageInputs
+
+__all__ = [
+    "EXIT_CANCELLED",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "JsonView",
+    "LiveView",
+    "PlainView",
+    "RunOptions",
+    "RunRecorder",
+    "View",
+    "run_graph",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a stage failed
+EXIT_CANCELLED = 3  # a stage returned CANCEL
+EXIT_TIMEOUT = 124  # as timeout(1)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+
+_TERMINAL = frozenset({"completed", "failed", "cancelled", "skipped"})
+
+
+def _json_line(record: Mapping[str, Any]) -> str:
+    # default=str: event data may hold UUIDs, datetimes or an application's objects.
+    return json.dumps(record, default=str, ensure_ascii=False)
+
+
+def output_dict(output: StageOutput) -> dict[str, Any]:
+    """A stage output as ``{status, data, error, duration_ms}`` for the JSON result."""
+    return {
+        "status": output.status.value,
+        "data": dict(output.data),
+        "error": output.error,
+        "duration_ms": output.duration_ms,
+    }
+
+
+@frozen_compat
+@attrs.frozen
+class RunOptions:
+    """What ``run`` was asked for, besides the pipeline.
+
+    Attributes:
+        input_text: The snapshot's ``input_text``.
+        ids: ``{field: UUID}`` for the snapshot's RunIdentity (``request_id``, ...).
+        topology: The snapshot's topology (the pipeline's name by default).
+        execution_mode: The snapshot's execution mode.
+        timeout: Seconds before the run is cancelled, or None.
+    """
+
+    input_text: str | None = None
+    ids: Mapping[str, uuid.UUID] = attrs.field(factory=dict)
+    topology: str | None = None
+    execution_mode: str | None = None
+    timeout: float | None = None
+
+
+@attrs.define
+class StageState:
+    """What the views know of a stage: its status, attempts and last duration."""
+
+    status: str = "pending"
+    attempts: int = 0
+    started_at: float | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+
+
+class View(Protocol):
+    """How a run is shown: told of each event, then of the outcome."""
+
+    def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event (``{"type", "data"}``) as it happens."""
+        ...
+
+    async def tick(self, recorder: RunRecorder) -> None:
+        """Refresh the view while the run goes on (a view with nothing to refresh waits forever)."""
+        ...
+
+    def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended: its status and the last stages' outputs."""
+        ...
+
+
+class RunRecorder:
+    """The run's event sink: keeps every event, the stages' states, and tells the view.
+
+    Each event becomes ``{"event": type, "t": seconds since the run started (trio's
+    clock), "data": data}``; ``events_file``, if given, gets it as a JSON line at once.
+    """
+
+    def __init__(self, stages: list[str], view: View, events_file: IO[str] | None = None) -> None:
+        self.stages: dict[str, StageState] = {name: StageState() for name in stages}
+        self.records: list[dict[str, Any]] = []
+        self.view = view
+        self.events_file = events_file
+        self.started: float = trio.current_time()
+
+    def elapsed(self) -> float:
+        """Seconds since the run started, on trio's clock."""
+        return trio.current_time() - self.started
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:
+        """Record an event. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        self.try_emit(type=type, data=data)
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:
+        """Record an event; not a checkpoint."""
+        now = self.elapsed()
+        record = {"event": type, "t": round(now, 6), "data": data}
+        self.records.append(record)
+        self._update(type, data or {}, now)
+        if self.events_file is not None:
+            self.events_file.write(_json_line(record) + "\n")
+        self.view.event(self, record)
+
+    def _update(self, type: str, data: Mapping[str, Any], now: float) -> None:
+        if not type.startswith("stage."):
+            return
+        name, _, status = type[len("stage.") :].rpartition(".")
+        state = self.stages.get(name)
+        if state is None:
+            return
+        if status == "started":
+            state.status, state.started_at, state.error = "running", now, None
+            state.attempts += 1
+        elif status in _TERMINAL:
+            state.status = status
+            state.duration_ms = data.get("duration_ms")
+            error = data.get("error", data.get("reason"))
+            state.error = None if error is None else str(error)
+
+    def counts(self) -> tuple[int, int]:
+        """(stages finished, stages in all)."""
+        done = sum(state.status in _TERMINAL for state in self.stages.values())
+        return done, len(self.stages)
+
+
+def _bar(done: int, total: int, width: int = 24) -> str:
+    filled = width * done // total if total else width
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def _outcome_line(outcome: Mapping[str, Any]) -> str:
+    status = outcome["status"]
+    seconds = f"{outcome['duration_s']:.3f}s"
+    if status == "completed":
+        return f"completed in {seconds}"
+    return f"{status} after {seconds}: {outcome['error']}"
+
+
+class PlainView:
+    """One line per event, for a pipe or a file; then the outputs of the last stages."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event."""
+        data = record["data"] or {}
+        details = [
+            f"{key}={data[key]}" for key in ("duration_ms", "error", "reason") if key in data
+        ]
+        line = f"{record['t']:9.3f}s  {record['event']}"
+        if details:
+            line += "  " + " ".join(details)
+        print(line, file=self.out, flush=True)
+
+    async def tick(self, recorder: RunRecorder) -> None:
+        """Refresh the view (see :meth:`View.tick`)."""
+        await trio.lowlevel.checkpoint()
+
+    def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended."""
+        for name, output in outcome["final_outputs"].items():
+            print(f"{name}: {_json_line(output['data'])}", file=self.out)
+        done, total = recorder.counts()
+        print(f"{done}/{total} stages; {_outcome_line(outcome)}", file=self.out, flush=True)
+
+
+class LiveView:
+    """A block of lines redrawn in place with ANSI escapes, on every event and 10 times a second."""
+
+    REFRESH = 0.1
+    _COLOURS = {  # noqa: RUF012 - read-only table
+        "completed": "\x1b[32m",
+        "failed": "\x1b[31m",
+        "cancelled": "\x1b[33m",
+        "skipped": "\x1b[2m",
+        "running": "\x1b[36m",
+        "pending": "\x1b[2m",
+    }
+    _RESET = "\x1b[0m"
+
+    def __init__(self, out: IO[str], title: str) -> None:
+        self.out = out
+        self.title = title
+        self.drawn: int = 0
+
+    def lines(self, recorder: RunRecorder) -> list[str]:
+        """The block as it stands (also what a test reads)."""
+        done, total = recorder.counts()
+        now = recorder.elapsed()
+        lines = [
+            f"{self.title}  {_bar(done, total)} {done}/{total} stages  {now:6.2f}s",
+        ]
+        for name, state in recorder.stages.items():
+            colour = self._COLOURS[state.status]
+            if state.status == "running":
+                assert state.started_at is not None
+                timing = f"{now - state.started_at:6.2f}s"
+            elif state.duration_ms is not None:
+                timing = f"{state.duration_ms:5d}ms"
+            else:
+                timing = ""
+            parts = [f"  {colour}{state.status:<9}{self._RESET} {name}"]
+            if timing:
+                parts.append(timing)
+            if state.attempts > 1:
+                parts.append(f"(attempt {state.attempts})")
+            if state.error is not None:
+                parts.append(state.error)
+            line = "  ".join(parts)
+            lines.append(line)
+        return lines
+
+    def redraw(self, recorder: RunRecorder) -> None:
+        """Move up over the last drawing, clear it, draw anew."""
+        lines = self.lines(recorder)
+        up = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
+        self.out.write(up + "\n".join(lines) + "\n")
+        self.out.flush()
+        self.drawn = len(lines)
+
+    def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event."""
+        self.redraw(recorder)
+
+    async def tick(self, recorder: RunRecorder) -> None:
+        """Redraw every :attr:`REFRESH` seconds, for the running stages' clocks; never returns."""
+        while True:
+            self.redraw(recorder)
+            await trio.sleep(self.REFRESH)
+
+    def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended."""
+        self.redraw(recorder)
+        for name, output in outcome["final_outputs"].items():
+            print(f"{name}: {_json_line(output['data'])}", file=self.out)
+        print(_outcome_line(outcome), file=self.out, flush=True)
+
+
+class JsonView:
+    """Every event as a JSON line as it happens, then ``{"result": ...}`` as the last line."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event."""
+        print(_json_line(record), file=self.out, flush=True)
+
+    async def tick(self, recorder: RunRecorder) -> None:
+        """Refresh the view (see :meth:`View.tick`)."""
+        await trio.lowlevel.checkpoint()
+
+    def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended."""
+        result = {key: value for key, value in outcome.items() if key != "final_outputs"}
+        print(_json_line({"result": result}), file=self.out, flush=True)
+
+
+def _context(graph_name: str, options: RunOptions, recorder: RunRecorder) -> StageContext:
+    ids: dict[str, Any] = {"pipeline_run_id": uuid.uuid4(), **options.ids}
+    snapshot: ContextSnapshot[Any] = ContextSnapshot(
+        run_id=RunIdentity(**ids),
+        input_text=options.input_text,
+        topology=options.topology if options.topology is not None else graph_name,
+        execution_mode=options.execution_mode,
+    )
+    return StageContext(
+        snapshot=snapshot,
+        inputs=StageInputs(snapshot=snapshot),
+        stage_name=graph_name,
+        timer=PipelineTimer(),
+        event_sink=recorder,
+    )
+
+
+async def _on_sigint(
+    token: CancellationToken,
+    interrupted: list[bool],
+    *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Turn Ctrl-C into a cancelled token (the run's own graceful stop).
+
+    Later Ctrl-Cs change nothing: the run is already stopping, and its cleanup is
+    bounded by the graph's ``cleanup_timeout``.
+    """
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        task_status.started()
+        async for _ in signals:
+            interrupted.append(True)
+            token.cancel("interrupted (Ctrl-C)")
+
+
+def _final_stages(graph: UnifiedStageGraph) -> list[str]:
+    """The stages nothing depends on: their outputs are the run's answer."""
+    needed = {dep for spec in graph.stage_specs for dep in spec.dependencies}
+    return [spec.name for spec in graph.stage_specs if spec.name not in needed]
+
+
+async def run_graph(
+    graph: UnifiedStageGraph,
+    options: RunOptions,
+    view: View,
+    *,
+    title: str = "pipeline",
+    events_file: IO[str] | None = None,
+    handle_sigint: bool = True,
+) -> int:
+    """Run ``graph`` once, showing it through ``view``; the exit status. A checkpoint.
+
+    With ``handle_sigint`` (the main thread only), SIGINT cancels the run
+    gracefully instead of raising KeyboardInterrupt.
+    """
+    recorder = RunRecorder([spec.name for spec in graph.stage_specs], view, events_file)
+    ctx = _context(title, options, recorder)
+    token = CancellationToken()
+    interrupted: list[bool] = []
+    results: dict[str, StageOutput] = {}
+    status, error, code = "completed", None, EXIT_OK
+    async with trio.open_nursery() as nursery:
+        if handle_sigint:
+            await nursery.start(_on_sigint, token, interrupted)
+        nursery.start_soon(view.tick, recorder)
+        deadline = trio.move_on_after(options.timeout) if options.timeout is not None else None
+        with deadline if deadline is not None else nullcontext():
+            try:
+                results = await graph.run(ctx, cancel_token=token)
+            except UnifiedStageExecutionError as exc:
+                status, error, code = "failed", str(exc), EXIT_FAILED
+            except UnifiedPipelineCancelled as exc:
+                results = dict(exc.results)
+                if interrupted:
+                    status, error, code = "interrupted", exc.reason, EXIT_INTERRUPTED
+                else:
+                    status, error, code = "cancelled", str(exc), EXIT_CANCELLED
+        if deadline is not None and deadline.cancelled_caught:
+            status = "timed out"
+            error = f"the deadline of {options.timeout:g}s passed"
+            code = EXIT_TIMEOUT
+        nursery.cancel_scope.cancel(reason="the run is over")
+    outputs = {name: output_dict(output) for name, output in results.items()}
+    outcome = {
+        "status": status,
+        "exit_status": code,
+        "error": error,
+        "duration_s": round(recorder.elapsed(), 6),
+        "outputs": outputs,
+        "final_outputs": {name: outputs[name] for name in _final_stages(graph) if name in outputs},
+    }
+    view.finish(recorder, outcome)
+    return code
