@@ -2,7 +2,8 @@
 
 Projected payloads are compared with the reference's on the same messages;
 where neither the message nor the context carries an id, both draw UUID4s, so
-``uuid.uuid4`` is replaced by one counter shared by both.
+both ``uuid.uuid4`` (the reference's) and the projector's ``uuid4`` are replaced by one
+counter.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def ref_service(reference: ModuleType) -> ModuleType:
 
 @pytest.fixture
 def restart_uuids(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Make uuid.uuid4 count 00..01, 00..02, ...; the returned function restarts the count.
+    """Make both packages' UUID4s count 00..01, 00..02, ...; the returned function restarts.
 
-    Both packages call ``uuid.uuid4`` through the module, so both see the counter.
+    The reference calls ``uuid.uuid4`` through the module; the projector draws from
+    ``stageflow_trio._time.uuid4`` (which builds the UUID itself), imported by name.
     """
     counter = itertools.count(1)
 
@@ -63,6 +65,7 @@ def restart_uuids(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         counter = itertools.count(1)
 
     monkeypatch.setattr(uuid, "uuid4", fake)
+    monkeypatch.setattr(service, "uuid4", fake)
     return restart
 
 
