@@ -11,6 +11,7 @@ from uuid import UUID
 import attrs
 import trio
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyStore
 from stageflow_trio.stages.result import StageResult
@@ -132,6 +133,7 @@ class Wakeups:
             watched.event.set()
 
 
+@frozen_compat
 @attrs.frozen
 class Stores:
     """The stores of one backend, opened together by :func:`~stageflow_trio.stores.open_stores`.
