@@ -35,6 +35,7 @@ RUN_ELSEWHERE = {
     "auth.md": "tests/auth/test_guide.py",
     "builders.md": "tests/pipeline/test_pipeline.py",
     "cancellation.md": "tests/pipeline/test_cleanup_helpers.py",
+    "deployment.md": "tests/stores/test_guide.py",
     "events.md": "tests/events/test_sink.py",
     "interceptors.md": "tests/pipeline/test_interceptors_builtin.py",
 }

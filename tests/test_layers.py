@@ -8,7 +8,7 @@ Every module of the package belongs to a layer, named by its first component:
    ``_serialization``, ``protocols``, ``events``, ``compression``, ``projector``, ``route``
 2. the engine: ``_engine``
 3. ``pipeline``, ``observability``, ``tools``, ``auth``
-4. ``helpers``, ``testing``, ``api``, ``advanced``, ``agent`` (the agent runtime drives tools and reads
+4. ``helpers``, ``testing``, ``api``, ``advanced``, ``stores``, ``agent`` (the agent runtime drives tools and reads
    the guardrails and provider responses of ``helpers``)
 5. ``examples``, and the command line (``cli``, ``__main__``), which lists and runs them
 
@@ -68,7 +68,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
-    frozenset({"helpers", "testing", "agent", "api", "advanced"}),
+    frozenset({"helpers", "testing", "agent", "api", "advanced", "stores"}),
     # The command line lists and runs the examples, so it sits beside them.
     frozenset({"examples", "cli", "__main__"}),
 )

@@ -183,6 +183,27 @@ class MemoryStore(Protocol):
         ...
 
 
+def _select(entries: list[MemoryEntry], config: MemoryConfig) -> list[MemoryEntry]:
+    """``entries`` (one session's, oldest first) filtered as :meth:`InMemoryStore.fetch` says."""
+    if config.recency_window_seconds > 0:
+        cutoff = utc_now().timestamp() - config.recency_window_seconds
+        entries = [entry for entry in entries if entry.timestamp.timestamp() > cutoff]
+    if not config.include_system:
+        entries = [entry for entry in entries if entry.role != "system"]
+    if config.max_entries > 0:
+        entries = entries[-config.max_entries :]
+    if config.max_tokens > 0:
+        budget = config.max_tokens
+        kept = 0
+        for entry in reversed(entries):
+            budget -= _tokens(entry.content)
+            if budget < 0:
+                break
+            kept += 1
+        entries = entries[len(entries) - kept :]
+    return list(entries)
+
+
 class InMemoryStore:
     """A :class:`MemoryStore` in this process's memory (lost on exit), for tests and prototypes.
 
@@ -214,24 +235,7 @@ class InMemoryStore:
             raise TypeError(
                 f"InMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
             )
-        entries = self._entries.get(session_id, [])
-        if config.recency_window_seconds > 0:
-            cutoff = utc_now().timestamp() - config.recency_window_seconds
-            entries = [entry for entry in entries if entry.timestamp.timestamp() > cutoff]
-        if not config.include_system:
-            entries = [entry for entry in entries if entry.role != "system"]
-        if config.max_entries > 0:
-            entries = entries[-config.max_entries :]
-        if config.max_tokens > 0:
-            budget = config.max_tokens
-            kept = 0
-            for entry in reversed(entries):
-                budget -= _tokens(entry.content)
-                if budget < 0:
-                    break
-                kept += 1
-            entries = entries[len(entries) - kept :]
-        return list(entries)
+        return _select(self._entries.get(session_id, []), config)
 
     async def write(self, entry: MemoryEntry) -> None:
         """Append ``entry`` to its session. A checkpoint.

@@ -14,14 +14,17 @@ cancelled by its caller (a cancel scope, a failing sibling) a request still
 PENDING becomes CANCELLED before ``Cancelled`` propagates, so nothing is left
 waiting for a decision nobody will read.
 
-The service is in memory, for tests and single-process deployments; all its
-methods run in the task that calls them (there is no background task).
+The service keeps its requests in an :class:`ApprovalBackend`: by default
+:class:`InMemoryApprovalBackend`, for tests and single-process deployments;
+:mod:`stageflow_trio.stores` has shared, durable ones (SQLite, Redis) for
+several worker processes. All its methods run in the task that calls them
+(there is no background task).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import attrs
@@ -134,24 +137,179 @@ def _not_found(request_id: UUID) -> KeyError:
     return KeyError(f"Approval request {request_id} not found")
 
 
+class ApprovalBackend(Protocol):
+    """Where an :class:`ApprovalService` keeps its requests and decisions.
+
+    Every method is async and a checkpoint. :class:`InMemoryApprovalBackend`
+    is the default; :mod:`stageflow_trio.stores` has SQLite and Redis ones,
+    shared between processes (a decision recorded through one process wakes
+    the waiter in another).
+    """
+
+    async def add(self, request: ApprovalRequest) -> None:
+        """Store a new request."""
+        ...
+
+    async def get(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request with this id, or None."""
+        ...
+
+    async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
+        """The newest request for the action, or None."""
+        ...
+
+    async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
+        """The PENDING requests (of the run, when given), oldest first."""
+        ...
+
+    async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
+        """Record ``decision``: the request becomes APPROVED or DENIED (whatever its status),
+        with ``decided_by`` and ``decided_at``; wake its waiters. None if the request is unknown."""
+        ...
+
+    async def close_pending(
+        self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
+    ) -> bool:
+        """If the request is PENDING, make it ``status`` and return True; with a
+        ``decision`` (a cancellation), record it and wake the waiters."""
+        ...
+
+    async def decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """The recorded decision, or None."""
+        ...
+
+    async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """Wait until the request has a decision and return it; None if it was
+        woken but the decision is gone (removed meanwhile). Cancellable."""
+        ...
+
+    async def remove(self, request_id: UUID) -> None:
+        """Forget the request and its decision (no error if unknown); waiters are not woken."""
+        ...
+
+
+class InMemoryApprovalBackend:
+    """The default :class:`ApprovalBackend`: this process's memory, one ``trio.Event`` per request.
+
+    Requests are returned as the stored objects, so a caller holding one sees
+    its status change in place. Nothing in a method checkpoints but its first
+    line, so each call is atomic among trio tasks.
+    """
+
+    def __init__(self) -> None:
+        self._requests: dict[UUID, ApprovalRequest] = {}
+        self._events: dict[UUID, trio.Event] = {}
+        self._decisions: dict[UUID, ApprovalDecision] = {}
+
+    async def add(self, request: ApprovalRequest) -> None:
+        """Store a new request. A checkpoint, taken first."""
+        await trio.lowlevel.checkpoint()
+        self._requests[request.id] = request
+        self._events[request.id] = trio.Event()
+
+    async def get(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request, or None. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return self._requests.get(request_id)
+
+    async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
+        """The newest request for the action, or None. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        for candidate in reversed(self._requests.values()):
+            if candidate.action_id == action_id:
+                return candidate
+        return None
+
+    async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
+        """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return [
+            request
+            for request in self._requests.values()
+            if request.status is ApprovalStatus.PENDING
+            and (pipeline_run_id is None or request.pipeline_run_id == pipeline_run_id)
+        ]
+
+    async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
+        """Record ``decision`` and wake the waiters; None if unknown. A checkpoint, taken first."""
+        await trio.lowlevel.checkpoint()
+        request = self._requests.get(decision.request_id)
+        if request is None:
+            return None
+        request.status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
+        request.decided_by = decision.decided_by
+        request.decided_at = decided_at
+        self._decisions[request.id] = decision
+        self._events[request.id].set()
+        return request
+
+    async def close_pending(
+        self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
+    ) -> bool:
+        """See :meth:`ApprovalBackend.close_pending`. A checkpoint, taken first."""
+        await trio.lowlevel.checkpoint()
+        request = self._requests.get(request_id)
+        if request is None or request.status is not ApprovalStatus.PENDING:
+            return False
+        request.status = status
+        if decision is not None:
+            self._decisions[request_id] = decision
+            self._events[request_id].set()
+        return True
+
+    async def decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """The recorded decision, or None. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return self._decisions.get(request_id)
+
+    async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """Wait on the request's event; its decision then, or None. A checkpoint."""
+        event = self._events.get(request_id)
+        if event is None:
+            await trio.lowlevel.checkpoint()
+            return self._decisions.get(request_id)
+        await event.wait()
+        return self._decisions.get(request_id)
+
+    async def remove(self, request_id: UUID) -> None:
+        """Forget the request and its decision. A checkpoint, taken first."""
+        await trio.lowlevel.checkpoint()
+        self._requests.pop(request_id, None)
+        self._events.pop(request_id, None)
+        self._decisions.pop(request_id, None)
+
+
+# How long a cancelled waiter may spend marking its request CANCELLED (shielded).
+_CANCEL_GRACE_SECONDS = 5.0
+
+
 class ApprovalService:
-    """In-memory approval requests and decisions.
+    """Approval requests and decisions, kept by a backend.
 
     Args:
         default_timeout_seconds: How long :meth:`await_decision` waits when
             given no timeout (60 s; ``math.inf`` waits for ever).
+        backend: Where requests and decisions live; a new
+            :class:`InMemoryApprovalBackend` by default. A shared one (SQLite,
+            Redis: :mod:`stageflow_trio.stores`) lets a decision recorded in
+            one process wake the waiter in another.
 
     Raises:
         TypeError, ValueError: ``default_timeout_seconds`` is not a number >= 0.
     """
 
-    def __init__(self, default_timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self, default_timeout_seconds: float = 60.0, *, backend: ApprovalBackend | None = None
+    ) -> None:
         self.default_timeout_seconds: float = check_seconds(
             "ApprovalService", "default_timeout_seconds", default_timeout_seconds
         )
-        self._requests: dict[UUID, ApprovalRequest] = {}
-        self._events: dict[UUID, trio.Event] = {}
-        self._decisions: dict[UUID, ApprovalDecision] = {}
+        self._backend: ApprovalBackend = InMemoryApprovalBackend() if backend is None else backend
+
+    @property
+    def backend(self) -> ApprovalBackend:
+        """Where requests and decisions live."""
+        return self._backend
 
     async def request_approval(
         self,
@@ -174,8 +332,7 @@ class ApprovalService:
             approval_message=approval_message,
             payload_summary=payload_summary or {},
         )
-        self._requests[request.id] = request
-        self._events[request.id] = trio.Event()
+        await self._backend.add(request)
         return request
 
     async def request(self, request: ApprovalRequest) -> ApprovalRequest:
@@ -218,23 +375,20 @@ class ApprovalService:
             if timeout_seconds is None
             else check_seconds("ApprovalService.await_decision", "timeout_seconds", timeout_seconds)
         )
-        event = self._events.get(request_id)
-        if event is None:
-            await trio.lowlevel.checkpoint()
+        if await self._backend.get(request_id) is None:
             raise _not_found(request_id)
+        decision: ApprovalDecision | None = None
         try:
             with trio.move_on_after(timeout) as scope:
-                await event.wait()
+                decision = await self._backend.wait_decision(request_id)
         except BaseException:
             # Cancelled from outside: nobody will read a decision for this wait.
-            self._cancel_pending(request_id)
+            with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
+                await self._cancel_pending(request_id)
             raise
         if scope.cancelled_caught:
-            request = self._requests.get(request_id)
-            if request is not None and request.status is ApprovalStatus.PENDING:
-                request.status = ApprovalStatus.EXPIRED
+            await self._backend.close_pending(request_id, ApprovalStatus.EXPIRED, None)
             raise TimeoutError
-        decision = self._decisions.get(request_id)
         if decision is None:
             return ApprovalDecision(request_id=request_id, granted=False, reason="no_decision")
         return decision
@@ -255,30 +409,19 @@ class ApprovalService:
         Raises:
             KeyError: ``"Approval request {id} not found"``.
         """
-        await trio.lowlevel.checkpoint()
-        request = self._requests.get(request_id)
-        if request is None:
-            raise _not_found(request_id)
         decision = ApprovalDecision(
             request_id=request_id, granted=granted, decided_by=decided_by, reason=reason
         )
-        request.status = ApprovalStatus.APPROVED if granted else ApprovalStatus.DENIED
-        request.decided_by = decided_by
-        request.decided_at = utc_now_iso()
-        self._decisions[request_id] = decision
-        self._events[request_id].set()
+        if await self._backend.decide(decision, utc_now_iso()) is None:
+            raise _not_found(request_id)
         return decision
 
-    def _cancel_pending(self, request_id: UUID) -> bool:
-        request = self._requests.get(request_id)
-        if request is None or request.status is not ApprovalStatus.PENDING:
-            return False
-        request.status = ApprovalStatus.CANCELLED
-        self._decisions[request_id] = ApprovalDecision(
-            request_id=request_id, granted=False, reason="cancelled"
+    async def _cancel_pending(self, request_id: UUID) -> bool:
+        return await self._backend.close_pending(
+            request_id,
+            ApprovalStatus.CANCELLED,
+            ApprovalDecision(request_id=request_id, granted=False, reason="cancelled"),
         )
-        self._events[request_id].set()
-        return True
 
     async def cancel_request(self, request_id: UUID) -> bool:
         """Cancel request ``request_id`` if it is PENDING, and wake its waiters.
@@ -289,38 +432,26 @@ class ApprovalService:
         Returns:
             True if it was cancelled; False if it is unknown or no longer PENDING.
         """
-        await trio.lowlevel.checkpoint()
-        return self._cancel_pending(request_id)
+        return await self._cancel_pending(request_id)
 
     async def get_request(self, request_id: UUID) -> ApprovalRequest | None:
         """The request with id ``request_id``, or None. A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        return self._requests.get(request_id)
+        return await self._backend.get(request_id)
 
     async def get_status(self, request_or_action_id: UUID) -> ApprovalStatus | None:
         """The status of the request with this id, else of the newest request for
         the action with this id, else None. A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        request = self._requests.get(request_or_action_id)
-        if request is not None:
-            return request.status
-        for candidate in reversed(self._requests.values()):
-            if candidate.action_id == request_or_action_id:
-                return candidate.status
-        return None
+        request = await self._backend.get(request_or_action_id)
+        if request is None:
+            request = await self._backend.latest_for_action(request_or_action_id)
+        return None if request is None else request.status
 
     async def get_pending_requests(
         self, pipeline_run_id: UUID | None = None
     ) -> list[ApprovalRequest]:
         """The PENDING requests (of run ``pipeline_run_id`` when given), oldest first.
         A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        return [
-            request
-            for request in self._requests.values()
-            if request.status is ApprovalStatus.PENDING
-            and (pipeline_run_id is None or request.pipeline_run_id == pipeline_run_id)
-        ]
+        return await self._backend.pending(pipeline_run_id)
 
     async def cleanup(self, request_id: UUID) -> None:
         """Forget request ``request_id`` and its decision (no error if unknown).
@@ -328,10 +459,7 @@ class ApprovalService:
         Does not wake waiters: one still waiting keeps waiting until its timeout.
         A checkpoint, taken before anything changes.
         """
-        await trio.lowlevel.checkpoint()
-        self._requests.pop(request_id, None)
-        self._events.pop(request_id, None)
-        self._decisions.pop(request_id, None)
+        await self._backend.remove(request_id)
 
 
 # -- the process-wide instance ------------------------------------------------

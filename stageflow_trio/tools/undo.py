@@ -6,12 +6,14 @@ clock (``trio.current_time()`` inside a run), so ``MockClock`` drives it in
 tests: an entry is valid up to and including its expiry instant, and the first
 :meth:`UndoStore.get` after that removes it and returns None.
 
-The store is in memory, for tests and single-process deployments.
+The store keeps its entries in an :class:`UndoBackend`: by default
+:class:`InMemoryUndoBackend`, for tests and single-process deployments;
+:mod:`stageflow_trio.stores` has shared, durable ones (SQLite, Redis).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -43,22 +45,114 @@ class UndoEntry:
     expires_at: float
 
 
+class UndoBackend(Protocol):
+    """Where an :class:`UndoStore` keeps its entries. Every method is async and a checkpoint.
+
+    :class:`InMemoryUndoBackend` is the default (the trio clock);
+    :mod:`stageflow_trio.stores` has SQLite and Redis ones (wall-clock TTLs),
+    shared between processes and kept across restarts.
+    """
+
+    async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
+        """Store ``metadata`` under its action id (replacing any, keeping its place in
+        :meth:`get_all`'s order) for ``ttl_seconds`` (``math.inf``: until deleted)."""
+        ...
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live metadata for ``action_id``, or None (an expired entry is removed)."""
+        ...
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry; True if there was one."""
+        ...
+
+    async def cleanup_expired(self) -> int:
+        """Remove every expired entry; return how many."""
+        ...
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """Every live entry's metadata, oldest stored first."""
+        ...
+
+
+class InMemoryUndoBackend:
+    """The default :class:`UndoBackend`: this process's memory, expiry on the trio clock.
+
+    An entry is valid up to and including its expiry instant.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[UUID, UndoEntry] = {}
+
+    async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
+        """Store ``metadata`` for ``ttl_seconds``. A checkpoint, taken first."""
+        await trio.lowlevel.checkpoint()
+        self._entries[metadata.action_id] = UndoEntry(
+            metadata=metadata, expires_at=monotonic() + ttl_seconds
+        )
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live metadata, or None (an expired entry is removed). A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        entry = self._entries.get(action_id)
+        if entry is None:
+            return None
+        if monotonic() > entry.expires_at:
+            del self._entries[action_id]
+            return None
+        return entry.metadata
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry; True if there was one. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        return self._entries.pop(action_id, None) is not None
+
+    async def cleanup_expired(self) -> int:
+        """Remove every expired entry and return how many. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        now = monotonic()
+        expired = [key for key, entry in self._entries.items() if now > entry.expires_at]
+        for key in expired:
+            del self._entries[key]
+        return len(expired)
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """The metadata of every entry not expired, oldest stored first. A checkpoint."""
+        await trio.lowlevel.checkpoint()
+        now = monotonic()
+        return [entry.metadata for entry in self._entries.values() if now <= entry.expires_at]
+
+    def __len__(self) -> int:
+        """How many entries are held, expired ones not yet removed included."""
+        return len(self._entries)
+
+
 class UndoStore:
-    """In-memory undo metadata with a time to live per entry.
+    """Undo metadata with a time to live per entry, kept by a backend.
 
     Args:
         default_ttl_seconds: How long entries live when :meth:`store` is given
             no TTL (3600 s; ``math.inf`` keeps them until deleted).
+        backend: Where entries live; a new :class:`InMemoryUndoBackend` by
+            default. A shared one (SQLite, Redis: :mod:`stageflow_trio.stores`)
+            keeps them across processes and restarts.
 
     Raises:
         TypeError, ValueError: ``default_ttl_seconds`` is not a number >= 0.
     """
 
-    def __init__(self, default_ttl_seconds: float = 3600.0) -> None:
+    def __init__(
+        self, default_ttl_seconds: float = 3600.0, *, backend: UndoBackend | None = None
+    ) -> None:
         self.default_ttl_seconds: float = check_seconds(
             "UndoStore", "default_ttl_seconds", default_ttl_seconds
         )
-        self._entries: dict[UUID, UndoEntry] = {}
+        self._backend: UndoBackend = InMemoryUndoBackend() if backend is None else backend
+
+    @property
+    def backend(self) -> UndoBackend:
+        """Where entries live."""
+        return self._backend
 
     async def store(
         self,
@@ -83,46 +177,34 @@ class UndoStore:
             if ttl_seconds is None
             else check_seconds("UndoStore.store", "ttl_seconds", ttl_seconds)
         )
-        await trio.lowlevel.checkpoint()
         metadata = UndoMetadata(action_id=action_id, tool_name=tool_name, undo_data=undo_data)
-        self._entries[action_id] = UndoEntry(metadata=metadata, expires_at=monotonic() + ttl)
+        await self._backend.put(metadata, ttl)
         return metadata
 
     async def get(self, action_id: UUID) -> UndoMetadata | None:
         """The metadata for ``action_id``; None if there is none or it expired
         (an expired entry is removed). A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        entry = self._entries.get(action_id)
-        if entry is None:
-            return None
-        if monotonic() > entry.expires_at:
-            del self._entries[action_id]
-            return None
-        return entry.metadata
+        return await self._backend.get(action_id)
 
     async def delete(self, action_id: UUID) -> bool:
         """Remove the entry for ``action_id``; True if there was one. A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        return self._entries.pop(action_id, None) is not None
+        return await self._backend.delete(action_id)
 
     async def cleanup_expired(self) -> int:
         """Remove every expired entry and return how many. A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        now = monotonic()
-        expired = [key for key, entry in self._entries.items() if now > entry.expires_at]
-        for key in expired:
-            del self._entries[key]
-        return len(expired)
+        return await self._backend.cleanup_expired()
 
     async def get_all(self) -> list[UndoMetadata]:
         """The metadata of every entry not expired, oldest stored first. A checkpoint."""
-        await trio.lowlevel.checkpoint()
-        now = monotonic()
-        return [entry.metadata for entry in self._entries.values() if now <= entry.expires_at]
+        return await self._backend.get_all()
 
     def __len__(self) -> int:
-        """How many entries are held, expired ones not yet removed included."""
-        return len(self._entries)
+        """How many entries are held, expired ones not yet removed included.
+
+        Raises:
+            TypeError: The backend cannot count without I/O (the shared ones).
+        """
+        return len(self._backend)  # type: ignore[arg-type]
 
 
 # -- the process-wide instance ------------------------------------------------

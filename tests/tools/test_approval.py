@@ -20,6 +20,7 @@ from stageflow_trio.tools.approval import (
     ApprovalRequest,
     ApprovalService,
     ApprovalStatus,
+    InMemoryApprovalBackend,
     clear_approval_service,
     get_approval_service,
     set_approval_service,
@@ -279,7 +280,7 @@ async def test_a_fired_event_without_a_decision_reads_as_no_decision() -> None:
     # here the event is fired directly to make that order deterministic.
     service = ApprovalService()
     request = await service.request_approval(ACTION, "edit")
-    service._events[request.id].set()
+    _memory(service)._events[request.id].set()
     assert await service.await_decision(request.id) == ApprovalDecision(
         request.id, False, reason="no_decision"
     )
@@ -438,3 +439,10 @@ def test_expiry_matches_the_reference(reference: ModuleType) -> None:
             "'Approval request 00000000-0000-0000-0000-000000000003 not found'",
         ]
     )
+
+
+def _memory(service: ApprovalService) -> InMemoryApprovalBackend:
+    """The service's default backend, whose internals these tests look at."""
+    backend = service.backend
+    assert isinstance(backend, InMemoryApprovalBackend)
+    return backend

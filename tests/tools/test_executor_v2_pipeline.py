@@ -15,7 +15,7 @@ from stageflow_trio.events import set_event_sink
 from stageflow_trio.pipeline import Pipeline
 from stageflow_trio.pipeline.dag import UnifiedStageExecutionError
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
-from stageflow_trio.tools.approval import ApprovalService, ApprovalStatus
+from stageflow_trio.tools.approval import ApprovalService, ApprovalStatus, InMemoryApprovalBackend
 from stageflow_trio.tools.executor_v2 import AdvancedToolExecutor
 from stageflow_trio.tools.undo import UndoStore
 from tests.tools.test_executor_v2 import ACTION, REQ, RUN, Act, Document, edit_tool
@@ -104,7 +104,7 @@ async def _cancelled_while_waiting(setup: Setup, run: Any) -> None:
     await run()
     assert len(all_tasks()) == before  # no task left behind
     assert await setup.service.get_pending_requests() == []
-    [request] = setup.service._requests.values()
+    [request] = _memory(setup.service)._requests.values()
     assert request.status is ApprovalStatus.CANCELLED
     assert setup.doc.calls == []
     assert setup.doc.text == "draft"
@@ -157,7 +157,7 @@ async def test_a_decision_after_the_cancel_changes_nothing_that_ran(
     setup = Setup()
     with trio.move_on_after(1):
         await setup.tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), setup.ctx)
-    [request] = setup.service._requests.values()
+    [request] = _memory(setup.service)._requests.values()
     assert await setup.service.cancel_request(request.id) is False  # already cancelled
     await setup.service.record_decision(request.id, True)  # too late: nothing runs
     await trio.sleep(100)
@@ -180,7 +180,7 @@ async def test_cancelled_while_emitting_approval_requested_cancels_the_request(
     set_event_sink(BlockingSink())
     with trio.move_on_after(2):
         await setup.tools.execute(Act(ACTION, "EDIT_DOCUMENT", {"text": "x"}), setup.ctx)
-    [request] = setup.service._requests.values()
+    [request] = _memory(setup.service)._requests.values()
     assert request.status is ApprovalStatus.CANCELLED
     assert await setup.service.get_pending_requests() == []
     assert trio.current_time() == 2
@@ -214,3 +214,10 @@ async def test_a_blocking_cancel_is_bounded_and_logged(
     assert record.getMessage().startswith("Gave up cancelling approval request ")
     assert record.getMessage().endswith(" after 5.0 s")
     assert setup.doc.calls == []
+
+
+def _memory(service: ApprovalService) -> InMemoryApprovalBackend:
+    """The service's default backend, whose internals these tests look at."""
+    backend = service.backend
+    assert isinstance(backend, InMemoryApprovalBackend)
+    return backend

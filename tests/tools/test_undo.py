@@ -16,6 +16,7 @@ from stageflow_trio.testing import reset_globals
 from stageflow_trio.tools import undo
 from stageflow_trio.tools.definitions import UndoMetadata
 from stageflow_trio.tools.undo import (
+    InMemoryUndoBackend,
     UndoEntry,
     UndoStore,
     clear_undo_store,
@@ -38,7 +39,7 @@ async def test_store_and_get(autojump_clock: trio.testing.MockClock) -> None:
     assert await store.get(A) is metadata
     assert await store.get(B) is None
     assert len(store) == 1
-    assert store._entries[A] == UndoEntry(metadata, trio.current_time() + 3600.0)
+    assert _memory(store)._entries[A] == UndoEntry(metadata, trio.current_time() + 3600.0)
 
 
 async def test_an_entry_lives_up_to_its_ttl_and_is_removed_after(
@@ -178,3 +179,10 @@ def test_matches_the_reference(reference: ModuleType) -> None:
             None,
         ]
     )
+
+
+def _memory(store: UndoStore) -> InMemoryUndoBackend:
+    """The store's default backend, whose internals these tests look at."""
+    backend = store.backend
+    assert isinstance(backend, InMemoryUndoBackend)
+    return backend

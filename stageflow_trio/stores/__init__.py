@@ -1,0 +1,148 @@
+"""Durable and shared stores: one backend for idempotency, approvals, undo and memory.
+
+A pipeline service that runs as several worker processes needs its state
+shared and kept across restarts. :func:`open_stores` opens every store of one
+backend, chosen by one URL (or the ``STAGEFLOW_STORE_URL`` environment variable):
+
+- ``memory://`` (the default): this process's memory; nothing shared, nothing kept.
+- ``sqlite:///relative/file.db`` or ``sqlite:////absolute/file.db``: one file, shared by the processes of one
+  machine (:mod:`stageflow_trio.stores.sqlite`).
+- ``redis://host:port/db`` (or ``rediss://``): a Redis server, shared by every
+  machine; needs the ``redis`` extra (:mod:`stageflow_trio.stores.redis`).
+
+Configuration is checked when the stores open (an unreachable server, an
+unwritable file, a malformed URL raise :class:`StoreConfigError` there), never
+at the first request. See docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import trio
+
+from stageflow_trio.helpers.memory import InMemoryStore
+from stageflow_trio.pipeline.idempotency import InMemoryIdempotencyStore
+from stageflow_trio.tools.approval import InMemoryApprovalBackend
+from stageflow_trio.tools.undo import InMemoryUndoBackend
+
+from ._common import STORE_URL_ENV as STORE_URL_ENV
+from ._common import StoreConfigError as StoreConfigError
+from ._common import Stores as Stores
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+__all__ = ["STORE_URL_ENV", "StoreConfigError", "Stores", "open_stores"]
+
+
+_SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "claim_lease_seconds": float,
+    "poll_interval": float,
+}
+_REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "claim_lease_seconds": float,
+    "resync_interval": float,
+    "prefix": str,
+}
+
+
+def _options(
+    setting: str, url: str, query: str, known: dict[str, Callable[[str], Any]], *, strict: bool
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The store options in the URL's query, and the other query parameters."""
+    options: dict[str, Any] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        convert = known.get(name)
+        if convert is None:
+            if strict:
+                raise StoreConfigError(
+                    setting,
+                    f"unknown option {name!r} in {url!r}; known: {', '.join(sorted(known))}",
+                )
+            rest.append((name, value))
+            continue
+        try:
+            options[name] = convert(value)
+        except ValueError as exc:
+            raise StoreConfigError(setting, f"option {name}={value!r} in {url!r}: {exc}") from exc
+    return options, rest
+
+
+@asynccontextmanager
+async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
+    """Open the stores of the backend ``url`` names; close them on exit.
+
+    Args:
+        url: ``memory://``, ``sqlite:///path`` or ``redis://host:port/db``;
+            None reads :data:`STORE_URL_ENV`, and ``memory://`` when unset.
+            Options go in the query: ``claim_lease_seconds`` (SQLite, Redis),
+            ``poll_interval`` (SQLite), ``prefix`` and ``resync_interval``
+            (Redis; other Redis parameters are the client's).
+
+    Raises:
+        StoreConfigError: The URL is malformed or names an unknown scheme, or
+            the backend cannot be reached or written (raised on entry).
+        TypeError: ``url`` is not a str or None.
+    """
+    setting = "url"
+    if url is None:
+        url = os.environ.get(STORE_URL_ENV) or "memory://"
+        setting = STORE_URL_ENV
+    elif not isinstance(url, str):
+        raise TypeError(f"open_stores: url must be a str or None; got {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StoreConfigError(setting, f"malformed store URL {url!r}: {exc}") from exc
+    scheme = parts.scheme
+    if scheme == "memory":
+        if parts.netloc or parts.path or parts.query:
+            raise StoreConfigError(
+                setting, f"memory store URL takes nothing after memory://; got {url!r}"
+            )
+        await trio.lowlevel.checkpoint()
+        yield Stores(
+            url="memory://",
+            idempotency=InMemoryIdempotencyStore(),
+            memory=InMemoryStore(),
+            approvals=InMemoryApprovalBackend(),
+            undo=InMemoryUndoBackend(),
+        )
+    elif scheme == "sqlite":
+        if parts.netloc or not parts.path or parts.path == "/":
+            raise StoreConfigError(
+                setting, f"SQLite store URL must be sqlite:///path/to/file.db; got {url!r}"
+            )
+        from .sqlite import open_sqlite_stores
+
+        options = _options(setting, url, parts.query, _SQLITE_OPTIONS, strict=True)[0]
+        # As SQLAlchemy's: sqlite:///relative/file.db, sqlite:////absolute/file.db.
+        async with open_sqlite_stores(parts.path[1:], setting=setting, **options) as stores:
+            yield stores
+    elif scheme in ("redis", "rediss"):
+        try:
+            from .redis import open_redis_stores
+        except ImportError as exc:
+            raise StoreConfigError(
+                setting,
+                f"{url!r} needs the Redis client: pip install 'stageflow-trio[redis]' ({exc})",
+            ) from exc
+        options, rest = _options(setting, url, parts.query, _REDIS_OPTIONS, strict=False)
+        client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+        async with open_redis_stores(client_url, setting=setting, **options) as stores:
+            yield stores
+    else:
+        raise StoreConfigError(
+            setting,
+            f"unknown store URL {url!r}: expected memory://, sqlite:///path or redis://host:port/db",
+        )
+
+
+from stageflow_trio._exports import publish  # noqa: E402
+
+publish(__name__)

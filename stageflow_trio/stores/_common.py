@@ -1,0 +1,219 @@
+"""What the SQLite and Redis stores share: the configuration error, JSON forms, local wake-ups."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import attrs
+import trio
+
+from stageflow_trio._frozen import frozen_compat
+from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
+from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyStore
+from stageflow_trio.stages.result import StageResult
+from stageflow_trio.tools.approval import (
+    ApprovalBackend,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalService,
+    ApprovalStatus,
+)
+from stageflow_trio.tools.definitions import UndoMetadata
+from stageflow_trio.tools.undo import UndoBackend, UndoStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+STORE_URL_ENV = "STAGEFLOW_STORE_URL"
+"""The environment variable :func:`stageflow_trio.stores.open_stores` reads when given no URL."""
+
+DEFAULT_CLAIM_LEASE_SECONDS = 30.0
+DEFAULT_POLL_INTERVAL_SECONDS = 0.05
+
+
+class StoreConfigError(ValueError):
+    """A store could not be opened as configured (malformed URL, unreachable server, unwritable path).
+
+    Raised by the async open step, never by a later request. The message
+    names the setting (``url``, ``path`` or :data:`STORE_URL_ENV`) and its value.
+
+    Attributes:
+        setting: The name of the setting at fault.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+def entry_to_json(entry: CachedStageResult) -> str:
+    """A cached result as JSON (its data must be JSON-serializable)."""
+    result = entry.result
+    return json.dumps(
+        {
+            "name": result.name,
+            "status": result.status,
+            "started_at": result.started_at.isoformat(),
+            "ended_at": result.ended_at.isoformat(),
+            "data": dict(result.data),
+            "error": result.error,
+            "params_hash": entry.params_hash,
+        },
+        separators=(",", ":"),
+    )
+
+
+def entry_from_json(text: str | bytes, expires_at: float | None) -> CachedStageResult:
+    """The inverse of :func:`entry_to_json`; ``expires_at`` as the store tells it."""
+    raw: dict[str, Any] = json.loads(text)
+    result = StageResult(
+        name=raw["name"],
+        status=raw["status"],
+        started_at=datetime.fromisoformat(raw["started_at"]),
+        ended_at=datetime.fromisoformat(raw["ended_at"]),
+        data=raw["data"],
+        error=raw["error"],
+    )
+    return CachedStageResult(result=result, params_hash=raw["params_hash"], expires_at=expires_at)
+
+
+def memory_to_json(entry: MemoryEntry) -> str:
+    """A memory entry as JSON (its metadata must be JSON-serializable)."""
+    return json.dumps(entry.to_dict(), separators=(",", ":"))
+
+
+def memory_from_json(text: str | bytes) -> MemoryEntry:
+    """The inverse of :func:`memory_to_json`."""
+    return MemoryEntry.from_dict(json.loads(text))
+
+
+class _Watched:
+    __slots__ = ("event", "watchers")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.watchers = 0
+
+
+class Wakeups:
+    """Per-key events that wake this process's waiters when something changes.
+
+    A waiter enters :meth:`watch` *before* it looks at the shared state, then
+    waits on the event it got: a change made after the look-up sets it, so no
+    wake-up is lost. :meth:`wake` sets the key's event and forgets it; later
+    watchers get a fresh one. An event is dropped when its last watcher leaves.
+    Synchronous, no checkpoint.
+    """
+
+    __slots__ = ("_events",)
+
+    def __init__(self) -> None:
+        self._events: dict[str, _Watched] = {}
+
+    @contextlib.contextmanager
+    def watch(self, key: str) -> Iterator[trio.Event]:
+        watched = self._events.get(key)
+        if watched is None:
+            watched = self._events[key] = _Watched()
+        watched.watchers += 1
+        try:
+            yield watched.event
+        finally:
+            watched.watchers -= 1
+            if not watched.watchers and self._events.get(key) is watched:
+                del self._events[key]
+
+    def wake(self, key: str) -> None:
+        watched = self._events.pop(key, None)
+        if watched is not None:
+            watched.event.set()
+
+
+@frozen_compat
+@attrs.frozen
+class Stores:
+    """The stores of one backend, opened together by :func:`~stageflow_trio.stores.open_stores`.
+
+    Attributes:
+        url: The backend's URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``).
+        idempotency: Cached stage results and in-flight claims.
+        memory: Conversation memory.
+        approvals: Approval requests and decisions (behind an ApprovalService).
+        undo: Undo metadata (behind an UndoStore).
+    """
+
+    url: str
+    idempotency: IdempotencyStore
+    memory: MemoryStore
+    approvals: ApprovalBackend
+    undo: UndoBackend
+
+    def approval_service(self, default_timeout_seconds: float = 60.0) -> ApprovalService:
+        """An :class:`~stageflow_trio.tools.approval.ApprovalService` over :attr:`approvals`."""
+        return ApprovalService(default_timeout_seconds, backend=self.approvals)
+
+    def undo_store(self, default_ttl_seconds: float = 3600.0) -> UndoStore:
+        """An :class:`~stageflow_trio.tools.undo.UndoStore` over :attr:`undo`."""
+        return UndoStore(default_ttl_seconds, backend=self.undo)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+def request_to_json(request: ApprovalRequest) -> str:
+    """An approval request as JSON (its payload summary must be JSON-serializable)."""
+    return json.dumps(request.to_dict(), separators=(",", ":"))
+
+
+def request_from_json(text: str | bytes) -> ApprovalRequest:
+    """The inverse of :func:`request_to_json`."""
+    raw: dict[str, Any] = json.loads(text)
+    return ApprovalRequest(
+        id=UUID(raw["id"]),
+        action_id=UUID(raw["action_id"]),
+        tool_name=raw["tool_name"],
+        pipeline_run_id=_uuid(raw["pipeline_run_id"]),
+        approval_message=raw["approval_message"],
+        status=ApprovalStatus(raw["status"]),
+        decided_by=_uuid(raw["decided_by"]),
+        decided_at=raw["decided_at"],
+        created_at=raw["created_at"],
+        payload_summary=raw["payload_summary"],
+    )
+
+
+def decision_to_json(decision: ApprovalDecision) -> str:
+    return json.dumps(decision.to_dict(), separators=(",", ":"))
+
+
+def decision_from_json(text: str | bytes) -> ApprovalDecision:
+    raw: dict[str, Any] = json.loads(text)
+    request_id = _uuid(raw["request_id"])
+    assert request_id is not None
+    return ApprovalDecision(
+        request_id=request_id,
+        granted=raw["granted"],
+        decided_by=_uuid(raw["decided_by"]),
+        reason=raw["reason"],
+    )
+
+
+def decided(request: ApprovalRequest, decision: ApprovalDecision, decided_at: str) -> None:
+    """Apply ``decision`` to ``request`` in place, as :meth:`ApprovalService.record_decision` does."""
+    request.status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
+    request.decided_by = decision.decided_by
+    request.decided_at = decided_at
+
+
+def undo_to_json(metadata: UndoMetadata) -> str:
+    """Undo metadata as JSON (its undo data must be JSON-serializable)."""
+    return json.dumps(metadata.to_dict(), separators=(",", ":"))
+
+
+def undo_from_json(text: str | bytes) -> UndoMetadata:
+    return UndoMetadata.from_dict(json.loads(text))

@@ -1,0 +1,714 @@
+"""Redis stores: shared by every worker process of every machine (the ``redis`` extra).
+
+:func:`open_redis_stores` connects to one Redis server with coredis (which
+runs on trio through anyio) and yields a :class:`~stageflow_trio.stores.Stores`
+whose stores all live there, under one key prefix (``stageflow:``).
+
+- Times to live are Redis's own (``SET ... PX``, ``PEXPIRE``): an entry is
+  gone for every process at once, whoever wrote it.
+- An idempotency claim is one atomic Lua script (the cached result, else
+  ``SET NX PX`` of the claim), with a lease (``claim_lease_seconds``, 30 s)
+  renewed every third of it while this process holds the claim: a process
+  that dies holding one blocks its key for at most one lease.
+- Changes that waiters wait for (a released claim, a decided approval) are
+  published on Redis pub/sub and pushed to every process's waiters; nothing
+  polls. A waiter also looks again every ``resync_interval`` (5 s), a safety
+  net for a pub/sub connection that was lost and re-established.
+- Redis Cluster: the scripts touch several keys, so they must hash to one
+  slot: give a prefix with a hash tag, e.g. ``prefix="{stageflow}:"`` (all the
+  keys on one shard). Sentinel: build the client yourself
+  (``coredis.sentinel.Sentinel(...).primary_for("name")``) and pass it as
+  ``client`` to :func:`open_redis_stores`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import coredis
+import coredis.exceptions
+import trio
+
+from stageflow_trio._args import check_number, type_of
+from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
+from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
+from stageflow_trio.tools.approval import ApprovalStatus
+
+from ._common import (
+    DEFAULT_CLAIM_LEASE_SECONDS,
+    StoreConfigError,
+    Wakeups,
+    decision_from_json,
+    decision_to_json,
+    entry_from_json,
+    entry_to_json,
+    memory_from_json,
+    memory_to_json,
+    request_from_json,
+    request_to_json,
+    undo_from_json,
+    undo_to_json,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest
+    from stageflow_trio.tools.definitions import UndoMetadata
+
+    from ._common import Stores
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "RedisApprovalBackend",
+    "RedisIdempotencyStore",
+    "RedisMemoryStore",
+    "RedisUndoBackend",
+    "open_redis_stores",
+]
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
+
+_REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+
+SCHEMA_VERSION = 1
+"""The layout of the keys this version writes (kept under ``{prefix}schema``)."""
+
+DEFAULT_PREFIX = "stageflow:"
+DEFAULT_RESYNC_INTERVAL_SECONDS = 5.0
+
+_CLAIM = """
+local entry = redis.call('GET', KEYS[1])
+if entry then return {1, entry, tostring(redis.call('PTTL', KEYS[1]))} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, '', ''} end
+return {0, '', tostring(redis.call('PTTL', KEYS[2]))}
+"""
+
+_GET = """
+local entry = redis.call('GET', KEYS[1])
+if not entry then return {false, -2} end
+return {entry, redis.call('PTTL', KEYS[1])}
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    redis.call('PUBLISH', ARGV[2], ARGV[3])
+    return 1
+end
+return 0
+"""
+
+_RENEW = """
+local renewed = 0
+for i, key in ipairs(KEYS) do
+    if redis.call('GET', key) == ARGV[i + 1] then
+        redis.call('PEXPIRE', key, ARGV[1])
+        renewed = renewed + 1
+    end
+end
+return renewed
+"""
+
+_CLEAR = """
+local n = redis.call('LLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return n
+"""
+
+_SCHEMA = """
+local version = redis.call('GET', KEYS[1])
+if not version then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
+return tonumber(version)
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBackend:
+    """One connected Redis client and the pub/sub listener its stores share.
+
+    Made by :func:`open_redis_stores`.
+
+    Attributes:
+        client: The coredis client.
+        prefix: Prepended to every key and channel.
+        resync_interval: How often a waiter looks again without a notification.
+    """
+
+    def __init__(self, client: Any, *, prefix: str, resync_interval: float) -> None:
+        self.client: Any = client
+        self.prefix: str = prefix
+        self.resync_interval: float = resync_interval
+        self.wakeups: Wakeups = Wakeups()
+        self.channel: str = f"{prefix}changed"
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def listen(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Wake this process's waiters for every change published on :attr:`channel`."""
+        async with self.client.pubsub(
+            channels=[self.channel], ignore_subscribe_messages=True
+        ) as pubsub:
+            task_status.started()
+            async for message in pubsub:
+                self.wakeups.wake(_text(message["data"]))
+
+
+@asynccontextmanager
+async def open_redis_stores(
+    url: str | None = None,
+    *,
+    client: Any = None,
+    prefix: str = DEFAULT_PREFIX,
+    claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
+    resync_interval: float = DEFAULT_RESYNC_INTERVAL_SECONDS,
+    connect_timeout: float = 5.0,
+    setting: str = "url",
+) -> AsyncIterator[Stores]:
+    """Connect to Redis and yield its stores; disconnect on exit.
+
+    Args:
+        url: ``redis://[user:password@]host:port/db`` or ``rediss://...``.
+        client: A coredis client to use instead of ``url`` (Sentinel, Cluster,
+            custom TLS); entered here, so not entered already.
+        prefix: Prepended to every key and channel.
+        claim_lease_seconds: The lease of an idempotency claim.
+        resync_interval: How often a waiter looks again without a notification.
+        connect_timeout: Seconds to reach the server at open.
+        setting: The setting named in errors (``url``, or the environment variable).
+
+    Raises:
+        StoreConfigError: The URL is malformed, the server cannot be reached
+            within ``connect_timeout``, or it holds a newer key layout.
+        TypeError, ValueError: A bad argument.
+    """
+    from ._common import Stores
+
+    if (url is None) == (client is None):
+        raise TypeError("open_redis_stores: give exactly one of url and client")
+    if not isinstance(prefix, str):
+        raise TypeError(f"open_redis_stores: prefix must be a str; got {type_of(prefix)}")
+    lease = check_number(
+        "open_redis_stores", "claim_lease_seconds", claim_lease_seconds, minimum=0, above=True
+    )
+    resync_interval = check_number(
+        "open_redis_stores", "resync_interval", resync_interval, minimum=0, above=True
+    )
+    connect_timeout = check_number(
+        "open_redis_stores", "connect_timeout", connect_timeout, minimum=0, above=True
+    )
+    where = url if url is not None else repr(client)
+    if url is not None:
+        try:
+            client = coredis.Redis.from_url(
+                url, decode_responses=False, connect_timeout=connect_timeout
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {exc}") from exc
+    backend = RedisBackend(client, prefix=prefix, resync_interval=resync_interval)
+    with unwrapping_groups():
+        if url is not None:
+            await _check_reachable(url, setting, connect_timeout)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(client)
+                with trio.fail_after(connect_timeout):
+                    version = int(
+                        await client.eval(
+                            _SCHEMA, keys=[backend.key("schema")], args=[str(SCHEMA_VERSION)]
+                        )
+                    )
+            except (coredis.exceptions.RedisError, TimeoutError, OSError) as exc:
+                raise StoreConfigError(setting, f"cannot use Redis at {where}: {exc!r}") from exc
+            if version > SCHEMA_VERSION:
+                raise StoreConfigError(
+                    setting,
+                    f"Redis at {where} holds key layout version {version}, newer than this"
+                    f" library's {SCHEMA_VERSION}",
+                )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.listen)
+                idempotency = RedisIdempotencyStore(backend, claim_lease_seconds=lease)
+                await nursery.start(idempotency._serve)
+                try:
+                    yield Stores(
+                        url=url if url is not None else where,
+                        idempotency=idempotency,
+                        memory=RedisMemoryStore(backend),
+                        approvals=RedisApprovalBackend(backend),
+                        undo=RedisUndoBackend(backend),
+                    )
+                finally:
+                    # Let the queued releases reach Redis (bounded), then stop listening.
+                    idempotency._close()
+                    with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout):
+                        await idempotency._drained.wait()
+                    nursery.cancel_scope.cancel()
+
+
+async def _check_reachable(url: str, setting: str, timeout: float) -> None:
+    """Fail fast, and without the client's retries, when nothing listens at the URL's address."""
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or 6379  # the client has validated the URL
+    if parts.scheme not in ("redis", "rediss") or host is None:
+        return
+    try:
+        with trio.fail_after(timeout):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, TimeoutError) as exc:
+        raise StoreConfigError(
+            setting, f"cannot reach Redis at {url}: {type(exc).__name__}: {exc}"
+        ) from exc
+    await stream.aclose()
+
+
+class RedisIdempotencyStore:
+    """An :class:`~stageflow_trio.pipeline.idempotency.IdempotencyStore` in Redis.
+
+    Results expire by Redis's ``PX``; ``get`` returns them with ``expires_at``
+    in epoch seconds (this machine's clock plus the ``PTTL`` Redis reports). :meth:`release` hands the deletion to the store's
+    background task (it must not block); the release is published, which wakes
+    every process's waiters at once.
+    """
+
+    def __init__(self, backend: RedisBackend, *, claim_lease_seconds: float) -> None:
+        self._backend = backend
+        self._client = backend.client
+        self._lease_ms = max(1, round(claim_lease_seconds * 1000))
+        self._held: dict[str, IdempotencyClaim] = {}
+        self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
+        self._drained = trio.Event()
+
+    def _keys(self, key: str) -> list[str]:
+        return [self._backend.key("idem", "result", key), self._backend.key("idem", "claim", key)]
+
+    async def get(self, key: str) -> CachedStageResult | None:
+        """The live entry for ``key``, or None. A checkpoint."""
+        value, ttl = await self._client.eval(_GET, keys=[self._keys(key)[0]], args=[])
+        return None if value is None else entry_from_json(value, _expires(ttl))
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
+    ) -> None:
+        """Store ``entry`` under ``key``, expiring (by Redis) after ``ttl_seconds`` (if truthy)."""
+        text = entry_to_json(entry)
+        if ttl_seconds:
+            await self._client.set(self._keys(key)[0], text, px=round(ttl_seconds * 1000))
+        else:
+            await self._client.set(self._keys(key)[0], text)
+
+    async def delete(self, key: str) -> None:
+        """Forget the entry of ``key``. A checkpoint."""
+        await self._client.delete([self._keys(key)[0]])
+
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
+        """See :meth:`IdempotencyStore.claim`; woken by the holder's published release."""
+        keys = self._keys(key)
+        wakeups = self._backend.wakeups
+        topic = "idem:" + key
+        while True:
+            claim = IdempotencyClaim(key)
+            with wakeups.watch(topic) as event:
+                # Shielded: a grant whose reply a cancellation discarded would hold the key
+                # for a whole lease.
+                with trio.CancelScope(shield=True):
+                    kind, value, ttl = await self._client.eval(
+                        _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
+                    )
+                if kind == 2:
+                    self._held[claim.token] = claim
+                    return claim
+                if kind == 1:
+                    await trio.lowlevel.checkpoint()
+                    return entry_from_json(value, _expires(ttl))
+                # Held by someone: its release is published; an expired lease is not, so
+                # look again when it runs out.
+                wait = min(self._backend.resync_interval, max(int(ttl), 1) / 1000)
+                with trio.move_on_after(wait):
+                    await event.wait()
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here."""
+        if self._held.pop(claim.token, None) is None:
+            return
+        # A closed store: the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError):
+            self._send.send_nowait(claim)
+
+    def _close(self) -> None:
+        self._send.close()
+
+    async def _serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._renew_leases)
+            task_status.started()
+            async with self._receive:
+                async for claim in self._receive:
+                    try:
+                        await self._client.eval(
+                            _RELEASE,
+                            keys=[self._keys(claim.key)[1]],
+                            args=[claim.token, self._backend.channel, "idem:" + claim.key],
+                        )
+                    except _REDIS_ERRORS:
+                        # The lease frees the key; the store goes on.
+                        logger.warning("could not release claim %r", claim.key, exc_info=True)
+            self._drained.set()
+            nursery.cancel_scope.cancel()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await trio.sleep(self._lease_ms / 3000)
+            held = list(self._held.values())
+            if held:
+                try:
+                    await self._client.eval(
+                        _RENEW,
+                        keys=[self._keys(claim.key)[1] for claim in held],
+                        args=[str(self._lease_ms), *(claim.token for claim in held)],
+                    )
+                except _REDIS_ERRORS:
+                    # A lease not renewed this time may be renewed next time.
+                    logger.warning("could not renew %d claims", len(held), exc_info=True)
+
+
+def _expires(ttl: Any) -> float | None:
+    # Epoch seconds, as the SQLite store reports them: now plus what Redis says is left.
+    ms = int(ttl)
+    return None if ms < 0 else time.time() + ms / 1000
+
+
+class RedisMemoryStore:
+    """A :class:`~stageflow_trio.helpers.memory.MemoryStore` in Redis: one list per session.
+
+    ``fetch`` selects exactly as :class:`~stageflow_trio.helpers.memory.InMemoryStore`
+    does, over the session's entries in write order.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+
+    def _key(self, session_id: UUID) -> str:
+        return self._backend.key("memory", str(session_id))
+
+    async def fetch(self, session_id: UUID, config: MemoryConfig) -> list[MemoryEntry]:
+        """The session's entries that ``config`` selects, oldest first. A checkpoint.
+
+        Raises:
+            TypeError: ``config`` is not a MemoryConfig.
+        """
+        if type(config) is not MemoryConfig:
+            raise TypeError(
+                f"RedisMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
+            )
+        values = await self._backend.client.lrange(self._key(session_id), 0, -1)
+        return _select([memory_from_json(value) for value in values], config)
+
+    async def write(self, entry: MemoryEntry) -> None:
+        """Append ``entry`` to its session. A checkpoint.
+
+        Raises:
+            TypeError: ``entry`` is not a MemoryEntry.
+        """
+        if not isinstance(entry, MemoryEntry):
+            raise TypeError(
+                f"RedisMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
+            )
+        await self._backend.client.rpush(self._key(entry.session_id), [memory_to_json(entry)])
+
+    async def clear(self, session_id: UUID) -> int:
+        """Forget the session; return how many entries it had. A checkpoint."""
+        return int(await self._backend.client.eval(_CLEAR, keys=[self._key(session_id)], args=[]))
+
+
+_APPROVAL_FIELDS = ("request", "status", "decided_by", "decided_at")
+
+_APPROVAL_ADD = """
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], 'request', ARGV[1], 'status', ARGV[2], 'decided_by', '',
+    'decided_at', '', 'action_id', ARGV[4])
+redis.call('ZADD', KEYS[2], seq, ARGV[3])
+redis.call('ZADD', KEYS[4], seq, ARGV[3])
+if ARGV[2] == 'pending' then redis.call('ZADD', KEYS[5], seq, ARGV[3]) end
+return seq
+"""
+
+_APPROVAL_LATEST = """
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, 0)
+if #ids == 0 then return false end
+return redis.call('HMGET', ARGV[1] .. ids[1], 'request', 'status', 'decided_by', 'decided_at')
+"""
+
+_APPROVAL_PENDING = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local fields = redis.call('HMGET', ARGV[1] .. id, 'request', 'status', 'decided_by', 'decided_at')
+    if fields[1] then for _, value in ipairs(fields) do table.insert(out, value) end end
+end
+return out
+"""
+
+_APPROVAL_DECIDE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2], 'decided_at', ARGV[3],
+    'decision', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[7])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return redis.call('HMGET', KEYS[1], 'request', 'status', 'decided_by', 'decided_at')
+"""
+
+_APPROVAL_CLOSE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[5])
+if ARGV[2] ~= '' then
+    redis.call('HSET', KEYS[1], 'decision', ARGV[2])
+    redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
+return 1
+"""
+
+_APPROVAL_REMOVE = """
+local action = redis.call('HGET', KEYS[1], 'action_id')
+if action then redis.call('ZREM', ARGV[2] .. action, ARGV[1]) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 0
+"""
+
+
+class RedisApprovalBackend:
+    """An :class:`~stageflow_trio.tools.approval.ApprovalBackend` in Redis.
+
+    One hash per request, a creation-ordered index, one per action, and one of
+    the pending requests. A decision (or a cancellation) is published, and
+    every process's waiters wake at once. Requests come back as copies: a
+    caller holding one does not see later changes (read it again).
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._client = backend.client
+
+    def _key(self, request_id: UUID | str) -> str:
+        return self._backend.key("approval", str(request_id))
+
+    @staticmethod
+    def _request(fields: list[Any]) -> ApprovalRequest:
+        request_text, status, decided_by, decided_at = fields
+        request = request_from_json(request_text)
+        request.status = ApprovalStatus(_text(status))
+        request.decided_by = UUID(_text(decided_by)) if decided_by else None
+        request.decided_at = _text(decided_at) if decided_at else None
+        return request
+
+    async def add(self, request: ApprovalRequest) -> None:
+        """Store a new request. A checkpoint."""
+        key = self._backend.key
+        await self._client.eval(
+            _APPROVAL_ADD,
+            keys=[
+                self._key(request.id),
+                key("approvals"),
+                key("approvals", "seq"),
+                key("approvals", "action", str(request.action_id)),
+                key("approvals", "pending"),
+            ],
+            args=[
+                request_to_json(request),
+                request.status.value,
+                str(request.id),
+                str(request.action_id),
+            ],
+        )
+
+    async def get(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request, or None. A checkpoint."""
+        fields = await self._client.hmget(self._key(request_id), list(_APPROVAL_FIELDS))
+        return None if fields[0] is None else self._request(list(fields))
+
+    async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
+        """The newest request for the action, or None. A checkpoint."""
+        fields = await self._client.eval(
+            _APPROVAL_LATEST,
+            keys=[self._backend.key("approvals", "action", str(action_id))],
+            args=[self._key("")],
+        )
+        return None if not fields or fields[0] is None else self._request(list(fields))
+
+    async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
+        """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
+        flat = await self._client.eval(
+            _APPROVAL_PENDING,
+            keys=[self._backend.key("approvals", "pending")],
+            args=[self._key("")],
+        )
+        requests = [self._request(list(flat[i : i + 4])) for i in range(0, len(flat), 4)]
+        return [
+            request
+            for request in requests
+            if pipeline_run_id is None or request.pipeline_run_id == pipeline_run_id
+        ]
+
+    async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
+        """Record ``decision`` (whatever the status) and publish it; None if unknown."""
+        status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
+        request_id = str(decision.request_id)
+        fields = await self._client.eval(
+            _APPROVAL_DECIDE,
+            keys=[self._key(request_id), self._backend.key("approvals", "pending")],
+            args=[
+                status.value,
+                "" if decision.decided_by is None else str(decision.decided_by),
+                decided_at,
+                decision_to_json(decision),
+                self._backend.channel,
+                "approval:" + request_id,
+                request_id,
+            ],
+        )
+        return None if not fields else self._request(list(fields))
+
+    async def close_pending(
+        self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
+    ) -> bool:
+        """A PENDING request becomes ``status``; with ``decision``, its waiters get it."""
+        closed = await self._client.eval(
+            _APPROVAL_CLOSE,
+            keys=[self._key(request_id), self._backend.key("approvals", "pending")],
+            args=[
+                status.value,
+                "" if decision is None else decision_to_json(decision),
+                self._backend.channel,
+                f"approval:{request_id}",
+                str(request_id),
+            ],
+        )
+        return bool(closed)
+
+    async def decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """The recorded decision, or None. A checkpoint."""
+        text = await self._client.hget(self._key(request_id), "decision")
+        return None if text is None else decision_from_json(text)
+
+    async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """Wait until the request has a decision and return it (never None here)."""
+        topic = f"approval:{request_id}"
+        wakeups = self._backend.wakeups
+        while True:
+            with wakeups.watch(topic) as event:
+                decision = await self.decision(request_id)
+                if decision is not None:
+                    return decision
+                with trio.move_on_after(self._backend.resync_interval):
+                    await event.wait()
+
+    async def remove(self, request_id: UUID) -> None:
+        """Forget the request and its decision (no error if unknown). A checkpoint."""
+        key = self._backend.key
+        await self._client.eval(
+            _APPROVAL_REMOVE,
+            keys=[self._key(request_id), key("approvals"), key("approvals", "pending")],
+            args=[str(request_id), key("approvals", "action", "")],
+        )
+
+
+_UNDO_PUT = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[3]) then
+    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[3])
+end
+if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 0
+"""
+
+_UNDO_GET = """
+local value = redis.call('GET', KEYS[1])
+if not value then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return value
+"""
+
+_UNDO_DELETE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+_UNDO_SWEEP = """
+local live, gone = {}, 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local value = redis.call('GET', ARGV[1] .. id)
+    if value then table.insert(live, value)
+    else redis.call('ZREM', KEYS[1], id) gone = gone + 1 end
+end
+if ARGV[2] == 'count' then return gone end
+return live
+"""
+
+
+class RedisUndoBackend:
+    """An :class:`~stageflow_trio.tools.undo.UndoBackend` in Redis.
+
+    Each entry is a key with Redis's own ``PX`` expiry, listed in a
+    write-ordered index that the reads prune of the keys Redis expired.
+    :meth:`cleanup_expired` counts the entries it prunes that way.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._client = backend.client
+
+    def _keys(self, action_id: UUID) -> list[str]:
+        return [self._backend.key("undo", str(action_id)), self._backend.key("undos")]
+
+    async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
+        """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint."""
+        px = "" if math.isinf(ttl_seconds) else str(max(1, round(ttl_seconds * 1000)))
+        await self._client.eval(
+            _UNDO_PUT,
+            keys=[*self._keys(metadata.action_id), self._backend.key("undos", "seq")],
+            args=[undo_to_json(metadata), px, str(metadata.action_id)],
+        )
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live metadata, or None. A checkpoint."""
+        text = await self._client.eval(_UNDO_GET, keys=self._keys(action_id), args=[str(action_id)])
+        return None if text is None else undo_from_json(text)
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry; True if there was one. A checkpoint."""
+        removed = await self._client.eval(
+            _UNDO_DELETE, keys=self._keys(action_id), args=[str(action_id)]
+        )
+        return bool(removed)
+
+    async def _sweep(self, what: str) -> Any:
+        return await self._client.eval(
+            _UNDO_SWEEP,
+            keys=[self._backend.key("undos")],
+            args=[self._backend.key("undo", ""), what],
+        )
+
+    async def cleanup_expired(self) -> int:
+        """Prune the index of the entries Redis expired; return how many. A checkpoint."""
+        return int(await self._sweep("count"))
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """Every live entry's metadata, oldest stored first. A checkpoint."""
+        return [undo_from_json(text) for text in await self._sweep("live")]

@@ -1,0 +1,659 @@
+"""SQLite stores: durable, shared by the worker processes of one machine.
+
+:func:`open_sqlite_stores` opens (creating if needed) one database file and
+yields a :class:`~stageflow_trio.stores.Stores` whose stores all live in it.
+
+- The file is in WAL mode with ``synchronous=NORMAL``: a committed write
+  survives the death of its process, though a power loss may lose the last
+  few; readers do not block the writer, and several processes can use it at once; a writer waits up to ``busy_timeout`` (5 s) for
+  another process's write transaction.
+- Every statement runs in a worker thread (``trio.to_thread.run_sync``), one
+  at a time per opened database: the trio loop never blocks on the disk.
+- The schema is versioned (``PRAGMA user_version``): a new file gets the
+  current schema; a file written by a newer version of this library is refused
+  at open.
+- Times to live are wall-clock (``clock``, :func:`time.time` by default; inject
+  one in tests), since the file outlives the process and is shared with others.
+- SQLite cannot notify another process. A waiter (a duplicate idempotency
+  claim, an approval waiting for its decision) is woken at once by a change
+  made through the same opened database, and otherwise finds a change made by
+  another process by polling every ``poll_interval`` seconds (50 ms by
+  default).
+- An idempotency claim has a lease (``claim_lease_seconds``, 30 s by
+  default), renewed every third of it while this process holds the claim:
+  a process that dies holding one blocks its key for at most one lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import sqlite3
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
+
+from stageflow_trio._args import check_number, type_of
+from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
+from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
+
+from ._common import (
+    DEFAULT_CLAIM_LEASE_SECONDS,
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    StoreConfigError,
+    Wakeups,
+    decided,
+    decision_from_json,
+    decision_to_json,
+    entry_from_json,
+    entry_to_json,
+    memory_from_json,
+    memory_to_json,
+    request_from_json,
+    request_to_json,
+    undo_from_json,
+    undo_to_json,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from uuid import UUID
+
+    from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest, ApprovalStatus
+    from stageflow_trio.tools.definitions import UndoMetadata
+
+    from ._common import Stores
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteApprovalBackend",
+    "SqliteDatabase",
+    "SqliteIdempotencyStore",
+    "SqliteMemoryStore",
+    "SqliteUndoBackend",
+    "open_sqlite_stores",
+]
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
+
+SCHEMA_VERSION = 1
+"""The schema this version writes (``PRAGMA user_version``)."""
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE idempotency_entries (
+    key TEXT PRIMARY KEY, entry TEXT NOT NULL, expires_at REAL);
+CREATE TABLE idempotency_claims (
+    key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE memory (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX memory_by_session ON memory (session_id, seq);
+CREATE TABLE approvals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, action_id TEXT NOT NULL,
+    pipeline_run_id TEXT, status TEXT NOT NULL, request TEXT NOT NULL, decision TEXT);
+CREATE INDEX approvals_by_action ON approvals (action_id, seq);
+CREATE TABLE undo (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, action_id TEXT NOT NULL UNIQUE,
+    metadata TEXT NOT NULL, expires_at REAL);
+"""
+
+
+class SqliteDatabase:
+    """One opened SQLite file: a connection used from one worker thread at a time.
+
+    Made by :func:`open_sqlite_stores`; its stores share it.
+
+    Attributes:
+        path: The file.
+        clock: Wall-clock seconds, for expiry.
+        poll_interval: How often a waiter looks for another process's change.
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: str,
+        *,
+        clock: Callable[[], float],
+        poll_interval: float,
+    ) -> None:
+        self._connection = connection
+        self._limiter = trio.CapacityLimiter(1)
+        self.path: str = path
+        self.clock: Callable[[], float] = clock
+        self.poll_interval: float = poll_interval
+
+    async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn(connection)`` in a worker thread; one at a time. A checkpoint.
+
+        Not abandoned when cancelled: a statement under way completes (so a
+        transaction is never left half done), then ``Cancelled`` is raised at
+        the caller's next checkpoint.
+        """
+        return await trio.to_thread.run_sync(fn, self._connection, limiter=self._limiter)
+
+    async def execute(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement in a worker thread (autocommit). A checkpoint."""
+        return await self.run(lambda connection: connection.execute(sql, parameters))
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
+
+        def body(connection: sqlite3.Connection) -> _T:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                value = fn(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return value
+
+        return await self.run(body)
+
+
+def _executemany(
+    sql: str, rows: list[tuple[object, ...]], connection: sqlite3.Connection
+) -> sqlite3.Cursor:
+    return connection.executemany(sql, rows)
+
+
+def _connect(path: str, setting: str) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(
+            path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreConfigError(setting, f"cannot open SQLite database {path!r}: {exc}") from exc
+    try:
+        connection.execute("PRAGMA busy_timeout = 5000")
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        # In WAL mode: a commit survives the process's death (SIGKILL), and is synced to
+        # disk at the next checkpoint; a power loss may lose the last transactions.
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                # One statement at a time: executescript would commit first.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        connection.close()
+        raise StoreConfigError(setting, f"cannot use SQLite database {path!r}: {exc}") from exc
+    problem = None
+    if mode != "wal":  # ":memory:" cannot be: nor would it be shared
+        problem = f"SQLite database {path!r} cannot use WAL mode (journal_mode={mode})"
+    elif version > SCHEMA_VERSION:
+        problem = (
+            f"SQLite database {path!r} has schema version {version}, newer than this"
+            f" library's {SCHEMA_VERSION}"
+        )
+    if problem is not None:
+        connection.close()
+        raise StoreConfigError(setting, problem)
+    return connection
+
+
+@asynccontextmanager
+async def open_sqlite_stores(
+    path: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+    claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
+    setting: str = "path",
+) -> AsyncIterator[Stores]:
+    """Open the SQLite file ``path`` (created if missing) and yield its stores.
+
+    Args:
+        path: The database file.
+        clock: Wall-clock seconds, for times to live (:func:`time.time`).
+        poll_interval: How often a waiter looks for another process's change.
+        claim_lease_seconds: The lease of an idempotency claim.
+        setting: The setting named in errors (``path``, or the URL's).
+
+    Raises:
+        StoreConfigError: The file cannot be opened, written, or put in WAL
+            mode, or its schema is newer than this library's.
+        TypeError, ValueError: A bad argument.
+    """
+    from ._common import Stores
+
+    if type(path) is not str:
+        raise TypeError(f"open_sqlite_stores: path must be a str; got {type_of(path)}")
+    if not path:
+        raise ValueError("open_sqlite_stores: path must not be empty")
+    poll_interval = check_number(
+        "open_sqlite_stores", "poll_interval", poll_interval, minimum=0, above=True
+    )
+    claim_lease_seconds = check_number(
+        "open_sqlite_stores", "claim_lease_seconds", claim_lease_seconds, minimum=0, above=True
+    )
+    connection = await trio.to_thread.run_sync(_connect, path, setting)
+    try:
+        db = SqliteDatabase(connection, path, clock=clock, poll_interval=poll_interval)
+        with unwrapping_groups():
+            async with trio.open_nursery() as nursery:
+                idempotency = SqliteIdempotencyStore(db, claim_lease_seconds=claim_lease_seconds)
+                await nursery.start(idempotency._serve)
+                try:
+                    yield Stores(
+                        url=f"sqlite:///{path}",
+                        idempotency=idempotency,
+                        memory=SqliteMemoryStore(db),
+                        approvals=SqliteApprovalBackend(db),
+                        undo=SqliteUndoBackend(db),
+                    )
+                finally:
+                    # The background task ends once it has written the queued releases.
+                    idempotency._close()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(connection.close)
+
+
+class SqliteIdempotencyStore:
+    """An :class:`~stageflow_trio.pipeline.idempotency.IdempotencyStore` in a SQLite file.
+
+    Results expire on the database's wall clock; ``get`` returns them with
+    ``expires_at`` in epoch seconds. Claims have a lease renewed while this
+    process holds them; :meth:`release` hands the deletion to the store's
+    background task (it must not block) and wakes this process's waiters when
+    it is done; other processes' waiters find the key free at their next poll.
+    """
+
+    def __init__(self, db: SqliteDatabase, *, claim_lease_seconds: float) -> None:
+        self._db = db
+        self._lease = claim_lease_seconds
+        self._wakeups = Wakeups()
+        self._held: dict[str, IdempotencyClaim] = {}  # token -> claim
+        self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
+
+    async def get(self, key: str) -> CachedStageResult | None:
+        """The live entry for ``key``, or None. A checkpoint."""
+        now = self._db.clock()
+
+        def read(connection: sqlite3.Connection) -> tuple[str, float | None] | None:
+            row: tuple[str, float | None] | None = connection.execute(
+                "SELECT entry, expires_at FROM idempotency_entries WHERE key = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                (key, now),
+            ).fetchone()
+            return row
+
+        row = await self._db.run(read)
+        return None if row is None else entry_from_json(*row)
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
+    ) -> None:
+        """Store ``entry`` under ``key`` for ``ttl_seconds`` (None or 0: never expires)."""
+        text = entry_to_json(entry)
+        expires_at = self._db.clock() + ttl_seconds if ttl_seconds else None
+        await self._db.run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO idempotency_entries VALUES (?, ?, ?)",
+                (key, text, expires_at),
+            )
+        )
+
+    async def delete(self, key: str) -> None:
+        """Forget the entry of ``key``. A checkpoint."""
+        await self._db.run(
+            lambda c: c.execute("DELETE FROM idempotency_entries WHERE key = ?", (key,))
+        )
+
+    async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
+        """See :meth:`IdempotencyStore.claim`. Waits for another process by polling."""
+        while True:
+            token = IdempotencyClaim(key).token
+            with self._wakeups.watch(key) as event:
+                now = self._db.clock()
+                outcome = await self._db.transaction(
+                    functools.partial(self._try_claim, key=key, token=token, now=now)
+                )
+                if isinstance(outcome, IdempotencyClaim):
+                    self._held[outcome.token] = outcome
+                    return outcome
+                if isinstance(outcome, CachedStageResult):
+                    return outcome
+                with trio.move_on_after(min(self._db.poll_interval, max(outcome - now, 0.0))):
+                    await event.wait()
+
+    def _try_claim(
+        self, connection: sqlite3.Connection, *, key: str, token: str, now: float
+    ) -> IdempotencyClaim | CachedStageResult | float:
+        row = connection.execute(
+            "SELECT entry, expires_at FROM idempotency_entries WHERE key = ?", (key,)
+        ).fetchone()
+        if row is not None:
+            if row[1] is None or row[1] > now:
+                return entry_from_json(*row)
+            connection.execute("DELETE FROM idempotency_entries WHERE key = ?", (key,))
+        held = connection.execute(
+            "SELECT expires_at FROM idempotency_claims WHERE key = ?", (key,)
+        ).fetchone()
+        if held is not None and held[0] > now:
+            expires_at: float = held[0]
+            return expires_at
+        connection.execute(
+            "INSERT OR REPLACE INTO idempotency_claims VALUES (?, ?, ?)",
+            (key, token, now + self._lease),
+        )
+        return IdempotencyClaim(key, token)
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here."""
+        if self._held.pop(claim.token, None) is None:
+            return
+        # A closed store: the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError):
+            self._send.send_nowait(claim)
+
+    def _close(self) -> None:
+        self._send.close()
+
+    async def _serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._renew_leases)
+            task_status.started()
+            async with self._receive:
+                async for claim in self._receive:
+                    try:
+                        await self._db.execute(
+                            "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
+                            (claim.key, claim.token),
+                        )
+                    except sqlite3.Error:
+                        # The lease frees the key; the store goes on.
+                        logger.warning("could not release claim %r", claim.key, exc_info=True)
+                    self._wakeups.wake(claim.key)
+            nursery.cancel_scope.cancel()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await trio.sleep(self._lease / 3)
+            held = list(self._held.values())
+            if held:
+                expires_at = self._db.clock() + self._lease
+                try:
+                    await self._db.run(
+                        functools.partial(
+                            _executemany,
+                            "UPDATE idempotency_claims SET expires_at = ? WHERE key = ? AND token = ?",
+                            [(expires_at, claim.key, claim.token) for claim in held],
+                        )
+                    )
+                except sqlite3.Error:
+                    # A lease not renewed this time may be renewed next time.
+                    logger.warning("could not renew %d claims", len(held), exc_info=True)
+
+
+class SqliteMemoryStore:
+    """A :class:`~stageflow_trio.helpers.memory.MemoryStore` in a SQLite file.
+
+    ``fetch`` selects exactly as :class:`~stageflow_trio.helpers.memory.InMemoryStore`
+    does, over the session's entries in write order.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def fetch(self, session_id: UUID, config: MemoryConfig) -> list[MemoryEntry]:
+        """The session's entries that ``config`` selects, oldest first. A checkpoint.
+
+        Raises:
+            TypeError: ``config`` is not a MemoryConfig.
+        """
+        if type(config) is not MemoryConfig:
+            raise TypeError(
+                f"SqliteMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
+            )
+        rows = await self._db.run(
+            lambda c: c.execute(
+                "SELECT entry FROM memory WHERE session_id = ? ORDER BY seq", (str(session_id),)
+            ).fetchall()
+        )
+        return _select([memory_from_json(row[0]) for row in rows], config)
+
+    async def write(self, entry: MemoryEntry) -> None:
+        """Append ``entry`` to its session. A checkpoint.
+
+        Raises:
+            TypeError: ``entry`` is not a MemoryEntry.
+        """
+        if not isinstance(entry, MemoryEntry):
+            raise TypeError(
+                f"SqliteMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
+            )
+        text = memory_to_json(entry)
+        await self._db.run(
+            lambda c: c.execute(
+                "INSERT INTO memory (session_id, entry) VALUES (?, ?)",
+                (str(entry.session_id), text),
+            )
+        )
+
+    async def clear(self, session_id: UUID) -> int:
+        """Forget the session; return how many entries it had. A checkpoint."""
+        cursor = await self._db.run(
+            lambda c: c.execute("DELETE FROM memory WHERE session_id = ?", (str(session_id),))
+        )
+        return cursor.rowcount
+
+
+def _id(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class SqliteApprovalBackend:
+    """An :class:`~stageflow_trio.tools.approval.ApprovalBackend` in a SQLite file.
+
+    Requests come back as copies: a caller holding one does not see later
+    changes (read it again). A waiter is woken at once by a decision recorded
+    through the same opened database, and polls every ``poll_interval`` for
+    one recorded by another process.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._wakeups = Wakeups()
+
+    async def add(self, request: ApprovalRequest) -> None:
+        """Store a new request. A checkpoint."""
+        await self._db.execute(
+            "INSERT INTO approvals (id, action_id, pipeline_run_id, status, request)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                str(request.id),
+                str(request.action_id),
+                _id(request.pipeline_run_id),
+                request.status.value,
+                request_to_json(request),
+            ),
+        )
+
+    async def _one(self, sql: str, parameters: tuple[object, ...]) -> ApprovalRequest | None:
+        row = await self._db.run(lambda c: c.execute(sql, parameters).fetchone())
+        return None if row is None else request_from_json(row[0])
+
+    async def get(self, request_id: UUID) -> ApprovalRequest | None:
+        """The request, or None. A checkpoint."""
+        return await self._one("SELECT request FROM approvals WHERE id = ?", (str(request_id),))
+
+    async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
+        """The newest request for the action, or None. A checkpoint."""
+        return await self._one(
+            "SELECT request FROM approvals WHERE action_id = ? ORDER BY seq DESC LIMIT 1",
+            (str(action_id),),
+        )
+
+    async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
+        """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
+        sql = "SELECT request FROM approvals WHERE status = 'pending'"
+        parameters: tuple[object, ...] = ()
+        if pipeline_run_id is not None:
+            sql += " AND pipeline_run_id = ?"
+            parameters = (str(pipeline_run_id),)
+        rows = await self._db.run(lambda c: c.execute(sql + " ORDER BY seq", parameters).fetchall())
+        return [request_from_json(row[0]) for row in rows]
+
+    async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
+        """Record ``decision`` (whatever the status) and wake the waiters; None if unknown."""
+
+        def update(connection: sqlite3.Connection) -> ApprovalRequest | None:
+            row = connection.execute(
+                "SELECT request FROM approvals WHERE id = ?", (str(decision.request_id),)
+            ).fetchone()
+            if row is None:
+                return None
+            request = request_from_json(row[0])
+            decided(request, decision, decided_at)
+            connection.execute(
+                "UPDATE approvals SET status = ?, request = ?, decision = ? WHERE id = ?",
+                (
+                    request.status.value,
+                    request_to_json(request),
+                    decision_to_json(decision),
+                    str(request.id),
+                ),
+            )
+            return request
+
+        request = await self._db.transaction(update)
+        self._wakeups.wake(str(decision.request_id))
+        return request
+
+    async def close_pending(
+        self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
+    ) -> bool:
+        """A PENDING request becomes ``status``; with ``decision``, its waiters get it."""
+
+        def update(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT request FROM approvals WHERE id = ? AND status = 'pending'",
+                (str(request_id),),
+            ).fetchone()
+            if row is None:
+                return False
+            request = request_from_json(row[0])
+            request.status = status
+            connection.execute(
+                "UPDATE approvals SET status = ?, request = ?,"
+                " decision = coalesce(?, decision) WHERE id = ?",
+                (
+                    status.value,
+                    request_to_json(request),
+                    None if decision is None else decision_to_json(decision),
+                    str(request_id),
+                ),
+            )
+            return True
+
+        closed = await self._db.transaction(update)
+        if closed and decision is not None:
+            self._wakeups.wake(str(request_id))
+        return closed
+
+    async def decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """The recorded decision, or None. A checkpoint."""
+        row = await self._db.run(
+            lambda c: c.execute(
+                "SELECT decision FROM approvals WHERE id = ? AND decision IS NOT NULL",
+                (str(request_id),),
+            ).fetchone()
+        )
+        return None if row is None else decision_from_json(row[0])
+
+    async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
+        """Wait until the request has a decision and return it (never None here)."""
+        while True:
+            with self._wakeups.watch(str(request_id)) as event:
+                decision = await self.decision(request_id)
+                if decision is not None:
+                    return decision
+                with trio.move_on_after(self._db.poll_interval):
+                    await event.wait()
+
+    async def remove(self, request_id: UUID) -> None:
+        """Forget the request and its decision (no error if unknown). A checkpoint."""
+        await self._db.execute("DELETE FROM approvals WHERE id = ?", (str(request_id),))
+
+
+class SqliteUndoBackend:
+    """An :class:`~stageflow_trio.tools.undo.UndoBackend` in a SQLite file.
+
+    Expiry is on the database's wall clock: an entry is valid up to and
+    including its expiry instant. Replacing an entry keeps its place in
+    :meth:`get_all`'s order, as the in-memory backend does.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
+        """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint."""
+        expires_at = None if math.isinf(ttl_seconds) else self._db.clock() + ttl_seconds
+        await self._db.execute(
+            "INSERT INTO undo (action_id, metadata, expires_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (action_id) DO UPDATE"
+            " SET metadata = excluded.metadata, expires_at = excluded.expires_at",
+            (str(metadata.action_id), undo_to_json(metadata), expires_at),
+        )
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live metadata, or None (an expired entry is removed). A checkpoint."""
+        now = self._db.clock()
+
+        def read(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute(
+                "SELECT metadata, expires_at FROM undo WHERE action_id = ?", (str(action_id),)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[1] is not None and now > row[1]:
+                connection.execute("DELETE FROM undo WHERE action_id = ?", (str(action_id),))
+                return None
+            text: str = row[0]
+            return text
+
+        text = await self._db.transaction(read)
+        return None if text is None else undo_from_json(text)
+
+    async def delete(self, action_id: UUID) -> bool:
+        """Remove the entry; True if there was one. A checkpoint."""
+        cursor = await self._db.execute("DELETE FROM undo WHERE action_id = ?", (str(action_id),))
+        return cursor.rowcount > 0
+
+    async def cleanup_expired(self) -> int:
+        """Remove every expired entry; return how many. A checkpoint."""
+        cursor = await self._db.execute(
+            "DELETE FROM undo WHERE expires_at IS NOT NULL AND expires_at < ?", (self._db.clock(),)
+        )
+        return cursor.rowcount
+
+    async def get_all(self) -> list[UndoMetadata]:
+        """Every live entry's metadata, oldest stored first. A checkpoint."""
+        rows = await self._db.run(
+            lambda c: c.execute(
+                "SELECT metadata FROM undo WHERE expires_at IS NULL OR expires_at >= ?"
+                " ORDER BY seq",
+                (self._db.clock(),),
+            ).fetchall()
+        )
+        return [undo_from_json(row[0]) for row in rows]
