@@ -97,7 +97,8 @@ class Workspace:
 def tool_events_to(sink: EventSink | None) -> Iterator[None]:
     """Send the executor's events (it emits to the global sink) to the stage's sink.
 
-    The global sink is a context variable, so this reaches only the stage's own task;
+    The global sink is a context variable: setting it reaches the task the stage runs in,
+    which may also run the stages after it (and, for a first stage, is the caller's), so
     what was there is put back afterwards. Without a stage sink, nothing changes.
     """
     previous = get_event_sink()
