@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import attrs
 import trio
 import trio.testing
 
@@ -49,8 +48,7 @@ __all__ = ["RenameAction", "TimedSink", "Workspace", "build_pipeline", "main", "
 REVIEW_AFTER_S = 0.75
 
 
-@attrs.frozen
-class RenameAction:
+class RenameAction(NamedTuple):
     """An action as the executor takes it: an id, a type and a payload."""
 
     id: uuid.UUID

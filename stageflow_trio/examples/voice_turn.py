@@ -141,8 +141,7 @@ class Respond:
                 *sentences, pending = re.split(r"(?<=[.?!])\s+", pending)
                 for sentence in sentences:
                     await say(sentence)
-            if pending.strip():
-                await say(pending.strip())
+            await say(pending)  # the last sentence: nothing follows it
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(think)
