@@ -7,7 +7,9 @@ with Python blocks is left out.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,12 +20,14 @@ RUNNABLE = [
     "agent.md",
     "analytics.md",
     "cli.md",
+    "concepts.md",
     "context.md",
     "contracts.md",
     "engine.md",
     "getting_started.md",
     "runner.md",
     "helpers.md",
+    "migration.md",
     "streaming.md",
     "subpipelines.md",
     "testing.md",
@@ -79,7 +83,37 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("tools.md", 3),
         ("tracing.md", 5),
         ("helpers.md", 6),
+        ("concepts.md", 2),
+        ("migration.md", 4),
     ],
 )
 def test_guides_keep_their_examples(name: str, count: int) -> None:
     assert len(_blocks(name)) == count
+
+
+# Blocks marked ```python reference show stageflow 0.9.1's asyncio code next to the port
+# (the migration guide); they run against the installed reference, under asyncio.
+REFERENCE_SIDE = {"migration.md": 4}
+
+
+def _reference_blocks(name: str) -> list[str]:
+    text = (DOCS / name).read_text(encoding="utf-8")
+    return re.findall(r"```python reference\n(.*?)```", text, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [(name, i) for name, count in REFERENCE_SIDE.items() for i in range(count)],
+)
+def test_reference_side_block_runs_on_stageflow(
+    name: str, index: int, reference: ModuleType
+) -> None:
+    """Each reference block runs as written on stageflow 0.9.1 (its own ``asyncio.run``)."""
+    assert reference.__name__ == "stageflow"
+    code = _reference_blocks(name)[index]
+    exec(compile(code, f"docs/{name} (reference)", "exec"), {"__name__": "__doc__"})
+
+
+def test_reference_blocks_are_counted_and_only_where_expected() -> None:
+    found = {path.name: len(_reference_blocks(path.name)) for path in DOCS.glob("*.md")}
+    assert {name: count for name, count in found.items() if count} == REFERENCE_SIDE

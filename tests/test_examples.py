@@ -32,6 +32,8 @@ def test_the_examples_are_listed() -> None:
         "quickstart",
         "streaming",
         "subpipelines",
+        "tool_approval",
+        "voice_turn",
     ]
     assert list_examples() == sorted(
         p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")
@@ -244,3 +246,104 @@ async def test_subpipelines_example_cancels_the_whole_tree(
         "children": ["Child pipeline canceled: user hung up"] * 2
     }
     assert out["results"]["watchdog"].data == {"cancelled": 5}
+
+
+async def test_voice_turn_example_streams_redacts_and_remembers(
+    autojump_clock: trio.abc.Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = await load("voice_turn").main()
+    first, second = out["turns"]
+    # stt 100 ms, then the model's 150 ms latency, its text 10 ms a piece, the voice's
+    # 50 ms latency and real-time audio in 40 ms chunks.
+    assert (first["took"], second["took"]) == (0.64, 0.58)
+    results = first["results"]
+    assert results["stt"].data["transcript"] == (
+        "What did I order last time? Call me back on 555-123-4567."
+    )
+    assert results["guard"].data["transformed_content"] == (
+        "What did I order last time? Call me back on ************."
+    )
+    assert results["fetch_memory"].data["memory_count"] == 0
+    assert results["respond"].data == {
+        "response": "You ordered the blue kettle. It ships on Monday.",
+        "sentences": ["You ordered the blue kettle.", "It ships on Monday."],
+        "audio_chunks": 5,
+        "first_audio_s": 0.27,
+        "llm_waits": 1,
+        "llm_waited_ms": 140,
+    }
+    # The model waited for room once: the queue said so, through the stage's sink.
+    assert first["events"].count("stream.producer_blocked") == 1
+    assert "guardrail.fail_open" in first["events"]
+    assert second["results"]["fetch_memory"].data["memory_count"] == 2
+    assert second["results"]["respond"].data["response"] == (
+        "It arrives on Wednesday. Anything else?"
+    )
+    assert "guardrail.fail_open" not in second["events"]
+    # Memory holds the redacted words, never the phone number.
+    assert out["memory"] == [
+        ("user", "What did I order last time? Call me back on ************."),
+        ("assistant", "You ordered the blue kettle. It ships on Monday."),
+        ("user", "When will it arrive?"),
+        ("assistant", "It arrives on Wednesday. Anything else?"),
+    ]
+    assert "the model waited 140 ms for the voice" in capsys.readouterr().out
+
+
+async def test_tool_approval_example_waits_for_the_reviewer_then_undoes(
+    autojump_clock: trio.abc.Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = await load("tool_approval").main()
+    assert out["log"] == [
+        "[t=0.00s] tool.invoked",
+        "[t=0.00s] approval.requested",
+        "[t=0.75s] approval.decided",
+        "[t=0.75s] tool.started",
+        "[t=0.75s] tool.completed",
+        "[t=0.75s] tool.undone",
+    ]
+    results = out["results"]
+    assert results["rename"].data["title"] == "Q3 plan"
+    assert results["reviewer"].data == {"approved": ["Rename the document?"]}
+    assert results["undo"].data == {"undone": True, "title": "Draft notes"}
+    assert (out["title"], out["pending"]) == ("Draft notes", [])
+    assert capsys.readouterr().out.endswith("pending approval requests: 0\n")
+
+
+async def test_tool_approval_cancelled_while_waiting_leaves_nothing_pending(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    import uuid
+
+    from stageflow_trio.testing import RecordingEventSink, create_test_stage_context
+    from stageflow_trio.tools import ApprovalStatus
+
+    example = load("tool_approval")
+    workspace = example.Workspace()
+    graph = example.build_pipeline(workspace).build()
+    sink = RecordingEventSink()
+    with trio.move_on_after(0.5):  # before the reviewer looks
+        await graph.run(create_test_stage_context(event_sink=sink))
+    assert await workspace.approvals.get_pending_requests() == []
+    assert workspace.document == {"title": "Draft notes"}
+    [requested] = [data for event, data in sink.events if event == "approval.requested"]
+    assert requested is not None
+    request = await workspace.approvals.get_request(uuid.UUID(requested["request_id"]))
+    assert request is not None
+    assert request.status is ApprovalStatus.CANCELLED
+    assert "stage.rename.cancelled" in sink.types()
+
+
+async def test_tool_events_go_to_the_global_sink_when_the_stage_has_none() -> None:
+    from stageflow_trio.events import get_event_sink, set_event_sink
+    from stageflow_trio.testing import RecordingEventSink
+
+    example = load("tool_approval")
+    outer = RecordingEventSink()
+    set_event_sink(outer)
+    inner = RecordingEventSink()
+    with example.tool_events_to(inner):
+        assert get_event_sink() is inner
+    with example.tool_events_to(None):
+        assert get_event_sink() is outer
+    assert get_event_sink() is outer

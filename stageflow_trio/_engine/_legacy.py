@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from trio import current_time
 
-from stageflow_trio._engine._errors import unwrap_group
+from stageflow_trio._engine._errors import first_leaf, unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
@@ -294,6 +294,21 @@ class _LegacyRun(DagRun):
                     ),
                 )
             raise StageExecutionError(name, exc) from exc
+        except BaseExceptionGroup as group:
+            # A stage with a nursery of its own is interrupted with a group of
+            # Cancelled (its tasks' and its body's): the same terminal event. A group
+            # holding a KeyboardInterrupt-like leaf passes as it did.
+            leaf = first_leaf(group)
+            if isinstance(leaf, trio.Cancelled):
+                self._record(
+                    name,
+                    "cancelled",
+                    {
+                        "duration_ms": int((current_time() - started) * 1000),
+                        "reason": cancel_reason(leaf),
+                    },
+                )
+            raise
         duration_ms = int((current_time() - started) * 1000)
         if result.status == "failed":
             self._record(

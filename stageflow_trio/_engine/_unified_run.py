@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 from trio import current_time
 
+from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
@@ -243,6 +244,21 @@ class UnifiedRun(DagRun):
                 )
             logger.debug("Stage %s raised %r", name, exc)
             raise UnifiedStageExecutionError(name, exc) from exc
+        except BaseExceptionGroup as group:
+            # A stage with a nursery of its own is interrupted with a group of
+            # Cancelled (its tasks' and its body's): the same terminal event. A group
+            # holding a KeyboardInterrupt-like leaf passes as it did.
+            leaf = first_leaf(group)
+            if isinstance(leaf, trio.Cancelled) and sink is not None:
+                report.lifecycle(
+                    name,
+                    "cancelled",
+                    {
+                        "duration_ms": int((current_time() - started) * 1000),
+                        "reason": cancel_reason(leaf),
+                    },
+                )
+            raise
         duration_ms = int((current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
         if started_at is not None:

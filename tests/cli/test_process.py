@@ -189,8 +189,10 @@ def test_examples_list_and_run(capsys: pytest.CaptureFixture[str]) -> None:
         "quickstart",
         "streaming",
         "subpipelines",
+        "tool_approval",
+        "voice_turn",
     ]
-    assert listed[5] == "quickstart    Quickstart: a five-stage pipeline run under trio."
+    assert listed[5] == "quickstart     Quickstart: a five-stage pipeline run under trio."
     assert main(["examples", "list"]) == 0
     assert capsys.readouterr().out.splitlines() == listed
     assert main(["examples", "run", "guard_retry"]) == 0
@@ -201,7 +203,7 @@ def test_examples_list_and_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == (
         "stageflow-trio examples: error: no example named 'nope'; choose one of "
         "cancellation, deadline, flaky_retry, guard_retry, many_runs, quickstart, streaming,"
-        " subpipelines\n"
+        " subpipelines, tool_approval, voice_turn\n"
     )
 
 

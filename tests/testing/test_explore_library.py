@@ -1,10 +1,11 @@
 """The library's own paths survive a cancellation at every checkpoint (explore_cancellation).
 
-Every example pipeline, and the graph, guard-retry, interceptor, subpipeline and
-streaming paths, each run under the explorer with the default invariants: the run
-ends in trio.Cancelled (or as it would have), every tracked cleanup ran once, no
-task outlives the run, every started stage has a terminal event, and every event
-queued in a BackpressureAwareEventSink is delivered or counted. Runs are capped
+Every example pipeline, and the graph, guard-retry, interceptor, subpipeline,
+streaming, tool-approval and voice-turn paths, each run under the explorer with the
+default invariants: the run ends in trio.Cancelled (or as it would have), every
+tracked cleanup ran once, no task outlives the run, every started stage has a
+terminal event, and every event queued in a BackpressureAwareEventSink is delivered
+or counted. Runs are capped
 (``max_checkpoints``) to keep the suite's time modest; the explored indices are
 spread over the whole run, first and last included.
 """
@@ -43,7 +44,13 @@ from stageflow_trio.testing import (
     explore_cancellation,
     tracked_cleanup,
 )
-from stageflow_trio.testing.explore import CANCELLED
+from stageflow_trio.testing.explore import (
+    CANCELLED,
+    DEFAULT_INVARIANTS,
+    RETURNED,
+    RunRecord,
+    invariant,
+)
 
 CAP = 40  # checkpoints explored per path at most
 
@@ -255,7 +262,66 @@ async def test_streaming_queue_and_backpressure_sink(
     assert report.outcomes[CANCELLED] >= 1
 
 
-# Paths still to add: tools approval (stageflow_trio.tools.approval, being written in
-# parallel). Add a test here in the same shape: a zero-argument run_fn that builds the
-# approval flow with ``current_run().sink`` as its event sink and awaits one complete
-# run, then ``await explore_cancellation(run_fn, max_checkpoints=CAP, max_deadlines=CAP)``.
+async def test_tool_approval_cancelled_while_waiting_leaves_no_request_and_no_task(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    """The rename stage waits for approval from 0 to 0.75 s; the reviewer stage approves.
+
+    Cancelled anywhere, and in particular while the tool waits for the decision, the
+    run leaves no PENDING request behind (the waiting call cancels its own request)
+    and no task (the default invariants).
+    """
+    from stageflow_trio.examples import tool_approval
+
+    pending_after: dict[str, int] = {}
+
+    async def run() -> dict[str, StageOutput]:
+        workspace = tool_approval.Workspace()
+        graph = tool_approval.build_pipeline(workspace).build()
+        try:
+            return await graph.run(create_test_stage_context(event_sink=sink()))
+        finally:
+            with trio.CancelScope(shield=True):
+                pending = await workspace.approvals.get_pending_requests()
+            pending_after[current_run().label] = len(pending)
+
+    waiting_when_cancelled: list[str] = []
+
+    @invariant("no approval request left pending")
+    def nothing_pending(run: RunRecord) -> str | None:
+        types = run.sink.types()
+        if "approval.requested" in types and "approval.decided" not in types:
+            waiting_when_cancelled.append(run.label)
+        left = pending_after[run.label]
+        return f"{left} approval request(s) left PENDING" if left else None
+
+    report = await explore_cancellation(
+        run,
+        invariants=(*DEFAULT_INVARIANTS, nothing_pending),
+        max_checkpoints=CAP,
+        max_deadlines=CAP,
+    )
+    assert report.outcomes[CANCELLED] >= 1
+    assert report.outcomes[RETURNED] >= 1  # the uncancelled run
+    # Runs cancelled with the tool waiting (the request filed, never decided) were
+    # among them: at checkpoints and at the deadline halfway to the approval.
+    assert "deadline +0.375" in waiting_when_cancelled
+    assert any(label.startswith("checkpoint") for label in waiting_when_cancelled)
+
+
+async def test_voice_turn_pipeline(virtual_clock: trio.testing.MockClock) -> None:
+    """STT, guard and memory fetch, the reply streamed through a full ChunkQueue, memory write."""
+    from stageflow_trio.examples import voice_turn
+    from stageflow_trio.helpers import InMemoryStore
+
+    async def run() -> dict[str, StageOutput]:
+        graph = voice_turn.build_pipeline(InMemoryStore()).build()
+        ctx = create_test_stage_context(
+            event_sink=sink(),
+            session_id=uuid.UUID(int=1),
+            metadata={"audio": voice_turn.record(voice_turn.PHRASES[0])},
+        )
+        return await graph.run(ctx)
+
+    report = await explore_cancellation(run, max_checkpoints=CAP, max_deadlines=CAP)
+    assert report.outcomes[CANCELLED] >= 1
