@@ -21,10 +21,11 @@ from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_with_interceptors
 from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
 from stageflow_trio._time import utc_now
-from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_context import StageCancellationRequested, StageContext
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.utils.frozen import _freeze_dict
@@ -60,10 +61,12 @@ class UnifiedRun(DagRun):
 
     __slots__ = (
         "attempts",
+        "cancellation",
         "cancelled",
         "completed",
         "event_sink",
         "finalized",
+        "pipeline_ctx",
         "plain",
         "plan",
         "ports",
@@ -87,7 +90,12 @@ class UnifiedRun(DagRun):
         self.plan = plan
         self.token = token
         self.registry = registry
-        self.report = report = RunReporter(plan, ctx)
+        # A run started with a PipelineContext (directly or through a context it
+        # derived): its stages follow its cancellation, its hooks run before each
+        # stage, and the interceptors see it.
+        self.cancellation = source = ctx.cancellation
+        self.pipeline_ctx = source if isinstance(source, PipelineContext) else None
+        self.report = report = RunReporter(plan, ctx, self.pipeline_ctx)
         self.snapshot = ctx.snapshot
         # As the reference: a context without a timer gets one for the run.
         timer = getattr(ctx, "timer", None)  # typed as required, but None is accepted
@@ -177,9 +185,12 @@ class UnifiedRun(DagRun):
             timer=self.timer,
             event_sink=self.event_sink,
             cleanup_registry=self.registry,
+            cancellation=self.cancellation,
         )
         output: StageOutput | None = None
-        if spec.conditional:
+        if self.pipeline_ctx is not None:
+            output = await self._before_start(self.pipeline_ctx, spec, stage_ctx)
+        if output is None and spec.conditional:
             skip_reason = inputs.get("skip_reason")
             if skip_reason:
                 self.report.skipped(stage_ctx, name, skip_reason, None)
@@ -195,12 +206,27 @@ class UnifiedRun(DagRun):
                     output = raw if type(raw) is StageOutput else _as_output(name, raw)
                 except UnifiedStageExecutionError:
                     raise
+                except StageCancellationRequested as exc:
+                    output = StageOutput.cancel(reason=exc.reason)
                 except Exception as exc:
                     raise UnifiedStageExecutionError(name, exc) from exc
                 output = output.with_duration(int((current_time() - started) * 1000))
             else:
                 output = await self._execute(spec, stage_ctx)
         return self._complete(name, output)
+
+    async def _before_start(
+        self, pipeline_ctx: PipelineContext, spec: UnifiedStage, stage_ctx: StageContext
+    ) -> StageOutput | None:
+        """Run the context's before-stage-start hooks; a cancel output if they cancelled."""
+        try:
+            await pipeline_ctx.run_before_stage_start_hooks(
+                stage_name=spec.name, stage_kind=getattr(spec, "kind", None), stage_ctx=stage_ctx
+            )
+            stage_ctx.raise_if_cancelled()
+        except StageCancellationRequested as exc:
+            return StageOutput.cancel(reason=exc.reason)
+        return None
 
     async def _execute(self, spec: UnifiedStage, stage_ctx: StageContext) -> StageOutput:
         """Run one stage and report it: lifecycle events, wide events, the chain."""
@@ -213,7 +239,10 @@ class UnifiedRun(DagRun):
         started_at = utc_now() if report.wide is not None else None
         try:
             if self.plan.interceptors is None:
-                output = _as_output(name, await spec.runner(stage_ctx))
+                try:
+                    output = _as_output(name, await spec.runner(stage_ctx))
+                except StageCancellationRequested as exc:
+                    output = StageOutput.cancel(reason=exc.reason)
             else:
                 output = await self._execute_intercepted(spec, stage_ctx)
         except UnifiedStageExecutionError:
@@ -286,7 +315,10 @@ class UnifiedRun(DagRun):
 
         async def stage_run() -> StageResult:
             started_at = utc_now()
-            output = _as_output(name, await spec.runner(stage_ctx))
+            try:
+                output = _as_output(name, await spec.runner(stage_ctx))
+            except StageCancellationRequested as exc:
+                output = StageOutput.cancel(reason=exc.reason)
             result = StageResult(
                 name=name,
                 status="failed" if output.status is _FAIL else "completed",
