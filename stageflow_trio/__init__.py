@@ -1,14 +1,18 @@
 """stageflow_trio: the stageflow pipeline framework, native on trio.
 
-The names below are the reference's top-level ``stageflow`` names, plus the
-names its ``__all__`` lists but cannot import: the wide-event helpers and
-``create_test_pipeline_context``.
+The names below are the reference's top-level ``stageflow`` names, including
+those its ``__all__`` lists but cannot import (the wide-event helpers,
+``create_test_pipeline_context``, and the aliases ``LinearPipeline`` and
+``create_test_context``, defined as stageflow 1.2 defines them), plus stageflow
+1.2's stage-level additions (``StageReturn``, ``StageCancellationRequested`` and
+the payload helpers).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .core.stage_context import StageCancellationRequested as StageCancellationRequested
 from .core.stage_context import StageContext as StageContext
 from .core.stage_context import create_stage_context as create_stage_context
 from .core.stage_enums import StageKind as StageKind
@@ -16,6 +20,7 @@ from .core.stage_enums import StageStatus as StageStatus
 from .core.stage_output import StageArtifact as StageArtifact
 from .core.stage_output import StageEvent as StageEvent
 from .core.stage_output import StageOutput as StageOutput
+from .core.stage_output import StageReturn as StageReturn
 from .core.stage_protocol import Stage as Stage
 from .core.timer import PipelineTimer as PipelineTimer
 from .errors import StageflowError as StageflowError
@@ -68,6 +73,13 @@ from .protocols import CorrelationIds as CorrelationIds
 from .stages.context import PipelineContext as PipelineContext
 from .stages.inputs import StageInputs as StageInputs
 from .stages.inputs import create_stage_inputs as create_stage_inputs
+from .stages.payloads import StagePayloadResult as StagePayloadResult
+from .stages.payloads import cancel_output as cancel_output
+from .stages.payloads import fail_output as fail_output
+from .stages.payloads import ok_output as ok_output
+from .stages.payloads import payload_from_inputs as payload_from_inputs
+from .stages.payloads import payload_from_results as payload_from_results
+from .stages.payloads import summary_from_output as summary_from_output
 from .stages.ports import AudioPorts as AudioPorts
 from .stages.ports import CorePorts as CorePorts
 from .stages.ports import LLMPorts as LLMPorts
@@ -79,6 +91,10 @@ from .stages.result import StageResult as StageResult
 
 if TYPE_CHECKING:
     from .testing import create_test_pipeline_context as create_test_pipeline_context
+    from .testing import create_test_stage_context as create_test_context
+
+LinearPipeline = Pipeline
+"""The older name of :class:`~stageflow_trio.pipeline.pipeline.Pipeline` (as in stageflow 1.2)."""
 
 __version__ = "0.1.0"
 
@@ -100,6 +116,7 @@ __all__ = [
     "InterceptorContext",
     "InterceptorResult",
     "LLMPorts",
+    "LinearPipeline",
     "LoggingEventSink",
     "LoggingInterceptor",
     "MaxDepthExceededError",
@@ -113,6 +130,7 @@ __all__ = [
     "ProviderCallLogger",
     "Stage",
     "StageArtifact",
+    "StageCancellationRequested",
     "StageContext",
     "StageError",
     "StageEvent",
@@ -121,7 +139,9 @@ __all__ = [
     "StageInputs",
     "StageKind",
     "StageOutput",
+    "StagePayloadResult",
     "StageResult",
+    "StageReturn",
     "StageSpec",
     "StageStatus",
     "StageflowError",
@@ -132,25 +152,32 @@ __all__ = [
     "TypedExtension",
     "UnifiedStageSpec",
     "WideEventEmitter",
+    "cancel_output",
     "clear_event_sink",
     "create_audio_ports",
     "create_core_ports",
     "create_llm_ports",
     "create_stage_context",
     "create_stage_inputs",
+    "create_test_context",
     "create_test_pipeline_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
     "error_summary_to_stages_patch",
     "error_summary_to_string",
+    "fail_output",
     "get_child_tracker",
     "get_circuit_breaker",
     "get_default_interceptors",
     "get_event_sink",
     "get_subpipeline_spawner",
+    "ok_output",
+    "payload_from_inputs",
+    "payload_from_results",
     "run_with_interceptors",
     "set_event_sink",
     "summarize_pipeline_error",
+    "summary_from_output",
 ]
 
 
@@ -161,4 +188,8 @@ def __getattr__(name: str) -> Any:
         from .testing import create_test_pipeline_context
 
         return create_test_pipeline_context
+    if name == "create_test_context":  # the older name, as in stageflow 1.2
+        from .testing import create_test_stage_context
+
+        return create_test_stage_context
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
