@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._cleanup import CleanupRegistry
     from stageflow_trio._engine._plan import UnifiedPlan, UnifiedStage
     from stageflow_trio._engine._token import CancellationToken
+    from stageflow_trio.core.stage_context import CancellationSource
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
@@ -54,6 +55,32 @@ def _as_output(name: str, raw: object) -> StageOutput:
     if isinstance(raw, dict):
         return StageOutput.ok(data=raw)
     raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
+
+
+class _RunCancellation:
+    """What a stage's ``is_cancelled`` reads: the run's token, then the root context's source.
+
+    A cancelled token also cancels the run's scope, so a stage sees it as
+    ``trio.Cancelled`` at its next checkpoint; this lets code that polls (stageflow
+    1.2's ``ctx.is_cancelled``) see it too.
+    """
+
+    __slots__ = ("_source", "_token")
+
+    def __init__(self, token: CancellationToken, source: CancellationSource | None) -> None:
+        self._token = token
+        self._source = source
+
+    @property
+    def is_canceled(self) -> bool:
+        source = self._source
+        return self._token.is_cancelled or (source is not None and source.is_canceled)
+
+    @property
+    def cancellation_reason(self) -> str | None:
+        source = self._source
+        reason = source.cancellation_reason if source is not None else None
+        return reason or self._token.reason
 
 
 class UnifiedRun(DagRun):
@@ -93,7 +120,8 @@ class UnifiedRun(DagRun):
         # A run started with a PipelineContext (directly or through a context it
         # derived): its stages follow its cancellation, its hooks run before each
         # stage, and the interceptors see it.
-        self.cancellation = source = ctx.cancellation
+        source = ctx.cancellation
+        self.cancellation = _RunCancellation(token, source)
         self.pipeline_ctx = source if isinstance(source, PipelineContext) else None
         self.report = report = RunReporter(plan, ctx, self.pipeline_ctx)
         self.snapshot = ctx.snapshot

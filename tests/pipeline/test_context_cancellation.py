@@ -16,6 +16,8 @@ from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline.cancellation import CancellationToken
 from stageflow_trio.pipeline.dag import (
+    StageGraph,
+    StageSpec,
     UnifiedPipelineCancelled,
     UnifiedStageGraph,
 )
@@ -254,8 +256,11 @@ async def test_a_stage_context_derived_from_a_pipeline_context_follows_it(
     root = ctx.derive_root_stage_context()
 
     async def forever(stage: StageContext) -> StageOutput:
-        assert stage.cancellation is ctx
-        await trio.sleep_forever()
+        assert stage.is_cancelled is False
+        try:
+            await trio.sleep_forever()
+        finally:
+            assert (stage.is_cancelled, stage.cancellation_reason) == (True, "bye")
         raise AssertionError("unreachable")
 
     async with trio.open_nursery() as nursery:
@@ -284,3 +289,69 @@ async def test_a_plain_stage_context_run_is_unchanged() -> None:
     results = await UnifiedStageGraph([spec("a", look)]).run(stage_ctx())
     assert results["a"].status.value == "ok"
     assert flags == [(False, None)]
+
+
+async def test_a_cancelled_token_is_visible_to_polling_stages(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    token = CancellationToken()
+    polls: list[tuple[float, bool, str | None]] = []
+
+    async def poller(stage: StageContext) -> StageOutput:
+        polls.append((trio.current_time(), stage.is_cancelled, stage.cancellation_reason))
+        with trio.CancelScope(shield=True):  # a stage that only polls
+            await trio.sleep(2)
+        polls.append((trio.current_time(), stage.is_cancelled, stage.cancellation_reason))
+        stage.raise_if_cancelled()
+        raise AssertionError("unreachable")
+
+    async def cancel_later() -> None:
+        await trio.sleep(1)
+        token.cancel("token says stop")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cancel_later)
+        with pytest.raises(UnifiedPipelineCancelled) as info:
+            await UnifiedStageGraph([spec("p", poller)]).run(pctx(), cancel_token=token)
+    # The stage's own cancel output (what stageflow 1.2 also reports), not "<external>".
+    assert (info.value.stage, info.value.reason) == ("p", "token says stop")
+    assert polls == [(0, False, None), (2, True, "token says stop")]
+
+
+async def test_mark_canceled_interrupts_a_legacy_run_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sink = RecordingEventSink()
+    ctx = PipelineContext.create(event_sink=sink)
+    interrupted: list[tuple[float, str | None]] = []
+
+    async def slow(c: PipelineContext) -> None:
+        try:
+            await trio.sleep(60)
+        except trio.Cancelled as exc:
+            interrupted.append((trio.current_time(), exc.reason))
+            raise
+
+    async def quick(c: PipelineContext) -> dict[str, int]:
+        await trio.sleep(1)
+        return {"n": 1}
+
+    graph = StageGraph(
+        [StageSpec(name="slow", runner=slow), StageSpec(name="quick", runner=quick)],
+        interceptors=[],
+    )
+    async with trio.open_nursery() as nursery:
+
+        async def cancel_later() -> None:
+            await trio.sleep(2.5)
+            ctx.mark_canceled("user hung up")
+
+        nursery.start_soon(cancel_later)
+        results = await graph.run(ctx)
+    assert interrupted == [(2.5, "user hung up")]
+    assert trio.current_time() == 2.5
+    assert (results["quick"].status, results["quick"].data) == ("completed", {"n": 1})
+    assert (results["slow"].status, results["slow"].error) == ("failed", "Pipeline canceled")
+    [cancelled] = [data for kind, data in sink.events if kind == "pipeline_cancelled"]
+    assert cancelled is not None
+    assert cancelled["stage"] == "<external>"
