@@ -18,6 +18,7 @@ RUNNABLE = [
     "analytics.md",
     "cli.md",
     "context.md",
+    "duplex.md",
     "engine.md",
     "runner.md",
     "helpers.md",
@@ -66,7 +67,8 @@ def test_every_guide_with_python_blocks_is_run() -> None:
     [
         ("testing.md", 4),
         ("engine.md", 2),
-        ("context.md", 9),
+        ("context.md", 10),
+        ("duplex.md", 3),
         ("runner.md", 6),
         ("analytics.md", 1),
         ("streaming.md", 1),
