@@ -355,3 +355,18 @@ async def test_mark_canceled_interrupts_a_legacy_run_at_once(
     [cancelled] = [data for kind, data in sink.events if kind == "pipeline_cancelled"]
     assert cancelled is not None
     assert cancelled["stage"] == "<external>"
+
+
+async def test_a_pipeline_context_subclass_is_accepted() -> None:
+    class AppContext(PipelineContext):
+        pass
+
+    ctx = AppContext(topology="chat_fast", input_text="sub")
+    seen: list[str | None] = []
+
+    async def read(stage: StageContext) -> StageOutput:
+        seen.append(stage.snapshot.input_text)
+        return StageOutput.ok()
+
+    await UnifiedStageGraph([spec("a", read)]).run(ctx)
+    assert seen == ["sub"]
