@@ -268,3 +268,12 @@ def test_stage_context_type_is_unchanged_for_equality() -> None:
         event_sink=a.event_sink,
     )
     assert a == b  # the cancellation source is left out of equality, like cleanup_registry
+
+
+def test_create_test_pipeline_context_takes_ports_as_in_1_2() -> None:
+    from stageflow_trio.testing import create_test_pipeline_context
+
+    ports = CorePorts(db="session")
+    ctx = create_test_pipeline_context(ports=ports, input_text="hi")
+    assert (ctx.ports, ctx.input_text) == (ports, "hi")
+    assert ctx.derive_root_stage_context().inputs.ports is ports
