@@ -40,6 +40,7 @@ def _build(
     types_mod: ModuleType,
     ids: list[uuid.UUID],
     now: datetime,
+    n_messages: int = 4,
 ) -> Any:
     messages = [
         types_mod.Message(
@@ -48,7 +49,7 @@ def _build(
             timestamp=now,
             metadata={"turn": i, "lang": "en"},
         )
-        for i in range(4)
+        for i in range(n_messages)
     ]
     return snapshot_mod.ContextSnapshot(
         run_id=context_mod.RunIdentity(

@@ -5,7 +5,7 @@ those its ``__all__`` lists but cannot import (the wide-event helpers,
 ``create_test_pipeline_context``, and the aliases ``LinearPipeline`` and
 ``create_test_context``, defined as stageflow 1.2 defines them), plus stageflow
 1.2's stage-level additions (``StageReturn``, ``StageCancellationRequested`` and
-the payload helpers).
+the payload helpers). The test helpers and the linter load on first use.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ from .pipeline.interceptors import get_default_interceptors as get_default_inter
 from .pipeline.interceptors import run_with_interceptors as run_with_interceptors
 from .pipeline.pipeline import Pipeline as Pipeline
 from .pipeline.pipeline import UnifiedStageSpec as UnifiedStageSpec
+from .pipeline.registry import PipelineRegistry as PipelineRegistry
+from .pipeline.registry import pipeline_registry as pipeline_registry
 from .pipeline.spec import CycleDetectedError as CycleDetectedError
 from .pipeline.spec import PipelineValidationError as PipelineValidationError
 from .pipeline.subpipeline import ChildRunTracker as ChildRunTracker
@@ -69,8 +71,17 @@ from .pipeline.subpipeline import SubpipelineResult as SubpipelineResult
 from .pipeline.subpipeline import SubpipelineSpawner as SubpipelineSpawner
 from .pipeline.subpipeline import get_child_tracker as get_child_tracker
 from .pipeline.subpipeline import get_subpipeline_spawner as get_subpipeline_spawner
+from .projector.service import ProjectorService as ProjectorService
+from .projector.service import WSMessageProjector as WSMessageProjector
+from .projector.service import WSMetadata as WSMetadata
+from .projector.service import WSOutboundMessage as WSOutboundMessage
+from .projector.service import WSStatusUpdatePayload as WSStatusUpdatePayload
+from .projector.service import _coerce_uuid_str as _coerce_uuid_str
+from .protocols import ConfigProvider as ConfigProvider
 from .protocols import CorrelationIds as CorrelationIds
+from .protocols import RunStore as RunStore
 from .stages.context import PipelineContext as PipelineContext
+from .stages.context import extract_service as extract_service
 from .stages.inputs import StageInputs as StageInputs
 from .stages.inputs import create_stage_inputs as create_stage_inputs
 from .stages.payloads import StagePayloadResult as StagePayloadResult
@@ -90,8 +101,15 @@ from .stages.result import StageError as StageError
 from .stages.result import StageResult as StageResult
 
 if TYPE_CHECKING:
+    from .cli.lint import DependencyIssue as DependencyIssue
+    from .cli.lint import DependencyLintResult as DependencyLintResult
+    from .cli.lint import IssueSeverity as IssueSeverity
+    from .cli.lint import lint_pipeline as lint_pipeline
+    from .cli.lint import lint_pipeline_file as lint_pipeline_file
     from .testing import create_test_pipeline_context as create_test_pipeline_context
+    from .testing import create_test_snapshot as create_test_snapshot
     from .testing import create_test_stage_context as create_test_context
+    from .testing import create_test_stage_context as create_test_stage_context
 
 LinearPipeline = Pipeline
 """The older name of :class:`~stageflow_trio.pipeline.pipeline.Pipeline` (as in stageflow 1.2)."""
@@ -106,15 +124,19 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakerInterceptor",
     "CircuitBreakerOpenError",
+    "ConfigProvider",
     "CorePorts",
     "CorrelationIds",
     "CycleDetectedError",
+    "DependencyIssue",
+    "DependencyLintResult",
     "ErrorAction",
     "EventSink",
     "ExtensionHelper",
     "ExtensionRegistry",
     "InterceptorContext",
     "InterceptorResult",
+    "IssueSeverity",
     "LLMPorts",
     "LinearPipeline",
     "LoggingEventSink",
@@ -124,10 +146,13 @@ __all__ = [
     "NoOpEventSink",
     "Pipeline",
     "PipelineContext",
+    "PipelineRegistry",
     "PipelineRunLogger",
     "PipelineTimer",
     "PipelineValidationError",
+    "ProjectorService",
     "ProviderCallLogger",
+    "RunStore",
     "Stage",
     "StageArtifact",
     "StageCancellationRequested",
@@ -151,7 +176,12 @@ __all__ = [
     "TracingInterceptor",
     "TypedExtension",
     "UnifiedStageSpec",
+    "WSMessageProjector",
+    "WSMetadata",
+    "WSOutboundMessage",
+    "WSStatusUpdatePayload",
     "WideEventEmitter",
+    "_coerce_uuid_str",
     "cancel_output",
     "clear_event_sink",
     "create_audio_ports",
@@ -161,19 +191,25 @@ __all__ = [
     "create_stage_inputs",
     "create_test_context",
     "create_test_pipeline_context",
+    "create_test_snapshot",
+    "create_test_stage_context",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
     "error_summary_to_stages_patch",
     "error_summary_to_string",
+    "extract_service",
     "fail_output",
     "get_child_tracker",
     "get_circuit_breaker",
     "get_default_interceptors",
     "get_event_sink",
     "get_subpipeline_spawner",
+    "lint_pipeline",
+    "lint_pipeline_file",
     "ok_output",
     "payload_from_inputs",
     "payload_from_results",
+    "pipeline_registry",
     "run_with_interceptors",
     "set_event_sink",
     "summarize_pipeline_error",
@@ -181,15 +217,39 @@ __all__ = [
 ]
 
 
+_LAZY_TESTING = frozenset(
+    {
+        "create_test_context",
+        "create_test_pipeline_context",
+        "create_test_snapshot",
+        "create_test_stage_context",
+    }
+)
+
+
+# The linter pulls in argparse and ast; load it on first use too.
+_LAZY_LINT = frozenset(
+    {
+        "DependencyIssue",
+        "DependencyLintResult",
+        "IssueSeverity",
+        "lint_pipeline",
+        "lint_pipeline_file",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
     # The testing helpers pull in the snapshot codec and cattrs (about 30 ms);
     # load them when this name is first used, not on `import stageflow_trio`.
-    if name == "create_test_pipeline_context":
-        from .testing import create_test_pipeline_context
+    if name in _LAZY_TESTING:
+        from . import testing
 
-        return create_test_pipeline_context
-    if name == "create_test_context":  # the older name, as in stageflow 1.2
-        from .testing import create_test_stage_context
+        if name == "create_test_context":  # the older name, as in stageflow 1.2
+            return testing.create_test_stage_context
+        return getattr(testing, name)
+    if name in _LAZY_LINT:
+        from .cli import lint
 
-        return create_test_stage_context
+        return getattr(lint, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

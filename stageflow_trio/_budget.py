@@ -8,8 +8,9 @@ trio issue #1757 (open; a maintainer calls it "a pure optimization") proposes
 skipping the switch when the task switched recently.
 
 This module applies that policy to the library's hottest data-path calls
-(``OutputBag.write``, ``ChunkQueue.put`` and ``get``) and to the engine between
-two stages that run in one task. Each call:
+(``OutputBag.write``, ``ContextBag.write``, ``ChunkQueue.put`` and ``get``), to
+the engine between two stages that run in one task, and where a graph enters a
+stage's interceptor chain. Each call:
 
 - always checks for cancellation (``trio.lowlevel.checkpoint_if_cancelled``), so
   a cancelled call raises ``Cancelled`` before it changes anything;

@@ -30,14 +30,51 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The last whole second formatted and its ISO text, in one tuple so that threads
+# replacing it never pair one second with another's text: events come many per
+# second, and only the microseconds change between them.
+_iso_second: tuple[int, str] = (-1, "")
+
+# The wall clock utc_now_iso reads, in integer nanoseconds (a seam for tests).
+_wall_ns = time.time_ns
+
+
 def utc_now_iso() -> str:
-    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``."""
-    return datetime.now(UTC).isoformat()
+    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``.
+
+    One clock read (``time.time_ns()``, floored to the microsecond as
+    ``datetime.now`` does); the date and time of day are formatted once per
+    second, the microseconds per call (left out when zero, as ``isoformat`` does).
+    """
+    global _iso_second  # a one-entry cache, replaced whole
+    seconds, nanoseconds = divmod(_wall_ns(), 1_000_000_000)
+    cached_seconds, text = _iso_second
+    if cached_seconds != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]
+        _iso_second = (seconds, text)
+    micros = nanoseconds // 1000
+    if micros:
+        return f"{text}.{micros:06d}+00:00"
+    return f"{text}+00:00"
+
+
+# Version 4 and the RFC 4122 variant, as uuid.UUID(bytes=..., version=4) sets them.
+_V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_V4_SET = (0x8000 << 48) | (4 << 76)
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
 def uuid4() -> uuid.UUID:
-    """A random (version 4) UUID."""
-    return uuid.uuid4()
+    """A random (version 4) UUID, as ``uuid.uuid4()`` makes it.
+
+    Built from its integer directly: ``uuid.UUID.__init__`` checks and converts
+    its arguments in Python, and a subpipeline spawn makes one per child.
+    """
+    value = (int.from_bytes(os.urandom(16)) & _V4_CLEAR) | _V4_SET
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
+    return made
 
 
 def uuid7() -> uuid.UUID:

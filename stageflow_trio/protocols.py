@@ -21,6 +21,7 @@ from uuid import UUID
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid
 from stageflow_trio.events.sink import EventSink as EventSink
 from stageflow_trio.utils.frozen import FrozenDict
@@ -144,6 +145,7 @@ def _frozen_extra(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
     return FrozenDict(value)
 
 
+@frozen_compat
 @attrs.frozen
 class CorrelationIds:
     """Ids that correlate logs, traces and events of one run across services.

@@ -11,24 +11,18 @@ from hypothesis import HealthCheck, settings
 from tests.fakes import import_reference
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from types import ModuleType
+
+# The library's own pytest plugin: reset_globals around every test (its autouse
+# reset_stageflow_globals fixture), virtual_clock, recording_sink and the builders;
+# pytest's pytester, to run the plugin in a project of its own (tests/testing/test_plugin.py).
+pytest_plugins = ["stageflow_trio.testing.plugin", "pytester"]
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    """Reset the library's process-wide singletons around every test."""
-    from stageflow_trio.testing import reset_globals
-
-    reset_globals()
-    yield
-    reset_globals()
 
 
 @pytest.fixture(scope="session")

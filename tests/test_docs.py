@@ -18,6 +18,7 @@ RUNNABLE = [
     "analytics.md",
     "cli.md",
     "context.md",
+    "contracts.md",
     "duplex.md",
     "engine.md",
     "runner.md",
@@ -65,7 +66,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
 @pytest.mark.parametrize(
     ("name", "count"),
     [
-        ("testing.md", 4),
+        ("testing.md", 8),
         ("engine.md", 2),
         ("context.md", 10),
         ("duplex.md", 3),

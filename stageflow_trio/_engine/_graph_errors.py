@@ -5,18 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stageflow_trio.errors import StageflowError
-from stageflow_trio.stages.result import StageError
+from stageflow_trio.stages._execution_error import StageExecutionError as StageExecutionError
 
 if TYPE_CHECKING:
     from stageflow_trio.core.stage_output import StageOutput
-
-
-class StageExecutionError(StageError):
-    """A stage of a legacy :class:`StageGraph` failed in a way that stops the run."""
-
-    def __init__(self, stage: str, original: Exception, recoverable: bool = False) -> None:
-        super().__init__(stage=stage, original=original)
-        self.recoverable = recoverable
 
 
 class UnifiedStageExecutionError(StageflowError):

@@ -10,15 +10,22 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import trio
+from trio import current_time
 
 from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
-from stageflow_trio._engine._stage_call import run_with_interceptors
+from stageflow_trio._engine._stage_call import run_chain
 from stageflow_trio._engine._unified_events import cancel_reason, failure
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.stages.context import (
+    PipelineContext,
+    StageEventTemplate,
+    discards_events,
+    stage_event_key,
+)
 from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
@@ -26,7 +33,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from stageflow_trio._engine._plan import LegacyInvoke, LegacyPlan
-    from stageflow_trio.stages.context import PipelineContext
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
@@ -177,30 +183,27 @@ def _emit(ctx: PipelineContext, event_type: str, data: dict[str, Any]) -> None:
     """``ctx.try_emit_event``; a broken sink is only logged.
 
     ``PipelineContext.try_emit_event`` lets sink errors through (as in the
-    reference); here they must never fail the run or replace its outcome.
+    reference); here they must never fail the run or replace its outcome. Nothing is
+    built for a sink that discards every event (unless the context's class has its
+    own ``try_emit_event``).
     """
+    if (
+        discards_events(getattr(ctx, "event_sink", None))
+        and getattr(type(ctx), "try_emit_event", None) is _TRY_EMIT_EVENT
+    ):
+        return
     try:
         ctx.try_emit_event(type=event_type, data=data)
     except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the run
         logger.warning("Failed to emit %s: %s", event_type, exc)
 
 
-def _record(
-    ctx: PipelineContext, name: str, status: str, payload: dict[str, Any] | None = None
-) -> None:
-    """``stage.{name}.{status}`` through ``record_stage_event``; a broken sink is only logged.
-
-    ``record_stage_event`` lets sink errors through (as in the reference); here they
-    must never fail the run or lose its results.
-    """
-    try:
-        ctx.record_stage_event(stage=name, status=status, payload=payload)
-    except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the run
-        logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)
+_TRY_EMIT_EVENT = PipelineContext.try_emit_event
+_RECORD_STAGE_EVENT = PipelineContext.record_stage_event
 
 
 class _LegacyRun(DagRun):
-    __slots__ = ("canceled", "canceled_after", "completed", "ctx", "plan")
+    __slots__ = ("canceled", "canceled_after", "completed", "ctx", "events", "plan")
 
     def __init__(self, plan: LegacyPlan, ctx: PipelineContext) -> None:
         super().__init__(plan.topology)
@@ -210,6 +213,36 @@ class _LegacyRun(DagRun):
         self.canceled = False
         # The stage after which ctx.canceled was seen (None: before any stage ran).
         self.canceled_after: str | None = None
+        # The run's stage events share their ids' strings; a context class with its
+        # own record_stage_event gets every event through it instead.
+        self.events = (
+            StageEventTemplate()
+            if getattr(type(ctx), "record_stage_event", None) is _RECORD_STAGE_EVENT
+            else None
+        )
+
+    def _record(self, name: str, status: str, payload: dict[str, Any] | None = None) -> None:
+        """``stage.{name}.{status}``, as ``record_stage_event``; a broken sink is only logged.
+
+        ``record_stage_event`` lets sink errors through (as in the reference); here they
+        must never fail the run or lose its results. Nothing is built for a sink that
+        discards every event.
+        """
+        ctx = self.ctx
+        try:
+            events = self.events
+            if events is None:
+                ctx.record_stage_event(stage=name, status=status, payload=payload)
+                return
+            sink = ctx.event_sink
+            if discards_events(sink):
+                return
+            sink.try_emit(
+                type=f"stage.{name}.{status}",
+                data=events.data(stage_event_key(ctx), name, status, payload),
+            )
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the run
+            logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)
 
     def on_started(self) -> None:
         if self.ctx.canceled:
@@ -230,8 +263,8 @@ class _LegacyRun(DagRun):
     async def _call(self, name: str, ctx: PipelineContext) -> StageResult:
         plan = self.plan
         started_at = utc_now()
-        started = monotonic()
-        _record(ctx, name, "started")
+        started = current_time()
+        self._record(name, "started")
         invoke = plan.invokers[name]
 
         async def stage_run() -> StageResult:
@@ -239,24 +272,22 @@ class _LegacyRun(DagRun):
 
         emitter = plan.emitter if plan.emit_stage_wide else None
         try:
-            result = await run_with_interceptors(name, stage_run, ctx, plan.interceptors)
+            result = await run_chain(name, stage_run, ctx, plan.chain)
         except trio.Cancelled as cancelled:
-            _record(
-                ctx,
+            self._record(
                 name,
                 "cancelled",
                 {
-                    "duration_ms": int((monotonic() - started) * 1000),
+                    "duration_ms": int((current_time() - started) * 1000),
                     "reason": cancel_reason(cancelled),
                 },
             )
             raise
         except Exception as exc:
-            _record(
-                ctx,
+            self._record(
                 name,
                 "failed",
-                {"duration_ms": int((monotonic() - started) * 1000), "error": str(exc)},
+                {"duration_ms": int((current_time() - started) * 1000), "error": str(exc)},
             )
             if emitter is not None:
                 emitter.emit_stage_event(
@@ -270,10 +301,9 @@ class _LegacyRun(DagRun):
                     ),
                 )
             raise StageExecutionError(name, exc) from exc
-        duration_ms = int((monotonic() - started) * 1000)
+        duration_ms = int((current_time() - started) * 1000)
         if result.status == "failed":
-            _record(
-                ctx,
+            self._record(
                 name,
                 "failed",
                 {
@@ -282,7 +312,7 @@ class _LegacyRun(DagRun):
                 },
             )
         else:
-            _record(ctx, name, "completed", {"duration_ms": duration_ms})
+            self._record(name, "completed", {"duration_ms": duration_ms})
         if emitter is not None:
             emitter.emit_stage_event(ctx=ctx, result=result)
         return result

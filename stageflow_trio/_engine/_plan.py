@@ -21,6 +21,8 @@ from stageflow_trio._engine._cleanup import check_cleanup_timeout
 from stageflow_trio._engine._guard_retry import GuardPolicy
 from stageflow_trio._engine._interceptors import BaseInterceptor
 from stageflow_trio._engine._scheduler import Topology
+from stageflow_trio._engine._stage_call import InterceptorChain
+from stageflow_trio._frozen import frozen_compat
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -99,6 +101,7 @@ def _cleanup_timeout(value: object) -> float:
     return check_cleanup_timeout("cleanup_timeout", value)
 
 
+@frozen_compat
 @attrs.frozen(kw_only=True)
 class UnifiedPlan:
     """Everything a ``UnifiedStageGraph`` run needs, checked and resolved.
@@ -112,6 +115,7 @@ class UnifiedPlan:
         emit_stage_wide: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide: Emit ``pipeline.wide`` when a run ends.
         cleanup_timeout: Seconds a run's cleanup callbacks share.
+        chain: ``interceptors`` with their hooks looked up (derived; ``None`` for none).
     """
 
     specs: Mapping[str, UnifiedStage] = attrs.field(converter=_frozen_specs)
@@ -124,8 +128,14 @@ class UnifiedPlan:
     emit_stage_wide: bool = False
     emit_pipeline_wide: bool = False
     cleanup_timeout: float = attrs.field(default=10.0, converter=_cleanup_timeout)
+    chain: InterceptorChain | None = attrs.field(init=False, eq=False, repr=False)
+
+    @chain.default
+    def _chain(self) -> InterceptorChain | None:
+        return None if self.interceptors is None else InterceptorChain(self.interceptors)
 
 
+@frozen_compat
 @attrs.frozen(kw_only=True)
 class LegacyPlan:
     """Everything a legacy ``StageGraph`` run needs, checked and resolved.
@@ -137,6 +147,7 @@ class LegacyPlan:
         emitter: The wide-event emitter, or ``None``.
         emit_stage_wide: Emit ``stage.wide`` after each stage (needs an emitter).
         emit_pipeline_wide: Emit ``pipeline.wide`` at the end of a run (needs an emitter).
+        chain: ``interceptors`` with their hooks looked up (derived).
     """
 
     invokers: Mapping[str, LegacyInvoke] = attrs.field(converter=_frozen_invokers)
@@ -145,3 +156,8 @@ class LegacyPlan:
     emitter: WideEvents | None = None
     emit_stage_wide: bool = False
     emit_pipeline_wide: bool = False
+    chain: InterceptorChain = attrs.field(init=False, eq=False, repr=False)
+
+    @chain.default
+    def _chain(self) -> InterceptorChain:
+        return InterceptorChain(self.interceptors)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._budget import cooperative_checkpoint
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
@@ -110,6 +111,26 @@ def _log_hook_error(interceptor: BaseInterceptor, hook: str, exc: Exception) -> 
     )
 
 
+class InterceptorChain:
+    """Interceptors sorted by priority, with their hooks looked up once.
+
+    A graph makes one when it is built, so a stage call neither sorts nor looks
+    up a hook.
+    """
+
+    __slots__ = ("afters", "befores", "ordered")
+
+    def __init__(self, interceptors: Sequence[BaseInterceptor]) -> None:
+        ordered = tuple(_sorted(interceptors))
+        self.ordered = ordered
+        self.befores = tuple((interceptor, interceptor.before) for interceptor in ordered)
+        # The after hooks run in descending priority; each with its index in ordered.
+        self.afters = tuple(
+            (index, ordered[index], ordered[index].after)
+            for index in range(len(ordered) - 1, -1, -1)
+        )
+
+
 async def run_with_interceptors(
     stage_name: str,
     stage_run: Callable[[], Awaitable[StageResult]],
@@ -125,7 +146,32 @@ async def run_with_interceptors(
         trio.Cancelled: the enclosing scope was cancelled.
     """
     await trio.lowlevel.checkpoint()
-    ordered = _sorted(interceptors)
+    return await _run_chain(stage_name, stage_run, ctx, InterceptorChain(interceptors))
+
+
+async def run_chain(
+    stage_name: str,
+    stage_run: Callable[[], Awaitable[StageResult]],
+    ctx: PipelineContext,
+    chain: InterceptorChain,
+) -> StageResult:
+    """:func:`run_with_interceptors` for the graphs: a checkpoint under the checkpoint budget.
+
+    The graphs pass a checkpoint of their own between two stages; here the
+    chain is always a cancellation point, and a schedule point when the budget
+    says one is due.
+    """
+    await cooperative_checkpoint()
+    return await _run_chain(stage_name, stage_run, ctx, chain)
+
+
+async def _run_chain(
+    stage_name: str,
+    stage_run: Callable[[], Awaitable[StageResult]],
+    ctx: PipelineContext,
+    chain: InterceptorChain,
+) -> StageResult:
+    ordered = chain.ordered
     started_at = utc_now()
     # entered: how many befores returned; after_from: after has been called on
     # ordered[after_from:]. On an abort, ordered[:min(entered, after_from)] get on_abort.
@@ -134,9 +180,9 @@ async def run_with_interceptors(
     marked: Token[bool] | None = None
     try:
         short_circuit: InterceptorResult | None = None
-        for interceptor in ordered:
+        for interceptor, before in chain.befores:
             try:
-                outcome = await interceptor.before(stage_name, ctx)
+                outcome = await before(stage_name, ctx)
             except CriticalInterceptorError:
                 raise
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
@@ -159,11 +205,10 @@ async def run_with_interceptors(
             if _short_circuited.get():  # a chain run inside a short-circuited call's after
                 marked = _short_circuited.set(False)
 
-        for index in range(len(ordered) - 1, -1, -1):
-            interceptor = ordered[index]
+        for index, interceptor, after in chain.afters:
             after_from = index
             try:
-                await interceptor.after(stage_name, result, ctx)
+                await after(stage_name, result, ctx)
             except CriticalInterceptorError:
                 raise
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated

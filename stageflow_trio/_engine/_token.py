@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -101,8 +100,11 @@ class CancellationToken:
         self._callbacks.append(cancel_scope)
 
         def unbind() -> None:
-            with contextlib.suppress(ValueError):  # already unbound, or cancel() ran
-                self._callbacks.remove(cancel_scope)
+            # Gone when already unbound, or when cancel() ran. (A membership test,
+            # not contextlib.suppress: every run unbinds once, and the list is short.)
+            callbacks = self._callbacks
+            if cancel_scope in callbacks:
+                callbacks.remove(cancel_scope)
 
         return unbind
 

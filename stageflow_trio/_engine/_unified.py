@@ -66,7 +66,9 @@ async def run_unified(
         UnifiedStageExecutionError: a stage raised or returned FAIL.
         UnifiedPipelineCancelled: a stage returned CANCEL, or the token was cancelled.
     """
-    started_at, started = utc_now(), current_time()
+    # The wall-clock start is read only for pipeline.wide, its one reader.
+    started_at = utc_now() if plan.emit_pipeline_wide else None
+    started = current_time()
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
     in_progress.append(run)
     active = _active_runs.set((*_active_runs.get(), run))
@@ -83,7 +85,7 @@ async def run_unified(
             run.report.pipeline_cancelled(by_stage.stage, by_stage.reason, run.finalized)
         else:
             run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
-        if plan.emit_pipeline_wide:
+        if started_at is not None:
             run.report.emit_pipeline_wide(started_at, started, cancelled=True)
         raise
     except BaseException as error:
@@ -105,7 +107,7 @@ async def run_unified(
             # Only now: a cleanup callback may still register another one.
             in_progress.remove(run)
             _active_runs.reset(active)
-    if plan.emit_pipeline_wide:
+    if started_at is not None:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
     if run.event_sink is None:
         # Nothing was reported per stage, so no pipeline-level terminal event either.

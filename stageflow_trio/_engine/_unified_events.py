@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 from trio import current_time
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.context.identity import id_texts
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.stages.context import StageEventTemplate, discards_events, stage_event_key
 from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
@@ -15,7 +18,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from stageflow_trio._engine._plan import UnifiedPlan
-    from stageflow_trio.core.stage_context import StageContext
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import LegacyStageStatus
 
@@ -57,11 +59,18 @@ def _id(value: object) -> str | None:
     return str(value) if value else None
 
 
+_TRY_EMIT_EVENT = StageContext.try_emit_event
+
+
 class RunReporter:
     """The events and wide events of one unified run; the run holds one.
 
     Every emit goes through the run's context (``try_emit``): a slow or broken
-    sink never blocks or fails a stage.
+    sink never blocks or fails a stage. Nothing is built for a sink that discards
+    every event (a :class:`~stageflow_trio.events.NoOpEventSink`). The stage
+    lifecycle events are those of the view's ``record_stage_event``, made from a
+    per-run template (the id strings come from the snapshot identity's cache),
+    without making the view when nothing else needs it.
 
     Args:
         plan: The graph's plan (emitter and wide-event flags).
@@ -69,7 +78,7 @@ class RunReporter:
         view: The PipelineContext the run was started with, if any.
     """
 
-    __slots__ = ("_view", "base_ctx", "ended", "plan", "wide")
+    __slots__ = ("_ids", "_key", "_view", "base_ctx", "emits", "ended", "events", "plan", "wide")
 
     def __init__(
         self, plan: UnifiedPlan, ctx: StageContext, view: PipelineContext | None = None
@@ -85,6 +94,14 @@ class RunReporter:
         # Set by the run's pipeline-level terminal event, so there is exactly one
         # (a stage's cancel and an outer deadline can both end the same run).
         self.ended = False
+        sink = ctx.event_sink
+        # Whether stage events are built at all: a sink that keeps them.
+        self.emits = sink is not None and not discards_events(sink)
+        self.events = StageEventTemplate()
+        # The view's event fields before there is a view (see view()), made on first use.
+        self._key: tuple[object, ...] | None = None
+        # (pipeline_run_id, request_id) as strings, for try_emit_event's data.
+        self._ids: tuple[str | None, str | None] | None = None
 
     def view(self) -> PipelineContext:
         """The run's PipelineContext view (interceptors and wide events share it)."""
@@ -138,9 +155,32 @@ class RunReporter:
 
     # -- events ----------------------------------------------------------
 
+    def _emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """``base_ctx.try_emit_event``, with the id strings from the snapshot identity's cache."""
+        ctx = self.base_ctx
+        if type(ctx).try_emit_event is not _TRY_EMIT_EVENT or ctx.event_sink is None:
+            ctx.try_emit_event(type=event_type, data=data)
+            return
+        if not self.emits:
+            return
+        ids = self._ids
+        if ids is None:
+            texts = id_texts(ctx.snapshot.run_id)
+            ids = self._ids = (texts["pipeline_run_id"], texts["request_id"])
+        enriched = {
+            "pipeline_run_id": ids[0],
+            "request_id": ids[1],
+            "execution_mode": ctx.snapshot.execution_mode,
+            **data,
+        }
+        try:
+            ctx.event_sink.try_emit(type=event_type, data=enriched)
+        except Exception as exc:  # noqa: BLE001 - emission is best-effort by contract
+            logger.warning("Failed to emit event %s: %s", event_type, exc)
+
     def guard(self, event: str, payload: dict[str, Any]) -> None:
         """``guard_retry.{event}``."""
-        self.base_ctx.try_emit_event(type=f"guard_retry.{event}", data=payload)
+        self._emit(f"guard_retry.{event}", payload)
 
     def pipeline_cancelled(self, stage: str, reason: str, finalized: Iterable[str]) -> None:
         """``pipeline_cancelled``, listing the stages that had finished."""
@@ -148,9 +188,9 @@ class RunReporter:
             return
         self.ended = True
         logger.info("Pipeline cancelled by %s: %s", stage, reason)
-        self.base_ctx.try_emit_event(
-            type="pipeline_cancelled",
-            data={"stage": stage, "reason": reason, "stages_completed": sorted(finalized)},
+        self._emit(
+            "pipeline_cancelled",
+            {"stage": stage, "reason": reason, "stages_completed": sorted(finalized)},
         )
 
     def pipeline_completed(self, finalized: Iterable[str], started: float) -> None:
@@ -158,9 +198,9 @@ class RunReporter:
         if self.ended:
             return
         self.ended = True
-        self.base_ctx.try_emit_event(
-            type="pipeline_completed",
-            data={
+        self._emit(
+            "pipeline_completed",
+            {
                 "stages_completed": sorted(finalized),
                 "duration_ms": int((current_time() - started) * 1000),
             },
@@ -174,16 +214,14 @@ class RunReporter:
             return
         self.ended = True
         duration_ms = int((current_time() - started) * 1000)
-        self.base_ctx.try_emit_event(
-            type="pipeline_failed", data=failure(error, finalized, duration_ms)
-        )
+        self._emit("pipeline_failed", failure(error, finalized, duration_ms))
 
     def skipped(
         self, stage_ctx: StageContext, name: str, reason: Any, duration_ms: int | None
     ) -> None:
-        """``stage.{name}.skipped`` (nothing without a sink)."""
+        """``stage.{name}.skipped`` (nothing without a sink that keeps events)."""
         sink = self.base_ctx.event_sink
-        if sink is None:
+        if sink is None or not self.emits:
             return
         data: dict[str, Any] = {"stage": name, "reason": reason}
         if duration_ms is not None:
@@ -195,13 +233,55 @@ class RunReporter:
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.skipped: %s", name, exc)
 
-    def lifecycle(self, name: str, status: str, extra: Mapping[str, Any] | None) -> None:
-        """``stage.{name}.{status}``, built by the legacy graph's own ``record_stage_event``."""
-        if self.base_ctx.event_sink is None:
-            return
+    def _prime(self) -> tuple[object, ...]:
+        """The view's event fields, as as_pipeline_context makes them (service "pipeline").
+
+        The ids' strings come from the snapshot's identity, which keeps them: a
+        snapshot run many times makes them once.
+        """
+        snapshot = self.base_ctx.snapshot
+        identity = snapshot.run_id
+        key = (
+            identity.request_id,
+            identity.session_id,
+            identity.user_id,
+            identity.org_id,
+            "pipeline",
+            snapshot.topology,
+            snapshot.execution_mode,
+            identity.pipeline_run_id,
+        )
+        texts = id_texts(identity)
+        self.events.prime(
+            key,
+            texts["request_id"],
+            texts["session_id"],
+            texts["user_id"],
+            texts["org_id"],
+            texts["pipeline_run_id"],
+        )
+        return key
+
+    def lifecycle(self, name: str, status: str, extra: dict[str, Any] | None) -> None:
+        """``stage.{name}.{status}``: the data the view's ``record_stage_event`` would send.
+
+        Sent to the view's sink once there is a view (an interceptor may change
+        its fields), else to the run's sink with the fields the view would have.
+        Called only when :attr:`emits`.
+        """
         try:
-            self.view().record_stage_event(
-                stage=name, status=status, payload=dict(extra) if extra else None
+            view = self._view
+            if view is None:
+                key = self._key
+                if key is None:
+                    key = self._key = self._prime()
+                sink = self.base_ctx.event_sink
+            else:
+                key = stage_event_key(view)
+                sink = view.event_sink
+            assert sink is not None
+            sink.try_emit(
+                type=f"stage.{name}.{status}", data=self.events.data(key, name, status, extra)
             )
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)

@@ -18,7 +18,7 @@ from stageflow_trio._engine._graph_errors import (
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
-from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_with_interceptors
+from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageCancellationRequested, StageContext
@@ -260,7 +260,8 @@ class UnifiedRun(DagRun):
         """Run one stage and report it: lifecycle events, wide events, the chain."""
         name = spec.name
         report = self.report
-        sink = self.event_sink
+        # None unless the run's sink keeps events (see RunReporter.emits).
+        sink = self.event_sink if report.emits else None
         if sink is not None:
             report.lifecycle(name, "started", None)
         started = current_time()
@@ -331,8 +332,8 @@ class UnifiedRun(DagRun):
         stages as they do in the legacy graph.
         """
         name = spec.name
-        interceptors = self.plan.interceptors
-        assert interceptors is not None
+        chain = self.plan.chain
+        assert chain is not None
         produced: list[tuple[StageResult, StageOutput]] = []
         view = self.report.view()
         # A guard retry runs a stage again in this run: mark it as a new attempt for
@@ -358,7 +359,7 @@ class UnifiedRun(DagRun):
             produced.append((result, output))
             return result
 
-        result = await run_with_interceptors(name, stage_run, view, interceptors)
+        result = await run_chain(name, stage_run, view, chain)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A short-circuit, a timeout or a stage error turned into a failed result.

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.auth._checks import (
     check_optional_str,
     to_optional_uuid,
@@ -52,6 +53,7 @@ def _auth_email(_: object, __: attrs.Attribute[Any], value: object) -> None:
     check_optional_str("AuthContext", "email", value)
 
 
+@frozen_compat
 @attrs.frozen(repr=False)
 class AuthContext:
     """An authenticated user, as a validated token describes them.
@@ -117,6 +119,7 @@ def _org_plan_tier(_: object, __: attrs.Attribute[Any], value: object) -> None:
         raise ValueError(f"OrgContext: plan_tier must be one of {list(_PLAN_TIERS)}; got {value!r}")
 
 
+@frozen_compat
 @attrs.frozen(repr=False)
 class OrgContext:
     """An organization: its tenant, subscription tier and enabled features.

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 
 __all__ = [
@@ -27,6 +28,7 @@ def _id_str(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
+@frozen_compat
 @attrs.frozen
 class AuthLoginEvent:
     """A user authenticated (``auth.login``).
@@ -60,6 +62,7 @@ class AuthLoginEvent:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class AuthFailureEvent:
     """Authentication failed (``auth.failure``).
@@ -94,6 +97,7 @@ class AuthFailureEvent:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class TenantAccessDeniedEvent:
     """A user was denied another tenant's resource (``tenant.access_denied``).

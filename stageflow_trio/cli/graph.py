@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = ["FORMATS", "StageNode", "render_graph", "stage_nodes"]
 FORMATS = ("mermaid", "dot", "text")
 
 
+@frozen_compat
 @attrs.frozen
 class StageNode:
     """One stage as drawn: its name, kind (``None`` when the graph has none), dependencies."""

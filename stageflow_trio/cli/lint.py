@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from types import ModuleType
 
     from stageflow_trio.contracts import ContractErrorInfo
@@ -41,6 +42,7 @@ __all__ = [
     "lint_file",
     "lint_pipeline",
     "lint_pipeline_file",
+    "main",
 ]
 
 
@@ -52,6 +54,7 @@ class IssueSeverity(Enum):
     INFO = "info"
 
 
+@frozen_compat
 @attrs.frozen
 class DependencyIssue:
     """One problem found by the linter.
@@ -264,6 +267,7 @@ def lint_pipeline_file(file_path: str | Path) -> DependencyLintResult:
     return lint_file(file_path)[0]
 
 
+@frozen_compat
 @attrs.frozen
 class ContractIssue:
     """The contract error a pipeline's ``build()`` raised.
@@ -412,3 +416,19 @@ def analyze_stage_source(source: str) -> list[tuple[str, int]]:
     visitor = DependencyAccessVisitor()
     visitor.visit(tree)
     return visitor.accessed_stages
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stageflow_trio.cli.lint FILE [--verbose] [--json] [--strict]``: the exit status.
+
+    The reference's entry point, kept at its path: the same as ``stageflow-trio lint``
+    with these arguments (``sys.argv[1:]`` by default).
+    """
+    # The command line sits above this module: imported here, when the command runs.
+    from stageflow_trio.cli.main import main as command_line
+
+    return command_line(["lint", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

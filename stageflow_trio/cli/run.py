@@ -25,6 +25,7 @@ from typing import IO, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.context import ContextSnapshot, RunIdentity
 from stageflow_trio.core import PipelineTimer, StageContext, StageOutput
 from stageflow_trio.pipeline import (
@@ -74,6 +75,7 @@ def output_dict(output: StageOutput) -> dict[str, Any]:
     }
 
 
+@frozen_compat
 @attrs.frozen
 class RunOptions:
     """What ``run`` was asked for, besides the pipeline.
@@ -107,11 +109,17 @@ class StageState:
 class View(Protocol):
     """How a run is shown: told of each event, then of the outcome."""
 
-    def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None: ...
+    def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event (``{"type", "data"}``) as it happens."""
+        ...
 
-    async def tick(self, recorder: RunRecorder) -> None: ...
+    async def tick(self, recorder: RunRecorder) -> None:
+        """Refresh the view while the run goes on (a view with nothing to refresh waits forever)."""
+        ...
 
-    def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None: ...
+    def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended: its status and the last stages' outputs."""
+        ...
 
 
 class RunRecorder:
@@ -122,11 +130,11 @@ class RunRecorder:
     """
 
     def __init__(self, stages: list[str], view: View, events_file: IO[str] | None = None) -> None:
-        self.stages = {name: StageState() for name in stages}
+        self.stages: dict[str, StageState] = {name: StageState() for name in stages}
         self.records: list[dict[str, Any]] = []
         self.view = view
         self.events_file = events_file
-        self.started = trio.current_time()
+        self.started: float = trio.current_time()
 
     def elapsed(self) -> float:
         """Seconds since the run started, on trio's clock."""
@@ -189,6 +197,7 @@ class PlainView:
         self.out = out
 
     def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event."""
         data = record["data"] or {}
         details = [
             f"{key}={data[key]}" for key in ("duration_ms", "error", "reason") if key in data
@@ -199,9 +208,11 @@ class PlainView:
         print(line, file=self.out, flush=True)
 
     async def tick(self, recorder: RunRecorder) -> None:
+        """Refresh the view (see :meth:`View.tick`)."""
         await trio.lowlevel.checkpoint()
 
     def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended."""
         for name, output in outcome["final_outputs"].items():
             print(f"{name}: {_json_line(output['data'])}", file=self.out)
         done, total = recorder.counts()
@@ -225,7 +236,7 @@ class LiveView:
     def __init__(self, out: IO[str], title: str) -> None:
         self.out = out
         self.title = title
-        self.drawn = 0
+        self.drawn: int = 0
 
     def lines(self, recorder: RunRecorder) -> list[str]:
         """The block as it stands (also what a test reads)."""
@@ -263,6 +274,7 @@ class LiveView:
         self.drawn = len(lines)
 
     def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event."""
         self.redraw(recorder)
 
     async def tick(self, recorder: RunRecorder) -> None:
@@ -272,6 +284,7 @@ class LiveView:
             await trio.sleep(self.REFRESH)
 
     def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended."""
         self.redraw(recorder)
         for name, output in outcome["final_outputs"].items():
             print(f"{name}: {_json_line(output['data'])}", file=self.out)
@@ -285,12 +298,15 @@ class JsonView:
         self.out = out
 
     def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
+        """Show one event."""
         print(_json_line(record), file=self.out, flush=True)
 
     async def tick(self, recorder: RunRecorder) -> None:
+        """Refresh the view (see :meth:`View.tick`)."""
         await trio.lowlevel.checkpoint()
 
     def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
+        """Show how the run ended."""
         result = {key: value for key, value in outcome.items() if key != "final_outputs"}
         print(_json_line({"result": result}), file=self.out, flush=True)
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
+
 __all__ = ["Attempt", "attempts_from_events", "read_events", "render_timeline"]
 
 COLOURS = {
@@ -33,6 +35,7 @@ COLOURS = {
 _TERMINAL = frozenset({"completed", "failed", "cancelled", "skipped"})
 
 
+@frozen_compat
 @attrs.frozen
 class Attempt:
     """One execution of a stage: when it started and ended, and how (a bar).

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from stageflow_trio._args import type_of
+from stageflow_trio._frozen import frozen_compat
 
 __all__ = [
     "CompressionMetrics",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 
+@frozen_compat
 @attrs.frozen
 class CompressionMetrics:
     """Sizes for judging a delta.

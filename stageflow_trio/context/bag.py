@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
+from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
+from stageflow_trio._budget import schedule_point_due
 from stageflow_trio.errors import StageflowError
 
 __all__ = ["ContextBag", "DataConflictError"]
@@ -64,18 +65,25 @@ class ContextBag:
     async def write(self, key: str, value: Any, stage_name: str) -> None:
         """Store ``value`` under ``key`` on behalf of ``stage_name``.
 
-        A checkpoint: it checks for cancellation before storing anything, so a
-        cancelled write stores nothing.
+        A checkpoint under the checkpoint budget, as ``OutputBag.write``:
+        cancellation is checked on every call, before anything is stored, so a
+        cancelled write stores nothing. A schedule point comes at least once
+        every 64 budgeted calls, and on the first call 1 ms or more after the
+        last one (see :class:`stageflow_trio.lowlevel.checkpoint_budget`).
 
         Raises:
             DataConflictError: ``key`` has already been written (by any stage).
             TypeError: ``key`` or ``stage_name`` is not a str.
             ValueError: ``stage_name`` is empty or blank.
         """
-        if not isinstance(key, str):
+        if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"key must be a str, got {type(key).__name__}")
-        _check_name(stage_name, "stage_name")
-        await trio.lowlevel.checkpoint()
+        if type(stage_name) is not str or not stage_name or stage_name.isspace():
+            _check_name(stage_name, "stage_name")
+        if schedule_point_due():
+            await checkpoint()
+        else:
+            await checkpoint_if_cancelled()
         # No checkpoint from here on: the check and the store are atomic.
         if key in self._data:
             raise DataConflictError(key, self._writers[key], stage_name)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 import attrs
 from typing_extensions import TypeVar
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now
 from stageflow_trio.context._codec import _EMPTY_LIST, _metadata_field, _new, _set, _slot_setters
 from stageflow_trio.context._snapshot_codec import _snapshot_fields_from_dict, _snapshot_to_dict
@@ -66,6 +67,7 @@ _FIELDS = (
 )
 
 
+@frozen_compat
 @attrs.frozen
 class ContextSnapshot(Generic[T]):
     """The immutable view of a run that stages and agents receive.

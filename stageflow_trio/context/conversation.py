@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.context._codec import (
     _EMPTY_LIST,
     _fill_list,
@@ -39,6 +40,7 @@ def _messages_field(value: Iterable[Message] | None) -> FrozenList[Message]:
     return _freeze_list(value, "messages")
 
 
+@frozen_compat
 @attrs.frozen
 class Conversation:
     """The conversation bundle of a snapshot.

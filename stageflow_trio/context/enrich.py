@@ -23,6 +23,7 @@ from typing import Any, Final
 import attrs
 
 from stageflow_trio._args import check_int, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -138,6 +139,7 @@ def _event_field(_: object, attribute: attrs.Attribute[Any], value: object) -> N
         _check_str("TruncationEvent", name, value)
 
 
+@frozen_compat
 @attrs.frozen
 class TruncationEvent:
     """One cut of context content: how many tokens, how, why.
@@ -329,6 +331,7 @@ def _frozen_tags(value: Sequence[str] | None) -> FrozenList[str]:
     return value if isinstance(value, FrozenList) else FrozenList(value)
 
 
+@frozen_compat
 @attrs.frozen
 class VersionMetadata:
     """Where a piece of retrieved content came from, which version it is, and when it goes stale.
@@ -413,6 +416,7 @@ class VersionMetadata:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class ConflictResolution:
     """What :meth:`ConflictDetector.check_and_resolve` decided.

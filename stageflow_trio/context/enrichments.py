@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid
 from stageflow_trio.context._codec import (
     _EMPTY_LIST,
@@ -64,6 +65,7 @@ def _to_user_id(value: uuid.UUID | str | None) -> uuid.UUID | None:
     return parse_uuid(value, "user_id")
 
 
+@frozen_compat
 @attrs.frozen
 class ProfileEnrichment:
     """What the pipeline knows about the user.
@@ -119,6 +121,7 @@ class ProfileEnrichment:
         return _profile_from_dict(data, None)
 
 
+@frozen_compat
 @attrs.frozen(init=False)
 class MemoryEnrichment:
     """What the pipeline remembers from earlier interactions.
@@ -187,6 +190,7 @@ class MemoryEnrichment:
         return _memory_from_dict(data, None)
 
 
+@frozen_compat
 @attrs.frozen(init=False)
 class DocumentEnrichment:
     """One document the pipeline is working with.
@@ -285,6 +289,7 @@ def _documents_field(
     return _freeze_list(value, "documents")
 
 
+@frozen_compat
 @attrs.frozen
 class Enrichments:
     """The enrichment bundle of a snapshot: profile, memory, documents and web results.

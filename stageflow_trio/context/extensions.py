@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import attrs
-import cattrs
 
-from stageflow_trio._serialization import converter
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.context._codec import _freeze_mapping, _is_mapping
 
 __all__ = ["ExtensionBundle", "T"]
@@ -79,6 +78,7 @@ def _serialize_value(value: Any) -> Any:
 
 # Not slotted: subclasses may be dataclasses, which keep their fields in
 # __dict__, and a slotted attrs base would pickle and copy only its own (no) fields.
+@frozen_compat
 @attrs.frozen(slots=False)
 class ExtensionBundle:
     """Base class for typed snapshot extensions.
@@ -117,6 +117,11 @@ class ExtensionBundle:
             raise TypeError(
                 f"{cls.__name__}.from_dict: data must be a mapping; got {type(data).__name__}"
             )
+        # cattrs loads here, on first use: `import stageflow_trio` stays without it.
+        import cattrs
+
+        from stageflow_trio._serialization import converter
+
         try:
             return converter.structure(dict(data), cls)
         except cattrs.BaseValidationError as exc:

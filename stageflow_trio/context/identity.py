@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid, utc_now
 from stageflow_trio.context._codec import _new, _path, _set, _slot_setters
 from stageflow_trio.context._parse import (
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["RunIdentity"]
 
 
+@frozen_compat
 @attrs.frozen
 class RunIdentity:
     """The correlation ids of one pipeline run; every field is optional.
@@ -134,6 +136,18 @@ def _serialize(identity: RunIdentity) -> dict[str, Any]:
         "created_at": _iso_text(identity.created_at, texts[6]),
     }
     _set(identity, "_serialized", serialized)
+    return serialized
+
+
+def id_texts(identity: RunIdentity) -> Mapping[str, Any]:
+    """``identity.to_dict()`` without the copy: the cached dict itself. Read it, never change it.
+
+    The graphs' events carry the run's ids as strings; a snapshot run many times
+    (or a child run of one) makes them once.
+    """
+    serialized = identity._serialized
+    if type(serialized) is not dict:
+        serialized = _serialize(identity)
     return serialized
 
 

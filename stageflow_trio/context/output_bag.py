@@ -22,6 +22,7 @@ import attrs
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from stageflow_trio._budget import schedule_point_due
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 
@@ -77,6 +78,7 @@ def _check_stage_name(value: object) -> None:
         raise ValueError("stage_name must not be empty or blank")
 
 
+@frozen_compat
 @attrs.frozen
 class OutputEntry:
     """One stored stage output with its attempt number and time of recording.

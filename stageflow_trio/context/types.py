@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.context._codec import (
     _freeze_mapping,
     _metadata_field,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Message", "RoutingDecision"]
 
 
+@frozen_compat
 @attrs.frozen
 class Message:
     """One message of a conversation.
@@ -144,6 +146,7 @@ def _message_from_dict(data: Any, where: str | None, index: int | None = None) -
     return message
 
 
+@frozen_compat
 @attrs.frozen
 class RoutingDecision:
     """Which agent, pipeline and topology the router chose, and why.

@@ -1,21 +1,33 @@
-"""Contract metadata for pipeline validation errors and their remediation suggestions.
+"""Stage contracts: error metadata, remediation suggestions, a versioned registry, typed outputs.
 
-The reference's pydantic-based names (ContractRegistry, ContractMetadata,
-ContractCompatibilityReport, TypedStageOutput, registry) are not provided here.
+Contract models are attrs classes, or pydantic v2 models when pydantic is
+installed (the ``pydantic`` extra); see docs/contracts.md.
 """
 
 from __future__ import annotations
 
 from stageflow_trio.contracts.errors import ContractErrorInfo as ContractErrorInfo
+from stageflow_trio.contracts.registry import (
+    ContractCompatibilityReport as ContractCompatibilityReport,
+)
+from stageflow_trio.contracts.registry import ContractMetadata as ContractMetadata
+from stageflow_trio.contracts.registry import ContractRegistry as ContractRegistry
+from stageflow_trio.contracts.registry import registry as registry
 from stageflow_trio.contracts.suggestions import ContractSuggestion as ContractSuggestion
 from stageflow_trio.contracts.suggestions import (
     get_contract_suggestion as get_contract_suggestion,
 )
 from stageflow_trio.contracts.suggestions import register_suggestion as register_suggestion
+from stageflow_trio.contracts.typed_output import TypedStageOutput as TypedStageOutput
 
 __all__ = [
+    "ContractCompatibilityReport",
     "ContractErrorInfo",
+    "ContractMetadata",
+    "ContractRegistry",
     "ContractSuggestion",
+    "TypedStageOutput",
     "get_contract_suggestion",
     "register_suggestion",
+    "registry",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -42,6 +43,7 @@ def _require_str(name: str, optional: bool) -> Any:
     return check
 
 
+@frozen_compat
 @attrs.frozen
 class ContractErrorInfo:
     """What went wrong, how to fix it, and where to read more.

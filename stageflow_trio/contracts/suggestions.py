@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio.errors import StageflowError
 
@@ -52,6 +53,7 @@ def _optional_text(_instance: object, attribute: attrs.Attribute[Any], value: ob
         _text(_instance, attribute, value)
 
 
+@frozen_compat
 @attrs.frozen
 class ContractSuggestion:
     """How to fix one kind of contract violation.

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList, _freeze_dict
@@ -117,6 +118,7 @@ def _with_retryable(data: Mapping[str, Any] | None, retryable: bool | None) -> F
     return _freeze_dict({**data, "retryable": retryable} if data else {"retryable": retryable})
 
 
+@frozen_compat
 @attrs.frozen
 class StageArtifact:
     """Something a stage produced (audio, a transcript, an assessment, ...).
@@ -132,6 +134,7 @@ class StageArtifact:
     timestamp: datetime = attrs.field(factory=utc_now, validator=_validate_timestamp)
 
 
+@frozen_compat
 @attrs.frozen
 class StageEvent:
     """Something that happened inside a stage run (started, progress, ...).

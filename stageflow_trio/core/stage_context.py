@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from stageflow_trio._errors import StageflowError
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.events.sink import EventSink
 from stageflow_trio.stages.inputs import StageInputs
@@ -95,6 +96,7 @@ class CleanupTarget(Protocol):
         """Add ``callback``, run when the run ends."""
 
 
+@frozen_compat
 @attrs.frozen
 class StageContext:
     """The frozen execution context of one stage run.

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from stageflow_trio._exports import publish
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core._stage_parts import (
     _EMPTY_DATA,
     _EMPTY_LIST,
@@ -69,6 +70,7 @@ def _build(
     return out
 
 
+@frozen_compat
 @attrs.frozen
 class StageOutput:
     """What a stage run returns: a status, its data, and what it produced.

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import attrs
 
 from stageflow_trio._args import check_callable, check_flag, check_int, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenDict
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.streaming")
@@ -80,6 +81,7 @@ class AudioFormat(Enum):
     WEBM = "webm"
 
 
+@frozen_compat
 @attrs.frozen
 class StreamConfig:
     """Default stream parameters.
@@ -106,6 +108,7 @@ class StreamConfig:
         check_int(owner, "buffer_duration_ms", self.buffer_duration_ms, minimum=0)
 
 
+@frozen_compat
 @attrs.frozen
 class AudioChunk:
     """One immutable chunk of audio.

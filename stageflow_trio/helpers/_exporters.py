@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_flag, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid, utc_now
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -33,6 +34,7 @@ def _freeze(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
     return value if type(value) is FrozenDict else FrozenDict(value)
 
 
+@frozen_compat
 @attrs.frozen
 class AnalyticsEvent:
     """One exported analytics record.

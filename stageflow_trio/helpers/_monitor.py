@@ -7,8 +7,10 @@ from typing import Any
 import attrs
 
 from stageflow_trio._args import check_number
+from stageflow_trio._frozen import frozen_compat
 
 
+@frozen_compat
 @attrs.frozen
 class BackpressureStats:
     """A snapshot of a :class:`BackpressureMonitor`'s counters.

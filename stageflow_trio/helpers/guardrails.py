@@ -29,6 +29,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_flag, check_int, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core import StageKind, StageOutput
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -198,6 +199,7 @@ class ViolationType(Enum):
     CUSTOM = "custom"
 
 
+@frozen_compat
 @attrs.frozen
 class PolicyViolation:
     """One broken rule.
@@ -231,6 +233,7 @@ def _violations(value: Iterable[PolicyViolation]) -> FrozenList[PolicyViolation]
     return value if type(value) is FrozenList else FrozenList(value)
 
 
+@frozen_compat
 @attrs.frozen
 class GuardrailResult:
     """What one check found.
@@ -266,6 +269,7 @@ class GuardrailCheck(Protocol):
         ...
 
 
+@frozen_compat
 @attrs.frozen
 class GuardrailConfig:
     """How :class:`GuardrailStage` acts on violations.

@@ -31,6 +31,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_flag, check_int, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid, utc_now
 from stageflow_trio.core import StageKind, StageOutput
 from stageflow_trio.utils.frozen import FrozenDict
@@ -68,6 +69,7 @@ def _tokens(content: str) -> int:
     return len(content) // 4
 
 
+@frozen_compat
 @attrs.frozen
 class MemoryEntry:
     """One remembered message.
@@ -136,6 +138,7 @@ class MemoryEntry:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class MemoryConfig:
     """What :meth:`MemoryStore.fetch` returns.

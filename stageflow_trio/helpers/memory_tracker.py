@@ -32,6 +32,7 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 import attrs
 
 from stageflow_trio._args import check_callable, check_flag, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now
 
 __all__ = [
@@ -44,6 +45,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+@frozen_compat
 @attrs.frozen
 class MemorySample:
     """One reading of the traced memory.

@@ -41,6 +41,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_callable, check_flag, check_int, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now, utc_now_iso, uuid4
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -201,6 +202,7 @@ def _default_usage() -> FrozenDict[str, int]:
     return FrozenDict({"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30})
 
 
+@frozen_compat
 @attrs.frozen
 class MockMessage:
     """A chat message given to :meth:`MockLLMProvider.complete`."""
@@ -211,6 +213,7 @@ class MockMessage:
     tool_calls: FrozenList[dict[str, Any]] | None = attrs.field(default=None, converter=_tool_calls)
 
 
+@frozen_compat
 @attrs.frozen
 class MockCompletion:
     """A completion returned by :meth:`MockLLMProvider.complete`."""
@@ -433,6 +436,7 @@ class MockLLMProvider:
 # Speech to text
 
 
+@frozen_compat
 @attrs.frozen
 class MockTranscription:
     """A transcription returned by :meth:`MockSTTProvider.transcribe`."""
@@ -558,6 +562,7 @@ class MockSTTProvider:
 # Text to speech
 
 
+@frozen_compat
 @attrs.frozen
 class MockAudioChunk:
     """A chunk of :meth:`MockTTSProvider.stream` (PCM 16-bit)."""
@@ -681,6 +686,7 @@ def _in_one_hour() -> datetime:
     return utc_now() + timedelta(hours=1)
 
 
+@frozen_compat
 @attrs.frozen
 class MockJWTClaims:
     """The claims :meth:`MockAuthProvider.validate` returns."""
@@ -824,6 +830,7 @@ class MockAuthProvider:
 # Tools
 
 
+@frozen_compat
 @attrs.frozen
 class MockToolResult:
     """The result of :meth:`MockToolExecutor.execute`."""

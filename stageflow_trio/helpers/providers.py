@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio._args import check_flag, check_int, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def _check_str(owner: str, param: str, value: object) -> None:
         raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
 
 
+@frozen_compat
 @attrs.frozen
 class LLMResponse:
     """A language model's answer with its token usage.
@@ -114,6 +116,7 @@ class LLMResponse:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class STTResponse:
     """A transcription with its confidence and audio metadata.
@@ -188,6 +191,7 @@ def _audio_bytes(value: bytes | bytearray | memoryview) -> bytes:
     raise TypeError(f"TTSResponse: audio must be bytes; got {type_of(value)}")
 
 
+@frozen_compat
 @attrs.frozen
 class TTSResponse:
     """Synthesized audio with its format and metadata.

@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_flag, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso, uuid4
 from stageflow_trio.context import ContextSnapshot
 from stageflow_trio.context.identity import RunIdentity
@@ -273,6 +274,7 @@ def _events(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
     return value if isinstance(value, FrozenList) else FrozenList(value)
 
 
+@frozen_compat
 @attrs.frozen
 class RunResult:
     """The outcome of a :class:`PipelineRunner` run.

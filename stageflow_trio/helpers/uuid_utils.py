@@ -29,6 +29,7 @@ from typing import TypeAlias
 import attrs
 
 from stageflow_trio._args import check_callable, check_flag, check_number, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic, utc_now
 
 __all__ = [
@@ -46,6 +47,7 @@ HAS_UUID7 = True
 ``uuid6`` package for it, this module does it itself."""
 
 
+@frozen_compat
 @attrs.frozen
 class UuidEvent:
     """One observation of a UUID by a :class:`UuidCollisionMonitor`.

@@ -24,6 +24,7 @@ from uuid import UUID
 import attrs
 
 from stageflow_trio._args import type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import parse_uuid, utc_now, uuid4
 from stageflow_trio.utils.frozen import FrozenDict
@@ -119,6 +120,7 @@ def _id_str(value: UUID | None) -> str | None:
     return str(value) if value else None
 
 
+@frozen_compat
 @attrs.frozen
 class TraceContext:
     """The correlation and trace ids of one piece of work, to carry across a boundary.

@@ -34,6 +34,13 @@ from .dag import StageSpec as StageSpec
 from .dag import UnifiedPipelineCancelled as UnifiedPipelineCancelled
 from .dag import UnifiedStageExecutionError as UnifiedStageExecutionError
 from .dag import UnifiedStageGraph as UnifiedStageGraph
+from .failure_tolerance import BackpressureConfig as BackpressureConfig
+from .failure_tolerance import BackpressureMonitor as BackpressureMonitor
+from .failure_tolerance import ConditionalDependency as ConditionalDependency
+from .failure_tolerance import FailureCollector as FailureCollector
+from .failure_tolerance import FailureMode as FailureMode
+from .failure_tolerance import FailureRecord as FailureRecord
+from .failure_tolerance import FailureSummary as FailureSummary
 from .guard_retry import GuardRetryPolicy as GuardRetryPolicy
 from .guard_retry import GuardRetryStrategy as GuardRetryStrategy
 from .guard_retry import hash_retry_payload as hash_retry_payload
@@ -78,15 +85,22 @@ from .subpipeline import set_subpipeline_spawner as set_subpipeline_spawner
 __all__ = [
     "DEFAULT_MAX_SUBPIPELINE_DEPTH",
     "BackoffStrategy",
+    "BackpressureConfig",
+    "BackpressureMonitor",
     "BaseInterceptor",
     "CancellationToken",
     "ChildRunTracker",
     "CleanupRegistry",
+    "ConditionalDependency",
     "CriticalInterceptorError",
     "CycleDetectedError",
     "DuplexLaneSpec",
     "DuplexSystemSpec",
     "ErrorAction",
+    "FailureCollector",
+    "FailureMode",
+    "FailureRecord",
+    "FailureSummary",
     "FluentPipelineBuilder",
     "GuardRetryPolicy",
     "GuardRetryStrategy",

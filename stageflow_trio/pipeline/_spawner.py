@@ -38,6 +38,7 @@ class _ChildRun:
         "correlation_id",
         "ctx",
         "depth",
+        "ids",
         "parent_run_id",
         "parent_stage_id",
         "pipeline_name",
@@ -64,6 +65,15 @@ class _ChildRun:
         self.correlation_id = correlation_id
         self.scope = trio.CancelScope()
         self.cancel_reason: str | None = None
+        # (parent_run_id, run_id) as strings, made by the first event that needs them.
+        self.ids: tuple[str, str] | None = None
+
+    def id_strings(self) -> tuple[str, str]:
+        """``(str(parent_run_id), str(run_id))``, for the events (only a child with a parent)."""
+        ids = self.ids
+        if ids is None:
+            ids = self.ids = (str(self.parent_run_id), str(self.run_id))
+        return ids
 
 
 def _child_data(
@@ -386,8 +396,7 @@ class SubpipelineSpawner:
         if self._events_on(child):
             assert child.parent_run_id is not None
             payload = _spawned_payload(
-                child.parent_run_id,
-                child.run_id,
+                *child.id_strings(),
                 child.parent_stage_id,
                 child.pipeline_name,
                 child.correlation_id,
@@ -426,8 +435,7 @@ class SubpipelineSpawner:
             if self._events_on(child):
                 assert child.parent_run_id is not None
                 payload = _completed_payload(
-                    child.parent_run_id,
-                    child.run_id,
+                    *child.id_strings(),
                     child.pipeline_name,
                     duration_ms,
                     _timestamp(),
@@ -445,8 +453,7 @@ class SubpipelineSpawner:
         if self._events_on(child):
             assert child.parent_run_id is not None
             payload = _failed_payload(
-                child.parent_run_id,
-                child.run_id,
+                *child.id_strings(),
                 child.pipeline_name,
                 message,
                 duration_ms,

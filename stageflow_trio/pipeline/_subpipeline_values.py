@@ -13,6 +13,7 @@ from uuid import UUID
 import attrs
 
 from stageflow_trio._errors import StageflowError
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.utils.frozen import FrozenDict
@@ -30,12 +31,13 @@ def _id_str(value: UUID | None) -> str | None:
 
 
 # The payload builders are shared by the event classes' to_dict and the spawner,
-# which builds the payloads directly (no event object per spawn).
+# which builds the payloads directly (no event object per spawn) and passes the
+# run ids as the strings it made once per child.
 
 
 def _spawned_payload(
-    parent_run_id: UUID,
-    child_run_id: UUID,
+    parent_run_id: UUID | str,
+    child_run_id: UUID | str,
     parent_stage_id: str,
     pipeline_name: str,
     correlation_id: UUID | None,
@@ -52,7 +54,11 @@ def _spawned_payload(
 
 
 def _completed_payload(
-    parent_run_id: UUID, child_run_id: UUID, pipeline_name: str, duration_ms: float, timestamp: str
+    parent_run_id: UUID | str,
+    child_run_id: UUID | str,
+    pipeline_name: str,
+    duration_ms: float,
+    timestamp: str,
 ) -> dict[str, Any]:
     return {
         "parent_run_id": str(parent_run_id),
@@ -64,8 +70,8 @@ def _completed_payload(
 
 
 def _failed_payload(
-    parent_run_id: UUID,
-    child_run_id: UUID,
+    parent_run_id: UUID | str,
+    child_run_id: UUID | str,
     pipeline_name: str,
     error_message: str,
     duration_ms: float,
@@ -106,6 +112,7 @@ class MaxDepthExceededError(StageflowError):
 # -- events ------------------------------------------------------------------
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineSpawnedChildEvent:
     """The payload of ``pipeline.spawned_child``: a child run is about to start."""
@@ -129,6 +136,7 @@ class PipelineSpawnedChildEvent:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineChildCompletedEvent:
     """The payload of ``pipeline.child_completed``: a child run returned."""
@@ -150,6 +158,7 @@ class PipelineChildCompletedEvent:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineChildFailedEvent:
     """The payload of ``pipeline.child_failed``: a child run raised an exception."""
@@ -173,6 +182,7 @@ class PipelineChildFailedEvent:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class PipelineCanceledEvent:
     """The payload of ``pipeline.canceled``: a run was cancelled by ``cancel_with_children``.
@@ -208,6 +218,7 @@ def _freeze_data(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None
     return FrozenDict(value)
 
 
+@frozen_compat
 @attrs.frozen
 class SubpipelineResult:
     """The outcome of one child run.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline._checks import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
 from stageflow_trio.pipeline.spec import LegacyRunnerLike
@@ -268,6 +269,7 @@ def _check_lane(
         )
 
 
+@frozen_compat
 @attrs.frozen
 class DuplexLaneSpec:
     """One direction of a duplex system: a linear chain of stages.
@@ -288,6 +290,7 @@ class DuplexLaneSpec:
     depends_on: tuple[str, ...] = attrs.field(default=(), converter=_lane_depends_on)
 
 
+@frozen_compat
 @attrs.frozen
 class DuplexSystemSpec:
     """Two lanes (``forward``, e.g. listen, and ``reverse``, e.g. speak) and an optional join.

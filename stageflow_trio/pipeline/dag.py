@@ -27,6 +27,7 @@ from stageflow_trio._engine._scheduler import Topology
 from stageflow_trio._engine._token import CancellationToken
 from stageflow_trio._engine._unified import current_run, run_unified
 from stageflow_trio._exports import publish
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
@@ -80,6 +81,7 @@ def _normalize_dependencies(spec: Any) -> None:
     object.__setattr__(spec, "dependencies", names)
 
 
+@frozen_compat
 @attrs.frozen(kw_only=True)
 class StageSpec:
     """A stage of the legacy :class:`StageGraph`.
@@ -101,6 +103,7 @@ class StageSpec:
         check_bool(type(self).__name__, self.name, "conditional", self.conditional)
 
 
+@frozen_compat
 @attrs.frozen(kw_only=True)
 class UnifiedStageSpec:
     """A stage of :class:`UnifiedStageGraph`: ``runner`` is ``async (StageContext) -> StageOutput``."""

@@ -15,6 +15,7 @@ import attrs
 
 from stageflow_trio._engine._guard_retry import hash_retry_payload as hash_retry_payload
 from stageflow_trio._exports import publish
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_enums import StageKind
 
 __all__ = ["GuardRetryPolicy", "GuardRetryStrategy", "hash_retry_payload"]
@@ -84,6 +85,7 @@ def _check_policies(
             )
 
 
+@frozen_compat
 @attrs.frozen
 class GuardRetryPolicy:
     """How a failing guard stage is retried.

@@ -45,6 +45,7 @@ import trio
 
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
 from stageflow_trio._engine._stage_call import stage_short_circuited
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline.interceptors import (
     BaseInterceptor,
@@ -105,6 +106,7 @@ class IdempotencyParamMismatch(IdempotencyError):
         self.actual = actual
 
 
+@frozen_compat
 @attrs.frozen
 class CachedStageResult:
     """A cached StageResult with the hash of the parameters that produced it.
@@ -125,6 +127,7 @@ def _new_token() -> str:
     return uuid.uuid4().hex
 
 
+@frozen_compat
 @attrs.frozen
 class IdempotencyClaim:
     """The right to run the stage behind one store key, granted by :meth:`IdempotencyStore.claim`.
@@ -453,6 +456,7 @@ class _LocalClaims:
         self._table.release(claim)
 
 
+@frozen_compat
 @attrs.frozen
 class _Owned:
     """What a call that holds a claim needs in ``after``."""

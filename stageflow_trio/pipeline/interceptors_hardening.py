@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class ImmutabilityInterceptor(BaseInterceptor):
         return after is not None and after != before
 
 
+@frozen_compat
 @attrs.frozen
 class ContextSizeMetric:
     """The context size measured after one call of a stage.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.pipeline._checks import (
     StageDefinitionError,
@@ -50,6 +51,7 @@ class EmptyPipelineError(StageDefinitionError):
     """``Pipeline.build()`` was called with no stages (a ValueError)."""
 
 
+@frozen_compat
 @attrs.frozen(init=False)
 class UnifiedStageSpec:
     """One stage of a :class:`Pipeline`.

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 from stageflow_trio._exports import publish
+from stageflow_trio._frozen import frozen_compat
 
 # Imported at runtime (not under TYPE_CHECKING): the runner aliases below are real
 # objects, which typing.get_type_hints and the docs can resolve.
@@ -114,6 +115,7 @@ RunnerLike: TypeAlias = UnifiedRunnerLike | LegacyRunnerLike
 """Either builder's runner (what a spec stores; the builders take the precise aliases)."""
 
 
+@frozen_compat
 @attrs.frozen(init=False, hash=False)
 class PipelineSpec:
     """One stage of a :class:`~stageflow_trio.pipeline.builder.PipelineBuilder` pipeline.
@@ -184,6 +186,7 @@ class PipelineSpec:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class _ClassRunner:
     """Instantiates a stage class (with its config) for every execution, then runs it."""
@@ -196,6 +199,7 @@ class _ClassRunner:
         return await stage.execute(ctx)
 
 
+@frozen_compat
 @attrs.frozen
 class _InstanceRunner:
     """Runs the same stage instance's ``execute`` for every execution."""

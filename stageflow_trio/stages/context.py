@@ -28,9 +28,9 @@ from uuid import UUID
 import attrs
 import trio
 
-from stageflow_trio._time import parse_uuid, utc_now
+from stageflow_trio._time import parse_uuid, utc_now, utc_now_iso
 from stageflow_trio.core.stage_output import StageArtifact
-from stageflow_trio.events.sink import EventSink, get_event_sink
+from stageflow_trio.events.sink import EventSink, NoOpEventSink, get_event_sink
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -53,6 +53,14 @@ BeforeStageStartHook: TypeAlias = Callable[
 """``hook(stage_name, stage_kind, stage_ctx, pipeline_ctx)``, sync or async."""
 
 __all__ = ["PipelineContext", "extract_service"]
+
+
+def discards_events(sink: object) -> bool:
+    """Whether ``sink`` is exactly a :class:`NoOpEventSink`: nothing need be built for it.
+
+    A subclass may override ``try_emit``, so only the class itself counts.
+    """
+    return type(sink) is NoOpEventSink
 
 
 def extract_service(topology: str | None) -> str | None:
@@ -124,6 +132,102 @@ def _id_str(value: UUID | None) -> str | None:
 
 def _noop() -> None:
     """The unsubscribe function of a callback that already ran."""
+
+
+class StageEventTemplate:
+    """The ``stage.{stage}.{status}`` event data one run's events share, ids stringified once.
+
+    :meth:`PipelineContext.record_stage_event` turns the same UUIDs into
+    strings for every event; a graph run holds one of these instead and copies
+    its template per event. The template belongs to the fields it was made
+    from (the four ids, the run id, service, topology and execution mode): when
+    one of them no longer equals what it was (a stage may assign to its
+    context), :meth:`data` makes a new one, so the events always carry the
+    context's current values.
+    """
+
+    __slots__ = ("_key", "_run_id", "_template")
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._template: dict[str, Any] = {}
+        self._run_id: str | None = None
+
+    def prime(
+        self,
+        key: tuple[object, ...],
+        request_id: str | None,
+        session_id: str | None,
+        user_id: str | None,
+        org_id: str | None,
+        run_id: str | None,
+    ) -> None:
+        """Make the template of ``key`` from its ids' strings, made elsewhere already."""
+        _, _, _, _, service, topology, mode, _ = key
+        self._template = {
+            "request_id": request_id,
+            "session_id": session_id,
+            "user_id": user_id,
+            "org_id": org_id,
+            "service": service,
+            "stage": None,
+            "status": None,
+            "timestamp": None,
+            "topology": topology,
+            "execution_mode": mode,
+        }
+        self._run_id = run_id
+        self._key = key
+
+    def data(
+        self,
+        key: tuple[object, ...],
+        stage: str,
+        status: str,
+        payload: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The event data of ``record_stage_event`` for the fields ``key``.
+
+        ``key`` is ``(request_id, session_id, user_id, org_id, service,
+        topology, execution_mode, pipeline_run_id)``; see
+        :meth:`PipelineContext.record_stage_event` for the data's keys and order.
+        """
+        # The tuple comparison checks identity first, so the same objects compare
+        # without calling UUID.__eq__.
+        if key != self._key:
+            request_id, session_id, user_id, org_id, _, _, _, run_id = key
+            self.prime(
+                key,
+                _id_str(request_id),  # type: ignore[arg-type]
+                _id_str(session_id),  # type: ignore[arg-type]
+                _id_str(user_id),  # type: ignore[arg-type]
+                _id_str(org_id),  # type: ignore[arg-type]
+                str(run_id) if run_id else None,
+            )
+        data = self._template.copy()
+        data["stage"] = stage
+        data["status"] = status
+        data["timestamp"] = utc_now_iso()
+        if payload:
+            data.update(payload)
+        run_id_str = self._run_id
+        if run_id_str is not None:
+            data["pipeline_run_id"] = run_id_str
+        return data
+
+
+def stage_event_key(ctx: PipelineContext) -> tuple[object, ...]:
+    """The fields of ``ctx`` a :class:`StageEventTemplate` is made from, in its order."""
+    return (
+        ctx.request_id,
+        ctx.session_id,
+        ctx.user_id,
+        ctx.org_id,
+        ctx.service,
+        ctx.topology,
+        ctx.execution_mode,
+        ctx.pipeline_run_id,
+    )
 
 
 @attrs.define(kw_only=True)
@@ -233,7 +337,7 @@ class PipelineContext:
             "service": self.service,
             "stage": stage,
             "status": status,
-            "timestamp": datetime.now(UTC).isoformat(),
+            "timestamp": utc_now_iso(),
             "topology": self.topology,
             "execution_mode": self.execution_mode,
         }

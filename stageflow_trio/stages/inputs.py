@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
@@ -105,6 +106,7 @@ def _validate_strict(_instance: object, _attribute: attrs.Attribute[Any], value:
         raise TypeError(f"strict must be a bool, got {type(value).__name__}")
 
 
+@frozen_compat
 @attrs.frozen
 class StageInputs:
     """The immutable inputs of one stage run.

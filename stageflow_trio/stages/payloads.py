@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.stages.inputs import StageInputs
@@ -51,6 +52,7 @@ def _summary(value: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+@frozen_compat
 @attrs.frozen
 class StagePayloadResult(Generic[_PayloadT]):
     """A stage's typed payload and an optional summary (a copy is kept).

@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 import trio
 
+from stageflow_trio._frozen import frozen_compat
+
 __all__ = [
     "AudioPorts",
     "CorePorts",
@@ -62,6 +64,7 @@ def _check_optional(
     return check
 
 
+@frozen_compat
 @attrs.frozen
 class CorePorts:
     """Capabilities most stages need.
@@ -83,6 +86,7 @@ class CorePorts:
     retry_fn: Any = None
 
 
+@frozen_compat
 @attrs.frozen
 class LLMPorts:
     """Capabilities of stages that call language models.
@@ -100,6 +104,7 @@ class LLMPorts:
     send_token: _SendToken | None = attrs.field(default=None, validator=_check_callback)
 
 
+@frozen_compat
 @attrs.frozen
 class AudioPorts:
     """Capabilities of stages that process speech and audio.

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -49,6 +50,7 @@ def _frozen_data(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
     return FrozenDict(value)
 
 
+@frozen_compat
 @attrs.frozen
 class StageResult:
     """What one stage of a legacy graph produced.

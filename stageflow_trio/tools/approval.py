@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_seconds
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import utc_now_iso, uuid4
 
@@ -102,6 +103,7 @@ class ApprovalRequest:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ApprovalDecision:
     """The decision on an approval request.
@@ -144,7 +146,7 @@ class ApprovalService:
     """
 
     def __init__(self, default_timeout_seconds: float = 60.0) -> None:
-        self.default_timeout_seconds = check_seconds(
+        self.default_timeout_seconds: float = check_seconds(
             "ApprovalService", "default_timeout_seconds", default_timeout_seconds
         )
         self._requests: dict[UUID, ApprovalRequest] = {}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.tools._action import ActionProtocol
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -40,6 +41,7 @@ def _freeze_artifacts(
     return FrozenList(value)
 
 
+@frozen_compat
 @attrs.frozen
 class ToolInput:
     """What a v1 tool receives: the action it executes.
@@ -51,6 +53,7 @@ class ToolInput:
     action: ActionProtocol
 
 
+@frozen_compat
 @attrs.frozen
 class ToolOutput:
     """What a v1 tool returns.

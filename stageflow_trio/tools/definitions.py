@@ -25,6 +25,7 @@ import attrs
 
 from stageflow_trio._args import check_callable, check_flag, type_of
 from stageflow_trio._exports import publish
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 from stageflow_trio.tools._action import Action as Action
 
@@ -46,6 +47,7 @@ def _id_str(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
+@frozen_compat
 @attrs.frozen
 class ToolInput:
     """The input of a tool handler: an action with its run's correlation ids.
@@ -99,6 +101,7 @@ class ToolInput:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class UndoMetadata:
     """What the undo store keeps for a reversible call.
@@ -141,6 +144,7 @@ class UndoMetadata:
         )
 
 
+@frozen_compat
 @attrs.frozen
 class ToolOutput:
     """What a tool handler returns.
@@ -213,6 +217,7 @@ def _behaviors(value: Iterable[str]) -> tuple[str, ...]:
     return behaviors
 
 
+@frozen_compat
 @attrs.frozen
 class ToolDefinition:
     """A tool for the :class:`~stageflow_trio.tools.executor_v2.AdvancedToolExecutor`.

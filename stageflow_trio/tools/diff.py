@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from stageflow_trio._args import check_int, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
 
 __all__ = ["DiffLine", "DiffResult", "DiffType", "diff_json", "diff_structured", "diff_text"]
@@ -35,6 +36,7 @@ class DiffType(enum.Enum):
     """``- key: value`` / ``+ key: value`` lines (dict comparisons)."""
 
 
+@frozen_compat
 @attrs.frozen
 class DiffLine:
     """One line of a diff.
@@ -65,6 +67,7 @@ def _lines(value: Iterable[DiffLine]) -> FrozenList[DiffLine]:
     return value if isinstance(value, FrozenList) else FrozenList(value)
 
 
+@frozen_compat
 @attrs.frozen
 class DiffResult:
     """What a diff found.

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import attrs
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 
 __all__ = [
@@ -41,6 +42,7 @@ def _id_str(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
+@frozen_compat
 @attrs.frozen
 class ToolEventBase:
     """The fields every tool event carries.
@@ -73,6 +75,7 @@ class ToolEventBase:
         return self._base_dict()
 
 
+@frozen_compat
 @attrs.frozen
 class ToolInvokedEvent(ToolEventBase):
     """``tool.invoked``: an action arrived and its tool was found.
@@ -94,11 +97,13 @@ class ToolInvokedEvent(ToolEventBase):
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ToolStartedEvent(ToolEventBase):
     """``tool.started``: the handler is about to run (the shared keys only)."""
 
 
+@frozen_compat
 @attrs.frozen
 class ToolCompletedEvent(ToolEventBase):
     """``tool.completed``: the handler returned.
@@ -124,6 +129,7 @@ class ToolCompletedEvent(ToolEventBase):
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ToolFailedEvent(ToolEventBase):
     """``tool.failed``: the handler raised.
@@ -148,6 +154,7 @@ class ToolFailedEvent(ToolEventBase):
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ToolDeniedEvent(ToolEventBase):
     """``tool.denied``: the call will not run.
@@ -172,6 +179,7 @@ class ToolDeniedEvent(ToolEventBase):
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ToolUndoneEvent(ToolEventBase):
     """``tool.undone``: an action was reversed.
@@ -193,6 +201,7 @@ class ToolUndoneEvent(ToolEventBase):
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ToolUndoFailedEvent(ToolEventBase):
     """``tool.undo_failed``: the undo handler raised.
@@ -210,6 +219,7 @@ class ToolUndoFailedEvent(ToolEventBase):
         return {**self._base_dict(), "error_message": self.error_message, "reason": self.reason}
 
 
+@frozen_compat
 @attrs.frozen
 class ApprovalRequestedEvent:
     """``approval.requested``: a call waits for a human decision.
@@ -242,6 +252,7 @@ class ApprovalRequestedEvent:
         }
 
 
+@frozen_compat
 @attrs.frozen
 class ApprovalDecidedEvent:
     """``approval.decided``: the decision arrived.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline.registry import PipelineRegistry
 from stageflow_trio.pipeline.subpipeline import (
@@ -84,6 +85,7 @@ def _dict_list(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
     return value if isinstance(value, FrozenList) else FrozenList(value)
 
 
+@frozen_compat
 @attrs.frozen
 class ToolExecutorResult:
     """What :meth:`ToolExecutor.execute` did with a plan.

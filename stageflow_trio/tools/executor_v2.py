@@ -35,6 +35,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_flag, check_int, check_seconds, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.events import get_event_sink
 
@@ -90,6 +91,7 @@ def _check_config_int(_: object, attribute: attrs.Attribute[Any], value: object)
     check_int("ToolExecutorConfig", attribute.name, value)
 
 
+@frozen_compat
 @attrs.frozen
 class ToolExecutorConfig:
     """How an :class:`AdvancedToolExecutor` behaves.
@@ -110,6 +112,7 @@ class ToolExecutorConfig:
     log_level: int = attrs.field(default=logging.INFO, validator=_check_config_int)
 
 
+@frozen_compat
 @attrs.frozen
 class ExecutionResult:
     """The outcome of one tool call, for callers that report calls as values.
@@ -184,7 +187,7 @@ class AdvancedToolExecutor:
                 f"AdvancedToolExecutor: config must be a ToolExecutorConfig or None;"
                 f" got {type_of(config)}"
             )
-        self.config = ToolExecutorConfig() if config is None else config
+        self.config: ToolExecutorConfig = ToolExecutorConfig() if config is None else config
         self._tools: dict[str, ToolDefinition] = {}
         # tool name -> the action type it was registered under, so undo finds the tool
         # from the name the undo data records.

@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_callable, type_of
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
 from stageflow_trio.tools.base import Tool, ToolInput, ToolOutput
@@ -40,6 +41,7 @@ __all__ = [
 _T = TypeVar("_T", bound=type)
 
 
+@frozen_compat
 @attrs.frozen
 class ResolvedToolCall:
     """A tool call whose name matched a registered tool.
@@ -59,6 +61,7 @@ class ResolvedToolCall:
     raw: Any = None
 
 
+@frozen_compat
 @attrs.frozen
 class UnresolvedToolCall:
     """A tool call that could not be resolved, and why.

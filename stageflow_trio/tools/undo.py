@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_seconds
+from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import monotonic
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["UndoEntry", "UndoStore", "clear_undo_store", "get_undo_store", "set_undo_store"]
 
 
+@frozen_compat
 @attrs.frozen
 class UndoEntry:
     """A stored entry.
@@ -53,7 +55,7 @@ class UndoStore:
     """
 
     def __init__(self, default_ttl_seconds: float = 3600.0) -> None:
-        self.default_ttl_seconds = check_seconds(
+        self.default_ttl_seconds: float = check_seconds(
             "UndoStore", "default_ttl_seconds", default_ttl_seconds
         )
         self._entries: dict[UUID, UndoEntry] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -283,3 +284,17 @@ def test_info_issues_are_shown_only_when_verbose(
         capsys.readouterr().out
         == "✓ Pipeline dependencies are valid\n  Stages: 1\n  Dependencies: 0\n"
     )
+
+
+def test_the_reference_entry_point_at_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stageflow_trio.cli.lint.main`` is ``stageflow-trio lint`` with the same arguments."""
+    from stageflow_trio.cli import lint
+
+    path = write(tmp_path, "ours.py", FILE)
+    assert lint.main([str(path), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["valid"] is False
+    monkeypatch.setattr(sys, "argv", ["lint", str(tmp_path / "absent.py")])
+    assert lint.main() == 1
+    assert capsys.readouterr().err == f"Error: Pipeline file not found: {tmp_path / 'absent.py'}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Coroutine
 from types import ModuleType
@@ -14,6 +15,7 @@ import trio.testing
 from stageflow_trio.context import bag as bag_module
 from stageflow_trio.context.bag import ContextBag, DataConflictError
 from stageflow_trio.errors import StageflowError
+from stageflow_trio.lowlevel import DEFAULT_CALLS, checkpoint_budget
 
 
 def test_exports() -> None:
@@ -74,10 +76,52 @@ async def test_to_dict_is_a_copy() -> None:
     assert not bag.has("new")
 
 
-async def test_write_is_a_checkpoint() -> None:
+async def test_write_is_a_checkpoint_under_a_one_call_budget() -> None:
     bag = ContextBag()
-    with trio.testing.assert_checkpoints():
-        await bag.write("k", 1, "a")
+    with checkpoint_budget(calls=1):
+        for key in ("a", "b", "c"):
+            with trio.testing.assert_checkpoints():
+                await bag.write(key, 1, "stage")
+
+
+class _StepCounter(trio.abc.Instrument):
+    """Counts the steps of one task: each new step follows a schedule point."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def test_writes_yield_as_the_checkpoint_budget_says() -> None:
+    bag = ContextBag()
+    counter = _StepCounter(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    pattern = []
+    try:
+        with checkpoint_budget(calls=4, seconds=math.inf):
+            for i in range(10):
+                before = counter.steps
+                await bag.write(f"k{i}", i, "stage")
+                pattern.append(counter.steps != before)
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    # The fresh budget's first call, then every fourth.
+    assert pattern == [i % 4 == 0 for i in range(10)]
+
+
+async def test_every_write_is_a_cancellation_point_under_the_default_budget() -> None:
+    bag = ContextBag()
+    for i in range(2 * DEFAULT_CALLS):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await bag.write(f"cancelled{i}", 1, "stage")
+        assert scope.cancelled_caught
+        await bag.write(f"k{i}", i, "stage")
+    assert bag.keys() == [f"k{i}" for i in range(2 * DEFAULT_CALLS)]
 
 
 async def test_cancelled_write_stores_nothing() -> None:

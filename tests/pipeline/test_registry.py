@@ -63,3 +63,38 @@ def test_the_global_registry_is_exported_and_reset() -> None:
     assert pipeline_registry.list() == ["x"]
     reset_globals()
     assert pipeline_registry.list() == []
+
+
+def test_listing_lookup_and_lazy_registration_match_the_reference() -> None:
+    """Same registrations, same listing, same KeyError text, same one-time _register_all."""
+    from tests.fakes import import_reference
+
+    reference = import_reference()
+    from stageflow.pipeline.registry import PipelineRegistry as ReferenceRegistry
+
+    calls: list[str] = []
+
+    class Ours(PipelineRegistry):
+        def _register_all(self) -> None:
+            calls.append("ours")
+            super()._register_all()
+            self.register("builtin", Pipeline())
+
+    class Theirs(ReferenceRegistry):
+        def _register_all(self) -> None:
+            calls.append("theirs")
+            super()._register_all()
+            self.register("builtin", reference.Pipeline())
+
+    ours, theirs = Ours(), Theirs()
+    for name in ("b", "a", "b"):
+        ours.register(name, Pipeline())
+        theirs.register(name, reference.Pipeline())
+    assert ours.list() == theirs.list() == ["b", "a", "builtin"]
+    assert ("builtin" in ours, "zzz" in ours) == ("builtin" in theirs, "zzz" in theirs)
+    with pytest.raises(KeyError) as mine:
+        ours.get("zzz")
+    with pytest.raises(KeyError) as ref:
+        theirs.get("zzz")
+    assert str(mine.value) == str(ref.value)
+    assert calls == ["ours", "theirs"]

@@ -76,3 +76,16 @@ def test_pipeline_context_defaults() -> None:
     assert isinstance(ctx.pipeline_run_id, uuid.UUID)
     assert ctx.org_id is None
     assert isinstance(ctx.event_sink, RecordingEventSink)
+
+
+def test_the_builders_are_top_level_names_too() -> None:
+    import stageflow_trio
+    import stageflow_trio.testing as testing
+
+    for name in (
+        "create_test_pipeline_context",
+        "create_test_snapshot",
+        "create_test_stage_context",
+    ):
+        assert name in stageflow_trio.__all__
+        assert getattr(stageflow_trio, name) is getattr(testing, name)

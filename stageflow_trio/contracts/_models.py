@@ -1,0 +1,351 @@
+"""Contract models: attrs classes natively, pydantic v2 models when pydantic is installed.
+
+:mod:`stageflow_trio.contracts.registry` and
+:mod:`stageflow_trio.contracts.typed_output` treat a model through four
+operations: is it a model class, its JSON schema, validate a dict into an
+instance, dump an instance to a dict. pydantic is never imported here: a
+pydantic model can only exist if its author imported pydantic, so
+``sys.modules`` tells whether to look for one.
+
+attrs classes are structured and unstructured by the package's cattrs
+converter, and their JSON schema is built in pydantic's shape (same property
+``type`` keys, ``anyOf`` for unions, ``$ref`` into ``$defs`` for nested classes
+and enums), so a contract diff reads the same whichever kind of model it holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import functools
+import math
+import sys
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import attrs
+
+if TYPE_CHECKING:
+    import cattrs
+
+# Primitive fields follow pydantic's conversion table, so one payload validates
+# the same against an attrs class and against the equivalent pydantic model.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _fail(expected: str, value: object) -> NoReturn:
+    raise TypeError(f"expected {expected}, got {type(value).__name__} {value!r}")
+
+
+def _lax_str(value: Any, _: type) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8")
+    _fail("str", value)
+
+
+def _lax_int(value: Any, _: type) -> int:
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            # "2.0" is an int to pydantic; "2e0" is not.
+            plain = _is_float_text(text) and "e" not in text.lower()
+            number = float(text) if plain else math.nan
+            if number.is_integer():
+                return int(number)
+    _fail("int", value)
+
+
+def _is_float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _lax_float(value: Any, _: type) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and _is_float_text(value.strip()):
+        return float(value.strip())
+    _fail("float", value)
+
+
+def _lax_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    _fail("bool", value)
+
+
+def _lax_bytes(value: Any, _: type) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    _fail("bytes", value)
+
+
+def _strict(expected: type, accepted: tuple[type, ...], convert: Callable[[Any], Any]) -> Any:
+    def structure(value: Any, _: type) -> Any:
+        # A bool is an int to Python, never to a strict int or float field.
+        if not isinstance(value, accepted) or (type(value) is bool and expected is not bool):
+            _fail(expected.__name__, value)
+        return convert(value)
+
+    return structure
+
+
+@functools.cache
+def _converters() -> tuple[cattrs.Converter, cattrs.Converter, cattrs.Converter]:
+    """The package converter and its lax and strict validating copies.
+
+    Built on first use: cattrs costs about 30 ms to import, and importing
+    :mod:`stageflow_trio` must not pay it.
+    """
+    from stageflow_trio._serialization import converter
+
+    # Extra keys are ignored, as by a pydantic model's default configuration.
+    lax = converter.copy(forbid_extra_keys=False)
+    strict = converter.copy(forbid_extra_keys=False)
+    for kind, hook in (
+        (str, _lax_str),
+        (int, _lax_int),
+        (float, _lax_float),
+        (bool, _lax_bool),
+        (bytes, _lax_bytes),
+    ):
+        lax.register_structure_hook(kind, hook)
+    for kind, accepted, convert in (
+        (str, (str,), str),
+        (int, (int,), int),
+        (float, (int, float), float),
+        (bool, (bool,), bool),
+        (bytes, (bytes,), bytes),
+    ):
+        strict.register_structure_hook(kind, _strict(kind, accepted, convert))
+    return converter, lax, strict
+
+
+def _pydantic_base() -> type | None:
+    module = sys.modules.get("pydantic")
+    return getattr(module, "BaseModel", None) if module is not None else None
+
+
+def is_pydantic_model(model: object) -> bool:
+    """Whether ``model`` is a pydantic ``BaseModel`` subclass."""
+    base = _pydantic_base()
+    return base is not None and isinstance(model, type) and issubclass(model, base)
+
+
+def is_model_class(model: object) -> bool:
+    """Whether ``model`` is an attrs class or a pydantic model class."""
+    return (isinstance(model, type) and attrs.has(model)) or is_pydantic_model(model)
+
+
+def is_model_instance(value: object) -> bool:
+    """Whether ``value`` is an instance of an attrs class or of a pydantic model."""
+    return is_model_class(type(value))
+
+
+def json_schema(model: type[Any]) -> dict[str, Any]:
+    """The model's JSON schema (validation mode for pydantic)."""
+    if is_pydantic_model(model):
+        schema: dict[str, Any] = model.model_json_schema(mode="validation")
+        return schema
+    defs: dict[str, Any] = {}
+    schema = _class_schema(model, defs)
+    return {"$defs": dict(sorted(defs.items())), **schema} if defs else schema
+
+
+def validate(
+    model: type[Any], data: Mapping[str, Any], *, strict: bool, context: dict[str, Any] | None
+) -> Any:
+    """Build a ``model`` instance from ``data``.
+
+    pydantic models use ``model_validate(data, strict=, context=)``; attrs
+    classes the package's converter, with str/int/float/bool/bytes fields
+    converted as pydantic converts them (lax or ``strict``) and extra keys
+    ignored (``context`` is not used).
+
+    Raises:
+        ValueError: ``data`` does not fit an attrs model (pydantic raises its
+            ValidationError, also a ValueError).
+    """
+    if is_pydantic_model(model):
+        return model.model_validate(data, strict=strict, context=context)
+    import cattrs
+    import cattrs.v
+
+    _, lax, strict_converter = _converters()
+    try:
+        return (strict_converter if strict else lax).structure(dict(data), model)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        problems = (
+            cattrs.transform_error(exc, format_exception=_describe)
+            if isinstance(exc, cattrs.BaseValidationError)
+            else [str(exc)]
+        )
+        raise ValueError(f"{model.__name__} validation failed: {'; '.join(problems)}") from exc
+
+
+def _describe(exc: BaseException, expected: type | None) -> str:
+    # Our hooks' and the user's validators' own messages say more than cattrs's
+    # generic "invalid value"; a missing key has no message of its own.
+    if isinstance(exc, TypeError | ValueError) and str(exc):
+        return str(exc)
+    import cattrs.v
+
+    return cattrs.v.format_exception(exc, expected)
+
+
+def dump(instance: Any) -> dict[str, Any]:
+    """The instance as a dict: ``model_dump()`` for pydantic, the converter's for attrs."""
+    if attrs.has(type(instance)):
+        data: dict[str, Any] = _converters()[0].unstructure(instance)
+        return data
+    dumped: dict[str, Any] = instance.model_dump()
+    return dumped
+
+
+# --- JSON schema of attrs classes, in pydantic's shape ----------------------------------
+
+
+def _title(name: str) -> str:
+    return name.title().replace("_", " ")
+
+
+def _class_schema(cls: type[Any], defs: dict[str, Any]) -> dict[str, Any]:
+    attrs.resolve_types(cls)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for field in attrs.fields(cls):
+        if not field.init:
+            continue
+        name = field.alias or field.name
+        prop = _type_schema(field.type, defs)
+        if not _refers(prop):
+            prop["title"] = _title(name)
+        if field.default is attrs.NOTHING:
+            required.append(name)
+        elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            prop["default"] = _json_value(_converters()[0].unstructure(field.default))
+        properties[name] = dict(sorted(prop.items()))
+    schema: dict[str, Any] = {"properties": properties}
+    if required:
+        schema["required"] = required
+    schema["title"] = cls.__name__
+    schema["type"] = "object"
+    return schema
+
+
+def _refers(prop: dict[str, Any]) -> bool:
+    # pydantic gives no title to a property that refers to a model, alone or in a union.
+    return "$ref" in prop or any("$ref" in alt for alt in prop.get("anyOf", ()))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset, tuple, list)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    return value
+
+
+_SIMPLE: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    bytes: {"format": "binary", "type": "string"},
+    type(None): {"type": "null"},
+    None: {"type": "null"},
+    uuid.UUID: {"format": "uuid", "type": "string"},
+    dt.datetime: {"format": "date-time", "type": "string"},
+    dt.date: {"format": "date", "type": "string"},
+    dt.time: {"format": "time", "type": "string"},
+    dt.timedelta: {"format": "duration", "type": "string"},
+    decimal.Decimal: {"anyOf": [{"type": "number"}, {"type": "string"}]},
+    dict: {"additionalProperties": True, "type": "object"},
+    list: {"items": {}, "type": "array"},
+    tuple: {"items": {}, "type": "array"},
+}
+
+
+def _type_schema(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    if hint is Any:
+        return {}
+    if hint in _SIMPLE:
+        return dict(_SIMPLE[hint])
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _type_schema(args[0], defs)
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_type_schema(arg, defs) for arg in args]}
+    if origin is typing.Literal:
+        kinds = {type(arg) for arg in args}
+        schema: dict[str, Any] = {"enum": list(args)}
+        if len(kinds) == 1 and (kind := kinds.pop()) in _SIMPLE:
+            schema["type"] = _SIMPLE[kind]["type"]
+        return schema
+    if origin is not None and isinstance(origin, type):
+        if issubclass(origin, Mapping):
+            value = _type_schema(args[1], defs) if len(args) == 2 else True
+            return {"additionalProperties": value, "type": "object"}
+        if issubclass(origin, tuple) and not (len(args) == 2 and args[1] is Ellipsis):
+            items = [_type_schema(arg, defs) for arg in args]
+            return {
+                "maxItems": len(items),
+                "minItems": len(items),
+                "prefixItems": items,
+                "type": "array",
+            }
+        if issubclass(origin, (Sequence, Set)):
+            schema = {"items": _type_schema(args[0], defs) if args else {}, "type": "array"}
+            if issubclass(origin, Set):
+                schema["uniqueItems"] = True
+            return schema
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            values = [member.value for member in hint]
+            definition: dict[str, Any] = {"enum": values, "title": hint.__name__}
+            kinds = {type(value) for value in values}
+            if len(kinds) == 1 and (kind := kinds.pop()) in _SIMPLE:
+                definition["type"] = _SIMPLE[kind]["type"]
+            defs[hint.__name__] = definition
+            return {"$ref": f"#/$defs/{hint.__name__}"}
+        if attrs.has(hint):
+            if hint.__name__ not in defs:
+                defs[hint.__name__] = {}  # a placeholder first: classes may refer to themselves
+                defs[hint.__name__] = _class_schema(hint, defs)
+            return {"$ref": f"#/$defs/{hint.__name__}"}
+        if is_pydantic_model(hint):
+            pydantic_model: Any = hint
+            nested = pydantic_model.model_json_schema(mode="validation")
+            defs.update(nested.pop("$defs", {}))
+            defs[hint.__name__] = nested
+            return {"$ref": f"#/$defs/{hint.__name__}"}
+        if issubclass(hint, Mapping):
+            return {"additionalProperties": True, "type": "object"}
+        if issubclass(hint, (list, tuple, Set)):
+            return {"items": {}, "type": "array"}
+    return {}

@@ -1,0 +1,179 @@
+"""Catch tasks that outlive the run that started them.
+
+:func:`assert_no_orphans` watches, with a trio :class:`~trio.abc.Instrument`, every
+task spawned by the code inside its block (by the task that entered it, or by a task
+that one spawned, at any depth), wherever the task was spawned: into a nursery of the
+run, a nursery from outside it or the system nursery. When the block ends, any of
+those tasks still alive is an orphan, and the block fails naming it.
+
+The same watcher counts the schedule points of the watched tasks, which is how
+:func:`stageflow_trio.testing.explore.explore_cancellation` numbers a run's
+checkpoints and cancels it at one of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+__all__ = ["NoOrphans", "assert_no_orphans"]
+
+
+class TaskWatcher(trio.abc.Instrument):
+    """Track the tasks of one run, count their schedule points, cancel at one of them.
+
+    ``root`` is the task that performs the run; while ``active``, every task spawned
+    by a tracked task is tracked too. A step is what a task runs between two
+    schedule points; ``steps`` counts the tracked tasks' steps and ``times`` holds
+    the trio clock at each, less ``start``.
+
+    With ``scope`` set, the watcher cancels it once: after step ``cancel_at_step``
+    (0-based), from the run loop, outside any task (where trio itself expires
+    deadlines), or when :meth:`cancel` is called. ``interrupted`` then holds the
+    blocked tasks the cancellation woke (those that received ``trio.Cancelled`` at
+    once) and ``cancelled_at`` the index of the last step before it.
+    """
+
+    def __init__(self, root: trio.lowlevel.Task) -> None:
+        self.reset(root)
+
+    def reset(self, root: trio.lowlevel.Task) -> None:
+        """Forget everything and watch a new run of ``root`` (installing an instrument costs more)."""
+        self.root = root
+        self.active = False
+        self.tracked: set[trio.lowlevel.Task] = {root}
+        self.alive: dict[trio.lowlevel.Task, None] = {}  # insertion-ordered set
+        self.steps: int = 0
+        self.start: float = 0.0
+        self.times: list[float] = []
+        self.scope: trio.CancelScope | None = None
+        self.cancel_at_step: int | None = None
+        self.cancelled_at: int | None = None
+        self.on_cancel: Callable[[], None] | None = None
+        self.interrupted: list[trio.lowlevel.Task] = []
+        self._cancelling = False
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        if not self.active:
+            return
+        try:
+            spawner = trio.lowlevel.current_task()
+        except RuntimeError:  # pragma: no cover - spawned by the run loop itself: not ours
+            return
+        if spawner in self.tracked:
+            self.tracked.add(task)
+            self.alive[task] = None
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.alive.pop(task, None)
+
+    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        if self._cancelling and task in self.tracked:
+            self.interrupted.append(task)
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if not self.active or task not in self.tracked:
+            return
+        index = self.steps
+        self.steps += 1
+        # To the nanosecond: far finer than any timer, and free of float dust.
+        self.times.append(round(trio.current_time() - self.start, 9))
+        if index == self.cancel_at_step:
+            self.cancel(f"checkpoint {index}")
+
+    def cancel(self, where: str) -> None:
+        """Cancel ``scope`` (once), noting which tasks that interrupted."""
+        scope = self.scope
+        if scope is None or self.cancelled_at is not None:
+            return
+        self.cancelled_at = self.steps - 1
+        if self.on_cancel is not None:
+            self.on_cancel()
+        self._cancelling = True
+        try:
+            scope.cancel(f"explore_cancellation: {where}")
+        finally:
+            self._cancelling = False
+
+    def orphans(self) -> list[str]:
+        """The names of the tracked tasks still alive, in spawn order."""
+        return [task.name for task in self.alive]
+
+
+def _orphan_message(names: list[str]) -> str:
+    listed = ", ".join(repr(name) for name in names)
+    return (
+        f"{len(names)} task(s) started during the run outlived it: {listed}"
+        " (a task must not outlive the run that started it)"
+    )
+
+
+class NoOrphans:
+    """What :func:`assert_no_orphans` returns: a sync and async context manager.
+
+    Attributes:
+        orphans: After the block, the names of the tasks that outlived it (empty when
+            the block passed, or when it ended with an exception of its own).
+    """
+
+    def __init__(self) -> None:
+        self.orphans: list[str] = []
+        self._watcher: TaskWatcher | None = None
+
+    def __enter__(self) -> NoOrphans:
+        if self._watcher is not None:
+            raise RuntimeError("assert_no_orphans(): this block is already in use")
+        watcher = self._watcher = TaskWatcher(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(watcher)
+        watcher.active = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        watcher = self._watcher
+        assert watcher is not None
+        self._watcher = None
+        watcher.active = False
+        trio.lowlevel.remove_instrument(watcher)
+        self.orphans = watcher.orphans()
+        # An exception from the block explains more than the orphans it left behind.
+        if exc_type is None and self.orphans:
+            raise AssertionError(_orphan_message(self.orphans))
+
+    async def __aenter__(self) -> NoOrphans:
+        await trio.lowlevel.checkpoint()
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def assert_no_orphans() -> NoOrphans:
+    """Fail if a task started inside the block is still running when the block ends.
+
+    Use it around one run, as ``with assert_no_orphans():`` or ``async with
+    assert_no_orphans():`` inside a trio task. Every task spawned by the block's
+    code, directly or by a task it started, is watched, wherever it was spawned;
+    the block raises ``AssertionError`` naming those still alive when it ends
+    (unless the block raised first). The async form is a checkpoint on entry.
+
+    Raises:
+        RuntimeError: called outside a trio run.
+        AssertionError: a watched task outlived the block.
+    """
+
+    return NoOrphans()

@@ -1,0 +1,73 @@
+"""The pytest plugin's fixtures (the project's conftest enables it as users would)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from stageflow_trio.context import ContextSnapshot
+from stageflow_trio.core import StageContext
+from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.testing import RecordingEventSink
+
+
+def test_reset_is_autouse(request: pytest.FixtureRequest) -> None:
+    assert "reset_stageflow_globals" in request.fixturenames
+
+
+async def test_virtual_clock_runs_the_test_in_virtual_time(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    start = trio.current_time()
+    with trio.move_on_after(3600):
+        await trio.sleep_forever()
+    assert trio.current_time() - start == 3600
+    assert virtual_clock.autojump_threshold == 0
+
+
+def test_builders_record_into_the_recording_sink(
+    recording_sink: RecordingEventSink,
+    make_snapshot: Any,
+    make_stage_context: Any,
+    make_pipeline_context: Any,
+) -> None:
+    snapshot = make_snapshot(input_text="hi")
+    assert isinstance(snapshot, ContextSnapshot)
+    assert snapshot.input_text == "hi"
+    stage_ctx = make_stage_context(snapshot=snapshot)
+    assert isinstance(stage_ctx, StageContext)
+    assert stage_ctx.event_sink is recording_sink
+    pipeline_ctx = make_pipeline_context()
+    assert isinstance(pipeline_ctx, PipelineContext)
+    assert pipeline_ctx.event_sink is recording_sink
+    other = RecordingEventSink()
+    assert make_stage_context(event_sink=other).event_sink is other
+    assert make_pipeline_context(event_sink=other).event_sink is other
+
+
+def test_one_line_enables_it_in_a_project(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makeconftest('pytest_plugins = ["stageflow_trio.testing.plugin"]\n')
+    pytester.makepyfile(
+        test_user="""
+        import trio
+        from stageflow_trio.events import get_event_sink, set_event_sink
+        from stageflow_trio.events.sink import NoOpEventSink
+
+        def test_first(recording_sink):
+            set_event_sink(recording_sink)
+
+        def test_second_starts_clean():
+            assert isinstance(get_event_sink(), NoOpEventSink)
+
+        async def test_a_day_passes_at_once(virtual_clock, make_stage_context):
+            await trio.sleep(86400)
+            assert trio.current_time() == 86400
+            assert make_stage_context().event_sink is not None
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
