@@ -216,8 +216,11 @@ class UnifiedRun(DagRun):
             cancellation=self.cancellation,
         )
         output: StageOutput | None = None
-        if self.pipeline_ctx is not None:
-            output = await self._before_start(self.pipeline_ctx, spec, stage_ctx)
+        pipeline_ctx = self.pipeline_ctx
+        if pipeline_ctx is not None and (
+            pipeline_ctx.canceled or pipeline_ctx.has_before_stage_start_hooks
+        ):
+            output = await self._before_start(pipeline_ctx, spec, stage_ctx)
         if output is None and spec.conditional:
             skip_reason = inputs.get("skip_reason")
             if skip_reason:

@@ -731,6 +731,11 @@ class PipelineContext:
             )
         self._before_stage_start_hooks.append(hook)
 
+    @property
+    def has_before_stage_start_hooks(self) -> bool:
+        """Whether any hook is registered (a graph skips the call per stage when not)."""
+        return bool(self._before_stage_start_hooks)
+
     async def run_before_stage_start_hooks(
         self, *, stage_name: str, stage_kind: Any, stage_ctx: StageContext
     ) -> None:
