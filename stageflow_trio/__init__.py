@@ -1,14 +1,18 @@
 """stageflow_trio: the stageflow pipeline framework, native on trio.
 
-The names below are the reference's top-level ``stageflow`` names, plus the
-names its ``__all__`` lists but cannot import: the wide-event helpers and
-``create_test_pipeline_context``. The test helpers and the linter load on first use.
+The names below are the reference's top-level ``stageflow`` names, including
+those its ``__all__`` lists but cannot import (the wide-event helpers,
+``create_test_pipeline_context``, and the aliases ``LinearPipeline`` and
+``create_test_context``, defined as stageflow 1.2 defines them), plus stageflow
+1.2's stage-level additions (``StageReturn``, ``StageCancellationRequested`` and
+the payload helpers). The test helpers and the linter load on first use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .core.stage_context import StageCancellationRequested as StageCancellationRequested
 from .core.stage_context import StageContext as StageContext
 from .core.stage_context import create_stage_context as create_stage_context
 from .core.stage_enums import StageKind as StageKind
@@ -17,6 +21,7 @@ from .core.stage_metadata import stage_metadata as stage_metadata
 from .core.stage_output import StageArtifact as StageArtifact
 from .core.stage_output import StageEvent as StageEvent
 from .core.stage_output import StageOutput as StageOutput
+from .core.stage_output import StageReturn as StageReturn
 from .core.stage_protocol import Stage as Stage
 from .core.timer import PipelineTimer as PipelineTimer
 from .errors import StageflowError as StageflowError
@@ -83,6 +88,13 @@ from .stages.context import PipelineContext as PipelineContext
 from .stages.context import extract_service as extract_service
 from .stages.inputs import StageInputs as StageInputs
 from .stages.inputs import create_stage_inputs as create_stage_inputs
+from .stages.payloads import StagePayloadResult as StagePayloadResult
+from .stages.payloads import cancel_output as cancel_output
+from .stages.payloads import fail_output as fail_output
+from .stages.payloads import ok_output as ok_output
+from .stages.payloads import payload_from_inputs as payload_from_inputs
+from .stages.payloads import payload_from_results as payload_from_results
+from .stages.payloads import summary_from_output as summary_from_output
 from .stages.ports import AudioPorts as AudioPorts
 from .stages.ports import CorePorts as CorePorts
 from .stages.ports import LLMPorts as LLMPorts
@@ -100,7 +112,11 @@ if TYPE_CHECKING:
     from .cli.lint import lint_pipeline_file as lint_pipeline_file
     from .testing import create_test_pipeline_context as create_test_pipeline_context
     from .testing import create_test_snapshot as create_test_snapshot
+    from .testing import create_test_stage_context as create_test_context
     from .testing import create_test_stage_context as create_test_stage_context
+
+LinearPipeline = Pipeline
+"""The older name of :class:`~stageflow_trio.pipeline.pipeline.Pipeline` (as in stageflow 1.2)."""
 
 __version__ = "0.1.0"
 
@@ -126,6 +142,7 @@ __all__ = [
     "InterceptorResult",
     "IssueSeverity",
     "LLMPorts",
+    "LinearPipeline",
     "LoggingEventSink",
     "LoggingInterceptor",
     "MaxDepthExceededError",
@@ -143,6 +160,7 @@ __all__ = [
     "RunStore",
     "Stage",
     "StageArtifact",
+    "StageCancellationRequested",
     "StageContext",
     "StageError",
     "StageEvent",
@@ -151,7 +169,9 @@ __all__ = [
     "StageInputs",
     "StageKind",
     "StageOutput",
+    "StagePayloadResult",
     "StageResult",
+    "StageReturn",
     "StageSpec",
     "StageStatus",
     "StageflowError",
@@ -167,12 +187,14 @@ __all__ = [
     "WSStatusUpdatePayload",
     "WideEventEmitter",
     "_coerce_uuid_str",
+    "cancel_output",
     "clear_event_sink",
     "create_audio_ports",
     "create_core_ports",
     "create_llm_ports",
     "create_stage_context",
     "create_stage_inputs",
+    "create_test_context",
     "create_test_pipeline_context",
     "create_test_snapshot",
     "create_test_stage_context",
@@ -181,6 +203,7 @@ __all__ = [
     "error_summary_to_stages_patch",
     "error_summary_to_string",
     "extract_service",
+    "fail_output",
     "get_child_tracker",
     "get_circuit_breaker",
     "get_default_interceptors",
@@ -188,6 +211,9 @@ __all__ = [
     "get_subpipeline_spawner",
     "lint_pipeline",
     "lint_pipeline_file",
+    "ok_output",
+    "payload_from_inputs",
+    "payload_from_results",
     "pipeline_registry",
     "run_stage",
     "run_with_interceptors",
@@ -195,11 +221,17 @@ __all__ = [
     "stage",
     "stage_metadata",
     "summarize_pipeline_error",
+    "summary_from_output",
 ]
 
 
 _LAZY_TESTING = frozenset(
-    {"create_test_pipeline_context", "create_test_snapshot", "create_test_stage_context"}
+    {
+        "create_test_context",
+        "create_test_pipeline_context",
+        "create_test_snapshot",
+        "create_test_stage_context",
+    }
 )
 
 
@@ -221,6 +253,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY_TESTING:
         from . import testing
 
+        if name == "create_test_context":  # the older name, as in stageflow 1.2
+            return testing.create_test_stage_context
         return getattr(testing, name)
     if name in _LAZY_LINT:
         from .cli import lint

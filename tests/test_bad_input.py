@@ -239,12 +239,6 @@ ROWS: list[Row] = [
         r"^UnifiedStageGraph\.run: ctx must be a StageContext; got NoneType$",
     ),
     (
-        "unified-run-pipeline-context",
-        lambda: unified().run(create_test_pipeline_context()),  # type: ignore[arg-type]
-        TypeError,
-        r"^UnifiedStageGraph\.run: ctx must be a StageContext; got PipelineContext$",
-    ),
-    (
         "unified-run-token-str",
         lambda: unified().run(create_test_stage_context(), cancel_token="x"),  # type: ignore[arg-type]
         TypeError,

@@ -23,6 +23,7 @@ RUNNABLE = [
     "concepts.md",
     "context.md",
     "contracts.md",
+    "duplex.md",
     "engine.md",
     "getting_started.md",
     "runner.md",
@@ -74,7 +75,8 @@ def test_every_guide_with_python_blocks_is_run() -> None:
     [
         ("testing.md", 8),
         ("engine.md", 2),
-        ("context.md", 9),
+        ("context.md", 10),
+        ("duplex.md", 3),
         ("runner.md", 6),
         ("analytics.md", 1),
         ("streaming.md", 2),

@@ -86,6 +86,9 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
     started_at = utc_now()
     started = monotonic()
     run = _LegacyRun(plan, ctx)
+    # ctx.mark_canceled() stops the run at once: running stages are interrupted at
+    # their next checkpoint (the reference waited for the next stage to complete).
+    unsubscribe = ctx.on_cancel(run.stop)
     try:
         try:
             await run.drive()
@@ -110,6 +113,10 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
         # or SystemExit reaching the run.
         _emit(ctx, "pipeline_failed", failure(error, run.completed, _ms_since(started)))
         raise
+    finally:
+        unsubscribe()
+    if ctx.canceled and not run.canceled:
+        run.canceled = True  # canceled while its stages were running: "<external>"
     if run.error is not None:
         _emit(ctx, "pipeline_failed", failure(run.error, run.completed, _ms_since(started)))
         raise run.error

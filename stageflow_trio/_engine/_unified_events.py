@@ -75,18 +75,22 @@ class RunReporter:
     Args:
         plan: The graph's plan (emitter and wide-event flags).
         ctx: The run's StageContext.
+        view: The PipelineContext the run was started with, if any.
     """
 
     __slots__ = ("_ids", "_key", "_view", "base_ctx", "emits", "ended", "events", "plan", "wide")
 
-    def __init__(self, plan: UnifiedPlan, ctx: StageContext) -> None:
+    def __init__(
+        self, plan: UnifiedPlan, ctx: StageContext, view: PipelineContext | None = None
+    ) -> None:
         self.plan = plan
         self.base_ctx = ctx
         # Kept only when a wide event will need them: the stage results so far.
         self.wide: dict[str, StageResult] | None = (
             {} if plan.emit_stage_wide or plan.emit_pipeline_wide else None
         )
-        self._view: PipelineContext | None = None
+        # A run started with a PipelineContext hands that context to interceptors.
+        self._view: PipelineContext | None = view
         # Set by the run's pipeline-level terminal event, so there is exactly one
         # (a stage's cancel and an outer deadline can both end the same run).
         self.ended = False

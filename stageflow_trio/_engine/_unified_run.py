@@ -22,10 +22,11 @@ from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
 from stageflow_trio._time import utc_now
-from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.core.stage_context import StageCancellationRequested, StageContext
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.core.timer import PipelineTimer
+from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import StageInputs
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.utils.frozen import _freeze_dict
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._cleanup import CleanupRegistry
     from stageflow_trio._engine._plan import UnifiedPlan, UnifiedStage
     from stageflow_trio._engine._token import CancellationToken
+    from stageflow_trio.core.stage_context import CancellationSource
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
@@ -56,15 +58,43 @@ def _as_output(name: str, raw: object) -> StageOutput:
     raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
 
 
+class _RunCancellation:
+    """What a stage's ``is_cancelled`` reads: the run's token, then the root context's source.
+
+    A cancelled token also cancels the run's scope, so a stage sees it as
+    ``trio.Cancelled`` at its next checkpoint; this lets code that polls (stageflow
+    1.2's ``ctx.is_cancelled``) see it too.
+    """
+
+    __slots__ = ("_source", "_token")
+
+    def __init__(self, token: CancellationToken, source: CancellationSource | None) -> None:
+        self._token = token
+        self._source = source
+
+    @property
+    def is_canceled(self) -> bool:
+        source = self._source
+        return self._token.is_cancelled or (source is not None and source.is_canceled)
+
+    @property
+    def cancellation_reason(self) -> str | None:
+        source = self._source
+        reason = source.cancellation_reason if source is not None else None
+        return reason or self._token.reason
+
+
 class UnifiedRun(DagRun):
     """One run of a plan: its stage outputs, guard-retry state and outcome."""
 
     __slots__ = (
         "attempts",
+        "cancellation",
         "cancelled",
         "completed",
         "event_sink",
         "finalized",
+        "pipeline_ctx",
         "plain",
         "plan",
         "ports",
@@ -88,7 +118,13 @@ class UnifiedRun(DagRun):
         self.plan = plan
         self.token = token
         self.registry = registry
-        self.report = report = RunReporter(plan, ctx)
+        # A run started with a PipelineContext (directly or through a context it
+        # derived): its stages follow its cancellation, its hooks run before each
+        # stage, and the interceptors see it.
+        source = ctx.cancellation
+        self.cancellation = _RunCancellation(token, source)
+        self.pipeline_ctx = source if isinstance(source, PipelineContext) else None
+        self.report = report = RunReporter(plan, ctx, self.pipeline_ctx)
         self.snapshot = ctx.snapshot
         # As the reference: a context without a timer gets one for the run.
         timer = getattr(ctx, "timer", None)  # typed as required, but None is accepted
@@ -178,9 +214,15 @@ class UnifiedRun(DagRun):
             timer=self.timer,
             event_sink=self.event_sink,
             cleanup_registry=self.registry,
+            cancellation=self.cancellation,
         )
         output: StageOutput | None = None
-        if spec.conditional:
+        pipeline_ctx = self.pipeline_ctx
+        if pipeline_ctx is not None and (
+            pipeline_ctx.canceled or pipeline_ctx.has_before_stage_start_hooks
+        ):
+            output = await self._before_start(pipeline_ctx, spec, stage_ctx)
+        if output is None and spec.conditional:
             skip_reason = inputs.get("skip_reason")
             if skip_reason:
                 self.report.skipped(stage_ctx, name, skip_reason, None)
@@ -196,12 +238,27 @@ class UnifiedRun(DagRun):
                     output = raw if type(raw) is StageOutput else _as_output(name, raw)
                 except UnifiedStageExecutionError:
                     raise
+                except StageCancellationRequested as exc:
+                    output = StageOutput.cancel(reason=exc.reason)
                 except Exception as exc:
                     raise UnifiedStageExecutionError(name, exc) from exc
                 output = output.with_duration(int((current_time() - started) * 1000))
             else:
                 output = await self._execute(spec, stage_ctx)
         return self._complete(name, output)
+
+    async def _before_start(
+        self, pipeline_ctx: PipelineContext, spec: UnifiedStage, stage_ctx: StageContext
+    ) -> StageOutput | None:
+        """Run the context's before-stage-start hooks; a cancel output if they cancelled."""
+        try:
+            await pipeline_ctx.run_before_stage_start_hooks(
+                stage_name=spec.name, stage_kind=getattr(spec, "kind", None), stage_ctx=stage_ctx
+            )
+            stage_ctx.raise_if_cancelled()
+        except StageCancellationRequested as exc:
+            return StageOutput.cancel(reason=exc.reason)
+        return None
 
     async def _execute(self, spec: UnifiedStage, stage_ctx: StageContext) -> StageOutput:
         """Run one stage and report it: lifecycle events, wide events, the chain."""
@@ -215,7 +272,10 @@ class UnifiedRun(DagRun):
         started_at = utc_now() if report.wide is not None else None
         try:
             if self.plan.interceptors is None:
-                output = _as_output(name, await spec.runner(stage_ctx))
+                try:
+                    output = _as_output(name, await spec.runner(stage_ctx))
+                except StageCancellationRequested as exc:
+                    output = StageOutput.cancel(reason=exc.reason)
             else:
                 output = await self._execute_intercepted(spec, stage_ctx)
         except UnifiedStageExecutionError:
@@ -303,7 +363,10 @@ class UnifiedRun(DagRun):
 
         async def stage_run() -> StageResult:
             started_at = utc_now()
-            output = _as_output(name, await spec.runner(stage_ctx))
+            try:
+                output = _as_output(name, await spec.runner(stage_ctx))
+            except StageCancellationRequested as exc:
+                output = StageOutput.cancel(reason=exc.reason)
             result = StageResult(
                 name=name,
                 status="failed" if output.status is _FAIL else "completed",

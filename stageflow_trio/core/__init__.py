@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .stage_context import StageCancellationRequested as StageCancellationRequested
 from .stage_context import StageContext as StageContext
 from .stage_context import create_stage_context as create_stage_context
 from .stage_enums import StageKind as StageKind
@@ -10,6 +11,7 @@ from .stage_metadata import stage_metadata as stage_metadata
 from .stage_output import StageArtifact as StageArtifact
 from .stage_output import StageEvent as StageEvent
 from .stage_output import StageOutput as StageOutput
+from .stage_output import StageReturn as StageReturn
 from .stage_protocol import Stage as Stage
 from .timer import PipelineTimer as PipelineTimer
 
@@ -17,10 +19,12 @@ __all__ = [
     "PipelineTimer",
     "Stage",
     "StageArtifact",
+    "StageCancellationRequested",
     "StageContext",
     "StageEvent",
     "StageKind",
     "StageOutput",
+    "StageReturn",
     "StageStatus",
     "create_stage_context",
     "stage_metadata",

@@ -6,6 +6,10 @@ A :class:`StageContext` is a frozen per-stage view of a run: the immutable
 dependencies), its name, the run's timer and an optional event sink. Stages do
 not mutate it; they return a ``StageOutput``.
 
+A context derived from a :class:`~stageflow_trio.stages.context.PipelineContext`
+also sees that context's cooperative cancellation (:attr:`StageContext.is_cancelled`,
+:meth:`StageContext.raise_if_cancelled`, :meth:`StageContext.cancellation_checkpoint`).
+
 The engine builds one per stage run, so construction only stores five
 references: no copies and no validation (it costs the same as the reference's
 frozen dataclass).
@@ -18,7 +22,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import trio
 
+from stageflow_trio._errors import StageflowError
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.events.sink import EventSink
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
     from stageflow_trio.context.context_snapshot import ContextSnapshot  # noqa: TC004
     from stageflow_trio.stages.context import PipelineContext
 
-__all__ = ["StageContext", "create_stage_context"]
+__all__ = ["StageCancellationRequested", "StageContext", "create_stage_context"]
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.core.stage_context")
 
@@ -55,6 +61,32 @@ def _log_extra(payload: Mapping[str, Any]) -> dict[str, Any]:
     if _RESERVED_LOG_KEYS.isdisjoint(payload):
         return dict(payload)
     return {k: v for k, v in payload.items() if k not in _RESERVED_LOG_KEYS}
+
+
+class StageCancellationRequested(StageflowError):
+    """Cooperative cancellation was requested for the stage (``raise_if_cancelled``).
+
+    A graph run turns it into the stage's ``StageOutput.cancel(reason=...)``.
+
+    Attributes:
+        reason: Why the stage was cancelled.
+    """
+
+    def __init__(self, reason: str = "Stage execution cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CancellationSource(Protocol):
+    """What a StageContext asks about cancellation (a ``PipelineContext`` is one)."""
+
+    @property
+    def is_canceled(self) -> bool:
+        """Whether cancellation was requested."""
+
+    @property
+    def cancellation_reason(self) -> str | None:
+        """Why, when known."""
 
 
 class CleanupTarget(Protocol):
@@ -80,6 +112,10 @@ class StageContext:
         cleanup_registry: The cleanup registry of the run this stage belongs to (set by
             ``UnifiedStageGraph``; ``None`` outside a graph run). Not in the
             reference; left out of equality and the repr.
+        cancellation: Where :attr:`is_cancelled` looks (the PipelineContext the run was
+            started with; set by ``PipelineContext.derive_for_stage`` /
+            ``derive_root_stage_context`` and copied by the graph onto every stage's
+            context). ``None``: never cancelled. Left out of equality and the repr.
     """
 
     # No field checks, on purpose: the engine builds one per stage run (a hot path)
@@ -90,6 +126,9 @@ class StageContext:
     timer: PipelineTimer
     event_sink: EventSink | None = None
     cleanup_registry: CleanupTarget | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True
+    )
+    cancellation: CancellationSource | None = attrs.field(
         default=None, eq=False, repr=False, kw_only=True
     )
 
@@ -112,6 +151,40 @@ class StageContext:
     def started_at(self) -> datetime:
         """When the run's timer started (UTC)."""
         return self.timer.started_at
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether cooperative cancellation was requested for this stage's run."""
+        source = self.cancellation
+        return source is not None and source.is_canceled
+
+    @property
+    def cancellation_reason(self) -> str | None:
+        """The reason given with the cancellation request, when known."""
+        source = self.cancellation
+        return source.cancellation_reason if source is not None else None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`StageCancellationRequested` if cancellation was requested.
+
+        Not a checkpoint. The reason is :attr:`cancellation_reason`, else
+        ``"Stage '<name>' was cancelled"``.
+        """
+        if self.is_cancelled:
+            raise StageCancellationRequested(
+                self.cancellation_reason or f"Stage {self.stage_name!r} was cancelled"
+            )
+
+    async def cancellation_checkpoint(self) -> None:
+        """A trio checkpoint, then :meth:`raise_if_cancelled`.
+
+        Inside a graph run started with a PipelineContext, ``mark_canceled`` has
+        already cancelled the run's scope, so the checkpoint raises ``trio.Cancelled``
+        (carrying the reason); outside a run it raises
+        :class:`StageCancellationRequested`.
+        """
+        await trio.lowlevel.checkpoint()
+        self.raise_if_cancelled()
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot's ``to_dict()`` plus ``stage_name`` and ``started_at`` (ISO string)."""
@@ -146,6 +219,10 @@ class StageContext:
         except Exception as exc:  # noqa: BLE001 - emission is best-effort by contract
             logger.warning("Failed to emit event %s: %s", type, exc)
 
+    def emit_event(self, type: str, data: dict[str, Any]) -> None:  # noqa: A002
+        """The same as :meth:`try_emit_event` (the name stageflow 1.2 added)."""
+        self.try_emit_event(type=type, data=data)
+
     def register_cleanup(
         self, callback: Callable[[], Awaitable[None]], *, name: str | None = None
     ) -> None:
@@ -179,33 +256,27 @@ class StageContext:
     ) -> PipelineContext:
         """A new mutable :class:`~stageflow_trio.stages.context.PipelineContext` for this run.
 
-        It carries the snapshot's ids, topology and execution mode, shallow
-        copies of ``data`` and ``configuration`` (empty when not given),
-        ``service`` (default ``"pipeline"``), ``db``, and this context's event
-        sink (the global sink when this context has none). Use it to call APIs
-        that need the orchestration context, such as spawning a subpipeline.
+        It is ``PipelineContext.from_snapshot(self.snapshot, ...)``: the snapshot's
+        ids, payload and ``created_at``, shallow copies of ``data`` and
+        ``configuration`` (empty when not given), ``service`` (default
+        ``"pipeline"``), this context's ports, ``db`` (default: the ports' ``db``),
+        and this context's event sink (the global sink when this context has
+        none). Use it to call APIs that need the orchestration context, such as
+        spawning a subpipeline. (stageflow 1.2 deprecates it in favour of starting
+        runs with a PipelineContext; it does not warn here.)
         """
         # Imported here: stages.context imports this module.
         from stageflow_trio.stages.context import PipelineContext
 
-        snapshot = self.snapshot
-        extra: dict[str, Any] = {}
-        if self.event_sink is not None:
-            extra["event_sink"] = self.event_sink
-        return PipelineContext(
-            pipeline_run_id=snapshot.pipeline_run_id,
-            request_id=snapshot.request_id,
-            session_id=snapshot.session_id,
-            user_id=snapshot.user_id,
-            org_id=snapshot.org_id,
-            interaction_id=snapshot.interaction_id,
-            topology=snapshot.topology,
-            configuration=configuration.copy() if configuration else {},
-            execution_mode=snapshot.execution_mode,
+        ports = getattr(self.inputs, "ports", None)  # inputs may be None, as in the reference
+        return PipelineContext.from_snapshot(
+            self.snapshot,
+            configuration=configuration,
             service=service or "pipeline",
-            data=data.copy() if data else {},
-            db=db,
-            **extra,
+            data=data,
+            ports=ports,
+            db=db if db is not None else getattr(ports, "db", None),
+            event_sink=self.event_sink,
         )
 
     @classmethod

@@ -15,7 +15,7 @@ so they build instances directly instead of going through the validating
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -317,5 +317,8 @@ _set_error = _slots["error"].__set__
 _set_duration = _slots["duration_ms"].__set__
 _set_version = _slots["version"].__set__
 del _slots
+
+StageReturn: TypeAlias = StageOutput | dict[str, Any] | None
+"""What a stage's ``execute`` may return: a StageOutput, a dict (its data, status ok) or None."""
 
 publish(__name__)

@@ -8,7 +8,7 @@ from stageflow_trio.core.stage_enums import StageKind  # noqa: TC001 - typing.ge
 
 if TYPE_CHECKING:
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.stage_output import StageOutput
+    from stageflow_trio.core.stage_output import StageReturn
 
 __all__ = ["Stage"]
 
@@ -24,7 +24,7 @@ class Stage(Protocol):
     name: str
     kind: StageKind
 
-    async def execute(self, ctx: StageContext) -> StageOutput:
+    async def execute(self, ctx: StageContext) -> StageReturn:
         """Run the stage on ``ctx`` and return its output.
 
         Implementations are trio code: they may checkpoint, and they must let

@@ -15,8 +15,11 @@ from stageflow_trio.stages.result import StageError as StageError
 from stageflow_trio.stages.result import StageResult as StageResult
 
 from .builder import PipelineBuilder as PipelineBuilder
+from .builder_helpers import DuplexLaneSpec as DuplexLaneSpec
+from .builder_helpers import DuplexSystemSpec as DuplexSystemSpec
 from .builder_helpers import FluentPipelineBuilder as FluentPipelineBuilder
 from .builder_helpers import with_conditional_branch as with_conditional_branch
+from .builder_helpers import with_duplex_system as with_duplex_system
 from .builder_helpers import with_fan_out_fan_in as with_fan_out_fan_in
 from .builder_helpers import with_linear_chain as with_linear_chain
 from .builder_helpers import with_parallel_stages as with_parallel_stages
@@ -94,6 +97,8 @@ __all__ = [
     "ConditionalDependency",
     "CriticalInterceptorError",
     "CycleDetectedError",
+    "DuplexLaneSpec",
+    "DuplexSystemSpec",
     "ErrorAction",
     "FailureCollector",
     "FailureMode",
@@ -151,6 +156,7 @@ __all__ = [
     "set_subpipeline_spawner",
     "stage",
     "with_conditional_branch",
+    "with_duplex_system",
     "with_fan_out_fan_in",
     "with_linear_chain",
     "with_parallel_stages",

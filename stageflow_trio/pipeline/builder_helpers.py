@@ -1,6 +1,9 @@
 """Shortcuts for common DAG shapes on top of :class:`PipelineBuilder`.
 
-Every helper returns a new builder (builders are immutable).
+Every helper returns a new builder (builders are immutable). Besides chains,
+parallel stages, fan-out/fan-in and conditional branches, a duplex system
+(:class:`DuplexSystemSpec`, :func:`with_duplex_system`) adds two directional lanes,
+e.g. listen and speak, optionally joined by one stage (see docs/duplex.md).
 
 Stages are added in dependency order, so each ``with_stage`` call validates
 only the new stage.
@@ -8,20 +11,26 @@ only the new stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from stageflow_trio.pipeline._checks import StageDefinitionTypeError
+import attrs
+
+from stageflow_trio._frozen import frozen_compat
+from stageflow_trio.pipeline._checks import StageDefinitionError, StageDefinitionTypeError
 from stageflow_trio.pipeline.builder import PipelineBuilder
+from stageflow_trio.pipeline.spec import LegacyRunnerLike
 
 if TYPE_CHECKING:
     from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.dag import StageGraph
-    from stageflow_trio.pipeline.spec import LegacyRunnerLike
 
 __all__ = [
+    "DuplexLaneSpec",
+    "DuplexSystemSpec",
     "FluentPipelineBuilder",
     "with_conditional_branch",
+    "with_duplex_system",
     "with_fan_out_fan_in",
     "with_linear_chain",
     "with_parallel_stages",
@@ -206,6 +215,155 @@ def with_conditional_branch(
     return result
 
 
+DuplexStage = tuple[str, LegacyRunnerLike]
+"""One duplex stage: ``(name, runner)``."""
+
+
+def _lane_stages(value: object) -> tuple[DuplexStage, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise StageDefinitionTypeError(
+            f"DuplexLaneSpec: stages must be a sequence of (name, runner) pairs; got {value!r}"
+        )
+    stages = tuple(
+        _pair("DuplexLaneSpec", f"stages[{index}]", item) for index, item in enumerate(value)
+    )
+    if not stages:
+        raise StageDefinitionError("DuplexLaneSpec: stages must hold at least one stage")
+    return stages
+
+
+def _names(owner: str, param: str, value: Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise StageDefinitionTypeError(
+            f"{owner}: {param} must be a sequence of stage names; got {value!r}"
+        )
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise StageDefinitionTypeError(
+                f"{owner}: {param} must hold stage names (str); got {name!r}"
+            )
+    return names
+
+
+def _lane_depends_on(value: Iterable[str] | None) -> tuple[str, ...]:
+    return _names("DuplexLaneSpec", "depends_on", value)
+
+
+def _join_depends_on(value: Iterable[str] | None) -> tuple[str, ...]:
+    return _names("DuplexSystemSpec", "join_depends_on", value)
+
+
+def _join_stage(value: DuplexStage | None) -> DuplexStage | None:
+    return None if value is None else _pair("DuplexSystemSpec", "join_stage", value)
+
+
+def _check_lane(
+    _instance: object, attribute: attrs.Attribute[DuplexLaneSpec], value: object
+) -> None:
+    if not isinstance(value, DuplexLaneSpec):
+        raise StageDefinitionTypeError(
+            f"DuplexSystemSpec: {attribute.name} must be a DuplexLaneSpec; got {type(value).__name__}"
+        )
+
+
+@frozen_compat
+@attrs.frozen
+class DuplexLaneSpec:
+    """One direction of a duplex system: a linear chain of stages.
+
+    The first stage depends on ``depends_on``; each later stage on the one before it.
+
+    Attributes:
+        stages: ``(name, runner)`` pairs, at least one (a list is kept as a tuple).
+        depends_on: The first stage's dependencies (stages already in the builder).
+
+    Raises:
+        StageDefinitionError: ``stages`` is empty (a ValueError).
+        StageDefinitionTypeError: a stage is not a ``(name, runner)`` pair, or
+            ``depends_on`` is not a sequence of names (a TypeError).
+    """
+
+    stages: tuple[DuplexStage, ...] = attrs.field(converter=_lane_stages)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_lane_depends_on)
+
+
+@frozen_compat
+@attrs.frozen
+class DuplexSystemSpec:
+    """Two lanes (``forward``, e.g. listen, and ``reverse``, e.g. speak) and an optional join.
+
+    Attributes:
+        forward: One direction.
+        reverse: The other direction.
+        join_stage: ``(name, runner)`` of a stage that depends on both lanes' last
+            stages (then on ``join_depends_on``); None: the lanes stay independent.
+        join_depends_on: Extra dependencies of the join stage.
+    """
+
+    forward: DuplexLaneSpec = attrs.field(validator=_check_lane)
+    reverse: DuplexLaneSpec = attrs.field(validator=_check_lane)
+    join_stage: DuplexStage | None = attrs.field(default=None, converter=_join_stage)
+    join_depends_on: tuple[str, ...] = attrs.field(default=(), converter=_join_depends_on)
+
+    def stage_names(self) -> list[str]:
+        """Every stage name the system adds, lanes first, then the join stage."""
+        names = [name for lane in (self.forward, self.reverse) for name, _ in lane.stages]
+        if self.join_stage is not None:
+            names.append(self.join_stage[0])
+        return names
+
+
+def with_duplex_system(builder: PipelineBuilder, system: DuplexSystemSpec) -> PipelineBuilder:
+    """Add both lanes of ``system`` (and its join stage) to ``builder``.
+
+    Lane stages are chained as :class:`DuplexLaneSpec` says; the join stage
+    depends on the forward lane's last stage, the reverse lane's last stage and
+    ``join_depends_on``, each once, in that order.
+
+    Raises:
+        StageDefinitionTypeError: ``builder`` or ``system`` has the wrong type.
+        StageDefinitionError: a stage name appears twice in the system, or is
+            already a stage of ``builder`` (nothing is added).
+        PipelineValidationError: a lane or join dependency names no stage.
+    """
+    if not isinstance(builder, PipelineBuilder):
+        raise StageDefinitionTypeError(
+            f"with_duplex_system: builder must be a PipelineBuilder; got {type(builder).__name__}"
+        )
+    if not isinstance(system, DuplexSystemSpec):
+        raise StageDefinitionTypeError(
+            f"with_duplex_system: system must be a DuplexSystemSpec; got {type(system).__name__}"
+        )
+    names = system.stage_names()
+    seen = set(names)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise StageDefinitionError(
+            f"with_duplex_system: duplicate stage names in the system: {', '.join(duplicates)}"
+        )
+    collisions = sorted(seen.intersection(builder.stages))
+    if collisions:
+        raise StageDefinitionError(
+            "with_duplex_system: stage names already in the builder: " + ", ".join(collisions)
+        )
+    result = builder
+    tails: list[str] = []
+    for lane in (system.forward, system.reverse):
+        deps = lane.depends_on
+        for name, runner in lane.stages:
+            result = result.with_stage(name=name, runner=runner, dependencies=deps)
+            deps = (name,)
+        tails.append(deps[0])
+    if system.join_stage is not None:
+        join_name, join_runner = system.join_stage
+        join_deps = tuple(dict.fromkeys((*tails, *system.join_depends_on)))
+        result = result.with_stage(name=join_name, runner=join_runner, dependencies=join_deps)
+    return result
+
+
 class FluentPipelineBuilder:
     """A mutable, chainable front end to :class:`PipelineBuilder` and the helpers.
 
@@ -286,6 +444,39 @@ class FluentPipelineBuilder:
             fan_out_depends_on=deps,
         )
         self._last_stage = fan_in[0]
+        return self
+
+    def duplex(
+        self,
+        *,
+        forward: Iterable[DuplexStage],
+        reverse: Iterable[DuplexStage],
+        forward_depends_on: tuple[str, ...] | list[str] | None = None,
+        reverse_depends_on: tuple[str, ...] | list[str] | None = None,
+        join_stage: DuplexStage | None = None,
+        join_depends_on: tuple[str, ...] | list[str] | None = None,
+    ) -> FluentPipelineBuilder:
+        """Add a duplex system (:func:`with_duplex_system`).
+
+        A lane whose dependencies are not given (None) starts after the last stage,
+        if there is one; ``()`` makes it a root. The join stage becomes the last
+        stage; without one there is no single last stage, so it is cleared.
+        """
+        auto = (self._last_stage,) if self._last_stage else ()
+        system = DuplexSystemSpec(
+            forward=DuplexLaneSpec(
+                stages=forward,
+                depends_on=auto if forward_depends_on is None else forward_depends_on,
+            ),
+            reverse=DuplexLaneSpec(
+                stages=reverse,
+                depends_on=auto if reverse_depends_on is None else reverse_depends_on,
+            ),
+            join_stage=join_stage,
+            join_depends_on=join_depends_on,
+        )
+        self._builder = with_duplex_system(self._builder, system)
+        self._last_stage = system.join_stage[0] if system.join_stage is not None else None
         return self
 
     def build(

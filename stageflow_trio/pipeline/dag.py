@@ -163,6 +163,8 @@ def _checked_context(ctx: object) -> StageContext:
     The reference runs a context whose ``inputs`` is None (its stages see no
     ports), so this does too, instead of failing on ``None.ports``.
     """
+    if isinstance(ctx, PipelineContext):  # a subclass
+        return ctx.derive_root_stage_context()
     check_instance("UnifiedStageGraph.run", "ctx", ctx, StageContext)
     assert isinstance(ctx, StageContext)
     inputs: StageInputs | None = (
@@ -375,12 +377,21 @@ class UnifiedStageGraph:
         run.registry.register(callback, name=name)
 
     async def run(
-        self, ctx: StageContext, *, cancel_token: CancellationToken | None = None
+        self,
+        ctx: StageContext | PipelineContext,
+        *,
+        cancel_token: CancellationToken | None = None,
     ) -> dict[str, StageOutput]:
         """Run the graph once. A checkpoint.
 
         Args:
-            ctx: The run's StageContext (snapshot, timer, event sink).
+            ctx: The run's context. A :class:`PipelineContext` (stageflow 1.2's
+                preferred entry) is turned into the root StageContext with
+                ``derive_root_stage_context()``; its interceptors see that
+                PipelineContext, its before-stage-start hooks run before each stage,
+                and ``ctx.mark_canceled(reason)`` cancels the run (as the token
+                does). A StageContext (0.9.1's entry) works as before; one derived
+                from a PipelineContext follows that context the same way.
             cancel_token: Cancelling it stops the run: running stages are
                 interrupted at their next checkpoint and
                 :class:`UnifiedPipelineCancelled` is raised with stage
@@ -393,16 +404,28 @@ class UnifiedStageGraph:
             UnifiedStageExecutionError: a stage raised or returned FAIL (also
                 when guard retries are exhausted). Its running siblings are
                 cancelled first.
-            UnifiedPipelineCancelled: a stage returned CANCEL, or the token was
-                cancelled.
+            UnifiedPipelineCancelled: a stage returned CANCEL (or raised
+                ``StageCancellationRequested``), or the token or the
+                PipelineContext was cancelled.
         """
-        if type(ctx) is not StageContext or ctx.inputs is None:
+        if type(ctx) is PipelineContext:
+            ctx = ctx.derive_root_stage_context()
+        elif type(ctx) is not StageContext or ctx.inputs is None:
             ctx = _checked_context(ctx)
         if cancel_token is None:
             cancel_token = CancellationToken()
         elif type(cancel_token) is not CancellationToken:
             check_cancel_token("UnifiedStageGraph.run", cancel_token)
-        return await run_unified(self._plan, ctx, cancel_token, self._runs)
+        source = ctx.cancellation
+        if not isinstance(source, PipelineContext):
+            return await run_unified(self._plan, ctx, cancel_token, self._runs)
+        # The context's cancellation cancels the run's token, which cancels the
+        # run's scope: running stages stop at their next checkpoint.
+        unsubscribe = source.on_cancel(cancel_token.cancel)
+        try:
+            return await run_unified(self._plan, ctx, cancel_token, self._runs)
+        finally:
+            unsubscribe()
 
 
 publish(__name__)

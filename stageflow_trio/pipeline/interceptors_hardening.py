@@ -46,11 +46,13 @@ SnapshotGetter = Callable[[Any], Any]
 
 
 def _default_snapshot(ctx: Any) -> Any:
-    snapshot = getattr(ctx, "snapshot", None)
+    # The data key first: a PipelineContext also has a ``snapshot`` property (stageflow
+    # 1.2), but it derives a new snapshot from the context's fields on every read, not
+    # the snapshot object a legacy run hands its stages.
+    data = getattr(ctx, "data", None)
+    snapshot = data.get(SNAPSHOT_DATA_KEY) if isinstance(data, Mapping) else None
     if snapshot is None:
-        data = getattr(ctx, "data", None)
-        if isinstance(data, Mapping):
-            snapshot = data.get(SNAPSHOT_DATA_KEY)
+        snapshot = getattr(ctx, "snapshot", None)
     return snapshot
 
 

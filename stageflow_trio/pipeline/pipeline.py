@@ -430,8 +430,7 @@ class Pipeline:
                 emit_stage_wide_events=emit_stage_wide_events,
                 emit_pipeline_wide_event=emit_pipeline_wide_event,
             )
-        # The graph checks ctx (a PipelineContext is accepted where the graph runs one).
-        return PipelineResults(await graph.run(ctx, cancel_token=cancel_token))  # type: ignore[arg-type]
+        return PipelineResults(await graph.run(ctx, cancel_token=cancel_token))
 
     async def invoke(
         self,

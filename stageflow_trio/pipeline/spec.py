@@ -44,6 +44,7 @@ __all__ = [
     "StageDefinitionError",
     "StageDefinitionTypeError",
     "StageRunner",
+    "StageRunnerCallable",
     "UnifiedRunnerLike",
     "UnifiedStageResult",
     "UnifiedStageRunner",
@@ -87,6 +88,11 @@ class StageRunner(Protocol):
         """Run the stage against ``ctx`` and report its outcome."""
         ...
 
+
+StageRunnerCallable: TypeAlias = Callable[
+    [PipelineContext], Awaitable[StageOutput | dict[str, Any] | None]
+]
+"""A plain async function used as a legacy stage: ``async (PipelineContext) -> result``."""
 
 AsyncRunner: TypeAlias = Callable[[Any], Awaitable[Any]]
 """A plain async callable used directly as a stage runner."""

@@ -6,6 +6,13 @@ from .context import PipelineContext as PipelineContext
 from .inputs import StageInputs as StageInputs
 from .inputs import UndeclaredDependencyError as UndeclaredDependencyError
 from .inputs import create_stage_inputs as create_stage_inputs
+from .payloads import StagePayloadResult as StagePayloadResult
+from .payloads import cancel_output as cancel_output
+from .payloads import fail_output as fail_output
+from .payloads import ok_output as ok_output
+from .payloads import payload_from_inputs as payload_from_inputs
+from .payloads import payload_from_results as payload_from_results
+from .payloads import summary_from_output as summary_from_output
 from .ports import AudioPorts as AudioPorts
 from .ports import CorePorts as CorePorts
 from .ports import LLMPorts as LLMPorts
@@ -22,10 +29,17 @@ __all__ = [
     "PipelineContext",
     "StageError",
     "StageInputs",
+    "StagePayloadResult",
     "StageResult",
     "UndeclaredDependencyError",
+    "cancel_output",
     "create_audio_ports",
     "create_core_ports",
     "create_llm_ports",
     "create_stage_inputs",
+    "fail_output",
+    "ok_output",
+    "payload_from_inputs",
+    "payload_from_results",
+    "summary_from_output",
 ]

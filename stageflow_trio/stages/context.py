@@ -5,26 +5,52 @@ mutable ``data`` dict, artifacts, per-stage metadata, the event sink, a
 cancellation flag and, for child runs, the link to the parent run.
 :meth:`PipelineContext.fork` (also spelled :meth:`PipelineContext.fork_for_subpipeline`)
 derives the context of a subpipeline run.
+
+Since stageflow 1.2 a PipelineContext is also the preferred way to start a run:
+it carries the snapshot's payload (input text, conversation, enrichments,
+extensions, metadata), :meth:`PipelineContext.to_snapshot` /
+:meth:`PipelineContext.from_snapshot` convert both ways, and graphs take it
+directly. Cooperative cancellation (:meth:`PipelineContext.mark_canceled` with a
+reason) is mapped onto trio cancel scopes: a graph run started with this context
+binds its cancel scope to it, so a cancellation interrupts running stages at
+their next checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
 
 import attrs
+import trio
 
-from stageflow_trio._time import parse_uuid, utc_now_iso
+from stageflow_trio._time import parse_uuid, utc_now, utc_now_iso
 from stageflow_trio.core.stage_output import StageArtifact
 from stageflow_trio.events.sink import EventSink, NoOpEventSink, get_event_sink
+from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 from stageflow_trio.utils.frozen import FrozenDict
 
 if TYPE_CHECKING:
     from stageflow_trio.context.context_snapshot import ContextSnapshot
+
+    # Lazy on purpose (attrs never evaluates these annotations): at runtime they
+    # would pull the context package (and cattrs) into `import stageflow_trio`.
+    from stageflow_trio.context.conversation import Conversation  # noqa: TC004
+    from stageflow_trio.context.enrichments import Enrichments  # noqa: TC004
     from stageflow_trio.context.output_bag import OutputBag
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
+
+Ports: TypeAlias = CorePorts | LLMPorts | AudioPorts
+"""The ports a stage context may carry."""
+
+BeforeStageStartHook: TypeAlias = Callable[
+    [str, Any, "StageContext", "PipelineContext"], Awaitable[None] | None
+]
+"""``hook(stage_name, stage_kind, stage_ctx, pipeline_ctx)``, sync or async."""
 
 __all__ = ["PipelineContext", "extract_service"]
 
@@ -102,6 +128,10 @@ def _correlation_id(value: UUID | str | None) -> UUID | None:
 
 def _id_str(value: UUID | None) -> str | None:
     return str(value) if value else None
+
+
+def _noop() -> None:
+    """The unsubscribe function of a callback that already ran."""
 
 
 class StageEventTemplate:
@@ -204,7 +234,8 @@ def stage_event_key(ctx: PipelineContext) -> tuple[object, ...]:
 class PipelineContext:
     """The mutable execution context of a pipeline run.
 
-    All arguments are keyword-only; the six ids are required (None allowed).
+    All arguments are keyword-only; the six ids default to None (stageflow 1.2;
+    0.9.1 required them).
     UUID fields accept a ``UUID``, a UUID string (parsed, also on assignment)
     or None; anything else raises ``ValueError``/``TypeError`` naming the field.
 
@@ -220,11 +251,20 @@ class PipelineContext:
         topology: The pipeline topology name (e.g. ``"chat_fast"``).
         configuration: Static configuration of the topology.
         execution_mode: The execution mode label (e.g. ``"practice"``).
+        input_text: The user's input text (a snapshot field).
+        input_audio_duration_ms: The input audio's length (a snapshot field).
+        conversation: The conversation (a snapshot field).
+        enrichments: Profile, memory and documents (a snapshot field).
+        extensions: The extension bundle or dict (a snapshot field).
+        metadata: Free-form metadata (a snapshot field).
+        created_at: When the run's identity was created (UTC; default now).
         service: The service label put on events; default ``"pipeline"``.
         event_sink: Where events go; defaults to the global sink at construction time.
         data: Mutable run data shared by stages.
+        ports: The ports stages get (``derive_*`` fall back to core ports around ``db``).
         db: A database session, of whatever type the application uses.
         canceled: Set by :meth:`mark_canceled`.
+        cancellation_reason: The reason given to the first :meth:`mark_canceled`.
         artifacts: Artifacts produced by stages.
         parent_run_id: For a child run, the parent's run id.
         parent_stage_id: For a child run, the parent stage that spawned it.
@@ -235,26 +275,43 @@ class PipelineContext:
     :meth:`get_parent_data`.
     """
 
-    pipeline_run_id: UUID | None = attrs.field(converter=_pipeline_run_id)
-    request_id: UUID | None = attrs.field(converter=_request_id)
-    session_id: UUID | None = attrs.field(converter=_session_id)
-    user_id: UUID | None = attrs.field(converter=_user_id)
-    org_id: UUID | None = attrs.field(converter=_org_id)
-    interaction_id: UUID | None = attrs.field(converter=_interaction_id)
+    pipeline_run_id: UUID | None = attrs.field(default=None, converter=_pipeline_run_id)
+    request_id: UUID | None = attrs.field(default=None, converter=_request_id)
+    session_id: UUID | None = attrs.field(default=None, converter=_session_id)
+    user_id: UUID | None = attrs.field(default=None, converter=_user_id)
+    org_id: UUID | None = attrs.field(default=None, converter=_org_id)
+    interaction_id: UUID | None = attrs.field(default=None, converter=_interaction_id)
     topology: str | None = None
     configuration: dict[str, Any] = attrs.field(factory=dict)
     execution_mode: str | None = None
+    input_text: str | None = None
+    input_audio_duration_ms: int | None = None
+    conversation: Conversation | None = None
+    enrichments: Enrichments | None = None
+    extensions: Any = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    created_at: datetime = attrs.field(factory=utc_now)
     service: str = "pipeline"
     event_sink: EventSink = attrs.field(factory=get_event_sink)
     data: dict[str, Any] = attrs.field(factory=dict)
+    ports: Ports | None = None
     db: Any = None
     canceled: bool = False
+    cancellation_reason: str | None = None
     artifacts: list[StageArtifact] = attrs.field(factory=list)
     _stage_metadata: dict[str, dict[str, Any]] = attrs.field(factory=dict, alias="_stage_metadata")
     parent_run_id: UUID | None = attrs.field(default=None, converter=_parent_run_id)
     parent_stage_id: str | None = None
     correlation_id: UUID | None = attrs.field(default=None, converter=_correlation_id)
     _parent_data: FrozenDict[str, Any] | None = attrs.field(default=None, alias="_parent_data")
+    _before_stage_start_hooks: list[BeforeStageStartHook] = attrs.field(
+        factory=list, alias="_before_stage_start_hooks"
+    )
+    # Who to tell when mark_canceled() is first called: the cancel tokens of the
+    # graph runs started with this context (not a reference field).
+    _cancel_callbacks: list[Callable[[str], object]] = attrs.field(
+        factory=list, init=False, eq=False, repr=False
+    )
 
     def record_stage_event(
         self,
@@ -301,8 +358,10 @@ class PipelineContext:
     def to_dict(self) -> dict[str, Any]:
         """A dict view for tools: ids as strings or None, labels, ``data``, flags.
 
-        Keys: the six ids, ``topology``, ``execution_mode``, ``service``,
-        ``data`` (the live dict, not a copy), ``canceled``, ``artifacts_count``;
+        Keys: the six ids, ``topology``, ``execution_mode``, ``input_text``,
+        ``input_audio_duration_ms``, ``metadata`` (a copy), ``service``, ``data``
+        (the live dict, not a copy), ``canceled``, ``cancellation_reason``,
+        ``artifacts_count``;
         child runs add ``parent_run_id``, ``parent_stage_id`` and
         ``correlation_id`` when set.
         """
@@ -315,9 +374,13 @@ class PipelineContext:
             "interaction_id": _id_str(self.interaction_id),
             "topology": self.topology,
             "execution_mode": self.execution_mode,
+            "input_text": self.input_text,
+            "input_audio_duration_ms": self.input_audio_duration_ms,
+            "metadata": self.metadata.copy(),
             "service": self.service,
             "data": self.data,
             "canceled": self.canceled,
+            "cancellation_reason": self.cancellation_reason,
             "artifacts_count": len(self.artifacts),
         }
         if self.parent_run_id:
@@ -327,6 +390,145 @@ class PipelineContext:
         if self.correlation_id:
             result["correlation_id"] = str(self.correlation_id)
         return result
+
+    def to_snapshot(self) -> ContextSnapshot[Any]:
+        """The immutable :class:`~stageflow_trio.context.context_snapshot.ContextSnapshot` of this context.
+
+        Its identity holds the six ids and :attr:`created_at`; its payload the
+        topology, execution mode, input, conversation, enrichments, extensions and
+        a copy of :attr:`metadata`. A new snapshot on every call.
+        """
+        # Imported here: the context package pulls in the codec (cattrs).
+        from stageflow_trio.context.context_snapshot import ContextSnapshot
+        from stageflow_trio.context.identity import RunIdentity
+
+        return ContextSnapshot(
+            run_id=RunIdentity(
+                pipeline_run_id=self.pipeline_run_id,
+                request_id=self.request_id,
+                session_id=self.session_id,
+                user_id=self.user_id,
+                org_id=self.org_id,
+                interaction_id=self.interaction_id,
+                created_at=self.created_at,
+            ),
+            enrichments=self.enrichments,
+            conversation=self.conversation,
+            extensions=self.extensions,
+            input_text=self.input_text,
+            input_audio_duration_ms=self.input_audio_duration_ms,
+            topology=self.topology,
+            execution_mode=self.execution_mode,
+            created_at=self.created_at,
+            metadata=self.metadata.copy(),
+        )
+
+    @property
+    def snapshot(self) -> ContextSnapshot[Any]:
+        """:meth:`to_snapshot` (for code that reads ``ctx.snapshot``)."""
+        return self.to_snapshot()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        pipeline_run_id: UUID | str | None = None,
+        request_id: UUID | str | None = None,
+        session_id: UUID | str | None = None,
+        user_id: UUID | str | None = None,
+        org_id: UUID | str | None = None,
+        interaction_id: UUID | str | None = None,
+        topology: str | None = None,
+        configuration: dict[str, Any] | None = None,
+        execution_mode: str | None = None,
+        input_text: str | None = None,
+        input_audio_duration_ms: int | None = None,
+        conversation: Conversation | None = None,
+        enrichments: Enrichments | None = None,
+        extensions: Any = None,
+        metadata: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+        service: str = "pipeline",
+        event_sink: EventSink | None = None,
+        data: dict[str, Any] | None = None,
+        ports: Ports | None = None,
+        db: Any = None,
+        canceled: bool = False,
+        artifacts: list[StageArtifact] | None = None,
+    ) -> PipelineContext:
+        """A PipelineContext from keyword arguments, copying the given dicts and list.
+
+        ``created_at`` defaults to now and ``event_sink`` to the global sink.
+        """
+        return cls(
+            pipeline_run_id=pipeline_run_id,
+            request_id=request_id,
+            session_id=session_id,
+            user_id=user_id,
+            org_id=org_id,
+            interaction_id=interaction_id,
+            topology=topology,
+            configuration=configuration.copy() if configuration else {},
+            execution_mode=execution_mode,
+            input_text=input_text,
+            input_audio_duration_ms=input_audio_duration_ms,
+            conversation=conversation,
+            enrichments=enrichments,
+            extensions=extensions,
+            metadata=metadata.copy() if metadata else {},
+            created_at=created_at if created_at is not None else utc_now(),
+            service=service,
+            event_sink=event_sink if event_sink is not None else get_event_sink(),
+            data=data.copy() if data else {},
+            ports=ports,
+            db=db,
+            canceled=canceled,
+            artifacts=list(artifacts or []),
+        )
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: ContextSnapshot[Any],
+        *,
+        configuration: dict[str, Any] | None = None,
+        service: str = "pipeline",
+        event_sink: EventSink | None = None,
+        data: dict[str, Any] | None = None,
+        ports: Ports | None = None,
+        db: Any = None,
+        canceled: bool = False,
+        artifacts: list[StageArtifact] | None = None,
+    ) -> PipelineContext:
+        """A PipelineContext carrying ``snapshot``'s ids, payload and ``created_at``.
+
+        The other arguments are as for :meth:`create`.
+        """
+        return cls.create(
+            pipeline_run_id=snapshot.pipeline_run_id,
+            request_id=snapshot.request_id,
+            session_id=snapshot.session_id,
+            user_id=snapshot.user_id,
+            org_id=snapshot.org_id,
+            interaction_id=snapshot.interaction_id,
+            topology=snapshot.topology,
+            configuration=configuration,
+            execution_mode=snapshot.execution_mode,
+            input_text=snapshot.input_text,
+            input_audio_duration_ms=snapshot.input_audio_duration_ms,
+            conversation=snapshot.conversation,
+            enrichments=snapshot.enrichments,
+            extensions=snapshot.extensions,
+            metadata=dict(snapshot.metadata),
+            created_at=snapshot.created_at,
+            service=service,
+            event_sink=event_sink,
+            data=data,
+            ports=ports,
+            db=db,
+            canceled=canceled,
+            artifacts=artifacts,
+        )
 
     @classmethod
     def now(cls) -> datetime:
@@ -344,6 +546,14 @@ class PipelineContext:
             return default
         return self._parent_data.get(key, default)
 
+    def _effective_ports(self) -> Ports | None:
+        """The ports derived stage contexts get: :attr:`ports`, else core ports around :attr:`db`."""
+        if self.ports is not None or self.db is None:
+            return self.ports
+        from stageflow_trio.stages.ports import create_core_ports
+
+        return create_core_ports(db=self.db)
+
     def fork(
         self,
         child_run_id: UUID,
@@ -352,17 +562,51 @@ class PipelineContext:
         *,
         topology: str | None = None,
         execution_mode: str | None = None,
+        inherit_data: bool | Iterable[str] = False,
+        data_overrides: dict[str, Any] | None = None,
     ) -> PipelineContext:
         """The context of a child (subpipeline) run spawned by ``parent_stage_id``.
 
         The child has run id ``child_run_id`` and keeps this run's request,
-        session, user, org and interaction ids, service, event sink and db.
-        It gets a shallow copy of ``configuration``, empty ``data``, artifacts
-        and stage metadata, ``canceled=False``, ``parent_run_id`` set to this
-        run's id, and a read-only shallow copy of this run's ``data``
-        (:meth:`get_parent_data`). ``topology`` and ``execution_mode`` default
-        to this run's when not given (or empty).
+        session, user, org and interaction ids, snapshot payload (input,
+        conversation, enrichments, extensions, a copy of metadata, created_at),
+        service, event sink, ports, db and before-stage-start hooks. It gets a
+        shallow copy of ``configuration``, fresh artifacts and stage metadata,
+        ``canceled=False``, ``parent_run_id`` set to this run's id, and a
+        read-only shallow copy of this run's ``data`` (:meth:`get_parent_data`).
+        ``topology`` and ``execution_mode`` default to this run's when not given
+        (or empty).
+
+        Args:
+            inherit_data: What the child's own ``data`` starts with: ``False`` (the
+                default) nothing, ``True`` a shallow copy of this run's data, or an
+                iterable of keys (those present are copied).
+            data_overrides: Merged into the child's data after the inherited keys.
+
+        Raises:
+            TypeError: ``inherit_data`` is a str (a key list was meant), or neither a
+                bool nor an iterable.
         """
+        if isinstance(inherit_data, str) or not (isinstance(inherit_data, (bool, Iterable))):
+            raise TypeError(
+                "PipelineContext.fork: inherit_data must be a bool or an iterable of keys;"
+                f" got {type(inherit_data).__name__}"
+            )
+        if data_overrides is not None and not isinstance(data_overrides, dict):
+            raise TypeError(
+                "PipelineContext.fork: data_overrides must be a dict or None;"
+                f" got {type(data_overrides).__name__}"
+            )
+        parent_data = self.data
+        child_data: dict[str, Any]
+        if inherit_data is True:
+            child_data = parent_data.copy()
+        elif inherit_data is False:
+            child_data = {}
+        else:
+            child_data = {key: parent_data[key] for key in inherit_data if key in parent_data}
+        if data_overrides:
+            child_data.update(data_overrides)
         return PipelineContext(
             pipeline_run_id=child_run_id,
             request_id=self.request_id,
@@ -373,9 +617,17 @@ class PipelineContext:
             topology=topology or self.topology,
             configuration=self.configuration.copy(),
             execution_mode=execution_mode or self.execution_mode,
+            input_text=self.input_text,
+            input_audio_duration_ms=self.input_audio_duration_ms,
+            conversation=self.conversation,
+            enrichments=self.enrichments,
+            extensions=self.extensions,
+            metadata=self.metadata.copy(),
+            created_at=self.created_at,
             service=self.service,
             event_sink=self.event_sink,
-            data={},
+            data=child_data,
+            ports=self.ports,
             db=self.db,
             canceled=False,
             artifacts=[],
@@ -383,20 +635,118 @@ class PipelineContext:
             parent_run_id=self.pipeline_run_id,
             parent_stage_id=parent_stage_id,
             correlation_id=correlation_id,
-            _parent_data=FrozenDict(self.data),
+            _parent_data=FrozenDict(parent_data),
+            _before_stage_start_hooks=list(self._before_stage_start_hooks),
         )
 
     # The name the stageflow docs use for fork; the same method.
     fork_for_subpipeline = fork
 
-    def mark_canceled(self) -> None:
-        """Set :attr:`canceled`; nothing else happens (running stages are not interrupted)."""
+    def mark_canceled(self, reason: str = "Cancellation requested") -> None:
+        """Request cooperative cancellation; the first reason is kept.
+
+        Sets :attr:`canceled` and (once) :attr:`cancellation_reason`, then, on the
+        first call, cancels every graph run in progress that was started with this
+        context: their running stages are interrupted at their next checkpoint
+        (``trio.Cancelled`` carrying the reason) and the run ends as cancelled.
+        Not a checkpoint; safe to call from sync code, e.g. a stage or a hook.
+
+        Raises:
+            TypeError: ``reason`` is not a str.
+        """
+        if not isinstance(reason, str):
+            raise TypeError(
+                f"PipelineContext.mark_canceled: reason must be a str; got {type(reason).__name__}"
+            )
+        first = not self.canceled
         self.canceled = True
+        if self.cancellation_reason is None:
+            self.cancellation_reason = reason
+        if first:
+            callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+            for callback in callbacks:
+                callback(self.cancellation_reason)
+
+    def on_cancel(self, callback: Callable[[str], object]) -> Callable[[], None]:
+        """Call ``callback(reason)`` on the first :meth:`mark_canceled`; at once if canceled.
+
+        The graphs use it to bind a run's cancel token to this context.
+
+        Returns:
+            A function that removes the callback (harmless to call twice).
+        """
+        if self.canceled:
+            callback(self.cancellation_reason or "Cancellation requested")
+            return _noop
+        self._cancel_callbacks.append(callback)
+        callbacks = self._cancel_callbacks
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):  # already removed, or cancel ran
+                callbacks.remove(callback)
+
+        return unsubscribe
 
     @property
     def is_canceled(self) -> bool:
         """The :attr:`canceled` flag."""
         return self.canceled
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``StageCancellationRequested`` if :meth:`mark_canceled` was called.
+
+        Not a checkpoint. The reason is :attr:`cancellation_reason`, else
+        ``"Pipeline cancelled"``.
+        """
+        if self.canceled:
+            from stageflow_trio.core.stage_context import StageCancellationRequested
+
+            raise StageCancellationRequested(self.cancellation_reason or "Pipeline cancelled")
+
+    async def cancellation_checkpoint(self) -> None:
+        """A trio checkpoint, then :meth:`raise_if_cancelled`.
+
+        Inside a graph run started with this context a cancellation has already
+        cancelled the run's scope, so the checkpoint raises ``trio.Cancelled``.
+        """
+        await trio.lowlevel.checkpoint()
+        self.raise_if_cancelled()
+
+    def add_before_stage_start_hook(self, hook: BeforeStageStartHook) -> None:
+        """Register ``hook(stage_name, stage_kind, stage_ctx, pipeline_ctx)``.
+
+        A ``UnifiedStageGraph`` run started with this context calls the hooks, in
+        registration order, before each stage starts (before its conditional
+        check and its interceptors); a hook may be sync or async. A hook that
+        calls :meth:`mark_canceled` makes that stage's output a cancel. Forked
+        child contexts get a copy of the list.
+
+        Raises:
+            TypeError: ``hook`` is not callable.
+        """
+        if not callable(hook):
+            raise TypeError(
+                "PipelineContext.add_before_stage_start_hook: hook must be callable;"
+                f" got {type(hook).__name__}"
+            )
+        self._before_stage_start_hooks.append(hook)
+
+    @property
+    def has_before_stage_start_hooks(self) -> bool:
+        """Whether any hook is registered (a graph skips the call per stage when not)."""
+        return bool(self._before_stage_start_hooks)
+
+    async def run_before_stage_start_hooks(
+        self, *, stage_name: str, stage_kind: Any, stage_ctx: StageContext
+    ) -> None:
+        """Run the registered hooks in order, awaiting those that return an awaitable.
+
+        A checkpoint when a hook is async; errors from a hook propagate.
+        """
+        for hook in self._before_stage_start_hooks:
+            outcome = hook(stage_name, stage_kind, stage_ctx, self)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     def try_emit_event(self, type: str, data: dict[str, Any]) -> None:  # noqa: A002
         """Emit ``type`` through the event sink, fire-and-forget.
@@ -420,29 +770,41 @@ class PipelineContext:
     def derive_for_stage(
         self,
         stage_name: str,
-        snapshot: ContextSnapshot[Any],
-        output_bag: OutputBag,
+        output_bag: OutputBag | ContextSnapshot[Any],
+        snapshot: ContextSnapshot[Any] | OutputBag | None = None,
         *,
         declared_deps: frozenset[str] | set[str] | list[str] | None = None,
-        ports: CorePorts | LLMPorts | AudioPorts | None = None,
+        ports: Ports | None = None,
         strict: bool = True,
     ) -> StageContext:
         """A :class:`~stageflow_trio.core.stage_context.StageContext` for running ``stage_name``.
 
+        Takes stageflow 1.2's ``(stage_name, output_bag, snapshot=None)`` and
+        0.9.1's ``(stage_name, snapshot, output_bag)``: the arguments are told
+        apart by type. Without a snapshot, :meth:`to_snapshot` is used.
+
         Its inputs see the outputs currently in ``output_bag`` (checked against
-        ``declared_deps`` when ``strict``), ``ports``, a fresh timer and this
-        context's event sink.
+        ``declared_deps`` when ``strict``), ``ports`` (default: this context's,
+        see :meth:`_effective_ports`), a fresh timer and this context's event
+        sink; its cancellation follows this context.
         """
         # Imported here: core.stage_context imports this module lazily, and
         # stages.inputs imports stages.ports, keeping the import graph acyclic.
+        from stageflow_trio.context.context_snapshot import ContextSnapshot
         from stageflow_trio.core.stage_context import StageContext
         from stageflow_trio.core.timer import PipelineTimer
         from stageflow_trio.stages.inputs import create_stage_inputs
 
+        bag: Any = output_bag
+        if isinstance(bag, ContextSnapshot):
+            bag, snapshot = snapshot, bag  # the 0.9.1 argument order
+        if snapshot is None:
+            snapshot = self.to_snapshot()
+        assert isinstance(snapshot, ContextSnapshot)
         inputs = create_stage_inputs(
             snapshot,
-            prior_outputs=output_bag.outputs(),
-            ports=ports,
+            prior_outputs=bag.outputs(),
+            ports=ports or self._effective_ports(),
             declared_deps=declared_deps,
             stage_name=stage_name,
             strict=strict,
@@ -453,4 +815,33 @@ class PipelineContext:
             stage_name=stage_name,
             timer=PipelineTimer(),
             event_sink=self.event_sink,
+            cancellation=self,
+        )
+
+    def derive_root_stage_context(self, *, stage_name: str = "__pipeline_root__") -> StageContext:
+        """The root StageContext of a run started with this context.
+
+        Its snapshot is :meth:`to_snapshot`, its inputs are empty (ports from
+        this context), it has a fresh timer, this context's event sink, and its
+        cancellation follows this context. ``UnifiedStageGraph.run`` derives it
+        when given a PipelineContext.
+        """
+        from stageflow_trio.core.stage_context import StageContext
+        from stageflow_trio.core.timer import PipelineTimer
+        from stageflow_trio.stages.inputs import create_stage_inputs
+
+        snapshot = self.to_snapshot()
+        return StageContext(
+            snapshot=snapshot,
+            inputs=create_stage_inputs(
+                snapshot,
+                prior_outputs={},
+                ports=self._effective_ports(),
+                declared_deps=None,
+                stage_name=stage_name,
+            ),
+            stage_name=stage_name,
+            timer=PipelineTimer(),
+            event_sink=self.event_sink,
+            cancellation=self,
         )

@@ -183,12 +183,20 @@ def create_audio_ports(
     audio_format: str | None = None,
     tts_text_queue: Any = None,
     recording: Any = None,
+    tts_client: Any = None,
+    stt_client: Any = None,
+    audio_callback: _SendAudioChunk | None = None,
 ) -> AudioPorts:
-    """Build :class:`AudioPorts`; every argument defaults to None."""
+    """Build :class:`AudioPorts`; every argument defaults to None.
+
+    ``tts_client``, ``stt_client`` and ``audio_callback`` are the older names
+    (stageflow 1.2 accepts them) of ``tts_provider``, ``stt_provider`` and
+    ``send_audio_chunk``; each is used only when the newer name is not given.
+    """
     return AudioPorts(
-        tts_provider=tts_provider,
-        stt_provider=stt_provider,
-        send_audio_chunk=send_audio_chunk,
+        tts_provider=tts_provider if tts_provider is not None else tts_client,
+        stt_provider=stt_provider if stt_provider is not None else stt_client,
+        send_audio_chunk=send_audio_chunk if send_audio_chunk is not None else audio_callback,
         send_transcript=send_transcript,
         audio_data=audio_data,
         audio_format=audio_format,

@@ -51,6 +51,11 @@ def test_fields_and_factory_signatures_match_the_reference(
     ]
     ours = inspect.signature(factory)
     theirs = inspect.signature(getattr(ref, factory.__name__))
+    # stageflow 1.2's older-name aliases come after 0.9.1's parameters.
+    added = {
+        ports.AudioPorts: ["tts_client", "stt_client", "audio_callback"],
+        ports.CorePorts: ["realtime_bus"],
+    }.get(cls, [])
     assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
         *((p.name, p.kind, p.default) for p in theirs.parameters.values()),
         *((name, inspect.Parameter.KEYWORD_ONLY, None) for name in added),
@@ -132,3 +137,15 @@ def test_audio_ports_keep_bytes_and_format() -> None:
     assert audio.audio_format == "wav"
     assert audio == AudioPorts(audio_data=b"\x00\x01", audio_format="wav")
     assert audio != AudioPorts(audio_data=b"\x00", audio_format="wav")
+
+
+async def _chunk(data: bytes, fmt: str, rate: int, final: bool) -> None:
+    """A send_audio_chunk callback that does nothing."""
+
+
+def test_create_audio_ports_takes_the_older_names() -> None:
+    tts, stt, other = object(), object(), object()
+    ports_ = ports.create_audio_ports(tts_client=tts, stt_client=stt, audio_callback=_chunk)
+    assert (ports_.tts_provider, ports_.stt_provider, ports_.send_audio_chunk) == (tts, stt, _chunk)
+    # The newer name wins when both are given.
+    assert ports.create_audio_ports(tts_provider=other, tts_client=tts).tts_provider is other
