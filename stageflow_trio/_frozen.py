@@ -42,7 +42,10 @@ class FrozenInstanceError(attrs.exceptions.FrozenInstanceError, dataclasses.Froz
     """
 
     def __init__(self, msg: str = "can't set attribute") -> None:
-        super().__init__()
+        # Straight to AttributeError: attrs' own __init__ takes no message, and
+        # str() reads the arguments given there (attrs 24 also shadows ``args`` with a
+        # class attribute, so assigning ``self.args`` alone would print nothing).
+        AttributeError.__init__(self, msg)
         self.msg = msg
         self.args = (msg,)
 
