@@ -107,7 +107,11 @@ async def test_max_concurrent_two_runs_five_calls_in_three_waves(
     assert work.times("start") == {"0": 0.0, "1": 0.0, "2": 1.0, "3": 1.0, "4": 2.0}
     assert work.times("end") == {"0": 1.0, "1": 1.0, "2": 2.0, "3": 2.0, "4": 3.0}
     # The wait for a slot comes before tool.started, so durations are the tool's own.
-    durations = [data["duration_ms"] for kind, data in sink.events if kind == "tool.completed"]
+    durations = [
+        data["duration_ms"]
+        for kind, data in sink.events
+        if kind == "tool.completed" and data is not None
+    ]
     assert durations == [1000.0] * 5
 
 
@@ -234,5 +238,6 @@ def test_limits_default_to_none_after_the_reference_fields() -> None:
 def test_bad_limits_are_rejected(
     field: str, value: object, error: type[Exception], rule: str
 ) -> None:
+    kwargs: dict[str, Any] = {field: value}
     with pytest.raises(error, match=rf"^ToolExecutorConfig: {field} {rule}$"):
-        ToolExecutorConfig(**{field: value})
+        ToolExecutorConfig(**kwargs)
