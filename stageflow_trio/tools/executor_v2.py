@@ -24,11 +24,18 @@ a sink error is logged and the call goes on. Durations are measured on the trio
 clock. Cancelling a call while it waits for approval cancels its approval
 request (it leaves no PENDING request behind) and emits nothing more; the
 executor starts no task of its own.
+
+Optional concurrency limits (``ToolExecutorConfig.max_concurrent`` and
+``max_concurrent_per_tool``, both off by default) bound how many calls run step 4
+at once. A call takes its slots just before ``tool.started`` and gives them back
+when it returns or raises (cancellation included); gating and the approval wait
+come first, so a call waiting for a human holds no slot.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -91,6 +98,16 @@ def _check_config_int(_: object, attribute: attrs.Attribute[Any], value: object)
     check_int("ToolExecutorConfig", attribute.name, value)
 
 
+def _check_config_limit(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"ToolExecutorConfig: {attribute.name} must be an int or None; got {type_of(value)}"
+        )
+    check_int("ToolExecutorConfig", attribute.name, value, minimum=1)
+
+
 @frozen_compat
 @attrs.frozen
 class ToolExecutorConfig:
@@ -101,15 +118,27 @@ class ToolExecutorConfig:
         undo_ttl_seconds: How long stored undo data stays valid.
         emit_events: Whether the executor emits its events.
         log_level: Kept for compatibility; the executor does not read it.
+        max_concurrent: At most this many calls of one executor run their tool
+            at once (None, the default: no limit). Not in the reference.
+        max_concurrent_per_tool: At most this many calls per action type run
+            their tool at once (None, the default: no limit). Not in the reference.
+
+    The limits count only the tool's own run (from ``tool.started`` until the
+    call returns or raises), not the approval wait. The executor reads them
+    once, when it is built.
 
     Raises:
-        TypeError, ValueError: A field has the wrong type or a negative duration.
+        TypeError, ValueError: A field has the wrong type, a negative duration
+            or a limit below 1.
     """
 
     approval_timeout_seconds: float = attrs.field(default=60.0, validator=_check_config_seconds)
     undo_ttl_seconds: float = attrs.field(default=3600.0, validator=_check_config_seconds)
     emit_events: bool = attrs.field(default=True, validator=_check_config_flag)
     log_level: int = attrs.field(default=logging.INFO, validator=_check_config_int)
+    # Additions, after the reference's fields so its positional order still holds.
+    max_concurrent: int | None = attrs.field(default=None, validator=_check_config_limit)
+    max_concurrent_per_tool: int | None = attrs.field(default=None, validator=_check_config_limit)
 
 
 @frozen_compat
@@ -197,6 +226,12 @@ class AdvancedToolExecutor:
         self._approval_service = (
             get_approval_service() if approval_service is None else approval_service
         )
+        # Semaphores (FIFO, no barging) so waiters run in arrival order; not
+        # CapacityLimiter, which refuses a second token to one task and so would break
+        # a handler that calls its own executor.
+        limit = self.config.max_concurrent
+        self._slots: trio.Semaphore | None = None if limit is None else trio.Semaphore(limit)
+        self._tool_slots: dict[str, trio.Semaphore] = {}
 
     def register(self, tool: ToolDefinition) -> None:
         """Register ``tool`` for its action type (replacing any tool registered for it).
@@ -269,6 +304,29 @@ class AdvancedToolExecutor:
         if tool.requires_approval and not await self._approve(tool, tool_input, ctx):
             raise ToolApprovalDeniedError(tool=tool.name)
 
+        # The per-tool slot first: a call waiting for its tool's slot must not hold an
+        # executor-wide one that another tool could use. One order everywhere, so no deadlock.
+        tool_slots = self._tool_slots_for(tool.action_type)
+        async with (
+            nullcontext() if tool_slots is None else tool_slots,
+            nullcontext() if self._slots is None else self._slots,
+        ):
+            return await self._run(tool, tool_input, ctx)
+
+    def _tool_slots_for(self, action_type: str) -> trio.Semaphore | None:
+        limit = self.config.max_concurrent_per_tool
+        if limit is None:
+            return None
+        slots = self._tool_slots.get(action_type)
+        if slots is None:
+            slots = self._tool_slots[action_type] = trio.Semaphore(limit)
+        return slots
+
+    async def _run(
+        self, tool: ToolDefinition, tool_input: ToolInput, ctx: ExecutionContext
+    ) -> ToolOutput:
+        """``tool.started``, the handler, ``tool.completed`` and undo data, or ``tool.failed``."""
+        emit = self.config.emit_events
         start = monotonic()
         if emit:
             await self._emit(
@@ -318,7 +376,9 @@ class AdvancedToolExecutor:
                         error_message=str(exc),
                     ).to_dict(),
                 )
-            raise ToolExecutionError(tool=tool.name, action_id=action.id, cause=exc) from exc
+            raise ToolExecutionError(
+                tool=tool.name, action_id=tool_input.action_id, cause=exc
+            ) from exc
         return output
 
     async def _approve(

@@ -125,7 +125,15 @@ def test_all_matches_the_reference(reference: ModuleType) -> None:
 
 def test_config_and_result_defaults_match_the_reference(reference: ModuleType) -> None:
     ref = reference.tools.executor_v2
-    assert attrs.asdict(ToolExecutorConfig()) == vars(ref.ToolExecutorConfig())
+    ours = attrs.asdict(ToolExecutorConfig())
+    # The concurrency limits are additions (off by default); the reference's fields come
+    # first, in its order, so its positional calls mean the same here.
+    assert ours == {
+        **vars(ref.ToolExecutorConfig()),
+        "max_concurrent": None,
+        "max_concurrent_per_tool": None,
+    }
+    assert list(ours)[:4] == list(vars(ref.ToolExecutorConfig()))
     assert attrs.asdict(ExecutionResult(True), recurse=False) == vars(ref.ExecutionResult(True))
 
 
