@@ -70,6 +70,7 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/agent/runtime.py:emit": FORWARDS,
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
+    "stageflow_trio/core/stage_context.py:self.try_emit_event": FORWARDS,
     "stageflow_trio/events/_global_sink.py:sink.emit": FORWARDS,
     "stageflow_trio/helpers/run_utils.py:self._record": FORWARDS,
     "stageflow_trio/events/_sink_worker.py:emit": FORWARDS,
@@ -77,6 +78,7 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/examples/quickstart.py:self.try_emit": FORWARDS,
     "stageflow_trio/examples/streaming.py:self.try_emit": FORWARDS,
     "stageflow_trio/examples/streaming.py:sink.try_emit": FORWARDS,
+    "stageflow_trio/examples/tool_approval.py:self.try_emit": FORWARDS,
     "stageflow_trio/observability/wide_events.py:ctx.event_sink.try_emit": (
         "stage.wide",
         "pipeline.wide",
