@@ -109,7 +109,8 @@ async def run_unified(
             _active_runs.reset(active)
     if started_at is not None:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
-    if run.event_sink is None:
-        # Nothing was reported per stage, so no pipeline-level terminal event either.
+    if run.event_sink is None or run.report.silent:
+        # Nothing was reported per stage, so no pipeline-level terminal event either
+        # (with a sink that keeps nothing, none is built).
         return run.outcome()
     return run.reported_outcome(started)

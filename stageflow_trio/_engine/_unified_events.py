@@ -78,7 +78,18 @@ class RunReporter:
         view: The PipelineContext the run was started with, if any.
     """
 
-    __slots__ = ("_ids", "_key", "_view", "base_ctx", "emits", "ended", "events", "plan", "wide")
+    __slots__ = (
+        "_ids",
+        "_key",
+        "_view",
+        "base_ctx",
+        "emits",
+        "ended",
+        "events",
+        "plan",
+        "silent",
+        "wide",
+    )
 
     def __init__(
         self, plan: UnifiedPlan, ctx: StageContext, view: PipelineContext | None = None
@@ -97,6 +108,9 @@ class RunReporter:
         sink = ctx.event_sink
         # Whether stage events are built at all: a sink that keeps them.
         self.emits = sink is not None and not discards_events(sink)
+        # Whether every pipeline-level event would go nowhere (see _emit): a plain
+        # StageContext whose sink keeps nothing.
+        self.silent = not self.emits and type(ctx).try_emit_event is _TRY_EMIT_EVENT
         self.events = StageEventTemplate()
         # The view's event fields before there is a view (see view()), made on first use.
         self._key: tuple[object, ...] | None = None

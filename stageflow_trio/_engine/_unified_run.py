@@ -135,8 +135,9 @@ class UnifiedRun(DagRun):
         self.finalized: set[str] = set()
         self.retries = GuardRetries(report.guard) if plan.policies else None
         self.cancelled: UnifiedPipelineCancelled | None = None
-        # No sink, no interceptors, no wide events: nothing to report per stage.
-        self.plain = self.event_sink is None and plan.interceptors is None and report.wide is None
+        # No sink that keeps events (a PipelineContext's default is the global
+        # NoOpEventSink), no interceptors, no wide events: nothing to report per stage.
+        self.plain = not report.emits and plan.interceptors is None and report.wide is None
         self.unbind_token: Callable[[], None] | None = None
         # How many times each stage has gone through the interceptor chain in this run
         # (only the chain reads it).

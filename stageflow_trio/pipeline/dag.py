@@ -419,6 +419,10 @@ class UnifiedStageGraph:
         source = ctx.cancellation
         if not isinstance(source, PipelineContext):
             return await run_unified(self._plan, ctx, cancel_token, self._runs)
+        if source.canceled and source.cancellation_reason is None:
+            # Made with canceled=True and no reason (mark_canceled always gives one):
+            # the run ends with 1.2.0's reason for that case.
+            cancel_token.cancel("Cancelled")
         # The context's cancellation cancels the run's token, which cancels the
         # run's scope: running stages stop at their next checkpoint.
         unsubscribe = source.on_cancel(cancel_token.cancel)

@@ -11,6 +11,7 @@ any order; the dependencies are validated once, by :meth:`Pipeline.build`.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
@@ -20,11 +21,8 @@ import attrs
 from stageflow_trio._args import type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
-from stageflow_trio.context.context_snapshot import ContextSnapshot
-from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
-from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.pipeline._checks import (
     StageDefinitionError,
     StageDefinitionTypeError,
@@ -54,11 +52,9 @@ from stageflow_trio.pipeline.spec import (
     as_async_runner,
 )
 from stageflow_trio.stages.context import PipelineContext
-from stageflow_trio.stages.inputs import StageInputs
 
 if TYPE_CHECKING:
     from stageflow_trio.core.stage_output import StageOutput
-    from stageflow_trio.events.sink import EventSink
     from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.cancellation import CancellationToken
     from stageflow_trio.pipeline.guard_retry import GuardRetryStrategy
@@ -379,11 +375,14 @@ class Pipeline:
     ) -> PipelineResults:
         """Build this pipeline and run it once; a checkpoint.
 
-        Pass a context as ``ctx``, or its fields as keywords (``input_text=``,
-        ``topology=`` (default: the pipeline's name), the run ids such as
-        ``pipeline_run_id=``, ``execution_mode=``, ``conversation=``,
-        ``enrichments=``, ``extensions=``, ``metadata=``, ``created_at=``,
-        ``input_audio_duration_ms=``, ``event_sink=``, ``ports=``), not both.
+        Pass a context as ``ctx``, or the keywords of
+        :meth:`PipelineContext.create <stageflow_trio.stages.context.PipelineContext.create>`
+        (``input_text=``, ``topology=`` (default: the pipeline's name), the run ids
+        such as ``pipeline_run_id=``, ``execution_mode=``, ``data=``,
+        ``configuration=``, ``service=``, ``db=``, ``event_sink=`` (default: the
+        global sink), ``ports=``, ``canceled=``, ``artifacts=``, ...), not both: as
+        stageflow 1.2.0, the run starts with that PipelineContext, which the
+        interceptors see (so ``data={"_timeout_ms": 2500}`` sets a stage timeout).
 
         ``interceptors=None`` uses the default interceptors that act within one run
         (timeout, tracing, metrics, child-tracker metrics, logging) and sets no
@@ -397,8 +396,9 @@ class Pipeline:
             The stages' outputs by name (every stage that finished).
 
         Raises:
-            TypeError: an unknown keyword, a keyword that needs a PipelineContext
-                (``data=``, ``configuration=``, ...), or a bad argument type.
+            TypeError: an unknown keyword, or a bad argument type (``data``,
+                ``configuration`` and ``metadata`` must be mappings, ``artifacts``
+                a list).
             ValueError: both ``ctx`` and context keywords.
             UnifiedStageExecutionError: a stage failed.
             UnifiedPipelineCancelled: a stage asked to cancel the run.
@@ -674,56 +674,31 @@ def _default_chain() -> tuple[BaseInterceptor, ...]:
     )
 
 
-# The identity fields go to RunIdentity; the rest of ContextSnapshot's fields by name.
-_ID_FIELDS = frozenset(
-    {"pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id"}
-)
-_SNAPSHOT_FIELDS = frozenset(
-    {
-        "input_text",
-        "input_audio_duration_ms",
-        "topology",
-        "execution_mode",
-        "conversation",
-        "enrichments",
-        "extensions",
-        "metadata",
-        "created_at",
-    }
-)
-# PipelineContext.create's fields that a StageContext run cannot carry.
-_PIPELINE_CONTEXT_FIELDS = frozenset(
-    {"configuration", "service", "data", "db", "canceled", "artifacts"}
-)
+# The keywords Pipeline.run / invoke / run_stage take for the run's context: those
+# of PipelineContext.create, read from its signature so the two cannot drift.
+_CONTEXT_KEYWORDS = frozenset(inspect.signature(PipelineContext.create).parameters)
+# PipelineContext.create copies these (``x.copy()``, ``list(x)``): checked first,
+# so a wrong type is a TypeError naming the keyword, not an AttributeError from
+# inside create. Any Mapping is taken (as a dict), as a snapshot's metadata is.
+_CONTEXT_MAPPINGS = ("configuration", "metadata", "data")
 
 
-def _context_from_kwargs(owner: str, kwargs: dict[str, Any]) -> StageContext:
-    """The run's root StageContext from ``PipelineContext.create``-style keywords."""
-    ids: dict[str, Any] = {}
-    fields: dict[str, Any] = {}
-    event_sink: EventSink | None = None
-    ports: Any = None
-    for key, value in kwargs.items():
-        if key in _ID_FIELDS:
-            ids[key] = value
-        elif key in _SNAPSHOT_FIELDS:
-            if value is not None:
-                fields[key] = value
-        elif key == "event_sink":
-            event_sink = value
-        elif key == "ports":
-            ports = value
-        elif key in _PIPELINE_CONTEXT_FIELDS:
-            raise TypeError(
-                f"{owner}: {key}= belongs to a PipelineContext; build one and pass it as ctx"
-            )
-        else:
+def _context_from_kwargs(owner: str, kwargs: dict[str, Any]) -> PipelineContext:
+    """The run's root context: ``PipelineContext.create(**kwargs)``, as stageflow 1.2.0 makes it."""
+    for key in kwargs:
+        if key not in _CONTEXT_KEYWORDS:
             raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
-    snapshot: ContextSnapshot[Any] = ContextSnapshot(run_id=RunIdentity(**ids), **fields)
-    return StageContext(
-        snapshot=snapshot,
-        inputs=StageInputs(snapshot, ports=ports),
-        stage_name="__pipeline_root__",
-        timer=PipelineTimer(),
-        event_sink=event_sink,
-    )
+    for key in _CONTEXT_MAPPINGS:
+        value = kwargs.get(key)
+        if value is not None and type(value) is not dict:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"{owner}: {key} must be a mapping or None; got {type_of(value)}")
+            kwargs[key] = dict(value)
+    artifacts = kwargs.get("artifacts")
+    if artifacts is not None and (
+        isinstance(artifacts, str | bytes | Mapping) or not isinstance(artifacts, Iterable)
+    ):
+        raise TypeError(
+            f"{owner}: artifacts must be a list of StageArtifact or None; got {type_of(artifacts)}"
+        )
+    return PipelineContext.create(**kwargs)

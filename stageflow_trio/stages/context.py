@@ -18,7 +18,7 @@ their next checkpoint.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -41,8 +41,11 @@ if TYPE_CHECKING:
     # would pull the context package (and cattrs) into `import stageflow_trio`.
     from stageflow_trio.context.conversation import Conversation  # noqa: TC004
     from stageflow_trio.context.enrichments import Enrichments  # noqa: TC004
+    from stageflow_trio.context.identity import RunIdentity
     from stageflow_trio.context.output_bag import OutputBag
     from stageflow_trio.core.stage_context import StageContext
+    from stageflow_trio.core.timer import PipelineTimer
+    from stageflow_trio.stages.inputs import StageInputs
 
 Ports: TypeAlias = CorePorts | LLMPorts | AudioPorts
 """The ports a stage context may carry."""
@@ -128,6 +131,34 @@ def _correlation_id(value: UUID | str | None) -> UUID | None:
 
 def _id_str(value: UUID | None) -> str | None:
     return str(value) if value else None
+
+
+@functools.cache
+def _snapshot_classes() -> tuple[type[ContextSnapshot[Any]], type[RunIdentity]]:
+    """ContextSnapshot and RunIdentity, imported on first use.
+
+    The context package pulls in the codec (cattrs), so it is not imported with
+    this module; cached, since an import statement in a function costs about as
+    much as a small object (every ``Pipeline.run(**keywords)`` makes a snapshot).
+    """
+    from stageflow_trio.context.context_snapshot import ContextSnapshot
+    from stageflow_trio.context.identity import RunIdentity
+
+    return ContextSnapshot, RunIdentity
+
+
+@functools.cache
+def _root_context_classes() -> tuple[type[StageContext], type[PipelineTimer], type[StageInputs]]:
+    """StageContext, PipelineTimer and StageInputs, imported on first use.
+
+    core.stage_context imports this module lazily, and stages.inputs imports
+    stages.ports: imported here, the import graph stays acyclic.
+    """
+    from stageflow_trio.core.stage_context import StageContext
+    from stageflow_trio.core.timer import PipelineTimer
+    from stageflow_trio.stages.inputs import StageInputs
+
+    return StageContext, PipelineTimer, StageInputs
 
 
 def _noop() -> None:
@@ -398,10 +429,7 @@ class PipelineContext:
         topology, execution mode, input, conversation, enrichments, extensions and
         a copy of :attr:`metadata`. A new snapshot on every call.
         """
-        # Imported here: the context package pulls in the codec (cattrs).
-        from stageflow_trio.context.context_snapshot import ContextSnapshot
-        from stageflow_trio.context.identity import RunIdentity
-
+        ContextSnapshot, RunIdentity = _snapshot_classes()
         return ContextSnapshot(
             run_id=RunIdentity(
                 pipeline_run_id=self.pipeline_run_id,
@@ -682,7 +710,9 @@ class PipelineContext:
         callbacks = self._cancel_callbacks
 
         def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):  # already removed, or cancel ran
+            # A test, not contextlib.suppress: every run started with a
+            # PipelineContext calls this, and the context manager costs more.
+            if callback in callbacks:  # else already removed, or cancel ran
                 callbacks.remove(callback)
 
         return unsubscribe
@@ -826,20 +856,11 @@ class PipelineContext:
         cancellation follows this context. ``UnifiedStageGraph.run`` derives it
         when given a PipelineContext.
         """
-        from stageflow_trio.core.stage_context import StageContext
-        from stageflow_trio.core.timer import PipelineTimer
-        from stageflow_trio.stages.inputs import create_stage_inputs
-
+        StageContext, PipelineTimer, StageInputs = _root_context_classes()
         snapshot = self.to_snapshot()
         return StageContext(
             snapshot=snapshot,
-            inputs=create_stage_inputs(
-                snapshot,
-                prior_outputs={},
-                ports=self._effective_ports(),
-                declared_deps=None,
-                stage_name=stage_name,
-            ),
+            inputs=StageInputs(snapshot, {}, self._effective_ports(), None, stage_name),
             stage_name=stage_name,
             timer=PipelineTimer(),
             event_sink=self.event_sink,

@@ -8,6 +8,7 @@ Nothing here imports either library or awaits anything library-specific, so
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Awaitable, Callable
 from types import ModuleType
@@ -102,6 +103,71 @@ async def run_with_context_keywords(api: ModuleType) -> Any:
         user_id="6f1c2f0e-54b1-4a9e-9a59-2b3a2f6f0c11",
     )
     return _results(results)
+
+
+@scenario
+async def run_with_pipeline_context_keywords(api: ModuleType) -> Any:
+    """The PipelineContext-only keywords (1.2.0: ``PipelineContext.create(**kwargs)``)."""
+    advanced = importlib.import_module(api.__name__.rpartition(".")[0] + ".advanced")
+    seen: list[dict[str, Any]] = []
+
+    class See(advanced.BaseInterceptor):  # type: ignore[misc,name-defined]
+        name = "see"
+        priority = 1
+
+        async def before(self, stage_name: str, ctx: Any) -> None:
+            seen.append(
+                {
+                    "stage": stage_name,
+                    "type": type(ctx).__name__,
+                    "data": {k: v for k, v in ctx.data.items() if not k.startswith("_")},
+                    "configuration": ctx.configuration,
+                    "service": ctx.service,
+                    "db": ctx.db,
+                    "artifacts": [[a.type, dict(a.payload)] for a in ctx.artifacts],
+                    "canceled": ctx.canceled,
+                    "topology": ctx.topology,
+                    "input_text": ctx.input_text,
+                }
+            )
+
+        async def after(self, stage_name: str, result: Any, ctx: Any) -> None:
+            return None
+
+    async def probe(ctx: Any) -> dict[str, Any]:
+        ports = ctx.inputs.ports
+        return {
+            "ports": type(ports).__name__,
+            "db": getattr(ports, "db", None),
+            "text": ctx.snapshot.input_text,
+            "topology": ctx.snapshot.topology,
+        }
+
+    pipeline = api.Pipeline(name="kw").with_stage("probe", probe, "work")
+    data = {"k": 1}
+    configuration = {"c": 2}
+    results = await pipeline.run(
+        data=data,
+        configuration=configuration,
+        service="svc",
+        db="DB",
+        artifacts=[api.StageArtifact(type="note", payload={"n": 1})],
+        input_text="hi",
+        interceptors=[See()],
+    )
+    invoked = await pipeline.invoke("inv", data={"i": 1}, interceptors=[See()])
+    single = await api.run_stage(
+        "probe", probe, "work", configuration={"s": 1}, db="D2", interceptors=[See()]
+    )
+    canceled = await _error(lambda: pipeline.run(canceled=True))
+    return {
+        "results": _results(results),
+        "invoked": _results(invoked),
+        "single": _output(single),
+        "seen": _jsonable(seen),
+        "inputs_unchanged": [data, configuration],
+        "canceled": canceled,
+    }
 
 
 @scenario

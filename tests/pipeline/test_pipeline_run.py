@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ import trio.testing
 
 from stageflow_trio.context import Conversation
 from stageflow_trio.core import StageContext, StageKind, StageOutput, stage_metadata
+from stageflow_trio.core.stage_output import StageArtifact
+from stageflow_trio.events import set_event_sink
 from stageflow_trio.pipeline import (
     CancellationToken,
     UnifiedPipelineCancelled,
@@ -37,6 +41,7 @@ from stageflow_trio.pipeline.pipeline import (
 )
 from stageflow_trio.pipeline.results import PipelineResults
 from stageflow_trio.pipeline.spec import PipelineConfigError
+from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.ports import CorePorts
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context, reset_globals
@@ -136,14 +141,133 @@ async def test_run_rejects_a_context_and_keywords() -> None:
         await echo_pipeline().run(ctx, input_text="x")
 
 
-@pytest.mark.parametrize("key", ["configuration", "service", "data", "db", "canceled", "artifacts"])
-async def test_run_rejects_pipeline_context_fields(key: str) -> None:
-    kwargs: dict[str, Any] = {key: None}
+class SeeContext(BaseInterceptor):
+    """Records what the interceptors see of the run's context, once per stage."""
+
+    name = "see_context"
+    priority = 1
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def before(self, stage_name: str, ctx: Any) -> None:
+        self.seen.append(
+            {
+                "type": type(ctx),
+                "data": {k: v for k, v in ctx.data.items() if not k.startswith("_")},
+                "configuration": ctx.configuration,
+                "service": ctx.service,
+                "db": ctx.db,
+                "artifacts": ctx.artifacts,
+                "topology": ctx.topology,
+            }
+        )
+
+    async def after(self, stage_name: str, result: StageResult, ctx: Any) -> None:
+        return None
+
+
+async def test_run_builds_a_pipeline_context_from_its_only_fields() -> None:
+    """As 1.2.0: the keywords go to PipelineContext.create; the interceptors see that context."""
+    data = {"k": 1}
+    configuration = {"c": 2}
+    artifact = StageArtifact(type="text", payload={"x": 1})
+    see = SeeContext()
+    results = await echo_pipeline().run(
+        data=data,
+        configuration=configuration,
+        service="svc",
+        db="DB",
+        artifacts=(artifact,),
+        canceled=False,
+        interceptors=[see],
+    )
+    assert see.seen == [
+        {
+            "type": PipelineContext,
+            "data": {"k": 1},
+            "configuration": {"c": 2},
+            "service": "svc",
+            "db": "DB",
+            "artifacts": [artifact],
+            "topology": "pipeline",
+        }
+    ]
+    ports = results.data("echo")["ports"]
+    assert (type(ports), ports.db) == (CorePorts, "DB")  # core ports around db, as 1.2.0
+    see.seen[0]["data"]["k"] = 99  # create copied the dicts
+    assert (data, configuration) == ({"k": 1}, {"c": 2})
+
+
+async def test_run_data_timeout_applies_through_the_default_chain(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def slow(ctx: StageContext) -> None:
+        await trio.sleep(100)
+
+    start = trio.current_time()
     with pytest.raises(
-        TypeError,
-        match=rf"^Pipeline\.run: {key}= belongs to a PipelineContext; build one and pass it as ctx$",
+        UnifiedStageExecutionError, match=r"^Stage 'slow' failed: Stage timed out after 2500ms$"
     ):
-        await echo_pipeline().run(**kwargs)
+        await Pipeline().with_stage("slow", slow, "work").run(data={"_timeout_ms": 2500})
+    assert trio.current_time() - start == 2.5
+
+
+async def test_run_takes_any_mapping_for_the_dict_fields() -> None:
+    see = SeeContext()
+    await echo_pipeline().run(
+        data=MappingProxyType({"k": 1}),
+        configuration=MappingProxyType({"c": 2}),
+        metadata=MappingProxyType({"m": 3}),
+        interceptors=[see],
+    )
+    assert (type(see.seen[0]["data"]), see.seen[0]["data"]) == (dict, {"k": 1})
+    assert (type(see.seen[0]["configuration"]), see.seen[0]["configuration"]) == (dict, {"c": 2})
+
+
+async def test_run_with_canceled_true_runs_no_stage() -> None:
+    ran: list[str] = []
+
+    async def body(ctx: StageContext) -> None:
+        ran.append("ran")
+
+    with pytest.raises(UnifiedPipelineCancelled) as info:
+        await Pipeline().with_stage("s", body, "work").run(canceled=True)
+    # 1.2.0's reason for a context canceled without one.
+    assert (info.value.stage, info.value.reason, dict(info.value.results), ran) == (
+        "<external>",
+        "Cancelled",
+        {},
+        [],
+    )
+
+
+async def test_run_without_event_sink_uses_the_global_sink() -> None:
+    """As 1.2.0's PipelineContext.create: the global sink when none is passed."""
+    sink = RecordingEventSink()
+    set_event_sink(sink)
+    await echo_pipeline().run(service="svc")
+    assert sink.types() == ["stage.echo.started", "stage.echo.completed", "pipeline_completed"]
+    data = sink.events[0][1]
+    assert data is not None
+    assert data["service"] == "svc"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("data", 5, "data must be a mapping or None; got int"),
+        ("data", [], "data must be a mapping or None; got list"),
+        ("configuration", "x", "configuration must be a mapping or None; got str"),
+        ("metadata", 1.5, "metadata must be a mapping or None; got float"),
+        ("artifacts", "ab", "artifacts must be a list of StageArtifact or None; got str"),
+        ("artifacts", 3, "artifacts must be a list of StageArtifact or None; got int"),
+        ("artifacts", {"a": 1}, "artifacts must be a list of StageArtifact or None; got dict"),
+    ],
+)
+async def test_run_rejects_bad_pipeline_context_fields(key: str, value: Any, expected: str) -> None:
+    with pytest.raises(TypeError, match=rf"^Pipeline\.run: {re.escape(expected)}$"):
+        await echo_pipeline().run(**{key: value})
 
 
 async def test_run_rejects_unknown_keywords() -> None:
@@ -378,6 +502,13 @@ async def test_invoke_takes_input_text_or_a_context() -> None:
     assert (await pipeline.invoke(ctx)).data("echo")["text"] == "ctx"
 
 
+async def test_invoke_passes_pipeline_context_fields() -> None:
+    see = SeeContext()
+    results = await echo_pipeline().invoke("hi", data={"k": 1}, db="DB", interceptors=[see])
+    assert (see.seen[0]["data"], see.seen[0]["db"]) == ({"k": 1}, "DB")
+    assert results.data("echo")["text"] == "hi"
+
+
 async def test_invoke_argument_errors() -> None:
     pipeline = echo_pipeline()
     with pytest.raises(ValueError, match=r"^input_text provided twice$"):
@@ -412,6 +543,28 @@ async def test_run_stage_topology() -> None:
     plain = await run_stage("echo", snapshot_fields, "transform")
     named = await run_stage("echo", snapshot_fields, "transform", topology="custom")
     assert (plain.data["topology"], named.data["topology"]) == ("echo_pipeline", "custom")
+
+
+async def test_run_stage_passes_pipeline_context_fields() -> None:
+    see = SeeContext()
+    output = await run_stage(
+        "echo",
+        snapshot_fields,
+        "transform",
+        configuration={"c": 1},
+        service="svc",
+        interceptors=[see],
+        input_text="x",
+    )
+    assert (see.seen[0]["configuration"], see.seen[0]["service"]) == ({"c": 1}, "svc")
+    assert (output.data["text"], output.data["topology"]) == ("x", "echo_pipeline")
+
+
+async def test_run_stage_rejects_unknown_keywords() -> None:
+    with pytest.raises(
+        TypeError, match=r"^Pipeline\.run\(\) got an unexpected keyword argument 'bogus'$"
+    ):
+        await run_stage("echo", snapshot_fields, "transform", bogus=1)
 
 
 async def test_run_stage_raises_on_failure() -> None:
