@@ -193,6 +193,9 @@ def _connect(path: str, setting: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         connection.close()
         raise StoreConfigError(setting, f"cannot use SQLite database {path!r}: {exc}") from exc
+    except BaseException:
+        connection.close()  # nothing else holds it
+        raise
     problem = None
     if mode != "wal":  # ":memory:" cannot be: nor would it be shared
         problem = f"SQLite database {path!r} cannot use WAL mode (journal_mode={mode})"

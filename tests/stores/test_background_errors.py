@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ async def test_sqlite_release_and_renewal_failures_are_logged(
     async with open_sqlite_stores(str(path), claim_lease_seconds=0.03) as stores:
         claim = await stores.idempotency.claim("k")
         assert isinstance(claim, IdempotencyClaim)
-        with sqlite3.connect(path) as connection:
+        with closing(sqlite3.connect(path)) as connection, connection:
             connection.execute("DROP TABLE idempotency_claims")
         await trio.sleep(0.05)  # a renewal (every 10 ms) fails
         stores.idempotency.release(claim)

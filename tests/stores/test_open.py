@@ -7,6 +7,7 @@ import gc
 import sqlite3
 import sys
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ async def test_a_redis_url_chooses_redis(redis_url: str) -> None:
 async def test_the_sqlite_file_is_in_wal_mode_with_the_schema_version(tmp_path: Path) -> None:
     async with open_stores(f"sqlite:///{tmp_path}/s.db?poll_interval=0.1"):
         pass
-    with sqlite3.connect(tmp_path / "s.db") as connection:
+    with closing(sqlite3.connect(tmp_path / "s.db")) as connection, connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     async with open_stores(f"sqlite:///{tmp_path}/s.db"):  # reopened as it is
@@ -111,7 +112,7 @@ async def test_an_unwritable_sqlite_path_fails_at_open(path: str, tmp_path: Path
 
 
 async def test_a_newer_sqlite_schema_is_refused(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "s.db") as connection:
+    with closing(sqlite3.connect(tmp_path / "s.db")) as connection, connection:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreConfigError, match=r"path: .* has schema version 2, newer"):
         async with open_sqlite_stores(str(tmp_path / "s.db")):
@@ -183,12 +184,12 @@ async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 
 
 async def test_a_clashing_schema_is_rolled_back_and_refused(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "s.db") as connection:
+    with closing(sqlite3.connect(tmp_path / "s.db")) as connection, connection:
         connection.execute("CREATE TABLE memory (x)")
     with pytest.raises(StoreConfigError, match=r"table memory already exists"):
         async with open_sqlite_stores(str(tmp_path / "s.db")):
             pytest.fail("opened")
-    with sqlite3.connect(tmp_path / "s.db") as connection:
+    with closing(sqlite3.connect(tmp_path / "s.db")) as connection, connection:
         assert connection.execute("PRAGMA user_version").fetchone() == (0,)
         tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         assert tables.fetchall() == [("memory",)]
