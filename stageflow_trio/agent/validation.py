@@ -58,7 +58,7 @@ class LLMOutputValidationError(ValueError):
 
     def __init__(self, model: type, errors: Sequence[str], response: LLMResponse | None) -> None:
         self.model = model
-        self.errors = tuple(errors)
+        self.errors: tuple[str, ...] = tuple(errors)
         self.response = response
         super().__init__(
             f"Failed to validate LLM output as {model.__name__} after {len(self.errors)} attempt(s)"

@@ -60,9 +60,9 @@ class Workspace:
     """A document, and the approval service and executor that guard changes to it."""
 
     def __init__(self, title: str = "Draft notes") -> None:
-        self.document = {"title": title}
-        self.approvals = ApprovalService()
-        self.executor = AdvancedToolExecutor(
+        self.document: dict[str, str] = {"title": title}
+        self.approvals: ApprovalService = ApprovalService()
+        self.executor: AdvancedToolExecutor = AdvancedToolExecutor(
             undo_store=UndoStore(), approval_service=self.approvals
         )
         self.executor.register(
@@ -146,7 +146,7 @@ class TimedSink:
     """An event sink that keeps the tool and approval events, with the time, and prints them."""
 
     def __init__(self) -> None:
-        self.started = trio.current_time()
+        self.started: float = trio.current_time()
         self.log: list[str] = []
 
     async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:
