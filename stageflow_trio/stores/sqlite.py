@@ -145,23 +145,37 @@ class SqliteDatabase:
     async def transaction(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
 
-        def body(connection: sqlite3.Connection) -> _T:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                value = fn(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return value
-
-        return await self.run(body)
+        return await self.run(lambda connection: _in_transaction(connection, fn))
 
 
 def _executemany(
     sql: str, rows: list[tuple[object, ...]], connection: sqlite3.Connection
 ) -> sqlite3.Cursor:
     return connection.executemany(sql, rows)
+
+
+def _in_transaction(connection: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``fn(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        value = fn(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return value
+
+
+def _migrate(connection: sqlite3.Connection) -> int:
+    """Create the schema in a new file; the file's schema version (before creating it)."""
+    version: int = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        # One statement at a time: executescript would commit first.
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return version
 
 
 def _connect(path: str, setting: str) -> sqlite3.Connection:
@@ -177,19 +191,7 @@ def _connect(path: str, setting: str) -> sqlite3.Connection:
         # In WAL mode: a commit survives the process's death (SIGKILL), and is synced to
         # disk at the next checkpoint; a power loss may lose the last transactions.
         connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                # One statement at a time: executescript would commit first.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+        version = _in_transaction(connection, _migrate)
     except sqlite3.Error as exc:
         connection.close()
         raise StoreConfigError(setting, f"cannot use SQLite database {path!r}: {exc}") from exc
