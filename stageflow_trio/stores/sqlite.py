@@ -178,6 +178,37 @@ def _migrate(connection: sqlite3.Connection) -> int:
     return version
 
 
+_OPEN_PATIENCE_SECONDS = 5.0
+
+
+def _while_locked(fn: Callable[[], _T]) -> _T:
+    """``fn()``, tried again for up to 5 s while SQLite says the database is locked.
+
+    Switching a new file to WAL mode, or reading a WAL file another process is creating,
+    can fail with ``database is locked`` at once, without waiting ``busy_timeout``: two
+    processes opening one new file together meet this. Runs in a worker thread.
+    """
+    deadline = time.monotonic() + _OPEN_PATIENCE_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _prepare(connection: sqlite3.Connection) -> tuple[str, int]:
+    """WAL mode and the schema: the journal mode SQLite reports, and the file's version."""
+    mode: str = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    # In WAL mode: a commit survives the process's death (SIGKILL), and is synced to
+    # disk at the next checkpoint; a power loss may lose the last transactions.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    return mode, _in_transaction(connection, _migrate)
+
+
 def _connect(path: str, setting: str) -> sqlite3.Connection:
     try:
         connection = sqlite3.connect(
@@ -187,11 +218,7 @@ def _connect(path: str, setting: str) -> sqlite3.Connection:
         raise StoreConfigError(setting, f"cannot open SQLite database {path!r}: {exc}") from exc
     try:
         connection.execute("PRAGMA busy_timeout = 5000")
-        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        # In WAL mode: a commit survives the process's death (SIGKILL), and is synced to
-        # disk at the next checkpoint; a power loss may lose the last transactions.
-        connection.execute("PRAGMA synchronous = NORMAL")
-        version = _in_transaction(connection, _migrate)
+        mode, version = _while_locked(lambda: _prepare(connection))
     except sqlite3.Error as exc:
         connection.close()
         raise StoreConfigError(setting, f"cannot use SQLite database {path!r}: {exc}") from exc

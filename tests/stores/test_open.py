@@ -255,3 +255,70 @@ async def test_a_redis_url_without_the_client_names_the_extra(
     with pytest.raises(StoreConfigError, match=r"url: 'redis://x' needs the Redis client: pip"):
         async with open_stores("redis://x"):
             pytest.fail("opened")
+
+
+class _FakeTime:
+    """A clock for ``_while_locked``: ``sleep`` advances ``monotonic``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _failing(times: int, message: str) -> tuple[list[int], Any]:
+    calls: list[int] = []
+
+    def fn() -> str:
+        calls.append(1)
+        if len(calls) <= times:
+            raise sqlite3.OperationalError(message)
+        return "opened"
+
+    return calls, fn
+
+
+def test_opening_retries_while_another_process_holds_the_new_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two processes opening one new file: switching to WAL mode can say "database is
+    # locked" at once, without waiting busy_timeout (CI met it); the open tries again.
+    from stageflow_trio.stores import sqlite as module
+
+    fake = _FakeTime()
+    monkeypatch.setattr(module, "time", fake)
+    calls, fn = _failing(3, "database is locked")
+    assert module._while_locked(fn) == "opened"
+    assert len(calls) == 4
+    assert fake.sleeps == [0.001, 0.002, 0.004]  # backing off
+
+
+def test_opening_gives_up_after_five_seconds_locked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stageflow_trio.stores import sqlite as module
+
+    fake = _FakeTime()
+    monkeypatch.setattr(module, "time", fake)
+    calls, fn = _failing(10_000, "database is locked")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        module._while_locked(fn)
+    assert len(calls) == len(fake.sleeps) + 1 > 100
+    assert 5.0 <= fake.now < 5.1
+    assert max(fake.sleeps) == 0.05
+
+
+def test_opening_does_not_retry_other_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stageflow_trio.stores import sqlite as module
+
+    fake = _FakeTime()
+    monkeypatch.setattr(module, "time", fake)
+    calls, fn = _failing(1, "file is not a database")
+    with pytest.raises(sqlite3.OperationalError, match="not a database"):
+        module._while_locked(fn)
+    assert len(calls) == 1
+    assert fake.sleeps == []
