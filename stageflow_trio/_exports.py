@@ -33,18 +33,22 @@ def publish(module_name: str) -> None:
     """
     module = sys.modules[module_name]
     for name in module.__all__:
-        value = getattr(module, name)
-        home = getattr(value, "__module__", None)
-        if not (
-            isinstance(home, str)
-            and home.startswith("stageflow_trio.")
-            and _is_private(home)
-            and (isinstance(value, type) or callable(value))
-        ):
-            continue
-        if isinstance(value, type):
-            _resolve_own_annotations(value)
-        value.__module__ = module_name
+        publish_one(module_name, getattr(module, name))
+
+
+def publish_one(module_name: str, value: Any) -> None:
+    """Set ``value.__module__`` to ``module_name`` if a private module defined it."""
+    home = getattr(value, "__module__", None)
+    if not (
+        isinstance(home, str)
+        and home.startswith("stageflow_trio.")
+        and _is_private(home)
+        and (isinstance(value, type) or callable(value))
+    ):
+        return
+    if isinstance(value, type):
+        _resolve_own_annotations(value)
+    value.__module__ = module_name
 
 
 def _resolve_own_annotations(cls: type[Any]) -> None:

@@ -2,7 +2,7 @@
 
 Every module of the package belongs to a layer, named by its first component:
 
-0. values: ``_globals``, ``_errors``, ``errors``, ``_time``, ``_exports``, ``utils``,
+0. values: ``_globals``, ``_errors``, ``errors``, ``_time``, ``_exports``, ``_lazy``, ``utils``,
    ``_budget``, ``lowlevel``
 1. contexts and events: ``core``, ``context``, ``stages``, ``contracts``, ``extensions``,
    ``_serialization``, ``protocols``, ``events``, ``compression``, ``projector``, ``route``
@@ -44,6 +44,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "errors",
             "_time",
             "_exports",
+            "_lazy",
             "utils",
             "_budget",
             "lowlevel",

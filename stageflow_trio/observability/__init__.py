@@ -9,28 +9,30 @@ the no-op implementations here stand in until it provides them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from uuid import UUID
 
 import trio
 
 from stageflow_trio._args import type_of
 from stageflow_trio._errors import StageflowError
+from stageflow_trio._lazy import lazy_exports
 
-from .tracing import OTEL_AVAILABLE as OTEL_AVAILABLE
-from .tracing import NoOpSpan as NoOpSpan
-from .tracing import StageflowTracer as StageflowTracer
-from .tracing import TraceContext as TraceContext
-from .tracing import clear_correlation_id as clear_correlation_id
-from .tracing import ensure_correlation_id as ensure_correlation_id
-from .tracing import get_correlation_id as get_correlation_id
-from .tracing import get_span_id as get_span_id
-from .tracing import get_trace_context_dict as get_trace_context_dict
-from .tracing import get_trace_id as get_trace_id
-from .tracing import set_correlation_id as set_correlation_id
-from .wide_events import WideEventEmitter as WideEventEmitter
-from .wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
-from .wide_events import emit_stage_wide_event as emit_stage_wide_event
+if TYPE_CHECKING:
+    from .tracing import OTEL_AVAILABLE as OTEL_AVAILABLE
+    from .tracing import NoOpSpan as NoOpSpan
+    from .tracing import StageflowTracer as StageflowTracer
+    from .tracing import TraceContext as TraceContext
+    from .tracing import clear_correlation_id as clear_correlation_id
+    from .tracing import ensure_correlation_id as ensure_correlation_id
+    from .tracing import get_correlation_id as get_correlation_id
+    from .tracing import get_span_id as get_span_id
+    from .tracing import get_trace_context_dict as get_trace_context_dict
+    from .tracing import get_trace_id as get_trace_id
+    from .tracing import set_correlation_id as set_correlation_id
+    from .wide_events import WideEventEmitter as WideEventEmitter
+    from .wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
+    from .wide_events import emit_stage_wide_event as emit_stage_wide_event
 
 _MESSAGE_LIMIT: Final = 500
 _NIL_UUID: Final = UUID(int=0)
@@ -288,3 +290,19 @@ __all__ = [
     "set_correlation_id",
     "summarize_pipeline_error",
 ]
+
+# Tracing and wide events load on first use: the engine imports only what it runs.
+# Hidden from type checkers, which read the imports above: a visible module
+# __getattr__ would make every misspelt name `Any` instead of an error.
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            ".tracing": (
+                "OTEL_AVAILABLE NoOpSpan StageflowTracer TraceContext clear_correlation_id "
+                "ensure_correlation_id get_correlation_id get_span_id get_trace_context_dict "
+                "get_trace_id set_correlation_id"
+            ),
+            ".wide_events": "WideEventEmitter emit_pipeline_wide_event emit_stage_wide_event",
+        },
+    )

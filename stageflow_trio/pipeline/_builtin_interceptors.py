@@ -16,8 +16,8 @@ from stageflow_trio._engine._interceptors import (
 )
 from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS
 from stageflow_trio._time import monotonic
+from stageflow_trio.pipeline._child_tracker import get_child_tracker
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
-from stageflow_trio.pipeline.subpipeline import get_child_tracker
 
 if TYPE_CHECKING:
     from stageflow_trio.pipeline.idempotency import IdempotencyStore
