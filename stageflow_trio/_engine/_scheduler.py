@@ -80,22 +80,20 @@ class DagRun(ABC):
 
     async def drive(self) -> None:
         """Run every stage to completion or until :meth:`stop`. A checkpoint."""
-        # Stages may never await and the first root runs in the nursery body, so
-        # the run's checkpoint is explicit, in two halves: the cancellation point
-        # here, and the schedule point the nursery's exit always makes (trio
-        # reschedules a task leaving a nursery, with or without children left),
-        # which spares the run one pass of the scheduler.
+        # Stages may never await, so the run's checkpoint is explicit, in two
+        # halves: the cancellation point here, and the schedule point the
+        # nursery's exit always makes (trio reschedules a task leaving a nursery,
+        # with or without children left).
         await trio.lowlevel.checkpoint_if_cancelled()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             self.on_started()
             if not (self.stopped or nursery.cancel_scope.cancel_called):
-                first, *others = self.topology.roots
-                for root in others:
+                # Every root gets a task, none runs in this body: a stage's context
+                # variables (a tenant, a correlation id) must not reach the caller,
+                # whose task this is; a task runs in a copy of the caller's context.
+                for root in self.topology.roots:
                     nursery.start_soon(self._stage_task, root)
-                # The first root runs in the nursery's own body: one task spawn less
-                # per run, and still inside the run's cancel scope.
-                await self._stage_task(first)
 
     def stop(self, reason: str | None = None) -> None:
         """Stop the run: no new stage starts, running ones are cancelled. Idempotent.

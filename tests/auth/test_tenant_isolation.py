@@ -167,11 +167,11 @@ async def test_a_task_started_before_a_change_keeps_the_old_tenant(
 def test_a_tenant_set_by_a_stage_flows_on_in_its_task(
     reference: ModuleType, ref_auth: ModuleType
 ) -> None:
-    """Divergence: here a stage's change reaches the stages it releases and the caller.
+    """Divergence: here a stage's change reaches the stages it releases, never the caller.
 
-    The graph runs its first root in the caller's task and continues each stage's
-    dependants in that stage's task; the reference runs every stage in a task of
-    its own, so a change never leaves the stage. Set the tenant before ``run()``.
+    Every root gets a task of its own (a copy of the caller's context), and a stage's
+    dependants continue in that stage's task; the reference runs every stage in a task
+    of its own, so a change never leaves the stage. Set the tenant before ``run()``.
     """
     seen: dict[str, UUID | None] = {}
 
@@ -195,7 +195,7 @@ def test_a_tenant_set_by_a_stage_flows_on_in_its_task(
         await graph.run(pipeline_context())
         return get_current_tenant()
 
-    assert trio.run(main) == TENANTS["blue"]
+    assert trio.run(main) == TENANTS["red"]  # the caller keeps its own
     assert seen == {"after": TENANTS["blue"]}
 
     ref_tenant = ref_auth.tenant

@@ -427,13 +427,13 @@ async def test_the_run_record_and_current_run(virtual_clock: trio.testing.MockCl
         records.append(current_run())
         return await run(two_stages(fetch))
 
-    report = await explore_cancellation(recording_run, at=[0, 2], deadlines=[1.0])
+    report = await explore_cancellation(recording_run, at=[0, 2], deadlines=[0.75])
     baseline, first, third, late = records
     assert [r.label for r in records] == [
         "the uncancelled run",
         "checkpoint 0",
         "checkpoint 2",
-        "deadline +1",
+        "deadline +0.75",
     ]
     assert baseline.baseline is None
     assert baseline.cancelled is False
@@ -442,7 +442,7 @@ async def test_the_run_record_and_current_run(virtual_clock: trio.testing.MockCl
     assert set(baseline.result) == {"fetch", "save"}
     assert baseline.checkpoints == report.checkpoints
     assert all(r.baseline is baseline for r in (first, third, late))
-    assert (first.checkpoint, third.checkpoint, late.deadline) == (0, 2, 1.0)
+    assert (first.checkpoint, third.checkpoint, late.deadline) == (0, 2, 0.75)
     assert first.cancelled
     assert first.outcome == CANCELLED
     assert first.error is None
