@@ -25,15 +25,49 @@ then.
 
 from __future__ import annotations
 
+import contextvars
+import types
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from stageflow_trio._budget import cooperative_checkpoint
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Coroutine, Generator, Mapping, Sequence
+
+_T = TypeVar("_T")
+
+
+@types.coroutine
+def run_in_context(
+    context: contextvars.Context, coro: Coroutine[Any, Any, _T]
+) -> Generator[Any, Any, _T]:
+    """Await ``coro`` with each of its steps run inside ``context``, in this task.
+
+    What trio does for a task (``task.context.run(coro.send, ...)``), one level
+    down: the context variables ``coro`` sets stay in ``context``, and the
+    caller's own are left alone, without a task spawn or a scheduler pass. trio's
+    traps pass through unchanged; what trio sends or throws in goes on to ``coro``.
+    ``context`` must not be entered elsewhere while this runs.
+    """
+    run = context.run
+    send = coro.send
+    throw = coro.throw
+    value: Any = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            trap = run(send, value) if thrown is None else run(throw, thrown)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        thrown = None
+        try:
+            value = yield trap
+        except BaseException as exc:  # noqa: BLE001 - forwarded to coro, as trio would
+            value = None
+            thrown = exc
 
 
 class Topology:
@@ -89,11 +123,14 @@ class DagRun(ABC):
             self.nursery = nursery
             self.on_started()
             if not (self.stopped or nursery.cancel_scope.cancel_called):
-                # Every root gets a task, none runs in this body: a stage's context
-                # variables (a tenant, a correlation id) must not reach the caller,
-                # whose task this is; a task runs in a copy of the caller's context.
-                for root in self.topology.roots:
+                first, *others = self.topology.roots
+                for root in others:
                     nursery.start_soon(self._stage_task, root)
+                # The first root runs in the nursery's own body (one task spawn and
+                # one scheduler pass less per run), in a copy of the caller's
+                # context, as a task of its own would: a context variable a stage
+                # sets (a tenant, a correlation id) never reaches the caller.
+                await run_in_context(contextvars.copy_context(), self._stage_task(first))
 
     def stop(self, reason: str | None = None) -> None:
         """Stop the run: no new stage starts, running ones are cancelled. Idempotent.

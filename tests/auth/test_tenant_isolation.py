@@ -169,8 +169,8 @@ def test_a_tenant_set_by_a_stage_flows_on_in_its_task(
 ) -> None:
     """Divergence: here a stage's change reaches the stages it releases, never the caller.
 
-    Every root gets a task of its own (a copy of the caller's context), and a stage's
-    dependants continue in that stage's task; the reference runs every stage in a task
+    The first root runs in a copy of the caller's context (the others in tasks, which
+    copy it too), and a stage's dependants continue in that stage's task; the reference runs every stage in a task
     of its own, so a change never leaves the stage. Set the tenant before ``run()``.
     """
     seen: dict[str, UUID | None] = {}
