@@ -303,18 +303,17 @@ class _LegacyRun(DagRun):
             raise StageExecutionError(name, exc) from exc
         except BaseExceptionGroup as group:
             # A stage with a nursery of its own is interrupted with a group of
-            # Cancelled (its tasks' and its body's): the same terminal event. A group
+            # Cancelled (its tasks' and its body's): the same terminal event. If a
+            # task also failed (a cleanup that raised while cancelled), that error is
+            # what the run reports, so the stage ends "failed" with it. A group
             # holding a KeyboardInterrupt-like leaf passes as it did.
             leaf = first_leaf(group)
+            duration_ms = int((current_time() - started) * 1000)
             if isinstance(leaf, trio.Cancelled):
-                self._record(
-                    name,
-                    "cancelled",
-                    {
-                        "duration_ms": int((current_time() - started) * 1000),
-                        "reason": cancel_reason(leaf),
-                    },
-                )
+                extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
+                self._record(name, "cancelled", extra)
+            elif isinstance(leaf, Exception):
+                self._record(name, "failed", {"duration_ms": duration_ms, "error": str(leaf)})
             raise
         duration_ms = int((current_time() - started) * 1000)
         if result.status == "failed":

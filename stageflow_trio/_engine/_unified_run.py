@@ -307,18 +307,19 @@ class UnifiedRun(DagRun):
             raise UnifiedStageExecutionError(name, exc) from exc
         except BaseExceptionGroup as group:
             # A stage with a nursery of its own is interrupted with a group of
-            # Cancelled (its tasks' and its body's): the same terminal event. A group
+            # Cancelled (its tasks' and its body's): the same terminal event. If a
+            # task also failed (a cleanup that raised while cancelled), that error is
+            # what the run reports, so the stage ends "failed" with it. A group
             # holding a KeyboardInterrupt-like leaf passes as it did.
             leaf = first_leaf(group)
-            if isinstance(leaf, trio.Cancelled) and sink is not None:
-                report.lifecycle(
-                    name,
-                    "cancelled",
-                    {
-                        "duration_ms": int((current_time() - started) * 1000),
-                        "reason": cancel_reason(leaf),
-                    },
-                )
+            if sink is not None and isinstance(leaf, trio.Cancelled | Exception):
+                duration_ms = int((current_time() - started) * 1000)
+                if isinstance(leaf, trio.Cancelled):
+                    extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
+                    report.lifecycle(name, "cancelled", extra)
+                else:
+                    extra = {"duration_ms": duration_ms, "error": str(leaf)}
+                    report.lifecycle(name, "failed", extra)
             raise
         duration_ms = int((current_time() - started) * 1000)
         output = output.with_duration(duration_ms)

@@ -123,3 +123,48 @@ async def test_a_keyboard_interrupt_in_a_group_is_not_a_cancellation(legacy: boo
             await unified.run(create_test_stage_context(event_sink=sink))
     assert sink.types()[0] == "stage.s.started"
     assert "stage.s.cancelled" not in sink.types()
+
+
+async def cleanup_that_raises_while_cancelled() -> None:
+    """Interrupted, the stage's nursery raises a group of a Cancelled and a ValueError."""
+
+    async def cleanup_fails() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise ValueError("cleanup broke")  # the bug under test
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cleanup_fails)
+        await trio.sleep_forever()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+async def test_an_error_among_the_cancellations_ends_the_stage_failed(
+    legacy: bool, autojump_clock: trio.abc.Clock
+) -> None:
+    # The group holds a Cancelled and the cleanup's ValueError: the run reports the
+    # ValueError, and the stage still gets its terminal event (it had none).
+    sink = RecordingEventSink()
+    if legacy:
+
+        async def legacy_stage(ctx: PipelineContext) -> dict[str, Any]:
+            await cleanup_that_raises_while_cancelled()
+            return {}
+
+        graph = StageGraph([StageSpec(name="s", runner=legacy_stage)], interceptors=[])
+        with pytest.raises(ValueError, match=r"^cleanup broke$"), trio.move_on_after(2):
+            await graph.run(create_test_pipeline_context(event_sink=sink))
+    else:
+
+        async def stage(ctx: StageContext) -> StageOutput:
+            await cleanup_that_raises_while_cancelled()
+            return StageOutput.ok()
+
+        unified = Pipeline().with_stage("s", stage, StageKind.WORK).build()
+        with pytest.raises(ValueError, match=r"^cleanup broke$"), trio.move_on_after(2):
+            await unified.run(create_test_stage_context(event_sink=sink))
+    stage_events = [t for t in sink.types() if t.startswith("stage.")]
+    assert stage_events == ["stage.s.started", "stage.s.failed"]
+    data = payload(sink.of_type("stage.s.failed")[0])
+    assert (data["duration_ms"], data["error"]) == (2000, "cleanup broke")
