@@ -241,3 +241,22 @@ def test_bad_limits_are_rejected(
     kwargs: dict[str, Any] = {field: value}
     with pytest.raises(error, match=rf"^ToolExecutorConfig: {field} {rule}$"):
         ToolExecutorConfig(**kwargs)
+
+
+async def test_a_tool_that_calls_its_own_executor_needs_a_free_slot(
+    autojump_clock: trio.testing.MockClock, sink: RecordingEventSink
+) -> None:
+    # Documented (docs/tools_execution.md): slots are not reentrant. With one slot, the
+    # outer call holds it while its inner call waits for it; with two, both run.
+    work = Clockwork()
+    for limit, finishes in [(2, True), (1, False)]:
+        executor = make_executor(work.tool("INNER"), max_concurrent=limit)
+
+        async def outer(tool_input: ToolInput, executor: AdvancedToolExecutor = executor) -> Any:
+            await call(executor, "INNER", "inner")
+            return ToolOutput.ok(data={"label": "outer"})
+
+        executor.register(ToolDefinition(name="outer", action_type="OUTER", handler=outer))
+        with trio.move_on_after(60) as scope:
+            await call(executor, "OUTER", "outer")
+        assert scope.cancelled_caught is not finishes, limit
