@@ -26,24 +26,21 @@ then.
 from __future__ import annotations
 
 import contextvars
-import types
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
 from stageflow_trio._budget import cooperative_checkpoint
 
 if TYPE_CHECKING:
+    import types
     from collections.abc import Coroutine, Generator, Mapping, Sequence
 
 _T = TypeVar("_T")
 
 
-@types.coroutine
-def run_in_context(
-    context: contextvars.Context, coro: Coroutine[Any, Any, _T]
-) -> Generator[Any, Any, _T]:
+class run_in_context(Generic[_T]):  # used like a function: await run_in_context(...)
     """Await ``coro`` with each of its steps run inside ``context``, in this task.
 
     What trio does for a task (``task.context.run(coro.send, ...)``), one level
@@ -51,23 +48,44 @@ def run_in_context(
     caller's own are left alone, without a task spawn or a scheduler pass. trio's
     traps pass through unchanged; what trio sends or throws in goes on to ``coro``.
     ``context`` must not be entered elsewhere while this runs.
+
+    Stack introspection sees through it: like a generator-based coroutine, it
+    shows ``coro`` as ``gi_yieldfrom``, so ``trio.lowlevel.Task.iter_await_frames``
+    lists the frames below.
     """
-    run = context.run
-    send = coro.send
-    throw = coro.throw
-    value: Any = None
-    thrown: BaseException | None = None
-    while True:
-        try:
-            trap = run(send, value) if thrown is None else run(throw, thrown)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        thrown = None
-        try:
-            value = yield trap
-        except BaseException as exc:  # noqa: BLE001 - forwarded to coro, as trio would
-            value = None
-            thrown = exc
+
+    __slots__ = ("_run", "gi_yieldfrom")
+
+    gi_frame = None  # no frame of its own to show
+
+    def __init__(self, context: contextvars.Context, coro: Coroutine[Any, Any, _T]) -> None:
+        self._run = context.run
+        self.gi_yieldfrom = coro
+
+    def __await__(self) -> Generator[Any, Any, _T]:
+        return self  # type: ignore[return-value]  # the iterator protocol, by hand
+
+    def __next__(self) -> Any:
+        return self._run(self.gi_yieldfrom.send, None)
+
+    def send(self, value: Any) -> Any:
+        # The coroutine's StopIteration carries its return value out to the await.
+        return self._run(self.gi_yieldfrom.send, value)
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | None = None,
+        tb: types.TracebackType | None = None,
+    ) -> Any:
+        # CPython delegates a throw with (type, value, traceback); pass one exception on.
+        exc = val if val is not None else typ if isinstance(typ, BaseException) else typ()
+        if tb is not None:
+            exc = exc.with_traceback(tb)
+        return self._run(self.gi_yieldfrom.throw, exc)
+
+    def close(self) -> None:
+        self._run(self.gi_yieldfrom.close)
 
 
 class Topology:

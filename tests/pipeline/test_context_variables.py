@@ -163,3 +163,23 @@ def test_run_in_context_forwards_sends_throws_and_close() -> None:
     assert driven.throw(ValueError("thrown")) == "third"
     driven.close()
     assert log == ["sent", "caught thrown", "closed"]
+
+
+async def test_a_blocked_first_root_shows_in_the_tasks_await_frames(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Debugging tools walk Task.iter_await_frames(); run_in_context must not hide the stage.
+    async def stuck_stage(ctx: Any) -> StageOutput:
+        await trio.sleep(3600)
+        return StageOutput.ok()  # pragma: no cover - cancelled first
+
+    graph = UnifiedStageGraph([spec("stuck", stuck_stage)])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(graph.run, stage_ctx(), name="the run")
+        await trio.testing.wait_all_tasks_blocked()
+        [task] = [t for t in nursery.child_tasks if t.name == "the run"]
+        names = [frame.f_code.co_name for frame, _ in task.iter_await_frames()]
+        nursery.cancel_scope.cancel()
+    assert "drive" in names
+    assert names.index("stuck_stage") > names.index("drive")
+    assert names.index("sleep") > names.index("stuck_stage")
