@@ -10,7 +10,6 @@ one of its modules does not load its siblings.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def lazy_exports(
-    package: str, table: Mapping[str, str], *, submodules: str = ""
+    package: str, table: Mapping[str, str], *, submodules: str = "", eager: str = ""
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """The ``__getattr__`` and ``__dir__`` of ``package``, whose names load on first use.
 
@@ -32,14 +31,15 @@ def lazy_exports(
             written ``alias=name`` is re-exported under another name.
         submodules: Submodules, separated by spaces, reachable as attributes
             after a bare import of the package (``import stageflow_trio; stageflow_trio.pipeline``).
+        eager: Names of the table, separated by spaces, that load at once: those
+            that are also a submodule's name (``core.stage_metadata`` the function
+            and ``core.stage_metadata`` the module). Importing the submodule later
+            would otherwise bind the module to the package's attribute first.
+            ``tests/test_lazy_exports.py`` checks that every such name is listed.
 
     A name whose object was defined in a private module is published under
     ``package`` when it loads, as :func:`~stageflow_trio._exports.publish` does
     for eager facades.
-
-    A name that is also a submodule's (``core.stage_metadata`` the function and
-    ``core.stage_metadata`` the module) loads at once: importing the submodule
-    later would otherwise bind the module to the package's attribute first.
     """
     namespace = sys.modules[package].__dict__
     where: dict[str, tuple[str, str]] = {}
@@ -65,17 +65,6 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted({*namespace, *where, *lazy_submodules})
 
-    for name in where.keys() & _submodule_names(namespace):
+    for name in eager.split():
         __getattr__(name)
     return __getattr__, __dir__
-
-
-def _submodule_names(namespace: Mapping[str, Any]) -> set[str]:
-    paths = namespace.get("__path__") or ()
-    found: set[str] = set()
-    for path in paths:
-        for entry in os.listdir(path):
-            stem, dot, suffix = entry.partition(".")
-            if not dot or suffix == "py":
-                found.add(stem)
-    return found

@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,51 @@ def test_an_export_named_like_its_submodule_keeps_its_value(module_name: str, na
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_every_export_named_like_a_submodule_loads_at_once() -> None:
+    # Each such name must be in its package's eager= list: a fresh interpreter shows
+    # it bound by the package import alone, before anything else is touched.
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"for name in {LAZY!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        "    paths = getattr(module, '__path__', [])\n"
+        "    subs = {info.name for info in pkgutil.iter_modules(paths)}\n"
+        "    for export in sorted(subs & set(module.__all__)):\n"
+        "        print(name, export, export in vars(module))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.split("\n")[:-1]
+    assert lines == [
+        "stageflow_trio.contracts registry True",
+        "stageflow_trio.core stage_metadata True",
+    ]
+
+
+def test_the_package_loads_from_a_zip_archive(tmp_path: Path) -> None:
+    # zipapps (shiv, pex, python -m zipapp) import from an archive: nothing may list
+    # the package's directory at import time.
+    archive = tmp_path / "app.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in PACKAGE_DIR.rglob("*.py"):
+            zipped.write(path, path.relative_to(PACKAGE_DIR.parent).as_posix())
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import stageflow_trio.core as core; "
+        "from stageflow_trio import Pipeline, StageOutput; "
+        "print(core.__file__.startswith(sys.argv[1]), core.stage_metadata.__name__, "
+        "Pipeline.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(archive)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["True", "stage_metadata", "Pipeline"]
 
 
 @pytest.mark.parametrize("module_name", LAZY)

@@ -52,4 +52,5 @@ if not TYPE_CHECKING:
             ),
             "stageflow_trio.contracts.typed_output": "TypedStageOutput",
         },
+        eager="registry",  # also a submodule's name
     )

@@ -48,4 +48,5 @@ if not TYPE_CHECKING:
             ".stage_protocol": "Stage",
             ".timer": "PipelineTimer",
         },
+        eager="stage_metadata",  # also a submodule's name
     )
