@@ -49,28 +49,38 @@ class run_in_context(Generic[_T]):  # used like a function: await run_in_context
     traps pass through unchanged; what trio sends or throws in goes on to ``coro``.
     ``context`` must not be entered elsewhere while this runs.
 
-    Stack introspection sees through it: like a generator-based coroutine, it
-    shows ``coro`` as ``gi_yieldfrom``, so ``trio.lowlevel.Task.iter_await_frames``
-    lists the frames below.
+    Stack introspection sees through it: it looks like a generator-based
+    coroutine whose frame is ``coro``'s and which delegates to what ``coro``
+    awaits, so ``trio.lowlevel.Task.iter_await_frames`` lists ``coro``'s frame
+    once and goes on below it (every trio version: older ones need a frame there).
     """
 
-    __slots__ = ("_run", "gi_yieldfrom")
-
-    gi_frame = None  # no frame of its own to show
+    __slots__ = ("_coro", "_run")
 
     def __init__(self, context: contextvars.Context, coro: Coroutine[Any, Any, _T]) -> None:
         self._run = context.run
-        self.gi_yieldfrom = coro
+        self._coro = coro
+
+    @property
+    def gi_frame(self) -> types.FrameType | None:
+        """``coro``'s frame (None once it has finished)."""
+        frame: types.FrameType | None = getattr(self._coro, "cr_frame", None)
+        return frame
+
+    @property
+    def gi_yieldfrom(self) -> object:
+        """What ``coro`` is awaiting now."""
+        return getattr(self._coro, "cr_await", None)
 
     def __await__(self) -> Generator[Any, Any, _T]:
         return self  # type: ignore[return-value]  # the iterator protocol, by hand
 
     def __next__(self) -> Any:
-        return self._run(self.gi_yieldfrom.send, None)
+        return self._run(self._coro.send, None)
 
     def send(self, value: Any) -> Any:
         # The coroutine's StopIteration carries its return value out to the await.
-        return self._run(self.gi_yieldfrom.send, value)
+        return self._run(self._coro.send, value)
 
     def throw(
         self,
@@ -82,10 +92,10 @@ class run_in_context(Generic[_T]):  # used like a function: await run_in_context
         exc = val if val is not None else typ if isinstance(typ, BaseException) else typ()
         if tb is not None:
             exc = exc.with_traceback(tb)
-        return self._run(self.gi_yieldfrom.throw, exc)
+        return self._run(self._coro.throw, exc)
 
     def close(self) -> None:
-        self._run(self.gi_yieldfrom.close)
+        self._run(self._coro.close)
 
 
 class Topology:

@@ -178,8 +178,11 @@ async def test_a_blocked_first_root_shows_in_the_tasks_await_frames(
         nursery.start_soon(graph.run, stage_ctx(), name="the run")
         await trio.testing.wait_all_tasks_blocked()
         [task] = [t for t in nursery.child_tasks if t.name == "the run"]
-        names = [frame.f_code.co_name for frame, _ in task.iter_await_frames()]
+        frames = [frame for frame, _ in task.iter_await_frames()]
         nursery.cancel_scope.cancel()
+    names = [frame.f_code.co_name for frame in frames]
+    assert len(set(map(id, frames))) == len(frames)  # each frame once
+    assert names.count("_stage_task") == 1
     assert "drive" in names
     assert names.index("stuck_stage") > names.index("drive")
     assert names.index("sleep") > names.index("stuck_stage")
