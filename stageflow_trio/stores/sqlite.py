@@ -178,7 +178,9 @@ def _migrate(connection: sqlite3.Connection) -> int:
     return version
 
 
-_OPEN_PATIENCE_SECONDS = 5.0
+_BUSY_TIMEOUT_SECONDS = 5.0
+"""How long a statement waits for another connection's lock (SQLite's ``busy_timeout``),
+and how long opening a file tries again while SQLite refuses at once."""
 
 
 def _while_locked(fn: Callable[[], _T]) -> _T:
@@ -188,7 +190,7 @@ def _while_locked(fn: Callable[[], _T]) -> _T:
     can fail with ``database is locked`` at once, without waiting ``busy_timeout``: two
     processes opening one new file together meet this. Runs in a worker thread.
     """
-    deadline = time.monotonic() + _OPEN_PATIENCE_SECONDS
+    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
     pause = 0.001
     while True:
         try:
@@ -212,12 +214,15 @@ def _prepare(connection: sqlite3.Connection) -> tuple[str, int]:
 def _connect(path: str, setting: str) -> sqlite3.Connection:
     try:
         connection = sqlite3.connect(
-            path, timeout=5.0, isolation_level=None, check_same_thread=False
+            # timeout= is SQLite's busy_timeout.
+            path,
+            timeout=_BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
         )
     except sqlite3.Error as exc:
         raise StoreConfigError(setting, f"cannot open SQLite database {path!r}: {exc}") from exc
     try:
-        connection.execute("PRAGMA busy_timeout = 5000")
         mode, version = _while_locked(lambda: _prepare(connection))
     except sqlite3.Error as exc:
         connection.close()

@@ -322,3 +322,12 @@ def test_opening_does_not_retry_other_errors(monkeypatch: pytest.MonkeyPatch) ->
         module._while_locked(fn)
     assert len(calls) == 1
     assert fake.sleeps == []
+
+
+async def test_a_store_connection_waits_five_seconds_for_a_lock(tmp_path: Path) -> None:
+    async with open_stores(f"sqlite:///{tmp_path}/s.db") as stores:
+        assert isinstance(stores.memory, SqliteMemoryStore)
+        busy = await stores.memory._db.run(
+            lambda connection: connection.execute("PRAGMA busy_timeout").fetchone()
+        )
+    assert busy == (5000,)
