@@ -188,6 +188,23 @@ def test_subpackages_are_attributes_after_a_bare_import() -> None:
     assert out.strip() == "Pipeline"
 
 
+def test_the_top_level_lists_every_public_submodule() -> None:
+    # In a fresh interpreter nothing is imported yet, so dir() shows the submodules=
+    # list itself: every public module of the package must be on it.
+    out = subprocess.run(
+        [sys.executable, "-c", "import stageflow_trio; print(' '.join(dir(stageflow_trio)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    public = {
+        info.name
+        for info in pkgutil.iter_modules([str(PACKAGE_DIR)])
+        if not info.name.startswith("_")
+    }
+    assert public <= set(out.split())
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module 'stageflow_trio' has no attribute 'Nope'"):
         getattr(stageflow_trio, "Nope")  # noqa: B009
