@@ -13,9 +13,11 @@ from stageflow_trio.context import Enrichments as Enrichments
 from stageflow_trio.context import ExtensionBundle as ExtensionBundle
 from stageflow_trio.context import RunIdentity as RunIdentity
 from stageflow_trio.core import Stage as Stage
+from stageflow_trio.core import StageCancellationRequested as StageCancellationRequested
 from stageflow_trio.core import StageContext as StageContext
 from stageflow_trio.core import StageKind as StageKind
 from stageflow_trio.core import StageOutput as StageOutput
+from stageflow_trio.core import StageReturn as StageReturn
 from stageflow_trio.core import StageStatus as StageStatus
 from stageflow_trio.core import stage_metadata as stage_metadata
 from stageflow_trio.observability import WideEventEmitter as WideEventEmitter
@@ -62,6 +64,13 @@ from stageflow_trio.pipeline.results import PipelineResults as PipelineResults
 from stageflow_trio.pipeline.spec import CycleDetectedError as CycleDetectedError
 from stageflow_trio.pipeline.spec import PipelineValidationError as PipelineValidationError
 from stageflow_trio.stages.context import PipelineContext as PipelineContext
+from stageflow_trio.stages.payloads import StagePayloadResult as StagePayloadResult
+from stageflow_trio.stages.payloads import cancel_output as cancel_output
+from stageflow_trio.stages.payloads import fail_output as fail_output
+from stageflow_trio.stages.payloads import ok_output as ok_output
+from stageflow_trio.stages.payloads import payload_from_inputs as payload_from_inputs
+from stageflow_trio.stages.payloads import payload_from_results as payload_from_results
+from stageflow_trio.stages.payloads import summary_from_output as summary_from_output
 from stageflow_trio.stages.result import StageError as StageError
 from stageflow_trio.stages.result import StageResult as StageResult
 
@@ -90,13 +99,16 @@ __all__ = [
     "PipelineValidationError",
     "RunIdentity",
     "Stage",
+    "StageCancellationRequested",
     "StageContext",
     "StageError",
     "StageExecutionError",
     "StageGraph",
     "StageKind",
     "StageOutput",
+    "StagePayloadResult",
     "StageResult",
+    "StageReturn",
     "StageSpec",
     "StageStatus",
     "TimeoutInterceptor",
@@ -105,12 +117,18 @@ __all__ = [
     "UnifiedStageGraph",
     "UnifiedStageSpec",
     "WideEventEmitter",
+    "cancel_output",
     "emit_pipeline_wide_event",
     "emit_stage_wide_event",
+    "fail_output",
     "get_default_interceptors",
     "hash_retry_payload",
+    "ok_output",
+    "payload_from_inputs",
+    "payload_from_results",
     "run_stage",
     "run_with_interceptors",
     "stage",
     "stage_metadata",
+    "summary_from_output",
 ]
