@@ -76,12 +76,11 @@ class _ChildRun:
         return ids
 
 
-def _child_data(
-    parent: PipelineContext,
-    inherit_data: bool | Iterable[str],
-    data_overrides: Mapping[str, Any] | None,
-) -> dict[str, Any] | None:
-    """The child's starting ``data`` (1.2.0's ``fork`` rules), or None for the default ``{}``."""
+def _check_data_args(inherit_data: object, data_overrides: object) -> None:
+    """The spawner's checks of what ``PipelineContext.fork`` builds the child's data from.
+
+    Made before anything starts (and before the depth check), in the spawner's words.
+    """
     if isinstance(inherit_data, str) or not isinstance(inherit_data, bool | Iterable):
         raise TypeError(
             f"inherit_data must be a bool or an iterable of keys, got {type(inherit_data).__name__}"
@@ -90,15 +89,6 @@ def _child_data(
         raise TypeError(
             f"data_overrides must be a mapping or None, got {type(data_overrides).__name__}"
         )
-    if inherit_data is True:
-        data = parent.data.copy()
-    elif inherit_data is False:
-        data = {}
-    else:
-        data = {key: parent.data[key] for key in inherit_data if key in parent.data}
-    if data_overrides:
-        data.update(data_overrides)
-    return data or None
 
 
 def _check_ctx(ctx: object) -> None:
@@ -327,11 +317,8 @@ class SubpipelineSpawner:
             raise TypeError(
                 f"execution_mode must be a str or None, got {type(execution_mode).__name__}"
             )
-        data = (
-            None
-            if inherit_data is False and data_overrides is None
-            else _child_data(ctx, inherit_data, data_overrides)
-        )
+        if inherit_data is not False or data_overrides is not None:
+            _check_data_args(inherit_data, data_overrides)
         parent_run_id = ctx.pipeline_run_id
         running_parent = self._running.get(parent_run_id) if parent_run_id is not None else None
         depth = 0 if running_parent is None else running_parent.depth
@@ -365,9 +352,9 @@ class SubpipelineSpawner:
             correlation_id,
             topology=topology,
             execution_mode=execution_mode,
+            inherit_data=inherit_data,
+            data_overrides=data_overrides,
         )
-        if data is not None:
-            child_ctx.data.update(data)
         # No checkpoint from here until the caller's try block: the state below is
         # undone by _finish.
         child = _ChildRun(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
@@ -591,7 +591,7 @@ class PipelineContext:
         topology: str | None = None,
         execution_mode: str | None = None,
         inherit_data: bool | Iterable[str] = False,
-        data_overrides: dict[str, Any] | None = None,
+        data_overrides: Mapping[str, Any] | None = None,
     ) -> PipelineContext:
         """The context of a child (subpipeline) run spawned by ``parent_stage_id``.
 
@@ -613,16 +613,16 @@ class PipelineContext:
 
         Raises:
             TypeError: ``inherit_data`` is a str (a key list was meant), or neither a
-                bool nor an iterable.
+                bool nor an iterable; ``data_overrides`` is neither a mapping nor None.
         """
         if isinstance(inherit_data, str) or not (isinstance(inherit_data, (bool, Iterable))):
             raise TypeError(
                 "PipelineContext.fork: inherit_data must be a bool or an iterable of keys;"
                 f" got {type(inherit_data).__name__}"
             )
-        if data_overrides is not None and not isinstance(data_overrides, dict):
+        if data_overrides is not None and not isinstance(data_overrides, Mapping):
             raise TypeError(
-                "PipelineContext.fork: data_overrides must be a dict or None;"
+                "PipelineContext.fork: data_overrides must be a mapping or None;"
                 f" got {type(data_overrides).__name__}"
             )
         parent_data = self.data

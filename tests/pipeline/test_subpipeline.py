@@ -6,6 +6,7 @@ import logging
 import pickle
 import uuid
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -289,7 +290,17 @@ async def test_inherit_data_and_overrides_seed_the_childs_data() -> None:
     await spawn.spawn(
         "p", parent, CORRELATION, "s", runner, inherit_data=("b",), data_overrides={"b": 9, "d": 4}
     )
-    assert seen == [{"a": 1, "b": 2, "c": 3}, {"a": 1}, {"b": 9, "d": 4}]
+    # A generator of keys is read once, and any mapping overrides.
+    await spawn.spawn(
+        "p",
+        parent,
+        CORRELATION,
+        "s",
+        runner,
+        inherit_data=(key for key in ("a", "c")),
+        data_overrides=MappingProxyType({"c": 0}),
+    )
+    assert seen == [{"a": 1, "b": 2, "c": 3}, {"a": 1}, {"b": 9, "d": 4}, {"a": 1, "c": 0}]
     with pytest.raises(
         TypeError, match=r"^inherit_data must be a bool or an iterable of keys, got str$"
     ):

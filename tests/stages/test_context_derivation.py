@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -82,6 +83,8 @@ def test_to_snapshot_and_from_snapshot_round_trip() -> None:
         (["b", "zz"], None, {"b": 2}),
         ({"a"}, {"a": 5, "n": 0}, {"a": 5, "n": 0}),
         (False, {"n": 0}, {"n": 0}),
+        # Any mapping overrides; a generator of keys is read once.
+        ((key for key in ("a", "b")), MappingProxyType({"b": 3}), {"a": 1, "b": 3}),
     ],
 )
 def test_fork_inherits_data_as_asked(
@@ -114,7 +117,7 @@ def test_fork_inherits_data_as_asked(
         ),
         (
             {"data_overrides": [("a", 1)]},
-            r"^PipelineContext\.fork: data_overrides must be a dict or None; got list$",
+            r"^PipelineContext\.fork: data_overrides must be a mapping or None; got list$",
         ),
     ],
 )
