@@ -53,6 +53,7 @@ def _type_checking_imports(module_name: str) -> dict[str, tuple[str, str]]:
     assert module.__file__ is not None
     tree = ast.parse(Path(module.__file__).read_text())
     found: dict[str, tuple[str, str]] = {}
+    is_package = hasattr(module, "__path__")
     for node in tree.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             for statement in node.body:
@@ -60,7 +61,10 @@ def _type_checking_imports(module_name: str) -> dict[str, tuple[str, str]]:
                     source = "." * statement.level + (statement.module or "")
                     target = importlib.util.resolve_name(source, module.__package__)
                     for alias in statement.names:
-                        found[alias.asname or alias.name] = (target, alias.name)
+                        # A plain module imports names for its annotations there too:
+                        # only ``import X as X`` (an explicit re-export) is one of its names.
+                        if is_package or alias.asname == alias.name:
+                            found[alias.asname or alias.name] = (target, alias.name)
     return found
 
 

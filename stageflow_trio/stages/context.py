@@ -28,6 +28,7 @@ from uuid import UUID
 import attrs
 import trio
 
+from stageflow_trio._lazy import lazy_exports
 from stageflow_trio._time import parse_uuid, utc_now, utc_now_iso
 from stageflow_trio.core.stage_output import StageArtifact
 from stageflow_trio.events.sink import EventSink, NoOpEventSink, get_event_sink
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from stageflow_trio.context.enrichments import Enrichments  # noqa: TC004
     from stageflow_trio.context.identity import RunIdentity
     from stageflow_trio.context.output_bag import OutputBag
-    from stageflow_trio.core.stage_context import StageContext
+    from stageflow_trio.core.stage_context import StageContext as StageContext
     from stageflow_trio.core.timer import PipelineTimer
     from stageflow_trio.stages.inputs import StageInputs
 
@@ -55,7 +56,7 @@ BeforeStageStartHook: TypeAlias = Callable[
 ]
 """``hook(stage_name, stage_kind, stage_ctx, pipeline_ctx)``, sync or async."""
 
-__all__ = ["PipelineContext", "extract_service"]
+__all__ = ["PipelineContext", "StageContext", "extract_service"]
 
 
 def discards_events(sink: object) -> bool:
@@ -866,3 +867,11 @@ class PipelineContext:
             event_sink=self.event_sink,
             cancellation=self,
         )
+
+
+if not TYPE_CHECKING:
+    # StageContext is listed here as in stageflow 1.2 and lives in core.stage_context,
+    # which imports this module: it loads on first use.
+    __getattr__, __dir__ = lazy_exports(
+        __name__, {"stageflow_trio.core.stage_context": "StageContext"}
+    )
