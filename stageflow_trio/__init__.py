@@ -4,8 +4,9 @@ The names below are the reference's top-level ``stageflow`` names, including
 those its ``__all__`` lists but cannot import (the wide-event helpers,
 ``create_test_pipeline_context``, and the aliases ``LinearPipeline`` and
 ``create_test_context``, defined as stageflow 1.2 defines them), plus stageflow
-1.2's stage-level additions (``StageReturn``, ``StageCancellationRequested`` and
-the payload helpers).
+1.2's additions (``StageReturn``, ``StageCancellationRequested``, the payload
+helpers, ``PipelineBuilder``, ``UnifiedStageGraph``, ``UnifiedStageExecutionError`` and
+``BackpressureAwareEventSink``).
 
 Every name loads on first use (PEP 562): ``import stageflow_trio.pipeline``
 does not pay for the tools, the projector or the test helpers, and
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .core.stage_protocol import Stage as Stage
     from .core.timer import PipelineTimer as PipelineTimer
     from .errors import StageflowError as StageflowError
+    from .events.sink import BackpressureAwareEventSink as BackpressureAwareEventSink
     from .events.sink import EventSink as EventSink
     from .events.sink import LoggingEventSink as LoggingEventSink
     from .events.sink import NoOpEventSink as NoOpEventSink
@@ -58,9 +60,12 @@ if TYPE_CHECKING:
     from .observability.wide_events import WideEventEmitter as WideEventEmitter
     from .observability.wide_events import emit_pipeline_wide_event as emit_pipeline_wide_event
     from .observability.wide_events import emit_stage_wide_event as emit_stage_wide_event
+    from .pipeline.builder import PipelineBuilder as PipelineBuilder
     from .pipeline.dag import StageExecutionError as StageExecutionError
     from .pipeline.dag import StageGraph as StageGraph
     from .pipeline.dag import StageSpec as StageSpec
+    from .pipeline.dag import UnifiedStageExecutionError as UnifiedStageExecutionError
+    from .pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
     from .pipeline.interceptors import BaseInterceptor as BaseInterceptor
     from .pipeline.interceptors import (
         ChildTrackerMetricsInterceptor as ChildTrackerMetricsInterceptor,
@@ -128,6 +133,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioPorts",
+    "BackpressureAwareEventSink",
     "BaseInterceptor",
     "ChildRunTracker",
     "ChildTrackerMetricsInterceptor",
@@ -155,6 +161,7 @@ __all__ = [
     "MetricsInterceptor",
     "NoOpEventSink",
     "Pipeline",
+    "PipelineBuilder",
     "PipelineContext",
     "PipelineRegistry",
     "PipelineResults",
@@ -186,6 +193,8 @@ __all__ = [
     "TimeoutInterceptor",
     "TracingInterceptor",
     "TypedExtension",
+    "UnifiedStageExecutionError",
+    "UnifiedStageGraph",
     "UnifiedStageSpec",
     "WSMessageProjector",
     "WSMetadata",
@@ -248,8 +257,8 @@ if not TYPE_CHECKING:
             ".core.timer": "PipelineTimer",
             ".errors": "StageflowError",
             ".events.sink": (
-                "EventSink LoggingEventSink NoOpEventSink clear_event_sink get_event_sink "
-                "set_event_sink"
+                "BackpressureAwareEventSink EventSink LoggingEventSink NoOpEventSink "
+                "clear_event_sink get_event_sink set_event_sink"
             ),
             ".extensions": "ExtensionHelper ExtensionRegistry TypedExtension",
             ".observability": (
@@ -260,7 +269,11 @@ if not TYPE_CHECKING:
             ".observability.wide_events": (
                 "WideEventEmitter emit_pipeline_wide_event emit_stage_wide_event"
             ),
-            ".pipeline.dag": "StageExecutionError StageGraph StageSpec",
+            ".pipeline.builder": "PipelineBuilder",
+            ".pipeline.dag": (
+                "StageExecutionError StageGraph StageSpec UnifiedStageExecutionError "
+                "UnifiedStageGraph"
+            ),
             ".pipeline.interceptors": (
                 "BaseInterceptor ChildTrackerMetricsInterceptor CircuitBreakerInterceptor "
                 "ErrorAction InterceptorContext InterceptorResult LoggingInterceptor "

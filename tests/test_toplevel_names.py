@@ -48,3 +48,19 @@ def test_stage_level_additions_are_at_the_top_level() -> None:
     assert added <= set(stageflow_trio.__all__)
     for name in added:
         assert getattr(stageflow_trio, name) is not None
+
+
+def test_1_2_top_level_additions_are_the_home_modules_objects() -> None:
+    from stageflow_trio.events.sink import BackpressureAwareEventSink
+    from stageflow_trio.pipeline.builder import PipelineBuilder
+    from stageflow_trio.pipeline.dag import UnifiedStageExecutionError, UnifiedStageGraph
+
+    added = {
+        "BackpressureAwareEventSink": BackpressureAwareEventSink,
+        "PipelineBuilder": PipelineBuilder,
+        "UnifiedStageExecutionError": UnifiedStageExecutionError,
+        "UnifiedStageGraph": UnifiedStageGraph,
+    }
+    assert set(added) <= set(stageflow_trio.__all__)
+    for name, value in added.items():
+        assert getattr(stageflow_trio, name) is value

@@ -1,0 +1,60 @@
+"""Record the public surface of stageflow 1.2.0 for ``tests/test_reference_surface_12.py``.
+
+Run with the Python that has stageflow-core 1.2.0 installed:
+
+    /tmp/ref12/bin/python -P tests/record_ref12_surface.py
+
+(``-P``: this directory's ``typing`` test package must not shadow the standard one.)
+
+It writes ``tests/ref12_surface.json``: every module of the package but
+``websearch`` (deferred, see docs/parity.md), each with the names of its
+``__all__`` that the module really has (or, without ``__all__``, the public names
+it defines), or ``null`` for a module that fails to import. Review the diff of
+the JSON before committing it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import pkgutil
+import warnings
+from pathlib import Path
+
+import stageflow
+
+OUT = Path(__file__).resolve().parent / "ref12_surface.json"
+
+
+def _names(module: object) -> list[str]:
+    listed = getattr(module, "__all__", None)
+    if listed is None:
+        name = getattr(module, "__name__", "")
+        listed = [
+            attribute
+            for attribute, value in vars(module).items()
+            if not attribute.startswith("_") and getattr(value, "__module__", None) == name
+        ]
+    return sorted({attribute for attribute in listed if hasattr(module, attribute)})
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    surface: dict[str, list[str] | None] = {"stageflow": _names(stageflow)}
+    for info in pkgutil.walk_packages(stageflow.__path__, "stageflow.", onerror=lambda _: None):
+        if info.name.startswith("stageflow.websearch"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:  # the reference's own broken module (route)
+            surface[info.name] = None
+            continue
+        surface[info.name] = _names(module)
+    version = importlib.metadata.version("stageflow-core")
+    assert version == "1.2.0", version
+    OUT.write_text(json.dumps(surface, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
