@@ -6,10 +6,13 @@ Run with the Python that has stageflow-core 1.2.0 installed:
 
 (``-P``: this directory's ``typing`` test package must not shadow the standard one.)
 
-It writes ``tests/ref12_surface.json``: every module of the package but
-``websearch`` (deferred, see docs/parity.md), each with the names of its
-``__all__`` that the module really has (or, without ``__all__``, the public names
-it defines), or ``null`` for a module that fails to import. Review the diff of
+It writes ``tests/ref12_surface.json``: under ``"modules"`` every module of the
+package but ``websearch`` (deferred, see docs/parity.md), each with the names of
+its ``__all__`` that the module really has (or, without ``__all__``, the public
+names it defines), or ``null`` for a module that fails to import; under
+``"members"`` the public attributes of every class those names include (without
+what pydantic's ``BaseModel`` provides), keyed ``module:name`` by the first
+module that lists the class. Review the diff of
 the JSON before committing it.
 """
 
@@ -39,6 +42,20 @@ def _names(module: object) -> list[str]:
     return sorted({attribute for attribute in listed if hasattr(module, attribute)})
 
 
+def _members(value: type) -> list[str]:
+    """The public attributes of class ``value``, but what pydantic's BaseModel gives it.
+
+    stageflow_trio's models are attrs classes: their pydantic methods are a parity row.
+    """
+    try:
+        import pydantic
+
+        inherited = set(dir(pydantic.BaseModel))
+    except ImportError:  # pragma: no cover - 1.2.0 depends on pydantic
+        inherited = set()
+    return sorted(name for name in dir(value) if not name.startswith("_") and name not in inherited)
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     surface: dict[str, list[str] | None] = {"stageflow": _names(stageflow)}
@@ -53,7 +70,22 @@ def main() -> None:
         surface[info.name] = _names(module)
     version = importlib.metadata.version("stageflow-core")
     assert version == "1.2.0", version
-    OUT.write_text(json.dumps(surface, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    # Every class the surface names, once: under the first module (in name order)
+    # that lists it, so the same module and name find it here.
+    members: dict[str, list[str]] = {}
+    seen: set[int] = set()
+    for module_name, names in sorted(surface.items()):
+        if not names:
+            continue
+        module = importlib.import_module(module_name)
+        for name in names:
+            value = getattr(module, name)
+            is_class = isinstance(value, type) and value.__module__.startswith("stageflow")
+            if is_class and id(value) not in seen:
+                seen.add(id(value))
+                members[f"{module_name}:{name}"] = _members(value)
+    document = {"modules": surface, "members": members}
+    OUT.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

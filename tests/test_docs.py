@@ -77,7 +77,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("engine.md", 2),
         ("context.md", 10),
         ("duplex.md", 3),
-        ("runner.md", 6),
+        ("runner.md", 7),
         ("analytics.md", 1),
         ("streaming.md", 2),
         ("agent.md", 7),

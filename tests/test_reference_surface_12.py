@@ -1,10 +1,11 @@
-"""Every module of stageflow 1.2.0 exists here, with every name its ``__all__`` can import.
+"""Every module of stageflow 1.2.0 exists here, with every name its ``__all__`` can import,
+and every class those names include has 1.2.0's public attributes.
 
 ``tests/ref12_surface.json`` is 1.2.0's surface, recorded by
 ``tests/record_ref12_surface.py`` (1.2.0 is not installed where the tests run;
 0.9.1 is, and ``tests/test_reference_surface.py`` walks it live). ``websearch``
-is deferred as a whole (docs/parity.md). Names that stageflow_trio leaves out
-on purpose are listed below with their parity row.
+is deferred as a whole (docs/parity.md). What stageflow_trio leaves out on
+purpose is listed below with its parity row.
 """
 
 from __future__ import annotations
@@ -15,37 +16,62 @@ from pathlib import Path
 
 import pytest
 
-SURFACE: dict[str, list[str] | None] = json.loads(
-    (Path(__file__).parent / "ref12_surface.json").read_text(encoding="utf-8")
-)
+SURFACE = json.loads((Path(__file__).parent / "ref12_surface.json").read_text(encoding="utf-8"))
+MODULES: dict[str, list[str] | None] = SURFACE["modules"]
+MEMBERS: dict[str, list[str]] = SURFACE["members"]
 
-# docs/parity.md, "Not ported from 1.2.0": a property that would make the stages
-# layer import the tools layer.
-NOT_PORTED = {("stageflow.stages.inputs", "StageInputs.tool_registry")}
+# Attributes left out on purpose: "module:Class" -> {attribute: why}.
+LEFT_OUT: dict[str, dict[str, str]] = {
+    # docs/parity.md, "Not ported from 1.2.0": the stages layer would import the tools layer.
+    "stageflow:StageInputs": {"tool_registry": "layers"},
+}
+# Attributes that 1.2.0's dataclasses have on the class (a field default) and that
+# stageflow_trio's classes set on each instance.
+INSTANCE_ONLY: dict[str, set[str]] = {
+    "stageflow.helpers:MemoryTracker": {"auto_start"},
+}
 
 
 def _ours(reference_name: str) -> str:
     return "stageflow_trio" + reference_name.removeprefix("stageflow")
 
 
+def _our_class(key: str) -> type:
+    module_name, name = key.split(":")
+    value = getattr(importlib.import_module(_ours(module_name)), name)
+    assert isinstance(value, type), key
+    return value
+
+
 def test_the_golden_file_is_1_2_0s() -> None:
     # 1.2.0's additions: the curated API, the agent runtime, the payload helpers.
-    assert {"stageflow.api", "stageflow.advanced", "stageflow.stages.payloads"} <= set(SURFACE)
-    assert "StageReturn" in (SURFACE["stageflow.api"] or [])
-    assert not any(name.startswith("stageflow.websearch") for name in SURFACE)
+    assert {"stageflow.api", "stageflow.advanced", "stageflow.stages.payloads"} <= set(MODULES)
+    assert "StageReturn" in (MODULES["stageflow.api"] or [])
+    assert "get_stage" in MEMBERS["stageflow:LinearPipeline"]  # = Pipeline
+    assert not any(name.startswith("stageflow.websearch") for name in MODULES)
 
 
-@pytest.mark.parametrize("reference_name", sorted(SURFACE))
+@pytest.mark.parametrize("reference_name", sorted(MODULES))
 def test_module_and_names_exist(reference_name: str) -> None:
     ours = importlib.import_module(_ours(reference_name))
-    names = SURFACE[reference_name] or []  # None: 1.2.0's own module fails to import
+    names = MODULES[reference_name] or []  # None: 1.2.0's own module fails to import
     missing = [name for name in names if not hasattr(ours, name)]
     assert missing == [], f"{ours.__name__} lacks {missing}"
 
 
-def test_the_left_out_names_are_still_left_out() -> None:
-    # When one is ported, drop it from NOT_PORTED and from docs/parity.md.
-    for module_name, dotted in NOT_PORTED:
-        owner, attribute = dotted.split(".")
-        ours = getattr(importlib.import_module(_ours(module_name)), owner)
-        assert not hasattr(ours, attribute), dotted
+@pytest.mark.parametrize("key", sorted(MEMBERS))
+def test_classes_have_1_2_0s_public_attributes(key: str) -> None:
+    ours = _our_class(key)
+    expected = set(MEMBERS[key]) - set(LEFT_OUT.get(key, ())) - INSTANCE_ONLY.get(key, set())
+    missing = sorted(name for name in expected if not hasattr(ours, name))
+    assert missing == [], f"{ours.__qualname__} lacks {missing}"
+
+
+def test_the_exceptions_are_still_exceptions() -> None:
+    # When one is ported, drop it from its table (and its parity row).
+    exceptions = [(key, set(why)) for key, why in LEFT_OUT.items()]
+    exceptions += INSTANCE_ONLY.items()
+    for key, attributes in exceptions:
+        for attribute in attributes:
+            assert attribute in MEMBERS[key]
+            assert not hasattr(_our_class(key), attribute), (key, attribute)

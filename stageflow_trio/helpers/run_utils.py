@@ -47,6 +47,7 @@ from stageflow_trio.pipeline.interceptors_hardening import (
     ContextSizeInterceptor,
     ImmutabilityInterceptor,
 )
+from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import create_stage_inputs
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -332,6 +333,24 @@ class RunResult:
 _ROOT_STAGE = "__pipeline_root__"
 
 
+def _check_pipeline_ctx(
+    pipeline_ctx: object, snapshot: object, snapshot_kwargs: Mapping[str, Any]
+) -> None:
+    """``PipelineRunner.run``'s checks of a ``pipeline_ctx`` entry, before anything starts."""
+    if not isinstance(pipeline_ctx, PipelineContext):
+        raise TypeError(
+            f"PipelineRunner.run: pipeline_ctx must be a PipelineContext or None;"
+            f" got {type_of(pipeline_ctx)}"
+        )
+    if snapshot is not None:
+        raise ValueError("PipelineRunner.run: pass either pipeline_ctx or snapshot, not both")
+    if snapshot_kwargs:
+        raise ValueError(
+            f"PipelineRunner.run: {', '.join(sorted(snapshot_kwargs))} would make a snapshot;"
+            " a pipeline_ctx run takes its data from the context"
+        )
+
+
 class PipelineRunner:
     """Runs pipelines with one call: snapshot, event capture, timing, a :class:`RunResult`.
 
@@ -482,11 +501,10 @@ class PipelineRunner:
             )
         return graph
 
-    def _print_header(self, snapshot: ContextSnapshot[Any], execution_mode: str) -> None:
+    def _print_header(self, topology: str | None, text: str | None, execution_mode: str) -> None:
         print("\n" + "=" * 60)
-        print(f"RUNNING PIPELINE: {snapshot.topology}")
+        print(f"RUNNING PIPELINE: {topology}")
         print("=" * 60)
-        text = snapshot.input_text
         if text:
             print(f"Input: {text[:60] + '...' if len(text) > 60 else text}")
         print(f"Mode: {execution_mode}")
@@ -498,6 +516,7 @@ class PipelineRunner:
         *,
         input_text: str | None = None,
         execution_mode: str = "practice",
+        pipeline_ctx: PipelineContext | None = None,
         snapshot: ContextSnapshot[Any] | None = None,
         _config: dict[str, Any] | None = None,
         cancel_token: CancellationToken | None = None,
@@ -509,10 +528,18 @@ class PipelineRunner:
             pipeline: A :class:`~stageflow_trio.pipeline.pipeline.Pipeline` (or
                 anything whose ``build()`` returns a UnifiedStageGraph), a
                 UnifiedStageGraph, or an iterable of UnifiedStageSpec.
-            input_text: The snapshot's input text (when the runner makes it).
-            execution_mode: The snapshot's execution mode (when the runner makes it).
+            input_text: The snapshot's input text (when the runner makes it), or
+                the ``pipeline_ctx``'s when that has none.
+            execution_mode: The snapshot's execution mode (when the runner makes
+                it), or the ``pipeline_ctx``'s when that has none.
+            pipeline_ctx: Run from this PipelineContext (stageflow 1.2's entry)
+                instead of a snapshot: its interceptors see it, its hooks run. The
+                run's events go to the runner's sink, through
+                ``pipeline_ctx.event_sink`` while the run lasts (the context's own
+                sink is put back after).
             snapshot: The run's snapshot; made by :meth:`create_snapshot` with
-                ``input_text``, ``execution_mode`` and ``snapshot_kwargs`` when None.
+                ``input_text``, ``execution_mode`` and ``snapshot_kwargs`` when
+                neither it nor ``pipeline_ctx`` is given.
             _config: Ignored (as in the reference).
             cancel_token: Cancelling it ends the run as cancelled.
             **snapshot_kwargs: More :meth:`create_snapshot` keywords
@@ -525,6 +552,9 @@ class PipelineRunner:
             ``error``/``error_type`` when it raised any other Exception.
 
         Raises:
+            ValueError: both ``pipeline_ctx`` and ``snapshot`` are given, or
+                snapshot keywords with ``pipeline_ctx`` (which has its own data).
+            TypeError: ``pipeline_ctx`` is not a PipelineContext.
             trio.Cancelled: the caller's scope was cancelled (never a result).
             Exception: the snapshot, the graph or the memory tracker could not
                 be set up (before the run starts).
@@ -533,34 +563,53 @@ class PipelineRunner:
         is the run's :class:`ObservableEventSink`; the previous one is put back
         when ``run`` returns or raises.
         """
+        if pipeline_ctx is not None:
+            _check_pipeline_ctx(pipeline_ctx, snapshot, snapshot_kwargs)
         start = trio.current_time()
         sink = ObservableEventSink(
             verbose=self._verbose, colorize=self._colorize, capture=self._capture_events
         )
         previous = swap_event_sink(sink)
+        # The context's own sink, put back when the run ends.
+        ctx_sink = sink if pipeline_ctx is None else pipeline_ctx.event_sink
         try:
-            if snapshot is None:
-                snapshot = self.create_snapshot(
-                    input_text=input_text, execution_mode=execution_mode, **snapshot_kwargs
+            ctx: StageContext | PipelineContext
+            if pipeline_ctx is not None:
+                pipeline_ctx.event_sink = sink
+                if input_text is not None and pipeline_ctx.input_text is None:
+                    pipeline_ctx.input_text = input_text
+                if pipeline_ctx.execution_mode is None:
+                    pipeline_ctx.execution_mode = execution_mode
+                ctx = pipeline_ctx
+                run_id = pipeline_ctx.pipeline_run_id
+                header = (pipeline_ctx.topology, pipeline_ctx.input_text, execution_mode)
+            else:
+                if snapshot is None:
+                    snapshot = self.create_snapshot(
+                        input_text=input_text, execution_mode=execution_mode, **snapshot_kwargs
+                    )
+                ctx = StageContext(
+                    snapshot=snapshot,
+                    inputs=create_stage_inputs(
+                        snapshot,
+                        prior_outputs={},
+                        declared_deps=frozenset(),
+                        stage_name=_ROOT_STAGE,
+                    ),
+                    stage_name=_ROOT_STAGE,
+                    timer=PipelineTimer(),
+                    event_sink=sink,
                 )
-            run_id = snapshot.pipeline_run_id
+                run_id = snapshot.pipeline_run_id
+                header = (snapshot.topology, snapshot.input_text, execution_mode)
             if self._uuid_monitor is not None and run_id is not None:
                 self._uuid_monitor.observe(run_id)
             tracker = self._memory_tracker
             if tracker is not None:
                 tracker.observe(label="pipeline:start")
             graph = self._graph(pipeline)
-            ctx = StageContext(
-                snapshot=snapshot,
-                inputs=create_stage_inputs(
-                    snapshot, prior_outputs={}, declared_deps=frozenset(), stage_name=_ROOT_STAGE
-                ),
-                stage_name=_ROOT_STAGE,
-                timer=PipelineTimer(),
-                event_sink=sink,
-            )
             if self._verbose:
-                self._print_header(snapshot, execution_mode)
+                self._print_header(*header)
             try:
                 results = await graph.run(ctx, cancel_token=cancel_token)
             except UnifiedPipelineCancelled as exc:
@@ -589,6 +638,8 @@ class PipelineRunner:
                 pipeline_run_id=run_id,
             )
         finally:
+            if pipeline_ctx is not None:
+                pipeline_ctx.event_sink = ctx_sink
             swap_event_sink(previous)
 
     def print_result(self, result: RunResult, *, show_data: bool = True) -> None:

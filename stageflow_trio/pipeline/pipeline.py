@@ -51,6 +51,7 @@ from stageflow_trio.pipeline.spec import (
     UnifiedStageRunner,
     as_async_runner,
 )
+from stageflow_trio.pipeline.validation import topologically_sorted_stage_names
 from stageflow_trio.stages.context import PipelineContext
 
 if TYPE_CHECKING:
@@ -127,6 +128,11 @@ class UnifiedStageSpec:
             check_bool(owner, name, "conditional", conditional),
             settings,
         )
+
+
+def _check_stage_name(owner: str, name: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"{owner}: name must be a str; got {type_of(name)}")
 
 
 class Pipeline:
@@ -286,6 +292,34 @@ class Pipeline:
             config=config,
         )
         return Pipeline._from_table(self._name, self._stages.with_entry(spec.name, spec))
+
+    def get_stage(self, name: str) -> UnifiedStageSpec | None:
+        """The spec of stage ``name``, or None when the pipeline has no such stage.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
+        if type(name) is not str:
+            _check_stage_name("Pipeline.get_stage", name)
+        return self._stages.get(name)
+
+    def has_stage(self, name: str) -> bool:
+        """Whether the pipeline has a stage called ``name``.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
+        if type(name) is not str:
+            _check_stage_name("Pipeline.has_stage", name)
+        return name in self._stages
+
+    def stage_names(self) -> list[str]:
+        """The stage names, each after its dependencies (ties in insertion order).
+
+        A stage that could never run, in a cycle or after a dependency the
+        pipeline lacks, is left out; :meth:`build` reports those.
+        """
+        return topologically_sorted_stage_names(self._stages)
 
     def compose(self, other: Pipeline) -> Pipeline:
         """Merge ``other``'s stages into a new pipeline that keeps this one's name.

@@ -190,6 +190,10 @@ class UndoStore:
         """Remove the entry for ``action_id``; True if there was one. A checkpoint."""
         return await self._backend.delete(action_id)
 
+    async def remove(self, action_id: UUID) -> bool:
+        """:meth:`delete` under stageflow 1.2's other name for it. A checkpoint."""
+        return await self._backend.delete(action_id)
+
     async def cleanup_expired(self) -> int:
         """Remove every expired entry and return how many. A checkpoint."""
         return await self._backend.cleanup_expired()

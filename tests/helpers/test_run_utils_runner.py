@@ -28,6 +28,7 @@ from stageflow_trio.pipeline.cancellation import CancellationToken
 from stageflow_trio.pipeline.dag import UnifiedStageGraph, UnifiedStageSpec
 from stageflow_trio.pipeline.interceptors_hardening import ContextSizeInterceptor
 from stageflow_trio.pipeline.pipeline import Pipeline
+from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.testing import RecordingEventSink
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -223,6 +224,71 @@ async def test_given_snapshot_is_used(autojump_clock: Any) -> None:
     assert result.get_stage_data("greet", "text") == "hi given"
     assert result.pipeline_run_id is None
     assert "pipeline_run_id" not in result.to_dict()
+
+
+async def test_a_pipeline_context_is_the_run_s_context(autojump_clock: Any) -> None:
+    # stageflow 1.2's entry: the stages see the context's data; its hooks run.
+    own_sink = RecordingEventSink()
+    ctx = PipelineContext.create(pipeline_run_id=RUN_ID, topology="ctx", event_sink=own_sink)
+    hooked: list[str] = []
+    ctx.add_before_stage_start_hook(lambda name, *_: hooked.append(name))
+    result = await quiet().run(two_stages(), input_text="ann", pipeline_ctx=ctx)
+    assert result.success
+    assert result.stages == {"greet": {"text": "hi ann"}, "shout": {"text": "HI ANN"}}
+    assert result.pipeline_run_id == RUN_ID
+    assert hooked == ["greet", "shout"]
+    assert [e["type"] for e in result.events][-1] == "pipeline_completed"
+    # Filled in where the context had nothing; its own sink is back and saw nothing.
+    assert (ctx.input_text, ctx.execution_mode) == ("ann", "practice")
+    assert ctx.event_sink is own_sink
+    assert own_sink.events == []
+
+
+async def test_a_pipeline_context_keeps_its_own_text_and_mode(autojump_clock: Any) -> None:
+    ctx = PipelineContext.create(input_text="own", execution_mode="live")
+    result = await quiet().run(two_stages(), input_text="other", pipeline_ctx=ctx)
+    assert result.get_stage_data("greet", "text") == "hi own"
+    assert ctx.execution_mode == "live"
+
+
+async def test_a_pipeline_context_gets_its_sink_back_after_a_failure(autojump_clock: Any) -> None:
+    ctx = PipelineContext.create()
+    own = ctx.event_sink
+    failing = Pipeline().with_stage("boom", boom, StageKind.WORK)
+    result = await quiet().run(failing, pipeline_ctx=ctx)
+    assert (result.success, result.error) == (False, "Stage 'boom' failed: bad input")
+    assert ctx.event_sink is own
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"pipeline_ctx": "ctx"},
+            TypeError,
+            r"^PipelineRunner\.run: pipeline_ctx must be a PipelineContext or None; got str$",
+        ),
+        (
+            {"pipeline_ctx": PipelineContext.create(), "snapshot": ContextSnapshot()},
+            ValueError,
+            r"^PipelineRunner\.run: pass either pipeline_ctx or snapshot, not both$",
+        ),
+        (
+            {"pipeline_ctx": PipelineContext.create(), "metadata": {"a": 1}, "user_id": RUN_ID},
+            ValueError,
+            r"^PipelineRunner\.run: metadata, user_id would make a snapshot;",
+        ),
+    ],
+)
+async def test_a_pipeline_context_run_refuses_bad_arguments_before_it_starts(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    before = RecordingEventSink()
+    set_event_sink(before)
+    with pytest.raises(error, match=message):
+        await quiet().run(two_stages(), **kwargs)
+    assert get_event_sink() is before
+    assert before.events == []
 
 
 async def test_no_capture_keeps_no_events(autojump_clock: Any) -> None:

@@ -213,6 +213,37 @@ def test_any_dag_in_any_order_builds(graph: Graph) -> None:
     assert {s.name: s.dependencies for s in built.stage_specs} == graph
 
 
+@given(shuffled_dags())
+def test_stage_names_put_every_stage_after_its_dependencies(graph: Graph) -> None:
+    pipeline = pipeline_from(graph)
+    names = pipeline.stage_names()
+    assert sorted(names) == sorted(graph)
+    for position, name in enumerate(names):
+        assert set(graph[name]) <= set(names[:position])
+
+
+def test_stage_lookups() -> None:
+    pipeline = (
+        Pipeline()
+        .with_stage("late", noop, StageKind.WORK, dependencies=("early",))
+        .with_stage("early", noop, StageKind.WORK)
+        .with_stage("free", noop, StageKind.WORK)
+        .with_stage("orphan", noop, StageKind.WORK, dependencies=("missing",))
+    )
+    # Ties keep insertion order; a stage that could never run is left out.
+    assert pipeline.stage_names() == ["early", "free", "late"]
+    assert pipeline.has_stage("late")
+    assert not pipeline.has_stage("missing")
+    spec = pipeline.get_stage("late")
+    assert spec is pipeline.stages["late"]
+    assert pipeline.stages["late"].dependencies == ("early",)
+    assert pipeline.get_stage("missing") is None
+    assert Pipeline().stage_names() == []
+    for method in (pipeline.get_stage, pipeline.has_stage):
+        with pytest.raises(TypeError, match=r"^Pipeline\.\w+: name must be a str; got int$"):
+            method(1)  # type: ignore[arg-type]
+
+
 def test_module_exports_the_real_graph_class() -> None:
     import stageflow_trio.pipeline.pipeline as module
     from stageflow_trio.pipeline.dag import UnifiedStageGraph

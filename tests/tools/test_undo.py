@@ -82,6 +82,14 @@ async def test_delete() -> None:
     assert await store.get(A) is None
 
 
+async def test_remove_is_delete_under_1_2_s_name() -> None:
+    store = UndoStore()
+    await store.store(A, "edit", {})
+    assert await store.remove(A) is True
+    assert await store.get(A) is None
+    assert await store.remove(A) is False
+
+
 async def test_cleanup_expired_and_get_all(autojump_clock: trio.testing.MockClock) -> None:
     store = UndoStore()
     await store.store(A, "edit", {}, ttl_seconds=1)
