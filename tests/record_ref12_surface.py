@@ -12,7 +12,8 @@ its ``__all__`` that the module really has (or, without ``__all__``, the public
 names it defines), or ``null`` for a module that fails to import; under
 ``"members"`` the public attributes of every class those names include (without
 what pydantic's ``BaseModel`` provides), keyed ``module:name`` by the first
-module that lists the class. Review the diff of
+module that lists the class; under ``"signatures"`` the parameter names a caller
+may pass to each such function and to each class's own methods and ``__init__``. Review the diff of
 the JSON before committing it.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import json
 import pkgutil
 import warnings
@@ -56,6 +58,42 @@ def _members(value: type) -> list[str]:
     return sorted(name for name in dir(value) if not name.startswith("_") and name not in inherited)
 
 
+def _parameters(function: object) -> list[str] | None:
+    """The names a caller may pass to ``function`` (not ``*args``/``**kwargs``, not ``_x``)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return [
+        parameter.name
+        for parameter in parameters
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        and not parameter.name.startswith("_")
+        and parameter.name not in ("self", "cls")
+    ]
+
+
+def _callables(value: object) -> dict[str, object]:
+    """``value`` itself if it is a function; a class's own methods and ``__init__``."""
+    if inspect.isfunction(value):
+        return {"": value}
+    if not isinstance(value, type):
+        return {}
+    found: dict[str, object] = {}
+    for attribute in dir(value):
+        if attribute.startswith("_") and attribute != "__init__":
+            continue
+        try:
+            member = inspect.getattr_static(value, attribute)
+        except AttributeError:
+            continue
+        if isinstance(member, classmethod | staticmethod):
+            member = member.__func__
+        if inspect.isfunction(member) and member.__module__.startswith("stageflow"):
+            found[attribute] = member
+    return found
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     surface: dict[str, list[str] | None] = {"stageflow": _names(stageflow)}
@@ -84,7 +122,24 @@ def main() -> None:
             if is_class and id(value) not in seen:
                 seen.add(id(value))
                 members[f"{module_name}:{name}"] = _members(value)
-    document = {"modules": surface, "members": members}
+    # The keyword names of every public function and method, where the members are.
+    signatures: dict[str, list[str]] = {}
+    seen_functions: set[int] = set()
+    for module_name, names in sorted(surface.items()):
+        if not names:
+            continue
+        module = importlib.import_module(module_name)
+        for name in names:
+            value = getattr(module, name)
+            if id(value) in seen_functions:
+                continue
+            seen_functions.add(id(value))
+            for attribute, function in _callables(value).items():
+                parameters = _parameters(function)
+                if parameters:
+                    key = f"{module_name}:{name}" + (f".{attribute}" if attribute else "")
+                    signatures[key] = parameters
+    document = {"modules": surface, "members": members, "signatures": signatures}
     OUT.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 

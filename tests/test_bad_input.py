@@ -791,6 +791,18 @@ ROWS: list[Row] = [
         r"^BackpressureMonitor: low_water_mark must be <= high_water_mark; got 20 > 10$",
     ),
     (
+        "monitor-threshold-above-one",
+        lambda: BackpressureMonitor(threshold=1.5),
+        ValueError,
+        r"^BackpressureMonitor: threshold must be a fill ratio <= 1; got 1.5$",
+    ),
+    (
+        "monitor-threshold-str",
+        lambda: BackpressureMonitor(threshold="0.5"),  # type: ignore[arg-type]
+        TypeError,
+        r"^BackpressureMonitor: threshold must be a number; got str$",
+    ),
+    (
         "monitor-low-nan",
         lambda: BackpressureMonitor(low_water_mark=math.nan),
         ValueError,
@@ -828,9 +840,27 @@ ROWS: list[Row] = [
     ),
     (
         "buffered-exporter-none",
-        lambda: BufferedExporter(None),  # type: ignore[arg-type]
+        lambda: BufferedExporter(None),
         TypeError,
-        r"^BufferedExporter: exporter must be an AnalyticsExporter \(with async export_batch\(\) and close\(\)\); got NoneType$",
+        r"^BufferedExporter: exporter is required \(or its other name, sink\)$",
+    ),
+    (
+        "buffered-exporter-str",
+        lambda: BufferedExporter("console"),  # type: ignore[arg-type]
+        TypeError,
+        r"^BufferedExporter: exporter must be an AnalyticsExporter \(with async export_batch\(\) and close\(\)\); got str$",
+    ),
+    (
+        "buffered-exporter-and-sink",
+        lambda: BufferedExporter(ConsoleExporter(), sink=ConsoleExporter()),
+        TypeError,
+        r"^BufferedExporter: pass exporter or its other name sink, not both$",
+    ),
+    (
+        "buffered-exporter-flush-interval-zero",
+        lambda: BufferedExporter(ConsoleExporter(), flush_interval=0),
+        ValueError,
+        r"^BufferedExporter: flush_interval must be > 0; got 0$",
     ),
     (
         "buffered-exporter-batch-str",

@@ -1,5 +1,6 @@
-"""Every module of stageflow 1.2.0 exists here, with every name its ``__all__`` can import,
-and every class those names include has 1.2.0's public attributes.
+"""Every module of stageflow 1.2.0 exists here, with every name its ``__all__`` can import;
+every class those names include has 1.2.0's public attributes, and every function and
+method takes 1.2.0's parameter names.
 
 ``tests/ref12_surface.json`` is 1.2.0's surface, recorded by
 ``tests/record_ref12_surface.py`` (1.2.0 is not installed where the tests run;
@@ -11,6 +12,7 @@ purpose is listed below with its parity row.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 SURFACE = json.loads((Path(__file__).parent / "ref12_surface.json").read_text(encoding="utf-8"))
 MODULES: dict[str, list[str] | None] = SURFACE["modules"]
 MEMBERS: dict[str, list[str]] = SURFACE["members"]
+SIGNATURES: dict[str, list[str]] = SURFACE["signatures"]
 
 # Attributes left out on purpose: "module:Class" -> {attribute: why}.
 LEFT_OUT: dict[str, dict[str, str]] = {
@@ -65,6 +68,22 @@ def test_classes_have_1_2_0s_public_attributes(key: str) -> None:
     expected = set(MEMBERS[key]) - set(LEFT_OUT.get(key, ())) - INSTANCE_ONLY.get(key, set())
     missing = sorted(name for name in expected if not hasattr(ours, name))
     assert missing == [], f"{ours.__qualname__} lacks {missing}"
+
+
+@pytest.mark.parametrize("key", sorted(SIGNATURES))
+def test_callables_take_1_2_0s_parameter_names(key: str) -> None:
+    # Every name 1.2.0 lets a caller pass (by keyword) is a parameter here too.
+    module_name, _, rest = key.partition(":")
+    name, _, attribute = rest.partition(".")
+    function = getattr(importlib.import_module(_ours(module_name)), name)
+    if attribute:
+        member = inspect.getattr_static(function, attribute)
+        function = member.__func__ if isinstance(member, classmethod | staticmethod) else member
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [parameter for parameter in SIGNATURES[key] if parameter not in parameters]
+    assert missing == [], f"{key} lacks {missing}"
 
 
 def test_the_exceptions_are_still_exceptions() -> None:

@@ -115,6 +115,8 @@ class UnifiedPlan:
         emit_stage_wide: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide: Emit ``pipeline.wide`` when a run ends.
         cleanup_timeout: Seconds a run's cleanup callbacks share.
+        pipeline_name: The ``pipeline.wide`` event's pipeline name (``None``: the
+            run context's topology).
         chain: ``interceptors`` with their hooks looked up (derived; ``None`` for none).
     """
 
@@ -128,6 +130,7 @@ class UnifiedPlan:
     emit_stage_wide: bool = False
     emit_pipeline_wide: bool = False
     cleanup_timeout: float = attrs.field(default=10.0, converter=_cleanup_timeout)
+    pipeline_name: str | None = None
     chain: InterceptorChain | None = attrs.field(init=False, eq=False, repr=False)
 
     @chain.default

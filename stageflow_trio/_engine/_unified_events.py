@@ -161,7 +161,7 @@ class RunReporter:
         emitter.emit_pipeline_event(
             ctx=view,
             stage_results=self.wide,
-            pipeline_name=view.topology,
+            pipeline_name=self.plan.pipeline_name or view.topology,
             status="cancelled" if cancelled else None,
             duration_ms=int((current_time() - started) * 1000),
             started_at=started_at,

@@ -51,8 +51,11 @@ class BufferedExporter(SingleUseLifetime):
 
     Args:
         exporter: Where batches go.
+        sink: stageflow 1.2's other name for ``exporter``.
         batch_size: Buffered events that trigger a write.
         flush_interval_seconds: Period of the timed flush.
+        flush_interval: stageflow 1.2's other name for ``flush_interval_seconds``
+            (used instead of it when given).
         max_buffer_size: Capacity (at least 1); the oldest event is dropped beyond it.
         on_overflow: ``(dropped_count, buffer_size) -> None``; ``-1`` means high water.
         high_water_mark: Fill ratio (0-1) that triggers the high-water warning.
@@ -60,7 +63,8 @@ class BufferedExporter(SingleUseLifetime):
 
     Raises:
         TypeError: an argument has the wrong type (``exporter`` lacks async
-            ``export_batch()`` / ``close()``, ``batch_size`` is not an int, ...).
+            ``export_batch()`` / ``close()``, ``batch_size`` is not an int, ...),
+            neither ``exporter`` nor ``sink`` is given, or both are.
         ValueError: ``batch_size`` or ``max_buffer_size`` is less than 1,
             ``flush_interval_seconds`` is not a finite number > 0, or
             ``high_water_mark`` is not in (0, 1].
@@ -68,16 +72,27 @@ class BufferedExporter(SingleUseLifetime):
 
     def __init__(
         self,
-        exporter: AnalyticsExporter,
+        exporter: AnalyticsExporter | None = None,
         *,
+        sink: AnalyticsExporter | None = None,
         batch_size: int = 100,
         flush_interval_seconds: float = 10.0,
+        flush_interval: float | None = None,
         max_buffer_size: int = 10000,
         on_overflow: OverflowCallback | None = None,
         high_water_mark: float = 0.8,
         nursery: trio.Nursery | None = None,
     ) -> None:
         owner = "BufferedExporter"
+        if sink is not None:
+            if exporter is not None:
+                raise TypeError(f"{owner}: pass exporter or its other name sink, not both")
+            exporter = sink
+        elif exporter is None:
+            raise TypeError(f"{owner}: exporter is required (or its other name, sink)")
+        if flush_interval is not None:
+            check_number(owner, "flush_interval", flush_interval, minimum=0, above=True)
+            flush_interval_seconds = flush_interval
         # A wrong exporter would otherwise fail only at the first batch write.
         if not (
             callable(getattr(exporter, "export_batch", None))

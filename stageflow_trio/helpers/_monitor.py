@@ -51,11 +51,14 @@ class BackpressureMonitor:
     Args:
         high_water_mark: Fill percentage that starts throttling.
         low_water_mark: Fill percentage that ends throttling.
+        threshold: stageflow 1.2's other way to set the high-water mark, as a fill
+            ratio (0-1): ``high_water_mark`` becomes ``threshold * 100`` and
+            ``low_water_mark`` at most half of that.
 
     Raises:
-        TypeError: a mark is not a number.
-        ValueError: a mark is negative or not finite, or ``low_water_mark`` is
-            above ``high_water_mark``.
+        TypeError: a mark or ``threshold`` is not a number.
+        ValueError: a mark is negative or not finite, ``threshold`` is outside
+            [0, 1], or ``low_water_mark`` is above ``high_water_mark``.
     """
 
     __slots__ = (
@@ -70,7 +73,22 @@ class BackpressureMonitor:
         "_total_items",
     )
 
-    def __init__(self, *, high_water_mark: float = 80, low_water_mark: float = 20) -> None:
+    def __init__(
+        self,
+        *,
+        high_water_mark: float = 80,
+        low_water_mark: float = 20,
+        threshold: float | None = None,
+    ) -> None:
+        if threshold is not None:
+            check_number("BackpressureMonitor", "threshold", threshold, minimum=0)
+            if threshold > 1:
+                raise ValueError(
+                    f"BackpressureMonitor: threshold must be a fill ratio <= 1; got {threshold!r}"
+                )
+            high_water_mark = threshold * 100
+            # Keeps a gap between the marks, as stageflow 1.2 does.
+            low_water_mark = min(low_water_mark, high_water_mark / 2)
         check_number("BackpressureMonitor", "high_water_mark", high_water_mark, minimum=0)
         check_number("BackpressureMonitor", "low_water_mark", low_water_mark, minimum=0)
         if low_water_mark > high_water_mark:

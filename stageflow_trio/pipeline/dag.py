@@ -275,12 +275,16 @@ class UnifiedStageGraph:
         emit_stage_wide_events: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide_event: Emit ``pipeline.wide`` when the run ends
             (completed, failed or cancelled by a stage or token).
+        pipeline_name: The name ``pipeline.wide`` reports (stageflow 1.2;
+            ``Pipeline.build`` passes the pipeline's name); the run context's
+            topology when None or empty.
     """
 
     def __init__(
         self,
         specs: Iterable[UnifiedStageSpec],
         *,
+        pipeline_name: str | None = None,
         cleanup_timeout: float = 10.0,
         guard_retry_strategy: GuardRetryStrategy | None = None,
         interceptors: Sequence[BaseInterceptor] | None = None,
@@ -302,6 +306,7 @@ class UnifiedStageGraph:
         check_optional(
             "UnifiedStageGraph", "guard_retry_strategy", guard_retry_strategy, GuardRetryStrategy
         )
+        check_optional("UnifiedStageGraph", "pipeline_name", pipeline_name, str)
         by_name: dict[str, UnifiedStageSpec] = _by_name(
             specs, UnifiedStageSpec, "UnifiedStageGraph"
         )
@@ -324,6 +329,7 @@ class UnifiedStageGraph:
             emit_stage_wide=emit_stage_wide_events,
             emit_pipeline_wide=emit_pipeline_wide_event,
             cleanup_timeout=cleanup_timeout,
+            pipeline_name=pipeline_name,
         )
         self._runs: list[UnifiedRun] = []
 

@@ -385,6 +385,7 @@ class Pipeline:
         ]
         return UnifiedStageGraph(
             specs,
+            pipeline_name=self._name,
             cleanup_timeout=cleanup_timeout,
             guard_retry_strategy=guard_retry_strategy,
             interceptors=interceptors,

@@ -228,6 +228,18 @@ async def test_timed_flush_owned_by_async_with(autojump_clock: trio.testing.Mock
     assert trio.current_time() == 25.5
 
 
+async def test_sink_and_flush_interval_are_1_2_s_names(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    inner = RecordingExporter()
+    async with BufferedExporter(sink=inner, flush_interval=3) as buffered:
+        await buffered.export(ev(1))
+        await trio.sleep(3.5)
+        assert inner.batch_times == [3.0]
+    assert inner.batches == [["e1"]]
+    assert inner.closes == 1
+
+
 async def test_timed_flush_in_given_nursery(autojump_clock: trio.testing.MockClock) -> None:
     inner = RecordingExporter()
     async with trio.open_nursery() as nursery:

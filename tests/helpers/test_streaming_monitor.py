@@ -39,6 +39,31 @@ def test_monitor_custom_marks_and_unbounded() -> None:
     assert monitor.fill_percentage == 3.0
 
 
+def test_threshold_sets_the_marks_as_a_ratio() -> None:
+    # stageflow 1.2's threshold=: the high mark at that fill, the low one at most half of it.
+    monitor = BackpressureMonitor(threshold=0.5)
+    monitor.record_put(49, 100)
+    assert monitor.should_throttle() is False
+    monitor.record_put(50, 100)
+    assert monitor.should_throttle() is True
+    monitor.record_put(21, 100)  # the low mark stays 20 (half of 50 is more)
+    assert monitor.should_throttle() is True
+    monitor.record_put(20, 100)
+    assert monitor.should_throttle() is False
+    tight = BackpressureMonitor(threshold=0.3, low_water_mark=20)  # low becomes 15
+    tight.record_put(30, 100)
+    tight.record_put(16, 100)
+    assert tight.should_throttle() is True
+    tight.record_put(15, 100)
+    assert tight.should_throttle() is False
+    # The mark is the ratio times 100 (1.2.0 truncates 0.29 to a 28 % mark).
+    exact = BackpressureMonitor(threshold=0.29)
+    exact.record_put(28, 100)
+    assert exact.should_throttle() is False
+    exact.record_put(29, 100)
+    assert exact.should_throttle() is True
+
+
 def test_monitor_blocked_and_drop_counters() -> None:
     monitor = BackpressureMonitor()
     monitor.record_blocked(2.5)

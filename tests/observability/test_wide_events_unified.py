@@ -65,6 +65,23 @@ async def test_stage_and_pipeline_wide_events(autojump_clock: trio.abc.Clock) ->
     assert [d["stage"] for d in pipeline["stage_details"]] == ["a", "b"]
 
 
+async def test_pipeline_name_names_the_pipeline_wide_event() -> None:
+    sink = RecordingEventSink()
+    named = UnifiedStageGraph([spec("a")], pipeline_name="checkout", emit_pipeline_wide_event=True)
+    await named.run(stage_ctx(event_sink=sink))
+    # Empty means "not given": the context's topology, as without it.
+    unnamed = UnifiedStageGraph([spec("a")], pipeline_name="", emit_pipeline_wide_event=True)
+    await unnamed.run(stage_ctx(event_sink=sink))
+    assert [e["pipeline_name"] for e in sink.of_type("pipeline.wide") if e] == [
+        "checkout",
+        "test_topology",
+    ]
+    with pytest.raises(
+        TypeError, match=r"^UnifiedStageGraph: pipeline_name must be a str or None; got int$"
+    ):
+        UnifiedStageGraph([spec("a")], pipeline_name=3)  # type: ignore[arg-type]
+
+
 async def test_a_failed_run_reports_failed() -> None:
     sink = RecordingEventSink()
 

@@ -329,6 +329,14 @@ async def test_build_passes_graph_options_through() -> None:
     [wide] = sink.of_type("pipeline.wide")
     assert wide is not None
     assert wide["stage_counts"] == {"completed": 1}
+    # As in stageflow 1.2, the event names the pipeline, not the context's topology.
+    assert wide["pipeline_name"] == "pipeline"
+    named = Pipeline("orders").with_stage("a", stage_a, StageKind.TRANSFORM)
+    await named.build(emit_pipeline_wide_event=True).run(create_test_stage_context(event_sink=sink))
+    assert [e["pipeline_name"] for e in sink.of_type("pipeline.wide") if e] == [
+        "pipeline",
+        "orders",
+    ]
     with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
         Pipeline().with_stage("a", stage_a, StageKind.TRANSFORM).build(no_such_option=1)  # type: ignore[call-arg]
 
