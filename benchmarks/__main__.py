@@ -95,6 +95,22 @@ TARGETS: dict[str, list[tuple[str, Callable[[list[Row]], tuple[bool, str] | None
             _legacy_per_stage,
         ),
     ],
+    "bench_helpers": [
+        (
+            "PIIDetector + ContentFilter on 1 KB texts: at least the reference's rate",
+            _max_ratio("PIIDetector + ContentFilter, 1 KB text", 1.0),
+        ),
+        (
+            "compute_delta on a 200-key context: at least 1.5x the reference's rate",
+            _max_ratio("compute_delta, 200-key context", 1 / 1.5),
+        ),
+    ],
+    "bench_mocks": [
+        (
+            "MockLLMProvider streaming of 1,000 chunks: at least the reference's rate",
+            _max_ratio("mock_llm_stream_1000_chunks", 1.0),
+        ),
+    ],
     "bench_subpipeline": [
         (
             "subpipeline spawn + run + collect: at most 0.7x the reference's time",

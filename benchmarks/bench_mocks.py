@@ -20,6 +20,10 @@ Another row, ``..._mockclock``, runs the trio side on ``trio.testing.MockClock(
 autojump_threshold=0)`` instead, the clock tests use: its autojump goes through trio's
 "all tasks blocked" machinery, which costs about 60 us per sleep on its own.
 
+The ``..._real_clock`` row streams 200 chunks on the real clock, the rate a consumer
+sees: both libraries sleep 10 ms a chunk, and each sleep overshoots a little (timer
+slack and the loop's own work), so the row compares the whole period per chunk.
+
 Run: ``python benchmarks/bench_mocks.py`` (add ``--smoke`` for a tiny run).
 """
 
@@ -137,6 +141,44 @@ def _mock_clock() -> trio.abc.Clock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
+REAL_N = 200
+SMOKE_REAL_N = 5
+REAL_REPEATS = 3
+
+
+def _reference_real(n: int) -> Callable[[], float]:
+    from stageflow.helpers import mocks as ref
+
+    def run() -> float:
+        return asyncio.run(_consume(ref.MockLLMProvider(responses=["x" * n])))
+
+    return run
+
+
+def _trio_real(n: int) -> Callable[[], float]:
+    def run() -> float:
+        return trio.run(_consume, MockLLMProvider(responses=["x" * n]))
+
+    return run
+
+
+def _real_clock_row(smoke: bool) -> dict[str, object]:
+    """Seconds per chunk on the real clock (median of a few alternating runs)."""
+    n = SMOKE_REAL_N if smoke else REAL_N
+    ref_times: list[float] = []
+    trio_times: list[float] = []
+    for repeat in range(1 if smoke else REAL_REPEATS):
+        runs = [(ref_times, _reference_real(n)), (trio_times, _trio_real(n))]
+        for times, run_once in runs[:: -1 if repeat % 2 else 1]:
+            times.append(run_once())
+    return {
+        "workload": f"mock_llm_stream_{n}_chunks_real_clock",
+        "reference_s": statistics.median(ref_times),
+        "trio_s": statistics.median(trio_times),
+        "note": "per chunk on the real clock (10 ms sleeps): the rate a consumer sees",
+    }
+
+
 def run(smoke: bool = False) -> list[dict[str, object]]:
     """Measure the workload; return ``{"workload", "reference_s", "trio_s", "note"}`` rows.
 
@@ -172,7 +214,7 @@ def run(smoke: bool = False) -> list[dict[str, object]]:
             else:
                 ref_times.append(reference())
                 trio_times.append(ours())
-    return [
+    rows: list[dict[str, object]] = [
         {
             "workload": name,
             "reference_s": statistics.median(ref_times),
@@ -181,6 +223,8 @@ def run(smoke: bool = False) -> list[dict[str, object]]:
         }
         for name, (ref_times, trio_times) in samples.items()
     ]
+    rows.append(_real_clock_row(smoke))
+    return rows
 
 
 def main() -> None:
