@@ -54,8 +54,9 @@ def utc_now_iso() -> str:
         _iso_second = (seconds, text)
     micros = nanoseconds // 1000
     if micros:
-        return f"{text}.{micros:06d}+00:00"
-    return f"{text}+00:00"
+        # %-formatting: faster than the f-string's format spec on this path.
+        return "%s.%06d+00:00" % (text, micros)  # noqa: UP031
+    return text + "+00:00"
 
 
 # Version 4 and the RFC 4122 variant, as uuid.UUID(bytes=..., version=4) sets them.
