@@ -42,6 +42,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import trio
+from trio import current_time
 
 from stageflow_trio._budget import cooperative_checkpoint
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
@@ -260,7 +261,9 @@ async def _run_stage(
         try:
             if timeout_s <= 0:
                 return await stage_run()
-            with trio.move_on_after(timeout_s):
+            # move_on_after(timeout_s), with the deadline computed here: trio's
+            # relative deadline costs another clock read and check per stage.
+            with trio.CancelScope(deadline=current_time() + timeout_s):
                 return await stage_run()
             # Only reached when the cancel scope fired.
             error = _timed_out(stage_name, timeout_ms)
