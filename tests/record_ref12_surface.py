@@ -25,6 +25,7 @@ import inspect
 import json
 import pkgutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import stageflow
@@ -94,6 +95,21 @@ def _callables(value: object) -> dict[str, object]:
     return found
 
 
+def _first_listings(surface: dict[str, list[str] | None]) -> Iterator[tuple[str, object]]:
+    """``("module:name", object)`` for each object the surface names, once: under the
+    first module (in name order) that lists it, so the same module and name find it here."""
+    seen: set[int] = set()
+    for module_name, names in sorted(surface.items()):
+        if not names:
+            continue
+        module = importlib.import_module(module_name)
+        for name in names:
+            value = getattr(module, name)
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield f"{module_name}:{name}", value
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     surface: dict[str, list[str] | None] = {"stageflow": _names(stageflow)}
@@ -108,37 +124,16 @@ def main() -> None:
         surface[info.name] = _names(module)
     version = importlib.metadata.version("stageflow-core")
     assert version == "1.2.0", version
-    # Every class the surface names, once: under the first module (in name order)
-    # that lists it, so the same module and name find it here.
     members: dict[str, list[str]] = {}
-    seen: set[int] = set()
-    for module_name, names in sorted(surface.items()):
-        if not names:
-            continue
-        module = importlib.import_module(module_name)
-        for name in names:
-            value = getattr(module, name)
-            is_class = isinstance(value, type) and value.__module__.startswith("stageflow")
-            if is_class and id(value) not in seen:
-                seen.add(id(value))
-                members[f"{module_name}:{name}"] = _members(value)
-    # The keyword names of every public function and method, where the members are.
     signatures: dict[str, list[str]] = {}
-    seen_functions: set[int] = set()
-    for module_name, names in sorted(surface.items()):
-        if not names:
-            continue
-        module = importlib.import_module(module_name)
-        for name in names:
-            value = getattr(module, name)
-            if id(value) in seen_functions:
-                continue
-            seen_functions.add(id(value))
-            for attribute, function in _callables(value).items():
-                parameters = _parameters(function)
-                if parameters:
-                    key = f"{module_name}:{name}" + (f".{attribute}" if attribute else "")
-                    signatures[key] = parameters
+    for key, value in _first_listings(surface):
+        if isinstance(value, type) and value.__module__.startswith("stageflow"):
+            members[key] = _members(value)
+        # The keyword names of every public function and method, where the members are.
+        for attribute, function in _callables(value).items():
+            parameters = _parameters(function)
+            if parameters:
+                signatures[key + (f".{attribute}" if attribute else "")] = parameters
     document = {"modules": surface, "members": members, "signatures": signatures}
     OUT.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
