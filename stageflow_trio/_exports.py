@@ -26,14 +26,18 @@ def _is_private(module_name: str) -> bool:
 def publish(module_name: str) -> None:
     """Set ``__module__`` to ``module_name`` on every name in its ``__all__`` defined privately.
 
-    Only objects whose ``__module__`` still names a private module of this
+    Names the module loads on first use (``stageflow_trio._lazy``) are published
+    when they load. Only objects whose ``__module__`` still names a private module of this
     package are changed, so the first public module that publishes an object
     (a submodule, imported by its package's ``__init__`` before the package
     publishes) is its home.
     """
     module = sys.modules[module_name]
+    namespace = vars(module)
     for name in module.__all__:
-        publish_one(module_name, getattr(module, name))
+        # A name the module loads on first use (stageflow_trio._lazy) is published then.
+        if name in namespace:
+            publish_one(module_name, namespace[name])
 
 
 def publish_one(module_name: str, value: Any) -> None:

@@ -182,6 +182,37 @@ def test_a_name_loads_only_its_own_modules() -> None:
     ).stdout
     for heavy in ("tools", "helpers", "projector", "testing", "stores", "agent", "tracing"):
         assert f"stageflow_trio.{heavy}" not in out, heavy
+    # Loaded when first needed: a queueing sink, a validation error, a wide event.
+    modules = set(ast.literal_eval(out))
+    for later in ("events._backpressure", "contracts", "observability.wide_events"):
+        assert f"stageflow_trio.{later}" not in modules, later
+
+
+def test_what_loads_later_still_works_and_keeps_its_public_module() -> None:
+    code = """
+from stageflow_trio import Pipeline
+from stageflow_trio.events.sink import BackpressureAwareEventSink
+
+
+async def noop(ctx):
+    return None
+
+
+try:
+    Pipeline().with_stage("b", noop, "work", dependencies=("a",)).build()
+except Exception as exc:
+    error = exc
+graph = Pipeline().with_stage("a", noop, "work").build(emit_pipeline_wide_event=True)
+print(BackpressureAwareEventSink.__module__, error.error_info.code, type(graph._plan.emitter).__name__)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == [
+        "stageflow_trio.events.sink",
+        "CONTRACT-004-MISSING_DEP",
+        "WideEventEmitter",
+    ]
 
 
 def test_subpackages_are_attributes_after_a_bare_import() -> None:

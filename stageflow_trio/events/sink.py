@@ -16,14 +16,13 @@ with ``nursery.start_soon`` sees its parent's sink and a child's
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stageflow_trio._exports import publish
-from stageflow_trio.events._backpressure import (
-    BackpressureAwareEventSink as BackpressureAwareEventSink,
-)
+from stageflow_trio._lazy import lazy_exports
 from stageflow_trio.events._global_sink import clear_event_sink as clear_event_sink
 from stageflow_trio.events._global_sink import get_event_sink as get_event_sink
 from stageflow_trio.events._global_sink import set_event_sink as set_event_sink
-from stageflow_trio.events._metrics import BackpressureMetrics as BackpressureMetrics
 from stageflow_trio.events._registry import (
     wait_for_event_sink_tasks as wait_for_event_sink_tasks,
 )
@@ -43,4 +42,21 @@ __all__ = [
     "wait_for_event_sink_tasks",
 ]
 
+if TYPE_CHECKING:
+    from stageflow_trio.events._backpressure import (
+        BackpressureAwareEventSink as BackpressureAwareEventSink,
+    )
+    from stageflow_trio.events._metrics import BackpressureMetrics as BackpressureMetrics
+
 publish(__name__)
+
+if not TYPE_CHECKING:
+    # The queueing sink loads on first use: every context imports this module for
+    # EventSink, and most programs never make a BackpressureAwareEventSink.
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "stageflow_trio.events._backpressure": "BackpressureAwareEventSink",
+            "stageflow_trio.events._metrics": "BackpressureMetrics",
+        },
+    )

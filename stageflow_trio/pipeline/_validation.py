@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stageflow_trio.contracts.errors import ContractErrorInfo
 from stageflow_trio.errors import StageflowError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from stageflow_trio.contracts.errors import ContractErrorInfo
+
 _DOCS = "https://github.com/stageflow/stageflow/blob/main/docs/advanced/error-messages.md"
+
+
+def contract_error_info(**fields: Any) -> ContractErrorInfo:
+    """A ContractErrorInfo; the contracts package loads only when an error is made."""
+    from stageflow_trio.contracts.errors import ContractErrorInfo
+
+    return ContractErrorInfo(**fields)
 
 
 class PipelineValidationError(StageflowError):
@@ -65,7 +73,7 @@ class CycleDetectedError(PipelineValidationError):
 
     def __init__(self, cycle_path: list[str], stages: list[str] | None = None) -> None:
         self.cycle_path: list[str] = list(cycle_path)
-        info = ContractErrorInfo(
+        info = contract_error_info(
             code="CONTRACT-004-CYCLE",
             summary="Pipeline contains a dependency cycle",
             fix_hint="Break the cycle by removing one dependency in the loop.",
@@ -87,7 +95,7 @@ class CycleDetectedError(PipelineValidationError):
 
 def missing_dependency_error(stage: str, dependency: str) -> PipelineValidationError:
     """The CONTRACT-004-MISSING_DEP error for ``stage`` depending on an absent ``dependency``."""
-    info = ContractErrorInfo(
+    info = contract_error_info(
         code="CONTRACT-004-MISSING_DEP",
         summary="Stage depends on an undefined dependency",
         fix_hint="Add the missing stage or remove it from the dependency list.",
@@ -103,7 +111,7 @@ def missing_dependency_error(stage: str, dependency: str) -> PipelineValidationE
 
 def conflict_error(stage: str, existing: object, incoming: object) -> PipelineValidationError:
     """The CONTRACT-004-CONFLICT error for two different definitions of ``stage``."""
-    info = ContractErrorInfo(
+    info = contract_error_info(
         code="CONTRACT-004-CONFLICT",
         summary="Stage defined multiple times with conflicting specs",
         fix_hint=(
@@ -125,7 +133,7 @@ def conflict_error(stage: str, existing: object, incoming: object) -> PipelineVa
 
 def empty_pipeline_error() -> PipelineValidationError:
     """The CONTRACT-004-EMPTY error for building a pipeline with no stages."""
-    info = ContractErrorInfo(
+    info = contract_error_info(
         code="CONTRACT-004-EMPTY",
         summary="Cannot build a pipeline with zero stages",
         fix_hint="Add at least one stage before calling build().",

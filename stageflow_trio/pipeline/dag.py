@@ -31,7 +31,6 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
-from stageflow_trio.observability.wide_events import WideEventEmitter
 from stageflow_trio.pipeline._checks import (
     StageDefinitionTypeError,
     check_bool,
@@ -57,6 +56,7 @@ from stageflow_trio.stages.inputs import StageInputs
 if TYPE_CHECKING:
     from stageflow_trio._engine._cleanup import CleanupRegistry
     from stageflow_trio._engine._unified_run import UnifiedRun
+    from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
     from stageflow_trio.stages.result import StageResult
 
@@ -149,12 +149,25 @@ def _check_options(
     wide_event_emitter: object,
     emit_stage_wide_events: object,
     emit_pipeline_wide_event: object,
-) -> None:
-    """The options both graphs take: TypeError naming the parameter, at construction."""
+) -> WideEventEmitter | None:
+    """The options both graphs take: TypeError naming the parameter, at construction.
+
+    Returns the graph's wide-event emitter: the one given, a default one when
+    either flag is set without one, else None.
+    """
     check_interceptors(graph, interceptors)
-    check_optional(graph, "wide_event_emitter", wide_event_emitter, WideEventEmitter)
     check_flag(graph, "emit_stage_wide_events", emit_stage_wide_events)
     check_flag(graph, "emit_pipeline_wide_event", emit_pipeline_wide_event)
+    if wide_event_emitter is None and not (emit_stage_wide_events or emit_pipeline_wide_event):
+        return None
+    # Loaded with the first graph that has wide events, not with the graphs.
+    from stageflow_trio.observability.wide_events import WideEventEmitter
+
+    if wide_event_emitter is None:
+        return WideEventEmitter()
+    check_optional(graph, "wide_event_emitter", wide_event_emitter, WideEventEmitter)
+    assert isinstance(wide_event_emitter, WideEventEmitter)
+    return wide_event_emitter
 
 
 def _checked_context(ctx: object) -> StageContext:
@@ -214,7 +227,7 @@ class StageGraph:
         emit_stage_wide_events: bool = False,
         emit_pipeline_wide_event: bool = False,
     ) -> None:
-        _check_options(
+        wide_event_emitter = _check_options(
             "StageGraph",
             interceptors,
             wide_event_emitter,
@@ -222,8 +235,6 @@ class StageGraph:
             emit_pipeline_wide_event,
         )
         by_name: dict[str, StageSpec] = _by_name(specs, StageSpec, "StageGraph")
-        if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
-            wide_event_emitter = WideEventEmitter()
         self._specs = by_name
         self._plan = LegacyPlan(
             invokers={name: legacy_invoker(name, spec.runner) for name, spec in by_name.items()},
@@ -292,7 +303,7 @@ class UnifiedStageGraph:
         emit_stage_wide_events: bool = False,
         emit_pipeline_wide_event: bool = False,
     ) -> None:
-        _check_options(
+        wide_event_emitter = _check_options(
             "UnifiedStageGraph",
             interceptors,
             wide_event_emitter,
@@ -317,8 +328,6 @@ class UnifiedStageGraph:
                 policy = guard_retry_strategy.get_policy(name)
                 if policy is not None and spec.kind == StageKind.GUARD:
                     policies[name] = policy
-        if wide_event_emitter is None and (emit_stage_wide_events or emit_pipeline_wide_event):
-            wide_event_emitter = WideEventEmitter()
         self._specs = by_name
         self._plan = UnifiedPlan(
             specs=by_name,

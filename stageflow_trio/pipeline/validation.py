@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stageflow_trio.contracts.errors import ContractErrorInfo
 from stageflow_trio.pipeline._validation import (
     PipelineValidationError,
+    contract_error_info,
     empty_pipeline_error,
     validate_dependencies,
 )
@@ -66,7 +66,7 @@ def ensure_compatible_stage_specs(
     """Raise ``CONTRACT-004-CONFLICT`` unless both specs agree on every attribute in ``attrs``."""
     if all(getattr(existing, attr) == getattr(incoming, attr) for attr in attrs):
         return
-    info = ContractErrorInfo(
+    info = contract_error_info(
         code="CONTRACT-004-CONFLICT",
         summary="Pipelines define conflicting stage specifications",
         fix_hint="Rename one of the stages or make the specs identical before composing.",
