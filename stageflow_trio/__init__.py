@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stageflow_trio import _globals
 from stageflow_trio._lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -238,6 +239,17 @@ __all__ = [
     "summarize_pipeline_error",
     "summary_from_output",
 ]
+
+
+def _tool_registry() -> object:
+    # What StageInputs.tool_registry hands out: the stages layer cannot import the
+    # tools layer, so the package, above both, wires it; tools load on first use.
+    from stageflow_trio.tools.registry import get_tool_registry
+
+    return get_tool_registry()
+
+
+_globals.provide_tool_registry(_tool_registry)
 
 
 # Hidden from type checkers, which read the imports above: a visible module

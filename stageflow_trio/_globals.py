@@ -5,6 +5,11 @@ extension registry, the suggestion registry, the checkpoint budget's defaults)
 register a reset function here at import time. This module imports nothing,
 so any layer of the package may use it; :mod:`stageflow_trio.testing`
 re-exports both functions.
+
+It also holds the one seam through which a lower layer reaches an upper one:
+:attr:`StageInputs.tool_registry <stageflow_trio.stages.inputs.StageInputs.tool_registry>`
+(the stages layer) hands out the tools layer's global registry through the
+provider that the package's ``__init__``, above every layer, registers here.
 """
 
 from __future__ import annotations
@@ -26,3 +31,25 @@ def reset_globals() -> None:
     """Reset every process-wide singleton the library keeps (event sink, registries, ...)."""
     for reset in _resets:
         reset()
+
+
+_tool_registry_provider: Callable[[], object] | None = None
+
+
+def provide_tool_registry(provider: Callable[[], object]) -> None:
+    """Make ``provider`` what :func:`tool_registry` calls (the package's ``__init__`` does)."""
+    global _tool_registry_provider
+    _tool_registry_provider = provider
+
+
+def tool_registry() -> object:
+    """The process-wide tool registry, from the registered provider.
+
+    Raises:
+        RuntimeError: no provider is registered (the package's ``__init__``
+            registers one before any of its modules runs, so only code that
+            unregistered it sees this).
+    """
+    if _tool_registry_provider is None:
+        raise RuntimeError("no tool registry provider is registered")
+    return _tool_registry_provider()

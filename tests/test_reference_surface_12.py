@@ -5,8 +5,7 @@ method takes 1.2.0's parameter names.
 ``tests/ref12_surface.json`` is 1.2.0's surface, recorded by
 ``tests/record_ref12_surface.py`` (1.2.0 is not installed where the tests run;
 0.9.1 is, and ``tests/test_reference_surface.py`` walks it live). ``websearch``
-is deferred as a whole (docs/parity.md). What stageflow_trio leaves out on
-purpose is listed below with its parity row.
+is deferred as a whole (docs/parity.md).
 """
 
 from __future__ import annotations
@@ -22,17 +21,6 @@ SURFACE = json.loads((Path(__file__).parent / "ref12_surface.json").read_text(en
 MODULES: dict[str, list[str] | None] = SURFACE["modules"]
 MEMBERS: dict[str, list[str]] = SURFACE["members"]
 SIGNATURES: dict[str, list[str]] = SURFACE["signatures"]
-
-# Attributes left out on purpose: "module:Class" -> {attribute: why}.
-LEFT_OUT: dict[str, dict[str, str]] = {
-    # docs/parity.md, "Not ported from 1.2.0": the stages layer would import the tools layer.
-    "stageflow:StageInputs": {"tool_registry": "layers"},
-}
-# Attributes that 1.2.0's dataclasses have on the class (a field default) and that
-# stageflow_trio's classes set on each instance.
-INSTANCE_ONLY: dict[str, set[str]] = {
-    "stageflow.helpers:MemoryTracker": {"auto_start"},
-}
 
 
 def _ours(reference_name: str) -> str:
@@ -65,8 +53,7 @@ def test_module_and_names_exist(reference_name: str) -> None:
 @pytest.mark.parametrize("key", sorted(MEMBERS))
 def test_classes_have_1_2_0s_public_attributes(key: str) -> None:
     ours = _our_class(key)
-    expected = set(MEMBERS[key]) - set(LEFT_OUT.get(key, ())) - INSTANCE_ONLY.get(key, set())
-    missing = sorted(name for name in expected if not hasattr(ours, name))
+    missing = sorted(name for name in MEMBERS[key] if not hasattr(ours, name))
     assert missing == [], f"{ours.__qualname__} lacks {missing}"
 
 
@@ -84,13 +71,3 @@ def test_callables_take_1_2_0s_parameter_names(key: str) -> None:
         return
     missing = [parameter for parameter in SIGNATURES[key] if parameter not in parameters]
     assert missing == [], f"{key} lacks {missing}"
-
-
-def test_the_exceptions_are_still_exceptions() -> None:
-    # When one is ported, drop it from its table (and its parity row).
-    exceptions = [(key, set(why)) for key, why in LEFT_OUT.items()]
-    exceptions += INSTANCE_ONLY.items()
-    for key, attributes in exceptions:
-        for attribute in attributes:
-            assert attribute in MEMBERS[key]
-            assert not hasattr(_our_class(key), attribute), (key, attribute)

@@ -82,6 +82,9 @@ class MemoryTracker:
         TypeError: an argument has the wrong type.
     """
 
+    # The class-level default, as on stageflow 1.2's dataclass; each tracker sets its own.
+    auto_start: bool = True
+
     def __init__(self, auto_start: bool = True, listeners: list[Listener] | None = None) -> None:
         check_flag("MemoryTracker", "auto_start", auto_start)
         listener_list = [] if listeners is None else listeners

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stageflow_trio._frozen import frozen_compat
+from stageflow_trio._globals import tool_registry
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
@@ -133,6 +134,15 @@ class StageInputs:
     declared_deps: frozenset[str] = attrs.field(factory=frozenset, converter=_convert_deps)
     stage_name: str | None = attrs.field(default=None, validator=_validate_stage_name)
     strict: bool = attrs.field(default=True, validator=_validate_strict)
+
+    @property
+    def tool_registry(self) -> Any:
+        """The process-wide tool registry (a ``ToolRegistry``), as in stageflow 1.2.
+
+        The same object as :func:`stageflow_trio.tools.get_tool_registry` returns;
+        the tools package loads the first time a stage asks for it.
+        """
+        return tool_registry()
 
     @classmethod
     def _trusted(

@@ -587,3 +587,55 @@ def test_the_tool_decorator_checks_its_arguments() -> None:
     ):
         tool("a")(lambda: None)  # type: ignore[type-var]
     assert "a" not in get_tool_registry()
+
+
+# --- StageInputs.tool_registry (stageflow 1.2) -------------------------------------------
+
+
+async def test_a_stage_reaches_the_global_registry_through_its_inputs() -> None:
+    from stageflow_trio.api import Pipeline, StageContext
+
+    register_tool(Named("search"))
+    seen: list[object] = []
+
+    async def find(ctx: StageContext) -> dict[str, Any]:
+        registry = ctx.inputs.tool_registry
+        seen.append(registry)
+        return {"can": registry.can_execute("search")}
+
+    results = await Pipeline().with_stage("find", find, "work").run()
+    assert results.data("find") == {"can": True}
+    assert seen == [get_tool_registry()]
+    # It follows the global registry: a cleared one is replaced by a new, empty one.
+    clear_tool_registry()
+    results = await Pipeline().with_stage("find", find, "work").run()
+    assert results.data("find") == {"can": False}
+    assert seen[1] is get_tool_registry()
+    assert seen[1] is not seen[0]
+
+
+def test_the_stages_layer_loads_the_tools_only_when_asked() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from stageflow_trio.stages.inputs import StageInputs; "
+        "from stageflow_trio.context import ContextSnapshot; "
+        "inputs = StageInputs(snapshot=ContextSnapshot()); "
+        "before = 'stageflow_trio.tools.registry' in sys.modules; "
+        "print(before, type(inputs.tool_registry).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "ToolRegistry"]
+
+
+def test_without_a_provider_the_property_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stageflow_trio import _globals
+    from stageflow_trio.context import ContextSnapshot
+    from stageflow_trio.stages.inputs import StageInputs
+
+    monkeypatch.setattr(_globals, "_tool_registry_provider", None)
+    with pytest.raises(RuntimeError, match=r"^no tool registry provider is registered$"):
+        _ = StageInputs(snapshot=ContextSnapshot()).tool_registry
