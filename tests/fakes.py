@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -298,3 +300,10 @@ def import_reference() -> ModuleType:
     for name in _REFERENCE_SUBMODULES:
         importlib.import_module(name)
     return reference
+
+
+def python_output(code: str) -> str:
+    """What ``code`` prints when run in a fresh interpreter (this one's Python)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout

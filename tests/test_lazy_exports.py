@@ -19,6 +19,7 @@ import pytest
 
 import stageflow_trio
 from stageflow_trio._lazy import lazy_exports
+from tests.fakes import python_output
 
 PACKAGE_DIR = Path(stageflow_trio.__file__).parent
 
@@ -102,9 +103,7 @@ def test_an_export_named_like_its_submodule_keeps_its_value(module_name: str, na
         f"import types, {module_name} as package, {module_name}.{name}; "
         f"print(isinstance(package.{name}, types.ModuleType))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     assert out.strip() == "False"
 
 
@@ -120,9 +119,7 @@ def test_every_export_named_like_a_submodule_loads_at_once() -> None:
         "    for export in sorted(subs & set(module.__all__)):\n"
         "        print(name, export, export in vars(module))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     lines = out.split("\n")[:-1]
     assert lines == [
         "stageflow_trio.contracts registry True",
@@ -166,9 +163,7 @@ def test_a_bare_import_loads_no_subpackage() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('stageflow_trio.')), "
         "'trio' in sys.modules, 'attrs' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     # _globals: the provider seam of StageInputs.tool_registry, which imports nothing.
     expected = "['stageflow_trio._exports', 'stageflow_trio._globals', 'stageflow_trio._lazy']"
     assert out.strip() == f"{expected} False False"
@@ -179,9 +174,7 @@ def test_a_name_loads_only_its_own_modules() -> None:
         "import sys; from stageflow_trio import Pipeline, StageOutput; "
         "print(sorted(m for m in sys.modules if m.startswith('stageflow_trio.')))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     for heavy in ("tools", "helpers", "projector", "testing", "stores", "agent", "tracing"):
         assert f"stageflow_trio.{heavy}" not in out, heavy
     # Loaded when first needed: a queueing sink, a validation error, a wide event.
@@ -207,9 +200,7 @@ except Exception as exc:
 graph = Pipeline().with_stage("a", noop, "work").build(emit_pipeline_wide_event=True)
 print(BackpressureAwareEventSink.__module__, error.error_info.code, type(graph._plan.emitter).__name__)
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     assert out.split() == [
         "stageflow_trio.events.sink",
         "CONTRACT-004-MISSING_DEP",
@@ -219,21 +210,14 @@ print(BackpressureAwareEventSink.__module__, error.error_info.code, type(graph._
 
 def test_subpackages_are_attributes_after_a_bare_import() -> None:
     code = "import stageflow_trio; print(stageflow_trio.pipeline.Pipeline.__name__)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     assert out.strip() == "Pipeline"
 
 
 def test_the_top_level_lists_every_public_submodule() -> None:
     # In a fresh interpreter nothing is imported yet, so dir() shows the submodules=
     # list itself: every public module of the package must be on it.
-    out = subprocess.run(
-        [sys.executable, "-c", "import stageflow_trio; print(' '.join(dir(stageflow_trio)))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = python_output("import stageflow_trio; print(' '.join(dir(stageflow_trio)))")
     public = {
         info.name
         for info in pkgutil.iter_modules([str(PACKAGE_DIR)])

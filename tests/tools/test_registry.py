@@ -28,6 +28,7 @@ from stageflow_trio.tools.registry import (
     register_tool,
     tool,
 )
+from tests.fakes import python_output
 
 
 @attrs.frozen
@@ -615,9 +616,6 @@ async def test_a_stage_reaches_the_global_registry_through_its_inputs() -> None:
 
 
 def test_the_stages_layer_loads_the_tools_only_when_asked() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys; from stageflow_trio.stages.inputs import StageInputs; "
         "from stageflow_trio.context import ContextSnapshot; "
@@ -625,9 +623,7 @@ def test_the_stages_layer_loads_the_tools_only_when_asked() -> None:
         "before = 'stageflow_trio.tools.registry' in sys.modules; "
         "print(before, type(inputs.tool_registry).__name__)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = python_output(code)
     assert out.split() == ["False", "ToolRegistry"]
 
 
