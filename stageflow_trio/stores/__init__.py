@@ -9,6 +9,9 @@ backend, chosen by one URL (or the ``STAGEFLOW_STORE_URL`` environment variable)
   machine (:mod:`stageflow_trio.stores.sqlite`).
 - ``redis://host:port/db`` (or ``rediss://``): a Redis server, shared by every
   machine; needs the ``redis`` extra (:mod:`stageflow_trio.stores.redis`).
+  ``redis+cluster://host:port[,host:port...]`` is a Redis Cluster, and
+  ``redis+sentinel://host:port[,host:port...]/service[/db]`` the primary that
+  Sentinel names ``service`` (``rediss+...`` for TLS).
 
 Configuration is checked when the stores open (an unreachable server, an
 unwritable file, a malformed URL raise :class:`StoreConfigError` there), never
@@ -43,6 +46,15 @@ _SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
     "claim_lease_seconds": float,
     "poll_interval": float,
 }
+# As stores._redis_url.SCHEMES (not imported: that module needs the redis extra).
+_REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 _REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "claim_lease_seconds": float,
     "resync_interval": float,
@@ -78,7 +90,8 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
     """Open the stores of the backend ``url`` names; close them on exit.
 
     Args:
-        url: ``memory://``, ``sqlite:///path`` or ``redis://host:port/db``;
+        url: ``memory://``, ``sqlite:///path``, ``redis://host:port/db``,
+            ``redis+cluster://host:port,...`` or ``redis+sentinel://host:port,.../service``;
             None reads :data:`STORE_URL_ENV`, and ``memory://`` when unset.
             Options go in the query: ``claim_lease_seconds`` (SQLite, Redis),
             ``poll_interval`` (SQLite), ``prefix`` and ``resync_interval``
@@ -124,7 +137,7 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
         # As SQLAlchemy's: sqlite:///relative/file.db, sqlite:////absolute/file.db.
         async with open_sqlite_stores(parts.path[1:], setting=setting, **options) as stores:
             yield stores
-    elif scheme in ("redis", "rediss"):
+    elif scheme in _REDIS_SCHEMES:
         try:
             from .redis import open_redis_stores
         except ImportError as exc:
@@ -139,7 +152,8 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
     else:
         raise StoreConfigError(
             setting,
-            f"unknown store URL {url!r}: expected memory://, sqlite:///path or redis://host:port/db",
+            f"unknown store URL {url!r}: expected memory://, sqlite:///path, redis://host:port/db,"
+            " redis+cluster://host:port,... or redis+sentinel://host:port,.../service",
         )
 
 

@@ -14,11 +14,12 @@ whose stores all live there, under one key prefix (``stageflow:``).
   published on Redis pub/sub and pushed to every process's waiters; nothing
   polls. A waiter also looks again every ``resync_interval`` (5 s), a safety
   net for a pub/sub connection that was lost and re-established.
-- Redis Cluster: the scripts touch several keys, so they must hash to one
-  slot: give a prefix with a hash tag, e.g. ``prefix="{stageflow}:"`` (all the
-  keys on one shard). Sentinel: build the client yourself
-  (``coredis.sentinel.Sentinel(...).primary_for("name")``) and pass it as
-  ``client`` to :func:`open_redis_stores`.
+- Redis Cluster (``redis+cluster://host:port,...``): the scripts touch several
+  keys, so they must hash to one slot: the key prefix must hold a hash tag, and
+  is ``"{stageflow}:"`` by default there (all the keys on one shard). Sentinel
+  (``redis+sentinel://host:port,.../service[/db]``): the primary it names. A
+  client of your own from ``Sentinel.primary_for`` needs its ``Sentinel``
+  entered around :func:`open_redis_stores`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import math
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import coredis
@@ -57,6 +57,7 @@ from ._common import (
     undo_from_json,
     undo_to_json,
 )
+from ._redis_url import RedisTarget, has_hash_tag, parse_redis_url, redacted, redis_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -83,6 +84,7 @@ SCHEMA_VERSION = 1
 """The layout of the keys this version writes (kept under ``{prefix}schema``)."""
 
 DEFAULT_PREFIX = "stageflow:"
+CLUSTER_DEFAULT_PREFIX = "{stageflow}:"
 DEFAULT_RESYNC_INTERVAL_SECONDS = 5.0
 
 _CLAIM = """
@@ -173,7 +175,7 @@ async def open_redis_stores(
     url: str | None = None,
     *,
     client: Any = None,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str | None = None,
     claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
     resync_interval: float = DEFAULT_RESYNC_INTERVAL_SECONDS,
     connect_timeout: float = 5.0,
@@ -182,10 +184,16 @@ async def open_redis_stores(
     """Connect to Redis and yield its stores; disconnect on exit.
 
     Args:
-        url: ``redis://[user:password@]host:port/db`` or ``rediss://...``.
-        client: A coredis client to use instead of ``url`` (Sentinel, Cluster,
-            custom TLS); entered here, so not entered already.
-        prefix: Prepended to every key and channel.
+        url: ``redis://[user:password@]host:port/db`` or ``rediss://...``; a
+            Redis Cluster ``redis+cluster://host:port[,host:port...]``; the primary
+            that Sentinel names ``redis+sentinel://host:port[,host:port...]/service[/db]``
+            (see :mod:`stageflow_trio.stores._redis_url`).
+        client: A coredis client to use instead of ``url`` (custom TLS, a pool of
+            your own); entered here, so not entered already. A client from
+            ``Sentinel.primary_for`` needs its ``Sentinel`` entered around this call.
+        prefix: Prepended to every key and channel; ``"stageflow:"`` by default,
+            ``"{stageflow}:"`` on a Redis Cluster, where the prefix must hold a
+            hash tag (``{...}``) so that every key of the stores is in one slot.
         claim_lease_seconds: The lease of an idempotency claim.
         resync_interval: How often a waiter looks again without a notification.
         connect_timeout: Seconds to reach the server at open.
@@ -200,8 +208,8 @@ async def open_redis_stores(
 
     if (url is None) == (client is None):
         raise TypeError("open_redis_stores: give exactly one of url and client")
-    if not isinstance(prefix, str):
-        raise TypeError(f"open_redis_stores: prefix must be a str; got {type_of(prefix)}")
+    if prefix is not None and not isinstance(prefix, str):
+        raise TypeError(f"open_redis_stores: prefix must be a str or None; got {type_of(prefix)}")
     lease = check_number(
         "open_redis_stores", "claim_lease_seconds", claim_lease_seconds, minimum=0, above=True
     )
@@ -211,19 +219,18 @@ async def open_redis_stores(
     connect_timeout = check_number(
         "open_redis_stores", "connect_timeout", connect_timeout, minimum=0, above=True
     )
-    where = url if url is not None else repr(client)
-    if url is not None:
-        try:
-            client = coredis.Redis.from_url(
-                url, decode_responses=False, connect_timeout=connect_timeout
-            )
-        except (ValueError, TypeError) as exc:
-            raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {exc}") from exc
-    backend = RedisBackend(client, prefix=prefix, resync_interval=resync_interval)
+    where = redacted(url) if url is not None else repr(client)
+    target = None if url is None else parse_redis_url(url, setting)
     with unwrapping_groups():
-        if url is not None:
-            await _check_reachable(url, setting, connect_timeout)
+        if target is not None:
+            await _check_reachable(target, setting, connect_timeout)
         async with contextlib.AsyncExitStack() as stack:
+            if target is not None:
+                client = await stack.enter_async_context(
+                    redis_client(target, connect_timeout, setting)
+                )
+            prefix = _cluster_prefix(client, prefix, setting)
+            backend = RedisBackend(client, prefix=prefix, resync_interval=resync_interval)
             try:
                 await stack.enter_async_context(client)
                 with trio.fail_after(connect_timeout):
@@ -260,20 +267,38 @@ async def open_redis_stores(
                     nursery.cancel_scope.cancel()
 
 
-async def _check_reachable(url: str, setting: str, timeout: float) -> None:
-    """Fail fast, and without the client's retries, when nothing listens at the URL's address."""
-    parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or 6379  # the client has validated the URL
-    if parts.scheme not in ("redis", "rediss") or host is None:
-        return
-    try:
-        with trio.fail_after(timeout):
-            stream = await trio.open_tcp_stream(host, port)
-    except (OSError, TimeoutError) as exc:
+def _cluster_prefix(client: Any, prefix: str | None, setting: str) -> str:
+    """The key prefix: the default for the client's kind, and one slot on a Redis Cluster."""
+    if not isinstance(client, coredis.RedisCluster):
+        return DEFAULT_PREFIX if prefix is None else prefix
+    if prefix is None:
+        return CLUSTER_DEFAULT_PREFIX
+    if not has_hash_tag(prefix):
         raise StoreConfigError(
-            setting, f"cannot reach Redis at {url}: {type(exc).__name__}: {exc}"
-        ) from exc
-    await stream.aclose()
+            setting,
+            f"a Redis Cluster needs a key prefix with a hash tag, so that every key of the"
+            f" stores is in one slot (the scripts touch several); got {prefix!r},"
+            f" e.g. {'{' + prefix.rstrip(':') + '}:'!r}",
+        )
+    return prefix
+
+
+async def _check_reachable(target: RedisTarget, setting: str, timeout: float) -> None:
+    """Fail fast, and without the client's retries, when no listed node accepts a connection."""
+    if not target.nodes:  # a unix socket
+        return
+    errors: list[str] = []
+    with trio.move_on_after(timeout):
+        for host, port in target.nodes:
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                errors.append(f"{host}:{port}: {type(exc).__name__}: {exc}")
+                continue
+            await stream.aclose()
+            return
+    detail = "; ".join(errors) or f"no answer within {timeout} s"
+    raise StoreConfigError(setting, f"cannot reach Redis at {redacted(target.url)}: {detail}")
 
 
 class RedisIdempotencyStore:

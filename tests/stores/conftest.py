@@ -1,28 +1,36 @@
-"""Fixtures of the store tests: one URL per backend, and a Redis server for the session.
+"""Fixtures of the store tests: one URL per backend, and the Redis servers for the session.
 
 The Redis server: ``STAGEFLOW_TEST_REDIS_URL`` when set (.ci/run starts one; ``off``
 skips the Redis tests, as CI's later runs do);
 else a ``redis-server`` started here on a free loopback port for the session;
 else the Redis tests skip, saying that no ``redis-server`` binary exists.
+
+A Redis Cluster (three primaries, made with ``redis-cli --cluster create``) and a
+Sentinel watching the Redis server are started here for the session, from the same
+binaries, unless ``STAGEFLOW_TEST_REDIS_URL`` is ``off``. The contract tests run on
+both through their ``redis+cluster://`` and ``redis+sentinel://`` URLs.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import random
 import shutil
 import socket
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "redis-cluster", "redis-sentinel")
+REDIS_BACKENDS = ("redis", "redis-cluster", "redis-sentinel")
 
 
 def _command(url: str, *args: str) -> bytes:
@@ -41,6 +49,48 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _redis_binary(name: str) -> str:
+    if os.environ.get("STAGEFLOW_TEST_REDIS_URL") == "off":
+        pytest.skip("STAGEFLOW_TEST_REDIS_URL=off: the Redis tests ran in CI's first run")
+    binary = shutil.which(name)
+    if binary is None:
+        pytest.skip(f"no {name} binary on PATH (apt-get install redis-server)")
+    return binary
+
+
+def _free_cluster_port() -> int:
+    """A free loopback port whose cluster bus port (10,000 above it) is free too."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 50_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports for a Redis Cluster node")
+
+
+def _replies(url: str, expected: bytes, *command: str) -> bool:
+    """Whether the server at ``url`` answers ``command`` with a reply holding ``expected``."""
+    return expected in _command(url, *command)
+
+
+def _wait_until(check: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up within {seconds} s")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +128,110 @@ def redis_server() -> Iterator[str]:
         process.wait(10)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The ``redis://`` URLs of the three primaries of a Redis Cluster, for the session."""
+    server = _redis_binary("redis-server")
+    cli = _redis_binary("redis-cli")
+    home = tmp_path_factory.mktemp("redis-cluster")
+    ports = [_free_cluster_port() for _ in range(3)]
+    processes = []
+    try:
+        for port in ports:
+            node = home / str(port)
+            node.mkdir()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--bind",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node / "nodes.conf"),
+                    ],
+                    cwd=node,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        urls = [f"redis://127.0.0.1:{port}/0" for port in ports]
+        for url in urls:
+            _wait_until(partial(_replies, url, b"+PONG", "PING"), url)
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        for url in urls:
+            _wait_until(
+                partial(_replies, url, b"cluster_state:ok", "CLUSTER", "INFO"),
+                f"the cluster node at {url}",
+            )
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``redis+sentinel://`` URL whose sentinel names the Redis server ``stageflow``."""
+    server = _redis_binary("redis-server")
+    primary = redis_server.removeprefix("redis://").split("/")[0]
+    host, port = primary.split(":")
+    home = tmp_path_factory.mktemp("redis-sentinel")
+    sentinel_port = _free_port()
+    config = home / "sentinel.conf"  # the sentinel rewrites it: a file of its own
+    config.write_text(
+        f"bind 127.0.0.1\nport {sentinel_port}\n"
+        f"sentinel monitor stageflow {host} {port} 1\n"
+        "sentinel down-after-milliseconds stageflow 60000\n"
+    )
+    process = subprocess.Popen(
+        [server, str(config), "--sentinel"],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sentinel = f"redis://127.0.0.1:{sentinel_port}"
+    try:
+        _wait_until(
+            partial(
+                _replies,
+                sentinel,
+                port.encode(),
+                "SENTINEL",
+                "GET-MASTER-ADDR-BY-NAME",
+                "stageflow",
+            ),
+            "the sentinel",
+        )
+        yield f"redis+sentinel://127.0.0.1:{sentinel_port}/stageflow/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 @pytest.fixture
 def redis_url(redis_server: str) -> Iterator[str]:
     """The Redis server, emptied for this test."""
@@ -92,8 +246,9 @@ def redis_url(redis_server: str) -> Iterator[str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        uses_redis = "redis_url" in getattr(item, "fixturenames", ()) or (
-            callspec is not None and callspec.params.get("backend") == "redis"
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses_redis = bool(fixtures & {"redis_url", "redis_cluster", "redis_sentinel"}) or (
+            callspec is not None and callspec.params.get("backend") in REDIS_BACKENDS
         )
         if uses_redis and item.path.parent == Path(__file__).parent:
             item.add_marker(
@@ -114,5 +269,14 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/stores.db"
-    url: str = request.getfixturevalue("redis_url")
+    if backend == "redis-cluster":
+        nodes: list[str] = request.getfixturevalue("redis_cluster")
+        for node in nodes:  # each primary holds its share of the slots
+            assert _command(node, "FLUSHALL").startswith(b"+OK")
+        hosts = ",".join(node.removeprefix("redis://").split("/")[0] for node in nodes)
+        return f"redis+cluster://{hosts}"
+    url: str = request.getfixturevalue("redis_url")  # empties the server
+    if backend == "redis-sentinel":
+        sentinel: str = request.getfixturevalue("redis_sentinel")
+        return sentinel
     return url

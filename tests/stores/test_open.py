@@ -150,7 +150,7 @@ async def test_sqlite_bad_arguments(
     ("kwargs", "error", "message"),
     [
         ({}, TypeError, r"open_redis_stores: give exactly one of url and client"),
-        ({"url": "redis://x", "prefix": 1}, TypeError, r"prefix must be a str; got int"),
+        ({"url": "redis://x", "prefix": 1}, TypeError, r"prefix must be a str or None; got int"),
         ({"url": "redis://x", "resync_interval": -1}, ValueError, r"resync_interval must be > 0"),
     ],
 )

@@ -1,0 +1,197 @@
+"""Redis store URLs: one server, a Redis Cluster, or a primary that Sentinel names.
+
+- ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS, ``unix://path``
+  for a socket): one server, through ``coredis.Redis.from_url`` (its other query
+  parameters are the client's).
+- ``redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster://``):
+  a Redis Cluster, reached through any of the listed nodes; database 0 only.
+- ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``
+  (``rediss+sentinel://``): the primary that the listed sentinels name ``service``;
+  the credentials and TLS are the primary's.
+
+The store options (``prefix``, ``claim_lease_seconds``, ``resync_interval``) are
+taken out of the query before these URLs get here.
+"""
+
+from __future__ import annotations
+
+import ssl
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import attrs
+import coredis
+from coredis.connection import TCPLocation
+
+from stageflow_trio._frozen import frozen_compat
+
+from ._common import StoreConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
+"""The URL schemes of the Redis stores."""
+
+
+@frozen_compat
+@attrs.frozen
+class RedisTarget:
+    """Where a Redis store URL points.
+
+    Attributes:
+        url: The URL itself.
+        kind: ``"single"``, ``"cluster"`` or ``"sentinel"``.
+        tls: Whether the connections use TLS (a ``rediss`` scheme).
+        nodes: The listed ``(host, port)`` pairs (port 6379, or 26379 for a
+            sentinel, when left out).
+        username: The user, or None.
+        password: The password, or None.
+        service: The Sentinel service name (``kind == "sentinel"``).
+        db: The database number (0 unless the URL names one).
+    """
+
+    url: str
+    kind: str
+    tls: bool
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    service: str = ""
+    db: int = 0
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password shown as ``***``, for messages."""
+    parts = urlsplit(url)
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    user, colon, password = credentials.partition(":")
+    if not (at and colon and password):
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
+
+
+def parse_redis_url(url: str, setting: str) -> RedisTarget:
+    """The target of a Redis store URL.
+
+    Raises:
+        StoreConfigError: the URL is not one of the forms above (the message
+            shows the URL without its password).
+    """
+    shown = redacted(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme == "unix":  # a socket path: coredis reads it, there is no host to check
+        return RedisTarget(url=url, kind="single", tls=False, nodes=())
+    if scheme not in SCHEMES:
+        raise StoreConfigError(setting, f"not a Redis store URL: {shown!r}")
+    base, _, kind = scheme.partition("+")
+    kind = kind or "single"
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    default_port = 26379 if kind == "sentinel" else 6379
+    nodes = tuple(_node(shown, setting, node, default_port) for node in hosts.split(","))
+    if kind != "single" and parts.query:
+        raise StoreConfigError(
+            setting,
+            f"{shown!r}: a {kind} URL takes only the store options in its query"
+            " (prefix, claim_lease_seconds, resync_interval)",
+        )
+    path = [segment for segment in parts.path.split("/") if segment]
+    service, db = "", 0
+    if kind == "sentinel":
+        if not path or len(path) > 2:
+            raise StoreConfigError(
+                setting, f"{shown!r}: a Sentinel URL names its service: .../service[/db]"
+            )
+        service = unquote(path[0])
+        db = _db(shown, setting, path[1] if len(path) == 2 else "0")
+    elif kind == "cluster":
+        if path and path != ["0"]:
+            raise StoreConfigError(setting, f"{shown!r}: a Redis Cluster has database 0 only")
+    elif len(path) > 1 or (path and not path[0].isdigit()):
+        raise StoreConfigError(setting, f"{shown!r}: the path is the database number, /db")
+    return RedisTarget(
+        url=url,
+        kind=kind,
+        tls=base == "rediss",
+        nodes=nodes,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        service=service,
+        db=db,
+    )
+
+
+def _node(url: str, setting: str, node: str, default_port: int) -> tuple[str, int]:
+    host, colon, port = node.rpartition(":")
+    if not colon:
+        host, port = node, str(default_port)
+    host = host.strip("[]")  # an IPv6 address
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {node!r} is not host:port")
+    return host, int(port)
+
+
+def _db(url: str, setting: str, text: str) -> int:
+    if not text.isdigit():
+        raise StoreConfigError(setting, f"{url!r}: the database must be a number; got {text!r}")
+    return int(text)
+
+
+@asynccontextmanager
+async def redis_client(
+    target: RedisTarget, connect_timeout: float, setting: str
+) -> AsyncIterator[Any]:
+    """A coredis client for ``target``, not entered yet; a Sentinel is entered here.
+
+    Raises:
+        StoreConfigError: coredis refuses the URL of a single server.
+    """
+    if target.kind == "single":
+        try:
+            client = coredis.Redis.from_url(
+                target.url, decode_responses=False, connect_timeout=connect_timeout
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreConfigError(
+                setting, f"malformed Redis URL {redacted(target.url)!r}: {exc}"
+            ) from exc
+        yield client
+        return
+    auth: dict[str, Any] = {"username": target.username, "password": target.password}
+    if target.kind == "cluster":
+        yield coredis.RedisCluster(
+            startup_nodes=[TCPLocation(host, port) for host, port in target.nodes],
+            ssl=target.tls,
+            connect_timeout=connect_timeout,
+            decode_responses=False,
+            **auth,
+        )
+        return
+    if target.tls:
+        auth["ssl_context"] = ssl.create_default_context()
+    async with coredis.Sentinel(
+        [TCPLocation(host, port) for host, port in target.nodes],
+        connect_timeout=connect_timeout,
+        decode_responses=False,
+    ) as sentinel:
+        yield sentinel.primary_for(target.service, db=target.db, **auth)
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether every key starting with ``prefix`` hashes to one Redis Cluster slot.
+
+    Redis hashes only the part between the first ``{`` and the next ``}`` when
+    it is not empty: ``"{stageflow}:"`` puts all the stores' keys in one slot.
+    """
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
