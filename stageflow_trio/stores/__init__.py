@@ -32,6 +32,7 @@ from stageflow_trio.pipeline.idempotency import InMemoryIdempotencyStore
 from stageflow_trio.tools.approval import InMemoryApprovalBackend
 from stageflow_trio.tools.undo import InMemoryUndoBackend
 
+from ._common import REDIS_SCHEMES
 from ._common import STORE_URL_ENV as STORE_URL_ENV
 from ._common import StoreConfigError as StoreConfigError
 from ._common import Stores as Stores
@@ -46,15 +47,6 @@ _SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
     "claim_lease_seconds": float,
     "poll_interval": float,
 }
-# As stores._redis_url.SCHEMES (not imported: that module needs the redis extra).
-_REDIS_SCHEMES = (
-    "redis",
-    "rediss",
-    "redis+cluster",
-    "rediss+cluster",
-    "redis+sentinel",
-    "rediss+sentinel",
-)
 _REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "claim_lease_seconds": float,
     "resync_interval": float,
@@ -137,7 +129,7 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
         # As SQLAlchemy's: sqlite:///relative/file.db, sqlite:////absolute/file.db.
         async with open_sqlite_stores(parts.path[1:], setting=setting, **options) as stores:
             yield stores
-    elif scheme in _REDIS_SCHEMES:
+    elif scheme in REDIS_SCHEMES:
         try:
             from .redis import open_redis_stores
         except ImportError as exc:

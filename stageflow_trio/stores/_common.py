@@ -31,6 +31,16 @@ if TYPE_CHECKING:
 STORE_URL_ENV = "STAGEFLOW_STORE_URL"
 """The environment variable :func:`stageflow_trio.stores.open_stores` reads when given no URL."""
 
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
+"""The URL schemes of the Redis stores: one server, a Redis Cluster, Sentinel (``rediss``: TLS)."""
+
 DEFAULT_CLAIM_LEASE_SECONDS = 30.0
 DEFAULT_POLL_INTERVAL_SECONDS = 0.05
 

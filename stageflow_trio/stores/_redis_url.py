@@ -26,20 +26,10 @@ from coredis.connection import TCPLocation
 
 from stageflow_trio._frozen import frozen_compat
 
-from ._common import StoreConfigError
+from ._common import REDIS_SCHEMES, StoreConfigError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-SCHEMES = (
-    "redis",
-    "rediss",
-    "redis+cluster",
-    "rediss+cluster",
-    "redis+sentinel",
-    "rediss+sentinel",
-)
-"""The URL schemes of the Redis stores."""
 
 
 @frozen_compat
@@ -91,7 +81,7 @@ def parse_redis_url(url: str, setting: str) -> RedisTarget:
     scheme = parts.scheme
     if scheme == "unix":  # a socket path: coredis reads it, there is no host to check
         return RedisTarget(url=url, kind="single", tls=False, nodes=())
-    if scheme not in SCHEMES:
+    if scheme not in REDIS_SCHEMES:
         raise StoreConfigError(setting, f"not a Redis store URL: {shown!r}")
     base, _, kind = scheme.partition("+")
     kind = kind or "single"
