@@ -15,10 +15,11 @@ taken out of the query before these URLs get here.
 
 from __future__ import annotations
 
+import re
 import ssl
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import coredis
@@ -59,14 +60,13 @@ class RedisTarget:
     db: int = 0
 
 
+# scheme://user:password@ (also in a URL too malformed to split).
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]+@")
+
+
 def redacted(url: str) -> str:
     """``url`` with its password shown as ``***``, for messages."""
-    parts = urlsplit(url)
-    credentials, at, hosts = parts.netloc.rpartition("@")
-    user, colon, password = credentials.partition(":")
-    if not (at and colon and password):
-        return url
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 def parse_redis_url(url: str, setting: str) -> RedisTarget:
@@ -77,7 +77,10 @@ def parse_redis_url(url: str, setting: str) -> RedisTarget:
             shows the URL without its password).
     """
     shown = redacted(url)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StoreConfigError(setting, f"malformed Redis URL {shown!r}: {exc}") from exc
     scheme = parts.scheme
     if scheme == "unix":  # a socket path: coredis reads it, there is no host to check
         return RedisTarget(url=url, kind="single", tls=False, nodes=())
@@ -122,10 +125,16 @@ def parse_redis_url(url: str, setting: str) -> RedisTarget:
 
 
 def _node(url: str, setting: str, node: str, default_port: int) -> tuple[str, int]:
-    host, colon, port = node.rpartition(":")
-    if not colon:
-        host, port = node, str(default_port)
-    host = host.strip("[]")  # an IPv6 address
+    if node.startswith("["):  # an IPv6 address: [::1] or [::1]:port
+        host, bracket, rest = node[1:].partition("]")
+        port = rest.removeprefix(":") if bracket and rest.startswith(":") else ""
+        if not bracket or (rest and not port):
+            host = ""
+        port = port or str(default_port)
+    else:
+        host, colon, port = node.rpartition(":")
+        if not colon:
+            host, port = node, str(default_port)
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise StoreConfigError(setting, f"malformed Redis URL {url!r}: {node!r} is not host:port")
     return host, int(port)

@@ -61,6 +61,10 @@ from .conftest import _command, _free_port
             ),
         ),
         (
+            "redis://[::1]/0",
+            RedisTarget(url="redis://[::1]/0", kind="single", tls=False, nodes=(("::1", 6379),)),
+        ),
+        (
             "redis://h:6380/2?max_connections=4",
             RedisTarget(
                 url="redis://h:6380/2?max_connections=4",
@@ -102,6 +106,11 @@ def test_the_url_forms(url: str, target: RedisTarget) -> None:
             r" host:port$",
         ),
         ("memcached://a:1", r"^url: not a Redis store URL: 'memcached://a:1'$"),
+        (
+            "redis://u:s3cret@[::1:6379/0",
+            r"^url: malformed Redis URL 'redis://u:\*\*\*@\[::1:6379/0': Invalid IPv6 URL$",
+        ),
+        ("redis://[::1]x/0", r"^url: malformed Redis URL 'redis://\[::1\]x/0': '\[::1\]x'"),
     ],
 )
 def test_a_bad_url_is_refused_naming_the_part(url: str, message: str) -> None:
@@ -114,6 +123,8 @@ def test_messages_never_show_the_password() -> None:
     assert redacted("redis://:s3cret@h:1/0") == "redis://:***@h:1/0"
     assert redacted("redis://u@h:1/0") == "redis://u@h:1/0"
     assert redacted("redis://h:1/0") == "redis://h:1/0"
+    assert redacted("redis+sentinel://u:p@a:1,b:2/s") == "redis+sentinel://u:***@a:1,b:2/s"
+    assert redacted("redis://h:1/0?password=x@y") == "redis://h:1/0?password=x@y"
 
 
 async def test_an_unreachable_server_is_named_without_its_password() -> None:
