@@ -33,6 +33,7 @@ from stageflow_trio.pipeline._checks import (
     check_names,
     check_runner,
 )
+from stageflow_trio.pipeline._entry_checks import check_instance
 from stageflow_trio.pipeline.builder import StageTable
 from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
@@ -128,11 +129,6 @@ class UnifiedStageSpec:
             check_bool(owner, name, "conditional", conditional),
             settings,
         )
-
-
-def _check_stage_name(owner: str, name: object) -> None:
-    if not isinstance(name, str):
-        raise TypeError(f"{owner}: name must be a str; got {type_of(name)}")
 
 
 class Pipeline:
@@ -300,7 +296,7 @@ class Pipeline:
             TypeError: ``name`` is not a str.
         """
         if type(name) is not str:
-            _check_stage_name("Pipeline.get_stage", name)
+            check_instance("Pipeline.get_stage", "name", name, str)
         return self._stages.get(name)
 
     def has_stage(self, name: str) -> bool:
@@ -310,7 +306,7 @@ class Pipeline:
             TypeError: ``name`` is not a str.
         """
         if type(name) is not str:
-            _check_stage_name("Pipeline.has_stage", name)
+            check_instance("Pipeline.has_stage", "name", name, str)
         return name in self._stages
 
     def stage_names(self) -> list[str]:
