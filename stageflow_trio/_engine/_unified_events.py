@@ -286,16 +286,15 @@ class RunReporter:
         try:
             view = self._view
             if view is None:
-                key = self._key
-                if key is None:
-                    key = self._key = self._prime()
+                # The fields come from the run's frozen snapshot: primed once, they hold.
+                if self._key is None:
+                    self._key = self._prime()
+                data = self.events.fill(name, status, extra)
                 sink = self.base_ctx.event_sink
             else:
-                key = stage_event_key(view)
+                data = self.events.data(stage_event_key(view), name, status, extra)
                 sink = view.event_sink
             assert sink is not None
-            sink.try_emit(
-                type=f"stage.{name}.{status}", data=self.events.data(key, name, status, extra)
-            )
+            sink.try_emit(type=f"stage.{name}.{status}", data=data)
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.%s: %s", name, status, exc)

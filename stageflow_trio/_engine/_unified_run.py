@@ -92,10 +92,11 @@ class UnifiedRun(DagRun):
         "cancellation",
         "cancelled",
         "completed",
+        "direct",
+        "emits",
         "event_sink",
         "finalized",
         "pipeline_ctx",
-        "plain",
         "plan",
         "ports",
         "registry",
@@ -135,9 +136,12 @@ class UnifiedRun(DagRun):
         self.finalized: set[str] = set()
         self.retries = GuardRetries(report.guard) if plan.policies else None
         self.cancelled: UnifiedPipelineCancelled | None = None
-        # No sink that keeps events (a PipelineContext's default is the global
-        # NoOpEventSink), no interceptors, no wide events: nothing to report per stage.
-        self.plain = not report.emits and plan.interceptors is None and report.wide is None
+        # Whether the run's sink keeps events (a PipelineContext's default, the
+        # global NoOpEventSink, keeps none): the stage lifecycle events are sent.
+        self.emits = report.emits
+        # No interceptors and no wide events: run_stage calls each stage itself,
+        # without the further coroutine frame of _execute.
+        self.direct = plan.interceptors is None and report.wide is None
         self.unbind_token: Callable[[], None] | None = None
         # How many times each stage has gone through the interceptor chain in this run
         # (only the chain reads it).
@@ -229,9 +233,12 @@ class UnifiedRun(DagRun):
                 self.report.skipped(stage_ctx, name, skip_reason, None)
                 output = StageOutput.skip(reason=skip_reason)
         if output is None:
-            if self.plain:
+            if self.direct:
                 # The common case, without a further coroutine frame between the
                 # stage task and the stage.
+                emits = self.emits
+                if emits:
+                    self.report.lifecycle(name, "started", None)
                 started = current_time()
                 try:
                     raw = await spec.runner(stage_ctx)
@@ -241,9 +248,17 @@ class UnifiedRun(DagRun):
                     raise
                 except StageCancellationRequested as exc:
                     output = StageOutput.cancel(reason=exc.reason)
-                except Exception as exc:
-                    raise UnifiedStageExecutionError(name, exc) from exc
-                output = output.with_duration(int((current_time() - started) * 1000))
+                except BaseException as exc:
+                    if emits:
+                        self._report_interrupted(name, started, exc)
+                    if isinstance(exc, Exception):
+                        logger.debug("Stage %s raised %r", name, exc)
+                        raise UnifiedStageExecutionError(name, exc) from exc
+                    raise
+                duration_ms = int((current_time() - started) * 1000)
+                output = output.with_duration(duration_ms)
+                if emits:
+                    self._report_ended(stage_ctx, name, output, duration_ms)
             else:
                 output = await self._execute(spec, stage_ctx)
         return self._complete(name, output)
@@ -262,12 +277,11 @@ class UnifiedRun(DagRun):
         return None
 
     async def _execute(self, spec: UnifiedStage, stage_ctx: StageContext) -> StageOutput:
-        """Run one stage and report it: lifecycle events, wide events, the chain."""
+        """Run one stage through the chain and report it: lifecycle and wide events."""
         name = spec.name
         report = self.report
-        # None unless the run's sink keeps events (see RunReporter.emits).
-        sink = self.event_sink if report.emits else None
-        if sink is not None:
+        emits = self.emits
+        if emits:
             report.lifecycle(name, "started", None)
         started = current_time()
         started_at = utc_now() if report.wide is not None else None
@@ -281,45 +295,14 @@ class UnifiedRun(DagRun):
                 output = await self._execute_intercepted(spec, stage_ctx)
         except UnifiedStageExecutionError:
             raise
-        except trio.Cancelled as cancelled:
-            # Interrupted: a terminal event still records that the stage ended. The
-            # emit is synchronous (try_emit), so it needs no shield and cannot block.
-            if sink is not None:
-                report.lifecycle(
-                    name,
-                    "cancelled",
-                    {
-                        "duration_ms": int((current_time() - started) * 1000),
-                        "reason": cancel_reason(cancelled),
-                    },
-                )
-            raise
-        except Exception as exc:
-            if started_at is not None:
+        except BaseException as exc:
+            if started_at is not None and isinstance(exc, Exception):
                 report.record_wide(name, "failed", started_at, {}, str(exc))
-            if sink is not None:
-                report.lifecycle(
-                    name,
-                    "failed",
-                    {"duration_ms": int((current_time() - started) * 1000), "error": str(exc)},
-                )
-            logger.debug("Stage %s raised %r", name, exc)
-            raise UnifiedStageExecutionError(name, exc) from exc
-        except BaseExceptionGroup as group:
-            # A stage with a nursery of its own is interrupted with a group of
-            # Cancelled (its tasks' and its body's): the same terminal event. If a
-            # task also failed (a cleanup that raised while cancelled), that error is
-            # what the run reports, so the stage ends "failed" with it. A group
-            # holding a KeyboardInterrupt-like leaf passes as it did.
-            leaf = first_leaf(group)
-            if sink is not None and isinstance(leaf, trio.Cancelled | Exception):
-                duration_ms = int((current_time() - started) * 1000)
-                if isinstance(leaf, trio.Cancelled):
-                    extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
-                    report.lifecycle(name, "cancelled", extra)
-                else:
-                    extra = {"duration_ms": duration_ms, "error": str(leaf)}
-                    report.lifecycle(name, "failed", extra)
+            if emits:
+                self._report_interrupted(name, started, exc)
+            if isinstance(exc, Exception):
+                logger.debug("Stage %s raised %r", name, exc)
+                raise UnifiedStageExecutionError(name, exc) from exc
             raise
         duration_ms = int((current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
@@ -328,21 +311,54 @@ class UnifiedRun(DagRun):
             report.record_wide(
                 name, "failed" if failed else "completed", started_at, output.data, output.error
             )
-        if sink is not None:
-            status = output.status
-            if status is _SKIP:
-                report.skipped(
-                    stage_ctx, name, output.data.get("reason", "Stage returned skip"), duration_ms
-                )
-            elif status is _FAIL:
-                report.lifecycle(
-                    name,
-                    "failed",
-                    {"duration_ms": duration_ms, "error": output.error or "Stage failed"},
-                )
-            else:
-                report.lifecycle(name, "completed", {"duration_ms": duration_ms})
+        if emits:
+            self._report_ended(stage_ctx, name, output, duration_ms)
         return output
+
+    def _report_interrupted(self, name: str, started: float, exc: BaseException) -> None:
+        """The terminal lifecycle event of a stage that raised (called only when emitting).
+
+        Interrupted (``trio.Cancelled``): ``cancelled`` with the reason; an error:
+        ``failed`` with it. A stage with a nursery of its own is interrupted with a
+        group of Cancelled (its tasks' and its body's): the same event. If a task
+        also failed (a cleanup that raised while cancelled), that error is what
+        the run reports, so the stage ends ``failed`` with it. A group holding a
+        KeyboardInterrupt-like leaf, or such an exception alone, reports nothing.
+        The emit is synchronous (try_emit), so it needs no shield and cannot block.
+        """
+        if isinstance(exc, Exception):
+            leaf: BaseException = exc
+        elif isinstance(exc, BaseExceptionGroup):
+            leaf = first_leaf(exc)
+        elif isinstance(exc, trio.Cancelled):
+            leaf = exc
+        else:
+            return
+        duration_ms = int((current_time() - started) * 1000)
+        if isinstance(leaf, trio.Cancelled):
+            extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
+            self.report.lifecycle(name, "cancelled", extra)
+        elif isinstance(leaf, Exception):
+            self.report.lifecycle(name, "failed", {"duration_ms": duration_ms, "error": str(leaf)})
+
+    def _report_ended(
+        self, stage_ctx: StageContext, name: str, output: StageOutput, duration_ms: int
+    ) -> None:
+        """The terminal lifecycle event of a stage that returned (called only when emitting)."""
+        report = self.report
+        status = output.status
+        if status is _SKIP:
+            report.skipped(
+                stage_ctx, name, output.data.get("reason", "Stage returned skip"), duration_ms
+            )
+        elif status is _FAIL:
+            report.lifecycle(
+                name,
+                "failed",
+                {"duration_ms": duration_ms, "error": output.error or "Stage failed"},
+            )
+        else:
+            report.lifecycle(name, "completed", {"duration_ms": duration_ms})
 
     async def _execute_intercepted(
         self, spec: UnifiedStage, stage_ctx: StageContext

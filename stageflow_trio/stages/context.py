@@ -236,6 +236,10 @@ class StageEventTemplate:
                 _id_str(org_id),  # type: ignore[arg-type]
                 str(run_id) if run_id else None,
             )
+        return self.fill(stage, status, payload)
+
+    def fill(self, stage: str, status: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+        """The event data from the current template (for a caller whose fields cannot change)."""
         data = self._template.copy()
         data["stage"] = stage
         data["status"] = status
