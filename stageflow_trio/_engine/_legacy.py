@@ -206,7 +206,7 @@ class _LegacyRun(DagRun):
     __slots__ = ("canceled", "canceled_after", "completed", "ctx", "events", "plan")
 
     def __init__(self, plan: LegacyPlan, ctx: PipelineContext) -> None:
-        super().__init__(plan.topology)
+        super().__init__(plan.topology, sequential=plan.topology.chain)
         self.plan = plan
         self.ctx = ctx
         self.completed: dict[str, StageResult] = {}

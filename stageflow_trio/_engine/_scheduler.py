@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
-from stageflow_trio._budget import cooperative_checkpoint
+from stageflow_trio._budget import cooperative_checkpoint, schedule_point_due
 
 if TYPE_CHECKING:
     import types
@@ -101,7 +101,7 @@ class run_in_context(Generic[_T]):  # used like a function: await run_in_context
 class Topology:
     """The static shape of a graph: computed once, shared by every run."""
 
-    __slots__ = ("children", "dep_sets", "deps", "indegree", "names", "roots")
+    __slots__ = ("chain", "children", "dep_sets", "deps", "indegree", "names", "roots")
 
     def __init__(self, dependencies: Mapping[str, Sequence[str]]) -> None:
         names = tuple(dependencies)
@@ -119,17 +119,30 @@ class Topology:
         self.children = {name: tuple(c) for name, c in children.items()}
         self.indegree = {name: len(d) for name, d in deps.items()}
         self.roots = tuple(name for name in names if not deps[name])
+        # One root and at most one dependant per stage: the stages run one after
+        # another, so a run never starts a second task.
+        self.chain = len(self.roots) == 1 and all(len(c) <= 1 for c in self.children.values())
 
 
 class DagRun(ABC):
-    """One run of a graph: the nursery, the in-degree countdown and the outcome."""
+    """One run of a graph: its cancel scope (and nursery), the in-degree countdown, the outcome.
 
-    __slots__ = ("error", "nursery", "remaining", "stopped", "topology")
+    Args:
+        topology: The graph's shape.
+        sequential: The stages can only run one after another (a chain, with
+            nothing that reruns a stage while another runs): the run opens a
+            cancel scope instead of a nursery, as it never starts a task.
+    """
 
-    def __init__(self, topology: Topology) -> None:
+    __slots__ = ("error", "nursery", "remaining", "scope", "sequential", "stopped", "topology")
+
+    def __init__(self, topology: Topology, *, sequential: bool = False) -> None:
         self.topology = topology
+        self.sequential = sequential
         self.remaining = dict(topology.indegree)
         self.nursery: trio.Nursery | None = None
+        # The scope stop() cancels: the nursery's, or the sequential run's own.
+        self.scope: trio.CancelScope | None = None
         self.stopped = False
         self.error: Exception | None = None
 
@@ -138,17 +151,29 @@ class DagRun(ABC):
         """Run stage ``name`` and record its completion; return the stages now ready."""
 
     def on_started(self) -> None:  # noqa: B027 - an optional hook, empty by default
-        """Called inside the nursery before the roots start (bind tokens here)."""
+        """Called inside the run's scope before the roots start (bind tokens here)."""
 
     async def drive(self) -> None:
         """Run every stage to completion or until :meth:`stop`. A checkpoint."""
         # Stages may never await, so the run's checkpoint is explicit, in two
-        # halves: the cancellation point here, and the schedule point the
-        # nursery's exit always makes (trio reschedules a task leaving a nursery,
-        # with or without children left).
+        # halves: the cancellation point here, and a schedule point at the end
+        # (the nursery's exit always makes one; a sequential run makes one when
+        # the checkpoint budget says it is due). Neither end raises Cancelled
+        # once the stages are done: their results stand.
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self.sequential:
+            with trio.CancelScope() as scope:
+                self.scope = scope
+                self.on_started()
+                if not (self.stopped or scope.cancel_called):
+                    (first,) = self.topology.roots
+                    await run_in_context(contextvars.copy_context(), self._stage_task(first))
+            if schedule_point_due():
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            self.scope = nursery.cancel_scope
             self.on_started()
             if not (self.stopped or nursery.cancel_scope.cancel_called):
                 first, *others = self.topology.roots
@@ -166,8 +191,8 @@ class DagRun(ABC):
         ``reason`` becomes the cancel reason the interrupted stages see.
         """
         self.stopped = True
-        if self.nursery is not None:
-            self.nursery.cancel_scope.cancel(reason=reason)
+        if self.scope is not None:
+            self.scope.cancel(reason=reason)
 
     def fail(self, error: Exception) -> None:
         """Record ``error`` as the run's outcome (the first one wins) and stop."""
@@ -193,14 +218,17 @@ class DagRun(ABC):
             except Exception as exc:  # noqa: BLE001 - recorded, re-raised by the graph
                 self.fail(exc)
                 return
-            nursery = self.nursery
-            assert nursery is not None
+            scope = self.scope
+            assert scope is not None
             # Stopped by the run itself, or its scope cancelled from outside (a
             # token bound to it): start nothing more.
-            if self.stopped or not ready or nursery.cancel_scope.cancel_called:
+            if self.stopped or not ready or scope.cancel_called:
                 return
-            for other in ready[1:]:
-                nursery.start_soon(self._stage_task, other)
+            if len(ready) > 1:
+                nursery = self.nursery
+                assert nursery is not None, "a sequential run made two stages ready at once"
+                for other in ready[1:]:
+                    nursery.start_soon(self._stage_task, other)
             name = ready[0]
             # Continuing inline costs no scheduler pass. Cancellation is still seen
             # between any two stages, and the budget makes a chain of stages that

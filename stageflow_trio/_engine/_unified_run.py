@@ -115,7 +115,8 @@ class UnifiedRun(DagRun):
         token: CancellationToken,
         registry: CleanupRegistry,
     ) -> None:
-        super().__init__(plan.topology)
+        # A guard retry reruns a stage while the one that released it goes on.
+        super().__init__(plan.topology, sequential=plan.topology.chain and not plan.policies)
         self.plan = plan
         self.token = token
         self.registry = registry
@@ -150,10 +151,10 @@ class UnifiedRun(DagRun):
     # -- lifecycle -------------------------------------------------------
 
     def on_started(self) -> None:
-        assert self.nursery is not None
+        assert self.scope is not None
         # Bound, not subscribed: the binding is undone when the run ends, so a
         # long-lived token passed to many runs keeps no reference to old ones.
-        self.unbind_token = self.token.bind_scope(self.nursery.cancel_scope)
+        self.unbind_token = self.token.bind_scope(self.scope)
 
     @property
     def finished(self) -> bool:

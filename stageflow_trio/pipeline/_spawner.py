@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._budget import cooperative_checkpoint
 from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio._time import uuid4
@@ -171,7 +172,9 @@ class SubpipelineSpawner:
     ) -> SubpipelineResult:
         """Run ``runner`` on a fork of ``ctx`` as a child run, in this task, and wait for it.
 
-        A checkpoint. The child context is ``ctx.fork(...)`` with a new run id
+        A checkpoint under the checkpoint budget (a cancellation point on every
+        call; see :func:`stageflow_trio.lowlevel.cooperative_checkpoint`), and
+        whatever checkpoints ``runner`` makes. The child context is ``ctx.fork(...)`` with a new run id
         (parent linkage kept), ``topology`` and ``execution_mode`` when given, and
         ``data`` from ``inherit_data`` (True: a copy of the parent's data; keys: those
         keys) updated with ``data_overrides``. The child runs inside its own cancel
@@ -196,7 +199,7 @@ class SubpipelineSpawner:
             TypeError: an argument has the wrong type.
             trio.Cancelled: this task was cancelled (the child with it).
         """
-        await trio.lowlevel.checkpoint()
+        await cooperative_checkpoint()
         child = self._begin(
             pipeline_name,
             ctx,
