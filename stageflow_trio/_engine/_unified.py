@@ -12,7 +12,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import trio
-from trio import current_time
 
 from stageflow_trio._engine._cleanup import CleanupRegistry
 from stageflow_trio._engine._errors import unwrap_group
@@ -68,8 +67,8 @@ async def run_unified(
     """
     # The wall-clock start is read only for pipeline.wide, its one reader.
     started_at = utc_now() if plan.emit_pipeline_wide else None
-    started = current_time()
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
+    started = run.now()
     in_progress.append(run)
     active = _active_runs.set((*_active_runs.get(), run))
     try:
