@@ -9,8 +9,9 @@ skipping the switch when the task switched recently.
 
 This module applies that policy to the library's hottest data-path calls
 (``OutputBag.write``, ``ContextBag.write``, ``ChunkQueue.put`` and ``get``), to
-the engine between two stages that run in one task, and where a graph enters a
-stage's interceptor chain. Each call:
+the engine between two stages that run in one task, where a graph enters a
+stage's interceptor chain, and to ``SubpipelineSpawner.spawn``; a chain-shaped
+graph run ends with a shielded schedule point when one is due. Each call:
 
 - always checks for cancellation (``trio.lowlevel.checkpoint_if_cancelled``), so
   a cancelled call raises ``Cancelled`` before it changes anything;

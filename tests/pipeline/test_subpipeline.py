@@ -15,6 +15,7 @@ import trio.testing
 
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.events import set_event_sink
+from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.interceptors import ChildTrackerMetricsInterceptor
 from stageflow_trio.pipeline.subpipeline import (
@@ -334,12 +335,18 @@ async def test_emit_events_false_keeps_the_sink_quiet(sink: RecordingEventSink) 
     assert sink.events == []
 
 
-async def test_spawn_is_a_checkpoint() -> None:
+async def test_spawn_is_a_checkpoint_under_the_budget() -> None:
+    """A cancellation point on every call (see the cancelled-scope test), a schedule point
+    when the checkpoint budget says one is due: with ``calls=1``, on every call."""
+
     async def runner(child: PipelineContext) -> int:
         return 1
 
-    with trio.testing.assert_checkpoints():
-        await spawner(emit_events=False).spawn("p", parent_ctx(), CORRELATION, "s", runner)
+    spawn = spawner(emit_events=False)
+    with checkpoint_budget(calls=1):
+        for _ in range(3):
+            with trio.testing.assert_checkpoints():
+                await spawn.spawn("p", parent_ctx(), CORRELATION, "s", runner)
 
 
 async def test_a_sink_error_on_spawned_child_leaves_nothing_registered() -> None:
