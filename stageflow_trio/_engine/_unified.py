@@ -68,7 +68,7 @@ async def run_unified(
     # The wall-clock start is read only for pipeline.wide, its one reader.
     started_at = utc_now() if plan.emit_pipeline_wide else None
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
-    started = run.now()
+    started = run.clock.current_time()
     in_progress.append(run)
     active = _active_runs.set((*_active_runs.get(), run))
     try:
