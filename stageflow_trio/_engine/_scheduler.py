@@ -5,9 +5,10 @@ in-degrees, roots), so a run costs O(stages + edges). A :class:`DagRun` holds
 one run's state; the graph object holds none, so one graph can run many times
 concurrently.
 
-One nursery per run owns every stage task. A stage task runs its stage, then
-hands the completion to :meth:`DagRun.run_stage` (synchronously, in the same
-task) which returns the stages that became ready. The first of those runs next
+One nursery per run owns every stage task (a chain, which never has two
+stages ready at once, needs no nursery: its run is one cancel scope). A stage
+task runs its stage, then hands the completion to :meth:`DagRun.run_stage`
+(synchronously, in the same task) which returns the stages that became ready. The first of those runs next
 in the same task, after a checkpoint; the others get tasks of their own. A
 chain therefore costs no task spawn per stage, and a fan-out spawns exactly one
 task per extra branch. Between two inline stages the task passes a checkpoint
@@ -17,10 +18,10 @@ stages and after any stretch of 1 ms, so stages that never await cannot starve
 other tasks for long.
 
 Stopping a run (a failure, a CANCEL output, a cancelled token) records the
-outcome on the run and cancels the nursery's scope: running stages are
+outcome on the run and cancels the run's scope: running stages are
 interrupted at their next checkpoint, and the graph raises the recorded
-outcome after the nursery has exited, so nothing the run started is alive by
-then.
+outcome after the run's scope has exited, so nothing the run started is alive
+by then.
 """
 
 from __future__ import annotations
