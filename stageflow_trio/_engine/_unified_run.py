@@ -32,6 +32,7 @@ from stageflow_trio.utils.frozen import _freeze_dict
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from stageflow_trio._engine._cleanup import CleanupRegistry
     from stageflow_trio._engine._plan import UnifiedPlan, UnifiedStage
@@ -253,12 +254,10 @@ class UnifiedRun(DagRun):
                 except StageCancellationRequested as exc:
                     output = StageOutput.cancel(reason=exc.reason)
                 except BaseException as exc:
-                    if emits:
-                        self._report_interrupted(name, started, exc)
-                    if isinstance(exc, Exception):
-                        logger.debug("Stage %s raised %r", name, exc)
-                        raise UnifiedStageExecutionError(name, exc) from exc
-                    raise
+                    error = self._stage_raised(name, started, exc)
+                    if error is None:
+                        raise
+                    raise error from exc
                 duration_ms = int((self.clock.current_time() - started) * 1000)
                 output = output.with_duration(duration_ms)
                 if emits:
@@ -300,14 +299,10 @@ class UnifiedRun(DagRun):
         except UnifiedStageExecutionError:
             raise
         except BaseException as exc:
-            if started_at is not None and isinstance(exc, Exception):
-                report.record_wide(name, "failed", started_at, {}, str(exc))
-            if emits:
-                self._report_interrupted(name, started, exc)
-            if isinstance(exc, Exception):
-                logger.debug("Stage %s raised %r", name, exc)
-                raise UnifiedStageExecutionError(name, exc) from exc
-            raise
+            error = self._stage_raised(name, started, exc, started_at)
+            if error is None:
+                raise
+            raise error from exc
         duration_ms = int((self.clock.current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
         if started_at is not None:
@@ -319,31 +314,46 @@ class UnifiedRun(DagRun):
             self._report_ended(stage_ctx, name, output, duration_ms)
         return output
 
-    def _report_interrupted(self, name: str, started: float, exc: BaseException) -> None:
-        """The terminal lifecycle event of a stage that raised (called only when emitting).
+    def _stage_raised(
+        self,
+        name: str,
+        started: float,
+        exc: BaseException,
+        started_at: datetime | None = None,
+    ) -> UnifiedStageExecutionError | None:
+        """Report stage ``name``, which raised ``exc``; what to raise instead (None: ``exc``).
 
-        Interrupted (``trio.Cancelled``): ``cancelled`` with the reason; an error:
-        ``failed`` with it. A stage with a nursery of its own is interrupted with a
-        group of Cancelled (its tasks' and its body's): the same event. If a task
-        also failed (a cleanup that raised while cancelled), that error is what
-        the run reports, so the stage ends ``failed`` with it. A group holding a
-        KeyboardInterrupt-like leaf, or such an exception alone, reports nothing.
-        The emit is synchronous (try_emit), so it needs no shield and cannot block.
+        An error becomes the stage's failed wide result (when ``started_at`` is
+        given) and a :class:`UnifiedStageExecutionError`. With a sink that keeps
+        events, the stage's terminal event: ``cancelled`` with the reason when it
+        was interrupted (``trio.Cancelled``), ``failed`` with the error. A stage
+        with a nursery of its own is interrupted with a group of Cancelled (its
+        tasks' and its body's): the same event. If a task also failed (a cleanup
+        that raised while cancelled), that error is what the run reports, so the
+        stage ends ``failed`` with it. A group holding a KeyboardInterrupt-like
+        leaf, or such an exception alone, reports nothing. The emit is synchronous
+        (try_emit), so it needs no shield and cannot block.
         """
         if isinstance(exc, Exception):
+            if started_at is not None:
+                self.report.record_wide(name, "failed", started_at, {}, str(exc))
             leaf: BaseException = exc
         elif isinstance(exc, BaseExceptionGroup):
             leaf = first_leaf(exc)
-        elif isinstance(exc, trio.Cancelled):
-            leaf = exc
         else:
-            return
-        duration_ms = int((self.clock.current_time() - started) * 1000)
-        if isinstance(leaf, trio.Cancelled):
-            extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
-            self.report.lifecycle(name, "cancelled", extra)
-        elif isinstance(leaf, Exception):
-            self.report.lifecycle(name, "failed", {"duration_ms": duration_ms, "error": str(leaf)})
+            leaf = exc
+        if self.emits:
+            duration_ms = int((self.clock.current_time() - started) * 1000)
+            if isinstance(leaf, trio.Cancelled):
+                extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
+                self.report.lifecycle(name, "cancelled", extra)
+            elif isinstance(leaf, Exception):
+                extra = {"duration_ms": duration_ms, "error": str(leaf)}
+                self.report.lifecycle(name, "failed", extra)
+        if not isinstance(exc, Exception):
+            return None
+        logger.debug("Stage %s raised %r", name, exc)
+        return UnifiedStageExecutionError(name, exc)
 
     def _report_ended(
         self, stage_ctx: StageContext, name: str, output: StageOutput, duration_ms: int
