@@ -276,12 +276,19 @@ class RunReporter:
         )
         return key
 
-    def lifecycle(self, name: str, status: str, extra: dict[str, Any] | None) -> None:
+    def lifecycle(
+        self,
+        name: str,
+        status: str,
+        extra: dict[str, Any] | None = None,
+        duration_ms: int | None = None,
+    ) -> None:
         """``stage.{name}.{status}``: the data the view's ``record_stage_event`` would send.
 
-        Sent to the view's sink once there is a view (an interceptor may change
-        its fields), else to the run's sink with the fields the view would have.
-        Called only when :attr:`emits`.
+        The payload is ``duration_ms`` (when given), then ``extra``. Sent to the
+        view's sink once there is a view (an interceptor may change its fields),
+        else to the run's sink with the fields the view would have. Called only
+        when :attr:`emits`.
         """
         try:
             view = self._view
@@ -289,10 +296,10 @@ class RunReporter:
                 # The fields come from the run's frozen snapshot: primed once, they hold.
                 if self._key is None:
                     self._key = self._prime()
-                data = self.events.fill(name, status, extra)
+                data = self.events.fill(name, status, extra, duration_ms)
                 sink = self.base_ctx.event_sink
             else:
-                data = self.events.data(stage_event_key(view), name, status, extra)
+                data = self.events.data(stage_event_key(view), name, status, extra, duration_ms)
                 sink = view.event_sink
             assert sink is not None
             sink.try_emit(type=f"stage.{name}.{status}", data=data)

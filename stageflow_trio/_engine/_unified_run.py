@@ -243,7 +243,7 @@ class UnifiedRun(DagRun):
                 # stage task and the stage.
                 emits = self.emits
                 if emits:
-                    self.report.lifecycle(name, "started", None)
+                    self.report.lifecycle(name, "started")
                 started = self.clock.current_time()
                 try:
                     raw = await spec.runner(stage_ctx)
@@ -285,7 +285,7 @@ class UnifiedRun(DagRun):
         report = self.report
         emits = self.emits
         if emits:
-            report.lifecycle(name, "started", None)
+            report.lifecycle(name, "started")
         started = self.clock.current_time()
         started_at = utc_now() if report.wide is not None else None
         try:
@@ -345,11 +345,10 @@ class UnifiedRun(DagRun):
         if self.emits:
             duration_ms = int((self.clock.current_time() - started) * 1000)
             if isinstance(leaf, trio.Cancelled):
-                extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
-                self.report.lifecycle(name, "cancelled", extra)
+                extra = {"reason": cancel_reason(leaf)}
+                self.report.lifecycle(name, "cancelled", extra, duration_ms)
             elif isinstance(leaf, Exception):
-                extra = {"duration_ms": duration_ms, "error": str(leaf)}
-                self.report.lifecycle(name, "failed", extra)
+                self.report.lifecycle(name, "failed", {"error": str(leaf)}, duration_ms)
         if not isinstance(exc, Exception):
             return None
         logger.debug("Stage %s raised %r", name, exc)
@@ -366,13 +365,9 @@ class UnifiedRun(DagRun):
                 stage_ctx, name, output.data.get("reason", "Stage returned skip"), duration_ms
             )
         elif status is _FAIL:
-            report.lifecycle(
-                name,
-                "failed",
-                {"duration_ms": duration_ms, "error": output.error or "Stage failed"},
-            )
+            report.lifecycle(name, "failed", {"error": output.error or "Stage failed"}, duration_ms)
         else:
-            report.lifecycle(name, "completed", {"duration_ms": duration_ms})
+            report.lifecycle(name, "completed", None, duration_ms)
 
     async def _execute_intercepted(
         self, spec: UnifiedStage, stage_ctx: StageContext

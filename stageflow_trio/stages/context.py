@@ -217,12 +217,14 @@ class StageEventTemplate:
         stage: str,
         status: str,
         payload: dict[str, Any] | None,
+        duration_ms: int | None = None,
     ) -> dict[str, Any]:
         """The event data of ``record_stage_event`` for the fields ``key``.
 
         ``key`` is ``(request_id, session_id, user_id, org_id, service,
         topology, execution_mode, pipeline_run_id)``; see
         :meth:`PipelineContext.record_stage_event` for the data's keys and order.
+        ``duration_ms``, when given, comes first among the payload's keys.
         """
         # The tuple comparison checks identity first, so the same objects compare
         # without calling UUID.__eq__.
@@ -236,14 +238,24 @@ class StageEventTemplate:
                 _id_str(org_id),  # type: ignore[arg-type]
                 str(run_id) if run_id else None,
             )
-        return self.fill(stage, status, payload)
+        return self.fill(stage, status, payload, duration_ms)
 
-    def fill(self, stage: str, status: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+    def fill(
+        self,
+        stage: str,
+        status: str,
+        payload: dict[str, Any] | None,
+        duration_ms: int | None = None,
+    ) -> dict[str, Any]:
         """The event data from the current template (for a caller whose fields cannot change)."""
         data = self._template.copy()
         data["stage"] = stage
         data["status"] = status
         data["timestamp"] = utc_now_iso()
+        # Set directly, without a payload dict to build and merge: most stage events
+        # carry only their duration.
+        if duration_ms is not None:
+            data["duration_ms"] = duration_ms
         if payload:
             data.update(payload)
         run_id_str = self._run_id

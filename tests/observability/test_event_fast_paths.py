@@ -20,7 +20,12 @@ from stageflow_trio import _time
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.events.sink import NoOpEventSink
-from stageflow_trio.pipeline.dag import StageGraph, StageSpec, UnifiedStageGraph
+from stageflow_trio.pipeline.dag import (
+    StageGraph,
+    StageSpec,
+    UnifiedStageExecutionError,
+    UnifiedStageGraph,
+)
 from stageflow_trio.pipeline.interceptors import BaseInterceptor
 from stageflow_trio.stages import context as stages_context
 from stageflow_trio.stages.context import PipelineContext
@@ -244,6 +249,46 @@ async def test_unified_stage_events_are_record_stage_event_on_the_view() -> None
     theirs = [(t, _without_timestamp(d)) for t, d in reference.events]
     assert ours == theirs
     assert [list(d) for _, d in ours] == [list(d) for _, d in theirs]
+
+
+@pytest.mark.parametrize("how", ["raises", "returns fail", "is cancelled"])
+async def test_unified_terminal_events_carry_the_duration_first_as_record_stage_event(
+    how: str, autojump_clock: trio.abc.Clock
+) -> None:
+    async def stage(ctx: StageContext) -> StageOutput:
+        if how == "raises":
+            raise ValueError("boom")
+        if how == "returns fail":
+            return StageOutput.fail(error="boom")
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    sink = RecordingEventSink()
+    ctx = stage_ctx(sink)
+    graph = UnifiedStageGraph([spec("a", stage)])
+    if how == "is cancelled":
+        with trio.move_on_after(1) as outer:
+            await graph.run(ctx)
+        assert outer.cancelled_caught
+    else:
+        with pytest.raises(UnifiedStageExecutionError):
+            await graph.run(ctx)
+    status, extra = (
+        ("cancelled", {"reason": "deadline exceeded"})
+        if how == "is cancelled"
+        else ("failed", {"error": "boom"})
+    )
+    reference = RecordingEventSink()
+    view = ctx.as_pipeline_context(data={"snapshot": ctx.snapshot})
+    view.event_sink = reference
+    [data] = [d for t, d in sink.events if t == f"stage.a.{status}"]
+    assert data is not None
+    duration_ms = 1000 if how == "is cancelled" else 0
+    assert data["duration_ms"] == duration_ms
+    view.record_stage_event(stage="a", status=status, payload={"duration_ms": duration_ms, **extra})
+    [(_, expected)] = reference.events
+    assert _without_timestamp(data) == _without_timestamp(expected)
+    assert list(data) == list(expected)  # type: ignore[arg-type]
 
 
 class _Retopology(BaseInterceptor):
