@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
+_OK = StageStatus.OK
 _SKIP = StageStatus.SKIP
 _FAIL = StageStatus.FAIL
 _CANCEL = StageStatus.CANCEL
@@ -261,7 +262,10 @@ class UnifiedRun(DagRun):
                 duration_ms = int((self.clock.current_time() - started) * 1000)
                 output = output.with_duration(duration_ms)
                 if emits:
-                    self._report_ended(stage_ctx, name, output, duration_ms)
+                    if output.status is _OK:  # the common event, without a further call
+                        self.report.lifecycle(name, "completed", None, duration_ms)
+                    else:
+                        self._report_ended(stage_ctx, name, output, duration_ms)
             else:
                 output = await self._execute(spec, stage_ctx)
         return self._complete(name, output)
