@@ -253,6 +253,9 @@ class StageGraph:
     async def run(self, ctx: PipelineContext) -> dict[str, StageResult]:
         """Run the graph once. A checkpoint.
 
+        A cancellation point as it starts, a schedule point as it ends (for a chain,
+        when the checkpoint budget says one is due; see docs/engine.md).
+
         Returns:
             Each stage's StageResult by name ("completed" or "failed").
 
@@ -398,6 +401,9 @@ class UnifiedStageGraph:
         cancel_token: CancellationToken | None = None,
     ) -> dict[str, StageOutput]:
         """Run the graph once. A checkpoint.
+
+        A cancellation point as it starts, a schedule point as it ends (for a chain,
+        when the checkpoint budget says one is due; see docs/engine.md).
 
         Args:
             ctx: The run's context. A :class:`PipelineContext` (stageflow 1.2's
