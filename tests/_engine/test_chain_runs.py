@@ -16,6 +16,7 @@ import trio.testing
 
 from stageflow_trio._engine._scheduler import Topology
 from stageflow_trio.core import StageContext, StageKind, StageOutput
+from stageflow_trio.core.stage_context import StageCancellationRequested
 from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.pipeline import (
     CancellationToken,
@@ -26,7 +27,7 @@ from stageflow_trio.pipeline import (
     UnifiedStageGraph,
 )
 from stageflow_trio.stages.context import PipelineContext
-from stageflow_trio.testing import create_test_pipeline_context
+from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 from tests.pipeline.graph_helpers import spec, stage_ctx
 
 
@@ -229,3 +230,51 @@ async def test_a_legacy_chain_starts_no_task_and_stops_on_mark_canceled(
     assert reached == ["first", "blocked", "unwound"]
     assert set(results) >= {"first"}
     assert trio.current_time() == 3
+
+
+async def test_a_fan_out_under_a_cancelled_token_starts_no_stage() -> None:
+    ran: list[str] = []
+
+    async def record(ctx: StageContext) -> StageOutput:
+        ran.append(ctx.stage_name)
+        return StageOutput.ok()
+
+    token = CancellationToken()
+    token.cancel("before the run")
+    graph = UnifiedStageGraph(
+        [spec("a", record), spec("b", record, deps=["a"]), spec("c", record, deps=["a"])]
+    )
+    with pytest.raises(UnifiedPipelineCancelled) as caught:
+        await graph.run(stage_ctx(), cancel_token=token)
+    assert (caught.value.stage, caught.value.reason) == ("<external>", "before the run")
+    assert ran == []
+
+
+async def test_when_parallel_stages_fail_the_first_failure_is_the_runs() -> None:
+    async def boom(ctx: StageContext) -> StageOutput:
+        raise ValueError(ctx.stage_name)
+
+    # b continues in a's task; c's task was started first but runs after b has failed.
+    graph = UnifiedStageGraph([spec("a"), spec("b", boom, deps=["a"]), spec("c", boom, deps=["a"])])
+    with pytest.raises(UnifiedStageExecutionError) as caught:
+        await graph.run(stage_ctx())
+    assert caught.value.stage == "b"
+    assert str(caught.value.original) == "b"
+
+
+async def test_a_stage_asking_to_cancel_with_wide_events_on_cancels_the_run() -> None:
+    """The path a run with wide events (and no interceptors) takes for each stage."""
+
+    async def stop(ctx: StageContext) -> StageOutput:
+        raise StageCancellationRequested("enough")
+
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("a", stop), spec("b", deps=["a"])], emit_stage_wide_events=True)
+    with pytest.raises(UnifiedPipelineCancelled) as caught:
+        await graph.run(stage_ctx(sink))
+    assert (caught.value.stage, caught.value.reason) == ("a", "enough")
+    assert "stage.a.completed" in sink.types()
+    assert "stage.b.started" not in sink.types()
+    [wide] = [data for kind, data in sink.events if kind == "stage.wide"]
+    assert wide is not None
+    assert wide["stage"] == "a"
