@@ -252,10 +252,19 @@ async def test_a_fan_out_under_a_cancelled_token_starts_no_stage() -> None:
 
 async def test_when_parallel_stages_fail_the_first_failure_is_the_runs() -> None:
     async def boom(ctx: StageContext) -> StageOutput:
-        raise ValueError(ctx.stage_name)
+        raise ValueError("b")
 
-    # b continues in a's task; c's task was started first but runs after b has failed.
-    graph = UnifiedStageGraph([spec("a"), spec("b", boom, deps=["a"]), spec("c", boom, deps=["a"])])
+    async def fails_when_stopped(ctx: StageContext) -> StageOutput:
+        # Whichever of b and c trio runs first, c fails only once b's failure has
+        # stopped the run (a cleanup that raises while cancelled).
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise ValueError("c")
+
+    graph = UnifiedStageGraph(
+        [spec("a"), spec("b", boom, deps=["a"]), spec("c", fails_when_stopped, deps=["a"])]
+    )
     with pytest.raises(UnifiedStageExecutionError) as caught:
         await graph.run(stage_ctx())
     assert caught.value.stage == "b"
