@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stageflow_trio._engine._errors import first_leaf, unwrap_group
+from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
-from stageflow_trio._engine._unified_events import cancel_reason, failure
+from stageflow_trio._engine._unified_events import cancel_reason, failure, terminal_event
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
@@ -275,25 +275,14 @@ class _LegacyRun(DagRun):
         emitter = plan.emitter if plan.emit_stage_wide else None
         try:
             result = await run_chain(name, stage_run, ctx, plan.chain)
-        except trio.Cancelled as cancelled:
-            self._record(
-                name,
-                "cancelled",
-                {
-                    "duration_ms": int((self.clock.current_time() - started) * 1000),
-                    "reason": cancel_reason(cancelled),
-                },
-            )
-            raise
-        except Exception as exc:
-            self._record(
-                name,
-                "failed",
-                {
-                    "duration_ms": int((self.clock.current_time() - started) * 1000),
-                    "error": str(exc),
-                },
-            )
+        except BaseException as exc:
+            event = terminal_event(exc)
+            if event is not None:
+                status, extra = event
+                duration_ms = int((self.clock.current_time() - started) * 1000)
+                self._record(name, status, {"duration_ms": duration_ms, **extra})
+            if not isinstance(exc, Exception):
+                raise
             if emitter is not None:
                 emitter.emit_stage_event(
                     ctx=ctx,
@@ -306,20 +295,6 @@ class _LegacyRun(DagRun):
                     ),
                 )
             raise StageExecutionError(name, exc) from exc
-        except BaseExceptionGroup as group:
-            # A stage with a nursery of its own is interrupted with a group of
-            # Cancelled (its tasks' and its body's): the same terminal event. If a
-            # task also failed (a cleanup that raised while cancelled), that error is
-            # what the run reports, so the stage ends "failed" with it. A group
-            # holding a KeyboardInterrupt-like leaf passes as it did.
-            leaf = first_leaf(group)
-            duration_ms = int((self.clock.current_time() - started) * 1000)
-            if isinstance(leaf, trio.Cancelled):
-                extra = {"duration_ms": duration_ms, "reason": cancel_reason(leaf)}
-                self._record(name, "cancelled", extra)
-            elif isinstance(leaf, Exception):
-                self._record(name, "failed", {"duration_ms": duration_ms, "error": str(leaf)})
-            raise
         duration_ms = int((self.clock.current_time() - started) * 1000)
         if result.status == "failed":
             self._record(

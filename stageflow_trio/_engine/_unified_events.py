@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
 from trio import current_time
 
+from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._time import utc_now
 from stageflow_trio.context.identity import id_texts
 from stageflow_trio.core.stage_context import StageContext
@@ -32,6 +34,25 @@ def cancel_reason(cancelled: BaseException) -> str:
     if getattr(cancelled, "source", None) == "deadline":
         return "deadline exceeded"
     return "cancelled"
+
+
+def terminal_event(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
+    """The status and payload of the event that ends a stage which raised ``exc``; both graphs.
+
+    Interrupted (``trio.Cancelled``): ``"cancelled"`` with the reason; an error:
+    ``"failed"`` with it. A stage with a nursery of its own is interrupted with a
+    group of Cancelled (its tasks' and its body's): the same event. If a task
+    also failed (a cleanup that raised while cancelled), that error is what the
+    run reports, so the stage ends ``"failed"`` with it. None (no event) for a
+    KeyboardInterrupt-like exception, alone or as a group's chosen leaf.
+    """
+    if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
+        exc = first_leaf(exc)
+    if isinstance(exc, trio.Cancelled):
+        return "cancelled", {"reason": cancel_reason(exc)}
+    if isinstance(exc, Exception):
+        return "failed", {"error": str(exc)}
+    return None
 
 
 def failure(error: BaseException, finalized: Iterable[str], duration_ms: int) -> dict[str, Any]:

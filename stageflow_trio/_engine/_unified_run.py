@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
@@ -19,7 +18,7 @@ from stageflow_trio._engine._graph_errors import (
 from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_chain
-from stageflow_trio._engine._unified_events import RunReporter, cancel_reason
+from stageflow_trio._engine._unified_events import RunReporter, terminal_event
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageCancellationRequested, StageContext
 from stageflow_trio.core.stage_enums import StageStatus
@@ -329,30 +328,17 @@ class UnifiedRun(DagRun):
 
         An error becomes the stage's failed wide result (when ``started_at`` is
         given) and a :class:`UnifiedStageExecutionError`. With a sink that keeps
-        events, the stage's terminal event: ``cancelled`` with the reason when it
-        was interrupted (``trio.Cancelled``), ``failed`` with the error. A stage
-        with a nursery of its own is interrupted with a group of Cancelled (its
-        tasks' and its body's): the same event. If a task also failed (a cleanup
-        that raised while cancelled), that error is what the run reports, so the
-        stage ends ``failed`` with it. A group holding a KeyboardInterrupt-like
-        leaf, or such an exception alone, reports nothing. The emit is synchronous
-        (try_emit), so it needs no shield and cannot block.
+        events, the stage's terminal event (:func:`terminal_event`). The emit is
+        synchronous (try_emit), so it needs no shield and cannot block.
         """
-        if isinstance(exc, Exception):
-            if started_at is not None:
-                self.report.record_wide(name, "failed", started_at, {}, str(exc))
-            leaf: BaseException = exc
-        elif isinstance(exc, BaseExceptionGroup):
-            leaf = first_leaf(exc)
-        else:
-            leaf = exc
+        if started_at is not None and isinstance(exc, Exception):
+            self.report.record_wide(name, "failed", started_at, {}, str(exc))
         if self.emits:
-            duration_ms = int((self.clock.current_time() - started) * 1000)
-            if isinstance(leaf, trio.Cancelled):
-                extra = {"reason": cancel_reason(leaf)}
-                self.report.lifecycle(name, "cancelled", extra, duration_ms)
-            elif isinstance(leaf, Exception):
-                self.report.lifecycle(name, "failed", {"error": str(leaf)}, duration_ms)
+            event = terminal_event(exc)
+            if event is not None:
+                status, extra = event
+                duration_ms = int((self.clock.current_time() - started) * 1000)
+                self.report.lifecycle(name, status, extra, duration_ms)
         if not isinstance(exc, Exception):
             return None
         logger.debug("Stage %s raised %r", name, exc)

@@ -46,6 +46,8 @@ EVENT_TYPE_RE = re.compile(r"^(?:[a-z][a-z_]*(?:\.[a-z_{}]+)+|pipeline_[a-z]+)$"
 LIFECYCLE = tuple(
     f"stage.{{stage}}.{status}" for status in ("started", "completed", "failed", "cancelled")
 )
+# What terminal_event (stageflow_trio/_engine/_unified_events.py) ends a stage that raised with.
+TERMINAL = ("stage.{stage}.failed", "stage.{stage}.cancelled")
 GUARD_RETRY = tuple(f"guard_retry.{e}" for e in ("attempt", "scheduled", "exhausted", "recovered"))
 FORWARDS: tuple[str, ...] = ()  # the site passes on a type its own caller chose
 
@@ -65,8 +67,10 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/_engine/_guard_retry.py:self._emit": GUARD_RETRY,
     "stageflow_trio/_engine/_legacy.py:ctx.record_stage_event": FORWARDS,
     "stageflow_trio/_engine/_legacy.py:ctx.try_emit_event": FORWARDS,
+    "stageflow_trio/_engine/_legacy.py:self._record": TERMINAL,
     "stageflow_trio/_engine/_unified_events.py:ctx.event_sink.try_emit": FORWARDS,
     "stageflow_trio/_engine/_unified_events.py:ctx.try_emit_event": FORWARDS,
+    "stageflow_trio/_engine/_unified_run.py:self.report.lifecycle": TERMINAL,
     "stageflow_trio/agent/runtime.py:emit": FORWARDS,
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
