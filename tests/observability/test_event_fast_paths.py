@@ -88,6 +88,20 @@ def test_utc_now_iso_is_the_isoformat_of_the_instant(
     assert _time.utc_now_iso() == expected.isoformat()
 
 
+def test_every_microsecond_digit_group_formats_as_isoformat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = 1_765_000_000 * 10**9
+    for group in range(1000):
+        for micros in (group, group * 1000):  # the last three digits, then the first three
+            nanoseconds = base + micros * 1000
+            monkeypatch.setattr(_time, "_wall_ns", lambda n=nanoseconds: n)
+            expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+                microseconds=nanoseconds // 1000
+            )
+            assert _time.utc_now_iso() == expected.isoformat()
+
+
 def test_utc_now_iso_formats_a_new_second_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
     readings = iter([5_000_000_001_000, 5_000_000_002_000, 6_000_000_000_000])
     monkeypatch.setattr(_time, "_wall_ns", lambda: next(readings))
