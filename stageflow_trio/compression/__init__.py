@@ -62,22 +62,6 @@ class CompressionMetrics:
         return self.delta_bytes / self.original_bytes
 
 
-class _Absent:
-    """Stands for a key missing from ``base``: differs from every value.
-
-    Its own ``__ne__`` answers, so a value whose ``!=`` returns an array (or
-    raises) is never asked about a key it has no partner for.
-    """
-
-    __slots__ = ()
-
-    def __ne__(self, other: object) -> bool:
-        return True
-
-
-_ABSENT = _Absent()
-
-
 def _check_mapping(owner: str, param: str, value: object) -> None:
     if not isinstance(value, Mapping):
         raise TypeError(f"{owner}: {param} must be a mapping; got {type_of(value)}")
@@ -87,10 +71,12 @@ def compute_delta(base: Mapping[str, Any], current: Mapping[str, Any]) -> dict[s
     """The shallow delta that turns ``base`` into ``current``.
 
     ``"set"`` holds the keys of ``current`` that are new or whose value differs
-    (``base[key] != value``, where a value that is the same object in both is
-    equal, as in ``dict.__eq__``), in ``current``'s order; ``"remove"`` the keys of
-    ``base`` missing from ``current``, in ``base``'s order. Empty parts are left out,
-    so equal payloads give ``{}``.
+    from ``base``'s, in ``current``'s order; ``"remove"`` the keys of ``base``
+    missing from ``current``, in ``base``'s order. Empty parts are left out.
+
+    Values are compared as ``dict.__eq__`` compares them: the same object in
+    both is unchanged without a comparison, else ``base[key] == value`` decides.
+    So the delta is empty exactly when ``base == current``.
 
     Raises:
         TypeError: ``base`` or ``current`` is not a mapping.
@@ -99,17 +85,10 @@ def compute_delta(base: Mapping[str, Any], current: Mapping[str, Any]) -> dict[s
         _check_mapping("compute_delta", "base", base)
     if type(current) is not dict:
         _check_mapping("compute_delta", "current", current)
-    get = base.get
-    # One lookup per key (the sentinel differs from every value) instead of
-    # ``key in base`` then ``base[key]``; a value that is the very object base
-    # holds is unchanged without a comparison, as in ``dict.__eq__`` (so the
-    # delta is empty exactly when ``base == current``).
-    set_ops = {
-        key: value
-        for key, value in current.items()
-        if (old := get(key, _ABSENT)) is not value and old != value
-    }
-    # In base's order; filterfalse runs the membership tests in C.
+    # ``(key, value) in base.items()`` is the test above (a missing key is never
+    # compared with anything): run over current's items by filterfalse, the
+    # whole pass stays in C. Both passes keep their payload's order.
+    set_ops = dict(filterfalse(base.items().__contains__, current.items()))
     remove_ops = list(filterfalse(current.__contains__, base))
     delta: dict[str, Any] = {}
     if set_ops:

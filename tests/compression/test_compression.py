@@ -68,7 +68,7 @@ def test_delta_orders_follow_the_payloads() -> None:
     assert delta["remove"] == ["z", "y", "x"]
 
 
-def test_delta_compares_with_not_equal() -> None:
+def test_delta_compares_values_as_dict_eq_does() -> None:
     # 1 == 1.0 == True: an equal value of another type is not a change.
     assert compute_delta({"a": 1, "b": 0}, {"a": 1.0, "b": False}) == {}
     # The same object in both is unchanged, as in dict.__eq__: even a NaN (the
@@ -81,15 +81,43 @@ def test_delta_compares_with_not_equal() -> None:
     assert delta["set"]["a"] is other_nan
 
 
+class _Explodes:
+    """A value that fails the test if it is compared with anything."""
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("compared")
+
+    def __ne__(self, other: object) -> bool:
+        raise AssertionError("compared")
+
+    __hash__ = object.__hash__
+
+
 def test_identical_values_are_not_compared() -> None:
-    class Explodes:
+    value = _Explodes()
+    assert compute_delta({"a": value}, {"a": value}) == {}
+
+
+def test_equality_decides_even_when_not_equal_disagrees() -> None:
+    # == is what dict.__eq__ asks; a class whose != contradicts it follows ==
+    # (the reference asks !=, and would send both values below).
+    class Stubborn:
+        def __init__(self, equal: bool) -> None:
+            self.equal = equal
+
+        def __eq__(self, other: object) -> bool:
+            return self.equal
+
         def __ne__(self, other: object) -> bool:
-            raise AssertionError("compared")
+            return self.equal
 
         __hash__ = object.__hash__
 
-    value = Explodes()
-    assert compute_delta({"a": value}, {"a": value}) == {}
+    same, differs = Stubborn(True), Stubborn(False)
+    base = {"same": Stubborn(True), "differs": Stubborn(False)}
+    current = {"same": same, "differs": differs}
+    assert (base == current) is False
+    assert compute_delta(base, current) == {"set": {"differs": differs}}
 
 
 @given(payloads, payloads, st.booleans())
@@ -102,14 +130,8 @@ def test_delta_is_empty_exactly_when_equal(
 
 
 def test_delta_never_compares_a_new_key_with_anything() -> None:
-    class Explodes:
-        def __ne__(self, other: object) -> bool:
-            raise AssertionError("compared")
-
-        __hash__ = object.__hash__
-
-    value = Explodes()
-    assert compute_delta({}, {"new": value}) == {"set": {"new": value}}
+    value = _Explodes()
+    assert compute_delta({"old": 1}, {"new": value}) == {"set": {"new": value}, "remove": ["old"]}
 
 
 def test_delta_accepts_any_mapping() -> None:
