@@ -118,6 +118,8 @@ class UnifiedPlan:
         pipeline_name: The ``pipeline.wide`` event's pipeline name (``None``: the
             run context's topology).
         chain: ``interceptors`` with their hooks looked up (derived; ``None`` for none).
+        event_types: Each stage's ``stage.{name}.started`` and
+            ``stage.{name}.completed`` event types (derived).
     """
 
     specs: Mapping[str, UnifiedStage] = attrs.field(converter=_frozen_specs)
@@ -133,9 +135,17 @@ class UnifiedPlan:
     pipeline_name: str | None = None
     chain: InterceptorChain | None = attrs.field(init=False, eq=False, repr=False)
 
+    event_types: Mapping[str, tuple[str, str]] = attrs.field(init=False, eq=False, repr=False)
+
     @chain.default
     def _chain(self) -> InterceptorChain | None:
         return None if self.interceptors is None else InterceptorChain(self.interceptors)
+
+    @event_types.default
+    def _event_types(self) -> Mapping[str, tuple[str, str]]:
+        return MappingProxyType(
+            {name: (f"stage.{name}.started", f"stage.{name}.completed") for name in self.specs}
+        )
 
 
 @frozen_compat

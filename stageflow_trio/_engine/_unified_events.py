@@ -9,7 +9,7 @@ import trio
 from trio import current_time
 
 from stageflow_trio._engine._errors import first_leaf
-from stageflow_trio._time import utc_now
+from stageflow_trio._time import utc_now, utc_now_iso
 from stageflow_trio.context.identity import id_texts
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.stages.context import StageEventTemplate, discards_events, stage_event_key
@@ -100,8 +100,8 @@ class RunReporter:
     """
 
     __slots__ = (
+        "_common",
         "_ids",
-        "_key",
         "_view",
         "base_ctx",
         "emits",
@@ -133,10 +133,12 @@ class RunReporter:
         # StageContext whose sink keeps nothing.
         self.silent = not self.emits and type(ctx).try_emit_event is _TRY_EMIT_EVENT
         self.events = StageEventTemplate()
-        # The view's event fields before there is a view (see view()), made on first use.
-        self._key: tuple[object, ...] | None = None
         # (pipeline_run_id, request_id) as strings, for try_emit_event's data.
         self._ids: tuple[str | None, str | None] | None = None
+        # The sink's try_emit and the started / completed events' templates
+        # (status and run id in place), made with self.events' template on first
+        # use: the view's event fields before there is a view (see view()).
+        self._common: tuple[Any, dict[str, Any], dict[str, Any]] | None = None
 
     def view(self) -> PipelineContext:
         """The run's PipelineContext view (interceptors and wide events share it)."""
@@ -268,8 +270,8 @@ class RunReporter:
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.skipped: %s", name, exc)
 
-    def _prime(self) -> tuple[object, ...]:
-        """The view's event fields, as as_pipeline_context makes them (service "pipeline").
+    def _prime(self) -> None:
+        """Prime :attr:`events` with the view's event fields, as as_pipeline_context makes them.
 
         The ids' strings come from the snapshot's identity, which keeps them: a
         snapshot run many times makes them once.
@@ -295,7 +297,60 @@ class RunReporter:
             texts["org_id"],
             texts["pipeline_run_id"],
         )
-        return key
+
+    def _common_events(self) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """Prime the run's templates; its ``(try_emit, started template, completed template)``.
+
+        See :meth:`started`.
+        """
+        self._prime()
+        sink = self.base_ctx.event_sink
+        assert sink is not None
+        events = self.events
+        common = self._common = (
+            sink.try_emit,
+            events.for_status("started", timed=False),
+            events.for_status("completed", timed=True),
+        )
+        return common
+
+    def started(self, name: str) -> None:
+        """``stage.{name}.started``: what ``lifecycle(name, "started")`` sends.
+
+        The events most runs send (this one and :meth:`completed`) are copies of
+        templates made once per run, with the stage, the time and the duration
+        written in. Once there is a view, :meth:`lifecycle` sends them (an
+        interceptor may change the view's fields). Called only when :attr:`emits`.
+        """
+        if self._view is not None:
+            self.lifecycle(name, "started")
+            return
+        try:
+            try_emit, data, _ = self._common or self._common_events()
+            data = data.copy()
+            data["stage"] = name
+            data["timestamp"] = utc_now_iso()
+            try_emit(type=self.plan.event_types[name][0], data=data)
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
+            logger.warning("Failed to emit stage.%s.started: %s", name, exc)
+
+    def completed(self, name: str, duration_ms: int) -> None:
+        """``stage.{name}.completed``: what ``lifecycle(name, "completed", None, duration_ms)`` sends.
+
+        See :meth:`started`. Called only when :attr:`emits`.
+        """
+        if self._view is not None:
+            self.lifecycle(name, "completed", None, duration_ms)
+            return
+        try:
+            try_emit, _, data = self._common or self._common_events()
+            data = data.copy()
+            data["stage"] = name
+            data["timestamp"] = utc_now_iso()
+            data["duration_ms"] = duration_ms
+            try_emit(type=self.plan.event_types[name][1], data=data)
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
+            logger.warning("Failed to emit stage.%s.completed: %s", name, exc)
 
     def lifecycle(
         self,
@@ -315,8 +370,8 @@ class RunReporter:
             view = self._view
             if view is None:
                 # The fields come from the run's frozen snapshot: primed once, they hold.
-                if self._key is None:
-                    self._key = self._prime()
+                if self._common is None:
+                    self._common_events()
                 data = self.events.fill(name, status, extra, duration_ms)
                 sink = self.base_ctx.event_sink
             else:

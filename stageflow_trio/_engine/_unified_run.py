@@ -243,14 +243,12 @@ class UnifiedRun(DagRun):
                 # stage task and the stage.
                 emits = self.emits
                 if emits:
-                    self.report.lifecycle(name, "started")
+                    self.report.started(name)
                 started = self.clock.current_time()
                 try:
                     raw = await spec.runner(stage_ctx)
                     # The exact type, what nearly every stage returns, skips the call.
                     output = raw if type(raw) is StageOutput else _as_output(name, raw)
-                except UnifiedStageExecutionError:
-                    raise
                 except StageCancellationRequested as exc:
                     output = StageOutput.cancel(reason=exc.reason)
                 except BaseException as exc:
@@ -262,7 +260,7 @@ class UnifiedRun(DagRun):
                 output = output.with_duration(duration_ms)
                 if emits:
                     if output.status is _OK:  # the common event, without a further call
-                        self.report.lifecycle(name, "completed", None, duration_ms)
+                        self.report.completed(name, duration_ms)
                     else:
                         self._report_ended(stage_ctx, name, output, duration_ms)
             else:
@@ -288,7 +286,7 @@ class UnifiedRun(DagRun):
         report = self.report
         emits = self.emits
         if emits:
-            report.lifecycle(name, "started")
+            report.started(name)
         started = self.clock.current_time()
         started_at = utc_now() if report.wide is not None else None
         try:
@@ -299,8 +297,6 @@ class UnifiedRun(DagRun):
                     output = StageOutput.cancel(reason=exc.reason)
             else:
                 output = await self._execute_intercepted(spec, stage_ctx)
-        except UnifiedStageExecutionError:
-            raise
         except BaseException as exc:
             error = self._stage_raised(name, started, exc, started_at)
             if error is None:
@@ -327,9 +323,11 @@ class UnifiedRun(DagRun):
         """Report stage ``name``, which raised ``exc``; what to raise instead (None: ``exc``).
 
         An error becomes the stage's failed wide result (when ``started_at`` is
-        given) and a :class:`UnifiedStageExecutionError`. With a sink that keeps
-        events, the stage's terminal event (:func:`terminal_event`). The emit is
-        synchronous (try_emit), so it needs no shield and cannot block.
+        given) and a :class:`UnifiedStageExecutionError`, except one that already
+        is (a graph the stage ran failed), which propagates as it is, as in the
+        reference. With a sink that keeps events, the stage's terminal event
+        (:func:`terminal_event`) in every case. The emit is synchronous
+        (try_emit), so it needs no shield and cannot block.
         """
         if started_at is not None and isinstance(exc, Exception):
             self.report.record_wide(name, "failed", started_at, {}, str(exc))
@@ -339,7 +337,7 @@ class UnifiedRun(DagRun):
                 status, extra = event
                 duration_ms = int((self.clock.current_time() - started) * 1000)
                 self.report.lifecycle(name, status, extra, duration_ms)
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception) or isinstance(exc, UnifiedStageExecutionError):
             return None
         logger.debug("Stage %s raised %r", name, exc)
         return UnifiedStageExecutionError(name, exc)
@@ -357,7 +355,7 @@ class UnifiedRun(DagRun):
         elif status is _FAIL:
             report.lifecycle(name, "failed", {"error": output.error or "Stage failed"}, duration_ms)
         else:
-            report.lifecycle(name, "completed", None, duration_ms)
+            report.completed(name, duration_ms)
 
     async def _execute_intercepted(
         self, spec: UnifiedStage, stage_ctx: StageContext
@@ -409,8 +407,9 @@ class UnifiedRun(DagRun):
             return produced[-1][1]
         # A timeout or a stage error turned into a failed result, or a short-circuit
         # with an error (an open circuit breaker): the stage did not produce an OK.
+        # _execute reports it as the stage's error.
         if result.status == "failed" or result.error is not None:
-            raise UnifiedStageExecutionError(name, RuntimeError(result.error or "Stage failed"))
+            raise RuntimeError(result.error or "Stage failed")
         return StageOutput.ok(data=dict(result.data or {}))
 
     def _complete(self, name: str, output: StageOutput) -> Sequence[str]:

@@ -240,6 +240,21 @@ class StageEventTemplate:
             )
         return self.fill(stage, status, payload, duration_ms)
 
+    def for_status(self, status: str, *, timed: bool) -> dict[str, Any]:
+        """The current template with ``status`` and the run id in place.
+
+        A copy of it needs only ``stage``, ``timestamp`` and (when ``timed``)
+        ``duration_ms`` to be the data :meth:`fill` makes without a payload: the
+        caller makes it once per run, for the events it sends most.
+        """
+        data = self._template.copy()
+        data["status"] = status
+        if timed:
+            data["duration_ms"] = None
+        if self._run_id is not None:
+            data["pipeline_run_id"] = self._run_id
+        return data
+
     def fill(
         self,
         stage: str,

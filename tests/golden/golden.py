@@ -70,6 +70,8 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/_engine/_legacy.py:self._record": TERMINAL,
     "stageflow_trio/_engine/_unified_events.py:ctx.event_sink.try_emit": FORWARDS,
     "stageflow_trio/_engine/_unified_events.py:ctx.try_emit_event": FORWARDS,
+    # RunReporter.started / completed: the types come from UnifiedPlan.event_types.
+    "stageflow_trio/_engine/_unified_events.py:try_emit": LIFECYCLE[:2],
     "stageflow_trio/_engine/_unified_run.py:self.report.lifecycle": TERMINAL,
     "stageflow_trio/agent/runtime.py:emit": FORWARDS,
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,

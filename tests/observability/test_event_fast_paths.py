@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from stageflow_trio import _time
+from stageflow_trio._engine import _unified_events
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.events.sink import NoOpEventSink
@@ -63,6 +64,8 @@ def timestamps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return text
 
     monkeypatch.setattr(stages_context, "utc_now_iso", counting)
+    # The unified run's started / completed events fill per-run templates there.
+    monkeypatch.setattr(_unified_events, "utc_now_iso", counting)
     return made
 
 

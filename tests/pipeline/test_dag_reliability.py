@@ -508,6 +508,98 @@ async def test_a_broken_sink_never_fails_a_run_through_its_terminal_event(
     assert "Failed to emit pipeline_failed: sink down" in caplog.messages
 
 
+class _Watch(BaseInterceptor):
+    """Lets every stage through; its presence gives the unified run its PipelineContext view."""
+
+    name = "watch"
+    priority = 1
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        return None
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        return None
+
+
+@pytest.mark.parametrize("interceptors", [[], [_Watch()]], ids=["direct", "intercepted"])
+async def test_a_broken_sink_never_fails_a_unified_stage(
+    caplog: pytest.LogCaptureFixture, interceptors: list[BaseInterceptor]
+) -> None:
+    # Every lifecycle event goes to a sink that is down: from the run's templates
+    # before there is a view, from the view after an interceptor made one.
+    async def bad(ctx: StageContext) -> StageOutput:
+        raise ValueError("bad")
+
+    graph = UnifiedStageGraph([spec("a"), spec("b", bad, deps=["a"])], interceptors=interceptors)
+    with pytest.raises(UnifiedStageExecutionError) as failed:
+        await graph.run(stage_ctx(FailingSink()))
+    # The stage's error, not the sink's, comes out of the run.
+    assert (failed.value.stage, str(failed.value.original)) == ("b", "bad")
+    assert [m for m in caplog.messages if m.startswith("Failed to emit")] == [
+        "Failed to emit stage.a.started: sink down",
+        "Failed to emit stage.a.completed: sink down",
+        "Failed to emit stage.b.started: sink down",
+        "Failed to emit stage.b.failed: sink down",
+        "Failed to emit event pipeline_failed: sink down",
+    ]
+
+
+async def test_an_intercepted_stage_that_raises_ends_failed_in_every_event() -> None:
+    # The interceptor chain turns the error into a failed result: the stage still
+    # ends with stage.b.failed, and the wide events count it as failed.
+    async def bad(ctx: StageContext) -> StageOutput:
+        raise ValueError("bad")
+
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph(
+        [spec("a"), spec("b", bad, deps=["a"])],
+        interceptors=[_Watch()],
+        emit_stage_wide_events=True,
+        emit_pipeline_wide_event=True,
+    )
+    with pytest.raises(UnifiedStageExecutionError) as failed:
+        await graph.run(stage_ctx(sink))
+    assert (failed.value.stage, str(failed.value.original)) == ("b", "bad")
+    assert [t for t in sink.types() if t.startswith("stage.b")] == [
+        "stage.b.started",
+        "stage.b.failed",
+    ]
+    assert payload(sink.of_type("stage.b.failed")[0])["error"] == "bad"
+    wide = {payload(e)["stage"]: payload(e) for e in sink.of_type("stage.wide")}
+    assert (wide["b"]["status"], wide["b"]["error"]) == ("failed", "bad")
+    summary = payload(sink.of_type("pipeline.wide")[0])
+    assert (summary["status"], summary["stage_counts"]) == ("failed", {"completed": 1, "failed": 1})
+
+
+@pytest.mark.parametrize("interceptors", [[], [_Watch()]], ids=["direct", "intercepted"])
+async def test_a_stage_whose_own_graph_failed_ends_failed_and_passes_the_error_on(
+    interceptors: list[BaseInterceptor],
+) -> None:
+    async def bad(ctx: StageContext) -> StageOutput:
+        raise ValueError("bad")
+
+    inner = UnifiedStageGraph([spec("inner", bad)])
+
+    async def runs_inner(ctx: StageContext) -> StageOutput:
+        await inner.run(stage_ctx())
+        return StageOutput.ok()
+
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("outer", runs_inner)], interceptors=interceptors)
+    with pytest.raises(UnifiedStageExecutionError) as failed:
+        await graph.run(stage_ctx(sink))
+    assert sink.types()[:2] == ["stage.outer.started", "stage.outer.failed"]
+    error = payload(sink.of_type("stage.outer.failed")[0])["error"]
+    if interceptors:
+        # The chain turned it into a failed result: the outer stage's error now.
+        assert error == "Stage 'inner' failed: bad"
+        assert (failed.value.stage, str(failed.value.original)) == ("outer", error)
+    else:
+        # As the reference: the inner graph's error goes on as it is.
+        assert (failed.value.stage, str(failed.value.original)) == ("inner", "bad")
+        assert error == str(failed.value)
+
+
 async def test_legacy_runs_end_with_one_terminal_event(autojump_clock: trio.abc.Clock) -> None:
     sink = RecordingEventSink()
 
