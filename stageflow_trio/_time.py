@@ -30,13 +30,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# The last whole second formatted and its ISO text, in one tuple so that threads
-# replacing it never pair one second with another's text: events come many per
-# second, and only the microseconds change between them.
+# The last whole second formatted and its ISO text, and the last millisecond and
+# its text (the second's, a point, three digits), each in one tuple so that
+# threads replacing it never pair one instant with another's text: events come
+# many per millisecond, and only the microseconds change between them.
 _iso_second: tuple[int, str] = (-1, "")
+_iso_milli: tuple[int, str] = (-1, "")
 
-# "000" to "999": the microseconds are two table lookups, not a number format.
-# Joined from the digits: half the import-time cost of formatting 1,000 numbers.
+# "000" to "999": the milliseconds and microseconds are table lookups, not a
+# number format. Joined from the digits: half the import-time cost of
+# formatting 1,000 numbers.
 _DIGITS3: tuple[str, ...] = tuple(
     a + b + c for a in "0123456789" for b in "0123456789" for c in "0123456789"
 )
@@ -45,22 +48,35 @@ _DIGITS3: tuple[str, ...] = tuple(
 _wall_ns = time.time_ns
 
 
-def utc_now_iso() -> str:
-    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``.
-
-    One clock read (``time.time_ns()``, floored to the microsecond as
-    ``datetime.now`` does); the date and time of day are formatted once per
-    second, the microseconds per call (left out when zero, as ``isoformat`` does).
-    """
+def _milli_text(milliseconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmm`` of a Unix time in milliseconds (the second's text cached)."""
     global _iso_second  # a one-entry cache, replaced whole
-    seconds, nanoseconds = divmod(_wall_ns(), 1_000_000_000)
+    seconds, milli = divmod(milliseconds, 1000)
     cached_seconds, text = _iso_second
     if cached_seconds != seconds:
         text = datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]
         _iso_second = (seconds, text)
-    if nanoseconds >= 1000:
-        return f"{text}.{_DIGITS3[nanoseconds // 1_000_000]}{_DIGITS3[nanoseconds // 1000 % 1000]}+00:00"
-    return text + "+00:00"
+    return f"{text}.{_DIGITS3[milli]}"
+
+
+def utc_now_iso() -> str:
+    """``datetime.now(UTC).isoformat()``: e.g. ``2026-11-26T14:04:50.123456+00:00``.
+
+    One clock read (``time.time_ns()``, floored to the microsecond as
+    ``datetime.now`` does). The text up to the milliseconds is made once per
+    millisecond (the date and time of day once per second), the last three
+    digits per call; a time with no microseconds has no fraction, as
+    ``isoformat`` writes it.
+    """
+    global _iso_milli  # a one-entry cache, replaced whole
+    milliseconds, nanoseconds = divmod(_wall_ns(), 1_000_000)
+    cached, text = _iso_milli
+    if cached != milliseconds:
+        text = _milli_text(milliseconds)
+        _iso_milli = (milliseconds, text)
+    if nanoseconds < 1000 and milliseconds % 1000 == 0:
+        return text[:-4] + "+00:00"  # a whole second
+    return f"{text}{_DIGITS3[nanoseconds // 1000]}+00:00"
 
 
 # Version 4 and the RFC 4122 variant, as uuid.UUID(bytes=..., version=4) sets them.

@@ -15,6 +15,8 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stageflow_trio import _time
 from stageflow_trio._engine import _unified_events
@@ -103,6 +105,24 @@ def test_every_microsecond_digit_group_formats_as_isoformat(
                 microseconds=nanoseconds // 1000
             )
             assert _time.utc_now_iso() == expected.isoformat()
+
+
+@given(
+    st.lists(
+        st.integers(min_value=0, max_value=4_102_444_800 * 10**9)  # to 2100
+        | st.integers(min_value=1_765_000_000 * 10**9, max_value=1_765_000_002 * 10**9),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_any_sequence_of_readings_formats_as_isoformat(readings: list[int]) -> None:
+    # The per-millisecond and per-second caches never pair an instant with another's text.
+    for nanoseconds in readings:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(_time, "_wall_ns", lambda n=nanoseconds: n)
+            text = _time.utc_now_iso()
+        expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanoseconds // 1000)
+        assert text == expected.isoformat()
 
 
 def test_utc_now_iso_formats_a_new_second_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
