@@ -151,7 +151,10 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
             },
         )
     if plan.emit_pipeline_wide and plan.emitter is not None:
-        _emit_pipeline_wide(plan, ctx, completed, started, started_at, None)
+        # Cancelled, as its pipeline_cancelled says (the reference derives
+        # "failed" from the stages marked failed above).
+        status = "cancelled" if run.canceled else None
+        _emit_pipeline_wide(plan, ctx, completed, started, started_at, status)
     return completed
 
 
@@ -276,7 +279,7 @@ class _LegacyRun(DagRun):
         try:
             result = await run_chain(name, stage_run, ctx, plan.chain)
         except BaseException as exc:
-            event = terminal_event(exc)
+            event = terminal_event(exc, self.own_cancel_reason())
             if event is not None:
                 status, extra = event
                 duration_ms = int((self.clock.current_time() - started) * 1000)

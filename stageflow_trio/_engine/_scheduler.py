@@ -135,7 +135,16 @@ class DagRun(ABC):
             cancel scope instead of a nursery, as it never starts a task.
     """
 
-    __slots__ = ("error", "nursery", "remaining", "scope", "sequential", "stopped", "topology")
+    __slots__ = (
+        "error",
+        "nursery",
+        "remaining",
+        "scope",
+        "scope_reason",
+        "sequential",
+        "stopped",
+        "topology",
+    )
 
     def __init__(self, topology: Topology, *, sequential: bool = False) -> None:
         self.topology = topology
@@ -145,6 +154,8 @@ class DagRun(ABC):
         # The scope stop() cancels: the nursery's, or the sequential run's own.
         self.scope: trio.CancelScope | None = None
         self.stopped = False
+        # The reason stop() cancelled the scope with, when it was the first to.
+        self.scope_reason: str | None = None
         self.error: Exception | None = None
 
     @abstractmethod
@@ -192,8 +203,31 @@ class DagRun(ABC):
         ``reason`` becomes the cancel reason the interrupted stages see.
         """
         self.stopped = True
-        if self.scope is not None:
-            self.scope.cancel(reason=reason)
+        scope = self.scope
+        if scope is not None:
+            if not scope.cancel_called:  # the first reason stands, as trio keeps it
+                self.scope_reason = reason or "cancelled"
+            scope.cancel(reason=reason)
+
+    def own_cancel_reason(self) -> str | None:
+        """Why the run cancelled its own scope; None if it did not.
+
+        This, not the ``Cancelled`` a stage sees, says why the run's stages were
+        interrupted: that exception may come from a scope inside the stage (a
+        sleep whose deadline passed at the same moment).
+        """
+        scope = self.scope
+        if scope is None or not scope.cancel_called:
+            return None
+        return self.scope_reason or self.unrecorded_cancel_reason()
+
+    def unrecorded_cancel_reason(self) -> str | None:
+        """Why the scope was cancelled without :meth:`stop`; None if not by the run.
+
+        trio also cancels a nursery's scope when one of its tasks raises (an
+        outer ``Cancelled``, a KeyboardInterrupt): the exception's reason says why.
+        """
+        return None
 
     def fail(self, error: Exception) -> None:
         """Record ``error`` as the run's outcome (the first one wins) and stop."""

@@ -36,10 +36,14 @@ def cancel_reason(cancelled: BaseException) -> str:
     return "cancelled"
 
 
-def terminal_event(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
+def terminal_event(
+    exc: BaseException, run_reason: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """The status and payload of the event that ends a stage which raised ``exc``; both graphs.
 
-    Interrupted (``trio.Cancelled``): ``"cancelled"`` with the reason; an error:
+    Interrupted (``trio.Cancelled``): ``"cancelled"`` with the reason, which is
+    ``run_reason`` when the run cancelled its own stages (see
+    ``DagRun.own_cancel_reason``), else the exception's; an error:
     ``"failed"`` with it. A stage with a nursery of its own is interrupted with a
     group of Cancelled (its tasks' and its body's): the same event. If a task
     also failed (a cleanup that raised while cancelled), that error is what the
@@ -49,7 +53,7 @@ def terminal_event(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
     if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
         exc = first_leaf(exc)
     if isinstance(exc, trio.Cancelled):
-        return "cancelled", {"reason": cancel_reason(exc)}
+        return "cancelled", {"reason": run_reason or cancel_reason(exc)}
     if isinstance(exc, Exception):
         return "failed", {"error": str(exc)}
     return None

@@ -160,6 +160,13 @@ class UnifiedRun(DagRun):
         # long-lived token passed to many runs keeps no reference to old ones.
         self.unbind_token = self.token.bind_scope(self.scope)
 
+    def unrecorded_cancel_reason(self) -> str | None:
+        """The token's reason when it cancelled the run (it cancels the scope itself)."""
+        token = self.token
+        if token.is_cancelled:
+            return token.reason or "cancelled"
+        return super().unrecorded_cancel_reason()
+
     @property
     def finished(self) -> bool:
         """Every stage has its final output (a token cancelled after that changes nothing)."""
@@ -235,8 +242,11 @@ class UnifiedRun(DagRun):
         if output is None and spec.conditional:
             skip_reason = inputs.get("skip_reason")
             if skip_reason:
-                self.report.skipped(stage_ctx, name, skip_reason, None)
                 output = StageOutput.skip(reason=skip_reason)
+                if self.report.wide is not None:
+                    # Counted in the wide events as a stage that returned skip is.
+                    self.report.record_wide(name, "completed", utc_now(), output.data, None)
+                self.report.skipped(stage_ctx, name, skip_reason, None)
         if output is None:
             if self.direct:
                 # The common case, without a further coroutine frame between the
@@ -332,7 +342,7 @@ class UnifiedRun(DagRun):
         if started_at is not None and isinstance(exc, Exception):
             self.report.record_wide(name, "failed", started_at, {}, str(exc))
         if self.emits:
-            event = terminal_event(exc)
+            event = terminal_event(exc, self.own_cancel_reason())
             if event is not None:
                 status, extra = event
                 duration_ms = int((self.clock.current_time() - started) * 1000)

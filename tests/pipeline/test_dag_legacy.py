@@ -192,6 +192,31 @@ async def test_mark_canceled_fails_the_remaining_stages(autojump_clock: trio.abc
     assert trio.current_time() == 0
 
 
+async def test_a_mark_canceled_run_says_cancelled_in_pipeline_wide_too() -> None:
+    sink = RecordingEventSink()
+
+    async def cancelling(ctx: PipelineContext) -> None:
+        ctx.mark_canceled("stop")
+
+    graph = StageGraph(
+        [
+            StageSpec(name="a", runner=cancelling),
+            StageSpec(name="b", runner=fn("b", []), dependencies=("a",)),
+        ],
+        interceptors=[],
+        emit_pipeline_wide_event=True,
+    )
+    results = await graph.run(pipeline_ctx(sink))
+    assert results["b"].error == "Pipeline canceled"
+    assert payload(sink.of_type("pipeline_cancelled")[0])["stage"] == "a"
+    summary = payload(sink.of_type("pipeline.wide")[0])
+    # The stage marked failed still counts as failed; the run's status is its outcome.
+    assert (summary["status"], summary["stage_counts"]) == (
+        "cancelled",
+        {"completed": 1, "failed": 1},
+    )
+
+
 async def test_critical_interceptor_error_stops_the_run_as_stage_execution_error(
     autojump_clock: trio.abc.Clock,
 ) -> None:

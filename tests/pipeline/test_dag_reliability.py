@@ -31,7 +31,7 @@ from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 from tests.fakes import FailingSink, payload
 
-from .graph_helpers import REQUEST_ID, RUN_ID, snapshot, spec, stage_ctx
+from .graph_helpers import REQUEST_ID, RUN_ID, Runner, snapshot, spec, stage_ctx
 
 
 async def test_a_cancel_output_stops_its_run_and_leaves_the_callers_token_alone(
@@ -266,6 +266,40 @@ async def test_stages_interrupted_by_a_token_or_a_sibling_say_why(
     with pytest.raises(UnifiedStageExecutionError):
         await graph.run(stage_ctx(sink))
     assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "another stage failed"
+
+
+async def test_an_interrupted_stage_gives_the_runs_reason_not_its_inner_scopes() -> None:
+    # The Cancelled a stage sees comes from its innermost cancelled scope; when the
+    # run stopped its stages, the run's reason is what the event reports.
+    token = CancellationToken()
+
+    def cancelled_inside(cancel_run: Callable[[], None]) -> Runner:
+        async def stage(ctx: StageContext) -> StageOutput:
+            with trio.CancelScope() as inner:
+                inner.cancel(reason="inner timeout")
+                cancel_run()
+                await trio.lowlevel.checkpoint()
+            raise AssertionError("not reached: the run's scope is cancelled too")
+
+        return stage
+
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("s", cancelled_inside(lambda: token.cancel("user left")))])
+    with pytest.raises(UnifiedPipelineCancelled):
+        await graph.run(stage_ctx(sink), cancel_token=token)
+    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "user left"
+
+    legacy_ctx = create_test_pipeline_context(event_sink=RecordingEventSink())
+
+    async def legacy_stage(ctx: PipelineContext) -> dict[str, Any]:
+        await cancelled_inside(lambda: ctx.mark_canceled("operator stop"))(stage_ctx())
+        return {}
+
+    legacy = StageGraph([StageSpec(name="s", runner=legacy_stage)], interceptors=[])
+    await legacy.run(legacy_ctx)
+    sink = legacy_ctx.event_sink
+    assert isinstance(sink, RecordingEventSink)
+    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "operator stop"
 
 
 async def test_an_outer_deadline_still_emits_pipeline_wide_as_cancelled(

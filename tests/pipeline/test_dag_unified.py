@@ -168,6 +168,39 @@ async def test_conditional_stage_skips_on_skip_reason_and_emits_event() -> None:
     ]
 
 
+async def test_a_conditional_skip_counts_in_the_wide_events_as_a_returned_skip() -> None:
+    sink = RecordingEventSink()
+
+    async def router(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok(skip_reason="not needed")
+
+    async def skips(ctx: StageContext) -> StageOutput:
+        return StageOutput.skip(reason="returned skip")
+
+    graph = UnifiedStageGraph(
+        [
+            spec("router", router),
+            spec("branch", None, ["router"], conditional=True),
+            spec("own", skips),
+        ],
+        emit_stage_wide_events=True,
+        emit_pipeline_wide_event=True,
+    )
+    await graph.run(stage_ctx(event_sink=sink))
+    wide = {payload(e)["stage"]: payload(e) for e in sink.of_type("stage.wide")}
+    assert set(wide) == {"router", "branch", "own"}
+    for name in ("branch", "own"):
+        assert (wide[name]["status"], wide[name]["data_keys"]) == ("completed", ["reason"])
+    # Its stage.wide comes before its skipped event, as for a stage that returned skip.
+    types = sink.types()
+    assert types.index("stage.wide", types.index("stage.router.completed")) < types.index(
+        "stage.branch.skipped"
+    )
+    summary = payload(sink.of_type("pipeline.wide")[0])
+    assert summary["stage_counts"] == {"completed": 3}
+    assert sorted(d["stage"] for d in summary["stage_details"]) == ["branch", "own", "router"]
+
+
 async def test_non_conditional_stage_ignores_skip_reason() -> None:
     ran: list[str] = []
 
