@@ -289,7 +289,8 @@ async def test_an_interrupted_stage_gives_the_runs_reason_not_its_inner_scopes()
         await graph.run(stage_ctx(sink), cancel_token=token)
     assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "user left"
 
-    legacy_ctx = create_test_pipeline_context(event_sink=RecordingEventSink())
+    legacy_sink = RecordingEventSink()
+    legacy_ctx = create_test_pipeline_context(event_sink=legacy_sink)
 
     async def legacy_stage(ctx: PipelineContext) -> dict[str, Any]:
         await cancelled_inside(lambda: ctx.mark_canceled("operator stop"))(stage_ctx())
@@ -297,9 +298,7 @@ async def test_an_interrupted_stage_gives_the_runs_reason_not_its_inner_scopes()
 
     legacy = StageGraph([StageSpec(name="s", runner=legacy_stage)], interceptors=[])
     await legacy.run(legacy_ctx)
-    sink = legacy_ctx.event_sink
-    assert isinstance(sink, RecordingEventSink)
-    assert payload(sink.of_type("stage.s.cancelled")[0])["reason"] == "operator stop"
+    assert payload(legacy_sink.of_type("stage.s.cancelled")[0])["reason"] == "operator stop"
 
 
 async def test_an_outer_deadline_still_emits_pipeline_wide_as_cancelled(
