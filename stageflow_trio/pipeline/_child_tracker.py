@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 
 def _check_ids(method: str, parent_id: object, child_id: object) -> None:
@@ -58,11 +61,15 @@ class ChildRunTracker:
         self._parents.pop(child_id, None)
         self._unregistration_count += 1
 
-    def _subtree(self, run_id: UUID) -> list[tuple[UUID, UUID | None, int]]:
+    def _subtree(
+        self, run_id: UUID, extra_links: Mapping[UUID, Iterable[UUID]] | None = None
+    ) -> list[tuple[UUID, UUID | None, int]]:
         """``(run, parent, depth)`` for ``run_id`` and its descendants, deepest first.
 
-        Within a depth, runs come in breadth-first, registration order. Counts a
-        lookup per run visited, as the reference's recursive walk did.
+        Within a depth, runs come in breadth-first, registration order (the
+        tracker's children, then those in ``extra_links``: parent -> children links
+        the caller keeps beyond the tracker's). Counts a lookup per run visited,
+        as the reference's recursive walk did.
         """
         order: list[tuple[UUID, UUID | None, int]] = [(run_id, self._parents.get(run_id), 0)]
         seen = {run_id}
@@ -71,7 +78,10 @@ class ChildRunTracker:
             current, _, depth = order[index]
             index += 1
             self._lookup_count += 1
-            for child in self._children.get(current, ()):
+            children: Iterable[UUID] = self._children.get(current, ())
+            if extra_links is not None and current in extra_links:
+                children = [*children, *extra_links[current]]
+            for child in children:
                 if child not in seen:
                     seen.add(child)
                     order.append((child, current, depth + 1))

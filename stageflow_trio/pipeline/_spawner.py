@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from uuid import UUID
 
 import trio
 
@@ -27,9 +28,6 @@ from stageflow_trio.pipeline._subpipeline_values import (
 )
 from stageflow_trio.stages.context import PipelineContext
 
-if TYPE_CHECKING:
-    from uuid import UUID
-
 
 class _ChildRun:
     """A child run in progress: its context, its cancel scope, who spawned it."""
@@ -40,6 +38,7 @@ class _ChildRun:
         "ctx",
         "depth",
         "ids",
+        "open_children",
         "parent_run_id",
         "parent_stage_id",
         "pipeline_name",
@@ -68,6 +67,9 @@ class _ChildRun:
         self.cancel_reason: str | None = None
         # (parent_run_id, run_id) as strings, made by the first event that needs them.
         self.ids: tuple[str, str] | None = None
+        # How many child runs this spawner started under this run are running or
+        # retained (see SubpipelineSpawner._retained).
+        self.open_children = 0
 
     def id_strings(self) -> tuple[str, str]:
         """``(str(parent_run_id), str(run_id))``, for the events (only a child with a parent)."""
@@ -141,6 +143,11 @@ class SubpipelineSpawner:
         self._max_depth = max_depth
         self._canceled_runs: dict[UUID, str] = {}  # run id -> reason
         self._running: dict[UUID, _ChildRun] = {}  # also gives each running child's depth
+        # Finished child runs that still have a running descendant this spawner
+        # started (a detached grandchild in an outer nursery). The tracker has
+        # dropped their link to their parent, as the reference's does; the spawner
+        # keeps it so that cancel_with_children still reaches those descendants.
+        self._retained: dict[UUID, _ChildRun] = {}
 
     @property
     def max_depth(self) -> int:
@@ -243,13 +250,23 @@ class SubpipelineSpawner:
         the ``child_completed`` / ``child_failed`` events. Arguments as for
         :meth:`spawn`.
 
+        The child is started with ``nursery.start``: it is checked, registered and
+        announced under this call, and moved into ``nursery`` only then, so an
+        error on the way (a bad argument, the depth limit, the sink failing on
+        ``spawned_child``) is raised here with nothing left registered.
+
         Returns:
             The child run id, or None when the parent run was already cancelled
             (nothing started).
 
         Raises:
-            TypeError: ``nursery`` is missing or not a ``trio.Nursery``.
+            TypeError: ``nursery`` is missing or not a ``trio.Nursery``, or another
+                argument has the wrong type.
+            RuntimeError: ``nursery`` is closed (its ``async with`` block has
+                exited); nothing was registered or emitted.
             MaxDepthExceededError: as for :meth:`spawn`; nothing started.
+            trio.Cancelled: this task was cancelled before the child was handed
+                to ``nursery``; the child is unregistered.
         """
         if nursery is None:
             raise TypeError(
@@ -260,30 +277,64 @@ class SubpipelineSpawner:
         if not isinstance(nursery, trio.Nursery):
             raise TypeError(f"nursery must be a trio.Nursery, got {type(nursery).__name__}")
         await trio.lowlevel.checkpoint()
-        child = self._begin(
-            pipeline_name,
-            ctx,
-            correlation_id,
-            parent_stage_id,
-            runner,
-            topology,
-            execution_mode,
-            inherit_data,
-            data_overrides,
-        )
+        entered: list[bool] = []
+        try:
+            child_id: UUID | None = await nursery.start(
+                self._start_detached,
+                entered,
+                (
+                    pipeline_name,
+                    ctx,
+                    correlation_id,
+                    parent_stage_id,
+                    runner,
+                    topology,
+                    execution_mode,
+                    inherit_data,
+                    data_overrides,
+                ),
+            )
+        except RuntimeError:
+            if entered:  # raised by the child's own start-up (a sink error): as is
+                raise
+            # trio refused the task before it ran: the nursery is closed.
+            raise RuntimeError(
+                "spawn_detached(): nursery is closed to new arrivals (its async with block "
+                "has exited); pass a nursery whose block is still running"
+            ) from None
+        return child_id
+
+    async def _start_detached(
+        self,
+        entered: list[bool],
+        args: tuple[
+            str,
+            PipelineContext,
+            UUID,
+            str,
+            SubpipelineRunner,
+            str | None,
+            str | None,
+            bool | Iterable[str],
+            Mapping[str, Any] | None,
+        ],
+        *,
+        task_status: trio.TaskStatus[UUID | None],
+    ) -> None:
+        """The detached child's task: start-up under ``nursery.start``, then the run."""
+        entered.append(True)
+        child = self._begin(*args)
         if isinstance(child, SubpipelineResult):
-            return None
+            task_status.started(None)
+            return
         try:
             await self._emit_spawned(child)
-            nursery.start_soon(self._run_detached, child, runner)
         except BaseException:
             self._finish(child)
             raise
-        return child.run_id
-
-    async def _run_detached(self, child: _ChildRun, runner: SubpipelineRunner) -> None:
+        task_status.started(child.run_id)
         try:
-            await self._run(child, runner)
+            await self._run(child, args[4])
         finally:
             self._finish(child)
 
@@ -372,12 +423,37 @@ class SubpipelineSpawner:
         self._running[child_run_id] = child
         if parent_run_id is not None:
             self._tracker._register(parent_run_id, child_run_id)
+            parent = running_parent or self._retained.get(parent_run_id)
+            if parent is not None:
+                parent.open_children += 1
         return child
 
     def _finish(self, child: _ChildRun) -> None:
+        """Unregister a child that has ended; keep its parent link while runs below it go on.
+
+        Called once per child, however it ended. No checkpoint.
+        """
         if child.parent_run_id is not None:
             self._tracker._unregister(child.parent_run_id, child.run_id)
         self._running.pop(child.run_id, None)
+        if child.open_children:
+            # A child it started outlives it (detached into an outer nursery): keep
+            # the link up the tree for cancel_with_children until that one ends.
+            self._retained[child.run_id] = child
+            return
+        # Release the ancestors that were retained only for this run.
+        current = child
+        while current.parent_run_id is not None:
+            parent = self._running.get(current.parent_run_id) or self._retained.get(
+                current.parent_run_id
+            )
+            if parent is None:
+                break
+            parent.open_children -= 1
+            if parent.open_children or parent.run_id not in self._retained:
+                break
+            del self._retained[parent.run_id]
+            current = parent
 
     def _events_on(self, child: _ChildRun) -> bool:
         return self._emit_events and child.parent_run_id is not None
@@ -476,14 +552,37 @@ class SubpipelineSpawner:
         A run this spawner did not start (the root of a tree, or a child of another
         spawner) is marked and reported, not stopped.
 
+        The subtree includes the runs below a child that has already ended: a
+        child that handed a grandchild to an outer nursery with
+        :meth:`spawn_detached` and returned is no longer linked to its parent in
+        the tracker (as in the reference), but this spawner keeps that link until
+        the grandchild ends, so the grandchild is cancelled (``cascade_depth``
+        counts the ended child, which is neither marked nor reported).
+
         Returns:
             The newly cancelled run ids, in the order of their events.
+
+        Raises:
+            TypeError: ``run_id`` is not a UUID (a str id would match none of the
+                UUIDs the spawner records) or ``reason`` is not a str; nothing is
+                marked or emitted.
         """
+        if not isinstance(run_id, UUID):
+            raise TypeError(f"run_id must be a UUID, got {type(run_id).__name__}")
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a str, got {type(reason).__name__}")
         await trio.lowlevel.checkpoint()
         # No checkpoint from here to the events: the tree is cancelled as one.
         canceled: list[tuple[UUID, UUID | None, int]] = []
-        for current, parent, depth in self._tracker._subtree(run_id):
-            if current in self._canceled_runs:
+        retained = self._retained
+        links: dict[UUID, list[UUID]] | None = None
+        if retained:
+            links = {}
+            for ended in retained.values():
+                if ended.parent_run_id is not None:
+                    links.setdefault(ended.parent_run_id, []).append(ended.run_id)
+        for current, parent, depth in self._tracker._subtree(run_id, links):
+            if current in self._canceled_runs or (depth and current in retained):
                 continue
             self._canceled_runs[current] = reason
             canceled.append((current, parent, depth))

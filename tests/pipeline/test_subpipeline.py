@@ -679,18 +679,79 @@ async def test_spawn_detached_raises_the_depth_error_to_the_caller() -> None:
             await spawn.spawn_detached("p", parent_ctx(), CORRELATION, "s", runner, nursery=nursery)
 
 
-async def test_spawn_detached_into_a_closed_nursery_leaves_nothing_registered() -> None:
-    spawn = spawner(emit_events=False)
+async def test_spawn_detached_into_a_closed_nursery_emits_and_registers_nothing(
+    sink: RecordingEventSink,
+) -> None:
+    tracker = ChildRunTracker()
+    spawn = SubpipelineSpawner(child_tracker=tracker)
+    called = []
 
     async def runner(child: PipelineContext) -> None:
-        return None
+        called.append(child)
 
     async with trio.open_nursery() as closed:
         pass
-    with pytest.raises(RuntimeError, match=r"^Nursery is closed to new arrivals$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^spawn_detached\(\): nursery is closed to new arrivals \(its async with block "
+        r"has exited\); pass a nursery whose block is still running$",
+    ):
         await spawn.spawn_detached("p", parent_ctx(), CORRELATION, "s", runner, nursery=closed)
+    assert sink.events == []
+    assert called == []
     assert spawn.running_children == frozenset()
-    assert await spawn.child_tracker.get_children(PARENT) == set()
+    assert await tracker.get_children(PARENT) == set()
+    metrics = await tracker.get_metrics()
+    assert (metrics["registration_count"], metrics["unregistration_count"]) == (0, 0)
+
+
+async def test_spawn_detached_passes_a_runtime_error_from_the_sink_through() -> None:
+    """Only trio's refusal becomes the closed-nursery error; the sink's own error is kept."""
+
+    class Broken:
+        async def emit(self, *, type: str, data: Any) -> None:  # noqa: A002
+            raise RuntimeError("sink down")
+
+        def try_emit(self, *, type: str, data: Any) -> None:  # noqa: A002
+            raise RuntimeError("sink down")
+
+    set_event_sink(Broken())
+    tracker = ChildRunTracker()
+    spawn = SubpipelineSpawner(child_tracker=tracker)
+    called = []
+
+    async def runner(child: PipelineContext) -> None:
+        called.append(child)
+
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(RuntimeError, match=r"^sink down$"):
+            await spawn.spawn_detached("p", parent_ctx(), CORRELATION, "s", runner, nursery=nursery)
+    assert called == []
+    assert spawn.running_children == frozenset()
+    assert await tracker.get_children(PARENT) == set()
+
+
+async def test_spawn_detached_announces_the_child_before_the_child_emits_anything(
+    sink: RecordingEventSink,
+) -> None:
+    spawn = spawner()
+
+    async def runner(child: PipelineContext) -> None:
+        sink.try_emit(type="child.first", data=None)  # no checkpoint before it
+
+    async with trio.open_nursery() as nursery:
+        await spawn.spawn_detached("p", parent_ctx(), CORRELATION, "s", runner, nursery=nursery)
+    assert sink.types() == ["pipeline.spawned_child", "child.first", "pipeline.child_completed"]
+
+
+async def test_spawn_detached_is_a_checkpoint() -> None:
+    async def runner(child: PipelineContext) -> None:
+        return None
+
+    spawn = spawner(emit_events=False)
+    async with trio.open_nursery() as nursery:
+        with trio.testing.assert_checkpoints():
+            await spawn.spawn_detached("p", parent_ctx(), CORRELATION, "s", runner, nursery=nursery)
 
 
 # -- SubpipelineResult and the event payloads --------------------------------

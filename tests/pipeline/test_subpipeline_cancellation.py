@@ -403,3 +403,132 @@ async def test_cancel_with_children_is_a_checkpoint() -> None:
         await spawner.cancel_with_children(A)
     with trio.testing.assert_checkpoints():
         await spawner.is_canceled(A)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"run_id": str(A)}, r"^run_id must be a UUID, got str$"),
+        ({"run_id": None}, r"^run_id must be a UUID, got NoneType$"),
+        ({"run_id": A, "reason": 3}, r"^reason must be a str, got int$"),
+        ({"run_id": A, "reason": None}, r"^reason must be a str, got NoneType$"),
+    ],
+)
+async def test_cancel_with_children_rejects_bad_arguments_before_marking_anything(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    sink = RecordingEventSink()
+    set_event_sink(sink)
+    tracker = ChildRunTracker()
+    await tracker.register_child(A, B)
+    spawner = SubpipelineSpawner(child_tracker=tracker)
+    context = create_test_pipeline_context(pipeline_run_id=A)
+    with pytest.raises(TypeError, match=message):
+        await spawner.cancel_with_children(**kwargs, contexts={A: context})
+    assert [await spawner.is_canceled(run) for run in (A, B)] == [False, False]
+    assert context.canceled is False
+    assert sink.events == []
+
+
+async def test_a_detached_grandchild_is_cancelled_with_the_root_after_its_spawner_returned(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Root -> child -> grandchild, where the child hands the grandchild to an outer
+    nursery and returns.
+
+    The tracker forgets root -> child when the child ends (as the reference's does),
+    but ``cancel_with_children(root)`` still stops the grandchild; the child, already
+    ended, is neither marked nor reported.
+    """
+    sink = RecordingEventSink()
+    set_event_sink(sink)
+    tracker = ChildRunTracker()
+    spawner = SubpipelineSpawner(child_tracker=tracker)
+    root = create_test_pipeline_context(pipeline_run_id=A)
+    ids: dict[str, uuid.UUID] = {}
+    cleaned: list[float] = []
+
+    async def grandchild(ctx: PipelineContext) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cleaned.append(trio.current_time())
+
+    with trio.fail_after(60):  # virtual seconds: a cancel that misses the grandchild fails here
+        async with trio.open_nursery() as outer:
+
+            async def child(ctx: PipelineContext) -> None:
+                assert ctx.pipeline_run_id is not None
+                ids["child"] = ctx.pipeline_run_id
+                grand = await spawner.spawn_detached(
+                    "g", ctx, CORRELATION, "s", grandchild, nursery=outer
+                )
+                assert grand is not None
+                ids["grandchild"] = grand
+
+            assert (await spawner.spawn("c", root, CORRELATION, "s", child)).success
+            await trio.sleep(1)
+            # The tracker reports what the reference's would: root -> child is gone.
+            assert await tracker.get_children(A) == set()
+            assert await tracker.get_parent(ids["child"]) is None
+            assert await tracker.get_parent(ids["grandchild"]) == ids["child"]
+            assert await spawner.cancel_with_children(A, reason="stop") == [ids["grandchild"], A]
+    assert cleaned == [1.0]
+    assert [
+        (e["pipeline_run_id"], e["parent_run_id"], e["cascade_depth"], e["reason"])
+        for e in canceled_events(sink)
+    ] == [(str(ids["grandchild"]), str(ids["child"]), 2, "stop"), (str(A), None, 0, "stop")]
+    assert await spawner.is_canceled(ids["child"]) is False
+    assert spawner.running_children == frozenset()
+    metrics = await tracker.get_metrics()
+    assert (metrics["active_parents"], metrics["active_children"]) == (0, 0)
+
+
+async def test_ended_links_reach_any_depth_and_go_when_the_last_descendant_ends(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Root -> B1 -> B2 -> C: B1 and B2 each hand their child to an outer nursery and
+    return. Cancelling the root while C runs reaches C at depth 3; once C has ended,
+    nothing of the chain is kept (the walk visits the root alone, as the reference's)."""
+    sink = RecordingEventSink()
+    set_event_sink(sink)
+    tracker = ChildRunTracker()
+    spawner = SubpipelineSpawner(child_tracker=tracker)
+    started: list[uuid.UUID | None] = []
+
+    async def leaf(ctx: PipelineContext) -> None:
+        started.append(ctx.pipeline_run_id)
+        await trio.sleep(5)
+
+    async def chain(root_id: uuid.UUID, cancel_at: float | None) -> None:
+        async with trio.open_nursery() as outer:
+
+            async def b2(ctx: PipelineContext) -> None:
+                started.append(ctx.pipeline_run_id)
+                await spawner.spawn_detached("c", ctx, CORRELATION, "s", leaf, nursery=outer)
+
+            async def b1(ctx: PipelineContext) -> None:
+                started.append(ctx.pipeline_run_id)
+                await spawner.spawn_detached("b2", ctx, CORRELATION, "s", b2, nursery=outer)
+
+            root = create_test_pipeline_context(pipeline_run_id=root_id)
+            assert (await spawner.spawn("b1", root, CORRELATION, "s", b1)).success
+            if cancel_at is not None:
+                await trio.sleep(cancel_at)
+                assert await spawner.cancel_with_children(root_id) == [started[-1], root_id]
+
+    await chain(A, cancel_at=1)
+    assert trio.current_time() == 1
+    b2_id, c_id = started[1:3]
+    assert [
+        (e["pipeline_run_id"], e["parent_run_id"], e["cascade_depth"])
+        for e in canceled_events(sink)
+    ] == [(str(c_id), str(b2_id), 3), (str(A), None, 0)]
+
+    started.clear()
+    await chain(B, cancel_at=None)  # C ends on its own
+    assert trio.current_time() == 6
+    await tracker.reset_metrics()
+    assert await spawner.cancel_with_children(B) == [B]
+    # One get_children and one get_parent, as the reference's walk of a lone run.
+    assert (await tracker.get_metrics())["lookup_count"] == 2
