@@ -30,10 +30,12 @@ from uuid import UUID
 import attrs
 import trio
 
-from stageflow_trio._args import check_seconds
+from stageflow_trio._args import check_flag, check_seconds
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import utc_now_iso, uuid4
+
+from ._checks import check_dict, check_str, check_uuid
 
 __all__ = [
     "ApprovalDecision",
@@ -322,7 +324,19 @@ class ApprovalService:
         """Create a PENDING request (with a new id) and return it.
 
         A checkpoint, taken before the request exists: a cancelled call creates nothing.
+        An empty or None ``payload_summary`` is stored as ``{}``.
+
+        Raises:
+            TypeError: ``action_id`` is not a UUID, ``tool_name`` not a str,
+                ``pipeline_run_id`` not a UUID or None, ``approval_message`` not a
+                str, or ``payload_summary`` not a dict or None (nothing is stored).
         """
+        owner = "ApprovalService.request_approval"
+        check_uuid(owner, "action_id", action_id)
+        check_str(owner, "tool_name", tool_name)
+        check_uuid(owner, "pipeline_run_id", pipeline_run_id, optional=True)
+        check_str(owner, "approval_message", approval_message)
+        check_dict(owner, "payload_summary", payload_summary, optional=True)
         await trio.lowlevel.checkpoint()
         request = ApprovalRequest(
             id=uuid4(),
@@ -339,6 +353,9 @@ class ApprovalService:
         """Create a PENDING request from ``request``'s action, tool, run, message and summary.
 
         The new request gets its own id; ``request`` itself is not stored.
+
+        Raises:
+            TypeError: As :meth:`request_approval`, for ``request``'s fields.
         """
         return await self.request_approval(
             action_id=request.action_id,
@@ -408,7 +425,14 @@ class ApprovalService:
 
         Raises:
             KeyError: ``"Approval request {id} not found"``.
+            TypeError: ``granted`` is not a bool (a string such as ``"false"`` is
+                refused, not read as a yes), ``decided_by`` not a UUID or None, or
+                ``reason`` not a str or None; nothing is recorded.
         """
+        owner = "ApprovalService.record_decision"
+        check_flag(owner, "granted", granted)
+        check_uuid(owner, "decided_by", decided_by, optional=True)
+        check_str(owner, "reason", reason, optional=True)
         decision = ApprovalDecision(
             request_id=request_id, granted=granted, decided_by=decided_by, reason=reason
         )

@@ -16,6 +16,7 @@ use another.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -30,15 +31,15 @@ from stageflow_trio.pipeline.subpipeline import (
     SubpipelineSpawner,
     get_subpipeline_spawner,
 )
+from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
 from stageflow_trio.tools.registry import get_tool_registry
 from stageflow_trio.utils.frozen import FrozenList
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
     from uuid import UUID
 
-    from stageflow_trio.stages.context import PipelineContext
 
 __all__ = ["ToolExecutor", "ToolExecutorResult"]
 
@@ -109,6 +110,44 @@ class ToolExecutorResult:
     subpipeline_runs: FrozenList[dict[str, Any]] = attrs.field(
         factory=FrozenList, converter=_dict_list
     )
+
+
+def _check_execute_args(ctx: object, plan: object) -> None:
+    """``execute``'s checks, made before any action runs."""
+    if not callable(getattr(ctx, "to_dict", None)):
+        raise TypeError(
+            f"ctx must be a PipelineContext (anything with to_dict()), got {type(ctx).__name__}"
+        )
+    if plan is None:
+        return
+    if not hasattr(plan, "actions"):
+        raise TypeError(
+            f"plan must be a plan (with an actions sequence) or None, got {type(plan).__name__}"
+        )
+    actions: object = plan.actions
+    if isinstance(actions, str | bytes) or not isinstance(actions, Iterable):
+        raise TypeError(f"plan.actions must be a sequence of actions, got {type(actions).__name__}")
+
+
+def _check_spawn_args(
+    pipeline_name: object, ctx: object, topology: object, execution_mode: object
+) -> None:
+    """``spawn_subpipeline``'s checks, in the spawner's words, made before the lookup."""
+    if not isinstance(pipeline_name, str):
+        raise TypeError(f"pipeline_name must be a str, got {type(pipeline_name).__name__}")
+    if not isinstance(ctx, PipelineContext):
+        hint = (
+            " (a StageContext gives one with ctx.as_pipeline_context())"
+            if hasattr(ctx, "as_pipeline_context")
+            else ""
+        )
+        raise TypeError(f"ctx must be a PipelineContext{hint}, got {type(ctx).__name__}")
+    if topology is not None and type(topology) is not str:
+        raise TypeError(f"topology_override must be a str or None, got {type(topology).__name__}")
+    if execution_mode is not None and type(execution_mode) is not str:
+        raise TypeError(
+            f"execution_mode_override must be a str or None, got {type(execution_mode).__name__}"
+        )
 
 
 def _check_observer(name: str, value: object) -> None:
@@ -191,7 +230,13 @@ class ToolExecutor:
 
         Returns:
             The counts and artifacts; an empty result when ``plan`` is None.
+
+        Raises:
+            TypeError: ``ctx`` has no ``to_dict()`` (not a PipelineContext), or
+                ``plan`` is neither None nor an object whose ``actions`` is an
+                iterable (not a str); raised before any action runs.
         """
+        _check_execute_args(ctx, plan)
         await trio.lowlevel.checkpoint()
         if plan is None:
             return ToolExecutorResult()
@@ -249,7 +294,11 @@ class ToolExecutor:
         Raises:
             KeyError: no pipeline is registered as ``pipeline_name``.
             MaxDepthExceededError: spawning would exceed the nesting limit.
+            TypeError: ``pipeline_name`` is not a str, ``ctx`` not a
+                PipelineContext, or an override not a str or None; raised before
+                the lookup, the monitors or any log.
         """
+        _check_spawn_args(pipeline_name, ctx, topology_override, execution_mode_override)
         started = monotonic()
         parent_run_id = ctx.pipeline_run_id
         parent = str(parent_run_id) if parent_run_id else None

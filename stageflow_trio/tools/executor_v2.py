@@ -46,6 +46,7 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.events import get_event_sink
 
+from ._checks import check_action, check_execution_context, check_methods
 from .approval import ApprovalService, get_approval_service
 from .definitions import ToolDefinition, ToolInput, ToolOutput
 from .errors import (
@@ -84,6 +85,10 @@ _SUMMARY_MAX_LENGTH = 200
 
 _CANCEL_REQUEST_TIMEOUT = 5.0
 """How long an interrupted call waits for its approval request to be cancelled."""
+
+
+_UNDO_STORE_METHODS = ("store", "get", "delete")
+_APPROVAL_SERVICE_METHODS = ("request_approval", "await_decision", "cancel_request")
 
 
 def _check_config_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -189,6 +194,26 @@ def _summarize_output(output: ToolOutput) -> dict[str, Any]:
     }
 
 
+def _undo_data_of(tool: ToolDefinition, output: ToolOutput) -> dict[str, Any] | None:
+    """The undo data to store for ``output``: its ``undo_metadata`` when ``tool`` is
+    undoable and the output succeeded with some (an empty dict stores nothing, as in
+    the reference), else None.
+
+    Raises:
+        TypeError: That ``undo_metadata`` is not a dict (checked before
+            ``tool.completed``, which the store's refusal would otherwise follow).
+    """
+    undo_metadata: object = output.undo_metadata
+    if not (tool.undoable and output.success and undo_metadata):
+        return None
+    if not isinstance(undo_metadata, dict):
+        raise TypeError(
+            f"AdvancedToolExecutor: the undo_metadata of tool {tool.name!r} must be a dict;"
+            f" got {type_of(undo_metadata)}"
+        )
+    return undo_metadata
+
+
 def _elapsed_ms(start: float) -> float:
     return (monotonic() - start) * 1000
 
@@ -202,7 +227,11 @@ class AdvancedToolExecutor:
         approval_service: Where approval requests go (default: the process-wide service).
 
     Raises:
-        TypeError: ``config`` is not a ToolExecutorConfig.
+        TypeError: ``config`` is not a ToolExecutorConfig; ``undo_store`` is
+            neither None nor an UndoStore-like object (with ``store``, ``get`` and
+            ``delete``); ``approval_service`` is neither None nor an
+            ApprovalService-like object (with ``request_approval``,
+            ``await_decision`` and ``cancel_request``).
     """
 
     def __init__(
@@ -216,11 +245,26 @@ class AdvancedToolExecutor:
                 f"AdvancedToolExecutor: config must be a ToolExecutorConfig or None;"
                 f" got {type_of(config)}"
             )
+        # Checked here: a wrong store would fail only after a handler's side effect.
+        check_methods(
+            "AdvancedToolExecutor", "undo_store", undo_store, "an UndoStore", _UNDO_STORE_METHODS
+        )
+        check_methods(
+            "AdvancedToolExecutor",
+            "approval_service",
+            approval_service,
+            "an ApprovalService",
+            _APPROVAL_SERVICE_METHODS,
+        )
         self.config: ToolExecutorConfig = ToolExecutorConfig() if config is None else config
         self._tools: dict[str, ToolDefinition] = {}
-        # tool name -> the action type it was registered under, so undo finds the tool
-        # from the name the undo data records.
-        self._keys_by_name: dict[str, str] = {}
+        # tool name -> the action types its registered tools hold (several tools may share
+        # a name), for undo data this executor did not store itself.
+        self._keys_by_name: dict[str, set[str]] = {}
+        # action id -> (the action type its undo data was stored under, when that data
+        # expires on the trio clock): undo runs the tool that made the data, not another
+        # tool of the same name. Recorded in order of expiry, so the oldest go first.
+        self._undo_keys: dict[UUID, tuple[str, float]] = {}
         # `is None`, not `or`: an empty UndoStore is falsy (it has __len__).
         self._undo_store = get_undo_store() if undo_store is None else undo_store
         self._approval_service = (
@@ -243,8 +287,14 @@ class AdvancedToolExecutor:
             raise TypeError(
                 f"AdvancedToolExecutor.register: tool must be a ToolDefinition; got {type_of(tool)}"
             )
+        replaced = self._tools.get(tool.action_type)
+        if replaced is not None:
+            keys = self._keys_by_name[replaced.name]
+            keys.discard(tool.action_type)
+            if not keys:
+                del self._keys_by_name[replaced.name]
         self._tools[tool.action_type] = tool
-        self._keys_by_name[tool.name] = tool.action_type
+        self._keys_by_name.setdefault(tool.name, set()).add(tool.action_type)
         logger.debug("Registered tool: %s for action type: %s", tool.name, tool.action_type)
 
     def get_tool(self, action_type: str) -> ToolDefinition | None:
@@ -265,6 +315,9 @@ class AdvancedToolExecutor:
             The handler's output (a failed output is returned, not raised).
 
         Raises:
+            TypeError: ``action`` lacks a UUID ``id``, a str ``type`` or a mapping
+                ``payload``, or ``ctx`` is not an ExecutionContext (a dict must be
+                wrapped with ``adapt_context``); raised before any event.
             ToolNotFoundError: No tool is registered for ``action.type``.
             ToolDeniedError: The run's execution mode may not use the tool.
             ToolApprovalDeniedError: The approval was denied or cancelled.
@@ -272,6 +325,8 @@ class AdvancedToolExecutor:
             ToolExecutionError: The handler (or storing its undo data) raised;
                 the exception is its ``__cause__``.
         """
+        check_action("AdvancedToolExecutor.execute", action)
+        check_execution_context("AdvancedToolExecutor.execute", ctx)
         await trio.lowlevel.checkpoint()
         tool = self._tools.get(action.type)
         if tool is None:
@@ -340,6 +395,7 @@ class AdvancedToolExecutor:
             )
         try:
             output = await tool.handler(tool_input)
+            undo_data = _undo_data_of(tool, output)
             if emit:
                 await self._emit(
                     "tool.completed",
@@ -353,14 +409,15 @@ class AdvancedToolExecutor:
                         artifacts_count=len(output.artifacts) if output.artifacts else 0,
                     ).to_dict(),
                 )
-            # An empty undo_metadata dict stores nothing, as in the reference.
-            if tool.undoable and output.success and output.undo_metadata:
+            if undo_data is not None:
+                ttl = self.config.undo_ttl_seconds
                 await self._undo_store.store(
                     action_id=tool_input.action_id,
                     tool_name=tool.name,
-                    undo_data=output.undo_metadata,
-                    ttl_seconds=self.config.undo_ttl_seconds,
+                    undo_data=undo_data,
+                    ttl_seconds=ttl,
                 )
+                self._remember_undo_key(tool_input.action_id, tool.action_type, ttl)
                 logger.debug("Stored undo metadata for action %s", tool_input.action_id)
         except Exception as exc:
             if emit:
@@ -442,33 +499,75 @@ class AdvancedToolExecutor:
             )
         return decision.granted
 
-    def _tool_named(self, name: str) -> ToolDefinition | None:
-        """The registered tool called ``name``, found under the key it was registered with."""
-        key = self._keys_by_name.get(name)
-        tool = None if key is None else self._tools.get(key)
+    def _remember_undo_key(self, action_id: UUID, action_type: str, ttl: float) -> None:
+        """Record the action type ``action_id``'s undo data was stored under."""
+        keys = self._undo_keys
+        now = monotonic()
+        # Forget what has expired, oldest first (one TTL per executor, so they expire in
+        # order): the map stays as small as the store's live entries.
+        while keys:
+            oldest = next(iter(keys))
+            if keys[oldest][1] >= now:
+                break
+            del keys[oldest]
+        keys.pop(action_id, None)  # re-inserted last, in its new expiry order
+        keys[action_id] = (action_type, now + ttl)
+
+    def _tool_for_undo(self, metadata: UndoMetadata) -> ToolDefinition | None:
+        """The registered tool that made ``metadata``, or None if it is gone.
+
+        Data this executor stored is matched by the action type it was stored under;
+        other data (stored directly, or by another executor sharing the store) by its
+        tool name, when exactly one registered tool has that name.
+        """
+        recorded = self._undo_keys.get(metadata.action_id)
+        if recorded is not None:
+            key = recorded[0]
+        else:
+            keys = self._keys_by_name.get(metadata.tool_name)
+            if not keys:
+                return None
+            if len(keys) > 1:
+                logger.warning(
+                    "Undo data of action %s names tool %s, registered for several action"
+                    " types (%s): cannot tell which made it",
+                    metadata.action_id,
+                    metadata.tool_name,
+                    ", ".join(sorted(keys)),
+                )
+                return None
+            (key,) = keys
+        tool = self._tools.get(key)
         # The key may since hold another tool (a later register for the same action type).
-        return tool if tool is not None and tool.name == name else None
+        return tool if tool is not None and tool.name == metadata.tool_name else None
 
     async def undo_action(self, action_id: UUID, ctx: ExecutionContext) -> bool:
         """Reverse action ``action_id`` with its tool's undo handler.
 
         A checkpoint on every path. On success emits ``tool.undone`` and
-        deletes the undo data.
+        deletes the undo data. The undo handler is that of the tool that made
+        the data: the one registered under the action type the data was stored
+        under (for data this executor did not store, the only registered tool
+        with the data's tool name).
 
         Returns:
-            True if it was undone; False if there is no (unexpired) undo data or
-            the registered tool of that name has no undo handler (a warning is logged).
+            True if it was undone; False if there is no (unexpired) undo data, or
+            that tool is no longer registered (its action type now holds another
+            tool) or has no undo handler (a warning is logged).
 
         Raises:
+            TypeError: ``ctx`` is not an ExecutionContext; raised before anything runs.
             ToolUndoError: The undo handler raised (after ``tool.undo_failed``);
                 the exception is its ``__cause__``. The undo data is kept.
         """
+        check_execution_context("AdvancedToolExecutor.undo_action", ctx)
         await trio.lowlevel.checkpoint()
         metadata = await self._undo_store.get(action_id)
         if metadata is None:
+            self._undo_keys.pop(action_id, None)
             logger.warning("No undo metadata found for action %s", action_id)
             return False
-        tool = self._tool_named(metadata.tool_name)
+        tool = self._tool_for_undo(metadata)
         if tool is None or tool.undo_handler is None:
             logger.warning("No undo handler for tool %s", metadata.tool_name)
             return False
@@ -478,6 +577,7 @@ class AdvancedToolExecutor:
             if self.config.emit_events:
                 await self._emit_undone(tool, action_id, ctx, metadata, _elapsed_ms(start))
             await self._undo_store.delete(action_id)
+            self._undo_keys.pop(action_id, None)
         except Exception as exc:
             if self.config.emit_events:
                 await self._emit(

@@ -23,6 +23,7 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import monotonic
 
+from ._checks import check_dict, check_str, check_uuid
 from .definitions import UndoMetadata
 
 if TYPE_CHECKING:
@@ -170,8 +171,13 @@ class UndoStore:
             The stored metadata (``created_at`` now).
 
         Raises:
+            TypeError: ``action_id`` is not a UUID, ``tool_name`` not a str or
+                ``undo_data`` not a dict (nothing is stored).
             TypeError, ValueError: ``ttl_seconds`` is not a number >= 0.
         """
+        check_uuid("UndoStore.store", "action_id", action_id)
+        check_str("UndoStore.store", "tool_name", tool_name)
+        check_dict("UndoStore.store", "undo_data", undo_data)
         ttl = (
             self.default_ttl_seconds
             if ttl_seconds is None

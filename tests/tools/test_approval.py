@@ -356,6 +356,55 @@ async def test_bad_timeouts(value: Any, error: type[Exception], message: str) ->
     assert request.status is ApprovalStatus.PENDING
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"action_id": str(ACTION)}, "action_id must be a UUID; got str"),
+        ({"tool_name": 5}, "tool_name must be a str; got int"),
+        ({"pipeline_run_id": str(RUN)}, "pipeline_run_id must be a UUID or None; got str"),
+        ({"approval_message": None}, "approval_message must be a str; got NoneType"),
+        ({"payload_summary": 5}, "payload_summary must be a dict or None; got int"),
+        ({"payload_summary": [("k", 1)]}, "payload_summary must be a dict or None; got list"),
+    ],
+)
+async def test_request_approval_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    service = ApprovalService()
+    arguments: dict[str, Any] = {"action_id": ACTION, "tool_name": "edit", **kwargs}
+    with pytest.raises(TypeError, match=f"^ApprovalService.request_approval: {message}$"):
+        await service.request_approval(**arguments)
+    assert await service.get_pending_requests() == []
+
+
+async def test_request_approval_reads_an_empty_or_missing_summary_as_empty() -> None:
+    service = ApprovalService()
+    summaries: tuple[dict[str, Any] | None, ...] = (None, {})
+    for summary in summaries:
+        request = await service.request_approval(ACTION, "edit", payload_summary=summary)
+        assert request.payload_summary == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"granted": "false"}, "granted must be a bool; got str"),
+        ({"granted": 1}, "granted must be a bool; got int"),
+        ({"granted": True, "decided_by": str(USER)}, "decided_by must be a UUID or None; got str"),
+        ({"granted": True, "reason": 5}, "reason must be a str or None; got int"),
+    ],
+)
+async def test_record_decision_rejects_bad_arguments_and_records_nothing(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    service = ApprovalService()
+    request = await service.request_approval(ACTION, "edit")
+    with pytest.raises(TypeError, match=f"^ApprovalService.record_decision: {message}$"):
+        await service.record_decision(request.id, **kwargs)
+    # "false" from a form must not approve: the request still waits for a real decision.
+    assert request.status is ApprovalStatus.PENDING
+    with pytest.raises(TimeoutError):
+        await service.await_decision(request.id, timeout_seconds=0)
+
+
 def test_singleton_helpers() -> None:
     service = get_approval_service()
     assert get_approval_service() is service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -23,7 +24,11 @@ from stageflow_trio.pipeline.subpipeline import (
     SubpipelineSpawner,
     get_subpipeline_spawner,
 )
-from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+from stageflow_trio.testing import (
+    RecordingEventSink,
+    create_test_pipeline_context,
+    create_test_stage_context,
+)
 from stageflow_trio.tools import ToolExecutor as FacadeToolExecutor
 from stageflow_trio.tools.base import BaseTool, ToolInput, ToolOutput
 from stageflow_trio.tools.executor import ActionProtocol, ToolExecutor, ToolExecutorResult
@@ -345,3 +350,67 @@ async def test_spawn_subpipeline_is_a_checkpoint_on_both_paths() -> None:
 
 async def _instant(ctx: StageContext) -> StageOutput:
     return StageOutput.ok()
+
+
+@pytest.mark.parametrize(
+    ("ctx", "plan", "message"),
+    [
+        (None, Plan((Action("t"),)), "ctx must be a PipelineContext (anything with to_dict()), got NoneType"),
+        ({}, Plan((Action("t"),)), "ctx must be a PipelineContext (anything with to_dict()), got dict"),
+        (None, None, "ctx must be a PipelineContext (anything with to_dict()), got NoneType"),
+        (create_test_pipeline_context(), "abc", "plan must be a plan (with an actions sequence) or None, got str"),
+        (create_test_pipeline_context(), Plan(None), "plan.actions must be a sequence of actions, got NoneType"),  # type: ignore[arg-type]
+        (create_test_pipeline_context(), Plan("t"), "plan.actions must be a sequence of actions, got str"),  # type: ignore[arg-type]
+    ],
+)  # fmt: skip
+async def test_execute_rejects_a_bad_ctx_or_plan_before_any_action(
+    ctx: Any, plan: Any, message: str
+) -> None:
+    executor = ToolExecutor()
+    tools = FakeRegistry({"t": Output(success=True)})
+    executor.tool_registry = tools
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        await executor.execute(ctx, plan)
+    assert tools.calls == []
+
+
+async def test_execute_takes_any_iterable_of_actions() -> None:
+    executor = ToolExecutor()
+    executor.tool_registry = FakeRegistry({"t": Output(success=True)})
+
+    @attrs.frozen
+    class ListPlan:
+        actions: list[Action]
+
+    result = await executor.execute(create_test_pipeline_context(), ListPlan([Action("t")]))
+    assert (result.actions_executed, result.actions_failed) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "ctx", "kwargs", "message"),
+    [
+        (5, create_test_pipeline_context(), {}, "pipeline_name must be a str, got int"),
+        ("child", None, {}, "ctx must be a PipelineContext, got NoneType"),
+        ("child", {}, {}, "ctx must be a PipelineContext, got dict"),
+        ("child", create_test_stage_context(), {}, "ctx must be a PipelineContext (a StageContext gives one with ctx.as_pipeline_context()), got StageContext"),
+        ("child", create_test_pipeline_context(), {"topology_override": 5}, "topology_override must be a str or None, got int"),
+        ("child", create_test_pipeline_context(), {"execution_mode_override": b"m"}, "execution_mode_override must be a str or None, got bytes"),
+    ],
+)  # fmt: skip
+async def test_spawn_subpipeline_rejects_bad_input_before_the_lookup(
+    caplog: pytest.LogCaptureFixture, name: Any, ctx: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    sink = RecordingEventSink()
+    set_event_sink(sink)
+    registry = PipelineRegistry()
+    registry.register("child", one_stage(1))
+    monitor, memory = Recorder(), Recorder()
+    executor = ToolExecutor(
+        spawner=SubpipelineSpawner(child_tracker=ChildRunTracker()),
+        registry=registry,
+        uuid_monitor=monitor,
+        memory_tracker=memory,
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        await executor.spawn_subpipeline(name, ctx, CORRELATION, **kwargs)
+    assert (monitor.calls, memory.calls, sink.events, caplog.records) == ([], [], [], [])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import datetime
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import attrs
@@ -671,3 +672,260 @@ async def test_a_cancelled_handler_propagates_without_failed_event(
         await tools.execute(Act(ACTION, "T", {}), make_ctx())
     assert scope.cancelled_caught
     assert sink.types() == ["tool.invoked", "tool.started"]
+
+
+# --- undo finds the tool that made the data -------------------------------------------------
+
+SHEET_ACTION = uuid.UUID("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
+
+
+class SharedName:
+    """Two tools called "edit", for EDIT_DOC and EDIT_SHEET, each with its own undo."""
+
+    def __init__(self) -> None:
+        self.undone: list[tuple[str, dict[str, Any]]] = []
+
+    async def run(self, tool_input: ToolInput) -> ToolOutput:
+        return ToolOutput.ok(undo_metadata={"before": tool_input.payload["v"]})
+
+    def tool(self, action_type: str, name: str = "edit", undoable: bool = True) -> ToolDefinition:
+        async def undo(metadata: UndoMetadata) -> None:
+            self.undone.append((action_type, dict(metadata.undo_data)))
+
+        return ToolDefinition(
+            name=name,
+            action_type=action_type,
+            handler=self.run,
+            undoable=undoable,
+            undo_handler=undo if undoable else None,
+        )
+
+
+async def test_undo_runs_the_handler_of_the_action_type_that_made_the_data(
+    sink: RecordingEventSink,
+) -> None:
+    tools, shared = executor(), SharedName()
+    tools.register(shared.tool("EDIT_DOC"))
+    tools.register(shared.tool("EDIT_SHEET"))
+    await tools.execute(Act(ACTION, "EDIT_DOC", {"v": "doc text"}), make_ctx())
+    await tools.execute(Act(SHEET_ACTION, "EDIT_SHEET", {"v": "cell"}), make_ctx())
+    assert await tools.undo_action(ACTION, make_ctx()) is True
+    assert await tools.undo_action(SHEET_ACTION, make_ctx()) is True
+    assert shared.undone == [
+        ("EDIT_DOC", {"before": "doc text"}),
+        ("EDIT_SHEET", {"before": "cell"}),
+    ]
+
+
+async def test_undo_survives_the_other_same_named_tool_being_replaced(
+    sink: RecordingEventSink,
+) -> None:
+    tools, shared = executor(), SharedName()
+    tools.register(shared.tool("EDIT_DOC"))
+    tools.register(shared.tool("EDIT_SHEET"))
+    await tools.execute(Act(ACTION, "EDIT_DOC", {"v": "doc text"}), make_ctx())
+    tools.register(shared.tool("EDIT_SHEET", name="sheet_editor"))
+    assert await tools.undo_action(ACTION, make_ctx()) is True
+    assert shared.undone == [("EDIT_DOC", {"before": "doc text"})]
+
+
+async def test_undo_is_false_when_the_maker_was_replaced_by_a_tool_that_cannot_undo(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    shared = SharedName()
+    tools.register(shared.tool("EDIT_DOC"))
+    tools.register(shared.tool("EDIT_SHEET"))
+    await tools.execute(Act(ACTION, "EDIT_DOC", {"v": "doc text"}), make_ctx())
+    # Same name and action type, not undoable: EDIT_SHEET's undo must not stand in for it.
+    tools.register(shared.tool("EDIT_DOC", undoable=False))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert await tools.undo_action(ACTION, make_ctx()) is False
+    # Replaced by a tool of another name: gone.
+    tools.register(shared.tool("EDIT_DOC", name="doc_editor"))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert await tools.undo_action(ACTION, make_ctx()) is False
+    assert shared.undone == []
+    assert caplog.messages == ["No undo handler for tool edit", "No undo handler for tool edit"]
+    assert await store.get(ACTION) is not None  # kept
+
+
+async def test_undo_of_data_stored_elsewhere_needs_a_unique_tool_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    shared = SharedName()
+    tools.register(shared.tool("EDIT_DOC"))
+    tools.register(shared.tool("EDIT_SHEET"))
+    # Stored by another executor (or process) sharing the store: only the name is known.
+    await store.store(ACTION, "edit", {"before": "elsewhere"})
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert await tools.undo_action(ACTION, make_ctx()) is False
+    assert caplog.messages == [
+        f"Undo data of action {ACTION} names tool edit, registered for several action types"
+        " (EDIT_DOC, EDIT_SHEET): cannot tell which made it",
+        "No undo handler for tool edit",
+    ]
+    tools.register(shared.tool("EDIT_SHEET", name="sheet_editor"))  # "edit" is unique again
+    assert await tools.undo_action(ACTION, make_ctx()) is True
+    assert shared.undone == [("EDIT_DOC", {"before": "elsewhere"})]
+
+
+async def test_the_recorded_action_types_expire_with_the_undo_data(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    tools, shared = executor(undo_ttl_seconds=10), SharedName()
+    tools.register(shared.tool("EDIT_DOC"))
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await tools.execute(Act(first, "EDIT_DOC", {"v": 1}), make_ctx())
+    await trio.sleep(10)
+    await tools.execute(Act(second, "EDIT_DOC", {"v": 2}), make_ctx())
+    assert list(tools._undo_keys) == [first, second]  # first is valid up to its expiry instant
+    await trio.sleep(0.5)
+    await tools.execute(Act(ACTION, "EDIT_DOC", {"v": 3}), make_ctx())
+    assert list(tools._undo_keys) == [second, ACTION]
+    assert await tools.undo_action(second, make_ctx()) is True
+    assert list(tools._undo_keys) == [ACTION]
+
+
+# --- bad input fails at the call -------------------------------------------------------------
+
+
+class DuckContext:
+    """The three attributes the executor reads, nothing else."""
+
+    def __init__(self, run_id: object) -> None:
+        self.pipeline_run_id = run_id
+        self.request_id = None
+        self.execution_mode = "doc_edit"
+
+
+EXECUTE = "AdvancedToolExecutor.execute"
+
+
+@pytest.mark.parametrize(
+    ("action", "ctx", "message"),
+    [
+        (None, make_ctx(), f"{EXECUTE}: action must be an Action (with id, type and payload); got NoneType"),
+        (Act(ACTION, "EDIT_DOCUMENT", None), make_ctx(), f"{EXECUTE}: action.payload must be a mapping; got NoneType"),  # type: ignore[arg-type]
+        (Act("abc", "EDIT_DOCUMENT", {}), make_ctx(), f"{EXECUTE}: action.id must be a UUID; got str"),  # type: ignore[arg-type]
+        (Act(ACTION, ["EDIT_DOCUMENT"], {}), make_ctx(), f"{EXECUTE}: action.type must be a str; got list"),  # type: ignore[arg-type]
+        (Act(ACTION, "EDIT_DOCUMENT", {}), {"execution_mode": "doc_edit"}, f"{EXECUTE}: ctx must be an ExecutionContext (wrap a dict with adapt_context()); got dict"),
+        (Act(ACTION, "EDIT_DOCUMENT", {}), None, f"{EXECUTE}: ctx must be an ExecutionContext (with pipeline_run_id, request_id and execution_mode); got NoneType"),
+        (Act(ACTION, "EDIT_DOCUMENT", {}), DuckContext(str(RUN)), f"{EXECUTE}: ctx.pipeline_run_id must be a UUID or None; got str"),
+    ],
+)  # fmt: skip
+async def test_execute_rejects_bad_input_before_any_event(
+    sink: RecordingEventSink, action: Any, ctx: Any, message: str
+) -> None:
+    doc = Document()
+    tools = executor()
+    tools.register(edit_tool(doc))
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        await tools.execute(action, ctx)
+    assert (sink.events, doc.calls) == ([], [])
+
+
+async def test_execute_takes_any_mapping_payload_and_a_duck_context(
+    sink: RecordingEventSink,
+) -> None:
+    seen: list[Any] = []
+
+    async def run(tool_input: ToolInput) -> ToolOutput:
+        seen.append(tool_input.payload)
+        return ToolOutput.ok()
+
+    tools = executor()
+    tools.register(ToolDefinition("t", "T", run))
+    payload = MappingProxyType({"k": 1})
+    await tools.execute(Act(ACTION, "T", payload), DuckContext(RUN))  # type: ignore[arg-type]
+    assert seen == [payload]
+    assert sink.types() == ["tool.invoked", "tool.started", "tool.completed"]
+
+
+async def test_undo_action_rejects_a_bad_ctx_before_the_handler_runs(
+    sink: RecordingEventSink,
+) -> None:
+    doc = Document()
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    tools.register(edit_tool(doc))
+    await store.store(ACTION, "edit_document", {"before": "old"})
+    with pytest.raises(
+        TypeError,
+        match=r"^AdvancedToolExecutor\.undo_action: ctx must be an ExecutionContext "
+        r"\(wrap a dict with adapt_context\(\)\); got dict$",
+    ):
+        await tools.undo_action(ACTION, {})  # type: ignore[arg-type]
+    assert (sink.events, doc.calls, doc.text) == ([], [], "draft")
+    assert await store.get(ACTION) is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"undo_store": {}},
+            "AdvancedToolExecutor: undo_store must be an UndoStore or None (any object with"
+            " store, get and delete methods); got dict",
+        ),
+        (
+            {"approval_service": "x"},
+            "AdvancedToolExecutor: approval_service must be an ApprovalService or None (any"
+            " object with request_approval, await_decision and cancel_request methods); got str",
+        ),
+    ],
+)
+def test_constructor_rejects_a_store_or_service_without_their_methods(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        AdvancedToolExecutor(**kwargs)
+
+
+def test_constructor_takes_a_replacement_store_and_service_that_do_not_subclass() -> None:
+    class Store:
+        async def store(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        async def get(self, action_id: uuid.UUID) -> None:
+            pass
+
+        async def delete(self, action_id: uuid.UUID) -> bool:
+            return False
+
+    class Service:
+        async def request_approval(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        async def await_decision(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        async def cancel_request(self, request_id: uuid.UUID) -> bool:
+            return False
+
+    store, service = Store(), Service()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=service)  # type: ignore[arg-type]
+    used: tuple[object, object] = (tools._undo_store, tools._approval_service)
+    assert used[0] is store
+    assert used[1] is service
+
+
+async def test_undo_metadata_that_is_not_a_dict_fails_before_tool_completed(
+    sink: RecordingEventSink,
+) -> None:
+    async def run(tool_input: ToolInput) -> ToolOutput:
+        return ToolOutput.ok(undo_metadata=["before"])  # type: ignore[arg-type]
+
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    tools.register(ToolDefinition("edit", "EDIT", run, undoable=True))
+    with pytest.raises(ToolExecutionError) as info:
+        await tools.execute(Act(ACTION, "EDIT", {}), make_ctx())
+    message = "AdvancedToolExecutor: the undo_metadata of tool 'edit' must be a dict; got list"
+    assert isinstance(info.value.__cause__, TypeError)
+    assert str(info.value.__cause__) == message
+    assert sink.types() == ["tool.invoked", "tool.started", "tool.failed"]
+    assert await store.get_all() == []

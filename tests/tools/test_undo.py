@@ -144,6 +144,24 @@ async def test_bad_ttls(value: Any, error: type[Exception], message: str) -> Non
     assert len(store) == 0
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("a", "edit", {}), "action_id must be a UUID; got str"),
+        ((A, 5, {}), "tool_name must be a str; got int"),
+        ((A, "edit", 5), "undo_data must be a dict; got int"),
+        ((A, "edit", None), "undo_data must be a dict; got NoneType"),
+    ],
+)
+async def test_store_rejects_bad_arguments_and_stores_nothing(
+    args: tuple[Any, ...], message: str
+) -> None:
+    store = UndoStore()
+    with pytest.raises(TypeError, match=f"^UndoStore.store: {message}$"):
+        await store.store(*args)
+    assert len(store) == 0
+
+
 def test_singleton_helpers() -> None:
     store = get_undo_store()
     assert get_undo_store() is store
