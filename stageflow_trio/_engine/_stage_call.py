@@ -80,14 +80,38 @@ attempt from a repeat (``pipeline.idempotency`` makes it part of its store key).
 _short_circuited: ContextVar[bool] = ContextVar("stageflow_trio_short_circuited", default=False)
 
 
+# True from a stage's return to the end of its call's after hooks when the stage's
+# outcome is more than its StageResult says (a unified stage that returned skip,
+# cancel or retry: "completed" to the interceptors).
+_not_a_completion: ContextVar[bool] = ContextVar("stageflow_trio_not_a_completion", default=False)
+
+
 def stage_short_circuited() -> bool:
     """Whether the ``after`` hook calling this belongs to a call whose stage did not run.
 
     True when a ``before`` hook short-circuited the call, so the result handed
-    to ``after`` is that interceptor's, not the stage's (the idempotency
-    interceptor must not cache it).
+    to ``after`` is that interceptor's, not the stage's.
     """
     return _short_circuited.get()
+
+
+def stage_result_replayable() -> bool:
+    """Whether the result handed to the calling ``after`` hook can stand for the stage's outcome.
+
+    False for a short-circuited call (the result is the interceptor's) and for
+    a stage whose outcome the result cannot carry (:func:`mark_not_a_completion`):
+    replaying either as the stage's answer would change what a run does (the
+    idempotency interceptor caches only what this allows).
+    """
+    return not (_short_circuited.get() or _not_a_completion.get())
+
+
+def mark_not_a_completion() -> None:
+    """Called by a ``stage_run`` whose stage ended otherwise than its "completed" result says.
+
+    Lasts until the call's after hooks have run (the chain resets it).
+    """
+    _not_a_completion.set(True)
 
 
 def _sorted(interceptors: Sequence[BaseInterceptor]) -> Sequence[BaseInterceptor]:
@@ -179,6 +203,7 @@ async def _run_chain(
     entered = 0
     after_from = len(ordered)
     marked: Token[bool] | None = None
+    completion = _not_a_completion.set(False)
     try:
         short_circuit: InterceptorResult | None = None
         for interceptor, before in chain.befores:
@@ -215,12 +240,14 @@ async def _run_chain(
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "after", exc)
     except BaseException:
+        _not_a_completion.reset(completion)
         if marked is not None:
             _short_circuited.reset(marked)
         pending = min(entered, after_from)
         if pending:
             await _abort(ordered[:pending], stage_name, ctx)
         raise
+    _not_a_completion.reset(completion)
     if marked is not None:
         _short_circuited.reset(marked)
     return result

@@ -17,7 +17,7 @@ from stageflow_trio._engine._graph_errors import (
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
-from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, run_chain
+from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, terminal_event
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageCancellationRequested, StageContext
@@ -392,6 +392,10 @@ class UnifiedRun(DagRun):
                 output = _as_output(name, await spec.runner(stage_ctx))
             except StageCancellationRequested as exc:
                 output = StageOutput.cancel(reason=exc.reason)
+            if output.status is not _OK and output.status is not _FAIL:
+                # Skip, cancel or retry: "completed" to the interceptors, but not an
+                # answer to replay (a replayed cancel would let later stages run).
+                mark_not_a_completion()
             result = StageResult(
                 name=name,
                 status="failed" if output.status is _FAIL else "completed",

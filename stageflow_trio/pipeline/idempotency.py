@@ -44,7 +44,7 @@ import attrs
 import trio
 
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
-from stageflow_trio._engine._stage_call import stage_short_circuited
+from stageflow_trio._engine._stage_call import stage_result_replayable
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline.interceptors import (
@@ -569,8 +569,9 @@ class IdempotencyInterceptor(BaseInterceptor):
             if (
                 result.status == "completed"
                 and result.error is None
-                # Another interceptor's short-circuit is not the stage's answer.
-                and not stage_short_circuited()
+                # Another interceptor's short-circuit is not the stage's answer, and a
+                # unified stage's skip or cancel would replay as an OK.
+                and stage_result_replayable()
             ):
                 entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
                 await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)

@@ -16,12 +16,13 @@ import trio.testing
 from stageflow_trio._engine._stage_call import stage_short_circuited
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
-from stageflow_trio.core.stage_enums import StageKind
+from stageflow_trio.core.stage_enums import StageKind, StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline.dag import (
     StageExecutionError,
     StageGraph,
     StageSpec,
+    UnifiedPipelineCancelled,
     UnifiedStageGraph,
 )
 from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
@@ -43,6 +44,7 @@ from stageflow_trio.pipeline.interceptors import (
     get_default_interceptors,
     run_with_interceptors,
 )
+from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import create_test_pipeline_context
@@ -841,3 +843,47 @@ def test_the_default_size_cap() -> None:
 def test_the_size_cap_is_validated(value: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         InMemoryIdempotencyStore(max_entries=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("returned", ["cancel", "skip"])
+async def test_a_unified_stage_that_skipped_or_cancelled_is_not_replayed_as_ok(
+    returned: str,
+) -> None:
+    # Its StageResult says "completed" (the legacy statuses), but replaying it as an
+    # OK would let a duplicate request do what the first one did not.
+    calls: list[str] = []
+    shipped: list[int] = []
+
+    async def check(ctx: StageContext) -> StageOutput:
+        calls.append("check")
+        if returned == "cancel":
+            return StageOutput.cancel(reason="duplicate order")
+        return StageOutput.skip(reason="nothing to do")
+
+    async def ship(ctx: StageContext) -> StageOutput:
+        shipped.append(1)
+        return StageOutput.ok(shipped=True)
+
+    pipeline = (
+        Pipeline()
+        .with_stage("check", check, StageKind.GUARD)
+        .with_stage("ship", ship, StageKind.WORK, dependencies=("check",))
+    )
+    idempotency = IdempotencyInterceptor()
+    outcomes = []
+    for _ in range(2):
+        try:
+            results = await pipeline.run(
+                interceptors=[idempotency], data={"idempotency_key": "order-1"}
+            )
+            outcomes.append(results["check"].status)
+        except UnifiedPipelineCancelled as cancelled:
+            outcomes.append(cancelled.reason)
+    assert calls == ["check", "check"]  # nothing cached: the stage ran again
+    if returned == "cancel":
+        assert outcomes == ["duplicate order", "duplicate order"]
+        assert shipped == []
+    else:
+        assert outcomes == [StageStatus.SKIP, StageStatus.SKIP]
+        assert shipped == [1]  # ship completed: its own answer is replayed
+    assert len(idempotency.store) == (0 if returned == "cancel" else 1)
