@@ -869,8 +869,9 @@ async def test_a_unified_stage_that_skipped_or_cancelled_is_not_replayed_as_ok(
         .with_stage("check", check, StageKind.GUARD)
         .with_stage("ship", ship, StageKind.WORK, dependencies=("check",))
     )
-    idempotency = IdempotencyInterceptor()
-    outcomes = []
+    store = InMemoryIdempotencyStore()
+    idempotency = IdempotencyInterceptor(store=store)
+    outcomes: list[object] = []
     for _ in range(2):
         try:
             results = await pipeline.run(
@@ -886,4 +887,4 @@ async def test_a_unified_stage_that_skipped_or_cancelled_is_not_replayed_as_ok(
     else:
         assert outcomes == [StageStatus.SKIP, StageStatus.SKIP]
         assert shipped == [1]  # ship completed: its own answer is replayed
-    assert len(idempotency.store) == (0 if returned == "cancel" else 1)
+    assert len(store) == (0 if returned == "cancel" else 1)
