@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import trio
 
+from stageflow_trio._args import type_of
 from stageflow_trio._engine._errors import unwrapping_groups
 from stageflow_trio.events._registry import _run_registry
 
@@ -22,6 +24,22 @@ from stageflow_trio.helpers._lifetime import SingleUseLifetime
 logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
 
+_EXPORTER_METHODS = ("export", "export_batch", "flush", "close")
+
+
+def _patterns(owner: str, param: str, value: object) -> list[str] | None:
+    """``value`` as a list of str, or None; a bare str (a common slip) is refused."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{owner}: {param} must be a list of str or None; got {type_of(value)}")
+    patterns = list(value)
+    for index, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            raise TypeError(f"{owner}: {param}[{index}] must be a str; got {type_of(pattern)}")
+    return patterns
+
+
 class CompositeExporter:
     """Sends every call to several exporters concurrently.
 
@@ -29,11 +47,28 @@ class CompositeExporter:
     the first error raised is re-raised as itself (never an exception group).
 
     Args:
-        exporters: The exporters to fan out to.
+        exporters: The exporters to fan out to (copied; may be empty).
+
+    Raises:
+        TypeError: ``exporters`` is not an iterable (None and a str are not), or
+            an item lacks ``export``, ``export_batch``, ``flush`` or ``close``.
     """
 
     def __init__(self, exporters: list[AnalyticsExporter]) -> None:
-        self._exporters = exporters
+        owner = "CompositeExporter"
+        given: object = exporters
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise TypeError(
+                f"{owner}: exporters must be a list of AnalyticsExporter; got {type_of(given)}"
+            )
+        checked = list(exporters)
+        for index, exporter in enumerate(checked):
+            if not all(callable(getattr(exporter, name, None)) for name in _EXPORTER_METHODS):
+                raise TypeError(
+                    f"{owner}: exporters[{index}] must be an AnalyticsExporter (with async "
+                    f"export(), export_batch(), flush() and close()); got {type_of(exporter)}"
+                )
+        self._exporters = checked
 
     async def _fan_out(self, call: Callable[[AnalyticsExporter], Awaitable[None]]) -> None:
         if not self._exporters:
@@ -89,10 +124,16 @@ class AnalyticsSink(SingleUseLifetime):
     an export cancelled before it finished goes back to the pending events.
 
     Args:
-        exporter: Where events go.
+        exporter: Where events go (anything with an async ``export()``).
         include_patterns: Substrings of event types to keep (default: all).
         exclude_patterns: Substrings of event types to drop.
         nursery: Where ``try_emit`` starts exports.
+
+    Raises:
+        TypeError: ``exporter`` has no callable ``export``; a pattern list is
+            not a list of str (a bare str such as ``"debug"`` is refused: the
+            reference splits it into one-letter patterns); ``nursery`` is not a
+            ``trio.Nursery`` or None.
     """
 
     def __init__(
@@ -103,9 +144,21 @@ class AnalyticsSink(SingleUseLifetime):
         exclude_patterns: list[str] | None = None,
         nursery: trio.Nursery | None = None,
     ) -> None:
+        owner = "AnalyticsSink"
+        if not callable(getattr(exporter, "export", None)):
+            raise TypeError(
+                f"{owner}: exporter must be an AnalyticsExporter (with async export());"
+                f" got {type_of(exporter)}"
+            )
+        include = _patterns(owner, "include_patterns", include_patterns)
+        exclude = _patterns(owner, "exclude_patterns", exclude_patterns)
+        if nursery is not None and not isinstance(nursery, trio.Nursery):
+            raise TypeError(
+                f"{owner}: nursery must be a trio.Nursery or None; got {type_of(nursery)}"
+            )
         self._exporter = exporter
-        self._include = include_patterns
-        self._exclude = exclude_patterns or []
+        self._include = include
+        self._exclude = exclude or []
         self._nursery = nursery
         self._pending: deque[AnalyticsEvent] = deque()
         self._in_flight = 0
@@ -210,6 +263,18 @@ class AnalyticsSink(SingleUseLifetime):
             self._pending.popleft()
             exported += 1
         return exported
+
+    async def __aenter__(self) -> Self:
+        """Enter the sink's lifetime: it owns ``try_emit``'s exports, flushes on exit.
+
+        A checkpoint, before anything starts: if cancelled there, the sink is
+        untouched (and can still be entered).
+
+        Raises:
+            RuntimeError: The sink was already entered (single use).
+        """
+        await trio.lowlevel.checkpoint()
+        return await super().__aenter__()
 
     @asynccontextmanager
     async def _owned(self) -> AsyncIterator[AnalyticsSink]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import trio
 
 from stageflow_trio._args import check_callable, check_int, check_number, type_of
 from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio.helpers._exporters import _check_event
 from stageflow_trio.helpers._lifetime import SingleUseLifetime
 
 if TYPE_CHECKING:
@@ -44,10 +45,14 @@ class BufferedExporter(SingleUseLifetime):
     is called once; the warning re-arms after an export that leaves it below
     half that ratio. Callback errors are logged and ignored.
 
-    Buffering never waits for a write in progress. Every exported event is
-    either handed to the underlying exporter, still buffered, or counted in
-    ``dropped_count``: a batch whose hand-off raises or is cancelled is counted
-    as dropped, and so is what is still buffered when ``close()`` is cancelled.
+    An export that does not complete a batch never waits for a write in
+    progress. One that completes a batch (or arrives while such an export is
+    waiting, so that events stay in call order) waits for the write in progress
+    first and buffers its event only then, so an export that raised
+    ``Cancelled`` has buffered nothing. Every exported event is either handed to
+    the underlying exporter, still buffered, or counted in ``dropped_count``: a
+    batch whose hand-off raises or is cancelled is counted as dropped, and so is
+    what is still buffered when ``close()`` is cancelled.
 
     Args:
         exporter: Where batches go.
@@ -123,9 +128,13 @@ class BufferedExporter(SingleUseLifetime):
         self._high_water_mark = high_water_mark
         self._nursery = nursery
         self._buffer: deque[AnalyticsEvent] = deque()
-        # Serializes hand-offs so batches reach the exporter in order; buffering
-        # never takes it (the reference held its lock across the write, d25).
+        # Serializes hand-offs so batches reach the exporter in order; an export
+        # takes it only to complete a batch (the reference's export always took
+        # its lock, held across the write, d25).
         self._write_lock = trio.Lock()
+        # Exports waiting for the write lock to buffer their event; while any
+        # wait, later exports queue behind them (the lock is FIFO).
+        self._waiting = 0
         self._stop = trio.Event()
         self._loop_started = False
         self._closed = False
@@ -188,15 +197,40 @@ class BufferedExporter(SingleUseLifetime):
     async def export(self, event: AnalyticsEvent) -> None:
         """Buffer one event; write a batch if ``batch_size`` is reached.
 
-        A checkpoint. If cancelled, the event was not buffered.
+        A checkpoint. If this event completes a batch, the call first waits for
+        any write in progress, then buffers the event and writes the batch.
+        **If cancelled, the event was not buffered**: either the call was
+        cancelled before buffering it (nothing changed), or while writing the
+        batch it completed (that batch is then counted in ``dropped_count``).
 
         Raises:
+            TypeError: ``event`` is not an :class:`AnalyticsEvent`.
             RuntimeError: The ``nursery=`` owner has exited (timed flush cannot start).
             Exception: Whatever the underlying exporter raises on a batch write.
         """
+        _check_event("BufferedExporter.export", "event", event)
         await trio.lowlevel.checkpoint()
         if not self._loop_started and not self._closed and self._nursery is not None:
             self._start_flush_loop(self._nursery)
+        if not self._waiting and len(self._buffer) + 1 < self._batch_size:
+            self._buffer_event(event)  # below batch size: no wait, no checkpoint
+            return
+        # The only cancellable wait comes before the event is buffered.
+        self._waiting += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            # No checkpoint from here until the write.
+            self._buffer_event(event)
+            if len(self._buffer) >= self._batch_size:
+                await self._write_buffered()
+        finally:
+            self._write_lock.release()
+
+    def _buffer_event(self, event: AnalyticsEvent) -> None:
+        """Append ``event``, dropping the oldest when full; tell ``on_overflow``. No checkpoint."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffer:
             buffer.popleft()
@@ -209,8 +243,6 @@ class BufferedExporter(SingleUseLifetime):
             self._notify(-1)
         elif fill_ratio < self._high_water_mark * 0.5:
             self._high_water_warned = False
-        if len(buffer) >= self._batch_size:
-            await self._flush()
 
     async def export_batch(self, events: list[AnalyticsEvent]) -> None:
         """Buffer several events, one :meth:`export` each. A checkpoint (one per event)."""
@@ -221,15 +253,19 @@ class BufferedExporter(SingleUseLifetime):
 
     async def _flush(self) -> None:
         async with self._write_lock:
-            if not self._buffer:
-                return
-            batch = list(self._buffer)
-            self._buffer.clear()
-            try:
-                await self._exporter.export_batch(batch)
-            except BaseException:
-                self._dropped_count += len(batch)
-                raise
+            await self._write_buffered()
+
+    async def _write_buffered(self) -> None:
+        """Hand everything buffered to the exporter. The caller holds the write lock."""
+        if not self._buffer:
+            return
+        batch = list(self._buffer)
+        self._buffer.clear()
+        try:
+            await self._exporter.export_batch(batch)
+        except BaseException:
+            self._dropped_count += len(batch)
+            raise
 
     async def flush(self) -> None:
         """Write everything buffered, after any write already in progress. A checkpoint.
@@ -257,6 +293,18 @@ class BufferedExporter(SingleUseLifetime):
             raise
         finally:
             await self._exporter.close()
+
+    async def __aenter__(self) -> Self:
+        """Enter the exporter's lifetime: it owns the timed flush, ``close()`` on exit.
+
+        A checkpoint, before anything starts: if cancelled there, the exporter
+        is untouched (and can still be entered).
+
+        Raises:
+            RuntimeError: The exporter was already entered (single use).
+        """
+        await trio.lowlevel.checkpoint()
+        return await super().__aenter__()
 
     @asynccontextmanager
     async def _owned(self) -> AsyncIterator[BufferedExporter]:

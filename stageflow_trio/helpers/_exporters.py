@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -107,6 +107,22 @@ class AnalyticsEvent:
         )
 
 
+def _check_event(owner: str, param: str, value: object) -> None:
+    """Raise TypeError unless ``value`` is an :class:`AnalyticsEvent`."""
+    if not isinstance(value, AnalyticsEvent):
+        raise TypeError(f"{owner}: {param} must be an AnalyticsEvent; got {type_of(value)}")
+
+
+def _check_events(owner: str, events: object) -> list[AnalyticsEvent]:
+    """``events`` as a list, if it is an iterable (not a str) of AnalyticsEvent."""
+    if isinstance(events, str | bytes) or not isinstance(events, Iterable):
+        raise TypeError(f"{owner}: events must be a list of AnalyticsEvent; got {type_of(events)}")
+    checked = list(events)
+    for index, event in enumerate(checked):
+        _check_event(owner, f"events[{index}]", event)
+    return checked
+
+
 class AnalyticsExporter(Protocol):
     """What an exporter provides. Every method is async and should be a checkpoint."""
 
@@ -181,7 +197,13 @@ class JSONFileExporter:
         return self._file
 
     async def export(self, event: AnalyticsEvent) -> None:
-        """Write one line. A checkpoint; raises ``OSError`` if the file cannot be written."""
+        """Write one line. A checkpoint.
+
+        Raises:
+            TypeError: ``event`` is not an :class:`AnalyticsEvent`.
+            OSError: The file cannot be written.
+        """
+        _check_event("JSONFileExporter.export", "event", event)
         line = _json_line(event)
         async with self._lock:
             file = await self._ensure_open()
@@ -189,7 +211,13 @@ class JSONFileExporter:
             self._event_count += 1
 
     async def export_batch(self, events: list[AnalyticsEvent]) -> None:
-        """Write one line per event in a single write. A checkpoint."""
+        """Write one line per event in a single write. A checkpoint.
+
+        Raises:
+            TypeError: ``events`` is not a list of :class:`AnalyticsEvent`.
+            OSError: The file cannot be written.
+        """
+        events = _check_events("JSONFileExporter.export_batch", events)
         text = "".join([_json_line(event) for event in events])
         async with self._lock:
             file = await self._ensure_open()
@@ -260,13 +288,23 @@ class ConsoleExporter:
         return "\n".join(lines)
 
     async def export(self, event: AnalyticsEvent) -> None:
-        """Print one event. A checkpoint (before printing)."""
+        """Print one event. A checkpoint (before printing).
+
+        Raises:
+            TypeError: ``event`` is not an :class:`AnalyticsEvent`.
+        """
+        _check_event("ConsoleExporter.export", "event", event)
         await trio.lowlevel.checkpoint()
         print(self._format_event(event))
         self._event_count += 1
 
     async def export_batch(self, events: list[AnalyticsEvent]) -> None:
-        """Print several events. A checkpoint (before printing)."""
+        """Print several events. A checkpoint (before printing).
+
+        Raises:
+            TypeError: ``events`` is not a list of :class:`AnalyticsEvent`.
+        """
+        events = _check_events("ConsoleExporter.export_batch", events)
         await trio.lowlevel.checkpoint()
         for event in events:
             print(self._format_event(event))

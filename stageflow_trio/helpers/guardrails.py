@@ -35,6 +35,7 @@ from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 if TYPE_CHECKING:
     from stageflow_trio.core import StageContext
+    from stageflow_trio.events import EventSink
 
 __all__ = [
     "ContentFilter",
@@ -178,6 +179,11 @@ def _str_list(owner: str, param: str, value: object) -> list[str]:
     return list(value)
 
 
+def _check_content(owner: str, content: object) -> None:
+    if not isinstance(content, str):
+        raise TypeError(f"{owner}: content must be a str; got {type_of(content)}")
+
+
 def _check_list(owner: str, checks: object) -> list[Any]:
     if isinstance(checks, str) or not isinstance(checks, Iterable):
         raise TypeError(
@@ -199,20 +205,29 @@ class ViolationType(Enum):
     CUSTOM = "custom"
 
 
+def _check_violation_type(
+    _instance: object, _attribute: attrs.Attribute[ViolationType], value: ViolationType
+) -> None:
+    # A str here ("pii") was accepted and failed later, in to_dict().
+    given: object = value
+    if not isinstance(given, ViolationType):
+        raise TypeError(f"PolicyViolation: type must be a ViolationType; got {type_of(given)}")
+
+
 @frozen_compat
 @attrs.frozen
 class PolicyViolation:
     """One broken rule.
 
     Attributes:
-        type: The kind of violation.
+        type: The kind of violation (a :class:`ViolationType`; anything else is a TypeError).
         message: What was found, for people.
         severity: 0 (harmless) to 1 (serious).
         metadata: Details (e.g. ``pii_type``), held read-only.
         location: ``(start, end)`` character offsets in the checked content, if known.
     """
 
-    type: ViolationType
+    type: ViolationType = attrs.field(validator=_check_violation_type)
     message: str
     severity: float = 0.5
     metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_freeze)
@@ -382,7 +397,12 @@ class PIIDetector:
         return _find_emails if name == "email" else _find_from
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
-        """The PII found in ``content``; metadata ``pii_types_checked``."""
+        """The PII found in ``content``; metadata ``pii_types_checked``.
+
+        Raises:
+            TypeError: ``content`` is not a str.
+        """
+        _check_content("PIIDetector.check", content)
         violations: list[PolicyViolation] = []
         spans: list[tuple[int, int]] = []
         starts = (
@@ -444,10 +464,12 @@ class ContentFilter:
         block_profanity: Check for profanity.
         profanity_list: The words (lower case); None or empty uses :attr:`DEFAULT_PROFANITY`.
         blocked_patterns: Regular expressions for blocked topics.
-        max_severity: The severity of profanity violations.
+        max_severity: The severity of profanity violations, in [0, 1] (a
+            :class:`PolicyViolation`'s range).
 
     Raises:
-        TypeError, ValueError: a pattern is not a valid regex, or an argument has the wrong type.
+        TypeError, ValueError: a pattern is not a valid regex, ``max_severity`` is
+            not a number in [0, 1], or an argument has the wrong type.
     """
 
     DEFAULT_PROFANITY: ClassVar[frozenset[str]] = frozenset({"damn", "hell"})
@@ -465,6 +487,8 @@ class ContentFilter:
         words = _str_list(owner, "profanity_list", profanity_list)
         patterns = _str_list(owner, "blocked_patterns", blocked_patterns)
         check_number(owner, "max_severity", max_severity)
+        if not 0 <= max_severity <= 1:
+            raise ValueError(f"{owner}: max_severity must be in [0, 1]; got {max_severity!r}")
         self._block_profanity = block_profanity
         self._profanity = frozenset(words) or self.DEFAULT_PROFANITY
         # A word of the content is a maximal run of \w characters, so a listed
@@ -498,7 +522,12 @@ class ContentFilter:
         return found
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
-        """The profanity and blocked topics in ``content``; metadata ``profanity_checked``."""
+        """The profanity and blocked topics in ``content``; metadata ``profanity_checked``.
+
+        Raises:
+            TypeError: ``content`` is not a str.
+        """
+        _check_content("ContentFilter.check", content)
         violations: list[PolicyViolation] = []
         normalized = _normalize_leetspeak(content)
         changed = normalized != content
@@ -575,7 +604,12 @@ class InjectionDetector:
         )
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
-        """The injection patterns found in ``content``; metadata ``patterns_checked``."""
+        """The injection patterns found in ``content``; metadata ``patterns_checked``.
+
+        Raises:
+            TypeError: ``content`` is not a str.
+        """
+        _check_content("InjectionDetector.check", content)
         violations: list[PolicyViolation] = []
         for source, pattern in self._patterns:
             match = pattern.search(content)
@@ -614,7 +648,12 @@ class ContentLengthCheck:
         self._min_chars = check_int(owner, "min_chars", min_chars, minimum=0)
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
-        """The length violations of ``content``; metadata ``char_count`` and ``token_count``."""
+        """The length violations of ``content``; metadata ``char_count`` and ``token_count``.
+
+        Raises:
+            TypeError: ``content`` is not a str.
+        """
+        _check_content("ContentLengthCheck.check", content)
         violations: list[PolicyViolation] = []
         char_count = len(content)
         token_count = char_count // 4
@@ -668,6 +707,8 @@ class GuardrailStage:
     ``guardrail.fail_open`` (``stage``, ``pipeline_run_id``, ``request_id``,
     ``execution_mode``, ``violation_count``, ``fail_on_violation``,
     ``violations``), or logs it as a warning when the context has no sink.
+    A sink whose ``try_emit`` raises never fails the stage: each event it
+    refused is logged as a warning instead.
 
     Args:
         checks: The checks (objects with a ``check`` method).
@@ -741,13 +782,7 @@ class GuardrailStage:
             if config.transform_content and result.transformed_content:
                 transformed = result.transformed_content
             if config.log_violations and significant and sink is not None:
-                sink.try_emit(
-                    type="guardrail.violations_detected",
-                    data={
-                        "violations": [v.to_dict() for v in significant],
-                        "check": type(check).__name__,
-                    },
-                )
+                self._emit_violations(sink, type(check).__name__, significant)
 
         output: dict[str, Any] = {
             "guardrail_passed": not found,
@@ -761,6 +796,19 @@ class GuardrailStage:
         if found:
             self._emit_fail_open_audit(ctx, found)
         return StageOutput.ok(**output)
+
+    @staticmethod
+    def _emit_violations(sink: EventSink, check: str, violations: list[PolicyViolation]) -> None:
+        # A broken sink must not fail the stage (fail-open or not): log instead.
+        data = {"violations": [v.to_dict() for v in violations], "check": check}
+        try:
+            sink.try_emit(type="guardrail.violations_detected", data=data)
+        except Exception as error:  # noqa: BLE001 - the event falls back to the log
+            logger.warning(
+                "Failed to emit guardrail.violations_detected: %s",
+                error,
+                extra={"error": str(error), "guardrail_violations": data},
+            )
 
     def _emit_fail_open_audit(self, ctx: StageContext, violations: list[PolicyViolation]) -> None:
         # Passing content that broke a rule must leave a trace: the sink gets

@@ -101,6 +101,21 @@ def _str_list(owner: str, param: str, value: object, default: str) -> list[str]:
     return items or [default]
 
 
+def _roles(owner: str, value: object) -> list[str]:
+    """``value`` as a list of str; None is ``[]``, a bare str is refused.
+
+    The reference turned ``roles="admin"`` into one role per letter.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{owner}: roles must be a list of str or None; got {type_of(value)}")
+    roles = list(value)
+    for index, role in enumerate(roles):
+        _check_str(owner, f"roles[{index}]", role)
+    return roles
+
+
 async def _sleep_ms(ms: float) -> None:
     # trio.sleep(0) is still a checkpoint, so every call that simulates latency is one.
     await trio.sleep(ms / 1000)
@@ -167,6 +182,8 @@ class MockStream(Generic[T]):
         await trio.lowlevel.checkpoint()
 
     async def __aenter__(self) -> MockStream[T]:
+        """The stream itself. A checkpoint."""
+        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(
@@ -797,12 +814,19 @@ class MockAuthProvider:
         org_id: str | None = None,
         expires_in_hours: int = 1,
     ) -> tuple[str, MockJWTClaims]:
-        """Make a token ``"mock-<32 hex>"`` valid for ``expires_in_hours``; return it and its claims."""
-        _check_str("MockAuthProvider.create_token", "sub", sub)
-        check_number("MockAuthProvider.create_token", "expires_in_hours", expires_in_hours)
+        """Make a token ``"mock-<32 hex>"`` valid for ``expires_in_hours``; return it and its claims.
+
+        Raises:
+            TypeError: ``sub`` is not a str, ``roles`` not a list of str or None
+                (a bare str is refused), ``expires_in_hours`` not a number.
+        """
+        owner = "MockAuthProvider.create_token"
+        _check_str(owner, "sub", sub)
+        role_list = _roles(owner, roles)
+        check_number(owner, "expires_in_hours", expires_in_hours)
         claims = MockJWTClaims(
             sub=sub,
-            roles=roles or [],
+            roles=role_list,
             org_id=org_id,
             exp=utc_now() + timedelta(hours=expires_in_hours),
         )

@@ -42,6 +42,7 @@ from stageflow_trio.core import PipelineTimer, StageContext
 from stageflow_trio.events._global_sink import swap_event_sink
 from stageflow_trio.helpers.memory_tracker import MemoryTracker
 from stageflow_trio.helpers.uuid_utils import UuidCollisionMonitor
+from stageflow_trio.pipeline.cancellation import CancellationToken
 from stageflow_trio.pipeline.dag import UnifiedPipelineCancelled, UnifiedStageGraph
 from stageflow_trio.pipeline.interceptors_hardening import (
     ContextSizeInterceptor,
@@ -52,7 +53,6 @@ from stageflow_trio.stages.inputs import create_stage_inputs
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 if TYPE_CHECKING:
-    from stageflow_trio.pipeline.cancellation import CancellationToken
     from stageflow_trio.pipeline.interceptors import BaseInterceptor
 
 __all__ = [
@@ -333,6 +333,32 @@ class RunResult:
 _ROOT_STAGE = "__pipeline_root__"
 
 
+def _check_text(owner: str, param: str, value: object, *, optional: bool = False) -> None:
+    """Raise TypeError unless ``value`` is a str (or None, with ``optional=True``)."""
+    if isinstance(value, str) or (optional and value is None):
+        return
+    rule = "a str or None" if optional else "a str"
+    raise TypeError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
+
+
+def _check_run_arguments(
+    input_text: object, execution_mode: object, snapshot: object, cancel_token: object
+) -> None:
+    """``PipelineRunner.run``'s own argument checks, before anything starts."""
+    owner = "PipelineRunner.run"
+    _check_text(owner, "input_text", input_text, optional=True)
+    _check_text(owner, "execution_mode", execution_mode)
+    if snapshot is not None and not isinstance(snapshot, ContextSnapshot):
+        raise TypeError(
+            f"{owner}: snapshot must be a ContextSnapshot or None; got {type_of(snapshot)}"
+        )
+    if cancel_token is not None and not isinstance(cancel_token, CancellationToken):
+        raise TypeError(
+            f"{owner}: cancel_token must be a CancellationToken or None;"
+            f" got {type_of(cancel_token)}"
+        )
+
+
 def _check_pipeline_ctx(
     pipeline_ctx: object, snapshot: object, snapshot_kwargs: Mapping[str, Any]
 ) -> None:
@@ -451,8 +477,15 @@ class PipelineRunner:
 
         Raises:
             TypeError / ValueError: as ContextSnapshot and RunIdentity raise for
-                their fields; ``metadata`` is not a mapping.
+                their fields; ``metadata`` is not a mapping; ``input_text`` is not
+                a str or None; ``execution_mode``, ``topology`` or ``channel`` is
+                not a str.
         """
+        owner = "PipelineRunner.create_snapshot"
+        _check_text(owner, "input_text", input_text, optional=True)
+        _check_text(owner, "execution_mode", execution_mode)
+        _check_text(owner, "topology", topology)
+        _check_text(owner, "channel", channel)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(
                 "PipelineRunner.create_snapshot: metadata must be a mapping or None;"
@@ -554,7 +587,10 @@ class PipelineRunner:
         Raises:
             ValueError: both ``pipeline_ctx`` and ``snapshot`` are given, or
                 snapshot keywords with ``pipeline_ctx`` (which has its own data).
-            TypeError: ``pipeline_ctx`` is not a PipelineContext.
+            TypeError: ``pipeline_ctx`` is not a PipelineContext, ``snapshot`` not
+                a ContextSnapshot, ``cancel_token`` not a CancellationToken (each
+                or None), ``input_text`` not a str or None, or ``execution_mode``
+                not a str; raised at the call, before anything is installed.
             trio.Cancelled: the caller's scope was cancelled (never a result).
             Exception: the snapshot, the graph or the memory tracker could not
                 be set up (before the run starts).
@@ -563,6 +599,7 @@ class PipelineRunner:
         is the run's :class:`ObservableEventSink`; the previous one is put back
         when ``run`` returns or raises.
         """
+        _check_run_arguments(input_text, execution_mode, snapshot, cancel_token)
         if pipeline_ctx is not None:
             _check_pipeline_ctx(pipeline_ctx, snapshot, snapshot_kwargs)
         start = trio.current_time()
@@ -682,7 +719,12 @@ async def run_simple_pipeline(
 
     ``metadata`` is added to the snapshot's metadata (beside ``"channel": "cli"``).
     Returns and raises as :meth:`PipelineRunner.run`.
+
+    Raises:
+        TypeError: ``input_text`` is not a str or None, or ``execution_mode`` not a str.
     """
+    _check_text("run_simple_pipeline", "input_text", input_text, optional=True)
+    _check_text("run_simple_pipeline", "execution_mode", execution_mode)
     runner = PipelineRunner(verbose=verbose, colorize=colorize, capture_events=True)
     return await runner.run(
         pipeline, input_text=input_text, execution_mode=execution_mode, metadata=metadata

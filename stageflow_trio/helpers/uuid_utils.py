@@ -3,9 +3,10 @@
 :class:`UuidCollisionMonitor` remembers the ids it was shown for a while
 (``ttl_seconds``, at most ``max_entries`` of them) and reports an id seen again
 within that window as a collision, to its listeners and in its return value.
-The window is measured on the engine clock (``trio.current_time()`` inside a
-run, so ``trio.testing.MockClock`` drives it in tests); the event's
-``observed_at`` is wall-clock UTC.
+A monitor measures its window on one clock for its whole life, chosen when it
+is made: the clock of the trio run it is made in (so ``trio.testing.MockClock``
+drives it in tests), or ``time.monotonic()`` when it is made outside a run.
+The event's ``observed_at`` is wall-clock UTC.
 
 Example::
 
@@ -27,10 +28,11 @@ from datetime import UTC, datetime
 from typing import TypeAlias
 
 import attrs
+import trio
 
 from stageflow_trio._args import check_callable, check_flag, check_number, type_of
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._time import monotonic, utc_now
+from stageflow_trio._time import utc_now
 
 __all__ = [
     "ClockSkewDetector",
@@ -70,6 +72,24 @@ class UuidEvent:
 
 UuidEventListener: TypeAlias = Callable[[UuidEvent], None]
 """A callable told each :class:`UuidEvent`."""
+
+# The clock of a monitor made outside a trio run (a seam for tests).
+_system_clock: Callable[[], float] = time.monotonic
+
+
+def _construction_clock() -> Callable[[], float]:
+    """The current trio run's clock, else :data:`_system_clock`.
+
+    A trio clock object keeps working after its run ends (a ``SystemClock`` goes
+    on with real time, a ``MockClock`` stays where its run left it), so one
+    monitor never compares times from two clocks: ``trio.current_time()`` has a
+    random offset in each run (0 on a ``MockClock``) and is unavailable outside one.
+    """
+    try:
+        return trio.lowlevel.current_clock().current_time
+    except RuntimeError:
+        return _system_clock
+
 
 # The last timestamp generate_uuid7 used, so that ids made in one process sort in
 # the order they were made even within one millisecond (as the uuid6 package does).
@@ -131,6 +151,12 @@ class UuidCollisionMonitor:
         check_skew: Also check UUIDv7s against the wall clock
             (:class:`ClockSkewDetector`'s default limit) and log a warning on skew.
 
+    The window is measured on one clock for the monitor's whole life, chosen
+    here: the clock of the trio run the monitor is made in (a ``MockClock`` in
+    tests, so virtual time moves the window), or ``time.monotonic()`` when it is
+    made outside a run (e.g. at import time in a service). Observations inside
+    and outside runs, or in several ``trio.run`` calls, are then on one time line.
+
     Raises:
         TypeError / ValueError: an argument has the wrong type or value.
     """
@@ -157,11 +183,12 @@ class UuidCollisionMonitor:
         self._ttl = max(float(ttl_seconds), 1.0)
         self._max_entries = max(1, max_entries)
         self._category = category
-        # (engine-clock time, id) in observation order, and how many of each id it holds.
+        # (monitor-clock time, id) in observation order, and how many of each id it holds.
         self._entries: deque[tuple[float, str]] = deque()
         self._counts: dict[str, int] = {}
         self._listeners: list[UuidEventListener] = listener_list
         self._skew_detector = ClockSkewDetector() if check_skew else None
+        self._now = _construction_clock()
 
     @property
     def category(self) -> str:
@@ -183,7 +210,7 @@ class UuidCollisionMonitor:
             raise TypeError(
                 f"UuidCollisionMonitor.observe: value must be a UUID; got {type_of(value)}"
             )
-        now = monotonic()
+        now = self._now()
         key = str(value)
         # Expired ids leave before the check: an id seen ttl_seconds ago is no collision.
         self._trim(now - self._ttl)

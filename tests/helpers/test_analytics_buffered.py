@@ -360,3 +360,18 @@ async def test_timed_flush_survives_an_error(
     assert inner.batch_times == [2.0]
     assert buffered.dropped_count == 1
     assert [r.getMessage() for r in caplog.records] == ["BufferedExporter timed flush failed"]
+
+
+async def test_async_with_entry_is_a_checkpoint_and_a_cancelled_one_starts_nothing() -> None:
+    inner = RecordingExporter()
+    buffered = BufferedExporter(inner)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await buffered.__aenter__()
+    assert scope.cancelled_caught
+    with trio.testing.assert_checkpoints():
+        entered = await buffered.__aenter__()  # the cancelled entry did not use it up
+    assert entered is buffered
+    await buffered.export(ev(1))
+    await buffered.__aexit__(None, None, None)
+    assert (inner.batches, inner.closes) == ([["e1"]], 1)

@@ -212,3 +212,57 @@ async def test_wait_for_event_sink_tasks_waits_for_owned_analytics_exports(
         assert exported == ["a", "b"]
         await wait_for_event_sink_tasks()  # nothing in flight: returns at once
         assert trio.current_time() - start == 2
+
+
+async def test_export_cancelled_behind_a_write_buffers_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The audit's repro: batch_size=1, a 1 s write in progress, the second export cancelled."""
+    inner = RecordingExporter(delay=1)
+    buffered = BufferedExporter(inner, batch_size=1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(buffered.export, ev("a"))
+        await trio.sleep(0.1)
+        with trio.move_on_after(0.1) as scope:
+            await buffered.export(ev("b"))  # waits behind a's write
+        assert scope.cancelled_caught
+        assert (buffered.buffer_size, buffered.dropped_count) == (0, 0)
+    await buffered.flush()
+    assert inner.batches == [["ea"]]  # b was never buffered, so never delivered
+    assert buffered.dropped_count == 0
+
+
+async def test_exports_queued_behind_a_write_keep_call_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While an export waits to complete a batch, later ones queue behind it (and a
+    cancelled one in the queue leaves no trace)."""
+    gate = trio.Event()
+    inner = RecordingExporter(gate=gate)
+    buffered = BufferedExporter(inner, batch_size=2)
+    async with trio.open_nursery() as nursery:
+        await buffered.export(ev(1))
+        nursery.start_soon(buffered.export, ev(2))  # completes a batch: the write waits on gate
+        await trio.testing.wait_all_tasks_blocked()
+        await buffered.export(ev(3))  # below batch size and no one queued: no wait
+        nursery.start_soon(buffered.export, ev(4))  # completes a batch: queued
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(buffered.export, ev(5))  # someone is queued: queued too
+        await trio.testing.wait_all_tasks_blocked()
+        cancel_six = trio.CancelScope()
+
+        async def export_six() -> None:
+            with cancel_six:
+                await buffered.export(ev(6))
+
+        nursery.start_soon(export_six)
+        await trio.testing.wait_all_tasks_blocked()
+        cancel_six.cancel()  # leaves the queue without a trace
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(buffered.export, ev(7))
+        await trio.testing.wait_all_tasks_blocked()
+        assert buffered.buffer_size == 1  # only e3: the queued ones are not buffered yet
+        gate.set()
+    await buffered.flush()
+    assert inner.batches == [["e1", "e2"], ["e3", "e4"], ["e5", "e7"]]
+    assert buffered.dropped_count == 0

@@ -178,3 +178,18 @@ async def test_sink_async_with_is_single_use() -> None:
     ):
         async with sink:
             pass
+
+
+async def test_async_with_entry_is_a_checkpoint_and_a_cancelled_one_starts_nothing() -> None:
+    inner = RecordingExporter()
+    sink = AnalyticsSink(inner)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await sink.__aenter__()
+    assert scope.cancelled_caught
+    with trio.testing.assert_checkpoints():
+        entered = await sink.__aenter__()  # the cancelled entry did not use it up
+    assert entered is sink
+    assert sink.try_emit(type="stage.started", data=None) is True
+    await sink.__aexit__(None, None, None)
+    assert inner.types() == ["stage.started"]

@@ -547,3 +547,44 @@ def test_a_subclass_pattern_is_searched_in_full() -> None:
         ("Email address detected", (14, 20)),
         ("Short number", (5, 10)),
     ]
+
+
+# --- bad input at the call -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "exception", "message"),
+    [
+        (lambda: ContentFilter(max_severity=5), ValueError, r"^ContentFilter: max_severity must be in \[0, 1\]; got 5$"),
+        (lambda: ContentFilter(max_severity=-0.1), ValueError, r"^ContentFilter: max_severity must be in \[0, 1\]; got -0\.1$"),
+        (lambda: _untyped(ContentFilter().check)(None), TypeError, r"^ContentFilter\.check: content must be a str; got NoneType$"),
+        (lambda: _untyped(PIIDetector().check)(5), TypeError, r"^PIIDetector\.check: content must be a str; got int$"),
+        (lambda: _untyped(InjectionDetector().check)(b"x"), TypeError, r"^InjectionDetector\.check: content must be a str; got bytes$"),
+        (lambda: _untyped(ContentLengthCheck().check)(None), TypeError, r"^ContentLengthCheck\.check: content must be a str; got NoneType$"),
+        (lambda: _untyped(PolicyViolation)(type="pii", message="m"), TypeError, r"^PolicyViolation: type must be a ViolationType; got str$"),
+        (lambda: _untyped(PolicyViolation)(type=None, message="m"), TypeError, r"^PolicyViolation: type must be a ViolationType; got NoneType$"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_at_the_call(
+    make: Any, exception: type[Exception], message: str
+) -> None:
+    with pytest.raises(exception, match=message):
+        make()
+
+
+def test_severity_bounds_and_str_subclasses_are_accepted() -> None:
+    class Text(str):
+        pass
+
+    assert ContentFilter(max_severity=0).check(Text("damn")).violations[0].severity == 0
+    assert ContentFilter(max_severity=1).check("hell").violations[0].severity == 1
+
+
+def test_the_reference_accepts_what_fails_later(ref_guardrails: ModuleType) -> None:
+    """The parity row's evidence: 0.9.1 takes a str type and fails in to_dict()."""
+    violation = ref_guardrails.PolicyViolation(type="pii", message="m")
+    with pytest.raises(AttributeError):
+        violation.to_dict()
+    with pytest.raises(AttributeError):
+        ref_guardrails.ContentFilter().check(None)
+    assert ref_guardrails.ContentFilter(max_severity=5).check("damn").violations[0].severity == 5

@@ -360,3 +360,57 @@ async def test_stage_matches_reference(
 
 def _module() -> ModuleType:
     return importlib.import_module("stageflow_trio.helpers.guardrails")
+
+
+class DownSink:
+    """A sink whose every emit raises."""
+
+    async def emit(self, *, type: str, data: Any) -> None:  # noqa: A002
+        raise RuntimeError("sink down")
+
+    def try_emit(self, *, type: str, data: Any) -> None:  # noqa: A002
+        raise RuntimeError("sink down")
+
+
+@pytest.mark.parametrize("fail_on_violation", [False, True])
+async def test_a_sink_that_raises_never_fails_the_stage(
+    caplog: pytest.LogCaptureFixture, fail_on_violation: bool
+) -> None:
+    check = Recorder(GuardrailResult(passed=False, violations=[violation(0.5)]))
+    stage = GuardrailStage([check], GuardrailConfig(fail_on_violation=fail_on_violation))
+    with caplog.at_level(logging.WARNING, logger="stageflow_trio.helpers.guardrails"):
+        output = await stage.execute(ctx(input_text="x", event_sink=DownSink()))
+    data: dict[str, Any] = {
+        "guardrail_passed": False,
+        "violations": [violation(0.5).to_dict()],
+        "checks_run": 1,
+    }
+    if fail_on_violation:
+        assert output == StageOutput.fail(error="Guardrail violations: 1 found", data=data)
+        assert [r.getMessage() for r in caplog.records] == [
+            "Failed to emit guardrail.violations_detected: sink down"
+        ]
+    else:
+        assert output == StageOutput.ok(**data)
+        assert [r.getMessage() for r in caplog.records] == [
+            "Failed to emit guardrail.violations_detected: sink down",
+            "Failed to emit guardrail fail-open audit: sink down",
+            "Guardrail fail-open audit",
+        ]
+    first = caplog.records[0]
+    assert first.guardrail_violations == {  # type: ignore[attr-defined]
+        "violations": [violation(0.5).to_dict()],
+        "check": "Recorder",
+    }
+    assert first.error == "sink down"  # type: ignore[attr-defined]
+
+
+def test_the_reference_fails_the_fail_open_stage_on_a_broken_sink(reference: ModuleType) -> None:
+    """The parity row's evidence: 0.9.1's detection emit is unguarded."""
+    ref = importlib.import_module("stageflow.helpers.guardrails")
+    stage = ref.GuardrailStage([ref.PIIDetector()], ref.GuardrailConfig(fail_on_violation=False))
+    context = reference.testing.create_test_stage_context(
+        input_text="mail jane@example.com", event_sink=DownSink()
+    )
+    with pytest.raises(RuntimeError, match=r"^sink down$"):
+        asyncio.run(stage.execute(context))

@@ -470,6 +470,8 @@ async def test_tool_executor_failure_and_custom_default(autojump_clock: Any) -> 
         (lambda: MockAuthProvider(accept_any=None), TypeError, r"^MockAuthProvider: accept_any must be a bool; got NoneType$"),  # type: ignore[arg-type]
         (lambda: MockAuthProvider().create_token(1), TypeError, r"^MockAuthProvider.create_token: sub must be a str; got int$"),  # type: ignore[arg-type]
         (lambda: MockAuthProvider().create_token("u", expires_in_hours="1"), TypeError, r"^MockAuthProvider.create_token: expires_in_hours must be a number; got str$"),  # type: ignore[arg-type]
+        (lambda: MockAuthProvider().create_token("u", roles="admin"), TypeError, r"^MockAuthProvider.create_token: roles must be a list of str or None; got str$"),  # type: ignore[arg-type]
+        (lambda: MockAuthProvider().create_token("u", roles=["admin", 1]), TypeError, r"^MockAuthProvider.create_token: roles\[1\] must be a str; got int$"),  # type: ignore[list-item]
         (lambda: MockToolExecutor(tools=[]), TypeError, r"^MockToolExecutor: tools must be a dict or None; got list$"),  # type: ignore[arg-type]
         (lambda: MockToolExecutor(tools={"t": 1}), TypeError, r"^MockToolExecutor: tools must be a callable; got int$"),  # type: ignore[dict-item]
         (lambda: MockToolExecutor(latency_ms=float("nan")), ValueError, r"^MockToolExecutor: latency_ms must be a finite number; got nan$"),
@@ -496,3 +498,11 @@ def test_bad_arguments_raise_at_the_call(make: Any, error: type[Exception], mess
 async def test_bad_call_arguments_raise_before_counting(call: Any, message: str) -> None:
     with pytest.raises(TypeError, match=message):
         await call()
+
+
+def test_create_token_roles_none_empty_or_any_iterable_of_str() -> None:
+    auth = MockAuthProvider()
+    assert auth.create_token("u")[1].roles == []
+    assert auth.create_token("u", roles=[])[1].roles == []
+    roles: Any = ("admin", "ops")
+    assert auth.create_token("u", roles=roles)[1].roles == ["admin", "ops"]

@@ -115,3 +115,11 @@ async def test_tts_stream_failure() -> None:
     tts = MockTTSProvider(latency_ms=0, fail_rate=1.0)
     with pytest.raises(Exception, match=r"^Mock TTS error$"):
         await tts.stream("x").__anext__()
+
+
+async def test_async_with_entry_is_a_checkpoint() -> None:
+    for stream in (MockLLMProvider().stream("x"), MockTTSProvider().stream("x")):
+        with trio.testing.assert_checkpoints():
+            entered = await stream.__aenter__()
+        assert entered is stream
+        await stream.aclose()

@@ -576,3 +576,58 @@ async def test_run_simple_pipeline_passes_metadata(autojump_clock: Any) -> None:
 def test_bad_arguments(make: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"snapshot": "x"}, r"^PipelineRunner\.run: snapshot must be a ContextSnapshot or None; got str$"),
+        ({"cancel_token": "tok"}, r"^PipelineRunner\.run: cancel_token must be a CancellationToken or None; got str$"),
+        ({"execution_mode": ["x"]}, r"^PipelineRunner\.run: execution_mode must be a str; got list$"),
+        ({"execution_mode": None}, r"^PipelineRunner\.run: execution_mode must be a str; got NoneType$"),
+        ({"input_text": 5}, r"^PipelineRunner\.run: input_text must be a str or None; got int$"),
+        ({"channel": 5}, r"^PipelineRunner\.create_snapshot: channel must be a str; got int$"),
+        ({"topology": b"chat"}, r"^PipelineRunner\.create_snapshot: topology must be a str; got bytes$"),
+    ],
+)  # fmt: skip
+async def test_run_refuses_bad_arguments_at_the_call(kwargs: dict[str, Any], message: str) -> None:
+    ran: list[str] = []
+
+    async def record(ctx: StageContext) -> StageOutput:
+        ran.append("stage")
+        return StageOutput.ok()
+
+    before = RecordingEventSink()
+    set_event_sink(before)
+    pipeline = Pipeline("p").with_stage("record", record, StageKind.TRANSFORM)
+    with pytest.raises(TypeError, match=message):
+        await quiet(enable_uuid_monitor=True).run(pipeline, **kwargs)
+    assert get_event_sink() is before
+    assert (before.events, ran) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((5,), {"execution_mode": "m"}, r"^run_simple_pipeline: input_text must be a str or None; got int$"),
+        (("hi",), {"execution_mode": ["x"]}, r"^run_simple_pipeline: execution_mode must be a str; got list$"),
+    ],
+)  # fmt: skip
+async def test_run_simple_pipeline_refuses_non_str_texts(
+    args: tuple[Any, ...], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        await run_simple_pipeline(two_stages(), *args, **kwargs)
+
+
+def test_create_snapshot_refuses_non_str_texts() -> None:
+    runner = quiet()
+    with pytest.raises(
+        TypeError, match=r"^PipelineRunner\.create_snapshot: execution_mode must be a str; got int$"
+    ):
+        runner.create_snapshot(execution_mode=5)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^PipelineRunner\.create_snapshot: input_text must be a str or None; got int$",
+    ):
+        runner.create_snapshot(input_text=5)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 
 import stageflow_trio.helpers as helpers_package
 from stageflow_trio.core import StageContext, StageKind, StageOutput
@@ -229,3 +230,72 @@ async def test_monitor_and_tracker_plug_into_the_v1_tool_executor(
         (correlation, True, "tool"),
     ]
     assert [s.label for s in tracker.samples] == ["subpipeline:start", "subpipeline:end"] * 2
+
+
+# --- one clock for the monitor's whole life -------------------------------------------
+
+
+class OffsetClock(trio.abc.Clock):
+    """A trio clock like SystemClock: a shared time line plus this run's offset."""
+
+    def __init__(self, time_line: list[float], offset: float) -> None:
+        self.time_line = time_line
+        self.offset = offset
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return self.offset + self.time_line[0]
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return max(0.0, deadline - self.current_time())
+
+
+def test_a_monitor_reused_across_runs_keeps_the_clock_it_was_made_with() -> None:
+    """Each run's clock has its own offset (SystemClock's is random): mixing them
+    missed the collision in run 2 and reported a false one in run 3."""
+    time_line = [0.0]
+    made: list[UuidCollisionMonitor] = []
+
+    async def make_and_observe() -> bool:
+        made.append(UuidCollisionMonitor(ttl_seconds=10))
+        return made[0].observe(A)
+
+    async def observe() -> bool:
+        return made[0].observe(A)
+
+    assert trio.run(make_and_observe, clock=OffsetClock(time_line, 10_000)) is False
+    time_line[0] += 5  # inside the window
+    assert trio.run(observe, clock=OffsetClock(time_line, 150_000)) is True
+    time_line[0] += 20  # 20 s after the last sighting: outside it
+    assert trio.run(observe, clock=OffsetClock(time_line, 0)) is False
+    assert made[0].observe(A) is True  # outside a run: the same clock, no time passed
+
+
+def test_a_monitor_made_outside_a_run_keeps_monotonic_time_inside_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(module, "_system_clock", lambda: now[0])
+    monitor = UuidCollisionMonitor(ttl_seconds=1)
+    assert monitor.observe(A) is False
+    now[0] += 2  # twice the window
+
+    async def later() -> tuple[bool, bool]:
+        await trio.sleep(3600)  # virtual time does not move this monitor's window
+        return monitor.observe(A), monitor.observe(B)
+
+    assert trio.run(later, clock=trio.testing.MockClock(autojump_threshold=0)) == (False, False)
+    assert monitor.observe(B) is True  # seen in the run a moment ago: a collision
+
+
+def test_a_collision_inside_a_mock_clock_run_and_outside_it_is_seen() -> None:
+    """The audit's repro: recorded at virtual t=0, then observed after the run."""
+    monitor = UuidCollisionMonitor(ttl_seconds=300)
+
+    async def first() -> bool:
+        return monitor.observe(C)
+
+    assert trio.run(first, clock=trio.testing.MockClock(autojump_threshold=0)) is False
+    assert monitor.observe(C) is True
