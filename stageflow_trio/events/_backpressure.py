@@ -197,8 +197,16 @@ class BackpressureAwareEventSink:
         cancelled (the sink is stopped by then).
 
         Raises:
+            TypeError: If ``drain`` is not a bool, or ``timeout`` is not an int
+                or float.
             ValueError: If ``timeout`` is negative or NaN.
         """
+        if type(drain) is not bool:
+            raise TypeError(f"drain must be a bool, got {type(drain).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(
+                f"timeout must be a number of seconds (int or float), got {type(timeout).__name__}"
+            )
         if not timeout >= 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
         if self._stop_done is not None:

@@ -13,7 +13,7 @@ class BackpressureMetrics:
     """Counters of a :class:`BackpressureAwareEventSink`.
 
     Attributes:
-        emitted: Events accepted into the queue.
+        emitted: Events accepted into the queue (delivered or not).
         dropped: Events that will never reach the downstream sink: refused
             because the queue was full, plus those given up at ``stop``.
         queue_full_count: Events refused because the queue was full.
@@ -62,9 +62,16 @@ class BackpressureMetrics:
 
     @property
     def drop_rate(self) -> float:
-        """``dropped / (emitted + dropped)`` in percent; 0.0 before any event."""
-        total = self.emitted + self.dropped
-        if total == 0:
+        """The share of offered events that were lost, in percent; 0.0 before any event.
+
+        ``dropped / (emitted + dropped - undelivered)``: the events offered are
+        those accepted (``emitted``) plus those refused at the door; an
+        undelivered event was accepted, so it is in ``emitted`` already and is
+        not counted twice. With nothing undelivered this is the reference's
+        ``dropped / (emitted + dropped)``.
+        """
+        total = self.emitted + self.dropped - self.undelivered
+        if total <= 0:
             return 0.0
         return self.dropped / total * 100.0
 

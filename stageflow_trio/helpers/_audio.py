@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
@@ -60,6 +61,22 @@ def _check_format(owner: str, value: object) -> None:
         raise TypeError(
             f"{owner}: format must be an AudioFormat ({allowed}); got {type_of(value)} {value!r}"
         )
+
+
+def _check_chunk(chunk: object) -> None:
+    """Raise TypeError unless ``chunk`` looks like an audio chunk (``data`` and ``duration_ms``)."""
+    data = getattr(chunk, "data", None)
+    duration = getattr(chunk, "duration_ms", None)
+    if (
+        isinstance(data, (bytes, bytearray, memoryview))
+        and not isinstance(duration, bool)
+        and isinstance(duration, int | float)
+    ):
+        return
+    raise TypeError(
+        "StreamingBuffer.add_chunk: chunk must be an AudioChunk (or have bytes-like data"
+        f" and a number duration_ms); got {type_of(chunk)}"
+    )
 
 
 def _check_layout(owner: str, sample_rate: object, channels: object) -> None:
@@ -271,9 +288,18 @@ class StreamingBuffer:
     def add_chunk(self, chunk: AudioChunk) -> int:
         """Append ``chunk.data``, first dropping old audio if it would not fit.
 
+        Besides an :class:`AudioChunk`, any object with bytes-like ``data`` and
+        a number ``duration_ms`` is taken, as the reference takes it (a
+        reference ``AudioChunk``, say).
+
         Returns:
             Bytes dropped to make room (0 if none).
+
+        Raises:
+            TypeError: ``chunk`` is not such an object (raw bytes, for one).
         """
+        if type(chunk) is not AudioChunk:
+            _check_chunk(chunk)
         dropped = 0
         step = int(self._bytes_per_ms * _DROP_STEP_MS)
         incoming_ms = chunk.duration_ms
@@ -299,7 +325,19 @@ class StreamingBuffer:
         return dropped
 
     def read(self, duration_ms: float = 20) -> bytes:
-        """Take up to ``duration_ms`` of audio from the front (less if not buffered)."""
+        """Take up to ``duration_ms`` of audio from the front (less if not buffered).
+
+        ``stats["total_read"]`` grows by the number of bytes returned.
+
+        Raises:
+            TypeError: ``duration_ms`` is not an int or float.
+            ValueError: ``duration_ms`` is negative, NaN or infinite.
+        """
+        # The usual call passes the identity tests alone; anything else is checked.
+        if not (
+            (type(duration_ms) is int or type(duration_ms) is float) and 0 <= duration_ms < math.inf
+        ):
+            check_number("StreamingBuffer.read", "duration_ms", duration_ms, minimum=0)
         requested = int(self._bytes_per_ms * duration_ms)
         available = min(requested, len(self._buffer))
         if available < requested:
@@ -323,7 +361,7 @@ class StreamingBuffer:
             )
         data = bytes(self._buffer[:available])
         del self._buffer[:available]
-        self._total_read += available
+        self._total_read += len(data)
         return data
 
     def clear(self) -> None:

@@ -54,7 +54,7 @@ from ._monitor import BackpressureMonitor as BackpressureMonitor
 from ._monitor import BackpressureStats as BackpressureStats
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
     from stageflow_trio.context.context_snapshot import ContextSnapshot
@@ -88,6 +88,11 @@ class RealtimeStageBus:
     in a nursery the caller opens; ``async with bus:`` closes every channel on
     exit, which ends the consumers' ``async for`` loops. Open the bus inside the
     nursery, so it closes before the nursery waits for its consumers.
+
+    :meth:`close_all` (and so leaving ``async with bus:``) closes the bus for
+    good: a channel first named after that is created already closed, so a
+    subscriber that had not taken its first step yet ends at once instead of
+    waiting forever, and :meth:`publish` returns False.
 
     Args:
         default_max_size: Capacity of new channels (``<= 0``: unbounded).
@@ -124,6 +129,7 @@ class RealtimeStageBus:
         self._event_emitter = event_emitter
         # No lock: lookups and inserts never await, so no other task runs between them.
         self._channels: dict[str, ChunkQueue[Any]] = {}
+        self._closed = False
 
     def _get_or_create(
         self, name: str, max_size: int | None, drop_on_overflow: bool | None
@@ -144,27 +150,49 @@ class RealtimeStageBus:
             self._channels[name] = queue
         return queue
 
+    async def _resolve(
+        self, name: str, max_size: int | None, drop_on_overflow: bool | None
+    ) -> ChunkQueue[Any]:
+        """The channel ``name``; on a closed bus a new one is closed before anyone uses it."""
+        queue = self._get_or_create(name, max_size, drop_on_overflow)
+        if self._closed and not queue.is_closed:
+            # close() marks the queue closed before it first yields: no put or
+            # get can reach it open in between.
+            await queue.close()
+        return queue
+
     async def channel(
         self, name: str, *, max_size: int | None = None, drop_on_overflow: bool | None = None
     ) -> ChunkQueue[Any]:
         """The channel ``name``, created with these settings if it does not exist yet.
 
-        A checkpoint. Settings given for an existing channel are ignored.
+        A checkpoint. Settings given for an existing channel are ignored. After
+        :meth:`close_all` a new channel is returned already closed.
 
         Raises:
             ValueError: ``name`` is empty.
             TypeError: ``name`` is not a str, or a setting has the wrong type.
         """
-        queue = self._get_or_create(name, max_size, drop_on_overflow)
+        queue = await self._resolve(name, max_size, drop_on_overflow)
         await trio.lowlevel.checkpoint()
         return queue
 
     async def publish(self, channel: str, item: Any) -> bool:
-        """Put ``item`` on ``channel``: :meth:`ChunkQueue.put`'s result (False once closed).
+        """Put ``item`` on ``channel``: :meth:`ChunkQueue.put`'s result.
 
         A checkpoint; waits for room on a full blocking channel.
+
+        Returns:
+            True if the item was queued; False if the channel is closed (every
+            channel is, after :meth:`close_all`, including one first named
+            then), closes while this waits for room, or dropped the item.
+
+        Raises:
+            ValueError: ``channel`` is empty.
+            TypeError: ``channel`` is not a str.
         """
-        return await self._get_or_create(channel, None, None).put(item)
+        queue = await self._resolve(channel, None, None)
+        return await queue.put(item)
 
     async def close_channel(self, channel: str) -> None:
         """Close ``channel`` if it exists; its subscribers end after draining it. A checkpoint."""
@@ -175,11 +203,14 @@ class RealtimeStageBus:
         await queue.close()
 
     async def close_all(self) -> None:
-        """Close every channel. A checkpoint.
+        """Close every channel, and the bus: channels named later start closed. A checkpoint.
 
         Every channel is closed even if the caller is cancelled meanwhile;
         ``Cancelled`` is raised afterwards.
         """
+        # Before the first await: a channel created while the closes below
+        # yield is closed by _resolve, not left open.
+        self._closed = True
         with trio.CancelScope(shield=True):
             for queue in list(self._channels.values()):
                 await queue.close()
@@ -189,9 +220,14 @@ class RealtimeStageBus:
         """Iterate ``channel``'s items until it is closed and drained.
 
         ``async for item in bus.subscribe("tokens")``; each step is a checkpoint.
-        The channel is created on the first step if needed.
+        The channel is created on the first step if needed; if the bus is
+        closed by then, it is created closed and the loop ends at once.
+
+        Raises:
+            ValueError: ``channel`` is empty (on the first step).
+            TypeError: ``channel`` is not a str (on the first step).
         """
-        return _Subscription(lambda: self._get_or_create(channel, None, None))
+        return _Subscription(lambda: self._resolve(channel, None, None))
 
     async def stats(self) -> dict[str, dict[str, Any]]:
         """``{name: {"size", "closed", "backpressure"}}`` for every channel. A checkpoint."""
@@ -221,7 +257,7 @@ class RealtimeStageBus:
 class _Subscription:
     """``RealtimeStageBus.subscribe``'s iterator: no async generator, so nothing to finalize."""
 
-    def __init__(self, resolve: Callable[[], ChunkQueue[Any]]) -> None:
+    def __init__(self, resolve: Callable[[], Awaitable[ChunkQueue[Any]]]) -> None:
         self._resolve = resolve
         self._queue: ChunkQueue[Any] | None = None
 
@@ -230,7 +266,7 @@ class _Subscription:
 
     async def __anext__(self) -> Any:
         if self._queue is None:
-            self._queue = self._resolve()
+            self._queue = await self._resolve()
         return await self._queue.__anext__()
 
 

@@ -317,7 +317,8 @@ async def test_an_event_the_downstream_rejects_is_counted_and_passed_to_on_drop(
     assert dropped == [("bad", {"t": "bad"}), ("bad", {"t": "bad"})]
     assert (metrics.emitted, metrics.dropped, metrics.queue_full_count) == (4, 2, 0)
     assert (metrics.undelivered, metrics.downstream_errors) == (2, 2)
-    assert metrics.drop_rate == 2 / 6 * 100
+    # 2 of the 4 offered events were lost (they were counted as emitted and dropped).
+    assert metrics.drop_rate == 50.0
     assert len(downstream.events) + metrics.undelivered == metrics.emitted
     assert metrics.last_drop_time > 0.0
 
@@ -464,6 +465,113 @@ async def test_concurrent_stops_both_wait_for_the_drain(
         nursery.start_soon(stopper)
     assert [t - start for t in finished] == [2.0, 2.0]
     assert downstream.types() == ["a", "b"]
+
+
+async def test_every_event_the_downstream_rejects_is_a_100_percent_drop_rate() -> None:
+    # Defect: emitted=10, dropped=10 read as 50% although all 10 were lost.
+    downstream = FailingSink(*(f"e{i}" for i in range(10)))
+    async with BackpressureAwareEventSink(downstream) as sink:
+        for i in range(10):
+            sink.try_emit(type=f"e{i}", data=None)
+    metrics = sink.metrics
+    assert (metrics.emitted, metrics.dropped, metrics.undelivered) == (10, 10, 10)
+    assert metrics.downstream_errors == 10
+    assert metrics.drop_rate == 100.0
+    assert metrics.to_dict()["drop_rate_percent"] == 100.0
+
+
+async def test_queue_full_and_undelivered_drops_share_one_rate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 2 accepted, 3 refused at the door; stop without drain gives up the 2: all 5 lost.
+    sink = BackpressureAwareEventSink(RecordingEventSink(), max_queue_size=2)
+    results = [sink.try_emit(type=f"e{i}", data=None) for i in range(5)]
+    assert results == [True, True, False, False, False]
+    assert sink.metrics.to_dict()["drop_rate_percent"] == 60.0
+    await sink.stop(drain=False)
+    metrics = sink.metrics
+    assert (metrics.emitted, metrics.dropped, metrics.queue_full_count) == (2, 5, 3)
+    assert metrics.to_dict()["drop_rate_percent"] == 100.0
+
+
+def test_queue_full_drops_match_the_reference(reference: ModuleType) -> None:
+    # 3 of 5 try_emit calls find the queue full; the 2 accepted are delivered.
+    ref = reference.events.sink
+
+    async def theirs_run() -> dict[str, Any]:
+        sink = ref.BackpressureAwareEventSink(ref.NoOpEventSink(), max_queue_size=2)
+        await sink.start()
+        for i in range(5):
+            sink.try_emit(type=f"e{i}", data=None)
+        await sink.stop()
+        result: dict[str, Any] = sink.metrics.to_dict()
+        return result
+
+    async def ours_run() -> dict[str, Any]:
+        downstream = RecordingEventSink()
+        sink = BackpressureAwareEventSink(downstream, max_queue_size=2)
+        # Queued before the worker starts, as in test_drop_and_start_logs_match_reference.
+        for i in range(5):
+            sink.try_emit(type=f"e{i}", data=None)
+        async with trio.open_nursery() as nursery:
+            await sink.start(nursery)
+            await sink.stop()
+        assert len(downstream.events) == 2
+        return sink.metrics.to_dict()
+
+    times = ("last_emit_time", "last_drop_time")
+    theirs = {k: v for k, v in asyncio.run(theirs_run()).items() if k not in times}
+    mine = {k: v for k, v in trio.run(ours_run).items() if k not in times}
+    assert (
+        mine
+        == theirs
+        == {
+            "emitted": 2,
+            "dropped": 3,
+            "queue_full_count": 3,
+            "drop_rate_percent": 60.0,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"timeout": "5"},
+            TypeError,
+            r"^timeout must be a number of seconds \(int or float\), got str$",
+        ),
+        (
+            {"timeout": None},
+            TypeError,
+            r"^timeout must be a number of seconds \(int or float\), got NoneType$",
+        ),
+        (
+            {"timeout": True},
+            TypeError,
+            r"^timeout must be a number of seconds \(int or float\), got bool$",
+        ),
+        (
+            {"timeout": float("nan")},
+            ValueError,
+            r"^timeout must be a non-negative number of seconds, got nan$",
+        ),
+        ({"drain": "no"}, TypeError, r"^drain must be a bool, got str$"),
+        ({"drain": 0}, TypeError, r"^drain must be a bool, got int$"),
+    ],
+)
+async def test_stop_rejects_bad_arguments_before_touching_the_queue(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    downstream = RecordingEventSink()
+    sink = BackpressureAwareEventSink(downstream)
+    sink.try_emit(type="kept", data=None)
+    with pytest.raises(error, match=message):
+        await sink.stop(**kwargs)
+    assert sink.queue_size == 1
+    await sink.stop()
+    assert downstream.types() == ["kept"]
 
 
 async def test_stop_rejects_a_negative_timeout() -> None:

@@ -148,3 +148,77 @@ def test_buffer_matches_reference(
             theirs.clear()
         assert ours.stats == theirs.stats
     assert ours_rec.events == ref_rec.events
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("duration", "error", "message"),
+    [
+        (-20, ValueError, r"^StreamingBuffer\.read: duration_ms must be >= 0; got -20$"),
+        (-0.5, ValueError, r"^StreamingBuffer\.read: duration_ms must be >= 0; got -0\.5$"),
+        (
+            float("nan"),
+            ValueError,
+            r"^StreamingBuffer\.read: duration_ms must be a finite number; got nan$",
+        ),
+        (
+            float("inf"),
+            ValueError,
+            r"^StreamingBuffer\.read: duration_ms must be a finite number; got inf$",
+        ),
+        ("20", TypeError, r"^StreamingBuffer\.read: duration_ms must be a number; got str$"),
+        (None, TypeError, r"^StreamingBuffer\.read: duration_ms must be a number; got NoneType$"),
+        (True, TypeError, r"^StreamingBuffer\.read: duration_ms must be a number; got bool$"),
+    ],
+)
+def test_read_rejects_a_bad_duration_and_leaves_the_buffer_alone(
+    duration: Any, error: type[Exception], message: str
+) -> None:
+    # read(-20) used to return all but the last 20 ms and count -640 bytes read.
+    buffer = StreamingBuffer()
+    buffer.add_chunk(pcm(100))  # 3200 B
+    with pytest.raises(error, match=message):
+        buffer.read(duration)
+    assert (buffer.stats["bytes_buffered"], buffer.stats["total_read"]) == (3200, 0)
+
+
+def test_read_of_zero_returns_nothing_and_total_read_counts_bytes_returned() -> None:
+    buffer = StreamingBuffer()
+    buffer.add_chunk(pcm(100))  # 3200 B
+    assert buffer.read(0) == b""
+    assert len(buffer.read(20)) == 640
+    assert len(buffer.read(500)) == 2560  # a short read counts what it returned
+    assert (buffer.stats["total_read"], buffer.stats["bytes_buffered"]) == (3200, 0)
+
+
+@pytest.mark.parametrize("chunk", [b"xx", bytearray(b"xx"), None, 42, "pcm"])
+def test_add_chunk_rejects_what_is_not_a_chunk(chunk: Any) -> None:
+    buffer = StreamingBuffer()
+    with pytest.raises(
+        TypeError,
+        match=(
+            r"^StreamingBuffer\.add_chunk: chunk must be an AudioChunk \(or have bytes-like data"
+            rf" and a number duration_ms\); got {type(chunk).__name__}$"
+        ),
+    ):
+        buffer.add_chunk(chunk)
+    assert buffer.stats["total_received"] == 0
+
+
+class _TextChunk:
+    data = "not bytes"
+    duration_ms = 1.0
+
+
+def test_add_chunk_rejects_a_chunk_like_object_without_bytes() -> None:
+    with pytest.raises(TypeError, match=r"^StreamingBuffer\.add_chunk: .* got _TextChunk$"):
+        StreamingBuffer().add_chunk(_TextChunk())  # type: ignore[arg-type]
+
+
+def test_add_chunk_takes_a_reference_audio_chunk(reference: ModuleType) -> None:
+    # The reference reads only .data and .duration_ms; a migrating caller's chunks still work.
+    buffer = StreamingBuffer()
+    assert buffer.add_chunk(reference.helpers.streaming.AudioChunk(data=b"\x00" * 640)) == 0
+    assert (buffer.stats["total_received"], buffer.duration_ms) == (640, 20.0)

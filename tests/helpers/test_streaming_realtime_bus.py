@@ -168,6 +168,66 @@ async def test_async_with_closes_every_channel_on_exit_and_on_error() -> None:
     assert queue.is_closed
 
 
+async def test_a_subscriber_whose_first_step_comes_after_the_bus_closed_ends_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The producer published nothing, so "llm_to_tts" did not exist when the
+    # bus closed; the subscriber used to create it open and wait forever.
+    spoken: list[str] = []
+
+    async def tts(bus: RealtimeStageBus) -> None:
+        async for token in bus.subscribe("llm_to_tts"):
+            spoken.append(token)
+
+    start = trio.current_time()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery, RealtimeStageBus() as bus:
+            nursery.start_soon(tts, bus)
+    assert trio.current_time() - start == 0
+    assert spoken == []
+    assert await bus.stats() == {"llm_to_tts": _stats(closed=True)}
+
+
+async def test_after_close_all_new_channels_are_created_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    events: list[str] = []
+    bus = RealtimeStageBus(event_emitter=lambda kind, data: events.append(kind))
+    await bus.close_all()
+    assert events == []  # no channel existed
+    assert await bus.publish("new", 1) is False
+    queue = await bus.channel("other", max_size=5)
+    assert queue.is_closed
+    assert await bus.channel("other") is queue
+    with trio.fail_after(1):  # an open channel would wait forever
+        assert [item async for item in bus.subscribe("third")] == []
+    marker_only = {**_stats(closed=True), "size": 1}  # the end marker, as close_channel leaves it
+    assert await bus.stats() == {
+        "new": marker_only,
+        "other": marker_only,
+        "third": _stats(closed=True),  # the subscriber took the marker
+    }
+    assert events == ["stream.queue_closed"] * 3
+    # A channel that existed before the close drains and ends as before.
+    old_bus = RealtimeStageBus()
+    await old_bus.publish("kept", "a")
+    await old_bus.close_all()
+    assert [item async for item in old_bus.subscribe("kept")] == ["a"]
+
+
+async def test_calls_on_a_closed_bus_are_checkpoints(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bus = RealtimeStageBus()
+    await bus.close_all()
+    with trio.testing.assert_checkpoints():
+        await bus.publish("a", 1)
+    with trio.testing.assert_checkpoints():
+        await bus.channel("b")
+    with trio.fail_after(1), trio.testing.assert_checkpoints():
+        assert [item async for item in bus.subscribe("c")] == []
+
+
 async def test_every_public_method_is_a_checkpoint() -> None:
     bus = RealtimeStageBus()
     with trio.testing.assert_checkpoints():
