@@ -6,11 +6,14 @@ Order of a call:
    ``stage_ran=False`` short-circuits: the stage counts as "completed" with the
    result's data (even when it carries an error: parity with the reference).
    When that data is a :class:`StageResult` (a cached result), its ``data``
-   and ``error`` are used.
+   and ``error`` are used; any other value that is not a mapping is wrapped as
+   ``{"result": value}`` (a falsy one gives ``{}``, as in the reference).
 2. The stage, under a cancel scope of ``ctx.data["_timeout.{stage}"]`` ms
    (default 30000; ``<= 0`` means none). A timeout, or a ``TimeoutError`` the
    stage raises itself, becomes the builtin ``TimeoutError("Stage timed out
-   after {ms}ms")``.
+   after {ms}ms")``. A value that is not an int or float (or is a bool or
+   NaN) raises TypeError / ValueError out of the chain, naming the key (or
+   ``_timeout_ms`` when a TimeoutInterceptor copied it from there).
 3. On an exception (a timeout included), ``on_error`` in descending priority:
    the first action other than FAIL wins. RETRY runs the stage again (without
    the before hooks) and asks again if it fails again, up to
@@ -38,6 +41,8 @@ must clean up after itself.
 from __future__ import annotations
 
 import logging
+import reprlib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -263,12 +268,18 @@ def _short_circuit_result(
         if error is None:
             error = data.error
         data = data.data
+    elif not data:
+        data = {}
+    elif not isinstance(data, Mapping):
+        # The reference puts any value in data; ours holds mappings, so the value is kept
+        # under a key instead of failing the call after the interceptor's decision.
+        data = {"result": data}
     return StageResult(
         name=stage_name,
         status="completed",
         started_at=started_at,
         ended_at=utc_now(),
-        data=data or {},
+        data=data,
         error=error,
     )
 
@@ -281,6 +292,8 @@ async def _run_stage(
     started_at: Any,
 ) -> StageResult:
     timeout_ms = ctx.data.get(f"_timeout.{stage_name}", DEFAULT_TIMEOUT_MS)
+    if type(timeout_ms) is not int:
+        _check_timeout_ms(stage_name, ctx, timeout_ms)
     timeout_s = timeout_ms / 1000.0
     retries = 0
     while True:
@@ -309,6 +322,30 @@ async def _run_stage(
             ended_at=utc_now(),
             error=str(error),
         )
+
+
+_ABSENT = object()
+
+
+def _check_timeout_ms(stage_name: str, ctx: PipelineContext, value: object) -> None:
+    """Raise TypeError / ValueError unless ``value`` is an int or float (not a bool, not NaN).
+
+    The message names the key the value came from: ``_timeout_ms`` when it is
+    that key's value (a TimeoutInterceptor copies it), else ``_timeout.{stage}``.
+    """
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and value == value:  # value != value: NaN
+        return
+    key = f"_timeout.{stage_name}"
+    if ctx.data.get("_timeout_ms", _ABSENT) is value:
+        key = "_timeout_ms"
+    where = f"Stage {stage_name!r}: ctx.data[{key!r}]"
+    if number:
+        raise ValueError(f"{where} must be a number of milliseconds, not NaN")
+    raise TypeError(
+        f"{where} must be a number of milliseconds (int or float; <= 0: no timeout); "
+        f"got {type(value).__name__} {reprlib.repr(value)}"
+    )
 
 
 def _timed_out(stage_name: str, timeout_ms: Any) -> TimeoutError:

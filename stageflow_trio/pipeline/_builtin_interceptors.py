@@ -178,6 +178,14 @@ class TimeoutInterceptor(BaseInterceptor):
     builtin ``TimeoutError("Stage timed out after {ms}ms")`` into ``on_error``
     (so a RetryInterceptor can retry it) and, unless retried, fails with that
     message. ``<= 0`` means no timeout.
+
+    A per-stage ``ctx.data["_timeout.{stage}"]`` the caller set is kept (the
+    reference overwrote it, then deleted it): the stage runs under it, and
+    the key is still there after the call. Only a value ``<= 0`` there (no
+    limit: what a UnifiedStageGraph puts there when nobody set one) gives way
+    to ``_timeout_ms``, and is put back after the call. A value that is not a
+    number fails the call with a TypeError naming the key (see
+    ``stageflow_trio._engine._stage_call``).
     """
 
     name: str = "timeout"
@@ -185,15 +193,52 @@ class TimeoutInterceptor(BaseInterceptor):
 
     DEFAULT_TIMEOUT_MS: int = DEFAULT_TIMEOUT_MS
 
+    # (id(ctx), stage) -> what ``_timeout.{stage}`` held before this interceptor set it,
+    # or _KEPT for a caller's timeout left in place; only for calls in flight that
+    # found the key set (when it was absent, after just removes it). Made on first
+    # use, so a subclass with an __init__ of its own needs no super().__init__().
+    _found: dict[tuple[int, str], object] | None = None
+
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
-        ctx.data[f"_timeout.{stage_name}"] = ctx.data.get("_timeout_ms", self.DEFAULT_TIMEOUT_MS)
+        data = ctx.data
+        key = f"_timeout.{stage_name}"
+        previous = data.get(key, _ABSENT)
+        if previous is not _ABSENT:
+            found = self._found
+            if found is None:
+                found = self._found = {}
+            if not _no_limit(previous):
+                found[(id(ctx), stage_name)] = _KEPT  # the caller's per-stage timeout
+                return None
+            found[(id(ctx), stage_name)] = previous
+        data[key] = data.get("_timeout_ms", self.DEFAULT_TIMEOUT_MS)
         return None
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
-        ctx.data.pop(f"_timeout.{stage_name}", None)
+        self._restore(stage_name, ctx)
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
-        ctx.data.pop(f"_timeout.{stage_name}", None)
+        self._restore(stage_name, ctx)
+
+    def _restore(self, stage_name: str, ctx: PipelineContext) -> None:
+        key = f"_timeout.{stage_name}"
+        found = self._found
+        if found:
+            previous = found.pop((id(ctx), stage_name), _ABSENT)
+            if previous is _KEPT:
+                return  # the caller's value was left in place
+            if previous is not _ABSENT:
+                ctx.data[key] = previous
+                return
+        ctx.data.pop(key, None)
+
+
+_ABSENT = object()
+_KEPT = object()
+
+
+def _no_limit(value: object) -> bool:
+    return type(value) in (int, float) and value <= 0  # type: ignore[operator]
 
 
 def get_default_interceptors(

@@ -67,7 +67,11 @@ def check_specs(owner: str, specs: object) -> None:
 
 
 def check_interceptors(owner: str, interceptors: object) -> None:
-    """Raise TypeError unless ``interceptors`` is None or a sequence of BaseInterceptor."""
+    """Raise TypeError unless ``interceptors`` is None or a sequence of interceptor instances.
+
+    An instance is a BaseInterceptor or a duck-typed one (``name``, ``priority``,
+    ``before()`` and ``after()``); a class is refused, whatever its attributes.
+    """
     if interceptors is None:
         return
     if isinstance(interceptors, str | bytes) or not isinstance(interceptors, Sequence):
@@ -76,6 +80,13 @@ def check_interceptors(owner: str, interceptors: object) -> None:
             f"got {type(interceptors).__name__}"
         )
     for index, interceptor in enumerate(interceptors):
+        if isinstance(interceptor, type):
+            # A class has the attributes and the (unbound) hooks of an instance, so the duck
+            # check would pass it, and then every hook would fail (logged and swallowed).
+            raise TypeError(
+                f"{owner}: interceptors[{index}] must be a BaseInterceptor instance; got the "
+                f"class {interceptor.__name__} (pass {interceptor.__name__}())"
+            )
         if not isinstance(interceptor, BaseInterceptor) and not _is_duck_interceptor(interceptor):
             raise TypeError(
                 f"{owner}: interceptors[{index}] must be a BaseInterceptor (or have name, "
@@ -84,6 +95,9 @@ def check_interceptors(owner: str, interceptors: object) -> None:
 
 
 def _is_duck_interceptor(value: object) -> bool:
+    # Not a class (check_interceptors refuses those first, with a message of their own).
+    if isinstance(value, type):
+        return False
     # The chain reads exactly these of every interceptor (on_error and on_abort only
     # when they exist and are needed), and duck-typed interceptors are supported.
     priority = getattr(value, "priority", None)

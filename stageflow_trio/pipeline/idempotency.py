@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._args import check_callable, check_flag, check_seconds, type_of
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
 from stageflow_trio._engine._stage_call import stage_result_replayable
 from stageflow_trio._frozen import frozen_compat
@@ -481,7 +482,8 @@ class IdempotencyInterceptor(BaseInterceptor):
             when set and truthy.
         params_extractor: ``ctx -> dict``; default ``ctx.data["idempotency_params"]``
             when it is a dict. Its sha256 (of the sorted JSON) is cached with the result.
-        ttl_seconds: Lifetime of cached results (None or 0: no expiry).
+        ttl_seconds: Lifetime of cached results in seconds, a number >= 0 (None
+            or 0: no expiry).
         validate_params: Raise :class:`IdempotencyParamMismatch` when a replayed
             result was cached with a different parameter hash.
 
@@ -492,7 +494,11 @@ class IdempotencyInterceptor(BaseInterceptor):
     :data:`STAGE_ATTEMPT_KEY`).
 
     Raises:
-        TypeError: ``store`` lacks ``get``/``set``/``delete``.
+        TypeError: ``store`` is a class, or lacks a callable ``get``, ``set`` or
+            ``delete``; ``key_extractor`` or ``params_extractor`` is neither
+            None nor callable; ``ttl_seconds`` is neither None nor a number;
+            ``validate_params`` is not a bool.
+        ValueError: ``ttl_seconds`` is negative or NaN.
     """
 
     name = "idempotency"
@@ -507,14 +513,17 @@ class IdempotencyInterceptor(BaseInterceptor):
         ttl_seconds: int | None = 24 * 60 * 60,
         validate_params: bool = True,
     ) -> None:
+        # Checked here, not at the first call: the hooks' errors are logged and swallowed,
+        # so a bad option would let every duplicate through (the stage runs each time).
         if store is None:
             store = InMemoryIdempotencyStore()
-        missing = [m for m in ("get", "set", "delete") if not callable(getattr(store, m, None))]
-        if missing:
-            raise TypeError(
-                "store must be an IdempotencyStore (async get, set, delete; claim and release),"
-                f" got {type(store).__name__} without {', '.join(missing)}"
-            )
+        else:
+            _check_store(store)
+        check_callable(_OWNER, "key_extractor", key_extractor, optional=True)
+        check_callable(_OWNER, "params_extractor", params_extractor, optional=True)
+        if ttl_seconds is not None:
+            check_seconds(_OWNER, "ttl_seconds", ttl_seconds)
+        check_flag(_OWNER, "validate_params", validate_params)
         self._store: IdempotencyStore = store
         self._claims: _Claims = (
             store
@@ -634,6 +643,25 @@ class IdempotencyInterceptor(BaseInterceptor):
         except TypeError:
             payload = repr(params)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+_OWNER = "IdempotencyInterceptor"
+
+
+def _check_store(store: object) -> None:
+    # Duck-typed (a store need not subclass anything), but a class has the methods too:
+    # every call would then fail inside the hooks, and fail open.
+    if isinstance(store, type):
+        raise TypeError(
+            f"{_OWNER}: store must be an IdempotencyStore instance; got the class "
+            f"{store.__name__} (pass {store.__name__}())"
+        )
+    missing = [m for m in ("get", "set", "delete") if not callable(getattr(store, m, None))]
+    if missing:
+        raise TypeError(
+            f"{_OWNER}: store must be an IdempotencyStore (async get, set, delete; claim and"
+            f" release); got {type_of(store)} without {', '.join(missing)}"
+        )
 
 
 def _store_key(stage_name: str, key: str, ctx: PipelineContext) -> str:

@@ -664,7 +664,11 @@ def _one_stage_pipeline(
     conditional: bool,
     config: Mapping[str, Any] | None,
 ) -> Pipeline:
-    if config or not isinstance(runner, type | FunctionType | MethodType):
+    if (
+        config
+        or not isinstance(runner, type | FunctionType | MethodType)
+        or not _well_typed(name, kind, conditional)
+    ):
         return Pipeline(pipeline_name).with_stages(
             stage(name, runner, kind, conditional=conditional, config=config)
         )
@@ -680,6 +684,12 @@ def _one_stage_pipeline(
             del _ONE_STAGE_PIPELINES[next(iter(_ONE_STAGE_PIPELINES))]
         _ONE_STAGE_PIPELINES[key] = pipeline
     return pipeline
+
+
+def _well_typed(name: object, kind: object, conditional: object) -> bool:
+    # Anything else is refused by stage(), with the message with_stage gives; an
+    # unhashable name, kind or conditional would fail in the cache look-up instead.
+    return isinstance(name, str) and isinstance(kind, str | None) and type(conditional) is bool
 
 
 @functools.cache

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
@@ -579,10 +581,104 @@ def test_a_store_without_the_result_methods_is_rejected() -> None:
 
     with pytest.raises(
         TypeError,
-        match=r"^store must be an IdempotencyStore \(async get, set, delete; claim and release\),"
-        r" got NotAStore without set, delete$",
+        match=r"^IdempotencyInterceptor: store must be an IdempotencyStore \(async get, set,"
+        r" delete; claim and release\); got NotAStore without set, delete$",
     ):
         IdempotencyInterceptor(store=NotAStore())  # type: ignore[arg-type]
+
+
+def test_a_store_class_is_rejected() -> None:
+    # The class has get/set/delete too; accepted, every call failed open (the stage ran).
+    with pytest.raises(
+        TypeError,
+        match=r"^IdempotencyInterceptor: store must be an IdempotencyStore instance; got the"
+        r" class InMemoryIdempotencyStore \(pass InMemoryIdempotencyStore\(\)\)$",
+    ):
+        IdempotencyInterceptor(store=InMemoryIdempotencyStore)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^IdempotencyInterceptor: store must be"):
+        get_default_interceptors(idempotency_store=InMemoryIdempotencyStore)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"key_extractor": "order_id"},
+            TypeError,
+            "IdempotencyInterceptor: key_extractor must be a callable or None; got str",
+        ),
+        (
+            {"params_extractor": 3},
+            TypeError,
+            "IdempotencyInterceptor: params_extractor must be a callable or None; got int",
+        ),
+        (
+            {"ttl_seconds": "1h"},
+            TypeError,
+            "IdempotencyInterceptor: ttl_seconds must be a number; got str",
+        ),
+        (
+            {"ttl_seconds": True},
+            TypeError,
+            "IdempotencyInterceptor: ttl_seconds must be a number; got bool",
+        ),
+        (
+            {"ttl_seconds": -5},
+            ValueError,
+            "IdempotencyInterceptor: ttl_seconds must be >= 0; got -5",
+        ),
+        (
+            {"ttl_seconds": float("nan")},
+            ValueError,
+            "IdempotencyInterceptor: ttl_seconds must be >= 0; got nan",
+        ),
+        (
+            {"validate_params": "no"},
+            TypeError,
+            "IdempotencyInterceptor: validate_params must be a bool; got str",
+        ),
+    ],
+)
+def test_bad_options_are_rejected_at_construction(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    # Accepted, each failed inside the hooks at every call, logged and swallowed: the
+    # stage ran for every duplicate.
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        IdempotencyInterceptor(**kwargs)
+
+
+@pytest.mark.parametrize("ttl", [None, 0, 60, 1.5, math.inf])
+async def test_good_ttls_are_accepted(ttl: float | None) -> None:
+    interceptor = IdempotencyInterceptor(ttl_seconds=ttl)  # type: ignore[arg-type]
+    stage = CountingStage()
+    for _ in range(2):
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
+
+
+async def test_a_duck_typed_store_needs_no_subclassing() -> None:
+    entries: dict[str, CachedStageResult] = {}
+
+    class DictStore:
+        async def get(self, key: str) -> CachedStageResult | None:
+            return entries.get(key)
+
+        async def set(
+            self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        ) -> None:
+            entries[key] = entry
+
+        async def delete(self, key: str) -> None:
+            entries.pop(key, None)
+
+    # Only the reference's three methods: the protocol's claim/release are optional.
+    interceptor = IdempotencyInterceptor(store=DictStore())  # type: ignore[arg-type]
+    stage = CountingStage()
+    for _ in range(2):
+        await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
+    assert stage.calls == 1
+    assert list(entries) == ['["charge", "req-1"]']
 
 
 async def test_claim_grants_a_free_key_and_returns_a_cached_entry() -> None:

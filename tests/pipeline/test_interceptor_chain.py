@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -10,6 +12,8 @@ import trio
 
 from stageflow_trio._engine._stage_call import ABORT_HOOK_TIMEOUT, MAX_CHAIN_RETRIES
 from stageflow_trio._time import utc_now
+from stageflow_trio.core.stage_context import StageContext
+from stageflow_trio.pipeline.dag import StageGraph, StageSpec, UnifiedStageExecutionError
 from stageflow_trio.pipeline.interceptors import (
     BaseInterceptor,
     CircuitBreakerInterceptor,
@@ -21,6 +25,7 @@ from stageflow_trio.pipeline.interceptors import (
     get_default_interceptors,
     run_with_interceptors,
 )
+from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import create_test_pipeline_context
@@ -473,3 +478,212 @@ def test_interceptor_context_is_a_namespaced_view_of_the_pipeline_context() -> N
     assert view.get_observation("started") == 1.5
     assert InterceptorContext(ctx, "other").get_observation("started") is None
     assert ctx.data["_interceptor.timing"] == {"started": 1.5}
+
+
+# --- short-circuit values that are not mappings ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "data"),
+    [
+        ("cached", {"result": "cached"}),
+        ([1, 2], {"result": [1, 2]}),
+        (5, {"result": 5}),
+        ({"a": 1}, {"a": 1}),
+        (None, {}),
+        ("", {}),
+        (0, {}),
+        ([], {}),
+    ],
+)
+async def test_a_short_circuit_result_that_is_not_a_mapping_is_wrapped(
+    value: object, data: dict[str, object]
+) -> None:
+    # It raised "TypeError: data must be a mapping, got str" out of the chain; the
+    # reference completes with the value itself as data (`or {}` for a falsy one).
+    log: list[str] = []
+    chain = [Recorder("sc", 1, log, before_result=InterceptorResult(stage_ran=False, result=value))]
+    result = await run_with_interceptors("s", stage(log), create_test_pipeline_context(), chain)
+    assert result.status == "completed"
+    assert result.data == data
+    assert result.error is None
+    assert log == ["before:sc", "after:sc:completed"]
+
+
+async def test_a_legacy_graph_completes_a_stage_short_circuited_with_a_string() -> None:
+    class Cached(BaseInterceptor):
+        name = "cached"
+        priority = 1
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult:
+            return InterceptorResult(stage_ran=False, result="cached")
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            pass
+
+    async def runner(ctx: PipelineContext) -> dict[str, object]:
+        raise AssertionError("not reached")  # pragma: no cover
+
+    graph = StageGraph([StageSpec(name="s", runner=runner)], [Cached()])
+    results = await graph.run(create_test_pipeline_context())
+    assert results["s"].status == "completed"
+    assert results["s"].data == {"result": "cached"}
+
+
+# --- bad timeout values --------------------------------------------------------------------
+
+_TIMEOUT_RULE = "must be a number of milliseconds (int or float; <= 0: no timeout)"
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (None, TypeError, f"Stage 's': ctx.data['_timeout_ms'] {_TIMEOUT_RULE}; got NoneType None"),
+        ("2500", TypeError, f"Stage 's': ctx.data['_timeout_ms'] {_TIMEOUT_RULE}; got str '2500'"),
+        (True, TypeError, f"Stage 's': ctx.data['_timeout_ms'] {_TIMEOUT_RULE}; got bool True"),
+        (
+            float("nan"),
+            ValueError,
+            "Stage 's': ctx.data['_timeout_ms'] must be a number of milliseconds, not NaN",
+        ),
+    ],
+)
+async def test_a_bad_timeout_ms_fails_the_call_naming_the_key(
+    value: object, error: type[Exception], message: str
+) -> None:
+    # It escaped as "unsupported operand type(s) for /" or "deadline must not be NaN",
+    # or (True) became a 1 ms timeout.
+    log: list[str] = []
+    ctx = create_test_pipeline_context()
+    ctx.data["_timeout_ms"] = value
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        await run_with_interceptors("s", stage(log), ctx, [TimeoutInterceptor()])
+    assert log == []  # the stage never started
+    assert ctx.data == {"_timeout_ms": value}  # on_abort put the data back
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("100", TypeError, f"Stage 's': ctx.data['_timeout.s'] {_TIMEOUT_RULE}; got str '100'"),
+        (
+            float("nan"),
+            ValueError,
+            "Stage 's': ctx.data['_timeout.s'] must be a number of milliseconds, not NaN",
+        ),
+    ],
+)
+@pytest.mark.parametrize("with_timeout_interceptor", [False, True])
+async def test_a_bad_per_stage_timeout_fails_the_call_naming_the_key(
+    value: object, error: type[Exception], message: str, with_timeout_interceptor: bool
+) -> None:
+    ctx = create_test_pipeline_context()
+    ctx.data["_timeout.s"] = value
+    chain = [TimeoutInterceptor()] if with_timeout_interceptor else []
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        await run_with_interceptors("s", stage([]), ctx, chain)
+    assert ctx.data == {"_timeout.s": value}
+
+
+@pytest.mark.parametrize("value", [0, -1, -0.5, math.inf])
+async def test_a_zero_negative_or_infinite_timeout_ms_means_none(
+    autojump_clock: trio.abc.Clock, value: float
+) -> None:
+    # <= 0 means no timeout, as in the reference (asyncio.wait_for is skipped there).
+    ctx = create_test_pipeline_context()
+    ctx.data["_timeout_ms"] = value
+
+    async def slow() -> StageResult:
+        await trio.sleep(86_000)
+        now = utc_now()
+        return StageResult(name="s", status="completed", started_at=now, ended_at=now)
+
+    start = trio.current_time()
+    result = await run_with_interceptors("s", slow, ctx, [TimeoutInterceptor()])
+    assert result.status == "completed"
+    assert trio.current_time() - start == 86_000
+
+
+async def test_a_float_timeout_ms_is_honoured(autojump_clock: trio.abc.Clock) -> None:
+    ctx = create_test_pipeline_context()
+    ctx.data["_timeout_ms"] = 250.0
+
+    async def slow() -> StageResult:
+        await trio.sleep(60)
+        raise AssertionError("not reached")  # pragma: no cover
+
+    start = trio.current_time()
+    result = await run_with_interceptors("s", slow, ctx, [TimeoutInterceptor()])
+    assert trio.current_time() - start == 0.25
+    assert result.error == "Stage timed out after 250.0ms"
+
+
+async def test_a_bad_timeout_ms_in_a_unified_run_names_the_key() -> None:
+    async def work(ctx: StageContext) -> dict[str, int]:
+        return {"x": 1}
+
+    pipeline = Pipeline("p").with_stage("w", work, "work")
+    with pytest.raises(UnifiedStageExecutionError) as caught:
+        await pipeline.run(data={"_timeout_ms": "2500"})
+    cause = caught.value.__cause__
+    assert isinstance(cause, TypeError)
+    assert str(cause) == f"Stage 'w': ctx.data['_timeout_ms'] {_TIMEOUT_RULE}; got str '2500'"
+
+
+# --- interceptor classes --------------------------------------------------------------------
+
+_CLASS_MESSAGE = (
+    "interceptors[1] must be a BaseInterceptor instance; got the class TimeoutInterceptor "
+    "(pass TimeoutInterceptor())"
+)
+
+
+async def test_an_interceptor_class_is_refused_by_run_with_interceptors() -> None:
+    # A class has name, priority and (unbound) hooks: the duck check let it through and
+    # every hook then failed, logged and swallowed.
+    chain = [CircuitBreakerInterceptor(), TimeoutInterceptor]
+    with pytest.raises(
+        TypeError, match=f"^{re.escape('run_with_interceptors: ' + _CLASS_MESSAGE)}$"
+    ):
+        await run_with_interceptors("s", stage([]), create_test_pipeline_context(), chain)  # type: ignore[arg-type]
+
+
+async def test_an_interceptor_class_is_refused_by_the_graphs_and_the_pipeline() -> None:
+    async def legacy(ctx: PipelineContext) -> dict[str, int]:
+        return {}  # pragma: no cover
+
+    async def work(ctx: StageContext) -> dict[str, int]:
+        return {}  # pragma: no cover
+
+    chain = [CircuitBreakerInterceptor(), TimeoutInterceptor]
+    pattern = f"^{re.escape('StageGraph: ' + _CLASS_MESSAGE)}$"
+    with pytest.raises(TypeError, match=pattern):
+        StageGraph([StageSpec(name="s", runner=legacy)], chain)  # type: ignore[arg-type]
+    pipeline = Pipeline("p").with_stage("w", work, "work")
+    pattern = f"^{re.escape('UnifiedStageGraph: ' + _CLASS_MESSAGE)}$"
+    with pytest.raises(TypeError, match=pattern):
+        pipeline.build(interceptors=chain)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=pattern):
+        await pipeline.run(interceptors=chain)  # type: ignore[arg-type]
+
+
+def test_a_duck_interceptor_instance_is_still_accepted() -> None:
+    class Duck:
+        name = "duck"
+        priority = 7
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+            return None
+
+        async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+            return None
+
+    async def legacy(ctx: PipelineContext) -> dict[str, int]:
+        return {}  # pragma: no cover
+
+    StageGraph([StageSpec(name="s", runner=legacy)], [Duck()])  # type: ignore[list-item]
+    with pytest.raises(
+        TypeError,
+        match=r"^StageGraph: interceptors\[0\] must be a BaseInterceptor instance; got the class Duck \(pass Duck\(\)\)$",
+    ):
+        StageGraph([StageSpec(name="s", runner=legacy)], [Duck])  # type: ignore[list-item]

@@ -19,9 +19,10 @@ import trio
 import trio.testing
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.observability import _otel as otel_cache
 from stageflow_trio.pipeline import _tracing_interceptor as tracing_impl
-from stageflow_trio.pipeline.dag import StageGraph, StageSpec
+from stageflow_trio.pipeline.dag import StageGraph, StageSpec, UnifiedStageExecutionError
 from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
 from stageflow_trio.pipeline.interceptors import (
     ChildTrackerMetricsInterceptor,
@@ -33,6 +34,7 @@ from stageflow_trio.pipeline.interceptors import (
     get_default_interceptors,
     run_with_interceptors,
 )
+from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from tests.doc_blocks import python_blocks, run_in_virtual_time
@@ -165,6 +167,66 @@ async def test_timeout_reads_the_pipeline_wide_setting(autojump_clock: trio.abc.
     assert result.status == "failed"
     assert result.error == "Stage timed out after 250ms"
     assert "_timeout.s" not in ctx.data
+
+
+@pytest.mark.parametrize("pipeline_wide", [None, 5000])
+async def test_timeout_keeps_a_per_stage_timeout_the_caller_set(
+    autojump_clock: trio.abc.Clock, pipeline_wide: int | None
+) -> None:
+    # It overwrote the caller's 100 ms with _timeout_ms (or the 30 s default), then
+    # deleted the key: the stage ran under the wrong limit and ctx.data lost the key.
+    ctx = make_ctx()
+    ctx.data["_timeout.s"] = 100
+    if pipeline_wide is not None:
+        ctx.data["_timeout_ms"] = pipeline_wide
+    before = dict(ctx.data)
+    start = trio.current_time()
+    result = await run_with_interceptors("s", hanging_stage, ctx, [TimeoutInterceptor()])
+    assert trio.current_time() - start == 0.1
+    assert result.error == "Stage timed out after 100ms"
+    assert ctx.data == before
+
+
+async def test_timeout_keeps_a_per_stage_timeout_when_the_call_is_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    ctx = make_ctx()
+    ctx.data["_timeout.s"] = 5000
+    with trio.move_on_after(1):
+        await run_with_interceptors("s", hanging_stage, ctx, [TimeoutInterceptor()])
+    assert ctx.data == {"_timeout.s": 5000}
+
+
+@pytest.mark.parametrize("no_limit", [0, -1, 0.0])
+async def test_timeout_replaces_a_no_limit_per_stage_value_and_puts_it_back(
+    autojump_clock: trio.abc.Clock, no_limit: float
+) -> None:
+    # <= 0 is also the UnifiedStageGraph's placeholder for "nobody set a limit".
+    ctx = make_ctx()
+    ctx.data["_timeout.s"] = no_limit
+    ctx.data["_timeout_ms"] = 250
+    start = trio.current_time()
+    result = await run_with_interceptors("s", hanging_stage, ctx, [TimeoutInterceptor()])
+    assert trio.current_time() - start == 0.25
+    assert result.error == "Stage timed out after 250ms"
+    assert ctx.data == {"_timeout.s": no_limit, "_timeout_ms": 250}
+
+
+async def test_a_unified_run_honours_a_per_stage_timeout_in_its_data(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The default chain's TimeoutInterceptor (no default limit) overwrote it with 0.
+    async def slow(ctx: StageContext) -> dict[str, int]:
+        await trio.sleep(10)
+        return {"x": 1}  # pragma: no cover
+
+    pipeline = Pipeline("p").with_stage("slow", slow, "work")
+    start = trio.current_time()
+    with pytest.raises(
+        UnifiedStageExecutionError, match=r"^Stage 'slow' failed: Stage timed out after 100ms$"
+    ):
+        await pipeline.run(data={"_timeout.slow": 100})
+    assert trio.current_time() - start == 0.1
 
 
 async def test_timeout_defaults_to_thirty_seconds(autojump_clock: trio.abc.Clock) -> None:
