@@ -111,6 +111,14 @@ def stage_result_replayable() -> bool:
     return not (_short_circuited.get() or _not_a_completion.get())
 
 
+def _end_completion(completion: Token[bool] | None) -> None:
+    """Undo this call's effect on the mark (after its after hooks)."""
+    if completion is not None:
+        _not_a_completion.reset(completion)
+    elif _not_a_completion.get():  # its stage marked it: back to the call's start
+        _not_a_completion.set(False)
+
+
 def mark_not_a_completion() -> None:
     """Called by a ``stage_run`` whose stage ended otherwise than its "completed" result says.
 
@@ -208,7 +216,11 @@ async def _run_chain(
     entered = 0
     after_from = len(ordered)
     marked: Token[bool] | None = None
-    completion = _not_a_completion.set(False)
+    # Set only when this call runs inside the after hooks of a marked call (rare):
+    # the common path reads the variable instead of setting and resetting it.
+    completion: Token[bool] | None = None
+    if _not_a_completion.get():
+        completion = _not_a_completion.set(False)
     try:
         short_circuit: InterceptorResult | None = None
         for interceptor, before in chain.befores:
@@ -245,14 +257,14 @@ async def _run_chain(
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "after", exc)
     except BaseException:
-        _not_a_completion.reset(completion)
+        _end_completion(completion)
         if marked is not None:
             _short_circuited.reset(marked)
         pending = min(entered, after_from)
         if pending:
             await _abort(ordered[:pending], stage_name, ctx)
         raise
-    _not_a_completion.reset(completion)
+    _end_completion(completion)
     if marked is not None:
         _short_circuited.reset(marked)
     return result

@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from stageflow_trio._engine._stage_call import stage_short_circuited
+from stageflow_trio._engine._stage_call import stage_result_replayable, stage_short_circuited
 from stageflow_trio._time import utc_now
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind, StageStatus
@@ -977,6 +977,7 @@ async def test_a_unified_stage_that_skipped_or_cancelled_is_not_replayed_as_ok(
         except UnifiedPipelineCancelled as cancelled:
             outcomes.append(cancelled.reason)
     assert calls == ["check", "check"]  # nothing cached: the stage ran again
+    assert stage_result_replayable()  # the mark ended with its call
     if returned == "cancel":
         assert outcomes == ["duplicate order", "duplicate order"]
         assert shipped == []
