@@ -238,6 +238,11 @@ class UnifiedRun(DagRun):
         if pipeline_ctx is not None and (
             pipeline_ctx.canceled or pipeline_ctx.has_before_stage_start_hooks
         ):
+            if pipeline_ctx.canceled:
+                # Marked before this stage came up: the mark has cancelled the run's
+                # token and scope, so the stage does not start (the run ends
+                # "<external>", not blamed on a stage that was only queued).
+                await trio.lowlevel.checkpoint()
             output = await self._before_start(pipeline_ctx, spec, stage_ctx)
         if output is None and spec.conditional:
             skip_reason = inputs.get("skip_reason")

@@ -14,6 +14,7 @@ import trio.testing
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.lowlevel import checkpoint_budget, cooperative_checkpoint
 from stageflow_trio.pipeline.cancellation import CancellationToken
 from stageflow_trio.pipeline.dag import (
     StageGraph,
@@ -370,3 +371,42 @@ async def test_a_pipeline_context_subclass_is_accepted() -> None:
 
     await UnifiedStageGraph([spec("a", read)]).run(ctx)
     assert seen == ["sub"]
+
+
+@pytest.mark.parametrize("calls", [1, 1_000_000])
+async def test_a_mark_before_a_queued_stage_starts_is_not_blamed_on_that_stage(
+    autojump_clock: trio.abc.Clock, calls: int
+) -> None:
+    # "late" is released with "marks" but queued in a task of its own. With a
+    # schedule point at every budgeted call it starts first and is interrupted;
+    # without, it comes up after the mark. Either way the run ends "<external>",
+    # and a stage that never started has no output and no event.
+    sink = RecordingEventSink()
+    ctx = PipelineContext(event_sink=sink)
+
+    async def marks(stage_ctx: StageContext) -> StageOutput:
+        ctx.mark_canceled("caller hung up")
+        await trio.sleep(5)
+        return StageOutput.ok()
+
+    async def late(stage_ctx: StageContext) -> StageOutput:
+        await trio.sleep(5)
+        return StageOutput.ok()
+
+    graph = UnifiedStageGraph(
+        [spec("root"), spec("marks", marks, ["root"]), spec("late", late, ["root"])]
+    )
+    with checkpoint_budget(calls=calls, seconds=3600):
+        await cooperative_checkpoint()  # the fresh budget's first schedule point
+        with pytest.raises(UnifiedPipelineCancelled) as cancelled:
+            await graph.run(ctx)
+    assert (cancelled.value.stage, cancelled.value.reason) == ("<external>", "caller hung up")
+    assert set(cancelled.value.results) == {"root"}
+    types = sink.types()
+    assert types[-1] == "pipeline_cancelled"
+    for name in ("marks", "late"):
+        started = types.count(f"stage.{name}.started")
+        assert types.count(f"stage.{name}.cancelled") == started
+    if calls == 1_000_000:
+        assert "stage.late.started" not in types  # came up after the mark
+    assert trio.current_time() == 0
