@@ -106,12 +106,38 @@ def _frozen_dict(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
     return value if type(value) is FrozenDict else FrozenDict(value or {})
 
 
+def _arguments(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+    if type(value) is FrozenDict:
+        return value
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"AgentToolCall: arguments must be a mapping; got {type_of(value)}")
+    return FrozenDict(value or {})
+
+
+def _check_value_str(owner: str, param: str, value: object, *, optional: bool = False) -> None:
+    # The turn values raise ValueError, as their pydantic originals' ValidationError does.
+    if type(value) is str or (optional and value is None):
+        return
+    rule = "a str or None" if optional else "a str"
+    raise ValueError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
+
+
 def _optional_frozen_dict(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None:
     return None if value is None else _frozen_dict(value)
 
 
 def _calls(values: Iterable[AgentToolCall]) -> tuple[AgentToolCall, ...]:
-    return tuple(values)
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise ValueError(  # noqa: TRY004 - the turn values raise ValueError, as pydantic does
+            f"AgentTurn: tool_calls must be a list of AgentToolCall; got {type_of(values)}"
+        )
+    calls = tuple(values)
+    for index, call in enumerate(calls):
+        if type(call) is not AgentToolCall:
+            raise ValueError(
+                f"AgentTurn: tool_calls[{index}] must be an AgentToolCall; got {type_of(call)}"
+            )
+    return calls
 
 
 def _results(values: Iterable[AgentToolResult]) -> tuple[AgentToolResult, ...]:
@@ -131,11 +157,20 @@ class AgentToolCall:
         name: The tool's action type.
         arguments: The call's arguments (read-only).
         call_id: The model's id for the call; the loop makes one up when None.
+
+    Raises:
+        ValueError: ``name`` or ``call_id`` is not a str, or ``arguments`` is not
+            a mapping (ValueError as for every construction error of the turn
+            values: pydantic's ValidationError in 1.2.0).
     """
 
     name: str
-    arguments: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_dict)
+    arguments: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_arguments)
     call_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _check_value_str("AgentToolCall", "name", self.name)
+        _check_value_str("AgentToolCall", "call_id", self.call_id, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"name", "arguments", "call_id"}``."""
@@ -152,8 +187,13 @@ class AgentTurn:
         tool_calls: The tools to run before the next turn.
         final_answer: The answer that ends the run.
 
+    A blank ``final_answer`` (only whitespace) counts as none: a turn with tool
+    calls and a blank answer is a tool turn.
+
     Raises:
-        ValueError: both or neither of tool_calls and a non-blank final_answer.
+        ValueError: both or neither of tool_calls and a non-blank final_answer;
+            ``thought`` or ``final_answer`` not a str or None; ``tool_calls`` not
+            a list of AgentToolCall.
     """
 
     thought: str | None = None
@@ -161,6 +201,8 @@ class AgentTurn:
     final_answer: str | None = None
 
     def __attrs_post_init__(self) -> None:
+        _check_value_str("AgentTurn", "thought", self.thought, optional=True)
+        _check_value_str("AgentTurn", "final_answer", self.final_answer, optional=True)
         has_answer = bool(self.final_answer and self.final_answer.strip())
         if bool(self.tool_calls) == has_answer:
             raise ValueError("Provide either tool_calls or final_answer")
@@ -340,6 +382,8 @@ class Agent:
         go through its ``try_emit_event``.
 
         Raises:
+            TypeError: ``input_text`` is not a str, ``stage_context`` has no
+                ``to_dict()``, or ``prompt_variables`` is not a mapping.
             AgentTurnLimitError: no final answer within ``max_turns``.
             PromptSecurityError: the user input (or a tool result, if the policy
                 blocks those) is blocked.
@@ -351,6 +395,12 @@ class Agent:
         await trio.lowlevel.checkpoint()
         if type(input_text) is not str:
             raise TypeError(f"Agent.run: input_text must be a str; got {type_of(input_text)}")
+        if stage_context is not None and not callable(getattr(stage_context, "to_dict", None)):
+            # Checked here, not at the first tool call after the model was paid for.
+            raise TypeError(
+                "Agent.run: stage_context must be a StageContext (an object with to_dict()) "
+                f"or None; got {type_of(stage_context)}"
+            )
         rendered = self._render_prompt(prompt_variables)
         messages: list[dict[str, str]] = [{"role": "system", "content": rendered.content}]
         messages.extend(self._history_messages(stage_context))
@@ -370,7 +420,9 @@ class Agent:
                 max_tokens=self._config.max_tokens,
             )
             turn = typed.parsed
-            if turn.final_answer:
+            # AgentTurn holds tool calls or a non-blank answer, never both: a blank
+            # answer next to tool calls is no answer, and the tools run.
+            if not turn.tool_calls and turn.final_answer is not None:
                 self._emit(stage_context, "agent.completed", {"turns": turn_index})
                 return AgentRunResult(
                     response=turn.final_answer,

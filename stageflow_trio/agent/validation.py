@@ -123,11 +123,16 @@ class TypedLLMOutput(Generic[_T]):
         """Find a JSON object in ``text`` and validate it.
 
         Raises:
+            TypeError: ``text`` is not a str.
             ValueError: no candidate decodes to a JSON object.
             ValueError: the first decodable object does not validate ("Model
                 validation failed: ..." for an attrs class, pydantic's
                 ValidationError for a pydantic model).
         """
+        if not isinstance(text, str):
+            raise TypeError(
+                f"TypedLLMOutput.validate_text: text must be a str; got {type_of(text)}"
+            )
         last_error: Exception | None = None
         for candidate in _json_candidates(text):
             try:
@@ -178,10 +183,16 @@ class TypedLLMOutput(Generic[_T]):
 
         Raises:
             LLMOutputValidationError: every attempt failed.
-            TypeError: ``client`` has neither ``chat`` nor ``complete``.
+            TypeError: ``client`` has neither ``chat`` nor ``complete``;
+                ``messages`` is not a sequence of mappings; ``model`` is not a str.
+            ValueError: ``max_retries`` is negative.
             Exception: whatever the client raises.
         """
-        check_int("TypedLLMOutput.generate", "max_retries", max_retries, minimum=0)
+        owner = "TypedLLMOutput.generate"
+        _check_messages(owner, messages)
+        if type(model) is not str:
+            raise TypeError(f"{owner}: model must be a str; got {type_of(model)}")
+        check_int(owner, "max_retries", max_retries, minimum=0)
         working = [dict(message) for message in messages]
         errors: list[str] = []
         response: LLMResponse | None = None
@@ -206,6 +217,20 @@ class TypedLLMOutput(Generic[_T]):
             "Your previous response was invalid. Return ONLY a valid JSON object, with no "
             f"markdown, that matches this schema: {schema}. Validation error: {error}"
         )
+
+
+def _check_messages(owner: str, messages: object) -> None:
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise TypeError(
+            f"{owner}: messages must be a sequence of mappings (role, content); "
+            f"got {type_of(messages)}"
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"{owner}: messages[{index}] must be a mapping (role, content); "
+                f"got {type_of(message)}"
+            )
 
 
 # --- calling a client and normalising its reply -------------------------------------

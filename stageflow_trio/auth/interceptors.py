@@ -11,6 +11,14 @@
 
 A skipped stage is short-circuited the usual way (``InterceptorResult(stage_ran=False,
 error=...)``). Events go to ``ctx.event_sink.try_emit``.
+
+Both interceptors fail closed: any other error in ``before`` (a key server that
+is down, a broken event sink) is raised as a
+:class:`~stageflow_trio.pipeline.interceptors.CriticalInterceptorError` (the
+original as its ``__cause__``), the one hook error the chain lets through, so
+the stage never runs and the run fails. The chain logs and swallows every other
+hook error, which for an authorization check would mean running the stage
+unauthenticated.
 :class:`MockJwtValidator` is the reference's test validator; a real one, checking
 signatures against a key or a JWKS document, is
 :class:`stageflow_trio.auth.jwt.SignedJwtValidator`.
@@ -37,7 +45,11 @@ from stageflow_trio.auth.errors import (
     TokenExpiredError,
 )
 from stageflow_trio.auth.events import AuthFailureEvent, AuthLoginEvent, TenantAccessDeniedEvent
-from stageflow_trio.pipeline.interceptors import BaseInterceptor, InterceptorResult
+from stageflow_trio.pipeline.interceptors import (
+    BaseInterceptor,
+    CriticalInterceptorError,
+    InterceptorResult,
+)
 
 if TYPE_CHECKING:
     from stageflow_trio.stages.context import PipelineContext
@@ -86,7 +98,9 @@ class MockJwtValidator:
     - ``"valid_<user_id>_<org_id>_<role,role>"``: those claims (each part used
       only if it has the 36 characters of a UUID string; a fixed user id
       otherwise), email ``"user@example.com"`` and a fixed session id;
-    - anything else: the fixed user and session ids and no roles.
+    - anything else: the fixed user and session ids and no roles;
+    - a token that is not a str: :class:`~stageflow_trio.auth.errors.InvalidTokenError`
+      (the reference raises AttributeError).
     """
 
     async def validate(self, token: str) -> dict[str, Any]:
@@ -96,6 +110,8 @@ class MockJwtValidator:
             TokenExpiredError, InvalidTokenError, MissingClaimsError: see the class.
         """
         await trio.lowlevel.checkpoint()
+        if not isinstance(token, str):
+            raise InvalidTokenError(f"Invalid token: expected a string; got {type_of(token)}")
         if token.startswith("expired_"):
             raise TokenExpiredError("Token has expired")
         if token.startswith("invalid_"):
@@ -166,6 +182,14 @@ def _auth_context_from_claims(claims: Mapping[str, Any]) -> AuthContext:
     )
 
 
+def _fail_closed(interceptor: str, stage_name: str, exc: Exception) -> CriticalInterceptorError:
+    return CriticalInterceptorError(
+        f"{interceptor} interceptor failed, so stage {stage_name!r} does not run: "
+        f"{type(exc).__name__}: {exc}",
+        interceptor,
+    )
+
+
 class AuthInterceptor(BaseInterceptor):
     """Authenticates every stage call; runs first (priority 1).
 
@@ -179,8 +203,10 @@ class AuthInterceptor(BaseInterceptor):
     ``"missing_token"`` or the error's ``code``; ``ip_address`` and
     ``user_agent`` from ``ctx.data["_client_ip"]`` and ``"_user_agent"``) and
     short-circuits the stage with ``error`` ``"Missing authentication token"``
-    or the error's message. Errors other than AuthenticationError (a JWKS
-    endpoint that is down) propagate and fail the stage.
+    or the error's message; a token that is neither str nor bytes counts as
+    invalid (``"Invalid token: expected a string; got int"``). Any other error
+    (a JWKS endpoint that is down) fails the stage and the run: it is raised as
+    a CriticalInterceptorError whose ``__cause__`` is the original.
 
     Args:
         jwt_validator: Any object with an async ``validate(token)``.
@@ -203,13 +229,31 @@ class AuthInterceptor(BaseInterceptor):
         self._jwt_validator = jwt_validator
 
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        """Authenticate the call (see the class). A checkpoint when the validator is.
+
+        Raises:
+            CriticalInterceptorError: ``validate`` raised an error other than an
+                AuthenticationError, or the check failed otherwise (the stage must
+                not run: the chain swallows any other error and would run it).
+        """
+        try:
+            return await self._authenticate(ctx)
+        except CriticalInterceptorError:
+            raise
+        except Exception as exc:
+            raise _fail_closed(self.name, stage_name, exc) from exc
+
+    async def _authenticate(self, ctx: PipelineContext) -> InterceptorResult | None:
         data = ctx.data
         token = data.get("_auth_token") or data.get("auth_token")
         if not token:
             self._emit_auth_failure(ctx, "missing_token")
             return InterceptorResult(stage_ran=False, error="Missing authentication token")
         try:
-            claims = await self._jwt_validator.validate(token)
+            if not isinstance(token, str | bytes):
+                # A credential of the wrong type is a bad credential, not an outage.
+                raise InvalidTokenError(f"Invalid token: expected a string; got {type_of(token)}")
+            claims = await self._jwt_validator.validate(token)  # type: ignore[arg-type]
             auth_context = _auth_context_from_claims(claims)
         except AuthenticationError as exc:
             self._emit_auth_failure(ctx, exc.code, str(exc))
@@ -266,13 +310,26 @@ class OrgEnforcementInterceptor(BaseInterceptor):
     UUID string; otherwise ``"Invalid resource_org_id format: {value}"``) and
     the user belongs to an organization other than it, the stage is skipped
     with ``"Cross-tenant access denied"`` and ``tenant.access_denied`` is
-    emitted. A user without an organization is not restricted.
+    emitted. A user without an organization is not restricted. An error in the
+    check itself is raised as a CriticalInterceptorError (fails closed).
     """
 
     name: str = "org_enforcement"
     priority: int = 2
 
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+        """Check the call's organization (see the class). Not a checkpoint.
+
+        Raises:
+            CriticalInterceptorError: the check itself failed (the stage must not
+                run: the chain swallows any other error and would run it).
+        """
+        try:
+            return self._enforce(ctx)
+        except Exception as exc:
+            raise _fail_closed(self.name, stage_name, exc) from exc
+
+    def _enforce(self, ctx: PipelineContext) -> InterceptorResult | None:
         auth_context = ctx.data.get("_auth_context")
         if not isinstance(auth_context, AuthContext):
             return InterceptorResult(

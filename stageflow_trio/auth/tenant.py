@@ -87,10 +87,10 @@ def _rebuild_isolation_error(message: str, state: dict[str, Any]) -> TenantIsola
     return error
 
 
-def _check_resource_org_id(owner: str, value: object) -> UUID | None:
+def _check_resource_org_id(owner: str, param: str, value: object) -> UUID | None:
     if value is None or isinstance(value, UUID):
         return value
-    raise TypeError(f"{owner}: org_id must be a UUID or None; got {type_of(value)}")
+    raise TypeError(f"{owner}: {param} must be a UUID or None; got {type_of(value)}")
 
 
 def _tenant_org_id(value: UUID | str) -> UUID:
@@ -143,9 +143,13 @@ class TenantContext:
         Raises:
             TenantIsolationError: the resource belongs to another tenant;
                 the message is ``"Cross-tenant access denied: {operation}"``.
-            TypeError: ``resource_org_id`` is neither a UUID nor None.
+            TypeError: ``resource_org_id`` is neither a UUID nor None, or
+                ``operation`` is not a str.
         """
-        resource = _check_resource_org_id("TenantContext.validate_access", resource_org_id)
+        owner = "TenantContext.validate_access"
+        resource = _check_resource_org_id(owner, "resource_org_id", resource_org_id)
+        if not isinstance(operation, str):
+            raise TypeError(f"{owner}: operation must be a str; got {type_of(operation)}")
         if resource is None or resource == self.org_id:
             return
         logger.warning(
@@ -304,7 +308,7 @@ class TenantIsolationValidator:
                 is ``"access_{resource_type}"``.
             TypeError: ``org_id`` is neither a UUID nor None.
         """
-        org = _check_resource_org_id("TenantIsolationValidator.record_access", org_id)
+        org = _check_resource_org_id("TenantIsolationValidator.record_access", "org_id", org_id)
         if org is None:
             return True
         self._accessed_org_ids.setdefault(org, []).append(

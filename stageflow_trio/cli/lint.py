@@ -343,8 +343,11 @@ def _load(file_path: str | Path) -> ModuleType:
     sys.modules["pipeline_module"] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ImportError(f"Error executing module {file_path}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        # sys.exit() in the file is a failed import too (the reference exits with
+        # the file's status, 0 for sys.exit(0): a lint that "passed").
+        detail = f"SystemExit: {exc}" if isinstance(exc, SystemExit) else str(exc)
+        raise ImportError(f"Error executing module {file_path}: {detail}") from exc
     return module
 
 

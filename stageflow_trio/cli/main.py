@@ -157,6 +157,9 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _command_graph(args: argparse.Namespace, out: IO[str]) -> int:
     target = load_target(args.target)
+    # Checked as `run` checks it: a pipeline that does not build (no stages, a
+    # missing dependency, a cycle) is bad input here too, not a drawing.
+    build_target(target, args.target)
     print(render_graph(target, args.format, title=_title(target, args.target)), file=out)
     return 0
 

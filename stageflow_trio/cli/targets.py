@@ -8,7 +8,9 @@ one candidate: a module-level Pipeline or graph, a function named ``build_pipeli
 ``build_graph``, or a function of its own named ``create_*`` or ``*_pipeline``.
 
 Every problem is a :class:`TargetError` whose message is one line for the user; the
-exception it came from, if any, is its ``__cause__`` (shown with ``--debug``).
+exception it came from, if any, is its ``__cause__`` (shown with ``--debug``). An
+import or a factory that calls ``sys.exit()`` is one too: its SystemExit would
+otherwise end the command with the target's status, as if a run had completed.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def load_module(source: str) -> ModuleType:
     ``python path/to/file.py`` would have it), so that it can import its neighbours.
 
     Raises:
-        TargetError: no such file or module, or importing it raised.
+        TargetError: no such file or module, or importing it raised (SystemExit
+            included: ``sys.exit()`` in a module is a failed import).
     """
     if source.endswith(".py") or "/" in source or "\\" in source:
         path = Path(source)
@@ -65,7 +68,9 @@ def load_module(source: str) -> ModuleType:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
+            # sys.exit() in an import is a failed import, not the command's own exit
+            # (it would end the command with the file's status, as if a run completed).
             del sys.modules[name]
             raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
         return module
@@ -75,7 +80,7 @@ def load_module(source: str) -> ModuleType:
         if exc.name is not None and (source == exc.name or source.startswith(exc.name + ".")):
             raise TargetError(f"no such file or module: {source}") from exc
         raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
 
 
@@ -156,7 +161,7 @@ def load_target(target: str) -> PipelineLike:
         raise TargetError(f"{where} is an async function; give a function that returns a Pipeline")
     try:
         made = value()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise TargetError(f"calling {where}() raised {_describe(exc)}: {exc}") from exc
     if not isinstance(made, PipelineLike):
         raise TargetError(

@@ -70,11 +70,60 @@ class _TooDeep(Exception):
     """Raised by the recursive freezers past ``_MAX_DEPTH``; the entry points name the field."""
 
 
-def _nesting_error(value: object, name: str) -> ValueError:
-    """The error for a value the freezers gave up on: a reference cycle, or simply too deep."""
+class _Unfreezable(_TooDeep):
+    """Raised by the freezers for a leaf that cannot be frozen (a set, a bytearray).
+
+    A subclass of _TooDeep so that every entry point's one ``except`` names the
+    field for both; :func:`_nesting_error` tells them apart.
+    """
+
+    def __init__(self, leaf: object) -> None:
+        super().__init__()
+        self.leaf = leaf
+
+
+def _nesting_error(value: object, name: str, exc: _TooDeep | None = None) -> TypeError | ValueError:
+    """The error for a value the freezers gave up on.
+
+    An unhashable leaf (``exc`` an _Unfreezable) is a TypeError naming its path
+    (``metadata.tags[1]``); otherwise a reference cycle, or simply too deep, is
+    a ValueError.
+    """
+    if isinstance(exc, _Unfreezable):
+        leaf = exc.leaf
+        del exc  # the leaf's path is searched below; no need to keep the traceback
+        return TypeError(
+            f"{_leaf_path(value, leaf, name)} must be a dict, a list or an immutable value "
+            f"(free-form data is frozen and hashable), got {type(leaf).__name__}"
+        )
     if _has_cycle(value):
         return ValueError(f"{name} contains a reference cycle")
     return ValueError(f"{name} nests deeper than {_MAX_DEPTH} levels")
+
+
+def _leaf_path(root: object, leaf: object, name: str) -> str:
+    """The path of ``leaf`` (found by identity) inside ``root``, named from ``name``.
+
+    Only called on the error path. Iterative and cycle-safe; str keys are
+    joined with dots, other keys and list indexes in brackets.
+    """
+    explored: set[int] = set()
+    stack: list[tuple[object, str]] = [(root, name)]
+    while stack:
+        node, path = stack.pop()
+        if node is leaf:
+            return path
+        if id(node) in explored:
+            continue
+        explored.add(id(node))
+        if isinstance(node, (list, tuple)):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node))
+        elif type(node) not in _ATOMS and isinstance(node, Mapping):
+            stack.extend(
+                (item, f"{path}.{key}" if type(key) is str else f"{path}[{key!r}]")
+                for key, item in node.items()
+            )
+    return name
 
 
 def _children(value: object) -> Iterable[Any] | None:
@@ -122,15 +171,22 @@ def _has_cycle(root: object) -> bool:
 def _freeze(value: Any, depth: int) -> Any:
     """Deep-freeze a JSON-like value: mappings become FrozenDicts, lists and tuples FrozenLists.
 
-    Other objects are kept as given (they are not containers this package owns).
+    Other hashable objects are kept as given (they are not containers this package
+    owns); an unhashable one (a set, a bytearray) raises _Unfreezable.
     """
     if isinstance(value, dict):
         return _frozen_dict(value, depth)
     if isinstance(value, (list, tuple)):
         return _frozen_list(value, depth)
-    if type(value) in _ATOMS or not isinstance(value, Mapping):
+    if type(value) in _ATOMS:
         return value
-    return _frozen_dict(value, depth)
+    if isinstance(value, Mapping):
+        return _frozen_dict(value, depth)
+    if type(value).__hash__ is None:
+        # A set, a bytearray: kept, it would make the snapshot unhashable, and it
+        # is not JSON-like (to_dict could not be dumped). Refused, not converted.
+        raise _Unfreezable(value)
+    return value
 
 
 def _deeply_frozen(items: Iterable[Any], depth: int) -> bool:
@@ -208,7 +264,7 @@ def _freeze_mapping(
     """A deep-frozen copy of a mapping field (``None`` means empty); shared if already deep-frozen.
 
     Raises:
-        TypeError: ``value`` is not a mapping.
+        TypeError: ``value`` is not a mapping, or holds an unhashable leaf (a set).
         ValueError: It nests deeper than ``_MAX_DEPTH`` levels or contains itself.
     """
     if value is None:
@@ -231,16 +287,16 @@ def _freeze_mapping(
             if kind is FrozenDict and _deeply_frozen(value.values(), _MAX_DEPTH - 1):
                 return value  # type: ignore[return-value]
             return _dict_copy(value, _MAX_DEPTH - 1)
-        except _TooDeep:
-            raise _nesting_error(value, _name(key, _path(where, index))) from None
+        except _TooDeep as exc:
+            raise _nesting_error(value, _name(key, _path(where, index)), exc) from None
     if not isinstance(value, Mapping):
         raise TypeError(
             f"{_name(key, _path(where, index))} must be a mapping, got {type(value).__name__}"
         )
     try:
         return _frozen_dict(value, _MAX_DEPTH)
-    except _TooDeep:
-        raise _nesting_error(value, _name(key, _path(where, index))) from None
+    except _TooDeep as exc:
+        raise _nesting_error(value, _name(key, _path(where, index)), exc) from None
 
 
 def _freeze_list(
@@ -252,7 +308,8 @@ def _freeze_list(
     """A deep-frozen copy of a list field (``None`` means empty); shared if already deep-frozen.
 
     Raises:
-        TypeError: ``value`` is a string, bytes, a mapping or not iterable.
+        TypeError: ``value`` is a string, bytes, a mapping or not iterable, or
+            holds an unhashable leaf (a set).
         ValueError: It nests deeper than ``_MAX_DEPTH`` levels or contains itself.
     """
     if not isinstance(value, (list, tuple)):  # FrozenList is a list
@@ -269,8 +326,8 @@ def _freeze_list(
         return _EMPTY_LIST
     try:
         return _frozen_list(value, _MAX_DEPTH)
-    except _TooDeep:
-        raise _nesting_error(value, _name(key, _path(where, index))) from None
+    except _TooDeep as exc:
+        raise _nesting_error(value, _name(key, _path(where, index)), exc) from None
 
 
 # attrs converters of the container fields: named functions (the attrs mypy

@@ -247,8 +247,8 @@ def _mapping_list(
                 result: FrozenList[FrozenDict[str, Any]] = _new_list(FrozenList)
                 _fill_list(result, [_frozen_dict(item, _MAX_DEPTH - 1) for item in value])
                 return result
-    except _TooDeep:
-        raise _nesting_error(value, _name(key, _path(where, index))) from None
+    except _TooDeep as exc:
+        raise _nesting_error(value, _name(key, _path(where, index)), exc) from None
     if value is None:
         return _EMPTY_LIST
     name = _name(key, _path(where, index))
@@ -259,8 +259,8 @@ def _mapping_list(
     try:
         result = _new_list(FrozenList)
         _fill_list(result, [_frozen_dict(item, _MAX_DEPTH - 1) for item in items])
-    except _TooDeep:
-        raise _nesting_error(value, name) from None
+    except _TooDeep as exc:
+        raise _nesting_error(value, name, exc) from None
     return result
 
 

@@ -22,6 +22,7 @@ from typing_extensions import TypeVar
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now
 from stageflow_trio.context._codec import _EMPTY_LIST, _metadata_field, _new, _set, _slot_setters
+from stageflow_trio.context._parse import _optional_int, _optional_str
 from stageflow_trio.context._snapshot_codec import _snapshot_fields_from_dict, _snapshot_to_dict
 from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.enrichments import (
@@ -90,7 +91,13 @@ class ContextSnapshot(Generic[T]):
         metadata: Free-form metadata, deep-frozen.
 
     Raises:
-        TypeError: On construction, if ``extensions`` is none of the accepted kinds.
+        TypeError: On construction, a field of the wrong type (the bundles must be
+            their classes, the text fields str or None, ``input_audio_duration_ms``
+            an int, ``created_at`` a datetime), with the message ``from_dict``
+            gives, e.g. ``input_text must be a str or None, got int``; or
+            ``extensions`` is none of the accepted kinds, or free-form metadata
+            holds an unhashable value.
+        ValueError: ``metadata`` nests too deep or contains itself.
     """
 
     run_id: RunIdentity = attrs.field(factory=RunIdentity)
@@ -110,6 +117,41 @@ class ContextSnapshot(Generic[T]):
     )
 
     def __attrs_post_init__(self) -> None:
+        # The field checks from_dict makes, with its messages, so that a snapshot
+        # built here serializes and reads back; the common case costs one type() each.
+        run_id = self.run_id
+        if type(run_id) is not RunIdentity and not isinstance(run_id, RunIdentity):
+            raise TypeError(f"run_id must be a RunIdentity, got {type(run_id).__name__}")
+        enrichments = self.enrichments
+        if (
+            enrichments is not None
+            and type(enrichments) is not Enrichments
+            and not isinstance(enrichments, Enrichments)
+        ):
+            raise TypeError(
+                f"enrichments must be an Enrichments or None, got {type(enrichments).__name__}"
+            )
+        conversation = self.conversation
+        if (
+            conversation is not None
+            and type(conversation) is not Conversation
+            and not isinstance(conversation, Conversation)
+        ):
+            raise TypeError(
+                f"conversation must be a Conversation or None, got {type(conversation).__name__}"
+            )
+        if type(self.input_text) is not str and self.input_text is not None:
+            _optional_str(self.input_text, "input_text")
+        duration = self.input_audio_duration_ms
+        if type(duration) is not int and duration is not None:
+            _optional_int(duration, "input_audio_duration_ms")
+        if type(self.topology) is not str and self.topology is not None:
+            _optional_str(self.topology, "topology")
+        if type(self.execution_mode) is not str and self.execution_mode is not None:
+            _optional_str(self.execution_mode, "execution_mode")
+        created_at = self.created_at
+        if type(created_at) is not datetime and not isinstance(created_at, datetime):
+            raise TypeError(f"created_at must be a datetime, got {type(created_at).__name__}")
         extensions = self.extensions
         if extensions is not None and not isinstance(extensions, ExtensionBundle):
             _set(self, "extensions", _normalize_extensions(extensions))

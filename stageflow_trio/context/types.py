@@ -43,6 +43,12 @@ class Message:
         content: The message text.
         timestamp: When it was said, if known.
         metadata: Free-form data, deep-frozen.
+
+    Raises:
+        TypeError: On construction, ``role`` or ``content`` is not a str,
+            ``timestamp`` not a datetime or None, or ``metadata`` not a mapping
+            (or it holds an unhashable value).
+        ValueError: ``metadata`` nests too deep or contains itself.
     """
 
     role: str
@@ -54,6 +60,16 @@ class Message:
     _timestamp_iso: str | tuple[str] | None = attrs.field(
         default=None, init=False, repr=False, eq=False, hash=False
     )
+
+    def __attrs_post_init__(self) -> None:
+        # from_dict's checks and messages (from_dict itself skips __init__).
+        if type(self.role) is not str:
+            _required_str(self.role, "role")
+        if type(self.content) is not str:
+            _required_str(self.content, "content")
+        timestamp = self.timestamp
+        if timestamp is not None and not isinstance(timestamp, datetime):
+            raise TypeError(f"timestamp must be a datetime or None, got {type(timestamp).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form: ``role``, ``content``, ``timestamp`` (ISO or None), ``metadata``.

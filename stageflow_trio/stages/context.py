@@ -67,6 +67,19 @@ def discards_events(sink: object) -> bool:
     return type(sink) is NoOpEventSink
 
 
+def _mapping_copy(owner: str, param: str, value: object) -> dict[str, Any]:
+    """A new dict of ``value``'s items (empty for None), for :meth:`PipelineContext.create`.
+
+    Raises:
+        TypeError: ``value`` is neither a mapping nor None.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{owner}: {param} must be a mapping or None; got {type(value).__name__}")
+    return dict(value)
+
+
 def extract_service(topology: str | None) -> str | None:
     """The service a topology name encodes, e.g. ``"chat"`` for ``"chat_fast"``.
 
@@ -499,18 +512,18 @@ class PipelineContext:
         org_id: UUID | str | None = None,
         interaction_id: UUID | str | None = None,
         topology: str | None = None,
-        configuration: dict[str, Any] | None = None,
+        configuration: Mapping[str, Any] | None = None,
         execution_mode: str | None = None,
         input_text: str | None = None,
         input_audio_duration_ms: int | None = None,
         conversation: Conversation | None = None,
         enrichments: Enrichments | None = None,
         extensions: Any = None,
-        metadata: dict[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
         created_at: datetime | None = None,
         service: str = "pipeline",
         event_sink: EventSink | None = None,
-        data: dict[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
         ports: Ports | None = None,
         db: Any = None,
         canceled: bool = False,
@@ -519,7 +532,23 @@ class PipelineContext:
         """A PipelineContext from keyword arguments, copying the given dicts and list.
 
         ``created_at`` defaults to now and ``event_sink`` to the global sink.
+
+        Raises:
+            TypeError: ``configuration``, ``metadata`` or ``data`` is not a mapping
+                or None, or ``artifacts`` not a list (or other iterable) or None;
+                the constructor's own errors for the other fields.
         """
+        owner = "PipelineContext.create"
+        configuration = _mapping_copy(owner, "configuration", configuration)
+        metadata = _mapping_copy(owner, "metadata", metadata)
+        data = _mapping_copy(owner, "data", data)
+        if artifacts is not None and (
+            isinstance(artifacts, str | bytes | Mapping) or not isinstance(artifacts, Iterable)
+        ):
+            raise TypeError(
+                f"{owner}: artifacts must be a list of StageArtifact or None; "
+                f"got {type(artifacts).__name__}"
+            )
         return cls(
             pipeline_run_id=pipeline_run_id,
             request_id=request_id,
@@ -528,18 +557,18 @@ class PipelineContext:
             org_id=org_id,
             interaction_id=interaction_id,
             topology=topology,
-            configuration=configuration.copy() if configuration else {},
+            configuration=configuration,
             execution_mode=execution_mode,
             input_text=input_text,
             input_audio_duration_ms=input_audio_duration_ms,
             conversation=conversation,
             enrichments=enrichments,
             extensions=extensions,
-            metadata=metadata.copy() if metadata else {},
+            metadata=metadata,
             created_at=created_at if created_at is not None else utc_now(),
             service=service,
             event_sink=event_sink if event_sink is not None else get_event_sink(),
-            data=data.copy() if data else {},
+            data=data,
             ports=ports,
             db=db,
             canceled=canceled,
@@ -563,7 +592,24 @@ class PipelineContext:
         """A PipelineContext carrying ``snapshot``'s ids, payload and ``created_at``.
 
         The other arguments are as for :meth:`create`.
+
+        Raises:
+            TypeError: ``snapshot`` is not a ContextSnapshot (a dict must be read
+                with ``ContextSnapshot.from_dict`` first); as :meth:`create`.
         """
+        from stageflow_trio.context.context_snapshot import ContextSnapshot
+
+        given: object = snapshot  # the annotation is a promise the caller may break
+        if not isinstance(given, ContextSnapshot):
+            hint = (
+                " (read a dict with ContextSnapshot.from_dict first)"
+                if isinstance(given, Mapping)
+                else ""
+            )
+            raise TypeError(
+                f"PipelineContext.from_snapshot: snapshot must be a ContextSnapshot; "
+                f"got {type(given).__name__}{hint}"
+            )
         return cls.create(
             pipeline_run_id=snapshot.pipeline_run_id,
             request_id=snapshot.request_id,

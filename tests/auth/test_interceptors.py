@@ -23,7 +23,11 @@ from stageflow_trio.auth import (
     TokenExpiredError,
 )
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
-from stageflow_trio.pipeline.interceptors import BaseInterceptor, InterceptorResult
+from stageflow_trio.pipeline.interceptors import (
+    BaseInterceptor,
+    CriticalInterceptorError,
+    InterceptorResult,
+)
 from stageflow_trio.stages.context import PipelineContext
 from tests.auth.helpers import (
     MOCK_SESSION,
@@ -337,10 +341,15 @@ async def test_unusual_claims_are_handled(claims: Any, error: str | None, expect
         ]
 
 
-async def test_other_validator_errors_propagate() -> None:
+async def test_other_validator_errors_fail_closed() -> None:
+    # Raised as the one hook error the chain lets through (see test_interceptors_fail_closed).
     ctx, sink = our_ctx({"_auth_token": "t"})
-    with pytest.raises(OSError, match=r"^JWKS endpoint down$"):
+    with pytest.raises(
+        CriticalInterceptorError,
+        match=r"^auth interceptor failed, so stage 's' does not run: OSError: JWKS endpoint down$",
+    ) as info:
         await AuthInterceptor(FixedClaims(error=OSError("JWKS endpoint down"))).before("s", ctx)
+    assert isinstance(info.value.__cause__, OSError)
     assert sink.events == []
 
 

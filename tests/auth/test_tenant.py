@@ -290,7 +290,12 @@ def test_isolation_error_is_a_stageflow_error_and_pickles() -> None:
         (
             lambda: _t.TenantContext(org_id=A).validate_access(OTHER_ORG),
             TypeError,
-            "TenantContext.validate_access: org_id must be a UUID or None; got str",
+            "TenantContext.validate_access: resource_org_id must be a UUID or None; got str",
+        ),
+        (
+            lambda: _t.TenantContext(org_id=A).validate_access(None, operation=5),
+            TypeError,
+            "TenantContext.validate_access: operation must be a str; got int",
         ),
         (
             lambda: _t.TenantIsolationValidator(expected_org_id=A).record_access(1),
