@@ -82,11 +82,14 @@ MESSAGES: list[dict[str, Any]] = [
     {"type": "x", "payload": None},
     {"type": "x", "metadata": "not a dict"},
     {"type": b"bytes"},
+    {"type": b"\xff"},
     {"type": "status.update", "payload": {"service": "s", "status": "ok"}},
     {"type": "status.update", "payload": {"service": "s", "status": "ok", "metadata": {"k": 1}}},
     {"type": "status.update", "payload": {"service": "s", "status": 1}},
     {"type": "status.update", "payload": {"service": "s"}},
     {"type": "status.update", "payload": {"service": "s", "status": "x", "metadata": [1]}},
+    {"type": "status.update", "payload": {"service": "s", "status": "x", "metadata": {1: 2}}},
+    {"type": "status.update", "payload": {"service": "s", "status": "x", "metadata": {b"k": 2}}},
     {"type": "status.update", "payload": ["not", "an", "object"]},
     {"type": None},
     {"type": 3},
@@ -160,6 +163,69 @@ def test_the_payload_is_copied() -> None:
     assert projected["payload"]["a"] is not payload["a"]
 
 
+def test_a_type_that_is_not_utf8_is_a_named_validation_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="stageflow_trio.ws_projector"):
+        with pytest.raises(ValueError, match=r"^WSOutboundMessage: type must be a str") as info:
+            WSMessageProjector().project(
+                {"type": b"\xff"},
+                connection_org_id=None,
+                context_request_id=U1,
+                context_pipeline_run_id=U2,
+            )
+    assert type(info.value) is ValueError  # not a bare UnicodeDecodeError
+    assert str(info.value) == "WSOutboundMessage: type must be a str; got bytes not valid as UTF-8"
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+    (record,) = caplog.records
+    assert record.getMessage() == "WS projector validation failed"
+
+
+def test_a_self_referencing_payload_is_copied_as_pydantic_does(ref_service: ModuleType) -> None:
+    """Containers are rebuilt down to one met again inside itself, which is kept as is."""
+
+    def project(projector: Any, payload: Any) -> Any:
+        return projector.project(
+            {"type": "t", "payload": payload},
+            connection_org_id=None,
+            context_request_id=U1,
+            context_pipeline_run_id=U2,
+        )["payload"]
+
+    def shapes(projector: Any) -> list[bool]:
+        loop: dict[str, Any] = {"x": {"y": 1}}
+        loop["self"] = loop
+        mutual: dict[str, Any] = {}
+        other = {"back": mutual}
+        mutual["other"] = other
+        shared = [1]
+        items: list[Any] = []
+        pair = (items,)
+        items.append(pair)
+        first, second, third, fourth = (
+            project(projector, loop),
+            project(projector, mutual),
+            project(projector, {"a": shared, "b": shared}),
+            project(projector, pair),
+        )
+        return [
+            first is loop,
+            first["self"] is loop,
+            first["x"] is loop["x"],
+            second["other"] is other,
+            second["other"]["back"] is mutual,
+            third["a"] is shared or third["b"] is shared or third["a"] is third["b"],
+            fourth is pair,
+            fourth[0] is items,
+            fourth[0][0] is pair,
+        ]
+
+    ours = shapes(WSMessageProjector())
+    assert ours == [False, True, False, False, True, False, False, False, True]
+    assert ours == shapes(ref_service.WSMessageProjector())
+
+
 def test_validation_failure_is_logged_and_raised(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="stageflow_trio.ws_projector"):
         with pytest.raises(ValueError, match=r"^WSOutboundMessage: type must be a str; got int$"):
@@ -187,6 +253,18 @@ def test_validation_failure_is_logged_and_raised(caplog: pytest.LogCaptureFixtur
         (
             {"service": "s", "status": "x", "metadata": 1},
             "WSStatusUpdatePayload: metadata must be a mapping or None; got int",
+        ),
+        (
+            {"service": "s", "status": "x", "metadata": {"a": 1, 2: 3}},
+            "WSStatusUpdatePayload: metadata key must be a str; got int",
+        ),
+        (
+            {"service": "s", "status": "x", "metadata": {b"\xff": 1}},
+            "WSStatusUpdatePayload: metadata key must be a str; got bytes not valid as UTF-8",
+        ),
+        (
+            {"service": b"\xff", "status": "x"},
+            "WSStatusUpdatePayload: service must be a str; got bytes not valid as UTF-8",
         ),
     ],
 )
@@ -280,6 +358,14 @@ def test_payload_types_are_frozen_and_keyword_only() -> None:
         WSMetadata(U1, U2)  # type: ignore[call-arg]
     status = WSStatusUpdatePayload.model_validate({"service": b"s", "status": "ok"})
     assert status == WSStatusUpdatePayload(service="s", status="ok")
+
+
+def test_status_metadata_keys_are_pydantic_strs(ref_service: ModuleType) -> None:
+    data = {"service": "s", "status": "ok", "metadata": {b"k": 1, "j": [2]}}
+    ours = WSStatusUpdatePayload.model_validate(data)
+    assert ours.metadata == {"k": 1, "j": [2]}
+    theirs = ref_service.WSStatusUpdatePayload.model_validate(data)
+    assert ours.model_dump() == theirs.model_dump()
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,12 @@ def _text(owner: str, name: str, value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8")
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{owner}: {name} must be a str; got {type(value).__name__} not valid as UTF-8"
+            ) from None
     raise ValueError(f"{owner}: {name} must be a str; got {type(value).__name__}")
 
 
@@ -66,15 +71,24 @@ def _required(owner: str, data: Mapping[str, Any], name: str) -> Any:
     return data[name]
 
 
-def _plain(value: Any) -> Any:
-    # What pydantic's model_dump does to an ``Any`` field: containers are rebuilt.
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_plain(item) for item in value)
-    return value
+def _plain(value: Any, inside: set[int] | None = None) -> Any:
+    # What pydantic's model_dump does to an ``Any`` field: containers are rebuilt,
+    # except one that contains itself: met again inside itself, it is kept as is
+    # (so a cycle ends in the original object, not in a RecursionError).
+    if not isinstance(value, dict | list | tuple):
+        return value
+    inside = set() if inside is None else inside
+    if id(value) in inside:
+        return value
+    inside.add(id(value))
+    try:
+        if isinstance(value, dict):
+            return {key: _plain(item, inside) for key, item in value.items()}
+        if isinstance(value, list):
+            return [_plain(item, inside) for item in value]
+        return tuple(_plain(item, inside) for item in value)
+    finally:
+        inside.discard(id(value))
 
 
 @frozen_compat
@@ -165,8 +179,9 @@ class WSStatusUpdatePayload:
         """Build from a mapping (extra keys ignored).
 
         Raises:
-            ValueError: a missing or non-str ``service``/``status``, or a
-                ``metadata`` that is neither a mapping nor None.
+            ValueError: a missing or non-str ``service``/``status``, a
+                ``metadata`` that is neither a mapping nor None, or one with a
+                key that is not a str (UTF-8 bytes keys are decoded, as pydantic does).
         """
         owner = "WSStatusUpdatePayload"
         fields = _fields(owner, data)
@@ -178,7 +193,9 @@ class WSStatusUpdatePayload:
         return cls(
             service=_text(owner, "service", _required(owner, fields, "service")),
             status=_text(owner, "status", _required(owner, fields, "status")),
-            metadata=None if metadata is None else dict(metadata),
+            metadata=None
+            if metadata is None
+            else {_text(owner, "metadata key", key): value for key, value in metadata.items()},
         )
 
     def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:

@@ -18,6 +18,7 @@ its seed and checkpoint index.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import itertools
 import math
 import random
@@ -29,7 +30,7 @@ import attrs
 import trio
 import trio.testing
 
-from stageflow_trio._args import check_callable, check_int, check_number
+from stageflow_trio._args import check_callable, check_int, check_number, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.events.sink import BackpressureAwareEventSink
 from stageflow_trio.lowlevel import checkpoint_budget
@@ -129,10 +130,15 @@ class RunRecord:
             exception ``run_fn`` raised.
         error: That exception, if any.
         result: What ``run_fn`` returned, if it did.
-        interrupted: Names of the tasks that received ``trio.Cancelled`` at once
-            when the run was cancelled (those blocked at that moment).
-        interrupted_stages: The stages those tasks were running (each engine
-            emits ``stage.X.started`` from the task that runs X).
+        interrupted: Names of the tasks that received the explorer's
+            ``trio.Cancelled``, in the order they received it: a task blocked
+            when the run was cancelled receives it at once, a runnable one at its
+            next unshielded checkpoint.
+        interrupted_stages: The stages those tasks were running when they
+            received it (each engine emits ``stage.X.started`` from the task that
+            runs X).
+        interrupted_events: For each of those stages, how many events ``sink``
+            held when its task received ``trio.Cancelled``.
         events_at_cancel: How many events ``sink`` held when the run was cancelled.
         checkpoints: How many checkpoints the run passed.
         orphans: Names of tasks the run started that were alive when it ended.
@@ -152,6 +158,7 @@ class RunRecord:
     result: Any = None
     interrupted: list[str] = attrs.field(factory=list)
     interrupted_stages: list[str] = attrs.field(factory=list)
+    interrupted_events: dict[str, int] = attrs.field(factory=dict)
     events_at_cancel: int | None = None
     checkpoints: int = 0
     orphans: list[str] = attrs.field(factory=list)
@@ -277,27 +284,28 @@ def interrupted_stages_end_cancelled(run: RunRecord) -> str | None:
 
     Reporting ``completed`` means the stage swallowed the cancellation (a later
     checkpoint of the engine usually re-raises it, so the run's outcome alone
-    would not show it); ``failed`` means it replaced it with an error.
+    would not show it); ``failed`` means it replaced it with an error. Only
+    events after the task received it count: a runnable stage may finish before
+    its next checkpoint, and then it never saw the cancellation.
     """
     if run.events_at_cancel is None:
         return None
-    after = run.sink.events[run.events_at_cancel :]
     for stage in run.interrupted_stages:
-        for event_type, _ in after:
+        start = run.interrupted_events.get(stage, run.events_at_cancel)
+        for event_type, _ in run.sink.events[start:]:
             name, status = _stage_event(event_type)
             if name != stage or status not in _TERMINAL:
                 continue
             if status == "completed":
                 return (
-                    f"stage {stage!r} was blocked when the run was cancelled (its task received"
-                    f" trio.Cancelled) and then reported stage.{stage}.completed: it swallowed"
-                    " the cancellation"
+                    f"stage {stage!r} received trio.Cancelled when the run was cancelled"
+                    f" and then reported stage.{stage}.completed: it swallowed the cancellation"
                 )
             if status == "failed":
                 return (
-                    f"stage {stage!r} was blocked when the run was cancelled (its task received"
-                    f" trio.Cancelled) and then reported stage.{stage}.failed: it replaced the"
-                    " cancellation with an error"
+                    f"stage {stage!r} received trio.Cancelled when the run was cancelled"
+                    f" and then reported stage.{stage}.failed: it replaced the cancellation"
+                    " with an error"
                 )
             break
     return None
@@ -364,20 +372,22 @@ DEFAULT_INVARIANTS: tuple[Invariant, ...] = (
 """What :func:`explore_cancellation` checks when not told otherwise."""
 
 
-def _stages_of(record: RunRecord, tasks: set[trio.lowlevel.Task]) -> list[str]:
-    if record.events_at_cancel is None or not tasks:
-        return []
+def _note_stages(record: RunRecord, received: Sequence[tuple[trio.lowlevel.Task, int]]) -> None:
+    # ``received``: each interrupted task and how many events the sink held when
+    # it received trio.Cancelled; its stage is the one it had started by then.
     noted: list[trio.lowlevel.Task | None] = getattr(record.sink, "tasks", [])
-    running: dict[str, trio.lowlevel.Task | None] = {}
-    for (event_type, _), task in zip(
-        record.sink.events[: record.events_at_cancel], noted, strict=False
-    ):
-        stage, status = _stage_event(event_type)
-        if status == "started":
-            running[stage] = task
-        elif status in _TERMINAL:
-            running.pop(stage, None)
-    return [stage for stage, task in running.items() if task in tasks]
+    for task, count in received:
+        running: dict[str, trio.lowlevel.Task | None] = {}
+        for (event_type, _), emitter in zip(record.sink.events[:count], noted, strict=False):
+            stage, status = _stage_event(event_type)
+            if status == "started":
+                running[stage] = emitter
+            elif status in _TERMINAL:
+                running.pop(stage, None)
+        for stage, emitter in running.items():
+            if emitter is task and stage not in record.interrupted_events:
+                record.interrupted_stages.append(stage)
+                record.interrupted_events[stage] = count
 
 
 def _stage_event(event_type: str) -> tuple[str, str]:
@@ -463,6 +473,8 @@ async def _one_run(
     watcher.reset(trio.lowlevel.current_task())
     watcher.cancel_at_step = cancel_at_step
     watcher.on_cancel = lambda: setattr(record, "events_at_cancel", len(record.sink.events))
+    received: list[tuple[trio.lowlevel.Task, int]] = []
+    watcher.on_interrupt = lambda task: received.append((task, len(record.sink.events)))
     token = _current.set(record)
     _seed_scheduler(record.seed)
     _align_clock()
@@ -490,7 +502,7 @@ async def _one_run(
         _current.reset(token)
     record.checkpoints = watcher.steps
     record.interrupted = [task.name for task in watcher.interrupted]
-    record.interrupted_stages = _stages_of(record, set(watcher.interrupted))
+    _note_stages(record, received)
     record.orphans = watcher.orphans()
     record.times = watcher.times
     if watcher.cancelled_at is not None:
@@ -502,14 +514,45 @@ async def _call(
 ) -> None:
     watcher.start = trio.current_time()
     watcher.active = True
+    misused = False
     try:
-        record.result = await run_fn()
-        record.outcome = RETURNED
+        called = run_fn()
+        # On the uncancelled run, a result that cannot be awaited is a misuse,
+        # said at the call; on a later one, the TypeError of awaiting it is an outcome.
+        misused = record.baseline is None and not inspect.isawaitable(called)
+        if not misused:
+            record.result = await called
+            record.outcome = RETURNED
     except Exception as exc:  # noqa: BLE001 - the outcome is what is checked
         record.outcome = type(exc).__name__
         record.error = exc
     finally:
         watcher.active = False
+    if misused:
+        raise TypeError(
+            "explore_cancellation: run_fn must return an awaitable (be an async function);"
+            f" {_name(run_fn)}() returned {type_of(called)}"
+        )
+
+
+def _name(run_fn: Callable[..., Any]) -> str:
+    return getattr(run_fn, "__qualname__", repr(run_fn))
+
+
+def _check_run_fn(run_fn: object) -> None:
+    check_callable("explore_cancellation", "run_fn", run_fn)
+    assert callable(run_fn)
+    try:
+        signature = inspect.signature(run_fn)
+    except (TypeError, ValueError):  # some builtins have none: found out at the call
+        return
+    try:
+        signature.bind()
+    except TypeError:
+        raise TypeError(
+            "explore_cancellation: run_fn must be callable with no arguments;"
+            f" got {_name(run_fn)}{signature}"
+        ) from None
 
 
 async def _cancel_at(watcher: TaskWatcher, deadline: float, where: str) -> None:
@@ -538,7 +581,7 @@ def _check_reached(run_fn: Callable[..., Any], record: RunRecord, total: int) ->
     # every invariant would pass on it and the checkpoint would go unexplored.
     if record.cancelled:
         return
-    name = getattr(run_fn, "__qualname__", repr(run_fn))
+    name = _name(run_fn)
     raise AssertionError(
         f"explore_cancellation({name}): the run to cancel at checkpoint {record.checkpoint} ended"
         f" after {record.checkpoints} checkpoints; the uncancelled run passed {total}: run_fn must"
@@ -569,7 +612,7 @@ def _check(
             again = "at=[], deadlines=()"
         stages = record.stages_running_at_cancel()
         running = f"; stages running at the cancel: {stages}" if stages else ""
-        name = getattr(run_fn, "__qualname__", repr(run_fn))
+        name = _name(run_fn)
         raise AssertionError(
             f"explore_cancellation({name}): invariant {inv.name!r} broke at {where}:"
             f" {broken}{running}. Rerun just this one:"
@@ -628,9 +671,11 @@ async def explore_cancellation(
         AssertionError: an invariant broke; the message names the invariant, the
             run (checkpoint index or deadline), the stages running when it was
             cancelled, and the ``seed=``/``at=`` arguments that rerun just it.
-        TypeError, ValueError: a bad argument (named).
+        TypeError, ValueError: a bad argument (named): among them a ``run_fn``
+            that needs arguments, or whose first (uncancelled) call returns
+            something that cannot be awaited.
     """
-    check_callable("explore_cancellation", "run_fn", run_fn)
+    _check_run_fn(run_fn)
     checks = tuple(invariants)
     for inv in checks:
         if not isinstance(inv, Invariant):

@@ -34,9 +34,20 @@ class TaskWatcher(trio.abc.Instrument):
 
     With ``scope`` set, the watcher cancels it once: after step ``cancel_at_step``
     (0-based), from the run loop, outside any task (where trio itself expires
-    deadlines), or when :meth:`cancel` is called. ``interrupted`` then holds the
-    blocked tasks the cancellation woke (those that received ``trio.Cancelled`` at
-    once) and ``cancelled_at`` the index of the last step before it.
+    deadlines), or when :meth:`cancel` is called. ``cancelled_at`` then holds the
+    index of the last step before it, and ``interrupted`` the tracked tasks that
+    received that cancellation's ``trio.Cancelled``, in the order they received
+    it: a task blocked at the cancel receives it at once; a runnable one at its
+    next unshielded checkpoint, possibly several steps later. ``on_interrupt`` is
+    called with each such task as it receives it.
+
+    How a task receives ``trio.Cancelled`` is seen from the scheduler: the
+    cancelled scope's reason is unique to the cancel, trio hands it to every
+    ``trio.Cancelled`` that cancellation raises, and each task is resumed with
+    the outcome it is to receive, which ``before_task_step`` reads. (That outcome
+    is the task's ``_next_send``, a private attribute of trio's ``Task``; should
+    a future trio drop it, only the blocked tasks woken by the cancel itself are
+    seen, as ``task_scheduled`` reports them.)
     """
 
     def __init__(self, root: trio.lowlevel.Task) -> None:
@@ -55,8 +66,10 @@ class TaskWatcher(trio.abc.Instrument):
         self.cancel_at_step: int | None = None
         self.cancelled_at: int | None = None
         self.on_cancel: Callable[[], None] | None = None
+        self.on_interrupt: Callable[[trio.lowlevel.Task], None] | None = None
         self.interrupted: list[trio.lowlevel.Task] = []
         self._cancelling = False
+        self._reason: str | None = None
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         if not self.active:
@@ -73,8 +86,25 @@ class TaskWatcher(trio.abc.Instrument):
         self.alive.pop(task, None)
 
     def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        # Woken by the cancel itself: blocked, so resumed with trio.Cancelled.
         if self._cancelling and task in self.tracked:
-            self.interrupted.append(task)
+            self._interrupt(task)
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self._reason is None or task not in self.tracked:
+            return
+        error = getattr(getattr(task, "_next_send", None), "error", None)
+        # Only this cancel's trio.Cancelled: an inner timeout firing inside a
+        # shielded cleanup, or a nursery cancelling its children, is not it.
+        if isinstance(error, trio.Cancelled) and error.reason == self._reason:
+            self._interrupt(task)
+
+    def _interrupt(self, task: trio.lowlevel.Task) -> None:
+        if task in self.interrupted:
+            return
+        self.interrupted.append(task)
+        if self.on_interrupt is not None:
+            self.on_interrupt(task)
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         if not self.active or task not in self.tracked:
@@ -94,9 +124,11 @@ class TaskWatcher(trio.abc.Instrument):
         self.cancelled_at = self.steps - 1
         if self.on_cancel is not None:
             self.on_cancel()
+        # The reason tells this cancel's trio.Cancelled from any other's.
+        self._reason = f"explore_cancellation: {where}"
         self._cancelling = True
         try:
-            scope.cancel(f"explore_cancellation: {where}")
+            scope.cancel(self._reason)
         finally:
             self._cancelling = False
 

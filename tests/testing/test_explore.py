@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -114,7 +115,7 @@ async def test_a_stage_that_swallows_cancelled_mid_chain_is_caught(
     found = await caught(swallowing_run)
     assert found["invariant"] == "an interrupted stage ends cancelled"
     assert found["what"] == (
-        "stage 'save' was blocked when the run was cancelled (its task received trio.Cancelled)"
+        "stage 'save' received trio.Cancelled when the run was cancelled"
         " and then reported stage.save.completed: it swallowed the cancellation"
     )
     assert found["stages"] == "'save'"
@@ -135,9 +136,72 @@ async def test_a_stage_that_replaces_cancelled_with_an_error_is_named(
 
     found = await caught(translating_run, invariants=[interrupted_stages_end_cancelled])
     assert found["what"] == (
-        "stage 'save' was blocked when the run was cancelled (its task received trio.Cancelled)"
+        "stage 'save' received trio.Cancelled when the run was cancelled"
         " and then reported stage.save.failed: it replaced the cancellation with an error"
     )
+
+
+async def busy_swallowing(ctx: StageContext) -> StageOutput:
+    """Never blocked: each checkpoint finds it runnable, and Cancelled arrives at the next one."""
+    try:
+        for _ in range(5):
+            await trio.lowlevel.checkpoint()  # say, OutputBag writes or a chatty client
+    except trio.Cancelled:
+        return StageOutput.ok(charged=False)  # the bug
+    return StageOutput.ok(charged=True)
+
+
+async def test_a_runnable_stage_that_swallows_cancelled_is_caught(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    graph = Pipeline().with_stage("charge", busy_swallowing, StageKind.WORK).build()
+    records: list[RunRecord] = []
+
+    async def run_checkout() -> dict[str, StageOutput]:
+        records.append(current_run())
+        return await graph.run(create_test_stage_context(event_sink=current_run().sink))
+
+    found = await caught(run_checkout)
+    assert (found["invariant"], found["index"], found["total"]) == (
+        "outcome is documented",
+        "0",
+        "6",
+    )
+    task = trio.lowlevel.current_task().name
+    assert found["what"] == (
+        f"task(s) {task!r} received trio.Cancelled but the run returned normally: something"
+        " swallowed the cancellation (documented: trio.Cancelled propagates)"
+    )
+    assert found["stages"] == "'charge'"
+    cancelled = records[1]  # cancelled at checkpoint 0, while the stage was runnable
+    assert cancelled.outcome == RETURNED
+    assert cancelled.interrupted == [task]
+    assert cancelled.interrupted_stages == ["charge"]
+    assert cancelled.result["charge"].data == {"charged": False}
+
+
+@pytest.mark.parametrize("catch", ["Cancelled", "BaseException"])
+async def test_a_runnable_stage_that_swallows_cancelled_mid_chain_is_caught(
+    virtual_clock: trio.testing.MockClock, catch: str
+) -> None:
+    async def save(ctx: StageContext) -> StageOutput:
+        if catch == "Cancelled":
+            return await busy_swallowing(ctx)
+        with contextlib.suppress(BaseException):  # the bug: swallows Cancelled too
+            for _ in range(5):
+                await trio.lowlevel.checkpoint()
+        return StageOutput.ok()
+
+    async def swallowing_run() -> dict[str, StageOutput]:
+        return await run(three_stages(save))
+
+    found = await caught(swallowing_run)
+    assert found["invariant"] == "an interrupted stage ends cancelled"
+    assert found["what"] == (
+        "stage 'save' received trio.Cancelled when the run was cancelled"
+        " and then reported stage.save.completed: it swallowed the cancellation"
+    )
+    assert found["stages"] == "'save'"
 
 
 async def test_a_cleanup_that_runs_twice_is_caught(virtual_clock: trio.testing.MockClock) -> None:
@@ -353,6 +417,95 @@ async def test_a_correct_pipeline_passes_every_checkpoint_and_deadline(
     assert trio.current_time() - start > 1.5  # the runs' sleeps took virtual time
 
 
+async def busy(ctx: StageContext) -> StageOutput:
+    for _ in range(4):
+        await trio.lowlevel.checkpoint()
+    return StageOutput.ok()
+
+
+async def shielded_cleanup_with_its_own_timeout(ctx: StageContext) -> StageOutput:
+    try:
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()
+    finally:
+        # Its own timeout fires inside the shield: that Cancelled is not the run's.
+        with trio.CancelScope(shield=True), trio.move_on_after(0.2):
+            await trio.sleep(1)
+    return StageOutput.ok()
+
+
+async def own_timeout(ctx: StageContext) -> StageOutput:
+    with trio.move_on_after(0.3):
+        await trio.sleep(1)
+    await trio.lowlevel.checkpoint()
+    return StageOutput.ok(timed_out=True)
+
+
+async def inner_nursery(ctx: StageContext) -> StageOutput:
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(trio.sleep, 0.1 * (i + 1))
+        nursery.start_soon(busy, ctx)
+    return StageOutput.ok()
+
+
+async def fails(ctx: StageContext) -> StageOutput:
+    await trio.lowlevel.checkpoint()
+    raise ValueError("boom")
+
+
+async def no_checkpoint(ctx: StageContext) -> StageOutput:
+    return StageOutput.ok()
+
+
+def chain(*stages: Any, parallel: bool = False) -> Pipeline:
+    pipeline = Pipeline()
+    for i, stage in enumerate(stages):
+        deps = () if parallel or i == 0 else (f"s{i - 1}",)
+        pipeline = pipeline.with_stage(f"s{i}", stage, StageKind.WORK, dependencies=deps)
+    return pipeline
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "outcomes"),
+    [
+        pytest.param(chain(busy, busy), {RETURNED: 2, CANCELLED: 9}, id="busy-chain"),
+        pytest.param(
+            chain(shielded_cleanup_with_its_own_timeout, busy),
+            {RETURNED: 2, CANCELLED: 10},
+            id="shielded-cleanup",
+        ),
+        pytest.param(chain(own_timeout, busy), {RETURNED: 2, CANCELLED: 8}, id="own-timeout"),
+        pytest.param(
+            chain(inner_nursery, busy, own_timeout, parallel=True),
+            {RETURNED: 2, CANCELLED: 23},
+            id="inner-nursery",
+        ),
+        pytest.param(
+            chain(busy, fails), {"UnifiedStageExecutionError": 2, CANCELLED: 6}, id="failing"
+        ),
+        pytest.param(
+            chain(fails, busy, parallel=True),
+            {"UnifiedStageExecutionError": 1, CANCELLED: 5},
+            id="failing-parallel",
+        ),
+        pytest.param(
+            chain(busy, no_checkpoint, no_checkpoint), {RETURNED: 2, CANCELLED: 6}, id="instant"
+        ),
+    ],
+)
+async def test_correct_runnable_stages_pass(
+    virtual_clock: trio.testing.MockClock, pipeline: Pipeline, outcomes: dict[str, int]
+) -> None:
+    """Stages cancelled while runnable get Cancelled at their next checkpoint, and pass on it."""
+
+    async def correct_run() -> dict[str, StageOutput]:
+        return await run(pipeline)
+
+    report = await explore_cancellation(correct_run)
+    assert dict(report.outcomes) == outcomes
+
+
 async def test_a_correct_queue_passes(virtual_clock: trio.testing.MockClock) -> None:
     async def queued_run() -> dict[str, StageOutput]:
         downstream = RecordingEventSink()
@@ -524,6 +677,47 @@ async def test_bad_arguments_are_named(virtual_clock: trio.testing.MockClock) ->
         tracked_cleanup(correct_run, name=1)  # type: ignore[arg-type]
 
 
+async def test_a_run_fn_that_cannot_be_awaited_is_refused(
+    virtual_clock: trio.testing.MockClock,
+) -> None:
+    calls: list[str] = []
+
+    def sync_run() -> int:
+        calls.append("called")
+        return 5
+
+    async def needs(pipeline: Pipeline) -> None:
+        await trio.lowlevel.checkpoint()  # pragma: no cover - never called
+
+    with pytest.raises(
+        TypeError,
+        match=r"^explore_cancellation: run_fn must return an awaitable \(be an async function\);"
+        r" test_a_run_fn_that_cannot_be_awaited_is_refused\.<locals>\.<lambda>\(\) returned"
+        r" NoneType$",
+    ):
+        await explore_cancellation(lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(
+        TypeError,
+        match=r"^explore_cancellation: run_fn must return an awaitable \(be an async function\);"
+        r" test_a_run_fn_that_cannot_be_awaited_is_refused\.<locals>\.sync_run\(\) returned int$",
+    ):
+        await explore_cancellation(sync_run)  # type: ignore[arg-type]
+    assert calls == ["called"]  # refused at its first call, before any cancelled run
+    with pytest.raises(
+        TypeError,
+        match=r"^explore_cancellation: run_fn must be callable with no arguments;"
+        r" got test_a_run_fn_that_cannot_be_awaited_is_refused\.<locals>\.needs"
+        r"\(pipeline: 'Pipeline'\) -> 'None'$",
+    ):
+        await explore_cancellation(needs)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^explore_cancellation: run_fn must be callable with no arguments;"
+        r" got len\(obj, /\)$",
+    ):
+        await explore_cancellation(len)  # type: ignore[arg-type]
+
+
 def test_stages_terminated_reads_only_stage_lifecycle_events() -> None:
     record = RunRecord("r", None, None, 0)
     for event_type in (
@@ -620,6 +814,22 @@ async def test_the_record_sink_notes_the_emitting_task() -> None:
     assert getattr(sink, "tasks") == [trio.lowlevel.current_task()] * 2  # noqa: B009
     sink.clear()
     assert (sink.events, getattr(sink, "tasks")) == ([], [])  # noqa: B009
+
+
+def test_a_stage_that_completed_before_its_task_saw_cancelled_is_not_blamed() -> None:
+    """Runnable at the cancel, a stage may finish before its next checkpoint: it never saw it."""
+    record = RunRecord("r", 0, None, 0)
+    record.sink.try_emit(type="stage.a.started", data=None)
+    record.events_at_cancel = 1
+    record.sink.try_emit(type="stage.a.completed", data=None)
+    record.interrupted_stages = ["a"]
+    record.interrupted_events = {"a": 2}  # its task got Cancelled after stage.a.completed
+    assert interrupted_stages_end_cancelled.check(record) is None
+    record.interrupted_events = {"a": 1}
+    assert interrupted_stages_end_cancelled.check(record) == (
+        "stage 'a' received trio.Cancelled when the run was cancelled and then reported"
+        " stage.a.completed: it swallowed the cancellation"
+    )
 
 
 def test_an_interrupted_stage_without_a_terminal_event_is_left_to_another_invariant() -> None:

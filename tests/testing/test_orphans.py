@@ -127,3 +127,28 @@ async def test_the_watcher_cancels_once_and_only_with_a_scope() -> None:
     assert scope.cancelled_caught
     assert watcher.cancelled_at == -1  # before any step
     assert watcher.interrupted == []
+
+
+async def test_a_runnable_task_is_interrupted_at_its_next_unshielded_checkpoint() -> None:
+    root = trio.lowlevel.current_task()
+    watcher = TaskWatcher(root)
+    received: list[trio.lowlevel.Task] = []
+    watcher.on_interrupt = received.append
+    trio.lowlevel.add_instrument(watcher)
+    try:
+        with trio.CancelScope() as scope:
+            watcher.scope = scope
+            watcher.cancel("now")  # from this task, running: nothing is woken
+            assert watcher.interrupted == []
+            with trio.CancelScope(shield=True):
+                await trio.lowlevel.checkpoint()  # shielded: no Cancelled
+                with trio.CancelScope() as inner:
+                    inner.cancel("its own")
+                    await trio.lowlevel.checkpoint()  # a Cancelled, but not this cancel's
+            assert inner.cancelled_caught
+            assert watcher.interrupted == []
+            await trio.lowlevel.checkpoint()
+    finally:
+        trio.lowlevel.remove_instrument(watcher)
+    assert scope.cancelled_caught
+    assert watcher.interrupted == received == [root]
