@@ -20,6 +20,7 @@ at the first request. See docs/deployment.md.
 
 from __future__ import annotations
 
+import math
 import os
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from stageflow_trio.pipeline.idempotency import InMemoryIdempotencyStore
 from stageflow_trio.tools.approval import InMemoryApprovalBackend
 from stageflow_trio.tools.undo import InMemoryUndoBackend
 
-from ._common import REDIS_SCHEMES
+from ._common import REDIS_SCHEMES, redacted
 from ._common import STORE_URL_ENV as STORE_URL_ENV
 from ._common import StoreConfigError as StoreConfigError
 from ._common import Stores as Stores
@@ -43,37 +44,71 @@ if TYPE_CHECKING:
 __all__ = ["STORE_URL_ENV", "StoreConfigError", "Stores", "open_stores"]
 
 
+def _seconds(text: str) -> float:
+    """A duration option: a finite number of seconds above 0."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a finite number of seconds > 0")
+    return value
+
+
+def _text(text: str) -> str:
+    return text
+
+
 _SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "claim_lease_seconds": float,
-    "poll_interval": float,
+    "claim_lease_seconds": _seconds,
+    "poll_interval": _seconds,
 }
 _REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "claim_lease_seconds": float,
-    "resync_interval": float,
-    "prefix": str,
+    "claim_lease_seconds": _seconds,
+    "resync_interval": _seconds,
+    "prefix": _text,
 }
+_REDIS_CLIENT_OPTIONS = (
+    "client_name",
+    "connect_timeout",
+    "db",
+    "max_connections",
+    "max_idle_time",
+    "noevict",
+    "notouch",
+    "stream_timeout",
+    "timeout",
+)
+"""The query parameters of a ``redis://`` URL passed to its client (coredis reads them).
+
+Its ``noreply`` is left out: the stores need every reply.
+"""
 
 
 def _options(
-    setting: str, url: str, query: str, known: dict[str, Callable[[str], Any]], *, strict: bool
+    setting: str,
+    url: str,
+    query: str,
+    known: dict[str, Callable[[str], Any]],
+    passed: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The store options in the URL's query, and the other query parameters."""
+    """The store options in the URL's query, and the query parameters ``passed`` on.
+
+    Raises:
+        StoreConfigError: An option that is neither known nor passed on, or a bad value.
+    """
     options: dict[str, Any] = {}
     rest: list[tuple[str, str]] = []
+    shown = redacted(url)
     for name, value in parse_qsl(query, keep_blank_values=True):
-        convert = known.get(name)
-        if convert is None:
-            if strict:
-                raise StoreConfigError(
-                    setting,
-                    f"unknown option {name!r} in {url!r}; known: {', '.join(sorted(known))}",
-                )
+        if name in passed:
             rest.append((name, value))
             continue
+        convert = known.get(name)
+        if convert is None:
+            names = ", ".join(sorted([*known, *passed]))
+            raise StoreConfigError(setting, f"unknown option {name!r} in {shown!r}; known: {names}")
         try:
             options[name] = convert(value)
         except ValueError as exc:
-            raise StoreConfigError(setting, f"option {name}={value!r} in {url!r}: {exc}") from exc
+            raise StoreConfigError(setting, f"option {name}={value!r} in {shown!r}: {exc}") from exc
     return options, rest
 
 
@@ -87,11 +122,15 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
             None reads :data:`STORE_URL_ENV`, and ``memory://`` when unset.
             Options go in the query: ``claim_lease_seconds`` (SQLite, Redis),
             ``poll_interval`` (SQLite), ``prefix`` and ``resync_interval``
-            (Redis; other Redis parameters are the client's).
+            (Redis), durations in seconds above 0; a ``redis://`` URL also
+            takes its client's ``max_connections``, ``timeout``, ``client_name``, ``db``,
+            ``connect_timeout``, ``stream_timeout``, ``max_idle_time``, ``noevict``, ``notouch``.
 
     Raises:
-        StoreConfigError: The URL is malformed or names an unknown scheme, or
-            the backend cannot be reached or written (raised on entry).
+        StoreConfigError: The URL is malformed or names an unknown scheme, an
+            unknown option or a bad option value, or the backend cannot be
+            reached or written (raised on entry). The message starts with the
+            setting: ``url: ...`` or ``STAGEFLOW_STORE_URL: ...``.
         TypeError: ``url`` is not a str or None.
     """
     setting = "url"
@@ -125,7 +164,7 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
             )
         from .sqlite import open_sqlite_stores
 
-        options = _options(setting, url, parts.query, _SQLITE_OPTIONS, strict=True)[0]
+        options = _options(setting, url, parts.query, _SQLITE_OPTIONS)[0]
         # As SQLAlchemy's: sqlite:///relative/file.db, sqlite:////absolute/file.db.
         async with open_sqlite_stores(parts.path[1:], setting=setting, **options) as stores:
             yield stores
@@ -137,7 +176,7 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
                 setting,
                 f"{url!r} needs the Redis client: pip install 'stageflow-trio[redis]' ({exc})",
             ) from exc
-        options, rest = _options(setting, url, parts.query, _REDIS_OPTIONS, strict=False)
+        options, rest = _options(setting, url, parts.query, _REDIS_OPTIONS, _REDIS_CLIENT_OPTIONS)
         client_url = urlunsplit(parts._replace(query=urlencode(rest)))
         async with open_redis_stores(client_url, setting=setting, **options) as stores:
             yield stores

@@ -1,9 +1,12 @@
-"""What the SQLite and Redis stores share: the configuration error, JSON forms, local wake-ups."""
+"""What the SQLite and Redis stores share: the configuration error, argument checks, JSON
+forms, local wake-ups."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -11,9 +14,14 @@ from uuid import UUID
 import attrs
 import trio
 
+from stageflow_trio._args import type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
-from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyStore
+from stageflow_trio.pipeline.idempotency import (
+    CachedStageResult,
+    IdempotencyClaim,
+    IdempotencyStore,
+)
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.tools.approval import (
     ApprovalBackend,
@@ -58,6 +66,58 @@ class StoreConfigError(ValueError):
     def __init__(self, setting: str, message: str) -> None:
         super().__init__(f"{setting}: {message}")
         self.setting = setting
+
+
+# scheme://user:password@ (also in a URL too malformed to split).
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]+@")
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password shown as ``***``, for messages."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def check_key(owner: str, key: object) -> str:
+    """Return ``key`` if it is a str; else TypeError naming ``key``."""
+    if not isinstance(key, str):
+        raise TypeError(f"{owner}: key must be a str; got {type_of(key)}")
+    return key
+
+
+def check_entry(owner: str, entry: object) -> CachedStageResult:
+    """Return ``entry`` if it is a CachedStageResult; else TypeError naming ``entry``."""
+    if not isinstance(entry, CachedStageResult):
+        raise TypeError(f"{owner}: entry must be a CachedStageResult; got {type_of(entry)}")
+    return entry
+
+
+def check_claim(owner: str, claim: object) -> IdempotencyClaim:
+    """Return ``claim`` if it is an IdempotencyClaim; else TypeError naming ``claim``."""
+    if not isinstance(claim, IdempotencyClaim):
+        raise TypeError(f"{owner}: claim must be an IdempotencyClaim; got {type_of(claim)}")
+    return claim
+
+
+def time_to_live(owner: str, ttl_seconds: object) -> float | None:
+    """The lifetime ``set`` gives an entry, read as the reference's in-memory store reads it.
+
+    None and 0 mean no expiry; otherwise an entry has expired once
+    ``stored_at + ttl_seconds <= now``: so ``math.inf`` and NaN never expire (None is
+    returned), and a negative time has expired already (returned as it is). The
+    interceptor itself refuses a negative or NaN ``ttl_seconds`` at construction.
+
+    Raises:
+        TypeError: ``ttl_seconds`` is not an int, a float or None (a bool included).
+    """
+    if ttl_seconds is None:
+        return None
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float):
+        raise TypeError(
+            f"{owner}: ttl_seconds must be a number or None; got {type_of(ttl_seconds)}"
+        )
+    if not ttl_seconds or math.isnan(ttl_seconds) or ttl_seconds == math.inf:
+        return None
+    return float(ttl_seconds)
 
 
 def entry_to_json(entry: CachedStageResult) -> str:
@@ -140,6 +200,12 @@ class Wakeups:
     def wake(self, key: str) -> None:
         watched = self._events.pop(key, None)
         if watched is not None:
+            watched.event.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter: each looks at the shared state again."""
+        events, self._events = self._events, {}
+        for watched in events.values():
             watched.event.set()
 
 

@@ -1,8 +1,8 @@
 """Redis store URLs: one server, a Redis Cluster, or a primary that Sentinel names.
 
 - ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS, ``unix://path``
-  for a socket): one server, through ``coredis.Redis.from_url`` (its other query
-  parameters are the client's).
+  for a socket): one server, through ``coredis.Redis.from_url`` (the client's query
+  parameters that :func:`~stageflow_trio.stores.open_stores` passes on).
 - ``redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster://``):
   a Redis Cluster, reached through any of the listed nodes; database 0 only.
 - ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``
@@ -15,7 +15,6 @@ taken out of the query before these URLs get here.
 
 from __future__ import annotations
 
-import re
 import ssl
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from coredis.connection import TCPLocation
 from stageflow_trio._frozen import frozen_compat
 
 from ._common import REDIS_SCHEMES, StoreConfigError
+from ._common import redacted as redacted
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -58,15 +58,6 @@ class RedisTarget:
     password: str | None = None
     service: str = ""
     db: int = 0
-
-
-# scheme://user:password@ (also in a URL too malformed to split).
-_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]+@")
-
-
-def redacted(url: str) -> str:
-    """``url`` with its password shown as ``***``, for messages."""
-    return _PASSWORD.sub(r"\1***@", url)
 
 
 def parse_redis_url(url: str, setting: str) -> RedisTarget:

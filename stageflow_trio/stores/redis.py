@@ -34,6 +34,7 @@ from uuid import UUID
 
 import coredis
 import coredis.exceptions
+import coredis.retry
 import trio
 
 from stageflow_trio._args import check_number, type_of
@@ -46,18 +47,23 @@ from ._common import (
     DEFAULT_CLAIM_LEASE_SECONDS,
     StoreConfigError,
     Wakeups,
+    check_claim,
+    check_entry,
+    check_key,
     decision_from_json,
     decision_to_json,
     entry_from_json,
     entry_to_json,
     memory_from_json,
     memory_to_json,
+    redacted,
     request_from_json,
     request_to_json,
+    time_to_live,
     undo_from_json,
     undo_to_json,
 )
-from ._redis_url import RedisTarget, has_hash_tag, parse_redis_url, redacted, redis_client
+from ._redis_url import RedisTarget, has_hash_tag, parse_redis_url, redis_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -68,6 +74,7 @@ if TYPE_CHECKING:
     from ._common import Stores
 
 __all__ = [
+    "CANCELLED_CLAIM_RELEASE_SECONDS",
     "SCHEMA_VERSION",
     "RedisApprovalBackend",
     "RedisIdempotencyStore",
@@ -86,6 +93,23 @@ SCHEMA_VERSION = 1
 DEFAULT_PREFIX = "stageflow:"
 CLUSTER_DEFAULT_PREFIX = "{stageflow}:"
 DEFAULT_RESYNC_INTERVAL_SECONDS = 5.0
+
+CANCELLED_CLAIM_RELEASE_SECONDS = 0.5
+"""How long a cancelled :meth:`RedisIdempotencyStore.claim` waits, shielded, to release
+the claim its script may have granted; past that the store's background task releases it."""
+
+_NEVER_EXPIRES_MS = 2**62
+"""PX values from this on mean never (Redis refuses an expiry past 2**63 ms from now)."""
+
+_PUBSUB_RETRY = coredis.retry.ExponentialBackoffRetryPolicy(
+    (coredis.exceptions.ConnectionError, TimeoutError),
+    retries=None,
+    base_delay=0.05,
+    max_delay=1.0,
+    jitter=True,
+)
+"""The listener reconnects for as long as the stores are open, at least once a second:
+coredis's default waits up to 16 s, and stops after three subscriptions not acknowledged."""
 
 _CLAIM = """
 local entry = redis.call('GET', KEYS[1])
@@ -161,13 +185,28 @@ class RedisBackend:
     async def listen(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Wake this process's waiters for every change published on :attr:`channel`."""
+        """Wake this process's waiters for every change published on :attr:`channel`.
+
+        A lost connection is re-established and the channel subscribed again
+        (coredis does both); every (re)subscription wakes every waiter, since what
+        was published meanwhile never arrives.
+        """
         async with self.client.pubsub(
-            channels=[self.channel], ignore_subscribe_messages=True
+            channels=[self.channel], retry_policy=_PUBSUB_RETRY
         ) as pubsub:
             task_status.started()
-            async for message in pubsub:
-                self.wakeups.wake(_text(message["data"]))
+            while True:
+                # Not `async for message in pubsub`: coredis 6.9 ends that iteration when a
+                # resubscription's acknowledgement arrives before the pubsub marks itself
+                # subscribed again, and the listener would be gone for good.
+                message = await pubsub.get_message()
+                if message is None:
+                    continue
+                kind = _text(message["type"])
+                if kind == "message":
+                    self.wakeups.wake(_text(message["data"]))
+                elif kind == "subscribe":
+                    self.wakeups.wake_all()
 
 
 @asynccontextmanager
@@ -322,43 +361,85 @@ class RedisIdempotencyStore:
         return [self._backend.key("idem", "result", key), self._backend.key("idem", "claim", key)]
 
     async def get(self, key: str) -> CachedStageResult | None:
-        """The live entry for ``key``, or None. A checkpoint."""
+        """The live entry for ``key``, or None. A checkpoint.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        check_key("RedisIdempotencyStore.get", key)
         value, ttl = await self._client.eval(_GET, keys=[self._keys(key)[0]], args=[])
         return None if value is None else entry_from_json(value, _expires(ttl))
 
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
-        """Store ``entry`` under ``key``, expiring (by Redis) after ``ttl_seconds`` (if truthy)."""
+        """Store ``entry`` under ``key``, expiring (by Redis) after ``ttl_seconds``. A checkpoint.
+
+        As the reference's in-memory store: None, 0, NaN or ``math.inf``: never
+        expires; a negative time: expired at once (the entry of ``key`` is deleted). Redis counts
+        whole milliseconds: a shorter time lives 1 ms (rounded up), and one of
+        2**62 ms or more never expires (Redis refuses an expiry that far).
+
+        Raises:
+            TypeError: ``key`` is not a str, ``entry`` not a CachedStageResult,
+                ``ttl_seconds`` neither a number nor None.
+        """
+        owner = "RedisIdempotencyStore.set"
+        check_key(owner, key)
+        check_entry(owner, entry)
+        ttl = time_to_live(owner, ttl_seconds)
         text = entry_to_json(entry)
-        if ttl_seconds:
-            await self._client.set(self._keys(key)[0], text, px=round(ttl_seconds * 1000))
+        name = self._keys(key)[0]
+        if ttl is not None and ttl < 0:
+            await self._client.delete([name])
+            return
+        px = None if ttl is None else math.ceil(ttl * 1000)
+        if px is None or px >= _NEVER_EXPIRES_MS:
+            await self._client.set(name, text)
         else:
-            await self._client.set(self._keys(key)[0], text)
+            await self._client.set(name, text, px=px)
 
     async def delete(self, key: str) -> None:
-        """Forget the entry of ``key``. A checkpoint."""
+        """Forget the entry of ``key``. A checkpoint.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        check_key("RedisIdempotencyStore.delete", key)
         await self._client.delete([self._keys(key)[0]])
 
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
-        """See :meth:`IdempotencyStore.claim`; woken by the holder's published release."""
+        """See :meth:`IdempotencyStore.claim`; woken by the holder's published release.
+
+        A checkpoint, cancellable while it waits for Redis. A call cancelled (or
+        failing) after its script was sent releases the claim the script may have
+        granted before it raises: shielded, for at most
+        :data:`CANCELLED_CLAIM_RELEASE_SECONDS`; past that (an unresponsive
+        server) the background task releases it when Redis answers, and the lease
+        bounds it in any case.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        check_key("RedisIdempotencyStore.claim", key)
         keys = self._keys(key)
         wakeups = self._backend.wakeups
         topic = "idem:" + key
         while True:
             claim = IdempotencyClaim(key)
             with wakeups.watch(topic) as event:
-                # Shielded: a grant whose reply a cancellation discarded would hold the key
-                # for a whole lease.
-                with trio.CancelScope(shield=True):
+                await trio.lowlevel.checkpoint_if_cancelled()  # nothing sent when cancelled
+                try:
                     kind, value, ttl = await self._client.eval(
                         _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
                     )
+                except BaseException:
+                    await self._release_ungranted(claim)
+                    raise
                 if kind == 2:
                     self._held[claim.token] = claim
                     return claim
                 if kind == 1:
-                    await trio.lowlevel.checkpoint()
                     return entry_from_json(value, _expires(ttl))
                 # Held by someone: its release is published; an expired lease is not, so
                 # look again when it runs out.
@@ -366,8 +447,33 @@ class RedisIdempotencyStore:
                 with trio.move_on_after(wait):
                     await event.wait()
 
+    async def _release_ungranted(self, claim: IdempotencyClaim) -> None:
+        """Release ``claim``, which a call that is not returning it may have been granted.
+
+        Shielded and bounded; the background task tries again if this cannot.
+        """
+        with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS):
+            try:
+                await self._client.eval(
+                    _RELEASE,
+                    keys=[self._keys(claim.key)[1]],
+                    args=[claim.token, self._backend.channel, "idem:" + claim.key],
+                )
+            except _REDIS_ERRORS:
+                logger.warning("could not release claim %r", claim.key, exc_info=True)
+            else:
+                return
+        # A closed store: the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError):
+            self._send.send_nowait(claim)
+
     def release(self, claim: IdempotencyClaim) -> None:
-        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here."""
+        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
+
+        Raises:
+            TypeError: ``claim`` is not an IdempotencyClaim.
+        """
+        check_claim("RedisIdempotencyStore.release", claim)
         if self._held.pop(claim.token, None) is None:
             return
         # A closed store: the lease frees the key.

@@ -47,6 +47,9 @@ from ._common import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     StoreConfigError,
     Wakeups,
+    check_claim,
+    check_entry,
+    check_key,
     decided,
     decision_from_json,
     decision_to_json,
@@ -56,6 +59,7 @@ from ._common import (
     memory_to_json,
     request_from_json,
     request_to_json,
+    time_to_live,
     undo_from_json,
     undo_to_json,
 )
@@ -320,7 +324,12 @@ class SqliteIdempotencyStore:
         self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
 
     async def get(self, key: str) -> CachedStageResult | None:
-        """The live entry for ``key``, or None. A checkpoint."""
+        """The live entry for ``key``, or None. A checkpoint.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        check_key("SqliteIdempotencyStore.get", key)
         now = self._db.clock()
 
         def read(connection: sqlite3.Connection) -> tuple[str, float | None] | None:
@@ -337,24 +346,46 @@ class SqliteIdempotencyStore:
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
-        """Store ``entry`` under ``key`` for ``ttl_seconds`` (None or 0: never expires)."""
+        """Store ``entry`` under ``key`` for ``ttl_seconds``. A checkpoint.
+
+        As the reference's in-memory store: None, 0, NaN or ``math.inf``: never
+        expires; a negative time: expired at once (the entry of ``key`` is deleted).
+
+        Raises:
+            TypeError: ``key`` is not a str, ``entry`` not a CachedStageResult,
+                ``ttl_seconds`` neither a number nor None.
+        """
+        owner = "SqliteIdempotencyStore.set"
+        check_key(owner, key)
+        check_entry(owner, entry)
+        ttl = time_to_live(owner, ttl_seconds)
         text = entry_to_json(entry)
-        expires_at = self._db.clock() + ttl_seconds if ttl_seconds else None
-        await self._db.run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO idempotency_entries VALUES (?, ?, ?)",
-                (key, text, expires_at),
-            )
+        if ttl is not None and ttl < 0:
+            await self._db.execute("DELETE FROM idempotency_entries WHERE key = ?", (key,))
+            return
+        expires_at = None if ttl is None else self._db.clock() + ttl
+        await self._db.execute(
+            "INSERT OR REPLACE INTO idempotency_entries VALUES (?, ?, ?)", (key, text, expires_at)
         )
 
     async def delete(self, key: str) -> None:
-        """Forget the entry of ``key``. A checkpoint."""
+        """Forget the entry of ``key``. A checkpoint.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        check_key("SqliteIdempotencyStore.delete", key)
         await self._db.run(
             lambda c: c.execute("DELETE FROM idempotency_entries WHERE key = ?", (key,))
         )
 
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
-        """See :meth:`IdempotencyStore.claim`. Waits for another process by polling."""
+        """See :meth:`IdempotencyStore.claim`. Waits for another process by polling.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        check_key("SqliteIdempotencyStore.claim", key)
         while True:
             token = IdempotencyClaim(key).token
             with self._wakeups.watch(key) as event:
@@ -393,7 +424,12 @@ class SqliteIdempotencyStore:
         return IdempotencyClaim(key, token)
 
     def release(self, claim: IdempotencyClaim) -> None:
-        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here."""
+        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
+
+        Raises:
+            TypeError: ``claim`` is not an IdempotencyClaim.
+        """
+        check_claim("SqliteIdempotencyStore.release", claim)
         if self._held.pop(claim.token, None) is None:
             return
         # A closed store: the lease frees the key.

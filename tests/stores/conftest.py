@@ -9,6 +9,8 @@ A Redis Cluster (three primaries, made with ``redis-cli --cluster create``) and 
 Sentinel watching the Redis server are started here for the session, from the same
 binaries, unless ``STAGEFLOW_TEST_REDIS_URL`` is ``off``. The contract tests run on
 both through their ``redis+cluster://`` and ``redis+sentinel://`` URLs.
+
+A test that stops, pauses or restarts its server takes ``own_redis``: a server of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import gc
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -126,6 +129,61 @@ def redis_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+class OwnRedis:
+    """A ``redis-server`` of one test's own, which the test may stop, pause and restart."""
+
+    def __init__(self, binary: str, home: Path) -> None:
+        self.binary = binary
+        self.home = home
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server on its port, and wait until it answers."""
+        assert self.process is None
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                *("--bind", "127.0.0.1", "--port", str(self.port)),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            cwd=self.home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_until(partial(_replies, self.url, b"+PONG", "PING"), self.url)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, after a SIGCONT in case it is paused)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def pause(self) -> None:
+        """Stop the server's process (SIGSTOP): connected, it answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A Redis server started for this test only (on a free loopback port), stopped after it."""
+    server = OwnRedis(_redis_binary("redis-server"), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        gc.collect()  # as in redis_url: coredis's unclosed streams, in the test that made them
 
 
 @pytest.fixture(scope="session")
@@ -247,9 +305,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         fixtures = set(getattr(item, "fixturenames", ()))
-        uses_redis = bool(fixtures & {"redis_url", "redis_cluster", "redis_sentinel"}) or (
-            callspec is not None and callspec.params.get("backend") in REDIS_BACKENDS
-        )
+        uses_redis = bool(
+            fixtures & {"redis_url", "redis_cluster", "redis_sentinel", "own_redis"}
+        ) or (callspec is not None and callspec.params.get("backend") in REDIS_BACKENDS)
         if uses_redis and item.path.parent == Path(__file__).parent:
             item.add_marker(
                 pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -4,6 +4,7 @@ configuration failing at open with an error that names the setting."""
 from __future__ import annotations
 
 import gc
+import re
 import sqlite3
 import sys
 import uuid
@@ -80,6 +81,77 @@ async def test_a_malformed_url_fails_at_open(url: str, message: str) -> None:
         async with open_stores(url):
             pytest.fail("opened")
     assert info.value.setting == "url"
+
+
+_SECONDS = "must be a finite number of seconds > 0"
+_REDIS_KNOWN = (
+    "claim_lease_seconds, client_name, connect_timeout, db, max_connections, max_idle_time,"
+    " noevict, notouch, prefix, resync_interval, stream_timeout, timeout"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "sqlite:///tmp/x.db?claim_lease_seconds=-1",
+            f"option claim_lease_seconds='-1' in 'sqlite:///tmp/x.db?claim_lease_seconds=-1':"
+            f" {_SECONDS}",
+        ),
+        (
+            "sqlite:///tmp/x.db?claim_lease_seconds=nan",
+            f"option claim_lease_seconds='nan' in 'sqlite:///tmp/x.db?claim_lease_seconds=nan':"
+            f" {_SECONDS}",
+        ),
+        (
+            "sqlite:///tmp/x.db?poll_interval=0",
+            f"option poll_interval='0' in 'sqlite:///tmp/x.db?poll_interval=0': {_SECONDS}",
+        ),
+        (
+            "sqlite:///tmp/x.db?poll_interval=inf",
+            f"option poll_interval='inf' in 'sqlite:///tmp/x.db?poll_interval=inf': {_SECONDS}",
+        ),
+        (
+            "redis://:pw@127.0.0.1:1/0?claim_lease_seconds=-1",
+            "option claim_lease_seconds='-1' in"
+            f" 'redis://:***@127.0.0.1:1/0?claim_lease_seconds=-1': {_SECONDS}",
+        ),
+        (
+            "redis://127.0.0.1:1/0?resync_interval=nan",
+            f"option resync_interval='nan' in 'redis://127.0.0.1:1/0?resync_interval=nan':"
+            f" {_SECONDS}",
+        ),
+        (
+            "redis://127.0.0.1:1/0?bogus=1",
+            f"unknown option 'bogus' in 'redis://127.0.0.1:1/0?bogus=1'; known: {_REDIS_KNOWN}",
+        ),
+        (
+            "redis+cluster://127.0.0.1:1?resync_intervall=1",
+            "unknown option 'resync_intervall' in"
+            f" 'redis+cluster://127.0.0.1:1?resync_intervall=1'; known: {_REDIS_KNOWN}",
+        ),
+        (
+            "redis://127.0.0.1:1/0?noreply=true",
+            f"unknown option 'noreply' in 'redis://127.0.0.1:1/0?noreply=true'; known: {_REDIS_KNOWN}",
+        ),
+    ],
+)
+async def test_a_bad_option_fails_at_open_naming_the_setting(url: str, message: str) -> None:
+    with pytest.raises(StoreConfigError, match=f"^url: {re.escape(message)}$") as info:
+        async with open_stores(url):
+            pytest.fail("opened")
+    assert info.value.setting == "url"
+
+
+async def test_a_bad_option_names_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "sqlite:///tmp/x.db?poll_interval=-1"
+    monkeypatch.setenv(STORE_URL_ENV, url)
+    message = f"{STORE_URL_ENV}: option poll_interval='-1' in {url!r}: {_SECONDS}"
+    with pytest.raises(StoreConfigError, match=f"^{re.escape(message)}$"):
+        async with open_stores():
+            pytest.fail("opened")
 
 
 async def test_the_error_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
