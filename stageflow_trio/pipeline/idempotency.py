@@ -253,6 +253,27 @@ class _ClaimTable:
         return key in self._held
 
 
+def _check_key(owner: str, key: object) -> str:
+    """Return ``key`` if it is a str; else TypeError naming ``key`` (every store's rule)."""
+    if not isinstance(key, str):
+        raise TypeError(f"{owner}: key must be a str; got {type_of(key)}")
+    return key
+
+
+def _check_entry(owner: str, entry: object) -> CachedStageResult:
+    """Return ``entry`` if it is a CachedStageResult; else TypeError naming ``entry``."""
+    if not isinstance(entry, CachedStageResult):
+        raise TypeError(f"{owner}: entry must be a CachedStageResult; got {type_of(entry)}")
+    return entry
+
+
+def _check_claim(owner: str, claim: object) -> IdempotencyClaim:
+    """Return ``claim`` if it is an IdempotencyClaim; else TypeError naming ``claim``."""
+    if not isinstance(claim, IdempotencyClaim):
+        raise TypeError(f"{owner}: claim must be an IdempotencyClaim; got {type_of(claim)}")
+    return claim
+
+
 class InMemoryIdempotencyStore:
     """An in-process :class:`IdempotencyStore`, bounded in time and size.
 
@@ -307,7 +328,12 @@ class InMemoryIdempotencyStore:
         return key in self._claims
 
     async def get(self, key: str) -> CachedStageResult | None:
-        """The live entry for ``key`` (a deep copy), or None. A checkpoint."""
+        """The live entry for ``key`` (a deep copy), or None. A checkpoint.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        _check_key("InMemoryIdempotencyStore.get", key)
         await trio.lowlevel.checkpoint()
         entry = self._live(key, monotonic())
         return None if entry is None else _copy_entry(entry)
@@ -319,7 +345,23 @@ class InMemoryIdempotencyStore:
 
         A checkpoint (taken first: a cancelled call stores nothing). Then
         removes expired entries and evicts the oldest over ``max_entries``.
+        ``ttl_seconds`` is read as the reference reads it: 0 and None never
+        expire, nor do infinity and NaN (``stored_at + ttl <= now`` never holds),
+        and a negative one has expired already.
+
+        Raises:
+            TypeError: ``key`` is not a str, ``entry`` not a CachedStageResult,
+                or ``ttl_seconds`` neither a number nor None.
         """
+        owner = "InMemoryIdempotencyStore.set"
+        _check_key(owner, key)
+        _check_entry(owner, entry)
+        if ttl_seconds is not None and (
+            isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float)
+        ):
+            raise TypeError(
+                f"{owner}: ttl_seconds must be a number or None; got {type_of(ttl_seconds)}"
+            )
         await trio.lowlevel.checkpoint()
         now = monotonic()
         entries = self._entries
@@ -332,12 +374,22 @@ class InMemoryIdempotencyStore:
         self._after_write(now)
 
     async def delete(self, key: str) -> None:
-        """Forget the entry of ``key``. A checkpoint."""
+        """Forget the entry of ``key``. A checkpoint.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        _check_key("InMemoryIdempotencyStore.delete", key)
         await trio.lowlevel.checkpoint()
         self._entries.pop(key, None)
 
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
-        """See :meth:`IdempotencyStore.claim`. A checkpoint; the entry returned is a deep copy."""
+        """See :meth:`IdempotencyStore.claim`. A checkpoint; the entry returned is a deep copy.
+
+        Raises:
+            TypeError: ``key`` is not a str.
+        """
+        _check_key("InMemoryIdempotencyStore.claim", key)
         await trio.lowlevel.checkpoint()
         while True:
             # No checkpoint between this look-up and the grant: claiming is atomic.
@@ -350,8 +402,12 @@ class InMemoryIdempotencyStore:
             await held.released.wait()
 
     def release(self, claim: IdempotencyClaim) -> None:
-        """See :meth:`IdempotencyStore.release`."""
-        self._claims.release(claim)
+        """See :meth:`IdempotencyStore.release`.
+
+        Raises:
+            TypeError: ``claim`` is not an IdempotencyClaim.
+        """
+        self._claims.release(_check_claim("InMemoryIdempotencyStore.release", claim))
 
     def purge_expired(self) -> int:
         """Remove every expired entry now; returns how many were removed. Not a checkpoint."""
@@ -381,7 +437,8 @@ class InMemoryIdempotencyStore:
         # The oldest end: O(1) per write when every entry has the same TTL.
         while entries:
             key, entry = next(iter(entries.items()))
-            if entry.expires_at is None or entry.expires_at > now:
+            # Expired exactly when _live says so (a NaN expiry never is).
+            if entry.expires_at is None or not entry.expires_at <= now:
                 break
             del entries[key]
         # Mixed TTLs can hide an expired entry behind a live, older one.

@@ -19,8 +19,10 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import (
     CachedStageResult,
-    IdempotencyClaim,
     IdempotencyStore,
+    _check_claim,
+    _check_entry,
+    _check_key,
 )
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.tools.approval import (
@@ -77,25 +79,10 @@ def redacted(url: str) -> str:
     return _PASSWORD.sub(r"\1***@", url)
 
 
-def check_key(owner: str, key: object) -> str:
-    """Return ``key`` if it is a str; else TypeError naming ``key``."""
-    if not isinstance(key, str):
-        raise TypeError(f"{owner}: key must be a str; got {type_of(key)}")
-    return key
-
-
-def check_entry(owner: str, entry: object) -> CachedStageResult:
-    """Return ``entry`` if it is a CachedStageResult; else TypeError naming ``entry``."""
-    if not isinstance(entry, CachedStageResult):
-        raise TypeError(f"{owner}: entry must be a CachedStageResult; got {type_of(entry)}")
-    return entry
-
-
-def check_claim(owner: str, claim: object) -> IdempotencyClaim:
-    """Return ``claim`` if it is an IdempotencyClaim; else TypeError naming ``claim``."""
-    if not isinstance(claim, IdempotencyClaim):
-        raise TypeError(f"{owner}: claim must be an IdempotencyClaim; got {type_of(claim)}")
-    return claim
+# The argument checks every idempotency store shares (the in-memory one included).
+check_key = _check_key
+check_entry = _check_entry
+check_claim = _check_claim
 
 
 def time_to_live(owner: str, ttl_seconds: object) -> float | None:
