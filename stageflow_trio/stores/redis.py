@@ -454,11 +454,7 @@ class RedisIdempotencyStore:
         """
         with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS):
             try:
-                await self._client.eval(
-                    _RELEASE,
-                    keys=[self._keys(claim.key)[1]],
-                    args=[claim.token, self._backend.channel, "idem:" + claim.key],
-                )
+                await self._send_release(claim)
             except _REDIS_ERRORS:
                 logger.warning("could not release claim %r", claim.key, exc_info=True)
             else:
@@ -466,6 +462,14 @@ class RedisIdempotencyStore:
         # A closed store: the lease frees the key.
         with contextlib.suppress(trio.ClosedResourceError):
             self._send.send_nowait(claim)
+
+    async def _send_release(self, claim: IdempotencyClaim) -> None:
+        """Delete ``claim``'s key if it still holds it, and tell the waiters."""
+        await self._client.eval(
+            _RELEASE,
+            keys=[self._keys(claim.key)[1]],
+            args=[claim.token, self._backend.channel, "idem:" + claim.key],
+        )
 
     def release(self, claim: IdempotencyClaim) -> None:
         """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
@@ -492,11 +496,7 @@ class RedisIdempotencyStore:
             async with self._receive:
                 async for claim in self._receive:
                     try:
-                        await self._client.eval(
-                            _RELEASE,
-                            keys=[self._keys(claim.key)[1]],
-                            args=[claim.token, self._backend.channel, "idem:" + claim.key],
-                        )
+                        await self._send_release(claim)
                     except _REDIS_ERRORS:
                         # The lease frees the key; the store goes on.
                         logger.warning("could not release claim %r", claim.key, exc_info=True)

@@ -24,6 +24,7 @@ import trio
 
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
+from stageflow_trio.pipeline._spawner import _check_ctx
 from stageflow_trio.pipeline.registry import PipelineRegistry
 from stageflow_trio.pipeline.subpipeline import (
     MaxDepthExceededError,
@@ -31,7 +32,6 @@ from stageflow_trio.pipeline.subpipeline import (
     SubpipelineSpawner,
     get_subpipeline_spawner,
 )
-from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
 from stageflow_trio.tools.registry import get_tool_registry
 from stageflow_trio.utils.frozen import FrozenList
@@ -39,6 +39,8 @@ from stageflow_trio.utils.frozen import FrozenList
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from uuid import UUID
+
+    from stageflow_trio.stages.context import PipelineContext
 
 
 __all__ = ["ToolExecutor", "ToolExecutorResult"]
@@ -135,13 +137,7 @@ def _check_spawn_args(
     """``spawn_subpipeline``'s checks, in the spawner's words, made before the lookup."""
     if not isinstance(pipeline_name, str):
         raise TypeError(f"pipeline_name must be a str, got {type(pipeline_name).__name__}")
-    if not isinstance(ctx, PipelineContext):
-        hint = (
-            " (a StageContext gives one with ctx.as_pipeline_context())"
-            if hasattr(ctx, "as_pipeline_context")
-            else ""
-        )
-        raise TypeError(f"ctx must be a PipelineContext{hint}, got {type(ctx).__name__}")
+    _check_ctx(ctx)
     if topology is not None and type(topology) is not str:
         raise TypeError(f"topology_override must be a str or None, got {type(topology).__name__}")
     if execution_mode is not None and type(execution_mode) is not str:
