@@ -13,12 +13,13 @@ A skipped stage is short-circuited the usual way (``InterceptorResult(stage_ran=
 error=...)``). Events go to ``ctx.event_sink.try_emit``.
 
 Both interceptors fail closed: any other error in ``before`` (a key server that
-is down, a broken event sink) is raised as a
+is down) is raised as a
 :class:`~stageflow_trio.pipeline.interceptors.CriticalInterceptorError` (the
 original as its ``__cause__``), the one hook error the chain lets through, so
 the stage never runs and the run fails. The chain logs and swallows every other
 hook error, which for an authorization check would mean running the stage
-unauthenticated.
+unauthenticated. An event sink that raises is only logged: the decision stands
+(a denial still skips the stage, a login still lets it run).
 :class:`MockJwtValidator` is the reference's test validator; a real one, checking
 signatures against a key or a JWKS document, is
 :class:`stageflow_trio.auth.jwt.SignedJwtValidator`.
@@ -182,6 +183,18 @@ def _auth_context_from_claims(claims: Mapping[str, Any]) -> AuthContext:
     )
 
 
+def _try_emit(ctx: PipelineContext, event_type: str, data: dict[str, Any]) -> None:
+    """Send an auth event; a sink that raises is logged (it decides nothing).
+
+    The decision stands either way: a denial still skips the stage, a login
+    still lets it run. Only a failing check fails closed (see the module).
+    """
+    try:
+        ctx.event_sink.try_emit(type=event_type, data=data)
+    except Exception as exc:  # noqa: BLE001 - observability must not decide access
+        logger.warning("Failed to emit %s: %s", event_type, exc)
+
+
 def _fail_closed(interceptor: str, stage_name: str, exc: Exception) -> CriticalInterceptorError:
     return CriticalInterceptorError(
         f"{interceptor} interceptor failed, so stage {stage_name!r} does not run: "
@@ -275,7 +288,7 @@ class AuthInterceptor(BaseInterceptor):
             request_id=ctx.request_id,
             pipeline_run_id=ctx.pipeline_run_id,
         )
-        ctx.event_sink.try_emit(type="auth.login", data=event.to_dict())
+        _try_emit(ctx, "auth.login", event.to_dict())
         logger.info(
             "Authentication successful",
             extra={
@@ -293,7 +306,7 @@ class AuthInterceptor(BaseInterceptor):
             ip_address=ctx.data.get("_client_ip"),
             user_agent=ctx.data.get("_user_agent"),
         )
-        ctx.event_sink.try_emit(type="auth.failure", data=event.to_dict())
+        _try_emit(ctx, "auth.failure", event.to_dict())
         logger.warning(
             "Authentication failed: %s",
             reason,
@@ -369,7 +382,7 @@ class OrgEnforcementInterceptor(BaseInterceptor):
             request_id=ctx.request_id,
             pipeline_run_id=ctx.pipeline_run_id,
         )
-        ctx.event_sink.try_emit(type="tenant.access_denied", data=event.to_dict())
+        _try_emit(ctx, "tenant.access_denied", event.to_dict())
         logger.warning(
             "Cross-tenant access denied",
             extra={
