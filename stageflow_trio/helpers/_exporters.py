@@ -34,6 +34,12 @@ def _freeze(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
     return value if type(value) is FrozenDict else FrozenDict(value)
 
 
+def _check_field_type(name: str, value: object, kind: type) -> None:
+    """AnalyticsEvent's check of ``event_type`` and ``timestamp`` (to_dict needs both)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"AnalyticsEvent: {name} must be a {kind.__name__}; got {type_of(value)}")
+
+
 @frozen_compat
 @attrs.frozen
 class AnalyticsEvent:
@@ -50,8 +56,10 @@ class AnalyticsEvent:
         metadata: Extra data, held read-only.
     """
 
-    event_type: str
-    timestamp: datetime = attrs.field(factory=utc_now)
+    event_type: str = attrs.field(validator=lambda _, a, v: _check_field_type(a.name, v, str))
+    timestamp: datetime = attrs.field(
+        factory=utc_now, validator=lambda _, a, v: _check_field_type(a.name, v, datetime)
+    )
     data: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_freeze)
     pipeline_run_id: UUID | None = None
     stage_name: str | None = None

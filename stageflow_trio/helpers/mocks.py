@@ -817,11 +817,14 @@ class MockAuthProvider:
         """Make a token ``"mock-<32 hex>"`` valid for ``expires_in_hours``; return it and its claims.
 
         Raises:
-            TypeError: ``sub`` is not a str, ``roles`` not a list of str or None
-                (a bare str is refused), ``expires_in_hours`` not a number.
+            TypeError: ``sub`` is not a str, ``org_id`` neither a str nor None,
+                ``roles`` not a list of str or None (a bare str is refused),
+                ``expires_in_hours`` not a number.
         """
         owner = "MockAuthProvider.create_token"
         _check_str(owner, "sub", sub)
+        if org_id is not None:
+            _check_str(owner, "org_id", org_id)
         role_list = _roles(owner, roles)
         check_number(owner, "expires_in_hours", expires_in_hours)
         claims = MockJWTClaims(

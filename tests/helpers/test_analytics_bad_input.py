@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from stageflow_trio.helpers.analytics import (
+    AnalyticsEvent,
     AnalyticsSink,
     BufferedExporter,
     CompositeExporter,
@@ -95,3 +96,19 @@ def test_the_reference_accepts_them_and_fails_later(reference: ModuleType) -> No
         asyncio.run(analytics.CompositeExporter(None).export(event))
     with pytest.raises(AttributeError):
         asyncio.run(analytics.ConsoleExporter().export("x"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"event_type": 5}, r"^AnalyticsEvent: event_type must be a str; got int$"),
+        (
+            {"event_type": "x", "timestamp": "2026-01-01"},
+            r"^AnalyticsEvent: timestamp must be a datetime; got str$",
+        ),
+    ],
+)
+def test_an_event_needs_a_str_type_and_a_datetime(kwargs: dict[str, Any], message: str) -> None:
+    # to_dict needs both (the reference fails there, on isoformat()).
+    with pytest.raises(TypeError, match=message):
+        AnalyticsEvent(**kwargs)

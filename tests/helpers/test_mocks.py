@@ -506,3 +506,14 @@ def test_create_token_roles_none_empty_or_any_iterable_of_str() -> None:
     assert auth.create_token("u", roles=[])[1].roles == []
     roles: Any = ("admin", "ops")
     assert auth.create_token("u", roles=roles)[1].roles == ["admin", "ops"]
+
+
+def test_create_token_wants_a_str_org_id_or_none() -> None:
+    auth = MockAuthProvider()
+    assert auth.create_token("u", org_id="acme")[1].org_id == "acme"
+    assert auth.create_token("u")[1].org_id is None
+    org: Any = 5
+    with pytest.raises(
+        TypeError, match=r"^MockAuthProvider\.create_token: org_id must be a str; got int$"
+    ):
+        auth.create_token("u", org_id=org)
