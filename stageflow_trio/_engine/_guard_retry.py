@@ -14,10 +14,10 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stageflow_trio.core.stage_output import StageOutput
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-
-    from stageflow_trio.core.stage_output import StageOutput
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
@@ -44,9 +44,14 @@ def hash_retry_payload(
 
     Used to detect stagnation: the same hash twice in a row means the retry
     changed nothing the guard looks at. ``None`` for no output.
+
+    Raises:
+        TypeError: ``output`` is not a StageOutput or None.
     """
     if output is None:
         return None
+    if not isinstance(output, StageOutput):
+        raise TypeError(f"output must be a StageOutput or None, got {type(output).__name__}")
     payload: Mapping[str, object] = output.data
     if fields:
         payload = {name: payload.get(name) for name in fields}

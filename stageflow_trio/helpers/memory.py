@@ -228,9 +228,11 @@ class InMemoryStore:
         A checkpoint.
 
         Raises:
-            TypeError: ``config`` is not a MemoryConfig.
+            TypeError: ``session_id`` is not a UUID or ``config`` is not a MemoryConfig.
         """
         await trio.lowlevel.checkpoint()
+        # A str session id would find nothing and return [] silently.
+        _check_session_id("InMemoryStore.fetch", session_id)
         if type(config) is not MemoryConfig:
             raise TypeError(
                 f"InMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
@@ -251,8 +253,13 @@ class InMemoryStore:
         self._entries.setdefault(entry.session_id, []).append(entry)
 
     async def clear(self, session_id: UUID) -> int:
-        """Forget the session; return how many entries it had. A checkpoint."""
+        """Forget the session; return how many entries it had. A checkpoint.
+
+        Raises:
+            TypeError: ``session_id`` is not a UUID.
+        """
         await trio.lowlevel.checkpoint()
+        _check_session_id("InMemoryStore.clear", session_id)
         return len(self._entries.pop(session_id, ()))
 
     def get_all_sessions(self) -> list[UUID]:

@@ -46,6 +46,14 @@ def _check_count(helper: str, param: str, count: object) -> int:
     return count
 
 
+def _check_builder(helper: str, builder: object) -> None:
+    # Without this, a wrong builder fails deep inside as an AttributeError (with_stage).
+    if not isinstance(builder, PipelineBuilder):
+        raise StageDefinitionTypeError(
+            f"{helper}: builder must be a PipelineBuilder; got {type(builder).__name__}"
+        )
+
+
 def _check_factory(helper: str, param: str, factory: object) -> None:
     if not callable(factory):
         raise StageDefinitionTypeError(
@@ -71,6 +79,7 @@ def _chain(
     stage_factory: StageFactory,
     first_depends_on: tuple[str, ...] | None,
 ) -> tuple[PipelineBuilder, str | None]:
+    _check_builder(helper, builder)
     count = _check_count(helper, "count", count)
     if count <= 0:
         return builder, None
@@ -98,7 +107,7 @@ def with_linear_chain(
     returns ``builder`` unchanged.
 
     Raises:
-        StageDefinitionTypeError: ``count`` is not an int, the factory is not callable
+        StageDefinitionTypeError: ``builder`` is not a PipelineBuilder, ``count`` is not an int, the factory is not callable
             or returns something other than a ``(name, runner)`` pair.
         PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
     """
@@ -124,6 +133,7 @@ def with_parallel_stages(
         PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
     """
     helper = "with_parallel_stages"
+    _check_builder(helper, builder)
     count = _check_count(helper, "count", count)
     if count <= 0:
         return builder
@@ -151,11 +161,12 @@ def with_fan_out_fan_in(
     depends on every worker (on nothing when ``parallel_count <= 0``).
 
     Raises:
-        StageDefinitionTypeError: a stage argument is not a ``(name, runner)`` pair,
-            ``parallel_count`` is not an int, or the factory is not callable.
+        StageDefinitionTypeError: ``builder`` is not a PipelineBuilder, a stage
+            argument is not a ``(name, runner)`` pair, ``parallel_count`` is not an int, or the factory is not callable.
         PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
     """
     helper = "with_fan_out_fan_in"
+    _check_builder(helper, builder)
     fan_out_name, fan_out_runner = _pair(helper, "fan_out_stage", fan_out_stage)
     fan_in_name, fan_in_runner = _pair(helper, "fan_in_stage", fan_in_stage)
     count = _check_count(helper, "parallel_count", parallel_count)
@@ -186,11 +197,12 @@ def with_conditional_branch(
     is ``conditional=True``. The merge stage, if given, depends on every branch stage.
 
     Raises:
-        StageDefinitionTypeError: a stage argument is not a ``(name, runner)`` pair, or
-            ``branches`` is not a mapping.
+        StageDefinitionTypeError: ``builder`` is not a PipelineBuilder, a stage
+            argument is not a ``(name, runner)`` pair, or ``branches`` is not a mapping.
         PipelineValidationError: a dependency is missing (``CONTRACT-004-MISSING_DEP``).
     """
     helper = "with_conditional_branch"
+    _check_builder(helper, builder)
     router_name, router_runner = _pair(helper, "router_stage", router_stage)
     if not isinstance(branches, Mapping):
         raise StageDefinitionTypeError(

@@ -173,7 +173,18 @@ class FailureCollector:
         recoverable: bool = False,
         context: dict[str, Any] | None = None,
     ) -> None:
-        """Record that ``stage`` failed with ``error`` (an exception or a message); logs a warning."""
+        """Record that ``stage`` failed with ``error`` (an exception or a message); logs a warning.
+
+        Raises:
+            TypeError: ``stage`` is not a str, ``error`` not an exception or a str,
+                ``recoverable`` not a bool.
+        """
+        owner = "FailureCollector.record_failure"
+        if not isinstance(stage, str):
+            raise TypeError(f"{owner}: stage must be a str; got {type_of(stage)}")
+        if not isinstance(error, Exception | str):
+            raise TypeError(f"{owner}: error must be an Exception or a str; got {type_of(error)}")
+        check_flag(owner, "recoverable", recoverable)
         error_str = str(error)
         error_type = type(error).__name__ if isinstance(error, Exception) else "Error"
         self._failures.append(
@@ -200,23 +211,48 @@ class FailureCollector:
         )
 
     def record_completion(self, stage: str) -> None:
-        """Record that ``stage`` completed."""
+        """Record that ``stage`` completed.
+
+        Raises:
+            TypeError: ``stage`` is not a str.
+        """
+        if not isinstance(stage, str):
+            raise TypeError(
+                f"FailureCollector.record_completion: stage must be a str; got {type_of(stage)}"
+            )
         self._completed_stages.add(stage)
 
-    def should_continue(self, _stage: str, dependent_on: set[str]) -> bool:
+    def should_continue(self, _stage: str, dependent_on: Iterable[str]) -> bool:
         """Whether a stage depending on ``dependent_on`` should run.
 
         FAIL_FAST: only while nothing has failed. CONTINUE_ON_FAILURE: unless
         one of its dependencies failed. BEST_EFFORT: always.
+
+        ``dependent_on`` may be any collection of stage names (a set in the
+        reference; a spec's dependency tuple works too).
+
+        Raises:
+            TypeError: ``dependent_on`` is a str or not iterable.
         """
+        if isinstance(dependent_on, str) or not isinstance(dependent_on, Iterable):
+            raise TypeError(
+                "FailureCollector.should_continue: dependent_on must be a collection of"
+                f" stage names; got {type_of(dependent_on)}"
+            )
         if self.mode is FailureMode.FAIL_FAST:
             return not self._failures
         if self.mode is FailureMode.CONTINUE_ON_FAILURE:
-            return not (dependent_on & self._failed_stages)
+            return self._failed_stages.isdisjoint(dependent_on)
         return True
 
     def get_summary(self, total_stages: int, partial_results: dict[str, Any]) -> FailureSummary:
-        """A :class:`FailureSummary` of what has been recorded so far."""
+        """A :class:`FailureSummary` of what has been recorded so far.
+
+        Raises:
+            TypeError: ``total_stages`` is not an int or ``partial_results`` not a mapping.
+            ValueError: ``total_stages`` is negative.
+        """
+        check_int("FailureCollector.get_summary", "total_stages", total_stages, minimum=0)
         return FailureSummary(
             total_stages=total_stages,
             completed_stages=len(self._completed_stages),
@@ -354,7 +390,21 @@ class BackpressureMonitor:
             self._queued_count -= 1
 
     def release(self, latency_ms: float | None = None) -> None:
-        """Free a slot taken by :meth:`acquire`; record ``latency_ms`` if given (the last 1000 count)."""
+        """Free a slot taken by :meth:`acquire`; record ``latency_ms`` if given (the last 1000 count).
+
+        Raises:
+            TypeError / ValueError: ``latency_ms`` is not a finite number >= 0 (or None).
+            RuntimeError: no slot is taken (more releases than successful acquires).
+        """
+        owner = "BackpressureMonitor.release"
+        if latency_ms is not None:
+            check_number(owner, "latency_ms", latency_ms, minimum=0)
+        # trio's (and asyncio's) Semaphore has no upper bound: an unmatched release
+        # would raise the limit for good and drive the active count negative.
+        if self._active_count <= 0:
+            raise RuntimeError(
+                f"{owner}: release() without a matching acquire() that returned True"
+            )
         self._semaphore.release()
         self._active_count -= 1
         if latency_ms is not None:
@@ -372,6 +422,18 @@ class BackpressureMonitor:
         }
 
 
+def _str_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # A non-str predicate used to make evaluate() log a warning and return True.
+    if not isinstance(value, str):
+        raise TypeError(
+            f"ConditionalDependency: {attribute.name} must be a str; got {type_of(value)}"
+        )
+
+
+def _flag_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_flag("ConditionalDependency", attribute.name, value)
+
+
 @frozen_compat
 @attrs.frozen
 class ConditionalDependency:
@@ -384,9 +446,9 @@ class ConditionalDependency:
         skip_on_false: Kept for parity; the result is the predicate's truth either way.
     """
 
-    stage: str
-    predicate: str
-    skip_on_false: bool = True
+    stage: str = attrs.field(validator=_str_field)
+    predicate: str = attrs.field(validator=_str_field)
+    skip_on_false: bool = attrs.field(default=True, validator=_flag_field)
 
     def evaluate(self, outputs: dict[str, Any]) -> bool:
         """True if the stage should run.

@@ -94,8 +94,9 @@ class GuardRetryPolicy:
         retry_stage: The stage to run again before the guard re-runs. It must be
             one of the guard's declared dependencies.
         max_attempts: Guard failures allowed before giving up (the first counts).
-        stagnation_limit: Consecutive failures with an identical payload hash
-            that count as "no progress" and end the retries.
+        stagnation_limit: How many times in a row a failure may repeat the
+            previous failure's payload hash before the retries end (with the
+            default 2, the third identical failure ends them, as in the reference).
         hash_fields: Only these keys of the guard's output data are hashed for
             stagnation detection (all data when ``None``).
         timeout_seconds: Give up once this long has passed (on the trio clock)
@@ -123,10 +124,15 @@ class GuardRetryStrategy:
         """Check every policy against the graph's stage specs.
 
         Raises:
+            TypeError: ``stages`` is not a mapping.
             ValueError: the guard is unknown or not a GUARD stage, the retry stage
                 is unknown or is the guard itself, or the guard does not declare
                 the retry stage as a dependency.
         """
+        if not isinstance(stages, Mapping):
+            raise TypeError(
+                f"stages must be a mapping of stage name to stage spec, got {type(stages).__name__}"
+            )
         for guard_name, policy in self.policies.items():
             guard_spec = stages.get(guard_name)
             if guard_spec is None:

@@ -27,8 +27,17 @@ class PipelineRegistry:
         self._registered = False
 
     def _ensure_registered(self) -> None:
-        if not self._registered:
+        if self._registered:
+            return
+        # Set before the call: an override need not set it (the reference's hook
+        # did), and a lookup from inside the override must not recurse. A failed
+        # registration is tried again at the next lookup.
+        self._registered = True
+        try:
             self._register_all()
+        except BaseException:
+            self._registered = False
+            raise
 
     def _register_all(self) -> None:
         """Register the built-in pipelines (none here); called once, before the first lookup."""
