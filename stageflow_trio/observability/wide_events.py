@@ -5,24 +5,28 @@ block a stage, and never fail one: an error while building or emitting a wide
 event (a sink whose ``try_emit`` raises) is logged as a warning on the
 ``stageflow_trio.wide_events`` logger and the run goes on. Ids are strings or
 ``None``; timestamps ISO 8601.
+
+Arguments of the wrong type are a caller's bug, not a sink failure: every
+function here raises TypeError naming the parameter, at the call, before
+anything is built or emitted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._args import type_of
 from stageflow_trio._time import utc_now
+from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from datetime import datetime
-
     from stageflow_trio.stages.context import PipelineContext
-    from stageflow_trio.stages.result import StageResult
 
 __all__ = ["WideEventEmitter", "emit_pipeline_wide_event", "emit_stage_wide_event"]
 
@@ -62,6 +66,67 @@ def _summary(result: StageResult) -> dict[str, Any]:
     }
 
 
+_MISSING: Any = object()
+
+
+def _check_common(where: str, ctx: object, extra: object) -> None:
+    # ctx is duck-typed (the reference accepts any object with the context's ids and
+    # an event_sink), so only the attribute every payload needs is checked.
+    if getattr(ctx, "event_sink", _MISSING) is _MISSING:
+        raise TypeError(f"{where}: ctx must be a PipelineContext; got {type_of(ctx)}")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise TypeError(f"{where}: extra must be a mapping or None; got {type_of(extra)}")
+
+
+def _check_stage_args(where: str, ctx: object, result: object, extra: object) -> None:
+    _check_common(where, ctx, extra)
+    if not isinstance(result, StageResult):
+        raise TypeError(f"{where}: result must be a StageResult; got {type_of(result)}")
+
+
+def _check_pipeline_args(
+    where: str,
+    ctx: object,
+    stage_results: object,
+    pipeline_name: object,
+    status: object,
+    duration_ms: object,
+    started_at: object,
+    extra: object,
+) -> None:
+    _check_common(where, ctx, extra)
+    if not isinstance(stage_results, Mapping):
+        raise TypeError(
+            f"{where}: stage_results must be a mapping of stage name to StageResult; "
+            f"got {type_of(stage_results)}"
+        )
+    for name, result in stage_results.items():
+        if not isinstance(result, StageResult):
+            raise TypeError(
+                f"{where}: stage_results[{name!r}] must be a StageResult; got {type_of(result)}"
+            )
+    for param, value in (("pipeline_name", pipeline_name), ("status", status)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{where}: {param} must be a str or None; got {type_of(value)}")
+    if duration_ms is not None and (type(duration_ms) is bool or not isinstance(duration_ms, int)):
+        raise TypeError(f"{where}: duration_ms must be an int or None; got {type_of(duration_ms)}")
+    if started_at is not None:
+        if not isinstance(started_at, datetime):
+            raise TypeError(
+                f"{where}: started_at must be a datetime or None; got {type_of(started_at)}"
+            )
+        if started_at.utcoffset() is None:
+            # It is subtracted from the current UTC time.
+            raise ValueError(f"{where}: started_at must be timezone-aware; got a naive datetime")
+
+
+def _check_emitter(where: str, emitter: object) -> None:
+    if emitter is not None and not isinstance(emitter, WideEventEmitter):
+        raise TypeError(
+            f"{where}: emitter must be a WideEventEmitter or None; got {type_of(emitter)}"
+        )
+
+
 def _event_type(_: object, attribute: attrs.Attribute[str], value: object) -> None:
     # Checked at construction and on assignment: a sink sees it only at the first event.
     if type(value) is not str:
@@ -83,6 +148,9 @@ class WideEventEmitter:
     Raises:
         TypeError: an event type is not a str.
         ValueError: an event type is empty.
+
+    The ``emit_*`` and ``build_*`` methods raise TypeError (``ValueError`` for a
+    naive ``started_at``) naming the parameter when an argument has the wrong type.
     """
 
     stage_event_type: str = attrs.field(default="stage.wide", validator=_event_type)
@@ -97,8 +165,10 @@ class WideEventEmitter:
     ) -> None:
         """Emit ``stage.wide`` for ``result`` through ``ctx.event_sink.try_emit``.
 
-        Never raises an ``Exception``: a failure is logged (see the module docstring).
+        A failure to build or emit is logged, never raised (see the module
+        docstring); only arguments of the wrong type raise TypeError.
         """
+        _check_stage_args("emit_stage_event", ctx, result, extra)
         try:
             payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
             ctx.event_sink.try_emit(type=self.stage_event_type, data=payload)
@@ -118,8 +188,20 @@ class WideEventEmitter:
     ) -> None:
         """Emit ``pipeline.wide`` summarizing ``stage_results``.
 
-        Never raises an ``Exception``: a failure is logged (see the module docstring).
+        A failure to build or emit is logged, never raised (see the module
+        docstring); only arguments of the wrong type raise TypeError (ValueError
+        for a naive ``started_at``).
         """
+        _check_pipeline_args(
+            "emit_pipeline_event",
+            ctx,
+            stage_results,
+            pipeline_name,
+            status,
+            duration_ms,
+            started_at,
+            extra,
+        )
         try:
             payload = self.build_pipeline_payload(
                 ctx=ctx,
@@ -142,6 +224,7 @@ class WideEventEmitter:
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The ``stage.wide`` payload: context metadata, the stage summary, ``extra``."""
+        _check_stage_args("build_stage_payload", ctx, result, extra)
         payload = {**_context_metadata(ctx), **_summary(result)}
         if extra:
             payload["extra"] = dict(extra)
@@ -164,6 +247,16 @@ class WideEventEmitter:
         ``status`` to ``"failed"`` when any stage failed, else ``"completed"``;
         ``duration_ms`` is measured from ``started_at`` when not given.
         """
+        _check_pipeline_args(
+            "build_pipeline_payload",
+            ctx,
+            stage_results,
+            pipeline_name,
+            status,
+            duration_ms,
+            started_at,
+            extra,
+        )
         if duration_ms is None and started_at is not None:
             duration_ms = _millis(started_at, utc_now())
         details = [_summary(result) for result in stage_results.values()]
@@ -199,6 +292,7 @@ def emit_stage_wide_event(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Emit ``stage.wide`` with ``emitter`` (a default one when omitted)."""
+    _check_emitter("emit_stage_wide_event", emitter)
     (emitter or WideEventEmitter()).emit_stage_event(ctx=ctx, result=result, extra=extra)
 
 
@@ -214,6 +308,7 @@ def emit_pipeline_wide_event(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Emit ``pipeline.wide`` with ``emitter`` (a default one when omitted)."""
+    _check_emitter("emit_pipeline_wide_event", emitter)
     (emitter or WideEventEmitter()).emit_pipeline_event(
         ctx=ctx,
         stage_results=stage_results,

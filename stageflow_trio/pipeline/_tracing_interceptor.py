@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id
 from stageflow_trio.observability._otel import otel_api
 
@@ -41,15 +43,22 @@ class TracingInterceptor(BaseInterceptor):
         tracer: An object with ``start_span(name, attributes=...)`` returning
             a span with ``set_attribute``, ``set_status`` and ``end``; default:
             ``opentelemetry.trace.get_tracer("stageflow_trio")`` when installed.
+
+    Raises:
+        TypeError: ``tracer`` is a class, or has no callable ``start_span``.
     """
 
     name: str = "tracing"
     priority: int = 20
 
     def __init__(self, tracer: Any = None) -> None:
+        if tracer is not None:
+            _check_tracer(tracer)
         self._tracer = tracer if tracer is not None else _default_tracer()
-        # (id(ctx), stage) -> (span, context token or None) for calls in flight.
-        self._spans: dict[tuple[int, str], tuple[Any, Any]] = {}
+        # (id(ctx), stage, task) -> spans of the calls in flight, innermost last. The
+        # hooks of one call all run in its task, so two concurrent calls of a stage
+        # on one context (or a nested one) never take each other's span.
+        self._spans: dict[tuple[int, str, trio.lowlevel.Task], list[tuple[Any, Any]]] = {}
 
     @property
     def tracer(self) -> Any:
@@ -79,35 +88,62 @@ class TracingInterceptor(BaseInterceptor):
         if api is not None:
             trace, context = api
             token = context.attach(trace.set_span_in_context(span))
-        self._spans[(id(ctx), stage_name)] = (span, token)
+        key = (id(ctx), stage_name, trio.lowlevel.current_task())
+        self._spans.setdefault(key, []).append((span, token))
 
     def _take_span(self, stage_name: str, ctx: PipelineContext) -> tuple[Any, Any] | None:
         """Forget the call's span (and its markers in ``ctx.data``); return it if any."""
         data = ctx.data
         data.pop("_tracing.span_name", None)
         data.pop("_tracing.span_start", None)
-        return self._spans.pop((id(ctx), stage_name), None)
+        key = (id(ctx), stage_name, trio.lowlevel.current_task())
+        stack = self._spans.get(key)
+        if not stack:
+            return None
+        entry = stack.pop()
+        if not stack:
+            del self._spans[key]
+        return entry
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         entry = self._take_span(stage_name, ctx)
         if entry is None:
             return
         span, token = entry
-        span.set_attribute("stageflow.stage.status", result.status)
-        span.set_attribute("stageflow.stage.duration_ms", _duration_ms(result))
-        if result.error is not None:
-            span.set_attribute("stageflow.stage.error", result.error)
-        if result.status == "failed":
-            _set_error_status(span, result.error)
-        _finish(span, token)
+        try:
+            span.set_attribute("stageflow.stage.status", result.status)
+            span.set_attribute("stageflow.stage.duration_ms", _duration_ms(result))
+            if result.error is not None:
+                span.set_attribute("stageflow.stage.error", result.error)
+            if result.status == "failed":
+                _set_error_status(span, result.error)
+        finally:  # a span that refuses an attribute is still ended, its context detached
+            _finish(span, token)
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
         entry = self._take_span(stage_name, ctx)
         if entry is None:
             return
         span, token = entry
-        span.set_attribute("stageflow.stage.status", "aborted")
-        _finish(span, token)
+        try:
+            span.set_attribute("stageflow.stage.status", "aborted")
+        finally:
+            _finish(span, token)
+
+
+def _check_tracer(tracer: object) -> None:
+    # Checked here: a bad tracer would fail in every before(), where hook errors are
+    # logged and swallowed, and no stage would ever get a span.
+    if isinstance(tracer, type):
+        raise TypeError(
+            "TracingInterceptor: tracer must be an instance with a callable start_span; "
+            f"got the class {tracer.__name__} (pass {tracer.__name__}())"
+        )
+    if not callable(getattr(tracer, "start_span", None)):
+        raise TypeError(
+            "TracingInterceptor: tracer must have a callable start_span(name, attributes=...); "
+            f"got {type(tracer).__name__}"
+        )
 
 
 def _set_error_status(span: Any, description: str | None) -> None:
@@ -119,8 +155,10 @@ def _set_error_status(span: Any, description: str | None) -> None:
 
 
 def _finish(span: Any, token: Any) -> None:
-    if token is not None:
-        api = otel_api()
-        if api is not None:
-            api[1].detach(token)
-    span.end()
+    try:
+        if token is not None:
+            api = otel_api()
+            if api is not None:
+                api[1].detach(token)
+    finally:
+        span.end()

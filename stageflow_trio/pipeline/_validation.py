@@ -9,12 +9,13 @@ The errors and the function are public at :mod:`stageflow_trio.pipeline.spec`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from stageflow_trio.errors import StageflowError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from stageflow_trio.contracts.errors import ContractErrorInfo
 
@@ -142,6 +143,18 @@ def empty_pipeline_error() -> PipelineValidationError:
     return PipelineValidationError("Cannot build empty pipeline", error_info=info)
 
 
+def _dependencies_type_error(stage: str, stage_deps: object) -> TypeError:
+    if isinstance(stage_deps, tuple | list):
+        bad = next(dep for dep in stage_deps if not isinstance(dep, str))
+        got = f"an item of type {type(bad).__name__}"
+    else:
+        got = type(stage_deps).__name__
+    return TypeError(
+        f"validate_dependencies: the dependencies of stage {stage!r} must be a tuple or "
+        f"list of str; got {got}"
+    )
+
+
 def _raise_cycle(cycle_path: list[str]) -> NoReturn:
     # The path's nodes are distinct apart from the repeated first one, so this
     # is the ordered set of stages in the cycle.
@@ -165,9 +178,20 @@ def validate_dependencies(deps: Mapping[str, Sequence[str]]) -> None:
             ``context={"stage", "dependency"}``.
         CycleDetectedError: ``CONTRACT-004-CYCLE``; ``cycle_path`` starts and ends
             with the same stage, and each stage in it depends on the next one.
+        TypeError: ``deps`` is not a mapping, or a stage's dependencies are not a
+            sequence of str (a lone str would be read one character per stage).
     """
+    if not isinstance(deps, Mapping):
+        raise TypeError(
+            f"validate_dependencies: deps must be a mapping of stage name to dependencies; "
+            f"got {type(deps).__name__}"
+        )
     for stage, stage_deps in deps.items():
+        if isinstance(stage_deps, str) or not isinstance(stage_deps, tuple | list):
+            raise _dependencies_type_error(stage, stage_deps)
         for dep in stage_deps:
+            if not isinstance(dep, str):
+                raise _dependencies_type_error(stage, stage_deps)
             if dep not in deps:
                 raise missing_dependency_error(stage, dep)
 

@@ -8,7 +8,8 @@ is anything with ``name`` and ``dependencies`` (:class:`DependencySpec`).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from stageflow_trio.pipeline._validation import (
     PipelineValidationError,
@@ -16,9 +17,6 @@ from stageflow_trio.pipeline._validation import (
     empty_pipeline_error,
     validate_dependencies,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 __all__ = [
     "DependencySpec",
@@ -29,6 +27,30 @@ __all__ = [
 ]
 
 _STAGES_DOCS = "https://github.com/stageflow/stageflow/blob/main/docs/guides/stages.md"
+
+
+def _check_stages(where: str, stages: object) -> None:
+    if not isinstance(stages, Mapping):
+        raise TypeError(
+            f"{where}: stages must be a mapping of stage name to spec; got {type(stages).__name__}"
+        )
+
+
+def _dependencies(where: str, name: str, spec: object) -> tuple[str, ...] | list[str]:
+    # A spec is duck-typed; a missing attribute or a lone str (read one character
+    # per stage) is reported here rather than deep inside the graph walk.
+    if not hasattr(spec, "dependencies"):
+        raise TypeError(
+            f"{where}: stages[{name!r}] must be a spec with name and dependencies; "
+            f"got {type(spec).__name__}"
+        )
+    deps = spec.dependencies
+    if isinstance(deps, str) or not isinstance(deps, tuple | list):
+        raise TypeError(
+            f"{where}: stages[{name!r}].dependencies must be a tuple or list of str; "
+            f"got {type(deps).__name__}"
+        )
+    return deps
 
 
 class DependencySpec(Protocol):
@@ -44,7 +66,14 @@ class DependencySpec(Protocol):
 
 
 def ensure_non_empty(stages: Mapping[str, DependencySpec], *, message: str) -> None:
-    """Raise ``PipelineValidationError(message)`` (``CONTRACT-004-EMPTY``) when ``stages`` is empty."""
+    """Raise ``PipelineValidationError(message)`` (``CONTRACT-004-EMPTY``) when ``stages`` is empty.
+
+    Raises:
+        TypeError: ``stages`` is not a mapping, or ``message`` not a str.
+    """
+    _check_stages("ensure_non_empty", stages)
+    if not isinstance(message, str):
+        raise TypeError(f"ensure_non_empty: message must be a str; got {type(message).__name__}")
     if stages:
         return
     raise PipelineValidationError(message, error_info=empty_pipeline_error().error_info)
@@ -56,14 +85,35 @@ def validate_stage_dependencies(stages: Mapping[str, DependencySpec]) -> None:
     Raises:
         PipelineValidationError: ``CONTRACT-004-MISSING_DEP`` (the first in mapping order).
         CycleDetectedError: ``CONTRACT-004-CYCLE``.
+        TypeError: ``stages`` is not a mapping, or a spec's ``dependencies`` is not
+            a tuple or list of str.
     """
-    validate_dependencies({name: spec.dependencies for name, spec in stages.items()})
+    where = "validate_stage_dependencies"
+    _check_stages(where, stages)
+    validate_dependencies({name: _dependencies(where, name, spec) for name, spec in stages.items()})
 
 
 def ensure_compatible_stage_specs(
     *, name: str, existing: Any, incoming: Any, attrs: tuple[str, ...]
 ) -> None:
-    """Raise ``CONTRACT-004-CONFLICT`` unless both specs agree on every attribute in ``attrs``."""
+    """Raise ``CONTRACT-004-CONFLICT`` unless both specs agree on every attribute in ``attrs``.
+
+    Raises:
+        TypeError: ``attrs`` is not a tuple or list of str, or a spec lacks one of them.
+    """
+    names: object = attrs  # annotated as a tuple; checked since a str would be read per character
+    if isinstance(names, str) or not isinstance(names, tuple | list):
+        raise TypeError(
+            "ensure_compatible_stage_specs: attrs must be a tuple or list of attribute names; "
+            f"got {type(names).__name__}"
+        )
+    for attr in names:
+        for role, spec in (("existing", existing), ("incoming", incoming)):
+            if not isinstance(attr, str) or not hasattr(spec, attr):
+                raise TypeError(
+                    f"ensure_compatible_stage_specs: {role} has no attribute {attr!r} "
+                    "(attrs must name attributes of both specs)"
+                )
     if all(getattr(existing, attr) == getattr(incoming, attr) for attr in attrs):
         return
     info = contract_error_info(
@@ -85,13 +135,20 @@ def topologically_sorted_stage_names(stages: Mapping[str, DependencySpec]) -> li
 
     Ties keep mapping order. Stages that can never run (in a cycle, or after a
     missing dependency) are left out rather than reported.
+
+    Raises:
+        TypeError: ``stages`` is not a mapping, or a spec's ``dependencies`` is not
+            a tuple or list.
     """
+    where = "topologically_sorted_stage_names"
+    _check_stages(where, stages)
     remaining: dict[str, int] = {}
     dependants: dict[str, list[str]] = {name: [] for name in stages}
     for name, spec in stages.items():
-        deps = set(spec.dependencies)
+        spec_deps = _dependencies(where, name, spec)
+        deps = set(spec_deps)
         remaining[name] = len(deps)
-        for dep in spec.dependencies:
+        for dep in spec_deps:
             if dep in deps and dep in dependants:
                 deps.discard(dep)  # a repeated dependency counts once
                 dependants[dep].append(name)

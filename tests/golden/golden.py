@@ -74,6 +74,12 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/_engine/_unified_events.py:try_emit": LIFECYCLE[:2],
     "stageflow_trio/_engine/_unified_run.py:self.report.lifecycle": TERMINAL,
     "stageflow_trio/agent/runtime.py:emit": FORWARDS,
+    # auth/interceptors.py's _try_emit: the three auth events, a broken sink only logged.
+    "stageflow_trio/auth/interceptors.py:ctx.event_sink.try_emit": (
+        "auth.login",
+        "auth.failure",
+        "tenant.access_denied",
+    ),
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:self.try_emit_event": FORWARDS,
