@@ -170,7 +170,10 @@ class WideEventEmitter:
         """
         _check_stage_args("emit_stage_event", ctx, result, extra)
         try:
-            payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
+            if type(self).build_stage_payload is WideEventEmitter.build_stage_payload:
+                payload = _stage_payload(ctx, result, extra)  # checked above, not again
+            else:  # a subclass's own payload
+                payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
             ctx.event_sink.try_emit(type=self.stage_event_type, data=payload)
         except Exception as exc:  # noqa: BLE001 - observability must not fail the run
             _log_failure(self.stage_event_type, result.name, exc)
@@ -203,15 +206,21 @@ class WideEventEmitter:
             extra,
         )
         try:
-            payload = self.build_pipeline_payload(
-                ctx=ctx,
-                stage_results=stage_results,
-                pipeline_name=pipeline_name,
-                status=status,
-                duration_ms=duration_ms,
-                started_at=started_at,
-                extra=extra,
-            )
+            if type(self).build_pipeline_payload is WideEventEmitter.build_pipeline_payload:
+                # Checked above, not again.
+                payload = _pipeline_payload(
+                    ctx, stage_results, pipeline_name, status, duration_ms, started_at, extra
+                )
+            else:  # a subclass's own payload
+                payload = self.build_pipeline_payload(
+                    ctx=ctx,
+                    stage_results=stage_results,
+                    pipeline_name=pipeline_name,
+                    status=status,
+                    duration_ms=duration_ms,
+                    started_at=started_at,
+                    extra=extra,
+                )
             ctx.event_sink.try_emit(type=self.pipeline_event_type, data=payload)
         except Exception as exc:  # noqa: BLE001 - observability must not fail the run
             _log_failure(self.pipeline_event_type, None, exc)
@@ -225,10 +234,7 @@ class WideEventEmitter:
     ) -> dict[str, Any]:
         """The ``stage.wide`` payload: context metadata, the stage summary, ``extra``."""
         _check_stage_args("build_stage_payload", ctx, result, extra)
-        payload = {**_context_metadata(ctx), **_summary(result)}
-        if extra:
-            payload["extra"] = dict(extra)
-        return payload
+        return _stage_payload(ctx, result, extra)
 
     @staticmethod
     def build_pipeline_payload(
@@ -257,22 +263,47 @@ class WideEventEmitter:
             started_at,
             extra,
         )
-        if duration_ms is None and started_at is not None:
-            duration_ms = _millis(started_at, utc_now())
-        details = [_summary(result) for result in stage_results.values()]
-        if not status:
-            status = "failed" if any(d["status"] == "failed" for d in details) else "completed"
-        payload: dict[str, Any] = {
-            **_context_metadata(ctx),
-            "pipeline_name": pipeline_name or ctx.topology or "pipeline",
-            "status": status,
-            "duration_ms": duration_ms,
-            "stage_counts": dict(Counter(result.status for result in stage_results.values())),
-            "stage_details": details,
-        }
-        if extra:
-            payload["extra"] = dict(extra)
-        return payload
+        return _pipeline_payload(
+            ctx, stage_results, pipeline_name, status, duration_ms, started_at, extra
+        )
+
+
+def _stage_payload(
+    ctx: PipelineContext, result: StageResult, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``build_stage_payload`` for arguments already checked."""
+    payload = {**_context_metadata(ctx), **_summary(result)}
+    if extra:
+        payload["extra"] = dict(extra)
+    return payload
+
+
+def _pipeline_payload(
+    ctx: PipelineContext,
+    stage_results: Mapping[str, StageResult],
+    pipeline_name: str | None,
+    status: str | None,
+    duration_ms: int | None,
+    started_at: datetime | None,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``build_pipeline_payload`` for arguments already checked."""
+    if duration_ms is None and started_at is not None:
+        duration_ms = _millis(started_at, utc_now())
+    details = [_summary(result) for result in stage_results.values()]
+    if not status:
+        status = "failed" if any(d["status"] == "failed" for d in details) else "completed"
+    payload: dict[str, Any] = {
+        **_context_metadata(ctx),
+        "pipeline_name": pipeline_name or ctx.topology or "pipeline",
+        "status": status,
+        "duration_ms": duration_ms,
+        "stage_counts": dict(Counter(result.status for result in stage_results.values())),
+        "stage_details": details,
+    }
+    if extra:
+        payload["extra"] = dict(extra)
+    return payload
 
 
 def _log_failure(event_type: str, stage: str | None, exc: Exception) -> None:

@@ -113,3 +113,27 @@ def test_good_arguments_still_emit() -> None:
     assert (stage_type, pipeline_type) == ("stage.wide", "pipeline.wide")
     assert (stage["duration_ms"], stage["extra"]) == (15, {"k": 1})
     assert (pipeline["status"], pipeline["duration_ms"]) == ("completed", 3)
+
+
+def test_emit_uses_a_subclass_s_own_payloads() -> None:
+    # emit_* skips build_*'s second check only for the class's own builders.
+    class Tagged(WideEventEmitter):
+        @staticmethod
+        def build_stage_payload(**kwargs: Any) -> dict[str, Any]:
+            return {"tag": "stage"}
+
+        @staticmethod
+        def build_pipeline_payload(**kwargs: Any) -> dict[str, Any]:
+            return {"tag": "pipeline"}
+
+    ctx = pipeline_context()
+    Tagged().emit_stage_event(ctx=ctx, result=RESULT)
+    Tagged().emit_pipeline_event(ctx=ctx, stage_results={"a": RESULT})
+    assert sink_of(ctx).events == [
+        ("stage.wide", {"tag": "stage"}),
+        ("pipeline.wide", {"tag": "pipeline"}),
+    ]
+    WideEventEmitter().emit_stage_event(ctx=ctx, result=RESULT)
+    data = sink_of(ctx).events[-1][1]
+    assert data is not None
+    assert data["stage"] == "a"
