@@ -267,6 +267,15 @@ def _check_entry(owner: str, entry: object) -> CachedStageResult:
     return entry
 
 
+def _check_ttl(owner: str, ttl_seconds: object) -> float | None:
+    """Return ``ttl_seconds`` if it is an int, a float or None (not a bool); else TypeError."""
+    if ttl_seconds is None or (
+        isinstance(ttl_seconds, int | float) and not isinstance(ttl_seconds, bool)
+    ):
+        return ttl_seconds
+    raise TypeError(f"{owner}: ttl_seconds must be a number or None; got {type_of(ttl_seconds)}")
+
+
 def _check_claim(owner: str, claim: object) -> IdempotencyClaim:
     """Return ``claim`` if it is an IdempotencyClaim; else TypeError naming ``claim``."""
     if not isinstance(claim, IdempotencyClaim):
@@ -356,12 +365,7 @@ class InMemoryIdempotencyStore:
         owner = "InMemoryIdempotencyStore.set"
         _check_key(owner, key)
         _check_entry(owner, entry)
-        if ttl_seconds is not None and (
-            isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float)
-        ):
-            raise TypeError(
-                f"{owner}: ttl_seconds must be a number or None; got {type_of(ttl_seconds)}"
-            )
+        _check_ttl(owner, ttl_seconds)
         await trio.lowlevel.checkpoint()
         now = monotonic()
         entries = self._entries

@@ -14,7 +14,6 @@ from uuid import UUID
 import attrs
 import trio
 
-from stageflow_trio._args import type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import (
@@ -23,6 +22,7 @@ from stageflow_trio.pipeline.idempotency import (
     _check_claim,
     _check_entry,
     _check_key,
+    _check_ttl,
 )
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.tools.approval import (
@@ -96,15 +96,10 @@ def time_to_live(owner: str, ttl_seconds: object) -> float | None:
     Raises:
         TypeError: ``ttl_seconds`` is not an int, a float or None (a bool included).
     """
-    if ttl_seconds is None:
+    ttl = _check_ttl(owner, ttl_seconds)
+    if not ttl or math.isnan(ttl) or ttl == math.inf:
         return None
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float):
-        raise TypeError(
-            f"{owner}: ttl_seconds must be a number or None; got {type_of(ttl_seconds)}"
-        )
-    if not ttl_seconds or math.isnan(ttl_seconds) or ttl_seconds == math.inf:
-        return None
-    return float(ttl_seconds)
+    return float(ttl)
 
 
 def entry_to_json(entry: CachedStageResult) -> str:
