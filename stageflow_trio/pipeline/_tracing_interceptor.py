@@ -96,13 +96,16 @@ class TracingInterceptor(BaseInterceptor):
         data = ctx.data
         data.pop("_tracing.span_name", None)
         data.pop("_tracing.span_start", None)
+        spans = self._spans
+        if not spans:  # no tracer, or no span in flight: no task lookup
+            return None
         key = (id(ctx), stage_name, trio.lowlevel.current_task())
-        stack = self._spans.get(key)
+        stack = spans.get(key)
         if not stack:
             return None
         entry = stack.pop()
         if not stack:
-            del self._spans[key]
+            del spans[key]
         return entry
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
