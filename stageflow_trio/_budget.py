@@ -144,6 +144,54 @@ def schedule_point_due(now: int | None = None) -> bool:
     return False
 
 
+_current_task = trio.lowlevel.current_task
+
+
+def checkpoint_due(now: int | None = None) -> bool:
+    """Spend one call of the budget; whether this call must make a full checkpoint.
+
+    True when a schedule point is due (as :func:`schedule_point_due`) or the
+    calling task is cancelled, so a hot path is one synchronous call and, in
+    the common case, no await at all::
+
+        if checkpoint_due():
+            await trio.lowlevel.checkpoint()  # raises Cancelled when cancelled
+
+    That is what ``schedule_point_due()`` followed by
+    ``trio.lowlevel.checkpoint_if_cancelled()`` does, without the coroutine: the
+    cancellation test reads the task's cancel status the way
+    ``checkpoint_if_cancelled`` itself does (trio keeps it on the task, with no
+    public accessor short of ``current_effective_deadline()``, which walks the
+    scope chain). Should a trio release move it, every call takes the full
+    checkpoint: slower, never wrong. One difference: a KeyboardInterrupt pending
+    for the main task is delivered at the next schedule point rather than at the
+    next call.
+
+    Args:
+        now: ``time.time_ns()`` if the caller has just read it; read here when omitted.
+
+    Raises:
+        RuntimeError: Called outside a trio task.
+    """
+    try:
+        state: _BudgetState = _local.state
+    except AttributeError:
+        state = _thread_state()
+    if now is None:
+        now = _clock()
+    left = state.calls_left
+    if left <= 1 or now >= state.deadline:
+        state.calls_left = state.calls
+        state.deadline = now + state.span
+        return True
+    state.calls_left = left - 1
+    task = _current_task()
+    try:
+        return task._cancel_status.effectively_cancelled
+    except AttributeError:  # a trio that keeps it elsewhere
+        return True
+
+
 def _current_owner() -> object:
     """The calling trio task, or None outside a trio run."""
     try:
@@ -161,10 +209,8 @@ async def cooperative_checkpoint() -> None:
     Raises:
         trio.Cancelled: The calling task is cancelled.
     """
-    if schedule_point_due():
+    if checkpoint_due():
         await trio.lowlevel.checkpoint()
-    else:
-        await trio.lowlevel.checkpoint_if_cancelled()
 
 
 class checkpoint_budget:

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio import _budget
-from stageflow_trio._budget import schedule_point_due
+from stageflow_trio._budget import checkpoint_due, schedule_point_due
 from stageflow_trio.context import output_bag as _output_bag
 from stageflow_trio.context.output_bag import OutputBag
 from stageflow_trio.core.stage_output import StageOutput
@@ -162,6 +162,41 @@ async def test_every_call_is_a_cancellation_point() -> None:
                 await cooperative_checkpoint()
                 pytest.fail("cooperative_checkpoint did not raise Cancelled")  # pragma: no cover
             assert scope.cancelled_caught
+
+
+async def test_checkpoint_due_is_true_only_when_due_or_cancelled() -> None:
+    with checkpoint_budget(calls=1000, seconds=math.inf):
+        assert checkpoint_due() is True  # the fresh budget's schedule point
+        assert checkpoint_due() is False
+        with trio.CancelScope() as scope:
+            assert checkpoint_due() is False
+            scope.cancel()
+            assert checkpoint_due() is True
+            # A shield inside the cancelled scope hides the cancellation, as it
+            # does from trio.lowlevel.checkpoint_if_cancelled.
+            with trio.CancelScope(shield=True):  # noqa: ASYNC100 - read, not awaited
+                assert checkpoint_due() is False
+            assert checkpoint_due() is True
+            await trio.lowlevel.checkpoint()
+        assert scope.cancelled_caught
+        assert checkpoint_due() is False
+
+
+async def test_checkpoint_due_falls_back_to_full_checkpoints_without_the_cancel_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A trio that keeps the cancel status elsewhere: every call checkpoints fully.
+    monkeypatch.setattr(_budget, "_current_task", lambda: object())
+    with checkpoint_budget(calls=1000, seconds=math.inf):
+        assert [checkpoint_due() for _ in range(4)] == [True] * 4
+        assert await yield_pattern(cooperative_checkpoint, 4) == [True] * 4
+
+
+async def test_checkpoint_due_reads_the_status_trio_keeps_on_the_task() -> None:
+    # The fast path reads what trio.lowlevel.checkpoint_if_cancelled reads; if a
+    # trio upgrade moves it, this fails (the library stays correct, only slower).
+    status = trio.lowlevel.current_task()._cancel_status
+    assert status.effectively_cancelled is False
 
 
 async def test_budgeted_calls_are_full_checkpoints_under_calls_one() -> None:

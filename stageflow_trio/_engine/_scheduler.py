@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
-from stageflow_trio._budget import cooperative_checkpoint, schedule_point_due
+from stageflow_trio._budget import checkpoint_due, schedule_point_due
 
 if TYPE_CHECKING:
     import types
@@ -268,4 +268,5 @@ class DagRun(ABC):
             # Continuing inline costs no scheduler pass. Cancellation is still seen
             # between any two stages, and the budget makes a chain of stages that
             # never await yield to other tasks.
-            await cooperative_checkpoint()
+            if checkpoint_due():
+                await trio.lowlevel.checkpoint()

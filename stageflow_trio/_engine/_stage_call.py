@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from trio import current_time
 
-from stageflow_trio._budget import cooperative_checkpoint
+from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
@@ -199,7 +199,8 @@ async def run_chain(
     chain is always a cancellation point, and a schedule point when the budget
     says one is due.
     """
-    await cooperative_checkpoint()
+    if checkpoint_due():
+        await trio.lowlevel.checkpoint()
     return await _run_chain(stage_name, stage_run, ctx, chain)
 
 

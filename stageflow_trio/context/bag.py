@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trio.lowlevel import checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import checkpoint
 
-from stageflow_trio._budget import schedule_point_due
+from stageflow_trio._budget import checkpoint_due
 from stageflow_trio.errors import StageflowError
 
 __all__ = ["ContextBag", "DataConflictError"]
@@ -80,10 +80,8 @@ class ContextBag:
             raise TypeError(f"key must be a str, got {type(key).__name__}")
         if type(stage_name) is not str or not stage_name or stage_name.isspace():
             _check_name(stage_name, "stage_name")
-        if schedule_point_due():
+        if checkpoint_due():
             await checkpoint()
-        else:
-            await checkpoint_if_cancelled()
         # No checkpoint from here on: the check and the store are atomic.
         if key in self._data:
             raise DataConflictError(key, self._writers[key], stage_name)

@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
-from trio.lowlevel import checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import checkpoint
 
-from stageflow_trio._budget import schedule_point_due
+from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.errors import StageflowError
@@ -207,12 +207,10 @@ class OutputBag:
         if type(output) is not StageOutput:
             _check_output(output)
         now = _wall_clock()
-        if schedule_point_due(now):
+        if checkpoint_due(now):
             await checkpoint()
-            # Other tasks ran: the entry is stamped when it is stored.
+            # Other tasks may have run: the entry is stamped when it is stored.
             now = _wall_clock()
-        else:
-            await checkpoint_if_cancelled()
         # No checkpoint from here on: the conflict check and the store are atomic.
         return self._store(stage_name, output, allow_overwrite, now)
 

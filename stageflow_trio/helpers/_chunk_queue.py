@@ -8,9 +8,9 @@ import math
 from typing import TYPE_CHECKING, Generic
 
 import trio
-from trio.lowlevel import checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import checkpoint
 
-from stageflow_trio._budget import schedule_point_due
+from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._time import monotonic
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.helpers._audio import EventEmitter, T, _emit
@@ -151,10 +151,8 @@ class ChunkQueue(Generic[T]):
             ``True`` if the item was queued; ``False`` if the queue is closed (also
             when it closes while this put waits for room) or the item was dropped.
         """
-        if schedule_point_due():
+        if checkpoint_due():
             await checkpoint()
-        else:
-            await checkpoint_if_cancelled()
         if self._closed:
             return False
         try:
@@ -239,10 +237,8 @@ class ChunkQueue(Generic[T]):
             The next item, or ``None`` once the queue is closed and drained (or
             when the end marker queued by :meth:`close` comes out).
         """
-        if schedule_point_due():
+        if checkpoint_due():
             await checkpoint()
-        else:
-            await checkpoint_if_cancelled()
         receive = self._receive
         try:
             item = receive.receive_nowait()

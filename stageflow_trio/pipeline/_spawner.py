@@ -8,7 +8,7 @@ from uuid import UUID
 
 import trio
 
-from stageflow_trio._budget import cooperative_checkpoint
+from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio._time import uuid4
@@ -206,7 +206,8 @@ class SubpipelineSpawner:
             TypeError: an argument has the wrong type.
             trio.Cancelled: this task was cancelled (the child with it).
         """
-        await cooperative_checkpoint()
+        if checkpoint_due():
+            await trio.lowlevel.checkpoint()
         child = self._begin(
             pipeline_name,
             ctx,
