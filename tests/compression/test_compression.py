@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stageflow_trio import compression
 from stageflow_trio.compression import CompressionMetrics, apply_delta, compress, compute_delta
 
 json_leaves = st.one_of(
@@ -41,6 +42,25 @@ def related_payloads(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     return base, current
 
 
+@st.composite
+def large_related_payloads(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """As related_payloads, around compute_delta's switch to its C passes (48 keys)."""
+    base = draw(st.dictionaries(st.text(max_size=6), json_values, min_size=30, max_size=80))
+    current = {key: value for key, value in base.items() if draw(st.integers(0, 9))}
+    for key in list(current):
+        if not draw(st.integers(0, 9)):
+            current[key] = draw(json_values)
+    current.update(draw(st.dictionaries(st.text(max_size=6), json_values, max_size=10)))
+    return base, current
+
+
+@pytest.fixture(params=["loops", "c_passes"])
+def delta_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on each of compute_delta's two ways: small payloads' loops, the C passes."""
+    monkeypatch.setattr(compression, "_C_PASS_MIN", 10**9 if request.param == "loops" else 0)
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def ref_compression(reference: ModuleType) -> ModuleType:
     return importlib.import_module("stageflow.compression")
@@ -49,12 +69,14 @@ def ref_compression(reference: ModuleType) -> ModuleType:
 # --- the delta format -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_delta_lists_changed_new_and_removed_keys() -> None:
     base = {"a": 1, "b": 2, "c": 3}
     current = {"a": 1, "b": 20, "d": 4}
     assert compute_delta(base, current) == {"set": {"b": 20, "d": 4}, "remove": ["c"]}
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_delta_leaves_out_empty_parts() -> None:
     assert compute_delta({"a": 1}, {"a": 1}) == {}
     assert compute_delta({"a": 1}, {"a": 1, "b": 2}) == {"set": {"b": 2}}
@@ -62,12 +84,14 @@ def test_delta_leaves_out_empty_parts() -> None:
     assert compute_delta({}, {}) == {}
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_delta_orders_follow_the_payloads() -> None:
     delta = compute_delta({"z": 0, "y": 0, "x": 0}, {"c": 1, "a": 2, "b": 3})
     assert list(delta["set"]) == ["c", "a", "b"]
     assert delta["remove"] == ["z", "y", "x"]
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_delta_compares_values_as_dict_eq_does() -> None:
     # 1 == 1.0 == True: an equal value of another type is not a change.
     assert compute_delta({"a": 1, "b": 0}, {"a": 1.0, "b": False}) == {}
@@ -93,11 +117,13 @@ class _Explodes:
     __hash__ = object.__hash__
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_identical_values_are_not_compared() -> None:
     value = _Explodes()
     assert compute_delta({"a": value}, {"a": value}) == {}
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_equality_decides_even_when_not_equal_disagrees() -> None:
     # == is what dict.__eq__ asks; a class whose != contradicts it follows ==
     # (the reference asks !=, and would send both values below).
@@ -129,11 +155,29 @@ def test_delta_is_empty_exactly_when_equal(
     assert (compute_delta(base, current) == {}) == (base == current)
 
 
+@pytest.mark.usefixtures("delta_path")
+def test_removed_keys_are_found_beside_changed_and_new_ones() -> None:
+    # Equal sizes, a changed key and a new one: the removal must still be seen
+    # (compute_delta skips its removal pass only when no key can be missing).
+    base = {"a": 1, "b": 2, "c": 3}
+    assert compute_delta(base, {"a": 10, "b": 2, "d": 4}) == {
+        "set": {"a": 10, "d": 4},
+        "remove": ["c"],
+    }
+    assert compute_delta(base, {"a": 1, "b": 2, "c": 3, "d": 4}) == {"set": {"d": 4}}
+    assert compute_delta(base, {"x": 1, "y": 2, "z": 3}) == {
+        "set": {"x": 1, "y": 2, "z": 3},
+        "remove": ["a", "b", "c"],
+    }
+
+
+@pytest.mark.usefixtures("delta_path")
 def test_delta_never_compares_a_new_key_with_anything() -> None:
     value = _Explodes()
     assert compute_delta({"old": 1}, {"new": value}) == {"set": {"new": value}, "remove": ["old"]}
 
 
+@pytest.mark.usefixtures("delta_path")
 def test_delta_accepts_any_mapping() -> None:
     base = MappingProxyType({"a": 1, "b": 2})
     current = OrderedDict([("a", 1), ("c", 3)])
@@ -290,6 +334,18 @@ def test_matches_reference(
         ref_metrics.reduction_bytes,
         ref_metrics.ratio,
     )
+
+
+@given(large_related_payloads())
+def test_matches_reference_around_the_switch_to_c_passes(
+    ref_compression: ModuleType, pair: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    base, current = pair
+    delta = compute_delta(base, current)
+    expected = ref_compression.compute_delta(base, current)
+    assert delta == expected
+    assert list(delta.get("set", {})) == list(expected.get("set", {}))
+    assert apply_delta(base, delta) == current
 
 
 def test_json_unsafe_fallback_matches_reference(ref_compression: ModuleType) -> None:
