@@ -400,3 +400,14 @@ async def test_one_budget_object_entered_by_two_tasks_closes_each_entry() -> Non
         nursery.cancel_scope.cancel()
     assert seen == [1]
     assert (state.calls, state.blocks) == (DEFAULT_CALLS, [])
+
+
+async def test_a_budgeted_call_counts_as_a_cancel_point_for_assert_checkpoints() -> None:
+    # trio.testing.assert_checkpoints wants a cancel point and a schedule point:
+    # a budgeted call that is not due is the first, as checkpoint_if_cancelled is.
+    bag = OutputBag()
+    with checkpoint_budget(calls=1000, seconds=math.inf):
+        await cooperative_checkpoint()  # the fresh budget's schedule point
+        with trio.testing.assert_checkpoints():
+            await bag.write("s", StageOutput.ok())  # not due: the cancel check only
+            await trio.lowlevel.cancel_shielded_checkpoint()  # a schedule point only

@@ -20,9 +20,14 @@ from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, terminal_event
 from stageflow_trio._time import utc_now
-from stageflow_trio.core.stage_context import StageCancellationRequested, StageContext
+from stageflow_trio.core.stage_context import (
+    StageCancellationRequested,
+    StageContext,
+    _engine_stage_context,
+)
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
+from stageflow_trio.core.stage_output import _build as _build_output
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.inputs import StageInputs
@@ -224,14 +229,14 @@ class UnifiedRun(DagRun):
         inputs = StageInputs._trusted(
             self.snapshot, prior, self.ports, self.topology.dep_sets[name], name
         )
-        stage_ctx = StageContext(
-            snapshot=self.snapshot,
-            inputs=inputs,
-            stage_name=name,
-            timer=self.timer,
-            event_sink=self.event_sink,
-            cleanup_registry=self.registry,
-            cancellation=self.cancellation,
+        stage_ctx = _engine_stage_context(
+            self.snapshot,
+            inputs,
+            name,
+            self.timer,
+            self.event_sink,
+            self.registry,
+            self.cancellation,
         )
         output: StageOutput | None = None
         pipeline_ctx = self.pipeline_ctx
@@ -272,7 +277,20 @@ class UnifiedRun(DagRun):
                         raise
                     raise error from exc
                 duration_ms = int((self.clock.current_time() - started) * 1000)
-                output = output.with_duration(duration_ms)
+                if type(output) is StageOutput:
+                    # output.with_duration(duration_ms), without its check of a
+                    # duration made here.
+                    output = _build_output(
+                        output.status,
+                        output.data,
+                        output.artifacts,
+                        output.events,
+                        output.error,
+                        duration_ms,
+                        output.version,
+                    )
+                else:
+                    output = output.with_duration(duration_ms)
                 if emits:
                     if output.status is _OK:  # the common event, without a further call
                         self.report.completed(name, duration_ms)

@@ -300,3 +300,42 @@ def create_stage_context(
         timer=timer,
         event_sink=event_sink,
     )
+
+
+_fields = StageContext.__dict__
+_set_snapshot = _fields["snapshot"].__set__
+_set_inputs = _fields["inputs"].__set__
+_set_stage_name = _fields["stage_name"].__set__
+_set_timer = _fields["timer"].__set__
+_set_event_sink = _fields["event_sink"].__set__
+_set_cleanup_registry = _fields["cleanup_registry"].__set__
+_set_cancellation = _fields["cancellation"].__set__
+del _fields
+_new = object.__new__
+
+
+def _engine_stage_context(
+    snapshot: ContextSnapshot[Any],
+    inputs: StageInputs,
+    stage_name: str,
+    timer: PipelineTimer,
+    event_sink: EventSink | None,
+    cleanup_registry: CleanupTarget | None,
+    cancellation: CancellationSource | None,
+) -> StageContext:
+    """``StageContext(...)`` with every field given, for the engine's one context per stage.
+
+    The same object the constructor makes (the class checks no field), built by
+    writing its slots through their descriptors: the generated ``__init__`` of a
+    frozen class sets each field through ``object.__setattr__``, which costs
+    twice as much (0.81 against 0.35 us a context).
+    """
+    ctx: StageContext = _new(StageContext)
+    _set_snapshot(ctx, snapshot)
+    _set_inputs(ctx, inputs)
+    _set_stage_name(ctx, stage_name)
+    _set_timer(ctx, timer)
+    _set_event_sink(ctx, event_sink)
+    _set_cleanup_registry(ctx, cleanup_registry)
+    _set_cancellation(ctx, cancellation)
+    return ctx

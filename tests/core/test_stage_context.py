@@ -390,3 +390,42 @@ def test_stage_protocol_members_match_the_reference(reference: ModuleType) -> No
         isinstance(EchoStage(), Stage)  # type: ignore[misc]
     with pytest.raises(TypeError):
         isinstance(EchoStage(), ref.Stage)
+
+
+def test_the_engines_builder_makes_what_the_constructor_makes() -> None:
+    # UnifiedStageGraph builds one context per stage through _engine_stage_context,
+    # which writes the slots itself: it must set every field, as the constructor does.
+    snapshot = ContextSnapshot(run_id=RunIdentity(pipeline_run_id=RUN), topology="t")
+    inputs = StageInputs(snapshot=snapshot)
+    timer = PipelineTimer()
+    sink = RecordingEventSink()
+    registry, cancellation = object(), PipelineContext()
+    args = (snapshot, inputs, "stage", timer, sink, registry, cancellation)
+    built = stage_context_module._engine_stage_context(*args)  # type: ignore[arg-type]
+    made = StageContext(
+        snapshot=snapshot,
+        inputs=inputs,
+        stage_name="stage",
+        timer=timer,
+        event_sink=sink,
+        cleanup_registry=registry,  # type: ignore[arg-type]
+        cancellation=cancellation,
+    )
+    assert type(built) is StageContext
+    names = [field.name for field in attrs.fields(StageContext)]
+    assert names == [
+        "snapshot",
+        "inputs",
+        "stage_name",
+        "timer",
+        "event_sink",
+        "cleanup_registry",
+        "cancellation",
+    ], "a new StageContext field must be set by _engine_stage_context too"
+    for name, value in zip(names, args, strict=True):
+        assert getattr(built, name) is value
+        assert getattr(made, name) is value
+    assert built == made
+    assert repr(built) == repr(made)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.stage_name = "other"  # type: ignore[misc]
