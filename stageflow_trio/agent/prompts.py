@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from stageflow_trio._args import type_of
+from stageflow_trio._args import check_flag, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenDict
 
@@ -36,10 +36,28 @@ class PromptRenderError(ValueError):
     """A template names a variable that was not provided."""
 
 
-def _frozen_dict(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+def _mapping(owner: str, param: str, value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+    """``value`` as a read-only dict; anything but a mapping or None is refused."""
     if type(value) is FrozenDict:
         return value
-    return FrozenDict(value or {})
+    if value is None:
+        return FrozenDict()
+    if not isinstance(value, Mapping):
+        # FrozenDict() alone would take a list of pairs, even ["ab"] as {"a": "b"}.
+        raise TypeError(f"{owner}: {param} must be a mapping or None; got {type_of(value)}")
+    return FrozenDict(value)
+
+
+def _rendered_variables(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+    return _mapping("RenderedPrompt", "variables", value)
+
+
+def _rendered_metadata(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+    return _mapping("RenderedPrompt", "metadata", value)
+
+
+def _template_metadata(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+    return _mapping("PromptTemplate", "metadata", value)
 
 
 def _check_text(owner: str, param: str, value: object) -> None:
@@ -63,13 +81,21 @@ class RenderedPrompt:
         content: The rendered text.
         variables: The variables it was rendered with (read-only).
         metadata: A copy of the template's metadata (read-only).
+
+    Raises:
+        TypeError: name, version or content is not a str, or variables or
+            metadata is not a mapping (or None).
     """
 
     name: str
     version: str
     content: str
-    variables: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_dict)
-    metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_dict)
+    variables: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_rendered_variables)
+    metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_rendered_metadata)
+
+    def __attrs_post_init__(self) -> None:
+        for param in ("name", "version", "content"):
+            _check_text("RenderedPrompt", param, getattr(self, param))
 
 
 @frozen_compat
@@ -85,14 +111,15 @@ class PromptTemplate:
         metadata: Free-form data copied into every rendering (read-only).
 
     Raises:
-        TypeError: name, version, template or description is not a str.
+        TypeError: name, version, template or description is not a str, or
+            metadata is not a mapping (or None).
     """
 
     name: str
     version: str
     template: str
     description: str = ""
-    metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_dict)
+    metadata: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_template_metadata)
 
     def __attrs_post_init__(self) -> None:
         for param in ("name", "version", "template", "description"):
@@ -137,12 +164,13 @@ class PromptLibrary:
         registered with ``make_default=True``.
 
         Raises:
-            TypeError: ``prompt`` is not a PromptTemplate.
+            TypeError: ``prompt`` is not a PromptTemplate or ``make_default`` not a bool.
         """
         if not isinstance(prompt, PromptTemplate):
             raise TypeError(
                 f"PromptLibrary.register: prompt must be a PromptTemplate; got {type_of(prompt)}"
             )
+        check_flag("PromptLibrary.register", "make_default", make_default)
         self._prompts.setdefault(prompt.name, {})[prompt.version] = prompt
         if make_default or prompt.name not in self._defaults:
             self._defaults[prompt.name] = prompt.version

@@ -2,8 +2,9 @@
 
 Each turn the model must answer with an :class:`AgentTurn`: either tool calls or
 a final answer. Tool calls run one after another through a
-:class:`~stageflow_trio.tools.registry.ToolRegistry`; each result (or the
-tool's exception, as a failed result) is wrapped by the
+:class:`~stageflow_trio.tools.registry.ToolRegistry`; each result (or, as a
+failed result, the tool's exception, a None return or an output that does not
+fit :class:`AgentToolResult`) is wrapped by the
 :class:`~stageflow_trio.agent.security.PromptSecurityPolicy` and appended to the
 conversation for the next turn. The run ends with a final answer
 (:class:`AgentRunResult`) or :class:`AgentTurnLimitError`.
@@ -122,8 +123,14 @@ def _check_value_str(owner: str, param: str, value: object, *, optional: bool = 
     raise ValueError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
 
 
-def _optional_frozen_dict(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None:
-    return None if value is None else _frozen_dict(value)
+def _result_data(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None:
+    if value is None or type(value) is FrozenDict:
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(  # noqa: TRY004 - the turn values raise ValueError, as pydantic does
+            f"AgentToolResult: data must be a mapping or None; got {type_of(value)}"
+        )
+    return FrozenDict(value)
 
 
 def _calls(values: Iterable[AgentToolCall]) -> tuple[AgentToolCall, ...]:
@@ -227,13 +234,26 @@ class AgentToolResult:
         success: Whether the tool succeeded.
         data: The tool's output data (read-only), if any.
         error: The tool's error, or the exception's message when it raised.
+
+    Raises:
+        ValueError: ``call_id`` or ``name`` is not a str, ``success`` not a bool,
+            ``data`` not a mapping or None, ``error`` not a str or None (ValueError
+            as for the turn values).
     """
 
     call_id: str
     name: str
     success: bool
-    data: FrozenDict[str, Any] | None = attrs.field(default=None, converter=_optional_frozen_dict)
+    data: FrozenDict[str, Any] | None = attrs.field(default=None, converter=_result_data)
     error: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        owner = "AgentToolResult"
+        _check_value_str(owner, "call_id", self.call_id)
+        _check_value_str(owner, "name", self.name)
+        if type(self.success) is not bool:
+            raise ValueError(f"{owner}: success must be a bool; got {type_of(self.success)}")
+        _check_value_str(owner, "error", self.error, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"call_id", "name", "success", "data", "error"}``."""
@@ -450,18 +470,28 @@ class Agent:
         action = _AgentAction(id=uuid.uuid4(), type=call.name, payload=dict(call.arguments))
         ctx = stage_context.to_dict() if stage_context is not None else {}
         try:
-            output = await self._tool_registry.execute(action, ctx)
+            # Typed as a ToolOutput, but a tool may return anything.
+            output: Any = await self._tool_registry.execute(action, ctx)
+            if output is None:
+                result = AgentToolResult(
+                    call_id=call_id,
+                    name=call.name,
+                    success=False,
+                    error="Tool registry returned no result",
+                )
+            else:
+                # A malformed output (no ``success``, data that is not a mapping)
+                # fails here, and becomes a failed result like a raising tool.
+                result = AgentToolResult(
+                    call_id=call_id,
+                    name=call.name,
+                    success=output.success,
+                    data=output.data,
+                    error=output.error,
+                )
         except Exception as exc:  # noqa: BLE001 - a failing tool is a result the model sees
             # trio.Cancelled is a BaseException: a deadline is not caught here.
             result = AgentToolResult(call_id=call_id, name=call.name, success=False, error=str(exc))
-        else:
-            result = AgentToolResult(
-                call_id=call_id,
-                name=call.name,
-                success=output.success,
-                data=output.data,
-                error=output.error,
-            )
         message, report = self._security_policy.build_tool_message(
             tool_name=call.name, call_id=call_id, payload=result.to_dict()
         )

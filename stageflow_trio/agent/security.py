@@ -2,7 +2,9 @@
 
 :class:`PromptSecurityPolicy` inspects user input and tool results before they
 enter the conversation: it truncates over-long text, neutralises fake role tags
-(``<system>``, ``[DEVELOPER]``, ...) by swapping them for look-alike characters,
+(``<system>``, ``[DEVELOPER]``, ...) and its own wrapper tags (``</user_input>``,
+``<tool_result>``, so untrusted text cannot close its wrapper) by swapping them
+for look-alike characters,
 runs an :class:`~stageflow_trio.helpers.guardrails.InjectionDetector`, and wraps
 the text in ``<user_input>`` / ``<tool_result>`` with a note that it is
 untrusted data. User text with an injection is blocked by default
@@ -40,6 +42,12 @@ _CONTROL_TOKENS = (
     (re.compile(r"<\s*/?\s*developer\s*>", re.IGNORECASE), "\u2039developer\u203a"),
     (re.compile(r"\[\s*SYSTEM\s*\]", re.IGNORECASE), "\uff3bSYSTEM\uff3d"),
     (re.compile(r"\[\s*DEVELOPER\s*\]", re.IGNORECASE), "\uff3bDEVELOPER\uff3d"),
+    # The policy's own wrapper tags: untrusted text must not close its wrapper and
+    # pass what follows as text outside it.
+    (
+        re.compile(r"<\s*(/?)\s*(user_input|tool_result)\s*>", re.IGNORECASE),
+        "\u2039\\1\\2\u203a",
+    ),
 )
 
 
