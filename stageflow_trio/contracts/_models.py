@@ -42,18 +42,37 @@ def _fail(expected: str, value: object) -> NoReturn:
     raise TypeError(f"expected {expected}, got {type(value).__name__} {value!r}")
 
 
+def _plain_str(value: str) -> str:
+    # The characters of a str subclass as an exact str, as pydantic gives them:
+    # str() of a str-mixin enum member would be its name ("Color.RED"), not its value.
+    return value if type(value) is str else str.__str__(value)
+
+
 def _lax_str(value: Any, _: type) -> str:
     if isinstance(value, str):
-        return value
+        return _plain_str(value)
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8")
     _fail("str", value)
 
 
+def _utf8_text(value: Any) -> Any:
+    # pydantic reads bytes (not bytearray) as UTF-8 text for int, float and bool fields.
+    if type(value) is bytes:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
 def _lax_int(value: Any, _: type) -> int:
+    value = _utf8_text(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral():
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -77,7 +96,8 @@ def _is_float_text(text: str) -> bool:
 
 
 def _lax_float(value: Any, _: type) -> float:
-    if isinstance(value, int | float):
+    value = _utf8_text(value)
+    if isinstance(value, int | float | decimal.Decimal):
         return float(value)
     if isinstance(value, str) and _is_float_text(value.strip()):
         return float(value.strip())
@@ -85,9 +105,10 @@ def _lax_float(value: Any, _: type) -> float:
 
 
 def _lax_bool(value: Any, _: type) -> bool:
+    value = _utf8_text(value)
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and value in (0, 1):
+    if isinstance(value, int | float | decimal.Decimal) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
@@ -133,9 +154,10 @@ def _converters() -> tuple[cattrs.Converter, cattrs.Converter, cattrs.Converter]
     ):
         lax.register_structure_hook(kind, hook)
     for kind, accepted, convert in (
-        (str, (str,), str),
+        (str, (str,), _plain_str),
         (int, (int,), int),
-        (float, (int, float), float),
+        # pydantic's strict float also takes a Decimal.
+        (float, (int, float, decimal.Decimal), float),
         (bool, (bool,), bool),
         (bytes, (bytes,), bytes),
     ):

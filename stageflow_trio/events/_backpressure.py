@@ -119,8 +119,15 @@ class BackpressureAwareEventSink:
         cancelled worker is counted as undelivered first.
 
         Raises:
+            TypeError: If ``nursery`` is not a ``trio.Nursery`` (also while the
+                worker already runs).
             RuntimeError: If ``nursery`` is closed (from ``nursery.start``).
         """
+        if not isinstance(nursery, trio.Nursery):
+            raise TypeError(
+                f"BackpressureAwareEventSink.start: nursery must be a trio.Nursery; "
+                f"got {type(nursery).__name__}"
+            )
         worker = self._worker
         if worker.exited is not None:
             await trio.lowlevel.checkpoint()

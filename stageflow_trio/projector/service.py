@@ -6,12 +6,17 @@ payload, or the payload's metadata, in snake or camel case, else the caller's
 context, else fresh UUIDs), validates it and returns
 ``{"type", "payload", "metadata": {"pipeline_run_id", "request_id", "org_id"}}``
 with None values left out. The payload types are frozen attrs classes with
-pydantic-style ``model_validate`` / ``model_dump``.
+pydantic-style ``model_validate`` / ``model_dump``. As pydantic's ``model_dump``
+would, the result holds plain data: ``type`` an exact str (a str-mixin enum
+member gives its value), containers in the payload copied, dataclass instances
+turned into dicts of their fields and pydantic models into their own dump.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -44,9 +49,11 @@ def _coerce_uuid_str(value: Any) -> str | None:
 
 
 def _text(owner: str, name: str, value: object) -> str:
-    # pydantic's lax str: a str, or UTF-8 bytes.
+    # pydantic's lax str: a str, or UTF-8 bytes. A str subclass (a str-mixin enum
+    # member) becomes an exact str of its characters, as pydantic makes it: str()
+    # of the member would be its name ("Kind.STATUS"), not its value.
     if isinstance(value, str):
-        return value
+        return value if type(value) is str else str.__str__(value)
     if isinstance(value, bytes | bytearray):
         try:
             return bytes(value).decode("utf-8")
@@ -71,22 +78,41 @@ def _required(owner: str, data: Mapping[str, Any], name: str) -> Any:
     return data[name]
 
 
-def _plain(value: Any, inside: set[int] | None = None) -> Any:
+def _pydantic_model(value: object) -> bool:
+    # pydantic is never imported here: a model exists only if its author imported it.
+    module = sys.modules.get("pydantic")
+    base = getattr(module, "BaseModel", None) if module is not None else None
+    return base is not None and isinstance(value, base)
+
+
+def _plain(value: Any, exclude_none: bool = False, inside: set[int] | None = None) -> Any:
     # What pydantic's model_dump does to an ``Any`` field: containers are rebuilt,
-    # except one that contains itself: met again inside itself, it is kept as is
-    # (so a cycle ends in the original object, not in a RecursionError).
+    # a dataclass instance becomes a dict of its fields and a pydantic model its own
+    # model_dump (with the same exclude_none), so the result is plain data; a
+    # container met again inside itself is kept as is (so a cycle ends in the
+    # original object, not in a RecursionError).
     if not isinstance(value, dict | list | tuple):
-        return value
+        if hasattr(type(value), "__dataclass_fields__"):
+            pass  # an instance (a dataclass class's own type has no fields)
+        elif _pydantic_model(value):
+            return value.model_dump(exclude_none=exclude_none)
+        else:
+            return value
     inside = set() if inside is None else inside
     if id(value) in inside:
         return value
     inside.add(id(value))
     try:
         if isinstance(value, dict):
-            return {key: _plain(item, inside) for key, item in value.items()}
+            return {key: _plain(item, exclude_none, inside) for key, item in value.items()}
         if isinstance(value, list):
-            return [_plain(item, inside) for item in value]
-        return tuple(_plain(item, inside) for item in value)
+            return [_plain(item, exclude_none, inside) for item in value]
+        if isinstance(value, tuple):
+            return tuple(_plain(item, exclude_none, inside) for item in value)
+        return {
+            field.name: _plain(getattr(value, field.name), exclude_none, inside)
+            for field in dataclasses.fields(value)
+        }
     finally:
         inside.discard(id(value))
 
@@ -157,10 +183,10 @@ class WSOutboundMessage:
         )
 
     def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
-        """The message as a dict; containers in the payload are copied."""
+        """The message as a dict; containers in the payload are copied, dataclasses and pydantic models dumped."""
         data: dict[str, Any] = {"type": self.type}
         if self.payload is not None or not exclude_none:
-            data["payload"] = _plain(self.payload)
+            data["payload"] = _plain(self.payload, exclude_none)
         data["metadata"] = self.metadata.model_dump(exclude_none=exclude_none)
         return data
 
@@ -202,7 +228,7 @@ class WSStatusUpdatePayload:
         """The fields as a dict (without the None ones if ``exclude_none``)."""
         data: dict[str, Any] = {"service": self.service, "status": self.status}
         if self.metadata is not None or not exclude_none:
-            data["metadata"] = _plain(self.metadata)
+            data["metadata"] = _plain(self.metadata, exclude_none)
         return data
 
 
@@ -245,10 +271,15 @@ class WSMessageProjector:
         ``status.update`` message's payload must be a WSStatusUpdatePayload mapping.
 
         Raises:
+            TypeError: ``message`` is not a mapping.
             ValueError: ``"status.update payload must be an object"``, or the
                 message or a status payload does not validate (logged as
                 ``WS projector validation failed`` for the message).
         """
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"WSMessageProjector.project: message must be a mapping; got {type(message).__name__}"
+            )
         msg_type = message.get("type")
         payload = message.get("payload")
         metadata = message.get("metadata")
