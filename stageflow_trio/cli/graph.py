@@ -7,7 +7,6 @@ dependency to the stage that waits for it.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import attrs
@@ -72,14 +71,25 @@ def _mermaid(nodes: list[StageNode]) -> str:
     return "\n".join(lines)
 
 
+def _dot_quoted(text: str) -> str:
+    """``text`` as a quoted dot ID, which a label shows as written.
+
+    A backslash and a double quote are escaped, a line break becomes dot's
+    backslash-n; every other character, non-ASCII included, is written as is.
+    (``json.dumps`` escaped non-ASCII as backslash-u sequences, which dot does
+    not know: ``café`` was drawn as ``caf\\u00e9``.)
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n") + '"'
+
+
 def _dot(nodes: list[StageNode], title: str) -> str:
-    # json.dumps quotes and escapes a string as a dot ID (both use C-style escapes).
-    lines = [f"digraph {json.dumps(title)} {{", "    node [shape=box];"]
+    lines = [f"digraph {_dot_quoted(title)} {{", "    node [shape=box];"]
     for node in nodes:
         style = ", style=dashed" if node.conditional else ""
-        lines.append(f"    {json.dumps(node.name)} [label={json.dumps(_label(node))}{style}];")
+        lines.append(f"    {_dot_quoted(node.name)} [label={_dot_quoted(_label(node))}{style}];")
     lines.extend(
-        f"    {json.dumps(dep)} -> {json.dumps(node.name)};"
+        f"    {_dot_quoted(dep)} -> {_dot_quoted(node.name)};"
         for node in nodes
         for dep in node.dependencies
     )

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stageflow_trio._args import check_callable, check_flag, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
 
@@ -54,6 +56,14 @@ def _default_snapshot(ctx: Any) -> Any:
     if snapshot is None:
         snapshot = getattr(ctx, "snapshot", None)
     return snapshot
+
+
+def _check_bytes(owner: str, param: str, value: object) -> None:
+    """A threshold in bytes: an int or float >= 0 (``math.inf``: never warn), not a bool or NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{owner}: {param} must be a number of bytes; got {type_of(value)}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
 
 
 def _as_payload(snapshot: Any) -> Any:
@@ -89,6 +99,11 @@ class ImmutabilityInterceptor(BaseInterceptor):
             ``after``; when False, log the violation as an error instead.
         snapshot_getter: ``ctx -> snapshot or None``; see the module docstring
             for the default.
+
+    Raises:
+        TypeError: ``crash_on_violation`` is not a bool, or ``snapshot_getter`` is
+            neither callable nor None (the reference accepted both, and the check
+            then silently never ran or never crashed as asked).
     """
 
     name: str = "immutability_check"
@@ -97,8 +112,13 @@ class ImmutabilityInterceptor(BaseInterceptor):
     def __init__(
         self, crash_on_violation: bool = True, *, snapshot_getter: SnapshotGetter | None = None
     ) -> None:
+        owner = "ImmutabilityInterceptor"
+        check_flag(owner, "crash_on_violation", crash_on_violation)
+        check_callable(owner, "snapshot_getter", snapshot_getter, optional=True)
         self.crash_on_violation = crash_on_violation
-        self._snapshot_getter = snapshot_getter or _default_snapshot
+        self._snapshot_getter = (
+            snapshot_getter if snapshot_getter is not None else _default_snapshot
+        )
         # (id(ctx), stage) -> the snapshot's JSON before the stage.
         self._before: dict[tuple[int, str], str] = {}
 
@@ -178,9 +198,16 @@ class ContextSizeInterceptor(BaseInterceptor):
     context has that method. Priority 42.
 
     Args:
-        max_size_bytes: Size above which it warns (default 1 MiB).
-        warn_on_growth_bytes: Growth within one stage above which it warns (default 100 KiB).
+        max_size_bytes: Size above which it warns (default 1 MiB); a number >= 0
+            (``math.inf``: never).
+        warn_on_growth_bytes: Growth within one stage above which it warns (default
+            100 KiB); a number >= 0 (``math.inf``: never).
         snapshot_getter: ``ctx -> snapshot or None``; see the module docstring.
+
+    Raises:
+        TypeError: a threshold is not an int or float (a bool or a str such as
+            ``"1MB"`` included), or ``snapshot_getter`` is neither callable nor None.
+        ValueError: a threshold is negative or NaN.
     """
 
     name: str = "context_size"
@@ -188,14 +215,20 @@ class ContextSizeInterceptor(BaseInterceptor):
 
     def __init__(
         self,
-        max_size_bytes: int = 1024 * 1024,
-        warn_on_growth_bytes: int = 100 * 1024,
+        max_size_bytes: float = 1024 * 1024,
+        warn_on_growth_bytes: float = 100 * 1024,
         *,
         snapshot_getter: SnapshotGetter | None = None,
     ) -> None:
+        owner = "ContextSizeInterceptor"
+        _check_bytes(owner, "max_size_bytes", max_size_bytes)
+        _check_bytes(owner, "warn_on_growth_bytes", warn_on_growth_bytes)
+        check_callable(owner, "snapshot_getter", snapshot_getter, optional=True)
         self.max_size_bytes = max_size_bytes
         self.warn_on_growth_bytes = warn_on_growth_bytes
-        self._snapshot_getter = snapshot_getter or _default_snapshot
+        self._snapshot_getter = (
+            snapshot_getter if snapshot_getter is not None else _default_snapshot
+        )
         self._sizes: dict[tuple[int, str], int] = {}
         self._metrics: dict[str, ContextSizeMetric] = {}
 
