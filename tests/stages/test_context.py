@@ -521,6 +521,68 @@ def test_fork_builds_a_linked_child() -> None:
     assert child.get_parent_data("missing", 0) == 0
 
 
+def test_fork_writes_every_field_as_the_constructor_would() -> None:
+    # fork writes the child's slots itself (no generated __init__): every field
+    # must be set, to what the constructor would have made of the same values.
+    sink = RecordingEventSink()
+
+    async def hook(stage_name: str, stage_kind: Any, stage_ctx: Any, ctx: Any) -> None:
+        return None
+
+    parent = make(
+        sink,
+        service="chat",
+        configuration={"c": 1},
+        metadata={"m": 2},
+        data={"k": "v"},
+        db=object(),
+        input_text="hi",
+        input_audio_duration_ms=5,
+        extensions={"e": 1},
+        ports=CorePorts(),
+    )
+    parent.add_before_stage_start_hook(hook)
+    parent.mark_canceled("stop")
+    child = parent.fork(CHILD, "spawner", str(CORR), topology="t2")  # type: ignore[arg-type]
+    expected = PipelineContext(
+        pipeline_run_id=CHILD,
+        **{name: getattr(parent, name) for name in IDS if name != "pipeline_run_id"},
+        topology="t2",
+        configuration={"c": 1},
+        execution_mode=parent.execution_mode,
+        input_text="hi",
+        input_audio_duration_ms=5,
+        conversation=parent.conversation,
+        enrichments=parent.enrichments,
+        extensions=parent.extensions,
+        metadata={"m": 2},
+        created_at=parent.created_at,
+        service="chat",
+        event_sink=sink,
+        data={},
+        ports=parent.ports,
+        db=parent.db,
+        parent_run_id=RUN,
+        parent_stage_id="spawner",
+        correlation_id=CORR,
+        _parent_data=FrozenDict({"k": "v"}),
+        _before_stage_start_hooks=[hook],
+    )
+    for field in attrs.fields(PipelineContext):
+        assert getattr(child, field.name) == getattr(expected, field.name), field.name
+    assert child == expected
+    assert child.correlation_id == CORR  # the str was parsed, as the constructor does
+    assert child._cancel_callbacks == []
+    assert child._cancel_callbacks is not parent._cancel_callbacks
+    assert child.configuration is not parent.configuration
+    assert child.metadata is not parent.metadata
+    assert child._before_stage_start_hooks is not parent._before_stage_start_hooks
+    child.request_id = str(REQ)  # type: ignore[assignment]  # assignment still converts
+    assert child.request_id == REQ
+    with pytest.raises(ValueError, match="correlation_id"):
+        parent.fork(CHILD, "spawner", "not-a-uuid")  # type: ignore[arg-type]
+
+
 def test_fork_freezes_a_copy_of_the_parent_data() -> None:
     parent = make(data={"k": "v"})
     child = parent.fork(CHILD, "s", CORR)
