@@ -79,6 +79,24 @@ class _ChildRun:
         return ids
 
 
+class _LastIdText:
+    """``str(id)``, kept for the last id asked for (by identity: the same UUID object)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        # One tuple, replaced whole: a reader never pairs one id with another's string.
+        self._last: tuple[UUID | None, str] = (None, "")
+
+    def __call__(self, value: UUID) -> str:
+        last = self._last
+        if last[0] is value:
+            return last[1]
+        text = str(value)
+        self._last = (value, text)
+        return text
+
+
 def _check_data_args(inherit_data: object, data_overrides: object) -> None:
     """The spawner's checks of what ``PipelineContext.fork`` builds the child's data from.
 
@@ -148,6 +166,10 @@ class SubpipelineSpawner:
         # dropped their link to their parent, as the reference's does; the spawner
         # keeps it so that cancel_with_children still reaches those descendants.
         self._retained: dict[UUID, _ChildRun] = {}
+        # The strings of the last parent run id and correlation id the events
+        # wrote: the children of one parent share them.
+        self._parent_text = _LastIdText()
+        self._correlation_text = _LastIdText()
 
     @property
     def max_depth(self) -> int:
@@ -462,11 +484,16 @@ class SubpipelineSpawner:
     async def _emit_spawned(self, child: _ChildRun) -> None:
         if self._events_on(child):
             assert child.parent_run_id is not None
+            child.ids = (self._parent_text(child.parent_run_id), str(child.run_id))
+            correlation_id = child.correlation_id
+            correlation_text = (
+                None if correlation_id is None else self._correlation_text(correlation_id)
+            )
             payload = _spawned_payload(
-                *child.id_strings(),
+                *child.ids,
                 child.parent_stage_id,
                 child.pipeline_name,
-                child.correlation_id,
+                correlation_text,
                 _timestamp(),
             )
             await emit_event(type="pipeline.spawned_child", data=payload)

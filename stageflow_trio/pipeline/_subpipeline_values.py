@@ -40,7 +40,7 @@ def _spawned_payload(
     child_run_id: UUID | str,
     parent_stage_id: str,
     pipeline_name: str,
-    correlation_id: UUID | None,
+    correlation_id: UUID | str | None,
     timestamp: str,
 ) -> dict[str, Any]:
     return {

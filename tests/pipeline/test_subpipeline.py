@@ -236,6 +236,42 @@ async def test_spawn_runs_the_child_on_a_fork_and_reports_success(
     assert sink.types() == ["pipeline.spawned_child", "pipeline.child_completed"]
 
 
+async def test_events_carry_each_childs_own_parent_and_correlation_ids(
+    sink: RecordingEventSink,
+) -> None:
+    # The spawner keeps the last parent / correlation id's string: children of
+    # other parents, equal but distinct UUID objects and no correlation id must
+    # still carry their own.
+    async def runner(child: PipelineContext) -> dict[str, Any]:
+        return {}
+
+    spawn = spawner()
+    cases = [
+        (PARENT, CORRELATION),
+        (A, CORRELATION),
+        (uuid.UUID(str(A)), uuid.UUID(str(B))),
+        (PARENT, None),
+        (A, B),
+        (PARENT, CORRELATION),
+    ]
+    for parent_id, correlation in cases:
+        await spawn.spawn(
+            "p",
+            parent_ctx(pipeline_run_id=parent_id),
+            correlation,  # type: ignore[arg-type]
+            "s",
+            runner,
+        )
+    spawned = sink.of_type("pipeline.spawned_child")
+    completed = sink.of_type("pipeline.child_completed")
+    assert [(e["parent_run_id"], e["correlation_id"]) for e in spawned] == [  # type: ignore[index]
+        (str(parent_id), None if correlation is None else str(correlation))
+        for parent_id, correlation in cases
+    ]
+    assert [e["parent_run_id"] for e in completed] == [str(p) for p, _ in cases]  # type: ignore[index]
+    assert [e["child_run_id"] for e in completed] == [e["child_run_id"] for e in spawned]  # type: ignore[index]
+
+
 async def test_spawn_wraps_a_non_dict_return(sink: RecordingEventSink) -> None:
     async def runner(child: PipelineContext) -> list[int]:
         return [1, 2]
