@@ -40,12 +40,20 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from uuid import UUID
 
+    from stageflow_trio.pipeline.dag import UnifiedStageGraph
+    from stageflow_trio.pipeline.pipeline import Pipeline
     from stageflow_trio.stages.context import PipelineContext
 
 
 __all__ = ["ToolExecutor", "ToolExecutorResult"]
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
+
+
+def _id_text(run_id: UUID | None) -> str | None:
+    """A run id as the log records carry it: its string, or None."""
+    return str(run_id) if run_id else None
+
 
 _SUBPIPELINE_ROOT = "__subpipeline_root__"
 
@@ -197,6 +205,10 @@ class ToolExecutor:
         self._pipeline_registry = registry
         self._uuid_monitor = uuid_monitor
         self._memory_tracker = memory_tracker
+        # The graph each registered pipeline last built, by name: a Pipeline is
+        # immutable and its graph keeps no state between runs, so it is built again
+        # only when the registry holds another Pipeline under that name.
+        self._graphs: dict[str, tuple[Pipeline, UnifiedStageGraph]] = {}
 
     @property
     def spawner(self) -> SubpipelineSpawner:
@@ -276,7 +288,8 @@ class ToolExecutor:
     ) -> SubpipelineResult:
         """Run the registered pipeline ``pipeline_name`` as a child run of ``ctx``'s run.
 
-        A checkpoint. The pipeline is built once and run, through
+        A checkpoint. The pipeline is built (once per registered Pipeline object: the graph is
+        kept for the next call) and run, through
         :meth:`SubpipelineSpawner.spawn
         <stageflow_trio.pipeline.subpipeline.SubpipelineSpawner.spawn>` (parent
         stage ``"stage.tool_executor"``), with a StageContext made from the child
@@ -297,22 +310,24 @@ class ToolExecutor:
         _check_spawn_args(pipeline_name, ctx, topology_override, execution_mode_override)
         started = monotonic()
         parent_run_id = ctx.pipeline_run_id
-        parent = str(parent_run_id) if parent_run_id else None
         if self._uuid_monitor is not None:
             self._uuid_monitor.observe(correlation_id)
         if self._memory_tracker is not None:
             self._memory_tracker.observe(label="subpipeline:start")
-        logger.info(
-            "Spawning subpipeline",
-            extra={
-                "pipeline_name": pipeline_name,
-                "parent_run_id": parent,
-                "correlation_id": str(correlation_id),
-                "parent_stage_id": self.id,
-                "topology_override": topology_override,
-                "execution_mode_override": execution_mode_override,
-            },
-        )
+        # The INFO records' extras (ids as strings) are made only when INFO is on.
+        info = logger.isEnabledFor(logging.INFO)
+        if info:
+            logger.info(
+                "Spawning subpipeline",
+                extra={
+                    "pipeline_name": pipeline_name,
+                    "parent_run_id": _id_text(parent_run_id),
+                    "correlation_id": str(correlation_id),
+                    "parent_stage_id": self.id,
+                    "topology_override": topology_override,
+                    "execution_mode_override": execution_mode_override,
+                },
+            )
         try:
             pipeline = self.pipeline_registry.get(pipeline_name)
         except KeyError:
@@ -322,13 +337,18 @@ class ToolExecutor:
                 pipeline_name,
                 extra={
                     "pipeline_name": pipeline_name,
-                    "parent_run_id": parent,
+                    "parent_run_id": _id_text(parent_run_id),
                     "correlation_id": str(correlation_id),
                 },
             )
             await trio.lowlevel.checkpoint()  # a checkpoint on this path too (spawn is one)
             raise
-        graph = pipeline.build()
+        cached = self._graphs.get(pipeline_name)
+        if cached is not None and cached[0] is pipeline:
+            graph = cached[1]
+        else:
+            graph = pipeline.build()
+            self._graphs[pipeline_name] = (pipeline, graph)
 
         async def runner(child_ctx: PipelineContext) -> dict[str, Any]:
             # Imported here: the context package pulls in the snapshot codec, which
@@ -378,7 +398,7 @@ class ToolExecutor:
                 "Subpipeline spawn rejected: max depth exceeded",
                 extra={
                     "pipeline_name": pipeline_name,
-                    "parent_run_id": parent,
+                    "parent_run_id": _id_text(parent_run_id),
                     "correlation_id": str(correlation_id),
                     "duration_ms": (monotonic() - started) * 1000,
                 },
@@ -392,7 +412,7 @@ class ToolExecutor:
                 exc,  # noqa: TRY401 - the reference's message repeats the error
                 extra={
                     "pipeline_name": pipeline_name,
-                    "parent_run_id": parent,
+                    "parent_run_id": _id_text(parent_run_id),
                     "correlation_id": str(correlation_id),
                     "duration_ms": (monotonic() - started) * 1000,
                     "error_type": type(exc).__name__,
@@ -401,15 +421,16 @@ class ToolExecutor:
             raise
         if self._memory_tracker is not None:
             self._memory_tracker.observe(label="subpipeline:end")
-        logger.info(
-            "Subpipeline completed",
-            extra={
-                "pipeline_name": pipeline_name,
-                "child_run_id": str(result.child_run_id),
-                "parent_run_id": parent,
-                "correlation_id": str(correlation_id),
-                "success": result.success,
-                "duration_ms": (monotonic() - started) * 1000,
-            },
-        )
+        if info:
+            logger.info(
+                "Subpipeline completed",
+                extra={
+                    "pipeline_name": pipeline_name,
+                    "child_run_id": str(result.child_run_id),
+                    "parent_run_id": _id_text(parent_run_id),
+                    "correlation_id": str(correlation_id),
+                    "success": result.success,
+                    "duration_ms": (monotonic() - started) * 1000,
+                },
+            )
         return result

@@ -263,6 +263,37 @@ async def test_spawn_subpipeline_runs_the_registered_pipeline_as_a_child(
     )
 
 
+async def test_spawn_subpipeline_builds_a_registered_pipeline_once(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Pipeline is immutable, so its graph is kept for the next call; a pipeline
+    # registered again under the name is built (and run) instead.
+    builds: list[Pipeline] = []
+    build = Pipeline.build
+
+    def counting_build(self: Pipeline, **kwargs: Any) -> Any:
+        builds.append(self)
+        return build(self, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "build", counting_build)
+    registry = PipelineRegistry()
+    first = one_stage(1)
+    registry.register("child", first)
+    executor = ToolExecutor(
+        spawner=SubpipelineSpawner(child_tracker=ChildRunTracker()), registry=registry
+    )
+    parent = create_test_pipeline_context()
+    for _ in range(3):
+        result = await executor.spawn_subpipeline("child", parent, CORRELATION)
+        assert result.data == {"work": {"value": 1, "mode": parent.execution_mode}}
+    assert builds == [first]
+    second = one_stage(2)
+    registry.register("child", second)
+    result = await executor.spawn_subpipeline("child", parent, CORRELATION)
+    assert result.data == {"work": {"value": 2, "mode": parent.execution_mode}}
+    assert builds == [first, second]
+
+
 async def test_spawn_subpipeline_reports_a_failing_child_stage_in_the_result(
     autojump_clock: trio.abc.Clock,
 ) -> None:
