@@ -13,8 +13,9 @@ the engine between two stages that run in one task, where a graph enters a
 stage's interceptor chain, and to ``SubpipelineSpawner.spawn``; a chain-shaped
 graph run ends with a shielded schedule point when one is due. Each call:
 
-- always checks for cancellation (``trio.lowlevel.checkpoint_if_cancelled``), so
-  a cancelled call raises ``Cancelled`` before it changes anything;
+- always checks for cancellation (what ``trio.lowlevel.checkpoint_if_cancelled``
+  checks, read synchronously by :func:`checkpoint_due`), so a cancelled call
+  raises ``Cancelled`` before it changes anything;
 - makes a full schedule point (``trio.lowlevel.checkpoint``) when one is due:
   on the first budgeted call of a thread, on every ``calls``-th budgeted call
   after a schedule point (so at most ``calls - 1`` in a row without one), or
@@ -121,9 +122,8 @@ register_global_reset(_reset)
 def schedule_point_due(now: int | None = None) -> bool:
     """Spend one call of the budget; whether this call must be a schedule point.
 
-    Synchronous, so the hot paths can inline the decision and then await either
-    ``trio.lowlevel.checkpoint()`` or ``trio.lowlevel.checkpoint_if_cancelled()``.
-    A ``True`` answer starts a fresh budget.
+    Synchronous; the budgeted calls use :func:`checkpoint_due`, which adds the
+    cancellation check. A ``True`` answer starts a fresh budget.
 
     Args:
         now: ``time.time_ns()`` if the caller has just read it (so one clock
