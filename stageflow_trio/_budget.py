@@ -173,6 +173,7 @@ def checkpoint_due(now: int | None = None) -> bool:
     Raises:
         RuntimeError: Called outside a trio task.
     """
+    # schedule_point_due's lines, inlined: one call less on every budgeted call.
     try:
         state: _BudgetState = _local.state
     except AttributeError:
