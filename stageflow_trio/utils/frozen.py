@@ -32,6 +32,12 @@ _dict_update = dict.update
 _list_init = list.__init__
 
 
+def _text_of_item(item: tuple[Any, Any]) -> str:
+    # The key's own text, as str() gives it for a plain str: a str subclass
+    # (an Enum mixin) may print otherwise, but it is equal to its text.
+    return str.__str__(item[0])
+
+
 def _refuse(kind: str, operation: str) -> NoReturn:
     copy_hint = (
         "dict(value) or value.to_dict()"
@@ -101,9 +107,17 @@ class FrozenDict(dict[K, V]):
         _refuse("FrozenDict", "'update'")
 
     def __hash__(self) -> int:  # type: ignore[override]
-        # Order-independent like equality; keys are sorted by their str form so
-        # mixed key types still sort. Unhashable values raise TypeError.
-        return hash(tuple(sorted(dict.items(self), key=lambda item: str(item[0]))))
+        # Order-independent like equality; unhashable values raise TypeError.
+        # Text keys: the reference's hash, the items sorted by key. Any other
+        # key: the hash of the set of items. (Sorting by str(key), as the
+        # reference does for every key, breaks `a == b` implies
+        # `hash(a) == hash(b)`: {1: x, "1": y} and {"1": y, 1: x} tie on "1"
+        # and keep their own orders; 1 and True are equal keys that sort apart.)
+        items = dict.items(self)
+        for key in self:
+            if not isinstance(key, str):
+                return hash(frozenset(items))
+        return hash(tuple(sorted(items, key=_text_of_item)))
 
     def __repr__(self) -> str:
         return f"FrozenDict({dict.__repr__(self)})"
