@@ -161,6 +161,9 @@ class AnalyticsSink(SingleUseLifetime):
         self._exclude = exclude or []
         self._nursery = nursery
         self._pending: deque[AnalyticsEvent] = deque()
+        # One flush_pending at a time: two would both export the first event and
+        # then each pop one, so the second event was never exported.
+        self._flush_lock = trio.Lock()
         self._in_flight = 0
         self._init_lifetime()
 
@@ -249,20 +252,22 @@ class AnalyticsSink(SingleUseLifetime):
 
         An event leaves the pending list only once its export returned, so a
         failure or cancellation leaves it (and those after it) pending.
+        Concurrent calls take turns: a call waits for the one in progress, then
+        exports what is still pending.
 
         Returns:
-            How many events were exported.
+            How many events this call exported.
 
         Raises:
             Exception: Whatever the exporter raises.
         """
-        await trio.lowlevel.checkpoint()
-        exported = 0
-        while self._pending:
-            await self._exporter.export(self._pending[0])
-            self._pending.popleft()
-            exported += 1
-        return exported
+        async with self._flush_lock:
+            exported = 0
+            while self._pending:
+                await self._exporter.export(self._pending[0])
+                self._pending.popleft()
+                exported += 1
+            return exported
 
     async def __aenter__(self) -> Self:
         """Enter the sink's lifetime: it owns ``try_emit``'s exports, flushes on exit.

@@ -591,17 +591,14 @@ class InjectionDetector:
 
     def __init__(self, *, additional_patterns: list[str] | None = None) -> None:
         owner = "InjectionDetector"
-        patterns = [
-            *self.INJECTION_PATTERNS,
-            *_str_list(owner, "additional_patterns", additional_patterns),
+        builtin = list(self.INJECTION_PATTERNS)
+        extra = _str_list(owner, "additional_patterns", additional_patterns)
+        # Compiled apart, so that an error names the index in the list it came from.
+        compiled = [
+            *_compile(owner, "INJECTION_PATTERNS", builtin, re.IGNORECASE),
+            *_compile(owner, "additional_patterns", extra, re.IGNORECASE),
         ]
-        self._patterns = list(
-            zip(
-                patterns,
-                _compile(owner, "additional_patterns", patterns, re.IGNORECASE),
-                strict=True,
-            )
-        )
+        self._patterns = list(zip([*builtin, *extra], compiled, strict=True))
 
     def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
         """The injection patterns found in ``content``; metadata ``patterns_checked``.

@@ -348,7 +348,7 @@ def test_injection_additional_patterns() -> None:
     assert result.metadata == {"patterns_checked": 12}
     assert InjectionDetector().check("a normal question").passed
     with pytest.raises(
-        ValueError, match=r"^InjectionDetector: additional_patterns\[11\] is not a valid"
+        ValueError, match=r"^InjectionDetector: additional_patterns\[0\] is not a valid"
     ):
         InjectionDetector(additional_patterns=["["])
 
