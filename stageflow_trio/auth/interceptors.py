@@ -178,7 +178,9 @@ def _auth_context_from_claims(claims: Mapping[str, Any]) -> AuthContext:
         user_id=_claim_uuid(user_id),
         session_id=_claim_uuid(session_id),
         email=email,
-        org_id=_claim_uuid(org_id) if org_id else None,
+        # Only an absent, null or empty org_id means "no organization" (a user no
+        # organization restricts); any other value must be an id (0 or False is not).
+        org_id=None if org_id is None or org_id == "" else _claim_uuid(org_id),
         roles=_claim_roles(claims.get("roles")),
     )
 

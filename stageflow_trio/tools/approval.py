@@ -281,7 +281,7 @@ class InMemoryApprovalBackend:
         self._decisions.pop(request_id, None)
 
 
-# How long a cancelled waiter may spend marking its request CANCELLED (shielded).
+# How long a waiter that is cancelled or timed out may spend closing its request (shielded).
 _CANCEL_GRACE_SECONDS = 5.0
 
 
@@ -404,7 +404,10 @@ class ApprovalService:
                 await self._cancel_pending(request_id)
             raise
         if scope.cancelled_caught:
-            await self._backend.close_pending(request_id, ApprovalStatus.EXPIRED, None)
+            # Shielded: a caller cancelled right after the timeout must not leave the
+            # request PENDING for ever.
+            with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True):
+                await self._backend.close_pending(request_id, ApprovalStatus.EXPIRED, None)
             raise TimeoutError
         if decision is None:
             return ApprovalDecision(request_id=request_id, granted=False, reason="no_decision")

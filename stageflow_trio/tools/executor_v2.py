@@ -23,7 +23,9 @@ Events go to the global event sink (:func:`~stageflow_trio.events.get_event_sink
 a sink error is logged and the call goes on. Durations are measured on the trio
 clock. Cancelling a call while it waits for approval cancels its approval
 request (it leaves no PENDING request behind) and emits nothing more; the
-executor starts no task of its own.
+executor starts no task of its own. A call cancelled after its handler (or undo
+handler) returned still stores (or deletes) the undo data, shielded, so the
+change stays undoable and is never undone twice.
 
 Optional concurrency limits (``ToolExecutorConfig.max_concurrent`` and
 ``max_concurrent_per_tool``, both off by default) bound how many calls run step 4
@@ -71,6 +73,7 @@ from .events import (
 from .undo import UndoStore, get_undo_store
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from uuid import UUID
 
     from stageflow_trio.protocols import ExecutionContext
@@ -85,6 +88,12 @@ _SUMMARY_MAX_LENGTH = 200
 
 _CANCEL_REQUEST_TIMEOUT = 5.0
 """How long an interrupted call waits for its approval request to be cancelled."""
+
+_SHIELD_GRACE_SECONDS = 5.0
+"""How long storing or deleting undo data may take, shielded, while the caller is cancelled."""
+
+_STORE = "store the undo metadata of"
+_DELETE = "delete the undo metadata of"
 
 
 _UNDO_STORE_METHODS = ("store", "get", "delete")
@@ -189,7 +198,8 @@ def _summarize_output(output: ToolOutput) -> dict[str, Any]:
         "success": output.success,
         "has_data": output.data is not None,
         "has_error": output.error is not None,
-        "has_artifacts": bool(output.artifacts),
+        # As the reference reads it (not bool()), so odd outputs fail the same way.
+        "has_artifacts": output.artifacts is not None and len(output.artifacts) > 0,
         "has_undo_metadata": output.undo_metadata is not None,
     }
 
@@ -203,8 +213,10 @@ def _undo_data_of(tool: ToolDefinition, output: ToolOutput) -> dict[str, Any] | 
         TypeError: That ``undo_metadata`` is not a dict (checked before
             ``tool.completed``, which the store's refusal would otherwise follow).
     """
+    if not (tool.undoable and output.success):
+        return None
     undo_metadata: object = output.undo_metadata
-    if not (tool.undoable and output.success and undo_metadata):
+    if not undo_metadata:
         return None
     if not isinstance(undo_metadata, dict):
         raise TypeError(
@@ -395,30 +407,41 @@ class AdvancedToolExecutor:
             )
         try:
             output = await tool.handler(tool_input)
-            undo_data = _undo_data_of(tool, output)
-            if emit:
-                await self._emit(
-                    "tool.completed",
-                    ToolCompletedEvent(
-                        tool_name=tool.name,
-                        action_id=tool_input.action_id,
-                        pipeline_run_id=ctx.pipeline_run_id,
-                        request_id=ctx.request_id,
-                        duration_ms=_elapsed_ms(start),
-                        output_summary=_summarize_output(output),
-                        artifacts_count=len(output.artifacts) if output.artifacts else 0,
-                    ).to_dict(),
-                )
-            if undo_data is not None:
-                ttl = self.config.undo_ttl_seconds
-                await self._undo_store.store(
-                    action_id=tool_input.action_id,
+            # The output is read in the reference's order (the completion summary, then
+            # the undo data), so an output that is not a ToolOutput fails the same way.
+            completed = (
+                ToolCompletedEvent(
                     tool_name=tool.name,
-                    undo_data=undo_data,
-                    ttl_seconds=ttl,
+                    action_id=tool_input.action_id,
+                    pipeline_run_id=ctx.pipeline_run_id,
+                    request_id=ctx.request_id,
+                    duration_ms=_elapsed_ms(start),
+                    output_summary=_summarize_output(output),
+                    artifacts_count=len(output.artifacts) if output.artifacts else 0,
+                ).to_dict()
+                if emit
+                else None
+            )
+            undo_data = _undo_data_of(tool, output)
+            try:
+                if completed is not None:
+                    await self._emit("tool.completed", completed)
+            except BaseException:
+                # Cancelled while reporting: the handler's change is made, so what
+                # undoes it must still be kept.
+                if undo_data is not None:
+                    await self._shielded(
+                        self._undo_data_keeper(tool, tool_input.action_id, undo_data),
+                        _STORE,
+                        tool_input.action_id,
+                    )
+                raise
+            if undo_data is not None:
+                await self._despite_cancellation(
+                    self._undo_data_keeper(tool, tool_input.action_id, undo_data),
+                    _STORE,
+                    tool_input.action_id,
                 )
-                self._remember_undo_key(tool_input.action_id, tool.action_type, ttl)
-                logger.debug("Stored undo metadata for action %s", tool_input.action_id)
         except Exception as exc:
             if emit:
                 await self._emit(
@@ -437,6 +460,62 @@ class AdvancedToolExecutor:
                 tool=tool.name, action_id=tool_input.action_id, cause=exc
             ) from exc
         return output
+
+    def _undo_data_keeper(
+        self, tool: ToolDefinition, action_id: UUID, undo_data: dict[str, Any]
+    ) -> Callable[[], Awaitable[None]]:
+        """An operation storing the undo data of a call whose handler succeeded."""
+
+        async def keep() -> None:
+            ttl = self.config.undo_ttl_seconds
+            await self._undo_store.store(
+                action_id=action_id, tool_name=tool.name, undo_data=undo_data, ttl_seconds=ttl
+            )
+            self._remember_undo_key(action_id, tool.action_type, ttl)
+            logger.debug("Stored undo metadata for action %s", action_id)
+
+        return keep
+
+    def _undo_data_remover(self, action_id: UUID) -> Callable[[], Awaitable[None]]:
+        """An operation deleting the undo data of an action just undone."""
+
+        async def remove() -> None:
+            await self._undo_store.delete(action_id)
+            self._undo_keys.pop(action_id, None)
+
+        return remove
+
+    async def _despite_cancellation(
+        self, operation: Callable[[], Awaitable[None]], what: str, action_id: UUID
+    ) -> None:
+        """Run ``operation``; its error is raised. If the caller is cancelled meanwhile,
+        it is run again shielded (see :meth:`_shielded`) before the cancellation goes on:
+        the store's methods replace or delete, so running one twice is harmless."""
+        try:
+            await operation()
+        except trio.Cancelled:
+            await self._shielded(operation, what, action_id)
+            raise
+
+    async def _shielded(
+        self, operation: Callable[[], Awaitable[None]], what: str, action_id: UUID
+    ) -> None:
+        """Run ``operation`` shielded from cancellation while one propagates: the
+        handler's change is made (or undone), so the undo data must follow it.
+        Bounded, in case a replacement store blocks; its error is logged, never
+        raised (it must not replace the cancellation)."""
+        with trio.move_on_after(_SHIELD_GRACE_SECONDS, shield=True) as scope:
+            try:
+                await operation()
+            except Exception as exc:  # noqa: BLE001 - the cancellation must propagate
+                logger.warning("Failed to %s action %s: %s", what, action_id, exc)
+        if scope.cancelled_caught:
+            logger.warning(
+                "Gave up trying to %s action %s after %s s",
+                what,
+                action_id,
+                _SHIELD_GRACE_SECONDS,
+            )
 
     async def _approve(
         self, tool: ToolDefinition, tool_input: ToolInput, ctx: ExecutionContext
@@ -574,10 +653,15 @@ class AdvancedToolExecutor:
         start = monotonic()
         try:
             await tool.undo_handler(metadata)
-            if self.config.emit_events:
-                await self._emit_undone(tool, action_id, ctx, metadata, _elapsed_ms(start))
-            await self._undo_store.delete(action_id)
-            self._undo_keys.pop(action_id, None)
+            try:
+                if self.config.emit_events:
+                    await self._emit_undone(tool, action_id, ctx, metadata, _elapsed_ms(start))
+            except BaseException:
+                # Cancelled while reporting: the action is undone, so its data must go
+                # (else a second undo_action would undo it again).
+                await self._shielded(self._undo_data_remover(action_id), _DELETE, action_id)
+                raise
+            await self._despite_cancellation(self._undo_data_remover(action_id), _DELETE, action_id)
         except Exception as exc:
             if self.config.emit_events:
                 await self._emit(
