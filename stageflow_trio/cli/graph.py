@@ -51,13 +51,46 @@ def _label(node: StageNode) -> str:
     return node.name if node.kind is None else f"{node.name} ({node.kind})"
 
 
+# Mermaid's entity codes (``#name;`` or ``#decimal;``) for the characters a quoted
+# label cannot hold as they are. ``#`` comes first: it starts every code, so a
+# name's own ``#quot;`` must stay text. ``&``, ``<``, ``>`` would be read as HTML
+# (flowchart labels are HTML by default); a backtick next to the quote opens a
+# Markdown string; ``%`` could start a ``%%{init: ...}%%`` directive, which
+# Mermaid looks for anywhere in the source.
+_MERMAID_CODES = str.maketrans(
+    {
+        "#": "#35;",
+        '"': "#quot;",
+        "&": "#amp;",
+        "<": "#lt;",
+        ">": "#gt;",
+        "`": "#96;",
+        "%": "#37;",
+    }
+)
+
+
+def _mermaid_label(text: str) -> str:
+    """``text`` for the inside of a double-quoted Mermaid label, shown as written.
+
+    Special characters become Mermaid entity codes (as in ``A["a #quot;b#quot;"]``),
+    a line break becomes ``<br>``, Mermaid's line break in a label.
+    """
+    label = text.translate(_MERMAID_CODES)
+    if "\r" in label or "\n" in label:
+        label = label.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+    if ("style" in label or "classDef" in label) and ":" in label:
+        # Before decoding entities Mermaid cuts the final ";" off any line
+        # matching ``style.*:\S*#.*;`` (its style and classDef statements), which
+        # would break the last code here: a colon needs a code too then.
+        label = label.replace(":", "#58;")
+    return label
+
+
 def _mermaid(nodes: list[StageNode]) -> str:
     ids = {node.name: f"s{index}" for index, node in enumerate(nodes)}
     lines = ["flowchart TD"]
-    for node in nodes:
-        # &quot; is Mermaid's escape for a double quote inside a quoted label.
-        label = _label(node).replace('"', "&quot;")
-        lines.append(f'    {ids[node.name]}["{label}"]')
+    lines.extend(f'    {ids[node.name]}["{_mermaid_label(_label(node))}"]' for node in nodes)
     lines.extend(
         f"    {ids[dep]} --> {ids[node.name]}"
         for node in nodes

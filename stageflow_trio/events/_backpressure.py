@@ -90,6 +90,14 @@ class BackpressureAwareEventSink:
         )
         self._stop_done: trio.Event | None = None
         self._owner: AbstractAsyncContextManager[trio.Nursery] | None = None
+        # Who must never wait on the stop (it would wait on itself): the worker's
+        # task, and the task a stop runs in. A stop asked for by the worker's own
+        # task (from inside the downstream's emit) waits in ``_pending_stop``
+        # (drain, deadline) until the delivery in progress returns.
+        self._worker_task: trio.lowlevel.Task | None = None
+        self._worker_scope: trio.CancelScope | None = None
+        self._stop_task: trio.lowlevel.Task | None = None
+        self._pending_stop: tuple[bool, float] | None = None
 
     @property
     def metrics(self) -> BackpressureMetrics:
@@ -135,7 +143,7 @@ class BackpressureAwareEventSink:
         worker.give_up_in_flight()
         exited = worker.exited = trio.Event()
         try:
-            await nursery.start(worker.run, exited)
+            await nursery.start(self._run_worker, exited)
         except BaseException:
             # The worker never ran (closed nursery, or cancelled first).
             if worker.exited is exited and not worker.running:
@@ -144,6 +152,39 @@ class BackpressureAwareEventSink:
         self._logger.info(
             "BackpressureAwareEventSink started", extra={"max_queue_size": self._max_queue_size}
         )
+
+    async def _run_worker(
+        self,
+        exited: trio.Event,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The worker task: ``_SinkWorker.run``, then a stop the worker asked for itself.
+
+        Costs nothing per event: it only records the task and, when the worker
+        exits, finishes a stop that was called from inside the downstream's emit.
+        """
+        self._worker_task = trio.lowlevel.current_task()
+        cut = False
+        try:
+            with trio.CancelScope() as scope:
+                self._worker_scope = scope
+                await self._worker.run(exited, task_status=task_status)
+            cut = scope.cancelled_caught
+        finally:
+            self._worker_task = None
+            self._worker_scope = None
+            pending, self._pending_stop = self._pending_stop, None
+            if pending is not None:
+                done = self._stop_done
+                try:
+                    with trio.CancelScope(shield=True):
+                        await self._stop_shielded(pending[0], pending[1], timed_out=cut)
+                finally:
+                    self._stop_task = None
+                    self._stop_done = None
+                    if done is not None:
+                        done.set()
 
     async def __aenter__(self) -> BackpressureAwareEventSink:
         """Open a nursery that owns the worker and start it. A checkpoint.
@@ -200,6 +241,15 @@ class BackpressureAwareEventSink:
         Idempotent: a call while another is in progress waits for it; a call on
         a stopped, empty sink only checkpoints. The sink can be started again.
 
+        Called from the worker's own task (the downstream's ``emit`` calling
+        ``stop``), it cannot wait for the worker, which is its caller: it only
+        checkpoints and returns. The delivery in progress then runs to its end
+        (cut if it outlasts ``timeout``), the worker exits, and the worker's task
+        drains the queue (``drain``) or gives it up (``drain=False``) as above,
+        within what is left of ``timeout``; other tasks' calls to ``stop`` wait
+        for that. Called from inside the downstream's ``emit`` while a stop is
+        already in progress, it returns at once and that stop goes on.
+
         A checkpoint. Raises ``trio.Cancelled`` at the end if the caller was
         cancelled (the sink is stopped by then).
 
@@ -216,6 +266,13 @@ class BackpressureAwareEventSink:
             )
         if not timeout >= 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        task = trio.lowlevel.current_task()
+        if task is self._worker_task or task is self._stop_task:
+            # The task a stop would wait for: never wait on ourselves.
+            if self._stop_done is None:
+                self._stop_from_worker(task, drain, timeout)
+            await trio.lowlevel.checkpoint()
+            return
         if self._stop_done is not None:
             await self._stop_done.wait()
             return
@@ -229,22 +286,41 @@ class BackpressureAwareEventSink:
             await trio.lowlevel.checkpoint()
             return
         done = self._stop_done = trio.Event()
+        self._stop_task = task
         try:
             with trio.CancelScope(shield=True):
-                await self._stop_shielded(drain, timeout)
+                await self._stop_shielded(drain, trio.current_time() + timeout)
         finally:
+            self._stop_task = None
             self._stop_done = None
             done.set()
         await trio.lowlevel.checkpoint()
 
-    async def _stop_shielded(self, drain: bool, timeout: float) -> None:
-        timed_out = False
+    def _stop_from_worker(self, task: trio.lowlevel.Task, drain: bool, timeout: float) -> None:
+        """``stop`` from inside the downstream's emit: the worker stops after this delivery.
+
+        ``_run_worker`` finishes the stop once the worker has exited; meanwhile
+        ``stop`` calls from other tasks wait on ``_stop_done``.
+        """
+        deadline = trio.current_time() + timeout
+        self._stop_done = trio.Event()
+        self._stop_task = task
+        self._pending_stop = (drain, deadline)
+        self._worker.stopping = True
+        scope = self._worker_scope
+        if scope is not None:
+            # The rest of this delivery gets the same budget as stop's drain.
+            scope.deadline = min(scope.deadline, deadline)
+
+    async def _stop_shielded(
+        self, drain: bool, deadline: float, *, timed_out: bool = False
+    ) -> None:
         leftovers: list[_Event] = []
         worker = self._worker
         worker.stopping = True
         try:
-            if drain:
-                with trio.move_on_after(timeout) as budget:
+            if drain and not timed_out:
+                with trio.move_on_at(deadline) as budget:
                     await worker.wait_idle_exit()
                     # An event the worker was cancelled in the middle of.
                     worker.set_aside_in_flight(leftovers)

@@ -236,46 +236,90 @@ class TraceContext:
         return headers
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> TraceContext:
+    def from_headers(cls, headers: Mapping[str, str] | Mapping[bytes, bytes]) -> TraceContext:
         """The context carried by ``headers`` (keys as :meth:`to_headers` writes them).
 
         A ``traceparent`` gives the trace id if its second part has 32
         characters and the span id if its third has 16; an id header that is
         not a UUID is ignored. ``parent_span_id`` is never read.
 
+        Names and values may be str or bytes (an ASGI scope's raw headers,
+        turned into a dict); bytes are decoded as latin-1, as HTTP headers are.
+        Names are matched exactly, so pass them lower-case (ASGI does). Values
+        of headers that are not read are not looked at.
+
         Raises:
-            TypeError: ``headers`` is not a mapping.
+            TypeError: ``headers`` is not a mapping; a header name is neither
+                str nor bytes; the value of a header that is read (``traceparent``,
+                the id headers, ``x-baggage-*``) is neither str nor bytes.
         """
         if not isinstance(headers, Mapping):
             raise TypeError(
                 f"TraceContext.from_headers: headers must be a mapping; got {type_of(headers)}"
             )
+        text = _text_names(headers)
         trace_id: str | None = None
         span_id: str | None = None
-        traceparent = headers.get("traceparent")
+        traceparent = _header_text(text, "traceparent")
         if traceparent:
             parts = traceparent.split("-")
             if len(parts) >= 3:
                 trace_id = parts[1] if len(parts[1]) == 32 else None
                 span_id = parts[2] if len(parts[2]) == 16 else None
         baggage = {
-            key[len(_BAGGAGE_PREFIX) :]: value
-            for key, value in headers.items()
+            key[len(_BAGGAGE_PREFIX) :]: _as_text(key, value)
+            for key, value in text.items()
             if key.startswith(_BAGGAGE_PREFIX)
         }
         return cls(
             trace_id=trace_id,
             span_id=span_id,
-            correlation_id=_header_uuid(headers, "x-correlation-id"),
-            pipeline_run_id=_header_uuid(headers, "x-pipeline-run-id"),
-            request_id=_header_uuid(headers, "x-request-id"),
-            org_id=_header_uuid(headers, "x-org-id"),
+            correlation_id=_header_uuid(text, "x-correlation-id"),
+            pipeline_run_id=_header_uuid(text, "x-pipeline-run-id"),
+            request_id=_header_uuid(text, "x-request-id"),
+            org_id=_header_uuid(text, "x-org-id"),
             baggage=baggage,
         )
 
 
-def _header_uuid(headers: Mapping[str, str], name: str) -> UUID | None:
+def _text_names(headers: Mapping[Any, Any]) -> Mapping[str, Any]:
+    """``headers`` itself when every name is a str; else a dict with bytes names decoded."""
+    if all(isinstance(key, str) for key in headers):
+        # Looked up with the mapping's own ``get`` (a case-insensitive one stays so).
+        return headers
+    decoded: dict[str, Any] = {}
+    for key, value in headers.items():
+        if isinstance(key, bytes):
+            decoded[key.decode("latin-1")] = value
+        elif isinstance(key, str):
+            decoded[key] = value
+        else:
+            raise TypeError(
+                "TraceContext.from_headers: header names in headers must be str or bytes;"
+                f" got {type_of(key)}"
+            )
+    return decoded
+
+
+def _header_text(headers: Mapping[str, Any], name: str) -> str | None:
+    """The value of header ``name`` as a str (bytes decoded as latin-1), None if absent."""
     value = headers.get(name)
+    return None if value is None else _as_text(name, value)
+
+
+def _as_text(name: str, value: object) -> str:
+    """A header's value as a str: bytes decoded as latin-1; TypeError for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    raise TypeError(
+        f"TraceContext.from_headers: headers[{name!r}] must be a str or bytes; got {type_of(value)}"
+    )
+
+
+def _header_uuid(headers: Mapping[str, Any], name: str) -> UUID | None:
+    value = _header_text(headers, name)
     if not value:
         return None
     try:
@@ -384,7 +428,7 @@ class StageflowTracer:
                 TraceContextTextMapPropagator().inject(carrier)
         carrier.update(TraceContext.capture().to_headers())
 
-    def extract_context(self, carrier: Mapping[str, str]) -> TraceContext:
+    def extract_context(self, carrier: Mapping[str, str] | Mapping[bytes, bytes]) -> TraceContext:
         """The context carried by ``carrier``: :meth:`TraceContext.from_headers`."""
         return TraceContext.from_headers(carrier)
 

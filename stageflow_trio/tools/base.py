@@ -12,17 +12,16 @@ the package's namespace exports under these names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import attrs
 import trio
 
+from stageflow_trio._args import type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.tools._action import ActionProtocol
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 __all__ = ["BaseTool", "Tool", "ToolInput", "ToolOutput"]
 
@@ -30,15 +29,44 @@ __all__ = ["BaseTool", "Tool", "ToolInput", "ToolOutput"]
 def _freeze_data(value: Mapping[str, Any] | None) -> FrozenDict[str, Any] | None:
     if value is None or isinstance(value, FrozenDict):
         return value
+    if type(value) is not dict and not isinstance(value, Mapping):
+        # FrozenDict would also take key/value pairs; data is a mapping.
+        raise TypeError(f"ToolOutput: data must be a mapping or None; got {type_of(value)}")
     return FrozenDict(value)
 
 
 def _freeze_artifacts(
     value: list[dict[str, Any]] | None,
 ) -> FrozenList[dict[str, Any]] | None:
-    if value is None or isinstance(value, FrozenList):
-        return value
-    return FrozenList(value)
+    if value is None:
+        return None
+    if type(value) is list:
+        artifacts = FrozenList(value)
+    elif isinstance(value, FrozenList):
+        artifacts = value
+    elif isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        # A str or a dict would be split into characters or keys.
+        raise TypeError(
+            f"ToolOutput: artifacts must be a list of mappings or None; got {type_of(value)}"
+        )
+    else:
+        artifacts = FrozenList(value)
+    for index, artifact in enumerate(artifacts):
+        if type(artifact) is not dict and not isinstance(artifact, Mapping):
+            raise TypeError(
+                f"ToolOutput: artifacts[{index}] must be a mapping; got {type_of(artifact)}"
+            )
+    return artifacts
+
+
+def _check_success(_instance: object, _attribute: object, value: Any) -> None:
+    if value is not True and value is not False:
+        raise TypeError(f"ToolOutput: success must be a bool; got {type_of(value)}")
+
+
+def _check_error(_instance: object, _attribute: object, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"ToolOutput: error must be a str or None; got {type_of(value)}")
 
 
 @frozen_compat
@@ -59,17 +87,24 @@ class ToolOutput:
     """What a v1 tool returns.
 
     ``data`` and ``artifacts`` are kept as read-only copies (one level deep).
+    The fields are checked when the output is built.
 
     Attributes:
         success: Whether the tool did its job.
         data: The tool's result data, if any.
         error: Why it failed, if it did.
         artifacts: Artifacts the tool produced (collected by the executor).
+
+    Raises:
+        TypeError: ``success`` is not a bool (``1`` or ``"yes"`` included),
+            ``data`` not a mapping or None, ``error`` not a str or None, or
+            ``artifacts`` not an iterable of mappings (a str or a mapping is
+            not) or None. The message names the field.
     """
 
-    success: bool
+    success: bool = attrs.field(validator=_check_success)
     data: FrozenDict[str, Any] | None = attrs.field(default=None, converter=_freeze_data)
-    error: str | None = None
+    error: str | None = attrs.field(default=None, validator=_check_error)
     artifacts: FrozenList[dict[str, Any]] | None = attrs.field(
         default=None, converter=_freeze_artifacts
     )

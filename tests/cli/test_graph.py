@@ -79,7 +79,7 @@ def test_a_built_graph_without_kinds_and_quotes_in_names() -> None:
     assert [node.kind for node in stage_nodes(graph)] == [None, None]
     assert (
         render_graph(graph, "mermaid")
-        == 'flowchart TD\n    s0["say &quot;hi&quot;"]\n    s1["one"]'
+        == 'flowchart TD\n    s0["say #quot;hi#quot;"]\n    s1["one"]'
     )
     assert (
         render_graph(graph, "text", title="g")
