@@ -66,7 +66,7 @@ from ._common import (
 from ._redis_url import RedisTarget, has_hash_tag, parse_redis_url, redis_client
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest
     from stageflow_trio.tools.definitions import UndoMetadata
@@ -100,6 +100,19 @@ the claim its script may have granted; past that the store's background task rel
 
 _NEVER_EXPIRES_MS = 2**62
 """PX values from this on mean never (Redis refuses an expiry past 2**63 ms from now)."""
+
+
+def _milliseconds(seconds: float, to_int: Callable[[float], int]) -> int | None:
+    """A ``PX`` for ``seconds`` (>= 0): 1 at least, or None (never) from 2**62 ms on.
+
+    Compared as a float first: ``seconds * 1000`` may be infinite (a finite time over
+    about 1.8e305 s), which no int holds.
+    """
+    ms = seconds * 1000
+    if ms >= _NEVER_EXPIRES_MS:
+        return None
+    return max(1, to_int(ms))
+
 
 _PUBSUB_RETRY = coredis.retry.ExponentialBackoffRetryPolicy(
     (coredis.exceptions.ConnectionError, TimeoutError),
@@ -189,8 +202,22 @@ class RedisBackend:
 
         A lost connection is re-established and the channel subscribed again
         (coredis does both); every (re)subscription wakes every waiter, since what
-        was published meanwhile never arrives.
+        was published meanwhile never arrives. Cancelled (the stores' block is), it
+        raises ``trio.Cancelled`` alone: the error the pub/sub's cleanup may meet on
+        its connection, closed by that cancellation, is logged (debug).
         """
+        try:
+            await self._listen(task_status)
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:
+            if trio.current_effective_deadline() != -math.inf or _fatal(exc):
+                raise
+            logger.debug("the pub/sub connection failed as it was cancelled", exc_info=True)
+            await trio.lowlevel.checkpoint()  # raises the cancellation
+            raise
+
+    async def _listen(self, task_status: trio.TaskStatus[None]) -> None:
         async with self.client.pubsub(
             channels=[self.channel], retry_policy=_PUBSUB_RETRY
         ) as pubsub:
@@ -207,6 +234,13 @@ class RedisBackend:
                     self.wakeups.wake(_text(message["data"]))
                 elif kind == "subscribe":
                     self.wakeups.wake_all()
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or holds) a KeyboardInterrupt or SystemExit."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup((KeyboardInterrupt, SystemExit)) is not None
+    return isinstance(exc, KeyboardInterrupt | SystemExit)
 
 
 @asynccontextmanager
@@ -393,8 +427,8 @@ class RedisIdempotencyStore:
         if ttl is not None and ttl < 0:
             await self._client.delete([name])
             return
-        px = None if ttl is None else math.ceil(ttl * 1000)
-        if px is None or px >= _NEVER_EXPIRES_MS:
+        px = None if ttl is None else _milliseconds(ttl, math.ceil)
+        if px is None:
             await self._client.set(name, text)
         else:
             await self._client.set(name, text, px=px)
@@ -459,8 +493,8 @@ class RedisIdempotencyStore:
                 logger.warning("could not release claim %r", claim.key, exc_info=True)
             else:
                 return
-        # A closed store: the lease frees the key.
-        with contextlib.suppress(trio.ClosedResourceError):
+        # A closed store (or one whose background task is gone): the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._send.send_nowait(claim)
 
     async def _send_release(self, claim: IdempotencyClaim) -> None:
@@ -480,8 +514,8 @@ class RedisIdempotencyStore:
         check_claim("RedisIdempotencyStore.release", claim)
         if self._held.pop(claim.token, None) is None:
             return
-        # A closed store: the lease frees the key.
-        with contextlib.suppress(trio.ClosedResourceError):
+        # A closed store (or one whose background task is gone): the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._send.send_nowait(claim)
 
     def _close(self) -> None:
@@ -494,14 +528,35 @@ class RedisIdempotencyStore:
             nursery.start_soon(self._renew_leases)
             task_status.started()
             async with self._receive:
-                async for claim in self._receive:
-                    try:
-                        await self._send_release(claim)
-                    except _REDIS_ERRORS:
-                        # The lease frees the key; the store goes on.
-                        logger.warning("could not release claim %r", claim.key, exc_info=True)
+                writing: IdempotencyClaim | None = None
+                try:
+                    async for claim in self._receive:
+                        writing = claim
+                        await self._write_release(claim)
+                        writing = None
+                except trio.Cancelled:
+                    # The stores' block is cancelled: its cleanup still releases claims.
+                    # Send the one cancelled on its way and those queued until the block
+                    # closes the store, shielded and bounded (a release is idempotent).
+                    with (
+                        trio.CancelScope(shield=True),
+                        trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS),
+                    ):
+                        if writing is not None:
+                            await self._write_release(writing)
+                        async for claim in self._receive:
+                            await self._write_release(claim)
+                    self._drained.set()
+                    raise
             self._drained.set()
             nursery.cancel_scope.cancel()
+
+    async def _write_release(self, claim: IdempotencyClaim) -> None:
+        try:
+            await self._send_release(claim)
+        except _REDIS_ERRORS:
+            # The lease frees the key; the store goes on.
+            logger.warning("could not release claim %r", claim.key, exc_info=True)
 
     async def _renew_leases(self) -> None:
         while True:
@@ -809,8 +864,13 @@ class RedisUndoBackend:
         return [self._backend.key("undo", str(action_id)), self._backend.key("undos")]
 
     async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
-        """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint."""
-        px = "" if math.isinf(ttl_seconds) else str(max(1, round(ttl_seconds * 1000)))
+        """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint.
+
+        Redis counts whole milliseconds (1 at least); a time of 2**62 ms or more is
+        kept until deleted (Redis refuses an expiry that far).
+        """
+        ms = _milliseconds(ttl_seconds, round)
+        px = "" if ms is None else str(ms)
         await self._client.eval(
             _UNDO_PUT,
             keys=[*self._keys(metadata.action_id), self._backend.key("undos", "seq")],

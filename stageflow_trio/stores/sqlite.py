@@ -186,6 +186,10 @@ _BUSY_TIMEOUT_SECONDS = 5.0
 """How long a statement waits for another connection's lock (SQLite's ``busy_timeout``),
 and how long opening a file tries again while SQLite refuses at once."""
 
+_DRAIN_SECONDS = _BUSY_TIMEOUT_SECONDS
+"""How long a cancelled store's background task goes on writing the releases queued
+until the store closes (shielded)."""
+
 
 def _while_locked(fn: Callable[[], _T]) -> _T:
     """``fn()``, tried again for up to 5 s while SQLite says the database is locked.
@@ -432,8 +436,8 @@ class SqliteIdempotencyStore:
         check_claim("SqliteIdempotencyStore.release", claim)
         if self._held.pop(claim.token, None) is None:
             return
-        # A closed store: the lease frees the key.
-        with contextlib.suppress(trio.ClosedResourceError):
+        # A closed store (or one whose background task is gone): the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._send.send_nowait(claim)
 
     def _close(self) -> None:
@@ -446,17 +450,34 @@ class SqliteIdempotencyStore:
             nursery.start_soon(self._renew_leases)
             task_status.started()
             async with self._receive:
-                async for claim in self._receive:
-                    try:
-                        await self._db.execute(
-                            "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
-                            (claim.key, claim.token),
-                        )
-                    except sqlite3.Error:
-                        # The lease frees the key; the store goes on.
-                        logger.warning("could not release claim %r", claim.key, exc_info=True)
-                    self._wakeups.wake(claim.key)
+                writing: IdempotencyClaim | None = None
+                try:
+                    async for claim in self._receive:
+                        writing = claim
+                        await self._write_release(claim)
+                        writing = None
+                except trio.Cancelled:
+                    # The stores' block is cancelled: its cleanup still releases claims.
+                    # Write the one cancelled before its statement ran and those queued
+                    # until the block closes the store, shielded and bounded.
+                    with trio.CancelScope(shield=True), trio.move_on_after(_DRAIN_SECONDS):
+                        if writing is not None:
+                            await self._write_release(writing)
+                        async for claim in self._receive:
+                            await self._write_release(claim)
+                    raise
             nursery.cancel_scope.cancel()
+
+    async def _write_release(self, claim: IdempotencyClaim) -> None:
+        try:
+            await self._db.execute(
+                "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
+                (claim.key, claim.token),
+            )
+        except sqlite3.Error:
+            # The lease frees the key; the store goes on.
+            logger.warning("could not release claim %r", claim.key, exc_info=True)
+        self._wakeups.wake(claim.key)
 
     async def _renew_leases(self) -> None:
         while True:
