@@ -36,7 +36,9 @@ from stageflow_trio.tools.definitions import UndoMetadata
 from stageflow_trio.tools.undo import UndoBackend, UndoStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
+
+    from stageflow_trio.pipeline.idempotency import IdempotencyClaim
 
 STORE_URL_ENV = "STAGEFLOW_STORE_URL"
 """The environment variable :func:`stageflow_trio.stores.open_stores` reads when given no URL."""
@@ -72,6 +74,34 @@ class StoreConfigError(ValueError):
 
 # scheme://user:password@ (also in a URL too malformed to split).
 _PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]+@")
+
+
+async def serve_releases(
+    receive: trio.MemoryReceiveChannel[IdempotencyClaim],
+    write: Callable[[IdempotencyClaim], Awaitable[None]],
+    drain_seconds: float,
+) -> None:
+    """Write each claim release ``receive`` brings, in order, until the store closes it.
+
+    Cancelled (the stores' block is), the cleanup of that block still releases
+    claims: the release cancelled on its way and those queued until the block
+    closes the store are written, shielded and within ``drain_seconds``, before
+    the cancellation goes on (a release is idempotent, so writing one twice is
+    harmless).
+    """
+    writing: IdempotencyClaim | None = None
+    try:
+        async for claim in receive:
+            writing = claim
+            await write(claim)
+            writing = None
+    except trio.Cancelled:
+        with trio.CancelScope(shield=True), trio.move_on_after(drain_seconds):
+            if writing is not None:
+                await write(writing)
+            async for claim in receive:
+                await write(claim)
+        raise
 
 
 def redacted(url: str) -> str:

@@ -59,6 +59,7 @@ from ._common import (
     redacted,
     request_from_json,
     request_to_json,
+    serve_releases,
     time_to_live,
     undo_from_json,
     undo_to_json,
@@ -528,27 +529,12 @@ class RedisIdempotencyStore:
             nursery.start_soon(self._renew_leases)
             task_status.started()
             async with self._receive:
-                writing: IdempotencyClaim | None = None
                 try:
-                    async for claim in self._receive:
-                        writing = claim
-                        await self._write_release(claim)
-                        writing = None
-                except trio.Cancelled:
-                    # The stores' block is cancelled: its cleanup still releases claims.
-                    # Send the one cancelled on its way and those queued until the block
-                    # closes the store, shielded and bounded (a release is idempotent).
-                    with (
-                        trio.CancelScope(shield=True),
-                        trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS),
-                    ):
-                        if writing is not None:
-                            await self._write_release(writing)
-                        async for claim in self._receive:
-                            await self._write_release(claim)
+                    await serve_releases(
+                        self._receive, self._write_release, CANCELLED_CLAIM_RELEASE_SECONDS
+                    )
+                finally:
                     self._drained.set()
-                    raise
-            self._drained.set()
             nursery.cancel_scope.cancel()
 
     async def _write_release(self, claim: IdempotencyClaim) -> None:

@@ -59,6 +59,7 @@ from ._common import (
     memory_to_json,
     request_from_json,
     request_to_json,
+    serve_releases,
     time_to_live,
     undo_from_json,
     undo_to_json,
@@ -450,22 +451,7 @@ class SqliteIdempotencyStore:
             nursery.start_soon(self._renew_leases)
             task_status.started()
             async with self._receive:
-                writing: IdempotencyClaim | None = None
-                try:
-                    async for claim in self._receive:
-                        writing = claim
-                        await self._write_release(claim)
-                        writing = None
-                except trio.Cancelled:
-                    # The stores' block is cancelled: its cleanup still releases claims.
-                    # Write the one cancelled before its statement ran and those queued
-                    # until the block closes the store, shielded and bounded.
-                    with trio.CancelScope(shield=True), trio.move_on_after(_DRAIN_SECONDS):
-                        if writing is not None:
-                            await self._write_release(writing)
-                        async for claim in self._receive:
-                            await self._write_release(claim)
-                    raise
+                await serve_releases(self._receive, self._write_release, _DRAIN_SECONDS)
             nursery.cancel_scope.cancel()
 
     async def _write_release(self, claim: IdempotencyClaim) -> None:
