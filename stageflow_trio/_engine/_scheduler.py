@@ -247,6 +247,15 @@ class DagRun(ABC):
         return ready
 
     async def _stage_task(self, name: str) -> None:
+        scope = self.scope
+        assert scope is not None
+        if scope.cancel_called:
+            # Spawned before the run stopped (stop cancels the scope) or was
+            # cancelled from outside, this task steps only now: the stage has not
+            # started, and no new stage starts then. The checkpoint delivers the
+            # cancellation the stage would have met first.
+            await trio.lowlevel.checkpoint()
+            return
         while True:
             try:
                 ready = await self.run_stage(name)

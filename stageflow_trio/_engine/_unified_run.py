@@ -465,15 +465,20 @@ class UnifiedRun(DagRun):
                 stage=name, original=RuntimeError(output.error or "Stage failed")
             )
         if status is _CANCEL:
-            reason = output.data.get("cancel_reason", "Pipeline cancelled")
-            self.cancelled = UnifiedPipelineCancelled(
-                stage=name, reason=reason, results=self.completed
-            )
-            # pipeline_cancelled waits for the run's end (outcome), after the
-            # interrupted stages' own terminal events. Only this run's scope stops: the caller's token may be shared with other
-            # runs, and cancelling it is the caller's decision (the reference owned a
-            # token per run, so it could cancel it).
-            self.stop(f"Cancelled by stage {name}")
+            if self.cancelled is None:
+                # The first cancel stops the run and is the one it reports: a stage
+                # already spawned when the run stopped may still return a cancel of
+                # its own, but the interrupted stages' reason names the first.
+                reason = output.data.get("cancel_reason", "Pipeline cancelled")
+                self.cancelled = UnifiedPipelineCancelled(
+                    stage=name, reason=reason, results=self.completed
+                )
+                # pipeline_cancelled waits for the run's end (outcome), after the
+                # interrupted stages' own terminal events. Only this run's scope
+                # stops: the caller's token may be shared with other runs, and
+                # cancelling it is the caller's decision (the reference owned a
+                # token per run, so it could cancel it).
+                self.stop(f"Cancelled by stage {name}")
             return ()
         # Guards waiting on this stage as their retry stage run again first.
         ready = self.retries.completed(name) if self.retries is not None else []
