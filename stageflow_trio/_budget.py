@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Any
 
 import trio
 
@@ -144,7 +145,16 @@ def schedule_point_due(now: int | None = None) -> bool:
     return False
 
 
-_current_task = trio.lowlevel.current_task
+# Where trio keeps the running task (what trio.lowlevel.current_task reads):
+# read directly, it saves that function's call on every budgeted call. None if a
+# trio release moves it; then the public function is used.
+_RUN_CONTEXT: Any
+try:
+    from trio._core import _run as _trio_run
+
+    _RUN_CONTEXT = _trio_run.GLOBAL_RUN_CONTEXT
+except (ImportError, AttributeError):  # pragma: no cover - a trio without it
+    _RUN_CONTEXT = None
 
 
 def checkpoint_due(now: int | None = None) -> bool:
@@ -159,11 +169,12 @@ def checkpoint_due(now: int | None = None) -> bool:
 
     That is what ``schedule_point_due()`` followed by
     ``trio.lowlevel.checkpoint_if_cancelled()`` does, without the coroutine: the
-    cancellation test reads the task's cancel status the way
-    ``checkpoint_if_cancelled`` itself does (trio keeps it on the task, with no
-    public accessor short of ``current_effective_deadline()``, which walks the
-    scope chain). Should a trio release move it, every call takes the full
-    checkpoint: slower, never wrong. One difference: a KeyboardInterrupt pending
+    cancellation test reads the running task where ``trio.lowlevel.current_task``
+    reads it and its cancel status the way ``checkpoint_if_cancelled`` itself
+    does (trio keeps it on the task, with no public accessor short of
+    ``current_effective_deadline()``, which walks the scope chain). Should a trio
+    release move either, every call takes the full checkpoint: slower, never
+    wrong. One difference: a KeyboardInterrupt pending
     for the main task is delivered at the next schedule point rather than at the
     next call.
 
@@ -186,14 +197,17 @@ def checkpoint_due(now: int | None = None) -> bool:
         state.deadline = now + state.span
         return True
     state.calls_left = left - 1
-    task = _current_task()
     try:
+        task = _RUN_CONTEXT.task
         if task._cancel_status.effectively_cancelled:
             return True
         # Counted as checkpoint_if_cancelled counts it (trio.testing's
         # assert_checkpoints reads the count).
         task._cancel_points += 1
-    except AttributeError:  # a trio that keeps them elsewhere
+    except AttributeError:
+        # Outside a trio task (current_task raises RuntimeError then), or a trio
+        # that keeps these elsewhere: a full checkpoint decides.
+        trio.lowlevel.current_task()
         return True
     return False
 

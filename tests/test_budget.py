@@ -185,11 +185,23 @@ async def test_checkpoint_due_is_true_only_when_due_or_cancelled() -> None:
 async def test_checkpoint_due_falls_back_to_full_checkpoints_without_the_cancel_status(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A trio that keeps the cancel status elsewhere: every call checkpoints fully.
-    monkeypatch.setattr(_budget, "_current_task", lambda: object())
-    with checkpoint_budget(calls=1000, seconds=math.inf):
-        assert [checkpoint_due() for _ in range(4)] == [True] * 4
-        assert await yield_pattern(cooperative_checkpoint, 4) == [True] * 4
+    # A trio that keeps the running task or its cancel status elsewhere: every
+    # call checkpoints fully.
+    class Moved:
+        task = object()
+
+    for run_context in (Moved(), object(), None):
+        monkeypatch.setattr(_budget, "_RUN_CONTEXT", run_context)
+        with checkpoint_budget(calls=1000, seconds=math.inf):
+            assert [checkpoint_due() for _ in range(4)] == [True] * 4
+            assert await yield_pattern(cooperative_checkpoint, 4) == [True] * 4
+
+
+def test_checkpoint_due_outside_a_trio_task_is_a_runtime_error() -> None:
+    _budget._reset()
+    checkpoint_due()  # the fresh budget's first call is due: no task is read
+    with pytest.raises(RuntimeError, match="must be called from async context"):
+        checkpoint_due()
 
 
 async def test_checkpoint_due_reads_the_status_trio_keeps_on_the_task() -> None:
@@ -197,6 +209,9 @@ async def test_checkpoint_due_reads_the_status_trio_keeps_on_the_task() -> None:
     # trio upgrade moves it, this fails (the library stays correct, only slower).
     status = trio.lowlevel.current_task()._cancel_status
     assert status.effectively_cancelled is False
+    # ... and finds the task where trio.lowlevel.current_task finds it.
+    assert _budget._RUN_CONTEXT is not None
+    assert _budget._RUN_CONTEXT.task is trio.lowlevel.current_task()
 
 
 async def test_budgeted_calls_are_full_checkpoints_under_calls_one() -> None:
