@@ -423,25 +423,22 @@ class AdvancedToolExecutor:
                 else None
             )
             undo_data = _undo_data_of(tool, output)
+            keep = (
+                None
+                if undo_data is None
+                else self._undo_data_keeper(tool, tool_input.action_id, undo_data)
+            )
             try:
                 if completed is not None:
                     await self._emit("tool.completed", completed)
             except BaseException:
                 # Cancelled while reporting: the handler's change is made, so what
                 # undoes it must still be kept.
-                if undo_data is not None:
-                    await self._shielded(
-                        self._undo_data_keeper(tool, tool_input.action_id, undo_data),
-                        _STORE,
-                        tool_input.action_id,
-                    )
+                if keep is not None:
+                    await self._shielded(keep, _STORE, tool_input.action_id)
                 raise
-            if undo_data is not None:
-                await self._despite_cancellation(
-                    self._undo_data_keeper(tool, tool_input.action_id, undo_data),
-                    _STORE,
-                    tool_input.action_id,
-                )
+            if keep is not None:
+                await self._despite_cancellation(keep, _STORE, tool_input.action_id)
         except Exception as exc:
             if emit:
                 await self._emit(
