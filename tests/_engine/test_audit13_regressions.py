@@ -10,7 +10,11 @@ import trio
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.lowlevel import checkpoint_budget, cooperative_checkpoint
-from stageflow_trio.pipeline.dag import UnifiedPipelineCancelled, UnifiedStageGraph
+from stageflow_trio.pipeline.dag import (
+    UnifiedPipelineCancelled,
+    UnifiedStageExecutionError,
+    UnifiedStageGraph,
+)
 from stageflow_trio.testing import RecordingEventSink
 from tests.pipeline.graph_helpers import spec, stage_ctx
 
@@ -104,3 +108,25 @@ async def test_a_later_cancel_from_a_shielded_stage_does_not_replace_the_first(
     assert ended is not None
     assert (ended["stage"], ended["reason"]) == ("first", "first says stop")
     assert trio.current_time() == 1
+
+
+async def test_a_failure_after_a_cancel_is_what_the_run_reports(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # docs/engine.md: a stage that fails while the run is being cancelled (its work
+    # shielded) is what the run reports, not the earlier cancel.
+    async def first(ctx: StageContext) -> StageOutput:
+        await trio.sleep(0.5)
+        return StageOutput.cancel(reason="stop")
+
+    async def second(ctx: StageContext) -> StageOutput:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)
+        raise ValueError("late failure")
+
+    sink = RecordingEventSink()
+    graph = UnifiedStageGraph([spec("first", first), spec("second", second)])
+    with pytest.raises(UnifiedStageExecutionError, match="late failure") as info:
+        await graph.run(stage_ctx(event_sink=sink))
+    assert info.value.stage == "second"
+    assert [t for t in sink.types() if not t.startswith("stage.")] == ["pipeline_failed"]
