@@ -508,7 +508,14 @@ class SubpipelineSpawner:
             # The scope catches only its own cancellation (cancel_with_children); a
             # cancellation of this task passes through it to the parent.
             with child.scope:
-                if not child.scope.cancel_called:  # cancelled before it started: run nothing
+                if child.scope.cancel_called:
+                    # Cancelled before it started (while its spawned_child event was
+                    # being emitted): run nothing, and raise the Cancelled here, so
+                    # that it goes to the outermost cancelled scope. When the parent
+                    # run was cancelled in the same call, its spawn must end as
+                    # cancelled too, not go on as if this child had merely failed.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                else:
                     value = await runner(child.ctx)
                     ran = True
         except Exception as exc:  # noqa: BLE001 - a child failure becomes the result
