@@ -81,8 +81,11 @@ retry re-runs the retry stage and the guard), so interceptors can tell a new
 attempt from a repeat (``pipeline.idempotency`` makes it part of its store key).
 """
 
-# True while the after hooks of a short-circuited call run (set only on that rare path).
-_short_circuited: ContextVar[bool] = ContextVar("stageflow_trio_short_circuited", default=False)
+# While the after hooks of a short-circuited call run (set only on that rare path):
+# the interceptors whose before hook ran for the call, in order. None otherwise.
+_short_circuited: ContextVar[tuple[BaseInterceptor, ...] | None] = ContextVar(
+    "stageflow_trio_short_circuited", default=None
+)
 
 
 # True from a stage's return to the end of its call's after hooks when the stage's
@@ -97,7 +100,17 @@ def stage_short_circuited() -> bool:
     True when a ``before`` hook short-circuited the call, so the result handed
     to ``after`` is that interceptor's, not the stage's.
     """
-    return _short_circuited.get()
+    return _short_circuited.get() is not None
+
+
+def before_ran(interceptor: BaseInterceptor) -> bool:
+    """Whether ``interceptor``'s ``before`` hook ran for the call whose ``after`` calls this.
+
+    False only in the ``after`` of a call that an interceptor earlier in the chain
+    short-circuited (every ``after`` runs, also those whose ``before`` did not).
+    """
+    entered = _short_circuited.get()
+    return entered is None or interceptor in entered
 
 
 def stage_result_replayable() -> bool:
@@ -108,7 +121,7 @@ def stage_result_replayable() -> bool:
     replaying either as the stage's answer would change what a run does (the
     idempotency interceptor caches only what this allows).
     """
-    return not (_short_circuited.get() or _not_a_completion.get())
+    return _short_circuited.get() is None and not _not_a_completion.get()
 
 
 def _end_completion(completion: Token[bool] | None) -> None:
@@ -216,7 +229,7 @@ async def _run_chain(
     # ordered[after_from:]. On an abort, ordered[:min(entered, after_from)] get on_abort.
     entered = 0
     after_from = len(ordered)
-    marked: Token[bool] | None = None
+    marked: Token[tuple[BaseInterceptor, ...] | None] | None = None
     # Set only when this call runs inside the after hooks of a marked call (rare):
     # the common path reads the variable instead of setting and resetting it.
     completion: Token[bool] | None = None
@@ -243,11 +256,11 @@ async def _run_chain(
 
         if short_circuit is not None:
             result = _short_circuit_result(stage_name, short_circuit, started_at)
-            marked = _short_circuited.set(True)
+            marked = _short_circuited.set(ordered[:entered])
         else:
             result = await _run_stage(stage_name, stage_run, ctx, ordered, started_at)
-            if _short_circuited.get():  # a chain run inside a short-circuited call's after
-                marked = _short_circuited.set(False)
+            if _short_circuited.get() is not None:  # a chain run inside such an after
+                marked = _short_circuited.set(None)
 
         for index, interceptor, after in chain.afters:
             after_from = index

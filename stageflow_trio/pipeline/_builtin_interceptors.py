@@ -14,7 +14,7 @@ from stageflow_trio._engine._interceptors import (
     _duration_ms,
     _run_id,
 )
-from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS
+from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS, before_ran
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline._child_tracker import get_child_tracker
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
@@ -230,6 +230,10 @@ class TimeoutInterceptor(BaseInterceptor):
             if previous is not _ABSENT:
                 ctx.data[key] = previous
                 return
+        if not before_ran(self):
+            # An interceptor earlier in the chain short-circuited the call (an
+            # idempotency replay): this before set nothing, and a caller's key stays.
+            return
         ctx.data.pop(key, None)
 
 
