@@ -42,6 +42,7 @@ from stageflow_trio.testing import (
     create_test_stage_context,
     reset_globals,
 )
+from tests.fakes import FailingSink
 
 PARENT = uuid.UUID("aaaaaaaa-0000-4000-8000-000000000001")
 CORRELATION = uuid.UUID("cccccccc-0000-4000-8000-000000000002")
@@ -386,14 +387,7 @@ async def test_spawn_is_a_checkpoint_under_the_budget() -> None:
 
 
 async def test_a_sink_error_on_spawned_child_leaves_nothing_registered() -> None:
-    class Broken:
-        async def emit(self, *, type: str, data: Any) -> None:  # noqa: A002
-            raise OSError("sink down")
-
-        def try_emit(self, *, type: str, data: Any) -> None:  # noqa: A002
-            raise OSError("sink down")
-
-    set_event_sink(Broken())
+    set_event_sink(FailingSink(error=OSError))
     tracker = ChildRunTracker()
     spawn = SubpipelineSpawner(child_tracker=tracker)
     called = []
@@ -744,14 +738,7 @@ async def test_spawn_detached_into_a_closed_nursery_emits_and_registers_nothing(
 async def test_spawn_detached_passes_a_runtime_error_from_the_sink_through() -> None:
     """Only trio's refusal becomes the closed-nursery error; the sink's own error is kept."""
 
-    class Broken:
-        async def emit(self, *, type: str, data: Any) -> None:  # noqa: A002
-            raise RuntimeError("sink down")
-
-        def try_emit(self, *, type: str, data: Any) -> None:  # noqa: A002
-            raise RuntimeError("sink down")
-
-    set_event_sink(Broken())
+    set_event_sink(FailingSink())
     tracker = ChildRunTracker()
     spawn = SubpipelineSpawner(child_tracker=tracker)
     called = []
