@@ -357,10 +357,27 @@ class BackpressureAwareEventSink:
         A checkpoint. Does not start a worker: with none running and a full
         queue this waits until a worker or :meth:`stop` makes room.
 
+        Called from the task that delivers this sink's events (the downstream's
+        ``emit`` emitting into its own sink, from the worker or from a draining
+        :meth:`stop`), it never waits: only that task could make room, so
+        waiting would hang it. A full queue then drops the event as
+        :meth:`try_emit` does (counted, logged, passed to ``on_drop``).
+
         Raises:
             trio.Cancelled: If cancelled while waiting; the event was not queued.
         """
-        await self._send.send((type, data))
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._send_nowait((type, data))
+        except trio.WouldBlock:
+            task = trio.lowlevel.current_task()
+            if task is self._worker_task or task is self._stop_task:
+                self.try_emit(type=type, data=data)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await self._send.send((type, data))
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
         self._metrics.record_emit()
 
     def try_emit(self, *, type: str, data: dict[str, Any] | None) -> bool:  # noqa: A002
