@@ -25,6 +25,7 @@ import trio
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline._spawner import _check_ctx
+from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.pipeline.registry import PipelineRegistry
 from stageflow_trio.pipeline.subpipeline import (
     MaxDepthExceededError,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from stageflow_trio.pipeline.dag import UnifiedStageGraph
-    from stageflow_trio.pipeline.pipeline import Pipeline
     from stageflow_trio.stages.context import PipelineContext
 
 
@@ -207,7 +207,8 @@ class ToolExecutor:
         self._memory_tracker = memory_tracker
         # The graph each registered pipeline last built, by name: a Pipeline is
         # immutable and its graph keeps no state between runs, so it is built again
-        # only when the registry holds another Pipeline under that name.
+        # only when the registry holds another Pipeline under that name. A pipeline
+        # whose class overrides build() is built on every call, as in the reference.
         self._graphs: dict[str, tuple[Pipeline, UnifiedStageGraph]] = {}
 
     @property
@@ -289,7 +290,7 @@ class ToolExecutor:
         """Run the registered pipeline ``pipeline_name`` as a child run of ``ctx``'s run.
 
         A checkpoint. The pipeline is built (once per registered Pipeline object: the graph is
-        kept for the next call) and run, through
+        kept for the next call, unless the pipeline's class overrides ``build``) and run, through
         :meth:`SubpipelineSpawner.spawn
         <stageflow_trio.pipeline.subpipeline.SubpipelineSpawner.spawn>` (parent
         stage ``"stage.tool_executor"``), with a StageContext made from the child
@@ -348,7 +349,10 @@ class ToolExecutor:
             graph = cached[1]
         else:
             graph = pipeline.build()
-            self._graphs[pipeline_name] = (pipeline, graph)
+            if type(pipeline).build is Pipeline.build:
+                # Only Pipeline's own build is known to give the same graph each time
+                # (a subclass may build from state of its own): others build per call.
+                self._graphs[pipeline_name] = (pipeline, graph)
 
         async def runner(child_ctx: PipelineContext) -> dict[str, Any]:
             # Imported here: the context package pulls in the snapshot codec, which

@@ -294,6 +294,33 @@ async def test_spawn_subpipeline_builds_a_registered_pipeline_once(
     assert builds == [first, second]
 
 
+async def test_spawn_subpipeline_builds_a_pipeline_whose_class_overrides_build_every_call(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Such a build may make its graph from state of its own: the executor must not
+    # keep the first graph (it used to, so later calls ran the first build's stage).
+    class Versioned(Pipeline):
+        __slots__ = ()
+        version = 0
+
+        def build(self, **kwargs: Any) -> Any:
+            type(self).version += 1
+            return one_stage(type(self).version).build(**kwargs)
+
+    registry = PipelineRegistry()
+    registry.register("child", Versioned("child"))
+    executor = ToolExecutor(
+        spawner=SubpipelineSpawner(child_tracker=ChildRunTracker()), registry=registry
+    )
+    parent = create_test_pipeline_context()
+    values = []
+    for _ in range(3):
+        result = await executor.spawn_subpipeline("child", parent, CORRELATION)
+        assert result.data is not None
+        values.append(result.data["work"]["value"])
+    assert values == [1, 2, 3]
+
+
 async def test_spawn_subpipeline_reports_a_failing_child_stage_in_the_result(
     autojump_clock: trio.abc.Clock,
 ) -> None:
