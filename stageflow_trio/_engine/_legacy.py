@@ -118,6 +118,9 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
         run.canceled = True  # canceled while its stages were running: "<external>"
     if run.error is not None:
         _emit(ctx, "pipeline_failed", failure(run.error, run.completed, _ms_since(started)))
+        if plan.emit_pipeline_wide and plan.emitter is not None:
+            # As the unified graph does (the reference emits none for a failed run).
+            _emit_pipeline_wide(plan, ctx, run.completed, started, started_at, "failed")
         raise run.error
     completed = run.completed
     if run.canceled:

@@ -637,8 +637,9 @@ def check(scenario: Scenario, outcome: Outcome, first: bool) -> None:
     terminals = [i for i, t in enumerate(types) if t in PIPELINE_TERMINAL]
     assert len(terminals) == 1, types
     wide = [data for t, data in events if t == "pipeline.wide"]
-    # A failed legacy run raises without pipeline.wide (as in the reference).
-    assert len(wide) == (1 if scenario.wide and outcome.kind != "failed" else 0), types
+    # Every run ends with one pipeline.wide when it is on, a failed one too (status
+    # "failed", checked below; the reference emits none for a failed run).
+    assert len(wide) == (1 if scenario.wide else 0), types
     last_lifecycle = terminals[0]
     assert all(
         t in ("pipeline.wide", "stage.wide") or not t.startswith(("stage.", "pipeline"))
@@ -666,6 +667,8 @@ def check(scenario: Scenario, outcome: Outcome, first: bool) -> None:
         assert isinstance(error.original, CriticalInterceptorError), repr(error.original)
         assert terminal_type == "pipeline_failed", terminal_type
         assert terminal["stage"] == error.stage, terminal
+        if scenario.wide:
+            assert wide[0]["status"] == "failed", wide
         assert terminal["stages_completed"] == finished, (terminal, sequences)
         assert sequences[error.stage] == ["started", "failed"], sequences
         assert not wide, wide

@@ -217,6 +217,36 @@ async def test_a_mark_canceled_run_says_cancelled_in_pipeline_wide_too() -> None
     )
 
 
+async def test_a_failed_run_emits_pipeline_wide_with_status_failed() -> None:
+    # As the unified graph does; the run still raises its error, after pipeline_failed.
+    sink = RecordingEventSink()
+
+    class Gate(BaseInterceptor):
+        name = "gate"
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+            if stage_name == "b":
+                raise CriticalInterceptorError("refused", self.name)
+            return None
+
+        async def after(self, stage_name: str, result: Any, ctx: PipelineContext) -> None:
+            return None
+
+    graph = StageGraph(
+        [
+            StageSpec(name="a", runner=fn("a", [])),
+            StageSpec(name="b", runner=fn("b", []), dependencies=("a",)),
+        ],
+        interceptors=[Gate()],
+        emit_pipeline_wide_event=True,
+    )
+    with pytest.raises(StageExecutionError):
+        await graph.run(pipeline_ctx(sink))
+    assert sink.types()[-2:] == ["pipeline_failed", "pipeline.wide"]
+    summary = payload(sink.of_type("pipeline.wide")[0])
+    assert (summary["status"], summary["stage_counts"]) == ("failed", {"completed": 1})
+
+
 async def test_critical_interceptor_error_stops_the_run_as_stage_execution_error(
     autojump_clock: trio.abc.Clock,
 ) -> None:
