@@ -671,7 +671,6 @@ def check(scenario: Scenario, outcome: Outcome, first: bool) -> None:
             assert wide[0]["status"] == "failed", wide
         assert terminal["stages_completed"] == finished, (terminal, sequences)
         assert sequences[error.stage] == ["started", "failed"], sequences
-        assert not wide, wide
         for name, sequence in sequences.items():
             if sequence[-1:] == ["cancelled"]:
                 reason = next(d["reason"] for t, d in events if t == f"stage.{name}.cancelled")
