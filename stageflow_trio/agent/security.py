@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -162,10 +163,18 @@ class PromptSecurityPolicy:
     ) -> tuple[dict[str, str], PromptSecurityReport]:
         """The turn that hands a tool result (``payload`` as sorted JSON) back to the model.
 
+        A value JSON cannot encode (a UUID, a datetime, a set, keys of mixed types,
+        a container holding itself) is written as its ``str()`` (a cycle as
+        ``"<cycle>"``, a non-str key as JSON writes it or as its ``str()``), so a
+        tool's odd data reaches the model instead of ending the run.
+
         Raises:
             PromptSecurityError: the result is blocked.
         """
-        serialized = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        try:
+            serialized = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError):
+            serialized = json.dumps(_json_safe(payload, set()), ensure_ascii=False, sort_keys=True)
         report = self.inspect_tool_text(serialized)
         if not report.allowed:
             raise PromptSecurityError(report)
@@ -198,3 +207,33 @@ class PromptSecurityPolicy:
             guardrail=guardrail,
             truncated=truncated,
         )
+
+
+_JSON_LEAVES = (str, int, float, bool, type(None))
+
+
+def _json_key(key: object) -> str:
+    """A mapping key as ``json.dumps`` writes it (str, numbers, bools, None), else its str()."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, _JSON_LEAVES):
+        return json.dumps(key)
+    return str(key)
+
+
+def _json_safe(value: object, path: set[int]) -> object:
+    """``value`` with what JSON cannot encode made into text; ``path``: the containers above."""
+    if isinstance(value, _JSON_LEAVES):
+        return value
+    if isinstance(value, Mapping | list | tuple):
+        marker = id(value)
+        if marker in path:
+            return "<cycle>"
+        path.add(marker)
+        try:
+            if isinstance(value, Mapping):
+                return {_json_key(k): _json_safe(v, path) for k, v in value.items()}
+            return [_json_safe(item, path) for item in value]
+        finally:
+            path.discard(marker)
+    return str(value)

@@ -8,7 +8,9 @@ error. The model sees the failure on its next turn; the run goes on.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -100,3 +102,32 @@ def test_tool_result_refuses_wrong_types(kwargs: dict[str, Any], message: str) -
     fields: dict[str, Any] = {"call_id": "c", "name": "t", "success": True, **kwargs}
     with pytest.raises(ValueError, match=rf"^AgentToolResult: {message}$"):
         AgentToolResult(**fields)
+
+
+async def test_tool_data_json_cannot_encode_reaches_the_model_as_text() -> None:
+    # Audit 15: json.dumps raised TypeError / ValueError here and ended Agent.run.
+    marker = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    loop: list[Any] = [1]
+    loop.append(loop)
+    data = {
+        "id": marker,
+        "when": dt.date(2026, 12, 6),
+        "mixed": {1: "one", "b": "bee", None: "nil"},
+        "loop": loop,
+    }
+    tool_result, client, _tool = await _run_one(ToolOutput(success=True, data=data))
+    assert tool_result.success
+    sent = client.messages[1][-1]["content"]
+    body = sent.split("<tool_result>\n", 1)[1].rsplit("\n</tool_result>", 1)[0]
+    assert json.loads(body) == {
+        "call_id": "c1",
+        "name": "odd",
+        "success": True,
+        "data": {
+            "id": str(marker),
+            "when": "2026-12-06",
+            "mixed": {"1": "one", "b": "bee", "null": "nil"},
+            "loop": [1, "<cycle>"],
+        },
+        "error": None,
+    }
