@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import reprlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, ClassVar, Never, overload
@@ -429,8 +430,9 @@ class Pipeline:
         Raises:
             TypeError: an unknown keyword, or a bad argument type (``data``,
                 ``configuration`` and ``metadata`` must be mappings, ``artifacts``
-                a list).
-            ValueError: both ``ctx`` and context keywords.
+                a list); the run's ``data["_timeout_ms"]`` is not an int or float while
+                a TimeoutInterceptor is in the chain (the default chain has one).
+            ValueError: both ``ctx`` and context keywords; ``data["_timeout_ms"]`` is NaN.
             UnifiedStageExecutionError: a stage failed.
             UnifiedPipelineCancelled: a stage asked to cancel the run.
             EmptyPipelineError, PipelineValidationError, CycleDetectedError: see
@@ -461,6 +463,7 @@ class Pipeline:
                 emit_stage_wide_events=emit_stage_wide_events,
                 emit_pipeline_wide_event=emit_pipeline_wide_event,
             )
+        _check_run_timeout(ctx, interceptors)
         return PipelineResults(await graph.run(ctx, cancel_token=cancel_token))
 
     async def invoke(
@@ -712,6 +715,42 @@ def _default_chain() -> tuple[BaseInterceptor, ...]:
         MetricsInterceptor(),
         ChildTrackerMetricsInterceptor(),
         LoggingInterceptor(),
+    )
+
+
+_NO_VALUE: Any = object()
+
+
+def _check_run_timeout(ctx: object, interceptors: Sequence[BaseInterceptor] | None) -> None:
+    """Refuse a bad ``data["_timeout_ms"]`` before the run starts (one look-up per run).
+
+    The run's TimeoutInterceptor copies it into each stage's timeout, where a bad
+    value would otherwise fail the first stage (a UnifiedStageExecutionError).
+    Checked only where it is read: the run's PipelineContext (``ctx`` or the one a
+    StageContext was derived from), with a TimeoutInterceptor in the chain.
+
+    Raises:
+        TypeError: not an int or float (a bool, a str, None, ...).
+        ValueError: NaN.
+    """
+    source = ctx if type(ctx) is PipelineContext else getattr(ctx, "cancellation", None)
+    if not isinstance(source, PipelineContext):
+        return
+    value = source.data.get("_timeout_ms", _NO_VALUE)
+    if value is _NO_VALUE or type(value) is int:
+        return
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return  # a float (inf included) or an int subclass; <= 0: no timeout
+    if interceptors is not None and not any(
+        isinstance(interceptor, TimeoutInterceptor) for interceptor in interceptors
+    ):
+        return  # nothing reads it
+    where = "Pipeline.run: data['_timeout_ms']"
+    if isinstance(value, float):  # NaN: the right type, a meaningless value
+        raise ValueError(f"{where} must be a number of milliseconds, not NaN")  # noqa: TRY004
+    raise TypeError(
+        f"{where} must be a number of milliseconds (int or float; <= 0: no timeout); "
+        f"got {type_of(value)} {reprlib.repr(value)}"
     )
 
 

@@ -61,6 +61,10 @@ __all__ = [
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.pipeline.retry")
 
+MAX_DELAY_MS: int = 10**300
+"""The largest ``base_delay_ms`` / ``max_delay_ms``: every delay is capped by ``max_delay_ms``,
+and ``delay_ms / 1000`` (the seconds ``trio.sleep`` takes) must be a float."""
+
 
 class BackoffStrategy(Enum):
     """How the delay grows from one retry to the next."""
@@ -104,7 +108,8 @@ class RetryInterceptor(BaseInterceptor):
         max_attempts: Calls of the stage in total, the first included
             (at most ``MAX_CHAIN_RETRIES + 1``; 0 or 1 means no retry).
         base_delay_ms: The base delay, whole milliseconds (>= 0).
-        max_delay_ms: The cap on every delay, whole milliseconds (>= 0).
+        max_delay_ms: The cap on every delay, whole milliseconds (>= 0); both
+            delays at most :data:`MAX_DELAY_MS` (10**300).
         backoff_strategy: How delays grow: a :class:`BackoffStrategy`, or its
             value as a string (``"linear"``), converted to the member.
         jitter_strategy: How delays are randomized: a :class:`JitterStrategy`,
@@ -161,6 +166,12 @@ class RetryInterceptor(BaseInterceptor):
             _check_int(label, delay, " (whole milliseconds)")
             if delay < 0:
                 raise ValueError(f"{label} must be >= 0, got {delay}")
+            if delay > MAX_DELAY_MS:
+                # trio.sleep takes float seconds: a larger delay cannot be slept, and
+                # on_error would fail (logged) instead of retrying.
+                raise ValueError(
+                    f"{label} must be at most 10**300 (whole milliseconds), got a larger int"
+                )
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random or None, got {type(rng).__name__}")
         self.max_attempts = max_attempts

@@ -623,8 +623,16 @@ async def test_a_bad_timeout_ms_in_a_unified_run_names_the_key() -> None:
         return {"x": 1}
 
     pipeline = Pipeline("p").with_stage("w", work, "work")
-    with pytest.raises(UnifiedStageExecutionError) as caught:
+    # Pipeline.run refuses it at the call, before any stage runs (audit 15) ...
+    with pytest.raises(TypeError) as refused:
         await pipeline.run(data={"_timeout_ms": "2500"})
+    assert (
+        str(refused.value) == f"Pipeline.run: data['_timeout_ms'] {_TIMEOUT_RULE}; got str '2500'"
+    )
+    # ... and a graph run directly names it when the stage starts.
+    ctx = create_test_pipeline_context(data={"_timeout_ms": "2500"})
+    with pytest.raises(UnifiedStageExecutionError) as caught:
+        await pipeline.build(interceptors=[TimeoutInterceptor()]).run(ctx)
     cause = caught.value.__cause__
     assert isinstance(cause, TypeError)
     assert str(cause) == f"Stage 'w': ctx.data['_timeout_ms'] {_TIMEOUT_RULE}; got str '2500'"
