@@ -26,6 +26,7 @@ from stageflow_trio.pipeline.interceptors import LoggingInterceptor, TimeoutInte
 from stageflow_trio.pipeline.pipeline import Pipeline, run_stage
 from stageflow_trio.pipeline.retry import MAX_DELAY_MS, RetryInterceptor
 from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.testing import RecordingEventSink
 
 BAD_TYPES: list[Any] = ["2500", None, True, False, [2500], b"1", {"ms": 1}]
 VALID: list[Any] = [2500, 0, -1, 2500.5, -0.5, math.inf, -math.inf, 10**12]
@@ -186,3 +187,35 @@ async def test_a_built_graph_still_names_the_key_when_the_stage_starts() -> None
     assert isinstance(caught.value.__cause__, TypeError)
     assert "Stage 'a': ctx.data['_timeout_ms'] must be a number" in str(caught.value.__cause__)
     assert runner.calls == 0
+
+
+async def test_no_retry_is_scheduled_for_a_stage_whose_run_is_already_cancelled() -> None:
+    # The stage fails after its run was cancelled (the Cancelled not delivered yet).
+    # The cancelled scope's effective deadline is -inf, so the retry is refused as
+    # past the deadline (no retry_scheduled, no sleep), and the stage's error is the
+    # run's outcome: an error beats a cancellation (docs/events.md).
+    sink = RecordingEventSink()
+    calls = 0
+    with trio.CancelScope() as outer:
+
+        async def failing(ctx: StageContext) -> StageOutput:
+            nonlocal calls
+            calls += 1
+            outer.cancel()
+            raise ConnectionError("flaky")
+
+        with pytest.raises(UnifiedStageExecutionError, match=r"^Stage 's' failed: flaky$"):
+            await (
+                Pipeline("p")
+                .with_stage("s", failing, StageKind.WORK)
+                .run(
+                    interceptors=[RetryInterceptor(max_attempts=3, base_delay_ms=10)],
+                    event_sink=sink,
+                )
+            )
+    assert calls == 1
+    types = sink.types()
+    assert "stage.retry_scheduled" not in types
+    [exhausted] = sink.of_type("stage.retry_exhausted")
+    assert exhausted["reason"] == "deadline"
+    assert types[-1] == "pipeline_failed"
