@@ -217,5 +217,6 @@ async def test_no_retry_is_scheduled_for_a_stage_whose_run_is_already_cancelled(
     types = sink.types()
     assert "stage.retry_scheduled" not in types
     [exhausted] = sink.of_type("stage.retry_exhausted")
+    assert exhausted is not None
     assert exhausted["reason"] == "deadline"
     assert types[-1] == "pipeline_failed"
