@@ -83,6 +83,7 @@ DYNAMIC_SITES: dict[str, tuple[str, ...]] = {
     "stageflow_trio/cli/run.py:self.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:sink.try_emit": FORWARDS,
     "stageflow_trio/core/stage_context.py:self.try_emit_event": FORWARDS,
+    "stageflow_trio/events/_backpressure.py:self.try_emit": FORWARDS,
     "stageflow_trio/events/_global_sink.py:sink.emit": FORWARDS,
     "stageflow_trio/helpers/run_utils.py:self._record": FORWARDS,
     "stageflow_trio/events/_sink_worker.py:emit": FORWARDS,
