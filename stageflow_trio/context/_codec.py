@@ -342,26 +342,8 @@ def _preferences_field(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
     return _freeze_mapping(value, "preferences")
 
 
-def _goals_field(value: Iterable[str] | None) -> FrozenList[str]:
-    return _freeze_list(value, "goals")
-
-
-def _recent_topics_field(value: Iterable[str] | None) -> FrozenList[str]:
-    return _freeze_list(value, "recent_topics")
-
-
-def _key_facts_field(value: Iterable[str] | None) -> FrozenList[str]:
-    return _freeze_list(value, "key_facts")
-
-
-def _blocks_field(value: Iterable[Mapping[str, Any]] | None) -> FrozenList[FrozenDict[str, Any]]:
-    return _freeze_list(value, "blocks")
-
-
-def _web_results_field(
-    value: Iterable[Mapping[str, Any]] | None,
-) -> FrozenList[FrozenDict[str, Any]]:
-    return _freeze_list(value, "web_results")
+# The converters of the typed list fields (goals, topics, facts, blocks, web
+# results, documents) check their items as from_dict does; they live in _parse.
 
 
 def _slot_setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:

@@ -260,8 +260,69 @@ def _mapping_list(
         result = _new_list(FrozenList)
         _fill_list(result, [_frozen_dict(item, _MAX_DEPTH - 1) for item in items])
     except _TooDeep as exc:
-        raise _nesting_error(value, name, exc) from None
+        raise _nesting_error(items, name, exc) from None
     return result
+
+
+# --- attrs converters of the typed list fields ---------------------------------
+# What a constructor is given is checked as from_dict checks what it reads, with
+# the same messages, so that what a constructor builds serializes and reads back.
+
+
+def _goals_field(value: Iterable[str] | None) -> FrozenList[str]:
+    return _str_list(value, "goals")
+
+
+def _recent_topics_field(value: Iterable[str] | None) -> FrozenList[str]:
+    return _str_list(value, "recent_topics")
+
+
+def _key_facts_field(value: Iterable[str] | None) -> FrozenList[str]:
+    return _str_list(value, "key_facts")
+
+
+def _blocks_field(value: Iterable[Mapping[str, Any]] | None) -> FrozenList[FrozenDict[str, Any]]:
+    return _mapping_list(value, "blocks")
+
+
+def _web_results_field(
+    value: Iterable[Mapping[str, Any]] | None,
+) -> FrozenList[FrozenDict[str, Any]]:
+    return _mapping_list(value, "web_results")
+
+
+def _instance_list(value: Any, key: str, cls: type[Any]) -> FrozenList[Any]:
+    """A list field of ``cls`` instances (an Enrichments' documents), frozen.
+
+    Shared if it already is a FrozenList; the instances themselves are immutable.
+
+    Raises:
+        TypeError: ``value`` is not a list (a str, a mapping, a scalar), or an
+            item is not a ``cls`` (the message names it, e.g. ``documents[1]``).
+    """
+    kind = type(value)
+    if kind is not list and kind is not FrozenList:
+        if value is None:
+            return _EMPTY_LIST
+        value = list(_list_or_empty(value, key))
+    for position, item in enumerate(value):
+        if type(item) is not cls and not isinstance(item, cls):
+            raise TypeError(
+                f"{key}[{position}] must be a {cls.__name__}, got {type(item).__name__}"
+            )
+    if kind is FrozenList:
+        return value  # type: ignore[no-any-return]
+    if not value:
+        return _EMPTY_LIST
+    result: FrozenList[Any] = _new_list(FrozenList)
+    _fill_list(result, value)
+    return result
+
+
+def _optional_instance(value: Any, key: str, cls: type[Any]) -> None:
+    """Check a field that holds a ``cls`` or None (a profile, a routing decision)."""
+    if value is not None and type(value) is not cls and not isinstance(value, cls):
+        raise TypeError(f"{key} must be a {cls.__name__} or None, got {type(value).__name__}")
 
 
 # --- shape checks (called on the slow path, or once per document) -----------

@@ -22,6 +22,7 @@ from stageflow_trio.context._parse import (
     _check_mapping,
     _list_or_empty,
     _mapping_or_none,
+    _optional_instance,
     _optional_str,
 )
 from stageflow_trio.context.types import (
@@ -36,7 +37,11 @@ __all__ = ["Conversation"]
 
 
 def _messages_field(value: Iterable[Message] | None) -> FrozenList[Message]:
-    """attrs converter: the history as an immutable list (``None`` means empty)."""
+    """attrs converter: the history as an immutable list (``None`` means empty).
+
+    The items are not checked: ``testing.validate_snapshot`` reports a
+    non-Message entry, as stageflow's does (see docs/context.md).
+    """
     return _freeze_list(value, "messages")
 
 
@@ -51,10 +56,20 @@ class Conversation:
     Attributes:
         messages: The history, oldest first.
         routing_decision: The router's choice, if routing happened.
+
+    Raises:
+        TypeError: On construction, ``messages`` is not a list, or
+            ``routing_decision`` is not a
+            :class:`~stageflow_trio.context.types.RoutingDecision` or None.
     """
 
     messages: FrozenList[Message] = attrs.field(factory=FrozenList, converter=_messages_field)
     routing_decision: RoutingDecision | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # from_dict builds conversations itself and skips __init__; a wrong type
+        # here used to fail later, in to_dict (AttributeError).
+        _optional_instance(self.routing_decision, "routing_decision", RoutingDecision)
 
     @property
     def last_user_message(self) -> Message | None:

@@ -23,33 +23,35 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid
 from stageflow_trio.context._codec import (
     _EMPTY_LIST,
-    _blocks_field,
     _fill_list,
-    _freeze_list,
     _freeze_mapping,
-    _goals_field,
-    _key_facts_field,
     _metadata_field,
     _name,
     _new,
     _new_list,
     _path,
     _preferences_field,
-    _recent_topics_field,
     _set,
     _slot_setters,
-    _web_results_field,
 )
 from stageflow_trio.context._parse import (
     _absent,
+    _blocks_field,
     _check_mapping,
+    _goals_field,
+    _instance_list,
+    _key_facts_field,
     _list_or_empty,
     _mapping_list,
+    _mapping_or_none,
+    _optional_instance,
     _optional_str,
     _parse_uuid,
+    _recent_topics_field,
     _str_list,
     _uuid_or_none,
     _uuid_text,
+    _web_results_field,
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -88,6 +90,12 @@ class ProfileEnrichment:
     _user_id_str: str | tuple[str] | None = attrs.field(
         default=None, init=False, repr=False, eq=False, hash=False
     )
+
+    def __attrs_post_init__(self) -> None:
+        # from_dict's check and message (from_dict itself skips __init__).
+        display_name = self.display_name
+        if type(display_name) is not str and display_name is not None:
+            _optional_str(display_name, "display_name")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form: ``user_id`` (str or None), ``display_name``, ``preferences``, ``goals``.
@@ -154,7 +162,8 @@ class MemoryEnrichment:
         """Build a memory enrichment; see the class docstring for the legacy names.
 
         Raises:
-            TypeError: An unknown keyword was given (the message lists them, sorted).
+            TypeError: An unknown keyword was given (the message lists them, sorted),
+                a list is not a list of str, or the summary is not a str or None.
         """
         if extra:
             raise TypeError(f"Unexpected MemoryEnrichment arguments: {', '.join(sorted(extra))}")
@@ -169,6 +178,8 @@ class MemoryEnrichment:
                 "MemoryEnrichment.summary is deprecated; use interaction_history_summary instead"
             )
             interaction_history_summary = summary
+        if type(interaction_history_summary) is not str and interaction_history_summary is not None:
+            _optional_str(interaction_history_summary, "interaction_history_summary")
         self.__attrs_init__(recent_topics, key_facts, interaction_history_summary)
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,7 +241,10 @@ class DocumentEnrichment:
         """Build a document enrichment; see the class docstring for the legacy names.
 
         Raises:
-            TypeError: An unknown keyword was given (the message lists them, sorted).
+            TypeError: An unknown keyword was given (the message lists them, sorted),
+                the id or type is not a str or None, ``blocks`` is not a list of
+                mappings, ``metadata`` not a mapping, ``documents`` not a list of
+                mappings.
         """
         if extra:
             raise TypeError(f"Unexpected DocumentEnrichment arguments: {', '.join(sorted(extra))}")
@@ -241,25 +255,35 @@ class DocumentEnrichment:
             logger.warning("DocumentEnrichment.doc_type is deprecated; use document_type instead")
             document_type = doc_type
         resolved_blocks: Any = blocks
-        resolved_metadata: dict[str, Any] = dict(metadata or {})
+        # Checked before dict(): it would turn a list of pairs into a mapping.
+        resolved_metadata: dict[str, Any] = dict(_mapping_or_none(metadata, "metadata") or {})
         if documents:
+            if not isinstance(documents, (list, tuple)):
+                raise TypeError(f"documents must be a list, got {type(documents).__name__}")
             logger.warning(
                 "Passing 'documents' to DocumentEnrichment is deprecated; "
                 "pass a single document via keyword arguments"
             )
-            first = documents[0]
+            first = _check_mapping(documents[0], "documents[0]")
             document_id = document_id or first.get("id") or first.get("document_id")
             document_type = document_type or first.get("document_type")
             # Empty blocks count as "not given" here, as they did in stageflow.
             resolved_blocks = resolved_blocks or first.get("blocks")
             if resolved_blocks is None and "content" in first:
                 resolved_blocks = [{"type": "text", "content": first["content"]}]
-            resolved_metadata.update(first.get("metadata", {}))
+            extra_metadata = first.get("metadata", {})
+            resolved_metadata.update(
+                _mapping_or_none(extra_metadata, "documents[0].metadata") or {}
+            )
         if content is not None and resolved_blocks is None:
             logger.warning(
                 "DocumentEnrichment.content is deprecated; provide structured blocks instead"
             )
             resolved_blocks = [{"type": "text", "content": content}]
+        if type(document_id) is not str and document_id is not None:
+            _optional_str(document_id, "document_id")
+        if type(document_type) is not str and document_type is not None:
+            _optional_str(document_type, "document_type")
         self.__attrs_init__(document_id, document_type, resolved_blocks, resolved_metadata)
 
     def to_dict(self) -> dict[str, Any]:
@@ -286,7 +310,7 @@ class DocumentEnrichment:
 def _documents_field(
     value: Iterable[DocumentEnrichment] | None,
 ) -> FrozenList[DocumentEnrichment]:
-    return _freeze_list(value, "documents")
+    return _instance_list(value, "documents", DocumentEnrichment)
 
 
 @frozen_compat
@@ -309,6 +333,12 @@ class Enrichments:
     web_results: FrozenList[FrozenDict[str, Any]] = attrs.field(
         factory=FrozenList, converter=_web_results_field
     )
+
+    def __attrs_post_init__(self) -> None:
+        # from_dict builds these itself and skips __init__; a wrong type here
+        # used to fail later, in to_dict (AttributeError).
+        _optional_instance(self.profile, "profile", ProfileEnrichment)
+        _optional_instance(self.memory, "memory", MemoryEnrichment)
 
     @property
     def has_any(self) -> bool:

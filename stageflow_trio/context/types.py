@@ -172,12 +172,23 @@ class RoutingDecision:
         pipeline_name: The chosen pipeline.
         topology: The chosen topology.
         reason: Why, if the router said.
+
+    Raises:
+        TypeError: On construction, a field is neither a str nor None (None is
+            accepted where ``from_dict`` keeps it: the snapshot's flat legacy
+            shape turns missing routing keys into None).
     """
 
     agent_id: str
     pipeline_name: str
     topology: str
     reason: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for key in ("agent_id", "pipeline_name", "topology", "reason"):
+            value = getattr(self, key)
+            if type(value) is not str and value is not None:
+                _optional_str(value, key)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form: ``agent_id``, ``pipeline_name``, ``topology``, ``reason``."""

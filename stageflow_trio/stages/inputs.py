@@ -71,28 +71,43 @@ class UndeclaredDependencyError(StageflowError):
 
 
 def _convert_outputs(value: Mapping[str, StageOutput] | None) -> FrozenDict[str, StageOutput]:
-    if type(value) is FrozenDict:
-        return value
     if value is None:
         return _EMPTY_OUTPUTS
     if not isinstance(value, Mapping):
         raise TypeError(
             f"prior_outputs must be a mapping of stage name to StageOutput, got {type(value).__name__}"
         )
+    # Checked here, not at the first read: a non-output value used to surface as an
+    # AttributeError from get() or require_from(), far from the mistake.
+    for name, output in value.items():
+        if type(name) is not str and not isinstance(name, str):
+            raise TypeError(
+                f"prior_outputs keys must be stage names (str), got {type(name).__name__}"
+            )
+        if type(output) is not StageOutput and not isinstance(output, StageOutput):
+            raise TypeError(
+                f"prior_outputs[{name!r}] must be a StageOutput, got {type(output).__name__}"
+            )
+    if type(value) is FrozenDict:
+        return value
     return _freeze_dict(value) if value else _EMPTY_OUTPUTS
 
 
 def _convert_deps(value: Iterable[str] | None) -> frozenset[str]:
-    if type(value) is frozenset:
-        return value
     if value is None:
         return _NO_DEPS
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        # A bare string would silently become a set of characters.
-        raise TypeError(
-            f"declared_deps must be a collection of stage names, got {type(value).__name__}"
-        )
-    return frozenset(value)
+    if type(value) is not frozenset:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            # A bare string would silently become a set of characters.
+            raise TypeError(
+                f"declared_deps must be a collection of stage names, got {type(value).__name__}"
+            )
+        value = frozenset(value)
+    # A non-str name used to break UndeclaredDependencyError's sorted() listing.
+    for name in value:
+        if type(name) is not str and not isinstance(name, str):
+            raise TypeError(f"declared_deps must hold stage names (str), got {type(name).__name__}")
+    return value
 
 
 def _validate_stage_name(
@@ -122,8 +137,9 @@ class StageInputs:
             ``declared_deps`` is non-empty).
 
     Raises:
-        TypeError: ``prior_outputs`` is not a mapping, ``declared_deps`` is a
-            str or not iterable, ``stage_name`` is not a str, ``strict`` not a bool.
+        TypeError: ``prior_outputs`` is not a mapping of str to StageOutput,
+            ``declared_deps`` is a str, not iterable or holds a non-str,
+            ``stage_name`` is not a str, ``strict`` not a bool.
     """
 
     snapshot: ContextSnapshot[Any]
