@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import tracemalloc
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
 import attrs
+import trio
 
 from stageflow_trio._args import check_callable, check_flag, type_of
 from stageflow_trio._frozen import frozen_compat
@@ -40,6 +42,8 @@ __all__ = [
     "MemoryTracker",
     "track_memory",
 ]
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.memory_tracker")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -163,6 +167,9 @@ def track_memory(
     The samples are labelled ``"{label}:start"`` and ``"{label}:end"`` (the
     function's ``__name__`` when ``label`` is None); the end sample is taken
     even when the function raises (or, for a coroutine function, is cancelled).
+    An error of the end sample (a stopped tracker, a listener's) propagates,
+    except during cancellation: then it is logged as a warning and
+    ``trio.Cancelled`` propagates.
     Without ``tracker`` each call makes a new :class:`MemoryTracker`, whose
     samples are not kept anywhere.
 
@@ -189,9 +196,25 @@ def track_memory(
                 local = tracker or MemoryTracker()
                 local.observe(label=start_label)
                 try:
-                    return await func(*args, **kwargs)
-                finally:
+                    result = await func(*args, **kwargs)
+                except trio.Cancelled:
+                    # The end sample is still taken, but its failure (a stopped
+                    # tracker, a listener's error) must not replace the Cancelled:
+                    # the cancel scope would see an error instead and not stop there.
+                    try:
+                        local.observe(label=end_label)
+                    except Exception:
+                        logger.warning(
+                            "track_memory: the %r sample failed during cancellation",
+                            end_label,
+                            exc_info=True,
+                        )
+                    raise
+                except BaseException:
                     local.observe(label=end_label)
+                    raise
+                local.observe(label=end_label)
+                return result
 
             return cast("Callable[P, R]", async_wrapper)
 

@@ -31,8 +31,10 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -132,10 +134,12 @@ class MockStream(Generic[T]):
     No task and no suspended frame stand behind it: a consumer that stops early
     leaves nothing running. An exception (or cancellation) out of ``__anext__``
     ends the stream, as it would end a generator. ``close()``, ``aclose()`` and
-    ``async with`` end it too.
+    ``async with`` end it too, also while a ``__anext__`` waits (that call then
+    ends the iteration instead of returning a chunk). As with a generator, a
+    second ``__anext__`` while one is running raises RuntimeError and changes nothing.
     """
 
-    __slots__ = ("_chunks", "_closed", "_delay", "_index", "_prepare")
+    __slots__ = ("_chunks", "_closed", "_delay", "_index", "_prepare", "_running")
 
     def __init__(self, prepare: Callable[[], Awaitable[list[T]]], delay: float) -> None:
         self._prepare = prepare
@@ -143,6 +147,7 @@ class MockStream(Generic[T]):
         self._chunks: list[T] | None = None
         self._index = 0
         self._closed = False
+        self._running = False
 
     def __aiter__(self) -> MockStream[T]:
         return self
@@ -151,6 +156,12 @@ class MockStream(Generic[T]):
         if self._closed:
             await trio.lowlevel.checkpoint()
             raise StopAsyncIteration
+        if self._running:
+            # As a generator refuses it: a second task's call would prepare the
+            # chunks again (another draw, another response of the cycle) or skip one.
+            await trio.lowlevel.checkpoint()
+            raise RuntimeError("anext(): asynchronous generator is already running")
+        self._running = True
         try:
             chunks = self._chunks
             if chunks is None:
@@ -158,12 +169,14 @@ class MockStream(Generic[T]):
             else:
                 await trio.sleep(self._delay)
             index = self._index
-            if index < len(chunks):
+            if index < len(chunks) and not self._closed:
                 self._index = index + 1
                 return chunks[index]
         except BaseException:
             self._closed = True
             raise
+        finally:
+            self._running = False
         self._closed = True
         raise StopAsyncIteration
 
@@ -668,7 +681,11 @@ class MockTTSProvider:
         owner = "MockTTSProvider.stream"
         _check_str(owner, "text", text)
         check_number(owner, "chunk_duration_ms", chunk_duration_ms, minimum=0, above=True)
-        chunk_bytes = int((self._sample_rate * 2) / 1000 * chunk_duration_ms)
+        try:
+            chunk_bytes = int((self._sample_rate * 2) / 1000 * chunk_duration_ms)
+        except OverflowError:
+            # Larger than any audio: the whole text in one chunk.
+            chunk_bytes = sys.maxsize
         if chunk_bytes < 1:
             raise ValueError(
                 f"{owner}: chunk_duration_ms must give chunks of at least one byte;"
@@ -703,19 +720,53 @@ def _in_one_hour() -> datetime:
     return utc_now() + timedelta(hours=1)
 
 
+def _claim_roles(value: Iterable[str]) -> FrozenList[str]:
+    if type(value) is FrozenList:
+        return value
+    return FrozenList(_roles("MockJWTClaims", value))
+
+
+def _claim_custom(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"MockJWTClaims: custom must be a mapping; got {type_of(value)}")
+    return _frozen_dict(value)
+
+
 @frozen_compat
 @attrs.frozen
 class MockJWTClaims:
-    """The claims :meth:`MockAuthProvider.validate` returns."""
+    """The claims :meth:`MockAuthProvider.validate` returns.
+
+    Raises:
+        TypeError / ValueError: ``sub``, ``aud`` or ``iss`` is not a str, ``org_id``
+            neither a str nor None, ``roles`` not a list of str (a bare str is
+            refused), ``custom`` not a mapping, or ``exp`` / ``iat`` not a
+            timezone-aware datetime (a naive ``exp`` made :meth:`MockAuthProvider.validate`
+            fail comparing it with the current time).
+    """
 
     sub: str
     aud: str = "stageflow"
     iss: str = "mock-auth"
     exp: datetime = attrs.field(factory=_in_one_hour)
     iat: datetime = attrs.field(factory=utc_now)
-    roles: FrozenList[str] = attrs.field(factory=FrozenList, converter=_frozen_list)
+    roles: FrozenList[str] = attrs.field(factory=FrozenList, converter=_claim_roles)
     org_id: str | None = None
-    custom: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_dict)
+    custom: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_claim_custom)
+
+    def __attrs_post_init__(self) -> None:
+        owner = "MockJWTClaims"
+        _check_str(owner, "sub", self.sub)
+        _check_str(owner, "aud", self.aud)
+        _check_str(owner, "iss", self.iss)
+        if self.org_id is not None:
+            _check_str(owner, "org_id", self.org_id)
+        for param in ("exp", "iat"):
+            value = getattr(self, param)
+            if not isinstance(value, datetime):
+                raise TypeError(f"{owner}: {param} must be a datetime; got {type_of(value)}")
+            if value.utcoffset() is None:
+                raise ValueError(f"{owner}: {param} must be timezone-aware; got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JWT-style claims: ``exp`` and ``iat`` in epoch seconds, then the custom claims."""
@@ -820,6 +871,8 @@ class MockAuthProvider:
             TypeError: ``sub`` is not a str, ``org_id`` neither a str nor None,
                 ``roles`` not a list of str or None (a bare str is refused),
                 ``expires_in_hours`` not a number.
+            ValueError: ``expires_in_hours`` is NaN, infinite, or puts the expiry
+                outside the years ``datetime`` holds.
         """
         owner = "MockAuthProvider.create_token"
         _check_str(owner, "sub", sub)
@@ -827,12 +880,14 @@ class MockAuthProvider:
             _check_str(owner, "org_id", org_id)
         role_list = _roles(owner, roles)
         check_number(owner, "expires_in_hours", expires_in_hours)
-        claims = MockJWTClaims(
-            sub=sub,
-            roles=role_list,
-            org_id=org_id,
-            exp=utc_now() + timedelta(hours=expires_in_hours),
-        )
+        try:
+            exp = utc_now() + timedelta(hours=expires_in_hours)
+        except OverflowError:
+            raise ValueError(
+                f"{owner}: expires_in_hours must give an expiry within years 1-9999;"
+                f" got {expires_in_hours!r}"
+            ) from None
+        claims = MockJWTClaims(sub=sub, roles=role_list, org_id=org_id, exp=exp)
         token = f"mock-{uuid4().hex}"
         self._valid_tokens[token] = claims
         return token, claims
@@ -880,8 +935,23 @@ class MockToolResult:
 ToolHandler = Callable[[dict[str, Any]], Any]
 
 
+def _check_handler(owner: str, param: str, handler: object) -> None:
+    """A tool handler is called, not awaited: an async one would return its coroutine."""
+    check_callable(owner, param, handler)
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
+    ):
+        raise TypeError(
+            f"{owner}: {param} must be a plain function (handlers are called, not awaited);"
+            " got an async function"
+        )
+
+
 class MockToolExecutor:
     """Runs tool calls through plain functions ``handler(arguments) -> output``.
+
+    Handlers are called, not awaited (as in the reference): an ``async def``
+    handler is refused with a TypeError.
 
     Args:
         tools: Tool name to handler (copied; :meth:`register_tool` adds more).
@@ -906,8 +976,9 @@ class MockToolExecutor:
         owner = "MockToolExecutor"
         if tools is not None and not isinstance(tools, Mapping):
             raise TypeError(f"{owner}: tools must be a dict or None; got {type_of(tools)}")
-        for handler in (tools or {}).values():
+        for name, handler in (tools or {}).items():
             check_callable(owner, "tools", handler)
+            _check_handler(owner, f"tools[{name!r}]", handler)
         check_number(owner, "latency_ms", latency_ms, minimum=0)
         self._tools: dict[str, ToolHandler] = dict(tools or {})
         self._default_output = {"status": "ok"} if default_output is None else default_output
@@ -959,7 +1030,7 @@ class MockToolExecutor:
     def register_tool(self, name: str, handler: ToolHandler) -> None:
         """Add (or replace) the handler of tool ``name``."""
         _check_str("MockToolExecutor.register_tool", "name", name)
-        check_callable("MockToolExecutor.register_tool", "handler", handler)
+        _check_handler("MockToolExecutor.register_tool", "handler", handler)
         self._tools[name] = handler
 
     @property

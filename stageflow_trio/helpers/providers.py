@@ -13,16 +13,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
 from stageflow_trio._args import check_flag, check_int, check_number, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 __all__ = [
     "LLMResponse",
@@ -31,8 +29,23 @@ __all__ = [
 ]
 
 
-def _frozen_list(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
-    return value if type(value) is FrozenList else FrozenList(value)
+def _frozen_list(owner: str, param: str, value: object) -> FrozenList[dict[str, Any]]:
+    if type(value) is FrozenList:
+        return value
+    if type(value) is list or type(value) is tuple or value is None:
+        return FrozenList(value)  # None: an empty list
+    # A str would become a list of its characters and a dict the list of its keys.
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"{owner}: {param} must be a list of dicts; got {type_of(value)}")
+    return FrozenList(value)
+
+
+def _tool_calls(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
+    return _frozen_list("LLMResponse", "tool_calls", value)
+
+
+def _words(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
+    return _frozen_list("STTResponse", "words", value)
 
 
 def _check_str(owner: str, param: str, value: object) -> None:
@@ -58,7 +71,8 @@ class LLMResponse:
         raw_response: The provider's own payload, for debugging; not serialized.
 
     Raises:
-        TypeError, ValueError: a field has the wrong type or a negative count.
+        TypeError, ValueError: a field has the wrong type, a negative count or
+            latency, or ``tool_calls`` is a str or a dict (not a list of dicts).
     """
 
     content: str
@@ -68,7 +82,7 @@ class LLMResponse:
     output_tokens: int = 0
     latency_ms: float = 0.0
     finish_reason: str | None = None
-    tool_calls: FrozenList[dict[str, Any]] = attrs.field(factory=FrozenList, converter=_frozen_list)
+    tool_calls: FrozenList[dict[str, Any]] = attrs.field(factory=FrozenList, converter=_tool_calls)
     cached_tokens: int = 0
     raw_response: Any = None
 
@@ -78,7 +92,7 @@ class LLMResponse:
             _check_str(owner, name, getattr(self, name))
         for name in ("input_tokens", "output_tokens", "cached_tokens"):
             check_int(owner, name, getattr(self, name), minimum=0)
-        check_number(owner, "latency_ms", self.latency_ms)
+        check_number(owner, "latency_ms", self.latency_ms, minimum=0)
         if self.finish_reason is not None:
             _check_str(owner, "finish_reason", self.finish_reason)
 
@@ -134,7 +148,8 @@ class STTResponse:
         raw_response: The provider's own payload, for debugging; not serialized.
 
     Raises:
-        TypeError, ValueError: a field has the wrong type.
+        TypeError, ValueError: a field has the wrong type, a negative duration or
+            latency, or ``words`` is a str or a dict (not a list of dicts).
     """
 
     text: str
@@ -144,7 +159,7 @@ class STTResponse:
     provider: str = ""
     model: str = ""
     latency_ms: float = 0.0
-    words: FrozenList[dict[str, Any]] = attrs.field(factory=FrozenList, converter=_frozen_list)
+    words: FrozenList[dict[str, Any]] = attrs.field(factory=FrozenList, converter=_words)
     is_final: bool = True
     raw_response: Any = None
 
@@ -152,8 +167,9 @@ class STTResponse:
         owner = "STTResponse"
         for name in ("text", "language", "provider", "model"):
             _check_str(owner, name, getattr(self, name))
-        for name in ("confidence", "duration_ms", "latency_ms"):
-            check_number(owner, name, getattr(self, name))
+        check_number(owner, "confidence", self.confidence)
+        for name in ("duration_ms", "latency_ms"):
+            check_number(owner, name, getattr(self, name), minimum=0)
         check_flag(owner, "is_final", self.is_final)
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,7 +225,8 @@ class TTSResponse:
         raw_response: The provider's own payload, for debugging; not serialized.
 
     Raises:
-        TypeError, ValueError: a field has the wrong type, or a count is negative.
+        TypeError, ValueError: a field has the wrong type, or a count, the
+            duration or the latency is negative.
     """
 
     audio: bytes = attrs.field(converter=_audio_bytes)
@@ -228,7 +245,7 @@ class TTSResponse:
         for name in ("format", "provider", "model"):
             _check_str(owner, name, getattr(self, name))
         for name in ("duration_ms", "latency_ms"):
-            check_number(owner, name, getattr(self, name))
+            check_number(owner, name, getattr(self, name), minimum=0)
         for name in ("sample_rate", "channels", "characters_processed"):
             check_int(owner, name, getattr(self, name), minimum=0)
 

@@ -111,7 +111,8 @@ def parse_timestamp(value: str | int | float, *, default_timezone: tzinfo | None
     Raises:
         TypeError: ``value`` is not a str, int or float (a bool is refused).
         ValueError: empty string, unknown format, NaN or infinite, or outside the
-            years datetime supports.
+            years datetime supports (also a string whose date leaves years 1-9999
+            when converted to UTC, e.g. ``9999-12-31T23:59:59-01:00``).
     """
     if isinstance(value, str):
         text = value.strip()
@@ -138,6 +139,17 @@ def _as_number(text: str) -> int | float | None:
 
 
 def _parse_text(text: str, value: str, default_timezone: tzinfo | None) -> datetime:
+    # A year datetime cannot hold (RFC 2822 reads any number of digits) or a
+    # date whose conversion to UTC leaves years 1-9999 raises OverflowError.
+    try:
+        return _parse_text_in_range(text, value, default_timezone)
+    except OverflowError as exc:
+        raise ValueError(
+            f"parse_timestamp: timestamp {value!r} is outside the supported range"
+        ) from exc
+
+
+def _parse_text_in_range(text: str, value: str, default_timezone: tzinfo | None) -> datetime:
     try:
         parsed = parsedate_to_datetime(text)
     except (TypeError, ValueError):

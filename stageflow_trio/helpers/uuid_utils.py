@@ -116,6 +116,10 @@ def generate_uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+# The first Unix millisecond after 9999-12-31T23:59:59.999 UTC, past what datetime holds.
+_DATETIME_MAX_MS = 253_402_300_800_000
+
+
 class ClockSkewDetector:
     """Tells how far a UUIDv7's timestamp is from the wall clock, when that is too far.
 
@@ -131,11 +135,25 @@ class ClockSkewDetector:
         self.max_skew_ms = max_skew_ms
 
     def check(self, uid: uuid.UUID) -> float | None:
-        """The skew in milliseconds if ``uid`` is a UUIDv7 more than ``max_skew_ms`` off, else None."""
+        """The skew in milliseconds if ``uid`` is a UUIDv7 more than ``max_skew_ms`` off, else None.
+
+        A timestamp past what ``datetime`` holds (after year 9999, which 48 bits of
+        milliseconds reach) is measured in plain milliseconds: it is skew, not an error.
+
+        Raises:
+            TypeError: ``uid`` is not a UUID.
+        """
+        if not isinstance(uid, uuid.UUID):
+            raise TypeError(f"ClockSkewDetector.check: uid must be a UUID; got {type_of(uid)}")
         if uid.version != 7:
             return None
-        uuid_time = datetime.fromtimestamp((uid.int >> 80) / 1000.0, tz=UTC)
-        skew = abs((utc_now() - uuid_time).total_seconds() * 1000)
+        uuid_ms = uid.int >> 80
+        now = utc_now()
+        if uuid_ms < _DATETIME_MAX_MS:
+            uuid_time = datetime.fromtimestamp(uuid_ms / 1000.0, tz=UTC)
+            skew = abs((now - uuid_time).total_seconds() * 1000)
+        else:
+            skew = uuid_ms - now.timestamp() * 1000
         return skew if skew > self.max_skew_ms else None
 
 

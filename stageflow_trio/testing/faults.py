@@ -87,6 +87,11 @@ class Fault:
         error: The exception ``"raise"`` raises (a copy of it each time).
         message: The error or reason of ``"fail"`` and ``"cancel"``.
         seconds: How long ``"delay"`` sleeps.
+
+    Raises:
+        TypeError / ValueError: a field has the wrong type or value: ``error`` an
+            exception instance or None (required for ``"raise"``), ``message`` a
+            str, ``seconds`` a finite number >= 0.
     """
 
     stage: str = attrs.field()
@@ -105,6 +110,19 @@ class Fault:
     def _check_action(self, _: Any, value: object) -> None:
         if value not in _ACTIONS:
             raise ValueError(f"Fault: action must be one of {list(_ACTIONS)}; got {value!r}")
+
+    def __attrs_post_init__(self) -> None:
+        # Checked here, not when the stage runs: a "raise" fault without an error
+        # failed the stage with an AssertionError that looked like the injected fault.
+        if self.error is not None and not isinstance(self.error, BaseException):
+            raise TypeError(
+                f"Fault: error must be an exception instance or None; got {type(self.error).__name__}"
+            )
+        if self.action == "raise" and self.error is None:
+            raise ValueError(f"Fault: a 'raise' fault needs an error (stage {self.stage!r})")
+        if not isinstance(self.message, str):
+            raise TypeError(f"Fault: message must be a str; got {type(self.message).__name__}")
+        check_number("Fault", "seconds", self.seconds, minimum=0)
 
     def hits(self, attempt: int) -> bool:
         """Whether this fault applies to ``attempt`` (counted from 1)."""
