@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from enum import Enum
+from fractions import Fraction
 from typing import Any, TypeVar
 
 import attrs
@@ -197,15 +198,24 @@ class AudioChunk:
         Missing keys take the defaults (16000 Hz, 1 channel, ``pcm_16``, ...).
 
         Raises:
+            TypeError: ``data`` is not a mapping, or its ``"data"`` is not a str or
+                bytes-like (or another field has the wrong type).
             KeyError: ``data`` has no ``"data"`` key.
-            binascii.Error: ``"data"`` is not valid base64.
+            binascii.Error: ``"data"`` is not valid base64 (non-ASCII text included).
             ValueError: ``"format"`` is not an :class:`AudioFormat` value.
         """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"AudioChunk.from_dict: data must be a mapping; got {type_of(data)}")
         if "data" not in data:
             raise KeyError("AudioChunk.from_dict: missing required key 'data'")
+        encoded = data["data"]
+        if not isinstance(encoded, str | bytes | bytearray | memoryview):
+            raise TypeError(
+                f"AudioChunk.from_dict: 'data' must be base64 text; got {type_of(encoded)}"
+            )
         try:
-            raw = base64.b64decode(data["data"])
-        except binascii.Error as exc:
+            raw = base64.b64decode(encoded)
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
             raise binascii.Error(
                 f"AudioChunk.from_dict: 'data' must be base64 text ({exc})"
             ) from None
@@ -304,11 +314,9 @@ class StreamingBuffer:
         step = int(self._bytes_per_ms * _DROP_STEP_MS)
         incoming_ms = chunk.duration_ms
         # step < 1 (sample rates below 10 Hz) could never make room: stop instead of spinning.
-        while step >= 1 and self.duration_ms + incoming_ms > self._max_ms:
-            if len(self._buffer) <= step:
-                break
-            del self._buffer[:step]
-            dropped += step
+        if step >= 1 and self.duration_ms + incoming_ms > self._max_ms:
+            dropped = self._steps_to_drop(step, incoming_ms) * step
+            del self._buffer[:dropped]
         if dropped > 0:
             self._total_dropped += dropped
             _emit(
@@ -324,6 +332,33 @@ class StreamingBuffer:
         self._total_received += len(chunk.data)
         return dropped
 
+    def _steps_to_drop(self, step: int, incoming_ms: float) -> int:
+        """How many ``step``-byte drops make room for ``incoming_ms`` of audio.
+
+        The count of the reference's loop, which drops one step at a time while
+        the chunk would not fit and more than one step is buffered, without its
+        one pass per step (millions on a large buffer with a small step): the
+        fit test is monotone in the buffer length, so bisection finds it with
+        the very same float expression as :attr:`duration_ms`.
+        """
+        length = len(self._buffer)
+        per_sample = _PCM16_BYTES * self._channels
+        rate = self._sample_rate
+        limit = self._max_ms
+
+        def overflows(remaining: int) -> bool:
+            return ((remaining / per_sample) / rate) * 1000 + incoming_ms > limit
+
+        # The loop stops once at most one step is left: after ceil(length / step) - 1 drops.
+        low, high = 0, max(0, -(-length // step) - 1)
+        while low < high:
+            middle = (low + high) // 2
+            if overflows(length - middle * step):
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
     def read(self, duration_ms: float = 20) -> bytes:
         """Take up to ``duration_ms`` of audio from the front (less if not buffered).
 
@@ -338,7 +373,12 @@ class StreamingBuffer:
             (type(duration_ms) is int or type(duration_ms) is float) and 0 <= duration_ms < math.inf
         ):
             check_number("StreamingBuffer.read", "duration_ms", duration_ms, minimum=0)
-        requested = int(self._bytes_per_ms * duration_ms)
+        wanted = self._bytes_per_ms * duration_ms
+        if wanted < math.inf:
+            requested = int(wanted)
+        else:
+            # A finite request too long for a float product (1e308 ms): count it exactly.
+            requested = int(Fraction(self._bytes_per_ms) * Fraction(duration_ms))
         available = min(requested, len(self._buffer))
         if available < requested:
             if not self._underrun_active:
@@ -383,13 +423,21 @@ class StreamingBuffer:
         }
 
 
-def encode_audio_for_logging(data: bytes, max_bytes: int = 100) -> str:
+def encode_audio_for_logging(data: bytes | bytearray | memoryview, max_bytes: int = 100) -> str:
     """A log-safe summary of audio bytes.
 
     Returns:
         ``<audio:{n}B,data:{base64}>`` when ``len(data) <= max_bytes``, else
         ``<audio:{n}B,sample:{base64 of the first max_bytes}...>``.
+
+    Raises:
+        TypeError: ``data`` is not bytes-like, or ``max_bytes`` is not an int.
+        ValueError: ``max_bytes`` is negative.
     """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"encode_audio_for_logging: data must be bytes-like; got {type_of(data)}")
+    if type(max_bytes) is not int or max_bytes < 0:
+        check_int("encode_audio_for_logging", "max_bytes", max_bytes, minimum=0)
     encoded = base64.b64encode(data[:max_bytes]).decode("ascii")
     if len(data) > max_bytes:
         return f"<audio:{len(data)}B,sample:{encoded}...>"
@@ -402,6 +450,28 @@ def calculate_audio_duration_ms(
     channels: int = 1,
     bytes_per_sample: int = 2,
 ) -> float:
-    """Milliseconds of audio in ``byte_count`` bytes of raw samples."""
+    """Milliseconds of audio in ``byte_count`` bytes of raw samples.
+
+    Raises:
+        TypeError: an argument is not an int.
+        ValueError: ``byte_count`` is negative, or ``sample_rate``, ``channels``
+            or ``bytes_per_sample`` is below 1.
+    """
+    # The usual call passes on identity tests alone; anything else is checked.
+    if not (
+        type(byte_count) is int
+        and type(sample_rate) is int
+        and type(channels) is int
+        and type(bytes_per_sample) is int
+        and byte_count >= 0
+        and sample_rate > 0
+        and channels > 0
+        and bytes_per_sample > 0
+    ):
+        owner = "calculate_audio_duration_ms"
+        check_int(owner, "byte_count", byte_count, minimum=0)
+        check_int(owner, "sample_rate", sample_rate, minimum=1)
+        check_int(owner, "channels", channels, minimum=1)
+        check_int(owner, "bytes_per_sample", bytes_per_sample, minimum=1)
     samples = byte_count / (bytes_per_sample * channels)
     return (samples / sample_rate) * 1000

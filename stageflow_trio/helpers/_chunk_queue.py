@@ -215,7 +215,7 @@ class ChunkQueue(Generic[T]):
     def _after_put(self) -> None:
         size = self._size
         monitor = self._monitor
-        monitor.record_put(size, self._max_size)
+        monitor._record_put(size, self._max_size)
         throttling = monitor.should_throttle()
         if throttling == self._throttle_active:
             return

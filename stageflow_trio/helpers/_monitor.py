@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
 
-from stageflow_trio._args import check_number
+from stageflow_trio._args import check_int, check_number
 from stageflow_trio._frozen import frozen_compat
 
 
@@ -121,7 +122,19 @@ class BackpressureMonitor:
         """Count a put that left ``queue_size`` items in a queue of ``max_size``.
 
         ``max_size <= 0`` (unbounded) gives a fill of 0.
+
+        Raises:
+            TypeError: ``queue_size`` or ``max_size`` is not an int.
+            ValueError: ``queue_size`` is negative. Nothing is counted then.
         """
+        # The usual call passes on identity tests alone; anything else is checked.
+        if not (type(queue_size) is int and type(max_size) is int and queue_size >= 0):
+            check_int("BackpressureMonitor.record_put", "queue_size", queue_size, minimum=0)
+            check_int("BackpressureMonitor.record_put", "max_size", max_size)
+        self._record_put(queue_size, max_size)
+
+    def _record_put(self, queue_size: int, max_size: int) -> None:
+        # record_put without the argument checks: ChunkQueue's hot path.
         self._total_items += 1
         if queue_size > self._max_queue_size:
             self._max_queue_size = queue_size
@@ -132,7 +145,16 @@ class BackpressureMonitor:
             self._throttling = False
 
     def record_blocked(self, blocked_ms: float) -> None:
-        """Count a put that waited ``blocked_ms`` milliseconds for room."""
+        """Count a put that waited ``blocked_ms`` milliseconds for room.
+
+        Raises:
+            TypeError: ``blocked_ms`` is not an int or float.
+            ValueError: ``blocked_ms`` is negative, NaN or infinite. Nothing is counted then.
+        """
+        if not (
+            (type(blocked_ms) is float or type(blocked_ms) is int) and 0 <= blocked_ms < math.inf
+        ):
+            check_number("BackpressureMonitor.record_blocked", "blocked_ms", blocked_ms, minimum=0)
         self._blocked_puts += 1
         self._total_blocked_ms += blocked_ms
 

@@ -36,6 +36,7 @@ import trio
 
 from stageflow_trio._args import check_flag, check_int, type_of
 from stageflow_trio._exports import publish
+from stageflow_trio.context.context_snapshot import ContextSnapshot
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.timer import PipelineTimer
 from stageflow_trio.stages.inputs import create_stage_inputs
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from types import TracebackType
 
-    from stageflow_trio.context.context_snapshot import ContextSnapshot
 
 __all__ = [
     "AudioChunk",
@@ -134,10 +134,7 @@ class RealtimeStageBus:
     def _get_or_create(
         self, name: str, max_size: int | None, drop_on_overflow: bool | None
     ) -> ChunkQueue[Any]:
-        if type(name) is not str:
-            raise TypeError(f"RealtimeStageBus: channel name must be a str; got {type_of(name)}")
-        if not name:
-            raise ValueError("RealtimeStageBus channel name cannot be empty")
+        _check_name(name)
         queue = self._channels.get(name)
         if queue is None:
             queue = ChunkQueue(
@@ -192,10 +189,19 @@ class RealtimeStageBus:
             TypeError: ``channel`` is not a str.
         """
         queue = await self._resolve(channel, None, None)
+        # A full checkpoint, as the bus's other calls: put alone only spends the
+        # checkpoint budget, so a publish loop would rarely let other tasks run.
+        await trio.lowlevel.checkpoint()
         return await queue.put(item)
 
     async def close_channel(self, channel: str) -> None:
-        """Close ``channel`` if it exists; its subscribers end after draining it. A checkpoint."""
+        """Close ``channel`` if it exists; its subscribers end after draining it. A checkpoint.
+
+        Raises:
+            ValueError: ``channel`` is empty.
+            TypeError: ``channel`` is not a str.
+        """
+        _check_name(channel)
         queue = self._channels.get(channel)
         if queue is None:
             await trio.lowlevel.checkpoint()
@@ -219,7 +225,8 @@ class RealtimeStageBus:
     def subscribe(self, channel: str) -> AsyncIterator[Any]:
         """Iterate ``channel``'s items until it is closed and drained.
 
-        ``async for item in bus.subscribe("tokens")``; each step is a checkpoint.
+        ``async for item in bus.subscribe("tokens")``; each step is a full checkpoint
+        (a bare ``ChunkQueue``'s ``get`` only spends the checkpoint budget).
         The channel is created on the first step if needed; if the bus is
         closed by then, it is created closed and the loop ends at once.
 
@@ -254,6 +261,13 @@ class RealtimeStageBus:
         await self.close_all()
 
 
+def _check_name(name: object) -> None:
+    if type(name) is not str:
+        raise TypeError(f"RealtimeStageBus: channel name must be a str; got {type_of(name)}")
+    if not name:
+        raise ValueError("RealtimeStageBus channel name cannot be empty")
+
+
 class _Subscription:
     """``RealtimeStageBus.subscribe``'s iterator: no async generator, so nothing to finalize."""
 
@@ -265,9 +279,12 @@ class _Subscription:
         return self
 
     async def __anext__(self) -> Any:
-        if self._queue is None:
-            self._queue = await self._resolve()
-        return await self._queue.__anext__()
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = await self._resolve()
+        # A full checkpoint on every step; the queue's get alone is budgeted.
+        await trio.lowlevel.checkpoint()
+        return await queue.__anext__()
 
 
 def create_realtime_stage_context(
@@ -287,17 +304,21 @@ def create_realtime_stage_context(
         ``await ctx.inputs.ports.realtime_bus.publish("llm_to_tts", token)``.
 
     Raises:
-        TypeError: ``bus`` is not a RealtimeStageBus, or a default has the wrong type.
+        TypeError: ``snapshot`` is not a ContextSnapshot, ``bus`` is not a
+            RealtimeStageBus, or a default has the wrong type (checked also
+            when ``bus`` is given).
     """
+    owner = "create_realtime_stage_context"
+    if not isinstance(snapshot, ContextSnapshot):
+        raise TypeError(f"{owner}: snapshot must be a ContextSnapshot; got {type_of(snapshot)}")
+    check_int(owner, "bus_max_size", bus_max_size)
+    check_flag(owner, "bus_drop_on_overflow", bus_drop_on_overflow)
     if bus is None:
         bus = RealtimeStageBus(
             default_max_size=bus_max_size, default_drop_on_overflow=bus_drop_on_overflow
         )
     elif not isinstance(bus, RealtimeStageBus):
-        raise TypeError(
-            f"create_realtime_stage_context: bus must be a RealtimeStageBus or None; "
-            f"got {type_of(bus)}"
-        )
+        raise TypeError(f"{owner}: bus must be a RealtimeStageBus or None; got {type_of(bus)}")
     inputs = create_stage_inputs(snapshot, ports=create_core_ports(realtime_bus=bus), strict=False)
     ctx = StageContext(
         snapshot=snapshot, inputs=inputs, stage_name="pipeline_entry", timer=PipelineTimer()
