@@ -23,14 +23,14 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 import trio.testing
 
-from stageflow_trio._args import check_callable, check_int, check_number, type_of
+from stageflow_trio._args import check_callable, check_int, check_number, check_seconds, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.events.sink import BackpressureAwareEventSink
 from stageflow_trio.lowlevel import checkpoint_budget
@@ -39,10 +39,11 @@ from stageflow_trio.testing.orphans import TaskWatcher
 from stageflow_trio.utils import FrozenDict
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterable, Sequence
+    from collections.abc import Awaitable, Sequence
 
 __all__ = [
     "CANCELLED",
+    "DEFAULT_HANG_TIMEOUT",
     "DEFAULT_INVARIANTS",
     "RETURNED",
     "ExplorationReport",
@@ -64,6 +65,9 @@ RETURNED = "returned"
 """The outcome of a run whose ``run_fn`` returned."""
 CANCELLED = "cancelled"
 """The outcome of a run that ended with the explorer's ``trio.Cancelled``."""
+
+DEFAULT_HANG_TIMEOUT = 3600.0
+"""How long (trio clock seconds) :func:`explore_cancellation` lets a run go on by default."""
 
 _TERMINAL = ("completed", "failed", "cancelled", "skipped")
 
@@ -166,6 +170,7 @@ class RunRecord:
     baseline: RunRecord | None = None
     times: list[float] = attrs.field(factory=list)
     _queues: list[_WatchedQueue] = attrs.field(factory=list)
+    _hang: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -226,7 +231,13 @@ def tracked_cleanup(
     async def cleanup() -> Any:
         if record is not None:
             record.cleanups[name][1] += 1
-        return await callback()
+        called = callback()
+        if not inspect.isawaitable(called):
+            raise TypeError(
+                "tracked_cleanup: callback must return an awaitable (be an async function);"
+                f" {_name(callback)}() returned {type_of(called)}"
+            )
+        return await called
 
     cleanup.__name__ = getattr(callback, "__name__", "cleanup")
     return cleanup
@@ -468,6 +479,7 @@ async def _one_run(
     watcher: TaskWatcher,
     cancel_at_step: int | None,
     cancel_at_time: float | None,
+    hang_timeout: float = math.inf,
 ) -> None:
     """One run of ``run_fn``, watched by ``watcher`` (an installed instrument), into ``record``."""
     watcher.reset(trio.lowlevel.current_task())
@@ -475,27 +487,27 @@ async def _one_run(
     watcher.on_cancel = lambda: setattr(record, "events_at_cancel", len(record.sink.events))
     received: list[tuple[trio.lowlevel.Task, int]] = []
     watcher.on_interrupt = lambda task: received.append((task, len(record.sink.events)))
-    token = _current.set(record)
-    _seed_scheduler(record.seed)
     _align_clock()
+    token = _current.set(record)
     try:
-        # Every budgeted call a schedule point: the library's own schedule points
-        # then depend on the run alone, not on how much real time has passed, and
-        # the explorer can cancel at each of them.
-        with checkpoint_budget(calls=1), trio.CancelScope() as scope:
-            watcher.scope = scope
-            if cancel_at_time is None:
-                await _call(run_fn, record, watcher)
-            else:
-                # A task of the explorer's (spawned before the watcher is active, so
-                # not counted) cancels at the deadline, as an expiring deadline would.
-                deadline = trio.current_time() + cancel_at_time
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_cancel_at, watcher, deadline, f"deadline +{cancel_at_time}")
-                    try:
-                        await _call(run_fn, record, watcher)
-                    finally:
-                        nursery.cancel_scope.cancel()
+        # The hang watchdog is the explorer's task, outside the run's scope, and
+        # blocked before the run starts: it never shares a batch with the run's
+        # tasks, so the schedule (and the seed's effect) is the same as without it.
+        try:
+            async with trio.open_nursery() as guard:
+                if hang_timeout != math.inf:
+                    await guard.start(_watch_for_hang, watcher, record, hang_timeout)
+                _seed_scheduler(record.seed)
+                try:
+                    scope = await _run_in_scope(run_fn, record, watcher, cancel_at_time)
+                finally:
+                    guard.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Only the run can raise here (the watchdog just ends): not our nursery's group.
+            if len(group.exceptions) != 1:
+                raise
+            error = group.exceptions[0]
+            raise error from error.__cause__
         if scope.cancelled_caught:
             record.outcome = CANCELLED
     finally:
@@ -507,6 +519,94 @@ async def _one_run(
     record.times = watcher.times
     if watcher.cancelled_at is not None:
         record.checkpoint = watcher.cancelled_at
+
+
+async def _run_in_scope(
+    run_fn: Callable[[], Awaitable[Any]],
+    record: RunRecord,
+    watcher: TaskWatcher,
+    cancel_at_time: float | None,
+) -> trio.CancelScope:
+    # Every budgeted call a schedule point: the library's own schedule points
+    # then depend on the run alone, not on how much real time has passed, and
+    # the explorer can cancel at each of them.
+    with checkpoint_budget(calls=1), trio.CancelScope() as scope:
+        watcher.scope = scope
+        if cancel_at_time is None:
+            await _call(run_fn, record, watcher)
+        else:
+            # A task of the explorer's (spawned before the watcher is active, so
+            # not counted) cancels at the deadline, as an expiring deadline would.
+            deadline = trio.current_time() + cancel_at_time
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_at, watcher, deadline, f"deadline +{cancel_at_time}")
+                try:
+                    await _call(run_fn, record, watcher)
+                finally:
+                    nursery.cancel_scope.cancel()
+    return scope
+
+
+async def _watch_for_hang(
+    watcher: TaskWatcher,
+    record: RunRecord,
+    limit: float,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """End a run still going ``limit`` seconds after it started, or after it was cancelled.
+
+    On a virtual clock a run blocked for good (an event nobody sets, a shielded
+    wait that never ends) leaves the clock nothing to jump to but this task's
+    deadline, so the hang is reported in virtual time instead of hanging the test.
+    """
+    due = trio.current_time() + limit
+    task_status.started()
+    while True:
+        await trio.sleep_until(due)
+        origin = watcher.cancelled_time if watcher.cancelled_time is not None else watcher.start
+        due = max(due, origin + limit)
+        if trio.current_time() >= due:
+            break
+    alive = [watcher.root, *watcher.alive]
+    since = "it started" if watcher.cancelled_time is None else "it was cancelled"
+    names = [task.name for task in alive]
+    record._hang = f"the run had not ended {limit:g} s after {since}; tasks still running: {names}"
+    scope = watcher.scope
+    if scope is None:  # pragma: no cover - the watchdog starts after the scope is set
+        return
+    scope.cancel("explore_cancellation: hang")
+    shielded: list[str] = []
+    while True:
+        # A task blocked inside a shielded scope of the run cannot be cancelled:
+        # lift those shields (trio's private cancel-status chain tells which
+        # scopes lie between the task and the run's scope) so that the run ends.
+        for task in alive:
+            if _unshield(task, scope) and task.name not in shielded:
+                shielded.append(task.name)
+        if shielded:
+            record._hang += (
+                f"; blocked inside a shielded CancelScope: {shielded} (a shielded wait"
+                " that never ends; the explorer lifted the shield to end the run)"
+            )
+            shielded = []
+        await trio.sleep(limit)
+        alive = [watcher.root, *watcher.alive]
+
+
+def _unshield(task: trio.lowlevel.Task, run_scope: trio.CancelScope) -> bool:
+    inner: list[trio.CancelScope] = []
+    status = getattr(task, "_cancel_status", None)
+    while status is not None:
+        scope = getattr(status, "_scope", None)
+        if scope is run_scope:
+            lifted = [each for each in inner if each.shield]
+            for each in lifted:
+                each.shield = False
+            return bool(lifted)
+        if isinstance(scope, trio.CancelScope):
+            inner.append(scope)
+        status = getattr(status, "_parent", None)
+    return False  # not inside the run's scope (a task in an outer nursery): left alone
 
 
 async def _call(
@@ -596,28 +696,59 @@ def _check(
     invariants: Sequence[Invariant],
     total: int,
 ) -> None:
+    if record._hang is not None:
+        _fail(run_fn, record, "the run ends", record._hang, total)
     for inv in invariants:
-        broken = inv.check(record)
+        try:
+            broken = inv.check(record)
+        except Exception as exc:
+            exc.add_note(
+                f"explore_cancellation({_name(run_fn)}): raised by invariant {inv.name!r}"
+                f" checking {_where(record, total)}"
+            )
+            raise
         if broken is None:
             continue
-        if record.deadline is not None:
-            passed = 0 if record.checkpoint is None else record.checkpoint + 1
-            where = f"{record.label} (after {passed} of {total} checkpoints)"
-            again = f"at=[], deadlines=[{record.deadline}]"
-        elif record.checkpoint is not None:
-            where = f"checkpoint {record.checkpoint} of {total}"
-            again = f"at=[{record.checkpoint}], deadlines=()"
-        else:
-            where = record.label
-            again = "at=[], deadlines=()"
-        stages = record.stages_running_at_cancel()
-        running = f"; stages running at the cancel: {stages}" if stages else ""
-        name = _name(run_fn)
-        raise AssertionError(
-            f"explore_cancellation({name}): invariant {inv.name!r} broke at {where}:"
-            f" {broken}{running}. Rerun just this one:"
-            f" explore_cancellation(run_fn, seed={record.seed}, {again})"
-        ) from record.error
+        if not isinstance(broken, str):
+            raise TypeError(
+                f"explore_cancellation: invariant {inv.name!r} must return None (holds) or a"
+                f" str (what broke); got {type_of(broken)}"
+            )
+        _fail(run_fn, record, inv.name, broken, total)
+
+
+def _where(record: RunRecord, total: int) -> str:
+    if record.deadline is not None:
+        passed = 0 if record.checkpoint is None else record.checkpoint + 1
+        return f"{record.label} (after {passed} of {total} checkpoints)"
+    if record.checkpoint is not None:
+        return f"checkpoint {record.checkpoint} of {total}"
+    return record.label
+
+
+def _fail(
+    run_fn: Callable[..., Any], record: RunRecord, name: str, broken: str, total: int
+) -> None:
+    where = _where(record, total)
+    if record.deadline is not None:
+        again = f"at=[], deadlines=[{record.deadline}]"
+    elif record.checkpoint is not None:
+        again = f"at=[{record.checkpoint}], deadlines=()"
+    else:
+        again = "at=[], deadlines=()"
+    stages = record.stages_running_at_cancel()
+    running = f"; stages running at the cancel: {stages}" if stages else ""
+    raise AssertionError(
+        f"explore_cancellation({_name(run_fn)}): invariant {name!r} broke at {where}:"
+        f" {broken}{running}. Rerun just this one:"
+        f" explore_cancellation(run_fn, seed={record.seed}, {again})"
+    ) from record.error
+
+
+def _items(param: str, value: object) -> tuple[Any, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"explore_cancellation: {param} must be an iterable; got {type_of(value)}")
+    return tuple(value)
 
 
 async def explore_cancellation(
@@ -629,6 +760,7 @@ async def explore_cancellation(
     at: Iterable[int] | None = None,
     max_checkpoints: int | None = None,
     max_deadlines: int | None = None,
+    hang_timeout: float = DEFAULT_HANG_TIMEOUT,
 ) -> ExplorationReport:
     """Cancel ``run_fn`` at each of its checkpoints in turn and check ``invariants``.
 
@@ -663,20 +795,29 @@ async def explore_cancellation(
         max_checkpoints: Explore at most this many checkpoints, evenly spread
             over the run, first and last included (to bound a test's time).
         max_deadlines: The same for the deadlines.
+        hang_timeout: Trio clock seconds a run may take, from its start or, once
+            cancelled, from the cancel (default one hour; ``math.inf`` for no
+            limit). A run still going then is a failure: the explorer cancels
+            it, lifting any shield of the run's own scopes so that it ends, and
+            reports the tasks still running. On a virtual clock a run blocked for
+            good so ends in virtual time instead of hanging the test.
 
     Returns:
         An :class:`ExplorationReport` when every invariant held on every run.
 
     Raises:
-        AssertionError: an invariant broke; the message names the invariant, the
-            run (checkpoint index or deadline), the stages running when it was
-            cancelled, and the ``seed=``/``at=`` arguments that rerun just it.
+        AssertionError: an invariant broke, or a run hung (see ``hang_timeout``);
+            the message names the invariant, the run (checkpoint index or
+            deadline), the stages running when it was cancelled, and the
+            ``seed=``/``at=`` arguments that rerun just it. An exception raised
+            by an invariant's check propagates with a note naming the invariant
+            and the run.
         TypeError, ValueError: a bad argument (named): among them a ``run_fn``
             that needs arguments, or whose first (uncancelled) call returns
             something that cannot be awaited.
     """
     _check_run_fn(run_fn)
-    checks = tuple(invariants)
+    checks = _items("invariants", invariants)
     for inv in checks:
         if not isinstance(inv, Invariant):
             raise TypeError(
@@ -687,19 +828,23 @@ async def explore_cancellation(
         check_int("explore_cancellation", "max_checkpoints", max_checkpoints, minimum=0)
     if max_deadlines is not None:
         check_int("explore_cancellation", "max_deadlines", max_deadlines, minimum=0)
+    if check_seconds("explore_cancellation", "hang_timeout", hang_timeout) == 0:
+        raise ValueError("explore_cancellation: hang_timeout must be > 0; got 0")
 
     requested = (
         None
         if deadlines is None
         else tuple(
             float(check_number("explore_cancellation", "deadlines", value, minimum=0))
-            for value in deadlines
+            for value in _items("deadlines", deadlines)
         )
     )
     wanted = (
         None
         if at is None
-        else [check_int("explore_cancellation", "at", index, minimum=0) for index in at]
+        else [
+            check_int("explore_cancellation", "at", index, minimum=0) for index in _items("at", at)
+        ]
     )
     await trio.lowlevel.checkpoint()
 
@@ -708,7 +853,7 @@ async def explore_cancellation(
     trio.lowlevel.add_instrument(watcher)
     try:
         baseline = RunRecord("the uncancelled run", None, None, seed)
-        await _one_run(run_fn, baseline, watcher, None, None)
+        await _one_run(run_fn, baseline, watcher, None, None, hang_timeout)
         _check(run_fn, baseline, checks, baseline.checkpoints)
         total = baseline.checkpoints
         outcomes: Counter[str] = Counter([baseline.outcome])
@@ -726,13 +871,14 @@ async def explore_cancellation(
 
         for index in indices:
             record = RunRecord(f"checkpoint {index}", index, None, seed, baseline=baseline)
-            await _one_run(run_fn, record, watcher, index, None)
+            await _one_run(run_fn, record, watcher, index, None, hang_timeout)
+            _check(run_fn, record, (), total)
             _check_reached(run_fn, record, total)
             outcomes[record.outcome] += 1
             _check(run_fn, record, checks, total)
         for offset in offsets:
             record = RunRecord(f"deadline +{offset:g}", None, offset, seed, baseline=baseline)
-            await _one_run(run_fn, record, watcher, None, offset)
+            await _one_run(run_fn, record, watcher, None, offset, hang_timeout)
             outcomes[record.outcome] += 1
             _check(run_fn, record, checks, total)
     finally:

@@ -35,7 +35,8 @@ class TaskWatcher(trio.abc.Instrument):
     With ``scope`` set, the watcher cancels it once: after step ``cancel_at_step``
     (0-based), from the run loop, outside any task (where trio itself expires
     deadlines), or when :meth:`cancel` is called. ``cancelled_at`` then holds the
-    index of the last step before it, and ``interrupted`` the tracked tasks that
+    index of the last step before it (``cancelled_time`` the trio clock then),
+    and ``interrupted`` the tracked tasks that
     received that cancellation's ``trio.Cancelled``, in the order they received
     it: a task blocked at the cancel receives it at once; a runnable one at its
     next unshielded checkpoint, possibly several steps later. ``on_interrupt`` is
@@ -65,6 +66,7 @@ class TaskWatcher(trio.abc.Instrument):
         self.scope: trio.CancelScope | None = None
         self.cancel_at_step: int | None = None
         self.cancelled_at: int | None = None
+        self.cancelled_time: float | None = None
         self.on_cancel: Callable[[], None] | None = None
         self.on_interrupt: Callable[[trio.lowlevel.Task], None] | None = None
         self.interrupted: list[trio.lowlevel.Task] = []
@@ -122,6 +124,7 @@ class TaskWatcher(trio.abc.Instrument):
         if scope is None or self.cancelled_at is not None:
             return
         self.cancelled_at = self.steps - 1
+        self.cancelled_time = trio.current_time()
         if self.on_cancel is not None:
             self.on_cancel()
         # The reason tells this cancel's trio.Cancelled from any other's.
@@ -191,7 +194,10 @@ class NoOrphans:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Fail naming the orphans, as :meth:`__exit__`; a checkpoint when the block raised nothing."""
         self.__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            await trio.lowlevel.checkpoint()
 
 
 def assert_no_orphans() -> NoOrphans:
@@ -201,7 +207,8 @@ def assert_no_orphans() -> NoOrphans:
     assert_no_orphans():`` inside a trio task. Every task spawned by the block's
     code, directly or by a task it started, is watched, wherever it was spawned;
     the block raises ``AssertionError`` naming those still alive when it ends
-    (unless the block raised first). The async form is a checkpoint on entry.
+    (unless the block raised first). The async form is a checkpoint on entry, and
+    on exit when the block raised nothing.
 
     Raises:
         RuntimeError: called outside a trio run.
