@@ -14,9 +14,12 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 import uuid
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
@@ -40,7 +43,7 @@ from stageflow_trio.examples import list_examples, run_example
 from stageflow_trio.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "PROG", "main"]
 
@@ -147,12 +150,39 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
         except OSError as exc:
             raise _BadInput(f"--events: cannot write {args.events}: {exc.strerror}") from exc
     try:
-        return trio.run(
-            partial(run_graph, graph, options, view, title=title, events_file=events_file)
-        )
+        with _python_sigint():
+            return trio.run(
+                partial(run_graph, graph, options, view, title=title, events_file=events_file)
+            )
+    except BaseExceptionGroup as group:
+        # A second Ctrl-C (trio's KeyboardInterrupt) met in a task of the run's
+        # nursery arrives grouped: it is still an interrupt (status 130).
+        if group.subgroup(KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from group
+        raise
     finally:
         if events_file is not None:
             events_file.close()
+
+
+@contextmanager
+def _python_sigint() -> Iterator[None]:
+    """SIGINT handled by Python (KeyboardInterrupt) while the run goes on.
+
+    A process started with SIGINT ignored (``cmd &`` in a script) would keep trio from
+    installing its KeyboardInterrupt handler, which a second Ctrl-C during the run
+    falls back to (see :func:`stageflow_trio.cli.run.run_graph`); the run's first
+    Ctrl-C is honoured either way.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 def _command_graph(args: argparse.Namespace, out: IO[str]) -> int:
@@ -233,12 +263,23 @@ def _command_timeline(args: argparse.Namespace, out: IO[str]) -> int:
     if not records:
         raise _BadInput(f"{args.events} holds no events (write some with run --events FILE)")
     target = Path(args.output) if args.output is not None else source.with_suffix(".html")
+    if _same_file(source, target):
+        # `timeline run.jsonl -o run.jsonl`, or `timeline run.html`: the page
+        # would replace the events it is drawn from.
+        raise _BadInput(f"the page would overwrite its events file {args.events}: give -o FILE")
     try:
         target.write_text(render_timeline(records, title=source.name), encoding="utf-8")
     except OSError as exc:
         raise _BadInput(f"cannot write {target}: {exc.strerror}") from exc
     print(f"wrote {target}", file=out)
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def _summary(name: str) -> str:
@@ -274,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Usage errors exit through argparse (SystemExit with status 2).
     """
     args = _parser().parse_args(argv)
+    _escape_unencodable(sys.stdout)
     try:
         return _COMMANDS[args.command](args, sys.stdout)
     except (_BadInput, TargetError, ValueError) as exc:
@@ -288,6 +330,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`stageflow-trio graph X | head -1`): stop quietly.
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def _escape_unencodable(stream: IO[str]) -> None:
+    """Write what ``stream``'s encoding lacks (a stage name in ASCII) as backslash escapes.
+
+    Without this, a pipeline's non-ASCII name or output on a terminal or pipe whose
+    encoding cannot hold it (``PYTHONIOENCODING=ascii``, a Windows code page) ended
+    the command with ``UnicodeEncodeError``, after the run.
+    """
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream already written to by a decoder, closed
+            return
 
 
 def _silence_stdout() -> None:

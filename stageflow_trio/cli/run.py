@@ -6,11 +6,13 @@ durations and failures); :class:`PlainView` prints one line per event when the
 output is not a terminal; :class:`JsonView` writes every event, then the result,
 as JSON lines. ``--events FILE`` writes the JSON event lines to a file as well.
 
-The run is one nursery: the graph, the view's clock and a SIGINT receiver. The
-first Ctrl-C cancels the run's :class:`~stageflow_trio.pipeline.CancellationToken`,
-so running stages are interrupted, the run's cleanup callbacks run and the events
-so far are written; the exit status is then 130. ``--timeout`` is a
-``trio.move_on_after`` around the run (exit status 124, as ``timeout(1)``).
+The run is one nursery: the graph and the view's clock. The first Ctrl-C cancels
+the run's :class:`~stageflow_trio.pipeline.CancellationToken`, so running stages are
+interrupted, the run's cleanup callbacks run and the events so far are written; the
+exit status is then 130. A second Ctrl-C is trio's KeyboardInterrupt, for a run that
+does not stop (exit status 130 too). ``--timeout`` is a ``trio.move_on_after``
+around the run (exit status 124, as ``timeout(1)``). When the reader of the view goes
+away (``| head``), the run is cancelled and the command exits 141.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from typing import IO, Any, Protocol
 
 import attrs
@@ -62,7 +64,50 @@ _TERMINAL = frozenset({"completed", "failed", "cancelled", "skipped"})
 
 def _json_line(record: Mapping[str, Any]) -> str:
     # default=str: event data may hold UUIDs, datetimes or an application's objects.
-    return json.dumps(record, default=str, ensure_ascii=False)
+    try:
+        return json.dumps(record, default=str, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        # A key JSON cannot hold (a tuple, say), a cycle, an int too long to print,
+        # nesting too deep: write what can be written rather than fail the run.
+        return json.dumps(_jsonable(record, set(), 0), ensure_ascii=False)
+
+
+_MAX_DEPTH = 100
+
+
+def _json_key(key: object) -> object:
+    """A key as JSON writes it: a str, number, bool or null as it is, else its JSON text."""
+    if key is None or isinstance(key, (str, int, float, bool)):
+        return key
+    return json.dumps(key, ensure_ascii=False)
+
+
+def _jsonable(value: object, seen: set[int], depth: int) -> object:
+    """``value`` with only what :func:`json.dumps` takes: str keys, no cycles, short ints."""
+    if value is None or isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        try:
+            json.dumps(value)
+        except ValueError:  # more digits than sys.get_int_max_str_digits()
+            return f"<int of {value.bit_length()} bits>"
+        return value
+    if not isinstance(value, (Mapping, list, tuple)):
+        return str(value)
+    if id(value) in seen:
+        return "<cycle>"
+    if depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    seen.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {
+                _json_key(_jsonable(key, seen, depth + 1)): _jsonable(item, seen, depth + 1)
+                for key, item in value.items()
+            }
+        return [_jsonable(item, seen, depth + 1) for item in value]
+    finally:
+        seen.discard(id(value))
 
 
 def output_dict(output: StageOutput) -> dict[str, Any]:
@@ -129,12 +174,22 @@ class RunRecorder:
     clock), "data": data}``; ``events_file``, if given, gets it as a JSON line at once.
     """
 
-    def __init__(self, stages: list[str], view: View, events_file: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        stages: list[str],
+        view: View,
+        events_file: IO[str] | None = None,
+        *,
+        on_output_gone: Callable[[], object] | None = None,
+    ) -> None:
         self.stages: dict[str, StageState] = {name: StageState() for name in stages}
         self.records: list[dict[str, Any]] = []
         self.view = view
         self.events_file = events_file
         self.started: float = trio.current_time()
+        self.on_output_gone = on_output_gone
+        #: The view's reader went away (a broken pipe): nothing more is shown.
+        self.output_gone = False
 
     def elapsed(self) -> float:
         """Seconds since the run started, on trio's clock."""
@@ -153,7 +208,21 @@ class RunRecorder:
         self._update(type, data or {}, now)
         if self.events_file is not None:
             self.events_file.write(_json_line(record) + "\n")
-        self.view.event(self, record)
+        if self.output_gone:
+            return
+        try:
+            self.view.event(self, record)
+        except BrokenPipeError:
+            # `stageflow-trio run X | head -1`: stop showing, and stop the run (as
+            # SIGPIPE would), instead of a logged failure for every later event.
+            self.lose_output()
+
+    def lose_output(self) -> None:
+        """The view's reader went away: show nothing more, call ``on_output_gone`` once."""
+        if not self.output_gone:
+            self.output_gone = True
+            if self.on_output_gone is not None:
+                self.on_output_gone()
 
     def _update(self, type: str, data: Mapping[str, Any], now: float) -> None:
         if not type.startswith("stage."):
@@ -328,22 +397,37 @@ def _context(graph_name: str, options: RunOptions, recorder: RunRecorder) -> Sta
     )
 
 
-async def _on_sigint(
-    token: CancellationToken,
-    interrupted: list[bool],
-    *,
-    task_status: Any = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Turn Ctrl-C into a cancelled token (the run's own graceful stop).
+@contextmanager
+def _sigint_cancels(token: CancellationToken, interrupted: list[bool]) -> Iterator[None]:
+    """Turn the first Ctrl-C into a cancelled token (the run's own graceful stop).
 
-    Later Ctrl-Cs change nothing: the run is already stopping, and its cleanup is
-    bounded by the graph's ``cleanup_timeout``.
+    The handler puts back the one it replaced (trio's) as it runs, so a second Ctrl-C
+    is trio's KeyboardInterrupt: it stops a run whose stages or cleanup do not return
+    (a blocking call in a stage never lets the graceful stop begin).
     """
-    with trio.open_signal_receiver(signal.SIGINT) as signals:
-        task_status.started()
-        async for _ in signals:
-            interrupted.append(True)
-            token.cancel("interrupted (Ctrl-C)")
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # installed from C: Python's own stands in for it
+        previous = signal.default_int_handler
+    trio_token = trio.lowlevel.current_trio_token()
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, previous)
+        interrupted.append(True)
+        # Safe from a signal handler; runs in the trio thread at its next chance.
+        trio_token.run_sync_soon(token.cancel, "interrupted (Ctrl-C)")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+async def _tick(view: View, recorder: RunRecorder) -> None:
+    try:
+        await view.tick(recorder)
+    except BrokenPipeError:
+        recorder.lose_output()
 
 
 def _final_stages(graph: UnifiedStageGraph) -> list[str]:
@@ -363,36 +447,56 @@ async def run_graph(
 ) -> int:
     """Run ``graph`` once, showing it through ``view``; the exit status. A checkpoint.
 
-    With ``handle_sigint`` (the main thread only), SIGINT cancels the run
-    gracefully instead of raising KeyboardInterrupt.
+    With ``handle_sigint`` (the main thread only), the first SIGINT cancels the run
+    gracefully instead of raising KeyboardInterrupt; a second one raises it.
+
+    Raises:
+        BrokenPipeError: the view's reader went away (the run was cancelled then).
     """
-    recorder = RunRecorder([spec.name for spec in graph.stage_specs], view, events_file)
-    ctx = _context(title, options, recorder)
     token = CancellationToken()
+    recorder = RunRecorder(
+        [spec.name for spec in graph.stage_specs],
+        view,
+        events_file,
+        on_output_gone=lambda: token.cancel("the output's reader went away"),
+    )
+    ctx = _context(title, options, recorder)
     interrupted: list[bool] = []
     results: dict[str, StageOutput] = {}
     status, error, code = "completed", None, EXIT_OK
-    async with trio.open_nursery() as nursery:
-        if handle_sigint:
-            await nursery.start(_on_sigint, token, interrupted)
-        nursery.start_soon(view.tick, recorder)
-        deadline = trio.move_on_after(options.timeout) if options.timeout is not None else None
-        with deadline if deadline is not None else nullcontext():
-            try:
-                results = await graph.run(ctx, cancel_token=token)
-            except UnifiedStageExecutionError as exc:
-                status, error, code = "failed", str(exc), EXIT_FAILED
-            except UnifiedPipelineCancelled as exc:
-                results = dict(exc.results)
-                if interrupted:
-                    status, error, code = "interrupted", exc.reason, EXIT_INTERRUPTED
-                else:
-                    status, error, code = "cancelled", str(exc), EXIT_CANCELLED
-        if deadline is not None and deadline.cancelled_caught:
-            status = "timed out"
-            error = f"the deadline of {options.timeout:g}s passed"
-            code = EXIT_TIMEOUT
-        nursery.cancel_scope.cancel(reason="the run is over")
+    with _sigint_cancels(token, interrupted) if handle_sigint else nullcontext():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_tick, view, recorder)
+            deadline = trio.move_on_after(options.timeout) if options.timeout is not None else None
+            with deadline if deadline is not None else nullcontext():
+                try:
+                    results = await graph.run(ctx, cancel_token=token)
+                except UnifiedStageExecutionError as exc:
+                    status, error, code = "failed", str(exc), EXIT_FAILED
+                except UnifiedPipelineCancelled as exc:
+                    results = dict(exc.results)
+                    if interrupted:
+                        status, error, code = "interrupted", exc.reason, EXIT_INTERRUPTED
+                    else:
+                        status, error, code = "cancelled", str(exc), EXIT_CANCELLED
+                except KeyboardInterrupt:
+                    # Raised in a stage (a second Ctrl-C in blocking code): the
+                    # engine has ended the run; show it as interrupted.
+                    status, error, code = "interrupted", "KeyboardInterrupt", EXIT_INTERRUPTED
+                except SystemExit as exc:
+                    # sys.exit() in a stage is that stage failing, not the command's
+                    # exit (sys.exit(0) would look like a completed run).
+                    status, error = "failed", f"a stage raised SystemExit: {exc}"
+                    code = EXIT_FAILED
+            if deadline is not None and deadline.cancelled_caught:
+                status = "timed out"
+                error = f"the deadline of {options.timeout:g}s passed"
+                code = EXIT_TIMEOUT
+            nursery.cancel_scope.cancel(reason="the run is over")
+    if recorder.output_gone:
+        # The reader of the view went away (`| head`): the run was cancelled at
+        # once; nothing more can be shown. The command exits 141.
+        raise BrokenPipeError("the output's reader went away")
     outputs = {name: output_dict(output) for name, output in results.items()}
     outcome = {
         "status": status,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,14 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
 
     Raises:
         OSError: the file cannot be read.
-        ValueError: a line is not JSON (the message names its line number).
+        ValueError: the file is not UTF-8, or a line is not JSON or has a ``"t"`` that
+            is not a finite number (the message names its line number).
     """
     records = []
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -74,6 +79,12 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}, line {number}: not JSON ({exc.msg})") from None
         if isinstance(record, dict) and isinstance(record.get("event"), str):
+            t = record.get("t", 0.0)
+            # A bool is an int to Python, and NaN or infinity would place a bar nowhere.
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+                raise ValueError(
+                    f'{path}, line {number}: "t" must be a finite number of seconds; got {t!r}'
+                )
             records.append(record)
     return records
 

@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from stageflow_trio.examples import list_examples, run_example
 
 
 def main(argv: list[str]) -> int:
-    """List the examples (no argument) or run the one named; the exit status."""
-    if not argv:
-        print("\n".join(list_examples()))
+    """List the examples (no argument) or run the one named; the exit status.
+
+    ``-h`` / ``--help`` prints the usage (status 0); anything else unknown prints it
+    on stderr (status 2); a reader that goes away (``| head``) ends it quietly (141).
+    """
+    usage = f"usage: python -m stageflow_trio.examples [{'|'.join(list_examples())}]"
+    if argv in (["-h"], ["--help"]):
+        print(usage)
         return 0
-    if len(argv) > 1 or argv[0] not in list_examples():
-        print(
-            f"usage: python -m stageflow_trio.examples [{'|'.join(list_examples())}]",
-            file=sys.stderr,
-        )
+    if len(argv) > 1 or (argv and argv[0] not in list_examples()):
+        print(usage, file=sys.stderr)
         return 2
-    run_example(argv[0])
+    try:
+        if argv:
+            run_example(argv[0])
+        else:
+            print("\n".join(list_examples()))
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null, so the flush at exit cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":
