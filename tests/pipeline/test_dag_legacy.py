@@ -343,3 +343,40 @@ async def test_a_returned_stage_result_is_kept_as_it_is() -> None:
     )
     results = await StageGraph([StageSpec(name="a", runner=fn("a", [], made))]).run(pipeline_ctx())
     assert results["a"] is made
+
+
+async def test_a_stage_marking_the_run_cancelled_completes_unless_it_awaits_after_the_mark(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The mark cancels the run at once (docs/cancellation.md): the marking stage's own
+    # call completes only if nothing after the mark yields; the default chain does not.
+    class SlowAfter(BaseInterceptor):
+        name = "slow_after"
+
+        async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
+            return None
+
+        async def after(self, stage_name: str, result: Any, ctx: PipelineContext) -> None:
+            await trio.sleep(0.1)
+
+    async def marking(ctx: PipelineContext) -> StageOutput:
+        ctx.mark_canceled("stop")
+        return StageOutput.ok(x=1)
+
+    outcomes = {}
+    for label, chain in (("default", None), ("awaiting after", [SlowAfter()])):
+        sink = RecordingEventSink()
+        graph = StageGraph(
+            [
+                StageSpec(name="a", runner=marking),
+                StageSpec(name="b", runner=fn("b", []), dependencies=("a",)),
+            ],
+            interceptors=chain,
+        )
+        results = await graph.run(pipeline_ctx(sink))
+        cancelled = payload(sink.of_type("pipeline_cancelled")[0])
+        outcomes[label] = (results["a"].status, results["a"].error, cancelled["stage"])
+    assert outcomes == {
+        "default": ("completed", None, "a"),
+        "awaiting after": ("failed", "Pipeline canceled", "<external>"),
+    }
