@@ -47,7 +47,8 @@ class RunIdentity:
         created_at: When the identity was made (timezone-aware UTC by default).
 
     Ids given as UUID strings are parsed; a malformed one raises ``ValueError``
-    naming the field, any other type ``TypeError``.
+    naming the field, any other type ``TypeError``; a ``created_at`` that is not a
+    datetime raises ``TypeError``.
     """
 
     pipeline_run_id: uuid.UUID | None = None
@@ -69,6 +70,12 @@ class RunIdentity:
             value = getattr(self, key)
             if value is not None and type(value) is not uuid.UUID:
                 _set(self, key, parse_uuid(value, key))
+        created_at = self.created_at
+        if type(created_at) is not datetime and not isinstance(created_at, datetime):
+            # It would fail later, in to_dict (AttributeError: no isoformat).
+            raise TypeError(
+                f"RunIdentity: created_at must be a datetime, got {type(created_at).__name__}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form: each id as a UUID string or None, ``created_at`` ISO 8601."""

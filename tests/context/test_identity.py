@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import ModuleType
+from typing import Any
 
 import attrs
 import pytest
@@ -166,3 +167,10 @@ def test_malformed_created_at_names_the_field() -> None:
 def test_from_dict_rejects_a_non_mapping() -> None:
     with pytest.raises(TypeError, match=r"^data must be a mapping, got list$"):
         RunIdentity.from_dict([])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("created_at", ["2024-01-01T00:00:00+00:00", 1700000000, None])
+def test_created_at_that_is_not_a_datetime_fails_at_construction(created_at: Any) -> None:
+    # Audit 15: it was stored, and to_dict() then failed with AttributeError (isoformat).
+    with pytest.raises(TypeError, match=r"^RunIdentity: created_at must be a datetime, got "):
+        RunIdentity(created_at=created_at)
