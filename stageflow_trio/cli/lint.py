@@ -149,6 +149,55 @@ def _cycle_from(start: str, depends_on: dict[str, list[str]]) -> list[str] | Non
     return None
 
 
+def _on_cycles(depends_on: dict[str, list[str]]) -> set[str]:
+    """The stages that lie on a cycle (Tarjan's strongly connected components, iterative).
+
+    A stage is on a cycle when its component has more than one stage or it depends
+    on itself. Dependencies that name no stage are ignored.
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cyclic: set[str] = set()
+    for root in depends_on:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(depends_on[root]))]
+        while work:
+            node, deps = work[-1]
+            dep = next(deps, None)
+            if dep is not None:
+                if dep not in depends_on:
+                    continue
+                if dep not in index:
+                    index[dep] = low[dep] = len(index)
+                    stack.append(dep)
+                    on_stack.add(dep)
+                    work.append((dep, iter(depends_on[dep])))
+                elif dep in on_stack:
+                    low[node] = min(low[node], index[dep])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in depends_on[node]:
+                    cyclic.update(component)
+    return cyclic
+
+
 def lint_pipeline(pipeline: Pipeline) -> DependencyLintResult:
     """Check ``pipeline``'s dependencies without building it.
 
@@ -197,8 +246,11 @@ def lint_pipeline(pipeline: Pipeline) -> DependencyLintResult:
                         ),
                     )
                 )
+    cyclic = _on_cycles(depends_on)
     for name in stages:
-        cycle = _cycle_from(name, depends_on)
+        # Only a stage on a cycle can find one through itself: the others are
+        # skipped, so an acyclic pipeline costs one pass, not one search per stage.
+        cycle = _cycle_from(name, depends_on) if name in cyclic else None
         if cycle is not None:
             issues.append(
                 DependencyIssue(
