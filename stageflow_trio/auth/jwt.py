@@ -20,6 +20,7 @@ call's checkpoint; only a JWKS fetch waits.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -129,6 +130,11 @@ def _parse_jwks(source: str, document: object) -> dict[str | None, list[PyJWK]]:
         except PyJWTError as exc:
             logger.debug("JWKS key %d skipped: %s", index, exc)
             continue
+        except (LookupError, TypeError, ValueError) as exc:
+            # PyJWT reads some fields unchecked: an "oct" key without "k" is a
+            # KeyError. One broken key must not hide the others, nor fail the set.
+            logger.debug("JWKS key %d skipped: %s: %s", index, type(exc).__name__, exc)
+            continue
         kid = jwk.get("kid")
         found.setdefault(kid if isinstance(kid, str) else None, []).append(key)
     return found
@@ -143,6 +149,23 @@ def _expired_at(exp: float) -> str | None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _time_claim_error(claim: str, value: object) -> InvalidTokenError | None:
+    """Why ``value`` is not a NumericDate (RFC 7519: a finite number), or None if it is one.
+
+    Python's JSON reader accepts ``NaN`` and ``Infinity``; NaN compares false with
+    every time, so a NaN ``exp`` or ``nbf`` would never be enforced.
+    """
+    if not _is_number(value):
+        return InvalidTokenError(
+            f"Invalid {claim} claim: expected a number; got {type_of(value)}", reason="malformed"
+        )
+    if isinstance(value, float) and not math.isfinite(value):  # an int is always finite
+        return InvalidTokenError(
+            f"Invalid {claim} claim: expected a finite number; got {value!r}", reason="malformed"
+        )
+    return None
 
 
 def _roles(value: object) -> tuple[str, ...]:
@@ -355,14 +378,23 @@ class SignedJwtValidator:
 
     def _check_times(self, payload: Mapping[str, Any]) -> None:
         now = self._now()
+        # The annotation is the caller's promise; a NaN clock would pass every token.
+        clock: object = now
+        if not _is_number(clock):
+            raise TypeError(
+                f"{_OWNER}: now() must return a number of seconds; got {type_of(clock)}"
+            )
+        if isinstance(clock, float) and not math.isfinite(clock):
+            raise ValueError(
+                f"{_OWNER}: now() must return a finite number of seconds; got {clock!r}"
+            )
         leeway = self._leeway
         for claim in ("exp", "nbf", "iat"):
             value = payload.get(claim)
-            if value is not None and not _is_number(value):
-                raise InvalidTokenError(
-                    f"Invalid {claim} claim: expected a number; got {type_of(value)}",
-                    reason="malformed",
-                )
+            if value is not None:
+                error = _time_claim_error(claim, value)
+                if error is not None:
+                    raise error
         exp = payload.get("exp")
         if exp is not None and exp <= now - leeway:
             raise TokenExpiredError("Token has expired", expired_at=_expired_at(exp))

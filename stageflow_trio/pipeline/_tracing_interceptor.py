@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id
+from stageflow_trio._engine._stage_call import before_ran
 from stageflow_trio.observability._otel import otel_api
 
 if TYPE_CHECKING:
@@ -91,13 +92,19 @@ class TracingInterceptor(BaseInterceptor):
         key = (id(ctx), stage_name, trio.lowlevel.current_task())
         self._spans.setdefault(key, []).append((span, token))
 
-    def _take_span(self, stage_name: str, ctx: PipelineContext) -> tuple[Any, Any] | None:
+    def _take_span(
+        self, stage_name: str, ctx: PipelineContext, *, in_after: bool
+    ) -> tuple[Any, Any] | None:
         """Forget the call's span (and its markers in ``ctx.data``); return it if any."""
         data = ctx.data
         data.pop("_tracing.span_name", None)
         data.pop("_tracing.span_start", None)
         spans = self._spans
         if not spans:  # no tracer, or no span in flight: no task lookup
+            return None
+        if in_after and not before_ran(self):
+            # An earlier interceptor skipped this call before our before ran: it has
+            # no span, and one under its key is an enclosing call's (a nested call).
             return None
         key = (id(ctx), stage_name, trio.lowlevel.current_task())
         stack = spans.get(key)
@@ -109,7 +116,7 @@ class TracingInterceptor(BaseInterceptor):
         return entry
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
-        entry = self._take_span(stage_name, ctx)
+        entry = self._take_span(stage_name, ctx, in_after=True)
         if entry is None:
             return
         span, token = entry
@@ -124,7 +131,8 @@ class TracingInterceptor(BaseInterceptor):
             _finish(span, token)
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
-        entry = self._take_span(stage_name, ctx)
+        # Called only for a call whose before returned.
+        entry = self._take_span(stage_name, ctx, in_after=False)
         if entry is None:
             return
         span, token = entry
