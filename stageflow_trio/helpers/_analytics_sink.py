@@ -45,6 +45,8 @@ class CompositeExporter:
 
     Every exporter is called even if another fails; once all have finished,
     the first error raised is re-raised as itself (never an exception group).
+    A cancelled ``export`` / ``export_batch`` / ``flush`` calls no exporter; a
+    cancelled ``close`` calls every one, then raises ``Cancelled``.
 
     Args:
         exporters: The exporters to fan out to (copied; may be empty).
@@ -70,11 +72,20 @@ class CompositeExporter:
                 )
         self._exporters = checked
 
-    async def _fan_out(self, call: Callable[[AnalyticsExporter], Awaitable[None]]) -> None:
+    async def _fan_out(
+        self, call: Callable[[AnalyticsExporter], Awaitable[None]], *, cleanup: bool = False
+    ) -> None:
         if not self._exporters:
             # An empty nursery is not a checkpoint.
             await trio.lowlevel.checkpoint()
             return
+        # A nursery whose tasks never checkpoint is a schedule point but not a
+        # cancel point: a cancelled call reached every exporter and returned
+        # normally. A cancelled export / flush now calls none of them; a
+        # cancelled close still reaches every exporter (so a close that shields
+        # itself completes), then raises Cancelled.
+        if not cleanup:
+            await trio.lowlevel.checkpoint_if_cancelled()
         errors: list[Exception] = []
 
         async def run_one(exporter: AnalyticsExporter) -> None:
@@ -89,6 +100,8 @@ class CompositeExporter:
                     nursery.start_soon(run_one, exporter)
         if errors:
             raise errors[0]
+        if cleanup:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     async def export(self, event: AnalyticsEvent) -> None:
         """Export to every exporter. A checkpoint; raises the first exporter error."""
@@ -103,8 +116,12 @@ class CompositeExporter:
         await self._fan_out(lambda exporter: exporter.flush())
 
     async def close(self) -> None:
-        """Close every exporter. A checkpoint; raises the first exporter error."""
-        await self._fan_out(lambda exporter: exporter.close())
+        """Close every exporter. A checkpoint; raises the first exporter error.
+
+        In a cancelled scope every exporter's ``close()`` is still called (each
+        runs cancelled unless it shields itself), then ``Cancelled`` is raised.
+        """
+        await self._fan_out(lambda exporter: exporter.close(), cleanup=True)
 
 
 class AnalyticsSink(SingleUseLifetime):

@@ -11,7 +11,7 @@ import trio
 
 from stageflow_trio._args import check_callable, check_int, check_number, type_of
 from stageflow_trio._engine._errors import unwrapping_groups
-from stageflow_trio.helpers._exporters import _check_event
+from stageflow_trio.helpers._exporters import _check_event, _check_events
 from stageflow_trio.helpers._lifetime import SingleUseLifetime
 
 if TYPE_CHECKING:
@@ -245,7 +245,15 @@ class BufferedExporter(SingleUseLifetime):
             self._high_water_warned = False
 
     async def export_batch(self, events: list[AnalyticsEvent]) -> None:
-        """Buffer several events, one :meth:`export` each. A checkpoint (one per event)."""
+        """Buffer several events, one :meth:`export` each. A checkpoint (one per event).
+
+        Raises:
+            TypeError: ``events`` is not a list of :class:`AnalyticsEvent`
+                (checked before any event is buffered).
+        """
+        # Checked up front: a bad item used to fail only after the events
+        # before it were buffered, and None failed with "not iterable".
+        events = _check_events("BufferedExporter.export_batch", events)
         if not events:
             await trio.lowlevel.checkpoint()
         for event in events:
@@ -279,9 +287,11 @@ class BufferedExporter(SingleUseLifetime):
     async def close(self) -> None:
         """Stop the timed flush, write what is buffered, close the underlying exporter.
 
-        A checkpoint. The underlying exporter is closed even if the final write
-        fails or is cancelled; events that could not be handed over are counted
-        in ``dropped_count``.
+        A checkpoint. The underlying exporter's ``close()`` is called even if the
+        final write fails or is cancelled; in a cancelled scope it runs cancelled
+        too, so it completes only if it shields itself (as
+        :class:`JSONFileExporter`'s does). Events that could not be handed over
+        are counted in ``dropped_count``.
         """
         self._closed = True
         self._stop.set()

@@ -176,7 +176,13 @@ def _str_list(owner: str, param: str, value: object) -> list[str]:
         return []
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise TypeError(f"{owner}: {param} must be a list of str or None; got {type_of(value)}")
-    return list(value)
+    items = list(value)
+    for index, item in enumerate(items):
+        # A non-str item failed later with a bare TypeError from sorted(), set()
+        # or the regex module, which named no parameter.
+        if not isinstance(item, str):
+            raise TypeError(f"{owner}: {param}[{index}] must be a str; got {type_of(item)}")
+    return items
 
 
 def _check_content(owner: str, content: object) -> None:
@@ -313,6 +319,12 @@ class GuardrailConfig:
         check_flag(owner, "transform_content", self.transform_content)
         check_flag(owner, "log_violations", self.log_violations)
         check_number(owner, "violation_threshold", self.violation_threshold)
+        # Severities are 0-1: a threshold above 1 would ignore every violation,
+        # silently turning the guard off.
+        if not 0 <= self.violation_threshold <= 1:
+            raise ValueError(
+                f"{owner}: violation_threshold must be in [0, 1]; got {self.violation_threshold!r}"
+            )
 
 
 _DEFAULT_PII_PATTERNS: FrozenDict[str, tuple[str, str]] = FrozenDict(
@@ -691,8 +703,9 @@ class ContentLengthCheck:
 class GuardrailStage:
     """A GUARD stage that runs checks on the input text (or on one input key).
 
-    The content is ``ctx.inputs.get(content_key)`` when ``content_key`` is set,
-    else the snapshot's ``input_text``; the stage skips ("No content to check")
+    The content is ``ctx.inputs.get(content_key)`` when ``content_key`` is set
+    and the context has inputs, else the snapshot's ``input_text`` (a str
+    subclass counts as a str); the stage skips ("No content to check")
     when it is missing or empty. The checks run in order, each on the previous
     one's transformed content when ``transform_content``; violations under
     ``violation_threshold`` are dropped.
@@ -753,13 +766,15 @@ class GuardrailStage:
             TypeError: the content is not a str.
         """
         await trio.lowlevel.checkpoint()
-        if self._content_key:
-            content = ctx.inputs.get(self._content_key)
+        # As the reference: a context without inputs (None) checks the input text.
+        inputs: Any = ctx.inputs
+        if self._content_key and inputs:
+            content = inputs.get(self._content_key)
         else:
             content = ctx.snapshot.input_text
         if not content:
             return StageOutput.skip(reason="No content to check")
-        if type(content) is not str:
+        if not isinstance(content, str):
             source = f"input {self._content_key!r}" if self._content_key else "input_text"
             raise TypeError(f"GuardrailStage: the {source} must be a str; got {type_of(content)}")
 
