@@ -133,6 +133,156 @@ def _strict(expected: type, accepted: tuple[type, ...], convert: Callable[[Any],
     return structure
 
 
+def _lax_decimal(value: Any, _: type) -> decimal.Decimal:
+    # pydantic's lax Decimal: a Decimal, an int (not a bool), a float or a numeric
+    # str; never NaN or an infinity.
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            _fail("Decimal", value)
+    elif isinstance(value, float | int) and type(value) is not bool:
+        number = decimal.Decimal(str(value)) if isinstance(value, float) else decimal.Decimal(value)
+    if not isinstance(number, decimal.Decimal) or not number.is_finite():
+        _fail("Decimal", value)
+    return number
+
+
+def _lax_date(value: Any, _: type) -> dt.date:
+    # A date, a datetime at midnight, or an ISO 8601 date (str or UTF-8 bytes).
+    value = _utf8_text(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date()
+    elif isinstance(value, dt.date):
+        return value
+    elif isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    _fail("date", value)
+
+
+def _lax_time(value: Any, _: type) -> dt.time:
+    value = _utf8_text(value)
+    if isinstance(value, dt.time):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.time.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    _fail("time", value)
+
+
+def _lax_timedelta(value: Any, _: type) -> dt.timedelta:
+    # A timedelta, or a number of seconds (pydantic reads a bool as 0 or 1 s too).
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int | float) and math.isfinite(value):
+        return dt.timedelta(seconds=value)
+    _fail("timedelta", value)
+
+
+def _mapping(strict: bool) -> Any:
+    # A bare ``dict`` field takes a mapping (a dict in strict mode), never what
+    # ``dict()`` would make of a str, a list of pairs or an empty iterable.
+    accepted = dict if strict else Mapping
+
+    def structure(value: Any, _: type) -> dict[Any, Any]:
+        if not isinstance(value, accepted):
+            _fail("a mapping" if not strict else "dict", value)
+        return dict(value)
+
+    return structure
+
+
+def _exact_instance(kind: type, refuse: type | None = None) -> Any:
+    # Strict: only an instance of ``kind`` (a datetime is no date).
+    def structure(value: Any, _: type) -> Any:
+        if not isinstance(value, kind) or (refuse is not None and isinstance(value, refuse)):
+            _fail(kind.__name__, value)
+        return value
+
+    return structure
+
+
+def _is_union(hint: Any) -> bool:
+    # Optional[X] is cattrs's own; any other union is tried member by member.
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return False
+    args = typing.get_args(hint)
+    return not (len(args) == 2 and type(None) in args)
+
+
+def _union_hook(hint: Any, conv: cattrs.Converter) -> Any:
+    # pydantic's "smart" union, closely enough: a value whose type is one of the
+    # members is that member; else the first member that takes it, in order.
+    members = typing.get_args(hint)
+    none_ok = type(None) in members
+    candidates = tuple(member for member in members if member is not type(None))
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None:
+            if none_ok:
+                return None
+            _fail(_union_name(hint), value)
+        for member in candidates:
+            if type(value) is member:
+                return conv.structure(value, member)
+        import cattrs
+
+        for member in candidates:
+            try:
+                return conv.structure(value, member)
+            except (cattrs.BaseValidationError, TypeError, ValueError):
+                continue
+        _fail(_union_name(hint), value)
+
+    return structure
+
+
+def _union_name(hint: Any) -> str:
+    return " | ".join(
+        "None" if arg is type(None) else getattr(arg, "__name__", repr(arg))
+        for arg in typing.get_args(hint)
+    )
+
+
+def _model_hook(strict: bool) -> Any:
+    # A nested model field takes an instance of its class as is, or a mapping of
+    # its fields (a dict only, in strict mode), as pydantic does: cattrs's own
+    # hook read any object with ``in``, so a str gave the class's defaults.
+    def factory(cls: type, conv: cattrs.Converter) -> Any:
+        from cattrs.gen import make_dict_structure_fn
+
+        inner: Callable[[Any, type], Any] = make_dict_structure_fn(cls, conv)
+        accepted: type = dict if strict else Mapping
+
+        def structure(value: Any, target: type) -> Any:
+            if isinstance(value, cls):
+                return value
+            if not isinstance(value, accepted):
+                _fail(f"a mapping or an instance of {cls.__name__}", value)
+            return inner(value, target)
+
+        return structure
+
+    return factory
+
+
+def _pydantic_hook(strict: bool) -> Any:
+    def factory(cls: Any, _conv: cattrs.Converter) -> Any:
+        def structure(value: Any, _: type) -> Any:
+            return cls.model_validate(value, strict=strict)
+
+        return structure
+
+    return factory
+
+
 @functools.cache
 def _converters() -> tuple[cattrs.Converter, cattrs.Converter, cattrs.Converter]:
     """The package converter and its lax and strict validating copies.
@@ -162,6 +312,23 @@ def _converters() -> tuple[cattrs.Converter, cattrs.Converter, cattrs.Converter]
         (bytes, (bytes,), bytes),
     ):
         strict.register_structure_hook(kind, _strict(kind, accepted, convert))
+    extra: tuple[tuple[type, Callable[[Any, type], Any]], ...] = (
+        (decimal.Decimal, _lax_decimal),
+        (dt.date, _lax_date),
+        (dt.time, _lax_time),
+        (dt.timedelta, _lax_timedelta),
+    )
+    for extra_kind, extra_hook in extra:
+        lax.register_structure_hook(extra_kind, extra_hook)
+    strict.register_structure_hook(decimal.Decimal, _exact_instance(decimal.Decimal))
+    strict.register_structure_hook(dt.date, _exact_instance(dt.date, refuse=dt.datetime))
+    strict.register_structure_hook(dt.time, _exact_instance(dt.time))
+    strict.register_structure_hook(dt.timedelta, _exact_instance(dt.timedelta))
+    for conv, is_strict in ((lax, False), (strict, True)):
+        conv.register_structure_hook(dict, _mapping(is_strict))
+        conv.register_structure_hook_factory(_is_union, _union_hook)
+        conv.register_structure_hook_factory(attrs.has, _model_hook(is_strict))
+        conv.register_structure_hook_factory(is_pydantic_model, _pydantic_hook(is_strict))
     return converter, lax, strict
 
 
@@ -218,6 +385,11 @@ def validate(
     _, lax, strict_converter = _converters()
     try:
         return (strict_converter if strict else lax).structure(dict(data), model)
+    except cattrs.errors.StructureHandlerNotFoundError as exc:
+        raise TypeError(
+            f"{model.__name__}: field type {exc.type_!r} is not supported by attrs contract "
+            "models (use a pydantic model, or a type the docs list)"
+        ) from None
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         problems = (
             cattrs.transform_error(exc, format_exception=_describe)

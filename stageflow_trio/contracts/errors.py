@@ -101,5 +101,7 @@ class ContractErrorInfo:
             summary=data["summary"],
             fix_hint=data.get("fix_hint"),
             doc_url=data.get("doc_url"),
-            context=data.get("context") or {},
+            # None means no context; anything else must be a mapping (an empty
+            # list is not read as an empty context).
+            context=data.get("context"),
         )

@@ -12,6 +12,7 @@ gain ``null``).
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from stageflow_trio.contracts._models import is_model_class, json_schema
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
 
 __all__ = [
     "ContractCompatibilityReport",
@@ -103,6 +104,37 @@ def _check_str(param: str, value: object) -> None:
         raise TypeError(f"ContractRegistry: {param} must be a str; got {type_of(value)}")
 
 
+def _check_schema(schema: object) -> None:
+    # A schema given in place of the model's must have the shape ``diff`` reads:
+    # ``properties`` a mapping of property schemas (mappings, or JSON Schema's
+    # true/false) and ``required`` a list of names.
+    if not isinstance(schema, Mapping):
+        raise TypeError(
+            f"ContractRegistry: schema must be a mapping or None; got {type_of(schema)}"
+        )
+    properties = schema.get("properties")
+    if properties is not None:
+        if not isinstance(properties, Mapping):
+            raise TypeError(
+                "ContractRegistry: schema['properties'] must be a mapping; "
+                f"got {type_of(properties)}"
+            )
+        for name, prop in properties.items():
+            if not isinstance(name, str) or not isinstance(prop, Mapping | bool):
+                raise TypeError(
+                    "ContractRegistry: schema['properties'] must map str names to schemas "
+                    f"(mappings or booleans); got {name!r}: {type_of(prop)}"
+                )
+    required = schema.get("required")
+    if required is not None and (
+        not isinstance(required, builtins.list | tuple)
+        or not all(isinstance(name, str) for name in required)
+    ):
+        raise TypeError(
+            f"ContractRegistry: schema['required'] must be a list of str; got {required!r}"
+        )
+
+
 class ContractRegistry:
     """Contracts by ``(stage, version)``, in memory.
 
@@ -135,11 +167,20 @@ class ContractRegistry:
 
         Raises:
             ValueError: another model is registered at ``stage@version``.
-            TypeError: ``stage``/``version`` is not a str, or ``model`` is neither
-                an attrs class nor a pydantic model class.
+            TypeError: ``stage``/``version`` is not a str, ``description`` neither
+                a str nor None, ``schema`` neither a mapping nor None (or its
+                ``properties`` not a mapping of property schemas, mappings or
+                booleans, or its ``required`` not a list of names), or ``model``
+                is neither an attrs class nor a pydantic model class.
         """
         _check_str("stage", stage)
         _check_str("version", version)
+        if description is not None and not isinstance(description, str):
+            raise TypeError(
+                f"ContractRegistry: description must be a str or None; got {type_of(description)}"
+            )
+        if schema is not None:
+            _check_schema(schema)
         if not is_model_class(model):
             raise TypeError(
                 "ContractRegistry: model must be an attrs class or a pydantic model class; "
@@ -164,13 +205,24 @@ class ContractRegistry:
         return metadata
 
     def get(self, stage: str, version: str) -> ContractMetadata | None:
-        """The contract registered at ``stage@version``, or None."""
+        """The contract registered at ``stage@version``, or None.
+
+        Raises:
+            TypeError: ``stage`` or ``version`` is not a str.
+        """
+        _check_str("stage", stage)
+        _check_str("version", version)
         return self._entries.get((stage, version))
 
     def list(self, stage: str | None = None) -> builtins.list[ContractMetadata]:
-        """Every registration by (stage, version), or ``stage``'s by version (string order)."""
+        """Every registration by (stage, version), or ``stage``'s by version (string order).
+
+        Raises:
+            TypeError: ``stage`` is neither a str nor None.
+        """
         if stage is None:
             return sorted(self._entries.values(), key=lambda m: (m.stage, m.version))
+        _check_str("stage", stage)
         return sorted(
             (entry for entry in self._entries.values() if entry.stage == stage),
             key=lambda m: m.version,
@@ -184,7 +236,11 @@ class ContractRegistry:
 
         Raises:
             ValueError: ``"Contract {stage}@{version} not registered"`` (the first missing one).
+            TypeError: ``stage``, ``from_version`` or ``to_version`` is not a str.
         """
+        _check_str("stage", stage)
+        _check_str("from_version", from_version)
+        _check_str("to_version", to_version)
         left = self.get(stage, from_version)
         right = self.get(stage, to_version)
         if left is None or right is None:
@@ -222,13 +278,18 @@ def _field_map(schema: Mapping[str, Any]) -> dict[str, tuple[frozenset[str], boo
     required = set(schema.get("required") or ())
     fields: dict[str, tuple[frozenset[str], bool]] = {}
     for name, meta in properties.items():
-        json_types = meta.get("type")
+        # JSON Schema's boolean schemas (true: anything, false: nothing) name no types.
+        json_types = meta.get("type") if isinstance(meta, Mapping) else None
         if isinstance(json_types, str):
             types = frozenset({json_types})
         elif isinstance(json_types, builtins.list):
             types = frozenset(json_types)
         else:
-            types = frozenset({"object"}) if "properties" in meta else frozenset()
+            types = (
+                frozenset({"object"})
+                if isinstance(meta, Mapping) and "properties" in meta
+                else frozenset()
+            )
         fields[name] = (types, name in required)
     return fields
 

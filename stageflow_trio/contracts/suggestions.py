@@ -8,7 +8,8 @@ replaces an entry; ``stageflow_trio.testing.reset_globals`` restores the default
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -27,8 +28,9 @@ class ContractSuggestionError(StageflowError, TypeError):
 
 
 def _steps(value: Iterable[str]) -> tuple[str, ...]:
-    # A lone str would otherwise become one step per character.
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    # A lone str would otherwise become one step per character, a mapping its
+    # keys, and a set its items in no stable order.
+    if isinstance(value, str | bytes | Mapping | AbstractSet) or not isinstance(value, Iterable):
         raise ContractSuggestionError(
             f"ContractSuggestion fix_steps must be a list or tuple of str; got {type(value).__name__}"
         )

@@ -53,7 +53,8 @@ class TypedStageOutput(Generic[_ModelT]):
 
     Raises:
         ValueError: both ``default_version`` and ``version_factory`` are given.
-        TypeError: ``model`` is not a model class, or ``version_factory`` is not callable.
+        TypeError: ``model`` is not a model class, ``version_factory`` is not callable,
+            ``strict`` is not a bool or ``default_version`` neither a str nor None.
     """
 
     def __init__(
@@ -73,6 +74,14 @@ class TypedStageOutput(Generic[_ModelT]):
                 f"got {model!r}"
             )
         check_callable("TypedStageOutput", "version_factory", version_factory, optional=True)
+        if not isinstance(strict, bool):
+            # pydantic refuses it when validating; attrs models would read its truth value.
+            raise TypeError(f"TypedStageOutput: strict must be a bool; got {type_of(strict)}")
+        if default_version is not None and not isinstance(default_version, str):
+            raise TypeError(
+                "TypedStageOutput: default_version must be a str or None; "
+                f"got {type_of(default_version)}"
+            )
         self._model = model
         self._strict = strict
         self._context = context or {}

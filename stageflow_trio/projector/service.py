@@ -14,6 +14,7 @@ turned into dicts of their fields and pydantic models into their own dump.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import sys
@@ -85,13 +86,18 @@ def _pydantic_model(value: object) -> bool:
     return base is not None and isinstance(value, base)
 
 
+# The containers pydantic's ``model_dump`` rebuilds inside an ``Any`` field: a
+# dict (an OrderedDict stays one), list, tuple, set, frozenset and deque.
+_CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
+
+
 def _plain(value: Any, exclude_none: bool = False, inside: set[int] | None = None) -> Any:
     # What pydantic's model_dump does to an ``Any`` field: containers are rebuilt,
     # a dataclass instance becomes a dict of its fields and a pydantic model its own
     # model_dump (with the same exclude_none), so the result is plain data; a
     # container met again inside itself is kept as is (so a cycle ends in the
     # original object, not in a RecursionError).
-    if not isinstance(value, dict | list | tuple):
+    if not isinstance(value, _CONTAINERS):
         if hasattr(type(value), "__dataclass_fields__"):
             pass  # an instance (a dataclass class's own type has no fields)
         elif _pydantic_model(value):
@@ -104,11 +110,24 @@ def _plain(value: Any, exclude_none: bool = False, inside: set[int] | None = Non
     inside.add(id(value))
     try:
         if isinstance(value, dict):
-            return {key: _plain(item, exclude_none, inside) for key, item in value.items()}
+            items = {key: _plain(item, exclude_none, inside) for key, item in value.items()}
+            return (
+                collections.OrderedDict(items)
+                if isinstance(value, collections.OrderedDict)
+                else items
+            )
         if isinstance(value, list):
             return [_plain(item, exclude_none, inside) for item in value]
         if isinstance(value, tuple):
             return tuple(_plain(item, exclude_none, inside) for item in value)
+        if isinstance(value, set):
+            return {_plain(item, exclude_none, inside) for item in value}
+        if isinstance(value, frozenset):
+            return frozenset(_plain(item, exclude_none, inside) for item in value)
+        if isinstance(value, collections.deque):
+            return collections.deque(
+                (_plain(item, exclude_none, inside) for item in value), maxlen=value.maxlen
+            )
         return {
             field.name: _plain(getattr(value, field.name), exclude_none, inside)
             for field in dataclasses.fields(value)
