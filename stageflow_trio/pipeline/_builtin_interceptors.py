@@ -8,13 +8,20 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import trio
+
+from stageflow_trio._args import check_flag
 from stageflow_trio._engine._interceptors import (
     BaseInterceptor,
     InterceptorResult,
     _duration_ms,
     _run_id,
 )
-from stageflow_trio._engine._stage_call import DEFAULT_TIMEOUT_MS, before_ran
+from stageflow_trio._engine._stage_call import (
+    DEFAULT_TIMEOUT_MS,
+    before_ran,
+    stage_short_circuited,
+)
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline._child_tracker import get_child_tracker
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
@@ -43,7 +50,11 @@ class ChildTrackerMetricsInterceptor(BaseInterceptor):
             return
         tracker_logger = logging.getLogger("stageflow_trio.child_tracker_metrics")
         try:
-            metrics = await get_child_tracker().get_metrics()
+            # Shielded: a log line must not be where a pending cancellation of a call
+            # whose stage completed is delivered, skipping the after hooks still to
+            # run (the idempotency interceptor's would cache the stage's result).
+            with trio.CancelScope(shield=True):
+                metrics = await get_child_tracker().get_metrics()
             tracker_logger.info(
                 "ChildRunTracker metrics",
                 extra={
@@ -125,7 +136,9 @@ class CircuitBreakerInterceptor(BaseInterceptor):
     ``on_error`` and in ``after``), and the breaker stays open until the reset
     time has passed (the reference closed it again in the ``after`` of the
     very call it had short-circuited). A success closes it and resets the
-    count. Time is read on the trio clock, so ``MockClock`` drives the reset.
+    count. A call whose stage did not run (short-circuited by another
+    interceptor, such as an idempotency replay) neither counts nor resets.
+    Time is read on the trio clock, so ``MockClock`` drives the reset.
     """
 
     name: str = "circuit_breaker"
@@ -154,8 +167,10 @@ class CircuitBreakerInterceptor(BaseInterceptor):
         return None
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
-        if self._breaker_states.get(stage_name) == "open":
-            # A call the breaker short-circuited, or one that started before it opened.
+        if self._breaker_states.get(stage_name) == "open" or stage_short_circuited():
+            # A call the breaker short-circuited, one that started before it opened, or
+            # one another interceptor short-circuited (an idempotency replay): the stage
+            # did not run, so the call says nothing about its health.
             return
         if result.status == "failed":
             self._record_failure(stage_name)
@@ -258,6 +273,8 @@ def get_default_interceptors(
     Tracing (20), Metrics (40), ChildTrackerMetrics (45), Logging (50).
 
     Raises:
+        TypeError: ``include_auth`` or ``include_idempotency`` is not a bool (a
+            truthy ``"no"`` would silently turn idempotency on).
         ValueError: ``include_auth=True``: the reference's default auth chain
             names interceptors that do not exist (it raises ImportError); list
             :mod:`stageflow_trio.auth`'s interceptors yourself.
@@ -265,6 +282,8 @@ def get_default_interceptors(
     # Imported here: the idempotency module builds on this one.
     from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
 
+    check_flag("get_default_interceptors", "include_auth", include_auth)
+    check_flag("get_default_interceptors", "include_idempotency", include_idempotency)
     if include_auth:
         raise ValueError(
             "include_auth=True: the reference's auth chain (OrganizationInterceptor, "

@@ -44,8 +44,8 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_callable, check_flag, check_seconds, type_of
+from stageflow_trio._engine._stage_call import ABORT_HOOK_TIMEOUT, stage_result_replayable
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
-from stageflow_trio._engine._stage_call import stage_result_replayable
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.pipeline.interceptors import (
@@ -605,6 +605,7 @@ class IdempotencyInterceptor(BaseInterceptor):
 
     def in_flight(self, key: str, stage_name: str) -> bool:
         """Whether a call through this interceptor holds the claim of ``stage_name`` for ``key``."""
+        key = key if type(key) is str else str(key)
         return any(
             stage == stage_name and owned.key == key for (_, stage), owned in self._owned.items()
         )
@@ -612,14 +613,30 @@ class IdempotencyInterceptor(BaseInterceptor):
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
         """Replay a cached result, wait for a running duplicate, or claim the key.
 
-        A checkpoint when there is a key. Raises IdempotencyParamMismatch
-        (critical) on a parameter mismatch.
+        A checkpoint when there is a key. A key that is not a str is used as
+        ``str(key)``, as the default extractor does.
+
+        Raises:
+            IdempotencyParamMismatch: a parameter mismatch (critical).
+            IdempotencyError: an extractor or the store's ``claim`` raised
+                (critical: the stage must not run unguarded, which is what
+                the chain would do with an ordinary hook error).
         """
-        key = self._key_extractor(ctx)
-        if not key:
-            return None
-        params_hash = self._hash_params(self._params_extractor(ctx))
-        outcome = await self._claims.claim(_store_key(stage_name, key, ctx))
+        try:
+            key = self._key_extractor(ctx)
+            if not key:
+                return None
+            if type(key) is not str:
+                key = str(key)
+            params_hash = self._hash_params(self._params_extractor(ctx))
+            outcome = await self._claims.claim(_store_key(stage_name, key, ctx))
+        except CriticalInterceptorError:
+            raise
+        except Exception as exc:
+            raise IdempotencyError(
+                f"idempotency interceptor failed, so stage {stage_name!r} does not run: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if isinstance(outcome, CachedStageResult):
             return self._replay(stage_name, key, outcome, params_hash)
         # No checkpoint between the grant and this line: the claim cannot leak.
@@ -630,7 +647,10 @@ class IdempotencyInterceptor(BaseInterceptor):
         """Cache the result the stage produced, then release the claim.
 
         A checkpoint when caching. The claim is released whatever ``set`` does
-        (cancelled, raising), without a checkpoint.
+        (cancelled, raising), without a checkpoint. A ``set`` cancelled with the
+        call is made again, shielded (at most ``ABORT_HOOK_TIMEOUT`` seconds),
+        before ``Cancelled`` propagates: the stage has run, and a duplicate
+        must replay its result rather than run it again.
         """
         owned = self._owned.pop((id(ctx), stage_name), None)
         if owned is None:
@@ -644,7 +664,11 @@ class IdempotencyInterceptor(BaseInterceptor):
                 and stage_result_replayable()
             ):
                 entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
-                await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
+                try:
+                    await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
+                except trio.Cancelled:
+                    await self._set_shielded(stage_name, owned, entry)
+                    raise
                 logger.info(
                     "Stored idempotent result",
                     extra={
@@ -671,6 +695,26 @@ class IdempotencyInterceptor(BaseInterceptor):
         owned = self._owned.pop((id(ctx), stage_name), None)
         if owned is not None:
             self._claims.release(owned.claim)
+
+    async def _set_shielded(self, stage_name: str, owned: _Owned, entry: CachedStageResult) -> None:
+        """Cache ``entry`` for a call being cancelled after its stage completed; never raises."""
+        with trio.CancelScope(shield=True), trio.move_on_after(ABORT_HOOK_TIMEOUT) as bound:
+            try:
+                await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
+            except Exception as exc:  # noqa: BLE001 - the Cancelled being raised wins
+                logger.warning(
+                    "Could not store the idempotent result of cancelled stage %s: %s",
+                    stage_name,
+                    exc,
+                    extra={"stage": stage_name, "idempotency_key": owned.key},
+                )
+        if bound.cancelled_caught:
+            logger.warning(
+                "Storing the idempotent result of cancelled stage %s took over %ss; not stored",
+                stage_name,
+                ABORT_HOOK_TIMEOUT,
+                extra={"stage": stage_name, "idempotency_key": owned.key},
+            )
 
     def _replay(
         self, stage_name: str, key: str, cached: CachedStageResult, params_hash: str | None
@@ -701,7 +745,8 @@ class IdempotencyInterceptor(BaseInterceptor):
             return None
         try:
             payload = json.dumps(params, sort_keys=True, default=str)
-        except TypeError:
+        except (TypeError, ValueError):
+            # Keys that cannot be sorted or written (TypeError), a circular value (ValueError).
             payload = repr(params)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
