@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -39,7 +38,7 @@ from stageflow_trio.cli.run import (
 )
 from stageflow_trio.cli.targets import TargetError, build_target, load_target
 from stageflow_trio.cli.timeline import read_events, render_timeline
-from stageflow_trio.examples import list_examples, run_example
+from stageflow_trio.examples import _silence_stdout, list_examples, run_example
 from stageflow_trio.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -345,14 +344,3 @@ def _escape_unencodable(stream: IO[str]) -> None:
             reconfigure(errors="backslashreplace")
         except (ValueError, OSError):  # a stream already written to by a decoder, closed
             return
-
-
-def _silence_stdout() -> None:
-    """Point stdout's descriptor at /dev/null, so the flush at exit cannot fail again."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)

@@ -8,8 +8,10 @@ Each example module has an async ``main()`` that returns what it printed or comp
 from __future__ import annotations
 
 import importlib.util
+import os
 import pkgutil
 import runpy
+import sys
 
 __all__ = ["list_examples", "run_example"]
 
@@ -40,3 +42,18 @@ def run_example(name: str) -> None:
     # From its file, as a fresh __main__: run_module would warn when the example's
     # module is already imported (as it is after `import stageflow_trio.examples.X`).
     runpy.run_path(spec.origin, run_name="__main__")
+
+
+def _silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null, so the flush at exit cannot fail again.
+
+    For a reader that went away (``| head``): the examples runner and the command
+    line then exit 141 quietly instead of with a second BrokenPipeError.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from stageflow_trio.examples import list_examples, run_example
+from stageflow_trio.examples import _silence_stdout, list_examples, run_example
 
 
 def main(argv: list[str]) -> int:
@@ -30,17 +29,6 @@ def main(argv: list[str]) -> int:
         _silence_stdout()
         return 141
     return 0
-
-
-def _silence_stdout() -> None:
-    """Point stdout's descriptor at /dev/null, so the flush at exit cannot fail again."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 if __name__ == "__main__":
