@@ -23,6 +23,7 @@ several worker processes. All its methods run in the task that calls them
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
@@ -36,6 +37,8 @@ from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import utc_now_iso, uuid4
 
 from ._checks import check_dict, check_str, check_uuid
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.tools.approval")
 
 __all__ = [
     "ApprovalDecision",
@@ -384,26 +387,37 @@ class ApprovalService:
             TimeoutError: No decision within the timeout; a PENDING request
                 becomes EXPIRED.
             TypeError, ValueError: ``timeout_seconds`` is not a number >= 0.
-            trio.Cancelled: The caller was cancelled; a PENDING request becomes
-                CANCELLED first (its other waiters wake with the cancelled decision).
+            trio.Cancelled: The caller was cancelled, while waiting or already at
+                the call's first checkpoint; a PENDING request becomes CANCELLED
+                first (its other waiters wake with the cancelled decision).
         """
         timeout = (
             self.default_timeout_seconds
             if timeout_seconds is None
             else check_seconds("ApprovalService.await_decision", "timeout_seconds", timeout_seconds)
         )
-        if await self._backend.get(request_id) is None:
-            raise _not_found(request_id)
         decision: ApprovalDecision | None = None
+        timed_out = False
         try:
-            with trio.move_on_after(timeout) as scope:
-                decision = await self._backend.wait_decision(request_id)
+            # The lookup is inside: a waiter cancelled at its first checkpoint (a deadline
+            # already passed, a run already cancelled) no longer waits either.
+            found = await self._backend.get(request_id) is not None
+            if found:
+                with trio.move_on_after(timeout) as scope:
+                    decision = await self._backend.wait_decision(request_id)
+                timed_out = scope.cancelled_caught
         except BaseException:
-            # Cancelled from outside: nobody will read a decision for this wait.
+            # Cancelled from outside (or the backend failed): nobody will read a decision for
+            # this wait. A failure to cancel is logged: the first error is the one to raise.
             with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
-                await self._cancel_pending(request_id)
+                try:
+                    await self._cancel_pending(request_id)
+                except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
+                    logger.warning("Failed to cancel approval request %s: %s", request_id, exc)
             raise
-        if scope.cancelled_caught:
+        if not found:
+            raise _not_found(request_id)
+        if timed_out:
             # Shielded: a caller cancelled right after the timeout must not leave the
             # request PENDING for ever.
             with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True):

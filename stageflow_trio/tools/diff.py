@@ -296,6 +296,17 @@ def _json_similarity(old: _JSON | None, new: _JSON | None) -> float:
     return round(SequenceMatcher(None, old_text, new_text).ratio(), 3)
 
 
+def _hashable(key: object) -> bool:
+    """Whether ``key`` could be a dict key. An item that is not cannot match one, so
+    ``ignore_keys`` passes over it (the reference tests ``key in ignore_keys``, which a
+    list holding such an item allows)."""
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
 def diff_structured(
     old: dict[str, Any], new: dict[str, Any], ignore_keys: Collection[str] | None = None
 ) -> DiffResult:
@@ -320,7 +331,7 @@ def diff_structured(
         raise TypeError(
             f"diff_structured: ignore_keys must be a set of keys or None; got {type_of(ignore_keys)}"
         )
-    ignored = frozenset(ignore_keys or ())
+    ignored = frozenset(key for key in ignore_keys or () if _hashable(key))
     removed = [key for key in old if key not in ignored and key not in new]
     added = [key for key in new if key not in ignored and key not in old]
     changed = [key for key in old if key not in ignored and key in new and old[key] != new[key]]

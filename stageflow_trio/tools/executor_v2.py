@@ -277,6 +277,8 @@ class AdvancedToolExecutor:
         # expires on the trio clock): undo runs the tool that made the data, not another
         # tool of the same name. Recorded in order of expiry, so the oldest go first.
         self._undo_keys: dict[UUID, tuple[str, float]] = {}
+        # action id -> set when its undo_action in progress ends (see undo_action).
+        self._undoing: dict[UUID, trio.Event] = {}
         # `is None`, not `or`: an empty UndoStore is falsy (it has __len__).
         self._undo_store = get_undo_store() if undo_store is None else undo_store
         self._approval_service = (
@@ -626,6 +628,11 @@ class AdvancedToolExecutor:
         under (for data this executor did not store, the only registered tool
         with the data's tool name).
 
+        Calls for one action are serialized within the executor: a call made while
+        another undoes the same action waits for it, then finds no data (False)
+        when that one succeeded, so the undo handler never runs twice for one
+        stored change.
+
         Returns:
             True if it was undone; False if there is no (unexpired) undo data, or
             that tool is no longer registered (its action type now holds another
@@ -638,6 +645,19 @@ class AdvancedToolExecutor:
         """
         check_execution_context("AdvancedToolExecutor.undo_action", ctx)
         await trio.lowlevel.checkpoint()
+        # One undo of an action at a time: a second call waits for the first, then finds
+        # the data gone (False) or, if the first failed or was cancelled, tries again.
+        while (running := self._undoing.get(action_id)) is not None:
+            await running.wait()
+        finished = self._undoing[action_id] = trio.Event()
+        try:
+            return await self._undo(action_id, ctx)
+        finally:
+            del self._undoing[action_id]
+            finished.set()
+
+    async def _undo(self, action_id: UUID, ctx: ExecutionContext) -> bool:
+        """The body of :meth:`undo_action`, run by one task at a time per action."""
         metadata = await self._undo_store.get(action_id)
         if metadata is None:
             self._undo_keys.pop(action_id, None)

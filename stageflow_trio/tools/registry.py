@@ -104,15 +104,25 @@ class _CallError(Exception):
     """A tool call that cannot be parsed; becomes "Failed to parse tool call: ..."."""
 
 
+class _NotAnObjectError(ValueError):
+    """JSON arguments that decode to something other than an object."""
+
+
 def _decode_arguments(raw_args: object) -> dict[str, Any]:
-    """The call's arguments as a dict; raises ValueError for undecodable JSON."""
+    """The call's arguments as a dict.
+
+    Raises:
+        json.JSONDecodeError, _NotAnObjectError: reported as "Invalid JSON arguments".
+        ValueError, RecursionError: valid JSON Python cannot decode (an integer over
+            ``sys.get_int_max_str_digits()`` digits, very deep nesting); reported, as
+            in the reference, as "Failed to parse tool call".
+    """
     if isinstance(raw_args, str):
         if not raw_args:
             return {}
-        # JSONDecodeError is a ValueError: the caller reports it as invalid JSON.
         decoded = json.loads(raw_args)
         if not isinstance(decoded, dict):
-            raise ValueError(f"expected a JSON object; got {type_of(decoded)}")  # noqa: TRY004 - reported as invalid JSON arguments
+            raise _NotAnObjectError(f"expected a JSON object; got {type_of(decoded)}")
         return decoded
     return raw_args if isinstance(raw_args, dict) else {}
 
@@ -256,7 +266,7 @@ class ToolRegistry:
                     raise _CallError(f"{name_field} must be a str; got {type_of(name)}")  # noqa: TRY301 - reported like any malformed call
                 try:
                     arguments = _decode_arguments(inner.get(arguments_field, {}))
-                except ValueError as exc:
+                except (json.JSONDecodeError, _NotAnObjectError) as exc:
                     unresolved.append(
                         UnresolvedToolCall(
                             call_id=call_id,

@@ -13,21 +13,19 @@ The store keeps its entries in an :class:`UndoBackend`: by default
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
+from uuid import UUID
 
 import attrs
 import trio
 
-from stageflow_trio._args import check_seconds
+from stageflow_trio._args import check_seconds, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import monotonic
 
 from ._checks import check_dict, check_str, check_uuid
 from .definitions import UndoMetadata
-
-if TYPE_CHECKING:
-    from uuid import UUID
 
 __all__ = ["UndoEntry", "UndoStore", "clear_undo_store", "get_undo_store", "set_undo_store"]
 
@@ -157,33 +155,53 @@ class UndoStore:
 
     async def store(
         self,
-        action_id: UUID,
-        tool_name: str,
-        undo_data: dict[str, Any],
+        action_id: UUID | UndoMetadata,
+        tool_name: str | None = None,
+        undo_data: dict[str, Any] | None = None,
         ttl_seconds: float | None = None,
     ) -> UndoMetadata:
         """Store undo data for ``action_id`` (replacing any), valid for ``ttl_seconds``.
 
-        ``ttl_seconds`` None means :attr:`default_ttl_seconds`. A checkpoint,
-        taken before anything changes.
+        ``action_id`` may also be an :class:`UndoMetadata` (stageflow 1.2): it is
+        stored as given, ``created_at`` included, and ``tool_name`` and
+        ``undo_data`` are not read. ``ttl_seconds`` None means
+        :attr:`default_ttl_seconds`. A checkpoint, taken before anything changes.
 
         Returns:
-            The stored metadata (``created_at`` now).
+            The stored metadata (``created_at`` now, unless an UndoMetadata was given).
 
         Raises:
-            TypeError: ``action_id`` is not a UUID, ``tool_name`` not a str or
-                ``undo_data`` not a dict (nothing is stored).
+            TypeError: ``action_id`` is neither a UUID nor an UndoMetadata;
+                ``tool_name`` or ``undo_data`` is None ("tool_name is required when
+                storing by action_id", as in stageflow 1.2), ``tool_name`` not a str
+                or ``undo_data`` not a dict; an UndoMetadata's fields have these
+                wrong types (nothing is stored).
             TypeError, ValueError: ``ttl_seconds`` is not a number >= 0.
         """
-        check_uuid("UndoStore.store", "action_id", action_id)
-        check_str("UndoStore.store", "tool_name", tool_name)
-        check_dict("UndoStore.store", "undo_data", undo_data)
+        owner = "UndoStore.store"
+        if isinstance(action_id, UndoMetadata):
+            metadata = action_id
+            check_uuid(owner, "action_id.action_id", metadata.action_id)
+            check_str(owner, "action_id.tool_name", metadata.tool_name)
+            check_dict(owner, "action_id.undo_data", metadata.undo_data)
+            check_str(owner, "action_id.created_at", metadata.created_at)
+        else:
+            if not isinstance(action_id, UUID):
+                raise TypeError(
+                    f"{owner}: action_id must be a UUID or an UndoMetadata; got {type_of(action_id)}"
+                )
+            if tool_name is None:
+                raise TypeError("tool_name is required when storing by action_id")
+            if undo_data is None:
+                raise TypeError("undo_data is required when storing by action_id")
+            check_str(owner, "tool_name", tool_name)
+            check_dict(owner, "undo_data", undo_data)
+            metadata = UndoMetadata(action_id=action_id, tool_name=tool_name, undo_data=undo_data)
         ttl = (
             self.default_ttl_seconds
             if ttl_seconds is None
-            else check_seconds("UndoStore.store", "ttl_seconds", ttl_seconds)
+            else check_seconds(owner, "ttl_seconds", ttl_seconds)
         )
-        metadata = UndoMetadata(action_id=action_id, tool_name=tool_name, undo_data=undo_data)
         await self._backend.put(metadata, ttl)
         return metadata
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import uuid
 from types import ModuleType
 from typing import Any
@@ -147,17 +148,23 @@ async def test_bad_ttls(value: Any, error: type[Exception], message: str) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("a", "edit", {}), "action_id must be a UUID; got str"),
-        ((A, 5, {}), "tool_name must be a str; got int"),
-        ((A, "edit", 5), "undo_data must be a dict; got int"),
-        ((A, "edit", None), "undo_data must be a dict; got NoneType"),
+        (
+            ("a", "edit", {}),
+            "UndoStore.store: action_id must be a UUID or an UndoMetadata; got str",
+        ),
+        ((A, 5, {}), "UndoStore.store: tool_name must be a str; got int"),
+        ((A, "edit", 5), "UndoStore.store: undo_data must be a dict; got int"),
+        # stageflow 1.2's messages (audit 15: store also takes an UndoMetadata).
+        ((A, None, {}), "tool_name is required when storing by action_id"),
+        ((A, "edit", None), "undo_data is required when storing by action_id"),
+        ((A, "edit"), "undo_data is required when storing by action_id"),
     ],
 )
 async def test_store_rejects_bad_arguments_and_stores_nothing(
     args: tuple[Any, ...], message: str
 ) -> None:
     store = UndoStore()
-    with pytest.raises(TypeError, match=f"^UndoStore.store: {message}$"):
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
         await store.store(*args)
     assert len(store) == 0
 
