@@ -327,7 +327,10 @@ class ApprovalService:
         """Create a PENDING request (with a new id) and return it.
 
         A checkpoint, taken before the request exists: a cancelled call creates nothing.
-        An empty or None ``payload_summary`` is stored as ``{}``.
+        An empty or None ``payload_summary`` is stored as ``{}``. If the call is
+        cancelled (or the backend fails) while the request is being stored, a
+        request the backend stored anyway is closed as CANCELLED, so that no
+        request nobody knows of stays PENDING.
 
         Raises:
             TypeError: ``action_id`` is not a UUID, ``tool_name`` not a str,
@@ -349,7 +352,18 @@ class ApprovalService:
             approval_message=approval_message,
             payload_summary=payload_summary or {},
         )
-        await self._backend.add(request)
+        try:
+            await self._backend.add(request)
+        except BaseException:
+            # A shared backend may have stored it although the call did not complete
+            # (cancelled during the write): nobody knows its id, so it must not stay
+            # PENDING for approvers. Closed as cancelled, if it is there at all.
+            with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
+                try:
+                    await self._cancel_pending(request.id)
+                except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
+                    logger.warning("Failed to cancel approval request %s: %s", request.id, exc)
+            raise
         return request
 
     async def request(self, request: ApprovalRequest) -> ApprovalRequest:

@@ -531,3 +531,26 @@ def test_parse_and_resolve_keeps_valid_big_json_as_the_reference(reference: Modu
     ours, theirs = parse_both(reference, {"name": "calc", "arguments": arguments}, None)
     assert ours == theirs
     assert ours[0][0] == "resolved"
+
+
+class _SlowAckBackend(InMemoryApprovalBackend):
+    """Stores the request, then takes a second to acknowledge (a shared store's write)."""
+
+    async def add(self, request: ApprovalRequest) -> None:
+        await super().add(request)
+        await trio.sleep(1)
+
+
+async def test_a_request_stored_by_a_cancelled_call_does_not_stay_pending(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    backend = _SlowAckBackend()
+    service = ApprovalService(backend=backend)
+    with trio.move_on_after(0.5) as scope:
+        await service.request_approval(ACTION, "edit", None, "ok?")
+    assert scope.cancelled_caught
+    # The backend kept it, but nobody has its id: it must not wait for approvers.
+    assert await service.get_pending_requests() == []
+    request = await backend.latest_for_action(ACTION)
+    assert request is not None
+    assert request.status is ApprovalStatus.CANCELLED
