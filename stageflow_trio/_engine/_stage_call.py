@@ -31,6 +31,8 @@ can release them, the chain calls the optional hook ``on_abort(stage_name,
 ctx)`` whenever the call ends by an exception (cancellation, a
 CriticalInterceptorError, anything else) on every interceptor whose ``before``
 returned and whose ``after`` has not been called, in descending priority.
+When the cancellation came after the stage completed (an ``after`` hook
+awaited), :func:`completed_before_abort` gives those hooks the stage's result.
 Each hook runs shielded from cancellation in a slot of its own of at most
 :data:`ABORT_HOOK_TIMEOUT` seconds, so a slow hook cannot starve the ones after
 it (the idempotency interceptor's release among them); their own errors are
@@ -122,6 +124,27 @@ def stage_result_replayable() -> bool:
     idempotency interceptor caches only what this allows).
     """
     return _short_circuited.get() is None and not _not_a_completion.get()
+
+
+# Set only while an aborted call's on_abort hooks run, when the call was cancelled
+# after its stage completed (an after hook was interrupted): that result.
+_aborted_result: ContextVar[StageResult | None] = ContextVar(
+    "stageflow_trio_aborted_result", default=None
+)
+
+
+def completed_before_abort() -> StageResult | None:
+    """In an ``on_abort`` hook: the stage's result if the call was cancelled after it.
+
+    A call cancelled while its ``after`` hooks ran (one of them awaited) had a
+    stage that completed: its side effects happened. The hooks whose ``after``
+    was skipped get this result in ``on_abort``, so that an interceptor that
+    records completions (the idempotency interceptor) can still record it. None
+    for every other abort: a cancelled or failed stage, a short-circuited call
+    or one whose result cannot stand for the stage's outcome (see
+    :func:`stage_result_replayable`), or an abort by another exception.
+    """
+    return _aborted_result.get()
 
 
 def _end_completion(completion: Token[bool] | None) -> None:
@@ -235,6 +258,7 @@ async def _run_chain(
     completion: Token[bool] | None = None
     if _not_a_completion.get():
         completion = _not_a_completion.set(False)
+    result: StageResult | None = None
     try:
         short_circuit: InterceptorResult | None = None
         for interceptor, before in chain.befores:
@@ -270,13 +294,23 @@ async def _run_chain(
                 raise
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "after", exc)
-    except BaseException:
+    except BaseException as exc:
+        # Read before the marks are undone: the stage's own, replayable result.
+        completed = (
+            result
+            if result is not None and isinstance(exc, trio.Cancelled) and stage_result_replayable()
+            else None
+        )
         _end_completion(completion)
         if marked is not None:
             _short_circuited.reset(marked)
         pending = min(entered, after_from)
         if pending:
-            await _abort(ordered[:pending], stage_name, ctx)
+            aborted = _aborted_result.set(completed)
+            try:
+                await _abort(ordered[:pending], stage_name, ctx)
+            finally:
+                _aborted_result.reset(aborted)
         raise
     _end_completion(completion)
     if marked is not None:

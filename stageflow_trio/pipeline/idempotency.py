@@ -44,7 +44,11 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_callable, check_flag, check_seconds, type_of
-from stageflow_trio._engine._stage_call import ABORT_HOOK_TIMEOUT, stage_result_replayable
+from stageflow_trio._engine._stage_call import (
+    ABORT_HOOK_TIMEOUT,
+    completed_before_abort,
+    stage_result_replayable,
+)
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
@@ -687,13 +691,33 @@ class IdempotencyInterceptor(BaseInterceptor):
         return ErrorAction.FAIL
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
-        """Release the claim of a cancelled or aborted call, caching nothing.
+        """Release the claim of a cancelled or aborted call.
 
-        Never checkpoints, so it completes even when called after the abort
-        hooks' time budget ran out.
+        Nothing is cached, unless the call was cancelled after its stage
+        completed (an ``after`` hook that ran before this one's awaited:
+        :func:`~stageflow_trio._engine._stage_call.completed_before_abort`): the
+        stage has run, so its result is cached as ``after`` would have, and a
+        duplicate replays it instead of running the stage again. Only that
+        ``set`` checkpoints (the chain runs this hook shielded, within its time
+        slot); the claim is released whatever it does.
         """
         owned = self._owned.pop((id(ctx), stage_name), None)
-        if owned is not None:
+        if owned is None:
+            return
+        try:
+            result = completed_before_abort()
+            if result is not None and result.status == "completed" and result.error is None:
+                entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
+                try:
+                    await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
+                except Exception as exc:  # noqa: BLE001 - the abort's own exception wins
+                    logger.warning(
+                        "Could not store the idempotent result of cancelled stage %s: %s",
+                        stage_name,
+                        exc,
+                        extra={"stage": stage_name, "idempotency_key": owned.key},
+                    )
+        finally:
             self._claims.release(owned.claim)
 
     async def _set_shielded(self, stage_name: str, owned: _Owned, entry: CachedStageResult) -> None:

@@ -358,3 +358,54 @@ async def test_a_failing_shielded_set_does_not_hide_the_cancellation(
 def test_default_chain_flags_must_be_bools(option: str, value: object) -> None:
     with pytest.raises(TypeError, match=rf"get_default_interceptors: {option} must be a bool"):
         get_default_interceptors(**{option: value})  # type: ignore[arg-type]
+
+
+class AwaitingAfter(BaseInterceptor):
+    """An after hook that awaits (and so receives a cancellation pending on the call)."""
+
+    name = "awaiting_after"
+    priority = 90  # its after runs before the idempotency interceptor's (priority 4)
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        return None
+
+    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def test_a_call_cancelled_in_an_earlier_after_hook_still_caches_its_stage() -> None:
+    # The cancellation reaches another interceptor's after hook first, so the
+    # idempotency after never runs; its on_abort gets the completed result
+    # (completed_before_abort) and caches it, so the duplicate replays.
+    store = InMemoryIdempotencyStore()
+    chain = [IdempotencyInterceptor(store=store), AwaitingAfter()]
+    stage = CancellingStage()
+    with trio.CancelScope() as scope:
+        stage.scope = scope
+        await run_with_interceptors("charge", stage, keyed_ctx(), chain)
+    assert scope.cancelled_caught
+    stage.scope = None
+    replay = await run_with_interceptors("charge", stage, keyed_ctx(), chain)
+    assert stage.calls == 1
+    assert replay.data == {"n": 1}
+    assert not store.is_claimed('["charge", "req-1"]')
+
+
+async def test_a_stage_cancelled_before_it_completes_is_not_cached(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = InMemoryIdempotencyStore()
+    chain = [IdempotencyInterceptor(store=store), AwaitingAfter()]
+    calls = 0
+
+    async def slow() -> StageResult:
+        nonlocal calls
+        calls += 1
+        await trio.sleep(10)
+        raise AssertionError("not reached")
+
+    with trio.move_on_after(1):
+        await run_with_interceptors("charge", slow, keyed_ctx(), chain)
+    stage = CountingStage("charge")
+    await run_with_interceptors("charge", stage, keyed_ctx(), chain)
+    assert (calls, stage.calls) == (1, 1)  # nothing was cached: the duplicate ran
