@@ -68,11 +68,17 @@ class CleanupRegistry:
         ``__cleanup_name__``, ``__name__`` or ``repr``.
 
         Raises:
-            TypeError: ``callback`` is not callable (it would fail only in :meth:`run_all`).
+            TypeError: ``callback`` is not callable (it would fail only in :meth:`run_all`),
+                or ``name`` is neither a str nor None.
         """
         if not callable(callback):
             raise TypeError(
                 f"CleanupRegistry.register: callback must be a callable; got {type(callback).__name__}"
+            )
+        if name is not None and not isinstance(name, str):
+            # It would show up as a non-str name in run_all's report.
+            raise TypeError(
+                f"CleanupRegistry.register: name must be a str or None; got {type(name).__name__}"
             )
         self._entries.append((callback, name or _callback_name(callback)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, cast
@@ -97,8 +98,17 @@ class TaskHandle(Generic[T]):
             self._done.set()
 
 
-async def _await_coroutine(coro: Awaitable[T]) -> T:
-    return await coro
+def _check_instance(param: str, value: object, cls: type[Any]) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise TypeError(
+            f"StructuredTaskGroup: {param} must be a {cls.__name__} or None; "
+            f"got {type(value).__name__}"
+        )
+
+
+def _describe(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) and name else repr(fn)
 
 
 class StructuredTaskGroup:
@@ -123,6 +133,11 @@ class StructuredTaskGroup:
         cleanup_timeout: Budget handed to :meth:`CleanupRegistry.run_all` on exit.
         cancel_token: Token to use (e.g. a run's token); a new one by default.
         cleanup_registry: Registry to use; a new one by default.
+
+    Raises:
+        TypeError: ``cleanup_timeout`` is not a number, ``cancel_token`` not a
+            CancellationToken or ``cleanup_registry`` not a CleanupRegistry (or None).
+        ValueError: ``cleanup_timeout`` is NaN or negative.
     """
 
     def __init__(
@@ -133,6 +148,10 @@ class StructuredTaskGroup:
         cleanup_registry: CleanupRegistry | None = None,
     ) -> None:
         self._cleanup_timeout = check_cleanup_timeout("cleanup_timeout", cleanup_timeout)
+        # Checked here: a wrong object would fail only inside __aenter__, after the
+        # nursery is open (leaving it open), or at exit, skipping the cleanup.
+        _check_instance("cancel_token", cancel_token, CancellationToken)
+        _check_instance("cleanup_registry", cleanup_registry, CleanupRegistry)
         self._cancel_token = CancellationToken() if cancel_token is None else cancel_token
         self._cleanup_registry = CleanupRegistry() if cleanup_registry is None else cleanup_registry
         self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
@@ -159,15 +178,20 @@ class StructuredTaskGroup:
         """Start a task in the group: ``create_task(async_fn, *args)`` or ``create_task(coro)``.
 
         The trio form (an async function and its arguments) is preferred; a coroutine
-        object, as the reference took, is accepted too. Not a checkpoint: the task
-        starts at the caller's next one.
+        object, as the reference took, is accepted too. As with ``nursery.start_soon``,
+        ``async_fn(*args)`` is called here (which only creates its coroutine), so a bad
+        call fails at once, not as a task failure. Not a checkpoint: the task starts at
+        the caller's next one. ``name`` defaults to the function's qualified name; any
+        other value is turned into a str, as ``asyncio.create_task`` does.
 
         Returns:
             A :class:`TaskHandle` for the task.
 
         Raises:
             RuntimeError: If called outside the ``async with`` block.
-            TypeError: If a coroutine object is given together with ``args``.
+            TypeError: If a coroutine object is given together with ``args``, if ``coro``
+                is neither callable nor a coroutine, or if ``coro(*args)`` does not
+                return an awaitable (a sync function).
         """
         if self._nursery is None:
             if isinstance(coro, Coroutine):
@@ -176,8 +200,7 @@ class StructuredTaskGroup:
                 "StructuredTaskGroup.create_task() needs an active group: "
                 "call it inside 'async with StructuredTaskGroup() as tg:'"
             )
-        fn: Callable[..., Awaitable[T]]
-        fn_args: tuple[object, ...]
+        awaitable: Awaitable[T]
         if isinstance(coro, Coroutine):
             if args:
                 coro.close()
@@ -185,23 +208,42 @@ class StructuredTaskGroup:
                     "StructuredTaskGroup.create_task() takes either a coroutine object or "
                     "an async function and its arguments, not a coroutine and arguments"
                 )
-            fn, fn_args = _await_coroutine, (coro,)
+            awaitable = coro
         else:
-            fn, fn_args = coro, args
-        task_name = name or getattr(coro, "__qualname__", None) or repr(coro)
+            if not callable(coro):
+                raise TypeError(
+                    "StructuredTaskGroup.create_task(): coro must be an async function or a "
+                    f"coroutine object; got {type(coro).__name__}"
+                )
+            # Called now, as trio's start_soon does, so that a sync function or wrong
+            # arguments fail here, at the call, not as a task failure that cancels the
+            # whole group. (Calling an async function only creates its coroutine.)
+            awaitable = coro(*args)
+            if not inspect.isawaitable(awaitable):
+                raise TypeError(
+                    f"StructuredTaskGroup.create_task(): {_describe(coro)} returned "
+                    f"{type(awaitable).__name__}, not an awaitable: pass an async function "
+                    "(async def) or a coroutine object"
+                )
+        # A name is turned into a str, as asyncio.create_task(name=...) does.
+        task_name = _describe(coro) if name is None or name == "" else str(name)
         handle: TaskHandle[T] = TaskHandle(task_name)
-        self._nursery.start_soon(self._run_task, handle, fn, fn_args, name=task_name)
+        try:
+            self._nursery.start_soon(self._run_task, handle, awaitable, name=task_name)
+        except BaseException:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise
         return handle
 
     async def _run_task(
         self,
         handle: TaskHandle[Any],
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
+        awaitable: Awaitable[Any],
     ) -> None:
         try:
             with handle._scope:
-                handle._result = await fn(*args)
+                handle._result = await awaitable
                 handle._end("finished")
         except BaseException as exc:  # recorded for the handle, then always re-raised
             if isinstance(exc, trio.Cancelled):

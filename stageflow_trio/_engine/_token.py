@@ -48,6 +48,8 @@ class CancellationToken:
 
         Runs the registered callbacks (bound scopes are cancelled with ``reason``), wakes
         every :meth:`wait`. Not a checkpoint; safe to call from sync code in a trio task.
+        A callback's ``Exception`` is logged; a ``BaseException`` (KeyboardInterrupt) is
+        raised once every other callback has run and the waiters are woken.
 
         Raises:
             TypeError: ``reason`` is not a str (it becomes the scopes' cancel reason).
@@ -61,13 +63,26 @@ class CancellationToken:
         self._cancelled = True
         self._reason = reason
         callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
+        # A callback raising a BaseException (KeyboardInterrupt) must not keep the
+        # rest (bound scopes) from running, nor wait() from waking: it is raised last.
+        interrupt: BaseException | None = None
+        try:
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    logger.exception("Error in cancellation callback")
+                except BaseException as exc:  # noqa: BLE001 - raised below, once all ran
+                    if interrupt is None:
+                        interrupt = exc
+        finally:
+            if self._event is not None:
+                self._event.set()
+        if interrupt is not None:
             try:
-                callback()
-            except Exception:
-                logger.exception("Error in cancellation callback")
-        if self._event is not None:
-            self._event.set()
+                raise interrupt
+            finally:
+                del interrupt
 
     def on_cancel(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` on cancellation; at once if the token is already cancelled.
