@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -33,7 +34,7 @@ from stageflow_trio._time import parse_uuid, utc_now, utc_now_iso
 from stageflow_trio.core.stage_output import StageArtifact
 from stageflow_trio.events.sink import EventSink, NoOpEventSink, get_event_sink
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
-from stageflow_trio.utils.frozen import FrozenDict
+from stageflow_trio.utils.frozen import FrozenDict, _freeze_dict
 
 if TYPE_CHECKING:
     from stageflow_trio.context.context_snapshot import ContextSnapshot
@@ -57,6 +58,9 @@ BeforeStageStartHook: TypeAlias = Callable[
 """``hook(stage_name, stage_kind, stage_ctx, pipeline_ctx)``, sync or async."""
 
 __all__ = ["PipelineContext", "StageContext", "extract_service"]
+
+# The cancellation logger, which CancellationToken logs its callbacks' errors to.
+_cancel_logger: logging.Logger = logging.getLogger("stageflow_trio.cancellation")
 
 
 def discards_events(sink: object) -> bool:
@@ -747,7 +751,10 @@ class PipelineContext:
         put["parent_run_id"](child, self.pipeline_run_id)
         put["parent_stage_id"](child, parent_stage_id)
         put["correlation_id"](child, _correlation_id(correlation_id))
-        put["_parent_data"](child, FrozenDict(parent_data))
+        put["_parent_data"](
+            child,
+            _freeze_dict(parent_data) if type(parent_data) is dict else FrozenDict(parent_data),
+        )
         put["_before_stage_start_hooks"](child, list(self._before_stage_start_hooks))
         put["_cancel_callbacks"](child, [])
         return child
@@ -758,11 +765,14 @@ class PipelineContext:
     def mark_canceled(self, reason: str = "Cancellation requested") -> None:
         """Request cooperative cancellation; the first reason is kept.
 
-        Sets :attr:`canceled` and (once) :attr:`cancellation_reason`, then, on the
-        first call, cancels every graph run in progress that was started with this
-        context: their running stages are interrupted at their next checkpoint
-        (``trio.Cancelled`` carrying the reason) and the run ends as cancelled.
-        Not a checkpoint; safe to call from sync code, e.g. a stage or a hook.
+        Sets :attr:`canceled` and (once) :attr:`cancellation_reason`, then cancels
+        every graph run in progress that was started with this context: their
+        running stages are interrupted at their next checkpoint (``trio.Cancelled``
+        carrying the reason) and the run ends as cancelled. Each :meth:`on_cancel`
+        callback runs once, in registration order (also when :attr:`canceled` was
+        set by assignment first); an ``Exception`` from one is logged (logger
+        ``stageflow_trio.cancellation``) and the rest still run. Not a checkpoint;
+        safe to call from sync code, e.g. a stage or a hook.
 
         Raises:
             TypeError: ``reason`` is not a str.
@@ -771,23 +781,40 @@ class PipelineContext:
             raise TypeError(
                 f"PipelineContext.mark_canceled: reason must be a str; got {type(reason).__name__}"
             )
-        first = not self.canceled
         self.canceled = True
         if self.cancellation_reason is None:
             self.cancellation_reason = reason
-        if first:
+        # Not "if this is the first call": `canceled` is a plain field, and a flag set
+        # by assignment must not keep the subscribed runs from being cancelled here.
+        if self._cancel_callbacks:
             callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+            reason = self.cancellation_reason
             for callback in callbacks:
-                callback(self.cancellation_reason)
+                # One failing callback must not keep the others (the cancel tokens
+                # of the runs started with this context) from being told.
+                try:
+                    callback(reason)
+                except Exception:
+                    _cancel_logger.exception("Error in PipelineContext cancellation callback")
 
     def on_cancel(self, callback: Callable[[str], object]) -> Callable[[], None]:
         """Call ``callback(reason)`` on the first :meth:`mark_canceled`; at once if canceled.
 
-        The graphs use it to bind a run's cancel token to this context.
+        The graphs use it to bind a run's cancel token to this context. When the
+        context is already cancelled, an error from ``callback`` reaches the
+        caller; later, :meth:`mark_canceled` logs it.
 
         Returns:
             A function that removes the callback (harmless to call twice).
+
+        Raises:
+            TypeError: ``callback`` is not callable.
         """
+        if not callable(callback):
+            raise TypeError(
+                "PipelineContext.on_cancel: callback must be callable;"
+                f" got {type(callback).__name__}"
+            )
         if self.canceled:
             callback(self.cancellation_reason or "Cancellation requested")
             return _noop
@@ -902,6 +929,10 @@ class PipelineContext:
         ``declared_deps`` when ``strict``), ``ports`` (default: this context's,
         see :meth:`_effective_ports`), a fresh timer and this context's event
         sink; its cancellation follows this context.
+
+        Raises:
+            TypeError: ``output_bag`` has no ``outputs()`` method, or ``snapshot`` is
+                neither a ContextSnapshot nor None.
         """
         # Imported here: core.stage_context imports this module lazily, and
         # stages.inputs imports stages.ports, keeping the import graph acyclic.
@@ -913,9 +944,18 @@ class PipelineContext:
         bag: Any = output_bag
         if isinstance(bag, ContextSnapshot):
             bag, snapshot = snapshot, bag  # the 0.9.1 argument order
+        if not callable(getattr(bag, "outputs", None)):
+            raise TypeError(
+                "PipelineContext.derive_for_stage: output_bag must be an OutputBag"
+                f" (anything with outputs()); got {type(bag).__name__}"
+            )
         if snapshot is None:
             snapshot = self.to_snapshot()
-        assert isinstance(snapshot, ContextSnapshot)
+        elif not isinstance(snapshot, ContextSnapshot):
+            raise TypeError(
+                "PipelineContext.derive_for_stage: snapshot must be a ContextSnapshot or None;"
+                f" got {type(snapshot).__name__}"
+            )
         inputs = create_stage_inputs(
             snapshot,
             prior_outputs=bag.outputs(),

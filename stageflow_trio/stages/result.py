@@ -90,3 +90,9 @@ class StageError(StageflowError):
         super().__init__(f"Stage {stage} failed: {original}")
         self.stage = stage
         self.original = original
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the two constructor arguments (the default reduction passes
+        # the message alone); the attributes of a subclass (StageExecutionError's
+        # ``recoverable``) come back with the instance's __dict__.
+        return (type(self), (self.stage, self.original), self.__dict__)

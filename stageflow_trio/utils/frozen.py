@@ -10,11 +10,15 @@ mutable (the library freezes the containers it owns one level at a time).
 
 Reading is as fast as a plain dict or list because no read method is
 overridden. Note that ``dict.__setitem__(frozen, k, v)`` called on the base
-class directly still bypasses the guard; that is deliberate sabotage, not use.
+class directly still bypasses the guard, and so does ``frozen.__init__(data)``
+called again on an empty instance (on a non-empty one it raises); that is
+deliberate sabotage, not use (a metaclass could close the second at the cost of
+every construction, and was judged not worth it).
 """
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
@@ -30,6 +34,9 @@ _dict_init = dict.__init__
 _dict_new = dict.__new__
 _dict_update = dict.update
 _list_init = list.__init__
+_list_new = list.__new__
+_dict_setitem = dict.__setitem__
+_list_append = list.append
 
 
 def _text_of_item(item: tuple[Any, Any]) -> str:
@@ -127,6 +134,16 @@ class FrozenDict(dict[K, V]):
         # blocked __setitem__ refuses; rebuild from a plain dict instead.
         return (type(self), (dict(self),))
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict[K, V]:
+        # Registered in the memo before its items are copied, as deepcopy does for a
+        # dict: an item that refers back to this FrozenDict gets the copy itself
+        # (the reduction, which copies the items first, made a second copy).
+        result: FrozenDict[K, V] = _dict_new(type(self))
+        memo[id(self)] = result
+        for key, value in dict.items(self):
+            _dict_setitem(result, deepcopy(key, memo), deepcopy(value, memo))
+        return result
+
     def to_dict(self) -> dict[K, V]:
         """A mutable shallow copy as a plain ``dict``."""
         return dict(self)
@@ -208,6 +225,14 @@ class FrozenList(list[T]):
     def __reduce__(self) -> tuple[type[FrozenList[T]], tuple[list[T]]]:
         # The default list reduction refills via append/extend, which are blocked.
         return (type(self), (list(self),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList[T]:
+        # As FrozenDict.__deepcopy__: in the memo before the items are copied.
+        result: FrozenList[T] = _list_new(type(self))
+        memo[id(self)] = result
+        for value in self:
+            _list_append(result, deepcopy(value, memo))
+        return result
 
     def to_list(self) -> list[T]:
         """A mutable shallow copy as a plain ``list``."""
