@@ -33,7 +33,7 @@ __all__ = [
 
 
 class PromptRenderError(ValueError):
-    """A template names a variable that was not provided."""
+    """A template cannot be rendered: a variable is missing, or the template is malformed."""
 
 
 def _mapping(owner: str, param: str, value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
@@ -130,7 +130,9 @@ class PromptTemplate:
 
         Raises:
             PromptRenderError: a field has no variable ("Missing prompt variable
-                'x' for name@version").
+                'x' for name@version"), or the template is malformed or asks a
+                variable for an attribute or item it lacks ("Cannot render prompt
+                name@version: ...").
             TypeError: ``variables`` is not a mapping.
         """
         _check_variables("PromptTemplate.render", variables)
@@ -140,6 +142,12 @@ class PromptTemplate:
         except KeyError as exc:
             raise PromptRenderError(
                 f"Missing prompt variable {exc.args[0]!r} for {self.name}@{self.version}"
+            ) from exc
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            # A malformed field ("{", "{0}", "{x:d}") or a lookup the variable cannot
+            # answer ("{user.name}", "{n[0]}"): the template's fault, named as such.
+            raise PromptRenderError(
+                f"Cannot render prompt {self.name}@{self.version}: {exc}"
             ) from exc
         return RenderedPrompt(
             name=self.name,
@@ -181,7 +189,11 @@ class PromptLibrary:
         Raises:
             KeyError: no such name ("Unknown prompt: name") or version
                 ("Unknown prompt version for name: 'v9'").
+            TypeError: ``name`` is not a str, or ``version`` not a str or None.
         """
+        _check_text("PromptLibrary.get", "name", name)
+        if version is not None:
+            _check_text("PromptLibrary.get", "version", version)
         versions = self._prompts.get(name)
         if not versions:
             raise KeyError(f"Unknown prompt: {name}")
@@ -200,13 +212,18 @@ class PromptLibrary:
         """Render the template ``name`` at ``version`` with ``variables``.
 
         Raises:
-            KeyError: as :meth:`get`.
-            PromptRenderError: as :meth:`PromptTemplate.render`.
+            KeyError, TypeError: as :meth:`get`.
+            PromptRenderError, TypeError: as :meth:`PromptTemplate.render`.
         """
         return self.get(name, version=version).render(variables)
 
     def versions(self, name: str) -> tuple[str, ...]:
-        """The versions registered for ``name``, in registration order (empty if none)."""
+        """The versions registered for ``name``, in registration order (empty if none).
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
+        _check_text("PromptLibrary.versions", "name", name)
         return tuple(self._prompts.get(name, ()))
 
     def list_prompts(self) -> dict[str, tuple[str, ...]]:

@@ -360,7 +360,10 @@ class Agent:
         security_policy: PromptSecurityPolicy | None = None,
     ) -> None:
         owner = "Agent"
-        if not (hasattr(llm_client, "chat") or hasattr(llm_client, "complete")):
+        if not (
+            callable(getattr(llm_client, "chat", None))
+            or callable(getattr(llm_client, "complete", None))
+        ):
             raise TypeError(
                 f"{owner}: llm_client must have a chat or complete method; "
                 f"got {type_of(llm_client)}"

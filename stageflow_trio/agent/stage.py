@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from stageflow_trio._args import type_of
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
@@ -39,9 +41,15 @@ class AgentStage:
         self._output_version = output_version
 
     async def execute(self, ctx: Any) -> StageOutput:
-        """Run the agent; a checkpoint (the agent's)."""
+        """Run the agent; a checkpoint (the agent's, or its own when ``ctx`` has no input)."""
         try:
-            result = await self._agent.run(ctx.snapshot.input_text or "", stage_context=ctx)
+            input_text = ctx.snapshot.input_text or ""
+        except Exception as exc:  # noqa: BLE001 - as the reference: a failed output
+            # No agent call, so no checkpoint from it: the stage still is one.
+            await trio.lowlevel.checkpoint()
+            return StageOutput.fail(error=f"Agent execution failed: {exc}")
+        try:
+            result = await self._agent.run(input_text, stage_context=ctx)
         except Exception as exc:  # noqa: BLE001 - the stage reports the failure as its output
             return StageOutput.fail(error=f"Agent execution failed: {exc}")
         return StageOutput.ok(data=result.to_dict(), version=self._output_version)

@@ -250,11 +250,11 @@ async def _call_llm(
     await trio.lowlevel.checkpoint()
     listed = [dict(message) for message in messages]
     chat = getattr(client, "chat", None)
-    if chat is not None:
+    if callable(chat):
         raw = chat(messages=listed, model=model, **kwargs)
     else:
         complete = getattr(client, "complete", None)
-        if complete is None:
+        if not callable(complete):
             raise TypeError(
                 "LLM client must expose either a 'chat' or a 'complete' method; "
                 f"got {type_of(client)}"
@@ -327,7 +327,7 @@ def _normalize_llm_response(raw: Any, *, client: Any, fallback_model: str) -> LL
 def _count(value: Any) -> int:
     try:
         return max(int(value or 0), 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return 0
 
 
