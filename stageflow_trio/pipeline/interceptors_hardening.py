@@ -4,10 +4,10 @@ Both are meant for development and high-reliability set-ups (each serializes
 the context twice per stage). Add them to a graph's interceptor list.
 
 Where the snapshot comes from: ``snapshot_getter(ctx)`` when given, else
-``ctx.snapshot`` when the context has one (a StageContext), else
 ``ctx.data["snapshot"]`` (the place a legacy run keeps the snapshot it hands
-to its stages). The reference read ``ctx.snapshot`` only, which a
-PipelineContext does not have, so its checks never ran.
+to its stages, and a unified run's view holds its own), else ``ctx.snapshot``
+when the context has one (a StageContext). The reference read ``ctx.snapshot``
+only, which a PipelineContext does not have, so its checks never ran.
 """
 
 # Hooks implement a fixed interface, so unused hook arguments are expected.
