@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import anyio
 import coredis
 import coredis.exceptions
 import coredis.retry
@@ -39,7 +40,7 @@ import trio
 
 from stageflow_trio._args import check_number, type_of
 from stageflow_trio._engine._errors import unwrapping_groups
-from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
+from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 from stageflow_trio.tools.approval import ApprovalStatus
 
@@ -86,7 +87,13 @@ __all__ = [
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
 
-_REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+_REDIS_ERRORS = (
+    coredis.exceptions.RedisError,
+    OSError,
+    # A connection the stores' cancellation closed: coredis fails to send on it.
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+)
 
 SCHEMA_VERSION = 1
 """The layout of the keys this version writes (kept under ``{prefix}schema``)."""
@@ -282,6 +289,8 @@ async def open_redis_stores(
 
     if (url is None) == (client is None):
         raise TypeError("open_redis_stores: give exactly one of url and client")
+    if url is not None and not isinstance(url, str):
+        raise TypeError(f"open_redis_stores: url must be a str; got {type_of(url)}")
     if prefix is not None and not isinstance(prefix, str):
         raise TypeError(f"open_redis_stores: prefix must be a str or None; got {type_of(prefix)}")
     lease = check_number(
@@ -490,7 +499,7 @@ class RedisIdempotencyStore:
         with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS):
             try:
                 await self._send_release(claim)
-            except _REDIS_ERRORS:
+            except Exception:  # must not replace what is propagating
                 logger.warning("could not release claim %r", claim.key, exc_info=True)
             else:
                 return
@@ -583,8 +592,9 @@ class RedisMemoryStore:
         """The session's entries that ``config`` selects, oldest first. A checkpoint.
 
         Raises:
-            TypeError: ``config`` is not a MemoryConfig.
+            TypeError: ``session_id`` is not a UUID or ``config`` is not a MemoryConfig.
         """
+        _check_session_id("RedisMemoryStore.fetch", session_id)
         if type(config) is not MemoryConfig:
             raise TypeError(
                 f"RedisMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
@@ -605,7 +615,12 @@ class RedisMemoryStore:
         await self._backend.client.rpush(self._key(entry.session_id), [memory_to_json(entry)])
 
     async def clear(self, session_id: UUID) -> int:
-        """Forget the session; return how many entries it had. A checkpoint."""
+        """Forget the session; return how many entries it had. A checkpoint.
+
+        Raises:
+            TypeError: ``session_id`` is not a UUID.
+        """
+        _check_session_id("RedisMemoryStore.clear", session_id)
         return int(await self._backend.client.eval(_CLEAR, keys=[self._key(session_id)], args=[]))
 
 

@@ -39,7 +39,7 @@ import trio
 
 from stageflow_trio._args import check_number, type_of
 from stageflow_trio._engine._errors import unwrapping_groups
-from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _select
+from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 
 from ._common import (
@@ -282,6 +282,8 @@ async def open_sqlite_stores(
         raise TypeError(f"open_sqlite_stores: path must be a str; got {type_of(path)}")
     if not path:
         raise ValueError("open_sqlite_stores: path must not be empty")
+    if not callable(clock):
+        raise TypeError(f"open_sqlite_stores: clock must be callable; got {type_of(clock)}")
     poll_interval = check_number(
         "open_sqlite_stores", "poll_interval", poll_interval, minimum=0, above=True
     )
@@ -498,8 +500,9 @@ class SqliteMemoryStore:
         """The session's entries that ``config`` selects, oldest first. A checkpoint.
 
         Raises:
-            TypeError: ``config`` is not a MemoryConfig.
+            TypeError: ``session_id`` is not a UUID or ``config`` is not a MemoryConfig.
         """
+        _check_session_id("SqliteMemoryStore.fetch", session_id)
         if type(config) is not MemoryConfig:
             raise TypeError(
                 f"SqliteMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
@@ -530,7 +533,12 @@ class SqliteMemoryStore:
         )
 
     async def clear(self, session_id: UUID) -> int:
-        """Forget the session; return how many entries it had. A checkpoint."""
+        """Forget the session; return how many entries it had. A checkpoint.
+
+        Raises:
+            TypeError: ``session_id`` is not a UUID.
+        """
+        _check_session_id("SqliteMemoryStore.clear", session_id)
         cursor = await self._db.run(
             lambda c: c.execute("DELETE FROM memory WHERE session_id = ?", (str(session_id),))
         )
@@ -729,11 +737,12 @@ class SqliteUndoBackend:
 
     async def get_all(self) -> list[UndoMetadata]:
         """Every live entry's metadata, oldest stored first. A checkpoint."""
+        now = self._db.clock()  # here, not in the worker thread: the clock may need trio
         rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT metadata FROM undo WHERE expires_at IS NULL OR expires_at >= ?"
                 " ORDER BY seq",
-                (self._db.clock(),),
+                (now,),
             ).fetchall()
         )
         return [undo_from_json(row[0]) for row in rows]
