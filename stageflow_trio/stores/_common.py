@@ -227,14 +227,16 @@ class Stores:
     """The stores of one backend, opened together by :func:`~stageflow_trio.stores.open_stores`.
 
     Attributes:
-        url: The backend's URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``).
+        url: The backend's URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``),
+            as given; the ``repr`` shows its password as ``***``.
         idempotency: Cached stage results and in-flight claims.
         memory: Conversation memory.
         approvals: Approval requests and decisions (behind an ApprovalService).
         undo: Undo metadata (behind an UndoStore).
     """
 
-    url: str
+    # A repr ends up in logs and tracebacks: never with the password.
+    url: str = attrs.field(repr=lambda url: repr(redacted(url)))
     idempotency: IdempotencyStore
     memory: MemoryStore
     approvals: ApprovalBackend

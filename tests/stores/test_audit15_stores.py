@@ -119,3 +119,19 @@ async def test_redis_a_background_release_meeting_a_closed_connection_is_logged(
             client.closed = False
             await stores.undo.put(UndoMetadata(uuid.UUID(int=1), "tool", {}), 60)
     assert "could not release claim 'k'" in caplog.text
+
+
+def test_the_repr_of_stores_never_shows_the_url_password() -> None:
+    from stageflow_trio.stores import Stores
+
+    stores = Stores(
+        url="redis://worker:s3cret@db.internal:6379/0",
+        idempotency=None,  # type: ignore[arg-type]
+        memory=None,  # type: ignore[arg-type]
+        approvals=None,  # type: ignore[arg-type]
+        undo=None,  # type: ignore[arg-type]
+    )
+    text = repr(stores)
+    assert "s3cret" not in text
+    assert "url='redis://worker:***@db.internal:6379/0'" in text
+    assert stores.url == "redis://worker:s3cret@db.internal:6379/0"  # the value itself is kept
