@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stageflow_trio._engine._errors import unwrap_group
+from stageflow_trio._engine._errors import first_leaf, unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
@@ -276,7 +276,17 @@ class _LegacyRun(DagRun):
         invoke = plan.invokers[name]
 
         async def stage_run() -> StageResult:
-            return _normalize(name, await invoke(ctx), started_at)
+            try:
+                raw = await invoke(ctx)
+            except BaseExceptionGroup as group:
+                # Cancelled with an error (a task of the stage's own nursery failed
+                # while it was interrupted): the error, for the chain to record, as
+                # for the same stage without a nursery.
+                leaf = first_leaf(group)
+                if isinstance(group, Exception) or not isinstance(leaf, Exception):
+                    raise
+                raise leaf from group
+            return _normalize(name, raw, started_at)
 
         emitter = plan.emitter if plan.emit_stage_wide else None
         try:

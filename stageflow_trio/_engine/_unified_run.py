@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
@@ -250,7 +251,12 @@ class UnifiedRun(DagRun):
                 await trio.lowlevel.checkpoint()
             output = await self._before_start(pipeline_ctx, spec, stage_ctx)
         if output is None and spec.conditional:
-            skip_reason = inputs.get("skip_reason")
+            # The first input, in dependency order, with a truthy skip_reason (an
+            # input whose skip_reason is "" or None does not hide a later one).
+            skip_reason = next(
+                (reason for out in prior.values() if (reason := out.data.get("skip_reason"))),
+                None,
+            )
             if skip_reason:
                 output = StageOutput.skip(reason=skip_reason)
                 if self.report.wide is not None:
@@ -362,6 +368,14 @@ class UnifiedRun(DagRun):
         (:func:`terminal_event`) in every case. The emit is synchronous
         (try_emit), so it needs no shield and cannot block.
         """
+        original = exc
+        if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
+            # Cancelled with an error (a task of the stage's own nursery failed while
+            # the stage was interrupted): that error is the stage's, as it would be
+            # for the same stage without a nursery.
+            leaf = first_leaf(exc)
+            if isinstance(leaf, Exception):
+                exc = leaf
         if started_at is not None and isinstance(exc, Exception):
             self.report.record_wide(name, "failed", started_at, {}, str(exc))
         if self.emits:
@@ -370,8 +384,11 @@ class UnifiedRun(DagRun):
                 status, extra = event
                 duration_ms = int((self.clock.current_time() - started) * 1000)
                 self.report.lifecycle(name, status, extra, duration_ms)
-        if not isinstance(exc, Exception) or isinstance(exc, UnifiedStageExecutionError):
+        if not isinstance(exc, Exception):
             return None
+        if isinstance(exc, UnifiedStageExecutionError):
+            # A graph the stage ran failed: as it is (raised in place of a group).
+            return exc if exc is not original else None
         logger.debug("Stage %s raised %r", name, exc)
         return UnifiedStageExecutionError(name, exc)
 
