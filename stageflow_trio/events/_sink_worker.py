@@ -34,7 +34,9 @@ class _SinkWorker:
     sets when it exits; None otherwise. ``in_flight``: an event whose delivery
     started but has not finished; if the worker dies holding one, the sink's
     ``start`` or ``stop`` counts it as undelivered (re-sending could duplicate
-    it). ``held``: an event taken off the channel whose delivery has not
+    it). While ``drain_here`` runs (a stop delivering from its own task), the
+    in-flight event is the drain's: a worker started meanwhile neither gives it
+    up nor delivers anything while that stop goes on. ``held``: an event taken off the channel whose delivery has not
     started; whoever delivers next (a new worker, or stop's drain) delivers it
     first.
 
@@ -48,6 +50,7 @@ class _SinkWorker:
 
     __slots__ = (
         "_downstream",
+        "_drain_done",
         "_idle",
         "_logger",
         "_metrics",
@@ -81,6 +84,8 @@ class _SinkWorker:
         self.stopping = False
         self.in_flight: _Event | None = None
         self.held: _Event | None = None
+        # Set while drain_here runs; set (and cleared) when it returns.
+        self._drain_done: trio.Event | None = None
 
     # -- the worker task -----------------------------------------------------
 
@@ -98,7 +103,16 @@ class _SinkWorker:
                 self._scope = scope
                 self.running = True
                 task_status.started()
-                await self._deliver_forever()
+                drain = self._drain_done
+                if drain is not None:
+                    # Started while a stop delivers the queue from its own task:
+                    # two deliverers would share ``in_flight`` (an event lost or
+                    # counted twice) and reorder the queue. Wait for the drain.
+                    await drain.wait()
+                if not self.stopping:
+                    # (Still stopping: that stop owns the queue and any event
+                    # its drain left in flight, and halts this worker next.)
+                    await self._deliver_forever()
         finally:
             self.running = False
             self._scope = None
@@ -194,6 +208,14 @@ class _SinkWorker:
 
     async def drain_here(self) -> None:
         """Deliver the queue from the calling task (the worker has exited)."""
+        done = self._drain_done = trio.Event()
+        try:
+            await self._drain()
+        finally:
+            self._drain_done = None
+            done.set()
+
+    async def _drain(self) -> None:
         receive_nowait = self._receive.receive_nowait
         emit = self._downstream.emit
         count = 0
@@ -245,9 +267,12 @@ class _SinkWorker:
                 return taken
 
     def give_up_in_flight(self) -> None:
-        """Give up the event a cancelled worker left half-delivered, if any."""
+        """Give up the event a cancelled worker left half-delivered, if any.
+
+        Not while ``drain_here`` runs: its in-flight event is being delivered.
+        """
         event = self.in_flight
-        if event is None:
+        if event is None or self._drain_done is not None:
             return
         self.in_flight = None
         self.give_up([event])

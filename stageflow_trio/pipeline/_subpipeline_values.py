@@ -30,6 +30,37 @@ def _id_str(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _check_fields(owner: str, rules: tuple[tuple[str, object, str], ...]) -> None:
+    """Raise TypeError naming the first field whose value breaks its rule.
+
+    Each rule is ``(name, value, kind)`` with kind ``"uuid"``, ``"uuid?"``,
+    ``"str"``, ``"str?"``, ``"bool"``, ``"number"`` or ``"int"``.
+    """
+    for name, value, kind in rules:
+        if kind.endswith("?"):
+            if value is None:
+                continue
+            kind = kind[:-1]
+            rule_suffix = " or None"
+        else:
+            rule_suffix = ""
+        if kind == "uuid":
+            ok, rule = isinstance(value, UUID), "a UUID"
+        elif kind == "str":
+            ok, rule = isinstance(value, str), "a str"
+        elif kind == "bool":
+            ok, rule = isinstance(value, bool), "a bool"
+        elif kind == "int":
+            ok, rule = isinstance(value, int) and not isinstance(value, bool), "an int"
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            rule = "a number"
+        if not ok:
+            raise TypeError(
+                f"{owner}: {name} must be {rule}{rule_suffix}, got {type(value).__name__}"
+            )
+
+
 # The payload builders are shared by the event classes' to_dict and the spawner,
 # which builds the payloads directly (no event object per spawn) and passes the
 # run ids as the strings it made once per child.
@@ -124,6 +155,19 @@ class PipelineSpawnedChildEvent:
     correlation_id: UUID | None
     timestamp: str = attrs.field(factory=_timestamp)
 
+    def __attrs_post_init__(self) -> None:
+        _check_fields(
+            "PipelineSpawnedChildEvent",
+            (
+                ("parent_run_id", self.parent_run_id, "uuid"),
+                ("child_run_id", self.child_run_id, "uuid"),
+                ("parent_stage_id", self.parent_stage_id, "str"),
+                ("pipeline_name", self.pipeline_name, "str"),
+                ("correlation_id", self.correlation_id, "uuid?"),
+                ("timestamp", self.timestamp, "str"),
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings; keys in the reference's order."""
         return _spawned_payload(
@@ -147,6 +191,18 @@ class PipelineChildCompletedEvent:
     duration_ms: float = 0.0
     timestamp: str = attrs.field(factory=_timestamp)
 
+    def __attrs_post_init__(self) -> None:
+        _check_fields(
+            "PipelineChildCompletedEvent",
+            (
+                ("parent_run_id", self.parent_run_id, "uuid"),
+                ("child_run_id", self.child_run_id, "uuid"),
+                ("pipeline_name", self.pipeline_name, "str"),
+                ("duration_ms", self.duration_ms, "number"),
+                ("timestamp", self.timestamp, "str"),
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings; keys in the reference's order."""
         return _completed_payload(
@@ -169,6 +225,19 @@ class PipelineChildFailedEvent:
     error_message: str
     duration_ms: float = 0.0
     timestamp: str = attrs.field(factory=_timestamp)
+
+    def __attrs_post_init__(self) -> None:
+        _check_fields(
+            "PipelineChildFailedEvent",
+            (
+                ("parent_run_id", self.parent_run_id, "uuid"),
+                ("child_run_id", self.child_run_id, "uuid"),
+                ("pipeline_name", self.pipeline_name, "str"),
+                ("error_message", self.error_message, "str"),
+                ("duration_ms", self.duration_ms, "number"),
+                ("timestamp", self.timestamp, "str"),
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings; keys in the reference's order."""
@@ -195,6 +264,18 @@ class PipelineCanceledEvent:
     reason: str = "user_requested"
     cascade_depth: int = 0
     timestamp: str = attrs.field(factory=_timestamp)
+
+    def __attrs_post_init__(self) -> None:
+        _check_fields(
+            "PipelineCanceledEvent",
+            (
+                ("pipeline_run_id", self.pipeline_run_id, "uuid"),
+                ("parent_run_id", self.parent_run_id, "uuid?"),
+                ("reason", self.reason, "str"),
+                ("cascade_depth", self.cascade_depth, "int"),
+                ("timestamp", self.timestamp, "str"),
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Ids as strings (``parent_run_id`` None for a root); keys in the reference's order."""
@@ -230,6 +311,11 @@ class SubpipelineResult:
             ``"result"``), read-only; None when the child did not succeed.
         error: Why the child did not succeed, else None.
         duration_ms: How long the child ran, on the trio clock.
+
+    Raises:
+        TypeError: ``success`` is not a bool, ``child_run_id`` not a UUID,
+            ``data`` not a mapping or None, ``error`` not a str or None, or
+            ``duration_ms`` not a number.
     """
 
     success: bool
@@ -237,6 +323,27 @@ class SubpipelineResult:
     data: FrozenDict[str, Any] | None = attrs.field(default=None, converter=_freeze_data)
     error: str | None = None
     duration_ms: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        # The spawner builds one per child: the common case costs four type() tests.
+        success: object = self.success
+        error: object = self.error
+        if (
+            type(success) is bool
+            and type(self.child_run_id) is UUID
+            and type(self.duration_ms) is float
+            and (error is None or type(error) is str)
+        ):
+            return
+        _check_fields(
+            "SubpipelineResult",
+            (
+                ("success", self.success, "bool"),
+                ("child_run_id", self.child_run_id, "uuid"),
+                ("error", self.error, "str?"),
+                ("duration_ms", self.duration_ms, "number"),
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """``success``, ``child_run_id`` (str) and ``duration_ms``, plus ``data`` and
