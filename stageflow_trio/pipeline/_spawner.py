@@ -643,7 +643,14 @@ class SubpipelineSpawner:
         return [current for current, _, _ in canceled]
 
     async def is_canceled(self, run_id: UUID) -> bool:
-        """Whether :meth:`cancel_with_children` has cancelled ``run_id``. A checkpoint."""
+        """Whether :meth:`cancel_with_children` has cancelled ``run_id``. A checkpoint.
+
+        Raises:
+            TypeError: ``run_id`` is not a UUID (a str id would match none of the
+                UUIDs the spawner records, and the answer would always be False).
+        """
+        if not isinstance(run_id, UUID):
+            raise TypeError(f"run_id must be a UUID, got {type(run_id).__name__}")
         await trio.lowlevel.checkpoint()
         return run_id in self._canceled_runs
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -25,11 +26,13 @@ from hypothesis import strategies as st
 from stageflow_trio.events import BackpressureAwareEventSink
 from stageflow_trio.helpers.memory import InMemoryStore, MemoryConfig, MemoryEntry
 from stageflow_trio.pipeline.subpipeline import (
+    ChildRunTracker,
     PipelineCanceledEvent,
     PipelineChildCompletedEvent,
     PipelineChildFailedEvent,
     PipelineSpawnedChildEvent,
     SubpipelineResult,
+    SubpipelineSpawner,
 )
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
 
@@ -334,3 +337,13 @@ def test_in_memory_store_matches_the_reference(
         theirs = _ref_run(ops, configs)
         mine = trio.run(_our_run, ops, configs)
     assert mine == theirs
+
+
+async def test_is_canceled_refuses_a_run_id_that_is_not_a_uuid() -> None:
+    # Audit 15: str(run_id) silently answered False, as cancel_with_children refuses it.
+    spawner = SubpipelineSpawner(child_tracker=ChildRunTracker())
+    run_id = uuid.uuid4()
+    await spawner.cancel_with_children(run_id)
+    assert await spawner.is_canceled(run_id)
+    with pytest.raises(TypeError, match=r"^run_id must be a UUID, got str$"):
+        await spawner.is_canceled(str(run_id))  # type: ignore[arg-type]
