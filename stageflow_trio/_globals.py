@@ -23,7 +23,15 @@ _resets: list[Callable[[], None]] = []
 
 
 def register_global_reset(reset: Callable[[], None]) -> None:
-    """Register a function that puts one of the library's singletons back to its default."""
+    """Register a function that puts one of the library's singletons back to its default.
+
+    Raises:
+        TypeError: ``reset`` is not callable (nothing is registered).
+    """
+    if not callable(reset):
+        raise TypeError(
+            f"register_global_reset: reset must be callable; got {type(reset).__name__}"
+        )
     _resets.append(reset)
 
 

@@ -86,6 +86,10 @@ class PromptSecurityError(ValueError):
     """The policy blocked a piece of text; :attr:`report` says why."""
 
     def __init__(self, report: PromptSecurityReport) -> None:
+        if not isinstance(report, PromptSecurityReport):
+            raise TypeError(
+                f"PromptSecurityError: report must be a PromptSecurityReport; got {type_of(report)}"
+            )
         self.report = report
         super().__init__(f"Blocked {report.source} content due to prompt-injection policy")
 

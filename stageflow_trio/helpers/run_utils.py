@@ -681,6 +681,10 @@ class PipelineRunner:
 
     def print_result(self, result: RunResult, *, show_data: bool = True) -> None:
         """Print a summary of ``result``: outcome, duration, stages (and their data)."""
+        if not isinstance(result, RunResult):
+            raise TypeError(
+                f"PipelineRunner.print_result: result must be a RunResult; got {type_of(result)}"
+            )
         green, red, reset = ("\033[92m", "\033[91m", "\033[0m") if self._colorize else ("", "", "")
         print("\n" + "=" * 60)
         print("RESULTS")

@@ -91,6 +91,10 @@ def extract_service(topology: str | None) -> str | None:
     are service-agnostic. Otherwise returns the part before the last
     underscore, or the whole name when that part is empty.
     """
+    if topology is not None and not isinstance(topology, str):
+        raise TypeError(
+            f"extract_service: topology must be a str or None; got {type(topology).__name__}"
+        )
     if topology is None or topology.endswith("_kernel"):
         return None
     head = topology.rpartition("_")[0]

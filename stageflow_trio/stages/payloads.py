@@ -107,6 +107,10 @@ def fail_output(
 
 def summary_from_output(output: StageOutput) -> dict[str, Any]:
     """A copy of the output's summary; ``{}`` when absent or not a mapping."""
+    if not isinstance(output, StageOutput):
+        raise TypeError(
+            f"summary_from_output: output must be a StageOutput; got {type(output).__name__}"
+        )
     summary = output.data.get(SUMMARY_KEY)
     return dict(summary) if isinstance(summary, Mapping) else {}
 

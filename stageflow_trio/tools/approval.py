@@ -372,8 +372,14 @@ class ApprovalService:
         The new request gets its own id; ``request`` itself is not stored.
 
         Raises:
-            TypeError: As :meth:`request_approval`, for ``request``'s fields.
+            TypeError: ``request`` is not an ApprovalRequest; as :meth:`request_approval`,
+                for ``request``'s fields.
         """
+        if not isinstance(request, ApprovalRequest):
+            raise TypeError(
+                "ApprovalService.request: request must be an ApprovalRequest; "
+                f"got {type(request).__name__}"
+            )
         return await self.request_approval(
             action_id=request.action_id,
             tool_name=request.tool_name,
