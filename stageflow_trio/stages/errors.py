@@ -190,7 +190,7 @@ def with_error_handling(
     arguments (or ``ctx=``), and re-raised; any other Exception is logged,
     recorded with ``error_type`` too, and raised as a StageExecutionError
     (``recoverable`` per :func:`_is_recoverable_error`) chained to it. The
-    wrapper is a checkpoint when the function returns.
+    wrapper is a checkpoint, also when the function raises without yielding.
 
     Example::
 
@@ -209,6 +209,8 @@ def with_error_handling(
                 # The stage may have returned without yielding; the wrapper still checkpoints.
                 await trio.lowlevel.checkpoint()
             except StageError as exc:
+                # A checkpoint on the error paths too (the stage may raise without yielding).
+                await trio.lowlevel.checkpoint()
                 logger.warning(
                     str(exc) or error_message or f"{stage_name} error",
                     extra={"service": "stage", "stage": stage_name, "error": str(exc)},
@@ -220,6 +222,7 @@ def with_error_handling(
                     ctx.record_stage_event(stage=stage_name, status="failed", payload=payload)
                 raise
             except Exception as exc:
+                await trio.lowlevel.checkpoint()
                 logger.exception(
                     "%s failed: %s",
                     error_message or stage_name,
@@ -321,6 +324,8 @@ class StageRunner:
                 data=data,
             )
         except Exception as exc:
+            # A checkpoint on the error path too (run_fn may raise without yielding).
+            await trio.lowlevel.checkpoint()
             logger.exception(
                 "%s: %s",
                 self.error_message,
