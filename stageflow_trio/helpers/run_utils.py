@@ -116,6 +116,10 @@ class JsonLogFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
+        if not isinstance(record, logging.LogRecord):
+            raise TypeError(
+                f"JsonLogFormatter.format: record must be a logging.LogRecord; got {type_of(record)}"
+            )
         data: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,

@@ -48,7 +48,10 @@ class PipelineRegistry:
 
         Raises:
             KeyError: "Pipeline 'name' not found. Available: [...]".
+            TypeError: ``name`` is not a str.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
         self._ensure_registered()
         try:
             return self._pipelines[name]

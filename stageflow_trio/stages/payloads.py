@@ -137,9 +137,17 @@ def payload_from_inputs(
     Raises:
         KeyError: ``stage_name`` has no output, or its data has no payload.
         UndeclaredDependencyError: ``stage_name`` is not a declared dependency (strict inputs).
-        TypeError: ``expected_type`` is given and the payload is not one.
+        TypeError: ``expected_type`` is given and the payload is not one, or
+            ``ctx_or_inputs`` is neither a StageInputs nor a context with ``inputs``.
     """
-    inputs = ctx_or_inputs if isinstance(ctx_or_inputs, StageInputs) else ctx_or_inputs.inputs
+    inputs = ctx_or_inputs if isinstance(ctx_or_inputs, StageInputs) else None
+    if inputs is None:
+        inputs = getattr(ctx_or_inputs, "inputs", None)
+        if not isinstance(inputs, StageInputs):
+            raise TypeError(
+                "payload_from_inputs: ctx_or_inputs must be a StageContext or StageInputs; "
+                f"got {type(ctx_or_inputs).__name__}"
+            )
     payload = inputs.require_from(stage_name, PAYLOAD_KEY)
     return _coerce(payload, stage_name, "stage inputs", expected_type)
 
@@ -159,9 +167,19 @@ def payload_from_results(
     Raises:
         KeyError: ``stage_name`` is not in ``results``, or its data has no payload.
         RuntimeError: The stage did not finish with status OK.
-        TypeError: ``expected_type`` is given and the payload is not one.
+        TypeError: ``expected_type`` is given and the payload is not one, ``stage_name``
+            is not a str, or ``results`` is neither a mapping nor has ``require_ok``.
     """
+    if not isinstance(stage_name, str):
+        raise TypeError(
+            f"payload_from_results: stage_name must be a str; got {type(stage_name).__name__}"
+        )
     require_ok = getattr(results, "require_ok", None)
+    if not callable(require_ok) and not isinstance(results, Mapping):
+        raise TypeError(
+            "payload_from_results: results must be a mapping of stage outputs "
+            f"(or have require_ok); got {type(results).__name__}"
+        )
     output = require_ok(stage_name) if callable(require_ok) else _require_ok(results, stage_name)
     return _coerce(output.data[PAYLOAD_KEY], stage_name, "pipeline results", expected_type)
 

@@ -406,11 +406,13 @@ class ApprovalService:
             KeyError: ``"Approval request {id} not found"``.
             TimeoutError: No decision within the timeout; a PENDING request
                 becomes EXPIRED.
+            TypeError: ``request_id`` is not a UUID.
             TypeError, ValueError: ``timeout_seconds`` is not a number >= 0.
             trio.Cancelled: The caller was cancelled, while waiting or already at
                 the call's first checkpoint; a PENDING request becomes CANCELLED
                 first (its other waiters wake with the cancelled decision).
         """
+        check_uuid("ApprovalService.await_decision", "request_id", request_id)
         timeout = (
             self.default_timeout_seconds
             if timeout_seconds is None
@@ -462,11 +464,13 @@ class ApprovalService:
 
         Raises:
             KeyError: ``"Approval request {id} not found"``.
-            TypeError: ``granted`` is not a bool (a string such as ``"false"`` is
-                refused, not read as a yes), ``decided_by`` not a UUID or None, or
+            TypeError: ``request_id`` is not a UUID, ``granted`` not a bool (a
+                string such as ``"false"`` is refused, not read as a yes),
+                ``decided_by`` not a UUID or None, or
                 ``reason`` not a str or None; nothing is recorded.
         """
         owner = "ApprovalService.record_decision"
+        check_uuid(owner, "request_id", request_id)
         check_flag(owner, "granted", granted)
         check_uuid(owner, "decided_by", decided_by, optional=True)
         check_str(owner, "reason", reason, optional=True)

@@ -77,7 +77,24 @@ class ToolInput:
         ``behavior``, ``pipeline_run_id`` and ``request_id`` are the context's
         ``execution_mode``, ``pipeline_run_id`` and ``request_id`` (all None
         without a context).
+
+        Raises:
+            TypeError: ``action`` has no ``id`` or ``payload`` (not an Action), or
+                ``ctx`` is neither None nor an object with ``execution_mode``,
+                ``pipeline_run_id`` and ``request_id``.
         """
+        owner = "ToolInput.from_action"
+        if not (hasattr(action, "id") and hasattr(action, "payload")):
+            raise TypeError(
+                f"{owner}: action must be an Action (with id and payload); got {type_of(action)}"
+            )
+        if ctx is not None and not all(
+            hasattr(ctx, name) for name in ("execution_mode", "pipeline_run_id", "request_id")
+        ):
+            raise TypeError(
+                f"{owner}: ctx must be an ExecutionContext (with execution_mode, "
+                f"pipeline_run_id and request_id) or None; got {type_of(ctx)}"
+            )
         if ctx is None:
             return cls(action_id=action.id, tool_name=tool_name, payload=action.payload)
         return cls(
@@ -134,10 +151,16 @@ class UndoMetadata:
         Raises:
             KeyError: ``action_id``, ``tool_name`` or ``undo_data`` is missing.
             ValueError: ``action_id`` is not a UUID string.
+            TypeError: ``action_id`` is not a str.
         """
         created_at = data.get("created_at")
+        action_id = data["action_id"]
+        if not isinstance(action_id, str):
+            raise TypeError(
+                f"UndoMetadata.from_dict: action_id must be a UUID string; got {type_of(action_id)}"
+            )
         return cls(
-            action_id=UUID(data["action_id"]),
+            action_id=UUID(action_id),
             tool_name=data["tool_name"],
             undo_data=data["undo_data"],
             created_at=utc_now_iso() if created_at is None else created_at,

@@ -186,8 +186,15 @@ class ToolRegistry:
             The tool's output.
 
         Raises:
+            TypeError: ``action`` has no str ``type`` (not an action), before
+                the checkpoint.
             Exception: whatever the tool (or its factory) raises.
         """
+        if not isinstance(getattr(action, "type", None), str):
+            raise TypeError(
+                f"ToolRegistry.execute: action must be an action with a str type; "
+                f"got {type_of(action)}"
+            )
         await trio.lowlevel.checkpoint()
         tool = self.get_tool(action.type)
         if tool is None:
