@@ -386,11 +386,19 @@ def validate(
     try:
         return (strict_converter if strict else lax).structure(dict(data), model)
     except cattrs.errors.StructureHandlerNotFoundError as exc:
-        raise TypeError(
-            f"{model.__name__}: field type {exc.type_!r} is not supported by attrs contract "
-            "models (use a pydantic model, or a type the docs list)"
-        ) from None
+        raise _unsupported(model, exc) from None
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            # Older cattrs (24.x) report a missing hook inside the validation group.
+            missing = exc.subgroup(
+                lambda e: isinstance(e, cattrs.errors.StructureHandlerNotFoundError)
+            )
+            if missing is not None:
+                leaf: BaseException = missing
+                while isinstance(leaf, BaseExceptionGroup):
+                    leaf = leaf.exceptions[0]
+                assert isinstance(leaf, cattrs.errors.StructureHandlerNotFoundError)
+                raise _unsupported(model, leaf) from None
         problems = (
             cattrs.transform_error(exc, format_exception=_describe)
             if isinstance(exc, cattrs.BaseValidationError)
@@ -544,3 +552,11 @@ def _type_schema(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
         if issubclass(hint, (list, tuple, Set)):
             return {"items": {}, "type": "array"}
     return {}
+
+
+def _unsupported(model: type[Any], exc: Any) -> TypeError:
+    """The TypeError for a field type the converter cannot structure (cattrs found no hook)."""
+    return TypeError(
+        f"{model.__name__}: field type {exc.type_!r} is not supported by attrs contract "
+        "models (use a pydantic model, or a type the docs list)"
+    )
