@@ -54,19 +54,41 @@ class LLMOutputValidationError(ValueError):
         model: The class it was validated against.
         errors: One message per failed attempt.
         response: The last reply.
+
+    Raises:
+        TypeError: ``model`` is not a class, ``errors`` is a str or not an iterable
+            of str, or ``response`` is neither an LLMResponse nor None.
     """
 
     def __init__(self, model: type, errors: Sequence[str], response: LLMResponse | None) -> None:
+        owner = "LLMOutputValidationError"
+        if not isinstance(model, type):
+            raise TypeError(f"{owner}: model must be a class; got {type_of(model)}")
+        if response is not None and not isinstance(response, LLMResponse):
+            raise TypeError(
+                f"{owner}: response must be an LLMResponse or None; got {type_of(response)}"
+            )
         self.model = model
-        self.errors: tuple[str, ...] = tuple(errors)
+        self.errors: tuple[str, ...] = _str_tuple(errors, owner=owner, param="errors")
         self.response = response
         super().__init__(
             f"Failed to validate LLM output as {model.__name__} after {len(self.errors)} attempt(s)"
         )
 
 
-def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
+def _str_tuple(
+    values: Iterable[str], *, owner: str = "TypedLLMResult", param: str = "validation_errors"
+) -> tuple[str, ...]:
+    """``values`` as a tuple, refusing a bare str (its letters), a mapping and non-str items."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise TypeError(f"{owner}: {param} must be an iterable of str; got {type_of(values)}")
+    result = tuple(values)
+    for value in result:
+        if type(value) is not str:
+            raise TypeError(
+                f"{owner}: {param} must be an iterable of str; got an item of type {type_of(value)}"
+            )
+    return result
 
 
 @frozen_compat
@@ -78,13 +100,27 @@ class TypedLLMResult(Generic[_T]):
         response: The normalised reply that validated.
         parsed: The validated instance.
         attempts: Model calls made (1 when the first reply validated).
-        validation_errors: The errors of the attempts that failed before it.
+        validation_errors: The errors of the attempts that failed before it (an
+            iterable of str, stored as a tuple).
+
+    Raises:
+        TypeError: ``response`` is not an LLMResponse, ``attempts`` not an int, or
+            ``validation_errors`` a str, a mapping or not an iterable of str.
+        ValueError: ``attempts`` is below 1.
     """
 
     response: LLMResponse
     parsed: _T
     attempts: int
     validation_errors: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        owner = "TypedLLMResult"
+        if not isinstance(self.response, LLMResponse):
+            raise TypeError(
+                f"{owner}: response must be an LLMResponse; got {type_of(self.response)}"
+            )
+        check_int(owner, "attempts", self.attempts, minimum=1)
 
 
 class TypedLLMOutput(Generic[_T]):

@@ -109,14 +109,20 @@ class ExtensionBundle:
         resolved falls back to ``cls(**data)``, the reference's behaviour.
 
         Raises:
-            TypeError: ``data`` is not a mapping, has a key the class does not
-                accept, lacks a required one, or holds a value of the wrong type;
-                the message names the field.
+            TypeError: ``data`` is not a mapping, has a non-str key or a key the
+                class does not accept, lacks a required one, or holds a value of the
+                wrong type; the message names the field.
         """
         if not isinstance(data, Mapping):
             raise TypeError(
                 f"{cls.__name__}.from_dict: data must be a mapping; got {type(data).__name__}"
             )
+        for key in data:
+            if not isinstance(key, str):
+                # Field names: cattrs would fail joining them into its error message.
+                raise TypeError(
+                    f"{cls.__name__}.from_dict: data keys must be str; got {type(key).__name__}"
+                )
         # cattrs loads here, on first use: `import stageflow_trio` stays without it.
         import cattrs
 

@@ -65,7 +65,10 @@ def check_execution_context(owner: str, ctx: object) -> None:
     """Raise TypeError unless ``ctx`` has the ids and the mode of an ExecutionContext.
 
     A plain dict is refused with a pointer to ``adapt_context``; ``pipeline_run_id``
-    must read as a UUID or None (it goes into approval requests).
+    must read as a UUID or None (it goes into approval requests), and
+    ``execution_mode`` as a str or None (it goes into every tool event, and it is
+    what the tool is gated on). ``request_id`` is passed on as given, as in the
+    reference (a str id works there too).
     """
     if isinstance(ctx, Mapping):
         raise TypeError(
@@ -79,6 +82,7 @@ def check_execution_context(owner: str, ctx: object) -> None:
         )
     context: Any = ctx
     check_uuid(owner, "ctx.pipeline_run_id", context.pipeline_run_id, optional=True)
+    check_str(owner, "ctx.execution_mode", context.execution_mode, optional=True)
 
 
 def check_action(owner: str, action: object) -> None:

@@ -331,7 +331,8 @@ class AdvancedToolExecutor:
         Raises:
             TypeError: ``action`` lacks a UUID ``id``, a str ``type`` or a mapping
                 ``payload``, or ``ctx`` is not an ExecutionContext (a dict must be
-                wrapped with ``adapt_context``); raised before any event.
+                wrapped with ``adapt_context``; its ``pipeline_run_id`` must be a UUID or
+                None, its ``execution_mode`` a str or None); raised before any event.
             ToolNotFoundError: No tool is registered for ``action.type``.
             ToolDeniedError: The run's execution mode may not use the tool.
             ToolApprovalDeniedError: The approval was denied or cancelled.
@@ -639,7 +640,8 @@ class AdvancedToolExecutor:
             tool) or has no undo handler (a warning is logged).
 
         Raises:
-            TypeError: ``ctx`` is not an ExecutionContext; raised before anything runs.
+            TypeError: ``ctx`` is not an ExecutionContext (``pipeline_run_id`` a UUID
+                or None, ``execution_mode`` a str or None); raised before anything runs.
             ToolUndoError: The undo handler raised (after ``tool.undo_failed``);
                 the exception is its ``__cause__``. The undo data is kept.
         """
