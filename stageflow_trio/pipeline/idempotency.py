@@ -708,15 +708,7 @@ class IdempotencyInterceptor(BaseInterceptor):
             result = completed_before_abort()
             if result is not None and result.status == "completed" and result.error is None:
                 entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
-                try:
-                    await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
-                except Exception as exc:  # noqa: BLE001 - the abort's own exception wins
-                    logger.warning(
-                        "Could not store the idempotent result of cancelled stage %s: %s",
-                        stage_name,
-                        exc,
-                        extra={"stage": stage_name, "idempotency_key": owned.key},
-                    )
+                await self._set_shielded(stage_name, owned, entry)
         finally:
             self._claims.release(owned.claim)
 

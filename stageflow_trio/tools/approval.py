@@ -358,11 +358,7 @@ class ApprovalService:
             # A shared backend may have stored it although the call did not complete
             # (cancelled during the write): nobody knows its id, so it must not stay
             # PENDING for approvers. Closed as cancelled, if it is there at all.
-            with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
-                try:
-                    await self._cancel_pending(request.id)
-                except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
-                    logger.warning("Failed to cancel approval request %s: %s", request.id, exc)
+            await self._cancel_while_raising(request.id)
             raise
         return request
 
@@ -430,12 +426,8 @@ class ApprovalService:
                 timed_out = scope.cancelled_caught
         except BaseException:
             # Cancelled from outside (or the backend failed): nobody will read a decision for
-            # this wait. A failure to cancel is logged: the first error is the one to raise.
-            with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
-                try:
-                    await self._cancel_pending(request_id)
-                except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
-                    logger.warning("Failed to cancel approval request %s: %s", request_id, exc)
+            # this wait.
+            await self._cancel_while_raising(request_id)
             raise
         if not found:
             raise _not_found(request_id)
@@ -480,6 +472,18 @@ class ApprovalService:
         if await self._backend.decide(decision, utc_now_iso()) is None:
             raise _not_found(request_id)
         return decision
+
+    async def _cancel_while_raising(self, request_id: UUID) -> None:
+        """Close a PENDING request as CANCELLED while an exception propagates.
+
+        Shielded and bounded (``_CANCEL_GRACE_SECONDS``); a failure to cancel is
+        logged, never raised: the exception already propagating is the one to raise.
+        """
+        with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
+            try:
+                await self._cancel_pending(request_id)
+            except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
+                logger.warning("Failed to cancel approval request %s: %s", request_id, exc)
 
     async def _cancel_pending(self, request_id: UUID) -> bool:
         return await self._backend.close_pending(
