@@ -50,6 +50,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "lowlevel",
             "_args",
             "_frozen",
+            "_json",
         }
     ),
     frozenset(

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from stageflow_trio._args import check_flag, check_int, type_of
 from stageflow_trio._frozen import frozen_compat
+from stageflow_trio._json import jsonable
 from stageflow_trio.helpers.guardrails import GuardrailResult, InjectionDetector
 
 __all__ = [
@@ -172,8 +172,9 @@ class PromptSecurityPolicy:
         is written as an ASCII JSON string with its tags neutralised.
 
         A value JSON cannot encode (a UUID, a datetime, a set, keys of mixed types,
-        a container holding itself) is written as its ``str()`` (a cycle as
-        ``"<cycle>"``, a non-str key as JSON writes it or as its ``str()``), so a
+        a container holding itself, an int too long to print, nesting past 100) is
+        written as :func:`stageflow_trio._json.jsonable` writes it (its ``str()``, a
+        cycle as ``"<cycle>"``, a key JSON cannot hold as its JSON text), so a
         tool's odd data reaches the model instead of ending the run.
 
         Raises:
@@ -182,7 +183,9 @@ class PromptSecurityPolicy:
         try:
             serialized = json.dumps(payload, ensure_ascii=False, sort_keys=True)
         except (TypeError, ValueError):
-            serialized = json.dumps(_json_safe(payload, set()), ensure_ascii=False, sort_keys=True)
+            serialized = json.dumps(
+                jsonable(payload, str_keys=True), ensure_ascii=False, sort_keys=True
+            )
         report = self.inspect_tool_text(serialized)
         if not report.allowed:
             raise PromptSecurityError(report)
@@ -234,33 +237,3 @@ def _header_text(value: str) -> str:
     for pattern, replacement in _CONTROL_TOKENS:
         quoted = pattern.sub(replacement, quoted)
     return quoted
-
-
-_JSON_LEAVES = (str, int, float, bool, type(None))
-
-
-def _json_key(key: object) -> str:
-    """A mapping key as ``json.dumps`` writes it (str, numbers, bools, None), else its str()."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, _JSON_LEAVES):
-        return json.dumps(key)
-    return str(key)
-
-
-def _json_safe(value: object, path: set[int]) -> object:
-    """``value`` with what JSON cannot encode made into text; ``path``: the containers above."""
-    if isinstance(value, _JSON_LEAVES):
-        return value
-    if isinstance(value, Mapping | list | tuple):
-        marker = id(value)
-        if marker in path:
-            return "<cycle>"
-        path.add(marker)
-        try:
-            if isinstance(value, Mapping):
-                return {_json_key(k): _json_safe(v, path) for k, v in value.items()}
-            return [_json_safe(item, path) for item in value]
-        finally:
-            path.discard(marker)
-    return str(value)

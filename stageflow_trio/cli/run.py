@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from stageflow_trio._frozen import frozen_compat
+from stageflow_trio._json import jsonable
 from stageflow_trio.context import ContextSnapshot, RunIdentity
 from stageflow_trio.core import PipelineTimer, StageContext, StageOutput
 from stageflow_trio.pipeline import (
@@ -69,45 +70,7 @@ def _json_line(record: Mapping[str, Any]) -> str:
     except (TypeError, ValueError, RecursionError):
         # A key JSON cannot hold (a tuple, say), a cycle, an int too long to print,
         # nesting too deep: write what can be written rather than fail the run.
-        return json.dumps(_jsonable(record, set(), 0), ensure_ascii=False)
-
-
-_MAX_DEPTH = 100
-
-
-def _json_key(key: object) -> object:
-    """A key as JSON writes it: a str, number, bool or null as it is, else its JSON text."""
-    if key is None or isinstance(key, (str, int, float, bool)):
-        return key
-    return json.dumps(key, ensure_ascii=False)
-
-
-def _jsonable(value: object, seen: set[int], depth: int) -> object:
-    """``value`` with only what :func:`json.dumps` takes: str keys, no cycles, short ints."""
-    if value is None or isinstance(value, (str, bool, float)):
-        return value
-    if isinstance(value, int):
-        try:
-            json.dumps(value)
-        except ValueError:  # more digits than sys.get_int_max_str_digits()
-            return f"<int of {value.bit_length()} bits>"
-        return value
-    if not isinstance(value, (Mapping, list, tuple)):
-        return str(value)
-    if id(value) in seen:
-        return "<cycle>"
-    if depth >= _MAX_DEPTH:
-        return "<nested too deep>"
-    seen.add(id(value))
-    try:
-        if isinstance(value, Mapping):
-            return {
-                _json_key(_jsonable(key, seen, depth + 1)): _jsonable(item, seen, depth + 1)
-                for key, item in value.items()
-            }
-        return [_jsonable(item, seen, depth + 1) for item in value]
-    finally:
-        seen.discard(id(value))
+        return json.dumps(jsonable(record), ensure_ascii=False)
 
 
 def output_dict(output: StageOutput) -> dict[str, Any]:

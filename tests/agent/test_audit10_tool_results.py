@@ -131,3 +131,14 @@ async def test_tool_data_json_cannot_encode_reaches_the_model_as_text() -> None:
         },
         "error": None,
     }
+
+
+async def test_tool_data_with_an_int_too_long_to_print_reaches_the_model() -> None:
+    # The shared conversion (stageflow_trio._json.jsonable): the agent's own copy kept
+    # such an int, and its fallback then failed again with ValueError.
+    huge = 10**5000
+    tool_result, client, _tool = await _run_one(ToolOutput(success=True, data={"n": huge}))
+    assert tool_result.success
+    sent = client.messages[1][-1]["content"]
+    body = sent.split("<tool_result>\n", 1)[1].rsplit("\n</tool_result>", 1)[0]
+    assert json.loads(body)["data"] == {"n": f"<int of {huge.bit_length()} bits>"}
