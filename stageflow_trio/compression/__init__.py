@@ -167,7 +167,8 @@ def compress(
 
     Sizes are UTF-8 bytes of ``json.dumps(..., ensure_ascii=False)``. A payload
     that JSON cannot encode is measured after turning every value other than a
-    dict, list, str, int, float, bool or None into its ``str()``.
+    dict, list, str, int, float, bool or None into its ``str()``, and every dict
+    key other than a str, int, float, bool or None (a UUID, a tuple) into its ``str()``.
 
     Raises:
         TypeError: ``base`` or ``current`` is not a mapping.
@@ -184,15 +185,26 @@ def _estimate_bytes(value: Any) -> int:
     try:
         text = json.dumps(value, ensure_ascii=False)
     except TypeError:
+        # Retried outside the handler: a failure of the retry is not chained to this one.
+        text = None
+    if text is None:
         text = json.dumps(_json_safe(value), ensure_ascii=False)
     return len(text.encode("utf-8"))
 
 
+_JSON_KEY_TYPES = (str, int, float, bool)
+
+
 def _json_safe(value: Any) -> Any:
-    # Matches the reference's fallback exactly: a tuple (or any other container
-    # than dict and list) becomes its str(), and dict keys are kept as they are.
+    # The reference's fallback: a tuple (or any other container than dict and
+    # list) becomes its str(). A dict key JSON cannot write (a UUID, a tuple)
+    # becomes its str() too; the reference kept it, so a nested dict keyed by
+    # UUIDs made compress() raise "keys must be str, int, float, bool or None".
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {
+            key if key is None or isinstance(key, _JSON_KEY_TYPES) else str(key): _json_safe(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_json_safe(item) for item in value]
     if isinstance(value, str | int | float | bool) or value is None:

@@ -183,25 +183,43 @@ class MemoryStore(Protocol):
         ...
 
 
-def _select(entries: list[MemoryEntry], config: MemoryConfig) -> list[MemoryEntry]:
-    """``entries`` (one session's, oldest first) filtered as :meth:`InMemoryStore.fetch` says."""
-    if config.recency_window_seconds > 0:
-        cutoff = utc_now().timestamp() - config.recency_window_seconds
-        entries = [entry for entry in entries if entry.timestamp.timestamp() > cutoff]
-    if not config.include_system:
-        entries = [entry for entry in entries if entry.role != "system"]
-    if config.max_entries > 0:
-        entries = entries[-config.max_entries :]
-    if config.max_tokens > 0:
-        budget = config.max_tokens
-        kept = 0
-        for entry in reversed(entries):
+def _select(
+    entries: list[MemoryEntry], config: MemoryConfig, *, time_ordered: bool = False
+) -> list[MemoryEntry]:
+    """``entries`` (one session's, oldest first) filtered as :meth:`InMemoryStore.fetch` says.
+
+    The four steps run in one walk from the newest entry back, which stops as soon
+    as ``max_entries`` or ``max_tokens`` is reached: a fetch costs what it
+    returns (plus the entries it skips), not the session's whole history. With
+    ``time_ordered`` (timestamps never decrease along ``entries``), the walk also
+    stops at the first entry outside the recency window.
+    """
+    cutoff = (
+        utc_now().timestamp() - config.recency_window_seconds
+        if config.recency_window_seconds > 0
+        else None
+    )
+    skip_system = not config.include_system
+    max_entries = config.max_entries
+    count_tokens = config.max_tokens > 0
+    budget = config.max_tokens
+    kept: list[MemoryEntry] = []
+    for entry in reversed(entries):
+        if cutoff is not None and not entry.timestamp.timestamp() > cutoff:
+            if time_ordered:
+                break
+            continue
+        if skip_system and entry.role == "system":
+            continue
+        if max_entries > 0 and len(kept) == max_entries:
+            break
+        if count_tokens:
             budget -= _tokens(entry.content)
             if budget < 0:
                 break
-            kept += 1
-        entries = entries[len(entries) - kept :]
-    return list(entries)
+        kept.append(entry)
+    kept.reverse()
+    return kept
 
 
 class InMemoryStore:
@@ -209,10 +227,18 @@ class InMemoryStore:
 
     Entries are kept in the order they were written. No lock is needed: nothing
     inside a method is a checkpoint, so each call is atomic among trio tasks.
+
+    A :meth:`fetch` walks back from the session's newest entry and stops once it
+    has what ``config`` asks for, so its cost does not grow with the session's
+    history (with a recency window, an entry written with an older timestamp than
+    the one before it makes later fetches of that session check every entry).
     """
 
     def __init__(self) -> None:
         self._entries: dict[UUID, list[MemoryEntry]] = {}
+        # Sessions with an entry written after a newer one (by timestamp): their
+        # recency filter cannot stop at the first entry outside the window.
+        self._out_of_order: set[UUID] = set()
 
     async def fetch(self, session_id: UUID, config: MemoryConfig) -> list[MemoryEntry]:
         """The session's entries, oldest first, filtered in this order.
@@ -237,7 +263,11 @@ class InMemoryStore:
             raise TypeError(
                 f"InMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
             )
-        return _select(self._entries.get(session_id, []), config)
+        return _select(
+            self._entries.get(session_id, []),
+            config,
+            time_ordered=session_id not in self._out_of_order,
+        )
 
     async def write(self, entry: MemoryEntry) -> None:
         """Append ``entry`` to its session. A checkpoint.
@@ -250,7 +280,16 @@ class InMemoryStore:
             raise TypeError(
                 f"InMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
             )
-        self._entries.setdefault(entry.session_id, []).append(entry)
+        session_id = entry.session_id
+        entries = self._entries.setdefault(session_id, [])
+        if entries and session_id not in self._out_of_order:
+            try:
+                backwards = entry.timestamp.timestamp() < entries[-1].timestamp.timestamp()
+            except (OverflowError, ValueError, OSError):  # a naive datetime.min, ...
+                backwards = True
+            if backwards:
+                self._out_of_order.add(session_id)
+        entries.append(entry)
 
     async def clear(self, session_id: UUID) -> int:
         """Forget the session; return how many entries it had. A checkpoint.
@@ -260,6 +299,7 @@ class InMemoryStore:
         """
         await trio.lowlevel.checkpoint()
         _check_session_id("InMemoryStore.clear", session_id)
+        self._out_of_order.discard(session_id)
         return len(self._entries.pop(session_id, ()))
 
     def get_all_sessions(self) -> list[UUID]:
