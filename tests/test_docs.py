@@ -119,3 +119,23 @@ def test_reference_side_block_runs_on_stageflow(
 def test_reference_blocks_are_counted_and_only_where_expected() -> None:
     found = {path.name: len(_reference_blocks(path.name)) for path in DOCS.glob("*.md")}
     assert {name: count for name, count in found.items() if count} == REFERENCE_SIDE
+
+
+# Blocks that read the trio clock but are meant for the real one: getting_started's
+# timeouts block waits its 90 s as a script (its text says so) and asserts only ">=".
+REAL_CLOCK_BLOCKS = {("getting_started.md", 7)}
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [(name, i) for name in RUNNABLE for i in range(len(_blocks(name)))],
+)
+def test_doc_block_that_reads_the_clock_passes_its_own(name: str, index: int) -> None:
+    """A reader runs a block as it is, without the test's injected clock: a block
+    that asserts ``trio.current_time()`` must pass the virtual clock it assumes
+    (on the real clock the time starts at a random offset and sleeps are inexact)."""
+    block = _blocks(name)[index]
+    if "trio.current_time()" not in block or (name, index) in REAL_CLOCK_BLOCKS:
+        return
+    calls = re.findall(r"^trio\.run\((.*)\)", block, flags=re.MULTILINE)
+    assert all("clock=" in call or "MockClock" in call for call in calls), (name, index, calls)

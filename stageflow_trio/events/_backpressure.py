@@ -48,7 +48,9 @@ class BackpressureAwareEventSink:
             :class:`LoggingEventSink`.
         max_queue_size: Capacity of the queue; ``<= 0`` means unbounded.
         on_drop: Called as ``on_drop(event_type, data)`` for every event the
-            sink gives up on. Its exceptions are logged and suppressed.
+            sink gives up on. What it returns is ignored (so ``list.append``,
+            a counter's method or a function returning a value all fit); its
+            exceptions are logged and suppressed.
 
     Raises:
         TypeError: If ``downstream`` has no ``emit`` method, ``max_queue_size``
@@ -60,7 +62,7 @@ class BackpressureAwareEventSink:
         downstream: EventSink | None = None,
         *,
         max_queue_size: int = 1000,
-        on_drop: Callable[[str, dict[str, Any] | None], None] | None = None,
+        on_drop: Callable[[str, dict[str, Any] | None], object] | None = None,
     ) -> None:
         if downstream is not None and not callable(getattr(downstream, "emit", None)):
             raise TypeError(

@@ -69,7 +69,7 @@ class _SinkWorker:
         receive: trio.MemoryReceiveChannel[_Event],
         downstream: EventSink,
         metrics: BackpressureMetrics,
-        on_drop: Callable[[str, dict[str, Any] | None], None] | None,
+        on_drop: Callable[[str, dict[str, Any] | None], object] | None,
         logger: logging.Logger,
     ) -> None:
         self._receive = receive

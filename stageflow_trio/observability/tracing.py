@@ -358,7 +358,7 @@ class StageflowTracer:
         name: str,
         *,
         kind: Any = None,
-        attributes: dict[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> AbstractContextManager[Any]:
         """A span for the ``with`` block, current while the block runs.
 
@@ -466,9 +466,9 @@ class NoOpSpan:
         """Set attribute ``key``."""
         self._attributes[key] = value
 
-    def add_event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
-        """Record event ``name``."""
-        self._events.append((name, attributes or {}))
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record event ``name`` with a copy of ``attributes`` (later changes to yours do not show)."""
+        self._events.append((name, dict(attributes) if attributes else {}))
 
     def set_status(self, status: Any, description: str | None = None) -> None:
         """Keep ``str(status)`` as the ``_status`` attribute, a description as ``_status_description``."""
@@ -492,8 +492,8 @@ class NoOpSpan:
         return None
 
 
-def set_correlation_id(correlation_id: UUID) -> None:
-    """Set the current context's correlation id (a UUID string is parsed).
+def set_correlation_id(correlation_id: UUID | str | None) -> None:
+    """Set the current context's correlation id (a UUID string is parsed; None unsets it).
 
     The current task and the tasks it starts from now on see it; its parent
     and its siblings do not.
@@ -535,7 +535,11 @@ def get_span_id() -> str | None:
 
 
 def get_trace_context_dict() -> dict[str, Any]:
-    """``trace_id``, ``span_id``, ``parent_span_id`` and ``correlation_id`` (a str), for logs."""
+    """``trace_id``, ``span_id``, ``parent_span_id`` and ``correlation_id`` (a str), for logs.
+
+    Each value is a str or None. Typed ``dict[str, Any]``, as the reference's: a
+    caller adds its own log fields to the dict it gets.
+    """
     return {
         "trace_id": _trace_id.get(),
         "span_id": _span_id.get(),

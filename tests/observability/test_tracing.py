@@ -319,7 +319,7 @@ def test_trace_context_dict_matches_the_reference(reference: ModuleType) -> None
 
 def test_correlation_id_helpers() -> None:
     assert get_correlation_id() is None
-    set_correlation_id(str(CID))  # type: ignore[arg-type]
+    set_correlation_id(str(CID))
     assert get_correlation_id() == CID
     assert ensure_correlation_id() == CID
     clear_correlation_id()
