@@ -27,7 +27,7 @@ from stageflow_trio.pipeline._child_tracker import get_child_tracker
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
 
 if TYPE_CHECKING:
-    from stageflow_trio.pipeline.idempotency import IdempotencyStore
+    from stageflow_trio.pipeline.idempotency import IdempotencyStore, _ResultStore
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
@@ -264,7 +264,7 @@ def get_default_interceptors(
     *,
     include_auth: bool = False,
     include_idempotency: bool = True,
-    idempotency_store: IdempotencyStore | None = None,
+    idempotency_store: IdempotencyStore | _ResultStore | None = None,
 ) -> list[BaseInterceptor]:
     """The default chain, sorted by priority.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import trio
@@ -173,7 +173,7 @@ class ChildRunTracker:
         self._children.pop(run_id, None)
         self._cleanup_count += 1
 
-    async def get_metrics(self) -> dict[str, Any]:
+    async def get_metrics(self) -> dict[str, int]:
         """The counters, plus the current numbers of parents and children. A checkpoint.
 
         Keys: ``registration_count``, ``unregistration_count``, ``lookup_count``,

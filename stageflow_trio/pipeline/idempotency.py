@@ -38,7 +38,7 @@ import logging
 import uuid
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 import trio
@@ -214,6 +214,23 @@ class IdempotencyStore(Protocol):
         ignored. Does not raise.
         """
         ...
+
+
+class _ResultStore(Protocol):
+    """What :class:`IdempotencyInterceptor` needs of its ``store``: the reference's three methods.
+
+    Every :class:`IdempotencyStore` is one; a store written for the reference
+    (without ``claim`` / ``release``) is one too, and the interceptor then keeps
+    its claims in the process.
+    """
+
+    async def get(self, key: str) -> CachedStageResult | None: ...
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+    ) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
 
 
 def _clone(result: StageResult) -> StageResult:
@@ -539,11 +556,14 @@ class IdempotencyInterceptor(BaseInterceptor):
     (``key_extractor`` returns a falsy value) it does nothing.
 
     Args:
-        store: Where results and claims live; a fresh
+        store: Where results and claims live (an :class:`IdempotencyStore`, or a
+            store with only the reference's ``get``/``set``/``delete``, whose
+            claims are then kept in the process); a fresh
             :class:`InMemoryIdempotencyStore` by default. Share one store
             between interceptors (chains, graphs) that must not run a stage
             twice for one key.
-        key_extractor: ``ctx -> key | None``; default ``str(ctx.data["idempotency_key"])``
+        key_extractor: ``ctx -> key``, any value (falsy: no key; else used as
+            ``str(key)``); default ``str(ctx.data["idempotency_key"])``
             when set and truthy.
         params_extractor: ``ctx -> dict``; default ``ctx.data["idempotency_params"]``
             when it is a dict. Its sha256 (of the sorted JSON) is cached with the result.
@@ -557,6 +577,10 @@ class IdempotencyInterceptor(BaseInterceptor):
     ``json.dumps([stage, key])``, or ``json.dumps([stage, key, attempt])``
     for a re-run of the stage within one pipeline run (see
     :data:`STAGE_ATTEMPT_KEY`).
+
+    One interceptor serves concurrent calls, also of one stage on one context
+    (each from its own task, as the chain runs a call's hooks in its task):
+    each call caches its own result and releases its own claim.
 
     Raises:
         TypeError: ``store`` is a class, or lacks a callable ``get``, ``set`` or
@@ -572,8 +596,8 @@ class IdempotencyInterceptor(BaseInterceptor):
     def __init__(
         self,
         *,
-        store: IdempotencyStore | None = None,
-        key_extractor: Callable[[PipelineContext], str | None] | None = None,
+        store: IdempotencyStore | _ResultStore | None = None,
+        key_extractor: Callable[[PipelineContext], object] | None = None,
         params_extractor: Callable[[PipelineContext], dict[str, Any]] | None = None,
         ttl_seconds: int | None = 24 * 60 * 60,
         validate_params: bool = True,
@@ -589,9 +613,9 @@ class IdempotencyInterceptor(BaseInterceptor):
         if ttl_seconds is not None:
             check_seconds(_OWNER, "ttl_seconds", ttl_seconds)
         check_flag(_OWNER, "validate_params", validate_params)
-        self._store: IdempotencyStore = store
+        self._store: IdempotencyStore | _ResultStore = store
         self._claims: _Claims = (
-            store
+            cast("_Claims", store)
             if callable(getattr(store, "claim", None)) and callable(getattr(store, "release", None))
             else _LocalClaims(store)
         )
@@ -599,19 +623,22 @@ class IdempotencyInterceptor(BaseInterceptor):
         self._params_extractor = params_extractor or self._default_params_extractor
         self._ttl_seconds = ttl_seconds
         self._validate_params = validate_params
-        # (id(ctx), stage) -> the claim this call holds; ctx is alive while the call runs.
-        self._owned: dict[tuple[int, str], _Owned] = {}
+        # (id(ctx), stage, task) -> the claim this call holds; ctx is alive while the
+        # call runs. The task is part of the key: all hooks of one call run in its task,
+        # so two concurrent calls of a stage on one context (keys from a custom
+        # extractor, or data changed between them) each release their own claim.
+        self._owned: dict[tuple[int, str, trio.lowlevel.Task], _Owned] = {}
 
     @property
-    def store(self) -> IdempotencyStore:
-        """The store results are cached in."""
+    def store(self) -> IdempotencyStore | _ResultStore:
+        """The store results are cached in (as passed: a reference-style one may lack ``claim``)."""
         return self._store
 
     def in_flight(self, key: str, stage_name: str) -> bool:
         """Whether a call through this interceptor holds the claim of ``stage_name`` for ``key``."""
         key = key if type(key) is str else str(key)
         return any(
-            stage == stage_name and owned.key == key for (_, stage), owned in self._owned.items()
+            stage == stage_name and owned.key == key for (_, stage, _), owned in self._owned.items()
         )
 
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
@@ -644,7 +671,9 @@ class IdempotencyInterceptor(BaseInterceptor):
         if isinstance(outcome, CachedStageResult):
             return self._replay(stage_name, key, outcome, params_hash)
         # No checkpoint between the grant and this line: the claim cannot leak.
-        self._owned[(id(ctx), stage_name)] = _Owned(outcome, key, params_hash)
+        self._owned[(id(ctx), stage_name, trio.lowlevel.current_task())] = _Owned(
+            outcome, key, params_hash
+        )
         return None
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
@@ -656,7 +685,7 @@ class IdempotencyInterceptor(BaseInterceptor):
         before ``Cancelled`` propagates: the stage has run, and a duplicate
         must replay its result rather than run it again.
         """
-        owned = self._owned.pop((id(ctx), stage_name), None)
+        owned = self._take(stage_name, ctx)
         if owned is None:
             return
         try:
@@ -701,7 +730,7 @@ class IdempotencyInterceptor(BaseInterceptor):
         ``set`` checkpoints (the chain runs this hook shielded, within its time
         slot); the claim is released whatever it does.
         """
-        owned = self._owned.pop((id(ctx), stage_name), None)
+        owned = self._take(stage_name, ctx)
         if owned is None:
             return
         try:
@@ -711,6 +740,13 @@ class IdempotencyInterceptor(BaseInterceptor):
                 await self._set_shielded(stage_name, owned, entry)
         finally:
             self._claims.release(owned.claim)
+
+    def _take(self, stage_name: str, ctx: PipelineContext) -> _Owned | None:
+        """Forget and return the claim this call holds, if any (no task look-up when none)."""
+        owned = self._owned
+        if not owned:
+            return None
+        return owned.pop((id(ctx), stage_name, trio.lowlevel.current_task()), None)
 
     async def _set_shielded(self, stage_name: str, owned: _Owned, entry: CachedStageResult) -> None:
         """Cache ``entry`` for a call being cancelled after its stage completed; never raises."""

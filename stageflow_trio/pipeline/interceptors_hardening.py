@@ -8,6 +8,10 @@ Where the snapshot comes from: ``snapshot_getter(ctx)`` when given, else
 to its stages, and a unified run's view holds its own), else ``ctx.snapshot``
 when the context has one (a StageContext). The reference read ``ctx.snapshot``
 only, which a PipelineContext does not have, so its checks never ran.
+
+Each call's "before" measurement is kept per context, stage and task (the
+chain runs a call's hooks in its task), so concurrent calls of one stage on one
+context are each checked against their own.
 """
 
 # Hooks implement a fixed interface, so unused hook arguments are expected.
@@ -22,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 from stageflow_trio._args import check_callable, check_flag, type_of
 from stageflow_trio._frozen import frozen_compat
@@ -64,6 +69,11 @@ def _check_bytes(owner: str, param: str, value: object) -> None:
         raise TypeError(f"{owner}: {param} must be a number of bytes; got {type_of(value)}")
     if math.isnan(value) or value < 0:
         raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
+
+
+def _call_key(stage_name: str, ctx: object) -> tuple[int, str, trio.lowlevel.Task]:
+    """The key of one call's state: its context, its stage and its task (the hooks' task)."""
+    return (id(ctx), stage_name, trio.lowlevel.current_task())
 
 
 def _as_payload(snapshot: Any) -> Any:
@@ -119,8 +129,10 @@ class ImmutabilityInterceptor(BaseInterceptor):
         self._snapshot_getter = (
             snapshot_getter if snapshot_getter is not None else _default_snapshot
         )
-        # (id(ctx), stage) -> the snapshot's JSON before the stage.
-        self._before: dict[tuple[int, str], str] = {}
+        # (id(ctx), stage, task) -> the snapshot's JSON before the stage. The hooks of
+        # one call run in its task: concurrent calls of a stage on one context are
+        # each compared with their own "before".
+        self._before: dict[tuple[int, str, trio.lowlevel.Task], str] = {}
 
     def _serialize(self, stage_name: str, ctx: Any) -> str | None:
         try:
@@ -143,7 +155,7 @@ class ImmutabilityInterceptor(BaseInterceptor):
         if serialized is None:
             logger.debug("Immutability check: no snapshot before stage %s", stage_name)
             return
-        self._before[(id(ctx), stage_name)] = serialized
+        self._before[_call_key(stage_name, ctx)] = serialized
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         """Compare with the recorded JSON.
@@ -163,7 +175,7 @@ class ImmutabilityInterceptor(BaseInterceptor):
             logger.error(str(ImmutabilityViolationError(stage_name)), extra={"stage": stage_name})
 
     def _changed(self, stage_name: str, ctx: Any) -> bool:
-        before = self._before.pop((id(ctx), stage_name), None)
+        before = self._before.pop(_call_key(stage_name, ctx), None) if self._before else None
         if before is None:
             return False
         after = self._serialize(stage_name, ctx)
@@ -229,7 +241,8 @@ class ContextSizeInterceptor(BaseInterceptor):
         self._snapshot_getter = (
             snapshot_getter if snapshot_getter is not None else _default_snapshot
         )
-        self._sizes: dict[tuple[int, str], int] = {}
+        # (id(ctx), stage, task) -> the size before the stage (see ImmutabilityInterceptor).
+        self._sizes: dict[tuple[int, str, trio.lowlevel.Task], int] = {}
         self._metrics: dict[str, ContextSizeMetric] = {}
 
     @property
@@ -260,7 +273,7 @@ class ContextSizeInterceptor(BaseInterceptor):
         size = self._measure(stage_name, ctx)
         if size is None:
             return
-        self._sizes[(id(ctx), stage_name)] = size
+        self._sizes[_call_key(stage_name, ctx)] = size
         if size > self.max_size_bytes:
             logger.warning(
                 "Context size warning: %.1fKB exceeds limit %.1fKB before stage '%s'",
@@ -272,7 +285,7 @@ class ContextSizeInterceptor(BaseInterceptor):
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         """Measure again, warn on large growth, record the metric."""
-        previous = self._sizes.pop((id(ctx), stage_name), None)
+        previous = self._sizes.pop(_call_key(stage_name, ctx), None) if self._sizes else None
         if previous is None:
             return
         size = self._measure(stage_name, ctx)
@@ -299,4 +312,5 @@ class ContextSizeInterceptor(BaseInterceptor):
 
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
         """Forget the measurement of a cancelled or aborted call."""
-        self._sizes.pop((id(ctx), stage_name), None)
+        if self._sizes:
+            self._sizes.pop(_call_key(stage_name, ctx), None)

@@ -117,7 +117,7 @@ async def test_a_short_circuited_probe_does_not_close_a_half_open_breaker(
 
 async def test_a_uuid_key_from_a_custom_extractor_runs_the_stage_once() -> None:
     key = uuid.UUID(int=5)
-    idem = IdempotencyInterceptor(key_extractor=lambda ctx: key)  # type: ignore[arg-type,return-value]
+    idem = IdempotencyInterceptor(key_extractor=lambda ctx: key)
     stage = CountingStage("s")
     first = await run_with_interceptors("s", stage, keyed_ctx(None), [idem])
     second = await run_with_interceptors("s", stage, keyed_ctx(None), [idem])

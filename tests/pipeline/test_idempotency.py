@@ -479,7 +479,7 @@ async def test_an_unhashable_cache_only_store_gets_claims_of_its_own() -> None:
     class Unhashable(CacheOnlyStore):
         __hash__ = None  # type: ignore[assignment]
 
-    interceptor = IdempotencyInterceptor(store=Unhashable())  # type: ignore[arg-type]
+    interceptor = IdempotencyInterceptor(store=Unhashable())
     stage = CountingStage()
     for _ in range(2):
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
@@ -564,7 +564,7 @@ async def test_a_cache_only_store_shared_by_two_interceptors_runs_the_stage_once
     autojump_clock: trio.abc.Clock,
 ) -> None:
     store = CacheOnlyStore()
-    interceptors = [IdempotencyInterceptor(store=store) for _ in range(2)]  # type: ignore[arg-type]
+    interceptors = [IdempotencyInterceptor(store=store) for _ in range(2)]
     stage = CountingStage(delay=1.0)
 
     async with trio.open_nursery() as nursery:
@@ -673,7 +673,7 @@ async def test_a_duck_typed_store_needs_no_subclassing() -> None:
             entries.pop(key, None)
 
     # Only the reference's three methods: the protocol's claim/release are optional.
-    interceptor = IdempotencyInterceptor(store=DictStore())  # type: ignore[arg-type]
+    interceptor = IdempotencyInterceptor(store=DictStore())
     stage = CountingStage()
     for _ in range(2):
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])

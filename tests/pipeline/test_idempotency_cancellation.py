@@ -131,7 +131,7 @@ async def test_cancellation_while_claiming_releases_the_claim(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     store = SlowStore()
-    interceptor = IdempotencyInterceptor(store=store)  # type: ignore[arg-type]  # get/set/delete only, as a reference store
+    interceptor = IdempotencyInterceptor(store=store)  # get/set/delete only, as a reference store
     stage = CountingStage(delay=0)
     with trio.move_on_after(1) as scope:
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
@@ -221,7 +221,7 @@ async def test_a_result_cached_during_the_claim_is_replayed_and_the_claim_releas
         name="charge", status="completed", started_at=now, ended_at=now, data={"n": 7}
     )
     store = RacingStore(CachedStageResult(result=done))
-    interceptor = IdempotencyInterceptor(store=store)  # type: ignore[arg-type]  # get/set/delete only, as a reference store
+    interceptor = IdempotencyInterceptor(store=store)  # get/set/delete only, as a reference store
     stage = CountingStage(delay=0)
     result = await run_with_interceptors("charge", stage, make_ctx(), [interceptor])
     assert stage.calls == 0
