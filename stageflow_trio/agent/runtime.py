@@ -388,6 +388,9 @@ class Agent:
         self._tool_registry = tool_registry if tool_registry is not None else get_tool_registry()
         self._security_policy = security_policy or PromptSecurityPolicy()
         self._turn_output = TypedLLMOutput(AgentTurn, strict=False)
+        # The system prompt's response schema: AgentTurn's, the same for every run, so
+        # written once (it was half the cost of a run with a fast model and tools).
+        self._response_schema: str | None = None
 
     async def run(
         self,
@@ -512,11 +515,13 @@ class Agent:
                 "Agent.run: prompt_variables must be a mapping or None; "
                 f"got {type_of(prompt_variables)}"
             )
+        if self._response_schema is None:
+            self._response_schema = json.dumps(
+                self._turn_output.json_schema(), indent=2, sort_keys=True
+            )
         variables = {
             "tool_descriptions": self._format_tools(),
-            "response_schema": json.dumps(
-                self._turn_output.json_schema(), indent=2, sort_keys=True
-            ),
+            "response_schema": self._response_schema,
             "max_turns": self._config.max_turns,
             **(prompt_variables or {}),
         }

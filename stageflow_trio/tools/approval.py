@@ -199,18 +199,45 @@ class InMemoryApprovalBackend:
     Requests are returned as the stored objects, so a caller holding one sees
     its status change in place. Nothing in a method checkpoints but its first
     line, so each call is atomic among trio tasks.
+
+    Every request is kept, decided or not, until :meth:`remove` (as in the
+    reference): a long-running service forgets a finished request with
+    :meth:`ApprovalService.cleanup`. :meth:`pending` and :meth:`latest_for_action`
+    read indexes (the requests not yet closed, the requests per action), so their
+    cost does not grow with the requests already decided.
     """
 
     def __init__(self) -> None:
         self._requests: dict[UUID, ApprovalRequest] = {}
         self._events: dict[UUID, trio.Event] = {}
         self._decisions: dict[UUID, ApprovalDecision] = {}
+        # The requests not yet closed, oldest first (pending() still checks their
+        # status, in case a caller changed one in place).
+        self._open: dict[UUID, ApprovalRequest] = {}
+        # action id -> its requests, oldest first (latest_for_action reads the last),
+        # and request id -> the action id it is filed under.
+        self._by_action: dict[UUID, list[ApprovalRequest]] = {}
+        self._action_of: dict[UUID, UUID] = {}
 
     async def add(self, request: ApprovalRequest) -> None:
         """Store a new request. A checkpoint, taken first."""
         await trio.lowlevel.checkpoint()
+        if request.id in self._requests:  # stored again: it takes its new place
+            self._unindex(self._requests[request.id])
         self._requests[request.id] = request
         self._events[request.id] = trio.Event()
+        self._by_action.setdefault(request.action_id, []).append(request)
+        self._action_of[request.id] = request.action_id
+        if request.status is ApprovalStatus.PENDING:
+            self._open[request.id] = request
+
+    def _unindex(self, request: ApprovalRequest) -> None:
+        self._open.pop(request.id, None)
+        action_id = self._action_of.pop(request.id)
+        requests = self._by_action[action_id]
+        requests.remove(request)
+        if not requests:
+            del self._by_action[action_id]
 
     async def get(self, request_id: UUID) -> ApprovalRequest | None:
         """The request, or None. A checkpoint."""
@@ -220,17 +247,15 @@ class InMemoryApprovalBackend:
     async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
         """The newest request for the action, or None. A checkpoint."""
         await trio.lowlevel.checkpoint()
-        for candidate in reversed(self._requests.values()):
-            if candidate.action_id == action_id:
-                return candidate
-        return None
+        requests = self._by_action.get(action_id)
+        return None if requests is None else requests[-1]
 
     async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
         """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
         await trio.lowlevel.checkpoint()
         return [
             request
-            for request in self._requests.values()
+            for request in self._open.values()
             if request.status is ApprovalStatus.PENDING
             and (pipeline_run_id is None or request.pipeline_run_id == pipeline_run_id)
         ]
@@ -242,6 +267,7 @@ class InMemoryApprovalBackend:
         if request is None:
             return None
         request.status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
+        self._open.pop(request.id, None)
         request.decided_by = decision.decided_by
         request.decided_at = decided_at
         self._decisions[request.id] = decision
@@ -257,6 +283,7 @@ class InMemoryApprovalBackend:
         if request is None or request.status is not ApprovalStatus.PENDING:
             return False
         request.status = status
+        self._open.pop(request_id, None)
         if decision is not None:
             self._decisions[request_id] = decision
             self._events[request_id].set()
@@ -279,7 +306,9 @@ class InMemoryApprovalBackend:
     async def remove(self, request_id: UUID) -> None:
         """Forget the request and its decision. A checkpoint, taken first."""
         await trio.lowlevel.checkpoint()
-        self._requests.pop(request_id, None)
+        request = self._requests.pop(request_id, None)
+        if request is not None:
+            self._unindex(request)
         self._events.pop(request_id, None)
         self._decisions.pop(request_id, None)
 
@@ -401,7 +430,11 @@ class ApprovalService:
         Raises:
             KeyError: ``"Approval request {id} not found"``.
             TimeoutError: No decision within the timeout; a PENDING request
-                becomes EXPIRED.
+                becomes EXPIRED. A decision (or cancellation) recorded as the wait
+                timed out, before the request could be closed as EXPIRED, is
+                returned instead, so the request's status and the result agree
+                (a request already decided when the call began still times out
+                with a zero timeout, as the reference's ``wait_for`` does).
             TypeError: ``request_id`` is not a UUID.
             TypeError, ValueError: ``timeout_seconds`` is not a number >= 0.
             trio.Cancelled: The caller was cancelled, while waiting or already at
@@ -419,7 +452,10 @@ class ApprovalService:
         try:
             # The lookup is inside: a waiter cancelled at its first checkpoint (a deadline
             # already passed, a run already cancelled) no longer waits either.
-            found = await self._backend.get(request_id) is not None
+            request = await self._backend.get(request_id)
+            found = request is not None
+            # Read now: the in-memory backend's request changes in place.
+            was_pending = request is not None and request.status is ApprovalStatus.PENDING
             if found:
                 with trio.move_on_after(timeout) as scope:
                     decision = await self._backend.wait_decision(request_id)
@@ -435,8 +471,14 @@ class ApprovalService:
             # Shielded: a caller cancelled right after the timeout must not leave the
             # request PENDING for ever.
             with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True):
-                await self._backend.close_pending(request_id, ApprovalStatus.EXPIRED, None)
-            raise TimeoutError
+                closed = await self._backend.close_pending(request_id, ApprovalStatus.EXPIRED, None)
+                if not closed and was_pending:
+                    # PENDING when the wait began, no longer now: a decision (or a
+                    # cancellation) landed as the wait timed out. It is the answer;
+                    # dropping it would leave an APPROVED request whose call never ran.
+                    decision = await self._backend.decision(request_id)
+            if decision is None:
+                raise TimeoutError
         if decision is None:
             return ApprovalDecision(request_id=request_id, granted=False, reason="no_decision")
         return decision

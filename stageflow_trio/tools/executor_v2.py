@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -49,7 +49,7 @@ from stageflow_trio._time import monotonic
 from stageflow_trio.events import get_event_sink
 
 from ._checks import check_action, check_execution_context, check_methods
-from .approval import ApprovalService, get_approval_service
+from .approval import get_approval_service
 from .definitions import ToolDefinition, ToolInput, ToolOutput
 from .errors import (
     ToolApprovalDeniedError,
@@ -70,7 +70,7 @@ from .events import (
     ToolUndoFailedEvent,
     ToolUndoneEvent,
 )
-from .undo import UndoStore, get_undo_store
+from .undo import get_undo_store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 
     from stageflow_trio.protocols import ExecutionContext
 
+    from .approval import ApprovalDecision, ApprovalRequest
     from .definitions import Action, UndoMetadata
 
 __all__ = ["AdvancedToolExecutor", "ExecutionResult", "ToolExecutorConfig"]
@@ -98,6 +99,58 @@ _DELETE = "delete the undo metadata of"
 
 _UNDO_STORE_METHODS = ("store", "get", "delete")
 _APPROVAL_SERVICE_METHODS = ("request_approval", "await_decision", "cancel_request")
+
+
+class UndoStoreLike(Protocol):
+    """What :class:`AdvancedToolExecutor` calls on its undo store: an
+    :class:`~stageflow_trio.tools.undo.UndoStore`, or any object with these three
+    methods (it need not subclass UndoStore). Their results other than ``get``'s
+    are not read."""
+
+    async def store(
+        self,
+        action_id: UUID,
+        tool_name: str,
+        undo_data: dict[str, Any],
+        ttl_seconds: float | None = None,
+    ) -> object:
+        """Store ``undo_data`` for ``action_id`` (replacing any) for ``ttl_seconds``."""
+        ...
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live undo data of ``action_id``, or None."""
+        ...
+
+    async def delete(self, action_id: UUID) -> object:
+        """Forget the undo data of ``action_id``."""
+        ...
+
+
+class ApprovalServiceLike(Protocol):
+    """What :class:`AdvancedToolExecutor` calls on its approval service: an
+    :class:`~stageflow_trio.tools.approval.ApprovalService`, or any object with
+    these three methods (it need not subclass ApprovalService)."""
+
+    async def request_approval(
+        self,
+        action_id: UUID,
+        tool_name: str,
+        pipeline_run_id: UUID | None = None,
+        approval_message: str = "",
+        payload_summary: dict[str, Any] | None = None,
+    ) -> ApprovalRequest:
+        """Create a PENDING request and return it."""
+        ...
+
+    async def await_decision(
+        self, request_id: UUID, timeout_seconds: float | None = None
+    ) -> ApprovalDecision:
+        """Wait for the decision on ``request_id``; ``TimeoutError`` when none comes in time."""
+        ...
+
+    async def cancel_request(self, request_id: UUID) -> object:
+        """Cancel ``request_id`` if it is still PENDING."""
+        ...
 
 
 def _check_config_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -235,8 +288,10 @@ class AdvancedToolExecutor:
 
     Args:
         config: The executor's settings (default ``ToolExecutorConfig()``).
-        undo_store: Where undo data goes (default: the process-wide store).
-        approval_service: Where approval requests go (default: the process-wide service).
+        undo_store: Where undo data goes (default: the process-wide store); any
+            :class:`UndoStoreLike` object.
+        approval_service: Where approval requests go (default: the process-wide
+            service); any :class:`ApprovalServiceLike` object.
 
     Raises:
         TypeError: ``config`` is not a ToolExecutorConfig; ``undo_store`` is
@@ -249,8 +304,8 @@ class AdvancedToolExecutor:
     def __init__(
         self,
         config: ToolExecutorConfig | None = None,
-        undo_store: UndoStore | None = None,
-        approval_service: ApprovalService | None = None,
+        undo_store: UndoStoreLike | None = None,
+        approval_service: ApprovalServiceLike | None = None,
     ) -> None:
         if config is not None and not isinstance(config, ToolExecutorConfig):
             raise TypeError(
@@ -280,8 +335,8 @@ class AdvancedToolExecutor:
         # action id -> set when its undo_action in progress ends (see undo_action).
         self._undoing: dict[UUID, trio.Event] = {}
         # `is None`, not `or`: an empty UndoStore is falsy (it has __len__).
-        self._undo_store = get_undo_store() if undo_store is None else undo_store
-        self._approval_service = (
+        self._undo_store: UndoStoreLike = get_undo_store() if undo_store is None else undo_store
+        self._approval_service: ApprovalServiceLike = (
             get_approval_service() if approval_service is None else approval_service
         )
         # Semaphores (FIFO, no barging) so waiters run in arrival order; not

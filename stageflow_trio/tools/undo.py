@@ -77,18 +77,31 @@ class UndoBackend(Protocol):
 class InMemoryUndoBackend:
     """The default :class:`UndoBackend`: this process's memory, expiry on the trio clock.
 
-    An entry is valid up to and including its expiry instant.
+    An entry is valid up to and including its expiry instant. Bounded: besides
+    :meth:`get` (of that entry) and :meth:`cleanup_expired`, a sweep removes all
+    expired entries once the puts since the last sweep reach the number of entries
+    it left (at least 64). So a store nobody reads (the executor reads undo data
+    only to undo) stays bounded by its load, about twice its peak of live entries
+    plus 64, instead of growing with every put, at a constant cost per put. The
+    reference keeps every expired entry until it is read or ``cleanup_expired`` runs.
     """
+
+    _SWEEP_MIN_PUTS = 64
 
     def __init__(self) -> None:
         self._entries: dict[UUID, UndoEntry] = {}
+        self._puts_since_sweep = 0
+        self._sweep_after = self._SWEEP_MIN_PUTS
 
     async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
         """Store ``metadata`` for ``ttl_seconds``. A checkpoint, taken first."""
         await trio.lowlevel.checkpoint()
-        self._entries[metadata.action_id] = UndoEntry(
-            metadata=metadata, expires_at=monotonic() + ttl_seconds
-        )
+        now = monotonic()
+        entries = self._entries
+        entries[metadata.action_id] = UndoEntry(metadata=metadata, expires_at=now + ttl_seconds)
+        self._puts_since_sweep += 1
+        if self._puts_since_sweep >= self._sweep_after:
+            self._remove_expired(now)
 
     async def get(self, action_id: UUID) -> UndoMetadata | None:
         """The live metadata, or None (an expired entry is removed). A checkpoint."""
@@ -109,10 +122,16 @@ class InMemoryUndoBackend:
     async def cleanup_expired(self) -> int:
         """Remove every expired entry and return how many. A checkpoint."""
         await trio.lowlevel.checkpoint()
-        now = monotonic()
-        expired = [key for key, entry in self._entries.items() if now > entry.expires_at]
+        return self._remove_expired(monotonic())
+
+    def _remove_expired(self, now: float) -> int:
+        entries = self._entries
+        expired = [key for key, entry in entries.items() if now > entry.expires_at]
         for key in expired:
-            del self._entries[key]
+            del entries[key]
+        # The next sweep after as many puts as entries are left: O(1) per put.
+        self._puts_since_sweep = 0
+        self._sweep_after = max(len(entries), self._SWEEP_MIN_PUTS)
         return len(expired)
 
     async def get_all(self) -> list[UndoMetadata]:
@@ -227,7 +246,9 @@ class UndoStore:
         return await self._backend.get_all()
 
     def __len__(self) -> int:
-        """How many entries are held, expired ones not yet removed included.
+        """How many entries are held, expired ones not yet removed included (the
+        in-memory backend removes them when read, on :meth:`cleanup_expired`, and
+        in a sweep after as many stores as entries the last sweep left, at least 64).
 
         Raises:
             TypeError: The backend cannot count without I/O (the shared ones).
