@@ -357,7 +357,9 @@ def _check_mapping(data: Any, where: str | None) -> Mapping[str, Any]:
     """``data`` itself, or a TypeError naming ``where`` (or ``data``) when it is not a mapping."""
     if _is_mapping(data):
         return data  # type: ignore[no-any-return]
-    raise TypeError(f"{where or 'data'} must be a mapping, got {type(data).__name__}")
+    # `from None`: callers may check inside an `except` (after a failed lookup),
+    # and the lookup's own error ("string indices must be integers") is noise.
+    raise TypeError(f"{where or 'data'} must be a mapping, got {type(data).__name__}") from None
 
 
 def _missing_key(exc: KeyError, where: str | None) -> NoReturn:

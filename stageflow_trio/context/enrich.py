@@ -202,6 +202,9 @@ class TruncationTracker:
                 f"got {type_of(event_sink)}"
             )
         self._events: list[TruncationEvent] = []
+        # Kept as events are recorded, so that reading the total does not scan a
+        # history that grows for as long as the tracker lives.
+        self._tokens_removed = 0
         self._event_sink = event_sink
 
     @property
@@ -251,6 +254,7 @@ class TruncationTracker:
             metadata=metadata,
         )
         self._events.append(event)
+        self._tokens_removed += original_tokens - truncated_tokens
         payload = event.to_dict()
         if self._event_sink is not None:
             try:
@@ -269,8 +273,8 @@ class TruncationTracker:
 
     @property
     def total_tokens_removed(self) -> int:
-        """The tokens removed by all recorded truncations."""
-        return sum(event.tokens_removed for event in self._events)
+        """The tokens removed by all recorded truncations (kept as a running total)."""
+        return self._tokens_removed
 
     @property
     def event_count(self) -> int:

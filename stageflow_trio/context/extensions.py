@@ -135,7 +135,10 @@ class ExtensionBundle:
             raise TypeError(f"{cls.__name__}.from_dict: {problems}") from None
         except (NameError, cattrs.errors.StructureHandlerNotFoundError):
             # Annotations that name types not importable from the class's module.
-            return cls(**data)
+            pass
+        # The reference's behaviour, called outside the `except`: an error from the
+        # class itself (an unknown key) must not come chained to the NameError.
+        return cls(**data)
 
 
 def _normalize_extensions(extensions: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import attrs
 import trio
@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.stage_errors")
+
+_P = ParamSpec("_P")
 
 # The loggers the helpers write to: the reference's names, under the package's.
 _PIPELINE_ERROR_LOGGER = "stageflow_trio.pipeline_error"
@@ -179,7 +181,7 @@ def with_error_handling(
     stage_name: str,
     error_message: str | None = None,
     record_payload_fn: Callable[[Exception, dict[str, Any]], dict[str, Any]] | None = None,
-) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[StageResult]]]:
+) -> Callable[[Callable[_P, Awaitable[Any]]], Callable[_P, Awaitable[StageResult]]]:
     """Decorate a legacy stage's async ``run`` with consistent error handling.
 
     The wrapped function's StageResult gets fresh ``started_at``/``ended_at``;
@@ -191,6 +193,8 @@ def with_error_handling(
     recorded with ``error_type`` too, and raised as a StageExecutionError
     (``recoverable`` per :func:`_is_recoverable_error`) chained to it. The
     wrapper is a checkpoint, also when the function raises without yielding.
+    It keeps the function's parameters for type checkers (only the return
+    type becomes ``Awaitable[StageResult]``).
 
     Example::
 
@@ -199,9 +203,9 @@ def with_error_handling(
             async def run(self, ctx: PipelineContext) -> StageResult: ...
     """
 
-    def decorator(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[StageResult]]:
+    def decorator(func: Callable[_P, Awaitable[Any]]) -> Callable[_P, Awaitable[StageResult]]:
         @functools.wraps(func)
-        async def wrapper(*args: Any, **kwargs: Any) -> StageResult:
+        async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> StageResult:
             ctx = _find_context(args, kwargs)
             started_at = utc_now()
             try:
