@@ -29,6 +29,8 @@ from stageflow_trio.cli.graph import FORMATS, render_graph
 from stageflow_trio.cli.lint import DependencyLintResult, IssueSeverity, lint_file
 from stageflow_trio.cli.run import (
     EXIT_INTERRUPTED,
+    EXIT_OK,
+    EventsFileError,
     JsonView,
     LiveView,
     PlainView,
@@ -148,11 +150,16 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
             events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise _BadInput(f"--events: cannot write {args.events}: {exc.strerror}") from exc
+    lost: OSError | None = None
+    code = EXIT_OK
     try:
         with _python_sigint():
-            return trio.run(
+            code = trio.run(
                 partial(run_graph, graph, options, view, title=title, events_file=events_file)
             )
+    except EventsFileError as exc:
+        code = exc.exit_status
+        lost = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
     except BaseExceptionGroup as group:
         # A second Ctrl-C (trio's KeyboardInterrupt) met in a task of the run's
         # nursery arrives grouped: it is still an interrupt (status 130).
@@ -161,7 +168,21 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
         raise
     finally:
         if events_file is not None:
-            events_file.close()
+            try:
+                events_file.close()  # flushes: a full disk may only show here
+            except OSError as exc:
+                lost = lost or exc
+    if lost is not None:
+        # The run went on without the file; say so as for a path that cannot be
+        # opened, keeping a failed run's own status.
+        print(
+            f"{PROG} run: error: --events: cannot write {args.events}: {lost.strerror or lost}",
+            file=sys.stderr,
+        )
+        if args.debug:
+            traceback.print_exception(lost, file=sys.stderr)
+        return EXIT_BAD_INPUT if code == EXIT_OK else code
+    return code
 
 
 @contextmanager

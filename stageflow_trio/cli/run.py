@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 import attrs
 import trio
 
+from stageflow_trio._args import check_int
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._json import jsonable
 from stageflow_trio.context import ContextSnapshot, RunIdentity
@@ -45,6 +46,8 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_TIMEOUT",
+    "RECENT_RECORDS",
+    "EventsFileError",
     "JsonView",
     "LiveView",
     "PlainView",
@@ -61,6 +64,21 @@ EXIT_TIMEOUT = 124  # as timeout(1)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled", "skipped"})
+
+
+class EventsFileError(OSError):
+    """Writing the events file failed (a full disk): the run went on without it.
+
+    Raised by :func:`run_graph` once the run is over and the view has shown it;
+    ``__cause__`` is the first write error.
+
+    Attributes:
+        exit_status: The status the run itself ended with.
+    """
+
+    def __init__(self, exit_status: int) -> None:
+        super().__init__(f"writing the events file failed; the run's exit status: {exit_status}")
+        self.exit_status = exit_status
 
 
 def _json_line(record: Mapping[str, Any]) -> str:
@@ -130,11 +148,22 @@ class View(Protocol):
         ...
 
 
+RECENT_RECORDS = 1000
+"""How many of the latest events :func:`run_graph`'s recorder keeps in ``records``."""
+
+
 class RunRecorder:
-    """The run's event sink: keeps every event, the stages' states, and tells the view.
+    """The run's event sink: keeps the events, the stages' states, and tells the view.
 
     Each event becomes ``{"event": type, "t": seconds since the run started (trio's
     clock), "data": data}``; ``events_file``, if given, gets it as a JSON line at once.
+    A write to ``events_file`` that fails (``OSError``: a full disk) stops the
+    writing, not the run nor the view: ``events_error`` holds that first error.
+    ``records`` keeps every event, or with ``max_records`` only the latest
+    ``max_records`` of them (older ones are dropped, in batches, so that a run that goes
+    on for days, a stream emitting an event per chunk, holds bounded memory; the
+    events file still gets every event). :func:`run_graph` keeps the latest
+    :data:`RECENT_RECORDS`.
     """
 
     def __init__(
@@ -144,9 +173,14 @@ class RunRecorder:
         events_file: IO[str] | None = None,
         *,
         on_output_gone: Callable[[], object] | None = None,
+        max_records: int | None = None,
     ) -> None:
+        if max_records is not None:
+            check_int("RunRecorder", "max_records", max_records, minimum=0)
         self.stages: dict[str, StageState] = {name: StageState() for name in stages}
         self.records: list[dict[str, Any]] = []
+        self.max_records = max_records
+        self.events_error: OSError | None = None
         self.view = view
         self.events_file = events_file
         self.started: float = trio.current_time()
@@ -167,10 +201,18 @@ class RunRecorder:
         """Record an event; not a checkpoint."""
         now = self.elapsed()
         record = {"event": type, "t": round(now, 6), "data": data}
-        self.records.append(record)
+        records = self.records
+        records.append(record)
+        limit = self.max_records
+        if limit is not None and len(records) > 2 * limit:
+            # Trimmed by half the list at a time: O(1) per event, amortized.
+            del records[: len(records) - limit]
         self._update(type, data or {}, now)
-        if self.events_file is not None:
-            self.events_file.write(_json_line(record) + "\n")
+        if self.events_file is not None and self.events_error is None:
+            try:
+                self.events_file.write(_json_line(record) + "\n")
+            except OSError as exc:
+                self.events_error = exc
         if self.output_gone:
             return
         try:
@@ -415,6 +457,8 @@ async def run_graph(
 
     Raises:
         BrokenPipeError: the view's reader went away (the run was cancelled then).
+        EventsFileError: a write to ``events_file`` failed; the run went on without
+            it and the view showed it to the end (``exit_status`` is the run's status).
     """
     token = CancellationToken()
     recorder = RunRecorder(
@@ -422,6 +466,7 @@ async def run_graph(
         view,
         events_file,
         on_output_gone=lambda: token.cancel("the output's reader went away"),
+        max_records=RECENT_RECORDS,
     )
     ctx = _context(title, options, recorder)
     interrupted: list[bool] = []
@@ -470,4 +515,6 @@ async def run_graph(
         "final_outputs": {name: outputs[name] for name in _final_stages(graph) if name in outputs},
     }
     view.finish(recorder, outcome)
+    if recorder.events_error is not None:
+        raise EventsFileError(code) from recorder.events_error
     return code

@@ -30,7 +30,8 @@ class TaskWatcher(trio.abc.Instrument):
     ``root`` is the task that performs the run; while ``active``, every task spawned
     by a tracked task is tracked too. A step is what a task runs between two
     schedule points; ``steps`` counts the tracked tasks' steps and ``times`` holds
-    the trio clock at each, less ``start``.
+    the trio clock at each, less ``start`` (while ``record_times``). A task that
+    exits leaves ``tracked``: state grows with the tasks alive, not with all run.
 
     With ``scope`` set, the watcher cancels it once: after step ``cancel_at_step``
     (0-based), from the run loop, outside any task (where trio itself expires
@@ -58,6 +59,8 @@ class TaskWatcher(trio.abc.Instrument):
         """Forget everything and watch a new run of ``root`` (installing an instrument costs more)."""
         self.root = root
         self.active = False
+        #: Whether ``times`` gets the time of every step (the explorer's deadlines need it).
+        self.record_times = True
         self.tracked: set[trio.lowlevel.Task] = {root}
         self.alive: dict[trio.lowlevel.Task, None] = {}  # insertion-ordered set
         self.steps: int = 0
@@ -72,6 +75,7 @@ class TaskWatcher(trio.abc.Instrument):
         self.interrupted: list[trio.lowlevel.Task] = []
         self._cancelling = False
         self._reason: str | None = None
+        self._exited: trio.lowlevel.Task | None = None
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         if not self.active:
@@ -86,6 +90,8 @@ class TaskWatcher(trio.abc.Instrument):
 
     def task_exited(self, task: trio.lowlevel.Task) -> None:
         self.alive.pop(task, None)
+        # trio reports the exit inside the task's last step: after_task_step forgets it.
+        self._exited = task
 
     def task_scheduled(self, task: trio.lowlevel.Task) -> None:
         # Woken by the cancel itself: blocked, so resumed with trio.Cancelled.
@@ -109,14 +115,21 @@ class TaskWatcher(trio.abc.Instrument):
             self.on_interrupt(task)
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
-        if not self.active or task not in self.tracked:
-            return
-        index = self.steps
-        self.steps += 1
-        # To the nanosecond: far finer than any timer, and free of float dust.
-        self.times.append(round(trio.current_time() - self.start, 9))
-        if index == self.cancel_at_step:
-            self.cancel(f"checkpoint {index}")
+        exited = task is self._exited
+        if exited:
+            self._exited = None
+        if self.active and task in self.tracked:
+            index = self.steps
+            self.steps += 1
+            if self.record_times:
+                # To the nanosecond: far finer than any timer, and free of float dust.
+                self.times.append(round(trio.current_time() - self.start, 9))
+            if index == self.cancel_at_step:
+                self.cancel(f"checkpoint {index}")
+        if exited and task is not self.root:
+            # An exited task spawns and steps no more: forgetting it keeps a long block
+            # (a soak test under assert_no_orphans) from holding every task it ever ran.
+            self.tracked.discard(task)
 
     def cancel(self, where: str) -> None:
         """Cancel ``scope`` (once), noting which tasks that interrupted."""
@@ -164,6 +177,7 @@ class NoOrphans:
         if self._watcher is not None:
             raise RuntimeError("assert_no_orphans(): this block is already in use")
         watcher = self._watcher = TaskWatcher(trio.lowlevel.current_task())
+        watcher.record_times = False  # only the explorer reads them: O(1) memory per step
         trio.lowlevel.add_instrument(watcher)
         watcher.active = True
         return self
@@ -208,7 +222,8 @@ def assert_no_orphans() -> NoOrphans:
     code, directly or by a task it started, is watched, wherever it was spawned;
     the block raises ``AssertionError`` naming those still alive when it ends
     (unless the block raised first). The async form is a checkpoint on entry, and
-    on exit when the block raised nothing.
+    on exit when the block raised nothing. It holds state for the tasks alive, not
+    for every task the block ran, so it can wrap a soak test of many runs.
 
     Raises:
         RuntimeError: called outside a trio run.
