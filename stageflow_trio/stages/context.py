@@ -393,8 +393,10 @@ class PipelineContext:
     )
     # Who to tell when mark_canceled() is first called: the cancel tokens of the
     # graph runs started with this context (not a reference field).
-    _cancel_callbacks: list[Callable[[str], object]] = attrs.field(
-        factory=list, init=False, eq=False, repr=False
+    # Keyed by a token per subscription, in subscription order: a run's unsubscribe
+    # is O(1) however many runs share the context.
+    _cancel_callbacks: dict[object, Callable[[str], object]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
     )
 
     def record_stage_event(
@@ -760,7 +762,7 @@ class PipelineContext:
             _freeze_dict(parent_data) if type(parent_data) is dict else FrozenDict(parent_data),
         )
         put["_before_stage_start_hooks"](child, list(self._before_stage_start_hooks))
-        put["_cancel_callbacks"](child, [])
+        put["_cancel_callbacks"](child, {})
         return child
 
     # The name the stageflow docs use for fork; the same method.
@@ -791,9 +793,9 @@ class PipelineContext:
         # Not "if this is the first call": `canceled` is a plain field, and a flag set
         # by assignment must not keep the subscribed runs from being cancelled here.
         if self._cancel_callbacks:
-            callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+            callbacks, self._cancel_callbacks = self._cancel_callbacks, {}
             reason = self.cancellation_reason
-            for callback in callbacks:
+            for callback in callbacks.values():
                 # One failing callback must not keep the others (the cancel tokens
                 # of the runs started with this context) from being told.
                 try:
@@ -822,14 +824,14 @@ class PipelineContext:
         if self.canceled:
             callback(self.cancellation_reason or "Cancellation requested")
             return _noop
-        self._cancel_callbacks.append(callback)
+        key = object()
         callbacks = self._cancel_callbacks
+        callbacks[key] = callback
 
         def unsubscribe() -> None:
-            # A test, not contextlib.suppress: every run started with a
-            # PipelineContext calls this, and the context manager costs more.
-            if callback in callbacks:  # else already removed, or cancel ran
-                callbacks.remove(callback)
+            # Gone already when removed before, or when mark_canceled ran (it
+            # replaced the dict).
+            callbacks.pop(key, None)
 
         return unsubscribe
 

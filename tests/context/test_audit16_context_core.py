@@ -117,3 +117,36 @@ async def test_with_error_handling_keeps_the_decorated_signature() -> None:
         # error). Before, the wrapper took (*Any, **Any): this call type-checked,
         # so the ignore was unused; now the wrong argument is caught.
         await Summarize().run("not a context")  # type: ignore[arg-type]
+
+
+def test_unsubscribing_a_run_from_a_shared_context_does_not_scan_the_others() -> None:
+    """Each graph run started with a PipelineContext subscribes to its cancellation and
+    unsubscribes when it ends: with many concurrent runs on one context, a removal that
+    compared the callback with every earlier one made their ends quadratic."""
+    from stageflow_trio.stages import PipelineContext
+
+    compared = 0
+
+    class Callback:
+        def __init__(self, seen: list[int], ident: int) -> None:
+            self.seen, self.ident = seen, ident
+
+        def __call__(self, reason: str) -> None:
+            self.seen.append(self.ident)
+
+        def __eq__(self, other: object) -> bool:
+            nonlocal compared
+            compared += 1
+            return self is other
+
+        __hash__ = object.__hash__
+
+    ctx = PipelineContext.create(topology="t")
+    seen: list[int] = []
+    removers = [ctx.on_cancel(Callback(seen, i)) for i in range(500)]
+    for remove in reversed(removers[100:]):  # the newest runs end first
+        remove()
+        remove()  # harmless twice
+    assert compared == 0
+    ctx.mark_canceled("stop")
+    assert seen == list(range(100))  # the rest told once, in subscription order

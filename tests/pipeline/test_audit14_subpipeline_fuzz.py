@@ -243,7 +243,7 @@ def check_fork(child: PipelineContext, parent: PipelineContext, node: Node) -> N
     for key, value in parent.data.items():
         assert child.get_parent_data(key) == value
     assert child.get_stage_metadata("x") is None
-    assert child._cancel_callbacks == []
+    assert not child._cancel_callbacks
 
 
 def run_scenario(sc: Scenario) -> None:

@@ -572,7 +572,7 @@ def test_fork_writes_every_field_as_the_constructor_would() -> None:
         assert getattr(child, field.name) == getattr(expected, field.name), field.name
     assert child == expected
     assert child.correlation_id == CORR  # the str was parsed, as the constructor does
-    assert child._cancel_callbacks == []
+    assert not child._cancel_callbacks
     assert child._cancel_callbacks is not parent._cancel_callbacks
     assert child.configuration is not parent.configuration
     assert child.metadata is not parent.metadata
