@@ -62,6 +62,7 @@ _SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 _REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "claim_lease_seconds": _seconds,
+    "command_timeout": _seconds,
     "resync_interval": _seconds,
     "prefix": _text,
 }
@@ -121,8 +122,9 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
             ``redis+cluster://host:port,...`` or ``redis+sentinel://host:port,.../service``;
             None reads :data:`STORE_URL_ENV`, and ``memory://`` when unset.
             Options go in the query: ``claim_lease_seconds`` (SQLite, Redis),
-            ``poll_interval`` (SQLite), ``prefix`` and ``resync_interval``
-            (Redis), durations in seconds above 0; a ``redis://`` URL also
+            ``poll_interval`` (SQLite), ``prefix``, ``resync_interval`` and
+            ``command_timeout`` (Redis; unset: a call waits for the server as long
+            as its caller lets it), durations in seconds above 0; a ``redis://`` URL also
             takes its client's ``max_connections``, ``timeout``, ``client_name``, ``db``,
             ``connect_timeout``, ``stream_timeout``, ``max_idle_time``, ``noevict``, ``notouch``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import re
 from datetime import datetime
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
     from stageflow_trio.pipeline.idempotency import IdempotencyClaim
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
 
 STORE_URL_ENV = "STAGEFLOW_STORE_URL"
 """The environment variable :func:`stageflow_trio.stores.open_stores` reads when given no URL."""
@@ -76,32 +79,61 @@ class StoreConfigError(ValueError):
 _PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]+@")
 
 
+RELEASE_BATCH = 256
+"""The most claim releases a store's background task writes in one round trip."""
+
+
+def _batch(
+    first: IdempotencyClaim, receive: trio.MemoryReceiveChannel[IdempotencyClaim]
+) -> list[IdempotencyClaim]:
+    """``first`` and the releases queued after it, up to :data:`RELEASE_BATCH`."""
+    batch = [first]
+    while len(batch) < RELEASE_BATCH:
+        try:
+            batch.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+    return batch
+
+
 async def serve_releases(
     receive: trio.MemoryReceiveChannel[IdempotencyClaim],
-    write: Callable[[IdempotencyClaim], Awaitable[None]],
+    write: Callable[[list[IdempotencyClaim]], Awaitable[None]],
     drain_seconds: float,
 ) -> None:
-    """Write each claim release ``receive`` brings, in order, until the store closes it.
+    """Write the claim releases ``receive`` brings, in order, until the store closes it.
+
+    The releases queued meanwhile are written together (up to :data:`RELEASE_BATCH`
+    in one ``write``): one writer keeps up with many tasks claiming at once.
 
     Cancelled (the stores' block is), the cleanup of that block still releases
-    claims: the release cancelled on its way and those queued until the block
+    claims: the releases cancelled on their way and those queued until the block
     closes the store are written, shielded and within ``drain_seconds``, before
     the cancellation goes on (a release is idempotent, so writing one twice is
     harmless).
     """
-    writing: IdempotencyClaim | None = None
+    writing: list[IdempotencyClaim] = []
     try:
         async for claim in receive:
-            writing = claim
-            await write(claim)
-            writing = None
+            writing = _batch(claim, receive)
+            await write(writing)
+            writing = []
     except trio.Cancelled:
         with trio.CancelScope(shield=True), trio.move_on_after(drain_seconds):
-            if writing is not None:
+            if writing:
                 await write(writing)
             async for claim in receive:
-                await write(claim)
+                await write(_batch(claim, receive))
         raise
+
+
+def log_unreleased(claims: list[IdempotencyClaim], error: BaseException) -> None:
+    """Log (a warning) the releases that ``error`` kept from being written."""
+    if len(claims) == 1:
+        logger.warning("could not release claim %r", claims[0].key, exc_info=error)
+    else:
+        keys = [claim.key for claim in claims]
+        logger.warning("could not release %d claims %r", len(keys), keys, exc_info=error)
 
 
 def redacted(url: str) -> str:

@@ -9,7 +9,8 @@
   (``rediss+sentinel://``): the primary that the listed sentinels name ``service``;
   the credentials and TLS are the primary's.
 
-The store options (``prefix``, ``claim_lease_seconds``, ``resync_interval``) are
+The store options (``prefix``, ``claim_lease_seconds``, ``resync_interval``,
+``command_timeout``) are
 taken out of the query before these URLs get here.
 """
 
@@ -22,6 +23,8 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 import coredis
+import coredis.exceptions
+import coredis.retry
 from coredis.connection import TCPLocation
 
 from stageflow_trio._frozen import frozen_compat
@@ -87,7 +90,7 @@ def parse_redis_url(url: str, setting: str) -> RedisTarget:
         raise StoreConfigError(
             setting,
             f"{shown!r}: a {kind} URL takes only the store options in its query"
-            " (prefix, claim_lease_seconds, resync_interval)",
+            " (prefix, claim_lease_seconds, resync_interval, command_timeout)",
         )
     path = [segment for segment in parts.path.split("/") if segment]
     service, db = "", 0
@@ -137,11 +140,22 @@ def _db(url: str, setting: str, text: str) -> int:
     return int(text)
 
 
+_SINGLE_RETRY = coredis.retry.ConstantRetryPolicy(
+    (coredis.exceptions.ConnectionError,), retries=2, delay=0.01
+)
+"""A single server's client tries a command again on a lost connection, as coredis's default
+does, but not after a ``stream_timeout``: the server may still run the command it did not
+answer in time, and a write tried again would then land up to three times."""
+
+
 @asynccontextmanager
 async def redis_client(
     target: RedisTarget, connect_timeout: float, setting: str
 ) -> AsyncIterator[Any]:
     """A coredis client for ``target``, not entered yet; a Sentinel is entered here.
+
+    A single server's client does not try a command again after its ``stream_timeout``
+    (coredis's default tries twice more): a write the server runs late would land again.
 
     Raises:
         StoreConfigError: coredis refuses the URL of a single server.
@@ -149,7 +163,10 @@ async def redis_client(
     if target.kind == "single":
         try:
             client = coredis.Redis.from_url(
-                target.url, decode_responses=False, connect_timeout=connect_timeout
+                target.url,
+                decode_responses=False,
+                connect_timeout=connect_timeout,
+                retry_policy=_SINGLE_RETRY,
             )
         except (ValueError, TypeError) as exc:
             raise StoreConfigError(

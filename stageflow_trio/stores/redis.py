@@ -14,6 +14,9 @@ whose stores all live there, under one key prefix (``stageflow:``).
   published on Redis pub/sub and pushed to every process's waiters; nothing
   polls. A waiter also looks again every ``resync_interval`` (5 s), a safety
   net for a pub/sub connection that was lost and re-established.
+- A store call waits for Redis as long as its caller lets it (a paused or
+  partitioned server answers nothing); ``command_timeout`` (None by default)
+  bounds each of its commands: past it the call raises ``TimeoutError``.
 - Redis Cluster (``redis+cluster://host:port,...``): the scripts touch several
   keys, so they must hash to one slot: the key prefix must hold a hash tag, and
   is ``"{stageflow}:"`` by default there (all the keys on one shard). Sentinel
@@ -29,7 +32,7 @@ import logging
 import math
 import time
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import anyio
@@ -55,6 +58,7 @@ from ._common import (
     decision_to_json,
     entry_from_json,
     entry_to_json,
+    log_unreleased,
     memory_from_json,
     memory_to_json,
     redacted,
@@ -68,7 +72,7 @@ from ._common import (
 from ._redis_url import RedisTarget, has_hash_tag, parse_redis_url, redis_client
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest
     from stageflow_trio.tools.definitions import UndoMetadata
@@ -101,6 +105,8 @@ SCHEMA_VERSION = 1
 DEFAULT_PREFIX = "stageflow:"
 CLUSTER_DEFAULT_PREFIX = "{stageflow}:"
 DEFAULT_RESYNC_INTERVAL_SECONDS = 5.0
+
+_T = TypeVar("_T")
 
 CANCELLED_CLAIM_RELEASE_SECONDS = 0.5
 """How long a cancelled :meth:`RedisIdempotencyStore.claim` waits, shielded, to release
@@ -146,12 +152,15 @@ return {entry, redis.call('PTTL', KEYS[1])}
 """
 
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('DEL', KEYS[1])
-    redis.call('PUBLISH', ARGV[2], ARGV[3])
-    return 1
+local released = 0
+for i, key in ipairs(KEYS) do
+    if redis.call('GET', key) == ARGV[i * 2] then
+        redis.call('DEL', key)
+        redis.call('PUBLISH', ARGV[1], ARGV[i * 2 + 1])
+        released = released + 1
+    end
 end
-return 0
+return released
 """
 
 _RENEW = """
@@ -191,17 +200,43 @@ class RedisBackend:
         client: The coredis client.
         prefix: Prepended to every key and channel.
         resync_interval: How often a waiter looks again without a notification.
+        command_timeout: The longest a store call waits for one Redis command
+            (seconds), or None: as long as its caller lets it.
     """
 
-    def __init__(self, client: Any, *, prefix: str, resync_interval: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str,
+        resync_interval: float,
+        command_timeout: float | None = None,
+    ) -> None:
         self.client: Any = client
         self.prefix: str = prefix
         self.resync_interval: float = resync_interval
+        self.command_timeout: float | None = command_timeout
         self.wakeups: Wakeups = Wakeups()
         self.channel: str = f"{prefix}changed"
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
+
+    async def call(self, owner: str, command: Awaitable[_T]) -> _T:
+        """Await ``command`` (a client command), for at most :attr:`command_timeout`.
+
+        Raises:
+            TimeoutError: Redis did not answer within :attr:`command_timeout`.
+        """
+        timeout = self.command_timeout
+        if timeout is None:
+            return await command
+        with trio.move_on_after(timeout):
+            return await command
+        raise TimeoutError(
+            f"{owner}: Redis did not answer within command_timeout={timeout} s; the command"
+            " may still run when the server answers (check the server, or raise command_timeout)"
+        )
 
     async def listen(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -260,6 +295,7 @@ async def open_redis_stores(
     claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
     resync_interval: float = DEFAULT_RESYNC_INTERVAL_SECONDS,
     connect_timeout: float = 5.0,
+    command_timeout: float | None = None,
     setting: str = "url",
 ) -> AsyncIterator[Stores]:
     """Connect to Redis and yield its stores; disconnect on exit.
@@ -278,6 +314,11 @@ async def open_redis_stores(
         claim_lease_seconds: The lease of an idempotency claim.
         resync_interval: How often a waiter looks again without a notification.
         connect_timeout: Seconds to reach the server at open.
+        command_timeout: The longest a store call waits for each of its Redis
+            commands, in seconds; past it the call raises ``TimeoutError`` (the
+            command may still run when the server answers). None (the default):
+            as long as the caller lets it. The background tasks (releasing
+            claims, renewing leases, listening) are not bounded by it.
         setting: The setting named in errors (``url``, or the environment variable).
 
     Raises:
@@ -287,6 +328,10 @@ async def open_redis_stores(
     """
     from ._common import Stores
 
+    if command_timeout is not None:
+        command_timeout = check_number(
+            "open_redis_stores", "command_timeout", command_timeout, minimum=0, above=True
+        )
     if (url is None) == (client is None):
         raise TypeError("open_redis_stores: give exactly one of url and client")
     if url is not None and not isinstance(url, str):
@@ -313,7 +358,12 @@ async def open_redis_stores(
                     redis_client(target, connect_timeout, setting)
                 )
             prefix = _cluster_prefix(client, prefix, setting)
-            backend = RedisBackend(client, prefix=prefix, resync_interval=resync_interval)
+            backend = RedisBackend(
+                client,
+                prefix=prefix,
+                resync_interval=resync_interval,
+                command_timeout=command_timeout,
+            )
             try:
                 await stack.enter_async_context(client)
                 with trio.fail_after(connect_timeout):
@@ -411,7 +461,10 @@ class RedisIdempotencyStore:
             TypeError: ``key`` is not a str.
         """
         check_key("RedisIdempotencyStore.get", key)
-        value, ttl = await self._client.eval(_GET, keys=[self._keys(key)[0]], args=[])
+        value, ttl = await self._backend.call(
+            "RedisIdempotencyStore.get",
+            self._client.eval(_GET, keys=[self._keys(key)[0]], args=[]),
+        )
         return None if value is None else entry_from_json(value, _expires(ttl))
 
     async def set(
@@ -435,13 +488,13 @@ class RedisIdempotencyStore:
         text = entry_to_json(entry)
         name = self._keys(key)[0]
         if ttl is not None and ttl < 0:
-            await self._client.delete([name])
+            await self._backend.call(owner, self._client.delete([name]))
             return
         px = None if ttl is None else _milliseconds(ttl, math.ceil)
         if px is None:
-            await self._client.set(name, text)
+            await self._backend.call(owner, self._client.set(name, text))
         else:
-            await self._client.set(name, text, px=px)
+            await self._backend.call(owner, self._client.set(name, text, px=px))
 
     async def delete(self, key: str) -> None:
         """Forget the entry of ``key``. A checkpoint.
@@ -450,7 +503,9 @@ class RedisIdempotencyStore:
             TypeError: ``key`` is not a str.
         """
         check_key("RedisIdempotencyStore.delete", key)
-        await self._client.delete([self._keys(key)[0]])
+        await self._backend.call(
+            "RedisIdempotencyStore.delete", self._client.delete([self._keys(key)[0]])
+        )
 
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
         """See :meth:`IdempotencyStore.claim`; woken by the holder's published release.
@@ -474,8 +529,11 @@ class RedisIdempotencyStore:
             with wakeups.watch(topic) as event:
                 await trio.lowlevel.checkpoint_if_cancelled()  # nothing sent when cancelled
                 try:
-                    kind, value, ttl = await self._client.eval(
-                        _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
+                    kind, value, ttl = await self._backend.call(
+                        "RedisIdempotencyStore.claim",
+                        self._client.eval(
+                            _CLAIM, keys=keys, args=[claim.token, str(self._lease_ms)]
+                        ),
                     )
                 except BaseException:
                     await self._release_ungranted(claim)
@@ -498,7 +556,7 @@ class RedisIdempotencyStore:
         """
         with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS):
             try:
-                await self._send_release(claim)
+                await self._send_release([claim])
             except Exception:  # must not replace what is propagating
                 logger.warning("could not release claim %r", claim.key, exc_info=True)
             else:
@@ -507,12 +565,13 @@ class RedisIdempotencyStore:
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._send.send_nowait(claim)
 
-    async def _send_release(self, claim: IdempotencyClaim) -> None:
-        """Delete ``claim``'s key if it still holds it, and tell the waiters."""
+    async def _send_release(self, claims: list[IdempotencyClaim]) -> None:
+        """Delete each claim's key if it still holds it, and tell the waiters (one script)."""
+        args = [self._backend.channel]
+        for claim in claims:
+            args += (claim.token, "idem:" + claim.key)
         await self._client.eval(
-            _RELEASE,
-            keys=[self._keys(claim.key)[1]],
-            args=[claim.token, self._backend.channel, "idem:" + claim.key],
+            _RELEASE, keys=[self._keys(claim.key)[1] for claim in claims], args=args
         )
 
     def release(self, claim: IdempotencyClaim) -> None:
@@ -546,12 +605,12 @@ class RedisIdempotencyStore:
                     self._drained.set()
             nursery.cancel_scope.cancel()
 
-    async def _write_release(self, claim: IdempotencyClaim) -> None:
+    async def _write_release(self, claims: list[IdempotencyClaim]) -> None:
         try:
-            await self._send_release(claim)
-        except _REDIS_ERRORS:
-            # The lease frees the key; the store goes on.
-            logger.warning("could not release claim %r", claim.key, exc_info=True)
+            await self._send_release(claims)
+        except _REDIS_ERRORS as exc:
+            # The lease frees the keys; the store goes on.
+            log_unreleased(claims, exc)
 
     async def _renew_leases(self) -> None:
         while True:
@@ -599,7 +658,9 @@ class RedisMemoryStore:
             raise TypeError(
                 f"RedisMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
             )
-        values = await self._backend.client.lrange(self._key(session_id), 0, -1)
+        values = await self._backend.call(
+            "RedisMemoryStore.fetch", self._backend.client.lrange(self._key(session_id), 0, -1)
+        )
         return _select([memory_from_json(value) for value in values], config)
 
     async def write(self, entry: MemoryEntry) -> None:
@@ -612,7 +673,10 @@ class RedisMemoryStore:
             raise TypeError(
                 f"RedisMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
             )
-        await self._backend.client.rpush(self._key(entry.session_id), [memory_to_json(entry)])
+        await self._backend.call(
+            "RedisMemoryStore.write",
+            self._backend.client.rpush(self._key(entry.session_id), [memory_to_json(entry)]),
+        )
 
     async def clear(self, session_id: UUID) -> int:
         """Forget the session; return how many entries it had. A checkpoint.
@@ -621,7 +685,11 @@ class RedisMemoryStore:
             TypeError: ``session_id`` is not a UUID.
         """
         _check_session_id("RedisMemoryStore.clear", session_id)
-        return int(await self._backend.client.eval(_CLEAR, keys=[self._key(session_id)], args=[]))
+        cleared = await self._backend.call(
+            "RedisMemoryStore.clear",
+            self._backend.client.eval(_CLEAR, keys=[self._key(session_id)], args=[]),
+        )
+        return int(cleared)
 
 
 _APPROVAL_FIELDS = ("request", "status", "decided_by", "decided_at")
@@ -697,6 +765,11 @@ class RedisApprovalBackend:
     def _key(self, request_id: UUID | str) -> str:
         return self._backend.key("approval", str(request_id))
 
+    async def _eval(self, method: str, script: str, keys: list[str], args: list[str]) -> Any:
+        return await self._backend.call(
+            f"RedisApprovalBackend.{method}", self._client.eval(script, keys=keys, args=args)
+        )
+
     @staticmethod
     def _request(fields: list[Any]) -> ApprovalRequest:
         request_text, status, decided_by, decided_at = fields
@@ -709,16 +782,17 @@ class RedisApprovalBackend:
     async def add(self, request: ApprovalRequest) -> None:
         """Store a new request. A checkpoint."""
         key = self._backend.key
-        await self._client.eval(
+        await self._eval(
+            "add",
             _APPROVAL_ADD,
-            keys=[
+            [
                 self._key(request.id),
                 key("approvals"),
                 key("approvals", "seq"),
                 key("approvals", "action", str(request.action_id)),
                 key("approvals", "pending"),
             ],
-            args=[
+            [
                 request_to_json(request),
                 request.status.value,
                 str(request.id),
@@ -728,24 +802,29 @@ class RedisApprovalBackend:
 
     async def get(self, request_id: UUID) -> ApprovalRequest | None:
         """The request, or None. A checkpoint."""
-        fields = await self._client.hmget(self._key(request_id), list(_APPROVAL_FIELDS))
+        fields = await self._backend.call(
+            "RedisApprovalBackend.get",
+            self._client.hmget(self._key(request_id), list(_APPROVAL_FIELDS)),
+        )
         return None if fields[0] is None else self._request(list(fields))
 
     async def latest_for_action(self, action_id: UUID) -> ApprovalRequest | None:
         """The newest request for the action, or None. A checkpoint."""
-        fields = await self._client.eval(
+        fields = await self._eval(
+            "latest_for_action",
             _APPROVAL_LATEST,
-            keys=[self._backend.key("approvals", "action", str(action_id))],
-            args=[self._key("")],
+            [self._backend.key("approvals", "action", str(action_id))],
+            [self._key("")],
         )
         return None if not fields or fields[0] is None else self._request(list(fields))
 
     async def pending(self, pipeline_run_id: UUID | None = None) -> list[ApprovalRequest]:
         """The PENDING requests (of the run, when given), oldest first. A checkpoint."""
-        flat = await self._client.eval(
+        flat = await self._eval(
+            "pending",
             _APPROVAL_PENDING,
-            keys=[self._backend.key("approvals", "pending")],
-            args=[self._key("")],
+            [self._backend.key("approvals", "pending")],
+            [self._key("")],
         )
         requests = [self._request(list(flat[i : i + 4])) for i in range(0, len(flat), 4)]
         return [
@@ -758,10 +837,11 @@ class RedisApprovalBackend:
         """Record ``decision`` (whatever the status) and publish it; None if unknown."""
         status = ApprovalStatus.APPROVED if decision.granted else ApprovalStatus.DENIED
         request_id = str(decision.request_id)
-        fields = await self._client.eval(
+        fields = await self._eval(
+            "decide",
             _APPROVAL_DECIDE,
-            keys=[self._key(request_id), self._backend.key("approvals", "pending")],
-            args=[
+            [self._key(request_id), self._backend.key("approvals", "pending")],
+            [
                 status.value,
                 "" if decision.decided_by is None else str(decision.decided_by),
                 decided_at,
@@ -777,10 +857,11 @@ class RedisApprovalBackend:
         self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
     ) -> bool:
         """A PENDING request becomes ``status``; with ``decision``, its waiters get it."""
-        closed = await self._client.eval(
+        closed = await self._eval(
+            "close_pending",
             _APPROVAL_CLOSE,
-            keys=[self._key(request_id), self._backend.key("approvals", "pending")],
-            args=[
+            [self._key(request_id), self._backend.key("approvals", "pending")],
+            [
                 status.value,
                 "" if decision is None else decision_to_json(decision),
                 self._backend.channel,
@@ -792,7 +873,9 @@ class RedisApprovalBackend:
 
     async def decision(self, request_id: UUID) -> ApprovalDecision | None:
         """The recorded decision, or None. A checkpoint."""
-        text = await self._client.hget(self._key(request_id), "decision")
+        text = await self._backend.call(
+            "RedisApprovalBackend.decision", self._client.hget(self._key(request_id), "decision")
+        )
         return None if text is None else decision_from_json(text)
 
     async def wait_decision(self, request_id: UUID) -> ApprovalDecision | None:
@@ -810,10 +893,11 @@ class RedisApprovalBackend:
     async def remove(self, request_id: UUID) -> None:
         """Forget the request and its decision (no error if unknown). A checkpoint."""
         key = self._backend.key
-        await self._client.eval(
+        await self._eval(
+            "remove",
             _APPROVAL_REMOVE,
-            keys=[self._key(request_id), key("approvals"), key("approvals", "pending")],
-            args=[str(request_id), key("approvals", "action", "")],
+            [self._key(request_id), key("approvals"), key("approvals", "pending")],
+            [str(request_id), key("approvals", "action", "")],
         )
 
 
@@ -864,6 +948,11 @@ class RedisUndoBackend:
     def _keys(self, action_id: UUID) -> list[str]:
         return [self._backend.key("undo", str(action_id)), self._backend.key("undos")]
 
+    async def _eval(self, method: str, script: str, keys: list[str], args: list[str]) -> Any:
+        return await self._backend.call(
+            f"RedisUndoBackend.{method}", self._client.eval(script, keys=keys, args=args)
+        )
+
     async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
         """Store ``metadata`` for ``ttl_seconds`` (``math.inf``: until deleted). A checkpoint.
 
@@ -872,35 +961,35 @@ class RedisUndoBackend:
         """
         ms = _milliseconds(ttl_seconds, round)
         px = "" if ms is None else str(ms)
-        await self._client.eval(
+        await self._eval(
+            "put",
             _UNDO_PUT,
-            keys=[*self._keys(metadata.action_id), self._backend.key("undos", "seq")],
-            args=[undo_to_json(metadata), px, str(metadata.action_id)],
+            [*self._keys(metadata.action_id), self._backend.key("undos", "seq")],
+            [undo_to_json(metadata), px, str(metadata.action_id)],
         )
 
     async def get(self, action_id: UUID) -> UndoMetadata | None:
         """The live metadata, or None. A checkpoint."""
-        text = await self._client.eval(_UNDO_GET, keys=self._keys(action_id), args=[str(action_id)])
+        text = await self._eval("get", _UNDO_GET, self._keys(action_id), [str(action_id)])
         return None if text is None else undo_from_json(text)
 
     async def delete(self, action_id: UUID) -> bool:
         """Remove the entry; True if there was one. A checkpoint."""
-        removed = await self._client.eval(
-            _UNDO_DELETE, keys=self._keys(action_id), args=[str(action_id)]
-        )
+        removed = await self._eval("delete", _UNDO_DELETE, self._keys(action_id), [str(action_id)])
         return bool(removed)
 
-    async def _sweep(self, what: str) -> Any:
-        return await self._client.eval(
+    async def _sweep(self, method: str, what: str) -> Any:
+        return await self._eval(
+            method,
             _UNDO_SWEEP,
-            keys=[self._backend.key("undos")],
-            args=[self._backend.key("undo", ""), what],
+            [self._backend.key("undos")],
+            [self._backend.key("undo", ""), what],
         )
 
     async def cleanup_expired(self) -> int:
         """Prune the index of the entries Redis expired; return how many. A checkpoint."""
-        return int(await self._sweep("count"))
+        return int(await self._sweep("cleanup_expired", "count"))
 
     async def get_all(self) -> list[UndoMetadata]:
         """Every live entry's metadata, oldest stored first. A checkpoint."""
-        return [undo_from_json(text) for text in await self._sweep("live")]
+        return [undo_from_json(text) for text in await self._sweep("get_all", "live")]

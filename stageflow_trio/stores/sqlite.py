@@ -22,6 +22,9 @@ yields a :class:`~stageflow_trio.stores.Stores` whose stores all live in it.
 - An idempotency claim has a lease (``claim_lease_seconds``, 30 s by
   default), renewed every third of it while this process holds the claim:
   a process that dies holding one blocks its key for at most one lease.
+- Expired idempotency results and claims are deleted by the store's background
+  task every :data:`PURGE_INTERVAL_SECONDS` (60 s), through an index on their
+  expiry, so that the file does not keep one row per key ever used.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from ._common import (
     decision_to_json,
     entry_from_json,
     entry_to_json,
+    log_unreleased,
     memory_from_json,
     memory_to_json,
     request_from_json,
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
     from ._common import Stores
 
 __all__ = [
+    "PURGE_INTERVAL_SECONDS",
     "SCHEMA_VERSION",
     "SqliteApprovalBackend",
     "SqliteDatabase",
@@ -88,6 +93,11 @@ logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
 
 SCHEMA_VERSION = 1
 """The schema this version writes (``PRAGMA user_version``)."""
+
+PURGE_INTERVAL_SECONDS = 60.0
+"""How often (trio's clock) an opened store deletes the expired idempotency results and
+claims: :meth:`~SqliteIdempotencyStore.get` and ``claim`` already ignore them, but the file
+would keep one row per key ever used."""
 
 _T = TypeVar("_T")
 
@@ -103,6 +113,7 @@ CREATE TABLE approvals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, action_id TEXT NOT NULL,
     pipeline_run_id TEXT, status TEXT NOT NULL, request TEXT NOT NULL, decision TEXT);
 CREATE INDEX approvals_by_action ON approvals (action_id, seq);
+CREATE INDEX IF NOT EXISTS idempotency_entries_by_expiry ON idempotency_entries (expires_at);
 CREATE TABLE undo (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, action_id TEXT NOT NULL UNIQUE,
     metadata TEXT NOT NULL, expires_at REAL);
@@ -153,6 +164,15 @@ class SqliteDatabase:
         return await self.run(lambda connection: _in_transaction(connection, fn))
 
 
+def _purge(connection: sqlite3.Connection, *, now: float) -> None:
+    # The same bounds the reads use: a result is live while expires_at > now, a claim too.
+    connection.execute(
+        "DELETE FROM idempotency_entries WHERE expires_at IS NOT NULL AND expires_at <= ?",
+        (now,),
+    )
+    connection.execute("DELETE FROM idempotency_claims WHERE expires_at <= ?", (now,))
+
+
 def _executemany(
     sql: str, rows: list[tuple[object, ...]], connection: sqlite3.Connection
 ) -> sqlite3.Cursor:
@@ -171,6 +191,12 @@ def _in_transaction(connection: sqlite3.Connection, fn: Callable[[sqlite3.Connec
     return value
 
 
+_EXPIRY_INDEX = (
+    "CREATE INDEX IF NOT EXISTS idempotency_entries_by_expiry ON idempotency_entries (expires_at)"
+)
+"""Added to files of schema 1 made before it (the layout is unchanged: no new version)."""
+
+
 def _migrate(connection: sqlite3.Connection) -> int:
     """Create the schema in a new file; the file's schema version (before creating it)."""
     version: int = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -180,6 +206,8 @@ def _migrate(connection: sqlite3.Connection) -> int:
             if statement.strip():
                 connection.execute(statement)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    elif version == SCHEMA_VERSION:
+        connection.execute(_EXPIRY_INDEX)
     return version
 
 
@@ -451,21 +479,37 @@ class SqliteIdempotencyStore:
     ) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._renew_leases)
+            nursery.start_soon(self._purge_expired)
             task_status.started()
             async with self._receive:
                 await serve_releases(self._receive, self._write_release, _DRAIN_SECONDS)
             nursery.cancel_scope.cancel()
 
-    async def _write_release(self, claim: IdempotencyClaim) -> None:
+    async def _purge_expired(self) -> None:
+        """Every :data:`PURGE_INTERVAL_SECONDS`, delete the expired results and claims."""
+        while True:
+            await trio.sleep(PURGE_INTERVAL_SECONDS)
+            now = self._db.clock()
+            try:
+                await self._db.run(functools.partial(_purge, now=now))
+            except sqlite3.Error:
+                # Tried again next time; the reads ignore expired rows anyway.
+                logger.warning("could not delete expired idempotency rows", exc_info=True)
+
+    async def _write_release(self, claims: list[IdempotencyClaim]) -> None:
         try:
-            await self._db.execute(
-                "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
-                (claim.key, claim.token),
+            await self._db.transaction(
+                functools.partial(
+                    _executemany,
+                    "DELETE FROM idempotency_claims WHERE key = ? AND token = ?",
+                    [(claim.key, claim.token) for claim in claims],
+                )
             )
-        except sqlite3.Error:
-            # The lease frees the key; the store goes on.
-            logger.warning("could not release claim %r", claim.key, exc_info=True)
-        self._wakeups.wake(claim.key)
+        except sqlite3.Error as exc:
+            # The lease frees the keys; the store goes on.
+            log_unreleased(claims, exc)
+        for claim in claims:
+            self._wakeups.wake(claim.key)
 
     async def _renew_leases(self) -> None:
         while True:
