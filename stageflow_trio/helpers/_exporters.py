@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
 import attrs
@@ -151,8 +151,18 @@ class AnalyticsExporter(Protocol):
         ...
 
 
-def _json_line(event: AnalyticsEvent) -> str:
-    return json.dumps(event.to_dict(), default=str) + "\n"
+def _json_line(owner: str, event: AnalyticsEvent) -> str:
+    """``event`` as one JSON line; an error names the owner and the event type."""
+    try:
+        return json.dumps(event.to_dict(), default=str) + "\n"
+    except (TypeError, ValueError) as exc:  # a non-str dict key, a circular reference
+        # The builtin type, not type(exc): a subclass (from an object's __str__) may
+        # take other arguments.
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(
+            f"{owner}: event {event.event_type!r} cannot be written as JSON ({exc}); "
+            "keep its data and metadata to JSON types with str keys"
+        ) from exc
 
 
 class JSONFileExporter:
@@ -163,12 +173,15 @@ class JSONFileExporter:
     worker thread, so the trio loop never blocks on the disk.
 
     ``close()`` closes the file even when the caller is cancelled (then raises
-    ``Cancelled``). An export after ``close()`` opens the file again, with the
-    same mode.
+    ``Cancelled``). An export after ``close()`` opens the file again, always in
+    append mode: ``append=False`` overwrites the file that was there before the
+    first export, never the lines this exporter wrote (the reference truncated
+    them on every reopen, so the file lost what ``event_count`` counted).
 
     Args:
         file_path: Where to write.
-        append: Append to an existing file (True) or overwrite it (False).
+        append: Append to an existing file (True) or overwrite it on the first
+            open (False).
 
     Raises:
         TypeError: ``file_path`` is not a str or path, or ``append`` is not a bool.
@@ -196,23 +209,27 @@ class JSONFileExporter:
         return self._event_count
 
     async def _ensure_open(self) -> AsyncIOWrapper[io.TextIOWrapper]:
-        if self._file is None:
+        file = self._file
+        if file is None:
             await self._path.parent.mkdir(parents=True, exist_ok=True)
-            if self._append:
-                self._file = await trio.open_file(self._path, "a", encoding="utf-8")
-            else:
-                self._file = await trio.open_file(self._path, "w", encoding="utf-8")
-        return self._file
+            mode: Literal["a", "w"] = "a" if self._append else "w"
+            file = self._file = await trio.open_file(self._path, mode, encoding="utf-8")
+            # Overwrite once: a reopen after close() keeps what this exporter wrote.
+            self._append = True
+        return file
 
     async def export(self, event: AnalyticsEvent) -> None:
         """Write one line. A checkpoint.
 
         Raises:
             TypeError: ``event`` is not an :class:`AnalyticsEvent`.
+            TypeError, ValueError: its data or metadata cannot be written as JSON (a
+                key that is not a str, a circular reference); the message names the
+                event type, the JSON error is the cause, nothing is written.
             OSError: The file cannot be written.
         """
         _check_event("JSONFileExporter.export", "event", event)
-        line = _json_line(event)
+        line = _json_line("JSONFileExporter.export", event)
         async with self._lock:
             file = await self._ensure_open()
             await file.write(line)
@@ -223,10 +240,13 @@ class JSONFileExporter:
 
         Raises:
             TypeError: ``events`` is not a list of :class:`AnalyticsEvent`.
+            TypeError, ValueError: an event cannot be written as JSON (as for
+                :meth:`export`); no event of the batch is written.
             OSError: The file cannot be written.
         """
         events = _check_events("JSONFileExporter.export_batch", events)
-        text = "".join([_json_line(event) for event in events])
+        owner = "JSONFileExporter.export_batch"
+        text = "".join([_json_line(owner, event) for event in events])
         async with self._lock:
             file = await self._ensure_open()
             await file.write(text)

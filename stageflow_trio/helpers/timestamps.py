@@ -40,11 +40,25 @@ _DIVISORS: dict[UnixPrecision, int] = {
 }
 
 
+# Longest repr an error message quotes: a 100 KB payload makes no 100 KB message.
+_SHOWN_CHARS = 80
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for an error message, cut short for a long str or a huge int."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"<an int of about {digits} digits>"
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
 def _check_number(owner: str, value: object) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}: timestamp must be an int or float; got {type_of(value)}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{owner}: timestamp must be a finite number; got {value!r}")
+        raise ValueError(f"{owner}: timestamp must be a finite number; got {_shown(value)}")
     return value
 
 
@@ -55,10 +69,16 @@ def detect_unix_precision(timestamp: int | float) -> UnixPrecision:
 
     Raises:
         TypeError: ``timestamp`` is not an int or float (a bool is refused).
-        ValueError: more than 16 digits (nanoseconds are not supported), NaN or infinite.
+        ValueError: more than 16 digits (nanoseconds are not supported; an int past
+            the float range too, where the reference raised OverflowError), NaN or
+            infinite.
     """
     _check_number("detect_unix_precision", timestamp)
-    integer_part = int(abs(float(timestamp)))
+    try:
+        integer_part = int(abs(float(timestamp)))
+    except OverflowError as exc:
+        # An int past the float range (over 308 digits): far more than 16.
+        raise ValueError(f"Unsupported Unix timestamp precision for {_shown(timestamp)}") from exc
     digits = len(str(integer_part))
     if digits <= 10:
         return "seconds"
@@ -66,7 +86,7 @@ def detect_unix_precision(timestamp: int | float) -> UnixPrecision:
         return "milliseconds"
     if digits <= 16:
         return "microseconds"
-    raise ValueError(f"Unsupported Unix timestamp precision for {timestamp!r}")
+    raise ValueError(f"Unsupported Unix timestamp precision for {_shown(timestamp)}")
 
 
 def normalize_to_utc(dt: datetime, *, default_timezone: tzinfo | None = UTC) -> datetime:
@@ -110,9 +130,11 @@ def parse_timestamp(value: str | int | float, *, default_timezone: tzinfo | None
 
     Raises:
         TypeError: ``value`` is not a str, int or float (a bool is refused).
-        ValueError: empty string, unknown format, NaN or infinite, or outside the
-            years datetime supports (also a string whose date leaves years 1-9999
-            when converted to UTC, e.g. ``9999-12-31T23:59:59-01:00``).
+        ValueError: empty string, unknown format, NaN or infinite, an epoch of
+            more than 16 digits (never an OverflowError, however many), or outside
+            the years datetime supports (also a string whose date leaves years
+            1-9999 when converted to UTC, e.g. ``9999-12-31T23:59:59-01:00``).
+            The message quotes at most 80 characters of a long string.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -145,7 +167,7 @@ def _parse_text(text: str, value: str, default_timezone: tzinfo | None) -> datet
         return _parse_text_in_range(text, value, default_timezone)
     except OverflowError as exc:
         raise ValueError(
-            f"parse_timestamp: timestamp {value!r} is outside the supported range"
+            f"parse_timestamp: timestamp {_shown(value)} is outside the supported range"
         ) from exc
 
 
@@ -169,12 +191,12 @@ def _parse_text_in_range(text: str, value: str, default_timezone: tzinfo | None)
         except ValueError:
             continue
         return normalize_to_utc(parsed, default_timezone=default_timezone)
-    raise ValueError(f"Unsupported timestamp format: {value!r}")
+    raise ValueError(f"Unsupported timestamp format: {_shown(value)}")
 
 
 def _parse_unix_timestamp(number: int | float, value: str | int | float) -> datetime:
     if isinstance(number, float) and not math.isfinite(number):
-        raise ValueError(f"parse_timestamp: timestamp must be a finite number; got {value!r}")
+        raise ValueError(f"parse_timestamp: timestamp must be a finite number; got {_shown(value)}")
     if isinstance(number, float) and not number.is_integer():
         seconds: float = number
     else:
@@ -183,5 +205,5 @@ def _parse_unix_timestamp(number: int | float, value: str | int | float) -> date
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise ValueError(
-            f"parse_timestamp: timestamp {value!r} is outside the supported range"
+            f"parse_timestamp: timestamp {_shown(value)} is outside the supported range"
         ) from exc
