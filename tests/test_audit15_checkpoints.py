@@ -1313,8 +1313,13 @@ async def test_with_error_handling_checkpoints_when_the_stage_raises_at_once(
     async def stage() -> None:
         raise error
 
-    with trio.testing.assert_checkpoints(), pytest.raises(Exception):  # noqa: B017, PT011
+    with trio.testing.assert_checkpoints(), pytest.raises(StageError) as info:
         await stage()
+    if isinstance(error, StageError):
+        assert info.value is error  # re-raised as it is
+    else:
+        assert type(info.value) is StageExecutionError  # wrapped, chained to the error
+        assert info.value.__cause__ is error
     with trio.CancelScope() as scope:
         scope.cancel()
         await stage()

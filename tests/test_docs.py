@@ -7,9 +7,13 @@ with Python blocks is left out.
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -55,12 +59,61 @@ def _blocks(name: str) -> list[str]:
     [(name, i) for name in RUNNABLE for i in range(len(_blocks(name)))],
 )
 def test_doc_block_runs(
-    name: str, index: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    name: str,
+    index: int,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each block runs in virtual time (``trio.run`` gets an autojump clock unless it
-    has one), in a temporary directory (the analytics guide writes a file)."""
+    has one), in a temporary directory (the analytics guide writes a file). A block
+    checks what it shows with its own asserts; the few without one are checked here."""
     monkeypatch.chdir(tmp_path)
     run_in_virtual_time(_blocks(name)[index], f"docs/{name}", monkeypatch)
+    check = CHECKED_HERE.get((name, index))
+    if check is not None:
+        check(tmp_path, capsys.readouterr().out)
+
+
+def _analytics_wrote_both_events(directory: Path, out: str) -> None:
+    lines = (directory / "out" / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [(e["event_type"], e["stage_name"], e["data"]) for e in events] == [
+        ("stage.completed", "llm", {}),
+        ("stage.started", "llm", {"stage": "llm"}),
+    ]
+
+
+def _streaming_consumed_every_chunk_in_order(directory: Path, out: str) -> None:
+    # 160 16-bit mono samples at 16 kHz: 10 ms each.
+    assert out.splitlines() == [f"{i} 10.0" for i in range(10)]
+
+
+def _testing_names_an_importable_plugin(directory: Path, out: str) -> None:
+    namespace: dict[str, Any] = {}
+    exec(_blocks("testing.md")[4], namespace)
+    for plugin in namespace["pytest_plugins"]:
+        assert hasattr(importlib.import_module(plugin), "reset_stageflow_globals")
+
+
+# Blocks without an assert of their own, and what shows they did what the guide says.
+CHECKED_HERE: dict[tuple[str, int], Callable[[Path, str], None]] = {
+    ("analytics.md", 0): _analytics_wrote_both_events,
+    ("streaming.md", 0): _streaming_consumed_every_chunk_in_order,
+    ("testing.md", 4): _testing_names_an_importable_plugin,
+}
+
+
+def test_every_doc_block_asserts_or_is_checked_here() -> None:
+    unchecked = [
+        (name, i)
+        for name in RUNNABLE
+        for i, block in enumerate(_blocks(name))
+        if not re.search(r"^\s*assert\b", block, flags=re.MULTILINE)
+        and (name, i) not in CHECKED_HERE
+    ]
+    assert unchecked == []
+    assert all("assert" not in _blocks(name)[i] for name, i in CHECKED_HERE)
 
 
 def test_every_guide_with_python_blocks_is_run() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import trio
 import trio.testing
 
 import stageflow_trio.helpers as helpers_package
+from stageflow_trio.helpers import run_utils
 from stageflow_trio.helpers.run_utils import ObservableEventSink
 
 EVENTS: list[tuple[str, dict[str, Any] | None]] = [
@@ -48,8 +50,25 @@ async def test_emit_and_try_emit_capture_events_in_order() -> None:
         assert list(event) == ["type", "data", "timestamp", "elapsed_ms"]
         assert datetime.fromisoformat(event["timestamp"]).utcoffset() is not None
         assert isinstance(event["elapsed_ms"], float)
-        assert event["elapsed_ms"] >= 0
-    assert sink.events[0]["elapsed_ms"] <= sink.events[1]["elapsed_ms"]
+    assert 0 <= sink.events[0]["elapsed_ms"] <= sink.events[1]["elapsed_ms"]
+
+
+async def test_elapsed_ms_counts_milliseconds_from_creation_and_from_clear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sink times events on time.perf_counter (wall time): a fake one makes it exact.
+    now = [100.0]
+    monkeypatch.setattr(run_utils, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    sink = ObservableEventSink(verbose=False)
+    now[0] = 100.25
+    await sink.emit(type="a", data=None)
+    now[0] = 101.5
+    sink.try_emit(type="b", data=None)
+    assert [e["elapsed_ms"] for e in sink.events] == [250.0, 1500.0]
+    sink.clear()
+    now[0] = 101.505
+    sink.try_emit(type="c", data=None)
+    assert [e["elapsed_ms"] for e in sink.events] == [pytest.approx(5.0)]
 
 
 async def test_emit_is_a_checkpoint_and_a_cancelled_emit_records_nothing() -> None:

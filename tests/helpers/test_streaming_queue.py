@@ -29,7 +29,10 @@ async def test_queue_fifo_and_len() -> None:
 
 
 @pytest.mark.parametrize("max_size", [0, -1])
-async def test_queue_non_positive_max_size_is_unbounded(max_size: int) -> None:
+async def test_queue_non_positive_max_size_is_unbounded(
+    max_size: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Virtual time: a put that blocked would meet the deadline at once, not after 1 s.
     recorder = RecordingEmitter()
     queue: ChunkQueue[int] = ChunkQueue(max_size=max_size, event_emitter=recorder)
     with trio.move_on_after(1) as scope:

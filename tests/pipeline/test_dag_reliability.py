@@ -131,9 +131,31 @@ async def test_run_with_cleanup_refuses_a_bad_cleanup_timeout(
     assert log == []
 
 
-def test_an_infinite_or_zero_cleanup_timeout_is_accepted() -> None:
-    UnifiedStageGraph([spec("a")], cleanup_timeout=math.inf)
-    StructuredTaskGroup(cleanup_timeout=0)
+async def test_an_infinite_or_zero_cleanup_timeout_is_accepted(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ended: list[float] = []
+
+    async def slow_cleanup() -> None:
+        await trio.sleep(1000)
+        ended.append(trio.current_time())
+
+    async def stage(ctx: StageContext) -> StageOutput:
+        ctx.register_cleanup(slow_cleanup)
+        return StageOutput.ok()
+
+    # math.inf: no limit, a 1000 s cleanup runs to its end.
+    start = trio.current_time()
+    await UnifiedStageGraph([spec("a", stage)], cleanup_timeout=math.inf).run(stage_ctx())
+    assert ended == [start + 1000]
+    # 0: each callback still gets the 10 ms floor, then is cut off (logged, not raised).
+    ended.clear()
+    start = trio.current_time()
+    async with StructuredTaskGroup(cleanup_timeout=0) as tg:
+        tg.cleanup_registry.register(slow_cleanup, name="slow")
+    assert trio.current_time() == pytest.approx(start + 0.01)
+    assert ended == []
+    assert "Cleanup timed out: slow" in caplog.messages
 
 
 async def test_register_cleanup_attaches_to_the_run_of_the_calling_stage(

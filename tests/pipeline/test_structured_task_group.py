@@ -386,6 +386,9 @@ def test_reasons_and_error_match_the_reference(reference: ModuleType) -> None:
 
     for body_error in (False, True):
         expected = asyncio.run(scenario(ref.StructuredTaskGroup(), asyncio.sleep, body_error)())
-        actual = trio.run(scenario(StructuredTaskGroup(), trio.sleep, body_error))
+        actual = trio.run(
+            scenario(StructuredTaskGroup(), trio.sleep, body_error),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
         assert actual == expected
         assert actual[0] is (LookupError if body_error else ValueError)

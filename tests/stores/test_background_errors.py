@@ -17,6 +17,18 @@ from stageflow_trio.stores.redis import RedisIdempotencyStore
 from stageflow_trio.stores.sqlite import open_sqlite_stores
 
 
+async def logged(caplog: pytest.LogCaptureFixture, message: str) -> None:
+    """Wait (real time: the stores' background tasks run on trio's clock) for ``message``.
+
+    Polled rather than a fixed sleep, which a loaded machine can outlast.
+    """
+    with trio.fail_after(5):
+        while message not in [  # noqa: ASYNC110 - log records to poll
+            r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stores"
+        ]:
+            await trio.sleep(0.01)
+
+
 async def test_sqlite_release_and_renewal_failures_are_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -26,12 +38,9 @@ async def test_sqlite_release_and_renewal_failures_are_logged(
         assert isinstance(claim, IdempotencyClaim)
         with closing(sqlite3.connect(path)) as connection, connection:
             connection.execute("DROP TABLE idempotency_claims")
-        await trio.sleep(0.05)  # a renewal (every 10 ms) fails
+        await logged(caplog, "could not renew 1 claims")  # a renewal (every 10 ms) fails
         stores.idempotency.release(claim)
-        await trio.sleep(0.05)  # the release fails
-    messages = [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stores"]
-    assert "could not renew 1 claims" in messages
-    assert "could not release claim 'k'" in messages
+        await logged(caplog, "could not release claim 'k'")  # the release fails
 
 
 class FailingClient:
@@ -49,10 +58,7 @@ async def test_redis_release_and_renewal_failures_are_logged(
         claim = await store.claim("k")
         assert isinstance(claim, IdempotencyClaim)
         real, store._client = store._client, FailingClient()
-        await trio.sleep(0.05)  # a renewal (every 10 ms) fails
+        await logged(caplog, "could not renew 1 claims")  # a renewal (every 10 ms) fails
         store.release(claim)
-        await trio.sleep(0.05)  # the release fails
+        await logged(caplog, "could not release claim 'k'")  # the release fails
         store._client = real
-    messages = [r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stores"]
-    assert "could not renew 1 claims" in messages
-    assert "could not release claim 'k'" in messages

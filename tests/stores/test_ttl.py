@@ -6,8 +6,11 @@ which also stops renewing the lease) frees its key after one lease.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import pytest
 import trio
 
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
@@ -17,6 +20,17 @@ from stageflow_trio.stores.sqlite import open_sqlite_stores
 
 from ._worker import entry as _entry
 from .test_idempotency_contract import _same
+
+
+def _claim_expiry(path: str, key: str) -> float:
+    # closing(): a connection's own ``with`` commits, it does not close.
+    with closing(sqlite3.connect(path)) as connection:
+        row = connection.execute(
+            "SELECT expires_at FROM idempotency_claims WHERE key = ?", (key,)
+        ).fetchone()
+    assert row is not None, f"no claim on {key!r}"
+    expires_at: float = row[0]
+    return expires_at
 
 
 class FakeWallClock:
@@ -72,8 +86,17 @@ async def test_sqlite_a_held_claim_is_renewed(tmp_path: Path) -> None:
     ):
         claim = await holder.idempotency.claim("k")
         assert isinstance(claim, IdempotencyClaim)
+        assert _claim_expiry(path, "k") == pytest.approx(1_000_000.03)
         clock.now += 0.02
-        await trio.sleep(0.05)  # the holder renews every 10 ms: now + 0.03
+        # The holder renews every 10 ms (trio's clock, real here) to now + 0.03: wait
+        # for the row to show it rather than for a fixed time.
+        with trio.fail_after(5):
+            while _claim_expiry(path, "k") < 1_000_000.045:  # noqa: ASYNC110 - a row to poll
+                await trio.sleep(0.01)
+        # Past the first lease (.03), inside the renewed one: held only because it was
+        # renewed. (Before: the clock stayed inside the first lease, so this passed
+        # with renewal switched off.)
+        clock.now += 0.02
         with trio.move_on_after(0.05) as scope:
             await other.idempotency.claim("k")
         assert scope.cancelled_caught

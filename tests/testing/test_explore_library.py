@@ -122,16 +122,30 @@ async def test_graph_fan_out_failure_and_cleanup(virtual_clock: trio.testing.Moc
         .with_stage("compose", work, StageKind.TRANSFORM, dependencies=("profile", "memory"))
         .with_stage("save", work, StageKind.WORK, dependencies=("compose",))
     )
-    for graph in (
-        pipeline.build(),
-        FaultPlan().raise_error("memory", ConnectionError("down")).apply(pipeline).build(),
-        FaultPlan().cancel("compose", "user left").apply(pipeline).build(),
+    # Each graph with how its uncancelled run ends: returns, fails with memory's error,
+    # or stops at compose's cancel.
+    for graph, uncancelled in (
+        (pipeline.build(), RETURNED),
+        (
+            FaultPlan().raise_error("memory", ConnectionError("down")).apply(pipeline).build(),
+            "UnifiedStageExecutionError",
+        ),
+        (
+            FaultPlan().cancel("compose", "user left").apply(pipeline).build(),
+            "UnifiedPipelineCancelled",
+        ),
     ):
 
         async def run(graph: UnifiedStageGraph = graph) -> dict[str, StageOutput]:
             return await graph.run(create_test_stage_context(event_sink=sink()))
 
-        await explore_cancellation(run, max_checkpoints=CAP, max_deadlines=CAP)
+        report = await explore_cancellation(run, max_checkpoints=CAP, max_deadlines=CAP)
+        assert report.checkpoints > 0
+        assert len(report.explored) == min(CAP, report.checkpoints)
+        assert report.deadlines  # the stages sleep: there are moments between them
+        assert set(report.outcomes) == {uncancelled, CANCELLED}, report.outcomes
+        assert report.outcomes[CANCELLED] >= 1
+        assert sum(report.outcomes.values()) == report.runs
 
 
 async def test_guard_retry(virtual_clock: trio.testing.MockClock) -> None:
@@ -200,7 +214,12 @@ async def test_interceptor_chain_on_the_unified_graph(
     async def run() -> dict[str, StageOutput]:
         return await graph.run(create_test_stage_context(event_sink=sink()))
 
-    await explore_cancellation(run, max_checkpoints=CAP, max_deadlines=CAP)
+    report = await explore_cancellation(run, max_checkpoints=CAP, max_deadlines=CAP)
+    assert len(report.explored) == min(CAP, report.checkpoints)
+    assert len(report.deadlines) >= 1  # at least one moment while a stage sleeps
+    assert set(report.outcomes) == {RETURNED, CANCELLED}, report.outcomes
+    assert report.outcomes[CANCELLED] >= 1
+    assert sum(report.outcomes.values()) == report.runs
 
 
 async def test_subpipeline(virtual_clock: trio.testing.MockClock) -> None:
