@@ -22,7 +22,8 @@ class CancellationToken:
 
     ``cancel`` is synchronous and cheap; the first reason given wins. Callbacks run
     synchronously inside the first ``cancel`` call, in registration order; an
-    ``Exception`` from one is logged and the rest still run.
+    ``Exception`` from one is logged and the rest still run. A token may be shared
+    by any number of runs at once: binding and unbinding a run's scope cost O(1).
     """
 
     __slots__ = ("_callbacks", "_cancelled", "_event", "_reason")
@@ -30,7 +31,10 @@ class CancellationToken:
     def __init__(self) -> None:
         self._cancelled = False
         self._reason: str | None = None
-        self._callbacks: list[Callable[[], object]] = []
+        # Keyed per registration, in registration order: an unbind is O(1) however
+        # many runs share the token (a list's scan made many overlapping runs
+        # quadratic).
+        self._callbacks: dict[object, Callable[[], object]] = {}
         self._event: trio.Event | None = None  # created only if someone waits
 
     @property
@@ -62,12 +66,12 @@ class CancellationToken:
             return
         self._cancelled = True
         self._reason = reason
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks, self._callbacks = self._callbacks, {}
         # A callback raising a BaseException (KeyboardInterrupt) must not keep the
         # rest (bound scopes) from running, nor wait() from waking: it is raised last.
         interrupt: BaseException | None = None
         try:
-            for callback in callbacks:
+            for callback in callbacks.values():
                 try:
                     callback()
                 except Exception:
@@ -93,7 +97,7 @@ class CancellationToken:
         if self._cancelled:
             callback()
         else:
-            self._callbacks.append(callback)
+            self._callbacks[object()] = callback
 
     def bind_scope(self, scope: trio.CancelScope) -> Callable[[], None]:
         """Make :meth:`cancel` also cancel ``scope``, with the token's reason.
@@ -112,14 +116,12 @@ class CancellationToken:
             cancel_scope()
             return _noop
 
-        self._callbacks.append(cancel_scope)
+        # The closure is its own key: unique to this binding.
+        self._callbacks[cancel_scope] = cancel_scope
 
         def unbind() -> None:
-            # Gone when already unbound, or when cancel() ran. (A membership test,
-            # not contextlib.suppress: every run unbinds once, and the list is short.)
-            callbacks = self._callbacks
-            if cancel_scope in callbacks:
-                callbacks.remove(cancel_scope)
+            # Gone when already unbound, or when cancel() ran (it replaced the dict).
+            self._callbacks.pop(cancel_scope, None)
 
         return unbind
 

@@ -33,12 +33,13 @@ _active_runs: ContextVar[tuple[UnifiedRun, ...]] = ContextVar(
 )
 
 
-def current_run(plan: UnifiedPlan, in_progress: list[UnifiedRun]) -> UnifiedRun | None:
+def current_run(plan: UnifiedPlan, in_progress: dict[UnifiedRun, None]) -> UnifiedRun | None:
     """The innermost run of ``plan`` the calling task belongs to, or ``None``.
 
     Only a run still in ``in_progress`` counts: a task that outlived its run (started
     by a stage in an outside nursery) still sees it in its context, but its cleanup
-    callbacks have run.
+    callbacks have run. ``in_progress`` is a dict (used as an ordered set): the test
+    and a run's removal cost the same however many runs of the graph are in progress.
     """
     for run in reversed(_active_runs.get()):
         if run.plan is plan and run in in_progress:
@@ -50,7 +51,7 @@ async def run_unified(
     plan: UnifiedPlan,
     ctx: StageContext,
     token: CancellationToken,
-    in_progress: list[UnifiedRun],
+    in_progress: dict[UnifiedRun, None],
 ) -> dict[str, StageOutput]:
     """Run ``plan`` once; see ``UnifiedStageGraph.run``. A checkpoint.
 
@@ -58,8 +59,9 @@ async def run_unified(
         plan: The graph's plan.
         ctx: The run's StageContext.
         token: Cancelling it stops the run.
-        in_progress: The graph's runs in progress; this run is in it from its
-            start until its cleanup callbacks have run.
+        in_progress: The graph's runs in progress, oldest first (a dict used as an
+            ordered set); this run is in it from its start until its cleanup
+            callbacks have run.
 
     Raises:
         UnifiedStageExecutionError: a stage raised or returned FAIL.
@@ -69,7 +71,7 @@ async def run_unified(
     started_at = utc_now() if plan.emit_pipeline_wide else None
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
     started = run.clock.current_time()
-    in_progress.append(run)
+    in_progress[run] = None
     active = _active_runs.set((*_active_runs.get(), run))
     try:
         try:
@@ -104,7 +106,7 @@ async def run_unified(
                     await run.registry.run_all(timeout=plan.cleanup_timeout)
         finally:
             # Only now: a cleanup callback may still register another one.
-            in_progress.remove(run)
+            del in_progress[run]
             _active_runs.reset(active)
     if started_at is not None:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)

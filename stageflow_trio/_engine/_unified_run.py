@@ -414,6 +414,15 @@ class UnifiedRun(DagRun):
 
         The view is made once per run, so interceptors share its ``data`` across
         stages as they do in the legacy graph.
+
+        Raises:
+            Exception: the stage's own error when the chain turned it into a failed
+                result (its last attempt raised it): the same object, with its
+                traceback, as without interceptors (stageflow 1.2 keeps it too).
+            RuntimeError: the call failed otherwise (a timeout, a short-circuit
+                with an error such as an open circuit breaker), with its message;
+                also for a graph the stage ran that failed, so the run names this
+                stage (as stageflow 1.2 does with interceptors).
         """
         name = spec.name
         chain = self.plan.chain
@@ -425,13 +434,20 @@ class UnifiedRun(DagRun):
         attempt = self.attempts[name] = self.attempts.get(name, 0) + 1
         if attempt > 1:
             view.data[STAGE_ATTEMPT_KEY.format(stage=name)] = attempt
+        # What the stage's last attempt raised (the chain keeps only its message).
+        raised: Exception | None = None
 
         async def stage_run() -> StageResult:
+            nonlocal raised
+            raised = None
             started_at = utc_now()
             try:
                 output = _as_output(name, await spec.runner(stage_ctx))
             except StageCancellationRequested as exc:
                 output = StageOutput.cancel(reason=exc.reason)
+            except Exception as exc:
+                raised = exc
+                raise
             if output.status is not _OK and output.status is not _FAIL:
                 # Skip, cancel or retry: "completed" to the interceptors, but not an
                 # answer to replay (a replayed cancel would let later stages run).
@@ -461,8 +477,16 @@ class UnifiedRun(DagRun):
             return produced[-1][1]
         # A timeout or a stage error turned into a failed result, or a short-circuit
         # with an error (an open circuit breaker): the stage did not produce an OK.
-        # _execute reports it as the stage's error.
+        # _execute reports it as the stage's error: the stage's own exception when
+        # its last attempt raised one, so its type and traceback reach the caller.
         if result.status == "failed" or result.error is not None:
+            error, raised = raised, None  # no cycle through this frame
+            if (
+                error is not None
+                and result.status == "failed"
+                and not isinstance(error, UnifiedStageExecutionError)
+            ):
+                raise error
             raise RuntimeError(result.error or "Stage failed")
         return StageOutput.ok(data=dict(result.data or {}))
 

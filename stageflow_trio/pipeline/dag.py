@@ -343,7 +343,9 @@ class UnifiedStageGraph:
             cleanup_timeout=cleanup_timeout,
             pipeline_name=pipeline_name,
         )
-        self._runs: list[UnifiedRun] = []
+        # The runs in progress, oldest first: a dict used as an ordered set, so a run
+        # ends in O(1) however many runs of this graph overlap.
+        self._runs: dict[UnifiedRun, None] = {}
 
     @property
     def stage_specs(self) -> list[UnifiedStageSpec]:
@@ -354,7 +356,7 @@ class UnifiedStageGraph:
         """The caller's run of this graph, else the most recently started one in progress."""
         run = current_run(self._plan, self._runs)
         if run is None and self._runs:
-            run = self._runs[-1]
+            run = next(reversed(self._runs))
         return run
 
     @property
