@@ -700,8 +700,9 @@ class PipelineContext:
             data_overrides: Merged into the child's data after the inherited keys.
 
         Raises:
-            TypeError: ``inherit_data`` is a str (a key list was meant), or neither a
-                bool nor an iterable; ``data_overrides`` is neither a mapping nor None.
+            TypeError: ``inherit_data`` is a str (a key list was meant), neither a
+                bool nor an iterable, or holds a key that cannot be hashed;
+                ``data_overrides`` is neither a mapping nor None.
         """
         if isinstance(inherit_data, str) or not (isinstance(inherit_data, (bool, Iterable))):
             raise TypeError(
@@ -720,7 +721,12 @@ class PipelineContext:
         elif inherit_data is False:
             child_data = {}
         else:
-            child_data = {key: parent_data[key] for key in inherit_data if key in parent_data}
+            try:
+                child_data = {key: parent_data[key] for key in inherit_data if key in parent_data}
+            except TypeError as exc:  # a key that cannot be hashed (a list)
+                raise TypeError(
+                    f"PipelineContext.fork: inherit_data must hold data keys (str); {exc}"
+                ) from None
         if data_overrides:
             child_data.update(data_overrides)
         # Every field written through its slot: the generated __init__ would run the

@@ -5,6 +5,7 @@ Each test here failed on the code before its fix.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -150,3 +151,14 @@ def test_unsubscribing_a_run_from_a_shared_context_does_not_scan_the_others() ->
     assert compared == 0
     ctx.mark_canceled("stop")
     assert seen == list(range(100))  # the rest told once, in subscription order
+
+
+def test_fork_with_an_unhashable_inherited_key_names_inherit_data() -> None:
+    from stageflow_trio.stages import PipelineContext
+
+    ctx = PipelineContext.create(topology="t", data={"a": 1})
+    with pytest.raises(TypeError, match=r"^PipelineContext\.fork: inherit_data must hold") as info:
+        ctx.fork(uuid.uuid4(), "stage", None, inherit_data=[["a"]])
+    assert "unhashable type: 'list'" in str(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
