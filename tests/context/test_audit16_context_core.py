@@ -158,7 +158,7 @@ def test_fork_with_an_unhashable_inherited_key_names_inherit_data() -> None:
 
     ctx = PipelineContext.create(topology="t", data={"a": 1})
     with pytest.raises(TypeError, match=r"^PipelineContext\.fork: inherit_data must hold") as info:
-        ctx.fork(uuid.uuid4(), "stage", None, inherit_data=[["a"]])
+        ctx.fork(uuid.uuid4(), "stage", uuid.uuid4(), inherit_data=[["a"]])  # type: ignore[list-item]
     assert "unhashable type: 'list'" in str(info.value)
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
