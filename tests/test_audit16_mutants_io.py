@@ -298,18 +298,24 @@ def _undoable(name: str, action_type: str, undone: list[str]) -> ToolDefinition:
     return ToolDefinition(name, action_type, run, undoable=True, undo_handler=undo)
 
 
+def _two_undoable_tools() -> tuple[AdvancedToolExecutor, UndoStore, Any, list[str]]:
+    """An executor with two undoable tools ("first", "second"), its store, a context, and
+    the names of the tools whose undo ran."""
+    undone: list[str] = []
+    store = UndoStore()
+    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
+    tools.register(_undoable("first", "FIRST", undone))
+    tools.register(_undoable("second", "SECOND", undone))
+    return tools, store, _tool_ctx(), undone
+
+
 async def test_undo_forgets_the_action_type_so_later_data_of_another_tool_is_undone(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # Kills: dropping `self._undo_keys.pop(action_id, None)` in the remover run after a
     # successful undo: the stale action type would then pick the first tool for data
     # another tool stored later under the same action id (undo_action False).
-    undone: list[str] = []
-    store = UndoStore()
-    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
-    tools.register(_undoable("first", "FIRST", undone))
-    tools.register(_undoable("second", "SECOND", undone))
-    ctx = _tool_ctx()
+    tools, store, ctx, undone = _two_undoable_tools()
     action_id = uuid.uuid4()
     await tools.execute(_Act(action_id, "FIRST", {}), ctx)
     assert await tools.undo_action(action_id, ctx)
@@ -324,12 +330,7 @@ async def test_undo_of_gone_data_forgets_the_action_type(
     # Kills: dropping `self._undo_keys.pop(action_id, None)` in _undo's "no metadata" branch
     # (data deleted behind the executor's back): the stale action type would win over the
     # tool name of data stored later under the same action id.
-    undone: list[str] = []
-    store = UndoStore()
-    tools = AdvancedToolExecutor(undo_store=store, approval_service=ApprovalService())
-    tools.register(_undoable("first", "FIRST", undone))
-    tools.register(_undoable("second", "SECOND", undone))
-    ctx = _tool_ctx()
+    tools, store, ctx, undone = _two_undoable_tools()
     action_id = uuid.uuid4()
     await tools.execute(_Act(action_id, "FIRST", {}), ctx)
     await store.delete(action_id)
