@@ -218,12 +218,15 @@ async def test_releases_keep_up_with_many_tasks_claiming_at_once(
     backend = RedisBackend(client, prefix="t:", resync_interval=5.0)
     store = RedisIdempotencyStore(backend, claim_lease_seconds=30)
     claims_per_task, tasks = 100, 16
+    peak = 0  # the most releases queued (trio's own peak_buffer_used is newer than 0.31)
 
     async def claimer(task: int) -> None:
+        nonlocal peak
         for i in range(claims_per_task):
             claim = await store.claim(f"{task}:{i}")
             assert isinstance(claim, IdempotencyClaim)
             store.release(claim)
+            peak = max(peak, store._receive.statistics().current_buffer_used)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(store._serve)
@@ -233,7 +236,7 @@ async def test_releases_keep_up_with_many_tasks_claiming_at_once(
         backlog = store._receive.statistics().current_buffer_used
         store._close()
     assert backlog <= tasks
-    assert store._receive.statistics().peak_buffer_used <= 2 * tasks
+    assert 0 < peak <= 2 * tasks
     assert client.released == tasks * claims_per_task
     assert client.releases <= claims_per_task + 10
 
