@@ -14,6 +14,7 @@ from enum import Enum, auto
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages.context import PipelineContext
@@ -144,6 +145,16 @@ class BaseInterceptor(ABC):
 
 
 # Helpers the built-in interceptors share.
+
+
+def call_key(stage_name: str, ctx: object) -> tuple[int, str, trio.lowlevel.Task]:
+    """The key of one interceptor call's state: its context, its stage and its task.
+
+    The chain runs all of a call's hooks in that call's task, so state kept under
+    this key in ``before`` is found again in ``after`` / ``on_abort``, also when two
+    calls of one stage on one context overlap.
+    """
+    return (id(ctx), stage_name, trio.lowlevel.current_task())
 
 
 def _run_id(ctx: PipelineContext) -> str | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import trio
-
-from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id
+from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id, call_key
 from stageflow_trio._engine._stage_call import before_ran
 from stageflow_trio.observability._otel import otel_api
 
 if TYPE_CHECKING:
+    import trio
+
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
@@ -89,7 +89,7 @@ class TracingInterceptor(BaseInterceptor):
         if api is not None:
             trace, context = api
             token = context.attach(trace.set_span_in_context(span))
-        key = (id(ctx), stage_name, trio.lowlevel.current_task())
+        key = call_key(stage_name, ctx)
         self._spans.setdefault(key, []).append((span, token))
 
     def _take_span(
@@ -106,7 +106,7 @@ class TracingInterceptor(BaseInterceptor):
             # An earlier interceptor skipped this call before our before ran: it has
             # no span, and one under its key is an enclosing call's (a nested call).
             return None
-        key = (id(ctx), stage_name, trio.lowlevel.current_task())
+        key = call_key(stage_name, ctx)
         stack = spans.get(key)
         if not stack:
             return None

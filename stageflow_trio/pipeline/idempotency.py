@@ -44,6 +44,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_callable, check_flag, check_seconds, type_of
+from stageflow_trio._engine._interceptors import call_key
 from stageflow_trio._engine._stage_call import (
     ABORT_HOOK_TIMEOUT,
     completed_before_abort,
@@ -671,9 +672,7 @@ class IdempotencyInterceptor(BaseInterceptor):
         if isinstance(outcome, CachedStageResult):
             return self._replay(stage_name, key, outcome, params_hash)
         # No checkpoint between the grant and this line: the claim cannot leak.
-        self._owned[(id(ctx), stage_name, trio.lowlevel.current_task())] = _Owned(
-            outcome, key, params_hash
-        )
+        self._owned[call_key(stage_name, ctx)] = _Owned(outcome, key, params_hash)
         return None
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
@@ -746,7 +745,7 @@ class IdempotencyInterceptor(BaseInterceptor):
         owned = self._owned
         if not owned:
             return None
-        return owned.pop((id(ctx), stage_name, trio.lowlevel.current_task()), None)
+        return owned.pop(call_key(stage_name, ctx), None)
 
     async def _set_shielded(self, stage_name: str, owned: _Owned, entry: CachedStageResult) -> None:
         """Cache ``entry`` for a call being cancelled after its stage completed; never raises."""

@@ -26,13 +26,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import trio
 
 from stageflow_trio._args import check_callable, check_flag, type_of
+from stageflow_trio._engine._interceptors import call_key
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
 
 if TYPE_CHECKING:
+    import trio
+
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
 
@@ -69,11 +71,6 @@ def _check_bytes(owner: str, param: str, value: object) -> None:
         raise TypeError(f"{owner}: {param} must be a number of bytes; got {type_of(value)}")
     if math.isnan(value) or value < 0:
         raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
-
-
-def _call_key(stage_name: str, ctx: object) -> tuple[int, str, trio.lowlevel.Task]:
-    """The key of one call's state: its context, its stage and its task (the hooks' task)."""
-    return (id(ctx), stage_name, trio.lowlevel.current_task())
 
 
 def _as_payload(snapshot: Any) -> Any:
@@ -155,7 +152,7 @@ class ImmutabilityInterceptor(BaseInterceptor):
         if serialized is None:
             logger.debug("Immutability check: no snapshot before stage %s", stage_name)
             return
-        self._before[_call_key(stage_name, ctx)] = serialized
+        self._before[call_key(stage_name, ctx)] = serialized
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         """Compare with the recorded JSON.
@@ -175,7 +172,7 @@ class ImmutabilityInterceptor(BaseInterceptor):
             logger.error(str(ImmutabilityViolationError(stage_name)), extra={"stage": stage_name})
 
     def _changed(self, stage_name: str, ctx: Any) -> bool:
-        before = self._before.pop(_call_key(stage_name, ctx), None) if self._before else None
+        before = self._before.pop(call_key(stage_name, ctx), None) if self._before else None
         if before is None:
             return False
         after = self._serialize(stage_name, ctx)
@@ -273,7 +270,7 @@ class ContextSizeInterceptor(BaseInterceptor):
         size = self._measure(stage_name, ctx)
         if size is None:
             return
-        self._sizes[_call_key(stage_name, ctx)] = size
+        self._sizes[call_key(stage_name, ctx)] = size
         if size > self.max_size_bytes:
             logger.warning(
                 "Context size warning: %.1fKB exceeds limit %.1fKB before stage '%s'",
@@ -285,7 +282,7 @@ class ContextSizeInterceptor(BaseInterceptor):
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         """Measure again, warn on large growth, record the metric."""
-        previous = self._sizes.pop(_call_key(stage_name, ctx), None) if self._sizes else None
+        previous = self._sizes.pop(call_key(stage_name, ctx), None) if self._sizes else None
         if previous is None:
             return
         size = self._measure(stage_name, ctx)
@@ -313,4 +310,4 @@ class ContextSizeInterceptor(BaseInterceptor):
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
         """Forget the measurement of a cancelled or aborted call."""
         if self._sizes:
-            self._sizes.pop(_call_key(stage_name, ctx), None)
+            self._sizes.pop(call_key(stage_name, ctx), None)
