@@ -220,15 +220,21 @@ def _record_yields(monkeypatch: pytest.MonkeyPatch, down: _NeverCheckpoints) -> 
     return positions
 
 
+def _sink_holding_300_events() -> tuple[_NeverCheckpoints, BackpressureAwareEventSink]:
+    """A sink (unbounded, not started) with 300 events queued for a never-yielding downstream."""
+    down = _NeverCheckpoints()
+    sink = BackpressureAwareEventSink(down, max_queue_size=0)
+    for index in range(300):
+        assert sink.try_emit(type=str(index), data=None)
+    return down, sink
+
+
 async def test_stop_drain_yields_after_every_128_deliveries(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Kills: `count = 0` -> `count = 1` after _drain's fair-share yield (the second yield
     # would come after 127 more deliveries, not 128).
-    down = _NeverCheckpoints()
-    sink = BackpressureAwareEventSink(down, max_queue_size=0)
-    for index in range(300):
-        assert sink.try_emit(type=str(index), data=None)
+    down, sink = _sink_holding_300_events()
     positions = _record_yields(monkeypatch, down)
     await sink.stop()  # no worker: this task drains
     assert len(down.delivered) == 300
@@ -240,10 +246,7 @@ async def test_the_worker_yields_after_every_128_deliveries(
 ) -> None:
     # Kills: dropping `count = 0` after _deliver_forever's fair-share yield (the worker would
     # yield once, after the first 128 deliveries, and never again).
-    down = _NeverCheckpoints()
-    sink = BackpressureAwareEventSink(down, max_queue_size=0)
-    for index in range(300):
-        assert sink.try_emit(type=str(index), data=None)
+    down, sink = _sink_holding_300_events()
     positions = _record_yields(monkeypatch, down)
     async with trio.open_nursery() as nursery:
         await sink.start(nursery)
