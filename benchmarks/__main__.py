@@ -156,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="fail when a measured ratio misses its target"
     )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the rows as a Markdown table (docs/performance.md's format)",
+    )
     parser.add_argument("names", nargs="*", help="bench modules to run (default: all)")
     args = parser.parse_args(argv)
     here = Path(__file__).parent
@@ -176,6 +181,18 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             failed.append(f"{name}: {exc!r}")
         print(f"# {name} took {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if args.markdown:
+        _print_markdown(rows)
+    else:
+        _print_table(rows)
+    for failure in failed:
+        print(f"FAILED {failure}", file=sys.stderr)
+    if failed:
+        return 1
+    return _check(rows, modules, args.smoke) if args.check else 0
+
+
+def _print_table(rows: list[Row]) -> None:
     width = max([len(str(r["workload"])) for r in rows] + [8])
     print(f"{'workload':<{width}}  {'reference':>12}  {'trio':>12}  {'ratio':>6}  note")
     for row in rows:
@@ -187,11 +204,22 @@ def main(argv: list[str] | None = None) -> int:
             f"  {_fmt(ours, row.get('unit', 's')):>12}  {ratio:>6}"
             f"  {row.get('note', '')}"
         )
-    for failure in failed:
-        print(f"FAILED {failure}", file=sys.stderr)
-    if failed:
-        return 1
-    return _check(rows, modules, args.smoke) if args.check else 0
+
+
+def _print_markdown(rows: list[Row]) -> None:
+    print("| workload | reference | stageflow_trio | ratio | note |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        unit = row.get("unit", "s")
+        value = _ratio(row)
+        cells = [
+            str(row["workload"]),
+            _fmt(row.get("reference_s"), unit).replace("us", "µs"),
+            _fmt(row.get("trio_s"), unit).replace("us", "µs"),
+            "" if value is None else f"{value:.2f}",
+            str(row.get("note", "")).replace("|", "\\|"),
+        ]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
