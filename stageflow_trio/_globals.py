@@ -14,10 +14,13 @@ provider that the package's ``__init__``, above every layer, registers here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, MutableMapping
+
+_T = TypeVar("_T")
 
 _resets: list[Callable[[], None]] = []
 
@@ -39,6 +42,30 @@ def reset_globals() -> None:
     """Reset every process-wide singleton the library keeps (event sink, registries, ...)."""
     for reset in _resets:
         reset()
+
+
+_install_lock = threading.Lock()
+
+
+def install_once(namespace: MutableMapping[str, Any], name: str, candidate: _T) -> _T:
+    """Make ``candidate`` the process-wide instance ``namespace[name]`` unless one is there.
+
+    What a ``get_*()`` that creates its singleton on first use calls once it has
+    built one: two threads that both found none (two trio runs starting at once)
+    each build a candidate, and both get the one installed first, never two
+    different instances (a tool registered in the lost one would vanish). The
+    fast path (an instance is there) never comes here.
+
+    Returns:
+        The instance now in ``namespace[name]``: ``candidate``, or the one another
+        thread installed first.
+    """
+    with _install_lock:
+        current = namespace.get(name)
+        if current is None:
+            namespace[name] = current = candidate
+    result: _T = current
+    return result
 
 
 _tool_registry_provider: Callable[[], object] | None = None

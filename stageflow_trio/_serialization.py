@@ -28,6 +28,7 @@ field). The contract layer makes its own copies with pydantic's conversions.
 from __future__ import annotations
 
 import enum
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -98,13 +99,24 @@ for _kind, _accepted, _convert in (
     converter.register_structure_hook(_kind, _exact(_kind, _accepted, _convert))
 
 
-# The collection types being structured: while cattrs builds the hook of one of
-# them (below), the factory steps aside for that exact type.
-_building: set[Any] = set()
+# The collection types whose hook this thread is building: while cattrs builds the
+# hook of one of them (below), the factory steps aside for that exact type. Per
+# thread: another thread asking for the same type meanwhile (two trio runs in two
+# threads structuring their first bundle) must get this factory's hook, not
+# cattrs's own, which iterates a string into a list (and which cattrs would cache).
+_local = threading.local()
+
+
+def _building() -> set[Any]:
+    try:
+        building: set[Any] = _local.building
+    except AttributeError:
+        building = _local.building = set()
+    return building
 
 
 def _is_collection(kind: Any) -> bool:
-    return kind not in _building and (is_sequence(kind) or is_any_set(kind) or _is_tuple(kind))
+    return kind not in _building() and (is_sequence(kind) or is_any_set(kind) or _is_tuple(kind))
 
 
 def _is_tuple(kind: Any) -> bool:
@@ -113,11 +125,12 @@ def _is_tuple(kind: Any) -> bool:
 
 def _collection_hook(kind: Any, conv: cattrs.Converter) -> Any:
     """cattrs's own hook for a list, tuple or set type, refusing strings, bytes and mappings."""
-    _building.add(kind)
+    building = _building()
+    building.add(kind)
     try:
         inner = conv.get_structure_hook(kind, cache_result=False)
     finally:
-        _building.discard(kind)
+        building.discard(kind)
 
     def structure(value: Any, target: Any) -> Any:
         if isinstance(value, (str, bytes, bytearray, Mapping)):

@@ -51,6 +51,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_args",
             "_frozen",
             "_json",
+            "_cross_run",
         }
     ),
     frozenset(

@@ -123,8 +123,15 @@ def _serialize(identity: RunIdentity) -> dict[str, Any]:
     UUID ``str()`` and aware ``isoformat()`` dominate the cost of serializing
     an identity; the texts it was parsed from stand in for them when they are
     already in that exact form.
+
+    The cache is read once, here: another thread serializing the same identity
+    (a snapshot parsed once, run in several threads) may have filled it since
+    the caller looked, and its dict is then the answer (it is not the texts).
     """
-    texts: tuple[Any, ...] = identity._serialized or _NO_TEXTS  # type: ignore[assignment]
+    cached = identity._serialized
+    if type(cached) is dict:
+        return cached
+    texts: tuple[Any, ...] = cached or _NO_TEXTS  # type: ignore[assignment]
     pipeline_run_id = identity.pipeline_run_id
     request_id = identity.request_id
     session_id = identity.session_id

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import trio
 
+from stageflow_trio._globals import install_once
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -216,13 +218,14 @@ _default_tracker: ChildRunTracker | None = None
 
 def get_child_tracker() -> ChildRunTracker:
     """The tracker set for this context, else the process-wide one (created on first use)."""
-    global _default_tracker
     tracker = _tracker_var.get()
     if tracker is not None:
         return tracker
-    if _default_tracker is None:
-        _default_tracker = ChildRunTracker()
-    return _default_tracker
+    tracker = _default_tracker
+    if tracker is None:
+        # Two threads may get here at once: both get the one installed first.
+        tracker = install_once(globals(), "_default_tracker", ChildRunTracker())
+    return tracker
 
 
 def set_child_tracker(tracker: ChildRunTracker) -> None:

@@ -10,6 +10,7 @@ any order; the dependencies are validated once, by :meth:`Pipeline.build`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import reprlib
@@ -684,9 +685,21 @@ def _one_stage_pipeline(
             stage(name, runner, kind, conditional=conditional)
         )
         if len(_ONE_STAGE_PIPELINES) >= _ONE_STAGE_PIPELINES_MAX:
-            del _ONE_STAGE_PIPELINES[next(iter(_ONE_STAGE_PIPELINES))]
+            _evict_oldest_one_stage_pipeline()
         _ONE_STAGE_PIPELINES[key] = pipeline
     return pipeline
+
+
+def _evict_oldest_one_stage_pipeline() -> None:
+    """Drop the oldest entry of the run_stage cache, tolerating other threads.
+
+    Several threads (a trio run in each) may evict at once: the oldest key one
+    of them reads may be gone, or the dict may change while it is read, by the
+    time it deletes. Either way an entry has gone, which is all this is for.
+    """
+    # StopIteration: emptied meanwhile; RuntimeError: changed size while read.
+    with contextlib.suppress(StopIteration, RuntimeError):
+        _ONE_STAGE_PIPELINES.pop(next(iter(_ONE_STAGE_PIPELINES)), None)
 
 
 def _well_typed(name: object, kind: object, conditional: object) -> bool:

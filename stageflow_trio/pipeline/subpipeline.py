@@ -21,7 +21,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 
 from stageflow_trio._exports import publish
-from stageflow_trio._globals import register_global_reset
+from stageflow_trio._globals import install_once, register_global_reset
 from stageflow_trio.pipeline._child_tracker import ChildRunTracker as ChildRunTracker
 from stageflow_trio.pipeline._child_tracker import clear_child_tracker as clear_child_tracker
 from stageflow_trio.pipeline._child_tracker import get_child_tracker as get_child_tracker
@@ -79,13 +79,14 @@ _default_spawner: SubpipelineSpawner | None = None
 
 def get_subpipeline_spawner() -> SubpipelineSpawner:
     """The spawner set for this context, else the process-wide one (created on first use)."""
-    global _default_spawner
     spawner = _spawner_var.get()
     if spawner is not None:
         return spawner
-    if _default_spawner is None:
-        _default_spawner = SubpipelineSpawner()
-    return _default_spawner
+    spawner = _default_spawner
+    if spawner is None:
+        # Two threads may get here at once: both get the one installed first.
+        spawner = install_once(globals(), "_default_spawner", SubpipelineSpawner())
+    return spawner
 
 
 def set_subpipeline_spawner(spawner: SubpipelineSpawner) -> None:

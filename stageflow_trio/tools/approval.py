@@ -32,8 +32,9 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_flag, check_seconds
+from stageflow_trio._cross_run import CrossRunEvent
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._globals import register_global_reset
+from stageflow_trio._globals import install_once, register_global_reset
 from stageflow_trio._time import utc_now_iso, uuid4
 
 from ._checks import check_dict, check_str, check_uuid
@@ -194,7 +195,13 @@ class ApprovalBackend(Protocol):
 
 
 class InMemoryApprovalBackend:
-    """The default :class:`ApprovalBackend`: this process's memory, one ``trio.Event`` per request.
+    """The default :class:`ApprovalBackend`: this process's memory, one event per request.
+
+    The backend of the process-wide service, so the event is a
+    :class:`~stageflow_trio._cross_run.CrossRunEvent`: a request waited on in one
+    thread's trio run can be decided from another thread's run (a plain
+    ``trio.Event`` set there would trip trio's assertion and leave the waiter
+    hanging); within one run it behaves as a ``trio.Event``.
 
     Requests are returned as the stored objects, so a caller holding one sees
     its status change in place. Nothing in a method checkpoints but its first
@@ -209,7 +216,7 @@ class InMemoryApprovalBackend:
 
     def __init__(self) -> None:
         self._requests: dict[UUID, ApprovalRequest] = {}
-        self._events: dict[UUID, trio.Event] = {}
+        self._events: dict[UUID, CrossRunEvent] = {}
         self._decisions: dict[UUID, ApprovalDecision] = {}
         # The requests not yet closed, oldest first (pending() still checks their
         # status, in case a caller changed one in place).
@@ -225,7 +232,7 @@ class InMemoryApprovalBackend:
         if request.id in self._requests:  # stored again: it takes its new place
             self._unindex(self._requests[request.id])
         self._requests[request.id] = request
-        self._events[request.id] = trio.Event()
+        self._events[request.id] = CrossRunEvent()
         self._by_action.setdefault(request.action_id, []).append(request)
         self._action_of[request.id] = request.action_id
         if request.status is ApprovalStatus.PENDING:
@@ -583,10 +590,11 @@ _approval_service: ApprovalService | None = None
 
 def get_approval_service() -> ApprovalService:
     """The process-wide approval service, created on first use."""
-    global _approval_service
-    if _approval_service is None:
-        _approval_service = ApprovalService()
-    return _approval_service
+    service = _approval_service
+    if service is None:
+        # Two threads may get here at once: both get the one installed first.
+        service = install_once(globals(), "_approval_service", ApprovalService())
+    return service
 
 
 def set_approval_service(service: ApprovalService) -> None:

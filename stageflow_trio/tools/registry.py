@@ -24,7 +24,7 @@ import trio
 
 from stageflow_trio._args import check_callable, type_of
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._globals import register_global_reset
+from stageflow_trio._globals import install_once, register_global_reset
 from stageflow_trio.tools._action import ActionProtocol as ActionProtocol  # noqa: TC001 - importable here, as in the reference
 from stageflow_trio.tools.base import Tool, ToolInput, ToolOutput
 
@@ -342,10 +342,11 @@ _registry: ToolRegistry | None = None
 
 def get_tool_registry() -> ToolRegistry:
     """The process-wide tool registry (created empty on first use)."""
-    global _registry
-    if _registry is None:
-        _registry = ToolRegistry()
-    return _registry
+    registry = _registry
+    if registry is None:
+        # Two threads may get here at once: both get the one installed first.
+        registry = install_once(globals(), "_registry", ToolRegistry())
+    return registry
 
 
 def clear_tool_registry() -> None:

@@ -21,7 +21,7 @@ import trio
 
 from stageflow_trio._args import check_seconds, type_of
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._globals import register_global_reset
+from stageflow_trio._globals import install_once, register_global_reset
 from stageflow_trio._time import monotonic
 
 from ._checks import check_dict, check_str, check_uuid
@@ -263,10 +263,11 @@ _undo_store: UndoStore | None = None
 
 def get_undo_store() -> UndoStore:
     """The process-wide undo store, created on first use."""
-    global _undo_store
-    if _undo_store is None:
-        _undo_store = UndoStore()
-    return _undo_store
+    store = _undo_store
+    if store is None:
+        # Two threads may get here at once: both get the one installed first.
+        store = install_once(globals(), "_undo_store", UndoStore())
+    return store
 
 
 def set_undo_store(store: UndoStore) -> None:
