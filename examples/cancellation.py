@@ -7,7 +7,9 @@ Run it from a checkout with ``python examples/cancellation.py``.
 
 from __future__ import annotations
 
-from stageflow_trio.examples import run_example
+import sys
+
+from stageflow_trio.examples.__main__ import main
 from stageflow_trio.examples.cancellation import deadline_stops_the_run as deadline_stops_the_run
 from stageflow_trio.examples.cancellation import (
     failure_cancels_siblings as failure_cancels_siblings,
@@ -17,4 +19,6 @@ from stageflow_trio.examples.cancellation import (
 )
 
 if __name__ == "__main__":
-    run_example("cancellation")
+    # As `python -m stageflow_trio.examples cancellation`: a reader that goes away (| head)
+    # ends it quietly with status 141.
+    sys.exit(main(["cancellation"]))

@@ -7,9 +7,13 @@ Run it from a checkout with ``python examples/deadline.py``.
 
 from __future__ import annotations
 
-from stageflow_trio.examples import run_example
+import sys
+
+from stageflow_trio.examples.__main__ import main
 from stageflow_trio.examples.deadline import build_graph as build_graph
 from stageflow_trio.examples.deadline import run_safely as run_safely
 
 if __name__ == "__main__":
-    run_example("deadline")
+    # As `python -m stageflow_trio.examples deadline`: a reader that goes away (| head)
+    # ends it quietly with status 141.
+    sys.exit(main(["deadline"]))

@@ -7,9 +7,13 @@ Run it from a checkout with ``python examples/guard_retry.py``.
 
 from __future__ import annotations
 
-from stageflow_trio.examples import run_example
+import sys
+
+from stageflow_trio.examples.__main__ import main
 from stageflow_trio.examples.guard_retry import Drafter as Drafter
 from stageflow_trio.examples.guard_retry import build_graph as build_graph
 
 if __name__ == "__main__":
-    run_example("guard_retry")
+    # As `python -m stageflow_trio.examples guard_retry`: a reader that goes away (| head)
+    # ends it quietly with status 141.
+    sys.exit(main(["guard_retry"]))

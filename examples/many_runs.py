@@ -7,8 +7,12 @@ Run it from a checkout with ``python examples/many_runs.py``.
 
 from __future__ import annotations
 
-from stageflow_trio.examples import run_example
+import sys
+
+from stageflow_trio.examples.__main__ import main
 from stageflow_trio.examples.many_runs import build_graph as build_graph
 
 if __name__ == "__main__":
-    run_example("many_runs")
+    # As `python -m stageflow_trio.examples many_runs`: a reader that goes away (| head)
+    # ends it quietly with status 141.
+    sys.exit(main(["many_runs"]))

@@ -7,8 +7,12 @@ Run it from a checkout with ``python examples/streaming.py``.
 
 from __future__ import annotations
 
-from stageflow_trio.examples import run_example
+import sys
+
+from stageflow_trio.examples.__main__ import main
 from stageflow_trio.examples.streaming import stream as stream
 
 if __name__ == "__main__":
-    run_example("streaming")
+    # As `python -m stageflow_trio.examples streaming`: a reader that goes away (| head)
+    # ends it quietly with status 141.
+    sys.exit(main(["streaming"]))

@@ -7,7 +7,11 @@ Run it from a checkout with ``python examples/subpipelines.py``.
 
 from __future__ import annotations
 
-from stageflow_trio.examples import run_example
+import sys
+
+from stageflow_trio.examples.__main__ import main
 
 if __name__ == "__main__":
-    run_example("subpipelines")
+    # As `python -m stageflow_trio.examples subpipelines`: a reader that goes away (| head)
+    # ends it quietly with status 141.
+    sys.exit(main(["subpipelines"]))

@@ -468,11 +468,6 @@ def test_run_stage_cache_evicted_by_two_threads_at_once(monkeypatch: pytest.Monk
     assert len(cache) <= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="stageflow_trio/cli is owned by others: needs /tmp/h2/01-cli-sigint-worker-thread.patch",
-)
 def test_cli_run_graph_from_a_worker_thread() -> None:
     """``run_graph`` with its default ``handle_sigint=True`` in a thread that is not the main one.
 

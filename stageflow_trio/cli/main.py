@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ import uuid
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 import trio
 
@@ -33,6 +34,7 @@ from stageflow_trio.cli.run import (
     EventsFileError,
     JsonView,
     LiveView,
+    OutputError,
     PlainView,
     RunOptions,
     View,
@@ -40,17 +42,24 @@ from stageflow_trio.cli.run import (
 )
 from stageflow_trio.cli.targets import TargetError, build_target, load_target
 from stageflow_trio.cli.timeline import read_events, render_timeline
-from stageflow_trio.examples import _silence_stdout, list_examples, run_example
+from stageflow_trio.examples import (
+    EXIT_BROKEN_PIPE,
+    _output_failed,
+    _reader_gone,
+    list_examples,
+    run_example,
+)
 from stageflow_trio.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
+    from _typeshed import SupportsWrite
+
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "PROG", "main"]
 
 PROG = "stageflow-trio"
 EXIT_BAD_INPUT = 2
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it
 _IDS = ("pipeline_run_id", "request_id", "session_id", "user_id", "org_id", "interaction_id")
 
 
@@ -64,17 +73,59 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse's own passes over an OSError: `--help > /dev/full` then exited 0.
+        if message:
+            (sys.stderr if file is None else file).write(message)
+
+
+class _Output:
+    """A command's stdout: a write error other than a broken pipe (a full disk) becomes
+    :class:`~stageflow_trio.cli.run.OutputError`, told apart from the commands' own
+    OSErrors; a broken pipe stays a ``BrokenPipeError``."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(0) from exc
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(0) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+_DEBUG_HELP = "show tracebacks of errors"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run, draw, lint and trace stageflow_trio pipelines.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a pipeline once, with a live view")
     run.add_argument("target", help="path/file.py[:NAME] or module:NAME")
     run.add_argument("--input", dest="input_text", help="the snapshot's input_text")
     for field in _IDS:
-        run.add_argument(f"--{field.replace('_', '-')}", dest=field, metavar="UUID")
+        default = " (default: a fresh one)" if field == "pipeline_run_id" else ""
+        run.add_argument(
+            f"--{field.replace('_', '-')}",
+            dest=field,
+            metavar="UUID",
+            help=f"the snapshot's {field}{default}",
+        )
     run.add_argument("--topology", help="the snapshot's topology (default: the pipeline's name)")
     run.add_argument("--execution-mode", help="the snapshot's execution mode")
     run.add_argument("--timeout", type=float, metavar="S", help="cancel the run after S seconds")
@@ -87,7 +138,9 @@ def _parser() -> argparse.ArgumentParser:
 
     graph = commands.add_parser("graph", help="draw a pipeline's DAG")
     graph.add_argument("target", help="path/file.py[:NAME] or module:NAME")
-    graph.add_argument("--format", choices=FORMATS, default="mermaid")
+    graph.add_argument(
+        "--format", choices=FORMATS, default="mermaid", help="the drawing (default: mermaid)"
+    )
 
     lint = commands.add_parser("lint", help="check a pipeline file's dependencies")
     lint.add_argument("file", help="Python file defining the pipeline(s)")
@@ -103,7 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     actions = examples.add_subparsers(dest="action", parser_class=_Parser)
     actions.add_parser("list", help="list them, one a line (the default)")
     example_run = actions.add_parser("run", help="run one")
-    example_run.add_argument("name")
+    example_run.add_argument("name", help=f"one of: {', '.join(list_examples())}")
+    for command in (run, graph, lint, timeline, examples, example_run):
+        # Also after the command (`run x.py --debug`), where a newcomer puts it.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
+        )
     return parser
 
 
@@ -140,8 +198,9 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
     view: View
     if args.json:
         view = JsonView(out)
-    elif out.isatty() and not args.plain:
-        view = LiveView(out, title)
+    elif out.isatty() and not args.plain and os.environ.get("TERM") != "dumb":
+        # NO_COLOR (https://no-color.org): set and not empty, the statuses are not coloured.
+        view = LiveView(out, title, colour=not os.environ.get("NO_COLOR"))
     else:
         view = PlainView(out)
     events_file = None
@@ -334,10 +393,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Usage errors exit through argparse (SystemExit with status 2).
     """
-    args = _parser().parse_args(argv)
-    _escape_unencodable(sys.stdout)
     try:
-        return _COMMANDS[args.command](args, sys.stdout)
+        try:
+            args = _parser().parse_args(argv)
+        finally:  # --help (SystemExit 0) is printed by now
+            sys.stdout.flush()
+    except BrokenPipeError:  # `stageflow-trio --help | head -1`
+        raise SystemExit(_reader_gone()) from None
+    except OSError as exc:  # `stageflow-trio --help > /dev/full`
+        raise SystemExit(_output_failed(PROG, exc)) from None
+    _escape_unencodable(sys.stdout)
+    out = _Output(sys.stdout)
+    try:
+        code = _COMMANDS[args.command](args, cast("IO[str]", out))
+        # Here, not at the interpreter's exit: a block-buffered pipe whose reader went
+        # away, or a full disk, fails only now, and at exit that is "Exception ignored"
+        # and status 120.
+        out.flush()
+    except OutputError as exc:
+        # `stageflow-trio graph X > /dev/full`: one line, status 2 (or the run's own).
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        return _output_failed(f"{PROG} {args.command}", exc)
     except (_BadInput, TargetError, ValueError) as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         if args.debug:
@@ -348,8 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`stageflow-trio graph X | head -1`): stop quietly.
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
+        return _reader_gone()
+    return code
 
 
 def _escape_unencodable(stream: IO[str]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -50,6 +51,7 @@ __all__ = [
     "EventsFileError",
     "JsonView",
     "LiveView",
+    "OutputError",
     "PlainView",
     "RunOptions",
     "RunRecorder",
@@ -78,6 +80,22 @@ class EventsFileError(OSError):
 
     def __init__(self, exit_status: int) -> None:
         super().__init__(f"writing the events file failed; the run's exit status: {exit_status}")
+        self.exit_status = exit_status
+
+
+class OutputError(OSError):
+    """Writing the output (stdout) failed other than by a broken pipe (a full disk).
+
+    Raised by :func:`run_graph` once the run is over (it went on, showing nothing more);
+    ``__cause__`` is the first write error. The command line says so in one line on
+    stderr and exits 2, or with the run's own status if it did not complete.
+
+    Attributes:
+        exit_status: The status the run (or command) itself ended with.
+    """
+
+    def __init__(self, exit_status: int) -> None:
+        super().__init__(f"writing the output failed; the run's exit status: {exit_status}")
         self.exit_status = exit_status
 
 
@@ -158,7 +176,9 @@ class RunRecorder:
     Each event becomes ``{"event": type, "t": seconds since the run started (trio's
     clock), "data": data}``; ``events_file``, if given, gets it as a JSON line at once.
     A write to ``events_file`` that fails (``OSError``: a full disk) stops the
-    writing, not the run nor the view: ``events_error`` holds that first error.
+    writing, not the run nor the view: ``events_error`` holds that first error. A view
+    whose output fails other than by a broken pipe (a full disk) is not told of later
+    events: ``output_error`` holds that first error, and the run goes on.
     ``records`` keeps every event, or with ``max_records`` only the latest
     ``max_records`` of them (older ones are dropped, in batches, so that a run that goes
     on for days, a stream emitting an event per chunk, holds bounded memory; the
@@ -181,6 +201,7 @@ class RunRecorder:
         self.records: list[dict[str, Any]] = []
         self.max_records = max_records
         self.events_error: OSError | None = None
+        self.output_error: OSError | None = None
         self.view = view
         self.events_file = events_file
         self.started: float = trio.current_time()
@@ -213,7 +234,7 @@ class RunRecorder:
                 self.events_file.write(_json_line(record) + "\n")
             except OSError as exc:
                 self.events_error = exc
-        if self.output_gone:
+        if self.output_gone or self.output_error is not None:
             return
         try:
             self.view.event(self, record)
@@ -221,6 +242,9 @@ class RunRecorder:
             # `stageflow-trio run X | head -1`: stop showing, and stop the run (as
             # SIGPIPE would), instead of a logged failure for every later event.
             self.lose_output()
+        except OSError as exc:
+            # A full disk: stop showing (no logged failure per event); the run goes on.
+            self.output_error = exc
 
     def lose_output(self) -> None:
         """The view's reader went away: show nothing more, call ``on_output_gone`` once."""
@@ -294,9 +318,17 @@ class PlainView:
 
 
 class LiveView:
-    """A block of lines redrawn in place with ANSI escapes, on every event and 10 times a second."""
+    """A block of lines redrawn in place with ANSI escapes, on events and 10 times a second.
+
+    An event redraws the block only if :attr:`MIN_INTERVAL` seconds of trio's clock have
+    passed since the last drawing: a run emitting thousands of events a second is not
+    slowed down by drawing each one (the next event after the interval, or the
+    :attr:`REFRESH` tick, shows what the skipped ones changed), and :meth:`finish`
+    always draws the final state.
+    """
 
     REFRESH = 0.1
+    MIN_INTERVAL = 0.05
     _COLOURS = {  # noqa: RUF012 - read-only table
         "completed": "\x1b[32m",
         "failed": "\x1b[31m",
@@ -307,10 +339,14 @@ class LiveView:
     }
     _RESET = "\x1b[0m"
 
-    def __init__(self, out: IO[str], title: str) -> None:
+    def __init__(self, out: IO[str], title: str, *, colour: bool = True) -> None:
         self.out = out
         self.title = title
+        #: Statuses in colour; off with ``colour=False`` (the command: ``NO_COLOR`` set).
+        self.colour = colour
         self.drawn: int = 0
+        #: When the block was last drawn (trio's clock, as ``recorder.elapsed()``).
+        self.drawn_at: float | None = None
 
     def lines(self, recorder: RunRecorder) -> list[str]:
         """The block as it stands (also what a test reads)."""
@@ -320,7 +356,7 @@ class LiveView:
             f"{self.title}  {_bar(done, total)} {done}/{total} stages  {now:6.2f}s",
         ]
         for name, state in recorder.stages.items():
-            colour = self._COLOURS[state.status]
+            colour, reset = (self._COLOURS[state.status], self._RESET) if self.colour else ("", "")
             if state.status == "running":
                 assert state.started_at is not None
                 timing = f"{now - state.started_at:6.2f}s"
@@ -328,7 +364,7 @@ class LiveView:
                 timing = f"{state.duration_ms:5d}ms"
             else:
                 timing = ""
-            parts = [f"  {colour}{state.status:<9}{self._RESET} {name}"]
+            parts = [f"  {colour}{state.status:<9}{reset} {name}"]
             if timing:
                 parts.append(timing)
             if state.attempts > 1:
@@ -346,10 +382,12 @@ class LiveView:
         self.out.write(up + "\n".join(lines) + "\n")
         self.out.flush()
         self.drawn = len(lines)
+        self.drawn_at = recorder.elapsed()
 
     def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
-        """Show one event."""
-        self.redraw(recorder)
+        """Show one event: redraw, unless the block was drawn under :attr:`MIN_INTERVAL` ago."""
+        if self.drawn_at is None or recorder.elapsed() - self.drawn_at >= self.MIN_INTERVAL:
+            self.redraw(recorder)
 
     async def tick(self, recorder: RunRecorder) -> None:
         """Redraw every :attr:`REFRESH` seconds, for the running stages' clocks; never returns."""
@@ -409,7 +447,14 @@ def _sigint_cancels(token: CancellationToken, interrupted: list[bool]) -> Iterat
     The handler puts back the one it replaced (trio's) as it runs, so a second Ctrl-C
     is trio's KeyboardInterrupt: it stops a run whose stages or cleanup do not return
     (a blocking call in a stage never lets the graceful stop begin).
+
+    Off the main thread (a trio run per worker thread) it does nothing: only the
+    main thread may set a signal handler (``signal.signal`` raises ValueError
+    elsewhere), and SIGINT is delivered to the main thread anyway.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = signal.getsignal(signal.SIGINT)
     if previous is None:  # installed from C: Python's own stands in for it
         previous = signal.default_int_handler
@@ -433,6 +478,9 @@ async def _tick(view: View, recorder: RunRecorder) -> None:
         await view.tick(recorder)
     except BrokenPipeError:
         recorder.lose_output()
+    except OSError as exc:
+        if recorder.output_error is None:
+            recorder.output_error = exc
 
 
 def _final_stages(graph: UnifiedStageGraph) -> list[str]:
@@ -452,11 +500,14 @@ async def run_graph(
 ) -> int:
     """Run ``graph`` once, showing it through ``view``; the exit status. A checkpoint.
 
-    With ``handle_sigint`` (the main thread only), the first SIGINT cancels the run
+    With ``handle_sigint`` (acted on in the main thread only; elsewhere it is
+    ignored), the first SIGINT cancels the run
     gracefully instead of raising KeyboardInterrupt; a second one raises it.
 
     Raises:
         BrokenPipeError: the view's reader went away (the run was cancelled then).
+        OutputError: writing the view's output failed otherwise (a full disk); the
+            run went on, showing nothing more (``exit_status`` is the run's status).
         EventsFileError: a write to ``events_file`` failed; the run went on without
             it and the view showed it to the end (``exit_status`` is the run's status).
     """
@@ -514,7 +565,15 @@ async def run_graph(
         "outputs": outputs,
         "final_outputs": {name: outputs[name] for name in _final_stages(graph) if name in outputs},
     }
-    view.finish(recorder, outcome)
+    if recorder.output_error is None:
+        try:
+            view.finish(recorder, outcome)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            recorder.output_error = exc
+    if recorder.output_error is not None:
+        raise OutputError(code) from recorder.output_error
     if recorder.events_error is not None:
         raise EventsFileError(code) from recorder.events_error
     return code

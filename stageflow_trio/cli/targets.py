@@ -53,6 +53,8 @@ def load_module(source: str) -> ModuleType:
     """
     if source.endswith(".py") or "/" in source or "\\" in source:
         path = Path(source)
+        if path.is_dir():
+            raise TargetError(f"{source} is a directory, not a Python file")
         if not path.is_file():
             raise TargetError(f"no such file: {source}")
         # A name no other module has: two targets with the same stem must not collide.
@@ -132,6 +134,8 @@ def load_target(target: str) -> PipelineLike:
     source, colon, attribute = target.rpartition(":")
     if not colon:
         source, attribute = target, ""
+    if not target.strip():
+        raise TargetError("the target is empty: give path/file.py[:NAME] or module:NAME")
     if not source:
         raise TargetError(f"target {target!r} names no file or module before ':'")
     module = load_module(source)

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import sys
 
-from stageflow_trio.examples import _silence_stdout, list_examples, run_example
+from stageflow_trio.cli.run import OutputError
+from stageflow_trio.examples import (
+    _output_failed,
+    _reader_gone,
+    _stdout_guard,
+    list_examples,
+    run_example,
+)
 
 
 def main(argv: list[str]) -> int:
     """List the examples (no argument) or run the one named; the exit status.
 
     ``-h`` / ``--help`` prints the usage (status 0); anything else unknown prints it
-    on stderr (status 2); a reader that goes away (``| head``) ends it quietly (141).
+    on stderr (status 2); a reader that goes away (``| head``) ends it quietly (141);
+    an output that cannot be written (a full disk) is one line on stderr (status 2).
     """
     usage = f"usage: python -m stageflow_trio.examples [{'|'.join(list_examples())}]"
-    if argv in (["-h"], ["--help"]):
-        print(usage)
-        return 0
-    if len(argv) > 1 or (argv and argv[0] not in list_examples()):
+    if len(argv) > 1 or (argv and argv[0] not in [*list_examples(), "-h", "--help"]):
         print(usage, file=sys.stderr)
         return 2
     try:
-        if argv:
-            run_example(argv[0])
-        else:
-            print("\n".join(list_examples()))
+        with _stdout_guard():
+            if argv in (["-h"], ["--help"]):
+                print(usage)
+            elif argv:
+                run_example(argv[0])
+            else:
+                print("\n".join(list_examples()))
     except BrokenPipeError:
-        _silence_stdout()
-        return 141
+        return _reader_gone()
+    except OutputError as exc:
+        return _output_failed("python -m stageflow_trio.examples", exc)
     return 0
 
 

@@ -23,6 +23,7 @@ import trio
 import trio.testing
 
 from stageflow_trio.core import StageContext, StageKind, StageOutput
+from stageflow_trio.examples import _run_main
 from stageflow_trio.pipeline import (
     CancellationToken,
     Pipeline,
@@ -113,4 +114,5 @@ async def main() -> list[str]:
 
 
 if __name__ == "__main__":
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # trio.run(main), ending quietly (status 141) if the reader goes away (| head).
+    _run_main(main, clock=trio.testing.MockClock(autojump_threshold=0))

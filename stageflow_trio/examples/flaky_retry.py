@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from stageflow_trio.core import StageContext, StageKind, StageOutput
+from stageflow_trio.examples import _run_main
 from stageflow_trio.pipeline import (
     Pipeline,
     RetryInterceptor,
@@ -89,4 +90,5 @@ async def main() -> dict[str, Any]:
 
 if __name__ == "__main__":
     # Virtual time: the backoff delays pass at once and the printed times are exact.
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # trio.run(main), ending quietly (status 141) if the reader goes away (| head).
+    _run_main(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -17,6 +17,7 @@ import trio
 import trio.lowlevel
 
 from stageflow_trio.core import StageContext, StageKind, StageOutput
+from stageflow_trio.examples import _run_main
 from stageflow_trio.pipeline import (
     GuardRetryPolicy,
     GuardRetryStrategy,
@@ -86,4 +87,5 @@ async def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    # trio.run(main), ending quietly (status 141) if the reader goes away (| head).
+    _run_main(main)

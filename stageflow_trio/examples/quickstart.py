@@ -15,6 +15,7 @@ import trio
 
 from stageflow_trio.context import ContextSnapshot
 from stageflow_trio.core import PipelineTimer, StageContext, StageKind, StageOutput
+from stageflow_trio.examples import _run_main
 from stageflow_trio.pipeline import Pipeline
 from stageflow_trio.stages import StageInputs
 
@@ -102,4 +103,5 @@ async def main() -> dict[str, StageOutput]:
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    # trio.run(main), ending quietly (status 141) if the reader goes away (| head).
+    _run_main(main)

@@ -24,6 +24,7 @@ import trio
 import trio.testing
 
 from stageflow_trio.events import BackpressureAwareEventSink
+from stageflow_trio.examples import _run_main
 from stageflow_trio.helpers.streaming import AudioChunk, ChunkQueue
 
 __all__ = ["main", "stream"]
@@ -115,4 +116,5 @@ async def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # trio.run(main), ending quietly (status 141) if the reader goes away (| head).
+    _run_main(main, clock=trio.testing.MockClock(autojump_threshold=0))

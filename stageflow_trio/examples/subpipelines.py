@@ -22,6 +22,7 @@ import trio.testing
 
 from stageflow_trio.core import StageContext, StageKind, StageOutput
 from stageflow_trio.events import set_event_sink
+from stageflow_trio.examples import _run_main
 from stageflow_trio.pipeline import Pipeline
 from stageflow_trio.pipeline.subpipeline import (
     ChildRunTracker,
@@ -97,4 +98,5 @@ async def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # trio.run(main), ending quietly (status 141) if the reader goes away (| head).
+    _run_main(main, clock=trio.testing.MockClock(autojump_threshold=0))
