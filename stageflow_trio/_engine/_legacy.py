@@ -116,12 +116,19 @@ async def run_legacy(plan: LegacyPlan, ctx: PipelineContext) -> dict[str, StageR
         unsubscribe()
     if ctx.canceled and not run.canceled:
         run.canceled = True  # canceled while its stages were running: "<external>"
-    if run.error is not None:
-        _emit(ctx, "pipeline_failed", failure(run.error, run.completed, _ms_since(started)))
-        if plan.emit_pipeline_wide and plan.emitter is not None:
-            # As the unified graph does (the reference emits none for a failed run).
-            _emit_pipeline_wide(plan, ctx, run.completed, started, started_at, "failed")
-        raise run.error
+    run_error = run.error
+    if run_error is not None:
+        # The run's frames are in the error's traceback: the run lets go of it, and
+        # so does this frame once it is raised (no cycle).
+        run.error = None
+        try:
+            _emit(ctx, "pipeline_failed", failure(run_error, run.completed, _ms_since(started)))
+            if plan.emit_pipeline_wide and plan.emitter is not None:
+                # As the unified graph does (the reference emits none for a failed run).
+                _emit_pipeline_wide(plan, ctx, run.completed, started, started_at, "failed")
+            raise run_error
+        finally:
+            del run_error
     completed = run.completed
     if run.canceled:
         # ctx.mark_canceled(): the run ends normally, the stages not run count as failed.

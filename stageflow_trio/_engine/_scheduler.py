@@ -81,7 +81,12 @@ class run_in_context(Generic[_T]):  # used like a function: await run_in_context
 
     def send(self, value: Any) -> Any:
         # The coroutine's StopIteration carries its return value out to the await.
-        return self._run(self._coro.send, value)
+        try:
+            return self._run(self._coro.send, value)
+        finally:
+            # trio sends an exception as an outcome.Error: this frame is in that
+            # exception's traceback, so keeping the outcome here would be a cycle.
+            del value
 
     def throw(
         self,
@@ -93,7 +98,11 @@ class run_in_context(Generic[_T]):  # used like a function: await run_in_context
         exc = val if val is not None else typ if isinstance(typ, BaseException) else typ()
         if tb is not None:
             exc = exc.with_traceback(tb)
-        return self._run(self._coro.throw, exc)
+        try:
+            return self._run(self._coro.throw, exc)
+        finally:
+            # This frame is in the traceback of what the throw raises: no cycle through it.
+            del exc, typ, val, tb
 
     def close(self) -> None:
         self._run(self._coro.close)

@@ -371,17 +371,20 @@ async def _run_stage(
             error = _timed_out(stage_name, timeout_ms)
         except Exception as exc:  # noqa: BLE001 - any stage error goes to on_error
             error = exc
-        action = await _ask_on_error(ordered, stage_name, error, ctx)
-        if action is ErrorAction.RETRY and retries < MAX_CHAIN_RETRIES:
-            retries += 1
-            continue
-        return StageResult(
-            name=stage_name,
-            status="failed",
-            started_at=started_at,
-            ended_at=utc_now(),
-            error=str(error),
-        )
+        try:
+            action = await _ask_on_error(ordered, stage_name, error, ctx)
+            if action is ErrorAction.RETRY and retries < MAX_CHAIN_RETRIES:
+                retries += 1
+                continue
+            return StageResult(
+                name=stage_name,
+                status="failed",
+                started_at=started_at,
+                ended_at=utc_now(),
+                error=str(error),
+            )
+        finally:
+            del error  # this frame is in the stage error's traceback: no cycle
 
 
 _ABSENT = object()

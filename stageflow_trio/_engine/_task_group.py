@@ -252,6 +252,8 @@ class StructuredTaskGroup:
                 handle._error = exc
                 handle._end("failed")
                 self._cancel_token.cancel("Task failed")
+            # The handle keeps the error, whose traceback has this frame: no cycle.
+            del handle
             raise
         if not handle.done():  # its own scope caught handle.cancel()
             handle._end("cancelled")

@@ -186,12 +186,23 @@ class UnifiedRun(DagRun):
         return self.cancelled is not None or (self.token.is_cancelled and not self.finished)
 
     def outcome(self) -> dict[str, StageOutput]:
-        if self.error is not None:
-            raise self.error
+        # Called once, at the run's end. The exception it raises has this run's
+        # frames in its traceback: the run lets go of it first (no cycle).
+        error = self.error
+        if error is not None:
+            self.error = None
+            try:
+                raise error
+            finally:
+                del error
         cancelled = self.cancelled
         if cancelled is not None:
             self.report.pipeline_cancelled(cancelled.stage, cancelled.reason, self.finalized)
-            raise cancelled
+            self.cancelled = None
+            try:
+                raise cancelled
+            finally:
+                del cancelled
         if self.finished:
             # Complete results stand, even if the token was cancelled during cleanup.
             return self.completed
@@ -281,7 +292,10 @@ class UnifiedRun(DagRun):
                     error = self._stage_raised(name, started, exc)
                     if error is None:
                         raise
-                    raise error from exc
+                    try:
+                        raise error from exc
+                    finally:
+                        del error  # this frame is in its traceback: no cycle
                 duration_ms = int((self.clock.current_time() - started) * 1000)
                 if type(output) is StageOutput:
                     # output.with_duration(duration_ms), without its check of a
@@ -340,7 +354,10 @@ class UnifiedRun(DagRun):
             error = self._stage_raised(name, started, exc, started_at)
             if error is None:
                 raise
-            raise error from exc
+            try:
+                raise error from exc
+            finally:
+                del error  # this frame is in its traceback: no cycle
         duration_ms = int((self.clock.current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
         if started_at is not None:
@@ -481,12 +498,15 @@ class UnifiedRun(DagRun):
         # its last attempt raised one, so its type and traceback reach the caller.
         if result.status == "failed" or result.error is not None:
             error, raised = raised, None  # no cycle through this frame
-            if (
-                error is not None
-                and result.status == "failed"
-                and not isinstance(error, UnifiedStageExecutionError)
-            ):
-                raise error
+            try:
+                if (
+                    error is not None
+                    and result.status == "failed"
+                    and not isinstance(error, UnifiedStageExecutionError)
+                ):
+                    raise error
+            finally:
+                del error  # nor through this one, which is in its traceback
             raise RuntimeError(result.error or "Stage failed")
         return StageOutput.ok(data=dict(result.data or {}))
 

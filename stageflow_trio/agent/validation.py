@@ -169,15 +169,17 @@ class TypedLLMOutput(Generic[_T]):
             raise TypeError(
                 f"TypedLLMOutput.validate_text: text must be a str; got {type_of(text)}"
             )
-        last_error: Exception | None = None
+        # The last candidate's error message (not the exception: this frame is in
+        # its traceback, and keeping it here would make a cycle).
+        last_error: str | None = None
         for candidate in _json_candidates(text):
             try:
                 payload = json.loads(candidate)
             except json.JSONDecodeError as exc:
-                last_error = exc
+                last_error = str(exc)
                 continue
             if not isinstance(payload, dict):
-                last_error = TypeError("LLM output JSON must decode to an object")
+                last_error = "LLM output JSON must decode to an object"
                 continue
             parsed: _T = _models.validate(self._model, payload, strict=self._strict, context=None)
             return parsed
@@ -199,7 +201,10 @@ class TypedLLMOutput(Generic[_T]):
             except Exception as exc:  # noqa: BLE001 - the next candidate may validate
                 last_error = exc
         if last_error is not None:
-            raise last_error
+            try:
+                raise last_error
+            finally:
+                del last_error  # this frame is in its traceback: no cycle
         raise ValueError("Could not find structured content in normalized LLM response")
 
     async def generate(

@@ -99,7 +99,10 @@ class CompositeExporter:
                 for exporter in self._exporters:
                     nursery.start_soon(run_one, exporter)
         if errors:
-            raise errors[0]
+            try:
+                raise errors[0]
+            finally:
+                errors.clear()  # this frame is in its traceback: no cycle through the list
         if cleanup:
             await trio.lowlevel.checkpoint_if_cancelled()
 
