@@ -9,7 +9,9 @@ Which leaf is chosen (:func:`first_leaf`):
 
 1. Only groups whose type is exactly ``BaseExceptionGroup`` or ``ExceptionGroup`` are
    looked into (that is what trio's nurseries raise). A user-defined group subclass is
-   a leaf, so a deliberately raised custom group survives.
+   a leaf, so a deliberately raised custom group survives, provided it overrides
+   ``derive()``: trio's cancel scopes rebuild a group crossing them with ``derive()``,
+   and the inherited one returns a plain ``ExceptionGroup``, which is looked into.
 2. The first leaf, depth first, that is neither an ``Exception`` nor ``trio.Cancelled``
    (``KeyboardInterrupt``, ``SystemExit``) wins: the user asked the process to stop,
    and that must not turn into some stage's ``ValueError``.

@@ -457,7 +457,9 @@ class ConflictDetector:
     """Decides what to store when an update meets a different existing value.
 
     Strategies: ``"keep_old"``, ``"keep_new"``, ``"merge"`` (lists
-    concatenated without repeating hashable items, dicts merged key by key,
+    concatenated, leaving out the new items already in the old list when every
+    item is hashable, plainly when one is not, as in the reference; dicts merged
+    key by key,
     strings joined by a newline, anything else replaced) and ``"error"`` (no
     value; the caller raises or reports).
 
