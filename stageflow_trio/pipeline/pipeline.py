@@ -37,6 +37,7 @@ from stageflow_trio.pipeline._checks import (
 )
 from stageflow_trio.pipeline._entry_checks import check_instance
 from stageflow_trio.pipeline.builder import StageTable
+from stageflow_trio.pipeline.dag import UnifiedPipelineCancelled
 from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
 from stageflow_trio.pipeline.interceptors import (
@@ -435,7 +436,8 @@ class Pipeline:
                 a TimeoutInterceptor is in the chain (the default chain has one).
             ValueError: both ``ctx`` and context keywords; ``data["_timeout_ms"]`` is NaN.
             UnifiedStageExecutionError: a stage failed.
-            UnifiedPipelineCancelled: a stage asked to cancel the run.
+            UnifiedPipelineCancelled: a stage asked to cancel the run (its
+                ``results`` a PipelineResults).
             EmptyPipelineError, PipelineValidationError, CycleDetectedError: see
                 :meth:`build`.
         """
@@ -465,7 +467,14 @@ class Pipeline:
                 emit_pipeline_wide_event=emit_pipeline_wide_event,
             )
         _check_run_timeout(ctx, interceptors)
-        return PipelineResults(await graph.run(ctx, cancel_token=cancel_token))
+        try:
+            results = await graph.run(ctx, cancel_token=cancel_token)
+        except UnifiedPipelineCancelled as exc:
+            # As 1.2.0: the completed stages come with PipelineResults' helpers.
+            if not isinstance(exc.results, PipelineResults):
+                exc.results = PipelineResults(exc.results)
+            raise
+        return PipelineResults(results)
 
     async def invoke(
         self,
