@@ -104,6 +104,17 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"raises": type(exc).__name__, "message": str(exc)}
 
 
+def _cancel_error(exc: BaseException) -> dict[str, Any]:
+    """:func:`_error` plus a cancellation's stage, reason and partial results."""
+    outcome = _error(exc)
+    outcome.update(
+        stage=getattr(exc, "stage", None),
+        reason=getattr(exc, "reason", None),
+        results={k: _output(v) for k, v in (getattr(exc, "results", {}) or {}).items()},
+    )
+    return outcome
+
+
 def _output(output: Any) -> dict[str, Any]:
     return {
         "status": str(output.status.value),
@@ -592,12 +603,7 @@ async def stage_raises_if_cancelled_after_mark(sf: Env) -> Any:
         await api.Pipeline(name="r").with_stage("s", stage, "work").run(ctx)
         outcome: Any = "no error"
     except Exception as exc:
-        outcome = _error(exc)
-        outcome.update(
-            stage=getattr(exc, "stage", None),
-            reason=getattr(exc, "reason", None),
-            results={k: _output(v) for k, v in (getattr(exc, "results", {}) or {}).items()},
-        )
+        outcome = _cancel_error(exc)
     return outcome
 
 
@@ -633,12 +639,7 @@ async def before_stage_start_hooks(sf: Env) -> Any:
         )
         outcome: Any = "no error"
     except Exception as exc:
-        outcome = _error(exc)
-        outcome.update(
-            stage=getattr(exc, "stage", None),
-            reason=getattr(exc, "reason", None),
-            results={k: _output(v) for k, v in (getattr(exc, "results", {}) or {}).items()},
-        )
+        outcome = _cancel_error(exc)
     return {"outcome": outcome, "calls": calls}
 
 
@@ -701,12 +702,7 @@ async def cancellation_checkpoint_in_stage(sf: Env) -> Any:
             await api.Pipeline(name="r").with_stage("s", stage, "work").run(ctx)
             outcome: Any = "no error"
         except Exception as exc:
-            outcome = _error(exc)
-            outcome.update(
-                stage=getattr(exc, "stage", None),
-                reason=getattr(exc, "reason", None),
-                results={k: _output(v) for k, v in (getattr(exc, "results", {}) or {}).items()},
-            )
+            outcome = _cancel_error(exc)
         out[label] = {"outcome": outcome, "after": after}
     return out
 
@@ -736,12 +732,7 @@ async def sibling_marks_run_cancelled(sf: Env) -> Any:
         )
         outcome: Any = "no error"
     except Exception as exc:
-        outcome = _error(exc)
-        outcome.update(
-            stage=getattr(exc, "stage", None),
-            reason=getattr(exc, "reason", None),
-            results={k: _output(v) for k, v in (getattr(exc, "results", {}) or {}).items()},
-        )
+        outcome = _cancel_error(exc)
     return {"outcome": outcome, "order": order}
 
 
