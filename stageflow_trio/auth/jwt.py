@@ -140,6 +140,21 @@ def _parse_jwks(source: str, document: object) -> dict[str | None, list[PyJWK]]:
     return found
 
 
+_SHOWN_MAX = 64
+"""The most characters of a token's header value (``alg``, ``kid``) an error message shows."""
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to :data:`_SHOWN_MAX` characters (``...`` appended).
+
+    ``alg`` and ``kid`` come from the token, that is from the client: the
+    message goes to the ``auth.failure`` log record and the stage's error, and a
+    megabyte-long header value must not be copied there.
+    """
+    text = repr(value)
+    return text if len(text) <= _SHOWN_MAX else text[:_SHOWN_MAX] + "..."
+
+
 def _expired_at(exp: float) -> str | None:
     try:
         return datetime.fromtimestamp(exp, UTC).isoformat()
@@ -318,7 +333,7 @@ class SignedJwtValidator:
         alg = header.get("alg")
         if alg not in self._algorithms:
             raise InvalidTokenError(
-                f"Token algorithm {alg!r} is not allowed", reason="invalid_algorithm"
+                f"Token algorithm {_shown(alg)} is not allowed", reason="invalid_algorithm"
             )
         key = self._key if self._key is not None else await self._jwk_for(header.get("kid"))
         payload = self._decode(token, key)
@@ -427,7 +442,7 @@ class SignedJwtValidator:
                 "Token has no kid and the JWKS does not hold exactly one key",
                 reason="unknown_kid",
             )
-        raise InvalidTokenError(f"No key with kid {kid!r} in the JWKS", reason="unknown_kid")
+        raise InvalidTokenError(f"No key with kid {_shown(kid)} in the JWKS", reason="unknown_kid")
 
     def _may_fetch(self) -> bool:
         return self._fetched_at is None or monotonic() - self._fetched_at >= self._refresh_interval

@@ -79,6 +79,10 @@ _WORD_ONLY = re.compile(r"\w+")
 # one "@" and a local part of these characters before it.
 _DIGIT_START = re.compile(r"[+(\d]")
 _EMAIL_LOCAL_CHAR = re.compile(r"[A-Za-z0-9._%+-]", re.IGNORECASE)
+# The default email pattern from its "@" on. A match's local part is a run of
+# local-part characters ending just before the "@", so the rest of the match
+# does not depend on where the match starts: it is tried once per "@".
+_EMAIL_DOMAIN = re.compile(r"@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b", re.IGNORECASE)
 
 Finder = Callable[["re.Pattern[str]", str, "list[int] | None"], "list[re.Match[str]]"]
 
@@ -119,14 +123,24 @@ def _find_emails(
     the match holding a given "@" (if any) starts in the run of local-part
     characters just before it; the leftmost position that matches is the one
     finditer would find.
+
+    The part from the "@" on is tried once, before any start: when it fails no
+    start can match. Trying every start of a long run (``"a." * 50_000 + "@"``)
+    would otherwise cost the run's length each, quadratic time in all (the
+    reference's ``finditer`` took minutes on 100 KB). Once it matches, a start
+    fails at once at the leading ``\\b`` or matches, so the time is linear.
     """
     matches: list[re.Match[str]] = []
     end = 0
     find = content.find
     local_char = _EMAIL_LOCAL_CHAR.match
     match_at = pattern.match
+    domain_at = _EMAIL_DOMAIN.match
     at = find("@")
     while at != -1:
+        if domain_at(content, at) is None:
+            at = find("@", at + 1)
+            continue
         start = at
         while start > end and local_char(content, start - 1) is not None:
             start -= 1

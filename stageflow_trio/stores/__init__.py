@@ -132,7 +132,8 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
         StoreConfigError: The URL is malformed or names an unknown scheme, an
             unknown option or a bad option value, or the backend cannot be
             reached or written (raised on entry). The message starts with the
-            setting: ``url: ...`` or ``STAGEFLOW_STORE_URL: ...``.
+            setting: ``url: ...`` or ``STAGEFLOW_STORE_URL: ...``; the URL it
+            shows has its password (and credential-like query values) as ``***``.
         TypeError: ``url`` is not a str or None.
     """
     setting = "url"
@@ -144,12 +145,12 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise StoreConfigError(setting, f"malformed store URL {url!r}: {exc}") from exc
+        raise StoreConfigError(setting, f"malformed store URL {redacted(url)!r}: {exc}") from exc
     scheme = parts.scheme
     if scheme == "memory":
         if parts.netloc or parts.path or parts.query:
             raise StoreConfigError(
-                setting, f"memory store URL takes nothing after memory://; got {url!r}"
+                setting, f"memory store URL takes nothing after memory://; got {redacted(url)!r}"
             )
         await trio.lowlevel.checkpoint()
         yield Stores(
@@ -162,7 +163,8 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
     elif scheme == "sqlite":
         if parts.netloc or not parts.path or parts.path == "/":
             raise StoreConfigError(
-                setting, f"SQLite store URL must be sqlite:///path/to/file.db; got {url!r}"
+                setting,
+                f"SQLite store URL must be sqlite:///path/to/file.db; got {redacted(url)!r}",
             )
         from .sqlite import open_sqlite_stores
 
@@ -176,7 +178,7 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
         except ImportError as exc:
             raise StoreConfigError(
                 setting,
-                f"{url!r} needs the Redis client: pip install 'stageflow-trio[redis]' ({exc})",
+                f"{redacted(url)!r} needs the Redis client: pip install 'stageflow-trio[redis]' ({exc})",
             ) from exc
         options, rest = _options(setting, url, parts.query, _REDIS_OPTIONS, _REDIS_CLIENT_OPTIONS)
         client_url = urlunsplit(parts._replace(query=urlencode(rest)))
@@ -185,7 +187,7 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
     else:
         raise StoreConfigError(
             setting,
-            f"unknown store URL {url!r}: expected memory://, sqlite:///path, redis://host:port/db,"
+            f"unknown store URL {redacted(url)!r}: expected memory://, sqlite:///path, redis://host:port/db,"
             " redis+cluster://host:port,... or redis+sentinel://host:port,.../service",
         )
 

@@ -75,8 +75,39 @@ class StoreConfigError(ValueError):
         self.setting = setting
 
 
-# scheme://user:password@ (also in a URL too malformed to split).
-_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]+@")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A host list as in a store URL's authority: host[:port][,host[:port]...], IPv6 in brackets.
+_HOST = r"(?:\[[^\]]*\]|[^:,\[\]@]*)(?::[0-9]*)?"
+_HOSTS = re.compile(rf"{_HOST}(?:,{_HOST})*")
+# A credential given as a query parameter (?password=..., &token=...).
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:password|passwd|pass|pwd|secret|token|auth|api_key|apikey|access_key)=)[^&;#]*",
+    re.IGNORECASE,
+)
+
+
+def _credentials_end(rest: str) -> int:
+    """Where the ``user:password`` before the host ends in ``rest`` (the URL after its
+    scheme): the index of its ``@``, or -1 when the URL has no password to hide."""
+    at = rest.rfind("@")
+    if at < 0:
+        return -1
+    # The authority as urlsplit reads it: up to the first "/", "?" or "#".
+    end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
+    if at < end:
+        # Well formed: the password runs to the last "@" of the authority, even one
+        # written unencoded.
+        credentials_end = rest.rfind("@", 0, end)
+    else:
+        # An "@" only after the authority: either a password holding an unencoded "/",
+        # "?" or "#", or an "@" in the query ("?client_name=a@b"). The latter leaves a
+        # plain host list before the first "/", "?" or "#", and a "?" before the "@".
+        # (An "@" in the path is taken for the end of a password: over-redacted.)
+        query = rest.find("?")
+        if _HOSTS.fullmatch(rest[:end]) and 0 <= query < at:
+            return -1
+        credentials_end = at
+    return credentials_end if ":" in rest[:credentials_end] else -1
 
 
 RELEASE_BATCH = 256
@@ -137,8 +168,22 @@ def log_unreleased(claims: list[IdempotencyClaim], error: BaseException) -> None
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password shown as ``***``, for messages."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """``url`` with its password shown as ``***``, for messages and reprs.
+
+    Also for a URL too malformed to split: the password is everything between
+    the user's ``:`` and the ``@`` before the host, so one holding an unencoded
+    ``@``, ``/``, ``?`` or ``#`` is hidden whole. The values of credential-like
+    query parameters (``password``, ``token``, ``secret``, ``auth``,
+    ``api_key``...) are shown as ``***`` too.
+    """
+    scheme = _SCHEME.match(url)
+    if scheme is not None:
+        rest = url[scheme.end() :]
+        at = _credentials_end(rest)
+        if at >= 0:
+            user = rest[:at].partition(":")[0]
+            url = f"{scheme.group()}{user}:***{rest[at:]}"
+    return _QUERY_SECRET.sub(r"\1***", url)
 
 
 # The argument checks every idempotency store shares (the in-memory one included).

@@ -48,17 +48,20 @@ class RedisTarget:
         nodes: The listed ``(host, port)`` pairs (port 6379, or 26379 for a
             sentinel, when left out).
         username: The user, or None.
-        password: The password, or None.
+        password: The password, or None (``'***'`` in the repr, as is the URL's).
         service: The Sentinel service name (``kind == "sentinel"``).
         db: The database number (0 unless the URL names one).
     """
 
-    url: str
+    # A repr ends up in logs and tracebacks: never with the password.
+    url: str = attrs.field(repr=lambda url: repr(redacted(url)))
     kind: str
     tls: bool
     nodes: tuple[tuple[str, int], ...]
     username: str | None = None
-    password: str | None = None
+    password: str | None = attrs.field(
+        default=None, repr=lambda password: "None" if password is None else "'***'"
+    )
     service: str = ""
     db: int = 0
 

@@ -33,6 +33,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import sqlite3
 import time
 from contextlib import asynccontextmanager
@@ -248,7 +249,30 @@ def _prepare(connection: sqlite3.Connection) -> tuple[str, int]:
     return mode, _in_transaction(connection, _migrate)
 
 
+_FILE_MODE = 0o600
+"""The permissions a new database file gets: its owner's only (SQLite would make it 0644
+less the umask, readable by every local user; the file holds stage results, conversation
+memory, approvals and undo data). SQLite gives its ``-wal`` and ``-shm`` files the
+database file's permissions. An existing file keeps its own."""
+
+
+def _create_private(path: str) -> None:
+    """Create ``path`` empty with :data:`_FILE_MODE` if nothing is there; runs in a thread.
+
+    ``O_EXCL`` fails on anything already there, a symlink included (it is not
+    followed): that file, and any other error, is left to ``sqlite3.connect``.
+    """
+    if path == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except OSError:
+        return
+    os.close(fd)
+
+
 def _connect(path: str, setting: str) -> sqlite3.Connection:
+    _create_private(path)
     try:
         connection = sqlite3.connect(
             # timeout= is SQLite's busy_timeout.
@@ -290,7 +314,7 @@ async def open_sqlite_stores(
     claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
     setting: str = "path",
 ) -> AsyncIterator[Stores]:
-    """Open the SQLite file ``path`` (created if missing) and yield its stores.
+    """Open the SQLite file ``path`` (created if missing, mode 0600) and yield its stores.
 
     Args:
         path: The database file.

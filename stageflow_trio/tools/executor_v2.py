@@ -37,6 +37,7 @@ come first, so a call waiting for a human holds no slot.
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -232,12 +233,28 @@ class ExecutionResult:
     denial_reason: str | None = None
 
 
+_SECRET_KEY = re.compile(
+    r"(?:^|[^a-z0-9])(?:password|passwd|pwd|secret|token|api[_-]?key|authorization"
+    r"|credentials?|private[_-]?key|access[_-]?key|cookie)(?:$|[^a-z0-9])",
+    re.IGNORECASE,
+)
+"""Payload keys whose values a summary shows as ``"***"`` (a whole word of the key, so
+``access_token`` is one and ``max_tokens`` is not): the summary goes into the
+``tool.invoked`` event and the stored approval request."""
+
+
 def _summarize_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """``payload`` with strings over 200 characters cut (``"..."`` appended) and
-    lists or dicts whose ``str()`` is over 200 characters replaced by ``"<list with n items>"``."""
+    lists or dicts whose ``str()`` is over 200 characters replaced by ``"<list with n items>"``.
+
+    The value of a key that names a credential (``password``, ``api_key``,
+    ``token``, ``authorization``...; see :data:`_SECRET_KEY`) is ``"***"``: the
+    key stays, the secret does not reach events, logs or the approval store."""
     summary: dict[str, Any] = {}
     for key, value in payload.items():
-        if isinstance(value, str) and len(value) > _SUMMARY_MAX_LENGTH:
+        if isinstance(key, str) and _SECRET_KEY.search(key) and value is not None:
+            summary[key] = "***"
+        elif isinstance(value, str) and len(value) > _SUMMARY_MAX_LENGTH:
             summary[key] = value[:_SUMMARY_MAX_LENGTH] + "..."
         elif isinstance(value, list | dict) and len(str(value)) > _SUMMARY_MAX_LENGTH:
             summary[key] = f"<{type(value).__name__} with {len(value)} items>"

@@ -125,7 +125,9 @@ def test_messages_never_show_the_password() -> None:
     assert redacted("redis://u@h:1/0") == "redis://u@h:1/0"
     assert redacted("redis://h:1/0") == "redis://h:1/0"
     assert redacted("redis+sentinel://u:p@a:1,b:2/s") == "redis+sentinel://u:***@a:1,b:2/s"
-    assert redacted("redis://h:1/0?password=x@y") == "redis://h:1/0?password=x@y"
+    # An "@" in the query is not a password's end; a password in the query is hidden.
+    assert redacted("redis://h:1/0?client_name=x@y") == "redis://h:1/0?client_name=x@y"
+    assert redacted("redis://h:1/0?password=x@y") == "redis://h:1/0?password=***"
 
 
 async def test_an_unreachable_server_is_named_without_its_password() -> None:
