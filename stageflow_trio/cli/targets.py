@@ -132,7 +132,9 @@ def load_target(target: str) -> PipelineLike:
     if not isinstance(target, str):
         raise TypeError(f"load_target: target must be a str; got {_describe(target)}")
     source, colon, attribute = target.rpartition(":")
-    if not colon:
+    if not colon or "/" in attribute or "\\" in attribute:
+        # No ":NAME": a path after the last ':' follows a drive (`C:\app\p.py`) or a
+        # directory whose name has a ':'.
         source, attribute = target, ""
     if not target.strip():
         raise TargetError("the target is empty: give path/file.py[:NAME] or module:NAME")

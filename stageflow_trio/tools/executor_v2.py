@@ -252,7 +252,7 @@ def _summarize_payload(payload: dict[str, Any]) -> dict[str, Any]:
     key stays, the secret does not reach events, logs or the approval store."""
     summary: dict[str, Any] = {}
     for key, value in payload.items():
-        if isinstance(key, str) and _SECRET_KEY.search(key) and value is not None:
+        if _SECRET_KEY.search(str(key)) and value is not None:
             summary[key] = "***"
         elif isinstance(value, str) and len(value) > _SUMMARY_MAX_LENGTH:
             summary[key] = value[:_SUMMARY_MAX_LENGTH] + "..."

@@ -409,3 +409,23 @@ def test_no_color_and_a_dumb_terminal(tmp_path: Path, monkeypatch: pytest.Monkey
     assert main(["run", str(path), "--input", "hi"]) == 0
     assert "\x1b[" not in screen.getvalue()
     assert screen.getvalue().splitlines()[-1].startswith("3/3 stages; completed in ")
+
+
+def test_a_target_path_with_a_colon_in_a_directory_is_a_path(tmp_path: Path) -> None:
+    """The part after the last ':' is a NAME only when it is not a path: a drive
+    (``C:\\app\\p.py``) or a directory named with a ':' leaves the whole target a file."""
+    from stageflow_trio.cli.targets import TargetError, load_target
+
+    folder = tmp_path / "team:a"
+    folder.mkdir()
+    source = folder / "flow.py"
+    source.write_text(
+        "from stageflow_trio.pipeline import Pipeline\n"
+        "async def work(ctx):\n    return None\n"
+        "pipeline = Pipeline('p').with_stage('work', work, 'work')\n",
+        encoding="utf-8",
+    )
+    assert list(load_target(str(source)).stages) == ["work"]  # type: ignore[union-attr]
+    assert list(load_target(f"{source}:pipeline").stages) == ["work"]  # type: ignore[union-attr]
+    with pytest.raises(TargetError, match=r"no such file: C:\\app\\p\.py"):
+        load_target("C:\\app\\p.py")
