@@ -84,3 +84,18 @@ def test_mypy_outside_the_repository_checks_the_installed_package(tmp_path: Path
     assert checked.stdout.splitlines()[-1:] == ["Success: no issues found in 1 source file"], (
         checked.stdout + checked.stderr
     )
+
+
+def test_the_package_directory_holds_only_modules_and_the_typing_marker() -> None:
+    """What the wheel ships: ``*.py`` and ``py.typed``, nothing a tool left behind
+    (a patch's ``.orig`` / ``.rej``, an editor's backup)."""
+    package = ROOT / "stageflow_trio"
+    stray = sorted(
+        str(path.relative_to(ROOT))
+        for path in package.rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix != ".py"
+        and path.name != "py.typed"
+    )
+    assert stray == []
