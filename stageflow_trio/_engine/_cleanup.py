@@ -59,7 +59,10 @@ class CleanupRegistry:
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: list[tuple[CleanupCallback, str]] = []
+        # The shared empty tuple until the first registration: a graph run makes a
+        # registry that most runs never register with, and an empty list is one
+        # more object per run in flight for the garbage collector to walk.
+        self._entries: list[tuple[CleanupCallback, str]] | tuple[()] = ()
 
     def register(self, callback: CleanupCallback, *, name: str | None = None) -> None:
         """Add ``callback`` (an async function with no arguments), under ``name`` if given.
@@ -80,14 +83,19 @@ class CleanupRegistry:
             raise TypeError(
                 f"CleanupRegistry.register: name must be a str or None; got {type(name).__name__}"
             )
-        self._entries.append((callback, name or _callback_name(callback)))
+        entry = (callback, name or _callback_name(callback))
+        entries = self._entries
+        if type(entries) is list:
+            entries.append(entry)
+        else:
+            self._entries = [entry]
 
     def unregister(self, callback: CleanupCallback) -> bool:
         """Remove the earliest registration equal to ``callback``; ``True`` if one was found."""
         index = self._index_of(callback)
         if index is None:
             return False
-        del self._entries[index]
+        del self._entries[index]  # type: ignore[union-attr]  # found: a list
         return True
 
     def name_of(self, callback: CleanupCallback) -> str:

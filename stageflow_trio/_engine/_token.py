@@ -34,7 +34,7 @@ class CancellationToken:
         # Keyed per registration, in registration order: an unbind is O(1) however
         # many runs share the token (a list's scan made many overlapping runs
         # quadratic).
-        self._callbacks: dict[object, Callable[[], object]] = {}
+        self._callbacks: dict[object, Callable[[], object] | trio.CancelScope] = {}
         self._event: trio.Event | None = None  # created only if someone waits
 
     @property
@@ -73,7 +73,10 @@ class CancellationToken:
         try:
             for callback in callbacks.values():
                 try:
-                    callback()
+                    if type(callback) is trio.CancelScope:  # bound by _bind_run_scope
+                        callback.cancel(reason=reason)
+                    else:
+                        callback()
                 except Exception:
                     logger.exception("Error in cancellation callback")
                 except BaseException as exc:  # noqa: BLE001 - raised below, once all ran
@@ -124,6 +127,22 @@ class CancellationToken:
             self._callbacks.pop(cancel_scope, None)
 
         return unbind
+
+    def _bind_run_scope(self, scope: trio.CancelScope) -> None:
+        """:meth:`bind_scope` for a graph run's own scope, undone by :meth:`_unbind_run_scope`.
+
+        The scope is its own key and entry (a run binds its fresh scope once), so a
+        binding allocates nothing: :meth:`bind_scope`'s two closures, their cells
+        and tuples were seven objects the garbage collector walked per run in flight.
+        """
+        if self._cancelled:
+            scope.cancel(reason=self._reason)
+        else:
+            self._callbacks[scope] = scope
+
+    def _unbind_run_scope(self, scope: trio.CancelScope) -> None:
+        """Undo :meth:`_bind_run_scope` (harmless when unbound, or after :meth:`cancel`)."""
+        self._callbacks.pop(scope, None)
 
     async def wait(self) -> None:
         """Block until the token is cancelled.

@@ -72,7 +72,11 @@ async def run_unified(
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
     started = run.clock.current_time()
     in_progress[run] = None
-    active = _active_runs.set((*_active_runs.get(), run))
+    # Restored with set(), not reset(token): the token would be one more object per
+    # run in flight for the garbage collector to walk; ``outer`` is the caller's own
+    # value (usually the shared empty tuple), and the runs nest, so set() restores it.
+    outer = _active_runs.get()
+    _active_runs.set((*outer, run))
     try:
         try:
             await run.drive()
@@ -96,8 +100,7 @@ async def run_unified(
             run.report.pipeline_failed(error, run.finalized, started)
         raise
     finally:
-        if run.unbind_token is not None:
-            run.unbind_token()
+        run.unbind_token()
         try:
             if run.registry.pending_count:
                 # Shielded as a whole (each callback is bounded by its share of the
@@ -107,7 +110,7 @@ async def run_unified(
         finally:
             # Only now: a cleanup callback may still register another one.
             del in_progress[run]
-            _active_runs.reset(active)
+            _active_runs.set(outer)
     if started_at is not None:
         run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
     if run.event_sink is None or run.report.silent:

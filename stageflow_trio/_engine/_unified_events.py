@@ -104,8 +104,9 @@ class RunReporter:
     """
 
     __slots__ = (
-        "_common",
+        "_completed_template",
         "_ids",
+        "_started_template",
         "_view",
         "base_ctx",
         "emits",
@@ -139,10 +140,13 @@ class RunReporter:
         self.events = StageEventTemplate()
         # (pipeline_run_id, request_id) as strings, for try_emit_event's data.
         self._ids: tuple[str | None, str | None] | None = None
-        # The sink's try_emit and the started / completed events' templates
-        # (status and run id in place), made with self.events' template on first
-        # use: the view's event fields before there is a view (see view()).
-        self._common: tuple[Any, dict[str, Any], dict[str, Any]] | None = None
+        # The started / completed events' templates (status and run id in place),
+        # made with self.events' template on first use: the view's event fields
+        # before there is a view (see view()). Two slots rather than a tuple with
+        # the sink's bound try_emit: two objects less per run in flight for the
+        # garbage collector to walk (the sink is read per event instead).
+        self._started_template: dict[str, Any] | None = None
+        self._completed_template: dict[str, Any] | None = None
 
     def view(self) -> PipelineContext:
         """The run's PipelineContext view (interceptors and wide events share it)."""
@@ -278,23 +282,16 @@ class RunReporter:
         """Prime :attr:`events` with the view's event fields, as as_pipeline_context makes them.
 
         The ids' strings come from the snapshot's identity, which keeps them: a
-        snapshot run many times makes them once.
+        snapshot run many times makes them once. Primed without a key: the events
+        sent through a view later (:meth:`lifecycle`) prime it again from the
+        view's fields, once.
         """
         snapshot = self.base_ctx.snapshot
-        identity = snapshot.run_id
-        key = (
-            identity.request_id,
-            identity.session_id,
-            identity.user_id,
-            identity.org_id,
+        texts = id_texts(snapshot.run_id)
+        self.events.prime_fields(
             "pipeline",
             snapshot.topology,
             snapshot.execution_mode,
-            identity.pipeline_run_id,
-        )
-        texts = id_texts(identity)
-        self.events.prime(
-            key,
             texts["request_id"],
             texts["session_id"],
             texts["user_id"],
@@ -302,21 +299,16 @@ class RunReporter:
             texts["pipeline_run_id"],
         )
 
-    def _common_events(self) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-        """Prime the run's templates; its ``(try_emit, started template, completed template)``.
+    def _templates(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Prime the run's templates; its ``(started template, completed template)``.
 
         See :meth:`started`.
         """
         self._prime()
-        sink = self.base_ctx.event_sink
-        assert sink is not None
         events = self.events
-        common = self._common = (
-            sink.try_emit,
-            events.for_status("started", timed=False),
-            events.for_status("completed", timed=True),
-        )
-        return common
+        started = self._started_template = events.for_status("started", timed=False)
+        completed = self._completed_template = events.for_status("completed", timed=True)
+        return started, completed
 
     def started(self, name: str) -> None:
         """``stage.{name}.started``: what ``lifecycle(name, "started")`` sends.
@@ -330,10 +322,12 @@ class RunReporter:
             self.lifecycle(name, "started")
             return
         try:
-            try_emit, data, _ = self._common or self._common_events()
-            data = data.copy()
+            data = (self._started_template or self._templates()[0]).copy()
             data["stage"] = name
             data["timestamp"] = utc_now_iso()
+            sink = self.base_ctx.event_sink
+            assert sink is not None  # emits: a sink that keeps events
+            try_emit = sink.try_emit
             try_emit(type=self.plan.event_types[name][0], data=data)
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.started: %s", name, exc)
@@ -347,11 +341,13 @@ class RunReporter:
             self.lifecycle(name, "completed", None, duration_ms)
             return
         try:
-            try_emit, _, data = self._common or self._common_events()
-            data = data.copy()
+            data = (self._completed_template or self._templates()[1]).copy()
             data["stage"] = name
             data["timestamp"] = utc_now_iso()
             data["duration_ms"] = duration_ms
+            sink = self.base_ctx.event_sink
+            assert sink is not None  # emits: a sink that keeps events
+            try_emit = sink.try_emit
             try_emit(type=self.plan.event_types[name][1], data=data)
         except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the stage
             logger.warning("Failed to emit stage.%s.completed: %s", name, exc)
@@ -374,8 +370,8 @@ class RunReporter:
             view = self._view
             if view is None:
                 # The fields come from the run's frozen snapshot: primed once, they hold.
-                if self._common is None:
-                    self._common_events()
+                if self._started_template is None:
+                    self._templates()
                 data = self.events.fill(name, status, extra, duration_ms)
                 sink = self.base_ctx.event_sink
             else:

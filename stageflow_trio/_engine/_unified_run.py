@@ -7,7 +7,7 @@ reports through a :class:`~stageflow_trio._engine._unified_events.RunReporter`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -21,6 +21,7 @@ from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, terminal_event
 from stageflow_trio._time import utc_now
+from stageflow_trio.core._stage_parts import _EMPTY_DATA
 from stageflow_trio.core.stage_context import (
     StageCancellationRequested,
     StageContext,
@@ -36,13 +37,14 @@ from stageflow_trio.stages.result import StageResult
 from stageflow_trio.utils.frozen import _freeze_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from stageflow_trio._engine._cleanup import CleanupRegistry
     from stageflow_trio._engine._plan import UnifiedPlan, UnifiedStage
     from stageflow_trio._engine._token import CancellationToken
     from stageflow_trio.core.stage_context import CancellationSource
+    from stageflow_trio.utils.frozen import FrozenDict
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
@@ -62,6 +64,32 @@ def _as_output(name: str, raw: object) -> StageOutput:
     if isinstance(raw, dict):
         return StageOutput.ok(data=raw)
     raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
+
+
+# The two helpers below are functions of their own, not comprehensions in
+# run_stage: a comprehension that reads a local of run_stage (or a walrus in one)
+# turns it into a cell, which every in-flight stage would then hold.
+
+
+def _prior_outputs(
+    completed: dict[str, StageOutput], dependencies: Sequence[str]
+) -> FrozenDict[str, StageOutput]:
+    """The frozen outputs of ``dependencies`` that have completed, in dependency order."""
+    if not dependencies:
+        return _EMPTY_DATA  # a root: the shared empty FrozenDict (read-only, so shareable)
+    return _freeze_dict({dep: completed[dep] for dep in dependencies if dep in completed})
+
+
+def _first_skip_reason(prior: Mapping[str, StageOutput]) -> Any:
+    """The first input's truthy ``skip_reason``, in dependency order; None if none has one.
+
+    An input whose skip_reason is "" or None does not hide a later one.
+    """
+    for out in prior.values():
+        reason = out.data.get("skip_reason")
+        if reason:
+            return reason
+    return None
 
 
 class _RunCancellation:
@@ -112,7 +140,6 @@ class UnifiedRun(DagRun):
         "snapshot",
         "timer",
         "token",
-        "unbind_token",
     )
 
     def __init__(
@@ -144,7 +171,10 @@ class UnifiedRun(DagRun):
         self.event_sink = ctx.event_sink
         self.ports = ctx.inputs.ports
         self.completed: dict[str, StageOutput] = {}
-        self.finalized: set[str] = set()
+        # The stages with their final output, in the order they got it: a dict used
+        # as a set, because a dict of str keys and None values is not tracked by the
+        # garbage collector (a set always is).
+        self.finalized: dict[str, None] = {}
         self.retries = GuardRetries(report.guard) if plan.policies else None
         self.cancelled: UnifiedPipelineCancelled | None = None
         # Whether the run's sink keeps events (a PipelineContext's default, the
@@ -153,7 +183,6 @@ class UnifiedRun(DagRun):
         # No interceptors and no wide events: run_stage calls each stage itself,
         # without the further coroutine frame of _execute.
         self.direct = plan.interceptors is None and report.wide is None
-        self.unbind_token: Callable[[], None] | None = None
         # How many times each stage has gone through the interceptor chain in this run
         # (only the chain reads it).
         self.attempts: dict[str, int] = {} if plan.interceptors is not None else _NO_ATTEMPTS
@@ -162,9 +191,16 @@ class UnifiedRun(DagRun):
 
     def on_started(self) -> None:
         assert self.scope is not None
-        # Bound, not subscribed: the binding is undone when the run ends, so a
-        # long-lived token passed to many runs keeps no reference to old ones.
-        self.unbind_token = self.token.bind_scope(self.scope)
+        # Bound, not subscribed: the binding is undone when the run ends
+        # (unbind_token), so a long-lived token passed to many runs keeps no
+        # reference to old ones.
+        self.token._bind_run_scope(self.scope)
+
+    def unbind_token(self) -> None:
+        """Undo :meth:`on_started`'s binding (harmless if it never happened)."""
+        scope = self.scope
+        if scope is not None:
+            self.token._unbind_run_scope(scope)
 
     def unrecorded_cancel_reason(self) -> str | None:
         """The token's reason when it cancelled the run (it cancels the scope itself)."""
@@ -236,8 +272,7 @@ class UnifiedRun(DagRun):
 
     async def run_stage(self, name: str) -> Sequence[str]:
         spec = self.plan.specs[name]
-        completed = self.completed
-        prior = _freeze_dict({dep: completed[dep] for dep in spec.dependencies if dep in completed})
+        prior = _prior_outputs(self.completed, spec.dependencies)
         inputs = StageInputs._trusted(
             self.snapshot, prior, self.ports, self.topology.dep_sets[name], name
         )
@@ -262,12 +297,7 @@ class UnifiedRun(DagRun):
                 await trio.lowlevel.checkpoint()
             output = await self._before_start(pipeline_ctx, spec, stage_ctx)
         if output is None and spec.conditional:
-            # The first input, in dependency order, with a truthy skip_reason (an
-            # input whose skip_reason is "" or None does not hide a later one).
-            skip_reason = next(
-                (reason for out in prior.values() if (reason := out.data.get("skip_reason"))),
-                None,
-            )
+            skip_reason = _first_skip_reason(prior)
             if skip_reason:
                 output = StageOutput.skip(reason=skip_reason)
                 if self.report.wide is not None:
@@ -521,7 +551,7 @@ class UnifiedRun(DagRun):
                     retry = retries.failed(name, policy, output, self.clock.current_time())
                     if retry is not None:
                         return retry
-                    self.finalized.add(name)
+                    self.finalized[name] = None
             raise UnifiedStageExecutionError(
                 stage=name, original=RuntimeError(output.error or "Stage failed")
             )
@@ -544,6 +574,6 @@ class UnifiedRun(DagRun):
         # Guards waiting on this stage as their retry stage run again first.
         ready = self.retries.completed(name) if self.retries is not None else []
         if name not in self.finalized:
-            self.finalized.add(name)
+            self.finalized[name] = None
             ready.extend(self.release_children(name))
         return ready

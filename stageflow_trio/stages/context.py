@@ -31,6 +31,7 @@ import trio
 
 from stageflow_trio._lazy import lazy_exports
 from stageflow_trio._time import parse_uuid, utc_now, utc_now_iso
+from stageflow_trio.core._stage_parts import _EMPTY_DATA
 from stageflow_trio.core.stage_output import StageArtifact
 from stageflow_trio.events.sink import EventSink, NoOpEventSink, get_event_sink
 from stageflow_trio.stages.ports import AudioPorts, CorePorts, LLMPorts
@@ -217,6 +218,27 @@ class StageEventTemplate:
     ) -> None:
         """Make the template of ``key`` from its ids' strings, made elsewhere already."""
         _, _, _, _, service, topology, mode, _ = key
+        self.prime_fields(service, topology, mode, request_id, session_id, user_id, org_id, run_id)
+        self._key = key
+
+    def prime_fields(
+        self,
+        service: object,
+        topology: object,
+        mode: object,
+        request_id: str | None,
+        session_id: str | None,
+        user_id: str | None,
+        org_id: str | None,
+        run_id: str | None,
+    ) -> None:
+        """:meth:`prime` without a key, for a caller that calls only :meth:`fill`.
+
+        The template's key is unknown afterwards: the first :meth:`data` call makes
+        the template again from its own key. (Not keeping the key tuple, which holds
+        the ids, spares the garbage collector one object per run in flight.)
+        """
+        self._key = None
         self._template = {
             "request_id": request_id,
             "session_id": session_id,
@@ -230,7 +252,6 @@ class StageEventTemplate:
             "execution_mode": mode,
         }
         self._run_id = run_id
-        self._key = key
 
     def data(
         self,
@@ -765,7 +786,11 @@ class PipelineContext:
         put["correlation_id"](child, _correlation_id(correlation_id))
         put["_parent_data"](
             child,
-            _freeze_dict(parent_data) if type(parent_data) is dict else FrozenDict(parent_data),
+            # An empty one is the shared empty FrozenDict: read-only, so shareable,
+            # and one object less per child in flight for the garbage collector.
+            (_freeze_dict(parent_data) if parent_data else _EMPTY_DATA)
+            if type(parent_data) is dict
+            else FrozenDict(parent_data),
         )
         put["_before_stage_start_hooks"](child, list(self._before_stage_start_hooks))
         put["_cancel_callbacks"](child, {})
