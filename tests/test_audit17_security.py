@@ -216,3 +216,26 @@ def test_tool_payload_summary_masks_credential_named_values() -> None:
         "query": "weather",
         "secret": None,
     }
+
+
+def test_pipeline_context_repr_masks_the_bearer_token() -> None:
+    """A logged or raised context (its repr) never shows the token AuthInterceptor reads;
+    ``ctx.data`` itself keeps it, and a fork carries the masking along."""
+    import uuid
+
+    from stageflow_trio.stages.context import PipelineContext
+
+    ctx = PipelineContext(
+        pipeline_run_id=uuid.uuid4(),
+        data={"_auth_token": "s3cret-token", "auth_token": "other-secret", "q": "weather"},
+    )
+    shown = repr(ctx)
+    assert "s3cret-token" not in shown
+    assert "other-secret" not in shown
+    assert "'_auth_token': '***'" in shown
+    assert "'q': 'weather'" in shown
+    assert ctx.data["_auth_token"] == "s3cret-token"
+    child = ctx.fork(uuid.uuid4(), "stage", uuid.uuid4(), inherit_data=True)
+    assert "s3cret-token" not in repr(child)
+    assert child.data["_auth_token"] == "s3cret-token"
+    assert "FrozenDict({'_auth_token': '***'" in repr(child)  # the parent's data

@@ -335,6 +335,21 @@ def stage_event_key(ctx: PipelineContext) -> tuple[object, ...]:
     )
 
 
+_SECRET_DATA_KEYS = frozenset({"_auth_token", "auth_token"})
+"""``ctx.data`` keys whose values a repr shows as ``'***'`` (the bearer token)."""
+
+
+def _data_repr(data: object) -> str:
+    """``repr(data)`` with the values of :data:`_SECRET_DATA_KEYS` masked.
+
+    For ``data`` (a dict) and a fork's ``_parent_data`` (a FrozenDict copy of it).
+    """
+    if not isinstance(data, Mapping) or _SECRET_DATA_KEYS.isdisjoint(data):
+        return repr(data)
+    masked = {key: "***" if key in _SECRET_DATA_KEYS else value for key, value in data.items()}
+    return repr(masked) if type(data) is dict else f"{type(data).__name__}({masked!r})"
+
+
 @attrs.define(kw_only=True)
 class PipelineContext:
     """The mutable execution context of a pipeline run.
@@ -398,7 +413,9 @@ class PipelineContext:
     created_at: datetime = attrs.field(factory=utc_now)
     service: str = "pipeline"
     event_sink: EventSink = attrs.field(factory=get_event_sink)
-    data: dict[str, Any] = attrs.field(factory=dict)
+    # The repr masks the bearer token AuthInterceptor reads: a logged or raised context
+    # must not carry a credential. The data itself is unchanged.
+    data: dict[str, Any] = attrs.field(factory=dict, repr=_data_repr)
     ports: Ports | None = None
     db: Any = None
     canceled: bool = False
@@ -408,7 +425,9 @@ class PipelineContext:
     parent_run_id: UUID | None = attrs.field(default=None, converter=_parent_run_id)
     parent_stage_id: str | None = None
     correlation_id: UUID | None = attrs.field(default=None, converter=_correlation_id)
-    _parent_data: FrozenDict[str, Any] | None = attrs.field(default=None, alias="_parent_data")
+    _parent_data: FrozenDict[str, Any] | None = attrs.field(
+        default=None, alias="_parent_data", repr=_data_repr
+    )
     _before_stage_start_hooks: list[BeforeStageStartHook] = attrs.field(
         factory=list, alias="_before_stage_start_hooks"
     )
