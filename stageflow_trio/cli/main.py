@@ -210,6 +210,7 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
         except OSError as exc:
             raise _BadInput(f"--events: cannot write {args.events}: {exc.strerror}") from exc
     lost: OSError | None = None
+    output_error: OutputError | None = None
     code = EXIT_OK
     try:
         with _python_sigint():
@@ -219,6 +220,10 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
     except EventsFileError as exc:
         code = exc.exit_status
         lost = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    except OutputError as exc:
+        # The output failed (said by main), and maybe the events file too (said here).
+        output_error = exc
+        lost = exc.events_error
     except BaseExceptionGroup as group:
         # A second Ctrl-C (trio's KeyboardInterrupt) met in a task of the run's
         # nursery arrives grouped: it is still an interrupt (status 130).
@@ -240,7 +245,10 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
         )
         if args.debug:
             traceback.print_exception(lost, file=sys.stderr)
-        return EXIT_BAD_INPUT if code == EXIT_OK else code
+        if output_error is None:
+            return EXIT_BAD_INPUT if code == EXIT_OK else code
+    if output_error is not None:
+        raise output_error
     return code
 
 

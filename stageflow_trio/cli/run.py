@@ -92,11 +92,14 @@ class OutputError(OSError):
 
     Attributes:
         exit_status: The status the run (or command) itself ended with.
+        events_error: The first failed write to ``events_file`` too, if one failed
+            (raised alone, that is :class:`EventsFileError`); None otherwise.
     """
 
-    def __init__(self, exit_status: int) -> None:
+    def __init__(self, exit_status: int, events_error: OSError | None = None) -> None:
         super().__init__(f"writing the output failed; the run's exit status: {exit_status}")
         self.exit_status = exit_status
+        self.events_error = events_error
 
 
 def _json_line(record: Mapping[str, Any]) -> str:
@@ -573,7 +576,7 @@ async def run_graph(
         except OSError as exc:
             recorder.output_error = exc
     if recorder.output_error is not None:
-        raise OutputError(code) from recorder.output_error
+        raise OutputError(code, recorder.events_error) from recorder.output_error
     if recorder.events_error is not None:
         raise EventsFileError(code) from recorder.events_error
     return code

@@ -429,3 +429,22 @@ def test_a_target_path_with_a_colon_in_a_directory_is_a_path(tmp_path: Path) -> 
     assert list(load_target(f"{source}:pipeline").stages) == ["work"]  # type: ignore[union-attr]
     with pytest.raises(TargetError, match=r"no such file: C:\\app\\p\.py"):
         load_target("C:\\app\\p.py")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_for_both_the_output_and_the_events_file_says_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: only the output's line; the lost events file went unsaid."""
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    path = write(tmp_path, "simple.py", SIMPLE)
+    assert main(["run", str(path), "--events", "/dev/full"]) == 2
+    assert capsys.readouterr().err == (
+        "stageflow-trio run: error: --events: cannot write /dev/full: No space left on device\n"
+        "stageflow-trio run: error: cannot write the output: No space left on device\n"
+    )
