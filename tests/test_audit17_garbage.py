@@ -727,3 +727,31 @@ def test_the_measure_sees_a_cycle() -> None:
 
     # Per call: the Node (its attributes live inline, without a __dict__ object).
     assert garbage(lambda: one_cycle) == N
+
+
+class _CriticalAfterError(BaseInterceptor):
+    """Stops the run from ``after`` once the stage has raised (the chain itself raises)."""
+
+    name = "critical_after_error"
+    priority = 1
+
+    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
+        return None
+
+    async def after(self, stage_name: str, result: Any, ctx: PipelineContext) -> None:
+        if result.status == "failed":
+            raise CriticalInterceptorError("stop after the error", "critical_after_error")
+
+
+def test_a_chain_that_raises_after_the_stage_raised_leaves_no_cycle() -> None:
+    """The unified graph's chain call keeps the stage's last error in a cell of its frame;
+    when the chain itself raised after it (an ``after`` hook's CriticalInterceptorError),
+    that cell stayed set, and the error's traceback holds the frame."""
+    graph = Pipeline("audit17").with_stage("c", _raises, StageKind.TRANSFORM)
+    built = graph.build(interceptors=[_CriticalAfterError()])
+
+    async def call() -> None:
+        with contextlib.suppress(Exception):
+            await built.run(create_test_stage_context(event_sink=_Sink()))
+
+    assert garbage(lambda: call) == 0

@@ -518,6 +518,12 @@ class UnifiedRun(DagRun):
         data.setdefault(timeout_key, 0)
         try:
             result = await run_chain(name, stage_run, view, chain)
+        except BaseException:
+            # The chain itself raised (an after hook's CriticalInterceptorError, a
+            # cancellation) after the stage's last attempt raised: this frame, in the
+            # traceback of what propagates, must not keep that error (no cycle).
+            raised = None
+            raise
         finally:
             data.pop(timeout_key, None)
         if produced and result is produced[-1][0]:
