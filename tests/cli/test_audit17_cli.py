@@ -248,6 +248,13 @@ async def test_an_event_after_a_quiet_spell_is_drawn_at_once(
 # 3. What a newcomer met.
 
 
+class _FullStdout(io.StringIO):
+    """A stdout on a full disk: every write fails with ENOSPC."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
 def _full_disk_runs(commands: list[list[str]], *, unbuffered: bool) -> list[tuple[int, str]]:
     """Run each command with stdout on /dev/full (every write: ENOSPC): (status, stderr)."""
     with open(os.devnull, "rb") as nothing, open("/dev/full", "wb") as full:
@@ -292,11 +299,7 @@ def test_a_full_disk_is_one_line_and_the_status(tmp_path: Path) -> None:
 def test_a_full_disk_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    class Full(io.StringIO):
-        def write(self, text: str) -> int:
-            raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(sys, "stdout", Full())
+    monkeypatch.setattr(sys, "stdout", _FullStdout())
     path = write(tmp_path, "simple.py", SIMPLE)
     for argv in (["graph", str(path)], ["lint", str(path)], ["examples"]):
         assert main(argv) == 2
@@ -437,11 +440,7 @@ def test_a_full_disk_for_both_the_output_and_the_events_file_says_both(
 ) -> None:
     """Before: only the output's line; the lost events file went unsaid."""
 
-    class Full(io.StringIO):
-        def write(self, text: str) -> int:
-            raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(sys, "stdout", Full())
+    monkeypatch.setattr(sys, "stdout", _FullStdout())
     path = write(tmp_path, "simple.py", SIMPLE)
     assert main(["run", str(path), "--events", "/dev/full"]) == 2
     assert capsys.readouterr().err == (
