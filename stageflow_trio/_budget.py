@@ -212,6 +212,21 @@ def checkpoint_due(now: int | None = None) -> bool:
     return False
 
 
+def cancelled_now() -> bool:
+    """Whether the calling task is cancelled: ``trio.current_effective_deadline() == -inf``.
+
+    Read from the task's cancel status, where :func:`checkpoint_due` reads it (that
+    function inlines the read on its hot path), instead of walking every scope around
+    the task. A trio that keeps the status elsewhere gets the public walk. (A
+    deadline that has passed counts from the next schedule point, as for a budgeted
+    call.)
+    """
+    try:
+        return bool(_RUN_CONTEXT.task._cancel_status.effectively_cancelled)
+    except AttributeError:  # pragma: no cover - a trio that keeps it elsewhere
+        return trio.current_effective_deadline() == -math.inf
+
+
 def _current_owner() -> object:
     """The calling trio task, or None outside a trio run."""
     try:

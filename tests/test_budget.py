@@ -426,3 +426,20 @@ async def test_a_budgeted_call_counts_as_a_cancel_point_for_assert_checkpoints()
         with trio.testing.assert_checkpoints():
             await bag.write("s", StageOutput.ok())  # not due: the cancel check only
             await trio.lowlevel.cancel_shielded_checkpoint()  # a schedule point only
+
+
+async def test_cancelled_now_reads_what_the_effective_deadline_says() -> None:
+    """``cancelled_now()`` is ``current_effective_deadline() == -inf``, without the walk."""
+    from stageflow_trio._budget import cancelled_now
+
+    assert cancelled_now() is False
+    with trio.CancelScope() as outer:
+        with trio.CancelScope(shield=True):
+            outer.cancel()
+            assert cancelled_now() is False  # shielded
+            assert trio.current_effective_deadline() != -math.inf
+            await trio.lowlevel.checkpoint()  # shielded: goes on
+        assert cancelled_now() is True
+        assert trio.current_effective_deadline() == -math.inf
+        await trio.lowlevel.checkpoint()  # delivers the cancellation to outer
+    assert outer.cancelled_caught

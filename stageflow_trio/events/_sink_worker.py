@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stageflow_trio._budget import _RUN_CONTEXT
+from stageflow_trio._budget import cancelled_now
 from stageflow_trio.events._registry import _run_registry
 
 if TYPE_CHECKING:
@@ -22,20 +21,6 @@ _Event = tuple[str, "dict[str, Any] | None"]
 # The worker yields to the scheduler after this many deliveries in a row, so a
 # downstream that never checkpoints cannot starve the rest of the program.
 _FAIR_SHARE = 128
-
-
-def _cancelled_now() -> bool:
-    """Whether the calling task is cancelled: ``current_effective_deadline() == -inf``.
-
-    Read from the task's cancel status, as the checkpoint budget reads it
-    (``stageflow_trio._budget.checkpoint_due``), instead of walking every scope
-    around the task: the worker asks after each wake-up. A trio that keeps the
-    status elsewhere gets the public walk.
-    """
-    try:
-        return bool(_RUN_CONTEXT.task._cancel_status.effectively_cancelled)
-    except AttributeError:  # pragma: no cover - a trio that keeps it elsewhere
-        return trio.current_effective_deadline() == -math.inf
 
 
 class _SinkWorker:
@@ -164,7 +149,7 @@ class _SinkWorker:
                         event = await receive.receive()
                     finally:
                         self._idle = False
-                    if _cancelled_now():
+                    if cancelled_now():
                         # Cancelled (by stop, or the owner) after the event was
                         # handed over: delivering it would be cut at the first
                         # checkpoint, so keep it for whoever delivers next.
