@@ -98,18 +98,6 @@ def uuid4() -> uuid.UUID:
     return made
 
 
-def uuid7() -> uuid.UUID:
-    """A time-ordered (version 7, RFC 9562) UUID: 48 bits of Unix milliseconds, then random bits."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= (rand >> 68) << 64  # 12 bits rand_a
-    value |= 0b10 << 62  # RFC 4122 variant
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # 62 bits rand_b
-    return uuid.UUID(int=value)
-
-
 def parse_uuid(value: object, field: str) -> uuid.UUID | None:
     """Coerce ``value`` to a UUID for the field named ``field``.
 

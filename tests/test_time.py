@@ -6,7 +6,6 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 import trio
@@ -14,31 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageflow_trio import _time
-
-
-def test_uuid7_has_version_variant_and_millisecond_timestamp() -> None:
-    before = time.time_ns() // 1_000_000
-    value = _time.uuid7()
-    after = time.time_ns() // 1_000_000
-    assert value.version == 7
-    assert value.variant == uuid.RFC_4122
-    assert before <= value.int >> 80 <= after
-
-
-def test_uuid7_values_sort_by_creation_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A fake wall clock two milliseconds apart, instead of sleeping for real.
-    wall_ns = iter([1_700_000_000_000_000_000, 1_700_000_000_002_000_000])
-    monkeypatch.setattr(_time, "time", SimpleNamespace(time_ns=lambda: next(wall_ns)))
-    first = _time.uuid7()
-    second = _time.uuid7()
-    assert (first.int >> 80, second.int >> 80) == (1_700_000_000_000, 1_700_000_000_002)
-    assert first < second
-    assert str(first) < str(second)
-
-
-def test_uuid7_values_are_unique() -> None:
-    values = {_time.uuid7() for _ in range(10_000)}
-    assert len(values) == 10_000
 
 
 def test_uuid4() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -91,29 +92,38 @@ def _construction_clock() -> Callable[[], float]:
         return _system_clock
 
 
-# The last timestamp generate_uuid7 used, so that ids made in one process sort in
-# the order they were made even within one millisecond (as the uuid6 package does).
-_last_uuid7_ms = 0
+# generate_uuid7's clock, in ticks of 1/4096 ms: the 48-bit millisecond and the 12
+# bits after it (RFC 9562, section 6.2, method 3: sub-millisecond precision in
+# rand_a). The last tick given out, so that ids made in one process sort in the
+# order they were made; the lock makes that hold across threads.
+_TICKS_PER_MS = 4096
+_last_uuid7_tick = 0
+_uuid7_lock = threading.Lock()
 
 
 def generate_uuid7() -> uuid.UUID:
-    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then random bits.
+    """A time-ordered UUID (version 7, RFC 9562): Unix milliseconds, sub-milliseconds, random bits.
 
-    Ids from one process are strictly increasing: a second id within the same
-    millisecond (or after the wall clock stepped back) takes the previous
-    timestamp plus one millisecond.
+    48 bits of Unix milliseconds, then 12 bits of the fraction of the millisecond
+    (RFC 9562's method 3), then 62 random bits. Ids from one process, in any
+    thread, are strictly increasing: an id that would not sort after the
+    previous one (two in one 1/4096 ms, or the wall clock stepped back) takes
+    the previous one's time plus 1/4096 ms. So the embedded time runs ahead of
+    the clock only past 4,096 ids a millisecond (the ``uuid6`` package's
+    ``uuid7`` moves a whole millisecond ahead for each id in the same millisecond).
     """
-    global _last_uuid7_ms
-    ms = time.time_ns() // 1_000_000
-    if ms <= _last_uuid7_ms:
-        ms = _last_uuid7_ms + 1
-    _last_uuid7_ms = ms
-    rand = int.from_bytes(os.urandom(10), "big")
-    rand_a, rand_b = (rand >> 62) & 0xFFF, rand & 0x3FFF_FFFF_FFFF_FFFF
-    # Layout: 48 bits of ms, version 7, 12 random bits, variant 0b10, 62 random bits
-    # (Python before 3.14 refuses UUID(version=7), so the bits are set here).
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    return uuid.UUID(int=value)
+    global _last_uuid7_tick
+    ms, rest = divmod(time.time_ns(), 1_000_000)
+    tick = ms * _TICKS_PER_MS + rest * _TICKS_PER_MS // 1_000_000
+    with _uuid7_lock:
+        if tick <= _last_uuid7_tick:
+            tick = _last_uuid7_tick + 1
+        _last_uuid7_tick = tick
+    rand_b = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    # Layout: 48 bits of ms, version 7, 12 bits of sub-ms, variant 0b10, 62 random
+    # bits (Python before 3.14 refuses UUID(version=7), so the bits are set here).
+    value = (tick >> 12 & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (tick & 0xFFF) << 64
+    return uuid.UUID(int=value | 0b10 << 62 | rand_b)
 
 
 # The first Unix millisecond after 9999-12-31T23:59:59.999 UTC, past what datetime holds.

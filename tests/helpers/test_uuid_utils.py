@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -56,10 +59,69 @@ def test_generate_uuid7_is_version_7_now_and_strictly_increasing() -> None:
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
     assert ids == sorted(ids)
     assert len(set(ids)) == 200
-    stamps = [u.int >> 80 for u in ids]
-    assert stamps == sorted(set(stamps))  # one millisecond apart at least
-    first = datetime.fromtimestamp(stamps[0] / 1000, tz=UTC)
+    # The time part (48 bits of ms and 12 of sub-ms) alone is strictly increasing.
+    ticks = [_tick(u) for u in ids]
+    assert ticks == sorted(set(ticks))
+    first = datetime.fromtimestamp((ids[0].int >> 80) / 1000, tz=UTC)
     assert before - timedelta(milliseconds=1) <= first <= before + timedelta(seconds=5)
+
+
+def _tick(value: uuid.UUID) -> int:
+    """The 60-bit time of a UUIDv7: its milliseconds, then its 12 sub-millisecond bits."""
+    return (value.int >> 80) << 12 | (value.int >> 64 & 0xFFF)
+
+
+def test_generate_uuid7_time_does_not_run_ahead_in_a_burst() -> None:
+    # One millisecond ahead per id in the same millisecond (the uuid6 package's
+    # rule, which this module followed) put a burst of 20,000 ids about 20 s in
+    # the future: ClockSkewDetector's default limit is 5 s.
+    ids = [generate_uuid7() for _ in range(20_000)]
+    after_ms = time.time_ns() // 1_000_000
+    assert ids == sorted(ids)
+    assert ids[-1].int >> 80 <= after_ms + 1
+    assert ClockSkewDetector().check(ids[-1]) is None
+
+
+def test_generate_uuid7_sub_millisecond_bits_and_a_clock_stepping_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(module, "_last_uuid7_tick", 0)
+    wall_ns = iter(
+        [
+            1_700_000_000_123_500_000,  # half way through millisecond ...123
+            1_700_000_000_123_500_000,  # the same instant again
+            1_700_000_000_100_000_000,  # the clock stepped back 23.5 ms
+            1_700_000_000_200_000_000,
+        ]
+    )
+    clock = SimpleNamespace(time_ns=lambda: next(wall_ns))
+    monkeypatch.setattr(f"{module.__name__}.time", clock)
+    made = [generate_uuid7() for _ in range(4)]
+    assert [(u.int >> 80, u.int >> 64 & 0xFFF) for u in made] == [
+        (1_700_000_000_123, 2048),
+        (1_700_000_000_123, 2049),
+        (1_700_000_000_123, 2050),
+        (1_700_000_000_200, 0),
+    ]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in made)
+
+
+def test_generate_uuid7_is_ordered_across_threads() -> None:
+    per_thread: list[list[uuid.UUID]] = [[] for _ in range(4)]
+
+    def make(out: list[uuid.UUID]) -> None:
+        for _ in range(5_000):
+            out.append(generate_uuid7())
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in per_thread]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for out in per_thread:
+        assert out == sorted(out)
+    # Each id got a time of its own: none of the 20,000 shares its 60 time bits.
+    assert len({_tick(u) for out in per_thread for u in out}) == 20_000
 
 
 async def test_collision_within_the_window(autojump_clock: Any) -> None:
