@@ -80,7 +80,9 @@ class ChildRunTracker:
             current, _, depth = order[index]
             index += 1
             self._lookup_count += 1
-            children: Iterable[UUID] = self._children.get(current, ())
+            # A copy (made in one step, under the GIL): a run in another thread
+            # may link or unlink a child of this run while the walk goes on.
+            children: Iterable[UUID] = tuple(self._children.get(current, ()))
             if extra_links is not None and current in extra_links:
                 children = [*children, *extra_links[current]]
             for child in children:
@@ -129,7 +131,7 @@ class ChildRunTracker:
         descendants: set[UUID] = set()
         to_visit = [run_id]
         while to_visit:
-            for child in self._children.get(to_visit.pop(), ()):
+            for child in tuple(self._children.get(to_visit.pop(), ())):  # as in _subtree
                 if child not in descendants:
                     descendants.add(child)
                     to_visit.append(child)

@@ -138,6 +138,38 @@ async def test_tracker_root_lookup_stops_on_a_cycle() -> None:
     assert await tracker.get_all_descendants(A) == {A, B}
 
 
+class _LinksOnHash(uuid.UUID):
+    """A run id whose first hash links another child to a run: a stand-in for a run in
+    another thread changing the tracker at that moment of a walk (audit 18)."""
+
+    tracker: ChildRunTracker
+    parent: uuid.UUID
+    armed = 0  # the id of the child to link on the next hash; 0: none
+
+    def __hash__(self) -> int:
+        if self.armed:
+            self.tracker._register(self.parent, uuid.UUID(int=self.armed))
+            object.__setattr__(self, "armed", 0)
+        return super().__hash__()
+
+
+async def test_tracker_walks_survive_a_link_made_while_they_run() -> None:
+    # A cascade read the children in a Python loop over the tracker's own dict: a
+    # child linked meanwhile (by a run in another thread of the process-wide
+    # tracker) raised "dictionary changed size during iteration".
+    tracker = ChildRunTracker()
+    odd = _LinksOnHash(int=7)
+    object.__setattr__(odd, "tracker", tracker)
+    object.__setattr__(odd, "parent", A)
+    await tracker.register_child(A, odd)
+    await tracker.register_child(A, B)
+    object.__setattr__(odd, "armed", 998)
+    assert [run for run, _, _ in tracker._subtree(A)] == [odd, B, A]  # as it was read
+    object.__setattr__(odd, "armed", 999)
+    assert await tracker.get_all_descendants(A) == {odd, B, uuid.UUID(int=998)}
+    assert await tracker.get_children(A) == {odd, B, uuid.UUID(int=998), uuid.UUID(int=999)}
+
+
 async def test_tracker_concurrent_register_and_unregister_stay_consistent() -> None:
     """Many tasks register and unregister with checkpoints interleaved: no lost update."""
     tracker = ChildRunTracker()
