@@ -161,6 +161,26 @@ def _raise_cycle(cycle_path: list[str]) -> NoReturn:
     raise CycleDetectedError(cycle_path=cycle_path, stages=cycle_path[:-1])
 
 
+def _in_dependency_order(deps: Mapping[str, Sequence[str]]) -> bool:
+    """Whether every stage's dependencies are tuples of stages named before it.
+
+    The common case (stages added after what they depend on), checked in one pass:
+    then every dependency exists and there is no cycle, since the mapping's order
+    is a topological order. Anything else (including a wrong type) is for the
+    full check, which finds the reference's first error.
+    """
+    earlier: set[object] = set()
+    try:
+        for stage, stage_deps in deps.items():
+            if type(stage_deps) is not tuple or not earlier.issuperset(stage_deps):
+                return False
+            if type(stage) is str:  # so a dependency that is not a str is never found
+                earlier.add(stage)
+    except TypeError:  # an unhashable dependency
+        return False
+    return True
+
+
 def validate_dependencies(deps: Mapping[str, Sequence[str]]) -> None:
     """Check that a stage graph is a DAG whose dependencies all exist.
 
@@ -186,6 +206,12 @@ def validate_dependencies(deps: Mapping[str, Sequence[str]]) -> None:
             f"validate_dependencies: deps must be a mapping of stage name to dependencies; "
             f"got {type(deps).__name__}"
         )
+    if not _in_dependency_order(deps):
+        _check_all_dependencies(deps)
+
+
+def _check_all_dependencies(deps: Mapping[str, Sequence[str]]) -> None:
+    """:func:`validate_dependencies` without its shortcut: types, missing stages, cycles."""
     for stage, stage_deps in deps.items():
         if isinstance(stage_deps, str) or not isinstance(stage_deps, tuple | list):
             raise _dependencies_type_error(stage, stage_deps)

@@ -125,6 +125,29 @@ class UnifiedStageSpec:
             object.__setattr__(self, "kind", check_kind("UnifiedStageSpec", self.name, self.kind))
         check_bool("UnifiedStageSpec", self.name, "conditional", self.conditional)
 
+    @classmethod
+    def _checked(
+        cls,
+        name: str,
+        runner: Callable[[StageContext], Awaitable[StageOutput | Mapping[str, Any] | None]],
+        kind: StageKind,
+        dependencies: tuple[str, ...],
+        conditional: bool,
+    ) -> UnifiedStageSpec:
+        """A spec from fields a :class:`~stageflow_trio.pipeline.pipeline.Pipeline` checked.
+
+        ``Pipeline.build`` makes one per stage from its own specs, whose fields went
+        through the same checks: checking them again cost more than the rest of
+        the build.
+        """
+        spec = object.__new__(cls)
+        object.__setattr__(spec, "name", name)
+        object.__setattr__(spec, "runner", runner)
+        object.__setattr__(spec, "kind", kind)
+        object.__setattr__(spec, "dependencies", dependencies)
+        object.__setattr__(spec, "conditional", conditional)
+        return spec
+
 
 def _by_name(specs: Iterable[Any], spec_type: type[Any], graph: str) -> dict[str, Any]:
     """``{name: spec}``, after checking the specs' type, that there is one, and the dependencies."""

@@ -372,13 +372,14 @@ class Pipeline:
         if not self._stages:
             raise EmptyPipelineError("UnifiedStageGraph requires at least one UnifiedStageSpec")
         # The graph validates the dependencies (missing ones, then cycles) itself.
+        checked = GraphStageSpec._checked
         specs = [
-            GraphStageSpec(
-                name=spec.name,
-                runner=as_async_runner(spec.runner, spec.config),
-                kind=spec.kind,
-                dependencies=spec.dependencies,
-                conditional=spec.conditional,
+            checked(
+                spec.name,
+                as_async_runner(spec.runner, spec.config),
+                spec.kind,
+                spec.dependencies,
+                spec.conditional,
             )
             for spec in self._stages.values()
         ]

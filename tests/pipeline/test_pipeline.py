@@ -10,6 +10,7 @@ import attrs
 import pytest
 from hypothesis import given
 
+from stageflow_trio.core import StageContext
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.pipeline.pipeline import Pipeline, UnifiedStageSpec
@@ -363,3 +364,29 @@ def test_a_stages_mapping_is_checked_key_by_key() -> None:
     ):
         Pipeline(stages={"b": spec})
     assert Pipeline().__eq__(5) is NotImplemented
+
+
+def test_build_gives_the_graph_the_specs_a_checked_construction_would() -> None:
+    # Pipeline.build makes the graph's specs without checking their fields again
+    # (its own specs were checked): they must equal specs made the checked way.
+    from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphSpec
+
+    async def work(ctx: StageContext) -> StageOutput:
+        return StageOutput.ok()
+
+    pipeline = (
+        Pipeline("p")
+        .with_stage("a", work, StageKind.WORK)
+        .with_stage("b", work, "transform", ("a",), True)
+    )
+    graph = pipeline.build()
+    assert graph.stage_specs == [
+        GraphSpec(name="a", runner=work, kind=StageKind.WORK),
+        GraphSpec(
+            name="b",
+            runner=work,
+            kind=StageKind.TRANSFORM,
+            dependencies=("a",),
+            conditional=True,
+        ),
+    ]

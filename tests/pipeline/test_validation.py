@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 
 from stageflow_trio.errors import StageflowError
+from stageflow_trio.pipeline import _validation
 from stageflow_trio.pipeline._checks import (
     check_bool,
     check_kind,
@@ -252,3 +253,35 @@ def test_error_classes() -> None:
     assert issubclass(StageDefinitionTypeError, TypeError)
     assert issubclass(StageDefinitionTypeError, StageflowError)
     assert issubclass(PipelineValidationError, StageflowError)
+
+
+@given(graphs())
+def test_the_dependency_order_shortcut_accepts_only_what_the_full_check_accepts(
+    graph: Graph,
+) -> None:
+    # validate_dependencies first tries a one-pass check (every dependency names an
+    # earlier stage); when it says yes, the full check must agree.
+    if _validation._in_dependency_order(graph):
+        _validation._check_all_dependencies(graph)
+
+
+@given(dags())
+def test_the_dependency_order_shortcut_takes_every_dag_in_dependency_order(graph: Graph) -> None:
+    assert _validation._in_dependency_order(graph)
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        {"a": ("a",)},  # a stage after itself
+        {"a": ("b",), "b": ()},  # valid, but out of order: the full check decides
+        {"a": ["b"], "b": []},  # lists: the full check reads them
+        {"a": (), "b": ("a", ["x"])},  # an unhashable dependency
+        {"a": (), "b": ("a", 1)},
+        {1: (), "b": (1,)},  # a name that is not a str
+    ],
+)
+def test_the_dependency_order_shortcut_leaves_the_rest_to_the_full_check(
+    graph: dict[str, Any],
+) -> None:
+    assert not _validation._in_dependency_order(graph)
