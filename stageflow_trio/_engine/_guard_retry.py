@@ -146,6 +146,14 @@ class GuardRetries:
                 name,
                 state.attempts,
                 reason,
+                extra={
+                    "event": "guard_retry_exhausted",
+                    "guard": name,
+                    "attempts": state.attempts,
+                    "stagnation_hits": state.stagnation_hits,
+                    "timeout": reason == "timeout",
+                    "reason": reason,
+                },
             )
             self._emit(
                 "exhausted",
@@ -159,6 +167,15 @@ class GuardRetries:
                 },
             )
             return None
+        logger.info(
+            "Scheduling guard retry",
+            extra={
+                "event": "guard_retry",
+                "guard": name,
+                "attempt": state.attempts,
+                "retry_stage": policy.retry_stage,
+            },
+        )
         self._emit(
             "scheduled",
             {

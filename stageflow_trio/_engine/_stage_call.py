@@ -273,9 +273,13 @@ async def _run_chain(
             entered += 1
             if outcome is not None and not outcome.stage_ran:
                 short_circuit = outcome
-                logger.debug(
-                    "Interceptor %s short-circuited stage %s", interceptor.name, stage_name
-                )
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "Interceptor %s short-circuited stage %s",
+                        interceptor.name,
+                        stage_name,
+                        extra={"interceptor": interceptor.name, "stage": stage_name},
+                    )
                 break
 
         if short_circuit is not None:

@@ -8,6 +8,7 @@ wide events go through its ``RunReporter`` (``_unified_events.py``).
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._unified_events import cancel_reason
 from stageflow_trio._engine._unified_run import UnifiedRun
 from stageflow_trio._time import utc_now
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 if TYPE_CHECKING:
     from stageflow_trio._engine._plan import UnifiedPlan
@@ -70,6 +73,12 @@ async def run_unified(
     # The wall-clock start is read only for pipeline.wide, its one reader.
     started_at = utc_now() if plan.emit_pipeline_wide else None
     run = UnifiedRun(plan, ctx, token, CleanupRegistry())
+    if run.log_info:
+        names = list(run.topology.names)
+        logger.info(
+            "UnifiedStageGraph execution started",
+            extra={"event": "graph_started", "stage_count": len(names), "stages": names},
+        )
     started = run.clock.current_time()
     in_progress[run] = None
     # Restored with set(), not reset(token): the token would be one more object per
@@ -116,5 +125,16 @@ async def run_unified(
     if run.event_sink is None or run.report.silent:
         # Nothing was reported per stage, so no pipeline-level terminal event either
         # (with a sink that keeps nothing, none is built).
-        return run.outcome()
-    return run.reported_outcome(started)
+        results = run.outcome()
+    else:
+        results = run.reported_outcome(started)
+    if run.log_info:
+        logger.info(
+            "UnifiedStageGraph execution completed",
+            extra={
+                "event": "graph_completed",
+                "stages_completed": list(results),
+                "stage_count": len(results),
+            },
+        )
+    return results

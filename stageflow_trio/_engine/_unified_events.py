@@ -232,7 +232,24 @@ class RunReporter:
         if self.ended:
             return
         self.ended = True
-        logger.info("Pipeline cancelled by %s: %s", stage, reason)
+        if stage == "<external>":
+            logger.info(
+                "Pipeline cancelled via token: %s",
+                reason,
+                extra={"event": "pipeline_cancelled_token", "reason": reason},
+            )
+        elif logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "Pipeline cancelled by stage %s: %s",
+                stage,
+                reason,
+                extra={
+                    "event": "pipeline_cancelled",
+                    "stage": stage,
+                    "reason": reason,
+                    "stages_completed": sorted(finalized),
+                },
+            )
         self._emit(
             "pipeline_cancelled",
             {"stage": stage, "reason": reason, "stages_completed": sorted(finalized)},

@@ -27,7 +27,7 @@ from stageflow_trio.core.stage_context import (
     StageContext,
     _engine_stage_context,
 )
-from stageflow_trio.core.stage_enums import StageStatus
+from stageflow_trio.core.stage_enums import StageKind, StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.core.stage_output import _build as _build_output
 from stageflow_trio.core.timer import PipelineTimer
@@ -92,6 +92,70 @@ def _first_skip_reason(prior: Mapping[str, StageOutput]) -> Any:
     return None
 
 
+def _error_text(exc: BaseException) -> str:
+    """``str(exc)`` for a log record; a placeholder when the exception cannot say it."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a log record must not fail the run
+        return f"<{type(exc).__name__} (str() failed)>"
+
+
+def _log_started(spec: UnifiedStage) -> None:
+    kind = getattr(spec, "kind", None)
+    logger.info(
+        "Running stage: %s",
+        spec.name,
+        extra={
+            "event": "stage_started",
+            "stage": spec.name,
+            "kind": kind.value if isinstance(kind, StageKind) else kind,
+        },
+    )
+
+
+def _log_ended(name: str, output: StageOutput, duration_ms: int, info: bool) -> None:
+    """The records of a stage that returned: completed (INFO), and failed (ERROR) for a FAIL."""
+    status = output.status
+    if info:
+        logger.info(
+            "Stage %s completed with status=%s",
+            name,
+            status.value,
+            extra={
+                "event": "stage_completed",
+                "stage": name,
+                "status": status.value,
+                "duration_ms": duration_ms,
+            },
+        )
+    if status is _FAIL:
+        logger.error(
+            "Stage %s failed: %s",
+            name,
+            output.error,
+            extra={
+                "event": "stage_failed",
+                "stage": name,
+                "error": output.error,
+                "duration_ms": duration_ms,
+            },
+        )
+
+
+def _log_run_failed(error: UnifiedStageExecutionError) -> None:
+    """The run-level record of a stage that raised: ERROR, without a traceback.
+
+    The stage's own record (``stage_error``) carries the traceback; a second copy
+    here would print it twice (the reference's record has none either).
+    """
+    text = _error_text(error)
+    logger.error(
+        "Stage task execution failed: %s",
+        text,
+        extra={"event": "stage_failed", "error": text},
+    )
+
+
 class _RunCancellation:
     """What a stage's ``is_cancelled`` reads: the run's token, then the root context's source.
 
@@ -131,6 +195,7 @@ class UnifiedRun(DagRun):
         "emits",
         "event_sink",
         "finalized",
+        "log_info",
         "pipeline_ctx",
         "plan",
         "ports",
@@ -186,6 +251,10 @@ class UnifiedRun(DagRun):
         # How many times each stage has gone through the interceptor chain in this run
         # (only the chain reads it).
         self.attempts: dict[str, int] = {} if plan.interceptors is not None else _NO_ATTEMPTS
+        # Whether the per-stage INFO records are wanted: read once per run, so a run
+        # with INFO off pays one attribute read per stage for them (errors are
+        # always logged).
+        self.log_info = logger.isEnabledFor(logging.INFO)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -249,6 +318,10 @@ class UnifiedRun(DagRun):
                 stage="<external>", reason=reason, results=self.completed
             )
         pending = sorted(set(self.topology.names) - set(self.completed))
+        logger.error(
+            "Deadlock detected in stage graph",
+            extra={"event": "deadlock", "pending_stages": pending},
+        )
         raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
 
     def reported_outcome(self, started: float) -> dict[str, StageOutput]:
@@ -296,9 +369,17 @@ class UnifiedRun(DagRun):
                 # "<external>", not blamed on a stage that was only queued).
                 await trio.lowlevel.checkpoint()
             output = await self._before_start(pipeline_ctx, spec, stage_ctx)
+        if self.log_info:
+            _log_started(spec)
         if output is None and spec.conditional:
             skip_reason = _first_skip_reason(prior)
             if skip_reason:
+                if self.log_info:
+                    logger.info(
+                        "Skipping conditional stage: %s",
+                        name,
+                        extra={"event": "stage_skipped", "stage": name, "reason": skip_reason},
+                    )
                 output = StageOutput.skip(reason=skip_reason)
                 if self.report.wide is not None:
                     # Counted in the wide events as a stage that returned skip is.
@@ -341,6 +422,8 @@ class UnifiedRun(DagRun):
                     )
                 else:
                     output = output.with_duration(duration_ms)
+                if self.log_info or output.status is _FAIL:
+                    _log_ended(name, output, duration_ms, self.log_info)
                 if emits:
                     if output.status is _OK:  # the common event, without a further call
                         self.report.completed(name, duration_ms)
@@ -390,6 +473,8 @@ class UnifiedRun(DagRun):
                 del error  # this frame is in its traceback: no cycle
         duration_ms = int((self.clock.current_time() - started) * 1000)
         output = output.with_duration(duration_ms)
+        if self.log_info or output.status is _FAIL:
+            _log_ended(name, output, duration_ms, self.log_info)
         if started_at is not None:
             failed = output.status is _FAIL
             report.record_wide(
@@ -435,9 +520,18 @@ class UnifiedRun(DagRun):
             return None
         if isinstance(exc, UnifiedStageExecutionError):
             # A graph the stage ran failed: as it is (raised in place of a group).
+            _log_run_failed(exc)
             return exc if exc is not original else None
-        logger.debug("Stage %s raised %r", name, exc)
-        return UnifiedStageExecutionError(name, exc)
+        logger.error(
+            "Stage %s failed with error: %s",
+            name,
+            exc,
+            extra={"event": "stage_error", "stage": name, "error": _error_text(exc)},
+            exc_info=exc,
+        )
+        error = UnifiedStageExecutionError(name, exc)
+        _log_run_failed(error)
+        return error
 
     def _report_ended(
         self, stage_ctx: StageContext, name: str, output: StageOutput, duration_ms: int
@@ -579,6 +673,20 @@ class UnifiedRun(DagRun):
             return ()
         # Guards waiting on this stage as their retry stage run again first.
         ready = self.retries.completed(name) if self.retries is not None else []
+        if self.log_info:
+            keys = list(output.data)
+            logger.info(
+                "Stage %s completed with status=%s, data_keys=%s",
+                name,
+                status.value,
+                keys,
+                extra={
+                    "event": "stage_completed",
+                    "stage": name,
+                    "status": status.value,
+                    "data_keys": keys,
+                },
+            )
         if name not in self.finalized:
             self.finalized[name] = None
             ready.extend(self.release_children(name))

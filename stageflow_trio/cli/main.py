@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 import trio
 
+from stageflow_trio.cli._library_logs import library_records
 from stageflow_trio.cli.graph import FORMATS, render_graph
 from stageflow_trio.cli.lint import DependencyLintResult, IssueSeverity, lint_file
 from stageflow_trio.cli.run import (
@@ -107,7 +108,7 @@ class _Output:
         return getattr(self.stream, name)
 
 
-_DEBUG_HELP = "show tracebacks of errors"
+_DEBUG_HELP = "show tracebacks of errors, and the library's log records"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -413,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _escape_unencodable(sys.stdout)
     out = _Output(sys.stdout)
     try:
-        code = _COMMANDS[args.command](args, cast("IO[str]", out))
+        with library_records(args.debug):
+            code = _COMMANDS[args.command](args, cast("IO[str]", out))
         # Here, not at the interpreter's exit: a block-buffered pipe whose reader went
         # away, or a full disk, fails only now, and at exit that is "Exception ignored"
         # and status 120.

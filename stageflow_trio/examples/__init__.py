@@ -170,13 +170,17 @@ def _run_main(main: Callable[[], Awaitable[object]], *, clock: Clock | None = No
 
     Run as a script (``python -m stageflow_trio.examples.NAME | head -3``), a reader that
     goes away ends the process quietly with status 141; under :func:`run_example`, its
-    caller is told (``BrokenPipeError``).
+    caller is told (``BrokenPipeError``). Unless the process configured logging, the
+    library's log records are not printed (an example that fails a stage on purpose
+    would otherwise print its ERROR record and traceback).
     """
-    from stageflow_trio.cli.run import OutputError  # not at import: cli.run loads the CLI
+    # Not at import: these load the CLI.
+    from stageflow_trio.cli._library_logs import library_records
+    from stageflow_trio.cli.run import OutputError
 
     nested = isinstance(sys.stdout, _GuardedStdout)
     try:
-        with _stdout_guard():
+        with _stdout_guard(), library_records(debug=False):
             trio.run(main, clock=clock)
     except BrokenPipeError:
         if nested:

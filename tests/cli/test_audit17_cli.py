@@ -97,7 +97,9 @@ def test_each_example_as_a_script_ends_quietly_when_the_reader_goes_away(
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exited:
         runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
     assert exited.value.code == 141
-    assert caplog.records == []
+    # Only the engine's records of the stages an example fails on purpose (pytest's
+    # handler on the root logger counts as configured logging, so they reach it).
+    assert [r for r in caplog.records if r.name != "stageflow_trio.dag"] == []
     assert capsys.readouterr().err == ""
     assert os.fstat(gone_stdout.fd).st_rdev == os.stat(os.devnull).st_rdev
     assert sys.stdout is gone_stdout  # put back
