@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages._execution_error import StageExecutionError as StageExecutionError
@@ -20,6 +20,11 @@ class UnifiedStageExecutionError(StageflowError):
         self.original = original
         self.recoverable = recoverable
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduction rebuilds from the message alone, which this
+        # constructor does not take: pickle, copy and deepcopy failed.
+        return (type(self), (self.stage, self.original, self.recoverable), self.__dict__)
+
 
 class UnifiedPipelineCancelled(StageflowError):
     """A stage returned CANCEL or the run's token was cancelled: a graceful stop.
@@ -32,3 +37,6 @@ class UnifiedPipelineCancelled(StageflowError):
         self.stage = stage
         self.reason = reason
         self.results = results
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stage, self.reason, self.results), self.__dict__)

@@ -47,6 +47,15 @@ class InterceptorError(StageflowError):
         super().__init__(message)
         self.interceptor_name = interceptor_name
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from both constructor arguments (the default passes the message
+        # alone, a TypeError on unpickling). A subclass with a constructor of its
+        # own keeps what the default gives: a call with ``args``, then the __dict__.
+        if type(self).__init__ is not InterceptorError.__init__:
+            return (type(self), self.args, self.__dict__)
+        message = self.args[0] if self.args else ""
+        return (type(self), (message, self.interceptor_name), self.__dict__)
+
 
 class CriticalInterceptorError(InterceptorError):
     """An interceptor error that aborts the stage instead of being logged."""

@@ -93,6 +93,9 @@ class PromptSecurityError(ValueError):
         self.report = report
         super().__init__(f"Blocked {report.source} content due to prompt-injection policy")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.report,), self.__dict__)
+
 
 class PromptSecurityPolicy:
     """Layered checks around user input and tool results.

@@ -75,6 +75,9 @@ class LLMOutputValidationError(ValueError):
             f"Failed to validate LLM output as {model.__name__} after {len(self.errors)} attempt(s)"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.model, self.errors, self.response), self.__dict__)
+
 
 def _str_tuple(
     values: Iterable[str], *, owner: str = "TypedLLMResult", param: str = "validation_errors"

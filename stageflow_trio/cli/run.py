@@ -82,6 +82,9 @@ class EventsFileError(OSError):
         super().__init__(f"writing the events file failed; the run's exit status: {exit_status}")
         self.exit_status = exit_status
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.exit_status,), self.__dict__)
+
 
 class OutputError(OSError):
     """Writing the output (stdout) failed other than by a broken pipe (a full disk).
@@ -100,6 +103,9 @@ class OutputError(OSError):
         super().__init__(f"writing the output failed; the run's exit status: {exit_status}")
         self.exit_status = exit_status
         self.events_error = events_error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.exit_status, self.events_error), self.__dict__)
 
 
 def _json_line(record: Mapping[str, Any]) -> str:

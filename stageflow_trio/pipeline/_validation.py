@@ -93,6 +93,11 @@ class CycleDetectedError(PipelineValidationError):
     def __repr__(self) -> str:
         return f"CycleDetectedError(cycle_path={self.cycle_path})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default passes the message as ``cycle_path``: the unpickled error
+        # read "a cycle: P -> i -> p -> e ...".
+        return (type(self), (self.cycle_path, self.stages), self.__dict__)
+
 
 def missing_dependency_error(stage: str, dependency: str) -> PipelineValidationError:
     """The CONTRACT-004-MISSING_DEP error for ``stage`` depending on an absent ``dependency``."""

@@ -111,6 +111,17 @@ class IdempotencyParamMismatch(IdempotencyError):
         self.expected = expected
         self.actual = actual
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The constructor's hashes are keyword-only; pickle calls with positions.
+        return (_param_mismatch, (type(self), self.key, self.expected, self.actual), self.__dict__)
+
+
+def _param_mismatch(
+    cls: type[IdempotencyParamMismatch], key: str, expected: str | None, actual: str | None
+) -> IdempotencyParamMismatch:
+    """Unpickle an :class:`IdempotencyParamMismatch` (its hashes are keyword-only)."""
+    return cls(key, expected=expected, actual=actual)
+
 
 @frozen_compat
 @attrs.frozen

@@ -94,6 +94,9 @@ class ImmutabilityViolationError(CriticalInterceptorError, RuntimeError):
         )
         self.stage_name = stage_name
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stage_name,), self.__dict__)
+
 
 class ImmutabilityInterceptor(BaseInterceptor):
     """Fails (or logs) a stage that changed the snapshot's serialized form.

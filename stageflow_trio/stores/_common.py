@@ -74,6 +74,10 @@ class StoreConfigError(ValueError):
         super().__init__(f"{setting}: {message}")
         self.setting = setting
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        text = str(self.args[0]) if self.args else ""
+        return (type(self), (self.setting, text.removeprefix(f"{self.setting}: ")), self.__dict__)
+
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A host list as in a store URL's authority: host[:port][,host[:port]...], IPv6 in brackets.

@@ -15,6 +15,7 @@ from uuid import UUID
 import attrs
 
 from stageflow_trio.core.stage_context import _log_extra
+from stageflow_trio.stages.context import _data_repr
 
 if TYPE_CHECKING:
     from stageflow_trio.protocols import ExecutionContext
@@ -41,12 +42,15 @@ class DictContextAdapter:
     The dict is kept by reference (later changes to it are visible). Ids are
     read leniently: a value that is not a UUID or a UUID string reads as None.
     There is no event sink: :meth:`try_emit_event` logs at DEBUG and never raises.
+    The repr shows the values of ``_auth_token`` and ``auth_token`` as ``'***'``.
 
     Args:
         _data: The dict to adapt (positional; keyword name ``_data``).
     """
 
-    _data: dict[str, Any] = attrs.field(alias="_data")
+    # The repr masks the bearer token (``_auth_token`` / ``auth_token``), as
+    # PipelineContext's does: a logged or raised adapter must not carry it.
+    _data: dict[str, Any] = attrs.field(alias="_data", repr=_data_repr)
 
     @property
     def pipeline_run_id(self) -> UUID | None:
