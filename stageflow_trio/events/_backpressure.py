@@ -228,6 +228,9 @@ class BackpressureAwareEventSink:
             # The worker has exited, so closing the nursery does not wait.
             if manager is not None:
                 await manager.__aexit__(None, None, None)
+                # A stop cut by KeyboardInterrupt cut a busy worker: it has exited
+                # now, and the event it was delivering is counted.
+                self._worker.give_up_in_flight()
 
     async def stop(self, *, drain: bool = True, timeout: float = 5.0) -> None:
         """Stop the worker, first delivering what is queued if ``drain``.
@@ -329,6 +332,13 @@ class BackpressureAwareEventSink:
                     await worker.drain_here()
                 timed_out = budget.cancelled_caught
             await worker.halt()
+        except BaseException as exc:
+            if not isinstance(exc, trio.Cancelled):
+                # A KeyboardInterrupt or SystemExit cut the stop (the shield keeps
+                # cancellation out, not those): count what it leaves, so nothing
+                # accepted is lost silently.
+                self._give_up_interrupted(leftovers)
+            raise
         finally:
             worker.stopping = False
         worker.set_aside_in_flight(leftovers)
@@ -350,6 +360,30 @@ class BackpressureAwareEventSink:
         self._logger.info(
             "BackpressureAwareEventSink stopped", extra={"metrics": self._metrics.to_dict()}
         )
+
+    def _give_up_interrupted(self, leftovers: list[_Event]) -> None:
+        """Count the events a stop cut by KeyboardInterrupt/SystemExit leaves behind.
+
+        A worker still delivering is cancelled where it is; its event stays in
+        flight and is counted by the next ``start`` or ``stop``, as for any cut
+        delivery. Everything else (set aside, held, in flight in this task's
+        drain, queued) is counted now.
+        """
+        worker = self._worker
+        if worker.running:
+            worker.cut()
+        else:
+            worker.set_aside_in_flight(leftovers)
+        if worker.held is not None:
+            leftovers.append(worker.held)
+            worker.held = None
+        leftovers.extend(worker.take_all())
+        if leftovers:
+            worker.give_up(leftovers)
+            self._logger.warning(
+                "Stopped before delivering all events",
+                extra={"remaining": len(leftovers), "dropped_total": self._metrics.dropped},
+            )
 
     # -- producers -----------------------------------------------------------
 

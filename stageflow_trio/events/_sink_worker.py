@@ -197,6 +197,11 @@ class _SinkWorker:
             self._scope.cancel()
         await exited.wait()
 
+    def cut(self) -> None:
+        """Cancel the worker wherever it is, without waiting for it to exit."""
+        if self._scope is not None:
+            self._scope.cancel()
+
     async def halt(self) -> None:
         """Cancel the worker wherever it is and wait for it to exit."""
         exited = self.exited
