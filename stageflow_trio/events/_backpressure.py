@@ -11,7 +11,7 @@ import trio
 
 from stageflow_trio.events._metrics import BackpressureMetrics
 from stageflow_trio.events._sink_worker import _Event, _SinkWorker
-from stageflow_trio.events._sinks import EventSink, LoggingEventSink
+from stageflow_trio.events._sinks import EventEmitter, LoggingEventSink
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +59,7 @@ class BackpressureAwareEventSink:
 
     def __init__(
         self,
-        downstream: EventSink | None = None,
+        downstream: EventEmitter | None = None,
         *,
         max_queue_size: int = 1000,
         on_drop: Callable[[str, dict[str, Any] | None], object] | None = None,

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from stageflow_trio.events._metrics import BackpressureMetrics
-    from stageflow_trio.events._sinks import EventSink
+    from stageflow_trio.events._sinks import EventEmitter
 
 _Event = tuple[str, "dict[str, Any] | None"]
 
@@ -67,7 +67,7 @@ class _SinkWorker:
     def __init__(
         self,
         receive: trio.MemoryReceiveChannel[_Event],
-        downstream: EventSink,
+        downstream: EventEmitter,
         metrics: BackpressureMetrics,
         on_drop: Callable[[str, dict[str, Any] | None], object] | None,
         logger: logging.Logger,

@@ -32,6 +32,18 @@ class EventSink(Protocol):
         ...
 
 
+class EventEmitter(Protocol):
+    """What :class:`BackpressureAwareEventSink` delivers to: an object with ``async emit``.
+
+    Every :class:`EventSink` is one; a ``try_emit`` is not needed, since the sink's
+    worker only awaits ``emit``.
+    """
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        """Deliver one event (a checkpoint)."""
+        ...
+
+
 class NoOpEventSink:
     """A sink that ignores every event; any ``type`` and ``data``, ``None`` included."""
 
