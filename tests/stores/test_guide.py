@@ -22,7 +22,7 @@ BLOCKS = python_blocks(DOCS / GUIDE)
 
 
 def test_the_guide_keeps_its_examples() -> None:
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
 
 
 def test_the_worker_block_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -31,12 +31,16 @@ def test_the_worker_block_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert (tmp_path / "stores.db").exists()
 
 
+def test_the_log_records_block_runs() -> None:
+    exec(compile(BLOCKS[1], f"docs/{GUIDE}", "exec"), {"__name__": "__main__"})
+
+
 def test_the_sentinel_block_runs(redis_sentinel: str, redis_url: str) -> None:
     # The block's sentinel address, pointed at the session's sentinel (service "stageflow").
     location = redis_sentinel.removeprefix("redis+sentinel://").split("/")[0]
     host, port = location.split(":")
-    block = BLOCKS[1].replace('TCPLocation("10.0.0.5", 26379)', f'TCPLocation("{host}", {port})')
-    assert block != BLOCKS[1]
+    block = BLOCKS[2].replace('TCPLocation("10.0.0.5", 26379)', f'TCPLocation("{host}", {port})')
+    assert block != BLOCKS[2]
     namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(block, f"docs/{GUIDE}", "exec"), namespace)
     trio.run(namespace["serve"])
