@@ -342,21 +342,12 @@ class BackpressureAwareEventSink:
         finally:
             worker.stopping = False
         worker.set_aside_in_flight(leftovers)
-        if worker.held is not None:
-            leftovers.append(worker.held)
-            worker.held = None
-        leftovers.extend(worker.take_all())
-        if leftovers:
-            worker.give_up(leftovers)
-            message = (
-                "Drain timeout, some events may be lost"
-                if timed_out
-                else "Stopped before delivering all events"
-            )
-            self._logger.warning(
-                message,
-                extra={"remaining": len(leftovers), "dropped_total": self._metrics.dropped},
-            )
+        self._give_up_rest(
+            leftovers,
+            "Drain timeout, some events may be lost"
+            if timed_out
+            else "Stopped before delivering all events",
+        )
         self._logger.info(
             "BackpressureAwareEventSink stopped", extra={"metrics": self._metrics.to_dict()}
         )
@@ -374,6 +365,11 @@ class BackpressureAwareEventSink:
             worker.cut()
         else:
             worker.set_aside_in_flight(leftovers)
+        self._give_up_rest(leftovers, "Stopped before delivering all events")
+
+    def _give_up_rest(self, leftovers: list[_Event], message: str) -> None:
+        """Count ``leftovers``, the held event and the queue as undelivered; warn if any."""
+        worker = self._worker
         if worker.held is not None:
             leftovers.append(worker.held)
             worker.held = None
@@ -381,7 +377,7 @@ class BackpressureAwareEventSink:
         if leftovers:
             worker.give_up(leftovers)
             self._logger.warning(
-                "Stopped before delivering all events",
+                message,
                 extra={"remaining": len(leftovers), "dropped_total": self._metrics.dropped},
             )
 
