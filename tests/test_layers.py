@@ -52,6 +52,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_frozen",
             "_json",
             "_cross_run",
+            "_groups",
         }
     ),
     frozenset(

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stageflow_trio._engine._errors import first_leaf, unwrap_group
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
 from stageflow_trio._engine._unified_events import cancel_reason, failure, terminal_event
+from stageflow_trio._groups import first_leaf, unwrap_group
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput

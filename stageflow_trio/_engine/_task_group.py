@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, cast
 import trio
 
 from stageflow_trio._engine._cleanup import CleanupRegistry, check_cleanup_timeout
-from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._token import CancellationToken, _noop
+from stageflow_trio._groups import unwrap_group
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -127,7 +127,7 @@ class StructuredTaskGroup:
 
     On exit, after every task has ended, the cleanup registry runs, shielded, even on
     success. Then the one error that ended the group escapes, unwrapped (see
-    ``stageflow_trio._engine._errors``); trio's exception groups never do.
+    ``stageflow_trio._groups``); trio's exception groups never do.
 
     Args:
         cleanup_timeout: Budget handed to :meth:`CleanupRegistry.run_all` on exit.

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from stageflow_trio._engine._cleanup import CleanupRegistry
-from stageflow_trio._engine._errors import unwrap_group
 from stageflow_trio._engine._unified_events import cancel_reason
 from stageflow_trio._engine._unified_run import UnifiedRun
+from stageflow_trio._groups import unwrap_group
 from stageflow_trio._time import utc_now
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")

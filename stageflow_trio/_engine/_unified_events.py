@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from trio import current_time
 
-from stageflow_trio._engine._errors import first_leaf
+from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now, utc_now_iso
 from stageflow_trio.context.identity import id_texts
 from stageflow_trio.core.stage_context import StageContext

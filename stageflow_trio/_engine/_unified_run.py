@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stageflow_trio._engine._errors import first_leaf
 from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
@@ -20,6 +19,7 @@ from stageflow_trio._engine._guard_retry import GuardRetries
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, terminal_event
+from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now
 from stageflow_trio.core._stage_parts import _EMPTY_DATA
 from stageflow_trio.core.stage_context import (

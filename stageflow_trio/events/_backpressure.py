@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.events._metrics import BackpressureMetrics
 from stageflow_trio.events._sink_worker import _Event, _SinkWorker
 from stageflow_trio.events._sinks import EventEmitter, LoggingEventSink
@@ -219,7 +220,8 @@ class BackpressureAwareEventSink:
         """Stop with drain (``stop()``'s defaults), then close the nursery.
 
         The body's exception passes through unchanged (it never goes through the
-        internal nursery, so it is not wrapped in an ExceptionGroup).
+        internal nursery, so it is not wrapped in an ExceptionGroup); so does a
+        SystemExit or KeyboardInterrupt the worker raised.
         """
         manager, self._owner = self._owner, None
         try:
@@ -227,10 +229,17 @@ class BackpressureAwareEventSink:
         finally:
             # The worker has exited, so closing the nursery does not wait.
             if manager is not None:
-                await manager.__aexit__(None, None, None)
-                # A stop cut by KeyboardInterrupt cut a busy worker: it has exited
-                # now, and the event it was delivering is counted.
-                self._worker.give_up_in_flight()
+                try:
+                    # What the worker raised (SystemExit, or a KeyboardInterrupt in the
+                    # downstream's emit) escapes as itself, not in the nursery's group.
+                    with unwrapping_groups():
+                        await manager.__aexit__(None, None, None)
+                finally:
+                    # A stop cut by KeyboardInterrupt/SystemExit cut a busy worker, or
+                    # woke an idle one that had just been handed an event: it has
+                    # exited now; the event it was delivering or holding is counted.
+                    self._worker.give_up_in_flight()
+                    self._give_up_rest([], "Stopped before delivering all events")
 
     async def stop(self, *, drain: bool = True, timeout: float = 5.0) -> None:
         """Stop the worker, first delivering what is queued if ``drain``.

@@ -246,6 +246,9 @@ class _SinkWorker:
 
     def _downstream_failed(self, event: _Event, exc: Exception) -> None:
         """The downstream rejected ``event``: log it, count it, pass it to ``on_drop``."""
+        # Counted here: no longer in flight, so an on_drop (or a log handler) raising
+        # SystemExit/KeyboardInterrupt below cannot make a stop count it again.
+        self.in_flight = None
         self._metrics.record_downstream_error()
         self._logger.error(
             "Failed to emit event to downstream: %s",

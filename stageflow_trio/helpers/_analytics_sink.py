@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 import trio
 
 from stageflow_trio._args import type_of
-from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.events._registry import _run_registry
 
 if TYPE_CHECKING:

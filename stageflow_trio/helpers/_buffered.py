@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 import trio
 
 from stageflow_trio._args import check_callable, check_int, check_number, type_of
-from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.helpers._exporters import _check_event, _check_events
 from stageflow_trio.helpers._lifetime import SingleUseLifetime
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import trio
 
 from stageflow_trio._budget import checkpoint_due
-from stageflow_trio._engine._errors import first_leaf
+from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio._time import uuid4
 from stageflow_trio.events import emit_event, get_event_sink

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from stageflow_trio._args import check_number, type_of
-from stageflow_trio._engine._errors import unwrapping_groups
+from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 

@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from stageflow_trio._engine._errors import first_leaf, unwrap_group, unwrapping_groups
+from stageflow_trio._groups import first_leaf, unwrap_group, unwrapping_groups
 
 
 async def a_cancelled() -> trio.Cancelled:
