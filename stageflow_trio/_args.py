@@ -17,6 +17,18 @@ def type_of(value: object) -> str:
     return type(value).__name__
 
 
+def error_text(exc: BaseException) -> str:
+    """``str(exc)`` for a message or a log record; a placeholder if ``__str__`` raises.
+
+    A failure being reported must not turn into another one while it is described
+    (an exception whose ``__str__`` raises would otherwise escape the handler).
+    """
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any error of __str__ gets the placeholder
+        return f"<{type(exc).__name__} (str() failed)>"
+
+
 def check_flag(owner: str, param: str, value: object) -> None:
     """Raise TypeError unless ``value`` is a bool (a truthy string is a typo, not a yes)."""
     if type(value) is not bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from stageflow_trio._args import error_text
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages._execution_error import StageExecutionError as StageExecutionError
 
@@ -15,7 +16,8 @@ class UnifiedStageExecutionError(StageflowError):
     """A stage of a :class:`UnifiedStageGraph` raised or returned FAIL."""
 
     def __init__(self, stage: str, original: Exception, recoverable: bool = False) -> None:
-        super().__init__(f"Stage '{stage}' failed: {original}")
+        # error_text: an error whose __str__ raises is still this stage's failure.
+        super().__init__(f"Stage '{stage}' failed: {error_text(original)}")
         self.stage = stage
         self.original = original
         self.recoverable = recoverable

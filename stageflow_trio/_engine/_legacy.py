@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
@@ -314,7 +315,7 @@ class _LegacyRun(DagRun):
                         status="failed",
                         started_at=started_at,
                         ended_at=utc_now(),
-                        error=str(exc),
+                        error=error_text(exc),
                     ),
                 )
             raise StageExecutionError(name, exc) from exc

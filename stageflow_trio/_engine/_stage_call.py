@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from trio import current_time
 
+from stageflow_trio._args import error_text
 from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
 from stageflow_trio._time import utc_now
@@ -176,12 +177,13 @@ def _priority(interceptor: BaseInterceptor) -> int:
 
 
 def _log_hook_error(interceptor: BaseInterceptor, hook: str, exc: Exception) -> None:
+    text = error_text(exc)  # an error whose __str__ raises is still only logged
     logger.error(
         "Interceptor %s %s() failed: %s",
         interceptor.name,
         hook,
-        exc,
-        extra={"interceptor": interceptor.name, "error": str(exc)},
+        text,
+        extra={"interceptor": interceptor.name, "error": text},
     )
 
 
@@ -385,7 +387,7 @@ async def _run_stage(
                 status="failed",
                 started_at=started_at,
                 ended_at=utc_now(),
-                error=str(error),
+                error=error_text(error),
             )
         finally:
             del error  # this frame is in the stage error's traceback: no cycle

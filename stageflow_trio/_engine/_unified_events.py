@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from trio import current_time
 
+from stageflow_trio._args import error_text
 from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now, utc_now_iso
 from stageflow_trio.context.identity import id_texts
@@ -55,7 +56,7 @@ def terminal_event(
     if isinstance(exc, trio.Cancelled):
         return "cancelled", {"reason": run_reason or cancel_reason(exc)}
     if isinstance(exc, Exception):
-        return "failed", {"error": str(exc)}
+        return "failed", {"error": error_text(exc)}
     return None
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._engine._graph_errors import (
     UnifiedPipelineCancelled,
     UnifiedStageExecutionError,
@@ -92,14 +93,6 @@ def _first_skip_reason(prior: Mapping[str, StageOutput]) -> Any:
     return None
 
 
-def _error_text(exc: BaseException) -> str:
-    """``str(exc)`` for a log record; a placeholder when the exception cannot say it."""
-    try:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - a log record must not fail the run
-        return f"<{type(exc).__name__} (str() failed)>"
-
-
 def _log_started(spec: UnifiedStage) -> None:
     kind = getattr(spec, "kind", None)
     logger.info(
@@ -148,7 +141,7 @@ def _log_run_failed(error: UnifiedStageExecutionError) -> None:
     The stage's own record (``stage_error``) carries the traceback; a second copy
     here would print it twice (the reference's record has none either).
     """
-    text = _error_text(error)
+    text = error_text(error)
     logger.error(
         "Stage task execution failed: %s",
         text,
@@ -509,7 +502,7 @@ class UnifiedRun(DagRun):
             if isinstance(leaf, Exception):
                 exc = leaf
         if started_at is not None and isinstance(exc, Exception):
-            self.report.record_wide(name, "failed", started_at, {}, str(exc))
+            self.report.record_wide(name, "failed", started_at, {}, error_text(exc))
         if self.emits:
             event = terminal_event(exc, self.own_cancel_reason())
             if event is not None:
@@ -522,11 +515,12 @@ class UnifiedRun(DagRun):
             # A graph the stage ran failed: as it is (raised in place of a group).
             _log_run_failed(exc)
             return exc if exc is not original else None
+        text = error_text(exc)
         logger.error(
             "Stage %s failed with error: %s",
             name,
-            exc,
-            extra={"event": "stage_error", "stage": name, "error": _error_text(exc)},
+            text,
+            extra={"event": "stage_error", "stage": name, "error": text},
             exc_info=exc,
         )
         error = UnifiedStageExecutionError(name, exc)

@@ -37,7 +37,7 @@ from uuid import UUID
 
 import trio
 
-from stageflow_trio._args import type_of
+from stageflow_trio._args import error_text, type_of
 from stageflow_trio.auth.context import AuthContext
 from stageflow_trio.auth.errors import (
     AuthenticationError,
@@ -198,9 +198,11 @@ def _try_emit(ctx: PipelineContext, event_type: str, data: dict[str, Any]) -> No
 
 
 def _fail_closed(interceptor: str, stage_name: str, exc: Exception) -> CriticalInterceptorError:
+    # error_text: an error whose __str__ raises would escape as a plain error here,
+    # which the chain logs and swallows, and the stage would run unchecked.
     return CriticalInterceptorError(
         f"{interceptor} interceptor failed, so stage {stage_name!r} does not run: "
-        f"{type(exc).__name__}: {exc}",
+        f"{type(exc).__name__}: {error_text(exc)}",
         interceptor,
     )
 

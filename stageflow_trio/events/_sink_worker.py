@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._budget import cancelled_now
 from stageflow_trio.events._registry import _run_registry
 
@@ -250,10 +251,11 @@ class _SinkWorker:
         # SystemExit/KeyboardInterrupt below cannot make a stop count it again.
         self.in_flight = None
         self._metrics.record_downstream_error()
+        text = error_text(exc)  # a __str__ that raises must not end the worker
         self._logger.error(
             "Failed to emit event to downstream: %s",
-            exc,
-            extra={"event_type": event[0], "error": str(exc)},
+            text,
+            extra={"event_type": event[0], "error": text},
         )
         self.call_on_drop(event[0], event[1])
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_int, check_number, type_of
+from stageflow_trio._args import check_flag, check_int, check_number, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.core import StageKind, StageOutput
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
@@ -830,10 +830,11 @@ class GuardrailStage:
         try:
             sink.try_emit(type="guardrail.violations_detected", data=data)
         except Exception as error:  # noqa: BLE001 - the event falls back to the log
+            text = error_text(error)
             logger.warning(
                 "Failed to emit guardrail.violations_detected: %s",
-                error,
-                extra={"error": str(error), "guardrail_violations": data},
+                text,
+                extra={"error": text, "guardrail_violations": data},
             )
 
     def _emit_fail_open_audit(self, ctx: StageContext, violations: list[PolicyViolation]) -> None:
@@ -855,10 +856,9 @@ class GuardrailStage:
             try:
                 sink.try_emit(type="guardrail.fail_open", data=payload)
             except Exception as error:  # noqa: BLE001 - the audit falls back to the log
+                text = error_text(error)
                 logger.warning(
-                    "Failed to emit guardrail fail-open audit: %s",
-                    error,
-                    extra={"error": str(error)},
+                    "Failed to emit guardrail fail-open audit: %s", text, extra={"error": text}
                 )
             else:
                 return

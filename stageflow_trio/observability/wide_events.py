@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stageflow_trio._args import type_of
+from stageflow_trio._args import error_text, type_of
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
 
@@ -307,11 +307,12 @@ def _pipeline_payload(
 
 
 def _log_failure(event_type: str, stage: str | None, exc: Exception) -> None:
+    text = error_text(exc)  # a sink error whose __str__ raises is still only logged
     logger.warning(
         "Failed to emit %s: %s",
         event_type,
-        exc,
-        extra={"event_type": event_type, "stage": stage, "error": str(exc)},
+        text,
+        extra={"event_type": event_type, "stage": stage, "error": text},
     )
 
 

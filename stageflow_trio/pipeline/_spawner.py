@@ -8,6 +8,7 @@ from uuid import UUID
 
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now_iso as _timestamp
@@ -548,7 +549,8 @@ class SubpipelineSpawner:
                 data=value if isinstance(value, dict) else {"result": value},
                 duration_ms=duration_ms,
             )
-        message = str(first_leaf(error))
+        # error_text: a child error whose __str__ raises is still the child's failure.
+        message = error_text(first_leaf(error))
         del error  # no reference cycle through this frame
         logger.error("Child pipeline %s failed: %s", child.run_id, message)
         if self._events_on(child):

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_int, check_number, type_of
+from stageflow_trio._args import check_flag, check_int, check_number, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
 
@@ -185,7 +185,7 @@ class FailureCollector:
         if not isinstance(error, Exception | str):
             raise TypeError(f"{owner}: error must be an Exception or a str; got {type_of(error)}")
         check_flag(owner, "recoverable", recoverable)
-        error_str = str(error)
+        error_str = error if isinstance(error, str) else error_text(error)
         error_type = type(error).__name__ if isinstance(error, Exception) else "Error"
         self._failures.append(
             FailureRecord(
@@ -477,9 +477,10 @@ class ConditionalDependency:
                 return True
             return bool(jmespath.search(self.predicate, outputs))
         except Exception as exc:  # noqa: BLE001 - an undecidable predicate runs the stage
+            text = error_text(exc)  # even one whose error cannot be printed
             logger.warning(
                 "Predicate evaluation failed: %s",
-                exc,
-                extra={"predicate": self.predicate, "error": str(exc)},
+                text,
+                extra={"predicate": self.predicate, "error": text},
             )
             return True

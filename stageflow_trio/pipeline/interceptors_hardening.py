@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stageflow_trio._args import check_callable, check_flag, type_of
+from stageflow_trio._args import check_callable, check_flag, error_text, type_of
 from stageflow_trio._engine._interceptors import call_key
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
@@ -141,11 +141,12 @@ class ImmutabilityInterceptor(BaseInterceptor):
                 return None
             return json.dumps(_as_payload(snapshot), sort_keys=True, default=str)
         except Exception as exc:  # noqa: BLE001 - a check must never break the stage
+            text = error_text(exc)  # nor an error whose __str__ raises
             logger.warning(
                 "Immutability check could not serialize the snapshot of stage %s: %s",
                 stage_name,
-                exc,
-                extra={"stage": stage_name, "error": str(exc)},
+                text,
+                extra={"stage": stage_name, "error": text},
             )
             return None
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._engine._stage_call import MAX_CHAIN_RETRIES
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, ErrorAction, InterceptorResult
@@ -228,7 +229,7 @@ class RetryInterceptor(BaseInterceptor):
         if not isinstance(state, dict):
             state = {"attempt": 0, "last_error": None}
         attempt: int = state.get("attempt", 0)
-        message = str(error)
+        message = error_text(error)
         if attempt >= self.max_attempts - 1:
             return self._exhausted(ctx, stage_name, attempt, message, "max_attempts")
         delay_ms = self._calculate_delay(attempt, state.get("previous_delay_ms"))

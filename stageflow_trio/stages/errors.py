@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 import attrs
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages._execution_error import StageExecutionError
 from stageflow_trio.stages.context import PipelineContext
@@ -55,7 +56,7 @@ def _id(value: object) -> str | None:
 
 
 def _error_fields(error: Exception) -> dict[str, Any]:
-    return {"error_type": type(error).__name__, "error_message": str(error)}
+    return {"error_type": type(error).__name__, "error_message": error_text(error)}
 
 
 def log_stage_error(
@@ -161,7 +162,7 @@ def create_error_context(**kwargs: Any) -> dict[str, Any]:
 
 def _is_recoverable_error(error: Exception) -> bool:
     """Whether ``error`` looks transient: a network-ish message or a connection/timeout/HTTP error type."""
-    message = str(error).lower()
+    message = error_text(error).lower()
     type_name = type(error).__name__.lower()
     return any(
         keyword in message
@@ -215,26 +216,28 @@ def with_error_handling(
             except StageError as exc:
                 # A checkpoint on the error paths too (the stage may raise without yielding).
                 await trio.lowlevel.checkpoint()
+                text = error_text(exc)  # the stage's error stays the error raised
                 logger.warning(
-                    str(exc) or error_message or f"{stage_name} error",
-                    extra={"service": "stage", "stage": stage_name, "error": str(exc)},
+                    text or error_message or f"{stage_name} error",
+                    extra={"service": "stage", "stage": stage_name, "error": text},
                 )
                 if ctx:
-                    payload: dict[str, Any] = {"error": str(exc)}
+                    payload: dict[str, Any] = {"error": text}
                     if record_payload_fn:
                         payload.update(record_payload_fn(exc, payload))
                     ctx.record_stage_event(stage=stage_name, status="failed", payload=payload)
                 raise
             except Exception as exc:
                 await trio.lowlevel.checkpoint()
+                text = error_text(exc)
                 logger.exception(
                     "%s failed: %s",
                     error_message or stage_name,
-                    exc,  # noqa: TRY401 - the reference's message names the error
-                    extra={"service": "stage", "stage": stage_name, "error": str(exc)},
+                    text,
+                    extra={"service": "stage", "stage": stage_name, "error": text},
                 )
                 if ctx:
-                    payload = {"error": str(exc), "error_type": type(exc).__name__}
+                    payload = {"error": text, "error_type": type(exc).__name__}
                     if record_payload_fn:
                         payload.update(record_payload_fn(exc, payload))
                     ctx.record_stage_event(stage=stage_name, status="failed", payload=payload)
@@ -330,13 +333,14 @@ class StageRunner:
         except Exception as exc:
             # A checkpoint on the error path too (run_fn may raise without yielding).
             await trio.lowlevel.checkpoint()
+            text = error_text(exc)  # the error stays the one raised
             logger.exception(
                 "%s: %s",
                 self.error_message,
-                exc,  # noqa: TRY401 - the reference's message names the error
-                extra={"service": "stage", "stage": self.stage_name, "error": str(exc)},
+                text,
+                extra={"service": "stage", "stage": self.stage_name, "error": text},
             )
-            payload: dict[str, Any] = {"error": str(exc), "error_type": type(exc).__name__}
+            payload: dict[str, Any] = {"error": text, "error_type": type(exc).__name__}
             if on_error:
                 payload.update(on_error(exc))
             self.ctx.record_stage_event(stage=self.stage_name, status="failed", payload=payload)

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from stageflow_trio._args import error_text
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.utils.frozen import FrozenDict
@@ -87,7 +88,8 @@ class StageError(StageflowError):
     """
 
     def __init__(self, stage: str, original: Exception) -> None:
-        super().__init__(f"Stage {stage} failed: {original}")
+        # error_text: an error whose __str__ raises is still this stage's failure.
+        super().__init__(f"Stage {stage} failed: {error_text(original)}")
         self.stage = stage
         self.original = original
 
