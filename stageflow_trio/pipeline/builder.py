@@ -109,6 +109,11 @@ class StageTable(Mapping[str, _S]):
     def __repr__(self) -> str:
         return repr(dict(self.items()))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its entries: the shared log holds a lock, which neither pickle
+        # nor deepcopy can copy (and a copy needs no log shared with the original).
+        return (StageTable.from_items, (tuple(self.items()),))
+
     def with_entry(self, name: str, spec: _S) -> StageTable[_S]:
         """A table with ``name`` set to ``spec``: appended, or replaced at its position."""
         if name in self:
@@ -171,6 +176,11 @@ class PipelineBuilder:
         builder._name = name
         builder._stages = stages
         return builder
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Every pickle protocol (0 and 1 refuse a slotted class without __getstate__);
+        # the stages were checked when this builder was made.
+        return (PipelineBuilder._from_valid, (self._name, self._stages))
 
     @property
     def name(self) -> str:

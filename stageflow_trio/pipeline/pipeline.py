@@ -178,6 +178,11 @@ class Pipeline:
         pipeline._run_graph = None
         return pipeline
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The name and stages only: the kept run graph is rebuilt on the copy's first
+        # run, and every pickle protocol works (0 and 1 refuse a slotted class).
+        return (Pipeline._from_table, (self._name, self._stages))
+
     @property
     def name(self) -> str:
         """The pipeline name."""
