@@ -144,6 +144,8 @@ class CleanupRegistry:
             ValueError: ``timeout`` is NaN or negative (nothing runs).
             trio.Cancelled: If the surrounding scope was cancelled; raised only once
                 every callback has had its turn and the registry is empty.
+            KeyboardInterrupt / SystemExit: a callback raised it (the first one, if
+                several did); raised once every other callback has had its turn.
         """
         timeout = check_cleanup_timeout("timeout", timeout)
         completed: list[str] = []
@@ -154,9 +156,25 @@ class CleanupRegistry:
             # Popped one at a time, so a callback registered while this runs (by a
             # callback, or by a task still running) is the last registered and runs
             # next, with the same share, instead of being dropped.
+            # A KeyboardInterrupt or SystemExit from one callback (trio delivers a
+            # Ctrl-C even in the shielded scope) does not keep the others from
+            # running: it is raised once they all ran, as CancellationToken.cancel
+            # does with its callbacks.
+            interrupt: BaseException | None = None
             while entries:
                 callback, name = entries.pop()
-                await _run_one(callback, name, share, completed, failed)
+                try:
+                    await _run_one(callback, name, share, completed, failed)
+                except trio.Cancelled:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - raised below, once all ran
+                    if interrupt is None:
+                        interrupt = exc
+            if interrupt is not None:
+                try:
+                    raise interrupt
+                finally:
+                    del interrupt  # no reference cycle through this frame
         await trio.lowlevel.checkpoint()
         return completed, failed
 

@@ -442,6 +442,11 @@ async def _ask_on_error(
 
 
 async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: PipelineContext) -> None:
+    # A KeyboardInterrupt or SystemExit in one hook (trio delivers a Ctrl-C even in
+    # a shielded scope) must not keep the next hooks from running, the idempotency
+    # claim's release among them: it is raised once they all ran, as
+    # CancellationToken.cancel does with its callbacks.
+    interrupt: BaseException | None = None
     for interceptor in reversed(pending):
         hook = getattr(interceptor, "on_abort", None)
         if hook is None:
@@ -453,6 +458,11 @@ async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: Pipel
                 await hook(stage_name, ctx)
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "on_abort", exc)
+            except trio.Cancelled:
+                raise  # the slot's own deadline: caught by move_on_after
+            except BaseException as exc:  # noqa: BLE001 - raised below, once all ran
+                if interrupt is None:
+                    interrupt = exc
         if bound.cancelled_caught:
             logger.warning(
                 "Interceptor %s on_abort() for stage %s did not finish within %ss",
@@ -460,3 +470,8 @@ async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: Pipel
                 stage_name,
                 ABORT_HOOK_TIMEOUT,
             )
+    if interrupt is not None:
+        try:
+            raise interrupt
+        finally:
+            del interrupt  # no reference cycle through this frame

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
@@ -316,3 +317,32 @@ async def test_a_bad_timeout_is_refused_before_any_callback_runs(
         await registry.run_all(timeout=timeout)
     assert str(info.value) == message
     assert (log, registry.pending_count) == ([], 1)
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+async def test_an_interrupted_callback_leaves_the_others_to_run(
+    autojump_clock: trio.abc.Clock, exc_type: type[BaseException]
+) -> None:
+    # Audit 18: run_all ended at the first KeyboardInterrupt (trio delivers a Ctrl-C
+    # even in the shielded scope), so the callbacks after it never ran.
+    registry = CleanupRegistry()
+    ran: list[str] = []
+    first, second = exc_type(), exc_type()
+
+    def callback(name: str, exc: BaseException | None = None) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            ran.append(name)
+            await trio.sleep(0.1)
+            if exc is not None:
+                raise exc
+
+        return run
+
+    registry.register(callback("a"), name="a")
+    registry.register(callback("b", second), name="b")
+    registry.register(callback("c", first), name="c")
+    with pytest.raises(exc_type) as caught:
+        await registry.run_all()
+    assert caught.value is first
+    assert ran == ["c", "b", "a"]
+    assert registry.pending_count == 0

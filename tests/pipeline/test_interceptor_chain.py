@@ -336,6 +336,41 @@ async def test_on_abort_runs_shielded_and_its_errors_are_swallowed(
     assert trio.current_time() == 3.0
 
 
+class _Interrupting(Aborting):
+    """An on_abort hook that a Ctrl-C (or SystemExit) interrupts."""
+
+    def __init__(self, name: str, priority: int, log: list[str], exc: BaseException) -> None:
+        super().__init__(name, priority, log)
+        self.exc = exc
+
+    async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
+        self.log.append(f"on_abort:{self.name}")
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+async def test_an_interrupted_on_abort_hook_leaves_the_others_to_run(
+    autojump_clock: trio.abc.Clock, exc_type: type[BaseException]
+) -> None:
+    # Audit 18: the loop over the hooks ended at the first KeyboardInterrupt, so the
+    # hooks after it (the idempotency claim's release runs last) never ran.
+    log: list[str] = []
+    first = _Interrupting("c", 3, log, exc_type())  # its hook runs first
+    chain = [Aborting("a", 1, log, abort_sleep=1), _Interrupting("b", 2, log, exc_type()), first]
+    with pytest.raises(exc_type) as caught, trio.move_on_after(1):
+        await run_with_interceptors("s", forever, create_test_pipeline_context(), chain)
+    assert caught.value is first.exc
+    assert log == [
+        "before:a",
+        "before:b",
+        "before:c",
+        "on_abort:c",
+        "on_abort:b",
+        "on_abort:a",
+        "on_abort_done:a",
+    ]
+
+
 async def test_on_abort_hooks_are_bounded(autojump_clock: trio.abc.Clock) -> None:
     log: list[str] = []
     chain = [Aborting("a", 1, log, abort_sleep=10**6)]
