@@ -662,9 +662,10 @@ async def _emit_all(event_type: str, payloads: list[dict[str, Any]]) -> None:
     for index, data in enumerate(payloads):
         try:
             await emit_event(type=event_type, data=data)
-        except trio.Cancelled:
+        except (trio.Cancelled, KeyboardInterrupt):
             # A cancelled emit delivered nothing (the sink contract), so it and the
-            # rest go out without waiting; then the cancellation goes on.
+            # rest go out without waiting; then the cancellation goes on. A Ctrl-C
+            # lands at the emit's checkpoint the same way.
             sink = get_event_sink()
             try_emit = getattr(sink, "try_emit", None)
             if try_emit is not None:

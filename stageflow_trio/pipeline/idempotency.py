@@ -691,8 +691,8 @@ class IdempotencyInterceptor(BaseInterceptor):
 
         A checkpoint when caching. The claim is released whatever ``set`` does
         (cancelled, raising), without a checkpoint. A ``set`` cancelled with the
-        call is made again, shielded (at most ``ABORT_HOOK_TIMEOUT`` seconds),
-        before ``Cancelled`` propagates: the stage has run, and a duplicate
+        call (or cut by a Ctrl-C) is made again, shielded (at most
+        ``ABORT_HOOK_TIMEOUT`` seconds), before ``Cancelled`` propagates: the stage has run, and a duplicate
         must replay its result rather than run it again.
         """
         owned = self._take(stage_name, ctx)
@@ -709,7 +709,9 @@ class IdempotencyInterceptor(BaseInterceptor):
                 entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
                 try:
                     await self._store.set(owned.claim.key, entry, ttl_seconds=self._ttl_seconds)
-                except trio.Cancelled:
+                except (trio.Cancelled, KeyboardInterrupt):
+                    # A Ctrl-C lands at set()'s checkpoint as a cancellation would:
+                    # the stage ran all the same, so its result is still cached.
                     await self._set_shielded(stage_name, owned, entry)
                     raise
                 logger.info(

@@ -501,10 +501,15 @@ class SqliteIdempotencyStore:
     async def _serve(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        task_status.started()
+        # A Ctrl-C reaching the opener while this task starts cancels start()'s nursery:
+        # started() then leaves this task there, and a drain would wait (shielded, for
+        # _DRAIN_SECONDS) for a channel nobody can close yet. No claim exists so far, so
+        # there is nothing to drain: end here, with a plain Cancelled.
+        await trio.lowlevel.checkpoint_if_cancelled()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._renew_leases)
             nursery.start_soon(self._purge_expired)
-            task_status.started()
             async with self._receive:
                 await serve_releases(self._receive, self._write_release, _DRAIN_SECONDS)
             nursery.cancel_scope.cancel()

@@ -476,14 +476,22 @@ class ApprovalService:
             raise _not_found(request_id)
         if timed_out:
             # Shielded: a caller cancelled right after the timeout must not leave the
-            # request PENDING for ever.
-            with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True):
-                closed = await self._backend.close_pending(request_id, ApprovalStatus.EXPIRED, None)
-                if not closed and was_pending:
-                    # PENDING when the wait began, no longer now: a decision (or a
-                    # cancellation) landed as the wait timed out. It is the answer;
-                    # dropping it would leave an APPROVED request whose call never ran.
-                    decision = await self._backend.decision(request_id)
+            # request PENDING for ever. A Ctrl-C reaches the shielded scope too: the
+            # request is then closed as CANCELLED (as for one arriving in the wait)
+            # before the KeyboardInterrupt goes on.
+            try:
+                with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True):
+                    closed = await self._backend.close_pending(
+                        request_id, ApprovalStatus.EXPIRED, None
+                    )
+                    if not closed and was_pending:
+                        # PENDING when the wait began, no longer now: a decision (or a
+                        # cancellation) landed as the wait timed out. It is the answer;
+                        # dropping it would leave an APPROVED request whose call never ran.
+                        decision = await self._backend.decision(request_id)
+            except BaseException:
+                await self._cancel_while_raising(request_id)
+                raise
             if decision is None:
                 raise TimeoutError
         if decision is None:

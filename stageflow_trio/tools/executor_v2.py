@@ -565,7 +565,9 @@ class AdvancedToolExecutor:
         the store's methods replace or delete, so running one twice is harmless."""
         try:
             await operation()
-        except trio.Cancelled:
+        except (trio.Cancelled, KeyboardInterrupt):
+            # A Ctrl-C, delivered at the operation's checkpoint as a cancellation would be,
+            # leaves the change made too: the undo data must still follow it.
             await self._shielded(operation, what, action_id)
             raise
 

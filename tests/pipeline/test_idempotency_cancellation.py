@@ -319,3 +319,37 @@ async def test_a_slow_abort_hook_does_not_starve_the_release(
             "charge", CountingStage(delay=100), make_ctx(), [interceptor, SlowAbort()]
         )
     assert not store.is_claimed('["charge", "req-1"]')
+
+
+class InterruptedSetStore(InMemoryIdempotencyStore):
+    """A store whose first ``set`` is cut by a Ctrl-C at its checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+    ) -> None:
+        self.sets += 1
+        if self.sets == 1:
+            await trio.lowlevel.checkpoint()
+            raise KeyboardInterrupt
+        await super().set(key, entry, ttl_seconds=ttl_seconds)
+
+
+async def test_a_ctrl_c_while_caching_still_caches_the_result() -> None:
+    # Audit 18: set() was made again (shielded) only for Cancelled; a Ctrl-C landing
+    # at its checkpoint left a stage that ran with no cached result, so a duplicate
+    # would run it again.
+    store = InterruptedSetStore()
+    stage = CountingStage()
+    with pytest.raises(KeyboardInterrupt):
+        await run_with_interceptors(
+            "charge", stage, make_ctx(), [IdempotencyInterceptor(store=store)]
+        )
+    assert store.sets == 2
+    assert await store.get('["charge", "req-1"]') is not None
+    assert not store.is_claimed('["charge", "req-1"]')
+    await run_with_interceptors("charge", stage, make_ctx(), [IdempotencyInterceptor(store=store)])
+    assert stage.calls == 1  # the duplicate replayed

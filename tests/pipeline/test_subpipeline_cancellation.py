@@ -194,6 +194,42 @@ async def test_cancel_order_is_deepest_level_first_then_registration_order() -> 
     assert sink.events == []
 
 
+class _InterruptedSink(RecordingEventSink):
+    """A sink whose second awaited ``pipeline.canceled`` emit is cut by a Ctrl-C."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited = 0
+        self.handed: list[str] = []
+
+    async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        self.awaited += 1
+        if self.awaited == 2:
+            await trio.lowlevel.checkpoint()
+            raise KeyboardInterrupt
+        await super().emit(type=type, data=data)
+
+    def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
+        assert data is not None
+        self.handed.append(data["pipeline_run_id"])
+        super().try_emit(type=type, data=data)
+
+
+async def test_a_ctrl_c_during_the_cascade_events_hands_the_rest_to_try_emit() -> None:
+    # Audit 18: the events not yet emitted went to try_emit only on Cancelled; a
+    # Ctrl-C at an emit's checkpoint dropped them silently.
+    sink = _InterruptedSink()
+    set_event_sink(sink)
+    tracker = ChildRunTracker()
+    await tracker.register_child(A, B)
+    await tracker.register_child(B, C)
+    spawner = SubpipelineSpawner(child_tracker=tracker)
+    with pytest.raises(KeyboardInterrupt):
+        await spawner.cancel_with_children(A)
+    assert sink.handed == [str(B), str(A)]  # the cut one and the one after it
+    assert [e["pipeline_run_id"] for e in canceled_events(sink)] == [str(C), str(B), str(A)]
+
+
 async def test_cancel_with_children_of_a_subtree_cancels_only_that_subtree() -> None:
     sink = RecordingEventSink()
     set_event_sink(sink)
