@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -552,7 +553,7 @@ def test_a_pickled_pipeline_runs_and_stays_independent() -> None:
         assert list(pipeline.stages) == ["a", "b"]
         assert await pipeline.run() == first
 
-    trio.run(main)
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))  # durations 0
     # The stage table alone round-trips as a mapping.
     stages = pickle.loads(pickle.dumps(pipeline.stages))
     assert dict(stages) == dict(pipeline.stages)
