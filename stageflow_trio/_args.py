@@ -58,11 +58,16 @@ def check_number(
 
     Raises:
         TypeError: ``value`` is not an int or float.
-        ValueError: ``value`` is NaN, infinite, or out of bounds.
+        ValueError: ``value`` is NaN, infinite, an int too large for a float, or
+            out of bounds.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}: {param} must be a number; got {type_of(value)}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        raise _too_large(owner, param, value) from None
+    if not finite:
         raise ValueError(f"{owner}: {param} must be a finite number; got {value!r}")
     if minimum is not None and (value <= minimum if above else value < minimum):
         rule = f"> {minimum}" if above else f">= {minimum}"
@@ -84,10 +89,22 @@ def check_seconds(owner: str, param: str, value: object) -> float:
 
     Raises:
         TypeError: ``value`` is not an int or float (or is a bool).
-        ValueError: ``value`` is NaN or negative.
+        ValueError: ``value`` is NaN, negative or an int too large for a float.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}: {param} must be a number; got {type_of(value)}")
-    if math.isnan(value) or value < 0:
+    try:
+        nan = math.isnan(value)
+    except OverflowError:  # an int too large for a float (math.inf means no limit)
+        raise _too_large(owner, param, value) from None
+    if nan or value < 0:
         raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
     return value
+
+
+def _too_large(owner: str, param: str, value: float) -> ValueError:
+    # Not the value's repr: an int of more than 4,300 digits has none.
+    return ValueError(
+        f"{owner}: {param} must be a number a float can hold (at most about 1.8e308); "
+        f"got an int of {int(value).bit_length()} bits"
+    )

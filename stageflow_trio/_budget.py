@@ -285,7 +285,14 @@ class checkpoint_budget:
             raise ValueError(f"calls must be >= 1, got {calls}")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise TypeError(f"seconds must be a real number, got {type(seconds).__name__}")
-        if math.isnan(seconds) or seconds < 0:
+        try:
+            too_small = math.isnan(seconds) or seconds < 0
+        except OverflowError:  # an int too large for a float
+            raise ValueError(
+                f"seconds must be a number a float can hold, got an int of "
+                f"{int(seconds).bit_length()} bits"
+            ) from None
+        if too_small:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
         self._calls = calls
         self._seconds = float(seconds)

@@ -28,15 +28,22 @@ def check_cleanup_timeout(parameter: str, value: object) -> float:
 
     Raises:
         TypeError: ``value`` is not an int or a float (``bool`` included).
-        ValueError: ``value`` is NaN or negative.
+        ValueError: ``value`` is NaN, negative or an int too large for a float.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
             f"{parameter} must be a number of seconds (int or float), got {type(value).__name__}"
         )
-    if math.isnan(value) or value < 0:
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(
+            f"{parameter} must be a number of seconds a float can hold (math.inf for no limit), "
+            f"got an int of {int(value).bit_length()} bits"
+        ) from None
+    if math.isnan(seconds) or seconds < 0:
         raise ValueError(f"{parameter} must be a non-negative number of seconds, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def _callback_name(callback: CleanupCallback) -> str:

@@ -37,7 +37,14 @@ def _check_timeout(_: object, __: attrs.Attribute[float | None], value: float | 
         )
     # NaN compares false with everything, so `value <= 0` alone let it through
     # (and a NaN deadline never fires). Infinity means "no time limit", as in trio.
-    if math.isnan(value):
+    try:
+        nan = math.isnan(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(
+            "timeout_seconds must be a number of seconds a float can hold (math.inf for no "
+            f"limit), got an int of {int(value).bit_length()} bits"
+        ) from None
+    if nan:
         raise ValueError("timeout_seconds must be a number of seconds, got nan")
     if value <= 0:
         raise ValueError("timeout_seconds must be positive when provided")

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stageflow_trio._args import check_callable, check_flag, error_text, type_of
+from stageflow_trio._args import check_callable, check_flag, check_seconds, error_text, type_of
 from stageflow_trio._engine._interceptors import call_key
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, CriticalInterceptorError
@@ -69,8 +68,7 @@ def _check_bytes(owner: str, param: str, value: object) -> None:
     """A threshold in bytes: an int or float >= 0 (``math.inf``: never warn), not a bool or NaN."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}: {param} must be a number of bytes; got {type_of(value)}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
+    check_seconds(owner, param, value)  # NaN, negative or too large for a float: ValueError
 
 
 def _as_payload(snapshot: Any) -> Any:
