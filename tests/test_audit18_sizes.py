@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from stageflow_trio._json import jsonable
 from stageflow_trio.cli.graph import render_graph
 from stageflow_trio.context import ContextSnapshot
 from stageflow_trio.core import PipelineTimer, StageContext, StageKind, StageOutput
+from stageflow_trio.helpers import guardrails as guardrails_module
 from stageflow_trio.helpers.analytics import BufferedExporter, ConsoleExporter
 from stageflow_trio.helpers.guardrails import ContentFilter, InjectionDetector, PIIDetector
 from stageflow_trio.helpers.timestamps import parse_timestamp
@@ -303,3 +305,42 @@ def test_parse_timestamp_refuses_huge_strings_quickly_and_quotes_little(
 def test_parse_timestamp_refuses_extreme_numbers_with_a_value_error(value: float) -> None:
     with pytest.raises(ValueError, match=r"precision|finite"):  # the reference: OverflowError
         parse_timestamp(value)
+
+
+# PIIDetector on text that is mostly digits.
+
+
+def _pii_spans(detector: PIIDetector, text: str) -> list[tuple[object, object]]:
+    return [(v.location, v.metadata["pii_type"]) for v in detector.check(text).violations]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pii_on_dense_digits_finds_what_the_sparse_search_finds(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    alphabet = "0123456789" * (seed + 1) + "+() -.@ab\n"
+    text = "".join(rng.choice(alphabet) for _ in range(3_000))
+    detector = PIIDetector(redact=True)
+    dense = _pii_spans(detector, text)
+    monkeypatch.setattr(guardrails_module, "_DENSE_STARTS", 10**9)  # never dense
+    assert _pii_spans(detector, text) == dense
+
+
+def test_pii_on_dense_digits_searches_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Audit 18: each digit was a start tried from Python (10 MB of digits: 6.2 s,
+    # the reference's finditer 0.9 s); past one start in six characters the search
+    # is finditer's.
+    tried: list[int] = []
+    real = guardrails_module._find_from
+
+    def spy(pattern: Any, content: str, starts: list[int] | None) -> Any:
+        tried.append(len(starts or ()))
+        return real(pattern, content, starts)
+
+    monkeypatch.setattr(guardrails_module, "_find_from", spy)
+    detector = PIIDetector()
+    detector.check("1" * 100_000)
+    assert tried == []
+    detector.check("a" * 1_000 + " call 555-123-4567 " + "b" * 1_000)  # sparse: starts
+    assert tried

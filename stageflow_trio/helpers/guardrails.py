@@ -78,6 +78,9 @@ _WORD_ONLY = re.compile(r"\w+")
 # the email one starts with "+", "(" or a digit; the email pattern has exactly
 # one "@" and a local part of these characters before it.
 _DIGIT_START = re.compile(r"[+(\d]")
+# Above one start in this many characters, PIIDetector searches with finditer.
+_DENSE_STARTS = 6
+_ASCII_STARTS = "0123456789+("
 _EMAIL_LOCAL_CHAR = re.compile(r"[A-Za-z0-9._%+-]", re.IGNORECASE)
 # The default email pattern from its "@" on. A match's local part is a run of
 # local-part characters ending just before the "@", so the rest of the match
@@ -431,12 +434,20 @@ class PIIDetector:
         _check_content("PIIDetector.check", content)
         violations: list[PolicyViolation] = []
         spans: list[tuple[int, int]] = []
-        starts = (
-            [found.start() for found in _DIGIT_START.finditer(content)]
-            if self._needs_starts
-            else None
-        )
+        starts: list[int] | None = None
+        dense = False
+        if self._needs_starts:
+            # Text that is mostly digits: a start tried from Python per digit costs
+            # more than finditer's scan in C (10 MB of digits: 6.2 s against 0.9 s),
+            # and the matches are the same. Measured crossing: about one start in six
+            # characters; counted in C (ASCII starts only: other digits just take the
+            # slower path).
+            dense = sum(map(content.count, _ASCII_STARTS)) * _DENSE_STARTS > len(content)
+            if not dense:
+                starts = [found.start() for found in _DIGIT_START.finditer(content)]
         for pii_type, pattern, message, finder in self._compiled:
+            if dense and finder is _find_from:
+                finder = _find_all
             for match in finder(pattern, content, starts):
                 span = match.span()
                 violations.append(
