@@ -356,7 +356,13 @@ def _command_timeline(args: argparse.Namespace, out: IO[str]) -> int:
         # would replace the events it is drawn from.
         raise _BadInput(f"the page would overwrite its events file {args.events}: give -o FILE")
     try:
-        target.write_text(render_timeline(records, title=source.name), encoding="utf-8")
+        # A lone surrogate (a stage named "\ud800", a file name that is not UTF-8) as
+        # a character reference, which a browser shows as U+FFFD: it stopped the write.
+        target.write_text(
+            render_timeline(records, title=source.name),
+            encoding="utf-8",
+            errors="xmlcharrefreplace",
+        )
     except OSError as exc:
         raise _BadInput(f"cannot write {target}: {exc.strerror}") from exc
     print(f"wrote {target}", file=out)
@@ -444,10 +450,16 @@ def _escape_unencodable(stream: IO[str]) -> None:
 
     Without this, a pipeline's non-ASCII name or output on a terminal or pipe whose
     encoding cannot hold it (``PYTHONIOENCODING=ascii``, a Windows code page) ended
-    the command with ``UnicodeEncodeError``, after the run.
+    the command with ``UnicodeEncodeError``, after the run. Python's own choice
+    under a C or POSIX locale (``C.UTF-8`` too), ``surrogateescape``, writes only
+    the surrogates U+DC80-U+DCFF (as raw bytes): a lone ``"\\ud800"`` in a stage's
+    output failed the same way, so that stream is escaped too.
     """
     reconfigure = getattr(stream, "reconfigure", None)
-    if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+    if reconfigure is not None and getattr(stream, "errors", None) in (
+        "strict",
+        "surrogateescape",
+    ):
         try:
             reconfigure(errors="backslashreplace")
         except (ValueError, OSError):  # a stream already written to by a decoder, closed

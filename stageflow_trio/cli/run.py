@@ -108,14 +108,14 @@ class OutputError(OSError):
         return (type(self), (self.exit_status, self.events_error), self.__dict__)
 
 
-def _json_line(record: Mapping[str, Any]) -> str:
+def _json_line(record: Mapping[str, Any], *, ensure_ascii: bool = False) -> str:
     # default=str: event data may hold UUIDs, datetimes or an application's objects.
     try:
-        return json.dumps(record, default=str, ensure_ascii=False)
+        return json.dumps(record, default=str, ensure_ascii=ensure_ascii)
     except (TypeError, ValueError, RecursionError):
         # A key JSON cannot hold (a tuple, say), a cycle, an int too long to print,
         # nesting too deep: write what can be written rather than fail the run.
-        return json.dumps(jsonable(record), ensure_ascii=False)
+        return json.dumps(jsonable(record), ensure_ascii=ensure_ascii)
 
 
 def output_dict(output: StageOutput) -> dict[str, Any]:
@@ -240,7 +240,14 @@ class RunRecorder:
         self._update(type, data or {}, now)
         if self.events_file is not None and self.events_error is None:
             try:
-                self.events_file.write(_json_line(record) + "\n")
+                try:
+                    self.events_file.write(_json_line(record) + "\n")
+                except UnicodeEncodeError:
+                    # A lone surrogate ("\ud800") in a name or in the data, or a
+                    # character the file's encoding lacks: JSON's \u escapes hold
+                    # it. (The error escaped, and the event was lost from the file
+                    # and from the view.)
+                    self.events_file.write(_json_line(record, ensure_ascii=True) + "\n")
             except OSError as exc:
                 self.events_error = exc
         if self.output_gone or self.output_error is not None:

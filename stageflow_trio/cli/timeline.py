@@ -164,7 +164,8 @@ def render_timeline(records: Sequence[Mapping[str, Any]], *, title: str = "stage
         y = top + row * stages.index(attempt.stage)
         left = x(attempt.start)
         bar = max(x(attempt.end) - left, 2.0)  # a skip (no duration) still shows
-        hover = json.dumps(list(attempt.payload), indent=1, default=str)
+        # As written: ensure_ascii showed "café" as "caf\\u00e9" in the hover text.
+        hover = json.dumps(list(attempt.payload), indent=1, default=str, ensure_ascii=False)
         parts.append(
             f'<rect class="attempt" data-stage="{html.escape(attempt.stage)}"'
             f' data-attempt="{attempt.number}" data-status="{attempt.status}"'
