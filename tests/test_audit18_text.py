@@ -442,3 +442,27 @@ def test_mermaid_and_dot_hold_line_breaks_and_quotes_on_their_lines(fmt: str) ->
     # One line per node (plus the header / footer), whatever the names hold.
     assert len(body) == {"mermaid": 4, "dot": 6}[fmt], body
     assert "<e>" not in text if fmt == "mermaid" else '"<e>"' in text
+
+
+async def test_run_views_keep_one_line_per_stage_and_per_event(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A stage named over two lines, or an error message over two lines, split the
+    # plain view's event line and threw the live view's count of lines to redraw off.
+    import io
+
+    from stageflow_trio.cli.run import LiveView, PlainView, RunRecorder
+
+    live = LiveView(io.StringIO(), "demo\npipeline", colour=False)
+    recorder = RunRecorder(["a\nb"], live)
+    recorder.try_emit(type="stage.a\nb.failed", data={"duration_ms": 3, "error": "bad\nworse"})
+    lines = live.lines(recorder)
+    assert all("\n" not in line for line in lines)
+    assert lines[0].startswith("demo\\npipeline  ")
+    assert lines[1] == "  failed    a\\nb      3ms  bad\\nworse"
+    out = io.StringIO()
+    plain = PlainView(out)
+    recorder = RunRecorder(["a\nb"], plain)
+    recorder.try_emit(type="stage.a\nb.failed", data={"duration_ms": 3, "error": "bad\nworse"})
+    assert out.getvalue().count("\n") == 1
+    assert "stage.a\\nb.failed  duration_ms=3 error=bad\\nworse" in out.getvalue()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from stageflow_trio._frozen import frozen_compat
+from stageflow_trio.cli._text import one_line
 from stageflow_trio.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -137,25 +138,14 @@ def _dot(nodes: list[StageNode], title: str) -> str:
 _TEXT_NAME_COLUMN = 40
 
 
-def _one_line(text: str) -> str:
-    """``text`` with what is not printable (a line break, NUL, a zero-width space, a
-    lone surrogate) as its Python escape (``\\n``, ``\\x00``, ``\\u200b``).
-
-    A stage named ``"a\\nb"`` broke the text drawing's one line per stage.
-    """
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
-
-
 def _text(nodes: list[StageNode], title: str) -> str:
-    names = {node.name: _one_line(node.name) for node in nodes}
+    names = {node.name: one_line(node.name) for node in nodes}
     width = max((len(name) for name in names.values() if len(name) <= _TEXT_NAME_COLUMN), default=0)
     kind_width = max((len(node.kind or "-") for node in nodes), default=0)
-    lines = [f"{_one_line(title)}: {len(nodes)} stage{'s' if len(nodes) != 1 else ''}"]
+    lines = [f"{one_line(title)}: {len(nodes)} stage{'s' if len(nodes) != 1 else ''}"]
     for node in nodes:
         after = (
-            f"after {', '.join(names.get(dep) or _one_line(dep) for dep in node.dependencies)}"
+            f"after {', '.join(names.get(dep) or one_line(dep) for dep in node.dependencies)}"
             if node.dependencies
             else "first"
         )

@@ -31,6 +31,7 @@ import trio
 from stageflow_trio._args import check_int
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._json import jsonable
+from stageflow_trio.cli._text import one_line
 from stageflow_trio.context import ContextSnapshot, RunIdentity
 from stageflow_trio.core import PipelineTimer, StageContext, StageOutput
 from stageflow_trio.pipeline import (
@@ -319,7 +320,7 @@ class PlainView:
         line = f"{record['t']:9.3f}s  {record['event']}"
         if details:
             line += "  " + " ".join(details)
-        print(line, file=self.out, flush=True)
+        print(one_line(line), file=self.out, flush=True)
 
     async def tick(self, recorder: RunRecorder) -> None:
         """Refresh the view (see :meth:`View.tick`)."""
@@ -369,7 +370,7 @@ class LiveView:
         done, total = recorder.counts()
         now = recorder.elapsed()
         lines = [
-            f"{self.title}  {_bar(done, total)} {done}/{total} stages  {now:6.2f}s",
+            f"{one_line(self.title)}  {_bar(done, total)} {done}/{total} stages  {now:6.2f}s",
         ]
         for name, state in recorder.stages.items():
             colour, reset = (self._COLOURS[state.status], self._RESET) if self.colour else ("", "")
@@ -380,13 +381,13 @@ class LiveView:
                 timing = f"{state.duration_ms:5d}ms"
             else:
                 timing = ""
-            parts = [f"  {colour}{state.status:<9}{reset} {name}"]
+            parts = [f"  {colour}{state.status:<9}{reset} {one_line(name)}"]
             if timing:
                 parts.append(timing)
             if state.attempts > 1:
                 parts.append(f"(attempt {state.attempts})")
             if state.error is not None:
-                parts.append(state.error)
+                parts.append(one_line(state.error))
             line = "  ".join(parts)
             lines.append(line)
         return lines
