@@ -191,8 +191,30 @@ def redacted(url: str) -> str:
 
 
 # The argument checks every idempotency store shares (the in-memory one included).
-check_key = _check_key
 check_entry = _check_entry
+
+
+def check_key(owner: str, key: object) -> str:
+    """Return ``key`` if it is a str a durable store can hold: UTF-8 encodable.
+
+    Raises:
+        TypeError: ``key`` is not a str.
+        ValueError: ``key`` holds a lone surrogate (``"\\ud800"``), which neither
+            SQLite nor Redis can store (it was a bare UnicodeEncodeError from the
+            store's worker thread; the in-memory store takes such a key).
+    """
+    text = _check_key(owner, key)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{owner}: key must be encodable as UTF-8; it holds {text[exc.start]!r} "
+                f"at index {exc.start}"
+            ) from None
+    return text
+
+
 check_claim = _check_claim
 
 

@@ -152,3 +152,24 @@ async def test_memory_ttl_on_the_trio_clock(
         await trio.sleep(0.5)
         assert await stores.idempotency.get("k") is None
         assert isinstance(await stores.idempotency.claim("k"), IdempotencyClaim)
+
+
+async def test_a_key_no_store_can_encode_is_a_value_error_at_the_call(store_url: str) -> None:
+    # Audit 18: a lone surrogate in a key was a bare UnicodeEncodeError from the
+    # SQLite store's worker thread (Redis: from the client); the in-memory store
+    # takes it, and non-ASCII keys work everywhere.
+    async with open_stores(store_url) as stores:
+        store = stores.idempotency
+        await store.set("clé-日本", _entry(1))
+        _same(await store.get("clé-日本"), _entry(1))
+        if store_url.startswith("memory"):
+            assert await store.get("bad\ud800") is None
+            return
+        for call in (
+            lambda: store.get("bad\ud800"),
+            lambda: store.set("bad\ud800", _entry(1)),
+            lambda: store.delete("bad\ud800"),
+            lambda: store.claim("bad\ud800"),
+        ):
+            with pytest.raises(ValueError, match=r"key must be encodable as UTF-8.*index 3"):
+                await call()
