@@ -46,30 +46,29 @@ def run_guest(
     async_fn: Callable[[], Awaitable[Any]],
     *,
     clock: trio.abc.Clock | None = None,
-    cancel_from_host: Callable[[asyncio.AbstractEventLoop, Callable[[], None]], None] | None = None,
+    give_cancel: Callable[[Callable[[], None]], None] | None = None,
 ) -> outcome.Outcome[Any]:
     """Run ``async_fn`` as a trio guest of an asyncio loop; its outcome.
 
-    ``cancel_from_host(loop, cancel)``, when given, is called by the host once
-    the guest has started; ``cancel()`` (thread-safe) cancels the guest's outer
-    scope, as a Qt/asyncio app's "stop" button does.
+    ``give_cancel(cancel)``, when given, receives the host's ``cancel()`` before
+    ``async_fn`` starts: the thread-safe call (``TrioToken.run_sync_soon``) that
+    cancels the guest's outer scope, as a Qt/asyncio app's "stop" button does.
     """
     scopes: list[trio.CancelScope] = []
     tokens: list[trio.lowlevel.TrioToken] = []
-    started: list[asyncio.Event] = []
 
     async def guest_main() -> Any:
         with trio.CancelScope() as scope:
             scopes.append(scope)
             tokens.append(trio.lowlevel.current_trio_token())
-            started[0].set()  # the guest runs in the host's thread
+            if give_cancel is not None:
+                give_cancel(lambda: tokens[0].run_sync_soon(scopes[0].cancel))
             return await async_fn()
         assert scope.cancelled_caught
         return HOST_CANCELLED
 
     async def host() -> outcome.Outcome[Any]:
         loop = asyncio.get_running_loop()
-        started.append(asyncio.Event())
         done: asyncio.Future[outcome.Outcome[Any]] = loop.create_future()
         trio.lowlevel.start_guest_run(
             guest_main,
@@ -77,13 +76,6 @@ def run_guest(
             done_callback=done.set_result,
             clock=clock,
         )
-        if cancel_from_host is not None:
-            await started[0].wait()
-
-            def cancel() -> None:
-                tokens[0].run_sync_soon(scopes[0].cancel)
-
-            cancel_from_host(loop, cancel)
         return await done
 
     return asyncio.run(host())
@@ -255,16 +247,13 @@ def test_guest_mode_cancelled_from_the_host_ends_as_a_cancelled_trio_run() -> No
     reset_globals()
     guest = Scenario(hold=True)
 
-    def cancel_when_held(loop: asyncio.AbstractEventLoop, cancel: Callable[[], None]) -> None:
-        def poll() -> None:
-            if "join waiting" in guest.log:
-                cancel()
-            else:
-                loop.call_soon(poll)
+    def cancel_when_held(cancel: Callable[[], None]) -> None:
+        # The host's cancel, called the moment the stage holds: a host that polled
+        # for it raced the MockClock, which jumped to the stage's 30 s timeout as
+        # soon as every guest task was blocked (a CI run saw stage.join.failed).
+        guest.on_hold = cancel
 
-        loop.call_soon(poll)
-
-    got = run_guest(guest.run, clock=mock_clock(), cancel_from_host=cancel_when_held)
+    got = run_guest(guest.run, clock=mock_clock(), give_cancel=cancel_when_held)
     assert got.unwrap() == HOST_CANCELLED
     assert guest.summary() == plain.summary()
     summary = guest.summary()
