@@ -6,6 +6,7 @@ import functools
 import math
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -199,9 +200,12 @@ async def test_checkpoint_due_falls_back_to_full_checkpoints_without_the_cancel_
 
 def test_checkpoint_due_outside_a_trio_task_is_a_runtime_error() -> None:
     _budget._reset()
-    checkpoint_due()  # the fresh budget's first call is due: no task is read
+    # One instant for both calls: on a loaded machine the time between them could
+    # pass the budget's span, and a due call reads no task (a CI run failed so).
+    now = time.time_ns()
+    checkpoint_due(now)  # the fresh budget's first call is due: no task is read
     with pytest.raises(RuntimeError, match="must be called from async context"):
-        checkpoint_due()
+        checkpoint_due(now)
 
 
 async def test_checkpoint_due_reads_the_status_trio_keeps_on_the_task() -> None:
