@@ -75,7 +75,7 @@ def failure(error: BaseException, finalized: Iterable[str], duration_ms: int) ->
         stage, cause = "<external>", error
     return {
         "stage": stage,
-        "error": str(cause) or type(cause).__name__,
+        "error": error_text(cause) or type(cause).__name__,
         "stages_completed": sorted(finalized),
         "duration_ms": duration_ms,
     }
