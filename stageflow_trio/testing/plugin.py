@@ -21,6 +21,12 @@ Enable it in your top-level ``conftest.py`` with one line::
   ``create_test_*`` builders; the two context builders default ``event_sink`` to
   the test's ``recording_sink``.
 
+It also fails an async test that a stray ``trio.Cancelled`` ends: one that escapes
+the test although nothing around the test was cancelled (a cancellation carried
+past the scope it belonged to, or a saved one raised again). pytest-trio reports
+such a test as passed, although its body stopped at that line, so the assertions
+after it never ran.
+
 The plugin is not registered as a ``pytest11`` entry point, so installing
 stageflow_trio changes no other project's test run: its autouse fixture only
 runs where it was asked for.
@@ -28,9 +34,13 @@ runs where it was asked for.
 
 from __future__ import annotations
 
+import functools
+import math
+from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trio
 import trio.testing
 
 from stageflow_trio._globals import reset_globals
@@ -42,7 +52,7 @@ from stageflow_trio.testing._builders import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from stageflow_trio.context.context_snapshot import ContextSnapshot
     from stageflow_trio.core.stage_context import StageContext
@@ -104,3 +114,43 @@ def make_pipeline_context(recording_sink: RecordingEventSink) -> Callable[..., P
         return create_test_pipeline_context(**kwargs)
 
     return make
+
+
+_GUARDED = "_stageflow_trio_stray_cancelled_guard"
+
+
+def _failing_on_a_stray_cancelled(
+    test: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    """``test``, failing instead of ending quietly when a stray ``Cancelled`` escapes it."""
+
+    @functools.wraps(test)
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await test(*args, **kwargs)
+        except trio.Cancelled as exc:
+            if trio.current_effective_deadline() == -math.inf:
+                raise  # the test was cancelled (a fixture failed, say): as it is
+            raise AssertionError(
+                "trio.Cancelled escaped the test, though nothing around the test was "
+                "cancelled: a cancellation went past the cancel scope it belonged to "
+                "(pytest-trio would report the test as passed)"
+            ) from exc
+
+    setattr(guarded, _GUARDED, True)
+    return guarded
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every async test (Hypothesis's included) behind the stray-``Cancelled`` check."""
+    for item in items:
+        test = getattr(item, "obj", None)
+        if test is None or getattr(test, _GUARDED, False):
+            continue
+        hypothesis = getattr(test, "hypothesis", None)
+        if hypothesis is not None:
+            inner = getattr(hypothesis, "inner_test", None)
+            if iscoroutinefunction(inner) and not getattr(inner, _GUARDED, False):
+                hypothesis.inner_test = _failing_on_a_stray_cancelled(inner)
+        elif iscoroutinefunction(test):
+            item.obj = _failing_on_a_stray_cancelled(test)  # type: ignore[attr-defined]

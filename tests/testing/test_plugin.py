@@ -71,3 +71,58 @@ def test_one_line_enables_it_in_a_project(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+def test_a_stray_cancelled_fails_the_test_instead_of_passing_it(
+    pytester: pytest.Pytester,
+) -> None:
+    # Under pytest-trio alone a spent Cancelled escaping the body ended the test as
+    # passed, the assertions after it never run (audit 18, found by a mutation pass).
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makeconftest('pytest_plugins = ["stageflow_trio.testing.plugin"]\n')
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+        import trio
+        from hypothesis import given, strategies as st
+
+        def spent():
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                try:
+                    trio.lowlevel.current_task()  # in a task
+                    raise trio.Cancelled._create()
+                except trio.Cancelled as exc:
+                    return exc
+
+        async def test_stray():
+            raise spent()
+
+        @given(st.integers())
+        async def test_stray_in_hypothesis(n):
+            raise spent()
+
+        async def test_cancelled_by_its_own_scope_passes(autojump_clock):
+            with trio.move_on_after(1) as scope:
+                await trio.sleep_forever()
+            assert scope.cancelled_caught
+
+        @pytest.fixture
+        async def broken():
+            raise RuntimeError("fixture broke")
+
+        async def test_cancelled_by_a_failing_fixture_reports_the_fixture(broken):
+            await trio.sleep_forever()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
+    result.assert_outcomes(passed=1, failed=3)
+    summary = [line for line in result.stdout.lines if line.startswith("FAILED")]
+    assert [line.split(" - ")[0] for line in summary] == [
+        "FAILED test_user.py::test_stray",
+        "FAILED test_user.py::test_stray_in_hypothesis",
+        "FAILED test_user.py::test_cancelled_by_a_failing_fixture_reports_the_fixture",
+    ]
+    # The test a failing fixture cancelled shows the fixture's error, not the guard's.
+    assert [("AssertionError(" in line) for line in summary] == [True, True, False]
+    result.stdout.fnmatch_lines(["*RuntimeError: fixture broke*"])
