@@ -9,7 +9,6 @@ with an autojumping MockClock, both with a DEBUG handler on the root logger.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,53 +20,16 @@ import trio.testing
 
 from tests.differential.harness import Side
 from tests.differential.scenarios_core import pipeline_ctx, stage_ctx, unified
-
-# The reference's logger names that are not ``stageflow.<x>`` (docs/parity.md "Logger names").
-REF_LOGGERS = {
-    "pipeline_dag": "stageflow_trio.dag",
-    "interceptors": "stageflow_trio.interceptors",
-    "stage_interceptor": "stageflow_trio.stage_interceptor",
-    "stage_metrics": "stageflow_trio.stage_metrics",
-}
-# Attributes every LogRecord has: what is left is the call's ``extra``.
-STANDARD_ATTRS = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 0, "m", (), None))) | {
-    "message",
-    "asctime",
-    "taskName",
-}
-# Loggers of the event loops, not of the libraries.
-LOOP_LOGGERS = ("asyncio", "trio")
+from tests.log_records import Body, capture, extra_types, ours_name
 
 Record = tuple[str, str, str, dict[str, str], bool]
-Body = Callable[[Side], Awaitable[Any]]
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _ours_name(name: str) -> str:
-    if name in REF_LOGGERS:
-        return REF_LOGGERS[name]
-    if name.startswith("stageflow."):
-        return "stageflow_trio." + name.removeprefix("stageflow.")
-    return name
 
 
 def _shape(record: logging.LogRecord) -> Record:
     """A record as compared: logger (ours), level, message, extra key -> type, exc_info."""
-    extra = {
-        key: type(value).__name__
-        for key, value in vars(record).items()
-        if key not in STANDARD_ATTRS
-    }
+    extra = extra_types(record)
     return (
-        _ours_name(record.name),
+        ours_name(record.name),
         record.levelname,
         record.getMessage(),
         extra,
@@ -78,33 +40,8 @@ def _shape(record: logging.LogRecord) -> Record:
     )
 
 
-def _capture(side_name: str, body: Body, level: int = logging.DEBUG) -> list[logging.LogRecord]:
-    handler = _Capture()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(level)
-    side = Side(side_name)
-
-    async def main() -> object:
-        try:
-            return await body(side)
-        except Exception as exc:  # the scenario's outcome
-            return exc
-
-    try:
-        if side_name == "ref":
-            asyncio.run(main())
-        else:
-            trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-    return [r for r in handler.records if not r.name.startswith(LOOP_LOGGERS)]
-
-
 def _records(side_name: str, body: Body) -> list[Record]:
-    return [_shape(r) for r in _capture(side_name, body)]
+    return [_shape(r) for r in capture(side_name, body)]
 
 
 # --- UnifiedStageGraph ------------------------------------------------------------------
@@ -188,7 +125,7 @@ def test_unified_graph_records_match_reference(body: Body) -> None:
 
 
 def test_unified_stage_error_record_carries_the_stage_traceback() -> None:
-    records = _capture("ours", unified_raise)
+    records = capture("ours", unified_raise)
     [stage_error] = [r for r in records if getattr(r, "event", None) == "stage_error"]
     assert stage_error.levelno == logging.ERROR
     assert stage_error.exc_info is not None
@@ -275,10 +212,10 @@ def test_per_stage_info_records_cost_nothing_when_info_is_off() -> None:
 
     logging.setLogRecordFactory(counting)
     try:
-        records = _capture("ours", unified_ok, level=logging.WARNING)
+        records = capture("ours", unified_ok, level=logging.WARNING)
         assert records == []
         assert made == []
-        records = _capture("ours", unified_fail, level=logging.WARNING)
+        records = capture("ours", unified_fail, level=logging.WARNING)
     finally:
         logging.setLogRecordFactory(factory)
     assert [(r.levelname, r.getMessage()) for r in records] == [("ERROR", "Stage a failed: nope")]

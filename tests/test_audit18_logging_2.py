@@ -14,11 +14,9 @@ must not turn a logged failure into a crash, nor an auth check into a pass.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,52 +27,19 @@ import trio.testing
 from tests.differential.harness import ORG_ID, Side
 from tests.differential.scenarios_core import pipeline_ctx, stage_ctx
 from tests.differential.scenarios_tools_helpers import run_executor
+from tests.log_records import Body, capture, extra_types, ours_name
 
-# The reference's logger names that are not ``stageflow.<x>`` (docs/parity.md "Logger names").
-REF_LOGGERS = {
-    "pipeline_dag": "stageflow_trio.dag",
-    "auth_interceptor": "stageflow_trio.auth_interceptor",
-}
-STANDARD_ATTRS = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 0, "m", (), None))) | {
-    "message",
-    "asctime",
-    "taskName",
-}
-LOOP_LOGGERS = ("asyncio", "trio")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A duration or skew in a message depends on the clock, not on what happened.
 MS_RE = re.compile(r"\d+(\.\d+)?ms\b")
-
 Record = tuple[str, str, str, dict[str, str], bool]
-Body = Callable[[Side], Awaitable[Any]]
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _ours_name(name: str) -> str:
-    if name in REF_LOGGERS:
-        return REF_LOGGERS[name]
-    if name.startswith("stageflow."):
-        return "stageflow_trio." + name.removeprefix("stageflow.")
-    return name
 
 
 def _shape(record: logging.LogRecord) -> Record:
     """A record as compared; ids in the message become ``<uuid>``, durations ``<n>ms``."""
-    extra = {
-        key: type(value).__name__
-        for key, value in vars(record).items()
-        if key not in STANDARD_ATTRS
-    }
+    extra = extra_types(record)
     return (
-        _ours_name(record.name),
+        ours_name(record.name),
         record.levelname,
         MS_RE.sub("<n>ms", UUID_RE.sub("<uuid>", record.getMessage())),
         extra,
@@ -82,33 +47,8 @@ def _shape(record: logging.LogRecord) -> Record:
     )
 
 
-def _capture(side_name: str, body: Body) -> list[logging.LogRecord]:
-    handler = _Capture()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    side = Side(side_name)
-
-    async def main() -> object:
-        try:
-            return await body(side)
-        except Exception as exc:  # the scenario's outcome
-            return exc
-
-    try:
-        if side_name == "ref":
-            asyncio.run(main())
-        else:
-            trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-    return [r for r in handler.records if not r.name.startswith(LOOP_LOGGERS)]
-
-
 def _records(side_name: str, body: Body) -> list[Record]:
-    return [_shape(r) for r in _capture(side_name, body)]
+    return [_shape(r) for r in capture(side_name, body)]
 
 
 def _differential(body: Body) -> list[Record]:

@@ -10,7 +10,6 @@ nurseries and cancel scopes.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import signal
 import threading
@@ -18,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import outcome
 import pytest
 import trio
 import trio.testing
@@ -33,52 +31,13 @@ from stageflow_trio.pipeline.interceptors import get_default_interceptors
 from stageflow_trio.pipeline.subpipeline import ChildRunTracker, SubpipelineSpawner
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context, reset_globals
+from tests.trio_setups import HOST_CANCELLED, SigintAtStep, mock_clock, run_guest
 
-HOST_CANCELLED = "cancelled by the host"
 RUN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 CORRELATION = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run_guest(
-    async_fn: Callable[[], Awaitable[Any]],
-    *,
-    clock: trio.abc.Clock | None = None,
-    give_cancel: Callable[[Callable[[], None]], None] | None = None,
-) -> outcome.Outcome[Any]:
-    """Run ``async_fn`` as a trio guest of an asyncio loop; its outcome.
-
-    ``give_cancel(cancel)``, when given, receives the host's ``cancel()`` before
-    ``async_fn`` starts: the thread-safe call (``TrioToken.run_sync_soon``) that
-    cancels the guest's outer scope, as a Qt/asyncio app's "stop" button does.
-    """
-    scopes: list[trio.CancelScope] = []
-    tokens: list[trio.lowlevel.TrioToken] = []
-
-    async def guest_main() -> Any:
-        with trio.CancelScope() as scope:
-            scopes.append(scope)
-            tokens.append(trio.lowlevel.current_trio_token())
-            if give_cancel is not None:
-                give_cancel(lambda: tokens[0].run_sync_soon(scopes[0].cancel))
-            return await async_fn()
-        assert scope.cancelled_caught
-        return HOST_CANCELLED
-
-    async def host() -> outcome.Outcome[Any]:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[outcome.Outcome[Any]] = loop.create_future()
-        trio.lowlevel.start_guest_run(
-            guest_main,
-            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-            done_callback=done.set_result,
-            clock=clock,
-        )
-        return await done
-
-    return asyncio.run(host())
 
 
 class ListSink:
@@ -203,10 +162,6 @@ class Scenario:
         }
 
 
-def mock_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 # --------------------------------------------------------------------------- 1. guest mode
 
 
@@ -263,26 +218,6 @@ def test_guest_mode_cancelled_from_the_host_ends_as_a_cancelled_trio_run() -> No
 
 
 # --------------------------------------------------------------------------- 3. KeyboardInterrupt
-
-
-class SigintAtStep(trio.abc.Instrument):
-    """Counts task steps; sends this process SIGINT before step ``at`` (if not None).
-
-    The signal arrives inside trio's run loop (KI-protected code), so trio delivers
-    the KeyboardInterrupt to the main task at its next checkpoint, as a Ctrl-C
-    landing at that moment would.
-    """
-
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.steps = 0
-        self.sent = False
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at:
-            self.sent = True
-            signal.raise_signal(signal.SIGINT)
-        self.steps += 1
 
 
 def run_with_sigint(

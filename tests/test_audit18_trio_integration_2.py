@@ -9,7 +9,6 @@ explorer and the SQLite stores in guest mode.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import uuid
@@ -17,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import outcome
 import pytest
 import trio
 import trio.testing
@@ -29,13 +27,10 @@ from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, get_default_interceptors
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import create_test_stage_context, reset_globals
+from tests.trio_setups import SigintAtStep, mock_clock, run_guest
 
 RUN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000b2")
 KEY = "order-42"
-
-
-def mock_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 class ListSink:
@@ -50,23 +45,6 @@ class ListSink:
 
     def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
         self.events.append(type)
-
-
-class SigintAtStep(trio.abc.Instrument):
-    """Sends this process SIGINT before task step ``at``: trio delivers the
-    KeyboardInterrupt to the main task at its next checkpoint (or, unrestricted,
-    wherever it runs next), as a Ctrl-C landing at that moment would."""
-
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.steps = 0
-        self.sent = False
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at:
-            self.sent = True
-            signal.raise_signal(signal.SIGINT)
-        self.steps += 1
 
 
 class CancelAtStep(trio.abc.Instrument):
@@ -587,23 +565,6 @@ def test_a_stage_thread_calling_back_into_a_cancelled_run(abandon: bool) -> None
 
 
 # --------------------------------------------------------------------------- 5. guest mode
-
-
-def run_guest(
-    async_fn: Callable[[], Awaitable[Any]], clock: trio.abc.Clock | None = None
-) -> outcome.Outcome[Any]:
-    async def host() -> outcome.Outcome[Any]:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[outcome.Outcome[Any]] = loop.create_future()
-        trio.lowlevel.start_guest_run(
-            async_fn,
-            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-            done_callback=done.set_result,
-            clock=clock,
-        )
-        return await done
-
-    return asyncio.run(host())
 
 
 def test_explore_cancellation_in_guest_mode() -> None:

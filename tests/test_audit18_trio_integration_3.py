@@ -32,6 +32,7 @@ from stageflow_trio.tools.approval import ApprovalService, ApprovalStatus
 from stageflow_trio.tools.definitions import ToolDefinition, ToolInput, ToolOutput, UndoMetadata
 from stageflow_trio.tools.executor_v2 import AdvancedToolExecutor, ToolExecutorConfig
 from stageflow_trio.tools.undo import UndoStore
+from tests.trio_setups import SigintAtStep, mock_clock
 
 ACTION = uuid.UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaa18")
 WATCHDOG_SECONDS = 10_000.0
@@ -58,35 +59,6 @@ class own_nursery:
             ):
                 raise group.exceptions[0] from None
             raise
-
-
-def mock_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-class SigintAtStep(trio.abc.Instrument):
-    """Sends this process SIGINT before task step ``at`` (trio delivers it to the main
-    task at its next checkpoint), and keeps a ledger of the tasks alive."""
-
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.steps = 0
-        self.sent = False
-        self.handler: object = None
-        self.alive: set[trio.lowlevel.Task] = set()
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at:
-            self.sent = True
-            self.handler = signal.getsignal(signal.SIGINT)
-            signal.raise_signal(signal.SIGINT)
-        self.steps += 1
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.alive.add(task)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.alive.discard(task)
 
 
 @attrs.define

@@ -1,0 +1,92 @@
+"""Helpers of the trio set-up tests (guest mode, Ctrl-C at every step).
+
+- :func:`mock_clock`: an autojump ``MockClock``.
+- :class:`SigintAtStep`: an instrument that sends this process SIGINT before task step
+  ``at`` (trio delivers the KeyboardInterrupt to the main task at its next checkpoint,
+  or, unrestricted, wherever it runs next, as a Ctrl-C landing then would), counts the
+  steps, and keeps a ledger of the tasks alive.
+- :func:`run_guest`: run an async function as a trio guest of an asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import outcome
+import trio
+import trio.testing
+
+__all__ = ["HOST_CANCELLED", "SigintAtStep", "mock_clock", "run_guest"]
+
+HOST_CANCELLED = "host cancelled the guest"
+
+
+def mock_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+class SigintAtStep(trio.abc.Instrument):
+    """Sends this process SIGINT before task step ``at`` (if not None); counts steps."""
+
+    def __init__(self, at: int | None) -> None:
+        self.at = at
+        self.steps = 0
+        self.sent = False
+        self.handler: object = None
+        self.alive: set[trio.lowlevel.Task] = set()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.steps == self.at:
+            self.sent = True
+            self.handler = signal.getsignal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+        self.steps += 1
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.alive.add(task)
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.alive.discard(task)
+
+
+def run_guest(
+    async_fn: Callable[[], Awaitable[Any]],
+    *,
+    clock: trio.abc.Clock | None = None,
+    give_cancel: Callable[[Callable[[], None]], None] | None = None,
+) -> outcome.Outcome[Any]:
+    """Run ``async_fn`` as a trio guest of an asyncio loop; its outcome.
+
+    ``give_cancel(cancel)``, when given, receives the host's ``cancel()`` before
+    ``async_fn`` starts: the thread-safe call (``TrioToken.run_sync_soon``) that
+    cancels the guest's outer scope, as a Qt/asyncio app's "stop" button does; the
+    guest then ends with :data:`HOST_CANCELLED`.
+    """
+    scopes: list[trio.CancelScope] = []
+    tokens: list[trio.lowlevel.TrioToken] = []
+
+    async def guest_main() -> Any:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            tokens.append(trio.lowlevel.current_trio_token())
+            if give_cancel is not None:
+                give_cancel(lambda: tokens[0].run_sync_soon(scopes[0].cancel))
+            return await async_fn()
+        assert scope.cancelled_caught
+        return HOST_CANCELLED
+
+    async def host() -> outcome.Outcome[Any]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[outcome.Outcome[Any]] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            guest_main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+            clock=clock,
+        )
+        return await done
+
+    return asyncio.run(host())
