@@ -342,7 +342,20 @@ async def open_sqlite_stores(
     claim_lease_seconds = check_number(
         "open_sqlite_stores", "claim_lease_seconds", claim_lease_seconds, minimum=0, above=True
     )
-    connection = await trio.to_thread.run_sync(_connect, path, setting)
+    # Kept where a Ctrl-C arriving as the thread hands it back cannot lose it.
+    opened: list[sqlite3.Connection] = []
+
+    def connect() -> sqlite3.Connection:
+        connection = _connect(path, setting)
+        opened.append(connection)
+        return connection
+
+    try:
+        connection = await trio.to_thread.run_sync(connect)
+    except BaseException:
+        for connection in opened:
+            connection.close()
+        raise
     try:
         db = SqliteDatabase(connection, path, clock=clock, poll_interval=poll_interval)
         with unwrapping_groups():
@@ -361,8 +374,14 @@ async def open_sqlite_stores(
                     # The background task ends once it has written the queued releases.
                     idempotency._close()
     finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(connection.close)
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(connection.close)
+        except BaseException:
+            # A Ctrl-C reaches the shielded scope too, perhaps before the thread ran:
+            # close here (closing twice is harmless), then let it go on.
+            connection.close()
+            raise
 
 
 class SqliteIdempotencyStore:
