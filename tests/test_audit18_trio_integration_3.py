@@ -586,7 +586,7 @@ async def test_a_ctrl_c_as_the_sqlite_thread_returns_leaves_no_connection_open(
         return await real_run_sync(fn, *args, **kwargs)
 
     monkeypatch.setattr(sqlite_module, "_connect", recording_connect)
-    monkeypatch.setattr(sqlite_module.trio.to_thread, "run_sync", interrupted_run_sync)
+    monkeypatch.setattr(trio.to_thread, "run_sync", interrupted_run_sync)
     with pytest.raises(KeyboardInterrupt):
         async with sqlite_module.open_sqlite_stores(str(tmp_path / "stores.db")):
             pass
