@@ -275,7 +275,10 @@ async def test_sqlite_deletes_expired_idempotency_rows_over_time(
             )
             connection.execute("INSERT INTO idempotency_claims VALUES ('dead', 't', ?)", (wall[0],))
         wall[0] += 11
-        await trio.sleep(PURGE_INTERVAL_SECONDS + 1)
+        # Two intervals: the autojump clock may jump to the first purge while one of the
+        # store calls above is in its worker thread (every trio task is then blocked),
+        # before the rows above exist; a later purge sees them (a CI run saw the first).
+        await trio.sleep(2 * PURGE_INTERVAL_SECONDS + 1)
         assert await store.get("kept") is not None  # after the purge (one statement at a time)
     with closing(sqlite3.connect(path)) as connection:
         assert connection.execute("SELECT key FROM idempotency_entries").fetchall() == [("kept",)]
