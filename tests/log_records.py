@@ -18,9 +18,11 @@ import trio.testing
 
 from tests.differential.harness import Side
 
-__all__ = ["Body", "Capture", "capture", "extra_types", "ours_name"]
+__all__ = ["Body", "Capture", "Record", "capture", "extra_types", "ours_name", "record_shape"]
 
 Body = Callable[[Side], Awaitable[Any]]
+# A record as the differentials compare it: see record_shape.
+Record = tuple[str, str, str, dict[str, str], bool]
 
 # The reference's logger names that are not ``stageflow.<x>`` (docs/parity.md "Logger names").
 REF_LOGGERS = {
@@ -93,3 +95,19 @@ def capture(side_name: str, body: Body, level: int = logging.DEBUG) -> list[logg
         root.removeHandler(handler)
         root.setLevel(old_level)
     return [r for r in handler.records if not r.name.startswith(LOOP_LOGGERS)]
+
+
+def record_shape(record: logging.LogRecord, message: Callable[[str], str] = str) -> Record:
+    """A record as compared: logger (ours), level, ``message(text)``, extra key -> type, exc_info.
+
+    The last item says whether a traceback is attached: the reference's run-level
+    record of a raised stage passes ``exc_info=True`` outside an except block, which
+    attaches ``(None, None, None)``, no traceback; ours passes none.
+    """
+    return (
+        ours_name(record.name),
+        record.levelname,
+        message(record.getMessage()),
+        extra_types(record),
+        bool(record.exc_info and record.exc_info[0] is not None),
+    )

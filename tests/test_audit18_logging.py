@@ -20,28 +20,11 @@ import trio.testing
 
 from tests.differential.harness import Side
 from tests.differential.scenarios_core import pipeline_ctx, stage_ctx, unified
-from tests.log_records import Body, capture, extra_types, ours_name
-
-Record = tuple[str, str, str, dict[str, str], bool]
-
-
-def _shape(record: logging.LogRecord) -> Record:
-    """A record as compared: logger (ours), level, message, extra key -> type, exc_info."""
-    extra = extra_types(record)
-    return (
-        ours_name(record.name),
-        record.levelname,
-        record.getMessage(),
-        extra,
-        # Whether a traceback is attached: the reference's run-level record of a
-        # raised stage passes exc_info=True outside an except block, which attaches
-        # (None, None, None), no traceback; ours passes none.
-        bool(record.exc_info and record.exc_info[0] is not None),
-    )
+from tests.log_records import Body, Record, capture, record_shape
 
 
 def _records(side_name: str, body: Body) -> list[Record]:
-    return [_shape(r) for r in capture(side_name, body)]
+    return [record_shape(r) for r in capture(side_name, body)]
 
 
 # --- UnifiedStageGraph ------------------------------------------------------------------

@@ -27,24 +27,16 @@ import trio.testing
 from tests.differential.harness import ORG_ID, Side
 from tests.differential.scenarios_core import pipeline_ctx, stage_ctx
 from tests.differential.scenarios_tools_helpers import run_executor
-from tests.log_records import Body, capture, extra_types, ours_name
+from tests.log_records import Body, Record, capture, record_shape
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A duration or skew in a message depends on the clock, not on what happened.
 MS_RE = re.compile(r"\d+(\.\d+)?ms\b")
-Record = tuple[str, str, str, dict[str, str], bool]
 
 
 def _shape(record: logging.LogRecord) -> Record:
     """A record as compared; ids in the message become ``<uuid>``, durations ``<n>ms``."""
-    extra = extra_types(record)
-    return (
-        ours_name(record.name),
-        record.levelname,
-        MS_RE.sub("<n>ms", UUID_RE.sub("<uuid>", record.getMessage())),
-        extra,
-        bool(record.exc_info and record.exc_info[0] is not None),
-    )
+    return record_shape(record, lambda text: MS_RE.sub("<n>ms", UUID_RE.sub("<uuid>", text)))
 
 
 def _records(side_name: str, body: Body) -> list[Record]:

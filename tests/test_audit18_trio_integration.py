@@ -31,7 +31,7 @@ from stageflow_trio.pipeline.interceptors import get_default_interceptors
 from stageflow_trio.pipeline.subpipeline import ChildRunTracker, SubpipelineSpawner
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context, reset_globals
-from tests.trio_setups import HOST_CANCELLED, SigintAtStep, mock_clock, run_guest
+from tests.trio_setups import HOST_CANCELLED, SigintAtStep, mock_clock, run_guest, run_under_sigint
 
 RUN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 CORRELATION = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
@@ -224,19 +224,7 @@ def run_with_sigint(
     at: int | None, *, restrict: bool
 ) -> tuple[BaseException | None, Scenario, SigintAtStep]:
     reset_globals()
-    scenario = Scenario()
-    instrument = SigintAtStep(at)
-    error: BaseException | None = None
-    try:
-        trio.run(
-            scenario.run,
-            clock=mock_clock(),
-            instruments=[instrument],
-            restrict_keyboard_interrupt_to_checkpoints=restrict,
-        )
-    except BaseException as exc:  # inspected by the caller
-        error = exc
-    return error, scenario, instrument
+    return run_under_sigint(Scenario, at, restrict=restrict)
 
 
 @pytest.mark.parametrize("restrict", [True, False])

@@ -27,7 +27,7 @@ from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, get_default_interceptors
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import create_test_stage_context, reset_globals
-from tests.trio_setups import SigintAtStep, mock_clock, run_guest
+from tests.trio_setups import SigintAtStep, mock_clock, run_guest, run_under_sigint
 
 RUN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000b2")
 KEY = "order-42"
@@ -128,21 +128,11 @@ class LegacyScenario:
             assert sink.queue_size == 0, where
 
 
-def legacy_under_sigint(at: int | None, *, restrict: bool) -> tuple[Any, LegacyScenario, Any]:
+def legacy_under_sigint(
+    at: int | None, *, restrict: bool
+) -> tuple[BaseException | None, LegacyScenario, SigintAtStep]:
     reset_globals()
-    scenario = LegacyScenario()
-    instrument = SigintAtStep(at)
-    error: BaseException | None = None
-    try:
-        trio.run(
-            scenario.run,
-            clock=mock_clock(),
-            instruments=[instrument],
-            restrict_keyboard_interrupt_to_checkpoints=restrict,
-        )
-    except BaseException as exc:  # inspected by the caller
-        error = exc
-    return error, scenario, instrument
+    return run_under_sigint(LegacyScenario, at, restrict=restrict)
 
 
 @pytest.mark.parametrize("restrict", [True, False])

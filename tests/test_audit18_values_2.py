@@ -62,7 +62,7 @@ from stageflow_trio.testing import (
 from stageflow_trio.tools import ApprovalRequest, ToolDefinition
 from stageflow_trio.tools.executor import ToolExecutorResult
 from stageflow_trio.utils import FrozenDict
-from tests.test_audit18_values import OURS, REF, VALUES
+from tests.test_audit18_values import OURS, REF, VALUES, _hashable
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 U1 = uuid.UUID(int=1)
@@ -218,14 +218,6 @@ OURS_UNHASHABLE = {
     "ToolExecutorResult",
 }
 NEW12_NAMES = sorted(NEW12)
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("name", NEW12_NAMES)

@@ -5,6 +5,7 @@
   ``at`` (trio delivers the KeyboardInterrupt to the main task at its next checkpoint,
   or, unrestricted, wherever it runs next, as a Ctrl-C landing then would), counts the
   steps, and keeps a ledger of the tasks alive.
+- :func:`run_under_sigint`: one ``trio.run`` of a scenario with a :class:`SigintAtStep`.
 - :func:`run_guest`: run an async function as a trio guest of an asyncio loop.
 """
 
@@ -13,13 +14,19 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import outcome
 import trio
 import trio.testing
 
-__all__ = ["HOST_CANCELLED", "SigintAtStep", "mock_clock", "run_guest"]
+__all__ = [
+    "HOST_CANCELLED",
+    "SigintAtStep",
+    "mock_clock",
+    "run_guest",
+    "run_under_sigint",
+]
 
 HOST_CANCELLED = "host cancelled the guest"
 
@@ -50,6 +57,37 @@ class SigintAtStep(trio.abc.Instrument):
 
     def task_exited(self, task: trio.lowlevel.Task) -> None:
         self.alive.discard(task)
+
+
+class _Runnable(Protocol):
+    async def run(self) -> object: ...
+
+
+ScenarioT = TypeVar("ScenarioT", bound=_Runnable)
+
+
+def run_under_sigint(
+    make: Callable[[], ScenarioT], at: int | None, *, restrict: bool
+) -> tuple[BaseException | None, ScenarioT, SigintAtStep]:
+    """Run a fresh scenario's ``run`` with SIGINT sent before step ``at`` (None: never).
+
+    ``restrict`` is trio's ``restrict_keyboard_interrupt_to_checkpoints``. Returns
+    what the run raised (None if it returned), the scenario and the instrument,
+    whose ``steps`` count the whole run when ``at`` is None.
+    """
+    scenario = make()
+    instrument = SigintAtStep(at)
+    error: BaseException | None = None
+    try:
+        trio.run(
+            scenario.run,
+            clock=mock_clock(),
+            instruments=[instrument],
+            restrict_keyboard_interrupt_to_checkpoints=restrict,
+        )
+    except BaseException as exc:  # inspected by the caller
+        error = exc
+    return error, scenario, instrument
 
 
 def run_guest(
