@@ -29,6 +29,21 @@ def error_text(exc: BaseException) -> str:
         return f"<{type(exc).__name__} (str() failed)>"
 
 
+def unfit_for_float(value: float) -> str | None:
+    """``"an int of N bits"`` if ``value`` is an int too large for a float, else None.
+
+    Such an int makes ``float()`` and every ``math`` test raise OverflowError, an
+    error naming nothing; the checks say this instead (not the value's repr: an
+    int of more than 4,300 digits has none).
+    """
+    if type(value) is not float and isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            return f"an int of {value.bit_length()} bits"
+    return None
+
+
 def check_flag(owner: str, param: str, value: object) -> None:
     """Raise TypeError unless ``value`` is a bool (a truthy string is a typo, not a yes)."""
     if type(value) is not bool:
@@ -63,11 +78,9 @@ def check_number(
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}: {param} must be a number; got {type_of(value)}")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        raise _too_large(owner, param, value) from None
-    if not finite:
+    if (size := unfit_for_float(value)) is not None:
+        raise _too_large(owner, param, size)
+    if not math.isfinite(value):
         raise ValueError(f"{owner}: {param} must be a finite number; got {value!r}")
     if minimum is not None and (value <= minimum if above else value < minimum):
         rule = f"> {minimum}" if above else f">= {minimum}"
@@ -93,18 +106,14 @@ def check_seconds(owner: str, param: str, value: object) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}: {param} must be a number; got {type_of(value)}")
-    try:
-        nan = math.isnan(value)
-    except OverflowError:  # an int too large for a float (math.inf means no limit)
-        raise _too_large(owner, param, value) from None
-    if nan or value < 0:
+    if (size := unfit_for_float(value)) is not None:  # (math.inf means no limit)
+        raise _too_large(owner, param, size)
+    if math.isnan(value) or value < 0:
         raise ValueError(f"{owner}: {param} must be >= 0; got {value!r}")
     return value
 
 
-def _too_large(owner: str, param: str, value: float) -> ValueError:
-    # Not the value's repr: an int of more than 4,300 digits has none.
+def _too_large(owner: str, param: str, size: str) -> ValueError:
     return ValueError(
-        f"{owner}: {param} must be a number a float can hold (at most about 1.8e308); "
-        f"got an int of {int(value).bit_length()} bits"
+        f"{owner}: {param} must be a number a float can hold (at most about 1.8e308); got {size}"
     )

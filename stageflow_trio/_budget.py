@@ -45,6 +45,7 @@ from typing import Any
 
 import trio
 
+from stageflow_trio._args import unfit_for_float
 from stageflow_trio._globals import register_global_reset
 
 DEFAULT_CALLS = 64
@@ -285,14 +286,9 @@ class checkpoint_budget:
             raise ValueError(f"calls must be >= 1, got {calls}")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise TypeError(f"seconds must be a real number, got {type(seconds).__name__}")
-        try:
-            too_small = math.isnan(seconds) or seconds < 0
-        except OverflowError:  # an int too large for a float
-            raise ValueError(
-                f"seconds must be a number a float can hold, got an int of "
-                f"{int(seconds).bit_length()} bits"
-            ) from None
-        if too_small:
+        if (size := unfit_for_float(seconds)) is not None:
+            raise ValueError(f"seconds must be a number a float can hold, got {size}")
+        if math.isnan(seconds) or seconds < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
         self._calls = calls
         self._seconds = float(seconds)

@@ -11,6 +11,8 @@ from typing import TypeVar, TypeVarTuple
 
 import trio
 
+from stageflow_trio._args import unfit_for_float
+
 logger: logging.Logger = logging.getLogger("stageflow_trio.cancellation")
 
 T = TypeVar("T")
@@ -34,13 +36,12 @@ def check_cleanup_timeout(parameter: str, value: object) -> float:
         raise TypeError(
             f"{parameter} must be a number of seconds (int or float), got {type(value).__name__}"
         )
-    try:
-        seconds = float(value)
-    except OverflowError:  # an int too large for a float
+    if (size := unfit_for_float(value)) is not None:
         raise ValueError(
             f"{parameter} must be a number of seconds a float can hold (math.inf for no limit), "
-            f"got an int of {int(value).bit_length()} bits"
-        ) from None
+            f"got {size}"
+        )
+    seconds = float(value)
     if math.isnan(seconds) or seconds < 0:
         raise ValueError(f"{parameter} must be a non-negative number of seconds, got {value!r}")
     return seconds

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from stageflow_trio._args import unfit_for_float
 from stageflow_trio._engine._guard_retry import hash_retry_payload as hash_retry_payload
 from stageflow_trio._exports import publish
 from stageflow_trio._frozen import frozen_compat
@@ -37,14 +38,12 @@ def _check_timeout(_: object, __: attrs.Attribute[float | None], value: float | 
         )
     # NaN compares false with everything, so `value <= 0` alone let it through
     # (and a NaN deadline never fires). Infinity means "no time limit", as in trio.
-    try:
-        nan = math.isnan(value)
-    except OverflowError:  # an int too large for a float
+    if (size := unfit_for_float(value)) is not None:
         raise ValueError(
             "timeout_seconds must be a number of seconds a float can hold (math.inf for no "
-            f"limit), got an int of {int(value).bit_length()} bits"
-        ) from None
-    if nan:
+            f"limit), got {size}"
+        )
+    if math.isnan(value):
         raise ValueError("timeout_seconds must be a number of seconds, got nan")
     if value <= 0:
         raise ValueError("timeout_seconds must be positive when provided")
