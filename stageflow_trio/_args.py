@@ -26,7 +26,12 @@ def error_text(exc: BaseException) -> str:
     try:
         return str(exc)
     except Exception:  # noqa: BLE001 - any error of __str__ gets the placeholder
-        return f"<{type(exc).__name__} (str() failed)>"
+        return unprintable(exc)
+
+
+def unprintable(exc: BaseException) -> str:
+    """The placeholder :func:`error_text` gives for ``exc`` when its ``__str__`` raises."""
+    return f"<{type(exc).__name__} (str() failed)>"
 
 
 def unfit_for_float(value: float) -> str | None:

@@ -27,6 +27,7 @@ by then.
 from __future__ import annotations
 
 import contextvars
+import math
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -154,6 +155,7 @@ class DagRun(ABC):
         "scope_reason",
         "sequential",
         "stopped",
+        "stray",
         "topology",
     )
 
@@ -168,6 +170,9 @@ class DagRun(ABC):
         # The reason stop() cancelled the scope with, when it was the first to.
         self.scope_reason: str | None = None
         self.error: Exception | None = None
+        # A trio.Cancelled a stage raised while nothing around it was cancelled (a
+        # saved cancellation raised again): re-raised by drive() once the run ended.
+        self.stray: trio.Cancelled | None = None
 
     @abstractmethod
     async def run_stage(self, name: str) -> Sequence[str]:
@@ -191,6 +196,7 @@ class DagRun(ABC):
                 if not (self.stopped or scope.cancel_called):
                     (first,) = self.topology.roots
                     await run_in_context(contextvars.copy_context(), self._stage_task(first))
+            self._raise_stray()
             if schedule_point_due():
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return
@@ -210,6 +216,17 @@ class DagRun(ABC):
                 # context, as a task of its own would: a context variable a stage
                 # sets (a tenant, a correlation id) never reaches the caller.
                 await run_in_context(contextvars.copy_context(), self._stage_task(first))
+        self._raise_stray()
+
+    def _raise_stray(self) -> None:
+        """Re-raise the stray ``trio.Cancelled`` a stage raised, if one did (see _stage_task)."""
+        stray = self.stray
+        if stray is not None:
+            self.stray = None
+            try:
+                raise stray
+            finally:
+                del stray  # this frame is in its traceback: no cycle
 
     def stop(self, reason: str | None = None) -> None:
         """Stop the run: no new stage starts, running ones are cancelled. Idempotent.
@@ -275,6 +292,19 @@ class DagRun(ABC):
                 ready = await self.run_stage(name)
             except Exception as exc:  # noqa: BLE001 - recorded, re-raised by the graph
                 self.fail(exc)
+                return
+            except trio.Cancelled as exc:
+                if trio.current_effective_deadline() == -math.inf:
+                    raise  # the run, or a scope around it, was cancelled: as it is
+                # A stray Cancelled (one the stage saved and raised again, or carried
+                # past its own scope): nothing around the run was cancelled. Raised as
+                # is, the nursery, whose scope trio cancels because a task raised,
+                # would catch it and the run would end as if nothing had happened
+                # (the legacy graph "completed" with no results). It ends the run and
+                # reaches the caller, as the same stage in a chain's run does.
+                if self.stray is None:
+                    self.stray = exc
+                self.stop(f"stage {name} raised trio.Cancelled outside a cancelled scope")
                 return
             scope = self.scope
             assert scope is not None

@@ -34,7 +34,7 @@ from typing import Any
 import attrs
 import trio
 
-from stageflow_trio._args import check_int, check_number, type_of
+from stageflow_trio._args import check_int, check_number, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.tools.registry import ToolRegistry, get_tool_registry
 from stageflow_trio.utils.frozen import FrozenDict
@@ -497,7 +497,9 @@ class Agent:
                 )
         except Exception as exc:  # noqa: BLE001 - a failing tool is a result the model sees
             # trio.Cancelled is a BaseException: a deadline is not caught here.
-            result = AgentToolResult(call_id=call_id, name=call.name, success=False, error=str(exc))
+            result = AgentToolResult(
+                call_id=call_id, name=call.name, success=False, error=error_text(exc)
+            )
         message, report = self._security_policy.build_tool_message(
             tool_name=call.name, call_id=call_id, payload=result.to_dict()
         )

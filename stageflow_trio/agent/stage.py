@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from stageflow_trio._args import type_of
+from stageflow_trio._args import error_text, type_of
 from stageflow_trio.core.stage_enums import StageKind
 from stageflow_trio.core.stage_output import StageOutput
 
@@ -47,9 +47,9 @@ class AgentStage:
         except Exception as exc:  # noqa: BLE001 - as the reference: a failed output
             # No agent call, so no checkpoint from it: the stage still is one.
             await trio.lowlevel.checkpoint()
-            return StageOutput.fail(error=f"Agent execution failed: {exc}")
+            return StageOutput.fail(error=f"Agent execution failed: {error_text(exc)}")
         try:
             result = await self._agent.run(input_text, stage_context=ctx)
         except Exception as exc:  # noqa: BLE001 - the stage reports the failure as its output
-            return StageOutput.fail(error=f"Agent execution failed: {exc}")
+            return StageOutput.fail(error=f"Agent execution failed: {error_text(exc)}")
         return StageOutput.ok(data=result.to_dict(), version=self._output_version)

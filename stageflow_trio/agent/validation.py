@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_int, type_of
+from stageflow_trio._args import check_flag, check_int, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.contracts import _models
 from stageflow_trio.helpers.providers import LLMResponse
@@ -245,7 +245,7 @@ class TypedLLMOutput(Generic[_T]):
             try:
                 parsed = self.validate_response(response)
             except Exception as exc:  # noqa: BLE001 - a bad reply is fed back to the model
-                error = str(exc)
+                error = error_text(exc)
                 errors.append(error)
                 working.append({"role": "assistant", "content": response.content})
                 working.append({"role": "user", "content": self._retry_prompt(error)})

@@ -28,7 +28,7 @@ from typing import IO, Any, Protocol
 import attrs
 import trio
 
-from stageflow_trio._args import check_int
+from stageflow_trio._args import check_int, error_text
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._json import jsonable
 from stageflow_trio.cli._text import one_line
@@ -562,7 +562,7 @@ async def run_graph(
                 except SystemExit as exc:
                     # sys.exit() in a stage is that stage failing, not the command's
                     # exit (sys.exit(0) would look like a completed run).
-                    status, error = "failed", f"a stage raised SystemExit: {exc}"
+                    status, error = "failed", f"a stage raised SystemExit: {error_text(exc)}"
                     code = EXIT_FAILED
             if deadline is not None and deadline.cancelled_caught:
                 status = "timed out"

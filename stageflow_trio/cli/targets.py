@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stageflow_trio._args import error_text
 from stageflow_trio.pipeline import Pipeline, UnifiedStageGraph
 
 if TYPE_CHECKING:
@@ -74,16 +75,18 @@ def load_module(source: str) -> ModuleType:
             # sys.exit() in an import is a failed import, not the command's own exit
             # (it would end the command with the file's status, as if a run completed).
             del sys.modules[name]
-            raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
+            raise TargetError(
+                f"importing {source} raised {_describe(exc)}: {error_text(exc)}"
+            ) from exc
         return module
     try:
         return importlib.import_module(source)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (source == exc.name or source.startswith(exc.name + ".")):
             raise TargetError(f"no such file or module: {source}") from exc
-        raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
+        raise TargetError(f"importing {source} raised {_describe(exc)}: {error_text(exc)}") from exc
     except (Exception, SystemExit) as exc:
-        raise TargetError(f"importing {source} raised {_describe(exc)}: {exc}") from exc
+        raise TargetError(f"importing {source} raised {_describe(exc)}: {error_text(exc)}") from exc
 
 
 def _is_factory(module: ModuleType, name: str, value: object) -> bool:
@@ -168,7 +171,7 @@ def load_target(target: str) -> PipelineLike:
     try:
         made = value()
     except (Exception, SystemExit) as exc:
-        raise TargetError(f"calling {where}() raised {_describe(exc)}: {exc}") from exc
+        raise TargetError(f"calling {where}() raised {_describe(exc)}: {error_text(exc)}") from exc
     if not isinstance(made, PipelineLike):
         raise TargetError(
             f"{where}() returned a {_describe(made)}, not a Pipeline or a built graph"
@@ -189,4 +192,4 @@ def build_target(target: PipelineLike, where: str) -> UnifiedStageGraph:
     except Exception as exc:
         info = getattr(exc, "error_info", None)
         code = f" [{info.code}]" if info is not None else ""
-        raise TargetError(f"{where}: the pipeline does not build{code}: {exc}") from exc
+        raise TargetError(f"{where}: the pipeline does not build{code}: {error_text(exc)}") from exc

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
+from stageflow_trio._args import error_text, unprintable
+
 if TYPE_CHECKING:
     import cattrs
 
@@ -402,7 +404,7 @@ def validate(
         problems = (
             cattrs.transform_error(exc, format_exception=_describe)
             if isinstance(exc, cattrs.BaseValidationError)
-            else [str(exc)]
+            else [error_text(exc)]
         )
         raise ValueError(f"{model.__name__} validation failed: {'; '.join(problems)}") from exc
 
@@ -410,8 +412,11 @@ def validate(
 def _describe(exc: BaseException, expected: type | None) -> str:
     # Our hooks' and the user's validators' own messages say more than cattrs's
     # generic "invalid value"; a missing key has no message of its own.
-    if isinstance(exc, TypeError | ValueError) and str(exc):
-        return str(exc)
+    text = error_text(exc)
+    if text == unprintable(exc):  # a validator's error whose __str__ raises
+        return text
+    if isinstance(exc, TypeError | ValueError) and text:
+        return text
     import cattrs.v
 
     return cattrs.v.format_exception(exc, expected)

@@ -42,7 +42,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import trio
 
-from stageflow_trio._args import check_callable, check_flag, check_int, check_number, type_of
+from stageflow_trio._args import (
+    check_callable,
+    check_flag,
+    check_int,
+    check_number,
+    error_text,
+    type_of,
+)
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now, utc_now_iso, uuid4
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
@@ -1020,7 +1027,7 @@ class MockToolExecutor:
             return MockToolResult(
                 success=False,
                 output=None,
-                error=str(exc),
+                error=error_text(exc),
                 duration_ms=(trio.current_time() - start) * 1000,
             )
         return MockToolResult(

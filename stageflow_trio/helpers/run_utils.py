@@ -33,7 +33,7 @@ from uuid import UUID
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_number, type_of
+from stageflow_trio._args import check_flag, check_number, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso, uuid4
 from stageflow_trio.context import ContextSnapshot
@@ -663,7 +663,9 @@ class PipelineRunner:
                 )
             except Exception as exc:  # noqa: BLE001 - every failure becomes the result
                 label = "pipeline:error"
-                outcome = RunResult(success=False, error=str(exc), error_type=type(exc).__name__)
+                outcome = RunResult(
+                    success=False, error=error_text(exc), error_type=type(exc).__name__
+                )
             else:
                 label = "pipeline:end"
                 outcome = RunResult(

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import trio
 
-from stageflow_trio._args import type_of
+from stageflow_trio._args import error_text, type_of
 from stageflow_trio._errors import StageflowError
 from stageflow_trio._lazy import lazy_exports
 
@@ -151,7 +151,7 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
     Returns:
         ``code`` (``"TIMEOUT"`` for a ``TimeoutError`` or ``trio.TooSlowError``,
         ``"CIRCUIT_OPEN"`` when the message mentions a circuit breaker, else
-        ``"UNKNOWN"``), ``type`` (the class name), ``message`` (``str(exc)``,
+        ``"UNKNOWN"``), ``type`` (the class name), ``message`` (``str(exc)``, or a placeholder if that raises,
         at most 500 characters) and ``retryable`` (True for the two known codes).
 
     Raises:
@@ -159,7 +159,7 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
     """
     if not isinstance(exc, BaseException):
         raise TypeError(f"summarize_pipeline_error: exc must be an exception; got {type_of(exc)}")
-    message = str(exc)
+    message = error_text(exc)
     code = "UNKNOWN"
     retryable = False
     if isinstance(exc, TimeoutError | trio.TooSlowError):

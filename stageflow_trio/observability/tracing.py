@@ -23,7 +23,7 @@ from uuid import UUID
 
 import attrs
 
-from stageflow_trio._args import type_of
+from stageflow_trio._args import error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import register_global_reset
 from stageflow_trio._time import parse_uuid, utc_now, uuid4
@@ -480,7 +480,10 @@ class NoOpSpan:
         """Add an ``exception`` event with ``exception.type`` and ``exception.message``."""
         self.add_event(
             "exception",
-            {"exception.type": type(exception).__name__, "exception.message": str(exception)},
+            {
+                "exception.type": type(exception).__name__,
+                "exception.message": error_text(exception),
+            },
         )
 
     def is_recording(self) -> bool:

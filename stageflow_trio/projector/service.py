@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from stageflow_trio._args import error_text
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import uuid4
 
@@ -327,7 +328,11 @@ class WSMessageProjector:
         except ValueError as exc:
             logger.error(  # noqa: TRY400 - the reference logs the message, not a traceback
                 "WS projector validation failed",
-                extra={"service": "ws_projector", "message_type": msg_type, "error": str(exc)},
+                extra={
+                    "service": "ws_projector",
+                    "message_type": msg_type,
+                    "error": error_text(exc),
+                },
             )
             raise
         return validated.model_dump(exclude_none=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from stageflow_trio._args import error_text
 from stageflow_trio._errors import StageflowError
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class ToolExecutionError(ToolError):
         self.cause = cause
         message = f"Tool '{tool}' execution failed"
         if cause is not None:
-            message += f": {cause}"
+            message += f": {error_text(cause)}"  # a cause whose __str__ raises too
         super().__init__(message, tool=tool)
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,7 +192,7 @@ class ToolExecutionError(ToolError):
         return {
             **super().to_dict(),
             "action_id": _id_str(self.action_id),
-            "cause": None if self.cause is None else str(self.cause),
+            "cause": None if self.cause is None else error_text(self.cause),
         }
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_int, check_seconds, type_of
+from stageflow_trio._args import check_flag, check_int, check_seconds, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import monotonic
 from stageflow_trio.events import get_event_sink
@@ -525,7 +525,7 @@ class AdvancedToolExecutor:
                         request_id=ctx.request_id,
                         duration_ms=_elapsed_ms(start),
                         error_code=type(exc).__name__,
-                        error_message=str(exc),
+                        error_message=error_text(exc),
                     ).to_dict(),
                 )
             raise ToolExecutionError(
@@ -764,11 +764,13 @@ class AdvancedToolExecutor:
                         action_id=action_id,
                         pipeline_run_id=ctx.pipeline_run_id,
                         request_id=ctx.request_id,
-                        error_message=str(exc),
+                        error_message=error_text(exc),
                         reason=type(exc).__name__,
                     ).to_dict(),
                 )
-            raise ToolUndoError(tool=tool.name, action_id=action_id, reason=str(exc)) from exc
+            raise ToolUndoError(
+                tool=tool.name, action_id=action_id, reason=error_text(exc)
+            ) from exc
         return True
 
     async def _emit_undone(
