@@ -290,7 +290,7 @@ class SubpipelineSpawner:
                 exited); nothing was registered or emitted.
             MaxDepthExceededError: as for :meth:`spawn`; nothing started.
             trio.Cancelled: this task was cancelled before the child was handed
-                to ``nursery``; the child is unregistered.
+                to ``nursery``; the child is unregistered and its runner was not called.
         """
         if nursery is None:
             raise TypeError(
@@ -358,6 +358,11 @@ class SubpipelineSpawner:
             raise
         task_status.started(child.run_id)
         try:
+            # When the caller was cancelled during this start-up (its scope, or a
+            # Ctrl-C), started() leaves this task in start()'s cancelled nursery and
+            # spawn_detached raises Cancelled: the runner must not begin then (its code
+            # up to its first checkpoint would run for a spawn the caller saw fail).
+            await trio.lowlevel.checkpoint_if_cancelled()
             await self._run(child, args[4])
         finally:
             self._finish(child)

@@ -361,8 +361,9 @@ async def open_sqlite_stores(
         with unwrapping_groups():
             async with trio.open_nursery() as nursery:
                 idempotency = SqliteIdempotencyStore(db, claim_lease_seconds=claim_lease_seconds)
-                await nursery.start(idempotency._serve)
                 try:
+                    # Inside the try: the task is shielded until _close (see _serve).
+                    await nursery.start(idempotency._serve)
                     yield Stores(
                         url=f"sqlite:///{path}",
                         idempotency=idempotency,
@@ -392,6 +393,8 @@ class SqliteIdempotencyStore:
     process holds them; :meth:`release` hands the deletion to the store's
     background task (it must not block) and wakes this process's waiters when
     it is done; other processes' waiters find the key free at their next poll.
+    The background task (renewals, releases, the purge) runs as long as the stores'
+    block's body, even when the block is cancelled while the body still works shielded.
     """
 
     def __init__(self, db: SqliteDatabase, *, claim_lease_seconds: float) -> None:
@@ -400,6 +403,9 @@ class SqliteIdempotencyStore:
         self._wakeups = Wakeups()
         self._held: dict[str, IdempotencyClaim] = {}  # token -> claim
         self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
+        # Shields the background task from the stores' block's cancellation until the
+        # block's body has ended (see _serve); _close lifts it.
+        self._serving = trio.CancelScope(shield=True)
 
     async def get(self, key: str) -> CachedStageResult | None:
         """The live entry for ``key``, or None. A checkpoint.
@@ -514,8 +520,13 @@ class SqliteIdempotencyStore:
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._send.send_nowait(claim)
 
+    @trio.lowlevel.enable_ki_protection
     def _close(self) -> None:
+        # Protected from a Ctrl-C: closed but still shielded, the task would wait for ever.
         self._send.close()
+        # The body has ended: a cancellation of the block may reach the task now, and
+        # its drain (bounded) writes what is still queued.
+        self._serving.shield = False
 
     async def _serve(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -526,12 +537,18 @@ class SqliteIdempotencyStore:
         # _DRAIN_SECONDS) for a channel nobody can close yet. No claim exists so far, so
         # there is nothing to drain: end here, with a plain Cancelled.
         await trio.lowlevel.checkpoint_if_cancelled()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._renew_leases)
-            nursery.start_soon(self._purge_expired)
-            async with self._receive:
-                await serve_releases(self._receive, self._write_release, _DRAIN_SECONDS)
-            nursery.cancel_scope.cancel()
+        # Shielded while the block's body runs: a shutdown that cancels the block while
+        # the body finishes its work under a shield (a graceful drain of the requests in
+        # flight) must not stop renewing the leases of the claims that work holds (past
+        # one lease, another worker would be granted the key and run the stage again),
+        # nor writing their releases.
+        with self._serving:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._renew_leases)
+                nursery.start_soon(self._purge_expired)
+                async with self._receive:
+                    await serve_releases(self._receive, self._write_release, _DRAIN_SECONDS)
+                nursery.cancel_scope.cancel()
 
     async def _purge_expired(self) -> None:
         """Every :data:`PURGE_INTERVAL_SECONDS`, delete the expired results and claims."""
