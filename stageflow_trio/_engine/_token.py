@@ -128,6 +128,29 @@ class CancellationToken:
 
         return unbind
 
+    def _link(self, other: CancellationToken) -> Callable[[], None]:
+        """Make :meth:`cancel` also cancel ``other``, with this token's reason; one way only.
+
+        If this token is already cancelled, ``other`` is cancelled now.
+
+        Returns:
+            A function that undoes the link (call it when ``other``'s run has ended, so
+            a long-lived token keeps nothing of it); harmless to call more than once.
+        """
+        if self._cancelled:
+            other.cancel(self._reason or "Cancellation requested")
+            return _noop
+
+        def forward() -> None:
+            other.cancel(self._reason or "Cancellation requested")
+
+        self._callbacks[forward] = forward
+
+        def unlink() -> None:
+            self._callbacks.pop(forward, None)
+
+        return unlink
+
     def _bind_run_scope(self, scope: trio.CancelScope) -> None:
         """:meth:`bind_scope` for a graph run's own scope, undone by :meth:`_unbind_run_scope`.
 

@@ -441,7 +441,11 @@ class UnifiedStageGraph:
             cancel_token: Cancelling it stops the run: running stages are
                 interrupted at their next checkpoint and
                 :class:`UnifiedPipelineCancelled` is raised with stage
-                ``"<external>"``. A fresh token is used when omitted.
+                ``"<external>"``. A fresh token is used when omitted. The run
+                never cancels it (it may be shared by other runs): a run that
+                follows a PipelineContext gets a token of its own linked to this
+                one (the one :attr:`cancel_token` gives its stages), which the
+                context's cancellation cancels instead.
 
         Returns:
             Each stage's output by name.
@@ -458,6 +462,7 @@ class UnifiedStageGraph:
             ctx = ctx.derive_root_stage_context()
         elif type(ctx) is not StageContext or ctx.inputs is None:
             ctx = _checked_context(ctx)
+        caller_token = cancel_token
         if cancel_token is None:
             cancel_token = CancellationToken()
         elif type(cancel_token) is not CancellationToken:
@@ -465,17 +470,28 @@ class UnifiedStageGraph:
         source = ctx.cancellation
         if not isinstance(source, PipelineContext):
             return await run_unified(self._plan, ctx, cancel_token, self._runs)
-        if source.canceled and source.cancellation_reason is None:
-            # Made with canceled=True and no reason (mark_canceled always gives one):
-            # the run ends with 1.2.0's reason for that case.
-            cancel_token.cancel("Cancelled")
-        # The context's cancellation cancels the run's token, which cancels the
-        # run's scope: running stages stop at their next checkpoint.
-        unsubscribe = source.on_cancel(cancel_token.cancel)
+        unlink = None
+        if caller_token is not None:
+            # The caller's token may be shared with other runs (a service's shutdown
+            # token): marking this context cancelled must stop this run only, never
+            # cancel that token. The run gets a token of its own that follows it.
+            cancel_token = CancellationToken()
+            unlink = caller_token._link(cancel_token)
         try:
-            return await run_unified(self._plan, ctx, cancel_token, self._runs)
+            if source.canceled and source.cancellation_reason is None:
+                # Made with canceled=True and no reason (mark_canceled always gives
+                # one): the run ends with 1.2.0's reason for that case.
+                cancel_token.cancel("Cancelled")
+            # The context's cancellation cancels the run's token, which cancels the
+            # run's scope: running stages stop at their next checkpoint.
+            unsubscribe = source.on_cancel(cancel_token.cancel)
+            try:
+                return await run_unified(self._plan, ctx, cancel_token, self._runs)
+            finally:
+                unsubscribe()
         finally:
-            unsubscribe()
+            if unlink is not None:
+                unlink()
 
 
 publish(__name__)
