@@ -763,3 +763,51 @@ async def test_one_backpressure_sink_carries_every_runs_events(
     assert ticks == list(range(100))
     assert shared.metrics.emitted == len(downstream.events) == 600
     assert shared.metrics.dropped == 0
+
+
+async def test_a_stage_task_group_given_graph_cancel_token_leaves_the_shared_token_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A StageContext run given a shared token: a stage whose StructuredTaskGroup (given
+    ``graph.cancel_token``, as the docs suggest) has a failing task cancels that token.
+    It was the caller's own token, so every run sharing it stopped; now it is the run's."""
+    from stageflow_trio.pipeline.cancellation import StructuredTaskGroup
+    from stageflow_trio.pipeline.dag import UnifiedStageExecutionError
+    from stageflow_trio.testing import create_test_stage_context
+
+    shutdown = CancellationToken()
+    outcomes: dict[str, str] = {}
+
+    async def fails_in_group(ctx: StageContext) -> StageOutput:
+        async def boom() -> None:
+            await trio.sleep(1)
+            raise ValueError("task failed")
+
+        async with StructuredTaskGroup(cancel_token=graph.cancel_token) as group:
+            group.start_soon(boom)
+        return StageOutput.ok()
+
+    async def waits(ctx: StageContext) -> StageOutput:
+        await trio.sleep(10)
+        return StageOutput.ok()
+
+    graph = Pipeline("g").with_stage("failing", fails_in_group, StageKind.WORK).build()
+    other = Pipeline("o").with_stage("waits", waits, StageKind.WORK).build()
+
+    async def run(name: str, which: Any) -> None:
+        try:
+            await which.run(create_test_stage_context(), cancel_token=shutdown)
+        except UnifiedStageExecutionError:
+            outcomes[name] = "failed"
+        except UnifiedPipelineCancelled as exc:
+            outcomes[name] = f"cancelled: {exc.reason}"
+        else:
+            outcomes[name] = "completed"
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "failing", graph)
+        nursery.start_soon(run, "sibling", other)
+    assert outcomes["sibling"] == "completed"
+    assert outcomes["failing"] == "failed"  # its own run: the task's error
+    assert not shutdown.is_cancelled
+    assert shutdown._callbacks == {}  # the finished runs' links are gone

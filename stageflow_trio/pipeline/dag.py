@@ -442,10 +442,10 @@ class UnifiedStageGraph:
                 interrupted at their next checkpoint and
                 :class:`UnifiedPipelineCancelled` is raised with stage
                 ``"<external>"``. A fresh token is used when omitted. The run
-                never cancels it (it may be shared by other runs): a run that
-                follows a PipelineContext gets a token of its own linked to this
-                one (the one :attr:`cancel_token` gives its stages), which the
-                context's cancellation cancels instead.
+                never cancels it (it may be shared by other runs): the run gets
+                a token of its own linked to this one (the one
+                :attr:`cancel_token` gives its stages), which the run's
+                PipelineContext and its stages' task groups cancel instead.
 
         Returns:
             Each stage's output by name.
@@ -462,22 +462,23 @@ class UnifiedStageGraph:
             ctx = ctx.derive_root_stage_context()
         elif type(ctx) is not StageContext or ctx.inputs is None:
             ctx = _checked_context(ctx)
-        caller_token = cancel_token
+        unlink = None
         if cancel_token is None:
             cancel_token = CancellationToken()
-        elif type(cancel_token) is not CancellationToken:
-            check_cancel_token("UnifiedStageGraph.run", cancel_token)
-        source = ctx.cancellation
-        if not isinstance(source, PipelineContext):
-            return await run_unified(self._plan, ctx, cancel_token, self._runs)
-        unlink = None
-        if caller_token is not None:
+        else:
+            if type(cancel_token) is not CancellationToken:
+                check_cancel_token("UnifiedStageGraph.run", cancel_token)
             # The caller's token may be shared with other runs (a service's shutdown
-            # token): marking this context cancelled must stop this run only, never
-            # cancel that token. The run gets a token of its own that follows it.
+            # token): nothing this run does may cancel it (marking its PipelineContext
+            # cancelled, a stage's StructuredTaskGroup given graph.cancel_token). The
+            # run gets a token of its own that follows the caller's.
+            caller_token = cancel_token
             cancel_token = CancellationToken()
             unlink = caller_token._link(cancel_token)
         try:
+            source = ctx.cancellation
+            if not isinstance(source, PipelineContext):
+                return await run_unified(self._plan, ctx, cancel_token, self._runs)
             if source.canceled and source.cancellation_reason is None:
                 # Made with canceled=True and no reason (mark_canceled always gives
                 # one): the run ends with 1.2.0's reason for that case.
