@@ -144,7 +144,7 @@ async def test_a_huge_time_budget_leaves_only_the_calls_bound(seconds: float) ->
         assert await yield_pattern(cooperative_checkpoint, 7) == every(3, 7)
     assert _budget._thread_state().blocks == []
     # Nothing left behind that breaks the next block (no time bound: a 1 ms one fires
-    # on a busy machine, as a CI run under load saw).
+    # on a busy machine, as a full run beside three others saw).
     with checkpoint_budget(calls=2, seconds=math.inf):
         assert await yield_pattern(cooperative_checkpoint, 4) == every(2, 4)
 
