@@ -901,14 +901,25 @@ class RedisApprovalBackend:
         )
 
 
+# The index lists every entry written, and Redis expires an entry's key without touching
+# it: after as many puts as the index held at the last sweep (at least 64), a put prunes
+# the ids whose key is gone, as the in-memory backend sweeps. O(1) amortized per put.
 _UNDO_PUT = """
 if not redis.call('ZSCORE', KEYS[2], ARGV[3]) then
     redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[3])
 end
 if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
 else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if redis.call('DECR', KEYS[4]) <= 0 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+        if redis.call('EXISTS', ARGV[4] .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
+    end
+    redis.call('SET', KEYS[4], math.max(redis.call('ZCARD', KEYS[2]), tonumber(ARGV[5])))
+end
 return 0
 """
+
+_UNDO_SWEEP_MIN_PUTS = 64
 
 _UNDO_GET = """
 local value = redis.call('GET', KEYS[1])
@@ -938,7 +949,10 @@ class RedisUndoBackend:
 
     Each entry is a key with Redis's own ``PX`` expiry, listed in a
     write-ordered index that the reads prune of the keys Redis expired.
-    :meth:`cleanup_expired` counts the entries it prunes that way.
+    :meth:`cleanup_expired` counts the entries it prunes that way. Writes prune
+    it too, after as many puts as it held at the last prune (at least 64), so
+    the index stays near the live entries when nothing reads it (the executor
+    reads undo data only to undo).
     """
 
     def __init__(self, backend: RedisBackend) -> None:
@@ -964,8 +978,18 @@ class RedisUndoBackend:
         await self._eval(
             "put",
             _UNDO_PUT,
-            [*self._keys(metadata.action_id), self._backend.key("undos", "seq")],
-            [undo_to_json(metadata), px, str(metadata.action_id)],
+            [
+                *self._keys(metadata.action_id),
+                self._backend.key("undos", "seq"),
+                self._backend.key("undos", "sweep"),
+            ],
+            [
+                undo_to_json(metadata),
+                px,
+                str(metadata.action_id),
+                self._backend.key("undo", ""),
+                str(_UNDO_SWEEP_MIN_PUTS),
+            ],
         )
 
     async def get(self, action_id: UUID) -> UndoMetadata | None:

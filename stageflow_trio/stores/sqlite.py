@@ -97,8 +97,8 @@ SCHEMA_VERSION = 1
 
 PURGE_INTERVAL_SECONDS = 60.0
 """How often (trio's clock) an opened store deletes the expired idempotency results and
-claims: :meth:`~SqliteIdempotencyStore.get` and ``claim`` already ignore them, but the file
-would keep one row per key ever used."""
+claims and the expired undo entries: the reads already ignore them, but the file would
+keep one row per key ever used and one per undoable action ever run."""
 
 _T = TypeVar("_T")
 
@@ -172,6 +172,9 @@ def _purge(connection: sqlite3.Connection, *, now: float) -> None:
         (now,),
     )
     connection.execute("DELETE FROM idempotency_claims WHERE expires_at <= ?", (now,))
+    # An undo entry is valid up to and including its expiry instant. The executor reads
+    # undo data only to undo, so without this the file kept every action's entry.
+    connection.execute("DELETE FROM undo WHERE expires_at IS NOT NULL AND expires_at < ?", (now,))
 
 
 def _executemany(
@@ -797,7 +800,9 @@ class SqliteUndoBackend:
 
     Expiry is on the database's wall clock: an entry is valid up to and
     including its expiry instant. Replacing an entry keeps its place in
-    :meth:`get_all`'s order, as the in-memory backend does.
+    :meth:`get_all`'s order, as the in-memory backend does. Expired entries are
+    deleted every :data:`PURGE_INTERVAL_SECONDS` while the stores are open, so the
+    file does not keep one for every action ever run.
     """
 
     def __init__(self, db: SqliteDatabase) -> None:

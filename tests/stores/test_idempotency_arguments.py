@@ -90,7 +90,9 @@ async def test_redis_rounds_a_short_ttl_up_to_a_millisecond(redis_url: str) -> N
     async with open_stores(redis_url) as stores:
         store: Any = stores.idempotency
         await store.set("k", entry(1), ttl_seconds=60.0001)
-        assert _command(redis_url, "PTTL", key) in (b":60001\r\n", b":60000\r\n")
+        # 60,001 ms when read at once; a loaded machine may take longer than 1 ms to ask.
+        left = int(_command(redis_url, "PTTL", key)[1:])
+        assert 59_000 < left <= 60_001
         await store.set("k", entry(1), ttl_seconds=1e300)
         assert _command(redis_url, "PTTL", key) == b":-1\r\n"  # never expires
         await store.set("k", entry(1), ttl_seconds=0.0001)  # 1 ms
