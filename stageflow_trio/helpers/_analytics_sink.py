@@ -25,6 +25,9 @@ logger: logging.Logger = logging.getLogger("stageflow_trio.helpers.analytics")
 
 
 _EXPORTER_METHODS = ("export", "export_batch", "flush", "close")
+# Held events (no nursery) at which try_emit warns, once per time the count gets there:
+# a sink installed without an owner that nobody flushes grows with every event.
+PENDING_WARNING = 10_000
 
 
 def _patterns(owner: str, param: str, value: object) -> list[str] | None:
@@ -233,7 +236,15 @@ class AnalyticsSink(SingleUseLifetime):
             return False
         event = self._to_event(type, data)
         if self._nursery is None:
-            self._pending.append(event)
+            pending = self._pending
+            pending.append(event)
+            if len(pending) == PENDING_WARNING:
+                logger.warning(
+                    "AnalyticsSink holds %d events: it has no nursery to export them in, and "
+                    "only flush_pending() exports held events; use `async with "
+                    "AnalyticsSink(...)` or pass nursery=",
+                    PENDING_WARNING,
+                )
             return False
         try:
             self._nursery.start_soon(self._export_owned, event)

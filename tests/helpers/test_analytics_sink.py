@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from stageflow_trio.helpers import _analytics_sink as analytics_sink_module
 from stageflow_trio.helpers.analytics import AnalyticsSink
 from tests.fakes import EVENT_RUN_ID, RecordingExporter
 
@@ -112,6 +113,27 @@ async def test_try_emit_without_nursery_holds_events() -> None:
     assert await sink.flush_pending() == 2
     assert inner.types() == ["a", "b"]
     assert sink.pending_count == 0
+
+
+async def test_held_events_warn_once_when_they_reach_the_threshold(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sink installed without a nursery and never flushed grows with every event:
+    # the count reaching PENDING_WARNING says so, once each time it gets there.
+    monkeypatch.setattr(analytics_sink_module, "PENDING_WARNING", 5)
+    sink = AnalyticsSink(RecordingExporter())
+    with caplog.at_level(logging.WARNING, logger="stageflow_trio.helpers.analytics"):
+        for _ in range(12):
+            sink.try_emit(type="a", data=None)
+        assert [r.getMessage() for r in caplog.records] == [
+            "AnalyticsSink holds 5 events: it has no nursery to export them in, and only"
+            " flush_pending() exports held events; use `async with AnalyticsSink(...)` or"
+            " pass nursery="
+        ]
+        assert await sink.flush_pending() == 12
+        for _ in range(5):
+            sink.try_emit(type="a", data=None)
+    assert len(caplog.records) == 2
 
 
 async def test_try_emit_into_given_nursery(autojump_clock: trio.testing.MockClock) -> None:
