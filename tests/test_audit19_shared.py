@@ -784,7 +784,7 @@ async def test_a_stage_task_group_given_graph_cancel_token_leaves_the_shared_tok
             raise ValueError("task failed")
 
         async with StructuredTaskGroup(cancel_token=graph.cancel_token) as group:
-            group.start_soon(boom)
+            group.create_task(boom)
         return StageOutput.ok()
 
     async def waits(ctx: StageContext) -> StageOutput:
