@@ -23,7 +23,10 @@ def otel_api() -> tuple[Any, Any] | None:
     global _api  # a process-wide cache of one import attempt
     if _api is _UNSET:
         try:
-            from opentelemetry import context, trace
+            # Submodules imported by name: mypy finds no ``context`` / ``trace``
+            # attribute on the namespace package ``opentelemetry`` where it is installed.
+            import opentelemetry.context as context
+            import opentelemetry.trace as trace
         except ImportError:
             _api = None
         else:

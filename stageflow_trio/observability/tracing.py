@@ -407,7 +407,10 @@ class StageflowTracer:
 
         With OpenTelemetry its W3C propagator writes first; then
         :meth:`TraceContext.to_headers` of :meth:`TraceContext.capture` is
-        merged in (its ``traceparent`` wins).
+        merged in. The propagator's ``traceparent``, when it writes one (a valid
+        span is current), is kept: it carries the span's sampling decision, which
+        :class:`TraceContext` does not know (its ``traceparent`` always says
+        "sampled"). Without one, the :class:`TraceContext` ``traceparent`` is written.
 
         Raises:
             TypeError: ``carrier`` is not a mutable mapping.
@@ -417,6 +420,7 @@ class StageflowTracer:
                 "StageflowTracer.inject_context: carrier must be a mutable mapping; "
                 f"got {type_of(carrier)}"
             )
+        written: dict[str, str] = {}
         if otel_api() is not None:
             try:
                 from opentelemetry.trace.propagation.tracecontext import (
@@ -425,8 +429,14 @@ class StageflowTracer:
             except ImportError:  # an API too old or too partial to propagate
                 logger.debug("OpenTelemetry has no TraceContextTextMapPropagator")
             else:
-                TraceContextTextMapPropagator().inject(carrier)
-        carrier.update(TraceContext.capture().to_headers())
+                TraceContextTextMapPropagator().inject(written)
+                carrier.update(written)
+        headers = TraceContext.capture().to_headers()
+        if "traceparent" in written:
+            # An unsampled span's "-00" must not become "-01": downstream samplers
+            # would record traces this service's sampler dropped.
+            headers.pop("traceparent", None)
+        carrier.update(headers)
 
     def extract_context(self, carrier: Mapping[str, str] | Mapping[bytes, bytes]) -> TraceContext:
         """The context carried by ``carrier``: :meth:`TraceContext.from_headers`."""

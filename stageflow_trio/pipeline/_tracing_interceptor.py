@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from stageflow_trio._engine._interceptors import BaseInterceptor, _duration_ms, _run_id, call_key
 from stageflow_trio._engine._stage_call import before_ran
 from stageflow_trio.observability._otel import otel_api
+from stageflow_trio.observability.tracing import StageflowTracer
 
 if TYPE_CHECKING:
     import trio
@@ -44,6 +45,9 @@ class TracingInterceptor(BaseInterceptor):
         tracer: An object with ``start_span(name, attributes=...)`` returning
             a span with ``set_attribute``, ``set_status`` and ``end``; default:
             ``opentelemetry.trace.get_tracer("stageflow_trio")`` when installed.
+            A :class:`~stageflow_trio.observability.StageflowTracer` stands for
+            its OpenTelemetry tracer (its ``start_span`` is a ``with`` block, not
+            a span); a disabled one (no OpenTelemetry) means no spans.
 
     Raises:
         TypeError: ``tracer`` is a class, or has no callable ``start_span``.
@@ -53,9 +57,16 @@ class TracingInterceptor(BaseInterceptor):
     priority: int = 20
 
     def __init__(self, tracer: Any = None) -> None:
-        if tracer is not None:
+        if isinstance(tracer, StageflowTracer):
+            # Its start_span returns a context manager: each before() would attach
+            # that as the current span and each after() fail on it (logged, no span).
+            # Its OpenTelemetry tracer (None without OpenTelemetry: no spans) instead.
+            self._tracer: Any = tracer._tracer
+        elif tracer is not None:
             _check_tracer(tracer)
-        self._tracer = tracer if tracer is not None else _default_tracer()
+            self._tracer = tracer
+        else:
+            self._tracer = _default_tracer()
         # (id(ctx), stage, task) -> spans of the calls in flight, innermost last. The
         # hooks of one call all run in its task, so two concurrent calls of a stage
         # on one context (or a nested one) never take each other's span.

@@ -614,7 +614,8 @@ def test_inject_runs_the_otel_propagator_first(fake_otel: FakeOtel) -> None:
     carrier: dict[str, str] = {}
     with tracer.start_span("s"):
         tracer.inject_context(carrier)
-    assert carrier == {"traceparent": f"00-{OTEL_TRACE}-{OTEL_SPAN}-01", "tracestate": "vendor=1"}
+    # The propagator's traceparent is kept (it carries the sampled flag; audit 19).
+    assert carrier == {"traceparent": "from-otel", "tracestate": "vendor=1"}
 
 
 def test_inject_without_a_propagator(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -674,6 +675,10 @@ def test_real_opentelemetry_ids_match_the_reference(
         ours.inject_context(carrier)
         ref_carrier: dict[str, str] = {}
         theirs.inject_context(ref_carrier)
+        # The same ids; the flags are OpenTelemetry's own in ours ("03" where the SDK
+        # sets W3C's random-trace-id bit), always "01" in the reference's (audit 19).
+        otel_flags = format(span.get_span_context().trace_flags, "02x")
+        assert carrier.pop("traceparent") == ref_carrier.pop("traceparent")[:-2] + otel_flags
         assert carrier == ref_carrier
         assert TraceContext.capture().trace_id == ref.TraceContext.capture().trace_id
     span_ctx = span.get_span_context()
