@@ -55,6 +55,23 @@ def _id(value: object) -> str | None:
     return str(value) if value else None
 
 
+# What a LogRecord already has: logging refuses an ``extra`` key among them (KeyError
+# "Attempt to overwrite ..."), and "message" / "asctime" are set by formatting.
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("n", logging.INFO, "p", 0, "m", (), None))
+) | {"message", "asctime"}
+
+
+def _add_context(extra: dict[str, Any], context: dict[str, Any]) -> None:
+    """``extra.update(context)``, a key a LogRecord already has going in as ``context_<key>``.
+
+    The caller's context is free-form: ``{"name": ...}`` must not turn the record being
+    written into a KeyError (raised from an error handler, in place of the error).
+    """
+    for key, value in context.items():
+        extra[f"context_{key}" if key in _RECORD_ATTRIBUTES else key] = value
+
+
 def _error_fields(error: Exception) -> dict[str, Any]:
     return {"error_type": type(error).__name__, "error_message": error_text(error)}
 
@@ -70,7 +87,8 @@ def log_stage_error(
 
     The record goes to ``stage_logger`` (default ``stageflow_trio.pipeline_error``);
     its extras are ``service``, ``stage``, ``error_type``, ``error_message``, the
-    five ids of ``ctx`` (strings or None) and ``additional_context``.
+    five ids of ``ctx`` (strings or None) and ``additional_context`` (a key a log
+    record already has, such as ``name`` or ``message``, as ``context_<key>``).
     """
     extra: dict[str, Any] = {"service": "pipeline", "stage": stage_name, **_error_fields(error)}
     if ctx:
@@ -82,7 +100,7 @@ def log_stage_error(
             org_id=_id(ctx.org_id),
         )
     if additional_context:
-        extra.update(additional_context)
+        _add_context(extra, additional_context)
     (stage_logger or logging.getLogger(_PIPELINE_ERROR_LOGGER)).error(
         "Stage %s failed: %s", stage_name, error, extra=extra, exc_info=error
     )
@@ -94,7 +112,7 @@ def log_debug_failure(
     """Log that a debug ``operation`` failed (logger ``stageflow_trio.debug_operations``)."""
     extra: dict[str, Any] = {"service": "debug", "operation": operation, **_error_fields(error)}
     if context:
-        extra.update(context)
+        _add_context(extra, context)
     logging.getLogger(_DEBUG_LOGGER).error(
         "Debug operation failed: %s", operation, extra=extra, exc_info=error
     )
@@ -149,7 +167,7 @@ def handle_async_task_error(
         **_error_fields(error),
     }
     if context:
-        extra.update(context)
+        _add_context(extra, context)
     logging.getLogger(_TASK_LOGGER).error(
         "Background task '%s' failed: %s", task_name, error, extra=extra, exc_info=error
     )

@@ -461,3 +461,27 @@ async def test_runner_matches_the_reference(
         lambda: _drive(ref_errors.StageRunner("s", ref_ctx).run(work))
     )
     assert _events(sink) == _events(ref_sink)
+
+
+@pytest.mark.parametrize("helper", ["stage", "debug", "task"])
+def test_context_keys_a_log_record_has_are_renamed_not_a_key_error(
+    helper: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # logging refuses an extra key a LogRecord already has (KeyError "Attempt to
+    # overwrite 'name' in LogRecord"), so a free-form context holding "name" or
+    # "message" turned the error being logged into a KeyError (the reference too).
+    context = {"name": "n", "message": "m", "args": (1,), "kept": 1}
+    error = ValueError("boom")
+    with caplog.at_level(logging.ERROR):
+        if helper == "stage":
+            log_stage_error("s", error, additional_context=context)
+        elif helper == "debug":
+            log_debug_failure("op", error, context)
+        else:
+            handle_async_task_error("t", error, context)
+    (record,) = caplog.records
+    assert record.__dict__["kept"] == 1
+    assert record.__dict__["context_name"] == "n"
+    assert record.__dict__["context_message"] == "m"
+    assert record.__dict__["context_args"] == (1,)
+    assert record.name.startswith("stageflow_trio.")  # the record's own name is intact
