@@ -9,7 +9,7 @@ import logging
 import math
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import attrs
@@ -19,6 +19,7 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import (
     CachedStageResult,
+    IdempotencyClaim,
     IdempotencyStore,
     _check_claim,
     _check_entry,
@@ -38,8 +39,6 @@ from stageflow_trio.tools.undo import UndoBackend, UndoStore
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
-
-    from stageflow_trio.pipeline.idempotency import IdempotencyClaim
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.stores")
 
@@ -169,6 +168,94 @@ def log_unreleased(claims: list[IdempotencyClaim], error: BaseException) -> None
     else:
         keys = [claim.key for claim in claims]
         logger.warning("could not release %d claims %r", len(keys), keys, exc_info=error)
+
+
+class ClaimingStore:
+    """What the SQLite and Redis idempotency stores share: the claims this process holds,
+    and the background task that renews their leases and writes their releases.
+
+    :meth:`release` queues the release for that task (it must not block). The task
+    (:meth:`_serve`, which the stores' opener starts) runs the store's periodic work
+    (:meth:`_periodic`: the renewals, ...) and writes the releases until :meth:`_close`.
+    It is shielded from the cancellation of the stores' block until the block's body has
+    ended (:meth:`_close` lifts the shield): a graceful shutdown cancels the block while
+    its body finishes the requests in flight under a shield, and the claims that work
+    holds must keep their lease (past one, another worker would be granted the key and
+    run the stage again) and have their releases written. After :meth:`_close` a
+    cancelled task writes what is queued within :attr:`_DRAIN_SECONDS` (shielded, see
+    :func:`serve_releases`); :attr:`_drained` is set when the task has ended.
+
+    Subclasses set :attr:`_OWNER` (their name in error messages) and
+    :attr:`_DRAIN_SECONDS`, and define :meth:`_periodic` and :meth:`_write_release`.
+    """
+
+    _OWNER: ClassVar[str]
+    _DRAIN_SECONDS: ClassVar[float]
+
+    def __init__(self) -> None:
+        self._held: dict[str, IdempotencyClaim] = {}  # token -> claim
+        self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
+        # Shields the background task from the stores' block's cancellation until the
+        # block's body has ended (see _serve); _close lifts it.
+        self._serving = trio.CancelScope(shield=True)
+        self._drained = trio.Event()
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
+
+        Raises:
+            TypeError: ``claim`` is not an IdempotencyClaim.
+        """
+        check_claim(f"{self._OWNER}.release", claim)
+        if self._held.pop(claim.token, None) is None:
+            return
+        self._queue_release(claim)
+
+    def _queue_release(self, claim: IdempotencyClaim) -> None:
+        # A closed store (or one whose background task is gone): the lease frees the key.
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            self._send.send_nowait(claim)
+
+    @trio.lowlevel.enable_ki_protection
+    def _close(self) -> None:
+        # Protected from a Ctrl-C: closed but still shielded, the task would wait for ever.
+        self._send.close()
+        # The body has ended: a cancellation of the block may reach the task now, and
+        # its drain (bounded) writes what is still queued.
+        self._serving.shield = False
+
+    async def _serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            task_status.started()
+            # A Ctrl-C (or a cancellation) reaching the opener while this task starts
+            # cancels start()'s nursery: started() then leaves this task there, and a
+            # drain would wait (shielded) for a channel nobody can close yet. No claim
+            # exists so far, so there is nothing to drain: end here, with a plain
+            # Cancelled. (Not cancelled here, the task was moved: the check and the move
+            # happen in one step.)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            with self._serving:
+                async with trio.open_nursery() as nursery:
+                    for periodic in self._periodic():
+                        nursery.start_soon(periodic)
+                    async with self._receive:
+                        await serve_releases(
+                            self._receive, self._write_release, self._DRAIN_SECONDS
+                        )
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._drained.set()
+
+    def _periodic(self) -> list[Callable[[], Awaitable[None]]]:
+        """The store's periodic work, run beside the releases (the lease renewals...)."""
+        raise NotImplementedError
+
+    async def _write_release(self, claims: list[IdempotencyClaim]) -> None:
+        """Delete each claim if it still holds its key, and wake the waiters; never raises
+        for a store error (logged: the lease frees the keys)."""
+        raise NotImplementedError
 
 
 def redacted(url: str) -> str:

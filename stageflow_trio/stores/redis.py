@@ -49,9 +49,9 @@ from stageflow_trio.tools.approval import ApprovalStatus
 
 from ._common import (
     DEFAULT_CLAIM_LEASE_SECONDS,
+    ClaimingStore,
     StoreConfigError,
     Wakeups,
-    check_claim,
     check_entry,
     check_key,
     decision_from_json,
@@ -64,7 +64,6 @@ from ._common import (
     redacted,
     request_from_json,
     request_to_json,
-    serve_releases,
     time_to_live,
     undo_from_json,
     undo_to_json,
@@ -245,7 +244,7 @@ class RedisBackend:
 
         A lost connection is re-established and the channel subscribed again
         (coredis does both); every (re)subscription wakes every waiter, since what
-        was published meanwhile never arrives. Cancelled (the stores' block is), it
+        was published meanwhile never arrives. Cancelled (the stores close), it
         raises ``trio.Cancelled`` alone: the error the pub/sub's cleanup may meet on
         its connection, closed by that cancellation, is logged (debug).
         """
@@ -300,6 +299,11 @@ async def open_redis_stores(
 ) -> AsyncIterator[Stores]:
     """Connect to Redis and yield its stores; disconnect on exit.
 
+    The connection (with the pub/sub listener and the lease renewals) lasts as long as
+    the block's body, even when the block is cancelled while the body finishes its work
+    under a shield (a graceful shutdown); on exit, the queued claim releases are written
+    (for ``connect_timeout`` at most, 0.5 s once cancelled), then the client disconnects.
+
     Args:
         url: ``redis://[user:password@]host:port/db`` or ``rediss://...``; a
             Redis Cluster ``redis+cluster://host:port[,host:port...]``; the primary
@@ -349,55 +353,121 @@ async def open_redis_stores(
     )
     where = redacted(url) if url is not None else repr(client)
     target = None if url is None else parse_redis_url(url, setting)
+
+    async def connect(stack: contextlib.AsyncExitStack[bool | None]) -> RedisBackend:
+        connected = client
+        if target is not None:
+            connected = await stack.enter_async_context(
+                redis_client(target, connect_timeout, setting)
+            )
+        backend = RedisBackend(
+            connected,
+            prefix=_cluster_prefix(connected, prefix, setting),
+            resync_interval=resync_interval,
+            command_timeout=command_timeout,
+        )
+        try:
+            await stack.enter_async_context(connected)
+            with trio.fail_after(connect_timeout):
+                version = int(
+                    await connected.eval(
+                        _SCHEMA, keys=[backend.key("schema")], args=[str(SCHEMA_VERSION)]
+                    )
+                )
+        except (coredis.exceptions.RedisError, TimeoutError, OSError) as exc:
+            raise StoreConfigError(setting, f"cannot use Redis at {where}: {exc!r}") from exc
+        if version > SCHEMA_VERSION:
+            raise StoreConfigError(
+                setting,
+                f"Redis at {where} holds key layout version {version}, newer than this"
+                f" library's {SCHEMA_VERSION}",
+            )
+        return backend
+
     with unwrapping_groups():
         if target is not None:
             await _check_reachable(target, setting, connect_timeout)
-        async with contextlib.AsyncExitStack() as stack:
-            if target is not None:
-                client = await stack.enter_async_context(
-                    redis_client(target, connect_timeout, setting)
-                )
-            prefix = _cluster_prefix(client, prefix, setting)
-            backend = RedisBackend(
-                client,
-                prefix=prefix,
-                resync_interval=resync_interval,
-                command_timeout=command_timeout,
-            )
+        async with trio.open_nursery() as nursery:
+            connection = _Connection()
             try:
-                await stack.enter_async_context(client)
-                with trio.fail_after(connect_timeout):
-                    version = int(
-                        await client.eval(
-                            _SCHEMA, keys=[backend.key("schema")], args=[str(SCHEMA_VERSION)]
-                        )
-                    )
-            except (coredis.exceptions.RedisError, TimeoutError, OSError) as exc:
-                raise StoreConfigError(setting, f"cannot use Redis at {where}: {exc!r}") from exc
-            if version > SCHEMA_VERSION:
-                raise StoreConfigError(
-                    setting,
-                    f"Redis at {where} holds key layout version {version}, newer than this"
-                    f" library's {SCHEMA_VERSION}",
-                )
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.listen)
+                # Inside the try: the connection and the store's background task are
+                # shielded from the block's cancellation until the body has ended.
+                backend = await nursery.start(connection.run, connect)
                 idempotency = RedisIdempotencyStore(backend, claim_lease_seconds=lease)
+                connection.idempotency = idempotency
                 await nursery.start(idempotency._serve)
+                yield Stores(
+                    url=url if url is not None else where,
+                    idempotency=idempotency,
+                    memory=RedisMemoryStore(backend),
+                    approvals=RedisApprovalBackend(backend),
+                    undo=RedisUndoBackend(backend),
+                )
+            finally:
+                # Let the queued releases reach Redis (bounded), then disconnect.
+                connection.close(within=connect_timeout)
                 try:
-                    yield Stores(
-                        url=url if url is not None else where,
-                        idempotency=idempotency,
-                        memory=RedisMemoryStore(backend),
-                        approvals=RedisApprovalBackend(backend),
-                        undo=RedisUndoBackend(backend),
-                    )
+                    if connection.idempotency is not None:
+                        with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout):
+                            await connection.idempotency._drained.wait()
                 finally:
-                    # Let the queued releases reach Redis (bounded), then stop listening.
-                    idempotency._close()
-                    with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout):
-                        await idempotency._drained.wait()
+                    connection.stop()
                     nursery.cancel_scope.cancel()
+
+
+class _Connection:
+    """The stores' client (and the Sentinel it came from) with its pub/sub listener, in a
+    task of their own (:meth:`run`), and the idempotency store that uses them.
+
+    The task is shielded from the cancellation of the stores' block while the block's body
+    runs: a graceful shutdown cancels the block while its body finishes the requests in
+    flight under a shield, and that work still needs the connection (its store calls, the
+    renewal of its claims' leases, its releases) and the listener (the waiters of this
+    process wake on the releases it publishes). Closed (:meth:`close`) when the body has
+    ended: the connection then lasts while the store writes the releases still queued
+    (``within`` seconds at most), and is ended by :meth:`stop`.
+    """
+
+    def __init__(self) -> None:
+        self._scope = trio.CancelScope()
+        self.idempotency: RedisIdempotencyStore | None = None
+
+    async def run(
+        self,
+        connect: Callable[[contextlib.AsyncExitStack[bool | None]], Awaitable[RedisBackend]],
+        *,
+        task_status: trio.TaskStatus[RedisBackend] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Connect (cancellable, and raising its errors to the opener's ``start``), start
+        the listener, hand the backend over, then stay connected, shielded, until ended."""
+        with self._scope:
+            async with contextlib.AsyncExitStack() as stack:
+                backend = await connect(stack)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(backend.listen)
+                    task_status.started(backend)
+                    # Cancelled here only when started() left this task in start()'s
+                    # cancelled nursery (the opener was cancelled meanwhile: the check
+                    # and the move happen in one step): its start() raises Cancelled
+                    # once this task has disconnected; nothing needs the connection.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    self._scope.shield = True
+                    await trio.sleep_forever()
+
+    @trio.lowlevel.enable_ki_protection
+    def close(self, *, within: float) -> None:
+        """The stores' block's body has ended: the idempotency store's background task
+        drains its releases, and the connection ends ``within`` seconds at the latest.
+
+        Protected from a Ctrl-C: left shielded, the tasks would hold the block for ever.
+        """
+        if self.idempotency is not None:
+            self.idempotency._close()
+        self._scope.deadline = min(self._scope.deadline, trio.current_time() + within)
+
+    def stop(self) -> None:
+        """Disconnect now."""
+        self._scope.cancel()
 
 
 def _cluster_prefix(client: Any, prefix: str | None, setting: str) -> str:
@@ -434,22 +504,25 @@ async def _check_reachable(target: RedisTarget, setting: str, timeout: float) ->
     raise StoreConfigError(setting, f"cannot reach Redis at {redacted(target.url)}: {detail}")
 
 
-class RedisIdempotencyStore:
+class RedisIdempotencyStore(ClaimingStore):
     """An :class:`~stageflow_trio.pipeline.idempotency.IdempotencyStore` in Redis.
 
     Results expire by Redis's ``PX``; ``get`` returns them with ``expires_at``
     in epoch seconds (this machine's clock plus the ``PTTL`` Redis reports). :meth:`release` hands the deletion to the store's
     background task (it must not block); the release is published, which wakes
-    every process's waiters at once.
+    every process's waiters at once. The background task (renewals, releases), the
+    client's connection and the pub/sub listener run as long as the stores' block's
+    body, even when the block is cancelled while the body still works shielded.
     """
 
+    _OWNER = "RedisIdempotencyStore"
+    _DRAIN_SECONDS = CANCELLED_CLAIM_RELEASE_SECONDS
+
     def __init__(self, backend: RedisBackend, *, claim_lease_seconds: float) -> None:
+        super().__init__()
         self._backend = backend
         self._client = backend.client
         self._lease_ms = max(1, round(claim_lease_seconds * 1000))
-        self._held: dict[str, IdempotencyClaim] = {}
-        self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
-        self._drained = trio.Event()
 
     def _keys(self, key: str) -> list[str]:
         return [self._backend.key("idem", "result", key), self._backend.key("idem", "claim", key)]
@@ -561,9 +634,8 @@ class RedisIdempotencyStore:
                 logger.warning("could not release claim %r", claim.key, exc_info=True)
             else:
                 return
-        # A closed store (or one whose background task is gone): the lease frees the key.
-        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            self._send.send_nowait(claim)
+        # For the background task, which writes it when Redis answers.
+        self._queue_release(claim)
 
     async def _send_release(self, claims: list[IdempotencyClaim]) -> None:
         """Delete each claim's key if it still holds it, and tell the waiters (one script)."""
@@ -574,36 +646,8 @@ class RedisIdempotencyStore:
             _RELEASE, keys=[self._keys(claim.key)[1] for claim in claims], args=args
         )
 
-    def release(self, claim: IdempotencyClaim) -> None:
-        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
-
-        Raises:
-            TypeError: ``claim`` is not an IdempotencyClaim.
-        """
-        check_claim("RedisIdempotencyStore.release", claim)
-        if self._held.pop(claim.token, None) is None:
-            return
-        # A closed store (or one whose background task is gone): the lease frees the key.
-        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            self._send.send_nowait(claim)
-
-    def _close(self) -> None:
-        self._send.close()
-
-    async def _serve(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._renew_leases)
-            task_status.started()
-            async with self._receive:
-                try:
-                    await serve_releases(
-                        self._receive, self._write_release, CANCELLED_CLAIM_RELEASE_SECONDS
-                    )
-                finally:
-                    self._drained.set()
-            nursery.cancel_scope.cancel()
+    def _periodic(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self._renew_leases]
 
     async def _write_release(self, claims: list[IdempotencyClaim]) -> None:
         try:

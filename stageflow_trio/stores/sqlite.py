@@ -29,7 +29,6 @@ yields a :class:`~stageflow_trio.stores.Stores` whose stores all live in it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -49,9 +48,9 @@ from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyCl
 from ._common import (
     DEFAULT_CLAIM_LEASE_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
+    ClaimingStore,
     StoreConfigError,
     Wakeups,
-    check_claim,
     check_entry,
     check_key,
     decided,
@@ -64,14 +63,13 @@ from ._common import (
     memory_to_json,
     request_from_json,
     request_to_json,
-    serve_releases,
     time_to_live,
     undo_from_json,
     undo_to_json,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from uuid import UUID
 
     from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest, ApprovalStatus
@@ -388,7 +386,7 @@ async def open_sqlite_stores(
             raise
 
 
-class SqliteIdempotencyStore:
+class SqliteIdempotencyStore(ClaimingStore):
     """An :class:`~stageflow_trio.pipeline.idempotency.IdempotencyStore` in a SQLite file.
 
     Results expire on the database's wall clock; ``get`` returns them with
@@ -400,15 +398,14 @@ class SqliteIdempotencyStore:
     block's body, even when the block is cancelled while the body still works shielded.
     """
 
+    _OWNER = "SqliteIdempotencyStore"
+    _DRAIN_SECONDS = _DRAIN_SECONDS
+
     def __init__(self, db: SqliteDatabase, *, claim_lease_seconds: float) -> None:
+        super().__init__()
         self._db = db
         self._lease = claim_lease_seconds
         self._wakeups = Wakeups()
-        self._held: dict[str, IdempotencyClaim] = {}  # token -> claim
-        self._send, self._receive = trio.open_memory_channel[IdempotencyClaim](math.inf)
-        # Shields the background task from the stores' block's cancellation until the
-        # block's body has ended (see _serve); _close lifts it.
-        self._serving = trio.CancelScope(shield=True)
 
     async def get(self, key: str) -> CachedStageResult | None:
         """The live entry for ``key``, or None. A checkpoint.
@@ -510,48 +507,8 @@ class SqliteIdempotencyStore:
         )
         return IdempotencyClaim(key, token)
 
-    def release(self, claim: IdempotencyClaim) -> None:
-        """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
-
-        Raises:
-            TypeError: ``claim`` is not an IdempotencyClaim.
-        """
-        check_claim("SqliteIdempotencyStore.release", claim)
-        if self._held.pop(claim.token, None) is None:
-            return
-        # A closed store (or one whose background task is gone): the lease frees the key.
-        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            self._send.send_nowait(claim)
-
-    @trio.lowlevel.enable_ki_protection
-    def _close(self) -> None:
-        # Protected from a Ctrl-C: closed but still shielded, the task would wait for ever.
-        self._send.close()
-        # The body has ended: a cancellation of the block may reach the task now, and
-        # its drain (bounded) writes what is still queued.
-        self._serving.shield = False
-
-    async def _serve(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        task_status.started()
-        # A Ctrl-C reaching the opener while this task starts cancels start()'s nursery:
-        # started() then leaves this task there, and a drain would wait (shielded, for
-        # _DRAIN_SECONDS) for a channel nobody can close yet. No claim exists so far, so
-        # there is nothing to drain: end here, with a plain Cancelled.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        # Shielded while the block's body runs: a shutdown that cancels the block while
-        # the body finishes its work under a shield (a graceful drain of the requests in
-        # flight) must not stop renewing the leases of the claims that work holds (past
-        # one lease, another worker would be granted the key and run the stage again),
-        # nor writing their releases.
-        with self._serving:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._renew_leases)
-                nursery.start_soon(self._purge_expired)
-                async with self._receive:
-                    await serve_releases(self._receive, self._write_release, _DRAIN_SECONDS)
-                nursery.cancel_scope.cancel()
+    def _periodic(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self._renew_leases, self._purge_expired]
 
     async def _purge_expired(self) -> None:
         """Every :data:`PURGE_INTERVAL_SECONDS`, delete the expired results and claims."""
