@@ -307,3 +307,39 @@ def python_output(code: str) -> str:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
+
+
+class RecordingSpan:
+    """A span for ``TracingInterceptor(tracer=...)`` tests: keeps attributes and statuses,
+    counts ``end`` calls; with ``refuse=True`` every ``set_attribute`` raises."""
+
+    def __init__(self, name: str, attributes: dict[str, Any], *, refuse: bool = False) -> None:
+        self.name = name
+        self.attributes = dict(attributes)
+        self.statuses: list[Any] = []
+        self.ended = 0
+        self.refuse = refuse
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self.refuse:
+            raise RuntimeError("attribute refused")
+        self.attributes[key] = value
+
+    def set_status(self, status: Any) -> None:
+        self.statuses.append(status)
+
+    def end(self) -> None:
+        self.ended += 1
+
+
+class RecordingTracer:
+    """A tracer keeping every :class:`RecordingSpan` it started, in order."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        self.spans: list[RecordingSpan] = []
+        self.refuse = refuse
+
+    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> RecordingSpan:
+        span = RecordingSpan(name, attributes or {}, refuse=self.refuse)
+        self.spans.append(span)
+        return span

@@ -57,34 +57,9 @@ from stageflow_trio.pipeline.interceptors_hardening import (
 from stageflow_trio.pipeline.retry import RetryInterceptor
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+from tests.fakes import RecordingTracer as FakeTracer
 
 # --------------------------------------------------------------------------- helpers
-
-
-class FakeSpan:
-    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
-        self.name = name
-        self.attributes = dict(attributes)
-        self.ended = 0
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
-
-    def set_status(self, *args: Any) -> None:
-        pass
-
-    def end(self) -> None:
-        self.ended += 1
-
-
-class FakeTracer:
-    def __init__(self) -> None:
-        self.spans: list[FakeSpan] = []
-
-    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> FakeSpan:
-        span = FakeSpan(name, attributes or {})
-        self.spans.append(span)
-        return span
 
 
 def own_events_only(ctx: PipelineContext, sink: RecordingEventSink) -> None:

@@ -16,33 +16,8 @@ from stageflow_trio.pipeline.interceptors import (
 )
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
+from tests.fakes import RecordingTracer as Tracer
 from tests.fakes import pipeline_context
-
-
-class Span:
-    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
-        self.name = name
-        self.attributes = dict(attributes)
-        self.ended = 0
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
-
-    def set_status(self, status: Any) -> None:
-        pass
-
-    def end(self) -> None:
-        self.ended += 1
-
-
-class Tracer:
-    def __init__(self) -> None:
-        self.spans: list[Span] = []
-
-    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Span:
-        span = Span(name, attributes or {})
-        self.spans.append(span)
-        return span
 
 
 class Gate(BaseInterceptor):

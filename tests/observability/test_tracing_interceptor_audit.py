@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 import trio
@@ -11,37 +10,8 @@ import trio
 from stageflow_trio._time import utc_now
 from stageflow_trio.pipeline.interceptors import TracingInterceptor, run_with_interceptors
 from stageflow_trio.stages.result import StageResult
+from tests.fakes import RecordingTracer as Tracer
 from tests.fakes import pipeline_context
-
-
-class Span:
-    def __init__(self, name: str, attributes: dict[str, Any], *, refuse: bool = False) -> None:
-        self.name = name
-        self.attributes = dict(attributes)
-        self.ended = 0
-        self.refuse = refuse
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        if self.refuse:
-            raise RuntimeError("attribute refused")
-        self.attributes[key] = value
-
-    def set_status(self, status: Any) -> None:
-        pass
-
-    def end(self) -> None:
-        self.ended += 1
-
-
-class Tracer:
-    def __init__(self, *, refuse: bool = False) -> None:
-        self.spans: list[Span] = []
-        self.refuse = refuse
-
-    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Span:
-        span = Span(name, attributes or {}, refuse=self.refuse)
-        self.spans.append(span)
-        return span
 
 
 def stage_taking(seconds: float) -> Callable[[], Awaitable[StageResult]]:
@@ -107,7 +77,7 @@ def test_tracer_is_checked_at_construction() -> None:
         TypeError,
         match=(
             r"^TracingInterceptor: tracer must be an instance with a callable start_span; "
-            r"got the class Tracer \(pass Tracer\(\)\)$"
+            r"got the class RecordingTracer \(pass RecordingTracer\(\)\)$"
         ),
     ):
         TracingInterceptor(tracer=Tracer)

@@ -37,6 +37,7 @@ from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageResult
 from tests.doc_blocks import python_blocks, run_in_virtual_time
+from tests.fakes import RecordingTracer as FakeTracer
 from tests.fakes import pipeline_context
 
 RUN_ID = uuid.UUID("88888888-8888-4888-8888-888888888888")
@@ -352,33 +353,6 @@ def test_reference_breaker_counts_a_raised_error_twice_and_closes_itself(
 
 
 # --- tracing ------------------------------------------------------------------------------
-
-
-class FakeSpan:
-    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
-        self.name = name
-        self.attributes = dict(attributes)
-        self.statuses: list[Any] = []
-        self.ended = 0
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
-
-    def set_status(self, status: Any) -> None:
-        self.statuses.append(status)
-
-    def end(self) -> None:
-        self.ended += 1
-
-
-class FakeTracer:
-    def __init__(self) -> None:
-        self.spans: list[FakeSpan] = []
-
-    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> FakeSpan:
-        span = FakeSpan(name, attributes or {})
-        self.spans.append(span)
-        return span
 
 
 def otel_installed() -> bool:
