@@ -31,7 +31,14 @@ from stageflow_trio.pipeline.interceptors import get_default_interceptors
 from stageflow_trio.pipeline.subpipeline import ChildRunTracker, SubpipelineSpawner
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context, reset_globals
-from tests.trio_setups import HOST_CANCELLED, SigintAtStep, mock_clock, run_guest, run_under_sigint
+from tests.trio_setups import (
+    HOST_CANCELLED,
+    CancelAtStep,
+    SigintAtStep,
+    mock_clock,
+    run_guest,
+    run_under_sigint,
+)
 
 RUN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 CORRELATION = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
@@ -257,27 +264,6 @@ def test_ctrl_c_at_every_step_of_a_realistic_run(restrict: bool) -> None:
 
 
 # --------------------------------------------------------------------------- 6. caller's scopes
-
-
-class CancelAtStep(trio.abc.Instrument):
-    """Before task step ``at``, cancels ``scope`` (or, with ``deadline``, moves its
-    deadline to now: trio then cancels it at its next schedule point)."""
-
-    def __init__(self, at: int | None, *, deadline: bool = False) -> None:
-        self.at = at
-        self.deadline = deadline
-        self.steps = 0
-        self.scope: trio.CancelScope | None = None
-        self.sent = False
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at and self.scope is not None:
-            self.sent = True
-            if self.deadline:
-                self.scope.deadline = trio.current_time()
-            else:
-                self.scope.cancel()
-        self.steps += 1
 
 
 async def runner_scenario(scenario: Scenario) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, get_default_interceptors
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.testing import create_test_stage_context, reset_globals
-from tests.trio_setups import SigintAtStep, mock_clock, run_guest, run_under_sigint
+from tests.trio_setups import CancelAtStep, SigintAtStep, mock_clock, run_guest, run_under_sigint
 
 RUN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000b2")
 KEY = "order-42"
@@ -45,20 +45,6 @@ class ListSink:
 
     def try_emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
         self.events.append(type)
-
-
-class CancelAtStep(trio.abc.Instrument):
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.steps = 0
-        self.scope: trio.CancelScope | None = None
-        self.sent = False
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at and self.scope is not None:
-            self.sent = True
-            self.scope.cancel()
-        self.steps += 1
 
 
 # --------------------------------------------------------------------------- 1. legacy graph

@@ -55,35 +55,12 @@ from tests.test_audit18_trio_integration_3 import (
     stored,
     sweep,
 )
-from tests.trio_setups import SigintAtStep, mock_clock
+from tests.trio_setups import CancelAtStep, SigintAtStep, mock_clock
 
 WATCHDOG_SECONDS = 10_000.0
 
 
 # --------------------------------------------------------------------------- harness
-
-
-class CancelAtStep(trio.abc.Instrument):
-    """Cancels ``scope`` before task step ``at``; counts steps; keeps the live tasks."""
-
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.steps = 0
-        self.scope: trio.CancelScope | None = None
-        self.sent = False
-        self.alive: set[trio.lowlevel.Task] = set()
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at and self.scope is not None and not self.sent:
-            self.sent = True
-            self.scope.cancel()
-        self.steps += 1
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.alive.add(task)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.alive.discard(task)
 
 
 class Cancelled:

@@ -5,6 +5,7 @@
   ``at`` (trio delivers the KeyboardInterrupt to the main task at its next checkpoint,
   or, unrestricted, wherever it runs next, as a Ctrl-C landing then would), counts the
   steps, and keeps a ledger of the tasks alive.
+- :class:`CancelAtStep`: the same, cancelling a scope instead (or moving its deadline).
 - :func:`run_under_sigint`: one ``trio.run`` of a scenario with a :class:`SigintAtStep`.
 - :func:`run_guest`: run an async function as a trio guest of an asyncio loop.
 """
@@ -22,6 +23,7 @@ import trio.testing
 
 __all__ = [
     "HOST_CANCELLED",
+    "CancelAtStep",
     "SigintAtStep",
     "mock_clock",
     "run_guest",
@@ -50,6 +52,35 @@ class SigintAtStep(trio.abc.Instrument):
             self.sent = True
             self.handler = signal.getsignal(signal.SIGINT)
             signal.raise_signal(signal.SIGINT)
+        self.steps += 1
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.alive.add(task)
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.alive.discard(task)
+
+
+class CancelAtStep(trio.abc.Instrument):
+    """Before task step ``at`` (if not None), cancels ``scope`` once (or, with
+    ``deadline``, moves its deadline to now: trio then cancels it at its next schedule
+    point); counts steps, and keeps a ledger of the tasks alive."""
+
+    def __init__(self, at: int | None, *, deadline: bool = False) -> None:
+        self.at = at
+        self.deadline = deadline
+        self.steps = 0
+        self.scope: trio.CancelScope | None = None
+        self.sent = False
+        self.alive: set[trio.lowlevel.Task] = set()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.steps == self.at and self.scope is not None and not self.sent:
+            self.sent = True
+            if self.deadline:
+                self.scope.deadline = trio.current_time()
+            else:
+                self.scope.cancel()
         self.steps += 1
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
