@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 import attrs
 import trio
 
-from stageflow_trio._args import error_text
+from stageflow_trio._args import error_text, type_of
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages._execution_error import StageExecutionError
 from stageflow_trio.stages.context import PipelineContext
@@ -62,12 +63,17 @@ _RECORD_ATTRIBUTES = frozenset(
 ) | {"message", "asctime"}
 
 
-def _add_context(extra: dict[str, Any], context: dict[str, Any]) -> None:
+def _add_context(owner: str, extra: dict[str, Any], context: dict[str, Any]) -> None:
     """``extra.update(context)``, a key a LogRecord already has going in as ``context_<key>``.
 
     The caller's context is free-form: ``{"name": ...}`` must not turn the record being
     written into a KeyError (raised from an error handler, in place of the error).
+
+    Raises:
+        TypeError: ``context`` is not a mapping.
     """
+    if not isinstance(context, Mapping):
+        raise TypeError(f"{owner} must be a dict or None; got {type_of(context)}")
     for key, value in context.items():
         extra[f"context_{key}" if key in _RECORD_ATTRIBUTES else key] = value
 
@@ -100,7 +106,7 @@ def log_stage_error(
             org_id=_id(ctx.org_id),
         )
     if additional_context:
-        _add_context(extra, additional_context)
+        _add_context("log_stage_error: additional_context", extra, additional_context)
     (stage_logger or logging.getLogger(_PIPELINE_ERROR_LOGGER)).error(
         "Stage %s failed: %s", stage_name, error, extra=extra, exc_info=error
     )
@@ -112,7 +118,7 @@ def log_debug_failure(
     """Log that a debug ``operation`` failed (logger ``stageflow_trio.debug_operations``)."""
     extra: dict[str, Any] = {"service": "debug", "operation": operation, **_error_fields(error)}
     if context:
-        _add_context(extra, context)
+        _add_context("log_debug_failure: context", extra, context)
     logging.getLogger(_DEBUG_LOGGER).error(
         "Debug operation failed: %s", operation, extra=extra, exc_info=error
     )
@@ -167,7 +173,7 @@ def handle_async_task_error(
         **_error_fields(error),
     }
     if context:
-        _add_context(extra, context)
+        _add_context("handle_async_task_error: context", extra, context)
     logging.getLogger(_TASK_LOGGER).error(
         "Background task '%s' failed: %s", task_name, error, extra=extra, exc_info=error
     )
