@@ -1,14 +1,18 @@
 """The clock seam and the id helpers every other module uses.
 
-Engine timing (timeouts, backoff, guard-retry windows, TTLs) reads
-:func:`monotonic`, which is ``trio.current_time()`` inside a trio run, so
+Engine timing within a run (timeouts, backoff, guard-retry windows, durations)
+reads :func:`monotonic`, which is ``trio.current_time()`` inside a trio run, so
 ``trio.testing.MockClock`` drives it in tests, and ``time.monotonic()``
-outside one. Timestamps that get serialized stay wall-clock UTC, in exactly the
-form of ``datetime.now(UTC).isoformat()``.
+outside one. An object that keeps times beyond one run (an in-memory store's
+expiries, a breaker's last failure, a cache's last fetch) reads a
+:class:`RunClock` instead, so that it never compares readings of two clocks.
+Timestamps that get serialized stay wall-clock UTC, in exactly the form of
+``datetime.now(UTC).isoformat()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -23,6 +27,68 @@ def monotonic() -> float:
         return trio.current_time()
     except RuntimeError:
         return time.monotonic()
+
+
+class RunClock:
+    """Seconds on one time line for the whole life of an object that may outlive a trio run.
+
+    Each ``trio.run`` has its own clock with its own origin: the default
+    ``SystemClock`` starts at a random offset (10,000 to 200,000 s), a
+    ``MockClock`` at 0. An object that keeps times and compares them later (an
+    in-memory store's expiries, say) and reads whichever clock is current sees
+    time jump by up to two days, either way, when it is used in another
+    ``trio.run`` (a service that calls ``trio.run`` per request or per job), and
+    outside a run it read ``time.monotonic()``, another origin again.
+
+    A ``RunClock`` reads the clock of the trio run it is made in, or else of the
+    first run it is called in, and keeps it when used in later runs: a trio clock
+    keeps working after its run ends (a ``SystemClock`` goes on with real time).
+    First called outside any run, it reads ``time.monotonic()`` for good.
+
+    Test clocks are the exception: when the current run's clock is a
+    ``trio.testing.MockClock`` other than the one held, that clock is taken
+    instead. A ``MockClock`` stands still once its run is over, and each test
+    has its own, so an object shared by several tests (made at import time, or
+    in a module-scoped fixture) is driven by the test using it, as
+    ``trio.current_time()`` would be.
+    """
+
+    __slots__ = ("_clock",)
+
+    def __init__(self) -> None:
+        self._clock: trio.abc.Clock | _Monotonic | None = None
+        with contextlib.suppress(RuntimeError):  # outside a run: bound at the first call in one
+            self._clock = trio.lowlevel.current_clock()
+
+    def __call__(self) -> float:
+        """Seconds on this object's clock."""
+        try:
+            current = trio.lowlevel.current_clock()
+        except RuntimeError:
+            current = None
+        held = self._clock
+        if held is None:
+            held = self._clock = current or _MONOTONIC
+        elif current is not None and current is not held and _is_mock(current):
+            held = self._clock = current
+        return held.current_time()
+
+
+class _Monotonic:
+    """``time.monotonic()`` as a clock, for an object first used outside any run."""
+
+    @staticmethod
+    def current_time() -> float:
+        return time.monotonic()
+
+
+_MONOTONIC = _Monotonic()
+
+
+def _is_mock(clock: trio.abc.Clock) -> bool:
+    import trio.testing  # here: only when a run's clock differs from the held one
+
+    return isinstance(clock, trio.testing.MockClock)
 
 
 def utc_now() -> datetime:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stageflow_trio._args import check_callable, check_number, type_of
-from stageflow_trio._time import monotonic
+from stageflow_trio._time import RunClock
 from stageflow_trio.auth.errors import InvalidTokenError, MissingClaimsError, TokenExpiredError
 
 if TYPE_CHECKING:
@@ -205,7 +205,9 @@ class SignedJwtValidator:
     when the set holds a single key). Fetched documents are cached; a token
     whose ``kid`` is not in the cache makes the validator fetch again (key
     rotation), at most once per ``jwks_refresh_interval`` seconds of trio's
-    clock, and concurrent validations share one fetch. An error the fetcher
+    clock (one clock for the validator's life, that of the run it is made or
+    first used in, so a validator used in several ``trio.run`` calls refetches
+    on time), and concurrent validations share one fetch. An error the fetcher
     raises propagates unchanged (it is not an authentication failure).
 
     :meth:`validate` checks, in order: the header (``alg`` among
@@ -304,6 +306,7 @@ class SignedJwtValidator:
             _OWNER, "jwks_refresh_interval", jwks_refresh_interval, minimum=0
         )
         self._fetched_at: float | None = None
+        self._clock = RunClock()
         self._generation = 0
         self._fetch_lock = trio.Lock()
 
@@ -445,11 +448,13 @@ class SignedJwtValidator:
         raise InvalidTokenError(f"No key with kid {_shown(kid)} in the JWKS", reason="unknown_kid")
 
     def _may_fetch(self) -> bool:
-        return self._fetched_at is None or monotonic() - self._fetched_at >= self._refresh_interval
+        return (
+            self._fetched_at is None or self._clock() - self._fetched_at >= self._refresh_interval
+        )
 
     async def _fetch(self, fetcher: JwksFetcher) -> None:
         document = await fetcher()
         self._keys = _parse_jwks(f"{_OWNER}: the jwks_fetcher's result", document)
-        self._fetched_at = monotonic()
+        self._fetched_at = self._clock()
         self._generation += 1
         logger.debug("JWKS fetched: %d kids", len(self._keys))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ import trio
 
 from stageflow_trio._args import check_flag, check_number, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._time import utc_now_iso, uuid4
+from stageflow_trio._time import RunClock, utc_now_iso, uuid4
 from stageflow_trio.context import ContextSnapshot
 from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.core import PipelineTimer, StageContext
@@ -178,7 +177,8 @@ class ObservableEventSink:
     Each event is recorded as ``{"type", "data", "timestamp", "elapsed_ms"}``:
     ``data`` is the payload (``{}`` for None), ``timestamp`` the UTC ISO time it
     arrived and ``elapsed_ms`` the milliseconds since the sink was created (or
-    last cleared).
+    last cleared), on trio's clock (that of the run the sink is made or first
+    used in), so under ``MockClock`` it agrees with the run's ``duration_ms``.
 
     Args:
         verbose: Print each event (its type, then a few known payload keys).
@@ -193,10 +193,11 @@ class ObservableEventSink:
         self.colorize = colorize
         self.capture = capture
         self.events: list[dict[str, Any]] = []
-        self._start = time.perf_counter()
+        self._clock = RunClock()
+        self._start = self._clock()
 
     def _elapsed_ms(self) -> float:
-        return (time.perf_counter() - self._start) * 1000
+        return (self._clock() - self._start) * 1000
 
     async def emit(self, *, type: str, data: dict[str, Any] | None) -> None:  # noqa: A002
         """Record (and print) the event. A checkpoint; a call cancelled there records nothing."""
@@ -255,7 +256,7 @@ class ObservableEventSink:
     def clear(self) -> None:
         """Forget the captured events and restart the elapsed-time clock."""
         self.events.clear()
-        self._start = time.perf_counter()
+        self._start = self._clock()
 
     def get_events_by_type(self, event_type: str) -> list[dict[str, Any]]:
         """The captured events whose type contains ``event_type``."""

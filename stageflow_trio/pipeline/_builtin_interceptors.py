@@ -22,7 +22,7 @@ from stageflow_trio._engine._stage_call import (
     before_ran,
     stage_short_circuited,
 )
-from stageflow_trio._time import monotonic
+from stageflow_trio._time import RunClock
 from stageflow_trio.pipeline._child_tracker import get_child_tracker
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
 
@@ -138,7 +138,10 @@ class CircuitBreakerInterceptor(BaseInterceptor):
     very call it had short-circuited). A success closes it and resets the
     count. A call whose stage did not run (short-circuited by another
     interceptor, such as an idempotency replay) neither counts nor resets.
-    Time is read on the trio clock, so ``MockClock`` drives the reset.
+    Time is read on one trio clock for the breaker's life (that of the run it
+    is made or first used in: see :class:`stageflow_trio._time.RunClock`), so
+    ``MockClock`` drives the reset, and a breaker used in several ``trio.run``
+    calls opens for 30 s, not for as long as the runs' clock origins differ.
     """
 
     name: str = "circuit_breaker"
@@ -151,6 +154,7 @@ class CircuitBreakerInterceptor(BaseInterceptor):
         self._breaker_states: dict[str, str] = {}
         self._failure_counts: dict[str, int] = {}
         self._last_failure: dict[str, float] = {}
+        self._clock = RunClock()
 
     def state(self, stage_name: str) -> str:
         """The breaker state of ``stage_name``: ``"closed"``, ``"open"`` or ``"half_open"``."""
@@ -158,7 +162,7 @@ class CircuitBreakerInterceptor(BaseInterceptor):
 
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
         if self._breaker_states.get(stage_name, "closed") == "open":
-            if monotonic() - self._last_failure.get(stage_name, 0.0) > self.RESET_SECONDS:
+            if self._clock() - self._last_failure.get(stage_name, 0.0) > self.RESET_SECONDS:
                 self._breaker_states[stage_name] = "half_open"
             else:
                 return InterceptorResult(
@@ -181,7 +185,7 @@ class CircuitBreakerInterceptor(BaseInterceptor):
     def _record_failure(self, stage_name: str) -> None:
         count = self._failure_counts.get(stage_name, 0) + 1
         self._failure_counts[stage_name] = count
-        self._last_failure[stage_name] = monotonic()
+        self._last_failure[stage_name] = self._clock()
         if count >= self.FAILURE_THRESHOLD:
             self._breaker_states[stage_name] = "open"
 

@@ -52,7 +52,7 @@ from stageflow_trio._engine._stage_call import (
 )
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY as STAGE_ATTEMPT_KEY
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._time import monotonic
+from stageflow_trio._time import RunClock
 from stageflow_trio.pipeline.interceptors import (
     BaseInterceptor,
     CriticalInterceptorError,
@@ -131,8 +131,9 @@ class CachedStageResult:
     Args:
         result: The cached result.
         params_hash: sha256 of the request parameters, or None.
-        expires_at: When the entry expires, on the engine clock
-            (:func:`stageflow_trio._time.monotonic`), or None for never.
+        expires_at: When the entry expires, or None for never: seconds on the
+            store's clock (:class:`InMemoryIdempotencyStore`: the trio clock of
+            the run it was made or first used in; the shared stores: epoch seconds).
     """
 
     result: StageResult
@@ -319,8 +320,11 @@ def _check_claim(owner: str, claim: object) -> IdempotencyClaim:
 class InMemoryIdempotencyStore:
     """An in-process :class:`IdempotencyStore`, bounded in time and size.
 
-    Entries are deep-copied in and out and expire on the engine clock, so
-    ``trio.testing.MockClock`` drives the TTL in tests. Expired entries are
+    Entries are deep-copied in and out and expire on one trio clock for the
+    store's life: that of the run it is made in, or (made outside a run) of the
+    first run it is used in. So ``trio.testing.MockClock`` drives the TTL in
+    tests, and a store used in several ``trio.run`` calls (each has its own
+    clock, with a random origin) keeps its times to live. Expired entries are
     removed as the store is written to: every ``set`` drops the expired
     entries at the oldest end (with one TTL, the interceptor's, that is all of
     them), and a full pass every so many writes catches the others, so the
@@ -355,6 +359,7 @@ class InMemoryIdempotencyStore:
         self._claims = _ClaimTable()
         self._writes_since_sweep = 0
         self._warned_full = False
+        self._clock = RunClock()
 
     @property
     def max_entries(self) -> int:
@@ -377,7 +382,7 @@ class InMemoryIdempotencyStore:
         """
         _check_key("InMemoryIdempotencyStore.get", key)
         await trio.lowlevel.checkpoint()
-        entry = self._live(key, monotonic())
+        entry = self._live(key, self._clock())
         return None if entry is None else _copy_entry(entry)
 
     async def set(
@@ -400,7 +405,7 @@ class InMemoryIdempotencyStore:
         _check_entry(owner, entry)
         _check_ttl(owner, ttl_seconds)
         await trio.lowlevel.checkpoint()
-        now = monotonic()
+        now = self._clock()
         entries = self._entries
         entries.pop(key, None)
         entries[key] = CachedStageResult(
@@ -430,7 +435,7 @@ class InMemoryIdempotencyStore:
         await trio.lowlevel.checkpoint()
         while True:
             # No checkpoint between this look-up and the grant: claiming is atomic.
-            entry = self._live(key, monotonic())
+            entry = self._live(key, self._clock())
             if entry is not None:
                 return _copy_entry(entry)
             held = self._claims.holder(key)
@@ -449,7 +454,7 @@ class InMemoryIdempotencyStore:
     def purge_expired(self) -> int:
         """Remove every expired entry now; returns how many were removed. Not a checkpoint."""
         self._writes_since_sweep = 0
-        now = monotonic()
+        now = self._clock()
         entries = self._entries
         expired = [
             key

@@ -46,7 +46,7 @@ import trio
 
 from stageflow_trio._args import check_flag, check_int, check_seconds, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio._time import monotonic
+from stageflow_trio._time import RunClock, monotonic
 from stageflow_trio.events import get_event_sink
 
 from ._checks import check_action, check_execution_context, check_methods
@@ -346,9 +346,11 @@ class AdvancedToolExecutor:
         # a name), for undo data this executor did not store itself.
         self._keys_by_name: dict[str, set[str]] = {}
         # action id -> (the action type its undo data was stored under, when that data
-        # expires on the trio clock): undo runs the tool that made the data, not another
-        # tool of the same name. Recorded in order of expiry, so the oldest go first.
+        # expires on the executor's clock): undo runs the tool that made the data, not
+        # another tool of the same name. Recorded in order of expiry, so the oldest go first.
         self._undo_keys: dict[UUID, tuple[str, float]] = {}
+        # One trio clock for the executor's life (it may serve several trio.run calls).
+        self._clock = RunClock()
         # action id -> set when its undo_action in progress ends (see undo_action).
         self._undoing: dict[UUID, trio.Event] = {}
         # `is None`, not `or`: an empty UndoStore is falsy (it has __len__).
@@ -655,7 +657,7 @@ class AdvancedToolExecutor:
     def _remember_undo_key(self, action_id: UUID, action_type: str, ttl: float) -> None:
         """Record the action type ``action_id``'s undo data was stored under."""
         keys = self._undo_keys
-        now = monotonic()
+        now = self._clock()
         # Forget what has expired, oldest first (one TTL per executor, so they expire in
         # order): the map stays as small as the store's live entries.
         while keys:

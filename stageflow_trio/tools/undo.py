@@ -1,9 +1,10 @@
 """The undo store: what is needed to reverse a tool call, kept for a limited time.
 
 :class:`UndoStore` keeps one :class:`~stageflow_trio.tools.definitions.UndoMetadata`
-per action id, each with its own time to live. Expiry is measured on the trio
-clock (``trio.current_time()`` inside a run), so ``MockClock`` drives it in
-tests: an entry is valid up to and including its expiry instant, and the first
+per action id, each with its own time to live. Expiry is measured on one trio
+clock for the store's life (that of the run its backend is made in, or first used
+in: see :class:`stageflow_trio._time.RunClock`), so ``MockClock`` drives it in
+tests and a store used in several ``trio.run`` calls keeps its times: an entry is valid up to and including its expiry instant, and the first
 :meth:`UndoStore.get` after that removes it and returns None.
 
 The store keeps its entries in an :class:`UndoBackend`: by default
@@ -22,7 +23,7 @@ import trio
 from stageflow_trio._args import check_seconds, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import install_once, register_global_reset
-from stageflow_trio._time import monotonic
+from stageflow_trio._time import RunClock
 
 from ._checks import check_dict, check_str, check_uuid
 from .definitions import UndoMetadata
@@ -37,7 +38,7 @@ class UndoEntry:
 
     Attributes:
         metadata: The undo metadata.
-        expires_at: When it expires, in seconds on the trio clock.
+        expires_at: When it expires, in seconds on the backend's trio clock.
     """
 
     metadata: UndoMetadata
@@ -92,11 +93,12 @@ class InMemoryUndoBackend:
         self._entries: dict[UUID, UndoEntry] = {}
         self._puts_since_sweep = 0
         self._sweep_after = self._SWEEP_MIN_PUTS
+        self._clock = RunClock()
 
     async def put(self, metadata: UndoMetadata, ttl_seconds: float) -> None:
         """Store ``metadata`` for ``ttl_seconds``. A checkpoint, taken first."""
         await trio.lowlevel.checkpoint()
-        now = monotonic()
+        now = self._clock()
         entries = self._entries
         entries[metadata.action_id] = UndoEntry(metadata=metadata, expires_at=now + ttl_seconds)
         self._puts_since_sweep += 1
@@ -109,7 +111,7 @@ class InMemoryUndoBackend:
         entry = self._entries.get(action_id)
         if entry is None:
             return None
-        if monotonic() > entry.expires_at:
+        if self._clock() > entry.expires_at:
             del self._entries[action_id]
             return None
         return entry.metadata
@@ -122,7 +124,7 @@ class InMemoryUndoBackend:
     async def cleanup_expired(self) -> int:
         """Remove every expired entry and return how many. A checkpoint."""
         await trio.lowlevel.checkpoint()
-        return self._remove_expired(monotonic())
+        return self._remove_expired(self._clock())
 
     def _remove_expired(self, now: float) -> int:
         entries = self._entries
@@ -137,7 +139,7 @@ class InMemoryUndoBackend:
     async def get_all(self) -> list[UndoMetadata]:
         """The metadata of every entry not expired, oldest stored first. A checkpoint."""
         await trio.lowlevel.checkpoint()
-        now = monotonic()
+        now = self._clock()
         return [entry.metadata for entry in self._entries.values() if now <= entry.expires_at]
 
     def __len__(self) -> int:

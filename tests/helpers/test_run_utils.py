@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import trio
 import trio.testing
 
 import stageflow_trio.helpers as helpers_package
-from stageflow_trio.helpers import run_utils
 from stageflow_trio.helpers.run_utils import ObservableEventSink
 
 EVENTS: list[tuple[str, dict[str, Any] | None]] = [
@@ -54,19 +52,17 @@ async def test_emit_and_try_emit_capture_events_in_order() -> None:
 
 
 async def test_elapsed_ms_counts_milliseconds_from_creation_and_from_clear(
-    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # The sink times events on time.perf_counter (wall time): a fake one makes it exact.
-    now = [100.0]
-    monkeypatch.setattr(run_utils, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    # The sink times events on trio's clock: virtual time makes it exact.
     sink = ObservableEventSink(verbose=False)
-    now[0] = 100.25
+    await trio.sleep(0.25)
     await sink.emit(type="a", data=None)
-    now[0] = 101.5
+    await trio.sleep(1.25)
     sink.try_emit(type="b", data=None)
     assert [e["elapsed_ms"] for e in sink.events] == [250.0, 1500.0]
     sink.clear()
-    now[0] = 101.505
+    await trio.sleep(0.005)
     sink.try_emit(type="c", data=None)
     assert [e["elapsed_ms"] for e in sink.events] == [pytest.approx(5.0)]
 
