@@ -137,9 +137,14 @@ class CleanupRegistry:
         Each callback runs shielded from outside cancellation, limited to
         ``max(timeout / n, 0.01)`` seconds (``n`` callbacks when it starts). A callback
         registered while it runs is run too, next (last registered first), with the
-        same limit; one unregistered before its turn does not run. A callback that overruns
-        is cancelled and reported as ``TimeoutError("Cleanup timed out: <name>")``; one
-        that raises is reported with its exception; either way the next one runs.
+        same limit, while the ``n`` shares last (each callback counts at least 0.01 s);
+        one that comes up after they are spent is reported as
+        ``TimeoutError("Cleanup timed out before it ran: <name>")`` without running, so
+        a callback that registers another each time it runs cannot keep ``run_all``
+        going for ever. One unregistered before its turn does not run. A callback that
+        overruns is cancelled and reported as ``TimeoutError("Cleanup timed out:
+        <name>")``; one that raises is reported with its exception; either way the next
+        one runs.
 
         A checkpoint (after the callbacks, never before them, so cleanup runs even in
         an already-cancelled scope).
@@ -160,7 +165,12 @@ class CleanupRegistry:
         failed: list[tuple[str, Exception]] = []
         entries = self._entries
         if entries:
-            share = max(timeout / len(entries), _MIN_CALLBACK_TIMEOUT)
+            present = len(entries)  # the callbacks registered before this call
+            share = max(timeout / present, _MIN_CALLBACK_TIMEOUT)
+            # What the callbacks may spend together (each counted at least the floor):
+            # the ones registered while this runs get what the others left of it.
+            budget = share * present
+            spent = 0.0
             # Popped one at a time, so a callback registered while this runs (by a
             # callback, or by a task still running) is the last registered and runs
             # next, with the same share, instead of being dropped.
@@ -171,13 +181,31 @@ class CleanupRegistry:
             interrupt: BaseException | None = None
             while entries:
                 callback, name = entries.pop()
+                limit = share
+                if len(entries) < present:
+                    present -= 1  # one registered before this call
+                else:
+                    # Registered while this runs: only within what is left, or a
+                    # callback that registers another each time would never let
+                    # run_all end (and it is shielded from outside cancellation).
+                    # (Half the floor: the sum of the floors may round just above it.)
+                    left = budget - spent
+                    if left < _MIN_CALLBACK_TIMEOUT / 2:
+                        failed.append(
+                            (name, TimeoutError(f"Cleanup timed out before it ran: {name}"))
+                        )
+                        logger.warning("Cleanup timed out before it ran: %s", name)
+                        continue
+                    limit = max(min(share, left), _MIN_CALLBACK_TIMEOUT)
+                started = trio.current_time()
                 try:
-                    await _run_one(callback, name, share, completed, failed)
+                    await _run_one(callback, name, limit, completed, failed)
                 except trio.Cancelled:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - raised below, once all ran
                     if interrupt is None:
                         interrupt = exc
+                spent += max(trio.current_time() - started, _MIN_CALLBACK_TIMEOUT)
             if interrupt is not None:
                 try:
                     raise interrupt

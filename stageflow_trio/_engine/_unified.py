@@ -110,6 +110,8 @@ async def run_unified(
         raise
     finally:
         run.unbind_token()
+        if run.retries is not None and run.attempts:
+            run.clear_attempt_marks()  # guard retries marked re-runs for the chain
         try:
             if run.registry.pending_count:
                 # Shielded as a whole (each callback is bounded by its share of the

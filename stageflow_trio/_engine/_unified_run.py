@@ -600,10 +600,14 @@ class UnifiedRun(DagRun):
 
         # No timeout unless an interceptor sets one: the chain's 30 s fallback is the
         # legacy graph's (0.9.1) and would silently limit every stage here.
-        # (A TimeoutInterceptor overwrites the 0 in ``before`` and pops it in ``after``.)
+        # (A TimeoutInterceptor overwrites the 0 in ``before`` and puts it back in
+        # ``after``.) Removed afterwards only when placed here: a caller's per-stage
+        # timeout stays for the next run of the same context (a retried request).
         timeout_key = f"_timeout.{name}"
         data = view.data
-        data.setdefault(timeout_key, 0)
+        placed = timeout_key not in data
+        if placed:
+            data[timeout_key] = 0
         try:
             result = await run_chain(name, stage_run, view, chain)
         except BaseException:
@@ -613,7 +617,8 @@ class UnifiedRun(DagRun):
             raised = None
             raise
         finally:
-            data.pop(timeout_key, None)
+            if placed:
+                data.pop(timeout_key, None)
         if produced and result is produced[-1][0]:
             return produced[-1][1]
         # A timeout or a stage error turned into a failed result, or a short-circuit
@@ -633,6 +638,20 @@ class UnifiedRun(DagRun):
                 del error  # nor through this one, which is in its traceback
             raise RuntimeError(result.error or "Stage failed")
         return StageOutput.ok(data=dict(result.data or {}))
+
+    def clear_attempt_marks(self) -> None:
+        """Remove the guard-retry attempt marks this run left in its view's data.
+
+        They last until the run ends: a later run of the same PipelineContext (a
+        retried request) starts again at its first attempt. A mark another run of
+        that context changed since is left to that run.
+        """
+        data = self.report.view().data
+        for name, attempt in self.attempts.items():
+            if attempt > 1:
+                key = STAGE_ATTEMPT_KEY.format(stage=name)
+                if data.get(key) == attempt:
+                    del data[key]
 
     def _complete(self, name: str, output: StageOutput) -> Sequence[str]:
         self.completed[name] = output

@@ -337,6 +337,36 @@ class RunResult:
 
 _ROOT_STAGE = "__pipeline_root__"
 
+# The contexts PipelineRunner runs in progress have lent their event sink to: by
+# id() (a PipelineContext is not hashable), ``[context, its own sink, the sinks of
+# those runs, oldest first]``. An entry lasts only while such a run is in progress.
+_LENT_SINKS: dict[int, list[Any]] = {}
+
+
+def _lend_sink(ctx: PipelineContext, sink: ObservableEventSink) -> None:
+    """Make ``sink`` ``ctx``'s event sink for a run, keeping the context's own sink."""
+    entry = _LENT_SINKS.get(id(ctx))
+    if entry is None:
+        entry = _LENT_SINKS[id(ctx)] = [ctx, ctx.event_sink, []]
+    entry[2].append(sink)
+    ctx.event_sink = sink
+
+
+def _return_sink(ctx: PipelineContext, sink: ObservableEventSink) -> None:
+    """Undo :func:`_lend_sink` when the run ends.
+
+    The context gets its own sink back when the last of the runs lent it ends (not
+    the sink of another run that was in progress when this one started).
+    """
+    entry = _LENT_SINKS[id(ctx)]
+    sinks: list[ObservableEventSink] = entry[2]
+    sinks.remove(sink)
+    if not sinks:
+        del _LENT_SINKS[id(ctx)]
+        ctx.event_sink = entry[1]
+    elif ctx.event_sink is sink:
+        ctx.event_sink = sinks[-1]  # a run still in progress
+
 
 def _check_text(owner: str, param: str, value: object, *, optional: bool = False) -> None:
     """Raise TypeError unless ``value`` is a str (or None, with ``optional=True``)."""
@@ -574,7 +604,10 @@ class PipelineRunner:
                 instead of a snapshot: its interceptors see it, its hooks run. The
                 run's events go to the runner's sink, through
                 ``pipeline_ctx.event_sink`` while the run lasts (the context's own
-                sink is put back after).
+                sink is put back after). Runs that share one context at once share
+                its sink: while they overlap, each run's stage events go to the
+                newest one's sink, and the context's own sink is put back when
+                the last one ends. Give each concurrent run a context of its own.
             snapshot: The run's snapshot; made by :meth:`create_snapshot` with
                 ``input_text``, ``execution_mode`` and ``snapshot_kwargs`` when
                 neither it nor ``pipeline_ctx`` is given.
@@ -612,12 +645,13 @@ class PipelineRunner:
             verbose=self._verbose, colorize=self._colorize, capture=self._capture_events
         )
         previous = swap_event_sink(sink)
-        # The context's own sink, put back when the run ends.
-        ctx_sink = sink if pipeline_ctx is None else pipeline_ctx.event_sink
+        lent = False
         try:
             ctx: StageContext | PipelineContext
             if pipeline_ctx is not None:
-                pipeline_ctx.event_sink = sink
+                # The context's own sink is put back when the run ends.
+                _lend_sink(pipeline_ctx, sink)
+                lent = True
                 if input_text is not None and pipeline_ctx.input_text is None:
                     pipeline_ctx.input_text = input_text
                 if pipeline_ctx.execution_mode is None:
@@ -682,8 +716,9 @@ class PipelineRunner:
                 pipeline_run_id=run_id,
             )
         finally:
-            if pipeline_ctx is not None:
-                pipeline_ctx.event_sink = ctx_sink
+            if lent:
+                assert pipeline_ctx is not None
+                _return_sink(pipeline_ctx, sink)
             swap_event_sink(previous)
 
     def print_result(self, result: RunResult, *, show_data: bool = True) -> None:
