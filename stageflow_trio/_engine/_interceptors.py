@@ -63,11 +63,16 @@ class CriticalInterceptorError(InterceptorError):
 
 @attrs.define
 class InterceptorContext:
-    """A read-only view of a PipelineContext, namespaced for one interceptor."""
+    """A read-only view of a PipelineContext, namespaced for one interceptor.
 
-    _ctx: PipelineContext
-    _interceptor_name: str
-    _observations: dict[str, Any] = attrs.field(factory=dict)
+    Built as ``InterceptorContext(ctx, interceptor_name)`` (keywords ``ctx``,
+    ``interceptor_name`` and ``observations``: attrs drops the leading underscore;
+    the aliases are spelled out because pyright does not drop it).
+    """
+
+    _ctx: PipelineContext = attrs.field(alias="ctx")
+    _interceptor_name: str = attrs.field(alias="interceptor_name")
+    _observations: dict[str, Any] = attrs.field(factory=dict, alias="observations")
 
     @property
     def name(self) -> str:

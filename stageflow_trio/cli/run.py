@@ -217,7 +217,7 @@ class RunRecorder:
         self.started: float = trio.current_time()
         self.on_output_gone = on_output_gone
         #: The view's reader went away (a broken pipe): nothing more is shown.
-        self.output_gone = False
+        self.output_gone: bool = False
 
     def elapsed(self) -> float:
         """Seconds since the run started, on trio's clock."""

@@ -48,7 +48,18 @@ if TYPE_CHECKING:
     from stageflow_trio.context.output_bag import OutputBag
     from stageflow_trio.core.stage_context import StageContext as StageContext
     from stageflow_trio.core.timer import PipelineTimer
+    from stageflow_trio.protocols import ExecutionContext
     from stageflow_trio.stages.inputs import StageInputs
+
+    # PipelineContext is an ExecutionContext by declaration, for type checkers only (at run
+    # time the base is object: the protocol class has no __slots__). Structurally it already
+    # is one for mypy, but pyright types each field with a converter as a descriptor it
+    # synthesizes, which it never matches against a protocol's property: without the
+    # declaration, pyright (and Pylance) reject a PipelineContext wherever an
+    # ExecutionContext is asked for (tests/typing/pyright_shapes.py).
+    _ExecutionContextBase: TypeAlias = ExecutionContext
+else:
+    _ExecutionContextBase = object
 
 Ports: TypeAlias = CorePorts | LLMPorts | AudioPorts
 """The ports a stage context may carry."""
@@ -351,7 +362,7 @@ def _data_repr(data: object) -> str:
 
 
 @attrs.define(kw_only=True)
-class PipelineContext:
+class PipelineContext(_ExecutionContextBase):
     """The mutable execution context of a pipeline run.
 
     All arguments are keyword-only; the six ids default to None (stageflow 1.2;

@@ -169,8 +169,9 @@ class RunRecord:
     cleanups: dict[str, list[int]] = attrs.field(factory=dict)
     baseline: RunRecord | None = None
     times: list[float] = attrs.field(factory=list)
-    _queues: list[_WatchedQueue] = attrs.field(factory=list)
-    _hang: str | None = None
+    # The aliases are attrs' own (no underscore), spelled out for pyright, which keeps it.
+    _queues: list[_WatchedQueue] = attrs.field(factory=list, alias="queues")
+    _hang: str | None = attrs.field(default=None, alias="hang")
 
     @property
     def cancelled(self) -> bool:

@@ -13,7 +13,7 @@ the package's namespace exports under these names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 import trio
@@ -22,6 +22,18 @@ from stageflow_trio._args import type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.tools._action import ActionProtocol
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
+
+if TYPE_CHECKING:
+    from stageflow_trio.tools.executor import ToolOutputLike
+
+    # ToolOutput is a ToolOutputLike by declaration, for type checkers only (at run time
+    # the base is object). Pyright types a field with a converter as a descriptor it
+    # synthesizes, which it never matches against a protocol's property: without the
+    # declaration, pyright (and Pylance) reject a ToolRegistry as a ToolExecutor's
+    # tool_registry (tests/typing/pyright_shapes.py).
+    _ToolOutputLikeBase: TypeAlias = ToolOutputLike
+else:
+    _ToolOutputLikeBase = object
 
 __all__ = ["BaseTool", "Tool", "ToolInput", "ToolOutput"]
 
@@ -83,7 +95,7 @@ class ToolInput:
 
 @frozen_compat
 @attrs.frozen
-class ToolOutput:
+class ToolOutput(_ToolOutputLikeBase):
     """What a v1 tool returns.
 
     ``data`` and ``artifacts`` are kept as read-only copies (one level deep).
