@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import outcome
 import pytest
 import trio
 import trio.testing
@@ -55,7 +54,7 @@ from tests.test_audit18_trio_integration_3 import (
     stored,
     sweep,
 )
-from tests.trio_setups import CancelAtStep, SigintAtStep, mock_clock
+from tests.trio_setups import CancelAtStep, SigintAtStep, inline_run_sync, mock_clock
 
 WATCHDOG_SECONDS = 10_000.0
 
@@ -133,14 +132,6 @@ def cancel_sweep(
         check(got, where)
     assert sent >= minimum, sent
     return sent
-
-
-async def inline_run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``trio.to_thread.run_sync`` without a thread: the call, then a schedule point no
-    cancellation interrupts (a worker thread's call is not abandoned either)."""
-    result = outcome.capture(fn, *args)
-    await trio.lowlevel.cancel_shielded_checkpoint()
-    return result.unwrap()
 
 
 def sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:

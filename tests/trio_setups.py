@@ -7,6 +7,8 @@
   steps, and keeps a ledger of the tasks alive.
 - :class:`CancelAtStep`: the same, cancelling a scope instead (or moving its deadline).
 - :func:`run_under_sigint`: one ``trio.run`` of a scenario with a :class:`SigintAtStep`.
+- :func:`inline_run_sync`: ``trio.to_thread.run_sync`` without a thread (monkeypatched in
+  by tests whose autojump clock must not jump while a store's statement runs).
 - :func:`run_guest`: run an async function as a trio guest of an asyncio loop.
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "HOST_CANCELLED",
     "CancelAtStep",
     "SigintAtStep",
+    "inline_run_sync",
     "mock_clock",
     "run_guest",
     "run_under_sigint",
@@ -119,6 +122,14 @@ def run_under_sigint(
     except BaseException as exc:  # inspected by the caller
         error = exc
     return error, scenario, instrument
+
+
+async def inline_run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``trio.to_thread.run_sync`` without a thread: the call, then a schedule point no
+    cancellation interrupts (a worker thread's call is not abandoned either)."""
+    result = outcome.capture(fn, *args)
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    return result.unwrap()
 
 
 def run_guest(
