@@ -33,6 +33,7 @@ from stageflow_trio.stores.redis import (
 from stageflow_trio.stores.sqlite import PURGE_INTERVAL_SECONDS, open_sqlite_stores
 from stageflow_trio.tools.approval import ApprovalDecision, ApprovalRequest
 from stageflow_trio.tools.definitions import UndoMetadata
+from tests.trio_setups import inline_run_sync
 
 from .conftest import OwnRedis, _command
 
@@ -258,9 +259,13 @@ async def test_a_batch_of_releases_deletes_only_the_claims_still_held(redis_url:
 
 
 async def test_sqlite_deletes_expired_idempotency_rows_over_time(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each key ever used kept its row for good: the file grew without bound."""
+    # Statements inline, not in a worker thread: the autojump clock jumps whenever every
+    # task waits, on a thread's statement too, so where the purges fell depended on the
+    # threads' speed (two CI-like runs under load failed here).
+    monkeypatch.setattr(trio.to_thread, "run_sync", inline_run_sync)
     wall = [1_000_000.0]
     path = tmp_path / "s.db"
     async with open_sqlite_stores(str(path), clock=lambda: wall[0]) as stores:
@@ -275,10 +280,7 @@ async def test_sqlite_deletes_expired_idempotency_rows_over_time(
             )
             connection.execute("INSERT INTO idempotency_claims VALUES ('dead', 't', ?)", (wall[0],))
         wall[0] += 11
-        # Two intervals: the autojump clock may jump to the first purge while one of the
-        # store calls above is in its worker thread (every trio task is then blocked),
-        # before the rows above exist; a later purge sees them (a CI run saw the first).
-        await trio.sleep(2 * PURGE_INTERVAL_SECONDS + 1)
+        await trio.sleep(PURGE_INTERVAL_SECONDS + 1)
         assert await store.get("kept") is not None  # after the purge (one statement at a time)
     with closing(sqlite3.connect(path)) as connection:
         assert connection.execute("SELECT key FROM idempotency_entries").fetchall() == [("kept",)]
