@@ -241,6 +241,39 @@ def stored(store: UndoStore) -> bool:
     return trio.run(read, clock=mock_clock())
 
 
+class UndoableSetup:
+    """A v2 executor with one undoable tool (``ADD``, on ``counter``), its undo store, its
+    approval service (the tool asks for approval when ``approval``) and a checkpointing sink."""
+
+    def __init__(self, *, emit: bool, approval: bool) -> None:
+        self.counter, self.store, self.service = Counter(), UndoStore(), ApprovalService()
+        self.sink = CheckpointSink()
+        self.executor = AdvancedToolExecutor(
+            ToolExecutorConfig(emit_events=emit),
+            undo_store=self.store,
+            approval_service=self.service,
+        )
+        self.executor.register(
+            ToolDefinition(
+                "add",
+                "ADD",
+                self.counter.add,
+                undoable=True,
+                undo_handler=self.counter.undo,
+                requires_approval=approval,
+            )
+        )
+
+    async def approve_when_asked(self) -> None:
+        """Approve the first request as soon as there is one."""
+        while True:
+            pending = await self.service.get_pending_requests()
+            if pending:
+                await self.service.record_decision(pending[0].id, True)
+                return
+            await trio.sleep(0.1)
+
+
 @pytest.mark.parametrize("approval", [False, True], ids=["plain", "approval"])
 @pytest.mark.parametrize("emit", [False, True], ids=["quiet", "events"])
 def test_ctrl_c_at_every_step_of_execute_then_undo_keeps_undo_data_with_the_change(
@@ -252,36 +285,21 @@ def test_ctrl_c_at_every_step_of_execute_then_undo_keeps_undo_data_with_the_chan
     executor re-ran it, shielded, only for ``trio.Cancelled``."""
 
     def make() -> tuple[Callable[[], Awaitable[object]], Callable[[Outcome, str], None]]:
-        counter, store, service = Counter(), UndoStore(), ApprovalService()
-        sink = CheckpointSink()
-        executor = AdvancedToolExecutor(
-            ToolExecutorConfig(emit_events=emit), undo_store=store, approval_service=service
-        )
-        executor.register(
-            ToolDefinition(
-                "add",
-                "ADD",
-                counter.add,
-                undoable=True,
-                undo_handler=counter.undo,
-                requires_approval=approval,
-            )
+        setup = UndoableSetup(emit=emit, approval=approval)
+        counter, store, service, sink, executor = (
+            setup.counter,
+            setup.store,
+            setup.service,
+            setup.sink,
+            setup.executor,
         )
         phases: list[str] = []
-
-        async def approve_when_asked() -> None:
-            while True:
-                pending = await service.get_pending_requests()
-                if pending:
-                    await service.record_decision(pending[0].id, True)
-                    return
-                await trio.sleep(0.1)
 
         async def body() -> None:
             set_event_sink(sink)
             async with own_nursery() as nursery:
                 if approval:
-                    nursery.start_soon(approve_when_asked)
+                    nursery.start_soon(setup.approve_when_asked)
                 await executor.execute(Act(ACTION, "ADD", {}), exec_ctx())
             phases.append("done")
             assert await executor.undo_action(ACTION, exec_ctx()) is True

@@ -36,18 +36,13 @@ from stageflow_trio.pipeline.subpipeline import ChildRunTracker, SubpipelineSpaw
 from stageflow_trio.stages import PipelineContext
 from stageflow_trio.stores import sqlite as sqlite_module
 from stageflow_trio.testing import RecordingEventSink, create_test_stage_context, reset_globals
-from stageflow_trio.tools.approval import ApprovalService
-from stageflow_trio.tools.definitions import ToolDefinition
-from stageflow_trio.tools.executor_v2 import AdvancedToolExecutor, ToolExecutorConfig
 from stageflow_trio.tools.registry import ToolRegistry
-from stageflow_trio.tools.undo import UndoStore
 from tests.agent.fakes import ScriptedChat, SlowTool, answer
 from tests.test_audit18_trio_integration_3 import (
     ACTION,
     Act,
-    CheckpointSink,
-    Counter,
     Outcome,
+    UndoableSetup,
     exec_ctx,
     own_nursery,
     pending_statuses,
@@ -561,35 +556,20 @@ def test_executor_cancelled_by_the_callers_scope_keeps_undo_data_with_the_change
     change and its undo data go together, and no approval request stays PENDING."""
 
     def make() -> tuple[Callable[[], Awaitable[object]], Callable[[Cancelled, str], None]]:
-        counter, store, service = Counter(), UndoStore(), ApprovalService()
-        sink = CheckpointSink()
-        executor = AdvancedToolExecutor(
-            ToolExecutorConfig(emit_events=emit), undo_store=store, approval_service=service
+        setup = UndoableSetup(emit=emit, approval=approval)
+        counter, store, service, sink, executor = (
+            setup.counter,
+            setup.store,
+            setup.service,
+            setup.sink,
+            setup.executor,
         )
-        executor.register(
-            ToolDefinition(
-                "add",
-                "ADD",
-                counter.add,
-                undoable=True,
-                undo_handler=counter.undo,
-                requires_approval=approval,
-            )
-        )
-
-        async def approve_when_asked() -> None:
-            while True:
-                pending = await service.get_pending_requests()
-                if pending:
-                    await service.record_decision(pending[0].id, True)
-                    return
-                await trio.sleep(0.1)
 
         async def body() -> str:
             set_event_sink(sink)
             async with trio.open_nursery() as nursery:
                 if approval:
-                    nursery.start_soon(approve_when_asked)
+                    nursery.start_soon(setup.approve_when_asked)
                 await executor.execute(Act(ACTION, "ADD", {}), exec_ctx())
             assert await executor.undo_action(ACTION, exec_ctx()) is True
             return "undone"
