@@ -137,6 +137,10 @@ async def test_redis_undo_index_is_pruned_by_writes(redis_url: str) -> None:  # 
 
         live = uuid.uuid4()
         await put(live)
+        # The first put swept (no countdown yet) and set the next sweep 64 puts away: the
+        # index's size (1) or 64, whichever is larger.
+        sweep = backend._backend.key("undos", "sweep")  # type: ignore[attr-defined]
+        assert _command(redis_url, "GET", sweep) == b"$2\r\n64\r\n"
         sizes = []
         for _ in range(5):
             ids = [uuid.uuid4() for _ in range(100)]
