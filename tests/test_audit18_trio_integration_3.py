@@ -286,29 +286,26 @@ def test_ctrl_c_at_every_step_of_execute_then_undo_keeps_undo_data_with_the_chan
 
     def make() -> tuple[Callable[[], Awaitable[object]], Callable[[Outcome, str], None]]:
         setup = UndoableSetup(emit=emit, approval=approval)
-        counter, store, service, sink, executor = (
-            setup.counter,
-            setup.store,
-            setup.service,
-            setup.sink,
-            setup.executor,
-        )
         phases: list[str] = []
 
         async def body() -> None:
-            set_event_sink(sink)
+            set_event_sink(setup.sink)
             async with own_nursery() as nursery:
                 if approval:
                     nursery.start_soon(setup.approve_when_asked)
-                await executor.execute(Act(ACTION, "ADD", {}), exec_ctx())
+                await setup.executor.execute(Act(ACTION, "ADD", {}), exec_ctx())
             phases.append("done")
-            assert await executor.undo_action(ACTION, exec_ctx()) is True
+            assert await setup.executor.undo_action(ACTION, exec_ctx()) is True
             phases.append("undone")
 
         def check(outcome: Outcome, where: str) -> None:
-            assert counter.value in (0, 1), where
-            assert stored(store) is (counter.value == 1), (where, counter.value, phases)
-            assert pending_statuses(service) == [], where
+            assert setup.counter.value in (0, 1), where
+            assert stored(setup.store) is (setup.counter.value == 1), (
+                where,
+                setup.counter.value,
+                phases,
+            )
+            assert pending_statuses(setup.service) == [], where
 
         return body, check
 

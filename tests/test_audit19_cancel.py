@@ -46,6 +46,7 @@ from tests.test_audit18_trio_integration_3 import (
     exec_ctx,
     own_nursery,
     pending_statuses,
+    sqlite_rows,
     stored,
     sweep,
 )
@@ -127,14 +128,6 @@ def cancel_sweep(
         check(got, where)
     assert sent >= minimum, sent
     return sent
-
-
-def sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
 
 
 # --------------------------------------------------------------------------- 3. SQLite stores
@@ -557,29 +550,22 @@ def test_executor_cancelled_by_the_callers_scope_keeps_undo_data_with_the_change
 
     def make() -> tuple[Callable[[], Awaitable[object]], Callable[[Cancelled, str], None]]:
         setup = UndoableSetup(emit=emit, approval=approval)
-        counter, store, service, sink, executor = (
-            setup.counter,
-            setup.store,
-            setup.service,
-            setup.sink,
-            setup.executor,
-        )
 
         async def body() -> str:
-            set_event_sink(sink)
+            set_event_sink(setup.sink)
             async with trio.open_nursery() as nursery:
                 if approval:
                     nursery.start_soon(setup.approve_when_asked)
-                await executor.execute(Act(ACTION, "ADD", {}), exec_ctx())
-            assert await executor.undo_action(ACTION, exec_ctx()) is True
+                await setup.executor.execute(Act(ACTION, "ADD", {}), exec_ctx())
+            assert await setup.executor.undo_action(ACTION, exec_ctx()) is True
             return "undone"
 
         def check(got: Cancelled, where: str) -> None:
-            assert counter.value in (0, 1), where
-            assert stored(store) is (counter.value == 1), (where, counter.value)
-            assert pending_statuses(service) == [], where
+            assert setup.counter.value in (0, 1), where
+            assert stored(setup.store) is (setup.counter.value == 1), (where, setup.counter.value)
+            assert pending_statuses(setup.service) == [], where
             if not got.caught:
-                assert (got.value, counter.value) == ("undone", 0), where
+                assert (got.value, setup.counter.value) == ("undone", 0), where
 
         return body, check
 

@@ -193,37 +193,3 @@ def test_the_error_log_helpers_refuse_a_context_that_is_not_a_mapping(
 ) -> None:
     with pytest.raises(TypeError, match=f"^{owner} must be a dict or None; got list$"):
         call([("name", "x")])
-
-
-async def test_the_sqlite_purge_keeps_an_undo_entry_at_its_expiry_instant(
-    tmp_path: Any, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An undo entry is valid up to and including its expiry instant (as the reads say):
-    # the purge at that instant keeps it, the next one (a moment later) deletes it.
-    import sqlite3
-    import uuid
-    from contextlib import closing
-
-    from stageflow_trio.stores.sqlite import PURGE_INTERVAL_SECONDS, open_sqlite_stores
-    from stageflow_trio.tools.definitions import UndoMetadata
-    from tests.trio_setups import inline_run_sync
-
-    monkeypatch.setattr(trio.to_thread, "run_sync", inline_run_sync)
-    wall = [1_000_000.0]
-    path = tmp_path / "s.db"
-
-    def rows() -> int:
-        with closing(sqlite3.connect(path)) as connection:
-            count: int = connection.execute("SELECT count(*) FROM undo").fetchone()[0]
-            return count
-
-    async with open_sqlite_stores(str(path), clock=lambda: wall[0]) as stores:
-        action = uuid.uuid4()
-        await stores.undo.put(UndoMetadata(action_id=action, tool_name="t", undo_data={}), 10)
-        wall[0] += 10  # the expiry instant
-        await trio.sleep(PURGE_INTERVAL_SECONDS + 1)
-        assert rows() == 1
-        assert await stores.undo.get(action) is not None
-        wall[0] += 0.001
-        await trio.sleep(PURGE_INTERVAL_SECONDS)
-        assert rows() == 0

@@ -82,6 +82,13 @@ def _undoable() -> ToolDefinition:
 # --------------------------------------------------------------------------- found: undo stores
 
 
+def undo_rows(path: Path) -> int:
+    """How many rows the SQLite file's undo table holds."""
+    with closing(sqlite3.connect(path)) as connection:
+        count: int = connection.execute("SELECT count(*) FROM undo").fetchone()[0]
+        return count
+
+
 async def test_sqlite_deletes_expired_undo_rows_of_actions_never_undone(
     tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,11 +100,6 @@ async def test_sqlite_deletes_expired_undo_rows_of_actions_never_undone(
     set_event_sink(NoOpEventSink())
     wall = [1_000_000.0]
     path = tmp_path / "s.db"
-
-    def rows() -> int:
-        with closing(sqlite3.connect(path)) as connection:
-            count: int = connection.execute("SELECT count(*) FROM undo").fetchone()[0]
-            return count
 
     async with open_sqlite_stores(str(path), clock=lambda: wall[0]) as stores:
         executor = AdvancedToolExecutor(
@@ -113,12 +115,33 @@ async def test_sqlite_deletes_expired_undo_rows_of_actions_never_undone(
         for _ in range(3):  # three "days" of actions nobody undoes
             for _ in range(50):
                 await executor.execute(Act(uuid.uuid4(), "CHANGE", {}), CTX)
-            assert rows() == 51
+            assert undo_rows(path) == 51
             wall[0] += 11
             await trio.sleep(PURGE_INTERVAL_SECONDS + 1)
             await stores.undo.get(kept)  # after the purge (one statement at a time)
-            assert rows() == 1
+            assert undo_rows(path) == 1
         assert [m.action_id for m in await stores.undo.get_all()] == [kept]
+
+
+async def test_the_sqlite_purge_keeps_an_undo_entry_at_its_expiry_instant(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An undo entry is valid up to and including its expiry instant (as the reads say):
+    # the purge at that instant keeps it, the next one (a moment later) deletes it.
+    monkeypatch.setattr(trio.to_thread, "run_sync", inline_run_sync)
+    wall = [1_000_000.0]
+    path = tmp_path / "s.db"
+
+    async with open_sqlite_stores(str(path), clock=lambda: wall[0]) as stores:
+        action = uuid.uuid4()
+        await stores.undo.put(UndoMetadata(action_id=action, tool_name="t", undo_data={}), 10)
+        wall[0] += 10  # the expiry instant
+        await trio.sleep(PURGE_INTERVAL_SECONDS + 1)
+        assert undo_rows(path) == 1
+        assert await stores.undo.get(action) is not None
+        wall[0] += 0.001
+        await trio.sleep(PURGE_INTERVAL_SECONDS)
+        assert undo_rows(path) == 0
 
 
 async def test_redis_undo_index_is_pruned_by_writes(redis_url: str) -> None:  # noqa: F811
