@@ -218,6 +218,11 @@ async def test_checkpoint_due_reads_the_status_trio_keeps_on_the_task() -> None:
     # ... and finds the task where trio.lowlevel.current_task finds it.
     assert _budget._RUN_CONTEXT is not None
     assert _budget._RUN_CONTEXT.task is trio.lowlevel.current_task()
+    # cancel_called() reads the flag trio keeps on the scope (the same kind of guard).
+    scope = trio.CancelScope()
+    assert scope._cancel_called is False
+    scope.cancel()
+    assert scope._cancel_called is True
 
 
 async def test_budgeted_calls_are_full_checkpoints_under_calls_one() -> None:
@@ -449,3 +454,32 @@ async def test_cancelled_now_reads_what_the_effective_deadline_says() -> None:
         assert trio.current_effective_deadline() == -math.inf
         await trio.lowlevel.checkpoint()  # delivers the cancellation to outer
     assert outer.cancelled_caught
+
+
+async def test_cancel_called_reads_the_flag_the_property_reads() -> None:
+    """``cancel_called(scope)`` agrees with ``scope.cancel_called`` for a scope with no deadline.
+
+    Before entry, while active, after a cancel from inside and from outside, and after exit;
+    the engine and the spawner read it instead of the property (which reads the clock).
+    """
+    from stageflow_trio._budget import cancel_called
+
+    def both(scope: trio.CancelScope) -> tuple[bool, bool]:
+        return cancel_called(scope), scope.cancel_called
+
+    assert both(trio.CancelScope()) == (False, False)
+    with trio.CancelScope() as outer:
+        with trio.CancelScope() as inner:
+            assert both(inner) == both(outer) == (False, False)
+            outer.cancel()
+            # An outer cancel does not mark the inner scope: only its own cancel() does.
+            assert both(inner) == (False, False)
+            assert both(outer) == (True, True)
+            inner.cancel()
+            assert both(inner) == (True, True)
+            await trio.lowlevel.checkpoint()
+    assert outer.cancelled_caught  # the outermost cancelled scope catches it
+    assert both(inner) == both(outer) == (True, True)
+    cancelled_before_entry = trio.CancelScope()
+    cancelled_before_entry.cancel()
+    assert both(cancelled_before_entry) == (True, True)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
 
-from stageflow_trio._budget import checkpoint_due, schedule_point_due
+from stageflow_trio._budget import cancel_called, checkpoint_due, schedule_point_due
 
 if TYPE_CHECKING:
     import types
@@ -193,7 +193,7 @@ class DagRun(ABC):
             with trio.CancelScope() as scope:
                 self.scope = scope
                 self.on_started()
-                if not (self.stopped or scope.cancel_called):
+                if not (self.stopped or cancel_called(scope)):
                     (first,) = self.topology.roots
                     await run_in_context(contextvars.copy_context(), self._stage_task(first))
             self._raise_stray()
@@ -204,7 +204,7 @@ class DagRun(ABC):
             self.nursery = nursery
             self.scope = nursery.cancel_scope
             self.on_started()
-            if not (self.stopped or nursery.cancel_scope.cancel_called):
+            if not (self.stopped or cancel_called(nursery.cancel_scope)):
                 # Indexed, not unpacked: a list of the other roots would stay in
                 # this frame, for the collector to walk, until the run ends.
                 roots = self.topology.roots
@@ -236,7 +236,7 @@ class DagRun(ABC):
         self.stopped = True
         scope = self.scope
         if scope is not None:
-            if not scope.cancel_called:  # the first reason stands, as trio keeps it
+            if not cancel_called(scope):  # the first reason stands, as trio keeps it
                 self.scope_reason = reason or "cancelled"
             scope.cancel(reason=reason)
 
@@ -248,7 +248,7 @@ class DagRun(ABC):
         sleep whose deadline passed at the same moment).
         """
         scope = self.scope
-        if scope is None or not scope.cancel_called:
+        if scope is None or not cancel_called(scope):
             return None
         return self.scope_reason or self.unrecorded_cancel_reason()
 
@@ -280,7 +280,7 @@ class DagRun(ABC):
     async def _stage_task(self, name: str) -> None:
         scope = self.scope
         assert scope is not None
-        if scope.cancel_called:
+        if cancel_called(scope):
             # Spawned before the run stopped (stop cancels the scope) or was
             # cancelled from outside, this task steps only now: the stage has not
             # started, and no new stage starts then. The checkpoint delivers the
@@ -310,7 +310,7 @@ class DagRun(ABC):
             assert scope is not None
             # Stopped by the run itself, or its scope cancelled from outside (a
             # token bound to it): start nothing more.
-            if self.stopped or not ready or scope.cancel_called:
+            if self.stopped or not ready or cancel_called(scope):
                 return
             if len(ready) > 1:
                 nursery = self.nursery

@@ -9,7 +9,7 @@ from uuid import UUID
 import trio
 
 from stageflow_trio._args import error_text
-from stageflow_trio._budget import checkpoint_due
+from stageflow_trio._budget import cancel_called, checkpoint_due
 from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio._time import uuid4
@@ -514,7 +514,7 @@ class SubpipelineSpawner:
             # The scope catches only its own cancellation (cancel_with_children); a
             # cancellation of this task passes through it to the parent.
             with child.scope:
-                if child.scope.cancel_called:
+                if cancel_called(child.scope):
                     # Cancelled before it started (while its spawned_child event was
                     # being emitted): run nothing, and raise the Cancelled here, so
                     # that it goes to the outermost cancelled scope. When the parent
