@@ -19,6 +19,9 @@ Scoping and concurrency (fixes of the reference, see docs/interceptors.md):
   stage instead.
 - Only a result the stage itself produced is cached: not a failure, not a
   replay, not another interceptor's short-circuit.
+- A call nested in one that holds its claim (a stage that runs its own
+  pipeline again inline, or from a task it started, with the same key) would
+  wait for itself for ever: it raises :class:`IdempotencyReentryError` instead.
 
 A claim is released synchronously (no checkpoint), in ``after`` whatever
 caching did, and in ``on_abort`` when the call is cancelled or aborted, so a
@@ -38,6 +41,7 @@ import logging
 import uuid
 import weakref
 from collections import OrderedDict
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
@@ -74,6 +78,7 @@ __all__ = [
     "IdempotencyError",
     "IdempotencyInterceptor",
     "IdempotencyParamMismatch",
+    "IdempotencyReentryError",
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
 ]
@@ -121,6 +126,29 @@ def _param_mismatch(
 ) -> IdempotencyParamMismatch:
     """Unpickle an :class:`IdempotencyParamMismatch` (its hashes are keyword-only)."""
     return cls(key, expected=expected, actual=actual)
+
+
+class IdempotencyReentryError(IdempotencyError, RuntimeError):
+    """A call needs the claim that a call it is nested in holds; it would wait for itself.
+
+    Raised (critical: the stage does not run) instead of waiting, when a stage
+    runs its own pipeline again with the same idempotency key, from its own
+    task or from a task it started: the inner call would wait for the outer
+    call to finish, which waits for the inner one. The message names the
+    stage and the key.
+    """
+
+    def __init__(self, stage_name: str, key: str) -> None:
+        super().__init__(
+            f"stage {stage_name!r} with idempotency key {key!r} cannot run: the claim is held"
+            " by a call this one is nested in; re-running a stage from inside itself with the"
+            " same idempotency key would wait for itself"
+        )
+        self.stage_name = stage_name
+        self.key = key
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stage_name, self.key), self.__dict__)
 
 
 @frozen_compat
@@ -556,6 +584,35 @@ class _LocalClaims:
         self._table.release(claim)
 
 
+class _HeldClaim:
+    """A claim held by a running call, as the calls nested in it see it (:data:`_nested_claims`).
+
+    ``live`` turns False when the call releases it: a task the call started may
+    outlive the call, with a copy of the context that still lists it.
+    """
+
+    __slots__ = ("key", "live", "scope")
+
+    def __init__(self, scope: object, key: str) -> None:
+        self.scope = scope  # who granted it: IdempotencyInterceptor._claim_scope
+        self.key = key
+        self.live = True
+
+
+# The claims held by the calls the current task is nested in: extended in ``before``
+# when a call is granted its claim, restored in ``after`` / ``on_abort``. A task
+# inherits its spawner's context, so a task started by a stage sees the claims of
+# the calls the stage runs in, and an unrelated request's task does not.
+_nested_claims: ContextVar[tuple[_HeldClaim, ...]] = ContextVar(
+    "stageflow_trio_idempotency_nested_claims", default=()
+)
+
+
+def _nested_in_holder(held: tuple[_HeldClaim, ...], scope: object, store_key: str) -> bool:
+    """Whether one of ``held`` is a live claim on ``store_key`` granted by ``scope``."""
+    return any(mark.live and mark.key == store_key and mark.scope is scope for mark in held)
+
+
 @frozen_compat
 @attrs.frozen
 class _Owned:
@@ -564,6 +621,9 @@ class _Owned:
     claim: IdempotencyClaim
     key: str
     params_hash: str | None
+    held: _HeldClaim
+    # The value of _nested_claims before this call's claim was added to it.
+    outer: tuple[_HeldClaim, ...]
 
 
 class IdempotencyInterceptor(BaseInterceptor):
@@ -631,11 +691,16 @@ class IdempotencyInterceptor(BaseInterceptor):
             check_seconds(_OWNER, "ttl_seconds", ttl_seconds)
         check_flag(_OWNER, "validate_params", validate_params)
         self._store: IdempotencyStore | _ResultStore = store
-        self._claims: _Claims = (
+        claims: _Claims = (
             cast("_Claims", store)
             if callable(getattr(store, "claim", None)) and callable(getattr(store, "release", None))
             else _LocalClaims(store)
         )
+        self._claims = claims
+        # Who grants this interceptor's claims: the same object for every interceptor
+        # whose claims exclude each other's (those sharing a store), so a nested call
+        # is refused only when it would really wait for its outer call.
+        self._claim_scope: object = claims._table if isinstance(claims, _LocalClaims) else store
         self._key_extractor = key_extractor or self._default_key_extractor
         self._params_extractor = params_extractor or self._default_params_extractor
         self._ttl_seconds = ttl_seconds
@@ -666,6 +731,8 @@ class IdempotencyInterceptor(BaseInterceptor):
 
         Raises:
             IdempotencyParamMismatch: a parameter mismatch (critical).
+            IdempotencyReentryError: the claim is held by a call this one is
+                nested in (critical): waiting would be waiting for itself.
             IdempotencyError: an extractor or the store's ``claim`` raised
                 (critical: the stage must not run unguarded, which is what
                 the chain would do with an ordinary hook error).
@@ -677,7 +744,17 @@ class IdempotencyInterceptor(BaseInterceptor):
             if type(key) is not str:
                 key = str(key)
             params_hash = self._hash_params(self._params_extractor(ctx))
-            outcome = await self._claims.claim(_store_key(stage_name, key, ctx))
+            store_key = _store_key(stage_name, key, ctx)
+            held = _nested_claims.get()
+            outcome: IdempotencyClaim | CachedStageResult | None
+            if held and _nested_in_holder(held, self._claim_scope, store_key):
+                # ``claim`` would wait for the outer call, which waits for this one.
+                # Only a cached entry is taken (claim would return it at once); None
+                # means it would wait.
+                cached = await self._store.get(store_key)
+                outcome = cached if isinstance(cached, CachedStageResult) else None
+            else:
+                outcome = await self._claims.claim(store_key)
         except CriticalInterceptorError:
             raise
         except Exception as exc:
@@ -685,10 +762,14 @@ class IdempotencyInterceptor(BaseInterceptor):
                 f"idempotency interceptor failed, so stage {stage_name!r} does not run: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        if outcome is None:
+            raise IdempotencyReentryError(stage_name, key)
         if isinstance(outcome, CachedStageResult):
             return self._replay(stage_name, key, outcome, params_hash)
-        # No checkpoint between the grant and this line: the claim cannot leak.
-        self._owned[call_key(stage_name, ctx)] = _Owned(outcome, key, params_hash)
+        # No checkpoint between the grant and these lines: the claim cannot leak.
+        mark = _HeldClaim(self._claim_scope, store_key)
+        _nested_claims.set((*held, mark))
+        self._owned[call_key(stage_name, ctx)] = _Owned(outcome, key, params_hash, mark, held)
         return None
 
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
@@ -728,7 +809,7 @@ class IdempotencyInterceptor(BaseInterceptor):
                     },
                 )
         finally:
-            self._claims.release(owned.claim)
+            self._release(owned)
 
     async def on_error(
         self, stage_name: str, error: Exception, ctx: PipelineContext
@@ -756,7 +837,15 @@ class IdempotencyInterceptor(BaseInterceptor):
                 entry = CachedStageResult(result=_clone(result), params_hash=owned.params_hash)
                 await self._set_shielded(stage_name, owned, entry)
         finally:
-            self._claims.release(owned.claim)
+            self._release(owned)
+
+    def _release(self, owned: _Owned) -> None:
+        """Release this call's claim and take it off :data:`_nested_claims`. No checkpoint."""
+        owned.held.live = False
+        # In the task that ran ``before`` (the chain runs a call's hooks in its task),
+        # after the calls nested in this one in that task have restored theirs.
+        _nested_claims.set(owned.outer)
+        self._claims.release(owned.claim)
 
     def _take(self, stage_name: str, ctx: PipelineContext) -> _Owned | None:
         """Forget and return the claim this call holds, if any (no task look-up when none)."""
