@@ -136,7 +136,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("agent.md", 7),
         ("subpipelines.md", 6),
         ("tools.md", 3),
-        ("tracing.md", 5),
+        ("tracing.md", 6),
         ("helpers.md", 6),
         ("concepts.md", 2),
         ("migration.md", 4),

@@ -37,11 +37,13 @@ _trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
 _span_id: ContextVar[str | None] = ContextVar("span_id", default=None)
 _parent_span_id: ContextVar[str | None] = ContextVar("parent_span_id", default=None)
 _correlation_id: ContextVar[UUID | None] = ContextVar("correlation_id", default=None)
+# The W3C trace flags of the activated trace id (None: none activated, read as sampled).
+_trace_flags: ContextVar[int | None] = ContextVar("trace_flags", default=None)
 
 
 def _clear_ids() -> None:
     # In synchronous code (a test, a script) the ids live in the thread's one context.
-    for var in (_trace_id, _span_id, _parent_span_id, _correlation_id):
+    for var in (_trace_id, _span_id, _parent_span_id, _correlation_id, _trace_flags):
         var.set(None)
 
 
@@ -51,6 +53,8 @@ OTEL_AVAILABLE: Final[bool] = otel_api() is not None
 """Whether ``opentelemetry-api`` could be imported when this module was loaded."""
 
 _BAGGAGE_PREFIX: Final = "x-baggage-"
+_SAMPLED: Final = 0x01  # W3C trace flags: the "sampled" bit, all the reference ever writes
+_HEX: Final = frozenset("0123456789abcdef")
 
 
 # attrs' mypy plugin only understands converters that are named functions, hence one per field.
@@ -108,6 +112,20 @@ def _check_created_at(_: object, __: object, value: object) -> None:
         raise TypeError(f"TraceContext: created_at must be a datetime; got {type_of(value)}")
 
 
+def _check_trace_flags(_: object, __: object, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"TraceContext: trace_flags must be an int; got {type_of(value)}")
+    if not 0 <= value <= 0xFF:
+        raise ValueError(f"TraceContext: trace_flags must be from 0 to 255; got {value}")
+
+
+def _w3c_id(value: str | None, length: int) -> int | None:
+    """``value`` as a number if it is a valid W3C id of ``length`` hex digits (not all zeros)."""
+    if value is None or len(value) != length or not _HEX.issuperset(value):
+        return None
+    return int(value, 16) or None
+
+
 def _otel_ids(span: Any) -> tuple[str, str] | None:
     """The span's ``(trace_id, span_id)`` in W3C hex form, or None for an invalid context."""
     span_ctx = span.get_span_context()
@@ -138,9 +156,18 @@ class TraceContext:
     A trio task started with ``start_soon`` needs none of this: it already
     inherits the ids of the task that started it.
 
+    A service continues its caller's trace the same way: its spans started
+    inside the block are children of the caller's span (see :meth:`activate`)::
+
+        with tracer.extract_context(request_headers).activate():
+            with tracer.start_span("handle_request"):
+                ...
+
     UUID fields accept a ``UUID``, a UUID string (parsed) or None; anything
     else raises ``ValueError``/``TypeError`` naming the field. ``baggage`` is
-    a read-only mapping of str to str.
+    a read-only mapping of str to str. ``trace_flags`` (not in the reference)
+    is the W3C trace-flags byte of the ``traceparent`` (``0x01``: sampled, the
+    default; ``0x00``: the caller's sampler dropped the trace).
     """
 
     trace_id: str | None = attrs.field(default=None, converter=_trace_id_field)
@@ -152,16 +179,20 @@ class TraceContext:
     org_id: UUID | None = attrs.field(default=None, converter=_org_id_field)
     baggage: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_baggage_field)
     created_at: datetime = attrs.field(factory=utc_now, validator=_check_created_at)
+    trace_flags: int = attrs.field(default=_SAMPLED, validator=_check_trace_flags)
 
     @classmethod
     def capture(cls) -> TraceContext:
         """The ids of the current context (task).
 
         When OpenTelemetry is installed and a recording span is current, its
-        trace and span ids replace the context variables' ones.
+        trace and span ids replace the context variables' ones. ``trace_flags``
+        are those of the activated context that set the trace id (``0x01``
+        when none did).
         """
         trace_id = _trace_id.get()
         span_id = _span_id.get()
+        flags = _trace_flags.get()
         api = otel_api()
         if api is not None:
             span = api[0].get_current_span()
@@ -174,32 +205,83 @@ class TraceContext:
             span_id=span_id,
             parent_span_id=_parent_span_id.get(),
             correlation_id=_correlation_id.get(),
+            trace_flags=_SAMPLED if flags is None else flags,
         )
 
     @contextmanager
     def activate(self) -> Iterator[None]:
         """Set this context's ids in the current context for the ``with`` block.
 
-        Only the ids that are set (non-empty) are written; on exit each
-        variable gets back the value it had before, also when the block raises.
+        Only the ids that are set (non-empty) are written (``trace_flags`` with
+        the trace id); on exit each variable gets back the value it had
+        before, also when the block raises.
+
+        With OpenTelemetry, a context with a valid W3C trace id and span id
+        (as :meth:`from_headers` reads them from a ``traceparent``) also
+        becomes OpenTelemetry's current span context for the block, as a remote
+        parent with these ``trace_flags``: spans started inside it, by
+        :class:`StageflowTracer`, the pipeline's ``TracingInterceptor`` or
+        OpenTelemetry itself, continue this trace as its children, and the
+        caller's sampling decision holds. A span of the same trace that is
+        already current (an instrumented server's, or the one this context was
+        captured from) is left current.
         """
         tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
         if self.trace_id:
             tokens.append((_trace_id, _trace_id.set(self.trace_id)))
+            tokens.append((_trace_flags, _trace_flags.set(self.trace_flags)))
         if self.span_id:
             tokens.append((_span_id, _span_id.set(self.span_id)))
         if self.parent_span_id:
             tokens.append((_parent_span_id, _parent_span_id.set(self.parent_span_id)))
         if self.correlation_id:
             tokens.append((_correlation_id, _correlation_id.set(self.correlation_id)))
+        attached = None
         try:
+            attached = self._attach_remote_parent()
             yield
         finally:
-            for var, token in reversed(tokens):
-                var.reset(token)
+            try:
+                if attached is not None:
+                    context, otel_token = attached
+                    context.detach(otel_token)
+            finally:
+                for var, token in reversed(tokens):
+                    var.reset(token)
+
+    def _attach_remote_parent(self) -> tuple[Any, object] | None:
+        """Make these ids OpenTelemetry's current (remote) span context.
+
+        OpenTelemetry keeps its own current context: with only this module's
+        variables set, a span started next would begin a new trace.
+
+        Returns:
+            ``(opentelemetry.context, token)`` to detach it with, or None when
+            nothing was attached.
+        """
+        trace_id = _w3c_id(self.trace_id, 32)
+        span_id = _w3c_id(self.span_id, 16)
+        api = otel_api()
+        if trace_id is None or span_id is None or api is None:
+            return None
+        trace, context = api
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid and current.trace_id == trace_id:
+            return None
+        remote = trace.SpanContext(
+            trace_id=trace_id,
+            span_id=span_id,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(self.trace_flags),
+        )
+        return context, context.attach(trace.set_span_in_context(trace.NonRecordingSpan(remote)))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, ids as strings (None when unset), ``created_at`` in ISO form."""
+        """The reference's fields, ids as strings (None when unset), ``created_at`` in ISO form.
+
+        ``trace_flags`` is left out, so a record has the reference's keys; the
+        ``traceparent`` of :meth:`to_headers` carries it.
+        """
         return {
             "trace_id": self.trace_id,
             "span_id": self.span_id,
@@ -215,14 +297,15 @@ class TraceContext:
     def to_headers(self) -> dict[str, str]:
         """HTTP headers that carry this context; :meth:`from_headers` reads them back.
 
-        ``traceparent`` (W3C Trace Context, version 00, sampled; a zero span
-        id when none is set) when there is a trace id; ``x-correlation-id``,
+        ``traceparent`` (W3C Trace Context, version 00, with ``trace_flags``;
+        a zero span id when none is set) when there is a trace id; ``x-correlation-id``,
         ``x-pipeline-run-id``, ``x-request-id``, ``x-org-id`` for the set ids;
         ``x-baggage-{key}`` for each baggage item.
         """
         headers: dict[str, str] = {}
         if self.trace_id:
-            headers["traceparent"] = f"00-{self.trace_id}-{self.span_id or '0' * 16}-01"
+            span_id = self.span_id or "0" * 16
+            headers["traceparent"] = f"00-{self.trace_id}-{span_id}-{self.trace_flags:02x}"
         if self.correlation_id:
             headers["x-correlation-id"] = str(self.correlation_id)
         if self.pipeline_run_id:
@@ -240,7 +323,8 @@ class TraceContext:
         """The context carried by ``headers`` (keys as :meth:`to_headers` writes them).
 
         A ``traceparent`` gives the trace id if its second part has 32
-        characters and the span id if its third has 16; an id header that is
+        characters, the span id if its third has 16 and ``trace_flags`` if its
+        fourth is two hex digits (else ``0x01``, sampled); an id header that is
         not a UUID is ignored. ``parent_span_id`` is never read.
 
         Names and values may be str or bytes (an ASGI scope's raw headers,
@@ -260,12 +344,15 @@ class TraceContext:
         text = _text_names(headers)
         trace_id: str | None = None
         span_id: str | None = None
+        flags = _SAMPLED
         traceparent = _header_text(text, "traceparent")
         if traceparent:
             parts = traceparent.split("-")
             if len(parts) >= 3:
                 trace_id = parts[1] if len(parts[1]) == 32 else None
                 span_id = parts[2] if len(parts[2]) == 16 else None
+            if len(parts) >= 4 and len(parts[3]) == 2 and _HEX.issuperset(parts[3].lower()):
+                flags = int(parts[3], 16)
         baggage = {
             key[len(_BAGGAGE_PREFIX) :]: _as_text(key, value)
             for key, value in text.items()
@@ -279,6 +366,7 @@ class TraceContext:
             request_id=_header_uuid(text, "x-request-id"),
             org_id=_header_uuid(text, "x-org-id"),
             baggage=baggage,
+            trace_flags=flags,
         )
 
 
