@@ -478,6 +478,15 @@ def sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         connection.close()
 
 
+def sqlite_closed(connection: sqlite3.Connection) -> bool:
+    """Whether ``connection`` has been closed (a statement on it raises then)."""
+    try:
+        connection.execute("select 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
 class SigintWhenSpawned(trio.abc.Instrument):
     """Sends SIGINT as a task whose name holds ``name`` is spawned (in the run loop, so
     trio delivers the KeyboardInterrupt to the main task at its next checkpoint)."""

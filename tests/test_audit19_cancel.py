@@ -46,6 +46,7 @@ from tests.test_audit18_trio_integration_3 import (
     exec_ctx,
     own_nursery,
     pending_statuses,
+    sqlite_closed,
     sqlite_rows,
     stored,
     sweep,
@@ -200,13 +201,6 @@ def test_sqlite_stores_owner_cancelled_at_every_step(
     monkeypatch.setattr(sqlite_module, "_connect", recording_connect)
     counter = [0]
 
-    def closed(connection: sqlite3.Connection) -> bool:
-        try:
-            connection.execute("select 1")
-        except sqlite3.ProgrammingError:
-            return True
-        return False
-
     def make() -> tuple[Callable[[], Awaitable[object]], Callable[[Cancelled, str], None]]:
         counter[0] += 1
         path = tmp_path / f"s{counter[0]}.db"
@@ -238,7 +232,7 @@ def test_sqlite_stores_owner_cancelled_at_every_step(
 
         def check(got: Cancelled, where: str) -> None:
             assert opened, where
-            assert all(closed(connection) for connection in opened), where
+            assert all(sqlite_closed(connection) for connection in opened), where
             assert sqlite_rows(path, "SELECT key FROM idempotency_claims") == [], where
             pending = sqlite_rows(path, "SELECT id FROM approvals WHERE status = 'pending'")
             assert pending == [], where

@@ -28,6 +28,7 @@ from stageflow_trio.stores.redis import (
     CANCELLED_CLAIM_RELEASE_SECONDS,
     open_redis_stores,
 )
+from tests.test_audit18_trio_integration_3 import sqlite_closed
 from tests.trio_setups import inline_run_sync, run_under_sigint
 
 from .conftest import _command
@@ -40,14 +41,6 @@ WATCHDOG_SECONDS = 10_000.0
 
 
 # --------------------------------------------------------------------------- SQLite
-
-
-def _closed(connection: sqlite3.Connection) -> bool:
-    try:
-        connection.execute("select 1")
-    except sqlite3.ProgrammingError:
-        return True
-    return False
 
 
 class _Ledger(trio.abc.Instrument):
@@ -89,7 +82,7 @@ class _SqliteOpening:
         async def watchdog() -> None:
             await trio.sleep(WATCHDOG_SECONDS)
             self.hung = self._others()
-            if not all(_closed(connection) for connection in self.opened):
+            if not all(sqlite_closed(connection) for connection in self.opened):
                 self.hung.append("(the SQLite connection is open)")
             # Lets the shielded task end, so that the run (and the test) ends.
             for store in self.stores:
@@ -147,7 +140,7 @@ def test_a_ctrl_c_as_the_sqlite_background_task_starts_leaves_nothing_behind(
     [store] = scenario.stores
     assert store._drained.is_set()
     [connection] = scenario.opened
-    assert _closed(connection)
+    assert sqlite_closed(connection)
 
 
 # --------------------------------------------------------------------------- Redis
