@@ -15,7 +15,12 @@ from stageflow_trio._args import error_text
 from stageflow_trio._engine._graph_errors import StageExecutionError
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
-from stageflow_trio._engine._unified_events import cancel_reason, failure, terminal_event
+from stageflow_trio._engine._unified_events import (
+    cancel_reason,
+    failure,
+    terminal_event,
+    wide_event_failed,
+)
 from stageflow_trio._groups import first_leaf, unwrap_group
 from stageflow_trio._time import monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
@@ -181,15 +186,19 @@ def _emit_pipeline_wide(
     started_at: datetime,
     status: str | None,
 ) -> None:
-    assert plan.emitter is not None
-    plan.emitter.emit_pipeline_event(
-        ctx=ctx,
-        stage_results=completed,
-        pipeline_name=ctx.topology,
-        status=status,
-        duration_ms=int((monotonic() - started) * 1000),
-        started_at=started_at,
-    )
+    emitter = plan.emitter
+    assert emitter is not None
+    try:
+        emitter.emit_pipeline_event(
+            ctx=ctx,
+            stage_results=completed,
+            pipeline_name=ctx.topology,
+            status=status,
+            duration_ms=int((monotonic() - started) * 1000),
+            started_at=started_at,
+        )
+    except Exception as exc:  # noqa: BLE001 - a wide event must not fail the run
+        wide_event_failed(emitter, None, exc)
 
 
 def _emit(ctx: PipelineContext, event_type: str, data: dict[str, Any]) -> None:
@@ -308,16 +317,17 @@ class _LegacyRun(DagRun):
             if not isinstance(exc, Exception):
                 raise
             if emitter is not None:
-                emitter.emit_stage_event(
-                    ctx=ctx,
-                    result=StageResult(
-                        name=name,
-                        status="failed",
-                        started_at=started_at,
-                        ended_at=utc_now(),
-                        error=error_text(exc),
-                    ),
+                failed = StageResult(
+                    name=name,
+                    status="failed",
+                    started_at=started_at,
+                    ended_at=utc_now(),
+                    error=error_text(exc),
                 )
+                try:
+                    emitter.emit_stage_event(ctx=ctx, result=failed)
+                except Exception as wide_exc:  # noqa: BLE001 - the stage's error is the run's
+                    wide_event_failed(emitter, name, wide_exc)
             raise StageExecutionError(name, exc) from exc
         duration_ms = int((self.clock.current_time() - started) * 1000)
         if result.status == "failed":
@@ -332,5 +342,8 @@ class _LegacyRun(DagRun):
         else:
             self._record(name, "completed", {"duration_ms": duration_ms})
         if emitter is not None:
-            emitter.emit_stage_event(ctx=ctx, result=result)
+            try:
+                emitter.emit_stage_event(ctx=ctx, result=result)
+            except Exception as exc:  # noqa: BLE001 - a wide event must not fail the stage
+                wide_event_failed(emitter, name, exc)
         return result

@@ -81,6 +81,19 @@ def failure(error: BaseException, finalized: Iterable[str], duration_ms: int) ->
     }
 
 
+def wide_event_failed(emitter: object, stage: str | None, exc: Exception) -> None:
+    """Log a wide-event emitter's ``emit_*`` that raised in a run; both graphs call it.
+
+    ``WideEventEmitter``'s own methods log their failures; a subclass that
+    overrides them may raise, and an observability failure must not fail the run
+    (the reference's legacy graph lets it). ``stage`` is None for ``pipeline.wide``.
+    Imported here, on a failure only: the engine loads no wide-event code itself.
+    """
+    from stageflow_trio.observability.wide_events import log_emitter_failure
+
+    log_emitter_failure(emitter, stage, exc)
+
+
 def _id(value: object) -> str | None:
     return str(value) if value else None
 
@@ -182,7 +195,11 @@ class RunReporter:
         self.wide[name] = result
         emitter = self.plan.emitter
         if self.plan.emit_stage_wide and emitter is not None:
-            emitter.emit_stage_event(ctx=self.view(), result=result)
+            view = self.view()
+            try:
+                emitter.emit_stage_event(ctx=view, result=result)
+            except Exception as exc:  # noqa: BLE001 - a wide event must not fail the stage
+                wide_event_failed(emitter, name, exc)
 
     def emit_pipeline_wide(self, started_at: datetime, started: float, *, cancelled: bool) -> None:
         """``pipeline.wide`` for the run; ``cancelled`` when a stage or the token stopped it."""
@@ -190,22 +207,33 @@ class RunReporter:
         if emitter is None or self.wide is None:
             return
         view = self.view()
-        emitter.emit_pipeline_event(
-            ctx=view,
-            stage_results=self.wide,
-            pipeline_name=self.plan.pipeline_name or view.topology,
-            status="cancelled" if cancelled else None,
-            duration_ms=int((current_time() - started) * 1000),
-            started_at=started_at,
-        )
+        try:
+            emitter.emit_pipeline_event(
+                ctx=view,
+                stage_results=self.wide,
+                pipeline_name=self.plan.pipeline_name or view.topology,
+                status="cancelled" if cancelled else None,
+                duration_ms=int((current_time() - started) * 1000),
+                started_at=started_at,
+            )
+        except Exception as exc:  # noqa: BLE001 - a wide event must not fail the run
+            wide_event_failed(emitter, None, exc)
 
     # -- events ----------------------------------------------------------
 
     def _emit(self, event_type: str, data: dict[str, Any]) -> None:
-        """``base_ctx.try_emit_event``, with the id strings from the snapshot identity's cache."""
+        """``base_ctx.try_emit_event``, with the id strings from the snapshot identity's cache.
+
+        A context class's own ``try_emit_event`` that raises is only logged, as a
+        broken sink is: a pipeline-level event must not fail the run or replace its
+        outcome (the legacy graph's ``_emit`` does the same).
+        """
         ctx = self.base_ctx
         if type(ctx).try_emit_event is not _TRY_EMIT_EVENT or ctx.event_sink is None:
-            ctx.try_emit_event(type=event_type, data=data)
+            try:
+                ctx.try_emit_event(type=event_type, data=data)
+            except Exception as exc:  # noqa: BLE001 - emission is best-effort by contract
+                logger.warning("Failed to emit event %s: %s", event_type, exc)
             return
         if not self.emits:
             return

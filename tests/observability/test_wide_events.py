@@ -502,9 +502,9 @@ async def test_a_legacy_run_survives_a_sink_that_rejects_wide_events(
     }
     assert sorted(wide_warnings(caplog)) == [
         ("Failed to emit pipeline.wide: sink down", None),
-        ("Failed to emit stage.wide: sink down", "first"),
-        ("Failed to emit stage.wide: sink down", "second"),
-        ("Failed to emit stage.wide: sink down", "third"),
+        ("Failed to emit stage.wide for stage first: sink down", "first"),
+        ("Failed to emit stage.wide for stage second: sink down", "second"),
+        ("Failed to emit stage.wide for stage third: sink down", "third"),
     ]
     assert sorted(sink.types()) == [
         "pipeline_completed",
@@ -531,8 +531,8 @@ async def test_a_unified_run_survives_a_sink_that_rejects_wide_events(
         "b": {"stage": "b"},
     }
     assert wide_warnings(caplog) == [
-        ("Failed to emit stage.wide: sink down", "a"),
-        ("Failed to emit stage.wide: sink down", "b"),
+        ("Failed to emit stage.wide for stage a: sink down", "a"),
+        ("Failed to emit stage.wide for stage b: sink down", "b"),
         ("Failed to emit pipeline.wide: sink down", None),
     ]
 
@@ -547,7 +547,8 @@ def test_a_payload_that_cannot_be_built_is_logged_not_raised(
     assert sink.events == []
     assert wide_warnings(caplog) == [
         (
-            "Failed to emit stage.wide: '<' not supported between instances of 'str' and 'int'",
+            "Failed to emit stage.wide for stage odd: "
+            "'<' not supported between instances of 'str' and 'int'",
             "odd",
         ),
         (
