@@ -33,7 +33,7 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 import attrs
 import trio
 
-from stageflow_trio._args import check_callable, check_flag, type_of
+from stageflow_trio._args import check_callable, check_flag, check_int, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now
 
@@ -77,20 +77,36 @@ class MemoryTracker:
         auto_start: Call :meth:`start` now.
         listeners: Callables told each sample (their errors propagate from
             :meth:`observe`).
+        max_samples: How many samples :attr:`samples` keeps (10,000 by default;
+            None keeps every one, as the reference). Once it is full each new
+            sample drops the oldest, so a tracker that lives as long as its
+            service (a runner's, sampling at each run's start and end) holds a
+            bounded window instead of one sample per call for ever. Each
+            sample's ``peak_kb`` is ``tracemalloc``'s and is not affected;
+            listeners still see every sample.
 
     Attributes:
-        samples: Every sample taken, oldest first.
+        samples: The samples kept, oldest first (a list).
         listeners: The listeners (a list; add to it or use :meth:`extend_listeners`).
 
     Raises:
-        TypeError: an argument has the wrong type.
+        TypeError: an argument has the wrong type (``max_samples`` not an int or None).
+        ValueError: ``max_samples`` is below 1.
     """
 
     # The class-level default, as on stageflow 1.2's dataclass; each tracker sets its own.
     auto_start: bool = True
 
-    def __init__(self, auto_start: bool = True, listeners: list[Listener] | None = None) -> None:
+    def __init__(
+        self,
+        auto_start: bool = True,
+        listeners: list[Listener] | None = None,
+        *,
+        max_samples: int | None = 10_000,
+    ) -> None:
         check_flag("MemoryTracker", "auto_start", auto_start)
+        if max_samples is not None:
+            check_int("MemoryTracker", "max_samples", max_samples, minimum=1)
         listener_list = [] if listeners is None else listeners
         if not isinstance(listener_list, list):
             raise TypeError(
@@ -101,6 +117,7 @@ class MemoryTracker:
         self.auto_start = auto_start
         self.listeners: list[Listener] = listener_list
         self.samples: list[MemorySample] = []
+        self._max_samples = max_samples
         self._active = False
         if auto_start:
             self.start()
@@ -110,6 +127,11 @@ class MemoryTracker:
             f"MemoryTracker(auto_start={self.auto_start!r}, active={self._active!r},"
             f" samples={len(self.samples)})"
         )
+
+    @property
+    def max_samples(self) -> int | None:
+        """How many samples :attr:`samples` keeps (None: all)."""
+        return self._max_samples
 
     @property
     def active(self) -> bool:
@@ -127,7 +149,8 @@ class MemoryTracker:
         self._active = False
 
     def observe(self, *, label: str | None = None) -> MemorySample:
-        """Take a sample, keep it in :attr:`samples`, tell the listeners and return it.
+        """Take a sample, keep it in :attr:`samples` (dropping the oldest beyond
+        ``max_samples``), tell the listeners and return it.
 
         Raises:
             RuntimeError: The tracker is not active ("call start() first").
@@ -140,7 +163,13 @@ class MemoryTracker:
         sample = MemorySample(
             timestamp=utc_now(), current_kb=current // 1024, peak_kb=peak // 1024, label=label
         )
-        self.samples.append(sample)
+        samples = self.samples
+        samples.append(sample)
+        limit = self._max_samples
+        if limit is not None and len(samples) > limit:
+            # A list, as the reference's (callers slice and compare it), not a deque:
+            # dropping the front moves at most ``limit`` pointers.
+            del samples[: len(samples) - limit]
         for listener in self.listeners:
             listener(sample)
         return sample

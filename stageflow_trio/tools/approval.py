@@ -24,6 +24,7 @@ several worker processes. All its methods run in the task that calls them
 from __future__ import annotations
 
 import logging
+import math
 from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
@@ -35,7 +36,7 @@ from stageflow_trio._args import check_flag, check_seconds
 from stageflow_trio._cross_run import CrossRunEvent
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._globals import install_once, register_global_reset
-from stageflow_trio._time import utc_now_iso, uuid4
+from stageflow_trio._time import RunClock, utc_now_iso, uuid4
 
 from ._checks import check_dict, check_str, check_uuid
 
@@ -207,14 +208,31 @@ class InMemoryApprovalBackend:
     its status change in place. Nothing in a method checkpoints but its first
     line, so each call is atomic among trio tasks.
 
-    Every request is kept, decided or not, until :meth:`remove` (as in the
-    reference): a long-running service forgets a finished request with
-    :meth:`ApprovalService.cleanup`. :meth:`pending` and :meth:`latest_for_action`
-    read indexes (the requests not yet closed, the requests per action), so their
-    cost does not grow with the requests already decided.
+    A PENDING request is kept until it is closed or removed. A closed one
+    (approved, denied, expired or cancelled) stays for ``retention_seconds``
+    after its last change; the first :meth:`add` after that forgets it, as
+    :meth:`remove` would, unless a task is still waiting on it (then it stays for
+    another period). The reference keeps every request until it is removed, and
+    the executor never removes one, so a long-running service grew by one request
+    per approval; this one holds the open requests and those closed within the
+    period. :meth:`pending` and :meth:`latest_for_action` read indexes (the
+    requests not yet closed, the requests per action), so their cost does not
+    grow with the requests already decided.
+
+    Args:
+        retention_seconds: How long a closed request stays readable (3600 s;
+            ``math.inf`` keeps every request until :meth:`remove`, as the
+            reference). Time is a :class:`~stageflow_trio._time.RunClock`: the
+            trio clock of the run the backend is made (or first used) in.
+
+    Raises:
+        TypeError, ValueError: ``retention_seconds`` is not a number >= 0.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, retention_seconds: float = 3600.0) -> None:
+        self._retention: float = check_seconds(
+            "InMemoryApprovalBackend", "retention_seconds", retention_seconds
+        )
         self._requests: dict[UUID, ApprovalRequest] = {}
         self._events: dict[UUID, CrossRunEvent] = {}
         self._decisions: dict[UUID, ApprovalDecision] = {}
@@ -225,10 +243,24 @@ class InMemoryApprovalBackend:
         # and request id -> the action id it is filed under.
         self._by_action: dict[UUID, list[ApprovalRequest]] = {}
         self._action_of: dict[UUID, UUID] = {}
+        # Closed request id -> when it last changed, oldest first (a change moves it to
+        # the end), so forgetting the expired ones only reads the front: O(1) per add.
+        self._closed: dict[UUID, float] = {}
+        # Request id -> how many tasks wait in wait_decision: a woken waiter still has
+        # to read its decision, and an expired request can still be decided.
+        self._waiting: dict[UUID, int] = {}
+        self._clock = RunClock()
+
+    @property
+    def retention_seconds(self) -> float:
+        """How long a closed request is kept after its last change."""
+        return self._retention
 
     async def add(self, request: ApprovalRequest) -> None:
-        """Store a new request. A checkpoint, taken first."""
+        """Store a new request, first forgetting the closed ones kept long enough.
+        A checkpoint, taken first."""
         await trio.lowlevel.checkpoint()
+        self._forget_expired()
         if request.id in self._requests:  # stored again: it takes its new place
             self._unindex(self._requests[request.id])
         self._requests[request.id] = request
@@ -237,9 +269,40 @@ class InMemoryApprovalBackend:
         self._action_of[request.id] = request.action_id
         if request.status is ApprovalStatus.PENDING:
             self._open[request.id] = request
+        else:
+            self._mark_closed(request.id)
+
+    def _mark_closed(self, request_id: UUID) -> None:
+        """Start (or restart) the retention period of a request that is no longer PENDING."""
+        if self._retention == math.inf:
+            return  # never forgotten: nothing to keep track of
+        self._closed.pop(request_id, None)  # re-inserted last, in its new order
+        self._closed[request_id] = self._clock()
+
+    def _forget_expired(self) -> None:
+        """Forget the closed requests whose retention period is over, oldest first."""
+        closed = self._closed
+        now = self._clock()
+        while closed:
+            request_id, since = next(iter(closed.items()))
+            if now - since <= self._retention:
+                break
+            del closed[request_id]
+            if self._waiting.get(request_id):
+                closed[request_id] = now  # still awaited: kept for another period
+            else:
+                self._drop(request_id)
+
+    def _drop(self, request_id: UUID) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is not None:
+            self._unindex(request)
+        self._events.pop(request_id, None)
+        self._decisions.pop(request_id, None)
 
     def _unindex(self, request: ApprovalRequest) -> None:
         self._open.pop(request.id, None)
+        self._closed.pop(request.id, None)
         action_id = self._action_of.pop(request.id)
         requests = self._by_action[action_id]
         requests.remove(request)
@@ -278,6 +341,7 @@ class InMemoryApprovalBackend:
         request.decided_by = decision.decided_by
         request.decided_at = decided_at
         self._decisions[request.id] = decision
+        self._mark_closed(request.id)
         self._events[request.id].set()
         return request
 
@@ -291,6 +355,7 @@ class InMemoryApprovalBackend:
             return False
         request.status = status
         self._open.pop(request_id, None)
+        self._mark_closed(request_id)
         if decision is not None:
             self._decisions[request_id] = decision
             self._events[request_id].set()
@@ -307,17 +372,21 @@ class InMemoryApprovalBackend:
         if event is None:
             await trio.lowlevel.checkpoint()
             return self._decisions.get(request_id)
-        await event.wait()
+        waiting = self._waiting
+        waiting[request_id] = waiting.get(request_id, 0) + 1
+        try:
+            await event.wait()
+        finally:
+            # No checkpoint from here to the read below: a woken waiter gets its decision.
+            left = waiting.pop(request_id) - 1
+            if left:
+                waiting[request_id] = left
         return self._decisions.get(request_id)
 
     async def remove(self, request_id: UUID) -> None:
         """Forget the request and its decision. A checkpoint, taken first."""
         await trio.lowlevel.checkpoint()
-        request = self._requests.pop(request_id, None)
-        if request is not None:
-            self._unindex(request)
-        self._events.pop(request_id, None)
-        self._decisions.pop(request_id, None)
+        self._drop(request_id)
 
 
 # How long a waiter that is cancelled or timed out may spend closing its request (shielded).
@@ -331,7 +400,10 @@ class ApprovalService:
         default_timeout_seconds: How long :meth:`await_decision` waits when
             given no timeout (60 s; ``math.inf`` waits for ever).
         backend: Where requests and decisions live; a new
-            :class:`InMemoryApprovalBackend` by default. A shared one (SQLite,
+            :class:`InMemoryApprovalBackend` by default, which forgets a closed
+            request an hour after its last change (pass
+            ``InMemoryApprovalBackend(retention_seconds=...)`` to choose how
+            long; ``math.inf`` keeps them all, as the reference). A shared one (SQLite,
             Redis: :mod:`stageflow_trio.stores`) lets a decision recorded in
             one process wake the waiter in another.
 
@@ -512,7 +584,8 @@ class ApprovalService:
         taken before anything changes.
 
         Raises:
-            KeyError: ``"Approval request {id} not found"``.
+            KeyError: ``"Approval request {id} not found"`` (never made, removed by
+                :meth:`cleanup`, or forgotten by the backend once closed long enough).
             TypeError: ``request_id`` is not a UUID, ``granted`` not a bool (a
                 string such as ``"false"`` is refused, not read as a yes),
                 ``decided_by`` not a UUID or None, or
@@ -561,7 +634,9 @@ class ApprovalService:
         return await self._cancel_pending(request_id)
 
     async def get_request(self, request_id: UUID) -> ApprovalRequest | None:
-        """The request with id ``request_id``, or None. A checkpoint."""
+        """The request with id ``request_id``, or None (also once the backend has
+        forgotten it: the in-memory one keeps a closed request ``retention_seconds``).
+        A checkpoint."""
         return await self._backend.get(request_id)
 
     async def get_status(self, request_or_action_id: UUID) -> ApprovalStatus | None:
