@@ -81,8 +81,13 @@ class RealtimeStageBus:
 
     A channel is created on first use (by :meth:`channel`, :meth:`publish` or
     :meth:`subscribe`) with the bus's defaults, and lives until the bus is
-    dropped. Each channel is one queue: several subscribers share its items,
-    they do not each get a copy.
+    dropped, closed or not: a closed channel's name keeps answering (publish
+    False, subscribers drain it and end). A long-lived bus that names a channel
+    per request therefore grows by one closed channel per request; end such a
+    channel with ``close_channel(name, remove=True)`` once its producers and
+    consumers have taken their first step, or give each session its own bus.
+    Each channel is one queue: several subscribers share its items, they do not
+    each get a copy.
 
     The bus starts no task. Producers and consumers are the caller's own tasks,
     in a nursery the caller opens; ``async with bus:`` closes every channel on
@@ -194,15 +199,28 @@ class RealtimeStageBus:
         await trio.lowlevel.checkpoint()
         return await queue.put(item)
 
-    async def close_channel(self, channel: str) -> None:
+    async def close_channel(self, channel: str, *, remove: bool = False) -> None:
         """Close ``channel`` if it exists; its subscribers end after draining it. A checkpoint.
+
+        Without ``remove`` the closed channel stays on the bus: publishing to
+        its name returns False, and a subscriber that starts later drains what
+        is left and ends. With ``remove=True`` the bus forgets it at once
+        (:meth:`stats` no longer lists it): the tasks that already hold it (a
+        subscriber past its first step, a publisher waiting for room) see it
+        closed as above, but the name is free, so a later :meth:`publish`,
+        :meth:`subscribe` or :meth:`channel` starts a new channel, open unless
+        the bus is closed. Use it when a channel's use is over, so that a bus
+        that outlives its channels does not keep every one.
 
         Raises:
             ValueError: ``channel`` is empty.
-            TypeError: ``channel`` is not a str.
+            TypeError: ``channel`` is not a str, or ``remove`` not a bool.
         """
         _check_name(channel)
-        queue = self._channels.get(channel)
+        check_flag("RealtimeStageBus.close_channel", "remove", remove)
+        # No await between the lookup and the removal: nobody re-creates the name
+        # in between, and close() marks the queue closed before it first yields.
+        queue = self._channels.pop(channel, None) if remove else self._channels.get(channel)
         if queue is None:
             await trio.lowlevel.checkpoint()
             return

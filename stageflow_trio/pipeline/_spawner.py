@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import trio
@@ -28,6 +29,9 @@ from stageflow_trio.pipeline._subpipeline_values import (
     logger,
 )
 from stageflow_trio.stages.context import PipelineContext
+
+# How many cancelled runs a spawner remembers by default (about 220 bytes each).
+_DEFAULT_MAX_CANCELED_RUNS: Final = 10_000
 
 
 class _ChildRun:
@@ -65,6 +69,8 @@ class _ChildRun:
         self.pipeline_name = pipeline_name
         self.correlation_id = correlation_id
         self.scope = trio.CancelScope()
+        # Set by cancel_with_children: the spawner's record of this run's
+        # cancellation while it holds the run, whatever its bounded table forgets.
         self.cancel_reason: str | None = None
         # (parent_run_id, run_id) as strings, made by the first event that needs them.
         self.ids: tuple[str, str] | None = None
@@ -135,10 +141,15 @@ class SubpipelineSpawner:
             so ``max_depth=0`` makes a spawner whose every spawn raises
             :class:`MaxDepthExceededError` (as in the reference: a way to forbid
             subpipelines).
+        max_canceled_runs: How many cancelled runs :meth:`is_canceled` and
+            :meth:`spawn` remember past the child runs this spawner still holds:
+            the ones most recently cancelled or asked about. None remembers every
+            one, as the reference does (the table then grows by one entry per
+            cancelled run, for the spawner's life).
 
     Raises:
         TypeError: an argument has the wrong type.
-        ValueError: ``max_depth`` is negative.
+        ValueError: ``max_depth`` is negative or ``max_canceled_runs`` below 1.
     """
 
     def __init__(
@@ -146,6 +157,8 @@ class SubpipelineSpawner:
         child_tracker: ChildRunTracker | None = None,
         emit_events: bool = True,
         max_depth: int = DEFAULT_MAX_SUBPIPELINE_DEPTH,
+        *,
+        max_canceled_runs: int | None = _DEFAULT_MAX_CANCELED_RUNS,
     ) -> None:
         if child_tracker is not None and not isinstance(child_tracker, ChildRunTracker):
             raise TypeError(
@@ -157,10 +170,23 @@ class SubpipelineSpawner:
             raise TypeError(f"max_depth must be an int, got {type(max_depth).__name__}")
         if max_depth < 0:
             raise ValueError(f"max_depth must be >= 0, got {max_depth}")
+        if max_canceled_runs is not None:
+            if isinstance(max_canceled_runs, bool) or not isinstance(max_canceled_runs, int):
+                raise TypeError(
+                    f"max_canceled_runs must be an int or None, got {type(max_canceled_runs).__name__}"
+                )
+            if max_canceled_runs < 1:
+                raise ValueError(f"max_canceled_runs must be >= 1 or None, got {max_canceled_runs}")
         self._tracker = child_tracker if child_tracker is not None else get_child_tracker()
         self._emit_events = emit_events
         self._max_depth = max_depth
-        self._canceled_runs: dict[UUID, str] = {}  # run id -> reason
+        self._max_canceled_runs = max_canceled_runs
+        # Run id -> reason, least recently cancelled or asked about first. Bounded:
+        # a service's global spawner sees cancelled request trees for days, and
+        # cannot tell when a root it did not start has ended. A child run this
+        # spawner holds needs no entry (its cancel_reason answers), so dropping
+        # the oldest entry never forgets a run the spawner can still stop.
+        self._canceled_runs: OrderedDict[UUID, str] = OrderedDict()
         self._running: dict[UUID, _ChildRun] = {}  # also gives each running child's depth
         # Finished child runs that still have a running descendant this spawner
         # started (a detached grandchild in an outer nursery). The tracker has
@@ -176,6 +202,11 @@ class SubpipelineSpawner:
     def max_depth(self) -> int:
         """How deep children may nest."""
         return self._max_depth
+
+    @property
+    def max_canceled_runs(self) -> int | None:
+        """How many cancelled runs this spawner remembers past those it holds (None: all)."""
+        return self._max_canceled_runs
 
     @property
     def child_tracker(self) -> ChildRunTracker:
@@ -222,7 +253,8 @@ class SubpipelineSpawner:
             exception group), when :meth:`cancel_with_children` stopped the child
             (``"Child pipeline canceled: {reason}"``, no ``child_failed`` event:
             ``pipeline.canceled`` reports it), or when the parent run was already
-            cancelled, in which case nothing was started and no event is emitted.
+            cancelled (``ctx.canceled``, or :meth:`is_canceled` would say so), in
+            which case nothing was started and no event is emitted.
 
         Raises:
             MaxDepthExceededError: ``ctx``'s run is at ``max_depth``; nothing started.
@@ -418,7 +450,19 @@ class SubpipelineSpawner:
             )
             raise MaxDepthExceededError(depth, self._max_depth, parent_run_id)
         child_run_id = uuid4()
-        if ctx.canceled or (parent_run_id is not None and parent_run_id in self._canceled_runs):
+        # The parent when this spawner holds it: running, or ended with a running
+        # descendant (rare: _retained is almost always empty).
+        parent = running_parent
+        if parent is None and self._retained and parent_run_id is not None:
+            parent = self._retained.get(parent_run_id)
+        if (
+            ctx.canceled
+            or (parent is not None and parent.cancel_reason is not None)
+            or (parent_run_id is not None and parent_run_id in self._canceled_runs)
+        ):
+            if parent_run_id is not None and parent_run_id in self._canceled_runs:
+                # A run still trying to spawn is still alive: keep remembering it.
+                self._canceled_runs.move_to_end(parent_run_id)
             logger.info(
                 "Parent run %s is canceled; child pipeline %s not started",
                 parent_run_id,
@@ -452,7 +496,6 @@ class SubpipelineSpawner:
         self._running[child_run_id] = child
         if parent_run_id is not None:
             self._tracker._register(parent_run_id, child_run_id)
-            parent = running_parent or self._retained.get(parent_run_id)
             if parent is not None:
                 parent.open_children += 1
         return child
@@ -592,7 +635,12 @@ class SubpipelineSpawner:
         when its cancellation arrives go out through the sink's ``try_emit``.
 
         A run this spawner did not start (the root of a tree, or a child of another
-        spawner) is marked and reported, not stopped.
+        spawner) is marked and reported, not stopped. The spawner cannot tell when
+        such a run ends, so it remembers it among the ``max_canceled_runs`` runs
+        last cancelled or asked about (see :meth:`is_canceled`); a run it has
+        forgotten counts as not cancelled before, and is marked and reported again.
+        Its context, given in ``contexts``, stays marked: spawns with that context
+        are refused for good.
 
         The subtree includes the runs below a child that has already ended: a
         child that handed a grandchild to an outer nursery with
@@ -623,16 +671,26 @@ class SubpipelineSpawner:
             for ended in retained.values():
                 if ended.parent_run_id is not None:
                     links.setdefault(ended.parent_run_id, []).append(ended.run_id)
+        canceled_runs = self._canceled_runs
+        limit = self._max_canceled_runs
         for current, parent, depth in self._tracker._subtree(run_id, links):
-            if current in self._canceled_runs or (depth and current in retained):
+            child = self._running.get(current)
+            held = child if child is not None or not retained else retained.get(current)
+            if (
+                current in canceled_runs
+                or (held is not None and held.cancel_reason is not None)
+                or (depth and current in retained)
+            ):
                 continue
-            self._canceled_runs[current] = reason
+            canceled_runs[current] = reason
+            if limit is not None and len(canceled_runs) > limit:
+                canceled_runs.popitem(last=False)
             canceled.append((current, parent, depth))
             if contexts is not None and current in contexts:
                 contexts[current].mark_canceled()
-            child = self._running.get(current)
+            if held is not None:
+                held.cancel_reason = reason
             if child is not None:
-                child.cancel_reason = reason
                 child.ctx.mark_canceled()
                 child.scope.cancel(reason=f"cancel_with_children: {reason}")
         if self._emit_events:
@@ -652,6 +710,12 @@ class SubpipelineSpawner:
     async def is_canceled(self, run_id: UUID) -> bool:
         """Whether :meth:`cancel_with_children` has cancelled ``run_id``. A checkpoint.
 
+        True for a cancelled child run this spawner still holds (running, or
+        ended with a descendant still running), and for the ``max_canceled_runs``
+        runs most recently cancelled or asked about: a True answer, like a spawn
+        refused under the run, keeps the run remembered. An older run is
+        forgotten, and the answer for it is False.
+
         Raises:
             TypeError: ``run_id`` is not a UUID (a str id would match none of the
                 UUIDs the spawner records, and the answer would always be False).
@@ -659,7 +723,11 @@ class SubpipelineSpawner:
         if not isinstance(run_id, UUID):
             raise TypeError(f"run_id must be a UUID, got {type(run_id).__name__}")
         await trio.lowlevel.checkpoint()
-        return run_id in self._canceled_runs
+        if run_id in self._canceled_runs:
+            self._canceled_runs.move_to_end(run_id)
+            return True
+        held = self._running.get(run_id) or self._retained.get(run_id)
+        return held is not None and held.cancel_reason is not None
 
 
 async def _emit_all(event_type: str, payloads: list[dict[str, Any]]) -> None:

@@ -34,7 +34,8 @@ released and the nurseries have closed, the test checks against its model:
   newly cancelled run, deepest first, with the model's ``cascade_depth``,
   parent and reason, in the order ``cancel_with_children`` returned them;
 - at the end nothing is registered, retained or running, no task is left, and
-  ``_canceled_runs`` holds exactly the ids ever cancelled (it is never pruned).
+  ``_canceled_runs`` holds exactly the ids ever cancelled (fewer than its
+  ``max_canceled_runs`` bound here, so none was forgotten).
 """
 
 from __future__ import annotations
