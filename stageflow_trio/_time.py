@@ -7,7 +7,8 @@ outside one. An object that keeps times beyond one run (an in-memory store's
 expiries, a breaker's last failure, a cache's last fetch) reads a
 :class:`RunClock` instead, so that it never compares readings of two clocks.
 Timestamps that get serialized stay wall-clock UTC, in exactly the form of
-``datetime.now(UTC).isoformat()``.
+``datetime.now(UTC).isoformat()``; the end of a stage's result is the one
+derived instant (see :func:`ended_at`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import contextlib
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import trio
 
@@ -94,6 +95,22 @@ def _is_mock(clock: trio.abc.Clock) -> bool:
 def utc_now() -> datetime:
     """The current wall-clock time as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def ended_at(started_at: datetime, elapsed: float) -> datetime:
+    """``started_at`` plus ``elapsed`` seconds: the ``ended_at`` of a StageResult.
+
+    ``started_at`` is the wall-clock start; ``elapsed`` is measured on the
+    engine clock (:func:`monotonic`). A StageResult's consumers (interceptors,
+    wide events) take its duration as ``ended_at - started_at``; with the end
+    built this way rather than read from the wall clock again, that difference
+    is the engine clock's: exact under ``MockClock``, and never negative when
+    the wall clock steps back during the stage. The price is that ``ended_at``
+    differs from the wall time at the end by the wall clock's own steps (or
+    slewing) during the interval; under ``MockClock`` it is the start plus
+    virtual time. Nothing compares it with a fresh wall-clock reading.
+    """
+    return started_at + timedelta(0, elapsed)
 
 
 # The last whole second formatted and its ISO text, and the last millisecond and

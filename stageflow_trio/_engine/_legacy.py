@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -22,7 +23,7 @@ from stageflow_trio._engine._unified_events import (
     wide_event_failed,
 )
 from stageflow_trio._groups import first_leaf, unwrap_group
-from stageflow_trio._time import monotonic, utc_now
+from stageflow_trio._time import ended_at, monotonic, utc_now
 from stageflow_trio.core.stage_enums import StageStatus
 from stageflow_trio.core.stage_output import StageOutput
 from stageflow_trio.stages.context import (
@@ -61,7 +62,12 @@ def legacy_invoker(name: str, runner: Any) -> LegacyInvoke:
     )
 
 
-def _normalize(name: str, raw: Any, started_at: datetime) -> StageResult:
+def _normalize(name: str, raw: Any, started_at: datetime, elapsed: float) -> StageResult:
+    """What a legacy runner returned, as a StageResult; ``elapsed``: seconds on the run's clock.
+
+    A StageResult the runner made is kept as it is. The end is
+    :func:`~stageflow_trio._time.ended_at`, written out: this runs for every stage.
+    """
     if isinstance(raw, StageResult):
         return raw
     if isinstance(raw, StageOutput):
@@ -69,7 +75,7 @@ def _normalize(name: str, raw: Any, started_at: datetime) -> StageResult:
             name=name,
             status="failed" if raw.status is StageStatus.FAIL else "completed",
             started_at=started_at,
-            ended_at=utc_now(),
+            ended_at=started_at + timedelta(0, elapsed),
             data=raw.data,
             error=raw.error,
         )
@@ -77,7 +83,11 @@ def _normalize(name: str, raw: Any, started_at: datetime) -> StageResult:
     if not isinstance(data, dict):
         raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
     return StageResult(
-        name=name, status="completed", started_at=started_at, ended_at=utc_now(), data=data
+        name=name,
+        status="completed",
+        started_at=started_at,
+        ended_at=started_at + timedelta(0, elapsed),
+        data=data,
     )
 
 
@@ -287,8 +297,11 @@ class _LegacyRun(DagRun):
 
     async def _call(self, name: str, ctx: PipelineContext) -> StageResult:
         plan = self.plan
+        # The result's started_at is the wall-clock start; its ended_at that plus the
+        # time on the run's clock (see ended_at), so its duration is the clock's.
         started_at = utc_now()
-        started = self.clock.current_time()
+        clock = self.clock
+        started = clock.current_time()
         self._record(name, "started")
         invoke = plan.invokers[name]
 
@@ -303,17 +316,17 @@ class _LegacyRun(DagRun):
                 if isinstance(group, Exception) or not isinstance(leaf, Exception):
                     raise
                 raise leaf from group
-            return _normalize(name, raw, started_at)
+            return _normalize(name, raw, started_at, clock.current_time() - started)
 
         emitter = plan.emitter if plan.emit_stage_wide else None
         try:
-            result = await run_chain(name, stage_run, ctx, plan.chain)
+            result = await run_chain(name, stage_run, ctx, plan.chain, started_at, started)
         except BaseException as exc:
+            elapsed = clock.current_time() - started
             event = terminal_event(exc, self.own_cancel_reason())
             if event is not None:
                 status, extra = event
-                duration_ms = int((self.clock.current_time() - started) * 1000)
-                self._record(name, status, {"duration_ms": duration_ms, **extra})
+                self._record(name, status, {"duration_ms": int(elapsed * 1000), **extra})
             if not isinstance(exc, Exception):
                 raise
             if emitter is not None:
@@ -321,7 +334,7 @@ class _LegacyRun(DagRun):
                     name=name,
                     status="failed",
                     started_at=started_at,
-                    ended_at=utc_now(),
+                    ended_at=ended_at(started_at, elapsed),
                     error=error_text(exc),
                 )
                 try:
@@ -329,7 +342,7 @@ class _LegacyRun(DagRun):
                 except Exception as wide_exc:  # noqa: BLE001 - the stage's error is the run's
                     wide_event_failed(emitter, name, wide_exc)
             raise StageExecutionError(name, exc) from exc
-        duration_ms = int((self.clock.current_time() - started) * 1000)
+        duration_ms = int((clock.current_time() - started) * 1000)
         if result.status == "failed":
             self._record(
                 name,

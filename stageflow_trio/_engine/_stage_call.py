@@ -21,6 +21,11 @@ Order of a call:
 4. ``after`` on every interceptor, in descending priority. After a
    short-circuit, :func:`stage_short_circuited` is True while they run.
 
+The results the chain builds itself (a short-circuit, a failure) start at the
+call's wall-clock start and end :func:`~stageflow_trio._time.ended_at` that
+start plus the time elapsed on trio's clock, so ``ended_at - started_at`` is the
+call's duration on the run's clock (exact under ``MockClock``).
+
 Interceptor errors are logged and swallowed, except
 :class:`CriticalInterceptorError` from ``before``/``after``, which escapes.
 
@@ -54,12 +59,13 @@ from trio import current_time
 from stageflow_trio._args import error_text
 from stageflow_trio._budget import checkpoint_due
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
-from stageflow_trio._time import utc_now
+from stageflow_trio._time import ended_at, utc_now
 from stageflow_trio.stages.result import StageResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
     from contextvars import Token
+    from datetime import datetime
 
     from stageflow_trio._engine._interceptors import BaseInterceptor, InterceptorResult
     from stageflow_trio.stages.context import PipelineContext
@@ -222,7 +228,8 @@ async def run_with_interceptors(
         trio.Cancelled: the enclosing scope was cancelled.
     """
     await trio.lowlevel.checkpoint()
-    return await _run_chain(stage_name, stage_run, ctx, InterceptorChain(interceptors))
+    chain = InterceptorChain(interceptors)
+    return await _run_chain(stage_name, stage_run, ctx, chain, utc_now(), current_time())
 
 
 async def run_chain(
@@ -230,16 +237,19 @@ async def run_chain(
     stage_run: Callable[[], Awaitable[StageResult]],
     ctx: PipelineContext,
     chain: InterceptorChain,
+    started_at: datetime,
+    started: float,
 ) -> StageResult:
     """:func:`run_with_interceptors` for the graphs: a checkpoint under the checkpoint budget.
 
     The graphs pass a checkpoint of their own between two stages; here the
     chain is always a cancellation point, and a schedule point when the budget
-    says one is due.
+    says one is due. ``started_at`` (wall clock) and ``started`` (trio clock)
+    are the call's start, which the graph has read already.
     """
     if checkpoint_due():
         await trio.lowlevel.checkpoint()
-    return await _run_chain(stage_name, stage_run, ctx, chain)
+    return await _run_chain(stage_name, stage_run, ctx, chain, started_at, started)
 
 
 async def _run_chain(
@@ -247,9 +257,10 @@ async def _run_chain(
     stage_run: Callable[[], Awaitable[StageResult]],
     ctx: PipelineContext,
     chain: InterceptorChain,
+    started_at: datetime,
+    started: float,
 ) -> StageResult:
     ordered = chain.ordered
-    started_at = utc_now()
     # entered: how many befores returned; after_from: after has been called on
     # ordered[after_from:]. On an abort, ordered[:min(entered, after_from)] get on_abort.
     entered = 0
@@ -285,10 +296,10 @@ async def _run_chain(
                 break
 
         if short_circuit is not None:
-            result = _short_circuit_result(stage_name, short_circuit, started_at)
+            result = _short_circuit_result(stage_name, short_circuit, started_at, started)
             marked = _short_circuited.set(ordered[:entered])
         else:
-            result = await _run_stage(stage_name, stage_run, ctx, ordered, started_at)
+            result = await _run_stage(stage_name, stage_run, ctx, ordered, started_at, started)
             if _short_circuited.get() is not None:  # a chain run inside such an after
                 marked = _short_circuited.set(None)
 
@@ -325,7 +336,7 @@ async def _run_chain(
 
 
 def _short_circuit_result(
-    stage_name: str, short_circuit: InterceptorResult, started_at: Any
+    stage_name: str, short_circuit: InterceptorResult, started_at: datetime, started: float
 ) -> StageResult:
     data = short_circuit.result
     error = short_circuit.error
@@ -344,7 +355,7 @@ def _short_circuit_result(
         name=stage_name,
         status="completed",
         started_at=started_at,
-        ended_at=utc_now(),
+        ended_at=ended_at(started_at, current_time() - started),
         data=data,
         error=error,
     )
@@ -355,7 +366,8 @@ async def _run_stage(
     stage_run: Callable[[], Awaitable[StageResult]],
     ctx: PipelineContext,
     ordered: Sequence[BaseInterceptor],
-    started_at: Any,
+    started_at: datetime,
+    started: float,
 ) -> StageResult:
     timeout_ms = ctx.data.get(f"_timeout.{stage_name}", DEFAULT_TIMEOUT_MS)
     if type(timeout_ms) is not int:
@@ -386,7 +398,7 @@ async def _run_stage(
                 name=stage_name,
                 status="failed",
                 started_at=started_at,
-                ended_at=utc_now(),
+                ended_at=ended_at(started_at, current_time() - started),
                 error=error_text(error),
             )
         finally:

@@ -10,7 +10,7 @@ from trio import current_time
 
 from stageflow_trio._args import error_text
 from stageflow_trio._groups import first_leaf
-from stageflow_trio._time import utc_now, utc_now_iso
+from stageflow_trio._time import ended_at, utc_now_iso
 from stageflow_trio.context.identity import id_texts
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.stages.context import StageEventTemplate, discards_events, stage_event_key
@@ -179,15 +179,21 @@ class RunReporter:
         name: str,
         status: LegacyStageStatus,
         started_at: datetime,
+        elapsed: float,
         data: Mapping[str, Any],
         error: str | None,
     ) -> None:
-        """Keep stage ``name``'s result for ``pipeline.wide``; emit ``stage.wide`` if asked."""
+        """Keep stage ``name``'s result for ``pipeline.wide``; emit ``stage.wide`` if asked.
+
+        ``elapsed``: the stage's seconds on the run's clock (see
+        :func:`~stageflow_trio._time.ended_at`), so the wide event's duration is the
+        clock's, as the stage's ``duration_ms`` is.
+        """
         result = StageResult(
             name=name,
             status=status,
             started_at=started_at,
-            ended_at=utc_now(),
+            ended_at=ended_at(started_at, elapsed),
             data=dict(data),
             error=error,
         )

@@ -21,7 +21,7 @@ from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, terminal_event
 from stageflow_trio._groups import first_leaf
-from stageflow_trio._time import utc_now
+from stageflow_trio._time import ended_at, utc_now
 from stageflow_trio.core._stage_parts import _EMPTY_DATA
 from stageflow_trio.core.stage_context import (
     StageCancellationRequested,
@@ -376,7 +376,7 @@ class UnifiedRun(DagRun):
                 output = StageOutput.skip(reason=skip_reason)
                 if self.report.wide is not None:
                     # Counted in the wide events as a stage that returned skip is.
-                    self.report.record_wide(name, "completed", utc_now(), output.data, None)
+                    self.report.record_wide(name, "completed", utc_now(), 0.0, output.data, None)
                 self.report.skipped(stage_ctx, name, skip_reason, None)
         if output is None:
             if self.direct:
@@ -455,7 +455,7 @@ class UnifiedRun(DagRun):
                 except StageCancellationRequested as exc:
                     output = StageOutput.cancel(reason=exc.reason)
             else:
-                output = await self._execute_intercepted(spec, stage_ctx)
+                output = await self._execute_intercepted(spec, stage_ctx, started_at, started)
         except BaseException as exc:
             error = self._stage_raised(name, started, exc, started_at)
             if error is None:
@@ -464,14 +464,20 @@ class UnifiedRun(DagRun):
                 raise error from exc
             finally:
                 del error  # this frame is in its traceback: no cycle
-        duration_ms = int((self.clock.current_time() - started) * 1000)
+        elapsed = self.clock.current_time() - started
+        duration_ms = int(elapsed * 1000)
         output = output.with_duration(duration_ms)
         if self.log_info or output.status is _FAIL:
             _log_ended(name, output, duration_ms, self.log_info)
         if started_at is not None:
             failed = output.status is _FAIL
             report.record_wide(
-                name, "failed" if failed else "completed", started_at, output.data, output.error
+                name,
+                "failed" if failed else "completed",
+                started_at,
+                elapsed,
+                output.data,
+                output.error,
             )
         if emits:
             self._report_ended(stage_ctx, name, output, duration_ms)
@@ -494,6 +500,7 @@ class UnifiedRun(DagRun):
         (try_emit), so it needs no shield and cannot block.
         """
         original = exc
+        elapsed = self.clock.current_time() - started
         if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, Exception):
             # Cancelled with an error (a task of the stage's own nursery failed while
             # the stage was interrupted): that error is the stage's, as it would be
@@ -502,13 +509,12 @@ class UnifiedRun(DagRun):
             if isinstance(leaf, Exception):
                 exc = leaf
         if started_at is not None and isinstance(exc, Exception):
-            self.report.record_wide(name, "failed", started_at, {}, error_text(exc))
+            self.report.record_wide(name, "failed", started_at, elapsed, {}, error_text(exc))
         if self.emits:
             event = terminal_event(exc, self.own_cancel_reason())
             if event is not None:
                 status, extra = event
-                duration_ms = int((self.clock.current_time() - started) * 1000)
-                self.report.lifecycle(name, status, extra, duration_ms)
+                self.report.lifecycle(name, status, extra, int(elapsed * 1000))
         if not isinstance(exc, Exception):
             return None
         if isinstance(exc, UnifiedStageExecutionError):
@@ -543,12 +549,20 @@ class UnifiedRun(DagRun):
             report.completed(name, duration_ms)
 
     async def _execute_intercepted(
-        self, spec: UnifiedStage, stage_ctx: StageContext
+        self,
+        spec: UnifiedStage,
+        stage_ctx: StageContext,
+        started_at: datetime | None,
+        started: float,
     ) -> StageOutput:
         """Run the stage through the interceptor chain with a PipelineContext view.
 
         The view is made once per run, so interceptors share its ``data`` across
-        stages as they do in the legacy graph.
+        stages as they do in the legacy graph. ``started`` is the call's start on
+        the run's clock, ``started_at`` on the wall clock (None: not read yet). The
+        results the interceptors see span the call's start to the end of the
+        attempt, as in the legacy graph, their ``ended_at`` from ``started``
+        (see :func:`~stageflow_trio._time.ended_at`).
 
         Raises:
             Exception: the stage's own error when the chain turned it into a failed
@@ -571,11 +585,13 @@ class UnifiedRun(DagRun):
             view.data[STAGE_ATTEMPT_KEY.format(stage=name)] = attempt
         # What the stage's last attempt raised (the chain keeps only its message).
         raised: Exception | None = None
+        if started_at is None:
+            started_at = utc_now()
+        clock = self.clock
 
         async def stage_run() -> StageResult:
             nonlocal raised
             raised = None
-            started_at = utc_now()
             try:
                 output = _as_output(name, await spec.runner(stage_ctx))
             except StageCancellationRequested as exc:
@@ -591,7 +607,7 @@ class UnifiedRun(DagRun):
                 name=name,
                 status="failed" if output.status is _FAIL else "completed",
                 started_at=started_at,
-                ended_at=utc_now(),
+                ended_at=ended_at(started_at, clock.current_time() - started),
                 data=dict(output.data),
                 error=output.error,
             )
@@ -609,7 +625,7 @@ class UnifiedRun(DagRun):
         if placed:
             data[timeout_key] = 0
         try:
-            result = await run_chain(name, stage_run, view, chain)
+            result = await run_chain(name, stage_run, view, chain, started_at, started)
         except BaseException:
             # The chain itself raised (an after hook's CriticalInterceptorError, a
             # cancellation) after the stage's last attempt raised: this frame, in the

@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import error_text, type_of
-from stageflow_trio._time import utc_now
+from stageflow_trio._time import ended_at, monotonic, utc_now
 from stageflow_trio.stages._execution_error import StageExecutionError
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.result import StageError, StageResult
@@ -209,7 +209,9 @@ def with_error_handling(
 ) -> Callable[[Callable[_P, Awaitable[Any]]], Callable[_P, Awaitable[StageResult]]]:
     """Decorate a legacy stage's async ``run`` with consistent error handling.
 
-    The wrapped function's StageResult gets fresh ``started_at``/``ended_at``;
+    The wrapped function's StageResult gets fresh ``started_at``/``ended_at``
+    (``ended_at - started_at`` is the call's time on trio's clock, as in the
+    graphs' results);
     a dict becomes the ``data`` of a completed StageResult (anything else, empty
     data). A :class:`~stageflow_trio.stages.result.StageError` is logged as a
     warning, recorded as ``stage.{stage_name}.failed`` (payload ``error`` plus
@@ -233,6 +235,7 @@ def with_error_handling(
         async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> StageResult:
             ctx = _find_context(args, kwargs)
             started_at = utc_now()
+            started = monotonic()
             try:
                 result = await func(*args, **kwargs)
                 # The stage may have returned without yielding; the wrapper still checkpoints.
@@ -268,13 +271,14 @@ def with_error_handling(
                 raise StageExecutionError(
                     stage=stage_name, original=exc, recoverable=_is_recoverable_error(exc)
                 ) from exc
+            end = ended_at(started_at, monotonic() - started)
             if isinstance(result, StageResult):
-                return attrs.evolve(result, started_at=started_at, ended_at=utc_now())
+                return attrs.evolve(result, started_at=started_at, ended_at=end)
             return StageResult(
                 name=stage_name,
                 status="completed",
                 started_at=started_at,
-                ended_at=utc_now(),
+                ended_at=end,
                 data=result if isinstance(result, dict) else {},
             )
 
@@ -330,9 +334,11 @@ class StageRunner:
         recorded (payload ``{"data_keys": [...]}``, or none for empty data). An
         Exception is logged, recorded as ``stage.{name}.failed`` (``error``,
         ``error_type`` and ``on_error(exc)``) and raised as a StageExecutionError
-        chained to it.
+        chained to it. The result's ``ended_at - started_at`` is the call's time on
+        trio's clock.
         """
         started_at = utc_now()
+        started = monotonic()
         try:
             result = run_fn()
             if hasattr(result, "__await__"):
@@ -351,7 +357,7 @@ class StageRunner:
                 name=self.stage_name,
                 status="completed",
                 started_at=started_at,
-                ended_at=utc_now(),
+                ended_at=ended_at(started_at, monotonic() - started),
                 data=data,
             )
         except Exception as exc:
