@@ -14,6 +14,8 @@ only what the application sets.
 from __future__ import annotations
 
 import logging
+import re
+import reprlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar, Token
@@ -39,11 +41,13 @@ _parent_span_id: ContextVar[str | None] = ContextVar("parent_span_id", default=N
 _correlation_id: ContextVar[UUID | None] = ContextVar("correlation_id", default=None)
 # The W3C trace flags of the activated trace id (None: none activated, read as sampled).
 _trace_flags: ContextVar[int | None] = ContextVar("trace_flags", default=None)
+# The W3C tracestate that came with the activated trace id (None: none).
+_trace_state: ContextVar[str | None] = ContextVar("trace_state", default=None)
 
 
 def _clear_ids() -> None:
     # In synchronous code (a test, a script) the ids live in the thread's one context.
-    for var in (_trace_id, _span_id, _parent_span_id, _correlation_id, _trace_flags):
+    for var in (_trace_id, _span_id, _parent_span_id, _correlation_id, _trace_flags, _trace_state):
         var.set(None)
 
 
@@ -55,6 +59,18 @@ OTEL_AVAILABLE: Final[bool] = otel_api() is not None
 _BAGGAGE_PREFIX: Final = "x-baggage-"
 _SAMPLED: Final = 0x01  # W3C trace flags: the "sampled" bit, all the reference ever writes
 _HEX: Final = frozenset("0123456789abcdef")
+
+# W3C tracestate (Trace Context level 1): at most 32 list members; OpenTelemetry's
+# propagator drops a header longer than 8192 characters, and so do we.
+_TRACE_STATE_MEMBERS: Final = 32
+_TRACE_STATE_CHARS: Final = 8192
+_KEY_CHAR: Final = r"[a-z0-9_\-*/]"
+_TRACE_STATE_MEMBER: Final = re.compile(
+    # A key is a vendor name, or a tenant id "@" a vendor name; a value is printable
+    # ASCII without "," and "=", not ending in a space.
+    rf"(?:[a-z]{_KEY_CHAR}{{0,255}}|[a-z0-9]{_KEY_CHAR}{{0,240}}@[a-z]{_KEY_CHAR}{{0,13}})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
 
 
 # attrs' mypy plugin only understands converters that are named functions, hence one per field.
@@ -105,6 +121,42 @@ def _baggage_field(value: Mapping[str, str] | None) -> FrozenDict[str, str]:
                 f"got {type_of(key)} -> {type_of(item)}"
             )
     return value if isinstance(value, FrozenDict) else FrozenDict(value)
+
+
+def _trace_state_field(value: str | None) -> str | None:
+    """A W3C ``tracestate`` in its shortest form (members joined by bare commas), or None.
+
+    Spaces and tabs around members and empty members are optional whitespace
+    in the spec and are dropped; a list without members is None.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"TraceContext: trace_state must be a str or None; got {type_of(value)}")
+    if len(value) > _TRACE_STATE_CHARS:
+        raise ValueError(
+            f"TraceContext: trace_state must be at most {_TRACE_STATE_CHARS} characters;"
+            f" got {len(value)}"
+        )
+    members = [member for part in value.split(",") if (member := part.strip(" \t"))]
+    if len(members) > _TRACE_STATE_MEMBERS:
+        raise ValueError(
+            f"TraceContext: trace_state must have at most {_TRACE_STATE_MEMBERS} list members;"
+            f" got {len(members)}"
+        )
+    keys: set[str] = set()
+    for member in members:
+        if _TRACE_STATE_MEMBER.fullmatch(member) is None:
+            raise ValueError(
+                "TraceContext: trace_state members must be key=value with a W3C key"
+                " (a-z, 0-9, _ - * /, one @ after a tenant id) and a value of printable ASCII"
+                f" without ',' or '='; got {reprlib.repr(member)}"
+            )
+        key = member.partition("=")[0]
+        if key in keys:
+            raise ValueError(f"TraceContext: trace_state keys must be unique; got {key!r} twice")
+        keys.add(key)
+    return ",".join(members) or None
 
 
 def _check_created_at(_: object, __: object, value: object) -> None:
@@ -167,7 +219,12 @@ class TraceContext:
     else raises ``ValueError``/``TypeError`` naming the field. ``baggage`` is
     a read-only mapping of str to str. ``trace_flags`` (not in the reference)
     is the W3C trace-flags byte of the ``traceparent`` (``0x01``: sampled, the
-    default; ``0x00``: the caller's sampler dropped the trace).
+    default; ``0x00``: the caller's sampler dropped the trace). ``trace_state``
+    (not in the reference either) is the W3C ``tracestate`` that came with the
+    ``traceparent``, the tracing vendors' own state, to pass on unchanged: a
+    str of at most 32 ``key=value`` members and 8192 characters, kept in its
+    shortest form (``"a=1, b=2"`` is ``"a=1,b=2"``; one without members is
+    None); a str that breaks the W3C grammar is a ``ValueError``.
     """
 
     trace_id: str | None = attrs.field(default=None, converter=_trace_id_field)
@@ -180,6 +237,7 @@ class TraceContext:
     baggage: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_baggage_field)
     created_at: datetime = attrs.field(factory=utc_now, validator=_check_created_at)
     trace_flags: int = attrs.field(default=_SAMPLED, validator=_check_trace_flags)
+    trace_state: str | None = attrs.field(default=None, converter=_trace_state_field)
 
     @classmethod
     def capture(cls) -> TraceContext:
@@ -187,8 +245,8 @@ class TraceContext:
 
         When OpenTelemetry is installed and a recording span is current, its
         trace and span ids replace the context variables' ones. ``trace_flags``
-        are those of the activated context that set the trace id (``0x01``
-        when none did).
+        and ``trace_state`` are those of the activated context that set the
+        trace id (``0x01`` and None when none did).
         """
         trace_id = _trace_id.get()
         span_id = _span_id.get()
@@ -206,30 +264,33 @@ class TraceContext:
             parent_span_id=_parent_span_id.get(),
             correlation_id=_correlation_id.get(),
             trace_flags=_SAMPLED if flags is None else flags,
+            trace_state=_trace_state.get(),
         )
 
     @contextmanager
     def activate(self) -> Iterator[None]:
         """Set this context's ids in the current context for the ``with`` block.
 
-        Only the ids that are set (non-empty) are written (``trace_flags`` with
-        the trace id); on exit each variable gets back the value it had
-        before, also when the block raises.
+        Only the ids that are set (non-empty) are written (``trace_flags`` and
+        ``trace_state`` with the trace id); on exit each variable gets back the
+        value it had before, also when the block raises.
 
         With OpenTelemetry, a context with a valid W3C trace id and span id
         (as :meth:`from_headers` reads them from a ``traceparent``) also
         becomes OpenTelemetry's current span context for the block, as a remote
-        parent with these ``trace_flags``: spans started inside it, by
-        :class:`StageflowTracer`, the pipeline's ``TracingInterceptor`` or
-        OpenTelemetry itself, continue this trace as its children, and the
-        caller's sampling decision holds. A span of the same trace that is
-        already current (an instrumented server's, or the one this context was
-        captured from) is left current.
+        parent with these ``trace_flags`` and ``trace_state``: spans started
+        inside it, by :class:`StageflowTracer`, the pipeline's
+        ``TracingInterceptor`` or OpenTelemetry itself, continue this trace as
+        its children (with its trace state), and the caller's sampling decision
+        holds. A span of the same trace that is already current (an
+        instrumented server's, or the one this context was captured from) is
+        left current.
         """
         tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
         if self.trace_id:
             tokens.append((_trace_id, _trace_id.set(self.trace_id)))
             tokens.append((_trace_flags, _trace_flags.set(self.trace_flags)))
+            tokens.append((_trace_state, _trace_state.set(self.trace_state)))
         if self.span_id:
             tokens.append((_span_id, _span_id.set(self.span_id)))
         if self.parent_span_id:
@@ -268,19 +329,26 @@ class TraceContext:
         current = trace.get_current_span().get_span_context()
         if current.is_valid and current.trace_id == trace_id:
             return None
+        extra: dict[str, Any] = {}
+        if self.trace_state:
+            # The SDK copies a parent's trace state to its children, and the
+            # propagator writes a span's out: the vendors' state travels on.
+            extra["trace_state"] = trace.TraceState.from_header([self.trace_state])
         remote = trace.SpanContext(
             trace_id=trace_id,
             span_id=span_id,
             is_remote=True,
             trace_flags=trace.TraceFlags(self.trace_flags),
+            **extra,
         )
         return context, context.attach(trace.set_span_in_context(trace.NonRecordingSpan(remote)))
 
     def to_dict(self) -> dict[str, Any]:
         """The reference's fields, ids as strings (None when unset), ``created_at`` in ISO form.
 
-        ``trace_flags`` is left out, so a record has the reference's keys; the
-        ``traceparent`` of :meth:`to_headers` carries it.
+        ``trace_flags`` and ``trace_state`` are left out, so a record has the
+        reference's keys; the ``traceparent`` and ``tracestate`` of
+        :meth:`to_headers` carry them.
         """
         return {
             "trace_id": self.trace_id,
@@ -298,7 +366,8 @@ class TraceContext:
         """HTTP headers that carry this context; :meth:`from_headers` reads them back.
 
         ``traceparent`` (W3C Trace Context, version 00, with ``trace_flags``;
-        a zero span id when none is set) when there is a trace id; ``x-correlation-id``,
+        a zero span id when none is set) and ``tracestate`` (when ``trace_state``
+        is set) when there is a trace id; ``x-correlation-id``,
         ``x-pipeline-run-id``, ``x-request-id``, ``x-org-id`` for the set ids;
         ``x-baggage-{key}`` for each baggage item.
         """
@@ -306,6 +375,8 @@ class TraceContext:
         if self.trace_id:
             span_id = self.span_id or "0" * 16
             headers["traceparent"] = f"00-{self.trace_id}-{span_id}-{self.trace_flags:02x}"
+            if self.trace_state:
+                headers["tracestate"] = self.trace_state
         if self.correlation_id:
             headers["x-correlation-id"] = str(self.correlation_id)
         if self.pipeline_run_id:
@@ -327,6 +398,16 @@ class TraceContext:
         fourth is two hex digits (else ``0x01``, sampled); an id header that is
         not a UUID is ignored. ``parent_span_id`` is never read.
 
+        ``tracestate`` is read only along with a ``traceparent`` whose trace id
+        (32 lower-case hex digits) and span id (16) are valid and not all zeros,
+        the one a service can continue, as the W3C spec says; it becomes
+        ``trace_state`` in its shortest form (see :class:`TraceContext`). A
+        malformed one (a member that breaks the grammar, a key twice, more than
+        32 members) or one longer than 8192 characters is discarded whole, as
+        the spec allows and OpenTelemetry's propagator does: ``trace_state`` is
+        None and the ``traceparent`` still counts. It is never cut down, since a
+        service that passes the ``traceparent`` on unchanged must not change it.
+
         Names and values may be str or bytes (an ASGI scope's raw headers,
         turned into a dict); bytes are decoded as latin-1, as HTTP headers are.
         Names are matched exactly, so pass them lower-case (ASGI does). Values
@@ -335,7 +416,8 @@ class TraceContext:
         Raises:
             TypeError: ``headers`` is not a mapping; a header name is neither
                 str nor bytes; the value of a header that is read (``traceparent``,
-                the id headers, ``x-baggage-*``) is neither str nor bytes.
+                ``tracestate``, the id headers, ``x-baggage-*``) is neither str
+                nor bytes.
         """
         if not isinstance(headers, Mapping):
             raise TypeError(
@@ -353,6 +435,9 @@ class TraceContext:
                 span_id = parts[2] if len(parts[2]) == 16 else None
             if len(parts) >= 4 and len(parts[3]) == 2 and _HEX.issuperset(parts[3].lower()):
                 flags = int(parts[3], 16)
+        trace_state = None
+        if _w3c_id(trace_id, 32) is not None and _w3c_id(span_id, 16) is not None:
+            trace_state = _header_trace_state(text)
         baggage = {
             key[len(_BAGGAGE_PREFIX) :]: _as_text(key, value)
             for key, value in text.items()
@@ -367,6 +452,7 @@ class TraceContext:
             org_id=_header_uuid(text, "x-org-id"),
             baggage=baggage,
             trace_flags=flags,
+            trace_state=trace_state,
         )
 
 
@@ -404,6 +490,18 @@ def _as_text(name: str, value: object) -> str:
     raise TypeError(
         f"TraceContext.from_headers: headers[{name!r}] must be a str or bytes; got {type_of(value)}"
     )
+
+
+def _header_trace_state(headers: Mapping[str, Any]) -> str | None:
+    """The ``tracestate`` header in its shortest form; None if absent, empty or malformed."""
+    value = _header_text(headers, "tracestate")
+    if value is None:
+        return None
+    try:
+        return _trace_state_field(value)
+    except ValueError as exc:  # the vendors' state is lost, the trace is not
+        logger.debug("tracestate header discarded: %s", exc)
+        return None
 
 
 def _header_uuid(headers: Mapping[str, Any], name: str) -> UUID | None:
@@ -496,9 +594,10 @@ class StageflowTracer:
         With OpenTelemetry its W3C propagator writes first; then
         :meth:`TraceContext.to_headers` of :meth:`TraceContext.capture` is
         merged in. The propagator's ``traceparent``, when it writes one (a valid
-        span is current), is kept: it carries the span's sampling decision, which
-        :class:`TraceContext` does not know (its ``traceparent`` always says
-        "sampled"). Without one, the :class:`TraceContext` ``traceparent`` is written.
+        span is current), is kept with its ``tracestate`` (the span's trace state,
+        or none): they carry the span's sampling decision and vendors' state,
+        which :class:`TraceContext` may not know. Without one, the
+        :class:`TraceContext` ``traceparent`` and ``tracestate`` are written.
 
         Raises:
             TypeError: ``carrier`` is not a mutable mapping.
@@ -524,6 +623,8 @@ class StageflowTracer:
             # An unsampled span's "-00" must not become "-01": downstream samplers
             # would record traces this service's sampler dropped.
             headers.pop("traceparent", None)
+            # A tracestate belongs with its traceparent: the span's, not one of ours.
+            headers.pop("tracestate", None)
         carrier.update(headers)
 
     def extract_context(self, carrier: Mapping[str, str] | Mapping[bytes, bytes]) -> TraceContext:
