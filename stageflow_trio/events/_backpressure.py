@@ -252,8 +252,10 @@ class BackpressureAwareEventSink:
         removed from the queue, counted in ``metrics``, passed to ``on_drop``
         and logged. Works without a running worker too (it just drains).
 
-        Idempotent: a call while another is in progress waits for it; a call on
-        a stopped, empty sink only checkpoints. The sink can be started again.
+        Idempotent: a call while another is in progress waits for it (shielded
+        too: a cancelled caller gets ``Cancelled`` once that stop has ended); a
+        call on a stopped, empty sink only checkpoints. The sink can be started
+        again.
 
         Called from the worker's own task (the downstream's ``emit`` calling
         ``stop``), it cannot wait for the worker, which is its caller: it only
@@ -288,7 +290,11 @@ class BackpressureAwareEventSink:
             await trio.lowlevel.checkpoint()
             return
         if self._stop_done is not None:
-            await self._stop_done.wait()
+            # Shielded like the stop itself (which its timeout bounds): a
+            # cancelled caller too finds the sink stopped when Cancelled comes.
+            with trio.CancelScope(shield=True):
+                await self._stop_done.wait()
+            await trio.lowlevel.checkpoint()
             return
         worker = self._worker
         if (
