@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from stageflow_trio.stages.result import LegacyStageStatus
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
+# observability.wide_events' logger, by name (see log_wide_failure).
+_wide_logger: logging.Logger = logging.getLogger("stageflow_trio.wide_events")
 
 
 def cancel_reason(cancelled: BaseException) -> str:
@@ -81,17 +83,39 @@ def failure(error: BaseException, finalized: Iterable[str], duration_ms: int) ->
     }
 
 
+def log_wide_failure(event_type: str, stage: str | None, exc: Exception) -> None:
+    """Log a wide event that could not be emitted, on the ``stageflow_trio.wide_events`` logger.
+
+    The one writer of that record: :mod:`~stageflow_trio.observability.wide_events`
+    calls it for a failing sink or payload, the graphs (through
+    :func:`wide_event_failed`) for an emitter that raised. ``stage`` is None for
+    ``pipeline.wide``. Here, in the engine, because the engine may not import
+    the observability package (a layer above it).
+    """
+    text = error_text(exc)  # an error whose __str__ raises is still only logged
+    extra = {"event_type": event_type, "stage": stage, "error": text}
+    if stage is None:
+        _wide_logger.warning("Failed to emit %s: %s", event_type, text, extra=extra)
+    else:
+        _wide_logger.warning(
+            "Failed to emit %s for stage %s: %s", event_type, stage, text, extra=extra
+        )
+
+
 def wide_event_failed(emitter: object, stage: str | None, exc: Exception) -> None:
     """Log a wide-event emitter's ``emit_*`` that raised in a run; both graphs call it.
 
     ``WideEventEmitter``'s own methods log their failures; a subclass that
     overrides them may raise, and an observability failure must not fail the run
-    (the reference's legacy graph lets it). ``stage`` is None for ``pipeline.wide``.
-    Imported here, on a failure only: the engine loads no wide-event code itself.
+    (the reference's legacy graph lets it). Logged under the emitter's own event
+    type (the default name when it has none that is a str).
     """
-    from stageflow_trio.observability.wide_events import log_emitter_failure
-
-    log_emitter_failure(emitter, stage, exc)
+    if stage is None:
+        attribute, default = "pipeline_event_type", "pipeline.wide"
+    else:
+        attribute, default = "stage_event_type", "stage.wide"
+    event_type = getattr(emitter, attribute, default)
+    log_wide_failure(event_type if type(event_type) is str else default, stage, exc)
 
 
 def _id(value: object) -> str | None:

@@ -4,8 +4,9 @@ Both are emitted with the context's ``event_sink.try_emit``, so they never
 block a stage, and never fail one: an error while building or emitting a wide
 event (a sink whose ``try_emit`` raises) is logged as a warning on the
 ``stageflow_trio.wide_events`` logger and the run goes on. The graphs log a
-subclass's ``emit_*`` override that raises the same way (see
-:func:`log_emitter_failure`). Ids are strings or ``None``; timestamps ISO 8601.
+subclass's ``emit_*`` override that raises the same way (one writer of that
+record: the engine's ``log_wide_failure``). Ids are
+strings or ``None``; timestamps ISO 8601.
 
 Arguments of the wrong type are a caller's bug, not a sink failure: every
 function here raises TypeError naming the parameter, at the call, before
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stageflow_trio._args import error_text, type_of
+from stageflow_trio._args import type_of
+from stageflow_trio._engine._unified_events import log_wide_failure
 from stageflow_trio._time import utc_now
 from stageflow_trio.stages.result import StageResult
 
@@ -177,7 +179,7 @@ class WideEventEmitter:
                 payload = self.build_stage_payload(ctx=ctx, result=result, extra=extra)
             ctx.event_sink.try_emit(type=self.stage_event_type, data=payload)
         except Exception as exc:  # noqa: BLE001 - observability must not fail the run
-            _log_failure(self.stage_event_type, result.name, exc)
+            log_wide_failure(self.stage_event_type, result.name, exc)
 
     def emit_pipeline_event(
         self,
@@ -224,7 +226,7 @@ class WideEventEmitter:
                 )
             ctx.event_sink.try_emit(type=self.pipeline_event_type, data=payload)
         except Exception as exc:  # noqa: BLE001 - observability must not fail the run
-            _log_failure(self.pipeline_event_type, None, exc)
+            log_wide_failure(self.pipeline_event_type, None, exc)
 
     @staticmethod
     def build_stage_payload(
@@ -305,30 +307,6 @@ def _pipeline_payload(
     if extra:
         payload["extra"] = dict(extra)
     return payload
-
-
-def _log_failure(event_type: str, stage: str | None, exc: Exception) -> None:
-    text = error_text(exc)  # a sink error whose __str__ raises is still only logged
-    extra = {"event_type": event_type, "stage": stage, "error": text}
-    if stage is None:
-        logger.warning("Failed to emit %s: %s", event_type, text, extra=extra)
-    else:
-        logger.warning("Failed to emit %s for stage %s: %s", event_type, stage, text, extra=extra)
-
-
-def log_emitter_failure(emitter: object, stage: str | None, exc: Exception) -> None:
-    """Log an ``emit_*`` method of ``emitter`` that raised in a graph run; for the engine.
-
-    The methods above never raise for the arguments a run passes, but a subclass
-    may override them, and a wide event must not fail the run: its failure is
-    logged as a failing sink's is. ``stage`` is None for ``pipeline.wide``.
-    """
-    if stage is None:
-        attribute, default = "pipeline_event_type", "pipeline.wide"
-    else:
-        attribute, default = "stage_event_type", "stage.wide"
-    event_type = getattr(emitter, attribute, default)
-    _log_failure(event_type if type(event_type) is str else default, stage, exc)
 
 
 def emit_stage_wide_event(
