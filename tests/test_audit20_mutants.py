@@ -31,7 +31,7 @@ from stageflow_trio.pipeline.idempotency import (
     IdempotencyReentryError,
     InMemoryIdempotencyStore,
 )
-from stageflow_trio.pipeline.interceptors import BaseInterceptor, run_with_interceptors
+from stageflow_trio.pipeline.interceptors import run_with_interceptors
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.stages.errors import with_error_handling
 from stageflow_trio.stages.result import StageResult
@@ -44,24 +44,9 @@ from stageflow_trio.tools.approval import (
 )
 from tests.fakes import payload, pipeline_context
 from tests.pipeline.graph_helpers import spec, stage_ctx
+from tests.test_audit20_durations import Recorder
 
 LIMIT = 20.0  # virtual seconds: a hang shows as a failure, far before any chain timeout
-
-
-class Recorder(BaseInterceptor):
-    """Keeps every result its ``after`` hook sees."""
-
-    name = "recorder"
-    priority = 60
-
-    def __init__(self) -> None:
-        self.results: list[StageResult] = []
-
-    async def before(self, stage_name: str, ctx: PipelineContext) -> None:
-        return None
-
-    async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
-        self.results.append(result)
 
 
 # -- ended_at on trio's clock --------------------------------------------------------

@@ -69,6 +69,7 @@ from hypothesis import strategies as st
 
 from stageflow_trio.events import BackpressureAwareEventSink
 from stageflow_trio.helpers.streaming import ChunkQueue, QueueEmpty
+from tests.trio_setups import TaskLedger
 
 PENDING = "pending"
 CANCELLED = "cancelled"
@@ -81,19 +82,6 @@ SETTINGS = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-class TaskCounter(trio.abc.Instrument):
-    """The tasks alive in the run."""
-
-    def __init__(self) -> None:
-        self.live: set[trio.lowlevel.Task] = set()
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.live.add(task)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.live.discard(task)
 
 
 # -- ChunkQueue -------------------------------------------------------------
@@ -293,7 +281,7 @@ def run_queue_example(data: st.DataObject) -> None:
         max_size, drop_on_overflow=drop, event_emitter=lambda t, d: events.append((t, d))
     )
     model = QueueModel(max_size, drop)
-    counter = TaskCounter()
+    counter = TaskLedger()
     calls: list[Call] = []
     next_seq = [0, 0, 0]
     closed_at = 0
@@ -310,7 +298,7 @@ def run_queue_example(data: st.DataObject) -> None:
 
     async def main() -> None:
         nonlocal closed_at
-        baseline = set(counter.live)
+        baseline = set(counter.alive)
 
         async with trio.open_nursery() as nursery:
 
@@ -412,7 +400,7 @@ def run_queue_example(data: st.DataObject) -> None:
                 await trio.testing.wait_all_tasks_blocked()
                 check_queue(model, queue, calls, events, step)
                 waiting = len(model.parked_puts) + len(model.parked_gets)
-                assert len(counter.live - baseline) == waiting, step
+                assert len(counter.alive - baseline) == waiting, step
                 check_items(model, calls, [])
             if not model.closed:
                 model.close()
@@ -425,7 +413,7 @@ def run_queue_example(data: st.DataObject) -> None:
             check_queue(model, queue, calls, events, "final")
             check_items(model, calls, rest, final=True)
             assert all(c.outcome != PENDING for c in calls)
-        assert counter.live == baseline
+        assert counter.alive == baseline
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[counter])
 
@@ -744,7 +732,7 @@ def run_sink_example(data: st.DataObject) -> None:
         on_drop=lambda event_type, payload: dropped.append(int(event_type[1:])),
     )
     model = SinkModel(max_queue_size)
-    counter = TaskCounter()
+    counter = TaskLedger()
     offered: list[Ev] = []
     stops: list[StopCall] = []
 
@@ -787,7 +775,7 @@ def run_sink_example(data: st.DataObject) -> None:
                 task_status.started(scope)
 
     async def main() -> None:
-        baseline = set(counter.live)
+        baseline = set(counter.alive)
         owner: trio.CancelScope | None = None
         async with trio.open_nursery() as nursery:
 
@@ -896,7 +884,7 @@ def run_sink_example(data: st.DataObject) -> None:
                     assert call.outcome == (CANCELLED if cancelled else "stopped"), step
                 expected_tasks = len(model.parked) + (2 if model.running else 0)
                 expected_tasks += model.deadline is not None  # a stop's task
-                assert len(counter.live - baseline) == expected_tasks, step
+                assert len(counter.alive - baseline) == expected_tasks, step
             # Open the gates, then stop with drain: everything is delivered or counted.
             for ev in offered:
                 ev.gate.set()
@@ -911,7 +899,7 @@ def run_sink_example(data: st.DataObject) -> None:
             assert all(call.outcome != PENDING for call in stops)
             metrics = sink.metrics
             assert metrics.emitted == len(downstream.delivered) + metrics.undelivered
-        assert counter.live == baseline
+        assert counter.alive == baseline
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[counter])
 

@@ -27,6 +27,7 @@ __all__ = [
     "HOST_CANCELLED",
     "CancelAtStep",
     "SigintAtStep",
+    "TaskLedger",
     "inline_run_sync",
     "mock_clock",
     "run_guest",
@@ -40,22 +41,11 @@ def mock_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-class SigintAtStep(trio.abc.Instrument):
-    """Sends this process SIGINT before task step ``at`` (if not None); counts steps."""
+class TaskLedger(trio.abc.Instrument):
+    """The tasks alive while it is installed (``alive``)."""
 
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.steps = 0
-        self.sent = False
-        self.handler: object = None
+    def __init__(self) -> None:
         self.alive: set[trio.lowlevel.Task] = set()
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if self.steps == self.at:
-            self.sent = True
-            self.handler = signal.getsignal(signal.SIGINT)
-            signal.raise_signal(signal.SIGINT)
-        self.steps += 1
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         self.alive.add(task)
@@ -64,7 +54,26 @@ class SigintAtStep(trio.abc.Instrument):
         self.alive.discard(task)
 
 
-class CancelAtStep(trio.abc.Instrument):
+class SigintAtStep(TaskLedger):
+    """Sends this process SIGINT before task step ``at`` (if not None); counts steps, and
+    keeps a ledger of the tasks alive."""
+
+    def __init__(self, at: int | None) -> None:
+        self.at = at
+        self.steps = 0
+        self.sent = False
+        self.handler: object = None
+        super().__init__()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.steps == self.at:
+            self.sent = True
+            self.handler = signal.getsignal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+        self.steps += 1
+
+
+class CancelAtStep(TaskLedger):
     """Before task step ``at`` (if not None), cancels ``scope`` once (or, with
     ``deadline``, moves its deadline to now: trio then cancels it at its next schedule
     point); counts steps, and keeps a ledger of the tasks alive."""
@@ -75,7 +84,7 @@ class CancelAtStep(trio.abc.Instrument):
         self.steps = 0
         self.scope: trio.CancelScope | None = None
         self.sent = False
-        self.alive: set[trio.lowlevel.Task] = set()
+        super().__init__()
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         if self.steps == self.at and self.scope is not None and not self.sent:
@@ -85,12 +94,6 @@ class CancelAtStep(trio.abc.Instrument):
             else:
                 self.scope.cancel()
         self.steps += 1
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.alive.add(task)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.alive.discard(task)
 
 
 class _Runnable(Protocol):

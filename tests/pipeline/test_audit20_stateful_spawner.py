@@ -55,6 +55,7 @@ from stageflow_trio.pipeline import ChildRunTracker, MaxDepthExceededError, Subp
 from stageflow_trio.pipeline.subpipeline import SubpipelineResult
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
+from tests.trio_setups import TaskLedger
 
 CORRELATION = uuid.UUID("cccccccc-0000-4000-8000-000000000020")
 UNKNOWN = uuid.UUID("dddddddd-0000-4000-8000-000000000020")
@@ -103,19 +104,6 @@ class Run:
     @property
     def parent_id(self) -> uuid.UUID | None:
         return None if self.parent is None else self.parent.run_id
-
-
-class TaskCounter(trio.abc.Instrument):
-    """The tasks alive in the run."""
-
-    def __init__(self) -> None:
-        self.live: set[trio.lowlevel.Task] = set()
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.live.add(task)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.live.discard(task)
 
 
 class Model:
@@ -361,7 +349,7 @@ def run_example(data: st.DataObject) -> None:
     sink = RecordingEventSink()
     tracker = ChildRunTracker()
     spawner = SubpipelineSpawner(child_tracker=tracker, max_depth=max_depth)
-    counter = TaskCounter()
+    counter = TaskLedger()
 
     def make_runner(run: Run) -> Any:
         async def probe_runner(ctx: PipelineContext) -> dict[str, int]:
@@ -411,7 +399,7 @@ def run_example(data: st.DataObject) -> None:
 
     async def main() -> None:
         set_event_sink(sink)
-        baseline = set(counter.live)
+        baseline = set(counter.alive)
         # Two roots: cancelling one leaves the other to grow.
         roots = [
             Run(key=key, parent=None, mode="root", depth=0, started=True, alive=True)
@@ -426,7 +414,7 @@ def run_example(data: st.DataObject) -> None:
             await trio.testing.wait_all_tasks_blocked()
             check_step(model, spawner, tracker, sink, mark, step)
             running = sum(1 for r in model.runs if r.alive and r.mode != "root")
-            assert len(counter.live - baseline) == running, step
+            assert len(counter.alive - baseline) == running, step
             ids = {r.run_id for r in model.runs if r.run_id is not None} | {UNKNOWN}
             for run_id in ids:
                 assert await spawner.is_canceled(run_id) == (run_id in model.canceled), step
@@ -532,7 +520,7 @@ def run_example(data: st.DataObject) -> None:
                 releasable[-1].release.set()
                 await check(f"final release of run {releasable[-1].key}", mark)
         # Both nurseries have closed.
-        assert counter.live - baseline == set()
+        assert counter.alive - baseline == set()
         assert tracker._parents == {}
         assert tracker._children == {}
         assert spawner.running_children == frozenset()

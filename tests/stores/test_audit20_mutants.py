@@ -29,7 +29,7 @@ from stageflow_trio.stores.redis import (
     open_redis_stores,
 )
 from tests.test_audit18_trio_integration_3 import sqlite_closed
-from tests.trio_setups import inline_run_sync, run_under_sigint
+from tests.trio_setups import TaskLedger, inline_run_sync, run_under_sigint
 
 from .conftest import _command
 
@@ -41,19 +41,6 @@ WATCHDOG_SECONDS = 10_000.0
 
 
 # --------------------------------------------------------------------------- SQLite
-
-
-class _Ledger(trio.abc.Instrument):
-    """The tasks alive."""
-
-    def __init__(self) -> None:
-        self.alive: set[trio.lowlevel.Task] = set()
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.alive.add(task)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.alive.discard(task)
 
 
 class _SqliteOpening:
@@ -69,7 +56,7 @@ class _SqliteOpening:
         self.hung: list[str] | None = None  # the tasks still running, if the block hung
         self.leftover: list[str] = []
         self.elapsed = -1.0
-        self.ledger = _Ledger()
+        self.ledger = TaskLedger()
 
     def _others(self) -> list[str]:
         me = trio.lowlevel.current_task()
