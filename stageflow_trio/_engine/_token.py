@@ -137,12 +137,14 @@ class CancellationToken:
             A function that undoes the link (call it when ``other``'s run has ended, so
             a long-lived token keeps nothing of it); harmless to call more than once.
         """
+        # The reason goes as given, "" included: a run following this token then ends
+        # as a run given it directly would ("Cancelled via token" for "").
         if self._cancelled:
-            other.cancel(self._reason or "Cancellation requested")
+            other.cancel(self._reason or "")
             return _noop
 
         def forward() -> None:
-            other.cancel(self._reason or "Cancellation requested")
+            other.cancel(self._reason or "")
 
         self._callbacks[forward] = forward
 
