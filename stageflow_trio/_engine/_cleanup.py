@@ -137,7 +137,8 @@ class CleanupRegistry:
         Each callback runs shielded from outside cancellation, limited to
         ``max(timeout / n, 0.01)`` seconds (``n`` callbacks when it starts). A callback
         registered while it runs is run too, next (last registered first), with the
-        same limit, while the ``n`` shares last (each callback counts at least 0.01 s);
+        same limit, while the ``n`` shares last (each callback counts at least 0.01 s,
+        and the shares of those still to run are kept for them);
         one that comes up after they are spent is reported as
         ``TimeoutError("Cleanup timed out before it ran: <name>")`` without running, so
         a callback that registers another each time it runs cannot keep ``run_all``
@@ -171,6 +172,7 @@ class CleanupRegistry:
             # the ones registered while this runs get what the others left of it.
             budget = share * present
             spent = 0.0
+            began = trio.current_time()
             # Popped one at a time, so a callback registered while this runs (by a
             # callback, or by a task still running) is the last registered and runs
             # next, with the same share, instead of being dropped.
@@ -190,13 +192,19 @@ class CleanupRegistry:
                     # run_all end (and it is shielded from outside cancellation).
                     # (Half the floor: the sum of the floors may round just above it.)
                     left = budget - spent
+                    # And within the time really left once the shares of the callbacks
+                    # still to run are kept for them, or late ones could spend those
+                    # too and run_all overrun its timeout.
+                    if math.isfinite(budget):
+                        reserved = present * share
+                        left = min(left, budget - (trio.current_time() - began) - reserved)
                     if left < _MIN_CALLBACK_TIMEOUT / 2:
                         failed.append(
                             (name, TimeoutError(f"Cleanup timed out before it ran: {name}"))
                         )
                         logger.warning("Cleanup timed out before it ran: %s", name)
                         continue
-                    limit = max(min(share, left), _MIN_CALLBACK_TIMEOUT)
+                    limit = min(share, left)  # never past what is left
                 started = trio.current_time()
                 try:
                     await _run_one(callback, name, limit, completed, failed)
