@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -65,17 +64,18 @@ def legacy_invoker(name: str, runner: Any) -> LegacyInvoke:
 def _normalize(name: str, raw: Any, started_at: datetime, elapsed: float) -> StageResult:
     """What a legacy runner returned, as a StageResult; ``elapsed``: seconds on the run's clock.
 
-    A StageResult the runner made is kept as it is. The end is
-    :func:`~stageflow_trio._time.ended_at`, written out: this runs for every stage.
+    A StageResult the runner made is kept as it is; any other ends at
+    :func:`~stageflow_trio._time.ended_at`.
     """
     if isinstance(raw, StageResult):
         return raw
+    end = ended_at(started_at, elapsed)
     if isinstance(raw, StageOutput):
         return StageResult(
             name=name,
             status="failed" if raw.status is StageStatus.FAIL else "completed",
             started_at=started_at,
-            ended_at=started_at + timedelta(0, elapsed),
+            ended_at=end,
             data=raw.data,
             error=raw.error,
         )
@@ -86,7 +86,7 @@ def _normalize(name: str, raw: Any, started_at: datetime, elapsed: float) -> Sta
         name=name,
         status="completed",
         started_at=started_at,
-        ended_at=started_at + timedelta(0, elapsed),
+        ended_at=end,
         data=data,
     )
 
