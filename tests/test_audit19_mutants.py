@@ -19,6 +19,7 @@ from stageflow_trio.stages import PipelineContext
 from stageflow_trio.stages.errors import handle_async_task_error, log_debug_failure, log_stage_error
 from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink
+from tests.test_audit19_reentry import sleeping_stage_on_own_sink
 
 T = StageKind.TRANSFORM
 
@@ -30,13 +31,7 @@ async def test_three_overlapping_runner_runs_on_one_context_each_get_their_own_e
     # C ends the context's sink must be B's (the newest run still going), not A's and
     # not C's finished one; when B ends, A's. Each run's result then holds exactly its
     # own stage's events.
-    async def stage(ctx: StageContext) -> StageOutput:
-        await trio.sleep(float(ctx.snapshot.input_text or 0))
-        return StageOutput.ok()
-
-    pipeline = Pipeline("p").with_stage("s", stage, T)
-    own = RecordingEventSink()
-    ctx = PipelineContext.create(event_sink=own)
+    pipeline, own, ctx = sleeping_stage_on_own_sink()
     runner = PipelineRunner(verbose=False, capture_events=True)
     results: dict[str, Any] = {}
 

@@ -217,6 +217,18 @@ async def test_guard_retry_attempt_marks_do_not_carry_into_the_next_run_of_the_c
         assert ctx.data == {}
 
 
+def sleeping_stage_on_own_sink() -> tuple[Pipeline, RecordingEventSink, PipelineContext]:
+    """A one-stage pipeline whose stage sleeps ``input_text`` seconds (0 when unset),
+    and a context with a sink of its own (runner runs on it lend theirs)."""
+
+    async def stage(ctx: StageContext) -> StageOutput:
+        await trio.sleep(float(ctx.snapshot.input_text or 0))
+        return StageOutput.ok()
+
+    own = RecordingEventSink()
+    return Pipeline("p").with_stage("s", stage, T), own, PipelineContext.create(event_sink=own)
+
+
 async def test_concurrent_runner_runs_sharing_a_pipeline_context_give_its_own_sink_back(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -249,13 +261,7 @@ async def test_overlapping_runner_runs_end_in_either_order_with_the_context_s_ow
     autojump_clock: trio.abc.Clock,
 ) -> None:
     # The newer run ends first: the older one's events go to its own sink again.
-    async def stage(ctx: StageContext) -> StageOutput:
-        await trio.sleep(float(ctx.snapshot.input_text or 0))
-        return StageOutput.ok()
-
-    pipeline = Pipeline("p").with_stage("s", stage, T)
-    own = RecordingEventSink()
-    ctx = PipelineContext.create(event_sink=own)
+    pipeline, own, ctx = sleeping_stage_on_own_sink()
     runner = PipelineRunner(verbose=False)
     sinks_during: list[object] = []
 
