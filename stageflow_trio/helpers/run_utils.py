@@ -32,7 +32,7 @@ from uuid import UUID
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_number, error_text, type_of
+from stageflow_trio._args import check_flag, check_int, check_number, error_text, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import RunClock, utc_now_iso, uuid4
 from stageflow_trio.context import ContextSnapshot
@@ -427,6 +427,10 @@ class PipelineRunner:
         memory_tracker_auto_start: Start the tracker now (if False, call
             ``runner.memory_tracker.start()`` before a run, or the run raises
             RuntimeError).
+        memory_tracker_max_samples: The tracker's ``max_samples``: it keeps the
+            newest this many samples, two per run (None keeps all, as the
+            reference's tracker does). An int >= 1 or None, checked at the call
+            also without ``enable_memory_tracker``.
         enable_immutability_check: Run the stages under an
             :class:`~stageflow_trio.pipeline.interceptors_hardening.ImmutabilityInterceptor`.
         enable_context_size_monitor: Run the stages under a
@@ -451,6 +455,7 @@ class PipelineRunner:
         memory_tracker_auto_start: bool = True,
         enable_immutability_check: bool = False,
         enable_context_size_monitor: bool = False,
+        memory_tracker_max_samples: int | None = 10_000,
     ) -> None:
         owner = "PipelineRunner"
         for param, value in (
@@ -465,6 +470,8 @@ class PipelineRunner:
         ):
             check_flag(owner, param, value)
         check_number(owner, "uuid_monitor_ttl_seconds", uuid_monitor_ttl_seconds)
+        if memory_tracker_max_samples is not None:
+            check_int(owner, "memory_tracker_max_samples", memory_tracker_max_samples, minimum=1)
         self._verbose = verbose
         self._colorize = colorize
         self._capture_events = capture_events
@@ -476,7 +483,11 @@ class PipelineRunner:
             else None
         )
         self._memory_tracker = (
-            MemoryTracker(auto_start=memory_tracker_auto_start) if enable_memory_tracker else None
+            MemoryTracker(
+                auto_start=memory_tracker_auto_start, max_samples=memory_tracker_max_samples
+            )
+            if enable_memory_tracker
+            else None
         )
 
     @property

@@ -186,6 +186,23 @@ def _otel_ids(span: Any) -> tuple[str, str] | None:
     return format(span_ctx.trace_id, "032x"), format(span_ctx.span_id, "016x")
 
 
+def _otel_flags_and_state(span: Any) -> tuple[int, str | None]:
+    """The span's W3C trace flags and ``tracestate`` (None: empty, or longer than 8192 characters).
+
+    The API's ``TraceState`` checks its members as :class:`TraceContext` does but
+    not its total length, which only the propagator enforces: a longer one is
+    discarded here as the propagator would discard it.
+    """
+    span_ctx = span.get_span_context()
+    state = span_ctx.trace_state
+    try:
+        header = _trace_state_field(state.to_header() if state else None)
+    except ValueError as exc:
+        logger.debug("the current span's trace state is not passed on: %s", exc)
+        header = None
+    return int(span_ctx.trace_flags), header
+
+
 def _id_str(value: UUID | None) -> str | None:
     return str(value) if value else None
 
@@ -245,12 +262,16 @@ class TraceContext:
 
         When OpenTelemetry is installed and a recording span is current, its
         trace and span ids replace the context variables' ones. ``trace_flags``
-        and ``trace_state`` are those of the activated context that set the
-        trace id (``0x01`` and None when none did).
+        and ``trace_state`` always come with the trace id they describe: the
+        span's own (its span context's) when its ids are taken, which may be
+        another trace than the activated context's (a new root started inside
+        the block); else those of the activated context that set the trace id
+        (``0x01`` and None when none did).
         """
         trace_id = _trace_id.get()
         span_id = _span_id.get()
         flags = _trace_flags.get()
+        state = _trace_state.get()
         api = otel_api()
         if api is not None:
             span = api[0].get_current_span()
@@ -258,13 +279,14 @@ class TraceContext:
                 ids = _otel_ids(span)
                 if ids is not None:
                     trace_id, span_id = ids
+                    flags, state = _otel_flags_and_state(span)
         return cls(
             trace_id=trace_id,
             span_id=span_id,
             parent_span_id=_parent_span_id.get(),
             correlation_id=_correlation_id.get(),
             trace_flags=_SAMPLED if flags is None else flags,
-            trace_state=_trace_state.get(),
+            trace_state=state,
         )
 
     @contextmanager

@@ -196,7 +196,9 @@ class WideEventEmitter:
 
         A failure to build or emit is logged, never raised (see the module
         docstring); only arguments of the wrong type raise TypeError (ValueError
-        for a naive ``started_at``).
+        for a naive ``started_at``). Without ``duration_ms``, the duration is
+        measured from ``started_at`` on the wall clock (see
+        :meth:`build_pipeline_payload`).
         """
         _check_pipeline_args(
             "emit_pipeline_event",
@@ -253,8 +255,17 @@ class WideEventEmitter:
         """The ``pipeline.wide`` payload.
 
         ``pipeline_name`` falls back to ``ctx.topology``, then ``"pipeline"``;
-        ``status`` to ``"failed"`` when any stage failed, else ``"completed"``;
-        ``duration_ms`` is measured from ``started_at`` when not given.
+        ``status`` to ``"failed"`` when any stage failed, else ``"completed"``.
+
+        ``duration_ms`` is written as given; the graphs give the run's time on
+        trio's clock (exact under ``MockClock``). When it is None and
+        ``started_at`` is given, it is measured here, as in the reference, on
+        the wall clock: ``datetime.now(UTC) - started_at`` in milliseconds,
+        rounded toward zero. That is the only clock a bare datetime can be read
+        against, so it follows the wall clock's steps (negative if it steps back
+        past ``started_at``) and does not move under ``MockClock``; pass
+        ``duration_ms`` (e.g. ``int((trio.current_time() - start) * 1000)``) for
+        the graphs' measure. Neither given: None.
         """
         _check_pipeline_args(
             "build_pipeline_payload",
@@ -332,7 +343,12 @@ def emit_pipeline_wide_event(
     started_at: datetime | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Emit ``pipeline.wide`` with ``emitter`` (a default one when omitted)."""
+    """Emit ``pipeline.wide`` with ``emitter`` (a default one when omitted).
+
+    Without ``duration_ms``, the duration is measured from ``started_at`` on the
+    wall clock (see :meth:`WideEventEmitter.build_pipeline_payload`); the graphs
+    pass one measured on trio's clock.
+    """
     _check_emitter("emit_pipeline_wide_event", emitter)
     (emitter or WideEventEmitter()).emit_pipeline_event(
         ctx=ctx,

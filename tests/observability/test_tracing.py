@@ -491,10 +491,21 @@ def test_no_op_span_matches_the_reference(reference: ModuleType) -> None:
 
 
 class FakeSpanContext:
-    def __init__(self, trace_id: int, span_id: int, *, valid: bool = True) -> None:
+    def __init__(
+        self,
+        trace_id: int,
+        span_id: int,
+        *,
+        valid: bool = True,
+        trace_flags: int = 0x01,
+        trace_state: Any = None,
+    ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.is_valid = valid
+        self.trace_flags = trace_flags
+        # The API's TraceState is a mapping with to_header(); an empty one is falsy.
+        self.trace_state = trace_state if trace_state is not None else {}
 
 
 class FakeSpan:
