@@ -57,6 +57,8 @@ REDIS_SCHEMES = (
 
 DEFAULT_CLAIM_LEASE_SECONDS = 30.0
 DEFAULT_POLL_INTERVAL_SECONDS = 0.05
+DEFAULT_APPROVAL_RETENTION_SECONDS = 3600.0
+"""How long a shared approval backend keeps a closed request, as the in-memory one."""
 
 
 class StoreConfigError(ValueError):

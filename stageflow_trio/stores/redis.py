@@ -5,7 +5,8 @@ runs on trio through anyio) and yields a :class:`~stageflow_trio.stores.Stores`
 whose stores all live there, under one key prefix (``stageflow:``).
 
 - Times to live are Redis's own (``SET ... PX``, ``PEXPIRE``): an entry is
-  gone for every process at once, whoever wrote it.
+  gone for every process at once, whoever wrote it. So is a closed approval
+  request, ``approval_retention_seconds`` (an hour) after its last change.
 - An idempotency claim is one atomic Lua script (the cached result, else
   ``SET NX PX`` of the claim), with a lease (``claim_lease_seconds``, 30 s)
   renewed every third of it while this process holds the claim: a process
@@ -41,13 +42,14 @@ import coredis.exceptions
 import coredis.retry
 import trio
 
-from stageflow_trio._args import check_number, type_of
+from stageflow_trio._args import check_number, check_seconds, type_of
 from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 from stageflow_trio.tools.approval import ApprovalStatus
 
 from ._common import (
+    DEFAULT_APPROVAL_RETENTION_SECONDS,
     DEFAULT_CLAIM_LEASE_SECONDS,
     ClaimingStore,
     StoreConfigError,
@@ -295,6 +297,7 @@ async def open_redis_stores(
     resync_interval: float = DEFAULT_RESYNC_INTERVAL_SECONDS,
     connect_timeout: float = 5.0,
     command_timeout: float | None = None,
+    approval_retention_seconds: float = DEFAULT_APPROVAL_RETENTION_SECONDS,
     setting: str = "url",
 ) -> AsyncIterator[Stores]:
     """Connect to Redis and yield its stores; disconnect on exit.
@@ -323,6 +326,9 @@ async def open_redis_stores(
             command may still run when the server answers). None (the default):
             as long as the caller lets it. The background tasks (releasing
             claims, renewing leases, listening) are not bounded by it.
+        approval_retention_seconds: How long a closed approval request is kept
+            after its last change (an hour; ``math.inf``: until removed); see
+            :class:`RedisApprovalBackend`.
         setting: The setting named in errors (``url``, or the environment variable).
 
     Raises:
@@ -350,6 +356,9 @@ async def open_redis_stores(
     )
     connect_timeout = check_number(
         "open_redis_stores", "connect_timeout", connect_timeout, minimum=0, above=True
+    )
+    retention = check_seconds(
+        "open_redis_stores", "approval_retention_seconds", approval_retention_seconds
     )
     where = redacted(url) if url is not None else repr(client)
     target = None if url is None else parse_redis_url(url, setting)
@@ -400,7 +409,7 @@ async def open_redis_stores(
                     url=url if url is not None else where,
                     idempotency=idempotency,
                     memory=RedisMemoryStore(backend),
-                    approvals=RedisApprovalBackend(backend),
+                    approvals=RedisApprovalBackend(backend, retention_seconds=retention),
                     undo=RedisUndoBackend(backend),
                 )
             finally:
@@ -738,20 +747,57 @@ class RedisMemoryStore:
 
 _APPROVAL_FIELDS = ("request", "status", "decided_by", "decided_at")
 
-_APPROVAL_ADD = """
-local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], 'request', ARGV[1], 'status', ARGV[2], 'decided_by', '',
-    'decided_at', '', 'action_id', ARGV[4])
-redis.call('ZADD', KEYS[2], seq, ARGV[3])
-redis.call('ZADD', KEYS[4], seq, ARGV[3])
-if ARGV[2] == 'pending' then redis.call('ZADD', KEYS[5], seq, ARGV[3]) end
-return seq
+# Retention: a closed request's hash expires (PEXPIRE) retention after its last change, set
+# by the script that makes the change (px: milliseconds, '' for ever); a pending one has no
+# expiry. An action's index lives as long as its longest-kept request (one pending or kept
+# for ever: for ever), and drops the ids whose hash is gone whenever one of its requests
+# changes, so it never outlives them.
+_APPROVAL_KEEP = """
+local function retain(hash, px)
+    if px == '' then redis.call('PERSIST', hash) else redis.call('PEXPIRE', hash, px) end
+end
+local function keep_index(index, hash_prefix)
+    local longest = 0
+    for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+        local ttl = redis.call('PTTL', hash_prefix .. id)
+        if ttl == -2 then redis.call('ZREM', index, id)
+        elseif ttl == -1 then longest = -1
+        elseif longest ~= -1 and ttl > longest then longest = ttl end
+    end
+    if longest == -1 then redis.call('PERSIST', index)
+    elseif longest > 0 then redis.call('PEXPIRE', index, longest)
+    else redis.call('DEL', index) end
+end
 """
 
+# (The creation-ordered index ``approvals`` of the first versions is no longer written:
+# nothing read it, and it kept an id per request ever made. Remove still cleans it.)
+_APPROVAL_ADD = (
+    _APPROVAL_KEEP
+    + """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'request', ARGV[1], 'status', ARGV[2], 'decided_by', '',
+    'decided_at', '', 'action_id', ARGV[4])
+redis.call('ZADD', KEYS[3], seq, ARGV[3])
+if ARGV[2] == 'pending' then
+    redis.call('ZADD', KEYS[4], seq, ARGV[3])
+    redis.call('PERSIST', KEYS[1])
+else
+    retain(KEYS[1], ARGV[5])
+end
+keep_index(KEYS[3], ARGV[7])
+return seq
+"""
+)
+
+# Newest first, past the requests already forgotten (an older one may still be open).
 _APPROVAL_LATEST = """
-local ids = redis.call('ZREVRANGE', KEYS[1], 0, 0)
-if #ids == 0 then return false end
-return redis.call('HMGET', ARGV[1] .. ids[1], 'request', 'status', 'decided_by', 'decided_at')
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+    local fields = redis.call('HMGET', ARGV[1] .. id, 'request', 'status', 'decided_by',
+        'decided_at')
+    if fields[1] then return fields end
+end
+return false
 """
 
 _APPROVAL_PENDING = """
@@ -763,48 +809,106 @@ end
 return out
 """
 
-_APPROVAL_DECIDE = """
+_APPROVAL_DECIDE = (
+    _APPROVAL_KEEP
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2], 'decided_at', ARGV[3],
     'decision', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[7])
+retain(KEYS[1], ARGV[8])
+keep_index(ARGV[9] .. redis.call('HGET', KEYS[1], 'action_id'), ARGV[10])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return redis.call('HMGET', KEYS[1], 'request', 'status', 'decided_by', 'decided_at')
 """
+)
 
-_APPROVAL_CLOSE = """
+_APPROVAL_CLOSE = (
+    _APPROVAL_KEEP
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[5])
+retain(KEYS[1], ARGV[6])
+keep_index(ARGV[7] .. redis.call('HGET', KEYS[1], 'action_id'), ARGV[8])
 if ARGV[2] ~= '' then
     redis.call('HSET', KEYS[1], 'decision', ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4])
 end
 return 1
 """
+)
 
-_APPROVAL_REMOVE = """
+_APPROVAL_REMOVE = (
+    _APPROVAL_KEEP
+    + """
 local action = redis.call('HGET', KEYS[1], 'action_id')
-if action then redis.call('ZREM', ARGV[2] .. action, ARGV[1]) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if action then keep_index(ARGV[3] .. action, ARGV[4]) end -- drops the id, gone now
 return 0
 """
+)
 
 
 class RedisApprovalBackend:
     """An :class:`~stageflow_trio.tools.approval.ApprovalBackend` in Redis.
 
-    One hash per request, a creation-ordered index, one per action, and one of
-    the pending requests. A decision (or a cancellation) is published, and
-    every process's waiters wake at once. Requests come back as copies: a
-    caller holding one does not see later changes (read it again).
+    One hash per request, an index per action, and one of the pending
+    requests. A decision (or a cancellation) is published, and every
+    process's waiters wake at once. Requests come back as copies: a caller
+    holding one does not see later changes (read it again).
+
+    A PENDING request is kept until it is closed or removed. A closed one
+    (approved, denied, expired or cancelled) is forgotten ``retention_seconds``
+    after its last change: the script that makes the change sets its hash's
+    expiry (``PEXPIRE``), so Redis removes it for every process at once, with no
+    scan; a later change starts the period again, with the retention of the
+    process that makes it. An action's index lives as long as its longest-kept
+    request. Unlike the in-memory backend, a request is not kept longer for a
+    waiter (another process's waiters cannot be seen): keep the period well
+    above the time a waiter takes to read a decision, or it may miss one (and
+    then waits until its timeout). A request closed by a version before this
+    one has no expiry: it is kept until removed or changed again.
+
+    Args:
+        backend: The connected client.
+        retention_seconds: How long a closed request stays readable after its
+            last change (3600 s; ``math.inf`` keeps every request until
+            :meth:`remove`). Time is Redis's own clock, as for every expiry of
+            these stores; it counts whole milliseconds, 1 at least (so 0 forgets
+            a request 1 ms after it closes), and a period of 2**62 ms or more is
+            for ever.
+
+    Raises:
+        TypeError, ValueError: ``retention_seconds`` is not a number >= 0.
     """
 
-    def __init__(self, backend: RedisBackend) -> None:
+    def __init__(
+        self,
+        backend: RedisBackend,
+        *,
+        retention_seconds: float = DEFAULT_APPROVAL_RETENTION_SECONDS,
+    ) -> None:
+        self._retention: float = check_seconds(
+            "RedisApprovalBackend", "retention_seconds", retention_seconds
+        )
+        # Rounded up: a request is never forgotten before its period is over.
+        px = _milliseconds(self._retention, math.ceil)
+        self._px = "" if px is None else str(px)
         self._backend = backend
         self._client = backend.client
+
+    @property
+    def retention_seconds(self) -> float:
+        """How long a closed request is kept after its last change."""
+        return self._retention
+
+    def _keep_args(self) -> list[str]:
+        """The end of a changing script's ARGV: the expiry of a closed request, the prefix
+        of the action indexes and that of the requests' hashes."""
+        return [self._px, self._backend.key("approvals", "action", ""), self._key("")]
 
     def _key(self, request_id: UUID | str) -> str:
         return self._backend.key("approval", str(request_id))
@@ -824,14 +928,13 @@ class RedisApprovalBackend:
         return request
 
     async def add(self, request: ApprovalRequest) -> None:
-        """Store a new request. A checkpoint."""
+        """Store a new request (a closed one starts its retention period). A checkpoint."""
         key = self._backend.key
         await self._eval(
             "add",
             _APPROVAL_ADD,
             [
                 self._key(request.id),
-                key("approvals"),
                 key("approvals", "seq"),
                 key("approvals", "action", str(request.action_id)),
                 key("approvals", "pending"),
@@ -841,6 +944,7 @@ class RedisApprovalBackend:
                 request.status.value,
                 str(request.id),
                 str(request.action_id),
+                *self._keep_args(),
             ],
         )
 
@@ -893,6 +997,7 @@ class RedisApprovalBackend:
                 self._backend.channel,
                 "approval:" + request_id,
                 request_id,
+                *self._keep_args(),
             ],
         )
         return None if not fields else self._request(list(fields))
@@ -911,6 +1016,7 @@ class RedisApprovalBackend:
                 self._backend.channel,
                 f"approval:{request_id}",
                 str(request_id),
+                *self._keep_args(),
             ],
         )
         return bool(closed)
@@ -941,7 +1047,7 @@ class RedisApprovalBackend:
             "remove",
             _APPROVAL_REMOVE,
             [self._key(request_id), key("approvals"), key("approvals", "pending")],
-            [str(request_id), key("approvals", "action", "")],
+            [str(request_id), *self._keep_args()],
         )
 
 

@@ -25,6 +25,9 @@ yields a :class:`~stageflow_trio.stores.Stores` whose stores all live in it.
 - Expired idempotency results and claims are deleted by the store's background
   task every :data:`PURGE_INTERVAL_SECONDS` (60 s), through an index on their
   expiry, so that the file does not keep one row per key ever used.
+- A closed approval request is deleted by the first ``add`` more than
+  ``approval_retention_seconds`` (an hour) after its last change, through an
+  index on the time of that change; a pending one is kept.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from stageflow_trio._args import check_number, type_of
+from stageflow_trio._args import check_number, check_seconds, type_of
 from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 
 from ._common import (
+    DEFAULT_APPROVAL_RETENTION_SECONDS,
     DEFAULT_CLAIM_LEASE_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
     ClaimingStore,
@@ -110,8 +114,10 @@ CREATE TABLE memory (
 CREATE INDEX memory_by_session ON memory (session_id, seq);
 CREATE TABLE approvals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, action_id TEXT NOT NULL,
-    pipeline_run_id TEXT, status TEXT NOT NULL, request TEXT NOT NULL, decision TEXT);
+    pipeline_run_id TEXT, status TEXT NOT NULL, request TEXT NOT NULL, decision TEXT,
+    closed_at REAL);
 CREATE INDEX approvals_by_action ON approvals (action_id, seq);
+CREATE INDEX IF NOT EXISTS approvals_by_closed_at ON approvals (closed_at);
 CREATE INDEX IF NOT EXISTS idempotency_entries_by_expiry ON idempotency_entries (expires_at);
 CREATE TABLE undo (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, action_id TEXT NOT NULL UNIQUE,
@@ -199,6 +205,32 @@ _EXPIRY_INDEX = (
 """Added to files of schema 1 made before it (the layout is unchanged: no new version)."""
 
 
+_CLOSED_AT_INDEX = "CREATE INDEX IF NOT EXISTS approvals_by_closed_at ON approvals (closed_at)"
+
+
+def _add_closed_at(connection: sqlite3.Connection) -> None:
+    """Give a schema-1 file made before it the ``closed_at`` column of the approvals
+    (when a request last changed, once closed) and its index.
+
+    The layout stays readable and writable by the versions before (they name their
+    columns), so the schema version is unchanged; the requests they close are stamped
+    by :func:`_stamp_closed` at the next open.
+    """
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(approvals)")}
+    if "closed_at" not in columns:
+        connection.execute("ALTER TABLE approvals ADD COLUMN closed_at REAL")
+    connection.execute(_CLOSED_AT_INDEX)
+
+
+def _stamp_closed(connection: sqlite3.Connection, *, now: float) -> None:
+    """Start the retention period of the closed requests that have none (closed by a
+    version before retention); the index on ``closed_at`` finds them."""
+    connection.execute(
+        "UPDATE approvals SET closed_at = ? WHERE closed_at IS NULL AND status != 'pending'",
+        (now,),
+    )
+
+
 def _migrate(connection: sqlite3.Connection) -> int:
     """Create the schema in a new file; the file's schema version (before creating it)."""
     version: int = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -210,6 +242,7 @@ def _migrate(connection: sqlite3.Connection) -> int:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     elif version == SCHEMA_VERSION:
         connection.execute(_EXPIRY_INDEX)
+        _add_closed_at(connection)
     return version
 
 
@@ -313,6 +346,7 @@ async def open_sqlite_stores(
     clock: Callable[[], float] = time.time,
     poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
     claim_lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
+    approval_retention_seconds: float = DEFAULT_APPROVAL_RETENTION_SECONDS,
     setting: str = "path",
 ) -> AsyncIterator[Stores]:
     """Open the SQLite file ``path`` (created if missing, mode 0600) and yield its stores.
@@ -322,6 +356,9 @@ async def open_sqlite_stores(
         clock: Wall-clock seconds, for times to live (:func:`time.time`).
         poll_interval: How often a waiter looks for another process's change.
         claim_lease_seconds: The lease of an idempotency claim.
+        approval_retention_seconds: How long a closed approval request is kept
+            after its last change (an hour; ``math.inf``: until removed); see
+            :class:`SqliteApprovalBackend`.
         setting: The setting named in errors (``path``, or the URL's).
 
     Raises:
@@ -343,6 +380,9 @@ async def open_sqlite_stores(
     claim_lease_seconds = check_number(
         "open_sqlite_stores", "claim_lease_seconds", claim_lease_seconds, minimum=0, above=True
     )
+    retention = check_seconds(
+        "open_sqlite_stores", "approval_retention_seconds", approval_retention_seconds
+    )
     # Kept where a Ctrl-C arriving as the thread hands it back cannot lose it.
     opened: list[sqlite3.Connection] = []
 
@@ -359,6 +399,7 @@ async def open_sqlite_stores(
         raise
     try:
         db = SqliteDatabase(connection, path, clock=clock, poll_interval=poll_interval)
+        await db.transaction(functools.partial(_stamp_closed, now=clock()))
         with unwrapping_groups():
             async with trio.open_nursery() as nursery:
                 idempotency = SqliteIdempotencyStore(db, claim_lease_seconds=claim_lease_seconds)
@@ -369,7 +410,7 @@ async def open_sqlite_stores(
                         url=f"sqlite:///{path}",
                         idempotency=idempotency,
                         memory=SqliteMemoryStore(db),
-                        approvals=SqliteApprovalBackend(db),
+                        approvals=SqliteApprovalBackend(db, retention_seconds=retention),
                         undo=SqliteUndoBackend(db),
                     )
                 finally:
@@ -625,25 +666,71 @@ class SqliteApprovalBackend:
     changes (read it again). A waiter is woken at once by a decision recorded
     through the same opened database, and polls every ``poll_interval`` for
     one recorded by another process.
+
+    A PENDING request is kept until it is closed or removed. A closed one
+    (approved, denied, expired or cancelled) is stamped with the time of its
+    last change, and the first :meth:`add` more than ``retention_seconds``
+    later deletes it, in the transaction that stores the new request (through an
+    index on that time: the cost does not grow with the requests kept). Any
+    process may do it: a closed request is final, and each process deletes by
+    its own ``retention_seconds``. Unlike the in-memory backend, a request is
+    not kept longer for a waiter (another process's waiters cannot be seen):
+    keep the period well above ``poll_interval``, or a waiter may miss a decision
+    deleted before it looked (it then waits until its timeout).
+
+    Args:
+        db: The opened database.
+        retention_seconds: How long a closed request stays readable after its
+            last change (3600 s; ``math.inf`` keeps every request until
+            :meth:`remove`; 0 deletes it at the first :meth:`add` after the clock
+            moves on). Time is the database's wall clock
+            (:attr:`SqliteDatabase.clock`), the one its other expiries use.
+
+    Raises:
+        TypeError, ValueError: ``retention_seconds`` is not a number >= 0.
     """
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(
+        self, db: SqliteDatabase, *, retention_seconds: float = DEFAULT_APPROVAL_RETENTION_SECONDS
+    ) -> None:
+        self._retention: float = check_seconds(
+            "SqliteApprovalBackend", "retention_seconds", retention_seconds
+        )
         self._db = db
         self._wakeups = Wakeups()
 
+    @property
+    def retention_seconds(self) -> float:
+        """How long a closed request is kept after its last change."""
+        return self._retention
+
     async def add(self, request: ApprovalRequest) -> None:
-        """Store a new request. A checkpoint."""
-        await self._db.execute(
-            "INSERT INTO approvals (id, action_id, pipeline_run_id, status, request)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                str(request.id),
-                str(request.action_id),
-                _id(request.pipeline_run_id),
-                request.status.value,
-                request_to_json(request),
-            ),
+        """Store a new request, first deleting the closed ones kept long enough. A checkpoint."""
+        now = self._db.clock()
+        closed_at = None if request.status.value == "pending" else now
+        row = (
+            str(request.id),
+            str(request.action_id),
+            _id(request.pipeline_run_id),
+            request.status.value,
+            request_to_json(request),
+            closed_at,
         )
+
+        def insert(connection: sqlite3.Connection) -> None:
+            if self._retention != math.inf:
+                # Strictly before: kept for the whole period, as the in-memory backend.
+                connection.execute(
+                    "DELETE FROM approvals WHERE closed_at < ? AND status != 'pending'",
+                    (now - self._retention,),
+                )
+            connection.execute(
+                "INSERT INTO approvals (id, action_id, pipeline_run_id, status, request,"
+                " closed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._db.transaction(insert)
 
     async def _one(self, sql: str, parameters: tuple[object, ...]) -> ApprovalRequest | None:
         row = await self._db.run(lambda c: c.execute(sql, parameters).fetchone())
@@ -671,7 +758,9 @@ class SqliteApprovalBackend:
         return [request_from_json(row[0]) for row in rows]
 
     async def decide(self, decision: ApprovalDecision, decided_at: str) -> ApprovalRequest | None:
-        """Record ``decision`` (whatever the status) and wake the waiters; None if unknown."""
+        """Record ``decision`` (whatever the status) and wake the waiters; None if unknown.
+        Its retention period starts (again) now."""
+        now = self._db.clock()
 
         def update(connection: sqlite3.Connection) -> ApprovalRequest | None:
             row = connection.execute(
@@ -682,11 +771,13 @@ class SqliteApprovalBackend:
             request = request_from_json(row[0])
             decided(request, decision, decided_at)
             connection.execute(
-                "UPDATE approvals SET status = ?, request = ?, decision = ? WHERE id = ?",
+                "UPDATE approvals SET status = ?, request = ?, decision = ?, closed_at = ?"
+                " WHERE id = ?",
                 (
                     request.status.value,
                     request_to_json(request),
                     decision_to_json(decision),
+                    now,
                     str(request.id),
                 ),
             )
@@ -699,7 +790,9 @@ class SqliteApprovalBackend:
     async def close_pending(
         self, request_id: UUID, status: ApprovalStatus, decision: ApprovalDecision | None
     ) -> bool:
-        """A PENDING request becomes ``status``; with ``decision``, its waiters get it."""
+        """A PENDING request becomes ``status``; with ``decision``, its waiters get it.
+        Its retention period starts now."""
+        now = self._db.clock()
 
         def update(connection: sqlite3.Connection) -> bool:
             row = connection.execute(
@@ -712,11 +805,12 @@ class SqliteApprovalBackend:
             request.status = status
             connection.execute(
                 "UPDATE approvals SET status = ?, request = ?,"
-                " decision = coalesce(?, decision) WHERE id = ?",
+                " decision = coalesce(?, decision), closed_at = ? WHERE id = ?",
                 (
                     status.value,
                     request_to_json(request),
                     None if decision is None else decision_to_json(decision),
+                    now,
                     str(request_id),
                 ),
             )
