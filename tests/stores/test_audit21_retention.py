@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
+from stageflow_trio.stores import open_stores
 from stageflow_trio.stores._common import request_to_json
 from stageflow_trio.stores.redis import RedisApprovalBackend, RedisBackend, open_redis_stores
 from stageflow_trio.stores.sqlite import SqliteApprovalBackend, SqliteDatabase, open_sqlite_stores
@@ -382,3 +383,16 @@ async def test_redis_cleanup_still_removes_any_request(redis_url: str) -> None:
         assert await service.get_request(pending.id) is None
         assert await service.get_pending_requests() == []
         assert _index_ttl(redis_url) == -2  # the action's index went with its last request
+
+
+async def test_the_approval_scripts_run_on_a_cluster(redis_cluster: list[str]) -> None:
+    """The scripts reach an action's index by a name built inside them (not declared in
+    KEYS): on a cluster that works only because every key shares the prefix's hash tag."""
+    hosts = ",".join(node.removeprefix("redis://").split("/")[0] for node in redis_cluster)
+    async with open_stores(f"redis+cluster://{hosts}") as stores:
+        service = stores.approval_service()
+        kept = await service.request_approval(ACTION, "t")
+        await service.record_decision(kept.id, True)
+        assert await service.get_status(ACTION) is ApprovalStatus.APPROVED
+        await service.cleanup(kept.id)
+        assert await service.get_request(kept.id) is None
