@@ -22,11 +22,12 @@ import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import aclosing, contextmanager, nullcontext
 from typing import IO, Any, Protocol
 
 import attrs
 import trio
+from trio_util import periodic
 
 from stageflow_trio._args import check_int, error_text
 from stageflow_trio._frozen import frozen_compat
@@ -407,10 +408,11 @@ class LiveView:
             self.redraw(recorder)
 
     async def tick(self, recorder: RunRecorder) -> None:
-        """Redraw every :attr:`REFRESH` seconds, for the running stages' clocks; never returns."""
-        while True:
-            self.redraw(recorder)
-            await trio.sleep(self.REFRESH)
+        """Redraw now and every :attr:`REFRESH` seconds (start to start), for the running
+        stages' clocks; never returns."""
+        async with aclosing(periodic(self.REFRESH)) as ticks:
+            async for _ in ticks:
+                self.redraw(recorder)
 
     def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
         """Show how the run ended."""

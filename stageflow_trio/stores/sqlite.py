@@ -38,10 +38,11 @@ import math
 import os
 import sqlite3
 import time
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import trio
+from trio_util import periodic
 
 from stageflow_trio._args import check_number, check_seconds, type_of
 from stageflow_trio._groups import unwrapping_groups
@@ -552,15 +553,23 @@ class SqliteIdempotencyStore(ClaimingStore):
         return [self._renew_leases, self._purge_expired]
 
     async def _purge_expired(self) -> None:
-        """Every :data:`PURGE_INTERVAL_SECONDS`, delete the expired results and claims."""
-        while True:
-            await trio.sleep(PURGE_INTERVAL_SECONDS)
-            now = self._db.clock()
-            try:
-                await self._db.run(functools.partial(_purge, now=now))
-            except sqlite3.Error:
-                # Tried again next time; the reads ignore expired rows anyway.
-                logger.warning("could not delete expired idempotency rows", exc_info=True)
+        """Every :data:`PURGE_INTERVAL_SECONDS`, delete the expired results and claims.
+
+        The first purge comes one period after the store starts; the period runs
+        start to start, so a slow purge does not push the next one back.
+        """
+        async with aclosing(periodic(PURGE_INTERVAL_SECONDS)) as ticks:
+            async for _, since_last in ticks:
+                if since_last is not None:  # not the first tick, which comes at once
+                    await self._purge_once()
+
+    async def _purge_once(self) -> None:
+        now = self._db.clock()
+        try:
+            await self._db.run(functools.partial(_purge, now=now))
+        except sqlite3.Error:
+            # Tried again next time; the reads ignore expired rows anyway.
+            logger.warning("could not delete expired idempotency rows", exc_info=True)
 
     async def _write_release(self, claims: list[IdempotencyClaim]) -> None:
         try:
@@ -578,10 +587,12 @@ class SqliteIdempotencyStore(ClaimingStore):
             self._wakeups.wake(claim.key)
 
     async def _renew_leases(self) -> None:
-        while True:
-            await trio.sleep(self._lease / 3)
-            held = list(self._held.values())
-            if held:
+        """Every third of the lease (start to start, the first a third in), renew the claims held."""
+        async with aclosing(periodic(self._lease / 3)) as ticks:
+            async for _, since_last in ticks:
+                held = list(self._held.values())
+                if since_last is None or not held:
+                    continue
                 expires_at = self._db.clock() + self._lease
                 try:
                     await self._db.run(
