@@ -219,10 +219,6 @@ class MockStream(Generic[T]):
 # LLM
 
 
-def _frozen_list(value: Iterable[Any]) -> FrozenList[Any]:
-    return value if isinstance(value, FrozenList) else FrozenList(value)
-
-
 def _frozen_dict(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
     return value if isinstance(value, FrozenDict) else FrozenDict(value)
 
@@ -473,6 +469,12 @@ class MockLLMProvider:
 # Speech to text
 
 
+def _frozen_words(value: Iterable[dict[str, Any]]) -> FrozenList[dict[str, Any]]:
+    # Typed as the field is: the checkers take the constructor's parameter from the
+    # converter's, and Iterable[Any] let a list of anything through.
+    return value if isinstance(value, FrozenList) else FrozenList(value)
+
+
 @frozen_compat
 @attrs.frozen
 class MockTranscription:
@@ -482,7 +484,7 @@ class MockTranscription:
     confidence: float = 0.95
     duration_ms: float = 0.0
     language: str = "en"
-    words: FrozenList[dict[str, Any]] = attrs.field(factory=FrozenList, converter=_frozen_list)
+    words: FrozenList[dict[str, Any]] = attrs.field(factory=FrozenList, converter=_frozen_words)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict."""

@@ -42,7 +42,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 import attrs
 import trio
@@ -173,6 +173,12 @@ def _new_token() -> str:
     return uuid.uuid4().hex
 
 
+def _token_repr(token: str) -> str:
+    # The token lets whoever has it release the claim, and reprs end up in logs: only
+    # a prefix, enough to tell grants apart, and none of a token too short to spare one.
+    return f"'{token[:4]}...'" if len(token) >= 16 else "'...'"
+
+
 @frozen_compat
 @attrs.frozen
 class IdempotencyClaim:
@@ -182,11 +188,12 @@ class IdempotencyClaim:
         key: The store key claimed.
         token: Unique to this grant, so a store shared between processes can
             tell the current holder's release from a stale one (a release
-            after the claim expired and was granted again).
+            after the claim expired and was granted again). The repr shows
+            only its first 4 characters (none of a token under 16).
     """
 
     key: str
-    token: str = attrs.field(factory=_new_token)
+    token: str = attrs.field(factory=_new_token, repr=_token_repr)
 
 
 class IdempotencyStore(Protocol):
@@ -215,10 +222,11 @@ class IdempotencyStore(Protocol):
         ...
 
     async def set(
-        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
         """Store ``entry`` under ``key``, expiring after ``ttl_seconds`` (None or 0: never).
 
+        ``ttl_seconds`` is the interceptor's, as given: an int or a float.
         A checkpoint.
         """
         ...
@@ -262,13 +270,27 @@ class _ResultStore(Protocol):
 
     Every :class:`IdempotencyStore` is one; a store written for the reference
     (without ``claim`` / ``release``) is one too, and the interceptor then keeps
-    its claims in the process.
+    its claims in the process. ``set`` is declared as the reference declares it,
+    ``ttl_seconds: int | None``, so that such a store still type-checks; the
+    interceptor's overloads give it only an int ``ttl_seconds``.
     """
 
     async def get(self, key: str) -> CachedStageResult | None: ...
 
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+    ) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class _SecondsResultStore(Protocol):
+    """A :class:`_ResultStore` whose ``set`` takes any number of seconds, as the package's do."""
+
+    async def get(self, key: str) -> CachedStageResult | None: ...
+
+    async def set(
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None: ...
 
     async def delete(self, key: str) -> None: ...
@@ -414,7 +436,7 @@ class InMemoryIdempotencyStore:
         return None if entry is None else _copy_entry(entry)
 
     async def set(
-        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
         """Store a deep copy of ``entry``; ``ttl_seconds`` (if truthy) sets its expiry.
 
@@ -645,7 +667,9 @@ class IdempotencyInterceptor(BaseInterceptor):
         params_extractor: ``ctx -> dict``; default ``ctx.data["idempotency_params"]``
             when it is a dict. Its sha256 (of the sorted JSON) is cached with the result.
         ttl_seconds: Lifetime of cached results in seconds, a number >= 0 (None
-            or 0: no expiry).
+            or 0: no expiry), passed to the store's ``set`` as given. Type
+            checkers want an int with a store whose ``set`` declares an int
+            ``ttl_seconds`` (as the reference's does).
         validate_params: Raise :class:`IdempotencyParamMismatch` when a replayed
             result was cached with a different parameter hash.
 
@@ -670,13 +694,38 @@ class IdempotencyInterceptor(BaseInterceptor):
     name = "idempotency"
     priority = 4
 
+    # Two signatures, so that both type-check: a float ttl_seconds (the package's stores
+    # take any number of seconds, as they always did at run time), and a store written
+    # for the reference, whose set declares ttl_seconds: int | None, with an int one.
+    @overload
     def __init__(
         self,
         *,
-        store: IdempotencyStore | _ResultStore | None = None,
+        store: IdempotencyStore | _SecondsResultStore | None = None,
+        key_extractor: Callable[[PipelineContext], object] | None = None,
+        params_extractor: Callable[[PipelineContext], dict[str, Any]] | None = None,
+        ttl_seconds: float | None = 24 * 60 * 60,
+        validate_params: bool = True,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        store: _ResultStore | None = None,
         key_extractor: Callable[[PipelineContext], object] | None = None,
         params_extractor: Callable[[PipelineContext], dict[str, Any]] | None = None,
         ttl_seconds: int | None = 24 * 60 * 60,
+        validate_params: bool = True,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        *,
+        store: IdempotencyStore | _SecondsResultStore | _ResultStore | None = None,
+        key_extractor: Callable[[PipelineContext], object] | None = None,
+        params_extractor: Callable[[PipelineContext], dict[str, Any]] | None = None,
+        ttl_seconds: float | None = 24 * 60 * 60,
         validate_params: bool = True,
     ) -> None:
         # Checked here, not at the first call: the hooks' errors are logged and swallowed,
@@ -690,7 +739,9 @@ class IdempotencyInterceptor(BaseInterceptor):
         if ttl_seconds is not None:
             check_seconds(_OWNER, "ttl_seconds", ttl_seconds)
         check_flag(_OWNER, "validate_params", validate_params)
-        self._store: IdempotencyStore | _ResultStore = store
+        # Typed as taking any number of seconds: the overloads give an int ttl_seconds to a
+        # store whose set declares only an int.
+        self._store = cast("_SecondsResultStore", store)
         claims: _Claims = (
             cast("_Claims", store)
             if callable(getattr(store, "claim", None)) and callable(getattr(store, "release", None))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 import attrs
@@ -663,6 +663,34 @@ class ApprovalService:
         await self._backend.remove(request_id)
 
 
+class ApprovalServiceLike(Protocol):
+    """What :class:`~stageflow_trio.tools.executor_v2.AdvancedToolExecutor` calls on
+    its approval service, given or process-wide (:func:`set_approval_service`): an
+    :class:`ApprovalService`, or any object with these three methods (it need not
+    subclass ApprovalService)."""
+
+    async def request_approval(
+        self,
+        action_id: UUID,
+        tool_name: str,
+        pipeline_run_id: UUID | None = None,
+        approval_message: str = "",
+        payload_summary: dict[str, Any] | None = None,
+    ) -> ApprovalRequest:
+        """Create a PENDING request and return it."""
+        ...
+
+    async def await_decision(
+        self, request_id: UUID, timeout_seconds: float | None = None
+    ) -> ApprovalDecision:
+        """Wait for the decision on ``request_id``; ``TimeoutError`` when none comes in time."""
+        ...
+
+    async def cancel_request(self, request_id: UUID) -> object:
+        """Cancel ``request_id`` if it is still PENDING."""
+        ...
+
+
 # -- the process-wide instance ------------------------------------------------
 #
 # One instance for the whole process (not per task): the task that approves a
@@ -672,7 +700,13 @@ _approval_service: ApprovalService | None = None
 
 
 def get_approval_service() -> ApprovalService:
-    """The process-wide approval service, created on first use."""
+    """The process-wide approval service, created on first use.
+
+    Typed as the :class:`ApprovalService` it creates, for its callers' sake (the
+    approving side calls ``record_decision``): a replacement given to
+    :func:`set_approval_service` that does not subclass ApprovalService is sure to
+    have only :class:`ApprovalServiceLike`'s methods.
+    """
     service = _approval_service
     if service is None:
         # Two threads may get here at once: both get the one installed first.
@@ -680,10 +714,12 @@ def get_approval_service() -> ApprovalService:
     return service
 
 
-def set_approval_service(service: ApprovalService) -> None:
-    """Make ``service`` the process-wide approval service (a replacement need not subclass it)."""
+def set_approval_service(service: ApprovalServiceLike) -> None:
+    """Make ``service`` the process-wide approval service (a replacement need not subclass
+    ApprovalService: it needs :class:`ApprovalServiceLike`'s methods, those the executor calls)."""
     global _approval_service
-    _approval_service = service
+    # Typed as get_approval_service returns it (see there); nothing is checked or wrapped.
+    _approval_service = cast("ApprovalService", service)
 
 
 def clear_approval_service() -> None:

@@ -161,38 +161,55 @@ def _metadata(tool: BaseTool, attribute: str, what: str) -> str:
 class BaseTool:
     """A base class for tools.
 
-    Subclasses override :attr:`name`, :attr:`description` and :attr:`action_type`
-    (or get them from the :func:`~stageflow_trio.tools.registry.tool` decorator)
-    and :meth:`execute`. Not an ABC, as in the reference: an incomplete subclass
-    can still be instantiated, and fails when the missing part is used.
+    Subclasses override :attr:`name`, :attr:`description` and :attr:`action_type`,
+    with class attributes or properties (or get them from the
+    :func:`~stageflow_trio.tools.registry.tool` decorator), and :meth:`execute`.
+    Not an ABC, as in the reference: an incomplete subclass can still be
+    instantiated, and fails when the missing part is used.
     """
 
-    @property
-    def name(self) -> str:
-        """The tool's unique name: the ``@tool`` name (default: the class name).
+    if TYPE_CHECKING:
+        # Any, for the checkers only: a subclass may then override each with a class
+        # attribute (``name = "search"``, as the reference's tools guide writes it) or with
+        # a property, and both pass mypy and pyright. Declared as properties, pyright
+        # rejects the class attribute; declared ``str``, mypy rejects the property
+        # ("Cannot override writeable attribute with read-only property"). Any is the one
+        # declaration both accept either way. Read through a Tool, or a subclass that
+        # annotates or defines them as properties, they are str.
+        name: Any
+        """The tool's unique name (a str)."""
+        description: Any
+        """What the tool does (a str)."""
+        action_type: Any
+        """The action type this tool executes (a str)."""
+    else:
 
-        Raises:
-            NotImplementedError: not overridden and the class is not decorated.
-        """
-        return _metadata(self, "_tool_name", "name")
+        @property
+        def name(self) -> str:
+            """The tool's unique name: the ``@tool`` name (default: the class name).
 
-    @property
-    def description(self) -> str:
-        """What the tool does: the ``@tool`` description (default ``""``).
+            Raises:
+                NotImplementedError: not overridden and the class is not decorated.
+            """
+            return _metadata(self, "_tool_name", "name")
 
-        Raises:
-            NotImplementedError: not overridden and the class is not decorated.
-        """
-        return _metadata(self, "_tool_description", "description")
+        @property
+        def description(self) -> str:
+            """What the tool does: the ``@tool`` description (default ``""``).
 
-    @property
-    def action_type(self) -> str:
-        """The action type this tool executes: the ``@tool`` action type.
+            Raises:
+                NotImplementedError: not overridden and the class is not decorated.
+            """
+            return _metadata(self, "_tool_description", "description")
 
-        Raises:
-            NotImplementedError: not overridden and the class is not decorated.
-        """
-        return _metadata(self, "_tool_action_type", "action_type")
+        @property
+        def action_type(self) -> str:
+            """The action type this tool executes: the ``@tool`` action type.
+
+            Raises:
+                NotImplementedError: not overridden and the class is not decorated.
+            """
+            return _metadata(self, "_tool_action_type", "action_type")
 
     async def execute(self, input: ToolInput, ctx: dict[str, Any]) -> ToolOutput:  # noqa: A002, ARG002 - the reference's signature
         """Execute the action; subclasses override this.

@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -50,6 +50,7 @@ from stageflow_trio._time import RunClock, monotonic
 from stageflow_trio.events import get_event_sink
 
 from ._checks import check_action, check_execution_context, check_methods
+from .approval import ApprovalServiceLike as ApprovalServiceLike  # defined here before
 from .approval import get_approval_service
 from .definitions import ToolDefinition, ToolInput, ToolOutput
 from .errors import (
@@ -71,6 +72,7 @@ from .events import (
     ToolUndoFailedEvent,
     ToolUndoneEvent,
 )
+from .undo import UndoStoreLike as UndoStoreLike  # defined here before
 from .undo import get_undo_store
 
 if TYPE_CHECKING:
@@ -79,7 +81,6 @@ if TYPE_CHECKING:
 
     from stageflow_trio.protocols import ExecutionContext
 
-    from .approval import ApprovalDecision, ApprovalRequest
     from .definitions import Action, UndoMetadata
 
 __all__ = ["AdvancedToolExecutor", "ExecutionResult", "ToolExecutorConfig"]
@@ -100,58 +101,6 @@ _DELETE = "delete the undo metadata of"
 
 _UNDO_STORE_METHODS = ("store", "get", "delete")
 _APPROVAL_SERVICE_METHODS = ("request_approval", "await_decision", "cancel_request")
-
-
-class UndoStoreLike(Protocol):
-    """What :class:`AdvancedToolExecutor` calls on its undo store: an
-    :class:`~stageflow_trio.tools.undo.UndoStore`, or any object with these three
-    methods (it need not subclass UndoStore). Their results other than ``get``'s
-    are not read."""
-
-    async def store(
-        self,
-        action_id: UUID,
-        tool_name: str,
-        undo_data: dict[str, Any],
-        ttl_seconds: float | None = None,
-    ) -> object:
-        """Store ``undo_data`` for ``action_id`` (replacing any) for ``ttl_seconds``."""
-        ...
-
-    async def get(self, action_id: UUID) -> UndoMetadata | None:
-        """The live undo data of ``action_id``, or None."""
-        ...
-
-    async def delete(self, action_id: UUID) -> object:
-        """Forget the undo data of ``action_id``."""
-        ...
-
-
-class ApprovalServiceLike(Protocol):
-    """What :class:`AdvancedToolExecutor` calls on its approval service: an
-    :class:`~stageflow_trio.tools.approval.ApprovalService`, or any object with
-    these three methods (it need not subclass ApprovalService)."""
-
-    async def request_approval(
-        self,
-        action_id: UUID,
-        tool_name: str,
-        pipeline_run_id: UUID | None = None,
-        approval_message: str = "",
-        payload_summary: dict[str, Any] | None = None,
-    ) -> ApprovalRequest:
-        """Create a PENDING request and return it."""
-        ...
-
-    async def await_decision(
-        self, request_id: UUID, timeout_seconds: float | None = None
-    ) -> ApprovalDecision:
-        """Wait for the decision on ``request_id``; ``TimeoutError`` when none comes in time."""
-        ...
-
-    async def cancel_request(self, request_id: UUID) -> object:
-        """Cancel ``request_id`` if it is still PENDING."""
-        ...
 
 
 def _check_config_seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

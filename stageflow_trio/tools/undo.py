@@ -14,7 +14,7 @@ The store keeps its entries in an :class:`UndoBackend`: by default
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 import attrs
@@ -258,13 +258,43 @@ class UndoStore:
         return len(self._backend)  # type: ignore[arg-type]
 
 
+class UndoStoreLike(Protocol):
+    """What :class:`~stageflow_trio.tools.executor_v2.AdvancedToolExecutor` calls on
+    its undo store, given or process-wide (:func:`set_undo_store`): an
+    :class:`UndoStore`, or any object with these three methods (it need not
+    subclass UndoStore). Their results other than ``get``'s are not read."""
+
+    async def store(
+        self,
+        action_id: UUID,
+        tool_name: str,
+        undo_data: dict[str, Any],
+        ttl_seconds: float | None = None,
+    ) -> object:
+        """Store ``undo_data`` for ``action_id`` (replacing any) for ``ttl_seconds``."""
+        ...
+
+    async def get(self, action_id: UUID) -> UndoMetadata | None:
+        """The live undo data of ``action_id``, or None."""
+        ...
+
+    async def delete(self, action_id: UUID) -> object:
+        """Forget the undo data of ``action_id``."""
+        ...
+
+
 # -- the process-wide instance ------------------------------------------------
 
 _undo_store: UndoStore | None = None
 
 
 def get_undo_store() -> UndoStore:
-    """The process-wide undo store, created on first use."""
+    """The process-wide undo store, created on first use.
+
+    Typed as the :class:`UndoStore` it creates, for its callers' sake (``get_all``,
+    ``cleanup_expired``, ...): a replacement given to :func:`set_undo_store` that
+    does not subclass UndoStore is sure to have only :class:`UndoStoreLike`'s methods.
+    """
     store = _undo_store
     if store is None:
         # Two threads may get here at once: both get the one installed first.
@@ -272,10 +302,12 @@ def get_undo_store() -> UndoStore:
     return store
 
 
-def set_undo_store(store: UndoStore) -> None:
-    """Make ``store`` the process-wide undo store (a replacement need not subclass UndoStore)."""
+def set_undo_store(store: UndoStoreLike) -> None:
+    """Make ``store`` the process-wide undo store (a replacement need not subclass
+    UndoStore: it needs :class:`UndoStoreLike`'s methods, those the executor calls)."""
     global _undo_store
-    _undo_store = store
+    # Typed as get_undo_store returns it (see there); nothing is checked or wrapped.
+    _undo_store = cast("UndoStore", store)
 
 
 def clear_undo_store() -> None:

@@ -584,7 +584,7 @@ def test_a_store_without_the_result_methods_is_rejected() -> None:
         match=r"^IdempotencyInterceptor: store must be an IdempotencyStore \(async get, set,"
         r" delete; claim and release\); got NotAStore without set, delete$",
     ):
-        IdempotencyInterceptor(store=NotAStore())  # type: ignore[arg-type]
+        IdempotencyInterceptor(store=NotAStore())  # type: ignore[call-overload]
 
 
 def test_a_store_class_is_rejected() -> None:
@@ -594,7 +594,7 @@ def test_a_store_class_is_rejected() -> None:
         match=r"^IdempotencyInterceptor: store must be an IdempotencyStore instance; got the"
         r" class InMemoryIdempotencyStore \(pass InMemoryIdempotencyStore\(\)\)$",
     ):
-        IdempotencyInterceptor(store=InMemoryIdempotencyStore)  # type: ignore[arg-type]
+        IdempotencyInterceptor(store=InMemoryIdempotencyStore)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match=r"^IdempotencyInterceptor: store must be"):
         get_default_interceptors(idempotency_store=InMemoryIdempotencyStore)  # type: ignore[arg-type]
 
@@ -650,7 +650,7 @@ def test_bad_options_are_rejected_at_construction(
 
 @pytest.mark.parametrize("ttl", [None, 0, 60, 1.5, math.inf])
 async def test_good_ttls_are_accepted(ttl: float | None) -> None:
-    interceptor = IdempotencyInterceptor(ttl_seconds=ttl)  # type: ignore[arg-type]
+    interceptor = IdempotencyInterceptor(ttl_seconds=ttl)
     stage = CountingStage()
     for _ in range(2):
         await run_with_interceptors("charge", stage, make_ctx(), [interceptor])

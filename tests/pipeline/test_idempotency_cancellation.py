@@ -249,7 +249,7 @@ async def test_on_abort_releases_without_a_checkpoint_even_when_already_cancelle
 
 class HangingSetStore(InMemoryIdempotencyStore):
     async def set(
-        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
         await trio.sleep_forever()
 
@@ -329,7 +329,7 @@ class InterruptedSetStore(InMemoryIdempotencyStore):
         self.sets = 0
 
     async def set(
-        self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
+        self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
         self.sets += 1
         if self.sets == 1:

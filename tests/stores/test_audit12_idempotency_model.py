@@ -109,7 +109,7 @@ async def run_sequence(
         where = f"{op!r} in {ops!r}"
         if kind == "set":
             ttl = op[3] if op[3] in ttls or op[3] is None else ttls[0]
-            await store.set(key, _entry(op[2]), ttl_seconds=ttl)  # type: ignore[arg-type]
+            await store.set(key, _entry(op[2]), ttl_seconds=ttl)
             model.set(key, op[2], ttl)
         elif kind == "cancelled_set":
             with trio.CancelScope() as scope:
@@ -233,7 +233,7 @@ def test_redis_store_follows_the_model(redis_server: str, ops: list[tuple[Any, .
 async def test_a_huge_finite_ttl_never_expires_on_every_backend(store_url: str, ttl: float) -> None:
     """``stored_at + ttl <= now`` never holds: kept, as in memory (Redis raised)."""
     async with open_stores(store_url) as stores:
-        await stores.idempotency.set("k", _entry(1), ttl_seconds=ttl)  # type: ignore[arg-type]
+        await stores.idempotency.set("k", _entry(1), ttl_seconds=ttl)
         got = await stores.idempotency.get("k")
         assert got is not None
         assert got.result.data["n"] == 1

@@ -475,7 +475,7 @@ class ResultsOnly:
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None:
-        await self._store.set(key, entry, ttl_seconds=ttl_seconds)  # type: ignore[arg-type]
+        await self._store.set(key, entry, ttl_seconds=ttl_seconds)
         await trio.lowlevel.checkpoint()
 
     async def delete(self, key: str) -> None:
