@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from stageflow_trio._time import parse_uuid
 from stageflow_trio.context._codec import (
@@ -32,6 +32,11 @@ from stageflow_trio.context._codec import (
     _TooDeep,
 )
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_T = TypeVar("_T")
 
 _UUID = uuid.UUID
 # uuid.UUID is slotted and blocks __setattr__; its own __init__ sets these two
@@ -261,6 +266,26 @@ def _mapping_list(
         _fill_list(result, [_frozen_dict(item, _MAX_DEPTH - 1) for item in items])
     except _TooDeep as exc:
         raise _nesting_error(items, name, exc) from None
+    return result
+
+
+def _parsed_list(
+    value: Any, key: str, where: str | None, parse: Callable[[Any, str, int], _T]
+) -> FrozenList[_T]:
+    """A serialized list of objects (messages, documents), each read by ``parse(item, path, index)``.
+
+    Raises:
+        TypeError: ``value`` is not a list (``""`` and ``{}`` included); ``parse``
+            raises for an item, naming it (e.g. ``conversation.messages[1]``).
+    """
+    if not value:
+        _list_or_empty(value, key, where)  # rejects e.g. "" or {}
+        return _EMPTY_LIST
+    prefix = _name(key, where)
+    if not isinstance(value, list):
+        value = _list_or_empty(value, key, where)
+    result: FrozenList[_T] = _new_list(FrozenList)
+    _fill_list(result, [parse(item, prefix, index) for index, item in enumerate(value)])
     return result
 
 

@@ -9,21 +9,17 @@ import attrs
 
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.context._codec import (
-    _EMPTY_LIST,
-    _fill_list,
     _freeze_list,
-    _name,
     _new,
-    _new_list,
     _slot_setters,
 )
 from stageflow_trio.context._parse import (
     _absent,
     _check_mapping,
-    _list_or_empty,
     _mapping_or_none,
     _optional_instance,
     _optional_str,
+    _parsed_list,
 )
 from stageflow_trio.context.types import (
     Message,
@@ -119,18 +115,6 @@ class Conversation:
 _set_conversation_slots = _slot_setters(Conversation, "messages", "routing_decision")
 
 
-def _messages_from_list(value: Any, key: str, where: str | None) -> FrozenList[Message]:
-    if not value:
-        _list_or_empty(value, key, where)  # rejects e.g. "" or {}
-        return _EMPTY_LIST
-    prefix = _name(key, where)
-    if not isinstance(value, list):
-        value = _list_or_empty(value, key, where)
-    messages: FrozenList[Message] = _new_list(FrozenList)
-    _fill_list(messages, [_message_from_dict(m, prefix, i) for i, m in enumerate(value)])
-    return messages
-
-
 def _make_conversation(
     messages: FrozenList[Message], routing_decision: RoutingDecision | None
 ) -> Conversation:
@@ -147,7 +131,7 @@ def _conversation_from_dict(data: Any, where: str | None) -> Conversation:
     get = data.get
     routing = get("routing_decision")
     return _make_conversation(
-        _messages_from_list(get("messages"), "messages", where),
+        _parsed_list(get("messages"), "messages", where, _message_from_dict),
         _routing_from_dict(routing, where, "routing_decision")
         if routing
         else _absent(routing, "routing_decision", where),
@@ -156,7 +140,7 @@ def _conversation_from_dict(data: Any, where: str | None) -> Conversation:
 
 def _conversation_from_flat(get: Any) -> Conversation | None:
     """The conversation spelled out in the flat keys, or None if there is none."""
-    messages = _messages_from_list(get("messages"), "messages", None)
+    messages = _parsed_list(get("messages"), "messages", None, _message_from_dict)
     routing_data = _mapping_or_none(get("routing_decision"), "routing_decision")
     routing = None
     if routing_data:

@@ -22,13 +22,9 @@ import attrs
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import parse_uuid
 from stageflow_trio.context._codec import (
-    _EMPTY_LIST,
-    _fill_list,
     _freeze_mapping,
     _metadata_field,
-    _name,
     _new,
-    _new_list,
     _path,
     _preferences_field,
     _set,
@@ -41,12 +37,12 @@ from stageflow_trio.context._parse import (
     _goals_field,
     _instance_list,
     _key_facts_field,
-    _list_or_empty,
     _mapping_list,
     _mapping_or_none,
     _optional_instance,
     _optional_str,
     _parse_uuid,
+    _parsed_list,
     _recent_topics_field,
     _str_list,
     _uuid_or_none,
@@ -461,18 +457,6 @@ def _document_from_dict(
     return document
 
 
-def _documents_from_list(value: Any, key: str, where: str | None) -> FrozenList[DocumentEnrichment]:
-    if not value:
-        _list_or_empty(value, key, where)  # rejects e.g. "" or {}
-        return _EMPTY_LIST
-    prefix = _name(key, where)
-    if not isinstance(value, list):
-        value = _list_or_empty(value, key, where)
-    documents: FrozenList[DocumentEnrichment] = _new_list(FrozenList)
-    _fill_list(documents, [_document_from_dict(d, prefix, i) for i, d in enumerate(value)])
-    return documents
-
-
 def _enrichments_from_dict(data: Any, where: str | None) -> Enrichments:
     if not isinstance(data, dict):
         _check_mapping(data, where)
@@ -484,7 +468,7 @@ def _enrichments_from_dict(data: Any, where: str | None) -> Enrichments:
         if profile
         else _absent(profile, "profile", where),
         _memory_from_dict(memory, where, "memory") if memory else _absent(memory, "memory", where),
-        _documents_from_list(get("documents"), "documents", where),
+        _parsed_list(get("documents"), "documents", where, _document_from_dict),
         _mapping_list(get("web_results"), "web_results", where),
     )
 
@@ -511,7 +495,7 @@ def _enrichments_from_flat(get: Any) -> Enrichments | None:
     )
     memory = get("memory")
     memory = _memory_from_dict(memory, None, "memory") if memory else _absent(memory, "memory")
-    documents = _documents_from_list(get("documents"), "documents", None)
+    documents = _parsed_list(get("documents"), "documents", None, _document_from_dict)
     web_results = _mapping_list(get("web_results"), "web_results", None)
     if profile is None and memory is None and not documents and not web_results:
         return None

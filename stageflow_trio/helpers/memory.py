@@ -65,6 +65,22 @@ def _check_session_id(owner: str, value: object) -> None:
         raise TypeError(f"{owner}: session_id must be a UUID; got {type_of(value)}")
 
 
+# The argument checks of every memory store, this module's and those of stores/.
+
+
+def _check_fetch(owner: str, session_id: object, config: object) -> None:
+    """A store's ``fetch`` checks (a str session id would find nothing, silently)."""
+    _check_session_id(owner, session_id)
+    if type(config) is not MemoryConfig:
+        raise TypeError(f"{owner}: config must be a MemoryConfig; got {type_of(config)}")
+
+
+def _check_memory_entry(owner: str, entry: object) -> None:
+    """A store's ``write`` check."""
+    if not isinstance(entry, MemoryEntry):
+        raise TypeError(f"{owner}: entry must be a MemoryEntry; got {type_of(entry)}")
+
+
 def _tokens(content: str) -> int:
     return len(content) // 4
 
@@ -257,12 +273,7 @@ class InMemoryStore:
             TypeError: ``session_id`` is not a UUID or ``config`` is not a MemoryConfig.
         """
         await trio.lowlevel.checkpoint()
-        # A str session id would find nothing and return [] silently.
-        _check_session_id("InMemoryStore.fetch", session_id)
-        if type(config) is not MemoryConfig:
-            raise TypeError(
-                f"InMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
-            )
+        _check_fetch("InMemoryStore.fetch", session_id, config)
         return _select(
             self._entries.get(session_id, []),
             config,
@@ -276,10 +287,7 @@ class InMemoryStore:
             TypeError: ``entry`` is not a MemoryEntry.
         """
         await trio.lowlevel.checkpoint()
-        if not isinstance(entry, MemoryEntry):
-            raise TypeError(
-                f"InMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
-            )
+        _check_memory_entry("InMemoryStore.write", entry)
         session_id = entry.session_id
         entries = self._entries.setdefault(session_id, [])
         if entries and session_id not in self._out_of_order:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -17,6 +16,7 @@ from stageflow_trio.pipeline._validation import (
 )
 from stageflow_trio.pipeline.dag import StageGraph, StageSpec
 from stageflow_trio.pipeline.spec import LegacyRunnerLike, PipelineSpec, as_async_runner
+from stageflow_trio.pipeline.validation import topologically_sorted_stage_names
 
 if TYPE_CHECKING:
     from stageflow_trio.observability.wide_events import WideEventEmitter
@@ -296,23 +296,9 @@ class PipelineBuilder:
 
     def stage_names(self) -> list[str]:
         """Stage names in topological order (Kahn's algorithm, ties in insertion order)."""
-        dependants: dict[str, list[str]] = {name: [] for name in self._stages}
-        waiting: dict[str, int] = {}
-        for name, spec in self._stages.items():
-            unique = dict.fromkeys(spec.dependencies)
-            waiting[name] = len(unique)
-            for dep in unique:
-                dependants[dep].append(name)
-        ready = deque(name for name, count in waiting.items() if count == 0)
-        order: list[str] = []
-        while ready:
-            node = ready.popleft()
-            order.append(node)
-            for dependant in dependants[node]:
-                waiting[dependant] -= 1
-                if waiting[dependant] == 0:
-                    ready.append(dependant)
-        return order
+        # The builder checks each stage's dependencies as it is added (none missing, no
+        # cycle), so no stage is left out.
+        return topologically_sorted_stage_names(self._stages)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PipelineBuilder) or type(other) is not type(self):

@@ -45,7 +45,14 @@ from trio_util import periodic
 
 from stageflow_trio._args import check_number, check_seconds, type_of
 from stageflow_trio._groups import unwrapping_groups
-from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
+from stageflow_trio.helpers.memory import (
+    MemoryConfig,
+    MemoryEntry,
+    _check_fetch,
+    _check_memory_entry,
+    _check_session_id,
+    _select,
+)
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 from stageflow_trio.tools.approval import ApprovalStatus
 
@@ -709,11 +716,7 @@ class RedisMemoryStore:
         Raises:
             TypeError: ``session_id`` is not a UUID or ``config`` is not a MemoryConfig.
         """
-        _check_session_id("RedisMemoryStore.fetch", session_id)
-        if type(config) is not MemoryConfig:
-            raise TypeError(
-                f"RedisMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
-            )
+        _check_fetch("RedisMemoryStore.fetch", session_id, config)
         values = await self._backend.call(
             "RedisMemoryStore.fetch", self._backend.client.lrange(self._key(session_id), 0, -1)
         )
@@ -725,10 +728,7 @@ class RedisMemoryStore:
         Raises:
             TypeError: ``entry`` is not a MemoryEntry.
         """
-        if not isinstance(entry, MemoryEntry):
-            raise TypeError(
-                f"RedisMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
-            )
+        _check_memory_entry("RedisMemoryStore.write", entry)
         await self._backend.call(
             "RedisMemoryStore.write",
             self._backend.client.rpush(self._key(entry.session_id), [memory_to_json(entry)]),

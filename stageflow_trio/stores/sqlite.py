@@ -46,7 +46,14 @@ from trio_util import periodic
 
 from stageflow_trio._args import check_number, check_seconds, type_of
 from stageflow_trio._groups import unwrapping_groups
-from stageflow_trio.helpers.memory import MemoryConfig, MemoryEntry, _check_session_id, _select
+from stageflow_trio.helpers.memory import (
+    MemoryConfig,
+    MemoryEntry,
+    _check_fetch,
+    _check_memory_entry,
+    _check_session_id,
+    _select,
+)
 from stageflow_trio.pipeline.idempotency import CachedStageResult, IdempotencyClaim
 
 from ._common import (
@@ -623,11 +630,7 @@ class SqliteMemoryStore:
         Raises:
             TypeError: ``session_id`` is not a UUID or ``config`` is not a MemoryConfig.
         """
-        _check_session_id("SqliteMemoryStore.fetch", session_id)
-        if type(config) is not MemoryConfig:
-            raise TypeError(
-                f"SqliteMemoryStore.fetch: config must be a MemoryConfig; got {type_of(config)}"
-            )
+        _check_fetch("SqliteMemoryStore.fetch", session_id, config)
         rows = await self._db.run(
             lambda c: c.execute(
                 "SELECT entry FROM memory WHERE session_id = ? ORDER BY seq", (str(session_id),)
@@ -641,10 +644,7 @@ class SqliteMemoryStore:
         Raises:
             TypeError: ``entry`` is not a MemoryEntry.
         """
-        if not isinstance(entry, MemoryEntry):
-            raise TypeError(
-                f"SqliteMemoryStore.write: entry must be a MemoryEntry; got {type_of(entry)}"
-            )
+        _check_memory_entry("SqliteMemoryStore.write", entry)
         text = memory_to_json(entry)
         await self._db.run(
             lambda c: c.execute(
