@@ -24,11 +24,13 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 import trio.testing
+from trio_util import periodic, run_and_cancelling
 
 from stageflow_trio._args import check_callable, check_int, check_number, check_seconds, type_of
 from stageflow_trio._frozen import frozen_compat
@@ -539,12 +541,9 @@ async def _run_in_scope(
             # A task of the explorer's (spawned before the watcher is active, so
             # not counted) cancels at the deadline, as an expiring deadline would.
             deadline = trio.current_time() + cancel_at_time
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_at, watcher, deadline, f"deadline +{cancel_at_time}")
-                try:
-                    await _call(run_fn, record, watcher)
-                finally:
-                    nursery.cancel_scope.cancel()
+            where = f"deadline +{cancel_at_time}"
+            async with run_and_cancelling(_cancel_at, watcher, deadline, where):
+                await _call(run_fn, record, watcher)
     return scope
 
 
@@ -576,22 +575,21 @@ async def _watch_for_hang(
     if scope is None:  # pragma: no cover - the watchdog starts after the scope is set
         return
     scope.cancel("explore_cancellation: hang")
-    shielded: list[str] = []
-    while True:
-        # A task blocked inside a shielded scope of the run cannot be cancelled:
-        # lift those shields (trio's private cancel-status chain tells which
-        # scopes lie between the task and the run's scope) so that the run ends.
-        for task in alive:
-            if _unshield(task, scope) and task.name not in shielded:
-                shielded.append(task.name)
-        if shielded:
-            record._hang += (
-                f"; blocked inside a shielded CancelScope: {shielded} (a shielded wait"
-                " that never ends; the explorer lifted the shield to end the run)"
-            )
-            shielded = []
-        await trio.sleep(limit)
-        alive = [watcher.root, *watcher.alive]
+    # A task blocked inside a shielded scope of the run cannot be cancelled: lift
+    # those shields (trio's private cancel-status chain tells which scopes lie
+    # between the task and the run's scope) so that the run ends; again every
+    # ``limit`` seconds, for shields entered since, until the guard cancels this task.
+    async with aclosing(periodic(limit)) as passes:
+        async for _ in passes:
+            shielded: list[str] = []
+            for task in [watcher.root, *watcher.alive]:
+                if _unshield(task, scope) and task.name not in shielded:
+                    shielded.append(task.name)
+            if shielded:
+                record._hang += (
+                    f"; blocked inside a shielded CancelScope: {shielded} (a shielded wait"
+                    " that never ends; the explorer lifted the shield to end the run)"
+                )
 
 
 def _unshield(task: trio.lowlevel.Task, run_scope: trio.CancelScope) -> bool:
