@@ -34,6 +34,7 @@ from trio_util import periodic, run_and_cancelling
 
 from stageflow_trio._args import check_callable, check_int, check_number, check_seconds, type_of
 from stageflow_trio._frozen import frozen_compat
+from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio.events.sink import BackpressureAwareEventSink
 from stageflow_trio.lowlevel import checkpoint_budget
 from stageflow_trio.testing._builders import RecordingEventSink
@@ -542,8 +543,12 @@ async def _run_in_scope(
             # not counted) cancels at the deadline, as an expiring deadline would.
             deadline = trio.current_time() + cancel_at_time
             where = f"deadline +{cancel_at_time}"
-            async with run_and_cancelling(_cancel_at, watcher, deadline, where):
-                await _call(run_fn, record, watcher)
+            # Unwrapped: what escapes the run (a SystemExit, a KeyboardInterrupt) reaches
+            # the caller bare, as from a run cancelled at a checkpoint, not in the group
+            # the deadline task's nursery would put it in.
+            with unwrapping_groups():
+                async with run_and_cancelling(_cancel_at, watcher, deadline, where):
+                    await _call(run_fn, record, watcher)
     return scope
 
 
