@@ -396,3 +396,55 @@ async def test_the_approval_scripts_run_on_a_cluster(redis_cluster: list[str]) -
         assert await service.get_status(ACTION) is ApprovalStatus.APPROVED
         await service.cleanup(kept.id)
         assert await service.get_request(kept.id) is None
+
+
+# -- Redis: mutants of the scripts that the tests above let through (test_audit21_mutants) --
+
+
+def _index_ids(url: str, action_id: uuid.UUID = ACTION) -> list[str]:
+    reply = _command(url, "ZRANGE", f"stageflow:approvals:action:{action_id}", "0", "-1")
+    return [line.decode() for line in reply.split(b"\r\n")[2::2]]
+
+
+async def test_redis_a_change_drops_the_forgotten_ids_from_the_action_index(
+    redis_url: str,
+) -> None:
+    async with open_redis_stores(redis_url, approval_retention_seconds=0) as stores:
+        service = stores.approval_service()
+        kept = await service.request_approval(ACTION, "t")
+        closed = await service.request_approval(ACTION, "t")
+        await service.record_decision(closed.id, True)
+        await _until_gone(stores, closed.id)
+        assert _index_ids(redis_url) == [str(kept.id), str(closed.id)]  # nothing changed yet
+        newer = await service.request_approval(ACTION, "t")
+        assert _index_ids(redis_url) == [str(kept.id), str(newer.id)]
+
+
+async def test_redis_a_new_pending_request_keeps_its_action_index_for_ever(redis_url: str) -> None:
+    """The index of an action whose requests were all closed expires with them; a new
+    pending request of the action makes it permanent again (else the index would expire
+    under the pending request, and ``latest_for_action`` would not find it)."""
+    async with open_redis_stores(redis_url, approval_retention_seconds=60) as stores:
+        service = stores.approval_service()
+        first = await service.request_approval(ACTION, "t")
+        await service.record_decision(first.id, True)
+        assert 59_000 < _index_ttl(redis_url) <= 60_000
+        await service.request_approval(ACTION, "t")
+        assert _index_ttl(redis_url) == -1
+
+
+async def test_redis_add_sets_a_requests_expiry_by_its_status(redis_url: str) -> None:
+    """``add`` of a closed request starts its period; ``add`` of a PENDING one (a request
+    stored again under its id, as the in-memory backend allows) removes any expiry."""
+    async with open_redis_stores(redis_url, approval_retention_seconds=60) as stores:
+        backend = stores.approvals
+        closed = ApprovalRequest(
+            id=uuid.uuid4(), action_id=ACTION, tool_name="t", status=ApprovalStatus.DENIED
+        )
+        await backend.add(closed)
+        assert 59_000 < _request_ttl(redis_url, closed.id) <= 60_000
+        assert 59_000 < _index_ttl(redis_url) <= 60_000
+        again = ApprovalRequest(id=closed.id, action_id=ACTION, tool_name="t")
+        await backend.add(again)
+        assert (_request_ttl(redis_url, closed.id), _index_ttl(redis_url)) == (-1, -1)
+        assert await stores.approval_service().get_status(closed.id) is ApprovalStatus.PENDING
