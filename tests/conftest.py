@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,3 +31,30 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 def reference() -> ModuleType:
     """The reference ``stageflow`` package (stageflow-core 0.9.1); skips when not installed."""
     return import_reference()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take what collection built (modules, test items: about 300,000 objects) out of the
+    collector's sight for the session.
+
+    A full collection walks every tracked object: the Redis tests' teardowns call
+    ``gc.collect()`` (about 115 of them), as do a few leak tests, and each took about
+    0.3 s over the whole heap (40 s of CI's test step). Frozen objects stay alive and
+    reachable: the collector just never scans them, nor frees them (what collection built
+    lives for the session anyway), and ``gc.get_objects()`` leaves them out (no test looks
+    for objects made before the session's first test). What the tests make is collected
+    as before: the automatic full collections only come sooner, each over less.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Give Ctrl-C its default handler when the suite was started with it ignored.
+
+    A shell starts a background job (``pytest ... &``) with SIGINT ignored, and Python
+    then leaves it ignored: the tests that deliver a Ctrl-C to a run would see nothing
+    arrive and fail, where in the foreground they pass.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -600,7 +600,7 @@ async def test_approval_denial_without_events_still_raises(
 
 
 async def test_a_broken_sink_is_logged_and_the_call_goes_on(
-    caplog: pytest.LogCaptureFixture,
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     set_event_sink(FailingSink("tool.started"))
     doc = Document()
