@@ -52,15 +52,26 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _retention(text: str) -> float:
+    """``approval_retention_seconds``: as the openers' keyword, a number of seconds >= 0,
+    infinity (``inf``, or a number past a float's range) keeping every closed request."""
+    value = float(text)
+    if math.isnan(value) or value < 0:
+        raise ValueError("must be a number of seconds >= 0 (inf: kept until removed)")
+    return value
+
+
 def _text(text: str) -> str:
     return text
 
 
 _SQLITE_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "approval_retention_seconds": _retention,
     "claim_lease_seconds": _seconds,
     "poll_interval": _seconds,
 }
 _REDIS_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "approval_retention_seconds": _retention,
     "claim_lease_seconds": _seconds,
     "command_timeout": _seconds,
     "resync_interval": _seconds,
@@ -124,7 +135,9 @@ async def open_stores(url: str | None = None) -> AsyncIterator[Stores]:
             Options go in the query: ``claim_lease_seconds`` (SQLite, Redis),
             ``poll_interval`` (SQLite), ``prefix``, ``resync_interval`` and
             ``command_timeout`` (Redis; unset: a call waits for the server as long
-            as its caller lets it), durations in seconds above 0; a ``redis://`` URL also
+            as its caller lets it), durations in seconds above 0;
+            ``approval_retention_seconds`` (SQLite, Redis; 3600), seconds >= 0 or
+            ``inf`` (kept until removed), as the openers' keyword; a ``redis://`` URL also
             takes its client's ``max_connections``, ``timeout``, ``client_name``, ``db``,
             ``connect_timeout``, ``stream_timeout``, ``max_idle_time``, ``noevict``, ``notouch``.
 

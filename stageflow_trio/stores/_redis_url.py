@@ -10,8 +10,8 @@
   the credentials and TLS are the primary's.
 
 The store options (``prefix``, ``claim_lease_seconds``, ``resync_interval``,
-``command_timeout``) are
-taken out of the query before these URLs get here.
+``command_timeout``, ``approval_retention_seconds``) are taken out of the query before
+these URLs get here.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def parse_redis_url(url: str, setting: str) -> RedisTarget:
         raise StoreConfigError(
             setting,
             f"{shown!r}: a {kind} URL takes only the store options in its query"
-            " (prefix, claim_lease_seconds, resync_interval, command_timeout)",
+            " (prefix, claim_lease_seconds, resync_interval, command_timeout,"
+            " approval_retention_seconds)",
         )
     path = [segment for segment in parts.path.split("/") if segment]
     service, db = "", 0

@@ -22,7 +22,7 @@ import trio
 
 from stageflow_trio.pipeline.idempotency import IdempotencyClaim
 from stageflow_trio.stores import open_stores
-from stageflow_trio.stores.redis import RedisIdempotencyStore, open_redis_stores
+from stageflow_trio.stores.redis import _RENEW, RedisIdempotencyStore, open_redis_stores
 from tests.trio_setups import SigintAtStep
 
 from .conftest import _command
@@ -104,7 +104,7 @@ async def test_the_renewals_go_on_while_the_cancelled_body_works_shielded(
 
         async def spy(script: str, *args: object, **kwargs: object) -> object:
             result = await original(script, *args, **kwargs)
-            if "PEXPIRE" in script:
+            if script == _RENEW:
                 renewed.append(int(result))
             return result
 

@@ -85,8 +85,9 @@ async def test_a_malformed_url_fails_at_open(url: str, message: str) -> None:
 
 _SECONDS = "must be a finite number of seconds > 0"
 _REDIS_KNOWN = (
-    "claim_lease_seconds, client_name, command_timeout, connect_timeout, db, max_connections, max_idle_time,"
-    " noevict, notouch, prefix, resync_interval, stream_timeout, timeout"
+    "approval_retention_seconds, claim_lease_seconds, client_name, command_timeout,"
+    " connect_timeout, db, max_connections, max_idle_time, noevict, notouch, prefix,"
+    " resync_interval, stream_timeout, timeout"
 )
 
 

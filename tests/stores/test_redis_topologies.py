@@ -86,7 +86,7 @@ def test_the_url_forms(url: str, target: RedisTarget) -> None:
             "redis+cluster://a:1?max_connections=4",
             r"^url: 'redis\+cluster://a:1\?max_connections=4': a cluster URL takes only"
             r" the store options in its query \(prefix, claim_lease_seconds, resync_interval,"
-            r" command_timeout\)$",
+            r" command_timeout, approval_retention_seconds\)$",
         ),
         (
             "redis+cluster://a:1/1",
