@@ -124,8 +124,9 @@ class Topology:
             unique = tuple(dict.fromkeys(dependencies[name]))
             deps[name] = unique
             for dep in unique:
-                if dep in children:
-                    children[dep].append(name)
+                # Every dependency is a stage of the graph: the graphs and the builder
+                # refuse a missing one before a Topology is made.
+                children[dep].append(name)
         self.names = names
         self.deps = deps
         self.dep_sets = {name: frozenset(d) for name, d in deps.items()}

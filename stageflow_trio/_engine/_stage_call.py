@@ -455,9 +455,9 @@ async def _ask_on_error(
 
 async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: PipelineContext) -> None:
     # A KeyboardInterrupt or SystemExit in one hook (trio delivers a Ctrl-C even in
-    # a shielded scope) must not keep the next hooks from running, the idempotency
-    # claim's release among them: it is raised once they all ran, as
-    # CancellationToken.cancel does with its callbacks.
+    # a shielded scope), or a stray Cancelled it raises, must not keep the next hooks
+    # from running, the idempotency claim's release among them: it is raised once
+    # they all ran, as CancellationToken.cancel does with its callbacks.
     interrupt: BaseException | None = None
     for interceptor in reversed(pending):
         hook = getattr(interceptor, "on_abort", None)
@@ -470,9 +470,12 @@ async def _abort(pending: Sequence[BaseInterceptor], stage_name: str, ctx: Pipel
                 await hook(stage_name, ctx)
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "on_abort", exc)
-            except trio.Cancelled:
-                raise  # the slot's own deadline: caught by move_on_after
-            except BaseException as exc:  # noqa: BLE001 - raised below, once all ran
+            except BaseException as exc:  # raised below, once all ran
+                if isinstance(exc, trio.Cancelled) and bound.cancel_called:
+                    raise  # the slot's own deadline: caught by move_on_after
+                # Any other Cancelled is a stray one the hook raised (the slot is
+                # shielded): deferred too (audit 22: it ended the loop, so the later
+                # hooks, the idempotency claim's release among them, never ran).
                 if interrupt is None:
                     interrupt = exc
         if bound.cancelled_caught:

@@ -176,7 +176,9 @@ def _location(value: Iterable[int] | None) -> tuple[int, int] | None:
 def _compile(owner: str, param: str, patterns: Iterable[str], flags: int) -> list[re.Pattern[str]]:
     compiled = []
     for index, pattern in enumerate(patterns):
-        if type(pattern) is not str:
+        # A str subclass is a str (the lists' check takes one, and so does re.compile):
+        # this refuses only a subclass's own INJECTION_PATTERNS that are not text.
+        if not isinstance(pattern, str):
             raise TypeError(f"{owner}: {param}[{index}] must be a str; got {type_of(pattern)}")
         try:
             compiled.append(re.compile(pattern, flags))

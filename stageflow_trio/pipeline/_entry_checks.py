@@ -95,9 +95,7 @@ def check_interceptors(owner: str, interceptors: object) -> None:
 
 
 def _is_duck_interceptor(value: object) -> bool:
-    # Not a class (check_interceptors refuses those first, with a message of their own).
-    if isinstance(value, type):
-        return False
+    # Never a class: check_interceptors refuses those first, with a message of their own.
     # The chain reads exactly these of every interceptor (on_error and on_abort only
     # when they exist and are needed), and duck-typed interceptors are supported.
     priority = getattr(value, "priority", None)

@@ -72,7 +72,7 @@ class _ChildRun:
         # Set by cancel_with_children: the spawner's record of this run's
         # cancellation while it holds the run, whatever its bounded table forgets.
         self.cancel_reason: str | None = None
-        # (parent_run_id, run_id) as strings, made by the first event that needs them.
+        # (parent_run_id, run_id) as strings, made by the spawned_child event.
         self.ids: tuple[str, str] | None = None
         # How many child runs this spawner started under this run are running or
         # retained (see SubpipelineSpawner._retained).
@@ -81,8 +81,9 @@ class _ChildRun:
     def id_strings(self) -> tuple[str, str]:
         """``(str(parent_run_id), str(run_id))``, for the events (only a child with a parent)."""
         ids = self.ids
-        if ids is None:
-            ids = self.ids = (str(self.parent_run_id), str(self.run_id))
+        # Made by the spawned_child event, which every spawn sends before any other
+        # event of the child (both are sent only for a child with a parent).
+        assert ids is not None
         return ids
 
 
