@@ -287,7 +287,7 @@ class DagRun(ABC):
             # started, and no new stage starts then. The checkpoint delivers the
             # cancellation the stage would have met first.
             await trio.lowlevel.checkpoint()
-            return
+            return  # pragma: no cover - the checkpoint raises: the task is in the scope
         while True:
             try:
                 ready = await self.run_stage(name)
@@ -303,8 +303,9 @@ class DagRun(ABC):
                 # would catch it and the run would end as if nothing had happened
                 # (the legacy graph "completed" with no results). It ends the run and
                 # reaches the caller, as the same stage in a chain's run does.
-                if self.stray is None:
-                    self.stray = exc
+                # The first and only one: stop() cancels the scope, so every later
+                # Cancelled in this run meets the deadline of -inf above.
+                self.stray = exc
                 self.stop(f"stage {name} raised trio.Cancelled outside a cancelled scope")
                 return
             scope = self.scope

@@ -178,8 +178,8 @@ def _freeze(value: Any, depth: int) -> Any:
         return _frozen_dict(value, depth)
     if isinstance(value, (list, tuple)):
         return _frozen_list(value, depth)
-    if type(value) in _ATOMS:
-        return value
+    # No check for an atom here: both callers keep atoms without calling this
+    # (and one would be returned as it is below: hashable, not a Mapping).
     if isinstance(value, Mapping):
         return _frozen_dict(value, depth)
     if type(value).__hash__ is None:
