@@ -234,13 +234,16 @@ class RunReporter:
     def emit_pipeline_wide(self, started_at: datetime, started: float, *, cancelled: bool) -> None:
         """``pipeline.wide`` for the run; ``cancelled`` when a stage or the token stopped it."""
         emitter = self.plan.emitter
-        if emitter is None or self.wide is None:
-            return
+        wide = self.wide
+        # Called only for a plan that emits pipeline.wide, and the graph gives such a
+        # plan an emitter (a default one when none was passed), so the results are kept.
+        assert emitter is not None
+        assert wide is not None
         view = self.view()
         try:
             emitter.emit_pipeline_event(
                 ctx=view,
-                stage_results=self.wide,
+                stage_results=wide,
                 pipeline_name=self.plan.pipeline_name or view.topology,
                 status="cancelled" if cancelled else None,
                 duration_ms=int((current_time() - started) * 1000),

@@ -357,9 +357,13 @@ class UnifiedRun(DagRun):
             pipeline_ctx.canceled or pipeline_ctx.has_before_stage_start_hooks
         ):
             if pipeline_ctx.canceled:
-                # Marked before this stage came up: the mark has cancelled the run's
-                # token and scope, so the stage does not start (the run ends
-                # "<external>", not blamed on a stage that was only queued).
+                # Cancelled before this stage came up. mark_canceled has cancelled the
+                # run's token and scope already, so no stage comes up after it; a flag
+                # set by assignment has not: the token is cancelled here, with the
+                # context's reason, so the stage does not start and the run ends
+                # "<external>" as after a mark, not blamed on a stage that was only
+                # queued (its before-stage-start hooks not run).
+                self.token.cancel(pipeline_ctx.cancellation_reason or "Cancelled")
                 await trio.lowlevel.checkpoint()
             output = await self._before_start(pipeline_ctx, spec, stage_ctx)
         if self.log_info:

@@ -96,11 +96,12 @@ class BackpressureAwareEventSink:
         # Who must never wait on the stop (it would wait on itself): the worker's
         # task, and the task a stop runs in. A stop asked for by the worker's own
         # task (from inside the downstream's emit) waits in ``_pending_stop``
-        # (drain, deadline) until the delivery in progress returns.
+        # (drain, deadline, and the event other stop calls wait on) until the
+        # delivery in progress returns.
         self._worker_task: trio.lowlevel.Task | None = None
         self._worker_scope: trio.CancelScope | None = None
         self._stop_task: trio.lowlevel.Task | None = None
-        self._pending_stop: tuple[bool, float] | None = None
+        self._pending_stop: tuple[bool, float, trio.Event] | None = None
 
     @property
     def metrics(self) -> BackpressureMetrics:
@@ -179,15 +180,14 @@ class BackpressureAwareEventSink:
             self._worker_scope = None
             pending, self._pending_stop = self._pending_stop, None
             if pending is not None:
-                done = self._stop_done
+                drain, deadline, done = pending
                 try:
                     with trio.CancelScope(shield=True):
-                        await self._stop_shielded(pending[0], pending[1], timed_out=cut)
+                        await self._stop_shielded(drain, deadline, timed_out=cut)
                 finally:
                     self._stop_task = None
                     self._stop_done = None
-                    if done is not None:
-                        done.set()
+                    done.set()
 
     async def __aenter__(self) -> BackpressureAwareEventSink:
         """Open a nursery that owns the worker and start it. A checkpoint.
@@ -198,11 +198,9 @@ class BackpressureAwareEventSink:
         if self._owner is not None:
             raise RuntimeError("this BackpressureAwareEventSink is already used in an `async with`")
         manager = self._owner = trio.open_nursery()
-        try:
-            nursery = await manager.__aenter__()
-        except BaseException:
-            self._owner = None
-            raise
+        # Cannot fail: it only enters a new cancel scope (not a checkpoint, and
+        # trio keeps KeyboardInterrupt out of it); outside trio, open_nursery raised.
+        nursery = await manager.__aenter__()
         try:
             await self.start(nursery)
         except BaseException:
@@ -323,14 +321,15 @@ class BackpressureAwareEventSink:
         ``stop`` calls from other tasks wait on ``_stop_done``.
         """
         deadline = trio.current_time() + timeout
-        self._stop_done = trio.Event()
+        done = self._stop_done = trio.Event()
         self._stop_task = task
-        self._pending_stop = (drain, deadline)
+        self._pending_stop = (drain, deadline, done)
         self._worker.stopping = True
+        # Set while the worker's task is the worker (stop() came from its emit).
         scope = self._worker_scope
-        if scope is not None:
-            # The rest of this delivery gets the same budget as stop's drain.
-            scope.deadline = min(scope.deadline, deadline)
+        assert scope is not None
+        # The rest of this delivery gets the same budget as stop's drain.
+        scope.deadline = min(scope.deadline, deadline)
 
     async def _stop_shielded(
         self, drain: bool, deadline: float, *, timed_out: bool = False

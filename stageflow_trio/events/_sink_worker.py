@@ -173,9 +173,11 @@ class _SinkWorker:
                 await trio.lowlevel.checkpoint()
 
     def _has_owned_pending(self) -> bool:
-        """For wait_for_event_sink_tasks: ``run`` registers this worker while it runs."""
-        if not self.running:
-            return False
+        """For wait_for_event_sink_tasks: ``run`` registers this worker while it runs.
+
+        Registered means running: ``run`` sets ``running`` and registers the worker
+        (and undoes both) with no checkpoint in between.
+        """
         if self.in_flight is not None or self.held is not None:
             return True
         stats = self._receive.statistics()
@@ -199,9 +201,11 @@ class _SinkWorker:
         await exited.wait()
 
     def cut(self) -> None:
-        """Cancel the worker wherever it is, without waiting for it to exit."""
-        if self._scope is not None:
-            self._scope.cancel()
+        """Cancel the running worker wherever it is, without waiting for it to exit."""
+        # A running worker has its scope: ``run`` sets both (and clears both) at once.
+        scope = self._scope
+        assert scope is not None
+        scope.cancel()
 
     async def halt(self) -> None:
         """Cancel the worker wherever it is and wait for it to exit."""
