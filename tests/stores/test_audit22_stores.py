@@ -331,3 +331,31 @@ async def test_the_sweep_runs_on_a_cluster(redis_cluster: list[str]) -> None:
             assert _in_a_minute(await old.ttl(f"approvals:action:{A}"))
             assert await old.ttl(f"approval:{pending}") == -1
             assert await old.listed() == [str(pending)]
+
+
+# Moved from tests/test_audit22_coverage_4.py (the coverage pass's RedisBackend.listen case),
+# beside the stores' Redis fixtures.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_user_who_may_not_subscribe_gets_the_servers_refusal_at_open(
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # RedisBackend.listen: an error that is not the cleanup of a cancellation (here the
+    # server's NOPERM for the stores' channel) is raised as it is, from the opener's
+    # start: no "failed as it was cancelled" debug line, no open without wake-ups.
+    # (coredis 6.9 raises the refusal, or, in a race of its own, its TimeoutError for
+    # the subscription's acknowledgement after one second: either ends the open.)
+    user = "audit22_cov4"
+    assert _command(redis_url, "ACL", "SETUSER", user, "on", ">pw", "~*", "resetchannels", "+@all")
+    try:
+        host = redis_url.removeprefix("redis://")
+        caplog.set_level("DEBUG", logger="stageflow_trio.stores")
+        with (
+            trio.fail_after(10),
+            pytest.raises((coredis.exceptions.AuthorizationError, TimeoutError)),
+        ):
+            async with open_redis_stores(f"redis://{user}:pw@{host}"):
+                pytest.fail("the stores opened")
+        assert "failed as it was cancelled" not in caplog.text
+    finally:
+        _command(redis_url, "ACL", "DELUSER", user)
