@@ -888,7 +888,7 @@ for i = 1, #batch, 2 do
     local status = redis.call('HGET', hash, 'status')
     if status ~= 'pending' then
         if status and redis.call('PTTL', hash) == -1 then
-            redis.call('PEXPIRE', hash, ARGV[1])
+            retain(hash, ARGV[1])
             local action = redis.call('HGET', hash, 'action_id')
             if action then actions[action] = true end
         end
