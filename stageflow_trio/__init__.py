@@ -324,6 +324,6 @@ if not TYPE_CHECKING:
         submodules=(
             "advanced agent api auth cli compression context contracts core errors events "
             "examples extensions helpers lowlevel observability pipeline projector protocols "
-            "route stages stores testing tools utils"
+            "route stages stores testing tools utils websearch"
         ),
     )

@@ -7,7 +7,8 @@ Run with the Python that has stageflow-core 1.2.0 installed:
 (``-P``: this directory's ``typing`` test package must not shadow the standard one.)
 
 It writes ``tests/ref12_surface.json``: under ``"modules"`` every module of the
-package but ``websearch`` (deferred, see docs/parity.md), each with the names of
+package (``websearch``'s with its extra installed: httpx and selectolax < 1.0, whose
+``selectolax.parser`` 1.2.0 imports), each with the names of
 its ``__all__`` that the module really has (or, without ``__all__``, the public
 names it defines), or ``null`` for a module that fails to import; under
 ``"members"`` the public attributes of every class those names include (without
@@ -114,8 +115,6 @@ def main() -> None:
     warnings.simplefilter("ignore")
     surface: dict[str, list[str] | None] = {"stageflow": _names(stageflow)}
     for info in pkgutil.walk_packages(stageflow.__path__, "stageflow.", onerror=lambda _: None):
-        if info.name.startswith("stageflow.websearch"):
-            continue
         try:
             module = importlib.import_module(info.name)
         except Exception:  # the reference's own broken module (route)

@@ -39,6 +39,7 @@ RUNNABLE = [
     "tools.md",
     "tracing.md",
     "tools_execution.md",
+    "websearch.md",
 ]
 RUN_ELSEWHERE = {
     "auth.md": "tests/auth/test_guide.py",

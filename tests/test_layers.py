@@ -72,7 +72,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"_engine"}),
     frozenset({"pipeline", "observability", "tools", "auth"}),
-    frozenset({"helpers", "testing", "agent", "api", "advanced", "stores"}),
+    frozenset({"helpers", "testing", "agent", "api", "advanced", "stores", "websearch"}),
     # The command line lists and runs the examples, so it sits beside them.
     frozenset({"examples", "cli", "__main__"}),
 )

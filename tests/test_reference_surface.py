@@ -1,7 +1,6 @@
 """Every module of the reference exists here, and every name its ``__all__`` can import does too.
 
-The walk covers every module of the installed stageflow-core 0.9.1 but
-``websearch`` (deferred, see docs/parity.md). A reference module that itself
+The walk covers every module of the installed stageflow-core 0.9.1. A reference module that itself
 fails to import (``route``) only needs to exist here; a name its ``__all__``
 lists but it cannot import (the top level's phantom names) may be absent.
 """
@@ -20,10 +19,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 
-# Deferred as a whole (docs/parity.md, "Pipeline surface, contracts, projector").
-SKIPPED_PACKAGES = ("stageflow.websearch",)
-
-
 def _reference_modules() -> list[str]:
     reference = import_reference()
     names = ["stageflow"]
@@ -34,7 +29,7 @@ def _reference_modules() -> list[str]:
 
     for info in pkgutil.walk_packages(reference.__path__, "stageflow.", onerror=broken):
         names.append(info.name)
-    return sorted({name for name in names if not name.startswith(SKIPPED_PACKAGES)})
+    return sorted(set(names))
 
 
 REFERENCE_MODULES = _reference_modules()
@@ -55,7 +50,7 @@ def test_the_walk_sees_the_reference() -> None:
     assert {"stageflow", "stageflow.route", "stageflow.pipeline.dag", "stageflow.cli.lint"} <= set(
         REFERENCE_MODULES
     )
-    assert not any(name.startswith("stageflow.websearch") for name in REFERENCE_MODULES)
+    assert "stageflow.websearch.run_utils" in REFERENCE_MODULES
 
 
 @pytest.mark.parametrize("name", REFERENCE_MODULES)
