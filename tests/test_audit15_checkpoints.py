@@ -104,6 +104,16 @@ from stageflow_trio.tools.approval import ApprovalRequest, ApprovalService
 from stageflow_trio.tools.base import BaseTool, ToolInput, ToolOutput
 from stageflow_trio.tools.executor import ToolExecutor
 from stageflow_trio.tools.undo import UndoStore
+from stageflow_trio.websearch.client import WebSearchClient, create_mock_client
+from stageflow_trio.websearch.fetcher import FetchConfig, Fetcher, HttpFetcher, MockFetcher
+from stageflow_trio.websearch.run_utils import (
+    extract_all_links,
+    fetch_page,
+    fetch_pages,
+    fetch_with_retry,
+    map_site,
+    search_and_extract,
+)
 
 from .agent.fakes import ScriptedChat, answer
 
@@ -1004,6 +1014,9 @@ _MANAGERS: dict[str, Callable[[], Any]] = {
     "helpers.analytics.AnalyticsSink": lambda: AnalyticsSink(CompositeExporter([])),
     "helpers.analytics.BufferedExporter": lambda: BufferedExporter(CompositeExporter([])),
     "events.sink.BackpressureAwareEventSink": lambda: BackpressureAwareEventSink(NoOpEventSink()),
+    # Entering makes the owned httpx client (no request); leaving closes it.
+    "websearch.fetcher.HttpFetcher": HttpFetcher,
+    "websearch.client.WebSearchClient": WebSearchClient,
 }
 
 
@@ -1206,6 +1219,372 @@ async def _() -> Call:
     return lambda: executor.execute("echo", {})
 
 
+# --- websearch (no network: MockFetcher, create_mock_client, httpx.MockTransport) --------
+
+_HTML = {"content-type": "text/html; charset=utf-8"}
+_SITE: dict[str, tuple[int, str, dict[str, str]]] = {
+    "https://a.test/": (
+        200,
+        "<html><head><title>A</title></head><body><main><h1>A</h1>"
+        "<p>Trio pages, page one.</p><a href='/b'>B</a></main></body></html>",
+        _HTML,
+    ),
+    "https://a.test/b": (
+        200,
+        "<html><head><title>B</title></head><body><main><h1>B</h1>"
+        "<p>More trio, page two.</p><a href='/'>A</a></main></body></html>",
+        _HTML,
+    ),
+    "https://a.test/notes.txt": (200, "plain words", {"content-type": "text/plain"}),
+}
+_MISSING = "https://a.test/missing"  # not in _SITE: MockFetcher's default 404
+
+
+def _site_client() -> WebSearchClient:
+    return create_mock_client(_SITE)
+
+
+async def _checked(call: Call, check: Callable[[Any], bool]) -> None:
+    """``call`` takes the path its case names: ``check`` holds for what it returns."""
+    result = await call()
+    assert check(result), result
+
+
+def _http_client(handler: Callable[[Any], Any]) -> Any:
+    """An ``httpx.AsyncClient`` over ``handler`` (no network), closed when the test ends."""
+    httpx = pytest.importorskip("httpx")
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    _CLOSERS.append(client.aclose)
+    return client
+
+
+def _ok(request: Any) -> Any:
+    httpx = pytest.importorskip("httpx")
+    return httpx.Response(200, text="<p>hi</p>", headers=_HTML)
+
+
+def _refused(request: Any) -> Any:
+    httpx = pytest.importorskip("httpx")
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def _failed(result: Any) -> bool:
+    return result.error is not None
+
+
+@case("websearch.fetcher.Fetcher.fetch", "no _do_fetch: error result")
+async def _() -> Call:
+    fetcher = Fetcher()
+    return lambda: _checked(lambda: fetcher.fetch("https://a.test/"), _failed)
+
+
+@case("websearch.fetcher.Fetcher.fetch_many", "no urls")
+async def _() -> Call:
+    fetcher = Fetcher()
+    return lambda: _checked(lambda: fetcher.fetch_many([]), lambda r: r == [])
+
+
+@case("websearch.fetcher.MockFetcher.fetch")
+async def _() -> Call:
+    fetcher = MockFetcher(_SITE)
+    return lambda: _checked(lambda: fetcher.fetch("https://a.test/"), lambda r: r.success)
+
+
+@case("websearch.fetcher.MockFetcher.fetch", "unknown url: 404")
+async def _() -> Call:
+    fetcher = MockFetcher(_SITE)
+    return lambda: _checked(lambda: fetcher.fetch(_MISSING), lambda r: r.status_code == 404)
+
+
+@case("websearch.fetcher.MockFetcher.fetch_many", "no urls")
+async def _() -> Call:
+    fetcher = MockFetcher(_SITE)
+    return lambda: _checked(lambda: fetcher.fetch_many([]), lambda r: r == [])
+
+
+@case("websearch.fetcher.MockFetcher.fetch_many")
+async def _() -> Call:
+    fetcher = MockFetcher(_SITE)
+    return lambda: fetcher.fetch_many(["https://a.test/", _MISSING])
+
+
+@case("websearch.fetcher.HttpFetcher.fetch", "MockTransport")
+async def _() -> Call:
+    fetcher = HttpFetcher(client=_http_client(_ok))
+    return lambda: _checked(lambda: fetcher.fetch("https://a.test/"), lambda r: r.success)
+
+
+@case("websearch.fetcher.HttpFetcher.fetch", "transport error, no retry")
+async def _() -> Call:
+    fetcher = HttpFetcher(FetchConfig(max_retries=0), client=_http_client(_refused))
+    return lambda: _checked(lambda: fetcher.fetch("https://a.test/"), _failed)
+
+
+@case("websearch.fetcher.HttpFetcher.fetch", "transport error, retried")
+async def _() -> Call:
+    fetcher = HttpFetcher(FetchConfig(max_retries=2), client=_http_client(_refused))
+    return lambda: _checked(lambda: fetcher.fetch("https://a.test/"), lambda r: r.retry_count == 3)
+
+
+@case("websearch.fetcher.HttpFetcher.fetch_many", "no urls")
+async def _() -> Call:
+    fetcher = HttpFetcher(client=_http_client(_ok))
+    return lambda: _checked(lambda: fetcher.fetch_many([]), lambda r: r == [])
+
+
+@case("websearch.fetcher.HttpFetcher.fetch_many")
+async def _() -> Call:
+    fetcher = HttpFetcher(FetchConfig(max_retries=0), client=_http_client(_refused))
+    return lambda: _checked(
+        lambda: fetcher.fetch_many(["https://a.test/", "https://b.test/"]),
+        lambda r: all(map(_failed, r)),
+    )
+
+
+@case("websearch.fetcher.HttpFetcher.close", "never used")
+async def _() -> Call:
+    fetcher = HttpFetcher()
+    return fetcher.close
+
+
+@case("websearch.fetcher.HttpFetcher.close", "owned client open")
+async def _() -> Call:
+    fetcher = HttpFetcher()
+    await fetcher.__aenter__()  # makes the client (no request); close() closes it
+    return fetcher.close
+
+
+@case("websearch.fetcher.HttpFetcher.close", "closed twice")
+async def _() -> Call:
+    fetcher = HttpFetcher()
+    await fetcher.__aenter__()
+    await fetcher.close()
+    return fetcher.close
+
+
+@case("websearch.fetcher.HttpFetcher.close", "given client")
+async def _() -> Call:
+    fetcher = HttpFetcher(client=_http_client(_ok))
+    return fetcher.close
+
+
+@case("websearch.fetcher.HttpFetcher.__aenter__", "given client")
+async def _() -> Call:
+    return _enter(HttpFetcher(client=_http_client(_ok)))
+
+
+@case("websearch.fetcher.HttpFetcher.__aexit__", "given client", cancel_point=False)
+async def _() -> Call:
+    return await _exit(HttpFetcher(client=_http_client(_ok)))()
+
+
+@case("websearch.client.WebSearchClient.__aenter__", "mock fetcher")
+async def _() -> Call:
+    return _enter(_site_client())
+
+
+@case("websearch.client.WebSearchClient.__aexit__", "mock fetcher", cancel_point=False)
+async def _() -> Call:
+    return await _exit(_site_client())()
+
+
+@case("websearch.client.WebSearchClient.close", "never entered")
+async def _() -> Call:
+    client = WebSearchClient()
+    return client.close
+
+
+@case("websearch.client.WebSearchClient.close", "owned fetcher open")
+async def _() -> Call:
+    client = WebSearchClient()
+    await client.__aenter__()
+    return client.close
+
+
+@case("websearch.client.WebSearchClient.close", "closed twice")
+async def _() -> Call:
+    client = WebSearchClient()
+    await client.__aenter__()
+    await client.close()
+    return client.close
+
+
+@case("websearch.client.WebSearchClient.close", "mock fetcher")
+async def _() -> Call:
+    client = _site_client()
+    return client.close
+
+
+@case("websearch.client.WebSearchClient.fetch")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(lambda: client.fetch("https://a.test/"), lambda p: p.title == "A")
+
+
+@case("websearch.client.WebSearchClient.fetch", "404: error page")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(lambda: client.fetch(_MISSING), lambda p: p.error == "HTTP 404")
+
+
+@case("websearch.client.WebSearchClient.fetch", "not html")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(
+        lambda: client.fetch("https://a.test/notes.txt"), lambda p: p.markdown == "plain words"
+    )
+
+
+@case("websearch.client.WebSearchClient.fetch", "transport error: error page")
+async def _() -> Call:
+    fetcher = HttpFetcher(FetchConfig(max_retries=0), client=_http_client(_refused))
+    client = WebSearchClient(fetcher=fetcher)
+    return lambda: _checked(lambda: client.fetch("https://a.test/"), _failed)
+
+
+@case("websearch.client.WebSearchClient.fetch_many", "no urls")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(lambda: client.fetch_many([]), lambda r: r == [])
+
+
+@case("websearch.client.WebSearchClient.fetch_many")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: client.fetch_many(["https://a.test/", _MISSING])
+
+
+@case("websearch.client.WebSearchClient.fetch_with_navigation", "max_pages 0")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(
+        lambda: client.fetch_with_navigation("https://a.test/", max_pages=0), lambda r: r == []
+    )
+
+
+@case("websearch.client.WebSearchClient.fetch_with_navigation", "404: one error page")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(
+        lambda: client.fetch_with_navigation(_MISSING),
+        lambda r: [p.error for p in r] == ["HTTP 404"],
+    )
+
+
+@case("websearch.client.WebSearchClient.crawl", "max_pages 0")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(lambda: client.crawl("https://a.test/", max_pages=0), lambda r: r == [])
+
+
+@case("websearch.client.WebSearchClient.crawl")
+async def _() -> Call:
+    client = _site_client()
+    return lambda: _checked(lambda: client.crawl("https://a.test/"), lambda r: len(r) == 2)
+
+
+@case("websearch.run_utils.fetch_page")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: fetch_page("https://a.test/", client_factory=_site_client), lambda p: p.success
+    )
+
+
+@case("websearch.run_utils.fetch_page", "404: error page")
+async def _() -> Call:
+    return lambda: _checked(lambda: fetch_page(_MISSING, client_factory=_site_client), _failed)
+
+
+@case("websearch.run_utils.fetch_pages", "no urls")
+async def _() -> Call:
+    return lambda: _checked(lambda: fetch_pages([], client_factory=_site_client), lambda r: r == [])
+
+
+@case("websearch.run_utils.fetch_pages", "extraction in threads")
+async def _() -> Call:
+    return lambda: fetch_pages(["https://a.test/", _MISSING], client_factory=_site_client)
+
+
+@case("websearch.run_utils.fetch_pages", "no parallel extraction")
+async def _() -> Call:
+    return lambda: fetch_pages(
+        ["https://a.test/"], parallel_extraction=False, client_factory=_site_client
+    )
+
+
+@case("websearch.run_utils.search_and_extract", "max_pages 0")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: search_and_extract(
+            "https://a.test/", "trio", max_pages=0, client_factory=_site_client
+        ),
+        lambda r: r.pages == [],
+    )
+
+
+@case("websearch.run_utils.search_and_extract")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: search_and_extract("https://a.test/", "trio", client_factory=_site_client),
+        lambda r: len(r.relevant_pages) == 2,
+    )
+
+
+@case("websearch.run_utils.map_site", "max_pages reached at once")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: map_site("https://a.test/", max_pages=0, client_factory=_site_client),
+        lambda r: r.pages == [],
+    )
+
+
+@case("websearch.run_utils.map_site", "max_pages 1")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: map_site("https://a.test/", max_pages=1, client_factory=_site_client),
+        lambda r: len(r.pages) == 1,
+    )
+
+
+@case("websearch.run_utils.fetch_with_retry", "success on the first try")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: fetch_with_retry("https://a.test/", client_factory=_site_client),
+        lambda p: p.success,
+    )
+
+
+@case("websearch.run_utils.fetch_with_retry", "fails, no retry")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: fetch_with_retry(_MISSING, max_retries=0, client_factory=_site_client),
+        lambda p: p.error == "Failed after 1 attempts: HTTP 404",
+    )
+
+
+@case("websearch.run_utils.fetch_with_retry", "fails, retried")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: fetch_with_retry(_MISSING, max_retries=1, client_factory=_site_client),
+        lambda p: p.error == "Failed after 2 attempts: HTTP 404",
+    )
+
+
+@case("websearch.run_utils.extract_all_links", "no urls")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: extract_all_links([], client_factory=_site_client), lambda r: r == []
+    )
+
+
+@case("websearch.run_utils.extract_all_links")
+async def _() -> Call:
+    return lambda: _checked(
+        lambda: extract_all_links(["https://a.test/", _MISSING], client_factory=_site_client),
+        lambda r: [link.url for link in r] == ["https://a.test/b"],
+    )
+
+
 # --- the tests -------------------------------------------------------------------------
 
 
@@ -1324,3 +1703,18 @@ async def test_with_error_handling_checkpoints_when_the_stage_raises_at_once(
         scope.cancel()
         await stage()
     assert scope.cancelled_caught
+
+
+async def test_http_fetcher_close_in_a_cancelled_scope_closes_the_client_first() -> None:
+    # close() became a checkpoint after httpx's (shielded) close, which never yields with
+    # nothing pooled: a cancelled close still releases the client, then raises Cancelled.
+    fetcher = HttpFetcher()
+    await fetcher.__aenter__()
+    client = fetcher._client
+    assert client is not None
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await fetcher.close()
+    assert scope.cancelled_caught
+    assert client.is_closed
+    assert fetcher._client is None
