@@ -45,16 +45,30 @@ the reference fails:
   (:class:`~stageflow_trio.utils.frozen.FrozenList`);
   :class:`DefaultContentExtractor` rejects a selector selectolax cannot parse
   when it is constructed, not at every page.
+- selectolax 1.0 removed the parser the reference uses (Modest,
+  ``selectolax.parser``), so with the ``selectolax>=0.3`` the extra installs
+  today the reference silently reads pages with its regular expressions. Here
+  :class:`DefaultContentExtractor` then uses selectolax's lexbor parser, which
+  gives the same result (the tests compare the two) except: a table row mixing
+  ``<th>`` and ``<td>`` cells keeps document order (Modest puts the header
+  cells first); an unfinished tag at the very end of the page is read as the
+  HTML standard says; some invalid selectors Modest lets match nothing
+  (``p[``, ``div >``) are rejected, with the same ValueError; bytes are decoded
+  from their byte order mark or ``<meta>`` charset, else as UTF-8; a
+  ``remove_selectors`` entry matching ``<body>`` leaves nothing to read (Modest
+  goes on reading the removed element). An entry matching ``<html>`` is passed
+  over on both (lexbor cannot remove the root; Modest read on).
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from html import unescape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
 import attrs
@@ -64,12 +78,78 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
 from stageflow_trio.websearch.models import ExtractedLink, PageMetadata
 
+# The parser. selectolax's Modest backend (``selectolax.parser``) is the one the
+# reference reads pages with, so it comes first. selectolax 1.0 removed it, and
+# the ``selectolax>=0.3`` of the extra now installs 1.0 or later: there the lexbor
+# backend, which has the same calls, stands in (the reference fell back to its
+# regular expressions). ``_BACKEND`` says which one was imported. The walk is
+# typed against Modest's classes; lexbor's match them in every call made here.
+# ``_SELECTOR_ERRORS`` is what either raises for a selector it cannot parse.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
+
+
+def _decode_page(html: bytes) -> str:
+    """``html`` as text: its byte order mark, else a ``<meta>`` charset in its
+    first 1,024 bytes, else UTF-8 (the HTML standard's sniffing, without the
+    transport layer). Undecodable bytes become U+FFFD.
+
+    For lexbor, which reads bytes as UTF-8 whatever they are, and then fails
+    with UnicodeDecodeError on the text of a page in another encoding; Modest
+    detects the encoding itself.
+    """
+    for bom, encoding in _BOMS:
+        if html.startswith(bom):
+            return html[len(bom) :].decode(encoding, "replace")
+    match = _META_CHARSET.search(html, 0, 1024)
+    if match is not None:
+        try:
+            encoding = codecs.lookup(match.group(1).decode("ascii")).name
+            # The <meta> was just read as ASCII, so the page is not UTF-16 (the
+            # standard's rule); a name Python knows but that decodes no bytes
+            # to text (base64, rot13) raises LookupError here.
+            if not encoding.startswith("utf-16"):
+                return html.decode(encoding, "replace")
+        except LookupError:
+            pass
+    return html.decode("utf-8", "replace")
+
+
+_LexborParser: type[LexborHTMLParser] | None = None
+_LEXBOR_ERRORS: tuple[type[Exception], ...] = ()
+try:
+    from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+except ImportError:  # pragma: no cover - CI pins a selectolax that has both backends
+    pass
+else:
+
+    class _DecodingLexborParser(LexborHTMLParser):
+        """lexbor's parser, given bytes decoded by :func:`_decode_page`."""
+
+        def __init__(self, html: str | bytes) -> None:
+            super().__init__(_decode_page(html) if isinstance(html, bytes) else html)
+
+    _LexborParser = _DecodingLexborParser
+    # Not a ValueError, as Modest's is.
+    _LEXBOR_ERRORS = (SelectolaxError,)
+_SELECTOR_ERRORS: tuple[type[Exception], ...] = (ValueError, *_LEXBOR_ERRORS)
+
+_BACKEND: Literal["modest", "lexbor"] | None
 try:
     from selectolax.parser import HTMLParser
 
-    SELECTOLAX_AVAILABLE = True
-except ImportError:  # pragma: no cover - the test environment has selectolax
-    SELECTOLAX_AVAILABLE = False
+    _BACKEND = "modest"
+except ImportError:  # pragma: no cover - CI pins a selectolax that has both backends
+    if _LexborParser is not None:
+        HTMLParser = _LexborParser  # type: ignore[assignment, misc]
+        _BACKEND = "lexbor"
+    else:
+        _BACKEND = None
+SELECTOLAX_AVAILABLE = _BACKEND is not None
 
 if TYPE_CHECKING:
     from selectolax.parser import Node
@@ -433,6 +513,19 @@ def _children(node: Node) -> list[Node]:
     return children
 
 
+def _first_match(tree: HTMLParser, selector: str) -> Node | None:
+    """The first element ``selector`` matches in ``tree``, or None.
+
+    A selector the parser cannot read raises Modest's ValueError, with its
+    message, on either backend: lexbor's own error is not a ValueError, so
+    callers that caught the reference's would miss it.
+    """
+    try:
+        return tree.css_first(selector)
+    except _LEXBOR_ERRORS as exc:
+        raise ValueError(f"Bad CSS Selectors: {selector}") from exc
+
+
 # -- the selectolax extractor --------------------------------------------------------
 
 
@@ -452,7 +545,8 @@ class DefaultContentExtractor(ContentExtractor):
     Raises:
         ImportError: selectolax is not installed.
         TypeError: ``config`` is neither an :class:`ExtractionConfig` nor None.
-        ValueError: a configured selector is not one selectolax can parse.
+        ValueError: a configured selector is not one selectolax can parse
+            (also when lexbor, which raises its own SelectolaxError, reads it).
     """
 
     def __init__(self, config: ExtractionConfig | None = None) -> None:
@@ -464,7 +558,7 @@ class DefaultContentExtractor(ContentExtractor):
             for index, selector in enumerate(getattr(self.config, param)):
                 try:
                     probe.css(selector)
-                except ValueError as exc:
+                except _SELECTOR_ERRORS as exc:
                     raise ValueError(
                         f"DefaultContentExtractor: config.{param}[{index}] is not a CSS "
                         f"selector selectolax can parse; got {selector!r}"
@@ -480,8 +574,9 @@ class DefaultContentExtractor(ContentExtractor):
         """Read ``html`` into markdown, plain text, metadata and links.
 
         Args:
-            html: The page's HTML; bytes are decoded by selectolax, which
-                detects their encoding.
+            html: The page's HTML. Bytes are decoded by Modest, which detects
+                their encoding; on lexbor, by their byte order mark or
+                ``<meta>`` charset, else as UTF-8.
             base_url: The page's URL, to make relative links absolute.
             selector: A CSS selector naming the content to read; when it matches
                 nothing, the configured guesses are not tried: the body is read.
@@ -489,14 +584,15 @@ class DefaultContentExtractor(ContentExtractor):
         Raises:
             TypeError: ``html`` is neither a str nor bytes, or ``base_url`` or ``selector`` is
                 neither a str nor None.
-            ValueError: selectolax cannot parse ``selector``.
+            ValueError: selectolax cannot parse ``selector`` ("Bad CSS Selectors: ...",
+                Modest's message, on either backend).
         """
         _check_call("DefaultContentExtractor.extract", html, base_url, selector, allow_bytes=True)
         tree = HTMLParser(html)
         self._remove_unwanted(tree)
         content: Node | None = None
         if selector:
-            content = tree.css_first(selector)
+            content = _first_match(tree, selector)
         else:
             for guess in self.config.main_content_selectors:
                 content = tree.css_first(guess)
@@ -543,7 +639,8 @@ class DefaultContentExtractor(ContentExtractor):
         Raises:
             TypeError: ``html`` is neither a str nor bytes, or ``base_url`` or ``selector`` is
                 neither a str nor None.
-            ValueError: selectolax cannot parse ``selector``.
+            ValueError: selectolax cannot parse ``selector`` ("Bad CSS Selectors: ...",
+                Modest's message, on either backend).
         """
         _check_call(
             "DefaultContentExtractor.extract_links", html, base_url, selector, allow_bytes=True
@@ -552,7 +649,7 @@ class DefaultContentExtractor(ContentExtractor):
         self._remove_unwanted(tree)
         target = self._whole_page(tree)
         if selector:
-            match = tree.css_first(selector)
+            match = _first_match(tree, selector)
             if match is not None:
                 target = match
         return self._extract_links_from_node(target, base_url)
@@ -560,8 +657,14 @@ class DefaultContentExtractor(ContentExtractor):
     # -- the parts (override them to change one step) --
 
     def _remove_unwanted(self, tree: HTMLParser) -> None:
+        root = tree.root
         for selector in self.config.remove_selectors:
             for node in tree.css(selector):
+                if node == root:
+                    # A selector matching <html>: lexbor refuses to remove the root
+                    # (SelectolaxError), and on Modest the reference went on reading
+                    # the page all the same. Kept on both, so the page is read.
+                    continue
                 node.decompose()
 
     @staticmethod
@@ -741,9 +844,9 @@ class DefaultContentExtractor(ContentExtractor):
     def _process_table(self, node: Node) -> str:
         """``node``'s rows as a markdown table, the first row as its header.
 
-        Cells are read with ``tr.css("th, td")``, which selectolax returns header
-        cells first, then data cells (as the reference read them). Short rows
-        are padded with empty cells.
+        Cells are read with ``tr.css("th, td")``, which Modest returns header
+        cells first, then data cells (as the reference read them), and lexbor
+        in document order. Short rows are padded with empty cells.
         """
         rows: list[list[str]] = []
         for row in node.css("tr"):
