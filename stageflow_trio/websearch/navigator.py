@@ -25,7 +25,9 @@ Differences from the reference (stageflow 0.9.1), each a row in docs/parity.md:
   asked one selector at a time, in the order Modest listed their matches, and
   an empty ``href`` in a pagination container is None, as Modest read it.
   lexbor parses by the HTML5 rules, as browsers do, where Modest did not
-  quite: a tag cut off by the end of the document is dropped.
+  quite: a tag cut off by the end of the document is dropped, and of an
+  attribute given twice on one element the first value counts (Modest took
+  the last).
 - Pages the reference crashed on are analysed: an empty or valueless
   attribute (``<a href="">`` outside a pagination container, ``<a class="">``,
   ``<div class>``), a whitespace-only ``class`` on a content candidate, a
@@ -34,8 +36,9 @@ Differences from the reference (stageflow 0.9.1), each a row in docs/parity.md:
   reads the attribute as empty, names the candidate by its ``id``, keeps page
   1, and drops the one link.
 - The main-content selector built from a ``class`` or ``id`` is CSS-escaped
-  when it would not parse or would mean something else (Tailwind's
-  ``md:w-1/2``, a leading digit, a space), and a class is split on ASCII
+  when lexbor would not parse it or it would mean something else (Tailwind's
+  ``md:w-1/2``, a leading digit, a space, characters U+0080 to U+00B6, which
+  Modest took raw), and a class is split on ASCII
   whitespace only, as HTML splits it: the reference returned such selectors
   and then crashed querying them, or matched another element.
 - :class:`NavigationConfig` checks its fields when constructed (types, regular
