@@ -34,6 +34,7 @@ def test_the_examples_are_listed() -> None:
         "subpipelines",
         "tool_approval",
         "voice_turn",
+        "web_research",
     ]
     assert list_examples() == sorted(
         p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")
@@ -347,3 +348,64 @@ async def test_tool_events_go_to_the_global_sink_when_the_stage_has_none() -> No
     with example.tool_events_to(None):
         assert get_event_sink() is outer
     assert get_event_sink() is outer
+
+
+async def test_web_research_example_outlines_the_relevant_pages(
+    autojump_clock: trio.abc.Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = await load("web_research").main()
+    assert list(results) == ["guard", "crawl", "outline", "report"]
+    home = "https://notes.example/"
+    data = results["outline"].data
+    # Breadth first from the home page: its links, then theirs (timeouts is at depth 2).
+    assert data["crawled"] == [
+        f"{home}{path}"
+        for path in ("", "nurseries", "cancellation", "channels", "old-notes", "timeouts")
+    ]
+    assert data["failed"] == [f"{home}old-notes (HTTP 404)"]
+    # The two pages that mention nurseries and cancellation most, in that order.
+    assert data["outline"] == [
+        {
+            "title": "Nurseries",
+            "url": f"{home}nurseries",
+            "headings": ["# Nurseries", "## Starting tasks", "## When a child fails"],
+            "links": [f"{home}cancellation"],
+        },
+        {
+            "title": "Cancellation",
+            "url": f"{home}cancellation",
+            "headings": ["# Cancellation", "## Cancel scopes", "## Deadlines"],
+            "links": [f"{home}timeouts"],
+        },
+    ]
+    assert data["summary"].startswith("A failing child makes its nursery cancel the other")
+    # The crawl takes no virtual time (the site is in memory); the model 120 ms.
+    assert trio.current_time() == 0.12
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "question: How do nurseries handle cancellation?\n"
+        "crawled 6 pages; failed: https://notes.example/old-notes (HTTP 404)\n"
+    )
+    assert "\nNurseries <https://notes.example/nurseries>\n  # Nurseries\n" in out
+    assert out.endswith(f"summary: {data['summary']}\n")
+
+
+def test_web_research_example_prints_the_same_without_selectolax() -> None:
+    """Without selectolax the regex extractor reads the pages, to the same outline."""
+    blocked = (
+        "import sys, runpy\n"
+        "sys.modules['selectolax'] = None  # import selectolax... now raises ImportError\n"
+        "from stageflow_trio.websearch.extractor import SELECTOLAX_AVAILABLE\n"
+        "assert not SELECTOLAX_AVAILABLE\n"
+        "runpy.run_module('stageflow_trio.examples.web_research', run_name='__main__')\n"
+    )
+    runs = [
+        subprocess.run(command, capture_output=True, text=True, timeout=60)
+        for command in (
+            [sys.executable, "-m", "stageflow_trio.examples", "web_research"],
+            [sys.executable, "-c", blocked],
+        )
+    ]
+    assert [run.returncode for run in runs] == [0, 0], [run.stderr for run in runs]
+    assert runs[0].stdout == runs[1].stdout
+    assert "## Cancel scopes" in runs[1].stdout

@@ -191,6 +191,7 @@ def test_examples_list_and_run(capsys: pytest.CaptureFixture[str]) -> None:
         "subpipelines",
         "tool_approval",
         "voice_turn",
+        "web_research",
     ]
     assert listed[5] == "quickstart     Quickstart: a five-stage pipeline run under trio."
     assert main(["examples", "list"]) == 0
@@ -203,7 +204,7 @@ def test_examples_list_and_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == (
         "stageflow-trio examples: error: no example named 'nope'; choose one of "
         "cancellation, deadline, flaky_retry, guard_retry, many_runs, quickstart, streaming,"
-        " subpipelines, tool_approval, voice_turn\n"
+        " subpipelines, tool_approval, voice_turn, web_research\n"
     )
 
 
