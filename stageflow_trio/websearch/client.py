@@ -80,6 +80,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
+    from stageflow_trio.websearch.fetcher import FetchResult
+
 __all__ = [
     "WebSearchClient",
     "WebSearchConfig",
@@ -329,22 +331,10 @@ class WebSearchClient:
         fetched = await self._fetcher.fetch(url, timeout=timeout, headers=headers)
 
         if not fetched.success:
-            return WebPage.error_result(
-                url, fetched.error or f"HTTP {fetched.status_code}", fetched.duration_ms
-            )
-
-        text = fetched.text
+            return _error_page(url, fetched)
         if not fetched.is_html:
-            return WebPage(
-                url=url,
-                final_url=fetched.final_url,
-                status_code=fetched.status_code,
-                markdown=text[:_NON_HTML_CHARS],
-                plain_text=text[:_NON_HTML_CHARS],
-                fetch_duration_ms=fetched.duration_ms,
-                fetched_at=utc_now_iso(),
-                word_count=len(text.split()),
-            )
+            return _text_page(url, fetched)
+        text = fetched.text
 
         base_url = fetched.final_url or url
         # CPU work in this task, timed on the wall clock (trio's stands still here).
@@ -582,6 +572,28 @@ class WebSearchClient:
             fetched_at=utc_now_iso(),
             word_count=extraction.word_count,
         )
+
+
+def _error_page(url: str, fetched: FetchResult) -> WebPage:
+    """The page of a fetch that failed: its error, or the HTTP status when it has none."""
+    return WebPage.error_result(
+        url, fetched.error or f"HTTP {fetched.status_code}", fetched.duration_ms
+    )
+
+
+def _text_page(url: str, fetched: FetchResult) -> WebPage:
+    """The page of a successful fetch that is not HTML: its first 10,000 characters as text."""
+    text = fetched.text
+    return WebPage(
+        url=url,
+        final_url=fetched.final_url,
+        status_code=fetched.status_code,
+        markdown=text[:_NON_HTML_CHARS],
+        plain_text=text[:_NON_HTML_CHARS],
+        fetch_duration_ms=fetched.duration_ms,
+        fetched_at=utc_now_iso(),
+        word_count=len(text.split()),
+    )
 
 
 def create_mock_client(

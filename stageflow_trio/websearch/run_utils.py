@@ -60,7 +60,12 @@ from stageflow_trio._args import (
 )
 from stageflow_trio._groups import unwrap_group
 from stageflow_trio._time import monotonic, utc_now_iso
-from stageflow_trio.websearch.client import WebSearchClient, WebSearchConfig
+from stageflow_trio.websearch.client import (
+    WebSearchClient,
+    WebSearchConfig,
+    _error_page,
+    _text_page,
+)
 from stageflow_trio.websearch.models import ExtractedLink, WebPage
 
 if TYPE_CHECKING:
@@ -80,9 +85,6 @@ __all__ = [
     "search_and_extract",
     "shutdown_extraction_pool",
 ]
-
-# Non-HTML bodies are kept as text, cut to this many characters (as the client does).
-_TEXT_LIMIT = 10_000
 
 
 @attrs.define
@@ -273,22 +275,8 @@ async def _fetch_extracting_in_thread(
     if fetch_result.success and fetch_result.is_html:
         return await _extract_page_async(client, url, fetch_result, selector)
     if fetch_result.success:
-        text = fetch_result.text
-        return WebPage(
-            url=url,
-            final_url=fetch_result.final_url,
-            status_code=fetch_result.status_code,
-            markdown=text[:_TEXT_LIMIT],
-            plain_text=text[:_TEXT_LIMIT],
-            fetch_duration_ms=fetch_result.duration_ms,
-            fetched_at=utc_now_iso(),
-            word_count=len(text.split()),
-        )
-    return WebPage.error_result(
-        url,
-        fetch_result.error or f"HTTP {fetch_result.status_code}",
-        fetch_result.duration_ms,
-    )
+        return _text_page(url, fetch_result)
+    return _error_page(url, fetch_result)
 
 
 # --- argument checks -----------------------------------------------------------
