@@ -58,7 +58,6 @@ from stageflow_trio._args import (
     check_seconds,
     type_of,
 )
-from stageflow_trio._groups import unwrap_group
 from stageflow_trio._time import monotonic, utc_now_iso
 from stageflow_trio.websearch.client import (
     WebSearchClient,
@@ -66,6 +65,7 @@ from stageflow_trio.websearch.client import (
     _error_page,
     _text_page,
 )
+from stageflow_trio.websearch.fetcher import _run_limited
 from stageflow_trio.websearch.models import ExtractedLink, WebPage
 
 if TYPE_CHECKING:
@@ -459,52 +459,30 @@ async def fetch_pages(
         return []
 
     started = monotonic()
-    results: list[WebPage | None] = [None] * len(url_list)
     progress = FetchProgress(total=len(url_list))
     report: Callable[[FetchProgress], object] | None = on_progress
 
     async with _client_context(config, client_factory) as client:
-        limiter = trio.CapacityLimiter(concurrency)
 
-        async def fetch_one(index: int, url: str) -> None:
-            # The parent acquired a token on behalf of ``index``; give it back at the end.
-            try:
-                progress.current_url = url
-                if parallel_extraction:
-                    page = await _fetch_extracting_in_thread(
-                        client, url, timeout, headers, selector
-                    )
-                else:
-                    page = await client.fetch(
-                        url, timeout=timeout, headers=headers, selector=selector
-                    )
-                results[index] = page
-                progress.completed += 1
-                if page.success:
-                    progress.success_count += 1
-                else:
-                    progress.error_count += 1
-                progress.elapsed_ms = (monotonic() - started) * 1000
-                if report is not None:
-                    _report(report, progress)
-            finally:
-                limiter.release_on_behalf_of(index)
+        async def fetch_one(url: str) -> WebPage:
+            progress.current_url = url
+            if parallel_extraction:
+                page = await _fetch_extracting_in_thread(client, url, timeout, headers, selector)
+            else:
+                page = await client.fetch(url, timeout=timeout, headers=headers, selector=selector)
+            progress.completed += 1
+            if page.success:
+                progress.success_count += 1
+            else:
+                progress.error_count += 1
+            progress.elapsed_ms = (monotonic() - started) * 1000
+            if report is not None:
+                _report(report, progress)
+            return page
 
-        try:
-            async with trio.open_nursery() as nursery:
-                for index, url in enumerate(url_list):
-                    # Acquiring here, not in the tasks, starts the URLs in input
-                    # order and keeps at most ``concurrency`` tasks alive.
-                    await limiter.acquire_on_behalf_of(index)
-                    nursery.start_soon(fetch_one, index, url)
-        except BaseExceptionGroup as group:
-            unwrap_group(group)
-
-    pages: list[WebPage] = []
-    for page in results:
-        assert page is not None  # every task stored its page, or the nursery raised
-        pages.append(page)
-    return pages
+        # The URLs start in input order, at most ``concurrency`` at a time (tasks
+        # included); an exception cancels the rest and escapes as itself.
+        return await _run_limited(fetch_one, url_list, concurrency)
 
 
 def _matching_terms(page: WebPage, terms: set[str]) -> int:
