@@ -228,7 +228,7 @@ class WebSearchClient:
         if navigator is not None:
             _check_methods(owner, "navigator", navigator, ("analyze",), "a navigator")
         check_callable(owner, "on_extract_complete", on_extract_complete, optional=True)
-        self.config = config
+        self.config: WebSearchConfig = config
         self._on_extract_complete = on_extract_complete
 
         # The fetcher this client made, and so enters and closes; None for yours.

@@ -399,7 +399,7 @@ class ContentExtractor:
                 f"{type(self).__name__}: config must be an ExtractionConfig or None; "
                 f"got {type_of(config)}"
             )
-        self.config = config or ExtractionConfig()
+        self.config: ExtractionConfig = config or ExtractionConfig()
 
     def extract(
         self,

@@ -307,7 +307,7 @@ class Fetcher:
         check_callable(owner, "on_fetch_start", on_fetch_start, optional=True)
         check_callable(owner, "on_fetch_complete", on_fetch_complete, optional=True)
         check_callable(owner, "on_fetch_error", on_fetch_error, optional=True)
-        self.config = config if config is not None else FetchConfig()
+        self.config: FetchConfig = config if config is not None else FetchConfig()
         self._on_fetch_start = on_fetch_start
         self._on_fetch_complete = on_fetch_complete
         self._on_fetch_error = on_fetch_error

@@ -356,7 +356,7 @@ class Navigator:
                 f"{type(self).__name__}: config must be a NavigationConfig or None; "
                 f"got {type_of(config)}"
             )
-        self.config = config
+        self.config: NavigationConfig = config
 
     def analyze(
         self,

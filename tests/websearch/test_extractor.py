@@ -657,7 +657,7 @@ CONFIG_VARIANTS = st.fixed_dictionaries(
     }
 )
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST

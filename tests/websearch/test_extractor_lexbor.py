@@ -339,7 +339,7 @@ def assert_same_on_both(page: str, config: dict[str, Any], **call: Any) -> None:
         assert lexbor == modest
 
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
