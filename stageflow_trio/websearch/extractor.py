@@ -76,6 +76,7 @@ import attrs
 from stageflow_trio._args import check_flag, check_int, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
+from stageflow_trio.websearch._charset import meta_charset
 from stageflow_trio.websearch.models import ExtractedLink, PageMetadata
 
 # The parser. selectolax's Modest backend (``selectolax.parser``) is the one the
@@ -90,7 +91,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 
 
 def _decode_page(html: bytes) -> str:
@@ -105,17 +105,10 @@ def _decode_page(html: bytes) -> str:
     for bom, encoding in _BOMS:
         if html.startswith(bom):
             return html[len(bom) :].decode(encoding, "replace")
-    match = _META_CHARSET.search(html, 0, 1024)
-    if match is not None:
-        try:
-            encoding = codecs.lookup(match.group(1).decode("ascii")).name
-            # The <meta> was just read as ASCII, so the page is not UTF-16 (the
-            # standard's rule); a name Python knows but that decodes no bytes
-            # to text (base64, rot13) raises LookupError here.
-            if not encoding.startswith("utf-16"):
-                return html.decode(encoding, "replace")
-        except LookupError:
-            pass
+    declared = meta_charset(html)
+    if declared is not None:
+        with contextlib.suppress(LookupError):  # a codec that is not a text encoding
+            return html.decode(declared, "replace")
     return html.decode("utf-8", "replace")
 
 

@@ -26,6 +26,11 @@ How it differs from the reference (stageflow 0.9.1, asyncio):
 - :class:`HttpFetcher` keeps no more than ``max_content_length`` bytes of a
   body in memory while reading it, where the reference held the whole body and
   then cut it (both read the body to its end).
+- The user agent, the default headers and a call's headers are merged with
+  header names compared case-insensitively, so ``{"user-agent": ...}`` replaces
+  the configured ``User-Agent`` (the reference sent both).
+- :attr:`FetchResult.text` decodes an HTML page whose ``Content-Type`` names no
+  charset with the charset of its ``<meta>`` (the reference: UTF-8).
 - :attr:`FetchConfig.default_headers` is read-only (the config is frozen);
   :attr:`FetchResult.text` never raises (the reference let punycode's bare
   UnicodeError out); :class:`MockFetcher` gives each result a copy of the
@@ -49,6 +54,7 @@ from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio._time import uuid4
 from stageflow_trio.utils.frozen import FrozenDict
+from stageflow_trio.websearch._charset import meta_charset
 
 try:
     import httpx
@@ -116,6 +122,21 @@ def _str_mapping(owner: str, param: str, value: object) -> dict[str, str]:
 
 def _default_headers(value: Mapping[str, str]) -> dict[str, str]:
     return FrozenDict(_str_mapping("FetchConfig", "default_headers", value))
+
+
+def _merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """The header layers in one dict, a later layer's value winning.
+
+    Header names are compared case-insensitively, as HTTP compares them: a plain
+    dict merge kept ``User-Agent`` and ``user-agent`` as two keys, and httpx sent
+    both, so a caller's header added a second value instead of replacing the
+    default (servers mostly read the first). The later spelling is kept.
+    """
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            merged[name.lower()] = (name, value)
+    return dict(merged.values())
 
 
 def _error_text(exc: Exception) -> str:
@@ -234,6 +255,10 @@ class FetchResult:
     def text(self) -> str:
         """The body decoded with the ``charset`` of ``content_type`` (UTF-8 by default).
 
+        An HTML page whose ``content_type`` names no charset is decoded with the
+        one its ``<meta>`` declares in the first 1,024 bytes, as browsers do (the
+        reference decoded it as UTF-8, garbling a page that says ``windows-1252``).
+
         An unknown charset, or bytes that do not decode, fall back to UTF-8 with
         U+FFFD for the bad bytes, so this never raises (the reference raised
         for the few codecs, such as punycode, that fail with a bare UnicodeError).
@@ -244,6 +269,8 @@ class FetchResult:
         encoding = "utf-8"
         if "charset=" in content_type:
             encoding = content_type.split("charset=")[1].split(";")[0].strip()
+        elif self.is_html:
+            encoding = meta_charset(self.content) or encoding
         try:
             return self.content.decode(encoding)
         except (UnicodeError, LookupError):  # UnicodeError: punycode's, not a DecodeError
@@ -375,7 +402,8 @@ class Fetcher:
             url: The URL.
             timeout: Seconds for this request (> 0); the config's when None.
             headers: Headers added to, and overriding, the config's
-                ``User-Agent`` and ``default_headers``.
+                ``User-Agent`` and ``default_headers`` (names compared
+                case-insensitively).
             follow_redirects: Overrides the config's when not None.
 
         Returns:
@@ -397,7 +425,9 @@ class Fetcher:
         request_id = str(uuid4())
         effective_timeout = config.timeout if timeout is None else timeout
         effective_follow = config.follow_redirects if follow_redirects is None else follow_redirects
-        merged_headers = {"User-Agent": config.user_agent, **config.default_headers, **extra}
+        merged_headers = _merge_headers(
+            {"User-Agent": config.user_agent}, config.default_headers, extra
+        )
 
         self._emit_start(url, request_id)
         start = trio.current_time()

@@ -181,7 +181,7 @@ def test_result_success(error: str | None, status: int, success: bool) -> None:
         ("héllo".encode("cp1252"), "text/plain;CHARSET=cp1252; format=flowed", "héllo"),
         (b"h\xe9llo", "text/html; charset=utf-8", "h\ufffdllo"),  # bad bytes: replaced
         (b"abc", "text/html; charset=no-such-codec", "abc"),  # unknown codec: UTF-8
-        (b"abc", 'text/html; charset="utf-8"', "abc"),  # quoted: unknown, so UTF-8
+        (b"abc", 'text/html; charset="utf-8"', "abc"),  # quoted: codecs drop the quotes
         (b"\\x", "text/html; charset=punycode", "\\x"),  # the reference raised here
     ],
 )
