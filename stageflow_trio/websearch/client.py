@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 import attrs
 import trio
 
-from stageflow_trio._args import check_callable, check_flag, check_int, check_number, type_of
+from stageflow_trio._args import check_flag, check_int, check_number, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 from stageflow_trio.websearch.extractor import (
@@ -58,6 +58,8 @@ from stageflow_trio.websearch.fetcher import (
     HttpFetcher,
     MockFetcher,
     StartHook,
+    _check_plain_callable,
+    _is_async_callable,
     _run_limited,
     _str_mapping,
     _url_list,
@@ -124,11 +126,19 @@ def _check_request(owner: str, timeout: object, headers: object) -> None:
 
 
 def _check_methods(
-    owner: str, param: str, value: object, methods: tuple[str, ...], what: str
+    owner: str, param: str, value: object, methods: tuple[str, ...], what: str, *, sync: bool
 ) -> None:
     if not all(callable(getattr(value, name, None)) for name in methods):
         names = ", ".join(methods)
         raise TypeError(f"{owner}: {param} must be {what} (with {names}); got {type_of(value)}")
+    for name in methods if sync else ():
+        # The client calls these without awaiting: an async one would hand it a
+        # coroutine, and the first fetch would fail on a missing attribute.
+        if _is_async_callable(getattr(value, name)):
+            raise TypeError(
+                f"{owner}: {param}.{name} must be a plain method (it is called, not "
+                f"awaited); got an async function on {type_of(value)}"
+            )
 
 
 @frozen_compat
@@ -199,7 +209,8 @@ class WebSearchClient:
 
     Raises:
         ImportError: no ``fetcher`` is given and httpx is not installed.
-        TypeError: an argument has the wrong type.
+        TypeError: an argument has the wrong type; a hook, or the extractor's or
+            navigator's methods, are async functions (they are called, not awaited).
     """
 
     def __init__(
@@ -220,14 +231,19 @@ class WebSearchClient:
         else:
             _check_instance(owner, "config", config, WebSearchConfig, "a WebSearchConfig or None")
         if fetcher is not None:
-            _check_methods(owner, "fetcher", fetcher, ("fetch",), "a fetcher")
+            _check_methods(owner, "fetcher", fetcher, ("fetch",), "a fetcher", sync=False)
         if extractor is not None:
             _check_methods(
-                owner, "extractor", extractor, ("extract", "extract_metadata"), "an extractor"
+                owner,
+                "extractor",
+                extractor,
+                ("extract", "extract_metadata"),
+                "an extractor",
+                sync=True,
             )
         if navigator is not None:
-            _check_methods(owner, "navigator", navigator, ("analyze",), "a navigator")
-        check_callable(owner, "on_extract_complete", on_extract_complete, optional=True)
+            _check_methods(owner, "navigator", navigator, ("analyze",), "a navigator", sync=True)
+        _check_plain_callable(owner, "on_extract_complete", on_extract_complete)
         self.config: WebSearchConfig = config
         self._on_extract_complete = on_extract_complete
 
@@ -501,7 +517,8 @@ class WebSearchClient:
             The pages in the order fetched, failed ones included (they have no links).
 
         Raises:
-            TypeError, ValueError: an argument has the wrong type or is out of range.
+            TypeError, ValueError: an argument has the wrong type or is out of range
+                (``link_filter`` an async function among them).
         """
         owner = "WebSearchClient.crawl"
         _check_str(owner, "start_url", start_url)
@@ -510,7 +527,7 @@ class WebSearchClient:
         check_int(owner, "max_depth", max_depth)
         check_flag(owner, "same_domain_only", same_domain_only)
         _check_optional_str(owner, "selector", selector)
-        check_callable(owner, "link_filter", link_filter, optional=True)
+        _check_plain_callable(owner, "link_filter", link_filter)
         await trio.lowlevel.checkpoint()
 
         pages: list[WebPage] = []

@@ -43,6 +43,7 @@ How it differs from the reference (stageflow 0.9.1, asyncio):
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -137,6 +138,27 @@ def _merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
         for name, value in layer.items():
             merged[name.lower()] = (name, value)
     return dict(merged.values())
+
+
+def _is_async_callable(value: object) -> bool:
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+def _check_plain_callable(owner: str, param: str, value: object) -> None:
+    """Refuse what is not callable or None, and an async function.
+
+    The hooks and filters are called, never awaited: an async function's body
+    would never run (a hook would observe nothing, a filter's coroutine would
+    count as True), with only a RuntimeWarning to show for it.
+    """
+    check_callable(owner, param, value, optional=True)
+    if _is_async_callable(value):
+        raise TypeError(
+            f"{owner}: {param} must be a plain function (it is called, not awaited); "
+            "got an async function"
+        )
 
 
 def _error_text(exc: Exception) -> str:
@@ -317,7 +339,7 @@ class Fetcher:
 
     Raises:
         TypeError: ``config`` is not a FetchConfig or None, or a hook is not
-            callable.
+            callable or is an async function.
     """
 
     def __init__(
@@ -331,9 +353,9 @@ class Fetcher:
         owner = type(self).__name__
         if config is not None and not isinstance(config, FetchConfig):
             raise TypeError(f"{owner}: config must be a FetchConfig or None; got {type_of(config)}")
-        check_callable(owner, "on_fetch_start", on_fetch_start, optional=True)
-        check_callable(owner, "on_fetch_complete", on_fetch_complete, optional=True)
-        check_callable(owner, "on_fetch_error", on_fetch_error, optional=True)
+        _check_plain_callable(owner, "on_fetch_start", on_fetch_start)
+        _check_plain_callable(owner, "on_fetch_complete", on_fetch_complete)
+        _check_plain_callable(owner, "on_fetch_error", on_fetch_error)
         self.config: FetchConfig = config if config is not None else FetchConfig()
         self._on_fetch_start = on_fetch_start
         self._on_fetch_complete = on_fetch_complete

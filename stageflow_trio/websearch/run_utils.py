@@ -65,7 +65,7 @@ from stageflow_trio.websearch.client import (
     _error_page,
     _text_page,
 )
-from stageflow_trio.websearch.fetcher import _run_limited
+from stageflow_trio.websearch.fetcher import _check_plain_callable, _is_async_callable, _run_limited
 from stageflow_trio.websearch.models import ExtractedLink, WebPage
 
 if TYPE_CHECKING:
@@ -321,7 +321,7 @@ def _check_request(
 def _check_client(owner: str, config: object, client_factory: object) -> None:
     if config is not None and not isinstance(config, WebSearchConfig):
         raise TypeError(f"{owner}: config must be a WebSearchConfig or None; got {type_of(config)}")
-    check_callable(owner, "client_factory", client_factory, optional=True)
+    _check_plain_callable(owner, "client_factory", client_factory)
 
 
 def _check_crawl(
@@ -331,12 +331,6 @@ def _check_crawl(
     check_int(owner, "max_pages", max_pages, minimum=0)
     check_int(owner, "max_depth", max_depth, minimum=0)
     check_flag(owner, "same_domain_only", same_domain_only)
-
-
-def _is_async_callable(value: object) -> bool:
-    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
-        getattr(value, "__call__", None)  # noqa: B004 - an object with an async __call__
-    )
 
 
 _PROGRESS_NOT_AWAITED = (
@@ -602,7 +596,7 @@ async def map_site(
     _check_crawl(owner, start_url, max_pages, max_depth, same_domain_only)
     check_flag(owner, "include_external", include_external)
     _check_client(owner, config, client_factory)
-    check_callable(owner, "link_filter", link_filter, optional=True)
+    _check_plain_callable(owner, "link_filter", link_filter)
     started = monotonic()
 
     async with _client_context(config, client_factory) as client:
