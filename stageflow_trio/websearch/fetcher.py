@@ -667,8 +667,10 @@ class HttpFetcher(Fetcher):
         await trio.lowlevel.checkpoint()
 
     async def __aenter__(self) -> Self:
-        await self._get_client()
+        # Checkpoint before making the client: a cancellation at this checkpoint
+        # would otherwise leave a client that no ``__aexit__`` closes.
         await trio.lowlevel.checkpoint()
+        await self._get_client()
         return self
 
     async def __aexit__(
