@@ -234,12 +234,15 @@ async def _extract_page_async(
     """The page built from ``fetch_result`` (HTML), extracted in a worker thread.
 
     Not abandoned on cancellation: the thread finishes its page first, so nothing
-    outlives the call.
+    outlives the call; then the cancellation is raised here, so a cancelled batch
+    reports no page that finished after the cancel.
     """
     extraction, navigation, extract_ms = await trio.to_thread.run_sync(
         partial(_extract_html, client, fetch_result.text, fetch_result.final_url or url, selector),
         limiter=_extraction_limiter(),
     )
+    # run_sync returns the thread's result even when the call was cancelled meanwhile.
+    await trio.lowlevel.checkpoint_if_cancelled()
     return WebPage(
         url=url,
         final_url=fetch_result.final_url,
