@@ -515,7 +515,9 @@ def _summary(result: object, base: str) -> tuple[object, ...]:
     )
 
 
-async def _reference_fetch_all(fetcher_module: object, config_kwargs: dict[str, object]) -> list[tuple[object, ...]]:
+async def _reference_fetch_all(
+    fetcher_module: object, config_kwargs: dict[str, object]
+) -> list[tuple[object, ...]]:
     import asyncio
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
