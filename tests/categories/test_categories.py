@@ -4,9 +4,10 @@ The reference (stageflow-core 0.9.1 sdist, ``tests/``) groups its tests in ten c
 configuration, context, contract, execution, fault, framework, integration, pipeline,
 property and unit (``benchmarks`` and ``websearch`` are left out: benchmarks/ covers the
 first; the second's seven modules map to tests/websearch/, whose
-``test_reference_suite_analogs.py`` lists which of our files covers each). ``ANALOGS`` maps each of its test modules to
-ours. A module whose subject is not ported yet would map to a ``Pending`` with the reason and
-the parity.md section that records it (none is pending now). A new analog is one more entry.
+``test_reference_suite_analogs.py`` lists which of our files covers each). ``ANALOGS``
+maps each of its test modules to ours. A module whose subject is not ported yet would map
+to a ``Pending`` with the reason and the parity.md section that records it (none is pending
+now). A new analog is one more entry.
 """
 
 from __future__ import annotations
