@@ -93,6 +93,15 @@ def check_number(
     return value
 
 
+def check_str(owner: str, param: str, value: object, *, optional: bool = False) -> None:
+    """Raise TypeError unless ``value`` is a str (a subclass too), or None with ``optional=True``."""
+    if optional and value is None:
+        return
+    if not isinstance(value, str):
+        rule = "a str or None" if optional else "a str"
+        raise TypeError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
+
+
 def check_callable(owner: str, param: str, value: object, *, optional: bool = False) -> None:
     """Raise TypeError unless ``value`` is callable (or None, with ``optional=True``)."""
     if optional and value is None:

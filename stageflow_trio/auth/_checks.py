@@ -45,9 +45,3 @@ def to_str_tuple(owner: str, param: str, value: object) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise TypeError(f"{owner}: {param} must hold only str; got {type_of(item)}")
     return items
-
-
-def check_optional_str(owner: str, param: str, value: object) -> None:
-    """Raise TypeError unless ``value`` is a str or None."""
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str or None; got {type_of(value)}")

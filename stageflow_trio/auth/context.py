@@ -12,13 +12,9 @@ from uuid import UUID
 
 import attrs
 
+from stageflow_trio._args import check_str
 from stageflow_trio._frozen import frozen_compat
-from stageflow_trio.auth._checks import (
-    check_optional_str,
-    to_optional_uuid,
-    to_str_tuple,
-    to_uuid,
-)
+from stageflow_trio.auth._checks import to_optional_uuid, to_str_tuple, to_uuid
 
 __all__ = [
     "AuthContext",
@@ -50,7 +46,7 @@ def _auth_roles(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 def _auth_email(_: object, __: attrs.Attribute[Any], value: object) -> None:
-    check_optional_str("AuthContext", "email", value)
+    check_str("AuthContext", "email", value, optional=True)
 
 
 @frozen_compat

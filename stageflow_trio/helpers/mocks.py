@@ -47,6 +47,7 @@ from stageflow_trio._args import (
     check_flag,
     check_int,
     check_number,
+    check_str,
     error_text,
     type_of,
 )
@@ -93,11 +94,6 @@ def _check_rng(owner: str, rng: object) -> random.Random:
     return rng
 
 
-def _check_str(owner: str, param: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
-
-
 def _str_list(owner: str, param: str, value: object, default: str) -> list[str]:
     """``value`` as a list of str; ``[default]`` when it is None or empty (as the reference)."""
     if value is None:
@@ -106,7 +102,7 @@ def _str_list(owner: str, param: str, value: object, default: str) -> list[str]:
         raise TypeError(f"{owner}: {param} must be a list of str or None; got {type_of(value)}")
     items = list(value)
     for item in items:
-        _check_str(owner, param, item)
+        check_str(owner, param, item)
     return items or [default]
 
 
@@ -121,7 +117,7 @@ def _roles(owner: str, value: object) -> list[str]:
         raise TypeError(f"{owner}: roles must be a list of str or None; got {type_of(value)}")
     roles = list(value)
     for index, role in enumerate(roles):
-        _check_str(owner, f"roles[{index}]", role)
+        check_str(owner, f"roles[{index}]", role)
     return roles
 
 
@@ -335,8 +331,8 @@ class MockLLMProvider:
             raise TypeError(f"{owner}: patterns must be a dict or None; got {type_of(patterns)}")
         compiled: list[tuple[re.Pattern[str], str]] = []
         for pattern, response in (patterns or {}).items():
-            _check_str(owner, "patterns", pattern)
-            _check_str(owner, "patterns", response)
+            check_str(owner, "patterns", pattern)
+            check_str(owner, "patterns", response)
             try:
                 compiled.append((re.compile(pattern, re.IGNORECASE), response))
             except re.error as exc:
@@ -346,7 +342,7 @@ class MockLLMProvider:
         check_flag(owner, "echo", echo)
         check_number(owner, "latency_ms", latency_ms, minimum=0)
         check_number(owner, "latency_jitter_ms", latency_jitter_ms, minimum=0)
-        _check_str(owner, "fail_error", fail_error)
+        check_str(owner, "fail_error", fail_error)
         check_callable(owner, "token_counter", token_counter, optional=True)
         self._patterns = compiled
         self._echo = echo
@@ -401,8 +397,8 @@ class MockLLMProvider:
             Exception: a simulated failure (``fail_error``).
             TypeError: ``prompt`` or ``model`` is not a str.
         """
-        _check_str("MockLLMProvider.complete", "prompt", prompt)
-        _check_str("MockLLMProvider.complete", "model", model)
+        check_str("MockLLMProvider.complete", "prompt", prompt)
+        check_str("MockLLMProvider.complete", "model", model)
         self._call_count += 1
         self._call_history.append(
             {"prompt": prompt, "messages": messages, "timestamp": utc_now_iso()}
@@ -436,7 +432,7 @@ class MockLLMProvider:
                 an int >= 1 (at the call).
             Exception: a simulated failure, from the first ``__anext__``.
         """
-        _check_str("MockLLMProvider.stream", "prompt", prompt)
+        check_str("MockLLMProvider.stream", "prompt", prompt)
         check_int("MockLLMProvider.stream", "chunk_size", chunk_size, minimum=1)
 
         async def prepare() -> list[str]:
@@ -668,7 +664,7 @@ class MockTTSProvider:
             Exception: a simulated failure ("Mock TTS error").
             TypeError: ``text`` is not a str.
         """
-        _check_str("MockTTSProvider.synthesize", "text", text)
+        check_str("MockTTSProvider.synthesize", "text", text)
         self._call_count += 1
         return await self._start(text)
 
@@ -688,7 +684,7 @@ class MockTTSProvider:
             Exception: a simulated failure, from the first ``__anext__``.
         """
         owner = "MockTTSProvider.stream"
-        _check_str(owner, "text", text)
+        check_str(owner, "text", text)
         check_number(owner, "chunk_duration_ms", chunk_duration_ms, minimum=0, above=True)
         try:
             chunk_bytes = int((self._sample_rate * 2) / 1000 * chunk_duration_ms)
@@ -765,11 +761,11 @@ class MockJWTClaims:
 
     def __attrs_post_init__(self) -> None:
         owner = "MockJWTClaims"
-        _check_str(owner, "sub", self.sub)
-        _check_str(owner, "aud", self.aud)
-        _check_str(owner, "iss", self.iss)
+        check_str(owner, "sub", self.sub)
+        check_str(owner, "aud", self.aud)
+        check_str(owner, "iss", self.iss)
         if self.org_id is not None:
-            _check_str(owner, "org_id", self.org_id)
+            check_str(owner, "org_id", self.org_id)
         for param in ("exp", "iat"):
             value = getattr(self, param)
             if not isinstance(value, datetime):
@@ -846,7 +842,7 @@ class MockAuthProvider:
                 token past its ``exp``) or "Invalid token" (unknown, without ``accept_any``).
             TypeError: ``token`` is not a str.
         """
-        _check_str("MockAuthProvider.validate", "token", token)
+        check_str("MockAuthProvider.validate", "token", token)
         await trio.lowlevel.checkpoint()
         self._validation_count += 1
         self._validation_history.append(
@@ -884,9 +880,9 @@ class MockAuthProvider:
                 outside the years ``datetime`` holds.
         """
         owner = "MockAuthProvider.create_token"
-        _check_str(owner, "sub", sub)
+        check_str(owner, "sub", sub)
         if org_id is not None:
-            _check_str(owner, "org_id", org_id)
+            check_str(owner, "org_id", org_id)
         role_list = _roles(owner, roles)
         check_number(owner, "expires_in_hours", expires_in_hours)
         try:
@@ -1008,7 +1004,7 @@ class MockToolExecutor:
         Raises:
             TypeError: ``tool_name`` is not a str.
         """
-        _check_str("MockToolExecutor.execute", "tool_name", tool_name)
+        check_str("MockToolExecutor.execute", "tool_name", tool_name)
         start = trio.current_time()
         self._execution_count += 1
         self._execution_history.append(
@@ -1038,7 +1034,7 @@ class MockToolExecutor:
 
     def register_tool(self, name: str, handler: ToolHandler) -> None:
         """Add (or replace) the handler of tool ``name``."""
-        _check_str("MockToolExecutor.register_tool", "name", name)
+        check_str("MockToolExecutor.register_tool", "name", name)
         _check_handler("MockToolExecutor.register_tool", "handler", handler)
         self._tools[name] = handler
 

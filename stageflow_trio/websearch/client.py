@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_int, check_number, type_of
+from stageflow_trio._args import check_flag, check_int, check_number, check_str, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 from stageflow_trio.websearch.extractor import (
@@ -101,16 +101,6 @@ ExtractHook = Callable[[str, str, float, int, int], None]
 def _check_instance(owner: str, param: str, value: object, kind: type, what: str) -> None:
     if not isinstance(value, kind):
         raise TypeError(f"{owner}: {param} must be {what}; got {type_of(value)}")
-
-
-def _check_str(owner: str, param: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
-
-
-def _check_optional_str(owner: str, param: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str or None; got {type_of(value)}")
 
 
 def _check_optional_flag(owner: str, param: str, value: object) -> None:
@@ -336,9 +326,9 @@ class WebSearchClient:
             TypeError, ValueError: an argument has the wrong type or is out of range.
         """
         owner = "WebSearchClient.fetch"
-        _check_str(owner, "url", url)
+        check_str(owner, "url", url)
         _check_request(owner, timeout, headers)
-        _check_optional_str(owner, "selector", selector)
+        check_str(owner, "selector", selector, optional=True)
         _check_optional_flag(owner, "extract", extract)
         _check_optional_flag(owner, "navigate", navigate)
         await trio.lowlevel.checkpoint()  # whatever the fetcher does
@@ -433,7 +423,7 @@ class WebSearchClient:
         if concurrency is not None:
             check_int(owner, "concurrency", concurrency, minimum=0)
         _check_request(owner, timeout, headers)
-        _check_optional_str(owner, "selector", selector)
+        check_str(owner, "selector", selector, optional=True)
         _check_optional_flag(owner, "extract", extract)
         _check_optional_flag(owner, "navigate", navigate)
         limit = concurrency or self.config.max_concurrent
@@ -471,11 +461,11 @@ class WebSearchClient:
             TypeError, ValueError: an argument has the wrong type or is out of range.
         """
         owner = "WebSearchClient.fetch_with_navigation"
-        _check_str(owner, "url", url)
+        check_str(owner, "url", url)
         _check_request(owner, timeout, headers)
         check_int(owner, "max_pages", max_pages)
         check_flag(owner, "follow_pagination", follow_pagination)
-        _check_optional_str(owner, "selector", selector)
+        check_str(owner, "selector", selector, optional=True)
         await trio.lowlevel.checkpoint()
 
         pages: list[WebPage] = []
@@ -521,12 +511,12 @@ class WebSearchClient:
                 (``link_filter`` an async function among them).
         """
         owner = "WebSearchClient.crawl"
-        _check_str(owner, "start_url", start_url)
+        check_str(owner, "start_url", start_url)
         _check_request(owner, timeout, headers)
         check_int(owner, "max_pages", max_pages)
         check_int(owner, "max_depth", max_depth)
         check_flag(owner, "same_domain_only", same_domain_only)
-        _check_optional_str(owner, "selector", selector)
+        check_str(owner, "selector", selector, optional=True)
         _check_plain_callable(owner, "link_filter", link_filter)
         await trio.lowlevel.checkpoint()
 
@@ -569,9 +559,9 @@ class WebSearchClient:
         extraction and navigation results.
         """
         owner = "WebSearchClient.extract_content"
-        _check_str(owner, "html", html)
-        _check_optional_str(owner, "base_url", base_url)
-        _check_optional_str(owner, "selector", selector)
+        check_str(owner, "html", html)
+        check_str(owner, "base_url", base_url, optional=True)
+        check_str(owner, "selector", selector, optional=True)
         started = time.perf_counter()
         extraction = self._extractor.extract(html, base_url=base_url, selector=selector)
         analysis = self._navigator.analyze(html, base_url=base_url)

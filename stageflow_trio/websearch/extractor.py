@@ -73,7 +73,7 @@ from urllib.parse import urljoin
 
 import attrs
 
-from stageflow_trio._args import check_flag, check_int, type_of
+from stageflow_trio._args import check_flag, check_int, check_str, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
 from stageflow_trio.websearch._charset import meta_charset
@@ -368,12 +368,10 @@ def _check_call(
     if allow_bytes:
         if not isinstance(html, str | bytes):
             raise TypeError(f"{owner}: html must be a str or bytes; got {type_of(html)}")
-    elif not isinstance(html, str):
-        raise TypeError(f"{owner}: html must be a str; got {type_of(html)}")
-    if base_url is not None and not isinstance(base_url, str):
-        raise TypeError(f"{owner}: base_url must be a str or None; got {type_of(base_url)}")
-    if selector is not None and not isinstance(selector, str):
-        raise TypeError(f"{owner}: selector must be a str or None; got {type_of(selector)}")
+    else:
+        check_str(owner, "html", html)
+    check_str(owner, "base_url", base_url, optional=True)
+    check_str(owner, "selector", selector, optional=True)
 
 
 class ContentExtractor:

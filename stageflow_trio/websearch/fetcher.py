@@ -50,7 +50,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import trio
 
-from stageflow_trio._args import check_callable, check_flag, check_int, check_number, type_of
+from stageflow_trio._args import (
+    check_callable,
+    check_flag,
+    check_int,
+    check_number,
+    check_str,
+    type_of,
+)
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._groups import unwrapping_groups
 from stageflow_trio._time import uuid4
@@ -98,11 +105,6 @@ _R = TypeVar("_R")
 StartHook = Callable[[str, str], None]
 CompleteHook = Callable[[str, str, int, float, int, bool], None]
 ErrorHook = Callable[[str, str, str, float, bool], None]
-
-
-def _check_str(owner: str, param: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
 
 
 def _check_timeout(owner: str, param: str, value: object) -> float:
@@ -210,7 +212,7 @@ class FetchConfig:
         check_number(owner, "retry_delay", self.retry_delay, minimum=0)
         check_flag(owner, "follow_redirects", self.follow_redirects)
         check_int(owner, "max_redirects", self.max_redirects, minimum=0)
-        _check_str(owner, "user_agent", self.user_agent)
+        check_str(owner, "user_agent", self.user_agent)
         check_flag(owner, "verify_ssl", self.verify_ssl)
         check_int(owner, "max_content_length", self.max_content_length, minimum=0)
 
@@ -253,20 +255,20 @@ class FetchResult:
 
     def __attrs_post_init__(self) -> None:
         owner = "FetchResult"
-        _check_str(owner, "url", self.url)
+        check_str(owner, "url", self.url)
         if self.final_url is not None:
-            _check_str(owner, "final_url", self.final_url)
+            check_str(owner, "final_url", self.final_url)
         check_int(owner, "status_code", self.status_code)
         if not isinstance(self.content, bytes | bytearray):
             raise TypeError(f"{owner}: content must be bytes; got {type_of(self.content)}")
-        _check_str(owner, "content_type", self.content_type)
+        check_str(owner, "content_type", self.content_type)
         if not isinstance(self.headers, Mapping):
             raise TypeError(f"{owner}: headers must be a mapping; got {type_of(self.headers)}")
         check_number(owner, "duration_ms", self.duration_ms)
         check_int(owner, "retry_count", self.retry_count)
         if self.error is not None:
-            _check_str(owner, "error", self.error)
-        _check_str(owner, "request_id", self.request_id)
+            check_str(owner, "error", self.error)
+        check_str(owner, "request_id", self.request_id)
 
     @property
     def success(self) -> bool:
@@ -435,7 +437,7 @@ class Fetcher:
             TypeError, ValueError: an argument has the wrong type or is out of range.
         """
         owner = f"{type(self).__name__}.fetch"
-        _check_str(owner, "url", url)
+        check_str(owner, "url", url)
         if timeout is not None:
             _check_timeout(owner, "timeout", timeout)
         extra = {} if headers is None else _str_mapping(owner, "headers", headers)
@@ -558,7 +560,7 @@ def _url_list(owner: str, urls: object) -> list[str]:
         raise TypeError(f"{owner}: urls must be a list of str; got {type_of(urls)}")
     url_list = list(urls)
     for url in url_list:
-        _check_str(owner, "urls", url)
+        check_str(owner, "urls", url)
     return url_list
 
 
@@ -773,7 +775,7 @@ class MockFetcher(Fetcher):
         elif not isinstance(responses, Mapping):
             raise TypeError(f"{owner}: responses must be a dict or None; got {type_of(responses)}")
         for url, response in responses.items():
-            _check_str(owner, "responses keys", url)
+            check_str(owner, "responses keys", url)
             _check_response(owner, f"responses[{url!r}]", response)
         if default_response is None:
             default_response = (404, "Not Found", {"content-type": "text/plain"})

@@ -42,7 +42,7 @@ from urllib.parse import urljoin, urlparse
 
 import attrs
 
-from stageflow_trio._args import check_flag, check_int, check_number, type_of
+from stageflow_trio._args import check_flag, check_int, check_number, check_str, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 from stageflow_trio.utils.frozen import FrozenDict, FrozenList
@@ -60,16 +60,6 @@ _TRUNCATION_MARKER = "\n\n[Content truncated...]"
 
 
 # -- argument checks ---------------------------------------------------------------
-
-
-def _check_str(owner: str, param: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
-
-
-def _check_optional_str(owner: str, param: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str or None; got {type_of(value)}")
 
 
 def _check_data(owner: str, data: object) -> None:
@@ -202,7 +192,7 @@ class PageMetadata:
             "og_image",
             "content_type",
         ):
-            _check_optional_str("PageMetadata", name, getattr(self, name))
+            check_str("PageMetadata", name, getattr(self, name), optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, with the reference's keys; ``keywords`` as a new plain list."""
@@ -267,10 +257,10 @@ class ExtractedLink:
 
     def __attrs_post_init__(self) -> None:
         owner = "ExtractedLink"
-        _check_str(owner, "url", self.url)
-        _check_str(owner, "text", self.text)
+        check_str(owner, "url", self.url)
+        check_str(owner, "text", self.text)
         for name in ("title", "rel", "context"):
-            _check_optional_str(owner, name, getattr(self, name))
+            check_str(owner, name, getattr(self, name), optional=True)
         check_flag(owner, "is_internal", self.is_internal)
 
     def to_dict(self) -> dict[str, Any]:
@@ -337,9 +327,9 @@ class ExtractedLink:
                 bracket), as in the reference.
         """
         owner = "ExtractedLink.from_element"
-        _check_str(owner, "href", href)
-        _check_str(owner, "text", text)
-        _check_optional_str(owner, "base_url", base_url)
+        check_str(owner, "href", href)
+        check_str(owner, "text", text)
+        check_str(owner, "base_url", base_url, optional=True)
         if href.startswith("//"):
             url = "https:" + href
         elif base_url and not href.startswith(("http://", "https://")):
@@ -389,10 +379,10 @@ class NavigationAction:
 
     def __attrs_post_init__(self) -> None:
         owner = "NavigationAction"
-        _check_str(owner, "action_type", self.action_type)
-        _check_str(owner, "label", self.label)
-        _check_optional_str(owner, "url", self.url)
-        _check_optional_str(owner, "selector", self.selector)
+        check_str(owner, "action_type", self.action_type)
+        check_str(owner, "label", self.label)
+        check_str(owner, "url", self.url, optional=True)
+        check_str(owner, "selector", self.selector, optional=True)
         check_int(owner, "priority", self.priority)
 
     def to_dict(self) -> dict[str, Any]:
@@ -456,8 +446,8 @@ class PaginationInfo:
         check_int(owner, "current_page", self.current_page, minimum=0)
         if self.total_pages is not None:
             check_int(owner, "total_pages", self.total_pages, minimum=0)
-        _check_optional_str(owner, "next_url", self.next_url)
-        _check_optional_str(owner, "prev_url", self.prev_url)
+        check_str(owner, "next_url", self.next_url, optional=True)
+        check_str(owner, "prev_url", self.prev_url, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, with the reference's keys; ``page_urls`` as a new plain list."""
@@ -544,11 +534,11 @@ class WebPage:
 
     def __attrs_post_init__(self) -> None:
         owner = "WebPage"
-        _check_str(owner, "url", self.url)
-        _check_optional_str(owner, "final_url", self.final_url)
+        check_str(owner, "url", self.url)
+        check_str(owner, "final_url", self.final_url, optional=True)
         check_int(owner, "status_code", self.status_code, minimum=0)
-        _check_str(owner, "markdown", self.markdown)
-        _check_str(owner, "plain_text", self.plain_text)
+        check_str(owner, "markdown", self.markdown)
+        check_str(owner, "plain_text", self.plain_text)
         metadata: object = self.metadata
         if not isinstance(metadata, PageMetadata):
             raise TypeError(f"{owner}: metadata must be a PageMetadata; got {type_of(metadata)}")
@@ -559,9 +549,9 @@ class WebPage:
             )
         check_number(owner, "fetch_duration_ms", self.fetch_duration_ms, minimum=0)
         check_number(owner, "extract_duration_ms", self.extract_duration_ms, minimum=0)
-        _check_optional_str(owner, "fetched_at", self.fetched_at)
+        check_str(owner, "fetched_at", self.fetched_at, optional=True)
         check_int(owner, "word_count", self.word_count, minimum=0)
-        _check_optional_str(owner, "error", self.error)
+        check_str(owner, "error", self.error, optional=True)
 
     @property
     def success(self) -> bool:

@@ -57,7 +57,7 @@ from urllib.parse import urljoin
 
 import attrs
 
-from stageflow_trio._args import check_int, type_of
+from stageflow_trio._args import check_int, check_str, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
 from stageflow_trio.websearch.models import ExtractedLink, NavigationAction, PaginationInfo
@@ -302,11 +302,6 @@ class NavigationResult:
 
 
 # --- Navigator ------------------------------------------------------------------
-
-
-def _check_base_url(owner: str, base_url: object) -> None:
-    if base_url is not None and not isinstance(base_url, str):
-        raise TypeError(f"{owner}: base_url must be a str or None; got {type_of(base_url)}")
 
 
 def _pagination_actions(
@@ -588,7 +583,7 @@ class PageNavigator(Navigator):
             raise TypeError(
                 f"PageNavigator.analyze: html must be a str or bytes; got {type_of(html)}"
             )
-        _check_base_url("PageNavigator.analyze", base_url)
+        check_str("PageNavigator.analyze", "base_url", base_url, optional=True)
         tree = LexborHTMLParser(html)
         limit = self.config.max_actions
 
@@ -856,9 +851,8 @@ class FallbackNavigator(Navigator):
         Raises:
             TypeError: ``html`` is not a str, or ``base_url`` not a str or None.
         """
-        if not isinstance(html, str):
-            raise TypeError(f"FallbackNavigator.analyze: html must be a str; got {type_of(html)}")
-        _check_base_url("FallbackNavigator.analyze", base_url)
+        check_str("FallbackNavigator.analyze", "html", html)
+        check_str("FallbackNavigator.analyze", "base_url", base_url, optional=True)
         config = self.config
         next_url: str | None = None
         prev_url: str | None = None

@@ -56,6 +56,7 @@ from stageflow_trio._args import (
     check_int,
     check_number,
     check_seconds,
+    check_str,
     type_of,
 )
 from stageflow_trio._time import monotonic, utc_now_iso
@@ -285,11 +286,6 @@ async def _fetch_extracting_in_thread(
 # --- argument checks -----------------------------------------------------------
 
 
-def _check_str(owner: str, param: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}: {param} must be a str; got {type_of(value)}")
-
-
 def _check_urls(owner: str, param: str, urls: object) -> list[str]:
     """``urls`` as a new list, each checked to be a str."""
     # A str would be fetched character by character.
@@ -317,8 +313,7 @@ def _check_request(
                 raise TypeError(
                     f"{owner}: headers must map str to str; got {type_of(key)} -> {type_of(item)}"
                 )
-    if selector is not None and not isinstance(selector, str):
-        raise TypeError(f"{owner}: selector must be a str or None; got {type_of(selector)}")
+    check_str(owner, "selector", selector, optional=True)
 
 
 def _check_client(owner: str, config: object, client_factory: object) -> None:
@@ -330,7 +325,7 @@ def _check_client(owner: str, config: object, client_factory: object) -> None:
 def _check_crawl(
     owner: str, start_url: object, max_pages: object, max_depth: object, same_domain_only: object
 ) -> None:
-    _check_str(owner, "start_url", start_url)
+    check_str(owner, "start_url", start_url)
     check_int(owner, "max_pages", max_pages, minimum=0)
     check_int(owner, "max_depth", max_depth, minimum=0)
     check_flag(owner, "same_domain_only", same_domain_only)
@@ -392,7 +387,7 @@ async def fetch_page(
         TypeError / ValueError: an argument has the wrong type or value.
     """
     owner = "fetch_page"
-    _check_str(owner, "url", url)
+    check_str(owner, "url", url)
     _check_request(owner, timeout, headers, selector)
     _check_client(owner, config, client_factory)
     async with _client_context(config, client_factory) as client:
@@ -526,7 +521,7 @@ async def search_and_extract(
     """
     owner = "search_and_extract"
     _check_crawl(owner, start_url, max_pages, max_depth, same_domain_only)
-    _check_str(owner, "query", query)
+    check_str(owner, "query", query)
     check_number(owner, "relevance_threshold", relevance_threshold)
     _check_client(owner, config, client_factory)
     started = monotonic()
@@ -668,7 +663,7 @@ async def fetch_with_retry(
         TypeError / ValueError: an argument has the wrong type or value.
     """
     owner = "fetch_with_retry"
-    _check_str(owner, "url", url)
+    check_str(owner, "url", url)
     check_int(owner, "max_retries", max_retries, minimum=0)
     check_seconds(owner, "retry_delay", retry_delay)
     _check_request(owner, timeout, headers)
