@@ -9,6 +9,7 @@ first and calls in here only when that fails.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 
@@ -109,6 +110,30 @@ def check_callable(owner: str, param: str, value: object, *, optional: bool = Fa
     if not callable(value):
         rule = "a callable or None" if optional else "a callable"
         raise TypeError(f"{owner}: {param} must be {rule}; got {type_of(value)}")
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling ``value`` gives a coroutine: an async function, or an object with one as ``__call__``."""
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+def check_plain_callable(
+    owner: str, param: str, value: object, *, optional: bool = False, subject: str = "it is"
+) -> None:
+    """Raise TypeError unless ``value`` is callable (or None, with ``optional=True``) and not async.
+
+    For callbacks the library calls and never awaits: an async function's body
+    would never run (its coroutine is dropped with only a RuntimeWarning), so it
+    is refused at the call. ``subject`` completes "(<subject> called, not awaited)".
+    """
+    check_callable(owner, param, value, optional=optional)
+    if is_async_callable(value):
+        raise TypeError(
+            f"{owner}: {param} must be a plain function ({subject} called, not awaited); "
+            "got an async function"
+        )
 
 
 def check_seconds(owner: str, param: str, value: object) -> float:

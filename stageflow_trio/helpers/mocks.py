@@ -31,7 +31,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import inspect
 import random
 import re
 import sys
@@ -47,6 +46,7 @@ from stageflow_trio._args import (
     check_flag,
     check_int,
     check_number,
+    check_plain_callable,
     check_str,
     error_text,
     type_of,
@@ -940,18 +940,6 @@ class MockToolResult:
 ToolHandler = Callable[[dict[str, Any]], Any]
 
 
-def _check_handler(owner: str, param: str, handler: object) -> None:
-    """A tool handler is called, not awaited: an async one would return its coroutine."""
-    check_callable(owner, param, handler)
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
-    ):
-        raise TypeError(
-            f"{owner}: {param} must be a plain function (handlers are called, not awaited);"
-            " got an async function"
-        )
-
-
 class MockToolExecutor:
     """Runs tool calls through plain functions ``handler(arguments) -> output``.
 
@@ -983,7 +971,7 @@ class MockToolExecutor:
             raise TypeError(f"{owner}: tools must be a dict or None; got {type_of(tools)}")
         for name, handler in (tools or {}).items():
             check_callable(owner, "tools", handler)
-            _check_handler(owner, f"tools[{name!r}]", handler)
+            check_plain_callable(owner, f"tools[{name!r}]", handler, subject="handlers are")
         check_number(owner, "latency_ms", latency_ms, minimum=0)
         self._tools: dict[str, ToolHandler] = dict(tools or {})
         self._default_output = {"status": "ok"} if default_output is None else default_output
@@ -1035,7 +1023,9 @@ class MockToolExecutor:
     def register_tool(self, name: str, handler: ToolHandler) -> None:
         """Add (or replace) the handler of tool ``name``."""
         check_str("MockToolExecutor.register_tool", "name", name)
-        _check_handler("MockToolExecutor.register_tool", "handler", handler)
+        check_plain_callable(
+            "MockToolExecutor.register_tool", "handler", handler, subject="handlers are"
+        )
         self._tools[name] = handler
 
     @property

@@ -39,7 +39,15 @@ from urllib.parse import urlparse
 import attrs
 import trio
 
-from stageflow_trio._args import check_flag, check_int, check_number, check_str, type_of
+from stageflow_trio._args import (
+    check_flag,
+    check_int,
+    check_number,
+    check_plain_callable,
+    check_str,
+    is_async_callable,
+    type_of,
+)
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._time import utc_now_iso
 from stageflow_trio.websearch.extractor import (
@@ -58,8 +66,6 @@ from stageflow_trio.websearch.fetcher import (
     HttpFetcher,
     MockFetcher,
     StartHook,
-    _check_plain_callable,
-    _is_async_callable,
     _run_limited,
     _str_mapping,
     _url_list,
@@ -124,7 +130,7 @@ def _check_methods(
     for name in methods if sync else ():
         # The client calls these without awaiting: an async one would hand it a
         # coroutine, and the first fetch would fail on a missing attribute.
-        if _is_async_callable(getattr(value, name)):
+        if is_async_callable(getattr(value, name)):
             raise TypeError(
                 f"{owner}: {param}.{name} must be a plain method (it is called, not "
                 f"awaited); got an async function on {type_of(value)}"
@@ -233,7 +239,7 @@ class WebSearchClient:
             )
         if navigator is not None:
             _check_methods(owner, "navigator", navigator, ("analyze",), "a navigator", sync=True)
-        _check_plain_callable(owner, "on_extract_complete", on_extract_complete)
+        check_plain_callable(owner, "on_extract_complete", on_extract_complete, optional=True)
         self.config: WebSearchConfig = config
         self._on_extract_complete = on_extract_complete
 
@@ -517,7 +523,7 @@ class WebSearchClient:
         check_int(owner, "max_depth", max_depth)
         check_flag(owner, "same_domain_only", same_domain_only)
         check_str(owner, "selector", selector, optional=True)
-        _check_plain_callable(owner, "link_filter", link_filter)
+        check_plain_callable(owner, "link_filter", link_filter, optional=True)
         await trio.lowlevel.checkpoint()
 
         pages: list[WebPage] = []

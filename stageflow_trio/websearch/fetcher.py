@@ -43,7 +43,6 @@ How it differs from the reference (stageflow 0.9.1, asyncio):
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,10 +50,10 @@ import attrs
 import trio
 
 from stageflow_trio._args import (
-    check_callable,
     check_flag,
     check_int,
     check_number,
+    check_plain_callable,
     check_str,
     type_of,
 )
@@ -140,27 +139,6 @@ def _merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
         for name, value in layer.items():
             merged[name.lower()] = (name, value)
     return dict(merged.values())
-
-
-def _is_async_callable(value: object) -> bool:
-    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
-        getattr(value, "__call__", None)  # noqa: B004 - an object with an async __call__
-    )
-
-
-def _check_plain_callable(owner: str, param: str, value: object) -> None:
-    """Refuse what is not callable or None, and an async function.
-
-    The hooks and filters are called, never awaited: an async function's body
-    would never run (a hook would observe nothing, a filter's coroutine would
-    count as True), with only a RuntimeWarning to show for it.
-    """
-    check_callable(owner, param, value, optional=True)
-    if _is_async_callable(value):
-        raise TypeError(
-            f"{owner}: {param} must be a plain function (it is called, not awaited); "
-            "got an async function"
-        )
 
 
 def _error_text(exc: Exception) -> str:
@@ -355,9 +333,9 @@ class Fetcher:
         owner = type(self).__name__
         if config is not None and not isinstance(config, FetchConfig):
             raise TypeError(f"{owner}: config must be a FetchConfig or None; got {type_of(config)}")
-        _check_plain_callable(owner, "on_fetch_start", on_fetch_start)
-        _check_plain_callable(owner, "on_fetch_complete", on_fetch_complete)
-        _check_plain_callable(owner, "on_fetch_error", on_fetch_error)
+        check_plain_callable(owner, "on_fetch_start", on_fetch_start, optional=True)
+        check_plain_callable(owner, "on_fetch_complete", on_fetch_complete, optional=True)
+        check_plain_callable(owner, "on_fetch_error", on_fetch_error, optional=True)
         self.config: FetchConfig = config if config is not None else FetchConfig()
         self._on_fetch_start = on_fetch_start
         self._on_fetch_complete = on_fetch_complete

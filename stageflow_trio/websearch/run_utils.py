@@ -51,10 +51,10 @@ import attrs
 import trio
 
 from stageflow_trio._args import (
-    check_callable,
     check_flag,
     check_int,
     check_number,
+    check_plain_callable,
     check_seconds,
     check_str,
     type_of,
@@ -66,7 +66,7 @@ from stageflow_trio.websearch.client import (
     _error_page,
     _text_page,
 )
-from stageflow_trio.websearch.fetcher import _check_plain_callable, _is_async_callable, _run_limited
+from stageflow_trio.websearch.fetcher import _run_limited
 from stageflow_trio.websearch.models import ExtractedLink, WebPage
 
 if TYPE_CHECKING:
@@ -319,7 +319,7 @@ def _check_request(
 def _check_client(owner: str, config: object, client_factory: object) -> None:
     if config is not None and not isinstance(config, WebSearchConfig):
         raise TypeError(f"{owner}: config must be a WebSearchConfig or None; got {type_of(config)}")
-    _check_plain_callable(owner, "client_factory", client_factory)
+    check_plain_callable(owner, "client_factory", client_factory, optional=True)
 
 
 def _check_crawl(
@@ -442,9 +442,7 @@ async def fetch_pages(
     check_int(owner, "concurrency", concurrency, minimum=1)
     _check_request(owner, timeout, headers, selector)
     _check_client(owner, config, client_factory)
-    check_callable(owner, "on_progress", on_progress, optional=True)
-    if _is_async_callable(on_progress):
-        raise TypeError(f"{_PROGRESS_NOT_AWAITED}; got an async function")
+    check_plain_callable(owner, "on_progress", on_progress, optional=True)
     check_flag(owner, "parallel_extraction", parallel_extraction)
     if not url_list:
         await trio.lowlevel.checkpoint()
@@ -594,7 +592,7 @@ async def map_site(
     _check_crawl(owner, start_url, max_pages, max_depth, same_domain_only)
     check_flag(owner, "include_external", include_external)
     _check_client(owner, config, client_factory)
-    _check_plain_callable(owner, "link_filter", link_filter)
+    check_plain_callable(owner, "link_filter", link_filter, optional=True)
     started = monotonic()
 
     async with _client_context(config, client_factory) as client:
