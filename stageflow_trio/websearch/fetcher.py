@@ -23,9 +23,9 @@ How it differs from the reference (stageflow 0.9.1, asyncio):
   and, finding no "timeout" in that text, never retried them. httpx's network
   errors (connection refused, reset) are retried whatever their wording: trio's
   "all attempts to connect ... failed" does not contain asyncio's "connection".
-- :class:`HttpFetcher` keeps no more than ``max_content_length`` bytes of a
-  body in memory while reading it, where the reference held the whole body and
-  then cut it (both read the body to its end).
+- :class:`HttpFetcher` stops reading a body at ``max_content_length`` bytes
+  (and closes that connection), where the reference read the whole body into
+  memory and then cut it: an endless or huge body is cut off, not downloaded.
 - The user agent, the default headers and a call's headers are merged with
   header names compared case-insensitively, so ``{"user-agent": ...}`` replaces
   the configured ``User-Agent`` (the reference sent both).
@@ -166,7 +166,7 @@ class FetchConfig:
         user_agent: The ``User-Agent`` header sent with every request.
         default_headers: Headers sent with every request, held read-only.
         verify_ssl: Whether TLS certificates are verified.
-        max_content_length: The most body bytes kept; 0 keeps everything.
+        max_content_length: The most body bytes read; reading stops there (0: no limit).
 
     Raises:
         TypeError, ValueError: a field has the wrong type or is out of range;
@@ -675,17 +675,7 @@ class HttpFetcher(Fetcher):
             "GET", url, headers=headers, timeout=timeout, follow_redirects=follow_redirects
         ) as response:
             if limit > 0:
-                # Keep at most `limit` bytes: a huge body is never held whole. The
-                # rest is still read (and dropped), as the reference read it: leaving
-                # httpx's body iterators half-consumed makes trio warn about
-                # abandoned async generators (encode/httpx#3686).
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    if size < limit:
-                        chunks.append(chunk[: limit - size])
-                        size += len(chunks[-1])
-                content = b"".join(chunks)
+                content = await _read_at_most(response, limit)
             else:
                 content = await response.aread()
             return FetchResult(
@@ -696,6 +686,29 @@ class HttpFetcher(Fetcher):
                 content_type=response.headers.get("content-type", ""),
                 headers=dict(response.headers),
             )
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``response``'s decoded body; the rest is not read.
+
+    Leaving httpx's nested body generators half-consumed makes trio warn about
+    abandoned async generators (encode/httpx#3686), so the read is stopped with a
+    cancel scope instead: the next read that would wait raises ``Cancelled``
+    inside the generators, which ends them, and httpcore closes the connection
+    (a half-read connection cannot be reused). Chunks already buffered may still
+    arrive after the cut; they are dropped. The scope catches only its own
+    cancellation: a cancellation of the caller still propagates.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    with trio.CancelScope() as cut:
+        async for chunk in response.aiter_bytes():
+            if size < limit:
+                chunks.append(chunk[: limit - size])
+                size += len(chunks[-1])
+            if size >= limit:
+                cut.cancel()
+    return b"".join(chunks)
 
 
 def _check_response(owner: str, param: str, value: object) -> None:

@@ -292,6 +292,83 @@ async def test_max_content_length(path: str, limit: int, content: bytes) -> None
     assert result.status_code == 200
 
 
+_ENDLESS_CAP = 64 * 1024 * 1024  # the server gives up here: a client that reads to the end fails
+
+
+def endless_body(sent: list[int], *, chunked: bool) -> Handler:
+    """A handler whose body never ends (up to ``_ENDLESS_CAP``): it counts the bytes sent."""
+
+    async def handler(request: Request, stream: trio.SocketStream) -> Reply | None:
+        framing = "Transfer-Encoding: chunked" if chunked else "Connection: close"
+        await stream.send_all(
+            f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{framing}\r\n\r\n".encode()
+        )
+        block = b"x" * 16384
+        if chunked:
+            block = b"%x\r\n%s\r\n" % (len(block), block)
+        sent.append(0)
+        while sent[-1] < _ENDLESS_CAP:
+            await stream.send_all(block)  # BrokenResourceError once the client hangs up
+            sent[-1] += len(block)
+        return None
+
+    return handler
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+async def test_an_endless_body_is_cut_at_max_content_length(chunked: bool) -> None:
+    # The reference reads a body to its end before cutting it: an endless body never
+    # returns. Ours stops reading at the limit and hangs up.
+    sent: list[int] = []
+    async with serve(endless_body(sent, chunked=chunked)) as (base, _):
+        async with HttpFetcher(fast(max_content_length=100_000)) as fetcher:
+            result = await fetcher.fetch(base + "/endless")
+    assert result.status_code == 200
+    assert result.content == b"x" * 100_000
+    # The server was stopped by the hang-up, far short of its cap (the socket buffers
+    # hold a few MB at most).
+    assert len(sent) == 1
+    assert sent[0] < _ENDLESS_CAP // 4
+
+
+async def test_the_connection_cut_at_the_limit_is_not_reused() -> None:
+    # A half-read connection is closed, so the next fetch opens a new one and gets a
+    # clean answer (no leftover body bytes read as a response).
+    sent: list[int] = []
+    endless = endless_body(sent, chunked=True)
+
+    async def handler(request: Request, stream: trio.SocketStream) -> Reply | None:
+        if request.target == "/endless":
+            return await endless(request, stream)
+        return site(request)
+
+    async with serve(handler) as (base, seen):
+        async with HttpFetcher(fast(max_content_length=50_000)) as fetcher:
+            first = await fetcher.fetch(base + "/endless")
+            second = await fetcher.fetch(base + "/ten")
+    assert first.content == b"x" * 50_000
+    assert second.content == b"0123456789"
+    assert [request.target for request in seen] == ["/endless", "/ten"]
+
+
+async def test_a_caller_cancellation_during_a_limited_read_propagates(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The cut's own cancel scope catches only its own cancellation.
+    async def stalling(request: Request, stream: trio.SocketStream) -> Reply | None:
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nab"
+        )
+        await trio.sleep_forever()
+
+    async with serve(stalling) as (base, _):
+        async with HttpFetcher(fast(max_content_length=10, timeout=3600.0)) as fetcher:
+            with trio.move_on_after(5) as outer:
+                await fetcher.fetch(base + "/stall")
+                pytest.fail("the fetch returned inside a cancelled scope")  # pragma: no cover
+    assert outer.cancelled_caught
+
+
 async def test_charset_from_the_header() -> None:
     async with serve(site_handler) as (base, _), HttpFetcher(fast()) as fetcher:
         assert (await fetcher.fetch(base + "/latin1")).text == PAGE
