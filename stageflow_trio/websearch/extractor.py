@@ -460,7 +460,12 @@ def _strip_links(text: str) -> str:
 
 
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
-_ITALIC = re.compile(r"_([^_]+)_")
+# Emphasis only where a word starts and ends: ``_x_`` inside a word is text, not
+# markup (``move_on_after`` stays as written; the reference's ``_([^_]+)_`` made it
+# ``moveonafter``), and neither is ``__init__``. The extractor's own emphasis always
+# stands apart, since inline parts are joined by spaces; the lazy match lets
+# ``_snake_case_`` lose its outer pair only.
+_ITALIC = re.compile(r"(?<!\w)_(?!_)(.+?)(?<!_)_(?!\w)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACE_RUNS = re.compile(r" {2,}")
