@@ -19,25 +19,34 @@ class PipelineRegistry:
     """A mapping of names to :class:`~stageflow_trio.pipeline.pipeline.Pipeline` instances.
 
     Subclasses may override :meth:`_register_all` to register their pipelines
-    lazily: it runs once, before the first lookup.
+    lazily: it runs once, before the first lookup. An override may start with the
+    reference's guard (``if self._registered: return`` and set it), or leave
+    ``_registered`` alone.
     """
 
     def __init__(self) -> None:
         self._pipelines: dict[str, Pipeline] = {}
         self._registered = False
+        self._registering = False
 
     def _ensure_registered(self) -> None:
-        if self._registered:
+        # ``_registered`` is set only after the hook returns: an override written
+        # like the reference's own hook starts with ``if self._registered: return``
+        # and must find it False, while one that never sets it still runs once.
+        # ``_registering`` keeps a lookup made from inside the override from
+        # recursing. A failed registration is tried again at the next lookup.
+        if self._registered or self._registering:
             return
-        # Set before the call: an override need not set it (the reference's hook
-        # did), and a lookup from inside the override must not recurse. A failed
-        # registration is tried again at the next lookup.
-        self._registered = True
+        self._registering = True
         try:
             self._register_all()
         except BaseException:
             self._registered = False
             raise
+        else:
+            self._registered = True
+        finally:
+            self._registering = False
 
     def _register_all(self) -> None:
         """Register the built-in pipelines (none here); called once, before the first lookup."""
