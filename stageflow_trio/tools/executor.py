@@ -290,7 +290,8 @@ class ToolExecutor:
         """Run the registered pipeline ``pipeline_name`` as a child run of ``ctx``'s run.
 
         A checkpoint. The pipeline is built (once per registered Pipeline object: the graph is
-        kept for the next call, unless the pipeline's class overrides ``build``) and run, through
+        kept for the next call, unless the pipeline's class overrides ``build`` or the registry
+        handed out another object with a ``build``, such as a test double) and run, through
         :meth:`SubpipelineSpawner.spawn
         <stageflow_trio.pipeline.subpipeline.SubpipelineSpawner.spawn>` (parent
         stage ``"stage.tool_executor"``), with a StageContext made from the child
@@ -348,10 +349,14 @@ class ToolExecutor:
         if cached is not None and cached[0] is pipeline:
             graph = cached[1]
         else:
-            graph = pipeline.build()
-            if type(pipeline).build is Pipeline.build:
-                # Only Pipeline's own build is known to give the same graph each time
-                # (a subclass may build from state of its own): others build per call.
+            build = pipeline.build
+            graph = build()
+            # Only Pipeline's own build is known to give the same graph each time
+            # (a subclass may build from state of its own): others build per call.
+            # Read from the bound method, not the class: a registry may hold any
+            # object with a build() (a proxy or a test double), whose class need
+            # not have the attribute at all.
+            if getattr(build, "__func__", None) is Pipeline.build:
                 self._graphs[pipeline_name] = (pipeline, graph)
 
         async def runner(child_ctx: PipelineContext) -> dict[str, Any]:
