@@ -206,13 +206,13 @@ ROWS: list[Row] = [
         "unified-emitter-int",
         lambda: UnifiedStageGraph(spec(), wide_event_emitter=5),  # type: ignore[arg-type]
         TypeError,
-        r"^UnifiedStageGraph: wide_event_emitter must be a WideEventEmitter or None; got int$",
+        r"^UnifiedStageGraph: wide_event_emitter must be a WideEventEmitter \(or have emit_stage_event\(\) and emit_pipeline_event\(\)\) or None; got int$",
     ),
     (
         "unified-emitter-sink",
         lambda: UnifiedStageGraph(spec(), wide_event_emitter=LoggingEventSink()),  # type: ignore[arg-type]
         TypeError,
-        r"^UnifiedStageGraph: wide_event_emitter must be a WideEventEmitter or None; got LoggingEventSink$",
+        r"^UnifiedStageGraph: wide_event_emitter must be a WideEventEmitter \(or have emit_stage_event\(\) and emit_pipeline_event\(\)\) or None; got LoggingEventSink$",
     ),
     (
         "unified-emit-stage-str",
@@ -302,7 +302,7 @@ ROWS: list[Row] = [
         "legacy-emitter-str",
         lambda: StageGraph([StageSpec(name="a", runner=ok)], wide_event_emitter="x"),  # type: ignore[arg-type]
         TypeError,
-        r"^StageGraph: wide_event_emitter must be a WideEventEmitter or None; got str$",
+        r"^StageGraph: wide_event_emitter must be a WideEventEmitter \(or have emit_stage_event\(\) and emit_pipeline_event\(\)\) or None; got str$",
     ),
     (
         "legacy-emit-stage-int",

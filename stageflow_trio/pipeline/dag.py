@@ -9,7 +9,7 @@ guard-retry policies) and freezes them into a plan; the engine
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -176,7 +176,10 @@ def _check_options(
     """The options both graphs take: TypeError naming the parameter, at construction.
 
     Returns the graph's wide-event emitter: the one given, a default one when
-    either flag is set without one, else None.
+    either flag is set without one, else None. An emitter need not be a
+    ``WideEventEmitter``: the runs call only its ``emit_stage_event`` and
+    ``emit_pipeline_event`` (as the reference's graphs do, so test doubles and
+    emitters written for it work); a class is refused, as its methods are unbound.
     """
     check_interceptors(graph, interceptors)
     check_flag(graph, "emit_stage_wide_events", emit_stage_wide_events)
@@ -188,9 +191,23 @@ def _check_options(
 
     if wide_event_emitter is None:
         return WideEventEmitter()
-    check_optional(graph, "wide_event_emitter", wide_event_emitter, WideEventEmitter)
-    assert isinstance(wide_event_emitter, WideEventEmitter)
-    return wide_event_emitter
+    if isinstance(wide_event_emitter, WideEventEmitter):
+        return wide_event_emitter
+    if isinstance(wide_event_emitter, type):
+        name = wide_event_emitter.__name__
+        raise TypeError(
+            f"{graph}: wide_event_emitter must be an instance; got the class {name} (pass {name}())"
+        )
+    if not all(
+        callable(getattr(wide_event_emitter, method, None))
+        for method in ("emit_stage_event", "emit_pipeline_event")
+    ):
+        raise TypeError(
+            f"{graph}: wide_event_emitter must be a WideEventEmitter (or have "
+            f"emit_stage_event() and emit_pipeline_event()) or None; "
+            f"got {type_name(wide_event_emitter, WideEventEmitter)}"
+        )
+    return cast("WideEventEmitter", wide_event_emitter)
 
 
 def _checked_context(ctx: object) -> StageContext:
@@ -236,7 +253,9 @@ class StageGraph:
     Args:
         specs: The stages (dependencies checked here, with the builder's errors).
         interceptors: The chain; ``get_default_interceptors()`` when omitted.
-        wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``.
+        wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide`` (a
+            ``WideEventEmitter``, or an object with ``emit_stage_event`` and
+            ``emit_pipeline_event``).
         emit_stage_wide_events: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide_event: Emit ``pipeline.wide`` at the end of a run.
     """
@@ -308,7 +327,8 @@ class UnifiedStageGraph:
         interceptors: Optional interceptors; when given, each stage call goes
             through the chain with a PipelineContext view of the run.
         wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``
-            (a default one when either flag is set).
+            (a default one when either flag is set; any object with
+            ``emit_stage_event`` and ``emit_pipeline_event`` will do).
         emit_stage_wide_events: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide_event: Emit ``pipeline.wide`` when the run ends
             (completed, failed or cancelled by a stage or token).

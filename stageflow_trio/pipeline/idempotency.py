@@ -212,9 +212,10 @@ class IdempotencyStore(Protocol):
     store), since a process can die holding one; the in-memory store needs
     none, its claims die with the process.
 
-    Stores written for the reference (only ``get``/``set``/``delete``) still
-    work with :class:`IdempotencyInterceptor`: it keeps their claims in the
-    process, shared by every interceptor using the same store object.
+    Stores written for the reference (only ``get``/``set``/``delete``, or just
+    ``get``/``set``: the interceptor never deletes) still work with
+    :class:`IdempotencyInterceptor`: it keeps their claims in the process,
+    shared by every interceptor using the same store object.
     """
 
     async def get(self, key: str) -> CachedStageResult | None:
@@ -266,10 +267,11 @@ class IdempotencyStore(Protocol):
 
 
 class _ResultStore(Protocol):
-    """What :class:`IdempotencyInterceptor` needs of its ``store``: the reference's three methods.
+    """What :class:`IdempotencyInterceptor` needs of its ``store``: ``get`` and ``set``.
 
     Every :class:`IdempotencyStore` is one; a store written for the reference
-    (without ``claim`` / ``release``) is one too, and the interceptor then keeps
+    (without ``claim`` / ``release``, with or without ``delete``, which the
+    interceptor never calls) is one too, and the interceptor then keeps
     its claims in the process. ``set`` is declared as the reference declares it,
     ``ttl_seconds: int | None``, so that such a store still type-checks; the
     interceptor's overloads give it only an int ``ttl_seconds``.
@@ -281,8 +283,6 @@ class _ResultStore(Protocol):
         self, key: str, entry: CachedStageResult, *, ttl_seconds: int | None = None
     ) -> None: ...
 
-    async def delete(self, key: str) -> None: ...
-
 
 class _SecondsResultStore(Protocol):
     """A :class:`_ResultStore` whose ``set`` takes any number of seconds, as the package's do."""
@@ -292,8 +292,6 @@ class _SecondsResultStore(Protocol):
     async def set(
         self, key: str, entry: CachedStageResult, *, ttl_seconds: float | None = None
     ) -> None: ...
-
-    async def delete(self, key: str) -> None: ...
 
 
 def _clone(result: StageResult) -> StageResult:
@@ -656,8 +654,8 @@ class IdempotencyInterceptor(BaseInterceptor):
 
     Args:
         store: Where results and claims live (an :class:`IdempotencyStore`, or a
-            store with only the reference's ``get``/``set``/``delete``, whose
-            claims are then kept in the process); a fresh
+            store written for the reference, with ``get`` and ``set`` (its
+            ``delete`` is never called), whose claims are then kept in the process); a fresh
             :class:`InMemoryIdempotencyStore` by default. Share one store
             between interceptors (chains, graphs) that must not run a stage
             twice for one key.
@@ -684,8 +682,7 @@ class IdempotencyInterceptor(BaseInterceptor):
     each call caches its own result and releases its own claim.
 
     Raises:
-        TypeError: ``store`` is a class, or lacks a callable ``get``, ``set`` or
-            ``delete``; ``key_extractor`` or ``params_extractor`` is neither
+        TypeError: ``store`` is a class, or lacks a callable ``get`` or ``set``; ``key_extractor`` or ``params_extractor`` is neither
             None nor callable; ``ttl_seconds`` is neither None nor a number;
             ``validate_params`` is not a bool.
         ValueError: ``ttl_seconds`` is negative or NaN.
@@ -936,7 +933,9 @@ class IdempotencyInterceptor(BaseInterceptor):
         ):
             raise IdempotencyParamMismatch(key, expected=cached.params_hash, actual=params_hash)
         logger.info("Idempotency hit", extra={"stage": stage_name, "idempotency_key": key})
-        return InterceptorResult(stage_ran=False, result=dict(cached.result.data))
+        # The cached StageResult itself, as the reference returns it: the chain uses its
+        # data (and error), and a caller of before() sees the result that was cached.
+        return InterceptorResult(stage_ran=False, result=cached.result)
 
     @staticmethod
     def _default_key_extractor(ctx: PipelineContext) -> str | None:
@@ -971,11 +970,14 @@ def _check_store(store: object) -> None:
             f"{_OWNER}: store must be an IdempotencyStore instance; got the class "
             f"{store.__name__} (pass {store.__name__}())"
         )
-    missing = [m for m in ("get", "set", "delete") if not callable(getattr(store, m, None))]
+    # Only get and set: the interceptor never calls delete, and the reference's
+    # interceptor works with a store that has just these two.
+    missing = [m for m in ("get", "set") if not callable(getattr(store, m, None))]
     if missing:
         raise TypeError(
             f"{_OWNER}: store must be an IdempotencyStore (async get, set, delete; claim and"
-            f" release); got {type_of(store)} without {', '.join(missing)}"
+            f" release), or have at least get and set; got {type_of(store)} without"
+            f" {', '.join(missing)}"
         )
 
 
