@@ -278,7 +278,9 @@ ROWS: list[Row] = [
         "legacy-specs-unified-spec",
         lambda: StageGraph(spec()),  # type: ignore[arg-type]
         TypeError,
-        r"^StageGraph: specs\[0\] must be a StageSpec; got UnifiedStageSpec$",
+        r"^StageGraph: specs\[0\] must be a StageSpec; got UnifiedStageSpec"
+        r" \(a UnifiedStageGraph stage, as in Pipeline\.build\(\)\.stage_specs: pass the"
+        r" interceptors to Pipeline\.build\(interceptors=\.\.\.\) instead\)$",
     ),
     (
         "legacy-specs-empty",

@@ -157,7 +157,7 @@ def _by_name(specs: Iterable[Any], spec_type: type[Any], graph: str) -> dict[str
         if not isinstance(spec, spec_type):
             raise TypeError(
                 f"{graph}: specs[{index}] must be a {expected_name(spec, spec_type)}; "
-                f"got {type_name(spec, spec_type)}{_hint(spec)}"
+                f"got {type_name(spec, spec_type)}{_hint(spec, spec_type)}"
             )
         by_name[spec.name] = spec
     if not by_name:
@@ -228,10 +228,17 @@ def _checked_context(ctx: object) -> StageContext:
     return ctx
 
 
-def _hint(spec: object) -> str:
+def _hint(spec: object, spec_type: type[Any]) -> str:
     # The Pipeline's spec shares the graph spec's name; say how to get from one to the other.
     if type(spec).__module__ == "stageflow_trio.pipeline.pipeline":
         return " (a Pipeline stage: build the graph with Pipeline.build())"
+    # The reference's interceptor guide builds StageGraph(specs=pipeline.build().stage_specs,
+    # interceptors=...); the unified graph takes the interceptors itself.
+    if spec_type is StageSpec and isinstance(spec, UnifiedStageSpec):
+        return (
+            " (a UnifiedStageGraph stage, as in Pipeline.build().stage_specs: pass the"
+            " interceptors to Pipeline.build(interceptors=...) instead)"
+        )
     return ""
 
 
