@@ -89,6 +89,14 @@ def _check_name(owner: str, param: str, value: object, *, optional: bool = False
 
 
 def _action_type_of(owner: str, tool: object) -> str:
+    if isinstance(tool, type):
+        # A class with a str action_type would be kept as the tool, and every call of it
+        # would then fail far from here (execute unbound: "missing ... 'ctx'").
+        raise TypeError(
+            f"{owner}: tool must be a tool instance, not the class {tool.__qualname__}; "
+            f"register {tool.__qualname__}(), or decorate the class with @tool(action_type) "
+            "to have it built on first use"
+        )
     try:
         action_type = tool.action_type  # type: ignore[attr-defined]
     except AttributeError:
@@ -142,7 +150,7 @@ class ToolRegistry:
         """Register ``tool`` for its ``action_type`` (replacing any tool registered for it).
 
         Raises:
-            TypeError: ``tool.action_type`` is missing or not a str.
+            TypeError: ``tool`` is a class, or ``tool.action_type`` is missing or not a str.
         """
         self._tools[_action_type_of("ToolRegistry.register", tool)] = tool
 
@@ -362,7 +370,9 @@ def register_tool(tool_instance: Tool) -> None:
     """Register ``tool_instance`` in the process-wide registry.
 
     Raises:
-        TypeError: ``tool_instance.action_type`` is missing or not a str.
+        TypeError: ``tool_instance`` is a class (so ``@register_tool`` on a class is
+            refused: use ``@tool(action_type)``), or its ``action_type`` is missing or
+            not a str.
     """
     _action_type_of("register_tool", tool_instance)
     get_tool_registry().register(tool_instance)
