@@ -31,9 +31,9 @@ stageflow calls run as the page says on this port, and each difference with its 
 - custom-interceptors.md: 18 blocks, 15 pass. (c, fixed message)
   ``StageGraph(specs=pipeline.build().stage_specs, interceptors=...)``: every stage fails
   in the reference, a TypeError at construction here, which now says to use
-  ``Pipeline.build(interceptors=...)`` (new parity row); (b)
-  ``InterceptorContext(ctx, _interceptor_name=...)`` (row "``InterceptorContext(...)``
-  keywords"). The page's rate-limit, caching, retry and observation interceptors run
+  ``Pipeline.build(interceptors=...)`` (new parity row); (a, fixed with the guides'
+  audit) ``InterceptorContext(ctx, _interceptor_name=...)`` was a TypeError (row
+  "``InterceptorContext(...)`` keywords"). The page's rate-limit, caching, retry and observation interceptors run
   as described through ``build(interceptors=...)``.
 - retry-backoff.md: 17 blocks, 14 pass. (d) ``StageOutput.retry(reason=,
   retry_after_ms=)``; (d) ``ctx.event_sink.try_emit(type, data)`` positionally (no sink

@@ -61,18 +61,45 @@ class CriticalInterceptorError(InterceptorError):
     """An interceptor error that aborts the stage instead of being logged."""
 
 
-@attrs.define
+_UNSET: Any = object()
+
+
+@attrs.define(init=False)
 class InterceptorContext:
     """A read-only view of a PipelineContext, namespaced for one interceptor.
 
-    Built as ``InterceptorContext(ctx, interceptor_name)`` (keywords ``ctx``,
-    ``interceptor_name`` and ``observations``: attrs drops the leading underscore;
-    the aliases are spelled out because pyright does not drop it).
+    Built as ``InterceptorContext(ctx, interceptor_name)``, or with the keywords
+    ``ctx``, ``interceptor_name`` and ``observations``. The reference's dataclass
+    keywords (``_ctx=``, ``_interceptor_name=``, ``_observations=``, which its
+    interceptor guide writes) are taken too, so code written for it runs here.
+
+    Raises:
+        TypeError: a field is missing, or given both ways.
     """
 
-    _ctx: PipelineContext = attrs.field(alias="ctx")
-    _interceptor_name: str = attrs.field(alias="interceptor_name")
-    _observations: dict[str, Any] = attrs.field(factory=dict, alias="observations")
+    _ctx: PipelineContext
+    _interceptor_name: str
+    _observations: dict[str, Any]
+
+    def __init__(
+        self,
+        ctx: PipelineContext = _UNSET,
+        interceptor_name: str = _UNSET,
+        observations: dict[str, Any] | None = None,
+        *,
+        _ctx: PipelineContext = _UNSET,
+        _interceptor_name: str = _UNSET,
+        _observations: dict[str, Any] | None = None,
+    ) -> None:
+        self._ctx = _one_of("ctx", ctx, _ctx)
+        self._interceptor_name = _one_of("interceptor_name", interceptor_name, _interceptor_name)
+        if observations is not None and _observations is not None:
+            raise TypeError(
+                "InterceptorContext: give observations or _observations (the reference's "
+                "keyword), not both"
+            )
+        chosen = observations if observations is not None else _observations
+        self._observations = {} if chosen is None else chosen
 
     @property
     def name(self) -> str:
@@ -119,6 +146,19 @@ class InterceptorContext:
     def get_observation(self, key: str) -> Any:
         """Read an observation recorded under this interceptor's namespace."""
         return self._ctx.data.get(f"_interceptor.{self._interceptor_name}", {}).get(key)
+
+
+def _one_of(name: str, value: Any, reference_value: Any) -> Any:
+    """The field given as ``name`` or as the reference's ``_name``: exactly one of them."""
+    if value is _UNSET:
+        if reference_value is _UNSET:
+            raise TypeError(f"InterceptorContext: missing required argument {name!r}")
+        return reference_value
+    if reference_value is not _UNSET:
+        raise TypeError(
+            f"InterceptorContext: give {name} or _{name} (the reference's keyword), not both"
+        )
+    return value
 
 
 class BaseInterceptor(ABC):
