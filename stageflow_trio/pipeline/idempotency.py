@@ -655,7 +655,8 @@ class IdempotencyInterceptor(BaseInterceptor):
     Args:
         store: Where results and claims live (an :class:`IdempotencyStore`, or a
             store written for the reference, with ``get`` and ``set`` (its
-            ``delete`` is never called), whose claims are then kept in the process); a fresh
+            ``delete`` is never called), whose claims are then kept in the
+            process); a fresh
             :class:`InMemoryIdempotencyStore` by default. Share one store
             between interceptors (chains, graphs) that must not run a stage
             twice for one key.
@@ -682,7 +683,8 @@ class IdempotencyInterceptor(BaseInterceptor):
     each call caches its own result and releases its own claim.
 
     Raises:
-        TypeError: ``store`` is a class, or lacks a callable ``get`` or ``set``; ``key_extractor`` or ``params_extractor`` is neither
+        TypeError: ``store`` is a class, or lacks a callable ``get`` or ``set``;
+            ``key_extractor`` or ``params_extractor`` is neither
             None nor callable; ``ttl_seconds`` is neither None nor a number;
             ``validate_params`` is not a bool.
         ValueError: ``ttl_seconds`` is negative or NaN.
