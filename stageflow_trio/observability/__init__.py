@@ -8,6 +8,7 @@ the no-op implementations here stand in until it provides them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from uuid import UUID
@@ -149,7 +150,10 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
     """A small dict describing ``exc`` for logs and run records.
 
     Returns:
-        ``code`` (``"TIMEOUT"`` for a ``TimeoutError`` or ``trio.TooSlowError``,
+        ``code`` (``"TIMEOUT"`` for a ``TimeoutError`` or ``trio.TooSlowError``, also
+        one a graph error wraps (its ``original`` or ``__cause__``), and the error a
+        graph raises for a stage the interceptor chain timed out (its message
+        carries the chain's "Stage timed out after <ms>ms");
         ``"CIRCUIT_OPEN"`` when the message mentions a circuit breaker, else
         ``"UNKNOWN"``), ``type`` (the class name), ``message`` (``str(exc)``, or a placeholder if that raises,
         at most 500 characters) and ``retryable`` (True for the two known codes).
@@ -162,7 +166,7 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
     message = error_text(exc)
     code = "UNKNOWN"
     retryable = False
-    if isinstance(exc, TimeoutError | trio.TooSlowError):
+    if _timed_out(exc) or _CHAIN_TIMEOUT.search(message):
         code = "TIMEOUT"
         retryable = True
     elif "circuit breaker" in message.lower():
@@ -174,6 +178,30 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
         "message": message[:_MESSAGE_LIMIT],
         "retryable": retryable,
     }
+
+
+# The interceptor chain's timeout message. A graph reports a stage the chain timed
+# out as a failed result, so the error raised to the caller carries only this text.
+_CHAIN_TIMEOUT = re.compile(r"\bStage timed out after \d+(?:\.\d+)?ms\b")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it wraps, is a timeout.
+
+    A stage's timeout reaches the caller of a graph's ``run`` wrapped (for
+    example in ``UnifiedStageExecutionError``, whose ``original`` it is, or as the
+    ``__cause__``), which the reference summarized as ``UNKNOWN``, not retryable.
+    The chain is followed a few links at most, and never round a cycle.
+    """
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        if isinstance(current, TimeoutError | trio.TooSlowError):
+            return True
+        seen.add(id(current))
+        original = getattr(current, "original", None)
+        current = original if isinstance(original, BaseException) else current.__cause__
+    return False
 
 
 def _check_summary(owner: str, error_summary: object) -> None:
