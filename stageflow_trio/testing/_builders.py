@@ -162,12 +162,14 @@ def create_test_pipeline_context(
     service: str = "test",
     data: dict[str, Any] | None = None,
     event_sink: Any = None,
+    ports: CorePorts | LLMPorts | AudioPorts | None = None,
     **kwargs: Any,
 ) -> PipelineContext:
     """A PipelineContext with test defaults, for the legacy StageGraph and interceptors.
 
     Every id but ``org_id`` defaults to a new random UUID; the event sink to a
-    :class:`RecordingEventSink`. Other keyword arguments go to PipelineContext.
+    :class:`RecordingEventSink`. ``ports`` is named, as in stageflow 1.2.0, so that
+    signature tools and editors show it; other keyword arguments go to PipelineContext.
     """
 
     return PipelineContext(
@@ -182,5 +184,6 @@ def create_test_pipeline_context(
         service=service,
         data=data if data is not None else {},
         event_sink=event_sink if event_sink is not None else RecordingEventSink(),
+        ports=ports,
         **kwargs,
     )
