@@ -100,7 +100,7 @@ async def run_unified(
         else:
             run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
         if started_at is not None:
-            run.report.emit_pipeline_wide(started_at, started, cancelled=True)
+            run.report.emit_pipeline_wide(started_at, started, status="cancelled")
         raise
     except BaseException as error:
         # Not a stage's error (those are recorded on the run): KeyboardInterrupt
@@ -123,7 +123,13 @@ async def run_unified(
             del in_progress[run]
             _active_runs.set(outer)
     if started_at is not None:
-        run.report.emit_pipeline_wide(started_at, started, cancelled=run.was_cancelled)
+        if run.was_cancelled:
+            status = "cancelled"
+        elif run.error is None and run.finished:
+            status = "completed"
+        else:  # a stage's error, or a deadlock
+            status = "failed"
+        run.report.emit_pipeline_wide(started_at, started, status=status)
     if run.event_sink is None or run.report.silent:
         # Nothing was reported per stage, so no pipeline-level terminal event either
         # (with a sink that keeps nothing, none is built).

@@ -231,8 +231,12 @@ class RunReporter:
             except Exception as exc:  # noqa: BLE001 - a wide event must not fail the stage
                 wide_event_failed(emitter, name, exc)
 
-    def emit_pipeline_wide(self, started_at: datetime, started: float, *, cancelled: bool) -> None:
-        """``pipeline.wide`` for the run; ``cancelled`` when a stage or the token stopped it."""
+    def emit_pipeline_wide(self, started_at: datetime, started: float, *, status: str) -> None:
+        """``pipeline.wide`` for the run, whose ``status`` is completed, failed or cancelled.
+
+        The status is passed, as 1.2.0's graph passes it: an emitter of one's own
+        then need not derive it from the stage results as ``WideEventEmitter`` does.
+        """
         emitter = self.plan.emitter
         wide = self.wide
         # Called only for a plan that emits pipeline.wide, and the graph gives such a
@@ -245,7 +249,7 @@ class RunReporter:
                 ctx=view,
                 stage_results=wide,
                 pipeline_name=self.plan.pipeline_name or view.topology,
-                status="cancelled" if cancelled else None,
+                status=status,
                 duration_ms=int((current_time() - started) * 1000),
                 started_at=started_at,
             )

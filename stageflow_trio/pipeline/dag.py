@@ -177,9 +177,12 @@ def _check_options(
 
     Returns the graph's wide-event emitter: the one given, a default one when
     either flag is set without one, else None. An emitter need not be a
-    ``WideEventEmitter``: the runs call only its ``emit_stage_event`` and
-    ``emit_pipeline_event`` (as the reference's graphs do, so test doubles and
-    emitters written for it work); a class is refused, as its methods are unbound.
+    ``WideEventEmitter``: the runs call only its ``emit_stage_event`` (with
+    ``emit_stage_wide_events``) and ``emit_pipeline_event`` (with
+    ``emit_pipeline_wide_event``), as the reference's graphs do, so test doubles and
+    emitters written for it work. It needs the methods its flags will call (both
+    when no flag is set, as nothing then says which it is for); a class is
+    refused, as its methods are unbound.
     """
     check_interceptors(graph, interceptors)
     check_flag(graph, "emit_stage_wide_events", emit_stage_wide_events)
@@ -198,13 +201,18 @@ def _check_options(
         raise TypeError(
             f"{graph}: wide_event_emitter must be an instance; got the class {name} (pass {name}())"
         )
-    if not all(
-        callable(getattr(wide_event_emitter, method, None))
-        for method in ("emit_stage_event", "emit_pipeline_event")
-    ):
+    needed = [
+        method
+        for method, flag in (
+            ("emit_stage_event", emit_stage_wide_events),
+            ("emit_pipeline_event", emit_pipeline_wide_event),
+        )
+        if flag
+    ] or ["emit_stage_event", "emit_pipeline_event"]
+    if not all(callable(getattr(wide_event_emitter, method, None)) for method in needed):
         raise TypeError(
             f"{graph}: wide_event_emitter must be a WideEventEmitter (or have "
-            f"emit_stage_event() and emit_pipeline_event()) or None; "
+            f"{' and '.join(f'{method}()' for method in needed)}) or None; "
             f"got {type_name(wide_event_emitter, WideEventEmitter)}"
         )
     return cast("WideEventEmitter", wide_event_emitter)
@@ -261,8 +269,8 @@ class StageGraph:
         specs: The stages (dependencies checked here, with the builder's errors).
         interceptors: The chain; ``get_default_interceptors()`` when omitted.
         wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide`` (a
-            ``WideEventEmitter``, or an object with ``emit_stage_event`` and
-            ``emit_pipeline_event``).
+            ``WideEventEmitter``, or an object with the ``emit_stage_event`` /
+            ``emit_pipeline_event`` the flags below call).
         emit_stage_wide_events: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide_event: Emit ``pipeline.wide`` at the end of a run.
     """
@@ -334,8 +342,9 @@ class UnifiedStageGraph:
         interceptors: Optional interceptors; when given, each stage call goes
             through the chain with a PipelineContext view of the run.
         wide_event_emitter: Emitter for ``stage.wide`` / ``pipeline.wide``
-            (a default one when either flag is set; any object with
-            ``emit_stage_event`` and ``emit_pipeline_event`` will do).
+            (a default one when either flag is set; any object with the
+            ``emit_stage_event`` / ``emit_pipeline_event`` the flags below call
+            will do).
         emit_stage_wide_events: Emit ``stage.wide`` after each stage.
         emit_pipeline_wide_event: Emit ``pipeline.wide`` when the run ends
             (completed, failed or cancelled by a stage or token).
