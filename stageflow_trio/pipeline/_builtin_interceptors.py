@@ -279,9 +279,12 @@ def get_default_interceptors(
     Raises:
         TypeError: ``include_auth`` or ``include_idempotency`` is not a bool (a
             truthy ``"no"`` would silently turn idempotency on).
-        ValueError: ``include_auth=True``: the reference's default auth chain
-            names interceptors that do not exist (it raises ImportError); list
-            :mod:`stageflow_trio.auth`'s interceptors yourself.
+        ValueError: ``include_auth=True``. 0.9.1's default auth chain names
+            interceptors that do not exist (ImportError); 1.2.0's is
+            ``AuthInterceptor()`` with its ``MockJwtValidator``, which accepts
+            any token, so a service that turned it on is not authenticating
+            anyone. List :mod:`stageflow_trio.auth`'s interceptors yourself, with
+            your validator.
     """
     # Imported here: the idempotency module builds on this one.
     from stageflow_trio.pipeline.idempotency import IdempotencyInterceptor
@@ -290,9 +293,10 @@ def get_default_interceptors(
     check_flag("get_default_interceptors", "include_idempotency", include_idempotency)
     if include_auth:
         raise ValueError(
-            "include_auth=True: the reference's auth chain (OrganizationInterceptor, "
-            "RegionInterceptor, RateLimitInterceptor, PolicyGatewayInterceptor) does not exist; "
-            "add stageflow_trio.auth's AuthInterceptor and OrgEnforcementInterceptor instead"
+            "get_default_interceptors: include_auth=True is refused: stageflow 1.2.0's chain "
+            "authenticates with MockJwtValidator, which accepts any token (0.9.1's does not "
+            "import); add AuthInterceptor(jwt_validator=<your validator>) and "
+            "OrgEnforcementInterceptor() from stageflow_trio.auth to the list yourself"
         )
     interceptors: list[BaseInterceptor] = [
         TimeoutInterceptor(),

@@ -55,9 +55,6 @@ def _id_text(run_id: UUID | None) -> str | None:
     return str(run_id) if run_id else None
 
 
-_SUBPIPELINE_ROOT = "__subpipeline_root__"
-
-
 class PlanProtocol(Protocol):
     """A plan: the actions to execute, in order."""
 
@@ -294,9 +291,10 @@ class ToolExecutor:
         handed out another object with a ``build``, such as a test double) and run, through
         :meth:`SubpipelineSpawner.spawn
         <stageflow_trio.pipeline.subpipeline.SubpipelineSpawner.spawn>` (parent
-        stage ``"stage.tool_executor"``), with a StageContext made from the child
-        context's ids, topology, execution mode and event sink. The child's
-        stages' failures come back in the result.
+        stage ``"stage.tool_executor"``), with the child PipelineContext the spawner
+        forked (as stageflow 1.2.0; 0.9.1 gave it a StageContext holding only the
+        child's ids, topology and execution mode). The child's stages' failures come
+        back in the result.
 
         Returns:
             The spawner's result; on success ``data`` maps each stage to its
@@ -360,34 +358,9 @@ class ToolExecutor:
                 self._graphs[pipeline_name] = (pipeline, graph)
 
         async def runner(child_ctx: PipelineContext) -> dict[str, Any]:
-            # Imported here: the context package pulls in the snapshot codec, which
-            # `import stageflow_trio.tools` should not pay for.
-            from stageflow_trio.context.context_snapshot import ContextSnapshot
-            from stageflow_trio.context.identity import RunIdentity
-            from stageflow_trio.core.stage_context import StageContext
-            from stageflow_trio.core.timer import PipelineTimer
-            from stageflow_trio.stages.inputs import create_stage_inputs
-
-            snapshot: ContextSnapshot[Any] = ContextSnapshot(
-                run_id=RunIdentity(
-                    pipeline_run_id=child_ctx.pipeline_run_id,
-                    request_id=child_ctx.request_id,
-                    session_id=child_ctx.session_id,
-                    user_id=child_ctx.user_id,
-                    org_id=child_ctx.org_id,
-                    interaction_id=child_ctx.interaction_id,
-                ),
-                topology=child_ctx.topology,
-                execution_mode=child_ctx.execution_mode,
-            )
-            stage_ctx = StageContext(
-                snapshot=snapshot,
-                inputs=create_stage_inputs(snapshot, stage_name=_SUBPIPELINE_ROOT),
-                stage_name=_SUBPIPELINE_ROOT,
-                timer=PipelineTimer(),
-                event_sink=child_ctx.event_sink,
-            )
-            results = await graph.run(stage_ctx)
+            # The forked context itself, as stageflow 1.2.0 runs it, so the child's
+            # stages see the parent's input text, payload and ports.
+            results = await graph.run(child_ctx)
             return {name: output.data for name, output in results.items()}
 
         try:

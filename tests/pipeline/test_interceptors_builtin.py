@@ -113,9 +113,10 @@ def test_default_chain_equals_the_reference(reference: ModuleType) -> None:
 def test_include_auth_is_rejected() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^include_auth=True: the reference's auth chain \(OrganizationInterceptor, "
-        r"RegionInterceptor, RateLimitInterceptor, PolicyGatewayInterceptor\) does not exist; "
-        r"add stageflow_trio\.auth's AuthInterceptor and OrgEnforcementInterceptor instead$",
+        match=r"^get_default_interceptors: include_auth=True is refused: stageflow 1\.2\.0's "
+        r"chain authenticates with MockJwtValidator, which accepts any token \(0\.9\.1's does "
+        r"not import\); add AuthInterceptor\(jwt_validator=<your validator>\) and "
+        r"OrgEnforcementInterceptor\(\) from stageflow_trio\.auth to the list yourself$",
     ):
         get_default_interceptors(include_auth=True)
 
