@@ -199,7 +199,10 @@ def _timed_out(exc: BaseException) -> bool:
         if isinstance(current, TimeoutError | trio.TooSlowError):
             return True
         seen.add(id(current))
-        original = getattr(current, "original", None)
+        try:
+            original = getattr(current, "original", None)
+        except Exception:  # noqa: BLE001 - a broken property must not fail the summary
+            original = None
         current = original if isinstance(original, BaseException) else current.__cause__
     return False
 

@@ -108,3 +108,16 @@ def test_a_long_cause_chain_is_followed_a_few_links_only() -> None:
         deep = wrapper
     assert summarize_pipeline_error(deep)["code"] == "UNKNOWN"
     assert summarize_pipeline_error(deep.__cause__)["code"] == "TIMEOUT"  # type: ignore[arg-type]
+
+
+def test_an_original_property_that_raises_does_not_fail_the_summary() -> None:
+    class Odd(Exception):
+        @property
+        def original(self) -> BaseException:
+            raise RuntimeError("broken property")
+
+    odd = Odd("outer")
+    odd.__cause__ = TimeoutError()
+    summary = summarize_pipeline_error(odd)
+    assert summary["code"] == "TIMEOUT"  # the cause is still read
+    assert summary["message"] == "outer"
