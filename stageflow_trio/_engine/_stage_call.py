@@ -48,6 +48,7 @@ must clean up after itself.
 from __future__ import annotations
 
 import logging
+import re
 import reprlib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -427,6 +428,12 @@ def _check_timeout_ms(stage_name: str, ctx: PipelineContext, value: object) -> N
         f"{where} must be a number of milliseconds (int or float; <= 0: no timeout); "
         f"got {type(value).__name__} {reprlib.repr(value)}"
     )
+
+
+# What the error text of a stage the chain timed out carries. A graph keeps only a
+# failed stage's error text, so ``summarize_pipeline_error`` finds the timeout by it;
+# kept beside the message made below, so the two cannot drift apart.
+TIMEOUT_TEXT = re.compile(r"\bStage timed out after \d+(?:\.\d+)?ms\b")
 
 
 def _timed_out(stage_name: str, timeout_ms: Any) -> TimeoutError:

@@ -8,7 +8,6 @@ the no-op implementations here stand in until it provides them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from uuid import UUID
@@ -166,7 +165,10 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
     message = error_text(exc)
     code = "UNKNOWN"
     retryable = False
-    if _timed_out(exc) or _CHAIN_TIMEOUT.search(message):
+    # Imported here: importing the observability package does not load the engine.
+    from stageflow_trio._engine._stage_call import TIMEOUT_TEXT
+
+    if _timed_out(exc) or TIMEOUT_TEXT.search(message):
         code = "TIMEOUT"
         retryable = True
     elif "circuit breaker" in message.lower():
@@ -178,11 +180,6 @@ def summarize_pipeline_error(exc: BaseException) -> dict[str, Any]:
         "message": message[:_MESSAGE_LIMIT],
         "retryable": retryable,
     }
-
-
-# The interceptor chain's timeout message. A graph reports a stage the chain timed
-# out as a failed result, so the error raised to the caller carries only this text.
-_CHAIN_TIMEOUT = re.compile(r"\bStage timed out after \d+(?:\.\d+)?ms\b")
 
 
 def _timed_out(exc: BaseException) -> bool:
