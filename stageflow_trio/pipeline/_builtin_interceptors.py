@@ -23,13 +23,26 @@ from stageflow_trio._engine._stage_call import (
     stage_short_circuited,
 )
 from stageflow_trio._time import RunClock
-from stageflow_trio.pipeline._child_tracker import get_child_tracker
 from stageflow_trio.pipeline._tracing_interceptor import TracingInterceptor
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from stageflow_trio.pipeline.idempotency import IdempotencyStore, _ResultStore
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
+
+
+def _public_subpipeline() -> ModuleType:
+    """``stageflow_trio.pipeline.subpipeline``, whose ``get_child_tracker`` is read per call.
+
+    Read there, not bound at import, so that a test patching the public name (as the
+    reference's own tests patch ``stageflow.pipeline.subpipeline.get_child_tracker``)
+    reaches the interceptor.
+    """
+    from stageflow_trio.pipeline import subpipeline
+
+    return subpipeline
 
 
 _stage_logger = logging.getLogger("stageflow_trio.stage_interceptor")
@@ -54,7 +67,7 @@ class ChildTrackerMetricsInterceptor(BaseInterceptor):
             # whose stage completed is delivered, skipping the after hooks still to
             # run (the idempotency interceptor's would cache the stage's result).
             with trio.CancelScope(shield=True):
-                metrics = await get_child_tracker().get_metrics()
+                metrics = await _public_subpipeline().get_child_tracker().get_metrics()
             tracker_logger.info(
                 "ChildRunTracker metrics",
                 extra={

@@ -15,7 +15,7 @@ from stageflow_trio._groups import first_leaf
 from stageflow_trio._time import utc_now_iso as _timestamp
 from stageflow_trio._time import uuid4
 from stageflow_trio.events import emit_event, get_event_sink
-from stageflow_trio.pipeline._child_tracker import ChildRunTracker, get_child_tracker
+from stageflow_trio.pipeline._child_tracker import ChildRunTracker
 from stageflow_trio.pipeline._subpipeline_values import (
     DEFAULT_MAX_SUBPIPELINE_DEPTH,
     MaxDepthExceededError,
@@ -178,7 +178,13 @@ class SubpipelineSpawner:
                 )
             if max_canceled_runs < 1:
                 raise ValueError(f"max_canceled_runs must be >= 1 or None, got {max_canceled_runs}")
-        self._tracker = child_tracker if child_tracker is not None else get_child_tracker()
+        if child_tracker is None:
+            # Through the public module, so that a patched get_child_tracker is used
+            # (as the reference, whose spawner reads its own module's global).
+            from stageflow_trio.pipeline import subpipeline
+
+            child_tracker = subpipeline.get_child_tracker()
+        self._tracker = child_tracker
         self._emit_events = emit_events
         self._max_depth = max_depth
         self._max_canceled_runs = max_canceled_runs
