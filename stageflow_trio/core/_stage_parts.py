@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -102,6 +103,9 @@ def _check_duration(value: object) -> None:
         raise TypeError(
             f"duration_ms must be a number of milliseconds or None, got {_type_name(value)}"
         )
+    # NaN and the infinities would reach the events' JSON as tokens no JSON parser reads.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"duration_ms must be a finite number of milliseconds, got {value}")
 
 
 def _validate_duration(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:

@@ -5,17 +5,22 @@
   ``stageflow_trio.pipeline.subpipeline.get_child_tracker`` (as the reference's own
   tests patch ``stageflow.pipeline.subpipeline.get_child_tracker``) changed nothing.
   Both now read it from that module when they need a tracker.
+- ``StageOutput(duration_ms=nan)`` and ``with_duration(inf)`` were accepted (as the
+  reference) and reached the events' JSON as ``NaN`` / ``Infinity``, which JSON parsers
+  refuse: a ValueError naming ``duration_ms`` now (parity row).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from typing import Any
 
 import pytest
 
 from stageflow_trio._time import utc_now
+from stageflow_trio.core import StageOutput, StageStatus
 from stageflow_trio.pipeline import subpipeline
 from stageflow_trio.pipeline.interceptors import (
     ChildTrackerMetricsInterceptor,
@@ -83,3 +88,20 @@ def test_spawner_default_tracker_is_read_through_the_public_name(
     assert SubpipelineSpawner()._tracker is tracker
     own = ChildRunTracker()
     assert SubpipelineSpawner(child_tracker=own)._tracker is own
+
+
+# --- StageOutput duration_ms: NaN and the infinities -------------------------------------
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_duration_ms_must_be_finite(value: float) -> None:
+    with pytest.raises(ValueError, match="duration_ms must be a finite number of milliseconds"):
+        StageOutput.ok().with_duration(value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="duration_ms must be a finite number of milliseconds"):
+        StageOutput(status=StageStatus.OK, duration_ms=value)  # type: ignore[arg-type]
+
+
+def test_finite_durations_are_kept() -> None:
+    assert StageOutput.ok().with_duration(12).duration_ms == 12
+    assert StageOutput.ok().with_duration(1.5).duration_ms == 1.5  # type: ignore[arg-type]
+    assert StageOutput.ok().with_duration(0).duration_ms == 0
