@@ -37,6 +37,11 @@ the reference fails:
 - One unparsable href (``http://[::1``) made ``urllib.parse`` raise ValueError
   and failed the whole page; here that link is left out of ``links`` and kept
   as written in the markdown.
+- Relative links resolved against the page's URL, ignoring a ``<base href>``;
+  here, as in a browser, against the document's base URL (the first ``<base>``
+  with an ``href``, resolved against the page's URL), in ``links`` and in the
+  markdown, on every parser and the regex fallback. A link is still internal
+  when it is on the page's host.
 - ``min_text_length`` was accepted and ignored; here a heading, paragraph, list
   item or block quote whose stripped text is shorter is left out (the default,
   1, leaves out only empty blocks, as the reference did).
@@ -76,6 +81,12 @@ import attrs
 from stageflow_trio._args import check_flag, check_int, check_str, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
+from stageflow_trio.websearch._baseurl import (
+    document_base,
+    markup_base_href,
+    page_link,
+    tree_base_href,
+)
 from stageflow_trio.websearch._charset import meta_charset
 from stageflow_trio.websearch.models import ExtractedLink, PageMetadata
 
@@ -573,7 +584,9 @@ class DefaultContentExtractor(ContentExtractor):
             html: The page's HTML. Bytes are decoded by Modest, which detects
                 their encoding; on lexbor, by their byte order mark or
                 ``<meta>`` charset, else as UTF-8.
-            base_url: The page's URL, to make relative links absolute.
+            base_url: The page's URL, to make relative links absolute (against
+                the page's ``<base href>`` when it has one) and to tell internal
+                links.
             selector: A CSS selector naming the content to read; when it matches
                 nothing, the configured guesses are not tried: the body is read.
 
@@ -585,6 +598,8 @@ class DefaultContentExtractor(ContentExtractor):
         """
         _check_call("DefaultContentExtractor.extract", html, base_url, selector, allow_bytes=True)
         tree = HTMLParser(html)
+        # Found before removals: a <base> counts wherever it is (in a removed <header> too).
+        link_base = document_base(base_url, tree_base_href(tree))
         self._remove_unwanted(tree)
         content: Node | None = None
         if selector:
@@ -598,9 +613,9 @@ class DefaultContentExtractor(ContentExtractor):
             content = self._whole_page(tree)
 
         metadata = self._extract_metadata_from_tree(tree)
-        links = self._extract_links_from_node(content, base_url)
+        links = self._extract_links_from_node(content, link_base, page_url=base_url or "")
         walk = _Walk()
-        self._process_node(content, walk, base_url)
+        self._process_node(content, walk, link_base)
         markdown = self._clean_markdown("\n".join(walk.markdown))
         plain_text = self._clean_plain_text(" ".join(walk.plain))
         return ExtractionResult(
@@ -642,13 +657,14 @@ class DefaultContentExtractor(ContentExtractor):
             "DefaultContentExtractor.extract_links", html, base_url, selector, allow_bytes=True
         )
         tree = HTMLParser(html)
+        link_base = document_base(base_url, tree_base_href(tree))
         self._remove_unwanted(tree)
         target = self._whole_page(tree)
         if selector:
             match = _first_match(tree, selector)
             if match is not None:
                 target = match
-        return self._extract_links_from_node(target, base_url)
+        return self._extract_links_from_node(target, link_base, page_url=base_url or "")
 
     # -- the parts (override them to change one step) --
 
@@ -910,8 +926,16 @@ class DefaultContentExtractor(ContentExtractor):
                 return node.attributes.get("content")
         return None
 
-    def _extract_links_from_node(self, node: Node, base_url: str | None) -> list[ExtractedLink]:
-        """``node``'s followable links, each resolved URL once, in document order."""
+    def _extract_links_from_node(
+        self, node: Node, base_url: str | None, *, page_url: str | None = None
+    ) -> list[ExtractedLink]:
+        """``node``'s followable links, each resolved URL once, in document order.
+
+        Links resolve against ``base_url`` (the document's base URL); a link is
+        internal when it is on ``page_url``'s host (None: ``base_url`` is the
+        page's URL).
+        """
+        page = base_url if page_url is None else page_url
         links: list[ExtractedLink] = []
         seen: set[str] = set()
         for anchor in node.css("a[href]"):
@@ -920,10 +944,11 @@ class DefaultContentExtractor(ContentExtractor):
             if not href or href.startswith(_SKIPPED_HREFS):
                 continue
             try:
-                link = ExtractedLink.from_element(
+                link = page_link(
                     href,
                     _text(anchor).strip(),
-                    base_url=base_url,
+                    link_base=base_url,
+                    page_url=page,
                     title=attributes.get("title"),
                     rel=attributes.get("rel"),
                 )
@@ -1094,7 +1119,12 @@ class FallbackContentExtractor(ContentExtractor):
         return self._extract_links_regex(html, base_url)
 
     def _extract_links_regex(self, html: str, base_url: str | None) -> list[ExtractedLink]:
-        """Each ``<a href="...">...</a>``'s link, each resolved URL once, in page order."""
+        """Each ``<a href="...">...</a>``'s link, each resolved URL once, in page order.
+
+        Relative links resolve against the page's first ``<base href>``, if any.
+        """
+        link_base = document_base(base_url, markup_base_href(html))
+        page = base_url or ""
         links: list[ExtractedLink] = []
         seen: set[str] = set()
         cut = _end_of_last(_LINK_END, html)
@@ -1103,8 +1133,11 @@ class FallbackContentExtractor(ContentExtractor):
             if href.startswith(("#", "javascript:", "mailto:")):
                 continue
             try:
-                link = ExtractedLink.from_element(
-                    href, _replace_tags(match.group(2), "").strip(), base_url=base_url
+                link = page_link(
+                    href,
+                    _replace_tags(match.group(2), "").strip(),
+                    link_base=link_base,
+                    page_url=page,
                 )
             except ValueError:
                 continue  # urllib.parse cannot read it (the reference failed the page)

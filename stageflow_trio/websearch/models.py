@@ -330,12 +330,7 @@ class ExtractedLink:
         check_str(owner, "href", href)
         check_str(owner, "text", text)
         check_str(owner, "base_url", base_url, optional=True)
-        if href.startswith("//"):
-            url = "https:" + href
-        elif base_url and not href.startswith(("http://", "https://")):
-            url = urljoin(base_url, href)
-        else:
-            url = href
+        url = _href_url(href, base_url)
         is_internal = False
         if base_url:
             is_internal = urlparse(base_url).netloc == urlparse(url).netloc
@@ -347,6 +342,19 @@ class ExtractedLink:
             is_internal=is_internal,
             context=context,
         )
+
+
+def _href_url(href: str, base_url: str | None) -> str:
+    """``href`` made absolute by :meth:`ExtractedLink.from_element`'s rule.
+
+    Raises:
+        ValueError: ``urljoin`` cannot parse ``href`` or ``base_url``.
+    """
+    if href.startswith("//"):
+        return "https:" + href
+    if base_url and not href.startswith(("http://", "https://")):
+        return urljoin(base_url, href)
+    return href
 
 
 @frozen_compat

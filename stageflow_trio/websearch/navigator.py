@@ -41,6 +41,11 @@ Differences from the reference (stageflow 0.9.1), each a row in docs/parity.md:
   Modest took raw), and a class is split on ASCII
   whitespace only, as HTML splits it: the reference returned such selectors
   and then crashed querying them, or matched another element.
+- Relative links resolve against the document's base URL (its first ``<base
+  href>``, resolved against ``base_url``), as a browser resolves them; the
+  reference used ``base_url`` alone. Internal still means on ``base_url``'s host.
+- ``NavigationConfig.min_nav_links``, documented by the reference and never
+  read, applies: fewer menu links than that make no menu.
 - :class:`NavigationConfig` checks its fields when constructed (types, regular
   expressions that compile, CSS selectors that parse, counts >= 0) and holds
   its lists read-only.
@@ -60,6 +65,12 @@ import attrs
 from stageflow_trio._args import check_int, check_str, type_of
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.utils.frozen import FrozenList
+from stageflow_trio.websearch._baseurl import (
+    document_base,
+    markup_base_href,
+    page_link,
+    tree_base_href,
+)
 from stageflow_trio.websearch.models import ExtractedLink, NavigationAction, PaginationInfo
 
 try:
@@ -235,8 +246,10 @@ class NavigationConfig:
         nav_link_selectors: CSS selectors of menu links.
         content_selectors: CSS selectors of the main content, tried in order;
             the first whose text is longer than 200 characters wins.
-        min_nav_links: Accepted and kept for compatibility; the reference
-            never reads it, and neither does this port.
+        min_nav_links: The fewest menu links (distinct URLs matched by
+            ``nav_link_selectors``) that make a menu: a page with fewer has no
+            ``nav_links`` and no menu actions. The reference documented this
+            and never applied it; 0 or 1 gives its answers.
         max_actions: The most actions :meth:`PageNavigator.analyze` returns.
 
     Raises:
@@ -527,10 +540,13 @@ def _resolve(base_url: str | None, href: str) -> str | None:
         return None
 
 
-def _link(href: str, text: str, base_url: str | None) -> ExtractedLink | None:
-    """An ExtractedLink, or None when its URL cannot be parsed (see :func:`_resolve`)."""
+def _link(
+    href: str, text: str, link_base: str | None, page_url: str | None
+) -> ExtractedLink | None:
+    """An ExtractedLink resolved against the document's base URL, internal on
+    ``page_url``'s host; None when its URL cannot be parsed (see :func:`_resolve`)."""
     try:
-        return ExtractedLink.from_element(href, text, base_url=base_url)
+        return page_link(href, text, link_base=link_base, page_url=page_url)
     except ValueError:
         return None
 
@@ -567,12 +583,14 @@ class PageNavigator(Navigator):
             html: The page (str, or bytes read as UTF-8). Malformed HTML is
                 repaired the way a browser would.
             base_url: Where the page came from; relative links resolve against
-                it and it decides which links are internal. None or "" leaves
-                links as written.
+                it (through the page's ``<base href>``, when it has one) and it
+                decides which links are internal. None or "" leaves links as
+                written, unless a ``<base>`` gives an absolute URL.
 
         Returns:
             A NavigationResult. Its actions are, in order: next page, previous
-            page, menu links, then links of at least 3 characters of text in the
+            page, menu links (when there are at least ``config.min_nav_links``),
+            then links of at least 3 characters of text in the
             main content (or the whole body) not already offered, at most
             ``config.max_actions`` in all.
 
@@ -586,11 +604,17 @@ class PageNavigator(Navigator):
         check_str("PageNavigator.analyze", "base_url", base_url, optional=True)
         tree = LexborHTMLParser(html)
         limit = self.config.max_actions
+        # Links resolve against the document's base URL (its <base href>, else
+        # the page's URL); whether one is internal is decided by the page's URL.
+        link_base = document_base(base_url, tree_base_href(tree))
 
-        pagination = self._find_pagination(tree, base_url)
+        pagination = self._find_pagination(tree, link_base)
         main_selector = self._detect_main_content(tree)
-        nav_links = self._extract_nav_links(tree, base_url)
-        breadcrumbs = self._extract_breadcrumbs(tree, base_url)
+        nav_links = self._extract_nav_links(tree, link_base, base_url)
+        if len(nav_links) < self.config.min_nav_links:
+            # Too few to be a menu (a lone "Log in" link in a <nav>): the page has none.
+            nav_links = []
+        breadcrumbs = self._extract_breadcrumbs(tree, link_base, base_url)
 
         actions = _pagination_actions(pagination, with_direction=True)
         room = limit - len(actions)
@@ -606,7 +630,8 @@ class PageNavigator(Navigator):
             # The room is counted before duplicates are dropped, as in the
             # reference: a duplicate uses up a slot without filling it.
             offered = {action.url for action in actions}
-            for link in self._extract_content_links(tree, base_url, main_selector)[:room]:
+            content_links = self._extract_content_links(tree, link_base, main_selector, base_url)
+            for link in content_links[:room]:
                 if link.url not in offered:
                     offered.add(link.url)
                     actions.append(
@@ -744,7 +769,7 @@ class PageNavigator(Navigator):
         return None if best is None else _candidate_selector(*best)
 
     def _extract_nav_links(
-        self, tree: LexborHTMLParser, base_url: str | None
+        self, tree: LexborHTMLParser, base_url: str | None, page_url: str | None
     ) -> list[ExtractedLink]:
         """Menu links, selector by selector, each URL once; anchors and scripts skipped."""
         links: list[ExtractedLink] = []
@@ -759,14 +784,14 @@ class PageNavigator(Navigator):
                 if href in seen_hrefs or not href or href.startswith(_SKIPPED_NAV_PREFIXES):
                     continue
                 seen_hrefs.add(href)
-                link = _link(href, _text(anchor), base_url)
+                link = _link(href, _text(anchor), base_url, page_url)
                 if link is not None and link.url not in seen:
                     seen.add(link.url)
                     links.append(link)
         return links
 
     def _extract_breadcrumbs(
-        self, tree: LexborHTMLParser, base_url: str | None
+        self, tree: LexborHTMLParser, base_url: str | None, page_url: str | None
     ) -> list[ExtractedLink]:
         """The links of the first breadcrumb selector that yields any (repeats kept)."""
         for selector in _BREADCRUMB_SELECTORS:
@@ -774,7 +799,7 @@ class PageNavigator(Navigator):
                 link
                 for anchor in tree.css(selector)
                 if (href := _attr(anchor, "href")) and not href.startswith("#")
-                if (link := _link(href, _text(anchor), base_url)) is not None
+                if (link := _link(href, _text(anchor), base_url, page_url)) is not None
             ]
             if links:
                 return links
@@ -785,6 +810,7 @@ class PageNavigator(Navigator):
         tree: LexborHTMLParser,
         base_url: str | None,
         main_selector: str | None,
+        page_url: str | None,
     ) -> list[ExtractedLink]:
         """Links in the main content (else the body) with at least 3 characters of text."""
         container = None
@@ -803,7 +829,7 @@ class PageNavigator(Navigator):
             text = _text(anchor)
             if len(text) < 3:
                 continue
-            link = _link(href, text, base_url)
+            link = _link(href, text, base_url, page_url)
             if link is not None and link.url not in seen:
                 seen.add(link.url)
                 links.append(link)
@@ -854,13 +880,14 @@ class FallbackNavigator(Navigator):
         check_str("FallbackNavigator.analyze", "html", html)
         check_str("FallbackNavigator.analyze", "base_url", base_url, optional=True)
         config = self.config
+        link_base = document_base(base_url, markup_base_href(html))
         next_url: str | None = None
         prev_url: str | None = None
         for match in _ANCHOR.finditer(html):
             text = _TAG.sub("", match["inner"]).strip().lower()
             class_match = _CLASS_ATTR.search(f"{match['before']} {match['after']}")
             classes = class_match.group(1).lower() if class_match else ""
-            url = _resolve(base_url, match["href"])
+            url = _resolve(link_base, match["href"])
             if url is None:
                 continue
             if next_url is None and (_mentions(text, config.next_link_texts) or "next" in classes):

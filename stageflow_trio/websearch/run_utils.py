@@ -36,6 +36,11 @@ How this differs from the reference (``stageflow.websearch.run_utils``):
 - Arguments are checked at the call: a wrong type or value raises TypeError or
   ValueError naming the function and the parameter. An ``async def`` progress
   callback is refused (the reference called it without awaiting it, so it never ran).
+- :attr:`SiteMap.depth_reached` is the depth of the deepest page crawled, as its
+  name (and the reference's docstring, "Maximum depth reached") says; the
+  reference always reported ``max_depth``.
+- The crawls follow a page's links as a browser resolves them, through the page's
+  ``<base href>`` (the extractor's doing).
 """
 
 from __future__ import annotations
@@ -159,8 +164,10 @@ class SiteMap:
         pages: Every page crawled, in crawl order.
         internal_links: Distinct internal links of the crawled pages, first seen first.
         external_links: Distinct external links (empty with ``include_external=False``).
-        depth_reached: The crawl's depth limit (``max_depth``), as the reference
-            reports it, not the depth of the deepest page crawled.
+        depth_reached: The depth of the deepest page crawled: 0 when only the
+            start page was, less than ``max_depth`` when the site ran out of
+            links or ``max_pages`` stopped the crawl first (the reference always
+            reported ``max_depth``). A page that failed counts: it was fetched.
         duration_ms: Time the whole crawl took (trio clock).
     """
 
@@ -554,6 +561,31 @@ async def search_and_extract(
     )
 
 
+def _deepest(pages: list[WebPage], max_depth: int) -> int:
+    """The depth of the deepest of a crawl's ``pages`` (0 when there are none).
+
+    :meth:`~WebSearchClient.crawl` returns pages, not depths; it goes breadth
+    first, so a page's depth is one more than that of the first page before it
+    linking to it (the start page, first, is at 0). Pages at ``max_depth`` had
+    their links left alone, and lend no depth. (A ``link_filter`` that refuses a
+    URL on one page and takes it on a later one, deciding by the link's text,
+    is not replayed: that page counts at the shallower depth.)
+    """
+    if not pages:
+        return 0
+    depths = {pages[0].url: 0}
+    deepest = 0
+    for page in pages:
+        depth = depths.get(page.url)
+        if depth is None:
+            continue  # not reached through a listed link (a custom crawl)
+        deepest = max(deepest, depth)
+        if depth < max_depth:
+            for link in page.links:
+                depths.setdefault(link.url, depth + 1)
+    return deepest
+
+
 async def map_site(
     start_url: str,
     *,
@@ -583,7 +615,7 @@ async def map_site(
         client_factory: Makes the client to use (e.g. one with a mock fetcher).
 
     Returns:
-        The pages and links; ``depth_reached`` is ``max_depth`` (as in the reference).
+        The pages and links; ``depth_reached`` is the depth of the deepest page crawled.
 
     Raises:
         TypeError / ValueError: an argument has the wrong type or value.
@@ -622,7 +654,7 @@ async def map_site(
         pages=list(pages),
         internal_links=internal,
         external_links=external,
-        depth_reached=max_depth,
+        depth_reached=_deepest(pages, max_depth),
         duration_ms=(monotonic() - started) * 1000,
     )
 

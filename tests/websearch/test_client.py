@@ -72,9 +72,20 @@ def _comparable(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reference_config(ref_client: ModuleType) -> Any:
+    """The reference's config without menu selectors.
+
+    :func:`page` has at most one menu link (its pagination ``<nav>``), fewer than
+    ``min_nav_links`` (3), so ours reads no menu there (a parity row, audit 25);
+    the reference, which ignores ``min_nav_links``, finds none without the selectors.
+    """
+    navigation = importlib.import_module("stageflow.websearch.navigator")
+    return ref_client.WebSearchConfig(navigation=navigation.NavigationConfig(nav_link_selectors=[]))
+
+
 def run_reference(ref_client: ModuleType, responses: Responses, call: Callable[[Any], Any]) -> Any:
     async def main() -> Any:
-        client = ref_client.create_mock_client(responses)
+        client = ref_client.create_mock_client(responses, config=reference_config(ref_client))
         return await call(client)
 
     return asyncio.run(main())
@@ -788,7 +799,7 @@ def test_extract_content_matches_reference(
     ref_client: ModuleType, base_url: str | None, selector: str | None
 ) -> None:
     html = page("Local", "rel.html", "/abs", next_href="?page=2")
-    theirs = ref_client.create_mock_client({}).extract_content(
+    theirs = ref_client.create_mock_client({}, config=reference_config(ref_client)).extract_content(
         html, base_url=base_url, selector=selector
     )
     ours = create_mock_client({}).extract_content(html, base_url=base_url, selector=selector)

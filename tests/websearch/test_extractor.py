@@ -5,7 +5,10 @@ Hypothesis-built trees and tag soup) to the reference's extractors and to ours,
 with the same configuration, and compare ``to_dict()`` (markdown, plain text,
 word count, metadata, links, heading outline), ``extract_metadata`` and
 ``extract_links``. Where the reference raises (its known crashes), ours must
-return a result instead.
+return a result instead. A page with a ``<base href>`` (generated pages have
+one now and then): ours resolves its links against it, the reference against
+the page's URL (a parity row), so the reference is given the document's base
+URL as ``base_url`` (:func:`reference_base_url`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import importlib
 import re
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import attrs
 import pytest
@@ -295,12 +299,55 @@ def underscores_dropped(text: str) -> str:
     return " ".join(text.replace("_", "").split())
 
 
-def assert_same(reference_call: Any, our_call: Any) -> None:
-    """Our result equals the reference's, or the reference crashed and ours did not."""
+# The generated pages' <base>, always written this way (test_audit25_websearch.py
+# tests the other spellings).
+_BASE_TAG = re.compile(r'<base href="([^"]*)">')
+
+
+def reference_base_url(html: Any, base_url: str | None) -> str | None:
+    """The ``base_url`` that makes the reference resolve ``html``'s links as ours does.
+
+    Ours resolves them against the document's base URL (the ``<base href>``
+    resolved against the page's URL, a parity row), the reference against the
+    ``base_url`` it is given. A relative ``<base>`` on a page of unknown URL
+    counts for nothing.
+    """
+    match = _BASE_TAG.search(html) if isinstance(html, str) else None
+    if match is None:
+        return base_url
+    resolved = urljoin(base_url or "", match.group(1))
+    return resolved if urlsplit(resolved).scheme else base_url
+
+
+def internal_on(data: Any, page_url: str | None) -> Any:
+    """``data`` (dicts) with each link's ``is_internal`` decided by ``page_url``'s host.
+
+    The reference decides it by the ``base_url`` it is given: the document's base
+    URL (:func:`reference_base_url`), where ours decides it by the page's URL.
+    """
+    if isinstance(data, list):
+        return [internal_on(item, page_url) for item in data]
+    if isinstance(data, dict):
+        data = {key: internal_on(value, page_url) for key, value in data.items()}
+        if "is_internal" in data:
+            data["is_internal"] = bool(page_url) and (
+                urlsplit(page_url).netloc == urlsplit(data["url"]).netloc
+            )
+    return data
+
+
+def assert_same(reference_call: Any, our_call: Any, *, page_url: Any = None) -> None:
+    """Our result equals the reference's, or the reference crashed and ours did not.
+
+    With ``page_url`` (a str, or "" for an unknown one) the reference's links are
+    internal on that URL's host (see :func:`internal_on`).
+    """
     status, expected = outcome(reference_call)
     actual = our_call()
     if status == "ok":
         ours, theirs = dicts(actual), dicts(expected)
+        if page_url is not None:
+            theirs = internal_on(theirs, page_url)
         if "plain_text" in ours and "_" in ours["plain_text"] + theirs["plain_text"]:
             # Underscores inside words are kept as text (a parity row): the plain
             # texts differ only by underscores the reference took for emphasis.
@@ -316,9 +363,19 @@ def assert_same(reference_call: Any, our_call: Any) -> None:
 
 def assert_same_everywhere(kind: str, config: dict[str, Any], html: Any, **call: Any) -> None:
     theirs, mine = extractors(kind, config)
-    assert_same(lambda: theirs.extract(html, **call), lambda: mine.extract(html, **call))
+    page_url = call.get("base_url")
+    ref_call = {**call, "base_url": reference_base_url(html, page_url)}
+    # None: the reference's is_internal stands (no <base> changed its base URL).
+    internal_by = None if ref_call["base_url"] == page_url else page_url or ""
     assert_same(
-        lambda: theirs.extract_links(html, **call), lambda: mine.extract_links(html, **call)
+        lambda: theirs.extract(html, **ref_call),
+        lambda: mine.extract(html, **call),
+        page_url=internal_by,
+    )
+    assert_same(
+        lambda: theirs.extract_links(html, **ref_call),
+        lambda: mine.extract_links(html, **call),
+        page_url=internal_by,
     )
     assert_same(lambda: theirs.extract_metadata(html), lambda: mine.extract_metadata(html))
 
@@ -651,6 +708,22 @@ def html_pages(draw: Any) -> str:
         )
     )
     lang = draw(st.sampled_from(["", ' lang="en"']))
+    base = draw(
+        st.sampled_from(
+            [
+                "",
+                "",
+                "",
+                '<base href="/docs/v2/">',
+                '<base href="sub/dir/">',
+                '<base href="https://example.com/other/index.html">',
+                '<base href="//cdn.example.org/assets/">',
+                '<base target="_top">',
+            ]
+        )
+    )
+    if base:
+        head = f"<head>{base}</head>" if not head else head.replace("<head>", f"<head>{base}")
     body = draw(st.one_of(blocks(), blocks(), html_trees()))
     return f"<html{lang}>{head}<body>{body}</body></html>"
 
