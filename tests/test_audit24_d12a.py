@@ -20,7 +20,8 @@ Pages new in 1.2.0:
   ``LLMResponse`` or object reply) and the security defaults (user input blocked, tool output
   sanitised and kept, 12,000 / 4,000 character limits) match.
 - api/advanced.md: 2 blocks run, 2 pass; ``stageflow_trio.advanced`` has the reference's
-  names exactly. (b) ``graph.run`` returns a plain dict ("`UnifiedStageGraph.run` result"),
+  names exactly. (b) ``graph.run`` returned a plain dict then (a ``PipelineResults`` since
+  audit 25: "`UnifiedStageGraph.run` result"),
   no DeprecationWarning for a StageContext ("`UnifiedStageGraph.run(PipelineContext)`").
 - guides/realtime-streaming.md: 2 blocks run, 2 pass (the two stages run in a nursery);
   (b) the ``max_queue_size`` statistic differs, as every publish is a checkpoint.

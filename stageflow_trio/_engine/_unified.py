@@ -1,4 +1,4 @@
-"""Running a UnifiedPlan: StageContext in, ``dict[name, StageOutput]`` out.
+"""Running a UnifiedPlan: StageContext in, ``PipelineResults`` (name to StageOutput) out.
 
 :class:`~stageflow_trio.pipeline.dag.UnifiedStageGraph` builds the plan once
 and calls :func:`run_unified` for each run; each call drives a fresh
@@ -24,9 +24,9 @@ logger: logging.Logger = logging.getLogger("stageflow_trio.dag")
 
 if TYPE_CHECKING:
     from stageflow_trio._engine._plan import UnifiedPlan
+    from stageflow_trio._engine._results import PipelineResults
     from stageflow_trio._engine._token import CancellationToken
     from stageflow_trio.core.stage_context import StageContext
-    from stageflow_trio.core.stage_output import StageOutput
 
 
 # The unified runs the current task is inside, innermost last: a stage's tasks inherit
@@ -55,7 +55,7 @@ async def run_unified(
     ctx: StageContext,
     token: CancellationToken,
     in_progress: dict[UnifiedRun, None],
-) -> dict[str, StageOutput]:
+) -> PipelineResults:
     """Run ``plan`` once; see ``UnifiedStageGraph.run``. A checkpoint.
 
     Args:

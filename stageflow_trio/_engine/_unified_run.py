@@ -17,6 +17,7 @@ from stageflow_trio._engine._graph_errors import (
     UnifiedStageExecutionError,
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
+from stageflow_trio._engine._results import PipelineResults
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
 from stageflow_trio._engine._unified_events import RunReporter, terminal_event
@@ -228,7 +229,10 @@ class UnifiedRun(DagRun):
         self.timer = timer if timer is not None else PipelineTimer()
         self.event_sink = ctx.event_sink
         self.ports = ctx.inputs.ports
-        self.completed: dict[str, StageOutput] = {}
+        # PipelineResults, as 1.2.0's graph returns: a 1.2.0 service that keeps a built
+        # graph reads its results with .data() / .require_ok(); a dict subclass with
+        # dict's repr and equality, so 0.9.1 code sees the plain dict it had.
+        self.completed = PipelineResults()
         # The stages with their final output, in the order they got it: a dict used
         # as a set, because a dict of str keys and None values is not tracked by the
         # garbage collector (a set always is).
@@ -283,7 +287,7 @@ class UnifiedRun(DagRun):
             return False
         return self.cancelled is not None or (self.token.is_cancelled and not self.finished)
 
-    def outcome(self) -> dict[str, StageOutput]:
+    def outcome(self) -> PipelineResults:
         # Called once, at the run's end. The exception it raises has this run's
         # frames in its traceback: the run lets go of it first (no cycle).
         error = self.error
@@ -317,7 +321,7 @@ class UnifiedRun(DagRun):
         )
         raise RuntimeError(f"Deadlocked stage graph; remaining stages: {pending}")
 
-    def reported_outcome(self, started: float) -> dict[str, StageOutput]:
+    def reported_outcome(self, started: float) -> PipelineResults:
         """:meth:`outcome`, after the run's pipeline-level terminal event.
 
         A cancelled run has had its ``pipeline_cancelled`` already; a completed

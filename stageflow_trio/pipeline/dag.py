@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from stageflow_trio._engine._unified_run import UnifiedRun
     from stageflow_trio.observability.wide_events import WideEventEmitter
     from stageflow_trio.pipeline.guard_retry import GuardRetryPolicy, GuardRetryStrategy
+    from stageflow_trio.pipeline.results import PipelineResults
     from stageflow_trio.stages.result import StageResult
 
 __all__ = [
@@ -460,7 +461,7 @@ class UnifiedStageGraph:
         ctx: StageContext | PipelineContext,
         *,
         cancel_token: CancellationToken | None = None,
-    ) -> dict[str, StageOutput]:
+    ) -> PipelineResults:
         """Run the graph once. A checkpoint.
 
         A cancellation point as it starts, a schedule point as it ends (for a chain,
@@ -484,7 +485,8 @@ class UnifiedStageGraph:
                 PipelineContext and its stages' task groups cancel instead.
 
         Returns:
-            Each stage's output by name.
+            Each stage's output by name: a :class:`PipelineResults` (a dict, with
+            1.2.0's ``data()`` / ``require_ok()`` helpers), as 1.2.0's graph returns.
 
         Raises:
             UnifiedStageExecutionError: a stage raised or returned FAIL (also

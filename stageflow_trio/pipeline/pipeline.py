@@ -480,7 +480,7 @@ class Pipeline:
             if not isinstance(exc.results, PipelineResults):
                 exc.results = PipelineResults(exc.results)
             raise
-        return PipelineResults(results)
+        return results if type(results) is PipelineResults else PipelineResults(results)
 
     async def invoke(
         self,

@@ -60,7 +60,7 @@ def _payload_cases(pkg: str) -> dict[str, Any]:
     if pkg == "stageflow":
         results_cls: Any = importlib.import_module(f"{pkg}.pipeline.results").PipelineResults
     else:
-        results_cls = dict  # a graph run's results: a plain {name: StageOutput}
+        results_cls = dict  # payload_from_results also takes a plain {name: StageOutput}
     result = payloads.StagePayloadResult
     out: dict[str, Any] = {}
     out["ok"] = _output(payloads.ok_output(result(payload={"n": [1, 2]}, summary={"count": 2})))
