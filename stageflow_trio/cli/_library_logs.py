@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -13,6 +13,21 @@ if TYPE_CHECKING:
 __all__ = ["library_records"]
 
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each record, not as it was when made.
+
+    The live view of ``run`` replaces ``sys.stderr`` while it draws, so that a record
+    is written above its block rather than under the next redraw.
+    """
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
 
 
 @contextmanager
@@ -32,7 +47,7 @@ def library_records(debug: bool) -> Iterator[None]:
     level = library.level
     handler: logging.Handler
     if debug:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
         library.setLevel(logging.DEBUG)
     else:

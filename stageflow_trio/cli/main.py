@@ -19,7 +19,7 @@ import sys
 import threading
 import traceback
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
@@ -214,7 +214,8 @@ def _command_run(args: argparse.Namespace, out: IO[str]) -> int:
     output_error: OutputError | None = None
     code = EXIT_OK
     try:
-        with _python_sigint():
+        showing = view.showing_prints() if isinstance(view, LiveView) else nullcontext()
+        with _python_sigint(), showing:
             code = trio.run(
                 partial(run_graph, graph, options, view, title=title, events_file=events_file)
             )

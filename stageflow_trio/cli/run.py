@@ -17,13 +17,16 @@ away (``| head``), the run is cancelled and the command exits 141.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager, nullcontext
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TextIO
 
 import attrs
 import trio
@@ -32,7 +35,7 @@ from trio_util import periodic
 from stageflow_trio._args import check_int, error_text
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio._json import jsonable
-from stageflow_trio.cli._text import one_line
+from stageflow_trio.cli._text import cut_to_width, one_line
 from stageflow_trio.context import ContextSnapshot, RunIdentity
 from stageflow_trio.core import PipelineTimer, StageContext, StageOutput
 from stageflow_trio.pipeline import (
@@ -335,6 +338,83 @@ class PlainView:
         print(f"{done}/{total} stages; {_outcome_line(outcome)}", file=self.out, flush=True)
 
 
+_SHOWN_FIRST = {"running": 0, "failed": 1, "cancelled": 2}
+
+
+def _terminal_size(out: IO[str]) -> os.terminal_size | None:
+    """The size of the terminal ``out`` writes to, read afresh (it may be resized), or None."""
+    try:
+        size = os.get_terminal_size(out.fileno())
+    except (AttributeError, ValueError, OSError):  # not a file, closed, not a terminal
+        return None
+    # A pty nobody sized (0 x 0): nothing to fit to.
+    return size if size.columns > 0 and size.lines > 0 else None
+
+
+def _encodes(out: IO[str], text: str) -> bool:
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class _AboveTheBlock(io.TextIOBase):
+    """``sys.stdout`` or ``sys.stderr`` while a :class:`LiveView` is drawn: see ``write_above``.
+
+    Whole lines are written at once; a line not yet ended waits for its end (or for
+    the run's end), so that the cursor is never left in the middle of a line when the
+    block is redrawn. What it does not define (``buffer``) is the stream's own.
+    """
+
+    def __init__(self, view: LiveView, stream: TextIO) -> None:
+        super().__init__()
+        self._view = view
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        pending = self._pending + text
+        lines, newline, self._pending = pending.rpartition("\n")
+        if newline:
+            self._view.write_above(lines + newline, self._stream)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close_line(self) -> None:
+        """Write what waits for its line's end (the run is over: no block to keep)."""
+        if self._pending:
+            text, self._pending = self._pending, ""
+            self._stream.write(text)
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        return _isatty(self._stream)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._stream.errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class LiveView:
     """A block of lines redrawn in place with ANSI escapes, on events and 10 times a second.
 
@@ -362,7 +442,15 @@ class LiveView:
         self.title = title
         #: Statuses in colour; off with ``colour=False`` (the command: ``NO_COLOR`` set).
         self.colour = colour
+        #: The lines of the last drawing (the rows to move up over).
         self.drawn: int = 0
+        # Their columns when the terminal's size was known (for a narrowed terminal).
+        self._widths: list[int] | None = None
+        # An output that cannot write "…" (ASCII) would write it as 6 columns.
+        self._ellipsis = "…" if _encodes(out, "…") else "..."
+        self._block = ""  # the last drawing, as written after the move up
+        # A stage's thread may print (write_above) while trio's thread redraws.
+        self._lock = threading.Lock()
         #: When the block was last drawn (trio's clock, as ``recorder.elapsed()``).
         self.drawn_at: float | None = None
 
@@ -394,13 +482,118 @@ class LiveView:
         return lines
 
     def redraw(self, recorder: RunRecorder) -> None:
-        """Move up over the last drawing, clear it, draw anew."""
+        """Move up over the last drawing and draw anew, fitted to the terminal's size.
+
+        Each line is cleared as it is overwritten and what is left below is cleared
+        last: a clear from the top-left corner (a block as tall as the screen) is
+        taken by tmux, as by ``clear``, as a reason to push the whole screen into
+        its scrollback, a copy of the block per redraw.
+        """
         lines = self.lines(recorder)
-        up = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
-        self.out.write(up + "\n".join(lines) + "\n")
-        self.out.flush()
-        self.drawn = len(lines)
+        size = _terminal_size(self.out)
+        widths: list[int] | None = None
+        if size is not None:
+            lines = self._fit_height(lines, recorder, max(size.lines - 1, 1))
+            lines[0] = self._fit_title(lines[0], size.columns)
+            fitted = [cut_to_width(line, size.columns, self._ellipsis) for line in lines]
+            lines = [line for line, _ in fitted]
+            widths = [width for _, width in fitted]
+        block = "".join(f"\x1b[2K{line}\n" for line in lines) + "\x1b[J"
+        with self._lock:
+            up = f"\x1b[{self._rows_to_top(size)}F" if self.drawn else ""
+            self.out.write(up + block)
+            self.out.flush()
+            self.drawn = len(lines)
+            self._widths = widths
+            self._block = block
         self.drawn_at = recorder.elapsed()
+
+    def write_above(self, text: str, stream: IO[str]) -> None:
+        """Write ``text`` (whole lines) to ``stream`` above the block, then the block again.
+
+        A line a stage prints while the block is drawn would otherwise be
+        overwritten by the next redraw, and the block's first lines left behind
+        (the redraw moves up only over the block's own rows). The block drawn again
+        is the last drawing, as it was: the next tick brings it up to date.
+        Called from any thread (a stage's worker thread prints too).
+        """
+        with self._lock:
+            if not self.drawn:
+                stream.write(text)
+                stream.flush()
+                return
+            self.out.write(f"\x1b[{self._rows_to_top(_terminal_size(self.out))}F\x1b[J")
+            self.out.flush()
+            stream.write(text)
+            stream.flush()
+            self.out.write(self._block)
+            self.out.flush()
+
+    @contextmanager
+    def showing_prints(self) -> Iterator[None]:
+        """While in the block, ``sys.stdout`` and ``sys.stderr`` (a terminal) write above the block.
+
+        What the stages print, and what logging writes through ``sys.stderr`` as it
+        is then, goes to the same screen as the block (see :meth:`write_above`). A
+        handler that took the stream before (``logging.basicConfig()`` at import),
+        or a write to the file descriptor (a subprocess), is not seen.
+        """
+        saved = sys.stdout, sys.stderr
+        if saved[0] is not None:
+            sys.stdout = _AboveTheBlock(self, saved[0])
+        if saved[1] is not None and _isatty(saved[1]):
+            sys.stderr = _AboveTheBlock(self, saved[1])
+        try:
+            yield
+        finally:
+            proxies = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = saved
+            for proxy in proxies:
+                if isinstance(proxy, _AboveTheBlock):
+                    proxy.close_line()
+
+    def _fit_title(self, line: str, columns: int) -> str:
+        # The counts and the clock say more than the end of a long title: the title
+        # is cut first.
+        name = one_line(self.title)
+        rest = line[len(name) :]
+        _, rest_width = cut_to_width(rest, columns)
+        room = columns - rest_width
+        if cut_to_width(line, columns)[0] == line or room < 2 * len(self._ellipsis):
+            return line
+        return cut_to_width(name, room, self._ellipsis)[0] + rest
+
+    def _rows_to_top(self, size: os.terminal_size | None) -> int:
+        # A terminal made narrower since the last drawing rewraps its lines (tmux,
+        # VTE, iTerm2, kitty, Windows Terminal): a line as wide as the old width
+        # now takes two rows or more.
+        if size is None or self._widths is None:
+            return self.drawn
+        columns = max(size.columns, 1)
+        return sum(max(1, -(-width // columns)) for width in self._widths)
+
+    def _fit_height(self, lines: list[str], recorder: RunRecorder, rows: int) -> list[str]:
+        """The title, then as many stages as fit in ``rows`` lines, then how many are not shown.
+
+        A block taller than the screen cannot be redrawn in place (the cursor stops
+        at the screen's top): the running, failed and cancelled stages are kept first,
+        in the graph's order, and the line ``... N more (...)`` counts the others.
+        """
+        if len(lines) <= rows:
+            return lines
+        states = list(recorder.stages.values())
+        room = rows - 2
+        if room < 0:
+            return lines[:rows]
+        first = sorted(range(len(states)), key=lambda i: (_SHOWN_FIRST.get(states[i].status, 3), i))
+        shown = sorted(first[:room])
+        hidden: dict[str, int] = {}
+        for index in first[room:]:
+            status = states[index].status
+            hidden[status] = hidden.get(status, 0) + 1
+        counts = ", ".join(f"{count} {status}" for status, count in hidden.items())
+        more = f"  ... {len(states) - room} more ({counts})"
+        return [lines[0], *(lines[index + 1] for index in shown), more]
 
     def event(self, recorder: RunRecorder, record: Mapping[str, Any]) -> None:
         """Show one event: redraw, unless the block was drawn under :attr:`MIN_INTERVAL` ago."""
@@ -417,6 +610,8 @@ class LiveView:
     def finish(self, recorder: RunRecorder, outcome: Mapping[str, Any]) -> None:
         """Show how the run ended."""
         self.redraw(recorder)
+        # The block is final: what is written next goes below it, never over it.
+        self.drawn = 0
         for name, output in outcome["final_outputs"].items():
             print(f"{name}: {_json_line(output['data'])}", file=self.out)
         print(_outcome_line(outcome), file=self.out, flush=True)

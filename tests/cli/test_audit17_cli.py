@@ -222,7 +222,7 @@ async def test_the_live_view_redraws_boundedly_and_draws_the_end(
     assert elapsed / LiveView.REFRESH <= len(view.redraws) <= bound
     assert view.redraws[-1] == pytest.approx(elapsed)  # the final state, at the end
     text = screen.getvalue()
-    final_block = text.rsplit("\x1b[J", 1)[1]
+    final_block = text.rsplit("\x1b[3F", 1)[1]  # the last move up over the 3 lines
     assert "[########################] 2/2 stages" in final_block
     assert "completed\x1b[0m one" in final_block
     assert "completed\x1b[0m two" in final_block
