@@ -409,7 +409,8 @@ class Agent:
 
         Raises:
             TypeError: ``input_text`` is not a str, ``stage_context`` has no
-                ``to_dict()``, or ``prompt_variables`` is not a mapping.
+                ``to_dict()``, ``prompt_variables`` is not a mapping, or the client
+                returned a stream.
             AgentTurnLimitError: no final answer within ``max_turns``.
             PromptSecurityError: the user input (or a tool result, if the policy
                 blocks those) is blocked.

@@ -18,7 +18,9 @@ Anthropic-style payload (dict or object); it is normalised to an LLMResponse.
 
 JSON is looked for in the whole reply, then in fenced code blocks, then in the
 first balanced ``{...}`` or ``[...]``; a reply with only native tool calls is
-read as ``{"tool_calls": [...]}``.
+read as ``{"tool_calls": [...]}``. A stream (an async generator ``chat``, an SDK's
+stream object) is refused with a ``TypeError`` at the first call: join the chunks in
+the client.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -228,7 +230,9 @@ class TypedLLMOutput(Generic[_T]):
         Raises:
             LLMOutputValidationError: every attempt failed.
             TypeError: ``client`` has neither ``chat`` nor ``complete``;
-                ``messages`` is not a sequence of mappings; ``model`` is not a str.
+                ``messages`` is not a sequence of mappings; ``model`` is not a str;
+                the client returned a stream (an async generator or an iterator
+                with no reply in it), after that one call.
             ValueError: ``max_retries`` is negative.
             Exception: whatever the client raises.
         """
@@ -289,7 +293,8 @@ async def _call_llm(
     docstring); an awaitable reply is awaited.
 
     Raises:
-        TypeError: the client has neither method.
+        TypeError: the client has neither method, or its reply is a stream (an
+            iterator, sync or async, that reads as no content and no tool calls).
     """
     await trio.lowlevel.checkpoint()
     listed = [dict(message) for message in messages]
@@ -306,7 +311,17 @@ async def _call_llm(
         raw = complete(_messages_to_prompt(listed), messages=listed, model=model, **kwargs)
     if inspect.isawaitable(raw):
         raw = await raw
-    return _normalize_llm_response(raw, client=client, fallback_model=model)
+    response = _normalize_llm_response(raw, client=client, fallback_model=model)
+    if not (response.content or response.tool_calls) and isinstance(raw, AsyncIterable | Iterator):
+        # A stream (an async generator ``chat``, an SDK's stream object) read as a
+        # payload has no content: it would fail validation on every retry, each a paid
+        # call, with an error that hides the cause. (An iterable payload that does hold
+        # a reply, such as a test double, is still read.)
+        raise TypeError(
+            f"LLM client {type_of(client)} returned a stream ({type_of(raw)}); "
+            "the agent needs the whole reply: join the chunks in chat/complete"
+        )
+    return response
 
 
 def _messages_to_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
