@@ -13,6 +13,7 @@ import trio
 
 from stageflow_trio._args import error_text
 from stageflow_trio._engine._graph_errors import StageExecutionError
+from stageflow_trio._engine._hints import note_not_under_trio
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
 from stageflow_trio._engine._unified_events import (
@@ -241,7 +242,11 @@ class _LegacyRun(DagRun):
         super().__init__(plan.topology, sequential=plan.topology.chain)
         # The run's trio clock, read directly (a run's clock never changes): half
         # the cost of trio.current_time(), read twice per stage.
-        self.clock: trio.abc.Clock = trio.lowlevel.current_clock()
+        try:
+            self.clock: trio.abc.Clock = trio.lowlevel.current_clock()
+        except RuntimeError as exc:  # not in a trio run (asyncio.run, say)
+            note_not_under_trio(exc)
+            raise
         self.plan = plan
         self.ctx = ctx
         self.completed: dict[str, StageResult] = {}

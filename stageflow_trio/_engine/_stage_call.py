@@ -59,6 +59,7 @@ from trio import current_time
 
 from stageflow_trio._args import error_text
 from stageflow_trio._budget import checkpoint_due
+from stageflow_trio._engine._hints import ASYNCIO_NOTE, from_asyncio
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
 from stageflow_trio._time import ended_at, utc_now
 from stageflow_trio.stages.result import StageResult
@@ -185,13 +186,19 @@ def _priority(interceptor: BaseInterceptor) -> int:
 
 def _log_hook_error(interceptor: BaseInterceptor, hook: str, exc: Exception) -> None:
     text = error_text(exc)  # an error whose __str__ raises is still only logged
-    logger.error(
-        "Interceptor %s %s() failed: %s",
-        interceptor.name,
-        hook,
-        text,
-        extra={"interceptor": interceptor.name, "error": text},
-    )
+    extra = {"interceptor": interceptor.name, "error": text}
+    if from_asyncio(exc):
+        # Only logged, and the run goes on without the hook: say why it failed here.
+        logger.error(
+            "Interceptor %s %s() failed: %s; %s",
+            interceptor.name,
+            hook,
+            text,
+            ASYNCIO_NOTE,
+            extra=extra,
+        )
+        return
+    logger.error("Interceptor %s %s() failed: %s", interceptor.name, hook, text, extra=extra)
 
 
 class InterceptorChain:

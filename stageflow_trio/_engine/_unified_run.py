@@ -17,6 +17,7 @@ from stageflow_trio._engine._graph_errors import (
     UnifiedStageExecutionError,
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
+from stageflow_trio._engine._hints import add_stage_failure_note, note_not_under_trio
 from stageflow_trio._engine._results import PipelineResults
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
@@ -213,7 +214,11 @@ class UnifiedRun(DagRun):
         self.plan = plan
         # The run's trio clock, read directly (a run's clock never changes): half
         # the cost of trio.current_time(), read twice per stage.
-        self.clock: trio.abc.Clock = trio.lowlevel.current_clock()
+        try:
+            self.clock: trio.abc.Clock = trio.lowlevel.current_clock()
+        except RuntimeError as exc:  # not in a trio run (asyncio.run, say)
+            note_not_under_trio(exc)
+            raise
         self.token = token
         self.registry = registry
         # A run started with a PipelineContext (directly or through a context it
@@ -529,6 +534,7 @@ class UnifiedRun(DagRun):
             # A graph the stage ran failed: as it is (raised in place of a group).
             _log_run_failed(exc)
             return exc if exc is not original else None
+        add_stage_failure_note(exc)
         text = error_text(exc)
         logger.error(
             "Stage %s failed with error: %s",

@@ -565,7 +565,17 @@ class ApprovalService:
                 await self._cancel_while_raising(request_id)
                 raise
             if decision is None:
-                raise TimeoutError
+                # Bare, as the reference's wait_for raises it; the note says what it was.
+                error = TimeoutError()
+                assert request is not None  # found
+                error.add_note(
+                    f"ApprovalService.await_decision: approval request {request_id}"
+                    f" (tool {request.tool_name!r}) got no decision within {timeout} s"
+                    " (a PENDING request is now EXPIRED); decide it with"
+                    " record_decision(...) sooner or wait longer (timeout_seconds=,"
+                    " default_timeout_seconds=)"
+                )
+                raise error
         if decision is None:
             return ApprovalDecision(request_id=request_id, granted=False, reason="no_decision")
         return decision
