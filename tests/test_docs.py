@@ -133,7 +133,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("duplex.md", 3),
         ("runner.md", 7),
         ("analytics.md", 1),
-        ("streaming.md", 2),
+        ("streaming.md", 3),
         ("agent.md", 7),
         ("subpipelines.md", 6),
         ("tools.md", 3),

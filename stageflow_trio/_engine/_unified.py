@@ -98,7 +98,9 @@ async def run_unified(
         if by_stage is not None:
             run.report.pipeline_cancelled(by_stage.stage, by_stage.reason, run.finalized)
         else:
-            run.report.pipeline_cancelled("<external>", cancel_reason(cancelled), run.finalized)
+            run.report.pipeline_cancelled(
+                "<external>", cancel_reason(cancelled), run.finalized, from_outside=True
+            )
         if started_at is not None:
             run.report.emit_pipeline_wide(started_at, started, status="cancelled")
         raise

@@ -293,12 +293,24 @@ class RunReporter:
         """``guard_retry.{event}``."""
         self._emit(f"guard_retry.{event}", payload)
 
-    def pipeline_cancelled(self, stage: str, reason: str, finalized: Iterable[str]) -> None:
-        """``pipeline_cancelled``, listing the stages that had finished."""
+    def pipeline_cancelled(
+        self, stage: str, reason: str, finalized: Iterable[str], *, from_outside: bool = False
+    ) -> None:
+        """``pipeline_cancelled``, listing the stages that had finished.
+
+        ``from_outside``: the caller's scope or deadline interrupted the run, which
+        the log must not put down to a CancellationToken (both are ``"<external>"``).
+        """
         if self.ended:
             return
         self.ended = True
-        if stage == "<external>":
+        if from_outside:
+            logger.info(
+                "Pipeline cancelled from outside: %s",
+                reason,
+                extra={"event": "pipeline_cancelled_external", "reason": reason},
+            )
+        elif stage == "<external>":
             logger.info(
                 "Pipeline cancelled via token: %s",
                 reason,
