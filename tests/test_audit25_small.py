@@ -105,3 +105,19 @@ def test_finite_durations_are_kept() -> None:
     assert StageOutput.ok().with_duration(12).duration_ms == 12
     assert StageOutput.ok().with_duration(1.5).duration_ms == 1.5  # type: ignore[arg-type]
     assert StageOutput.ok().with_duration(0).duration_ms == 0
+
+
+# --- UnifiedPipelineCancelled.results: one type with what run returns -------------------
+
+
+def test_cancelled_results_are_pipeline_results() -> None:
+    from stageflow_trio.pipeline.dag import UnifiedPipelineCancelled
+    from stageflow_trio.pipeline.results import PipelineResults
+
+    output = StageOutput.ok(n=1)
+    error = UnifiedPipelineCancelled("s", "stop", {"a": output})
+    assert type(error.results) is PipelineResults
+    assert error.results == {"a": output}
+    assert error.results.data("a") == {"n": 1}
+    given = PipelineResults(a=output)
+    assert UnifiedPipelineCancelled("s", "stop", given).results is given

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stageflow_trio._args import error_text
+from stageflow_trio._engine._results import PipelineResults
 from stageflow_trio.errors import StageflowError
 from stageflow_trio.stages._execution_error import StageExecutionError as StageExecutionError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from stageflow_trio.core.stage_output import StageOutput
 
 
@@ -31,14 +34,19 @@ class UnifiedStageExecutionError(StageflowError):
 class UnifiedPipelineCancelled(StageflowError):
     """A stage returned CANCEL or the run's token was cancelled: a graceful stop.
 
-    ``results`` holds the outputs of the stages that completed.
+    ``results`` holds the outputs of the stages that completed: a
+    :class:`~stageflow_trio.pipeline.results.PipelineResults`, as ``run`` returns
+    (a plain mapping given is copied into one), so that code handling both, as in
+    ``results = stopped.results``, keeps one type.
     """
 
-    def __init__(self, stage: str, reason: str, results: dict[str, StageOutput]) -> None:
+    def __init__(self, stage: str, reason: str, results: Mapping[str, StageOutput]) -> None:
         super().__init__(f"Pipeline cancelled by stage '{stage}': {reason}")
         self.stage = stage
         self.reason = reason
-        self.results = results
+        self.results: PipelineResults = (
+            results if isinstance(results, PipelineResults) else PipelineResults(results)
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.stage, self.reason, self.results), self.__dict__)

@@ -37,7 +37,6 @@ from stageflow_trio.pipeline._checks import (
 )
 from stageflow_trio.pipeline._entry_checks import check_instance
 from stageflow_trio.pipeline.builder import StageTable
-from stageflow_trio.pipeline.dag import UnifiedPipelineCancelled
 from stageflow_trio.pipeline.dag import UnifiedStageGraph as UnifiedStageGraph
 from stageflow_trio.pipeline.dag import UnifiedStageSpec as GraphStageSpec
 from stageflow_trio.pipeline.interceptors import (
@@ -473,14 +472,8 @@ class Pipeline:
                 emit_pipeline_wide_event=emit_pipeline_wide_event,
             )
         _check_run_timeout(ctx, interceptors)
-        try:
-            results = await graph.run(ctx, cancel_token=cancel_token)
-        except UnifiedPipelineCancelled as exc:
-            # As 1.2.0: the completed stages come with PipelineResults' helpers.
-            if not isinstance(exc.results, PipelineResults):
-                exc.results = PipelineResults(exc.results)
-            raise
-        return results if type(results) is PipelineResults else PipelineResults(results)
+        # PipelineResults, and so is a UnifiedPipelineCancelled's results (as 1.2.0).
+        return await graph.run(ctx, cancel_token=cancel_token)
 
     async def invoke(
         self,
