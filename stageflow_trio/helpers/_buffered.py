@@ -295,11 +295,20 @@ class BufferedExporter(SingleUseLifetime):
         """
         self._closed = True
         self._stop.set()
+        dropped_before = self._dropped_count
         try:
             await self._flush()
         except BaseException:
             self._dropped_count += len(self._buffer)
             self._buffer.clear()
+            # Loud, as the event sink's stop is: a shutdown whose final write failed or
+            # was cut (a downstream that hangs past the shutdown's deadline) lost these.
+            if self._dropped_count > dropped_before:
+                logger.warning(
+                    "BufferedExporter closed before writing %d events (dropped_count=%d)",
+                    self._dropped_count - dropped_before,
+                    self._dropped_count,
+                )
             raise
         finally:
             await self._exporter.close()

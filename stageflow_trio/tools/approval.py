@@ -12,7 +12,8 @@ The trio design: each request has a ``trio.Event``; the wait is
 becomes EXPIRED and the builtin ``TimeoutError`` is raised. When the waiter is
 cancelled by its caller (a cancel scope, a failing sibling) a request still
 PENDING becomes CANCELLED before ``Cancelled`` propagates, so nothing is left
-waiting for a decision nobody will read.
+waiting for a decision nobody will read (a backend that fails or does not answer
+within 5 s leaves it PENDING, and a warning says so).
 
 The service keeps its requests in an :class:`ApprovalBackend`: by default
 :class:`InMemoryApprovalBackend`, for tests and single-process deployments;
@@ -393,6 +394,17 @@ class InMemoryApprovalBackend:
 _CANCEL_GRACE_SECONDS = 5.0
 
 
+def _gave_up(request_id: UUID, what: str) -> None:
+    # Loud: the request stays PENDING in its backend until someone closes it.
+    logger.warning(
+        "Gave up trying to %s approval request %s after %s s (the backend did not answer):"
+        " it stays PENDING until decided or cancelled",
+        what,
+        request_id,
+        _CANCEL_GRACE_SECONDS,
+    )
+
+
 class ApprovalService:
     """Approval requests and decisions, kept by a backend.
 
@@ -518,7 +530,8 @@ class ApprovalService:
             TypeError, ValueError: ``timeout_seconds`` is not a number >= 0.
             trio.Cancelled: The caller was cancelled, while waiting or already at
                 the call's first checkpoint; a PENDING request becomes CANCELLED
-                first (its other waiters wake with the cancelled decision).
+                first (its other waiters wake with the cancelled decision), unless
+                the backend fails or does not answer within 5 s (logged).
         """
         check_uuid("ApprovalService.await_decision", "request_id", request_id)
         timeout = (
@@ -552,7 +565,7 @@ class ApprovalService:
             # request is then closed as CANCELLED (as for one arriving in the wait)
             # before the KeyboardInterrupt goes on.
             try:
-                with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True):
+                with trio.move_on_after(_CANCEL_GRACE_SECONDS, shield=True) as grace:
                     closed = await self._backend.close_pending(
                         request_id, ApprovalStatus.EXPIRED, None
                     )
@@ -561,6 +574,8 @@ class ApprovalService:
                         # cancellation) landed as the wait timed out. It is the answer;
                         # dropping it would leave an APPROVED request whose call never ran.
                         decision = await self._backend.decision(request_id)
+                if grace.cancelled_caught:
+                    _gave_up(request_id, "expire")
             except BaseException:
                 await self._cancel_while_raising(request_id)
                 raise
@@ -619,11 +634,16 @@ class ApprovalService:
         Shielded and bounded (``_CANCEL_GRACE_SECONDS``); a failure to cancel is
         logged, never raised: the exception already propagating is the one to raise.
         """
-        with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_GRACE_SECONDS):
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(_CANCEL_GRACE_SECONDS) as grace,
+        ):
             try:
                 await self._cancel_pending(request_id)
             except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
                 logger.warning("Failed to cancel approval request %s: %s", request_id, exc)
+        if grace.cancelled_caught:
+            _gave_up(request_id, "cancel")
 
     async def _cancel_pending(self, request_id: UUID) -> bool:
         return await self._backend.close_pending(

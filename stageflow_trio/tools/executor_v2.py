@@ -22,7 +22,8 @@ registered for its type:
 Events go to the global event sink (:func:`~stageflow_trio.events.get_event_sink`);
 a sink error is logged and the call goes on. Durations are measured on the trio
 clock. Cancelling a call while it waits for approval cancels its approval
-request (it leaves no PENDING request behind) and emits nothing more; the
+request (it leaves no PENDING request behind unless the backend fails or does
+not answer within 5 s, which is logged, never raised) and emits nothing more; the
 executor starts no task of its own. A call cancelled after its handler (or undo
 handler) returned still stores (or deletes) the undo data, shielded, so the
 change stays undoable and is never undone twice.
@@ -50,8 +51,8 @@ from stageflow_trio._time import RunClock, monotonic
 from stageflow_trio.events import get_event_sink
 
 from ._checks import check_action, check_execution_context, check_methods
+from .approval import ApprovalService, get_approval_service
 from .approval import ApprovalServiceLike as ApprovalServiceLike  # defined here before
-from .approval import get_approval_service
 from .definitions import ToolDefinition, ToolInput, ToolOutput
 from .errors import (
     ToolApprovalDeniedError,
@@ -84,6 +85,13 @@ if TYPE_CHECKING:
     from .definitions import Action, UndoMetadata
 
 __all__ = ["AdvancedToolExecutor", "ExecutionResult", "ToolExecutorConfig"]
+
+
+def _cancels_on_interrupt(service: object) -> bool:
+    """Whether ``service``'s ``await_decision`` is :class:`ApprovalService`'s, which closes
+    a PENDING request itself when interrupted."""
+    return getattr(type(service), "await_decision", None) is ApprovalService.await_decision
+
 
 logger: logging.Logger = logging.getLogger("stageflow_trio.tools.executor")
 
@@ -542,6 +550,22 @@ class AdvancedToolExecutor:
                 _SHIELD_GRACE_SECONDS,
             )
 
+    async def _cancel_request(self, request_id: UUID) -> None:
+        """Cancel an interrupted call's approval request, shielded and bounded (a replacement
+        service may block); a failure is logged, never raised in place of the interruption
+        (a cancellation must stay a cancellation)."""
+        with trio.move_on_after(_CANCEL_REQUEST_TIMEOUT, shield=True) as scope:
+            try:
+                await self._approval_service.cancel_request(request_id)
+            except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
+                logger.warning("Failed to cancel approval request %s: %s", request_id, exc)
+        if scope.cancelled_caught:
+            logger.warning(
+                "Gave up cancelling approval request %s after %s s",
+                request_id,
+                _CANCEL_REQUEST_TIMEOUT,
+            )
+
     async def _approve(
         self, tool: ToolDefinition, tool_input: ToolInput, ctx: ExecutionContext
     ) -> bool:
@@ -556,6 +580,7 @@ class AdvancedToolExecutor:
         )
         emit = self.config.emit_events
         timeout = self.config.approval_timeout_seconds
+        waiting = False
         try:
             if emit:
                 await self._emit(
@@ -568,6 +593,7 @@ class AdvancedToolExecutor:
                         approval_message=message,
                     ).to_dict(),
                 )
+            waiting = True
             decision = await self._approval_service.await_decision(
                 request.id, timeout_seconds=timeout
             )
@@ -579,16 +605,11 @@ class AdvancedToolExecutor:
             ) from exc
         except BaseException:
             # Interrupted before a decision (cancelled while emitting or waiting): no request
-            # may stay PENDING for a call that no longer waits. Shielded, and bounded in case
-            # a replacement service blocks.
-            with trio.move_on_after(_CANCEL_REQUEST_TIMEOUT, shield=True) as scope:
-                await self._approval_service.cancel_request(request.id)
-            if scope.cancelled_caught:
-                logger.warning(
-                    "Gave up cancelling approval request %s after %s s",
-                    request.id,
-                    _CANCEL_REQUEST_TIMEOUT,
-                )
+            # may stay PENDING for a call that no longer waits. ApprovalService's own wait
+            # has tried already (and logged if it could not): trying again against a backend
+            # that did not answer would only hold a shutdown another 5 s.
+            if not (waiting and _cancels_on_interrupt(self._approval_service)):
+                await self._cancel_request(request.id)
             raise
         if emit:
             await self._emit(

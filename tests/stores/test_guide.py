@@ -22,7 +22,7 @@ BLOCKS = python_blocks(DOCS / GUIDE)
 
 
 def test_the_guide_keeps_its_examples() -> None:
-    assert len(BLOCKS) == 3
+    assert len(BLOCKS) == 4
 
 
 def test_the_worker_block_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -46,3 +46,9 @@ def test_the_sentinel_block_runs(redis_sentinel: str, redis_url: str) -> None:
     trio.run(namespace["serve"])
     # The stores opened on the primary the sentinel names: its key layout is there.
     assert b"stageflow:schema" in _command(redis_url, "KEYS", "*")
+
+
+def test_the_shutdown_block_runs() -> None:
+    # The block runs on a virtual clock of its own, and sends itself SIGTERM (caught by
+    # its trio.open_signal_receiver: the test runs in the main thread).
+    exec(compile(BLOCKS[3], f"docs/{GUIDE}", "exec"), {"__name__": "__main__"})
