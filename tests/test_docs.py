@@ -138,7 +138,7 @@ def test_every_guide_with_python_blocks_is_run() -> None:
         ("subpipelines.md", 6),
         ("tools.md", 3),
         ("tracing.md", 6),
-        ("helpers.md", 6),
+        ("helpers.md", 7),
         ("concepts.md", 2),
         ("migration.md", 4),
     ],

@@ -4,7 +4,8 @@
   :class:`PIIDetector` (email, phone, SSN, credit card, IP address; optional
   redaction), :class:`ContentFilter` (profanity and blocked regexes, also on a
   leetspeak-normalized copy), :class:`InjectionDetector`, :class:`ContentLengthCheck`.
-  :class:`GuardrailCheck` is the protocol for your own.
+  :class:`GuardrailCheck` is the protocol for your own. The first three also check
+  text that is not pure ASCII folded against Unicode evasions (see ``_fold``).
 - :class:`GuardrailStage` runs several checks on the input text (or on one
   input key) as a GUARD stage and fails, or passes with an audit event, on a
   violation, as its :class:`GuardrailConfig` says.
@@ -19,8 +20,10 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -71,6 +74,7 @@ _LEET_TRANSLATION = str.maketrans(
     }
 )
 
+_LEET_CHAR = re.compile(r"[0-9@$!+]")
 _WORD_CHAR = re.compile(r"\w")
 _WORD_ONLY = re.compile(r"\w+")
 
@@ -159,7 +163,216 @@ def _find_emails(
 
 def _normalize_leetspeak(text: str) -> str:
     """``text`` with the common leetspeak substitutions undone (``h3ll0`` -> ``hello``)."""
+    # str.translate costs about 50 us per KB of text that is not ASCII (on ASCII it
+    # is quick): skipped when there is nothing to translate.
+    if not text.isascii() and _LEET_CHAR.search(text) is None:
+        return text
     return text.translate(_LEET_TRANSLATION)
+
+
+# --- folding evasions --------------------------------------------------------------------
+#
+# The patterns are written for ASCII text, and cheap tricks slip text past them: an
+# invisible character inside a word or number, fullwidth or mathematical letters, another
+# script's digits, combining marks, Unicode dashes, Cyrillic or Greek letters drawn like
+# Latin ones, invisible tag characters. Text that is not pure ASCII is checked as given
+# and folded, with those undone; a match in the folded text is mapped back to the
+# original characters it came from, which is what a location names and what redaction
+# blanks out. ASCII text is its own fold, so it is checked exactly as the reference does.
+
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63")
+# Letters drawn like a Latin one (the common ones; Unicode's confusables list has
+# thousands, most of them rare symbols).
+_CONFUSABLES = str.maketrans(
+    # Cyrillic lower and upper case.
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0455\u0456\u0458\u04bb\u0501\u051b\u051d\u04cf"
+    "\u04af\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0405\u0406"
+    "\u0408\u04ae\u051a\u051c\u04c0"
+    # Greek lower and upper case, then dotless i and Armenian o and u.
+    "\u03bf\u03b1\u03bd\u03c1\u03b9\u03ba\u03c5\u03c7\u0391\u0392\u0395\u0396\u0397\u0399\u039a"
+    "\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u0131\u0585\u057d",
+    "aeopcyxsijhdqwlyABEKMHOPCTXYSIJYQWIoavpikuxABEZHIKMNOPTYXiou",
+)
+_MARKS = frozenset({"Mn", "Me"})
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+# Characters whose fold a table keeps; past it each is folded again when met (the table
+# would otherwise grow with every character a client sends, up to the 1.1 million).
+_FOLD_TABLE_SIZE = 65_536
+
+
+def _fold_char(char: str) -> str | None:
+    """One character folded: its compatibility form with the marks dropped, digits,
+    dashes and look-alike letters as ASCII, and a Unicode tag character (U+E0020-U+E007E:
+    text that a model reads and a screen does not show) as the ASCII one it encodes;
+    None for an invisible format character (Unicode category Cf: zero-width characters,
+    soft hyphen, direction marks).
+    """
+    if "\U000e0020" <= char <= "\U000e007e":
+        return chr(ord(char) - 0xE0000)
+    if unicodedata.category(char) == "Cf":
+        return None
+    kept = []
+    for part in unicodedata.normalize("NFKD", char):
+        category = unicodedata.category(part)
+        if category in _MARKS:
+            continue
+        if category == "Nd":
+            part = str(unicodedata.decimal(part))
+        elif part in _DASHES:
+            part = "-"
+        kept.append(part)
+    # Recomposed, so that a Hangul syllable stays one character.
+    folded = unicodedata.normalize("NFC", "".join(kept))
+    return folded.translate(_CONFUSABLES)
+
+
+class _FoldTable(dict[int, str]):
+    """The ``str.translate`` table of :func:`_fold_char`, filled as characters are met."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The characters met so far that fold to nothing (invisible ones) or to other
+        # than one character: text without them keeps its offsets when folded.
+        self.invisible: set[str] = set()
+        self.resized: set[str] = set()
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = _fold_char(char)
+        if folded is None:
+            self.invisible.add(char)
+            folded = ""
+        if len(folded) != 1:
+            self.resized.add(char)
+        if len(self) < _FOLD_TABLE_SIZE:
+            self[code] = folded
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
+def _fold(text: str) -> tuple[str, bool]:
+    """``text`` folded against evasions (``text`` itself when that changes nothing), and
+    whether the fold moved offsets (then :func:`_origin` maps them back).
+
+    Not cached across calls: a cache would keep the last user text (and the PII in it)
+    alive in the process after its request ended.
+    """
+    if text.isascii():
+        return text, False
+    return _fold_text(text)
+
+
+def _fold_text(text: str) -> tuple[str, bool]:
+    table = _FOLD_TABLE
+    if (len(text.encode("utf-8", "surrogatepass")) - len(text)) * 8 < len(text):
+        # Mostly ASCII: str.translate would look up every character.
+        folded = _NON_ASCII_RUN.sub(lambda run: run.group().translate(table), text)
+    else:
+        folded = text.translate(table)
+    if folded == text:
+        # Curly quotes, CJK and the like: nothing to undo (and the checks skip the copy).
+        return text, False
+    if len(folded) == len(text) and table.resized.isdisjoint(text):
+        return folded, False
+    if not table.invisible.isdisjoint(text):
+        # Whether an invisible character is dropped depends on its neighbours.
+        folded = _walk(text, table)[0]
+    return folded, True
+
+
+def _origin(text: str) -> list[int]:
+    """For each character of ``_fold(text)``, the index in ``text`` of the character it
+    came from."""
+    return _walk(text, _FOLD_TABLE)[1]
+
+
+def _walk(text: str, table: _FoldTable) -> tuple[str, list[int]]:
+    pieces: list[str] = []
+    origin: list[int] = []
+    invisible = table.invisible
+    position = 0
+    for run in _NON_ASCII_RUN.finditer(text):
+        start, end = run.span()
+        pieces.append(text[position:start])
+        origin.extend(range(position, start))
+        index = start
+        while index < end:
+            char = text[index]
+            if char in invisible:
+                # A run of them is judged once: a long one costs its length, not its
+                # length squared.
+                last = index + 1
+                while last < end and text[last] in invisible:
+                    last += 1
+                if _is_word_break(text, index, last, table):
+                    pieces.append(text[index:last])
+                    origin.extend(range(index, last))
+                index = last
+                continue
+            folded = table[ord(char)]
+            pieces.append(folded)
+            origin.extend([index] * len(folded))
+            index += 1
+        position = end
+    pieces.append(text[position:])
+    origin.extend(range(position, len(text)))
+    return "".join(pieces), origin
+
+
+def _is_word_break(text: str, start: int, end: int, table: _FoldTable) -> bool:
+    """Whether the invisible characters ``text[start:end]`` stand between two words.
+
+    Thai, Khmer and other scripts written without spaces put a zero-width space
+    between words: there it stays, a word boundary as in the original. Inside ASCII
+    letters and digits it only hides a word or a number, and is dropped.
+    """
+    if start == 0 or end == len(text):
+        return False
+    pair = table[ord(text[start - 1])][-1:] + table[ord(text[end])][:1]
+    return (
+        len(pair) == 2
+        and not pair.isascii()
+        and _WORD_CHAR.match(pair, 0) is not None
+        and _WORD_CHAR.match(pair, 1) is not None
+    )
+
+
+def _original_span(text: str, origin: list[int], start: int, end: int) -> tuple[int, int]:
+    """The span of ``text`` that the folded span ``start:end`` came from, with the
+    combining marks on its last character (see :func:`_with_marks`)."""
+    if start == end:
+        at = origin[start] if start < len(origin) else len(text)
+        return at, at
+    return _with_marks(text, origin[start], origin[end - 1] + 1)
+
+
+def _with_marks(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start:end`` run on over the combining marks that follow it: they belong to its
+    last character, and redacting the character alone would leave them on the mask."""
+    while end < len(text) and unicodedata.category(text[end]) in _MARKS:
+        end += 1
+    return start, end
+
+
+def _merge(given: list[tuple[int, int]], folded: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans of one PII type found in the text as given and in its fold: all of the
+    folded ones, and those given that no folded one covers, in order.
+
+    A match in the text as given is the reference's: kept, nothing it finds is lost.
+    One that a folded match covers was cut short by an evasion (``jo`` + zero-width
+    space + ``hn@example.com``): the folded match replaces it.
+    """
+    if not folded:
+        return given
+    starts = [start for start, _ in folded]
+    kept = list(folded)
+    for span in given:
+        index = bisect.bisect_right(starts, span[0]) - 1
+        if index < 0 or folded[index][1] < span[1]:
+            kept.append(span)
+    return sorted(set(kept))
 
 
 def _freeze(value: Mapping[str, Any]) -> FrozenDict[str, Any]:
@@ -371,6 +584,11 @@ class PIIDetector:
     :attr:`PATTERNS`, then by position. Redaction replaces each match with
     as many ``redaction_char`` as it has characters.
 
+    Text that is not pure ASCII is searched as given and folded (a zero-width
+    character in a number, fullwidth or Arabic-Indic digits, ``jos\u00e9@...``);
+    a folded match names, and redacts, the original characters it came from, and
+    replaces the matches of its type in the text as given that it covers.
+
     Args:
         redact: Return the redacted text as ``transformed_content``.
         redaction_char: One character to redact with.
@@ -427,15 +645,8 @@ class PIIDetector:
             return _find_all
         return _find_emails if name == "email" else _find_from
 
-    def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
-        """The PII found in ``content``; metadata ``pii_types_checked``.
-
-        Raises:
-            TypeError: ``content`` is not a str.
-        """
-        _check_content("PIIDetector.check", content)
-        violations: list[PolicyViolation] = []
-        spans: list[tuple[int, int]] = []
+    def _search(self, content: str) -> list[list[tuple[int, int]]]:
+        """The spans of each type's matches in ``content``, in the order of ``_compiled``."""
         starts: list[int] | None = None
         dense = False
         if self._needs_starts:
@@ -447,12 +658,36 @@ class PIIDetector:
             dense = sum(map(content.count, _ASCII_STARTS)) * _DENSE_STARTS > len(content)
             if not dense:
                 starts = [found.start() for found in _DIGIT_START.finditer(content)]
-        for pii_type, pattern, message, finder in self._compiled:
+        found = []
+        for _, pattern, _, finder in self._compiled:
             if dense and finder is _find_from:
                 finder = _find_all
-            for match in finder(pattern, content, starts):
-                span = match.span()
-                violations.append(
+            found.append([match.span() for match in finder(pattern, content, starts)])
+        return found
+
+    def check(self, content: str, _context: dict[str, Any] | None = None) -> GuardrailResult:
+        """The PII found in ``content``; metadata ``pii_types_checked``.
+
+        Raises:
+            TypeError: ``content`` is not a str.
+        """
+        _check_content("PIIDetector.check", content)
+        found = self._search(content)
+        folded, shifted = _fold(content)
+        if folded is not content:
+            # Text that is not pure ASCII is searched folded too: the evasions hide
+            # nothing there, and each folded match is mapped back to the original.
+            origin = _origin(content) if shifted else None
+            for index, in_folded in enumerate(self._search(folded)):
+                if origin is not None:
+                    in_folded = [_original_span(content, origin, *span) for span in in_folded]
+                given = [_with_marks(content, *span) for span in found[index]]
+                found[index] = _merge(given, in_folded)
+        violations: list[PolicyViolation] = []
+        spans: list[tuple[int, int]] = []
+        for (pii_type, _, message, _), type_spans in zip(self._compiled, found, strict=True):
+            if type_spans:
+                violations.extend(
                     PolicyViolation(
                         type=ViolationType.PII_DETECTED,
                         message=message,
@@ -460,8 +695,9 @@ class PIIDetector:
                         metadata={"pii_type": pii_type},
                         location=span,
                     )
+                    for span in type_spans
                 )
-                spans.append(span)
+                spans.extend(type_spans)
         transformed = None
         if self._redact:
             transformed = self._redacted(content, spans) if spans else content
@@ -497,7 +733,10 @@ class ContentFilter:
     alphabetical order. Blocked patterns: each regex that matches the content
     or its normalized copy (case-insensitive) gives a ``BLOCKED_TOPIC``
     violation of severity 0.9 with ``metadata={"pattern", "normalized"}``
-    (``normalized`` is True when only the normalized copy matched).
+    (``normalized`` is True when only a normalized copy matched). Text that is
+    not pure ASCII has two more copies: its fold against Unicode evasions
+    (zero-width characters, look-alike Cyrillic letters, ...) and that fold's
+    leetspeak-normalized copy.
 
     Args:
         block_profanity: Check for profanity.
@@ -568,12 +807,19 @@ class ContentFilter:
         """
         _check_content("ContentFilter.check", content)
         violations: list[PolicyViolation] = []
+        # The copies besides the content: leetspeak undone, and for text that is not
+        # pure ASCII the folded text with and without leetspeak undone.
         normalized = _normalize_leetspeak(content)
-        changed = normalized != content
+        copies = [normalized] if normalized != content else []
+        folded, _ = _fold(content)
+        if folded is not content:
+            for copy in (folded, _normalize_leetspeak(folded)):
+                if copy != content and copy not in copies:
+                    copies.append(copy)
         if self._block_profanity:
             words = self._profane_words(content.lower())
-            if changed:
-                words |= self._profane_words(normalized.lower())
+            for copy in copies:
+                words |= self._profane_words(copy.lower())
             violations.extend(
                 PolicyViolation(
                     type=ViolationType.PROFANITY,
@@ -585,7 +831,11 @@ class ContentFilter:
             )
         for source, pattern in self._patterns:
             original = pattern.search(content) is not None
-            in_normalized = changed and pattern.search(normalized) is not None
+            in_normalized = False
+            for copy in copies:
+                if pattern.search(copy) is not None:
+                    in_normalized = True
+                    break
             if original or in_normalized:
                 violations.append(
                     PolicyViolation(
@@ -608,7 +858,9 @@ class InjectionDetector:
     Each pattern of :attr:`INJECTION_PATTERNS` and ``additional_patterns`` that
     matches (case-insensitive) gives one ``INJECTION_ATTEMPT`` violation of
     severity 1.0 with ``metadata={"matched_pattern": ...}`` and the first
-    match's location.
+    match's location. A pattern that does not match text that is not pure ASCII
+    is tried on its fold against Unicode evasions; the location then spans the
+    original characters.
 
     Raises:
         TypeError, ValueError: an additional pattern is not a valid regex.
@@ -647,16 +899,27 @@ class InjectionDetector:
         """
         _check_content("InjectionDetector.check", content)
         violations: list[PolicyViolation] = []
+        folded, shifted = _fold(content)
+        origin: list[int] | None = None
         for source, pattern in self._patterns:
             match = pattern.search(content)
-            if match is not None:
+            location = None if match is None else match.span()
+            if match is None and folded is not content:
+                match = pattern.search(folded)
+                if match is not None:
+                    location = match.span()
+                    if shifted:
+                        if origin is None:
+                            origin = _origin(content)
+                        location = _original_span(content, origin, *location)
+            if location is not None:
                 violations.append(
                     PolicyViolation(
                         type=ViolationType.INJECTION_ATTEMPT,
                         message="Potential prompt injection detected",
                         severity=1.0,
                         metadata={"matched_pattern": source},
-                        location=match.span(),
+                        location=location,
                     )
                 )
         return GuardrailResult(
