@@ -43,8 +43,9 @@ Scenarios and outcomes (trio; 0.9.1 in brackets where it differs):
 - the STT failing, or the LLM failing mid-stream after 8 tokens: the turn fails (a
   ``UnifiedStageExecutionError``), what was already queued plays, the session goes on
   and the next turn answers. [The same.]
-- 100 sessions in one trio run, each barging in at its own time: each hears its own
-  utterances and plays exactly what the same session plays alone.
+- 30 sessions in one trio run (100 in the scratch runs), each barging in at its own
+  time: each hears its own utterances and plays exactly what the same session plays
+  alone.
 """
 
 from __future__ import annotations
@@ -474,13 +475,15 @@ def test_llm_failing_mid_stream_keeps_what_was_said_and_the_next_turn_answers() 
     assert session.puts == len(session.played) == 12 + 38
 
 
-async def test_a_hundred_sessions_at_once_stay_independent(
+async def test_many_sessions_at_once_stay_independent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     def script(i: int) -> list[tuple[int, str]]:
         return [(0, f"what's the weather in town {i}"), (600 + 20 * (i % 5), f"tell me a joke {i}")]
 
-    sessions = [Session(script(i), total_ms=2000) for i in range(100)]
+    # 30 sessions (six of each barge-in time): the independence a hundred showed, in a
+    # third of CI's time under coverage.
+    sessions = [Session(script(i), total_ms=2000) for i in range(30)]
     start = round(trio.current_time() * 1000)
     async with assert_no_orphans(), trio.open_nursery() as nursery:
         for session in sessions:
