@@ -9,6 +9,7 @@ message stay those the reference gives, and a run that succeeds pays nothing.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -82,11 +83,15 @@ def stage_failure_note(exc: BaseException) -> str | None:
         text = error_text(exc)
         if "can't be used in 'await' expression" in text:
             return SYNC_STAGE_NOTE
-        if text.endswith("returned unsupported result type <class 'coroutine'>"):
-            return MISSING_AWAIT_NOTE
-        if "returned unsupported result type" in text:
-            return RESULT_NOTE
     return None
+
+
+def unsupported_result(name: str, raw: object) -> TypeError:
+    """The TypeError for stage ``name`` returning ``raw``, with the note of its mistake
+    (a missing ``await`` when ``raw`` is a coroutine), for both graphs to raise."""
+    error = TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
+    error.add_note(MISSING_AWAIT_NOTE if inspect.iscoroutine(raw) else RESULT_NOTE)
+    return error
 
 
 def add_stage_failure_note(exc: BaseException) -> None:

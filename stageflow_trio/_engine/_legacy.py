@@ -13,7 +13,7 @@ import trio
 
 from stageflow_trio._args import error_text
 from stageflow_trio._engine._graph_errors import StageExecutionError
-from stageflow_trio._engine._hints import note_not_under_trio
+from stageflow_trio._engine._hints import note_not_under_trio, unsupported_result
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import run_chain
 from stageflow_trio._engine._unified_events import (
@@ -82,7 +82,7 @@ def _normalize(name: str, raw: Any, started_at: datetime, elapsed: float) -> Sta
         )
     data = raw or {}
     if not isinstance(data, dict):
-        raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
+        raise unsupported_result(name, raw)
     return StageResult(
         name=name,
         status="completed",

@@ -17,7 +17,11 @@ from stageflow_trio._engine._graph_errors import (
     UnifiedStageExecutionError,
 )
 from stageflow_trio._engine._guard_retry import GuardRetries
-from stageflow_trio._engine._hints import add_stage_failure_note, note_not_under_trio
+from stageflow_trio._engine._hints import (
+    add_stage_failure_note,
+    note_not_under_trio,
+    unsupported_result,
+)
 from stageflow_trio._engine._results import PipelineResults
 from stageflow_trio._engine._scheduler import DagRun
 from stageflow_trio._engine._stage_call import STAGE_ATTEMPT_KEY, mark_not_a_completion, run_chain
@@ -66,7 +70,7 @@ def _as_output(name: str, raw: object) -> StageOutput:
         return StageOutput.ok()
     if isinstance(raw, dict):
         return StageOutput.ok(data=raw)
-    raise TypeError(f"Stage {name} returned unsupported result type {type(raw)}")
+    raise unsupported_result(name, raw)
 
 
 # The two helpers below are functions of their own, not comprehensions in
