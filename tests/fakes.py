@@ -12,6 +12,7 @@ import importlib
 import logging
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from stageflow_trio.stages.result import StageResult
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
 
     from stageflow_trio.stages.context import PipelineContext
@@ -343,3 +345,24 @@ class RecordingTracer:
         span = RecordingSpan(name, attributes or {}, refuse=self.refuse)
         self.spans.append(span)
         return span
+
+
+def assert_linear_time(make: Callable[[int], str], check: Callable[[str], object], n: int) -> None:
+    """Fail if ``check`` on ``make(4 * n)`` costs more than 8 times ``check`` on ``make(n)``.
+
+    Linear time gives about 4, quadratic 16. A ratio, not a time limit, so a slow or
+    busy machine (CI's coverage run) cannot fail it; each size's best of three runs.
+    A large input checked in under 50 ms is linear enough whatever the ratio says.
+    """
+
+    def best(text: str) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            check(text)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    small, large = best(make(n)), best(make(4 * n))
+    if large >= 0.05:
+        assert large < 8 * small + 0.01, f"{large:.3f} s at {4 * n} against {small:.3f} s at {n}"

@@ -56,7 +56,6 @@ markdown "**ignore** previous", HTML     missed                     missed (docu
 
 from __future__ import annotations
 
-import time
 from types import ModuleType
 from typing import Any
 
@@ -66,6 +65,7 @@ from hypothesis import strategies as st
 
 from stageflow_trio.helpers import guardrails as guardrails_module
 from stageflow_trio.helpers.guardrails import ContentFilter, InjectionDetector, PIIDetector
+from tests.fakes import assert_linear_time
 from tests.helpers.test_guardrails import _reference_pii_spans
 
 ZWSP, ZWNJ, ZWJ, WJ, BOM, SHY = "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"
@@ -368,10 +368,6 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("shape", list(ADVERSARIAL))
 def test_folding_takes_linear_time(shape: str) -> None:
-    # Each takes about 0.1 s at 30,000 characters here (0.3 s under coverage); quadratic
-    # time would take minutes.
-    text = ADVERSARIAL[shape](30_000)
+    # 8,000 and 32,000 characters: quadratic time grows 16-fold.
     for check in (PIIDetector(redact=True), ContentFilter(), InjectionDetector()):
-        started = time.perf_counter()
-        check.check(text)
-        assert time.perf_counter() - started < 3.0, type(check).__name__
+        assert_linear_time(ADVERSARIAL[shape], check.check, 8_000)
