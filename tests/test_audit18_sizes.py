@@ -54,6 +54,11 @@ async def _ok(_ctx: StageContext) -> StageOutput:
     return StageOutput.ok()
 
 
+# Ten times the recursion limit: a recursive walk would fail (100,000 took 10 s of
+# CI's coverage run, in the cycle search on the error path).
+DEEP = 10_000
+
+
 def _deep(levels: int) -> dict[str, Any]:
     value: dict[str, Any] = {"leaf": 1}
     for _ in range(levels):
@@ -167,28 +172,28 @@ def test_guardrails_take_linear_time_on_adversarial_text(shape: str) -> None:
 
 
 def test_free_form_data_deep_or_cyclic_is_a_clear_error_at_the_call() -> None:
-    # The reference stores both as given (a 100,000-level dict, a dict that holds
+    # The reference stores both as given (a 10,000-level dict, a dict that holds
     # itself); ContextSnapshot refuses them at once, without recursing that deep.
     with pytest.raises(ValueError, match="metadata nests deeper than 100 levels"):
-        ContextSnapshot(metadata={"k": _deep(100_000)})
+        ContextSnapshot(metadata={"k": _deep(DEEP)})
     cyclic: dict[str, Any] = {"x": 1}
     cyclic["self"] = cyclic
     with pytest.raises(ValueError, match="metadata contains a reference cycle"):
         ContextSnapshot(metadata=cyclic)
     snapshot_dict = ContextSnapshot().to_dict()
-    snapshot_dict["metadata"] = {"k": _deep(100_000)}
+    snapshot_dict["metadata"] = {"k": _deep(DEEP)}
     with pytest.raises(ValueError, match="nests deeper"):
         ContextSnapshot.from_dict(snapshot_dict)
 
 
 def test_stage_output_data_is_frozen_one_level_so_depth_costs_nothing() -> None:
-    deep = _deep(100_000)
+    deep = _deep(DEEP)
     output = StageOutput.ok(data={"k": deep})
     assert output.data["k"] is deep
 
 
 def test_the_json_helper_cuts_deep_and_cyclic_data() -> None:
-    text = jsonable({"k": _deep(100_000)})
+    text = jsonable({"k": _deep(DEEP)})
     level: Any = text
     for _ in range(99):
         level = level["k"] if "k" in level else level["a"]
