@@ -813,13 +813,15 @@ def test_unreleased_claims_are_logged_one_way_for_one_and_another_for_several(
 ) -> None:
     # _common.py 171-172.
     error = OSError("gone")
-    log_unreleased([IdempotencyClaim("k1", "t1")], error)
-    log_unreleased([IdempotencyClaim("k1", "t1"), IdempotencyClaim("k2", "t2")], error)
+    log_unreleased([IdempotencyClaim("k1", "t1")], error, 30)
+    log_unreleased([IdempotencyClaim("k1", "t1"), IdempotencyClaim("k2", "t2")], error, 30)
+    # Audit 26: the error's text and the lease, no traceback.
     assert caplog.messages == [
-        "could not release claim 'k1'",
-        "could not release 2 claims ['k1', 'k2']",
+        "could not release claim 'k1' (OSError: gone); its lease frees the key within 30 s",
+        "could not release 2 claims ['k1', 'k2'] (OSError: gone); their leases free the keys"
+        " within 30 s",
     ]
-    assert all(record.exc_info and record.exc_info[1] is error for record in caplog.records)
+    assert all(record.exc_info is None for record in caplog.records)
 
 
 async def test_a_failed_sqlite_purge_is_logged_and_the_store_goes_on(

@@ -42,7 +42,9 @@ Each hook runs shielded from cancellation in a slot of its own of at most
 :data:`ABORT_HOOK_TIMEOUT` seconds, so a slow hook cannot starve the ones after
 it (the idempotency interceptor's release among them); their own errors are
 logged and swallowed; then the original exception propagates unchanged. An interceptor whose ``before`` is interrupted
-must clean up after itself.
+must clean up after itself. The abort path, hooks included, is protected from
+Ctrl-C (``trio.lowlevel.enable_ki_protection``): a KeyboardInterrupt arriving
+meanwhile is raised at the next checkpoint, so it cannot skip a hook.
 """
 
 from __future__ import annotations
@@ -320,27 +322,53 @@ async def _run_chain(
             except Exception as exc:  # noqa: BLE001 - hook errors are isolated
                 _log_hook_error(interceptor, "after", exc)
     except BaseException as exc:
-        # Read before the marks are undone: the stage's own, replayable result.
-        completed = (
-            result
-            if result is not None and isinstance(exc, trio.Cancelled) and stage_result_replayable()
-            else None
+        # Nothing before this call (no signal check): a Ctrl-C cannot skip it.
+        await _aborted(
+            exc, result, completion, marked, ordered, entered, after_from, stage_name, ctx
         )
-        _end_completion(completion)
-        if marked is not None:
-            _short_circuited.reset(marked)
-        pending = min(entered, after_from)
-        if pending:
-            aborted = _aborted_result.set(completed)
-            try:
-                await _abort(ordered[:pending], stage_name, ctx)
-            finally:
-                _aborted_result.reset(aborted)
         raise
     _end_completion(completion)
     if marked is not None:
         _short_circuited.reset(marked)
     return result
+
+
+@trio.lowlevel.enable_ki_protection
+async def _aborted(
+    exc: BaseException,
+    result: StageResult | None,
+    completion: Token[bool] | None,
+    marked: Token[tuple[BaseInterceptor, ...] | None] | None,
+    ordered: Sequence[BaseInterceptor],
+    entered: int,
+    after_from: int,
+    stage_name: str,
+    ctx: PipelineContext,
+) -> None:
+    """The abort path of a call ended by ``exc``: undo its marks, then run the ``on_abort``
+    hooks of ``ordered[:min(entered, after_from)]``.
+
+    Protected from Ctrl-C (the hooks too): a KeyboardInterrupt coming meanwhile (a second
+    Ctrl-C, or one during a cancellation) is raised at the next checkpoint, in a hook
+    (which :func:`_abort` defers past the others) or after; raised here, it would skip the
+    hooks, the idempotency claim's release among them.
+    """
+    # Read before the marks are undone: the stage's own, replayable result.
+    completed = (
+        result
+        if result is not None and isinstance(exc, trio.Cancelled) and stage_result_replayable()
+        else None
+    )
+    _end_completion(completion)
+    if marked is not None:
+        _short_circuited.reset(marked)
+    pending = min(entered, after_from)
+    if pending:
+        aborted = _aborted_result.set(completed)
+        try:
+            await _abort(ordered[:pending], stage_name, ctx)
+        finally:
+            _aborted_result.reset(aborted)
 
 
 def _short_circuit_result(

@@ -26,7 +26,11 @@ Scoping and concurrency (fixes of the reference, see docs/interceptors.md):
 A claim is released synchronously (no checkpoint), in ``after`` whatever
 caching did, and in ``on_abort`` when the call is cancelled or aborted, so a
 cancelled call never leaves its key blocked, even when the abort hooks run out
-of time.
+of time. The three hooks are protected from Ctrl-C
+(``trio.lowlevel.enable_ki_protection``): trio raises a KeyboardInterrupt that
+comes while they run in the main task, at its next checkpoint, never
+between the store granting a claim and the hook that will release it taking it
+in hand, so a Ctrl-C never leaves a claim behind either.
 """
 
 # Hooks implement a fixed interface, so unused hook arguments are expected.
@@ -210,7 +214,11 @@ class IdempotencyStore(Protocol):
     cleanup path that must not wait, hence a synchronous ``release``. A store
     shared between processes should also give its claims a lease (set on the
     store), since a process can die holding one; the in-memory store needs
-    none, its claims die with the process.
+    none, its claims die with the process. Ctrl-C: the interceptor's hooks, and
+    so the ``claim`` and ``release`` they call, run protected from it
+    (``trio.lowlevel.enable_ki_protection``), so a KeyboardInterrupt never lands
+    between a grant and the hook that releases it; a store called directly
+    protects its own code (the SQLite and Redis stores do).
 
     Stores written for the reference (only ``get``/``set``/``delete``, or just
     ``get``/``set``: the interceptor never deletes) still work with
@@ -773,11 +781,20 @@ class IdempotencyInterceptor(BaseInterceptor):
             stage == stage_name and owned.key == key for (_, stage, _), owned in self._owned.items()
         )
 
+    # Protected from Ctrl-C (a code-object mark, no cost per call), as after and on_abort:
+    # a KeyboardInterrupt raised between the store's grant and the claim's entry in
+    # _owned (in claim's last lines or here) would leave the claim with nobody to
+    # release it; trio delivers it at the next checkpoint instead (the stage's, whose
+    # abort releases the claim). The chain counts this hook as returned (entered += 1)
+    # with no signal check in between (no call, no backward jump).
+    @trio.lowlevel.enable_ki_protection
     async def before(self, stage_name: str, ctx: PipelineContext) -> InterceptorResult | None:
         """Replay a cached result, wait for a running duplicate, or claim the key.
 
         A checkpoint when there is a key. A key that is not a str is used as
-        ``str(key)``, as the default extractor does.
+        ``str(key)``, as the default extractor does. Protected from Ctrl-C, as
+        the other hooks: a KeyboardInterrupt coming meanwhile is raised at the
+        next checkpoint (the extractors run protected too: keep them quick).
 
         Raises:
             IdempotencyParamMismatch: a parameter mismatch (critical).
@@ -822,6 +839,7 @@ class IdempotencyInterceptor(BaseInterceptor):
         self._owned[call_key(stage_name, ctx)] = _Owned(outcome, key, params_hash, mark, held)
         return None
 
+    @trio.lowlevel.enable_ki_protection  # from taking the claim to releasing it
     async def after(self, stage_name: str, result: StageResult, ctx: PipelineContext) -> None:
         """Cache the result the stage produced, then release the claim.
 
@@ -867,6 +885,7 @@ class IdempotencyInterceptor(BaseInterceptor):
         """FAIL; the claim stays held until ``after`` (a later retry may still run the stage)."""
         return ErrorAction.FAIL
 
+    @trio.lowlevel.enable_ki_protection  # from taking the claim to releasing it
     async def on_abort(self, stage_name: str, ctx: PipelineContext) -> None:
         """Release the claim of a cancelled or aborted call.
 

@@ -15,6 +15,7 @@ from uuid import UUID
 import attrs
 import trio
 
+from stageflow_trio._args import error_text
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import (
@@ -163,13 +164,65 @@ async def serve_releases(
         raise
 
 
-def log_unreleased(claims: list[IdempotencyClaim], error: BaseException) -> None:
-    """Log (a warning) the releases that ``error`` kept from being written."""
+def describe_error(error: BaseException) -> str:
+    """``Type: text`` of ``error`` and of its causes (``raise ... from``), on one line.
+
+    For the warnings of the stores' background work: a store error's traceback (the
+    client's internals) tells an operator nothing its text does not, and the exception
+    it was raised while handling (``__context__``: a ``Cancelled`` being drained, the
+    failed claim's own error) is not its cause.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(parts) < 5:
+        seen.add(id(current))
+        text = error_text(current)
+        parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        current = current.__cause__
+    return ", from ".join(parts)
+
+
+def log_unreleased(
+    claims: list[IdempotencyClaim],
+    error: BaseException,
+    lease_seconds: float,
+    *,
+    retrying: bool = False,
+) -> None:
+    """Log the releases that ``error`` kept from being written: one warning, no traceback,
+    naming the keys, the error (with its causes) and the lease that frees the keys
+    (``lease_seconds`` at most: nothing renews a claim once released); ``retrying``: the
+    store's background task writes them again."""
+    then = "trying again in the background; " if retrying else ""
     if len(claims) == 1:
-        logger.warning("could not release claim %r", claims[0].key, exc_info=error)
+        logger.warning(
+            "could not release claim %r (%s); %sits lease frees the key within %g s",
+            claims[0].key,
+            describe_error(error),
+            then,
+            lease_seconds,
+        )
     else:
-        keys = [claim.key for claim in claims]
-        logger.warning("could not release %d claims %r", len(keys), keys, exc_info=error)
+        logger.warning(
+            "could not release %d claims %r (%s); %stheir leases free the keys within %g s",
+            len(claims),
+            [claim.key for claim in claims],
+            describe_error(error),
+            then,
+            lease_seconds,
+        )
+
+
+def log_unrenewed(claims: list[IdempotencyClaim], error: BaseException, every: float) -> None:
+    """Log the lease renewal that ``error`` failed: one warning, no traceback (as
+    :func:`log_unreleased`)."""
+    logger.warning(
+        "could not renew %d claims (%s); trying again in %g s",
+        len(claims),
+        describe_error(error),
+        every,
+    )
 
 
 class ClaimingStore:
@@ -187,6 +240,14 @@ class ClaimingStore:
     cancelled task writes what is queued within :attr:`_DRAIN_SECONDS` (shielded, see
     :func:`serve_releases`); :attr:`_drained` is set when the task has ended.
 
+    Ctrl-C. The subclasses' ``claim`` and :meth:`release` are protected from it
+    (``trio.lowlevel.enable_ki_protection``): trio raises a KeyboardInterrupt coming
+    while they run in the main task, at its next checkpoint, so it never lands
+    between the claim's write and ``claim`` returning it, nor between :meth:`release`
+    forgetting a claim and queueing its release. A caller of ``claim`` that keeps the
+    claim protects its own bookkeeping up to the ``try``/``finally`` that releases it,
+    as :class:`~stageflow_trio.pipeline.idempotency.IdempotencyInterceptor` does.
+
     Subclasses set :attr:`_OWNER` (their name in error messages) and
     :attr:`_DRAIN_SECONDS`, and define :meth:`_periodic` and :meth:`_write_release`.
     """
@@ -202,6 +263,7 @@ class ClaimingStore:
         self._serving = trio.CancelScope(shield=True)
         self._drained = trio.Event()
 
+    @trio.lowlevel.enable_ki_protection  # between forgetting the claim and queueing it
     def release(self, claim: IdempotencyClaim) -> None:
         """See :meth:`IdempotencyStore.release`: queued for the background task, no I/O here.
 

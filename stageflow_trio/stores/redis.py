@@ -70,6 +70,7 @@ from ._common import (
     entry_from_json,
     entry_to_json,
     log_unreleased,
+    log_unrenewed,
     memory_from_json,
     memory_to_json,
     redacted,
@@ -609,15 +610,17 @@ class RedisIdempotencyStore(ClaimingStore):
             "RedisIdempotencyStore.delete", self._client.delete([self._keys(key)[0]])
         )
 
+    @trio.lowlevel.enable_ki_protection  # see ClaimingStore
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
         """See :meth:`IdempotencyStore.claim`; woken by the holder's published release.
 
         A checkpoint, cancellable while it waits for Redis. A call cancelled (or
-        failing) after its script was sent releases the claim the script may have
-        granted before it raises: shielded, for at most
+        failing, or interrupted by Ctrl-C) after its script was sent releases the
+        claim the script may have granted before it raises: shielded, for at most
         :data:`CANCELLED_CLAIM_RELEASE_SECONDS`; past that (an unresponsive
         server) the background task releases it when Redis answers, and the lease
-        bounds it in any case.
+        bounds it in any case. Protected from Ctrl-C (see
+        :class:`~stageflow_trio.stores._common.ClaimingStore`).
 
         Raises:
             TypeError: ``key`` is not a str.
@@ -659,8 +662,8 @@ class RedisIdempotencyStore(ClaimingStore):
         with trio.CancelScope(shield=True), trio.move_on_after(CANCELLED_CLAIM_RELEASE_SECONDS):
             try:
                 await self._send_release([claim])
-            except Exception:  # must not replace what is propagating
-                logger.warning("could not release claim %r", claim.key, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - must not replace what is propagating
+                log_unreleased([claim], exc, self._lease_ms / 1000, retrying=True)
             else:
                 return
         # For the background task, which writes it when Redis answers.
@@ -683,7 +686,7 @@ class RedisIdempotencyStore(ClaimingStore):
             await self._send_release(claims)
         except _REDIS_ERRORS as exc:
             # The lease frees the keys; the store goes on.
-            log_unreleased(claims, exc)
+            log_unreleased(claims, exc, self._lease_ms / 1000)
 
     async def _renew_leases(self) -> None:
         """Every third of the lease (start to start, the first a third in), renew the claims held."""
@@ -698,9 +701,9 @@ class RedisIdempotencyStore(ClaimingStore):
                         keys=[self._keys(claim.key)[1] for claim in held],
                         args=[str(self._lease_ms), *(claim.token for claim in held)],
                     )
-                except _REDIS_ERRORS:
+                except _REDIS_ERRORS as exc:
                     # A lease not renewed this time may be renewed next time.
-                    logger.warning("could not renew %d claims", len(held), exc_info=True)
+                    log_unrenewed(held, exc, self._lease_ms / 3000)
 
 
 def _expires(ttl: Any) -> float | None:

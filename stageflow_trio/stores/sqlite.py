@@ -71,6 +71,7 @@ from ._common import (
     entry_from_json,
     entry_to_json,
     log_unreleased,
+    log_unrenewed,
     memory_from_json,
     memory_to_json,
     request_from_json,
@@ -512,8 +513,11 @@ class SqliteIdempotencyStore(ClaimingStore):
             lambda c: c.execute("DELETE FROM idempotency_entries WHERE key = ?", (key,))
         )
 
+    @trio.lowlevel.enable_ki_protection  # see ClaimingStore
     async def claim(self, key: str) -> IdempotencyClaim | CachedStageResult:
         """See :meth:`IdempotencyStore.claim`. Waits for another process by polling.
+
+        Protected from Ctrl-C (see :class:`~stageflow_trio.stores._common.ClaimingStore`).
 
         Raises:
             TypeError: ``key`` is not a str.
@@ -589,7 +593,7 @@ class SqliteIdempotencyStore(ClaimingStore):
             )
         except sqlite3.Error as exc:
             # The lease frees the keys; the store goes on.
-            log_unreleased(claims, exc)
+            log_unreleased(claims, exc, self._lease)
         for claim in claims:
             self._wakeups.wake(claim.key)
 
@@ -609,9 +613,9 @@ class SqliteIdempotencyStore(ClaimingStore):
                             [(expires_at, claim.key, claim.token) for claim in held],
                         )
                     )
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
                     # A lease not renewed this time may be renewed next time.
-                    logger.warning("could not renew %d claims", len(held), exc_info=True)
+                    log_unrenewed(held, exc, self._lease / 3)
 
 
 class SqliteMemoryStore:

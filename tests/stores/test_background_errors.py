@@ -18,14 +18,17 @@ from stageflow_trio.stores.sqlite import open_sqlite_stores
 
 
 async def logged(caplog: pytest.LogCaptureFixture, message: str) -> None:
-    """Wait (real time: the stores' background tasks run on trio's clock) for ``message``.
+    """Wait (real time: the stores' background tasks run on trio's clock) for a record
+    starting with ``message`` (the error's text and the lease follow: audit 26).
 
     Polled rather than a fixed sleep, which a loaded machine can outlast.
     """
     with trio.fail_after(5):
-        while message not in [  # noqa: ASYNC110 - log records to poll
-            r.getMessage() for r in caplog.records if r.name == "stageflow_trio.stores"
-        ]:
+        while not any(  # noqa: ASYNC110 - log records to poll
+            r.getMessage().startswith(message + " (")
+            for r in caplog.records
+            if r.name == "stageflow_trio.stores"
+        ):
             await trio.sleep(0.01)
 
 
