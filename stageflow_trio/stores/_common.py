@@ -137,6 +137,7 @@ async def serve_releases(
     receive: trio.MemoryReceiveChannel[IdempotencyClaim],
     write: Callable[[list[IdempotencyClaim]], Awaitable[None]],
     drain_seconds: float,
+    unwritten: Callable[[list[IdempotencyClaim]], None] | None = None,
 ) -> None:
     """Write the claim releases ``receive`` brings, in order, until the store closes it.
 
@@ -147,7 +148,9 @@ async def serve_releases(
     claims: the releases cancelled on their way and those queued until the block
     closes the store are written, shielded and within ``drain_seconds``, before
     the cancellation goes on (a release is idempotent, so writing one twice is
-    harmless).
+    harmless). When ``drain_seconds`` runs out first (a server that stopped
+    answering), ``unwritten`` is called with the releases not written (the batch cut
+    included), so that they are not dropped silently.
     """
     writing: list[IdempotencyClaim] = []
     try:
@@ -156,11 +159,22 @@ async def serve_releases(
             await write(writing)
             writing = []
     except trio.Cancelled:
-        with trio.CancelScope(shield=True), trio.move_on_after(drain_seconds):
+        with trio.CancelScope(shield=True), trio.move_on_after(drain_seconds) as drain:
             if writing:
                 await write(writing)
+                writing = []
             async for claim in receive:
-                await write(_batch(claim, receive))
+                writing = _batch(claim, receive)
+                await write(writing)
+                writing = []
+        if drain.cancelled_caught and unwritten is not None:
+            while True:
+                try:
+                    writing.append(receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+            if writing:
+                unwritten(writing)
         raise
 
 
@@ -249,7 +263,8 @@ class ClaimingStore:
     as :class:`~stageflow_trio.pipeline.idempotency.IdempotencyInterceptor` does.
 
     Subclasses set :attr:`_OWNER` (their name in error messages) and
-    :attr:`_DRAIN_SECONDS`, and define :meth:`_periodic` and :meth:`_write_release`.
+    :attr:`_DRAIN_SECONDS`, and define :meth:`_periodic`, :meth:`_write_release` and
+    :meth:`_lease_seconds`.
     """
 
     _OWNER: ClassVar[str]
@@ -306,7 +321,10 @@ class ClaimingStore:
                         nursery.start_soon(periodic)
                     async with self._receive:
                         await serve_releases(
-                            self._receive, self._write_release, self._DRAIN_SECONDS
+                            self._receive,
+                            self._write_release,
+                            self._DRAIN_SECONDS,
+                            self._log_undrained,
                         )
                     nursery.cancel_scope.cancel()
         finally:
@@ -315,6 +333,22 @@ class ClaimingStore:
     def _periodic(self) -> list[Callable[[], Awaitable[None]]]:
         """The store's periodic work, run beside the releases (the lease renewals...)."""
         raise NotImplementedError
+
+    def _lease_seconds(self) -> float:
+        """How long a claim's lease lasts (the most a claim not released blocks its key)."""
+        raise NotImplementedError
+
+    def _log_undrained(self, claims: list[IdempotencyClaim]) -> None:
+        """Log the releases the closing store could not write within :attr:`_DRAIN_SECONDS`."""
+        logger.warning(
+            "%s closed with %d claim releases not written within %g s %r; "
+            "their leases free the keys within %g s",
+            self._OWNER,
+            len(claims),
+            self._DRAIN_SECONDS,
+            [claim.key for claim in claims],
+            self._lease_seconds(),
+        )
 
     async def _write_release(self, claims: list[IdempotencyClaim]) -> None:
         """Delete each claim if it still holds its key, and wake the waiters; never raises

@@ -678,6 +678,9 @@ class RedisIdempotencyStore(ClaimingStore):
             _RELEASE, keys=[self._keys(claim.key)[1] for claim in claims], args=args
         )
 
+    def _lease_seconds(self) -> float:
+        return self._lease_ms / 1000
+
     def _periodic(self) -> list[Callable[[], Awaitable[None]]]:
         return [self._renew_leases]
 

@@ -560,6 +560,9 @@ class SqliteIdempotencyStore(ClaimingStore):
         )
         return IdempotencyClaim(key, token)
 
+    def _lease_seconds(self) -> float:
+        return self._lease
+
     def _periodic(self) -> list[Callable[[], Awaitable[None]]]:
         return [self._renew_leases, self._purge_expired]
 

@@ -48,6 +48,11 @@
    kept until closed by design): with 10,000 such requests, the sweep took 41 scripts,
    47-64 ms, and ``pending()`` 204-294 ms (local Redis). An id leaves that index once
    its request is closed or removed (checked below).
+
+4. Noticed while fixing 2: a closing store whose drain ran out of time (a paused Redis,
+   a SQLite file another process keeps locked) dropped the releases it had not written
+   with no record (fixed): ``serve_releases`` hands them to the store, which logs one
+   warning naming the keys and the lease that frees them.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ from stageflow_trio.pipeline.idempotency import (
     InMemoryIdempotencyStore,
 )
 from stageflow_trio.pipeline.interceptors import BaseInterceptor, run_with_interceptors
-from stageflow_trio.stores._common import log_unreleased
+from stageflow_trio.stores._common import log_unreleased, serve_releases
 from stageflow_trio.stores.redis import open_redis_stores
 from stageflow_trio.stores.sqlite import SqliteIdempotencyStore, open_sqlite_stores
 from stageflow_trio.testing import create_test_pipeline_context
@@ -619,3 +624,87 @@ async def test_redis_a_legacy_pending_request_leaves_the_old_index_once_closed(
         ):
             _command(redis_server, "DEL", f"{prefix}{name}")
         gc.collect()
+
+
+# 4. A closing store whose drain runs out of time (fixed): the releases not written were
+#    dropped with no record (a paused Redis, a locked SQLite file at close). The lease
+#    still frees their keys; now a warning says which, and when.
+
+
+async def test_serve_releases_hands_over_what_a_cut_drain_did_not_write(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, receive = trio.open_memory_channel[IdempotencyClaim](10)
+    written: list[str] = []
+    unwritten: list[list[str]] = []
+    hang = trio.Event()
+
+    async def write(batch: list[IdempotencyClaim]) -> None:
+        if batch[0].key == "c":
+            await hang.wait()  # the server stopped answering
+        written.extend(claim.key for claim in batch)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            serve_releases,
+            receive,
+            write,
+            2.0,
+            lambda claims: unwritten.append([claim.key for claim in claims]),
+        )
+        for key in "ab":
+            send.send_nowait(IdempotencyClaim(key=key))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+        for key in "cde":  # queued while the store closes: the drain takes them
+            send.send_nowait(IdempotencyClaim(key=key))
+    assert written == ["a", "b"]
+    assert unwritten == [["c", "d", "e"]]  # the batch cut and nothing else was left
+    assert trio.current_time() == pytest.approx(2.0)
+
+
+async def test_serve_releases_reports_nothing_when_the_drain_finishes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    send, receive = trio.open_memory_channel[IdempotencyClaim](10)
+    unwritten: list[object] = []
+
+    async def write(batch: list[IdempotencyClaim]) -> None:
+        await trio.sleep(0.5)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_releases, receive, write, 2.0, unwritten.append)
+        send.send_nowait(IdempotencyClaim(key="a"))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+        send.close()
+    assert unwritten == []
+
+
+def test_a_store_closing_with_releases_it_could_not_write_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = SqliteBackend(tmp_path, monkeypatch)
+
+    async def stuck(self: SqliteIdempotencyStore, claims: list[IdempotencyClaim]) -> None:
+        await trio.sleep_forever()  # a file another process keeps locked
+
+    async def main() -> None:
+        monkeypatch.setattr(SqliteIdempotencyStore, "_write_release", stuck)
+        with trio.CancelScope() as scope:
+            async with backend.open() as stores:
+                store = stores.idempotency
+                assert isinstance(store, SqliteIdempotencyStore)
+                claim = await store.claim("order-7")
+                assert isinstance(claim, IdempotencyClaim)
+                store.release(claim)
+                scope.cancel()
+                await trio.sleep_forever()
+
+    with caplog.at_level(logging.WARNING, logger="stageflow_trio.stores"):
+        trio.run(main, clock=backend.clock())
+    assert [record.getMessage() for record in caplog.records] == [
+        "SqliteIdempotencyStore closed with 1 claim releases not written within 5 s"
+        " ['order-7']; their leases free the keys within 30 s"
+    ]
+    assert backend.claimed() == ["order-7"]  # still there: its lease frees it
