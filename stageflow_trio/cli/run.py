@@ -493,14 +493,18 @@ class LiveView:
         size = _terminal_size(self.out)
         widths: list[int] | None = None
         if size is not None:
-            lines = self._fit_height(lines, recorder, max(size.lines - 1, 1))
-            lines[0] = self._fit_title(lines[0], size.columns)
+            # The last row is the cursor's: a one-row terminal has no room for a block.
+            lines = self._fit_height(lines, recorder, size.lines - 1)
+            if lines:
+                lines[0] = self._fit_title(lines[0], size.columns)
             fitted = [cut_to_width(line, size.columns, self._ellipsis) for line in lines]
             lines = [line for line, _ in fitted]
             widths = [width for _, width in fitted]
         block = "".join(f"\x1b[2K{line}\n" for line in lines) + "\x1b[J"
         with self._lock:
             up = f"\x1b[{self._rows_to_top(size)}F" if self.drawn else ""
+            if not (lines or self.drawn):
+                block = ""  # nothing to draw, nor to clear
             self.out.write(up + block)
             self.out.flush()
             self.drawn = len(lines)

@@ -561,15 +561,16 @@ async def search_and_extract(
     )
 
 
-def _deepest(pages: list[WebPage], max_depth: int) -> int:
+def _deepest(pages: list[WebPage], max_depth: int, refused: Mapping[int, ExtractedLink]) -> int:
     """The depth of the deepest of a crawl's ``pages`` (0 when there are none).
 
     :meth:`~WebSearchClient.crawl` returns pages, not depths; it goes breadth
     first, so a page's depth is one more than that of the first page before it
-    linking to it (the start page, first, is at 0). Pages at ``max_depth`` had
-    their links left alone, and lend no depth. (A ``link_filter`` that refuses a
-    URL on one page and takes it on a later one, deciding by the link's text,
-    is not replayed: that page counts at the shallower depth.)
+    whose link to it the crawl followed (the start page, first, is at 0). Pages
+    at ``max_depth`` had their links left alone, and lend no depth; so do the
+    links ``link_filter`` refused (``refused``, by their ``id``): a filter
+    deciding by a link's text may refuse a URL on one page and take it on a later,
+    deeper one, where the crawl reached it.
     """
     if not pages:
         return 0
@@ -582,8 +583,30 @@ def _deepest(pages: list[WebPage], max_depth: int) -> int:
         deepest = max(deepest, depth)
         if depth < max_depth:
             for link in page.links:
-                depths.setdefault(link.url, depth + 1)
+                if id(link) not in refused:
+                    depths.setdefault(link.url, depth + 1)
     return deepest
+
+
+def _recording_refusals(
+    link_filter: Callable[[ExtractedLink], bool] | None, refused: dict[int, ExtractedLink]
+) -> Callable[[ExtractedLink], bool] | None:
+    """``link_filter``, keeping in ``refused`` each link it refuses, by its ``id``.
+
+    The crawl asks about the pages' own link objects; ``refused`` keeps them alive
+    too, so that an ``id`` names one link while :func:`_deepest` reads them.
+    """
+    if link_filter is None:
+        return None
+    check = link_filter
+
+    def recording(link: ExtractedLink) -> bool:
+        if check(link):
+            return True
+        refused[id(link)] = link
+        return False
+
+    return recording
 
 
 async def map_site(
@@ -627,13 +650,14 @@ async def map_site(
     check_plain_callable(owner, "link_filter", link_filter, optional=True)
     started = monotonic()
 
+    refused: dict[int, ExtractedLink] = {}
     async with _client_context(config, client_factory) as client:
         pages = await client.crawl(
             start_url,
             max_pages=max_pages,
             max_depth=max_depth,
             same_domain_only=same_domain_only,
-            link_filter=link_filter,
+            link_filter=_recording_refusals(link_filter, refused),
         )
 
     internal: list[ExtractedLink] = []
@@ -654,7 +678,7 @@ async def map_site(
         pages=list(pages),
         internal_links=internal,
         external_links=external,
-        depth_reached=_deepest(pages, max_depth),
+        depth_reached=_deepest(pages, max_depth, refused),
         duration_ms=(monotonic() - started) * 1000,
     )
 
