@@ -337,10 +337,13 @@ def test_own_values_are_sound(name: str) -> None:
 
 
 def test_fault_with_an_error_keeps_it_through_a_copy() -> None:
-    # Exceptions compare by identity, so a pickled fault is not == the original;
-    # its error comes back with the same type and arguments.
+    # Its error comes back with the same type and arguments; faults compare errors
+    # by those (audit 26: exceptions compare by identity, and a pickled fault was
+    # not == the original).
     fault = Fault("s", "raise", [1], error=ValueError("down"))
     for back in (pickle.loads(pickle.dumps(fault)), copy.deepcopy(fault)):
+        assert back == fault
+        assert hash(back) == hash(fault)
         assert isinstance(back.error, ValueError)
         assert back.error.args == ("down",)
         assert (back.stage, back.action, back.attempts) == ("s", "raise", frozenset({1}))

@@ -102,6 +102,9 @@ class BackpressureAwareEventSink:
         self._worker_scope: trio.CancelScope | None = None
         self._stop_task: trio.lowlevel.Task | None = None
         self._pending_stop: tuple[bool, float, trio.Event] | None = None
+        # True while ``async with``'s exit runs stop(): the exit raises the stray
+        # Cancelled (see stop) once the nursery is closed.
+        self._stray_deferred = False
 
     @property
     def metrics(self) -> BackpressureMetrics:
@@ -219,12 +222,17 @@ class BackpressureAwareEventSink:
 
         The body's exception passes through unchanged (it never goes through the
         internal nursery, so it is not wrapped in an ExceptionGroup); so does a
-        SystemExit or KeyboardInterrupt the worker raised.
+        SystemExit or KeyboardInterrupt the worker raised. A stray ``Cancelled``
+        the downstream raised (see :meth:`stop`) is raised once the nursery is
+        closed, unless the body raised (it was logged when it happened).
         """
         manager, self._owner = self._owner, None
+        # stop() leaves a stray Cancelled to this method, which closes the nursery first.
+        self._stray_deferred = True
         try:
             await self.stop()
         finally:
+            self._stray_deferred = False
             # The worker has exited, so closing the nursery does not wait.
             if manager is not None:
                 try:
@@ -238,6 +246,10 @@ class BackpressureAwareEventSink:
                     # exited now; the event it was delivering or holding is counted.
                     self._worker.give_up_in_flight()
                     self._give_up_rest([], "Stopped before delivering all events")
+        if exc is None:
+            self._raise_stray()
+        else:
+            self._worker.stray = None  # logged when it happened; the body's error goes on
 
     async def stop(self, *, drain: bool = True, timeout: float = 5.0) -> None:
         """Stop the worker, first delivering what is queued if ``drain``.
@@ -265,7 +277,12 @@ class BackpressureAwareEventSink:
         already in progress, it returns at once and that stop goes on.
 
         A checkpoint. Raises ``trio.Cancelled`` at the end if the caller was
-        cancelled (the sink is stopped by then).
+        cancelled (the sink is stopped by then). A ``trio.Cancelled`` the
+        downstream's ``emit`` raised outside a cancelled scope (a stray one: it
+        saved it elsewhere and raised it again) counts its event as rejected by
+        the downstream and is logged; the first one is raised at the end of the
+        next ``stop`` from a task other than the worker's, once the sink is
+        stopped.
 
         Raises:
             TypeError: If ``drain`` is not a bool, or ``timeout`` is not an int
@@ -280,20 +297,36 @@ class BackpressureAwareEventSink:
             )
         if not timeout >= 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        if await self._stop(drain, timeout) and not self._stray_deferred:
+            self._raise_stray()
+
+    def _raise_stray(self) -> None:
+        """Raise the stray ``Cancelled`` the downstream raised, if it did (see ``stop``)."""
+        worker = self._worker
+        stray = worker.stray
+        if stray is not None:
+            worker.stray = None
+            try:
+                raise stray
+            finally:
+                del stray  # this frame is in its traceback: no cycle
+
+    async def _stop(self, drain: bool, timeout: float) -> bool:
+        """``stop`` once its arguments are checked; False when called from the task it stops."""
         task = trio.lowlevel.current_task()
         if task is self._worker_task or task is self._stop_task:
             # The task a stop would wait for: never wait on ourselves.
             if self._stop_done is None:
                 self._stop_from_worker(task, drain, timeout)
             await trio.lowlevel.checkpoint()
-            return
+            return False
         if self._stop_done is not None:
             # Shielded like the stop itself (which its timeout bounds): a
             # cancelled caller too finds the sink stopped when Cancelled comes.
             with trio.CancelScope(shield=True):
                 await self._stop_done.wait()
             await trio.lowlevel.checkpoint()
-            return
+            return True
         worker = self._worker
         if (
             worker.exited is None
@@ -302,7 +335,7 @@ class BackpressureAwareEventSink:
             and self.queue_size == 0
         ):
             await trio.lowlevel.checkpoint()
-            return
+            return True
         done = self._stop_done = trio.Event()
         self._stop_task = task
         try:
@@ -313,6 +346,7 @@ class BackpressureAwareEventSink:
             self._stop_done = None
             done.set()
         await trio.lowlevel.checkpoint()
+        return True
 
     def _stop_from_worker(self, task: trio.lowlevel.Task, drain: bool, timeout: float) -> None:
         """``stop`` from inside the downstream's emit: the worker stops after this delivery.
@@ -346,12 +380,12 @@ class BackpressureAwareEventSink:
                     await worker.drain_here()
                 timed_out = budget.cancelled_caught
             await worker.halt()
-        except BaseException as exc:
-            if not isinstance(exc, trio.Cancelled):
-                # A KeyboardInterrupt or SystemExit cut the stop (the shield keeps
-                # cancellation out, not those): count what it leaves, so nothing
-                # accepted is lost silently.
-                self._give_up_interrupted(leftovers)
+        except BaseException:
+            # A KeyboardInterrupt or SystemExit cut the stop (the shield keeps
+            # cancellation out, not those; the drain takes a stray Cancelled from
+            # the downstream's emit as a rejected event): count what it leaves, so
+            # nothing accepted is lost silently.
+            self._give_up_interrupted(leftovers)
             raise
         finally:
             worker.stopping = False

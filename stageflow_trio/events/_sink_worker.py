@@ -63,6 +63,7 @@ class _SinkWorker:
         "in_flight",
         "running",
         "stopping",
+        "stray",
     )
 
     def __init__(
@@ -87,6 +88,9 @@ class _SinkWorker:
         self.held: _Event | None = None
         # Set while drain_here runs; set (and cleared) when it returns.
         self._drain_done: trio.Event | None = None
+        # The first trio.Cancelled the downstream's emit raised outside a cancelled
+        # scope; the sink's stop() raises it once the stop has ended.
+        self.stray: trio.Cancelled | None = None
 
     # -- the worker task -----------------------------------------------------
 
@@ -163,6 +167,10 @@ class _SinkWorker:
                 await emit(type=event[0], data=event[1])
             except Exception as exc:  # noqa: BLE001 - a broken downstream must not kill the worker
                 self._downstream_failed(event, exc)
+            except trio.Cancelled as exc:
+                if cancelled_now():
+                    raise  # the worker was cancelled (stop, or its owner): as it is
+                self._downstream_stray(event, exc)
             if self.stopping:
                 self.in_flight = None
                 return
@@ -243,6 +251,10 @@ class _SinkWorker:
                 await emit(type=event[0], data=event[1])
             except Exception as exc:  # noqa: BLE001 - a broken downstream must not stop the drain
                 self._downstream_failed(event, exc)
+            except trio.Cancelled as exc:
+                if cancelled_now():
+                    raise  # the stop's budget ran out: as it is
+                self._downstream_stray(event, exc)
             self.in_flight = None
             count += 1
             if count == _FAIR_SHARE:
@@ -261,6 +273,28 @@ class _SinkWorker:
             text,
             extra={"event_type": event[0], "error": text},
         )
+        self.call_on_drop(event[0], event[1])
+
+    def _downstream_stray(self, event: _Event, exc: trio.Cancelled) -> None:
+        """The downstream's emit raised a ``trio.Cancelled`` that nothing around it cancelled.
+
+        One it saved from another scope and raised again, say. Raised on, it would
+        end the worker's task, and the nursery that task runs in, whose scope trio
+        cancels because a task raised, would catch it: the owner's other tasks
+        cancelled, nothing said. Instead the event counts as rejected by the
+        downstream (as for an Exception) and the worker goes on; the first such
+        ``Cancelled`` is kept for the sink's ``stop()`` to raise once it has ended.
+        """
+        self.in_flight = None
+        self._metrics.record_downstream_error()
+        self._logger.error(
+            "Downstream emit raised trio.Cancelled outside a cancelled scope; the event "
+            "is counted as not delivered and stop() raises that Cancelled",
+            extra={"event_type": event[0], "error": "trio.Cancelled"},
+            exc_info=exc,
+        )
+        if self.stray is None:
+            self.stray = exc
         self.call_on_drop(event[0], event[1])
 
     # -- giving up -----------------------------------------------------------

@@ -145,6 +145,9 @@ class AnalyticsSink(SingleUseLifetime):
     exit. Exports in flight count as owned work for
     :func:`~stageflow_trio.events.sink.wait_for_event_sink_tasks`. Export errors in those tasks are logged, not raised into the nursery;
     an export cancelled before it finished goes back to the pending events.
+    Leaving ``async with`` with events still pending (a deadline cut the exports
+    or the final flush, the exporter or the body raised) logs a warning with
+    their number; they stay in ``pending_count``.
 
     Args:
         exporter: Where events go (anything with an async ``export()``).
@@ -314,14 +317,25 @@ class AnalyticsSink(SingleUseLifetime):
 
     @asynccontextmanager
     async def _owned(self) -> AsyncIterator[AnalyticsSink]:
-        if self._nursery is not None:
-            yield self
-        else:
-            try:
-                with unwrapping_groups():
-                    async with trio.open_nursery() as nursery:
-                        self._nursery = nursery
-                        yield self
-            finally:
-                self._nursery = None
-        await self.flush_pending()
+        try:
+            if self._nursery is not None:
+                yield self
+            else:
+                try:
+                    with unwrapping_groups():
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            yield self
+                finally:
+                    self._nursery = None
+            await self.flush_pending()
+        finally:
+            # Loud, as BufferedExporter.close() is: a deadline that cut the exports in
+            # flight or the final flush (an exporter that hangs), an exporter error, or
+            # the body's error left these unexported. They stay in pending_count.
+            if self._pending:
+                logger.warning(
+                    "AnalyticsSink closed before exporting %d events (still in "
+                    "pending_count; flush_pending() exports them)",
+                    len(self._pending),
+                )

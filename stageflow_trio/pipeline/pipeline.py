@@ -530,7 +530,9 @@ class Pipeline:
         return self._name == other._name and self._stages == other._stages
 
     def __repr__(self) -> str:
-        return f"Pipeline(name={self._name!r}, stages={list(self._stages)})"
+        # The reference's dataclass repr: the stages as a {name: spec} dict (a list of
+        # names before audit 26; PipelineBuilder's repr is the list, as the reference's).
+        return f"Pipeline(name={self._name!r}, stages={self._stages!r})"
 
 
 def _resolve_kind(name: str, runner: object, kind: object) -> StageKind:

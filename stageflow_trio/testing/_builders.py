@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -12,12 +13,12 @@ from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.timer import PipelineTimer
-from stageflow_trio.stages.context import PipelineContext
+from stageflow_trio.stages.context import PipelineContext, _mapping_copy
 from stageflow_trio.stages.inputs import create_stage_inputs
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
 
     from stageflow_trio.context.types import Message
     from stageflow_trio.core.stage_output import StageOutput
@@ -170,7 +171,21 @@ def create_test_pipeline_context(
     Every id but ``org_id`` defaults to a new random UUID; the event sink to a
     :class:`RecordingEventSink`. ``ports`` is named, as in stageflow 1.2.0, so that
     signature tools and editors show it; other keyword arguments go to PipelineContext.
+    As :meth:`PipelineContext.create` (stageflow 1.2.0's builder calls it), the
+    context gets its own copy of ``data``, and of ``configuration``, ``metadata``
+    and ``artifacts`` if given: the caller's dict or list is never the context's.
+
+    Raises:
+        TypeError: ``data`` is neither a mapping nor None; the constructor's own
+            errors for the other fields.
     """
+    for key in ("configuration", "metadata"):
+        given = kwargs.get(key)
+        if isinstance(given, Mapping):
+            kwargs[key] = dict(given)
+    artifacts = kwargs.get("artifacts")
+    if isinstance(artifacts, list):
+        kwargs["artifacts"] = list(artifacts)
 
     return PipelineContext(
         pipeline_run_id=pipeline_run_id or uuid4(),
@@ -182,7 +197,8 @@ def create_test_pipeline_context(
         topology=topology,
         execution_mode=execution_mode,
         service=service,
-        data=data if data is not None else {},
+        # A copy (an empty dict too: 0.9.1 replaced only that one).
+        data=_mapping_copy("create_test_pipeline_context", "data", data),
         event_sink=event_sink if event_sink is not None else RecordingEventSink(),
         ports=ports,
         **kwargs,

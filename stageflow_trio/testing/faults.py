@@ -72,6 +72,38 @@ def _attempts(value: Iterable[int] | None) -> frozenset[int] | None:
     return numbers
 
 
+class _SameError:
+    """How ``Fault.error`` takes part in ``==`` and ``hash``: by what a ``"raise"`` raises.
+
+    The fault raises ``copy.copy(error)``, a new instance made from the error's
+    type, ``args`` and attributes (its ``__dict__``), so two faults whose errors
+    agree on those inject the same thing and are equal. (Exceptions compare by
+    identity: two faults built alike were unequal, and so was a pickled fault
+    to itself.) The hash takes the type only: ``args`` may be unhashable.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _SameError):
+            return NotImplemented
+        mine, theirs = self.error, other.error
+        if mine is theirs:
+            return True
+        if mine is None or theirs is None or type(mine) is not type(theirs):
+            return False
+        return bool(
+            mine.args == theirs.args
+            and getattr(mine, "__dict__", None) == getattr(theirs, "__dict__", None)
+        )
+
+    def __hash__(self) -> int:
+        return hash(type(self.error))
+
+
 @frozen_compat
 @attrs.frozen
 class Fault:
@@ -84,7 +116,10 @@ class Fault:
             cancelled) or ``"delay"`` (sleep ``seconds`` on the trio clock, then run
             the stage).
         attempts: The attempts (from 1) it hits; ``None`` for every attempt.
-        error: The exception ``"raise"`` raises (a copy of it each time).
+        error: The exception ``"raise"`` raises (a copy of it each time). Faults
+            compare it by type, ``args`` and attributes (what the copy is made
+            of), not by identity: ``Fault("s", "raise", error=ValueError("x"))``
+            built twice gives equal faults.
         message: The error or reason of ``"fail"`` and ``"cancel"``.
         seconds: How long ``"delay"`` sleeps.
 
@@ -97,7 +132,7 @@ class Fault:
     stage: str = attrs.field()
     action: FaultAction = attrs.field()
     attempts: frozenset[int] | None = attrs.field(default=None, converter=_attempts)
-    error: BaseException | None = None
+    error: BaseException | None = attrs.field(default=None, eq=_SameError)
     message: str = "injected fault"
     seconds: float = 0.0
 

@@ -175,7 +175,14 @@ class BaseTool:
         # rejects the class attribute; declared ``str``, mypy rejects the property
         # ("Cannot override writeable attribute with read-only property"). Any is the one
         # declaration both accept either way. Read through a Tool, or a subclass that
-        # annotates or defines them as properties, they are str.
+        # annotates or defines them as properties, they are str. (Audit 26 tried the
+        # rest, pyright 1.1.414 strict and mypy 2.4: a descriptor whose __get__ gives
+        # str, declared or decorating a def, passes mypy, but pyright rejects the
+        # class attribute and the property over it and does not match it against
+        # Tool's properties, so BaseTool() and an @tool subclass stop being Tools;
+        # ``name = _Shape.name`` (a property copied from another class, undeclared)
+        # passes both in a checked file, but pyright infers no undeclared type in a
+        # py.typed package, where it reads Unknown.)
         name: Any
         """The tool's unique name (a str)."""
         description: Any

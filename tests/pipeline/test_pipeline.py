@@ -163,7 +163,10 @@ def test_compose_right_wins_and_left_name_is_kept(reference: ModuleType) -> None
 def test_equality_and_repr() -> None:
     assert pipeline_from({"a": ()}) == pipeline_from({"a": ()})
     assert pipeline_from({"a": ()}) != pipeline_from({"b": ()})
-    assert repr(pipeline_from({"a": (), "b": ("a",)})) == "Pipeline(name='p', stages=['a', 'b'])"
+    # The reference's dataclass repr, stages as a {name: spec} dict (audit 26: was a list).
+    pipeline = pipeline_from({"a": (), "b": ("a",)})
+    assert repr(pipeline) == f"Pipeline(name='p', stages={dict(pipeline.stages.items())!r})"
+    assert repr(Pipeline("p")) == "Pipeline(name='p', stages={})"
 
 
 def test_build_empty_matches_the_reference(reference: ModuleType) -> None:
