@@ -12,8 +12,12 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from stageflow_trio._args import error_text
+
+if TYPE_CHECKING:
+    import logging
 
 ASYNCIO_NOTE = (
     "stageflow_trio runs stages (and interceptors, tools, sinks) under trio, where asyncio"
@@ -69,13 +73,35 @@ def from_asyncio(exc: BaseException) -> bool:
     )
 
 
-def stage_failure_note(exc: BaseException) -> str | None:
-    """The note for a stage that raised ``exc``, or None when no usual mistake fits."""
+def asyncio_note(exc: BaseException) -> str | None:
+    """:data:`ASYNCIO_NOTE` when ``exc`` (or, for a group, one of its leaves: a task of the
+    failing code's own nursery) is what an asyncio call gives under trio, else None."""
     if from_asyncio(exc):
         return ASYNCIO_NOTE
-    if isinstance(exc, BaseExceptionGroup):
-        # The stage's own nursery: a task of it called asyncio.
-        return ASYNCIO_NOTE if exc.subgroup(from_asyncio) is not None else None
+    if isinstance(exc, BaseExceptionGroup) and exc.subgroup(from_asyncio) is not None:
+        return ASYNCIO_NOTE
+    return None
+
+
+def asyncio_cause_note(exc: BaseException) -> str | None:
+    """:func:`asyncio_note` of ``exc`` or of an error it was raised from (``raise ... from``,
+    as ``ToolExecutionError`` wraps a handler's error), else None."""
+    current: BaseException | None = exc
+    for _ in range(8):  # a chain this deep is not a wrapper's; a cycle ends here too
+        if current is None:
+            return None
+        note = asyncio_note(current)
+        if note is not None:
+            return note
+        current = current.__cause__
+    return None
+
+
+def stage_failure_note(exc: BaseException) -> str | None:
+    """The note for a stage that raised ``exc``, or None when no usual mistake fits."""
+    note = asyncio_note(exc)
+    if note is not None or isinstance(exc, BaseExceptionGroup):
+        return note
     if isinstance(exc, TypeError):
         where = _innermost_file(exc)
         if where is None or (os.path.dirname(where) != _ENGINE_DIR and where != _RUNNER_FILE):
@@ -99,6 +125,34 @@ def add_stage_failure_note(exc: BaseException) -> None:
     note = stage_failure_note(exc)
     if note is not None and note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
+
+
+_STAGE_NOTES = frozenset({ASYNCIO_NOTE, SYNC_STAGE_NOTE, MISSING_AWAIT_NOTE, RESULT_NOTE})
+
+
+def log_stage_mistake(logger: logging.Logger, stage: str, exc: Exception) -> None:
+    """Log the note of the usual mistake behind ``exc`` (stage ``stage``'s error), if one fits.
+
+    For a stage whose error becomes a failed result holding only its text (the legacy
+    ``StageGraph``, ``run_with_interceptors``): the note also goes on ``exc``, as the
+    unified graph puts it. One WARNING record, ``Stage s failed: <error>; <note>``;
+    nothing for any other error.
+    """
+    notes = getattr(exc, "__notes__", None)
+    if notes is not None and not isinstance(notes, list):
+        return  # add_note would raise: not this engine's to repair
+    add_stage_failure_note(exc)
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note in _STAGE_NOTES:  # here, or by unsupported_result
+            text = error_text(exc)
+            logger.warning(
+                "Stage %s failed: %s; %s",
+                stage,
+                text,
+                note,
+                extra={"event": "stage_mistake", "stage": stage, "error": text},
+            )
+            return
 
 
 def note_not_under_trio(exc: RuntimeError) -> None:

@@ -11,6 +11,7 @@ spelled out by the protocols here and in ``_guard_retry.py``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from stageflow_trio.core.stage_output import StageOutput
     from stageflow_trio.stages.context import PipelineContext
     from stageflow_trio.stages.result import StageResult
+
+
+# The legacy run's logger (``_legacy.logger``), where its chain logs a stage's mistake.
+_LEGACY_LOGGER = logging.getLogger("stageflow_trio.dag")
 
 
 class UnifiedStage(Protocol):
@@ -173,4 +178,6 @@ class LegacyPlan:
 
     @chain.default
     def _chain(self) -> InterceptorChain:
-        return InterceptorChain(self.interceptors)
+        # A stage's error becomes a failed result with its text only: its mistake
+        # note is logged where the graph logs.
+        return InterceptorChain(self.interceptors, mistakes=_LEGACY_LOGGER)

@@ -61,7 +61,7 @@ from trio import current_time
 
 from stageflow_trio._args import error_text
 from stageflow_trio._budget import checkpoint_due
-from stageflow_trio._engine._hints import ASYNCIO_NOTE, from_asyncio
+from stageflow_trio._engine._hints import ASYNCIO_NOTE, from_asyncio, log_stage_mistake
 from stageflow_trio._engine._interceptors import CriticalInterceptorError, ErrorAction
 from stageflow_trio._time import ended_at, utc_now
 from stageflow_trio.stages.result import StageResult
@@ -207,14 +207,24 @@ class InterceptorChain:
     """Interceptors sorted by priority, with their hooks looked up once.
 
     A graph makes one when it is built, so a stage call neither sorts nor looks
-    up a hook.
+    up a hook. ``mistakes``: where to log the note of a usual mistake
+    (:func:`~stageflow_trio._engine._hints.log_stage_mistake`) when a stage's error
+    becomes a failed result, for callers that keep only the error's text (the
+    legacy graph, :func:`run_with_interceptors`); None for the unified graph,
+    which raises the error with its note.
     """
 
-    __slots__ = ("afters", "befores", "ordered")
+    __slots__ = ("afters", "befores", "mistakes", "ordered")
 
-    def __init__(self, interceptors: Sequence[BaseInterceptor]) -> None:
+    def __init__(
+        self,
+        interceptors: Sequence[BaseInterceptor],
+        *,
+        mistakes: logging.Logger | None = None,
+    ) -> None:
         ordered = tuple(_sorted(interceptors))
         self.ordered = ordered
+        self.mistakes = mistakes
         self.befores = tuple((interceptor, interceptor.before) for interceptor in ordered)
         # The after hooks run in descending priority; each with its index in ordered.
         self.afters = tuple(
@@ -238,7 +248,7 @@ async def run_with_interceptors(
         trio.Cancelled: the enclosing scope was cancelled.
     """
     await trio.lowlevel.checkpoint()
-    chain = InterceptorChain(interceptors)
+    chain = InterceptorChain(interceptors, mistakes=logger)
     return await _run_chain(stage_name, stage_run, ctx, chain, utc_now(), current_time())
 
 
@@ -309,7 +319,7 @@ async def _run_chain(
             result = _short_circuit_result(stage_name, short_circuit, started_at, started)
             marked = _short_circuited.set(ordered[:entered])
         else:
-            result = await _run_stage(stage_name, stage_run, ctx, ordered, started_at, started)
+            result = await _run_stage(stage_name, stage_run, ctx, chain, started_at, started)
             if _short_circuited.get() is not None:  # a chain run inside such an after
                 marked = _short_circuited.set(None)
 
@@ -401,7 +411,7 @@ async def _run_stage(
     stage_name: str,
     stage_run: Callable[[], Awaitable[StageResult]],
     ctx: PipelineContext,
-    ordered: Sequence[BaseInterceptor],
+    chain: InterceptorChain,
     started_at: datetime,
     started: float,
 ) -> StageResult:
@@ -426,10 +436,13 @@ async def _run_stage(
         except Exception as exc:  # noqa: BLE001 - any stage error goes to on_error
             error = exc
         try:
-            action = await _ask_on_error(ordered, stage_name, error, ctx)
+            action = await _ask_on_error(chain.ordered, stage_name, error, ctx)
             if action is ErrorAction.RETRY and retries < MAX_CHAIN_RETRIES:
                 retries += 1
                 continue
+            if chain.mistakes is not None:
+                # The result keeps only the error's text: say what to change here.
+                log_stage_mistake(chain.mistakes, stage_name, error)
             return StageResult(
                 name=stage_name,
                 status="failed",

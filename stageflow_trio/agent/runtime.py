@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +36,7 @@ import attrs
 import trio
 
 from stageflow_trio._args import check_int, check_number, error_text, type_of
+from stageflow_trio._engine._hints import asyncio_cause_note
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.tools.registry import ToolRegistry, get_tool_registry
 from stageflow_trio.utils.frozen import FrozenDict
@@ -53,6 +55,9 @@ __all__ = [
     "AgentTurn",
     "AgentTurnLimitError",
 ]
+
+
+logger: logging.Logger = logging.getLogger("stageflow_trio.agent")
 
 
 class AgentLoopError(RuntimeError):
@@ -498,9 +503,18 @@ class Agent:
                 )
         except Exception as exc:  # noqa: BLE001 - a failing tool is a result the model sees
             # trio.Cancelled is a BaseException: a deadline is not caught here.
-            result = AgentToolResult(
-                call_id=call_id, name=call.name, success=False, error=error_text(exc)
-            )
+            text = error_text(exc)
+            result = AgentToolResult(call_id=call_id, name=call.name, success=False, error=text)
+            note = asyncio_cause_note(exc)
+            if note is not None:
+                # The model sees the error as 1.2.0 gives it; the developer, why.
+                logger.warning(
+                    "Tool %s failed: %s; %s",
+                    call.name,
+                    text,
+                    note,
+                    extra={"tool": call.name, "call_id": call_id, "error": text},
+                )
         message, report = self._security_policy.build_tool_message(
             tool_name=call.name, call_id=call_id, payload=result.to_dict()
         )
