@@ -47,7 +47,8 @@ def terminal_event(
     Interrupted (``trio.Cancelled``): ``"cancelled"`` with the reason, which is
     ``run_reason`` when the run cancelled its own stages (see
     ``DagRun.own_cancel_reason``), else the exception's; an error:
-    ``"failed"`` with it. A stage with a nursery of its own is interrupted with a
+    ``"failed"`` with its message (its class name when the message is empty, as
+    in ``pipeline_failed``). A stage with a nursery of its own is interrupted with a
     group of Cancelled (its tasks' and its body's): the same event. If a task
     also failed (a cleanup that raised while cancelled), that error is what the
     run reports, so the stage ends ``"failed"`` with it. None (no event) for a
@@ -58,7 +59,9 @@ def terminal_event(
     if isinstance(exc, trio.Cancelled):
         return "cancelled", {"reason": run_reason or cancel_reason(exc)}
     if isinstance(exc, Exception):
-        return "failed", {"error": error_text(exc)}
+        # An error with an empty message is named by its class, as pipeline_failed
+        # names it (the reference's str(exc) sends "").
+        return "failed", {"error": error_text(exc) or type(exc).__name__}
     return None
 
 

@@ -336,10 +336,28 @@ class _SinkWorker:
             self.call_on_drop(event_type, data)
 
     def call_on_drop(self, event_type: str, data: dict[str, Any] | None) -> None:
-        """Call ``on_drop``; its exceptions are logged and suppressed."""
+        """Call ``on_drop``; its exceptions are logged and suppressed.
+
+        A ``trio.Cancelled`` it raises is stray (trio delivers a cancellation only
+        at a checkpoint, and ``on_drop`` is synchronous: it saved one from another
+        scope and raised it again). It is handled as the downstream's stray one is:
+        logged, and the first such ``Cancelled`` kept for the sink's ``stop()`` to
+        raise once it has ended. Raised here, it would end the worker's task (and
+        the nursery it runs in would take it as its own cancellation), escape the
+        caller's ``try_emit``, or cut a stop's give-up before the other events
+        reached ``on_drop``.
+        """
         if self._on_drop is None:
             return
         try:
             self._on_drop(event_type, data)
         except Exception:
             self._logger.exception("on_drop callback failed", extra={"event_type": event_type})
+        except trio.Cancelled as exc:
+            self._logger.exception(
+                "on_drop callback raised trio.Cancelled outside a cancelled scope; "
+                "stop() raises that Cancelled",
+                extra={"event_type": event_type, "error": "trio.Cancelled"},
+            )
+            if self.stray is None:
+                self.stray = exc

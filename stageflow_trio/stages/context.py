@@ -96,6 +96,74 @@ def _mapping_copy(owner: str, param: str, value: object) -> dict[str, Any]:
     return dict(value)
 
 
+def _artifacts_copy(owner: str, value: object) -> list[StageArtifact]:
+    """A new list of ``value``'s items (empty for None), for :meth:`PipelineContext.create`.
+
+    Raises:
+        TypeError: ``value`` is a str, bytes or mapping, or not iterable (and not None).
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{owner}: artifacts must be a list of StageArtifact or None; "
+            f"got {type(value).__name__}"
+        )
+    return list(value)
+
+
+# The constructor's checks of its container fields and sink. A field holding what it
+# should costs one type test (PipelineContext.__attrs_post_init__); these run only
+# for None (the field's default, as PipelineContext.create gives it) and bad values.
+
+
+def _dict_field(param: str, value: object) -> dict[str, Any]:
+    """``value`` when it is a dict, a new empty dict for None.
+
+    Raises:
+        TypeError: anything else (a mapping too: the context shares the dict it is given).
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    hint = " (PipelineContext.create copies any mapping)" if isinstance(value, Mapping) else ""
+    raise TypeError(
+        f"PipelineContext: {param} must be a dict or None; got {type(value).__name__}{hint}"
+    )
+
+
+def _artifacts_field(value: object) -> list[StageArtifact]:
+    """``value`` when it is a list, a new empty list for None.
+
+    Raises:
+        TypeError: anything else.
+    """
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    raise TypeError(
+        "PipelineContext: artifacts must be a list of StageArtifact or None; "
+        f"got {type(value).__name__}"
+    )
+
+
+def _set_dict_field(_ctx: object, attribute: attrs.Attribute[Any], value: object) -> object:
+    """The check of an assignment to ``data``, ``configuration`` or ``metadata``."""
+    return value if type(value) is dict else _dict_field(attribute.name, value)
+
+
+def _set_artifacts(_ctx: object, _attribute: attrs.Attribute[Any], value: object) -> object:
+    """The check of an assignment to ``artifacts``."""
+    return value if type(value) is list else _artifacts_field(value)
+
+
+def _set_event_sink(_ctx: object, _attribute: attrs.Attribute[Any], value: object) -> object:
+    """An assignment of None to ``event_sink`` sets the global sink, as the constructor does."""
+    return get_event_sink() if value is None else value
+
+
 def extract_service(topology: str | None) -> str | None:
     """The service a topology name encodes, e.g. ``"chat"`` for ``"chat_fast"``.
 
@@ -369,6 +437,11 @@ class PipelineContext(_ExecutionContextBase):
     0.9.1 required them).
     UUID fields accept a ``UUID``, a UUID string (parsed, also on assignment)
     or None; anything else raises ``ValueError``/``TypeError`` naming the field.
+    ``data``, ``configuration`` and ``metadata`` must be dicts (the context keeps the
+    dict it is given; :meth:`create` copies any mapping) and ``artifacts`` a list;
+    None gives the field's default (a new empty dict or list), as :meth:`create` does,
+    and so does ``event_sink=None`` (the global sink). Anything else raises
+    ``TypeError`` naming the field, on construction and on assignment.
 
     Implements :class:`~stageflow_trio.protocols.ExecutionContext`.
 
@@ -413,25 +486,25 @@ class PipelineContext(_ExecutionContextBase):
     org_id: UUID | None = attrs.field(default=None, converter=_org_id)
     interaction_id: UUID | None = attrs.field(default=None, converter=_interaction_id)
     topology: str | None = None
-    configuration: dict[str, Any] = attrs.field(factory=dict)
+    configuration: dict[str, Any] = attrs.field(factory=dict, on_setattr=_set_dict_field)
     execution_mode: str | None = None
     input_text: str | None = None
     input_audio_duration_ms: int | None = None
     conversation: Conversation | None = None
     enrichments: Enrichments | None = None
     extensions: Any = None
-    metadata: dict[str, Any] = attrs.field(factory=dict)
+    metadata: dict[str, Any] = attrs.field(factory=dict, on_setattr=_set_dict_field)
     created_at: datetime = attrs.field(factory=utc_now)
     service: str = "pipeline"
-    event_sink: EventSink = attrs.field(factory=get_event_sink)
+    event_sink: EventSink = attrs.field(factory=get_event_sink, on_setattr=_set_event_sink)
     # The repr masks the bearer token AuthInterceptor reads: a logged or raised context
     # must not carry a credential. The data itself is unchanged.
-    data: dict[str, Any] = attrs.field(factory=dict, repr=_data_repr)
+    data: dict[str, Any] = attrs.field(factory=dict, repr=_data_repr, on_setattr=_set_dict_field)
     ports: Ports | None = None
     db: Any = None
     canceled: bool = False
     cancellation_reason: str | None = None
-    artifacts: list[StageArtifact] = attrs.field(factory=list)
+    artifacts: list[StageArtifact] = attrs.field(factory=list, on_setattr=_set_artifacts)
     _stage_metadata: dict[str, dict[str, Any]] = attrs.field(factory=dict, alias="_stage_metadata")
     parent_run_id: UUID | None = attrs.field(default=None, converter=_parent_run_id)
     parent_stage_id: str | None = None
@@ -449,6 +522,29 @@ class PipelineContext(_ExecutionContextBase):
     _cancel_callbacks: dict[object, Callable[[str], object]] = attrs.field(
         factory=dict, init=False, eq=False, repr=False
     )
+
+    def __attrs_post_init__(self) -> None:
+        # One type test per field when each holds what it should (every context the
+        # library builds): the checks cost next to nothing there.
+        if (
+            type(self.data) is not dict
+            or type(self.configuration) is not dict
+            or type(self.metadata) is not dict
+            or type(self.artifacts) is not list
+            or self.event_sink is None
+        ):
+            self._check_fields()
+
+    def _check_fields(self) -> None:
+        """The slow path of the constructor's checks: None gives the default, else TypeError."""
+        put = _PUT
+        put["data"](self, _dict_field("data", self.data))
+        put["configuration"](self, _dict_field("configuration", self.configuration))
+        put["metadata"](self, _dict_field("metadata", self.metadata))
+        put["artifacts"](self, _artifacts_field(self.artifacts))
+        sink: object = self.event_sink  # the annotation is a promise the caller may break
+        if sink is None:
+            put["event_sink"](self, get_event_sink())
 
     def record_stage_event(
         self,
@@ -603,13 +699,7 @@ class PipelineContext(_ExecutionContextBase):
         configuration = _mapping_copy(owner, "configuration", configuration)
         metadata = _mapping_copy(owner, "metadata", metadata)
         data = _mapping_copy(owner, "data", data)
-        if artifacts is not None and (
-            isinstance(artifacts, str | bytes | Mapping) or not isinstance(artifacts, Iterable)
-        ):
-            raise TypeError(
-                f"{owner}: artifacts must be a list of StageArtifact or None; "
-                f"got {type(artifacts).__name__}"
-            )
+        artifact_list = _artifacts_copy(owner, artifacts)
         return cls(
             pipeline_run_id=pipeline_run_id,
             request_id=request_id,
@@ -633,7 +723,7 @@ class PipelineContext(_ExecutionContextBase):
             ports=ports,
             db=db,
             canceled=canceled,
-            artifacts=list(artifacts or []),
+            artifacts=artifact_list,
         )
 
     @classmethod

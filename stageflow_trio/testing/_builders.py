@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -13,12 +12,12 @@ from stageflow_trio.context.conversation import Conversation
 from stageflow_trio.context.identity import RunIdentity
 from stageflow_trio.core.stage_context import StageContext
 from stageflow_trio.core.timer import PipelineTimer
-from stageflow_trio.stages.context import PipelineContext, _mapping_copy
+from stageflow_trio.stages.context import PipelineContext, _artifacts_copy, _mapping_copy
 from stageflow_trio.stages.inputs import create_stage_inputs
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from stageflow_trio.context.types import Message
     from stageflow_trio.core.stage_output import StageOutput
@@ -176,16 +175,16 @@ def create_test_pipeline_context(
     and ``artifacts`` if given: the caller's dict or list is never the context's.
 
     Raises:
-        TypeError: ``data`` is neither a mapping nor None; the constructor's own
-            errors for the other fields.
+        TypeError: ``data``, ``configuration`` or ``metadata`` is neither a mapping nor
+            None, or ``artifacts`` not a list (or other iterable) or None; the
+            constructor's own errors for the other fields.
     """
+    owner = "create_test_pipeline_context"
     for key in ("configuration", "metadata"):
-        given = kwargs.get(key)
-        if isinstance(given, Mapping):
-            kwargs[key] = dict(given)
-    artifacts = kwargs.get("artifacts")
-    if isinstance(artifacts, list):
-        kwargs["artifacts"] = list(artifacts)
+        if key in kwargs:
+            kwargs[key] = _mapping_copy(owner, key, kwargs[key])
+    if "artifacts" in kwargs:
+        kwargs["artifacts"] = _artifacts_copy(owner, kwargs["artifacts"])
 
     return PipelineContext(
         pipeline_run_id=pipeline_run_id or uuid4(),
@@ -198,7 +197,7 @@ def create_test_pipeline_context(
         execution_mode=execution_mode,
         service=service,
         # A copy (an empty dict too: 0.9.1 replaced only that one).
-        data=_mapping_copy("create_test_pipeline_context", "data", data),
+        data=_mapping_copy(owner, "data", data),
         event_sink=event_sink if event_sink is not None else RecordingEventSink(),
         ports=ports,
         **kwargs,
