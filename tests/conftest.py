@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import signal
-from typing import TYPE_CHECKING
+import ssl
+import tracemalloc
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -13,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from tests.fakes import import_reference
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from types import ModuleType
 
 # The library's own pytest plugin: reset_globals around every test (its autouse
@@ -27,6 +31,41 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+_create_default_context = ssl.create_default_context
+
+
+@functools.cache
+def _verifying_context(cafile: str) -> ssl.SSLContext:
+    return _create_default_context(cafile=cafile)
+
+
+def _create_context_once_per_ca_file(
+    purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, **kwargs: Any
+) -> ssl.SSLContext:
+    """``ssl.create_default_context``, but one context per CA file for the suite.
+
+    Every ``httpx.AsyncClient`` made with certificate checks (an ``HttpFetcher``'s own
+    client, and ``WebSearchClient``'s) asks for ``create_default_context(cafile=<certifi's
+    bundle>)``, which reads and parses the whole bundle: about 40 ms, not counted by
+    coverage but paid some 250 times (the public API fuzz alone made 110 clients: a
+    quarter of its time). The contexts are alike (httpcore only sets the same ALPN
+    protocols on it per connection) and no test makes a TLS connection, so the suite
+    shares one per file; any other call (no CA file, a CA path or data, a server
+    context) is the standard library's own.
+    """
+    cafile = kwargs.get("cafile")
+    if (
+        purpose is ssl.Purpose.SERVER_AUTH
+        and isinstance(cafile, str)
+        and kwargs.keys() == {"cafile"}
+    ):
+        return _verifying_context(cafile)
+    return _create_default_context(purpose, **kwargs)
+
+
+ssl.create_default_context = _create_context_once_per_ca_file
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +99,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """Stop ``tracemalloc`` after a test that started it and left it on.
+
+    Tracing makes every allocation of the process slower, and stays on once started: the
+    public API fuzz built a ``PipelineRunner(enable_memory_tracker=True)`` (one of its
+    hostile values) and every later test of the session ran two to five times slower
+    under coverage (the test files from ``test_audit15_public_api_fuzz.py`` to
+    ``test_audit20_growth2.py``, whose test stopped it). A test that needs tracing starts
+    it; none relies on another test's.
+    """
+    was_tracing = tracemalloc.is_tracing()
+    try:
+        return (yield)
+    finally:
+        if not was_tracing and tracemalloc.is_tracing():
+            tracemalloc.stop()

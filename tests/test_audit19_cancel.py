@@ -211,8 +211,12 @@ def test_sqlite_stores_owner_cancelled_at_every_step(
             return {"ok": True}
 
         async def body() -> str:
+            # A 5 s poll (50 ms by default): the duplicate still polls (at 0, 5 and 10 s)
+            # before the release wakes it, but the run has about 60 steps instead of
+            # 650, 600 of them the same poll over and over; so every step gets its
+            # cancellation (a stride of 11 before), at a tenth of the work.
             async with sqlite_module.open_sqlite_stores(
-                str(path), claim_lease_seconds=30
+                str(path), claim_lease_seconds=30, poll_interval=5
             ) as stores:
                 interceptors = get_default_interceptors(idempotency_store=stores.idempotency)
                 async with trio.open_nursery() as nursery:
@@ -240,7 +244,7 @@ def test_sqlite_stores_owner_cancelled_at_every_step(
 
         return body, check
 
-    cancel_sweep(make, minimum=40, stride=11)
+    cancel_sweep(make, minimum=40, stride=1)
 
 
 # --------------------------------------------------------------------------- 4. spawn_detached

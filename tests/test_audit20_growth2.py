@@ -95,7 +95,9 @@ async def test_an_executor_that_never_cleans_up_keeps_a_bounded_table(
     from stageflow_trio.tools.executor_v2 import AdvancedToolExecutor, ToolExecutorConfig
 
     set_event_sink(NoOpEventSink())
-    approvals = ApprovalService(backend=InMemoryApprovalBackend(retention_seconds=60))
+    # A 20 s retention and 150 calls over 400 s: twenty periods, as 600 calls and a 60 s
+    # retention were (until audit 26), at a quarter of the calls.
+    approvals = ApprovalService(backend=InMemoryApprovalBackend(retention_seconds=20))
     executor = AdvancedToolExecutor(
         ToolExecutorConfig(approval_timeout_seconds=5), approval_service=approvals
     )
@@ -120,7 +122,7 @@ async def test_an_executor_that_never_cleans_up_keeps_a_bounded_table(
         await approvals.record_decision(pending.id, granted=granted)
 
     outcomes: collections.Counter[str] = collections.Counter()
-    for i in range(600):
+    for i in range(150):
         async with trio.open_nursery() as nursery:
             if i % 3 < 2:
                 nursery.start_soon(decide, i % 3 == 0)
@@ -131,9 +133,9 @@ async def test_an_executor_that_never_cleans_up_keeps_a_bounded_table(
             else:
                 outcomes["ran"] += 1
         await trio.sleep(1)
-    assert outcomes == {"ran": 200, "ToolApprovalDeniedError": 200, "ToolApprovalTimeoutError": 200}
-    # 600 calls over more than 600 s; closed requests live 60 s, a timed-out call takes 5 s.
-    assert len(_memory(approvals)._requests) <= 62
+    assert outcomes == {"ran": 50, "ToolApprovalDeniedError": 50, "ToolApprovalTimeoutError": 50}
+    # 150 calls over more than 400 s; closed requests live 20 s, a call at least 1 s.
+    assert len(_memory(approvals)._requests) <= 22
 
 
 # -- ApprovalService: what is still promised -----------------------------------

@@ -124,44 +124,52 @@ def test_ctrl_c_mid_run_cancels_cleanly(tmp_path: Path) -> None:
     ]
 
 
-def test_bad_input_is_one_line_without_a_traceback(tmp_path: Path) -> None:
-    for argv, message in [
-        (
-            ["run", str(tmp_path / "absent.py")],
-            f"stageflow-trio run: error: no such file: {tmp_path}/absent.py",
-        ),
-        (
-            ["graph", "os:path"],
-            "stageflow-trio graph: error: os:path is a module, not a Pipeline, a built graph, or a function returning one",
-        ),
-    ]:
-        done = subprocess.run(
-            [*COMMAND, *argv], capture_output=True, text=True, timeout=60, env=ENV
-        )
-        assert (done.returncode, done.stdout, done.stderr) == (2, "", message + "\n")
-        debug = subprocess.run(
-            [*COMMAND, "--debug", *argv], capture_output=True, text=True, timeout=60, env=ENV
-        )
-        assert debug.returncode == 2
-        assert debug.stderr.startswith(message + "\n")
-        assert "Traceback (most recent call last):" in debug.stderr
+def test_bad_input_is_one_line_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As a process: the status, the one line and nothing else, the traceback with --debug.
+    argv = ["run", str(tmp_path / "absent.py")]
+    message = f"stageflow-trio run: error: no such file: {tmp_path}/absent.py"
+    done = subprocess.run([*COMMAND, *argv], capture_output=True, text=True, timeout=60, env=ENV)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", message + "\n")
+    debug = subprocess.run(
+        [*COMMAND, "--debug", *argv], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert debug.returncode == 2
+    assert debug.stderr.startswith(message + "\n")
+    assert "Traceback (most recent call last):" in debug.stderr
+    # Every command's bad input ends in main's one handler, which the process only
+    # passes to sys.exit: another command's is checked in process (two processes less).
+    argv = ["graph", "os:path"]
+    message = (
+        "stageflow-trio graph: error: os:path is a module, not a Pipeline, a built graph,"
+        " or a function returning one"
+    )
+    assert main(argv) == 2
+    assert capsys.readouterr() == ("", message + "\n")
+    assert main(["--debug", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message + "\n")
+    assert "Traceback (most recent call last):" in err
 
 
-def test_every_entry_point_is_the_same_command() -> None:
+def test_every_entry_point_is_the_same_command(capsys: pytest.CaptureFixture[str]) -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"stageflow-trio": "stageflow_trio.cli.main:main"}
-    outputs = set()
-    for module in ("stageflow_trio", "stageflow_trio.cli"):
-        done = subprocess.run(
-            [sys.executable, "-m", module, "examples"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=ENV,
-        )
-        assert done.returncode == 0, done.stderr
-        outputs.add(done.stdout)
-    assert len(outputs) == 1
+    # `python -m stageflow_trio` is the process of the other tests here, and both
+    # __main__ modules call main (test_the_main_modules_in_process): one fresh process of
+    # the other module (its imports in that order) gives what main gives.
+    assert main(["examples"]) == 0
+    expected = capsys.readouterr().out
+    done = subprocess.run(
+        [sys.executable, "-m", "stageflow_trio.cli", "examples"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected
 
 
 def test_importing_the_library_loads_no_command_line() -> None:

@@ -1,7 +1,7 @@
 """Audit 23: the websearch package held the way real code holds it.
 
 A client made outside trio and used in two runs, one client shared by many
-tasks, batches of 2,000 URLs, values copied and serialized, and callbacks that
+tasks, batches of hundreds of URLs, values copied and serialized, and callbacks that
 are async functions by mistake (refused at the call: they are called, never
 awaited, so their bodies would never run).
 """
@@ -206,7 +206,9 @@ async def test_one_client_shared_by_many_tasks_and_a_fetcher_by_two_clients() ->
     ]
 
 
-async def test_two_thousand_urls_run_ten_at_a_time(autojump_clock: trio.abc.Clock) -> None:
+async def test_two_hundred_urls_run_ten_at_a_time(autojump_clock: trio.abc.Clock) -> None:
+    # 200 URLs: 20 rounds of 10 show the bound, the order and the duplicates as 2,000 did
+    # (200 rounds, 7 s under coverage; 10,000 before that); fetch_many has no size limit.
     in_flight = peak = 0
 
     async def handler(request: httpx.Request) -> httpx.Response:
@@ -219,11 +221,11 @@ async def test_two_thousand_urls_run_ten_at_a_time(autojump_clock: trio.abc.Cloc
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         client = WebSearchClient(fetcher=HttpFetcher(client=http))
-        urls = [f"http://x/{i % 1000}" for i in range(2_000)]  # each URL twice
+        urls = [f"http://x/{i % 100}" for i in range(200)]  # each URL twice
         started = trio.current_time()
         pages = await client.fetch_many(urls, concurrency=10, navigate=False)
     assert peak == 10
-    assert trio.current_time() - started == pytest.approx(200.0)
+    assert trio.current_time() - started == pytest.approx(20.0)
     assert [page.url for page in pages] == urls
     assert all(page.success for page in pages)
 
