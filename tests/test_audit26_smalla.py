@@ -58,6 +58,7 @@ from stageflow_trio.helpers.analytics import AnalyticsEvent, AnalyticsSink
 from stageflow_trio.pipeline.pipeline import Pipeline
 from stageflow_trio.testing import create_test_pipeline_context
 from stageflow_trio.testing.faults import Fault
+from tests.trio_setups import saved_cancelled
 
 # --- 1. AnalyticsSink: events left unexported at exit are logged ----------------------
 
@@ -180,20 +181,6 @@ async def test_analytics_sink_that_exported_everything_says_nothing(
 # --- 2. BackpressureAwareEventSink: a stray Cancelled from the downstream ------------
 
 
-async def _saved_cancelled() -> trio.Cancelled:
-    """A real ``trio.Cancelled``, caught by its own scope and kept: raised again later,
-    nothing around the raise is cancelled."""
-    saved: list[trio.Cancelled] = []
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        try:
-            await trio.lowlevel.checkpoint()
-        except trio.Cancelled as exc:
-            saved.append(exc)
-            raise
-    return saved[0]
-
-
 class _StrayDownstream:
     """Delivers every event but ``"bad"``, for which it raises the saved Cancelled."""
 
@@ -227,7 +214,7 @@ def _accounted(sink: BackpressureAwareEventSink, delivered: int) -> None:
 async def test_stray_cancelled_in_the_worker_leaves_the_nursery_running(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stray = await _saved_cancelled()
+    stray = await saved_cancelled()
     downstream = _StrayDownstream(stray)
     dropped: list[str] = []
     sink = BackpressureAwareEventSink(downstream, on_drop=lambda t, _: dropped.append(t))
@@ -266,7 +253,7 @@ async def test_stray_cancelled_in_the_worker_leaves_the_nursery_running(
 async def test_stray_cancelled_in_the_worker_reaches_the_async_with_caller(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stray = await _saved_cancelled()
+    stray = await saved_cancelled()
     downstream = _StrayDownstream(stray)
     sink = BackpressureAwareEventSink(downstream)
     body_done: list[bool] = []
@@ -290,7 +277,7 @@ async def test_stray_cancelled_in_the_worker_reaches_the_async_with_caller(
 async def test_stray_cancelled_with_a_body_error_lets_the_body_error_through(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = BackpressureAwareEventSink(_StrayDownstream(await _saved_cancelled()))
+    sink = BackpressureAwareEventSink(_StrayDownstream(await saved_cancelled()))
 
     async def block() -> None:
         async with sink:
@@ -309,7 +296,7 @@ async def test_stray_cancelled_with_a_body_error_lets_the_body_error_through(
 async def test_stray_cancelled_in_stops_drain_is_counted_then_raised(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stray = await _saved_cancelled()
+    stray = await saved_cancelled()
     downstream = _StrayDownstream(stray)
     sink = BackpressureAwareEventSink(downstream)  # no worker: stop() drains
     for event_type in ("a", "bad", "c"):

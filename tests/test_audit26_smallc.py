@@ -72,6 +72,7 @@ from stageflow_trio.pipeline.interceptors import (
 from stageflow_trio.stages.context import PipelineContext
 from stageflow_trio.testing import RecordingEventSink, create_test_pipeline_context
 from stageflow_trio.utils.frozen import FrozenDict
+from tests.trio_setups import saved_cancelled
 
 # --- 1. PipelineContext checks its containers and sink -------------------------------
 
@@ -207,19 +208,6 @@ def test_test_pipeline_context_checks_artifacts() -> None:
 # --- 2. BackpressureAwareEventSink: on_drop raising a stray Cancelled ----------------
 
 
-async def _saved_cancelled() -> trio.Cancelled:
-    """A real ``trio.Cancelled``, caught by its own scope and kept."""
-    saved: list[trio.Cancelled] = []
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        try:
-            await trio.lowlevel.checkpoint()
-        except trio.Cancelled as exc:
-            saved.append(exc)
-            raise
-    return saved[0]
-
-
 class _Rejecting:
     """Delivers every event but ``"bad"``, which it rejects with ValueError."""
 
@@ -253,7 +241,7 @@ def _stray_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 async def test_on_drop_stray_cancelled_in_the_worker_leaves_the_nursery_running(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stray = await _saved_cancelled()
+    stray = await saved_cancelled()
     downstream = _Rejecting()
     calls: list[str] = []
     sink = BackpressureAwareEventSink(downstream, on_drop=_on_drop_raising(stray, calls))
@@ -289,7 +277,7 @@ async def test_on_drop_stray_cancelled_in_the_worker_leaves_the_nursery_running(
 async def test_on_drop_stray_cancelled_does_not_escape_try_emit(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stray = await _saved_cancelled()
+    stray = await saved_cancelled()
     calls: list[str] = []
     sink = BackpressureAwareEventSink(
         RecordingEventSink(), max_queue_size=1, on_drop=_on_drop_raising(stray, calls)
@@ -309,7 +297,7 @@ async def test_on_drop_stray_cancelled_does_not_escape_try_emit(
 async def test_on_drop_stray_cancelled_in_a_stops_give_up_reaches_every_event(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stray = await _saved_cancelled()
+    stray = await saved_cancelled()
     calls: list[str] = []
     sink = BackpressureAwareEventSink(RecordingEventSink(), on_drop=_on_drop_raising(stray, calls))
     for event_type in ("a", "b", "c"):

@@ -173,3 +173,17 @@ def run_guest(
         return await done
 
     return asyncio.run(host())
+
+
+async def saved_cancelled() -> trio.Cancelled:
+    """A real ``trio.Cancelled``, caught by its own scope and kept: raised again later
+    (user code saving one), nothing around the raise is cancelled."""
+    saved: list[trio.Cancelled] = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await trio.lowlevel.checkpoint()
+        except trio.Cancelled as exc:
+            saved.append(exc)
+            raise
+    return saved[0]
