@@ -241,9 +241,9 @@ async def test_a_shared_chain_of_every_interceptor_keeps_each_runs_state_apart(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """70 runs at once through one chain: ok, raise, fail, cancel, outer timeout, in the
-    middle. Ten of each of the seven kinds of run, all in flight together, interleave as the
-    150 did (until audit 26): each stage sleeps a random part of 10 ms, so every run's
-    calls overlap calls of every kind."""
+    middle. Ten runs of each ``n % 7``, all in flight together, interleave as the 150 did
+    (until audit 26): each stage sleeps a random part of 10 ms, so every run's calls
+    overlap calls of every kind."""
     rng = random.Random(19)
     tracer = FakeTracer()
     idempotency = IdempotencyInterceptor()

@@ -95,8 +95,8 @@ async def test_an_executor_that_never_cleans_up_keeps_a_bounded_table(
     from stageflow_trio.tools.executor_v2 import AdvancedToolExecutor, ToolExecutorConfig
 
     set_event_sink(NoOpEventSink())
-    # A 20 s retention and 150 calls over 400 s: twenty periods, as 600 calls and a 60 s
-    # retention were (until audit 26), at a quarter of the calls.
+    # A 20 s retention and 150 calls over 400 s: twenty retention periods (600 calls and a
+    # 60 s retention gave 27, until audit 26), at a quarter of the calls.
     approvals = ApprovalService(backend=InMemoryApprovalBackend(retention_seconds=20))
     executor = AdvancedToolExecutor(
         ToolExecutorConfig(approval_timeout_seconds=5), approval_service=approvals
