@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def type_of(value: object) -> str:
@@ -28,6 +32,20 @@ def error_text(exc: BaseException) -> str:
         return str(exc)
     except Exception:  # noqa: BLE001 - any error of __str__ gets the placeholder
         return unprintable(exc)
+
+
+def causes(exc: BaseException, limit: int) -> Iterator[BaseException]:
+    """``exc``, then what it was raised from (``raise ... from``: ``__cause__``), and so on.
+
+    At most ``limit`` exceptions, each once (a cycle ends the walk). Never the exception
+    one was raised while handling (``__context__``): that is not its cause.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < limit:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
 
 
 def unprintable(exc: BaseException) -> str:

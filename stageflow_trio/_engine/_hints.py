@@ -14,7 +14,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from stageflow_trio._args import error_text
+from stageflow_trio._args import causes, error_text
 
 if TYPE_CHECKING:
     import logging
@@ -86,14 +86,10 @@ def asyncio_note(exc: BaseException) -> str | None:
 def asyncio_cause_note(exc: BaseException) -> str | None:
     """:func:`asyncio_note` of ``exc`` or of an error it was raised from (``raise ... from``,
     as ``ToolExecutionError`` wraps a handler's error), else None."""
-    current: BaseException | None = exc
-    for _ in range(8):  # a chain this deep is not a wrapper's; a cycle ends here too
-        if current is None:
-            return None
+    for current in causes(exc, 8):  # a chain deeper than this is not a wrapper's
         note = asyncio_note(current)
         if note is not None:
             return note
-        current = current.__cause__
     return None
 
 

@@ -15,7 +15,7 @@ from uuid import UUID
 import attrs
 import trio
 
-from stageflow_trio._args import error_text
+from stageflow_trio._args import causes, error_text
 from stageflow_trio._frozen import frozen_compat
 from stageflow_trio.helpers.memory import MemoryEntry, MemoryStore
 from stageflow_trio.pipeline.idempotency import (
@@ -187,13 +187,9 @@ def describe_error(error: BaseException) -> str:
     failed claim's own error) is not its cause.
     """
     parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen and len(parts) < 5:
-        seen.add(id(current))
+    for current in causes(error, 5):
         text = error_text(current)
         parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
-        current = current.__cause__
     return ", from ".join(parts)
 
 
